@@ -1,0 +1,156 @@
+"""The ``spamwarden`` command: the only module that wires the components together.
+
+Every subcommand takes ``--config FILE`` (default: ``$SPAMWARDEN_CONFIG``, else
+``/etc/spamwarden/spamwarden.toml``, else ``conf/spamwarden.toml``).  Exit status:
+0 success, 1 failure at run time, 2 bad usage or configuration.
+
+Each component registers its subcommands in one ``_add_<component>`` function
+below; the handlers import their component lazily so ``spamwarden --help`` and
+unrelated commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .config import Config, load_config
+from .errors import ConfigError, SpamwardenError
+from .logs import configure_logging
+
+__all__ = ["main", "build_parser"]
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $SPAMWARDEN_CONFIG, /etc/spamwarden/spamwarden.toml, "
+        "conf/spamwarden.toml)",
+    )
+    return common
+
+
+def _command(
+    sub: Any, name: str, handler: Handler, *, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        parents=[_common()],
+        help=help,
+        description=description or help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(handler=handler)
+    return p
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    from .supervisor import Supervisor
+
+    only = args.only.split(",") if args.only else None
+    return Supervisor(cfg, config_path=args.config, only=only).run()
+
+
+def _add_serve(sub: Any) -> None:
+    p = _command(
+        sub,
+        "serve",
+        _cmd_serve,
+        help="run every service of one host, supervised",
+        description=(
+            "Start every spamwarden service (embedded Redis unless redis.url is set, milter, "
+            "intake, worker, rbl, api) as supervised child processes; restart a child that "
+            "dies, with back-off; stop them all in order on SIGINT or SIGTERM."
+        ),
+    )
+    p.add_argument("--only", metavar="LIST", help="comma-separated services to run, e.g. milter,rbl")
+
+
+def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
+    print(f"{cfg.source}: OK")
+    return 0
+
+
+def _add_config(sub: Any) -> None:
+    _command(sub, "config-check", _cmd_config_check, help="validate the configuration file")
+
+
+# -- component commands (one function per component) ---------------------------------------
+
+
+def _add_milter(sub: Any) -> None:
+    """milter, check: the Postfix milter and its offline twin."""
+
+
+def _add_reputation(sub: Any) -> None:
+    """intake, worker, api, listings, list, delist, complaints."""
+
+
+def _add_rbl(sub: Any) -> None:
+    """rbl, export."""
+
+
+def _add_training(sub: Any) -> None:
+    """train, eval, corpus."""
+
+
+def _add_consent(sub: Any) -> None:
+    """advertiser, consent, refuse, unsubscribe-url."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="spamwarden",
+        description=(
+            "Anti-spam milter and reputation service: SPF/DKIM/DMARC, explainable scoring, "
+            "advertising consent (Decree 91/2020/ND-CP defaults) and a complaint-fed DNS "
+            "blocklist."
+        ),
+        epilog="Run 'spamwarden COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"spamwarden {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_serve(sub)
+    _add_config(sub)
+    _add_milter(sub)
+    _add_reputation(sub)
+    _add_rbl(sub)
+    _add_training(sub)
+    _add_consent(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``spamwarden`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"spamwarden: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.service.log_format, cfg.service.log_level)
+    try:
+        handler: Handler = args.handler
+        return handler(args, cfg)
+    except KeyboardInterrupt:
+        return 130
+    except SpamwardenError as exc:
+        logging.getLogger("spamwarden").debug("command failed", exc_info=True)
+        print(f"spamwarden: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,484 @@
+"""Configuration: one TOML file loaded into frozen dataclasses.
+
+Every option lives in ``conf/spamwarden.toml`` with a comment.  The loader is
+strict: an unknown section or key, a value of the wrong type or out of range is a
+:class:`~spamwarden.errors.ConfigError` naming the file, the key and what was
+expected.  Sections map one-to-one to the dataclasses below; a missing key takes
+the default written here, which is the decree's value where the decree sets one.
+
+Where the file is found (:func:`default_config_path`): ``--config FILE``, else
+``$SPAMWARDEN_CONFIG``, else ``/etc/spamwarden/spamwarden.toml``, else
+``conf/spamwarden.toml`` relative to the working directory.
+
+Durations accept seconds as a number or a string with a unit: ``"90s"``,
+``"15m"``, ``"24h"``, ``"7d"``.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import ipaddress
+import os
+import re
+import socket
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "ServiceConfig",
+    "RedisConfig",
+    "DnsConfig",
+    "MilterConfig",
+    "PolicyConfig",
+    "IntakeConfig",
+    "ReputationConfig",
+    "RblConfig",
+    "ApiConfig",
+    "ConsentConfig",
+    "TrainingConfig",
+    "load_config",
+    "default_config_path",
+    "parse_duration",
+    "parse_hostport",
+]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in a duration given as a number or ``"<n>[s|m|h|d|w]"``.
+
+    :raises ValueError: the value is not a non-negative duration.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration, not a boolean")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a non-negative duration")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError('a duration such as 30, "90s", "15m", "24h" or "7d"')
+
+
+def parse_hostport(value: str, *, default_port: int | None = None) -> tuple[str, int]:
+    """Split ``"ip:port"``, ``"[v6]:port"`` or a bare ``"ip"`` into (host, port).
+
+    :raises ValueError: the text is not an address with a port in 0..65535.
+    """
+    text = value.strip()
+    host: str
+    port: str | None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"unbalanced brackets in {value!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, None  # bare IPv4, IPv6 or name
+    if port is None:
+        if default_port is None:
+            raise ValueError(f"{value!r} has no port")
+        return host, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad port in {value!r}")
+    return host, int(port)
+
+
+# -- field helpers --------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns what was expected, or None when fine
+
+
+def _opt(default: Any, *, check: Check | None = None, duration: bool = False, doc: str = "") -> Any:
+    meta = {"check": check, "duration": duration, "doc": doc}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples / MappingProxy for defaults")
+    if isinstance(default, types.MappingProxyType):
+        frozen = dict(default)
+        return field(default_factory=lambda: types.MappingProxyType(dict(frozen)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number of 0 or more"
+
+
+def _fraction(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else "a fraction between 0 and 1"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def _hostport_list(v: Any) -> str | None:
+    for item in v:
+        try:
+            parse_hostport(item)
+        except ValueError:
+            return '"ip:port" entries such as "127.0.0.1:5353" or "[::1]:5353"'
+    return None
+
+
+def _nameservers(v: Any) -> str | None:
+    for item in v:
+        try:
+            host, _ = parse_hostport(item, default_port=53)
+            ipaddress.ip_address(host)
+        except ValueError:
+            return 'IP addresses, optionally with a port: "127.0.0.1" or "127.0.0.1:5300"'
+    return None
+
+
+def _networks(v: Any) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return 'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"'
+    return None
+
+
+def _milter_socket(v: Any) -> str | None:
+    if re.match(r"^(inet:[^:]+:\d+|inet6:.+:\d+|unix:/.+|local:/.+)$", v):
+        return None
+    return 'a Postfix milter address: "inet:127.0.0.1:8890" or "unix:/run/spamwarden/milter.sock"'
+
+
+def _hostport(v: Any) -> str | None:
+    return _hostport_list([v])
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """``[service]``: process-wide settings."""
+
+    state_dir: str = _opt("/var/lib/spamwarden", doc="Redis data, models learned online, pidfiles")
+    log_format: str = _opt("kv", check=_one_of("kv", "json"))
+    log_level: str = _opt("info", check=_one_of("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: the one shared store."""
+
+    url: str | None = _opt(None, doc="unset: start a private redis-server under state_dir")
+    timeout: float = _opt(0.5, duration=True, check=_positive)
+    server_binary: str = _opt("redis-server")
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """``[dns]``: the resolver behind every lookup (SPF, DKIM, DMARC, blocklists)."""
+
+    nameservers: tuple[str, ...] = _opt((), check=_nameservers, doc="empty: /etc/resolv.conf")
+    timeout: float = _opt(2.0, duration=True, check=_positive)
+    max_lookups_per_message: int = _opt(40, check=_positive)
+
+
+@dataclass(frozen=True)
+class MilterConfig:
+    """``[milter]``: the Postfix-facing filter."""
+
+    listen: str = _opt("inet:127.0.0.1:8890", check=_milter_socket)
+    authserv_id: str = _opt("", doc="empty: this host's FQDN")
+    max_message_bytes: int = _opt(10_240_000, check=_positive)
+    max_header_bytes: int = _opt(262_144, check=_positive)
+    max_dkim_signatures: int = _opt(5, check=_positive)
+    on_error: str = _opt("tempfail", check=_one_of("tempfail", "accept", "reject"))
+    timeout: float = _opt(600.0, duration=True, check=_positive)
+    reject_spf_fail: bool = _opt(False)
+    lookup_url: str = _opt("", doc="printed in reject texts; empty: none")
+    quarantine: str = _opt("hold", check=_one_of("hold", "tag"))
+
+    def effective_authserv_id(self) -> str:
+        return self.authserv_id or socket.getfqdn()
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """``[policy]``: thresholds and the points of each symbol."""
+
+    tag_threshold: float = _opt(5.0)
+    quarantine_threshold: float = _opt(10.0)
+    reject_threshold: float = _opt(15.0)
+    symbols: Mapping[str, float] = _opt(types.MappingProxyType({}), doc="overrides of default points")
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    """``[intake]``: the complaint server."""
+
+    listen: str = _opt("127.0.0.1:8025", check=_hostport)
+    lmtp: bool = _opt(False)
+    local_domains: tuple[str, ...] = _opt(())
+    report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")
+    ham_address: str = _opt("ham")
+    optout_address: str = _opt("optout")
+    require_auth: bool = _opt(False)
+    trusted_relays: tuple[str, ...] = _opt(("127.0.0.0/8", "::1/128"), check=_networks)
+    max_message_bytes: int = _opt(10_240_000, check=_positive)
+    reporter_rate: int = _opt(200, check=_positive, doc="reports per reporter per hour")
+    max_urls: int = _opt(50, check=_positive)
+
+
+@dataclass(frozen=True)
+class ReputationConfig:
+    """``[reputation]``: when complaints list a source."""
+
+    min_reporters: int = _opt(3, check=_positive)
+    min_complaint_rate: float = _opt(0.001, check=_fraction)
+    window: float = _opt(604800.0, duration=True, check=_positive)
+    listing_ttl: float = _opt(86400.0, duration=True, check=_positive)
+    max_listing_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+    allow: tuple[str, ...] = _opt(())
+    shared_domains: tuple[str, ...] = _opt(
+        (
+            "gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com",
+            "live.com", "icloud.com", "aol.com", "gmx.com", "mail.ru", "yandex.ru",
+            "yahoo.com.vn",
+        ),
+        doc="freemail and shared platforms: never listed whole",
+    )
+    training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+
+
+@dataclass(frozen=True)
+class RblConfig:
+    """``[rbl]``: the published blocklist."""
+
+    zone: str = _opt("bl.example.net")
+    listen: tuple[str, ...] = _opt(("127.0.0.1:5353",), check=_hostport_list)
+    transfer_allow: tuple[str, ...] = _opt(("127.0.0.1", "::1"), check=_networks)
+    lookup_url: str = _opt("https://bl.example.net/lookup/")
+    soa_mname: str = _opt("", doc="empty: ns1.<zone>")
+    soa_rname: str = _opt("", doc="empty: hostmaster.<zone>")
+    ttl: int = _opt(300, check=_positive)
+    negative_ttl: int = _opt(60, check=_positive)
+    third_party_zones: tuple[str, ...] = _opt((), doc="extra DNSBLs the milter also queries")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTP API."""
+
+    listen: str = _opt("127.0.0.1:8891", check=_hostport)
+    public_url: str = _opt("http://127.0.0.1:8891")
+    operator_tokens: tuple[str, ...] = _opt((), doc="bearer tokens for operator endpoints")
+
+
+@dataclass(frozen=True)
+class ConsentConfig:
+    """``[consent]``: the advertising rules (Decree 91/2020/ND-CP)."""
+
+    enabled: bool = _opt(True)
+    max_ads_per_day: int = _opt(3, check=_positive)
+    labels: tuple[str, ...] = _opt(("QC", "ADV"))
+    unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/")
+    token_key: str = _opt("", doc="HMAC key for one-click tokens; empty: generated under state_dir")
+    language: str = _opt("en", check=_one_of("en", "vi"))
+    retention: float = _opt(31536000.0, duration=True, check=_positive)
+    on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """``[training]``: the content classifier."""
+
+    model: str = _opt("", doc="empty: the model shipped inside the package")
+    strip_headers: tuple[str, ...] = _opt(
+        (
+            "X-Spam-*", "X-Barracuda-*", "X-Mozilla-*", "Received-SPF",
+            "Authentication-Results", "ARC-*", "X-Virus-*", "X-Original-*",
+            "Delivered-To", "X-UID", "Status", "X-Status", "X-Keywords", "Lines", "X-Gmail-*",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``source`` names the file it came from."""
+
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    milter: MilterConfig = field(default_factory=MilterConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    reputation: ReputationConfig = field(default_factory=ReputationConfig)
+    rbl: RblConfig = field(default_factory=RblConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    source: str = "<defaults>"
+
+    def state_path(self, *parts: str) -> Path:
+        """A path under ``service.state_dir``."""
+        return Path(self.service.state_dir, *parts)
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def default_config_path() -> Path:
+    """The configuration file to use when ``--config`` is not given."""
+    env = os.environ.get("SPAMWARDEN_CONFIG")
+    if env:
+        return Path(env)
+    etc = Path("/etc/spamwarden/spamwarden.toml")
+    if etc.exists():
+        return etc
+    return Path("conf/spamwarden.toml")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "a whole number"
+    if tp is float:
+        return "a number"
+    if origin is tuple:
+        return "a list of strings"
+    if origin in (Mapping, dict, collections.abc.Mapping):
+        return "a table of name = number"
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    """Convert one TOML value to the field's type; ValueError says what was expected."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(value, args[0], meta)
+    if meta.get("duration"):
+        return parse_duration(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, str):  # a single item where a list is allowed
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif origin in (Mapping, dict, collections.abc.Mapping):
+        if isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            return types.MappingProxyType({str(k): float(v) for k, v in value.items()})
+    raise ValueError(_type_name(tp))
+
+
+def _build_section(cls: type, data: Mapping[str, Any], where: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        f = fields.get(key)
+        if f is None:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key {where}.{key} (known keys: {known})")
+        try:
+            converted = _convert(value, hints[key], f.metadata)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}: {where}.{key} = {value!r}: expected {exc}"
+            ) from exc
+        check = f.metadata.get("check")
+        if check is not None and converted is not None:
+            problem = check(converted)
+            if problem:
+                raise ConfigError(f"{source}: {where}.{key} = {value!r}: expected {problem}")
+        kwargs[key] = converted
+    return cls(**kwargs)
+
+
+def config_from_mapping(data: Mapping[str, Any], *, source: str = "<mapping>") -> Config:
+    """Build a :class:`Config` from parsed TOML (a dict of sections).
+
+    :raises ConfigError: unknown section or key, wrong type, bad value.
+    """
+    hints = typing.get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "source" or name not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(Config) if f.name != "source")
+            raise ConfigError(f"{source}: unknown section [{name}] (known sections: {known})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table of settings")
+        sections[name] = _build_section(hints[name], value, name, source)
+    cfg = Config(**sections, source=source)
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: Config) -> None:
+    p = cfg.policy
+    if not p.tag_threshold <= p.quarantine_threshold <= p.reject_threshold:
+        raise ConfigError(
+            f"{cfg.source}: policy thresholds must satisfy tag_threshold <= "
+            f"quarantine_threshold <= reject_threshold (got {p.tag_threshold}, "
+            f"{p.quarantine_threshold}, {p.reject_threshold})"
+        )
+    if cfg.reputation.max_listing_ttl < cfg.reputation.listing_ttl:
+        raise ConfigError(
+            f"{cfg.source}: reputation.max_listing_ttl must be >= reputation.listing_ttl"
+        )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the configuration file.
+
+    :param path: the file; ``None`` uses :func:`default_config_path`.
+    :raises ConfigError: the file is missing, not TOML, or has a bad setting.
+    """
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: configuration file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read configuration: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return config_from_mapping(data, source=str(p))

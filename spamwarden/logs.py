@@ -1,0 +1,76 @@
+"""Logging: one line per event, ``key=value`` or JSON (``service.log_format``).
+
+Use :func:`event` for structured lines::
+
+    log = logging.getLogger("spamwarden.milter")
+    event(log, "verdict", queue_id="4Xyz", action="reject", score=17.2)
+
+Message bodies are never logged at info level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+__all__ = ["configure_logging", "event", "kv"]
+
+
+def _fmt_value(v: Any) -> str:
+    s = str(v)
+    if s == "" or any(c in s for c in ' "=\n\t'):
+        return json.dumps(s, ensure_ascii=False)
+    return s
+
+
+def kv(**fields: Any) -> str:
+    """``k=v k2="v 2"`` text of the fields, in order, ``None`` values left out."""
+    return " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items() if v is not None)
+
+
+class _KvFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        base = f"{ts}Z {record.levelname.lower()} {record.name}"
+        fields = getattr(record, "fields", None)
+        msg = record.getMessage()
+        text = f"{base} event={_fmt_value(msg)} {kv(**fields)}" if fields else f"{base} {msg}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            obj["event"] = record.getMessage()
+            obj.update({k: v for k, v in fields.items() if v is not None})
+        else:
+            obj["msg"] = record.getMessage()
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def configure_logging(fmt: str = "kv", level: str = "info") -> None:
+    """Send log lines to stderr in ``fmt`` ("kv" or "json") at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _KvFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one structured event ``name`` with ``fields``."""
+    if logger.isEnabledFor(level):
+        logger.log(level, name, extra={"fields": fields})

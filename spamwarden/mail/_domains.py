@@ -1,0 +1,101 @@
+"""Domain names: normalisation and registrable domains (Public Suffix List).
+
+The PSL comes from the maintained ``publicsuffixlist`` package, which ships the
+list; nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+
+from publicsuffixlist import PublicSuffixList
+
+__all__ = [
+    "normalize_domain",
+    "registrable_domain",
+    "is_private_suffix_domain",
+    "domain_of_address",
+    "is_ip_literal",
+]
+
+_psl = PublicSuffixList(only_icann=False)
+_psl_icann = PublicSuffixList(only_icann=True)
+_LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+@functools.lru_cache(maxsize=65536)
+def normalize_domain(name: str) -> str | None:
+    """Lower-case ASCII (IDNA / punycode) form of a host name, or ``None``.
+
+    Trailing dots are dropped; a name with an empty or over-long label, a label
+    with characters DNS host names cannot carry, or more than 253 octets is
+    ``None``.  IP literals are not domains and give ``None``.
+    """
+    name = name.strip().rstrip(".").lower()
+    if not name or len(name) > 253 * 4:
+        return None
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    if len(name) > 253:
+        return None
+    labels = name.split(".")
+    if len(labels) < 2:
+        return None
+    if not all(_LABEL_RE.match(label) for label in labels):
+        return None
+    if is_ip_literal(name):
+        return None
+    return name
+
+
+def is_ip_literal(text: str) -> bool:
+    """True when ``text`` is an IPv4 or IPv6 address (optionally bracketed)."""
+    t = text.strip()
+    if t.startswith("[") and t.endswith("]"):
+        t = t[1:-1]
+        if t.lower().startswith("ipv6:"):
+            t = t[5:]
+    try:
+        ipaddress.ip_address(t)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=65536)
+def registrable_domain(name: str, *, private: bool = True) -> str | None:
+    """The registrable domain ("organizational domain", RFC 7489 §3.2) of ``name``.
+
+    :param private: honour the PSL's private section (``blogspot.com`` is a
+        suffix, so ``x.blogspot.com`` is registrable).  DMARC uses the whole
+        list; blocklisting uses it so a shared platform is never listed whole.
+    :returns: e.g. ``example.co.uk`` for ``mail.example.co.uk``; ``None`` for
+        a public suffix itself or an invalid name.
+    """
+    norm = normalize_domain(name)
+    if norm is None:
+        return None
+    psl = _psl if private else _psl_icann
+    result: str | None = psl.privatesuffix(norm)
+    return result
+
+
+def is_private_suffix_domain(name: str) -> bool:
+    """True when ``name`` sits under a PSL *private* suffix (a shared platform)."""
+    norm = normalize_domain(name)
+    if norm is None:
+        return False
+    return _psl.privatesuffix(norm) != _psl_icann.privatesuffix(norm)
+
+
+def domain_of_address(addr: str) -> str | None:
+    """Normalised domain part of an address such as ``<user@Example.COM>``."""
+    addr = addr.strip().strip("<>").strip()
+    if "@" not in addr:
+        return None
+    return normalize_domain(addr.rsplit("@", 1)[1])

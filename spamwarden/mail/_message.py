@@ -1,0 +1,469 @@
+"""Bounded parsing of raw RFC 5322 messages into a :class:`MessageView`.
+
+Pure functions over bytes: no I/O, no exceptions for bad input.  Any byte string
+parses to *something*; what could not be decoded is replaced, and every count
+(size, headers, MIME parts, URLs, text) is bounded by :class:`ParseLimits`.
+
+The view is built once per message and shared by the milter's scoring, the
+classifier's features and the complaint intake, so nobody parses twice.
+"""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import html
+import re
+from dataclasses import dataclass, field
+
+from ._domains import domain_of_address, normalize_domain, registrable_domain
+
+__all__ = [
+    "ParseLimits",
+    "MessageView",
+    "Part",
+    "parse_message",
+    "strip_mbox_from",
+    "decode_header_value",
+    "html_to_text",
+    "extract_urls",
+    "ad_label",
+    "parse_tag_list",
+    "url_domain",
+    "DEFAULT_AD_LABELS",
+]
+
+DEFAULT_AD_LABELS: tuple[str, ...] = ("QC", "ADV", "AD")
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds on what :func:`parse_message` reads."""
+
+    max_bytes: int = 10_240_000
+    max_headers: int = 1000
+    max_header_bytes: int = 262_144
+    max_parts: int = 100
+    max_depth: int = 10
+    max_text_chars: int = 200_000
+    max_urls: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One leaf MIME part: its type, declared filename and decoded size."""
+
+    content_type: str
+    filename: str | None
+    size: int
+    disposition: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """What spamwarden knows of one message after a bounded parse.
+
+    ``headers`` keeps every header (up to the limit) in order as ``(name,
+    value)`` with folding removed and the value undecoded; everything else is
+    derived from them and the body.  ``truncated`` says the message was larger
+    than ``ParseLimits.max_bytes`` and only its head was read.
+    """
+
+    size: int
+    truncated: bool
+    headers: tuple[tuple[str, str], ...]
+    subject: str
+    text: str
+    html_text: str
+    has_html: bool
+    has_text_plain: bool
+    parts: tuple[Part, ...]
+    urls: tuple[str, ...]
+    url_domains: tuple[str, ...]
+    from_address: str | None
+    from_display: str
+    from_domain: str | None
+    return_path_domain: str | None
+    reply_to_domain: str | None
+    dkim_domains: tuple[str, ...]
+    received: tuple[str, ...]
+    message_id: str | None
+    defects: tuple[str, ...] = field(default=())
+
+    def header(self, name: str) -> str | None:
+        """The first header called ``name`` (case-insensitive), or ``None``."""
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        """Every header called ``name``, in order."""
+        lname = name.lower()
+        return [v for k, v in self.headers if k.lower() == lname]
+
+    def ad_label(self, labels: tuple[str, ...] = DEFAULT_AD_LABELS) -> str | None:
+        """The advertising label at the start of the subject; see :func:`ad_label`."""
+        return ad_label(self.subject, labels)
+
+    @property
+    def from_registrable(self) -> str | None:
+        return registrable_domain(self.from_domain) if self.from_domain else None
+
+
+def strip_mbox_from(raw: bytes) -> bytes:
+    """Drop a leading mbox ``From `` separator line, which an MTA never passes on."""
+    if raw.startswith(b"From "):
+        nl = raw.find(b"\n")
+        return b"" if nl < 0 else raw[nl + 1 :]
+    return raw
+
+
+def decode_header_value(value: str | email.header.Header | None) -> str:
+    """RFC 2047-decode a header value into text; undecodable parts are replaced.
+
+    Whitespace runs (folding included) collapse to one space.
+    """
+    if value is None:
+        return ""
+    text = str(value)
+    if "=?" in text:
+        try:
+            pieces = email.header.decode_header(text)
+            out: list[str] = []
+            for chunk, charset in pieces:
+                if isinstance(chunk, bytes):
+                    out.append(_decode_bytes(chunk, charset))
+                else:
+                    out.append(chunk)
+            text = "".join(out) if len(pieces) > 1 else out[0] if out else ""
+        except (email.errors.HeaderParseError, ValueError, LookupError, IndexError):
+            pass
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    cs = (charset or "").strip().lower() or "utf-8"
+    if cs in ("unknown-8bit", "x-unknown", "default", "us-ascii", "ascii"):
+        cs = "utf-8"
+    try:
+        return data.decode(cs, "replace")
+    except (LookupError, ValueError):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode("cp1252", "replace")
+
+
+_LABEL_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def ad_label(subject: str, labels: tuple[str, ...] = DEFAULT_AD_LABELS) -> str | None:
+    """The advertising label (``QC``, ``ADV``, ...) at the start of a decoded subject.
+
+    Case-insensitive, in square brackets, after optional ``Re:``/``Fwd:``
+    prefixes and whitespace (Decree 91/2020/ND-CP, art. 11).  Returns the label
+    as configured (``"QC"``), or ``None``.
+    """
+    pat = _LABEL_CACHE.get(labels)
+    if pat is None:
+        alts = "|".join(re.escape(lbl) for lbl in sorted(labels, key=len, reverse=True))
+        pat = re.compile(
+            r"^\s*(?:(?:re|fw|fwd|tr|aw|wg)\s*:\s*)*\[\s*(" + alts + r")\s*\]", re.IGNORECASE
+        )
+        _LABEL_CACHE[labels] = pat
+    m = pat.match(subject)
+    if not m:
+        return None
+    found = m.group(1).lower()
+    for lbl in labels:
+        if lbl.lower() == found:
+            return lbl
+    return None
+
+
+# -- HTML and URLs --------------------------------------------------------------------------
+
+_DROP_BLOCKS = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_COMMENTS = re.compile(r"<!--.*?-->", re.S)
+_BREAKS = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h[1-6]|p|div|tr|li|table)\b[^>]*>", re.I)
+_TAGS = re.compile(r"<[^>]{0,2000}>", re.S)
+_HREF = re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,2048})""", re.I)
+_URL = re.compile(
+    r"""\b((?:https?://|www\.)[^\s<>"'()\[\]{}]{1,2048})""", re.I
+)
+_HOST_IN_URL = re.compile(r"^(?:https?://)?(?:[^/@\s]*@)?([^/:?#\s]+)", re.I)
+
+
+def html_to_text(markup: str, *, limit: int = 200_000) -> str:
+    """Visible text of an HTML fragment: scripts, styles, comments and tags dropped,
+    entities decoded, whitespace collapsed."""
+    markup = markup[: limit * 4]
+    markup = _COMMENTS.sub(" ", markup)
+    markup = _DROP_BLOCKS.sub(" ", markup)
+    markup = _BREAKS.sub("\n", markup)
+    markup = _TAGS.sub(" ", markup)
+    text = html.unescape(markup)
+    return re.sub(r"[ \t\r\f\v\u00a0]+", " ", text).strip()[:limit]
+
+
+def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str, ...]:
+    """URLs in plain text and HTML attributes, de-duplicated in order, at most ``limit``."""
+    seen: dict[str, None] = {}
+    for source, pattern in ((markup, _HREF), (text, _URL), (markup, _URL)):
+        if not source:
+            continue
+        for m in pattern.finditer(source):
+            url = html.unescape(m.group(1)).rstrip(".,;:!?'\">")
+            low = url.lower()
+            if low.startswith(("http://", "https://", "www.")) and url not in seen:
+                seen[url] = None
+                if len(seen) >= limit:
+                    return tuple(seen)
+    return tuple(seen)
+
+
+def url_domain(url: str) -> str | None:
+    """Registrable domain of a URL's host (IP hosts give ``None``)."""
+    m = _HOST_IN_URL.match(url)
+    if not m:
+        return None
+    host = normalize_domain(m.group(1))
+    return registrable_domain(host) if host else None
+
+
+# -- DKIM tag lists -------------------------------------------------------------------------
+
+
+def parse_tag_list(value: str) -> dict[str, str]:
+    """Parse an RFC 6376 §3.2 tag list (``k=v; k=v``) leniently; whitespace removed."""
+    tags: dict[str, str] = {}
+    for item in value.split(";"):
+        if "=" not in item:
+            continue
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if k and k not in tags:
+            tags[k] = "".join(v.split())
+    return tags
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+_HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
+
+
+def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:
+    m = _HEADER_SPLIT.search(raw)
+    if m is None:
+        return raw, b""
+    return raw[: m.start()], raw[m.end() :]
+
+
+def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, str]], list[str]]:
+    headers: list[tuple[str, str]] = []
+    defects: list[str] = []
+    if len(head) > limits.max_header_bytes:
+        head = head[: limits.max_header_bytes]
+        defects.append("header section over limit")
+    name: str | None = None
+    value: list[str] = []
+    for line in head.split(b"\n"):
+        line = line.rstrip(b"\r")
+        text = line.decode("utf-8", "surrogateescape")
+        if text[:1] in (" ", "\t") and name is not None:
+            value.append(text.strip())
+            continue
+        if name is not None:
+            headers.append((name, " ".join(v for v in value if v)))
+            if len(headers) >= limits.max_headers:
+                defects.append("too many headers")
+                name = None
+                break
+        if ":" in text:
+            n, v = text.split(":", 1)
+            n = n.strip()
+            if n and all(32 < ord(c) < 127 for c in n):
+                name, value = n, [v.strip()]
+                continue
+        name = None
+        if text.strip():
+            defects.append("malformed header line")
+    if name is not None:
+        headers.append((name, " ".join(v for v in value if v)))
+    return headers, defects
+
+
+def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> MessageView:
+    """Parse raw message bytes into a :class:`MessageView` within ``limits``.
+
+    A leading mbox ``From `` line is skipped.  Never raises for any input:
+    malformed structure is recorded in ``defects``.
+    """
+    raw = strip_mbox_from(raw)
+    size = len(raw)
+    truncated = size > limits.max_bytes
+    if truncated:
+        raw = raw[: limits.max_bytes]
+    head, body = _split_head_body(raw)
+    headers, defects = _unfold_headers(head, limits)
+
+    def first(name: str) -> str | None:
+        lname = name.lower()
+        for k, v in headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    subject = decode_header_value(first("Subject"))
+    from_address, from_display = _parse_from(first("From"))
+    from_domain = domain_of_address(from_address) if from_address else None
+    rp = first("Return-Path")
+    return_path_domain = domain_of_address(rp) if rp else None
+    rt = first("Reply-To")
+    reply_to_domain = None
+    if rt:
+        rt_addr, _ = _parse_from(rt)
+        reply_to_domain = domain_of_address(rt_addr) if rt_addr else None
+    dkim_domains: list[str] = []
+    for k, v in headers:
+        if k.lower() == "dkim-signature":
+            d = normalize_domain(parse_tag_list(v).get("d", ""))
+            if d and d not in dkim_domains:
+                dkim_domains.append(d)
+    received = tuple(v for k, v in headers if k.lower() == "received")
+    mid = first("Message-ID")
+
+    texts: list[str] = []
+    htmls: list[str] = []
+    parts: list[Part] = []
+    has_html = has_plain = False
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            head + b"\n\n" + body
+        )
+        budget = [limits.max_text_chars]
+        for part in _walk(msg, limits, defects):
+            ctype = (part.get_content_type() or "text/plain").lower()
+            filename = _safe(part.get_filename)
+            disp = _safe(part.get_content_disposition)
+            payload = _payload_bytes(part)
+            parts.append(Part(ctype, filename, len(payload), disp))
+            if disp == "attachment" or filename:
+                continue
+            if ctype == "text/plain" or ctype == "text/html":
+                charset = _safe(part.get_content_charset)
+                text = _decode_bytes(payload, charset)[: budget[0] * 4]
+                if ctype == "text/html":
+                    has_html = True
+                    htmls.append(text)
+                    plain = html_to_text(text, limit=budget[0])
+                else:
+                    has_plain = True
+                    plain = text[: budget[0]]
+                texts.append(plain)
+                budget[0] -= len(plain)
+                if budget[0] <= 0:
+                    defects.append("text over limit")
+                    break
+    except (email.errors.MessageError, ValueError, LookupError, TypeError, AttributeError,
+            RecursionError, IndexError, KeyError, AssertionError, UnicodeError) as exc:
+        defects.append(f"MIME parse error: {type(exc).__name__}")
+
+    text = "\n".join(texts)
+    html_blob = "\n".join(htmls)
+    urls = extract_urls(text, html_blob, limit=limits.max_urls)
+    domains: dict[str, None] = {}
+    for u in urls:
+        d = url_domain(u)
+        if d:
+            domains[d] = None
+    return MessageView(
+        size=size,
+        truncated=truncated,
+        headers=tuple(headers),
+        subject=subject,
+        text=text,
+        html_text=html_to_text(html_blob, limit=limits.max_text_chars) if html_blob else "",
+        has_html=has_html,
+        has_text_plain=has_plain,
+        parts=tuple(parts),
+        urls=urls,
+        url_domains=tuple(domains),
+        from_address=from_address,
+        from_display=from_display,
+        from_domain=from_domain,
+        return_path_domain=return_path_domain,
+        reply_to_domain=reply_to_domain,
+        dkim_domains=tuple(dkim_domains),
+        received=received,
+        message_id=mid,
+        defects=tuple(defects),
+    )
+
+
+def _safe(fn):  # type: ignore[no-untyped-def]
+    try:
+        return fn()
+    except (ValueError, LookupError, TypeError, AttributeError, IndexError, UnicodeError,
+            email.errors.MessageError):
+        return None
+
+
+def _walk(
+    msg: email.message.Message, limits: ParseLimits, defects: list[str]
+) -> list[email.message.Message]:
+    """Leaf parts, depth-first, bounded in count and depth (no recursion on input)."""
+    out: list[email.message.Message] = []
+    stack: list[tuple[email.message.Message, int]] = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > limits.max_depth:
+            defects.append("MIME nesting over limit")
+            continue
+        payload = part.get_payload()
+        if part.is_multipart() and isinstance(payload, list):
+            for sub in reversed(payload):
+                if isinstance(sub, email.message.Message):
+                    stack.append((sub, depth + 1))
+        else:
+            out.append(part)
+            if len(out) >= limits.max_parts:
+                defects.append("MIME parts over limit")
+                break
+    return out
+
+
+def _payload_bytes(part: email.message.Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except (ValueError, TypeError, AssertionError, UnicodeError, IndexError):
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _parse_from(value: str | None) -> tuple[str | None, str]:
+    if not value:
+        return None, ""
+    try:
+        pairs = email.utils.getaddresses([value])
+    except (ValueError, IndexError, TypeError):
+        pairs = []
+    for display, addr in pairs:
+        if addr and "@" in addr:
+            return addr.strip(), decode_header_value(display)
+    m = re.search(r"[\w.+%-]+@[\w.-]+", value)
+    if m:
+        return m.group(0), ""
+    return None, decode_header_value(value)

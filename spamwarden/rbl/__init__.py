@@ -1,0 +1,1 @@
+"""spamwarden.rbl."""
