@@ -1,0 +1,78 @@
+"""A complaint as written to the complaint stream by intake and read by the worker.
+
+Stream ``sw:{sw}:complaints`` (hash tag ``{sw}``), one entry per accepted report,
+fields are :meth:`Complaint.to_fields`. The complaint id is derived from the
+reporter and the reported message's fingerprint, so a replayed or duplicated
+entry is recognised (the worker is idempotent by id).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+__all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "TRAINING_KEY"]
+
+COMPLAINTS_KEY = "sw:{sw}:complaints"
+#: where reported originals are kept (bounded, with expiry) as training examples
+TRAINING_KEY = "sw:{sw}:training"
+
+
+@dataclass(frozen=True, slots=True)
+class Indicators:
+    """What a report says about the source of the reported message."""
+
+    source_ip: str | None = None
+    mail_from_domain: str | None = None
+    from_domain: str | None = None
+    from_address: str | None = None
+    dkim_domains: tuple[str, ...] = ()
+    dkim_verified: tuple[str, ...] = ()
+    url_domains: tuple[str, ...] = ()
+    ad_label: str | None = None
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    """One accepted report."""
+
+    id: str
+    kind: Literal["spam", "ham"]
+    reporter: str
+    received_at: float
+    fingerprint: str
+    indicators: Indicators = field(default_factory=Indicators)
+    source: str = ""  # "arf", "attached", "inline", "bare"
+
+    def to_fields(self) -> dict[str, str]:
+        d = asdict(self)
+        ind = d.pop("indicators")
+        d["indicators"] = json.dumps(ind, separators=(",", ":"), sort_keys=True)
+        d["received_at"] = repr(self.received_at)
+        return {k: str(v) for k, v in d.items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes] | dict[str, str]) -> "Complaint":
+        """:raises ValueError: the entry is not a complaint."""
+        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+             for k, v in fields.items()}
+        try:
+            ind = json.loads(f["indicators"])
+            for key in ("dkim_domains", "dkim_verified", "url_domains"):
+                ind[key] = tuple(ind.get(key, ()))
+            kind = f["kind"]
+            if kind not in ("spam", "ham"):
+                raise ValueError(f"unknown complaint kind {kind!r}")
+            return cls(
+                id=f["id"],
+                kind=kind,  # type: ignore[arg-type]
+                reporter=f["reporter"],
+                received_at=float(f["received_at"]),
+                fingerprint=f["fingerprint"],
+                indicators=Indicators(**ind),
+                source=f.get("source", ""),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a complaint entry: {exc}") from exc
