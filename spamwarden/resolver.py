@@ -20,15 +20,11 @@ exchange)``; PTR, CNAME, NS -> target name without the trailing dot.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
 
 import dns.exception
-import dns.flags
-import dns.message
 import dns.name
-import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
@@ -114,7 +110,6 @@ class DnsPythonResolver:
         if cache:
             self._resolver.cache = dns.resolver.LRUCache(20000)
         self.timeout = timeout
-        self._lock = threading.Lock()
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
         """See :meth:`Resolver.query`."""

@@ -1,0 +1,236 @@
+"""``spamwarden serve``: every service of one host in one supervised process tree.
+
+Start order: the embedded Redis (unless ``redis.url`` is set), then the worker,
+the DNS server, the API, intake and last the milter, so nothing that accepts
+mail or complaints runs before what it writes to.  Stop order is the reverse:
+the front doors close first, Redis last (it flushes its append-only file).
+
+A child that exits on its own is restarted with exponential back-off (1 s,
+doubling to 60 s; reset after it has run for 60 s).  SIGTERM or SIGINT stop
+everything; SIGHUP is passed on to the children (they reload what they can).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .config import Config, parse_hostport
+from .errors import ServiceError
+from .logs import event
+from .redisconn import EmbeddedRedis, embedded_socket
+
+__all__ = ["Supervisor", "SERVICES", "service_addresses"]
+
+log = logging.getLogger("spamwarden.serve")
+
+#: start order; stop order is the reverse
+SERVICES: tuple[str, ...] = ("worker", "rbl", "api", "intake", "milter")
+_STOP_GRACE = 15.0
+_BACKOFF_MAX = 60.0
+_HEALTHY_AFTER = 60.0
+
+
+def service_addresses(cfg: Config) -> dict[str, str]:
+    """Where each service listens, for the start banner and ``doctor``."""
+    return {
+        "milter": cfg.milter.listen,
+        "intake": f"smtp://{cfg.intake.listen}" + (" (LMTP)" if cfg.intake.lmtp else ""),
+        "rbl": ", ".join(f"dns://{a} (udp+tcp) zone {cfg.rbl.zone}" for a in cfg.rbl.listen),
+        "api": f"http://{cfg.api.listen}",
+        "worker": "(no socket)",
+    }
+
+
+def available_services() -> list[str]:
+    """The services whose subcommand exists in this build."""
+    from .cli import build_parser
+
+    parser = build_parser()
+    names: set[str] = set()
+    for action in parser._actions:  # argparse keeps subparsers here
+        choices = getattr(action, "choices", None)
+        if isinstance(choices, dict):
+            names.update(choices)
+    return [s for s in SERVICES if s in names]
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    backoff: float = 1.0
+    next_start: float = 0.0
+    restarts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Runs and watches the services of one host.
+
+    :param cfg: the loaded configuration.
+    :param config_path: the file the children load (the same one).
+    :param only: run just these services (default: every available one).
+    """
+
+    def __init__(
+        self, cfg: Config, *, config_path: str | None = None, only: Sequence[str] | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path or (cfg.source if cfg.source != "<defaults>" else None)
+        avail = available_services()
+        if only:
+            unknown = [s for s in only if s not in SERVICES]
+            if unknown:
+                raise ServiceError(
+                    f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}"
+                )
+            missing = [s for s in only if s not in avail]
+            if missing:
+                raise ServiceError(f"service(s) not available in this build: {', '.join(missing)}")
+            self.services = [s for s in avail if s in only]
+        else:
+            self.services = avail
+        self.redis: EmbeddedRedis | None = None
+        self.children: list[_Child] = []
+        self._stopping = False
+        self._hup = False
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _on_term(self, signum: int, _frame: object) -> None:
+        self._stopping = True
+
+    def _on_hup(self, signum: int, _frame: object) -> None:
+        self._hup = True
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _child_env(self, redis_url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SPAMWARDEN_REDIS_URL"] = redis_url
+        if self.config_path:
+            env["SPAMWARDEN_CONFIG"] = str(Path(self.config_path).absolute())
+        return env
+
+    def _spawn(self, child: _Child) -> None:
+        child.proc = subprocess.Popen(child.argv, env=child.env, stdin=subprocess.DEVNULL)
+        child.started = time.monotonic()
+        event(log, "service started", service=child.name, pid=child.proc.pid)
+
+    def run(self) -> int:
+        """Start everything, supervise until a stop signal, stop in order.
+
+        :returns: the exit status (0 after a clean stop).
+        :raises ServiceError: the embedded Redis could not start.
+        """
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        state = Path(self.cfg.service.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        pidfile = state / "serve.pid"
+        pidfile.write_text(f"{os.getpid()}\n")
+        try:
+            if self.cfg.redis.url or os.environ.get("SPAMWARDEN_REDIS_URL"):
+                url = os.environ.get("SPAMWARDEN_REDIS_URL") or str(self.cfg.redis.url)
+            else:
+                self.redis = EmbeddedRedis(
+                    embedded_socket(self.cfg).parent, binary=self.cfg.redis.server_binary
+                )
+                self.redis.start()
+                url = self.redis.url
+                event(log, "embedded redis started", socket=str(self.redis.socket),
+                      aof=str(self.redis.directory / "appendonlydir"))
+            self._banner(url)
+            env = self._child_env(url)
+            for name in self.services:
+                argv = [sys.executable, "-m", "spamwarden", name]
+                if self.config_path:
+                    argv += ["--config", str(self.config_path)]
+                child = _Child(name, argv, env=env)
+                self.children.append(child)
+                self._spawn(child)
+            self._loop()
+            return 0
+        finally:
+            self._stop_all()
+            try:
+                pidfile.unlink()
+            except OSError:
+                pass
+
+    def _banner(self, redis_url: str) -> None:
+        addrs = service_addresses(self.cfg)
+        lines = ["spamwarden is starting:", f"  redis    {redis_url}"]
+        for name in self.services:
+            lines.append(f"  {name:<8} {addrs[name]}")
+        if "intake" in self.services:
+            host, port = parse_hostport(self.cfg.intake.listen)
+            dom = self.cfg.intake.local_domains[0] if self.cfg.intake.local_domains else "localhost"
+            rcpt = self.cfg.intake.report_address
+            if "@" not in rcpt:
+                rcpt = f"{rcpt}@{dom}"
+            lines.append(
+                f"  try:     swaks --server {host}:{port} --from user@{dom} --to {rcpt} "
+                "--attach-type message/rfc822 --attach @spam.eml"
+            )
+        if not self.services:
+            lines.append("  (no service available in this build besides Redis)")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            now = time.monotonic()
+            if self._hup:
+                self._hup = False
+                for c in self.children:
+                    if c.proc and c.proc.poll() is None:
+                        c.proc.send_signal(signal.SIGHUP)
+            for c in self.children:
+                if c.proc is not None and c.proc.poll() is not None:
+                    rc = c.proc.returncode
+                    ran = now - c.started
+                    if ran >= _HEALTHY_AFTER:
+                        c.backoff = 1.0
+                    c.next_start = now + c.backoff
+                    event(log, "service exited", logging.WARNING, service=c.name, status=rc,
+                          ran_s=round(ran, 1), restart_in_s=c.backoff)
+                    c.backoff = min(c.backoff * 2, _BACKOFF_MAX)
+                    c.proc = None
+                if c.proc is None and now >= c.next_start and not self._stopping:
+                    c.restarts += 1
+                    self._spawn(c)
+            if self.redis is not None and self.redis.proc is not None \
+                    and self.redis.proc.poll() is not None:
+                event(log, "embedded redis exited; restarting", logging.WARNING,
+                      status=self.redis.proc.returncode)
+                try:
+                    self.redis.start()
+                except ServiceError as exc:
+                    event(log, "embedded redis restart failed", logging.ERROR, error=str(exc))
+            time.sleep(0.2)
+
+    def _stop_all(self) -> None:
+        for c in reversed(self.children):
+            if c.proc is not None and c.proc.poll() is None:
+                c.proc.terminate()
+                try:
+                    c.proc.wait(_STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    event(log, "service did not stop; killing", logging.WARNING, service=c.name)
+                    c.proc.kill()
+                    c.proc.wait()
+                event(log, "service stopped", service=c.name, status=c.proc.returncode)
+        if self.redis is not None:
+            self.redis.stop()
+            event(log, "embedded redis stopped")

@@ -1,0 +1,132 @@
+"""The configuration loader: defaults, the shipped file, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spamwarden.config import (
+    Config,
+    config_from_mapping,
+    default_config_path,
+    load_config,
+    parse_duration,
+    parse_hostport,
+)
+from spamwarden.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_loads_and_matches_defaults_where_it_should() -> None:
+    cfg = load_config(ROOT / "conf" / "spamwarden.toml")
+    defaults = Config()
+    # The decree's numbers are the defaults, and the shipped file keeps them.
+    assert cfg.consent.max_ads_per_day == defaults.consent.max_ads_per_day == 3
+    assert cfg.consent.labels == ("QC", "ADV")
+    assert cfg.consent.retention == 365 * 86400
+    assert cfg.milter.listen == "inet:127.0.0.1:8890"
+    assert cfg.redis.url is None  # embedded Redis by default
+    assert cfg.service.state_dir == "var"
+    assert cfg.source.endswith("spamwarden.toml")
+
+
+def test_every_dataclass_field_is_documented_in_the_shipped_file() -> None:
+    """conf/spamwarden.toml lists every option: a new field must be added there too."""
+    import dataclasses
+    import tomllib
+
+    data = tomllib.loads((ROOT / "conf" / "spamwarden.toml").read_text())
+    text = (ROOT / "conf" / "spamwarden.toml").read_text()
+    missing = []
+    for section in dataclasses.fields(Config):
+        if section.name == "source":
+            continue
+        cls = section.default_factory  # type: ignore[misc]
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            present = f.name in data.get(section.name, {}) or f"# {f.name} =" in text
+            if not present:
+                missing.append(f"{section.name}.{f.name}")
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"milter": {"listen": "8890"}}, "milter.listen = '8890': expected a Postfix milter address"),
+        ({"nosuch": {}}, "unknown section [nosuch]"),
+        ({"dns": {"timeout": "soon"}}, "dns.timeout = 'soon': expected a duration"),
+        ({"dns": {"nameservers": ["not-an-ip"]}}, "dns.nameservers"),
+        ({"dns": {"nameserver": ["127.0.0.1"]}}, "unknown key dns.nameserver"),
+        ({"policy": {"tag_threshold": "high"}}, "policy.tag_threshold = 'high': expected a number"),
+        ({"policy": {"tag_threshold": 20.0}}, "tag_threshold <= quarantine_threshold"),
+        ({"milter": {"max_message_bytes": 0}}, "expected a number greater than 0"),
+        ({"milter": {"on_error": "drop"}}, "one of 'tempfail', 'accept', 'reject'"),
+        ({"reputation": {"min_complaint_rate": 2}}, "a fraction between 0 and 1"),
+        ({"consent": {"max_ads_per_day": True}}, "expected a whole number"),
+        ({"intake": {"trusted_relays": ["10.0.0.0/33"]}}, "intake.trusted_relays"),
+        ({"policy": {"symbols": {"X": "many"}}}, "policy.symbols"),
+        ({"milter": 3}, "[milter] must be a table"),
+    ],
+)
+def test_bad_values_name_file_key_and_expectation(data: dict, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping(data, source="/etc/x.toml")
+    assert str(err.value).startswith("/etc/x.toml: ")
+    assert needle in str(err.value)
+
+
+def test_values_are_converted() -> None:
+    cfg = config_from_mapping(
+        {
+            "dns": {"nameservers": ["127.0.0.1:5300", "::1"], "timeout": "2s"},
+            "rbl": {"listen": "127.0.0.1:5300"},  # a single string where a list is allowed
+            "reputation": {"window": "24h"},
+            "policy": {"symbols": {"SPF_FAIL": 3}},
+        }
+    )
+    assert cfg.dns.nameservers == ("127.0.0.1:5300", "::1")
+    assert cfg.dns.timeout == 2.0
+    assert cfg.rbl.listen == ("127.0.0.1:5300",)
+    assert cfg.reputation.window == 86400.0
+    assert cfg.policy.symbols["SPF_FAIL"] == 3.0
+    with pytest.raises(TypeError):
+        cfg.policy.symbols["SPF_FAIL"] = 1.0  # type: ignore[index]
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[milter\nlisten = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_default_path_prefers_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SPAMWARDEN_CONFIG", str(tmp_path / "a.toml"))
+    assert default_config_path() == tmp_path / "a.toml"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [(30, 30.0), ("90s", 90.0), ("15m", 900.0), ("24h", 86400.0), ("7d", 604800.0), ("1.5", 1.5)]
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5x", -1, True, "h", None])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_hostport() -> None:
+    assert parse_hostport("127.0.0.1:53") == ("127.0.0.1", 53)
+    assert parse_hostport("[::1]:5353") == ("::1", 5353)
+    assert parse_hostport("::1", default_port=53) == ("::1", 53)
+    with pytest.raises(ValueError):
+        parse_hostport("127.0.0.1:99999")
+    with pytest.raises(ValueError):
+        parse_hostport("127.0.0.1")
