@@ -25,6 +25,7 @@ from typing import Sequence
 from .config import Config, parse_hostport
 from .errors import ServiceError
 from .logs import event
+from .metrics import prepare_multiprocess_dir
 from .redisconn import EmbeddedRedis, embedded_socket
 
 __all__ = ["Supervisor", "SERVICES", "service_addresses"]
@@ -74,6 +75,15 @@ class _Child:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def _forget_metrics(child: _Child) -> None:
+    """Drop a dead child's live gauges from the shared metrics directory."""
+    mp_dir = child.env.get("PROMETHEUS_MULTIPROC_DIR")
+    if mp_dir and child.proc is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(child.proc.pid, mp_dir)
+
+
 class Supervisor:
     """Runs and watches the services of one host.
 
@@ -118,6 +128,10 @@ class Supervisor:
     def _child_env(self, redis_url: str) -> dict[str, str]:
         env = dict(os.environ)
         env["SPAMWARDEN_REDIS_URL"] = redis_url
+        # One metrics directory for the whole tree: the API's /metrics reports every process.
+        metrics_dir = Path(self.cfg.service.state_dir, "metrics").absolute()
+        prepare_multiprocess_dir(metrics_dir)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         if self.config_path:
             env["SPAMWARDEN_CONFIG"] = str(Path(self.config_path).absolute())
         return env
@@ -206,6 +220,7 @@ class Supervisor:
                     event(log, "service exited", logging.WARNING, service=c.name, status=rc,
                           ran_s=round(ran, 1), restart_in_s=c.backoff)
                     c.backoff = min(c.backoff * 2, _BACKOFF_MAX)
+                    _forget_metrics(c)
                     c.proc = None
                 if c.proc is None and now >= c.next_start and not self._stopping:
                     c.restarts += 1
