@@ -85,6 +85,33 @@ def _add_config(sub: Any) -> None:
     _command(sub, "config-check", _cmd_config_check, help="validate the configuration file")
 
 
+def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from .doctor import CHECKS, run_checks
+
+    names = args.check or list(CHECKS)
+    findings = run_checks(cfg, names)
+    for f in findings:
+        print(f"{f.level.upper():<5} {f.check:<10} {f.text}")
+    failed = sum(f.level == "fail" for f in findings)
+    warned = sum(f.level == "warn" for f in findings)
+    print(f"{failed} failed, {warned} warnings")
+    return 1 if failed else 0
+
+
+def _add_doctor(sub: Any) -> None:
+    from .doctor import CHECKS
+
+    p = _command(
+        sub, "doctor", _cmd_doctor,
+        help="check config, Redis, DNS, model, Postfix settings and the blocklist",
+        description="Check the configuration, Redis, the DNS resolver, the model file, the "
+        "Postfix settings visible here, and the blocklist's RFC 5782 test points; say what is "
+        "wrong in plain words. Exit status 1 when a check fails.",
+    )
+    p.add_argument("--check", action="append", choices=list(CHECKS),
+                   help="run only this check (repeatable)")
+
+
 # -- component commands (one function per component) ---------------------------------------
 
 
@@ -123,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(sub)
     _add_config(sub)
+    _add_doctor(sub)
     _add_milter(sub)
     _add_reputation(sub)
     _add_rbl(sub)

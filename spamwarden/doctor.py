@@ -1,0 +1,158 @@
+"""``spamwarden doctor``: look at a host's set-up and say what is wrong in plain words.
+
+Each check returns :class:`Finding` rows: ``ok``, ``warn`` (works, but not as
+an operator would want) or ``fail`` (a part of the service cannot work).  The
+command exits 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal
+
+from .config import Config, parse_hostport
+from .resolver import DnsPythonResolver, resolver_from_config
+
+__all__ = ["Finding", "run_checks", "CHECKS"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Literal["ok", "warn", "fail"]
+    check: str
+    text: str
+
+
+def check_config(cfg: Config) -> Iterable[Finding]:
+    yield Finding("ok", "config", f"{cfg.source} is valid")
+    if not cfg.api.operator_tokens:
+        yield Finding("warn", "config", "api.operator_tokens is empty: operator API endpoints "
+                      "are disabled (list/delist over HTTP)")
+    if cfg.consent.enabled and not cfg.consent.token_key:
+        yield Finding("ok", "config", "consent.token_key is empty: a key is generated under "
+                      f"{cfg.service.state_dir} on first use (keep it when you move hosts)")
+
+
+def check_redis(cfg: Config) -> Iterable[Finding]:
+    import redis
+
+    from .redisconn import redis_url, sync_client
+
+    url = redis_url(cfg)
+    try:
+        client = sync_client(cfg)
+        info = client.info()
+    except (redis.RedisError, OSError) as exc:
+        hint = ("start it with `spamwarden serve` (embedded Redis)" if not cfg.redis.url
+                else "check that the server runs and redis.url is right")
+        yield Finding("fail", "redis", f"cannot reach Redis at {url}: {exc}; {hint}")
+        return
+    yield Finding("ok", "redis", f"Redis {info.get('redis_version')} answers at {url}")
+    if str(info.get("aof_enabled", "0")) != "1":
+        yield Finding("warn", "redis", "append-only persistence is off: acknowledged complaints "
+                      "and registry records can be lost in a crash (set appendonly yes)")
+
+
+def check_dns(cfg: Config) -> Iterable[Finding]:
+    resolver = resolver_from_config(cfg.dns)
+    servers = ", ".join(cfg.dns.nameservers) or "the servers in /etc/resolv.conf"
+    ans = resolver.query("_dmarc.example.com", "TXT")
+    if ans.failed:
+        yield Finding("fail", "dns", f"the resolver ({servers}) did not answer: {ans.reason}. "
+                      "SPF, DKIM and DMARC results will be temperror until it does")
+    else:
+        yield Finding("ok", "dns", f"the resolver ({servers}) answers ({ans.status})")
+
+
+def check_model(cfg: Config) -> Iterable[Finding]:
+    try:
+        from .training import load_classifier  # type: ignore[attr-defined]
+    except ImportError:
+        yield Finding("warn", "model", "no classifier in this build: messages are scored "
+                      "without content analysis")
+        return
+    from .errors import ModelError
+
+    try:
+        load_classifier(cfg.training.model or None)
+    except ModelError as exc:
+        yield Finding("fail", "model", str(exc))
+        return
+    yield Finding("ok", "model", f"model {cfg.training.model or '(shipped default)'} loads")
+
+
+def check_postfix(cfg: Config) -> Iterable[Finding]:
+    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
+    if not shutil.which(postconf):
+        yield Finding("warn", "postfix", "postconf not found: cannot check Postfix settings here")
+        return
+    try:
+        out = subprocess.run(
+            [postconf, "-h", "smtpd_milters", "milter_default_action", "milter_protocol"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        yield Finding("warn", "postfix", f"postconf failed: {exc}")
+        return
+    lines = (out.stdout.splitlines() + ["", "", ""])[:3]
+    milters, default_action, protocol = (x.strip() for x in lines)
+    want = cfg.milter.listen
+    if want not in milters.split():
+        yield Finding("warn", "postfix", f"smtpd_milters is {milters!r}; add {want} so Postfix "
+                      "uses spamwarden")
+    else:
+        yield Finding("ok", "postfix", f"smtpd_milters includes {want}")
+    if default_action != "tempfail":
+        yield Finding("warn", "postfix", f"milter_default_action is {default_action!r}: set "
+                      "tempfail so mail waits instead of passing unfiltered when the milter is down")
+    if protocol and protocol != "6":
+        yield Finding("warn", "postfix", f"milter_protocol is {protocol}; 6 is expected")
+
+
+def check_blocklist(cfg: Config) -> Iterable[Finding]:
+    """RFC 5782 §5 test points against our own DNS server."""
+    host, port = parse_hostport(cfg.rbl.listen[0])
+    r = DnsPythonResolver([f"{host}:{port}"], timeout=cfg.dns.timeout, cache=False)
+    zone = cfg.rbl.zone
+    points = [
+        (f"2.0.0.127.ip.{zone}", True),
+        (f"1.0.0.127.ip.{zone}", False),
+        (f"test.dbl.{zone}", True),
+        (f"invalid.dbl.{zone}", False),
+    ]
+    bad = []
+    for name, listed in points:
+        ans = r.query(name, "A")
+        if ans.failed:
+            yield Finding("fail", "blocklist", f"the DNS server at {host}:{port} did not answer "
+                          f"for {name}: {ans.reason} (is `spamwarden rbl` running?)")
+            return
+        if ans.found != listed:
+            bad.append(f"{name} should {'be' if listed else 'not be'} listed")
+    if bad:
+        yield Finding("fail", "blocklist", "RFC 5782 test points wrong: " + "; ".join(bad))
+    else:
+        yield Finding("ok", "blocklist", f"RFC 5782 test points answer correctly at {host}:{port}")
+
+
+CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
+    "config": check_config,
+    "redis": check_redis,
+    "dns": check_dns,
+    "model": check_model,
+    "postfix": check_postfix,
+    "blocklist": check_blocklist,
+}
+
+
+def run_checks(cfg: Config, names: Iterable[str] | None = None) -> list[Finding]:
+    """Run the named checks (all by default); a crashing check is itself a finding."""
+    findings: list[Finding] = []
+    for name in names or CHECKS:
+        try:
+            findings.extend(CHECKS[name](cfg))
+        except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
+            findings.append(Finding("fail", name, f"check crashed: {type(exc).__name__}: {exc}"))
+    return findings
