@@ -15,6 +15,18 @@ key                                     what
 ``sw:{sw}:listing-serial``              integer, incremented with every change; the SOA serial
 ======================================  =========================================================
 
+The listing engine's own keys (expiry index, offences, complaint windows,
+volume counters) are documented in :mod:`spamwarden.reputation.store`.
+
+Kinds: ``ip`` (one address), ``cidr`` (a network), ``domain`` (a registrable
+domain, or a customer's name under a PSL private suffix such as
+``shop.blogspot.com``) and ``address`` (one mailbox, ``local@domain`` in lower
+case, domain in IDNA form).  ``address`` listings exist because a shared
+platform (freemail, PSL private suffixes, ``reputation.shared_domains``) is
+never listed whole: the offending mailbox is listed instead.  The DNS zones
+publish ``ip``, ``cidr`` and ``domain``; ``address`` listings are for the
+milter and the API only.
+
 The change stream entry fields are ``op`` (``listed``, ``extended``,
 ``delisted``, ``expired``), ``key``, ``kind``, ``reason``, ``code``,
 ``listed_at``, ``expires_at`` and ``serial``; a follower applies them in stream
@@ -40,10 +52,11 @@ __all__ = [
     "CHANGES_KEY",
     "SERIAL_KEY",
     "normalize_key",
+    "normalize_address",
     "reason_code",
 ]
 
-Kind = Literal["ip", "cidr", "domain"]
+Kind = Literal["ip", "cidr", "domain", "address"]
 
 LISTINGS_KEY = "sw:{sw}:listings"
 CHANGES_KEY = "sw:{sw}:listing-changes"
@@ -60,6 +73,9 @@ REASONS: dict[str, tuple[str, str]] = {
     "domain-ad-no-consent": ("127.0.1.3", "advertising without consent"),
     "url-complaints": ("127.0.1.4", "domain advertised in mail recipients reported as spam"),
     "domain-manual": ("127.0.1.5", "domain listed by the operator"),
+    "domain-imported": ("127.0.1.6", "domain imported from an operator list"),
+    "address-complaints": ("127.0.2.2", "mailbox on a shared platform reported as spam"),
+    "address-manual": ("127.0.2.3", "mailbox listed by the operator"),
 }
 
 
@@ -67,18 +83,46 @@ def reason_code(reason: str, kind: Kind) -> str:
     """The A record for a reason; unknown reasons get the generic code of the kind."""
     if reason in REASONS:
         return REASONS[reason][0]
-    return "127.0.1.5" if kind == "domain" else "127.0.0.3"
+    if kind == "domain":
+        return "127.0.1.5"
+    if kind == "address":
+        return "127.0.2.3"
+    return "127.0.0.3"
+
+
+def normalize_address(text: str) -> str | None:
+    """``local@domain`` in lower case with an IDNA domain, or ``None``.
+
+    Angle brackets are dropped; the local part must be 1..64 printable ASCII
+    characters without spaces, ``@`` or ``<>`` (RFC 5321 §4.5.3.1.1).
+    """
+    t = text.strip().strip("<>").strip()
+    if t.count("@") != 1:
+        return None
+    local, domain = t.split("@")
+    d = normalize_domain(domain)
+    if d is None or not 0 < len(local) <= 64:
+        return None
+    if not local.isascii() or any(c.isspace() or c in "<>@,;\\" for c in local):
+        return None
+    return f"{local.lower()}@{d}"
 
 
 def normalize_key(text: str) -> tuple[str, Kind]:
-    """Canonical listing key and kind for an IP, a CIDR or a domain.
+    """Canonical listing key and kind for an IP, a CIDR, a domain or an address.
 
     IPv6 is compressed, networks are made strict (host bits cleared), domains
     are lower-case IDNA without a trailing dot.  A /32 (or /128) is an ``ip``.
+    ``local@domain`` is an ``address`` (see :func:`normalize_address`).
 
     :raises ValueError: the text is none of these.
     """
     t = text.strip()
+    if "@" in t:
+        a = normalize_address(t)
+        if a is None:
+            raise ValueError(f"{text!r} is not a mail address")
+        return a, "address"
     if "/" in t:
         net = ipaddress.ip_network(t, strict=False)
         if net.num_addresses == 1:
@@ -147,3 +191,47 @@ class ListingChange:
     expires_at: float
     serial: int
     stream_id: str = ""
+    note: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        """The change stream entry's fields (``stream_id`` is the entry id, not a field)."""
+        return {
+            "op": self.op,
+            "key": self.key,
+            "kind": self.kind,
+            "reason": self.reason,
+            "code": self.code,
+            "listed_at": repr(self.listed_at),
+            "expires_at": repr(self.expires_at),
+            "serial": str(self.serial),
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_fields(
+        cls, stream_id: str | bytes, fields: dict[bytes, bytes] | dict[str, str]
+    ) -> "ListingChange":
+        """Parse one change stream entry.
+
+        :raises ValueError: the entry is not a listing change.
+        """
+        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+             for k, v in fields.items()}
+        try:
+            op = f["op"]
+            if op not in ("listed", "extended", "delisted", "expired"):
+                raise ValueError(f"unknown change op {op!r}")
+            return cls(
+                op=op,  # type: ignore[arg-type]
+                key=f["key"],
+                kind=f["kind"],  # type: ignore[arg-type]
+                reason=f["reason"],
+                code=f["code"],
+                listed_at=float(f["listed_at"]),
+                expires_at=float(f["expires_at"]),
+                serial=int(f["serial"]),
+                stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
+                note=f.get("note", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a listing change: {exc}") from exc

@@ -1,0 +1,1074 @@
+"""The listing store: listings, their change stream, complaint windows and volume.
+
+Every read-modify-write runs as one server-side Lua script, so concurrent
+workers, the CLI and the API never lose an update, and a listing and its change
+entry are written together or not at all.  Every key carries the hash tag
+``{sw}``, so the scripts (which name all their keys in ``KEYS``) run on Redis
+Cluster too.
+
+Redis key scheme
+================
+
+=============================================  ======================================================
+key                                            what
+=============================================  ======================================================
+``sw:{sw}:listings``                           hash: listing key -> :class:`Listing` JSON (listings.py)
+``sw:{sw}:listing-changes``                    stream of :class:`ListingChange` fields, ~1,000,000 kept
+``sw:{sw}:listing-serial``                     integer, +1 per change (the zone's SOA serial)
+``sw:{sw}:listing-expiry``                     zset: listing key -> expires_at (finds due expiries)
+``sw:{sw}:offences``                           hash: listing key -> times listed (escalating TTL);
+                                               kept on purpose without a TTL: offences are remembered
+``sw:{sw}:win:c:<key>``                        zset: complaint id -> time, complaints in the window
+                                               (TTL ``reputation.window``)
+``sw:{sw}:win:r:<key>``                        zset: reporter -> last complaint time, distinct reporters
+                                               in the window (TTL ``reputation.window``)
+``sw:{sw}:vol:<key>:<bucket>``                 integer: messages accepted from the source in one bucket
+                                               of ``window / 24`` seconds (TTL window + one bucket)
+``sw:{sw}:done:<complaint id>``                "1" once a complaint was counted (TTL 2 x window)
+``sw:{sw}:delist-requests``                    hash: request id -> JSON of a public delisting request
+``sw:{sw}:delist-requests-by-time``            zset: request id -> time filed (pruned after 90 days)
+``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
+=============================================  ======================================================
+
+``<key>`` is a listing key as :func:`~spamwarden.reputation.listings.normalize_key`
+gives it: an IP, a registrable domain or a ``local@domain`` address.
+
+Times are Unix seconds from an injected :class:`Clock` and are rounded to
+milliseconds, so the JSON numbers Lua writes (14 significant digits) are exact.
+
+Use :class:`ListingStore` (redis-py sync client: the CLI, the milter's lookup)
+or :class:`AsyncListingStore` (``redis.asyncio``: worker, API, DNS follower);
+they share the scripts and have the same methods.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Iterator, Protocol, Sequence
+
+import redis
+import redis.asyncio
+
+from ..errors import StoreError, StoreUnavailable
+from .listings import (
+    CHANGES_KEY,
+    LISTINGS_KEY,
+    SERIAL_KEY,
+    Kind,
+    Listing,
+    ListingChange,
+    normalize_key,
+    reason_code,
+)
+
+__all__ = [
+    "Clock",
+    "SystemClock",
+    "ListingStore",
+    "AsyncListingStore",
+    "ListingWrite",
+    "WindowCounts",
+    "IndicatorCount",
+    "DelistRequest",
+    "Snapshot",
+    "EXPIRY_KEY",
+    "OFFENCES_KEY",
+    "DELIST_REQUESTS_KEY",
+    "DELIST_REQUESTS_INDEX_KEY",
+    "VOLUME_BUCKETS",
+    "CHANGES_MAXLEN",
+    "candidate_keys",
+    "window_keys",
+    "volume_keys",
+    "done_key",
+]
+
+EXPIRY_KEY = "sw:{sw}:listing-expiry"
+OFFENCES_KEY = "sw:{sw}:offences"
+DELIST_REQUESTS_KEY = "sw:{sw}:delist-requests"
+DELIST_REQUESTS_INDEX_KEY = "sw:{sw}:delist-requests-by-time"
+DELIST_REQUEST_RETENTION = 90 * 86400.0
+#: the volume window is kept as this many buckets
+VOLUME_BUCKETS = 24
+#: approximate length the change stream is trimmed to (XADD MAXLEN ~)
+CHANGES_MAXLEN = 1_000_000
+#: complaints remembered per indicator window; beyond it the oldest are dropped
+WINDOW_CAP = 100_000
+#: keys per Lua call in bulk writes (bounds the time one script blocks Redis)
+BATCH = 1000
+#: the keys every listing script touches, in the order the scripts expect
+_LISTING_KEYS = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY, EXPIRY_KEY, OFFENCES_KEY]
+
+
+class Clock(Protocol):
+    """Where time comes from; tests pass a clock they move by hand."""
+
+    def now(self) -> float:
+        """Unix seconds."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+def _ms(t: float) -> float:
+    return round(t, 3)
+
+
+def done_key(complaint_id: str) -> str:
+    return f"sw:{{sw}}:done:{complaint_id}"
+
+
+def window_keys(key: str) -> tuple[str, str]:
+    """(complaints zset, reporters zset) of one indicator."""
+    return f"sw:{{sw}}:win:c:{key}", f"sw:{{sw}}:win:r:{key}"
+
+
+def _bucket_size(window: float) -> float:
+    return max(1.0, window / VOLUME_BUCKETS)
+
+
+def volume_keys(key: str, now: float, window: float) -> list[str]:
+    """The bucket counters of one source that cover ``(now - window, now]``."""
+    size = _bucket_size(window)
+    cur = math.floor(now / size)
+    first = math.floor((now - window) / size) + 1
+    return [f"sw:{{sw}}:vol:{key}:{b}" for b in range(first, cur + 1)]
+
+
+def candidate_keys(text: str) -> list[str]:
+    """Every listing key that would cover ``text``, most specific first.
+
+    An IP is covered by itself and by each network containing it (IPv4 /8../31,
+    IPv6 /16../127); a domain by itself and its parents (two labels at least);
+    an address by itself and its domain's chain.  Unusable text gives ``[]``.
+    """
+    try:
+        key, kind = normalize_key(text)
+    except ValueError:
+        return []
+    if kind == "ip":
+        ip = ipaddress.ip_address(key)
+        low, high = (8, 31) if ip.version == 4 else (16, 127)
+        return [key] + [
+            str(ipaddress.ip_network(f"{key}/{p}", strict=False)) for p in range(high, low - 1, -1)
+        ]
+    if kind == "cidr":
+        return [key]
+    out = [key]
+    domain = key.rsplit("@", 1)[1] if kind == "address" else key
+    labels = domain.split(".")
+    start = 0 if kind == "address" else 1
+    out += [".".join(labels[i:]) for i in range(start, len(labels) - 1)]
+    return out[:12]
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListingWrite:
+    """What one listing write did.
+
+    ``op`` is ``listed``, ``extended``, ``unchanged`` (the engine found an active
+    listing), ``delisted``, ``expired`` or ``absent`` (nothing to delist).
+    """
+
+    op: str
+    key: str
+    listing: Listing | None
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorCount:
+    """Complaints and distinct reporters of one indicator inside the window."""
+
+    key: str
+    complaints: int
+    reporters: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """Result of counting one complaint; ``fresh`` is False for a replay."""
+
+    fresh: bool
+    counts: tuple[IndicatorCount, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DelistRequest:
+    """A public request to delist a key, waiting for an operator."""
+
+    id: str
+    key: str
+    reason: str
+    contact: str
+    client: str
+    filed_at: float
+    status: str = "pending"  # pending | approved | rejected
+    decided_at: float = 0.0
+    decided_note: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "DelistRequest":
+        """:raises ValueError: not a request record."""
+        try:
+            d = json.loads(text)
+            return cls(**d)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a delist request: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """All listings plus the change stream position to follow from.
+
+    Changes after ``stream_id`` may already be in ``listings``; applying them
+    again is harmless (listed/extended replace, delisted/expired remove).
+    """
+
+    listings: dict[str, Listing]
+    serial: int
+    stream_id: str = field(default="0-0")
+
+
+# -- Lua ---------------------------------------------------------------------------------------
+
+_PUT_LUA = """
+-- KEYS: listings, changes, serial, expiry, offences
+-- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
+--       reason, note, then (key, kind, code) triples
+local now = tonumber(ARGV[1])
+local mode = ARGV[2]
+local base_ttl = tonumber(ARGV[3])
+local max_ttl = tonumber(ARGV[4])
+local explicit = tonumber(ARGV[5])
+local maxlen = ARGV[6]
+local reason = ARGV[7]
+local note = ARGV[8]
+local out = {}
+for i = 9, #ARGV, 3 do
+  local key, kind, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local cur = redis.call('HGET', KEYS[1], key)
+  local rec = nil
+  local active = false
+  if cur then
+    rec = cjson.decode(cur)
+    active = tonumber(rec['expires_at']) > now
+  end
+  if active and mode == 'auto' then
+    out[#out + 1] = 'unchanged'
+    out[#out + 1] = cur
+  else
+    local op
+    local ttl
+    if active then
+      op = 'extended'
+      ttl = explicit or math.min(base_ttl * 2 ^ (tonumber(rec['offences']) - 1), max_ttl)
+    else
+      local off = redis.call('HINCRBY', KEYS[5], key, 1)
+      op = 'listed'
+      ttl = explicit or math.min(base_ttl * 2 ^ (off - 1), max_ttl)
+      rec = {key = key, listed_at = now, offences = off}
+    end
+    rec['kind'] = kind
+    rec['reason'] = reason
+    rec['note'] = note
+    rec['code'] = code
+    rec['expires_at'] = now + ttl
+    local enc = cjson.encode(rec)
+    redis.call('HSET', KEYS[1], key, enc)
+    redis.call('ZADD', KEYS[4], rec['expires_at'], key)
+    local serial = redis.call('INCR', KEYS[3])
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
+      'op', op, 'key', key, 'kind', kind, 'reason', reason, 'code', code,
+      'listed_at', tostring(rec['listed_at']), 'expires_at', tostring(rec['expires_at']),
+      'serial', tostring(serial), 'note', note)
+    out[#out + 1] = op
+    out[#out + 1] = enc
+  end
+end
+return out
+"""
+
+_REMOVE_LUA = """
+-- KEYS: listings, changes, serial, expiry
+-- ARGV: now, maxlen, note, then listing keys
+local now = tonumber(ARGV[1])
+local maxlen = ARGV[2]
+local note = ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  local key = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], key)
+  if not cur then
+    redis.call('ZREM', KEYS[4], key)
+    out[#out + 1] = 'absent'
+    out[#out + 1] = ''
+  else
+    local rec = cjson.decode(cur)
+    local op = 'delisted'
+    if tonumber(rec['expires_at']) <= now then op = 'expired' end
+    redis.call('HDEL', KEYS[1], key)
+    redis.call('ZREM', KEYS[4], key)
+    local serial = redis.call('INCR', KEYS[3])
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
+      'op', op, 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
+      'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
+      'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', note)
+    out[#out + 1] = op
+    out[#out + 1] = cur
+  end
+end
+return out
+"""
+
+_EXPIRE_LUA = """
+-- KEYS: listings, changes, serial, expiry
+-- ARGV: now, limit, maxlen
+local now = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, key in ipairs(due) do
+  local cur = redis.call('HGET', KEYS[1], key)
+  redis.call('ZREM', KEYS[4], key)
+  if cur then
+    local rec = cjson.decode(cur)
+    if tonumber(rec['expires_at']) <= now then
+      redis.call('HDEL', KEYS[1], key)
+      local serial = redis.call('INCR', KEYS[3])
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+        'op', 'expired', 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
+        'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
+        'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', '')
+      out[#out + 1] = cur
+    else
+      redis.call('ZADD', KEYS[4], rec['expires_at'], key)
+    end
+  end
+end
+return out
+"""
+
+_COUNT_LUA = """
+-- KEYS: done key, then (complaints zset, reporters zset) per indicator
+-- ARGV: complaint id, time, cutoff, window ttl, reporter, done ttl, cap
+-- Counting and the processed mark happen together: a replayed complaint
+-- changes nothing and only reads the counts.
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6])
+local out = {fresh and 1 or 0}
+local cap = tonumber(ARGV[7])
+for i = 2, #KEYS, 2 do
+  local c, r = KEYS[i], KEYS[i + 1]
+  if fresh and tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+    redis.call('ZADD', c, ARGV[2], ARGV[1])
+    redis.call('ZADD', r, 'GT', ARGV[2], ARGV[5])
+    redis.call('EXPIRE', c, ARGV[4])
+    redis.call('EXPIRE', r, ARGV[4])
+  end
+  redis.call('ZREMRANGEBYSCORE', c, '-inf', ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', r, '-inf', ARGV[3])
+  local n = redis.call('ZCARD', c)
+  if n > cap then
+    redis.call('ZREMRANGEBYRANK', c, 0, n - cap - 1)
+    n = cap
+  end
+  out[#out + 1] = n
+  out[#out + 1] = redis.call('ZCARD', r)
+end
+return out
+"""
+
+_RATE_LUA = """
+-- KEYS: counter; ARGV: limit, ttl.  Returns the count after this request, or -1 over the limit.
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then return -1 end
+return n
+"""
+
+
+# -- shared argument building and parsing -------------------------------------------------------
+
+
+def _wrap(exc: Exception) -> StoreError:
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
+        return StoreUnavailable(f"Redis cannot be reached: {exc}")
+    return StoreError(f"Redis failed: {exc}")
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _writes(raw: Sequence[Any], keys: Sequence[str]) -> list[ListingWrite]:
+    out = []
+    for i, key in enumerate(keys):
+        op = _s(raw[2 * i])
+        text = raw[2 * i + 1]
+        out.append(ListingWrite(op, key, Listing.from_json(text) if text else None))
+    return out
+
+
+def _normalized(items: Iterable[tuple[str, Kind] | str]) -> list[tuple[str, Kind]]:
+    out: list[tuple[str, Kind]] = []
+    for it in items:
+        out.append(normalize_key(it) if isinstance(it, str) else it)
+    return out
+
+
+@dataclass(frozen=True)
+class _Settings:
+    listing_ttl: float
+    max_listing_ttl: float
+    window: float
+    changes_maxlen: int
+
+
+class _StoreBase:
+    """Argument building shared by the sync and async stores."""
+
+    def __init__(
+        self,
+        *,
+        listing_ttl: float = 86400.0,
+        max_listing_ttl: float = 2592000.0,
+        window: float = 604800.0,
+        changes_maxlen: int = CHANGES_MAXLEN,
+    ) -> None:
+        self.settings = _Settings(listing_ttl, max_listing_ttl, window, changes_maxlen)
+
+    def _put_args(
+        self,
+        items: Sequence[tuple[str, Kind]],
+        *,
+        reason: str,
+        note: str,
+        ttl: float | None,
+        now: float,
+        mode: str,
+    ) -> list[Any]:
+        s = self.settings
+        args: list[Any] = [
+            repr(_ms(now)), mode, repr(s.listing_ttl), repr(s.max_listing_ttl),
+            "" if ttl is None else repr(float(ttl)), s.changes_maxlen, reason, note,
+        ]
+        for key, kind in items:
+            args += [key, kind, reason_code(reason, kind)]
+        return args
+
+    def _count_call(
+        self, complaint_id: str, reporter: str, at: float, keys: Sequence[str], now: float
+    ) -> tuple[list[str], list[Any]]:
+        w = self.settings.window
+        ks = [done_key(complaint_id)]
+        for k in keys:
+            ks += list(window_keys(k))
+        ttl = max(1, math.ceil(w))
+        args = [complaint_id, repr(_ms(min(at, now))), repr(_ms(now - w)), ttl, reporter,
+                2 * ttl, WINDOW_CAP]
+        return ks, args
+
+    @staticmethod
+    def _counts(raw: Sequence[Any], keys: Sequence[str]) -> WindowCounts:
+        counts = tuple(
+            IndicatorCount(k, int(raw[1 + 2 * i]), int(raw[2 + 2 * i])) for i, k in enumerate(keys)
+        )
+        return WindowCounts(bool(int(raw[0])), counts)
+
+    def _volume_plan(self, keys: Sequence[str], now: float) -> list[list[str]]:
+        return [volume_keys(k, now, self.settings.window) for k in keys]
+
+    @staticmethod
+    def _new_request(key: str, *, reason: str, contact: str, client: str, now: float) -> DelistRequest:
+        return DelistRequest(
+            id=secrets.token_hex(8), key=key, reason=reason, contact=contact, client=client,
+            filed_at=_ms(now),
+        )
+
+
+def _listings_from_hash(raw: dict[bytes, bytes]) -> dict[str, Listing]:
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[_s(k)] = Listing.from_json(v)
+        except ValueError:
+            continue
+    return out
+
+
+# -- the sync store -----------------------------------------------------------------------------
+
+
+class ListingStore(_StoreBase):
+    """Listings and complaint counters in Redis, through a sync ``redis.Redis``.
+
+    :param client: a ``redis.Redis`` (decode_responses off or on).
+    :param listing_ttl: first listing's lifetime (``reputation.listing_ttl``).
+    :param max_listing_ttl: cap of the doubling TTL (``reputation.max_listing_ttl``).
+    :param window: complaint and volume window (``reputation.window``).
+
+    Every method raises :class:`~spamwarden.errors.StoreUnavailable` when Redis
+    cannot be reached and :class:`~spamwarden.errors.StoreError` on other Redis errors.
+    """
+
+    def __init__(self, client: redis.Redis, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.redis = client
+        self._put = client.register_script(_PUT_LUA)
+        self._remove = client.register_script(_REMOVE_LUA)
+        self._expire = client.register_script(_EXPIRE_LUA)
+        self._count = client.register_script(_COUNT_LUA)
+        self._rate = client.register_script(_RATE_LUA)
+
+    @classmethod
+    def from_config(cls, cfg: Any, client: redis.Redis | None = None) -> "ListingStore":
+        """A store with the settings of ``cfg.reputation`` and a client from ``cfg.redis``."""
+        from ..redisconn import sync_client
+
+        r = cfg.reputation
+        return cls(
+            client if client is not None else sync_client(cfg),
+            listing_ttl=r.listing_ttl, max_listing_ttl=r.max_listing_ttl, window=r.window,
+        )
+
+    # listings
+
+    def add(
+        self,
+        key: str,
+        *,
+        reason: str,
+        now: float,
+        ttl: float | None = None,
+        note: str = "",
+        kind: Kind | None = None,
+        only_if_unlisted: bool = False,
+    ) -> ListingWrite:
+        """List ``key`` (an IP, CIDR, domain or address), or extend its listing.
+
+        :param reason: a code of :data:`~spamwarden.reputation.listings.REASONS`
+            (others get the kind's generic return code).
+        :param ttl: seconds; ``None`` escalates: ``listing_ttl`` doubled per earlier
+            offence, up to ``max_listing_ttl``.
+        :param only_if_unlisted: the engine's mode: an active listing is left alone
+            (``op == "unchanged"``).
+        :raises ValueError: ``key`` is not listable.
+        """
+        return self.add_many([(key, kind) if kind else key], reason=reason, now=now, ttl=ttl,
+                             note=note, only_if_unlisted=only_if_unlisted)[0]
+
+    def add_many(
+        self,
+        keys: Iterable[str | tuple[str, Kind]],
+        *,
+        reason: str,
+        now: float,
+        ttl: float | None = None,
+        note: str = "",
+        only_if_unlisted: bool = False,
+    ) -> list[ListingWrite]:
+        """:meth:`add` for many keys, :data:`BATCH` per script call, pipelined.
+
+        Keys given as ``(key, kind)`` must already be normalised.
+        :raises ValueError: a key is not listable (nothing is written then).
+        """
+        items = _normalized(keys)
+        mode = "auto" if only_if_unlisted else "manual"
+        out: list[ListingWrite] = []
+        try:
+            for start in range(0, len(items), BATCH * 20):
+                chunk = items[start : start + BATCH * 20]
+                pipe = self.redis.pipeline(transaction=False)
+                parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
+                for part in parts:
+                    self._put(keys=_LISTING_KEYS, client=pipe,
+                              args=self._put_args(part, reason=reason, note=note, ttl=ttl,
+                                                  now=now, mode=mode))
+                for part, raw in zip(parts, pipe.execute()):
+                    out += _writes(raw, [k for k, _ in part])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return out
+
+    def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
+        """Remove a listing, writing a ``delisted`` change (``expired`` if it had run out).
+
+        :returns: ``op == "absent"`` when nothing was listed under that key.
+        :raises ValueError: ``key`` is not a listing key.
+        """
+        k, _ = normalize_key(key)
+        try:
+            raw = self._remove(keys=_LISTING_KEYS[:4], args=[repr(_ms(now)), self.settings.changes_maxlen,
+                                                             note, k])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return _writes(raw, [k])[0]
+
+    def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
+        """Remove listings whose time has come, writing an ``expired`` change for each.
+
+        :returns: the expired listings (at most ``limit``; call again for more).
+        """
+        try:
+            raw = self._expire(keys=_LISTING_KEYS[:4],
+                               args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return [Listing.from_json(t) for t in raw]
+
+    def get(self, key: str, *, now: float | None = None) -> Listing | None:
+        """The listing stored under exactly ``key``; with ``now``, ``None`` when expired.
+
+        :raises ValueError: ``key`` is not a listing key.
+        """
+        k, _ = normalize_key(key)
+        try:
+            raw = self.redis.hget(LISTINGS_KEY, k)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        if raw is None:
+            return None
+        listing = Listing.from_json(raw)
+        return listing if now is None or listing.active(now) else None
+
+    def find(self, key: str, *, now: float) -> Listing | None:
+        """The active listing covering ``key`` (IPs by networks, names by parents)."""
+        cands = candidate_keys(key)
+        if not cands:
+            return None
+        try:
+            raw = self.redis.hmget(LISTINGS_KEY, cands)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        for text in raw:
+            if text is not None:
+                listing = Listing.from_json(text)
+                if listing.active(now):
+                    return listing
+        return None
+
+    def all(self, *, now: float | None = None) -> list[Listing]:
+        """Every listing (with ``now``: only active ones), by key; read with HSCAN."""
+        try:
+            raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        ls = _listings_from_hash(raw).values()
+        return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+
+    def offences(self, key: str) -> int:
+        """How many times ``key`` has been listed."""
+        try:
+            v = self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return int(v or 0)
+
+    def serial(self) -> int:
+        try:
+            return int(self.redis.get(SERIAL_KEY) or 0)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    def snapshot(self) -> Snapshot:
+        """All listings and the change stream id to follow from (see :class:`Snapshot`)."""
+        try:
+            last = self.redis.xrevrange(CHANGES_KEY, count=1)
+            serial = int(self.redis.get(SERIAL_KEY) or 0)
+            raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        sid = _s(last[0][0]) if last else "0-0"
+        return Snapshot(_listings_from_hash(raw), serial, sid)
+
+    def changes(self, after: str = "0-0", *, count: int = 1000, block_ms: int | None = None) -> list[ListingChange]:
+        """Change stream entries after the stream id ``after`` (bounded by ``count``)."""
+        try:
+            if block_ms is None:
+                raw = self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
+                                        count=count)
+            else:
+                res = self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
+                raw = res[0][1] if res else []
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return [ListingChange.from_fields(sid, f) for sid, f in raw]
+
+    # complaint windows and volume
+
+    def count_complaint(
+        self, complaint_id: str, *, reporter: str, at: float, keys: Sequence[str], now: float
+    ) -> WindowCounts:
+        """Count one complaint against each indicator key and mark it processed, atomically.
+
+        A complaint already counted (a replay) changes nothing; the current counts
+        are returned with ``fresh=False``.
+        """
+        ks, args = self._count_call(complaint_id, reporter, at, keys, now)
+        try:
+            raw = self._count(keys=ks, args=args)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return self._counts(raw, keys)
+
+    def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
+        """Add ``count`` accepted messages to each source key's current bucket (pipelined)."""
+        size = _bucket_size(self.settings.window)
+        ttl = math.ceil(self.settings.window + size)
+        bucket = math.floor(now / size)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for k in keys:
+                vk = f"sw:{{sw}}:vol:{k}:{bucket}"
+                pipe.incrby(vk, count)
+                pipe.expire(vk, ttl)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
+        """Messages accepted from each source inside the window."""
+        plan = self._volume_plan(keys, now)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for vks in plan:
+                pipe.mget(vks)
+            res = pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
+
+    def recent_complaints(self, count: int = 50) -> list[tuple[str, dict[str, str]]]:
+        """The newest complaint stream entries, newest first: (entry id, fields)."""
+        from .complaints import COMPLAINTS_KEY
+
+        try:
+            raw = self.redis.xrevrange(COMPLAINTS_KEY, count=count)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
+
+    # delisting requests and rate limits
+
+    def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
+        """Count one request of ``client`` this hour; False once over ``limit``."""
+        slot = int(now // 3600)
+        try:
+            n = self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return int(n) >= 0
+
+    def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
+                            now: float) -> DelistRequest:
+        """Store a public delisting request for an operator to decide."""
+        req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
+                                client=client, now=now)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
+            pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return req
+
+    def delist_requests(self, *, now: float, status: str | None = None,
+                        limit: int = 1000) -> list[DelistRequest]:
+        """Requests, oldest first (``status`` filters); requests older than 90 days are dropped."""
+        try:
+            old = self.redis.zrangebyscore(DELIST_REQUESTS_INDEX_KEY, "-inf",
+                                           now - DELIST_REQUEST_RETENTION)
+            if old:
+                self.redis.hdel(DELIST_REQUESTS_KEY, *old)
+                self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
+            ids = self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
+            raw = self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
+        return [r for r in reqs if status is None or r.status == status][:limit]
+
+    def get_delist_request(self, request_id: str) -> DelistRequest | None:
+        try:
+            raw = self.redis.hget(DELIST_REQUESTS_KEY, request_id)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return DelistRequest.from_json(raw) if raw else None
+
+    def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
+                              now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
+        """Approve (delist the key) or reject a pending request.
+
+        :returns: the updated request and the delisting (``None`` when rejected),
+            or ``None`` when there is no such request.
+        """
+        req = self.get_delist_request(request_id)
+        if req is None:
+            return None
+        write = self.delist(req.key, note=note or f"delist request {req.id}", now=now) if approve else None
+        from dataclasses import replace
+
+        new = replace(req, status="approved" if approve else "rejected", decided_at=_ms(now),
+                      decided_note=note)
+        try:
+            self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return new, write
+
+
+# -- the async store ----------------------------------------------------------------------------
+
+
+class AsyncListingStore(_StoreBase):
+    """:class:`ListingStore` over ``redis.asyncio.Redis``: the same methods, awaitable."""
+
+    def __init__(self, client: redis.asyncio.Redis, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.redis = client
+        self._put = client.register_script(_PUT_LUA)
+        self._remove = client.register_script(_REMOVE_LUA)
+        self._expire = client.register_script(_EXPIRE_LUA)
+        self._count = client.register_script(_COUNT_LUA)
+        self._rate = client.register_script(_RATE_LUA)
+
+    @classmethod
+    def from_config(cls, cfg: Any, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
+        from ..redisconn import async_client
+
+        r = cfg.reputation
+        return cls(
+            client if client is not None else async_client(cfg),
+            listing_ttl=r.listing_ttl, max_listing_ttl=r.max_listing_ttl, window=r.window,
+        )
+
+    async def add(self, key: str, *, reason: str, now: float, ttl: float | None = None,
+                  note: str = "", kind: Kind | None = None,
+                  only_if_unlisted: bool = False) -> ListingWrite:
+        """See :meth:`ListingStore.add`."""
+        return (await self.add_many([(key, kind) if kind else key], reason=reason, now=now,
+                                    ttl=ttl, note=note, only_if_unlisted=only_if_unlisted))[0]
+
+    async def add_many(self, keys: Iterable[str | tuple[str, Kind]], *, reason: str, now: float,
+                       ttl: float | None = None, note: str = "",
+                       only_if_unlisted: bool = False) -> list[ListingWrite]:
+        """See :meth:`ListingStore.add_many`."""
+        items = _normalized(keys)
+        mode = "auto" if only_if_unlisted else "manual"
+        out: list[ListingWrite] = []
+        try:
+            for start in range(0, len(items), BATCH):
+                part = items[start : start + BATCH]
+                raw = await self._put(keys=_LISTING_KEYS, args=self._put_args(
+                    part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
+                out += _writes(raw, [k for k, _ in part])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return out
+
+    async def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
+        """See :meth:`ListingStore.delist`."""
+        k, _ = normalize_key(key)
+        try:
+            raw = await self._remove(keys=_LISTING_KEYS[:4],
+                                     args=[repr(_ms(now)), self.settings.changes_maxlen, note, k])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return _writes(raw, [k])[0]
+
+    async def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
+        """See :meth:`ListingStore.expire_due`."""
+        try:
+            raw = await self._expire(keys=_LISTING_KEYS[:4],
+                                     args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return [Listing.from_json(t) for t in raw]
+
+    async def get(self, key: str, *, now: float | None = None) -> Listing | None:
+        """See :meth:`ListingStore.get`."""
+        k, _ = normalize_key(key)
+        try:
+            raw = await self.redis.hget(LISTINGS_KEY, k)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        if raw is None:
+            return None
+        listing = Listing.from_json(raw)
+        return listing if now is None or listing.active(now) else None
+
+    async def find(self, key: str, *, now: float) -> Listing | None:
+        """See :meth:`ListingStore.find`."""
+        cands = candidate_keys(key)
+        if not cands:
+            return None
+        try:
+            raw = await self.redis.hmget(LISTINGS_KEY, cands)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        for text in raw:
+            if text is not None:
+                listing = Listing.from_json(text)
+                if listing.active(now):
+                    return listing
+        return None
+
+    async def all(self, *, now: float | None = None) -> list[Listing]:
+        """See :meth:`ListingStore.all`."""
+        try:
+            raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        ls = _listings_from_hash(raw).values()
+        return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+
+    async def offences(self, key: str) -> int:
+        try:
+            v = await self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return int(v or 0)
+
+    async def serial(self) -> int:
+        try:
+            return int(await self.redis.get(SERIAL_KEY) or 0)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    async def snapshot(self) -> Snapshot:
+        """See :meth:`ListingStore.snapshot`."""
+        try:
+            last = await self.redis.xrevrange(CHANGES_KEY, count=1)
+            serial = int(await self.redis.get(SERIAL_KEY) or 0)
+            raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        sid = _s(last[0][0]) if last else "0-0"
+        return Snapshot(_listings_from_hash(raw), serial, sid)
+
+    async def changes(self, after: str = "0-0", *, count: int = 1000,
+                      block_ms: int | None = None) -> list[ListingChange]:
+        """See :meth:`ListingStore.changes`."""
+        try:
+            if block_ms is None:
+                raw = await self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
+                                              count=count)
+            else:
+                res = await self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
+                raw = res[0][1] if res else []
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return [ListingChange.from_fields(sid, f) for sid, f in raw]
+
+    async def count_complaint(self, complaint_id: str, *, reporter: str, at: float,
+                              keys: Sequence[str], now: float) -> WindowCounts:
+        """See :meth:`ListingStore.count_complaint`."""
+        ks, args = self._count_call(complaint_id, reporter, at, keys, now)
+        try:
+            raw = await self._count(keys=ks, args=args)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return self._counts(raw, keys)
+
+    async def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
+        """See :meth:`ListingStore.volumes`."""
+        plan = self._volume_plan(keys, now)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for vks in plan:
+                pipe.mget(vks)
+            res = await pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
+
+    async def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
+        """See :meth:`ListingStore.rate_allow`."""
+        slot = int(now // 3600)
+        try:
+            n = await self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return int(n) >= 0
+
+    async def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
+                                  now: float) -> DelistRequest:
+        """See :meth:`ListingStore.file_delist_request`."""
+        req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
+                                client=client, now=now)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
+            pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
+            await pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return req
+
+    async def delist_requests(self, *, now: float, status: str | None = None,
+                              limit: int = 1000) -> list[DelistRequest]:
+        """See :meth:`ListingStore.delist_requests`."""
+        try:
+            old = await self.redis.zrangebyscore(DELIST_REQUESTS_INDEX_KEY, "-inf",
+                                                 now - DELIST_REQUEST_RETENTION)
+            if old:
+                await self.redis.hdel(DELIST_REQUESTS_KEY, *old)
+                await self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
+            ids = await self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
+            raw = await self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
+        return [r for r in reqs if status is None or r.status == status][:limit]
+
+    async def get_delist_request(self, request_id: str) -> DelistRequest | None:
+        try:
+            raw = await self.redis.hget(DELIST_REQUESTS_KEY, request_id)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return DelistRequest.from_json(raw) if raw else None
+
+    async def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
+                                    now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
+        """See :meth:`ListingStore.decide_delist_request`."""
+        from dataclasses import replace
+
+        req = await self.get_delist_request(request_id)
+        if req is None:
+            return None
+        write = (await self.delist(req.key, note=note or f"delist request {req.id}", now=now)
+                 if approve else None)
+        new = replace(req, status="approved" if approve else "rejected", decided_at=_ms(now),
+                      decided_note=note)
+        try:
+            await self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return new, write
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def iter_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Keys of an import file: one per line; blanks and ``#`` comments skipped,
+    anything after the first whitespace ignored (rbldnsd-style ``key :code:text``)."""
+    for line in lines:
+        t = line.split("#", 1)[0].strip()
+        if t:
+            yield t.split(None, 1)[0]
