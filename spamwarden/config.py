@@ -304,6 +304,10 @@ class ConsentConfig:
     language: str = _opt("en", check=_one_of("en", "vi"))
     retention: float = _opt(31536000.0, duration=True, check=_positive)
     on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
+    rcpt_requires_consent: bool = _opt(
+        True, doc="mail whose envelope sender is an advertiser's domain is advertising: "
+        "recipients without consent are rejected at RCPT"
+    )
 
 
 @dataclass(frozen=True)
