@@ -16,10 +16,21 @@ import subprocess
 import time
 from pathlib import Path
 
-from .config import Config
-from .errors import ServiceError
+from dataclasses import dataclass
+from urllib.parse import unquote
 
-__all__ = ["redis_url", "embedded_socket", "EmbeddedRedis", "sync_client", "async_client"]
+from .config import Config, parse_hostport
+from .errors import ConfigError, ServiceError
+
+__all__ = [
+    "redis_url",
+    "embedded_socket",
+    "EmbeddedRedis",
+    "RedisTarget",
+    "parse_redis_url",
+    "sync_client",
+    "async_client",
+]
 
 
 def embedded_socket(cfg: Config) -> Path:
@@ -41,28 +52,98 @@ def redis_url(cfg: Config) -> str:
     return f"unix://{embedded_socket(cfg)}"
 
 
-def sync_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
-    """A ``redis.Redis`` with the configured timeouts (decode_responses off)."""
-    import redis
+@dataclass(frozen=True)
+class RedisTarget:
+    """A parsed ``redis.url``: one server, a Sentinel-watched master, or a Cluster.
 
-    return redis.Redis.from_url(
-        url or redis_url(cfg),
-        socket_timeout=cfg.redis.timeout,
-        socket_connect_timeout=cfg.redis.timeout,
-        health_check_interval=30,
-    )
+    Forms accepted:
+
+    * ``redis://[:password@]host:port/db``, ``rediss://…``, ``unix:///path.sock`` - one server;
+    * ``redis+sentinel://[:password@]host:port[,host:port…]/SERVICE[/db]`` - the master
+      that Sentinel names for ``SERVICE`` (fails over with it);
+    * ``redis+cluster://[:password@]host:port[,host:port…]`` - Redis Cluster (every key a
+      script touches together shares the ``{sw}`` hash tag).
+    """
+
+    mode: str  # "single", "sentinel" or "cluster"
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    password: str | None = None
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse ``url`` into a :class:`RedisTarget`.
+
+    :raises ConfigError: an unknown scheme or a malformed node list.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"redis.url {url!r}: expected scheme://…")
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisTarget("single", url)
+    if scheme not in ("redis+sentinel", "redis+cluster"):
+        raise ConfigError(
+            f"redis.url {url!r}: unknown scheme {scheme!r} (redis, rediss, unix, "
+            "redis+sentinel, redis+cluster)"
+        )
+    password = None
+    if "@" in rest:
+        cred, rest = rest.rsplit("@", 1)
+        password = unquote(cred.split(":", 1)[-1]) or None
+    hosts, _, path = rest.partition("/")
+    nodes = []
+    for item in hosts.split(","):
+        try:
+            nodes.append(parse_hostport(item, default_port=26379 if "sentinel" in scheme else 6379))
+        except ValueError as exc:
+            raise ConfigError(f"redis.url {url!r}: {exc}") from exc
+    parts = [p for p in path.split("/") if p]
+    if scheme == "redis+sentinel":
+        if not parts:
+            raise ConfigError(f"redis.url {url!r}: name the Sentinel service: …/SERVICE")
+        db = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        return RedisTarget("sentinel", url, tuple(nodes), parts[0], db, password)
+    return RedisTarget("cluster", url, tuple(nodes), password=password)
+
+
+def sync_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
+    """A synchronous Redis client for the configured target (bytes responses)."""
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.sentinel import Sentinel
+
+    target = parse_redis_url(url or redis_url(cfg))
+    opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
+    if target.mode == "sentinel":
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
+        return sentinel.master_for(target.service, db=target.db, password=target.password)
+    if target.mode == "cluster":
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+            password=target.password, **opts,
+        )
+    return redis.Redis.from_url(target.url, health_check_interval=30, **opts)
 
 
 def async_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
-    """A ``redis.asyncio.Redis`` with the configured timeouts."""
+    """An asyncio Redis client for the configured target (bytes responses)."""
     import redis.asyncio
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.sentinel import Sentinel
 
-    return redis.asyncio.Redis.from_url(
-        url or redis_url(cfg),
-        socket_timeout=cfg.redis.timeout,
-        socket_connect_timeout=cfg.redis.timeout,
-        health_check_interval=30,
-    )
+    target = parse_redis_url(url or redis_url(cfg))
+    opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
+    if target.mode == "sentinel":
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
+        return sentinel.master_for(target.service, db=target.db, password=target.password)
+    if target.mode == "cluster":
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+            password=target.password, **opts,
+        )
+    return redis.asyncio.Redis.from_url(target.url, health_check_interval=30, **opts)
 
 
 class EmbeddedRedis:

@@ -1,0 +1,123 @@
+"""redis.url reaches one server, a Sentinel-named master, or a Redis Cluster."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from spamwarden.config import config_from_mapping
+from spamwarden.errors import ConfigError
+from spamwarden.redisconn import async_client, parse_redis_url, sync_client
+from spamwarden.reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
+from tests.conftest import need_binary
+from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[LocalCluster]:
+    need_binary("redis-server")
+    need_binary("redis-cli")
+    c = LocalCluster()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+_SCRIPT = """
+local serial = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'op', 'listed', 'key', ARGV[1], 'serial', serial)
+return serial
+"""
+
+
+def test_scripts_over_the_shared_hash_tag_run_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
+    client = sync_client(cfg)
+    keys = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY]
+    first = client.eval(_SCRIPT, 3, *keys, "192.0.2.1", "{}")
+    second = client.eval(_SCRIPT, 3, *keys, "192.0.2.2", "{}")
+    assert second == first + 1
+    assert client.hlen(LISTINGS_KEY) >= 2
+    assert client.xlen(CHANGES_KEY) >= 2
+
+
+def test_cluster_survives_a_node_restart(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
+    client = sync_client(cfg)
+    client.hset(LISTINGS_KEY, "198.51.100.7", "{}")
+    slot_owner = client.cluster_keyslot(LISTINGS_KEY)
+    assert isinstance(slot_owner, int)
+    # Restart every node in turn (append-only files keep the data).
+    for port in redis_cluster.ports:
+        redis_cluster.nodes[port].stop()
+        redis_cluster.start_node(port)
+    redis_cluster.wait_ok()
+    fresh = sync_client(cfg)
+    assert fresh.hget(LISTINGS_KEY, "198.51.100.7") == b"{}"
+
+
+async def _async_roundtrip(url: str) -> bytes | None:
+    cfg = config_from_mapping({"redis": {"url": url}})
+    client = async_client(cfg)
+    try:
+        await client.set("sw:{sw}:probe", "ok")
+        return await client.get("sw:{sw}:probe")
+    finally:
+        await client.aclose()
+
+
+def test_async_client_on_cluster(redis_cluster: LocalCluster) -> None:
+    import asyncio
+
+    assert asyncio.run(_async_roundtrip(redis_cluster.url)) == b"ok"
+
+
+def test_sentinel_names_the_master_and_follows_it() -> None:
+    need_binary("redis-server")
+    tmp = Path(tempfile.mkdtemp(prefix="sw-sentinel-"))
+    master_port, sentinel_port = free_port(), free_port()
+    master = LocalRedis(tmp / "master", master_port)
+    conf = tmp / "sentinel.conf"
+    conf.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp}\n"
+        f"sentinel monitor swmaster 127.0.0.1 {master_port} 1\n"
+        "sentinel down-after-milliseconds swmaster 1000\n"
+    )
+    import subprocess
+
+    sentinel = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=sentinel_port, socket_timeout=0.3).ping():
+                    break
+            except redis.RedisError:
+                time.sleep(0.1)
+        url = f"redis+sentinel://127.0.0.1:{sentinel_port}/swmaster"
+        client = sync_client(config_from_mapping({"redis": {"url": url}}))
+        client.set("k", "v")
+        assert redis.Redis(port=master_port).get("k") == b"v"
+    finally:
+        sentinel.terminate()
+        sentinel.wait(10)
+        master.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["memcached://x", "redis+sentinel://127.0.0.1:1", "redis+cluster://127.0.0.1:99999", "nourl"]
+)
+def test_bad_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="redis.url"):
+        parse_redis_url(url)
