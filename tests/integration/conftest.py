@@ -1,0 +1,269 @@
+"""Real-server fixtures for integration tests: private Postfix instances, a local DNS server
+with SPF/DKIM/DMARC test domains, a module-wide Redis, and `spamwarden milter` processes.
+
+Everything listens on 127.0.0.1, lives in its own temp dir and is stopped by pid at teardown.
+The implementations are in tests/support/ (shared with bench/); these are thin fixtures.
+
+Test domains served by `dns_server` (see AUTH_ZONE_DOC):
+    good.test   SPF "v=spf1 ip4:127.0.0.1 -all", DMARC p=reject, DKIM keys sel1 (RSA 1024)
+                and ed1 (Ed25519); mail.good.test A 127.0.0.1; MX mail.good.test.
+    bank.test   SPF "v=spf1 ip4:192.0.2.10 -all" (not us), DMARC p=reject; no DKIM key.
+    soft.test   SPF "v=spf1 ?all", DMARC p=none.
+    client.test A 127.0.0.1, SPF "v=spf1 ip4:127.0.0.1 -all" (the HELO name swaks uses).
+Every other name is NXDOMAIN, answered at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import pytest
+
+# tests/support is shared with bench/, which puts tests/ on sys.path the same way.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
+from support.dnszone import DkimKey, DnsZone, UnboundServer  # noqa: E402
+from support.milterproc import MilterProcess  # noqa: E402
+from support.milterproc import spamwarden_milter as _spamwarden_milter  # noqa: E402
+from support.postfix import PostfixInstance  # noqa: E402
+from support.smtpclient import SwaksResult, swaks  # noqa: E402
+
+
+def need_binary(name: str) -> str:
+    """The path of an executable, or fail: `make test` installs every one the tests use.
+
+    (tests/conftest.py has the same check; a second conftest.py cannot import the first.)
+    """
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+    if path is None:
+        pytest.fail(f"{name} is not installed; run `make test`, which installs it")
+    return path
+
+__all__ = ["AuthTestZone", "SwaksResult", "swaks"]
+
+
+def _tempdir(prefix: str) -> Path:
+    # Not pytest's tmp_path: its parents are 0700, and the postfix and nobody users must reach
+    # the queue and the Maildir.
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# ---- Postfix ------------------------------------------------------------------------------
+
+
+class PostfixFactory:
+    """Starts private Postfix instances and stops every one of them at teardown."""
+
+    def __init__(self) -> None:
+        self.instances: list[PostfixInstance] = []
+
+    def __call__(self, *, listeners: Mapping[str, str] | None = None,
+                 main_cf: Mapping[str, str] | None = None,
+                 mailbox: str = "user@test.local") -> PostfixInstance:
+        """Start a Postfix.
+
+        Args:
+            listeners: name -> smtpd_milters (Postfix syntax, "" for none); default one
+                listener "smtp" without milter. `instance.smtp[name].port` is its port.
+            main_cf: main.cf overrides (e.g. {"milter_default_action": "accept"}).
+            mailbox: the one deliverable address; `instance.maildir` is its Maildir.
+
+        Returns:
+            The running instance (with `wait_for_delivery`, `maillog`, `queue`, `flush`).
+        """
+        need_binary("postfix")
+        instance = PostfixInstance(_tempdir("sw-postfix-"),
+                                   listeners=dict(listeners or {"smtp": ""}),
+                                   mailbox=mailbox, main_cf=dict(main_cf or {}))
+        self.instances.append(instance)
+        instance.start()
+        return instance
+
+    def stop_all(self) -> None:
+        for instance in self.instances:
+            instance.stop()
+            shutil.rmtree(instance.base_dir, ignore_errors=True)
+        self.instances.clear()
+
+
+@pytest.fixture
+def postfix_instance() -> Iterator[PostfixFactory]:
+    """Factory for private Postfix instances (function scope): `pf = postfix_instance(...)`."""
+    factory = PostfixFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def postfix_instance_module() -> Iterator[PostfixFactory]:
+    """The same factory, with instances living until the end of the test module."""
+    factory = PostfixFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+# ---- DNS ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthTestZone:
+    """The standard test domains (module docstring) and their DKIM signing keys."""
+
+    zone: DnsZone
+    good_rsa: DkimKey
+    good_ed25519: DkimKey
+
+
+def auth_test_zone() -> AuthTestZone:
+    """Build the standard SPF/DKIM/DMARC test zone with freshly generated DKIM keys."""
+    zone = DnsZone()
+    zone.add_spf("good.test", "v=spf1 ip4:127.0.0.1 -all")
+    zone.add_dmarc("good.test", "v=DMARC1; p=reject")
+    zone.add_a("mail.good.test", "127.0.0.1")
+    zone.add_mx("good.test", "mail.good.test")
+    rsa_key = zone.add_dkim_key("good.test", "sel1", algorithm="rsa", bits=1024)
+    ed_key = zone.add_dkim_key("good.test", "ed1", algorithm="ed25519")
+    zone.add_spf("bank.test", "v=spf1 ip4:192.0.2.10 -all")
+    zone.add_dmarc("bank.test", "v=DMARC1; p=reject")
+    zone.add_spf("soft.test", "v=spf1 ?all")
+    zone.add_dmarc("soft.test", "v=DMARC1; p=none")
+    zone.add_a("client.test", "127.0.0.1")
+    zone.add_spf("client.test", "v=spf1 ip4:127.0.0.1 -all")
+    return AuthTestZone(zone, rsa_key, ed_key)
+
+
+class DnsServerFactory:
+    """Starts unbound servers for given zones and stops them all at teardown."""
+
+    def __init__(self) -> None:
+        self.servers: list[UnboundServer] = []
+
+    def __call__(self, zone: DnsZone) -> UnboundServer:
+        """Start unbound on a free 127.0.0.1 port answering `zone` (and NXDOMAIN otherwise).
+
+        Add records later with `zone.add_*(...)` then `server.reload()`.
+        """
+        need_binary("unbound")
+        need_binary("dig")
+        server = UnboundServer(_tempdir("sw-dns-"), zone)
+        self.servers.append(server)
+        server.start()
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.servers:
+            server.stop()
+            shutil.rmtree(server.base_dir, ignore_errors=True)
+        self.servers.clear()
+
+
+@pytest.fixture
+def dns_server_factory() -> Iterator[DnsServerFactory]:
+    """Factory for DNS servers with your own zone (function scope)."""
+    factory = DnsServerFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def auth_zone() -> AuthTestZone:
+    """The standard test domains and DKIM keys served by `dns_server`."""
+    return auth_test_zone()
+
+
+@pytest.fixture(scope="module")
+def dns_server(auth_zone: AuthTestZone) -> Iterator[UnboundServer]:
+    """A real DNS server (unbound) on 127.0.0.1:<port> serving the standard test domains.
+
+    `dns_server.address` is "127.0.0.1:PORT" for `dns.nameservers`; `dns_server.dig(...)`.
+    """
+    factory = DnsServerFactory()
+    try:
+        yield factory(auth_zone.zone)
+    finally:
+        factory.stop_all()
+
+
+# ---- Redis and the milter -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_redis_url() -> Iterator[str]:
+    """A private redis-server for a whole test module (the `redis_url` fixture is per test)."""
+    need_binary("redis-server")
+    d = _tempdir("sw-redis-")
+    server = EmbeddedRedis(d)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+MilterFactory = Callable[..., MilterProcess]
+
+
+class SpamwardenMilterFactory:
+    """Starts `spamwarden milter --config FILE` processes; stops them all at teardown."""
+
+    def __init__(self) -> None:
+        self.processes: list[MilterProcess] = []
+        self.dirs: list[Path] = []
+
+    def __call__(self, *, nameservers: list[str], redis_url: str | None,
+                 authserv_id: str = "mx.test", port: int | None = None,
+                 overrides: Mapping[str, Mapping[str, object]] | None = None,
+                 start: bool = True) -> MilterProcess:
+        """A spamwarden milter on inet:127.0.0.1:<port> (free port when None).
+
+        Returns:
+            The process: `.postfix_socket` for smtpd_milters, `.libmilter_socket` for
+            miltertest, `.stop()`, `.log()`.
+        """
+        work = _tempdir("sw-milter-")
+        self.dirs.append(work)
+        proc = _spamwarden_milter(work, nameservers=nameservers, redis_url=redis_url,
+                                  authserv_id=authserv_id, port=port, overrides=overrides)
+        self.processes.append(proc)
+        if start:
+            proc.start()
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            proc.stop()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def spamwarden_milter() -> Iterator[SpamwardenMilterFactory]:
+    """Factory for `spamwarden milter` subprocesses (function scope)."""
+    factory = SpamwardenMilterFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def spamwarden_milter_module() -> Iterator[SpamwardenMilterFactory]:
+    """Factory for `spamwarden milter` subprocesses living until the end of the module."""
+    factory = SpamwardenMilterFactory()
+    try:
+        yield factory
+    finally:
+        factory.stop_all()

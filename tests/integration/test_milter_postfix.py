@@ -1,0 +1,233 @@
+"""spamwarden milter behind a real, private Postfix, with a real DNS server answering SPF,
+DKIM and DMARC for the test domains (see conftest.py), and swaks as the sending client.
+
+Covers issue 2's integration cases: (a) a DKIM-signed, SPF-passing message from a p=reject
+domain is delivered with Authentication-Results and X-Spam-* headers; (b) a forged message
+from a p=reject domain is refused at SMTP time with 550 5.7.1; (c) with the milter stopped,
+Postfix tempfails (milter_default_action = tempfail) and the message is neither delivered nor
+lost: it is refused with 4xx, so the sender keeps it and retries, and the retry is delivered
+once the milter is back; plus forged incoming Authentication-Results / X-Spam-* headers are
+removed.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import time
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from support.dnszone import UnboundServer
+from support.milterproc import MilterProcess
+from support.postfix import PostfixInstance
+from support.smtpclient import swaks
+
+pytestmark = pytest.mark.integration
+
+RCPT = "user@test.local"
+AUTHSERV_ID = "mx.test"
+
+
+def make_message(*, from_addr: str, subject: str, body: str = "Hello,\r\n\r\nThe minutes of "
+                 "Tuesday's meeting are below.\r\n\r\nRegards,\r\nAlice\r\n",
+                 extra_headers: tuple[tuple[str, str], ...] = ()) -> tuple[bytes, str]:
+    """A plain RFC 5322 message with CRLF line ends, and its Message-ID."""
+    domain = from_addr.rsplit("@", 1)[1]
+    msgid = email.utils.make_msgid(domain=domain)
+    headers = [("From", from_addr), ("To", RCPT), ("Subject", subject),
+               ("Date", email.utils.formatdate(localtime=False)), ("Message-ID", msgid),
+               ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=us-ascii"),
+               *extra_headers]
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return (head + "\r\n" + body).encode(), msgid
+
+
+def parse(path: Path) -> Message:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+
+
+def find_delivered(postfix: PostfixInstance, msgid: str) -> list[Message]:
+    """The delivered messages carrying this Message-ID."""
+    found = []
+    for path in postfix.delivered():
+        msg = parse(path)
+        if (msg.get("Message-ID") or "").strip() == msgid:
+            found.append(msg)
+    return found
+
+
+def wait_delivered(postfix: PostfixInstance, msgid: str, *, timeout: float = 15) -> Message:
+    """Wait for the one delivered copy of a message; fail with the maillog tail otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find_delivered(postfix, msgid)
+        if found:
+            assert len(found) == 1, f"{msgid} delivered {len(found)} times"
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"{msgid} not delivered in {timeout}s; maillog:\n{postfix.maillog()[-3000:]}")
+
+
+def unfold(value: str) -> str:
+    return " ".join(value.split())
+
+
+# ---- the fixtures themselves (no milter) ----------------------------------------------------
+
+
+def test_two_private_postfix_instances_deliver_to_their_own_maildirs(postfix_instance) -> None:
+    first = postfix_instance()
+    second = postfix_instance()
+    assert first.queue_dir != second.queue_dir and first.port != second.port
+    for pf in (first, second):
+        msg, msgid = make_message(from_addr="alice@good.test", subject=f"to {pf.port}")
+        result = swaks(pf.port, mail_from="alice@good.test", rcpt_to=RCPT, data=msg)
+        assert result.returncode == 0, result.transcript
+        assert result.queue_id is not None
+        delivered = wait_delivered(pf, msgid)
+        assert delivered["Subject"] == f"to {pf.port}"
+        assert f"{result.queue_id}: to=<{RCPT}>" in pf.wait_for_log("status=sent")
+    # Each Maildir holds only its own message.
+    assert first.delivered_count() == 1 and second.delivered_count() == 1
+
+
+def test_dns_server_answers_the_test_zone(dns_server: UnboundServer, auth_zone) -> None:
+    assert dns_server.dig("good.test", "TXT") == '"v=spf1 ip4:127.0.0.1 -all"'
+    assert dns_server.dig("_dmarc.bank.test", "TXT") == '"v=DMARC1; p=reject"'
+    assert dns_server.dig("mail.good.test", "A") == "127.0.0.1"
+    key = dns_server.dig("sel1._domainkey.good.test", "TXT").replace('" "', "").strip('"')
+    assert key == auth_zone.good_rsa.record
+    full = dns_server.dig("nothing.good.test", "TXT", short=False)
+    assert "status: NXDOMAIN" in full
+
+
+# ---- spamwarden milter behind Postfix -------------------------------------------------------
+
+
+@dataclass
+class MailExchanger:
+    """Postfix with two listeners: "milter" (the running spamwarden milter) and "spare",
+    whose milter the tempfail test starts and stops."""
+
+    postfix: PostfixInstance
+    milter: MilterProcess
+    spare: MilterProcess
+
+    @property
+    def port(self) -> int:
+        return self.postfix.smtp["milter"].port
+
+
+@pytest.fixture(scope="module")
+def mx(postfix_instance_module, dns_server, module_redis_url,
+       spamwarden_milter_module) -> MailExchanger:
+    milter = spamwarden_milter_module(nameservers=[dns_server.address],
+                                      redis_url=module_redis_url, authserv_id=AUTHSERV_ID)
+    spare = spamwarden_milter_module(nameservers=[dns_server.address],
+                                     redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+                                     start=False)
+    postfix = postfix_instance_module(listeners={"milter": milter.postfix_socket,
+                                                 "spare": spare.postfix_socket})
+    return MailExchanger(postfix, milter, spare)
+
+
+def test_signed_message_passing_spf_dkim_dmarc_is_delivered_with_headers(mx, auth_zone) -> None:
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Meeting minutes")
+    signed = auth_zone.good_rsa.sign(raw)
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT, data=signed,
+                   helo="client.test")
+    assert result.returncode == 0, result.transcript
+    assert result.queue_id is not None
+
+    msg = wait_delivered(mx.postfix, msgid)
+    ours = [unfold(v) for v in msg.get_all("Authentication-Results", [])
+            if unfold(v).startswith(AUTHSERV_ID + ";")]
+    assert len(ours) == 1, msg.get_all("Authentication-Results")
+    results = ours[0]
+    assert "spf=pass" in results and "smtp.mailfrom=alice@good.test" in results
+    assert "dkim=pass" in results and "header.d=good.test" in results
+    assert "dmarc=pass" in results and "header.from=good.test" in results
+    status = unfold(msg["X-Spam-Status"] or "")
+    assert status.startswith("No, score="), msg.items()
+    assert "required=" in status and "tests=" in status
+    assert msg["X-Spam-Score"] is not None
+    assert msg["X-Spam-Flag"] is None
+
+
+def test_forged_message_from_reject_domain_is_refused_at_smtp_time(mx) -> None:
+    raw, msgid = make_message(from_addr="Bank Security <security@bank.test>",
+                              subject="Verify your account")
+    before = mx.postfix.delivered_count()
+    result = swaks(mx.port, mail_from="security@bank.test", rcpt_to=RCPT, data=raw,
+                   helo="client.test")
+    assert result.returncode != 0, result.transcript
+    assert result.queue_id is None
+    assert any(e.startswith("550 5.7.1") for e in result.errors), result.transcript
+    # Refused at the end of DATA: Postfix logs the milter's reject with the same text.
+    log = mx.postfix.wait_for_log("milter-reject: END-OF-MESSAGE")
+    assert "550 5.7.1" in log and "from=<security@bank.test>" in log
+    assert find_delivered(mx.postfix, msgid) == []
+    assert mx.postfix.delivered_count() == before
+    assert mx.postfix.queue() == []
+
+
+def test_forged_incoming_authentication_results_and_spam_headers_are_removed(
+        mx, auth_zone) -> None:
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Forwarded note")
+    signed = auth_zone.good_ed25519.sign(raw)
+    # Added after signing, as a relay on the way could: not covered by the signature.
+    forged = (f"Authentication-Results: {AUTHSERV_ID}; spf=pass smtp.mailfrom=bank.test;"
+              " dkim=pass header.d=bank.test; dmarc=pass header.from=bank.test\r\n"
+              "Authentication-Results: relay.example.org; spf=pass smtp.mailfrom=good.test\r\n"
+              "X-Spam-Status: No, score=-100.0 required=5.0 tests=FORGED\r\n"
+              "X-Spam-Flag: NO\r\n").encode()
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT, data=forged + signed,
+                   helo="client.test")
+    assert result.returncode == 0, result.transcript
+
+    msg = wait_delivered(mx.postfix, msgid)
+    all_results = [unfold(v) for v in msg.get_all("Authentication-Results", [])]
+    ours = [v for v in all_results if v.startswith(AUTHSERV_ID + ";")]
+    assert len(ours) == 1, all_results
+    assert "bank.test" not in ours[0]
+    assert "dkim=pass" in ours[0] and "header.d=good.test" in ours[0]
+    # Results from other hosts are not ours to remove.
+    assert any(v.startswith("relay.example.org;") for v in all_results), all_results
+    statuses = [unfold(v) for v in msg.get_all("X-Spam-Status", [])]
+    assert len(statuses) == 1 and "FORGED" not in statuses[0], statuses
+    assert msg.get_all("X-Spam-Flag", []) in ([], ["YES"])
+
+
+def test_milter_stopped_postfix_tempfails_and_the_retry_is_delivered(mx) -> None:
+    listener = mx.postfix.smtp["spare"].port
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Sent while milter is down")
+
+    mx.spare.start()
+    mx.spare.stop()
+    mx.spare.wait_port_closed()
+    before = mx.postfix.delivered_count()
+    result = swaks(listener, mail_from="alice@good.test", rcpt_to=RCPT, data=raw,
+                   helo="client.test")
+    # milter_default_action = tempfail: refused with 451 4.7.1 before DATA, so the message
+    # stays with the sender (which retries); Postfix neither queues nor delivers it.
+    assert result.returncode != 0, result.transcript
+    assert result.queue_id is None
+    assert any(e.startswith("451 4.7.1") for e in result.errors), result.transcript
+    assert " -> DATA" not in result.transcript
+    assert mx.postfix.queue() == []
+    assert "milter-reject" in mx.postfix.wait_for_log("451 4.7.1 Service unavailable")
+    assert mx.postfix.delivered_count() == before
+    assert find_delivered(mx.postfix, msgid) == []
+
+    # The sender's retry, once the milter is back on the same socket, is delivered once.
+    mx.spare.start()
+    retry = swaks(listener, mail_from="alice@good.test", rcpt_to=RCPT, data=raw,
+                  helo="client.test")
+    assert retry.returncode == 0, retry.transcript + mx.spare.log()[-2000:]
+    delivered = wait_delivered(mx.postfix, msgid)
+    assert delivered["X-Spam-Status"] is not None

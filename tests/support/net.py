@@ -1,0 +1,88 @@
+"""Loopback ports and readiness waits shared by the server wrappers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(*, udp_too: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Args:
+        udp_too: also require the same UDP port to be free (for DNS servers).
+
+    Returns:
+        The port number. The kernel picks it (port 0), so two callers never race each other
+        for the same number inside one process; another process could still take it before
+        the server binds, which the callers' start-up checks would report.
+    """
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((LOOPBACK, 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no free loopback port found in 50 tries")
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, interval: float = 0.05,
+               what: str = "condition") -> None:
+    """Poll `check` until it returns True.
+
+    Raises:
+        TimeoutError: naming `what` when `timeout` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not reached within {timeout:.1f}s")
+        time.sleep(interval)
+
+
+def tcp_accepts(port: int, host: str = LOOPBACK) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists (and is not a zombie we could reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        # "pid (comm) S ..." - state Z means it exited and waits for its parent.
+        state = stat.read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def read_pidfile(path: Path) -> int | None:
+    """The pid written in a pidfile, or None when it is missing or empty."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
