@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import email.utils
 import time
 from dataclasses import dataclass
 from email.message import Message
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from support.dnszone import UnboundServer
+from support.messages import make_message
 from support.milterproc import MilterProcess
 from support.postfix import PostfixInstance
 from support.smtpclient import swaks
@@ -31,20 +31,6 @@ pytestmark = pytest.mark.integration
 
 RCPT = "user@test.local"
 AUTHSERV_ID = "mx.test"
-
-
-def make_message(*, from_addr: str, subject: str, body: str = "Hello,\r\n\r\nThe minutes of "
-                 "Tuesday's meeting are below.\r\n\r\nRegards,\r\nAlice\r\n",
-                 extra_headers: tuple[tuple[str, str], ...] = ()) -> tuple[bytes, str]:
-    """A plain RFC 5322 message with CRLF line ends, and its Message-ID."""
-    domain = from_addr.rsplit("@", 1)[1]
-    msgid = email.utils.make_msgid(domain=domain)
-    headers = [("From", from_addr), ("To", RCPT), ("Subject", subject),
-               ("Date", email.utils.formatdate(localtime=False)), ("Message-ID", msgid),
-               ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=us-ascii"),
-               *extra_headers]
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers)
-    return (head + "\r\n" + body).encode(), msgid
 
 
 def parse(path: Path) -> Message:

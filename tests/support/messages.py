@@ -1,0 +1,46 @@
+"""Test messages: plain RFC 5322 bytes with CRLF line ends."""
+
+from __future__ import annotations
+
+import email.utils
+
+DEFAULT_BODY = ("Hello,\r\n\r\nThe minutes of Tuesday's meeting are below.\r\n\r\n"
+                "Regards,\r\nAlice\r\n")
+
+
+def make_message(*, from_addr: str, subject: str, rcpt: str = "user@test.local",
+                 body: str = DEFAULT_BODY,
+                 extra_headers: tuple[tuple[str, str], ...] = ()) -> tuple[bytes, str]:
+    """A text/plain message and its Message-ID (unique per call).
+
+    Args:
+        from_addr: the From header, e.g. "Alice <alice@good.test>"; its domain names the
+            Message-ID.
+        subject: the Subject header (ASCII).
+        rcpt: the To header.
+        body: the body, CRLF line ends.
+        extra_headers: more (name, value) headers, after the standard ones.
+    """
+    domain = from_addr.rsplit("@", 1)[1].rstrip(">")
+    msgid = email.utils.make_msgid(domain=domain)
+    headers = [("From", from_addr), ("To", rcpt), ("Subject", subject),
+               ("Date", email.utils.formatdate(localtime=False)), ("Message-ID", msgid),
+               ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=us-ascii"),
+               *extra_headers]
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return (head + "\r\n" + body).encode(), msgid
+
+
+def split_message(raw: bytes) -> tuple[dict[str, str], str]:
+    """Headers (name -> value with folds kept, leading space dropped, as an MTA hands them to
+    a milter) and the body, of a CRLF message with unique header names."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    headers: dict[str, str] = {}
+    name = ""
+    for line in head.decode().split("\r\n"):
+        if line[:1] in (" ", "\t") and name:
+            headers[name] += "\r\n" + line
+            continue
+        name, _, value = line.partition(":")
+        headers[name] = value.lstrip(" ")
+    return headers, body.decode()
