@@ -1,0 +1,319 @@
+"""Features of a message that its sender controls and a filter sees at SMTP time.
+
+The classifier never sees the raw message: it sees the bounded
+:class:`~spamwarden.mail.MessageView` the milter already parsed, and from it
+only
+
+* the decoded subject and the visible text of text and HTML parts (Unicode
+  NFC-normalised, lower-cased; tokens carrying Vietnamese or other Latin
+  diacritics also yield their diacritic-free form, because spammers strip
+  accents to dodge filters),
+* URL domains and a few URL shapes (IP hosts, ports, ``@`` in URLs, count),
+* the sender's From domain and display name, and whether Reply-To points
+  elsewhere,
+* structural signals: which MIME parts are there, HTML without a plain
+  alternative, text length, share of capitals, attachments by type,
+* a few headers the sending software writes (mailer name, priority flags,
+  top-level content type and charset).
+
+Headers matching ``training.strip_headers`` (``X-Spam-*``, ``X-Barracuda-*``,
+``Received-SPF``, ...) are dropped first, and headers added downstream of the
+sender (``Received``, ``Return-Path``, ``Delivered-To``) are never read, so a
+model cannot learn how a corpus was collected.  The same extraction runs at
+training and at scoring time: it is the first step of every model pipeline.
+
+Every feature is a string token; :class:`sklearn.feature_extraction.FeatureHasher`
+turns token lists into a sparse matrix with no vocabulary to store, which is
+also what lets the models learn one message at a time.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+import unicodedata
+from typing import Any, Iterable, Sequence
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..mail import MessageView, parse_message
+
+__all__ = [
+    "FEATURES_VERSION",
+    "DEFAULT_STRIP_HEADERS",
+    "MessageFeatureExtractor",
+    "tokenize",
+    "strip_diacritics",
+    "header_stripper",
+    "settings_hash",
+]
+
+#: bump when the meaning of a token changes: models of another version are refused
+FEATURES_VERSION = 1
+
+DEFAULT_STRIP_HEADERS: tuple[str, ...] = (
+    "X-Spam-*", "X-Barracuda-*", "X-Mozilla-*", "Received-SPF",
+    "Authentication-Results", "ARC-*", "X-Virus-*", "X-Original-*",
+    "Delivered-To", "X-UID", "Status", "X-Status", "X-Keywords", "Lines", "X-Gmail-*",
+)
+
+#: sender-controlled headers whose value (first word) becomes a token
+_VALUE_HEADERS = ("x-mailer", "user-agent", "x-priority", "x-msmail-priority", "importance",
+                  "precedence", "mime-version")
+
+_WORD = re.compile(r"[^\W_]{2,40}|[$€£¥]|!{2,}", re.UNICODE)
+_DIGITS = re.compile(r"^\d+$")
+_SPACE = re.compile(r"\s+")
+
+
+def _diacritic_table() -> dict[int, str]:
+    """Latin letters with diacritics mapped to their base letter (đ → d included)."""
+    table: dict[int, str] = {}
+    for cp in list(range(0x00C0, 0x0250)) + list(range(0x1E00, 0x1F00)):
+        ch = chr(cp)
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+        if base and base != ch and base.isascii():
+            table[cp] = base
+    for ch, base in (("đ", "d"), ("Đ", "D"), ("ø", "o"), ("Ø", "O"), ("ł", "l"), ("Ł", "L")):
+        table[ord(ch)] = base
+    # combining marks left over after NFC (decomposed input) are dropped
+    for cp in range(0x0300, 0x0370):
+        table[cp] = ""
+    return table
+
+
+_STRIP_TABLE = _diacritic_table()
+
+
+def strip_diacritics(text: str) -> str:
+    """``text`` with Latin diacritics removed: ``"khuyến mãi"`` → ``"khuyen mai"``."""
+    return text.translate(_STRIP_TABLE)
+
+
+def tokenize(text: str, *, prefix: str = "", limit: int = 20_000) -> list[str]:
+    """Word tokens of ``text``: NFC-normalised, lower-cased, 2–40 letters or digits.
+
+    A token with diacritics is followed by its diacritic-free form (Vietnamese
+    ``"miễn"`` gives ``"miễn"`` and ``"mien"``).  Numbers longer than four
+    digits become their length class (``#digits7``).  Currency signs and runs
+    of ``!`` are tokens too.  Only the first ``limit`` characters are read.
+
+    :param text: decoded text.
+    :param prefix: prepended to every token (``"s:"`` for the subject).
+    :returns: the tokens in order.
+    """
+    text = text[:limit]
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    text = text.lower()
+    words = _WORD.findall(text)
+    out: list[str] = []
+    append = out.append
+    for w in words:
+        if w.isdigit():
+            if len(w) > 4:
+                w = f"#digits{min(len(w), 12)}"
+        elif not w.isascii():
+            plain = w.translate(_STRIP_TABLE)
+            if plain != w:
+                append(prefix + w)
+                w = plain
+        append(prefix + w)
+    return out
+
+
+def header_stripper(patterns: Sequence[str]) -> "re.Pattern[str]":
+    """One compiled, case-insensitive regex matching header names to drop.
+
+    :param patterns: shell-style patterns (``X-Spam-*``).
+    """
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns))
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Stable short hash of feature settings (stored in and checked against model files)."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _bucket(value: float, edges: Sequence[float]) -> int:
+    for i, edge in enumerate(edges):
+        if value < edge:
+            return i
+    return len(edges)
+
+
+_IP_HOST = re.compile(r"^(?:https?://)?(?:[^/@\s]*@)?\d{1,3}(?:\.\d{1,3}){3}(?:[:/?#]|$)", re.I)
+_PORT = re.compile(r"^(?:https?://)?[^/@\s]*:\d+", re.I)
+_AT_IN_HOST = re.compile(r"^(?:https?://)?[^/\s]*@", re.I)
+_ENCODED = re.compile(r"%[0-9a-f]{2}", re.I)
+_CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.I)
+_LOCAL_SHAPE = re.compile(r"\d{3,}")
+
+
+class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Pipeline step: messages (views or raw bytes) → lists of feature tokens.
+
+    Stateless: ``fit`` learns nothing, so the step can sit in front of models
+    that learn incrementally.
+
+    :param strip_headers: shell-style header name patterns never read.
+    :param max_text_chars: how much body text is tokenized.
+    :param header_values: emit tokens for mailer/priority headers.
+    :param structure: emit structural tokens (parts, HTML, length, capitals, URLs).
+    """
+
+    def __init__(
+        self,
+        strip_headers: tuple[str, ...] = DEFAULT_STRIP_HEADERS,
+        max_text_chars: int = 20_000,
+        header_values: bool = True,
+        structure: bool = True,
+    ) -> None:
+        self.strip_headers = strip_headers
+        self.max_text_chars = max_text_chars
+        self.header_values = header_values
+        self.structure = structure
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the tokens (hashed into model metadata)."""
+        return {
+            "version": FEATURES_VERSION,
+            "strip_headers": list(self.strip_headers),
+            "max_text_chars": self.max_text_chars,
+            "header_values": self.header_values,
+            "structure": self.structure,
+        }
+
+    def fit(self, X: Any, y: Any = None) -> "MessageFeatureExtractor":
+        """Nothing to learn; returns ``self``."""
+        return self
+
+    def transform(self, X: Iterable[MessageView | bytes]) -> list[list[str]]:
+        """Token lists, one per message (raw bytes are parsed first)."""
+        return [self.tokens(m if isinstance(m, MessageView) else parse_message(m)) for m in X]
+
+    # -- the tokens of one message ------------------------------------------------------------
+
+    def tokens(self, view: MessageView) -> list[str]:
+        """Every feature token of one message view."""
+        strip = _stripper_for(self.strip_headers)
+        headers = [(k.lower(), v) for k, v in view.headers if not strip.match(k.lower())]
+        out = tokenize(view.subject, prefix="s:", limit=1000)
+        body = view.text
+        out.extend(tokenize(body, limit=self.max_text_chars))
+        if view.from_display:
+            out.extend(tokenize(view.from_display, prefix="fn:", limit=200))
+        from_domain = view.from_registrable if _header_present(headers, "from") else None
+        out.append(f"fd:{from_domain or '-'}")
+        for domain in view.url_domains[:30]:
+            out.append(f"ud:{domain}")
+        if self.structure:
+            out.extend(self._structure(view, headers, body, from_domain))
+        if self.header_values:
+            for name, value in headers:
+                if name in _VALUE_HEADERS:
+                    word = value.split(None, 1)[0].lower()[:30] if value.strip() else "-"
+                    out.append(f"hv:{name}:{word}")
+        return out
+
+    def _structure(
+        self, view: MessageView, headers: list[tuple[str, str]], body: str, from_domain: str | None
+    ) -> list[str]:
+        out: list[str] = []
+        subject = view.subject
+        # MIME shape
+        html_only = view.has_html and not view.has_text_plain
+        out.append("st:html_only" if html_only else ("st:html" if view.has_html else "st:plain"))
+        out.append(f"st:parts{min(len(view.parts), 6)}")
+        for part in view.parts[:10]:
+            if part.disposition == "attachment" or part.filename:
+                out.append(f"st:att:{part.content_type}")
+            elif not part.content_type.startswith("text/"):
+                out.append(f"st:inline:{part.content_type}")
+        top = next((v for k, v in headers if k == "content-type"), "")
+        ctype = top.split(";", 1)[0].strip().lower()[:40] if top else "-"
+        out.append(f"st:ct:{ctype}")
+        m = _CHARSET.search(top)
+        out.append(f"st:cs:{m.group(1).lower()[:20] if m else '-'}")
+        # length and share of capitals
+        n = len(body)
+        out.append(f"st:len{_bucket(n, (50, 200, 600, 1500, 4000, 10000, 30000))}")
+        sample = body[:4000]
+        letters = sum(1 for c in sample if c.isalpha())
+        if letters:
+            caps = sum(1 for c in sample if c.isupper())
+            out.append(f"st:caps{_bucket(caps / letters, (0.05, 0.1, 0.2, 0.35, 0.5))}")
+        if subject:
+            sl = sum(1 for c in subject if c.isalpha())
+            if sl >= 4 and subject.upper() == subject:
+                out.append("st:subj_caps")
+            if "!" in subject:
+                out.append("st:subj_bang")
+            if any(c.isdigit() for c in subject) and "%" in subject:
+                out.append("st:subj_pct")
+            if not subject.isascii():
+                out.append("st:subj_8bit")
+        else:
+            out.append("st:no_subject")
+        # URLs
+        urls = view.urls
+        out.append(f"st:urls{_bucket(len(urls), (1, 2, 4, 8, 16))}")
+        if n and urls:
+            out.append(f"st:url_density{_bucket(len(urls) * 1000 / n, (1, 3, 10))}")
+        for url in urls[:30]:
+            if _IP_HOST.match(url):
+                out.append("st:url_ip")
+            if _PORT.match(url):
+                out.append("st:url_port")
+            if _AT_IN_HOST.match(url):
+                out.append("st:url_at")
+            if _ENCODED.search(url[:200]):
+                out.append("st:url_pct")
+        if from_domain and urls and from_domain not in view.url_domains:
+            out.append("st:url_not_from")
+        # sender
+        if view.from_address is None:
+            out.append("st:no_from_addr")
+        else:
+            local = view.from_address.split("@", 1)[0]
+            if _LOCAL_SHAPE.search(local):
+                out.append("st:from_digits")
+        if view.reply_to_domain and from_domain and view.reply_to_domain != view.from_domain:
+            out.append("st:replyto_differs")
+        if not _header_present(headers, "message-id"):
+            out.append("st:no_msgid")
+        if not _header_present(headers, "date"):
+            out.append("st:no_date")
+        to = next((v for k, v in headers if k == "to"), None)
+        if to is None:
+            out.append("st:no_to")
+        elif "undisclosed" in to.lower():
+            out.append("st:to_undisclosed")
+        return out
+
+
+def _header_present(headers: list[tuple[str, str]], name: str) -> bool:
+    return any(k == name for k, _ in headers)
+
+
+_STRIPPERS: dict[tuple[str, ...], "re.Pattern[str]"] = {}
+
+
+def _stripper_for(patterns: tuple[str, ...]) -> "re.Pattern[str]":
+    pat = _STRIPPERS.get(tuple(patterns))
+    if pat is None:
+        pat = header_stripper(patterns)
+        _STRIPPERS[tuple(patterns)] = pat
+    return pat
+
+
+def normalized_text(view: MessageView) -> str:
+    """Subject and body with whitespace, digits and case flattened: the near-duplicate key."""
+    text = f"{view.subject}\n{view.text}".lower()
+    text = re.sub(r"\d+", "0", text)
+    return _SPACE.sub(" ", text).strip()

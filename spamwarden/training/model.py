@@ -1,0 +1,556 @@
+"""The content model: a Bayesian and a linear scikit-learn Pipeline, stacked and calibrated.
+
+Both pipelines start with the same two stateless steps, feature tokens
+(:class:`~spamwarden.training.features.MessageFeatureExtractor`) and
+:class:`~sklearn.feature_extraction.FeatureHasher`, then
+
+* ``bayes``: sublinear term frequency, L1-normalised, into
+  :class:`~sklearn.naive_bayes.MultinomialNB` (length-normalised naive Bayes:
+  its log-odds do not grow with the length of a message, which is what makes it
+  carry to mail of other years);
+* ``linear``: sublinear term frequency, L2-normalised, into a logistic
+  :class:`~sklearn.linear_model.SGDClassifier`.
+
+A two-input logistic regression (``combiner``) turns the two scores into one
+calibrated probability (Platt scaling of the stacked scores).  It is fitted on
+out-of-fold scores: split by source when the training data comes from two or
+more sources (train on one collection, score the other), so the weights and
+the calibration reflect mail the models have never seen.
+
+Both final estimators learn incrementally (``partial_fit``) and nothing else in
+the pipelines has state, so :meth:`SpamModel.learn` adapts a loaded model to
+feedback one message at a time.  Scores are computed from weight vectors
+derived once from the estimators, so a single message costs a feature
+extraction and two sparse dot products.
+
+Model files are skops archives (no code runs on load) holding the pipelines,
+the combiner and JSON metadata: format version, library versions, the feature
+settings and their hash, a corpus summary and the cross-validated metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction import FeatureHasher
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import Pipeline
+
+from .. import __version__
+from ..errors import ModelError
+from ..mail import MessageView, parse_message
+from .features import (
+    DEFAULT_STRIP_HEADERS,
+    FEATURES_VERSION,
+    MessageFeatureExtractor,
+    settings_hash,
+)
+from .metrics import roc_auc, rates_at_threshold
+
+__all__ = [
+    "SpamModel",
+    "TrainingParams",
+    "train_model",
+    "save_model",
+    "load_model",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "N_FEATURES",
+]
+
+FORMAT = "spamwarden-content-model"
+#: bump when the layout of model files changes
+FORMAT_VERSION = 1
+N_FEATURES = 2**18
+RANDOM_STATE = 0
+#: types a model file may hold beyond those skops trusts by default
+_TRUSTED = {"spamwarden.training.features.MessageFeatureExtractor"}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingParams:
+    """Hyper-parameters; lists are the small grid searched by cross-validation."""
+
+    nb_alphas: tuple[float, ...] = (0.01, 0.1)
+    sgd_alphas: tuple[float, ...] = (1e-5, 1e-4)
+    sgd_epochs: int = 30
+    folds: int = 5
+    n_features: int = N_FEATURES
+    strip_headers: tuple[str, ...] = DEFAULT_STRIP_HEADERS
+    random_state: int = RANDOM_STATE
+
+
+def _hasher(n_features: int) -> FeatureHasher:
+    return FeatureHasher(n_features=n_features, input_type="string", alternate_sign=False)
+
+
+def _bayes_pipeline(ext: MessageFeatureExtractor, n_features: int, alpha: float) -> Pipeline:
+    return Pipeline([
+        ("features", ext),
+        ("hash", _hasher(n_features)),
+        ("tf", TfidfTransformer(norm="l1", use_idf=False, sublinear_tf=True)),
+        ("nb", MultinomialNB(alpha=alpha)),
+    ])
+
+
+def _linear_pipeline(
+    ext: MessageFeatureExtractor, n_features: int, alpha: float, *, epochs: int,
+    class_weight: dict[int, float], random_state: int,
+) -> Pipeline:
+    return Pipeline([
+        ("features", ext),
+        ("hash", _hasher(n_features)),
+        ("tf", TfidfTransformer(norm="l2", use_idf=False, sublinear_tf=True)),
+        ("sgd", SGDClassifier(loss="log_loss", alpha=alpha, max_iter=epochs, tol=None,
+                              class_weight=class_weight, random_state=random_state)),
+    ])
+
+
+def _tf(X: sp.csr_matrix, norm: str) -> sp.csr_matrix:
+    """Sublinear tf, normalised: what the pipelines' ``tf`` step computes (stateless)."""
+    X = X.astype(np.float64, copy=True)
+    X.data = np.log(X.data) + 1.0  # TfidfTransformer(sublinear_tf=True)
+    sums = np.abs(X).sum(axis=1).A1 if norm == "l1" else np.sqrt(X.multiply(X).sum(axis=1).A1)
+    sums[sums == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / sums) @ X)
+
+
+class SpamModel:
+    """A trained content model; implements :class:`~.classifier.ContentClassifier`.
+
+    Thread-safe: scoring reads one immutable weights tuple; :meth:`learn`
+    replaces it under a lock.
+    """
+
+    def __init__(
+        self, bayes: Pipeline, linear: Pipeline, combiner: LogisticRegression,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.bayes = bayes
+        self.linear = linear
+        self.combiner = combiner
+        self.metadata = metadata
+        self.extractor: MessageFeatureExtractor = bayes.named_steps["features"]
+        if linear.named_steps["features"].settings() != self.extractor.settings():
+            raise ModelError("the two pipelines of the model use different features")
+        self.hasher: FeatureHasher = bayes.named_steps["hash"]
+        self._lock = threading.Lock()
+        self._weights = self._derive_weights()
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def _derive_weights(self) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray, float]:
+        nb: MultinomialNB = self.bayes.named_steps["nb"]
+        sgd: SGDClassifier = self.linear.named_steps["sgd"]
+        flp = nb.feature_log_prob_
+        w_nb = np.ascontiguousarray(flp[1] - flp[0])
+        b_nb = float(nb.class_log_prior_[1] - nb.class_log_prior_[0])
+        w_lin = np.ascontiguousarray(sgd.coef_[0])
+        b_lin = float(sgd.intercept_[0])
+        comb_w = np.asarray(self.combiner.coef_[0], dtype=np.float64)
+        comb_b = float(self.combiner.intercept_[0])
+        return w_nb, b_nb, w_lin, b_lin, comb_w, comb_b
+
+    def hashed(self, views: Sequence[MessageView | bytes]) -> sp.csr_matrix:
+        """Hashed token counts of messages (raw bytes are parsed first)."""
+        return self.hasher.transform(self.extractor.transform(views))
+
+    def scores(self, X: sp.csr_matrix) -> np.ndarray:
+        """``(n, 2)`` raw scores: naive Bayes log-odds and the linear decision value.
+
+        Computes what the pipelines' ``tf`` and final steps compute, directly on
+        the CSR arrays (one pass, no intermediate matrices), for one message or
+        a batch alike.
+        """
+        w_nb, b_nb, w_lin, b_lin, _, _ = self._weights
+        n = X.shape[0]
+        data = np.log(X.data) + 1.0  # TfidfTransformer(sublinear_tf=True)
+        rows = np.repeat(np.arange(n), np.diff(X.indptr))
+        l1 = np.bincount(rows, weights=np.abs(data), minlength=n)
+        l2 = np.sqrt(np.bincount(rows, weights=data * data, minlength=n))
+        l1[l1 == 0] = 1.0
+        l2[l2 == 0] = 1.0
+        s_nb = np.bincount(rows, weights=data * w_nb[X.indices], minlength=n) / l1 + b_nb
+        s_lin = np.bincount(rows, weights=data * w_lin[X.indices], minlength=n) / l2 + b_lin
+        return np.column_stack([np.clip(s_nb, -50.0, 50.0), s_lin])
+
+    def probabilities_from_scores(self, S: np.ndarray) -> np.ndarray:
+        """Calibrated spam probabilities from :meth:`scores`."""
+        *_, comb_w, comb_b = self._weights
+        z = np.clip(S @ comb_w + comb_b, -500.0, 500.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def predict_proba(self, views: Sequence[MessageView | bytes]) -> np.ndarray:
+        """Spam probabilities of many messages at once (the batch path)."""
+        if not views:
+            return np.zeros(0)
+        return self.probabilities_from_scores(self.scores(self.hashed(views)))
+
+    def spam_probability(self, view: MessageView) -> float:
+        """Calibrated probability in [0, 1] that the message is spam."""
+        return float(self.predict_proba([view])[0])
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def learn(self, messages: Sequence[MessageView | bytes], labels: Sequence[int]) -> None:
+        """Learn labelled messages incrementally (1 = spam, 0 = ham); ``partial_fit``.
+
+        The calibration (combiner) stays as trained.
+        """
+        if not messages:
+            return
+        X = self.hashed(messages)
+        y = np.asarray(labels, dtype=np.int64)
+        with self._lock:
+            self.bayes.named_steps["nb"].partial_fit(_tf(X, "l1"), y, classes=[0, 1])
+            self.linear.named_steps["sgd"].partial_fit(_tf(X, "l2"), y, classes=[0, 1])
+            self.metadata.setdefault("learned_online", 0)
+            self.metadata["learned_online"] += len(y)
+            self._weights = self._derive_weights()
+
+    def explain(self, view: MessageView, *, top: int = 10) -> list[tuple[str, float]]:
+        """The tokens with the largest linear weights in one message, strongest first."""
+        w_lin = self._weights[2]
+        weights = []
+        for token in sorted(set(self.extractor.tokens(view))):
+            idx = self.hasher.transform([[token]]).indices
+            if len(idx):
+                weights.append((token, float(w_lin[idx[0]])))
+        weights.sort(key=lambda p: -abs(p[1]))
+        return weights[:top]
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def _nb_fit(X: sp.csr_matrix, y: np.ndarray, alpha: float) -> MultinomialNB:
+    return MultinomialNB(alpha=alpha).fit(_tf(X, "l1"), y)
+
+
+def _nb_score(nb: MultinomialNB, X: sp.csr_matrix) -> np.ndarray:
+    lp = nb.predict_joint_log_proba(_tf(X, "l1"))
+    return np.clip(lp[:, 1] - lp[:, 0], -50.0, 50.0)
+
+
+def _class_weight(y: np.ndarray) -> dict[int, float]:
+    n = len(y)
+    pos = max(int(y.sum()), 1)
+    neg = max(n - int(y.sum()), 1)
+    return {0: n / (2.0 * neg), 1: n / (2.0 * pos)}
+
+
+def _sgd_fit(X: sp.csr_matrix, y: np.ndarray, alpha: float, p: TrainingParams) -> SGDClassifier:
+    return SGDClassifier(loss="log_loss", alpha=alpha, max_iter=p.sgd_epochs, tol=None,
+                         class_weight=_class_weight(y), random_state=p.random_state
+                         ).fit(_tf(X, "l2"), y)
+
+
+def _folds(y: np.ndarray, groups: Sequence[str] | None, p: TrainingParams) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Cross-source folds when there are ≥ 2 sources each with both classes, else stratified."""
+    if groups is not None:
+        g = np.asarray(groups)
+        names = sorted(set(g.tolist()))
+        folds = []
+        for name in names:
+            test = np.flatnonzero(g == name)
+            train = np.flatnonzero(g != name)
+            if len(set(y[test].tolist())) == 2 and len(set(y[train].tolist())) == 2:
+                folds.append((train, test))
+        if len(folds) >= 2:
+            return "by-source", folds
+    k = max(2, min(p.folds, int(min(y.sum(), len(y) - y.sum()))))
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=p.random_state)
+    return f"stratified-{k}-fold", list(skf.split(np.zeros(len(y)), y))
+
+
+def train_model(
+    views: Sequence[MessageView],
+    labels: Sequence[int],
+    *,
+    groups: Sequence[str] | None = None,
+    params: TrainingParams = TrainingParams(),
+    corpus: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> SpamModel:
+    """Train, cross-validate and calibrate a model; deterministic for the same input.
+
+    :param views: parsed messages (already deduplicated).
+    :param labels: 1 spam, 0 ham.
+    :param groups: the source of each message; with two or more sources the
+        hyper-parameters and the combiner are chosen on cross-source scores.
+    :param corpus: summary stored in the metadata.
+    :param progress: called as ``progress(stage, done, total)``.
+    :raises ModelError: fewer than two messages of either class.
+    :returns: the model, its ``metadata["metrics"]`` filled in.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    n_spam = int(y.sum())
+    n_ham = len(y) - n_spam
+    if n_spam < 2 or n_ham < 2:
+        raise ModelError(f"training needs at least 2 ham and 2 spam messages (got {n_ham} ham, "
+                         f"{n_spam} spam)")
+    say = progress or (lambda stage, done, total: None)
+    ext = MessageFeatureExtractor(strip_headers=tuple(params.strip_headers))
+    hasher = _hasher(params.n_features)
+    token_lists: list[list[str]] = []
+    total = len(views)
+    for i, v in enumerate(views):
+        token_lists.append(ext.tokens(v))
+        if (i + 1) % 250 == 0 or i + 1 == total:
+            say("features", i + 1, total)
+    X = hasher.transform(token_lists)
+    del token_lists
+
+    scheme, folds = _folds(y, groups, params)
+    grid = [(a, b) for a in params.nb_alphas for b in params.sgd_alphas]
+    oof_nb = {a: np.zeros(len(y)) for a in params.nb_alphas}
+    oof_lin = {b: np.zeros(len(y)) for b in params.sgd_alphas}
+    steps = len(folds) * (len(params.nb_alphas) + len(params.sgd_alphas))
+    done = 0
+    for train_idx, test_idx in folds:
+        for a in params.nb_alphas:
+            nb = _nb_fit(X[train_idx], y[train_idx], a)
+            oof_nb[a][test_idx] = _nb_score(nb, X[test_idx])
+            done += 1
+            say("cross-validation", done, steps)
+        for b in params.sgd_alphas:
+            sgd = _sgd_fit(X[train_idx], y[train_idx], b, params)
+            oof_lin[b][test_idx] = sgd.decision_function(_tf(X[test_idx], "l2"))
+            done += 1
+            say("cross-validation", done, steps)
+    covered = np.zeros(len(y), dtype=bool)
+    for _, test_idx in folds:
+        covered[test_idx] = True
+
+    # choose the pair whose stacked out-of-fold score ranks best
+    best: tuple[float, float, float, np.ndarray] | None = None
+    for a, b in grid:
+        S = np.column_stack([oof_nb[a], oof_lin[b]])[covered]
+        comb = _fit_combiner(S, y[covered])
+        auc = roc_auc(y[covered], comb.decision_function(S))
+        if best is None or auc > best[0] + 1e-9:
+            best = (auc, a, b, S)
+    assert best is not None
+    _, nb_alpha, sgd_alpha, S = best
+    combiner = _fit_combiner(S, y[covered])
+    p_oof = combiner.predict_proba(S)[:, 1]
+    yc = y[covered]
+    fpr, fnr = rates_at_threshold(yc, p_oof, 0.5)
+    metrics = {
+        "cv_scheme": scheme,
+        "cv_folds": len(folds),
+        "cv_auc": roc_auc(yc, p_oof),
+        "cv_auc_bayes": roc_auc(yc, oof_nb[nb_alpha][covered]),
+        "cv_auc_linear": roc_auc(yc, oof_lin[sgd_alpha][covered]),
+        "cv_fpr_at_0_5": fpr,
+        "cv_fnr_at_0_5": fnr,
+        "cv_messages": int(covered.sum()),
+    }
+    metrics.update(_fnr_at_fprs(yc, p_oof))
+    if scheme == "by-source":
+        g = np.asarray(groups)[covered]
+        per = {}
+        for name in sorted(set(g.tolist())):
+            m = g == name
+            per[name] = roc_auc(yc[m], p_oof[m])
+        metrics["cv_auc_by_source"] = per
+
+    say("final fit", 0, 2)
+    bayes = _bayes_pipeline(ext, params.n_features, nb_alpha)
+    bayes.named_steps["tf"].fit(X[:1])
+    bayes.steps[-1] = ("nb", _nb_fit(X, y, nb_alpha))
+    say("final fit", 1, 2)
+    linear = _linear_pipeline(ext, params.n_features, sgd_alpha, epochs=params.sgd_epochs,
+                              class_weight=_class_weight(y), random_state=params.random_state)
+    linear.named_steps["tf"].fit(X[:1])
+    linear.steps[-1] = ("sgd", _sgd_fit(X, y, sgd_alpha, params))
+    say("final fit", 2, 2)
+    metadata = _base_metadata(ext)
+    metadata.update({
+        "params": {"nb_alpha": nb_alpha, "sgd_alpha": sgd_alpha, "sgd_epochs": params.sgd_epochs,
+                   "n_features": params.n_features, "random_state": params.random_state,
+                   "grid": {"nb_alpha": list(params.nb_alphas),
+                            "sgd_alpha": list(params.sgd_alphas)}},
+        "corpus": corpus or {"n_ham": n_ham, "n_spam": n_spam},
+        "metrics": metrics,
+    })
+    return SpamModel(bayes, linear, combiner, metadata)
+
+
+def _fit_combiner(S: np.ndarray, y: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(C=1.0, max_iter=1000).fit(S, y)
+
+
+def _fnr_at_fprs(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    from .metrics import fnr_at_fpr
+
+    return {"cv_fnr_at_fpr_0_1pct": fnr_at_fpr(y, scores, 0.001),
+            "cv_fnr_at_fpr_1pct": fnr_at_fpr(y, scores, 0.01)}
+
+
+def _base_metadata(ext: MessageFeatureExtractor) -> dict[str, Any]:
+    import scipy
+    import sklearn
+    import skops
+
+    settings = ext.settings()
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {"spamwarden": __version__, "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__, "scipy": scipy.__version__,
+                     "skops": skops.__version__, "python": platform.python_version()},
+        "features": settings,
+        "features_hash": settings_hash(settings),
+    }
+
+
+def untrained_model(
+    *, strip_headers: tuple[str, ...] = DEFAULT_STRIP_HEADERS, n_features: int = N_FEATURES,
+) -> SpamModel:
+    """A model that knows nothing yet (probability 0.5), for purely online learning.
+
+    Its combiner is fixed (equal say for both scores) instead of fitted.
+    """
+    ext = MessageFeatureExtractor(strip_headers=tuple(strip_headers))
+    zero = sp.csr_matrix((2, n_features))
+    y = np.array([0, 1])
+    bayes = _bayes_pipeline(ext, n_features, 0.01)
+    bayes.named_steps["tf"].fit(zero)
+    bayes.named_steps["nb"].fit(zero, y)
+    linear = _linear_pipeline(ext, n_features, 1e-5, epochs=1, class_weight={0: 1.0, 1: 1.0},
+                              random_state=RANDOM_STATE)
+    linear.named_steps["tf"].fit(zero)
+    sgd: SGDClassifier = linear.named_steps["sgd"]
+    sgd.partial_fit(zero, y, classes=[0, 1])
+    sgd.coef_[:] = 0.0
+    sgd.intercept_[:] = 0.0
+    # forget the two empty documents: naive Bayes starts from uniform counts
+    nb: MultinomialNB = bayes.named_steps["nb"]
+    nb.class_count_[:] = 0.0
+    nb.class_log_prior_[:] = np.log(0.5)
+    combiner = LogisticRegression()
+    combiner.classes_ = np.array([0, 1])
+    combiner.coef_ = np.array([[0.5, 1.0]])
+    combiner.intercept_ = np.array([0.0])
+    combiner.n_features_in_ = 2
+    metadata = _base_metadata(ext)
+    metadata.update({"params": {"nb_alpha": 0.01, "sgd_alpha": 1e-5, "n_features": n_features},
+                     "corpus": {"n_ham": 0, "n_spam": 0}, "metrics": {}})
+    return SpamModel(bayes, linear, combiner, metadata)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def save_model(model: SpamModel, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to ``path`` atomically (a temp file renamed into place).
+
+    :raises ModelError: the file cannot be written.
+    """
+    import skops.io as sio
+
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    obj = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "metadata": json.dumps(model.metadata, sort_keys=True, default=str),
+        "bayes": model.bayes,
+        "linear": model.linear,
+        "combiner": model.combiner,
+    }
+    try:
+        sio.dump(obj, tmp, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ModelError(f"cannot write model file {path}: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def load_model(path: str | os.PathLike[str]) -> SpamModel:
+    """Read a model file written by :func:`save_model`, refusing what it cannot trust.
+
+    :raises ModelError: the file is missing, not a skops archive, holds types
+        other than scikit-learn's and spamwarden's, was written by another
+        format version, another scikit-learn minor version or other feature
+        settings, or is corrupt.  The message says which and what to do.
+    """
+    import skops.io as sio
+    import sklearn
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"model file {path} does not exist")
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises many kinds for a damaged archive
+        raise ModelError(f"model file {path} is corrupt or not a skops model file: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    foreign = sorted(untrusted - _TRUSTED)
+    if foreign:
+        raise ModelError(f"model file {path} holds types spamwarden does not load: "
+                         f"{', '.join(foreign)}")
+    try:
+        obj = sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise ModelError(f"model file {path} is corrupt or from an incompatible version: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelError(f"model file {path} is not a spamwarden content model")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"model file {path} has format version {obj.get('format_version')!r}; "
+                         f"this spamwarden reads version {FORMAT_VERSION}: retrain it with "
+                         "`spamwarden train`")
+    try:
+        metadata = json.loads(obj["metadata"])
+        made_with = metadata["versions"]["scikit-learn"]
+        features = metadata["features"]
+        bayes, linear, combiner = obj["bayes"], obj["linear"], obj["combiner"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"model file {path} has no usable metadata: {exc}") from exc
+    if _major_minor(made_with) != _major_minor(sklearn.__version__):
+        raise ModelError(f"model file {path} was made with scikit-learn {made_with}, but "
+                         f"{sklearn.__version__} is installed: retrain it with `spamwarden train`")
+    if features.get("version") != FEATURES_VERSION or metadata.get("features_hash") != settings_hash(
+        features
+    ):
+        raise ModelError(f"model file {path} uses feature settings version "
+                         f"{features.get('version')!r}; this spamwarden extracts version "
+                         f"{FEATURES_VERSION}: retrain it with `spamwarden train`")
+    if not (isinstance(bayes, Pipeline) and isinstance(linear, Pipeline)
+            and isinstance(combiner, LogisticRegression)):
+        raise ModelError(f"model file {path} does not hold the expected pipelines")
+    try:
+        model = SpamModel(bayes, linear, combiner, metadata)
+        if model.extractor.settings() != features:
+            raise ModelError(f"model file {path}: stored feature settings do not match its "
+                             "metadata")
+        model.predict_proba([parse_message(b"Subject: probe\n\nprobe\n")])
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"model file {path} cannot score messages: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    return model
