@@ -9,15 +9,144 @@ Public API (other components import from here):
 
 Every DNS lookup goes through the injected :class:`~spamwarden.resolver.Resolver`;
 a temporary DNS failure gives ``temperror``, never ``pass`` and never ``fail``.
-All functions are safe to call from many threads at once.
+Nothing here keeps global state: the functions are safe to call from every
+milter thread at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
+from ..mail import MessageView, domain_of_address, parse_tag_list
+from ..resolver import Resolver
+from ._dkim import DKIM_RESULTS, DkimResult, verify_dkim
+from ._dmarc import (
+    DMARC_RESULTS,
+    DmarcRecord,
+    DmarcResult,
+    check_dmarc,
+    identifiers_aligned,
+    parse_dmarc_record,
+)
 from ._spf import SPF_RESULTS, SpfResult, check_spf
 
 __all__ = [
+    "AuthResults",
+    "DKIM_RESULTS",
+    "DMARC_RESULTS",
+    "DkimResult",
+    "DmarcRecord",
+    "DmarcResult",
     "SPF_RESULTS",
     "SpfResult",
+    "authenticate",
+    "check_dmarc",
     "check_spf",
+    "identifiers_aligned",
+    "parse_dmarc_record",
+    "verify_dkim",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResults:
+    """SPF, DKIM and DMARC for one message.
+
+    :ivar spf: ``None`` when the client address is unknown (nothing to check).
+    :ivar dkim: one result per DKIM-Signature (up to ``max_signatures``), ``()``
+        for an unsigned message.
+    :ivar dmarc: ``None`` only when it was not evaluated at all.
+    """
+
+    spf: SpfResult | None
+    dkim: tuple[DkimResult, ...]
+    dmarc: DmarcResult | None
+
+
+def _unverified_signatures(view: MessageView, *, max_signatures: int,
+                           reason: str) -> tuple[DkimResult, ...]:
+    """``neutral`` results naming each signature of a message we cannot verify."""
+    out = []
+    for value in view.header_all("DKIM-Signature")[: max(0, max_signatures)]:
+        tags = parse_tag_list(value)
+        d = tags.get("d", "").lower()
+        out.append(DkimResult(
+            "neutral", d, tags.get("s", ""), tags.get("a", "").lower(), tags.get("b", "")[:8],
+            reason=reason,
+            covered_headers=tuple(h.strip().lower() for h in tags.get("h", "").split(":")
+                                  if h.strip()),
+            identity=tags.get("i", f"@{d}" if d else ""),
+        ))
+    return tuple(out)
+
+
+def message_key(raw: bytes, view: MessageView) -> str:
+    """What DMARC ``pct=`` sampling hashes: the Message-ID, else the header bytes."""
+    if view.message_id:
+        return view.message_id.strip()
+    head = raw[:65536].split(b"\n\n", 1)[0]
+    return hashlib.sha256(head).hexdigest()
+
+
+def authenticate(
+    raw: bytes,
+    view: MessageView,
+    resolver: Resolver,
+    *,
+    client_ip: str | None,
+    helo: str,
+    mail_from: str,
+    max_signatures: int = 5,
+    timeout: float = 5.0,
+    spf_result: SpfResult | None = None,
+    spf_timeout: float | None = None,
+    min_rsa_bits: int = 1024,
+) -> AuthResults:
+    """Run SPF, DKIM and DMARC for one message.
+
+    :param raw: the whole message as received.
+    :param view: ``parse_message(raw)``; supplies the From domain(s), the
+        Message-ID (``pct=`` sampling) and ``truncated``.  A truncated message
+        is not DKIM-verified (its body is incomplete): each signature is
+        reported ``neutral``.
+    :param resolver: every lookup goes through it.
+    :param client_ip: the SMTP client; ``None`` skips SPF (``spf`` is ``None``).
+    :param helo: the HELO/EHLO name (SPF's identity for a null MAIL FROM).
+    :param mail_from: the envelope sender (``""`` or ``"<>"`` when null).
+    :param max_signatures: DKIM signatures verified at most.
+    :param timeout: DNS budget for DKIM keys, and again for the DMARC policy.
+    :param spf_result: an SPF result already computed (e.g. at MAIL FROM);
+        when given, SPF is not evaluated again.
+    :param spf_timeout: SPF's DNS budget when it runs here (default ``timeout``).
+    :param min_rsa_bits: see :func:`verify_dkim`.
+    :returns: :class:`AuthResults`.
+    :raises: nothing for DNS trouble or malformed input.
+    """
+    spf = spf_result
+    if spf is None and client_ip:
+        spf = check_spf(resolver, ip=client_ip, mail_from=mail_from, helo=helo,
+                        timeout=timeout if spf_timeout is None else spf_timeout)
+    if view.truncated:
+        dkim = _unverified_signatures(view, max_signatures=max_signatures,
+                                      reason="message over the size limit, not verified")
+    else:
+        dkim = verify_dkim(raw, resolver, max_signatures=max_signatures, timeout=timeout,
+                           min_rsa_bits=min_rsa_bits)
+    from_domains = {d for d in (domain_of_address(_addr(v)) for v in view.header_all("From"))
+                    if d}
+    if len(from_domains) > 1:
+        # RFC 7489 §6.6.1: several author domains cannot be evaluated as one.
+        dmarc = DmarcResult("permerror", view.from_domain or "", "", "", "", False, False,
+                            reason="From header fields with different domains")
+    else:
+        dmarc = check_dmarc(resolver, from_domain=view.from_domain, spf=spf, dkim=dkim,
+                            message_key=message_key(raw, view), timeout=timeout)
+    return AuthResults(spf=spf, dkim=dkim, dmarc=dmarc)
+
+
+def _addr(value: str) -> str:
+    """The address inside a From value (``Name <a@b>`` -> ``a@b``), leniently."""
+    if "<" in value and ">" in value:
+        return value[value.rfind("<") + 1: value.rfind(">")]
+    return value.strip()
