@@ -1,0 +1,360 @@
+"""The milter's consent rules against an in-memory registry (same Protocol as Redis)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pytest
+
+from spamwarden.config import Config, ConsentConfig
+from spamwarden.errors import StoreUnavailable
+from spamwarden.mail import parse_message
+from spamwarden.milter.consent_policy import (
+    ConsentPolicy,
+    one_click_unsubscribe,
+    unsubscribe_signed,
+)
+from spamwarden.milter.interfaces import Envelope, MessagePolicy
+from spamwarden.reputation.consent import (
+    GLOBAL,
+    ConsentStore,
+    RecipientState,
+    RefusalRecord,
+    aligned_authenticated_domains,
+)
+
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class Spf:
+    result: str
+    domain: str
+
+
+@dataclass
+class Dkim:
+    result: str
+    domain: str
+    selector: str = "s1"
+    covered_headers: tuple[str, ...] = ()
+
+
+@dataclass
+class Auth:
+    spf: Spf | None = None
+    dkim: tuple[Dkim, ...] = ()
+
+
+@dataclass
+class FakeStore:
+    """In-memory ConsentStore: the rules a real registry applies, without Redis."""
+
+    domains: dict[str, str] = field(default_factory=dict)
+    consents: dict[tuple[str, str], int] = field(default_factory=dict)  # -> max_per_day
+    refusals: set[tuple[str, str]] = field(default_factory=set)
+    sends: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("fake registry down")
+
+    def domain_map(self) -> dict[str, str]:
+        self._check()
+        return dict(self.domains)
+
+    def recipient_state(
+        self, adv: str, rcpt: str, *, now: float, default_cap: int
+    ) -> RecipientState:
+        self._check()
+        if (GLOBAL, rcpt) in self.refusals:
+            return RecipientState("refused_all", 0, default_cap)
+        if (adv, rcpt) in self.refusals:
+            return RecipientState("refused", 0, default_cap)
+        if (adv, rcpt) not in self.consents:
+            return RecipientState("no_consent", 0, default_cap)
+        cap = self.consents[(adv, rcpt)] or default_cap
+        n = sum(1 for t in self.sends.get((adv, rcpt), []) if t > now - 86400)
+        return RecipientState("over_cap" if n >= cap else "ok", n, cap)
+
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
+        self._check()
+        for r in rcpts:
+            self.sends.setdefault((adv, r.strip("<>").lower()), []).append(now)
+
+    def refuse(
+        self, rcpt: str, *, adv: str = GLOBAL, channel: str, now: float
+    ) -> tuple[RefusalRecord, bool]:
+        self._check()
+        new = (adv, rcpt) not in self.refusals
+        self.refusals.add((adv, rcpt))
+        return RefusalRecord(adv, rcpt, now, channel), new
+
+
+AD = (
+    b"From: Shop <news@shop.test>\r\n"
+    b"To: a@example.test\r\n"
+    b"Subject: [QC] Sale today\r\n"
+    b"List-Unsubscribe: <https://api.test/u/TOKEN>\r\n"
+    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    b"\r\n"
+    b"Buy now.\r\n"
+)
+SIGNED = Auth(
+    spf=Spf("pass", "bounce.shop.test"),
+    dkim=(Dkim("pass", "shop.test", covered_headers=(
+        "from", "subject", "list-unsubscribe", "list-unsubscribe-post")),),
+)
+
+
+def cfg(**consent: object) -> Config:
+    return Config(consent=dataclasses.replace(ConsentConfig(), **consent))  # type: ignore[arg-type]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    s = FakeStore(domains={"shop.test": "shop"})
+    s.consents[("shop", "a@example.test")] = 0
+    return s
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def policy(store: FakeStore, clock: Clock) -> ConsentPolicy:
+    return ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0)
+
+
+def env(*rcpts: str, mail_from: str = "bounce@bounce.shop.test") -> Envelope:
+    return Envelope(mail_from=mail_from, rcpts=list(rcpts), queue_id="Q1")
+
+
+def names(symbols: Sequence[object]) -> set[str]:
+    return {s.name for s in symbols}  # type: ignore[attr-defined]
+
+
+def test_is_a_message_policy(policy: ConsentPolicy) -> None:
+    assert isinstance(policy, MessagePolicy)
+    assert isinstance(FakeStore(), ConsentStore)
+
+
+def test_rcpt_with_consent_passes_and_without_is_rejected(policy: ConsentPolicy) -> None:
+    e = env()
+    assert policy.check_rcpt(e, "<a@example.test>") is None
+    d = policy.check_rcpt(e, "<b@example.test>")
+    assert d is not None and not d.temporary and d.symbol == "AD_NO_CONSENT"
+    assert "b@example.test" in d.text and "shop" in d.text
+    assert "/api/v1/advertisers/shop/recipients/b@example.test" in d.text
+    assert d.text.isascii()
+
+
+def test_rcpt_of_other_senders_is_not_checked(policy: ConsentPolicy) -> None:
+    assert policy.check_rcpt(env(mail_from="x@other.test"), "b@example.test") is None
+    assert policy.check_rcpt(env(mail_from=""), "b@example.test") is None
+
+
+def test_rcpt_requires_consent_off_leaves_consent_to_end_of_message(
+    store: FakeStore, clock: Clock
+) -> None:
+    p = ConsentPolicy(cfg(rcpt_requires_consent=False), store, clock=clock)
+    assert p.check_rcpt(env(), "b@example.test") is None
+    store.refusals.add(("shop", "b@example.test"))
+    assert p.check_rcpt(env(), "b@example.test") is not None
+
+
+@pytest.mark.parametrize("who", ["shop", GLOBAL])
+def test_refusal_rejects_at_rcpt(policy: ConsentPolicy, store: FakeStore, who: str) -> None:
+    store.refusals.add((who, "a@example.test"))
+    d = policy.check_rcpt(env(), "a@example.test")
+    assert d is not None and d.symbol == "AD_REFUSED"
+    assert "refuse" in d.text
+
+
+def test_cap_counts_only_delivered_and_rolls_over(
+    policy: ConsentPolicy, store: FakeStore, clock: Clock
+) -> None:
+    view = parse_message(AD)
+    e = env("a@example.test")
+    for i in range(3):
+        assert policy.check_rcpt(e, "a@example.test") is None, i
+        policy.delivered(view, e, SIGNED)
+        clock.now += 60
+    d = policy.check_rcpt(e, "a@example.test")
+    assert d is not None and d.symbol == "AD_OVER_CAP" and "3" in d.text
+    clock.now = NOW + 86400 + 1  # the first send left the window
+    assert policy.check_rcpt(e, "a@example.test") is None
+
+
+def test_recipient_agreed_to_more(policy: ConsentPolicy, store: FakeStore) -> None:
+    store.consents[("shop", "a@example.test")] = 5
+    store.sends[("shop", "a@example.test")] = [NOW - 10] * 4
+    assert policy.check_rcpt(env(), "a@example.test") is None
+    store.sends[("shop", "a@example.test")].append(NOW - 5)
+    assert policy.check_rcpt(env(), "a@example.test") is not None
+
+
+def test_labelled_signed_ad_with_consent_is_clean(policy: ConsentPolicy) -> None:
+    syms = policy.check_message(parse_message(AD), env("a@example.test"), SIGNED)
+    assert names(syms) == {"AD_LABELLED"}
+    assert all(s.points == 0 for s in syms)
+
+
+def test_unlabelled_ad_from_advertiser(policy: ConsentPolicy) -> None:
+    raw = AD.replace(b"[QC] ", b"")
+    syms = policy.check_message(parse_message(raw), env("a@example.test"), SIGNED)
+    assert names(syms) == {"AD_UNLABELLED"}
+    (s,) = syms
+    assert s.points >= 15 and "shop" in s.detail and "[QC/ADV]" in s.detail
+
+
+def test_label_is_matched_after_rfc2047_decoding(policy: ConsentPolicy) -> None:
+    raw = AD.replace(b"[QC] Sale today", b"=?utf-8?b?W3FjXSBLaHV54bq/biBtw6Np?=")
+    syms = policy.check_message(parse_message(raw), env("a@example.test"), SIGNED)
+    assert names(syms) == {"AD_LABELLED"}
+
+
+def test_no_one_click_unsubscribe(policy: ConsentPolicy) -> None:
+    raw = AD.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b"")
+    syms = policy.check_message(parse_message(raw), env("a@example.test"), SIGNED)
+    assert "AD_NO_UNSUBSCRIBE" in names(syms)
+    raw = AD.replace(b"<https://api.test/u/TOKEN>", b"<mailto:optout@shop.test>")
+    syms = policy.check_message(parse_message(raw), env("a@example.test"), SIGNED)
+    assert "AD_NO_UNSUBSCRIBE" in names(syms)
+
+
+def test_unsubscribe_not_covered_by_dkim(policy: ConsentPolicy) -> None:
+    auth = Auth(
+        spf=Spf("pass", "shop.test"),
+        dkim=(Dkim("pass", "shop.test", covered_headers=("from", "subject")),
+              Dkim("fail", "shop.test", covered_headers=(
+                  "list-unsubscribe", "list-unsubscribe-post"))),
+    )
+    syms = policy.check_message(parse_message(AD), env("a@example.test"), auth)
+    assert names(syms) == {"AD_LABELLED", "AD_UNSIGNED_UNSUBSCRIBE"}
+
+
+def test_consent_refusal_and_cap_at_end_of_message(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    # envelope sender of an ESP (not the advertiser's domain): only DKIM attributes it
+    e = env("a@example.test", "b@example.test", "c@example.test", mail_from="b@esp.test")
+    store.refusals.add((GLOBAL, "c@example.test"))
+    syms = policy.check_message(parse_message(AD), e, SIGNED)
+    assert names(syms) == {"AD_LABELLED", "AD_NO_CONSENT", "AD_REFUSED"}
+    no = next(s for s in syms if s.name == "AD_NO_CONSENT")
+    assert no.points >= 15 and "1 recipient" in no.detail
+    store.sends[("shop", "a@example.test")] = [NOW - 1] * 3
+    syms = policy.check_message(parse_message(AD), env("a@example.test"), SIGNED)
+    assert names(syms) == {"AD_LABELLED", "AD_OVER_CAP"}
+
+
+def test_attribution_needs_alignment_and_a_pass(policy: ConsentPolicy) -> None:
+    view = parse_message(AD)
+    # DKIM by the advertiser's domain but From elsewhere: not aligned
+    other_from = parse_message(AD.replace(b"news@shop.test", b"news@other.test"))
+    assert policy.message_advertiser(other_from, SIGNED) == (None, True)
+    # a failing signature and SPF fail attribute nothing
+    bad = Auth(spf=Spf("fail", "shop.test"), dkim=(Dkim("fail", "shop.test"),))
+    assert policy.message_advertiser(view, bad) == (None, True)
+    # SPF alone, aligned relaxed (subdomain of the registered domain)
+    assert policy.message_advertiser(view, Auth(spf=Spf("pass", "mail.shop.test"))) == (
+        "shop", True)
+
+
+def test_labelled_ad_from_unknown_advertiser(policy: ConsentPolicy) -> None:
+    raw = AD.replace(b"news@shop.test", b"news@unknown.test")
+    auth = Auth(dkim=(Dkim("pass", "unknown.test", covered_headers=(
+        "list-unsubscribe", "list-unsubscribe-post")),))
+    syms = policy.check_message(parse_message(raw), env("a@example.test", mail_from="x@unknown.test"), auth)
+    assert names(syms) == {"AD_LABELLED", "AD_UNKNOWN_ADVERTISER"}
+
+
+def test_ordinary_mail_gets_no_ad_symbols(policy: ConsentPolicy) -> None:
+    raw = b"From: a@friend.test\r\nSubject: lunch?\r\n\r\nhi\r\n"
+    assert policy.check_message(parse_message(raw), env("a@example.test", mail_from="a@friend.test"),
+                                Auth(spf=Spf("pass", "friend.test"))) == []
+
+
+def test_registry_down_never_rejects_and_says_so(store: FakeStore, clock: Clock) -> None:
+    p = ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0)
+    assert p.check_rcpt(env(), "b@example.test") is not None  # map cached once
+    store.down = True
+    assert p.check_rcpt(env(), "b@example.test") is None
+    syms = p.check_message(parse_message(AD), env("b@example.test"), SIGNED)
+    assert "AD_REGISTRY_FAIL" in names(syms)
+    assert not names(syms) & {"AD_NO_CONSENT", "AD_REFUSED", "AD_OVER_CAP"}
+    assert all(s.action == "" for s in syms)
+
+
+def test_registry_down_tempfails_known_advertisers_when_configured(
+    store: FakeStore, clock: Clock
+) -> None:
+    p = ConsentPolicy(cfg(on_registry_error="tempfail"), store, clock=clock, domain_cache_ttl=0)
+    p.domain_map()
+    store.down = True
+    d = p.check_rcpt(env(), "a@example.test")
+    assert d is not None and d.temporary and d.symbol == "AD_REGISTRY_FAIL"
+    assert p.check_rcpt(env(mail_from="x@other.test"), "a@example.test") is None
+    syms = p.check_message(parse_message(AD), env("a@example.test"), SIGNED)
+    fail = next(s for s in syms if s.name == "AD_REGISTRY_FAIL")
+    assert fail.action == "tempfail"
+
+
+def test_counts_missed_while_down_are_written_when_back(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    view = parse_message(AD)
+    policy.domain_map()
+    store.down = True
+    policy.delivered(view, env("a@example.test"), SIGNED)
+    policy.delivered(view, env("a@example.test"), SIGNED)
+    assert policy.pending_counts == 2 and not store.sends
+    store.down = False
+    policy.delivered(view, env("a@example.test"), SIGNED)
+    assert policy.pending_counts == 0
+    assert len(store.sends[("shop", "a@example.test")]) == 3
+
+
+def test_delivered_ignores_non_advertisers(policy: ConsentPolicy, store: FakeStore) -> None:
+    raw = b"From: a@friend.test\r\nSubject: [QC] hi\r\n\r\nhi\r\n"
+    policy.delivered(parse_message(raw), env("a@example.test", mail_from="a@friend.test"),
+                     Auth(spf=Spf("pass", "friend.test")))
+    assert store.sends == {}
+
+
+def test_disabled_does_nothing(store: FakeStore) -> None:
+    p = ConsentPolicy(cfg(enabled=False), store)
+    assert p.check_rcpt(env(), "b@example.test") is None
+    assert p.check_message(parse_message(AD), env("b@example.test"), SIGNED) == []
+
+
+def test_vietnamese_smtp_texts_are_ascii(store: FakeStore, clock: Clock) -> None:
+    p = ConsentPolicy(cfg(language="vi"), store, clock=clock)
+    d = p.check_rcpt(env(), "b@example.test")
+    assert d is not None and "Nghi dinh 91/2020/ND-CP" in d.text and d.text.isascii()
+
+
+def test_one_click_and_signed_helpers() -> None:
+    view = parse_message(AD)
+    assert one_click_unsubscribe(view) == "https://api.test/u/TOKEN"
+    both = parse_message(AD.replace(
+        b"<https://api.test/u/TOKEN>", b"<mailto:x@shop.test>, <https://api.test/u/T2>"))
+    assert one_click_unsubscribe(both) == "https://api.test/u/T2"
+    assert unsubscribe_signed(SIGNED)
+    assert not unsubscribe_signed(Auth())
+    assert aligned_authenticated_domains(SIGNED, "shop.test") == ["shop.test"]
+    assert aligned_authenticated_domains(SIGNED, None) == []
