@@ -19,11 +19,18 @@ __all__ = ["Symbol", "Envelope", "RcptDecision", "MessagePolicy"]
 
 @dataclass(frozen=True, slots=True)
 class Symbol:
-    """One named signal with its points and a short human detail."""
+    """One named signal with its points and a short human detail.
+
+    Points given by the producer are replaced by ``[policy.symbols]`` when the
+    operator configured the name there.
+    """
 
     name: str
     points: float
     detail: str = ""
+    #: The least action this signal demands whatever the score: "" (none),
+    #: "quarantine", "tempfail" or "reject" (e.g. DMARC p=reject failing).
+    action: str = ""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,490 @@
+"""The pymilter adapter: SMTP stages → one :class:`~spamwarden.milter.scanner.Scanner` call.
+
+libmilter runs one thread per Postfix connection and pymilter makes one
+:class:`SpamwardenMilter` per connection (``Milter.factory``), so per-connection
+and per-message state lives on the instance; the scanner is shared and
+stateless.  Callbacks only translate:
+
+========  =========================================================================
+connect   remember the client IP and name (no reply awaited)
+hello     remember the HELO name (no reply awaited)
+envfrom   start a transaction: MAIL FROM, ``{auth_authen}`` (no reply awaited)
+envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one
+header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
+body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
+eom       scan; remove forged headers, add ours; accept / hold / reject / tempfail
+========  =========================================================================
+
+Failure rule: every callback is wrapped so that an exception gives
+``milter.on_error`` (default ``tempfail``: Postfix answers 451 and the
+client retries, nothing is lost) and one log line with the Postfix queue id.
+Callbacks that send no reply (``@Milter.noreply``) keep the error and the
+next callback that replies (RCPT or end of message) answers with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import Milter
+
+from ..config import Config
+from ..errors import ConfigError, SpamwardenError
+from ..logs import event
+from .headers import AUTH_RESULTS, header_safe
+from .interfaces import Envelope
+from .scanner import Scanner, Verdict
+
+__all__ = ["SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter"]
+
+log = logging.getLogger("spamwarden.milter")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INTERESTING = ("authentication-results",)
+
+
+def libmilter_socket(listen: str) -> str:
+    """Postfix's milter address → libmilter's ``smfi_setconn`` form.
+
+    ``inet:127.0.0.1:8890`` → ``inet:8890@127.0.0.1``; ``inet6:[::1]:8890`` or
+    ``inet6:::1:8890`` → ``inet6:8890@::1``; ``unix:/path`` and ``local:/path``
+    unchanged.
+
+    :raises ConfigError: the address is none of these.
+    """
+    text = listen.strip()
+    if text.startswith(("unix:", "local:")):
+        return text
+    for family in ("inet6", "inet"):
+        prefix = family + ":"
+        if text.startswith(prefix):
+            rest = text[len(prefix):]
+            host, sep, port = rest.rpartition(":")
+            if not sep or not port.isdigit() or not host:
+                break
+            host = host.strip("[]")
+            return f"{family}:{port}@{host}"
+    raise ConfigError(
+        f"milter.listen = {listen!r}: expected inet:HOST:PORT, inet6:[HOST]:PORT or unix:/PATH"
+    )
+
+
+def _client_ip(family: Any, hostaddr: Any) -> str | None:
+    if isinstance(hostaddr, tuple) and hostaddr:
+        addr = str(hostaddr[0])
+    elif isinstance(hostaddr, str) and family in (socket.AF_INET, socket.AF_INET6):
+        addr = hostaddr
+    else:
+        return None  # unix socket, or no address (local submission)
+    if addr.lower().startswith("ipv6:"):
+        addr = addr[5:]
+    return addr.strip("[]") or None
+
+
+def _reply_text(text: str) -> str:
+    # libmilter drops a reply with a lone '%' silently; SMTP lines are ASCII.
+    return header_safe(text, limit=400).replace("%", "%%")
+
+
+def _guarded(*, deferred: bool) -> Callable[[F], F]:
+    """Wrap a callback: an exception → ``milter.on_error`` and a log line with the queue id.
+
+    :param deferred: the callback's reply is not awaited (``@Milter.noreply``);
+        keep the error, and the next callback that replies (RCPT, end of
+        message) answers with ``milter.on_error``.
+    """
+
+    def wrap(func: F) -> F:
+        stage = func.__name__
+
+        @functools.wraps(func)
+        def guarded(self: "SpamwardenMilter", *args: Any) -> Any:
+            try:
+                if not deferred:
+                    pending = self._conn_error or self._error
+                    if pending is not None:
+                        return self._fail(pending[0], pending[1], at=stage)
+                return func(self, *args)
+            except Exception as exc:  # noqa: BLE001 - the failure rule covers every error
+                log.debug("callback %s failed", stage, exc_info=exc)
+                if deferred:
+                    if stage in ("connect", "hello"):
+                        self._conn_error = self._conn_error or (stage, exc)
+                    else:
+                        self._error = self._error or (stage, exc)
+                    return Milter.CONTINUE
+                return self._fail(stage, exc, at=stage)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+class SpamwardenMilter(Milter.Base):
+    """One Postfix connection (possibly several messages).
+
+    :param scanner: the shared pipeline.
+    :param clock: monotonic seconds, for the per-message timing in the log.
+    """
+
+    def __init__(self, scanner: Scanner, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scanner = scanner
+        self.cfg = scanner.cfg.milter
+        self._clock = clock
+        self._client_ip: str | None = None
+        self._client_name = ""
+        self._helo = ""
+        self._conn_error: tuple[str, BaseException] | None = None
+        self._error: tuple[str, BaseException] | None = None
+        self._queue_id = ""
+        self._reset()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """Forget the current message (a new MAIL FROM, RSET or abort)."""
+        self._env = Envelope(
+            client_ip=self._client_ip, client_name=self._client_name, helo=self._helo
+        )
+        self._head: list[bytes] = []
+        self._head_bytes = 0
+        self._body: list[bytes] = []
+        self._size = 0
+        self._oversize = ""
+        self._watched: list[tuple[str, str]] = []
+        self._started = self._clock()
+        self._error = None
+        self._queue_id = ""
+
+    def _macro(self, name: str) -> str:
+        try:
+            value = self.getsymval(name)
+        except Exception:  # noqa: BLE001 - a macro is never worth failing a message
+            return ""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return str(value) if value else ""
+
+    def _qid(self) -> str:
+        if not self._queue_id:
+            self._queue_id = self._macro("i")
+        return self._queue_id
+
+    def _fail(self, stage: str, exc: BaseException, *, at: str) -> int:
+        """Answer with ``milter.on_error`` after an internal error, and log it.
+
+        :param stage: the callback that failed; ``at``: the one answering now.
+        """
+        qid = self._qid() if at in ("envrcpt", "eom") else self._queue_id
+        event(
+            log, "callback_error", logging.ERROR,
+            queue_id=qid or None, stage=stage, answered_at=at, action=self.cfg.on_error,
+            error=header_safe(f"{type(exc).__name__}: {exc}", limit=300),
+            client_ip=self._client_ip,
+        )
+        try:
+            from ..metrics import MESSAGES
+
+            MESSAGES.labels(f"error_{self.cfg.on_error}").inc()
+        except Exception:  # noqa: BLE001
+            pass
+        action = self.cfg.on_error
+        try:
+            if action == "accept":
+                return Milter.ACCEPT
+            if action == "reject":
+                self.setreply("550", "5.3.0", _reply_text("message could not be checked"))
+                return Milter.REJECT
+            self.setreply(
+                "451", "4.3.0", _reply_text("spam filter temporarily unavailable, try again later")
+            )
+        except Exception:  # noqa: BLE001 - the reply text is a courtesy; the code matters
+            pass
+        return Milter.REJECT if action == "reject" else Milter.TEMPFAIL
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    @Milter.noreply
+    @_guarded(deferred=True)
+    def connect(self, hostname: str, family: Any, hostaddr: Any) -> int:
+        self._client_ip = _client_ip(family, hostaddr)
+        self._client_name = str(hostname or "")
+        self._env.client_ip = self._client_ip
+        self._env.client_name = self._client_name
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    @_guarded(deferred=True)
+    def hello(self, hostname: str) -> int:
+        self._helo = str(hostname or "")[:255]
+        self._env.helo = self._helo
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    @_guarded(deferred=True)
+    def envfrom(self, mail_from: str, *params: str) -> int:
+        self._reset()
+        self._env.mail_from = str(mail_from or "").strip().strip("<>")[:512]
+        self._env.authenticated = bool(self._macro("{auth_authen}"))
+        self._qid()
+        return Milter.CONTINUE
+
+    @_guarded(deferred=False)
+    def envrcpt(self, rcpt: str, *params: str) -> int:
+        self._qid()
+        address = str(rcpt or "").strip().strip("<>")
+        decision = self.scanner.check_rcpt(self._env, address)
+        if decision is None:
+            if len(self._env.rcpts) < 1000:
+                self._env.rcpts.append(address)
+            return Milter.CONTINUE
+        event(
+            log, "rcpt_refused", queue_id=self._queue_id or None, rcpt=address,
+            symbol=decision.symbol or None, temporary=decision.temporary, text=decision.text,
+        )
+        if decision.temporary:
+            self.setreply("450", "4.7.1", _reply_text(decision.text))
+            return Milter.TEMPFAIL
+        self.setreply("550", "5.7.1", _reply_text(decision.text))
+        return Milter.REJECT
+
+    @Milter.noreply
+    @Milter.decode("bytes")
+    @_guarded(deferred=True)
+    def header(self, name: str, value: bytes) -> int:
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogateescape")
+        name = str(name)
+        line = name.encode("utf-8", "surrogateescape") + b": " + value + b"\r\n"
+        self._head_bytes += len(line)
+        self._size += len(line)
+        lname = name.lower()
+        if lname.startswith("x-spam") or lname in _INTERESTING:
+            if len(self._watched) < 1000:
+                self._watched.append((name, value.decode("utf-8", "replace")))
+        if self._oversize:
+            return Milter.CONTINUE
+        if self._head_bytes > self.cfg.max_header_bytes:
+            self._oversize = f"header section larger than {self.cfg.max_header_bytes} bytes"
+            self._head.clear()
+            self._body.clear()
+        elif self._size > self.cfg.max_message_bytes:
+            self._oversize = f"message larger than {self.cfg.max_message_bytes} bytes"
+            self._head.clear()
+        else:
+            # Folded values arrive with bare LF between lines; DKIM wants CRLF.
+            if b"\n" in line[:-2]:
+                line = line[:-2].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
+            self._head.append(line)
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    @_guarded(deferred=True)
+    def body(self, chunk: bytes) -> int:
+        self._size += len(chunk)
+        if self._oversize:
+            return Milter.CONTINUE
+        if self._size > self.cfg.max_message_bytes:
+            self._oversize = f"message larger than {self.cfg.max_message_bytes} bytes"
+            self._head.clear()
+            self._body.clear()
+        else:
+            self._body.append(bytes(chunk))
+        return Milter.CONTINUE
+
+    @_guarded(deferred=False)
+    def eom(self) -> int:
+        qid = self._qid()
+        env = self._env
+        env.queue_id = qid
+        if self._oversize:
+            verdict = self.scanner.not_scored(env, self._watched, self._oversize)
+        else:
+            raw = b"".join(self._head) + b"\r\n" + b"".join(self._body)
+            self._head, self._body = [], []
+            verdict = self.scanner.scan(raw, env, incoming_headers=self._watched)
+        result = self._act(verdict)
+        self._log_verdict(verdict)
+        self._reset_after_message()
+        return result
+
+    def abort(self) -> int:
+        self._reset_after_message()
+        return Milter.CONTINUE
+
+    def close(self) -> int:
+        return Milter.CONTINUE
+
+    # -- end of message ----------------------------------------------------------------------
+
+    def _reset_after_message(self) -> None:
+        self._error = None
+        self._head, self._body, self._watched = [], [], []
+        self._oversize = ""
+        self._size = self._head_bytes = 0
+
+    def _apply_headers(self, verdict: Verdict) -> None:
+        for name, index in verdict.remove_headers:
+            self.chgheader(name, index, "")
+        for name, value in verdict.add_headers:
+            if name == AUTH_RESULTS:
+                self.addheader(name, value, 0)  # RFC 8601 §5: on top, like a trace field
+            else:
+                self.addheader(name, value)
+
+    def _act(self, verdict: Verdict) -> int:
+        action = verdict.action
+        if action == "reject":
+            text = f"message rejected as spam: {verdict.reason}"
+            if self.cfg.lookup_url:
+                text += f"; see {self.cfg.lookup_url}"
+            self.setreply("550", "5.7.1", _reply_text(text))
+            return Milter.REJECT
+        if action == "tempfail":
+            self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
+            return Milter.TEMPFAIL
+        self._apply_headers(verdict)
+        if action == "quarantine":
+            self.quarantine(header_safe(verdict.reason, limit=200))
+        self.scanner.delivered(verdict, self._env)
+        return Milter.ACCEPT
+
+    def _log_verdict(self, verdict: Verdict) -> None:
+        try:
+            from ..metrics import MESSAGES, SCAN_SECONDS, SYMBOL_HITS
+
+            MESSAGES.labels(verdict.action).inc()
+            SCAN_SECONDS.observe(verdict.elapsed_ms / 1000.0)
+            for s in verdict.symbols:
+                SYMBOL_HITS.labels(s.name).inc()
+        except Exception:  # noqa: BLE001 - metrics never fail a message
+            pass
+        event(
+            log, "verdict",
+            queue_id=self._queue_id or None,
+            action=verdict.action,
+            score=f"{verdict.score:.1f}",
+            symbols=",".join(f"{s.name}({s.points:g})" for s in verdict.symbols) or "none",
+            reason=verdict.reason if verdict.action != "accept" else None,
+            client_ip=self._env.client_ip,
+            mail_from=self._env.mail_from or "<>",
+            rcpts=len(self._env.rcpts),
+            size=self._size,
+            scored=verdict.scored,
+            unavailable=",".join(u.split(" ", 1)[0] for u in verdict.unavailable) or None,
+            ms=verdict.elapsed_ms,
+        )
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+
+def _load_classifier(cfg: Config) -> tuple[Any, str]:
+    try:
+        from ..training import classifier as classifier_module
+    except ImportError as exc:
+        return None, f"not installed: {exc}"
+    loader = getattr(classifier_module, "load_classifier", None)
+    if loader is None:
+        return None, "not installed"
+    try:
+        return loader(cfg), ""
+    except (SpamwardenError, OSError) as exc:
+        return None, header_safe(str(exc), limit=120)
+
+
+def _load_listings(cfg: Config) -> tuple[Any, str]:
+    try:
+        from ..reputation import lookup as lookup_module
+    except ImportError as exc:
+        return None, f"not installed: {exc}"
+    factory = getattr(lookup_module, "listing_lookup_from_config", None)
+    if factory is None:
+        return None, "not installed"
+    try:
+        return factory(cfg), ""
+    except (SpamwardenError, OSError) as exc:
+        return None, header_safe(str(exc), limit=120)
+
+
+def _load_policies(cfg: Config) -> tuple[list[Any], dict[str, str]]:
+    policies: list[Any] = []
+    notes: dict[str, str] = {}
+    if not cfg.consent.enabled:
+        return policies, notes
+    try:
+        from ..reputation import consent as consent_module
+    except ImportError:
+        return policies, notes
+    factory = getattr(consent_module, "consent_policy_from_config", None)
+    if factory is None:
+        return policies, notes
+    try:
+        policies.append(factory(cfg))
+    except (SpamwardenError, OSError) as exc:
+        notes["consent"] = header_safe(str(exc), limit=120)
+    return policies, notes
+
+
+def build_scanner(cfg: Config, *, resolver: Any = None) -> Scanner:
+    """The scanner for ``cfg`` with every component that is installed and configured.
+
+    The resolver is built from ``[dns]``; the classifier, the listing store and
+    the consent policy are used when their code is present and they load;
+    otherwise the scanner runs without them and says so in the headers.
+    """
+    from ..resolver import resolver_from_config
+
+    classifier, classifier_note = _load_classifier(cfg)
+    listings, listings_note = _load_listings(cfg)
+    policies, notes = _load_policies(cfg)
+    if classifier is None:
+        notes["classifier"] = classifier_note
+    if listings is None:
+        notes["listings"] = listings_note
+    return Scanner(
+        cfg,
+        resolver=resolver if resolver is not None else resolver_from_config(cfg.dns),
+        classifier=classifier,
+        listings=listings,
+        policies=policies,
+        unavailable=notes,
+    )
+
+
+def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
+    """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
+
+    :returns: 0 after a clean stop.
+    :raises ConfigError: ``milter.listen`` is not a milter address.
+    :raises ServiceError: the socket cannot be opened.
+    """
+    from ..errors import ServiceError
+
+    conn = libmilter_socket(cfg.milter.listen)
+    if conn.startswith(("unix:", "local:")):
+        path = Path(conn.split(":", 1)[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+    scanner = scanner if scanner is not None else build_scanner(cfg)
+    Milter.factory = functools.partial(SpamwardenMilter, scanner)
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
+    event(
+        log, "milter_start", listen=cfg.milter.listen, libmilter=conn, pid=os.getpid(),
+        authserv_id=scanner.authserv_id,
+        unavailable="; ".join(scanner._static_unavailable) or None,
+    )
+    sys.stdout.flush()
+    try:
+        Milter.runmilter("spamwarden", conn, timeout=int(cfg.milter.timeout))
+    except Milter.milter.error as exc:
+        raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
+    event(log, "milter_stop", listen=cfg.milter.listen)
+    return 0

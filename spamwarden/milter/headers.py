@@ -1,0 +1,247 @@
+"""Header rendering: ``Authentication-Results`` (RFC 8601) and SpamAssassin's ``X-Spam-*``.
+
+Pure functions returning ``(name, value)`` pairs; the milter turns them into
+``addheader`` / ``chgheader`` calls and ``spamwarden check`` prints them.
+
+Forged headers (RFC 8601 §5): incoming ``Authentication-Results`` fields that
+claim our authserv-id, and every incoming ``X-Spam-*`` field, are removed
+before ours are added; :func:`forged_header_removals` lists them with the
+1-based per-name index ``smfi_chgheader`` wants, highest index first so a
+removal never shifts the index of the next one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Sequence
+
+from .interfaces import Envelope, Symbol
+
+__all__ = [
+    "AUTH_RESULTS",
+    "render_authentication_results",
+    "render_spam_status",
+    "spam_headers",
+    "forged_header_removals",
+    "authserv_id_of",
+    "header_safe",
+    "pvalue",
+]
+
+AUTH_RESULTS = "Authentication-Results"
+
+# RFC 2045 token: any CHAR except SPACE, CTLs and tspecials.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
+# RFC 8601 pvalue may also be [local-part "@"] domain-name.
+_ADDR = re.compile(r"^(?:[!#$%&'*+\-/=?^_`{|}~0-9A-Za-z.]*@)?[0-9A-Za-z](?:[0-9A-Za-z.-]*[0-9A-Za-z])?$")
+_COMMENT = re.compile(r"^\s*\((?:[^()\\]|\\.)*\)\s*")
+
+
+def header_safe(text: str, *, limit: int = 900) -> str:
+    """``text`` as one printable-ASCII header line of at most ``limit`` characters.
+
+    Control characters (CR, LF included) become spaces, other non-ASCII
+    characters ``?``: an added header must never break the message.
+    """
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 32 <= o < 127:
+            out.append(ch)
+        elif ch in "\t\r\n" or o < 32 or o == 127:
+            out.append(" ")
+        else:
+            out.append("?")
+    flat = " ".join("".join(out).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def pvalue(value: str) -> str:
+    """A property value (RFC 8601 §2.2 ``pvalue``): bare when a token or an
+    address, else a quoted-string."""
+    if _TOKEN.match(value) or _ADDR.match(value):
+        return value
+    escaped = header_safe(value, limit=256).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _comment(text: str) -> str:
+    safe = header_safe(text, limit=200).replace("\\", "\\\\")
+    safe = safe.replace("(", "\\(").replace(")", "\\)")
+    return f"({safe})" if safe else ""
+
+
+def _word(value: Any) -> str:
+    text = str(value or "none").strip().lower()
+    return text if re.match(r"^[a-z]+$", text) else "permerror"
+
+
+def _join(parts: Iterable[str]) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def render_authentication_results(
+    authserv_id: str,
+    auth: Any,
+    env: Envelope,
+    *,
+    unavailable: str = "",
+) -> str:
+    """The value of our one ``Authentication-Results`` header (RFC 8601 §2.2).
+
+    :param authserv_id: ``milter.authserv_id`` (or the host's FQDN).
+    :param auth: ``AuthResults`` with ``spf``, ``dkim`` (one result per
+        signature) and ``dmarc``; ``None`` when authentication did not run.
+    :param env: the envelope, for ``smtp.mailfrom`` / ``smtp.helo``.
+    :param unavailable: why authentication did not run, said in a comment
+        next to the ``none`` result (RFC 8601 §2.2: no method was applied).
+    :returns: e.g. ``mx.example.net; spf=pass smtp.mailfrom=a@example.com
+        smtp.helo=mail.example.com; dkim=pass header.d=example.com
+        header.s=sel header.b=AbCdEfGh; dmarc=pass (p=reject) header.from=example.com``
+        folded onto one line per method.
+    """
+    methods: list[str] = []
+    if auth is not None:
+        spf = getattr(auth, "spf", None)
+        if spf is not None:
+            expl = getattr(spf, "explanation", "") or ""
+            mail_from = (getattr(spf, "mail_from", "") or env.mail_from or "").strip("<>")
+            props = []
+            if mail_from:
+                props.append("smtp.mailfrom=" + pvalue(mail_from))
+            if env.helo:
+                props.append("smtp.helo=" + pvalue(env.helo))
+            methods.append(_join([f"spf={_word(spf.result)}", _comment(expl), *props]))
+        for sig in tuple(getattr(auth, "dkim", ()) or ()):
+            props = []
+            for ptype, attr in (("header.d", "domain"), ("header.s", "selector"),
+                                ("header.a", "algorithm")):
+                v = getattr(sig, attr, "") or ""
+                if v:
+                    props.append(f"{ptype}={pvalue(str(v))}")
+            b = (getattr(sig, "header_b", "") or "")[:8]
+            if b:
+                props.append("header.b=" + pvalue(b))  # RFC 6008 §4: a prefix suffices
+            reason = getattr(sig, "reason", "") or ""
+            methods.append(_join([f"dkim={_word(sig.result)}", _comment(reason), *props]))
+        dmarc = getattr(auth, "dmarc", None)
+        if dmarc is not None:
+            policy = getattr(dmarc, "policy", None)
+            applied = getattr(dmarc, "applied_policy", None)
+            note = []
+            if policy:
+                note.append(f"p={policy}")
+            if applied and str(getattr(dmarc, "result", "")).lower() == "fail":
+                note.append(f"dis={applied}")
+            reason = getattr(dmarc, "reason", "") or ""
+            if reason:
+                note.append(reason)
+            from_domain = getattr(dmarc, "from_domain", "") or ""
+            props = ["header.from=" + pvalue(from_domain)] if from_domain else []
+            methods.append(
+                _join([f"dmarc={_word(dmarc.result)}", _comment(" ".join(note)), *props])
+            )
+    aid = header_safe(authserv_id, limit=255) or "localhost"
+    if not methods:
+        return _join([f"{aid};", "none", _comment(unavailable)])
+    return f"{aid};\n\t" + ";\n\t".join(methods)
+
+
+def render_spam_status(
+    *, flagged: bool, score: float, required: float, tests: Sequence[str], version: str
+) -> str:
+    """``X-Spam-Status`` exactly in SpamAssassin's form.
+
+    ``Yes, score=17.2 required=5.0 tests=BAYES_99,DMARC_REJECT autolearn=no
+    version=spamwarden-0.1.0`` (tests sorted, ``none`` when empty).
+    """
+    names = ",".join(sorted(set(tests))) or "none"
+    return (
+        f"{'Yes' if flagged else 'No'}, score={score:.1f} required={required:.1f} "
+        f"tests={names} autolearn=no version={version}"
+    )
+
+
+def spam_headers(
+    *,
+    score: float,
+    required: float,
+    flagged: bool,
+    symbols: Sequence[Symbol],
+    reason: str,
+    action: str,
+    unavailable: Sequence[str],
+    version: str,
+) -> list[tuple[str, str]]:
+    """The ``X-Spam-*`` headers we add, in order.
+
+    * ``X-Spam-Flag: YES`` only when ``flagged`` (score at or over the tag threshold);
+    * ``X-Spam-Score``, ``X-Spam-Level`` (one ``*`` per whole point, SpamAssassin's);
+    * ``X-Spam-Status`` (see :func:`render_spam_status`);
+    * ``X-Spam-Reasons``: the action, the main reason and each symbol with its points;
+    * ``X-Spam-Unavailable`` when a check could not be made (no classifier, store down).
+    """
+    out: list[tuple[str, str]] = []
+    if flagged:
+        out.append(("X-Spam-Flag", "YES"))
+    out.append(("X-Spam-Score", f"{score:.1f}"))
+    stars = int(score) if score >= 1 else 0
+    if stars:
+        out.append(("X-Spam-Level", "*" * min(stars, 50)))
+    out.append((
+        "X-Spam-Status",
+        render_spam_status(
+            flagged=flagged, score=score, required=required,
+            tests=[s.name for s in symbols], version=version,
+        ),
+    ))
+    listed = ", ".join(
+        f"{s.name}={s.points:g}" + (f" [{s.detail}]" if s.detail else "")
+        for s in sorted(symbols, key=lambda s: (-abs(s.points), s.name))
+    )
+    out.append(("X-Spam-Reasons", header_safe(f"action={action}; {reason}; {listed}", limit=960)))
+    if unavailable:
+        out.append(("X-Spam-Unavailable", header_safe(", ".join(unavailable))))
+    return out
+
+
+def authserv_id_of(value: str) -> str:
+    """The authserv-id an ``Authentication-Results`` value claims (lower case),
+    comments and an optional version skipped (RFC 8601 §2.2)."""
+    text = value
+    for _ in range(10):
+        m = _COMMENT.match(text)
+        if not m:
+            break
+        text = text[m.end():]
+    m2 = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^\s;()]+)', text)
+    if not m2:
+        return ""
+    token = m2.group(1)
+    if token.startswith('"'):
+        token = token[1:-1]
+    return token.strip().lower().rstrip(".")
+
+
+def forged_header_removals(
+    headers: Sequence[tuple[str, str]], authserv_id: str
+) -> list[tuple[str, int]]:
+    """Incoming headers to remove before ours are added.
+
+    :param headers: every incoming header ``(name, value)`` in message order.
+    :param authserv_id: ours; ``Authentication-Results`` claiming it are forged.
+    :returns: ``(name, index)`` with the 1-based index among headers of that
+        name (``smfi_chgheader`` semantics), highest index first per name.
+    """
+    ours = authserv_id.strip().lower().rstrip(".")
+    counts: dict[str, int] = {}
+    removals: list[tuple[str, int]] = []
+    for name, value in headers:
+        lname = name.lower()
+        counts[lname] = counts.get(lname, 0) + 1
+        if lname.startswith("x-spam-") or lname == "x-spam":
+            removals.append((name, counts[lname]))
+        elif lname == "authentication-results" and authserv_id_of(value) == ours:
+            removals.append((name, counts[lname]))
+    removals.sort(key=lambda r: (r[0].lower(), -r[1]))
+    return removals

@@ -1,0 +1,469 @@
+"""The scoring pipeline: one pure implementation used by the milter and ``spamwarden check``.
+
+:class:`Scanner` takes the raw message (headers and body as Postfix delivers
+them), its :class:`~spamwarden.mail.MessageView` and the
+:class:`~spamwarden.milter.interfaces.Envelope`, and runs, in order:
+
+1. authentication (SPF, DKIM per signature, DMARC) through the injected
+   :data:`Authenticator` and resolver;
+2. the content classifier (``BAYES_xx`` symbols);
+3. own-listing lookups (client IP → ``RBL_OWN``; envelope / From / verified
+   DKIM ``d=`` registrable domains → ``DBL_OWN``; URL domains → ``URIBL_OWN``;
+   a failed lookup → ``*_LOOKUP_FAILED``, never clean and never listed) and the
+   third-party DNSBLs of ``rbl.third_party_zones``;
+4. every :class:`~spamwarden.milter.interfaces.MessagePolicy`;
+
+then sums the symbols into a :class:`Verdict` with the header edits.
+
+A scanner holds no per-message state and is never mutated after
+construction: libmilter's threads share one instance.  A missing component
+(``None``) is listed in ``Verdict.unavailable`` and in the headers, never
+treated as a clean result.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from .. import __version__
+from ..config import Config
+from ..errors import SpamwardenError
+from ..logs import event
+from ..mail import MessageView, ParseLimits, domain_of_address, parse_message, registrable_domain
+from ..resolver import Resolver
+from .headers import (
+    AUTH_RESULTS,
+    forged_header_removals,
+    render_authentication_results,
+    spam_headers,
+)
+from .interfaces import Envelope, MessagePolicy, RcptDecision, Symbol
+from .policy import SymbolPoints, auth_symbols, bayes_symbols, decide
+
+__all__ = ["Authenticator", "Scanner", "Verdict", "VERSION_TAG"]
+
+log = logging.getLogger("spamwarden.milter")
+
+VERSION_TAG = f"spamwarden-{__version__}"
+
+# URL domains looked up per message (the view holds up to ParseLimits.max_urls).
+MAX_URL_DOMAINS = 20
+
+
+class Authenticator(Protocol):
+    """``spamwarden.milter.auth.authenticate``: SPF, DKIM and DMARC of one message."""
+
+    def __call__(
+        self,
+        raw: bytes,
+        view: MessageView,
+        resolver: Resolver,
+        *,
+        client_ip: str | None,
+        helo: str,
+        mail_from: str,
+        max_signatures: int = 5,
+        timeout: float = 5.0,
+    ) -> Any:
+        """An ``AuthResults(spf, dkim, dmarc)``."""
+        ...
+
+
+class _Classifier(Protocol):
+    def spam_probability(self, view: MessageView) -> float: ...
+
+
+class _Listings(Protocol):
+    def lookup_many(self, keys: Sequence[str]) -> Mapping[str, Any]: ...
+
+    def record_volume(self, keys: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the pipeline decided about one message.
+
+    :ivar action: ``accept``, ``tag``, ``quarantine``, ``reject`` or ``tempfail``.
+    :ivar score: sum of the symbols' points, one decimal.
+    :ivar required: the tag threshold (SpamAssassin's ``required=``).
+    :ivar reason: the main reason in one line (reject text, quarantine reason, log).
+    :ivar add_headers: headers to add, ``(name, value)`` in order; the
+        ``Authentication-Results`` header comes first and goes on top.
+    :ivar remove_headers: incoming headers to remove, ``(name, 1-based index)``.
+    :ivar unavailable: checks that could not be made, e.g. ``classifier (no model)``.
+    :ivar scored: ``False`` when the message was not scored (over the size limit).
+    """
+
+    action: str
+    score: float
+    required: float
+    symbols: tuple[Symbol, ...]
+    reason: str
+    add_headers: tuple[tuple[str, str], ...]
+    remove_headers: tuple[tuple[str, int], ...]
+    unavailable: tuple[str, ...] = ()
+    auth: Any = None
+    scored: bool = True
+    elapsed_ms: float = 0.0
+    view: MessageView | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def flagged(self) -> bool:
+        """Over the tag threshold (``X-Spam-Flag: YES``)."""
+        return self.scored and (
+            self.score >= self.required or self.action in ("tag", "quarantine", "reject")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (``spamwarden check --json``)."""
+        return {
+            "action": self.action,
+            "score": self.score,
+            "required": self.required,
+            "scored": self.scored,
+            "reason": self.reason,
+            "symbols": [
+                {"name": s.name, "points": s.points, "detail": s.detail,
+                 **({"action": s.action} if s.action else {})}
+                for s in self.symbols
+            ],
+            "auth": _auth_dict(self.auth),
+            "unavailable": list(self.unavailable),
+            "add_headers": [[n, v] for n, v in self.add_headers],
+            "remove_headers": [[n, i] for n, i in self.remove_headers],
+        }
+
+
+def _auth_dict(auth: Any) -> dict[str, Any] | None:
+    if auth is None:
+        return None
+
+    def obj(o: Any) -> dict[str, Any] | None:
+        if o is None:
+            return None
+        fields = getattr(o, "__dataclass_fields__", None)
+        names = list(fields) if fields else [n for n in dir(o) if not n.startswith("_")]
+        out: dict[str, Any] = {}
+        for n in names:
+            v = getattr(o, n, None)
+            if callable(v):
+                continue
+            out[n] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    return {
+        "spf": obj(getattr(auth, "spf", None)),
+        "dkim": [obj(d) for d in (getattr(auth, "dkim", ()) or ())],
+        "dmarc": obj(getattr(auth, "dmarc", None)),
+    }
+
+
+def _default_authenticator() -> Authenticator | None:
+    try:
+        from . import auth as auth_module
+    except ImportError:
+        return None
+    fn = getattr(auth_module, "authenticate", None)
+    return fn  # type: ignore[no-any-return]
+
+
+_AUTO: Any = object()
+
+
+class Scanner:
+    """The whole pipeline for one configuration; thread-safe, no per-message state.
+
+    :param cfg: the configuration (``[policy]``, ``[milter]``, ``[dns]``, ``[rbl]``).
+    :param resolver: every DNS lookup goes through it.
+    :param authenticate: SPF/DKIM/DMARC; default ``spamwarden.milter.auth.authenticate``;
+        ``None``: authentication unavailable (said in the headers).
+    :param classifier: a ``ContentClassifier`` or ``None`` (unavailable).
+    :param listings: a ``ListingLookup`` or ``None`` (unavailable).
+    :param policies: ``MessagePolicy`` implementations, consulted in order.
+    :param unavailable: why a component is ``None``, e.g. ``{"classifier": "no model"}``.
+    :param clock: monotonic seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        resolver: Resolver,
+        authenticate: Authenticator | None = _AUTO,
+        classifier: _Classifier | None = None,
+        listings: _Listings | None = None,
+        policies: Sequence[MessagePolicy] = (),
+        unavailable: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.resolver = resolver
+        self.authenticate = _default_authenticator() if authenticate is _AUTO else authenticate
+        self.classifier = classifier
+        self.listings = listings
+        self.policies = tuple(policies)
+        self.points = SymbolPoints(cfg.policy.symbols)
+        self.authserv_id = cfg.milter.effective_authserv_id()
+        self.limits = ParseLimits(
+            max_bytes=cfg.milter.max_message_bytes,
+            max_header_bytes=cfg.milter.max_header_bytes,
+        )
+        self._clock = clock
+        notes = dict(unavailable or {})
+        if self.authenticate is None:
+            notes.setdefault("auth", "not installed")
+        if self.classifier is None:
+            notes.setdefault("classifier", "not configured")
+        if self.listings is None:
+            notes.setdefault("listings", "not configured")
+        self._static_unavailable = tuple(f"{k} ({v})" for k, v in sorted(notes.items()))
+
+    # -- RCPT time ---------------------------------------------------------------------------
+
+    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+        """Ask every policy about one recipient; the first refusal wins.
+
+        :returns: ``None`` to let ``rcpt`` through, or the refusal for just
+            this recipient (``550 5.7.1`` or ``450 4.7.1`` when temporary).
+        """
+        for policy in self.policies:
+            decision = policy.check_rcpt(env, rcpt)
+            if decision is not None:
+                return decision
+        return None
+
+    # -- end of message ---------------------------------------------------------------------
+
+    def parse(self, raw: bytes) -> MessageView:
+        """The bounded view of ``raw`` with this configuration's limits."""
+        return parse_message(raw, limits=self.limits)
+
+    def scan(
+        self,
+        raw: bytes,
+        env: Envelope,
+        *,
+        view: MessageView | None = None,
+        incoming_headers: Sequence[tuple[str, str]] | None = None,
+    ) -> Verdict:
+        """Score one message.
+
+        :param raw: header section + blank line + body, CRLF or LF line ends.
+        :param env: what the SMTP dialogue said (client IP, HELO, MAIL FROM, RCPTs).
+        :param view: the parsed view when the caller already has it.
+        :param incoming_headers: every header as received (for forged-header
+            removal); default the view's headers.
+        :returns: the verdict with symbols, action and header edits.
+        :raises SpamwardenError: only for errors of our own making; store and DNS
+            trouble become symbols, never exceptions.
+        """
+        started = self._clock()
+        if view is None:
+            view = self.parse(raw)
+        headers = view.headers if incoming_headers is None else incoming_headers
+        unavailable = list(self._static_unavailable)
+        symbols: list[Symbol] = []
+
+        auth = None
+        if self.authenticate is not None:
+            auth = self.authenticate(
+                raw,
+                view,
+                self.resolver,
+                client_ip=env.client_ip,
+                helo=env.helo,
+                mail_from=env.mail_from,
+                max_signatures=self.cfg.milter.max_dkim_signatures,
+                timeout=self.cfg.dns.timeout,
+            )
+            symbols.extend(
+                auth_symbols(auth, self.points, reject_spf_fail=self.cfg.milter.reject_spf_fail)
+            )
+
+        if self.classifier is not None:
+            try:
+                probability = float(self.classifier.spam_probability(view))
+            except SpamwardenError as exc:
+                unavailable.append(f"classifier ({exc})")
+            else:
+                symbols.extend(bayes_symbols(probability, self.points))
+
+        if self.listings is not None:
+            symbols.extend(self._listing_symbols(view, env, auth))
+        if self.cfg.rbl.third_party_zones and env.client_ip:
+            symbols.extend(self._third_party_symbols(env.client_ip))
+
+        for policy in self.policies:
+            symbols.extend(self.points.apply(s) for s in policy.check_message(view, env, auth))
+
+        return self._verdict(
+            symbols, auth, env, headers, unavailable, view=view, started=started
+        )
+
+    def not_scored(
+        self, env: Envelope, incoming_headers: Sequence[tuple[str, str]], note: str
+    ) -> Verdict:
+        """The verdict for a message that is not scored (over the size limits):
+        accepted, forged headers removed, one ``X-Spam-Note`` saying why."""
+        from .headers import header_safe
+
+        return Verdict(
+            action="accept",
+            score=0.0,
+            required=self.cfg.policy.tag_threshold,
+            symbols=(),
+            reason=note,
+            add_headers=(("X-Spam-Note", header_safe(f"not scored: {note}")),),
+            remove_headers=tuple(forged_header_removals(incoming_headers, self.authserv_id)),
+            scored=False,
+        )
+
+    def delivered(self, verdict: Verdict, env: Envelope) -> None:
+        """The message was accepted for ``env.rcpts``: count volume, tell the policies.
+
+        Best effort: listing stores and policies do not raise for store trouble.
+        """
+        view = verdict.view
+        if view is None:
+            return
+        if self.listings is not None:
+            keys = self._source_keys(view, env, verdict.auth)
+            if keys:
+                self.listings.record_volume(keys)
+        for policy in self.policies:
+            policy.delivered(view, env, verdict.auth)
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _sender_domains(self, view: MessageView, env: Envelope, auth: Any) -> list[str]:
+        found: dict[str, None] = {}
+        candidates: list[str | None] = [
+            domain_of_address(env.mail_from) if env.mail_from else None,
+            view.from_domain,
+        ]
+        for sig in tuple(getattr(auth, "dkim", ()) or ()) if auth is not None else ():
+            if str(getattr(sig, "result", "")).lower() == "pass":
+                candidates.append(getattr(sig, "domain", None))
+        for d in candidates:
+            reg = registrable_domain(d) if d else None
+            if reg:
+                found[reg] = None
+        return list(found)
+
+    def _source_keys(self, view: MessageView, env: Envelope, auth: Any) -> list[str]:
+        keys = [env.client_ip] if env.client_ip else []
+        return keys + self._sender_domains(view, env, auth)
+
+    def _listing_symbols(self, view: MessageView, env: Envelope, auth: Any) -> list[Symbol]:
+        assert self.listings is not None
+        groups: list[tuple[str, list[str]]] = []
+        if env.client_ip:
+            groups.append(("RBL", [env.client_ip]))
+        groups.append(("DBL", self._sender_domains(view, env, auth)))
+        senders = set(groups[-1][1])
+        groups.append(
+            ("URIBL", [d for d in view.url_domains if d not in senders][:MAX_URL_DOMAINS])
+        )
+        keys = [k for _, ks in groups for k in ks]
+        if not keys:
+            return []
+        outcomes = self.listings.lookup_many(keys)
+        out: list[Symbol] = []
+        for prefix, ks in groups:
+            listed = [o for k in ks if (o := outcomes.get(k)) is not None and o.status == "listed"]
+            failed = [
+                k for k in ks
+                if (o := outcomes.get(k)) is None or o.status not in ("listed", "not_listed")
+            ]
+            if listed:
+                detail = ", ".join(
+                    f"{o.key}" + (f" ({o.reason})" if getattr(o, "reason", "") else "")
+                    for o in listed[:5]
+                )
+                out.append(self.points.make(f"{prefix}_OWN", detail))
+            if failed:
+                out.append(self.points.make(f"{prefix}_LOOKUP_FAILED", ", ".join(failed[:5])))
+        return out
+
+    def _third_party_symbols(self, client_ip: str) -> list[Symbol]:
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return []
+        if ip.is_loopback or ip.is_private or ip.is_link_local:
+            return []
+        if ip.version == 4:
+            rev = ".".join(reversed(str(ip).split(".")))
+        else:
+            rev = ".".join(reversed(ip.exploded.replace(":", "")))
+        listed: list[str] = []
+        failed: list[str] = []
+        for zone in self.cfg.rbl.third_party_zones[:10]:
+            answer = self.resolver.query(f"{rev}.{zone.strip('.')}", "A",
+                                         timeout=self.cfg.dns.timeout)
+            if answer.failed:
+                failed.append(zone)
+            elif answer.found:
+                codes = [str(r) for r in answer.records]
+                # RFC 5782 §2.1: answers are 127.0.0.0/8; anything else is a
+                # resolver's doing (wildcards, blocked queries), not a listing.
+                if any(c.startswith("127.") for c in codes):
+                    listed.append(f"{zone} {','.join(codes[:3])}")
+                else:
+                    event(log, "dnsbl_unexpected_answer", logging.WARNING,
+                          zone=zone, answer=",".join(codes[:3]))
+        out: list[Symbol] = []
+        if listed:
+            out.append(self.points.make("RBL_THIRD_PARTY", "; ".join(listed)))
+        if failed:
+            out.append(self.points.make("RBL_THIRD_PARTY_LOOKUP_FAILED", ",".join(failed)))
+        return out
+
+    def _verdict(
+        self,
+        symbols: list[Symbol],
+        auth: Any,
+        env: Envelope,
+        headers: Sequence[tuple[str, str]],
+        unavailable: list[str],
+        *,
+        view: MessageView,
+        started: float,
+    ) -> Verdict:
+        decision = decide(symbols, self.cfg.policy, self.cfg.milter)
+        required = self.cfg.policy.tag_threshold
+        flagged = decision.score >= required or decision.action in ("tag", "quarantine", "reject")
+        auth_note = next((u for u in unavailable if u.startswith("auth ")), "")
+        add: list[tuple[str, str]] = [
+            (AUTH_RESULTS, render_authentication_results(
+                self.authserv_id, auth, env,
+                unavailable=("authentication unavailable: " + auth_note) if auth_note else "",
+            ))
+        ]
+        add.extend(spam_headers(
+            score=decision.score,
+            required=required,
+            flagged=flagged,
+            symbols=symbols,
+            reason=decision.reason,
+            action=decision.action,
+            unavailable=unavailable,
+            version=VERSION_TAG,
+        ))
+        return Verdict(
+            action=decision.action,
+            score=decision.score,
+            required=required,
+            symbols=tuple(symbols),
+            reason=decision.reason,
+            add_headers=tuple(add),
+            remove_headers=tuple(forged_header_removals(headers, self.authserv_id)),
+            unavailable=tuple(unavailable),
+            auth=auth,
+            elapsed_ms=round((self._clock() - started) * 1000, 2),
+            view=view,
+        )
