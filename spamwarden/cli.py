@@ -115,8 +115,58 @@ def _add_doctor(sub: Any) -> None:
 # -- component commands (one function per component) ---------------------------------------
 
 
+def _cmd_milter(args: argparse.Namespace, cfg: Config) -> int:
+    from .milter.app import run_milter
+
+    return run_milter(cfg)
+
+
+def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
+    from .milter.app import build_scanner
+    from .milter.check import format_verdict, scan_file
+
+    try:
+        with open(args.file, "rb") as fh:
+            raw = fh.read(cfg.milter.max_message_bytes + 1)
+    except OSError as exc:
+        print(f"spamwarden: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    verdict, env, notes = scan_file(
+        build_scanner(cfg), raw, client_ip=args.client_ip, helo=args.helo,
+        mail_from=args.mail_from, rcpts=args.rcpt or (),
+    )
+    format_verdict(verdict, env, notes, as_json=args.json, out=sys.stdout)
+    return 0
+
+
 def _add_milter(sub: Any) -> None:
     """milter, check: the Postfix milter and its offline twin."""
+    _command(
+        sub, "milter", _cmd_milter,
+        help="run the Postfix milter on milter.listen",
+        description=(
+            "Serve Postfix's milter protocol on milter.listen (Postfix syntax, e.g. "
+            "inet:127.0.0.1:8890 or unix:/run/spamwarden/milter.sock): SPF, DKIM, DMARC, "
+            "scoring, Authentication-Results and X-Spam-* headers; accept, hold, reject or "
+            "tempfail. Runs in the foreground until SIGTERM or SIGINT."
+        ),
+    )
+    p = _command(
+        sub, "check", _cmd_check,
+        help="score one message file offline with the milter's pipeline",
+        description=(
+            "Run the milter's pipeline on a message file (mbox 'From ' line allowed) and print "
+            "the action, score, symbols with points and authentication results. Envelope "
+            "fields not given are taken from the top Received header and Return-Path. "
+            "Exit status 0 whatever the verdict."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", help="the message (RFC 5322 bytes)")
+    p.add_argument("--client-ip", metavar="IP", help="SMTP client address")
+    p.add_argument("--helo", metavar="NAME", help="HELO/EHLO name")
+    p.add_argument("--mail-from", metavar="ADDR", help="envelope sender ('' for <>)")
+    p.add_argument("--rcpt", metavar="ADDR", action="append", help="envelope recipient (repeat)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _add_reputation(sub: Any) -> None:
