@@ -43,7 +43,7 @@ class SpfResult:
     :ivar result: ``pass``, ``fail``, ``softfail``, ``neutral``, ``none``,
         ``permerror`` or ``temperror``.
     :ivar scope: ``mailfrom``, or ``helo`` when MAIL FROM was null (``<>``).
-    :ivar domain: the domain checked: of MAIL FROM, or the HELO name.
+    :ivar domain: the domain checked (lower-case): of MAIL FROM, or the HELO name.
     :ivar mail_from: the envelope address checked (``postmaster@<helo>`` for a
         null sender, RFC 7208 §2.4).
     :ivar explanation: pyspf's explanation (the ``exp=`` text on ``fail``).
@@ -182,7 +182,7 @@ def check_spf(
     except spf.PermError as exc:
         # Not an IP address: nothing can be evaluated (RFC 7208 §4.1).
         scope = "mailfrom" if sender else "helo"
-        return SpfResult("permerror", scope, _domain_of(sender, helo), sender, str(exc))
+        return SpfResult("permerror", scope, _domain_of(sender, helo).lower(), sender, str(exc))
     if default_explanation is not None:
         q.set_default_explanation(default_explanation)
     scope = "helo" if q.ident == "helo" else "mailfrom"
@@ -199,7 +199,7 @@ def check_spf(
     if res not in SPF_RESULTS:
         event(log, "spf_unexpected_result", result=res, domain=q.o)
         res = "permerror"
-    return SpfResult(res, scope, str(q.o or ""), str(q.s or ""), str(explanation or ""))
+    return SpfResult(res, scope, str(q.o or "").lower(), str(q.s or ""), str(explanation or ""))
 
 
 def _domain_of(sender: str, helo: str) -> str:
