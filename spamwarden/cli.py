@@ -169,8 +169,87 @@ def _add_milter(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _listing_command(name: str) -> Handler:
+    """A handler that runs ``spamwarden.reputation.commands.<name>`` (imported lazily)."""
+
+    def handler(args: argparse.Namespace, cfg: Config) -> int:
+        from .reputation import commands
+
+        result: int = getattr(commands, name)(args, cfg)
+        return result
+
+    return handler
+
+
+def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
+    import asyncio
+    import dataclasses
+    import functools
+
+    from .reputation.intake import run_intake
+
+    if args.listen:
+        cfg = dataclasses.replace(cfg, intake=dataclasses.replace(cfg.intake, listen=args.listen))
+    verifier = None
+    try:
+        from .milter.auth import verify_dkim
+        from .resolver import resolver_from_config
+
+        verifier = functools.partial(
+            verify_dkim, resolver=resolver_from_config(cfg.dns),
+            max_signatures=cfg.milter.max_dkim_signatures, timeout=cfg.dns.timeout * 2,
+        )
+    except ImportError:
+        logging.getLogger("spamwarden.intake").warning(
+            "DKIM re-verification unavailable: no d= of a report counts as verified")
+    # Address hooks (e.g. the consent registry's "optout") are attached here.
+    asyncio.run(run_intake(cfg, dkim_verifier=verifier, hooks={}))
+    return 0
+
+
 def _add_reputation(sub: Any) -> None:
     """intake, worker, api, listings, list, delist, complaints."""
+    p = _command(sub, "intake", _cmd_intake,
+                 help="run the complaint server (SMTP/LMTP for report@, ham@)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="override intake.listen (port 0: any)")
+    p = _command(sub, "worker", _listing_command("cmd_worker"),
+                 help="run the listing engine (complaints in, listings out)")
+    p.add_argument("--consumer", metavar="NAME",
+                   help="name in the consumer group (default: the host name); a restarted "
+                   "worker with the same name first replays what it had not acknowledged")
+    p = _command(sub, "api", _listing_command("cmd_api"), help="run the HTTP API")
+    p.add_argument("--listen", metavar="HOST:PORT", help="override api.listen (port 0: any)")
+    p = _command(sub, "listings", _listing_command("cmd_listings"), help="show active listings")
+    p.add_argument("--json", action="store_true", help="a JSON array of listing objects")
+    p.add_argument("--all", action="store_true", help="include expired listings not yet removed")
+    listing = sub.add_parser("listing", help="inspect one listing")
+    listing_sub = listing.add_subparsers(dest="listing_command", metavar="ACTION", required=True)
+    p = _command(listing_sub, "show", _listing_command("cmd_listing_show"),
+                 help="whether KEY (IP, CIDR, domain or address) is listed, why, and its counters")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--json", action="store_true")
+    lst = sub.add_parser("list", help="list keys by hand (add, import)")
+    lst_sub = lst.add_subparsers(dest="list_command", metavar="ACTION", required=True)
+    p = _command(lst_sub, "add", _listing_command("cmd_list_add"),
+                 help="list KEY (IP, CIDR, domain or address) now")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--reason", metavar="TEXT", required=True,
+                   help="why (a reason code such as 'manual', or free text kept as the note)")
+    p.add_argument("--ttl", metavar="DURATION",
+                   help='how long, e.g. "7d" (default: reputation.listing_ttl, doubled per '
+                   "earlier offence)")
+    p = _command(lst_sub, "import", _listing_command("cmd_list_import"),
+                 help="list every key of FILE (one per line, '#' comments; '-' for stdin)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--reason", metavar="TEXT", help="reason code or note (default: imported)")
+    p.add_argument("--ttl", metavar="DURATION", help='how long, e.g. "30d"')
+    p = _command(sub, "delist", _listing_command("cmd_delist"), help="remove a listing now")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--reason", metavar="TEXT", required=True, help="why (kept in the change stream)")
+    p = _command(sub, "complaints", _listing_command("cmd_complaints"),
+                 help="recent complaints with their indicators")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
 
 
 def _add_rbl(sub: Any) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "normalize_key",
     "normalize_address",
     "reason_code",
+    "operator_reason",
 ]
 
 Kind = Literal["ip", "cidr", "domain", "address"]
@@ -88,6 +89,15 @@ def reason_code(reason: str, kind: Kind) -> str:
     if kind == "address":
         return "127.0.2.3"
     return "127.0.0.3"
+
+
+def operator_reason(kind: Kind, *, imported: bool = False) -> str:
+    """The reason code of a listing made by the operator (CLI, API, import)."""
+    if kind == "address":
+        return "address-manual"
+    if kind == "domain":
+        return "domain-imported" if imported else "domain-manual"
+    return "imported" if imported else "manual"
 
 
 def normalize_address(text: str) -> str | None:

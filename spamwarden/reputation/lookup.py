@@ -7,10 +7,20 @@ A failed lookup is never "not listed" and never "listed".
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
 
-__all__ = ["ListingOutcome", "ListingLookup"]
+from .listings import LISTINGS_KEY
+
+if TYPE_CHECKING:
+    from .store import Clock, ListingStore
+
+__all__ = ["ListingOutcome", "ListingLookup", "RedisListingLookup"]
+
+log = logging.getLogger("spamwarden.reputation.lookup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +48,159 @@ class ListingLookup(Protocol):
         """Count one accepted message for each source key (sending IP, domains);
         the complaint rate is complaints over this volume. Best effort, never raises."""
         ...
+
+
+class RedisListingLookup:
+    """:class:`ListingLookup` over the listing store, with a bounded TTL cache.
+
+    An IP is matched by the listings of the IP and of every network holding it;
+    a domain by its own listing and its parents'; an address by itself and its
+    domain's.  Answers are cached for ``cache_ttl`` seconds (a listed answer no
+    longer than the listing lasts), at most ``cache_size`` keys, least recently
+    used dropped first; failures are never cached.  Safe to share between the
+    milter's threads.
+
+    :param store: the sync :class:`~spamwarden.reputation.store.ListingStore`.
+    :param clock: time source.
+    :param cache_ttl: seconds an answer is reused; a new listing is seen after at
+        most this long.
+    :param max_keys: keys answered per call; more get ``failed`` outcomes.
+    """
+
+    def __init__(
+        self,
+        store: "ListingStore",
+        *,
+        clock: "Clock | None" = None,
+        cache_size: int = 10_000,
+        cache_ttl: float = 1.0,
+        max_keys: int = 64,
+    ) -> None:
+        from .store import SystemClock
+
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.cache_size = cache_size
+        self.cache_ttl = cache_ttl
+        self.max_keys = max_keys
+        self._cache: OrderedDict[str, tuple[float, ListingOutcome]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last_error_log = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: Any, **kwargs: Any) -> "RedisListingLookup":
+        from .store import ListingStore
+
+        return cls(ListingStore.from_config(cfg), **kwargs)
+
+    def _cached(self, key: str, now: float) -> ListingOutcome | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            if hit[0] <= now:
+                del self._cache[key]
+                return None
+            self._cache.move_to_end(key)
+            return hit[1]
+
+    def _remember(self, key: str, outcome: ListingOutcome, until: float) -> None:
+        with self._lock:
+            self._cache[key] = (until, outcome)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, ListingOutcome]:
+        """Outcome for each key; never raises (Redis trouble gives ``failed``)."""
+        from ..errors import StoreError
+        from .listings import Listing
+        from .store import candidate_keys
+
+        now = self.clock.now()
+        out: dict[str, ListingOutcome] = {}
+        todo: dict[str, list[str]] = {}
+        for i, key in enumerate(keys):
+            if key in out or key in todo:
+                continue
+            if i >= self.max_keys:
+                out[key] = ListingOutcome("failed", key, detail=f"more than {self.max_keys} keys")
+                continue
+            hit = self._cached(key, now)
+            if hit is not None:
+                out[key] = hit
+                continue
+            cands = candidate_keys(key)
+            if not cands:
+                out[key] = ListingOutcome("not_listed", key, detail="not an IP, domain or address")
+                continue
+            todo[key] = cands
+        if not todo:
+            return out
+        fields = sorted({c for cands in todo.values() for c in cands})
+        try:
+            raw = self.store.redis.hmget(LISTINGS_KEY, fields)
+        except Exception as exc:  # noqa: BLE001 - any client failure is a failed lookup
+            err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            if now - self._last_error_log > 10:
+                self._last_error_log = now
+                log.warning("listing lookup failed: %s", err)
+            for key in todo:
+                out[key] = ListingOutcome("failed", key, detail=f"store unavailable: {exc}")
+            return out
+        found: dict[str, Listing] = {}
+        for name, text in zip(fields, raw):
+            if text is None:
+                continue
+            try:
+                listing = Listing.from_json(text)
+            except ValueError:
+                continue
+            if listing.active(now):
+                found[name] = listing
+        for key, cands in todo.items():
+            match = next((found[c] for c in cands if c in found), None)
+            if match is None:
+                outcome = ListingOutcome("not_listed", key)
+                until = now + self.cache_ttl
+            else:
+                outcome = ListingOutcome("listed", key, reason=match.reason, code=match.code,
+                                         expires_at=match.expires_at, detail=match.key)
+                until = min(now + self.cache_ttl, match.expires_at)
+            self._remember(key, outcome, until)
+            out[key] = outcome
+        return out
+
+    def record_volume(self, keys: Sequence[str]) -> None:
+        """Count one accepted message for each source: IPs as they are, domains by
+        registrable domain (the unit complaints are counted in), addresses as
+        ``local@domain``.  Never raises."""
+        from ..mail import registrable_domain
+        from .listings import normalize_key
+
+        norm: set[str] = set()
+        for key in keys[: self.max_keys]:
+            try:
+                k, kind = normalize_key(key)
+            except ValueError:
+                continue
+            if kind == "domain":
+                reg = registrable_domain(k)
+                if reg is None:
+                    continue
+                k = reg
+            if kind != "cidr":
+                norm.add(k)
+        if not norm:
+            return
+        try:
+            self.store.record_volume(sorted(norm), now=self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - volume is best effort
+            now = self.clock.now()
+            if now - self._last_error_log > 10:
+                self._last_error_log = now
+                log.warning("volume not recorded: %s", exc)

@@ -250,7 +250,7 @@ class Snapshot:
 _PUT_LUA = """
 -- KEYS: listings, changes, serial, expiry, offences
 -- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
---       reason, note, then (key, kind, code) triples
+--       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
 local now = tonumber(ARGV[1])
 local mode = ARGV[2]
 local base_ttl = tonumber(ARGV[3])
@@ -259,8 +259,9 @@ local explicit = tonumber(ARGV[5])
 local maxlen = ARGV[6]
 local reason = ARGV[7]
 local note = ARGV[8]
+local quiet = ARGV[9] == '1'
 local out = {}
-for i = 9, #ARGV, 3 do
+for i = 10, #ARGV, 3 do
   local key, kind, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local cur = redis.call('HGET', KEYS[1], key)
   local rec = nil
@@ -271,7 +272,7 @@ for i = 9, #ARGV, 3 do
   end
   if active and mode == 'auto' then
     out[#out + 1] = 'unchanged'
-    out[#out + 1] = cur
+    if not quiet then out[#out + 1] = cur end
   else
     local op
     local ttl
@@ -298,7 +299,7 @@ for i = 9, #ARGV, 3 do
       'listed_at', tostring(rec['listed_at']), 'expires_at', tostring(rec['expires_at']),
       'serial', tostring(serial), 'note', note)
     out[#out + 1] = op
-    out[#out + 1] = enc
+    if not quiet then out[#out + 1] = enc end
   end
 end
 return out
@@ -460,11 +461,13 @@ class _StoreBase:
         ttl: float | None,
         now: float,
         mode: str,
+        quiet: bool = False,
     ) -> list[Any]:
         s = self.settings
         args: list[Any] = [
             repr(_ms(now)), mode, repr(s.listing_ttl), repr(s.max_listing_ttl),
             "" if ttl is None else repr(float(ttl)), s.changes_maxlen, reason, note,
+            "1" if quiet else "0",
         ]
         for key, kind in items:
             args += [key, kind, reason_code(reason, kind)]
@@ -604,6 +607,60 @@ class ListingStore(_StoreBase):
             raise _wrap(exc) from exc
         return out
 
+    def import_many(
+        self,
+        items: Iterable[tuple[str, Kind]],
+        *,
+        reason: str | None = None,
+        now: float,
+        ttl: float | None = None,
+        note: str = "",
+    ) -> dict[str, int]:
+        """Bulk :meth:`add` of normalised ``(key, kind)`` pairs for ``list import``.
+
+        :data:`BATCH` keys per script call, 20 calls per pipeline round trip, and
+        only the operations come back (no listing records).
+        :param reason: one reason for all; ``None``: ``imported`` / ``domain-imported`` /
+            ``address-manual`` by kind.
+        :returns: how many keys were ``listed`` and ``extended``.
+        """
+        from .listings import operator_reason
+
+        ops: dict[str, int] = {}
+        calls: list[list[Any]] = []
+
+        def flush() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for args in calls:
+                self._put(keys=_LISTING_KEYS, args=args, client=pipe)
+            for raw in pipe.execute():
+                for op in raw:
+                    o = _s(op)
+                    ops[o] = ops.get(o, 0) + 1
+            calls.clear()
+
+        groups: dict[str, list[tuple[str, Kind]]] = {}
+        try:
+            for key, kind in items:
+                r = reason or operator_reason(kind, imported=True)
+                g = groups.setdefault(r, [])
+                g.append((key, kind))
+                if len(g) >= BATCH:
+                    calls.append(self._put_args(g, reason=r, note=note, ttl=ttl, now=now,
+                                                mode="manual", quiet=True))
+                    groups[r] = []
+                    if len(calls) >= 20:
+                        flush()
+            for r, g in groups.items():
+                if g:
+                    calls.append(self._put_args(g, reason=r, note=note, ttl=ttl, now=now,
+                                                mode="manual", quiet=True))
+            if calls:
+                flush()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return ops
+
     def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
         """Remove a listing, writing a ``delisted`` change (``expired`` if it had run out).
 
@@ -724,6 +781,14 @@ class ListingStore(_StoreBase):
         except redis.RedisError as exc:
             raise _wrap(exc) from exc
         return self._counts(raw, keys)
+
+    def clear_windows(self, keys: Sequence[str]) -> None:
+        """Forget the complaints and reporters counted for ``keys`` (a listing used them up)."""
+        try:
+            if keys:
+                self.redis.delete(*[k for key in keys for k in window_keys(key)])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
 
     def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """Add ``count`` accepted messages to each source key's current bucket (pipelined)."""
@@ -984,6 +1049,29 @@ class AsyncListingStore(_StoreBase):
         except redis.RedisError as exc:
             raise _wrap(exc) from exc
         return self._counts(raw, keys)
+
+    async def clear_windows(self, keys: Sequence[str]) -> None:
+        """See :meth:`ListingStore.clear_windows`."""
+        try:
+            if keys:
+                await self.redis.delete(*[k for key in keys for k in window_keys(key)])
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    async def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
+        """See :meth:`ListingStore.record_volume`."""
+        size = _bucket_size(self.settings.window)
+        ttl = math.ceil(self.settings.window + size)
+        bucket = math.floor(now / size)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for k in keys:
+                vk = f"sw:{{sw}}:vol:{k}:{bucket}"
+                pipe.incrby(vk, count)
+                pipe.expire(vk, ttl)
+            await pipe.execute()
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
 
     async def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """See :meth:`ListingStore.volumes`."""

@@ -1,0 +1,244 @@
+"""The operator's listing commands behind ``spamwarden listings|listing|list|delist|complaints``.
+
+Each function takes the parsed arguments and the configuration and returns the
+exit status (0 done, 1 failed or nothing to do, 2 bad input); ``cli.py`` only
+registers them.  Output goes to stdout; ``--json`` output is meant for scripts
+and keeps its field names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any, Iterator, TextIO
+
+from ..config import Config, parse_duration
+from .listings import REASONS, Kind, Listing, normalize_key, operator_reason
+from .store import ListingStore, SystemClock, iter_lines, window_keys
+
+__all__ = [
+    "cmd_listings",
+    "cmd_listing_show",
+    "cmd_list_add",
+    "cmd_list_import",
+    "cmd_delist",
+    "cmd_complaints",
+    "cmd_worker",
+    "cmd_api",
+    "listing_json",
+]
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def listing_json(x: Listing) -> dict[str, Any]:
+    """The JSON object of one listing in CLI and API output."""
+    return {
+        "key": x.key,
+        "kind": x.kind,
+        "reason": x.reason,
+        "reason_text": REASONS.get(x.reason, ("", x.reason))[1],
+        "code": x.code,
+        "listed_at": x.listed_at,
+        "expires_at": x.expires_at,
+        "offences": x.offences,
+        "note": x.note,
+    }
+
+
+def _ttl(args: argparse.Namespace) -> float | None:
+    if args.ttl is None:
+        return None
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError as exc:
+        raise SystemExit(f"spamwarden: --ttl {args.ttl!r}: expected {exc}") from exc
+    if ttl <= 0:
+        raise SystemExit("spamwarden: --ttl must be more than 0")
+    return ttl
+
+
+def _reason(text: str | None, kind: Kind, *, imported: bool = False) -> tuple[str, str]:
+    """(reason code, note) for an operator's ``--reason TEXT``: a known code is used
+    as is; any other text becomes the note of the operator's reason for the kind."""
+    if text and text in REASONS:
+        return text, ""
+    return operator_reason(kind, imported=imported), text or ""
+
+
+def _key(text: str) -> tuple[str, Kind]:
+    try:
+        return normalize_key(text)
+    except ValueError as exc:
+        raise SystemExit(f"spamwarden: {exc}") from exc
+
+
+def cmd_listings(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden listings [--json] [--all]``: active listings, by key."""
+    store = ListingStore.from_config(cfg)
+    now = SystemClock().now()
+    items = store.all(now=None if args.all else now)
+    if args.json:
+        json.dump([listing_json(x) for x in items], sys.stdout, indent=None)
+        sys.stdout.write("\n")
+        return 0
+    for x in items:
+        state = "" if x.active(now) else " (expired)"
+        print(f"{x.key:<40} {x.kind:<7} {x.reason:<20} {_iso(x.listed_at)} -> "
+              f"{_iso(x.expires_at)}{state}" + (f"  {x.note}" if x.note else ""))
+    print(f"{len(items)} listing(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_listing_show(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden listing show KEY [--json]``: the listing covering KEY, with its counters."""
+    key, kind = _key(args.key)
+    store = ListingStore.from_config(cfg)
+    now = SystemClock().now()
+    found = store.find(key, now=now)
+    c_key, r_key = window_keys(key)
+    cutoff = now - cfg.reputation.window
+    complaints = store.redis.zcount(c_key, f"({cutoff}", "+inf")
+    reporters = store.redis.zcount(r_key, f"({cutoff}", "+inf")
+    info: dict[str, Any] = {
+        "key": key,
+        "kind": kind,
+        "listed": found is not None,
+        "listing": listing_json(found) if found else None,
+        "offences": store.offences(key),
+        "window": {"complaints": complaints, "reporters": reporters,
+                   "volume": store.volumes([key], now=now)[key]},
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    if found is None:
+        print(f"{key}: not listed")
+    else:
+        via = f" (via {found.key})" if found.key != key else ""
+        print(f"{key}: listed{via}\n  reason   {found.reason}: "
+              f"{REASONS.get(found.reason, ('', found.reason))[1]}\n  code     {found.code}\n"
+              f"  since    {_iso(found.listed_at)}\n  until    {_iso(found.expires_at)}")
+        if found.note:
+            print(f"  note     {found.note}")
+    w = info["window"]
+    print(f"  offences {info['offences']}\n  window   {w['complaints']} complaints from "
+          f"{w['reporters']} reporters, {w['volume']} messages seen")
+    return 0
+
+
+def cmd_list_add(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden list add KEY --reason TEXT [--ttl DURATION]``."""
+    key, kind = _key(args.key)
+    reason, note = _reason(args.reason, kind)
+    store = ListingStore.from_config(cfg)
+    w = store.add(key, kind=kind, reason=reason, note=note, ttl=_ttl(args),
+                  now=SystemClock().now())
+    assert w.listing is not None
+    print(f"{key}: {w.op} until {_iso(w.listing.expires_at)} ({reason}, code {w.listing.code})")
+    return 0
+
+
+def _read_keys(fh: TextIO, bad: list[str]) -> Iterator[tuple[str, Kind]]:
+    for text in iter_lines(fh):
+        try:
+            yield normalize_key(text)
+        except ValueError:
+            bad.append(text)
+
+
+def cmd_list_import(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden list import FILE [--reason TEXT] [--ttl DURATION]``: one key per line.
+
+    Blank lines and ``#`` comments are skipped; text after the key is ignored.
+    Keys that are not an IP, CIDR, domain or address are counted and reported.
+    """
+    store = ListingStore.from_config(cfg)
+    ttl = _ttl(args)
+    reason = args.reason if args.reason in REASONS else None
+    note = "" if reason else (args.reason or "")
+    bad: list[str] = []
+    started = time.monotonic()
+    fh: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8",
+                                                             errors="replace")
+    try:
+        ops = store.import_many(_read_keys(fh, bad), reason=reason, note=note, ttl=ttl,
+                                now=SystemClock().now())
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    took = time.monotonic() - started
+    n = sum(ops.values())
+    print(f"imported {n} key(s) in {took:.1f}s ({ops.get('listed', 0)} listed, "
+          f"{ops.get('extended', 0)} extended, {len(bad)} unusable)")
+    for text in bad[:10]:
+        print(f"  not a key: {text!r}", file=sys.stderr)
+    return 0 if not bad else 1
+
+
+def cmd_delist(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden delist KEY --reason TEXT``: remove a listing now."""
+    key, _ = _key(args.key)
+    store = ListingStore.from_config(cfg)
+    w = store.delist(key, note=args.reason, now=SystemClock().now())
+    if w.op == "absent":
+        print(f"spamwarden: {key} is not listed", file=sys.stderr)
+        return 1
+    print(f"{key}: {w.op}")
+    return 0
+
+
+def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden complaints [--json] [--count N]``: the newest complaints, newest first."""
+    from .complaints import Complaint
+
+    store = ListingStore.from_config(cfg)
+    out = []
+    for entry_id, fields in store.recent_complaints(args.count):
+        try:
+            c = Complaint.from_fields(fields)
+        except ValueError:
+            continue
+        i = c.indicators
+        out.append({
+            "entry": entry_id, "id": c.id, "kind": c.kind, "reporter": c.reporter,
+            "received_at": c.received_at, "source": c.source, "fingerprint": c.fingerprint,
+            "indicators": {
+                "source_ip": i.source_ip, "mail_from_domain": i.mail_from_domain,
+                "from_domain": i.from_domain, "from_address": i.from_address,
+                "dkim_domains": list(i.dkim_domains), "dkim_verified": list(i.dkim_verified),
+                "url_domains": list(i.url_domains), "ad_label": i.ad_label, "subject": i.subject,
+            },
+        })
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for c in out:
+        ind = c["indicators"]
+        parts = [f"ip={ind['source_ip']}" if ind["source_ip"] else "",
+                 f"from={ind['from_address'] or ind['from_domain'] or ''}",
+                 f"dkim={','.join(ind['dkim_verified'])}" if ind["dkim_verified"] else "",
+                 f"urls={','.join(ind['url_domains'][:5])}" if ind["url_domains"] else ""]
+        print(f"{_iso(c['received_at'])} {c['kind']:<4} {c['reporter']:<30} "
+              + " ".join(p for p in parts if p))
+    print(f"{len(out)} complaint(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden worker``: the listing engine."""
+    from .engine import run_worker
+
+    return asyncio.run(run_worker(cfg, consumer=args.consumer))
+
+
+def cmd_api(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden api``: the HTTP API on ``api.listen``."""
+    from .api import run_api
+
+    return asyncio.run(run_api(cfg, listen=args.listen))

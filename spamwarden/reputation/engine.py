@@ -1,0 +1,391 @@
+"""The listing engine (``spamwarden worker``): complaints in, listings out.
+
+It reads the complaint stream (:data:`~spamwarden.reputation.complaints.COMPLAINTS_KEY`)
+as a member of the consumer group ``listing-engine``, so several workers share
+the stream.  For each complaint:
+
+1. :class:`ListingPolicy` turns its indicators into *targets*: listing keys with a
+   kind and a reason.  Allow-listed and the operator's own domains give none;
+   shared platforms (``reputation.shared_domains``) give the exact From address
+   instead of the domain; see :meth:`ListingPolicy.targets`.
+2. The store counts the complaint against every target's window and marks the
+   complaint id processed, in one Lua script.  A replay (crash before the
+   acknowledgement, or a second delivery) counts nothing again.
+3. A target is listed when at least ``reputation.min_reporters`` distinct
+   reporters complained within ``reputation.window`` and, when the milter has
+   counted volume for it, complaints / volume > ``reputation.min_complaint_rate``.
+   An active listing is left alone.  A listing *uses up* the complaints that led
+   to it (the target's window is cleared), so a repeat offence needs new
+   reporters; each repeat lists for twice as long, up to ``max_listing_ttl``.
+4. The entry is acknowledged.
+
+``ham`` reports are marked processed and counted nowhere.  Every few seconds
+the engine writes ``expired`` changes for listings that ran out (readers
+ignore expired listings before that anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import redis
+import redis.asyncio
+
+from ..errors import StoreError
+from ..logs import event
+from ..mail import normalize_domain, registrable_domain
+from .complaints import COMPLAINTS_KEY, Complaint
+from .listings import Kind, normalize_address
+from .store import AsyncListingStore, Clock, SystemClock, _wrap
+
+__all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "GROUP"]
+
+log = logging.getLogger("spamwarden.worker")
+
+GROUP = "listing-engine"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One thing a complaint may get listed."""
+
+    key: str
+    kind: Kind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the engine did about one target of one complaint."""
+
+    key: str
+    complaints: int
+    reporters: int
+    volume: int | None
+    op: str  # "listed", "unchanged", "below-threshold"
+
+
+def _matches(domain: str, names: Iterable[str]) -> bool:
+    return any(domain == n or domain.endswith("." + n) for n in names)
+
+
+class ListingPolicy:
+    """Which keys a complaint may list (pure; no I/O).
+
+    :param allow: ``reputation.allow``: domains (and their subdomains), IPs or
+        networks never listed.
+    :param local_domains: ``intake.local_domains``: the operator's own, never listed.
+    :param shared_domains: platforms never listed whole (the From address is).
+    """
+
+    def __init__(
+        self,
+        *,
+        allow: Sequence[str] = (),
+        local_domains: Sequence[str] = (),
+        shared_domains: Sequence[str] = (),
+    ) -> None:
+        self.never: list[str] = []
+        self.never_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for item in (*allow, *local_domains):
+            try:
+                self.never_nets.append(ipaddress.ip_network(item.strip(), strict=False))
+                continue
+            except ValueError:
+                pass
+            d = normalize_domain(item)
+            if d:
+                self.never.append(d)
+        self.shared = [d for d in (normalize_domain(x) for x in shared_domains) if d]
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "ListingPolicy":
+        return cls(allow=cfg.reputation.allow, local_domains=cfg.intake.local_domains,
+                   shared_domains=cfg.reputation.shared_domains)
+
+    def allowed_ip(self, ip: str) -> bool:
+        """True when ``ip`` must never be listed."""
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return True
+        if a.is_loopback or a.is_unspecified or a.is_multicast or a.is_link_local:
+            return True
+        return any(a in n for n in self.never_nets)
+
+    def allowed_domain(self, domain: str) -> bool:
+        """True when ``domain`` (or a parent) is allow-listed or the operator's own."""
+        return _matches(domain, self.never)
+
+    def shared_domain(self, domain: str) -> bool:
+        """True when ``domain`` belongs to a shared platform (never listed whole)."""
+        return _matches(domain, self.shared)
+
+    def targets(self, complaint: Complaint) -> list[Target]:
+        """The listing keys a complaint counts toward, most telling first, no duplicates.
+
+        - source IP (``complaints``), unless allow-listed, loopback or link-local;
+        - the registrable domain (PSL with private suffixes: a customer's
+          ``shop.blogspot.com``, never ``blogspot.com``) of MAIL FROM, From and each
+          *verified* DKIM ``d=`` (``domain-complaints``); unverified ``d=`` can be
+          forged and count for nothing;
+        - URL registrable domains (``url-complaints``);
+        - for a From domain on a shared platform or a bare public suffix: the From
+          address (``address-complaints``) instead of the domain.
+
+        Allow-listed and local domains give nothing, addresses at them included.
+        ``ham`` reports give no targets.
+        """
+        if complaint.kind != "spam":
+            return []
+        ind = complaint.indicators
+        out: dict[str, Target] = {}
+
+        def put(key: str, kind: Kind, reason: str) -> None:
+            out.setdefault(key, Target(key, kind, reason))
+
+        if ind.source_ip:
+            try:
+                ip = str(ipaddress.ip_address(ind.source_ip.strip().strip("[]")))
+            except ValueError:
+                ip = ""
+            if ip and not self.allowed_ip(ip):
+                put(ip, "ip", "complaints")
+
+        def domain(name: str | None, reason: str, *, address: str | None = None) -> None:
+            norm = normalize_domain(name) if name else None
+            if norm is None or self.allowed_domain(norm):
+                return
+            reg = registrable_domain(norm)
+            if reg is not None and self.allowed_domain(reg):
+                return
+            if reg is None or self.shared_domain(reg):
+                addr = normalize_address(address) if address else None
+                if addr is not None and addr.endswith("@" + norm):
+                    put(addr, "address", "address-complaints")
+                return
+            put(reg, "domain", reason)
+
+        domain(ind.from_domain, "domain-complaints", address=ind.from_address)
+        domain(ind.mail_from_domain, "domain-complaints")
+        for d in ind.dkim_verified:
+            domain(d, "domain-complaints")
+        for d in ind.url_domains:
+            domain(d, "url-complaints")
+        return list(out.values())
+
+
+class ListingEngine:
+    """Consumes complaints and lists what crosses the thresholds.
+
+    :param store: the async listing store.
+    :param policy: which keys a complaint may list.
+    :param min_reporters: ``reputation.min_reporters``.
+    :param min_complaint_rate: ``reputation.min_complaint_rate``.
+    :param clock: time source (tests move it by hand).
+    :param consumer: this worker's name in the consumer group; a restarted worker
+        with the same name first replays what it had read but not acknowledged.
+    :param claim_idle: seconds after which another consumer's unacknowledged
+        entries are claimed (a worker that died for good).
+    """
+
+    def __init__(
+        self,
+        store: AsyncListingStore,
+        policy: ListingPolicy,
+        *,
+        min_reporters: int,
+        min_complaint_rate: float,
+        clock: Clock | None = None,
+        consumer: str = "worker",
+        group: str = GROUP,
+        stream: str = COMPLAINTS_KEY,
+        batch: int = 100,
+        expire_every: float = 5.0,
+        claim_idle: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.redis: redis.asyncio.Redis = store.redis
+        self.policy = policy
+        self.min_reporters = min_reporters
+        self.min_complaint_rate = min_complaint_rate
+        self.clock = clock or SystemClock()
+        self.consumer = consumer
+        self.group = group
+        self.stream = stream
+        self.batch = batch
+        self.expire_every = expire_every
+        self.claim_idle = claim_idle
+        self._replaying = True
+        self._next_expire = 0.0
+        self._next_claim = 0.0
+        self.processed = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
+                    clock: Clock | None = None) -> "ListingEngine":
+        return cls(
+            store, ListingPolicy.from_config(cfg), min_reporters=cfg.reputation.min_reporters,
+            min_complaint_rate=cfg.reputation.min_complaint_rate, clock=clock,
+            consumer=consumer or socket.gethostname(),
+        )
+
+    async def setup(self) -> None:
+        """Create the consumer group (and the stream) if missing.
+
+        :raises StoreError: Redis failed.
+        """
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StoreError(f"cannot create consumer group: {exc}") from exc
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+
+    async def handle(self, entry_id: str, fields: dict[bytes, bytes]) -> list[Decision]:
+        """Count one complaint entry and list what crosses the thresholds (no ack).
+
+        An entry that is not a complaint is logged and yields nothing.
+        :raises StoreError: Redis failed (the entry stays pending and is replayed).
+        """
+        try:
+            complaint = Complaint.from_fields(fields)
+        except ValueError as exc:
+            event(log, "complaint_unreadable", entry=entry_id, error=str(exc))
+            return []
+        now = self.clock.now()
+        targets = self.policy.targets(complaint)
+        counts = await self.store.count_complaint(
+            complaint.id, reporter=complaint.reporter, at=complaint.received_at,
+            keys=[t.key for t in targets], now=now,
+        )
+        decisions: list[Decision] = []
+        over = [(t, c) for t, c in zip(targets, counts.counts) if c.reporters >= self.min_reporters]
+        vols = await self.store.volumes([t.key for t, _ in over], now=now) if over else {}
+        for t, c in zip(targets, counts.counts):
+            if c.reporters < self.min_reporters:
+                decisions.append(Decision(t.key, c.complaints, c.reporters, None, "below-threshold"))
+                continue
+            vol = vols.get(t.key, 0)
+            if vol > 0 and c.complaints / vol <= self.min_complaint_rate:
+                decisions.append(Decision(t.key, c.complaints, c.reporters, vol, "below-threshold"))
+                continue
+            note = f"{c.reporters} reporters, {c.complaints} complaints" + (
+                f", {vol} messages seen" if vol else "")
+            w = await self.store.add(t.key, kind=t.kind, reason=t.reason, note=note, now=now,
+                                     only_if_unlisted=True)
+            # the complaints that led to a listing are used up by it: a repeat
+            # offence needs new reporters (and then lists for longer)
+            await self.store.clear_windows([t.key])
+            decisions.append(Decision(t.key, c.complaints, c.reporters, vol or None, w.op))
+            if w.op == "listed" and w.listing is not None:
+                event(log, "listed", key=t.key, kind=t.kind, reason=t.reason,
+                      reporters=c.reporters, complaints=c.complaints, volume=vol,
+                      offences=w.listing.offences, expires_at=round(w.listing.expires_at))
+        self.processed += 1
+        return decisions
+
+    async def _read(self, block_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Own pending entries first (a replay after a restart), then new ones."""
+        if self._replaying:
+            res = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"},
+                                              count=self.batch)
+            entries = res[0][1] if res else []
+            if entries:
+                # an entry deleted from the stream while pending comes back without fields
+                return [(i, f or {}) for i, f in entries]
+            self._replaying = False
+        res = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
+                                          count=self.batch, block=block_ms)
+        return res[0][1] if res else []
+
+    async def _claim(self) -> None:
+        res = await self.redis.xautoclaim(self.stream, self.group, self.consumer,
+                                          min_idle_time=int(self.claim_idle * 1000),
+                                          start_id="0-0", count=self.batch, justid=True)
+        if res and len(res) > 1 and res[1]:
+            event(log, "claimed", entries=len(res[1]))
+            self._replaying = True  # claimed entries are now our pending ones
+
+    async def run_once(self, *, block_ms: int = 1000) -> int:
+        """Read one batch (own pending entries first), handle and acknowledge each.
+
+        :returns: entries handled.
+        :raises StoreError: Redis failed.
+        """
+        try:
+            now = self.clock.now()
+            if now >= self._next_claim:
+                self._next_claim = now + self.claim_idle / 2
+                await self._claim()
+            entries = await self._read(block_ms)
+            for entry_id, fields in entries:
+                await self.handle(entry_id.decode(), fields)
+                await self.redis.xack(self.stream, self.group, entry_id)
+        except redis.RedisError as exc:
+            raise _wrap(exc) from exc
+        return len(entries)
+
+    async def expire_once(self) -> int:
+        """Write ``expired`` changes for every listing past its time.
+
+        :returns: listings expired.
+        """
+        total = 0
+        for _ in range(100):
+            done = await self.store.expire_due(self.clock.now())
+            for x in done:
+                event(log, "expired", key=x.key, kind=x.kind, reason=x.reason)
+            total += len(done)
+            if len(done) < 1000:
+                break
+        return total
+
+    async def run(self, stop: asyncio.Event, *, block_ms: int = 1000) -> None:
+        """Work until ``stop`` is set; Redis trouble is logged and retried with back-off."""
+        backoff = 0.1
+        ready = False
+        while not stop.is_set():
+            try:
+                if not ready:
+                    await self.setup()
+                    ready = True
+                    event(log, "worker_ready", consumer=self.consumer, group=self.group)
+                await self.run_once(block_ms=block_ms)
+                now = self.clock.now()
+                if now >= self._next_expire:
+                    self._next_expire = now + self.expire_every
+                    await self.expire_once()
+                backoff = 0.1
+            except StoreError as exc:
+                event(log, "store_error", error=str(exc), retry_in=backoff)
+                self._replaying = True
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)
+
+
+async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
+    """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
+    import signal
+
+    store = AsyncListingStore.from_config(cfg)
+    engine = ListingEngine.from_config(cfg, store, consumer=consumer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await engine.run(stop)
+    finally:
+        await store.aclose()
+    event(log, "worker_stopped", processed=engine.processed)
+    return 0
