@@ -260,8 +260,70 @@ def _add_training(sub: Any) -> None:
     """train, eval, corpus."""
 
 
+def _consent_command(name: str) -> Handler:
+    """A handler that runs ``spamwarden.reputation.consent_cli.<name>`` (imported lazily)."""
+
+    def handler(args: argparse.Namespace, cfg: Config) -> int:
+        from .reputation import consent_cli
+
+        result: int = getattr(consent_cli, name)(args, cfg)
+        return result
+
+    return handler
+
+
 def _add_consent(sub: Any) -> None:
     """advertiser, consent, refuse, unsubscribe-url."""
+    adv = sub.add_parser("advertiser", help="register advertisers and their sending domains")
+    adv_sub = adv.add_subparsers(dest="advertiser_command", metavar="ACTION", required=True)
+    p = _command(adv_sub, "add", _consent_command("cmd_advertiser_add"),
+                 help="register an advertiser or add sending domains to it",
+                 description="Register advertiser ID (or update it) with its sending domains. "
+                 "Mail is attributed to it only when SPF or DKIM authenticates one of them "
+                 "aligned with From. A new advertiser gets an API token, printed once.")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--name", metavar="NAME")
+    p.add_argument("--contact", metavar="TEXT", help="who to reach (address, phone)")
+    p.add_argument("--domain", metavar="DOMAIN", action="append",
+                   help="a sending domain (repeat)")
+    p.add_argument("--new-token", action="store_true", help="issue a new API token")
+    p = _command(adv_sub, "show", _consent_command("cmd_advertiser_show"),
+                 help="an advertiser, its domains and counts (JSON)")
+    p.add_argument("id", metavar="ID")
+    _command(adv_sub, "list", _consent_command("cmd_advertiser_list"),
+             help="every advertiser: id, name, domains")
+
+    con = sub.add_parser("consent", help="file and export consent records")
+    con_sub = con.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
+    p = _command(con_sub, "add", _consent_command("cmd_consent_add"),
+                 help="record a recipient's prior consent to an advertiser's ads")
+    p.add_argument("advertiser", metavar="ADVERTISER")
+    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("--method", required=True, choices=("form", "reply", "call", "app"),
+                   help="how the consent was given (the decree's four ways)")
+    p.add_argument("--evidence", metavar="TEXT", help="what proves it (form id, call log ...)")
+    p.add_argument("--at", metavar="TIME", help="when it was given (ISO 8601; default now)")
+    p.add_argument("--expires", metavar="TIME", help="expiry: ISO 8601 or a duration (365d)")
+    p.add_argument("--max-per-day", metavar="N", type=int, default=0,
+                   help="ads per 24 h the recipient agreed to (default consent.max_ads_per_day)")
+    p = _command(con_sub, "export", _consent_command("cmd_consent_export"),
+                 help="an advertiser's consent and refusal records, for an audit")
+    p.add_argument("advertiser", metavar="ADVERTISER")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+
+    p = _command(sub, "refuse", _consent_command("cmd_refuse"),
+                 help="record a recipient's refusal of one advertiser, or of all advertising")
+    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("--advertiser", metavar="ID", help="only this advertiser (default: all)")
+    p.add_argument("--channel", default="cli", help=argparse.SUPPRESS)
+
+    p = _command(sub, "unsubscribe-url", _consent_command("cmd_unsubscribe_url"),
+                 help="print the RFC 8058 one-click unsubscribe URL for a recipient")
+    p.add_argument("advertiser", metavar="ADVERTISER")
+    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("--headers", action="store_true",
+                   help="print the List-Unsubscribe and List-Unsubscribe-Post headers instead")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,6 +92,8 @@ __all__ = [
     "recipient_index_key",
     "sent_key",
     "stats_key",
+    "registry_from_config",
+    "AdComplaintRefusals",
 ]
 
 #: the decree's four ways of obtaining consent
@@ -550,6 +552,22 @@ class RedisConsentRegistry:
         except redis.RedisError as exc:
             raise StoreError(f"consent registry failed: {exc}") from exc
 
+    def _scan(self, key: str, limit: int) -> Iterable[tuple[str, bytes]]:
+        """HSCAN a hash, at most ``limit`` fields; store errors wrapped."""
+        import redis
+
+        n = 0
+        try:
+            for k, v in self.client.hscan_iter(key, count=500):
+                if n >= limit:
+                    return
+                n += 1
+                yield _s(k), v
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"consent registry unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"consent registry failed: {exc}") from exc
+
     def _log_min_id(self) -> str:
         """Oldest audit-stream id to keep: wall time minus the retention (the
         stream ids are the server's clock, not the injected one)."""
@@ -696,12 +714,8 @@ class RedisConsentRegistry:
     def consents(self, adv: str, *, limit: int = 1_000_000) -> Iterable[ConsentRecord]:
         """Every consent record of an advertiser (for export), streamed with HSCAN."""
         adv = normalize_advertiser_id(adv)
-        n = 0
-        for k, v in self._call(self.client.hscan_iter, consent_key(adv), count=500):
-            if n >= limit:
-                return
-            n += 1
-            yield ConsentRecord.from_json(adv, _s(k), v)
+        for k, v in self._scan(consent_key(adv), limit):
+            yield ConsentRecord.from_json(adv, k, v)
 
     # -- refusals
 
@@ -743,12 +757,8 @@ class RedisConsentRegistry:
         """Every refusal of an advertiser (advertisers learn of refusals this way)."""
         if adv != GLOBAL:
             adv = normalize_advertiser_id(adv)
-        n = 0
-        for k, v in self._call(self.client.hscan_iter, refusal_key(adv), count=500):
-            if n >= limit:
-                return
-            n += 1
-            yield RefusalRecord.from_json(adv, _s(k), v)
+        for k, v in self._scan(refusal_key(adv), limit):
+            yield RefusalRecord.from_json(adv, k, v)
 
     def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
         """Mark the refusal as confirmed to the recipient; ``True`` exactly once per
@@ -850,3 +860,78 @@ class RedisConsentRegistry:
 
 def _s(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def registry_from_config(cfg: Any, client: Any | None = None) -> RedisConsentRegistry:
+    """The Redis registry of this configuration (``client``: a ``redis.Redis``;
+    default :func:`~spamwarden.redisconn.sync_client`)."""
+    from ..redisconn import sync_client
+
+    return RedisConsentRegistry(
+        client if client is not None else sync_client(cfg), retention=cfg.consent.retention
+    )
+
+
+# -- complaints about ads -------------------------------------------------------------------
+
+
+class AdComplaintRefusals:
+    """Turns a complaint about an ad into the reporter's refusal of the advertiser
+    (Decree 91/2020/ND-CP: a recipient who reports an ad no longer wants it).
+
+    The worker calls it for every complaint; it acts only on ``spam`` complaints
+    whose reported message carried an ad label and is attributable to a
+    registered advertiser: a DKIM-verified domain aligned with ``From`` first,
+    else the ``From`` domain itself (the advertiser the recipient saw).
+
+    :param registry: the consent registry.
+    """
+
+    def __init__(self, registry: RedisConsentRegistry) -> None:
+        self.registry = registry
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "AdComplaintRefusals":
+        return cls(registry_from_config(cfg))
+
+    def advertiser_of(self, complaint: Any) -> str | None:
+        """The advertiser a complaint is about, or ``None`` (not an ad, not ours).
+
+        :raises StoreError: store trouble.
+        """
+        ind = getattr(complaint, "indicators", None)
+        if getattr(complaint, "kind", "") != "spam" or ind is None or not ind.ad_label:
+            return None
+        from_org = registrable_domain(ind.from_domain) if ind.from_domain else None
+        if from_org is None:
+            return None
+        domains = self.registry.domain_map()
+        for d in ind.dkim_verified:
+            org = registrable_domain(d)
+            if org == from_org and org in domains:
+                return domains[org]
+        return domains.get(from_org)
+
+    def record(self, complaint: Any) -> RefusalRecord | None:
+        """Record the refusal for one complaint; idempotent (a replayed complaint
+        keeps the first record). Returns the refusal in force, or ``None``.
+
+        :raises StoreError: store trouble (the worker retries the entry).
+        """
+        adv = self.advertiser_of(complaint)
+        if adv is None:
+            return None
+        try:
+            rcpt = normalize_recipient(complaint.reporter)
+        except ValueError:
+            return None
+        rec, _ = self.registry.refuse(
+            rcpt, adv=adv, channel="complaint", now=float(complaint.received_at) or None
+        )
+        return rec
+
+    async def __call__(self, complaint: Any) -> RefusalRecord | None:
+        """:meth:`record` from asyncio code (runs in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.record, complaint)

@@ -1,0 +1,230 @@
+"""Handlers of the consent commands (``advertiser``, ``consent``, ``refuse``,
+``unsubscribe-url``); ``spamwarden.cli._add_consent`` registers them.
+
+Each takes ``(args, cfg)`` and returns the exit status: 0 done, 1 store trouble
+(raised as :class:`~spamwarden.errors.SpamwardenError`, printed by the CLI),
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import sys
+from typing import IO, Any, Iterable
+
+from ..config import Config, parse_duration
+from .consent import (
+    GLOBAL,
+    ConsentError,
+    ConsentRecord,
+    RefusalRecord,
+    registry_from_config,
+)
+
+__all__ = [
+    "cmd_advertiser_add",
+    "cmd_advertiser_show",
+    "cmd_advertiser_list",
+    "cmd_consent_add",
+    "cmd_consent_export",
+    "cmd_refuse",
+    "cmd_unsubscribe_url",
+    "parse_time",
+    "iso",
+    "EXPORT_FIELDS",
+]
+
+#: CSV columns of ``consent export`` (one row per consent or refusal record)
+EXPORT_FIELDS = (
+    "kind", "advertiser", "recipient", "method", "channel", "at", "evidence", "expires_at",
+    "max_per_day", "recorded_at", "confirmed_at",
+)
+
+
+def _err(text: str) -> int:
+    print(f"spamwarden: {text}", file=sys.stderr)
+    return 2
+
+
+def iso(ts: float) -> str:
+    """ISO 8601 UTC of a timestamp; empty for 0 (not set)."""
+    if not ts:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str, *, now: float) -> float:
+    """A time given as ISO 8601 (``2026-01-31``, ``2026-01-31T10:00:00Z``), Unix
+    seconds, or a duration from ``now`` (``"365d"``).
+
+    :raises ValueError: none of these.
+    """
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    if t and t[-1] in "smhdw" and t[:-1].replace(".", "", 1).isdigit():
+        return now + parse_duration(t)
+    try:
+        when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: use ISO 8601, Unix seconds or a duration like 365d") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+def cmd_advertiser_add(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    try:
+        existing = reg.advertiser(args.id)
+        adv, token = reg.register_advertiser(
+            args.id,
+            name=args.name if args.name is not None else (existing.name if existing else ""),
+            contact=args.contact if args.contact is not None else (
+                existing.contact if existing else ""),
+            domains=args.domain or (),
+            new_token=args.new_token or existing is None,
+        )
+    except (ValueError, ConsentError) as exc:
+        return _err(str(exc))
+    print(f"advertiser {adv.id}: {adv.name}")
+    print(f"domains: {', '.join(adv.domains) or '(none)'}")
+    if token:
+        print(f"api token (shown once): {token}")
+    return 0
+
+
+def cmd_advertiser_show(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    adv = reg.advertiser(args.id)
+    if adv is None:
+        return _err(f"no advertiser {args.id!r}")
+    c = reg.counts(adv.id)
+    print(json.dumps({
+        "id": adv.id, "name": adv.name, "contact": adv.contact, "domains": list(adv.domains),
+        "created_at": iso(adv.created_at), "consents": c.consents, "refusals": c.refusals,
+        "sent": c.sent,
+    }, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_advertiser_list(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    for adv_id in reg.advertisers():
+        adv = reg.advertiser(adv_id)
+        if adv is not None:
+            print(f"{adv.id}\t{adv.name}\t{','.join(adv.domains)}")
+    return 0
+
+
+def cmd_consent_add(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    now = reg.clock()
+    try:
+        at = parse_time(args.at, now=now) if args.at else now
+        expires = parse_time(args.expires, now=at) if args.expires else 0.0
+        rec = ConsentRecord(
+            advertiser=args.advertiser, recipient=args.recipient, method=args.method, at=at,
+            evidence=args.evidence or "", expires_at=expires, max_per_day=args.max_per_day,
+        )
+        reg.add_consents([rec])
+        refused = reg.refusal(args.recipient, adv=args.advertiser) or reg.refusal(args.recipient)
+    except (ValueError, ConsentError) as exc:
+        return _err(str(exc))
+    print(f"consent recorded: {args.advertiser} -> {args.recipient} ({args.method})")
+    if refused is not None:
+        print(f"note: {args.recipient} refused on {iso(refused.at)} via {refused.channel}; "
+              "the refusal stays in force")
+    return 0
+
+
+def _rows(consents: Iterable[ConsentRecord],
+          refusals: Iterable[RefusalRecord]) -> Iterable[dict[str, Any]]:
+    for c in consents:
+        yield {
+            "kind": "consent", "advertiser": c.advertiser, "recipient": c.recipient,
+            "method": c.method, "channel": "", "at": iso(c.at), "evidence": c.evidence,
+            "expires_at": iso(c.expires_at), "max_per_day": c.max_per_day,
+            "recorded_at": iso(c.recorded_at), "confirmed_at": "",
+        }
+    for r in refusals:
+        yield {
+            "kind": "refusal" if r.advertiser != GLOBAL else "refusal-all",
+            "advertiser": r.advertiser, "recipient": r.recipient, "method": "",
+            "channel": r.channel, "at": iso(r.at), "evidence": "", "expires_at": "",
+            "max_per_day": "", "recorded_at": "", "confirmed_at": iso(r.confirmed_at),
+        }
+
+
+def export_records(reg: Any, adv: str, fmt: str, out: IO[str]) -> int:
+    """Write an advertiser's consent and refusal records as CSV or JSON.
+
+    :returns: the number of records written.
+    """
+    rows = _rows(reg.consents(adv), reg.refusals(adv))
+    n = 0
+    if fmt == "csv":
+        w = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow(row)
+            n += 1
+    else:
+        out.write("[")
+        for row in rows:
+            out.write(("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False))
+            n += 1
+        out.write("\n]\n")
+    return n
+
+
+def cmd_consent_export(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    adv = reg.advertiser(args.advertiser)
+    if adv is None:
+        return _err(f"no advertiser {args.advertiser!r}")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as fh:
+            n = export_records(reg, adv.id, args.format, fh)
+        print(f"{n} records written to {args.output}", file=sys.stderr)
+    else:
+        export_records(reg, adv.id, args.format, sys.stdout)
+    return 0
+
+
+def cmd_refuse(args: argparse.Namespace, cfg: Config) -> int:
+    reg = registry_from_config(cfg)
+    adv = args.advertiser or GLOBAL
+    try:
+        if adv != GLOBAL and reg.advertiser(adv) is None:
+            return _err(f"no advertiser {adv!r}")
+        rec, created = reg.refuse(args.recipient, adv=adv, channel=args.channel)
+    except ValueError as exc:
+        return _err(str(exc))
+    what = "all advertising" if adv == GLOBAL else f"advertising from {adv}"
+    state = "recorded" if created else "already recorded"
+    print(f"refusal of {what} by {rec.recipient} {state} ({iso(rec.at)}, {rec.channel})")
+    return 0
+
+
+def cmd_unsubscribe_url(args: argparse.Namespace, cfg: Config) -> int:
+    from .consent import normalize_advertiser_id, normalize_recipient
+    from .unsubscribe import list_unsubscribe_headers, signer_from_config, unsubscribe_url
+
+    try:
+        adv = normalize_advertiser_id(args.advertiser)
+        rcpt = normalize_recipient(args.recipient)
+    except ValueError as exc:
+        return _err(str(exc))
+    url = unsubscribe_url(cfg, signer_from_config(cfg), adv, rcpt)
+    if args.headers:
+        for name, value in list_unsubscribe_headers(url):
+            print(f"{name}: {value}")
+    else:
+        print(url)
+    return 0
