@@ -97,12 +97,16 @@ _RCPT_REJECTS = ("refused", "refused_all", "no_consent", "consent_expired", "ove
 _MAX_PENDING = 10_000
 
 
-def one_click_unsubscribe(view: MessageView) -> str | None:
+def one_click_unsubscribe(view: MessageView, *, own_base_url: str = "") -> str | None:
     """The ``https`` URI of an RFC 8058 §3.1 one-click unsubscribe, or ``None``.
 
     Both headers are needed: ``List-Unsubscribe`` with an ``https`` URI (RFC
     2369 angle-bracket list) and ``List-Unsubscribe-Post:
     List-Unsubscribe=One-Click``.
+
+    :param own_base_url: ``consent.unsubscribe_base_url``: a URI under it is
+        accepted whatever its scheme (the operator's own one-click service,
+        plain HTTP on a test or internal network).
     """
     post = view.header("List-Unsubscribe-Post")
     if post is None or post.strip().lower().replace(" ", "") != "list-unsubscribe=one-click":
@@ -113,6 +117,8 @@ def one_click_unsubscribe(view: MessageView) -> str | None:
         if uri.startswith("<") and uri.endswith(">"):
             uri = uri[1:-1].strip()
             if uri.lower().startswith("https://") and len(uri) > len("https://"):
+                return uri
+            if own_base_url and uri.startswith(own_base_url) and len(uri) > len(own_base_url):
                 return uri
     return None
 
@@ -313,7 +319,7 @@ class ConsentPolicy:
                 smtp_text(self.consent.language, "sym.AD_UNLABELLED", advertiser=named,
                           labels="/".join(self.labels)),
             ))
-        if one_click_unsubscribe(view) is None:
+        if one_click_unsubscribe(view, own_base_url=self.consent.unsubscribe_base_url) is None:
             symbols.append(self._symbol(
                 "AD_NO_UNSUBSCRIBE", smtp_text(self.consent.language, "sym.AD_NO_UNSUBSCRIBE")
             ))

@@ -354,6 +354,10 @@ def test_one_click_and_signed_helpers() -> None:
     both = parse_message(AD.replace(
         b"<https://api.test/u/TOKEN>", b"<mailto:x@shop.test>, <https://api.test/u/T2>"))
     assert one_click_unsubscribe(both) == "https://api.test/u/T2"
+    plain = parse_message(AD.replace(b"https://api.test/u/", b"http://127.0.0.1:8891/u/"))
+    assert one_click_unsubscribe(plain) is None
+    assert one_click_unsubscribe(plain, own_base_url="http://127.0.0.1:8891/u/") == (
+        "http://127.0.0.1:8891/u/TOKEN")
     assert unsubscribe_signed(SIGNED)
     assert not unsubscribe_signed(Auth())
     assert aligned_authenticated_domains(SIGNED, "shop.test") == ["shop.test"]
