@@ -1,0 +1,436 @@
+"""The pymilter adapter driven by Milter.testctx.TestCtx (no MTA), DNS from a StaticResolver."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Iterator, Sequence
+
+import Milter
+import Milter.test  # noqa: F401  - makes @noreply callbacks answer CONTINUE under TestCtx
+import pytest
+from Milter import testctx
+
+from spamwarden.config import Config, config_from_mapping
+from spamwarden.mail import MessageView
+from spamwarden.milter.app import SpamwardenMilter, libmilter_socket
+from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult, authenticate
+from spamwarden.milter.interfaces import Envelope, RcptDecision, Symbol
+from spamwarden.milter.scanner import Scanner
+from spamwarden.reputation.lookup import ListingOutcome
+from spamwarden.resolver import StaticResolver
+
+AUTHSERV = "mx.test.example"
+
+HAM = (
+    b"Received: from mail.example.org (mail.example.org [192.0.2.7])\n"
+    b"\tby mx.test.example (Postfix) with ESMTP id 4ABC\n"
+    b"From: Alice <alice@example.org>\n"
+    b"To: bob@test.example\n"
+    b"Subject: lunch\n"
+    b"Message-ID: <1@example.org>\n"
+    b"X-Spam-Status: No, score=-100.0 required=5.0 tests=FORGED\n"
+    b"X-Spam-Flag: NO\n"
+    b"Authentication-Results: other.example; spf=pass smtp.mailfrom=example.org\n"
+    b"Authentication-Results: MX.test.example; dkim=pass header.d=example.org\n"
+    b"\n"
+    b"See you at noon at https://www.shop.example.net/menu today.\n"
+)
+
+
+class RecordingCtx(testctx.TestCtx):
+    """TestCtx that records header edits in order and accepts quarantine (Postfix hold)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[tuple[str, str, int]] = []
+        self.changed: list[tuple[str, int, str]] = []
+        self.quarantined: str | None = None
+
+    def addheader(self, field: str, value: str, idx: int) -> None:
+        self.added.append((field, value, idx))
+        super().addheader(field, value, idx)
+
+    def chgheader(self, field: str, idx: int, value: str) -> None:
+        self.changed.append((field, idx, value))
+        super().chgheader(field, idx, value)
+
+    def quarantine(self, reason: str) -> None:
+        self.quarantined = reason
+
+    def header_value(self, name: str) -> str | None:
+        for field, value, _ in self.added:
+            if field.lower() == name.lower():
+                return value
+        return None
+
+
+def feed(
+    ctx: RecordingCtx,
+    raw: bytes,
+    *,
+    sender: str = "alice@example.org",
+    rcpts: Sequence[str] = ("bob@test.example",),
+    ip: str = "192.0.2.7",
+    helo: str = "mail.example.org",
+    queue_id: str = "4QUEUEID",
+) -> tuple[int, list[int]]:
+    """Drive one connection like Postfix does: a refused recipient does not end the
+    transaction. Returns (end-of-message reply code, RCPT reply codes)."""
+    import io
+
+    import mime
+
+    ctx._setsymval("i", queue_id)
+    rc = ctx._connect(host=helo, helo=helo, ip=ip)
+    assert rc == Milter.CONTINUE
+    msg = mime.message_from_file(io.BytesIO(raw))
+    ctx._msg = msg
+    ctx._body = None
+    assert ctx._envfrom(f"<{sender}>") == Milter.CONTINUE
+    rcpt_codes = [ctx._envrcpt(f"<{r}>") for r in rcpts]
+    if all(c != Milter.CONTINUE for c in rcpt_codes):
+        return rcpt_codes[-1], rcpt_codes
+    for name, value in msg.items():
+        assert ctx._header(name, value) == Milter.CONTINUE
+    head, body = msg.as_bytes().split(b"\n\n", 1)
+    assert ctx._feed_body(io.BytesIO(body)) == Milter.CONTINUE
+    return ctx._eom(), rcpt_codes
+
+
+def make_cfg(**milter: Any) -> Config:
+    return config_from_mapping(
+        {
+            "milter": {"authserv_id": AUTHSERV, "lookup_url": "https://bl.example.net/lookup/",
+                       **milter},
+            "dns": {"timeout": 0.5},
+        },
+        source="<test>",
+    )
+
+
+def fake_auth(
+    *, spf: str = "pass", dkim: Sequence[str] = (), dmarc: str = "pass", policy: str = "none",
+    applied: str = "none",
+) -> Any:
+    def authenticate_fake(raw: bytes, view: MessageView, resolver: Any, **kw: Any) -> AuthResults:
+        return AuthResults(
+            spf=SpfResult(spf, "mailfrom", "example.org", kw["mail_from"]),
+            dkim=tuple(
+                DkimResult(r, "example.org", "sel", "rsa-sha256", "AbCd/+12") for r in dkim
+            ),
+            dmarc=DmarcResult(dmarc, "example.org", "example.org", policy, applied,
+                              spf == "pass", "pass" in dkim),
+        )
+
+    return authenticate_fake
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Set Milter.factory for one test (never leaks to the next)."""
+
+    def use(scanner: Scanner) -> RecordingCtx:
+        monkeypatch.setattr(Milter, "factory", functools.partial(SpamwardenMilter, scanner))
+        return RecordingCtx()
+
+    yield use
+
+
+def test_ham_gets_headers_and_forged_ones_removed(install: Any) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(dkim=["pass"]))
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM)
+    assert rc == Milter.ACCEPT
+    # forged: both X-Spam-* and only the A-R claiming our authserv-id (case-insensitive)
+    assert sorted(ctx.changed) == [
+        ("Authentication-Results", 2, ""),
+        ("X-Spam-Flag", 1, ""),
+        ("X-Spam-Status", 1, ""),
+    ]
+    ar = ctx.added[0]
+    assert ar[0] == "Authentication-Results" and ar[2] == 0
+    assert ar[1] == (
+        f"{AUTHSERV};\n\tspf=pass smtp.mailfrom=alice@example.org smtp.helo=mail.example.org;"
+        "\n\tdkim=pass header.d=example.org header.s=sel header.a=rsa-sha256"
+        ' header.b="AbCd/+12";'
+        "\n\tdmarc=pass (p=none) header.from=example.org"
+    )
+    assert ctx.header_value("X-Spam-Status") == (
+        "No, score=-0.7 required=5.0 tests=DKIM_VALID,DMARC_PASS,SPF_PASS autolearn=no "
+        "version=spamwarden-0.1.0"
+    )
+    assert ctx.header_value("X-Spam-Flag") is None
+    assert ctx.header_value("X-Spam-Score") == "-0.7"
+    unavailable = ctx.header_value("X-Spam-Unavailable") or ""
+    assert "classifier" in unavailable and "listings" in unavailable
+    assert ctx.quarantined is None
+
+
+def test_real_auth_through_static_resolver_rejects_forged_p_reject(install: Any) -> None:
+    zone = StaticResolver({
+        ("example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 -all"],
+        ("_dmarc.example.org", "TXT"): [b"v=DMARC1; p=reject"],
+    })
+    scanner = Scanner(make_cfg(), resolver=zone, authenticate=authenticate)
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM, ip="192.0.2.7")
+    assert rc == Milter.ACCEPT
+    assert "spf=pass" in ctx.added[0][1] and "dmarc=pass" in ctx.added[0][1]
+
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM, ip="203.0.113.9", helo="forger.example.com")
+    assert rc == Milter.REJECT
+    code, xcode, text = ctx._reply
+    assert (code, xcode) == ("550", "5.7.1")
+    assert "DMARC policy of example.org is reject" in text
+    assert "DMARC_REJECT" in text
+    assert text.endswith("see https://bl.example.net/lookup/")
+    assert ctx.added == []  # nothing added to a refused message
+
+
+def test_score_over_quarantine_threshold_holds(install: Any) -> None:
+    cfg = config_from_mapping({
+        "milter": {"authserv_id": AUTHSERV},
+        "policy": {"symbols": {"SPF_SOFTFAIL": 11.0}},
+    })
+    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=fake_auth(spf="softfail", dmarc="none"))
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM)
+    assert rc == Milter.ACCEPT
+    assert ctx.quarantined is not None and "SPF_SOFTFAIL" in ctx.quarantined
+    assert ctx.header_value("X-Spam-Flag") == "YES"
+    assert (ctx.header_value("X-Spam-Status") or "").startswith("Yes, score=11.0 required=5.0")
+    assert ctx.header_value("X-Spam-Level") == "*" * 11
+
+
+def test_quarantine_as_tag_only(install: Any) -> None:
+    cfg = config_from_mapping({
+        "milter": {"authserv_id": AUTHSERV, "quarantine": "tag"},
+        "policy": {"symbols": {"SPF_SOFTFAIL": 11.0}},
+    })
+    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=fake_auth(spf="softfail", dmarc="none"))
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    assert ctx.quarantined is None
+    assert ctx.header_value("X-Spam-Flag") == "YES"
+
+
+def test_spf_fail_rejects_only_when_configured(install: Any) -> None:
+    for reject, expected in ((False, Milter.ACCEPT), (True, Milter.REJECT)):
+        scanner = Scanner(make_cfg(reject_spf_fail=reject), resolver=StaticResolver(),
+                          authenticate=fake_auth(spf="fail", dmarc="none"))
+        ctx = install(scanner)
+        assert feed(ctx, HAM)[0] == expected
+        if reject:
+            assert ctx._reply[:2] == ("550", "5.7.1") and "SPF_FAIL" in ctx._reply[2]
+
+
+def test_exception_in_scan_tempfails_and_logs_queue_id(
+    install: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("boom")
+
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=broken)
+    ctx = install(scanner)
+    with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
+        rc, _ = feed(ctx, HAM, queue_id="4XQID")
+    assert rc == Milter.TEMPFAIL
+    assert ctx._reply[:2] == ("451", "4.3.0")
+    lines = [r for r in caplog.records if r.getMessage() == "callback_error"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["queue_id"] == "4XQID" and fields["stage"] == "eom"
+    assert "boom" in fields["error"]
+
+
+@pytest.mark.parametrize(("on_error", "expected"), [
+    ("accept", Milter.ACCEPT), ("reject", Milter.REJECT), ("tempfail", Milter.TEMPFAIL),
+])
+def test_exception_in_noreply_callback_answers_at_end_of_message(
+    install: Any, monkeypatch: pytest.MonkeyPatch, on_error: str, expected: int
+) -> None:
+    from spamwarden.milter import app as app_module
+
+    scanner = Scanner(make_cfg(on_error=on_error), resolver=StaticResolver(),
+                      authenticate=fake_auth())
+    scanned: list[int] = []
+    monkeypatch.setattr(scanner, "scan", lambda *a, **k: scanned.append(1))
+
+    def body(self: Any, chunk: bytes) -> int:
+        raise OSError("disk full")
+
+    # The body callback's reply is not awaited: the error must surface at end of message.
+    monkeypatch.setattr(
+        SpamwardenMilter, "body", Milter.noreply(app_module._guarded(deferred=True)(body))
+    )
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM)
+    assert rc == expected
+    assert scanned == []  # nothing scored after an internal error
+    if on_error == "tempfail":
+        assert ctx._reply[:2] == ("451", "4.3.0")
+    if on_error == "reject":
+        assert ctx._reply[:2] == ("550", "5.3.0")
+
+
+def test_oversize_accepted_with_note_not_scored(install: Any) -> None:
+    calls: list[int] = []
+
+    def counting(*a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return fake_auth()(*a, **kw)
+
+    scanner = Scanner(make_cfg(max_message_bytes=2000), resolver=StaticResolver(),
+                      authenticate=counting)
+    ctx = install(scanner)
+    big = HAM + b"x" * 80 + b"\n" + (b"y" * 76 + b"\n") * 60
+    rc, _ = feed(ctx, big)
+    assert rc == Milter.ACCEPT
+    assert calls == []
+    assert ctx.header_value("X-Spam-Note") == "not scored: message larger than 2000 bytes"
+    assert ctx.header_value("X-Spam-Status") is None
+    assert ctx.header_value("Authentication-Results") is None
+    # forged headers still go
+    assert ("X-Spam-Flag", 1, "") in ctx.changed
+
+
+def test_header_section_over_limit_not_scored(install: Any) -> None:
+    scanner = Scanner(make_cfg(max_header_bytes=300), resolver=StaticResolver(),
+                      authenticate=fake_auth())
+    ctx = install(scanner)
+    raw = b"From: a@example.org\nSubject: x\n" + b"X-Filler: " + b"z" * 400 + b"\n\nbody\n"
+    assert feed(ctx, raw)[0] == Milter.ACCEPT
+    assert "header section larger than 300 bytes" in (ctx.header_value("X-Spam-Note") or "")
+
+
+class RefusingPolicy:
+    """A MessagePolicy refusing one recipient and adding a symbol at end of message."""
+
+    def __init__(self) -> None:
+        self.delivered_to: list[list[str]] = []
+
+    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+        if rcpt.startswith("refused@"):
+            return RcptDecision("recipient refused advertising from this sender",
+                                symbol="AD_REFUSED")
+        if rcpt.startswith("later@"):
+            return RcptDecision("consent registry unavailable", temporary=True)
+        return None
+
+    def check_message(self, view: MessageView, env: Envelope, auth: object) -> Sequence[Symbol]:
+        return [Symbol("AD_NO_CONSENT", 4.0, "no consent on record")]
+
+    def delivered(self, view: MessageView, env: Envelope, auth: object) -> None:
+        self.delivered_to.append(list(env.rcpts))
+
+
+def test_policy_refuses_one_recipient_and_scores_the_rest(install: Any) -> None:
+    policy = RefusingPolicy()
+    cfg = config_from_mapping({"milter": {"authserv_id": AUTHSERV},
+                               "policy": {"symbols": {"AD_NO_CONSENT": 2.5}}})
+    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=fake_auth(),
+                      policies=[policy])
+    ctx = install(scanner)
+    replies: list[tuple[str, ...] | None] = []
+    original = ctx.setreply
+
+    def keep(*args: Any) -> None:
+        replies.append(args)
+        original(*args)
+
+    ctx.setreply = keep  # type: ignore[method-assign]
+    rc, rcpt_codes = feed(ctx, HAM, rcpts=("ok@test.example", "refused@test.example",
+                                            "later@test.example"))
+    assert rcpt_codes == [Milter.CONTINUE, Milter.REJECT, Milter.TEMPFAIL]
+    assert replies[0] == ("550", "5.7.1", "recipient refused advertising from this sender")
+    assert replies[1] == ("450", "4.7.1", "consent registry unavailable")
+    assert rc == Milter.ACCEPT
+    assert policy.delivered_to == [["ok@test.example"]]
+    status = ctx.header_value("X-Spam-Status") or ""
+    assert "AD_NO_CONSENT" in status and "score=1.9" in status  # 2.5 (config) - 0.5 - 0.1
+
+
+class FakeListings:
+    """A ListingLookup answering from a dict; keys absent from it have failed."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+        self.volume: list[str] = []
+
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, ListingOutcome]:
+        self.asked.extend(keys)
+        return {
+            k: ListingOutcome(self.answers.get(k, "failed"), k, reason="complaints")  # type: ignore[arg-type]
+            for k in keys
+        }
+
+    def record_volume(self, keys: Sequence[str]) -> None:
+        self.volume.extend(keys)
+
+
+def test_listing_lookups_failed_and_listed(install: Any) -> None:
+    listings = FakeListings({"192.0.2.7": "not_listed", "example.org": "listed"})
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings)
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    assert listings.asked == ["192.0.2.7", "example.org", "example.net"]
+    status = ctx.header_value("X-Spam-Status") or ""
+    tests = status.split("tests=")[1].split()[0].split(",")
+    assert "DBL_OWN" in tests
+    assert "URIBL_LOOKUP_FAILED" in tests  # shop.example.net: failed, neither clean nor listed
+    assert "URIBL_OWN" not in tests and "RBL_OWN" not in tests
+    assert "RBL_LOOKUP_FAILED" not in tests
+    assert "listings" not in (ctx.header_value("X-Spam-Unavailable") or "")
+    assert listings.volume == ["192.0.2.7", "example.org"]
+
+
+def test_rejected_message_records_no_volume(install: Any) -> None:
+    listings = FakeListings({"192.0.2.7": "listed", "example.org": "listed",
+                             "example.net": "listed"})
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings)
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.REJECT  # 6 + 6 + 5 - 0.6 >= 15
+    assert "spam score 16.4 >= 15.0" in ctx._reply[2]
+    assert listings.volume == []
+
+
+def test_two_messages_on_one_connection_do_not_share_state(install: Any) -> None:
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    def recording(raw: bytes, view: MessageView, resolver: Any, **kw: Any) -> Any:
+        seen.append((kw["mail_from"], view.headers[0]))
+        return fake_auth()(raw, view, resolver, **kw)
+
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=recording)
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    import io
+
+    import mime
+
+    second = b"From: c@example.com\nSubject: two\n\nbody\n"
+    msg = mime.message_from_file(io.BytesIO(second))
+    ctx._msg, ctx._body = msg, None
+    assert ctx._envfrom("<c@example.com>") == Milter.CONTINUE
+    assert ctx._envrcpt("<bob@test.example>") == Milter.CONTINUE
+    for name, value in msg.items():
+        ctx._header(name, value)
+    ctx._feed_body(io.BytesIO(b"body\n"))
+    assert ctx._eom() == Milter.ACCEPT
+    assert seen[1][0] == "c@example.com"
+    assert seen[1][1] == ("From", "c@example.com")
+
+
+@pytest.mark.parametrize(("postfix", "libmilter"), [
+    ("inet:127.0.0.1:8890", "inet:8890@127.0.0.1"),
+    ("inet:localhost:10025", "inet:10025@localhost"),
+    ("inet6:[::1]:8890", "inet6:8890@::1"),
+    ("unix:/run/spamwarden/milter.sock", "unix:/run/spamwarden/milter.sock"),
+])
+def test_libmilter_socket(postfix: str, libmilter: str) -> None:
+    assert libmilter_socket(postfix) == libmilter
