@@ -36,7 +36,7 @@ import dkim
 from ..mail import parse_tag_list, strip_mbox_from
 from ..resolver import Resolver
 
-__all__ = ["DkimResult", "DKIM_RESULTS", "verify_dkim"]
+__all__ = ["DKIM_RESULTS", "DkimResult", "verify_dkim"]
 
 #: RFC 8601 §2.7.1 results, plus ``none`` for "no signature".
 DKIM_RESULTS = ("pass", "fail", "neutral", "policy", "temperror", "permerror", "none")
@@ -216,25 +216,25 @@ def _verify_one(
     b_value = _WS.sub("", _text(sig[b"b"]))
     identity = _text(sig[b"i"]) if b"i" in sig else f"@{d}"
 
-    def result(res: str, reason: str = "", bits: int = 0) -> DkimResult:
+    def outcome(res: str, reason: str = "", bits: int = 0) -> DkimResult:
         return DkimResult(res, d, selector, algorithm, b_value[:8], reason, covered,
                           identity, bits)
 
     if b"from" not in include_headers:
-        return result("permerror", "From is not signed (RFC 6376 §5.4)")
+        return outcome("permerror", "From is not signed (RFC 6376 §5.4)")
     name = f"{selector}._domainkey.{d}"
     key = keys.get(name)
     if key is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return result("temperror", "DNS time budget for DKIM exhausted")
+            return outcome("temperror", "DNS time budget for DKIM exhausted")
         timeout = remaining if lookup_timeout is None else min(lookup_timeout, remaining)
         key = _fetch_key(resolver, name, timeout=timeout)
         keys[name] = key
     if key.record is None:
-        return result(key.result, key.reason)
+        return outcome(key.result, key.reason)
     if _KEY_ALGORITHM.get(algorithm) != key.ktag:
-        return result("permerror", f"key type {key.ktag} does not match a={algorithm}",
+        return outcome("permerror", f"key type {key.ktag} does not match a={algorithm}",
                       key.bits)
     record = key.record
 
@@ -246,17 +246,17 @@ def _verify_one(
     except dkim.ValidationError as exc:
         msg = str(exc)
         if "body hash mismatch" in msg:
-            return result("fail", "body hash mismatch", key.bits)
-        return result("permerror", _short(exc), key.bits)
+            return outcome("fail", "body hash mismatch", key.bits)
+        return outcome("permerror", _short(exc), key.bits)
     except dkim.KeyFormatError as exc:
         if "too small" in str(exc):
-            return result("policy", f"RSA key of {key.bits} bits is too small", key.bits)
-        return result("permerror", _short(exc), key.bits)
+            return outcome("policy", f"RSA key of {key.bits} bits is too small", key.bits)
+        return outcome("permerror", _short(exc), key.bits)
     except (dkim.DKIMException, binascii.Error, ValueError, TypeError, IndexError,
             KeyError) as exc:
-        return result("permerror", _short(exc), key.bits)
+        return outcome("permerror", _short(exc), key.bits)
     if not ok:
-        return result("fail", "signature did not verify", key.bits)
+        return outcome("fail", "signature did not verify", key.bits)
     if algorithm == "rsa-sha1":
-        return result("policy", "rsa-sha1 is not accepted (RFC 8301 §3.1)", key.bits)
-    return result("pass", "", key.bits)
+        return outcome("policy", "rsa-sha1 is not accepted (RFC 8301 §3.1)", key.bits)
+    return outcome("pass", "", key.bits)

@@ -18,16 +18,22 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..mail import normalize_domain, parse_tag_list, registrable_domain
 from ..resolver import Resolver
 from ._dkim import DkimResult
 from ._spf import SpfResult
 
-__all__ = ["DmarcRecord", "DmarcResult", "DMARC_RESULTS", "check_dmarc", "parse_dmarc_record",
-           "identifiers_aligned"]
+__all__ = [
+    "DMARC_RESULTS",
+    "DmarcRecord",
+    "DmarcResult",
+    "check_dmarc",
+    "identifiers_aligned",
+    "parse_dmarc_record",
+]
 
 DMARC_RESULTS = ("pass", "fail", "none", "temperror", "permerror")
 _POLICIES = ("none", "quarantine", "reject")

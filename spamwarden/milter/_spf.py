@@ -22,7 +22,7 @@ import spf
 from ..logs import event
 from ..resolver import Resolver
 
-__all__ = ["SpfResult", "SPF_RESULTS", "check_spf"]
+__all__ = ["SPF_RESULTS", "SpfResult", "check_spf"]
 
 log = logging.getLogger("spamwarden.milter.auth")
 

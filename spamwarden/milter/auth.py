@@ -32,13 +32,13 @@ from ._dmarc import (
 from ._spf import SPF_RESULTS, SpfResult, check_spf
 
 __all__ = [
-    "AuthResults",
     "DKIM_RESULTS",
     "DMARC_RESULTS",
+    "SPF_RESULTS",
+    "AuthResults",
     "DkimResult",
     "DmarcRecord",
     "DmarcResult",
-    "SPF_RESULTS",
     "SpfResult",
     "authenticate",
     "check_dmarc",

@@ -84,7 +84,7 @@ def world(keys: Keys, **overrides: object) -> StaticResolver:
 def signed(keys: Keys, message: bytes = MESSAGE, *, rsa_domain: bytes = b"example.com",
            selector: bytes = b"rsa", ed: bool = True) -> bytes:
     headers = [b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe"]
-    out = dkim.sign(message, selector, rsa_domain, keys.rsa_pem, include_headers=headers,
+    out: bytes = dkim.sign(message, selector, rsa_domain, keys.rsa_pem, include_headers=headers,
                     canonicalize=(b"relaxed", b"relaxed")) + message
     if ed:
         out = dkim.sign(out, b"ed", b"example.com", keys.ed_private,

@@ -235,10 +235,10 @@ def test_exhausted_budget_is_temperror(vectors: Path) -> None:
         b"\x00\xff\xfe",
         b" leading continuation\r\nDKIM-Signature: v=1\r\n\r\nbody",
         b"DKIM-Signature: garbage\r\nFrom: a@b.example\r\n\r\nx",
-        b"DKIM-Signature: v=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=AAAA; b=!!!!\r\n"
-        b"From: a@x.example\r\n\r\nx",
-        b"DKIM-Signature: v=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=AAAA; b=AAAA\r\n"
-        b"From: a@x.example\r\n\r\nx",
+        (b"DKIM-Signature: v=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=AAAA; b=!!!!\r\n"
+         b"From: a@x.example\r\n\r\nx"),
+        (b"DKIM-Signature: v=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=AAAA; b=AAAA\r\n"
+         b"From: a@x.example\r\n\r\nx"),
     ],
 )
 def test_hostile_input_never_raises(raw: bytes) -> None:
