@@ -149,7 +149,6 @@ class PostfixInstance:
             "virtual_mailbox_maps": f"inline:{{ {self.mailbox}={local}/ }}",
             "virtual_uid_maps": f"static:{NOBODY_UID}",
             "virtual_gid_maps": f"static:{NOBODY_UID}",
-            "virtual_destination_concurrency_limit": "10",
             "milter_protocol": "6",
             "milter_default_action": "tempfail",
             "milter_connect_timeout": "5s",

@@ -1,0 +1,510 @@
+"""Milter throughput benchmark: one private Postfix, four SMTP listeners, the same real mail.
+
+Listeners (one Postfix instance, so the MTA side is identical):
+    postfix     no milter: the ceiling
+    pymilter    bench/milter/header_milter.py, adds one header: the floor for any pymilter
+    spamwarden  `spamwarden milter`, DNS from a local unbound answering the sender domains,
+                a private Redis, the default model
+    rspamd      rspamd from Debian, rspamd_proxy in milter mode, DNS pointed at the same
+                unbound, greylisting off (it would tempfail everything)
+
+Messages are the real ones from ../shared/corpus (mbox `From ` line stripped), sent with one
+SMTP session per message from N concurrent sessions (10 and 30), in interleaved rounds (the
+peer order rotates every round). A run ends when every accepted message is in the Maildir;
+messages/s = messages / that time. CPU per message comes from /proc/PID/stat (utime + stime)
+of each milter process (rspamd: its whole process tree), before and after the run.
+
+Usage: bench/milter/run [--quick] [--messages N] [--rounds N] [--concurrency 10,30]
+                        [--time-limit SECONDS] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.dnszone import DnsZone, UnboundServer  # noqa: E402
+from support.milterproc import (  # noqa: E402
+    MilterProcess, process_cpu_seconds, spamwarden_milter, tree_cpu_seconds)
+from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until  # noqa: E402
+from support.postfix import PostfixInstance  # noqa: E402
+
+RCPT = "user@test.local"
+PEERS = ("postfix", "pymilter", "spamwarden", "rspamd")
+
+
+# ---- corpus --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchMessage:
+    mail_from: str
+    data: bytes
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("SPAMWARDEN_SHARED", ROOT.parent / "shared"))
+
+
+def load_corpus(count: int, *, seed: int = 20261129) -> list[BenchMessage]:
+    """A fixed sample of `count` corpus messages (ham and spam of both collections), with the
+    mbox From line stripped, CRLF line ends, and the From address as envelope sender."""
+    corpus = shared_dir() / "corpus"
+    files: list[Path] = []
+    for collection in ("spamassassin", "csdmc2010"):
+        for label in ("ham", "spam"):
+            d = corpus / collection / label
+            if d.is_dir():
+                files.extend(sorted(p for p in d.iterdir() if p.is_file()))
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    out = []
+    parser = BytesHeaderParser()
+    for path in files:
+        if len(out) >= count:
+            break
+        raw = path.read_bytes()
+        if raw.startswith(b"From "):
+            raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+        if not raw.strip() or len(raw) > 200_000:
+            continue
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        try:
+            headers = parser.parsebytes(raw)
+            addrs = getaddresses([str(v) for v in headers.get_all("From", [])])
+        except Exception:  # noqa: BLE001 - hostile corpus headers: fall back to a fixed sender
+            addrs = []
+        sender = next((a for _, a in addrs if re.fullmatch(r"[^@\s<>]+@[A-Za-z0-9.-]+\.[A-Za-z]+",
+                                                          a)), "bench@sender.test")
+        out.append(BenchMessage(sender.lower(), raw))
+    return out
+
+
+def sender_zone(messages: list[BenchMessage]) -> DnsZone:
+    """DNS answers for every envelope-sender domain: SPF passing 127.0.0.1, DMARC p=none."""
+    zone = DnsZone()
+    for domain in sorted({m.mail_from.rsplit("@", 1)[1] for m in messages}):
+        zone.add_spf(domain, "v=spf1 ip4:127.0.0.1 ~all")
+        zone.add_dmarc(domain, "v=DMARC1; p=none")
+    zone.add_a("bench-client.test", "127.0.0.1")
+    return zone
+
+
+# ---- peers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    """A milter under test (None for Postfix alone) and how to read its CPU time."""
+
+    name: str
+    socket: str = ""
+    process: MilterProcess | None = None
+    tree_pid: int | None = None
+    header: bytes = b""
+
+    def cpu_seconds(self) -> float | None:
+        if self.process is not None and self.process.pid is not None:
+            try:
+                return process_cpu_seconds(self.process.pid)
+            except OSError:
+                return None
+        if self.tree_pid is not None and pid_alive(self.tree_pid):
+            return tree_cpu_seconds(self.tree_pid)
+        return None
+
+    def marks(self, message_path: Path) -> bool:
+        """True when the milter left its header on a delivered message (it really ran)."""
+        if not self.header:
+            return True
+        head = message_path.read_bytes().split(b"\n\n", 1)[0]
+        return any(line.lower().startswith(self.header.lower()) for line in head.split(b"\n"))
+
+
+class RspamdServer:
+    """rspamd with a private LOCAL_CONFDIR/DBDIR/RUNDIR/LOGDIR, proxy in milter mode."""
+
+    def __init__(self, base: Path, *, dns: str) -> None:
+        self.base = base
+        self.dns = dns
+        self.proxy_port = free_port()
+        self.normal_port = free_port()
+        self.controller_port = free_port()
+        self.local = base / "local"
+        self.dirs = {k: base / k for k in ("db", "run", "log")}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self) -> None:
+        for d in (self.local / "local.d", self.local / "override.d", *self.dirs.values()):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.base, 0o755)
+        for d in self.dirs.values():
+            shutil.chown(d, user="_rspamd", group="_rspamd")
+        local, override = self.local / "local.d", self.local / "override.d"
+        (override / "worker-proxy.inc").write_text(
+            f'bind_socket = "{LOOPBACK}:{self.proxy_port}";\nmilter = yes;\ntimeout = 120s;\n'
+            'upstream "local" {\n  default = yes;\n'
+            f'  hosts = "{LOOPBACK}:{self.normal_port}";\n}}\ncount = 1;\n')
+        (override / "worker-normal.inc").write_text(f'bind_socket = "{LOOPBACK}:{self.normal_port}";\n')
+        (override / "worker-controller.inc").write_text(
+            f'bind_socket = "{LOOPBACK}:{self.controller_port}";\n')
+        (override / "worker-fuzzy.inc").write_text("count = -1;\n")
+        (local / "options.inc").write_text(
+            f'dns {{\n  nameserver = ["{self.dns}"];\n  timeout = 0.3s;\n  retransmits = 1;\n}}\n'
+            "local_addrs = [];\n")
+        (local / "logging.inc").write_text('level = "error";\n')
+        (local / "milter_headers.conf").write_text(
+            'use = ["x-spamd-result", "x-spam-status", "authentication-results"];\n'
+            "skip_local = false;\nskip_authenticated = false;\n")
+        for module in ("greylist", "fuzzy_check", "rbl"):
+            (local / f"{module}.conf").write_text("enabled = false;\n")
+        for p in self.local.rglob("*"):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        os.chmod(self.local, 0o755)
+
+    def start(self, *, timeout: float = 60) -> None:
+        self.write_config()
+        log = open(self.base / "rspamd.out", "ab")
+        self.proc = subprocess.Popen(
+            ["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd",
+             f"--var=LOCAL_CONFDIR={self.local}", f"--var=DBDIR={self.dirs['db']}",
+             f"--var=RUNDIR={self.dirs['run']}", f"--var=LOGDIR={self.dirs['log']}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"rspamd exited {proc.returncode}: {self.log_tail()}")
+            return tcp_accepts(self.proxy_port) and tcp_accepts(self.normal_port)
+
+        wait_until(up, timeout=timeout, interval=0.2, what="rspamd proxy and normal workers")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def log_tail(self) -> str:
+        out = []
+        for p in (self.base / "rspamd.out", self.dirs["log"] / "rspamd.log"):
+            try:
+                out.append(p.read_text(errors="replace")[-1500:])
+            except OSError:
+                pass
+        return "\n".join(out)
+
+
+# ---- sending -------------------------------------------------------------------------------
+
+
+@dataclass
+class SendOutcome:
+    accepted: int = 0
+    rejected: int = 0
+    tempfailed: int = 0
+    errors: int = 0
+    samples: list[str] = field(default_factory=list)
+
+
+def send_all(port: int, messages: list[BenchMessage], *, sessions: int,
+             deadline: float) -> SendOutcome:
+    """Send every message, one SMTP session per message, from `sessions` threads."""
+    work: queue.Queue[BenchMessage] = queue.Queue()
+    for m in messages:
+        work.put(m)
+    outcome = SendOutcome()
+    lock = threading.Lock()
+
+    def note(kind: str, sample: str | None = None) -> None:
+        with lock:
+            setattr(outcome, kind, getattr(outcome, kind) + 1)
+            if sample and len(outcome.samples) < 5:
+                outcome.samples.append(sample)
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            try:
+                m = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                with smtplib.SMTP(LOOPBACK, port, local_hostname="bench-client.test",
+                                  timeout=120) as smtp:
+                    smtp.sendmail(m.mail_from, [RCPT], m.data)
+                note("accepted")
+            except smtplib.SMTPResponseException as exc:
+                kind = "tempfailed" if 400 <= exc.smtp_code < 500 else "rejected"
+                note(kind, f"{exc.smtp_code} {exc.smtp_error[:120]!r}")
+            except smtplib.SMTPRecipientsRefused as exc:
+                code = next(iter(exc.recipients.values()))[0]
+                note("tempfailed" if 400 <= code < 500 else "rejected", f"rcpt {code}")
+            except (OSError, smtplib.SMTPException) as exc:
+                note("errors", repr(exc)[:160])
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 5)
+    return outcome
+
+
+# ---- one run -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    peer: str
+    sessions: int
+    round: int
+    messages: int
+    seconds: float
+    rate: float
+    cpu_ms_per_message: float | None
+    accepted: int
+    rejected: int
+    tempfailed: int
+    errors: int
+    complete: bool
+
+
+def clear_maildir(postfix: PostfixInstance) -> None:
+    for sub in ("new", "cur", "tmp"):
+        d = postfix.maildir / sub
+        if d.is_dir():
+            for entry in os.scandir(d):
+                os.unlink(entry.path)
+
+
+def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage], *,
+             sessions: int, round_no: int, deadline: float) -> RunResult:
+    clear_maildir(postfix)
+    port = postfix.smtp[peer.name].port
+    cpu0 = peer.cpu_seconds()
+    t0 = time.monotonic()
+    outcome = send_all(port, messages, sessions=sessions, deadline=deadline)
+    complete = True
+    try:
+        wait_until(lambda: postfix.delivered_count() >= outcome.accepted,
+                   timeout=max(1.0, min(120.0, deadline - time.monotonic())), interval=0.005,
+                   what="delivery of every accepted message")
+    except TimeoutError:
+        complete = False
+    elapsed = time.monotonic() - t0
+    cpu1 = peer.cpu_seconds()
+    delivered = postfix.delivered()
+    if delivered and not peer.marks(delivered[0]):
+        print(f"    warning: {peer.name} left no {peer.header.decode()} header: "
+              "is the milter attached?", flush=True)
+    handled = outcome.accepted + outcome.rejected + outcome.tempfailed
+    cpu_ms = None
+    if cpu0 is not None and cpu1 is not None and handled:
+        cpu_ms = (cpu1 - cpu0) * 1000 / handled
+    if outcome.samples:
+        print(f"    {peer.name}: {outcome.rejected} rejected, {outcome.tempfailed} tempfailed, "
+              f"{outcome.errors} errors; e.g. {outcome.samples[:2]}", flush=True)
+    return RunResult(peer.name, sessions, round_no, len(messages), elapsed,
+                     handled / elapsed if elapsed else 0.0, cpu_ms, outcome.accepted,
+                     outcome.rejected, outcome.tempfailed, outcome.errors, complete)
+
+
+# ---- report --------------------------------------------------------------------------------
+
+
+def report(results: list[RunResult], peers: list[str], concurrencies: list[int]) -> str:
+    lines = ["", "peer        sessions  msgs/s (median, min-max)   ratio to postfix   "
+                 "CPU ms/msg   accepted/rejected/tempfail/err per run"]
+    for sessions in concurrencies:
+        base_by_round = {r.round: r.rate for r in results
+                         if r.peer == "postfix" and r.sessions == sessions}
+        for name in peers:
+            runs = [r for r in results if r.peer == name and r.sessions == sessions]
+            if not runs:
+                continue
+            rates = [r.rate for r in runs]
+            ratios = [r.rate / base_by_round[r.round] for r in runs
+                      if base_by_round.get(r.round)]
+            cpus = [r.cpu_ms_per_message for r in runs if r.cpu_ms_per_message is not None]
+            last = runs[-1]
+            ratio_text = (f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+                          if ratios else "-")
+            cpu_text = f"{statistics.median(cpus):7.2f}" if cpus else "      -"
+            flag = "" if all(r.complete for r in runs) else "  INCOMPLETE"
+            lines.append(
+                f"{name:<11} {sessions:>8}  {statistics.median(rates):7.1f} "
+                f"({min(rates):6.1f}-{max(rates):6.1f})   {ratio_text:<17}  {cpu_text}     "
+                f"{last.accepted}/{last.rejected}/{last.tempfailed}/{last.errors}{flag}")
+    return "\n".join(lines)
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/milter/run", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="100 messages, 1 round (a smoke run)")
+    ap.add_argument("--messages", type=int, default=300, help="messages per run (default 300)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--concurrency", default="10,30", help="SMTP sessions, comma-separated")
+    ap.add_argument("--peers", default=",".join(PEERS), help="subset of " + ",".join(PEERS))
+    ap.add_argument("--time-limit", type=float, default=900.0,
+                    help="stop starting new runs after this many seconds (default 900)")
+    ap.add_argument("--json", type=Path, help="also write every run as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.messages, args.rounds = min(args.messages, 100), 1
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    wanted = [p for p in args.peers.split(",") if p]
+    unknown = set(wanted) - set(PEERS)
+    if unknown:
+        ap.error(f"unknown peers: {sorted(unknown)}")
+    if "postfix" not in wanted:
+        wanted.insert(0, "postfix")
+
+    if not (shared_dir() / "corpus").is_dir():
+        print(f"skipped: corpus not found at {shared_dir() / 'corpus'} "
+              "(set SPAMWARDEN_SHARED to the folder holding corpus/)")
+        return 0
+    for binary in ("postfix", "unbound", "redis-server") + (("rspamd",) if "rspamd" in wanted
+                                                               else ()):
+        if not (shutil.which(binary) or Path("/usr/sbin", binary).exists()):
+            print(f"{binary} is not installed: run `make test` (it installs the Debian packages)")
+            return 2
+
+    started = time.monotonic()
+    hard_deadline = started + args.time_limit
+    messages = load_corpus(args.messages)
+    digest = hashlib.sha256(b"".join(m.data for m in messages)).hexdigest()[:12]
+    print(f"{len(messages)} corpus messages ({sum(len(m.data) for m in messages) // 1024} KiB, "
+          f"sha256 {digest}), sessions {concurrencies}, rounds {args.rounds}", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="sw-bench-milter-"))
+    os.chmod(work, 0o755)
+    cleanup: list[object] = []
+    peers: dict[str, Peer] = {"postfix": Peer("postfix")}
+    try:
+        dns = UnboundServer(work / "dns", sender_zone(messages))
+        (work / "dns").mkdir()
+        dns.start()
+        cleanup.append(dns)
+
+        if "pymilter" in wanted:
+            port = free_port()
+            proc = MilterProcess([sys.executable, str(HERE / "header_milter.py"),
+                                  f"inet:{port}@{LOOPBACK}"], port, work / "pymilter.log")
+            proc.start()
+            cleanup.append(proc)
+            peers["pymilter"] = Peer("pymilter", proc.postfix_socket, proc,
+                                     header=b"X-Bench-Milter:")
+
+        if "spamwarden" in wanted:
+            from spamwarden.redisconn import EmbeddedRedis
+            redis = EmbeddedRedis(work / "redis")
+            (work / "redis").mkdir()
+            redis.start()
+            cleanup.append(redis)
+            (work / "spamwarden").mkdir()
+            proc = spamwarden_milter(work / "spamwarden", nameservers=[dns.address],
+                                     redis_url=redis.url, authserv_id="mx.bench.test",
+                                     overrides={"milter": {"quarantine": "tag"},
+                                                "service": {"log_level": "warning"}})
+            try:
+                proc.start(timeout=60)
+                cleanup.append(proc)
+                peers["spamwarden"] = Peer("spamwarden", proc.postfix_socket, proc,
+                                           header=b"X-Spam-Status:")
+            except Exception as exc:  # noqa: BLE001 - report and bench the others
+                print(f"spamwarden milter did not start, left out: {exc}", flush=True)
+
+        if "rspamd" in wanted:
+            rspamd = RspamdServer(work / "rspamd", dns=dns.address)
+            try:
+                rspamd.start()
+                cleanup.append(rspamd)
+                assert rspamd.proc is not None
+                peers["rspamd"] = Peer("rspamd", f"inet:{LOOPBACK}:{rspamd.proxy_port}",
+                                       tree_pid=rspamd.proc.pid, header=b"X-Spamd-Result:")
+            except Exception as exc:  # noqa: BLE001
+                print(f"rspamd did not start, left out: {exc}", flush=True)
+                rspamd.stop()
+
+        postfix = PostfixInstance(work / "postfix",
+                                  listeners={name: p.socket for name, p in peers.items()},
+                                  hostname="mx.bench.test",
+                                  main_cf={"virtual_destination_concurrency_limit": "20"})
+        (work / "postfix").mkdir()
+        postfix.start()
+        cleanup.append(postfix)
+
+        names = [n for n in PEERS if n in peers]
+        warm = messages[:20]
+        for name in names:
+            run_once(postfix, peers[name], warm, sessions=5, round_no=0,
+                     deadline=time.monotonic() + 120)
+        print(f"warm-up done; peers {names}", flush=True)
+
+        results: list[RunResult] = []
+        for round_no in range(1, args.rounds + 1):
+            order = names[round_no - 1:] + names[:round_no - 1]
+            for sessions in concurrencies:
+                for name in order:
+                    if time.monotonic() > hard_deadline:
+                        break
+                    r = run_once(postfix, peers[name], messages, sessions=sessions,
+                                 round_no=round_no, deadline=hard_deadline + 60)
+                    results.append(r)
+                    cpu = f"{r.cpu_ms_per_message:.2f}" if r.cpu_ms_per_message is not None else "-"
+                    print(f"  round {round_no} sessions {sessions:>2} {name:<10} "
+                          f"{r.rate:7.1f} msg/s  {r.seconds:6.2f} s  cpu {cpu} ms/msg"
+                          f"{'' if r.complete else '  INCOMPLETE'}", flush=True)
+        if postfix.queue():
+            print(f"note: {len(postfix.queue())} messages still in the Postfix queue")
+        print(report(results, names, concurrencies))
+        print(f"\ntotal {time.monotonic() - started:.0f} s")
+        if args.json:
+            args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        return 0
+    finally:
+        for item in reversed(cleanup):
+            try:
+                item.stop()  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                print(f"stopping {type(item).__name__}: {exc}", file=sys.stderr)
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
