@@ -15,9 +15,12 @@ import nacl.signing
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spamwarden.mail import parse_message
 from spamwarden.milter.auth import (
+    SPF_RESULTS,
     AuthResults,
     SpfResult,
     authenticate,
@@ -266,3 +269,33 @@ def test_concurrent_checks_use_their_own_resolver() -> None:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
+
+
+_SPF_TERMS = st.sampled_from([
+    "a", "mx", "ptr", "-all", "~all", "?all", "+all", "include:%{d}", "exists:%{i}.%{l}.x.example",
+    "redirect=%{o}", "exp=%{d}", "a:%{h}/24", "mx//64", "ip4:1.2.3.4/33", "ip6:::1/129", "a:..",
+    "%{z}", "include:", "a/0", "exp=", "%%", "%{ir}.%{v}._spf.%{d2}", "ptr:%{p}", "a:%{c}",
+])
+_SPF_RECORDS = st.lists(st.one_of(_SPF_TERMS, st.text(max_size=12)), max_size=8).map(
+    lambda terms: "v=spf1 " + " ".join(terms))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_SPF_RECORDS, _SPF_RECORDS, st.text(max_size=30), st.text(max_size=20),
+       st.sampled_from(["192.0.2.1", "2001:db8::1", "::ffff:1.2.3.4", "x"]))
+def test_spf_hostile_records_and_identities_never_raise(top: str, inc: str, mail_from: str,
+                                                        helo: str, ip: str) -> None:
+    zone = StaticResolver({
+        ("example.org", "TXT"): [top.encode("utf-8", "replace")],
+        ("x.example.org", "TXT"): [inc.encode("utf-8", "replace")],
+        ("example.org", "A"): ["192.0.2.1"],
+        ("example.org", "MX"): [(10, "x.example.org")],
+        ("x.example.org", "A"): ["192.0.2.9"],
+        ("1.2.0.192.in-addr.arpa", "PTR"): ["x.example.org"],
+    })
+    for sender in (mail_from, "a@example.org", mail_from + "@example.org", ""):
+        got = check_spf(zone, ip=ip, mail_from=sender, helo=helo.strip() or "example.org")
+        assert got.result in SPF_RESULTS
+        assert got.scope in ("helo", "mailfrom")
+        if sender == "" or sender == "a@example.org":
+            assert got.scope == ("helo" if sender == "" else "mailfrom")

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import dkim
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from spamwarden.milter.auth import DkimResult, verify_dkim
+from spamwarden.milter.auth import DKIM_RESULTS, DkimResult, verify_dkim
 from spamwarden.resolver import StaticResolver
 from tests.conftest import DATA, shared_path
 
@@ -246,3 +248,38 @@ def test_hostile_input_never_raises(raw: bytes) -> None:
     assert all(r.result in ("permerror", "temperror", "fail") for r in got)
     if b"DKIM-Signature" in raw:
         assert got
+
+
+def test_expired_signature_is_policy() -> None:
+    raw = (b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=x.example; s=s;\r\n"
+           b" t=1000; x=2000; h=from; bh=AAAA; b=AAAA\r\n"
+           b"From: a@x.example\r\n\r\nbody\r\n")
+    r = StaticResolver({})
+    (res,) = verify_dkim(raw, r)
+    assert (res.result, res.domain, res.selector, res.header_b) == ("policy", "x.example", "s",
+                                                                    "AAAA")
+    assert "x=" in res.reason
+    assert r.queries == []  # no key lookup for a signature we would not accept anyway
+
+
+_TAG_NAMES = st.sampled_from(["v", "a", "b", "bh", "d", "s", "h", "i", "l", "q", "t", "x", "c"])
+_TAG_VALUES = st.one_of(
+    st.sampled_from(["1", "rsa-sha256", "ed25519-sha256", "rsa-sha1", "AAAA", "x.example", "s",
+                     "from:to", "@x.example", "10", "dns/txt", "99999999999", "relaxed/relaxed",
+                     "bogus/x", "-1", ""]),
+    st.text(max_size=10),
+)
+_KEY_RECORDS = st.sampled_from([b"v=DKIM1; p=", b"k=ed25519; p=AAAA", b"garbage",
+                                b"k=foo; p=AAAA", b"s=tlsrpt; p=AAAA", b"v=DKIM1; k=rsa; p=AAAA"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_TAG_NAMES, _TAG_VALUES), max_size=12), _KEY_RECORDS,
+       st.binary(max_size=60), st.text(max_size=40))
+def test_random_signatures_never_raise(tags: list[tuple[str, str]], key: bytes, body: bytes,
+                                       extra_headers: str) -> None:
+    sig = "; ".join(f"{k}={v}" for k, v in tags).encode("utf-8", "replace")
+    raw = (b"DKIM-Signature: " + sig + b"\r\n" + extra_headers.encode("utf-8", "replace")
+           + b"\r\nFrom: a@x.example\r\n\r\n" + body)
+    got = verify_dkim(raw, StaticResolver({("s._domainkey.x.example", "TXT"): [key]}))
+    assert all(r.result in DKIM_RESULTS and r.result != "pass" for r in got)
