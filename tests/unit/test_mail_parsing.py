@@ -1,0 +1,243 @@
+"""Bounded parsing of hostile input: spamwarden.mail never raises and keeps its bounds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spamwarden.mail import (
+    ParseLimits,
+    ad_label,
+    decode_header_value,
+    extract_urls,
+    html_to_text,
+    normalize_domain,
+    parse_message,
+    registrable_domain,
+    strip_mbox_from,
+    url_domain,
+)
+
+SMALL = ParseLimits(max_bytes=4096, max_headers=20, max_header_bytes=1024, max_parts=5,
+                    max_depth=3, max_text_chars=500, max_urls=7)
+
+
+def _check_bounds(view, limits: ParseLimits) -> None:  # type: ignore[no-untyped-def]
+    assert len(view.headers) <= limits.max_headers
+    assert len(view.parts) <= limits.max_parts
+    assert len(view.urls) <= limits.max_urls
+    assert len(view.url_domains) <= len(view.urls)
+    assert len(view.text) <= limits.max_text_chars + limits.max_parts  # joins add newlines
+    assert len(view.html_text) <= limits.max_text_chars
+    assert isinstance(view.subject, str)
+    for name, value in view.headers:
+        assert isinstance(name, str) and isinstance(value, str)
+
+
+# -- hypothesis: any bytes, and bytes that look like mail ------------------------------------
+
+_header_names = st.sampled_from([
+    b"From", b"To", b"Subject", b"Content-Type", b"Content-Transfer-Encoding",
+    b"DKIM-Signature", b"Received", b"Return-Path", b"Reply-To", b"MIME-Version", b"X-A",
+])
+_values = st.one_of(
+    st.binary(max_size=80),
+    st.sampled_from([
+        b"multipart/mixed; boundary=b1", b"multipart/alternative; boundary=\"b1\"",
+        b"text/html; charset=utf-8", b"text/plain; charset=x-unknown", b"base64",
+        b"quoted-printable", b"=?utf-8?b?W1FDXSBLaHV5ZW4gbWFp?=", b"=?bogus?q?=FF=FE?=",
+        b"v=1; d=example.com; s=sel; b=abc", b"<a@b.example>", b"\"Name\" <x@[1.2.3.4]>",
+        b"message/rfc822",
+    ]),
+)
+_header = st.builds(lambda n, v, e: n + b": " + v + e, _header_names, _values,
+                    st.sampled_from([b"\r\n", b"\n", b"\r\n\t folded\r\n"]))
+_body_piece = st.one_of(
+    st.binary(max_size=200),
+    st.sampled_from([
+        b"--b1\r\nContent-Type: text/html\r\n\r\n<a href='http://x.example.co.uk/p'>hi</a>\r\n",
+        b"--b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nbody\r\n",
+        b"--b1--\r\n", b"http://www.example.com/path?q=1 ", b"<script>alert(1)</script>",
+        b"=E1=BA=A1 =\r\n", b"PGI+aGk8L2I+\r\n",
+    ]),
+)
+_mailish = st.builds(
+    lambda mbox, hs, sep, body: mbox + b"".join(hs) + sep + b"".join(body),
+    st.sampled_from([b"", b"From sender@example.com Mon Jan  1 00:00:00 2024\n"]),
+    st.lists(_header, max_size=12),
+    st.sampled_from([b"\r\n", b"\n", b""]),
+    st.lists(_body_piece, max_size=10),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=6000))
+def test_any_bytes_parse_within_bounds(raw: bytes) -> None:
+    view = parse_message(raw, limits=SMALL)
+    _check_bounds(view, SMALL)
+    stripped = strip_mbox_from(raw)
+    assert view.size == len(stripped)
+    assert view.truncated == (len(stripped) > SMALL.max_bytes)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mailish)
+def test_mail_like_bytes_parse_within_bounds(raw: bytes) -> None:
+    view = parse_message(raw, limits=SMALL)
+    _check_bounds(view, SMALL)
+    for d in view.url_domains:
+        assert d == d.lower() and d.isascii()
+    for d in view.dkim_domains:
+        assert normalize_domain(d) == d
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_header_decoding_and_labels_never_raise(text: str) -> None:
+    decoded = decode_header_value(text)
+    assert "\n" not in decoded and "\r" not in decoded
+    ad_label(decoded)
+    html_to_text(text, limit=100)
+    extract_urls(text, text, limit=5)
+    url_domain(text)
+    registrable_domain(text)
+
+
+# -- concrete cases ---------------------------------------------------------------------------
+
+
+def test_mbox_from_line_is_skipped() -> None:
+    raw = b"From MAILER-DAEMON Thu Jan  1 00:00:00 2024\nFrom: a@example.org\nSubject: s\n\nb\n"
+    view = parse_message(raw)
+    assert view.headers[0] == ("From", "a@example.org")
+    assert view.from_domain == "example.org"
+    assert view.size == len(raw) - len(b"From MAILER-DAEMON Thu Jan  1 00:00:00 2024\n")
+
+
+def test_rfc2047_subject_and_ad_label() -> None:
+    raw = (b"Subject: =?utf-8?b?W1FDXSBLaHV54bq/biBtw6Np?= =?utf-8?q?_h=C3=B4m_nay?=\r\n"
+           b"From: =?iso-8859-1?q?Andr=E9?= <andre@example.fr>\r\n\r\nx\r\n")
+    view = parse_message(raw)
+    assert view.subject == "[QC] Khuyến mãi hôm nay"
+    assert view.ad_label(("QC", "ADV")) == "QC"
+    assert view.from_display == "André"
+    assert ad_label("Re: Fwd: [ adv ] sale", ("QC", "ADV")) == "ADV"
+    assert ad_label("sale [QC]", ("QC",)) is None
+    assert ad_label("[QCX] sale", ("QC",)) is None
+
+
+def test_broken_encoded_word_is_replaced_not_raised() -> None:
+    view = parse_message(b"Subject: =?unknown-charset?q?=FF=FE?= tail\n\n")
+    assert view.subject.endswith("tail")
+
+
+def test_html_text_and_urls_with_registrable_domains() -> None:
+    raw = (
+        b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/alternative; boundary=XX\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain\r\n\r\nVisit www.Shop.Example.co.uk/deal now.\r\n"
+        b"--XX\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
+        b"quoted-printable\r\n\r\n<html><head><title>T</title><style>p{}</style></head>"
+        b"<body><p>Hi &amp; welcome</p><script>var u='http://evil.example.net/'</script>"
+        b"<a href=3D\"https://click.tracker.example.com/x?id=3D1\">go</a></body></html>\r\n"
+        b"--XX--\r\n"
+    )
+    view = parse_message(raw)
+    assert view.has_html and view.has_text_plain
+    assert "Hi & welcome" in view.html_text
+    assert "alert" not in view.html_text and "evil" not in view.html_text
+    assert "https://click.tracker.example.com/x?id=1" in view.urls
+    assert set(view.url_domains) >= {"example.com", "example.co.uk"}
+
+
+def test_crlf_and_lf_give_the_same_view() -> None:
+    lf = b"From: a@example.org\nSubject: x\nTo: b@example.net\n\nline one\nline two\n"
+    crlf = lf.replace(b"\n", b"\r\n")
+    a, b = parse_message(lf), parse_message(crlf)
+    assert a.headers == b.headers
+    assert a.subject == b.subject == "x"
+    assert a.text.replace("\r\n", "\n") == b.text.replace("\r\n", "\n")
+
+
+def test_folded_headers_unfolded() -> None:
+    view = parse_message(b"Subject: one\r\n\ttwo\r\n  three\r\nFrom: a@example.org\r\n\r\n")
+    assert view.subject == "one two three"
+
+
+def test_huge_header_section_is_bounded() -> None:
+    limits = ParseLimits(max_header_bytes=10_000, max_headers=50)
+    raw = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(5000)) + b"\r\nbody\r\n"
+    view = parse_message(raw, limits=limits)
+    assert len(view.headers) <= 50
+    assert view.defects
+
+
+def test_one_huge_header_line() -> None:
+    raw = b"Subject: " + b"A" * 2_000_000 + b"\r\nFrom: a@example.org\r\n\r\nbody"
+    view = parse_message(raw, limits=ParseLimits(max_header_bytes=65536))
+    assert len(view.subject) <= 65536
+    assert "header section over limit" in view.defects
+
+
+def test_truncated_message_says_so() -> None:
+    raw = b"From: a@example.org\r\n\r\n" + b"x" * 5000
+    view = parse_message(raw, limits=ParseLimits(max_bytes=1000))
+    assert view.truncated and view.size == len(raw)
+
+
+def test_deep_nesting_is_bounded() -> None:
+    depth = 200
+    raw = b"From: a@example.org\r\n"
+    for i in range(depth):
+        raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+    raw += b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    view = parse_message(raw, limits=ParseLimits(max_depth=10))
+    assert len(view.parts) <= ParseLimits().max_parts
+
+
+def test_many_urls_are_capped() -> None:
+    body = b" ".join(b"http://h%d.example%d.com/" % (i, i) for i in range(1000))
+    view = parse_message(b"From: a@example.org\r\n\r\n" + body, limits=ParseLimits(max_urls=10))
+    assert len(view.urls) == 10
+
+
+@pytest.mark.parametrize(("name", "registrable"), [
+    ("mail.example.co.uk", "example.co.uk"),
+    ("a.b.example.com.vn", "example.com.vn"),
+    ("x.blogspot.com", "x.blogspot.com"),      # PSL private section: a shared platform
+    ("co.uk", None),
+    ("localhost", None),
+    ("192.0.2.1", None),
+    ("Bücher.Example", "xn--bcher-kva.example"),
+    ("bad..example.com", None),
+    ("a" * 64 + ".example.com", None),
+])
+def test_registrable_domain(name: str, registrable: str | None) -> None:
+    assert registrable_domain(name) == registrable
+
+
+@pytest.mark.parametrize(("url", "domain"), [
+    ("http://user:pw@Sub.Example.com:8080/x", "example.com"),
+    ("https://192.0.2.1/login", None),
+    ("www.example.org/path", "example.org"),
+    ("http://[::1]/", None),
+])
+def test_url_domain(url: str, domain: str | None) -> None:
+    assert url_domain(url) == domain
+
+
+def test_dkim_domains_and_return_path() -> None:
+    raw = (b"DKIM-Signature: v=1; a=rsa-sha256; d=Mail.Example.COM; s=s1;\r\n"
+           b"\tbh=x; b=y\r\nDKIM-Signature: v=1; d=bad..domain; s=x; b=z\r\n"
+           b"Return-Path: <bounce@esp.example.net>\r\nFrom: a@example.com\r\n\r\n")
+    view = parse_message(raw)
+    assert view.dkim_domains == ("mail.example.com",)
+    assert view.return_path_domain == "esp.example.net"
+
+
+def test_nul_and_8bit_bytes_in_headers() -> None:
+    raw = b"Subject: caf\xe9 \x00 menu\r\nFrom: \xff\xfe <a@example.org>\r\n\r\n\x00\xff body"
+    view = parse_message(raw)
+    assert "caf" in view.subject and "menu" in view.subject
+    assert view.from_domain == "example.org"
