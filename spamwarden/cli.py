@@ -255,6 +255,37 @@ def _add_reputation(sub: Any) -> None:
 def _add_rbl(sub: Any) -> None:
     """rbl, export."""
 
+    def lazy(name: str) -> Handler:
+        def handler(args: argparse.Namespace, cfg: Config) -> int:
+            from .rbl import commands
+
+            result: int = getattr(commands, name)(args, cfg)
+            return result
+
+        return handler
+
+    p = _command(
+        sub, "rbl", lazy("cmd_rbl"),
+        help="serve the DNS blocklist (ip.<rbl.zone>, dbl.<rbl.zone>) on rbl.listen",
+        description=(
+            "Authoritative DNS server for rbl.zone and its sub-zones ip.<zone> (reversed IPv4 "
+            "octets, IPv6 nibbles) and dbl.<zone> (domains), RFC 5782, over UDP and TCP with "
+            "AXFR to rbl.transfer_allow. Loads the listings from Redis, then follows the change "
+            "stream. SIGHUP reloads everything; SIGTERM/SIGINT stop."
+        ),
+    )
+    p.add_argument("--listen", metavar="HOST:PORT", action="append",
+                   help="override rbl.listen (repeatable)")
+    exp = sub.add_parser("export", help="write the blocklist for rbldnsd or as an RPZ")
+    exp_sub = exp.add_subparsers(dest="export_command", metavar="FORMAT", required=True)
+    p = _command(exp_sub, "rbldnsd", lazy("cmd_export_rbldnsd"),
+                 help="write rbldnsd data files ip4 (ip4trie), ip6 (ip6trie), dbl (dnset) into DIR")
+    p.add_argument("dir", metavar="DIR")
+    p = _command(exp_sub, "rpz", lazy("cmd_export_rpz"),
+                 help="write a Response Policy Zone (listed domains -> NXDOMAIN) to FILE")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--origin", metavar="NAME", help="the RPZ zone name (default rpz.<rbl.zone>)")
+
 
 def _add_training(sub: Any) -> None:
     """train, eval, corpus."""

@@ -1,0 +1,395 @@
+"""Query in, response out: the DNS semantics of the blocklist zone, free of I/O.
+
+The zone ``<apex>`` holds two subtrees (RFC 5782): ``ip.<apex>`` (IPv4 as four
+reversed decimal octets, IPv6 as 32 reversed nibbles, §2.1 and §2.4) and
+``dbl.<apex>`` (domains, §2.3).  The apex carries SOA and NS.  Every response
+copies the question bytes as received (0x20 mixed case survives) and points to
+them for owner names, so answers are pasted from pre-built record tails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+from urllib.parse import quote
+
+from .wire import (
+    C_ANY, C_IN, F_AA, F_CD, F_QR, F_RD, F_TC, FORMERR, HEADER, NOERROR, NOTIMP, NXDOMAIN,
+    REFUSED, SERVFAIL, T_A, T_AAAA, T_ANY, T_AXFR, T_IXFR, T_NS, T_SOA, T_TXT, Query,
+    QueryFormatError, a_rdata, aaaa_rdata, encode_name, error_response, opt_rr, parse_query,
+    rr, soa_rdata, txt_rdata,
+)
+from .zone import DnsblZone, v4_key_text
+
+__all__ = ["ZoneSettings", "DnsblResponder", "Transfer", "NOTAUTH"]
+
+NOTAUTH = 9  # RFC 2845 / RFC 5936 §2.2.1
+_TAIL = struct.Struct("!HHIH")
+_PTR = struct.Struct("!H")
+_DIGITS = frozenset(b"0123456789")
+_NIBBLES = {c.encode(): int(c, 16) for c in "0123456789abcdef"}
+MAX_TRANSFER_MESSAGE = 16384
+
+
+@dataclass(frozen=True)
+class ZoneSettings:
+    """What the zone publishes besides the listings (``[rbl]`` in the configuration).
+
+    :param apex: the zone, e.g. ``bl.example.net``.
+    :param ns_addresses: A/AAAA of the name server when ``mname`` lies inside the zone.
+    """
+
+    apex: str
+    lookup_url: str
+    ttl: int = 300
+    negative_ttl: int = 60
+    mname: str = ""
+    rname: str = ""
+    transfer_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    ns_addresses: tuple[str, ...] = ()
+    udp_payload: int = 1232
+    refresh: int = 300
+    retry: int = 60
+    expire: int = 604800
+    _allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        apex = self.apex.strip().rstrip(".").lower()
+        object.__setattr__(self, "apex", apex)
+        object.__setattr__(self, "mname", (self.mname or f"ns1.{apex}").rstrip(".").lower())
+        object.__setattr__(self, "rname", (self.rname or f"hostmaster.{apex}").rstrip(".").lower())
+        object.__setattr__(self, "_allow", tuple(
+            ipaddress.ip_network(a, strict=False) for a in self.transfer_allow))
+
+    def transfer_allowed(self, client: str) -> bool:
+        """True when ``client`` (an IP address) may transfer the zone."""
+        try:
+            ip = ipaddress.ip_address(client.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self._allow)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A permitted zone transfer: the server streams :meth:`DnsblResponder.transfer_messages`.
+
+    ``section`` is ``""`` for the apex zone, ``"ip"`` or ``"dbl"`` for the sub-zones.
+    """
+
+    query: Query
+    section: str
+
+
+class DnsblResponder:
+    """Answers DNS queries for the blocklist zone from a :class:`DnsblZone`.
+
+    :param zone: the index; may be replaced later with :meth:`use_zone`.
+    :param settings: the zone's published data.
+    :param clock: Unix time in seconds (injected for tests).
+    """
+
+    def __init__(self, zone: DnsblZone, settings: ZoneSettings, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.zone = zone
+        #: False until the first load: listing names are answered SERVFAIL meanwhile.
+        self.ready = True
+        s = settings
+        self._apex_labels = tuple(
+            label.encode() for label in s.apex.split("."))
+        self._napex = len(self._apex_labels)
+        self._apex_wire = encode_name(s.apex)
+        self._ns_rdata = encode_name(s.mname)
+        self._ns_tail = _TAIL.pack(T_NS, C_IN, s.ttl, len(self._ns_rdata)) + self._ns_rdata
+        mname_labels = tuple(label.encode() for label in s.mname.split("."))
+        self._ns_host: tuple[bytes, ...] | None = None
+        self._ns_host_a: list[bytes] = []
+        self._ns_host_aaaa: list[bytes] = []
+        if mname_labels[-self._napex:] == self._apex_labels and len(mname_labels) > self._napex:
+            self._ns_host = mname_labels[:-self._napex]
+            for addr in s.ns_addresses:
+                ip = ipaddress.ip_address(addr)
+                if ip.version == 4:
+                    self._ns_host_a.append(_TAIL.pack(T_A, C_IN, s.ttl, 4) + a_rdata(addr))
+                else:
+                    self._ns_host_aaaa.append(_TAIL.pack(T_AAAA, C_IN, s.ttl, 16) + aaaa_rdata(addr))
+        self._soa_serial = -1
+        self._soa_rdata = b""
+        self._soa_tail = b""
+        self._soa_neg_tail = b""
+        self._a_tails: list[bytes] = []
+        self._reason_count = -1
+        self._opt = opt_rr(s.udp_payload)
+        self._opt_do = opt_rr(s.udp_payload, do=True)
+
+    # -- pre-built pieces ------------------------------------------------------------------
+
+    def use_zone(self, zone: DnsblZone) -> None:
+        """Answer from another index from now on (after a full reload)."""
+        self.zone = zone
+        self._reason_count = -1
+
+    def _refresh(self) -> None:
+        zone = self.zone
+        if zone.serial != self._soa_serial:
+            s = self.settings
+            self._soa_serial = zone.serial
+            self._soa_rdata = soa_rdata(s.mname, s.rname, serial=zone.serial, refresh=s.refresh,
+                                        retry=s.retry, expire=s.expire, minimum=s.negative_ttl)
+            self._soa_tail = _TAIL.pack(T_SOA, C_IN, s.ttl, len(self._soa_rdata)) + self._soa_rdata
+            neg = min(s.ttl, s.negative_ttl)  # RFC 2308 §3
+            self._soa_neg_tail = _TAIL.pack(T_SOA, C_IN, neg, len(self._soa_rdata)) + self._soa_rdata
+        if len(zone.reasons) != self._reason_count:
+            ttl = self.settings.ttl
+            self._a_tails = [_TAIL.pack(T_A, C_IN, ttl, 4) + a_rdata(r.code) for r in zone.reasons]
+            self._reason_count = len(zone.reasons)
+
+    def txt_text(self, reason_index: int, key: str) -> str:
+        """The TXT answer of a listing: reason text and the public lookup URL of the key."""
+        reason = self.zone.reasons[reason_index]
+        return f"{reason.text}; {self.settings.lookup_url}{quote(key, safe=':')}"
+
+    def _txt_tail(self, reason_index: int, key: str) -> bytes:
+        rdata = txt_rdata(self.txt_text(reason_index, key))
+        return _TAIL.pack(T_TXT, C_IN, self.settings.ttl, len(rdata)) + rdata
+
+    # -- answering -------------------------------------------------------------------------
+
+    def answer(self, data: bytes, *, tcp: bool, client: str) -> bytes | Transfer | None:
+        """The response to one query message.
+
+        :param data: the query (UDP payload, or TCP message without the length prefix).
+        :param tcp: whether it came over TCP (no truncation, transfers allowed).
+        :param client: the client's IP address (for ``transfer_allow``).
+        :returns: response bytes; a :class:`Transfer` for a permitted AXFR/IXFR over TCP;
+            ``None`` to drop (not a query, or too broken to answer).  Never raises.
+        """
+        try:
+            return self._answer(data, tcp, client)
+        except QueryFormatError as exc:
+            if exc.id is None:
+                return None
+            return error_response(exc.id, exc.flags, FORMERR, question=exc.question)
+        except Exception:  # noqa: BLE001 - a bug must cost one answer, never the server
+            if len(data) < 12:
+                return None
+            qid, flags = struct.unpack_from("!HH", data)
+            if flags & F_QR:
+                return None
+            return error_response(qid, flags, SERVFAIL)
+
+    def _answer(self, data: bytes, tcp: bool, client: str) -> bytes | Transfer | None:
+        q = parse_query(data)
+        if q.opcode != 0:
+            return error_response(q.id, q.flags, NOTIMP, question=q.question)
+        self._refresh()
+        edns = q.edns_payload is not None
+        if edns and q.edns_version != 0:
+            # BADVERS = 16: upper 8 bits in the OPT, lower 4 bits (0) in the header. RFC 6891 §6.1.3
+            flags = F_QR | (q.flags & (F_RD | F_CD))
+            return (HEADER.pack(q.id, flags, 1, 0, 0, 1) + q.question
+                    + opt_rr(self.settings.udp_payload, ext_rcode=1))
+        labels = q.labels
+        napex = self._napex
+        if len(labels) < napex or labels[len(labels) - napex:] != self._apex_labels:
+            return self._build(q, REFUSED, aa=False, tcp=tcp)
+        if q.qclass != C_IN and q.qclass != C_ANY:
+            return self._build(q, REFUSED, aa=False, tcp=tcp)
+        rel = labels[:len(labels) - napex]
+        offsets = q.label_offsets
+        # Three zones share this server: the apex, ip.<apex> and dbl.<apex> (each with SOA
+        # and NS, so secondaries can mirror ip and dbl separately).  zone_ptr points at the
+        # apex of the zone the name falls in, inside the question.
+        top = rel[-1] if rel else b""
+        section = top if top == b"ip" or top == b"dbl" else b""
+        if section:
+            sub = rel[:-1]
+            zone_ptr = 0xC000 | (12 + offsets[len(rel) - 1])
+        else:
+            sub = rel
+            zone_ptr = 0xC000 | (12 + (offsets[len(rel)] if rel else 0))
+        qtype = q.qtype
+        if qtype == T_AXFR or qtype == T_IXFR:
+            if sub:
+                return self._build(q, NOTAUTH, aa=False, tcp=tcp)
+            if not self.settings.transfer_allowed(client):
+                return self._build(q, REFUSED, aa=False, tcp=tcp)
+            if not tcp:
+                if qtype == T_IXFR:
+                    # RFC 1995 §2: a UDP IXFR that does not fit gets the SOA alone.
+                    return self._build(q, NOERROR, tcp=tcp,
+                                       answers=[_PTR.pack(zone_ptr) + self._soa_tail])
+                return self._build(q, REFUSED, aa=False, tcp=tcp)
+            return Transfer(q, section.decode())
+        if not sub:
+            answers: list[bytes] = []
+            if qtype == T_SOA or qtype == T_ANY:
+                answers.append(_PTR.pack(zone_ptr) + self._soa_tail)
+            if qtype == T_NS or qtype == T_ANY:
+                answers.append(_PTR.pack(zone_ptr) + self._ns_tail)
+            return self._positive(q, answers, zone_ptr, tcp)
+        if section == b"ip":
+            return self._ip(q, sub, zone_ptr, tcp)
+        if section == b"dbl":
+            return self._dbl(q, sub, zone_ptr, tcp)
+        if self._ns_host is not None and sub == self._ns_host:
+            if qtype == T_A or qtype == T_ANY:
+                answers = [b"\xc0\x0c" + t for t in self._ns_host_a]
+            else:
+                answers = []
+            if qtype == T_AAAA or qtype == T_ANY:
+                answers += [b"\xc0\x0c" + t for t in self._ns_host_aaaa]
+            return self._positive(q, answers, zone_ptr, tcp)
+        return self._build(q, NXDOMAIN, tcp=tcp, authority=[_PTR.pack(zone_ptr) + self._soa_neg_tail])
+
+    def _ip(self, q: Query, sub: tuple[bytes, ...], apex_ptr: int, tcp: bool) -> bytes:
+        if not self.ready:
+            return self._build(q, SERVFAIL, aa=False, tcp=tcp)
+        zone = self.zone
+        n = len(sub)
+        now_ms = int(self.clock() * 1000)
+        v4: int | None = None
+        if n <= 4:
+            v4 = 0
+            for label in reversed(sub):
+                if not label or len(label) > 3 or not _DIGITS.issuperset(label) or (
+                        len(label) > 1 and label[0] == 48):
+                    v4 = None
+                    break
+                octet = int(label)
+                if octet > 255:
+                    v4 = None
+                    break
+                v4 = v4 << 8 | octet
+        v6: int | None = None
+        if n <= 32:
+            v6 = 0
+            for label in reversed(sub):
+                nib = _NIBBLES.get(label)
+                if nib is None:
+                    v6 = None
+                    break
+                v6 = v6 << 4 | nib
+        if v4 is not None and n == 4:
+            hit4 = zone.lookup_v4(v4, now_ms)
+            if hit4 is not None:
+                return self._listed(q, hit4[0], hit4[1], apex_ptr, tcp, v4key=True)
+        if v6 is not None and n == 32:
+            hit6 = zone.lookup_v6(v6, now_ms)
+            if hit6 is not None:
+                return self._listed(q, hit6[0], hit6[1], apex_ptr, tcp)
+        exists = (v4 is not None and n < 4 and zone.v4_prefix_exists(v4, n)) or (
+            v6 is not None and n < 32 and zone.v6_prefix_exists(v6, n))
+        if exists:
+            return self._positive(q, [], apex_ptr, tcp)
+        return self._build(q, NXDOMAIN, tcp=tcp, authority=[_PTR.pack(apex_ptr) + self._soa_neg_tail])
+
+    def _dbl(self, q: Query, sub: tuple[bytes, ...], apex_ptr: int, tcp: bool) -> bytes:
+        if not self.ready:
+            return self._build(q, SERVFAIL, aa=False, tcp=tcp)
+        name = b".".join(sub)
+        hit = self.zone.lookup_domain(name, int(self.clock() * 1000))
+        if hit is not None:
+            return self._listed(q, hit[0], hit[1], apex_ptr, tcp)
+        if self.zone.domain_has_children(name):
+            return self._positive(q, [], apex_ptr, tcp)
+        return self._build(q, NXDOMAIN, tcp=tcp, authority=[_PTR.pack(apex_ptr) + self._soa_neg_tail])
+
+    def _listed(self, q: Query, reason: int, key: str | int, apex_ptr: int, tcp: bool, *,
+                v4key: bool = False) -> bytes:
+        qtype = q.qtype
+        answers: list[bytes] = []
+        if qtype == T_A or qtype == T_ANY:
+            answers.append(b"\xc0\x0c" + self._a_tails[reason])
+        if qtype == T_TXT or qtype == T_ANY:
+            text_key = v4_key_text(key) if v4key else str(key)
+            answers.append(b"\xc0\x0c" + self._txt_tail(reason, text_key))
+        return self._positive(q, answers, apex_ptr, tcp)
+
+    def _positive(self, q: Query, answers: list[bytes], apex_ptr: int, tcp: bool) -> bytes:
+        """NOERROR with answers, or NODATA (SOA in authority, RFC 2308 §2.2) without."""
+        if answers:
+            return self._build(q, NOERROR, tcp=tcp, answers=answers)
+        return self._build(q, NOERROR, tcp=tcp, authority=[_PTR.pack(apex_ptr) + self._soa_neg_tail])
+
+    def _build(self, q: Query, rcode: int, *, tcp: bool, aa: bool = True,
+               answers: list[bytes] | None = None, authority: list[bytes] | None = None) -> bytes:
+        flags = F_QR | (q.flags & (F_RD | F_CD)) | rcode
+        if aa:
+            flags |= F_AA
+        an = answers or []
+        ns = authority or []
+        edns = q.edns_payload is not None
+        opt = (self._opt_do if q.edns_do else self._opt) if edns else b""
+        body = q.question + b"".join(an) + b"".join(ns) + opt
+        limit = 65535 if tcp else (min(q.edns_payload, self.settings.udp_payload)
+                                   if q.edns_payload is not None else 512)
+        if 12 + len(body) > limit:
+            # RFC 2181 §9: drop whole sections and set TC; the client retries over TCP.
+            return HEADER.pack(q.id, flags | F_TC, 1, 0, 0, 1 if edns else 0) + q.question + opt
+        return HEADER.pack(q.id, flags, 1, len(an), len(ns), 1 if edns else 0) + body
+
+    # -- zone transfers --------------------------------------------------------------------
+
+    def transfer_messages(self, transfer: Transfer) -> Iterator[bytes]:
+        """The AXFR response messages (RFC 5936 §2.2): SOA, every record, SOA.
+
+        An IXFR is answered the same way (RFC 1995 §4 allows a full transfer).
+        """
+        from .export import transfer_records
+
+        self._refresh()
+        q = transfer.query
+        s = self.settings
+        section = transfer.section
+        origin = f"{section}.{s.apex}" if section else s.apex
+        apex = encode_name(origin)
+        soa = rr(apex, T_SOA, s.ttl, self._soa_rdata)
+        flags = F_QR | F_AA | (q.flags & (F_RD | F_CD))
+        opt = self._opt if q.edns_payload is not None else b""
+        body: Iterator[tuple[bytes, int, int, bytes]]
+        if section:
+            body = transfer_records(self.zone, s, self, section=section,
+                                    now_ms=int(self.clock() * 1000))
+        else:
+            # the apex zone: delegations of the two sub-zones to this server, and glue
+            body = iter([(encode_name(f"{child}.{s.apex}"), T_NS, s.ttl, self._ns_rdata)
+                         for child in ("dbl", "ip")] + self._ns_host_records())
+        records: Iterator[bytes] = _chain(
+            [soa, rr(apex, T_NS, s.ttl, self._ns_rdata)],
+            (rr(owner, rtype, ttl, rdata) for owner, rtype, ttl, rdata in body),
+            [soa])
+        chunk: list[bytes] = []
+        size = 0
+        limit = MAX_TRANSFER_MESSAGE - 12 - len(q.question) - len(opt)
+        for record in records:
+            if chunk and size + len(record) > limit:
+                yield HEADER.pack(q.id, flags, 1, len(chunk), 0, 1 if opt else 0) + q.question + b"".join(chunk) + opt
+                chunk, size = [], 0
+            chunk.append(record)
+            size += len(record)
+        if chunk:
+            yield HEADER.pack(q.id, flags, 1, len(chunk), 0, 1 if opt else 0) + q.question + b"".join(chunk) + opt
+
+    def _ns_host_records(self) -> list[tuple[bytes, int, int, bytes]]:
+        if self._ns_host is None:
+            return []
+        owner = encode_name(self.settings.mname)
+        out = []
+        for tail in self._ns_host_a + self._ns_host_aaaa:
+            rtype, _cls, ttl, _len = _TAIL.unpack_from(tail)
+            out.append((owner, rtype, ttl, tail[_TAIL.size:]))
+        return out
+
+
+def _chain(*parts):  # type: ignore[no-untyped-def]
+    for part in parts:
+        yield from part

@@ -1,0 +1,299 @@
+"""The DNS server: UDP and TCP on each ``rbl.listen`` address, one asyncio loop.
+
+UDP bypasses asyncio's datagram transport: the loop watches each socket and a
+ready socket is drained with plain ``recvfrom``/``sendto`` (up to a batch per
+wake-up), which saves the per-datagram callback and transport bookkeeping.
+TCP (RFC 7766) serves several queries per connection with an idle deadline
+and a per-message read deadline, caps concurrent connections, and streams
+zone transfers.  Nothing a client sends can stop the server: the responder
+never raises, and socket errors end only the connection they happen on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..logs import event
+from .responder import DnsblResponder, Transfer
+
+__all__ = ["RblServer", "ServerLimits", "run_rbl", "parse_listen"]
+
+log = logging.getLogger("spamwarden.rbl")
+
+_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+           9: "NOTAUTH"}
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds of the server.
+
+    :param udp_batch: datagrams answered per wake-up before other work gets a turn.
+    :param tcp_connections: concurrent TCP connections; more are closed at once.
+    :param tcp_idle: seconds a connection may wait between queries (RFC 7766 §6.2.3).
+    :param tcp_read: seconds to receive one whole message once its length arrived.
+    :param tcp_queries: queries per connection before the server closes it.
+    """
+
+    udp_batch: int = 256
+    tcp_connections: int = 200
+    tcp_idle: float = 10.0
+    tcp_read: float = 5.0
+    tcp_queries: int = 10000
+
+
+def parse_listen(items: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
+    """``["ip:port", "[v6]:port"]`` -> ``[(ip, port)]``.
+
+    :raises ValueError: an item is not ``host:port``.
+    """
+    out = []
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"listen address {item!r} is not host:port")
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+@dataclass
+class _Stats:
+    udp: list[int] = field(default_factory=lambda: [0] * 16)
+    tcp: list[int] = field(default_factory=lambda: [0] * 16)
+    dropped: int = 0
+    tcp_refused: int = 0
+
+
+class RblServer:
+    """UDP and TCP listeners answering through a :class:`DnsblResponder`.
+
+    :param responder: answers queries.
+    :param listen: (address, port) pairs; port 0 picks a free port (see :attr:`addresses`).
+    :param limits: bounds.
+    """
+
+    def __init__(self, responder: DnsblResponder, listen: list[tuple[str, int]], *,
+                 limits: ServerLimits | None = None) -> None:
+        self.responder = responder
+        self.listen = listen
+        self.limits = limits or ServerLimits()
+        self.stats = _Stats()
+        self.addresses: list[tuple[str, int]] = []
+        self._udp: list[socket.socket] = []
+        self._tcp_servers: list[asyncio.base_events.Server] = []
+        self._tcp_active = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Bind every address (UDP and TCP on the same port).
+
+        :raises OSError: an address cannot be bound.
+        """
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        for host, port in self.listen:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            except OSError:
+                pass
+            udp.bind((host, port))
+            udp.setblocking(False)
+            port = udp.getsockname()[1]
+            server = await asyncio.start_server(self._tcp_client, host, port, reuse_address=True,
+                                                backlog=256)
+            self._udp.append(udp)
+            self._tcp_servers.append(server)
+            loop.add_reader(udp.fileno(), self._udp_ready, udp)
+            self.addresses.append((host, port))
+            event(log, "rbl_listening", address=host, port=port)
+
+    async def stop(self) -> None:
+        """Close every listener."""
+        loop = asyncio.get_running_loop()
+        for udp in self._udp:
+            loop.remove_reader(udp.fileno())
+            udp.close()
+        self._udp.clear()
+        for server in self._tcp_servers:
+            server.close()
+        for server in self._tcp_servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+        self._tcp_servers.clear()
+
+    # -- UDP -------------------------------------------------------------------------------
+
+    def _udp_ready(self, sock: socket.socket) -> None:
+        answer = self.responder.answer
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        counts = self.stats.udp
+        for _ in range(self.limits.udp_batch):
+            try:
+                data, addr = recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. an ICMP error from an earlier send: nothing to read now
+            out = answer(data, tcp=False, client=addr[0])
+            if out is None or out.__class__ is Transfer:
+                self.stats.dropped += 1
+                continue
+            try:
+                sendto(out, addr)  # type: ignore[arg-type]
+            except OSError:
+                self.stats.dropped += 1  # full socket buffer or unreachable client: UDP may drop
+                continue
+            counts[out[3] & 0xF] += 1  # type: ignore[index]
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._tcp_active >= self.limits.tcp_connections:
+            self.stats.tcp_refused += 1
+            writer.close()
+            return
+        self._tcp_active += 1
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else ""
+        limits = self.limits
+        counts = self.stats.tcp
+        try:
+            for _ in range(limits.tcp_queries):
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), limits.tcp_idle)
+                    size = struct.unpack("!H", head)[0]
+                    data = await asyncio.wait_for(reader.readexactly(size), limits.tcp_read)
+                except (asyncio.IncompleteReadError, asyncio.TimeoutError, TimeoutError,
+                        ConnectionError, OSError):
+                    break
+                out = self.responder.answer(data, tcp=True, client=client)
+                if out is None:
+                    break  # not a query: RFC 7766 lets the server close
+                if isinstance(out, Transfer):
+                    started = time.monotonic()
+                    n = 0
+                    for message in self.responder.transfer_messages(out):
+                        writer.write(struct.pack("!H", len(message)) + message)
+                        n += 1
+                        if n % 8 == 0:
+                            await writer.drain()
+                    await writer.drain()
+                    counts[0] += 1
+                    event(log, "rbl_transfer", client=client, zone=out.section or "apex",
+                          messages=n, seconds=round(time.monotonic() - started, 3))
+                    continue
+                writer.write(struct.pack("!H", len(out)) + out)
+                await writer.drain()
+                counts[out[3] & 0xF] += 1
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._tcp_active -= 1
+            try:
+                writer.close()
+            except (ConnectionError, OSError, RuntimeError):
+                pass
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def flush_metrics(self, previous: dict[str, list[int]]) -> None:
+        """Add the counts since the last flush to ``spamwarden_dns_queries_total``."""
+        try:
+            from ..metrics import DNS_QUERIES
+        except Exception:  # noqa: BLE001 - metrics never stop the server
+            return
+        for transport, counts in (("udp", self.stats.udp), ("tcp", self.stats.tcp)):
+            before = previous.setdefault(transport, [0] * 16)
+            for rcode, n in enumerate(counts):
+                if n != before[rcode]:
+                    DNS_QUERIES.labels(transport, _RCODES.get(rcode, str(rcode))).inc(n - before[rcode])
+                    before[rcode] = n
+
+
+def run_rbl(cfg: Any) -> int:
+    """``spamwarden rbl``: serve the blocklist until SIGTERM or SIGINT; SIGHUP reloads the index.
+
+    :returns: exit status (0 after a clean stop).
+    :raises ServiceError: a listen address cannot be bound.
+    """
+    from ..errors import ServiceError
+
+    try:
+        return asyncio.run(_serve(cfg))
+    except OSError as exc:
+        raise ServiceError(f"rbl: cannot listen on {', '.join(cfg.rbl.listen)}: {exc}") from exc
+
+
+def build_settings(cfg: Any) -> Any:
+    """The :class:`ZoneSettings` of a configuration."""
+    from .responder import ZoneSettings
+
+    rbl = cfg.rbl
+    hosts = [h for h, _ in parse_listen(rbl.listen) if h not in ("0.0.0.0", "::", "")]
+    return ZoneSettings(
+        apex=rbl.zone, lookup_url=rbl.lookup_url, ttl=rbl.ttl, negative_ttl=rbl.negative_ttl,
+        mname=rbl.soa_mname, rname=rbl.soa_rname, transfer_allow=tuple(rbl.transfer_allow),
+        ns_addresses=tuple(hosts),
+    )
+
+
+async def _serve(cfg: Any) -> int:
+    import redis.asyncio
+
+    from ..redisconn import redis_url
+    from .follower import ListingFollower
+    from .zone import DnsblZone
+
+    responder = DnsblResponder(DnsblZone(), build_settings(cfg))
+    responder.ready = False  # SERVFAIL for listing names until the first load
+    server = RblServer(responder, parse_listen(cfg.rbl.listen))
+    await server.start()
+    block_ms = 1000
+    client = redis.asyncio.Redis.from_url(
+        redis_url(cfg), socket_timeout=block_ms / 1000 + cfg.redis.timeout + 1.0,
+        socket_connect_timeout=cfg.redis.timeout)
+    follower = ListingFollower(responder, client, block_ms=block_ms)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
+    task = asyncio.create_task(follower.run())
+    flushed: dict[str, list[int]] = {}
+    last_log = time.monotonic()
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            server.flush_metrics(flushed)
+            if time.monotonic() - last_log >= 300:
+                last_log = time.monotonic()
+                event(log, "rbl_stats", udp=sum(server.stats.udp), tcp=sum(server.stats.tcp),
+                      dropped=server.stats.dropped, listings=len(responder.zone),
+                      serial=responder.zone.serial, redis_up=follower.redis_up)
+    finally:
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+        await server.stop()
+        await client.aclose()
+    event(log, "rbl_stopped")
+    return 0
