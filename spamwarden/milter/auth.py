@@ -44,6 +44,7 @@ __all__ = [
     "check_dmarc",
     "check_spf",
     "identifiers_aligned",
+    "message_key",
     "parse_dmarc_record",
     "verify_dkim",
 ]
@@ -115,7 +116,9 @@ def authenticate(
     :param helo: the HELO/EHLO name (SPF's identity for a null MAIL FROM).
     :param mail_from: the envelope sender (``""`` or ``"<>"`` when null).
     :param max_signatures: DKIM signatures verified at most.
-    :param timeout: DNS budget for DKIM keys, and again for the DMARC policy.
+    :param timeout: DNS budget of each phase run here: SPF (unless
+        ``spf_timeout``), all DKIM keys, the DMARC policy.  Each single lookup
+        is further capped by the resolver's own timeout.
     :param spf_result: an SPF result already computed (e.g. at MAIL FROM);
         when given, SPF is not evaluated again.
     :param spf_timeout: SPF's DNS budget when it runs here (default ``timeout``).
