@@ -245,6 +245,9 @@ class IntakeConfig:
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     reporter_rate: int = _opt(200, check=_positive, doc="reports per reporter per hour")
     max_urls: int = _opt(50, check=_positive)
+    max_example_bytes: int = _opt(
+        1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
+    )
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,8 @@ class ApiConfig:
     listen: str = _opt("127.0.0.1:8891", check=_hostport)
     public_url: str = _opt("http://127.0.0.1:8891")
     operator_tokens: tuple[str, ...] = _opt((), doc="bearer tokens for operator endpoints")
+    delist_requests_per_hour: int = _opt(5, check=_positive, doc="public delisting requests per client IP")
+    trusted_proxies: tuple[str, ...] = _opt((), check=_networks, doc="whose X-Forwarded-For is believed")
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,9 @@ class TrainingConfig:
             "Authentication-Results", "ARC-*", "X-Virus-*", "X-Original-*",
             "Delivered-To", "X-UID", "Status", "X-Status", "X-Keywords", "Lines", "X-Gmail-*",
         )
+    )
+    corpus: tuple[str, ...] = _opt(
+        (), doc="labelled corpora (ham/ + spam/ folders) that train --feedback starts from"
     )
 
 

@@ -31,7 +31,7 @@ import ipaddress
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import redis
 import redis.asyncio
@@ -43,11 +43,16 @@ from .complaints import COMPLAINTS_KEY, Complaint
 from .listings import Kind, normalize_address
 from .store import AsyncListingStore, Clock, SystemClock, _wrap
 
-__all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "GROUP"]
+__all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHook", "GROUP"]
 
 log = logging.getLogger("spamwarden.worker")
 
 GROUP = "listing-engine"
+
+#: called with every readable complaint before it is acknowledged (e.g. the consent
+#: registry turning a complaint about an ad into a refusal).  Must be idempotent: a
+#: replayed entry calls it again.  Raising StoreError leaves the entry pending.
+ComplaintHook = Callable[[Complaint], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,7 @@ class ListingEngine:
         with the same name first replays what it had read but not acknowledged.
     :param claim_idle: seconds after which another consumer's unacknowledged
         entries are claimed (a worker that died for good).
+    :param hooks: :data:`ComplaintHook` callables run for every complaint.
     """
 
     def __init__(
@@ -208,8 +214,10 @@ class ListingEngine:
         batch: int = 100,
         expire_every: float = 5.0,
         claim_idle: float = 60.0,
+        hooks: Sequence[ComplaintHook] = (),
     ) -> None:
         self.store = store
+        self.hooks = list(hooks)
         self.redis: redis.asyncio.Redis = store.redis
         self.policy = policy
         self.min_reporters = min_reporters
@@ -228,11 +236,12 @@ class ListingEngine:
 
     @classmethod
     def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
-                    clock: Clock | None = None) -> "ListingEngine":
+                    clock: Clock | None = None,
+                    hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
         return cls(
             store, ListingPolicy.from_config(cfg), min_reporters=cfg.reputation.min_reporters,
             min_complaint_rate=cfg.reputation.min_complaint_rate, clock=clock,
-            consumer=consumer or socket.gethostname(),
+            consumer=consumer or socket.gethostname(), hooks=hooks,
         )
 
     async def setup(self) -> None:
@@ -259,6 +268,14 @@ class ListingEngine:
         except ValueError as exc:
             event(log, "complaint_unreadable", entry=entry_id, error=str(exc))
             return []
+        for hook in self.hooks:
+            try:
+                await hook(complaint)
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a faulty hook must not stall the stream
+                log.exception("complaint hook failed")
+                event(log, "hook_failed", entry=entry_id, hook=repr(hook), error=str(exc))
         now = self.clock.now()
         targets = self.policy.targets(complaint)
         counts = await self.store.count_complaint(
@@ -378,7 +395,12 @@ async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
     import signal
 
     store = AsyncListingStore.from_config(cfg)
-    engine = ListingEngine.from_config(cfg, store, consumer=consumer)
+    hooks: list[ComplaintHook] = []
+    if getattr(cfg, "consent", None) is not None and cfg.consent.enabled:
+        from .consent import AdComplaintRefusals
+
+        hooks.append(AdComplaintRefusals.from_config(cfg))
+    engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=hooks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -266,3 +266,30 @@ def test_unreadable_entry_is_acknowledged_and_skipped(redis_url: str, run: Run) 
         assert store.redis.xlen(CHANGES_KEY) == 0
 
     run(scenario)
+
+
+def test_hooks_see_every_complaint_and_store_errors_keep_it_pending(redis_url: str,
+                                                                    run: Run) -> None:
+    from spamwarden.errors import StoreError
+
+    seen: list[str] = []
+    fail = {"on": True}
+
+    async def hook(c: Complaint) -> None:
+        seen.append(c.id)
+        if fail["on"]:
+            raise StoreError("registry down")
+
+    async def scenario(engine: ListingEngine, store: ListingStore) -> None:
+        engine.hooks = [hook]
+        push(redis_url, [complaint(1, "u@isp.example")])
+        with pytest.raises(StoreError):
+            await engine.run_once(block_ms=1)
+        assert store.redis.xpending(COMPLAINTS_KEY, engine.group)["pending"] == 1
+        fail["on"] = False
+        engine._replaying = True
+        await drain(engine)
+        assert seen == ["c1", "c1"]
+        assert store.redis.xpending(COMPLAINTS_KEY, engine.group)["pending"] == 0
+
+    run(scenario)

@@ -1,0 +1,224 @@
+"""The HTTP API with a real Redis through aiohttp's test server: public lookup, delisting
+requests with a rate limit, operator endpoints with and without a token, the OpenAPI contract."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+import pytest
+import redis.asyncio
+from aiohttp import test_utils, web
+
+from spamwarden.config import config_from_mapping
+from spamwarden.reputation.api import ApiModule, build_app, operator_only
+from spamwarden.reputation.store import AsyncListingStore
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000.0
+TOKEN = "op-token-1"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.t = T0
+
+    def now(self) -> float:
+        return self.t
+
+
+Scenario = Callable[[test_utils.TestClient, AsyncListingStore, ManualClock], Awaitable[None]]
+
+
+def run_api(redis_url: str, scenario: Scenario, *, tokens: tuple[str, ...] = (TOKEN,),
+            modules: list[Any] | None = None) -> None:
+    cfg = config_from_mapping({"api": {"operator_tokens": list(tokens),
+                                       "public_url": "https://bl.example.net",
+                                       "delist_requests_per_hour": 3}})
+
+    async def main() -> None:
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        clock = ManualClock()
+        app = build_app(cfg, store, clock=clock, modules=modules)
+        client = test_utils.TestClient(test_utils.TestServer(app))
+        await client.start_server()
+        try:
+            await scenario(client, store, clock)
+        finally:
+            await client.close()
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_public_lookup_listed_and_not_listed(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add("192.0.2.0/24", reason="complaints", now=T0)
+        r = await c.get("/v1/listings/192.0.2.77")
+        assert r.status == 200
+        body = await r.json()
+        assert body["listed"] is True and body["key"] == "192.0.2.77"
+        assert body["listing"]["key"] == "192.0.2.0/24"
+        assert body["listing"]["since"] == "2027-01-15T08:00:00Z"
+        assert body["listing"]["code"] == "127.0.0.2"
+        assert body["delisting"]["request_url"] == "https://bl.example.net/v1/delist-requests"
+        r = await c.get("/v1/listings/clean.example")
+        assert (await r.json()) == {"key": "clean.example", "kind": "domain", "listed": False,
+                                    "listing": None}
+        r = await c.get("/v1/listings/not%20a%20key")
+        assert r.status == 400 and "error" in await r.json()
+        clock.t = T0 + 86400  # expired: no longer listed, even before the worker reaps it
+        assert (await (await c.get("/v1/listings/192.0.2.77")).json())["listed"] is False
+
+    run_api(redis_url, scenario)
+
+
+def test_delist_request_flow_with_rate_limit_and_operator_approval(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add("spam-shop.example", reason="domain-complaints", now=T0)
+        r = await c.post("/v1/delist-requests", json={"key": "www.spam-shop.example",
+                                                      "reason": "we fixed our list",
+                                                      "contact": "ops@spam-shop.example"})
+        assert r.status == 202
+        req = await r.json()
+        assert req["key"] == "spam-shop.example" and req["status"] == "pending"
+        r = await c.post("/v1/delist-requests", json={"key": "clean.example", "reason": "x"})
+        assert r.status == 404
+        r = await c.post("/v1/delist-requests", json={"key": "spam-shop.example"})
+        assert r.status == 400  # no reason
+        r = await c.post("/v1/delist-requests", json={"key": "spam-shop.example", "reason": "y"})
+        assert r.status == 429  # fourth request this hour from this client
+        assert "Retry-After" in r.headers
+        # nobody but an operator sees or decides requests
+        assert (await c.get("/v1/delist-requests")).status == 401
+        assert (await c.post(f"/v1/delist-requests/{req['id']}/approve")).status == 401
+        r = await c.get("/v1/delist-requests?status=pending", headers=AUTH)
+        pending = await r.json()
+        assert [p["id"] for p in pending] == [req["id"]]
+        assert pending[0]["reason"] == "we fixed our list"
+        r = await c.post(f"/v1/delist-requests/{req['id']}/approve", headers=AUTH,
+                         json={"note": "looks fixed"})
+        assert r.status == 200
+        d = await r.json()
+        assert d["delisting"] == "delisted" and d["request"]["status"] == "approved"
+        assert (await store.find("spam-shop.example", now=T0)) is None
+        r = await c.post(f"/v1/delist-requests/{req['id']}/approve", headers=AUTH)
+        assert r.status == 409
+        assert (await c.post("/v1/delist-requests/nope/reject", headers=AUTH)).status == 404
+        changes = await store.changes()
+        assert [(x.op, x.note) for x in changes][-1] == ("delisted", "looks fixed")
+
+    run_api(redis_url, scenario)
+
+
+def test_operator_endpoints_need_a_valid_token(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        body = {"key": "203.0.113.5", "reason": "trap hits", "ttl": "2h"}
+        r = await c.post("/v1/listings", json=body)
+        assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        r = await c.post("/v1/listings", json=body, headers={"Authorization": "Bearer wrong"})
+        assert r.status == 401
+        r = await c.post("/v1/listings", json=body, headers={"Authorization": f"Basic {TOKEN}"})
+        assert r.status == 401
+        r = await c.post("/v1/listings", json=body, headers=AUTH)
+        assert r.status == 201
+        w = await r.json()
+        assert w["op"] == "listed" and w["listing"]["reason"] == "manual"
+        assert w["listing"]["note"] == "trap hits"
+        assert w["listing"]["expires_at"] - w["listing"]["listed_at"] == 7200
+        r = await c.post("/v1/listings", json={"key": "203.0.113.5", "reason": "manual",
+                                               "ttl": 60}, headers=AUTH)
+        assert r.status == 200 and (await r.json())["op"] == "extended"
+        r = await c.post("/v1/listings", json={"key": "x", "reason": "r"}, headers=AUTH)
+        assert r.status == 400
+        r = await c.get("/v1/listings", headers=AUTH)
+        listing = await r.json()
+        assert listing["total"] == 1 and listing["listings"][0]["key"] == "203.0.113.5"
+        assert (await c.delete("/v1/listings/203.0.113.5")).status == 401
+        assert (await c.delete("/v1/listings/203.0.113.5", headers=AUTH)).status == 400
+        r = await c.delete("/v1/listings/203.0.113.5?reason=mistake", headers=AUTH)
+        assert r.status == 200 and (await r.json())["op"] == "delisted"
+        r = await c.delete("/v1/listings/203.0.113.5", headers=AUTH, json={"reason": "again"})
+        assert r.status == 404
+
+    run_api(redis_url, scenario)
+
+
+def test_without_configured_tokens_operator_endpoints_are_disabled(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        r = await c.get("/v1/listings", headers=AUTH)
+        assert r.status == 403
+        assert "operator_tokens" in (await r.json())["error"]
+        assert (await c.get("/v1/listings/192.0.2.1")).status == 200
+
+    run_api(redis_url, scenario, tokens=())
+
+
+def test_every_route_is_in_the_openapi_document(redis_url: str) -> None:
+    extra_routes = web.RouteTableDef()
+
+    @extra_routes.get("/v1/extra/{thing}")
+    @operator_only
+    async def extra(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"thing": request.match_info["thing"]})
+
+    module = ApiModule(name="extra", routes=extra_routes, paths={
+        "/v1/extra/{thing}": {"get": {"operationId": "extra", "security": [{"operatorToken": []}],
+                                      "responses": {"200": {"description": "ok"}}}}})
+
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        from spamwarden.reputation.api import listings_module
+
+        doc = await (await c.get("/v1/openapi.json")).json()
+        assert doc["openapi"].startswith("3.")
+        registered = set()
+        for route in c.server.app.router.routes():
+            if route.method == "HEAD":
+                continue
+            path = route.resource.canonical if route.resource else ""
+            registered.add((path, route.method.lower()))
+            assert path in doc["paths"], path
+            assert route.method.lower() in doc["paths"][path], (path, route.method)
+        documented = {(p, m) for p, item in doc["paths"].items() for m in item}
+        assert documented == registered
+        # operator routes say so in the document, public ones do not
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                handler = next(r.handler for r in c.server.app.router.routes()
+                               if r.resource and r.resource.canonical == path
+                               and r.method.lower() == method)
+                assert bool(getattr(handler, "operator_only", False)) == ("security" in op), (
+                    path, method)
+                for ref in _refs(op):
+                    assert ref.split("/")[-1] in doc["components"]["schemas"], ref
+        assert (await c.get("/v1/extra/a")).status == 401
+        assert (await (await c.get("/v1/extra/a", headers=AUTH)).json()) == {"thing": "a"}
+        assert listings_module  # the default module is in use too
+        assert (await c.get("/v1/health")).status == 200
+
+    from spamwarden.reputation.api import listings_module
+
+    run_api(redis_url, scenario, modules=[listings_module, module])
+
+
+def _refs(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        out = [obj["$ref"]] if "$ref" in obj else []
+        for v in obj.values():
+            out += _refs(v)
+        return out
+    if isinstance(obj, list):
+        return [r for v in obj for r in _refs(v)]
+    return []
+
+
+def test_store_down_gives_503_not_an_answer(redis_url: str, redis_server: Any) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        redis_server.stop()
+        r = await c.get("/v1/listings/192.0.2.1")
+        assert r.status == 503
+        assert (await c.get("/v1/health")).status == 503
+
+    run_api(redis_url, scenario)
