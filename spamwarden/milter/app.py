@@ -49,6 +49,7 @@ log = logging.getLogger("spamwarden.milter")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _INTERESTING = ("authentication-results",)
+_UNSET: Any = object()
 
 
 def libmilter_socket(listen: str) -> str:
@@ -389,67 +390,79 @@ class SpamwardenMilter(Milter.Base):
 
 def _load_classifier(cfg: Config) -> tuple[Any, str]:
     try:
-        from ..training import classifier as classifier_module
+        from ..training.classifier import load_classifier
     except ImportError as exc:
         return None, f"not installed: {exc}"
-    loader = getattr(classifier_module, "load_classifier", None)
-    if loader is None:
-        return None, "not installed"
     try:
-        return loader(cfg), ""
+        return load_classifier(cfg), ""
     except (SpamwardenError, OSError) as exc:
-        return None, header_safe(str(exc), limit=120)
+        return None, header_safe(str(exc), limit=160)
 
 
-def _load_listings(cfg: Config) -> tuple[Any, str]:
-    try:
-        from ..reputation import lookup as lookup_module
-    except ImportError as exc:
-        return None, f"not installed: {exc}"
-    factory = getattr(lookup_module, "listing_lookup_from_config", None)
-    if factory is None:
-        return None, "not installed"
-    try:
-        return factory(cfg), ""
-    except (SpamwardenError, OSError) as exc:
-        return None, header_safe(str(exc), limit=120)
+def build_scanner(
+    cfg: Config,
+    *,
+    resolver: Any = None,
+    redis_client: Any = None,
+    classifier: Any = _UNSET,
+    probe_redis: bool = False,
+) -> Scanner:
+    """The scanner for ``cfg`` with every component that is installed and loads.
 
+    * resolver: from ``[dns]`` (every SPF, DKIM, DMARC and DNSBL lookup);
+    * classifier: ``training.model`` or the shipped model; a model that does
+      not load is reported unavailable (``X-Spam-Unavailable``), never guessed;
+    * listing lookups and the consent policy: over one Redis client from
+      ``[redis]``; the client connects lazily, so Redis being down at start
+      gives ``*_LOOKUP_FAILED`` / ``AD_REGISTRY_FAIL`` symbols per message and
+      recovers by itself when Redis is back.
 
-def _load_policies(cfg: Config) -> tuple[list[Any], dict[str, str]]:
-    policies: list[Any] = []
-    notes: dict[str, str] = {}
-    if not cfg.consent.enabled:
-        return policies, notes
-    try:
-        from ..reputation import consent as consent_module
-    except ImportError:
-        return policies, notes
-    factory = getattr(consent_module, "consent_policy_from_config", None)
-    if factory is None:
-        return policies, notes
-    try:
-        policies.append(factory(cfg))
-    except (SpamwardenError, OSError) as exc:
-        notes["consent"] = header_safe(str(exc), limit=120)
-    return policies, notes
-
-
-def build_scanner(cfg: Config, *, resolver: Any = None) -> Scanner:
-    """The scanner for ``cfg`` with every component that is installed and configured.
-
-    The resolver is built from ``[dns]``; the classifier, the listing store and
-    the consent policy are used when their code is present and they load;
-    otherwise the scanner runs without them and says so in the headers.
+    :param redis_client: a ``redis.Redis`` to use instead of one from ``[redis]``.
+    :param classifier: a ``ContentClassifier`` (or ``None``) instead of loading one.
+    :param probe_redis: ping Redis once and leave the Redis-backed checks out
+        (reported unavailable) when it does not answer: right for a one-off
+        ``check``, wrong for the long-running milter, which waits for Redis to return.
     """
     from ..resolver import resolver_from_config
 
-    classifier, classifier_note = _load_classifier(cfg)
-    listings, listings_note = _load_listings(cfg)
-    policies, notes = _load_policies(cfg)
-    if classifier is None:
-        notes["classifier"] = classifier_note
-    if listings is None:
-        notes["listings"] = listings_note
+    notes: dict[str, str] = {}
+    if classifier is _UNSET:
+        classifier, note = _load_classifier(cfg)
+        if classifier is None:
+            notes["classifier"] = note
+    elif classifier is None:
+        notes["classifier"] = "not configured"
+    listings: Any = None
+    policies: list[Any] = []
+    try:
+        from ..redisconn import sync_client
+
+        client = redis_client if redis_client is not None else sync_client(cfg)
+    except (ImportError, SpamwardenError, ValueError) as exc:
+        client = None
+        notes["listings"] = notes["consent"] = header_safe(f"redis: {exc}", limit=160)
+    if client is not None and probe_redis:
+        try:
+            client.ping()
+        except Exception as exc:  # noqa: BLE001 - any client error means "not reachable"
+            client = None
+            notes["listings"] = notes["consent"] = header_safe(
+                f"redis not reachable: {exc}", limit=160)
+    if client is not None:
+        try:
+            from ..reputation.lookup import RedisListingLookup
+            from ..reputation.store import ListingStore
+
+            listings = RedisListingLookup(ListingStore.from_config(cfg, client))
+        except (ImportError, SpamwardenError) as exc:
+            notes["listings"] = header_safe(str(exc), limit=160)
+        if cfg.consent.enabled:
+            try:
+                from .consent_policy import policy_from_config
+
+                policies.append(policy_from_config(cfg, client))
+            except (ImportError, SpamwardenError) as exc:
+                notes["consent"] = header_safe(str(exc), limit=160)
     return Scanner(
         cfg,
         resolver=resolver if resolver is not None else resolver_from_config(cfg.dns),
