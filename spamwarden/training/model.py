@@ -57,7 +57,7 @@ from .features import (
     MessageFeatureExtractor,
     settings_hash,
 )
-from .metrics import roc_auc, rates_at_threshold
+from .metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 
 __all__ = [
     "SpamModel",
@@ -259,22 +259,54 @@ def _sgd_fit(X: sp.csr_matrix, y: np.ndarray, alpha: float, p: TrainingParams) -
                          ).fit(_tf(X, "l2"), y)
 
 
-def _folds(y: np.ndarray, groups: Sequence[str] | None, p: TrainingParams) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Cross-source folds when there are ≥ 2 sources each with both classes, else stratified."""
-    if groups is not None:
-        g = np.asarray(groups)
-        names = sorted(set(g.tolist()))
-        folds = []
-        for name in names:
-            test = np.flatnonzero(g == name)
-            train = np.flatnonzero(g != name)
-            if len(set(y[test].tolist())) == 2 and len(set(y[train].tolist())) == 2:
-                folds.append((train, test))
-        if len(folds) >= 2:
-            return "by-source", folds
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _source_folds(y: np.ndarray, groups: Sequence[str] | None) -> Folds:
+    """Leave-one-source-out folds, for sources (and rests) holding both classes."""
+    if groups is None:
+        return []
+    g = np.asarray(groups)
+    folds: Folds = []
+    for name in sorted(set(g.tolist())):
+        test = np.flatnonzero(g == name)
+        train = np.flatnonzero(g != name)
+        if len(set(y[test].tolist())) == 2 and len(set(y[train].tolist())) == 2:
+            folds.append((train, test))
+    return folds if len(folds) >= 2 else []
+
+
+def _stratified_folds(y: np.ndarray, p: TrainingParams) -> Folds:
     k = max(2, min(p.folds, int(min(y.sum(), len(y) - y.sum()))))
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=p.random_state)
-    return f"stratified-{k}-fold", list(skf.split(np.zeros(len(y)), y))
+    return list(skf.split(np.zeros(len(y)), y))
+
+
+def _oof(
+    X: sp.csr_matrix, y: np.ndarray, folds: Folds, p: TrainingParams, say: Progress, stage: str,
+) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray]]:
+    """Out-of-fold scores of every grid point of both models."""
+    nb_s = {a: np.full(len(y), np.nan) for a in p.nb_alphas}
+    lin_s = {b: np.full(len(y), np.nan) for b in p.sgd_alphas}
+    steps = len(folds) * (len(p.nb_alphas) + len(p.sgd_alphas))
+    done = 0
+    for train_idx, test_idx in folds:
+        for a in p.nb_alphas:
+            nb_s[a][test_idx] = _nb_score(_nb_fit(X[train_idx], y[train_idx], a), X[test_idx])
+            done += 1
+            say(stage, done, steps)
+        for b in p.sgd_alphas:
+            sgd = _sgd_fit(X[train_idx], y[train_idx], b, p)
+            lin_s[b][test_idx] = sgd.decision_function(_tf(X[test_idx], "l2"))
+            done += 1
+            say(stage, done, steps)
+    return nb_s, lin_s
+
+
+def _mean_fold_auc(y: np.ndarray, s: np.ndarray, folds: Folds) -> float:
+    """Mean of the AUCs within each held-out fold (scores of different folds come from
+    different models, so they are never ranked against each other)."""
+    return float(np.mean([roc_auc(y[t], s[t]) for _, t in folds]))
 
 
 def train_model(
@@ -315,59 +347,66 @@ def train_model(
     X = hasher.transform(token_lists)
     del token_lists
 
-    scheme, folds = _folds(y, groups, params)
-    grid = [(a, b) for a in params.nb_alphas for b in params.sgd_alphas]
-    oof_nb = {a: np.zeros(len(y)) for a in params.nb_alphas}
-    oof_lin = {b: np.zeros(len(y)) for b in params.sgd_alphas}
-    steps = len(folds) * (len(params.nb_alphas) + len(params.sgd_alphas))
-    done = 0
-    for train_idx, test_idx in folds:
-        for a in params.nb_alphas:
-            nb = _nb_fit(X[train_idx], y[train_idx], a)
-            oof_nb[a][test_idx] = _nb_score(nb, X[test_idx])
-            done += 1
-            say("cross-validation", done, steps)
-        for b in params.sgd_alphas:
-            sgd = _sgd_fit(X[train_idx], y[train_idx], b, params)
-            oof_lin[b][test_idx] = sgd.decision_function(_tf(X[test_idx], "l2"))
-            done += 1
-            say("cross-validation", done, steps)
-    covered = np.zeros(len(y), dtype=bool)
-    for _, test_idx in folds:
-        covered[test_idx] = True
+    strat = _stratified_folds(y, params)
+    st_nb, st_lin = _oof(X, y, strat, params, say, "cross-validation")
+    by_source = _source_folds(y, groups)
+    if by_source:
+        src_nb, src_lin = _oof(X, y, by_source, params, say, "cross-source")
+        sel_folds, sel_nb, sel_lin = by_source, src_nb, src_lin
+    else:
+        sel_folds, sel_nb, sel_lin = strat, st_nb, st_lin
+    # each model's regularisation, then the mixing weight, by how well it ranks held-out
+    # mail (held-out sources when there are several: generalisation, not memory)
+    nb_alpha = max(params.nb_alphas, key=lambda a: _mean_fold_auc(y, sel_nb[a], sel_folds))
+    sgd_alpha = max(params.sgd_alphas, key=lambda b: _mean_fold_auc(y, sel_lin[b], sel_folds))
+    sd_nb = float(np.std(st_nb[nb_alpha])) or 1.0
+    sd_lin = float(np.std(st_lin[sgd_alpha])) or 1.0
 
-    # choose the pair whose stacked out-of-fold score ranks best
-    best: tuple[float, float, float, np.ndarray] | None = None
-    for a, b in grid:
-        S = np.column_stack([oof_nb[a], oof_lin[b]])[covered]
-        comb = _fit_combiner(S, y[covered])
-        auc = roc_auc(y[covered], comb.decision_function(S))
-        if best is None or auc > best[0] + 1e-9:
-            best = (auc, a, b, S)
-    assert best is not None
-    _, nb_alpha, sgd_alpha, S = best
-    combiner = _fit_combiner(S, y[covered])
-    p_oof = combiner.predict_proba(S)[:, 1]
-    yc = y[covered]
-    fpr, fnr = rates_at_threshold(yc, p_oof, 0.5)
-    metrics = {
-        "cv_scheme": scheme,
-        "cv_folds": len(folds),
-        "cv_auc": roc_auc(yc, p_oof),
-        "cv_auc_bayes": roc_auc(yc, oof_nb[nb_alpha][covered]),
-        "cv_auc_linear": roc_auc(yc, oof_lin[sgd_alpha][covered]),
+    def mixed(nb_s: np.ndarray, lin_s: np.ndarray, w: float) -> np.ndarray:
+        return w * nb_s / sd_nb + (1.0 - w) * lin_s / sd_lin
+
+    weights = [i / 10 for i in range(11)]
+    sel = [_mean_fold_auc(y, mixed(sel_nb[nb_alpha], sel_lin[sgd_alpha], w), sel_folds)
+           for w in weights]
+    w_nb = weights[int(np.argmax(np.round(sel, 5)))]
+    # Platt scaling of the mixed score on the stratified out-of-fold scores
+    z = mixed(st_nb[nb_alpha], st_lin[sgd_alpha], w_nb)
+    platt = LogisticRegression(C=1e4, max_iter=1000).fit(z.reshape(-1, 1), y)
+    a_, b_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    combiner = LogisticRegression()
+    combiner.classes_ = np.array([0, 1])
+    combiner.coef_ = np.array([[a_ * w_nb / sd_nb, a_ * (1.0 - w_nb) / sd_lin]])
+    combiner.intercept_ = np.array([b_])
+    combiner.n_features_in_ = 2
+    p_oof = platt.predict_proba(z.reshape(-1, 1))[:, 1]
+    fpr, fnr = rates_at_threshold(y, p_oof, 0.5)
+    metrics: dict[str, Any] = {
+        "cv_scheme": f"stratified-{len(strat)}-fold",
+        "cv_messages": len(y),
+        "cv_auc": roc_auc(y, p_oof),
+        "cv_auc_bayes": roc_auc(y, st_nb[nb_alpha]),
+        "cv_auc_linear": roc_auc(y, st_lin[sgd_alpha]),
         "cv_fpr_at_0_5": fpr,
         "cv_fnr_at_0_5": fnr,
-        "cv_messages": int(covered.sum()),
+        "cv_fnr_at_fpr_0_1pct": fnr_at_fpr(y, p_oof, 0.001),
+        "cv_fnr_at_fpr_1pct": fnr_at_fpr(y, p_oof, 0.01),
+        "weight_bayes": w_nb,
     }
-    metrics.update(_fnr_at_fprs(yc, p_oof))
-    if scheme == "by-source":
-        g = np.asarray(groups)[covered]
-        per = {}
-        for name in sorted(set(g.tolist())):
-            m = g == name
-            per[name] = roc_auc(yc[m], p_oof[m])
-        metrics["cv_auc_by_source"] = per
+    if by_source:
+        g = np.asarray(groups)
+        zs = mixed(src_nb[nb_alpha], src_lin[sgd_alpha], w_nb)
+        per: dict[str, dict[str, float]] = {}
+        for _, t in by_source:
+            name = str(g[t[0]])
+            per[name] = {
+                "auc": roc_auc(y[t], zs[t]),
+                "auc_bayes": roc_auc(y[t], src_nb[nb_alpha][t]),
+                "auc_linear": roc_auc(y[t], src_lin[sgd_alpha][t]),
+                "fnr_at_fpr_0_1pct": fnr_at_fpr(y[t], zs[t], 0.001),
+                "fnr_at_fpr_1pct": fnr_at_fpr(y[t], zs[t], 0.01),
+                "n": len(t),
+            }
+        metrics["by_source"] = per
 
     say("final fit", 0, 2)
     bayes = _bayes_pipeline(ext, params.n_features, nb_alpha)
@@ -381,7 +420,8 @@ def train_model(
     say("final fit", 2, 2)
     metadata = _base_metadata(ext)
     metadata.update({
-        "params": {"nb_alpha": nb_alpha, "sgd_alpha": sgd_alpha, "sgd_epochs": params.sgd_epochs,
+        "params": {"nb_alpha": nb_alpha, "sgd_alpha": sgd_alpha, "weight_bayes": w_nb,
+                   "sgd_epochs": params.sgd_epochs,
                    "n_features": params.n_features, "random_state": params.random_state,
                    "grid": {"nb_alpha": list(params.nb_alphas),
                             "sgd_alpha": list(params.sgd_alphas)}},
@@ -389,17 +429,6 @@ def train_model(
         "metrics": metrics,
     })
     return SpamModel(bayes, linear, combiner, metadata)
-
-
-def _fit_combiner(S: np.ndarray, y: np.ndarray) -> LogisticRegression:
-    return LogisticRegression(C=1.0, max_iter=1000).fit(S, y)
-
-
-def _fnr_at_fprs(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    from .metrics import fnr_at_fpr
-
-    return {"cv_fnr_at_fpr_0_1pct": fnr_at_fpr(y, scores, 0.001),
-            "cv_fnr_at_fpr_1pct": fnr_at_fpr(y, scores, 0.01)}
 
 
 def _base_metadata(ext: MessageFeatureExtractor) -> dict[str, Any]:

@@ -1,0 +1,594 @@
+"""Complaint intake: the SMTP/LMTP server behind ``report@``, ``ham@`` (and ``optout@``).
+
+Split as in aiosmtpd: the protocol is aiosmtpd's ``SMTP`` / ``LMTP``; the policy
+is :class:`ComplaintIntake` (hooks returning status strings); the hosting is
+:class:`IntakeServer` (one asyncio server, no threads).  Report parsing is the
+pure :mod:`spamwarden.reputation.reports`; storing is :class:`ComplaintStore`.
+
+Recipients (``intake.report_address``, ``intake.ham_address``,
+``intake.optout_address``): a local part, valid at every ``intake.local_domains``
+domain, or a full address.  ``report`` gives complaints of kind ``spam``,
+``ham`` of kind ``ham``.  ``optout`` (and any other address) is served only when
+an :class:`AddressHook` is attached for it (the consent registry attaches one);
+otherwise it does not exist (``550 5.1.1``).
+
+Replies, in the order checks run:
+
+* RCPT: unknown address ``550 5.1.1``; reporter (envelope sender) not in
+  ``intake.local_domains`` ``550 5.7.1``; more than 10 recipients ``452 4.5.3``.
+* DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
+* ``intake.require_auth`` and the report did not arrive authenticated:
+  ``550 5.7.1``.  Authentication is shown by our own MTA's ``Received`` field:
+  Postfix records an authenticated submission as ``with ESMTPSA``/``ESMTPA``
+  (RFC 3848) and, with ``smtpd_sasl_authenticated_header = yes``, as
+  ``(Authenticated sender: ...)``; see
+  :func:`~spamwarden.reputation.reports.submission_authenticated`.  Intake itself
+  offers no AUTH: it listens on loopback behind Postfix.
+* no usable original, or nothing in it to act on: ``550 5.6.0`` and a sentence
+  for the reporter.
+* over ``intake.reporter_rate`` reports in the reporter's current hour:
+  ``450 4.7.1`` (the MTA retries later; nothing is lost).
+* Redis unreachable or failing: ``451 4.3.0`` (the MTA retries).
+* stored: ``250 2.0.0`` with the complaint id; a report the same reporter
+  already made about the same message (same fingerprint, within
+  ``reputation.window``) also gets ``250`` but is not written again.
+
+``250`` is sent only after the stream write succeeded: the de-duplication
+mark, the rate counter, the stream entry and the training example are written
+by one Lua script, so a failure leaves nothing half done and a retry after
+``451`` is never mistaken for a duplicate.  In LMTP mode (``intake.lmtp``) each
+accepted recipient gets its own reply after DATA (RFC 2033 §4.2).
+
+Redis keys (hash tag ``{sw}``, so one script can touch them all):
+
+``sw:{sw}:complaints``
+    stream, one entry per accepted complaint
+    (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); never trimmed here.
+``sw:{sw}:intake:seen:<complaint id>``
+    string (the stream entry id), TTL ``reputation.window``: reporter x kind x
+    fingerprint already stored.
+``sw:{sw}:intake:rate:<reporter>``
+    counter, TTL one hour from the reporter's first report in the window.
+``sw:{sw}:training:<label>:<fingerprint>``
+    string, the reported original (first ``intake.max_example_bytes`` bytes),
+    TTL ``reputation.training_ttl``; ``label`` is ``spam`` (report@) or ``ham``
+    (ham@).  The same message reported by several people is kept once per label.
+``sw:{sw}:training:<label>``
+    sorted set of fingerprints scored by report time (Unix seconds); entries
+    older than ``reputation.training_ttl`` are dropped on every write, and the
+    set itself expires ``training_ttl`` after the last one.  ``spamwarden
+    train`` lists examples here and fetches the strings (a missing string has
+    expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ..config import Config, parse_hostport
+from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
+from ..logs import event
+from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
+from .reports import (
+    NOTHING_ACTIONABLE,
+    DkimVerifier,
+    Network,
+    Original,
+    ReportLimits,
+    extract_indicators,
+    find_original,
+    fingerprint,
+    header_fields,
+    is_actionable,
+    parse_networks,
+    submission_authenticated,
+    verified_domains,
+)
+
+__all__ = [
+    "AddressHook",
+    "IntakeRequest",
+    "ComplaintStore",
+    "RedisComplaintStore",
+    "StoreOutcome",
+    "ComplaintIntake",
+    "IntakeServer",
+    "run_intake",
+    "complaint_id",
+    "seen_key",
+    "rate_key",
+    "example_key",
+    "example_index_key",
+    "REPLIES",
+]
+
+log = logging.getLogger("spamwarden.intake")
+
+Kind = Literal["spam", "ham"]
+MAX_RECIPIENTS = 10
+RATE_WINDOW = 3600
+DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
+
+#: every reply intake gives, in one place (tests compare against these)
+REPLIES = {
+    "rcpt_ok": "250 2.1.5 OK",
+    "no_such_address": "550 5.1.1 <{address}>: no such report address here",
+    "reporter_not_local": (
+        "550 5.7.1 Reports are accepted only from addresses at {domains}; "
+        "<{reporter}> is not one of them"
+    ),
+    "too_many_rcpts": "452 4.5.3 Too many recipients; send the rest in another message",
+    "auth_required": (
+        "550 5.7.1 Reports must be sent through an authenticated (logged-in) connection "
+        "to our mail server"
+    ),
+    "unusable": "550 5.6.0 {sentence}",
+    "rate_limited": (
+        "450 4.7.1 Too many reports from <{reporter}> in the last hour; "
+        "it will be accepted later"
+    ),
+    "store_failed": "451 4.3.0 Temporary problem storing your report; please try again later",
+    "internal": "451 4.3.0 Temporary internal problem; please try again later",
+    "accepted": "250 2.0.0 Report accepted as {id}",
+    "duplicate": "250 2.0.0 Report already received as {id}; counted once",
+}
+
+
+def complaint_id(kind: str, reporter: str, fp: str) -> str:
+    """The complaint id: derived from kind, reporter and fingerprint (32 hex digits),
+    so a replay of the same report has the same id."""
+    return hashlib.sha256(f"{kind}\0{reporter}\0{fp}".encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def seen_key(cid: str) -> str:
+    return f"sw:{{sw}}:intake:seen:{cid}"
+
+
+def rate_key(reporter: str) -> str:
+    return f"sw:{{sw}}:intake:rate:{reporter}"
+
+
+def example_key(label: str, fp: str) -> str:
+    return f"{TRAINING_KEY}:{label}:{fp}"
+
+
+def example_index_key(label: str) -> str:
+    return f"{TRAINING_KEY}:{label}"
+
+
+# -- the store --------------------------------------------------------------------------------
+
+StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
+
+_STORE_LUA = """
+-- KEYS: stream, seen, rate, example, example index
+-- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, fields...
+local seen = redis.call('GET', KEYS[2])
+if seen then return {'duplicate', seen} end
+local n = tonumber(redis.call('GET', KEYS[3]) or '0')
+if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 8))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
+if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+if ARGV[6] ~= '' then
+  local ttl = tonumber(ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[6], 'EX', ttl)
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[5]) - ttl)
+  redis.call('EXPIRE', KEYS[5], ttl)
+end
+return {'added', id}
+"""
+
+
+class ComplaintStore(Protocol):
+    """Where accepted complaints go (Redis in production)."""
+
+    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+        """Store a complaint once, atomically with its de-duplication mark, the
+        reporter's rate counter and the training example.
+
+        :returns: ``("added", stream id)``, ``("duplicate", stream id of the
+            first)`` or ``("rate_limited", "")``.
+        :raises StoreError: the store failed; nothing was stored.
+        """
+        ...
+
+
+class RedisComplaintStore:
+    """:class:`ComplaintStore` over ``redis.asyncio`` (see the module docstring for keys).
+
+    :param client: a ``redis.asyncio.Redis`` (``redisconn.async_client``).
+    :param seen_ttl: how long a reporter x message pair counts once (seconds).
+    :param training_ttl: lifetime of stored examples (seconds).
+    """
+
+    def __init__(self, client: Any, *, seen_ttl: float, training_ttl: float) -> None:
+        self.client = client
+        self.seen_ttl = max(1, int(seen_ttl))
+        self.training_ttl = max(1, int(training_ttl))
+        self._script = client.register_script(_STORE_LUA)
+
+    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+        import redis.exceptions
+
+        label = complaint.kind
+        fields: list[str | bytes] = []
+        for k, v in complaint.to_fields().items():
+            fields += [k, v]
+        keys = [
+            COMPLAINTS_KEY,
+            seen_key(complaint.id),
+            rate_key(complaint.reporter),
+            example_key(label, complaint.fingerprint),
+            example_index_key(label),
+        ]
+        args: list[str | bytes | int | float] = [
+            self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
+            repr(complaint.received_at), example, complaint.fingerprint, *fields,
+        ]
+        try:
+            status, ident = await self._script(keys=keys, args=args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise StoreError(f"Redis failed: {exc}") from exc
+        status_s = status.decode() if isinstance(status, bytes) else str(status)
+        ident_s = ident.decode() if isinstance(ident, bytes) else str(ident)
+        if status_s not in ("added", "duplicate", "rate_limited"):
+            raise StoreError(f"unexpected answer from the store script: {status_s!r}")
+        return status_s, ident_s  # type: ignore[return-value]
+
+
+# -- hooks for other addresses ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRequest:
+    """One message for a hooked address (e.g. ``optout@``).
+
+    :ivar reporter: the envelope sender, lower-cased ("" for ``<>``).
+    :ivar recipient: the address it was sent to.
+    :ivar raw: the message as received.
+    :ivar authenticated: our MTA received it from an authenticated client.
+    :ivar local_reporter: the reporter's domain is one of ``intake.local_domains``.
+    """
+
+    reporter: str
+    recipient: str
+    raw: bytes
+    authenticated: bool
+    local_reporter: bool
+
+
+class AddressHook(Protocol):
+    """Handles mail to an address that is not report@ / ham@ (the consent
+    registry attaches one for ``optout``).  Returns the SMTP reply, e.g.
+    ``"250 2.0.0 Unsubscribed"``; must return ``451 4.3.0 ...`` itself on store
+    trouble.  Exceptions are logged and answered ``451 4.3.0``."""
+
+    async def __call__(self, request: IntakeRequest) -> str: ...
+
+
+# -- the policy (aiosmtpd handler) ----------------------------------------------------------
+
+
+def _lower_address(address: str) -> str:
+    return address.strip().strip("<>").strip().lower()
+
+
+class ComplaintIntake:
+    """The aiosmtpd handler: which addresses exist, who may report, what to store.
+
+    :param cfg: the configuration (``[intake]``, ``[reputation]``, ``[consent]`` labels).
+    :param store: where complaints go.
+    :param dkim_verifier: re-verifies DKIM of intact originals (sync; run in a
+        thread); ``None``: no ``d=`` is ever counted as verified.
+    :param hooks: handlers for further addresses, keyed ``"optout"`` (meaning
+        ``intake.optout_address``) or a full address / local part.
+    :param clock: Unix time source (tests inject one).
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: ComplaintStore,
+        *,
+        dkim_verifier: DkimVerifier | None = None,
+        hooks: Mapping[str, AddressHook] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        ic = cfg.intake
+        self.store = store
+        self.dkim_verifier = dkim_verifier
+        self.clock = clock
+        self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
+        self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
+        self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
+        self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
+        self.hooks: dict[str, AddressHook] = {}
+        self._route(ic.report_address, "spam")
+        self._route(ic.ham_address, "ham")
+        for name, hook in (hooks or {}).items():
+            target = ic.optout_address if name == "optout" else name
+            self._route(target, f"hook:{name}")
+            self.hooks[f"hook:{name}"] = hook
+
+    def _route(self, address: str, kind: str) -> None:
+        address = address.strip().lower()
+        if not address:
+            return
+        if "@" in address:
+            self.routes[address] = kind
+        else:
+            for dom in self.local_domains:
+                self.routes[f"{address}@{dom}"] = kind
+
+    def kind_of(self, address: str) -> str | None:
+        """``"spam"``, ``"ham"``, ``"hook:<name>"`` or ``None`` for a recipient."""
+        return self.routes.get(_lower_address(address))
+
+    def reporter_is_local(self, reporter: str) -> bool:
+        """The envelope sender's domain is one of ``intake.local_domains`` (exactly)."""
+        addr = _lower_address(reporter)
+        if "@" not in addr:
+            return False
+        return addr.rsplit("@", 1)[1].rstrip(".") in self.local_domains
+
+    # -- aiosmtpd hooks ---------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        kind = self.kind_of(address)
+        if kind is None:
+            return REPLIES["no_such_address"].format(address=_lower_address(address))
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return REPLIES["too_many_rcpts"]
+        if kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or ""):
+            return REPLIES["reporter_not_local"].format(
+                domains=", ".join(self.local_domains) or "(none configured)",
+                reporter=_lower_address(envelope.mail_from or ""),
+            )
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.append(rcpt_options)
+        return REPLIES["rcpt_ok"]
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):  # decode_data servers
+            raw = raw.encode("utf-8", "surrogateescape")
+        reporter = _lower_address(envelope.mail_from or "")
+        replies: dict[str, str] = {}
+        for rcpt in envelope.rcpt_tos:
+            kind = self.kind_of(rcpt) or ""
+            if kind in replies:
+                continue
+            try:
+                if kind in ("spam", "ham"):
+                    replies[kind] = await self.accept_report(kind, reporter, raw)  # type: ignore[arg-type]
+                else:
+                    replies[kind] = await self._call_hook(kind, reporter, rcpt, raw)
+            except Exception:  # noqa: BLE001 - never crash a session; the MTA retries
+                log.exception("intake failed")
+                replies[kind] = REPLIES["internal"]
+        if isinstance(server, LMTP):  # RFC 2033 §4.2: one reply per recipient
+            return "\r\n".join(replies[self.kind_of(r) or ""] for r in envelope.rcpt_tos)
+        return _worst(list(replies.values()))
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("intake session error: %r", error, exc_info=error)
+        return REPLIES["internal"]
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def _authenticated(self, raw: bytes) -> bool:
+        return submission_authenticated(header_fields(raw), self.trusted)
+
+    async def _call_hook(self, kind: str, reporter: str, rcpt: str, raw: bytes) -> str:
+        hook = self.hooks[kind]
+        request = IntakeRequest(
+            reporter=reporter, recipient=_lower_address(rcpt), raw=raw,
+            authenticated=self._authenticated(raw), local_reporter=self.reporter_is_local(reporter),
+        )
+        return await hook(request)
+
+    async def _verify_dkim(self, original: Original) -> tuple[str, ...]:
+        if self.dkim_verifier is None or not original.intact or not original.message:
+            return ()
+        try:
+            results = await asyncio.wait_for(
+                asyncio.to_thread(self.dkim_verifier, original.message), DKIM_BUDGET
+            )
+        except Exception as exc:  # noqa: BLE001 - a failed check verifies nothing
+            event(log, "dkim re-verification failed", logging.WARNING, error=repr(exc))
+            return ()
+        return verified_domains(results)
+
+    async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
+        """Turn one report into a stored complaint; the SMTP reply.
+
+        :param kind: ``spam`` (report@) or ``ham`` (ham@).
+        :param reporter: the envelope sender, lower-cased.
+        :param raw: the report as received.
+        """
+        ic = self.cfg.intake
+        if ic.require_auth and not self._authenticated(raw):
+            event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
+            return REPLIES["auth_required"]
+        try:
+            original = find_original(raw, local_domains=self.local_domains, limits=self.limits)
+        except ReportError as exc:
+            event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
+            return REPLIES["unusable"].format(sentence=str(exc))
+        verified = await self._verify_dkim(original)
+        ind = extract_indicators(
+            original, trusted_relays=self.trusted, max_urls=ic.max_urls,
+            ad_labels=tuple(self.cfg.consent.labels), dkim_verified=verified, limits=self.limits,
+        )
+        if not is_actionable(ind):
+            event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
+                  source=original.source)
+            return REPLIES["unusable"].format(sentence=NOTHING_ACTIONABLE)
+        fp = fingerprint(original, limits=self.limits)
+        cid = complaint_id(kind, reporter, fp)
+        complaint = Complaint(
+            id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
+            indicators=ind, source=original.source,
+        )
+        example = original.message[: ic.max_example_bytes] if original.message else b""
+        try:
+            status, entry = await self.store.add(
+                complaint, example=example, reporter_limit=ic.reporter_rate
+            )
+        except StoreError as exc:
+            event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
+                  error=str(exc))
+            return REPLIES["store_failed"]
+        _log_outcome(status, complaint, entry)
+        if status == "rate_limited":
+            return REPLIES["rate_limited"].format(reporter=reporter)
+        if status == "duplicate":
+            return REPLIES["duplicate"].format(id=cid)
+        return REPLIES["accepted"].format(id=cid)
+
+
+def _log_outcome(status: str, c: Complaint, entry: str) -> None:
+    ind: Indicators = c.indicators
+    event(log, f"report {status}", id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
+          entry=entry or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
+          mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
+
+
+def _worst(replies: Sequence[str]) -> str:
+    """One SMTP reply for several recipients: a temporary failure wins (the MTA
+    retries and de-duplication absorbs what was stored), then a permanent one."""
+    for prefix in ("4", "5"):
+        for r in replies:
+            if r.startswith(prefix):
+                return r
+    return replies[0] if replies else REPLIES["internal"]
+
+
+# -- hosting ------------------------------------------------------------------------------------
+
+
+class IntakeServer:
+    """Hosts a handler on one TCP address with aiosmtpd's SMTP or LMTP protocol.
+
+    :param handler: the aiosmtpd handler (:class:`ComplaintIntake`).
+    :param host: address to bind (``127.0.0.1``).
+    :param port: port; 0 picks a free one (see :attr:`port` after :meth:`start`).
+    :param lmtp: speak LMTP (RFC 2033) instead of SMTP.
+    :param data_size_limit: DATA larger than this is drained and answered 552.
+    :param hostname: name in the greeting (default: this host's FQDN).
+    :param timeout: idle seconds before a session is closed.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        lmtp: bool = False,
+        data_size_limit: int = 10_240_000,
+        hostname: str | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.lmtp = lmtp
+        self.data_size_limit = data_size_limit
+        self.hostname = hostname or socket.getfqdn()
+        self.timeout = timeout
+        self._server: asyncio.base_events.Server | None = None
+
+    def _protocol(self) -> SMTP:
+        cls = LMTP if self.lmtp else SMTP
+        return cls(
+            self.handler,
+            data_size_limit=self.data_size_limit,
+            enable_SMTPUTF8=True,
+            hostname=self.hostname,
+            timeout=self.timeout,
+            loop=asyncio.get_running_loop(),
+        )
+
+    async def start(self) -> None:
+        """Bind and start accepting sessions.
+
+        :raises ServiceError: the address cannot be bound.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(self._protocol, host=self.host, port=self.port)
+        except OSError as exc:
+            raise ServiceError(f"intake cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        event(log, "intake listening", address=f"{self.host}:{self.port}",
+              protocol="lmtp" if self.lmtp else "smtp")
+
+    async def stop(self) -> None:
+        """Stop accepting and close the listening socket."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+async def run_intake(
+    cfg: Config,
+    *,
+    dkim_verifier: DkimVerifier | None = None,
+    hooks: Mapping[str, AddressHook] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run intake until SIGTERM / SIGINT (or ``stop`` is set).
+
+    :raises ServiceError: the listen address is unusable or cannot be bound.
+    """
+    from ..redisconn import async_client
+
+    try:
+        host, port = parse_hostport(cfg.intake.listen)
+    except ValueError as exc:
+        raise ServiceError(f"intake.listen: {exc}") from exc
+    client = async_client(cfg)
+    store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
+                                training_ttl=cfg.reputation.training_ttl)
+    handler = ComplaintIntake(cfg, store, dkim_verifier=dkim_verifier, hooks=hooks)
+    if not handler.local_domains:
+        event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
+    server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
+                          data_size_limit=cfg.intake.max_message_bytes)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        await client.aclose()
+        event(log, "intake stopped")
+

@@ -1,0 +1,974 @@
+"""Finding the reported message in a complaint, and what it says about its source.
+
+Pure functions over bytes: no I/O, bounded work, and for any input either a
+result or a :class:`~spamwarden.errors.ReportError` whose text is one sentence
+a reporter understands (intake sends it back in a ``550 5.6.0`` reply).
+
+:func:`find_original` recognises, in this order:
+
+``bare``
+    the message itself, redirected or bounced to the report address by the
+    reporter's client (``Resent-*`` header block, RFC 5322 §3.6.6).  Headers
+    above the resent block (the reporter's own hops) are dropped.
+``arf``
+    an RFC 5965 feedback report: ``multipart/report; report-type=feedback-report``
+    with a ``message/feedback-report`` part (its fields become :class:`ArfFields`)
+    and the original as ``message/rfc822`` or headers only as
+    ``text/rfc822-headers`` (RFC 6590 redaction tolerated).
+``attached``
+    the first ``message/rfc822`` part anywhere in the report ("forward as
+    attachment" in Gmail, Outlook, Thunderbird, Apple Mail), or a ``*.eml``
+    attachment of another declared type.
+``inline``
+    an inline forward: the text after a forward marker (Gmail's ``----------
+    Forwarded message ---------``, Outlook's ``From:/Sent:`` block, Thunderbird's
+    ``-------- Forwarded Message --------``, Apple Mail's ``Begin forwarded
+    message:``, and their common translations), with the forwarded header block
+    (From, Date/Sent, Subject, To, Reply-To) recovered where present.  Best effort:
+    the original is rebuilt as a plain-text message and is never "intact".
+``bare`` (again)
+    with ``local_domains`` given, a message whose From is not in them is taken
+    as re-sent as is (a client's "redirect" without ``Resent-*``), unless it is
+    an automatic message (``Auto-Submitted``, RFC 3834) such as an unsubscribe
+    request.
+
+:func:`extract_indicators` then turns the original (and ARF fields) into
+:class:`~spamwarden.reputation.complaints.Indicators`, :func:`fingerprint`
+identifies the reported message for de-duplication, and
+:func:`submission_authenticated` tells whether our own MTA received the report
+from an authenticated client.
+
+Source IP (``Indicators.source_ip``): the ARF ``Source-IP`` when present and
+routable, else the client address of the first ``Received`` hop (topmost
+first) that is neither in the trusted relays nor a non-routable address
+(RFC 1918, loopback, link-local, CGNAT, ULA; documentation ranges count as
+routable so test reports work).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.message
+import email.utils
+import hashlib
+import ipaddress
+import quopri
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Protocol, Sequence
+
+from ..errors import ReportError
+from ..mail import (
+    DEFAULT_AD_LABELS,
+    MessageView,
+    ParseLimits,
+    ad_label,
+    decode_header_value,
+    domain_of_address,
+    extract_urls,
+    normalize_domain,
+    parse_message,
+    registrable_domain,
+    url_domain,
+)
+from .complaints import Indicators
+
+__all__ = [
+    "ArfFields",
+    "Original",
+    "ReportLimits",
+    "DkimSignatureResult",
+    "DkimVerifier",
+    "find_original",
+    "header_fields",
+    "parse_arf_fields",
+    "extract_indicators",
+    "fingerprint",
+    "is_actionable",
+    "received_client_ip",
+    "first_untrusted_hop",
+    "submission_authenticated",
+    "verified_domains",
+    "parse_networks",
+    "NO_ORIGINAL",
+    "NOTHING_ACTIONABLE",
+    "AUTOMATIC_MESSAGE",
+]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: the sentences reporters get back (after ``550 5.6.0``)
+NO_ORIGINAL = (
+    "No reported message was found in your report: forward the unwanted message as an "
+    "attachment (\"Forward as attachment\"), or forward it inline without editing the "
+    "forwarded headers."
+)
+NOTHING_ACTIONABLE = (
+    "The reported message names no sending server, sender domain or link that could be "
+    "acted on."
+)
+AUTOMATIC_MESSAGE = (
+    "This is an automatic message (such as an unsubscribe request or an auto-reply), "
+    "not a forwarded unwanted message."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """Bounds on the work done for one report."""
+
+    max_bytes: int = 10_240_000
+    max_parts: int = 100
+    max_depth: int = 8
+    max_headers: int = 500
+    max_text_chars: int = 200_000
+    max_dkim_domains: int = 10
+    max_received: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ArfFields:
+    """The machine-readable part of an RFC 5965 report (§3.1, §3.2; RFC 6591).
+
+    Single fields are ``None`` when absent; ``feedback_type`` and
+    ``auth_failure`` are lower-cased.  ``arrival_date`` is a Unix time from
+    ``Arrival-Date`` (or the pre-RFC ``Received-Date``).  ``source_ip`` is the
+    address alone (a trailing comment such as a host name is dropped) or
+    ``None`` when the field is not an IP address.
+    """
+
+    feedback_type: str = ""
+    user_agent: str | None = None
+    version: str | None = None
+    original_mail_from: str | None = None
+    original_rcpt_to: tuple[str, ...] = ()
+    original_envelope_id: str | None = None
+    arrival_date: float | None = None
+    reporting_mta: str | None = None
+    source_ip: str | None = None
+    incidents: int = 1
+    reported_domains: tuple[str, ...] = ()
+    reported_uris: tuple[str, ...] = ()
+    authentication_results: tuple[str, ...] = ()
+    auth_failure: str | None = None
+    delivery_result: str | None = None
+    dkim_domain: str | None = None
+    dkim_identity: str | None = None
+    dkim_selector: str | None = None
+    removal_recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """The reported message as found in a report.
+
+    :ivar source: how it was found: ``arf``, ``attached``, ``inline`` or ``bare``.
+    :ivar message: the original's bytes: a whole message, its header section
+        only (``headers_only``), a plain-text message rebuilt from an inline
+        forward, or ``b""`` when an ARF report carries no usable copy.
+    :ivar intact: the bytes are the message as it was received, so DKIM
+        signatures can be re-verified (attached, ARF ``message/rfc822``, bare).
+    :ivar arf: the ARF fields, for ``source == "arf"``.
+    :ivar extra_urls: links recovered from the HTML of an inline forward.
+    :ivar notes: what was odd about the report (for logs).
+    """
+
+    source: Literal["arf", "attached", "inline", "bare"]
+    message: bytes
+    intact: bool = False
+    headers_only: bool = False
+    arf: ArfFields | None = None
+    extra_urls: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+class DkimSignatureResult(Protocol):
+    """One verified DKIM signature as the milter's ``verify_dkim`` returns it."""
+
+    @property
+    def result(self) -> str: ...
+
+    @property
+    def domain(self) -> str: ...
+
+
+class DkimVerifier(Protocol):
+    """Verifies every DKIM signature of a whole message (RFC 6376 §6.1).
+
+    The milter's ``verify_dkim`` with its resolver bound (``functools.partial``)
+    fits.  Must not raise for bad messages or DNS trouble.
+    """
+
+    def __call__(self, raw: bytes) -> Sequence[DkimSignatureResult]: ...
+
+
+# -- MIME entities over raw bytes -----------------------------------------------------------
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    raw: bytes
+    depth: int
+
+    def get(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self.headers if k.lower() == lname]
+
+
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
+        return b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+    m = _HEAD_END.search(raw)
+    if m is None:
+        return raw, b""
+    return raw[: m.start()], raw[m.end():]
+
+
+def _parse_headers(head: bytes, max_headers: int) -> list[tuple[str, str]]:
+    """Unfolded ``(name, value)`` pairs; lines that are not headers end the section."""
+    out: list[tuple[str, str]] = []
+    name: str | None = None
+    value: list[str] = []
+    for line in head.split(b"\n"):
+        text = line.rstrip(b"\r").decode("utf-8", "replace")
+        if text[:1] in (" ", "\t"):
+            if name is not None:
+                value.append(text.strip())
+            continue
+        if name is not None:
+            out.append((name, " ".join(v for v in value if v)))
+            name = None
+            if len(out) >= max_headers:
+                break
+        n, sep, v = text.partition(":")
+        n = n.strip()
+        if sep and _HEADER_NAME.match(n):
+            name, value = n, [v.strip()]
+    if name is not None and len(out) < max_headers:
+        out.append((name, " ".join(v for v in value if v)))
+    return out
+
+
+def header_fields(raw: bytes, *, max_headers: int = 500) -> list[tuple[str, str]]:
+    """The unfolded header fields of a message (the first 256 KiB are read)."""
+    head, _ = _split_head(raw[:262144])
+    return _parse_headers(head, max_headers)
+
+
+def _entity(raw: bytes, depth: int, limits: ReportLimits) -> _Entity:
+    head, body = _split_head(raw)
+    return _Entity(tuple(_parse_headers(head, limits.max_headers)), body, raw, depth)
+
+
+def _content_type(ent: _Entity) -> tuple[str, dict[str, str]]:
+    value = ent.get("Content-Type")
+    if not value:
+        return "text/plain", {}
+    msg = email.message.Message()
+    try:
+        msg["Content-Type"] = value
+        ctype = msg.get_content_type().lower()
+        params: dict[str, str] = {}
+        for key in ("boundary", "report-type", "name", "charset"):
+            p = msg.get_param(key)
+            if isinstance(p, tuple):
+                p = email.utils.collapse_rfc2231_value(p)
+            if isinstance(p, str):
+                params[key] = p
+        return ctype, params
+    except (ValueError, TypeError, IndexError, LookupError, AttributeError):
+        return "text/plain", {}
+
+
+def _filename(ent: _Entity) -> str:
+    disp = ent.get("Content-Disposition") or ""
+    m = re.search(r'filename\*?=\s*"?([^";]+)', disp, re.I)
+    if m:
+        return m.group(1).strip()
+    _, params = _content_type(ent)
+    return params.get("name", "")
+
+
+def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
+    """The parts of a multipart body, byte-exact (RFC 2046 §5.1.1)."""
+    b = re.escape(boundary.encode("utf-8", "replace"))
+    delim = re.compile(rb"(?:\A|\r?\n)--" + b + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    parts: list[bytes] = []
+    start: int | None = None
+    for m in delim.finditer(body):
+        if start is not None:
+            parts.append(body[start:m.start()])
+            if len(parts) >= max_parts:
+                return parts
+        if m.group(1):
+            return parts
+        start = m.end()
+    if start is not None:  # no closing delimiter: keep what came
+        parts.append(body[start:])
+    return parts
+
+
+def _walk(raw: bytes, limits: ReportLimits) -> list[_Entity]:
+    """Every entity in document order, the root first; ``message/*`` parts are leaves."""
+    out: list[_Entity] = []
+    stack: list[tuple[bytes, int]] = [(raw, 0)]
+    while stack and len(out) < limits.max_parts:
+        data, depth = stack.pop()
+        ent = _entity(data, depth, limits)
+        out.append(ent)
+        ctype, params = _content_type(ent)
+        if ctype.startswith("multipart/") and params.get("boundary") and depth < limits.max_depth:
+            children = _split_multipart(ent.body, params["boundary"], limits.max_parts)
+            for child in reversed(children):
+                stack.append((child, depth + 1))
+    return out
+
+
+def _decoded_body(ent: _Entity) -> bytes:
+    cte = (ent.get("Content-Transfer-Encoding") or "").strip().lower()
+    if cte == "base64":
+        try:
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", ent.body) + b"==")
+        except (binascii.Error, ValueError):
+            return b""
+    if cte == "quoted-printable":
+        return quopri.decodestring(ent.body)
+    return ent.body
+
+
+def _text_of(ent: _Entity) -> str:
+    _, params = _content_type(ent)
+    charset = (params.get("charset") or "utf-8").strip().lower()
+    data = _decoded_body(ent)
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+_MESSAGE_HEADERS = {
+    "from", "received", "subject", "return-path", "message-id", "date", "dkim-signature",
+    "to", "reply-to", "sender",
+}
+
+
+def _looks_like_message(data: bytes, limits: ReportLimits) -> bool:
+    head, _ = _split_head(data.lstrip(b"\r\n")[:262144])
+    headers = _parse_headers(head, limits.max_headers)
+    return any(k.lower() in _MESSAGE_HEADERS for k, _ in headers)
+
+
+# -- ARF ------------------------------------------------------------------------------------
+
+_IP_TOKEN = re.compile(r"^\[?(?:IPv6:)?([0-9A-Fa-f:.]+?)\]?(?:[\s(;,]|$)")
+
+
+def _ip_or_none(text: str | None) -> str | None:
+    if not text:
+        return None
+    m = _IP_TOKEN.match(text.strip())
+    if not m:
+        return None
+    try:
+        return str(ipaddress.ip_address(m.group(1)))
+    except ValueError:
+        return None
+
+
+def _date(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(text)
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return None
+
+
+def parse_arf_fields(text: str, *, max_headers: int = 500) -> ArfFields:
+    """The fields of a ``message/feedback-report`` body (RFC 5965 §3.1-3.3)."""
+    fields = _parse_headers(text.encode("utf-8", "replace"), max_headers)
+
+    def one(name: str) -> str | None:
+        lname = name.lower()
+        for k, v in fields:
+            if k.lower() == lname and v:
+                return v
+        return None
+
+    def many(name: str) -> tuple[str, ...]:
+        lname = name.lower()
+        return tuple(v for k, v in fields if k.lower() == lname and v)
+
+    reporting = one("Reporting-MTA")
+    if reporting and ";" in reporting:
+        reporting = reporting.split(";", 1)[1].strip()
+    try:
+        incidents = max(1, int(one("Incidents") or "1"))
+    except ValueError:
+        incidents = 1
+    ftype = (one("Feedback-Type") or "").strip().lower()
+    failure = one("Auth-Failure")
+    return ArfFields(
+        feedback_type=ftype,
+        user_agent=one("User-Agent"),
+        version=one("Version"),
+        original_mail_from=one("Original-Mail-From"),
+        original_rcpt_to=many("Original-Rcpt-To"),
+        original_envelope_id=one("Original-Envelope-Id"),
+        arrival_date=_date(one("Arrival-Date") or one("Received-Date")),
+        reporting_mta=reporting,
+        source_ip=_ip_or_none(one("Source-IP")),
+        incidents=incidents,
+        reported_domains=many("Reported-Domain"),
+        reported_uris=many("Reported-URI"),
+        authentication_results=many("Authentication-Results"),
+        auth_failure=failure.strip().lower() if failure else None,
+        delivery_result=one("Delivery-Result"),
+        dkim_domain=one("DKIM-Domain"),
+        dkim_identity=one("DKIM-Identity"),
+        dkim_selector=one("DKIM-Selector"),
+        removal_recipients=many("Removal-Recipient"),
+    )
+
+
+def _arf_useful(arf: ArfFields) -> bool:
+    return bool(arf.source_ip or arf.original_mail_from or arf.reported_domains
+                or arf.reported_uris or arf.dkim_domain)
+
+
+def _from_arf(entities: list[_Entity], idx: int, limits: ReportLimits) -> Original:
+    arf = parse_arf_fields(_text_of(entities[idx]), max_headers=limits.max_headers)
+    notes: list[str] = []
+    for ent in entities[idx + 1:] + entities[:idx]:
+        ctype, _ = _content_type(ent)
+        if ctype == "message/rfc822":
+            data = _decoded_body(ent)
+            if _looks_like_message(data, limits):
+                return Original("arf", data, intact=True, arf=arf)
+            notes.append("message/rfc822 part holds no message (redacted?)")
+        elif ctype in ("text/rfc822-headers", "text/rfc822-header"):
+            data = _decoded_body(ent)
+            head, _ = _split_head(data.lstrip(b"\r\n"))
+            if _parse_headers(head, limits.max_headers):
+                return Original("arf", head + b"\r\n\r\n", headers_only=True, arf=arf)
+    if not _arf_useful(arf):
+        raise ReportError(NO_ORIGINAL)
+    notes.append("no copy of the original; ARF fields only")
+    return Original("arf", b"", arf=arf, notes=tuple(notes))
+
+
+# -- inline forwards ------------------------------------------------------------------------
+
+_FORWARD_MARKER = re.compile(
+    r"^[ \t>]*(?:"
+    r"-{3,}\s*(?:Forwarded message|Original Message|Forwarded Message|"
+    r"Weitergeleitete Nachricht|Ursprüngliche Nachricht|Message transféré|Message d'origine|"
+    r"Mensaje reenviado|Mensaje original|Messaggio inoltrato|Mensagem encaminhada|"
+    r"Thư đã chuyển tiếp|Tin nhắn đã chuyển tiếp|Thư chuyển tiếp|Пересылаемое сообщение|"
+    r"Doorgestuurd bericht)\s*-{3,}"
+    r"|Begin forwarded message:|Début du message réexpédié :|Anfang der weitergeleiteten Nachricht:"
+    r"|_{10,}"
+    r")\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_HTML_FORWARD_MARKER = re.compile(
+    r"gmail_quote|divRplyFwdMsg|moz-forward-container|OLK_SRC_BODY_SECTION|appendonsend|"
+    r"Forwarded message|Forwarded Message|Begin forwarded message|Original Message",
+    re.IGNORECASE,
+)
+_FIELD_NAMES = {
+    "from": "From", "von": "From", "de": "From", "từ": "From", "da": "From", "van": "From",
+    "от": "From",
+    "subject": "Subject", "betreff": "Subject", "objet": "Subject", "asunto": "Subject",
+    "oggetto": "Subject", "assunto": "Subject", "chủ đề": "Subject", "tiêu đề": "Subject",
+    "onderwerp": "Subject", "тема": "Subject",
+    "date": "Date", "sent": "Date", "datum": "Date", "gesendet": "Date", "envoyé": "Date",
+    "enviado": "Date", "inviato": "Date", "ngày": "Date", "đã gửi": "Date", "gửi": "Date",
+    "verzonden": "Date", "дата": "Date", "отправлено": "Date", "date d'envoi": "Date",
+    "to": "To", "an": "To", "à": "To", "para": "To", "a": "To", "tới": "To", "đến": "To",
+    "aan": "To", "кому": "To",
+    "cc": "Cc", "reply-to": "Reply-To", "antwort an": "Reply-To", "répondre à": "Reply-To",
+}
+_FIELD_LINE = re.compile(r"^[ \t>]*\*?([^\W\d_][\w' -]{0,18}?)\*?\s*:\*?[ \t]*(.*)$")
+_MAILTO = re.compile(r"[\[<]mailto:([^\]>\s]+)[\]>]", re.I)
+
+
+def _field(line: str) -> tuple[str, str] | None:
+    m = _FIELD_LINE.match(line)
+    if not m:
+        return None
+    name = _FIELD_NAMES.get(m.group(1).strip().lower())
+    if name is None:
+        return None
+    value = m.group(2).strip().strip("*").strip()
+    return name, _MAILTO.sub(lambda mm: f"<{mm.group(1)}>", value)
+
+
+def _header_block(lines: list[str], start: int) -> tuple[dict[str, str], int] | None:
+    """A forwarded header block starting at ``lines[start]`` (blank lines skipped first)."""
+    i = start
+    while i < len(lines) and not lines[i].strip(" \t>"):
+        i += 1
+        if i - start > 3:
+            return None
+    found: dict[str, str] = {}
+    last: str | None = None
+    extra = 0
+    while i < len(lines) and len(found) < 8:
+        line = lines[i]
+        if not line.strip(" \t>"):
+            break
+        f = _field(line)
+        if f is not None:
+            found.setdefault(f[0], f[1])
+            last = f[0]
+            extra = 0
+        elif last is not None and extra < 3 and last in ("To", "Cc"):
+            found[last] += " " + line.strip(" \t>")  # a wrapped recipient list
+            extra += 1
+        else:
+            break
+        i += 1
+    if len(found) < 2 or "From" not in found and "Subject" not in found:
+        return None
+    return found, i
+
+
+def _find_inline(text: str) -> tuple[dict[str, str], str] | None:
+    lines = text.replace("\r\n", "\n").split("\n")[:20000]
+    marker = _FORWARD_MARKER.search(text.replace("\r\n", "\n"))
+    candidates: list[int] = []
+    if marker is not None:
+        candidates.append(text.replace("\r\n", "\n")[: marker.start()].count("\n") + 1)
+    # Outlook desktop puts the header block under a rule or nothing at all
+    candidates += [i for i, line in enumerate(lines) if (f := _field(line)) and f[0] == "From"][:5]
+    for start in candidates:
+        block = _header_block(lines, start)
+        if block is None:
+            continue
+        headers, end = block
+        body_lines = lines[end:]
+        quoted = [ln for ln in body_lines if ln.strip()]
+        if quoted and all(ln.lstrip().startswith(">") for ln in quoted):
+            body_lines = [re.sub(r"^\s*>\s?", "", ln) for ln in body_lines]
+        return headers, "\n".join(body_lines).strip("\n")
+    return None
+
+
+def _clean_header_value(value: str) -> str:
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:998]
+
+
+def _from_inline(entities: list[_Entity], limits: ReportLimits) -> Original | None:
+    plain: str | None = None
+    markup: str | None = None
+    for ent in entities:
+        ctype, _ = _content_type(ent)
+        if _filename(ent) or (ent.get("Content-Disposition") or "").lower().startswith("attach"):
+            continue
+        if ctype == "text/plain" and plain is None:
+            plain = _text_of(ent)[: limits.max_text_chars * 2]
+        elif ctype == "text/html" and markup is None:
+            markup = _text_of(ent)[: limits.max_text_chars * 4]
+    text = plain
+    if text is None and markup is not None:
+        from ..mail import html_to_text
+
+        text = html_to_text(markup, limit=limits.max_text_chars)
+    if not text:
+        return None
+    found = _find_inline(text)
+    if found is None:
+        return None
+    headers, body = found
+    extra: tuple[str, ...] = ()
+    if markup:
+        m = _HTML_FORWARD_MARKER.search(markup)
+        if m is not None:
+            urls = extract_urls("", markup[m.start():], limit=200)
+            extra = tuple(u for u in urls if not u.lower().startswith("mailto:"))
+    lines = [f"{name}: {_clean_header_value(value)}" for name, value in headers.items()]
+    lines.append("MIME-Version: 1.0")
+    lines.append("Content-Type: text/plain; charset=utf-8")
+    rebuilt = ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(
+        "utf-8", "replace"
+    )
+    return Original("inline", rebuilt, extra_urls=extra)
+
+
+# -- bare re-sent messages ------------------------------------------------------------------
+
+_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.M)
+
+
+def _cut_above_resent(raw: bytes) -> bytes:
+    """Drop the header lines above the topmost ``Resent-*`` field (the re-sender's hops)."""
+    head, _ = _split_head(raw)
+    for m in _HEADER_LINE.finditer(head):
+        if m.group(1).lower().startswith(b"resent-"):
+            return raw[m.start():]
+    return raw
+
+
+def _is_automatic(root: _Entity) -> bool:
+    auto = (root.get("Auto-Submitted") or "no").strip().lower()
+    return not auto.startswith("no") or root.get("X-Apple-Unsubscribe") is not None
+
+
+def _from_domain_is_local(root: _Entity, local_domains: Sequence[str]) -> bool:
+    addr = _from_address(root.get("From"))
+    dom = domain_of_address(addr) if addr else None
+    if dom is None:
+        return True
+    return _in_domains(dom, local_domains)
+
+
+def _in_domains(domain: str, domains: Iterable[str]) -> bool:
+    for d in domains:
+        nd = normalize_domain(d) or d.lower()
+        if domain == nd or domain.endswith("." + nd):
+            return True
+    return False
+
+
+# -- finding the original -------------------------------------------------------------------
+
+
+def find_original(
+    raw: bytes,
+    *,
+    local_domains: Sequence[str] = (),
+    limits: ReportLimits = ReportLimits(),
+) -> Original:
+    """Find the reported message in a report (see the module docstring for the forms).
+
+    :param raw: the report as received (DATA content).
+    :param local_domains: the operator's domains; with them, a message whose
+        From is elsewhere counts as a bare re-sent original.
+    :param limits: bounds on sizes and MIME structure.
+    :returns: the :class:`Original`.
+    :raises ReportError: no usable original; the text is for the reporter.
+    """
+    raw = raw[: limits.max_bytes]
+    if raw.startswith(b"From "):  # an mbox separator line
+        nl = raw.find(b"\n")
+        raw = raw[nl + 1:] if nl >= 0 else b""
+    entities = _walk(raw, limits)
+    root = entities[0]
+    if not root.headers:
+        raise ReportError(NO_ORIGINAL)
+    if any(k.lower() in ("resent-from", "resent-sender") for k, _ in root.headers):
+        if _is_automatic(root):
+            raise ReportError(AUTOMATIC_MESSAGE)
+        return Original("bare", _cut_above_resent(raw), intact=True)
+    for i, ent in enumerate(entities):
+        if _content_type(ent)[0] == "message/feedback-report":
+            return _from_arf(entities, i, limits)
+    for ent in entities[1:]:
+        ctype, _ = _content_type(ent)
+        name = _filename(ent).lower()
+        if ctype == "message/rfc822" or (name.endswith(".eml") and not ctype.startswith("multipart")):
+            data = _decoded_body(ent)
+            if _looks_like_message(data, limits):
+                return Original("attached", data, intact=True)
+    inline = _from_inline(entities, limits)
+    if inline is not None:
+        return inline
+    if local_domains and not _from_domain_is_local(root, local_domains):
+        if _is_automatic(root):
+            raise ReportError(AUTOMATIC_MESSAGE)
+        return Original("bare", raw, intact=True, notes=("no Resent-* fields",))
+    raise ReportError(NO_ORIGINAL)
+
+
+# -- Received hops ---------------------------------------------------------------------------
+
+_NON_ROUTABLE = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)
+_BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+?)(?::\d+)?\]")
+_PARENTHESISED = re.compile(r"\((?:[^()]*?\s)?\[?(\d{1,3}(?:\.\d{1,3}){3})\]?\)")
+_BARE_FROM = re.compile(r"^\s*from\s+\[?([0-9A-Fa-f:.]+)\]?(?:\s|$)", re.I)
+_BY = re.compile(r"\sby\s", re.I)
+_AUTH_PROTO = re.compile(r"\bwith\s+(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)\b|\(Authenticated sender:",
+                         re.I)
+
+
+def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
+    """Networks from config text (``intake.trusted_relays``); bad items are skipped."""
+    out: list[Network] = []
+    for item in items:
+        try:
+            out.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def _valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    t = text.strip()
+    if t.count(":") == 1 and "." in t:  # "192.0.2.1:25"
+        t = t.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(t)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def received_client_ip(value: str) -> str | None:
+    """The client address in the ``from`` clause of one Received field (RFC 5321 §4.4).
+
+    Understands the bracketed forms of Postfix, Exim, sendmail and Microsoft
+    (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``, ``[192.0.2.1:25]``) and qmail /
+    Yahoo's ``(192.0.2.1)``.  ``None`` for a hop without a client address
+    (local submission, ``by ... from userid``).
+    """
+    text = value.strip()
+    if not text[:5].lower().startswith("from"):
+        return None
+    by = _BY.search(text)
+    clause = text[: by.start()] if by else text
+    for pattern in (_BRACKETED, _PARENTHESISED, _BARE_FROM):
+        for m in pattern.finditer(clause):
+            ip = _valid_ip(m.group(1))
+            if ip is not None:
+                return str(ip)
+    return None
+
+
+def _routable(ip: str, trusted: Sequence[Network]) -> bool:
+    addr = ipaddress.ip_address(ip)
+    return not any(addr in n for n in trusted) and not any(
+        addr.version == n.version and addr in n for n in _NON_ROUTABLE
+    )
+
+
+def first_untrusted_hop(
+    received: Sequence[str], trusted: Sequence[Network], *, max_hops: int = 50
+) -> str | None:
+    """The client address of the first Received hop (topmost first) outside
+    ``trusted`` and not a non-routable address, or ``None``."""
+    for value in received[:max_hops]:
+        ip = received_client_ip(value)
+        if ip is not None and _routable(ip, trusted):
+            return ip
+    return None
+
+
+def submission_authenticated(
+    headers: Sequence[tuple[str, str]], trusted: Sequence[Network], *, max_hops: int = 10
+) -> bool:
+    """Did our MTA receive this message from an authenticated client?
+
+    Walks the Received fields from the top: a hop recorded with an
+    authenticated protocol (RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``...) or
+    Postfix's ``(Authenticated sender: ...)`` (``smtpd_sasl_authenticated_header``)
+    answers yes; a hop from a trusted relay (a content filter re-injecting)
+    is passed over; any other hop answers no.  Fields below the first
+    untrusted hop were written by others and are never believed.
+    """
+    count = 0
+    for name, value in headers:
+        if name.lower() != "received":
+            continue
+        count += 1
+        if count > max_hops:
+            return False
+        if _AUTH_PROTO.search(value):
+            return True
+        ip = received_client_ip(value)
+        if ip is None:
+            continue  # "by host (Postfix, from userid N)": local pickup, next hop tells
+        addr = ipaddress.ip_address(ip)
+        if not any(addr in n for n in trusted):
+            return False
+    return False
+
+
+# -- indicators -------------------------------------------------------------------------------
+
+_ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
+
+
+def _from_address(value: str | None) -> str | None:
+    """The address of a From field; the angle-addr wins over a display name that
+    looks like an address."""
+    if not value:
+        return None
+    text = decode_header_value(value)
+    found = _ANGLE_ADDR.findall(text)
+    if found:
+        return str(found[-1]).strip()
+    try:
+        pairs = email.utils.getaddresses([text])
+    except (ValueError, IndexError, TypeError):
+        pairs = []
+    for _, addr in pairs:
+        if addr and "@" in addr:
+            return addr.strip()
+    m = re.search(r"[\w.+%=-]+@[\w.-]+", text)
+    return m.group(0) if m else None
+
+
+def _registrable_of_address(addr: str | None) -> str | None:
+    if not addr:
+        return None
+    dom = domain_of_address(addr.strip().strip("<>"))
+    return registrable_domain(dom) if dom else None
+
+
+def _view(original: Original, max_urls: int, limits: ReportLimits) -> MessageView | None:
+    if not original.message:
+        return None
+    return parse_message(
+        original.message,
+        limits=ParseLimits(max_bytes=limits.max_bytes, max_urls=max(1, max_urls),
+                           max_text_chars=limits.max_text_chars),
+    )
+
+
+def verified_domains(results: Sequence[DkimSignatureResult]) -> tuple[str, ...]:
+    """The ``d=`` of every signature that passed, normalised, in order."""
+    out: dict[str, None] = {}
+    for r in results:
+        if getattr(r, "result", "") == "pass":
+            d = normalize_domain(getattr(r, "domain", "") or "")
+            if d:
+                out[d] = None
+    return tuple(out)
+
+
+def extract_indicators(
+    original: Original,
+    *,
+    trusted_relays: Sequence[Network] = (),
+    max_urls: int = 50,
+    ad_labels: tuple[str, ...] = DEFAULT_AD_LABELS,
+    dkim_verified: Sequence[str] = (),
+    limits: ReportLimits = ReportLimits(),
+) -> Indicators:
+    """What the original says about its source.
+
+    :param original: from :func:`find_original`.
+    :param trusted_relays: Received hops from these are skipped.
+    :param max_urls: at most this many URL registrable domains.
+    :param ad_labels: subject labels that mark an advertisement.
+    :param dkim_verified: ``d=`` values whose signatures were re-verified (pass).
+    :returns: the indicators; ARF fields win over the copy of the message for
+        the source IP and the MAIL FROM domain (RFC 5965 §3.2).
+    """
+    view = _view(original, max_urls, limits)
+    arf = original.arf
+    source_ip: str | None = None
+    if arf is not None and arf.source_ip and _routable(arf.source_ip, ()):
+        source_ip = arf.source_ip
+    if source_ip is None and view is not None:
+        source_ip = first_untrusted_hop(view.received, trusted_relays,
+                                        max_hops=limits.max_received)
+    mail_from = _registrable_of_address(arf.original_mail_from if arf else None)
+    if mail_from is None and view is not None and original.source != "inline":
+        mail_from = _registrable_of_address(view.header("Return-Path"))
+    from_address = _from_address(view.header("From")) if view is not None else None
+    from_dom = domain_of_address(from_address) if from_address else None
+    dkim: dict[str, None] = {}
+    if view is not None:
+        for d in view.dkim_domains:
+            dkim[d] = None
+    if arf is not None and arf.dkim_domain:
+        for piece in re.split(r"[;,\s]+", arf.dkim_domain):
+            d = normalize_domain(piece)
+            if d:
+                dkim[d] = None
+    dkim_list = tuple(dkim)[: limits.max_dkim_domains]
+    verified = tuple(d for d in (normalize_domain(x) for x in dkim_verified) if d and d in dkim)
+    urls: dict[str, None] = {}
+    sources: list[Iterable[str]] = []
+    if view is not None:
+        sources.append(view.url_domains)
+    sources.append(d for d in (url_domain(u) for u in original.extra_urls) if d)
+    if arf is not None:
+        sources.append(
+            d for d in (url_domain(u) for u in arf.reported_uris
+                        if u.lower().startswith(("http://", "https://"))) if d
+        )
+    for src in sources:
+        for d in src:
+            if len(urls) >= max_urls:
+                break
+            urls[d] = None
+    subject = view.subject[:998] if view is not None else ""
+    return Indicators(
+        source_ip=source_ip,
+        mail_from_domain=mail_from,
+        from_domain=registrable_domain(from_dom) if from_dom else None,
+        from_address=from_address.lower()[:320] if from_address else None,
+        dkim_domains=dkim_list,
+        dkim_verified=verified,
+        url_domains=tuple(urls),
+        ad_label=ad_label(subject, ad_labels) if subject else None,
+        subject=subject,
+    )
+
+
+def is_actionable(ind: Indicators) -> bool:
+    """True when the indicators name something a listing could be about."""
+    return bool(ind.source_ip or ind.mail_from_domain or ind.from_domain or ind.dkim_domains
+                or ind.url_domains)
+
+
+_SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|tr|aw|wg|sv|vs)\s*:\s*)+", re.I)
+_WORD = re.compile(r"\w+")
+
+
+def fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) -> str:
+    """A stable identity of the reported message, for de-duplication.
+
+    SHA-256 over the From address, the subject without ``Re:``/``Fwd:``
+    prefixes and the body's words (lower-cased, whitespace and markup
+    ignored), so the same message forwarded twice, as an attachment or
+    inline, gives the same value.  Header-only copies add the Message-ID; an
+    ARF report without a copy uses its Source-IP, Original-Mail-From,
+    Arrival-Date and Original-Envelope-Id.  32 hex digits.
+    """
+    h = hashlib.sha256()
+    view = _view(original, 1, limits)
+    if view is not None:
+        from_address = (_from_address(view.header("From")) or "").lower()
+        subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
+        body = view.text or view.html_text
+        if view.has_text_plain and view.html_text and body.endswith(view.html_text):
+            body = body[: -len(view.html_text)]  # the plain alternative alone, as forwarded inline
+        words = " ".join(_WORD.findall(body.lower()[:200_000]))
+        h.update(b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
+                 + b"\0" + words.encode("utf-8", "replace"))
+        if not words:
+            h.update(b"\0" + (view.message_id or "").strip().encode("utf-8", "replace"))
+    if original.arf is not None and (view is None or original.headers_only):
+        a = original.arf
+        h.update("\0".join([
+            a.source_ip or "", a.original_mail_from or "", repr(a.arrival_date),
+            a.original_envelope_id or "", ",".join(a.reported_domains),
+        ]).encode("utf-8", "replace"))
+    return h.hexdigest()[:32]

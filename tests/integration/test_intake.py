@@ -1,0 +1,495 @@
+"""Complaint intake end to end: a real aiosmtpd server on 127.0.0.1:0, a real Redis,
+reports sent with smtplib, complaints read back from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import smtplib
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from spamwarden.config import Config, config_from_mapping
+from spamwarden.mail import registrable_domain, url_domain
+from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint
+from spamwarden.reputation.intake import (
+    REPLIES,
+    ComplaintIntake,
+    IntakeRequest,
+    IntakeServer,
+    RedisComplaintStore,
+    example_index_key,
+    example_key,
+)
+from spamwarden.reputation.reports import AUTOMATIC_MESSAGE, NO_ORIGINAL
+from spamwarden.resolver import StaticResolver
+from tests.conftest import DATA, shared_path
+
+pytestmark = pytest.mark.integration
+
+REPORTS = DATA / "reports"
+LOCAL = ["example.vn", "example.com", "example.net", "example.jp"]
+
+
+def _verifier() -> Callable[[bytes], Any] | None:
+    try:
+        from spamwarden.milter.auth import verify_dkim
+    except ImportError:  # the milter's DKIM module is not in this build
+        return None
+    key = (REPORTS / "dkim-sel1.txt").read_bytes().strip()
+    resolver = StaticResolver({("sel1._domainkey.promo-shop.example", "TXT"): [key]})
+    return functools.partial(verify_dkim, resolver=resolver)
+
+
+@dataclass
+class RunningIntake:
+    port: int
+    redis_url: str
+    cfg: Config
+    handler: ComplaintIntake
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+
+    def send(self, raw: bytes, *, sender: str = "alice@example.vn",
+             rcpt: str = "report@example.vn") -> tuple[int, str]:
+        """DATA's reply (code, text); RCPT refusals raise as smtplib does."""
+        with self.client() as s:
+            s.ehlo("client.example.vn")
+            code, _ = s.mail(sender)
+            assert code == 250
+            code, text = s.rcpt(rcpt)
+            if code != 250:
+                return code, text.decode()
+            code, text = s.data(_smtp_lines(raw))
+            return code, text.decode()
+
+    def complaints(self) -> list[Complaint]:
+        r = sync_client(self.cfg, self.redis_url)
+        try:
+            return [Complaint.from_fields(f) for _, f in r.xrange(COMPLAINTS_KEY)]
+        finally:
+            r.close()
+
+
+def _smtp_lines(raw: bytes) -> bytes:
+    """CRLF line ends, as an MTA sends them (some sample files use bare LF)."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
+    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides."""
+    lt = _LoopThread()
+    started: list[tuple[IntakeServer, Any]] = []
+
+    def start(*, hooks: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
+        section = {"local_domains": LOCAL, "max_message_bytes": 300_000, **intake}
+        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5}})
+
+        async def up() -> tuple[IntakeServer, Any, ComplaintIntake]:
+            client = async_client(cfg, redis_url)
+            store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
+                                        training_ttl=cfg.reputation.training_ttl)
+            handler = ComplaintIntake(cfg, store, dkim_verifier=_verifier(), hooks=hooks)
+            server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
+                                  data_size_limit=cfg.intake.max_message_bytes,
+                                  hostname="intake.example.vn")
+            await server.start()
+            return server, client, handler
+
+        server, client, handler = lt.run(up())
+        started.append((server, client))
+        return RunningIntake(server.port, redis_url, cfg, handler)
+
+    try:
+        yield start
+    finally:
+        for server, client in started:
+            lt.run(server.stop())
+            lt.run(client.aclose())
+        lt.close()
+
+
+def _variant(raw: bytes, n: int) -> bytes:
+    """The same report about a different message (its subject and body differ)."""
+    return raw.replace(b"Mua ngay", f"Mua ngay {n}".encode()).replace(
+        b"Subject: [QC]", f"Subject: [QC] {n}".encode())
+
+
+# -- ARF reports ---------------------------------------------------------------------------------
+
+# What each stalwart report must give besides what its .json states (sensible mappings):
+# the source IP from the first untrusted Received hop when the ARF has no Source-IP (001),
+# the From domain of the copy, the Reported-Uri http(s) domains as URL domains.
+STALWART_EXTRA = {
+    "001": {"source_ip": "192.0.2.1", "from_domain": "example.net", "subject": "Earn money"},
+    "002": {"from_domain": "example.net", "url_domains": ("example.net",)},
+    "003": {"from_domain": "example.net", "dkim_domains": ("example.net",),
+            "subject": "This is a test"},
+    "004": {"from_domain": "interpublication.org", "dkim_domains": ("interpublication.org",),
+            "subject": "Wir kaufen dein Auto!"},
+    "005": {"from_domain": "sender.example", "dkim_domains": ("sender.example",),
+            "url_domains": ("sender.example",), "subject": "You have a new bill from your bank"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(STALWART_EXTRA))
+def test_stalwart_arf_reports_give_the_expected_indicators(
+    start_intake: Callable[..., RunningIntake], name: str
+) -> None:
+    folder = shared_path("arf", "stalwart_mail-auth")
+    raw = (folder / f"{name}.eml").read_bytes()
+    expected = json.loads((folder / f"{name}.json").read_text())
+    intake = start_intake()
+    code, text = intake.send(raw, sender="abuse-desk@example.com", rcpt="report@example.com")
+    assert code == 250, text
+    [c] = intake.complaints()
+    assert (c.kind, c.reporter, c.source) == ("spam", "abuse-desk@example.com", "arf")
+    ind = c.indicators
+    extra = STALWART_EXTRA[name]
+    assert ind.source_ip == (expected["source_ip"] or extra["source_ip"])
+    if expected["original_mail_from"]:
+        addr = expected["original_mail_from"].strip("<>")
+        assert ind.mail_from_domain == registrable_domain(addr.split("@")[1])
+    else:
+        assert ind.mail_from_domain is None
+    http = [u for u in expected["reported_uri"] if u.startswith("http")]
+    assert set(ind.url_domains) == {url_domain(u) for u in http}
+    assert ind.url_domains == extra.get("url_domains", ())
+    if expected["dkim_domain"]:
+        assert expected["dkim_domain"] in ind.dkim_domains
+    assert ind.dkim_domains == extra.get("dkim_domains", ())
+    assert ind.dkim_verified == ()  # test keys are not published; nothing verifies
+    assert ind.from_domain == extra["from_domain"]
+    assert ind.subject == extra.get("subject", "")  # 002's copy ends its header at a blank line
+
+
+# sisimai's set: every file gives a sensible outcome. arf-22/23/24 are Microsoft JMRP-style
+# forwards (multipart/mixed + message/rfc822), not RFC 5965; arf-25's copy is redacted to one
+# word (ARF fields only; Source-IP 10.0.0.1 is private and dropped); arf-26 is Apple Mail's
+# automatic unsubscribe message.
+SISIMAI = {
+    "arf-01.eml": ("arf", "192.0.2.89", "example.ed.jp", "example.ed.jp"),
+    "arf-01.crlf.eml": ("arf", "192.0.2.89", "example.ed.jp", "example.ed.jp"),
+    "arf-02.eml": ("arf", "192.0.2.8", "example.com", "example.com"),
+    "arf-11.eml": ("arf", "192.0.2.2", None, "example.net"),
+    "arf-12.eml": ("arf", "192.0.2.89", None, "example.net"),
+    "arf-14.eml": ("arf", "192.0.2.2", "amazonses.com", "example.jp"),
+    "arf-15.eml": ("arf", "192.0.2.222", "example.net", "example.net"),
+    "arf-16.eml": ("arf", "192.0.2.1", "example.jp", "example.jp"),
+    "arf-17.eml": ("arf", "192.0.2.3", "example.jp", "example.jp"),
+    "arf-18.eml": ("arf", "192.0.2.222", "example.org", "example.org"),
+    "arf-19.eml": ("arf", "203.0.113.2", "example.com", "example.net"),
+    "arf-20.eml": ("arf", "203.0.113.2", "example.org", "example.net"),
+    "arf-21.eml": ("arf", "198.51.100.224", "example.net", "example.net"),
+    "arf-22.eml": ("attached", "203.0.113.245", None, "example.com"),
+    "arf-23.eml": ("attached", "203.0.113.245", None, "example.com"),
+    "arf-24.eml": ("attached", "203.0.113.245", None, "example.com"),
+    "arf-25.eml": ("arf", None, "example.com", None),
+    "arf-26.eml": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SISIMAI))
+def test_sisimai_reports(start_intake: Callable[..., RunningIntake], name: str) -> None:
+    raw = (shared_path("arf", "sisimai_set-of-emails") / name).read_bytes()
+    intake = start_intake()
+    code, text = intake.send(raw, sender="postmaster@example.com", rcpt="report@example.com")
+    want = SISIMAI[name]
+    if want is None:
+        assert (code, text) == (550, "5.6.0 " + AUTOMATIC_MESSAGE)
+        assert intake.complaints() == []
+        return
+    assert code == 250, text
+    [c] = intake.complaints()
+    ind = c.indicators
+    assert (c.source, ind.source_ip, ind.mail_from_domain, ind.from_domain) == want
+
+
+# -- forwards made as mail clients make them -------------------------------------------------------
+
+SPAM_URLS = ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
+
+
+@pytest.mark.parametrize("name,source", [
+    ("gmail-attached", "attached"), ("outlook-attached", "attached"),
+    ("thunderbird-attached", "attached"), ("mutt-bounced", "bare"),
+    ("gmail-inline", "inline"), ("outlook-inline", "inline"), ("thunderbird-inline", "inline"),
+])
+def test_client_forwards(start_intake: Callable[..., RunningIntake], name: str, source: str) -> None:
+    intake = start_intake()
+    code, text = intake.send((REPORTS / f"{name}.eml").read_bytes())
+    assert code == 250, text
+    [c] = intake.complaints()
+    assert text == REPLIES["accepted"].format(id=c.id)[4:]
+    assert (c.kind, c.reporter, c.source) == ("spam", "alice@example.vn", source)
+    ind = c.indicators
+    assert ind.from_domain == "promo-shop.example"
+    assert ind.from_address == "deals@promo-shop.example"
+    assert ind.url_domains == SPAM_URLS
+    assert ind.ad_label == "QC"
+    assert ind.subject == "[QC] Khuyến mãi lớn"
+    if source == "inline":  # headers recovered, hops and signatures are not
+        assert (ind.source_ip, ind.mail_from_domain, ind.dkim_domains) == (None, None, ())
+    else:
+        assert ind.source_ip == "198.51.100.23"  # 10.20.0.5 (internal hop) is skipped
+        assert ind.mail_from_domain == "promo-shop.example"
+        assert ind.dkim_domains == ("promo-shop.example",)
+        if _verifier() is not None:
+            assert ind.dkim_verified == ("promo-shop.example",)
+    # the original is kept as a labelled training example
+    r = sync_client(intake.cfg, intake.redis_url)
+    try:
+        stored = r.get(example_key("spam", c.fingerprint))
+        assert r.zscore(example_index_key("spam"), c.fingerprint) == pytest.approx(c.received_at)
+        assert 0 < r.ttl(example_key("spam", c.fingerprint)) <= intake.cfg.reputation.training_ttl
+    finally:
+        r.close()
+    original = (REPORTS / "original-signed.eml").read_bytes()
+    if source == "attached":
+        assert stored == original
+    elif source == "bare":
+        assert stored is not None and stored.endswith(original)
+        assert b"Resent-From" in stored and b"mail.example.vn" not in stored
+    else:
+        assert stored is not None and b"From: Shop Deals <deals@promo-shop.example>" in stored
+
+
+def test_ham_report_is_stored_as_ham(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake()
+    code, text = intake.send((REPORTS / "ham-inline.eml").read_bytes(), rcpt="ham@example.vn")
+    assert code == 250, text
+    [c] = intake.complaints()
+    assert (c.kind, c.indicators.from_domain, c.indicators.url_domains) == (
+        "ham", "university.example", ("university.example",))
+    r = sync_client(intake.cfg, intake.redis_url)
+    try:
+        assert r.exists(example_key("ham", c.fingerprint)) == 1
+        assert r.exists(example_key("spam", c.fingerprint)) == 0
+    finally:
+        r.close()
+
+
+# -- reporter checks, rate limit, de-duplication --------------------------------------------------
+
+
+def test_reporter_outside_local_domains_is_refused(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake()
+    raw = (REPORTS / "gmail-attached.eml").read_bytes()
+    for sender in ("mallory@elsewhere.example", "", "alice@sub.example.vn"):
+        with intake.client() as s:
+            s.ehlo("x")
+            s.mail(sender)
+            code, text = s.rcpt("report@example.vn")
+            assert code == 550 and text.startswith(b"5.7.1 Reports are accepted only from"), text
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        with intake.client() as s:
+            s.sendmail("mallory@elsewhere.example", ["report@example.vn"], raw)
+    assert intake.complaints() == []
+
+
+def test_unknown_recipient_is_refused(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake()
+    code, text = intake.send(b"Subject: x\r\n\r\nx\r\n", rcpt="postmaster@example.vn")
+    assert (code, text) == (550, "5.1.1 <postmaster@example.vn>: no such report address here")
+    code, text = intake.send(b"Subject: x\r\n\r\nx\r\n", rcpt="optout@example.vn")
+    assert code == 550  # no hook attached: the address does not exist
+
+
+def test_rate_limit_per_reporter(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake(reporter_rate=3)
+    raw = (REPORTS / "gmail-attached.eml").read_bytes()
+    replies = [intake.send(_variant(raw, n)) for n in range(5)]
+    assert [code for code, _ in replies] == [250, 250, 250, 450, 450]
+    assert replies[3][1] == REPLIES["rate_limited"].format(reporter="alice@example.vn")[4:]
+    # a duplicate of an accepted report is still acknowledged while over the limit
+    assert intake.send(_variant(raw, 0))[0] == 250
+    assert intake.send(_variant(raw, 9), sender="bob@example.vn")[0] == 250
+    assert [c.reporter for c in intake.complaints()] == ["alice@example.vn"] * 3 + ["bob@example.vn"]
+    r = sync_client(intake.cfg, intake.redis_url)
+    try:
+        assert 0 < r.ttl("sw:{sw}:intake:rate:alice@example.vn") <= 3600
+    finally:
+        r.close()
+
+
+def test_same_message_from_same_reporter_counts_once(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
+    intake = start_intake()
+    first = intake.send((REPORTS / "gmail-attached.eml").read_bytes())
+    # the same spam again, this time forwarded inline from another client
+    again = intake.send((REPORTS / "thunderbird-inline.eml").read_bytes())
+    other = intake.send((REPORTS / "outlook-attached.eml").read_bytes(), sender="bob@example.vn")
+    assert first[0] == again[0] == other[0] == 250
+    [a, b] = intake.complaints()
+    assert again[1] == REPLIES["duplicate"].format(id=a.id)[4:]
+    assert (a.reporter, b.reporter) == ("alice@example.vn", "bob@example.vn")
+    assert a.fingerprint == b.fingerprint and a.id != b.id
+
+
+def test_require_auth(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake(require_auth=True)
+    authenticated = (REPORTS / "gmail-attached.eml").read_bytes()
+    assert intake.send(authenticated)[0] == 250
+    unauthenticated = authenticated.replace(b"with ESMTPSA", b"with ESMTPS").replace(
+        b"\t(Authenticated sender: alice@example.vn)\r\n", b"")
+    code, text = intake.send(_variant(unauthenticated, 1))
+    assert (code, text) == (550, REPLIES["auth_required"][4:])
+    # a forged "authenticated" hop below an untrusted one is not believed
+    forged = (b"Received: from evil.example (evil.example [203.0.113.66])\r\n"
+              b"\tby mail.example.vn (Postfix) with ESMTP id 1\r\n" + _variant(authenticated, 2))
+    assert intake.send(forged)[0] == 550
+    assert len(intake.complaints()) == 1
+
+
+# -- durability ------------------------------------------------------------------------------------
+
+
+def test_redis_down_gives_451_and_nothing_acknowledged_is_lost(
+    start_intake: Callable[..., RunningIntake], redis_server: EmbeddedRedis
+) -> None:
+    intake = start_intake()
+    raw = (REPORTS / "outlook-attached.eml").read_bytes()
+    acked: list[str] = []
+    codes: list[int] = []
+
+    def send(n: int) -> None:
+        code, text = intake.send(_variant(raw, n))
+        codes.append(code)
+        if code == 250:
+            acked.append(text.rsplit(" ", 1)[1])
+
+    for n in range(5):
+        send(n)
+    redis_server.stop()
+    for n in range(5, 8):
+        code, text = intake.send(_variant(raw, n))
+        assert (code, text) == (451, REPLIES["store_failed"][4:])
+    redis_server.start()
+    for n in range(5, 10):  # the MTA retries what got 451, then sends more
+        send(n)
+    assert codes == [250] * 10
+    assert sorted(c.id for c in intake.complaints()) == sorted(acked)
+    assert len(set(acked)) == 10
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+def test_oversized_data_is_drained_and_refused_with_552(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
+    intake = start_intake(max_message_bytes=50_000)
+    big = (REPORTS / "gmail-attached.eml").read_bytes() + (b"x" * 70 + b"\r\n") * 2000
+    with intake.client() as s:
+        s.ehlo("x")
+        # without SIZE= the server reads everything and answers at the end
+        assert s.mail("alice@example.vn")[0] == 250
+        assert s.rcpt("report@example.vn")[0] == 250
+        code, _ = s.data(big)
+        assert code == 552
+        assert s.noop()[0] == 250  # the session goes on
+        # with SIZE= (smtplib adds it) the refusal comes at MAIL
+        with pytest.raises(smtplib.SMTPSenderRefused) as err:
+            s.sendmail("alice@example.vn", ["report@example.vn"], big)
+        assert err.value.smtp_code == 552
+    assert intake.complaints() == []
+
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b"\r\n",
+    b"just some text without any header\r\n",
+    b"Subject: spam!!\r\nFrom: alice@example.vn\r\n\r\nplease block this\r\n",
+    bytes(range(256)) * 20,
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"\xff\xfe\x00garbage\r\n--x--\r\n",
+    b"Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n--b\r\n"
+    b"Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n--b--\r\n",
+])
+def test_garbage_gets_a_clear_550(start_intake: Callable[..., RunningIntake], raw: bytes) -> None:
+    intake = start_intake()
+    code, text = intake.send(raw)
+    assert code == 550 and text.startswith("5.6.0 "), text
+    assert text[6:] == NO_ORIGINAL or "acted on" in text
+    assert intake.send((REPORTS / "gmail-attached.eml").read_bytes())[0] == 250  # still serving
+
+
+# -- LMTP and address hooks ------------------------------------------------------------------------
+
+
+def _lmtp_session(port: int, commands: list[bytes], replies_after: list[int]) -> list[bytes]:
+    """Send commands one by one; read the given number of reply lines after each."""
+    out: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        f = sock.makefile("rb")
+
+        def read_reply() -> bytes:
+            lines = []
+            while True:
+                line = f.readline()
+                lines.append(line)
+                if len(line) < 4 or line[3:4] != b"-":
+                    return b"".join(lines)
+
+        read_reply()  # greeting
+        for cmd, count in zip(commands, replies_after):
+            sock.sendall(cmd)
+            for _ in range(count):
+                out.append(read_reply())
+    return out
+
+
+def test_lmtp_gives_one_reply_per_recipient(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake(lmtp=True)
+    raw = (REPORTS / "gmail-attached.eml").read_bytes().replace(b"\r\n.", b"\r\n..")
+    replies = _lmtp_session(intake.port, [
+        b"LHLO mail.example.vn\r\n", b"MAIL FROM:<alice@example.vn>\r\n",
+        b"RCPT TO:<report@example.vn>\r\n", b"RCPT TO:<ham@example.vn>\r\n", b"DATA\r\n",
+        raw + b".\r\n", b"QUIT\r\n",
+    ], [1, 1, 1, 1, 1, 2, 1])
+    assert replies[5].startswith(b"250 2.0.0 Report accepted as ")
+    assert replies[6].startswith(b"250 2.0.0 Report accepted as ")
+    kinds = sorted(c.kind for c in intake.complaints())
+    assert kinds == ["ham", "spam"]
+
+
+def test_optout_hook_receives_its_mail(start_intake: Callable[..., RunningIntake]) -> None:
+    seen: list[IntakeRequest] = []
+
+    async def hook(request: IntakeRequest) -> str:
+        seen.append(request)
+        return "250 2.0.0 Refusal recorded"
+
+    intake = start_intake(hooks={"optout": hook})
+    raw = (REPORTS / "gmail-inline.eml").read_bytes()
+    assert intake.send(raw, rcpt="optout@example.vn") == (250, "2.0.0 Refusal recorded")
+    [req] = seen
+    assert (req.reporter, req.recipient, req.raw, req.authenticated, req.local_reporter) == (
+        "alice@example.vn", "optout@example.vn", raw, True, True)
+    assert intake.complaints() == []  # an opt-out is not a complaint
