@@ -7,6 +7,7 @@ is built and DKIM-signed here and handed over with `-D name=value`.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.messages import make_message, split_message
+from support.milterproc import MilterProcess, spamwarden_command
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +23,26 @@ AUTHSERV_ID = "mx.test"
 SCRIPT = Path(__file__).resolve().parent.parent / "data" / "miltertest" / "protocol.lua"
 
 
+def offline_reject_text(milter: MilterProcess, raw: bytes, tmp: Path) -> str:
+    """The 550 text the milter should give for `raw`, from `spamwarden check` run offline with
+    the milter's own config and the same envelope (the one pipeline, two front ends)."""
+    message = tmp / "forged.eml"
+    message.write_bytes(raw)
+    config = milter.argv[milter.argv.index("--config") + 1]
+    done = subprocess.run([*spamwarden_command(), "check", "--config", config, str(message),
+                           "--client-ip", "127.0.0.1", "--helo", "client.test",
+                           "--mail-from", "security@bank.test", "--rcpt", "user@test.local",
+                           "--json"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["action"] == "reject", verdict
+    # The milter's reject reply: "550 5.7.1 message rejected as spam: <reason>".
+    return f"message rejected as spam: {verdict['reason']}"
+
+
 def test_miltertest_script_drives_every_protocol_stage(spamwarden_milter, dns_server,
-                                                       module_redis_url, auth_zone) -> None:
+                                                       module_redis_url, auth_zone,
+                                                       tmp_path: Path) -> None:
     miltertest = "/usr/bin/miltertest"
     if not Path(miltertest).exists():
         pytest.fail("miltertest is not installed; run `make test`, which installs it")
@@ -30,13 +50,21 @@ def test_miltertest_script_drives_every_protocol_stage(spamwarden_milter, dns_se
                                authserv_id=AUTHSERV_ID)
     raw, _ = make_message(from_addr="Alice <alice@good.test>", subject="Protocol check")
     headers, body = split_message(auth_zone.good_rsa.sign(raw))
+    forged_raw, _ = make_message(from_addr="Bank Security <security@bank.test>",
+                                 subject="Verify your account",
+                                 body="Please confirm your password at the link below.\r\n")
+    forged, forged_body = split_message(forged_raw)
+    reject_text = offline_reject_text(milter, forged_raw, tmp_path)
     defines = {
         "socket": milter.libmilter_socket, "authserv_id": AUTHSERV_ID,
         "dkim_signature": headers["DKIM-Signature"], "hdr_from": headers["From"],
         "hdr_to": headers["To"], "hdr_subject": headers["Subject"], "hdr_date": headers["Date"],
         "hdr_message_id": headers["Message-ID"], "body": body,
+        "forged_from": forged["From"], "forged_subject": forged["Subject"],
+        "forged_date": forged["Date"], "forged_message_id": forged["Message-ID"],
+        "forged_body": forged_body, "reject_text": reject_text,
     }
-    args = [miltertest, "-s", str(SCRIPT)]
+    args = [miltertest, "-vv", "-s", str(SCRIPT)]
     for name, value in defines.items():
         args += ["-D", f"{name}={value}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
