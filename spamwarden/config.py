@@ -215,6 +215,11 @@ class MilterConfig:
     reject_spf_fail: bool = _opt(False)
     lookup_url: str = _opt("", doc="printed in reject texts; empty: none")
     quarantine: str = _opt("hold", check=_one_of("hold", "tag"))
+    trusted_networks: tuple[str, ...] = _opt(
+        (), check=_networks,
+        doc="clients (and SMTP AUTH users) whose mail is scored and tagged but never "
+            "refused, held or tempfailed",
+    )
 
     def effective_authserv_id(self) -> str:
         return self.authserv_id or socket.getfqdn()

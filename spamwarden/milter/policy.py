@@ -94,6 +94,8 @@ DEFAULT_POINTS: Mapping[str, float] = types.MappingProxyType(
         # Third-party DNSBLs named in rbl.third_party_zones
         "RBL_THIRD_PARTY": 3.0,
         "RBL_THIRD_PARTY_LOOKUP_FAILED": 0.0,
+        # SMTP AUTH or milter.trusted_networks: scored and tagged, never refused or held
+        "ALL_TRUSTED": 0.0,
     }
 )
 
@@ -126,6 +128,7 @@ SYMBOL_DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "URIBL_LOOKUP_FAILED": "linked domain blocklist lookup failed",
         "RBL_THIRD_PARTY": "client IP is on a third-party DNSBL",
         "RBL_THIRD_PARTY_LOOKUP_FAILED": "third-party DNSBL lookup failed",
+        "ALL_TRUSTED": "sender authenticated or in milter.trusted_networks",
     }
 )
 

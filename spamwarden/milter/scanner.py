@@ -23,6 +23,7 @@ treated as a clean result.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -213,6 +214,9 @@ class Scanner:
             max_header_bytes=cfg.milter.max_header_bytes,
         )
         self._clock = clock
+        self._trusted_networks = tuple(
+            ipaddress.ip_network(n, strict=False) for n in cfg.milter.trusted_networks
+        )
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -300,6 +304,9 @@ class Scanner:
         for policy in self.policies:
             symbols.extend(self.points.apply(s) for s in policy.check_message(view, env, auth))
 
+        trusted = self.trusted_reason(env)
+        if trusted:
+            symbols.append(self.points.make("ALL_TRUSTED", trusted))
         return self._verdict(
             symbols, auth, env, headers, unavailable, view=view, started=started
         )
@@ -336,6 +343,25 @@ class Scanner:
                 self.listings.record_volume(keys)
         for policy in self.policies:
             policy.delivered(view, env, verdict.auth)
+
+    def trusted_reason(self, env: Envelope) -> str:
+        """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``.
+
+        Mail from a trusted sender is scored and tagged like any other, but never
+        refused, held or tempfailed: locally submitted mail would otherwise bounce
+        on its own domain's SPF.
+        """
+        if env.authenticated:
+            return "SMTP AUTH"
+        if env.client_ip and self._trusted_networks:
+            try:
+                ip = ipaddress.ip_address(env.client_ip)
+            except ValueError:
+                return ""
+            for net in self._trusted_networks:
+                if ip.version == net.version and ip in net:
+                    return f"client in {net}"
+        return ""
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -435,6 +461,11 @@ class Scanner:
         started: float,
     ) -> Verdict:
         decision = decide(symbols, self.cfg.policy, self.cfg.milter)
+        if any(s.name == "ALL_TRUSTED" for s in symbols) and decision.action not in ("accept",
+                                                                                      "tag"):
+            decision = dataclasses.replace(
+                decision, action="tag",
+                reason=f"trusted sender, tagged instead of {decision.action}: {decision.reason}")
         required = self.cfg.policy.tag_threshold
         flagged = decision.score >= required or decision.action in ("tag", "quarantine", "reject")
         auth_note = next((u for u in unavailable if u.startswith("auth ")), "")

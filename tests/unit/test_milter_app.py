@@ -434,3 +434,25 @@ def test_two_messages_on_one_connection_do_not_share_state(install: Any) -> None
 ])
 def test_libmilter_socket(postfix: str, libmilter: str) -> None:
     assert libmilter_socket(postfix) == libmilter
+
+
+@pytest.mark.parametrize(("trusted", "auth_user", "expected"), [
+    ([], "", Milter.REJECT),
+    (["192.0.2.0/24"], "", Milter.ACCEPT),
+    (["10.0.0.0/8"], "", Milter.REJECT),
+    ([], "alice", Milter.ACCEPT),
+])
+def test_trusted_senders_are_tagged_never_refused(
+    install: Any, trusted: list[str], auth_user: str, expected: int
+) -> None:
+    scanner = Scanner(make_cfg(trusted_networks=trusted), resolver=StaticResolver(),
+                      authenticate=fake_auth(spf="fail", dmarc="fail", policy="reject",
+                                             applied="reject"))
+    ctx = install(scanner)
+    if auth_user:
+        ctx._setsymval("{auth_authen}", auth_user)
+    assert feed(ctx, HAM)[0] == expected
+    if expected == Milter.ACCEPT:
+        status = ctx.header_value("X-Spam-Status") or ""
+        assert status.startswith("Yes, ") and "ALL_TRUSTED" in status and "DMARC_REJECT" in status
+        assert ctx.quarantined is None
