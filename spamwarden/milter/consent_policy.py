@@ -44,7 +44,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Config
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, ad_label, domain_of_address, registrable_domain
 from ..reputation.consent import (
@@ -148,6 +148,9 @@ class ConsentPolicy:
     :param clock: wall-clock seconds (the rolling window), injected in tests.
     :param domain_cache_ttl: seconds the advertiser domain map is reused; refusals,
         consent and counters are never cached.
+    :param retry_after: after the registry was found unreachable, seconds during
+        which it is not asked again (each attempt would cost the client's
+        connect timeouts and retries on every RCPT).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class ConsentPolicy:
         points: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
         domain_cache_ttl: float = 5.0,
+        retry_after: float = 5.0,
     ) -> None:
         self.cfg = cfg
         self.consent = cfg.consent
@@ -167,6 +171,8 @@ class ConsentPolicy:
             self.points.update(points)
         self.clock = clock
         self.domain_cache_ttl = domain_cache_ttl
+        self.retry_after = retry_after
+        self._down_until = -1e18
         self.labels = tuple(cfg.consent.labels)
         self._lock = threading.Lock()
         self._domains: dict[str, str] | None = None
@@ -188,6 +194,19 @@ class ConsentPolicy:
         base = self.cfg.api.public_url.rstrip("/")
         return f"{base}/api/v1/advertisers/{adv}/recipients/{rcpt}"
 
+    def _ask(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the store unless it was unreachable within ``retry_after`` seconds.
+
+        :raises StoreError: the store failed, now or a moment ago.
+        """
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("consent registry unreachable (retrying shortly)")
+        try:
+            return fn(*args, **kwargs)
+        except StoreUnavailable:
+            self._down_until = time.monotonic() + self.retry_after
+            raise
+
     def domain_map(self) -> tuple[dict[str, str], bool]:
         """The advertiser domain map (cached ``domain_cache_ttl`` seconds) and
         whether it is fresh; a stale map is used while the registry is down."""
@@ -196,7 +215,7 @@ class ConsentPolicy:
             if self._domains is not None and now - self._domains_at < self.domain_cache_ttl:
                 return self._domains, True
         try:
-            fresh = self.store.domain_map()
+            fresh = self._ask(self.store.domain_map)
         except StoreError as exc:
             event(log, "consent_registry_unavailable", error=str(exc))
             with self._lock:
@@ -229,7 +248,7 @@ class ConsentPolicy:
                 if not self._pending:
                     return
                 adv, rcpts, at, ref = self._pending[0]
-            self.store.record_sends(adv, rcpts, now=at, ref=ref)  # raises: stays pending
+            self._ask(self.store.record_sends, adv, rcpts, now=at, ref=ref)  # raises: kept
             with self._lock:
                 if self._pending and self._pending[0] == (adv, rcpts, at, ref):
                     self._pending.popleft()
@@ -256,8 +275,9 @@ class ConsentPolicy:
         except ValueError:
             return None
         try:
-            state = self.store.recipient_state(
-                adv, addr, now=self.clock(), default_cap=self.consent.max_ads_per_day
+            state = self._ask(
+                self.store.recipient_state,
+                adv, addr, now=self.clock(), default_cap=self.consent.max_ads_per_day,
             )
         except (StoreError, ValueError) as exc:
             event(log, "consent_rcpt_unchecked", queue_id=env.queue_id, advertiser=adv,
@@ -359,8 +379,9 @@ class ConsentPolicy:
             except ValueError:
                 continue
             try:
-                state = self.store.recipient_state(
-                    adv, addr, now=now, default_cap=self.consent.max_ads_per_day
+                state = self._ask(
+                    self.store.recipient_state,
+                    adv, addr, now=now, default_cap=self.consent.max_ads_per_day,
                 )
             except StoreError as exc:
                 event(log, "consent_message_unchecked", queue_id=env.queue_id, advertiser=adv,

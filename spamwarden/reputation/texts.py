@@ -92,6 +92,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "page.lookup.title": "Your advertising consents",
         "page.lookup.link": "See every consent and refusal recorded for {rcpt}",
+        "page.lookup.consents": "Consents",
+        "page.lookup.refusals": "Refusals",
         # the single confirmation of a refusal (no ad content) ------------------------------
         "confirm.subject": "Refusal recorded: advertising from {advertiser}",
         "confirm.body": (
@@ -177,6 +179,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "page.lookup.title": "Các sự đồng ý nhận quảng cáo của bạn",
         "page.lookup.link": "Xem mọi sự đồng ý và từ chối đã ghi nhận cho {rcpt}",
+        "page.lookup.consents": "Đã đồng ý",
+        "page.lookup.refusals": "Đã từ chối",
         "confirm.subject": "Đã ghi nhận từ chối quảng cáo từ {advertiser}",
         "confirm.body": (
             "Yêu cầu từ chối thư điện tử quảng cáo từ {advertiser} gửi đến {rcpt} đã được "

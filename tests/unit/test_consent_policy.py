@@ -136,7 +136,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def policy(store: FakeStore, clock: Clock) -> ConsentPolicy:
-    return ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0)
+    return ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0, retry_after=0)
 
 
 def env(*rcpts: str, mail_from: str = "bounce@bounce.shop.test") -> Envelope:
@@ -290,7 +290,7 @@ def test_ordinary_mail_gets_no_ad_symbols(policy: ConsentPolicy) -> None:
 
 
 def test_registry_down_never_rejects_and_says_so(store: FakeStore, clock: Clock) -> None:
-    p = ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0)
+    p = ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0, retry_after=0)
     assert p.check_rcpt(env(), "b@example.test") is not None  # map cached once
     store.down = True
     assert p.check_rcpt(env(), "b@example.test") is None
@@ -303,7 +303,8 @@ def test_registry_down_never_rejects_and_says_so(store: FakeStore, clock: Clock)
 def test_registry_down_tempfails_known_advertisers_when_configured(
     store: FakeStore, clock: Clock
 ) -> None:
-    p = ConsentPolicy(cfg(on_registry_error="tempfail"), store, clock=clock, domain_cache_ttl=0)
+    p = ConsentPolicy(cfg(on_registry_error="tempfail"), store, clock=clock, domain_cache_ttl=0,
+                      retry_after=0)
     p.domain_map()
     store.down = True
     d = p.check_rcpt(env(), "a@example.test")
@@ -362,3 +363,20 @@ def test_one_click_and_signed_helpers() -> None:
     assert not unsubscribe_signed(Auth())
     assert aligned_authenticated_domains(SIGNED, "shop.test") == ["shop.test"]
     assert aligned_authenticated_domains(SIGNED, None) == []
+
+
+def test_unreachable_registry_is_not_asked_again_at_once(store: FakeStore, clock: Clock) -> None:
+    calls: list[str] = []
+    real = store.recipient_state
+
+    def counting(*a: object, **k: object) -> RecipientState:
+        calls.append("x")
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    store.recipient_state = counting  # type: ignore[method-assign]
+    p = ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=60, retry_after=60)
+    p.domain_map()
+    store.down = True
+    for _ in range(5):
+        assert p.check_rcpt(env(), "b@example.test") is None
+    assert len(calls) == 1  # the first failure opens the breaker for retry_after

@@ -1,0 +1,551 @@
+"""HTTP routes of the consent registry, mounted by the API application.
+
+Mount with ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
+
+Recipients (no token; the signed token in the path is the credential):
+
+====================================  ===============================================================
+``GET  /u/{token}``                   a small page asking to confirm the unsubscribe (a GET never
+                                      unsubscribes: link scanners fetch links)
+``POST /u/{token}``                   RFC 8058 one-click: records the refusal, no further
+                                      interaction; form field ``scope=all`` refuses all advertising
+``GET  /r/{token}``                   the recipient's consents and refusals (HTML, or JSON with
+                                      ``Accept: application/json``)
+====================================  ===============================================================
+
+Operators (``Authorization: Bearer <api.operator_tokens>``) and advertisers
+(``Bearer <the token printed at registration>``, for their own id only):
+
+===============================================  ========  ===========================================
+route                                            who       what
+===============================================  ========  ===========================================
+``POST /api/v1/advertisers``                     operator  register ``{id, name, contact, domains}``;
+                                                           201 with the advertiser's token
+``GET  /api/v1/advertisers``                     operator  every advertiser
+``GET  /api/v1/advertisers/{adv}``               both      the advertiser and its counts
+``POST /api/v1/advertisers/{adv}/domains``       operator  add ``{domains: [...]}``
+``POST /api/v1/advertisers/{adv}/consents``      both      bulk ``{consents: [{recipient, method, at,
+                                                           evidence, expires_at, max_per_day}]}``
+                                                           (at most 10,000; all or nothing)
+``GET  /api/v1/advertisers/{adv}/consents``      both      export, ``?format=json|csv``
+``GET  /api/v1/advertisers/{adv}/refusals``      both      refusals, ``?since=<unix time>``
+``GET  /api/v1/advertisers/{adv}/counts``        both      consents, refusals, ads delivered
+``GET  /api/v1/advertisers/{adv}/recipients/{r}``  both    may one more ad go to ``r`` now, and why
+``GET  /api/v1/advertisers/{adv}/unsubscribe-url``  both   ``?recipient=`` → URL and the two headers
+``GET  /api/v1/recipients/{rcpt}``               operator every record of one recipient
+``POST /api/v1/refusals``                        operator ``{recipient, advertiser?}``
+===============================================  ========  ===========================================
+
+Errors are JSON ``{"error": "..."}`` with 400 (bad input), 401 (no or bad
+token), 403 (another advertiser's data), 404, 409 (domain taken), 503 (store
+unreachable). Registry calls run in worker threads (``asyncio.to_thread``):
+one implementation of every rule, shared with the threaded milter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html as _h
+import io
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from ..config import Config
+from ..errors import StoreError, StoreUnavailable
+from ..logs import event
+from .consent import (
+    GLOBAL,
+    ConsentRecord,
+    DomainTaken,
+    RecipientRecords,
+    RedisConsentRegistry,
+    UnknownAdvertiser,
+    normalize_advertiser_id,
+    normalize_recipient,
+    registry_from_config,
+)
+from .consent_cli import export_records, iso
+from .texts import page, text
+from .unsubscribe import (
+    InvalidToken,
+    TokenSigner,
+    list_unsubscribe_headers,
+    signer_from_config,
+    unsubscribe_url,
+)
+
+__all__ = ["ConsentApi", "MAX_BULK"]
+
+log = logging.getLogger("spamwarden.api.consent")
+
+#: consent records accepted in one bulk request
+MAX_BULK = 10_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=body, status=status, content_type="text/html", charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex",
+                 "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _consent_json(c: ConsentRecord) -> dict[str, Any]:
+    return {
+        "advertiser": c.advertiser, "recipient": c.recipient, "method": c.method,
+        "at": iso(c.at), "evidence": c.evidence, "expires_at": iso(c.expires_at) or None,
+        "max_per_day": c.max_per_day or None, "recorded_at": iso(c.recorded_at),
+    }
+
+
+def _refusal_json(r: Any) -> dict[str, Any]:
+    return {
+        "advertiser": None if r.advertiser == GLOBAL else r.advertiser,
+        "all_advertising": r.advertiser == GLOBAL, "recipient": r.recipient,
+        "at": iso(r.at), "channel": r.channel, "confirmed_at": iso(r.confirmed_at) or None,
+    }
+
+
+def _records_json(rr: RecipientRecords) -> dict[str, Any]:
+    return {
+        "recipient": rr.recipient,
+        "consents": [_consent_json(c) for c in rr.consents],
+        "refusals": [_refusal_json(r) for r in rr.refusals],
+    }
+
+
+class ConsentApi:
+    """The consent routes over one registry and token signer.
+
+    :param cfg: the configuration (``[consent]``, ``api.operator_tokens``).
+    :param registry: the consent registry.
+    :param signer: one-click / lookup token signer.
+    """
+
+    def __init__(self, cfg: Config, registry: RedisConsentRegistry, signer: TokenSigner) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.signer = signer
+        self.lang = cfg.consent.language
+        self._operator_tokens = tuple(t.encode() for t in cfg.api.operator_tokens if t)
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, client: Any | None = None) -> "ConsentApi":
+        """Routes over the configured Redis (``client``: a sync ``redis.Redis``).
+
+        :raises ConfigError: the token key is unusable.
+        """
+        return cls(cfg, registry_from_config(cfg, client), signer_from_config(cfg))
+
+    def routes(self) -> list[web.RouteDef]:
+        """The route table to ``app.add_routes(...)``."""
+        g = self._guard
+        return [
+            web.get("/u/{token}", g(self.unsubscribe_page)),
+            web.post("/u/{token}", g(self.unsubscribe_post)),
+            web.get("/r/{token}", g(self.recipient_page)),
+            web.post("/api/v1/advertisers", g(self.advertiser_create)),
+            web.get("/api/v1/advertisers", g(self.advertiser_list)),
+            web.get("/api/v1/advertisers/{adv}", g(self.advertiser_get)),
+            web.post("/api/v1/advertisers/{adv}/domains", g(self.advertiser_domains)),
+            web.post("/api/v1/advertisers/{adv}/consents", g(self.consents_submit)),
+            web.get("/api/v1/advertisers/{adv}/consents", g(self.consents_export)),
+            web.get("/api/v1/advertisers/{adv}/refusals", g(self.refusals_list)),
+            web.get("/api/v1/advertisers/{adv}/counts", g(self.counts)),
+            web.get("/api/v1/advertisers/{adv}/recipients/{rcpt}", g(self.recipient_state)),
+            web.get("/api/v1/advertisers/{adv}/unsubscribe-url", g(self.unsubscribe_url)),
+            web.get("/api/v1/recipients/{rcpt}", g(self.recipient_records)),
+            web.post("/api/v1/refusals", g(self.refusal_create)),
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _guard(self, handler: Handler) -> Handler:
+        """Map registry errors to HTTP answers (a store error is never a 500 page)."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except StoreUnavailable as exc:
+                event(log, "consent_api_store_unavailable", path=request.path, error=str(exc))
+                return _error(503, "the consent registry is unavailable, try again later")
+            except UnknownAdvertiser as exc:
+                return _error(404, str(exc))
+            except DomainTaken as exc:
+                return _error(409, str(exc))
+            except StoreError as exc:
+                event(log, "consent_api_store_error", path=request.path, error=str(exc))
+                return _error(503, "the consent registry failed, try again later")
+
+        wrapped.__name__ = handler.__name__
+        return wrapped
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @staticmethod
+    def _bearer(request: web.Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    def _is_operator(self, token: str) -> bool:
+        given = token.encode("utf-8", "replace")
+        ok = False
+        for t in self._operator_tokens:
+            ok |= hmac.compare_digest(given, t)
+        return ok
+
+    async def _who(self, request: web.Request, adv: str | None) -> str | web.Response:
+        """``"operator"``, ``"advertiser"``, or the error response."""
+        token = self._bearer(request)
+        if token is None:
+            return _error(401, "missing bearer token")
+        if self._is_operator(token):
+            return "operator"
+        if adv is not None and await self._run(self.registry.check_advertiser_token, adv, token):
+            return "advertiser"
+        if adv is None:
+            return _error(401, "operator token required")
+        return _error(403, "token not valid for this advertiser")
+
+    async def _operator(self, request: web.Request) -> web.Response | None:
+        who = await self._who(request, None)
+        return who if isinstance(who, web.Response) else None
+
+    async def _advertiser(self, request: web.Request) -> tuple[str, web.Response | None]:
+        try:
+            adv = normalize_advertiser_id(request.match_info["adv"])
+        except ValueError as exc:
+            return "", _error(400, str(exc))
+        who = await self._who(request, adv)
+        if isinstance(who, web.Response):
+            return adv, who
+        if await self._run(self.registry.advertiser, adv) is None:
+            return adv, _error(404, f"no advertiser {adv!r}")
+        return adv, None
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            data = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "the body must be a JSON object")
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, "request body too large")
+        if not isinstance(data, dict):
+            return _error(400, "the body must be a JSON object")
+        return data
+
+    # -- recipients ----------------------------------------------------------------------------
+
+    def _claims(self, request: web.Request, purpose: str = "u") -> Any:
+        try:
+            return self.signer.verify(request.match_info["token"], purpose=purpose)  # type: ignore[arg-type]
+        except InvalidToken:
+            return None
+
+    def _invalid_page(self) -> web.Response:
+        body = text(self.lang, "page.invalid.body")
+        return _html(page(self.lang, "page.invalid.title", body), status=403)
+
+    async def _advertiser_name(self, adv: str) -> str:
+        a = await self._run(self.registry.advertiser, adv)
+        return a.name if a is not None and a.name else adv
+
+    async def unsubscribe_page(self, request: web.Request) -> web.StreamResponse:
+        claims = self._claims(request)
+        if claims is None:
+            return self._invalid_page()
+        name = await self._advertiser_name(claims.advertiser)
+        lang = self.lang
+        body = text(lang, "page.confirm.body", advertiser=name, rcpt=claims.recipient)
+        form = (
+            f'<form method="post"><input type="hidden" name="List-Unsubscribe" '
+            f'value="One-Click"><p><label><input type="checkbox" name="scope" value="all"> '
+            f'{_h.escape(text(lang, "page.confirm.all", rcpt=claims.recipient))}</label></p>'
+            f'<p><button type="submit">{_h.escape(text(lang, "page.confirm.button"))}'
+            "</button></p></form>\n"
+        )
+        return _html(page(lang, "page.confirm.title", body, extra_html=form))
+
+    async def unsubscribe_post(self, request: web.Request) -> web.StreamResponse:
+        """RFC 8058 §3.2: the POST alone records the refusal (body
+        ``List-Unsubscribe=One-Click``; no cookie, no redirect, no second step)."""
+        claims = self._claims(request)
+        if claims is None:
+            event(log, "unsubscribe_token_invalid", peer=request.remote)
+            return self._invalid_page()
+        scope = ""
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            try:
+                form = await request.post()
+                scope = str(form.get("scope", ""))
+            except ValueError:
+                scope = ""
+        adv = GLOBAL if scope == "all" else claims.advertiser
+        rec, created = await self._run(
+            self.registry.refuse, claims.recipient, adv=adv, channel="one-click"
+        )
+        first = await self._run(self.registry.claim_confirmation, claims.recipient, adv=adv)
+        event(log, "unsubscribed", advertiser=adv, rcpt=claims.recipient, new=created,
+              confirmed=first)
+        when = iso(rec.at).replace("T", " ").rstrip("Z")[:19]
+        if adv == GLOBAL:
+            body = text(self.lang, "page.done_all.body", rcpt=claims.recipient, when=when)
+        else:
+            name = await self._advertiser_name(adv)
+            body = text(self.lang, "page.done.body", advertiser=name, rcpt=claims.recipient,
+                        when=when)
+        link = (
+            f'<p><a href="../r/{self.signer.lookup_token(claims.recipient)}">'
+            f'{_h.escape(text(self.lang, "page.lookup.link", rcpt=claims.recipient))}</a></p>\n'
+        )
+        return _html(page(self.lang, "page.done.title", body, extra_html=link))
+
+    async def recipient_page(self, request: web.Request) -> web.StreamResponse:
+        claims = self._claims(request, "r")
+        if claims is None:
+            return self._invalid_page()
+        rr = await self._run(self.registry.recipient_records, claims.recipient)
+        data = _records_json(rr)
+        if "application/json" in request.headers.get("Accept", ""):
+            return _json(data)
+        rows = "".join(
+            f"<li>{_h.escape(c['advertiser'])}: {_h.escape(c['method'])} {_h.escape(c['at'])}</li>"
+            for c in data["consents"]
+        ) or "<li>-</li>"
+        refs = "".join(
+            f"<li>{_h.escape(r['advertiser'] or '*')}: {_h.escape(r['channel'])} "
+            f"{_h.escape(r['at'])}</li>"
+            for r in data["refusals"]
+        ) or "<li>-</li>"
+        extra = (
+            f"<h2>{_h.escape(text(self.lang, 'page.lookup.consents'))}</h2><ul>{rows}</ul>"
+            f"<h2>{_h.escape(text(self.lang, 'page.lookup.refusals'))}</h2><ul>{refs}</ul>\n"
+        )
+        return _html(page(self.lang, "page.lookup.title", claims.recipient, extra_html=extra))
+
+    # -- operators and advertisers -------------------------------------------------------------
+
+    async def advertiser_create(self, request: web.Request) -> web.StreamResponse:
+        if (denied := await self._operator(request)) is not None:
+            return denied
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        domains = body.get("domains", [])
+        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+            return _error(400, "domains must be a list of domain names")
+        try:
+            existing = await self._run(self.registry.advertiser, str(body.get("id", "")))
+            adv, token = await self._run(
+                self.registry.register_advertiser, str(body.get("id", "")),
+                name=str(body.get("name", "")), contact=str(body.get("contact", "")),
+                domains=domains[:100], new_token=existing is None or bool(body.get("new_token")),
+            )
+        except ValueError as exc:
+            return _error(400, str(exc))
+        out = {"id": adv.id, "name": adv.name, "contact": adv.contact,
+               "domains": list(adv.domains), "created_at": iso(adv.created_at)}
+        if token:
+            out["token"] = token
+        return _json(out, 201 if existing is None else 200)
+
+    async def advertiser_list(self, request: web.Request) -> web.StreamResponse:
+        if (denied := await self._operator(request)) is not None:
+            return denied
+        ids = await self._run(self.registry.advertisers)
+        return _json({"advertisers": ids})
+
+    async def advertiser_get(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        a = await self._run(self.registry.advertiser, adv)
+        c = await self._run(self.registry.counts, adv)
+        return _json({"id": a.id, "name": a.name, "contact": a.contact,
+                      "domains": list(a.domains), "created_at": iso(a.created_at),
+                      "consents": c.consents, "refusals": c.refusals, "sent": c.sent})
+
+    async def advertiser_domains(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        if (denied := await self._operator(request)) is not None:
+            return _error(403, "only the operator adds sending domains")
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        domains = body.get("domains")
+        if not isinstance(domains, list) or not domains or not all(
+                isinstance(d, str) for d in domains):
+            return _error(400, "domains must be a non-empty list of domain names")
+        a = await self._run(self.registry.advertiser, adv)
+        try:
+            a, _ = await self._run(self.registry.register_advertiser, adv, name=a.name,
+                                   contact=a.contact, domains=domains[:100])
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return _json({"id": a.id, "domains": list(a.domains)})
+
+    async def consents_submit(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        items = body.get("consents")
+        if not isinstance(items, list) or not items:
+            return _error(400, "consents must be a non-empty list")
+        if len(items) > MAX_BULK:
+            return _error(413, f"at most {MAX_BULK} consent records per request")
+        now = time.time()
+        records: list[ConsentRecord] = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise ValueError("not an object")
+                records.append(ConsentRecord(
+                    advertiser=adv,
+                    recipient=normalize_recipient(str(item.get("recipient", ""))),
+                    method=str(item.get("method", "")),
+                    at=_time(item.get("at"), now),
+                    evidence=str(item.get("evidence", "")),
+                    expires_at=_time(item.get("expires_at"), 0.0),
+                    max_per_day=int(item.get("max_per_day") or 0),
+                ))
+            except (ValueError, TypeError) as exc:
+                return _error(400, f"consents[{i}]: {exc}")
+        try:
+            n = await self._run(self.registry.add_consents, records)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return _json({"stored": n})
+
+    async def consents_export(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        fmt = request.query.get("format", "json")
+        if fmt not in ("json", "csv"):
+            return _error(400, "format must be json or csv")
+        buf = io.StringIO()
+        await self._run(export_records, self.registry, adv, fmt, buf)
+        return web.Response(
+            text=buf.getvalue(), charset="utf-8",
+            content_type="text/csv" if fmt == "csv" else "application/json",
+        )
+
+    async def refusals_list(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            return _error(400, "since must be a Unix time")
+        recs = await self._run(lambda: [r for r in self.registry.refusals(adv) if r.at >= since])
+        return _json({"refusals": [_refusal_json(r) for r in recs]})
+
+    async def counts(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        c = await self._run(self.registry.counts, adv)
+        return _json({"advertiser": adv, "consents": c.consents, "refusals": c.refusals,
+                      "sent": c.sent})
+
+    async def recipient_state(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        try:
+            rcpt = normalize_recipient(request.match_info["rcpt"])
+        except ValueError as exc:
+            return _error(400, str(exc))
+        state = await self._run(
+            self.registry.recipient_state, adv, rcpt, now=self.registry.clock(),
+            default_cap=self.cfg.consent.max_ads_per_day,
+        )
+        consent = await self._run(self.registry.consent, adv, rcpt)
+        refusal = await self._run(self.registry.refusal, rcpt, adv=adv)
+        refusal_all = await self._run(self.registry.refusal, rcpt)
+        return _json({
+            "advertiser": adv, "recipient": rcpt, "status": state.status,
+            "may_send": state.allowed, "sent_24h": state.sent, "cap": state.cap,
+            "consent": _consent_json(consent) if consent else None,
+            "refusal": _refusal_json(refusal) if refusal else None,
+            "refused_all": _refusal_json(refusal_all) if refusal_all else None,
+        })
+
+    async def unsubscribe_url(self, request: web.Request) -> web.StreamResponse:
+        adv, denied = await self._advertiser(request)
+        if denied is not None:
+            return denied
+        try:
+            rcpt = normalize_recipient(request.query.get("recipient", ""))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        url = unsubscribe_url(self.cfg, self.signer, adv, rcpt)
+        return _json({"url": url, "headers": dict(list_unsubscribe_headers(url))})
+
+    async def recipient_records(self, request: web.Request) -> web.StreamResponse:
+        if (denied := await self._operator(request)) is not None:
+            return denied
+        try:
+            rcpt = normalize_recipient(request.match_info["rcpt"])
+        except ValueError as exc:
+            return _error(400, str(exc))
+        rr = await self._run(self.registry.recipient_records, rcpt)
+        return _json(_records_json(rr))
+
+    async def refusal_create(self, request: web.Request) -> web.StreamResponse:
+        if (denied := await self._operator(request)) is not None:
+            return denied
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        adv = body.get("advertiser") or GLOBAL
+        try:
+            if adv != GLOBAL and await self._run(self.registry.advertiser, str(adv)) is None:
+                return _error(404, f"no advertiser {adv!r}")
+            rec, created = await self._run(
+                self.registry.refuse, str(body.get("recipient", "")), adv=str(adv),
+                channel=str(body.get("channel") or "api")[:32],
+            )
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return _json({"refusal": _refusal_json(rec), "new": created}, 201 if created else 200)
+
+
+def _time(value: Any, default: float) -> float:
+    """A JSON time: Unix seconds or ISO 8601 text; ``None`` gives ``default``."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ValueError("a time, not a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    from .consent_cli import parse_time
+
+    return parse_time(str(value), now=default or time.time())
+
