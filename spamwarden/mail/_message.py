@@ -257,6 +257,21 @@ def parse_tag_list(value: str) -> dict[str, str]:
 # -- the parser -----------------------------------------------------------------------------
 
 _HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
+# RFC 5322 section 3.6.8: printable US-ASCII except ":" (already split off)
+_FIELD_NAME = re.compile(r"[!-~]+\Z")
+
+
+def _mime_head(headers: list[tuple[str, str]]) -> bytes:
+    """Only the header fields that shape the MIME tree (RFC 2045 section 3).
+
+    The MIME parser needs nothing else; handing it trace fields (dozens of
+    ``Received`` lines) only costs time.
+    """
+    return b"\n".join(
+        f"{k}: {v}".encode("utf-8", "surrogateescape")
+        for k, v in headers
+        if k[:8].lower() == "content-" or k.lower() == "mime-version"
+    )
 
 
 def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:
@@ -289,7 +304,7 @@ def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, s
         if ":" in text:
             n, v = text.split(":", 1)
             n = n.strip()
-            if n and all(32 < ord(c) < 127 for c in n):
+            if n and _FIELD_NAME.match(n):
                 name, value = n, [v.strip()]
                 continue
         name = None
@@ -345,8 +360,9 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
     parts: list[Part] = []
     has_html = has_plain = False
     try:
+        mime_head = _mime_head(headers)
         msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-            head + b"\n\n" + body
+            (mime_head + b"\n\n" if mime_head else b"\n") + body
         )
         budget = [limits.max_text_chars]
         for part in _walk(msg, limits, defects):
