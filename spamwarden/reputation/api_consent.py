@@ -60,6 +60,7 @@ from ..errors import StoreError, StoreUnavailable
 from ..logs import event
 from .consent import (
     GLOBAL,
+    METHODS,
     ConsentRecord,
     DomainTaken,
     RecipientRecords,
@@ -424,6 +425,8 @@ class ConsentApi:
             try:
                 if not isinstance(item, dict):
                     raise ValueError("not an object")
+                if item.get("method") not in METHODS:
+                    raise ValueError(f"method must be one of {', '.join(METHODS)}")
                 records.append(ConsentRecord(
                     advertiser=adv,
                     recipient=normalize_recipient(str(item.get("recipient", ""))),

@@ -1,0 +1,279 @@
+"""The consent routes served over real HTTP on 127.0.0.1, backed by a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Iterator
+
+import pytest
+import redis
+from aiohttp import web
+
+from spamwarden.config import ApiConfig, Config, ConsentConfig
+from spamwarden.reputation.api_consent import ConsentApi
+from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
+from spamwarden.reputation.unsubscribe import TokenSigner
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = "operator-secret-token"
+A, B = "a@example.test", "b@example.test"
+
+
+class ApiServer:
+    """An aiohttp app with the consent routes on 127.0.0.1:<any port>, in a thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def start() -> None:
+            self._runner = web.AppRunner(self.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        self._thread.start()
+        assert self._ready.wait(10), "API did not start"
+
+    def stop(self) -> None:
+        async def cleanup() -> None:
+            assert self._runner is not None
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def request(
+    url: str, *, method: str = "GET", body: Any = None, token: str | None = None,
+    form: dict[str, str] | None = None, accept: str | None = None,
+) -> tuple[int, str, dict[str, str]]:
+    data = None
+    headers: dict[str, str] = {}
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if accept:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode()
+        exc.close()
+        return exc.code, text, dict(exc.headers)
+
+
+@pytest.fixture
+def setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry, TokenSigner, str]]:
+    client = redis.Redis.from_url(redis_url)
+    cfg = Config(
+        api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
+        consent=dataclasses.replace(ConsentConfig(), token_key="0123456789abcdef0123"),
+    )
+    reg = RedisConsentRegistry(client)
+    signer = TokenSigner(cfg.consent.token_key.encode())
+    api = ConsentApi(cfg, reg, signer)
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app.add_routes(api.routes())
+    server = ApiServer(app)
+    server.start()
+    _, adv_token = reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"],
+                                           new_token=True)
+    assert adv_token
+    try:
+        yield server, reg, signer, adv_token
+    finally:
+        server.stop()
+        client.close()
+
+
+def test_one_click_post_records_the_refusal(setup: Any) -> None:
+    server, reg, signer, _ = setup
+    tok = signer.make("shop", A)
+    status, page, headers = request(f"{server.base}/u/{tok}")
+    assert status == 200 and "Shop VN" in page and A in page and "<form" in page
+    assert reg.refusal(A, adv="shop") is None  # GET never unsubscribes
+    status, page, headers = request(f"{server.base}/u/{tok}", method="POST",
+                                    form={"List-Unsubscribe": "One-Click"})
+    assert status == 200 and "Shop VN" in page
+    assert headers["Cache-Control"] == "no-store"
+    rec = reg.refusal(A, adv="shop")
+    assert rec is not None and rec.channel == "one-click" and rec.confirmed_at > 0
+    assert reg.refusal(A) is None  # only that advertiser
+    # a second POST is harmless
+    status, _, _ = request(f"{server.base}/u/{tok}", method="POST",
+                           form={"List-Unsubscribe": "One-Click"})
+    assert status == 200
+
+
+def test_one_click_with_an_empty_body_and_scope_all(setup: Any) -> None:
+    server, reg, signer, _ = setup
+    status, _, _ = request(f"{server.base}/u/{signer.make('shop', B)}", method="POST")
+    assert status == 200 and reg.refusal(B, adv="shop") is not None
+    status, page, _ = request(f"{server.base}/u/{signer.make('shop', A)}", method="POST",
+                              form={"List-Unsubscribe": "One-Click", "scope": "all"})
+    assert status == 200 and reg.refusal(A) is not None
+
+
+def test_forged_token_is_refused(setup: Any) -> None:
+    server, reg, signer, _ = setup
+    forged = TokenSigner(b"not the key at all!!").make("shop", A)
+    payload_b = signer.make("shop", B).split(".")[0]
+    mac_a = signer.make("shop", A).split(".")[1]
+    for tok in (forged, f"{payload_b}.{mac_a}", "garbage", "a" * 3000):
+        status, page, _ = request(f"{server.base}/u/{tok}", method="POST",
+                                  form={"List-Unsubscribe": "One-Click"})
+        assert status == 403, tok
+    assert reg.refusal(A, adv="shop") is None and reg.refusal(B, adv="shop") is None
+    # a lookup token is not an unsubscribe token
+    status, _, _ = request(f"{server.base}/u/{signer.lookup_token(A)}", method="POST")
+    assert status == 403
+
+
+def test_vietnamese_pages(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    cfg = Config(consent=dataclasses.replace(ConsentConfig(), token_key="k" * 20, language="vi"))
+    reg = RedisConsentRegistry(client)
+    reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"])
+    signer = TokenSigner(b"k" * 20)
+    app = web.Application()
+    app.add_routes(ConsentApi(cfg, reg, signer).routes())
+    server = ApiServer(app)
+    server.start()
+    try:
+        status, page, _ = request(f"{server.base}/u/{signer.make('shop', A)}")
+        assert status == 200 and "Hủy đăng ký" in page and 'lang="vi"' in page
+    finally:
+        server.stop()
+        client.close()
+
+
+def test_recipient_lookup_page(setup: Any) -> None:
+    server, reg, signer, _ = setup
+    reg.add_consents([ConsentRecord("shop", A, "form", 1_700_000_000.0, "form #1")])
+    reg.refuse(A, channel="optout-mail")
+    status, body, _ = request(f"{server.base}/r/{signer.lookup_token(A)}",
+                              accept="application/json")
+    data = json.loads(body)
+    assert status == 200 and data["recipient"] == A
+    assert data["consents"][0]["method"] == "form"
+    assert data["refusals"][0]["all_advertising"] is True
+    status, _, _ = request(f"{server.base}/r/{signer.make('shop', A)}")
+    assert status == 403
+
+
+def test_advertiser_registration_and_auth(setup: Any) -> None:
+    server, reg, _, adv_token = setup
+    url = f"{server.base}/api/v1/advertisers"
+    body = {"id": "news", "name": "News", "domains": ["news.test"]}
+    assert request(url, method="POST", body=body)[0] == 401
+    assert request(url, method="POST", body=body, token=adv_token)[0] == 401
+    status, text, _ = request(url, method="POST", body=body, token=OPERATOR)
+    assert status == 201
+    news_token = json.loads(text)["token"]
+    assert reg.domain_map()["news.test"] == "news"
+    status, text, _ = request(url, method="POST", token=OPERATOR,
+                              body={"id": "rival", "name": "R", "domains": ["shop.test"]})
+    assert status == 409 and "shop" in json.loads(text)["error"]
+    # an advertiser sees only itself
+    assert request(f"{url}/shop", token=news_token)[0] == 403
+    status, text, _ = request(f"{url}/news", token=news_token)
+    assert status == 200 and json.loads(text)["domains"] == ["news.test"]
+    assert request(f"{url}/news/domains", method="POST", token=news_token,
+                   body={"domains": ["more.test"]})[0] == 403
+    status, text, _ = request(f"{url}/news/domains", method="POST", token=OPERATOR,
+                              body={"domains": ["more.test"]})
+    assert status == 200 and json.loads(text)["domains"] == ["news.test", "more.test"]
+    assert request(f"{url}/nobody", token=OPERATOR)[0] == 404
+    status, text, _ = request(url, token=OPERATOR)
+    assert json.loads(text)["advertisers"] == ["news", "shop"]
+
+
+def test_bulk_consent_lookups_and_counts(setup: Any) -> None:
+    server, reg, signer, adv_token = setup
+    url = f"{server.base}/api/v1/advertisers/shop"
+    records = [{"recipient": f"user{i}@example.test", "method": "form",
+                "at": "2026-01-02T03:04:05Z", "evidence": f"form {i}"} for i in range(300)]
+    status, text, _ = request(f"{url}/consents", method="POST", token=adv_token,
+                              body={"consents": records})
+    assert status == 200 and json.loads(text) == {"stored": 300}
+    bad = records[:2] + [{"recipient": "x@example.test", "method": "fax"}]
+    status, text, _ = request(f"{url}/consents", method="POST", token=adv_token,
+                              body={"consents": bad})
+    assert status == 400 and "consents[2]" in json.loads(text)["error"]
+    assert reg.consent("shop", "x@example.test") is None
+    reg.refuse("user1@example.test", adv="shop", channel="one-click")
+    status, text, _ = request(f"{url}/counts", token=adv_token)
+    assert json.loads(text) == {"advertiser": "shop", "consents": 300, "refusals": 1, "sent": 0}
+    status, text, _ = request(f"{url}/refusals", token=adv_token)
+    assert [r["recipient"] for r in json.loads(text)["refusals"]] == ["user1@example.test"]
+    status, text, _ = request(f"{url}/recipients/user1@example.test", token=adv_token)
+    data = json.loads(text)
+    assert data["status"] == "refused" and data["may_send"] is False
+    status, text, _ = request(f"{url}/recipients/user2@example.test", token=adv_token)
+    data = json.loads(text)
+    assert (data["status"], data["may_send"], data["cap"]) == ("ok", True, 3)
+    assert data["consent"]["at"] == "2026-01-02T03:04:05Z"
+    status, text, headers = request(f"{url}/consents?format=csv", token=adv_token)
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert len(text.strip().splitlines()) == 1 + 300 + 1
+    status, text, _ = request(f"{url}/unsubscribe-url?recipient=user2@example.test",
+                              token=adv_token)
+    data = json.loads(text)
+    assert signer.verify(data["url"].rsplit("/", 1)[1]).recipient == "user2@example.test"
+    assert data["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    status, text, _ = request(f"{server.base}/api/v1/recipients/user1@example.test",
+                              token=OPERATOR)
+    assert json.loads(text)["refusals"][0]["channel"] == "one-click"
+    assert request(f"{server.base}/api/v1/recipients/user1@example.test",
+                   token=adv_token)[0] == 401
+
+
+def test_operator_refusal_and_bad_bodies(setup: Any) -> None:
+    server, reg, _, _ = setup
+    url = f"{server.base}/api/v1/refusals"
+    status, text, _ = request(url, method="POST", token=OPERATOR, body={"recipient": A})
+    assert status == 201 and json.loads(text)["refusal"]["all_advertising"] is True
+    assert reg.refusal(A) is not None
+    assert request(url, method="POST", token=OPERATOR, body={"recipient": "nope"})[0] == 400
+    assert request(url, method="POST", token=OPERATOR, body=[1, 2])[0] == 400
+
+
+def test_store_down_is_503(setup: Any, redis_server: Any) -> None:
+    server, _, _, adv_token = setup
+    redis_server.stop()
+    status, text, _ = request(f"{server.base}/api/v1/advertisers/shop/counts", token=OPERATOR)
+    assert status == 503 and "unavailable" in json.loads(text)["error"]
