@@ -139,8 +139,23 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _cmd_symbols(args: argparse.Namespace, cfg: Config) -> int:
+    import json
+
+    from .milter.app import symbol_table
+
+    rows = symbol_table(cfg)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        mark = "" if row["default"] is None or row["points"] == row["default"] else " (config)"
+        print(f"{row['name']:<30} {row['points']:7.2f}{mark:9} {row['description']}")
+    return 0
+
+
 def _add_milter(sub: Any) -> None:
-    """milter, check: the Postfix milter and its offline twin."""
+    """milter, check, symbols: the Postfix milter and its offline twin."""
     _command(
         sub, "milter", _cmd_milter,
         help="run the Postfix milter on milter.listen",
@@ -167,6 +182,11 @@ def _add_milter(sub: Any) -> None:
     p.add_argument("--mail-from", metavar="ADDR", help="envelope sender ('' for <>)")
     p.add_argument("--rcpt", metavar="ADDR", action="append", help="envelope recipient (repeat)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = _command(
+        sub, "symbols", _cmd_symbols,
+        help="list the scoring symbols and their points ([policy.symbols] applied)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON array")
 
 
 def _listing_command(name: str) -> Handler:

@@ -473,6 +473,36 @@ def build_scanner(
     )
 
 
+def symbol_table(cfg: Config) -> list[dict[str, Any]]:
+    """Every built-in symbol: name, points in effect, default points, description.
+
+    Built-in scoring symbols and the consent rules' symbols, with
+    ``[policy.symbols]`` applied; names only the configuration knows are listed too.
+    """
+    from .policy import DEFAULT_POINTS, SYMBOL_DESCRIPTIONS
+
+    defaults: dict[str, float] = dict(DEFAULT_POINTS)
+    descriptions: dict[str, str] = dict(SYMBOL_DESCRIPTIONS)
+    try:
+        from . import consent_policy
+
+        defaults.update(getattr(consent_policy, "DEFAULT_POINTS", {}))
+        descriptions.update(getattr(consent_policy, "SYMBOL_DESCRIPTIONS", {}))
+    except ImportError:
+        pass
+    overrides = {k.upper(): v for k, v in cfg.policy.symbols.items()}
+    rows = []
+    for name in sorted(set(defaults) | set(overrides)):
+        default = defaults.get(name)
+        rows.append({
+            "name": name,
+            "points": overrides.get(name, default if default is not None else 0.0),
+            "default": default,
+            "description": descriptions.get(name, ""),
+        })
+    return rows
+
+
 def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
 

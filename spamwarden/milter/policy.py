@@ -99,8 +99,25 @@ DEFAULT_POINTS: Mapping[str, float] = types.MappingProxyType(
     }
 )
 
+_BAYES_RANGES = {
+    "BAYES_00": "0-1", "BAYES_05": "1-5", "BAYES_20": "5-20", "BAYES_40": "20-40",
+    "BAYES_50": "40-60", "BAYES_60": "60-80", "BAYES_80": "80-95", "BAYES_95": "95-99",
+    "BAYES_99": "99-100", "BAYES_999": "99.9-100",
+}
+_SPF_WORDS = {
+    "PASS": "HELO name authorizes the client", "FAIL": "HELO name does not authorize the client",
+    "SOFTFAIL": "HELO name probably does not authorize the client",
+    "NEUTRAL": "HELO name makes no assertion", "NONE": "HELO name publishes no SPF record",
+    "TEMPERROR": "temporary DNS error on the HELO name",
+    "PERMERROR": "the HELO name's SPF record is broken",
+}
+
 SYMBOL_DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
     {
+        **{k: f"classifier: spam probability {v} %" for k, v in _BAYES_RANGES.items()},
+        **{f"SPF_HELO_{k}": f"SPF (null sender): {v}" for k, v in _SPF_WORDS.items()},
+        "DKIM_NEUTRAL": "DKIM: a signature was not verified (over the size limit)",
+        "DKIM_POLICY": "DKIM: a signature is unacceptable to us (expired, weak key)",
         "SPF_PASS": "SPF: sender is authorized for the MAIL FROM domain",
         "SPF_FAIL": "SPF: sender is not authorized for the MAIL FROM domain",
         "SPF_SOFTFAIL": "SPF: MAIL FROM domain says the sender is probably not authorized",

@@ -51,6 +51,10 @@ log = logging.getLogger("spamwarden.milter")
 
 VERSION_TAG = f"spamwarden-{__version__}"
 
+_INTERNAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7",
+))
+
 # URL domains looked up per message (the view holds up to ParseLimits.max_urls).
 MAX_URL_DOMAINS = 20
 
@@ -420,8 +424,10 @@ class Scanner:
             ip = ipaddress.ip_address(client_ip)
         except ValueError:
             return []
-        if ip.is_loopback or ip.is_private or ip.is_link_local:
-            return []
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or any(
+            ip in net for net in _INTERNAL_NETWORKS if net.version == ip.version
+        ):
+            return []  # an internal hop: third-party lists know nothing of it
         if ip.version == 4:
             rev = ".".join(reversed(str(ip).split(".")))
         else:

@@ -456,3 +456,61 @@ def test_trusted_senders_are_tagged_never_refused(
         status = ctx.header_value("X-Spam-Status") or ""
         assert status.startswith("Yes, ") and "ALL_TRUSTED" in status and "DMARC_REJECT" in status
         assert ctx.quarantined is None
+
+
+class FixedClassifier:
+    def __init__(self, probability: float | None) -> None:
+        self.probability = probability
+
+    def spam_probability(self, view: MessageView) -> float:
+        if self.probability is None:
+            from spamwarden.errors import ModelError
+
+            raise ModelError("model file changed under us")
+        return self.probability
+
+
+def test_classifier_probability_becomes_bayes_symbols(install: Any) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      classifier=FixedClassifier(0.9995))
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    status = ctx.header_value("X-Spam-Status") or ""
+    assert status.startswith("Yes, score=5.4 ")  # 5.0 + 1.0 - 0.1 - 0.5
+    assert "BAYES_99,BAYES_999" in status
+    assert ctx.header_value("X-Spam-Flag") == "YES"
+    assert "classifier" not in (ctx.header_value("X-Spam-Unavailable") or "")
+
+
+def test_classifier_error_is_reported_not_guessed(install: Any) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      classifier=FixedClassifier(None))
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    assert "BAYES" not in (ctx.header_value("X-Spam-Status") or "")
+    assert "classifier (model file changed under us)" in (
+        ctx.header_value("X-Spam-Unavailable") or "")
+
+
+def test_third_party_dnsbl(install: Any) -> None:
+    cfg = config_from_mapping({
+        "milter": {"authserv_id": AUTHSERV},
+        "rbl": {"third_party_zones": ["dnsbl.example", "broken.example", "wild.example"]},
+    })
+    zone = StaticResolver({
+        ("9.113.0.203.dnsbl.example", "A"): ["127.0.0.2"],
+        ("9.113.0.203.broken.example", "A"): "error",
+        ("9.113.0.203.wild.example", "A"): ["192.0.2.80"],  # not 127/8: not a listing
+    })
+    scanner = Scanner(cfg, resolver=zone, authenticate=fake_auth())
+    ctx = install(scanner)
+    assert feed(ctx, HAM, ip="203.0.113.9")[0] == Milter.ACCEPT
+    reasons = ctx.header_value("X-Spam-Reasons") or ""
+    assert "RBL_THIRD_PARTY=3 [dnsbl.example 127.0.0.2]" in reasons
+    assert "RBL_THIRD_PARTY_LOOKUP_FAILED=0 [broken.example]" in reasons
+    assert "wild.example" not in reasons
+    # private and loopback clients are never looked up
+    zone.queries.clear()
+    ctx = install(scanner)
+    feed(ctx, HAM, ip="10.1.2.3")
+    assert zone.queries == []

@@ -152,3 +152,14 @@ def test_check_command_missing_file(offline_config: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "/nonexistent/m.eml", "--config", str(offline_config)]) == 1
     assert "/nonexistent/m.eml" in capsys.readouterr().err
+
+
+def test_symbols_command_applies_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text("[policy.symbols]\nBAYES_99 = 7.5\nLOCAL_RULE = 2.0\n")
+    assert main(["symbols", "--json", "--config", str(cfg)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["BAYES_99"]["points"] == 7.5 and rows["BAYES_99"]["default"] == 5.0
+    assert rows["LOCAL_RULE"]["points"] == 2.0 and rows["LOCAL_RULE"]["default"] is None
+    assert rows["DMARC_REJECT"]["points"] == 15.0
+    assert all(r["description"] for n, r in rows.items() if n != "LOCAL_RULE")
