@@ -365,7 +365,7 @@ class ComplaintIntake:
                 reporter=_lower_address(envelope.mail_from or ""),
             )
         envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.append(rcpt_options)
+        envelope.rcpt_options.extend(rcpt_options)
         return REPLIES["rcpt_ok"]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -579,10 +579,16 @@ async def run_intake(
                           data_size_limit=cfg.intake.max_message_bytes)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    handlers: dict[signal.Signals, Callable[[], None]] = {
+        signal.SIGTERM: stop.set,
+        signal.SIGINT: stop.set,
+        # nothing to reload (the configuration is read at start); don't die on it
+        signal.SIGHUP: lambda: event(log, "SIGHUP ignored: restart intake to reload"),
+    }
+    for sig, action in handlers.items():
         try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, action)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     await server.start()
     try:

@@ -705,7 +705,7 @@ _NON_ROUTABLE = tuple(
         "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
     )
 )
-_BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+?)(?::\d+)?\]")
+_BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")  # "[192.0.2.1:25]" too
 _PARENTHESISED = re.compile(r"\((?:[^()]*?\s)?\[?(\d{1,3}(?:\.\d{1,3}){3})\]?\)")
 _BARE_FROM = re.compile(r"^\s*from\s+\[?([0-9A-Fa-f:.]+)\]?(?:\s|$)", re.I)
 _BY = re.compile(r"\sby\s", re.I)
@@ -898,9 +898,9 @@ def extract_indicators(
             dkim[d] = None
     if arf is not None and arf.dkim_domain:
         for piece in re.split(r"[;,\s]+", arf.dkim_domain):
-            d = normalize_domain(piece)
-            if d:
-                dkim[d] = None
+            named = normalize_domain(piece)
+            if named:
+                dkim[named] = None
     dkim_list = tuple(dkim)[: limits.max_dkim_domains]
     verified = tuple(d for d in (normalize_domain(x) for x in dkim_verified) if d and d in dkim)
     urls: dict[str, None] = {}

@@ -1,0 +1,272 @@
+"""Report parsing (spamwarden.reputation.reports): ARF fields, Received hops, inline forwards,
+authentication marks, fingerprints, and hostile input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spamwarden.errors import ReportError
+from spamwarden.reputation.complaints import Indicators
+from spamwarden.reputation.reports import (
+    NO_ORIGINAL,
+    Original,
+    ReportLimits,
+    extract_indicators,
+    find_original,
+    fingerprint,
+    first_untrusted_hop,
+    header_fields,
+    is_actionable,
+    parse_arf_fields,
+    parse_networks,
+    received_client_ip,
+    submission_authenticated,
+    verified_domains,
+)
+from tests.conftest import DATA, shared_path
+
+TRUSTED = parse_networks(["127.0.0.0/8", "::1/128"])
+REPORTS = DATA / "reports"
+
+
+# -- ARF fields against stalwart's expected parses --------------------------------------------
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _ws(text: str | None) -> str | None:
+    return " ".join(text.split()) if text is not None else None
+
+
+@pytest.mark.parametrize("name", ["001", "002", "003", "004", "005"])
+def test_arf_fields_match_stalwart(name: str) -> None:
+    folder = shared_path("arf", "stalwart_mail-auth")
+    expected = json.loads((folder / f"{name}.json").read_text())
+    original = find_original((folder / f"{name}.eml").read_bytes())
+    arf = original.arf
+    assert arf is not None and original.source == "arf"
+    # stalwart's enum names ("AuthFailure", "BodyHash") are the RFC 5965 / 6591 tokens
+    assert arf.feedback_type == _CAMEL.sub("-", expected["feedback_type"]).lower()
+    assert arf.user_agent == expected["user_agent"]
+    assert int(float(arf.version or "0")) == expected["version"]
+    assert arf.arrival_date == expected["arrival_date"]
+    assert arf.original_mail_from == expected["original_mail_from"]
+    assert list(arf.original_rcpt_to) == ([expected["original_rcpt_to"]]
+                                          if expected["original_rcpt_to"] else [])
+    assert arf.original_envelope_id == expected["original_envelope_id"]
+    assert arf.reporting_mta == expected["reporting_mta"]
+    assert arf.source_ip == expected["source_ip"]
+    assert arf.incidents == expected["incidents"]
+    assert list(arf.reported_domains) == expected["reported_domain"]
+    assert list(arf.reported_uris) == expected["reported_uri"]
+    assert [_ws(a) for a in arf.authentication_results] == [
+        _ws(a) for a in expected["authentication_results"]]
+    failure = expected["auth_failure"]
+    assert arf.auth_failure == (None if failure == "Unspecified" else failure.lower())
+    assert arf.dkim_domain == expected["dkim_domain"]
+    assert arf.dkim_identity == expected["dkim_identity"]
+    assert arf.dkim_selector == expected["dkim_selector"]
+    if expected["headers"] is not None:  # text/rfc822-headers: the header section, unfolded
+        assert original.headers_only and not original.intact
+        want = header_fields(expected["headers"].encode())
+        assert header_fields(original.message) == want
+    else:
+        assert original.intact and not original.headers_only
+
+
+# -- Received hops --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value,ip", [
+    ("from mail.example.net (mail.example.net [192.0.2.1]) by mx.example.com with ESMTP id 1",
+     "192.0.2.1"),
+    ("from [192.0.2.222] ([192.0.2.222:222] helo=mta-2.example.org) by example.org", "192.0.2.222"),
+    ("from 127.0.0.1  (EHLO mx8.example.com) (192.0.2.8) by mta34.mail.yahoo.com with SMTP",
+     "192.0.2.8"),
+    ("from smtp.example.com ([203.0.113.245]) by R7038-AA.example.com over TLS", "203.0.113.245"),
+    ("from x (x [IPv6:2001:db8::25]) by mx.example.com", "2001:db8::25"),
+    ("from x (x [IPv6:::ffff:192.0.2.7]) by mx.example.com", "192.0.2.7"),
+    ("from [203.0.113.225] by rx-smtp-22.example.com; Thu, 29 Apr 2015", "203.0.113.225"),
+    ("by box.example.name (Postfix, from userid 116) id CF8FA658E0", None),
+    ("from localhost by mx.example.com (from [192.0.2.9])", None),
+    ("from unknown (HELO 300.1.1.1) (999.1.1.1) by x", None),
+    ("", None),
+])
+def test_received_client_ip(value: str, ip: str | None) -> None:
+    assert received_client_ip(value) == ip
+
+
+def test_first_untrusted_hop_skips_trusted_and_private() -> None:
+    chain = [
+        "from localhost (localhost [127.0.0.1]) by mx.example.vn",
+        "from mx1 (mx1 [10.20.0.5]) by mbox.example.vn",
+        "by mx.example.vn (Postfix, from userid 0)",
+        "from evil (evil [198.51.100.23]) by mx1.example.vn",
+        "from inner (inner [203.0.113.9]) by evil",
+    ]
+    assert first_untrusted_hop(chain, TRUSTED) == "198.51.100.23"
+    assert first_untrusted_hop(chain, parse_networks(["198.51.100.0/24"])) == "203.0.113.9"
+    assert first_untrusted_hop(chain[:3], TRUSTED) is None
+
+
+def test_submission_authenticated() -> None:
+    def hops(*values: str) -> list[tuple[str, str]]:
+        return [("Received", v) for v in values] + [("Subject", "x")]
+
+    postfix = "from x (x [203.0.113.7]) (Authenticated sender: alice) by mail.example.vn with ESMTPSA"
+    assert submission_authenticated(hops(postfix), TRUSTED)
+    assert submission_authenticated(hops("from x (x [203.0.113.7]) by m with ESMTPA id 1"), TRUSTED)
+    # re-injected by a content filter on 127.0.0.1 after an authenticated submission
+    assert submission_authenticated(
+        hops("from localhost (localhost [127.0.0.1]) by m with ESMTP", postfix), TRUSTED)
+    assert not submission_authenticated(hops("from x (x [203.0.113.7]) by m with ESMTPS"), TRUSTED)
+    # an authenticated-looking field below a hop from the internet was written by others
+    assert not submission_authenticated(
+        hops("from evil (evil [203.0.113.66]) by m with ESMTP", postfix), TRUSTED)
+    assert not submission_authenticated(hops(), TRUSTED)
+
+
+# -- inline forwards -------------------------------------------------------------------------------
+
+
+def _plain(body: str, subject: str = "Fwd: offer") -> bytes:
+    return (
+        "From: Alice <alice@example.vn>\r\nTo: report@example.vn\r\n"
+        f"Subject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
+    ).replace("\n", "\r\n").replace("\r\r\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("body", [
+    # Apple Mail
+    "Look\n\nBegin forwarded message:\n\nFrom: Deals <d@bad-shop.example>\n"
+    "Subject: Big offer\nDate: 3 November 2024 at 21:01:07 GMT+7\nTo: alice@example.vn\n\n"
+    "Buy at https://bad-shop.example/x\n",
+    # Outlook desktop, no rule line, bold markers in the text alternative
+    "spam\n\n*From:* Deals <d@bad-shop.example>\n*Sent:* Sunday, November 3, 2024 9:01 PM\n"
+    "*To:* Alice <alice@example.vn>\n*Subject:* Big offer\n\nBuy at https://bad-shop.example/x\n",
+    # Outlook with [mailto:] and the old marker
+    "-----Original Message-----\nFrom: Deals [mailto:d@bad-shop.example]\n"
+    "Sent: Sunday, November 3, 2024 9:01 PM\nTo: Alice\nSubject: Big offer\n\n"
+    "Buy at https://bad-shop.example/x\n",
+    # German Thunderbird
+    "-------- Weitergeleitete Nachricht --------\nBetreff: \tBig offer\n"
+    "Datum: \tSun, 3 Nov 2024 21:01:07 +0700\nVon: \tDeals <d@bad-shop.example>\n"
+    "An: \talice@example.vn\n\nBuy at https://bad-shop.example/x\n",
+    # quoted with ">" by a client that forwards as a reply
+    "---------- Forwarded message ---------\n> From: Deals <d@bad-shop.example>\n"
+    "> Subject: Big offer\n> Date: Sun, 3 Nov 2024\n>\n> Buy at https://bad-shop.example/x\n",
+])
+def test_inline_forward_variants(body: str) -> None:
+    original = find_original(_plain(body))
+    assert original.source == "inline" and not original.intact
+    ind = extract_indicators(original, trusted_relays=TRUSTED)
+    assert ind.from_address == "d@bad-shop.example"
+    assert ind.from_domain == "bad-shop.example"
+    assert ind.subject == "Big offer"
+    assert ind.url_domains == ("bad-shop.example",)
+
+
+def test_text_without_a_forward_is_no_original() -> None:
+    with pytest.raises(ReportError) as err:
+        find_original(_plain("Please block deals@bad-shop.example, they spam me daily.\n"),
+                      local_domains=["example.vn"])
+    assert str(err.value) == NO_ORIGINAL
+
+
+def test_a_message_from_elsewhere_is_taken_as_re_sent() -> None:
+    raw = (REPORTS / "original-signed.eml").read_bytes()
+    with pytest.raises(ReportError):
+        find_original(raw)  # without local domains nothing says it was re-sent
+    original = find_original(raw, local_domains=["example.vn"])
+    assert (original.source, original.intact, original.message) == ("bare", True, raw)
+
+
+def test_all_forms_of_one_message_share_a_fingerprint() -> None:
+    prints = {
+        name: fingerprint(find_original((REPORTS / f"{name}.eml").read_bytes()))
+        for name in ("gmail-inline", "gmail-attached", "outlook-inline", "outlook-attached",
+                     "thunderbird-inline", "thunderbird-attached", "mutt-bounced")
+    }
+    assert len(set(prints.values())) == 1
+    ham = fingerprint(find_original((REPORTS / "ham-inline.eml").read_bytes()))
+    assert ham not in prints.values()
+
+
+def test_url_domains_are_bounded() -> None:
+    links = "\n".join(f"https://site{i}.example/x" for i in range(200))
+    raw = _plain(f"---------- Forwarded message ---------\nFrom: a@b-shop.example\n"
+                 f"Subject: many\n\n{links}\n")
+    ind = extract_indicators(find_original(raw), max_urls=7)
+    assert len(ind.url_domains) == 7
+
+
+def test_verified_domains_keep_only_passes() -> None:
+    class R:
+        def __init__(self, result: str, domain: str) -> None:
+            self.result, self.domain = result, domain
+
+    got = verified_domains([R("pass", "Example.COM"), R("fail", "bad.example"),
+                            R("pass", "example.com"), R("temperror", "x.example")])
+    assert got == ("example.com",)
+    original = find_original((REPORTS / "gmail-attached.eml").read_bytes())
+    ind = extract_indicators(original, dkim_verified=("promo-shop.example", "not-signed.example"))
+    assert ind.dkim_verified == ("promo-shop.example",)  # only d= the message carries
+
+
+# -- hostile input ----------------------------------------------------------------------------------
+
+_MIME_BITS = st.sampled_from([
+    b"Content-Type: multipart/mixed; boundary=b\r\n", b"Content-Type: message/rfc822\r\n",
+    b"Content-Type: message/feedback-report\r\n", b"Content-Type: text/rfc822-headers\r\n",
+    b"Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
+    b"--b\r\n", b"--b--\r\n", b"\r\n", b"From: x@y.example\r\n", b"Received: from a ([1.2.3.4]) by b\r\n",
+    b"Source-IP: 999.1.1.1\r\n", b"Source-IP: 192.0.2.1\r\n", b"Resent-From: a@b.example\r\n",
+    b"---------- Forwarded message ---------\r\n", b"From: \t<a@b>\r\n", b"Subject: =?utf-8?b?w6E=?=\r\n",
+    b"Auto-Submitted: auto-replied\r\n", b"Content-Disposition: attachment; filename=x.eml\r\n",
+    b"DKIM-Signature: v=1; d=\xff.example; s=x\r\n", b"https://a.b.example/\r\n", b" folded\r\n",
+])
+
+
+def _check(raw: bytes) -> None:
+    limits = ReportLimits(max_bytes=200_000, max_parts=40, max_depth=6)
+    for local in ((), ("example.vn",)):
+        try:
+            original = find_original(raw, local_domains=local, limits=limits)
+        except ReportError as exc:
+            assert str(exc) and "\n" not in str(exc)
+            continue
+        assert isinstance(original, Original)
+        ind = extract_indicators(original, trusted_relays=TRUSTED, max_urls=5, limits=limits)
+        assert isinstance(ind, Indicators) and len(ind.url_domains) <= 5
+        assert len(ind.dkim_domains) <= limits.max_dkim_domains
+        is_actionable(ind)
+        assert re.fullmatch(r"[0-9a-f]{32}", fingerprint(original, limits=limits))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=3000))
+def test_any_bytes_give_an_original_or_a_report_error(raw: bytes) -> None:
+    _check(raw)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_MIME_BITS, st.binary(max_size=40)), max_size=60))
+def test_mime_like_garbage_gives_an_original_or_a_report_error(bits: list[bytes]) -> None:
+    _check(b"".join(bits))
+
+
+def test_deep_nesting_and_many_parts_are_bounded() -> None:
+    deep = b""
+    for i in range(500):
+        deep = (f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n".encode() + deep
+                + f"\r\n--b{i}--\r\n".encode())
+    many = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--b\r\n\r\nx\r\n" * 100_000
+    for raw in (deep, many):
+        with pytest.raises(ReportError):
+            find_original(raw)
