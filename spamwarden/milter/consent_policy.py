@@ -192,7 +192,7 @@ class ConsentPolicy:
     def check_url(self, adv: str, rcpt: str) -> str:
         """Where an advertiser checks a recipient's state (API, advertiser token)."""
         base = self.cfg.api.public_url.rstrip("/")
-        return f"{base}/api/v1/advertisers/{adv}/recipients/{rcpt}"
+        return f"{base}/v1/advertisers/{adv}/recipients/{rcpt}"
 
     def _ask(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the store unless it was unreachable within ``retry_after`` seconds.

@@ -56,7 +56,10 @@ STORE_KEY = web.AppKey("spamwarden_listing_store", AsyncListingStore)
 CLOCK_KEY = web.AppKey("spamwarden_clock", object)
 
 #: module factories :func:`run_api` loads, as ``"package.module:function"``
-MODULE_FACTORIES: list[str] = ["spamwarden.reputation.api:listings_module"]
+MODULE_FACTORIES: list[str] = [
+    "spamwarden.reputation.api:listings_module",
+    "spamwarden.reputation.api_consent:consent_module",
+]
 
 MAX_BODY = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,6 +1,8 @@
 """HTTP routes of the consent registry, mounted by the API application.
 
-Mount with ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
+The API application loads :func:`consent_module` (named in
+``spamwarden.reputation.api.MODULE_FACTORIES``); the OpenAPI description of every
+route is :data:`CONSENT_PATHS`. Standalone: ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
 
 Recipients (no token; the signed token in the path is the credential):
 
@@ -19,21 +21,21 @@ Operators (``Authorization: Bearer <api.operator_tokens>``) and advertisers
 ===============================================  ========  ===========================================
 route                                            who       what
 ===============================================  ========  ===========================================
-``POST /api/v1/advertisers``                     operator  register ``{id, name, contact, domains}``;
+``POST /v1/advertisers``                     operator  register ``{id, name, contact, domains}``;
                                                            201 with the advertiser's token
-``GET  /api/v1/advertisers``                     operator  every advertiser
-``GET  /api/v1/advertisers/{adv}``               both      the advertiser and its counts
-``POST /api/v1/advertisers/{adv}/domains``       operator  add ``{domains: [...]}``
-``POST /api/v1/advertisers/{adv}/consents``      both      bulk ``{consents: [{recipient, method, at,
+``GET  /v1/advertisers``                     operator  every advertiser
+``GET  /v1/advertisers/{adv}``               both      the advertiser and its counts
+``POST /v1/advertisers/{adv}/domains``       operator  add ``{domains: [...]}``
+``POST /v1/advertisers/{adv}/consents``      both      bulk ``{consents: [{recipient, method, at,
                                                            evidence, expires_at, max_per_day}]}``
                                                            (at most 10,000; all or nothing)
-``GET  /api/v1/advertisers/{adv}/consents``      both      export, ``?format=json|csv``
-``GET  /api/v1/advertisers/{adv}/refusals``      both      refusals, ``?since=<unix time>``
-``GET  /api/v1/advertisers/{adv}/counts``        both      consents, refusals, ads delivered
-``GET  /api/v1/advertisers/{adv}/recipients/{r}``  both    may one more ad go to ``r`` now, and why
-``GET  /api/v1/advertisers/{adv}/unsubscribe-url``  both   ``?recipient=`` → URL and the two headers
-``GET  /api/v1/recipients/{rcpt}``               operator every record of one recipient
-``POST /api/v1/refusals``                        operator ``{recipient, advertiser?}``
+``GET  /v1/advertisers/{adv}/consents``      both      export, ``?format=json|csv``
+``GET  /v1/advertisers/{adv}/refusals``      both      refusals, ``?since=<unix time>``
+``GET  /v1/advertisers/{adv}/counts``        both      consents, refusals, ads delivered
+``GET  /v1/advertisers/{adv}/recipients/{r}``  both    may one more ad go to ``r`` now, and why
+``GET  /v1/advertisers/{adv}/unsubscribe-url``  both   ``?recipient=`` → URL and the two headers
+``GET  /v1/recipients/{rcpt}``               operator every record of one recipient
+``POST /v1/refusals``                        operator ``{recipient, advertiser?}``
 ===============================================  ========  ===========================================
 
 Errors are JSON ``{"error": "..."}`` with 400 (bad input), 401 (no or bad
@@ -80,7 +82,7 @@ from .unsubscribe import (
     unsubscribe_url,
 )
 
-__all__ = ["ConsentApi", "MAX_BULK"]
+__all__ = ["ConsentApi", "MAX_BULK", "consent_module", "CONSENT_PATHS"]
 
 log = logging.getLogger("spamwarden.api.consent")
 
@@ -160,18 +162,18 @@ class ConsentApi:
             web.get("/u/{token}", g(self.unsubscribe_page)),
             web.post("/u/{token}", g(self.unsubscribe_post)),
             web.get("/r/{token}", g(self.recipient_page)),
-            web.post("/api/v1/advertisers", g(self.advertiser_create)),
-            web.get("/api/v1/advertisers", g(self.advertiser_list)),
-            web.get("/api/v1/advertisers/{adv}", g(self.advertiser_get)),
-            web.post("/api/v1/advertisers/{adv}/domains", g(self.advertiser_domains)),
-            web.post("/api/v1/advertisers/{adv}/consents", g(self.consents_submit)),
-            web.get("/api/v1/advertisers/{adv}/consents", g(self.consents_export)),
-            web.get("/api/v1/advertisers/{adv}/refusals", g(self.refusals_list)),
-            web.get("/api/v1/advertisers/{adv}/counts", g(self.counts)),
-            web.get("/api/v1/advertisers/{adv}/recipients/{rcpt}", g(self.recipient_state)),
-            web.get("/api/v1/advertisers/{adv}/unsubscribe-url", g(self.unsubscribe_url)),
-            web.get("/api/v1/recipients/{rcpt}", g(self.recipient_records)),
-            web.post("/api/v1/refusals", g(self.refusal_create)),
+            web.post("/v1/advertisers", g(self.advertiser_create)),
+            web.get("/v1/advertisers", g(self.advertiser_list)),
+            web.get("/v1/advertisers/{adv}", g(self.advertiser_get)),
+            web.post("/v1/advertisers/{adv}/domains", g(self.advertiser_domains)),
+            web.post("/v1/advertisers/{adv}/consents", g(self.consents_submit)),
+            web.get("/v1/advertisers/{adv}/consents", g(self.consents_export)),
+            web.get("/v1/advertisers/{adv}/refusals", g(self.refusals_list)),
+            web.get("/v1/advertisers/{adv}/counts", g(self.counts)),
+            web.get("/v1/advertisers/{adv}/recipients/{rcpt}", g(self.recipient_state)),
+            web.get("/v1/advertisers/{adv}/unsubscribe-url", g(self.unsubscribe_url)),
+            web.get("/v1/recipients/{rcpt}", g(self.recipient_records)),
+            web.post("/v1/refusals", g(self.refusal_create)),
         ]
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -194,6 +196,8 @@ class ConsentApi:
                 return _error(503, "the consent registry failed, try again later")
 
         wrapped.__name__ = handler.__name__
+        if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page"):
+            wrapped.operator_only = True  # type: ignore[attr-defined]  # needs a bearer token
         return wrapped
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -552,3 +556,138 @@ def _time(value: Any, default: float) -> float:
 
     return parse_time(str(value), now=default or time.time())
 
+
+
+# -- the API application's module -----------------------------------------------------------
+
+_SEC = [{"operatorToken": []}]
+_ERRREF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_OBJ = {"application/json": {"schema": {"type": "object"}}}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+
+def _param(name: str, where: str = "path", *, required: bool = True, desc: str = "") -> dict[str, Any]:
+    p: dict[str, Any] = {"name": name, "in": where, "required": required,
+                         "schema": {"type": "string"}}
+    if desc:
+        p["description"] = desc
+    return p
+
+
+def _op(op_id: str, summary: str, *, token: bool, params: list[dict[str, Any]] | None = None,
+        body: bool = False, ok: str = "200", html: bool = False,
+        errors: tuple[str, ...] = ()) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "done", "content": _HTML if html else _OBJ}}
+    codes = set(errors) | {"503"}
+    if token:
+        codes |= {"401", "403"}
+    for code in sorted(codes):
+        responses[code] = {"description": {
+            "400": "bad input", "401": "no valid bearer token",
+            "403": "the token is not valid for this resource (or the link is not valid)",
+            "404": "no such advertiser", "409": "a domain belongs to another advertiser",
+            "413": "too many records", "503": "the consent registry is unavailable",
+        }[code], "content": _HTML if html and code == "403" else _ERRREF}
+    op: dict[str, Any] = {"tags": ["consent"], "operationId": op_id, "summary": summary,
+                          "responses": responses}
+    if token:
+        op["security"] = _SEC
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": _OBJ}
+    return op
+
+
+_TOKEN = _param("token", desc="a signed token from a List-Unsubscribe URL")
+_ADV = _param("adv", desc="advertiser id")
+_BOTH = " (operator, or the advertiser's own token)"
+
+CONSENT_PATHS: dict[str, dict[str, Any]] = {
+    "/u/{token}": {
+        "get": _op("unsubscribePage", "Ask the recipient to confirm (never unsubscribes)",
+                   token=False, params=[_TOKEN], html=True, errors=("403",)),
+        "post": _op("unsubscribeOneClick", "RFC 8058 one-click unsubscribe: records the refusal",
+                    token=False, params=[_TOKEN], html=True, errors=("403",)),
+    },
+    "/r/{token}": {
+        "get": _op("recipientRecordsPage", "A recipient's own consents and refusals",
+                   token=False, params=[_param("token", desc="a lookup token")], html=True,
+                   errors=("403",)),
+    },
+    "/v1/advertisers": {
+        "get": _op("listAdvertisers", "Every advertiser id (operator)", token=True),
+        "post": _op("registerAdvertiser", "Register an advertiser and its sending domains "
+                    "(operator); the answer carries its API token once", token=True, body=True,
+                    ok="201", errors=("400", "409")),
+    },
+    "/v1/advertisers/{adv}": {
+        "get": _op("getAdvertiser", "An advertiser, its domains and counts" + _BOTH, token=True,
+                   params=[_ADV], errors=("400", "404")),
+    },
+    "/v1/advertisers/{adv}/domains": {
+        "post": _op("addAdvertiserDomains", "Add sending domains (operator)", token=True,
+                    params=[_ADV], body=True, errors=("400", "404", "409")),
+    },
+    "/v1/advertisers/{adv}/consents": {
+        "post": _op("submitConsents", "Submit consent records in bulk, all or nothing" + _BOTH,
+                    token=True, params=[_ADV], body=True, errors=("400", "404", "413")),
+        "get": _op("exportConsents", "Export consent and refusal records (json or csv)" + _BOTH,
+                   token=True, params=[_ADV, _param("format", "query", required=False)],
+                   errors=("400", "404")),
+    },
+    "/v1/advertisers/{adv}/refusals": {
+        "get": _op("listRefusals", "Refusals of this advertiser's ads" + _BOTH, token=True,
+                   params=[_ADV, _param("since", "query", required=False, desc="Unix time")],
+                   errors=("400", "404")),
+    },
+    "/v1/advertisers/{adv}/counts": {
+        "get": _op("advertiserCounts", "Consents, refusals and ads delivered" + _BOTH,
+                   token=True, params=[_ADV], errors=("400", "404")),
+    },
+    "/v1/advertisers/{adv}/recipients/{rcpt}": {
+        "get": _op("recipientState", "May one more ad go to this recipient now, and why" + _BOTH,
+                   token=True, params=[_ADV, _param("rcpt")], errors=("400", "404")),
+    },
+    "/v1/advertisers/{adv}/unsubscribe-url": {
+        "get": _op("unsubscribeUrl", "The one-click URL and headers for a recipient" + _BOTH,
+                   token=True, params=[_ADV, _param("recipient", "query")],
+                   errors=("400", "404")),
+    },
+    "/v1/recipients/{rcpt}": {
+        "get": _op("recipientRecords", "Every consent and refusal of a recipient (operator)",
+                   token=True, params=[_param("rcpt")], errors=("400",)),
+    },
+    "/v1/refusals": {
+        "post": _op("recordRefusal", "Record a refusal of one advertiser or of all "
+                    "advertising (operator)", token=True, body=True, ok="201",
+                    errors=("400", "404")),
+    },
+}
+
+
+def consent_module(ctx: Any) -> Any:
+    """The API application's module (``spamwarden.reputation.api.ApiModule``) with
+    the consent routes and their OpenAPI description.
+
+    :param ctx: the API's ``ApiContext`` (its ``cfg`` is used; the consent
+        registry opens its own Redis client, closed with the application).
+    :raises ConfigError: the token key is unusable.
+    """
+    from .api import ApiModule
+
+    api = ConsentApi.from_config(ctx.cfg)
+
+    async def close(app: web.Application) -> None:
+        close_fn = getattr(api.registry.client, "close", None)
+        if close_fn is not None:
+            await asyncio.to_thread(close_fn)
+
+    return ApiModule(
+        name="consent",
+        routes=api.routes(),
+        paths=CONSENT_PATHS,
+        tags=[{"name": "consent", "description": "advertising consent and one-click "
+               "unsubscribe (Decree 91/2020/ND-CP)"}],
+        on_cleanup=[close],
+    )

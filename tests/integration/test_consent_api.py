@@ -197,7 +197,7 @@ def test_recipient_lookup_page(setup: Any) -> None:
 
 def test_advertiser_registration_and_auth(setup: Any) -> None:
     server, reg, _, adv_token = setup
-    url = f"{server.base}/api/v1/advertisers"
+    url = f"{server.base}/v1/advertisers"
     body = {"id": "news", "name": "News", "domains": ["news.test"]}
     assert request(url, method="POST", body=body)[0] == 401
     assert request(url, method="POST", body=body, token=adv_token)[0] == 401
@@ -224,7 +224,7 @@ def test_advertiser_registration_and_auth(setup: Any) -> None:
 
 def test_bulk_consent_lookups_and_counts(setup: Any) -> None:
     server, reg, signer, adv_token = setup
-    url = f"{server.base}/api/v1/advertisers/shop"
+    url = f"{server.base}/v1/advertisers/shop"
     records = [{"recipient": f"user{i}@example.test", "method": "form",
                 "at": "2026-01-02T03:04:05Z", "evidence": f"form {i}"} for i in range(300)]
     status, text, _ = request(f"{url}/consents", method="POST", token=adv_token,
@@ -255,16 +255,16 @@ def test_bulk_consent_lookups_and_counts(setup: Any) -> None:
     data = json.loads(text)
     assert signer.verify(data["url"].rsplit("/", 1)[1]).recipient == "user2@example.test"
     assert data["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    status, text, _ = request(f"{server.base}/api/v1/recipients/user1@example.test",
+    status, text, _ = request(f"{server.base}/v1/recipients/user1@example.test",
                               token=OPERATOR)
     assert json.loads(text)["refusals"][0]["channel"] == "one-click"
-    assert request(f"{server.base}/api/v1/recipients/user1@example.test",
+    assert request(f"{server.base}/v1/recipients/user1@example.test",
                    token=adv_token)[0] == 401
 
 
 def test_operator_refusal_and_bad_bodies(setup: Any) -> None:
     server, reg, _, _ = setup
-    url = f"{server.base}/api/v1/refusals"
+    url = f"{server.base}/v1/refusals"
     status, text, _ = request(url, method="POST", token=OPERATOR, body={"recipient": A})
     assert status == 201 and json.loads(text)["refusal"]["all_advertising"] is True
     assert reg.refusal(A) is not None
@@ -275,5 +275,59 @@ def test_operator_refusal_and_bad_bodies(setup: Any) -> None:
 def test_store_down_is_503(setup: Any, redis_server: Any) -> None:
     server, _, _, adv_token = setup
     redis_server.stop()
-    status, text, _ = request(f"{server.base}/api/v1/advertisers/shop/counts", token=OPERATOR)
+    status, text, _ = request(f"{server.base}/v1/advertisers/shop/counts", token=OPERATOR)
     assert status == 503 and "unavailable" in json.loads(text)["error"]
+
+
+def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
+                                               tmp_path: Any) -> None:
+    """The API application loads the consent module: its routes are served and every
+    one of them is in the OpenAPI document, token-protected ones with security."""
+    from aiohttp import test_utils
+
+    from spamwarden.config import config_from_mapping
+    from spamwarden.reputation.api import build_app, load_modules
+    from spamwarden.reputation.store import AsyncListingStore
+
+    monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
+    cfg = config_from_mapping({
+        "service": {"state_dir": str(tmp_path)},
+        "api": {"operator_tokens": [OPERATOR]},
+    })
+
+    async def main() -> None:
+        import redis.asyncio
+
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        app = build_app(cfg, store, modules=load_modules())
+        client = test_utils.TestClient(test_utils.TestServer(app))
+        await client.start_server()
+        try:
+            doc = await (await client.get("/v1/openapi.json")).json()
+            for route in app.router.routes():
+                if route.method == "HEAD" or route.resource is None:
+                    continue
+                path, method = route.resource.canonical, route.method.lower()
+                if not path.startswith(("/u/", "/r/", "/v1/advertisers", "/v1/recipients",
+                                        "/v1/refusals")):
+                    continue
+                op = doc["paths"][path][method]
+                assert bool(getattr(route.handler, "operator_only", False)) == (
+                    "security" in op), (path, method)
+            r = await client.post("/v1/advertisers", json={"id": "shop", "name": "Shop",
+                                                           "domains": ["shop.test"]},
+                                  headers={"Authorization": f"Bearer {OPERATOR}"})
+            assert r.status == 201
+            from spamwarden.reputation.unsubscribe import signer_from_config
+
+            tok = signer_from_config(cfg).make("shop", A)
+            r = await client.post(f"/u/{tok}", data={"List-Unsubscribe": "One-Click"})
+            assert r.status == 200
+            r = await client.get(f"/v1/advertisers/shop/recipients/{A}",
+                                 headers={"Authorization": f"Bearer {OPERATOR}"})
+            assert (await r.json())["status"] == "refused"
+        finally:
+            await client.close()
+            await store.aclose()
+
+    asyncio.run(main())

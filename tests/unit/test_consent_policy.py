@@ -158,7 +158,7 @@ def test_rcpt_with_consent_passes_and_without_is_rejected(policy: ConsentPolicy)
     d = policy.check_rcpt(e, "<b@example.test>")
     assert d is not None and not d.temporary and d.symbol == "AD_NO_CONSENT"
     assert "b@example.test" in d.text and "shop" in d.text
-    assert "/api/v1/advertisers/shop/recipients/b@example.test" in d.text
+    assert "/v1/advertisers/shop/recipients/b@example.test" in d.text
     assert d.text.isascii()
 
 
