@@ -223,7 +223,12 @@ def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
         logging.getLogger("spamwarden.intake").warning(
             "DKIM re-verification unavailable: no d= of a report counts as verified")
     # Address hooks (e.g. the consent registry's "optout") are attached here.
-    asyncio.run(run_intake(cfg, dkim_verifier=verifier, hooks={}))
+    hooks: dict[str, Any] = {}
+    if cfg.consent.enabled:
+        from .reputation.optout import optout_hook_from_config
+
+        hooks["optout"] = optout_hook_from_config(cfg)
+    asyncio.run(run_intake(cfg, dkim_verifier=verifier, hooks=hooks))
     return 0
 
 
