@@ -493,3 +493,57 @@ def test_optout_hook_receives_its_mail(start_intake: Callable[..., RunningIntake
     assert (req.reporter, req.recipient, req.raw, req.authenticated, req.local_reporter) == (
         "alice@example.vn", "optout@example.vn", raw, True, True)
     assert intake.complaints() == []  # an opt-out is not a complaint
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = tmp_path / "spamwarden.toml"
+    conf.write_text(f'[service]\nstate_dir = "{tmp_path}"\n'
+                    f'[intake]\nlisten = "127.0.0.1:{port}"\nlmtp = true\n'
+                    'local_domains = ["example.vn"]\n')
+    env = dict(os.environ, SPAMWARDEN_REDIS_URL=redis_url)
+    proc = subprocess.Popen([sys.executable, "-m", "spamwarden", "intake", "--config", str(conf)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                lmtp = smtplib.LMTP("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1].decode()
+                assert time.monotonic() < deadline, "intake did not start listening"
+                time.sleep(0.1)
+        with lmtp:
+            lmtp.ehlo_or_helo_if_needed()
+            refused = lmtp.sendmail("alice@example.vn", ["report@example.vn"],
+                                    (REPORTS / "thunderbird-attached.eml").read_bytes())
+            assert refused == {}
+        proc.send_signal(signal.SIGHUP)  # systemd's ExecReload: nothing to reload, keep serving
+        time.sleep(0.2)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode()
+        assert b"event=\"report added\"" in err or b"report added" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cfg = config_from_mapping({})
+    r = sync_client(cfg, redis_url)
+    try:
+        assert r.xlen(COMPLAINTS_KEY) == 1
+    finally:
+        r.close()

@@ -1,0 +1,71 @@
+"""A complaint sent to report@ through a real Postfix reaches intake by Postfix's
+transport_maps; while Redis is down Postfix keeps it queued (intake answers 451) and
+delivers it once Redis is back."""
+
+from __future__ import annotations
+
+import smtplib
+from typing import Any, Callable
+
+import pytest
+
+from spamwarden.redisconn import EmbeddedRedis
+from tests.integration.test_intake import (  # noqa: F401 - fixtures used by name
+    REPORTS,
+    RunningIntake,
+    start_intake,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        time.sleep(0.1)
+
+
+def test_report_via_postfix_transport(
+    start_intake: Callable[..., RunningIntake], postfix_instance: Any,
+    redis_server: EmbeddedRedis,
+) -> None:
+    intake = start_intake(local_domains=["test.local"])
+    pf = postfix_instance(
+        mailbox="report@test.local",
+        main_cf={
+            # the snippet in conf/postfix/transport, with intake speaking SMTP here
+            "transport_maps": f"inline:{{ report@test.local=smtp:[127.0.0.1]:{intake.port} }}",
+            "smtp_destination_recipient_limit": "10",
+            "message_size_limit": str(intake.cfg.intake.max_message_bytes),
+        },
+    )
+    raw = (REPORTS / "gmail-attached.eml").read_bytes()
+    with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
+        s.sendmail("alice@test.local", ["report@test.local"], raw)
+    [c] = _wait(intake.complaints, timeout=20, what="the complaint in the stream")
+    assert (c.reporter, c.kind, c.source) == ("alice@test.local", "spam", "attached")
+    assert c.indicators.source_ip == "198.51.100.23"
+    assert pf.delivered_count() == 0  # handed to intake, not to the mailbox
+
+    # Redis down: intake answers 451, Postfix keeps the report and retries it later
+    redis_server.stop()
+    second = raw.replace(b"Mua ngay", b"Mua ngay 2")
+    with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
+        s.sendmail("alice@test.local", ["report@test.local"], second)
+    log = _wait(lambda: "451 4.3.0" in pf.maillog() and pf.maillog(), timeout=20,
+                what="the deferral in the maillog")
+    assert "status=deferred" in log
+    assert len(pf.queue()) == 1
+    redis_server.start()
+    pf.flush()
+    complaints = _wait(lambda: len(intake.complaints()) == 2 and intake.complaints(),
+                       timeout=30, what="the retried complaint in the stream")
+    assert complaints[0].id == c.id and complaints[1].fingerprint != c.fingerprint
+    _wait(lambda: not pf.queue(), timeout=20, what="an empty queue")
