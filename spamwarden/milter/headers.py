@@ -34,6 +34,7 @@ AUTH_RESULTS = "Authentication-Results"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
 # RFC 8601 pvalue may also be [local-part "@"] domain-name.
 _ADDR = re.compile(r"^(?:[!#$%&'*+\-/=?^_`{|}~0-9A-Za-z.]*@)?[0-9A-Za-z](?:[0-9A-Za-z.-]*[0-9A-Za-z])?$")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
 _COMMENT = re.compile(r"^\s*\((?:[^()\\]|\\.)*\)\s*")
 
 
@@ -43,17 +44,15 @@ def header_safe(text: str, *, limit: int = 900) -> str:
     Control characters (CR, LF included) become spaces, other non-ASCII
     characters ``?``: an added header must never break the message.
     """
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if 32 <= o < 127:
-            out.append(ch)
-        elif ch in "\t\r\n" or o < 32 or o == 127:
-            out.append(" ")
-        else:
-            out.append("?")
-    flat = " ".join("".join(out).split())
+    if _UNSAFE.search(text):
+        text = _UNSAFE.sub(_replacement, text)
+    flat = " ".join(text.split()) if "  " in text or text[:1] == " " or text[-1:] == " " else text
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _replacement(m: "re.Match[str]") -> str:
+    o = ord(m.group())
+    return " " if o < 32 or o == 127 else "?"
 
 
 def pvalue(value: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spamwarden.config import config_from_mapping
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
@@ -282,3 +284,12 @@ def test_forged_removals_index_per_name_highest_first() -> None:
         ("X-Spam-Status", 2),
         ("X-Spam-Status", 1),
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.integers(min_value=10, max_value=500))
+def test_header_safe_property(text: str, limit: int) -> None:
+    out = header_safe(text, limit=limit)
+    assert len(out) <= limit
+    assert all(32 <= ord(c) < 127 for c in out)
+    assert "  " not in out and out == out.strip()
