@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
 
 import pytest
 import redis
@@ -17,9 +18,11 @@ DAY = 86400.0
 
 
 @pytest.fixture
-def store(redis_url: str) -> ListingStore:
-    return ListingStore(redis.Redis.from_url(redis_url), listing_ttl=DAY, max_listing_ttl=8 * DAY,
-                        window=7 * DAY)
+def store(redis_url: str) -> Iterator[ListingStore]:
+    s = ListingStore(redis.Redis.from_url(redis_url), listing_ttl=DAY, max_listing_ttl=8 * DAY,
+                     window=7 * DAY)
+    yield s
+    s.redis.close()
 
 
 def test_add_writes_listing_change_and_serial_together(store: ListingStore) -> None:
