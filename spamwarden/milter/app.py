@@ -177,6 +177,7 @@ class SpamwardenMilter(Milter.Base):
     def _qid(self) -> str:
         if not self._queue_id:
             self._queue_id = self._macro("i")
+            self._env.queue_id = self._queue_id
         return self._queue_id
 
     def _fail(self, stage: str, exc: BaseException, *, at: str) -> int:
@@ -317,10 +318,12 @@ class SpamwardenMilter(Milter.Base):
         self._reset_after_message()
         return result
 
+    @_guarded(deferred=True)
     def abort(self) -> int:
         self._reset_after_message()
         return Milter.CONTINUE
 
+    @_guarded(deferred=True)
     def close(self) -> int:
         return Milter.CONTINUE
 

@@ -514,3 +514,38 @@ def test_third_party_dnsbl(install: Any) -> None:
     ctx = install(scanner)
     feed(ctx, HAM, ip="10.1.2.3")
     assert zone.queries == []
+
+
+class ExplodingPolicy(RefusingPolicy):
+    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+        raise RuntimeError("registry bug")
+
+
+def test_exception_at_rcpt_answers_on_error_there(
+    install: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      policies=[ExplodingPolicy()])
+    ctx = install(scanner)
+    with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
+        rc, codes = feed(ctx, HAM, queue_id="4RCPTQ")
+    assert codes == [Milter.TEMPFAIL]
+    assert ctx._reply[:2] == ("451", "4.3.0")
+    fields = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+              if r.getMessage() == "callback_error"]
+    assert fields and fields[0]["stage"] == "envrcpt" and fields[0]["queue_id"] == "4RCPTQ"
+
+
+def test_exception_at_connect_surfaces_at_first_reply(
+    install: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spamwarden.milter import app as app_module
+
+    def broken(family: Any, hostaddr: Any) -> str:
+        raise ValueError("odd address")
+
+    monkeypatch.setattr(app_module, "_client_ip", broken)
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    ctx = install(scanner)
+    rc, codes = feed(ctx, HAM)
+    assert codes == [Milter.TEMPFAIL]
