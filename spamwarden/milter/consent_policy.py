@@ -68,15 +68,17 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.milter.consent")
 
-#: Default points; the reject threshold defaults to 15, so the decree's hard rules reject.
+#: Default points. The decree's hard rules get 20: over the default reject threshold
+#: (15) even after the negative points a well-authenticated sender earns (DMARC_PASS,
+#: DKIM_VALID, SPF_PASS, BAYES_00 together -2.6).
 DEFAULT_POINTS: Mapping[str, float] = {
     "AD_LABELLED": 0.0,
-    "AD_UNLABELLED": 15.0,
-    "AD_NO_UNSUBSCRIBE": 15.0,
+    "AD_UNLABELLED": 20.0,
+    "AD_NO_UNSUBSCRIBE": 20.0,
     "AD_UNSIGNED_UNSUBSCRIBE": 3.0,
-    "AD_NO_CONSENT": 15.0,
-    "AD_REFUSED": 15.0,
-    "AD_OVER_CAP": 15.0,
+    "AD_NO_CONSENT": 20.0,
+    "AD_REFUSED": 20.0,
+    "AD_OVER_CAP": 20.0,
     "AD_UNKNOWN_ADVERTISER": 5.0,
     "AD_REGISTRY_FAIL": 0.0,
 }

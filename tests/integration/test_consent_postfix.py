@@ -1,0 +1,299 @@
+"""The advertising rules end to end: a real Postfix with `spamwarden milter`, a real Redis,
+a real DNS server (SPF, DKIM, DMARC for good.test), `spamwarden api`, `spamwarden intake`
+and `spamwarden worker` as processes, and the consent CLI.
+
+The advertiser "shop" owns good.test (SPF allows 127.0.0.1; DKIM key sel1). Recipients
+a@, b@, c@test.local; a and c consented, b did not.
+
+1. a labelled, signed ad to a and b: a gets it, b is refused at RCPT (550 5.7.1 no consent);
+2. three ads reach a within 24 h, the fourth is refused at RCPT; when a day has passed
+   (the counter entries are aged by 24 h) the next one passes;
+3. a's one-click unsubscribe (a real HTTP POST to the running API): the next ad is refused;
+   a forged token is refused (403) and records nothing;
+4. an unlabelled ad from the advertiser is refused at end of data naming AD_UNLABELLED;
+   an ad whose List-Unsubscribe is not DKIM-signed is delivered with AD_UNSIGNED_UNSUBSCRIBE;
+5. c reports an ad to report@ (intake → complaint stream → worker): that is c's refusal of
+   shop, and the next ad to c is refused at RCPT.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from support.messages import make_message
+from support.milterproc import MilterProcess, spamwarden_command, write_toml
+from support.net import free_port, wait_until
+
+from spamwarden.reputation.consent import RedisConsentRegistry, sent_key
+
+pytestmark = pytest.mark.integration
+
+A, B, C = "a@test.local", "b@test.local", "c@test.local"
+SENDER = "news@good.test"
+KEY = "an-hmac-key-for-the-tests-0123456789"
+AD_BODY = ("Hello,\r\n\r\nOur autumn catalogue is out: new notebooks and pens.\r\n\r\n"
+           "Regards,\r\nThe shop\r\n")
+
+
+class Setup:
+    """Everything the scenario needs, started once for the module."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+    postfix: Any
+    config: Path
+    api_port: int
+    intake_port: int
+    registry: RedisConsentRegistry
+    client: redis.Redis
+    sign: Any
+    base: Path
+
+
+def cli(setup: Setup, *args: str) -> str:
+    done = subprocess.run([*spamwarden_command(), *args, "--config", str(setup.config)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"spamwarden {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def setup(dns_server: Any, auth_zone: Any, module_redis_url: str,
+          spamwarden_milter_module: Any, postfix_instance_module: Any,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    base = tmp_path_factory.mktemp("consent-e2e")
+    api_port, intake_port = free_port(), free_port()
+    consent = {"token_key": KEY, "unsubscribe_base_url": f"http://127.0.0.1:{api_port}/u/"}
+    sections: dict[str, dict[str, object]] = {
+        "service": {"state_dir": str(base / "state")},
+        "redis": {"url": module_redis_url},
+        "dns": {"nameservers": [dns_server.address], "timeout": "1s"},
+        "api": {"listen": f"127.0.0.1:{api_port}", "public_url": f"http://127.0.0.1:{api_port}",
+                "operator_tokens": ["op-token"]},
+        "intake": {"listen": f"127.0.0.1:{intake_port}", "local_domains": ["test.local"]},
+        "consent": consent,
+    }
+    config = write_toml(base / "spamwarden.toml", sections)
+    milter = spamwarden_milter_module(
+        nameservers=[dns_server.address], redis_url=module_redis_url,
+        overrides={"consent": consent, "api": sections["api"]})
+    maps = "inline:{ a@test.local=a/, b@test.local=b/, c@test.local=c/ }"
+    postfix = postfix_instance_module(listeners={"smtp": milter.postfix_socket},
+                                      main_cf={"virtual_mailbox_maps": maps},
+                                      mailbox=A)
+    procs = []
+    for name, args, port in (("api", ["api"], api_port), ("intake", ["intake"], intake_port)):
+        proc = MilterProcess(argv=[*spamwarden_command(), *args, "--config", str(config)],
+                             port=port, log_path=base / f"{name}.log")
+        proc.start()
+        procs.append(proc)
+    worker_log = open(base / "worker.log", "ab")
+    worker = subprocess.Popen([*spamwarden_command(), "worker", "--config", str(config)],
+                              stdout=worker_log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    client = redis.Redis.from_url(module_redis_url)
+    s = Setup(postfix=postfix, config=config, api_port=api_port, intake_port=intake_port,
+              registry=RedisConsentRegistry(client), client=client,
+              sign=auth_zone.good_rsa.sign, base=base)
+    try:
+        out = cli(s, "advertiser", "add", "shop", "--name", "Shop", "--domain", "good.test")
+        assert "good.test" in out
+        cli(s, "consent", "add", "shop", A, "--method", "form", "--evidence", "form #1")
+        cli(s, "consent", "add", "shop", C, "--method", "app")
+        yield s
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        worker_log.close()
+        for proc in procs:
+            proc.stop()
+        client.close()
+
+
+def ad(setup: Setup, rcpt: str, *, subject: str = "[QC] Autumn catalogue",
+       unsubscribe_for: str | None = None, signed_unsubscribe: bool = True,
+       unsubscribe: bool = True) -> tuple[bytes, str]:
+    """A DKIM-signed ad from the advertiser with its one-click headers."""
+    extra: tuple[tuple[str, str], ...] = ()
+    if unsubscribe:
+        url = cli(setup, "unsubscribe-url", "shop", unsubscribe_for or rcpt).strip()
+        extra = (("List-Unsubscribe", f"<{url}>"),
+                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    raw, msgid = make_message(from_addr=f"Shop <{SENDER}>", subject=subject, rcpt=rcpt,
+                              body=AD_BODY, extra_headers=extra)
+    headers = [b"from", b"to", b"subject", b"date", b"message-id"]
+    if unsubscribe and signed_unsubscribe:
+        headers += [b"list-unsubscribe", b"list-unsubscribe-post"]
+    return setup.sign(raw, headers=tuple(headers)), msgid
+
+
+def send(setup: Setup, raw: bytes, rcpts: list[str]) -> dict[str, tuple[int, bytes]]:
+    """SMTP to Postfix; the recipients refused (all refused raises SMTPRecipientsRefused)."""
+    with smtplib.SMTP("127.0.0.1", setup.postfix.port, local_hostname="client.test",
+                      timeout=60) as smtp:
+        return smtp.sendmail(SENDER, rcpts, raw)
+
+
+def delivered(setup: Setup, rcpt: str, msgid: str, *, timeout: float = 20) -> Message:
+    maildir = setup.postfix.mail_base / rcpt.split("@")[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for sub in ("new", "cur"):
+            for path in (maildir / sub).glob("*") if (maildir / sub).exists() else ():
+                msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+                if (msg.get("Message-ID") or "").strip() == msgid:
+                    return msg
+        time.sleep(0.05)
+    pytest.fail(f"{msgid} not delivered to {rcpt}; maillog:\n{setup.postfix.maillog()[-3000:]}")
+
+
+def symbols_of(msg: Message) -> set[str]:
+    status = " ".join(str(msg.get("X-Spam-Status", "")).split())
+    assert "tests=" in status, status
+    return set(status.split("tests=", 1)[1].split()[0].split(","))
+
+
+def refused_at_rcpt(setup: Setup, raw: bytes, rcpt: str) -> str:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        send(setup, raw, [rcpt])
+    code, text = info.value.recipients[rcpt]
+    assert code == 550, (code, text)
+    reply = text.decode()
+    assert reply.startswith("5.7.1"), reply
+    return reply
+
+
+def post(url: str) -> int:
+    req = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return int(exc.code)
+
+
+def age_counters(setup: Setup, rcpt: str, seconds: float) -> None:
+    """Move every counted send of shop -> rcpt back in time: as if `seconds` had passed."""
+    key = sent_key("shop", rcpt)
+    entries = setup.client.zrange(key, 0, -1, withscores=True)
+    assert entries
+    setup.client.zadd(key, {member: score - seconds for member, score in entries})
+
+
+def test_consent_at_rcpt_time(setup: Setup) -> None:
+    raw, msgid = ad(setup, A)
+    refused = send(setup, raw, [A, B])
+    assert set(refused) == {B}
+    code, text = refused[B]
+    assert code == 550 and text.startswith(b"5.7.1") and b"no prior consent" in text
+    assert b"/v1/advertisers/shop/recipients/b@test.local" in text
+    msg = delivered(setup, A, msgid)
+    assert "AD_LABELLED" in symbols_of(msg)
+    assert not (setup.postfix.mail_base / "b" / "new").exists() or not any(
+        (setup.postfix.mail_base / "b" / "new").iterdir())
+
+
+def test_daily_cap_and_the_next_day(setup: Setup) -> None:
+    # test_consent_at_rcpt_time delivered one ad to a already (module order)
+    sent = setup.registry.sent_in_window("shop", A, now=time.time())
+    for _ in range(3 - sent):
+        raw, msgid = ad(setup, A)
+        assert send(setup, raw, [A]) == {}
+        delivered(setup, A, msgid)
+    wait_until(lambda: setup.registry.sent_in_window("shop", A, now=time.time()) == 3,
+               timeout=10, what="three sends counted")
+    raw, _ = ad(setup, A)
+    reply = refused_at_rcpt(setup, raw, A)
+    assert "24 hours" in reply and "limit is 3" in reply
+    age_counters(setup, A, 86400)
+    raw, msgid = ad(setup, A)
+    assert send(setup, raw, [A]) == {}
+    delivered(setup, A, msgid)
+
+
+def test_forged_token_changes_nothing(setup: Setup) -> None:
+    url = cli(setup, "unsubscribe-url", "shop", A).strip()
+    token = url.rsplit("/", 1)[1]
+    payload, mac = token.split(".")
+    other = cli(setup, "unsubscribe-url", "shop", C).strip().rsplit("/", 1)[1]
+    base = url.rsplit("/", 1)[0]
+    for bad in (f"{other.split('.')[0]}.{mac}", f"{payload}.{mac[::-1]}", "forged.token"):
+        assert post(f"{base}/{bad}") == 403
+    assert setup.registry.refusal(A, adv="shop") is None
+    assert setup.registry.refusal(C, adv="shop") is None
+
+
+def test_one_click_unsubscribe_stops_the_next_ad(setup: Setup) -> None:
+    age_counters(setup, A, 86400)  # the cap is not what refuses below
+    raw, msgid = ad(setup, A)
+    assert send(setup, raw, [A]) == {}
+    msg = delivered(setup, A, msgid)
+    url = str(msg["List-Unsubscribe"]).strip("<> ")
+    assert url.startswith(f"http://127.0.0.1:{setup.api_port}/u/")
+    assert post(url) == 200
+    raw, _ = ad(setup, A)
+    reply = refused_at_rcpt(setup, raw, A)
+    assert "refused advertising from shop" in reply
+
+
+def test_unlabelled_ad_is_refused_naming_the_rule(setup: Setup) -> None:
+    raw, _ = ad(setup, C, subject="Autumn catalogue")
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        send(setup, raw, [C])
+    assert info.value.smtp_code == 550
+    assert b"AD_UNLABELLED" in info.value.smtp_error
+
+
+def test_unsigned_unsubscribe_gets_its_symbol(setup: Setup) -> None:
+    raw, msgid = ad(setup, C, signed_unsubscribe=False)
+    assert send(setup, raw, [C]) == {}
+    names = symbols_of(delivered(setup, C, msgid))
+    assert {"AD_LABELLED", "AD_UNSIGNED_UNSUBSCRIBE"} <= names
+    assert "AD_NO_UNSUBSCRIBE" not in names
+
+
+def test_ad_without_refusal_function_is_refused(setup: Setup) -> None:
+    raw, _ = ad(setup, C, unsubscribe=False)
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        send(setup, raw, [C])
+    assert info.value.smtp_code == 550 and b"AD_NO_UNSUBSCRIBE" in info.value.smtp_error
+
+
+def test_complaint_about_an_ad_is_a_refusal(setup: Setup) -> None:
+    raw, msgid = ad(setup, C)
+    assert send(setup, raw, [C]) == {}
+    original = delivered(setup, C, msgid).as_bytes()
+    report = (
+        b"From: c@test.local\r\nTo: report@test.local\r\nSubject: spam\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=RB\r\n\r\n"
+        b"--RB\r\nContent-Type: text/plain\r\n\r\nI never asked for this.\r\n"
+        b"--RB\r\nContent-Type: message/rfc822\r\n\r\n" + original.replace(b"\n", b"\r\n")
+        .replace(b"\r\r\n", b"\r\n") + b"\r\n--RB--\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", setup.intake_port, timeout=30) as smtp:
+        assert smtp.sendmail(C, ["report@test.local"], report) == {}
+    wait_until(lambda: setup.registry.refusal(C, adv="shop") is not None, timeout=20,
+               what="the worker recording c's refusal")
+    rec = setup.registry.refusal(C, adv="shop")
+    assert rec is not None and rec.channel == "complaint"
+    raw, _ = ad(setup, C)
+    assert "refused advertising from shop" in refused_at_rcpt(setup, raw, C)
