@@ -1,0 +1,62 @@
+"""Which keys a complaint may list: allow-list, the operator's domains, shared platforms."""
+
+from __future__ import annotations
+
+from spamwarden.reputation.complaints import Complaint, Indicators
+from spamwarden.reputation.engine import ListingPolicy, Target
+
+POLICY = ListingPolicy(allow=["partner.example", "192.0.2.0/24"], local_domains=["isp.example"],
+                       shared_domains=["gmail.com", "yahoo.com.vn"])
+
+
+def targets(kind: str = "spam", **ind: object) -> list[Target]:
+    c = Complaint(id="c", kind=kind, reporter="u@isp.example", received_at=1.0,  # type: ignore[arg-type]
+                  fingerprint="f", indicators=Indicators(**ind))  # type: ignore[arg-type]
+    return POLICY.targets(c)
+
+
+def test_ordinary_spam_lists_ip_and_registrable_domains() -> None:
+    got = targets(source_ip="203.0.113.9", from_domain="news.Spam-Shop.co.uk",
+                  mail_from_domain="bounce.spam-shop.co.uk", dkim_verified=("esp.example",),
+                  dkim_domains=("forged.example",), url_domains=("www.landing.example",))
+    assert got == [Target("203.0.113.9", "ip", "complaints"),
+                   Target("spam-shop.co.uk", "domain", "domain-complaints"),
+                   Target("esp.example", "domain", "domain-complaints"),
+                   Target("landing.example", "domain", "url-complaints")]
+
+
+def test_unverified_dkim_domains_count_for_nothing() -> None:
+    assert targets(dkim_domains=("victim.example",)) == []
+
+
+def test_freemail_lists_the_address_not_the_domain() -> None:
+    got = targets(from_domain="gmail.com", from_address="<Bad.Guy@Gmail.com>",
+                  mail_from_domain="gmail.com", dkim_verified=("gmail.com",))
+    assert got == [Target("bad.guy@gmail.com", "address", "address-complaints")]
+    assert targets(from_domain="mail.yahoo.com.vn", from_address="x@mail.yahoo.com.vn") == [
+        Target("x@mail.yahoo.com.vn", "address", "address-complaints")]
+    # an address that does not match the From domain is not trusted
+    assert targets(from_domain="gmail.com", from_address="x@other.example") == []
+
+
+def test_psl_private_suffix_customers_are_listed_never_the_platform() -> None:
+    assert targets(url_domains=("shop.blogspot.com", "blogspot.com")) == [
+        Target("shop.blogspot.com", "domain", "url-complaints")]
+    assert targets(from_domain="github.io", from_address="me@github.io") == [
+        Target("me@github.io", "address", "address-complaints")]
+
+
+def test_allow_list_local_domains_and_special_ips_are_never_listed() -> None:
+    assert targets(source_ip="192.0.2.44", from_domain="mx.partner.example",
+                   from_address="a@mx.partner.example", url_domains=("isp.example",)) == []
+    for ip in ("127.0.0.1", "::1", "0.0.0.0", "fe80::1", "not-an-ip"):
+        assert targets(source_ip=ip) == []
+
+
+def test_ham_reports_have_no_targets() -> None:
+    assert targets(kind="ham", source_ip="203.0.113.9", from_domain="spam.example") == []
+
+
+def test_duplicates_collapse_to_the_first_reason() -> None:
+    got = targets(from_domain="spam.example", url_domains=("spam.example", "www.spam.example"))
+    assert got == [Target("spam.example", "domain", "domain-complaints")]
