@@ -30,17 +30,15 @@ def load_responder(cfg: Any) -> Any:
     :raises StoreUnavailable: Redis cannot be reached.
     """
     import redis
-    import redis.asyncio
 
-    from ..redisconn import redis_url
+    from ..redisconn import async_client
     from .follower import ListingFollower
     from .responder import DnsblResponder
     from .server import build_settings
     from .zone import DnsblZone
 
     async def load() -> DnsblResponder:
-        client = redis.asyncio.Redis.from_url(redis_url(cfg), socket_timeout=30.0,
-                                              socket_connect_timeout=cfg.redis.timeout)
+        client = async_client(cfg)
         responder = DnsblResponder(DnsblZone(), build_settings(cfg))
         try:
             await ListingFollower(responder, client).load()

@@ -14,7 +14,6 @@ import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
-from urllib.parse import quote
 
 from .wire import (
     C_ANY, C_IN, F_AA, F_CD, F_QR, F_RD, F_TC, FORMERR, HEADER, NOERROR, NOTIMP, NXDOMAIN,
@@ -32,6 +31,11 @@ _PTR = struct.Struct("!H")
 _DIGITS = frozenset(b"0123456789")
 _NIBBLES = {c.encode(): int(c, 16) for c in "0123456789abcdef"}
 MAX_TRANSFER_MESSAGE = 16384
+_OCTETS = {str(i).encode(): i for i in range(256)}
+_COUNTS_ANSWER = b"\x00\x01\x00\x01\x00\x00\x00\x00"
+_COUNTS_ANSWER_OPT = b"\x00\x01\x00\x01\x00\x00\x00\x01"
+_COUNTS_AUTH = b"\x00\x01\x00\x00\x00\x01\x00\x00"
+_COUNTS_AUTH_OPT = b"\x00\x01\x00\x00\x00\x01\x00\x01"
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class DnsblResponder:
         self._reason_count = -1
         self._opt = opt_rr(s.udp_payload)
         self._opt_do = opt_rr(s.udp_payload, do=True)
+        apex_wire = encode_name(s.apex)
+        self._ip_suffix = b"\x02ip" + apex_wire
+        self._dbl_suffix = b"\x03dbl" + apex_wire
+        self._txt_cache: dict[tuple[int, str], bytes] = {}
 
     # -- pre-built pieces ------------------------------------------------------------------
 
@@ -155,11 +163,147 @@ class DnsblResponder:
     def txt_text(self, reason_index: int, key: str) -> str:
         """The TXT answer of a listing: reason text and the public lookup URL of the key."""
         reason = self.zone.reasons[reason_index]
-        return f"{reason.text}; {self.settings.lookup_url}{quote(key, safe=':')}"
+        # Keys are normalized IPs, CIDRs and IDNA names: only the "/" of a CIDR needs escaping.
+        return f"{reason.text}; {self.settings.lookup_url}{key.replace('/', '%2F')}"
 
     def _txt_tail(self, reason_index: int, key: str) -> bytes:
-        rdata = txt_rdata(self.txt_text(reason_index, key))
-        return _TAIL.pack(T_TXT, C_IN, self.settings.ttl, len(rdata)) + rdata
+        cache = self._txt_cache
+        tail = cache.get((reason_index, key))
+        if tail is None:
+            rdata = txt_rdata(self.txt_text(reason_index, key))
+            tail = _TAIL.pack(T_TXT, C_IN, self.settings.ttl, len(rdata)) + rdata
+            if len(cache) >= 4096:
+                cache.clear()  # bounded; rebuilding a TXT costs a microsecond
+            cache[(reason_index, key)] = tail
+        return tail
+
+    # -- fast path -------------------------------------------------------------------------
+
+    def answer_udp_fast(self, data: bytes) -> bytes | None:
+        """:meth:`answer` for the common UDP query, or None when the general path must answer.
+
+        Never raises.  The server calls this first and :meth:`answer` when it returns None.
+        """
+        try:
+            return self._fast(data)
+        except Exception:  # noqa: BLE001 - the general path answers (FORMERR, SERVFAIL)
+            return None
+
+    def _fast(self, data: bytes) -> bytes | None:
+        """The common UDP query, answered without the general parser, or None.
+
+        Handles exactly: a standard query (QR=0, opcode 0), one question, class IN,
+        type A or TXT, no records but at most one plain EDNS0 OPT (version 0), for a
+        full IPv4 name under ``ip.<apex>`` or a name under ``dbl.<apex>``.  Anything
+        else (and every corner: ENT checks that need IPv6, truncation) returns None
+        and goes through :meth:`_answer`, which gives the same bytes for these cases.
+        """
+        n = len(data)
+        if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or not self.ready:
+            return None
+        ar = data[10:12]
+        end = data.find(b"\x00", 12)
+        if end < 0 or end + 5 > n:
+            return None
+        qtail = data[end + 1:end + 5]
+        if qtail == b"\x00\x01\x00\x01":
+            qtype = T_A
+        elif qtail == b"\x00\x10\x00\x01":
+            qtype = T_TXT
+        else:
+            return None
+        qend = end + 5
+        if ar == b"\x00\x00":
+            if qend != n:
+                return None
+            opt = b""
+            counts_ar = 0
+        elif ar == b"\x00\x01":
+            # a plain OPT: root owner, type 41, payload, ext-rcode 0, version 0, flags, rdlen
+            if n < qend + 11 or data[qend:qend + 3] != b"\x00\x00\x29" or data[qend + 5] or data[qend + 6]:
+                return None
+            if qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != n:
+                return None
+            opt = self._opt_do if data[qend + 7] & 0x80 else self._opt
+            counts_ar = 1
+        else:
+            return None
+        zone = self.zone
+        if zone.serial != self._soa_serial or len(zone.reasons) != self._reason_count:
+            self._refresh()
+        ip_sfx = self._ip_suffix
+        start = end + 1 - len(ip_sfx)
+        now_ms = int(self.clock() * 1000)
+        if start > 12 and data[start:end + 1].lower() == ip_sfx:
+            # four decimal octets, reversed (RFC 5782 §2.1)
+            octets = _OCTETS
+            p = 12
+            ln = data[p]
+            o4 = octets.get(data[p + 1:p + 1 + ln])
+            p += ln + 1
+            ln = data[p]
+            o3 = octets.get(data[p + 1:p + 1 + ln])
+            p += ln + 1
+            ln = data[p]
+            o2 = octets.get(data[p + 1:p + 1 + ln])
+            p += ln + 1
+            ln = data[p]
+            o1 = octets.get(data[p + 1:p + 1 + ln])
+            p += ln + 1
+            if p != start or o1 is None or o2 is None or o3 is None or o4 is None:
+                return None
+            hit4 = zone.lookup_v4(o1 << 24 | o2 << 16 | o3 << 8 | o4, now_ms)
+            if hit4 is None:
+                if p == 20:
+                    return None  # four one-character labels: also an IPv6 prefix (ENT check)
+                rcode = NXDOMAIN
+                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                counts = 0
+            else:
+                rcode = NOERROR
+                counts = 1
+                if qtype == T_A:
+                    records = b"\xc0\x0c" + self._a_tails[hit4[0]]
+                else:
+                    records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
+        else:
+            dbl_sfx = self._dbl_suffix
+            start = end + 1 - len(dbl_sfx)
+            if start <= 12 or data[start:end + 1].lower() != dbl_sfx:
+                return None
+            parts = []
+            p = 12
+            while p < start:
+                ln = data[p]
+                if ln > 63:
+                    return None
+                parts.append(data[p + 1:p + 1 + ln])
+                p += ln + 1
+            if p != start:
+                return None
+            name = b".".join(parts).lower()
+            hit = zone.lookup_domain(name, now_ms)
+            if hit is None:
+                rcode = NOERROR if zone.domain_has_children(name) else NXDOMAIN
+                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                counts = 0
+            else:
+                rcode = NOERROR
+                counts = 1
+                if qtype == T_A:
+                    records = b"\xc0\x0c" + self._a_tails[hit[0]]
+                else:
+                    records = b"\xc0\x0c" + self._txt_tail(hit[0], hit[1])
+        flags = bytes(((data[2] & 0x01) | 0x84, (data[3] & 0x10) | rcode))
+        if counts:
+            head = data[:2] + flags + (_COUNTS_ANSWER_OPT if counts_ar else _COUNTS_ANSWER)
+        else:
+            head = data[:2] + flags + (_COUNTS_AUTH_OPT if counts_ar else _COUNTS_AUTH)
+        out = head + data[12:qend] + records + opt
+        if len(out) > 512 and (not counts_ar or len(out) > min(
+                self.settings.udp_payload, data[qend + 3] << 8 | data[qend + 4])):
+            return None  # the general path truncates
+        return out
 
     # -- answering -------------------------------------------------------------------------
 
@@ -173,6 +317,13 @@ class DnsblResponder:
             ``None`` to drop (not a query, or too broken to answer).  Never raises.
         """
         try:
+            if not tcp:
+                try:
+                    fast = self._fast(data)
+                except IndexError:  # a label length pointing past the end: the parser says why
+                    fast = None
+                if fast is not None:
+                    return fast
             return self._answer(data, tcp, client)
         except QueryFormatError as exc:
             if exc.id is None:

@@ -138,6 +138,7 @@ class RblServer:
 
     def _udp_ready(self, sock: socket.socket) -> None:
         answer = self.responder.answer
+        fast = self.responder.answer_udp_fast
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         counts = self.stats.udp
@@ -148,10 +149,12 @@ class RblServer:
                 return
             except OSError:
                 return  # e.g. an ICMP error from an earlier send: nothing to read now
-            out = answer(data, tcp=False, client=addr[0])
-            if out is None or out.__class__ is Transfer:
-                self.stats.dropped += 1
-                continue
+            out = fast(data)
+            if out is None:
+                out = answer(data, tcp=False, client=addr[0])
+                if out is None or out.__class__ is Transfer:
+                    self.stats.dropped += 1
+                    continue
             try:
                 sendto(out, addr)  # type: ignore[arg-type]
             except OSError:
@@ -252,9 +255,7 @@ def build_settings(cfg: Any) -> Any:
 
 
 async def _serve(cfg: Any) -> int:
-    import redis.asyncio
-
-    from ..redisconn import redis_url
+    from ..redisconn import async_client
     from .follower import ListingFollower
     from .zone import DnsblZone
 
@@ -262,10 +263,9 @@ async def _serve(cfg: Any) -> int:
     responder.ready = False  # SERVFAIL for listing names until the first load
     server = RblServer(responder, parse_listen(cfg.rbl.listen))
     await server.start()
-    block_ms = 1000
-    client = redis.asyncio.Redis.from_url(
-        redis_url(cfg), socket_timeout=block_ms / 1000 + cfg.redis.timeout + 1.0,
-        socket_connect_timeout=cfg.redis.timeout)
+    # XREAD BLOCK must return before the client's socket timeout (redis.timeout) fires.
+    block_ms = max(50, int(cfg.redis.timeout * 1000 * 0.6))
+    client = async_client(cfg)
     follower = ListingFollower(responder, client, block_ms=block_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
