@@ -1,0 +1,177 @@
+"""The milter adapter (Milter.testctx.TestCtx) with the consent policy over a real Redis and
+an injected clock: per-recipient RCPT refusals, the rolling 24 h cap across a day, a refusal
+taking effect at once, and the registry going away and coming back."""
+
+from __future__ import annotations
+
+import functools
+import io
+from typing import Any, Iterator, Sequence
+
+import Milter
+import Milter.test  # noqa: F401  - makes @noreply callbacks answer CONTINUE under TestCtx
+import mime
+import pytest
+import redis
+from Milter import testctx
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from spamwarden.config import config_from_mapping
+from spamwarden.mail import MessageView
+from spamwarden.milter.app import SpamwardenMilter
+from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
+from spamwarden.milter.consent_policy import ConsentPolicy
+from spamwarden.milter.scanner import Scanner
+from spamwarden.redisconn import EmbeddedRedis
+from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
+from spamwarden.resolver import StaticResolver
+
+pytestmark = pytest.mark.integration
+
+DAY = 86400.0
+T0 = 1_800_000_000.0
+A, B = "a@test.example", "b@test.example"
+COVERED = ("from", "to", "subject", "list-unsubscribe", "list-unsubscribe-post")
+
+
+def ad(subject: str = "[QC] Autumn catalogue") -> bytes:
+    return (
+        "From: Shop <news@shop.example>\n"
+        "To: a@test.example\n"
+        f"Subject: {subject}\n"
+        "Message-ID: <1@shop.example>\n"
+        "List-Unsubscribe: <https://u.example/u/TOKEN>\n"
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\n"
+        "\n"
+        "Our autumn catalogue is out.\n"
+    ).encode()
+
+
+def shop_auth(raw: bytes, view: MessageView, resolver: Any, **kw: Any) -> AuthResults:
+    """SPF and an aligned DKIM signature covering the one-click headers both pass."""
+    return AuthResults(
+        spf=SpfResult("pass", "mailfrom", "shop.example", kw["mail_from"]),
+        dkim=(DkimResult("pass", "shop.example", "s1", "rsa-sha256", "AbCd", "",
+                         covered_headers=COVERED),),
+        dmarc=DmarcResult("pass", "shop.example", "shop.example", "none", "none", True, True),
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Ctx(testctx.TestCtx):
+    def quarantine(self, reason: str) -> None:  # Postfix hold: not used here
+        raise AssertionError(f"unexpected quarantine: {reason}")
+
+
+def feed(ctx: Ctx, raw: bytes, rcpts: Sequence[str]) -> tuple[int, list[int]]:
+    """One transaction like Postfix drives it: refused recipients do not end it."""
+    ctx._setsymval("i", "4QID")
+    assert ctx._connect(host="mail.shop.example", helo="mail.shop.example",
+                        ip="192.0.2.7") == Milter.CONTINUE
+    msg = mime.message_from_file(io.BytesIO(raw))
+    ctx._msg = msg
+    ctx._body = None
+    assert ctx._envfrom("<news@shop.example>") == Milter.CONTINUE
+    codes = [ctx._envrcpt(f"<{r}>") for r in rcpts]
+    if all(c != Milter.CONTINUE for c in codes):
+        return codes[-1], codes
+    for name, value in msg.items():
+        assert ctx._header(name, value) == Milter.CONTINUE
+    _, body = msg.as_bytes().split(b"\n\n", 1)
+    assert ctx._feed_body(io.BytesIO(body)) == Milter.CONTINUE
+    return ctx._eom(), codes
+
+
+@pytest.fixture
+def world(redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+          ) -> Iterator[tuple[Any, RedisConsentRegistry, Clock, ConsentPolicy]]:
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=0.5,
+                                  retry=Retry(NoBackoff(), 0))
+    clock = Clock()
+    registry = RedisConsentRegistry(client, clock=clock)
+    registry.register_advertiser("shop", name="Shop", domains=["shop.example"])
+    registry.add_consents([ConsentRecord("shop", A, "form", T0 - 60, "form #1")])
+    cfg = config_from_mapping({"milter": {"authserv_id": "mx.test.example"}}, source="<test>")
+    policy = ConsentPolicy(cfg, registry, clock=clock, domain_cache_ttl=0, retry_after=0)
+    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=shop_auth, policies=[policy])
+    monkeypatch.setattr(Milter, "factory", functools.partial(SpamwardenMilter, scanner))
+    try:
+        yield Ctx, registry, clock, policy
+    finally:
+        client.close()
+
+
+def test_rcpt_refusals_cap_and_the_next_day(world: Any) -> None:
+    ctx_cls, registry, clock, _ = world
+    ctx = ctx_cls()
+    rc, codes = feed(ctx, ad(), [A, B])
+    assert codes == [Milter.CONTINUE, Milter.REJECT] and rc == Milter.ACCEPT
+    assert registry.sent_in_window("shop", A, now=clock.now) == 1
+    assert registry.sent_in_window("shop", B, now=clock.now) == 0
+    for hour in (1, 2):
+        clock.now = T0 + hour * 3600
+        rc, _ = feed(ctx_cls(), ad(), [A])
+        assert rc == Milter.ACCEPT
+    clock.now = T0 + 3 * 3600
+    ctx = ctx_cls()
+    rc, codes = feed(ctx, ad(), [A])
+    assert codes == [Milter.REJECT]
+    assert ctx._reply is not None and ctx._reply[0] == "550" and ctx._reply[1] == "5.7.1"
+    assert "limit is 3" in ctx._reply[2]
+    assert registry.sent_in_window("shop", A, now=clock.now) == 3  # refused: not counted
+    clock.now = T0 + DAY + 1  # the first send has left the window
+    rc, codes = feed(ctx_cls(), ad(), [A])
+    assert codes == [Milter.CONTINUE] and rc == Milter.ACCEPT
+
+
+def test_refusal_takes_effect_at_once(world: Any) -> None:
+    ctx_cls, registry, _, _ = world
+    assert feed(ctx_cls(), ad(), [A])[0] == Milter.ACCEPT
+    registry.refuse(A, adv="shop", channel="one-click")
+    ctx = ctx_cls()
+    _, codes = feed(ctx, ad(), [A])
+    assert codes == [Milter.REJECT] and "refused advertising from shop" in ctx._reply[2]
+
+
+def test_unlabelled_ad_rejected_at_end_of_message(world: Any) -> None:
+    ctx_cls, registry, _, _ = world
+    ctx = ctx_cls()
+    rc, codes = feed(ctx, ad("Autumn catalogue"), [A])
+    assert codes == [Milter.CONTINUE] and rc == Milter.REJECT
+    assert ctx._reply[0] == "550" and "AD_UNLABELLED" in ctx._reply[2]
+    assert registry.sent_in_window("shop", A, now=T0) == 0
+
+
+def test_registry_down_accepts_says_so_and_counts_later(
+        world: Any, redis_server: EmbeddedRedis) -> None:
+    ctx_cls, registry, clock, policy = world
+    assert feed(ctx_cls(), ad(), [A])[0] == Milter.ACCEPT  # the advertiser map is known
+    redis_server.stop()
+    ctx = ctx_cls()
+    rc, codes = feed(ctx, ad(), [A, B])
+    # no rejection on consent grounds (B has none), and the headers say why
+    assert codes == [Milter.CONTINUE, Milter.CONTINUE] and rc == Milter.ACCEPT
+    status = _added(ctx, "X-Spam-Status")
+    assert "AD_REGISTRY_FAIL" in status and "AD_NO_CONSENT" not in status
+    assert policy.pending_counts == 1
+    redis_server.start()
+    clock.now += 60
+    assert feed(ctx_cls(), ad(), [A])[0] == Milter.ACCEPT
+    assert policy.pending_counts == 0
+    # the delivery made while Redis was down was counted when it came back
+    assert registry.sent_in_window("shop", A, now=clock.now) == 3
+    assert registry.sent_in_window("shop", B, now=clock.now) == 1
+
+
+def _added(ctx: Any, name: str) -> str:
+    """The value of a header the milter added (TestCtx keeps them on the message)."""
+    values = ctx._msg.get_all(name) or []
+    return " ".join(" ".join(str(v).split()) for v in values)
