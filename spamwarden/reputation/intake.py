@@ -90,6 +90,7 @@ from .reports import (
     fingerprint,
     header_fields,
     is_actionable,
+    message_view,
     parse_networks,
     submission_authenticated,
     verified_domains,
@@ -436,15 +437,17 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             return REPLIES["unusable"].format(sentence=str(exc))
         verified = await self._verify_dkim(original)
+        view = message_view(original, max_urls=ic.max_urls, limits=self.limits)
         ind = extract_indicators(
             original, trusted_relays=self.trusted, max_urls=ic.max_urls,
             ad_labels=tuple(self.cfg.consent.labels), dkim_verified=verified, limits=self.limits,
+            view=view,
         )
         if not is_actionable(ind):
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
             return REPLIES["unusable"].format(sentence=NOTHING_ACTIONABLE)
-        fp = fingerprint(original, limits=self.limits)
+        fp = fingerprint(original, limits=self.limits, view=view)
         cid = complaint_id(kind, reporter, fp)
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,

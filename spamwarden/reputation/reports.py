@@ -81,6 +81,7 @@ __all__ = [
     "DkimSignatureResult",
     "DkimVerifier",
     "find_original",
+    "message_view",
     "header_fields",
     "parse_arf_fields",
     "extract_indicators",
@@ -215,6 +216,8 @@ class _Entity:
     body: bytes
     raw: bytes
     depth: int
+    ctype: str = "text/plain"
+    params: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str | None:
         lname = name.lower()
@@ -270,36 +273,58 @@ def header_fields(raw: bytes, *, max_headers: int = 500) -> list[tuple[str, str]
 
 def _entity(raw: bytes, depth: int, limits: ReportLimits) -> _Entity:
     head, body = _split_head(raw)
-    return _Entity(tuple(_parse_headers(head, limits.max_headers)), body, raw, depth)
+    headers = tuple(_parse_headers(head, limits.max_headers))
+    ctype, params = _parse_content_type(next(
+        (v for k, v in headers if k.lower() == "content-type"), ""))
+    return _Entity(headers, body, raw, depth, ctype, params)
+
+
+_CTYPE = re.compile(r"^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;|$)")
+_PARAM = re.compile(
+    r";\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+?)(\*\d*\*?)?\s*=\s*(\"(?:[^\"\\]|\\.)*\"?|[^;\s]*)"
+)
+
+
+def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Media type and parameters of a Content-Type value (RFC 2045 §5.1; RFC 2231
+    continuations joined); an unparsable value is ``text/plain`` (RFC 2045 §5.2)."""
+    value = value[:4096]
+    m = _CTYPE.match(value)
+    if not m:
+        return "text/plain", {}
+    params: dict[str, str] = {}
+    for pm in _PARAM.finditer(value, m.end() - 1 if value[m.end() - 1:m.end()] == ";" else m.end()):
+        key = pm.group(1).lower()
+        raw = pm.group(3)
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1] if raw.endswith('"') and len(raw) > 1
+                         else raw[1:])
+        if pm.group(2):  # name*0*=utf-8''%5B... pieces
+            if pm.group(2).endswith("*"):
+                raw = re.sub(r"^[\w-]*'[\w-]*'", "", raw)
+                raw = _percent_decode(raw)
+            params[key] = params.get(key, "") + raw
+        else:
+            params.setdefault(key, raw)
+    return m.group(1).lower(), params
+
+
+def _percent_decode(text: str) -> str:
+    data = re.sub(rb"%([0-9A-Fa-f]{2})", lambda mm: bytes([int(mm.group(1), 16)]),
+                  text.encode("utf-8", "replace"))
+    return data.decode("utf-8", "replace")
 
 
 def _content_type(ent: _Entity) -> tuple[str, dict[str, str]]:
-    value = ent.get("Content-Type")
-    if not value:
-        return "text/plain", {}
-    msg = email.message.Message()
-    try:
-        msg["Content-Type"] = value
-        ctype = msg.get_content_type().lower()
-        params: dict[str, str] = {}
-        for key in ("boundary", "report-type", "name", "charset"):
-            p = msg.get_param(key)
-            if isinstance(p, tuple):
-                p = email.utils.collapse_rfc2231_value(p)
-            if isinstance(p, str):
-                params[key] = p
-        return ctype, params
-    except (ValueError, TypeError, IndexError, LookupError, AttributeError):
-        return "text/plain", {}
+    return ent.ctype, ent.params
 
 
 def _filename(ent: _Entity) -> str:
     disp = ent.get("Content-Disposition") or ""
     m = re.search(r'filename\*?=\s*"?([^";]+)', disp, re.I)
     if m:
-        return m.group(1).strip()
-    _, params = _content_type(ent)
-    return params.get("name", "")
+        return decode_header_value(m.group(1).strip())
+    return decode_header_value(ent.params.get("name", ""))
 
 
 def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
@@ -839,7 +864,11 @@ def _registrable_of_address(addr: str | None) -> str | None:
     return registrable_domain(dom) if dom else None
 
 
-def _view(original: Original, max_urls: int, limits: ReportLimits) -> MessageView | None:
+def message_view(
+    original: Original, *, max_urls: int = 50, limits: ReportLimits = ReportLimits()
+) -> MessageView | None:
+    """The bounded parse of the original (``None`` when there is no copy); pass it to
+    :func:`extract_indicators` and :func:`fingerprint` to parse once."""
     if not original.message:
         return None
     return parse_message(
@@ -868,6 +897,7 @@ def extract_indicators(
     ad_labels: tuple[str, ...] = DEFAULT_AD_LABELS,
     dkim_verified: Sequence[str] = (),
     limits: ReportLimits = ReportLimits(),
+    view: MessageView | None = None,
 ) -> Indicators:
     """What the original says about its source.
 
@@ -876,10 +906,12 @@ def extract_indicators(
     :param max_urls: at most this many URL registrable domains.
     :param ad_labels: subject labels that mark an advertisement.
     :param dkim_verified: ``d=`` values whose signatures were re-verified (pass).
+    :param view: :func:`message_view` of the original, when already made.
     :returns: the indicators; ARF fields win over the copy of the message for
         the source IP and the MAIL FROM domain (RFC 5965 §3.2).
     """
-    view = _view(original, max_urls, limits)
+    if view is None:
+        view = message_view(original, max_urls=max_urls, limits=limits)
     arf = original.arf
     source_ip: str | None = None
     if arf is not None and arf.source_ip and _routable(arf.source_ip, ()):
@@ -942,7 +974,9 @@ _SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|tr|aw|wg|sv|vs)\s*:\s*)+", re
 _WORD = re.compile(r"\w+")
 
 
-def fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) -> str:
+def fingerprint(
+    original: Original, *, limits: ReportLimits = ReportLimits(), view: MessageView | None = None
+) -> str:
     """A stable identity of the reported message, for de-duplication.
 
     SHA-256 over the From address, the subject without ``Re:``/``Fwd:``
@@ -953,7 +987,8 @@ def fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) ->
     Arrival-Date and Original-Envelope-Id.  32 hex digits.
     """
     h = hashlib.sha256()
-    view = _view(original, 1, limits)
+    if view is None:
+        view = message_view(original, max_urls=1, limits=limits)
     if view is not None:
         from_address = (_from_address(view.header("From")) or "").lower()
         subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
