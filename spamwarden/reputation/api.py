@@ -655,6 +655,9 @@ async def run_api(cfg: Config, *, listen: str | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # systemd's ExecReload: settings are read at start; keep serving
+        loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload_ignored",
+                                                             hint="restart to apply new settings"))
         await stop.wait()
     finally:
         await runner.cleanup()

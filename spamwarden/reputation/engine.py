@@ -405,6 +405,9 @@ async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # systemd's ExecReload: settings are read at start; keep working
+    loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload_ignored",
+                                                         hint="restart to apply new settings"))
     try:
         await engine.run(stop)
     finally:

@@ -205,6 +205,9 @@ def test_worker_killed_with_sigkill_mid_stream_keeps_counts_exact(config: Path,
 def test_worker_lists_after_third_reporter(config: Path, r: redis.Redis) -> None:
     worker = _start(config, "worker", "--consumer", "w1")
     try:
+        _wait(lambda: "worker_ready" in (config.parent / "worker.log").read_text(), "the worker")
+        worker.send_signal(signal.SIGHUP)  # systemd's ExecReload: keeps working
+        _wait(lambda: "reload_ignored" in (config.parent / "worker.log").read_text(), "SIGHUP")
         for i in range(3):
             r.xadd(COMPLAINTS_KEY, _complaint(i, f"u{i}@isp.example").to_fields())
         _wait(lambda: r.hexists(LISTINGS_KEY, "flood.example"), "the listing", timeout=30)
@@ -248,6 +251,10 @@ def test_api_server_on_port_0(config: Path) -> None:
         assert got["listed"] is True and got["listing"]["note"] == "test"
         with urllib.request.urlopen(f"{base}/v1/openapi.json", timeout=10) as resp:
             assert "/v1/delist-requests" in json.load(resp)["paths"]
+        api.send_signal(signal.SIGHUP)  # systemd's ExecReload: keeps serving
+        _wait(lambda: "reload_ignored" in log.read_text(), "SIGHUP")
+        with urllib.request.urlopen(f"{base}/v1/health", timeout=10) as resp:
+            assert resp.status == 200
         api.send_signal(signal.SIGTERM)
         assert api.wait(30) == 0
     finally:
