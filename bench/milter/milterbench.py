@@ -123,16 +123,28 @@ class Peer:
     process: MilterProcess | None = None
     tree_pid: int | None = None
     header: bytes = b""
+    helper_pids: tuple[int, ...] = ()
 
     def cpu_seconds(self) -> float | None:
-        if self.process is not None and self.process.pid is not None:
+        """CPU seconds of the milter: its process and any children (rspamd's workers)."""
+        pid = self.tree_pid
+        if pid is None and self.process is not None:
+            pid = self.process.pid
+        if pid is None or not pid_alive(pid):
+            return None
+        return tree_cpu_seconds(pid)
+
+    def helper_cpu_seconds(self) -> float | None:
+        """CPU seconds of the servers the milter queries (Redis, the DNS server)."""
+        if not self.helper_pids:
+            return None
+        total = 0.0
+        for pid in self.helper_pids:
             try:
-                return process_cpu_seconds(self.process.pid)
-            except OSError:
-                return None
-        if self.tree_pid is not None and pid_alive(self.tree_pid):
-            return tree_cpu_seconds(self.tree_pid)
-        return None
+                total += process_cpu_seconds(pid)
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def marks(self, message_path: Path) -> bool:
         """True when the milter left its header on a delivered message (it really ran)."""
@@ -145,14 +157,34 @@ class Peer:
 class RspamdServer:
     """rspamd with a private LOCAL_CONFDIR/DBDIR/RUNDIR/LOGDIR, proxy in milter mode."""
 
-    def __init__(self, base: Path, *, dns: str) -> None:
+    def __init__(self, base: Path, *, dns: str, unix: bool = False) -> None:
         self.base = base
         self.dns = dns
+        self.unix = unix
         self.proxy_port = free_port()
         self.normal_port = free_port()
         self.controller_port = free_port()
         self.local = base / "local"
         self.dirs = {k: base / k for k in ("db", "run", "log")}
+        self.proxy_unix = self.dirs["run"] / "proxy.sock"
+
+    @property
+    def postfix_socket(self) -> str:
+        if self.unix:
+            return f"unix:{self.proxy_unix}"
+        return f"inet:{LOOPBACK}:{self.proxy_port}"
+
+    def _proxy_accepts(self) -> bool:
+        if not self.unix:
+            return tcp_accepts(self.proxy_port)
+        import socket
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(str(self.proxy_unix))
+            return True
+        except OSError:
+            return False
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
@@ -162,8 +194,10 @@ class RspamdServer:
         for d in self.dirs.values():
             shutil.chown(d, user="_rspamd", group="_rspamd")
         local, override = self.local / "local.d", self.local / "override.d"
+        bind = (f"{self.proxy_unix} mode=0666" if self.unix
+                else f"{LOOPBACK}:{self.proxy_port}")
         (override / "worker-proxy.inc").write_text(
-            f'bind_socket = "{LOOPBACK}:{self.proxy_port}";\nmilter = yes;\ntimeout = 120s;\n'
+            f'bind_socket = "{bind}";\nmilter = yes;\ntimeout = 120s;\n'
             'upstream "local" {\n  default = yes;\n'
             f'  hosts = "{LOOPBACK}:{self.normal_port}";\n}}\ncount = 1;\n')
         (override / "worker-normal.inc").write_text(f'bind_socket = "{LOOPBACK}:{self.normal_port}";\n')
@@ -177,8 +211,11 @@ class RspamdServer:
         (local / "milter_headers.conf").write_text(
             'use = ["x-spamd-result", "x-spam-status", "authentication-results"];\n'
             "skip_local = false;\nskip_authenticated = false;\n")
-        for module in ("greylist", "fuzzy_check", "rbl"):
+        # Greylisting would tempfail every first message; the others call out to the internet
+        # (rbl, fuzzy) or sign outgoing mail from 127.0.0.1 (no keys here).
+        for module in ("greylist", "fuzzy_check", "rbl", "dkim_signing"):
             (local / f"{module}.conf").write_text("enabled = false;\n")
+        (local / "arc.conf").write_text("sign_local = false;\nsign_authenticated = false;\n")
         for p in self.local.rglob("*"):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         os.chmod(self.local, 0o755)
@@ -198,7 +235,7 @@ class RspamdServer:
         def up() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"rspamd exited {proc.returncode}: {self.log_tail()}")
-            return tcp_accepts(self.proxy_port) and tcp_accepts(self.normal_port)
+            return self._proxy_accepts() and tcp_accepts(self.normal_port)
 
         wait_until(up, timeout=timeout, interval=0.2, what="rspamd proxy and normal workers")
 
@@ -290,6 +327,7 @@ class RunResult:
     seconds: float
     rate: float
     cpu_ms_per_message: float | None
+    helper_cpu_ms_per_message: float | None
     accepted: int
     rejected: int
     tempfailed: int
@@ -309,7 +347,7 @@ def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage],
              sessions: int, round_no: int, deadline: float) -> RunResult:
     clear_maildir(postfix)
     port = postfix.smtp[peer.name].port
-    cpu0 = peer.cpu_seconds()
+    cpu0, helper0 = peer.cpu_seconds(), peer.helper_cpu_seconds()
     t0 = time.monotonic()
     outcome = send_all(port, messages, sessions=sessions, deadline=deadline)
     complete = True
@@ -320,7 +358,7 @@ def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage],
     except TimeoutError:
         complete = False
     elapsed = time.monotonic() - t0
-    cpu1 = peer.cpu_seconds()
+    cpu1, helper1 = peer.cpu_seconds(), peer.helper_cpu_seconds()
     delivered = postfix.delivered()
     if delivered and not peer.marks(delivered[0]):
         print(f"    warning: {peer.name} left no {peer.header.decode()} header: "
@@ -329,11 +367,14 @@ def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage],
     cpu_ms = None
     if cpu0 is not None and cpu1 is not None and handled:
         cpu_ms = (cpu1 - cpu0) * 1000 / handled
+    helper_ms = None
+    if helper0 is not None and helper1 is not None and handled:
+        helper_ms = (helper1 - helper0) * 1000 / handled
     if outcome.samples:
         print(f"    {peer.name}: {outcome.rejected} rejected, {outcome.tempfailed} tempfailed, "
               f"{outcome.errors} errors; e.g. {outcome.samples[:2]}", flush=True)
     return RunResult(peer.name, sessions, round_no, len(messages), elapsed,
-                     handled / elapsed if elapsed else 0.0, cpu_ms, outcome.accepted,
+                     handled / elapsed if elapsed else 0.0, cpu_ms, helper_ms, outcome.accepted,
                      outcome.rejected, outcome.tempfailed, outcome.errors, complete)
 
 
@@ -342,7 +383,7 @@ def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage],
 
 def report(results: list[RunResult], peers: list[str], concurrencies: list[int]) -> str:
     lines = ["", "peer        sessions  msgs/s (median, min-max)   ratio to postfix   "
-                 "CPU ms/msg   accepted/rejected/tempfail/err per run"]
+                 "CPU ms/msg  +Redis/DNS   accepted/rejected/tempfail/err per run"]
     for sessions in concurrencies:
         base_by_round = {r.round: r.rate for r in results
                          if r.peer == "postfix" and r.sessions == sessions}
@@ -358,6 +399,9 @@ def report(results: list[RunResult], peers: list[str], concurrencies: list[int])
             ratio_text = (f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
                           if ratios else "-")
             cpu_text = f"{statistics.median(cpus):7.2f}" if cpus else "      -"
+            helpers = [r.helper_cpu_ms_per_message for r in runs
+                       if r.helper_cpu_ms_per_message is not None]
+            cpu_text += f"  {statistics.median(helpers):7.2f}" if helpers else "        -"
             flag = "" if all(r.complete for r in runs) else "  INCOMPLETE"
             lines.append(
                 f"{name:<11} {sessions:>8}  {statistics.median(rates):7.1f} "
@@ -378,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="subset of " + ",".join(PEERS))
     ap.add_argument("--time-limit", type=float, default=900.0,
                     help="stop starting new runs after this many seconds (default 900)")
+    ap.add_argument("--transport", choices=("inet", "unix"), default="inet",
+                    help="how Postfix reaches the milters: inet:127.0.0.1:PORT (default) or "
+                         "unix sockets")
     ap.add_argument("--json", type=Path, help="also write every run as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -406,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     messages = load_corpus(args.messages)
     digest = hashlib.sha256(b"".join(m.data for m in messages)).hexdigest()[:12]
     print(f"{len(messages)} corpus messages ({sum(len(m.data) for m in messages) // 1024} KiB, "
-          f"sha256 {digest}), sessions {concurrencies}, rounds {args.rounds}", flush=True)
+          f"sha256 {digest}), sessions {concurrencies}, rounds {args.rounds}, "
+          f"milters over {args.transport}", flush=True)
+    unix = args.transport == "unix"
 
     work = Path(tempfile.mkdtemp(prefix="sw-bench-milter-"))
     os.chmod(work, 0o755)
@@ -420,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if "pymilter" in wanted:
             port = free_port()
-            proc = MilterProcess([sys.executable, str(HERE / "header_milter.py"),
-                                  f"inet:{port}@{LOOPBACK}"], port, work / "pymilter.log")
+            path = work / "pymilter.sock" if unix else None
+            listen = f"unix:{path}" if path else f"inet:{port}@{LOOPBACK}"
+            proc = MilterProcess([sys.executable, str(HERE / "header_milter.py"), listen], port,
+                                 work / "pymilter.log", unix_path=path)
             proc.start()
             cleanup.append(proc)
             peers["pymilter"] = Peer("pymilter", proc.postfix_socket, proc,
@@ -436,24 +487,29 @@ def main(argv: list[str] | None = None) -> int:
             (work / "spamwarden").mkdir()
             proc = spamwarden_milter(work / "spamwarden", nameservers=[dns.address],
                                      redis_url=redis.url, authserv_id="mx.bench.test",
+                                     unix_path=work / "spamwarden" / "milter.sock" if unix
+                                     else None,
                                      overrides={"milter": {"quarantine": "tag"},
                                                 "service": {"log_level": "warning"}})
             try:
                 proc.start(timeout=60)
                 cleanup.append(proc)
+                helpers = tuple(p for p in (redis.proc.pid if redis.proc else None, dns.pid)
+                                if p is not None)
                 peers["spamwarden"] = Peer("spamwarden", proc.postfix_socket, proc,
-                                           header=b"X-Spam-Status:")
+                                           header=b"X-Spam-Status:", helper_pids=helpers)
             except Exception as exc:  # noqa: BLE001 - report and bench the others
                 print(f"spamwarden milter did not start, left out: {exc}", flush=True)
 
         if "rspamd" in wanted:
-            rspamd = RspamdServer(work / "rspamd", dns=dns.address)
+            rspamd = RspamdServer(work / "rspamd", dns=dns.address, unix=unix)
             try:
                 rspamd.start()
                 cleanup.append(rspamd)
                 assert rspamd.proc is not None
-                peers["rspamd"] = Peer("rspamd", f"inet:{LOOPBACK}:{rspamd.proxy_port}",
-                                       tree_pid=rspamd.proc.pid, header=b"X-Spamd-Result:")
+                peers["rspamd"] = Peer("rspamd", rspamd.postfix_socket,
+                                       tree_pid=rspamd.proc.pid, header=b"X-Spamd-Result:",
+                                       helper_pids=(dns.pid,) if dns.pid else ())
             except Exception as exc:  # noqa: BLE001
                 print(f"rspamd did not start, left out: {exc}", flush=True)
                 rspamd.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ def write_toml(path: Path, sections: Mapping[str, Mapping[str, object]]) -> Path
 
 def spamwarden_milter_config(path: Path, *, port: int, nameservers: Sequence[str],
                              redis_url: str | None, state_dir: Path,
-                             authserv_id: str = "mx.test",
+                             authserv_id: str = "mx.test", unix_path: Path | None = None,
                              overrides: Mapping[str, Mapping[str, object]] | None = None) -> Path:
     """Write a spamwarden TOML config for a milter on inet:127.0.0.1:<port>.
 
@@ -67,15 +68,17 @@ def spamwarden_milter_config(path: Path, *, port: int, nameservers: Sequence[str
         redis_url: `redis.url`; None leaves it unset (the embedded Redis).
         state_dir: `service.state_dir`.
         authserv_id: `milter.authserv_id`.
+        unix_path: listen on this unix socket instead of the port.
         overrides: more settings, merged per section over these.
 
     Returns:
         path.
     """
+    listen = f"unix:{unix_path}" if unix_path is not None else f"inet:{LOOPBACK}:{port}"
     sections: dict[str, dict[str, object]] = {
         "service": {"state_dir": str(state_dir), "log_level": "info"},
         "dns": {"nameservers": list(nameservers), "timeout": "1s"},
-        "milter": {"listen": f"inet:{LOOPBACK}:{port}", "authserv_id": authserv_id},
+        "milter": {"listen": listen, "authserv_id": authserv_id},
     }
     if redis_url is not None:
         sections["redis"] = {"url": redis_url}
@@ -90,26 +93,45 @@ class MilterProcess:
 
     Args:
         argv: the command line.
-        port: the TCP port it listens on.
+        port: the TCP port it listens on (ignored when unix_path is set).
         log_path: where its stdout and stderr go.
         env: extra environment variables.
+        unix_path: the unix socket it listens on instead of a TCP port; made connectable
+            for every user (Postfix's smtpd runs as postfix) once it appears.
     """
 
     argv: list[str]
     port: int
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    unix_path: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def postfix_socket(self) -> str:
         """The socket in Postfix's `smtpd_milters` syntax."""
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
         return f"inet:{LOOPBACK}:{self.port}"
 
     @property
     def libmilter_socket(self) -> str:
         """The socket in libmilter/miltertest syntax."""
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
         return f"inet:{self.port}@{LOOPBACK}"
+
+    def accepting(self) -> bool:
+        """True when a connection to the milter's socket succeeds."""
+        if self.unix_path is None:
+            return tcp_accepts(self.port)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(str(self.unix_path))
+            return True
+        except OSError:
+            return False
 
     @property
     def pid(self) -> int | None:
@@ -134,14 +156,16 @@ class MilterProcess:
             if proc.poll() is not None:
                 raise MilterProcessError(f"{self.argv[0]} exited with {proc.returncode}:\n"
                                          f"{self.log()[-3000:]}")
-            return tcp_accepts(self.port)
+            return self.accepting()
 
         try:
             wait_until(listening, timeout=timeout, interval=0.1,
-                       what=f"milter listening on {self.port}")
+                       what=f"milter listening on {self.postfix_socket}")
         except TimeoutError as exc:
             self.stop()
             raise MilterProcessError(f"{exc}\n{self.log()[-3000:]}") from exc
+        if self.unix_path is not None:
+            os.chmod(self.unix_path, 0o666)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -168,8 +192,8 @@ class MilterProcess:
             proc.wait(timeout=10)
 
     def wait_port_closed(self, *, timeout: float = 10) -> None:
-        wait_until(lambda: not tcp_accepts(self.port), timeout=timeout,
-                   what=f"port {self.port} closed")
+        wait_until(lambda: not self.accepting(), timeout=timeout,
+                   what=f"{self.postfix_socket} closed")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process used so far (/proc/PID/stat utime + stime)."""
@@ -226,6 +250,7 @@ def _descendants(pid: int) -> list[int]:
 
 def spamwarden_milter(work_dir: Path, *, nameservers: Sequence[str], redis_url: str | None,
                       authserv_id: str = "mx.test", port: int | None = None,
+                      unix_path: Path | None = None,
                       overrides: Mapping[str, Mapping[str, object]] | None = None
                       ) -> MilterProcess:
     """A (not yet started) `spamwarden milter --config FILE` process with a generated config.
@@ -236,6 +261,7 @@ def spamwarden_milter(work_dir: Path, *, nameservers: Sequence[str], redis_url: 
         redis_url: `redis.url`.
         authserv_id: `milter.authserv_id`.
         port: the port to listen on; None picks a free one.
+        unix_path: listen on this unix socket instead of a TCP port.
         overrides: more config settings per section.
     """
     port = port or free_port()
@@ -244,6 +270,6 @@ def spamwarden_milter(work_dir: Path, *, nameservers: Sequence[str], redis_url: 
     config = spamwarden_milter_config(work_dir / "spamwarden.toml", port=port,
                                       nameservers=nameservers, redis_url=redis_url,
                                       state_dir=state, authserv_id=authserv_id,
-                                      overrides=overrides)
+                                      unix_path=unix_path, overrides=overrides)
     return MilterProcess([*spamwarden_command(), "milter", "--config", str(config)], port,
-                         work_dir / "milter.log")
+                         work_dir / "milter.log", unix_path=unix_path)
