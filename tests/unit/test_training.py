@@ -1,0 +1,368 @@
+"""The content model: deterministic training on real mail, model files, the shipped model,
+reloading, incremental learning, evaluation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from spamwarden.errors import ModelError
+from spamwarden.mail import parse_message
+from spamwarden.training.classifier import (
+    ContentClassifier,
+    ReloadingClassifier,
+    default_model_path,
+    load_classifier,
+)
+from spamwarden.training.corpus import Example, deduplicate, read_path
+from spamwarden.training.model import (
+    SpamModel,
+    TrainingParams,
+    load_model,
+    save_model,
+    train_model,
+    untrained_model,
+)
+from tests.conftest import shared_path
+
+HAM = (b"From: Alice <alice@lists.example.org>\nTo: dev@lists.example.org\n"
+       b"Subject: Re: patch for the build script\n\nThanks, the patch works; I merged it into "
+       b"the main branch after running the test suite on the build machine.\n")
+SPAM = (b"From: Best Deals <promo88@cheap-pills.example>\nTo: undisclosed-recipients:;\n"
+        b"Subject: CHEAP VIAGRA!!! 80% OFF\nContent-Type: text/html\n\n<html><b>BUY NOW</b> "
+        b"<a href=\"http://cheap-pills.example/buy\">click here</a> limited offer, free shipping"
+        b"</html>\n")
+
+SMALL = TrainingParams(nb_alphas=(0.01,), sgd_alphas=(1e-5,), folds=3)
+
+
+def _slice(source: str, n_ham: int, n_spam: int) -> list[Example]:
+    root = shared_path("corpus", source)
+    out: list[Example] = []
+    for label, n in (("ham", n_ham), ("spam", n_spam)):
+        for i, ex in enumerate(read_path(root / label, label)):  # type: ignore[arg-type]
+            if i >= n:
+                break
+            out.append(ex)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_slice() -> tuple[list[Example], list[object], list[str]]:
+    examples = _slice("spamassassin", 150, 90) + _slice("csdmc2010", 90, 60)
+    groups = ["sa" if "spamassassin" in e.source else "csdmc" for e in examples]
+    index = {id(e): g for e, g in zip(examples, groups)}
+    kept, views, _ = deduplicate(examples)
+    return kept, views, [index[id(e)] for e in kept]
+
+
+@pytest.fixture(scope="module")
+def small_model(corpus_slice: tuple[list[Example], list[object], list[str]]) -> SpamModel:
+    kept, views, groups = corpus_slice
+    return train_model(views, [e.y for e in kept], groups=groups, params=SMALL)  # type: ignore[arg-type]
+
+
+def test_training_is_deterministic(
+    corpus_slice: tuple[list[Example], list[object], list[str]], small_model: SpamModel
+) -> None:
+    kept, views, groups = corpus_slice
+    again = train_model(views, [e.y for e in kept], groups=groups, params=SMALL)  # type: ignore[arg-type]
+    probe = views[:40]
+    assert np.array_equal(small_model.predict_proba(probe), again.predict_proba(probe))  # type: ignore[arg-type]
+    assert small_model.metadata["metrics"] == again.metadata["metrics"]
+    m = small_model.metadata["metrics"]
+    assert m["cv_auc"] > 0.95
+    assert set(m["by_source"]) == {"sa", "csdmc"}
+    assert small_model.metadata["params"]["random_state"] == 0
+
+
+def test_fast_scores_equal_the_pipelines(
+    corpus_slice: tuple[list[Example], list[object], list[str]], small_model: SpamModel
+) -> None:
+    _, views, _ = corpus_slice
+    probe = list(views[:25])
+    s = small_model.scores(small_model.hashed(probe))  # type: ignore[arg-type]
+    nb = small_model.bayes.predict_log_proba(probe)
+    assert np.allclose(s[:, 0], np.clip(nb[:, 1] - nb[:, 0], -50, 50))
+    assert np.allclose(s[:, 1], small_model.linear.decision_function(probe))
+    one = [small_model.spam_probability(v) for v in probe[:5]]  # type: ignore[arg-type]
+    assert np.allclose(one, small_model.predict_proba(probe[:5]))  # type: ignore[arg-type]
+
+
+def test_model_file_roundtrip_and_metadata(small_model: SpamModel, tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    loaded = load_model(path)
+    views = [parse_message(HAM), parse_message(SPAM)]
+    assert np.allclose(loaded.predict_proba(views), small_model.predict_proba(views))
+    md = loaded.metadata
+    assert md["format_version"] == 1
+    assert {"scikit-learn", "numpy", "scipy", "skops", "python", "spamwarden"} <= set(md["versions"])
+    assert md["features_hash"] and md["features"]["strip_headers"]
+    assert "cv_auc" in md["metrics"]
+    assert isinstance(loaded, ContentClassifier)
+
+
+def test_shipped_model_loads_and_scores() -> None:
+    assert os.path.getsize(default_model_path()) < 5_000_000
+    clf = load_classifier(None)
+    assert clf is not None and isinstance(clf, ContentClassifier)
+    assert load_classifier("").spam_probability(parse_message(HAM)) < 0.5
+    p_ham = clf.spam_probability(parse_message(HAM))
+    p_spam = clf.spam_probability(parse_message(SPAM))
+    assert 0.0 <= p_ham < 0.5 < p_spam <= 1.0
+    md = load_model(default_model_path()).metadata
+    assert md["corpus"]["n_ham"] > 5000 and md["corpus"]["n_spam"] > 2000
+
+
+def test_load_classifier_from_config(tmp_path: Path, small_model: SpamModel) -> None:
+    from spamwarden.config import Config, TrainingConfig
+
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    clf = load_classifier(Config(training=TrainingConfig(model=str(path))))
+    assert isinstance(clf, ReloadingClassifier)
+    assert isinstance(load_classifier(Config()), SpamModel)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_classifier(Config(training=TrainingConfig(model=str(tmp_path / "none.skops"))))
+
+
+def test_leaking_headers_score_the_same(small_model: SpamModel) -> None:
+    leaks = (b"X-Spam-Status: Yes, score=30\nX-Spam-Flag: YES\nX-Barracuda-Spam-Status: Yes\n"
+             b"Received-SPF: pass\nAuthentication-Results: mx.google.com; dkim=pass\n"
+             b"X-Mozilla-Status: 0001\nDelivered-To: x@gmail.com\nX-Gmail-Labels: Spam\n")
+    for raw in (HAM, SPAM):
+        a = small_model.spam_probability(parse_message(raw))
+        b = small_model.spam_probability(parse_message(leaks + raw))
+        assert a == b
+
+
+def test_corrupt_model_file_is_refused(small_model: SpamModel, tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.skops"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model(truncated)
+    garbage = tmp_path / "garbage.skops"
+    garbage.write_bytes(b"not a zip at all" * 100)
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model(garbage)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "missing.skops")
+
+
+def _rewrite_metadata(src: Path, dst: Path, change: dict[str, object]) -> None:
+    """Copy a model file with its metadata edited (as another version would have written it)."""
+    import skops.io as sio
+
+    obj = sio.load(src, trusted=sio.get_untrusted_types(file=src))
+    md = json.loads(obj["metadata"])
+    for key, value in change.items():
+        if key == "format_version":
+            obj["format_version"] = value
+        elif key == "sklearn":
+            md["versions"]["scikit-learn"] = value
+        else:
+            md[key] = value
+    obj["metadata"] = json.dumps(md)
+    sio.dump(obj, dst, compression=zipfile.ZIP_DEFLATED)
+
+
+def test_foreign_version_model_file_is_refused(small_model: SpamModel, tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    old_sklearn = tmp_path / "old.skops"
+    _rewrite_metadata(path, old_sklearn, {"sklearn": "0.24.2"})
+    with pytest.raises(ModelError, match=r"scikit-learn 0\.24\.2.*retrain"):
+        load_model(old_sklearn)
+    future = tmp_path / "future.skops"
+    _rewrite_metadata(path, future, {"format_version": 99})
+    with pytest.raises(ModelError, match="format version 99"):
+        load_model(future)
+    other_features = tmp_path / "features.skops"
+    _rewrite_metadata(path, other_features, {"features_hash": "0000"})
+    with pytest.raises(ModelError, match="feature settings"):
+        load_model(other_features)
+
+
+def test_foreign_types_are_refused(tmp_path: Path) -> None:
+    import skops.io as sio
+
+    path = tmp_path / "evil.skops"
+    sio.dump({"format": "spamwarden-content-model", "x": Path("/etc/passwd")}, path)
+    with pytest.raises(ModelError, match="types spamwarden does not load"):
+        load_model(path)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_reloading_classifier_picks_up_a_new_file(small_model: SpamModel, tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    loads: list[str] = []
+
+    def loader(p: str) -> SpamModel:
+        loads.append(p)
+        return load_model(p)
+
+    clock = _Clock()
+    rc = ReloadingClassifier(path, check_interval=5.0, loader=loader, clock=clock)
+    view = parse_message(SPAM)
+    before = rc.spam_probability(view)
+    # a new model: learned the spam as ham many times
+    changed = load_model(path)
+    changed.learn([view] * 30, [0] * 30)
+    save_model(changed, path)
+    os.utime(path, ns=(1, 1))  # a different mtime even on coarse clocks
+    assert rc.spam_probability(view) == before  # not checked yet
+    assert len(loads) == 1
+    clock.now = 6.0
+    after = rc.spam_probability(view)
+    assert len(loads) == 2 and rc.reloads == 1
+    assert after < before
+    # a broken file keeps the current model
+    path.write_bytes(b"broken")
+    rc.request_reload()
+    assert rc.spam_probability(view) == after
+    assert rc.reloads == 1
+
+
+def test_incremental_learning_moves_the_score(small_model: SpamModel, tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    model = load_model(path)
+    view = parse_message(HAM.replace(b"patch", b"invoice"))
+    before = model.spam_probability(view)
+    model.learn([view] * 5, [1] * 5)
+    assert model.spam_probability(view) > before
+    assert model.metadata["learned_online"] == 5
+
+
+class _FakeSource:
+    """FeedbackSource over a list (same Protocol as the Redis reader)."""
+
+    def __init__(self, items: list[tuple[str, str, bytes]]) -> None:
+        from spamwarden.training.feedback import FeedbackExample
+
+        self.items = [FeedbackExample(i, lb, raw) for i, lb, raw in items]  # type: ignore[arg-type]
+
+    def read(self, *, after: str = "0", count: int = 500) -> list[object]:
+        ids = [x.id for x in self.items]
+        start = ids.index(after) + 1 if after in ids else 0
+        return self.items[start : start + count]  # type: ignore[return-value]
+
+
+def test_feedback_learner_learns_each_example_once(small_model: SpamModel, tmp_path: Path) -> None:
+    from spamwarden.training.feedback import FeedbackLearner, read_all
+
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    model = load_model(path)
+    source = _FakeSource([(f"e{i}", "spam", SPAM.replace(b"VIAGRA", b"V%d" % i)) for i in range(5)])
+    learner = FeedbackLearner(model, source, batch=2)  # type: ignore[arg-type]
+    assert learner.poll() == 5
+    assert learner.poll() == 0
+    source.items += _FakeSource([("e5", "ham", HAM)]).items
+    assert learner.poll() == 1
+    assert model.metadata["learned_online"] == 6
+    assert [x.id for x in read_all(source, batch=4)] == [f"e{i}" for i in range(6)]  # type: ignore[arg-type]
+
+
+def test_online_protocol_learns_as_it_goes(tmp_path: Path) -> None:
+    from spamwarden.training.evaluate import evaluate_online, read_index
+
+    lines = []
+    for i in range(30):
+        for label, raw in (("ham", HAM), ("spam", SPAM)):
+            f = tmp_path / "msgs" / f"{label}{i}.eml"
+            f.parent.mkdir(exist_ok=True)
+            f.write_bytes(raw.replace(b"Subject: ", b"Subject: %d " % i))
+            lines.append(f"{label} msgs/{f.name}")
+    (tmp_path / "index").write_text("# arrival order\n" + "\n".join(lines) + "\n")
+    entries = read_index(tmp_path / "index")
+    metrics, probs = evaluate_online(entries)
+    assert probs[0] == pytest.approx(0.5)  # untrained at first
+    assert metrics["n_ham"] == 30 and metrics["n_spam"] == 30
+    assert metrics["auc"] > 0.95
+    assert probs[-1] > 0.5 > probs[-2]
+
+
+def test_untrained_model_scores_half() -> None:
+    m = untrained_model()
+    assert m.spam_probability(parse_message(SPAM)) == pytest.approx(0.5)
+
+
+def test_training_needs_both_classes() -> None:
+    with pytest.raises(ModelError, match="at least 2 ham and 2 spam"):
+        train_model([parse_message(HAM)] * 3, [0, 0, 0])
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "corpus"
+    for label, raw, words in (("ham", HAM, ["build", "merge", "review", "test", "release"]),
+                              ("spam", SPAM, ["pills", "casino", "loan", "offer", "winner"])):
+        (root / label).mkdir(parents=True)
+        for i in range(12):
+            body = raw.replace(b"Subject: ", f"Subject: {words[i % 5]} {i} ".encode())
+            body += (f"\n{words[(i + 1) % 5]} {words[(i + 2) % 5]} number {i} "
+                     f"{'x' * (i + 1)} unique{i}\n").encode()
+            (root / label / f"{i:03d}").write_bytes(body)
+    yield root
+
+
+def test_cli_train_eval_json_and_plot(tiny_corpus: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from spamwarden.cli import main
+
+    out = tmp_path / "model.skops"
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text("")
+    assert main(["train", "--config", str(cfg), "-q", "--ham", str(tiny_corpus / "ham"),
+                 "--spam", str(tiny_corpus / "spam"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "model written to" in text and "ROC AUC" in text and "false negatives" in text
+    md = load_model(out).metadata
+    assert md["corpus"]["n_ham"] == 12 and md["corpus"]["n_spam"] == 12
+    png = tmp_path / "roc.png"
+    assert main(["eval", "--config", str(cfg), "--model", str(out), "--json", "--plot", str(png),
+                 "--corpus", str(tiny_corpus)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("auc", "fpr_at_threshold", "fnr_at_threshold", "fnr_at_fpr_0_1pct",
+                "fnr_at_fpr_1pct", "n_ham", "n_spam"):
+        assert key in result
+    assert result["n_ham"] == 12 and result["n_spam"] == 12 and result["auc"] > 0.9
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = tmp_path / "index"
+    index.write_text("".join(f"{lb} corpus/{lb}/{i:03d}\n" for i in range(12)
+                             for lb in ("ham", "spam")))
+    assert main(["eval", "--config", str(cfg), "--online", str(index), "--json"]) == 0
+    online = json.loads(capsys.readouterr().out)
+    assert {"auc", "one_minus_auc_pct", "messages_per_s", "fnr_at_fpr_1pct"} <= set(online)
+
+
+def test_cli_eval_refuses_a_corrupt_model(tiny_corpus: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from spamwarden.cli import main
+
+    bad = tmp_path / "bad.skops"
+    bad.write_bytes(b"PK\x03\x04 broken")
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text("")
+    assert main(["eval", "--config", str(cfg), "--model", str(bad), "--corpus",
+                 str(tiny_corpus)]) == 1
+    assert "corrupt" in capsys.readouterr().err
