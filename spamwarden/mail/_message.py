@@ -474,7 +474,9 @@ def _parse_from(value: str | None) -> tuple[str | None, str]:
         return None, ""
     try:
         pairs = email.utils.getaddresses([value])
-    except (ValueError, IndexError, TypeError):
+    # RecursionError: the stdlib address parser recurses once per ":" group, so a
+    # header of a thousand colons exhausts the stack.
+    except (ValueError, IndexError, TypeError, RecursionError):
         pairs = []
     for display, addr in pairs:
         if addr and "@" in addr:

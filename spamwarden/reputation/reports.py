@@ -848,7 +848,9 @@ def _from_address(value: str | None) -> str | None:
         return str(found[-1]).strip()
     try:
         pairs = email.utils.getaddresses([text])
-    except (ValueError, IndexError, TypeError):
+    # RecursionError: the stdlib address parser recurses once per ":" group, so a
+    # header of a thousand colons exhausts the stack.
+    except (ValueError, IndexError, TypeError, RecursionError):
         pairs = []
     for _, addr in pairs:
         if addr and "@" in addr:
