@@ -222,3 +222,35 @@ def test_store_down_gives_503_not_an_answer(redis_url: str, redis_server: Any) -
         assert (await c.get("/v1/health")).status == 503
 
     run_api(redis_url, scenario)
+
+
+def test_served_application_documents_every_route(redis_url: str, monkeypatch: Any,
+                                                  tmp_path: Any) -> None:
+    """What `spamwarden api` serves (every module of MODULE_FACTORIES): each route, method
+    included, is in /v1/openapi.json and every documented operation is served."""
+    from spamwarden.reputation.api import load_modules
+
+    monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
+    cfg = config_from_mapping({"service": {"state_dir": str(tmp_path)},
+                               "api": {"operator_tokens": [TOKEN]}})
+
+    async def main() -> None:
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        app = build_app(cfg, store, modules=load_modules())
+        client = test_utils.TestClient(test_utils.TestServer(app))
+        await client.start_server()
+        try:
+            doc = await (await client.get("/v1/openapi.json")).json()
+            served = {(r.resource.canonical, r.method.lower()) for r in app.router.routes()
+                      if r.method != "HEAD" and r.resource is not None}
+            documented = {(p, m) for p, item in doc["paths"].items() for m in item
+                          if m in ("get", "post", "put", "patch", "delete")}
+            assert served == documented
+            assert ("/v1/listings/{key}", "get") in served
+            for ref in _refs(doc["paths"]):
+                assert ref.split("/")[-1] in doc["components"]["schemas"], ref
+        finally:
+            await client.close()
+            await store.aclose()
+
+    asyncio.run(main())
