@@ -210,14 +210,15 @@ def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.listen:
         cfg = dataclasses.replace(cfg, intake=dataclasses.replace(cfg.intake, listen=args.listen))
+    from .resolver import resolver_from_config
+
     verifier = None
     try:
         from .milter.auth import verify_dkim
-        from .resolver import resolver_from_config
 
         verifier = functools.partial(
-            verify_dkim, resolver=resolver_from_config(cfg.dns),
-            max_signatures=cfg.milter.max_dkim_signatures, timeout=cfg.dns.timeout * 2,
+            verify_dkim, max_signatures=cfg.milter.max_dkim_signatures,
+            timeout=cfg.dns.timeout * 2,
         )
     except ImportError:
         logging.getLogger("spamwarden.intake").warning(
@@ -228,7 +229,8 @@ def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
         from .reputation.optout import optout_hook_from_config
 
         hooks["optout"] = optout_hook_from_config(cfg)
-    asyncio.run(run_intake(cfg, dkim_verifier=verifier, hooks=hooks))
+    asyncio.run(run_intake(cfg, dkim_verifier=verifier, resolver=resolver_from_config(cfg.dns),
+                           hooks=hooks))
     return 0
 
 

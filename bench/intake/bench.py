@@ -4,8 +4,9 @@ listing being visible.
 
 Throughput (interleaved rounds, the same load generator and the same messages for all):
   * ``spamwarden intake``: finds the original in each report (a Gmail-style forward as
-    attachment, DKIM-signed original), extracts indicators, re-verifies DKIM (the key lookup
-    goes to a local DNS server that answers at once), writes the complaint to Redis, answers 250;
+    attachment, DKIM-signed original), extracts indicators, re-verifies DKIM (the key is
+    served by a local unbound; one signing domain, as in one campaign, so it is cached),
+    writes the complaint to Redis, answers 250;
   * ``aiosmtpd`` with its ``Sink`` handler: the same SMTP framework doing no work (the
     framework's ceiling on this machine);
   * Postfix's ``smtp-sink``: a C SMTP sink (the protocol's ceiling).
@@ -40,9 +41,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
 from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
+from support.dnszone import DnsZone, UnboundServer  # noqa: E402
 
 TEMPLATE = ROOT / "tests" / "data" / "reports" / "gmail-attached.eml"
+KEY = ROOT / "tests" / "data" / "reports" / "dkim-sel1.txt"
 ZONE = "bl.example.net"
 DEADLINE = 900.0  # seconds for the whole run
 
@@ -65,7 +70,9 @@ def report(n: int, *, domain: str | None = None, reporter: str | None = None) ->
     """Report number n: a distinct original (body, From domain, source IP)."""
     raw = TEMPLATE.read_bytes()
     dom = domain or f"shop{n % 1000}.example"
-    raw = raw.replace(b"promo-shop.example", dom.encode())
+    # the signing domain stays (its key is served and cached, as for one campaign)
+    raw = raw.replace(b"d=promo-shop.example", b"d=\0").replace(b"promo-shop.example", dom.encode())
+    raw = raw.replace(b"d=\0", b"d=promo-shop.example")
     raw = raw.replace(b"198.51.100.23", f"198.51.{(n // 250) % 250}.{n % 250 + 1}".encode())
     raw = raw.replace(b"Mua ngay", f"Mua ngay {n}".encode())
     raw = re.sub(rb"(?m)^\.", b"..", raw)  # dot-stuffing (RFC 5321 4.5.2)
@@ -168,11 +175,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write_config(path: Path, work: Path, *, intake_port: int, rbl_port: int) -> None:
+def write_config(path: Path, work: Path, *, intake_port: int, rbl_port: int, dns: str) -> None:
     path.write_text(
         f'[service]\nstate_dir = "{work}/state"\nlog_level = "warning"\n'
-        # DKIM key lookups go to the local rbl server: an immediate answer, as from a warm cache
-        f'[dns]\nnameservers = ["127.0.0.1:{rbl_port}"]\ntimeout = "1s"\n'
+        # DKIM key lookups go to a local unbound serving the signing key
+        f'[dns]\nnameservers = ["{dns}"]\ntimeout = "1s"\n'
         f'[intake]\nlisten = "127.0.0.1:{intake_port}"\nlocal_domains = ["bench.example"]\n'
         "reporter_rate = 1000000\n"
         "[reputation]\nmin_reporters = 3\n"
@@ -195,12 +202,10 @@ def throughput(args: argparse.Namespace, work: Path, sw: list[str]) -> None:
     ports = {"intake": free_port(), "aiosmtpd-sink": free_port(), "smtp-sink": free_port()}
     rbl_port = free_port()
     conf = work / "throughput.toml"
-    write_config(conf, work, intake_port=ports["intake"], rbl_port=rbl_port)
+    write_config(conf, work, intake_port=ports["intake"], rbl_port=rbl_port, dns=args.dns)
     env = dict(os.environ, SPAMWARDEN_REDIS_URL=redis_srv.url)
     logs = open(work / "throughput.log", "wb")
     try:
-        procs["rbl"] = subprocess.Popen(sw + ["rbl", "--config", str(conf)], env=env,
-                                        stdout=logs, stderr=logs)
         procs["intake"] = subprocess.Popen(sw + ["intake", "--config", str(conf)], env=env,
                                            stdout=logs, stderr=logs)
         procs["aiosmtpd-sink"] = subprocess.Popen(
@@ -210,7 +215,6 @@ def throughput(args: argparse.Namespace, work: Path, sw: list[str]) -> None:
         procs["smtp-sink"] = subprocess.Popen(
             [sink, "-u", "nobody", f"127.0.0.1:{ports['smtp-sink']}", "256"],
             stdout=logs, stderr=logs)
-        wait_port(rbl_port, procs["rbl"])
         for name, port in ports.items():
             wait_port(port, procs[name])
         n = args.messages
@@ -269,7 +273,7 @@ def latency(args: argparse.Namespace, work: Path, sw: list[str]) -> None:
     redis_srv.start()
     intake_port, rbl_port = free_port(), free_port()
     conf = work / "latency.toml"
-    write_config(conf, work, intake_port=intake_port, rbl_port=rbl_port)
+    write_config(conf, work, intake_port=intake_port, rbl_port=rbl_port, dns=args.dns)
     env = dict(os.environ, SPAMWARDEN_REDIS_URL=redis_srv.url)
     logs = open(work / "latency.log", "wb")
     procs: list[subprocess.Popen[bytes]] = []
@@ -339,13 +343,21 @@ def main() -> int:
             print(f"missing {tool}: apt-get install redis-server postfix")
             return 2
     work = Path(tempfile.mkdtemp(prefix="sw-intake-bench-"))
+    os.chmod(work, 0o755)
     sw = [sys.executable, "-m", "spamwarden"]
     started = time.monotonic()
+    zone = DnsZone()
+    zone.add_txt("sel1._domainkey.promo-shop.example", KEY.read_text().strip())
+    (work / "dns").mkdir()
+    unbound = UnboundServer(work / "dns", zone=zone)
     try:
+        unbound.start()
+        args.dns = unbound.address
         throughput(args, work, sw)
         if time.monotonic() - started < DEADLINE:
             latency(args, work, sw)
     finally:
+        unbound.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"== done in {time.monotonic() - started:.0f}s")
     return 0

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Protocol, Sequence
 
 from ..errors import ReportError
+from ..resolver import Resolver
 from ..mail import (
     DEFAULT_AD_LABELS,
     MessageView,
@@ -195,13 +196,14 @@ class DkimSignatureResult(Protocol):
 
 
 class DkimVerifier(Protocol):
-    """Verifies every DKIM signature of a whole message (RFC 6376 §6.1).
+    """Verifies every DKIM signature of a whole message (RFC 6376 §6.1), fetching
+    key records through ``resolver``.
 
-    The milter's ``verify_dkim`` with its resolver bound (``functools.partial``)
-    fits.  Must not raise for bad messages or DNS trouble.
+    The milter's ``verify_dkim`` fits (bind its keyword options with
+    ``functools.partial``).  Must not raise for bad messages or DNS trouble.
     """
 
-    def __call__(self, raw: bytes) -> Sequence[DkimSignatureResult]: ...
+    def __call__(self, raw: bytes, resolver: Resolver) -> Sequence[DkimSignatureResult]: ...
 
 
 # -- MIME entities over raw bytes -----------------------------------------------------------
