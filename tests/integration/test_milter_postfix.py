@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from support.dnszone import UnboundServer
+from support.net import wait_until
 from support.messages import make_message
 from support.milterproc import MilterProcess
 from support.postfix import PostfixInstance
@@ -202,31 +203,44 @@ def test_forged_incoming_authentication_results_and_spam_headers_are_removed(
     assert msg.get_all("X-Spam-Flag", []) in ([], ["YES"])
 
 
-def test_milter_stopped_postfix_tempfails_and_the_retry_is_delivered(mx) -> None:
-    listener = mx.postfix.smtp["spare"].port
-    raw, msgid = make_message(from_addr="alice@good.test", subject="Sent while milter is down")
-
-    mx.spare.start()
-    mx.spare.stop()
-    mx.spare.wait_port_closed()
+def send_expecting_tempfail(mx: MailExchanger, listener: int, raw: bytes, msgid: str) -> None:
+    """With the milter down, milter_default_action = tempfail refuses the message with
+    451 4.7.1 before DATA: it stays with the sender, which retries; Postfix neither queues
+    nor delivers it."""
     before = mx.postfix.delivered_count()
+    marker = "milter-reject: MAIL from"
+    rejects_before = mx.postfix.maillog().count(marker)
     result = swaks(listener, mail_from="alice@good.test", rcpt_to=RCPT, data=raw,
                    helo="client.test")
-    # milter_default_action = tempfail: refused with 451 4.7.1 before DATA, so the message
-    # stays with the sender (which retries); Postfix neither queues nor delivers it.
     assert result.returncode != 0, result.transcript
     assert result.queue_id is None
     assert any(e.startswith("451 4.7.1") for e in result.errors), result.transcript
     assert " -> DATA" not in result.transcript
     assert_queue_drains(mx.postfix)
-    assert "milter-reject" in mx.postfix.wait_for_log("451 4.7.1 Service unavailable")
+    wait_until(lambda: mx.postfix.maillog().count(marker) > rejects_before, timeout=10,
+               what="Postfix logging the milter tempfail")
+    line = [x for x in mx.postfix.maillog().splitlines() if marker in x][-1]
+    assert "451 4.7.1 Service unavailable" in line and "from=<alice@good.test>" in line, line
     assert mx.postfix.delivered_count() == before
     assert find_delivered(mx.postfix, msgid) == []
 
-    # The sender's retry, once the milter is back on the same socket, is delivered once.
+
+def test_milter_stopped_postfix_tempfails_and_the_retry_is_delivered(mx) -> None:
+    listener = mx.postfix.smtp["spare"].port
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Sent while milter is down")
+    assert not mx.spare.running()
+    send_expecting_tempfail(mx, listener, raw, msgid)
+
+    # The sender's retry, once the milter is up on that socket, is delivered once.
     mx.spare.start()
     retry = swaks(listener, mail_from="alice@good.test", rcpt_to=RCPT, data=raw,
                   helo="client.test")
     assert retry.returncode == 0, retry.transcript + mx.spare.log()[-2000:]
     delivered = wait_delivered(mx.postfix, msgid)
     assert delivered["X-Spam-Status"] is not None
+
+    # Stopped again (SIGTERM): its socket closes, and Postfix tempfails once more.
+    mx.spare.stop()
+    mx.spare.wait_port_closed()
+    later, later_id = make_message(from_addr="alice@good.test", subject="After the stop")
+    send_expecting_tempfail(mx, listener, later, later_id)
