@@ -2,41 +2,34 @@
 
 The API application loads :func:`consent_module` (named in
 ``spamwarden.reputation.api.MODULE_FACTORIES``); the OpenAPI description of every
-route is :data:`CONSENT_PATHS`. Standalone: ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
+route is :data:`CONSENT_PATHS`. Standalone:
+``app.add_routes(ConsentApi.from_config(cfg).routes())``.
 
-Recipients (no token; the signed token in the path is the credential):
+Recipients (no bearer token; the signed token in the path is the credential):
 
-====================================  ===============================================================
-``GET  /u/{token}``                   a small page asking to confirm the unsubscribe (a GET never
-                                      unsubscribes: link scanners fetch links)
-``POST /u/{token}``                   RFC 8058 one-click: records the refusal, no further
-                                      interaction; form field ``scope=all`` refuses all advertising
-``GET  /r/{token}``                   the recipient's consents and refusals (HTML, or JSON with
-                                      ``Accept: application/json``)
-====================================  ===============================================================
+* ``GET /u/{token}`` - a small page asking to confirm (a GET never unsubscribes:
+  link scanners fetch links);
+* ``POST /u/{token}`` - RFC 8058 one-click: records the refusal with no further
+  interaction; the form field ``scope=all`` refuses all advertising;
+* ``GET /r/{token}`` - the recipient's consents and refusals (HTML, or JSON with
+  ``Accept: application/json``).
 
-Operators (``Authorization: Bearer <api.operator_tokens>``) and advertisers
-(``Bearer <the token printed at registration>``, for their own id only):
+Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and advertisers
+(``Bearer`` the token printed at registration, for their own id only):
 
-===============================================  ========  ===========================================
-route                                            who       what
-===============================================  ========  ===========================================
-``POST /v1/advertisers``                     operator  register ``{id, name, contact, domains}``;
-                                                           201 with the advertiser's token
-``GET  /v1/advertisers``                     operator  every advertiser
-``GET  /v1/advertisers/{adv}``               both      the advertiser and its counts
-``POST /v1/advertisers/{adv}/domains``       operator  add ``{domains: [...]}``
-``POST /v1/advertisers/{adv}/consents``      both      bulk ``{consents: [{recipient, method, at,
-                                                           evidence, expires_at, max_per_day}]}``
-                                                           (at most 10,000; all or nothing)
-``GET  /v1/advertisers/{adv}/consents``      both      export, ``?format=json|csv``
-``GET  /v1/advertisers/{adv}/refusals``      both      refusals, ``?since=<unix time>``
-``GET  /v1/advertisers/{adv}/counts``        both      consents, refusals, ads delivered
-``GET  /v1/advertisers/{adv}/recipients/{r}``  both    may one more ad go to ``r`` now, and why
-``GET  /v1/advertisers/{adv}/unsubscribe-url``  both   ``?recipient=`` → URL and the two headers
-``GET  /v1/recipients/{rcpt}``               operator every record of one recipient
-``POST /v1/refusals``                        operator ``{recipient, advertiser?}``
-===============================================  ========  ===========================================
+* ``POST /v1/advertisers`` (operator) - register ``{id, name, contact, domains}``;
+  201 with the advertiser's token; ``GET /v1/advertisers`` (operator) - every id;
+* ``GET /v1/advertisers/{adv}`` - the advertiser and its counts;
+* ``POST /v1/advertisers/{adv}/domains`` (operator) - add ``{domains: [...]}``;
+* ``POST /v1/advertisers/{adv}/consents`` - bulk ``{consents: [{recipient, method,
+  at, evidence, expires_at, max_per_day}]}``, at most :data:`MAX_BULK`, all or nothing;
+* ``GET /v1/advertisers/{adv}/consents?format=json|csv`` - export;
+* ``GET /v1/advertisers/{adv}/refusals?since=<unix time>`` - refusals;
+* ``GET /v1/advertisers/{adv}/counts`` - consents, refusals, ads delivered;
+* ``GET /v1/advertisers/{adv}/recipients/{rcpt}`` - may one more ad go now, and why;
+* ``GET /v1/advertisers/{adv}/unsubscribe-url?recipient=`` - URL and the two headers;
+* ``GET /v1/recipients/{rcpt}`` (operator) - every record of one recipient;
+* ``POST /v1/refusals`` (operator) - ``{recipient, advertiser?}``.
 
 Errors are JSON ``{"error": "..."}`` with 400 (bad input), 401 (no or bad
 token), 403 (another advertiser's data), 404, 409 (domain taken), 503 (store
@@ -560,13 +553,14 @@ def _time(value: Any, default: float) -> float:
 
 # -- the API application's module -----------------------------------------------------------
 
-_SEC = [{"operatorToken": []}]
+_SEC: list[dict[str, list[str]]] = [{"operatorToken": []}]
 _ERRREF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _OBJ = {"application/json": {"schema": {"type": "object"}}}
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
-def _param(name: str, where: str = "path", *, required: bool = True, desc: str = "") -> dict[str, Any]:
+def _param(name: str, where: str = "path", *, required: bool = True,
+           desc: str = "") -> dict[str, Any]:
     p: dict[str, Any] = {"name": name, "in": where, "required": required,
                          "schema": {"type": "string"}}
     if desc:

@@ -62,7 +62,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
 
 from ..errors import StoreError, StoreUnavailable
-from ..mail import domain_of_address, normalize_domain, registrable_domain
+from ..mail import normalize_domain, registrable_domain
 
 __all__ = [
     "METHODS",

@@ -53,7 +53,9 @@ _ALL_RE = re.compile(
     r"(?:\s+qu[ảa]ng\s+c[áa]o)?|stop\s+all)\s*[.!]?\s*$",
     re.IGNORECASE,
 )
-_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{8,600}\.[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
+_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{8,600}\.[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])"
+)
 _WORD_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.IGNORECASE)
 
 
@@ -122,10 +124,10 @@ class OptoutHandler:
             inner = parse_message(original.message)
             org = registrable_domain(inner.from_domain) if inner.from_domain else None
             if org and org in domains:
-                return domains[org]
-        ids = set(domains.values())
+                return str(domains[org])
+        ids: set[str] = {str(v) for v in domains.values()}
         for word in _WORD_RE.findall(view.subject):
-            w = word.lower().strip(".")
+            w = str(word).lower().strip(".")
             if w in ids:
                 return w
             dom = domain_of_address(w) if "@" in w else None

@@ -279,14 +279,15 @@ def test_labelled_ad_from_unknown_advertiser(policy: ConsentPolicy) -> None:
     raw = AD.replace(b"news@shop.test", b"news@unknown.test")
     auth = Auth(dkim=(Dkim("pass", "unknown.test", covered_headers=(
         "list-unsubscribe", "list-unsubscribe-post")),))
-    syms = policy.check_message(parse_message(raw), env("a@example.test", mail_from="x@unknown.test"), auth)
+    e = env("a@example.test", mail_from="x@unknown.test")
+    syms = policy.check_message(parse_message(raw), e, auth)
     assert names(syms) == {"AD_LABELLED", "AD_UNKNOWN_ADVERTISER"}
 
 
 def test_ordinary_mail_gets_no_ad_symbols(policy: ConsentPolicy) -> None:
     raw = b"From: a@friend.test\r\nSubject: lunch?\r\n\r\nhi\r\n"
-    assert policy.check_message(parse_message(raw), env("a@example.test", mail_from="a@friend.test"),
-                                Auth(spf=Spf("pass", "friend.test"))) == []
+    e = env("a@example.test", mail_from="a@friend.test")
+    assert policy.check_message(parse_message(raw), e, Auth(spf=Spf("pass", "friend.test"))) == []
 
 
 def test_registry_down_never_rejects_and_says_so(store: FakeStore, clock: Clock) -> None:
