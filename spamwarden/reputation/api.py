@@ -390,7 +390,7 @@ _OP_ERRORS = {
     "403": {**_ERR, "description": "operator endpoints disabled (no tokens configured)"},
     "503": {**_ERR, "description": "the store is unavailable"},
 }
-_SEC = [{"operatorToken": []}]
+_SEC: list[dict[str, list[str]]] = [{"operatorToken": []}]
 
 
 def _json_content(ref: str) -> dict[str, Any]:

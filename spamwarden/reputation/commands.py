@@ -198,7 +198,7 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
     from .complaints import Complaint
 
     store = ListingStore.from_config(cfg)
-    out = []
+    out: list[dict[str, object]] = []
     for entry_id, fields in store.recent_complaints(args.count):
         try:
             c = Complaint.from_fields(fields)
@@ -218,13 +218,13 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    for c in out:
-        ind = c["indicators"]
+    for row in out:
+        ind: Any = row["indicators"]
         parts = [f"ip={ind['source_ip']}" if ind["source_ip"] else "",
                  f"from={ind['from_address'] or ind['from_domain'] or ''}",
                  f"dkim={','.join(ind['dkim_verified'])}" if ind["dkim_verified"] else "",
                  f"urls={','.join(ind['url_domains'][:5])}" if ind["url_domains"] else ""]
-        print(f"{_iso(c['received_at'])} {c['kind']:<4} {c['reporter']:<30} "
+        print(f"{_iso(float(str(row['received_at'])))} {row['kind']:<4} {row['reporter']!s:<30} "
               + " ".join(p for p in parts if p))
     print(f"{len(out)} complaint(s)", file=sys.stderr)
     return 0

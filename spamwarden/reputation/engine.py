@@ -41,7 +41,7 @@ from ..logs import event
 from ..mail import normalize_domain, registrable_domain
 from .complaints import COMPLAINTS_KEY, Complaint
 from .listings import Kind, normalize_address
-from .store import AsyncListingStore, Clock, SystemClock, _wrap
+from .store import AsyncListingStore, Clock, SystemClock, store_error
 
 __all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHook", "GROUP"]
 
@@ -255,7 +255,7 @@ class ListingEngine:
             if "BUSYGROUP" not in str(exc):
                 raise StoreError(f"cannot create consumer group: {exc}") from exc
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     async def handle(self, entry_id: str, fields: dict[bytes, bytes]) -> list[Decision]:
         """Count one complaint entry and list what crosses the thresholds (no ack).
@@ -311,16 +311,16 @@ class ListingEngine:
     async def _read(self, block_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Own pending entries first (a replay after a restart), then new ones."""
         if self._replaying:
-            res = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"},
+            res: Any = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: "0"},
                                               count=self.batch)
             entries = res[0][1] if res else []
             if entries:
                 # an entry deleted from the stream while pending comes back without fields
                 return [(i, f or {}) for i, f in entries]
             self._replaying = False
-        res = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
-                                          count=self.batch, block=block_ms)
-        return res[0][1] if res else []
+        new: Any = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
+                                               count=self.batch, block=block_ms)
+        return new[0][1] if new else []
 
     async def _claim(self) -> None:
         res = await self.redis.xautoclaim(self.stream, self.group, self.consumer,
@@ -346,7 +346,7 @@ class ListingEngine:
                 await self.handle(entry_id.decode(), fields)
                 await self.redis.xack(self.stream, self.group, entry_id)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return len(entries)
 
     async def expire_once(self) -> int:

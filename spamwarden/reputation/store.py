@@ -86,6 +86,8 @@ __all__ = [
     "window_keys",
     "volume_keys",
     "done_key",
+    "store_error",
+    "iter_lines",
 ]
 
 EXPIRY_KEY = "sw:{sw}:listing-expiry"
@@ -405,7 +407,8 @@ return n
 # -- shared argument building and parsing -------------------------------------------------------
 
 
-def _wrap(exc: Exception) -> StoreError:
+def store_error(exc: Exception) -> StoreError:
+    """The exception of our tree for a redis-py error (unreachable: StoreUnavailable)."""
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
         return StoreUnavailable(f"Redis cannot be reached: {exc}")
     return StoreError(f"Redis failed: {exc}")
@@ -604,7 +607,7 @@ class ListingStore(_StoreBase):
                 for part, raw in zip(parts, pipe.execute()):
                     out += _writes(raw, [k for k, _ in part])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return out
 
     def import_many(
@@ -658,7 +661,7 @@ class ListingStore(_StoreBase):
             if calls:
                 flush()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return ops
 
     def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
@@ -672,7 +675,7 @@ class ListingStore(_StoreBase):
             raw = self._remove(keys=_LISTING_KEYS[:4], args=[repr(_ms(now)), self.settings.changes_maxlen,
                                                              note, k])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return _writes(raw, [k])[0]
 
     def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
@@ -684,7 +687,7 @@ class ListingStore(_StoreBase):
             raw = self._expire(keys=_LISTING_KEYS[:4],
                                args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return [Listing.from_json(t) for t in raw]
 
     def get(self, key: str, *, now: float | None = None) -> Listing | None:
@@ -696,7 +699,7 @@ class ListingStore(_StoreBase):
         try:
             raw = self.redis.hget(LISTINGS_KEY, k)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         if raw is None:
             return None
         listing = Listing.from_json(raw)
@@ -710,7 +713,7 @@ class ListingStore(_StoreBase):
         try:
             raw = self.redis.hmget(LISTINGS_KEY, cands)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         for text in raw:
             if text is not None:
                 listing = Listing.from_json(text)
@@ -723,7 +726,7 @@ class ListingStore(_StoreBase):
         try:
             raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         ls = _listings_from_hash(raw).values()
         return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
 
@@ -732,23 +735,23 @@ class ListingStore(_StoreBase):
         try:
             v = self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return int(v or 0)
 
     def serial(self) -> int:
         try:
             return int(self.redis.get(SERIAL_KEY) or 0)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     def snapshot(self) -> Snapshot:
         """All listings and the change stream id to follow from (see :class:`Snapshot`)."""
         try:
-            last = self.redis.xrevrange(CHANGES_KEY, count=1)
+            last: Any = self.redis.xrevrange(CHANGES_KEY, count=1)
             serial = int(self.redis.get(SERIAL_KEY) or 0)
             raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         sid = _s(last[0][0]) if last else "0-0"
         return Snapshot(_listings_from_hash(raw), serial, sid)
 
@@ -756,13 +759,13 @@ class ListingStore(_StoreBase):
         """Change stream entries after the stream id ``after`` (bounded by ``count``)."""
         try:
             if block_ms is None:
-                raw = self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
+                raw: Any = self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
                                         count=count)
             else:
-                res = self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
+                res: Any = self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
                 raw = res[0][1] if res else []
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return [ListingChange.from_fields(sid, f) for sid, f in raw]
 
     # complaint windows and volume
@@ -779,7 +782,7 @@ class ListingStore(_StoreBase):
         try:
             raw = self._count(keys=ks, args=args)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return self._counts(raw, keys)
 
     def clear_windows(self, keys: Sequence[str]) -> None:
@@ -788,7 +791,7 @@ class ListingStore(_StoreBase):
             if keys:
                 self.redis.delete(*[k for key in keys for k in window_keys(key)])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """Add ``count`` accepted messages to each source key's current bucket (pipelined)."""
@@ -803,7 +806,7 @@ class ListingStore(_StoreBase):
                 pipe.expire(vk, ttl)
             pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """Messages accepted from each source inside the window."""
@@ -814,7 +817,7 @@ class ListingStore(_StoreBase):
                 pipe.mget(vks)
             res = pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
 
     def recent_complaints(self, count: int = 50) -> list[tuple[str, dict[str, str]]]:
@@ -822,9 +825,9 @@ class ListingStore(_StoreBase):
         from .complaints import COMPLAINTS_KEY
 
         try:
-            raw = self.redis.xrevrange(COMPLAINTS_KEY, count=count)
+            raw: Any = self.redis.xrevrange(COMPLAINTS_KEY, count=count)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
 
     # delisting requests and rate limits
@@ -835,7 +838,7 @@ class ListingStore(_StoreBase):
         try:
             n = self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return int(n) >= 0
 
     def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
@@ -849,7 +852,7 @@ class ListingStore(_StoreBase):
             pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
             pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return req
 
     def delist_requests(self, *, now: float, status: str | None = None,
@@ -861,10 +864,10 @@ class ListingStore(_StoreBase):
             if old:
                 self.redis.hdel(DELIST_REQUESTS_KEY, *old)
                 self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
-            ids = self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
+            ids: Any = self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
             raw = self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
         return [r for r in reqs if status is None or r.status == status][:limit]
 
@@ -872,7 +875,7 @@ class ListingStore(_StoreBase):
         try:
             raw = self.redis.hget(DELIST_REQUESTS_KEY, request_id)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return DelistRequest.from_json(raw) if raw else None
 
     def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
@@ -893,7 +896,7 @@ class ListingStore(_StoreBase):
         try:
             self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return new, write
 
 
@@ -943,7 +946,7 @@ class AsyncListingStore(_StoreBase):
                     part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
                 out += _writes(raw, [k for k, _ in part])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return out
 
     async def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
@@ -953,7 +956,7 @@ class AsyncListingStore(_StoreBase):
             raw = await self._remove(keys=_LISTING_KEYS[:4],
                                      args=[repr(_ms(now)), self.settings.changes_maxlen, note, k])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return _writes(raw, [k])[0]
 
     async def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
@@ -962,7 +965,7 @@ class AsyncListingStore(_StoreBase):
             raw = await self._expire(keys=_LISTING_KEYS[:4],
                                      args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return [Listing.from_json(t) for t in raw]
 
     async def get(self, key: str, *, now: float | None = None) -> Listing | None:
@@ -971,7 +974,7 @@ class AsyncListingStore(_StoreBase):
         try:
             raw = await self.redis.hget(LISTINGS_KEY, k)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         if raw is None:
             return None
         listing = Listing.from_json(raw)
@@ -985,7 +988,7 @@ class AsyncListingStore(_StoreBase):
         try:
             raw = await self.redis.hmget(LISTINGS_KEY, cands)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         for text in raw:
             if text is not None:
                 listing = Listing.from_json(text)
@@ -998,7 +1001,7 @@ class AsyncListingStore(_StoreBase):
         try:
             raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         ls = _listings_from_hash(raw).values()
         return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
 
@@ -1006,23 +1009,23 @@ class AsyncListingStore(_StoreBase):
         try:
             v = await self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return int(v or 0)
 
     async def serial(self) -> int:
         try:
             return int(await self.redis.get(SERIAL_KEY) or 0)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     async def snapshot(self) -> Snapshot:
         """See :meth:`ListingStore.snapshot`."""
         try:
-            last = await self.redis.xrevrange(CHANGES_KEY, count=1)
+            last: Any = await self.redis.xrevrange(CHANGES_KEY, count=1)
             serial = int(await self.redis.get(SERIAL_KEY) or 0)
             raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         sid = _s(last[0][0]) if last else "0-0"
         return Snapshot(_listings_from_hash(raw), serial, sid)
 
@@ -1031,13 +1034,13 @@ class AsyncListingStore(_StoreBase):
         """See :meth:`ListingStore.changes`."""
         try:
             if block_ms is None:
-                raw = await self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
+                raw: Any = await self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
                                               count=count)
             else:
-                res = await self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
+                res: Any = await self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
                 raw = res[0][1] if res else []
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return [ListingChange.from_fields(sid, f) for sid, f in raw]
 
     async def count_complaint(self, complaint_id: str, *, reporter: str, at: float,
@@ -1047,7 +1050,7 @@ class AsyncListingStore(_StoreBase):
         try:
             raw = await self._count(keys=ks, args=args)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return self._counts(raw, keys)
 
     async def clear_windows(self, keys: Sequence[str]) -> None:
@@ -1056,7 +1059,7 @@ class AsyncListingStore(_StoreBase):
             if keys:
                 await self.redis.delete(*[k for key in keys for k in window_keys(key)])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     async def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """See :meth:`ListingStore.record_volume`."""
@@ -1071,7 +1074,7 @@ class AsyncListingStore(_StoreBase):
                 pipe.expire(vk, ttl)
             await pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
 
     async def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """See :meth:`ListingStore.volumes`."""
@@ -1082,7 +1085,7 @@ class AsyncListingStore(_StoreBase):
                 pipe.mget(vks)
             res = await pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
 
     async def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
@@ -1091,7 +1094,7 @@ class AsyncListingStore(_StoreBase):
         try:
             n = await self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return int(n) >= 0
 
     async def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
@@ -1105,7 +1108,7 @@ class AsyncListingStore(_StoreBase):
             pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
             await pipe.execute()
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return req
 
     async def delist_requests(self, *, now: float, status: str | None = None,
@@ -1117,10 +1120,10 @@ class AsyncListingStore(_StoreBase):
             if old:
                 await self.redis.hdel(DELIST_REQUESTS_KEY, *old)
                 await self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
-            ids = await self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
+            ids: Any = await self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
             raw = await self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
         return [r for r in reqs if status is None or r.status == status][:limit]
 
@@ -1128,7 +1131,7 @@ class AsyncListingStore(_StoreBase):
         try:
             raw = await self.redis.hget(DELIST_REQUESTS_KEY, request_id)
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return DelistRequest.from_json(raw) if raw else None
 
     async def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
@@ -1146,7 +1149,7 @@ class AsyncListingStore(_StoreBase):
         try:
             await self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
         except redis.RedisError as exc:
-            raise _wrap(exc) from exc
+            raise store_error(exc) from exc
         return new, write
 
     async def aclose(self) -> None:
