@@ -294,8 +294,14 @@ def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     m = _CTYPE.match(value)
     if not m:
         return "text/plain", {}
+    start = m.end() - 1 if value[m.end() - 1:m.end()] == ";" else m.end()
+    return m.group(1).lower(), _parameters(value, start)
+
+
+def _parameters(value: str, start: int) -> dict[str, str]:
+    """``; name=value`` parameters from ``start`` (RFC 2045 §5.1, RFC 2231 §3-4)."""
     params: dict[str, str] = {}
-    for pm in _PARAM.finditer(value, m.end() - 1 if value[m.end() - 1:m.end()] == ";" else m.end()):
+    for pm in _PARAM.finditer(value[:4096], start):
         key = pm.group(1).lower()
         raw = pm.group(3)
         if raw.startswith('"'):
@@ -308,7 +314,7 @@ def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
             params[key] = params.get(key, "") + raw
         else:
             params.setdefault(key, raw)
-    return m.group(1).lower(), params
+    return params
 
 
 def _percent_decode(text: str) -> str:
@@ -323,10 +329,8 @@ def _content_type(ent: _Entity) -> tuple[str, dict[str, str]]:
 
 def _filename(ent: _Entity) -> str:
     disp = ent.get("Content-Disposition") or ""
-    m = re.search(r'filename\*?=\s*"?([^";]+)', disp, re.I)
-    if m:
-        return decode_header_value(m.group(1).strip())
-    return decode_header_value(ent.params.get("name", ""))
+    name = _parameters(disp, disp.find(";")).get("filename") if ";" in disp else None
+    return decode_header_value(name or ent.params.get("name", ""))
 
 
 def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:

@@ -3,6 +3,7 @@ authentication marks, fingerprints, and hostile input."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -270,3 +271,24 @@ def test_deep_nesting_and_many_parts_are_bounded() -> None:
     for raw in (deep, many):
         with pytest.raises(ReportError):
             find_original(raw)
+
+
+def test_eml_attachment_of_another_type_is_found() -> None:
+    orig = (REPORTS / "original-signed.eml").read_bytes()
+    raw = (b"From: alice@example.vn\r\nContent-Type: multipart/mixed; boundary=\"q\"\r\n\r\n"
+           b"--q\r\nContent-Type: text/plain\r\n\r\nspam attached\r\n--q\r\n"
+           b"Content-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment;\r\n filename*0*=UTF-8''%5BQC%5D%20Khuy;\r\n"
+           b" filename*1*=%E1%BA%BFn.eml\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(orig).replace(b"\n", b"\r\n") + b"\r\n--q--\r\n")
+    original = find_original(raw)
+    assert (original.source, original.intact, original.message) == ("attached", True, orig)
+
+
+def test_prefetched_resolver_never_says_no_for_what_it_was_not_given() -> None:
+    from spamwarden.reputation.intake import PrefetchedResolver
+    from spamwarden.resolver import DnsAnswer
+
+    r = PrefetchedResolver({("Sel1._domainkey.Example.COM.", "txt"): DnsAnswer("ok", (b"v=DKIM1",))})
+    assert r.query("sel1._domainkey.example.com", "TXT").records == (b"v=DKIM1",)
+    assert r.query("other._domainkey.example.com", "TXT").status == "error"
