@@ -318,6 +318,11 @@ class ConsentConfig:
         True, doc="mail whose envelope sender is an advertiser's domain is advertising: "
         "recipients without consent are rejected at RCPT"
     )
+    confirmation_relay: str = _opt(
+        "", check=lambda v: None if v == "" else _hostport(v),
+        doc="SMTP relay (host:port) for the single refusal confirmation; empty: none sent",
+    )
+    confirmation_from: str = _opt("", doc="sender of refusal confirmations")
 
 
 @dataclass(frozen=True)

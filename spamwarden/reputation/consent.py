@@ -885,14 +885,32 @@ class AdComplaintRefusals:
     else the ``From`` domain itself (the advertiser the recipient saw).
 
     :param registry: the consent registry.
+    :param confirm: called with each new refusal (sends the single confirmation).
     """
 
-    def __init__(self, registry: RedisConsentRegistry) -> None:
+    def __init__(
+        self,
+        registry: RedisConsentRegistry,
+        *,
+        confirm: Callable[[RefusalRecord], object] | None = None,
+    ) -> None:
         self.registry = registry
+        self.confirm = confirm
 
     @classmethod
     def from_config(cls, cfg: Any) -> "AdComplaintRefusals":
-        return cls(registry_from_config(cfg))
+        """The hook over the configured Redis, confirming by ``consent.confirmation_relay``."""
+        import functools
+
+        from .confirmations import confirm_once, sender_from_config
+
+        registry = registry_from_config(cfg)
+        sender, frm = sender_from_config(cfg)
+        confirm = None
+        if sender is not None:
+            confirm = functools.partial(confirm_once, cfg, registry, sender=sender,
+                                        from_addr=frm)
+        return cls(registry, confirm=confirm)
 
     def advertiser_of(self, complaint: Any) -> str | None:
         """The advertiser a complaint is about, or ``None`` (not an ad, not ours).
@@ -925,9 +943,11 @@ class AdComplaintRefusals:
             rcpt = normalize_recipient(complaint.reporter)
         except ValueError:
             return None
-        rec, _ = self.registry.refuse(
+        rec, created = self.registry.refuse(
             rcpt, adv=adv, channel="complaint", now=float(complaint.received_at) or None
         )
+        if created and self.confirm is not None:
+            self.confirm(rec)
         return rec
 
     async def __call__(self, complaint: Any) -> RefusalRecord | None:

@@ -22,12 +22,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ReportError, StoreError
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
-from .consent import GLOBAL, RedisConsentRegistry, normalize_recipient, registry_from_config
+from .consent import (
+    GLOBAL,
+    RedisConsentRegistry,
+    RefusalRecord,
+    normalize_recipient,
+    registry_from_config,
+)
 from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
 __all__ = ["OptoutHandler", "optout_hook_from_config", "REPLIES"]
@@ -66,6 +72,7 @@ class OptoutHandler:
     :param signer: checks one-click tokens found in the message.
     :param local_domains: ``intake.local_domains``; only their users may opt out.
     :param require_auth: ``intake.require_auth``.
+    :param confirm: called with each new refusal (sends the single confirmation).
     """
 
     def __init__(
@@ -75,11 +82,13 @@ class OptoutHandler:
         *,
         local_domains: tuple[str, ...] = (),
         require_auth: bool = False,
+        confirm: Callable[[RefusalRecord], object] | None = None,
     ) -> None:
         self.registry = registry
         self.signer = signer
         self.local_domains = local_domains
         self.require_auth = require_auth
+        self.confirm = confirm
 
     async def __call__(self, request: Any) -> str:
         """Handle one message (an ``IntakeRequest``); returns the SMTP reply."""
@@ -149,6 +158,8 @@ class OptoutHandler:
         event(log, "optout_recorded", rcpt=rcpt, advertiser=adv, new=created)
         if not created:
             return REPLIES["already"].format(rcpt=rcpt)
+        if self.confirm is not None:
+            self.confirm(rec)
         if adv == GLOBAL:
             return REPLIES["done_all"].format(rcpt=rcpt)
         return REPLIES["done"].format(adv=adv, rcpt=rcpt)
@@ -159,9 +170,19 @@ def optout_hook_from_config(cfg: Any) -> OptoutHandler:
 
     :raises ConfigError: the token key is unusable.
     """
+    import functools
+
+    from .confirmations import confirm_once, sender_from_config
+
+    registry = registry_from_config(cfg)
+    sender, frm = sender_from_config(cfg)
+    confirm = None
+    if sender is not None:
+        confirm = functools.partial(confirm_once, cfg, registry, sender=sender, from_addr=frm)
     return OptoutHandler(
-        registry_from_config(cfg),
+        registry,
         signer_from_config(cfg),
         local_domains=tuple(cfg.intake.local_domains),
         require_auth=cfg.intake.require_auth,
+        confirm=confirm,
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import email.policy
 import json
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import redis
@@ -307,3 +308,64 @@ def test_data_survives_a_restart(redis_server: EmbeddedRedis, clock: Clock) -> N
     reg = RedisConsentRegistry(c, clock=clock)
     assert reg.consent("shop", A) is not None and reg.refusal(B, adv="shop") is not None
     c.close()
+
+
+class Sink:
+    """An aiosmtpd handler keeping what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    from aiosmtpd.controller import Controller
+    from support.net import free_port
+
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def test_refusal_by_mail_and_complaint_confirmed_once(
+    reg: RedisConsentRegistry, smtp_sink: tuple[Sink, int]
+) -> None:
+    import dataclasses
+    import email
+    import functools
+
+    from spamwarden.config import Config, ConsentConfig
+    from spamwarden.reputation.confirmations import SmtpConfirmationSender, confirm_once
+
+    sink, port = smtp_sink
+    cfg = Config(consent=dataclasses.replace(ConsentConfig(), language="vi"))
+    confirm = functools.partial(confirm_once, cfg, reg, sender=SmtpConfirmationSender(
+        f"127.0.0.1:{port}"), from_addr="postmaster@example.test")
+    handler = OptoutHandler(reg, TokenSigner(b"k" * 32), confirm=confirm)
+    req = IntakeRequest(reporter=B, recipient="optout@example.test", authenticated=False,
+                        raw=b"From: b@example.test\r\nSubject: shop\r\n\r\n.\r\n",
+                        local_reporter=True)
+    assert asyncio.run(handler(req)).startswith("250 ")
+    assert asyncio.run(handler(req)).startswith("250 ")  # again: no second confirmation
+    assert len(sink.messages) == 1
+    mail_from, rcpts, content = sink.messages[0]
+    msg = email.message_from_bytes(content, policy=email.policy.default)
+    assert mail_from in ("<>", "") and rcpts == [B] and "Shop VN" in str(msg["Subject"])
+    body = msg.get_content()
+    assert "optout-mail" in body and "Buy" not in body and "duy nhất" in body
+    assert str(msg["Auto-Submitted"]) == "auto-replied"
+
+    hook = AdComplaintRefusals(reg, confirm=confirm)
+    c = Complaint(id="c2", kind="spam", reporter=C, received_at=NOW, fingerprint="f",
+                  indicators=Indicators(from_domain="shop.test", ad_label="QC"))
+    assert hook.record(c) is not None and hook.record(c) is not None
+    assert [m[1] for m in sink.messages] == [[B], [C]]
