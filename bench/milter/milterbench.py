@@ -44,11 +44,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.dnszone import DnsZone, UnboundServer  # noqa: E402
-from support.milterproc import (  # noqa: E402
-    MilterProcess, process_cpu_seconds, spamwarden_milter, tree_cpu_seconds)
-from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until  # noqa: E402
-from support.postfix import PostfixInstance  # noqa: E402
+from support.dnszone import DnsZone, UnboundServer
+from support.milterproc import (
+    MilterProcess,
+    process_cpu_seconds,
+    spamwarden_milter,
+    tree_cpu_seconds,
+)
+from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until
+from support.postfix import PostfixInstance
 
 RCPT = "user@test.local"
 PEERS = ("postfix", "pymilter", "spamwarden", "rspamd")
@@ -222,14 +226,13 @@ class RspamdServer:
 
     def start(self, *, timeout: float = 60) -> None:
         self.write_config()
-        log = open(self.base / "rspamd.out", "ab")
-        self.proc = subprocess.Popen(
-            ["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd",
-             f"--var=LOCAL_CONFDIR={self.local}", f"--var=DBDIR={self.dirs['db']}",
-             f"--var=RUNDIR={self.dirs['run']}", f"--var=LOGDIR={self.dirs['log']}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
+        with open(self.base / "rspamd.out", "ab") as log:
+            self.proc = subprocess.Popen(
+                ["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd",
+                 f"--var=LOCAL_CONFDIR={self.local}", f"--var=DBDIR={self.dirs['db']}",
+                 f"--var=RUNDIR={self.dirs['run']}", f"--var=LOGDIR={self.dirs['log']}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         proc = self.proc
 
         def up() -> bool:
@@ -382,8 +385,8 @@ def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage],
 
 
 def report(results: list[RunResult], peers: list[str], concurrencies: list[int]) -> str:
-    lines = ["", "peer        sessions  msgs/s (median, min-max)   ratio to postfix   "
-                 "CPU ms/msg  +Redis/DNS   accepted/rejected/tempfail/err per run"]
+    lines = ["", ("peer        sessions  msgs/s (median, min-max)   ratio to postfix   "
+                  "CPU ms/msg  +Redis/DNS   accepted/rejected/tempfail/err per run")]
     for sessions in concurrencies:
         base_by_round = {r.round: r.rate for r in results
                          if r.peer == "postfix" and r.sessions == sessions}

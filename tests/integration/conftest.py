@@ -18,21 +18,22 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import pytest
 
 # tests/support is shared with bench/, which puts tests/ on sys.path the same way.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from support.dnszone import DkimKey, DnsZone, UnboundServer  # noqa: E402
-from support.milterproc import MilterProcess  # noqa: E402
-from support.milterproc import spamwarden_milter as _spamwarden_milter  # noqa: E402
-from support.postfix import PostfixInstance  # noqa: E402
-from support.smtpclient import SwaksResult, swaks  # noqa: E402
+from support.dnszone import DkimKey, DnsZone, UnboundServer
+from support.milterproc import MilterProcess
+from support.milterproc import spamwarden_milter as _spamwarden_milter
+from support.postfix import PostfixInstance
+from support.smtpclient import SwaksResult, swaks
+
+from spamwarden.redisconn import EmbeddedRedis
 
 
 def need_binary(name: str) -> str:

@@ -20,11 +20,10 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-
 from support.dnszone import UnboundServer
-from support.net import wait_until
 from support.messages import make_message
 from support.milterproc import MilterProcess
+from support.net import wait_until
 from support.postfix import PostfixInstance
 from support.smtpclient import swaks
 

@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support.messages import make_message, split_message
 from support.milterproc import MilterProcess, spamwarden_command
 

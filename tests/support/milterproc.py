@@ -10,9 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until
 
@@ -143,13 +143,10 @@ class MilterProcess:
         Raises:
             MilterProcessError: when it exits or does not listen in time (log included).
         """
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env}, start_new_session=True)
-        finally:
-            log.close()
         proc = self.process
 
         def listening() -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 LOOPBACK = "127.0.0.1"
 

@@ -11,6 +11,7 @@ maillog.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -18,9 +19,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .net import LOOPBACK, free_port, pid_alive, read_pidfile, tcp_accepts, wait_until
 
@@ -210,7 +211,7 @@ class PostfixInstance:
                                f"{done.stdout}{done.stderr}\n{self.maillog()[-2000:]}")
         try:
             for listener in self.smtp.values():
-                wait_until(lambda: _greets(listener.port), timeout=timeout,
+                wait_until(functools.partial(_greets, listener.port), timeout=timeout,
                            what=f"postfix listener {listener.name} on {listener.port}")
         except TimeoutError as exc:
             self.stop()
