@@ -1,0 +1,101 @@
+"""The intake policy (ComplaintIntake) with a fake store through the ComplaintStore Protocol:
+which reply each store outcome and each failure gives."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import Envelope, Session
+
+from spamwarden.config import config_from_mapping
+from spamwarden.errors import StoreError, StoreUnavailable
+from spamwarden.reputation.complaints import Complaint
+from spamwarden.reputation.intake import (
+    REPLIES,
+    ComplaintIntake,
+    IntakeRequest,
+    StoreOutcome,
+    complaint_id,
+)
+from tests.conftest import DATA
+
+RAW = (DATA / "reports" / "gmail-attached.eml").read_bytes()
+
+
+class FakeStore:
+    """A ComplaintStore that answers what it is told and records what it got."""
+
+    def __init__(self, outcome: StoreOutcome | Exception = ("added", "1-0")) -> None:
+        self.outcome = outcome
+        self.added: list[tuple[Complaint, bytes, int]] = []
+
+    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        self.added.append((complaint, example, reporter_limit))
+        return self.outcome
+
+
+def _intake(store: FakeStore, **intake: Any) -> ComplaintIntake:
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"], **intake}})
+    return ComplaintIntake(cfg, store, clock=lambda: 1_700_000_000.0)
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_store_outcomes_map_to_replies() -> None:
+    store = FakeStore()
+    reply = _run(_intake(store).accept_report("spam", "alice@example.vn", RAW))
+    [(c, example, limit)] = store.added
+    assert reply == REPLIES["accepted"].format(id=c.id)
+    assert c.id == complaint_id("spam", "alice@example.vn", c.fingerprint)
+    assert (c.received_at, limit) == (1_700_000_000.0, 200)
+    assert example.startswith(b"Return-Path: <bounce-8812@mailer.promo-shop.example>")
+    dup = _run(_intake(FakeStore(("duplicate", "1-0"))).accept_report("spam", "alice@example.vn", RAW))
+    assert dup == REPLIES["duplicate"].format(id=c.id)
+    limited = _run(_intake(FakeStore(("rate_limited", ""))).accept_report("spam", "a@example.vn", RAW))
+    assert limited.startswith("450 4.7.1 ")
+
+
+@pytest.mark.parametrize("error", [StoreUnavailable("down"), StoreError("NOSCRIPT")])
+def test_store_trouble_is_451(error: Exception) -> None:
+    reply = _run(_intake(FakeStore(error)).accept_report("spam", "alice@example.vn", RAW))
+    assert reply == REPLIES["store_failed"]
+
+
+def test_example_is_bounded() -> None:
+    store = FakeStore()
+    _run(_intake(store, max_example_bytes=100).accept_report("ham", "alice@example.vn", RAW))
+    [(c, example, _)] = store.added
+    assert c.kind == "ham" and len(example) == 100
+
+
+def test_routes() -> None:
+    intake = _intake(FakeStore(), report_address="abuse@reports.example.vn")
+    assert intake.kind_of("<Abuse@Reports.Example.VN>") == "spam"
+    assert intake.kind_of("report@example.vn") is None
+    assert intake.kind_of("ham@example.vn") == "ham"
+    assert intake.reporter_is_local("Bob@Example.VN")
+    assert not intake.reporter_is_local("bob@mail.example.vn")
+    assert not intake.reporter_is_local("")
+
+
+def test_one_smtp_reply_for_several_recipients_prefers_temporary_failure() -> None:
+    store = FakeStore()
+
+    async def broken_hook(request: IntakeRequest) -> str:
+        raise RuntimeError("consent store exploded")
+
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"]}})
+    intake = ComplaintIntake(cfg, store, hooks={"optout": broken_hook})
+    env = Envelope()
+    env.mail_from = "alice@example.vn"
+    env.rcpt_tos = ["report@example.vn", "optout@example.vn"]
+    env.original_content = RAW
+    reply = _run(intake.handle_DATA(object(), Session(loop=None), env))  # type: ignore[arg-type]
+    assert reply == REPLIES["internal"]  # the MTA retries; the report is deduplicated then
+    assert len(store.added) == 1
