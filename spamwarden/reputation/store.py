@@ -53,6 +53,7 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import redis
 import redis.asyncio
+import redis.cluster
 
 from ..errors import StoreError, StoreUnavailable
 from .listings import (
@@ -499,6 +500,17 @@ class _StoreBase:
         return [volume_keys(k, now, self.settings.window) for k in keys]
 
     @staticmethod
+    def _volume_sums(keys: Sequence[str], plan: Sequence[Sequence[str]],
+                     vals: Sequence[Any]) -> dict[str, int]:
+        """Split one MGET (all keys share the {sw} slot) back into per-source sums."""
+        out: dict[str, int] = {}
+        i = 0
+        for k, vks in zip(keys, plan):
+            out[k] = sum(int(v) for v in vals[i : i + len(vks)] if v is not None)
+            i += len(vks)
+        return out
+
+    @staticmethod
     def _new_request(key: str, *, reason: str, contact: str, client: str, now: float) -> DelistRequest:
         return DelistRequest(
             id=secrets.token_hex(8), key=key, reason=reason, contact=contact, client=client,
@@ -534,6 +546,7 @@ class ListingStore(_StoreBase):
     def __init__(self, client: redis.Redis, **settings: Any) -> None:
         super().__init__(**settings)
         self.redis = client
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._put = client.register_script(_PUT_LUA)
         self._remove = client.register_script(_REMOVE_LUA)
         self._expire = client.register_script(_EXPIRE_LUA)
@@ -550,6 +563,17 @@ class ListingStore(_StoreBase):
             client if client is not None else sync_client(cfg),
             listing_ttl=r.listing_ttl, max_listing_ttl=r.max_listing_ttl, window=r.window,
         )
+
+    def _put_calls(self, calls: Sequence[list[Any]]) -> list[Any]:
+        """Run the listing script once per argument list: pipelined in one round trip,
+        or one call after another on Redis Cluster (its pipelines refuse scripts)."""
+        if self._cluster:
+            return [self._put(keys=_LISTING_KEYS, args=args) for args in calls]
+        pipe = self.redis.pipeline(transaction=False)
+        for args in calls:
+            self._put(keys=_LISTING_KEYS, args=args, client=pipe)
+        result: list[Any] = pipe.execute()
+        return result
 
     # listings
 
@@ -598,13 +622,11 @@ class ListingStore(_StoreBase):
         try:
             for start in range(0, len(items), BATCH * 20):
                 chunk = items[start : start + BATCH * 20]
-                pipe = self.redis.pipeline(transaction=False)
                 parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
-                for part in parts:
-                    self._put(keys=_LISTING_KEYS, client=pipe,
-                              args=self._put_args(part, reason=reason, note=note, ttl=ttl,
-                                                  now=now, mode=mode))
-                for part, raw in zip(parts, pipe.execute()):
+                results = self._put_calls([
+                    self._put_args(part, reason=reason, note=note, ttl=ttl, now=now, mode=mode)
+                    for part in parts])
+                for part, raw in zip(parts, results):
                     out += _writes(raw, [k for k, _ in part])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
@@ -633,10 +655,7 @@ class ListingStore(_StoreBase):
         calls: list[list[Any]] = []
 
         def flush() -> None:
-            pipe = self.redis.pipeline(transaction=False)
-            for args in calls:
-                self._put(keys=_LISTING_KEYS, args=args, client=pipe)
-            for raw in pipe.execute():
+            for raw in self._put_calls(calls):
                 for op in raw:
                     o = _s(op)
                     ops[o] = ops.get(o, 0) + 1
@@ -811,14 +830,12 @@ class ListingStore(_StoreBase):
     def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """Messages accepted from each source inside the window."""
         plan = self._volume_plan(keys, now)
+        flat = [k for vks in plan for k in vks]
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for vks in plan:
-                pipe.mget(vks)
-            res = pipe.execute()
+            vals = self.redis.mget(flat) if flat else []
         except redis.RedisError as exc:
             raise store_error(exc) from exc
-        return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
+        return self._volume_sums(keys, plan, vals)
 
     def recent_complaints(self, count: int = 50) -> list[tuple[str, dict[str, str]]]:
         """The newest complaint stream entries, newest first: (entry id, fields)."""
@@ -847,10 +864,9 @@ class ListingStore(_StoreBase):
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
                                 client=client, now=now)
         try:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
-            pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
-            pipe.execute()
+            # the record first: an index entry never points at nothing (works on Cluster)
+            self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
+            self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return req
@@ -1079,14 +1095,12 @@ class AsyncListingStore(_StoreBase):
     async def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """See :meth:`ListingStore.volumes`."""
         plan = self._volume_plan(keys, now)
+        flat = [k for vks in plan for k in vks]
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for vks in plan:
-                pipe.mget(vks)
-            res = await pipe.execute()
+            vals = await self.redis.mget(flat) if flat else []
         except redis.RedisError as exc:
             raise store_error(exc) from exc
-        return {k: sum(int(v) for v in vals if v is not None) for k, vals in zip(keys, res)}
+        return self._volume_sums(keys, plan, vals)
 
     async def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
         """See :meth:`ListingStore.rate_allow`."""
@@ -1103,10 +1117,8 @@ class AsyncListingStore(_StoreBase):
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
                                 client=client, now=now)
         try:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
-            pipe.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
-            await pipe.execute()
+            await self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
+            await self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return req
