@@ -55,6 +55,7 @@ from ..reputation.consent import (
     normalize_recipient,
 )
 from ..reputation.texts import smtp_text
+from ..reputation.unsubscribe import InvalidToken, TokenSigner
 from .interfaces import Envelope, RcptDecision, Symbol
 
 __all__ = [
@@ -150,6 +151,9 @@ class ConsentPolicy:
     :param clock: wall-clock seconds (the rolling window), injected in tests.
     :param domain_cache_ttl: seconds the advertiser domain map is reused; refusals,
         consent and counters are never cached.
+    :param signer: checks one-click links of our own service (``consent.
+        unsubscribe_base_url``): a token that is not valid for the message's
+        advertiser is no working refusal function. ``None``: not checked.
     :param retry_after: after the registry was found unreachable, seconds during
         which it is not asked again (each attempt would cost the client's
         connect timeouts and retries on every RCPT).
@@ -164,6 +168,7 @@ class ConsentPolicy:
         clock: Callable[[], float] = time.time,
         domain_cache_ttl: float = 5.0,
         retry_after: float = 5.0,
+        signer: TokenSigner | None = None,
     ) -> None:
         self.cfg = cfg
         self.consent = cfg.consent
@@ -174,6 +179,7 @@ class ConsentPolicy:
         self.clock = clock
         self.domain_cache_ttl = domain_cache_ttl
         self.retry_after = retry_after
+        self.signer = signer
         self._down_until = -1e18
         self.labels = tuple(cfg.consent.labels)
         self._lock = threading.Lock()
@@ -341,7 +347,8 @@ class ConsentPolicy:
                 smtp_text(self.consent.language, "sym.AD_UNLABELLED", advertiser=named,
                           labels="/".join(self.labels)),
             ))
-        if one_click_unsubscribe(view, own_base_url=self.consent.unsubscribe_base_url) is None:
+        link = one_click_unsubscribe(view, own_base_url=self.consent.unsubscribe_base_url)
+        if link is None or not self._own_link_valid(link, adv or env_adv):
             symbols.append(self._symbol(
                 "AD_NO_UNSUBSCRIBE", smtp_text(self.consent.language, "sym.AD_NO_UNSUBSCRIBE")
             ))
@@ -364,6 +371,19 @@ class ConsentPolicy:
         assert target is not None
         symbols.extend(self._consent_symbols(target, env))
         return symbols
+
+    def _own_link_valid(self, link: str, adv: str | None) -> bool:
+        """A link into our own one-click service must carry a token we signed for
+        this advertiser (any recipient: one message may go to several)."""
+        base = self.consent.unsubscribe_base_url
+        if self.signer is None or not base or not link.startswith(base):
+            return True
+        token = link[len(base):].split("?", 1)[0].strip("/")
+        try:
+            claims = self.signer.verify(token)
+        except InvalidToken:
+            return False
+        return adv is None or claims.advertiser == adv
 
     def _registry_fail_symbol(self, *, is_ad: bool) -> Symbol:
         action = "tempfail" if is_ad and self.consent.on_registry_error == "tempfail" else ""
@@ -442,7 +462,15 @@ def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:
     from ..redisconn import sync_client
     from ..reputation.consent import RedisConsentRegistry
 
+    from ..errors import ConfigError
+    from ..reputation.unsubscribe import signer_from_config
+
     store = RedisConsentRegistry(
         client if client is not None else sync_client(cfg), retention=cfg.consent.retention
     )
-    return ConsentPolicy(cfg, store)
+    try:
+        signer: TokenSigner | None = signer_from_config(cfg)
+    except ConfigError as exc:  # e.g. a read-only state_dir: links are then not checked
+        event(log, "consent_token_key_unavailable", error=str(exc))
+        signer = None
+    return ConsentPolicy(cfg, store, signer=signer)

@@ -381,3 +381,21 @@ def test_unreachable_registry_is_not_asked_again_at_once(store: FakeStore, clock
     for _ in range(5):
         assert p.check_rcpt(env(), "b@example.test") is None
     assert len(calls) == 1  # the first failure opens the breaker for retry_after
+
+
+def test_own_one_click_link_must_be_signed_for_the_advertiser(
+    store: FakeStore, clock: Clock
+) -> None:
+    from spamwarden.reputation.unsubscribe import TokenSigner
+
+    signer = TokenSigner(b"k" * 32)
+    c = cfg(unsubscribe_base_url="https://api.test/u/")
+    p = ConsentPolicy(c, store, clock=clock, signer=signer)
+    good = AD.replace(b"TOKEN", signer.make("shop", "a@example.test").encode())
+    assert names(p.check_message(parse_message(good), env("a@example.test"), SIGNED)) == {
+        "AD_LABELLED"}
+    other = AD.replace(b"TOKEN", signer.make("other", "a@example.test").encode())
+    forged = AD.replace(b"TOKEN", TokenSigner(b"x" * 32).make("shop", "a@example.test").encode())
+    for raw in (AD, other, forged):
+        syms = p.check_message(parse_message(raw), env("a@example.test"), SIGNED)
+        assert "AD_NO_UNSUBSCRIBE" in names(syms)
