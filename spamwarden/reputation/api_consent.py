@@ -187,6 +187,8 @@ class ConsentApi:
             except StoreError as exc:
                 event(log, "consent_api_store_error", path=request.path, error=str(exc))
                 return _error(503, "the consent registry failed, try again later")
+            except ValueError as exc:  # a bad id or address found deeper down
+                return _error(400, str(exc))
 
         wrapped.__name__ = handler.__name__
         if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page"):
