@@ -386,7 +386,8 @@ def _text_of(ent: _Entity) -> str:
     data = _decoded_body(ent)
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    # ValueError: a charset name with a NUL in it, or a codec (idna) that refuses "replace"
+    except (LookupError, ValueError):
         return data.decode("utf-8", "replace")
 
 
@@ -564,6 +565,9 @@ def _header_block(lines: list[str], start: int) -> tuple[dict[str, str], int] | 
         if not line.strip(" \t>"):
             break
         f = _field(line)
+        if f is not None and not f[1] and i + 1 < len(lines) and _field(lines[i + 1]) is None:
+            f = (f[0], lines[i + 1].strip(" \t>"))  # a table cell on its own line (HTML)
+            i += 1
         if f is not None:
             found.setdefault(f[0], f[1])
             last = f[0]
@@ -620,6 +624,8 @@ def _from_inline(entities: list[_Entity], limits: ReportLimits) -> Original | No
         from ..mail import html_to_text
 
         text = html_to_text(markup, limit=limits.max_text_chars)
+        # markup leaves whitespace-only lines between <br>-separated header lines
+        text = "\n".join(line.strip() for line in text.splitlines() if line.strip())
     if not text:
         return None
     found = _find_inline(text)

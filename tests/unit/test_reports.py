@@ -292,3 +292,25 @@ def test_prefetched_resolver_never_says_no_for_what_it_was_not_given() -> None:
     r = PrefetchedResolver({("Sel1._domainkey.Example.COM.", "txt"): DnsAnswer("ok", (b"v=DKIM1",))})
     assert r.query("sel1._domainkey.example.com", "TXT").records == (b"v=DKIM1",)
     assert r.query("other._domainkey.example.com", "TXT").status == "error"
+
+
+@pytest.mark.parametrize("name,boundary", [
+    ("outlook-inline", b"_000_SEZPR06MB6959C1A2B3D4E5F6A7B8C9D0SEZPR06MB6959apcp_"),
+    ("gmail-inline", b"000000000000a8f3e50625d1c4b2"),
+    ("thunderbird-inline", b"------------mR0c9Xg1Tq2Zb8Ks4Lw7Jp3V"),
+])
+def test_html_only_inline_forwards(name: str, boundary: bytes) -> None:
+    """The same forwards with only their HTML alternative (clients set to send HTML only)."""
+    raw = (REPORTS / f"{name}.eml").read_bytes()
+    head, body = raw.split(b"\r\n\r\n", 1)
+    html_part = body.split(b"--" + boundary)[2]
+    part_head, part_body = html_part.split(b"\r\n\r\n", 1)
+    head = re.sub(rb"(?ims)^Content-Type:.*?(?=^\S)", b"",
+                  head + b"\r\nX-End: 1\r\n").rstrip(b"\r\n")
+    only_html = head + b"\r\n" + part_head.strip(b"\r\n") + b"\r\n\r\n" + part_body
+    original = find_original(only_html)
+    assert original.source == "inline"
+    ind = extract_indicators(original, ad_labels=("QC",))
+    assert ind.from_address == "deals@promo-shop.example"
+    assert ind.subject == "[QC] Khuyến mãi lớn" and ind.ad_label == "QC"
+    assert ind.url_domains == ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
