@@ -26,7 +26,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import queue
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -45,7 +49,7 @@ from .headers import (
 from .interfaces import Envelope, MessagePolicy, RcptDecision, Symbol
 from .policy import SymbolPoints, auth_symbols, bayes_symbols, decide
 
-__all__ = ["Authenticator", "Scanner", "Verdict", "VERSION_TAG"]
+__all__ = ["Authenticator", "DeliveryRecorder", "Scanner", "Verdict", "VERSION_TAG"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -191,6 +195,8 @@ class Scanner:
     :param policies: ``MessagePolicy`` implementations, consulted in order.
     :param unavailable: why a component is ``None``, e.g. ``{"classifier": "no model"}``.
     :param clock: monotonic seconds, injectable for tests.
+    :param lookup_threads: threads running listing and DNSBL lookups alongside
+        authentication; 0 runs them in the calling thread.
     """
 
     def __init__(
@@ -204,6 +210,7 @@ class Scanner:
         policies: Sequence[MessagePolicy] = (),
         unavailable: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lookup_threads: int = 8,
     ) -> None:
         self.cfg = cfg
         self.resolver = resolver
@@ -218,6 +225,13 @@ class Scanner:
             max_header_bytes=cfg.milter.max_header_bytes,
         )
         self._clock = clock
+        # Lookups that overlap authentication; threads start on first use.
+        self._pool = (
+            ThreadPoolExecutor(max_workers=lookup_threads, thread_name_prefix="spamwarden-lookup")
+            if lookup_threads > 0 and (listings is not None or cfg.rbl.third_party_zones)
+            else None
+        )
+        self._lookup_budget = max(2.0, 4 * cfg.redis.timeout, 2 * cfg.dns.timeout)
         self._trusted_networks = tuple(
             ipaddress.ip_network(n, strict=False) for n in cfg.milter.trusted_networks
         )
@@ -276,6 +290,15 @@ class Scanner:
         unavailable = list(self._static_unavailable)
         symbols: list[Symbol] = []
 
+        # Listing lookups (Redis) and third-party DNSBLs (DNS) run on the lookup pool
+        # while authentication waits on DNS: the waits overlap instead of adding up.
+        listing_keys = self._listing_keys(view, env) if self.listings is not None else None
+        listing_job = self._submit(self._lookup, listing_keys) if listing_keys else None
+        dnsbl_job = (
+            self._submit(self._third_party_symbols, env.client_ip)
+            if self.cfg.rbl.third_party_zones and env.client_ip else None
+        )
+
         auth = None
         if self.authenticate is not None:
             auth = self.authenticate(
@@ -300,10 +323,11 @@ class Scanner:
             else:
                 symbols.extend(bayes_symbols(probability, self.points))
 
-        if self.listings is not None:
-            symbols.extend(self._listing_symbols(view, env, auth))
-        if self.cfg.rbl.third_party_zones and env.client_ip:
-            symbols.extend(self._third_party_symbols(env.client_ip))
+        if listing_keys is not None:
+            outcomes = self._result(listing_job, default={})
+            symbols.extend(self._listing_symbols(view, env, auth, outcomes))
+        if dnsbl_job is not None:
+            symbols.extend(self._result(dnsbl_job, default=[]))
 
         for policy in self.policies:
             symbols.extend(self.points.apply(s) for s in policy.check_message(view, env, auth))
@@ -388,20 +412,67 @@ class Scanner:
         keys = [env.client_ip] if env.client_ip else []
         return keys + self._sender_domains(view, env, auth)
 
-    def _listing_symbols(self, view: MessageView, env: Envelope, auth: Any) -> list[Symbol]:
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+        """Run ``fn`` on the lookup pool (in this thread when there is none)."""
+        if self._pool is None:
+            done: Future[Any] = Future()
+            try:
+                done.set_result(fn(*args))
+            except Exception as exc:  # noqa: BLE001 - re-raised by _result
+                done.set_exception(exc)
+            return done
+        return self._pool.submit(fn, *args)
+
+    def _result(self, job: "Future[Any] | None", *, default: Any) -> Any:
+        """The job's result; ``default`` when it outlived its budget (the lookups
+        behind it have their own timeouts, so this only guards against a stuck store)."""
+        if job is None:
+            return default
+        try:
+            return job.result(timeout=self._lookup_budget)
+        except FutureTimeout:
+            event(log, "lookup_timeout", logging.WARNING, budget=self._lookup_budget)
+            return default
+
+    def _listing_keys(self, view: MessageView, env: Envelope) -> list[str]:
+        """Every key the listing lookups may need, known before authentication:
+        client IP, envelope and From registrable domains, the ``d=`` of every
+        DKIM signature (only verified ones count later) and URL domains."""
+        keys: dict[str, None] = {}
+        if env.client_ip:
+            keys[env.client_ip] = None
+        for d in self._sender_domains(view, env, None):
+            keys[d] = None
+        for d in view.dkim_domains[: self.cfg.milter.max_dkim_signatures]:
+            reg = registrable_domain(d)
+            if reg:
+                keys[reg] = None
+        for d in view.url_domains[:MAX_URL_DOMAINS]:
+            keys[d] = None
+        return list(keys)
+
+    def _lookup(self, keys: Sequence[str]) -> Mapping[str, Any]:
         assert self.listings is not None
+        return self.listings.lookup_many(keys)
+
+    def _listing_symbols(
+        self, view: MessageView, env: Envelope, auth: Any, outcomes: Mapping[str, Any]
+    ) -> list[Symbol]:
+        """``RBL_OWN`` / ``DBL_OWN`` / ``URIBL_OWN`` and ``*_LOOKUP_FAILED`` from the
+        outcomes; a DKIM ``d=`` counts only when its signature verified."""
+        assert self.listings is not None
+        senders = self._sender_domains(view, env, auth)
+        missing = [d for d in senders if d not in outcomes]
+        if missing:  # a verified d= the header scan did not see: look it up now
+            outcomes = {**outcomes, **self._lookup(missing)}
         groups: list[tuple[str, list[str]]] = []
         if env.client_ip:
             groups.append(("RBL", [env.client_ip]))
-        groups.append(("DBL", self._sender_domains(view, env, auth)))
-        senders = set(groups[-1][1])
+        groups.append(("DBL", senders))
+        sender_set = set(senders)
         groups.append(
-            ("URIBL", [d for d in view.url_domains if d not in senders][:MAX_URL_DOMAINS])
+            ("URIBL", [d for d in view.url_domains[:MAX_URL_DOMAINS] if d not in sender_set])
         )
-        keys = [k for _, ks in groups for k in ks]
-        if not keys:
-            return []
-        outcomes = self.listings.lookup_many(keys)
         out: list[Symbol] = []
         for prefix, ks in groups:
             listed = [o for k in ks if (o := outcomes.get(k)) is not None and o.status == "listed"]
@@ -504,3 +575,66 @@ class Scanner:
             elapsed_ms=round((self._clock() - started) * 1000, 2),
             view=view,
         )
+
+
+class DeliveryRecorder:
+    """Runs :meth:`Scanner.delivered` off the SMTP path, in one background thread.
+
+    Counting volume and ad sends is the "after" stage: the client need not wait for
+    it.  The queue is bounded; when it is full (the store far slower than the mail)
+    the count is dropped, logged and counted in :attr:`dropped`, never the mail.
+
+    :param scanner: whose ``delivered`` to call.
+    :param max_pending: messages waiting at most.
+    """
+
+    def __init__(self, scanner: Scanner, *, max_pending: int = 10_000) -> None:
+        self.scanner = scanner
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[Verdict, Envelope] | None] = queue.Queue(max_pending)
+        self._last_drop_log = 0.0
+        self._thread = threading.Thread(
+            target=self._run, name="spamwarden-delivered", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, verdict: Verdict, env: Envelope) -> bool:
+        """Queue one accepted message; ``False`` when the queue is full (dropped)."""
+        item = (verdict, dataclasses.replace(env, rcpts=list(env.rcpts)))
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 10:
+                self._last_drop_log = now
+                event(log, "delivery_count_dropped", logging.WARNING, dropped=self.dropped,
+                      queue_id=env.queue_id or None)
+            return False
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self.scanner.delivered(*item)
+            except Exception as exc:  # noqa: BLE001 - a count must not kill the thread
+                event(log, "delivery_count_failed", logging.ERROR,
+                      queue_id=item[1].queue_id or None if item else None,
+                      error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued message was counted (tests, shutdown)."""
+        self._queue.join()
+
+    def close(self, *, timeout: float = 5.0) -> None:
+        """Count what is queued, then stop the thread (at most ``timeout`` seconds)."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)

@@ -549,3 +549,53 @@ def test_exception_at_connect_surfaces_at_first_reply(
     ctx = install(scanner)
     rc, codes = feed(ctx, HAM)
     assert codes == [Milter.TEMPFAIL]
+
+
+def test_delivery_counted_in_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spamwarden.milter.scanner import DeliveryRecorder
+
+    listings = FakeListings({"192.0.2.7": "not_listed", "example.org": "not_listed",
+                             "example.net": "not_listed"})
+    policy = RefusingPolicy()
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings, policies=[policy])
+    recorder = DeliveryRecorder(scanner)
+    monkeypatch.setattr(Milter, "factory",
+                        functools.partial(SpamwardenMilter, scanner, recorder=recorder))
+    try:
+        for _ in range(3):
+            assert feed(RecordingCtx(), HAM)[0] == Milter.ACCEPT
+        recorder.flush()
+        assert listings.volume == ["192.0.2.7", "example.org"] * 3
+        assert policy.delivered_to == [["bob@test.example"]] * 3
+    finally:
+        recorder.close()
+
+
+def test_delivery_queue_full_drops_the_count_not_the_mail() -> None:
+    import threading
+
+    from spamwarden.milter.scanner import DeliveryRecorder, Verdict
+
+    gate = threading.Event()
+
+    class SlowListings(FakeListings):
+        def record_volume(self, keys: Sequence[str]) -> None:
+            gate.wait(10)
+            super().record_volume(keys)
+
+    listings = SlowListings({})
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings, lookup_threads=0)
+    recorder = DeliveryRecorder(scanner, max_pending=1)
+    view = scanner.parse(HAM)
+    verdict = Verdict("accept", 0.0, 5.0, (), "", (), (), view=view)
+    env = Envelope(client_ip="192.0.2.7", mail_from="a@example.org")
+    try:
+        results = [recorder.submit(verdict, env) for _ in range(5)]
+        assert results[:1] == [True] and results.count(False) >= 3
+        assert recorder.dropped == results.count(False)
+    finally:
+        gate.set()
+        recorder.close()
+    assert len(listings.volume) == 2 * results.count(True)
