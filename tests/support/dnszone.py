@@ -171,6 +171,7 @@ class UnboundServer:
         self.log_path = self.base_dir / "unbound.log"
         if not self.port:
             self.port = free_port(udp_too=True)
+        self._started_pid: int | None = None
 
     @property
     def address(self) -> str:
@@ -208,7 +209,9 @@ class UnboundServer:
 
     @property
     def pid(self) -> int | None:
-        pid = read_pidfile(self.pid_path)
+        """unbound's pid while it runs (remembered at start, so a removed pidfile does not
+        leave it running)."""
+        pid = self._started_pid or read_pidfile(self.pid_path)
         return pid if pid is not None and pid_alive(pid) else None
 
     def start(self, *, timeout: float = 10) -> None:
@@ -223,6 +226,7 @@ class UnboundServer:
         if done.returncode != 0:
             raise DnsServerError(f"unbound failed ({done.returncode}): {done.stderr}"
                                  f"{self._log_tail()}")
+        self._started_pid = read_pidfile(self.pid_path)
         self._wait_answering(timeout)
 
     def _wait_answering(self, timeout: float) -> None:

@@ -104,6 +104,7 @@ class PostfixInstance:
         local, _, domain = self.mailbox.partition("@")
         self.domain = domain
         self.maildir = self.mail_base / local
+        self._started_pid: int | None = None
         for name, milters in self.listeners.items():
             self.smtp[name] = SmtpListener(name=name, port=free_port(), milters=milters)
 
@@ -194,8 +195,8 @@ class PostfixInstance:
 
     @property
     def master_pid(self) -> int | None:
-        """The pid of this instance's master process, when it runs."""
-        pid = read_pidfile(self.queue_dir / "pid" / "master.pid")
+        """The pid of this instance's master process, when it runs (remembered at start)."""
+        pid = self._started_pid or read_pidfile(self.queue_dir / "pid" / "master.pid")
         return pid if pid is not None and pid_alive(pid) else None
 
     def start(self, *, timeout: float = 20) -> None:
@@ -209,6 +210,7 @@ class PostfixInstance:
         if done.returncode != 0:
             raise PostfixError(f"postfix start failed ({done.returncode}): "
                                f"{done.stdout}{done.stderr}\n{self.maillog()[-2000:]}")
+        self._started_pid = read_pidfile(self.queue_dir / "pid" / "master.pid")
         try:
             for listener in self.smtp.values():
                 wait_until(functools.partial(_greets, listener.port), timeout=timeout,
