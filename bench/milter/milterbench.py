@@ -410,7 +410,38 @@ def report(results: list[RunResult], peers: list[str], concurrencies: list[int])
                 f"{name:<11} {sessions:>8}  {statistics.median(rates):7.1f} "
                 f"({min(rates):6.1f}-{max(rates):6.1f})   {ratio_text:<17}  {cpu_text}     "
                 f"{last.accepted}/{last.rejected}/{last.tempfailed}/{last.errors}{flag}")
+    lines.append("")
+    for sessions in concurrencies:
+        lines.append(f"targets at {sessions} sessions: " + target_summary(results, sessions))
     return "\n".join(lines)
+
+
+def _per_round_ratio(results: list[RunResult], sessions: int, num: str, den: str) -> list[float]:
+    by_round: dict[int, dict[str, float]] = {}
+    for r in results:
+        if r.sessions == sessions:
+            by_round.setdefault(r.round, {})[r.peer] = r.rate
+    return [rates[num] / rates[den] for rates in by_round.values()
+            if rates.get(num) and rates.get(den)]
+
+
+def target_summary(results: list[RunResult], sessions: int) -> str:
+    """Issue 2's targets: spamwarden >= 0.9 x the pymilter floor and >= rspamd, <= 3 ms CPU."""
+    parts = []
+    floor = _per_round_ratio(results, sessions, "spamwarden", "pymilter")
+    if floor:
+        m = statistics.median(floor)
+        parts.append(f"spamwarden/pymilter {m:.2f} ({'met' if m >= 0.9 else 'NOT met'}: >= 0.9)")
+    vs_rspamd = _per_round_ratio(results, sessions, "spamwarden", "rspamd")
+    if vs_rspamd:
+        m = statistics.median(vs_rspamd)
+        parts.append(f"spamwarden/rspamd {m:.2f} ({'met' if m >= 1.0 else 'NOT met'}: >= 1)")
+    cpus = [r.cpu_ms_per_message for r in results if r.peer == "spamwarden"
+            and r.sessions == sessions and r.cpu_ms_per_message is not None]
+    if cpus:
+        m = statistics.median(cpus)
+        parts.append(f"CPU {m:.2f} ms/msg ({'met' if m <= 3.0 else 'NOT met'}: <= 3)")
+    return "; ".join(parts) or "no spamwarden runs"
 
 
 # ---- main ----------------------------------------------------------------------------------
