@@ -14,9 +14,11 @@ the stream.  For each complaint:
 3. A target is listed when at least ``reputation.min_reporters`` distinct
    reporters complained within ``reputation.window`` and, when the milter has
    counted volume for it, complaints / volume > ``reputation.min_complaint_rate``.
-   An active listing is left alone.  A listing *uses up* the complaints that led
-   to it (the target's window is cleared), so a repeat offence needs new
-   reporters; each repeat lists for twice as long, up to ``max_listing_ttl``.
+   An active listing is left alone, and complaints about a listed target are not
+   counted for it.  A listing *uses up* the complaints that led to it (the
+   target's window is cleared in the listing's script), so a repeat offence needs
+   new reporters after the listing; each repeat lists for twice as long, up to
+   ``max_listing_ttl``.
 4. The entry is acknowledged.
 
 ``ham`` reports are marked processed and counted nowhere.  Every few seconds
@@ -283,9 +285,13 @@ class ListingEngine:
             keys=[t.key for t in targets], now=now,
         )
         decisions: list[Decision] = []
-        over = [(t, c) for t, c in zip(targets, counts.counts) if c.reporters >= self.min_reporters]
-        vols = await self.store.volumes([t.key for t, _ in over], now=now) if over else {}
+        over = [t for t, c in zip(targets, counts.counts)
+                if not c.listed and c.reporters >= self.min_reporters]
+        vols = await self.store.volumes([t.key for t in over], now=now) if over else {}
         for t, c in zip(targets, counts.counts):
+            if c.listed:
+                decisions.append(Decision(t.key, c.complaints, c.reporters, None, "unchanged"))
+                continue
             if c.reporters < self.min_reporters:
                 decisions.append(Decision(t.key, c.complaints, c.reporters, None, "below-threshold"))
                 continue
@@ -295,11 +301,9 @@ class ListingEngine:
                 continue
             note = f"{c.reporters} reporters, {c.complaints} complaints" + (
                 f", {vol} messages seen" if vol else "")
-            w = await self.store.add(t.key, kind=t.kind, reason=t.reason, note=note, now=now,
-                                     only_if_unlisted=True)
-            # the complaints that led to a listing are used up by it: a repeat
-            # offence needs new reporters (and then lists for longer)
-            await self.store.clear_windows([t.key])
+            # lists unless listed meanwhile, and uses up the window in the same script
+            w = await self.store.list_offender(t.key, kind=t.kind, reason=t.reason, note=note,
+                                               now=now)
             decisions.append(Decision(t.key, c.complaints, c.reporters, vol or None, w.op))
             if w.op == "listed" and w.listing is not None:
                 event(log, "listed", key=t.key, kind=t.kind, reason=t.reason,
@@ -331,7 +335,7 @@ class ListingEngine:
             self._replaying = True  # claimed entries are now our pending ones
 
     async def run_once(self, *, block_ms: int = 1000) -> int:
-        """Read one batch (own pending entries first), handle and acknowledge each.
+        """Read one batch (own pending entries first), handle each, acknowledge them.
 
         :returns: entries handled.
         :raises StoreError: Redis failed.
@@ -344,7 +348,10 @@ class ListingEngine:
             entries = await self._read(block_ms)
             for entry_id, fields in entries:
                 await self.handle(entry_id.decode(), fields)
-                await self.redis.xack(self.stream, self.group, entry_id)
+            # one acknowledgement for the batch: entries handled before a crash are
+            # replayed, and a replay counts nothing twice
+            if entries:
+                await self.redis.xack(self.stream, self.group, *[i for i, _ in entries])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return len(entries)

@@ -73,7 +73,7 @@ class RedisListingLookup:
         *,
         clock: "Clock | None" = None,
         cache_size: int = 10_000,
-        cache_ttl: float = 1.0,
+        cache_ttl: float = 0.5,
         max_keys: int = 64,
     ) -> None:
         from .store import SystemClock

@@ -198,6 +198,7 @@ class IndicatorCount:
     key: str
     complaints: int
     reporters: int
+    listed: bool = False  # listed right now (this complaint was not counted for it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,7 @@ class Snapshot:
 # -- Lua ---------------------------------------------------------------------------------------
 
 _PUT_LUA = """
--- KEYS: listings, changes, serial, expiry, offences
+-- KEYS: listings, changes, serial, expiry, offences[, window keys to clear: one-key calls]
 -- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
 --       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
 local now = tonumber(ARGV[1])
@@ -274,6 +275,7 @@ for i = 10, #ARGV, 3 do
     active = tonumber(rec['expires_at']) > now
   end
   if active and mode == 'auto' then
+    if #KEYS > 5 then redis.call('DEL', unpack(KEYS, 6)) end
     out[#out + 1] = 'unchanged'
     if not quiet then out[#out + 1] = cur end
   else
@@ -295,6 +297,10 @@ for i = 10, #ARGV, 3 do
     rec['expires_at'] = now + ttl
     local enc = cjson.encode(rec)
     redis.call('HSET', KEYS[1], key, enc)
+    if #KEYS > 5 then
+      -- the engine's single-key listing: the complaints that led to it are used up
+      redis.call('DEL', unpack(KEYS, 6))
+    end
     redis.call('ZADD', KEYS[4], rec['expires_at'], key)
     local serial = redis.call('INCR', KEYS[3])
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
@@ -368,16 +374,24 @@ return out
 """
 
 _COUNT_LUA = """
--- KEYS: done key, then (complaints zset, reporters zset) per indicator
--- ARGV: complaint id, time, cutoff, window ttl, reporter, done ttl, cap
+-- KEYS: done key, listings, then (complaints zset, reporters zset) per indicator
+-- ARGV: complaint id, time, cutoff, window ttl, reporter, done ttl, cap, now,
+--       then the indicators' listing keys
 -- Counting and the processed mark happen together: a replayed complaint
--- changes nothing and only reads the counts.
+-- changes nothing and only reads the counts.  A complaint about an indicator
+-- that is listed right now is not counted for it: the listing already answers
+-- it, and a repeat offence needs complaints after the listing.
 local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6])
 local out = {fresh and 1 or 0}
 local cap = tonumber(ARGV[7])
-for i = 2, #KEYS, 2 do
+local now = tonumber(ARGV[8])
+for i = 3, #KEYS, 2 do
   local c, r = KEYS[i], KEYS[i + 1]
-  if fresh and tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+  local name = ARGV[8 + (i - 1) / 2]
+  local listed = 0
+  local cur = redis.call('HGET', KEYS[2], name)
+  if cur and tonumber(cjson.decode(cur)['expires_at']) > now then listed = 1 end
+  if fresh and listed == 0 and tonumber(ARGV[2]) > tonumber(ARGV[3]) then
     redis.call('ZADD', c, ARGV[2], ARGV[1])
     redis.call('ZADD', r, 'GT', ARGV[2], ARGV[5])
     redis.call('EXPIRE', c, ARGV[4])
@@ -392,6 +406,7 @@ for i = 2, #KEYS, 2 do
   end
   out[#out + 1] = n
   out[#out + 1] = redis.call('ZCARD', r)
+  out[#out + 1] = listed
 end
 return out
 """
@@ -481,18 +496,19 @@ class _StoreBase:
         self, complaint_id: str, reporter: str, at: float, keys: Sequence[str], now: float
     ) -> tuple[list[str], list[Any]]:
         w = self.settings.window
-        ks = [done_key(complaint_id)]
+        ks = [done_key(complaint_id), LISTINGS_KEY]
         for k in keys:
             ks += list(window_keys(k))
         ttl = max(1, math.ceil(w))
         args = [complaint_id, repr(_ms(min(at, now))), repr(_ms(now - w)), ttl, reporter,
-                2 * ttl, WINDOW_CAP]
+                2 * ttl, WINDOW_CAP, repr(_ms(now)), *keys]
         return ks, args
 
     @staticmethod
     def _counts(raw: Sequence[Any], keys: Sequence[str]) -> WindowCounts:
         counts = tuple(
-            IndicatorCount(k, int(raw[1 + 2 * i]), int(raw[2 + 2 * i])) for i, k in enumerate(keys)
+            IndicatorCount(k, int(raw[1 + 3 * i]), int(raw[2 + 3 * i]), bool(int(raw[3 + 3 * i])))
+            for i, k in enumerate(keys)
         )
         return WindowCounts(bool(int(raw[0])), counts)
 
@@ -631,6 +647,18 @@ class ListingStore(_StoreBase):
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return out
+
+    def list_offender(self, key: str, *, kind: Kind, reason: str, note: str,
+                      now: float) -> ListingWrite:
+        """The engine's listing: list ``key`` (normalised) unless it is listed already,
+        with the escalating TTL, and clear its complaint window in the same script."""
+        args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
+                              mode="auto")
+        try:
+            raw = self._put(keys=[*_LISTING_KEYS, *window_keys(key)], args=args)
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+        return _writes(raw, [key])[0]
 
     def import_many(
         self,
@@ -964,6 +992,17 @@ class AsyncListingStore(_StoreBase):
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return out
+
+    async def list_offender(self, key: str, *, kind: Kind, reason: str, note: str,
+                            now: float) -> ListingWrite:
+        """See :meth:`ListingStore.list_offender`."""
+        args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
+                              mode="auto")
+        try:
+            raw = await self._put(keys=[*_LISTING_KEYS, *window_keys(key)], args=args)
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+        return _writes(raw, [key])[0]
 
     async def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
         """See :meth:`ListingStore.delist`."""
