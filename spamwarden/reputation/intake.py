@@ -43,7 +43,9 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
 
 ``sw:{sw}:complaints``
     stream, one entry per accepted complaint
-    (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); never trimmed here.
+    (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); entries older
+    than twice ``reputation.window`` (at least two days) are trimmed as new ones
+    are added (``XADD MINID ~``): they no longer count in any window.
 ``sw:{sw}:intake:seen:<complaint id>``
     string (the stream entry id), TTL ``reputation.window``: reporter x kind x
     fingerprint already stored.
@@ -178,12 +180,13 @@ StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 
 _STORE_LUA = """
 -- KEYS: stream, seen, rate, example, example index
--- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, fields...
+-- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
+--       fields...
 local seen = redis.call('GET', KEYS[2])
 if seen then return {'duplicate', seen} end
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 8))
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 9))
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
@@ -217,7 +220,8 @@ class RedisComplaintStore:
     """:class:`ComplaintStore` over ``redis.asyncio`` (see the module docstring for keys).
 
     :param client: a ``redis.asyncio.Redis`` (``redisconn.async_client``).
-    :param seen_ttl: how long a reporter x message pair counts once (seconds).
+    :param seen_ttl: how long a reporter x message pair counts once (seconds,
+        ``reputation.window``); the stream keeps twice that (at least two days).
     :param training_ttl: lifetime of stored examples (seconds).
     """
 
@@ -225,6 +229,7 @@ class RedisComplaintStore:
         self.client = client
         self.seen_ttl = max(1, int(seen_ttl))
         self.training_ttl = max(1, int(training_ttl))
+        self.keep = 2 * max(seen_ttl, 86400.0)
         self._script = client.register_script(_STORE_LUA)
 
     async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
@@ -243,7 +248,8 @@ class RedisComplaintStore:
         ]
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
-            repr(complaint.received_at), example, complaint.fingerprint, *fields,
+            repr(complaint.received_at), example, complaint.fingerprint,
+            f"{int((complaint.received_at - self.keep) * 1000)}-0", *fields,
         ]
         try:
             status, ident = await self._script(keys=keys, args=args)

@@ -550,3 +550,36 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
         assert r.xlen(COMPLAINTS_KEY) == 1
     finally:
         r.close()
+
+
+def test_stream_is_trimmed_only_past_twice_the_window(redis_url: str) -> None:
+    from spamwarden.reputation.intake import complaint_id
+
+    import time
+
+    cfg = config_from_mapping({})
+    now = time.time()
+
+    async def add(at: float, n: int) -> str:
+        client = async_client(cfg, redis_url)
+        try:
+            store = RedisComplaintStore(client, seen_ttl=86400, training_ttl=3600)
+            c = Complaint(id=complaint_id("spam", "a@example.vn", f"{n:032x}"), kind="spam",
+                          reporter="a@example.vn", received_at=at, fingerprint=f"{n:032x}")
+            status, _ = await store.add(c, example=b"", reporter_limit=1000)
+            return status
+        finally:
+            await client.aclose()
+
+    r = sync_client(cfg, redis_url)
+    try:
+        # entries of long ago (ids from their time), then one now: the old ones go
+        for n in range(150):
+            r.xadd(COMPLAINTS_KEY, {"n": str(n)}, id=f"{int(now * 1000) - 10 * 86400_000 + n}-0")
+        r.xadd(COMPLAINTS_KEY, {"n": "recent"}, id=f"{int(now * 1000) - 86400_000}-0")
+        assert asyncio.run(add(now, 1)) == "added"
+        left = r.xrange(COMPLAINTS_KEY)
+        assert [f[b"n"] for _, f in left[-2:-1]] == [b"recent"]  # within two days: kept
+        assert len(left) < 152  # approximate trimming removed whole old nodes
+    finally:
+        r.close()
