@@ -246,7 +246,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
     clock = ctx.clock
     request_url = cfg.api.public_url.rstrip("/") + "/v1/delist-requests"
 
-    @routes.get("/v1/listings/{key}")
+    @routes.get("/v1/listings/{key:.+}")
     async def lookup(request: web.Request) -> web.StreamResponse:
         key, kind = _key_or_400(request.match_info["key"])
         found = await store.find(key, now=clock.now())
@@ -356,7 +356,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         return web.json_response({"op": w.op, "listing": listing_object(w.listing)},
                                  status=201 if w.op == "listed" else 200)
 
-    @routes.delete("/v1/listings/{key}")
+    @routes.delete("/v1/listings/{key:.+}")
     @operator_only
     async def delist(request: web.Request) -> web.StreamResponse:
         key, _ = _key_or_400(request.match_info["key"])

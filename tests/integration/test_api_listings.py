@@ -64,6 +64,9 @@ def test_public_lookup_listed_and_not_listed(redis_url: str) -> None:
         assert body["listing"]["since"] == "2027-01-15T08:00:00Z"
         assert body["listing"]["code"] == "127.0.0.2"
         assert body["delisting"]["request_url"] == "https://bl.example.net/v1/delist-requests"
+        for path in ("/v1/listings/192.0.2.0/24", "/v1/listings/192.0.2.0%2F24"):
+            cidr = await (await c.get(path)).json()
+            assert (cidr["key"], cidr["kind"], cidr["listed"]) == ("192.0.2.0/24", "cidr", True)
         r = await c.get("/v1/listings/clean.example")
         assert (await r.json()) == {"key": "clean.example", "kind": "domain", "listed": False,
                                     "listing": None}
