@@ -357,10 +357,7 @@ class SpamwardenMilter(Milter.Base):
     def _act(self, verdict: Verdict) -> int:
         action = verdict.action
         if action == "reject":
-            text = f"message rejected as spam: {verdict.reason}"
-            if self.cfg.lookup_url:
-                text += f"; see {self.cfg.lookup_url}"
-            self.setreply("550", "5.7.1", _reply_text(text))
+            self.setreply("550", "5.7.1", _reply_text(self._reject_text(verdict)))
             return Milter.REJECT
         if action == "tempfail":
             self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
@@ -373,6 +370,23 @@ class SpamwardenMilter(Milter.Base):
         else:
             self.scanner.delivered(verdict, self._env)
         return Milter.ACCEPT
+
+    def _reject_text(self, verdict: Verdict) -> str:
+        """``message rejected as spam: <main reason>; see <lookup URL>``.
+
+        The URL is ``milter.lookup_url``; for a listing it names the listed key
+        (``https://bl.example.net/lookup/192.0.2.7``), falling back to
+        ``rbl.lookup_url`` so a listed sender always learns where to ask for delisting.
+        """
+        text = f"message rejected as spam: {verdict.reason}"
+        url = self.cfg.lookup_url
+        if verdict.listed_key:
+            url = url or self.scanner.cfg.rbl.lookup_url
+            if url.endswith(("/", "=")):
+                url += verdict.listed_key
+        if url:
+            text += f"; see {url}"
+        return text
 
     def _log_verdict(self, verdict: Verdict) -> None:
         try:

@@ -118,6 +118,10 @@ class Verdict:
     auth: Any = None
     scored: bool = True
     elapsed_ms: float = 0.0
+    #: the symbol behind the action ("" for accept), e.g. ``DMARC_REJECT``, ``RBL_OWN``
+    main_symbol: str = ""
+    #: for a listing symbol: the listed IP or domain, to look up or ask delisting for
+    listed_key: str = ""
     view: MessageView | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -573,6 +577,11 @@ class Scanner:
             unavailable=tuple(unavailable),
             auth=auth,
             elapsed_ms=round((self._clock() - started) * 1000, 2),
+            main_symbol=decision.main.name if decision.main else "",
+            listed_key=(
+                decision.main.detail.split(" ", 1)[0].rstrip(",")
+                if decision.main and decision.main.name.endswith("_OWN") else ""
+            ),
             view=view,
         )
 

@@ -396,6 +396,8 @@ def test_rejected_message_records_no_volume(install: Any) -> None:
     ctx = install(scanner)
     assert feed(ctx, HAM)[0] == Milter.REJECT  # 6 + 6 + 5 - 0.6 >= 15
     assert "spam score 16.4 >= 15.0" in ctx._reply[2]
+    # the main symbol is a listing: the lookup URL names the listed key
+    assert ctx._reply[2].endswith("see https://bl.example.net/lookup/example.org")
     assert listings.volume == []
 
 
