@@ -390,12 +390,23 @@ class SpamwardenMilter(Milter.Base):
 
     def _log_verdict(self, verdict: Verdict) -> None:
         try:
-            from ..metrics import MESSAGES, SCAN_SECONDS, SYMBOL_HITS
+            from ..metrics import (
+                CHECKS_UNAVAILABLE,
+                LOOKUP_FAILURES,
+                MESSAGES,
+                SCAN_SECONDS,
+                SYMBOL_HITS,
+            )
 
             MESSAGES.labels(verdict.action).inc()
             SCAN_SECONDS.observe(verdict.elapsed_ms / 1000.0)
             for s in verdict.symbols:
                 SYMBOL_HITS.labels(s.name).inc()
+                if s.name.endswith("_LOOKUP_FAILED"):
+                    LOOKUP_FAILURES.labels(
+                        "dnsbl" if s.name.startswith("RBL_THIRD") else "listing").inc()
+            for u in verdict.unavailable:
+                CHECKS_UNAVAILABLE.labels(u.split(" ", 1)[0]).inc()
         except Exception:  # noqa: BLE001 - metrics never fail a message
             pass
         event(

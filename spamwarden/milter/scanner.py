@@ -139,6 +139,8 @@ class Verdict:
             "required": self.required,
             "scored": self.scored,
             "reason": self.reason,
+            "main_symbol": self.main_symbol,
+            "listed_key": self.listed_key,
             "symbols": [
                 {"name": s.name, "points": s.points, "detail": s.detail,
                  **({"action": s.action} if s.action else {})}

@@ -601,3 +601,20 @@ def test_delivery_queue_full_drops_the_count_not_the_mail() -> None:
         gate.set()
         recorder.close()
     assert len(listings.volume) == 2 * results.count(True)
+
+
+def test_metrics_count_actions_failures_and_unavailable(install: Any) -> None:
+    from spamwarden.metrics import CHECKS_UNAVAILABLE, LOOKUP_FAILURES, MESSAGES
+
+    def value(counter: Any, label: str) -> float:
+        return float(counter.labels(label)._value.get())
+
+    before = (value(MESSAGES, "accept"), value(LOOKUP_FAILURES, "listing"),
+              value(CHECKS_UNAVAILABLE, "classifier"))
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=FakeListings({}))
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    after = (value(MESSAGES, "accept"), value(LOOKUP_FAILURES, "listing"),
+             value(CHECKS_UNAVAILABLE, "classifier"))
+    assert after == (before[0] + 1, before[1] + 3, before[2] + 1)
