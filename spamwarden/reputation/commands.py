@@ -16,6 +16,7 @@ import time
 from typing import Any, Iterator, TextIO
 
 from ..config import Config, parse_duration
+from ..mail import registrable_domain
 from .listings import REASONS, Kind, Listing, normalize_key, operator_reason
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
@@ -101,7 +102,12 @@ def cmd_listing_show(args: argparse.Namespace, cfg: Config) -> int:
     store = ListingStore.from_config(cfg)
     now = SystemClock().now()
     found = store.find(key, now=now)
-    c_key, r_key = window_keys(key)
+    # the counters live under the key the engine counts: the listing found, or the
+    # registrable domain of a host name
+    subject = found.key if found else key
+    if found is None and kind == "domain":
+        subject = registrable_domain(key) or key
+    c_key, r_key = window_keys(subject)
     cutoff = now - cfg.reputation.window
     complaints = store.redis.zcount(c_key, f"({cutoff}", "+inf")
     reporters = store.redis.zcount(r_key, f"({cutoff}", "+inf")
@@ -110,9 +116,10 @@ def cmd_listing_show(args: argparse.Namespace, cfg: Config) -> int:
         "kind": kind,
         "listed": found is not None,
         "listing": listing_json(found) if found else None,
-        "offences": store.offences(key),
+        "counted_as": subject,
+        "offences": store.offences(subject),
         "window": {"complaints": complaints, "reporters": reporters,
-                   "volume": store.volumes([key], now=now)[key]},
+                   "volume": store.volumes([subject], now=now)[subject]},
     }
     if args.json:
         print(json.dumps(info))
@@ -127,8 +134,9 @@ def cmd_listing_show(args: argparse.Namespace, cfg: Config) -> int:
         if found.note:
             print(f"  note     {found.note}")
     w = info["window"]
-    print(f"  offences {info['offences']}\n  window   {w['complaints']} complaints from "
-          f"{w['reporters']} reporters, {w['volume']} messages seen")
+    print(f"  counters of {subject}:\n  offences {info['offences']}\n  window   "
+          f"{w['complaints']} complaints from {w['reporters']} reporters, {w['volume']} "
+          "messages seen")
     return 0
 
 

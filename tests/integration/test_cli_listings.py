@@ -90,6 +90,8 @@ def test_add_show_listings_delist(config: Path, r: redis.Redis) -> None:
     text = sw(config, "listing", "show", "203.0.113.9").stdout
     assert "listed (via 203.0.113.0/24)" in text and "snowshoe range" in text
     assert "not listed" in sw(config, "listing", "show", "clean.example").stdout
+    via_parent = json.loads(sw(config, "listing", "show", "www.spam-shop.example", "--json").stdout)
+    assert via_parent["counted_as"] == "spam-shop.example" and via_parent["offences"] == 1
 
     assert "delisted" in sw(config, "delist", "203.0.113.0/24", "--reason", "customer fixed").stdout
     res = sw(config, "delist", "203.0.113.0/24", "--reason", "again", ok=False)
