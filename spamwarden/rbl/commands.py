@@ -34,11 +34,11 @@ def load_responder(cfg: Any) -> Any:
     from ..redisconn import async_client
     from .follower import ListingFollower
     from .responder import DnsblResponder
-    from .server import build_settings
+    from .server import build_settings, follower_config
     from .zone import DnsblZone
 
     async def load() -> DnsblResponder:
-        client = async_client(cfg)
+        client = async_client(follower_config(cfg, timeout=30.0))
         responder = DnsblResponder(DnsblZone(), build_settings(cfg))
         try:
             await ListingFollower(responder, client).load()

@@ -98,7 +98,7 @@ class ListingFollower:
         now = self.clock()
         skipped = 0
         while True:
-            cursor, chunk = await r.hscan(LISTINGS_KEY, cursor, count=self.batch)
+            cursor, chunk = await self._hscan(cursor)
             skipped += zone.load_batch(_parse_listings(chunk.values(), now))
             if not cursor:
                 break
@@ -113,6 +113,21 @@ class ListingFollower:
         event(log, "rbl_index_loaded", listings=len(zone), serial=serial, skipped=skipped or None,
               seconds=round(time.monotonic() - started, 3))
         self._gauge(zone)
+
+    async def _hscan(self, cursor: int) -> tuple[int, dict[Any, Any]]:
+        """One HSCAN batch, retried twice: one slow reply should not restart a long load."""
+        import redis
+
+        for attempt in range(3):
+            try:
+                result: tuple[int, dict[Any, Any]] = await self.redis.hscan(
+                    LISTINGS_KEY, cursor, count=self.batch)
+                return result
+            except (redis.TimeoutError, asyncio.TimeoutError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2)
+        raise AssertionError("unreachable")
 
     def apply(self, stream_id: bytes, fields: dict[Any, Any]) -> bool:
         """Apply one change stream entry.
@@ -176,7 +191,6 @@ class ListingFollower:
                     if reconnected:
                         event(log, "rbl_redis_back", serial=self.responder.zone.serial)
                     self.redis_up = True
-                    self._set_up(True)
                 reconnected = False
                 backoff = 0.2
                 while not self._reload.is_set():
@@ -203,7 +217,6 @@ class ListingFollower:
                           level=logging.WARNING, error=str(exc) or type(exc).__name__,
                           listings=len(self.responder.zone), serial=self.responder.zone.serial)
                 self.redis_up = False
-                self._set_up(False)
                 self._count_error()
                 reconnected = True
                 await asyncio.sleep(backoff)
@@ -217,9 +230,6 @@ class ListingFollower:
             REDIS_ERRORS.labels("rbl").inc()
         except Exception:  # noqa: BLE001 - metrics never stop the server
             pass
-
-    def _set_up(self, up: bool) -> None:
-        pass
 
     @staticmethod
     def _gauge(zone: DnsblZone) -> None:

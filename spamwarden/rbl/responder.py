@@ -13,7 +13,7 @@ import ipaddress
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .wire import (
     C_ANY, C_IN, F_AA, F_CD, F_QR, F_RD, F_TC, FORMERR, HEADER, NOERROR, NOTIMP, NXDOMAIN,
@@ -32,6 +32,7 @@ _DIGITS = frozenset(b"0123456789")
 _NIBBLES = {c.encode(): int(c, 16) for c in "0123456789abcdef"}
 MAX_TRANSFER_MESSAGE = 16384
 _OCTETS = {str(i).encode(): i for i in range(256)}
+_NIBBLE_LENGTHS = b"\x01" * 32
 _COUNTS_ANSWER = b"\x00\x01\x00\x01\x00\x00\x00\x00"
 _COUNTS_ANSWER_OPT = b"\x00\x01\x00\x01\x00\x00\x00\x01"
 _COUNTS_AUTH = b"\x00\x01\x00\x00\x00\x01\x00\x00"
@@ -194,7 +195,7 @@ class DnsblResponder:
 
         Handles exactly: a standard query (QR=0, opcode 0), one question, class IN,
         type A or TXT, no records but at most one plain EDNS0 OPT (version 0), for a
-        full IPv4 name under ``ip.<apex>`` or a name under ``dbl.<apex>``.  Anything
+        full IPv4 or IPv6 name under ``ip.<apex>`` or a name under ``dbl.<apex>``.  Anything
         else (and every corner: ENT checks that need IPv6, truncation) returns None
         and goes through :meth:`_answer`, which gives the same bytes for these cases.
         """
@@ -234,7 +235,24 @@ class DnsblResponder:
         ip_sfx = self._ip_suffix
         start = end + 1 - len(ip_sfx)
         now_ms = int(self.clock() * 1000)
-        if start > 12 and data[start:end + 1].lower() == ip_sfx:
+        if start == 76 and data[12:76:2] == _NIBBLE_LENGTHS and data[start:end + 1].lower() == ip_sfx:
+            # 32 nibbles, reversed (RFC 5782 §2.4)
+            nibbles = data[13:76:2]
+            if nibbles.translate(None, b"0123456789abcdefABCDEF"):
+                return None
+            hit6 = zone.lookup_v6(int(nibbles[::-1], 16), now_ms)
+            if hit6 is None:
+                rcode = NXDOMAIN
+                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                counts = 0
+            else:
+                rcode = NOERROR
+                counts = 1
+                if qtype == T_A:
+                    records = b"\xc0\x0c" + self._a_tails[hit6[0]]
+                else:
+                    records = b"\xc0\x0c" + self._txt_tail(hit6[0], hit6[1])
+        elif start > 12 and data[start:end + 1].lower() == ip_sfx:
             # four decimal octets, reversed (RFC 5782 §2.1)
             octets = _OCTETS
             p = 12
@@ -541,6 +559,6 @@ class DnsblResponder:
         return out
 
 
-def _chain(*parts):  # type: ignore[no-untyped-def]
+def _chain(*parts: Iterable[bytes]) -> Iterator[bytes]:
     for part in parts:
         yield from part

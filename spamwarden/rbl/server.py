@@ -151,16 +151,17 @@ class RblServer:
                 return  # e.g. an ICMP error from an earlier send: nothing to read now
             out = fast(data)
             if out is None:
-                out = answer(data, tcp=False, client=addr[0])
-                if out is None or out.__class__ is Transfer:
+                general = answer(data, tcp=False, client=addr[0])
+                if not isinstance(general, bytes):
                     self.stats.dropped += 1
                     continue
+                out = general
             try:
-                sendto(out, addr)  # type: ignore[arg-type]
+                sendto(out, addr)
             except OSError:
                 self.stats.dropped += 1  # full socket buffer or unreachable client: UDP may drop
                 continue
-            counts[out[3] & 0xF] += 1  # type: ignore[index]
+            counts[out[3] & 0xF] += 1
 
     # -- TCP -------------------------------------------------------------------------------
 
@@ -254,6 +255,20 @@ def build_settings(cfg: Any) -> Any:
     )
 
 
+def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
+    """``cfg`` with a Redis timeout fit for the follower.
+
+    The follower's reads are big (HSCAN batches of a million-entry hash) or long
+    (XREAD BLOCK), and a timeout there only delays catching up: the answers go on
+    from memory meanwhile.  So it waits at least ``timeout`` seconds.
+    """
+    import dataclasses
+
+    if cfg.redis.timeout >= timeout:
+        return cfg
+    return dataclasses.replace(cfg, redis=dataclasses.replace(cfg.redis, timeout=timeout))
+
+
 async def _serve(cfg: Any) -> int:
     from ..redisconn import async_client
     from .follower import ListingFollower
@@ -263,9 +278,8 @@ async def _serve(cfg: Any) -> int:
     responder.ready = False  # SERVFAIL for listing names until the first load
     server = RblServer(responder, parse_listen(cfg.rbl.listen))
     await server.start()
-    # XREAD BLOCK must return before the client's socket timeout (redis.timeout) fires.
-    block_ms = max(50, int(cfg.redis.timeout * 1000 * 0.6))
-    client = async_client(cfg)
+    client = async_client(follower_config(cfg))
+    block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
     follower = ListingFollower(responder, client, block_ms=block_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

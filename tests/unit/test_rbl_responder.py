@@ -34,6 +34,7 @@ def make_responder(**settings) -> DnsblResponder:
 
 
 R = make_responder()
+V6_LISTED = "5.2." + "0." * 22 + f"8.b.d.0.1.0.0.2.ip.{ZONE}"  # 2001:db8::25
 
 
 def ask(name: str, rdtype: str = "A", *, tcp: bool = False, client: str = "192.0.2.1",
@@ -111,6 +112,8 @@ def test_transfer_messages_start_and_end_with_the_soa() -> None:
     (f"www.spam.example.dbl.{ZONE}", "A"), (f"example.dbl.{ZONE}", "A"),
     (f"nothing.example.dbl.{ZONE}", "TXT"), (f"2.0.0.127.ip.{ZONE}", "TXT"),
     (f"1.2.3.4.ip.{ZONE}", "A"), (f"01.2.3.4.ip.{ZONE}", "A"), (f"256.2.3.4.ip.{ZONE}", "A"),
+    (V6_LISTED, "A"), (V6_LISTED.upper(), "TXT"), (V6_LISTED.replace("5.2", "6.2", 1), "A"),
+    (V6_LISTED.replace("5.2", "_.2", 1), "A"), (V6_LISTED.replace("5.2", " .2", 1), "A"),
 ])
 @pytest.mark.parametrize("edns", [-1, 0])
 def test_fast_path_gives_the_same_bytes_as_the_general_path(name: str, rdtype: str, edns: int) -> None:
@@ -119,11 +122,11 @@ def test_fast_path_gives_the_same_bytes_as_the_general_path(name: str, rdtype: s
     slow = R._answer(wire, False, "x")
     if fast is not None:
         assert fast == slow
-    if name.startswith(("10.2", "www.spam", "nothing")):
+    if name.startswith(("10.2", "www.spam", "nothing", "5.2", "6.2")):
         assert fast is not None  # the common cases do take the fast path
 
 
-names = st.sampled_from([f"10.2.0.192.ip.{ZONE}", f"5.100.51.198.ip.{ZONE}", f"spam.example.dbl.{ZONE}",
+names = st.sampled_from([V6_LISTED, f"10.2.0.192.ip.{ZONE}", f"5.100.51.198.ip.{ZONE}", f"spam.example.dbl.{ZONE}",
                          f"a.b.dbl.{ZONE}", f"1.1.1.1.ip.{ZONE}", ZONE, "example.com"])
 
 
