@@ -163,6 +163,9 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     cv_groups = kept_groups if not args.random_cv else None
     model = train_model(kept_views, y, groups=cv_groups, params=params, corpus=corpus_summary,
                         progress=progress)
+    if args.feedback:
+        # the milter's incremental learner continues after what this model already holds
+        model.metadata["feedback_cursor"] = fb[-1].id if fb else "0"
     model.metadata["command"] = "spamwarden train " + " ".join(
         [f"--corpus {c}" for c in corpus] + [f"--ham {h}" for h in ham]
         + [f"--spam {s}" for s in spam] + (["--feedback"] if args.feedback else [])
@@ -269,8 +272,8 @@ def _print_eval(m: dict[str, Any], stream: TextIO) -> None:
       f"{_fmt_pct(m['fnr_at_reject_threshold'])}\n")
     w(f"false negatives at FPR 0.1 %: {_fmt_pct(m['fnr_at_fpr_0_1pct'])}, at FPR 1 %: "
       f"{_fmt_pct(m['fnr_at_fpr_1pct'])}\n")
-    w(f"speed: {m['messages_per_s']:.0f} messages/s (parse + score"
-      f"{' + learn' if 'protocol' in m else ''}, one process)\n")
+    w(f"speed: {m['messages_per_s']:.0f} messages/s, {m['messages_per_cpu_s']:.0f} per CPU "
+      f"second (parse + score{' + learn' if 'protocol' in m else ''}, one process)\n")
     if "plot" in m:
         w(f"plot: {m['plot']}\n")
 

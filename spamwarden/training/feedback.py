@@ -37,7 +37,9 @@ __all__ = [
     "FeedbackSource",
     "RedisFeedbackSource",
     "FeedbackLearner",
+    "FeedbackFollower",
     "Learner",
+    "read_all",
 ]
 
 log = logging.getLogger("spamwarden.training")
@@ -192,3 +194,64 @@ class FeedbackLearner:
             self.learned += n
             event(log, "feedback_learned", count=n, last_id=self.after)
         return n
+
+
+class FeedbackFollower:
+    """A daemon thread that runs :meth:`FeedbackLearner.poll` every ``interval`` seconds.
+
+    For the milter: ``FeedbackFollower(classifier, RedisFeedbackSource(client)).start()``.
+    It starts after the feedback the model was trained with (the model file's
+    ``feedback_cursor``, written by ``train --feedback``), and again from that
+    model's cursor whenever a :class:`~.classifier.ReloadingClassifier` brings
+    in a new file.  Store errors are logged and retried at the next interval.
+
+    :param model: a ``SpamModel`` or ``ReloadingClassifier``.
+    :param source: where examples come from.
+    :param interval: seconds between polls.
+    """
+
+    def __init__(self, model: Any, source: FeedbackSource, *, interval: float = 60.0) -> None:
+        import threading
+
+        self.model = model
+        self.source = source
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: Any = None
+        self.learner = FeedbackLearner(model, source, after=self._cursor())
+
+    def _inner(self) -> Any:
+        return getattr(self.model, "model", self.model)
+
+    def _cursor(self) -> str:
+        inner = self._inner()
+        self._current = inner
+        return str(getattr(inner, "metadata", {}).get("feedback_cursor", "0"))
+
+    def poll_once(self) -> int:
+        """One poll (what the thread does each interval); the number learned."""
+        if self._inner() is not self._current:  # a new model file was loaded
+            self.learner.after = self._cursor()
+        try:
+            return self.learner.poll()
+        except StoreError as exc:
+            event(log, "feedback_poll_failed", level=logging.WARNING, error=str(exc))
+            return 0
+
+    def start(self) -> "FeedbackFollower":
+        import threading
+
+        self._thread = threading.Thread(target=self._run, name="feedback-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll_once()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread (waits up to ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
