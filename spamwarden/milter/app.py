@@ -580,5 +580,6 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
         raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
     finally:
         recorder.close()
+        scanner.close()
     event(log, "milter_stop", listen=cfg.milter.listen, counts_dropped=recorder.dropped or None)
     return 0

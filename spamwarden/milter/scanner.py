@@ -250,6 +250,11 @@ class Scanner:
             notes.setdefault("listings", "not configured")
         self._static_unavailable = tuple(f"{k} ({v})" for k, v in sorted(notes.items()))
 
+    def close(self) -> None:
+        """Stop the lookup threads (after the last scan)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
     # -- RCPT time ---------------------------------------------------------------------------
 
     def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
