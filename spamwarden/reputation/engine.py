@@ -50,6 +50,10 @@ __all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHoo
 log = logging.getLogger("spamwarden.worker")
 
 GROUP = "listing-engine"
+#: indicators taken from one complaint (intake bounds them too; a forged entry must not
+#: make one script touch thousands of keys)
+MAX_DKIM_DOMAINS = 10
+MAX_URL_DOMAINS = 100
 
 #: called with every readable complaint before it is acknowledged (e.g. the consent
 #: registry turning a complaint about an ad into a refusal).  Must be idempotent: a
@@ -180,9 +184,9 @@ class ListingPolicy:
 
         domain(ind.from_domain, "domain-complaints", address=ind.from_address)
         domain(ind.mail_from_domain, "domain-complaints")
-        for d in ind.dkim_verified:
+        for d in ind.dkim_verified[:MAX_DKIM_DOMAINS]:
             domain(d, "domain-complaints")
-        for d in ind.url_domains:
+        for d in ind.url_domains[:MAX_URL_DOMAINS]:
             domain(d, "url-complaints")
         return list(out.values())
 
@@ -390,6 +394,7 @@ class ListingEngine:
             except StoreError as exc:
                 event(log, "store_error", error=str(exc), retry_in=backoff)
                 self._replaying = True
+                ready = False  # a Redis restarted without its data lost the group too
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)
                 except asyncio.TimeoutError:

@@ -293,3 +293,27 @@ def test_hooks_see_every_complaint_and_store_errors_keep_it_pending(redis_url: s
         assert store.redis.xpending(COMPLAINTS_KEY, engine.group)["pending"] == 0
 
     run(scenario)
+
+
+def test_run_recovers_when_redis_lost_the_group(redis_url: str, run: Run) -> None:
+    async def scenario(engine: ListingEngine, store: ListingStore) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop, block_ms=20))
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if store.redis.xinfo_groups(COMPLAINTS_KEY):
+                    break
+            store.redis.flushall()  # a Redis restarted without its data: no stream, no group
+            push(redis_url, [complaint(i, f"u{i}@isp.example", source_ip="192.0.2.80")
+                             for i in range(3)])
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if store.get("192.0.2.80") is not None:
+                    break
+            assert store.get("192.0.2.80") is not None
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    run(scenario)
