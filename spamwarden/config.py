@@ -253,6 +253,7 @@ class IntakeConfig:
     max_example_bytes: int = _opt(
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
+    max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
 
 
 @dataclass(frozen=True)

@@ -546,6 +546,39 @@ def _worst(replies: Sequence[str]) -> str:
 # -- hosting ------------------------------------------------------------------------------------
 
 
+class _Counted:
+    """Calls ``on_close`` once when the session's connection ends."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        self._on_close: Callable[[], None] | None = on_close
+        super().__init__(*args, **kwargs)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)  # type: ignore[misc]
+        finally:
+            callback, self._on_close = self._on_close, None
+            if callback is not None:
+                callback()
+
+
+class _CountedSMTP(_Counted, SMTP):
+    pass
+
+
+class _CountedLMTP(_Counted, LMTP):
+    pass
+
+
+class _Busy(asyncio.Protocol):
+    """What a connection over ``max_sessions`` gets (RFC 5321 §3.8: 421 and close)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.3.2 Too many sessions at once; try again later\r\n")
+        transport.close()
+
+
 class IntakeServer:
     """Hosts a handler on one TCP address with aiosmtpd's SMTP or LMTP protocol.
 
@@ -556,6 +589,8 @@ class IntakeServer:
     :param data_size_limit: DATA larger than this is drained and answered 552.
     :param hostname: name in the greeting (default: this host's FQDN).
     :param timeout: idle seconds before a session is closed.
+    :param max_sessions: sessions at once; one more is answered ``421 4.3.2`` and
+        closed (the client retries later).
     """
 
     def __init__(
@@ -568,8 +603,11 @@ class IntakeServer:
         data_size_limit: int = 10_240_000,
         hostname: str | None = None,
         timeout: float = 300.0,
+        max_sessions: int = 100,
     ) -> None:
         self.handler = handler
+        self.max_sessions = max_sessions
+        self.sessions = 0
         self.host = host
         self.port = port
         self.lmtp = lmtp
@@ -578,16 +616,23 @@ class IntakeServer:
         self.timeout = timeout
         self._server: asyncio.base_events.Server | None = None
 
-    def _protocol(self) -> SMTP:
-        cls = LMTP if self.lmtp else SMTP
+    def _protocol(self) -> asyncio.Protocol:
+        if self.sessions >= self.max_sessions:
+            return _Busy()
+        self.sessions += 1
+        cls = _CountedLMTP if self.lmtp else _CountedSMTP
         return cls(
             self.handler,
+            on_close=self._session_closed,
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=True,
             hostname=self.hostname,
             timeout=self.timeout,
             loop=asyncio.get_running_loop(),
         )
+
+    def _session_closed(self) -> None:
+        self.sessions -= 1
 
     async def start(self) -> None:
         """Bind and start accepting sessions.
@@ -637,7 +682,8 @@ async def run_intake(
     if not handler.local_domains:
         event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
     server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
-                          data_size_limit=cfg.intake.max_message_bytes)
+                          data_size_limit=cfg.intake.max_message_bytes,
+                          max_sessions=cfg.intake.max_sessions)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers: dict[signal.Signals, Callable[[], None]] = {

@@ -120,7 +120,8 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
                                       hooks=hooks)
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
-                                  hostname="intake.example.vn")
+                                  hostname="intake.example.vn",
+                                  max_sessions=cfg.intake.max_sessions)
             await server.start()
             return server, client, handler
 
@@ -583,3 +584,29 @@ def test_stream_is_trimmed_only_past_twice_the_window(redis_url: str) -> None:
         assert len(left) < 152  # approximate trimming removed whole old nodes
     finally:
         r.close()
+
+
+def test_sessions_over_the_limit_get_421(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake(max_sessions=2)
+    first, second = intake.client(), intake.client()
+    try:
+        first.ehlo("a")
+        second.ehlo("b")
+        with pytest.raises(smtplib.SMTPConnectError) as err:
+            intake.client()
+        assert err.value.smtp_code == 421
+    finally:
+        first.quit()
+        second.quit()
+    # the slots are free again once those sessions ended
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            code, _ = intake.send((REPORTS / "gmail-attached.eml").read_bytes())
+            break
+        except smtplib.SMTPConnectError:
+            assert time.monotonic() < deadline, "slots not freed"
+            time.sleep(0.05)
+    assert code == 250
