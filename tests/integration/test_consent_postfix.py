@@ -297,3 +297,15 @@ def test_complaint_about_an_ad_is_a_refusal(setup: Setup) -> None:
     assert rec is not None and rec.channel == "complaint"
     raw, _ = ad(setup, C)
     assert "refused advertising from shop" in refused_at_rcpt(setup, raw, C)
+
+
+def test_optout_mail_to_the_running_intake(setup: Setup) -> None:
+    """`spamwarden intake` serves optout@ through the consent registry: b refuses all
+    advertising by mail, and a labelled ad to b is then refused as a refusal."""
+    mail = b"From: b@test.local\r\nTo: optout@test.local\r\nSubject: ALL\r\n\r\nstop\r\n"
+    with smtplib.SMTP("127.0.0.1", setup.intake_port, timeout=30) as smtp:
+        assert smtp.sendmail(B, ["optout@test.local"], mail) == {}
+    rec = setup.registry.refusal(B)
+    assert rec is not None and rec.channel == "optout-mail"
+    raw, _ = ad(setup, B)
+    assert "refuses all advertising" in refused_at_rcpt(setup, raw, B)
