@@ -186,6 +186,12 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool, limit: int) -> 
     return v
 
 
+def _redis_error() -> None:
+    from ..metrics import REDIS_ERRORS
+
+    REDIS_ERRORS.labels("api").inc()
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -193,10 +199,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except _BadRequest as exc:
         return json_error(400, str(exc))
     except StoreUnavailable as exc:
+        _redis_error()
         event(log, "store_unavailable", path=request.path, error=str(exc))
         return json_error(503, "the listing store is unavailable; try again shortly",
                           headers={"Retry-After": "5"})
     except StoreError as exc:
+        _redis_error()
         event(log, "store_error", path=request.path, error=str(exc))
         return json_error(503, "the listing store failed; try again shortly")
     except web.HTTPException as exc:
@@ -552,6 +560,11 @@ _OPENAPI_PATH = {
         "tags": ["meta"], "operationId": "openapi", "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1 document",
                               "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    "/metrics": {"get": {
+        "tags": ["meta"], "operationId": "metrics",
+        "summary": "Prometheus metrics of every spamwarden process on this host",
+        "responses": {"200": {"description": "Prometheus text exposition",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     "/v1/health": {"get": {
         "tags": ["meta"], "operationId": "health", "summary": "Whether the store answers",
         "responses": {"200": {"description": "ok", "content": {"application/json": {
@@ -616,8 +629,15 @@ def build_app(
         await store.serial()
         return web.json_response({"status": "ok"})
 
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        from ..metrics import CONTENT_TYPE_LATEST, exposition
+
+        body = await asyncio.to_thread(exposition)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/v1/health", health)
+    app.router.add_get("/metrics", metrics)
     for m in built:
         app.router.add_routes(m.routes)
         app.on_startup.extend(m.on_startup)

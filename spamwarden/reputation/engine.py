@@ -392,6 +392,9 @@ class ListingEngine:
                     await self.expire_once()
                 backoff = 0.1
             except StoreError as exc:
+                from ..metrics import REDIS_ERRORS
+
+                REDIS_ERRORS.labels("worker").inc()
                 event(log, "store_error", error=str(exc), retry_in=backoff)
                 self._replaying = True
                 ready = False  # a Redis restarted without its data lost the group too

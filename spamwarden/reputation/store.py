@@ -430,6 +430,15 @@ def store_error(exc: Exception) -> StoreError:
     return StoreError(f"Redis failed: {exc}")
 
 
+def _counted(ops: Iterable[str]) -> None:
+    """Count listing changes in ``spamwarden_listing_changes_total{op}``."""
+    from ..metrics import LISTING_CHANGES
+
+    for op in ops:
+        if op in ("listed", "extended", "delisted", "expired"):
+            LISTING_CHANGES.labels(op).inc()
+
+
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
@@ -440,6 +449,7 @@ def _writes(raw: Sequence[Any], keys: Sequence[str]) -> list[ListingWrite]:
         op = _s(raw[2 * i])
         text = raw[2 * i + 1]
         out.append(ListingWrite(op, key, Listing.from_json(text) if text else None))
+    _counted(w.op for w in out)
     return out
 
 
@@ -709,6 +719,12 @@ class ListingStore(_StoreBase):
                 flush()
         except redis.RedisError as exc:
             raise store_error(exc) from exc
+        finally:
+            from ..metrics import LISTING_CHANGES
+
+            for op, n in ops.items():
+                if op in ("listed", "extended"):
+                    LISTING_CHANGES.labels(op).inc(n)
         return ops
 
     def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
@@ -735,6 +751,7 @@ class ListingStore(_StoreBase):
                                args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
+        _counted("expired" for _ in raw)
         return [Listing.from_json(t) for t in raw]
 
     def get(self, key: str, *, now: float | None = None) -> Listing | None:
@@ -1021,6 +1038,7 @@ class AsyncListingStore(_StoreBase):
                                      args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
+        _counted("expired" for _ in raw)
         return [Listing.from_json(t) for t in raw]
 
     async def get(self, key: str, *, now: float | None = None) -> Listing | None:

@@ -257,3 +257,22 @@ def test_served_application_documents_every_route(redis_url: str, monkeypatch: A
             await store.aclose()
 
     asyncio.run(main())
+
+
+def test_metrics_count_listing_changes(redis_url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    def changes(op: str) -> float:
+        return REGISTRY.get_sample_value("spamwarden_listing_changes_total", {"op": op}) or 0.0
+
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        before = changes("listed"), changes("delisted")
+        assert (await c.post("/v1/listings", json={"key": "192.0.2.1", "reason": "x"},
+                             headers=AUTH)).status == 201
+        assert (await c.delete("/v1/listings/192.0.2.1?reason=y", headers=AUTH)).status == 200
+        assert (changes("listed"), changes("delisted")) == (before[0] + 1, before[1] + 1)
+        r = await c.get("/metrics")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        assert "spamwarden_listing_changes_total" in await r.text()
+
+    run_api(redis_url, scenario)
