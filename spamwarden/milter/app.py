@@ -30,8 +30,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar, cast
 
 import Milter
 
@@ -45,6 +46,12 @@ from .scanner import DeliveryRecorder, Scanner, Verdict
 __all__ = ["SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter"]
 
 log = logging.getLogger("spamwarden.milter")
+
+# pymilter is untyped: its reply codes and decorators, typed once here.
+CONTINUE: int = int(Milter.CONTINUE)
+ACCEPT: int = int(Milter.ACCEPT)
+REJECT: int = int(Milter.REJECT)
+TEMPFAIL: int = int(Milter.TEMPFAIL)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +103,16 @@ def _reply_text(text: str) -> str:
     return header_safe(text, limit=400).replace("%", "%%")
 
 
+def _noreply(func: F) -> F:
+    """``@Milter.noreply``: the MTA does not wait for this callback's answer."""
+    return cast(F, Milter.noreply(func))
+
+
+def _raw_bytes(func: F) -> F:
+    """``@Milter.decode("bytes")``: header values arrive undecoded."""
+    return cast(F, Milter.decode("bytes")(func))
+
+
 def _guarded(*, deferred: bool) -> Callable[[F], F]:
     """Wrap a callback: an exception → ``milter.on_error`` and a log line with the queue id.
 
@@ -108,21 +125,21 @@ def _guarded(*, deferred: bool) -> Callable[[F], F]:
         stage = func.__name__
 
         @functools.wraps(func)
-        def guarded(self: "SpamwardenMilter", *args: Any) -> Any:
+        def guarded(self: SpamwardenMilter, *args: Any) -> Any:
             try:
                 if not deferred:
                     pending = self._conn_error or self._error
                     if pending is not None:
                         return self._fail(pending[0], pending[1], at=stage)
                 return func(self, *args)
-            except Exception as exc:  # noqa: BLE001 - the failure rule covers every error
+            except Exception as exc:
                 log.debug("callback %s failed", stage, exc_info=exc)
                 if deferred:
                     if stage in ("connect", "hello"):
                         self._conn_error = self._conn_error or (stage, exc)
                     else:
                         self._error = self._error or (stage, exc)
-                    return Milter.CONTINUE
+                    return CONTINUE
                 return self._fail(stage, exc, at=stage)
 
         return guarded  # type: ignore[return-value]
@@ -130,7 +147,7 @@ def _guarded(*, deferred: bool) -> Callable[[F], F]:
     return wrap
 
 
-class SpamwardenMilter(Milter.Base):
+class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untyped
     """One Postfix connection (possibly several messages).
 
     :param scanner: the shared pipeline.
@@ -206,48 +223,48 @@ class SpamwardenMilter(Milter.Base):
             from ..metrics import MESSAGES
 
             MESSAGES.labels(f"error_{self.cfg.on_error}").inc()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - metrics never change the answer
             pass
         action = self.cfg.on_error
         try:
             if action == "accept":
-                return Milter.ACCEPT
+                return ACCEPT
             if action == "reject":
                 self.setreply("550", "5.3.0", _reply_text("message could not be checked"))
-                return Milter.REJECT
+                return REJECT
             self.setreply(
                 "451", "4.3.0", _reply_text("spam filter temporarily unavailable, try again later")
             )
-        except Exception:  # noqa: BLE001 - the reply text is a courtesy; the code matters
+        except Exception:  # noqa: BLE001, S110 - the reply text is a courtesy; the code matters
             pass
-        return Milter.REJECT if action == "reject" else Milter.TEMPFAIL
+        return REJECT if action == "reject" else TEMPFAIL
 
     # -- callbacks ---------------------------------------------------------------------------
 
-    @Milter.noreply
+    @_noreply
     @_guarded(deferred=True)
     def connect(self, hostname: str, family: Any, hostaddr: Any) -> int:
         self._client_ip = _client_ip(family, hostaddr)
         self._client_name = str(hostname or "")
         self._env.client_ip = self._client_ip
         self._env.client_name = self._client_name
-        return Milter.CONTINUE
+        return CONTINUE
 
-    @Milter.noreply
+    @_noreply
     @_guarded(deferred=True)
     def hello(self, hostname: str) -> int:
         self._helo = str(hostname or "")[:255]
         self._env.helo = self._helo
-        return Milter.CONTINUE
+        return CONTINUE
 
-    @Milter.noreply
+    @_noreply
     @_guarded(deferred=True)
     def envfrom(self, mail_from: str, *params: str) -> int:
         self._reset()
         self._env.mail_from = str(mail_from or "").strip().strip("<>")[:512]
         self._env.authenticated = bool(self._macro("{auth_authen}"))
         self._qid()
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded(deferred=False)
     def envrcpt(self, rcpt: str, *params: str) -> int:
@@ -257,19 +274,19 @@ class SpamwardenMilter(Milter.Base):
         if decision is None:
             if len(self._env.rcpts) < 1000:
                 self._env.rcpts.append(address)
-            return Milter.CONTINUE
+            return CONTINUE
         event(
             log, "rcpt_refused", queue_id=self._queue_id or None, rcpt=address,
             symbol=decision.symbol or None, temporary=decision.temporary, text=decision.text,
         )
         if decision.temporary:
             self.setreply("450", "4.7.1", _reply_text(decision.text))
-            return Milter.TEMPFAIL
+            return TEMPFAIL
         self.setreply("550", "5.7.1", _reply_text(decision.text))
-        return Milter.REJECT
+        return REJECT
 
-    @Milter.noreply
-    @Milter.decode("bytes")
+    @_noreply
+    @_raw_bytes
     @_guarded(deferred=True)
     def header(self, name: str, value: bytes) -> int:
         if isinstance(value, str):
@@ -279,11 +296,10 @@ class SpamwardenMilter(Milter.Base):
         self._head_bytes += len(line)
         self._size += len(line)
         lname = name.lower()
-        if lname.startswith("x-spam") or lname in _INTERESTING:
-            if len(self._watched) < 1000:
-                self._watched.append((name, value.decode("utf-8", "replace")))
+        if (lname.startswith("x-spam") or lname in _INTERESTING) and len(self._watched) < 1000:
+            self._watched.append((name, value.decode("utf-8", "replace")))
         if self._oversize:
-            return Milter.CONTINUE
+            return CONTINUE
         if self._head_bytes > self.cfg.max_header_bytes:
             self._oversize = f"header section larger than {self.cfg.max_header_bytes} bytes"
             self._head.clear()
@@ -296,21 +312,21 @@ class SpamwardenMilter(Milter.Base):
             if b"\n" in line[:-2]:
                 line = line[:-2].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
             self._head.append(line)
-        return Milter.CONTINUE
+        return CONTINUE
 
-    @Milter.noreply
+    @_noreply
     @_guarded(deferred=True)
     def body(self, chunk: bytes) -> int:
         self._size += len(chunk)
         if self._oversize:
-            return Milter.CONTINUE
+            return CONTINUE
         if self._size > self.cfg.max_message_bytes:
             self._oversize = f"message larger than {self.cfg.max_message_bytes} bytes"
             self._head.clear()
             self._body.clear()
         else:
             self._body.append(bytes(chunk))
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded(deferred=False)
     def eom(self) -> int:
@@ -331,11 +347,11 @@ class SpamwardenMilter(Milter.Base):
     @_guarded(deferred=True)
     def abort(self) -> int:
         self._reset_after_message()
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded(deferred=True)
     def close(self) -> int:
-        return Milter.CONTINUE
+        return CONTINUE
 
     # -- end of message ----------------------------------------------------------------------
 
@@ -358,10 +374,10 @@ class SpamwardenMilter(Milter.Base):
         action = verdict.action
         if action == "reject":
             self.setreply("550", "5.7.1", _reply_text(self._reject_text(verdict)))
-            return Milter.REJECT
+            return REJECT
         if action == "tempfail":
             self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
-            return Milter.TEMPFAIL
+            return TEMPFAIL
         self._apply_headers(verdict)
         if action == "quarantine":
             self.quarantine(header_safe(verdict.reason, limit=200))
@@ -369,7 +385,7 @@ class SpamwardenMilter(Milter.Base):
             self.recorder.submit(verdict, self._env)
         else:
             self.scanner.delivered(verdict, self._env)
-        return Milter.ACCEPT
+        return ACCEPT
 
     def _reject_text(self, verdict: Verdict) -> str:
         """``message rejected as spam: <main reason>; see <lookup URL>``.
@@ -407,7 +423,7 @@ class SpamwardenMilter(Milter.Base):
                         "dnsbl" if s.name.startswith("RBL_THIRD") else "listing").inc()
             for u in verdict.unavailable:
                 CHECKS_UNAVAILABLE.labels(u.split(" ", 1)[0]).inc()
-        except Exception:  # noqa: BLE001 - metrics never fail a message
+        except Exception:  # noqa: BLE001, S110 - metrics never fail a message
             pass
         event(
             log, "verdict",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 from ..mail import MessageView, strip_mbox_from
 from .interfaces import Envelope
@@ -21,7 +22,7 @@ from .scanner import Scanner, Verdict
 __all__ = ["envelope_for_file", "format_verdict", "scan_file", "to_crlf"]
 
 _RECEIVED_FROM = re.compile(
-    r"\bfrom\s+(?P<helo>[^\s(]+)\s*\((?:[^()\[\]]*?)\[(?:ipv6:)?(?P<ip>[0-9a-f:.]+)\]", re.I
+    r"\bfrom\s+(?P<helo>[^\s(]+)\s*\((?:[^()\[\]]*?)\[(?:ipv6:)?(?P<ip>[0-9a-f:.]+)\]", re.IGNORECASE
 )
 
 

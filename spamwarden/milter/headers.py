@@ -13,19 +13,20 @@ removal never shifts the index of the next one.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .interfaces import Envelope, Symbol
 
 __all__ = [
     "AUTH_RESULTS",
+    "authserv_id_of",
+    "forged_header_removals",
+    "header_safe",
+    "pvalue",
     "render_authentication_results",
     "render_spam_status",
     "spam_headers",
-    "forged_header_removals",
-    "authserv_id_of",
-    "header_safe",
-    "pvalue",
 ]
 
 AUTH_RESULTS = "Authentication-Results"
@@ -50,7 +51,7 @@ def header_safe(text: str, *, limit: int = 900) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def _replacement(m: "re.Match[str]") -> str:
+def _replacement(m: re.Match[str]) -> str:
     o = ord(m.group())
     return " " if o < 32 or o == 127 else "?"
 
@@ -238,9 +239,7 @@ def forged_header_removals(
     for name, value in headers:
         lname = name.lower()
         counts[lname] = counts.get(lname, 0) + 1
-        if lname.startswith("x-spam-") or lname == "x-spam":
-            removals.append((name, counts[lname]))
-        elif lname == "authentication-results" and authserv_id_of(value) == ours:
+        if lname.startswith("x-spam-") or lname == "x-spam" or lname == "authentication-results" and authserv_id_of(value) == ours:
             removals.append((name, counts[lname]))
     removals.sort(key=lambda r: (r[0].lower(), -r[1]))
     return removals

@@ -15,9 +15,11 @@ symbol may demand at least a given action (``Symbol.action``), e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..config import MilterConfig, PolicyConfig
 from .interfaces import Symbol
@@ -205,7 +207,7 @@ def bayes_symbols(probability: float, points: SymbolPoints) -> list[Symbol]:
     :param probability: spam probability in [0, 1]; values outside are clamped,
         NaN counts as 0.5 (no opinion).
     """
-    p = probability if probability == probability else 0.5
+    p = 0.5 if math.isnan(probability) else probability
     p = min(max(p, 0.0), 1.0)
     detail = f"spam probability {p:.3f}"
     out: list[Symbol] = []

@@ -29,10 +29,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from .. import __version__
 from ..config import Config
@@ -49,7 +50,7 @@ from .headers import (
 from .interfaces import Envelope, MessagePolicy, RcptDecision, Symbol
 from .policy import SymbolPoints, auth_symbols, bayes_symbols, decide
 
-__all__ = ["Authenticator", "DeliveryRecorder", "Scanner", "Verdict", "VERSION_TAG"]
+__all__ = ["VERSION_TAG", "Authenticator", "DeliveryRecorder", "Scanner", "Verdict"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -182,8 +183,8 @@ def _default_authenticator() -> Authenticator | None:
         from . import auth as auth_module
     except ImportError:
         return None
-    fn = getattr(auth_module, "authenticate", None)
-    return fn  # type: ignore[no-any-return]
+    fn: Authenticator | None = getattr(auth_module, "authenticate", None)
+    return fn
 
 
 _AUTO: Any = object()
@@ -423,7 +424,7 @@ class Scanner:
         keys = [env.client_ip] if env.client_ip else []
         return keys + self._sender_domains(view, env, auth)
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn`` on the lookup pool (in this thread when there is none)."""
         if self._pool is None:
             done: Future[Any] = Future()
@@ -434,7 +435,7 @@ class Scanner:
             return done
         return self._pool.submit(fn, *args)
 
-    def _result(self, job: "Future[Any] | None", *, default: Any) -> Any:
+    def _result(self, job: Future[Any] | None, *, default: Any) -> Any:
         """The job's result; ``default`` when it outlived its budget (the lookups
         behind it have their own timeouts, so this only guards against a stuck store)."""
         if job is None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import Milter
-import Milter.test  # noqa: F401  - makes @noreply callbacks answer CONTINUE under TestCtx
+import Milter.test
 import pytest
 from Milter import testctx
 
@@ -93,7 +94,7 @@ def feed(
         return rcpt_codes[-1], rcpt_codes
     for name, value in msg.items():
         assert ctx._header(name, value) == Milter.CONTINUE
-    head, body = msg.as_bytes().split(b"\n\n", 1)
+    body = msg.as_bytes().split(b"\n\n", 1)[1]
     assert ctx._feed_body(io.BytesIO(body)) == Milter.CONTINUE
     return ctx._eom(), rcpt_codes
 
@@ -531,7 +532,7 @@ def test_exception_at_rcpt_answers_on_error_there(
     ctx = install(scanner)
     with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
         rc, codes = feed(ctx, HAM, queue_id="4RCPTQ")
-    assert codes == [Milter.TEMPFAIL]
+    assert rc == Milter.TEMPFAIL and codes == [Milter.TEMPFAIL]
     assert ctx._reply[:2] == ("451", "4.3.0")
     fields = [r.fields for r in caplog.records  # type: ignore[attr-defined]
               if r.getMessage() == "callback_error"]
@@ -550,7 +551,7 @@ def test_exception_at_connect_surfaces_at_first_reply(
     scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
     ctx = install(scanner)
     rc, codes = feed(ctx, HAM)
-    assert codes == [Milter.TEMPFAIL]
+    assert rc == Milter.TEMPFAIL and codes == [Milter.TEMPFAIL]
 
 
 def test_delivery_counted_in_background(monkeypatch: pytest.MonkeyPatch) -> None:

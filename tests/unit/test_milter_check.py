@@ -52,7 +52,7 @@ def test_envelope_taken_from_headers_when_not_given() -> None:
 
 
 def test_options_win_over_headers_and_spf_fail_is_seen() -> None:
-    verdict, env, notes = scan_file(scanner(), MESSAGE, client_ip="203.0.113.5", helo="x.test",
+    verdict, _, notes = scan_file(scanner(), MESSAGE, client_ip="203.0.113.5", helo="x.test",
                                     mail_from="news@example.org")
     assert notes == []
     names = [s.name for s in verdict.symbols]
