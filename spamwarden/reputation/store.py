@@ -96,6 +96,8 @@ OFFENCES_KEY = "sw:{sw}:offences"
 DELIST_REQUESTS_KEY = "sw:{sw}:delist-requests"
 DELIST_REQUESTS_INDEX_KEY = "sw:{sw}:delist-requests-by-time"
 DELIST_REQUEST_RETENTION = 90 * 86400.0
+#: stored requests at most (every client is rate-limited too; this bounds many clients)
+MAX_DELIST_REQUESTS = 100_000
 #: the volume window is kept as this many buckets
 VOLUME_BUCKETS = 24
 #: approximate length the change stream is trimmed to (XADD MAXLEN ~)
@@ -909,6 +911,8 @@ class ListingStore(_StoreBase):
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
                                 client=client, now=now)
         try:
+            if self.redis.zcard(DELIST_REQUESTS_INDEX_KEY) >= MAX_DELIST_REQUESTS:
+                raise StoreError("too many delisting requests are waiting; try again later")
             # the record first: an index entry never points at nothing (works on Cluster)
             self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
             self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
@@ -1174,6 +1178,8 @@ class AsyncListingStore(_StoreBase):
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
                                 client=client, now=now)
         try:
+            if await self.redis.zcard(DELIST_REQUESTS_INDEX_KEY) >= MAX_DELIST_REQUESTS:
+                raise StoreError("too many delisting requests are waiting; try again later")
             await self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
             await self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
         except redis.RedisError as exc:
