@@ -161,8 +161,10 @@ class Peer:
 class RspamdServer:
     """rspamd with a private LOCAL_CONFDIR/DBDIR/RUNDIR/LOGDIR, proxy in milter mode."""
 
-    def __init__(self, base: Path, *, dns: str, unix: bool = False) -> None:
+    def __init__(self, base: Path, *, dns: str, unix: bool = False,
+                 proxy_count: int = 1) -> None:
         self.base = base
+        self.proxy_count = proxy_count
         self.dns = dns
         self.unix = unix
         self.proxy_port = free_port()
@@ -203,7 +205,7 @@ class RspamdServer:
         (override / "worker-proxy.inc").write_text(
             f'bind_socket = "{bind}";\nmilter = yes;\ntimeout = 120s;\n'
             'upstream "local" {\n  default = yes;\n'
-            f'  hosts = "{LOOPBACK}:{self.normal_port}";\n}}\ncount = 1;\n')
+            f'  hosts = "{LOOPBACK}:{self.normal_port}";\n}}\ncount = {self.proxy_count};\n')
         (override / "worker-normal.inc").write_text(f'bind_socket = "{LOOPBACK}:{self.normal_port}";\n')
         (override / "worker-controller.inc").write_text(
             f'bind_socket = "{LOOPBACK}:{self.controller_port}";\n')
@@ -459,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("inet", "unix"), default="inet",
                     help="how Postfix reaches the milters: inet:127.0.0.1:PORT (default) or "
                          "unix sockets")
+    ap.add_argument("--rspamd-proxies", type=int, default=os.cpu_count() or 1,
+                    help="rspamd_proxy worker processes (default: one per core, like its "
+                         "normal workers; Debian's count = 1 caps it at 30 sessions)")
     ap.add_argument("--json", type=Path, help="also write every run as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
@@ -536,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"spamwarden milter did not start, left out: {exc}", flush=True)
 
         if "rspamd" in wanted:
-            rspamd = RspamdServer(work / "rspamd", dns=dns.address, unix=unix)
+            rspamd = RspamdServer(work / "rspamd", dns=dns.address, unix=unix,
+                                  proxy_count=args.rspamd_proxies)
             try:
                 rspamd.start()
                 cleanup.append(rspamd)
