@@ -126,6 +126,8 @@ RATE_WINDOW = 3600
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
 MAX_DKIM_KEYS = 5  # key records fetched per original
 INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
+KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign's reports)
+KEY_CACHE_SIZE = 10_000
 
 #: every reply intake gives, in one place (tests compare against these)
 REPLIES = {
@@ -342,6 +344,7 @@ class ComplaintIntake:
         self.store = store
         self.dkim_verifier = dkim_verifier
         self.resolver = resolver
+        self._keys: dict[str, tuple[DnsAnswer, float]] = {}  # DKIM key records, briefly
         self.clock = clock
         self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
@@ -455,14 +458,28 @@ class ComplaintIntake:
         if not names:
             return ()
         resolver = self.resolver
+        now = time.monotonic()
+        answers: dict[tuple[str, str], DnsAnswer] = {}
+        for n in names:
+            hit = self._keys.get(n)
+            if hit is not None and hit[1] > now:
+                answers[(n, "TXT")] = hit[0]
+        missing = [n for n in names if (n, "TXT") not in answers]
 
         def fetch() -> dict[tuple[str, str], DnsAnswer]:
             if resolver is None:
                 return {}
-            return {(n, "TXT"): resolver.query(n, "TXT") for n in names}
+            return {(n, "TXT"): resolver.query(n, "TXT") for n in missing}
 
         try:
-            answers = await asyncio.wait_for(asyncio.to_thread(fetch), DKIM_BUDGET)
+            if missing:
+                fetched = await asyncio.wait_for(asyncio.to_thread(fetch), DKIM_BUDGET)
+                if len(self._keys) >= KEY_CACHE_SIZE:
+                    self._keys.clear()
+                for (n, _), answer in fetched.items():
+                    if not answer.failed:  # a temporary failure is asked again next time
+                        self._keys[n] = (answer, now + KEY_CACHE_TTL)
+                answers.update(fetched)
             prefetched = PrefetchedResolver(answers)
             if len(original.message) <= INLINE_DKIM_BYTES:
                 results = self.dkim_verifier(original.message, prefetched)
