@@ -80,7 +80,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, normalize_domain, parse_tag_list
+from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
 from ..resolver import DnsAnswer, Resolver
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
 from .reports import (
@@ -714,6 +714,7 @@ async def run_intake(
             loop.add_signal_handler(sig, action)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+    registrable_domain("example.com")  # load the Public Suffix List before the first report
     await server.start()
     try:
         await stop.wait()
