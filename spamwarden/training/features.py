@@ -46,12 +46,13 @@ __all__ = [
     "MessageFeatureExtractor",
     "tokenize",
     "strip_diacritics",
+    "subject_without_tags",
     "header_stripper",
     "settings_hash",
 ]
 
 #: bump when the meaning of a token changes: models of another version are refused
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 
 DEFAULT_STRIP_HEADERS: tuple[str, ...] = (
     "X-Spam-*", "X-Barracuda-*", "X-Mozilla-*", "Received-SPF",
@@ -63,6 +64,12 @@ DEFAULT_STRIP_HEADERS: tuple[str, ...] = (
 _VALUE_HEADERS = ("x-mailer", "user-agent", "x-priority", "x-msmail-priority", "importance",
                   "precedence", "mime-version")
 
+# Markers a filter downstream of the sender puts in front of a subject ("[SPAM]",
+# "***SPAM***", "{Spam?}", "SPAM:"): a collection's filter, not the sender, wrote them.
+_SUBJECT_TAGS = re.compile(
+    r"^(?:\s*(?:\[\s*\**\s*spam\W{0,3}\]|\{\s*spam\W{0,3}\}|\*{2,}\s*spam\s*\*{2,}|spam\s*:))+\s*",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[^\W_]{2,40}|[$€£¥]|!{2,}", re.UNICODE)
 _DIGITS = re.compile(r"^\d+$")
 _SPACE = re.compile(r"\s+")
@@ -122,6 +129,12 @@ def tokenize(text: str, *, prefix: str = "", limit: int = 20_000) -> list[str]:
                 w = plain
         append(prefix + w)
     return out
+
+
+def subject_without_tags(subject: str) -> str:
+    """``subject`` without leading spam markers added by filters (``[SPAM] [spam] Hi`` → ``Hi``)."""
+    m = _SUBJECT_TAGS.match(subject)
+    return subject[m.end():] if m else subject
 
 
 def header_stripper(patterns: Sequence[str]) -> "re.Pattern[str]":
@@ -203,7 +216,8 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
         """Every feature token of one message view."""
         strip = _stripper_for(self.strip_headers)
         headers = [(k.lower(), v) for k, v in view.headers if not strip.match(k.lower())]
-        out = tokenize(view.subject, prefix="s:", limit=1000)
+        subject = subject_without_tags(view.subject)
+        out = tokenize(subject, prefix="s:", limit=1000)
         body = view.text
         out.extend(tokenize(body, limit=self.max_text_chars))
         if view.from_display:
@@ -225,7 +239,7 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
         self, view: MessageView, headers: list[tuple[str, str]], body: str, from_domain: str | None
     ) -> list[str]:
         out: list[str] = []
-        subject = view.subject
+        subject = subject_without_tags(view.subject)
         # MIME shape
         html_only = view.has_html and not view.has_text_plain
         out.append("st:html_only" if html_only else ("st:html" if view.has_html else "st:plain"))

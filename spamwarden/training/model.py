@@ -368,9 +368,14 @@ def _oof(
 
 
 def _mean_fold_auc(y: np.ndarray, s: np.ndarray, folds: Folds) -> float:
-    """Mean of the AUCs within each held-out fold (scores of different folds come from
-    different models, so they are never ranked against each other)."""
-    return float(np.mean([roc_auc(y[t], s[t]) for _, t in folds]))
+    """Mean of the AUCs within each held-out fold, weighted by the fold's training size.
+
+    Scores of different folds come from different models, so they are never ranked
+    against each other.  A fold trained on more mail says more about the final model,
+    which is trained on all of it.
+    """
+    aucs = [roc_auc(y[t], s[t]) for _, t in folds]
+    return float(np.average(aucs, weights=[len(train) for train, _ in folds]))
 
 
 def train_model(

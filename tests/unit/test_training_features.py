@@ -124,3 +124,16 @@ def test_mime_parse_sees_only_mime_fields_and_keeps_bodies() -> None:
     v3 = parse_message(b"Bad Name: x\r\nSubject: ok\r\n\r\nbody\r\n")
     assert v3.subject == "ok"
     assert "malformed header line" in v3.defects
+
+
+def test_filter_markers_in_the_subject_are_not_features() -> None:
+    from spamwarden.training.features import subject_without_tags
+
+    assert subject_without_tags("[spam] [SPAM] Six tips") == "Six tips"
+    assert subject_without_tags("***SPAM*** Buy") == "Buy"
+    assert subject_without_tags("{Spam?} hello") == "hello"
+    assert subject_without_tags("[Spambayes] release 1.0") == "[Spambayes] release 1.0"
+    ext = MessageFeatureExtractor()
+    tagged = ext.tokens(parse_message(b"Subject: [SPAM] Six tips\r\n\r\nbody text\r\n"))
+    clean = ext.tokens(parse_message(b"Subject: Six tips\r\n\r\nbody text\r\n"))
+    assert tagged == clean
