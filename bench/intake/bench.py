@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -223,7 +222,7 @@ def throughput(args: argparse.Namespace, work: Path, sw: list[str]) -> None:
         acked = 0
         print(f"== throughput: {n} reports per run, {args.sessions} sessions, {args.rounds} rounds,"
               f" {len(report(0)[1])} bytes each")
-        for name, port in ports.items():  # warm-up, not measured
+        for port in ports.values():  # warm-up, not measured
             load(port, [report(20_000_000 + i) for i in range(50)], args.sessions)
         acked += 50
         for r in range(args.rounds):

@@ -207,7 +207,9 @@ return {'added', id}
 class ComplaintStore(Protocol):
     """Where accepted complaints go (Redis in production)."""
 
-    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+    async def add(
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+    ) -> StoreOutcome:
         """Store a complaint once, atomically with its de-duplication mark, the
         reporter's rate counter and the training example.
 
@@ -234,7 +236,9 @@ class RedisComplaintStore:
         self.keep = 2 * max(seen_ttl, 86400.0)
         self._script = client.register_script(_STORE_LUA)
 
-    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+    async def add(
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+    ) -> StoreOutcome:
         import redis.exceptions
 
         label = complaint.kind

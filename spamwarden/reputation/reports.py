@@ -718,7 +718,9 @@ def find_original(
     for ent in entities[1:]:
         ctype, _ = _content_type(ent)
         name = _filename(ent).lower()
-        if ctype == "message/rfc822" or (name.endswith(".eml") and not ctype.startswith("multipart")):
+        if ctype == "message/rfc822" or (
+            name.endswith(".eml") and not ctype.startswith("multipart")
+        ):
             data = _decoded_body(ent)
             if _looks_like_message(data, limits):
                 return Original("attached", data, intact=True)

@@ -244,7 +244,9 @@ SPAM_URLS = ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
     ("thunderbird-attached", "attached"), ("mutt-bounced", "bare"),
     ("gmail-inline", "inline"), ("outlook-inline", "inline"), ("thunderbird-inline", "inline"),
 ])
-def test_client_forwards(start_intake: Callable[..., RunningIntake], name: str, source: str) -> None:
+def test_client_forwards(
+    start_intake: Callable[..., RunningIntake], name: str, source: str
+) -> None:
     intake = start_intake()
     code, text = intake.send((REPORTS / f"{name}.eml").read_bytes())
     assert code == 250, text
@@ -301,7 +303,9 @@ def test_ham_report_is_stored_as_ham(start_intake: Callable[..., RunningIntake])
 # -- reporter checks, rate limit, de-duplication --------------------------------------------------
 
 
-def test_reporter_outside_local_domains_is_refused(start_intake: Callable[..., RunningIntake]) -> None:
+def test_reporter_outside_local_domains_is_refused(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
     intake = start_intake()
     raw = (REPORTS / "gmail-attached.eml").read_bytes()
     for sender in ("mallory@elsewhere.example", "", "alice@sub.example.vn"):
@@ -333,7 +337,8 @@ def test_rate_limit_per_reporter(start_intake: Callable[..., RunningIntake]) -> 
     # a duplicate of an accepted report is still acknowledged while over the limit
     assert intake.send(_variant(raw, 0))[0] == 250
     assert intake.send(_variant(raw, 9), sender="bob@example.vn")[0] == 250
-    assert [c.reporter for c in intake.complaints()] == ["alice@example.vn"] * 3 + ["bob@example.vn"]
+    reporters = [c.reporter for c in intake.complaints()]
+    assert reporters == ["alice@example.vn"] * 3 + ["bob@example.vn"]
     r = sync_client(intake.cfg, intake.redis_url)
     try:
         assert 0 < r.ttl("sw:{sw}:intake:rate:alice@example.vn") <= 3600
@@ -462,7 +467,7 @@ def _lmtp_session(port: int, commands: list[bytes], replies_after: list[int]) ->
                     return b"".join(lines)
 
         read_reply()  # greeting
-        for cmd, count in zip(commands, replies_after):
+        for cmd, count in zip(commands, replies_after, strict=True):
             sock.sendall(cmd)
             for _ in range(count):
                 out.append(read_reply())

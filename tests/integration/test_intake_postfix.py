@@ -10,11 +10,8 @@ from typing import Any, Callable
 import pytest
 
 from spamwarden.redisconn import EmbeddedRedis
-from tests.integration.test_intake import (  # noqa: F401 - fixtures used by name
-    REPORTS,
-    RunningIntake,
-    start_intake,
-)
+from tests.integration.test_intake import REPORTS, RunningIntake
+from tests.integration.test_intake import start_intake as start_intake  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

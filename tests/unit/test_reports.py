@@ -23,7 +23,6 @@ from spamwarden.reputation.reports import (
     first_untrusted_hop,
     header_fields,
     is_actionable,
-    parse_arf_fields,
     parse_networks,
     received_client_ip,
     submission_authenticated,
@@ -119,7 +118,8 @@ def test_submission_authenticated() -> None:
     def hops(*values: str) -> list[tuple[str, str]]:
         return [("Received", v) for v in values] + [("Subject", "x")]
 
-    postfix = "from x (x [203.0.113.7]) (Authenticated sender: alice) by mail.example.vn with ESMTPSA"
+    postfix = ("from x (x [203.0.113.7]) (Authenticated sender: alice) by mail.example.vn "
+               "with ESMTPSA")
     assert submission_authenticated(hops(postfix), TRUSTED)
     assert submission_authenticated(hops("from x (x [203.0.113.7]) by m with ESMTPA id 1"), TRUSTED)
     # re-injected by a content filter on 127.0.0.1 after an authenticated submission
@@ -219,16 +219,18 @@ def test_verified_domains_keep_only_passes() -> None:
     assert ind.dkim_verified == ("promo-shop.example",)  # only d= the message carries
 
 
-# -- hostile input ----------------------------------------------------------------------------------
+# -- hostile input --------------------------------------------------------------------------------
 
 _MIME_BITS = st.sampled_from([
     b"Content-Type: multipart/mixed; boundary=b\r\n", b"Content-Type: message/rfc822\r\n",
     b"Content-Type: message/feedback-report\r\n", b"Content-Type: text/rfc822-headers\r\n",
     b"Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n",
     b"Content-Transfer-Encoding: base64\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
-    b"--b\r\n", b"--b--\r\n", b"\r\n", b"From: x@y.example\r\n", b"Received: from a ([1.2.3.4]) by b\r\n",
+    b"--b\r\n", b"--b--\r\n", b"\r\n", b"From: x@y.example\r\n",
+    b"Received: from a ([1.2.3.4]) by b\r\n",
     b"Source-IP: 999.1.1.1\r\n", b"Source-IP: 192.0.2.1\r\n", b"Resent-From: a@b.example\r\n",
-    b"---------- Forwarded message ---------\r\n", b"From: \t<a@b>\r\n", b"Subject: =?utf-8?b?w6E=?=\r\n",
+    b"---------- Forwarded message ---------\r\n", b"From: \t<a@b>\r\n",
+    b"Subject: =?utf-8?b?w6E=?=\r\n",
     b"Auto-Submitted: auto-replied\r\n", b"Content-Disposition: attachment; filename=x.eml\r\n",
     b"DKIM-Signature: v=1; d=\xff.example; s=x\r\n", b"https://a.b.example/\r\n", b" folded\r\n",
 ])
@@ -289,7 +291,8 @@ def test_prefetched_resolver_never_says_no_for_what_it_was_not_given() -> None:
     from spamwarden.reputation.intake import PrefetchedResolver
     from spamwarden.resolver import DnsAnswer
 
-    r = PrefetchedResolver({("Sel1._domainkey.Example.COM.", "txt"): DnsAnswer("ok", (b"v=DKIM1",))})
+    r = PrefetchedResolver({("Sel1._domainkey.Example.COM.", "txt"):
+                            DnsAnswer("ok", (b"v=DKIM1",))})
     assert r.query("sel1._domainkey.example.com", "TXT").records == (b"v=DKIM1",)
     assert r.query("other._domainkey.example.com", "TXT").status == "error"
 

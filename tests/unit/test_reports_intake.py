@@ -31,7 +31,9 @@ class FakeStore:
         self.outcome = outcome
         self.added: list[tuple[Complaint, bytes, int]] = []
 
-    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int) -> StoreOutcome:
+    async def add(
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+    ) -> StoreOutcome:
         if isinstance(self.outcome, Exception):
             raise self.outcome
         self.added.append((complaint, example, reporter_limit))
@@ -55,9 +57,11 @@ def test_store_outcomes_map_to_replies() -> None:
     assert c.id == complaint_id("spam", "alice@example.vn", c.fingerprint)
     assert (c.received_at, limit) == (1_700_000_000.0, 200)
     assert example.startswith(b"Return-Path: <bounce-8812@mailer.promo-shop.example>")
-    dup = _run(_intake(FakeStore(("duplicate", "1-0"))).accept_report("spam", "alice@example.vn", RAW))
+    dup = _run(_intake(FakeStore(("duplicate", "1-0"))).accept_report("spam", "alice@example.vn",
+                                                                      RAW))
     assert dup == REPLIES["duplicate"].format(id=c.id)
-    limited = _run(_intake(FakeStore(("rate_limited", ""))).accept_report("spam", "a@example.vn", RAW))
+    limited = _run(_intake(FakeStore(("rate_limited", ""))).accept_report("spam", "a@example.vn",
+                                                                          RAW))
     assert limited.startswith("450 4.7.1 ")
 
 
