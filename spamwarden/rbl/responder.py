@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -33,10 +34,13 @@ _NIBBLES = {c.encode(): int(c, 16) for c in "0123456789abcdef"}
 MAX_TRANSFER_MESSAGE = 16384
 _OCTETS = {str(i).encode(): i for i in range(256)}
 _NIBBLE_LENGTHS = b"\x01" * 32
-_COUNTS_ANSWER = b"\x00\x01\x00\x01\x00\x00\x00\x00"
-_COUNTS_ANSWER_OPT = b"\x00\x01\x00\x01\x00\x00\x00\x01"
-_COUNTS_AUTH = b"\x00\x01\x00\x00\x00\x01\x00\x00"
-_COUNTS_AUTH_OPT = b"\x00\x01\x00\x00\x00\x01\x00\x01"
+# flags and section counts of a fast-path response, by (RD << 7 | CD << 6 | answers << 5 |
+# OPT << 4 | rcode): QR and AA set, RD and CD copied; one answer, or one SOA in authority.
+_FLAGS_COUNTS = {
+    rd << 7 | cd << 6 | an << 5 | ar << 4 | rcode: struct.pack(
+        "!HHHHH", F_QR | F_AA | (F_RD if rd else 0) | (F_CD if cd else 0) | rcode, 1, an, 1 - an, ar)
+    for rd in (0, 1) for cd in (0, 1) for an in (0, 1) for ar in (0, 1) for rcode in (0, 3)
+}
 
 
 @dataclass(frozen=True)
@@ -270,7 +274,14 @@ class DnsblResponder:
             p += ln + 1
             if p != start or o1 is None or o2 is None or o3 is None or o4 is None:
                 return None
-            hit4 = zone.lookup_v4(o1 << 24 | o2 << 16 | o3 << 8 | o4, now_ms)
+            address = o1 << 24 | o2 << 16 | o3 << 8 | o4
+            # zone.lookup_v4 inlined for the exact-address case (the most common query)
+            keys = zone._v4_keys
+            i = bisect_left(keys, address)
+            if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
+                hit4: tuple[int, str | int] | None = (zone._v4_vals[i] & 0xFF, address)
+            else:
+                hit4 = zone.lookup_v4(address, now_ms)
             if hit4 is None:
                 if p == 20:
                     return None  # four one-character labels: also an IPv6 prefix (ENT check)
@@ -312,12 +323,9 @@ class DnsblResponder:
                     records = b"\xc0\x0c" + self._a_tails[hit[0]]
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit[0], hit[1])
-        flags = bytes(((data[2] & 0x01) | 0x84, (data[3] & 0x10) | rcode))
-        if counts:
-            head = data[:2] + flags + (_COUNTS_ANSWER_OPT if counts_ar else _COUNTS_ANSWER)
-        else:
-            head = data[:2] + flags + (_COUNTS_AUTH_OPT if counts_ar else _COUNTS_AUTH)
-        out = head + data[12:qend] + records + opt
+        out = b"".join((data[:2], _FLAGS_COUNTS[(data[2] & 0x01) << 7 | (data[3] & 0x10) << 2
+                                                | counts << 5 | counts_ar << 4 | rcode],
+                        data[12:qend], records, opt))
         if len(out) > 512 and (not counts_ar or len(out) > min(
                 self.settings.udp_payload, data[qend + 3] << 8 | data[qend + 4])):
             return None  # the general path truncates
