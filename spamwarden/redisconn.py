@@ -114,17 +114,24 @@ def sync_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped
     from redis.cluster import ClusterNode, RedisCluster
     from redis.sentinel import Sentinel
 
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
     target = parse_redis_url(url or redis_url(cfg))
     opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
     if target.mode == "sentinel":
         sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
-        return sentinel.master_for(target.service, db=target.db, password=target.password)
+        return sentinel.master_for(target.service, db=target.db, password=target.password,
+                                   retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1))
     if target.mode == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
             password=target.password, **opts,
         )
-    return redis.Redis.from_url(target.url, health_check_interval=30, **opts)
+    # One quick retry: a caller in the mail path must learn "Redis is down" within about
+    # twice redis.timeout, not after the client library's default retry ladder.
+    return redis.Redis.from_url(target.url, health_check_interval=30,
+                                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1), **opts)
 
 
 def async_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
@@ -133,17 +140,24 @@ def async_client(cfg: Config, url: str | None = None):  # type: ignore[no-untype
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.sentinel import Sentinel
 
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
     target = parse_redis_url(url or redis_url(cfg))
     opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
     if target.mode == "sentinel":
         sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
-        return sentinel.master_for(target.service, db=target.db, password=target.password)
+        return sentinel.master_for(target.service, db=target.db, password=target.password,
+                                   retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1))
     if target.mode == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
             password=target.password, **opts,
         )
-    return redis.asyncio.Redis.from_url(target.url, health_check_interval=30, **opts)
+    return redis.asyncio.Redis.from_url(
+        target.url, health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1), **opts,
+    )
 
 
 class EmbeddedRedis:

@@ -121,3 +121,42 @@ def test_sentinel_names_the_master_and_follows_it() -> None:
 def test_bad_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError, match="redis.url"):
         parse_redis_url(url)
+
+
+def test_unreachable_redis_is_tried_twice_not_the_library_ladder() -> None:
+    """A silent server (connection accepted, nothing answered) must not stall the mail path
+    for the client library's whole retry ladder."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        cfg = config_from_mapping({"redis": {"url": f"redis://127.0.0.1:{port}/0", "timeout": 0.2}})
+        with pytest.raises(redis.RedisError):
+            sync_client(cfg).ping()
+    finally:
+        done.set()
+        t.join(2)
+        listener.close()
+        for c in accepted:
+            c.close()
+    # One retry at the command level times one at the connection level: at most 4
+    # connections (the library's default ladder makes 11 here).
+    assert 1 <= len(accepted) <= 4, len(accepted)
