@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.message
 import email.utils
 import hashlib
 import ipaddress
@@ -59,7 +58,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Protocol, Sequence
 
 from ..errors import ReportError
-from ..resolver import Resolver
 from ..mail import (
     DEFAULT_AD_LABELS,
     MessageView,
@@ -68,11 +66,13 @@ from ..mail import (
     decode_header_value,
     domain_of_address,
     extract_urls,
+    html_to_text,
     normalize_domain,
     parse_message,
     registrable_domain,
     url_domain,
 )
+from ..resolver import Resolver
 from .complaints import Indicators
 
 __all__ = [
@@ -621,8 +621,6 @@ def _from_inline(entities: list[_Entity], limits: ReportLimits) -> Original | No
             markup = _text_of(ent)[: limits.max_text_chars * 4]
     text = plain
     if text is None and markup is not None:
-        from ..mail import html_to_text
-
         text = html_to_text(markup, limit=limits.max_text_chars)
         # markup leaves whitespace-only lines between <br>-separated header lines
         text = "\n".join(line.strip() for line in text.splitlines() if line.strip())
