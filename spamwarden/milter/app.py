@@ -214,7 +214,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         """
         qid = self._qid() if at in ("envrcpt", "eom") else self._queue_id
         event(
-            log, "callback_error", logging.ERROR,
+            log, "milter_error", logging.ERROR,
             queue_id=qid or None, stage=stage, answered_at=at, action=self.cfg.on_error,
             error=header_safe(f"{type(exc).__name__}: {exc}", limit=300),
             client_ip=self._client_ip,
@@ -222,7 +222,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         try:
             from ..metrics import MESSAGES
 
-            MESSAGES.labels(f"error_{self.cfg.on_error}").inc()
+            MESSAGES.labels(self.cfg.on_error).inc()
         except Exception:  # noqa: BLE001, S110 - metrics never change the answer
             pass
         action = self.cfg.on_error
@@ -434,6 +434,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             reason=verdict.reason if verdict.action != "accept" else None,
             client_ip=self._env.client_ip,
             mail_from=self._env.mail_from or "<>",
+            from_domain=verdict.view.from_domain if verdict.view is not None else None,
             rcpts=len(self._env.rcpts),
             size=self._size,
             scored=verdict.scored,

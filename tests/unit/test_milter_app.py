@@ -239,7 +239,7 @@ def test_exception_in_scan_tempfails_and_logs_queue_id(
         rc, _ = feed(ctx, HAM, queue_id="4XQID")
     assert rc == Milter.TEMPFAIL
     assert ctx._reply[:2] == ("451", "4.3.0")
-    lines = [r for r in caplog.records if r.getMessage() == "callback_error"]
+    lines = [r for r in caplog.records if r.getMessage() == "milter_error"]
     assert len(lines) == 1
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["queue_id"] == "4XQID" and fields["stage"] == "eom"
@@ -535,7 +535,7 @@ def test_exception_at_rcpt_answers_on_error_there(
     assert rc == Milter.TEMPFAIL and codes == [Milter.TEMPFAIL]
     assert ctx._reply[:2] == ("451", "4.3.0")
     fields = [r.fields for r in caplog.records  # type: ignore[attr-defined]
-              if r.getMessage() == "callback_error"]
+              if r.getMessage() == "milter_error"]
     assert fields and fields[0]["stage"] == "envrcpt" and fields[0]["queue_id"] == "4RCPTQ"
 
 
