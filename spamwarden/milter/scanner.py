@@ -39,6 +39,7 @@ from .. import __version__
 from ..config import Config
 from ..errors import SpamwardenError
 from ..logs import event
+from ..metrics import timed
 from ..mail import MessageView, ParseLimits, domain_of_address, parse_message, registrable_domain
 from ..resolver import Resolver
 from .headers import (
@@ -465,7 +466,8 @@ class Scanner:
 
     def _lookup(self, keys: Sequence[str]) -> Mapping[str, Any]:
         assert self.listings is not None
-        return self.listings.lookup_many(keys)
+        with timed("listing"):
+            return self.listings.lookup_many(keys)
 
     def _listing_symbols(
         self, view: MessageView, env: Envelope, auth: Any, outcomes: Mapping[str, Any]
@@ -518,8 +520,9 @@ class Scanner:
         listed: list[str] = []
         failed: list[str] = []
         for zone in self.cfg.rbl.third_party_zones[:10]:
-            answer = self.resolver.query(f"{rev}.{zone.strip('.')}", "A",
-                                         timeout=self.cfg.dns.timeout)
+            with timed("dnsbl"):
+                answer = self.resolver.query(f"{rev}.{zone.strip('.')}", "A",
+                                             timeout=self.cfg.dns.timeout)
             if answer.failed:
                 failed.append(zone)
             elif answer.found:
