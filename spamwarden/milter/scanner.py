@@ -39,8 +39,8 @@ from .. import __version__
 from ..config import Config
 from ..errors import SpamwardenError
 from ..logs import event
-from ..metrics import timed
 from ..mail import MessageView, ParseLimits, domain_of_address, parse_message, registrable_domain
+from ..metrics import timed
 from ..resolver import Resolver
 from .headers import (
     AUTH_RESULTS,
