@@ -98,25 +98,44 @@ class RblServer:
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
-        for host, port in self.listen:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            udp = socket.socket(family, socket.SOCK_DGRAM)
+        for host, wanted in self.listen:
+            # Port 0: the kernel picks a UDP port, and TCP must get the same number; when
+            # that number is taken for TCP, try another.
+            for attempt in range(20):
+                udp = self._udp_socket(host, wanted)
+                port = udp.getsockname()[1]
+                try:
+                    server = await asyncio.start_server(self._tcp_client, host, port,
+                                                        reuse_address=True, backlog=256)
+                except OSError:
+                    udp.close()
+                    if wanted or attempt == 19:
+                        raise
+                    continue
+                break
+            self._udp.append(udp)
+            self._tcp_servers.append(server)
+            loop.add_reader(udp.fileno(), self._udp_ready, udp)
+            self.addresses.append((host, port))
+            event(log, "rbl_listening", address=host, port=port)
+
+    @staticmethod
+    def _udp_socket(host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             except OSError:
                 pass
             udp.bind((host, port))
             udp.setblocking(False)
-            port = udp.getsockname()[1]
-            server = await asyncio.start_server(self._tcp_client, host, port, reuse_address=True,
-                                                backlog=256)
-            self._udp.append(udp)
-            self._tcp_servers.append(server)
-            loop.add_reader(udp.fileno(), self._udp_ready, udp)
-            self.addresses.append((host, port))
-            event(log, "rbl_listening", address=host, port=port)
+        except OSError:
+            udp.close()
+            raise
+        return udp
 
     async def stop(self) -> None:
         """Close every listener."""
