@@ -29,7 +29,9 @@ Replies, in the order checks run:
 * over ``intake.reporter_rate`` reports in the reporter's current hour:
   ``450 4.7.1`` (the MTA retries later; nothing is lost).
 * Redis unreachable or failing: ``451 4.3.0`` (the MTA retries).
-* stored: ``250 2.0.0`` with the complaint id; a report the same reporter
+* stored: ``250 2.0.0`` with the complaint id (one complaint per reported
+  message: several messages forwarded as attachments at once give several,
+  up to 10; the reply lists their ids); a report the same reporter
   already made about the same message (same fingerprint, within
   ``reputation.window``) also gets ``250`` but is not written again.
 
@@ -90,7 +92,7 @@ from .reports import (
     Original,
     ReportLimits,
     extract_indicators,
-    find_original,
+    find_originals,
     fingerprint,
     header_fields,
     is_actionable,
@@ -128,6 +130,7 @@ MAX_DKIM_KEYS = 5  # key records fetched per original
 INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
 KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign's reports)
 KEY_CACHE_SIZE = 10_000
+MAX_ORIGINALS = 10  # reported messages taken from one report (several attached at once)
 
 #: every reply intake gives, in one place (tests compare against these)
 REPLIES = {
@@ -150,6 +153,7 @@ REPLIES = {
     "store_failed": "451 4.3.0 Temporary problem storing your report; please try again later",
     "internal": "451 4.3.0 Temporary internal problem; please try again later",
     "accepted": "250 2.0.0 Report accepted as {id}",
+    "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
     "duplicate": "250 2.0.0 Report already received as {id}; counted once",
 }
 
@@ -498,21 +502,42 @@ class ComplaintIntake:
         return verified_domains(results)
 
     async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
-        """Turn one report into a stored complaint; the SMTP reply.
+        """Turn one report into stored complaints (one per reported message); the
+        SMTP reply.
 
         :param kind: ``spam`` (report@) or ``ham`` (ham@).
         :param reporter: the envelope sender, lower-cased.
         :param raw: the report as received.
         """
-        ic = self.cfg.intake
-        if ic.require_auth and not self._authenticated(raw):
+        if self.cfg.intake.require_auth and not self._authenticated(raw):
             event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
             return REPLIES["auth_required"]
         try:
-            original = find_original(raw, local_domains=self.local_domains, limits=self.limits)
+            originals = find_originals(raw, local_domains=self.local_domains,
+                                       limits=self.limits, max_originals=MAX_ORIGINALS)
         except ReportError as exc:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             return REPLIES["unusable"].format(sentence=str(exc))
+        outcomes = [await self._store_original(kind, reporter, o) for o in originals]
+        statuses = [status for status, _ in outcomes]
+        if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
+            return REPLIES["store_failed"]
+        if "rate_limited" in statuses:
+            return REPLIES["rate_limited"].format(reporter=reporter)
+        stored = [(status, cid) for status, cid in outcomes if status in ("added", "duplicate")]
+        if not stored:
+            return REPLIES["unusable"].format(sentence=outcomes[0][1])
+        if len(outcomes) == 1:
+            status, cid = stored[0]
+            return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
+        return REPLIES["accepted_many"].format(count=len(stored),
+                                               ids=", ".join(cid for _, cid in stored))
+
+    async def _store_original(self, kind: Kind, reporter: str, original: Original
+                              ) -> tuple[str, str]:
+        """Store one reported message: ``(status, complaint id or sentence)``, status
+        one of added, duplicate, rate_limited, store_failed, unusable."""
+        ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.limits)
         verified = await self._verify_dkim(original, view)
         ind = extract_indicators(
@@ -523,7 +548,7 @@ class ComplaintIntake:
         if not is_actionable(ind):
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
-            return REPLIES["unusable"].format(sentence=NOTHING_ACTIONABLE)
+            return "unusable", NOTHING_ACTIONABLE
         fp = fingerprint(original, limits=self.limits, view=view)
         cid = complaint_id(kind, reporter, fp)
         complaint = Complaint(
@@ -538,13 +563,9 @@ class ComplaintIntake:
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                   error=str(exc))
-            return REPLIES["store_failed"]
+            return "store_failed", ""
         _log_outcome(status, complaint, entry)
-        if status == "rate_limited":
-            return REPLIES["rate_limited"].format(reporter=reporter)
-        if status == "duplicate":
-            return REPLIES["duplicate"].format(id=cid)
-        return REPLIES["accepted"].format(id=cid)
+        return status, cid
 
 
 def _log_outcome(status: str, c: Complaint, entry: str) -> None:

@@ -16,9 +16,10 @@ a reporter understands (intake sends it back in a ``550 5.6.0`` reply).
     and the original as ``message/rfc822`` or headers only as
     ``text/rfc822-headers`` (RFC 6590 redaction tolerated).
 ``attached``
-    the first ``message/rfc822`` part anywhere in the report ("forward as
-    attachment" in Gmail, Outlook, Thunderbird, Apple Mail), or a ``*.eml``
-    attachment of another declared type.
+    every ``message/rfc822`` part anywhere in the report ("forward as
+    attachment" in Gmail, Outlook, Thunderbird, Apple Mail; several messages can
+    be forwarded at once: :func:`find_originals`), or a ``*.eml`` attachment of
+    another declared type.
 ``inline``
     an inline forward: the text after a forward marker (Gmail's ``----------
     Forwarded message ---------``, Outlook's ``From:/Sent:`` block, Thunderbird's
@@ -82,6 +83,7 @@ __all__ = [
     "DkimSignatureResult",
     "DkimVerifier",
     "find_original",
+    "find_originals",
     "message_view",
     "header_fields",
     "parse_arf_fields",
@@ -695,7 +697,25 @@ def find_original(
     :param local_domains: the operator's domains; with them, a message whose
         From is elsewhere counts as a bare re-sent original.
     :param limits: bounds on sizes and MIME structure.
-    :returns: the :class:`Original`.
+    :returns: the :class:`Original` (the first, when several are attached).
+    :raises ReportError: no usable original; the text is for the reporter.
+    """
+    return find_originals(raw, local_domains=local_domains, limits=limits, max_originals=1)[0]
+
+
+def find_originals(
+    raw: bytes,
+    *,
+    local_domains: Sequence[str] = (),
+    limits: ReportLimits = ReportLimits(),
+    max_originals: int = 10,
+) -> list[Original]:
+    """Every reported message in a report: several when several messages were
+    forwarded as attachments at once (Gmail, Outlook and Thunderbird allow it),
+    else the one :func:`find_original` finds.
+
+    :param max_originals: at most this many are returned (the first ones).
+    :returns: one or more :class:`Original`, in the order of the report.
     :raises ReportError: no usable original; the text is for the reporter.
     """
     raw = raw[: limits.max_bytes]
@@ -709,10 +729,11 @@ def find_original(
     if any(k.lower() in ("resent-from", "resent-sender") for k, _ in root.headers):
         if _is_automatic(root):
             raise ReportError(AUTOMATIC_MESSAGE)
-        return Original("bare", _cut_above_resent(raw), intact=True)
+        return [Original("bare", _cut_above_resent(raw), intact=True)]
     for i, ent in enumerate(entities):
         if _content_type(ent)[0] == "message/feedback-report":
-            return _from_arf(entities, i, limits)
+            return [_from_arf(entities, i, limits)]
+    attached: list[Original] = []
     for ent in entities[1:]:
         ctype, _ = _content_type(ent)
         name = _filename(ent).lower()
@@ -721,14 +742,18 @@ def find_original(
         ):
             data = _decoded_body(ent)
             if _looks_like_message(data, limits):
-                return Original("attached", data, intact=True)
+                attached.append(Original("attached", data, intact=True))
+                if len(attached) >= max(1, max_originals):
+                    break
+    if attached:
+        return attached
     inline = _from_inline(entities, limits)
     if inline is not None:
-        return inline
+        return [inline]
     if local_domains and not _from_domain_is_local(root, local_domains):
         if _is_automatic(root):
             raise ReportError(AUTOMATIC_MESSAGE)
-        return Original("bare", raw, intact=True, notes=("no Resent-* fields",))
+        return [Original("bare", raw, intact=True, notes=("no Resent-* fields",))]
     raise ReportError(NO_ORIGINAL)
 
 

@@ -615,3 +615,24 @@ def test_sessions_over_the_limit_get_421(start_intake: Callable[..., RunningInta
             assert time.monotonic() < deadline, "slots not freed"
             time.sleep(0.05)
     assert code == 250
+
+
+def test_several_messages_forwarded_at_once(start_intake: Callable[..., RunningIntake]) -> None:
+    """Gmail and Thunderbird forward several selected messages as attachments in one mail."""
+    intake = start_intake()
+    first = (REPORTS / "original-signed.eml").read_bytes()
+    second = _variant(first, 7).replace(b"198.51.100.23", b"203.0.113.99")
+    parts = b"".join(
+        b"--zz\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; "
+        b"filename=\"m%d.eml\"\r\n\r\n" % i + m + b"\r\n"
+        for i, m in enumerate((first, second, first))  # the third repeats the first
+    )
+    raw = (b"From: Alice <alice@example.vn>\r\nTo: report@example.vn\r\nSubject: Fwd: spam x3\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
+           b"--zz\r\nContent-Type: text/plain\r\n\r\nthree of them\r\n" + parts + b"--zz--\r\n")
+    code, text = intake.send(raw)
+    complaints = intake.complaints()
+    assert [c.indicators.source_ip for c in complaints] == ["198.51.100.23", "203.0.113.99"]
+    ids = [c.id for c in complaints]
+    assert (code, text) == (250, f"2.0.0 3 reported messages accepted as {ids[0]}, {ids[1]}, "
+                                 f"{ids[0]}")
