@@ -570,7 +570,9 @@ class ComplaintIntake:
 
 def _log_outcome(status: str, c: Complaint, entry: str) -> None:
     ind: Indicators = c.indicators
-    event(log, f"report {status}", id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
+    name = {"added": "complaint accepted", "duplicate": "complaint duplicate",
+            "rate_limited": "complaint rate-limited"}.get(status, f"complaint {status}")
+    event(log, name, complaint_id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
           entry=entry or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
           mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
 

@@ -545,7 +545,7 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err.decode()
-        assert b"event=\"report added\"" in err or b"report added" in err
+        assert b'event="complaint accepted"' in err and b"reporter=alice@example.vn" in err
     finally:
         if proc.poll() is None:
             proc.kill()
