@@ -14,6 +14,7 @@ otherwise it does not exist (``550 5.1.1``).
 
 Replies, in the order checks run:
 
+* connect: more than ``intake.max_sessions`` sessions at once ``421 4.3.2``.
 * RCPT: unknown address ``550 5.1.1``; reporter (envelope sender) not in
   ``intake.local_domains`` ``550 5.7.1``; more than 10 recipients ``452 4.5.3``.
 * DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
@@ -40,6 +41,11 @@ mark, the rate counter, the stream entry and the training example are written
 by one Lua script, so a failure leaves nothing half done and a retry after
 ``451`` is never mistaken for a duplicate.  In LMTP mode (``intake.lmtp``) each
 accepted recipient gets its own reply after DATA (RFC 2033 §4.2).
+
+DKIM signatures of intact originals are re-verified with an injected
+:class:`~spamwarden.reputation.reports.DkimVerifier` (the milter's
+``verify_dkim``): key records are fetched in a thread through the injected
+resolver (kept 5 minutes), then verification runs against those answers.
 
 Redis keys (hash tag ``{sw}``, so one script can touch them all):
 
