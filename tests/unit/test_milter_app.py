@@ -10,6 +10,8 @@ from typing import Any
 import Milter
 import Milter.test
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from Milter import testctx
 
 from spamwarden.config import Config, config_from_mapping
@@ -619,3 +621,92 @@ def test_metrics_count_actions_failures_and_unavailable(install: Any) -> None:
     after = (value(MESSAGES, "accept"), value(LOOKUP_FAILURES, "listing"),
              value(CHECKS_UNAVAILABLE, "classifier"))
     assert after == (before[0] + 1, before[1] + 3, before[2] + 1)
+
+
+class BareCtx:
+    """The smallest milter context: records the answer, accepts every action."""
+
+    def __init__(self) -> None:
+        self.priv: Any = None
+        self.reply: tuple[Any, ...] | None = None
+        self.added: list[tuple[str, str]] = []
+
+    def setpriv(self, priv: Any) -> None:
+        self.priv = priv
+
+    def getpriv(self) -> Any:
+        return self.priv
+
+    def getsymval(self, name: str) -> str | None:
+        return "4HYPO" if name == "i" else None
+
+    def setreply(self, *args: Any) -> None:
+        self.reply = args
+
+    def addheader(self, field: str, value: str, idx: int) -> None:
+        self.added.append((field, value))
+
+    def chgheader(self, field: str, idx: int, value: str) -> None:
+        pass
+
+    def quarantine(self, reason: str) -> None:
+        pass
+
+
+_header_name = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126,
+                                              blacklist_characters=":"), min_size=1, max_size=20)
+_header_value = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([
+        b"v=1; a=rsa-sha256; d=example.org; s=sel; h=from:subject; bh=AAAA; b=BBBB",
+        b"v=1; a=ed25519-sha256; d=; s=; b=", b"mx.test.example; spf=pass",
+        b"=?utf-8?b?W1FDXSBLaHV5ZW4=?=", b"\"x\" <a@[127.0.0.1]>", b"a@b@c", b"\xff\xfe\x00",
+    ]),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    headers=st.lists(st.tuples(st.one_of(_header_name, st.sampled_from(
+        ["From", "DKIM-Signature", "Authentication-Results", "X-Spam-Flag", "Subject",
+         "Content-Type", "Received"])), _header_value), max_size=15),
+    body=st.lists(st.binary(max_size=500), max_size=4),
+    sender=st.sampled_from(["", "a@example.org", "weird@@", "<>", "x@[192.0.2.1]"]),
+)
+def test_hostile_input_never_reaches_on_error(headers: list[tuple[str, bytes]],
+                                              body: list[bytes], sender: str) -> None:
+    """Whatever the client sends, the pipeline decides; it never falls back to on_error."""
+    zone = StaticResolver({("example.org", "TXT"): [b"v=spf1 -all"],
+                           ("_dmarc.example.org", "TXT"): [b"v=DMARC1; p=reject"]})
+    scanner = Scanner(make_cfg(max_message_bytes=4000), resolver=zone,
+                      authenticate=authenticate, lookup_threads=0)
+    errors: list[tuple[str, BaseException]] = []
+    milter = SpamwardenMilter(scanner)
+    original = milter._fail
+
+    def spy(stage: str, exc: BaseException, *, at: str) -> int:
+        errors.append((stage, exc))
+        return original(stage, exc, at=at)
+
+    milter._fail = spy  # type: ignore[method-assign]
+    ctx = BareCtx()
+    milter._setctx(ctx)
+    milter._protocol = 0
+    import socket as socket_module
+
+    milter.connect("client.example", socket_module.AF_INET, ("192.0.2.9", 2525))
+    milter.hello("client.example")
+    milter.envfrom_bytes(f"<{sender}>".encode())
+    assert milter.envrcpt_bytes(b"<bob@test.example>") == Milter.CONTINUE
+    for name, value in headers:
+        milter.header_bytes(name, value)
+    for chunk in body:
+        milter.body(chunk)
+    rc = milter.eom()
+    assert errors == []
+    assert rc in (Milter.ACCEPT, Milter.REJECT, Milter.TEMPFAIL)
+    if rc == Milter.ACCEPT:
+        names = [n for n, _ in ctx.added]
+        assert names and (names[0] == "Authentication-Results" or names == ["X-Spam-Note"])
+        for _, value in ctx.added:
+            assert all(32 <= ord(c) < 127 or c in "\n\t" for c in value)
