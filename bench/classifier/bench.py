@@ -41,13 +41,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spamwarden.config import TrainingConfig  # noqa: E402
-from spamwarden.mail import parse_message, strip_mbox_from  # noqa: E402
-from spamwarden.training.corpus import Example, deduplicate, read_labelled  # noqa: E402
-from spamwarden.training.evaluate import evaluate  # noqa: E402
-from spamwarden.training.features import header_stripper  # noqa: E402
-from spamwarden.training.metrics import fnr_at_fpr, roc_auc  # noqa: E402
-from spamwarden.training.model import TrainingParams, train_model  # noqa: E402
+from spamwarden.config import TrainingConfig
+from spamwarden.mail import parse_message, strip_mbox_from
+from spamwarden.training.corpus import Example, deduplicate, read_labelled
+from spamwarden.training.evaluate import evaluate
+from spamwarden.training.features import header_stripper
+from spamwarden.training.metrics import fnr_at_fpr, roc_auc
+from spamwarden.training.model import TrainingParams, train_model
 
 SEED = 20020101
 

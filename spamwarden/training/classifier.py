@@ -15,8 +15,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import ModelError
 from ..logs import event
@@ -27,11 +28,11 @@ if TYPE_CHECKING:
     from .model import SpamModel
 
 __all__ = [
+    "DEFAULT_MODEL_NAME",
     "ContentClassifier",
-    "load_classifier",
     "ReloadingClassifier",
     "default_model_path",
-    "DEFAULT_MODEL_NAME",
+    "load_classifier",
 ]
 
 log = logging.getLogger("spamwarden.training")
@@ -55,7 +56,7 @@ def default_model_path() -> str:
 
 
 def load_classifier(
-    source: "str | os.PathLike[str] | Config | None" = None,
+    source: str | os.PathLike[str] | Config | None = None,
     *,
     reload: bool | None = None,
     check_interval: float = 5.0,
@@ -95,7 +96,7 @@ def load_classifier(
     return model
 
 
-def _warn_strip_mismatch(model: "SpamModel", strip: tuple[str, ...] | None) -> None:
+def _warn_strip_mismatch(model: SpamModel, strip: tuple[str, ...] | None) -> None:
     if strip is not None and tuple(model.extractor.strip_headers) != strip:
         event(log, "model_strip_headers_differ",
               level=logging.WARNING,
@@ -123,7 +124,7 @@ class ReloadingClassifier:
         path: str | os.PathLike[str],
         *,
         check_interval: float = 5.0,
-        loader: "Callable[[str], SpamModel] | None" = None,
+        loader: Callable[[str], SpamModel] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from .model import load_model

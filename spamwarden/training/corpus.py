@@ -20,22 +20,23 @@ import hashlib
 import json
 import mailbox
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Literal
 
 from ..errors import SpamwardenError
 from ..mail import MessageView, parse_message, strip_mbox_from
 from .features import normalized_text
 
 __all__ = [
-    "Example",
     "CorpusError",
-    "read_path",
-    "read_labelled",
-    "deduplicate",
     "DedupReport",
+    "Example",
     "Label",
+    "deduplicate",
+    "read_labelled",
+    "read_path",
 ]
 
 Label = Literal["ham", "spam"]

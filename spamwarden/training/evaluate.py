@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .corpus import CorpusError, Label
 from .metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from .model import SpamModel, untrained_model
 
-__all__ = ["evaluate", "evaluate_online", "read_index", "plot_roc_det", "summary_metrics"]
+__all__ = ["evaluate", "evaluate_online", "plot_roc_det", "read_index", "summary_metrics"]
 
 
 def summary_metrics(
@@ -55,7 +56,7 @@ def summary_metrics(
 def evaluate(
     model: SpamModel,
     messages: Sequence[bytes],
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     *,
     threshold: float = 0.5,
     reject_threshold: float = 0.99,

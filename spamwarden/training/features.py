@@ -34,21 +34,22 @@ import hashlib
 import json
 import re
 import unicodedata
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..mail import MessageView, parse_message
 
 __all__ = [
-    "FEATURES_VERSION",
     "DEFAULT_STRIP_HEADERS",
+    "FEATURES_VERSION",
     "MessageFeatureExtractor",
-    "tokenize",
-    "strip_diacritics",
-    "subject_without_tags",
     "header_stripper",
     "settings_hash",
+    "strip_diacritics",
+    "subject_without_tags",
+    "tokenize",
 ]
 
 #: bump when the meaning of a token changes: models of another version are refused
@@ -137,7 +138,7 @@ def subject_without_tags(subject: str) -> str:
     return subject[m.end():] if m else subject
 
 
-def header_stripper(patterns: Sequence[str]) -> "re.Pattern[str]":
+def header_stripper(patterns: Sequence[str]) -> re.Pattern[str]:
     """One compiled, case-insensitive regex matching header names to drop.
 
     :param patterns: shell-style patterns (``X-Spam-*``).
@@ -160,11 +161,11 @@ def _bucket(value: float, edges: Sequence[float]) -> int:
     return len(edges)
 
 
-_IP_HOST = re.compile(r"^(?:https?://)?(?:[^/@\s]*@)?\d{1,3}(?:\.\d{1,3}){3}(?:[:/?#]|$)", re.I)
-_PORT = re.compile(r"^(?:https?://)?[^/@\s]*:\d+", re.I)
-_AT_IN_HOST = re.compile(r"^(?:https?://)?[^/\s]*@", re.I)
-_ENCODED = re.compile(r"%[0-9a-f]{2}", re.I)
-_CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.I)
+_IP_HOST = re.compile(r"^(?:https?://)?(?:[^/@\s]*@)?\d{1,3}(?:\.\d{1,3}){3}(?:[:/?#]|$)", re.IGNORECASE)
+_PORT = re.compile(r"^(?:https?://)?[^/@\s]*:\d+", re.IGNORECASE)
+_AT_IN_HOST = re.compile(r"^(?:https?://)?[^/\s]*@", re.IGNORECASE)
+_ENCODED = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
 _LOCAL_SHAPE = re.compile(r"\d{3,}")
 
 
@@ -202,7 +203,7 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
             "structure": self.structure,
         }
 
-    def fit(self, X: Any, y: Any = None) -> "MessageFeatureExtractor":
+    def fit(self, X: Any, y: Any = None) -> MessageFeatureExtractor:
         """Nothing to learn; returns ``self``."""
         return self
 
@@ -315,10 +316,10 @@ def _header_present(headers: list[tuple[str, str]], name: str) -> bool:
     return any(k == name for k, _ in headers)
 
 
-_STRIPPERS: dict[tuple[str, ...], "re.Pattern[str]"] = {}
+_STRIPPERS: dict[tuple[str, ...], re.Pattern[str]] = {}
 
 
-def _stripper_for(patterns: tuple[str, ...]) -> "re.Pattern[str]":
+def _stripper_for(patterns: tuple[str, ...]) -> re.Pattern[str]:
     pat = _STRIPPERS.get(tuple(patterns))
     if pat is None:
         pat = header_stripper(patterns)

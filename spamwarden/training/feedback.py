@@ -24,8 +24,9 @@ bounded in count per call and in total.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from ..errors import StoreError
 from ..logs import event
@@ -34,11 +35,11 @@ from ..reputation.complaints import TRAINING_KEY
 
 __all__ = [
     "FeedbackExample",
-    "FeedbackSource",
-    "RedisFeedbackSource",
-    "FeedbackLearner",
     "FeedbackFollower",
+    "FeedbackLearner",
+    "FeedbackSource",
     "Learner",
+    "RedisFeedbackSource",
     "read_all",
 ]
 
@@ -126,11 +127,12 @@ class RedisFeedbackSource:
             except redis.RedisError as exc:
                 raise StoreError(f"reading training examples under {self.base}: {exc}") from exc
             out: list[FeedbackExample] = []
-            for (t, label, fp), raw in zip(found, raws):
+            for (t, name, fp), raw in zip(found, raws):
                 if not raw:
                     continue  # expired
                 data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
-                out.append(FeedbackExample(f"{t!r}/{label}/{fp}", label, data))  # type: ignore[arg-type]
+                kind: Literal["spam", "ham"] = "spam" if name == "spam" else "ham"
+                out.append(FeedbackExample(f"{t!r}/{name}/{fp}", kind, data))
             if out:
                 return out
             cur = found[-1]
@@ -239,7 +241,7 @@ class FeedbackFollower:
             event(log, "feedback_poll_failed", level=logging.WARNING, error=str(exc))
             return 0
 
-    def start(self) -> "FeedbackFollower":
+    def start(self) -> FeedbackFollower:
         import threading
 
         self._thread = threading.Thread(target=self._run, name="feedback-follower", daemon=True)

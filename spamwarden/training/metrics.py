@@ -5,12 +5,12 @@ Labels are 1 for spam (positive) and 0 for ham; higher scores mean spammier.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-__all__ = ["roc_auc", "rates_at_threshold", "fnr_at_fpr"]
+__all__ = ["fnr_at_fpr", "rates_at_threshold", "roc_auc"]
 
 
 def roc_auc(y: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:

@@ -36,8 +36,9 @@ import platform
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,14 +61,14 @@ from .features import (
 from .metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 
 __all__ = [
-    "SpamModel",
-    "TrainingParams",
-    "train_model",
-    "save_model",
-    "load_model",
     "FORMAT",
     "FORMAT_VERSION",
     "N_FEATURES",
+    "SpamModel",
+    "TrainingParams",
+    "load_model",
+    "save_model",
+    "train_model",
 ]
 
 FORMAT = "spamwarden-content-model"
@@ -209,7 +210,7 @@ class SpamModel:
         """Calibrated spam probabilities from :meth:`scores`."""
         *_, comb_w, comb_b = self._weights
         z = np.clip(S @ comb_w + comb_b, -500.0, 500.0)
-        return 1.0 / (1.0 + np.exp(-z))
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
     def predict_proba(self, views: Sequence[MessageView | bytes]) -> np.ndarray:
         """Spam probabilities of many messages at once (the batch path)."""
@@ -307,7 +308,7 @@ def _nb_fit(X: sp.csr_matrix, y: np.ndarray, alpha: float) -> MultinomialNB:
 
 def _nb_score(nb: MultinomialNB, X: sp.csr_matrix) -> np.ndarray:
     lp = nb.predict_joint_log_proba(_tf(X, "l1"))
-    return np.clip(lp[:, 1] - lp[:, 0], -50.0, 50.0)
+    return np.asarray(np.clip(lp[:, 1] - lp[:, 0], -50.0, 50.0), dtype=np.float64)
 
 
 def _class_weight(y: np.ndarray) -> dict[int, float]:
@@ -601,8 +602,8 @@ def load_model(path: str | os.PathLike[str]) -> SpamModel:
         format version, another scikit-learn minor version or other feature
         settings, or is corrupt.  The message says which and what to do.
     """
-    import skops.io as sio
     import sklearn
+    import skops.io as sio
 
     path = os.fspath(path)
     if not os.path.isfile(path):
