@@ -364,3 +364,25 @@ def test_inputs_found_by_fuzzing(data: bytes) -> None:
     check_message_view(data, MAIL_LIMITS)
     check_message_view(data, ParseLimits())
     check_report(data)
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not SOAK, reason="full-size inputs run under `make soak` only")
+def test_full_size_hostile_messages_at_default_limits() -> None:
+    """Messages at the milter's default size limit (10 MB) built from each hostile shape."""
+    limits = ParseLimits()
+    target = limits.max_bytes
+    head = b"From: a@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+    shapes = {
+        "comments": b"Content-Type: text/html\r\n\r\n" + b"<!--" * (target // 4),
+        "scripts": b"Content-Type: text/html\r\n\r\n" + b"<script>" * (target // 8),
+        "tags": b"Content-Type: text/html\r\n\r\n" + b"<" * target,
+        "urls": b"\r\n" + b"http://a.example/ " * (target // 18),
+        "www": b"\r\n" + b"www." * (target // 4),
+        "colons": b"Reply-To: " + b":" * 200_000 + b"\r\n\r\nx",
+        "qp": b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + b"=\r\n" * (target // 3),
+        "b64": b"Content-Transfer-Encoding: base64\r\n\r\n" + b"QUJD\r\n" * (target // 6),
+    }
+    for name, rest in shapes.items():
+        check_message_view(head + rest, limits)
+        check_report(b"Resent-From: u@test.local\r\n" + head + rest)
