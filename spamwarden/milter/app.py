@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -575,6 +576,11 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     if conn.startswith(("unix:", "local:")):
         path = Path(conn.split(":", 1)[1])
         path.parent.mkdir(parents=True, exist_ok=True)
+    # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
+    # only works when no other thread can take the signal first.  Block them before any
+    # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads
+    # inherit the mask.  Otherwise the default action kills the process mid-message.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     scanner = scanner if scanner is not None else build_scanner(cfg)
     # libmilter calls into Python from one thread per connection, ~40 times per message
     # (every header is a callback) and each wait on DNS or Redis gives the GIL away. With
@@ -582,6 +588,10 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     # ones (parsing, the classifier) for up to 5 ms each time: a convoy that costs latency,
     # and so throughput, at 30 sessions. A short interval keeps callbacks moving.
     sys.setswitchinterval(_SWITCH_INTERVAL)
+    # libmilter stops on SIGHUP, and systemd counts that as a clean exit (no restart):
+    # one habitual "reload" would leave Postfix tempfailing all mail.  Ignore it; the
+    # model file is re-read when it changes, and a configuration change needs a restart.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     recorder = DeliveryRecorder(scanner)
     Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
