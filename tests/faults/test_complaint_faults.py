@@ -142,9 +142,13 @@ def test_every_acknowledged_complaint_is_in_the_stream_exactly_once(
             plan += [(base + step * 0.15, "kill intake"), (base + step * 0.35, "kill redis"),
                      (base + step * 0.55, "stop redis"), (base + step * 0.70, "kill intake"),
                      (base + step * 0.85, "kill both")]
+        last = -N_COMPLAINTS
         for at, what in plan:
-            while done[0] < at * N_COMPLAINTS and time.monotonic() < deadline:
+            # at its point of progress, and never right on top of the previous fault
+            target = max(at * N_COMPLAINTS, last + 0.08 * N_COMPLAINTS / (1 if not SOAK else 5))
+            while done[0] < target and time.monotonic() < deadline:
                 time.sleep(0.02)
+            last = done[0]
             if time.monotonic() >= deadline:
                 return
             faults.append(f"{what} at {done[0]}")

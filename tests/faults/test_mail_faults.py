@@ -138,12 +138,16 @@ def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
         plan = []
         for c in range(cycles):
             base, step = c / cycles, 1 / cycles
-            plan += [(base + step * 0.15, "stop redis"), (base + step * 0.30, "start redis"),
-                     (base + step * 0.40, "kill milter"), (base + step * 0.55, "kill redis"),
-                     (base + step * 0.70, "kill milter"), (base + step * 0.85, "kill both")]
+            plan += [(base + step * 0.10, "stop redis"), (base + step * 0.20, "start redis"),
+                     (base + step * 0.35, "kill milter"), (base + step * 0.50, "kill redis"),
+                     (base + step * 0.65, "kill milter"), (base + step * 0.80, "kill both")]
+        last = -N_MESSAGES
         for at, what in plan:
-            while done[0] < at * N_MESSAGES and time.monotonic() < deadline:
+            # at its point of progress, and never right on top of the previous fault
+            target = max(at * N_MESSAGES, last + 0.08 * N_MESSAGES / (1 if not SOAK else 5))
+            while done[0] < target and time.monotonic() < deadline:
                 time.sleep(0.02)
+            last = done[0]
             if time.monotonic() >= deadline:
                 return
             faults.append(f"{what} at {done[0]}")
