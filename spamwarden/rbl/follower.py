@@ -18,6 +18,7 @@ catches up when Redis is back.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -104,6 +105,9 @@ class ListingFollower:
                 break
         zone.finish_load()
         zone.serial = serial
+        # The index lives as long as the process: keep it out of the collector's scans.
+        gc.collect()
+        gc.freeze()
         self.last_id = start_id if isinstance(start_id, bytes) else str(start_id).encode()
         self.responder.use_zone(zone)
         self.responder.ready = True

@@ -184,3 +184,31 @@ def test_rpz_export_passes_named_checkzone(listed) -> None:
     r = subprocess.run([checkzone, "-i", "local", f"rpz.{ZONE}", str(path)], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_rpz_export_blocks_listed_domains_in_unbound(listed) -> None:
+    d, _, rbl = listed
+    need_binary("unbound")
+    ub = d / "rpz-unbound"
+    ub.mkdir()
+    spamwarden_cli(rbl, "export", "rpz", str(ub / "rpz.zone"))
+    port = free_port(udp_too=True)
+    # No upstream at all (do-not-query-address): only the policy zone can answer.
+    (ub / "unbound.conf").write_text(
+        f"server:\n    interface: {LOOPBACK}@{port}\n    port: {port}\n    do-ip6: no\n"
+        f"    do-daemonize: yes\n    username: \"\"\n    chroot: \"\"\n    directory: \"{ub}\"\n"
+        f"    pidfile: \"{ub}/unbound.pid\"\n    logfile: \"{ub}/unbound.log\"\n    use-syslog: no\n"
+        f"    num-threads: 1\n    module-config: \"respip iterator\"\n"
+        f"    access-control: 127.0.0.0/8 allow\n    do-not-query-address: 0.0.0.0/0\n"
+        f"    do-not-query-address: ::/0\n    do-not-query-localhost: yes\n"
+        f"rpz:\n    name: \"rpz.{ZONE}\"\n    zonefile: \"{ub}/rpz.zone\"\n"
+        "remote-control:\n    control-enable: no\n")
+    subprocess.run(["unbound", "-c", str(ub / "unbound.conf")], check=True, timeout=30)
+    try:
+        for name in ("spam.example", "www.spam.example", "x.ads.example.org", "url.example.net"):
+            assert answers(port, name, "A")[0] == "NXDOMAIN", name
+        assert answers(port, "example.org", "A")[0] == "SERVFAIL"  # not listed: no policy, no upstream
+    finally:
+        pid = read_pidfile(ub / "unbound.pid")
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
