@@ -428,3 +428,17 @@ def test_trimmed_stream_leads_to_a_full_reload(tmp_path) -> None:
     finally:
         rbl.stop()
         srv.stop()
+
+
+def test_sighup_reloads_the_whole_index(world) -> None:
+    srv, _, rbl = world
+    assert rbl.proc is not None
+    before = rbl.log.read_text().count("rbl_index_loaded")
+    # a listing written behind the change stream's back appears only with a full reload
+    redis.Redis.from_url(srv.url).hset(
+        "sw:{sw}:listings", "192.0.2.222",
+        '{"key":"192.0.2.222","kind":"ip","reason":"manual","listed_at":1,"expires_at":4e9}')
+    assert rbl.query(ip_name("192.0.2.222")).rcode() == dns.rcode.NXDOMAIN
+    rbl.proc.send_signal(signal.SIGHUP)
+    assert _wait(lambda: rbl.log.read_text().count("rbl_index_loaded") > before, timeout=5.0)
+    assert rbl.dig_short(ip_name("192.0.2.222")) == ["127.0.0.3"]
