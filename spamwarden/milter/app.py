@@ -58,7 +58,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _INTERESTING = ("authentication-results",)
 _UNSET: Any = object()
-_SWITCH_INTERVAL = float(os.environ.get("SPAMWARDEN_SWITCH_INTERVAL", "0.005"))
 
 
 def libmilter_socket(listen: str) -> str:
@@ -582,12 +581,6 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     # inherit the mask.  Otherwise the default action kills the process mid-message.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     scanner = scanner if scanner is not None else build_scanner(cfg)
-    # libmilter calls into Python from one thread per connection, ~40 times per message
-    # (every header is a callback) and each wait on DNS or Redis gives the GIL away. With
-    # the default 5 ms switch interval a thread coming back from I/O queues behind CPU-bound
-    # ones (parsing, the classifier) for up to 5 ms each time: a convoy that costs latency,
-    # and so throughput, at 30 sessions. A short interval keeps callbacks moving.
-    sys.setswitchinterval(_SWITCH_INTERVAL)
     # libmilter stops on SIGHUP, and systemd counts that as a clean exit (no restart):
     # one habitual "reload" would leave Postfix tempfailing all mail.  Ignore it; the
     # model file is re-read when it changes, and a configuration change needs a restart.
@@ -598,7 +591,7 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     event(
         log, "milter_start", listen=cfg.milter.listen, libmilter=conn, pid=os.getpid(),
         authserv_id=scanner.authserv_id,
-        unavailable="; ".join(scanner._static_unavailable) or None,
+        unavailable="; ".join(scanner.unavailable_checks) or None,
     )
     sys.stdout.flush()
     try:

@@ -252,6 +252,11 @@ class Scanner:
             notes.setdefault("listings", "not configured")
         self._static_unavailable = tuple(f"{k} ({v})" for k, v in sorted(notes.items()))
 
+    @property
+    def unavailable_checks(self) -> tuple[str, ...]:
+        """Checks missing for every message, with why: ``("classifier (no model)",)``."""
+        return self._static_unavailable
+
     def close(self) -> None:
         """Stop the lookup threads (after the last scan)."""
         if self._pool is not None:
