@@ -597,7 +597,10 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     try:
         Milter.runmilter("spamwarden", conn, timeout=int(cfg.milter.timeout))
     except Milter.milter.error as exc:
-        raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
+        raise ServiceError(
+            f"milter on {cfg.milter.listen}: {exc} (is another milter listening there, or "
+            "is the socket's directory not writable?)"
+        ) from exc
     finally:
         recorder.close()
         scanner.close()
