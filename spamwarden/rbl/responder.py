@@ -135,6 +135,8 @@ class DnsblResponder:
         self._soa_tail = b""
         self._soa_neg_tail = b""
         self._a_tails: list[bytes] = []
+        self._a_records: list[bytes] = []
+        self._neg_authority: dict[int, bytes] = {}
         self._reason_count = -1
         self._opt = opt_rr(s.udp_payload)
         self._opt_do = opt_rr(s.udp_payload, do=True)
@@ -160,9 +162,13 @@ class DnsblResponder:
             self._soa_tail = _TAIL.pack(T_SOA, C_IN, s.ttl, len(self._soa_rdata)) + self._soa_rdata
             neg = min(s.ttl, s.negative_ttl)  # RFC 2308 §3
             self._soa_neg_tail = _TAIL.pack(T_SOA, C_IN, neg, len(self._soa_rdata)) + self._soa_rdata
+            # the negative answer's authority SOA, by where the zone apex sits in the question
+            self._neg_authority = {start: _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                                   for start in range(12, 270)}
         if len(zone.reasons) != self._reason_count:
             ttl = self.settings.ttl
             self._a_tails = [_TAIL.pack(T_A, C_IN, ttl, 4) + a_rdata(r.code) for r in zone.reasons]
+            self._a_records = [b"\xc0\x0c" + tail for tail in self._a_tails]
             self._reason_count = len(zone.reasons)
 
     def txt_text(self, reason_index: int, key: str) -> str:
@@ -247,13 +253,13 @@ class DnsblResponder:
             hit6 = zone.lookup_v6(int(nibbles[::-1], 16), now_ms)
             if hit6 is None:
                 rcode = NXDOMAIN
-                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                records = self._neg_authority[start]
                 counts = 0
             else:
                 rcode = NOERROR
                 counts = 1
                 if qtype == T_A:
-                    records = b"\xc0\x0c" + self._a_tails[hit6[0]]
+                    records = self._a_records[hit6[0]]
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit6[0], hit6[1])
         elif start > 12 and data[start:end + 1].lower() == ip_sfx:
@@ -286,13 +292,13 @@ class DnsblResponder:
                 if p == 20:
                     return None  # four one-character labels: also an IPv6 prefix (ENT check)
                 rcode = NXDOMAIN
-                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                records = self._neg_authority[start]
                 counts = 0
             else:
                 rcode = NOERROR
                 counts = 1
                 if qtype == T_A:
-                    records = b"\xc0\x0c" + self._a_tails[hit4[0]]
+                    records = self._a_records[hit4[0]]
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
         else:
@@ -311,16 +317,18 @@ class DnsblResponder:
             if p != start:
                 return None
             name = b".".join(parts).lower()
+            if name.count(b".") != len(parts) - 1:
+                return None  # a label with a dot in it: the general path refuses to match it
             hit = zone.lookup_domain(name, now_ms)
             if hit is None:
                 rcode = NOERROR if zone.domain_has_children(name) else NXDOMAIN
-                records = _PTR.pack(0xC000 | start) + self._soa_neg_tail
+                records = self._neg_authority[start]
                 counts = 0
             else:
                 rcode = NOERROR
                 counts = 1
                 if qtype == T_A:
-                    records = b"\xc0\x0c" + self._a_tails[hit[0]]
+                    records = self._a_records[hit[0]]
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit[0], hit[1])
         out = b"".join((data[:2], _FLAGS_COUNTS[(data[2] & 0x01) << 7 | (data[3] & 0x10) << 2
@@ -472,6 +480,9 @@ class DnsblResponder:
     def _dbl(self, q: Query, sub: tuple[bytes, ...], apex_ptr: int, tcp: bool) -> bytes:
         if not self.ready:
             return self._build(q, SERVFAIL, aa=False, tcp=tcp)
+        if any(b"." in label for label in sub):
+            # "a\.b" is one label: matching it as two could list a name under another parent
+            return self._build(q, NXDOMAIN, tcp=tcp, authority=[_PTR.pack(apex_ptr) + self._soa_neg_tail])
         name = b".".join(sub)
         hit = self.zone.lookup_domain(name, int(self.clock() * 1000))
         if hit is not None:

@@ -6,6 +6,7 @@ import struct
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
@@ -183,3 +184,13 @@ def test_encode_name_limits() -> None:
     with pytest.raises(ValueError):
         encode_name(".".join(["abcdefgh"] * 40))
     assert struct.unpack("!H", b"\x00\x01")[0] == 1
+
+
+def test_a_label_holding_a_dot_is_not_two_labels() -> None:
+    q = dns.message.make_query(dns.name.Name([b"x.spam", b"example", b"dbl", b"bl", b"example",
+                                              b"net", b""]), "A")
+    wire = q.to_wire()
+    assert R.answer_udp_fast(wire) is None
+    out = R.answer(wire, tcp=False, client="x")
+    assert isinstance(out, bytes) and out[3] & 0xF == dns.rcode.NXDOMAIN
+    assert ask(f"x.spam.example.dbl.{ZONE}").rcode() == dns.rcode.NOERROR
