@@ -338,6 +338,12 @@ class Scanner:
                 probability = float(self.classifier.spam_probability(view))
             except SpamwardenError as exc:
                 unavailable.append(f"classifier ({exc})")
+            except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
+                # A model bug would otherwise tempfail every message; score without it,
+                # say so in the headers, and log it loudly.
+                event(log, "classifier_error", logging.ERROR, queue_id=env.queue_id or None,
+                      error=f"{type(exc).__name__}: {exc}")
+                unavailable.append(f"classifier (error: {type(exc).__name__})")
             else:
                 symbols.extend(bayes_symbols(probability, self.points))
 
@@ -451,6 +457,10 @@ class Scanner:
         except FutureTimeout:
             event(log, "lookup_timeout", logging.WARNING, budget=self._lookup_budget)
             return default
+        except Exception as exc:  # noqa: BLE001 - lookups promise not to raise; if one does,
+            # its answer is "failed" (never listed, never clean), not a tempfail of the mail.
+            event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return default
 
     def _listing_keys(self, view: MessageView, env: Envelope) -> list[str]:
         """Every key the listing lookups may need, known before authentication:
@@ -470,9 +480,15 @@ class Scanner:
         return list(keys)
 
     def _lookup(self, keys: Sequence[str]) -> Mapping[str, Any]:
+        """Outcomes of ``keys``; ``{}`` (every key failed) if the store raises, which
+        it promises not to: a failed lookup is never listed and never clean."""
         assert self.listings is not None
-        with timed("listing"):
-            return self.listings.lookup_many(keys)
+        try:
+            with timed("listing"):
+                return self.listings.lookup_many(keys)
+        except Exception as exc:  # noqa: BLE001 - see above
+            event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return {}
 
     def _listing_symbols(
         self, view: MessageView, env: Envelope, auth: Any, outcomes: Mapping[str, Any]

@@ -710,3 +710,22 @@ def test_hostile_input_never_reaches_on_error(headers: list[tuple[str, bytes]],
         assert names and (names[0] == "Authentication-Results" or names == ["X-Spam-Note"])
         for _, value in ctx.added:
             assert all(32 <= ord(c) < 127 or c in "\n\t" for c in value)
+
+
+def test_classifier_bug_and_lookup_bug_degrade_not_tempfail(install: Any) -> None:
+    class BuggyClassifier:
+        def spam_probability(self, view: MessageView) -> float:
+            raise IndexError("feature vector")
+
+    class BuggyListings(FakeListings):
+        def lookup_many(self, keys: Sequence[str]) -> dict[str, ListingOutcome]:
+            raise ConnectionError("socket closed")
+
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      classifier=BuggyClassifier(), listings=BuggyListings({}))
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    assert "classifier (error: IndexError)" in (ctx.header_value("X-Spam-Unavailable") or "")
+    status = ctx.header_value("X-Spam-Status") or ""
+    assert "RBL_LOOKUP_FAILED" in status and "DBL_LOOKUP_FAILED" in status
+    assert "RBL_OWN" not in status
