@@ -204,6 +204,12 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
             w(f"  {name}: AUC {r['auc']:.4f} (naive Bayes {r['auc_bayes']:.4f}, linear "
               f"{r['auc_linear']:.4f}); false negatives at FPR 0.1 % "
               f"{_fmt_pct(r['fnr_at_fpr_0_1pct'])}, at 1 % {_fmt_pct(r['fnr_at_fpr_1pct'])}\n")
+    f = m.get("forward_in_time")
+    if f:
+        w(f"forward in time (older {f['n_train']} train, newer {f['n']} scored): AUC "
+          f"{f['auc']:.4f} (naive Bayes {f['auc_bayes']:.4f}, linear {f['auc_linear']:.4f}); "
+          f"false negatives at FPR 0.1 % {_fmt_pct(f['fnr_at_fpr_0_1pct'])}, at 1 % "
+          f"{_fmt_pct(f['fnr_at_fpr_1pct'])}\n")
 
 
 # -- eval -----------------------------------------------------------------------------------

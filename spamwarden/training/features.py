@@ -259,12 +259,12 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
         n = len(body)
         out.append(f"st:len{_bucket(n, (50, 200, 600, 1500, 4000, 10000, 30000))}")
         sample = body[:4000]
-        letters = sum(1 for c in sample if c.isalpha())
+        letters = sum(map(str.isalpha, sample))  # map: C speed, same counts
         if letters:
-            caps = sum(1 for c in sample if c.isupper())
+            caps = sum(map(str.isupper, sample))
             out.append(f"st:caps{_bucket(caps / letters, (0.05, 0.1, 0.2, 0.35, 0.5))}")
         if subject:
-            sl = sum(1 for c in subject if c.isalpha())
+            sl = sum(map(str.isalpha, subject))
             if sl >= 4 and subject.upper() == subject:
                 out.append("st:subj_caps")
             if "!" in subject:

@@ -366,3 +366,25 @@ def test_cli_eval_refuses_a_corrupt_model(tiny_corpus: Path, tmp_path: Path,
     assert main(["eval", "--config", str(cfg), "--model", str(bad), "--corpus",
                  str(tiny_corpus)]) == 1
     assert "corrupt" in capsys.readouterr().err
+
+
+def test_single_source_is_validated_forward_in_time() -> None:
+    from spamwarden.training.model import _time_folds
+
+    views = []
+    labels = []
+    for day in range(1, 29):
+        for label, raw in ((0, HAM), (1, SPAM)):
+            views.append(parse_message(f"Date: {day:02d} Feb 2010 10:00:00 +0000\n".encode()
+                                       + raw.replace(b"Subject: ", f"Subject: d{day} ".encode())))
+            labels.append(label)
+    y = np.array(labels)
+    [(train, test)] = _time_folds(views, y)
+    assert len(train) == 33 and len(test) == 23
+    newest_train = max(int(views[i].header("Date").split()[0]) for i in train)  # type: ignore[union-attr]
+    oldest_test = min(int(views[i].header("Date").split()[0]) for i in test)  # type: ignore[union-attr]
+    assert newest_train <= oldest_test
+    undated = [parse_message(HAM)] * 30 + [parse_message(SPAM)] * 30
+    assert _time_folds(undated, np.array([0] * 30 + [1] * 30)) == []
+    model = train_model(views, labels, params=SMALL)
+    assert model.metadata["metrics"]["forward_in_time"]["n"] == 23
