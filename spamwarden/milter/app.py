@@ -562,6 +562,25 @@ def symbol_table(cfg: Config) -> list[dict[str, Any]]:
     return rows
 
 
+def _start_feedback(cfg: Config, scanner: Scanner) -> Any:
+    """Keep the classifier learning from reported spam and ``ham@`` mail between
+    training runs (``training.feedback.FeedbackFollower``), when the model can learn.
+
+    :returns: the running follower, or ``None`` (no classifier, no Redis client).
+    """
+    if scanner.classifier is None or not hasattr(scanner.classifier, "learn"):
+        return None
+    try:
+        from ..redisconn import sync_client
+        from ..training.feedback import FeedbackFollower, RedisFeedbackSource
+
+        follower = FeedbackFollower(scanner.classifier, RedisFeedbackSource(sync_client(cfg)))
+        return follower.start()
+    except (ImportError, SpamwardenError, ValueError) as exc:
+        event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
+        return None
+
+
 def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
 
@@ -586,6 +605,7 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     # model file is re-read when it changes, and a configuration change needs a restart.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     recorder = DeliveryRecorder(scanner)
+    follower = _start_feedback(cfg, scanner)
     Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
     event(
@@ -602,6 +622,8 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
             "is the socket's directory not writable?)"
         ) from exc
     finally:
+        if follower is not None:
+            follower.stop()
         recorder.close()
         scanner.close()
     event(log, "milter_stop", listen=cfg.milter.listen, counts_dropped=recorder.dropped or None)
