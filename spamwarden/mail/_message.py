@@ -534,7 +534,9 @@ def _parse_from(value: str | None) -> tuple[str | None, str]:
     for display, addr in pairs:
         if addr and "@" in addr:
             return addr.strip(), decode_header_value(display)
-    m = re.search(r"[\w.+%-]+@[\w.-]+", value)
+    # Bounded runs (RFC 5321 §4.5.3.1: local part <= 64, domain <= 255 octets): an unbounded
+    # [...]+ rescans to the end from every start of a long run without "@" (quadratic).
+    m = re.search(r"[\w.+%-]{1,64}@[\w.-]{1,255}", value)
     if m:
         return m.group(0), ""
     return None, decode_header_value(value)

@@ -214,7 +214,8 @@ class DnsblResponder:
             return None
         ar = data[10:12]
         end = data.find(b"\x00", 12)
-        if end < 0 or end + 5 > n:
+        # end + 1 - 12: the name's wire length; over 255 the general parser says FORMERR
+        if end < 0 or end + 5 > n or end - 11 > 255:
             return None
         qtail = data[end + 1:end + 5]
         if qtail == b"\x00\x01\x00\x01":
@@ -284,7 +285,9 @@ class DnsblResponder:
             # zone.lookup_v4 inlined for the exact-address case (the most common query)
             keys = zone._v4_keys
             i = bisect_left(keys, address)
-            if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
+            # (127.0.0.1 is never listed, RFC 5782 §5: lookup_v4 says so, not this shortcut)
+            if (i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms
+                    and address != 0x7F000001):
                 hit4: tuple[int, str | int] | None = (zone._v4_vals[i] & 0xFF, address)
             else:
                 hit4 = zone.lookup_v4(address, now_ms)

@@ -892,7 +892,9 @@ def _from_address(value: str | None) -> str | None:
     for _, addr in pairs:
         if addr and "@" in addr:
             return addr.strip()
-    m = re.search(r"[\w.+%=-]+@[\w.-]+", text)
+    # Bounded runs (RFC 5321 §4.5.3.1: local part <= 64, domain <= 255 octets): an unbounded
+    # [...]+ rescans to the end from every start of a long run without "@" (quadratic).
+    m = re.search(r"[\w.+%=-]{1,64}@[\w.-]{1,255}", text)
     return m.group(0) if m else None
 
 
