@@ -143,7 +143,7 @@ class DnsblResponder:
         apex_wire = encode_name(s.apex)
         self._ip_suffix = b"\x02ip" + apex_wire
         self._dbl_suffix = b"\x03dbl" + apex_wire
-        self._txt_cache: dict[tuple[int, str], bytes] = {}
+        self._txt_prefixes: list[bytes] = []
 
     # -- pre-built pieces ------------------------------------------------------------------
 
@@ -169,6 +169,8 @@ class DnsblResponder:
             ttl = self.settings.ttl
             self._a_tails = [_TAIL.pack(T_A, C_IN, ttl, 4) + a_rdata(r.code) for r in zone.reasons]
             self._a_records = [b"\xc0\x0c" + tail for tail in self._a_tails]
+            url = self.settings.lookup_url
+            self._txt_prefixes = [f"{r.text}; {url}".encode("utf-8") for r in zone.reasons]
             self._reason_count = len(zone.reasons)
 
     def txt_text(self, reason_index: int, key: str) -> str:
@@ -178,15 +180,12 @@ class DnsblResponder:
         return f"{reason.text}; {self.settings.lookup_url}{key.replace('/', '%2F')}"
 
     def _txt_tail(self, reason_index: int, key: str) -> bytes:
-        cache = self._txt_cache
-        tail = cache.get((reason_index, key))
-        if tail is None:
-            rdata = txt_rdata(self.txt_text(reason_index, key))
-            tail = _TAIL.pack(T_TXT, C_IN, self.settings.ttl, len(rdata)) + rdata
-            if len(cache) >= 4096:
-                cache.clear()  # bounded; rebuilding a TXT costs a microsecond
-            cache[(reason_index, key)] = tail
-        return tail
+        raw = self._txt_prefixes[reason_index] + key.replace("/", "%2F").encode("utf-8", "replace")
+        n = len(raw)
+        if n <= 255:  # one string: the common case, built without txt_rdata's loop
+            return _TAIL.pack(T_TXT, C_IN, self.settings.ttl, n + 1) + bytes((n,)) + raw
+        rdata = txt_rdata(self.txt_text(reason_index, key))
+        return _TAIL.pack(T_TXT, C_IN, self.settings.ttl, len(rdata)) + rdata
 
     # -- fast path -------------------------------------------------------------------------
 
@@ -285,12 +284,14 @@ class DnsblResponder:
             # zone.lookup_v4 inlined for the exact-address case (the most common query)
             keys = zone._v4_keys
             i = bisect_left(keys, address)
-            # (127.0.0.1 is never listed, RFC 5782 §5: lookup_v4 says so, not this shortcut)
-            if (i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms
-                    and address != 0x7F000001):
-                hit4: tuple[int, str | int] | None = (zone._v4_vals[i] & 0xFF, address)
-            else:
-                hit4 = zone.lookup_v4(address, now_ms)
+            hit4: tuple[int, str | int] | None = None
+            if address != 0x7F000001:  # never listed, RFC 5782 §5 (as lookup_v4 says)
+                if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
+                    hit4 = (zone._v4_vals[i] & 0xFF, address)
+                elif zone._v4_nets.lens:
+                    net = zone._v4_nets.match(address, now_ms)
+                    if net is not None:
+                        hit4 = (net[0] & 0xFF, net[1])
             if hit4 is None:
                 if p == 20:
                     return None  # four one-character labels: also an IPv6 prefix (ENT check)

@@ -194,3 +194,14 @@ def test_a_label_holding_a_dot_is_not_two_labels() -> None:
     out = R.answer(wire, tcp=False, client="x")
     assert isinstance(out, bytes) and out[3] & 0xF == dns.rcode.NXDOMAIN
     assert ask(f"x.spam.example.dbl.{ZONE}").rcode() == dns.rcode.NOERROR
+
+
+def test_127_0_0_1_is_never_listed_on_any_path() -> None:
+    z = DnsblZone()
+    z.put("127.0.0.1", "ip", "manual", NOW + 3600)
+    z.put("127.0.0.0/8", "cidr", "manual", NOW + 3600)
+    r = DnsblResponder(z, ZoneSettings(apex=ZONE, lookup_url="u/"), clock=lambda: NOW)
+    wire = dns.message.make_query(f"1.0.0.127.ip.{ZONE}", "A").to_wire()
+    for out in (r.answer_udp_fast(wire), r.answer(wire, tcp=True, client="x")):
+        assert isinstance(out, bytes) and out[3] & 0xF == dns.rcode.NXDOMAIN
+    assert ask(f"9.0.0.127.ip.{ZONE}", responder=r).answer  # the rest of the block is listed
