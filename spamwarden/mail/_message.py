@@ -309,6 +309,7 @@ def parse_tag_list(value: str) -> dict[str, str]:
 
 # -- the parser -----------------------------------------------------------------------------
 
+_MAX_DECODED_HEADER = 8192
 _HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
 # RFC 5322 section 3.6.8: printable US-ASCII except ":" (already split off)
 _FIELD_NAME = re.compile(r"[!-~]+\Z")
@@ -389,7 +390,9 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
                 return v
         return None
 
-    subject = decode_header_value(first("Subject"))
+    # Header values past a few KB are junk or an attack on the decoders' cost; no real
+    # subject or address list needs more, and the raw header stays in ``headers``.
+    subject = decode_header_value((first("Subject") or "")[:_MAX_DECODED_HEADER])
     from_address, from_display = _parse_from(first("From"))
     from_domain = domain_of_address(from_address) if from_address else None
     rp = first("Return-Path")
@@ -525,6 +528,7 @@ def _payload_bytes(part: email.message.Message) -> bytes:
 def _parse_from(value: str | None) -> tuple[str | None, str]:
     if not value:
         return None, ""
+    value = value[:_MAX_DECODED_HEADER]
     try:
         pairs = email.utils.getaddresses([value])
     # RecursionError: the stdlib address parser recurses once per ":" group, so a

@@ -241,3 +241,17 @@ def test_nul_and_8bit_bytes_in_headers() -> None:
     view = parse_message(raw)
     assert "caf" in view.subject and "menu" in view.subject
     assert view.from_domain == "example.org"
+
+
+def test_pathological_subject_and_from_are_decoded_from_a_bounded_prefix() -> None:
+    """20,000 encoded words or a 200 KB From: only the first 8 KB are decoded."""
+    from spamwarden.mail import parse_message
+
+    raw = (b"From: " + b"a@b.test, " * 20000 + b"\r\nSubject: " + b"=?utf-8?q?ab?= " * 20000
+           + b"\r\n\r\nbody\r\n")
+    view = parse_message(raw)
+    assert view.from_address == "a@b.test"
+    assert view.subject.startswith("abab")
+    assert len(view.subject) <= 8192
+    # the raw header is still there, whole, for whoever needs it
+    assert len(view.header("Subject") or "") > 8192
