@@ -405,6 +405,7 @@ class ComplaintIntake:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return REPLIES["too_many_rcpts"]
         if kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or ""):
+            _count(kind, "refused")
             return REPLIES["reporter_not_local"].format(
                 domains=", ".join(self.local_domains) or "(none configured)",
                 reporter=_lower_address(envelope.mail_from or ""),
@@ -517,12 +518,14 @@ class ComplaintIntake:
         """
         if self.cfg.intake.require_auth and not self._authenticated(raw):
             event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
+            _count(kind, "refused")
             return REPLIES["auth_required"]
         try:
             originals = find_originals(raw, local_domains=self.local_domains,
                                        limits=self.limits, max_originals=MAX_ORIGINALS)
         except ReportError as exc:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
+            _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
         outcomes = [await self._store_original(kind, reporter, o) for o in originals]
         statuses = [status for status, _ in outcomes]
@@ -554,6 +557,7 @@ class ComplaintIntake:
         if not is_actionable(ind):
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
+            _count(kind, "unusable")
             return "unusable", NOTHING_ACTIONABLE
         fp = fingerprint(original, limits=self.limits, view=view)
         cid = complaint_id(kind, reporter, fp)
@@ -569,9 +573,28 @@ class ComplaintIntake:
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                   error=str(exc))
+            _count(kind, "tempfail")
+            _count_redis_error()
             return "store_failed", ""
         _log_outcome(status, complaint, entry)
+        _count(kind, _OUTCOMES.get(status, status))
         return status, cid
+
+
+_OUTCOMES = {"added": "accepted", "duplicate": "duplicate", "rate_limited": "rate_limited"}
+
+
+def _count(kind: str, outcome: str) -> None:
+    """``spamwarden_complaints_total{kind, outcome}``; metrics never fail a report."""
+    from ..metrics import COMPLAINTS
+
+    COMPLAINTS.labels(kind, outcome).inc()
+
+
+def _count_redis_error() -> None:
+    from ..metrics import REDIS_ERRORS
+
+    REDIS_ERRORS.labels("intake").inc()
 
 
 def _log_outcome(status: str, c: Complaint, entry: str) -> None:

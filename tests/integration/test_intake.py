@@ -636,3 +636,27 @@ def test_several_messages_forwarded_at_once(start_intake: Callable[..., RunningI
     ids = [c.id for c in complaints]
     assert (code, text) == (250, f"2.0.0 3 reported messages accepted as {ids[0]}, {ids[1]}, "
                                  f"{ids[0]}")
+
+
+def test_outcomes_are_counted_in_metrics(start_intake: Callable[..., RunningIntake]) -> None:
+    """spamwarden_complaints_total{kind, outcome} follows what the reporter was told."""
+    from prometheus_client import REGISTRY
+
+    def value(outcome: str) -> float:
+        v = REGISTRY.get_sample_value(
+            "spamwarden_complaints_total", {"kind": "spam", "outcome": outcome})
+        return v or 0.0
+
+    before = {o: value(o) for o in ("accepted", "duplicate", "refused", "unusable")}
+    intake = start_intake()
+    raw = (REPORTS / "gmail-attached.eml").read_bytes()
+    assert intake.send(raw)[0] == 250
+    assert intake.send(raw)[0] == 250  # the same report again
+    with intake.client() as s:
+        s.ehlo("x")
+        s.mail("mallory@elsewhere.example")
+        assert s.rcpt("report@example.vn")[0] == 550
+    assert intake.send(b"Subject: nothing here\r\n\r\njust words\r\n")[0] == 550
+    after = {o: value(o) for o in before}
+    assert {o: after[o] - before[o] for o in before} == {
+        "accepted": 1, "duplicate": 1, "refused": 1, "unusable": 1}
