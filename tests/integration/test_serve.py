@@ -42,8 +42,9 @@ def _ping(sock: Path) -> bool:
 def test_serve_starts_embedded_redis_with_aof_and_stops_cleanly(tmp_path: Path) -> None:
     need_binary("redis-server")
     cfg = _config(tmp_path)
+    # Only the worker: it needs nothing but Redis, and binds no port that could clash.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg), "--only", "worker"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "SPAMWARDEN_REDIS_URL": ""},
     )
     sock = tmp_path / "state" / "redis" / "redis.sock"
@@ -90,3 +91,95 @@ def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
     )
     assert res.returncode == 2
     assert b"milter.listen" in res.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> dict[str, int]:
+    """Service name -> pid of serve's children, read from /proc."""
+    found: dict[str, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid:
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if len(argv) > 3 and argv[1:3] == [b"-m", b"spamwarden"]:
+            found[argv[3].decode()] = int(stat.parent.name)
+    return found
+
+
+def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: Path) -> None:
+    import smtplib
+    import socket
+    import urllib.request
+
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    need_binary("redis-server")
+    ports = {name: _free_port() for name in ("milter", "intake", "rbl", "api")}
+    cfg = _config(
+        tmp_path,
+        f'[milter]\nlisten = "inet:127.0.0.1:{ports["milter"]}"\n'
+        f'[intake]\nlisten = "127.0.0.1:{ports["intake"]}"\nlocal_domains = ["example.test"]\n'
+        f'[rbl]\nzone = "bl.test"\nlisten = ["127.0.0.1:{ports["rbl"]}"]\n'
+        f'[api]\nlisten = "127.0.0.1:{ports["api"]}"\n'
+        '[dns]\nnameservers = ["127.0.0.1:9"]\ntimeout = "0.5s"\n',
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SPAMWARDEN_REDIS_URL",
+                                                             "PROMETHEUS_MULTIPROC_DIR")}
+    proc = subprocess.Popen([sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg)],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+
+    def dns_ok() -> bool:
+        q = dns.message.make_query("2.0.0.127.ip.bl.test", "A")
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=ports["rbl"], timeout=0.5)
+        except (OSError, dns.exception.Timeout):
+            return False
+        return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
+
+    def tcp_open(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def api_metrics() -> bytes:
+        url = f"http://127.0.0.1:{ports['api']}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bytes(resp.read())
+
+    try:
+        assert _wait(lambda: set(_children(proc.pid)) == {"worker", "rbl", "api", "intake", "milter"},
+                     30), _children(proc.pid)
+        assert _wait(dns_ok, 30), "rbl does not answer the RFC 5782 test point"
+        assert _wait(lambda: all(tcp_open(ports[n]) for n in ("milter", "intake", "api")), 30)
+        with smtplib.SMTP("127.0.0.1", ports["intake"], timeout=5) as s:
+            assert s.noop()[0] == 250
+        # The API reports the DNS server's counters: one metrics directory for the tree.
+        assert _wait(lambda: b"spamwarden_dns_queries_total" in api_metrics(), 15)
+
+        old = _children(proc.pid)["rbl"]
+        os.kill(old, signal.SIGKILL)
+        assert _wait(lambda: _children(proc.pid).get("rbl") not in (None, old), 30)
+        assert _wait(dns_ok, 30), "the restarted rbl does not answer"
+        kids = _children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    assert b"service exited" in err and b"service=rbl" in err
+    for name, pid in kids.items():
+        assert not Path(f"/proc/{pid}").exists(), f"{name} still running"
