@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddedRedis",
     "RedisTarget",
     "parse_redis_url",
+    "with_min_timeout",
     "sync_client",
     "async_client",
 ]
@@ -106,6 +107,19 @@ def parse_redis_url(url: str) -> RedisTarget:
         db = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         return RedisTarget("sentinel", url, tuple(nodes), parts[0], db, password)
     return RedisTarget("cluster", url, tuple(nodes), password=password)
+
+
+def with_min_timeout(cfg: Config, seconds: float) -> Config:
+    """``cfg`` with ``redis.timeout`` raised to at least ``seconds``.
+
+    For clients that block on purpose (``XREAD``/``XREADGROUP ... BLOCK``, big scans):
+    their socket timeout must outlast the block, or every idle wait reads as an outage.
+    """
+    import dataclasses
+
+    if cfg.redis.timeout >= seconds:
+        return cfg
+    return dataclasses.replace(cfg, redis=dataclasses.replace(cfg.redis, timeout=seconds))
 
 
 def sync_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]

@@ -281,11 +281,9 @@ def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
     (XREAD BLOCK), and a timeout there only delays catching up: the answers go on
     from memory meanwhile.  So it waits at least ``timeout`` seconds.
     """
-    import dataclasses
+    from ..redisconn import with_min_timeout
 
-    if cfg.redis.timeout >= timeout:
-        return cfg
-    return dataclasses.replace(cfg, redis=dataclasses.replace(cfg.redis, timeout=timeout))
+    return with_min_timeout(cfg, timeout)
 
 
 async def _serve(cfg: Any) -> int:

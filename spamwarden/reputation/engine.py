@@ -409,7 +409,10 @@ async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
     """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
     import signal
 
-    store = AsyncListingStore.from_config(cfg)
+    from ..redisconn import with_min_timeout
+
+    # XREADGROUP blocks for a second at a time: the socket must wait longer than that.
+    store = AsyncListingStore.from_config(with_min_timeout(cfg, 5.0))
     hooks: list[ComplaintHook] = []
     if getattr(cfg, "consent", None) is not None and cfg.consent.enabled:
         from .consent import AdComplaintRefusals

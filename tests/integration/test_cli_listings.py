@@ -263,3 +263,23 @@ def test_api_server_on_port_0(config: Path) -> None:
         if api.poll() is None:
             api.kill()
             api.wait()
+
+
+def test_idle_worker_with_the_default_redis_timeout_sees_no_outage(
+        tmp_path: Path, redis_url: str, r: redis.Redis) -> None:
+    """The shipped redis.timeout (0.5 s) is shorter than the worker's blocking read: an
+    idle worker must not take its own wait for an unreachable Redis."""
+    cfg = tmp_path / "default-timeout.toml"
+    cfg.write_text(f'[service]\nstate_dir = "{tmp_path / "state"}"\n[redis]\nurl = "{redis_url}"\n'
+                   '[intake]\nlocal_domains = ["isp.example"]\n')
+    worker = _start(cfg, "worker", "--consumer", "idle")
+    try:
+        _wait(lambda: b"worker_ready" in (tmp_path / "worker.log").read_bytes(), "the worker")
+        time.sleep(3)  # several blocking reads' worth of idling
+        r.xadd(COMPLAINTS_KEY, _complaint(1, "u1@isp.example").to_fields())
+        _wait(lambda: r.zcard(window_keys("flood.example")[0]) == 1, "the complaint counted")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    log = (tmp_path / "worker.log").read_text()
+    assert "store_error" not in log, log
