@@ -67,13 +67,9 @@ def check_dns(cfg: Config) -> Iterable[Finding]:
 
 
 def check_model(cfg: Config) -> Iterable[Finding]:
-    try:
-        from .training import load_classifier  # type: ignore[attr-defined]
-    except ImportError:
-        yield Finding("warn", "model", "no classifier in this build: messages are scored "
-                      "without content analysis")
-        return
     from .errors import ModelError
+    from .training.classifier import load_classifier
+
 
     try:
         load_classifier(cfg.training.model or None)

@@ -47,3 +47,12 @@ def test_blocklist_down_and_exit_status(tmp_path: Path, redis_url: str) -> None:
     assert "OK    redis" in res.stdout
     assert "FAIL  blocklist  the DNS server at 127.0.0.1:9 did not answer" in res.stdout
     assert res.stdout.strip().endswith("1 failed, 0 warnings")
+
+
+def test_model_check_loads_the_shipped_model_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
+    (f,) = run_checks(config_from_mapping({}), ["model"])
+    assert (f.level, f.text) == ("ok", "model (shipped default) loads")
+    bad = tmp_path / "model.skops"
+    bad.write_bytes(b"not a model")
+    (f,) = run_checks(config_from_mapping({"training": {"model": str(bad)}}), ["model"])
+    assert f.level == "fail" and str(bad) in f.text
