@@ -30,7 +30,8 @@ from aiohttp import web
 from ..config import Config, parse_duration, parse_hostport
 from ..errors import StoreError, StoreUnavailable
 from ..logs import event
-from .listings import REASONS, Listing, normalize_key, operator_reason
+from .listings import REASONS, Listing, listing_json, normalize_key, operator_reason
+from .listings import utc_iso as _iso
 from .store import AsyncListingStore, Clock, SystemClock
 
 __all__ = [
@@ -215,25 +216,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         } or None)
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 def listing_object(x: Listing) -> dict[str, Any]:
-    """The JSON form of a listing in API answers."""
-    return {
-        "key": x.key,
-        "kind": x.kind,
-        "reason": x.reason,
-        "reason_text": REASONS.get(x.reason, ("", x.reason))[1],
-        "code": x.code,
-        "listed_at": x.listed_at,
-        "expires_at": x.expires_at,
-        "since": _iso(x.listed_at),
-        "until": _iso(x.expires_at),
-        "offences": x.offences,
-        "note": x.note,
-    }
+    """The JSON form of a listing in API answers (with ISO ``since`` / ``until``).
+
+    :param x: the listing.
+    :returns: see :func:`~spamwarden.reputation.listings.listing_json`.
+    """
+    return listing_json(x, with_times=True)
 
 
 def _key_or_400(text: str) -> tuple[str, Any]:

@@ -17,7 +17,8 @@ from typing import Any, Iterator, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain
-from .listings import REASONS, Kind, Listing, normalize_key, operator_reason
+from .listings import REASONS, Kind, Listing, listing_json, normalize_key, operator_reason
+from .listings import utc_iso as _iso
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
 __all__ = [
@@ -31,25 +32,6 @@ __all__ = [
     "cmd_api",
     "listing_json",
 ]
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def listing_json(x: Listing) -> dict[str, Any]:
-    """The JSON object of one listing in CLI and API output."""
-    return {
-        "key": x.key,
-        "kind": x.kind,
-        "reason": x.reason,
-        "reason_text": REASONS.get(x.reason, ("", x.reason))[1],
-        "code": x.code,
-        "listed_at": x.listed_at,
-        "expires_at": x.expires_at,
-        "offences": x.offences,
-        "note": x.note,
-    }
 
 
 def _ttl(args: argparse.Namespace) -> float | None:

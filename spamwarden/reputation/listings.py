@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..mail import normalize_domain
 
@@ -55,6 +56,8 @@ __all__ = [
     "normalize_address",
     "reason_code",
     "operator_reason",
+    "utc_iso",
+    "listing_json",
 ]
 
 Kind = Literal["ip", "cidr", "domain", "address"]
@@ -186,6 +189,40 @@ class Listing:
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a listing record: {exc}") from exc
+
+
+def utc_iso(t: float) -> str:
+    """ISO 8601 UTC form of a Unix time, to the second (``2026-01-31T12:00:00Z``).
+
+    :param t: Unix seconds.
+    :returns: the timestamp text.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def listing_json(x: Listing, *, with_times: bool = False) -> dict[str, Any]:
+    """The JSON object of one listing, as the CLI's ``--json`` and the HTTP API print it.
+
+    :param x: the listing.
+    :param with_times: also give ``since`` and ``until`` (the API's form), the listing
+        and expiry times as ISO 8601 UTC text, placed after ``expires_at``.
+    :returns: a dict of JSON-ready values; the field names are a public interface.
+    """
+    out: dict[str, Any] = {
+        "key": x.key,
+        "kind": x.kind,
+        "reason": x.reason,
+        "reason_text": REASONS.get(x.reason, ("", x.reason))[1],
+        "code": x.code,
+        "listed_at": x.listed_at,
+        "expires_at": x.expires_at,
+    }
+    if with_times:
+        out["since"] = utc_iso(x.listed_at)
+        out["until"] = utc_iso(x.expires_at)
+    out["offences"] = x.offences
+    out["note"] = x.note
+    return out
 
 
 @dataclass(frozen=True, slots=True)
