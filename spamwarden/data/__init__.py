@@ -1,0 +1,1 @@
+"""Files shipped with spamwarden: the default content model."""
