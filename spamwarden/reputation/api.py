@@ -32,6 +32,7 @@ from ..errors import StoreError, StoreUnavailable
 from ..logs import event
 from .listings import REASONS, Listing, listing_json, normalize_key, operator_reason
 from .listings import utc_iso as _iso
+from ._service import stop_on_signals
 from .store import AsyncListingStore, Clock, SystemClock
 
 __all__ = [
@@ -648,8 +649,6 @@ async def run_api(cfg: Config, *, listen: str | None = None) -> int:
 
     Logs ``api_listening host=... port=...`` once bound (port 0 picks a free port).
     """
-    import signal
-
     host, port = parse_hostport(listen or cfg.api.listen)
     store = AsyncListingStore.from_config(cfg)
     app = build_app(cfg, store, modules=load_modules())
@@ -661,12 +660,7 @@ async def run_api(cfg: Config, *, listen: str | None = None) -> int:
         bound = runner.addresses[0]
         event(log, "api_listening", host=bound[0], port=bound[1])
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        # systemd's ExecReload: settings are read at start; keep serving
-        loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload_ignored",
-                                                             hint="restart to apply new settings"))
+        stop_on_signals(stop, log=log)
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -41,6 +41,7 @@ import redis.asyncio
 from ..errors import StoreError
 from ..logs import event
 from ..mail import normalize_domain, registrable_domain
+from ._service import stop_on_signals
 from .complaints import COMPLAINTS_KEY, Complaint
 from .listings import Kind, normalize_address
 from .store import AsyncListingStore, Clock, SystemClock, store_error
@@ -407,8 +408,6 @@ class ListingEngine:
 
 async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
     """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
-    import signal
-
     from ..redisconn import with_min_timeout
 
     # XREADGROUP blocks for a second at a time: the socket must wait longer than that.
@@ -420,12 +419,7 @@ async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
         hooks.append(AdComplaintRefusals.from_config(cfg))
     engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=hooks)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    # systemd's ExecReload: settings are read at start; keep working
-    loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload_ignored",
-                                                         hint="restart to apply new settings"))
+    stop_on_signals(stop, log=log)
     try:
         await engine.run(stop)
     finally:
