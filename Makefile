@@ -37,7 +37,7 @@ test-integration: debs-test $(VENV)/.installed
 	$(PY) -m pytest tests/integration
 
 # The fault, load and fuzz tests at full size: >=100,000 fuzz inputs per parser, 2,000 mail
-# messages and complaints through killed and restarted services (about an hour on 2 cores).
+# messages and complaints through killed and restarted services (2-3 hours on 2 cores).
 soak: debs-test $(VENV)/.installed
 	SPAMWARDEN_SOAK=1 $(PY) -m pytest tests/faults -p no:cacheprovider -ra --durations=20
 

@@ -103,7 +103,7 @@ def check_message_view(data: bytes, limits: ParseLimits) -> None:
 
 
 def test_mail_parser_seeds_parse_within_limits(mail_seeds: list[bytes]) -> None:
-    assert len(mail_seeds) >= 100
+    assert len(mail_seeds) >= 50
     for seed in mail_seeds:
         check_message_view(seed, MAIL_LIMITS)
         check_message_view(seed, ParseLimits())
