@@ -12,6 +12,8 @@ unrelated commands start fast.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import sys
 from typing import Any, Callable, Sequence
@@ -49,6 +51,22 @@ def _command(
     )
     p.set_defaults(handler=handler)
     return p
+
+
+def _lazy_handler(module: str, name: str) -> Handler:
+    """A handler that imports ``spamwarden.<module>`` when it runs and calls its ``<name>``.
+
+    :param module: the module under ``spamwarden``, e.g. ``"reputation.commands"``.
+    :param name: the handler function there, taking ``(args, cfg)``.
+    :returns: the handler; ``spamwarden --help`` thus never imports the component.
+    """
+
+    def handler(args: argparse.Namespace, cfg: Config) -> int:
+        target = importlib.import_module(f".{module}", __package__)
+        result: int = getattr(target, name)(args, cfg)
+        return result
+
+    return handler
 
 
 # -- serve ----------------------------------------------------------------------------------
@@ -189,16 +207,7 @@ def _add_milter(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON array")
 
 
-def _listing_command(name: str) -> Handler:
-    """A handler that runs ``spamwarden.reputation.commands.<name>`` (imported lazily)."""
-
-    def handler(args: argparse.Namespace, cfg: Config) -> int:
-        from .reputation import commands
-
-        result: int = getattr(commands, name)(args, cfg)
-        return result
-
-    return handler
+_listing_command = functools.partial(_lazy_handler, "reputation.commands")
 
 
 def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
@@ -281,15 +290,7 @@ def _add_reputation(sub: Any) -> None:
 
 def _add_rbl(sub: Any) -> None:
     """rbl, export."""
-
-    def lazy(name: str) -> Handler:
-        def handler(args: argparse.Namespace, cfg: Config) -> int:
-            from .rbl import commands
-
-            result: int = getattr(commands, name)(args, cfg)
-            return result
-
-        return handler
+    lazy = functools.partial(_lazy_handler, "rbl.commands")
 
     p = _command(
         sub, "rbl", lazy("cmd_rbl"),
@@ -316,15 +317,7 @@ def _add_rbl(sub: Any) -> None:
 
 def _add_training(sub: Any) -> None:
     """train, eval, corpus."""
-
-    def lazy(name: str) -> Handler:
-        def handler(args: argparse.Namespace, cfg: Config) -> int:
-            from .training import commands
-
-            result: int = getattr(commands, name)(args, cfg)
-            return result
-
-        return handler
+    lazy = functools.partial(_lazy_handler, "training.commands")
 
     def sources(p: argparse.ArgumentParser) -> None:
         p.add_argument("--ham", metavar="PATH", nargs="+", action="extend",
@@ -393,16 +386,7 @@ def _add_training(sub: Any) -> None:
                    help="give up on npm after this long (default 600)")
 
 
-def _consent_command(name: str) -> Handler:
-    """A handler that runs ``spamwarden.reputation.consent_cli.<name>`` (imported lazily)."""
-
-    def handler(args: argparse.Namespace, cfg: Config) -> int:
-        from .reputation import consent_cli
-
-        result: int = getattr(consent_cli, name)(args, cfg)
-        return result
-
-    return handler
+_consent_command = functools.partial(_lazy_handler, "reputation.consent_cli")
 
 
 def _add_consent(sub: Any) -> None:
