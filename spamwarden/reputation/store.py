@@ -48,7 +48,7 @@ import json
 import math
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 import redis
@@ -545,6 +545,31 @@ class _StoreBase:
             filed_at=_ms(now),
         )
 
+    @staticmethod
+    def _decided(req: DelistRequest, *, approve: bool, note: str, now: float) -> DelistRequest:
+        return replace(req, status="approved" if approve else "rejected", decided_at=_ms(now),
+                       decided_note=note)
+
+    @staticmethod
+    def _requests(raw: Sequence[Any], *, status: str | None, limit: int) -> list[DelistRequest]:
+        """Decode an HMGET of request records, keep ``status`` ones, at most ``limit``."""
+        reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
+        return [r for r in reqs if status is None or r.status == status][:limit]
+
+    @staticmethod
+    def _rate_key(what: str, client: str, now: float) -> str:
+        return f"sw:{{sw}}:rate:{what}:{client}:{int(now // 3600)}"
+
+    def _queue_volume(self, pipe: Any, keys: Sequence[str], *, now: float, count: int) -> None:
+        """Queue on ``pipe`` the INCRBY and EXPIRE of each key's current volume bucket."""
+        size = _bucket_size(self.settings.window)
+        ttl = math.ceil(self.settings.window + size)
+        bucket = math.floor(now / size)
+        for k in keys:
+            vk = f"sw:{{sw}}:vol:{k}:{bucket}"
+            pipe.incrby(vk, count)
+            pipe.expire(vk, ttl)
+
 
 def _listings_from_hash(raw: dict[bytes, bytes]) -> dict[str, Listing]:
     out = {}
@@ -861,15 +886,9 @@ class ListingStore(_StoreBase):
 
     def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """Add ``count`` accepted messages to each source key's current bucket (pipelined)."""
-        size = _bucket_size(self.settings.window)
-        ttl = math.ceil(self.settings.window + size)
-        bucket = math.floor(now / size)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for k in keys:
-                vk = f"sw:{{sw}}:vol:{k}:{bucket}"
-                pipe.incrby(vk, count)
-                pipe.expire(vk, ttl)
+            self._queue_volume(pipe, keys, now=now, count=count)
             pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from exc
@@ -898,9 +917,8 @@ class ListingStore(_StoreBase):
 
     def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
         """Count one request of ``client`` this hour; False once over ``limit``."""
-        slot = int(now // 3600)
         try:
-            n = self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
+            n = self._rate(keys=[self._rate_key(what, client, now)], args=[limit, 3600])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return int(n) >= 0
@@ -933,8 +951,7 @@ class ListingStore(_StoreBase):
             raw = self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
         except redis.RedisError as exc:
             raise store_error(exc) from exc
-        reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
-        return [r for r in reqs if status is None or r.status == status][:limit]
+        return self._requests(raw, status=status, limit=limit)
 
     def get_delist_request(self, request_id: str) -> DelistRequest | None:
         try:
@@ -954,10 +971,7 @@ class ListingStore(_StoreBase):
         if req is None:
             return None
         write = self.delist(req.key, note=note or f"delist request {req.id}", now=now) if approve else None
-        from dataclasses import replace
-
-        new = replace(req, status="approved" if approve else "rejected", decided_at=_ms(now),
-                      decided_note=note)
+        new = self._decided(req, approve=approve, note=note, now=now)
         try:
             self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
         except redis.RedisError as exc:
@@ -1140,15 +1154,9 @@ class AsyncListingStore(_StoreBase):
 
     async def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """See :meth:`ListingStore.record_volume`."""
-        size = _bucket_size(self.settings.window)
-        ttl = math.ceil(self.settings.window + size)
-        bucket = math.floor(now / size)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for k in keys:
-                vk = f"sw:{{sw}}:vol:{k}:{bucket}"
-                pipe.incrby(vk, count)
-                pipe.expire(vk, ttl)
+            self._queue_volume(pipe, keys, now=now, count=count)
             await pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from exc
@@ -1165,9 +1173,8 @@ class AsyncListingStore(_StoreBase):
 
     async def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
         """See :meth:`ListingStore.rate_allow`."""
-        slot = int(now // 3600)
         try:
-            n = await self._rate(keys=[f"sw:{{sw}}:rate:{what}:{client}:{slot}"], args=[limit, 3600])
+            n = await self._rate(keys=[self._rate_key(what, client, now)], args=[limit, 3600])
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return int(n) >= 0
@@ -1199,8 +1206,7 @@ class AsyncListingStore(_StoreBase):
             raw = await self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
         except redis.RedisError as exc:
             raise store_error(exc) from exc
-        reqs = [DelistRequest.from_json(t) for t in raw if t is not None]
-        return [r for r in reqs if status is None or r.status == status][:limit]
+        return self._requests(raw, status=status, limit=limit)
 
     async def get_delist_request(self, request_id: str) -> DelistRequest | None:
         try:
@@ -1212,15 +1218,12 @@ class AsyncListingStore(_StoreBase):
     async def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
                                     now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
         """See :meth:`ListingStore.decide_delist_request`."""
-        from dataclasses import replace
-
         req = await self.get_delist_request(request_id)
         if req is None:
             return None
         write = (await self.delist(req.key, note=note or f"delist request {req.id}", now=now)
                  if approve else None)
-        new = replace(req, status="approved" if approve else "rejected", decided_at=_ms(now),
-                      decided_note=note)
+        new = self._decided(req, approve=approve, note=note, now=now)
         try:
             await self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
         except redis.RedisError as exc:
