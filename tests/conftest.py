@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -27,16 +28,20 @@ def shared_path(*parts: str) -> Path:
 
 
 def need_binary(name: str) -> str:
-    """The path of an executable, or fail: `make test` installs every one the tests use."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
+    """The path of an executable, or fail: `make test` installs every one the tests use.
+
+    Looks on $PATH, then in /usr/sbin, /usr/bin and /sbin (postfix, unbound live in sbin).
+    """
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
     if path is None:
         pytest.fail(f"{name} is not installed; run `make test`, which installs it")
     return path
 
 
-@pytest.fixture
-def redis_server() -> Iterator[EmbeddedRedis]:
-    """A real, private redis-server on a unix socket in a temp dir (AOF on)."""
+@contextmanager
+def private_redis() -> Iterator[EmbeddedRedis]:
+    """Start a private redis-server (unix socket, AOF on) in a new temp dir; stop and remove it
+    when the block ends. The `redis_server` and `module_redis_url` fixtures use it."""
     need_binary("redis-server")
     d = Path(tempfile.mkdtemp(prefix="sw-redis-"))
     server = EmbeddedRedis(d)
@@ -46,6 +51,13 @@ def redis_server() -> Iterator[EmbeddedRedis]:
     finally:
         server.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A real, private redis-server on a unix socket in a temp dir (AOF on)."""
+    with private_redis() as server:
+        yield server
 
 
 @pytest.fixture

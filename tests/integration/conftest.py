@@ -33,20 +33,11 @@ from support.milterproc import spamwarden_milter as _spamwarden_milter
 from support.postfix import PostfixInstance
 from support.smtpclient import SwaksResult, swaks
 
-from spamwarden.redisconn import EmbeddedRedis
+from tests.integration.redis_cluster import LocalCluster
 
+from tests.conftest import need_binary, private_redis
 
-def need_binary(name: str) -> str:
-    """The path of an executable, or fail: `make test` installs every one the tests use.
-
-    (tests/conftest.py has the same check; a second conftest.py cannot import the first.)
-    """
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
-    if path is None:
-        pytest.fail(f"{name} is not installed; run `make test`, which installs it")
-    return path
-
-__all__ = ["AuthTestZone", "SwaksResult", "swaks"]
+__all__ = ["AuthTestZone", "SwaksResult", "swaks", "need_binary"]
 
 
 def _tempdir(prefix: str) -> Path:
@@ -201,17 +192,22 @@ def dns_server(auth_zone: AuthTestZone) -> Iterator[UnboundServer]:
 
 
 @pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A real Redis Cluster (3 masters on loopback ports) for a whole test module."""
+    need_binary("redis-server")
+    need_binary("redis-cli")
+    cluster = LocalCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
 def module_redis_url() -> Iterator[str]:
     """A private redis-server for a whole test module (the `redis_url` fixture is per test)."""
-    need_binary("redis-server")
-    d = _tempdir("sw-redis-")
-    server = EmbeddedRedis(d)
-    server.start()
-    try:
+    with private_redis() as server:
         yield server.url
-    finally:
-        server.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 MilterFactory = Callable[..., MilterProcess]

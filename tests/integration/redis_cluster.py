@@ -8,15 +8,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import redis
 
+from tests.support.net import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LocalCluster", "LocalRedis", "free_port", "free_cluster_port", "wait_ping"]
 
 
 def free_cluster_port() -> int:
@@ -124,11 +121,3 @@ class LocalCluster:
         for node in self.nodes.values():
             node.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def cluster() -> Iterator[LocalCluster]:
-    c = LocalCluster()
-    try:
-        yield c
-    finally:
-        c.stop()

@@ -33,6 +33,7 @@ from spamwarden.reputation.consent_cli import export_records, iso
 from spamwarden.reputation.intake import IntakeRequest
 from spamwarden.reputation.optout import OptoutHandler
 from spamwarden.reputation.unsubscribe import TokenSigner
+from tests.integration.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -371,30 +372,23 @@ def test_refusal_by_mail_and_complaint_confirmed_once(
     assert [m[1] for m in sink.messages] == [[B], [C]]
 
 
-def test_every_script_runs_on_a_redis_cluster() -> None:
+def test_every_script_runs_on_a_redis_cluster(redis_cluster: LocalCluster) -> None:
     """All keys carry the {sw} hash tag, so every multi-key script and pipeline of the
     registry runs on Redis Cluster (one slot)."""
     from spamwarden.config import config_from_mapping
     from spamwarden.redisconn import sync_client
-    from tests.conftest import need_binary
-    from tests.integration.redis_cluster import LocalCluster
 
-    need_binary("redis-cli")
-    cluster = LocalCluster()
-    try:
-        client = sync_client(config_from_mapping({"redis": {"url": cluster.url}}))
-        clock = Clock()
-        reg = RedisConsentRegistry(client, clock=clock)
-        reg.register_advertiser("shop", name="Shop", domains=["shop.test"])
-        reg.add_consents([ConsentRecord("shop", A, "form", NOW - 1)])
-        reg.record_sends("shop", [A, B], now=NOW, ref="q")
-        reg.refuse(B, adv="shop", channel="cli")
-        assert reg.claim_confirmation(B, adv="shop")
-        assert state(reg, A) == ("ok", 1, 3) and state(reg, B)[0] == "refused"
-        rr = reg.recipient_records(A)
-        assert len(rr.consents) == 1
-        assert reg.counts("shop").sent == 2
-        assert [c.recipient for c in reg.consents("shop")] == [A]
-        client.close()
-    finally:
-        cluster.stop()
+    client = sync_client(config_from_mapping({"redis": {"url": redis_cluster.url}}))
+    clock = Clock()
+    reg = RedisConsentRegistry(client, clock=clock)
+    reg.register_advertiser("shop", name="Shop", domains=["shop.test"])
+    reg.add_consents([ConsentRecord("shop", A, "form", NOW - 1)])
+    reg.record_sends("shop", [A, B], now=NOW, ref="q")
+    reg.refuse(B, adv="shop", channel="cli")
+    assert reg.claim_confirmation(B, adv="shop")
+    assert state(reg, A) == ("ok", 1, 3) and state(reg, B)[0] == "refused"
+    rr = reg.recipient_records(A)
+    assert len(rr.consents) == 1
+    assert reg.counts("shop").sent == 2
+    assert [c.recipient for c in reg.consents("shop")] == [A]
+    client.close()

@@ -4,7 +4,6 @@ carries the {sw} hash tag, so each script's keys live in one slot."""
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
 
 import pytest
 
@@ -13,7 +12,6 @@ from spamwarden.redisconn import async_client, sync_client
 from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint, Indicators
 from spamwarden.reputation.engine import ListingEngine, ListingPolicy
 from spamwarden.reputation.store import AsyncListingStore, ListingStore
-from tests.conftest import need_binary
 from tests.integration.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -21,19 +19,8 @@ pytestmark = pytest.mark.integration
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    need_binary("redis-server")
-    need_binary("redis-cli")
-    c = LocalCluster()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-def test_store_operations_on_a_cluster(cluster: LocalCluster) -> None:
-    cfg = config_from_mapping({"redis": {"url": cluster.url}})
+def test_store_operations_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
     store = ListingStore.from_config(cfg, sync_client(cfg))
     store.redis.flushall()
     assert store.add("192.0.2.1", reason="manual", ttl=10, now=T0).op == "listed"
@@ -56,8 +43,8 @@ def test_store_operations_on_a_cluster(cluster: LocalCluster) -> None:
     store.redis.close()
 
 
-def test_engine_on_a_cluster(cluster: LocalCluster) -> None:
-    cfg = config_from_mapping({"redis": {"url": cluster.url}})
+def test_engine_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
     sync = sync_client(cfg)
     sync.flushall()
     for i in range(3):
@@ -86,8 +73,8 @@ def test_engine_on_a_cluster(cluster: LocalCluster) -> None:
     sync.close()
 
 
-def test_delist_requests_and_rate_limit_on_a_cluster(cluster: LocalCluster) -> None:
-    cfg = config_from_mapping({"redis": {"url": cluster.url}})
+def test_delist_requests_and_rate_limit_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
     store = ListingStore.from_config(cfg, sync_client(cfg))
     store.redis.flushall()
     store.add("spam.example", reason="domain-manual", now=T0)

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -19,17 +18,6 @@ from tests.conftest import need_binary
 from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[LocalCluster]:
-    need_binary("redis-server")
-    need_binary("redis-cli")
-    c = LocalCluster()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 _SCRIPT = """

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests.conftest import need_binary
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -93,14 +94,6 @@ def test_bad_config_exits_2_with_the_key(tmp_path: Path) -> None:
     assert b"milter.listen" in res.stderr
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _children(pid: int) -> dict[str, int]:
     """Service name -> pid of serve's children, read from /proc."""
     found: dict[str, int] = {}
@@ -127,7 +120,7 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
     import dns.rcode
 
     need_binary("redis-server")
-    ports = {name: _free_port() for name in ("milter", "intake", "rbl", "api")}
+    ports = {name: free_port() for name in ("milter", "intake", "rbl", "api")}
     cfg = _config(
         tmp_path,
         f'[milter]\nlisten = "inet:127.0.0.1:{ports["milter"]}"\n'
