@@ -19,6 +19,7 @@ import email.utils
 import html
 import re
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from ._domains import domain_of_address, normalize_domain, registrable_domain
 
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_AD_LABELS: tuple[str, ...] = ("QC", "ADV", "AD")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,7 +483,8 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
     )
 
 
-def _safe(fn):  # type: ignore[no-untyped-def]
+def _safe(fn: Callable[[], _T]) -> _T | None:
+    """``fn()``, or ``None`` when the stdlib email package chokes on a malformed header."""
     try:
         return fn()
     except (ValueError, LookupError, TypeError, AttributeError, IndexError, UnicodeError,
