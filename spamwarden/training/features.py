@@ -8,11 +8,14 @@ only
   NFC-normalised, lower-cased; tokens carrying Vietnamese or other Latin
   diacritics also yield their diacritic-free form, because spammers strip
   accents to dodge filters),
-* URL domains and a few URL shapes (IP hosts, ports, ``@`` in URLs, count),
+* URL domains and their top-level domains, and URL shapes (IP hosts, ports,
+  ``@`` in URLs, count, distinct domains, shorteners, deep host names, long
+  query strings, script and executable paths),
 * the sender's From domain and display name, and whether Reply-To points
   elsewhere,
 * structural signals: which MIME parts are there, HTML without a plain
-  alternative, text length, share of capitals, attachments by type,
+  alternative, text length, share of capitals, attachments by type, the
+  shape of the subject (capitals, length, punctuation runs, digits, money),
 * a few headers the sending software writes (mailer name, priority flags,
   top-level content type and charset).
 
@@ -25,6 +28,18 @@ training and at scoring time: it is the first step of every model pipeline.
 Every feature is a string token; :class:`sklearn.feature_extraction.FeatureHasher`
 turns token lists into a sparse matrix with no vocabulary to store, which is
 also what lets the models learn one message at a time.
+
+Words outnumber the other tokens about ten to one, and words are what changes
+from one year and one sender to the next.  ``structure_weight`` repeats every
+non-word token (structure, URL, sender, header tokens) so that, after the
+models' sublinear term frequency, each weighs ``1 + ln(structure_weight)``
+words.  Trained models use 3.  Measured (trained on one side, scored on the
+other, features version 2 -> 3 with weight 3): SpamAssassin 2002 -> CSDMC 2010
+AUC 0.9983 -> 0.9994, false negatives at FPR 0.1 % 22 % -> 10 %; SpamAssassin
+older 60 % -> newer 40 % by date AUC 0.9954 -> 0.9980; but CSDMC 2010 (2,000
+messages) -> SpamAssassin 2002 AUC 0.9456 -> 0.9367: learned from a small
+collection, sender and header shapes carry less than words.  A model
+learning from nothing uses 1: words are what it learns fastest.
 """
 
 from __future__ import annotations
@@ -53,7 +68,7 @@ __all__ = [
 ]
 
 #: bump when the meaning of a token changes: models of another version are refused
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 DEFAULT_STRIP_HEADERS: tuple[str, ...] = (
     "X-Spam-*", "X-Barracuda-*", "X-Mozilla-*", "Received-SPF",
@@ -167,6 +182,14 @@ _AT_IN_HOST = re.compile(r"^(?:https?://)?[^/\s]*@", re.IGNORECASE)
 _ENCODED = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
 _LOCAL_SHAPE = re.compile(r"\d{3,}")
+_URL_SHORTENERS = frozenset((
+    "bit.ly", "tinyurl.com", "goo.gl", "t.co", "ow.ly", "is.gd", "buff.ly", "tiny.cc",
+    "rebrand.ly", "cutt.ly", "shorturl.at", "rb.gy", "t.ly", "s.id", "v.gd",
+))
+_URL_PATH_KIND = re.compile(r"\.(exe|scr|zip|php|asp|cgi)\b")
+_SUBJ_PUNCT = re.compile(r"[!?$%*]{2,}|\.{4,}")
+_SUBJ_MONEY = re.compile(r"[$€£¥]\s?\d|\d\s?(?:usd|eur|dollars?)\b", re.IGNORECASE)
+_SUBJ_DIGIT = re.compile(r"\d")
 
 
 class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -179,6 +202,7 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
     :param max_text_chars: how much body text is tokenized.
     :param header_values: emit tokens for mailer/priority headers.
     :param structure: emit structural tokens (parts, HTML, length, capitals, URLs).
+    :param structure_weight: how many times each non-word token is emitted (1 or more).
     """
 
     def __init__(
@@ -187,11 +211,13 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
         max_text_chars: int = 20_000,
         header_values: bool = True,
         structure: bool = True,
+        structure_weight: int = 1,
     ) -> None:
         self.strip_headers = strip_headers
         self.max_text_chars = max_text_chars
         self.header_values = header_values
         self.structure = structure
+        self.structure_weight = structure_weight
 
     def settings(self) -> dict[str, Any]:
         """What decides the tokens (hashed into model metadata)."""
@@ -201,6 +227,7 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
             "max_text_chars": self.max_text_chars,
             "header_values": self.header_values,
             "structure": self.structure,
+            "structure_weight": self.structure_weight,
         }
 
     def fit(self, X: Any, y: Any = None) -> MessageFeatureExtractor:
@@ -224,16 +251,18 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
         if view.from_display:
             out.extend(tokenize(view.from_display, prefix="fn:", limit=200))
         from_domain = view.from_registrable if _header_present(headers, "from") else None
-        out.append(f"fd:{from_domain or '-'}")
-        for domain in view.url_domains[:30]:
-            out.append(f"ud:{domain}")
+        shape = [f"fd:{from_domain or '-'}"]
+        shape.extend(f"ud:{domain}" for domain in view.url_domains[:30])
         if self.structure:
-            out.extend(self._structure(view, headers, body, from_domain))
+            shape.extend(self._structure(view, headers, body, from_domain))
         if self.header_values:
             for name, value in headers:
                 if name in _VALUE_HEADERS:
                     word = value.split(None, 1)[0].lower()[:30] if value.strip() else "-"
-                    out.append(f"hv:{name}:{word}")
+                    shape.append(f"hv:{name}:{word}")
+        out.extend(shape)
+        if self.structure_weight > 1:
+            out.extend(shape * (self.structure_weight - 1))
         return out
 
     def _structure(
@@ -273,6 +302,16 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
                 out.append("st:subj_pct")
             if not subject.isascii():
                 out.append("st:subj_8bit")
+            if sl:
+                upper = sum(map(str.isupper, subject))
+                out.append(f"st:subj_caps{_bucket(upper / sl, (0.1, 0.3, 0.6, 0.9))}")
+            out.append(f"st:subj_len{_bucket(len(subject), (10, 25, 45, 70))}")
+            if _SUBJ_PUNCT.search(subject):
+                out.append("st:subj_punct")
+            if _SUBJ_MONEY.search(subject):
+                out.append("st:subj_money")
+            if _SUBJ_DIGIT.search(subject):
+                out.append("st:subj_digit")
         else:
             out.append("st:no_subject")
         # URLs
@@ -289,6 +328,27 @@ class MessageFeatureExtractor(TransformerMixin, BaseEstimator):  # type: ignore[
                 out.append("st:url_at")
             if _ENCODED.search(url[:200]):
                 out.append("st:url_pct")
+            lower = url[:2000].lower()
+            query = lower.find("?")
+            if query >= 0 and len(lower) - query > 60:
+                out.append("st:url_long_query")
+            host = lower.split("//", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+            if host in _URL_SHORTENERS:
+                out.append("st:url_shortener")
+            if host.count(".") >= 4:
+                out.append("st:url_deep_host")
+            if lower.startswith("https:"):
+                out.append("st:url_https")
+            kind = _URL_PATH_KIND.search(lower.split("//", 1)[-1].split("?", 1)[0])
+            if kind:
+                out.append(f"st:url_path:{kind.group(1)}")
+        domains = view.url_domains[:30]
+        if urls:
+            out.append(f"st:url_domains{_bucket(len(set(domains)), (1, 2, 3, 5, 10))}")
+        for tld in sorted({d.rsplit(".", 1)[-1] for d in domains}):
+            out.append(f"st:url_tld:{tld}")
+        if view.from_domain:
+            out.append(f"st:from_tld:{view.from_domain.rsplit('.', 1)[-1].lower()[:20]}")
         if from_domain and urls and from_domain not in view.url_domains:
             out.append("st:url_not_from")
         # sender

@@ -93,6 +93,8 @@ class TrainingParams:
     folds: int = 5
     n_features: int = N_FEATURES
     strip_headers: tuple[str, ...] = DEFAULT_STRIP_HEADERS
+    #: non-word tokens count this many times (see :mod:`.features`)
+    structure_weight: int = 3
     random_state: int = RANDOM_STATE
 
 
@@ -151,6 +153,7 @@ class SpamModel:
             raise ModelError("the two pipelines of the model use different features")
         self.hasher: FeatureHasher = bayes.named_steps["hash"]
         self._lock = threading.Lock()
+        self._grad_sq: np.ndarray | None = None
         self._weights = self._derive_weights()
 
     # -- scoring ------------------------------------------------------------------------------
@@ -228,6 +231,12 @@ class SpamModel:
     #: step size of the online logistic update (rows are L2-normalised) unless the
     #: metadata's ``params.online_learning_rate`` says otherwise
     LEARNING_RATE = 2.0
+    #: a model learning from nothing (``params.online_optimizer == "adagrad"``) divides each
+    #: weight's step by the root of the squared gradients that weight has seen (plus this):
+    #: rare tokens keep learning fast while frequent ones settle.  Measured in the online
+    #: protocol on ../shared/corpus (8,273 messages by date): (1-AUC) 0.132 % -> 0.105 %,
+    #: false negatives at FPR 0.1 % 37 % -> 15 %; in reversed and shuffled order 0.14 % -> 0.10 %.
+    ADAGRAD_INITIAL = 0.01
 
     def learn(self, messages: Sequence[MessageView | bytes], labels: Sequence[int]) -> None:
         """Learn labelled messages incrementally (1 = spam, 0 = ham), one at a time.
@@ -248,9 +257,15 @@ class SpamModel:
         sgd: SGDClassifier = self.linear.named_steps["sgd"]
         alpha = float(nb.alpha)
         cw = sgd.class_weight if isinstance(sgd.class_weight, dict) else {0: 1.0, 1: 1.0}
-        eta = float(self.metadata.get("params", {}).get("online_learning_rate",
-                                                          self.LEARNING_RATE))
+        params = self.metadata.get("params", {})
+        eta = float(params.get("online_learning_rate", self.LEARNING_RATE))
+        adagrad = params.get("online_optimizer") == "adagrad"
         with self._lock:
+            if adagrad and self._grad_sq is None:
+                # per-weight sums of squared gradients: in memory only (a reloaded model
+                # starts them afresh)
+                self._grad_sq = np.full(len(sgd.coef_[0]), self.ADAGRAD_INITIAL)
+            grad_sq = self._grad_sq if adagrad else None
             w_nb, _, w_lin, _, comb_w, comb_b = self._weights
             # in place: a scorer in another thread sees each weight old or new, both valid
             fc = nb.feature_count_
@@ -271,7 +286,12 @@ class SpamModel:
                 z = float(x2 @ w_lin[idx]) + b_lin
                 p = 1.0 / (1.0 + np.exp(-max(min(z, 50.0), -50.0)))
                 g = eta * float(cw.get(c, 1.0)) * (c - p)
-                w_lin[idx] += g * x2
+                if grad_sq is not None:
+                    step = (c - p) * x2
+                    grad_sq[idx] += step * step
+                    w_lin[idx] += g * x2 / np.sqrt(grad_sq[idx])
+                else:
+                    w_lin[idx] += g * x2
                 b_lin += 0.01 * g
             sgd.intercept_[0] = b_lin
             # add-one smoothed, so a class not seen yet is unlikely, not impossible
@@ -432,7 +452,8 @@ def train_model(
         raise ModelError(f"training needs at least 2 ham and 2 spam messages (got {n_ham} ham, "
                          f"{n_spam} spam)")
     say = progress or (lambda stage, done, total: None)
-    ext = MessageFeatureExtractor(strip_headers=tuple(params.strip_headers))
+    ext = MessageFeatureExtractor(strip_headers=tuple(params.strip_headers),
+                                  structure_weight=params.structure_weight)
     hasher = _hasher(params.n_features)
     token_lists: list[list[str]] = []
     total = len(views)
@@ -537,6 +558,7 @@ def train_model(
                    "online_learning_rate": cls_rate,
                    "sgd_epochs": params.sgd_epochs,
                    "n_features": params.n_features, "random_state": params.random_state,
+                   "structure_weight": params.structure_weight,
                    "grid": {"nb_alpha": list(params.nb_alphas),
                             "sgd_alpha": list(params.sgd_alphas)}},
         "corpus": corpus or {"n_ham": n_ham, "n_spam": n_spam},
@@ -596,7 +618,8 @@ def untrained_model(
     combiner.n_features_in_ = 2
     metadata = _base_metadata(ext)
     metadata.update({"params": {"nb_alpha": 0.01, "sgd_alpha": 1e-5, "n_features": n_features,
-                                "weight_bayes": 0.0, "online_learning_rate": 8.0},
+                                "weight_bayes": 0.0, "online_learning_rate": 2.0,
+                                "online_optimizer": "adagrad"},
                      "corpus": {"n_ham": 0, "n_spam": 0}, "metrics": {}})
     return SpamModel(bayes, linear, combiner, metadata)
 

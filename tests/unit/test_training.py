@@ -193,6 +193,55 @@ def test_foreign_version_model_file_is_refused(small_model: SpamModel, tmp_path:
         load_model(other_features)
 
 
+def test_model_file_of_older_features_is_refused(small_model: SpamModel, tmp_path: Path) -> None:
+    """A file as features version 2 wrote it (no structure_weight, its own consistent hash)."""
+    import skops.io as sio
+
+    from spamwarden.training.features import settings_hash
+
+    path = tmp_path / "m.skops"
+    save_model(small_model, path)
+    obj = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    md = json.loads(obj["metadata"])
+    md["features"]["version"] = 2
+    del md["features"]["structure_weight"]
+    md["features_hash"] = settings_hash(md["features"])
+    obj["metadata"] = json.dumps(md)
+    for pipeline in (obj["bayes"], obj["linear"]):
+        vars(pipeline.named_steps["features"]).pop("structure_weight", None)
+    old = tmp_path / "v2.skops"
+    sio.dump(obj, old, compression=zipfile.ZIP_DEFLATED)
+    with pytest.raises(ModelError, match=r"feature settings version 2; .* version 3: retrain"):
+        load_model(old)
+
+
+def test_trained_models_weigh_structure_and_online_models_do_not(small_model: SpamModel) -> None:
+    assert small_model.extractor.structure_weight == 3
+    assert small_model.metadata["features"]["structure_weight"] == 3
+    assert untrained_model().extractor.structure_weight == 1
+
+
+def test_untrained_model_learns_with_adagrad_and_trained_with_plain_steps(
+    small_model: SpamModel, tmp_path: Path,
+) -> None:
+    online = untrained_model()
+    view = parse_message(SPAM)
+    before = online.scores(online.hashed([view]))[0, 1]
+    online.learn([view], [1])
+    first = online.scores(online.hashed([view]))[0, 1] - before
+    online.learn([view], [1])
+    second = online.scores(online.hashed([view]))[0, 1] - before - first
+    assert first > 0 and second > 0
+    # the squared gradients seen so far shrink each weight's next step
+    assert second < 0.8 * first
+    assert online._grad_sq is not None and online._grad_sq.max() > online.ADAGRAD_INITIAL
+    # a trained model's feedback steps stay plain SGD (its weights are already in scale)
+    save_model(small_model, tmp_path / "m.skops")
+    trained = load_model(tmp_path / "m.skops")
+    trained.learn([view], [1])
+    assert trained._grad_sq is None
+
+
 def test_foreign_types_are_refused(tmp_path: Path) -> None:
     import skops.io as sio
 

@@ -137,3 +137,23 @@ def test_filter_markers_in_the_subject_are_not_features() -> None:
     tagged = ext.tokens(parse_message(b"Subject: [SPAM] Six tips\r\n\r\nbody text\r\n"))
     clean = ext.tokens(parse_message(b"Subject: Six tips\r\n\r\nbody text\r\n"))
     assert tagged == clean
+
+
+def test_structure_weight_repeats_only_non_word_tokens() -> None:
+    raw = (b"From: Deals <promo@cheap.example>\nTo: undisclosed-recipients:;\n"
+           b"Subject: WIN $500 NOW!!!\nX-Mailer: BulkMail 2\n\n"
+           b"Click http://bit.ly/abc and http://1.2.3.4:8080/x.php?" + b"q" * 80 + b" today\n")
+    view = parse_message(raw)
+    plain = MessageFeatureExtractor().tokens(view)
+    heavy = MessageFeatureExtractor(structure_weight=3).tokens(view)
+    assert MessageFeatureExtractor().settings() != MessageFeatureExtractor(
+        structure_weight=3).settings()
+    for token in plain:
+        expected = 3 if token.startswith(("st:", "fd:", "ud:", "hv:")) else 1
+        assert heavy.count(token) == expected * plain.count(token), token
+    assert "click" in heavy and "s:win" in heavy
+    # URL and subject shapes
+    for token in ("st:url_shortener", "st:url_long_query", "st:url_ip", "st:url_port",
+                  "st:url_path:php", "st:url_tld:ly", "st:from_tld:example", "st:subj_money",
+                  "st:subj_punct", "st:subj_digit", "st:subj_caps4", "st:url_domains1"):
+        assert token in plain, token
