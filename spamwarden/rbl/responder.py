@@ -10,6 +10,7 @@ them for owner names, so answers are pasted from pre-built record tails.
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 import time
 from bisect import bisect_left
@@ -33,6 +34,9 @@ _DIGITS = frozenset(b"0123456789")
 _NIBBLES = {c.encode(): int(c, 16) for c in "0123456789abcdef"}
 MAX_TRANSFER_MESSAGE = 16384
 _OCTETS = {str(i).encode(): i for i in range(256)}
+#: an IPv4 octet label as on the wire, length byte included (no leading zeros, as the parser)
+_WIRE_OCTETS = {bytes((len(str(i)),)) + str(i).encode(): i for i in range(256)}
+_WIRE_OCTET = rb"(\x01[0-9]|\x02[0-9][0-9]|\x03[0-9][0-9][0-9])"
 _NIBBLE_LENGTHS = b"\x01" * 32
 # flags and section counts of a fast-path response, by (RD << 7 | CD << 6 | answers << 5 |
 # OPT << 4 | rcode): QR and AA set, RD and CD copied; one answer, or one SOA in authority.
@@ -143,6 +147,8 @@ class DnsblResponder:
         apex_wire = encode_name(s.apex)
         self._ip_suffix = b"\x02ip" + apex_wire
         self._dbl_suffix = b"\x03dbl" + apex_wire
+        # four reversed octet labels and ip.<apex> (any case, RFC 4343), matched in one C call
+        self._v4_name = re.compile(_WIRE_OCTET * 4 + b"(?i:" + re.escape(self._ip_suffix) + b")")
         self._txt_prefixes: list[bytes] = []
 
     # -- pre-built pieces ------------------------------------------------------------------
@@ -195,12 +201,19 @@ class DnsblResponder:
         Never raises.  The server calls this first and :meth:`answer` when it returns None.
         """
         try:
-            return self._fast(data)
+            return self.udp_fast_path(data, int(self.clock() * 1000))
         except Exception:  # noqa: BLE001 - the general path answers (FORMERR, SERVFAIL)
             return None
 
     def _fast(self, data: bytes) -> bytes | None:
+        """:meth:`udp_fast_path` at the responder's clock."""
+        return self.udp_fast_path(data, int(self.clock() * 1000))
+
+    def udp_fast_path(self, data: bytes, now_ms: int) -> bytes | None:
         """The common UDP query, answered without the general parser, or None.
+
+        The server's UDP loop calls this directly, with the time read once per batch of
+        datagrams, and treats an exception like None (garbage can raise IndexError here).
 
         Handles exactly: a standard query (QR=0, opcode 0), one question, class IN,
         type A or TXT, no records but at most one plain EDNS0 OPT (version 0), for a
@@ -240,12 +253,57 @@ class DnsblResponder:
         else:
             return None
         zone = self.zone
-        if zone.serial != self._soa_serial or len(zone.reasons) != self._reason_count:
+        if zone.serial != self._soa_serial or len(zone._reasons) != self._reason_count:
             self._refresh()
         ip_sfx = self._ip_suffix
         start = end + 1 - len(ip_sfx)
-        now_ms = int(self.clock() * 1000)
-        if start == 76 and data[12:76:2] == _NIBBLE_LENGTHS and data[start:end + 1].lower() == ip_sfx:
+        v4 = self._v4_name.fullmatch(data, 12, end + 1)
+        if v4 is not None:
+            # four decimal octets, reversed (RFC 5782 §2.1)
+            l4, l3, l2, l1 = v4.groups()
+            octets = _WIRE_OCTETS
+            o1 = octets.get(l1)
+            o2 = octets.get(l2)
+            o3 = octets.get(l3)
+            o4 = octets.get(l4)
+            if o1 is None or o2 is None or o3 is None or o4 is None:
+                return None
+            address = o1 << 24 | o2 << 16 | o3 << 8 | o4
+            # zone.lookup_v4 inlined for the exact-address case (the most common query)
+            keys = zone._v4_keys
+            hint = zone._v4_hint
+            if hint:
+                top = address >> 16
+                nkeys = len(keys)
+                lo = hint[top] - zone._v4_drift
+                hi = hint[top + 1] + zone._v4_drift
+                i = bisect_left(keys, address, lo if lo > 0 else 0, hi if hi < nkeys else nkeys)
+            else:
+                i = bisect_left(keys, address)
+            hit4: tuple[int, str | int] | None = None
+            if address != 0x7F000001:  # never listed, RFC 5782 §5 (as lookup_v4 says)
+                if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
+                    hit4 = (zone._v4_vals[i] & 0xFF, address)
+                else:
+                    units = zone._v4_units
+                    if units is not None and units[address >> 12]:
+                        net = zone._v4_nets.match(address, now_ms)
+                        if net is not None:
+                            hit4 = (net[0] & 0xFF, net[1])
+            if hit4 is None:
+                if start == 20:
+                    return None  # four one-character labels: also an IPv6 prefix (ENT check)
+                rcode = NXDOMAIN
+                records = self._neg_authority[start]
+                counts = 0
+            else:
+                rcode = NOERROR
+                counts = 1
+                if qtype == T_A:
+                    records = self._a_records[hit4[0]]
+                else:
+                    records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
+        elif start == 76 and data[12:76:2] == _NIBBLE_LENGTHS and data[start:end + 1].lower() == ip_sfx:
             # 32 nibbles, reversed (RFC 5782 §2.4)
             nibbles = data[13:76:2]
             if nibbles.translate(None, b"0123456789abcdefABCDEF"):
@@ -263,48 +321,7 @@ class DnsblResponder:
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit6[0], hit6[1])
         elif start > 12 and data[start:end + 1].lower() == ip_sfx:
-            # four decimal octets, reversed (RFC 5782 §2.1)
-            octets = _OCTETS
-            p = 12
-            ln = data[p]
-            o4 = octets.get(data[p + 1:p + 1 + ln])
-            p += ln + 1
-            ln = data[p]
-            o3 = octets.get(data[p + 1:p + 1 + ln])
-            p += ln + 1
-            ln = data[p]
-            o2 = octets.get(data[p + 1:p + 1 + ln])
-            p += ln + 1
-            ln = data[p]
-            o1 = octets.get(data[p + 1:p + 1 + ln])
-            p += ln + 1
-            if p != start or o1 is None or o2 is None or o3 is None or o4 is None:
-                return None
-            address = o1 << 24 | o2 << 16 | o3 << 8 | o4
-            # zone.lookup_v4 inlined for the exact-address case (the most common query)
-            keys = zone._v4_keys
-            i = bisect_left(keys, address)
-            hit4: tuple[int, str | int] | None = None
-            if address != 0x7F000001:  # never listed, RFC 5782 §5 (as lookup_v4 says)
-                if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
-                    hit4 = (zone._v4_vals[i] & 0xFF, address)
-                elif zone._v4_nets.lens:
-                    net = zone._v4_nets.match(address, now_ms)
-                    if net is not None:
-                        hit4 = (net[0] & 0xFF, net[1])
-            if hit4 is None:
-                if p == 20:
-                    return None  # four one-character labels: also an IPv6 prefix (ENT check)
-                rcode = NXDOMAIN
-                records = self._neg_authority[start]
-                counts = 0
-            else:
-                rcode = NOERROR
-                counts = 1
-                if qtype == T_A:
-                    records = self._a_records[hit4[0]]
-                else:
-                    records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
+            return None  # not four octets nor 32 nibbles: the general path (ENT checks, NXDOMAIN)
         else:
             dbl_sfx = self._dbl_suffix
             start = end + 1 - len(dbl_sfx)

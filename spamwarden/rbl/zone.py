@@ -6,10 +6,17 @@ process RSS per listing, index included):
 - exact IPv4 addresses live in two parallel sorted arrays, ``array('I')`` of
   addresses and ``array('Q')`` of packed values: 12 bytes per listing, binary
   search for lookups and for "is anything listed under this prefix" (empty
-  non-terminals, RFC 8020 / RFC 9156);
+  non-terminals, RFC 8020 / RFC 9156).  A table of where each /16 starts in
+  the array (256 KiB, built at each full load) narrows the search to a dozen
+  entries; each insert or removal since the load widens that window by one,
+  and after :data:`V4_HINT_DRIFT` of them the table is dropped until the next
+  full load;
 - exact IPv6 addresses in a dict ``int -> packed`` plus a sorted list of keys;
 - CIDR blocks in one dict per prefix length (``network int -> (packed, key)``),
-  probed longest prefix first, plus a sorted list of block starts;
+  probed longest prefix first, plus a sorted list of block starts; for IPv4 a
+  byte per /20 (1 MiB, only once a block is listed) says whether any block
+  touches it, so most unlisted addresses skip the probes (a removal leaves
+  the byte set: it only costs the probes, until the next full load);
 - domains in a dict ``bytes -> packed`` and a count of listed names under each
   proper suffix.
 
@@ -32,11 +39,15 @@ from typing import Iterable, Iterator
 
 from ..reputation.listings import REASONS, Kind, reason_code
 
-__all__ = ["DnsblZone", "ReasonEntry", "IndexEntry", "TEST_REASON", "FOREVER_MS"]
+__all__ = ["DnsblZone", "ReasonEntry", "IndexEntry", "TEST_REASON", "FOREVER_MS", "V4_HINT_DRIFT"]
 
 #: Expiry used for permanent entries (the RFC 5782 test points): far beyond any real date.
 FOREVER_MS = 1 << 50
 TEST_REASON = "test-point"
+#: Inserts and removals of exact IPv4 addresses after which the /16 start table is dropped.
+V4_HINT_DRIFT = 4096
+#: The IPv4 block filter has one byte per 2**V4_UNIT_SHIFT addresses (a /20).
+V4_UNIT_SHIFT = 12
 
 _V4_TEST_LISTED = 0x7F000002
 _V4_TEST_UNLISTED = 0x7F000001
@@ -170,7 +181,13 @@ class DnsblZone:
             self._reason(name, code, text)
         self._v4_keys = array("I")
         self._v4_vals = array("Q")
+        #: index in _v4_keys of the first address of each /16 (65537 entries), or empty
+        self._v4_hint = array("I")
+        #: inserts and removals of _v4_keys since _v4_hint was built
+        self._v4_drift = 0
         self._v4_nets = _Networks(32)
+        #: one byte per /20: non-zero when an IPv4 block may cover part of it (None: no blocks yet)
+        self._v4_units: bytearray | None = None
         self._v6: dict[int, int] = {}
         self._v6_keys: list[int] = []
         self._v6_nets = _Networks(128)
@@ -236,6 +253,7 @@ class DnsblZone:
                 self._v4_insert(value, packed)
             else:
                 self._v4_nets.put(value, plen, packed, str(net))
+                self._v4_mark_units(value, plen)
         else:
             if plen == 128:
                 self._v6_insert(value, packed)
@@ -264,6 +282,7 @@ class DnsblZone:
                     if i < len(self._v4_keys) and self._v4_keys[i] == value:
                         del self._v4_keys[i]
                         del self._v4_vals[i]
+                        self._v4_moved()
             else:
                 self._v4_nets.remove(value, plen)
         elif plen == 128:
@@ -281,6 +300,44 @@ class DnsblZone:
         else:
             keys.insert(i, value)
             self._v4_vals.insert(i, packed)
+            self._v4_moved()
+
+    def _v4_moved(self) -> None:
+        self._v4_drift += 1
+        if self._v4_drift > V4_HINT_DRIFT and self._v4_hint:
+            self._v4_hint = array("I")  # the window would be too wide to help
+
+    def _v4_build_hint(self) -> None:
+        """Where each /16 starts in the sorted IPv4 array (for :meth:`v4_find`)."""
+        keys = self._v4_keys
+        hint = array("I", bytes(4 * 65537))
+        i = 0
+        for top in range(65536):
+            i = bisect_left(keys, top << 16, i)
+            hint[top] = i
+        hint[65536] = len(keys)
+        self._v4_hint = hint
+        self._v4_drift = 0
+
+    def v4_find(self, address: int) -> int:
+        """``bisect_left`` of ``address`` in the sorted exact IPv4 addresses."""
+        hint = self._v4_hint
+        if not hint:
+            return bisect_left(self._v4_keys, address)
+        top = address >> 16
+        drift = self._v4_drift
+        lo = hint[top] - drift
+        hi = hint[top + 1] + drift
+        n = len(self._v4_keys)
+        return bisect_left(self._v4_keys, address, lo if lo > 0 else 0, hi if hi < n else n)
+
+    def _v4_mark_units(self, network: int, plen: int) -> None:
+        units = self._v4_units
+        if units is None:
+            units = self._v4_units = bytearray(1 << (32 - V4_UNIT_SHIFT))
+        first = network >> V4_UNIT_SHIFT
+        last = (network | ((1 << (32 - plen)) - 1)) >> V4_UNIT_SHIFT
+        units[first:last + 1] = b"\x01" * (last - first + 1)
 
     def _v6_insert(self, value: int, packed: int) -> None:
         if value not in self._v6:
@@ -315,6 +372,7 @@ class DnsblZone:
     def begin_load(self) -> None:
         """Empty the index and start a bulk load (exact IPv4 addresses are sorted once at the end)."""
         self._v4_nets = _Networks(32)
+        self._v4_units = None
         self._v6 = {}
         self._v6_keys = []
         self._v6_nets = _Networks(128)
@@ -322,6 +380,8 @@ class DnsblZone:
         self._suffixes = {}
         self._v4_keys = array("I")
         self._v4_vals = array("Q")
+        self._v4_hint = array("I")
+        self._v4_drift = 0
         self._pending_keys = array("I")
         self._pending_vals = array("Q")
 
@@ -363,6 +423,7 @@ class DnsblZone:
         self._pending_vals = array("Q")
         self._v4_keys, self._v4_vals = keys, vals
         self._put_test_points()
+        self._v4_build_hint()
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -374,7 +435,7 @@ class DnsblZone:
         if address == _V4_TEST_UNLISTED:
             return None
         keys = self._v4_keys
-        i = bisect_left(keys, address)
+        i = self.v4_find(address)
         if i < len(keys) and keys[i] == address:
             packed = self._v4_vals[i]
             if packed >> 8 > now_ms:

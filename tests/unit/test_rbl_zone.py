@@ -142,3 +142,71 @@ def test_unknown_reason_gets_the_generic_code_of_its_kind() -> None:
     z.put("new.example", "domain", "something-new", LATER)
     assert z.reasons[z.lookup_v4(v4("192.0.2.9"), NOW_MS)[0]].code == "127.0.0.3"
     assert z.reasons[z.lookup_domain(b"new.example", NOW_MS)[0]].code == "127.0.1.5"
+
+
+def _fast_v4_code(zone: DnsblZone, address: str) -> str | None:
+    """The A record the UDP fast path answers for an IPv4 address, or None (NXDOMAIN)."""
+    import dns.message
+
+    from spamwarden.rbl.responder import DnsblResponder, ZoneSettings
+
+    responder = DnsblResponder(zone, ZoneSettings(apex="bl.example.net", lookup_url="https://x/"),
+                               clock=lambda: NOW)
+    name = ".".join(reversed(address.split("."))) + ".ip.bl.example.net"
+    wire = dns.message.make_query(name, "A", use_edns=False).to_wire()
+    out = responder.udp_fast_path(wire, NOW_MS)
+    assert out is not None and out == responder._answer(wire, False, "x")
+    msg = dns.message.from_wire(out)
+    if not msg.answer:
+        return None
+    return str(msg.answer[0][0].address)
+
+
+def code_of(zone: DnsblZone, reason: str, kind: str) -> str:
+    return zone.reasons[zone.reason_index(reason, kind)].code
+
+
+def test_changes_after_a_bulk_load_are_found_through_the_start_table(monkeypatch) -> None:
+    """Inserts and removals after a load move entries past the /16 start table; every lookup
+    still finds them, also once the table is dropped after too many changes."""
+    import spamwarden.rbl.zone as zone_module
+
+    monkeypatch.setattr(zone_module, "V4_HINT_DRIFT", 300)
+    rng = random.Random(5)
+    base = {rng.getrandbits(32) >> 8 << 8 | 1 for _ in range(3000)}  # one per /24: never 127.0.0.1
+    z = DnsblZone()
+    z.bulk_load((str(ipaddress.IPv4Address(a)), "ip", "complaints", LATER) for a in base)
+    assert z._v4_hint
+    listed = set(base)
+    for step in range(600):
+        if step % 3 == 0:
+            gone = rng.choice(sorted(listed))
+            z.remove(str(ipaddress.IPv4Address(gone)), "ip")
+            listed.discard(gone)
+        else:
+            new = rng.getrandbits(32) >> 8 << 8 | 2
+            z.put(str(ipaddress.IPv4Address(new)), "ip", "manual", LATER)
+            listed.add(new)
+        if step in (10, 299, 599):
+            for a in rng.sample(sorted(listed), 200) + [rng.getrandbits(32) | 3 for _ in range(50)]:
+                hit = z.lookup_v4(a, NOW_MS)
+                assert (hit is not None) == (a in listed), hex(a)
+                assert (_fast_v4_code(z, str(ipaddress.IPv4Address(a))) is not None) == (a in listed)
+    assert not z._v4_hint  # dropped after 300 changes; the plain binary search answers
+
+
+def test_blocks_listed_after_a_load_match_and_removed_ones_stop() -> None:
+    z = DnsblZone()
+    z.bulk_load([("192.0.2.0/24", "cidr", "imported", LATER), ("198.51.100.7", "ip", "complaints", LATER)])
+    assert _fast_v4_code(z, "192.0.2.200") == code_of(z, "imported", "cidr")
+    assert _fast_v4_code(z, "203.0.113.9") is None
+    z.put("203.0.113.0/28", "cidr", "manual", LATER)
+    z.put("10.0.0.0/8", "cidr", "manual", LATER)
+    assert _fast_v4_code(z, "203.0.113.9") == code_of(z, "manual", "cidr")
+    assert _fast_v4_code(z, "203.0.113.16") is None  # same /20, outside the /28
+    assert _fast_v4_code(z, "10.255.255.254") == code_of(z, "manual", "cidr")
+    z.remove("192.0.2.0/24", "cidr")
+    z.remove("10.0.0.0/8", "cidr")
+    assert _fast_v4_code(z, "192.0.2.200") is None
+    assert _fast_v4_code(z, "10.1.2.3") is None
+    assert _fast_v4_code(z, "198.51.100.7") == code_of(z, "complaints", "ip")
