@@ -218,13 +218,33 @@ def test_model_file_of_older_features_is_refused(small_model: SpamModel, tmp_pat
 def test_trained_models_weigh_structure_and_online_models_do_not(small_model: SpamModel) -> None:
     assert small_model.extractor.structure_weight == 3
     assert small_model.metadata["features"]["structure_weight"] == 3
-    assert untrained_model().extractor.structure_weight == 1
+    online = untrained_model()
+    assert online.extractor.structure_weight == 1 and online.extractor.distinct
+    tokens = online.extractor.tokens(parse_message(SPAM))
+    assert len(tokens) == len(set(tokens))
+    assert not small_model.extractor.distinct
+
+
+def test_online_margin_skips_confidently_right_messages() -> None:
+    online = untrained_model()
+    view = parse_message(SPAM)
+    for _ in range(50):
+        online.learn([view], [1])
+        z = online.scores(online.hashed([view]))[0, 1]
+        if z > online.metadata["params"]["online_margin"]:
+            break
+    assert z > online.metadata["params"]["online_margin"]
+    online.learn([view], [1])
+    assert online.scores(online.hashed([view]))[0, 1] == z  # nothing left to learn
+    online.learn([view], [0])
+    assert online.scores(online.hashed([view]))[0, 1] < z  # a confident error is learned
 
 
 def test_untrained_model_learns_with_adagrad_and_trained_with_plain_steps(
     small_model: SpamModel, tmp_path: Path,
 ) -> None:
     online = untrained_model()
+    del online.metadata["params"]["online_margin"]  # learn every message here
     view = parse_message(SPAM)
     before = online.scores(online.hashed([view]))[0, 1]
     online.learn([view], [1])
