@@ -222,6 +222,9 @@ class MilterConfig:
     )
 
     def effective_authserv_id(self) -> str:
+        """The authserv-id of Authentication-Results (RFC 8601 §2.5): ``authserv_id``, else this
+        host's fully qualified name.
+        """
         return self.authserv_id or socket.getfqdn()
 
 

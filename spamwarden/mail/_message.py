@@ -116,6 +116,7 @@ class MessageView:
 
     @property
     def from_registrable(self) -> str | None:
+        """The registrable domain of the From address (RFC 7489 §3.2), or ``None``."""
         return registrable_domain(self.from_domain) if self.from_domain else None
 
 

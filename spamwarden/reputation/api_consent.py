@@ -271,6 +271,7 @@ class ConsentApi:
         return a.name if a is not None and a.name else adv
 
     async def unsubscribe_page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /u/{token}``: a page confirming the unsubscribe; only the POST unsubscribes."""
         claims = self._claims(request)
         if claims is None:
             return self._invalid_page()
@@ -321,6 +322,7 @@ class ConsentApi:
         return _html(page(self.lang, "page.done.title", body, extra_html=link))
 
     async def recipient_page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /r/{token}``: the recipient's own consent and refusal records, as HTML."""
         claims = self._claims(request, "r")
         if claims is None:
             return self._invalid_page()
@@ -346,6 +348,7 @@ class ConsentApi:
     # -- operators and advertisers -------------------------------------------------------------
 
     async def advertiser_create(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/advertisers`` (operator): register an advertiser; its API token shown once."""
         if (denied := await self._operator(request)) is not None:
             return denied
         body = await self._body(request)
@@ -370,12 +373,14 @@ class ConsentApi:
         return _json(out, 201 if existing is None else 200)
 
     async def advertiser_list(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers`` (operator): every advertiser."""
         if (denied := await self._operator(request)) is not None:
             return denied
         ids = await self._run(self.registry.advertisers)
         return _json({"advertisers": ids})
 
     async def advertiser_get(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}``: one advertiser, its domains and counts."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -386,6 +391,7 @@ class ConsentApi:
                       "consents": c.consents, "refusals": c.refusals, "sent": c.sent})
 
     async def advertiser_domains(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/advertisers/{adv}/domains``: add sending domains to an advertiser."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -407,6 +413,7 @@ class ConsentApi:
         return _json({"id": a.id, "domains": list(a.domains)})
 
     async def consents_submit(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/advertisers/{adv}/consents``: file up to ``MAX_BULK`` consent records."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -444,6 +451,7 @@ class ConsentApi:
         return _json({"stored": n})
 
     async def consents_export(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}/consents``: its consent and refusal records (JSON or CSV)."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -458,6 +466,7 @@ class ConsentApi:
         )
 
     async def refusals_list(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}/refusals``: its refusals recorded since ``?since=``."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -469,6 +478,7 @@ class ConsentApi:
         return _json({"refusals": [_refusal_json(r) for r in recs]})
 
     async def counts(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}/counts``: consents, refusals and ads sent."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -477,6 +487,7 @@ class ConsentApi:
                       "sent": c.sent})
 
     async def recipient_state(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}/recipients/{rcpt}``: whether an ad may go to ``rcpt`` now."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -500,6 +511,7 @@ class ConsentApi:
         })
 
     async def unsubscribe_url(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/advertisers/{adv}/unsubscribe-url?recipient=``: one-click URL and headers."""
         adv, denied = await self._advertiser(request)
         if denied is not None:
             return denied
@@ -511,6 +523,7 @@ class ConsentApi:
         return _json({"url": url, "headers": dict(list_unsubscribe_headers(url))})
 
     async def recipient_records(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/recipients/{rcpt}`` (operator): everything held about a recipient."""
         if (denied := await self._operator(request)) is not None:
             return denied
         try:
@@ -521,6 +534,7 @@ class ConsentApi:
         return _json(_records_json(rr))
 
     async def refusal_create(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/refusals`` (operator): record a refusal of one advertiser or of all ads."""
         if (denied := await self._operator(request)) is not None:
             return denied
         body = await self._body(request)

@@ -47,6 +47,7 @@ class Complaint:
     source: str = ""  # "arf", "attached", "inline", "bare"
 
     def to_fields(self) -> dict[str, str]:
+        """The stream entry fields of this complaint (all strings; indicators as one JSON field)."""
         d = asdict(self)
         ind = d.pop("indicators")
         d["indicators"] = json.dumps(ind, separators=(",", ":"), sort_keys=True)

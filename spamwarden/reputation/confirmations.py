@@ -66,6 +66,10 @@ class SmtpConfirmationSender:
         self.timeout = timeout
 
     def send(self, message: EmailMessage) -> None:
+        """Send ``message`` with the null reverse-path (no bounce loops).
+
+        :raises OSError: the relay cannot be reached (``smtplib.SMTPException`` is one).
+        """
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.send_message(message, from_addr="")  # null sender: no bounce loops
 

@@ -110,10 +110,12 @@ LOG_KEY = "sw:{sw}:consent-log"
 
 
 def advertiser_key(adv: str) -> str:
+    """The hash holding advertiser ``adv``'s record (name, contact, domains, token hash)."""
     return f"sw:{{sw}}:adv:{adv}"
 
 
 def consent_key(adv: str) -> str:
+    """The hash of advertiser ``adv``'s consent records: recipient -> JSON."""
     return f"sw:{{sw}}:consent:{adv}"
 
 
@@ -123,14 +125,17 @@ def refusal_key(adv: str) -> str:
 
 
 def recipient_index_key(rcpt: str) -> str:
+    """The set of advertiser ids holding a consent or refusal of recipient ``rcpt``."""
     return f"sw:{{sw}}:rcpt-adv:{rcpt}"
 
 
 def sent_key(adv: str, rcpt: str) -> str:
+    """The sorted set of ads delivered from ``adv`` to ``rcpt`` inside the window (TTL)."""
     return f"sw:{{sw}}:sent:{adv}:{rcpt}"
 
 
 def stats_key(adv: str) -> str:
+    """The hash of advertiser ``adv``'s all-time totals (``sent``)."""
     return f"sw:{{sw}}:adv-stats:{adv}"
 
 
@@ -218,12 +223,17 @@ class ConsentRecord:
     recorded_at: float = 0.0
 
     def to_json(self) -> str:
+        """The hash value stored under the recipient in ``consent:<adv>`` (without the two keys)."""
         d = asdict(self)
         del d["advertiser"], d["recipient"]
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "ConsentRecord":
+        """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
+
+        :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.
+        """
         d = json.loads(text)
         return cls(
             advertiser=advertiser,
@@ -253,6 +263,7 @@ class RefusalRecord:
     confirmed_at: float = 0.0
 
     def to_json(self) -> str:
+        """The hash value stored under the recipient in ``refusal:<adv>`` or ``dne``."""
         return json.dumps(
             {"at": self.at, "channel": self.channel, "confirmed_at": self.confirmed_at},
             separators=(",", ":"),
@@ -261,6 +272,10 @@ class RefusalRecord:
 
     @classmethod
     def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "RefusalRecord":
+        """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
+
+        :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.
+        """
         d = json.loads(text)
         return cls(
             advertiser=advertiser,
@@ -288,6 +303,7 @@ class RecipientState:
 
     @property
     def allowed(self) -> bool:
+        """Whether an ad may be delivered (``status == "ok"``)."""
         return self.status == "ok"
 
 

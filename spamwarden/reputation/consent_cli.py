@@ -79,6 +79,14 @@ def parse_time(text: str, *, now: float) -> float:
 
 
 def cmd_advertiser_add(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden advertiser add ID``: register an advertiser or update its name, contact
+    and domains; a new advertiser (or ``--new-token``) gets an API token, printed once.
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     reg = registry_from_config(cfg)
     try:
         existing = reg.advertiser(args.id)
@@ -100,6 +108,13 @@ def cmd_advertiser_add(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_advertiser_show(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden advertiser show ID``: the advertiser, its domains and counts as JSON.
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     reg = registry_from_config(cfg)
     adv = reg.advertiser(args.id)
     if adv is None:
@@ -114,6 +129,12 @@ def cmd_advertiser_show(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_advertiser_list(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden advertiser list``: one line per advertiser: id, name, domains (tab-separated).
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0.
+    """
     reg = registry_from_config(cfg)
     for adv_id in reg.advertisers():
         adv = reg.advertiser(adv_id)
@@ -123,6 +144,13 @@ def cmd_advertiser_list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_consent_add(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden consent add ADVERTISER RECIPIENT``: record a recipient's prior consent.
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     reg = registry_from_config(cfg)
     now = reg.clock()
     try:
@@ -184,6 +212,14 @@ def export_records(reg: Any, adv: str, fmt: str, out: IO[str]) -> int:
 
 
 def cmd_consent_export(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden consent export ADVERTISER``: the advertiser's consent and refusal records
+    (CSV or JSON) to ``--output`` or standard output.
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     reg = registry_from_config(cfg)
     adv = reg.advertiser(args.advertiser)
     if adv is None:
@@ -198,6 +234,14 @@ def cmd_consent_export(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_refuse(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden refuse RECIPIENT``: record a refusal of one advertiser (``--advertiser``)
+    or of all advertising.
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     reg = registry_from_config(cfg)
     adv = args.advertiser or GLOBAL
     try:
@@ -213,6 +257,14 @@ def cmd_refuse(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_unsubscribe_url(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden unsubscribe-url ADVERTISER RECIPIENT``: print the RFC 8058 one-click URL
+    (or, with ``--headers``, the List-Unsubscribe headers, RFC 2369 §3.2, RFC 8058).
+
+    :param args: the parsed command line.
+    :param cfg: the configuration.
+    :returns: 0 done; 2 for bad input or an unknown advertiser (said on standard error).
+    :raises StoreError: Redis failed (``spamwarden`` prints it and exits 1).
+    """
     from .consent import normalize_advertiser_id, normalize_recipient
     from .unsubscribe import list_unsubscribe_headers, signer_from_config, unsubscribe_url
 

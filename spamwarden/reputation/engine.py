@@ -117,6 +117,9 @@ class ListingPolicy:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ListingPolicy":
+        """The policy of ``reputation.allow``, ``intake.local_domains`` and
+        ``reputation.shared_domains``.
+        """
         return cls(allow=cfg.reputation.allow, local_domains=cfg.intake.local_domains,
                    shared_domains=cfg.reputation.shared_domains)
 
@@ -245,6 +248,13 @@ class ListingEngine:
     def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
                     clock: Clock | None = None,
                     hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
+        """An engine with the ``[reputation]`` thresholds of ``cfg``.
+
+        :param store: where listings and counters live.
+        :param consumer: this worker's name in the consumer group (default: the host name).
+        :param clock: Unix time (default: the system clock).
+        :param hooks: called with every readable complaint (see :data:`ComplaintHook`).
+        """
         return cls(
             store, ListingPolicy.from_config(cfg), min_reporters=cfg.reputation.min_reporters,
             min_complaint_rate=cfg.reputation.min_complaint_rate, clock=clock,

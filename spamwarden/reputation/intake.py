@@ -171,18 +171,22 @@ def complaint_id(kind: str, reporter: str, fp: str) -> str:
 
 
 def seen_key(cid: str) -> str:
+    """The marker (TTL reputation.window) of stored complaint ``cid``: repeats are dropped."""
     return f"sw:{{sw}}:intake:seen:{cid}"
 
 
 def rate_key(reporter: str) -> str:
+    """The counter (TTL one hour) of reports from ``reporter``."""
     return f"sw:{{sw}}:intake:rate:{reporter}"
 
 
 def example_key(label: str, fp: str) -> str:
+    """A reported original kept for training (``label`` ``spam`` or ``ham``, fingerprint ``fp``)."""
     return f"{TRAINING_KEY}:{label}:{fp}"
 
 
 def example_index_key(label: str) -> str:
+    """The index of the training examples kept with ``label``."""
     return f"{TRAINING_KEY}:{label}"
 
 
@@ -249,6 +253,8 @@ class RedisComplaintStore:
     async def add(
         self, complaint: Complaint, *, example: bytes, reporter_limit: int
     ) -> StoreOutcome:
+        """See :meth:`ComplaintStore.add` (one Lua script, so the four writes are atomic)."""
+
         import redis.exceptions
 
         label = complaint.kind
@@ -325,6 +331,7 @@ class PrefetchedResolver:
         self.answers = {(n.lower().rstrip("."), t.upper()): a for (n, t), a in answers.items()}
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
+        """The answer looked up in advance, or ``error`` for a name that was not (never I/O)."""
         key = (name.lower().rstrip("."), rdtype.upper())
         return self.answers.get(key) or DnsAnswer("error", reason="not looked up in advance")
 
@@ -399,6 +406,11 @@ class ComplaintIntake:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
+        """aiosmtpd RCPT hook: accept a recipient that routes somewhere (RFC 5321 §4.1.1.3).
+
+        :returns: the SMTP reply: 250, or 550 for an unknown address or a reporter outside
+            ``intake.local_domains``, 452 past the recipient limit (texts in ``REPLIES``).
+        """
         kind = self.kind_of(address)
         if kind is None:
             return REPLIES["no_such_address"].format(address=_lower_address(address))
@@ -415,6 +427,11 @@ class ComplaintIntake:
         return REPLIES["rcpt_ok"]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """aiosmtpd DATA hook: handle the message once per kind of recipient.
+
+        :returns: the SMTP reply (the worst one), or under LMTP one reply per recipient
+            (RFC 2033 §4.2).  An internal error is a 451, so the MTA retries; never raises.
+        """
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # decode_data servers
             raw = raw.encode("utf-8", "surrogateescape")
@@ -437,6 +454,7 @@ class ComplaintIntake:
         return _worst(list(replies.values()))
 
     async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd hook for an error outside the other hooks: log it, answer 451."""
         log.error("intake session error: %r", error, exc_info=error)
         return REPLIES["internal"]
 

@@ -165,12 +165,15 @@ class Listing:
 
     @property
     def code(self) -> str:
+        """The A record answered for this listing (see :data:`REASONS`)."""
         return reason_code(self.reason, self.kind)
 
     def active(self, now: float) -> bool:
+        """Whether the listing still holds at Unix time ``now``."""
         return self.expires_at > now
 
     def to_json(self) -> str:
+        """The compact JSON stored in the listings hash (:meth:`from_json` reads it)."""
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod

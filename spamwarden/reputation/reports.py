@@ -191,10 +191,14 @@ class DkimSignatureResult(Protocol):
     """One verified DKIM signature as the milter's ``verify_dkim`` returns it."""
 
     @property
-    def result(self) -> str: ...
+    def result(self) -> str:
+        """``pass``, ``fail``, ``neutral``, ... (RFC 8601 §2.7.1)."""
+        ...
 
     @property
-    def domain(self) -> str: ...
+    def domain(self) -> str:
+        """The signature's ``d=`` domain."""
+        ...
 
 
 class DkimVerifier(Protocol):

@@ -122,6 +122,7 @@ class SystemClock:
     """The real wall clock."""
 
     def now(self) -> float:
+        """Unix time in seconds."""
         return time.time()
 
 
@@ -130,6 +131,7 @@ def _ms(t: float) -> float:
 
 
 def done_key(complaint_id: str) -> str:
+    """The marker (TTL 2 x window) of a counted complaint: a replay is not counted twice."""
     return f"sw:{{sw}}:done:{complaint_id}"
 
 
@@ -226,6 +228,7 @@ class DelistRequest:
     decided_note: str = ""
 
     def to_json(self) -> str:
+        """The compact JSON stored for this request (:meth:`from_json` reads it)."""
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -830,6 +833,10 @@ class ListingStore(_StoreBase):
         return int(v or 0)
 
     def serial(self) -> int:
+        """The current SOA serial (0 before the first change).
+
+        :raises StoreError: Redis failed.
+        """
         try:
             return int(self.redis.get(SERIAL_KEY) or 0)
         except redis.RedisError as exc:
@@ -954,6 +961,10 @@ class ListingStore(_StoreBase):
         return self._requests(raw, status=status, limit=limit)
 
     def get_delist_request(self, request_id: str) -> DelistRequest | None:
+        """The request with ``request_id``, or ``None``.
+
+        :raises StoreError: Redis failed.
+        """
         try:
             raw = self.redis.hget(DELIST_REQUESTS_KEY, request_id)
         except redis.RedisError as exc:
@@ -996,6 +1007,8 @@ class AsyncListingStore(_StoreBase):
 
     @classmethod
     def from_config(cls, cfg: Any, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
+        """See :meth:`ListingStore.from_config`."""
+
         from ..redisconn import async_client
 
         r = cfg.reputation
@@ -1097,6 +1110,7 @@ class AsyncListingStore(_StoreBase):
         return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
 
     async def offences(self, key: str) -> int:
+        """See :meth:`ListingStore.offences`."""
         try:
             v = await self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
         except redis.RedisError as exc:
@@ -1104,6 +1118,7 @@ class AsyncListingStore(_StoreBase):
         return int(v or 0)
 
     async def serial(self) -> int:
+        """See :meth:`ListingStore.serial`."""
         try:
             return int(await self.redis.get(SERIAL_KEY) or 0)
         except redis.RedisError as exc:
@@ -1209,6 +1224,7 @@ class AsyncListingStore(_StoreBase):
         return self._requests(raw, status=status, limit=limit)
 
     async def get_delist_request(self, request_id: str) -> DelistRequest | None:
+        """See :meth:`ListingStore.get_delist_request`."""
         try:
             raw = await self.redis.hget(DELIST_REQUESTS_KEY, request_id)
         except redis.RedisError as exc:
@@ -1231,6 +1247,7 @@ class AsyncListingStore(_StoreBase):
         return new, write
 
     async def aclose(self) -> None:
+        """Close the Redis connections."""
         await self.redis.aclose()
 
 
