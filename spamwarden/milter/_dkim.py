@@ -140,6 +140,18 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+_SIGNATURE_NAME = re.compile(rb"dkim-signature", re.IGNORECASE)
+
+
+def _has_signature_field(raw: bytes) -> bool:
+    """Whether the header section (up to the first empty line, CRLF or LF) holds
+    the text ``DKIM-Signature`` anywhere: a superset of "has a DKIM-Signature
+    field", found without copying or parsing the message."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    end = min(ends) if ends else len(raw)
+    return _SIGNATURE_NAME.search(raw, 0, end) is not None
+
+
 def verify_dkim(
     raw: bytes,
     resolver: Resolver,
@@ -167,6 +179,8 @@ def verify_dkim(
     :raises: nothing for malformed messages, signatures or DNS trouble.
     """
     raw = strip_mbox_from(raw)
+    if not _has_signature_field(raw):
+        return ()  # nothing to verify: skip parsing the message a second time
     if lookup_timeout is None:
         hint = getattr(resolver, "timeout", None)
         lookup_timeout = float(hint) if isinstance(hint, (int, float)) and hint > 0 else None

@@ -8,7 +8,8 @@ stateless.  Callbacks only translate:
 ========  =========================================================================
 connect   remember the client IP and name (no reply awaited)
 hello     remember the HELO name (no reply awaited)
-envfrom   start a transaction: MAIL FROM, ``{auth_authen}`` (no reply awaited)
+envfrom   start a transaction: MAIL FROM, ``{auth_authen}``; start SPF (and the
+          third-party DNSBLs) on the lookup threads, to run during DATA (no reply awaited)
 envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one
 header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
 body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
@@ -42,7 +43,7 @@ from ..errors import ConfigError, SpamwardenError
 from ..logs import event
 from .headers import AUTH_RESULTS, header_safe
 from .interfaces import Envelope
-from .scanner import DeliveryRecorder, Scanner, Verdict
+from .scanner import DeliveryRecorder, EnvelopeChecks, Scanner, Verdict
 
 __all__ = ["SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter"]
 
@@ -173,12 +174,14 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._conn_error: tuple[str, BaseException] | None = None
         self._error: tuple[str, BaseException] | None = None
         self._queue_id = ""
+        self._early: EnvelopeChecks | None = None
         self._reset()
 
     # -- state -------------------------------------------------------------------------------
 
     def _reset(self) -> None:
         """Forget the current message (a new MAIL FROM, RSET or abort)."""
+        self._drop_early()
         self._env = Envelope(
             client_ip=self._client_ip, client_name=self._client_name, helo=self._helo
         )
@@ -264,6 +267,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._env.mail_from = str(mail_from or "").strip().strip("<>")[:512]
         self._env.authenticated = bool(self._macro("{auth_authen}"))
         self._qid()
+        self._early = self.scanner.start_envelope_checks(self._env)
         return CONTINUE
 
     @_guarded(deferred=False)
@@ -338,7 +342,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         else:
             raw = b"".join(self._head) + b"\r\n" + b"".join(self._body)
             self._head, self._body = [], []
-            verdict = self.scanner.scan(raw, env, incoming_headers=self._watched)
+            verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
+                                        early=self._early)
         result = self._act(verdict)
         self._log_verdict(verdict)
         self._reset_after_message()
@@ -355,7 +360,13 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
     # -- end of message ----------------------------------------------------------------------
 
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+
     def _reset_after_message(self) -> None:
+        self._drop_early()
         self._error = None
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""

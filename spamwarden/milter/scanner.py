@@ -51,7 +51,9 @@ from .headers import (
 from .interfaces import Envelope, MessagePolicy, RcptDecision, Symbol
 from .policy import SymbolPoints, auth_symbols, bayes_symbols, decide
 
-__all__ = ["VERSION_TAG", "Authenticator", "DeliveryRecorder", "Scanner", "Verdict"]
+__all__ = [
+    "VERSION_TAG", "Authenticator", "DeliveryRecorder", "EnvelopeChecks", "Scanner", "Verdict",
+]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -179,6 +181,41 @@ def _auth_dict(auth: Any) -> dict[str, Any] | None:
     }
 
 
+@dataclass(frozen=True)
+class EnvelopeChecks:
+    """Checks started at MAIL FROM, running while the client sends the message.
+
+    Everything here depends only on the envelope (client IP, HELO, MAIL FROM), so
+    its answer is the one the end of message would compute: SPF (RFC 7208 checks
+    the envelope, not the content), the third-party DNSBLs of the client IP, and
+    the DMARC policy record of the envelope domain fetched into the resolver's
+    cache (the From domain is usually the same; its own lookup at the end of
+    message then answers from the cache, within the record's TTL).
+
+    :ivar client_ip: ``helo``, ``mail_from``: the envelope the checks ran for; a
+        message whose envelope differs at the end of message does not use them.
+    :ivar spf: the future :class:`~spamwarden.milter.auth.SpfResult`, or ``None``.
+    :ivar dnsbl: the future third-party DNSBL symbols, or ``None``.
+    """
+
+    client_ip: str | None
+    helo: str
+    mail_from: str
+    spf: Future[Any] | None = None
+    dnsbl: Future[Any] | None = None
+
+    def matches(self, env: Envelope) -> bool:
+        """True when ``env`` is the envelope these checks ran for."""
+        return (self.client_ip, self.helo, self.mail_from) == (
+            env.client_ip, env.helo, env.mail_from)
+
+    def cancel(self) -> None:
+        """Drop the checks (RSET, abort, a new MAIL FROM): jobs not yet started never run."""
+        for job in (self.spf, self.dnsbl):
+            if job is not None:
+                job.cancel()
+
+
 def _default_authenticator() -> Authenticator | None:
     try:
         from . import auth as auth_module
@@ -204,7 +241,9 @@ class Scanner:
     :param unavailable: why a component is ``None``, e.g. ``{"classifier": "no model"}``.
     :param clock: monotonic seconds, injectable for tests.
     :param lookup_threads: threads running listing and DNSBL lookups alongside
-        authentication; 0 runs them in the calling thread.
+        authentication, and the checks started at MAIL FROM
+        (:meth:`start_envelope_checks`); 0 runs lookups in the calling thread and
+        starts nothing at MAIL FROM.  Threads start on first use.
     """
 
     def __init__(
@@ -218,11 +257,18 @@ class Scanner:
         policies: Sequence[MessagePolicy] = (),
         unavailable: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        lookup_threads: int = 8,
+        lookup_threads: int = 32,
     ) -> None:
         self.cfg = cfg
         self.resolver = resolver
         self.authenticate = _default_authenticator() if authenticate is _AUTO else authenticate
+        # SPF can run at MAIL FROM only with our own authenticator (it takes the result back).
+        self._check_spf: Callable[..., Any] | None = None
+        if self.authenticate is not None:
+            from . import auth as auth_module
+
+            if self.authenticate is getattr(auth_module, "authenticate", None):
+                self._check_spf = auth_module.check_spf
         self.classifier = classifier
         self.listings = listings
         self.policies = tuple(policies)
@@ -236,9 +282,12 @@ class Scanner:
         # Lookups that overlap authentication; threads start on first use.
         self._pool = (
             ThreadPoolExecutor(max_workers=lookup_threads, thread_name_prefix="spamwarden-lookup")
-            if lookup_threads > 0 and (listings is not None or cfg.rbl.third_party_zones)
+            if lookup_threads > 0 and (listings is not None or cfg.rbl.third_party_zones
+                                       or self._check_spf is not None)
             else None
         )
+        # Only a caching resolver gains from fetching the DMARC record early.
+        self._prefetch_dmarc = getattr(getattr(resolver, "_resolver", None), "cache", None) is not None
         self._lookup_budget = max(2.0, 4 * cfg.redis.timeout, 2 * cfg.dns.timeout)
         self._trusted_networks = tuple(
             ipaddress.ip_network(n, strict=False) for n in cfg.milter.trusted_networks
@@ -276,6 +325,52 @@ class Scanner:
                 return decision
         return None
 
+    # -- MAIL FROM time ---------------------------------------------------------------------
+
+    def start_envelope_checks(self, env: Envelope) -> EnvelopeChecks | None:
+        """Start what depends only on the envelope, on the lookup threads, so its DNS
+        waits overlap the DATA phase instead of adding to the end of message.
+
+        :param env: the envelope after MAIL FROM (client IP, HELO, sender).
+        :returns: the running checks for :meth:`scan`, or ``None`` when nothing runs
+            early (no lookup threads, no client IP); ``scan`` then does it all.
+        """
+        if self._pool is None or not env.client_ip:
+            return None
+        ip, helo, mail_from = env.client_ip, env.helo, env.mail_from
+        spf = dnsbl = None
+        if self._check_spf is not None:
+            spf = self._pool.submit(self._early_spf, ip, helo, mail_from)
+        if self.cfg.rbl.third_party_zones:
+            dnsbl = self._pool.submit(self._third_party_symbols, ip)
+        return EnvelopeChecks(ip, helo, mail_from, spf=spf, dnsbl=dnsbl)
+
+    def _early_spf(self, ip: str, helo: str, mail_from: str) -> Any:
+        """SPF at MAIL FROM (the same call ``authenticate`` makes), then the DMARC
+        record of the envelope domain into the resolver's cache."""
+        assert self._check_spf is not None
+        result = self._check_spf(self.resolver, ip=ip, mail_from=mail_from, helo=helo,
+                                 timeout=self.cfg.dns.timeout)
+        if self._prefetch_dmarc and mail_from:
+            self._warm_dmarc(domain_of_address(mail_from))
+        return result
+
+    def _warm_dmarc(self, domain: str | None) -> None:
+        """Fetch ``_dmarc.<domain>`` (then the organizational domain's, as RFC 7489
+        §6.6.3 would) so the end of message finds it in the resolver's cache."""
+        from ..mail import normalize_domain
+
+        name = normalize_domain(domain) if domain else None
+        if not name:
+            return
+        try:
+            answer = self.resolver.query(f"_dmarc.{name}", "TXT", timeout=self.cfg.dns.timeout)
+            org = registrable_domain(name)
+            if answer.status in ("nxdomain", "nodata") and org and org != name:
+                self.resolver.query(f"_dmarc.{org}", "TXT", timeout=self.cfg.dns.timeout)
+        except Exception as exc:  # noqa: BLE001 - a cache warm-up never fails a message
+            log.debug("DMARC prefetch for %s failed: %s", name, exc)
+
     # -- end of message ---------------------------------------------------------------------
 
     def parse(self, raw: bytes) -> MessageView:
@@ -289,6 +384,7 @@ class Scanner:
         *,
         view: MessageView | None = None,
         incoming_headers: Sequence[tuple[str, str]] | None = None,
+        early: EnvelopeChecks | None = None,
     ) -> Verdict:
         """Score one message.
 
@@ -297,6 +393,9 @@ class Scanner:
         :param view: the parsed view when the caller already has it.
         :param incoming_headers: every header as received (for forged-header
             removal); default the view's headers.
+        :param early: checks started at MAIL FROM (:meth:`start_envelope_checks`)
+            for this envelope; used when they finished within the lookup budget
+            and the envelope is unchanged, else done here.
         :returns: the verdict with symbols, action and header edits.
         :raises SpamwardenError: only for errors of our own making; store and DNS
             trouble become symbols, never exceptions.
@@ -305,20 +404,48 @@ class Scanner:
         if view is None:
             view = self.parse(raw)
         headers = view.headers if incoming_headers is None else incoming_headers
+
+        # The listing lookup (one Redis HMGET) is sent now and read after authentication
+        # and the classifier; third-party DNSBLs (DNS) run on the lookup pool, started
+        # at MAIL FROM when possible: the waits overlap the work instead of adding up.
+        listing_keys = self._listing_keys(view, env) if self.listings is not None else None
+        listing_job = self._start_lookup(listing_keys) if listing_keys else None
+        try:
+            return self._scan(raw, env, view, headers, early, listing_keys, listing_job,
+                              started=started)
+        finally:
+            if isinstance(listing_job, _Pending):
+                listing_job.discard()  # no-op once the answer was read
+
+    def _scan(
+        self,
+        raw: bytes,
+        env: Envelope,
+        view: MessageView,
+        headers: Sequence[tuple[str, str]],
+        early: EnvelopeChecks | None,
+        listing_keys: list[str] | None,
+        listing_job: Any,
+        *,
+        started: float,
+    ) -> Verdict:
+        """:meth:`scan` once the listing lookup is under way."""
         unavailable = list(self._static_unavailable)
         symbols: list[Symbol] = []
-
-        # Listing lookups (Redis) and third-party DNSBLs (DNS) run on the lookup pool
-        # while authentication waits on DNS: the waits overlap instead of adding up.
-        listing_keys = self._listing_keys(view, env) if self.listings is not None else None
-        listing_job = self._submit(self._lookup, listing_keys) if listing_keys else None
-        dnsbl_job = (
-            self._submit(self._third_party_symbols, env.client_ip)
-            if self.cfg.rbl.third_party_zones and env.client_ip else None
-        )
+        if early is not None and not early.matches(env):
+            early.cancel()
+            early = None
+        dnsbl_job = early.dnsbl if early is not None else None
+        if dnsbl_job is None and self.cfg.rbl.third_party_zones and env.client_ip:
+            dnsbl_job = self._submit(self._third_party_symbols, env.client_ip)
 
         auth = None
         if self.authenticate is not None:
+            extra: dict[str, Any] = {}
+            if early is not None and early.spf is not None:
+                spf = self._result(early.spf, default=None)
+                if spf is not None:
+                    extra["spf_result"] = spf  # else authenticate evaluates SPF itself
             auth = self.authenticate(
                 raw,
                 view,
@@ -328,6 +455,7 @@ class Scanner:
                 mail_from=env.mail_from,
                 max_signatures=self.cfg.milter.max_dkim_signatures,
                 timeout=self.cfg.dns.timeout,
+                **extra,
             )
             symbols.extend(
                 auth_symbols(auth, self.points, reject_spf_fail=self.cfg.milter.reject_spf_fail)
@@ -348,7 +476,7 @@ class Scanner:
                 symbols.extend(bayes_symbols(probability, self.points))
 
         if listing_keys is not None:
-            outcomes = self._result(listing_job, default={})
+            outcomes = self._lookup_result(listing_job)
             symbols.extend(self._listing_symbols(view, env, auth, outcomes))
         if dnsbl_job is not None:
             symbols.extend(self._result(dnsbl_job, default=[]))
@@ -478,6 +606,31 @@ class Scanner:
         for d in view.url_domains[:MAX_URL_DOMAINS]:
             keys[d] = None
         return list(keys)
+
+    def _start_lookup(self, keys: Sequence[str]) -> Any:
+        """Send the listing lookup of ``keys`` (``begin_lookup`` of a listing store
+        that has it), else run it on the lookup pool; read by :meth:`_lookup_result`."""
+        assert self.listings is not None
+        begin = getattr(self.listings, "begin_lookup", None)
+        if begin is None:
+            return self._submit(self._lookup, keys)
+        try:
+            return _Pending(begin(keys))
+        except Exception as exc:  # noqa: BLE001 - it promises not to raise; see _lookup
+            event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _lookup_result(self, job: Any) -> Mapping[str, Any]:
+        """The outcomes of :meth:`_start_lookup`'s job; ``{}`` (every key failed) when
+        it raised or outlived its budget."""
+        if not isinstance(job, _Pending):
+            return self._result(job, default={})
+        try:
+            with timed("listing"):
+                return job.pending.result()
+        except Exception as exc:  # noqa: BLE001 - see _lookup
+            event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            return {}
 
     def _lookup(self, keys: Sequence[str]) -> Mapping[str, Any]:
         """Outcomes of ``keys``; ``{}`` (every key failed) if the store raises, which
@@ -616,6 +769,19 @@ class Scanner:
             ),
             view=view,
         )
+
+
+@dataclass
+class _Pending:
+    """A listing lookup sent by the store's ``begin_lookup``, answer not yet read."""
+
+    pending: Any
+
+    def discard(self) -> None:
+        try:
+            self.pending.discard()
+        except Exception as exc:  # noqa: BLE001 - only frees a connection
+            log.debug("discarding a listing lookup failed: %s", exc)
 
 
 class DeliveryRecorder:

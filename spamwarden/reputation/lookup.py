@@ -18,7 +18,7 @@ from .listings import LISTINGS_KEY
 if TYPE_CHECKING:
     from .store import Clock, ListingStore
 
-__all__ = ["ListingOutcome", "ListingLookup", "RedisListingLookup"]
+__all__ = ["ListingOutcome", "ListingLookup", "PendingLookup", "RedisListingLookup"]
 
 log = logging.getLogger("spamwarden.reputation.lookup")
 
@@ -89,6 +89,7 @@ class RedisListingLookup:
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> "RedisListingLookup":
+
         from .store import ListingStore
 
         return cls(ListingStore.from_config(cfg), **kwargs)
@@ -117,11 +118,52 @@ class RedisListingLookup:
 
     def lookup_many(self, keys: Sequence[str]) -> dict[str, ListingOutcome]:
         """Outcome for each key; never raises (Redis trouble gives ``failed``)."""
-        from ..errors import StoreError
-        from .listings import Listing
+        now = self.clock.now()
+        out, todo = self._plan(keys, now)
+        if not todo:
+            return out
+        fields = sorted({c for cands in todo.values() for c in cands})
+        return self._fetch_now(out, todo, fields, now)
+
+    def begin_lookup(self, keys: Sequence[str]) -> "PendingLookup":
+        """Send the lookup of ``keys`` now and read the answer later, so that Redis
+        works while the caller does (authentication, the classifier): one round
+        trip, no thread hand-off.  :meth:`PendingLookup.result` gives what
+        :meth:`lookup_many` would have given at this moment (same cache, same
+        ``now`` for expiry); call it, or :meth:`PendingLookup.discard`.
+
+        A client without a plain connection pool, or a failure to send, falls back
+        to the client's own HMGET (with its retry) when the result is asked for.
+        Never raises.
+        """
+        now = self.clock.now()
+        out, todo = self._plan(keys, now)
+        fields = sorted({c for cands in todo.values() for c in cands})
+        pending = PendingLookup(self, out, todo, fields, now)
+        if not todo:
+            return pending
+        pool = getattr(self.store.redis, "connection_pool", None)
+        if pool is None or not hasattr(pool, "get_connection"):
+            return pending
+        try:
+            conn = pool.get_connection()
+        except Exception:  # noqa: BLE001 - the client's own path retries and reports it
+            return pending
+        try:
+            conn.send_command("HMGET", LISTINGS_KEY, *fields)
+        except Exception:  # noqa: BLE001 - as above; this connection is not reused
+            _drop_connection(pool, conn)
+            return pending
+        pending.sent = (pool, conn)
+        return pending
+
+    def _plan(
+        self, keys: Sequence[str], now: float
+    ) -> tuple[dict[str, ListingOutcome], dict[str, list[str]]]:
+        """Answers from the cache (and for keys that are no IP or domain), and the
+        keys still to ask Redis about, with their candidate fields."""
         from .store import candidate_keys
 
-        now = self.clock.now()
         out: dict[str, ListingOutcome] = {}
         todo: dict[str, list[str]] = {}
         for i, key in enumerate(keys):
@@ -139,19 +181,41 @@ class RedisListingLookup:
                 out[key] = ListingOutcome("not_listed", key, detail="not an IP, domain or address")
                 continue
             todo[key] = cands
-        if not todo:
-            return out
-        fields = sorted({c for cands in todo.values() for c in cands})
+        return out, todo
+
+    def _fetch_now(
+        self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], fields: list[str],
+        now: float,
+    ) -> dict[str, ListingOutcome]:
+        """The HMGET through the client (with its retry); failures give ``failed``."""
         try:
             raw = self.store.redis.hmget(LISTINGS_KEY, fields)
         except Exception as exc:  # noqa: BLE001 - any client failure is a failed lookup
-            err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
-            if now - self._last_error_log > 10:
-                self._last_error_log = now
-                log.warning("listing lookup failed: %s", err)
-            for key in todo:
-                out[key] = ListingOutcome("failed", key, detail=f"store unavailable: {exc}")
-            return out
+            return self._failed(out, todo, exc, now)
+        return self._finish(out, todo, fields, raw, now)
+
+    def _failed(
+        self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], exc: BaseException,
+        now: float,
+    ) -> dict[str, ListingOutcome]:
+        """``failed`` outcomes for every key asked about (logged at most every 10 s)."""
+        from ..errors import StoreError
+
+        err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+        if now - self._last_error_log > 10:
+            self._last_error_log = now
+            log.warning("listing lookup failed: %s", err)
+        for key in todo:
+            out[key] = ListingOutcome("failed", key, detail=f"store unavailable: {exc}")
+        return out
+
+    def _finish(
+        self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], fields: list[str],
+        raw: Sequence[Any], now: float,
+    ) -> dict[str, ListingOutcome]:
+        """Outcomes from the HMGET answer ``raw`` (one value per field), cached."""
+        from .listings import Listing
+
         found: dict[str, Listing] = {}
         for name, text in zip(fields, raw):
             if text is None:
@@ -204,3 +268,66 @@ class RedisListingLookup:
             if now - self._last_error_log > 10:
                 self._last_error_log = now
                 log.warning("volume not recorded: %s", exc)
+
+
+def _drop_connection(pool: Any, conn: Any) -> None:
+    """Close a connection in an unknown state and give it back to the pool."""
+    try:
+        conn.disconnect()
+    finally:
+        pool.release(conn)
+
+
+class PendingLookup:
+    """A listing lookup sent by :meth:`RedisListingLookup.begin_lookup`.
+
+    :ivar sent: ``(pool, connection)`` while the HMGET answer is unread; ``None``
+        when nothing was sent (all answers cached, or sending failed: then
+        :meth:`result` asks through the client).
+    """
+
+    def __init__(
+        self, owner: RedisListingLookup, out: dict[str, ListingOutcome],
+        todo: dict[str, list[str]], fields: list[str], now: float,
+    ) -> None:
+        self._owner = owner
+        self._out = out
+        self._todo = todo
+        self._fields = fields
+        self._now = now
+        self.sent: tuple[Any, Any] | None = None
+        self._done: dict[str, ListingOutcome] | None = None
+
+    def result(self) -> dict[str, ListingOutcome]:
+        """Outcome for each key, as :meth:`RedisListingLookup.lookup_many` gives it;
+        reads the answer (bounded by the client's socket timeout).  Never raises."""
+        if self._done is not None:
+            return self._done
+        owner, out, todo, fields, now = self._owner, self._out, self._todo, self._fields, self._now
+        sent, self.sent = self.sent, None
+        if not todo:
+            self._done = out
+        elif sent is None:
+            self._done = owner._fetch_now(out, todo, fields, now)
+        else:
+            pool, conn = sent
+            try:
+                raw = conn.read_response()
+            except Exception:  # noqa: BLE001 - e.g. Redis restarted: once more through the client
+                _drop_connection(pool, conn)
+                self._done = owner._fetch_now(out, todo, fields, now)
+            else:
+                pool.release(conn)
+                if isinstance(raw, list) and len(raw) == len(fields):
+                    self._done = owner._finish(out, todo, fields, raw, now)
+                else:
+                    self._done = owner._failed(
+                        out, todo, ValueError(f"unexpected HMGET answer: {type(raw).__name__}"),
+                        now)
+        return self._done
+
+    def discard(self) -> None:
+        """Give the connection back without reading the answer (the scan failed)."""
+        sent, self.sent = self.sent, None
+        if sent is not None:
+            _drop_connection(*sent)

@@ -1,0 +1,121 @@
+"""Checks started at MAIL FROM (SPF, the DMARC record into the resolver's cache) and the
+DKIM shortcut for unsigned mail: same verdicts as computing everything at end of message."""
+
+from __future__ import annotations
+
+import functools
+import io
+from typing import Any
+
+import Milter
+import pytest
+from Milter import testctx
+
+from spamwarden.config import Config, config_from_mapping
+from spamwarden.milter import _dkim
+from spamwarden.milter.app import SpamwardenMilter
+from spamwarden.milter.interfaces import Envelope
+from spamwarden.milter.scanner import Scanner
+from spamwarden.resolver import StaticResolver
+
+AUTHSERV = "mx.test.example"
+HAM = (
+    b"From: Alice <alice@example.org>\n"
+    b"To: bob@test.example\n"
+    b"Subject: lunch\n"
+    b"Message-ID: <m1@example.org>\n"
+    b"Date: Mon, 2 Jun 2025 10:00:00 +0000\n"
+    b"\n"
+    b"See you at noon. The DKIM-Signature: line here is body text.\n"
+)
+
+
+def make_cfg() -> Config:
+    return config_from_mapping(
+        {"milter": {"authserv_id": AUTHSERV}, "dns": {"timeout": 0.5}}, source="<test>")
+
+
+def zone() -> StaticResolver:
+    return StaticResolver({
+        ("example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 -all"],
+        ("_dmarc.example.org", "TXT"): [b"v=DMARC1; p=reject"],
+        ("mail.example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 -all"],
+    })
+
+
+def test_spf_runs_at_mail_from_and_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mime
+
+    resolver = zone()
+    scanner = Scanner(make_cfg(), resolver=resolver)
+    monkeypatch.setattr(Milter, "factory", functools.partial(SpamwardenMilter, scanner))
+    ctx = testctx.TestCtx()
+    ctx._setsymval("i", "4QUEUEID")
+    assert ctx._connect(host="mail.example.org", helo="mail.example.org",
+                        ip="192.0.2.7") == Milter.CONTINUE
+    msg = mime.message_from_file(io.BytesIO(HAM))
+    ctx._msg, ctx._body = msg, None
+    assert ctx._envfrom("<alice@example.org>") == Milter.CONTINUE
+    early = ctx.getpriv()._early
+    assert early is not None and early.spf is not None
+    assert early.spf.result(timeout=10).result == "pass"  # before any header arrived
+    assert resolver.queries.count(("example.org", "TXT")) == 1
+    assert ctx._envrcpt("<bob@test.example>") == Milter.CONTINUE
+    for name, value in msg.items():
+        assert ctx._header(name, value) == Milter.CONTINUE
+    assert ctx._feed_body(io.BytesIO(msg.as_bytes().split(b"\n\n", 1)[1])) == Milter.CONTINUE
+    assert ctx._eom() == Milter.ACCEPT
+    assert resolver.queries.count(("example.org", "TXT")) == 1  # the MAIL FROM answer was used
+    assert ctx.getpriv()._early is None
+    scanner.close()
+
+
+@pytest.mark.parametrize("ip,helo,sender", [
+    ("192.0.2.7", "mail.example.org", "alice@example.org"),       # pass, DMARC pass
+    ("203.0.113.9", "forger.example.com", "alice@example.org"),   # fail, DMARC reject
+    ("192.0.2.7", "mail.example.org", ""),                         # null sender: HELO identity
+    ("203.0.113.9", "mail.example.org", "x@nothing.example"),      # no SPF record
+])
+def test_early_checks_give_the_same_verdict(ip: str, helo: str, sender: str) -> None:
+    env = Envelope(client_ip=ip, helo=helo, mail_from=sender, rcpts=["bob@test.example"])
+    at_eom = Scanner(make_cfg(), resolver=zone(), lookup_threads=0).scan(HAM, env)
+    scanner = Scanner(make_cfg(), resolver=zone())
+    early = scanner.start_envelope_checks(env)
+    assert early is not None and early.spf is not None
+    verdict = scanner.scan(HAM, env, early=early)
+    assert verdict.to_dict() == at_eom.to_dict()
+    scanner.close()
+
+
+def test_checks_for_another_envelope_are_not_used() -> None:
+    scanner = Scanner(make_cfg(), resolver=zone())
+    early = scanner.start_envelope_checks(
+        Envelope(client_ip="192.0.2.7", helo="mail.example.org", mail_from="alice@example.org"))
+    assert early is not None and early.spf is not None
+    early.spf.result(timeout=10)
+    env = Envelope(client_ip="192.0.2.7", helo="mail.example.org",
+                   mail_from="eve@nothing.example", rcpts=["bob@test.example"])
+    verdict = scanner.scan(HAM, env, early=early)
+    assert verdict.auth.spf.domain == "nothing.example"
+    assert verdict.auth.spf.result == "none"
+    scanner.close()
+
+
+def test_no_early_checks_without_lookup_threads_or_client_ip() -> None:
+    env = Envelope(client_ip="192.0.2.7", helo="h", mail_from="alice@example.org")
+    assert Scanner(make_cfg(), resolver=zone(), lookup_threads=0).start_envelope_checks(env) is None
+    scanner = Scanner(make_cfg(), resolver=zone())
+    assert scanner.start_envelope_checks(Envelope(helo="h", mail_from="a@example.org")) is None
+    scanner.close()
+
+
+def test_unsigned_message_is_not_parsed_for_dkim(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("dkimpy parsed a message without a DKIM-Signature")
+
+    monkeypatch.setattr(_dkim.dkim, "DKIM", no_parse)
+    assert _dkim.verify_dkim(HAM, StaticResolver()) == ()
+    assert _dkim.verify_dkim(HAM.replace(b"\n", b"\r\n"), StaticResolver()) == ()
+    signed = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s; h=from; bh=x; b=y\n" + HAM
+    with pytest.raises(AssertionError):
+        _dkim.verify_dkim(signed, StaticResolver())  # a signed message is still verified
