@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -122,56 +123,67 @@ def with_min_timeout(cfg: Config, seconds: float) -> Config:
     return dataclasses.replace(cfg, redis=dataclasses.replace(cfg.redis, timeout=seconds))
 
 
-def sync_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
-    """A synchronous Redis client for the configured target (bytes responses)."""
-    import redis
-    from redis.cluster import ClusterNode, RedisCluster
-    from redis.sentinel import Sentinel
-
+def _client(cfg: Config, url: str | None, *, redis_cls: Any, sentinel_cls: Any,
+            cluster_cls: Any, node_cls: Any, retry_cls: Any) -> Any:
+    """Build a client for the configured target from one family of redis-py classes
+    (synchronous or asyncio), so both kinds connect, time out and retry the same way."""
     from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
 
     target = parse_redis_url(url or redis_url(cfg))
-    opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
-    if target.mode == "sentinel":
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
-        return sentinel.master_for(target.service, db=target.db, password=target.password,
-                                   retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1))
-    if target.mode == "cluster":
-        return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
-            password=target.password, **opts,
-        )
+    timeout = cfg.redis.timeout
     # One quick retry: a caller in the mail path must learn "Redis is down" within about
     # twice redis.timeout, not after the client library's default retry ladder.
-    return redis.Redis.from_url(target.url, health_check_interval=30,
-                                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1), **opts)
+    retry = retry_cls(ExponentialBackoff(cap=0.05, base=0.01), 1)
+    if target.mode == "sentinel":
+        sentinel = sentinel_cls(
+            list(target.nodes),
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+            socket_timeout=timeout, socket_connect_timeout=timeout,
+        )
+        return sentinel.master_for(target.service, db=target.db, password=target.password,
+                                   retry=retry)
+    if target.mode == "cluster":
+        return cluster_cls(
+            startup_nodes=[node_cls(h, p) for h, p in target.nodes],
+            password=target.password, socket_timeout=timeout, socket_connect_timeout=timeout,
+        )
+    return redis_cls.from_url(target.url, health_check_interval=30, retry=retry,
+                              socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-def async_client(cfg: Config, url: str | None = None):  # type: ignore[no-untyped-def]
-    """An asyncio Redis client for the configured target (bytes responses)."""
+def sync_client(cfg: Config, url: str | None = None) -> Any:
+    """A synchronous Redis client for the configured target (bytes responses).
+
+    :param cfg: the configuration (``redis.url``, ``redis.timeout``).
+    :param url: a URL to use instead of the configured one.
+    :returns: a ``redis.Redis`` (plain or from Sentinel) or a ``redis.cluster.RedisCluster``.
+    :raises ConfigError: the URL is not one this module understands.
+    """
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
+    from redis.sentinel import Sentinel
+
+    return _client(cfg, url, redis_cls=redis.Redis, sentinel_cls=Sentinel,
+                   cluster_cls=RedisCluster, node_cls=ClusterNode, retry_cls=Retry)
+
+
+def async_client(cfg: Config, url: str | None = None) -> Any:
+    """An asyncio Redis client for the configured target (bytes responses).
+
+    :param cfg: the configuration (``redis.url``, ``redis.timeout``).
+    :param url: a URL to use instead of the configured one.
+    :returns: a ``redis.asyncio.Redis`` (plain or from Sentinel) or a
+        ``redis.asyncio.cluster.RedisCluster``.
+    :raises ConfigError: the URL is not one this module understands.
+    """
     import redis.asyncio
     from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import Sentinel
 
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-
-    target = parse_redis_url(url or redis_url(cfg))
-    opts = {"socket_timeout": cfg.redis.timeout, "socket_connect_timeout": cfg.redis.timeout}
-    if target.mode == "sentinel":
-        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=opts, **opts)
-        return sentinel.master_for(target.service, db=target.db, password=target.password,
-                                   retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1))
-    if target.mode == "cluster":
-        return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
-            password=target.password, **opts,
-        )
-    return redis.asyncio.Redis.from_url(
-        target.url, health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1), **opts,
-    )
+    return _client(cfg, url, redis_cls=redis.asyncio.Redis, sentinel_cls=Sentinel,
+                   cluster_cls=RedisCluster, node_cls=ClusterNode, retry_cls=Retry)
 
 
 class EmbeddedRedis:
