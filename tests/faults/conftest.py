@@ -15,17 +15,17 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from tests.conftest import DATA, shared_path  # noqa: E402
-from tests.integration.conftest import (  # noqa: E402,F401 - fixtures shared with integration/
+from spamwarden.redisconn import EmbeddedRedis
+from tests.conftest import DATA, shared_path
+from tests.integration.conftest import (  # noqa: F401 - fixtures shared with integration/
     auth_zone,
     dns_server,
     need_binary,
@@ -35,7 +35,7 @@ from tests.integration.conftest import (  # noqa: E402,F401 - fixtures shared wi
     spamwarden_milter_module,
 )
 
-from .mutators import read_seed_files  # noqa: E402
+from .mutators import read_seed_files
 
 #: `make soak`: scale every bounded loop up
 SOAK = os.environ.get("SPAMWARDEN_SOAK", "") not in ("", "0")

@@ -16,8 +16,8 @@ import os
 import random
 import re
 import struct
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 Mutation = Callable[[bytes, bytes, random.Random], bytes]
 
@@ -128,7 +128,7 @@ def deep_nesting(data: bytes, other: bytes, rnd: random.Random) -> bytes:
     """multipart/mixed or message/rfc822 nested up to 3,000 levels around the seed's body."""
     depth = rnd.choice((11, 50, _n(500), _n(3000)))
     kind = rnd.choice(("multipart", "rfc822", "mixed"))
-    head, body = _head_body(data)
+    _, body = _head_body(data)
     parts = [b"From: a@example.com\r\nSubject: nest\r\nMIME-Version: 1.0\r\n"]
     closes = []
     for level in range(depth):

@@ -13,18 +13,17 @@ from __future__ import annotations
 import collections
 import re
 import smtplib
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
 import redis
+from support.net import free_port
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.intake import complaint_id
 from spamwarden.reputation.reports import find_original, fingerprint
-from support.net import free_port
 
 from .conftest import SOAK, scaled
 
@@ -97,8 +96,7 @@ def send_with_retries(port: int, reporter: str, raw: bytes, outcome: Outcome, *,
                 outcome.final = reply
                 return
             outcome.transient.append(reply[:60])
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-                socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, OSError) as exc:
             outcome.transient.append(type(exc).__name__)
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)

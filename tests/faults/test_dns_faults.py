@@ -20,10 +20,10 @@ import dns.query
 import dns.rcode
 import pytest
 import redis
+from support.net import free_port
 
 from spamwarden.rbl.server import ServerLimits
 from spamwarden.reputation.store import ListingStore
-from support.net import free_port
 
 from .conftest import scaled
 from .mutators import DNS_MUTATIONS, mutate
@@ -153,7 +153,7 @@ def tcp_garbage(port: int, count: int) -> None:
                 s.settimeout(0.05)
                 try:
                     s.recv(4096)
-                except (socket.timeout, OSError):
+                except (TimeoutError, OSError):
                     pass
         except OSError:
             pass
@@ -231,7 +231,7 @@ def _closed_by_server(sock: socket.socket, *, send_rest: bytes = b"", interval: 
                 return time.monotonic() - started
             if not pending:
                 return None  # answered: the whole message got through
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return time.monotonic() - started
@@ -290,7 +290,7 @@ def test_connection_flood_past_the_cap(rbl: RblUnderTest) -> None:
             try:
                 if s.recv(1) == b"":
                     closed_at_once += 1
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 pass
         assert closed_at_once >= extra // 2, (
             f"only {closed_at_once} of {extra} connections past the cap were refused")

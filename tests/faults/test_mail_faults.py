@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import collections
 import email
-import inspect
 import email.policy
+import inspect
 import re
 import smtplib
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
+from support.messages import make_message
 
 from spamwarden.reputation.lookup import RedisListingLookup
-from support.messages import make_message
 
 from .conftest import SOAK, scaled, wait_for
 
@@ -106,8 +105,7 @@ def send_with_retries(port: int, m: Sent, *, deadline: float, max_attempts: int)
                 m.final = reply
                 return
             m.transient.append(reply[:60])
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-                socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, OSError) as exc:
             m.transient.append(type(exc).__name__)
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)

@@ -19,10 +19,7 @@ import asyncio
 import email
 import email.policy
 import inspect
-import re
 import smtplib
-import socket
-import struct
 from pathlib import Path
 
 import dns.message
@@ -34,6 +31,8 @@ import pytest
 import redis
 import redis.asyncio
 from aiohttp import test_utils
+from support.messages import make_message
+from support.net import free_port
 
 from spamwarden.config import config_from_mapping
 from spamwarden.mail import ParseLimits, parse_message
@@ -42,8 +41,6 @@ from spamwarden.reputation.api import build_app, load_modules
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import AsyncListingStore
-from support.messages import make_message
-from support.net import free_port
 
 from .test_complaint_faults import LOCAL, REPORT_TO, make_report
 from .test_dns_faults import APEX, answer_text, start_rbl
@@ -167,9 +164,7 @@ def _token_equality(source: str) -> list[str]:
 
 
 def test_token_comparisons_are_constant_time() -> None:
-    import spamwarden.reputation.api_consent as api_consent
-    import spamwarden.reputation.consent as consent
-    import spamwarden.reputation.unsubscribe as unsubscribe
+    from spamwarden.reputation import api_consent, consent, unsubscribe
 
     assert "hmac.compare_digest" in _calls(api_module._token_ok)
     assert "hmac.compare_digest" in _calls(api_consent.ConsentApi._is_operator)
