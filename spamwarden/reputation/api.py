@@ -21,7 +21,6 @@ import hmac
 import importlib
 import ipaddress
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 

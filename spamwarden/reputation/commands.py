@@ -17,7 +17,7 @@ from typing import Any, Iterator, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain
-from .listings import REASONS, Kind, Listing, listing_json, normalize_key, operator_reason
+from .listings import REASONS, Kind, listing_json, normalize_key, operator_reason
 from .listings import utc_iso as _iso
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
