@@ -65,7 +65,7 @@ from .consent import (
     normalize_recipient,
     registry_from_config,
 )
-from .consent_cli import export_records, iso
+from .consent_cli import advertiser_json, export_records, iso
 from .texts import page, text
 from .unsubscribe import (
     InvalidToken,
@@ -386,9 +386,7 @@ class ConsentApi:
             return denied
         a = await self._run(self.registry.advertiser, adv)
         c = await self._run(self.registry.counts, adv)
-        return _json({"id": a.id, "name": a.name, "contact": a.contact,
-                      "domains": list(a.domains), "created_at": iso(a.created_at),
-                      "consents": c.consents, "refusals": c.refusals, "sent": c.sent})
+        return _json(advertiser_json(a, c))
 
     async def advertiser_domains(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/advertisers/{adv}/domains``: add sending domains to an advertiser."""

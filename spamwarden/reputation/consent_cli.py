@@ -18,6 +18,8 @@ from typing import IO, Any, Iterable
 from ..config import Config, parse_duration
 from .consent import (
     GLOBAL,
+    Advertiser,
+    AdvertiserCounts,
     ConsentError,
     ConsentRecord,
     RefusalRecord,
@@ -34,6 +36,7 @@ __all__ = [
     "cmd_unsubscribe_url",
     "parse_time",
     "iso",
+    "advertiser_json",
     "EXPORT_FIELDS",
 ]
 
@@ -78,6 +81,21 @@ def parse_time(text: str, *, now: float) -> float:
     return when.timestamp()
 
 
+def advertiser_json(adv: Advertiser, counts: AdvertiserCounts) -> dict[str, Any]:
+    """The JSON object of one advertiser in ``advertiser show`` and ``GET /v1/advertisers/ID``.
+
+    :param adv: the advertiser's record.
+    :param counts: its totals.
+    :returns: ``id``, ``name``, ``contact``, ``domains``, ``created_at`` (ISO 8601),
+        ``consents``, ``refusals``, ``sent``; the field names are a public interface.
+    """
+    return {
+        "id": adv.id, "name": adv.name, "contact": adv.contact, "domains": list(adv.domains),
+        "created_at": iso(adv.created_at), "consents": counts.consents,
+        "refusals": counts.refusals, "sent": counts.sent,
+    }
+
+
 def cmd_advertiser_add(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden advertiser add ID``: register an advertiser or update its name, contact
     and domains; a new advertiser (or ``--new-token``) gets an API token, printed once.
@@ -119,12 +137,7 @@ def cmd_advertiser_show(args: argparse.Namespace, cfg: Config) -> int:
     adv = reg.advertiser(args.id)
     if adv is None:
         return _err(f"no advertiser {args.id!r}")
-    c = reg.counts(adv.id)
-    print(json.dumps({
-        "id": adv.id, "name": adv.name, "contact": adv.contact, "domains": list(adv.domains),
-        "created_at": iso(adv.created_at), "consents": c.consents, "refusals": c.refusals,
-        "sent": c.sent,
-    }, ensure_ascii=False, indent=2))
+    print(json.dumps(advertiser_json(adv, reg.counts(adv.id)), ensure_ascii=False, indent=2))
     return 0
 
 
