@@ -19,8 +19,10 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -46,14 +48,40 @@ def _tempdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
+class _StartedServers:
+    """What a server factory started and the temp dirs it made, for one teardown."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.dirs: list[Path] = []
+
+    def stop_all(self) -> None:
+        """Stop every server (in start order), then remove every temp dir."""
+        for server in self.started:
+            server.stop()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.started.clear()
+        self.dirs.clear()
+
+
+_F = TypeVar("_F", bound=_StartedServers)
+
+
+@contextmanager
+def _stopped_at_exit(factory: _F) -> Iterator[_F]:
+    """Yield ``factory``; stop what it started when the block ends, however it ends."""
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
 # ---- Postfix ------------------------------------------------------------------------------
 
 
-class PostfixFactory:
+class PostfixFactory(_StartedServers):
     """Starts private Postfix instances and stops every one of them at teardown."""
-
-    def __init__(self) -> None:
-        self.instances: list[PostfixInstance] = []
 
     def __call__(self, *, listeners: Mapping[str, str] | None = None,
                  main_cf: Mapping[str, str] | None = None,
@@ -73,35 +101,24 @@ class PostfixFactory:
         instance = PostfixInstance(_tempdir("sw-postfix-"),
                                    listeners=dict(listeners or {"smtp": ""}),
                                    mailbox=mailbox, main_cf=dict(main_cf or {}))
-        self.instances.append(instance)
+        self.started.append(instance)
+        self.dirs.append(instance.base_dir)
         instance.start()
         return instance
-
-    def stop_all(self) -> None:
-        for instance in self.instances:
-            instance.stop()
-            shutil.rmtree(instance.base_dir, ignore_errors=True)
-        self.instances.clear()
 
 
 @pytest.fixture
 def postfix_instance() -> Iterator[PostfixFactory]:
     """Factory for private Postfix instances (function scope): `pf = postfix_instance(...)`."""
-    factory = PostfixFactory()
-    try:
+    with _stopped_at_exit(PostfixFactory()) as factory:
         yield factory
-    finally:
-        factory.stop_all()
 
 
 @pytest.fixture(scope="module")
 def postfix_instance_module() -> Iterator[PostfixFactory]:
     """The same factory, with instances living until the end of the test module."""
-    factory = PostfixFactory()
-    try:
+    with _stopped_at_exit(PostfixFactory()) as factory:
         yield factory
-    finally:
-        factory.stop_all()
 
 
 # ---- DNS ----------------------------------------------------------------------------------
@@ -134,11 +151,8 @@ def auth_test_zone() -> AuthTestZone:
     return AuthTestZone(zone, rsa_key, ed_key)
 
 
-class DnsServerFactory:
+class DnsServerFactory(_StartedServers):
     """Starts unbound servers for given zones and stops them all at teardown."""
-
-    def __init__(self) -> None:
-        self.servers: list[UnboundServer] = []
 
     def __call__(self, zone: DnsZone) -> UnboundServer:
         """Start unbound on a free 127.0.0.1 port answering `zone` (and NXDOMAIN otherwise).
@@ -148,25 +162,17 @@ class DnsServerFactory:
         need_binary("unbound")
         need_binary("dig")
         server = UnboundServer(_tempdir("sw-dns-"), zone)
-        self.servers.append(server)
+        self.started.append(server)
+        self.dirs.append(server.base_dir)
         server.start()
         return server
-
-    def stop_all(self) -> None:
-        for server in self.servers:
-            server.stop()
-            shutil.rmtree(server.base_dir, ignore_errors=True)
-        self.servers.clear()
 
 
 @pytest.fixture
 def dns_server_factory() -> Iterator[DnsServerFactory]:
     """Factory for DNS servers with your own zone (function scope)."""
-    factory = DnsServerFactory()
-    try:
+    with _stopped_at_exit(DnsServerFactory()) as factory:
         yield factory
-    finally:
-        factory.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -181,11 +187,8 @@ def dns_server(auth_zone: AuthTestZone) -> Iterator[UnboundServer]:
 
     `dns_server.address` is "127.0.0.1:PORT" for `dns.nameservers`; `dns_server.dig(...)`.
     """
-    factory = DnsServerFactory()
-    try:
+    with _stopped_at_exit(DnsServerFactory()) as factory:
         yield factory(auth_zone.zone)
-    finally:
-        factory.stop_all()
 
 
 # ---- Redis and the milter -----------------------------------------------------------------
@@ -213,12 +216,8 @@ def module_redis_url() -> Iterator[str]:
 MilterFactory = Callable[..., MilterProcess]
 
 
-class SpamwardenMilterFactory:
+class SpamwardenMilterFactory(_StartedServers):
     """Starts `spamwarden milter --config FILE` processes; stops them all at teardown."""
-
-    def __init__(self) -> None:
-        self.processes: list[MilterProcess] = []
-        self.dirs: list[Path] = []
 
     def __call__(self, *, nameservers: list[str], redis_url: str | None,
                  authserv_id: str = "mx.test", port: int | None = None,
@@ -234,33 +233,21 @@ class SpamwardenMilterFactory:
         self.dirs.append(work)
         proc = _spamwarden_milter(work, nameservers=nameservers, redis_url=redis_url,
                                   authserv_id=authserv_id, port=port, overrides=overrides)
-        self.processes.append(proc)
+        self.started.append(proc)
         if start:
             proc.start()
         return proc
-
-    def stop_all(self) -> None:
-        for proc in self.processes:
-            proc.stop()
-        for d in self.dirs:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
 def spamwarden_milter() -> Iterator[SpamwardenMilterFactory]:
     """Factory for `spamwarden milter` subprocesses (function scope)."""
-    factory = SpamwardenMilterFactory()
-    try:
+    with _stopped_at_exit(SpamwardenMilterFactory()) as factory:
         yield factory
-    finally:
-        factory.stop_all()
 
 
 @pytest.fixture(scope="module")
 def spamwarden_milter_module() -> Iterator[SpamwardenMilterFactory]:
     """Factory for `spamwarden milter` subprocesses living until the end of the module."""
-    factory = SpamwardenMilterFactory()
-    try:
+    with _stopped_at_exit(SpamwardenMilterFactory()) as factory:
         yield factory
-    finally:
-        factory.stop_all()
