@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from .net import LOOPBACK, free_port, pid_alive, read_pidfile, wait_until
+from .net import LOOPBACK, free_port, live_pid, read_pidfile, wait_exit_or_kill, wait_until
 
 
 class DnsServerError(RuntimeError):
@@ -211,8 +211,7 @@ class UnboundServer:
     def pid(self) -> int | None:
         """unbound's pid while it runs (remembered at start, so a removed pidfile does not
         leave it running)."""
-        pid = self._started_pid or read_pidfile(self.pid_path)
-        return pid if pid is not None and pid_alive(pid) else None
+        return live_pid(self._started_pid, self.pid_path)
 
     def start(self, *, timeout: float = 10) -> None:
         """Write the config, start unbound and wait until it answers over UDP.
@@ -264,10 +263,7 @@ class UnboundServer:
         if pid is None:
             return
         os.kill(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not pid_alive(pid), timeout=timeout, what="unbound exit")
-        except TimeoutError:
-            os.kill(pid, signal.SIGKILL)
+        wait_exit_or_kill(pid, timeout=timeout, what="unbound exit")
 
     def dig(self, name: str, rtype: str = "A", *, short: bool = True) -> str:
         """Ask the server with dig (UDP, one try, 1 s); the answer text, '' when none."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -77,6 +78,28 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def live_pid(remembered: int | None, pidfile: Path) -> int | None:
+    """A daemon's pid while it runs: the one remembered at start (so a removed pidfile does not
+    leave it running unnoticed), else the one in `pidfile`; None once it has exited."""
+    pid = remembered or read_pidfile(pidfile)
+    return pid if pid is not None and pid_alive(pid) else None
+
+
+def wait_exit_or_kill(pid: int, *, timeout: float, what: str) -> None:
+    """Wait until process `pid` has exited; SIGKILL it when `timeout` seconds pass first.
+
+    Args:
+        what: names the process in the wait (e.g. "unbound exit").
+    """
+    try:
+        wait_until(lambda: not pid_alive(pid), timeout=timeout, what=what)
+    except TimeoutError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def read_pidfile(path: Path) -> int | None:

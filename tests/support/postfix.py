@@ -15,7 +15,6 @@ import functools
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -23,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .net import LOOPBACK, free_port, pid_alive, read_pidfile, tcp_accepts, wait_until
+from .net import (LOOPBACK, free_port, live_pid, pid_alive, read_pidfile, tcp_accepts,
+                  wait_exit_or_kill, wait_until)
 
 NOBODY_UID = 65534
 
@@ -196,8 +196,7 @@ class PostfixInstance:
     @property
     def master_pid(self) -> int | None:
         """The pid of this instance's master process, when it runs (remembered at start)."""
-        pid = self._started_pid or read_pidfile(self.queue_dir / "pid" / "master.pid")
-        return pid if pid is not None and pid_alive(pid) else None
+        return live_pid(self._started_pid, self.queue_dir / "pid" / "master.pid")
 
     def start(self, *, timeout: float = 20) -> None:
         """Write the config, start the instance and wait until every listener greets.
@@ -228,13 +227,7 @@ class PostfixInstance:
         if pid is None:
             return
         self._postfix("stop", timeout=timeout)
-        try:
-            wait_until(lambda: not pid_alive(pid), timeout=timeout, what="postfix master exit")
-        except TimeoutError:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        wait_exit_or_kill(pid, timeout=timeout, what="postfix master exit")
 
     def flush(self) -> None:
         """Ask the queue manager to retry deferred mail now (`postqueue -f`)."""
