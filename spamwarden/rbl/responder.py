@@ -147,8 +147,12 @@ class DnsblResponder:
         apex_wire = encode_name(s.apex)
         self._ip_suffix = b"\x02ip" + apex_wire
         self._dbl_suffix = b"\x03dbl" + apex_wire
-        # four reversed octet labels and ip.<apex> (any case, RFC 4343), matched in one C call
-        self._v4_name = re.compile(_WIRE_OCTET * 4 + b"(?i:" + re.escape(self._ip_suffix) + b")")
+        # The most common query, header and question checked in one C call: a standard query
+        # (QR=0, opcode 0) with one question, no records but at most one (OPT), for four
+        # reversed octet labels under ip.<apex> (any case, RFC 4343), type A or TXT, class IN.
+        self._v4_query = re.compile(
+            b"..[\x00-\x07].\x00\x01\x00\x00\x00\x00\x00([\x00\x01])" + _WIRE_OCTET * 4
+            + b"(?i:" + re.escape(self._ip_suffix) + b")\x00([\x01\x10])\x00\x01", re.DOTALL)
         self._txt_prefixes: list[bytes] = []
 
     # -- pre-built pieces ------------------------------------------------------------------
@@ -221,6 +225,9 @@ class DnsblResponder:
         else (and every corner: ENT checks that need IPv6, truncation) returns None
         and goes through :meth:`_answer`, which gives the same bytes for these cases.
         """
+        v4 = self._v4_query.match(data)
+        if v4 is not None and self.ready:
+            return self._v4_fast(data, v4, now_ms)
         n = len(data)
         if n < 17 or data[2] & 0xF8 or data[4:10] != b"\x00\x01\x00\x00\x00\x00" or not self.ready:
             return None
@@ -257,53 +264,7 @@ class DnsblResponder:
             self._refresh()
         ip_sfx = self._ip_suffix
         start = end + 1 - len(ip_sfx)
-        v4 = self._v4_name.fullmatch(data, 12, end + 1)
-        if v4 is not None:
-            # four decimal octets, reversed (RFC 5782 §2.1)
-            l4, l3, l2, l1 = v4.groups()
-            octets = _WIRE_OCTETS
-            o1 = octets.get(l1)
-            o2 = octets.get(l2)
-            o3 = octets.get(l3)
-            o4 = octets.get(l4)
-            if o1 is None or o2 is None or o3 is None or o4 is None:
-                return None
-            address = o1 << 24 | o2 << 16 | o3 << 8 | o4
-            # zone.lookup_v4 inlined for the exact-address case (the most common query)
-            keys = zone._v4_keys
-            hint = zone._v4_hint
-            if hint:
-                top = address >> 16
-                nkeys = len(keys)
-                lo = hint[top] - zone._v4_drift
-                hi = hint[top + 1] + zone._v4_drift
-                i = bisect_left(keys, address, lo if lo > 0 else 0, hi if hi < nkeys else nkeys)
-            else:
-                i = bisect_left(keys, address)
-            hit4: tuple[int, str | int] | None = None
-            if address != 0x7F000001:  # never listed, RFC 5782 §5 (as lookup_v4 says)
-                if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
-                    hit4 = (zone._v4_vals[i] & 0xFF, address)
-                else:
-                    units = zone._v4_units
-                    if units is not None and units[address >> 12]:
-                        net = zone._v4_nets.match(address, now_ms)
-                        if net is not None:
-                            hit4 = (net[0] & 0xFF, net[1])
-            if hit4 is None:
-                if start == 20:
-                    return None  # four one-character labels: also an IPv6 prefix (ENT check)
-                rcode = NXDOMAIN
-                records = self._neg_authority[start]
-                counts = 0
-            else:
-                rcode = NOERROR
-                counts = 1
-                if qtype == T_A:
-                    records = self._a_records[hit4[0]]
-                else:
-                    records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
-        elif start == 76 and data[12:76:2] == _NIBBLE_LENGTHS and data[start:end + 1].lower() == ip_sfx:
+        if start == 76 and data[12:76:2] == _NIBBLE_LENGTHS and data[start:end + 1].lower() == ip_sfx:
             # 32 nibbles, reversed (RFC 5782 §2.4)
             nibbles = data[13:76:2]
             if nibbles.translate(None, b"0123456789abcdefABCDEF"):
@@ -321,7 +282,7 @@ class DnsblResponder:
                 else:
                     records = b"\xc0\x0c" + self._txt_tail(hit6[0], hit6[1])
         elif start > 12 and data[start:end + 1].lower() == ip_sfx:
-            return None  # not four octets nor 32 nibbles: the general path (ENT checks, NXDOMAIN)
+            return None  # not 32 nibbles (four octets went to _v4_fast): the general path
         else:
             dbl_sfx = self._dbl_suffix
             start = end + 1 - len(dbl_sfx)
@@ -356,6 +317,75 @@ class DnsblResponder:
                                                 | counts << 5 | counts_ar << 4 | rcode],
                         data[12:qend], records, opt))
         if len(out) > 512 and (not counts_ar or len(out) > min(
+                self.settings.udp_payload, data[qend + 3] << 8 | data[qend + 4])):
+            return None  # the general path truncates
+        return out
+
+    def _v4_fast(self, data: bytes, v4: re.Match[bytes], now_ms: int) -> bytes | None:
+        """:meth:`udp_fast_path` for an IPv4 name (RFC 5782 §2.1), ``v4`` from ``_v4_query``."""
+        ar, l4, l3, l2, l1, qt = v4.groups()
+        qend = v4.end()
+        n = len(data)
+        if ar == b"\x00":
+            if qend != n:
+                return None
+            opt = b""
+            ar_bit = 0
+        else:
+            # a plain OPT: root owner, type 41, payload, ext-rcode 0, version 0, flags, rdlen
+            if n < qend + 11 or data[qend:qend + 3] != b"\x00\x00\x29" or data[qend + 5] or data[qend + 6]:
+                return None
+            if qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != n:
+                return None
+            opt = self._opt_do if data[qend + 7] & 0x80 else self._opt
+            ar_bit = 0x10
+        zone = self.zone
+        if zone.serial != self._soa_serial or len(zone._reasons) != self._reason_count:
+            self._refresh()
+        octets = _WIRE_OCTETS
+        o1 = octets.get(l1)
+        o2 = octets.get(l2)
+        o3 = octets.get(l3)
+        o4 = octets.get(l4)
+        if o1 is None or o2 is None or o3 is None or o4 is None:
+            return None  # a leading zero or over 255: the general path
+        address = o1 << 24 | o2 << 16 | o3 << 8 | o4
+        # zone.lookup_v4 inlined
+        keys = zone._v4_keys
+        hint = zone._v4_hint
+        if hint:
+            top = address >> 16
+            nkeys = len(keys)
+            lo = hint[top] - zone._v4_drift
+            hi = hint[top + 1] + zone._v4_drift
+            i = bisect_left(keys, address, lo if lo > 0 else 0, hi if hi < nkeys else nkeys)
+        else:
+            i = bisect_left(keys, address)
+        hit4: tuple[int, str | int] | None = None
+        if address != 0x7F000001:  # never listed, RFC 5782 §5 (as lookup_v4 says)
+            if i < len(keys) and keys[i] == address and zone._v4_vals[i] >> 8 > now_ms:
+                hit4 = (zone._v4_vals[i] & 0xFF, address)
+            else:
+                units = zone._v4_units
+                if units is not None and units[address >> 12]:
+                    net = zone._v4_nets.match(address, now_ms)
+                    if net is not None:
+                        hit4 = (net[0] & 0xFF, net[1])
+        if hit4 is None:
+            start = qend - 4 - len(self._ip_suffix)
+            if start == 20:
+                return None  # four one-character labels: also an IPv6 prefix (ENT check)
+            records = self._neg_authority[start]
+            flags = ar_bit | NXDOMAIN
+        else:
+            flags = ar_bit | 0x20  # one answer, NOERROR
+            if qt == b"\x01":
+                records = self._a_records[hit4[0]]
+            else:
+                records = b"\xc0\x0c" + self._txt_tail(hit4[0], v4_key_text(hit4[1]))
+        out = b"".join((data[:2], _FLAGS_COUNTS[(data[2] & 0x01) << 7 | (data[3] & 0x10) << 2 | flags],
+                        data[12:qend], records, opt))
+        if len(out) > 512 and (not ar_bit or len(out) > min(
                 self.settings.udp_payload, data[qend + 3] << 8 | data[qend + 4])):
             return None  # the general path truncates
         return out

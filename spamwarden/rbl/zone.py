@@ -329,7 +329,7 @@ class DnsblZone:
         lo = hint[top] - drift
         hi = hint[top + 1] + drift
         n = len(self._v4_keys)
-        return bisect_left(self._v4_keys, address, lo if lo > 0 else 0, hi if hi < n else n)
+        return bisect_left(self._v4_keys, address, max(0, lo), min(n, hi))
 
     def _v4_mark_units(self, network: int, plen: int) -> None:
         units = self._v4_units
