@@ -133,32 +133,28 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
-def _hostport_list(v: Any) -> str | None:
-    for item in v:
-        try:
-            parse_hostport(item)
-        except ValueError:
-            return '"ip:port" entries such as "127.0.0.1:5353" or "[::1]:5353"'
-    return None
+def _every(parse: Callable[[Any], object], expected: str) -> Callable[[Any], str | None]:
+    """A check that every item of a list option parses: ``parse`` raises ValueError on a bad
+    item, and the check then answers ``expected`` (what the option takes)."""
+
+    def check(v: Any) -> str | None:
+        for item in v:
+            try:
+                parse(item)
+            except ValueError:
+                return expected
+        return None
+
+    return check
 
 
-def _nameservers(v: Any) -> str | None:
-    for item in v:
-        try:
-            host, _ = parse_hostport(item, default_port=53)
-            ipaddress.ip_address(host)
-        except ValueError:
-            return 'IP addresses, optionally with a port: "127.0.0.1" or "127.0.0.1:5300"'
-    return None
-
-
-def _networks(v: Any) -> str | None:
-    for item in v:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            return 'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"'
-    return None
+_hostport_list = _every(parse_hostport, '"ip:port" entries such as "127.0.0.1:5353" or "[::1]:5353"')
+_nameservers = _every(
+    lambda item: ipaddress.ip_address(parse_hostport(item, default_port=53)[0]),
+    'IP addresses, optionally with a port: "127.0.0.1" or "127.0.0.1:5300"',
+)
+_networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
+                   'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
 
 
 def _milter_socket(v: Any) -> str | None:
