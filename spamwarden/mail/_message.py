@@ -535,7 +535,9 @@ def _parse_from(value: str | None) -> tuple[str | None, str]:
         return None, ""
     value = value[:_MAX_DECODED_HEADER]
     try:
-        pairs = email.utils.getaddresses([value])
+        # The stdlib address parser is slow on long inputs (a field of megabytes took
+        # seconds); a real address list is far shorter than this.
+        pairs = email.utils.getaddresses([value[:8192]])
     # RecursionError: the stdlib address parser recurses once per ":" group, so a
     # header of a thousand colons exhausts the stack.
     except (ValueError, IndexError, TypeError, RecursionError):

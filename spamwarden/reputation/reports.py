@@ -888,7 +888,9 @@ def _from_address(value: str | None) -> str | None:
     if found:
         return str(found[-1]).strip()
     try:
-        pairs = email.utils.getaddresses([text])
+        # The stdlib address parser is slow on long inputs (a field of megabytes took
+        # seconds); a real address list is far shorter than this.
+        pairs = email.utils.getaddresses([text[:8192]])
     # RecursionError: the stdlib address parser recurses once per ":" group, so a
     # header of a thousand colons exhausts the stack.
     except (ValueError, IndexError, TypeError, RecursionError):

@@ -362,6 +362,10 @@ FOUND = [
     # 250 KB From header of letters: about two minutes in parse_message).
     b"From: " + b"a" * 250_000 + b"\r\n\r\nx",
     b"Resent-From: u@test.local\r\nFrom: " + b"a" * 250_000 + b"\r\n\r\nhttp://x.example/",
+    # CR-only line ends make the whole 2 MB message one From field; the report parser handed
+    # it all to email.utils.getaddresses (tens of seconds). Address fields are now capped.
+    (b"From: a@example.com\rSubject: links\rMIME-Version: 1.0\rContent-Type: text/html\r\r"
+     + b"".join(b"<a href='https://x%d.example/'>l</a>" % i for i in range(60_000))),
 ]
 
 
