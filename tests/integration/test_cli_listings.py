@@ -22,6 +22,7 @@ from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint, Indicato
 from spamwarden.reputation.engine import GROUP
 from spamwarden.reputation.listings import CHANGES_KEY, LISTINGS_KEY
 from spamwarden.reputation.store import window_keys
+from tests.support.net import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -157,12 +158,7 @@ def _start(config: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _wait(pred: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(pred, timeout=timeout, interval=0.01, what=what)
 
 
 def test_worker_killed_with_sigkill_mid_stream_keeps_counts_exact(config: Path,

@@ -4,6 +4,7 @@ delivers it once Redis is back."""
 
 from __future__ import annotations
 
+import functools
 import smtplib
 from typing import Any, Callable
 
@@ -12,21 +13,12 @@ import pytest
 from spamwarden.redisconn import EmbeddedRedis
 from tests.integration.test_intake import REPORTS, RunningIntake
 from tests.integration.test_intake import start_intake as start_intake  # noqa: F401 - fixture
+from tests.support.net import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.1)
+_wait = functools.partial(wait_until, interval=0.1)
 
 
 def test_report_via_postfix_transport(

@@ -8,8 +8,11 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 LOOPBACK = "127.0.0.1"
+
+_T = TypeVar("_T")
 
 
 def free_port(*, udp_too: bool = False) -> int:
@@ -38,17 +41,21 @@ def free_port(*, udp_too: bool = False) -> int:
     raise OSError("no free loopback port found in 50 tries")
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, interval: float = 0.05,
-               what: str = "condition") -> None:
-    """Poll `check` until it returns True.
+def wait_until(check: Callable[[], _T], *, timeout: float, interval: float = 0.05,
+               what: str = "condition") -> _T:
+    """Poll `check` until it returns a true value.
+
+    Returns:
+        That value (e.g. the list that became non-empty).
 
     Raises:
         TimeoutError: naming `what` when `timeout` seconds pass first.
     """
     deadline = time.monotonic() + timeout
     while True:
-        if check():
-            return
+        value = check()
+        if value:
+            return value
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what} not reached within {timeout:.1f}s")
         time.sleep(interval)
