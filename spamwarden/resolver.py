@@ -36,6 +36,7 @@ __all__ = [
     "DnsPythonResolver",
     "StaticResolver",
     "resolver_from_config",
+    "question_key",
 ]
 
 Status = Literal["ok", "nxdomain", "nodata", "error"]
@@ -143,6 +144,16 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
+def question_key(name: str, rdtype: str) -> tuple[str, str]:
+    """The form a question is looked up under in answer tables: the name in lower case
+    without its trailing dot (DNS names compare case-insensitively, RFC 4343), the
+    type in upper case.
+
+    :returns: ``(name, rdtype)``, e.g. ``("sel._domainkey.example.com", "TXT")``.
+    """
+    return name.lower().rstrip("."), rdtype.upper()
+
+
 class StaticResolver:
     """A :class:`Resolver` answering from a dict, for tests and offline checks.
 
@@ -154,17 +165,17 @@ class StaticResolver:
 
     def __init__(self, zone: Mapping[tuple[str, str], Any] | None = None) -> None:
         self.zone: dict[tuple[str, str], Any] = {
-            (n.lower().rstrip("."), t.upper()): v for (n, t), v in (zone or {}).items()
+            question_key(n, t): v for (n, t), v in (zone or {}).items()
         }
         self.queries: list[tuple[str, str]] = []
 
     def add(self, name: str, rdtype: str, *records: Any) -> None:
-        key = (name.lower().rstrip("."), rdtype.upper())
+        key = question_key(name, rdtype)
         self.zone.setdefault(key, [])
         self.zone[key].extend(records)
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
-        key = (name.lower().rstrip("."), rdtype.upper())
+        key = question_key(name, rdtype)
         self.queries.append(key)
         value = self.zone.get(key)
         if value == "error":

@@ -89,7 +89,7 @@ from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
-from ..resolver import DnsAnswer, Resolver
+from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
 from .reports import (
     NOTHING_ACTIONABLE,
@@ -328,12 +328,11 @@ class PrefetchedResolver:
     beforehand; any other name is a temporary failure (never a "no")."""
 
     def __init__(self, answers: Mapping[tuple[str, str], DnsAnswer]) -> None:
-        self.answers = {(n.lower().rstrip("."), t.upper()): a for (n, t), a in answers.items()}
+        self.answers = {question_key(n, t): a for (n, t), a in answers.items()}
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
         """The answer looked up in advance, or ``error`` for a name that was not (never I/O)."""
-        key = (name.lower().rstrip("."), rdtype.upper())
-        return self.answers.get(key) or DnsAnswer("error", reason="not looked up in advance")
+        return self.answers.get(question_key(name, rdtype)) or DnsAnswer("error", reason="not looked up in advance")
 
 
 class ComplaintIntake:
