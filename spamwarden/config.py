@@ -118,10 +118,6 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
 
-def _non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "a number of 0 or more"
-
-
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else "a fraction between 0 and 1"
 
