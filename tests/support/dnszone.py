@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from .net import LOOPBACK, free_port, live_pid, read_pidfile, wait_exit_or_kill, wait_until
 
+__all__ = ["DnsServerError", "DkimKey", "generate_dkim_key", "DnsZone", "UnboundServer"]
+
 
 class DnsServerError(RuntimeError):
     """The DNS server could not be configured, started or stopped."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import email.utils
 
+__all__ = ["DEFAULT_BODY", "make_message", "split_message"]
+
+
 DEFAULT_BODY = ("Hello,\r\n\r\nThe minutes of Tuesday's meeting are below.\r\n\r\n"
                 "Regards,\r\nAlice\r\n")
 

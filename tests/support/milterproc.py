@@ -16,6 +16,18 @@ from pathlib import Path
 
 from .net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until
 
+__all__ = [
+    "MilterProcessError",
+    "spamwarden_command",
+    "write_toml",
+    "spamwarden_milter_config",
+    "MilterProcess",
+    "process_cpu_seconds",
+    "tree_cpu_seconds",
+    "spamwarden_milter",
+]
+
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

@@ -10,6 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+__all__ = [
+    "LOOPBACK",
+    "free_port",
+    "wait_until",
+    "tcp_accepts",
+    "pid_alive",
+    "live_pid",
+    "wait_exit_or_kill",
+    "read_pidfile",
+]
+
+
 LOOPBACK = "127.0.0.1"
 
 _T = TypeVar("_T")

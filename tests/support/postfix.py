@@ -25,6 +25,16 @@ from pathlib import Path
 from .net import (LOOPBACK, free_port, live_pid, pid_alive, read_pidfile, tcp_accepts,
                   wait_exit_or_kill, wait_until)
 
+__all__ = [
+    "NOBODY_UID",
+    "PostfixError",
+    "SmtpListener",
+    "PostfixInstance",
+    "start_postfix",
+    "wait_all_exited",
+]
+
+
 NOBODY_UID = 65534
 
 # The services Postfix needs for SMTP in, virtual delivery and logging to a file.

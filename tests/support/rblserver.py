@@ -19,6 +19,9 @@ import dns.rdatatype
 
 from .net import LOOPBACK, free_port
 
+__all__ = ["ZONE", "RblProcess", "ip_name"]
+
+
 ZONE = "bl.example.net"
 
 

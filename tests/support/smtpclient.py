@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .net import LOOPBACK
 
+__all__ = ["SwaksResult", "swaks"]
+
+
 # swaks marks server lines "<-  " (ok) or "<** " (error reply), client lines " -> ".
 _REPLY = re.compile(r"^<(?:-|\*\*) +(\d{3})[ -](.*)$")
 
