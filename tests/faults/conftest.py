@@ -14,8 +14,7 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures shared with in
     spamwarden_milter,
     spamwarden_milter_module,
 )
+from tests.support.net import wait_until
 
 from .mutators import read_seed_files
 
@@ -187,14 +187,13 @@ def restartable_redis() -> Iterator[RestartableRedis]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def wait_for(check, *, timeout: float, interval: float = 0.05, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0.05,
+             what: str = "condition") -> None:
     """Poll `check()` until true; fail the test naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+    try:
+        wait_until(check, timeout=timeout, interval=interval, what=what)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
 
 
 # ---- spamwarden service processes (rbl, intake) -------------------------------------------
