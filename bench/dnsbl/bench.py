@@ -244,12 +244,17 @@ def handler_cost(redis_url: str, qfile: Path, limit: int = 50_000) -> float:
     for line in qfile.read_text().splitlines()[:limit]:
         name, qtype = line.split()
         wires.append(dns.message.make_query(name, qtype, use_edns=False).to_wire())
-    fast, answer = responder.answer_udp_fast, responder.answer
+    fast, answer = responder.udp_fast_path, responder.answer
     best = float("inf")
     for _ in range(3):
         t = time.process_time()
+        now_ms = int(time.time() * 1000)  # as the server: one clock read per batch
         for w in wires:
-            if fast(w) is None:
+            try:
+                out = fast(w, now_ms)
+            except Exception:  # noqa: BLE001
+                out = None
+            if out is None:
                 answer(w, tcp=False, client="127.0.0.1")
         best = min(best, (time.process_time() - t) / len(wires) * 1e6)
     return best
