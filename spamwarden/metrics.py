@@ -116,7 +116,7 @@ def exposition() -> bytes:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=mp_dir)
+        multiprocess.MultiProcessCollector(registry, path=mp_dir)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
     from prometheus_client import REGISTRY
 

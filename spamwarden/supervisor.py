@@ -81,7 +81,7 @@ def _forget_metrics(child: _Child) -> None:
     if mp_dir and child.proc is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(child.proc.pid, mp_dir)
+        multiprocess.mark_process_dead(child.proc.pid, mp_dir)  # type: ignore[no-untyped-call]
 
 
 class Supervisor:
