@@ -534,7 +534,10 @@ def main(argv: list[str] | None = None) -> int:
                                      redis_url=redis.url, authserv_id="mx.bench.test",
                                      unix_path=work / "spamwarden" / "milter.sock" if unix
                                      else None,
-                                     overrides={"milter": {"quarantine": "tag"},
+                                     overrides={"milter": {"quarantine": "tag",
+                                                           # libmilter's replies without
+                                                           # delayed-ACK waits over TCP
+                                                           "tcp_nodelay": True},
                                                 "service": {"log_level": "warning"}})
             try:
                 proc.start(timeout=60)

@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +46,9 @@ from .headers import AUTH_RESULTS, header_safe
 from .interfaces import Envelope
 from .scanner import DeliveryRecorder, EnvelopeChecks, Scanner, Verdict
 
-__all__ = ["SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter"]
+__all__ = [
+    "SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter", "set_listener_nodelay",
+]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -85,6 +88,61 @@ def libmilter_socket(listen: str) -> str:
     raise ConfigError(
         f"milter.listen = {listen!r}: expected inet:HOST:PORT, inet6:[HOST]:PORT or unix:/PATH"
     )
+
+
+def set_listener_nodelay(port: int) -> bool:
+    """Set ``TCP_NODELAY`` on this process's listening TCP socket on ``port``.
+
+    libmilter leaves Nagle's algorithm on.  Its replies are several small packets
+    (one per header change, then the verdict), and each one after the first waits for
+    Postfix's delayed ACK (40 ms on Linux): with the header-only pymilter at 10
+    sessions over TCP that stall capped throughput at ~100 messages/s, ~200 without it.
+    Linux gives accepted sockets the listener's ``TCP_NODELAY``, so setting it once
+    on libmilter's listening socket covers every Postfix connection after it.
+
+    :param port: the milter's TCP port.
+    :returns: whether such a socket was found (and changed).
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            fd = os.dup(int(name))
+        except (OSError, ValueError):
+            continue
+        try:
+            sock = socket.socket(fileno=fd)  # closes only the duplicate
+        except OSError:
+            os.close(fd)
+            continue
+        with sock:
+            try:
+                if (sock.family not in (socket.AF_INET, socket.AF_INET6)
+                        or sock.type != socket.SOCK_STREAM
+                        or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                        or sock.getsockname()[1] != port):
+                    continue
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return True
+            except OSError:
+                continue
+    return False
+
+
+def _nodelay_once_listening(port: int, *, timeout: float = 30.0) -> None:
+    """Wait (at most ``timeout`` seconds) for libmilter to listen on ``port``, then
+    :func:`set_listener_nodelay`; runs in a daemon thread beside ``runmilter``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if set_listener_nodelay(port):
+            event(log, "milter_tcp_nodelay", port=port)
+            return
+        time.sleep(0.02)
+    event(log, "milter_tcp_nodelay_failed", logging.WARNING, port=port)
 
 
 def _client_ip(family: Any, hostaddr: Any) -> str | None:
@@ -625,6 +683,10 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
         unavailable="; ".join(scanner.unavailable_checks) or None,
     )
     sys.stdout.flush()
+    if cfg.milter.tcp_nodelay and conn.startswith("inet"):
+        port = int(conn.split(":", 1)[1].split("@", 1)[0])
+        threading.Thread(target=_nodelay_once_listening, args=(port,),
+                         name="spamwarden-nodelay", daemon=True).start()
     try:
         Milter.runmilter("spamwarden", conn, timeout=int(cfg.milter.timeout))
     except Milter.milter.error as exc:

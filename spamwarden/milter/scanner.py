@@ -624,10 +624,12 @@ class Scanner:
         """The outcomes of :meth:`_start_lookup`'s job; ``{}`` (every key failed) when
         it raised or outlived its budget."""
         if not isinstance(job, _Pending):
-            return self._result(job, default={})
+            outcomes: Mapping[str, Any] = self._result(job, default={})
+            return outcomes
         try:
             with timed("listing"):
-                return job.pending.result()
+                outcomes = job.pending.result()
+            return outcomes
         except Exception as exc:  # noqa: BLE001 - see _lookup
             event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             return {}

@@ -125,7 +125,7 @@ class RedisListingLookup:
         fields = sorted({c for cands in todo.values() for c in cands})
         return self._fetch_now(out, todo, fields, now)
 
-    def begin_lookup(self, keys: Sequence[str]) -> "PendingLookup":
+    def begin_lookup(self, keys: Sequence[str]) -> PendingLookup:
         """Send the lookup of ``keys`` now and read the answer later, so that Redis
         works while the caller does (authentication, the classifier): one round
         trip, no thread hand-off.  :meth:`PendingLookup.result` gives what

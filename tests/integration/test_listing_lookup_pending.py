@@ -4,7 +4,7 @@ and a fallback through the client when the sent request's connection breaks."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -40,7 +40,7 @@ def store(redis_url: str) -> Iterator[ListingStore]:
 
 def _pool_idle(store: ListingStore) -> bool:
     pool = store.redis.connection_pool
-    return not pool._in_use_connections  # noqa: SLF001 - what "given back" means
+    return not pool._in_use_connections  # what "given back" means
 
 
 def test_pending_lookup_gives_what_lookup_many_gives(store: ListingStore) -> None:

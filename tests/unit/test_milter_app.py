@@ -729,3 +729,29 @@ def test_classifier_bug_and_lookup_bug_degrade_not_tempfail(install: Any) -> Non
     status = ctx.header_value("X-Spam-Status") or ""
     assert "RBL_LOOKUP_FAILED" in status and "DBL_LOOKUP_FAILED" in status
     assert "RBL_OWN" not in status
+
+
+def test_spf_runs_on_the_lookup_threads_at_mail_from_and_once(install: Any) -> None:
+    import threading
+
+    class ThreadRecordingResolver(StaticResolver):
+        def __init__(self, zone: Any) -> None:
+            super().__init__(zone)
+            self.threads: list[tuple[str, str, str]] = []
+
+        def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> Any:
+            self.threads.append((name, rdtype, threading.current_thread().name))
+            return super().query(name, rdtype, timeout=timeout)
+
+    zone = ThreadRecordingResolver({
+        ("example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 -all"],
+        ("_dmarc.example.org", "TXT"): [b"v=DMARC1; p=reject"],
+    })
+    scanner = Scanner(make_cfg(), resolver=zone, authenticate=authenticate)
+    ctx = install(scanner)
+    rc, _ = feed(ctx, HAM, ip="192.0.2.7")
+    assert rc == Milter.ACCEPT
+    assert "spf=pass" in ctx.added[0][1] and "dmarc=pass" in ctx.added[0][1]
+    spf = [t for n, r, t in zone.threads if (n, r) == ("example.org", "TXT")]
+    assert len(spf) == 1 and spf[0].startswith("spamwarden-lookup")  # at MAIL FROM, not again
+    scanner.close()

@@ -3,17 +3,12 @@ DKIM shortcut for unsigned mail: same verdicts as computing everything at end of
 
 from __future__ import annotations
 
-import functools
-import io
 from typing import Any
 
-import Milter
 import pytest
-from Milter import testctx
 
 from spamwarden.config import Config, config_from_mapping
 from spamwarden.milter import _dkim
-from spamwarden.milter.app import SpamwardenMilter
 from spamwarden.milter.interfaces import Envelope
 from spamwarden.milter.scanner import Scanner
 from spamwarden.resolver import StaticResolver
@@ -41,33 +36,6 @@ def zone() -> StaticResolver:
         ("_dmarc.example.org", "TXT"): [b"v=DMARC1; p=reject"],
         ("mail.example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 -all"],
     })
-
-
-def test_spf_runs_at_mail_from_and_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mime
-
-    resolver = zone()
-    scanner = Scanner(make_cfg(), resolver=resolver)
-    monkeypatch.setattr(Milter, "factory", functools.partial(SpamwardenMilter, scanner))
-    ctx = testctx.TestCtx()
-    ctx._setsymval("i", "4QUEUEID")
-    assert ctx._connect(host="mail.example.org", helo="mail.example.org",
-                        ip="192.0.2.7") == Milter.CONTINUE
-    msg = mime.message_from_file(io.BytesIO(HAM))
-    ctx._msg, ctx._body = msg, None
-    assert ctx._envfrom("<alice@example.org>") == Milter.CONTINUE
-    early = ctx.getpriv()._early
-    assert early is not None and early.spf is not None
-    assert early.spf.result(timeout=10).result == "pass"  # before any header arrived
-    assert resolver.queries.count(("example.org", "TXT")) == 1
-    assert ctx._envrcpt("<bob@test.example>") == Milter.CONTINUE
-    for name, value in msg.items():
-        assert ctx._header(name, value) == Milter.CONTINUE
-    assert ctx._feed_body(io.BytesIO(msg.as_bytes().split(b"\n\n", 1)[1])) == Milter.CONTINUE
-    assert ctx._eom() == Milter.ACCEPT
-    assert resolver.queries.count(("example.org", "TXT")) == 1  # the MAIL FROM answer was used
-    assert ctx.getpriv()._early is None
-    scanner.close()
 
 
 @pytest.mark.parametrize("ip,helo,sender", [
@@ -119,3 +87,22 @@ def test_unsigned_message_is_not_parsed_for_dkim(monkeypatch: pytest.MonkeyPatch
     signed = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s; h=from; bh=x; b=y\n" + HAM
     with pytest.raises(AssertionError):
         _dkim.verify_dkim(signed, StaticResolver())  # a signed message is still verified
+
+
+def test_listener_gets_tcp_nodelay() -> None:
+    import socket
+
+    from spamwarden.milter.app import set_listener_nodelay
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        assert not set_listener_nodelay(port)  # bound, not listening yet: left alone
+        listener.listen(1)
+        assert not listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert set_listener_nodelay(port)
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = listener.accept()
+            with accepted:  # what libmilter's accepted connections get
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
