@@ -38,6 +38,9 @@ class ServerLimits:
     :param udp_batch: datagrams answered per wake-up before other work gets a turn.
     :param tcp_connections: concurrent TCP connections; more are closed at once.
     :param tcp_idle: seconds a connection may wait between queries (RFC 7766 §6.2.3).
+    :param tcp_idle_busy: the idle wait once more than half of ``tcp_connections`` are in
+        use: RFC 7766 §6.2.3 asks servers under load to close idle connections sooner, so a
+        client holding every slot with rare queries cannot keep TCP closed to others.
     :param tcp_read: seconds to receive one whole message once its length arrived.
     :param tcp_queries: queries per connection before the server closes it.
     """
@@ -45,6 +48,7 @@ class ServerLimits:
     udp_batch: int = 256
     tcp_connections: int = 200
     tcp_idle: float = 10.0
+    tcp_idle_busy: float = 1.0
     tcp_read: float = 5.0
     tcp_queries: int = 10000
 
@@ -203,7 +207,9 @@ class RblServer:
         try:
             for _ in range(limits.tcp_queries):
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), limits.tcp_idle)
+                    busy = self._tcp_active * 2 > limits.tcp_connections
+                    idle = min(limits.tcp_idle, limits.tcp_idle_busy) if busy else limits.tcp_idle
+                    head = await asyncio.wait_for(reader.readexactly(2), idle)
                     size = struct.unpack("!H", head)[0]
                     data = await asyncio.wait_for(reader.readexactly(size), limits.tcp_read)
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError, TimeoutError,

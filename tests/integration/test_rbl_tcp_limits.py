@@ -75,3 +75,43 @@ def test_idle_and_slow_connections_are_closed() -> None:
             await server.stop()
 
     asyncio.run(main())
+
+
+def test_idle_connections_are_closed_sooner_when_the_server_is_busy() -> None:
+    """A client holding every slot and querying rarely cannot keep TCP closed to others:
+    past half the cap, idle connections get tcp_idle_busy instead of tcp_idle."""
+    async def main() -> None:
+        server = await _serve(ServerLimits(tcp_connections=4, tcp_idle=30.0, tcp_idle_busy=0.3))
+        host, port = server.addresses[0]
+        try:
+            hog = [await asyncio.open_connection(host, port) for _ in range(4)]
+            for r, w in hog:
+                assert (await _ask(r, w))[3] & 0xF == 0
+            # all four idle: closed after the busy idle time (0.3 s), long before tcp_idle
+            for r, _w in hog:
+                assert await asyncio.wait_for(r.read(), 3) == b""
+            r, w = await asyncio.open_connection(host, port)
+            assert (await _ask(r, w))[3] & 0xF == 0
+            w.close()
+            for _r, hw in hog:
+                hw.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def test_a_quiet_server_keeps_the_full_idle_time() -> None:
+    async def main() -> None:
+        server = await _serve(ServerLimits(tcp_connections=10, tcp_idle=30.0, tcp_idle_busy=0.2))
+        host, port = server.addresses[0]
+        try:
+            r, w = await asyncio.open_connection(host, port)
+            assert (await _ask(r, w))[3] & 0xF == 0
+            await asyncio.sleep(1.0)  # five busy-idle periods: still open on a quiet server
+            assert (await _ask(r, w))[3] & 0xF == 0
+            w.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
