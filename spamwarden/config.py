@@ -254,6 +254,28 @@ class IntakeConfig:
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
 
+    def expand_address(self, address: str) -> tuple[str, ...]:
+        """The recipient addresses one intake address setting stands for, lowercased.
+
+        :param address: a full address (itself), or a local part (that local part at each
+            ``local_domains`` entry); empty: none.
+        :returns: the addresses, in ``local_domains`` order.
+        """
+        address = address.strip().lower()
+        if not address:
+            return ()
+        if "@" in address:
+            return (address,)
+        domains = (d.strip().lower().rstrip(".") for d in self.local_domains if d.strip())
+        return tuple(f"{address}@{dom}" for dom in domains)
+
+    def addresses(self) -> frozenset[str]:
+        """Every complaint-intake recipient: ``report_address``, ``ham_address`` and
+        ``optout_address``, each through :meth:`expand_address`."""
+        return frozenset(a for setting in (self.report_address, self.ham_address,
+                                           self.optout_address)
+                         for a in self.expand_address(setting))
+
 
 @dataclass(frozen=True)
 class ReputationConfig:

@@ -98,6 +98,8 @@ DEFAULT_POINTS: Mapping[str, float] = types.MappingProxyType(
         "RBL_THIRD_PARTY_LOOKUP_FAILED": 0.0,
         # SMTP AUTH or milter.trusted_networks: scored and tagged, never refused or held
         "ALL_TRUSTED": 0.0,
+        # every recipient is an [intake] address: scored and tagged, never refused or held
+        "TO_REPORT_ADDRESS": 0.0,
     }
 )
 
@@ -148,6 +150,7 @@ SYMBOL_DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
         "RBL_THIRD_PARTY": "client IP is on a third-party DNSBL",
         "RBL_THIRD_PARTY_LOOKUP_FAILED": "third-party DNSBL lookup failed",
         "ALL_TRUSTED": "sender authenticated or in milter.trusted_networks",
+        "TO_REPORT_ADDRESS": "every recipient is an intake address (report, ham, optout)",
     }
 )
 

@@ -292,6 +292,7 @@ class Scanner:
         self._trusted_networks = tuple(
             ipaddress.ip_network(n, strict=False) for n in cfg.milter.trusted_networks
         )
+        self._intake_addresses = cfg.intake.addresses()
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -487,6 +488,9 @@ class Scanner:
         trusted = self.trusted_reason(env)
         if trusted:
             symbols.append(self.points.make("ALL_TRUSTED", trusted))
+        if self.only_intake_recipients(env):
+            symbols.append(self.points.make("TO_REPORT_ADDRESS", "every recipient is an "
+                                            "[intake] address"))
         return self._verdict(
             symbols, auth, env, headers, unavailable, view=view, started=started
         )
@@ -542,6 +546,19 @@ class Scanner:
                 if ip.version == net.version and ip in net:
                     return f"client in {net}"
         return ""
+
+    def only_intake_recipients(self, env: Envelope) -> bool:
+        """Every recipient is a complaint-intake address (``intake.report_address``,
+        ``ham_address``, ``optout_address``; :meth:`IntakeConfig.addresses`).
+
+        Such mail is forwarded spam, there to be reported: scored and tagged like any
+        other, but never refused, held or tempfailed.  One other recipient and it is
+        treated like any other message.
+        """
+        if not env.rcpts or not self._intake_addresses:
+            return False
+        return all(r.strip().strip("<>").strip().lower() in self._intake_addresses
+                   for r in env.rcpts)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -729,11 +746,12 @@ class Scanner:
         started: float,
     ) -> Verdict:
         decision = decide(symbols, self.cfg.policy, self.cfg.milter)
-        if any(s.name == "ALL_TRUSTED" for s in symbols) and decision.action not in ("accept",
-                                                                                      "tag"):
+        never_refused = {s.name for s in symbols} & {"ALL_TRUSTED", "TO_REPORT_ADDRESS"}
+        if never_refused and decision.action not in ("accept", "tag"):
+            why = "trusted sender" if "ALL_TRUSTED" in never_refused else "report address"
             decision = dataclasses.replace(
                 decision, action="tag",
-                reason=f"trusted sender, tagged instead of {decision.action}: {decision.reason}")
+                reason=f"{why}, tagged instead of {decision.action}: {decision.reason}")
         required = self.cfg.policy.tag_threshold
         flagged = decision.score >= required or decision.action in ("tag", "quarantine", "reject")
         auth_note = next((u for u in unavailable if u.startswith("auth ")), "")

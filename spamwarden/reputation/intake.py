@@ -379,14 +379,9 @@ class ComplaintIntake:
             self.hooks[f"hook:{name}"] = hook
 
     def _route(self, address: str, kind: str) -> None:
-        address = address.strip().lower()
-        if not address:
-            return
-        if "@" in address:
-            self.routes[address] = kind
-        else:
-            for dom in self.local_domains:
-                self.routes[f"{address}@{dom}"] = kind
+        # the same expansion the milter uses to recognise intake recipients
+        for full in self.cfg.intake.expand_address(address):
+            self.routes[full] = kind
 
     def kind_of(self, address: str) -> str | None:
         """``"spam"``, ``"ham"``, ``"hook:<name>"`` or ``None`` for a recipient."""

@@ -463,6 +463,49 @@ def test_trusted_senders_are_tagged_never_refused(
         assert ctx.quarantined is None
 
 
+@pytest.mark.parametrize(("rcpts", "expected"), [
+    (("report@test.example",), Milter.ACCEPT),
+    (("REPORT@test.example", "abuse-desk@intake.example"), Milter.ACCEPT),
+    (("report@test.example", "bob@test.example"), Milter.REJECT),
+    (("bob@test.example",), Milter.REJECT),
+])
+def test_mail_only_to_intake_addresses_is_tagged_never_refused(
+    install: Any, rcpts: tuple[str, ...], expected: int
+) -> None:
+    """Spam forwarded to the complaint address (here a forged p=reject message) must reach
+    intake: tagged with TO_REPORT_ADDRESS, never refused; any other recipient: refused."""
+    cfg = config_from_mapping(
+        {
+            "milter": {"authserv_id": AUTHSERV},
+            "dns": {"timeout": 0.5},
+            "intake": {"local_domains": ["test.example"],
+                       "ham_address": "abuse-desk@intake.example"},
+        },
+        source="<test>",
+    )
+    scanner = Scanner(cfg, resolver=StaticResolver(),
+                      authenticate=fake_auth(spf="fail", dmarc="fail", policy="reject",
+                                             applied="reject"))
+    ctx = install(scanner)
+    assert feed(ctx, HAM, rcpts=rcpts)[0] == expected
+    status = ctx.header_value("X-Spam-Status") or ""
+    if expected == Milter.ACCEPT:
+        assert status.startswith("Yes, ") and "TO_REPORT_ADDRESS" in status
+        assert "DMARC_REJECT" in status
+        assert ctx.quarantined is None
+    else:
+        assert "TO_REPORT_ADDRESS" not in status
+
+
+def test_intake_addresses_are_expanded_like_intake_routes_them() -> None:
+    ic = config_from_mapping({"intake": {"local_domains": ["A.example.", "b.example"],
+                                         "report_address": "Report",
+                                         "ham_address": "ham@elsewhere.example",
+                                         "optout_address": ""}}, source="<test>").intake
+    assert ic.addresses() == {"report@a.example", "report@b.example",
+                              "ham@elsewhere.example"}
+
+
 class FixedClassifier:
     def __init__(self, probability: float | None) -> None:
         self.probability = probability
