@@ -208,7 +208,7 @@ class MilterConfig:
     lookup_url: str = _opt("", doc="printed in reject texts; empty: none")
     quarantine: str = _opt("hold", check=_one_of("hold", "tag"))
     tcp_nodelay: bool = _opt(
-        False, doc="TCP_NODELAY on the inet listener: Postfix no longer waits for delayed "
+        True, doc="TCP_NODELAY on the inet listener: Postfix no longer waits for delayed "
                    "ACKs between libmilter's small replies",
     )
     trusted_networks: tuple[str, ...] = _opt(

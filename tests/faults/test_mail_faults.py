@@ -39,6 +39,10 @@ SENDERS = 4
 _QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 #: seconds the milter reuses a listing answer (RedisListingLookup's cache_ttl), plus a margin
 LOOKUP_CACHE = inspect.signature(RedisListingLookup).parameters["cache_ttl"].default + 0.3
+#: seconds Redis stays stopped (well past LOOKUP_CACHE), and the messages per second the
+#: senders may start meanwhile (mail keeps being scanned after the cached answers expire)
+REDIS_DOWN_SECONDS = 2.5
+REDIS_DOWN_RATE = 12
 
 
 @dataclass
@@ -122,17 +126,29 @@ def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
     port = postfix.smtp["mx"].port
     messages = build_messages(auth_zone)
     done = [0]
+    started = [0]
+    # Senders start a message only while fewer than `ceiling` have been started: the
+    # injector holds the mail at each fault's message count until that fault has fired, so
+    # every fault meets mail still to send however fast Postfix and the milter are.
+    ceiling = [0.0]  # the injector sets it before the first fault
     lock = threading.Lock()
     deadline = time.monotonic() + (180 if not SOAK else 5400)
 
     def sender(share: list[Sent]) -> None:
         for m in share:
+            while time.monotonic() < deadline:
+                with lock:
+                    if started[0] < ceiling[0]:
+                        started[0] += 1
+                        break
+                time.sleep(0.005)
             send_with_retries(port, m, deadline=deadline, max_attempts=120)
             with lock:
                 done[0] += 1
 
     faults: list[str] = []
     redis_down: list[float] = []  # monotonic times: stopped, started again
+    redis_stop_count = [0]  # messages done when Redis was stopped
 
     def inject() -> None:
         cycles = CYCLES
@@ -143,23 +159,36 @@ def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
             plan += [(base + step * 0.10, "stop redis"), (base + step * 0.20, "start redis"),
                      (base + step * 0.35, "kill milter"), (base + step * 0.50, "kill redis"),
                      (base + step * 0.65, "kill milter"), (base + step * 0.80, "kill both")]
-        last = -N_MESSAGES
         for at, what in plan:
-            # at its point of progress, and never right on top of the previous fault
-            target = max(at * N_MESSAGES, last + 0.08 * N_MESSAGES / CYCLES)
-            while done[0] < target and time.monotonic() < deadline:
+            # Fixed message counts: senders may run SENDERS messages past the count (so the
+            # fault hits sessions in flight), no further until the fault has fired.
+            target = int(at * N_MESSAGES)
+            if what != "start redis":
+                with lock:
+                    ceiling[0] = target + SENDERS
+            while time.monotonic() < deadline:
+                if what == "start redis":
+                    # Redis stays down long enough to outlive the milter's listing cache;
+                    # meanwhile mail trickles (REDIS_DOWN_RATE messages/s past the stop) so
+                    # that some is scanned after the cache expired, however fast delivery is.
+                    down_for = time.monotonic() - redis_down[-1]
+                    with lock:
+                        ceiling[0] = (redis_stop_count[0] + SENDERS
+                                      + int(REDIS_DOWN_RATE * down_for))
+                    if done[0] >= target and down_for >= REDIS_DOWN_SECONDS:
+                        break
+                elif done[0] >= target:
+                    break
                 time.sleep(0.02)
-            last = done[0]
             if time.monotonic() >= deadline:
                 return
             faults.append(f"{what} at {done[0]}")
             if what == "stop redis":
                 restartable_redis.stop()
                 redis_down.append(time.monotonic())
+                redis_stop_count[0] = done[0]
                 continue  # stays down while mail flows
             if what == "start redis":
-                # down long enough to outlive the milter's listing cache (0.5 s)
-                time.sleep(max(0.0, redis_down[0] + 2.5 - time.monotonic()))
                 redis_down.append(time.monotonic())
                 restartable_redis.start()
                 continue
@@ -172,6 +201,8 @@ def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
                 restartable_redis.start()
             if not milter.running():
                 milter.start()
+        with lock:
+            ceiling[0] = float(N_MESSAGES)  # every fault fired: the rest flows freely
 
     threads = [threading.Thread(target=sender, args=(messages[k::SENDERS],), daemon=True)
                for k in range(SENDERS)]
