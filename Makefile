@@ -28,6 +28,7 @@ run: debs-run $(VENV)/.installed
 	$(VENV)/bin/spamwarden serve --config $(CONFIG)
 
 test: debs-test $(VENV)/.installed
+	$(VENV)/bin/mypy spamwarden
 	$(PY) -m pytest tests
 
 test-unit: $(VENV)/.installed
