@@ -19,7 +19,7 @@ import redis
 
 from spamwarden.reputation.listings import LISTINGS_KEY
 from tests.integration.redis_cluster import LocalCluster
-from tests.support.net import free_port, wait_until
+from tests.support.net import free_port, tcp_accepts, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +80,8 @@ def test_complaints_list_a_domain_visible_in_dns_through_a_node_restart(
     try:
         wait_until(lambda: _listed(ports["rbl"], f"2.0.0.127.ip.{ZONE}"), timeout=60,
                    what="the DNS server answering")
+        # serve starts intake after the DNS server: wait for it too before reporting
+        wait_until(lambda: tcp_accepts(ports["intake"]), timeout=60, what="intake listening")
         assert not _listed(ports["rbl"], f"first-spammer.example.dbl.{ZONE}")
         _complain(ports["intake"], "first-spammer.example", "203.0.113.7")
         wait_until(lambda: _listed(ports["rbl"], f"first-spammer.example.dbl.{ZONE}"),
