@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import collections
 import re
-import smtplib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -26,6 +25,7 @@ from spamwarden.reputation.intake import complaint_id
 from spamwarden.reputation.reports import find_original, fingerprint
 
 from .conftest import SOAK, scaled
+from .mta import Delivery, deliver_like_an_mta
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -63,43 +63,8 @@ def make_report(i: int, reporter: str) -> bytes:
 
 
 @dataclass
-class Outcome:
-    expected_id: str
-    final: str = ""            # the final SMTP reply (250 ... or 5xx ...)
-    attempts: int = 0
-    transient: list[str] = field(default_factory=list)
-
-
-def send_with_retries(port: int, reporter: str, raw: bytes, outcome: Outcome, *,
-                      deadline: float, max_attempts: int) -> None:
-    """Deliver one report like an MTA: retry 4xx and connection failures, stop on 2xx/5xx."""
-    delay = 0.1
-    while outcome.attempts < max_attempts and time.monotonic() < deadline:
-        outcome.attempts += 1
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
-                s.ehlo("client.test")
-                code, msg = s.mail(reporter)
-                if code != 250:
-                    raise smtplib.SMTPResponseException(code, msg)
-                code, msg = s.rcpt(REPORT_TO)
-                if code != 250:
-                    raise smtplib.SMTPResponseException(code, msg)
-                code, msg = s.data(raw)  # the reply after the dot: returned, not raised
-                if 400 <= code < 500:
-                    raise smtplib.SMTPResponseException(code, msg)
-                outcome.final = f"{code} {msg.decode(errors='replace')}"
-                return
-        except smtplib.SMTPResponseException as exc:
-            reply = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
-            if 500 <= exc.smtp_code < 600:
-                outcome.final = reply
-                return
-            outcome.transient.append(reply[:60])
-        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, OSError) as exc:
-            outcome.transient.append(type(exc).__name__)
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+class Outcome(Delivery):
+    expected_id: str = ""
 
 
 def test_every_acknowledged_complaint_is_in_the_stream_exactly_once(
@@ -118,7 +83,7 @@ def test_every_acknowledged_complaint_is_in_the_stream_exactly_once(
         reporter = f"user{i % REPORTERS}@{LOCAL}"
         raw = make_report(i, reporter)
         fp = fingerprint(find_original(raw, local_domains=(LOCAL,)))
-        jobs.append((reporter, raw, Outcome(complaint_id("spam", reporter, fp))))
+        jobs.append((reporter, raw, Outcome(expected_id=complaint_id("spam", reporter, fp))))
     assert len({o.expected_id for _, _, o in jobs}) == N_COMPLAINTS
 
     done = [0]
@@ -127,7 +92,8 @@ def test_every_acknowledged_complaint_is_in_the_stream_exactly_once(
 
     def client(share: list[tuple[str, bytes, Outcome]]) -> None:
         for reporter, raw, outcome in share:
-            send_with_retries(port, reporter, raw, outcome, deadline=deadline, max_attempts=80)
+            deliver_like_an_mta(port, mail_from=reporter, rcpt=REPORT_TO, raw=raw, into=outcome,
+                                deadline=deadline, max_attempts=80, timeout=15)
             with lock:
                 done[0] += 1
 

@@ -16,10 +16,9 @@ import email
 import email.policy
 import inspect
 import re
-import smtplib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from support.messages import make_message
@@ -27,6 +26,7 @@ from support.messages import make_message
 from spamwarden.reputation.lookup import RedisListingLookup
 
 from .conftest import SOAK, scaled, wait_for
+from .mta import Delivery, deliver_like_an_mta
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -46,17 +46,13 @@ REDIS_DOWN_RATE = 12
 
 
 @dataclass
-class Sent:
-    seq: int
-    msgid: str
-    mail_from: str
-    raw: bytes
-    forged: bool
-    final: str = ""
+class Sent(Delivery):
+    seq: int = 0
+    msgid: str = ""
+    mail_from: str = ""
+    raw: bytes = b""
+    forged: bool = False
     queue_id: str | None = None
-    attempts: int = 0
-    transient: list[str] = field(default_factory=list)
-    last_try: tuple[float, float] = (0.0, 0.0)  # monotonic start and end of the last attempt
 
 
 def build_messages(auth_zone) -> list[Sent]:  # type: ignore[no-untyped-def]
@@ -69,12 +65,13 @@ def build_messages(auth_zone) -> list[Sent]:  # type: ignore[no-untyped-def]
             raw, msgid = make_message(from_addr="Bank <security@bank.test>",
                                       subject=f"Verify your account {i}",
                                       extra_headers=(("X-Fault-Seq", str(i)),))
-            out.append(Sent(i, msgid, "security@bank.test", raw, True))
+            out.append(Sent(seq=i, msgid=msgid, mail_from="security@bank.test", raw=raw, forged=True))
         else:
             raw, msgid = make_message(from_addr="Alice <alice@good.test>",
                                       subject=f"Minutes {i}",
                                       extra_headers=(("X-Fault-Seq", str(i)),))
-            out.append(Sent(i, msgid, "alice@good.test", auth_zone.good_rsa.sign(raw), False))
+            out.append(Sent(seq=i, msgid=msgid, mail_from="alice@good.test",
+                            raw=auth_zone.good_rsa.sign(raw), forged=False))
     return out
 
 
@@ -83,36 +80,11 @@ def by_id_seq(messages: list[Sent], seq: int) -> Sent:
 
 
 def send_with_retries(port: int, m: Sent, *, deadline: float, max_attempts: int) -> None:
-    delay = 0.1
-    while m.attempts < max_attempts and time.monotonic() < deadline:
-        m.attempts += 1
-        started = time.monotonic()
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=90) as s:
-                s.ehlo("client.test")
-                for command, arg in (("mail", m.mail_from), ("rcpt", RCPT)):
-                    code, msg = getattr(s, command)(arg)
-                    if code != 250:
-                        raise smtplib.SMTPResponseException(code, msg)
-                code, msg = s.data(m.raw)  # the reply after the dot is returned, not raised
-                if code != 250:
-                    raise smtplib.SMTPResponseException(code, msg)
-                text = msg.decode(errors="replace")
-                m.final = f"{code} {text}"
-                m.last_try = (started, time.monotonic())
-                found = _QUEUED.search(text)
-                m.queue_id = found.group(1) if found else None
-                return
-        except smtplib.SMTPResponseException as exc:
-            reply = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
-            if 500 <= exc.smtp_code < 600:
-                m.final = reply
-                return
-            m.transient.append(reply[:60])
-        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, OSError) as exc:
-            m.transient.append(type(exc).__name__)
-        time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+    deliver_like_an_mta(port, mail_from=m.mail_from, rcpt=RCPT, raw=m.raw, into=m,
+                        deadline=deadline, max_attempts=max_attempts, timeout=90)
+    if m.final.startswith("250"):
+        found = _QUEUED.search(m.final)
+        m.queue_id = found.group(1) if found else None
 
 
 def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
