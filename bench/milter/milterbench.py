@@ -57,7 +57,7 @@ from support.milterproc import (
     spamwarden_milter,
     tree_cpu_seconds,
 )
-from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until
+from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
 from support.postfix import PostfixInstance
 
 RCPT = "user@test.local"
@@ -189,14 +189,7 @@ class RspamdServer:
     def _proxy_accepts(self) -> bool:
         if not self.unix:
             return tcp_accepts(self.proxy_port)
-        import socket
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(0.5)
-                s.connect(str(self.proxy_unix))
-            return True
-        except OSError:
-            return False
+        return unix_accepts(self.proxy_unix)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:

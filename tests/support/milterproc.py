@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .net import LOOPBACK, free_port, pid_alive, tcp_accepts, wait_until
+from .net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
 
 __all__ = [
     "MilterProcessError",
@@ -137,13 +136,7 @@ class MilterProcess:
         """True when a connection to the milter's socket succeeds."""
         if self.unix_path is None:
             return tcp_accepts(self.port)
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(0.5)
-                s.connect(str(self.unix_path))
-            return True
-        except OSError:
-            return False
+        return unix_accepts(self.unix_path)
 
     @property
     def pid(self) -> int | None:

@@ -15,6 +15,7 @@ __all__ = [
     "free_port",
     "wait_until",
     "tcp_accepts",
+    "unix_accepts",
     "pid_alive",
     "live_pid",
     "wait_exit_or_kill",
@@ -71,6 +72,17 @@ def wait_until(check: Callable[[], _T], *, timeout: float, interval: float = 0.0
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what} not reached within {timeout:.1f}s")
         time.sleep(interval)
+
+
+def unix_accepts(path: str | os.PathLike[str]) -> bool:
+    """True when a connection to the unix socket at ``path`` succeeds."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(str(path))
+        return True
+    except OSError:
+        return False
 
 
 def tcp_accepts(port: int, host: str = LOOPBACK) -> bool:
