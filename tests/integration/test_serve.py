@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.conftest import need_binary
-from tests.support.net import free_port
+from tests.support.net import free_port, tcp_accepts, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +21,6 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
     cfg = tmp_path / "sw.toml"
     cfg.write_text(f'[service]\nstate_dir = "{tmp_path / "state"}"\n{extra}')
     return cfg
-
-
-def _wait(pred, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _ping(sock: Path) -> bool:
@@ -50,7 +40,7 @@ def test_serve_starts_embedded_redis_with_aof_and_stops_cleanly(tmp_path: Path) 
     )
     sock = tmp_path / "state" / "redis" / "redis.sock"
     try:
-        assert _wait(lambda: _ping(sock)), "embedded redis did not come up"
+        wait_until(lambda: _ping(sock), timeout=15, what="the embedded redis")
         r = redis.Redis(unix_socket_path=str(sock))
         assert r.config_get("appendonly")["appendonly"] == "yes"
         r.set("probe", "1")
@@ -112,7 +102,6 @@ def _children(pid: int) -> dict[str, int]:
 
 def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: Path) -> None:
     import smtplib
-    import socket
     import urllib.request
 
     import dns.message
@@ -142,32 +131,28 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
             return False
         return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
 
-    def tcp_open(port: int) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
     def api_metrics() -> bytes:
         url = f"http://127.0.0.1:{ports['api']}/metrics"
         with urllib.request.urlopen(url, timeout=2) as resp:
             return bytes(resp.read())
 
     try:
-        assert _wait(lambda: set(_children(proc.pid)) == {"worker", "rbl", "api", "intake", "milter"},
-                     30), _children(proc.pid)
-        assert _wait(dns_ok, 30), "rbl does not answer the RFC 5782 test point"
-        assert _wait(lambda: all(tcp_open(ports[n]) for n in ("milter", "intake", "api")), 30)
+        wait_until(lambda: set(_children(proc.pid)) == {"worker", "rbl", "api", "intake", "milter"},
+                   timeout=30, what="all five services running")
+        wait_until(dns_ok, timeout=30, what="rbl answering the RFC 5782 test point")
+        wait_until(lambda: all(tcp_accepts(ports[n]) for n in ("milter", "intake", "api")),
+                   timeout=30, what="milter, intake and api listening")
         with smtplib.SMTP("127.0.0.1", ports["intake"], timeout=5) as s:
             assert s.noop()[0] == 250
         # The API reports the DNS server's counters: one metrics directory for the tree.
-        assert _wait(lambda: b"spamwarden_dns_queries_total" in api_metrics(), 15)
+        wait_until(lambda: b"spamwarden_dns_queries_total" in api_metrics(), timeout=15,
+                   what="the DNS counters in the API's /metrics")
 
         old = _children(proc.pid)["rbl"]
         os.kill(old, signal.SIGKILL)
-        assert _wait(lambda: _children(proc.pid).get("rbl") not in (None, old), 30)
-        assert _wait(dns_ok, 30), "the restarted rbl does not answer"
+        wait_until(lambda: _children(proc.pid).get("rbl") not in (None, old), timeout=30,
+                   what="a new rbl process")
+        wait_until(dns_ok, timeout=30, what="the restarted rbl answering")
         kids = _children(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
