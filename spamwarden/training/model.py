@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import platform
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
+
+try:  # the hashing FeatureHasher runs, without its per-call checks and sparse matrix
+    from sklearn.feature_extraction._hashing_fast import transform as _hash_tokens
+except ImportError:  # pragma: no cover - another scikit-learn layout: FeatureHasher itself
+    _hash_tokens = None
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
@@ -155,6 +162,7 @@ class SpamModel:
         self._lock = threading.Lock()
         self._grad_sq: np.ndarray | None = None
         self._weights = self._derive_weights()
+        self._columns: dict[str, int] = {}
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -222,9 +230,67 @@ class SpamModel:
             return np.zeros(0)
         return self.probabilities_from_scores(self.scores(self.hashed(views)))
 
+    #: tokens whose hashed column is remembered (about 100 bytes each); when full the
+    #: memory starts over, so it follows the vocabulary of the mail going through
+    COLUMN_CACHE_SIZE = 200_000
+
+    def columns(self, tokens: Sequence[str]) -> dict[int, int]:
+        """The message's hashed token counts: ``{column: count}``, as one row of
+        :meth:`hashed` holds them (tokens that hash to one column are added up).
+
+        A token's column is remembered, so a token seen before costs a dict lookup
+        instead of a MurmurHash and the sparse-matrix work around it.
+        """
+        counts = Counter(tokens)
+        known = self._columns
+        missing = [t for t in counts if t not in known]
+        fresh: dict[str, int] = {}
+        if missing:
+            fresh = dict(zip(missing, self._hash_columns(missing)))
+            if len(known) + len(fresh) > self.COLUMN_CACHE_SIZE:
+                self._columns = dict(fresh)  # start over; `known` still answers this call
+            else:
+                known.update(fresh)
+        out: dict[int, int] = {}
+        get = known.get
+        for token, n in counts.items():
+            col = get(token)
+            if col is None:
+                col = fresh[token]
+            out[col] = out.get(col, 0) + n
+        return out
+
+    def _hash_columns(self, tokens: list[str]) -> list[int]:
+        """FeatureHasher's column of each token (the same MurmurHash3 and modulo)."""
+        if _hash_tokens is not None:
+            indices, _, _ = _hash_tokens(
+                iter([[(t, 1) for t in tokens]]), self.hasher.n_features, self.hasher.dtype,
+                False, seed=0)
+            return [int(i) for i in indices]
+        row = self.hasher.transform([[t] for t in tokens])
+        return [int(row.indices[row.indptr[i]]) for i in range(len(tokens))]
+
     def spam_probability(self, view: MessageView) -> float:
-        """Calibrated probability in [0, 1] that the message is spam."""
-        return float(self.predict_proba([view])[0])
+        """Calibrated probability in [0, 1] that the message is spam.
+
+        The same arithmetic as :meth:`predict_proba` (:meth:`scores`, then
+        :meth:`probabilities_from_scores`) on one message's :meth:`columns`,
+        without building a sparse matrix: this is the milter's per-message path.
+        """
+        w_nb, b_nb, w_lin, b_lin, comb_w, comb_b = self._weights
+        row = self.columns(self.extractor.tokens(view))
+        if row:
+            cols = np.fromiter(row.keys(), dtype=np.intp, count=len(row))
+            data = np.log(np.fromiter(row.values(), dtype=np.float64, count=len(row))) + 1.0
+            l1 = float(np.abs(data).sum()) or 1.0
+            l2 = math.sqrt(float(data @ data)) or 1.0
+            s_nb = float(data @ w_nb[cols]) / l1 + b_nb
+            s_lin = float(data @ w_lin[cols]) / l2 + b_lin
+        else:
+            s_nb, s_lin = b_nb, b_lin
+        s_nb = min(max(s_nb, -50.0), 50.0)
+        z = min(max(s_nb * float(comb_w[0]) + s_lin * float(comb_w[1]) + comb_b, -500.0), 500.0)
+        return 1.0 / (1.0 + math.exp(-z))
 
     # -- learning -----------------------------------------------------------------------------
 

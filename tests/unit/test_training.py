@@ -95,6 +95,29 @@ def test_fast_scores_equal_the_pipelines(
     assert np.allclose(one, small_model.predict_proba(probe[:5]))  # type: ignore[arg-type]
 
 
+def test_one_message_path_equals_the_batch_path_with_its_column_memory_full(
+    corpus_slice: tuple[list[Example], list[object], list[str]], small_model: SpamModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, views, _ = corpus_slice
+    probe = list(views[:40]) + [parse_message(b"Subject: \r\n\r\n")]
+    batch = small_model.predict_proba(probe)  # type: ignore[arg-type]
+    # a memory far smaller than one message's tokens: it starts over on every message
+    monkeypatch.setattr(small_model, "COLUMN_CACHE_SIZE", 50)
+    monkeypatch.setattr(small_model, "_columns", {})
+    assert np.allclose([small_model.spam_probability(v) for v in probe], batch,  # type: ignore[arg-type]
+                       rtol=0, atol=1e-12)
+    most = max(len(set(small_model.extractor.tokens(v))) for v in probe)  # type: ignore[arg-type]
+    assert len(small_model._columns) <= max(50, most)
+    monkeypatch.setattr(small_model, "COLUMN_CACHE_SIZE", 10**6)
+    first = [small_model.spam_probability(v) for v in probe]  # type: ignore[arg-type]
+    again = [small_model.spam_probability(v) for v in probe]  # type: ignore[arg-type]
+    assert first == again and np.allclose(first, batch, rtol=0, atol=1e-12)
+    row = small_model.hashed(probe[:1])  # type: ignore[arg-type]
+    columns = small_model.columns(small_model.extractor.tokens(probe[0]))  # type: ignore[arg-type]
+    assert columns == dict(zip(row.indices.tolist(), row.data.astype(int).tolist()))
+
+
 def test_model_file_roundtrip_and_metadata(small_model: SpamModel, tmp_path: Path) -> None:
     path = tmp_path / "m.skops"
     save_model(small_model, path)
