@@ -20,6 +20,7 @@ exchange)``; PTR, CNAME, NS -> target name without the trailing dot.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
 
@@ -111,32 +112,74 @@ class DnsPythonResolver:
         if cache:
             self._resolver.cache = dns.resolver.LRUCache(20000)
         self.timeout = timeout
+        # Finished answers by question, kept for their TTL: a repeated question costs a
+        # dict lookup instead of dnspython's resolution and record conversion.
+        self._answers: dict[tuple[str, str], tuple[float, DnsAnswer]] | None = (
+            {} if cache else None)
+
+    #: questions whose answers are kept at most (the memory starts over when full)
+    MAX_ANSWERS = 20000
+    #: the longest a kept answer is used, whatever its TTL (seconds)
+    MAX_TTL = 86400.0
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
-        """See :meth:`Resolver.query`."""
+        """See :meth:`Resolver.query`.  Answers (positive, NXDOMAIN and no-data alike)
+        are kept for their TTL when the resolver caches; failures never are."""
+        answers = self._answers
+        if answers is None:
+            return self._query(name, rdtype, timeout)[0]
+        key = (name.lower().rstrip("."), rdtype.upper())
+        kept = answers.get(key)
+        now = time.monotonic()
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        answer, ttl = self._query(name, rdtype, timeout)
+        if ttl > 0 and not answer.failed:
+            if len(answers) >= self.MAX_ANSWERS:
+                self._answers = answers = {}
+            answers[key] = (now + min(ttl, self.MAX_TTL), answer)
+        return answer
+
+    def _query(self, name: str, rdtype: str, timeout: float | None) -> tuple[DnsAnswer, float]:
+        """One lookup through dnspython: the answer and how long it may be kept."""
+        rdtype = rdtype.upper()
         lifetime = self.timeout if timeout is None else timeout
         try:
             answer = self._resolver.resolve(
                 name, rdtype, lifetime=lifetime, search=False, raise_on_no_answer=False
             )
-        except dns.resolver.NXDOMAIN:
-            return DnsAnswer("nxdomain")
+        except dns.resolver.NXDOMAIN as exc:
+            return DnsAnswer("nxdomain"), _negative_ttl(exc)
         except dns.resolver.NoNameservers as exc:
-            return DnsAnswer("error", reason=f"no server answered: {_short(exc)}")
+            return DnsAnswer("error", reason=f"no server answered: {_short(exc)}"), 0.0
         except dns.exception.Timeout:
-            return DnsAnswer("error", reason=f"timeout after {lifetime:g}s")
+            return DnsAnswer("error", reason=f"timeout after {lifetime:g}s"), 0.0
         except (dns.name.NameTooLong, dns.name.EmptyLabel, dns.name.LabelTooLong) as exc:
             # A name that cannot exist in DNS does not exist: a permanent "no".
-            return DnsAnswer("nxdomain", reason=str(exc))
+            return DnsAnswer("nxdomain", reason=str(exc)), 0.0
         except dns.exception.DNSException as exc:
-            return DnsAnswer("error", reason=_short(exc))
+            return DnsAnswer("error", reason=_short(exc)), 0.0
         except (OSError, ValueError) as exc:
-            return DnsAnswer("error", reason=f"{type(exc).__name__}: {exc}")
+            return DnsAnswer("error", reason=f"{type(exc).__name__}: {exc}"), 0.0
+        ttl = max(0.0, float(answer.expiration) - time.time())
         if answer.rrset is None:
-            return DnsAnswer("nodata")
+            return DnsAnswer("nodata"), ttl
         want = dns.rdatatype.from_text(rdtype)
         records = tuple(_rdata_value(rdtype, r) for r in answer.rrset if r.rdtype == want)
-        return DnsAnswer("ok", records) if records else DnsAnswer("nodata")
+        return (DnsAnswer("ok", records) if records else DnsAnswer("nodata")), ttl
+
+
+def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> float:
+    """How long an NXDOMAIN may be kept (RFC 2308 §5: the SOA's TTL, at most its
+    MINIMUM field); 0 when the answer carried no SOA."""
+    try:
+        for response in exc.responses().values():  # type: ignore[no-untyped-call]
+            for rrset in getattr(response, "authority", ()):
+                if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+                    return float(min(rrset.ttl, rrset[0].minimum))
+    except Exception:  # noqa: BLE001, S110 - no TTL known: not kept
+        pass
+    return 0.0
 
 
 def _short(exc: BaseException) -> str:

@@ -108,3 +108,76 @@ def test_static_resolver_outcomes() -> None:
     assert r.query("b.test", "A").status == "nxdomain"
     assert r.query("err.test", "A").failed
     assert r.queries[0] == ("a.test", "TXT")
+
+
+def _counting(responder: Responder) -> tuple[Responder, list[str]]:
+    seen: list[str] = []
+
+    def answer(q: dns.message.Message) -> bytes | None:
+        seen.append(q.question[0].name.to_text())
+        return responder(q)
+
+    return answer, seen
+
+
+def _with_soa(query: dns.message.Message, rcode: int, ttl: int, minimum: int) -> bytes:
+    resp = dns.message.make_response(query)
+    resp.set_rcode(rcode)
+    resp.authority.append(dns.rrset.from_text(
+        "test.", ttl, "IN", "SOA", f"ns.test. admin.test. 1 3600 600 86400 {minimum}"))
+    return resp.to_wire()
+
+
+def test_answers_are_kept_for_their_ttl(udp_server, monkeypatch) -> None:
+    responder, seen = _counting(lambda q: _answer(q, txt='"v=spf1 -all"'))
+    r = DnsPythonResolver([udp_server(responder)], timeout=1.0)
+    first = r.query("Kept.Test.", "txt")
+    assert r.query("kept.test", "TXT") == first == DnsAnswer("ok", (b"v=spf1 -all",))
+    assert len(seen) == 1  # the second question, spelt differently, was answered from memory
+    # past the record's 60 s TTL the question goes to the server again
+    import spamwarden.resolver as resolver_module
+
+    later = resolver_module.time.monotonic() + 61
+    monkeypatch.setattr(resolver_module.time, "monotonic", lambda: later)
+    r._resolver.cache.flush()  # dnspython's own cache would still answer on wall-clock time
+    assert r.query("kept.test", "TXT") == first
+    assert len(seen) == 2
+
+
+def test_failures_are_never_kept(udp_server) -> None:
+    replies = iter([dns.rcode.SERVFAIL])
+
+    def flaky(q: dns.message.Message) -> bytes:
+        return _answer(q, next(replies, dns.rcode.NOERROR), txt='"ok"')
+
+    r = DnsPythonResolver([udp_server(flaky)], timeout=0.5)
+    r._resolver.retry_servfail = False
+    assert r.query("flaky.test", "TXT").failed
+    assert r.query("flaky.test", "TXT") == DnsAnswer("ok", (b"ok",))
+
+
+def test_nxdomain_is_kept_for_the_soa_minimum_only_when_there_is_one(udp_server) -> None:
+    responder, seen = _counting(lambda q: _with_soa(q, dns.rcode.NXDOMAIN, 300, 30))
+    r = DnsPythonResolver([udp_server(responder)], timeout=1.0)
+    assert r.query("gone.test", "A").status == "nxdomain"
+    assert r.query("gone.test", "A").status == "nxdomain"
+    assert len(seen) == 1
+    kept = r._answers[("gone.test", "A")]  # type: ignore[index]
+    import time
+
+    assert 25 < kept[0] - time.monotonic() <= 30  # min(SOA TTL, MINIMUM)
+
+    bare, seen_bare = _counting(lambda q: _answer(q, dns.rcode.NXDOMAIN))
+    r = DnsPythonResolver([udp_server(bare)], timeout=1.0)
+    r.query("gone.test", "A")
+    r._resolver.cache.flush()
+    r.query("gone.test", "A")
+    assert len(seen_bare) == 2  # no SOA: no TTL to keep it for
+
+
+def test_without_cache_every_question_goes_to_the_server(udp_server) -> None:
+    responder, seen = _counting(lambda q: _answer(q, txt='"x"'))
+    r = DnsPythonResolver([udp_server(responder)], timeout=1.0, cache=False)
+    r.query("a.test", "TXT")
+    r.query("a.test", "TXT")
+    assert len(seen) == 2
