@@ -518,15 +518,31 @@ class Scanner:
 
         Best effort: listing stores and policies do not raise for store trouble.
         """
-        view = verdict.view
-        if view is None:
-            return
-        if self.listings is not None:
-            keys = self._source_keys(view, env, verdict.auth)
-            if keys:
-                self.listings.record_volume(keys)
-        for policy in self.policies:
-            policy.delivered(view, env, verdict.auth)
+        self.delivered_many([(verdict, env)])
+
+    def delivered_many(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
+        """:meth:`delivered` for several messages; their volume goes to the listing
+        store in one round trip when it can take several (``record_volume_many``)."""
+        record_many = getattr(self.listings, "record_volume_many", None)
+        volume: list[list[str]] = []
+        for verdict, env in items:
+            view = verdict.view
+            if view is None:
+                continue
+            try:
+                if self.listings is not None:
+                    keys = self._source_keys(view, env, verdict.auth)
+                    if keys and record_many is not None:
+                        volume.append(keys)
+                    elif keys:
+                        self.listings.record_volume(keys)
+                for policy in self.policies:
+                    policy.delivered(view, env, verdict.auth)
+            except Exception as exc:  # noqa: BLE001 - one message's count must not stop the rest
+                event(log, "delivery_count_failed", logging.ERROR, queue_id=env.queue_id or None,
+                      error=f"{type(exc).__name__}: {exc}")
+        if volume and record_many is not None:
+            record_many(volume)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``.
@@ -808,15 +824,24 @@ class DeliveryRecorder:
     """Runs :meth:`Scanner.delivered` off the SMTP path, in one background thread.
 
     Counting volume and ad sends is the "after" stage: the client need not wait for
-    it.  The queue is bounded; when it is full (the store far slower than the mail)
-    the count is dropped, logged and counted in :attr:`dropped`, never the mail.
+    it.  The thread takes what arrived within ``batch_window`` seconds of the first
+    waiting message (at most ``max_batch``) and counts it with one
+    :meth:`Scanner.delivered_many`: under load, one store round trip and one thread
+    wake-up serve many messages.  The queue is bounded; when it is full (the store
+    far slower than the mail) the count is dropped, logged and counted in
+    :attr:`dropped`, never the mail.
 
-    :param scanner: whose ``delivered`` to call.
+    :param scanner: whose ``delivered_many`` to call.
     :param max_pending: messages waiting at most.
+    :param batch_window: seconds a count may wait for others to share its round trip.
+    :param max_batch: messages counted together at most.
     """
 
-    def __init__(self, scanner: Scanner, *, max_pending: int = 10_000) -> None:
+    def __init__(self, scanner: Scanner, *, max_pending: int = 10_000,
+                 batch_window: float = 0.05, max_batch: int = 256) -> None:
         self.scanner = scanner
+        self.batch_window = batch_window
+        self.max_batch = max_batch
         self.dropped = 0
         self._queue: queue.Queue[tuple[Verdict, Envelope] | None] = queue.Queue(max_pending)
         self._last_drop_log = 0.0
@@ -842,17 +867,36 @@ class DeliveryRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            batch, stop = self._take()
             try:
-                if item is None:
-                    return
-                self.scanner.delivered(*item)
+                if batch:
+                    self.scanner.delivered_many(batch)
             except Exception as exc:  # noqa: BLE001 - a count must not kill the thread
-                event(log, "delivery_count_failed", logging.ERROR,
-                      queue_id=item[1].queue_id or None if item else None,
+                event(log, "delivery_count_failed", logging.ERROR, messages=len(batch),
                       error=f"{type(exc).__name__}: {exc}")
             finally:
-                self._queue.task_done()
+                for _ in range(len(batch) + stop):
+                    self._queue.task_done()
+            if stop:
+                return
+
+    def _take(self) -> tuple[list[tuple[Verdict, Envelope]], bool]:
+        """The next batch, and whether the stop mark came with it."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        if self.batch_window > 0:
+            time.sleep(self.batch_window)  # one wake-up for all that arrive meanwhile
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def flush(self) -> None:
         """Wait until every queued message was counted (tests, shutdown)."""

@@ -243,6 +243,27 @@ class RedisListingLookup:
         """Count one accepted message for each source: IPs as they are, domains by
         registrable domain (the unit complaints are counted in), addresses as
         ``local@domain``.  Never raises."""
+        self.record_volume_many([keys])
+
+    def record_volume_many(self, messages: Sequence[Sequence[str]]) -> None:
+        """:meth:`record_volume` for several messages (each its source keys) in one
+        store round trip.  Never raises."""
+        counts: dict[str, int] = {}
+        for keys in messages:
+            for k in self._volume_keys(keys):
+                counts[k] = counts.get(k, 0) + 1
+        if not counts:
+            return
+        try:
+            self.store.record_volume_counts(dict(sorted(counts.items())), now=self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - volume is best effort
+            now = self.clock.now()
+            if now - self._last_error_log > 10:
+                self._last_error_log = now
+                log.warning("volume not recorded: %s", exc)
+
+    def _volume_keys(self, keys: Sequence[str]) -> set[str]:
+        """The distinct keys one message's volume is counted under."""
         from ..mail import registrable_domain
         from .listings import normalize_key
 
@@ -259,15 +280,7 @@ class RedisListingLookup:
                 k = reg
             if kind != "cidr":
                 norm.add(k)
-        if not norm:
-            return
-        try:
-            self.store.record_volume(sorted(norm), now=self.clock.now())
-        except Exception as exc:  # noqa: BLE001 - volume is best effort
-            now = self.clock.now()
-            if now - self._last_error_log > 10:
-                self._last_error_log = now
-                log.warning("volume not recorded: %s", exc)
+        return norm
 
 
 def _drop_connection(pool: Any, conn: Any) -> None:

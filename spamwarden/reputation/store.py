@@ -49,7 +49,7 @@ import math
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import redis
 import redis.asyncio
@@ -896,6 +896,23 @@ class ListingStore(_StoreBase):
         try:
             pipe = self.redis.pipeline(transaction=False)
             self._queue_volume(pipe, keys, now=now, count=count)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+
+    def record_volume_counts(self, counts: Mapping[str, int], *, now: float) -> None:
+        """Add ``counts[key]`` accepted messages to each key's current bucket, in one
+        pipeline (the milter counts many messages at once this way)."""
+        by_count: dict[int, list[str]] = {}
+        for key, n in counts.items():
+            if n > 0:
+                by_count.setdefault(n, []).append(key)
+        if not by_count:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for n, keys in by_count.items():
+                self._queue_volume(pipe, keys, now=now, count=n)
             pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from exc

@@ -90,3 +90,15 @@ def test_record_volume_counts_under_engine_keys(store: ListingStore) -> None:
         lookup.record_volume(["192.0.2.1", "Mail.Spam-Shop.example", "joe@gmail.com", "bogus!"])
     assert store.volumes(["192.0.2.1", "spam-shop.example", "joe@gmail.com"], now=T0) == {
         "192.0.2.1": 3, "spam-shop.example": 3, "joe@gmail.com": 3}
+
+
+def test_volume_of_many_messages_is_counted_per_message_in_one_call(store: ListingStore) -> None:
+    lookup = RedisListingLookup(store, clock=ManualClock())
+    lookup.record_volume_many([
+        ["192.0.2.1", "spam-shop.example", "Mail.Spam-Shop.example"],  # one message: once each
+        ["192.0.2.1", "other.example"],
+        ["192.0.2.2", "spam-shop.example", "bogus!"],
+    ])
+    assert store.volumes(["192.0.2.1", "192.0.2.2", "spam-shop.example", "other.example"],
+                         now=T0) == {"192.0.2.1": 2, "192.0.2.2": 1, "spam-shop.example": 2,
+                                     "other.example": 1}

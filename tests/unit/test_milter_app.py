@@ -649,6 +649,38 @@ def test_delivery_queue_full_drops_the_count_not_the_mail() -> None:
     assert len(listings.volume) == 2 * results.count(True)
 
 
+def test_delivery_counts_arriving_together_share_one_store_call() -> None:
+    from spamwarden.milter.scanner import DeliveryRecorder, Verdict
+
+    class BatchListings(FakeListings):
+        def __init__(self) -> None:
+            super().__init__({})
+            self.batches: list[list[list[str]]] = []
+
+        def record_volume_many(self, messages: Sequence[Sequence[str]]) -> None:
+            self.batches.append([list(m) for m in messages])
+
+    listings = BatchListings()
+    policy = RefusingPolicy()
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings, policies=[policy], lookup_threads=0)
+    recorder = DeliveryRecorder(scanner, batch_window=0.3, max_batch=4)
+    view = scanner.parse(HAM)
+    verdict = Verdict("accept", 0.0, 5.0, (), "", (), (), view=view)
+    try:
+        for i in range(6):
+            env = Envelope(client_ip=f"192.0.2.{i}", mail_from="a@example.org",
+                           rcpts=["bob@test.example"])
+            assert recorder.submit(verdict, env)
+        recorder.flush()
+    finally:
+        recorder.close()
+    # six messages within one window, at most four per call: two calls, every message once
+    assert [len(b) for b in listings.batches] == [4, 2]
+    assert [m[0] for b in listings.batches for m in b] == [f"192.0.2.{i}" for i in range(6)]
+    assert listings.volume == [] and len(policy.delivered_to) == 6
+
+
 def test_metrics_count_actions_failures_and_unavailable(install: Any) -> None:
     from spamwarden.metrics import CHECKS_UNAVAILABLE, LOOKUP_FAILURES, MESSAGES
 
