@@ -298,12 +298,12 @@ def _url_matches(text: str) -> Iterator[str]:
         start = _URL_START.search(lower, pos)
         if start is None:
             return
-        m = _URL.match(text, start.start())
-        if m is None:
+        found = _URL.match(text, start.start())
+        if found is None:
             pos = start.start() + 1
             continue
-        yield m.group(1)
-        pos = m.end()
+        yield found.group(1)
+        pos = found.end()
 
 
 def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str, ...]:
