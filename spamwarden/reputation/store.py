@@ -43,6 +43,7 @@ they share the scripts and have the same methods.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -159,24 +160,36 @@ def candidate_keys(text: str) -> list[str]:
     IPv6 /16../127); a domain by itself and its parents (two labels at least);
     an address by itself and its domain's chain.  Unusable text gives ``[]``.
     """
+    return list(_candidate_keys(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _candidate_keys(text: str) -> tuple[str, ...]:
+    """:func:`candidate_keys`, remembered: the milter asks about the same client IPs and
+    sender domains again and again, and an IPv6 address has 112 networks."""
     try:
         key, kind = normalize_key(text)
     except ValueError:
-        return []
+        return ()
     if kind == "ip":
         ip = ipaddress.ip_address(key)
-        low, high = (8, 31) if ip.version == 4 else (16, 127)
-        return [key] + [
-            str(ipaddress.ip_network(f"{key}/{p}", strict=False)) for p in range(high, low - 1, -1)
-        ]
+        if ip.version == 4:
+            n = int(ip)
+            nets = []
+            for p in range(31, 7, -1):
+                net = n & (0xFFFFFFFF << (32 - p)) & 0xFFFFFFFF
+                nets.append(f"{net >> 24}.{(net >> 16) & 255}.{(net >> 8) & 255}.{net & 255}/{p}")
+            return (key, *nets)
+        return (key, *(str(ipaddress.ip_network(f"{key}/{p}", strict=False))
+                       for p in range(127, 15, -1)))
     if kind == "cidr":
-        return [key]
+        return (key,)
     out = [key]
     domain = key.rsplit("@", 1)[1] if kind == "address" else key
     labels = domain.split(".")
     start = 0 if kind == "address" else 1
     out += [".".join(labels[i:]) for i in range(start, len(labels) - 1)]
-    return out[:12]
+    return tuple(out[:12])
 
 
 # -- results ----------------------------------------------------------------------------------
