@@ -118,6 +118,10 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
 
+def _workers(v: Any) -> str | None:
+    return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else "a fraction between 0 and 1"
 
@@ -216,6 +220,22 @@ class MilterConfig:
         doc="clients (and SMTP AUTH users) whose mail is scored and tagged but never "
             "refused, held or tempfailed",
     )
+    workers: int = _opt(
+        1, check=_workers,
+        doc="processes sharing the listening socket, each with libmilter's threads; "
+            "0: one per CPU core",
+    )
+
+    def effective_workers(self) -> int:
+        """The number of milter processes: ``workers``, or one per usable CPU core (at most 8)
+        when it is 0."""
+        if self.workers:
+            return int(self.workers)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, 8))
 
     def effective_authserv_id(self) -> str:
         """The authserv-id of Authentication-Results (RFC 8601 §2.5): ``authserv_id``, else this

@@ -105,8 +105,9 @@ def load_corpus(count: int, *, seed: int = 20261129) -> list[BenchMessage]:
             addrs = getaddresses([str(v) for v in headers.get_all("From", [])])
         except Exception:  # noqa: BLE001 - hostile corpus headers: fall back to a fixed sender
             addrs = []
-        sender = next((a for _, a in addrs if re.fullmatch(r"[^@\s<>]+@[A-Za-z0-9.-]+\.[A-Za-z]+",
-                                                          a)), "bench@sender.test")
+        # SMTP without SMTPUTF8 takes ASCII addresses only (smtplib would raise).
+        sender = next((a for _, a in addrs if a.isascii() and re.fullmatch(
+            r"[^@\s<>]+@[A-Za-z0-9.-]+\.[A-Za-z]+", a)), "bench@sender.test")
         out.append(BenchMessage(sender.lower(), raw))
     return out
 
@@ -460,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("inet", "unix"), default="inet",
                     help="how Postfix reaches the milters: inet:127.0.0.1:PORT (default) or "
                          "unix sockets")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="spamwarden's milter.workers (default 1; 0: one per CPU core)")
     ap.add_argument("--rspamd-proxies", type=int, default=os.cpu_count() or 1,
                     help="rspamd_proxy worker processes (default: one per core, like its "
                          "normal workers; Debian's count = 1 caps it at 30 sessions)")
@@ -530,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
                                      overrides={"milter": {"quarantine": "tag",
                                                            # libmilter's replies without
                                                            # delayed-ACK waits over TCP
-                                                           "tcp_nodelay": True},
+                                                           "tcp_nodelay": True,
+                                                           "workers": args.workers},
                                                 "service": {"log_level": "warning"}})
             try:
                 proc.start(timeout=60)

@@ -26,12 +26,12 @@ next callback that replies (RCPT or end of message) answers with it.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +44,7 @@ from ..errors import ConfigError, SpamwardenError
 from ..logs import event
 from .headers import AUTH_RESULTS, header_safe
 from .interfaces import Envelope
+from .prefork import WorkerPool, listening_socket
 from .scanner import DeliveryRecorder, EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
@@ -103,46 +104,15 @@ def set_listener_nodelay(port: int) -> bool:
     :param port: the milter's TCP port.
     :returns: whether such a socket was found (and changed).
     """
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
+    sock = listening_socket(f"inet:{port}@")
+    if sock is None:
         return False
-    for name in names:
+    with sock:
         try:
-            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                continue
-            fd = os.dup(int(name))
-        except (OSError, ValueError):
-            continue
-        try:
-            sock = socket.socket(fileno=fd)  # closes only the duplicate
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
-            os.close(fd)
-            continue
-        with sock:
-            try:
-                if (sock.family not in (socket.AF_INET, socket.AF_INET6)
-                        or sock.type != socket.SOCK_STREAM
-                        or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-                        or sock.getsockname()[1] != port):
-                    continue
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return True
-            except OSError:
-                continue
-    return False
-
-
-def _nodelay_once_listening(port: int, *, timeout: float = 30.0) -> None:
-    """Wait (at most ``timeout`` seconds) for libmilter to listen on ``port``, then
-    :func:`set_listener_nodelay`; runs in a daemon thread beside ``runmilter``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if set_listener_nodelay(port):
-            event(log, "milter_tcp_nodelay", port=port)
-            return
-        time.sleep(0.02)
-    event(log, "milter_tcp_nodelay_failed", logging.WARNING, port=port)
+            return False
+    return True
 
 
 def _client_ip(family: Any, hostaddr: Any) -> str | None:
@@ -650,54 +620,130 @@ def _start_feedback(cfg: Config, scanner: Scanner) -> Any:
         return None
 
 
-def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
-    """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
+def _register(conn: str, timeout: int) -> None:
+    """Hand libmilter the callbacks and the socket address (what ``Milter.runmilter``
+    does before it opens the socket): each callback goes to the connection's
+    :class:`SpamwardenMilter`, made by ``Milter.factory`` when Postfix connects."""
+    lib = Milter.milter
+    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
+    lib.set_connect_callback(Milter.connect_callback)
+    lib.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
+    lib.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b))
+    lib.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b))
+    lib.set_header_callback(lambda ctx, f, v: ctx.getpriv().header_bytes(f, v))
+    lib.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
+    lib.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
+    lib.set_eom_callback(lambda ctx: ctx.getpriv().eom())
+    lib.set_abort_callback(lambda ctx: ctx.getpriv().abort())
+    lib.set_close_callback(Milter.close_callback)
+    lib.setconn(conn)
+    if timeout > 0:
+        lib.settimeout(timeout)
+    lib.register(
+        "spamwarden",
+        data=lambda ctx: ctx.getpriv().data(),
+        unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        negotiate=Milter.negotiate_callback,
+    )
 
-    :returns: 0 after a clean stop.
-    :raises ConfigError: ``milter.listen`` is not a milter address.
+
+def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
+    """Open libmilter's listening socket now (a stale unix socket is removed first).
+
+    :param shared: the socket is about to be shared by several worker processes:
+        make it non-blocking (see :mod:`.prefork`).
     :raises ServiceError: the socket cannot be opened.
     """
     from ..errors import ServiceError
 
-    conn = libmilter_socket(cfg.milter.listen)
-    if conn.startswith(("unix:", "local:")):
-        path = Path(conn.split(":", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-    # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
-    # only works when no other thread can take the signal first.  Block them before any
-    # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads
-    # inherit the mask.  Otherwise the default action kills the process mid-message.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    scanner = scanner if scanner is not None else build_scanner(cfg)
-    # libmilter stops on SIGHUP, and systemd counts that as a clean exit (no restart):
-    # one habitual "reload" would leave Postfix tempfailing all mail.  Ignore it; the
-    # model file is re-read when it changes, and a configuration change needs a restart.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    recorder = DeliveryRecorder(scanner)
-    follower = _start_feedback(cfg, scanner)
-    Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
-    Milter.set_flags(Milter.ADDHDRS | Milter.CHGHDRS | Milter.QUARANTINE)
-    event(
-        log, "milter_start", listen=cfg.milter.listen, libmilter=conn, pid=os.getpid(),
-        authserv_id=scanner.authserv_id,
-        unavailable="; ".join(scanner.unavailable_checks) or None,
-    )
-    sys.stdout.flush()
-    if cfg.milter.tcp_nodelay and conn.startswith("inet"):
-        port = int(conn.split(":", 1)[1].split("@", 1)[0])
-        threading.Thread(target=_nodelay_once_listening, args=(port,),
-                         name="spamwarden-nodelay", daemon=True).start()
     try:
-        Milter.runmilter("spamwarden", conn, timeout=int(cfg.milter.timeout))
+        Milter.milter.opensocket(True)
     except Milter.milter.error as exc:
         raise ServiceError(
             f"milter on {cfg.milter.listen}: {exc} (is another milter listening there, or "
             "is the socket's directory not writable?)"
         ) from exc
+    sock = listening_socket(conn)
+    if sock is None:
+        raise ServiceError(f"milter on {cfg.milter.listen}: libmilter opened no listening socket")
+    with sock:
+        if cfg.milter.tcp_nodelay and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            event(log, "milter_tcp_nodelay", listen=cfg.milter.listen)
+        if shared:
+            sock.setblocking(False)  # the file status flag is libmilter's socket's too
+
+
+def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
+    """Run libmilter's listener (opened by :func:`_open_socket`) in this process until
+    it stops (SIGTERM / SIGINT, caught by libmilter's own signal thread)."""
+    from ..errors import ServiceError
+
+    # Everything loaded so far (the model, the public suffix list, the modules) lives as
+    # long as the process: keep the collector from walking it again on every full
+    # collection, and let young objects pile up longer between collections (each message
+    # allocates thousands and frees nearly all of them by reference counting).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+    recorder = DeliveryRecorder(scanner)
+    follower = _start_feedback(cfg, scanner)
+    Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
+    event(
+        log, "milter_start", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
+        authserv_id=scanner.authserv_id,
+        unavailable="; ".join(scanner.unavailable_checks) or None,
+    )
+    sys.stdout.flush()
+    try:
+        Milter.milter.main()
+    except Milter.milter.error as exc:
+        raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
     finally:
         if follower is not None:
             follower.stop()
         recorder.close()
         scanner.close()
-    event(log, "milter_stop", listen=cfg.milter.listen, counts_dropped=recorder.dropped or None)
+    event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
+          counts_dropped=recorder.dropped or None)
     return 0
+
+
+def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
+    """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
+
+    With ``milter.workers`` above 1 (0: one per CPU core) the socket is opened here and
+    shared by that many worker processes (:class:`~.prefork.WorkerPool`), each building
+    its own scanner after the fork.  A ``scanner`` given here runs in this process alone.
+
+    :returns: 0 after a clean stop; 1 when the worker pool gave up (its socket was removed).
+    :raises ConfigError: ``milter.listen`` is not a milter address.
+    :raises ServiceError: the socket cannot be opened.
+    """
+    conn = libmilter_socket(cfg.milter.listen)
+    unix_path = None
+    if conn.startswith(("unix:", "local:")):
+        unix_path = conn.split(":", 1)[1]
+        Path(unix_path).parent.mkdir(parents=True, exist_ok=True)
+    # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
+    # only works when no other thread can take the signal first.  Block them before any
+    # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads
+    # inherit the mask.  Otherwise the default action kills the process mid-message.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    # libmilter stops on SIGHUP, and systemd counts that as a clean exit (no restart):
+    # one habitual "reload" would leave Postfix tempfailing all mail.  Ignore it; the
+    # model file is re-read when it changes, and a configuration change needs a restart.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    workers = 1 if scanner is not None else cfg.milter.effective_workers()
+    _register(conn, int(cfg.milter.timeout))
+    _open_socket(cfg, conn, shared=workers > 1)
+    if workers == 1:
+        return _serve(cfg, scanner if scanner is not None else build_scanner(cfg))
+    # Nothing before the fork may start a thread: the workers build everything themselves.
+    event(log, "milter_workers", listen=cfg.milter.listen, pid=os.getpid(), workers=workers)
+    pool = WorkerPool(workers, lambda index: _serve(cfg, build_scanner(cfg), worker=index),
+                      unix_path=unix_path)
+    status = pool.run()
+    event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), workers=workers,
+          status=status)
+    return status

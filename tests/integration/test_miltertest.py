@@ -39,14 +39,17 @@ def offline_reject_text(milter: MilterProcess, raw: bytes, tmp: Path) -> str:
     return f"message rejected as spam: {verdict['reason']}"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_miltertest_script_drives_every_protocol_stage(spamwarden_milter, dns_server,
                                                        module_redis_url, auth_zone,
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, workers: int) -> None:
     miltertest = "/usr/bin/miltertest"
     if not Path(miltertest).exists():
         pytest.fail("miltertest is not installed; run `make test`, which installs it")
+    # workers = 2: two processes share the socket; the script's connections go to either
     milter = spamwarden_milter(nameservers=[dns_server.address], redis_url=module_redis_url,
-                               authserv_id=AUTHSERV_ID)
+                               authserv_id=AUTHSERV_ID,
+                               overrides={"milter": {"workers": workers}})
     raw, _ = make_message(from_addr="Alice <alice@good.test>", subject="Protocol check")
     headers, body = split_message(auth_zone.good_rsa.sign(raw))
     forged_raw, _ = make_message(from_addr="Bank Security <security@bank.test>",

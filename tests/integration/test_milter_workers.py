@@ -1,0 +1,76 @@
+"""`milter.workers`: several `spamwarden milter` processes on one listening socket, kept
+running by their parent, stopped by its SIGTERM and never outliving it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+from support.milterproc import MilterProcess, _descendants
+from support.net import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _workers(milter: MilterProcess) -> list[int]:
+    assert milter.pid is not None
+    return [p for p in _descendants(milter.pid) if p != milter.pid]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start(spamwarden_milter, dns_server, module_redis_url, workers: int) -> MilterProcess:
+    milter = spamwarden_milter(nameservers=[dns_server.address], redis_url=module_redis_url,
+                               overrides={"milter": {"workers": workers}})
+    wait_until(lambda: len(_workers(milter)) == workers, timeout=30,
+               what=f"{workers} milter workers")
+    wait_until(lambda: milter.log().count("milter_start") >= workers, timeout=60,
+               what="every worker serving")
+    return milter
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(
+        spamwarden_milter, dns_server, module_redis_url) -> None:
+    milter = _start(spamwarden_milter, dns_server, module_redis_url, workers=2)
+    first = _workers(milter)
+    os.kill(first[0], signal.SIGKILL)
+    wait_until(lambda: len(_workers(milter)) == 2 and first[0] not in _workers(milter),
+               timeout=30, what="the killed worker replaced")
+    assert "milter_worker_died" in milter.log() and "killed by SIGKILL" in milter.log()
+    assert milter.accepting()
+    running = _workers(milter)
+    assert milter.stop(timeout=20) == 0
+    assert not any(_alive(p) for p in running)
+    assert "milter_workers_stopping" in milter.log()
+
+
+def test_workers_die_with_a_killed_parent_and_free_the_port(
+        spamwarden_milter, dns_server, module_redis_url) -> None:
+    milter = _start(spamwarden_milter, dns_server, module_redis_url, workers=2)
+    running = _workers(milter)
+    milter.kill()  # SIGKILL: no chance to stop the workers itself
+    wait_until(lambda: not any(_alive(p) for p in running), timeout=10,
+               what="workers gone with their parent")
+    milter.wait_port_closed(timeout=10)
+    milter.start()  # the same port binds again at once
+    wait_until(lambda: milter.log().count("milter_start") >= 2 + 2, timeout=60,
+               what="the restarted workers serving")
+
+
+def test_workers_setting_is_checked(tmp_path) -> None:
+    from support.milterproc import spamwarden_command
+
+    config = tmp_path / "bad.toml"
+    config.write_text("[milter]\nworkers = 100\n")
+    done = subprocess.run([*spamwarden_command(), "milter", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "milter.workers" in done.stderr or "workers" in done.stderr, done.stderr
