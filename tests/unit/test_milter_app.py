@@ -830,3 +830,26 @@ def test_spf_runs_on_the_lookup_threads_at_mail_from_and_once(install: Any) -> N
     spf = [t for n, r, t in zone.threads if (n, r) == ("example.org", "TXT")]
     assert len(spf) == 1 and spf[0].startswith("spamwarden-lookup")  # at MAIL FROM, not again
     scanner.close()
+
+
+def test_libmilter_header_callback_buffers_and_defers_errors_like_the_method() -> None:
+    from spamwarden.milter.app import _header_callback
+
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      lookup_threads=0)
+    milter = SpamwardenMilter(scanner)
+    ctx = BareCtx()
+    ctx.setpriv(milter)
+    assert _header_callback(ctx, "Subject", b"caf\xc3\xa9\n\tfolded") == Milter.CONTINUE
+    assert milter._head == [b"Subject: caf\xc3\xa9\r\n\tfolded\r\n"]
+    milter._protocol = Milter.P_NR_HDR  # negotiated: Postfix awaits no reply
+    assert _header_callback(ctx, "X-Spam-Flag", b"YES") == Milter.NOREPLY
+    assert milter._watched == [("X-Spam-Flag", "YES")]
+
+    def broken(name: str, value: bytes) -> int:
+        raise RuntimeError("boom")
+
+    milter._take_header = broken  # type: ignore[method-assign]
+    assert _header_callback(ctx, "To", b"x") == Milter.NOREPLY
+    assert milter._error is not None and milter._error[0] == "header"
+    assert milter.eom() == Milter.TEMPFAIL  # the next callback that replies answers on_error
