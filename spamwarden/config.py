@@ -215,6 +215,11 @@ class MilterConfig:
         True, doc="TCP_NODELAY on the inet listener: Postfix no longer waits for delayed "
                    "ACKs between libmilter's small replies",
     )
+    tcp_quickack: bool = _opt(
+        True, doc="acknowledge Postfix's packets at once on inet connections: Postfix no "
+                   "longer waits for delayed ACKs between the commands it sends without "
+                   "awaiting a reply",
+    )
     trusted_networks: tuple[str, ...] = _opt(
         (), check=_networks,
         doc="clients (and SMTP AUTH users) whose mail is scored and tagged but never "
