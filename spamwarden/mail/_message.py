@@ -353,16 +353,18 @@ _HEADER_SPLIT = re.compile(rb"\r?\n\r?\n")
 _FIELD_NAME = re.compile(r"[!-~]+\Z")
 
 
-def _mime_head(headers: list[tuple[str, str]]) -> bytes:
+def _mime_head(headers: list[tuple[str, str]], names: list[str]) -> bytes:
     """Only the header fields that shape the MIME tree (RFC 2045 section 3).
 
     The MIME parser needs nothing else; handing it trace fields (dozens of
     ``Received`` lines) only costs time.
+
+    :param names: the header names in lower case, in the same order.
     """
     return b"\n".join(
         f"{k}: {v}".encode("utf-8", "surrogateescape")
-        for k, v in headers
-        if k[:8].lower() == "content-" or k.lower() == "mime-version"
+        for lname, (k, v) in zip(names, headers)
+        if lname.startswith("content-") or lname == "mime-version"
     )
 
 
@@ -421,13 +423,13 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
         raw = raw[: limits.max_bytes]
     head, body = _split_head_body(raw)
     headers, defects = _unfold_headers(head, limits)
+    names = [k.lower() for k, _ in headers]
+    firsts: dict[str, str] = {}
+    for lname, (_, v) in zip(names, headers):
+        firsts.setdefault(lname, v)
 
     def first(name: str) -> str | None:
-        lname = name.lower()
-        for k, v in headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return firsts.get(name.lower())
 
     # Header values past a few KB are junk or an attack on the decoders' cost; no real
     # subject or address list needs more, and the raw header stays in ``headers``.
@@ -442,20 +444,21 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
         rt_addr, _ = _parse_from(rt)
         reply_to_domain = domain_of_address(rt_addr) if rt_addr else None
     dkim_domains: list[str] = []
-    for k, v in headers:
-        if k.lower() == "dkim-signature":
+    for lname, (_, v) in zip(names, headers):
+        if lname == "dkim-signature":
             d = normalize_domain(parse_tag_list(v).get("d", ""))
             if d and d not in dkim_domains:
                 dkim_domains.append(d)
-    received = tuple(v for k, v in headers if k.lower() == "received")
+    received = tuple(v for lname, (_, v) in zip(names, headers) if lname == "received")
     mid = first("Message-ID")
 
     texts: list[str] = []
     htmls: list[str] = []
+    html_plain: dict[str, str] = {}  # an HTML part's text, converted with the whole budget
     parts: list[Part] = []
     has_html = has_plain = False
     try:
-        mime_head = _mime_head(headers)
+        mime_head = _mime_head(headers, names)
         msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
             (mime_head + b"\n\n" if mime_head else b"\n") + body
         )
@@ -475,6 +478,8 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
                     has_html = True
                     htmls.append(text)
                     plain = html_to_text(text, limit=budget[0])
+                    if budget[0] == limits.max_text_chars:
+                        html_plain[text] = plain
                 else:
                     has_plain = True
                     plain = text[: budget[0]]
@@ -501,7 +506,9 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
         headers=tuple(headers),
         subject=subject,
         text=text,
-        html_text=html_to_text(html_blob, limit=limits.max_text_chars) if html_blob else "",
+        html_text=(html_plain[html_blob] if len(htmls) == 1 and html_blob in html_plain
+                   else html_to_text(html_blob, limit=limits.max_text_chars) if html_blob
+                   else ""),
         has_html=has_html,
         has_text_plain=has_plain,
         parts=tuple(parts),
