@@ -140,6 +140,16 @@ class DnsPythonResolver:
             answers[key] = (now + min(ttl, self.MAX_TTL), answer)
         return answer
 
+    def cached(self, name: str, rdtype: str) -> DnsAnswer | None:
+        """The kept answer to this question, or ``None`` when a lookup would be needed
+        (nothing kept, or it expired).  Never touches the network."""
+        if self._answers is None:
+            return None
+        kept = self._answers.get((name.lower().rstrip("."), rdtype.upper()))
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        return None
+
     def _query(self, name: str, rdtype: str, timeout: float | None) -> tuple[DnsAnswer, float]:
         """One lookup through dnspython: the answer and how long it may be kept."""
         rdtype = rdtype.upper()

@@ -339,12 +339,39 @@ class Scanner:
         if self._pool is None or not env.client_ip:
             return None
         ip, helo, mail_from = env.client_ip, env.helo, env.mail_from
-        spf = dnsbl = None
+        spf: Future[Any] | None = None
+        dnsbl = None
         if self._check_spf is not None:
-            spf = self._pool.submit(self._early_spf, ip, helo, mail_from)
+            spf = self._spf_from_memory(ip, helo, mail_from)
+            if spf is None:
+                spf = self._pool.submit(self._early_spf, ip, helo, mail_from)
         if self.cfg.rbl.third_party_zones:
             dnsbl = self._pool.submit(self._third_party_symbols, ip)
         return EnvelopeChecks(ip, helo, mail_from, spf=spf, dnsbl=dnsbl)
+
+    def _spf_from_memory(self, ip: str, helo: str, mail_from: str) -> Future[Any] | None:
+        """SPF evaluated here and now when every answer it needs is in the resolver's
+        memory (a sender seen within its records' TTLs): no thread hand-off for the
+        common case.  ``None`` when one is missing; the lookup threads then do it.
+        The DMARC record is fetched on a lookup thread only when it is not kept."""
+        cached = getattr(self.resolver, "cached", None)
+        if cached is None or self._check_spf is None:
+            return None
+        memory = _MemoryOnly(cached)
+        try:
+            result = self._check_spf(memory, ip=ip, mail_from=mail_from, helo=helo,
+                                     timeout=self.cfg.dns.timeout)
+        except _NotKept:
+            return None
+        if memory.missed:  # pyspf swallowed the miss somewhere (explanations, ptr)
+            return None
+        if self._prefetch_dmarc and mail_from and self._pool is not None:
+            domain = domain_of_address(mail_from)
+            if domain and cached(f"_dmarc.{domain.lower().rstrip('.')}", "TXT") is None:
+                self._pool.submit(self._warm_dmarc, domain)
+        done: Future[Any] = Future()
+        done.set_result(result)
+        return done
 
     def _early_spf(self, ip: str, helo: str, mail_from: str) -> Any:
         """SPF at MAIL FROM (the same call ``authenticate`` makes), then the DMARC
@@ -805,6 +832,27 @@ class Scanner:
             ),
             view=view,
         )
+
+
+class _NotKept(BaseException):
+    """A question the resolver's memory cannot answer (:class:`_MemoryOnly`).
+
+    A BaseException so that no ``except Exception`` in pyspf turns it into a result."""
+
+
+class _MemoryOnly:
+    """A :class:`~spamwarden.resolver.Resolver` answering from another's memory only."""
+
+    def __init__(self, cached: Callable[[str, str], Any]) -> None:
+        self._cached = cached
+        self.missed = False
+
+    def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> Any:
+        answer = self._cached(name, rdtype)
+        if answer is None:
+            self.missed = True
+            raise _NotKept(name)
+        return answer
 
 
 @dataclass

@@ -106,3 +106,70 @@ def test_listener_gets_tcp_nodelay() -> None:
             accepted, _ = listener.accept()
             with accepted:  # what libmilter's accepted connections get
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+class RememberingResolver(StaticResolver):
+    """A StaticResolver with a memory like DnsPythonResolver's: answers looked up once are
+    kept, and `cached` answers from memory only (the Resolver Protocol plus `cached`)."""
+
+    def __init__(self, zone_: StaticResolver) -> None:
+        super().__init__()
+        self.zone = zone_.zone
+        self.kept: dict[tuple[str, str], Any] = {}
+        self.lookups = 0
+
+    def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> Any:
+        self.lookups += 1
+        answer = super().query(name, rdtype, timeout=timeout)
+        self.kept[(name.lower().rstrip("."), rdtype.upper())] = answer
+        return answer
+
+    def cached(self, name: str, rdtype: str) -> Any:
+        return self.kept.get((name.lower().rstrip("."), rdtype.upper()))
+
+
+@pytest.mark.parametrize("ip,helo,sender", [
+    ("192.0.2.7", "mail.example.org", "alice@example.org"),
+    ("203.0.113.9", "forger.example.com", "alice@example.org"),
+    ("192.0.2.7", "mail.example.org", ""),
+])
+def test_spf_from_the_resolvers_memory_runs_at_once_with_the_same_result(
+        ip: str, helo: str, sender: str) -> None:
+    env = Envelope(client_ip=ip, helo=helo, mail_from=sender, rcpts=["bob@test.example"])
+    resolver = RememberingResolver(zone())
+    scanner = Scanner(make_cfg(), resolver=resolver)
+    try:
+        first = scanner.start_envelope_checks(env)
+        assert first is not None and first.spf is not None
+        on_thread = first.spf.result(timeout=5)
+        asked = resolver.lookups
+        assert asked > 0  # nothing in memory yet: looked up on a lookup thread
+        second = scanner.start_envelope_checks(env)
+        assert second is not None and second.spf is not None and second.spf.done()
+        assert second.spf.result() == on_thread
+        assert resolver.lookups == asked  # answered from memory, in this thread
+    finally:
+        scanner.close()
+
+
+def test_a_miss_that_pyspf_swallows_still_sends_spf_to_the_lookup_threads() -> None:
+    # The explanation (exp=) of a failing record is fetched inside a bare `except:` in
+    # pyspf; a record kept without its explanation must not give a result from memory.
+    zone_ = StaticResolver({
+        ("example.org", "TXT"): [b"v=spf1 ip4:192.0.2.7 exp=why.example.org -all"],
+        ("why.example.org", "TXT"): [b"Not authorized"],
+    })
+    resolver = RememberingResolver(zone_)
+    resolver.kept[("example.org", "TXT")] = zone_.query("example.org", "TXT")
+    env = Envelope(client_ip="203.0.113.9", helo="x.example", mail_from="a@example.org")
+    scanner = Scanner(make_cfg(), resolver=resolver)
+    try:
+        assert scanner._spf_from_memory("203.0.113.9", "x.example", "a@example.org") is None
+        early = scanner.start_envelope_checks(env)
+        assert early is not None and early.spf is not None
+        result = early.spf.result(timeout=5)
+        assert result.result == "fail" and "Not authorized" in result.explanation
+        again = scanner._spf_from_memory("203.0.113.9", "x.example", "a@example.org")
+        assert again is not None and again.result() == result
+    finally:
+        scanner.close()
