@@ -446,7 +446,11 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         if action == "tempfail":
             self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
             return TEMPFAIL
-        self._apply_headers(verdict)
+        ConnectionAcker.cork(self._ack_sock, True)
+        try:
+            self._apply_headers(verdict)
+        finally:
+            ConnectionAcker.cork(self._ack_sock, False)  # the edits leave as one packet
         if action == "quarantine":
             self.quarantine(header_safe(verdict.reason, limit=200))
         if self.recorder is not None:

@@ -10,7 +10,9 @@ sessions.
 
 ``TCP_QUICKACK`` sends the pending acknowledgement now.  It is not sticky, so it is set
 where it matters: at the callbacks after which Postfix has more to send without waiting
-(connect, HELO, MAIL FROM, the first header, each body chunk).
+(connect, HELO, MAIL FROM, DATA, the first header, each body chunk).  The same socket
+carries the end of message's header edits corked (``TCP_CORK``): one packet for all of
+them instead of one each.
 
 libmilter gives a filter no way to its connection's socket.  pymilter's context object
 holds libmilter's ``SMFICTX`` pointer (its first field), and ``SMFICTX`` starts with the
@@ -47,6 +49,7 @@ _CONTEXT_SIZE = _HEAD + 3 * ctypes.sizeof(ctypes.c_void_p)
 _SD_OFFSETS = (8, 4)
 _TIMEOUT_OFFSET = 16
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+_TCP_CORK = getattr(socket, "TCP_CORK", None)
 
 
 class ConnectionAcker:
@@ -122,6 +125,17 @@ class ConnectionAcker:
             pass
         sock.close()
         return None
+
+    @staticmethod
+    def cork(sock: socket.socket | None, on: bool) -> None:
+        """Hold small writes on ``sock`` and send them as one segment when ``on`` is
+        false again (``TCP_CORK``): the header edits of an end of message, each its own
+        libmilter write, reach Postfix as one packet instead of one each (never raises)."""
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)  # type: ignore[arg-type]
+            except OSError:
+                pass
 
     @staticmethod
     def ack(sock: socket.socket | None) -> None:

@@ -28,11 +28,14 @@ def test_no_context_is_no_socket() -> None:
     assert acker.enabled  # nothing was wrong; there was just no connection
 
 
-def test_ack_never_raises() -> None:
+def test_ack_and_cork_never_raise() -> None:
     ConnectionAcker.ack(None)
-    a, b = socket.socketpair()  # not TCP: the option is refused, quietly
+    ConnectionAcker.cork(None, True)
+    a, b = socket.socketpair()  # not TCP: the options are refused, quietly
     with a, b:
         ConnectionAcker.ack(a)
+        ConnectionAcker.cork(a, True)
     closed = socket.socket()
     closed.close()
     ConnectionAcker.ack(closed)
+    ConnectionAcker.cork(closed, False)
