@@ -241,24 +241,30 @@ class SpamModel:
         A token's column is remembered, so a token seen before costs a dict lookup
         instead of a MurmurHash and the sparse-matrix work around it.
         """
+        cols, counts = self._row(tokens)
+        return dict(zip(cols, counts))
+
+    def _row(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
+        """:meth:`columns` as two lists (distinct columns, their counts), built with
+        C-level loops: a message's tokens go through ``Counter`` and ``map`` once."""
         counts = Counter(tokens)
         known = self._columns
-        missing = [t for t in counts if t not in known]
-        fresh: dict[str, int] = {}
-        if missing:
+        cols: list[Any] = list(map(known.get, counts))
+        if None in cols:
+            missing = [t for t, c in zip(counts, cols) if c is None]
             fresh = dict(zip(missing, self._hash_columns(missing)))
             if len(known) + len(fresh) > self.COLUMN_CACHE_SIZE:
-                self._columns = dict(fresh)  # start over; `known` still answers this call
+                self._columns = dict(fresh)  # start over; `cols` already holds the rest
             else:
                 known.update(fresh)
-        out: dict[int, int] = {}
-        get = known.get
-        for token, n in counts.items():
-            col = get(token)
-            if col is None:
-                col = fresh[token]
-            out[col] = out.get(col, 0) + n
-        return out
+            cols = [fresh[t] if c is None else c for t, c in zip(counts, cols)]
+        values = list(counts.values())
+        if len(set(cols)) < len(cols):  # two tokens in one column: add them up
+            merged: dict[int, int] = {}
+            for col, n in zip(cols, values):
+                merged[col] = merged.get(col, 0) + n
+            return list(merged), list(merged.values())
+        return cols, values
 
     def _hash_columns(self, tokens: list[str]) -> list[int]:
         """FeatureHasher's column of each token (the same MurmurHash3 and modulo)."""
@@ -278,10 +284,10 @@ class SpamModel:
         without building a sparse matrix: this is the milter's per-message path.
         """
         w_nb, b_nb, w_lin, b_lin, comb_w, comb_b = self._weights
-        row = self.columns(self.extractor.tokens(view))
-        if row:
-            cols = np.fromiter(row.keys(), dtype=np.intp, count=len(row))
-            data = np.log(np.fromiter(row.values(), dtype=np.float64, count=len(row))) + 1.0
+        columns, counts = self._row(self.extractor.tokens(view))
+        if columns:
+            cols = np.array(columns, dtype=np.intp)
+            data = np.log(np.array(counts, dtype=np.float64)) + 1.0
             l1 = float(np.abs(data).sum()) or 1.0
             l2 = math.sqrt(float(data @ data)) or 1.0
             s_nb = float(data @ w_nb[cols]) / l1 + b_nb
