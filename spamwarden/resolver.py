@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Protocol, runtime_checkable
+from typing import Any, Iterable, Literal, Mapping, Protocol, cast, runtime_checkable
 
 import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from ._dnswire import udp_query
 from .config import DnsConfig, parse_hostport
 
 __all__ = [
@@ -92,7 +93,8 @@ class DnsPythonResolver:
     """
 
     def __init__(
-        self, nameservers: Iterable[str] = (), *, timeout: float = 2.0, cache: bool = True
+        self, nameservers: Iterable[str] = (), *, timeout: float = 2.0, cache: bool = True,
+        fast_udp: bool = True,
     ) -> None:
         servers = list(nameservers)
         self._resolver = dns.resolver.Resolver(configure=not servers)
@@ -116,6 +118,13 @@ class DnsPythonResolver:
         # dict lookup instead of dnspython's resolution and record conversion.
         self._answers: dict[tuple[str, str], tuple[float, DnsAnswer]] | None = (
             {} if cache else None)
+        # The first server, for the lean UDP path (spamwarden._dnswire); dnspython does
+        # everything that path leaves (other types, TCP, errors, the other servers).
+        self._fast_server: tuple[str, int] | None = None
+        first = self._resolver.nameservers[0] if self._resolver.nameservers else None
+        if fast_udp and isinstance(first, str):
+            ports = getattr(self._resolver, "nameserver_ports", {}) or {}
+            self._fast_server = (first, int(ports.get(first, self._resolver.port)))
 
     #: questions whose answers are kept at most (the memory starts over when full)
     MAX_ANSWERS = 20000
@@ -151,9 +160,23 @@ class DnsPythonResolver:
         return None
 
     def _query(self, name: str, rdtype: str, timeout: float | None) -> tuple[DnsAnswer, float]:
-        """One lookup through dnspython: the answer and how long it may be kept."""
+        """One lookup: the answer and how long it may be kept.  The lean UDP path first
+        (one try at the first server); dnspython for whatever it does not read, within
+        what is left of the time."""
         rdtype = rdtype.upper()
         lifetime = self.timeout if timeout is None else timeout
+        if self._fast_server is not None:
+            started = time.monotonic()
+            fast = udp_query(self._fast_server, name, rdtype,
+                             min(float(self._resolver.timeout), lifetime),
+                             errors_final=len(self._resolver.nameservers) == 1)
+            if fast is not None:
+                status, records, ttl, reason = fast
+                return DnsAnswer(cast(Status, status), records, reason=reason), ttl
+            left = lifetime - (time.monotonic() - started)
+            if left <= 0.01:
+                return DnsAnswer("error", reason=f"timeout after {lifetime:g}s"), 0.0
+            lifetime = left
         try:
             answer = self._resolver.resolve(
                 name, rdtype, lifetime=lifetime, search=False, raise_on_no_answer=False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import dns.message
 import dns.rcode
@@ -185,3 +185,112 @@ def test_without_cache_every_question_goes_to_the_server(udp_server) -> None:
     r.query("a.test", "TXT")
     r.query("a.test", "TXT")
     assert len(seen) == 2
+
+
+# -- the lean UDP path gives dnspython's answers ---------------------------------------------
+
+def _reply(query: dns.message.Message, *, rcode: int = dns.rcode.NOERROR,
+           answer: list[str] = (), authority: list[str] = (), tc: bool = False) -> bytes:
+    """A reply with records in zone-file form ("name ttl IN type rdata")."""
+    import dns.flags
+
+    resp = dns.message.make_response(query)
+    resp.set_rcode(rcode)
+    for section, lines in ((resp.answer, answer), (resp.authority, authority)):
+        for line in lines:
+            owner, ttl, _, rtype, rdata = line.split(None, 4)
+            section.append(dns.rrset.from_text(owner, int(ttl), "IN", rtype, rdata))
+    if tc:
+        resp.flags |= dns.flags.TC
+    return resp.to_wire()
+
+
+SOA = "example.test. 120 IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 30"
+SHAPES = [
+    ("txt.example.test", "TXT", dict(answer=['txt.example.test. 300 IN TXT "v=spf1 " "-all"',
+                                            'txt.example.test. 200 IN TXT "second"'])),
+    ("a.example.test", "A", dict(answer=["a.example.test. 60 IN A 192.0.2.1",
+                                        "a.example.test. 60 IN A 192.0.2.2"])),
+    ("aaaa.example.test", "AAAA", dict(answer=["aaaa.example.test. 60 IN AAAA 2001:db8::1",
+                                              "aaaa.example.test. 60 IN AAAA ::ffff:192.0.2.1"])),
+    ("mx.example.test", "MX", dict(answer=["mx.example.test. 60 IN MX 10 Mail.Example.test.",
+                                          "mx.example.test. 60 IN MX 0 ."])),
+    ("1.2.0.192.in-addr.arpa", "PTR",
+     dict(answer=["1.2.0.192.in-addr.arpa. 60 IN PTR host.example.test."])),
+    ("alias.example.test", "A", dict(answer=[
+        "alias.example.test. 30 IN CNAME target.example.test.",
+        "target.example.test. 90 IN A 192.0.2.9"])),
+    ("alias.example.test", "TXT", dict(answer=[
+        "alias.example.test. 30 IN CNAME target.example.test."], authority=[SOA])),
+    ("gone.example.test", "TXT", dict(rcode=dns.rcode.NXDOMAIN, authority=[SOA])),
+    ("gone.example.test", "TXT", dict(rcode=dns.rcode.NXDOMAIN)),
+    ("empty.example.test", "MX", dict(authority=[SOA])),
+    ("empty.example.test", "MX", dict()),
+    ("odd.example.test", "TXT", dict(answer=[r'odd.example.test. 60 IN TXT "a\;b" "\000\255"'])),
+    ("esc.example.test", "PTR", dict(answer=[r"esc.example.test. 60 IN PTR we\.ird.example.test."])),
+    ("soa.example.test", "SOA", dict(answer=[SOA.replace("example.test. 120", "soa.example.test. 120")])),
+]
+
+
+@pytest.mark.parametrize("name,rdtype,shape", SHAPES, ids=[f"{n}-{t}-{i}" for i, (n, t, _) in
+                                                           enumerate(SHAPES)])
+def test_lean_udp_path_answers_like_dnspython(udp_server, name: str, rdtype: str,
+                                               shape: dict[str, Any]) -> None:
+    addr = udp_server(lambda q: _reply(q, **shape))
+    fast = DnsPythonResolver([addr], timeout=1.0)
+    slow = DnsPythonResolver([addr], timeout=1.0, fast_udp=False)
+    got, ttl = fast._query(name, rdtype, None)
+    want, want_ttl = slow._query(name, rdtype, None)
+    assert got == want
+    assert abs(ttl - want_ttl) <= 1.0
+
+
+def test_lean_udp_path_leaves_truncated_and_foreign_replies_to_dnspython(udp_server) -> None:
+    from spamwarden._dnswire import udp_query
+
+    addr = udp_server(lambda q: _reply(q, answer=['t.example.test. 60 IN TXT "x"'], tc=True))
+    host, port = addr.rsplit(":", 1)
+    assert udp_query((host, int(port)), "t.example.test", "TXT", 1.0) is None
+
+    def other_question(q: dns.message.Message) -> bytes:
+        return _reply(dns.message.make_query("other.example.test", "TXT", id=q.id),
+                      answer=['other.example.test. 60 IN TXT "x"'])
+
+    addr = udp_server(other_question)
+    host, port = addr.rsplit(":", 1)
+    assert udp_query((host, int(port)), "t.example.test", "TXT", 0.5) is None
+    assert udp_query((host, int(port)), "t.example.test", "HINFO", 0.5) is None  # not read here
+
+
+def test_lean_udp_path_waits_past_a_stray_datagram() -> None:
+    from spamwarden._dnswire import udp_query
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(2)
+
+    def serve() -> None:
+        data, addr = server.recvfrom(4096)
+        q = dns.message.from_wire(data)
+        stray = dns.message.make_response(q)
+        stray.id = (q.id + 1) % 65536  # another query's reply, or a spoofing attempt
+        server.sendto(stray.to_wire(), addr)
+        server.sendto(_reply(q, answer=['s.example.test. 60 IN TXT "real"']), addr)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with server:
+        got = udp_query(("127.0.0.1", server.getsockname()[1]), "s.example.test", "TXT", 1.0)
+        thread.join(2)
+    assert got is not None and got[:2] == ("ok", (b"real",))
+
+
+@pytest.mark.parametrize("rcode", [dns.rcode.SERVFAIL, dns.rcode.REFUSED])
+def test_lean_udp_path_error_codes_are_failures_with_one_server(udp_server, rcode: int) -> None:
+    from spamwarden._dnswire import udp_query
+
+    addr = udp_server(lambda q: _reply(q, rcode=rcode))
+    host, port = addr.rsplit(":", 1)
+    got = udp_query((host, int(port)), "x.example.test", "TXT", 1.0)
+    assert got is not None and got[0] == "error" and dns.rcode.to_text(rcode) in got[3]
+    assert udp_query((host, int(port)), "x.example.test", "TXT", 1.0, errors_final=False) is None
