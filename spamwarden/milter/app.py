@@ -738,6 +738,7 @@ def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
     gc.set_threshold(10_000, 20, 20)
     recorder = DeliveryRecorder(scanner)
     follower = _start_feedback(cfg, scanner)
+    watcher = _start_change_watcher(cfg, scanner)
     conn = libmilter_socket(cfg.milter.listen)
     SpamwardenMilter.acker = (
         ConnectionAcker(int(conn.split(":", 1)[1].split("@", 1)[0]),
@@ -757,11 +758,35 @@ def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
     finally:
         if follower is not None:
             follower.stop()
+        if watcher is not None:
+            watcher.stop()
         recorder.close()
         scanner.close()
     event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
           counts_dropped=recorder.dropped or None)
     return 0
+
+
+def _start_change_watcher(cfg: Config, scanner: Scanner) -> Any:
+    """Follow the listing change stream so that the listing lookup can keep answers
+    until a listing changes (``reputation.lookup.ChangeWatcher``).
+
+    :returns: the running watcher, or ``None`` (no Redis-backed listing lookup).
+    """
+    try:
+        from ..redisconn import sync_client, with_min_timeout
+        from ..reputation.lookup import ChangeWatcher, RedisListingLookup
+        from ..reputation.store import ListingStore
+    except ImportError:
+        return None
+    if not isinstance(scanner.listings, RedisListingLookup):
+        return None
+    try:
+        client = sync_client(with_min_timeout(cfg, 3.0))
+        return ChangeWatcher(scanner.listings, ListingStore.from_config(cfg, client)).start()
+    except (SpamwardenError, ValueError) as exc:
+        event(log, "listing_changes_unavailable", logging.WARNING, error=str(exc))
+        return None
 
 
 def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:

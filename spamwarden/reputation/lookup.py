@@ -18,7 +18,8 @@ from .listings import LISTINGS_KEY
 if TYPE_CHECKING:
     from .store import Clock, ListingStore
 
-__all__ = ["ListingOutcome", "ListingLookup", "PendingLookup", "RedisListingLookup"]
+__all__ = ["ChangeWatcher", "ListingOutcome", "ListingLookup", "PendingLookup",
+           "RedisListingLookup"]
 
 log = logging.getLogger("spamwarden.reputation.lookup")
 
@@ -65,6 +66,11 @@ class RedisListingLookup:
     :param cache_ttl: seconds an answer is reused; a new listing is seen after at
         most this long.
     :param max_keys: keys answered per call; more get ``failed`` outcomes.
+    :param followed_ttl: seconds an answer is reused while a :class:`ChangeWatcher`
+        follows the change stream (:attr:`following`): every listing change empties
+        the cache, so a change is still seen at once, and repeat senders cost no
+        round trip.  When the stream is lost the cache falls back to ``cache_ttl``
+        (older answers are not used), so Redis trouble still shows within it.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class RedisListingLookup:
         cache_size: int = 10_000,
         cache_ttl: float = 0.5,
         max_keys: int = 64,
+        followed_ttl: float = 60.0,
     ) -> None:
         from .store import SystemClock
 
@@ -82,9 +89,14 @@ class RedisListingLookup:
         self.clock = clock or SystemClock()
         self.cache_size = cache_size
         self.cache_ttl = cache_ttl
+        self.followed_ttl = followed_ttl
         self.max_keys = max_keys
-        self._cache: OrderedDict[str, tuple[float, ListingOutcome]] = OrderedDict()
+        #: a ChangeWatcher is following the change stream (set by it)
+        self.following = False
+        # key -> (answered at, valid until at most, outcome)
+        self._cache: OrderedDict[str, tuple[float, float, ListingOutcome]] = OrderedDict()
         self._lock = threading.Lock()
+        self._generation = 0  # +1 per change seen: answers read before it are not kept
         self._last_error_log = 0.0
 
     @classmethod
@@ -95,19 +107,24 @@ class RedisListingLookup:
         return cls(ListingStore.from_config(cfg), **kwargs)
 
     def _cached(self, key: str, now: float) -> ListingOutcome | None:
+        ttl = self.followed_ttl if self.following else self.cache_ttl
         with self._lock:
             hit = self._cache.get(key)
             if hit is None:
                 return None
-            if hit[0] <= now:
+            answered, until, outcome = hit
+            if until <= now or now - answered >= ttl:
                 del self._cache[key]
                 return None
             self._cache.move_to_end(key)
-            return hit[1]
+            return outcome
 
-    def _remember(self, key: str, outcome: ListingOutcome, until: float) -> None:
+    def _remember(self, key: str, outcome: ListingOutcome, now: float, until: float,
+                  generation: int) -> None:
         with self._lock:
-            self._cache[key] = (until, outcome)
+            if generation != self._generation:
+                return  # a change arrived while this answer was on its way: not kept
+            self._cache[key] = (now, until, outcome)
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
@@ -116,14 +133,22 @@ class RedisListingLookup:
         with self._lock:
             self._cache.clear()
 
+    def changed(self) -> None:
+        """A listing changed (or may have): forget every answer, including those
+        still on their way from Redis."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
     def lookup_many(self, keys: Sequence[str]) -> dict[str, ListingOutcome]:
         """Outcome for each key; never raises (Redis trouble gives ``failed``)."""
         now = self.clock.now()
+        generation = self._generation
         out, todo = self._plan(keys, now)
         if not todo:
             return out
         fields = sorted({c for cands in todo.values() for c in cands})
-        return self._fetch_now(out, todo, fields, now)
+        return self._fetch_now(out, todo, fields, now, generation)
 
     def begin_lookup(self, keys: Sequence[str]) -> PendingLookup:
         """Send the lookup of ``keys`` now and read the answer later, so that Redis
@@ -137,9 +162,10 @@ class RedisListingLookup:
         Never raises.
         """
         now = self.clock.now()
+        generation = self._generation
         out, todo = self._plan(keys, now)
         fields = sorted({c for cands in todo.values() for c in cands})
-        pending = PendingLookup(self, out, todo, fields, now)
+        pending = PendingLookup(self, out, todo, fields, now, generation)
         if not todo:
             return pending
         pool = getattr(self.store.redis, "connection_pool", None)
@@ -185,14 +211,14 @@ class RedisListingLookup:
 
     def _fetch_now(
         self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], fields: list[str],
-        now: float,
+        now: float, generation: int,
     ) -> dict[str, ListingOutcome]:
         """The HMGET through the client (with its retry); failures give ``failed``."""
         try:
             raw = self.store.redis.hmget(LISTINGS_KEY, fields)
         except Exception as exc:  # noqa: BLE001 - any client failure is a failed lookup
             return self._failed(out, todo, exc, now)
-        return self._finish(out, todo, fields, raw, now)
+        return self._finish(out, todo, fields, raw, now, generation)
 
     def _failed(
         self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], exc: BaseException,
@@ -211,7 +237,7 @@ class RedisListingLookup:
 
     def _finish(
         self, out: dict[str, ListingOutcome], todo: dict[str, list[str]], fields: list[str],
-        raw: Sequence[Any], now: float,
+        raw: Sequence[Any], now: float, generation: int,
     ) -> dict[str, ListingOutcome]:
         """Outcomes from the HMGET answer ``raw`` (one value per field), cached."""
         from .listings import Listing
@@ -230,12 +256,12 @@ class RedisListingLookup:
             match = next((found[c] for c in cands if c in found), None)
             if match is None:
                 outcome = ListingOutcome("not_listed", key)
-                until = now + self.cache_ttl
+                until = float("inf")
             else:
                 outcome = ListingOutcome("listed", key, reason=match.reason, code=match.code,
                                          expires_at=match.expires_at, detail=match.key)
-                until = min(now + self.cache_ttl, match.expires_at)
-            self._remember(key, outcome, until)
+                until = match.expires_at
+            self._remember(key, outcome, now, until, generation)
             out[key] = outcome
         return out
 
@@ -283,6 +309,70 @@ class RedisListingLookup:
         return norm
 
 
+class ChangeWatcher:
+    """Follows the listing change stream for a :class:`RedisListingLookup` in a daemon
+    thread: every change empties the lookup's cache, and while it follows, the lookup
+    keeps answers for ``followed_ttl`` instead of ``cache_ttl``.
+
+    When the stream cannot be read (Redis down) the lookup is told at once
+    (:attr:`RedisListingLookup.following` off: answers older than ``cache_ttl`` are no
+    longer used); the watcher retries with back-off and, back in touch, empties the
+    cache once more before following again, so nothing changed meanwhile is missed.
+
+    :param lookup: whose cache to keep honest.
+    :param store: a ``ListingStore`` whose client's socket timeout outlasts ``block_ms``.
+    :param block_ms: how long one XREAD waits for changes.
+    """
+
+    def __init__(self, lookup: RedisListingLookup, store: "ListingStore", *,
+                 block_ms: int = 1000) -> None:
+        self.lookup = lookup
+        self.store = store
+        self.block_ms = block_ms
+        self.changes_seen = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ChangeWatcher:
+        self._thread = threading.Thread(target=self._run, name="listing-changes", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following (waits up to ``timeout`` seconds for the thread)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.lookup.following = False
+
+    def _run(self) -> None:
+        from ..logs import event
+
+        backoff = 0.5
+        last: str | None = None
+        while not self._stop.is_set():
+            try:
+                if last is None:
+                    last = self.store.latest_change_id()
+                    self.lookup.changed()  # anything kept before now is suspect
+                    self.lookup.following = True
+                    event(log, "listing_changes_followed", after=last)
+                changes = self.store.changes(last, block_ms=self.block_ms, count=1000)
+                if changes:
+                    last = changes[-1].stream_id or last
+                    self.changes_seen += len(changes)
+                    self.lookup.changed()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - any failure: back to the short cache
+                if self.lookup.following:
+                    event(log, "listing_changes_lost", logging.WARNING, error=str(exc))
+                self.lookup.following = False
+                last = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.lookup.following = False
+
+
 def _drop_connection(pool: Any, conn: Any) -> None:
     """Close a connection in an unknown state and give it back to the pool."""
     try:
@@ -301,13 +391,14 @@ class PendingLookup:
 
     def __init__(
         self, owner: RedisListingLookup, out: dict[str, ListingOutcome],
-        todo: dict[str, list[str]], fields: list[str], now: float,
+        todo: dict[str, list[str]], fields: list[str], now: float, generation: int = 0,
     ) -> None:
         self._owner = owner
         self._out = out
         self._todo = todo
         self._fields = fields
         self._now = now
+        self._generation = generation
         self.sent: tuple[Any, Any] | None = None
         self._done: dict[str, ListingOutcome] | None = None
 
@@ -321,18 +412,18 @@ class PendingLookup:
         if not todo:
             self._done = out
         elif sent is None:
-            self._done = owner._fetch_now(out, todo, fields, now)
+            self._done = owner._fetch_now(out, todo, fields, now, self._generation)
         else:
             pool, conn = sent
             try:
                 raw = conn.read_response()
             except Exception:  # noqa: BLE001 - e.g. Redis restarted: once more through the client
                 _drop_connection(pool, conn)
-                self._done = owner._fetch_now(out, todo, fields, now)
+                self._done = owner._fetch_now(out, todo, fields, now, self._generation)
             else:
                 pool.release(conn)
                 if isinstance(raw, list) and len(raw) == len(fields):
-                    self._done = owner._finish(out, todo, fields, raw, now)
+                    self._done = owner._finish(out, todo, fields, raw, now, self._generation)
                 else:
                     self._done = owner._failed(
                         out, todo, ValueError(f"unexpected HMGET answer: {type(raw).__name__}"),

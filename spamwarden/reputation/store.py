@@ -866,6 +866,15 @@ class ListingStore(_StoreBase):
         sid = _s(last[0][0]) if last else "0-0"
         return Snapshot(_listings_from_hash(raw), serial, sid)
 
+    def latest_change_id(self) -> str:
+        """The id of the newest change stream entry (``"0-0"`` when there is none): where
+        to follow the changes from."""
+        try:
+            last: Any = self.redis.xrevrange(CHANGES_KEY, count=1)
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+        return _s(last[0][0]) if last else "0-0"
+
     def changes(self, after: str = "0-0", *, count: int = 1000, block_ms: int | None = None) -> list[ListingChange]:
         """Change stream entries after the stream id ``after`` (bounded by ``count``)."""
         try:

@@ -102,3 +102,71 @@ def test_volume_of_many_messages_is_counted_per_message_in_one_call(store: Listi
     assert store.volumes(["192.0.2.1", "192.0.2.2", "spam-shop.example", "other.example"],
                          now=T0) == {"192.0.2.1": 2, "192.0.2.2": 1, "spam-shop.example": 2,
                                      "other.example": 1}
+
+
+def _watched(store: ListingStore, redis_url: str, **kwargs: Any) -> tuple[Any, Any]:
+    from support.net import wait_until
+
+    from spamwarden.reputation.lookup import ChangeWatcher
+
+    lookup = RedisListingLookup(store, **kwargs)
+    blocking = ListingStore(redis.Redis.from_url(redis_url, socket_timeout=3,
+                                                 socket_connect_timeout=1))
+    watcher = ChangeWatcher(lookup, blocking, block_ms=200).start()
+    wait_until(lambda: lookup.following, timeout=10, what="the change stream followed")
+    return lookup, watcher
+
+
+def test_followed_changes_keep_answers_until_a_listing_changes(store: ListingStore,
+                                                               redis_url: str) -> None:
+    from support.net import wait_until
+
+    clock = ManualClock()
+    lookup, watcher = _watched(store, redis_url, clock=clock, cache_ttl=0.5, followed_ttl=60)
+    try:
+        assert lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "not_listed"
+        clock.t = T0 + 30  # past cache_ttl, inside followed_ttl: still kept
+        assert ("192.0.2.1" in lookup._cache
+                and lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "not_listed")
+        store.add("192.0.2.0/24", reason="manual", ttl=3600, now=clock.t)  # a covering network
+        wait_until(lambda: lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "listed",
+                   timeout=5, what="the new listing seen through the cache")
+        assert watcher.changes_seen >= 1
+        clock.t = T0 + 100  # past followed_ttl: asked again even without a change
+        assert lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "listed"
+    finally:
+        watcher.stop()
+    assert not lookup.following
+
+
+def test_an_answer_read_before_a_change_is_not_kept(store: ListingStore, redis_url: str) -> None:
+    clock = ManualClock()
+    lookup, watcher = _watched(store, redis_url, clock=clock)
+    try:
+        pending = lookup.begin_lookup(["spam-shop.example"])
+        lookup.changed()  # a change arrives while the HMGET answer is on its way
+        assert pending.result()["spam-shop.example"].status == "not_listed"
+        assert "spam-shop.example" not in lookup._cache
+        assert lookup.lookup_many(["spam-shop.example"])["spam-shop.example"].status == "not_listed"
+        assert "spam-shop.example" in lookup._cache  # no change meanwhile: kept
+    finally:
+        watcher.stop()
+
+
+def test_losing_the_change_stream_falls_back_to_the_short_cache(
+        store: ListingStore, redis_url: str, redis_server: Any) -> None:
+    from support.net import wait_until
+
+    clock = ManualClock()
+    lookup, watcher = _watched(store, redis_url, clock=clock, cache_ttl=0.5, followed_ttl=60)
+    try:
+        assert lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "not_listed"
+        redis_server.stop()
+        wait_until(lambda: not lookup.following, timeout=10, what="the stream lost")
+        clock.t = T0 + 1  # older than cache_ttl: not used while Redis is away
+        assert lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "failed"
+        redis_server.start()
+        wait_until(lambda: lookup.following, timeout=20, what="the stream followed again")
+        assert lookup.lookup_many(["192.0.2.1"])["192.0.2.1"].status == "not_listed"
+    finally:
+        watcher.stop()

@@ -75,6 +75,8 @@ def test_miltertest_script_drives_every_protocol_stage(spamwarden_milter, dns_se
         f"miltertest exited {done.returncode}:\n{output}\nmilter log:\n{milter.log()[-3000:]}")
     # libmilter's connection socket was found, so Postfix's packets are acknowledged at once
     assert "milter_quickack_on" in milter.log() and "milter_quickack_off" not in milter.log()
+    # the listing lookup follows the change stream (answers kept until a listing changes)
+    assert "listing_changes_followed" in milter.log()
     # The script echoes what the milter added; check the results line parses as RFC 8601.
     added = re.search(r"^Authentication-Results: (.*)$", output, re.MULTILINE)
     assert added is not None and added.group(1).strip().startswith(AUTHSERV_ID + ";")
