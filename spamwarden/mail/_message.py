@@ -572,10 +572,39 @@ def _payload_bytes(part: email.message.Message) -> bytes:
     return b""
 
 
+# The forms nearly every From takes, read without the stdlib's character-by-character
+# address parser: "a@b.c", "Name <a@b.c>", "\"Name\" <a@b.c>" (plain dot-atom addresses,
+# no comments, quotes only around the whole name).  Anything else goes to getaddresses.
+_DOT_ATOM_ADDR = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_PHRASE_WORD = r"[^\s\"(),:;<>@\[\]\\]+"
+_FROM_BARE = re.compile(rf"[ \t]*({_DOT_ATOM_ADDR})[ \t]*\Z")
+_FROM_NAMED = re.compile(
+    rf"[ \t]*((?:{_PHRASE_WORD}(?:[ \t]+{_PHRASE_WORD})*)?)[ \t]*<({_DOT_ATOM_ADDR})>[ \t]*\Z")
+_FROM_QUOTED = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_DOT_ATOM_ADDR})>[ \t]*\Z')
+
+
+def _simple_from(value: str) -> tuple[str, str] | None:
+    """``(display, address)`` of the common From forms, as ``getaddresses`` gives them;
+    ``None`` for anything else."""
+    m = _FROM_BARE.match(value)
+    if m:
+        return "", m.group(1)
+    m = _FROM_NAMED.match(value)
+    if m:
+        return " ".join(m.group(1).split()), m.group(2)
+    m = _FROM_QUOTED.match(value)
+    if m:
+        return m.group(1), m.group(2)
+    return None
+
+
 def _parse_from(value: str | None) -> tuple[str | None, str]:
     if not value:
         return None, ""
     value = value[:_MAX_DECODED_HEADER]
+    simple = _simple_from(value) if len(value) <= 998 else None
+    if simple is not None:
+        return simple[1], decode_header_value(simple[0])
     try:
         # The stdlib address parser is slow on long inputs (a field of megabytes took
         # seconds); a real address list is far shorter than this.

@@ -255,3 +255,28 @@ def test_pathological_subject_and_from_are_decoded_from_a_bounded_prefix() -> No
     assert len(view.subject) <= 8192
     # the raw header is still there, whole, for whoever needs it
     assert len(view.header("Subject") or "") > 8192
+
+
+@pytest.mark.parametrize("value", [
+    "joe@example.com", "  joe@example.com\t", "Joe Q. Public <joe.q@mail.example.co.uk>",
+    "Joe   Public\t<joe@example.com>", '"Public, Joe" <joe@example.com>',
+    '"  spaced  " <joe@example.com>', "=?utf-8?B?Sm9zw6k=?= <jose@example.com>",
+    "<joe@example.com>", "Ünïcode Name <u@example.com>", "x+tag@example.com",
+    # not the simple forms: the stdlib parser decides
+    "joe@example.com (Joe)", "Joe <joe@example.com>, Ann <ann@example.com>",
+    '"Joe \\"Q\\"" <joe@example.com>', "Joe Smith", "group: a@b.example;",
+    "Joe\xa0Smith <joe@example.com>", "joe..x@example.com", "joe@example.com.",
+    "Joe <joe@[192.0.2.1]>", "Joe <joe@localhost>",
+])
+def test_common_from_forms_read_like_the_stdlib_parser(value: str) -> None:
+    import email.utils
+
+    from spamwarden.mail._message import _parse_from, _simple_from, decode_header_value
+
+    simple = _simple_from(value)
+    if simple is not None:  # the fast path must give what getaddresses gives
+        display, addr = email.utils.getaddresses([value])[0]
+        assert simple == (display, addr)
+    pairs = [(d, a) for d, a in email.utils.getaddresses([value]) if a and "@" in a]
+    if pairs:
+        assert _parse_from(value) == (pairs[0][1].strip(), decode_header_value(pairs[0][0]))
