@@ -131,7 +131,7 @@ def _value(msg: bytes, rtype: int, start: int, length: int) -> Any:
     if rtype == 1:
         if length != 4:
             raise _Unusable("A record length")
-        return "%d.%d.%d.%d" % tuple(rdata)
+        return ".".join(map(str, rdata))
     if rtype == 28:
         if length != 16:
             raise _Unusable("AAAA record length")

@@ -280,3 +280,30 @@ def test_common_from_forms_read_like_the_stdlib_parser(value: str) -> None:
     pairs = [(d, a) for d, a in email.utils.getaddresses([value]) if a and "@" in a]
     if pairs:
         assert _parse_from(value) == (pairs[0][1].strip(), decode_header_value(pairs[0][0]))
+
+
+def test_boundary_matcher_answers_like_feedparsers_compiled_pattern() -> None:
+    import random
+    import re
+
+    import email.feedparser
+
+    from spamwarden.mail import _boundary
+
+    assert isinstance(email.feedparser.re, _boundary._FeedparserRe)  # installed on import
+    fake_re = _boundary._FeedparserRe()
+    rnd = random.Random(7)
+    tails = ["", "--", " ", "\t", "\r\n", "\r", "\n", "--\r\n", "-- \r\n", "x", "\n\n",
+             "\r\n\n", "\r\r\n", "-", "---", "--\n\n", " \n"]
+    for sep in ["--abc", "--=_Part_1.2", "--a.b+c(d)", "--b*?[]\\^$", "--"]:
+        pattern = _boundary._HEAD + re.escape(sep) + _boundary._TAIL
+        real, fake = re.compile(pattern), fake_re.compile(pattern)
+        assert isinstance(fake, _boundary.BoundaryMatcher)
+        for _ in range(2000):
+            line = rnd.choice(["", sep, sep[:-1], "x" + sep]) + "".join(
+                rnd.choice(tails) for _ in range(rnd.randint(0, 3)))
+            a, b = real.match(line), fake.match(line)
+            assert bool(a) == bool(b), (sep, line)
+            if a and b:
+                assert all(a.group(g) == b.group(g) for g in ("sep", "end", "ws", "linesep"))
+    assert isinstance(fake_re.compile(r"(?P<sep>x)y"), re.Pattern)  # anything else: re's own
