@@ -152,11 +152,16 @@ class DnsPythonResolver:
     def cached(self, name: str, rdtype: str) -> DnsAnswer | None:
         """The kept answer to this question, or ``None`` when a lookup would be needed
         (nothing kept, or it expired).  Never touches the network."""
+        kept = self.kept(name, rdtype)
+        return kept[0] if kept is not None else None
+
+    def kept(self, name: str, rdtype: str) -> tuple[DnsAnswer, float] | None:
+        """The kept answer and until when (``time.monotonic``) it is kept, or ``None``."""
         if self._answers is None:
             return None
         kept = self._answers.get((name.lower().rstrip("."), rdtype.upper()))
         if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
+            return kept[1], kept[0]
         return None
 
     def _query(self, name: str, rdtype: str, timeout: float | None) -> tuple[DnsAnswer, float]:

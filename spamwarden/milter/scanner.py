@@ -293,6 +293,7 @@ class Scanner:
             ipaddress.ip_network(n, strict=False) for n in cfg.milter.trusted_networks
         )
         self._intake_addresses = cfg.intake.addresses()
+        self._spf_memo: dict[tuple[str, str, str], tuple[float, Any]] = {}
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -349,25 +350,41 @@ class Scanner:
             dnsbl = self._pool.submit(self._third_party_symbols, ip)
         return EnvelopeChecks(ip, helo, mail_from, spf=spf, dnsbl=dnsbl)
 
+    #: SPF results remembered (per client IP, HELO and sender) at most
+    SPF_MEMO_SIZE = 10_000
+
     def _spf_from_memory(self, ip: str, helo: str, mail_from: str) -> Future[Any] | None:
         """SPF evaluated here and now when every answer it needs is in the resolver's
         memory (a sender seen within its records' TTLs): no thread hand-off for the
         common case.  ``None`` when one is missing; the lookup threads then do it.
-        The DMARC record is fetched on a lookup thread only when it is not kept."""
-        cached = getattr(self.resolver, "cached", None)
-        if cached is None or self._check_spf is None:
+
+        The result is remembered for the same client IP, HELO and sender until the
+        first of the answers it was computed from expires: evaluating again could not
+        give anything else before then.  The DMARC record is fetched on a lookup thread
+        only when it is not kept."""
+        kept = getattr(self.resolver, "kept", None)
+        if kept is None or self._check_spf is None:
             return None
-        memory = _MemoryOnly(cached)
-        try:
-            result = self._check_spf(memory, ip=ip, mail_from=mail_from, helo=helo,
-                                     timeout=self.cfg.dns.timeout)
-        except _NotKept:
-            return None
-        if memory.missed:  # pyspf swallowed the miss somewhere (explanations, ptr)
-            return None
+        now = time.monotonic()
+        key = (ip, helo, mail_from)
+        memo = self._spf_memo.get(key)
+        if memo is not None and memo[0] > now:
+            result = memo[1]
+        else:
+            memory = _MemoryOnly(kept, until=now + 3600.0)
+            try:
+                result = self._check_spf(memory, ip=ip, mail_from=mail_from, helo=helo,
+                                         timeout=self.cfg.dns.timeout)
+            except _NotKept:
+                return None
+            if memory.missed:  # pyspf swallowed the miss somewhere (explanations, ptr)
+                return None
+            if len(self._spf_memo) >= self.SPF_MEMO_SIZE:
+                self._spf_memo = {}
+            self._spf_memo[key] = (memory.until, result)
         if self._prefetch_dmarc and mail_from and self._pool is not None:
             domain = domain_of_address(mail_from)
-            if domain and cached(f"_dmarc.{domain.lower().rstrip('.')}", "TXT") is None:
+            if domain and kept(f"_dmarc.{domain.lower().rstrip('.')}", "TXT") is None:
                 self._pool.submit(self._warm_dmarc, domain)
         done: Future[Any] = Future()
         done.set_result(result)
@@ -841,17 +858,21 @@ class _NotKept(BaseException):
 
 
 class _MemoryOnly:
-    """A :class:`~spamwarden.resolver.Resolver` answering from another's memory only."""
+    """A :class:`~spamwarden.resolver.Resolver` answering from another's memory only
+    (its ``kept``); :attr:`until` ends up the first expiry of the answers given."""
 
-    def __init__(self, cached: Callable[[str, str], Any]) -> None:
-        self._cached = cached
+    def __init__(self, kept: Callable[[str, str], Any], *, until: float) -> None:
+        self._kept = kept
         self.missed = False
+        self.until = until
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> Any:
-        answer = self._cached(name, rdtype)
-        if answer is None:
+        found = self._kept(name, rdtype)
+        if found is None:
             self.missed = True
             raise _NotKept(name)
+        answer, expires = found
+        self.until = min(self.until, expires)
         return answer
 
 

@@ -110,22 +110,24 @@ def test_listener_gets_tcp_nodelay() -> None:
 
 class RememberingResolver(StaticResolver):
     """A StaticResolver with a memory like DnsPythonResolver's: answers looked up once are
-    kept, and `cached` answers from memory only (the Resolver Protocol plus `cached`)."""
+    kept, and `kept` answers from memory only (the Resolver Protocol plus `kept`)."""
 
     def __init__(self, zone_: StaticResolver) -> None:
         super().__init__()
         self.zone = zone_.zone
-        self.kept: dict[tuple[str, str], Any] = {}
+        self.memory: dict[tuple[str, str], Any] = {}
+        self.expires = float("inf")
         self.lookups = 0
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> Any:
         self.lookups += 1
         answer = super().query(name, rdtype, timeout=timeout)
-        self.kept[(name.lower().rstrip("."), rdtype.upper())] = answer
+        self.memory[(name.lower().rstrip("."), rdtype.upper())] = answer
         return answer
 
-    def cached(self, name: str, rdtype: str) -> Any:
-        return self.kept.get((name.lower().rstrip("."), rdtype.upper()))
+    def kept(self, name: str, rdtype: str) -> Any:
+        answer = self.memory.get((name.lower().rstrip("."), rdtype.upper()))
+        return None if answer is None else (answer, self.expires)
 
 
 @pytest.mark.parametrize("ip,helo,sender", [
@@ -160,7 +162,7 @@ def test_a_miss_that_pyspf_swallows_still_sends_spf_to_the_lookup_threads() -> N
         ("why.example.org", "TXT"): [b"Not authorized"],
     })
     resolver = RememberingResolver(zone_)
-    resolver.kept[("example.org", "TXT")] = zone_.query("example.org", "TXT")
+    resolver.memory[("example.org", "TXT")] = zone_.query("example.org", "TXT")
     env = Envelope(client_ip="203.0.113.9", helo="x.example", mail_from="a@example.org")
     scanner = Scanner(make_cfg(), resolver=resolver)
     try:
@@ -171,5 +173,44 @@ def test_a_miss_that_pyspf_swallows_still_sends_spf_to_the_lookup_threads() -> N
         assert result.result == "fail" and "Not authorized" in result.explanation
         again = scanner._spf_from_memory("203.0.113.9", "x.example", "a@example.org")
         assert again is not None and again.result() == result
+    finally:
+        scanner.close()
+
+
+def test_spf_result_is_remembered_until_its_first_answer_expires(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import spamwarden.milter.scanner as scanner_module
+
+    resolver = RememberingResolver(zone())
+    asked: list[tuple[str, str]] = []
+    inner = resolver.kept
+
+    def counting(name: str, rdtype: str) -> Any:
+        asked.append((name, rdtype))
+        return inner(name, rdtype)
+
+    monkeypatch.setattr(resolver, "kept", counting)
+    scanner = Scanner(make_cfg(), resolver=resolver)
+    now = [1000.0]
+    monkeypatch.setattr(scanner_module.time, "monotonic", lambda: now[0])
+    try:
+        resolver.query("example.org", "TXT")
+        resolver.query("_dmarc.example.org", "TXT")
+        resolver.expires = 1030.0  # the kept answers expire at t=1030
+        first = scanner._spf_from_memory("192.0.2.7", "mail.example.org", "alice@example.org")
+        assert first is not None and first.result().result == "pass"
+        spf_asks = [a for a in asked if a[0] == "example.org"]
+        assert spf_asks
+        asked.clear()
+        now[0] = 1029.0
+        again = scanner._spf_from_memory("192.0.2.7", "mail.example.org", "alice@example.org")
+        assert again is not None and again.result() == first.result()
+        assert ("example.org", "TXT") not in asked  # remembered: not evaluated again
+        other = scanner._spf_from_memory("203.0.113.9", "mail.example.org", "alice@example.org")
+        assert other is not None and other.result().result == "fail"  # another client IP
+        asked.clear()
+        now[0] = 1031.0  # past the first expiry: evaluated again
+        later = scanner._spf_from_memory("192.0.2.7", "mail.example.org", "alice@example.org")
+        assert later is not None and ("example.org", "TXT") in asked
     finally:
         scanner.close()
