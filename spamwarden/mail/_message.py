@@ -371,6 +371,25 @@ def _mime_head(headers: list[tuple[str, str]], names: list[str]) -> bytes:
     )
 
 
+def _mime_tree(mime_head: bytes, body: bytes) -> email.message.Message:
+    """The stdlib's MIME tree of a message (its MIME header fields, then the body).
+
+    A message that is not multipart (nor ``message/*``) is one part whose payload is the
+    body as it stands: its header fields are parsed alone and the body set as the
+    payload, which is what the full parse ends with, without feeding the body through
+    the parser line by line."""
+    if mime_head:
+        head = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            mime_head + b"\n\n", headersonly=True)
+    else:
+        head = email.message.Message(policy=email.policy.compat32)  # text/plain by default
+    if head.get_content_maintype() not in ("multipart", "message") and not head.defects:
+        head.set_payload(body.decode("ascii", "surrogateescape"))
+        return head
+    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        mime_head + b"\n\n" + body)
+
+
 def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:
     m = _HEADER_SPLIT.search(raw)
     if m is None:
@@ -386,30 +405,34 @@ def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, s
         defects.append("header section over limit")
     name: str | None = None
     value: list[str] = []
+    add = headers.append
+    field_name = _FIELD_NAME.match
+    max_headers = limits.max_headers
     # One decode for the whole section: a line feed never sits inside a UTF-8 sequence,
     # so this gives each line what decoding it alone would.
     for text in head.decode("utf-8", "surrogateescape").split("\n"):
-        text = text.rstrip("\r")
-        if text[:1] in (" ", "\t") and name is not None:
-            value.append(text.strip())
-            continue
+        if text.endswith("\r"):
+            text = text.rstrip("\r")
         if name is not None:
-            headers.append((name, " ".join(v for v in value if v)))
-            if len(headers) >= limits.max_headers:
+            if text.startswith((" ", "\t")):  # a folded continuation
+                value.append(text.strip())
+                continue
+            add((name, value[0] if len(value) == 1 else " ".join(filter(None, value))))
+            if len(headers) >= max_headers:
                 defects.append("too many headers")
                 name = None
                 break
         if ":" in text:
             n, v = text.split(":", 1)
             n = n.strip()
-            if n and _FIELD_NAME.match(n):
+            if n and field_name(n):
                 name, value = n, [v.strip()]
                 continue
         name = None
         if text.strip():
             defects.append("malformed header line")
     if name is not None:
-        headers.append((name, " ".join(v for v in value if v)))
+        add((name, value[0] if len(value) == 1 else " ".join(filter(None, value))))
     return headers, defects
 
 
@@ -462,9 +485,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
     has_html = has_plain = False
     try:
         mime_head = _mime_head(headers, names)
-        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-            (mime_head + b"\n\n" if mime_head else b"\n") + body
-        )
+        msg = _mime_tree(mime_head, body)
         budget = [limits.max_text_chars]
         for part in _walk(msg, limits, defects):
             ctype = (part.get_content_type() or "text/plain").lower()
