@@ -92,6 +92,7 @@ _WORD = re.compile(r"[^\W_]{2,40}|[$€£¥]|!{2,}", re.UNICODE)
 _DIGITS = re.compile(r"^\d+$")
 _SPACE = re.compile(r"\s+")
 _LONG_NUMBER = re.compile(r"\d{5}")
+_WORD_ASCII = re.compile(r"[a-z0-9]{2,40}|\$|!{2,}")  # _WORD on lower-cased ASCII text
 _ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ASCII_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -137,7 +138,9 @@ def tokenize(text: str, *, prefix: str = "", limit: int = 20_000) -> list[str]:
     if not ascii_only:
         text = unicodedata.normalize("NFC", text)
     text = text.lower()
-    words = _WORD.findall(text)
+    # On ASCII text [^\W_] is exactly [a-z0-9] (after lower()), which the regex engine
+    # checks by range instead of by Unicode category.
+    words = (_WORD_ASCII if ascii_only else _WORD).findall(text)
     if ascii_only:  # no diacritics: only numbers of five digits or more change
         if _LONG_NUMBER.search(text):
             words = [f"#digits{min(len(w), 12)}" if len(w) > 4 and w.isdigit() else w
