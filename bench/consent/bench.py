@@ -71,7 +71,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--advertisers", type=int, default=1000)
     ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: 500 operations, 1 round, 10,000 records")
     args = ap.parse_args()
+    if args.quick:
+        args.ops, args.rounds, args.records = min(args.ops, 500), 1, min(args.records, 10_000)
 
     d = Path(tempfile.mkdtemp(prefix="sw-consent-bench-"))
     server = EmbeddedRedis(d)
