@@ -66,7 +66,7 @@ def _encode_name(name: str) -> bytes | None:
 
 
 def _read_name(msg: bytes, pos: int) -> tuple[bytes, int]:
-    """The name at ``pos`` (compression followed) in lower case as dotted bytes, and the
+    """The name at ``pos`` (compression followed) as dotted bytes, case kept, and the
     position after it in the message."""
     labels: list[bytes] = []
     end = -1
@@ -100,30 +100,8 @@ def _read_name(msg: bytes, pos: int) -> tuple[bytes, int]:
 
 def _name_text(msg: bytes, pos: int) -> str:
     """A name inside rdata as dnspython writes it (case kept, no final dot)."""
-    labels: list[bytes] = []
-    jumps = 0
-    while True:
-        if pos >= len(msg):
-            raise _Unusable("name past the end")
-        n = msg[pos]
-        if n == 0:
-            break
-        if n & 0xC0 == 0xC0:
-            if pos + 1 >= len(msg):
-                raise _Unusable("bad pointer")
-            pos = ((n & 0x3F) << 8) | msg[pos + 1]
-            jumps += 1
-            if jumps > 64:
-                raise _Unusable("pointer loop")
-            continue
-        if n & 0xC0:
-            raise _Unusable("unknown label type")
-        label = msg[pos + 1:pos + 1 + n]
-        if len(label) != n or not _PLAIN_LABEL.issuperset(label):
-            raise _Unusable("label dnspython would escape")
-        labels.append(label)
-        pos += 1 + n
-    return b".".join(labels).decode("ascii") if labels else "."
+    name, _ = _read_name(msg, pos)
+    return name.decode("ascii") if name else "."
 
 
 def _value(msg: bytes, rtype: int, start: int, length: int) -> Any:
