@@ -131,6 +131,24 @@ def _value(msg: bytes, rtype: int, start: int, length: int) -> Any:
     return _name_text(msg, start)  # PTR, CNAME, NS
 
 
+def _read_records(msg: bytes, pos: int, count: int) -> tuple[
+        list[tuple[bytes, int, int, int, int, int]], int]:
+    """``count`` resource records from ``pos``: (owner in lower case, type, class, TTL,
+    where the data starts, its length) each, and the position after them."""
+    out = []
+    for _ in range(count):
+        owner, pos = _read_name(msg, pos)
+        if pos + 10 > len(msg):
+            raise _Unusable("record past the end")
+        rtype, rclass, ttl, length = _RR.unpack_from(msg, pos)
+        pos += 10
+        if pos + length > len(msg):
+            raise _Unusable("record data past the end")
+        out.append((owner.lower(), rtype, rclass, ttl, pos, length))
+        pos += length
+    return out, pos
+
+
 def parse_reply(msg: bytes, *, qid: int, qname: bytes, qtype: int) -> tuple[str, tuple[Any, ...], float]:
     """``(status, records, ttl)`` of a reply to the question, status ``ok``, ``nodata``
     or ``nxdomain``.
@@ -157,37 +175,20 @@ def parse_reply(msg: bytes, *, qid: int, qname: bytes, qtype: int) -> tuple[str,
     if name.lower() != qname or rtype != qtype or rclass != _IN:
         raise _Unusable("another question")
     pos += 4
-    answers: list[tuple[bytes, int, int, int, int]] = []  # owner, type, ttl, start, length
-    for _ in range(an):
-        owner, pos = _read_name(msg, pos)
-        if pos + 10 > len(msg):
-            raise _Unusable("record past the end")
-        rtype, rclass, ttl, length = _RR.unpack_from(msg, pos)
-        pos += 10
-        if pos + length > len(msg):
-            raise _Unusable("record data past the end")
-        if rclass == _IN:
-            answers.append((owner.lower(), rtype, ttl, pos, length))
-        pos += length
+    records, pos = _read_records(msg, pos, an)
+    answers = [r for r in records if r[2] == _IN]
     soa: list[tuple[bytes, int, int]] = []  # owner, ttl, minimum
-    for _ in range(ns):
-        owner, pos = _read_name(msg, pos)
-        if pos + 10 > len(msg):
-            raise _Unusable("record past the end")
-        rtype, rclass, ttl, length = _RR.unpack_from(msg, pos)
-        pos += 10
-        if pos + length > len(msg):
-            raise _Unusable("record data past the end")
+    authority, _ = _read_records(msg, pos, ns)
+    for owner, rtype, rclass, ttl, start, length in authority:
         if rtype == _SOA and rclass == _IN:
-            _, after = _read_name(msg, pos)
+            _, after = _read_name(msg, start)
             _, after = _read_name(msg, after)
-            if after + 20 > pos + length:
+            if after + 20 > start + length:
                 raise _Unusable("SOA record length")
-            soa.append((owner.lower(), ttl, struct.unpack_from("!I", msg, after + 16)[0]))
-        pos += length
+            soa.append((owner, ttl, struct.unpack_from("!I", msg, after + 16)[0]))
 
     if rcode == 3:
-        if any(owner == qname and rtype == qtype for owner, rtype, *_ in answers):
+        if any(a[0] == qname and a[1] == qtype for a in answers):
             raise _Unusable("an answer with NXDOMAIN")
         return "nxdomain", (), float(min(soa[0][1], soa[0][2])) if soa else 0.0
     min_ttl = 2**31 - 1
@@ -195,14 +196,14 @@ def parse_reply(msg: bytes, *, qid: int, qname: bytes, qtype: int) -> tuple[str,
     for _ in range(_MAX_CHAIN):
         found = [a for a in answers if a[0] == current and a[1] == qtype]
         if found:
-            ttl = min(a[2] for a in found)  # one RRset: dnspython keeps the lowest TTL
-            values = tuple(_value(msg, qtype, a[3], a[4]) for a in found)
+            ttl = min(a[3] for a in found)  # one RRset: dnspython keeps the lowest TTL
+            values = tuple(_value(msg, qtype, a[4], a[5]) for a in found)
             return "ok", values, float(min(min_ttl, ttl))
         cname = [a for a in answers if a[0] == current and a[1] == _CNAME]
         if not cname or qtype == _CNAME:
             break
-        min_ttl = min(min_ttl, min(a[2] for a in cname))
-        current = _name_text(msg, cname[0][3]).lower().encode("ascii")
+        min_ttl = min(min_ttl, min(a[3] for a in cname))
+        current = _name_text(msg, cname[0][4]).lower().encode("ascii")
     else:
         raise _Unusable("CNAME chain too long")
     # no data: the SOA of the closest enclosing zone gives the negative TTL
