@@ -50,7 +50,7 @@ from .quickack import ConnectionAcker
 from .scanner import DeliveryRecorder, EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
-    "SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter", "set_listener_nodelay",
+    "SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter",
 ]
 
 log = logging.getLogger("spamwarden.milter")
@@ -91,30 +91,6 @@ def libmilter_socket(listen: str) -> str:
     raise ConfigError(
         f"milter.listen = {listen!r}: expected inet:HOST:PORT, inet6:[HOST]:PORT or unix:/PATH"
     )
-
-
-def set_listener_nodelay(port: int) -> bool:
-    """Set ``TCP_NODELAY`` on this process's listening TCP socket on ``port``.
-
-    libmilter leaves Nagle's algorithm on.  Its replies are several small packets
-    (one per header change, then the verdict), and each one after the first waits for
-    Postfix's delayed ACK (40 ms on Linux): with the header-only pymilter at 10
-    sessions over TCP that stall capped throughput at ~100 messages/s, ~200 without it.
-    Linux gives accepted sockets the listener's ``TCP_NODELAY``, so setting it once
-    on libmilter's listening socket covers every Postfix connection after it.
-
-    :param port: the milter's TCP port.
-    :returns: whether such a socket was found (and changed).
-    """
-    sock = listening_socket(f"inet:{port}@")
-    if sock is None:
-        return False
-    with sock:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            return False
-    return True
 
 
 def _client_ip(family: Any, hostaddr: Any) -> str | None:
@@ -718,6 +694,10 @@ def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
         raise ServiceError(f"milter on {cfg.milter.listen}: libmilter opened no listening socket")
     with sock:
         if cfg.milter.tcp_nodelay and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # libmilter leaves Nagle's algorithm on, and its replies are several small
+            # packets (one per header change, then the verdict): each after the first
+            # would wait for Postfix's delayed ACK.  Linux gives accepted connections
+            # the listener's TCP_NODELAY, so once here covers them all.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             event(log, "milter_tcp_nodelay", listen=cfg.milter.listen)
         if shared:

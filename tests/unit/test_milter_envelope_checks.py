@@ -89,23 +89,35 @@ def test_unsigned_message_is_not_parsed_for_dkim(monkeypatch: pytest.MonkeyPatch
         _dkim.verify_dkim(signed, StaticResolver())  # a signed message is still verified
 
 
-def test_listener_gets_tcp_nodelay() -> None:
+def test_libmilters_listening_socket_is_found_and_its_nodelay_reaches_connections(
+        tmp_path: Any) -> None:
     import socket
 
-    from spamwarden.milter.app import set_listener_nodelay
+    from spamwarden.milter.prefork import listening_socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        assert not set_listener_nodelay(port)  # bound, not listening yet: left alone
+        assert listening_socket(f"inet:{port}@127.0.0.1") is None  # bound, not listening
         listener.listen(1)
-        assert not listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-        assert set_listener_nodelay(port)
+        found = listening_socket(f"inet:{port}@127.0.0.1")
+        assert found is not None
+        with found:  # a duplicate: options set on it are the listener's
+            found.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert listener.fileno() >= 0  # closing the duplicate left the listener open
         with socket.create_connection(("127.0.0.1", port)):
             accepted, _ = listener.accept()
             with accepted:  # what libmilter's accepted connections get
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    path = str(tmp_path / "milter.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix_listener:
+        unix_listener.bind(path)
+        unix_listener.listen(1)
+        found = listening_socket(f"unix:{path}")
+        assert found is not None and found.getsockname() == path
+        found.close()
+        assert listening_socket(f"unix:{path}.other") is None
 
 
 class RememberingResolver(StaticResolver):
