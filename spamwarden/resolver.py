@@ -149,14 +149,10 @@ class DnsPythonResolver:
             answers[key] = (now + min(ttl, self.MAX_TTL), answer)
         return answer
 
-    def cached(self, name: str, rdtype: str) -> DnsAnswer | None:
-        """The kept answer to this question, or ``None`` when a lookup would be needed
-        (nothing kept, or it expired).  Never touches the network."""
-        kept = self.kept(name, rdtype)
-        return kept[0] if kept is not None else None
-
     def kept(self, name: str, rdtype: str) -> tuple[DnsAnswer, float] | None:
-        """The kept answer and until when (``time.monotonic``) it is kept, or ``None``."""
+        """The kept answer to this question and until when (``time.monotonic``) it is
+        kept, or ``None`` when a lookup would be needed (nothing kept, or it expired).
+        Never touches the network."""
         if self._answers is None:
             return None
         kept = self._answers.get((name.lower().rstrip("."), rdtype.upper()))
