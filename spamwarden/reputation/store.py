@@ -857,13 +857,12 @@ class ListingStore(_StoreBase):
 
     def snapshot(self) -> Snapshot:
         """All listings and the change stream id to follow from (see :class:`Snapshot`)."""
+        sid = self.latest_change_id()
         try:
-            last: Any = self.redis.xrevrange(CHANGES_KEY, count=1)
             serial = int(self.redis.get(SERIAL_KEY) or 0)
             raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
         except redis.RedisError as exc:
             raise store_error(exc) from exc
-        sid = _s(last[0][0]) if last else "0-0"
         return Snapshot(_listings_from_hash(raw), serial, sid)
 
     def latest_change_id(self) -> str:
