@@ -268,7 +268,7 @@ def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
     # Address hooks (e.g. the consent registry's "optout") are attached here.
     hooks: dict[str, Any] = {}
     if cfg.consent.enabled:
-        from .reputation.optout import optout_hook_from_config
+        from .consent.optout import optout_hook_from_config
 
         hooks["optout"] = optout_hook_from_config(cfg)
     asyncio.run(run_intake(cfg, dkim_verifier=verifier, resolver=resolver_from_config(cfg.dns),
@@ -286,7 +286,7 @@ def _add_reputation(sub: Any) -> None:
     p.add_argument("--consumer", metavar="NAME",
                    help="name in the consumer group (default: the host name); a restarted "
                    "worker with the same name first replays what it had not acknowledged")
-    p = _command(sub, "api", _listing_command("cmd_api"), help="run the HTTP API")
+    p = _command(sub, "api", _lazy_handler("api.app", "cmd_api"), help="run the HTTP API")
     p.add_argument("--listen", metavar="HOST:PORT", help="override api.listen (port 0: any)")
     p = _command(sub, "listings", _listing_command("cmd_listings"), help="show active listings")
     p.add_argument("--json", action="store_true", help="a JSON array of listing objects")
@@ -416,7 +416,7 @@ def _add_training(sub: Any) -> None:
                    help="give up on npm after this long (default 600)")
 
 
-_consent_command = functools.partial(_lazy_handler, "reputation.consent_cli")
+_consent_command = functools.partial(_lazy_handler, "consent.cli")
 
 
 _ADVERTISER_ID = "advertiser id: 1-64 letters, digits, '.', '_' or '-'"

@@ -565,7 +565,7 @@ def build_scanner(
             notes["listings"] = header_safe(str(exc), limit=160)
         if cfg.consent.enabled:
             try:
-                from .consent_policy import policy_from_config
+                from ..consent.policy import policy_from_config
 
                 policies.append(policy_from_config(cfg, client))
             except (ImportError, SpamwardenError) as exc:
@@ -591,7 +591,7 @@ def symbol_table(cfg: Config) -> list[dict[str, Any]]:
     defaults: dict[str, float] = dict(DEFAULT_POINTS)
     descriptions: dict[str, str] = dict(SYMBOL_DESCRIPTIONS)
     try:
-        from . import consent_policy
+        from ..consent import policy as consent_policy
 
         defaults.update(getattr(consent_policy, "DEFAULT_POINTS", {}))
         descriptions.update(getattr(consent_policy, "SYMBOL_DESCRIPTIONS", {}))

@@ -29,7 +29,6 @@ __all__ = [
     "cmd_delist",
     "cmd_complaints",
     "cmd_worker",
-    "cmd_api",
     "listing_json",
 ]
 
@@ -225,10 +224,3 @@ def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
     from .engine import run_worker
 
     return asyncio.run(run_worker(cfg, consumer=args.consumer))
-
-
-def cmd_api(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden api``: the HTTP API on ``api.listen``."""
-    from .api import run_api
-
-    return asyncio.run(run_api(cfg, listen=args.listen))

@@ -424,9 +424,9 @@ async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
     store = AsyncListingStore.from_config(with_min_timeout(cfg, 5.0))
     hooks: list[ComplaintHook] = []
     if getattr(cfg, "consent", None) is not None and cfg.consent.enabled:
-        from .consent import AdComplaintRefusals
+        from ..consent.optout import ad_complaint_hook_from_config
 
-        hooks.append(AdComplaintRefusals.from_config(cfg))
+        hooks.append(ad_complaint_hook_from_config(cfg))
     engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=hooks)
     stop = asyncio.Event()
     stop_on_signals(stop, log=log)

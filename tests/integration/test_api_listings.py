@@ -10,8 +10,9 @@ import pytest
 import redis.asyncio
 from aiohttp import test_utils, web
 
+from spamwarden.api import ApiModule, operator_only
+from spamwarden.api.app import build_app
 from spamwarden.config import config_from_mapping
-from spamwarden.reputation.api import ApiModule, build_app, operator_only
 from spamwarden.reputation.store import AsyncListingStore
 
 pytestmark = pytest.mark.integration
@@ -172,7 +173,7 @@ def test_every_route_is_in_the_openapi_document(redis_url: str) -> None:
                                       "responses": {"200": {"description": "ok"}}}}})
 
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
-        from spamwarden.reputation.api import listings_module
+        from spamwarden.api.listings import listings_module
 
         doc = await (await c.get("/v1/openapi.json")).json()
         assert doc["openapi"].startswith("3.")
@@ -201,7 +202,7 @@ def test_every_route_is_in_the_openapi_document(redis_url: str) -> None:
         assert listings_module  # the default module is in use too
         assert (await c.get("/v1/health")).status == 200
 
-    from spamwarden.reputation.api import listings_module
+    from spamwarden.api.listings import listings_module
 
     run_api(redis_url, scenario, modules=[listings_module, module])
 
@@ -231,7 +232,7 @@ def test_served_application_documents_every_route(redis_url: str, monkeypatch: A
                                                   tmp_path: Any) -> None:
     """What `spamwarden api` serves (every module of MODULE_FACTORIES): each route, method
     included, is in /v1/openapi.json and every documented operation is served."""
-    from spamwarden.reputation.api import load_modules
+    from spamwarden.api.app import load_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({"service": {"state_dir": str(tmp_path)},
