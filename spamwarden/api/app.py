@@ -5,8 +5,9 @@ plus the OpenAPI description of exactly those routes, so the served document
 (``GET /v1/openapi.json``) is the contract and cannot drift from the routes: the
 tests check every registered route against it.  Other parts of spamwarden add
 their endpoints by writing a module factory ``factory(ctx: ApiContext) -> ApiModule``
-and naming it in :data:`MODULE_FACTORIES` (or passing modules to :func:`build_app`);
-the helpers they share (errors, operator auth, body parsing) are in :mod:`._http`.
+and naming it in ``spamwarden.wiring.api_modules`` (which ``spamwarden api`` passes to
+:func:`run_api`; tests pass modules to :func:`build_app`); the helpers they share
+(errors, operator auth, body parsing) are in :mod:`._http`.
 
 Public endpoints need nothing; operator endpoints need ``Authorization: Bearer
 <token>`` with one of ``api.operator_tokens`` (compared in constant time).  With no
@@ -16,9 +17,7 @@ tokens configured, operator endpoints answer 403.  Errors are JSON objects
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib
 import logging
 from typing import Any, Callable, Mapping, Sequence
 
@@ -43,23 +42,15 @@ from ._http import (
     json_error,
 )
 from .listings import listings_module
+from .metrics import metrics_module
 
 __all__ = [
     "build_app",
     "openapi_document",
-    "load_modules",
-    "MODULE_FACTORIES",
     "run_api",
-    "cmd_api",
 ]
 
 log = logging.getLogger("spamwarden.api")
-
-#: module factories :func:`run_api` loads, as ``"package.module:function"``
-MODULE_FACTORIES: list[str] = [
-    "spamwarden.api.listings:listings_module",
-    "spamwarden.api.consent:consent_module",
-]
 
 
 def _redis_error() -> None:
@@ -96,15 +87,11 @@ _OPENAPI_PATH = {
         "tags": ["meta"], "operationId": "openapi", "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1 document",
                               "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-    "/metrics": {"get": {
-        "tags": ["meta"], "operationId": "metrics",
-        "summary": "Prometheus metrics of every spamwarden process on this host",
-        "responses": {"200": {"description": "Prometheus text exposition",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     "/v1/health": {"get": {
         "tags": ["meta"], "operationId": "health", "summary": "Whether the store answers",
         "responses": {"200": {"description": "ok", "content": {"application/json": {
-            "schema": {"type": "object"}}}}, "503": {**ERROR_RESPONSE, "description": "the store is unavailable"}}}},
+            "schema": {"type": "object"}}}},
+            "503": {**ERROR_RESPONSE, "description": "the store is unavailable"}}}},
 }
 
 
@@ -145,13 +132,13 @@ def build_app(
 ) -> web.Application:
     """The aiohttp application.
 
-    :param modules: modules or module factories; ``None``: :func:`listings_module` only.
+    :param modules: modules or module factories; ``None``: listings and metrics only.
     :returns: an application with the routes of every module, ``/v1/openapi.json``
         describing them, ``/v1/health``, and JSON errors.
     """
     ctx = ApiContext(cfg=cfg, clock=clock or SystemClock(), store=store)
     built = [m if isinstance(m, ApiModule) else m(ctx)
-             for m in (modules if modules is not None else [listings_module])]
+             for m in (modules if modules is not None else [listings_module, metrics_module])]
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     app[CONFIG_KEY] = cfg
     app[STORE_KEY] = store
@@ -165,15 +152,8 @@ def build_app(
         await store.serial()
         return web.json_response({"status": "ok"})
 
-    async def metrics(request: web.Request) -> web.StreamResponse:
-        from ..metrics import CONTENT_TYPE_LATEST, exposition
-
-        body = await asyncio.to_thread(exposition)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/v1/health", health)
-    app.router.add_get("/metrics", metrics)
     for m in built:
         app.router.add_routes(m.routes)
         app.on_startup.extend(m.on_startup)
@@ -181,23 +161,20 @@ def build_app(
     return app
 
 
-def load_modules(names: Sequence[str] = ()) -> list[Callable[[ApiContext], ApiModule]]:
-    """Module factories named ``"package.module:function"`` (default :data:`MODULE_FACTORIES`)."""
-    out = []
-    for name in names or MODULE_FACTORIES:
-        mod, _, fn = name.partition(":")
-        out.append(getattr(importlib.import_module(mod), fn))
-    return out
-
-
-async def run_api(cfg: Config, *, listen: str | None = None) -> int:
-    """``spamwarden api``: serve until SIGTERM or SIGINT.
+async def run_api(
+    cfg: Config,
+    *,
+    modules: Sequence[ApiModule | Callable[[ApiContext], ApiModule]],
+    listen: str | None = None,
+) -> int:
+    """``spamwarden api``: serve ``modules`` (``spamwarden.wiring.api_modules``) until
+    SIGTERM or SIGINT.
 
     Logs ``api_listening host=... port=...`` once bound (port 0 picks a free port).
     """
     host, port = parse_hostport(listen or cfg.api.listen)
     store = AsyncListingStore.from_config(cfg)
-    app = build_app(cfg, store, modules=load_modules())
+    app = build_app(cfg, store, modules=modules)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -212,8 +189,3 @@ async def run_api(cfg: Config, *, listen: str | None = None) -> int:
         await runner.cleanup()
         await store.aclose()
     return 0
-
-
-def cmd_api(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden api``: the HTTP API on ``api.listen`` (``--listen`` overrides it)."""
-    return asyncio.run(run_api(cfg, listen=args.listen))

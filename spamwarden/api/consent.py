@@ -1,7 +1,7 @@
 """HTTP routes of the consent registry, mounted by the API application.
 
 The API application loads :func:`consent_module` (named in
-``spamwarden.api.app.MODULE_FACTORIES``); the OpenAPI description of every
+``spamwarden.wiring.api_modules``); the OpenAPI description of every
 route is :data:`CONSENT_PATHS`. Standalone:
 ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
 

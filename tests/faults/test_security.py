@@ -35,12 +35,13 @@ from support.messages import make_message
 from support.net import free_port
 
 from spamwarden.api import _http as api_http
-from spamwarden.api.app import build_app, load_modules
+from spamwarden.api.app import build_app
 from spamwarden.config import config_from_mapping
 from spamwarden.mail import ParseLimits, parse_message
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import AsyncListingStore
+from spamwarden.wiring import api_modules
 
 from .test_complaint_faults import LOCAL, REPORT_TO, make_report
 from .test_dns_faults import APEX, answer_text, start_rbl
@@ -92,7 +93,7 @@ def test_api_refuses_writes_without_a_valid_token(redis_url: str) -> None:
 
     async def main() -> list[str]:
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1"))
         await client.start_server()
         problems = []

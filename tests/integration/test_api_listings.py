@@ -230,9 +230,9 @@ def test_store_down_gives_503_not_an_answer(redis_url: str, redis_server: Any) -
 
 def test_served_application_documents_every_route(redis_url: str, monkeypatch: Any,
                                                   tmp_path: Any) -> None:
-    """What `spamwarden api` serves (every module of MODULE_FACTORIES): each route, method
+    """What `spamwarden api` serves (every module of wiring.api_modules): each route, method
     included, is in /v1/openapi.json and every documented operation is served."""
-    from spamwarden.api.app import load_modules
+    from spamwarden.wiring import api_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({"service": {"state_dir": str(tmp_path)},
@@ -240,7 +240,7 @@ def test_served_application_documents_every_route(redis_url: str, monkeypatch: A
 
     async def main() -> None:
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app))
         await client.start_server()
         try:

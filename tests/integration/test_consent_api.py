@@ -285,9 +285,10 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
     one of them is in the OpenAPI document, token-protected ones with security."""
     from aiohttp import test_utils
 
-    from spamwarden.api.app import build_app, load_modules
+    from spamwarden.api.app import build_app
     from spamwarden.config import config_from_mapping
     from spamwarden.reputation.store import AsyncListingStore
+    from spamwarden.wiring import api_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({
@@ -299,7 +300,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
         import redis.asyncio
 
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app))
         await client.start_server()
         try:
