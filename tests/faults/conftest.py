@@ -12,15 +12,12 @@ import os
 import random
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spamwarden.redisconn import EmbeddedRedis
 from tests.conftest import DATA, corpus_message_files, corpus_paths, data_path
@@ -208,7 +205,7 @@ class ServiceFactory:
         self.dirs: list[Path] = []
 
     def __call__(self, command: str, sections: dict, *, port: int):  # type: ignore[no-untyped-def,type-arg]
-        from support.milterproc import MilterProcess, spamwarden_command, write_toml
+        from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 
         work = Path(tempfile.mkdtemp(prefix=f"sw-faults-{command}-"))
         self.dirs.append(work)

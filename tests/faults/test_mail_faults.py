@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from support.messages import make_message
+from tests.support.messages import make_message
 
 from spamwarden.reputation.lookup import RedisListingLookup
 

@@ -31,8 +31,8 @@ import pytest
 import redis
 import redis.asyncio
 from aiohttp import test_utils
-from support.messages import make_message
-from support.net import free_port
+from tests.support.messages import make_message
+from tests.support.net import free_port
 
 from spamwarden.config import config_from_mapping
 from spamwarden.mail import ParseLimits, parse_message

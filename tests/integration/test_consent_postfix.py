@@ -32,9 +32,9 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from support.messages import make_message
-from support.milterproc import MilterProcess, spamwarden_command, write_toml
-from support.net import free_port, wait_until
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
+from tests.support.net import free_port, wait_until
 
 from spamwarden.reputation.consent import RedisConsentRegistry, sent_key
 

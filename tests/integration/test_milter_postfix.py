@@ -20,12 +20,12 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from support.dnszone import UnboundServer
-from support.messages import make_message
-from support.milterproc import MilterProcess
-from support.net import wait_until
-from support.postfix import PostfixInstance
-from support.smtpclient import swaks
+from tests.support.dnszone import UnboundServer
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess
+from tests.support.net import wait_until
+from tests.support.postfix import PostfixInstance
+from tests.support.smtpclient import swaks
 
 pytestmark = pytest.mark.integration
 
