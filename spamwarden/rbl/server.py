@@ -374,7 +374,7 @@ async def _serve(cfg: Any) -> int:
     from .follower import ListingFollower
     from .zone import DnsblZone
 
-    responder = DnsblResponder(DnsblZone(), build_settings(cfg))
+    responder = DnsblResponder(DnsblZone(), build_settings(cfg), journal_size=cfg.rbl.ixfr_journal)
     responder.ready = False  # SERVFAIL for listing names until the first load
     server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg))
     await server.start()
