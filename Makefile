@@ -7,7 +7,7 @@ CONFIG ?= conf/spamwarden.toml
 
 # Debian packages: what the service needs to run, and what the tests drive for real.
 DEBS_RUN := redis-server libmilter-dev
-DEBS_TEST := $(DEBS_RUN) postfix swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound
+DEBS_TEST := $(DEBS_RUN) postfix swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound bind9 nsd knot
 DEBS_BENCH := $(DEBS_TEST) spamassassin spamc spamass-milter rspamd
 
 .PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test

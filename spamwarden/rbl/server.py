@@ -387,6 +387,12 @@ async def _serve(cfg: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
+    notify_task: asyncio.Task[None] | None = None
+    if cfg.rbl.notify:
+        from .notify import NotifySender
+
+        sender = NotifySender(responder, parse_listen(cfg.rbl.notify), interval=cfg.rbl.notify_interval)
+        notify_task = asyncio.create_task(sender.run())
     flushed: dict[str, list[int]] = {}
     last_log = time.monotonic()
     try:
@@ -402,11 +408,14 @@ async def _serve(cfg: Any) -> int:
                       dropped=server.stats.dropped, listings=len(responder.zone),
                       serial=responder.zone.serial, redis_up=follower.redis_up)
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        for running in (task, notify_task):
+            if running is None:
+                continue
+            running.cancel()
+            try:
+                await running
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
         await server.stop()
         await client.aclose()
     event(log, "rbl_stopped")
