@@ -5,7 +5,8 @@ After a serial change each target gets one NOTIFY per zone (the apex,
 of changes costs one NOTIFY, sent as soon as the interval since the last one
 allows.  A NOTIFY that is not acknowledged is sent again with a doubling wait
 (RFC 1996 §3.6) until ``tries`` are used up; a newer serial replaces a pending
-one.  Outcomes are logged and counted in ``spamwarden_dns_notify_total``.  The
+one.  A target that answers with an error (NOTAUTH, REFUSED: it does not serve
+that zone, commonly the apex) is not sent that zone's NOTIFY again.  Outcomes are logged and counted in ``spamwarden_dns_notify_total``.  The
 secondaries then ask for the SOA and transfer the zone (IXFR) as usual.
 """
 
@@ -99,6 +100,8 @@ class NotifySender:
         self._pending: dict[tuple[int, tuple[str, int]], asyncio.Future[bytes]] = {}
         self._tasks: dict[tuple[tuple[str, int], str], asyncio.Task[None]] = {}
         self._transports: dict[int, asyncio.DatagramTransport] = {}
+        #: (target, zone) pairs answered with an error: that target does not serve the zone
+        self._refused: set[tuple[tuple[str, int], str]] = set()
 
     async def run(self) -> None:
         """Watch the serial and notify until cancelled.  Never raises but CancelledError."""
@@ -129,6 +132,8 @@ class NotifySender:
         for target in self.targets:
             for section in _SECTIONS:
                 key = (target, section)
+                if key in self._refused:
+                    continue
                 old = self._tasks.get(key)
                 if old is not None and not old.done():
                     old.cancel()
@@ -175,6 +180,7 @@ class NotifySender:
             if rcode:
                 # NOTAUTH/REFUSED: the target does not serve this zone or ignores us; final
                 self.stats.errors[origin] = rcode
+                self._refused.add((target, section))
                 _count("refused")
                 event(log, "rbl_notify_refused", level=logging.INFO, target=f"{target[0]}:{target[1]}",
                       zone=origin, rcode=rcode)
