@@ -129,7 +129,7 @@ class NsdSecondary(Secondary):
             f'server:\n  ip-address: {LOOPBACK}@{self.port}\n  zonesdir: "{d}"\n'
             f'  pidfile: "{d}/nsd.pid"\n  xfrdfile: "{d}/xfrd.state"\n'
             f'  zonelistfile: "{d}/zone.list"\n  database: ""\n  username: ""\n'
-            f'  chroot: ""\n  verbosity: 2\n  xfrdir: "{d}"\n'
+            f'  chroot: ""\n  verbosity: 2\n  xfrdir: "{d}"\n  xfrd-reload-timeout: 0\n'
             f"remote-control:\n  control-enable: no\n{zones}")
         return ["nsd", "-d", "-c", str(conf)]
 
