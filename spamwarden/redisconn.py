@@ -217,7 +217,11 @@ class EmbeddedRedis:
                 "(apt-get install redis-server) or set redis.url in the configuration "
                 "to use an existing Redis."
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # The AOF holds consent evidence, reporters and reported originals: the directory
+        # is 0700 even when an older one was created world-readable, and the server runs
+        # under umask 077 so every file it writes (AOF, rewrites, log, pidfile) is 0600.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
         self._stop_stale()
         args = [
             exe,
@@ -234,7 +238,9 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077
+        )
         deadline = time.monotonic() + timeout
         import redis
 

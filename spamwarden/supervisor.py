@@ -151,7 +151,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
         state = Path(self.cfg.service.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # Consent evidence, reporters, originals and the token key live here: owner only.
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
         pidfile = state / "serve.pid"
         pidfile.write_text(f"{os.getpid()}\n")
         try:
