@@ -26,7 +26,7 @@ from .config import Config, parse_hostport
 from .errors import ServiceError
 from .logs import event
 from .metrics import prepare_multiprocess_dir
-from .redisconn import EmbeddedRedis, embedded_socket
+from .redisconn import EmbeddedRedis, embedded_socket, redact_url
 
 __all__ = ["Supervisor", "SERVICES", "service_addresses"]
 
@@ -187,7 +187,7 @@ class Supervisor:
 
     def _banner(self, redis_url: str) -> None:
         addrs = service_addresses(self.cfg)
-        lines = ["spamwarden is starting:", f"  redis    {redis_url}"]
+        lines = ["spamwarden is starting:", f"  redis    {redact_url(redis_url)}"]
         for name in self.services:
             lines.append(f"  {name:<8} {addrs[name]}")
         if "intake" in self.services:

@@ -223,3 +223,29 @@ def test_embedded_redis_tightens_an_existing_world_readable_directory(tmp_path: 
         srv.stop()
     assert modes["."] == "0o700"
     assert {k: v for k, v in modes.items() if int(v, 8) & 0o077 and k != "redis.sock"} == {}
+
+
+def test_serve_never_prints_the_redis_password(tmp_path: Path) -> None:
+    secret = "s3cret-Passw0rd"
+    port = free_port()
+    cfg = _config(tmp_path, f'[redis]\nurl = "redis://:{secret}@127.0.0.1:{port}/0"\n'
+                            'timeout = "0.5s"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg), "--only", "worker"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "SPAMWARDEN_REDIS_URL"},
+    )
+    seen = b""
+    try:
+        assert proc.stderr is not None
+        while b"redis" not in seen:  # the banner's redis line
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    text = (seen + err + out).decode(errors="replace")
+    assert f"redis://:***@127.0.0.1:{port}/0" in text, text
+    assert secret not in text
