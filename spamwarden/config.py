@@ -306,6 +306,11 @@ class IntakeConfig:
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
+    max_data_in_flight: int = _opt(
+        20_480_000, check=_positive,
+        doc="DATA bytes received and being handled at once, across sessions; a DATA past "
+        "it waits up to 30 s for room, then gets 451 4.3.2",
+    )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
         """The recipient addresses one intake address setting stands for, lowercased.
