@@ -83,7 +83,7 @@ def setup(dns_server: Any, auth_zone: Any, module_redis_url: str,
         "redis": {"url": module_redis_url},
         "dns": {"nameservers": [dns_server.address], "timeout": "1s"},
         "api": {"listen": f"127.0.0.1:{api_port}", "public_url": f"http://127.0.0.1:{api_port}",
-                "operator_tokens": ["op-token"]},
+                "operator_tokens": ["op-token-0123456789"]},
         "intake": {"listen": f"127.0.0.1:{intake_port}", "local_domains": ["test.local"]},
         "consent": consent,
     }

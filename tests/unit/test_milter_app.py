@@ -860,3 +860,36 @@ def test_libmilter_header_callback_buffers_and_defers_errors_like_the_method() -
     assert _header_callback(ctx, "To", b"x") == Milter.NOREPLY
     assert milter._error is not None and milter._error[0] == "header"
     assert milter.eom() == Milter.TEMPFAIL  # the next callback that replies answers on_error
+
+
+def test_forged_headers_past_a_thousand_watched_ones_never_get_through(install: Any) -> None:
+    """Padding the header with 1,000 harmless X-Spam-* fields must not let the forged
+    ones after them reach the mailbox: the message is refused, never delivered with them."""
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    ctx = install(scanner)
+    padding = b"".join(b"X-Spam-Pad: %d\n" % i for i in range(1000))
+    raw = (
+        b"From: Alice <alice@example.org>\nTo: bob@test.example\nSubject: hi\n"
+        + padding
+        + b"X-Spam-Flag: NO\nX-Spam-Status: No, score=-100.0\n"
+        + b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.example\n"
+        + b"\nbody\n"
+    )
+    rc, _ = feed(ctx, raw)
+    assert rc == Milter.REJECT
+    assert ctx._reply is not None and ctx._reply[0] == "550"
+    assert ctx.added == []
+
+
+def test_nested_comment_does_not_hide_a_forged_authentication_results(install: Any) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    ctx = install(scanner)
+    raw = (
+        b"From: Alice <alice@example.org>\nTo: bob@test.example\nSubject: hi\n"
+        b"Authentication-Results: (a (b) c) mx.test.example; dmarc=pass header.from=bank.example\n"
+        b"Authentication-Results: other.example; spf=pass\n"
+        b"\nbody\n"
+    )
+    rc, _ = feed(ctx, raw)
+    assert rc == Milter.ACCEPT
+    assert ctx.changed == [("Authentication-Results", 1, "")]
