@@ -181,3 +181,71 @@ def test_examples_per_reporter_are_capped(start_intake: Callable[..., RunningInt
         assert r.zcard(example_index_key("spam")) == cap + 1
     finally:
         r.close()
+
+
+# -- the learning guard: what one person (or a forger) can teach the online model ------------
+
+
+def _spam_probability_after(intake: RunningIntake, reports: list[tuple[str, bytes]]) -> float:
+    """Send ham@ reports ((envelope sender, report) pairs) while the milter's feedback
+    follower polls between them, as it does once a minute; the shipped model's spam
+    probability for the reported spam afterwards."""
+    from spamwarden.mail import parse_message
+    from spamwarden.reputation.reports import find_original
+    from spamwarden.training.classifier import default_model_path
+    from spamwarden.training.feedback import FeedbackFollower, RedisFeedbackSource
+    from spamwarden.training.model import load_model
+
+    model = load_model(default_model_path())
+    client = redis.Redis.from_url(intake.redis_url)
+    follower = FeedbackFollower(model, RedisFeedbackSource(client), interval=3600)
+    try:
+        for n, (sender, raw) in enumerate(reports):
+            intake.send(raw, sender=sender, rcpt="ham@example.vn")
+            if n % 10 == 9:
+                follower.poll_once()
+        follower.poll_once()
+    finally:
+        client.close()
+    original = find_original(RAW, local_domains=("example.vn",))
+    return model.spam_probability(parse_message(original.message))
+
+
+def _fresh_redis(intake: RunningIntake) -> None:
+    client = redis.Redis.from_url(intake.redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
+def test_a_flood_of_ham_reports_teaches_no_more_than_one_report(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
+    from spamwarden.mail import parse_message
+    from spamwarden.reputation.reports import find_original
+    from spamwarden.training.classifier import default_model_path
+    from spamwarden.training.model import load_model
+
+    original = find_original(RAW, local_domains=("example.vn",))
+    before = load_model(default_model_path()).spam_probability(parse_message(original.message))
+    intake = start_intake(require_auth=True)
+    ham = _as_login(RAW, "mallory@example.vn")
+
+    one = _spam_probability_after(intake, [("mallory@example.vn", ham)])
+    assert one < before  # one ham report does teach something
+    _fresh_redis(intake)
+    # 150 reports of the same spam by one login, under 150 of its addresses and +tags
+    senders = [f"mallory+{n}@example.vn" for n in range(150)]
+    flood = _spam_probability_after(intake, [(s, ham) for s in senders])
+    assert flood == pytest.approx(one, abs=1e-9)
+    _fresh_redis(intake)
+    # 150 forged senders without a login: refused at intake, the model does not move
+    forged = _as_login(RAW, None).replace(b"with ESMTPSA", b"with ESMTPS")
+    for n in range(3):
+        code, text = intake.send(forged, sender=f"user{n}@example.vn", rcpt="ham@example.vn")
+        assert (code, text) == (550, REPLIES["auth_required"][4:])
+    untouched = _spam_probability_after(
+        intake, [(f"user{n}@example.vn", forged) for n in range(150)])
+    assert untouched == pytest.approx(before, abs=1e-12)
+    assert intake.complaints() == []
