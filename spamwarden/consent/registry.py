@@ -898,7 +898,9 @@ class AdComplaintRefusals:
     The worker calls it for every complaint; it acts only on ``spam`` complaints
     whose reported message carried an ad label and is attributable to a
     registered advertiser: a DKIM-verified domain aligned with ``From`` first,
-    else the ``From`` domain itself (the advertiser the recipient saw).
+    else the ``From`` domain itself (the advertiser the recipient saw), and only
+    when intake identified the reporter (``reporter_verified``: a SASL login or a
+    trusted submission host), whose identity (an address) is the recipient refusing.
 
     :param registry: the consent registry.
     :param confirm: called with each new refusal (sends the single confirmation).
@@ -939,6 +941,8 @@ class AdComplaintRefusals:
 
         :raises StoreError: store trouble (the worker retries the entry).
         """
+        if not getattr(complaint, "reporter_verified", False):
+            return None  # a forged reporter must not refuse advertising for someone else
         adv = self.advertiser_of(complaint)
         if adv is None:
             return None

@@ -36,7 +36,13 @@ class Indicators:
 
 @dataclass(frozen=True, slots=True)
 class Complaint:
-    """One accepted report."""
+    """One accepted report.
+
+    ``reporter`` is the reporter's identity (a SASL login, or an envelope sender;
+    see :mod:`spamwarden.reputation.intake`); ``reporter_verified`` says it came from
+    a login or a trusted submission host rather than from what the sender wrote, so
+    acting on the reporter's behalf (a refusal of advertising) is safe.
+    """
 
     id: str
     kind: Literal["spam", "ham"]
@@ -45,6 +51,7 @@ class Complaint:
     fingerprint: str
     indicators: Indicators = field(default_factory=Indicators)
     source: str = ""  # "arf", "attached", "inline", "bare"
+    reporter_verified: bool = False
 
     def to_fields(self) -> dict[str, str]:
         """The stream entry fields of this complaint (all strings; indicators as one JSON field)."""
@@ -74,6 +81,7 @@ class Complaint:
                 fingerprint=f["fingerprint"],
                 indicators=Indicators(**ind),
                 source=f.get("source", ""),
+                reporter_verified=f.get("reporter_verified", "") == "True",
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a complaint entry: {exc}") from exc

@@ -683,7 +683,8 @@ class ComplaintIntake:
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
         train = may_train(authenticated=who.verified)  # matched deliveries: not known yet
-        outcomes = [await self._store_original(kind, reporter, o, train=train)
+        outcomes = [await self._store_original(kind, reporter, o, train=train,
+                                               reporter_verified=who.verified)
                     for o in originals]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
@@ -700,7 +701,8 @@ class ComplaintIntake:
                                                ids=", ".join(cid for _, cid in stored))
 
     async def _store_original(self, kind: Kind, reporter: str, original: Original, *,
-                              train: bool = False) -> tuple[str, str]:
+                              train: bool = False, reporter_verified: bool = False,
+                              ) -> tuple[str, str]:
         """Store one reported message: ``(status, complaint id or sentence)``, status
         one of added, duplicate, rate_limited, store_failed, unusable."""
         ic = self.cfg.intake
@@ -720,7 +722,7 @@ class ComplaintIntake:
         cid = complaint_id(kind, reporter, fp)
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
-            indicators=ind, source=original.source,
+            indicators=ind, source=original.source, reporter_verified=reporter_verified,
         )
         example = original.message[: ic.max_example_bytes] if original.message and train else b""
         try:
