@@ -464,11 +464,12 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
             MESSAGES.labels(verdict.action).inc()
             SCAN_SECONDS.observe(verdict.elapsed_ms / 1000.0)
+            failures = self.scanner.lookup_failures
             for s in verdict.symbols:
                 SYMBOL_HITS.labels(s.name).inc()
-                if s.name.endswith("_LOOKUP_FAILED"):
-                    LOOKUP_FAILURES.labels(
-                        "dnsbl" if s.name.startswith("RBL_THIRD") else "listing").inc()
+                kind = failures.get(s.name)
+                if kind:
+                    LOOKUP_FAILURES.labels(kind).inc()
             for u in verdict.unavailable:
                 CHECKS_UNAVAILABLE.labels(u.split(" ", 1)[0]).inc()
         except Exception:  # noqa: BLE001, S110 - metrics never fail a message
@@ -581,33 +582,11 @@ def build_scanner(
 
 
 def symbol_table(cfg: Config) -> list[dict[str, Any]]:
-    """Every built-in symbol: name, points in effect, default points, description.
+    """Every declared symbol with ``[policy.symbols]`` applied
+    (:func:`spamwarden.milter.registry.symbol_table`)."""
+    from .registry import symbol_table as table
 
-    Built-in scoring symbols and the consent rules' symbols, with
-    ``[policy.symbols]`` applied; names only the configuration knows are listed too.
-    """
-    from .policy import DEFAULT_POINTS, SYMBOL_DESCRIPTIONS
-
-    defaults: dict[str, float] = dict(DEFAULT_POINTS)
-    descriptions: dict[str, str] = dict(SYMBOL_DESCRIPTIONS)
-    try:
-        from . import consent_policy
-
-        defaults.update(getattr(consent_policy, "DEFAULT_POINTS", {}))
-        descriptions.update(getattr(consent_policy, "SYMBOL_DESCRIPTIONS", {}))
-    except ImportError:
-        pass
-    overrides = {k.upper(): v for k, v in cfg.policy.symbols.items()}
-    rows = []
-    for name in sorted(set(defaults) | set(overrides)):
-        default = defaults.get(name)
-        rows.append({
-            "name": name,
-            "points": overrides.get(name, default if default is not None else 0.0),
-            "default": default,
-            "description": descriptions.get(name, ""),
-        })
-    return rows
+    return table(cfg.policy.symbols)
 
 
 def _start_feedback(cfg: Config, scanner: Scanner) -> Any:
