@@ -167,7 +167,7 @@ def _add_doctor(sub: Any) -> None:
 
 
 def _cmd_milter(args: argparse.Namespace, cfg: Config) -> int:
-    from .milter.app import run_milter
+    from .milter.runtime import run_milter
 
     return run_milter(cfg)
 

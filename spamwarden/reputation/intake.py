@@ -88,7 +88,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
+from ..mail import (
+    MessageView,
+    install_boundary_matcher,
+    normalize_domain,
+    parse_tag_list,
+    registrable_domain,
+)
 from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
 from .reports import (
@@ -783,6 +789,7 @@ async def run_intake(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     registrable_domain("example.com")  # load the Public Suffix List before the first report
+    install_boundary_matcher()  # MIME boundaries without a regex compiled per message
     await server.start()
     try:
         await stop.wait()

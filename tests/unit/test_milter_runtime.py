@@ -1,0 +1,31 @@
+"""The milter process runtime (spamwarden.milter.runtime): start-up order."""
+
+from __future__ import annotations
+
+import Milter.test  # noqa: F401 - before the milter modules, as pymilter's test context wants
+import pytest
+
+from spamwarden.config import config_from_mapping
+from spamwarden.milter import runtime
+
+
+class Stop(Exception):
+    pass
+
+
+def test_run_milter_installs_the_boundary_matcher_before_serving(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    steps: list[str] = []
+    monkeypatch.setattr(runtime, "install_boundary_matcher", lambda: steps.append("install"))
+
+    def register(conn: str, timeout: int) -> None:
+        steps.append("register")
+        raise Stop
+
+    monkeypatch.setattr(runtime, "_register", register)
+    monkeypatch.setattr(runtime.signal, "pthread_sigmask", lambda *a: set())
+    monkeypatch.setattr(runtime.signal, "signal", lambda *a: None)
+    cfg = config_from_mapping({"milter": {"listen": "inet:127.0.0.1:1"}}, source="<test>")
+    with pytest.raises(Stop):
+        runtime.run_milter(cfg)
+    assert steps == ["install", "register"]
