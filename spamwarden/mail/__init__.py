@@ -10,7 +10,6 @@ it once at start-up (it changes ``email.feedparser`` for the whole process).
 """
 
 from ._boundary import install as install_boundary_matcher
-
 from ._domains import (
     domain_of_address,
     is_ip_literal,

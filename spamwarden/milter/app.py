@@ -38,9 +38,9 @@ import Milter
 from ..config import Config
 from ..errors import ConfigError, SpamwardenError
 from ..logs import event
+from .delivery import DeliveryRecorder
 from .headers import AUTH_RESULTS, header_safe
 from .interfaces import Envelope
-from .delivery import DeliveryRecorder
 from .quickack import ConnectionAcker
 from .scanner import EnvelopeChecks, Scanner, Verdict
 

@@ -17,7 +17,7 @@ from ..logs import event
 from ..metrics import timed
 from ..resolver import Resolver
 
-__all__ = ["DnsblAnswer", "ThirdPartyDnsbl", "MAX_ZONES"]
+__all__ = ["MAX_ZONES", "DnsblAnswer", "ThirdPartyDnsbl"]
 
 log = logging.getLogger("spamwarden.milter")
 

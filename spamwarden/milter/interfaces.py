@@ -9,8 +9,8 @@ testable with a fake implementing the same Protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 from ..mail import MessageView

@@ -168,7 +168,7 @@ class MessageContext:
     :ivar jobs: work a check's ``begin`` started, by check name, for its ``at_message``.
     """
 
-    __slots__ = ("raw", "env", "view", "early", "auth", "unavailable", "jobs")
+    __slots__ = ("auth", "early", "env", "jobs", "raw", "unavailable", "view")
 
     def __init__(self, raw: bytes, env: Envelope, view: MessageView,
                  early: EnvelopeChecks | None, unavailable: list[str]) -> None:

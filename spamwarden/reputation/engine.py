@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import redis
 import redis.asyncio
 
+from ..config import Config
 from ..errors import StoreError
 from ..logs import event
 from ..mail import normalize_domain, registrable_domain
@@ -116,7 +117,7 @@ class ListingPolicy:
         self.shared = [d for d in (normalize_domain(x) for x in shared_domains) if d]
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ListingPolicy":
+    def from_config(cls, cfg: Config) -> "ListingPolicy":
         """The policy of ``reputation.allow``, ``intake.local_domains`` and
         ``reputation.shared_domains``.
         """
@@ -245,7 +246,7 @@ class ListingEngine:
         self.processed = 0
 
     @classmethod
-    def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
+    def from_config(cls, cfg: Config, store: AsyncListingStore, *, consumer: str | None = None,
                     clock: Clock | None = None,
                     hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
         """An engine with the ``[reputation]`` thresholds of ``cfg``.
@@ -416,7 +417,7 @@ class ListingEngine:
                 backoff = min(backoff * 2, 5.0)
 
 
-async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
+async def run_worker(cfg: Config, *, consumer: str | None = None) -> int:
     """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
     from ..redisconn import with_min_timeout
 

@@ -24,6 +24,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ..config import Config
 from ..errors import ReportError, StoreError
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
@@ -165,7 +166,7 @@ class OptoutHandler:
         return REPLIES["done"].format(adv=adv, rcpt=rcpt)
 
 
-def optout_hook_from_config(cfg: Any) -> OptoutHandler:
+def optout_hook_from_config(cfg: Config) -> OptoutHandler:
     """The ``optout`` hook for ``run_intake(cfg, hooks={"optout": ...})``.
 
     :raises ConfigError: the token key is unusable.

@@ -56,6 +56,7 @@ import redis
 import redis.asyncio
 import redis.cluster
 
+from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from .listings import (
     CHANGES_KEY,
@@ -623,7 +624,7 @@ class ListingStore(_StoreBase):
         self._rate = client.register_script(_RATE_LUA)
 
     @classmethod
-    def from_config(cls, cfg: Any, client: redis.Redis | None = None) -> "ListingStore":
+    def from_config(cls, cfg: Config, client: redis.Redis | None = None) -> "ListingStore":
         """A store with the settings of ``cfg.reputation`` and a client from ``cfg.redis``."""
         from ..redisconn import sync_client
 
@@ -1044,7 +1045,7 @@ class AsyncListingStore(_StoreBase):
         self._rate = client.register_script(_RATE_LUA)
 
     @classmethod
-    def from_config(cls, cfg: Any, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
+    def from_config(cls, cfg: Config, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
         """See :meth:`ListingStore.from_config`."""
 
         from ..redisconn import async_client
