@@ -41,7 +41,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
@@ -56,7 +56,7 @@ from ..reputation.consent import (
 )
 from ..reputation.texts import smtp_text
 from ..reputation.unsubscribe import InvalidToken, TokenSigner
-from .interfaces import Envelope, RcptDecision, Symbol
+from .interfaces import Action, Envelope, RcptDecision, Symbol
 
 __all__ = [
     "ConsentPolicy",
@@ -191,7 +191,7 @@ class ConsentPolicy:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _symbol(self, name: str, detail: str, *, action: str = "") -> Symbol:
+    def _symbol(self, name: str, detail: str, *, action: Action | Literal[""] = "") -> Symbol:
         return Symbol(name, self.points.get(name, 0.0), detail, action)
 
     def _text(self, key: str, **values: object) -> str:
@@ -386,7 +386,8 @@ class ConsentPolicy:
         return adv is None or claims.advertiser == adv
 
     def _registry_fail_symbol(self, *, is_ad: bool) -> Symbol:
-        action = "tempfail" if is_ad and self.consent.on_registry_error == "tempfail" else ""
+        action: Literal["tempfail", ""] = (
+            "tempfail" if is_ad and self.consent.on_registry_error == "tempfail" else "")
         return self._symbol(
             "AD_REGISTRY_FAIL", smtp_text(self.consent.language, "sym.AD_REGISTRY_FAIL"),
             action=action,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
 
 from ..mail import MessageView
+
+if TYPE_CHECKING:
+    from .auth import AuthResults
 
 __all__ = [
     "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
@@ -37,7 +40,7 @@ class Symbol:
     detail: str = ""
     #: The least action this signal demands whatever the score: "" (none),
     #: "quarantine", "tempfail" or "reject" (e.g. DMARC p=reject failing).
-    action: str = ""
+    action: Action | Literal[""] = ""
     #: The listed IP or domain behind a listing symbol (``RBL_OWN``, ``DBL_OWN``,
     #: ``URIBL_OWN``): what a rejected sender looks up or asks delisting for; "" otherwise.
     key: str = ""
@@ -79,12 +82,12 @@ class MessagePolicy(Protocol):
         ...
 
     def check_message(
-        self, view: MessageView, env: Envelope, auth: object
+        self, view: MessageView, env: Envelope, auth: AuthResults | None
     ) -> Sequence[Symbol]:
         """Symbols for the whole message at end of message."""
         ...
 
-    def delivered(self, view: MessageView, env: Envelope, auth: object) -> None:
+    def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """The message was accepted for ``env.rcpts``: count it."""
         ...
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..config import MilterConfig, PolicyConfig
 from .checks.auth import auth_symbols
 from .checks.classifier import bayes_symbols
-from .interfaces import Symbol
+from .interfaces import Action, Symbol
 from .registry import declared_symbols, default_points
 from .symbols import SymbolPoints
 
@@ -37,8 +37,8 @@ __all__ = [
     "decide",
 ]
 
-ACTIONS: tuple[str, ...] = ("accept", "tag", "quarantine", "tempfail", "reject")
-_RANK = {a: i for i, a in enumerate(ACTIONS)}
+ACTIONS: tuple[Action, ...] = ("accept", "tag", "quarantine", "tempfail", "reject")
+_RANK: dict[str, int] = {a: i for i, a in enumerate(ACTIONS)}
 
 # Points and descriptions of every declared symbol (the checks' SymbolSpec); ``[policy.symbols]``
 # overrides the points.  SpamAssassin's names and scale where it has the same signal, so
@@ -64,7 +64,7 @@ class Decision:
     :ivar main: the symbol behind the action, or ``None`` for ``accept``.
     """
 
-    action: str
+    action: Action
     score: float
     reason: str
     main: Symbol | None
@@ -81,6 +81,7 @@ def decide(
     the result to at least that action.
     """
     score = round(sum(s.points for s in symbols) + 0.0, 1) + 0.0
+    by_score: Action
     if score >= policy.reject_threshold:
         by_score = "reject"
     elif score >= policy.quarantine_threshold:
@@ -93,9 +94,10 @@ def decide(
     for s in symbols:
         if s.action and (forced is None or action_rank(s.action) > action_rank(forced.action)):
             forced = s
-    action = by_score
+    action: Action = by_score
     main: Symbol | None = None
-    if forced is not None and action_rank(forced.action) >= action_rank(by_score):
+    if forced is not None and forced.action and (
+            action_rank(forced.action) >= action_rank(by_score)):
         action = forced.action
         main = forced
         reason = forced.detail or SYMBOL_DESCRIPTIONS.get(forced.name, forced.name)

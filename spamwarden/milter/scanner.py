@@ -41,7 +41,7 @@ from .headers import (
     render_authentication_results,
     spam_headers,
 )
-from .interfaces import Envelope, MessagePolicy, RcptDecision, Symbol
+from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, Symbol
 from .policy import decide
 from .registry import (
     CheckBase,
@@ -105,7 +105,7 @@ class Verdict:
     :ivar scored: ``False`` when the message was not scored (over the size limit).
     """
 
-    action: str
+    action: Action
     score: float
     required: float
     symbols: tuple[Symbol, ...]

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ConfigError
-from .interfaces import Symbol
+from .interfaces import Action, Symbol
 
 __all__ = ["SymbolPoints", "SymbolSpec", "check_overrides"]
 
@@ -73,7 +74,8 @@ class SymbolPoints:
         """Points of ``name``; ``default`` when neither config nor defaults know it."""
         return self._points.get(name, default)
 
-    def make(self, name: str, detail: str = "", *, action: str = "", key: str = "") -> Symbol:
+    def make(self, name: str, detail: str = "", *, action: Action | Literal[""] = "",
+             key: str = "") -> Symbol:
         """A built-in symbol with its configured points.
 
         :param key: the listed IP or domain behind a listing symbol (see :attr:`Symbol.key`).

@@ -44,7 +44,7 @@ from ..logs import event
 from ..mail import normalize_domain, registrable_domain
 from ._service import stop_on_signals
 from .complaints import COMPLAINTS_KEY, Complaint
-from .listings import Kind, normalize_address
+from .listings import KeyKind, normalize_address
 from .store import AsyncListingStore, Clock, SystemClock, store_error
 
 __all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHook", "GROUP"]
@@ -68,7 +68,7 @@ class Target:
     """One thing a complaint may get listed."""
 
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: str
 
 
@@ -162,7 +162,7 @@ class ListingPolicy:
         ind = complaint.indicators
         out: dict[str, Target] = {}
 
-        def put(key: str, kind: Kind, reason: str) -> None:
+        def put(key: str, kind: KeyKind, reason: str) -> None:
             out.setdefault(key, Target(key, kind, reason))
 
         if ind.source_ip:

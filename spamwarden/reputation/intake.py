@@ -134,7 +134,8 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.intake")
 
-Kind = Literal["spam", "ham"]
+#: What a reporter says a forwarded message is.
+ReportKind = Literal["spam", "ham"]
 MAX_RECIPIENTS = 10
 RATE_WINDOW = 3600
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
@@ -526,7 +527,7 @@ class ComplaintIntake:
             return ()
         return verified_domains(results)
 
-    async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
+    async def accept_report(self, kind: ReportKind, reporter: str, raw: bytes) -> str:
         """Turn one report into stored complaints (one per reported message); the
         SMTP reply.
 
@@ -560,7 +561,7 @@ class ComplaintIntake:
         return REPLIES["accepted_many"].format(count=len(stored),
                                                ids=", ".join(cid for _, cid in stored))
 
-    async def _store_original(self, kind: Kind, reporter: str, original: Original
+    async def _store_original(self, kind: ReportKind, reporter: str, original: Original
                               ) -> tuple[str, str]:
         """Store one reported message: ``(status, complaint id or sentence)``, status
         one of added, duplicate, rate_limited, store_failed, unusable."""

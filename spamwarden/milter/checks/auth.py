@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...mail import domain_of_address, normalize_domain, registrable_domain
 from ...resolver import CachingResolver, KeptAnswers
@@ -105,7 +105,7 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
         helo = _result_word(spf.scope) == "helo"
         domain = spf.domain or ""
         detail = f"spf={result} for {domain}" if domain else f"spf={result}"
-        action = "reject" if result == "fail" and reject_spf_fail else ""
+        action: Literal["reject", ""] = "reject" if result == "fail" and reject_spf_fail else ""
         name = (_SPF_HELO if helo else _SPF).get(result)
         if name is None:  # not an RFC 7208 result: said as it came
             name = ("SPF_HELO_" if helo else "SPF_") + result.upper()
