@@ -36,7 +36,7 @@ from typing import Any, TypeVar, cast
 import Milter
 
 from ..config import Config
-from ..errors import ConfigError, SpamwardenError
+from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
 from .headers import AUTH_RESULTS, header_safe
@@ -45,7 +45,7 @@ from .quickack import ConnectionAcker
 from .scanner import EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
-    "SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter",
+    "SpamwardenMilter", "libmilter_socket", "run_milter",
 ]
 
 log = logging.getLogger("spamwarden.milter")
@@ -59,7 +59,10 @@ TEMPFAIL: int = int(Milter.TEMPFAIL)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _INTERESTING = ("authentication-results",)
-_UNSET: Any = object()
+# Incoming X-Spam-* / Authentication-Results fields kept for forged-header removal. A
+# message with more is refused: removing them all would cost one milter round trip each,
+# and keeping any would let a forged verdict through (RFC 8601 §5).
+MAX_WATCHED_HEADERS = 1000
 
 
 def libmilter_socket(listen: str) -> str:
@@ -196,6 +199,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._size = 0
         self._oversize = ""
         self._watched: list[tuple[str, str]] = []
+        self._watched_overflow = False
         self._started = self._clock()
         self._error = None
         self._queue_id = ""
@@ -324,8 +328,11 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._head_bytes += len(line)
         self._size += len(line)
         lname = name.lower()
-        if (lname.startswith("x-spam") or lname in _INTERESTING) and len(self._watched) < 1000:
-            self._watched.append((name, value.decode("utf-8", "replace")))
+        if lname.startswith("x-spam") or lname in _INTERESTING:
+            if len(self._watched) < MAX_WATCHED_HEADERS:
+                self._watched.append((name, value.decode("utf-8", "replace")))
+            else:
+                self._watched_overflow = True
         if self._oversize:
             return CONTINUE
         if self._head_bytes > self.cfg.max_header_bytes:
@@ -362,6 +369,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         qid = self._qid()
         env = self._env
         env.queue_id = qid
+        if self._watched_overflow:
+            return self._refuse_overflow()
         if self._oversize:
             verdict = self.scanner.not_scored(env, self._watched, self._oversize)
         else:
@@ -393,9 +402,24 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self._early.cancel()
             self._early = None
 
+    def _refuse_overflow(self) -> int:
+        """``550 5.7.1`` for a message with more than :data:`MAX_WATCHED_HEADERS`
+        X-Spam-* / Authentication-Results fields: never delivered with forged ones kept."""
+        event(
+            log, "verdict", queue_id=self._queue_id or None, action="reject",
+            reason=f"more than {MAX_WATCHED_HEADERS} X-Spam-*/Authentication-Results fields",
+            client_ip=self._client_ip,
+        )
+        self._reset_after_message()
+        self.setreply("550", "5.7.1", _reply_text(
+            f"message has more than {MAX_WATCHED_HEADERS} X-Spam-* or "
+            "Authentication-Results header fields"))
+        return REJECT
+
     def _reset_after_message(self) -> None:
         self._drop_early()
         self._error = None
+        self._watched_overflow = False
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""
         self._size = self._head_bytes = 0
@@ -488,102 +512,6 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         )
 
 
-# -- wiring -------------------------------------------------------------------------------
-
-
-def _load_classifier(cfg: Config) -> tuple[Any, str]:
-    try:
-        from ..training.classifier import load_classifier
-    except ImportError as exc:
-        return None, f"not installed: {exc}"
-    try:
-        return load_classifier(cfg), ""
-    except (SpamwardenError, OSError) as exc:
-        return None, header_safe(str(exc), limit=160)
-
-
-def build_scanner(
-    cfg: Config,
-    *,
-    resolver: Any = None,
-    redis_client: Any = None,
-    classifier: Any = _UNSET,
-    probe_redis: bool = False,
-) -> Scanner:
-    """The scanner for ``cfg`` with every component that is installed and loads.
-
-    * resolver: from ``[dns]`` (every SPF, DKIM, DMARC and DNSBL lookup);
-    * classifier: ``training.model`` or the shipped model; a model that does
-      not load is reported unavailable (``X-Spam-Unavailable``), never guessed;
-    * listing lookups and the consent policy: over one Redis client from
-      ``[redis]``; the client connects lazily, so Redis being down at start
-      gives ``*_LOOKUP_FAILED`` / ``AD_REGISTRY_FAIL`` symbols per message and
-      recovers by itself when Redis is back.
-
-    :param redis_client: a ``redis.Redis`` to use instead of one from ``[redis]``.
-    :param classifier: a ``ContentClassifier`` (or ``None``) instead of loading one.
-    :param probe_redis: ping Redis once and leave the Redis-backed checks out
-        (reported unavailable) when it does not answer: right for a one-off
-        ``check``, wrong for the long-running milter, which waits for Redis to return.
-    """
-    from ..resolver import resolver_from_config
-
-    notes: dict[str, str] = {}
-    if classifier is _UNSET:
-        classifier, note = _load_classifier(cfg)
-        if classifier is None:
-            notes["classifier"] = note
-    elif classifier is None:
-        notes["classifier"] = "not configured"
-    listings: Any = None
-    policies: list[Any] = []
-    try:
-        from ..redisconn import sync_client
-
-        client = redis_client if redis_client is not None else sync_client(cfg)
-    except (ImportError, SpamwardenError, ValueError) as exc:
-        client = None
-        notes["listings"] = notes["consent"] = header_safe(f"redis: {exc}", limit=160)
-    if client is not None and probe_redis:
-        try:
-            client.ping()
-        except Exception as exc:  # noqa: BLE001 - any client error means "not reachable"
-            client = None
-            notes["listings"] = notes["consent"] = header_safe(
-                f"redis not reachable: {exc}", limit=160)
-    if client is not None:
-        try:
-            from ..reputation.lookup import RedisListingLookup
-            from ..reputation.store import ListingStore
-
-            listings = RedisListingLookup(ListingStore.from_config(cfg, client))
-        except (ImportError, SpamwardenError) as exc:
-            notes["listings"] = header_safe(str(exc), limit=160)
-        if cfg.consent.enabled:
-            try:
-                from .consent_policy import policy_from_config
-
-                policies.append(policy_from_config(cfg, client))
-            except (ImportError, SpamwardenError) as exc:
-                notes["consent"] = header_safe(str(exc), limit=160)
-    return Scanner(
-        cfg,
-        resolver=resolver if resolver is not None else resolver_from_config(cfg.dns),
-        classifier=classifier,
-        listings=listings,
-        policies=policies,
-        unavailable=notes,
-    )
-
-
-def symbol_table(cfg: Config) -> list[dict[str, Any]]:
-    """Every declared symbol with ``[policy.symbols]`` applied
-    (:func:`spamwarden.milter.registry.symbol_table`)."""
-    from .registry import symbol_table as table
-
-    return table(cfg.policy.symbols)
-
-
 _NR_HDR: int = int(Milter.P_NR_HDR)
 _NOREPLY: int = int(Milter.NOREPLY)
 
@@ -628,8 +556,8 @@ def _register(conn: str, timeout: int) -> None:
     )
 
 
-def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
+def run_milter(cfg: Config, **kwargs: Any) -> int:
     """Serve Postfix on ``milter.listen``: :func:`spamwarden.milter.runtime.run_milter`."""
     from .runtime import run_milter as run
 
-    return run(cfg, scanner=scanner)
+    return run(cfg, **kwargs)

@@ -1,13 +1,14 @@
 """The milter process: listening socket, worker processes, signals, background threads.
 
-:func:`run_milter` is what ``spamwarden milter`` runs.  It opens libmilter's
-socket, blocks the stop signals before any thread starts (libmilter's own signal
-thread takes them), ignores SIGHUP (a habitual "reload" must not stop the
-milter), and either serves in this process or forks ``milter.workers`` worker
-processes (:mod:`.prefork`) that each build their own scanner.  Each serving
-process runs, beside libmilter's threads: the delivery recorder (counts accepted
-mail after the reply), the classifier's feedback follower (when the model can
-learn) and the listing change watcher (keeps cached listing answers honest).
+:func:`run_milter` is what ``spamwarden milter`` runs (through
+:func:`spamwarden.wiring.run_milter`, which supplies the scanner and the companions).
+It installs the MIME boundary matcher, opens libmilter's socket, blocks the stop
+signals before any thread starts (libmilter's own signal thread takes them), ignores
+SIGHUP (a habitual "reload" must not stop the milter), and either serves in this
+process or forks ``milter.workers`` worker processes (:mod:`.prefork`) that each
+build their own scanner.  Each serving process runs, beside libmilter's threads, the
+delivery recorder (counts accepted mail after the reply) and its companions (the
+classifier's feedback follower, the listing change watcher).
 
 The pymilter callbacks themselves live in :mod:`.app` (translation only).
 """
@@ -21,49 +22,32 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import Milter
 
 from ..config import Config
-from ..errors import SpamwardenError
 from ..logs import event
 from ..mail import install_boundary_matcher
-from .app import SpamwardenMilter, _register, build_scanner, libmilter_socket
+from .app import SpamwardenMilter, _register, libmilter_socket
 from .delivery import DeliveryRecorder
 from .prefork import WorkerPool, listening_socket
 from .quickack import ConnectionAcker
 from .scanner import Scanner
 
-__all__ = ["run_milter"]
+__all__ = ["Companions", "run_milter"]
 
 log = logging.getLogger("spamwarden.milter")
 
 
-def _start_feedback(cfg: Config, scanner: Scanner) -> Any:
-    """Keep the classifier learning from reported spam and ``ham@`` mail between
-    training runs (``training.feedback.FeedbackFollower``), when the model can learn.
-
-    :returns: the running follower, or ``None`` (no classifier, no Redis client).
-    """
-    try:
-        from ..redisconn import sync_client
-        from ..training.feedback import FeedbackFollower, Learner, RedisFeedbackSource
-    except ImportError as exc:
-        event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
-        return None
-    if not isinstance(scanner.classifier, Learner):  # checked once: can this model learn?
-        return None
-    try:
-
-        follower = FeedbackFollower(scanner.classifier, RedisFeedbackSource(sync_client(cfg)))
-        return follower.start()
-    except (SpamwardenError, ValueError) as exc:
-        event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
-        return None
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
+#: starts a milter process's background helpers for its scanner; each has ``stop()``
+Companions = Callable[[Scanner], Sequence[_Stoppable]]
 
 
 def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
@@ -97,9 +81,11 @@ def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
             sock.setblocking(False)  # the file status flag is libmilter's socket's too
 
 
-def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
+def _serve(cfg: Config, scanner: Scanner, *, companions: Companions,
+           worker: int | None = None) -> int:
     """Run libmilter's listener (opened by :func:`_open_socket`) in this process until
-    it stops (SIGTERM / SIGINT, caught by libmilter's own signal thread)."""
+    it stops (SIGTERM / SIGINT, caught by libmilter's own signal thread); ``companions``
+    starts the process's background helpers, stopped when it stops."""
     from ..errors import ServiceError
 
     # Everything loaded so far (the model, the public suffix list, the modules) lives as
@@ -110,8 +96,7 @@ def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
     recorder = DeliveryRecorder(scanner)
-    follower = _start_feedback(cfg, scanner)
-    watcher = _start_change_watcher(cfg, scanner)
+    helpers = companions(scanner)
     conn = libmilter_socket(cfg.milter.listen)
     SpamwardenMilter.acker = (
         ConnectionAcker(int(conn.split(":", 1)[1].split("@", 1)[0]),
@@ -129,10 +114,8 @@ def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
     except Milter.milter.error as exc:
         raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
     finally:
-        if follower is not None:
-            follower.stop()
-        if watcher is not None:
-            watcher.stop()
+        for helper in helpers:
+            helper.stop()
         recorder.close()
         scanner.close()
     event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
@@ -140,34 +123,23 @@ def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
     return 0
 
 
-def _start_change_watcher(cfg: Config, scanner: Scanner) -> Any:
-    """Follow the listing change stream so that the listing lookup can keep answers
-    until a listing changes (``reputation.lookup.ChangeWatcher``).
-
-    :returns: the running watcher, or ``None`` (no Redis-backed listing lookup).
-    """
-    try:
-        from ..redisconn import sync_client, with_min_timeout
-        from ..reputation.lookup import ChangeWatcher, RedisListingLookup
-        from ..reputation.store import ListingStore
-    except ImportError:
-        return None
-    if not isinstance(scanner.listings, RedisListingLookup):
-        return None
-    try:
-        client = sync_client(with_min_timeout(cfg, 3.0))
-        return ChangeWatcher(scanner.listings, ListingStore.from_config(cfg, client)).start()
-    except (SpamwardenError, ValueError) as exc:
-        event(log, "listing_changes_unavailable", logging.WARNING, error=str(exc))
-        return None
-
-
-def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
+def run_milter(
+    cfg: Config,
+    *,
+    build: Callable[[], Scanner] | None = None,
+    companions: Companions | None = None,
+    scanner: Scanner | None = None,
+) -> int:
     """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
 
     With ``milter.workers`` above 1 (0: one per CPU core) the socket is opened here and
-    shared by that many worker processes (:class:`~.prefork.WorkerPool`), each building
-    its own scanner after the fork.  A ``scanner`` given here runs in this process alone.
+    shared by that many worker processes (:class:`~.prefork.WorkerPool`), each calling
+    ``build`` for its own scanner after the fork.  A ``scanner`` given here runs in this
+    process alone.  ``spamwarden.wiring.run_milter`` supplies ``build`` and ``companions``.
+
+    :param build: makes a scanner (required unless ``scanner`` is given).
+    :param companions: starts a process's background helpers for its scanner (each with
+        ``stop()``); default none.
 
     :returns: 0 after a clean stop; 1 when the worker pool gave up (its socket was removed).
     :raises ConfigError: ``milter.listen`` is not a milter address.
@@ -189,14 +161,22 @@ def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The MIME boundary matcher (spamwarden.mail): installed once, before any worker forks.
     install_boundary_matcher()
+    if scanner is None and build is None:
+        raise ValueError("run_milter needs a scanner or a way to build one")
+    helpers: Companions = companions if companions is not None else (lambda s: ())
     workers = 1 if scanner is not None else cfg.milter.effective_workers()
     _register(conn, int(cfg.milter.timeout))
     _open_socket(cfg, conn, shared=workers > 1)
     if workers == 1:
-        return _serve(cfg, scanner if scanner is not None else build_scanner(cfg))
+        if scanner is None:
+            assert build is not None
+            scanner = build()
+        return _serve(cfg, scanner, companions=helpers)
     # Nothing before the fork may start a thread: the workers build everything themselves.
     event(log, "milter_workers", listen=cfg.milter.listen, pid=os.getpid(), workers=workers)
-    pool = WorkerPool(workers, lambda index: _serve(cfg, build_scanner(cfg), worker=index),
+    assert build is not None
+    make = build
+    pool = WorkerPool(workers, lambda index: _serve(cfg, make(), companions=helpers, worker=index),
                       unix_path=unix_path)
     status = pool.run()
     event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), workers=workers,

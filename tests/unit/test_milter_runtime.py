@@ -27,5 +27,5 @@ def test_run_milter_installs_the_boundary_matcher_before_serving(
     monkeypatch.setattr(runtime.signal, "signal", lambda *a: None)
     cfg = config_from_mapping({"milter": {"listen": "inet:127.0.0.1:1"}}, source="<test>")
     with pytest.raises(Stop):
-        runtime.run_milter(cfg)
+        runtime.run_milter(cfg, build=lambda: pytest.fail("built a scanner"))
     assert steps == ["install", "register"]

@@ -61,6 +61,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
 
+from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..mail import normalize_domain, registrable_domain
 
@@ -878,7 +879,7 @@ def _s(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def registry_from_config(cfg: Any, client: Any | None = None) -> RedisConsentRegistry:
+def registry_from_config(cfg: Config, client: Any | None = None) -> RedisConsentRegistry:
     """The Redis registry of this configuration (``client``: a ``redis.Redis``;
     default :func:`~spamwarden.redisconn.sync_client`)."""
     from ..redisconn import sync_client
@@ -902,6 +903,8 @@ class AdComplaintRefusals:
 
     :param registry: the consent registry.
     :param confirm: called with each new refusal (sends the single confirmation).
+
+    Built from configuration by :func:`spamwarden.consent.optout.ad_complaint_hook_from_config`.
     """
 
     def __init__(
@@ -912,21 +915,6 @@ class AdComplaintRefusals:
     ) -> None:
         self.registry = registry
         self.confirm = confirm
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "AdComplaintRefusals":
-        """The hook over the configured Redis, confirming by ``consent.confirmation_relay``."""
-        import functools
-
-        from .confirmations import confirm_once, sender_from_config
-
-        registry = registry_from_config(cfg)
-        sender, frm = sender_from_config(cfg)
-        confirm = None
-        if sender is not None:
-            confirm = functools.partial(confirm_once, cfg, registry, sender=sender,
-                                        from_addr=frm)
-        return cls(registry, confirm=confirm)
 
     def advertiser_of(self, complaint: Any) -> str | None:
         """The advertiser a complaint is about, or ``None`` (not an ad, not ours).

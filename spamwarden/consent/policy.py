@@ -8,7 +8,7 @@ rcpt_requires_consent``) or the rolling 24 h cap reached rejects just that
 recipient with ``550 5.7.1`` naming the rule and where to check it.
 
 At end of message the ad rules give symbols (points from ``[policy.symbols]``,
-defaults in :data:`DEFAULT_POINTS`):
+defaults declared in :mod:`spamwarden.milter.checks.consent`):
 
 =========================  =================================================================
 symbol                     when
@@ -41,22 +41,26 @@ import collections
 import logging
 import threading
 import time
+import types
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from ..config import Config
-from ..errors import StoreError, StoreUnavailable
+from ..errors import ConfigError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, ad_label, domain_of_address, registrable_domain
-from ..reputation.consent import (
+from ..milter.checks.consent import SYMBOLS as CONSENT_SYMBOLS
+from ..milter.interfaces import Action, Envelope, RcptDecision, Symbol
+from ..redisconn import sync_client
+from .registry import (
     ConsentStore,
     RecipientState,
+    RedisConsentRegistry,
     aligned_authenticated_domains,
     attribute_advertiser,
     normalize_recipient,
 )
-from ..reputation.texts import smtp_text
-from ..reputation.unsubscribe import InvalidToken, TokenSigner
-from .interfaces import Action, Envelope, RcptDecision, Symbol
+from .texts import smtp_text
+from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
 __all__ = [
     "ConsentPolicy",
@@ -69,32 +73,15 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.milter.consent")
 
-#: Default points. The decree's hard rules get 20: over the default reject threshold
-#: (15) even after the negative points a well-authenticated sender earns (DMARC_PASS,
-#: DKIM_VALID, SPF_PASS, BAYES_00 together -2.6).
-DEFAULT_POINTS: Mapping[str, float] = {
-    "AD_LABELLED": 0.0,
-    "AD_UNLABELLED": 20.0,
-    "AD_NO_UNSUBSCRIBE": 20.0,
-    "AD_UNSIGNED_UNSUBSCRIBE": 3.0,
-    "AD_NO_CONSENT": 20.0,
-    "AD_REFUSED": 20.0,
-    "AD_OVER_CAP": 20.0,
-    "AD_UNKNOWN_ADVERTISER": 5.0,
-    "AD_REGISTRY_FAIL": 0.0,
-}
-
-SYMBOL_DESCRIPTIONS: Mapping[str, str] = {
-    "AD_LABELLED": "advertising label at the start of the subject",
-    "AD_UNLABELLED": "advertiser's mail without the advertising label",
-    "AD_NO_UNSUBSCRIBE": "advertising without an RFC 8058 one-click unsubscribe",
-    "AD_UNSIGNED_UNSUBSCRIBE": "List-Unsubscribe not covered by a valid DKIM signature",
-    "AD_NO_CONSENT": "advertising without the recipient's prior consent",
-    "AD_REFUSED": "advertising to a recipient who refused it",
-    "AD_OVER_CAP": "more ads than the daily cap to one recipient",
-    "AD_UNKNOWN_ADVERTISER": "labelled advertising from no registered advertiser",
-    "AD_REGISTRY_FAIL": "consent registry unreachable",
-}
+# The rules' symbols are declared with every other milter check's, in
+# spamwarden/milter/checks/consent.py (names, default points, descriptions); these
+# views of the declarations are what the policy and its callers read.
+#: Default points of the AD_* symbols.
+DEFAULT_POINTS: Mapping[str, float] = types.MappingProxyType(
+    {spec.name: spec.points for spec in CONSENT_SYMBOLS})
+#: One line per AD_* symbol.
+SYMBOL_DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
+    {spec.name: spec.description for spec in CONSENT_SYMBOLS})
 
 _RCPT_REJECTS = ("refused", "refused_all", "no_consent", "consent_expired", "over_cap")
 _MAX_PENDING = 10_000
@@ -139,7 +126,7 @@ def unsubscribe_signed(auth: object) -> bool:
 
 
 class ConsentPolicy:
-    """The consent rules over a :class:`~spamwarden.reputation.consent.ConsentStore`.
+    """The consent rules over a :class:`~spamwarden.consent.registry.ConsentStore`.
 
     Thread-safe and without per-message state: one instance serves every
     milter thread.
@@ -460,12 +447,6 @@ class ConsentPolicy:
 def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:
     """The consent policy over Redis for this configuration (``client``: a
     ``redis.Redis``; default :func:`~spamwarden.redisconn.sync_client`)."""
-    from ..redisconn import sync_client
-    from ..reputation.consent import RedisConsentRegistry
-
-    from ..errors import ConfigError
-    from ..reputation.unsubscribe import signer_from_config
-
     store = RedisConsentRegistry(
         client if client is not None else sync_client(cfg), retention=cfg.consent.retention
     )
