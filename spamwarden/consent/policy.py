@@ -42,7 +42,7 @@ import logging
 import threading
 import time
 import types
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from ..config import Config
 from ..errors import ConfigError, StoreError, StoreUnavailable
@@ -61,6 +61,9 @@ from .registry import (
 )
 from .texts import smtp_text
 from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
+
+if TYPE_CHECKING:
+    from ..milter.auth import AuthResults
 
 __all__ = [
     "ConsentPolicy",
@@ -113,13 +116,15 @@ def one_click_unsubscribe(view: MessageView, *, own_base_url: str = "") -> str |
     return None
 
 
-def unsubscribe_signed(auth: object) -> bool:
+def unsubscribe_signed(auth: AuthResults | None) -> bool:
     """True when a passing DKIM signature covers both ``List-Unsubscribe`` and
     ``List-Unsubscribe-Post`` (RFC 8058 §4)."""
-    for sig in getattr(auth, "dkim", ()) or ():
-        if str(getattr(sig, "result", "")).lower() != "pass":
+    if auth is None:
+        return False
+    for sig in auth.dkim:
+        if str(sig.result).lower() != "pass":
             continue
-        covered = {h.strip().lower() for h in getattr(sig, "covered_headers", ()) or ()}
+        covered = {h.strip().lower() for h in sig.covered_headers}
         if "list-unsubscribe" in covered and "list-unsubscribe-post" in covered:
             return True
     return False
@@ -227,7 +232,7 @@ class ConsentPolicy:
         domains, ok = self.domain_map()
         return (domains.get(org) if org else None), ok
 
-    def message_advertiser(self, view: MessageView, auth: object) -> tuple[str | None, bool]:
+    def message_advertiser(self, view: MessageView, auth: AuthResults | None) -> tuple[str | None, bool]:
         """The advertiser the message is authenticated as (SPF or DKIM aligned
         with From), and whether the registry answered."""
         aligned = aligned_authenticated_domains(auth, view.from_domain)
@@ -307,7 +312,7 @@ class ConsentPolicy:
             symbol,
         )
 
-    def check_message(self, view: MessageView, env: Envelope, auth: object) -> Sequence[Symbol]:
+    def check_message(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> Sequence[Symbol]:
         """The ad rules for the whole message (see the module table). Never raises
         for registry trouble: it adds ``AD_REGISTRY_FAIL`` and no consent symbols."""
         if not self.consent.enabled:
@@ -418,7 +423,7 @@ class ConsentPolicy:
             ))
         return out
 
-    def delivered(self, view: MessageView, env: Envelope, auth: object) -> None:
+    def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """Count one ad for each recipient the message was accepted for. Never
         raises: a count the registry could not take is kept and written later."""
         if not self.consent.enabled or not env.rcpts:

@@ -59,11 +59,23 @@ import secrets
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterable,
+    Literal,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
 
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..mail import normalize_domain, registrable_domain
+
+if TYPE_CHECKING:
+    from ..milter.auth import AuthResults
 
 __all__ = [
     "METHODS",
@@ -363,30 +375,29 @@ Clock = Callable[[], float]
 # -- attribution ----------------------------------------------------------------------------
 
 
-def aligned_authenticated_domains(auth: object, from_domain: str | None) -> list[str]:
+def aligned_authenticated_domains(auth: AuthResults | None,
+                                  from_domain: str | None) -> list[str]:
     """Registrable domains that SPF (``pass``) or DKIM (``pass``) authenticated and
     that align with the ``From`` domain (DMARC relaxed alignment, RFC 7489 §3.1).
 
-    :param auth: the milter's ``AuthResults`` (``spf.result``/``spf.domain``,
-        ``dkim`` a sequence of results with ``result``/``domain``); read by
-        attribute so any object of that shape works.
+    :param auth: the milter's SPF/DKIM/DMARC results, or ``None`` (nothing aligned).
     :param from_domain: the RFC 5322 ``From`` domain.
     :returns: the aligned registrable domains, DKIM first, no duplicates.
     """
-    if not from_domain:
+    if not from_domain or auth is None:
         return []
     org = registrable_domain(from_domain)
     if org is None:
         return []
     out: list[str] = []
-    for sig in getattr(auth, "dkim", ()) or ():
-        if str(getattr(sig, "result", "")).lower() == "pass":
-            d = registrable_domain(str(getattr(sig, "domain", "") or ""))
+    for sig in auth.dkim:
+        if str(sig.result).lower() == "pass":
+            d = registrable_domain(str(sig.domain or ""))
             if d == org and d not in out:
                 out.append(d)
-    spf = getattr(auth, "spf", None)
-    if spf is not None and str(getattr(spf, "result", "")).lower() == "pass":
-        d = registrable_domain(str(getattr(spf, "domain", "") or ""))
+    spf = auth.spf
+    if spf is not None and str(spf.result).lower() == "pass":
+        d = registrable_domain(str(spf.domain or ""))
         if d == org and d not in out:
             out.append(d)
     return out
