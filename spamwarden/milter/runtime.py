@@ -35,7 +35,9 @@ from .app import SpamwardenMilter, _register, libmilter_socket
 from .delivery import DeliveryRecorder
 from .prefork import WorkerPool, listening_socket
 from .quickack import ConnectionAcker
+from .registry import declared_symbols
 from .scanner import Scanner
+from .symbols import check_overrides
 
 __all__ = ["Companions", "run_milter"]
 
@@ -142,7 +144,8 @@ def run_milter(
         ``stop()``); default none.
 
     :returns: 0 after a clean stop; 1 when the worker pool gave up (its socket was removed).
-    :raises ConfigError: ``milter.listen`` is not a milter address.
+    :raises ConfigError: ``milter.listen`` is not a milter address, or
+        ``[policy.symbols]`` names a symbol no check declares.
     :raises ServiceError: the socket cannot be opened.
     """
     conn = libmilter_socket(cfg.milter.listen)
@@ -161,6 +164,8 @@ def run_milter(
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The MIME boundary matcher (spamwarden.mail): installed once, before any worker forks.
     install_boundary_matcher()
+    # A configuration error is said once, here, not by every worker after the fork.
+    check_overrides(cfg.policy.symbols, (spec.name for spec in declared_symbols()))
     if scanner is None and build is None:
         raise ValueError("run_milter needs a scanner or a way to build one")
     helpers: Companions = companions if companions is not None else (lambda s: ())

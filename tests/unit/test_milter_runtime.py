@@ -29,3 +29,16 @@ def test_run_milter_installs_the_boundary_matcher_before_serving(
     with pytest.raises(Stop):
         runtime.run_milter(cfg, build=lambda: pytest.fail("built a scanner"))
     assert steps == ["install", "register"]
+
+
+def test_an_unknown_symbol_stops_the_milter_before_it_listens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from spamwarden.errors import ConfigError
+
+    monkeypatch.setattr(runtime, "_register", lambda *a: pytest.fail("registered"))
+    monkeypatch.setattr(runtime.signal, "pthread_sigmask", lambda *a: set())
+    monkeypatch.setattr(runtime.signal, "signal", lambda *a: None)
+    cfg = config_from_mapping({"milter": {"listen": "inet:127.0.0.1:1", "workers": 4},
+                               "policy": {"symbols": {"RBL_OWNN": 9.0}}}, source="<test>")
+    with pytest.raises(ConfigError, match="RBL_OWNN"):
+        runtime.run_milter(cfg, build=lambda: pytest.fail("built a scanner"))
