@@ -26,10 +26,16 @@ from .errors import SpamwardenError
 from .logs import event
 
 if TYPE_CHECKING:
+    import redis
+
     from .api import ApiContext, ApiModule
+    from .milter.interfaces import MessagePolicy
     from .milter.scanner import Scanner
     from .reputation.engine import ComplaintHook
     from .reputation.intake import AddressHook
+    from .reputation.lookup import ListingLookup
+    from .resolver import Resolver
+    from .training.classifier import ContentClassifier
 
 __all__ = [
     "Stoppable",
@@ -66,7 +72,7 @@ def _header_safe(text: str) -> str:
     return header_safe(text, limit=160)
 
 
-def _load_classifier(cfg: Config) -> tuple[Any, str]:
+def _load_classifier(cfg: Config) -> tuple[ContentClassifier | None, str]:
     try:
         from .training.classifier import load_classifier
     except ImportError as exc:
@@ -80,9 +86,9 @@ def _load_classifier(cfg: Config) -> tuple[Any, str]:
 def build_scanner(
     cfg: Config,
     *,
-    resolver: Any = None,
-    redis_client: Any = None,
-    classifier: Any = _UNSET,
+    resolver: Resolver | None = None,
+    redis_client: redis.Redis | None = None,
+    classifier: ContentClassifier | None = _UNSET,
     probe_redis: bool = False,
 ) -> Scanner:
     """The milter's scanner for ``cfg`` with every component that is installed and loads.
@@ -114,8 +120,8 @@ def build_scanner(
             notes["classifier"] = note
     elif classifier is None:
         notes["classifier"] = "not configured"
-    listings: Any = None
-    policies: list[Any] = []
+    listings: ListingLookup | None = None
+    policies: list[MessagePolicy] = []
     try:
         from .redisconn import sync_client
 

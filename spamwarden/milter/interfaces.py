@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence, runtime_checkable
 
 from ..mail import MessageView
 
 if TYPE_CHECKING:
+    from ..reputation.lookup import ListingOutcome
     from .auth import AuthResults
 
 __all__ = [
@@ -99,7 +100,7 @@ class MessagePolicy(Protocol):
 class PendingListing(Protocol):
     """A listing lookup already sent, its answer not yet read."""
 
-    def result(self) -> Mapping[str, Any]:
+    def result(self) -> Mapping[str, ListingOutcome]:
         """The outcome of each key (reads the answer).  Never raises."""
         ...
 

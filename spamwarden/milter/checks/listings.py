@@ -21,6 +21,7 @@ from ..registry import CheckBase, CheckDecl, Components, Delivered, MessageConte
 from ..symbols import SymbolSpec
 
 if TYPE_CHECKING:
+    from ...reputation.lookup import ListingOutcome
     from ..auth import AuthResults
 
 __all__ = ["CHECK", "MAX_URL_DOMAINS", "SYMBOLS", "ListingsCheck", "sender_domains"]
@@ -116,11 +117,11 @@ class ListingsCheck(CheckBase):
             event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             return None
 
-    def _outcomes(self, job: Any) -> Mapping[str, Any]:
+    def _outcomes(self, job: Any) -> Mapping[str, ListingOutcome]:
         """The outcomes of :meth:`_start`'s job; ``{}`` (every key failed) when it
         raised or outlived its budget."""
         if self._begin is None:
-            outcomes: Mapping[str, Any] = self.lookups.result(job, default={})
+            outcomes: Mapping[str, ListingOutcome] = self.lookups.result(job, default={})
             return outcomes
         if job is None:  # sending raised
             return {}
@@ -132,7 +133,7 @@ class ListingsCheck(CheckBase):
             event(log, "lookup_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}")
             return {}
 
-    def _lookup(self, keys: Sequence[str]) -> Mapping[str, Any]:
+    def _lookup(self, keys: Sequence[str]) -> Mapping[str, ListingOutcome]:
         """Outcomes of ``keys``; ``{}`` (every key failed) if the store raises, which
         it promises not to: a failed lookup is never listed and never clean."""
         try:
@@ -170,7 +171,7 @@ class ListingsCheck(CheckBase):
             ]
             if listed:
                 detail = ", ".join(
-                    f"{o.key}" + (f" ({o.reason})" if getattr(o, "reason", "") else "")
+                    f"{o.key}" + (f" ({o.reason})" if o.reason else "")
                     for o in listed[:5]
                 )
                 out.append(self.points.make(listed_name, detail, key=str(listed[0].key)))
