@@ -44,6 +44,7 @@ from .headers import (
 from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, Symbol
 from .policy import decide
 from .registry import (
+    Check,
     CheckBase,
     CheckDecl,
     Components,
@@ -295,13 +296,13 @@ class Scanner:
             classifier=classifier, listings=listings, policies=self.policies,
             points=self.points, lookups=self.lookups,
         )
-        built: list[tuple[CheckDecl, Any]] = []
+        built: list[tuple[CheckDecl, Check]] = []
         for decl in decls:
             check = decl.build(parts) if decl.build is not None else None
             if check is not None:
                 built.append((decl, check))
         #: the built checks, in pipeline order, with their declarations
-        self.checks: tuple[tuple[CheckDecl, Any], ...] = tuple(built)
+        self.checks: tuple[tuple[CheckDecl, Check], ...] = tuple(built)
         # One tuple of bound methods per phase: the per-message loops do nothing else.
         self._at_envelope = tuple(
             (d.name, c.at_envelope) for d, c in built
