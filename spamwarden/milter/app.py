@@ -64,6 +64,10 @@ TEMPFAIL: int = int(Milter.TEMPFAIL)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _INTERESTING = ("authentication-results",)
+# Incoming X-Spam-* / Authentication-Results fields kept for forged-header removal. A
+# message with more is refused: removing them all would cost one milter round trip each,
+# and keeping any would let a forged verdict through (RFC 8601 §5).
+MAX_WATCHED_HEADERS = 1000
 
 
 class _Stoppable(Protocol):
@@ -208,6 +212,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._size = 0
         self._oversize = ""
         self._watched: list[tuple[str, str]] = []
+        self._watched_overflow = False
         self._started = self._clock()
         self._error = None
         self._queue_id = ""
@@ -336,8 +341,11 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._head_bytes += len(line)
         self._size += len(line)
         lname = name.lower()
-        if (lname.startswith("x-spam") or lname in _INTERESTING) and len(self._watched) < 1000:
-            self._watched.append((name, value.decode("utf-8", "replace")))
+        if lname.startswith("x-spam") or lname in _INTERESTING:
+            if len(self._watched) < MAX_WATCHED_HEADERS:
+                self._watched.append((name, value.decode("utf-8", "replace")))
+            else:
+                self._watched_overflow = True
         if self._oversize:
             return CONTINUE
         if self._head_bytes > self.cfg.max_header_bytes:
@@ -374,6 +382,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         qid = self._qid()
         env = self._env
         env.queue_id = qid
+        if self._watched_overflow:
+            return self._refuse_overflow()
         if self._oversize:
             verdict = self.scanner.not_scored(env, self._watched, self._oversize)
         else:
@@ -405,9 +415,24 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self._early.cancel()
             self._early = None
 
+    def _refuse_overflow(self) -> int:
+        """``550 5.7.1`` for a message with more than :data:`MAX_WATCHED_HEADERS`
+        X-Spam-* / Authentication-Results fields: never delivered with forged ones kept."""
+        event(
+            log, "verdict", queue_id=self._queue_id or None, action="reject",
+            reason=f"more than {MAX_WATCHED_HEADERS} X-Spam-*/Authentication-Results fields",
+            client_ip=self._client_ip,
+        )
+        self._reset_after_message()
+        self.setreply("550", "5.7.1", _reply_text(
+            f"message has more than {MAX_WATCHED_HEADERS} X-Spam-* or "
+            "Authentication-Results header fields"))
+        return REJECT
+
     def _reset_after_message(self) -> None:
         self._drop_early()
         self._error = None
+        self._watched_overflow = False
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""
         self._size = self._head_bytes = 0

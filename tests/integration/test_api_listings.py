@@ -18,7 +18,7 @@ from spamwarden.reputation.store import AsyncListingStore
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
-TOKEN = "op-token-1"
+TOKEN = "op-token-1-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
