@@ -35,7 +35,6 @@ from typing import Any, TypeVar, cast
 
 import Milter
 
-from ..config import Config
 from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
@@ -45,7 +44,7 @@ from .quickack import ConnectionAcker
 from .scanner import EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
-    "SpamwardenMilter", "libmilter_socket", "run_milter",
+    "SpamwardenMilter", "libmilter_socket",
 ]
 
 log = logging.getLogger("spamwarden.milter")
@@ -554,10 +553,3 @@ def _register(conn: str, timeout: int) -> None:
         unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
         negotiate=Milter.negotiate_callback,
     )
-
-
-def run_milter(cfg: Config, **kwargs: Any) -> int:
-    """Serve Postfix on ``milter.listen``: :func:`spamwarden.milter.runtime.run_milter`."""
-    from .runtime import run_milter as run
-
-    return run(cfg, **kwargs)

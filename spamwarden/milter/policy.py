@@ -22,8 +22,7 @@ from ..config import MilterConfig, PolicyConfig
 from .checks.auth import auth_symbols
 from .checks.classifier import bayes_symbols
 from .interfaces import Action, Symbol
-from .registry import declared_symbols, default_points
-from .symbols import SymbolPoints
+from .registry import SymbolPoints, declared_symbols, default_points
 
 __all__ = [
     "ACTIONS",

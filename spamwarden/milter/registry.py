@@ -22,6 +22,7 @@ Phases, in the order of a message's life:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import importlib
@@ -32,15 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from ..config import Config
 from ..errors import SpamwardenError
 from ..logs import event
 from ..mail import MessageView
 from ..resolver import Resolver
-from .interfaces import Envelope, MessagePolicy, Symbol
-from .symbols import SymbolPoints, SymbolSpec
+from .interfaces import Action, Envelope, MessagePolicy, Symbol
+from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
@@ -57,6 +58,7 @@ __all__ = [
     "LookupPool",
     "MessageContext",
     "Phase",
+    "SymbolPoints",
     "declared_symbols",
     "default_points",
     "discover",
@@ -304,6 +306,52 @@ def declared_symbols(checks: Iterable[CheckDecl] | None = None) -> tuple[SymbolS
 def default_points(checks: Iterable[CheckDecl] | None = None) -> Mapping[str, float]:
     """Symbol name → default points of every declared symbol."""
     return {s.name: s.points for s in declared_symbols(checks)}
+
+
+class SymbolPoints:
+    """The points of each symbol: ``[policy.symbols]`` over the declared defaults.
+
+    Immutable after construction, so one instance is shared by every milter thread.
+
+    :param overrides: ``[policy.symbols]`` (names case-insensitive).
+    :param defaults: name → default points; default every declared symbol
+        (:func:`default_points`).
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[str, float] | None = None,
+        *,
+        defaults: Mapping[str, float] | None = None,
+    ) -> None:
+        if defaults is None:
+            defaults = default_points()
+        self._points = dict(defaults)
+        self._overrides = {k.upper(): float(v) for k, v in (overrides or {}).items()}
+        self._points.update(self._overrides)
+
+    def points(self, name: str, default: float = 0.0) -> float:
+        """Points of ``name``; ``default`` when neither config nor defaults know it."""
+        return self._points.get(name, default)
+
+    def make(self, name: str, detail: str = "", *, action: Action | Literal[""] = "",
+             key: str = "") -> Symbol:
+        """A built-in symbol with its configured points.
+
+        :param key: the listed IP or domain behind a listing symbol (see :attr:`Symbol.key`).
+        """
+        return Symbol(name, self._points.get(name, 0.0), detail, action, key)
+
+    def apply(self, symbol: Symbol) -> Symbol:
+        """``symbol`` with the operator's points when ``[policy.symbols]`` names it."""
+        override = self._overrides.get(symbol.name)
+        if override is None or override == symbol.points:
+            return symbol
+        return dataclasses.replace(symbol, points=override)
+
+    def table(self) -> dict[str, float]:
+        """Every known symbol and its points (for ``spamwarden check --json``)."""
+        return dict(sorted(self._points.items()))
 
 
 def symbols_markdown(checks: Iterable[CheckDecl] | None = None) -> str:

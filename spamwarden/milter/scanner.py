@@ -52,10 +52,11 @@ from .registry import (
     LookupPool,
     MessageContext,
     Phase,
+    SymbolPoints,
     builtin_checks,
     declared_symbols,
 )
-from .symbols import SymbolPoints, check_overrides
+from .symbols import check_overrides
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup

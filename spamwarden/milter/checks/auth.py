@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from ...mail import domain_of_address, normalize_domain, registrable_domain
 from ...resolver import CachingResolver, KeptAnswers
 from ..interfaces import Envelope, Symbol
-from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase
+from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, SymbolPoints
 from ..spf_memory import SpfMemory
-from ..symbols import SymbolPoints, SymbolSpec
+from ..symbols import SymbolSpec
 
 if TYPE_CHECKING:
     from ..auth import AuthResults

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from ...errors import SpamwardenError
 from ...logs import event
 from ..interfaces import Symbol
-from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase
-from ..symbols import SymbolPoints, SymbolSpec
+from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, SymbolPoints
+from ..symbols import SymbolSpec
 
 __all__ = ["CHECK", "SYMBOLS", "ClassifierCheck", "bayes_symbols"]
 
