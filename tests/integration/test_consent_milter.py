@@ -18,13 +18,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from spamwarden.config import config_from_mapping
+from spamwarden.consent.policy import ConsentPolicy
+from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
 from spamwarden.mail import MessageView
 from spamwarden.milter.app import SpamwardenMilter
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
-from spamwarden.milter.consent_policy import ConsentPolicy
 from spamwarden.milter.scanner import Scanner
 from spamwarden.redisconn import EmbeddedRedis
-from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
 from spamwarden.resolver import StaticResolver
 
 pytestmark = pytest.mark.integration

@@ -31,12 +31,11 @@ from typing import Any, Iterator
 
 import pytest
 import redis
-
 from support.messages import make_message
 from support.milterproc import MilterProcess, spamwarden_command, write_toml
 from support.net import free_port, wait_until
 
-from spamwarden.reputation.consent import RedisConsentRegistry, sent_key
+from spamwarden.consent.registry import RedisConsentRegistry, sent_key
 
 pytestmark = pytest.mark.integration
 
