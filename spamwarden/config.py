@@ -369,6 +369,13 @@ class RblConfig:
     ttl: int = _opt(300, check=_positive)
     negative_ttl: int = _opt(60, check=_positive)
     third_party_zones: tuple[str, ...] = _opt((), doc="extra DNSBLs the milter also queries")
+    tcp_per_client: int = _opt(10, check=_positive, doc="concurrent TCP connections per IPv4 address / IPv6 /56")
+    tcp_write_timeout: float = _opt(10.0, duration=True, check=_positive,
+                                    doc="how long one answer may wait for a TCP client to read it")
+    notify: tuple[str, ...] = _opt((), check=_hostport_list, doc="secondaries sent NOTIFY (RFC 1996)")
+    notify_interval: float = _opt(1.0, duration=True, check=_positive,
+                                  doc="at most one NOTIFY per zone per interval")
+    ixfr_journal: int = _opt(10000, check=_positive, doc="changes kept per zone for IXFR (RFC 1995)")
 
 
 @dataclass(frozen=True)

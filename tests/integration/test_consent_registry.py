@@ -325,7 +325,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
-    from support.net import free_port
+    from tests.support.net import free_port
 
     sink = Sink()
     port = free_port()
