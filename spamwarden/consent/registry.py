@@ -40,6 +40,9 @@ key                                 what
                                     members older than the window are dropped on every write;
                                     TTL = the window (ephemeral)
 ``sw:{sw}:adv-stats:<adv>``         hash: ``sent`` (ads delivered, all time)
+``sw:{sw}:all-request:<rcpt>``      string: a request to refuse all advertising was mailed to
+                                    the recipient; TTL one day (ephemeral: at most one such
+                                    mail per recipient per day)
 ``sw:{sw}:consent-log``             stream: one entry per consent, refusal and confirmation
                                     (``op``, ``advertiser``, ``recipient``, ``at``, ``detail``);
                                     entries are trimmed only when older than the retention
@@ -105,6 +108,7 @@ __all__ = [
     "recipient_index_key",
     "sent_key",
     "stats_key",
+    "all_request_key",
     "registry_from_config",
     "AdComplaintRefusals",
 ]
@@ -145,6 +149,11 @@ def recipient_index_key(rcpt: str) -> str:
 def sent_key(adv: str, rcpt: str) -> str:
     """The sorted set of ads delivered from ``adv`` to ``rcpt`` inside the window (TTL)."""
     return f"sw:{{sw}}:sent:{adv}:{rcpt}"
+
+
+def all_request_key(rcpt: str) -> str:
+    """Set (one day) when a request to refuse all advertising was mailed to ``rcpt``."""
+    return f"sw:{{sw}}:all-request:{rcpt}"
 
 
 def stats_key(adv: str) -> str:
@@ -787,6 +796,17 @@ class RedisConsentRegistry:
             adv = normalize_advertiser_id(adv)
         for k, v in self._scan(refusal_key(adv), limit):
             yield RefusalRecord.from_json(adv, k, v)
+
+    def claim_all_request(self, rcpt: str, *, ttl: float = DAY) -> bool:
+        """``True`` at most once per ``ttl`` seconds per recipient: the caller may then
+        mail ``rcpt`` the request to confirm a refusal of all advertising (a link
+        anyone holding an unsubscribe token can press must not flood the mailbox).
+
+        :raises StoreError: store trouble.
+        """
+        rcpt = normalize_recipient(rcpt)
+        return bool(self._call(self.client.set, all_request_key(rcpt), repr(self.clock()),
+                               nx=True, ex=max(1, int(ttl))))
 
     def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
         """Mark the refusal as confirmed to the recipient; ``True`` exactly once per
