@@ -343,6 +343,8 @@ class RblConfig:
     notify_interval: float = _opt(1.0, duration=True, check=_positive,
                                   doc="at most one NOTIFY per zone per interval")
     ixfr_journal: int = _opt(10000, check=_positive, doc="changes kept per zone for IXFR (RFC 1995)")
+    workers: int = _opt(1, check=_positive,
+                        doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import struct
@@ -23,7 +24,10 @@ from typing import Any
 from ..logs import event
 from .responder import DnsblResponder, Transfer
 
-__all__ = ["RblServer", "ServerLimits", "run_rbl", "parse_listen"]
+__all__ = ["RblServer", "ServerLimits", "run_rbl", "parse_listen", "client_bucket", "WORKER_ENV"]
+
+#: which of the ``rbl.workers`` copies a process is (1..N), set by the supervisor
+WORKER_ENV = "SPAMWARDEN_RBL_WORKER"
 
 log = logging.getLogger("spamwarden.rbl")
 
@@ -112,13 +116,16 @@ class RblServer:
     :param responder: answers queries.
     :param listen: (address, port) pairs; port 0 picks a free port (see :attr:`addresses`).
     :param limits: bounds.
+    :param reuse_port: bind with ``SO_REUSEPORT`` (UDP and TCP), so several processes
+        serve the same address and the kernel spreads queries and connections over them.
     """
 
     def __init__(self, responder: DnsblResponder, listen: list[tuple[str, int]], *,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None, reuse_port: bool = False) -> None:
         self.responder = responder
         self.listen = listen
         self.limits = limits or ServerLimits()
+        self.reuse_port = reuse_port
         self.stats = _Stats()
         self.addresses: list[tuple[str, int]] = []
         self._udp: list[socket.socket] = []
@@ -138,11 +145,12 @@ class RblServer:
             # Port 0: the kernel picks a UDP port, and TCP must get the same number; when
             # that number is taken for TCP, try another.
             for attempt in range(20):
-                udp = self._udp_socket(host, wanted)
+                udp = self._udp_socket(host, wanted, reuse_port=self.reuse_port)
                 port = udp.getsockname()[1]
                 try:
                     server = await asyncio.start_server(self._tcp_client, host, port,
-                                                        reuse_address=True, backlog=256)
+                                                        reuse_address=True, backlog=256,
+                                                        reuse_port=self.reuse_port or None)
                 except OSError:
                     udp.close()
                     if wanted or attempt == 19:
@@ -153,14 +161,16 @@ class RblServer:
             self._tcp_servers.append(server)
             loop.add_reader(udp.fileno(), self._udp_ready, udp)
             self.addresses.append((host, port))
-            event(log, "rbl_listening", address=host, port=port)
+            event(log, "rbl_listening", address=host, port=port, reuse_port=self.reuse_port or None)
 
     @staticmethod
-    def _udp_socket(host: str, port: int) -> socket.socket:
+    def _udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         udp = socket.socket(family, socket.SOCK_DGRAM)
         try:
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -376,7 +386,11 @@ async def _serve(cfg: Any) -> int:
 
     responder = DnsblResponder(DnsblZone(), build_settings(cfg), journal_size=cfg.rbl.ixfr_journal)
     responder.ready = False  # SERVFAIL for listing names until the first load
-    server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg))
+    # rbl.workers > 1: the supervisor runs that many copies of this process on the same
+    # addresses; worker 1 alone sends NOTIFY (the others would repeat it)
+    worker = int(os.environ.get(WORKER_ENV, "1") or 1)
+    server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg),
+                       reuse_port=cfg.rbl.workers > 1)
     await server.start()
     client = async_client(follower_config(cfg))
     block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
@@ -388,7 +402,7 @@ async def _serve(cfg: Any) -> int:
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
     notify_task: asyncio.Task[None] | None = None
-    if cfg.rbl.notify:
+    if cfg.rbl.notify and worker == 1:
         from .notify import NotifySender
 
         sender = NotifySender(responder, parse_listen(cfg.rbl.notify), interval=cfg.rbl.notify_interval)
