@@ -321,6 +321,10 @@ class ReputationConfig:
         doc="freemail and shared platforms: never listed whole",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+    require_delivered: bool = _opt(
+        True, doc="a spam report counts only when it matches a message delivered here to the "
+        "reporter; false trusts the report's own headers (dangerous: anyone can list anyone)"
+    )
 
 
 @dataclass(frozen=True)

@@ -540,6 +540,7 @@ def build_scanner(
     elif classifier is None:
         notes["classifier"] = "not configured"
     listings: Any = None
+    deliveries: Any = None
     policies: list[Any] = []
     try:
         from ..redisconn import sync_client
@@ -563,6 +564,9 @@ def build_scanner(
             listings = RedisListingLookup(ListingStore.from_config(cfg, client))
         except (ImportError, SpamwardenError) as exc:
             notes["listings"] = header_safe(str(exc), limit=160)
+        from ..reputation.deliveries import RedisDeliveryLedger
+
+        deliveries = RedisDeliveryLedger(client, ttl=cfg.reputation.window)
         if cfg.consent.enabled:
             try:
                 from .consent_policy import policy_from_config
@@ -577,6 +581,7 @@ def build_scanner(
         listings=listings,
         policies=policies,
         unavailable=notes,
+        deliveries=deliveries,
     )
 
 

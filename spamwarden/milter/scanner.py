@@ -258,8 +258,11 @@ class Scanner:
         unavailable: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         lookup_threads: int = 32,
+        deliveries: Any = None,
     ) -> None:
         self.cfg = cfg
+        # the delivery ledger (reputation.deliveries.DeliveryLedger): what a report must match
+        self.deliveries = deliveries
         self.resolver = resolver
         self.authenticate = _default_authenticator() if authenticate is _AUTO else authenticate
         # SPF can run at MAIL FROM only with our own authenticator (it takes the result back).
@@ -587,6 +590,10 @@ class Scanner:
                       error=f"{type(exc).__name__}: {exc}")
         if volume and record_many is not None:
             record_many(volume)
+        if self.deliveries is not None:
+            from ..reputation.deliveries import record_deliveries
+
+            record_deliveries(self.deliveries, items, skip_recipients=self._intake_addresses)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``.

@@ -90,7 +90,8 @@ from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
 from ..resolver import DnsAnswer, Resolver, question_key
-from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
+from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
+from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
 from .reports import (
     NOTHING_ACTIONABLE,
     DkimVerifier,
@@ -137,6 +138,7 @@ INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
 KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign's reports)
 KEY_CACHE_SIZE = 10_000
 MAX_ORIGINALS = 10  # reported messages taken from one report (several attached at once)
+UNMATCHED_MAXLEN = 10_000  # entries kept in the stream of unmatched reports (about)
 
 #: every reply intake gives, in one place (tests compare against these)
 REPLIES = {
@@ -161,6 +163,16 @@ REPLIES = {
     "accepted": "250 2.0.0 Report accepted as {id}",
     "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
     "duplicate": "250 2.0.0 Report already received as {id}; counted once",
+    "unmatched": (
+        "250 2.0.0 Report kept as {id}, but it lists nothing: {why}"
+    ),
+}
+
+#: why an unmatched report lists nothing (after REPLIES["unmatched"])
+UNMATCHED_WHY = {
+    "no-delivery": "no such message was delivered here recently",
+    "not-a-recipient": "that message was not delivered here to you",
+    "disagree": "its Message-ID and its content match different messages delivered here",
 }
 
 
@@ -197,12 +209,13 @@ StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 _STORE_LUA = """
 -- KEYS: stream, seen, rate, example, example index
 -- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
---       fields...
+--       max_len (0: none), fields...
 local seen = redis.call('GET', KEYS[2])
 if seen then return {'duplicate', seen} end
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 9))
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 10))
+if ARGV[9] ~= '0' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[9]) end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
@@ -222,10 +235,14 @@ class ComplaintStore(Protocol):
     """Where accepted complaints go (Redis in production)."""
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
     ) -> StoreOutcome:
         """Store a complaint once, atomically with its de-duplication mark, the
         reporter's rate counter and the training example.
+
+        :param unmatched: the report matched no delivery here: it goes to the bounded
+            stream of unmatched reports, which nothing counts.
 
         :returns: ``("added", stream id)``, ``("duplicate", stream id of the
             first)`` or ``("rate_limited", "")``.
@@ -251,7 +268,8 @@ class RedisComplaintStore:
         self._script = client.register_script(_STORE_LUA)
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
     ) -> StoreOutcome:
         """See :meth:`ComplaintStore.add` (one Lua script, so the four writes are atomic)."""
 
@@ -262,7 +280,7 @@ class RedisComplaintStore:
         for k, v in complaint.to_fields().items():
             fields += [k, v]
         keys = [
-            COMPLAINTS_KEY,
+            UNMATCHED_KEY if unmatched else COMPLAINTS_KEY,
             seen_key(complaint.id),
             rate_key(complaint.reporter),
             example_key(label, complaint.fingerprint),
@@ -271,7 +289,8 @@ class RedisComplaintStore:
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
-            f"{int((complaint.received_at - self.keep) * 1000)}-0", *fields,
+            f"{int((complaint.received_at - self.keep) * 1000)}-0",
+            UNMATCHED_MAXLEN if unmatched else 0, *fields,
         ]
         try:
             status, ident = await self._script(keys=keys, args=args)
@@ -344,6 +363,9 @@ class ComplaintIntake:
         ``d=`` is ever counted as verified.
     :param resolver: where DKIM key records are looked up (``None``: nowhere, so
         nothing verifies).
+    :param deliveries: the delivery ledger a spam report must match
+        (``reputation.require_delivered``); ``None``: nothing matches, so with
+        ``require_delivered`` every spam report is kept as unmatched.
     :param hooks: handlers for further addresses, keyed ``"optout"`` (meaning
         ``intake.optout_address``) or a full address / local part.
     :param clock: Unix time source (tests inject one).
@@ -357,6 +379,7 @@ class ComplaintIntake:
         dkim_verifier: DkimVerifier | None = None,
         resolver: Resolver | None = None,
         hooks: Mapping[str, AddressHook] | None = None,
+        deliveries: DeliveryLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
@@ -371,6 +394,8 @@ class ComplaintIntake:
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
         self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
         self.hooks: dict[str, AddressHook] = {}
+        self.deliveries = deliveries
+        self.require_delivered = cfg.reputation.require_delivered
         self._route(ic.report_address, "spam")
         self._route(ic.ham_address, "ham")
         for name, hook in (hooks or {}).items():
@@ -539,25 +564,43 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
-        outcomes = [await self._store_original(kind, reporter, o) for o in originals]
+        results = [await self._store_original(kind, reporter, o) for o in originals]
+        outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
             return REPLIES["store_failed"]
         if "rate_limited" in statuses:
             return REPLIES["rate_limited"].format(reporter=reporter)
-        stored = [(status, cid) for status, cid in outcomes if status in ("added", "duplicate")]
+        stored = [(status, cid) for status, cid in outcomes
+                  if status in ("added", "duplicate", "unmatched")]
         if not stored:
             return REPLIES["unusable"].format(sentence=outcomes[0][1])
         if len(outcomes) == 1:
             status, cid = stored[0]
+            if status == "unmatched":
+                return REPLIES["unmatched"].format(id=cid, why=UNMATCHED_WHY.get(results[0][2], ""))
             return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
         return REPLIES["accepted_many"].format(count=len(stored),
                                                ids=", ".join(cid for _, cid in stored))
 
+    async def _match(self, reporter: str, original: Original, view: MessageView | None,
+                     fp: str) -> Match:
+        """The delivery here the reported original is (see
+        :mod:`~spamwarden.reputation.deliveries`).
+
+        :raises StoreError: the ledger failed.
+        """
+        if self.deliveries is None:
+            return Match("no-delivery")
+        content = fp if view is not None and not original.headers_only else None
+        return await self.deliveries.match(
+            normalize_reporter(reporter), fingerprint=content,
+            message_id=view.message_id if view is not None else None)
+
     async def _store_original(self, kind: Kind, reporter: str, original: Original
-                              ) -> tuple[str, str]:
-        """Store one reported message: ``(status, complaint id or sentence)``, status
-        one of added, duplicate, rate_limited, store_failed, unusable."""
+                              ) -> tuple[str, str, str]:
+        """Store one reported message: ``(status, complaint id or sentence, match)``,
+        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
         ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.limits)
         verified = await self._verify_dkim(original, view)
@@ -570,27 +613,49 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
             _count(kind, "unusable")
-            return "unusable", NOTHING_ACTIONABLE
+            return "unusable", NOTHING_ACTIONABLE, ""
         fp = fingerprint(original, limits=self.limits, view=view)
         cid = complaint_id(kind, reporter, fp)
+        match, delivery_id = "", ""
+        if kind == "spam":
+            try:
+                found = await self._match(reporter, original, view, fp)
+            except StoreError as exc:
+                event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
+                      error=str(exc))
+                _count(kind, "tempfail")
+                _count_redis_error()
+                return "store_failed", "", ""
+            match = found.status
+            if found.delivery is not None:
+                # what the delivery proved replaces what the report's copy claims
+                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
+                delivery_id = found.delivery.id
+        unmatched = kind == "spam" and self.require_delivered and match != "matched"
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
-            indicators=ind, source=original.source,
+            indicators=ind, source=original.source, match=match, delivery=delivery_id,
         )
-        example = original.message[: ic.max_example_bytes] if original.message else b""
+        # a message never delivered here is no evidence of what arrives here: not learned
+        example = (original.message[: ic.max_example_bytes]
+                   if original.message and not unmatched else b"")
         try:
             status, entry = await self.store.add(
-                complaint, example=example, reporter_limit=ic.reporter_rate
+                complaint, example=example, reporter_limit=ic.reporter_rate,
+                unmatched=unmatched,
             )
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                   error=str(exc))
             _count(kind, "tempfail")
             _count_redis_error()
-            return "store_failed", ""
+            return "store_failed", "", match
         _log_outcome(status, complaint, entry)
-        _count(kind, _OUTCOMES.get(status, status))
-        return status, cid
+        _count(kind, "unmatched" if unmatched and status == "added"
+               else _OUTCOMES.get(status, status))
+        if unmatched and status in ("added", "duplicate"):
+            return "unmatched", cid, match
+        return status, cid, match
 
 
 _OUTCOMES = {"added": "accepted", "duplicate": "duplicate", "rate_limited": "rate_limited"}
@@ -614,7 +679,7 @@ def _log_outcome(status: str, c: Complaint, entry: str) -> None:
     name = {"added": "complaint accepted", "duplicate": "complaint duplicate",
             "rate_limited": "complaint rate-limited"}.get(status, f"complaint {status}")
     event(log, name, complaint_id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
-          entry=entry or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
+          entry=entry or None, match=c.match or None, delivery=c.delivery or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
           mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
 
 
@@ -763,7 +828,7 @@ async def run_intake(
     store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                 training_ttl=cfg.reputation.training_ttl)
     handler = ComplaintIntake(cfg, store, dkim_verifier=dkim_verifier, resolver=resolver,
-                              hooks=hooks)
+                              hooks=hooks, deliveries=RedisDeliveryLookup(client))
     if not handler.local_domains:
         event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
     server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
