@@ -157,6 +157,12 @@ _networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
                    'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
 
 
+def _feedback_loop(item: str) -> object:
+    from .reputation.feedback_loops import parse_feedback_loop
+
+    return parse_feedback_loop(item)
+
+
 def _milter_socket(v: Any) -> str | None:
     if re.match(r"^(inet:[^:]+:\d+|inet6:.+:\d+|unix:/.+|local:/.+)$", v):
         return None
@@ -278,6 +284,11 @@ class IntakeConfig:
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
+    feedback_loops: tuple[str, ...] = _opt(
+        (), check=_every(lambda item: _feedback_loop(item), '"domain" or "domain network ..." '
+                         'entries such as "fbl.provider.example 192.0.2.0/24"'),
+        doc="ARF senders believed about mail not delivered here (reputation/feedback_loops.py)",
+    )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
         """The recipient addresses one intake address setting stands for, lowercased.

@@ -92,6 +92,15 @@ from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_do
 from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
 from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
+from .feedback_loops import (
+    FeedbackLoop,
+    arrived_from,
+    feedback_indicators,
+    feedback_reporter,
+    loop_for_sender,
+    parse_feedback_loops,
+    signed_by,
+)
 from .reports import (
     NOTHING_ACTIONABLE,
     DkimVerifier,
@@ -396,6 +405,7 @@ class ComplaintIntake:
         self.hooks: dict[str, AddressHook] = {}
         self.deliveries = deliveries
         self.require_delivered = cfg.reputation.require_delivered
+        self.feedback_loops = parse_feedback_loops(ic.feedback_loops)
         self._route(ic.report_address, "spam")
         self._route(ic.ham_address, "ham")
         for name, hook in (hooks or {}).items():
@@ -435,7 +445,9 @@ class ComplaintIntake:
             return REPLIES["no_such_address"].format(address=_lower_address(address))
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return REPLIES["too_many_rcpts"]
-        if kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or ""):
+        if (kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or "")
+                and (kind != "spam"
+                     or loop_for_sender(self.feedback_loops, envelope.mail_from or "") is None)):
             _count(kind, "refused")
             return REPLIES["reporter_not_local"].format(
                 domains=", ".join(self.local_domains) or "(none configured)",
@@ -553,7 +565,8 @@ class ComplaintIntake:
         :param reporter: the envelope sender, lower-cased.
         :param raw: the report as received.
         """
-        if self.cfg.intake.require_auth and not self._authenticated(raw):
+        loop = await self._verified_loop(reporter, raw) if kind == "spam" else None
+        if self.cfg.intake.require_auth and not self._authenticated(raw) and loop is None:
             event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
             _count(kind, "refused")
             return REPLIES["auth_required"]
@@ -564,7 +577,9 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
-        results = [await self._store_original(kind, reporter, o) for o in originals]
+        report_id = next((v for k, v in header_fields(raw) if k.lower() == "message-id"), "")
+        results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id)
+                   for o in originals]
         outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
@@ -597,7 +612,26 @@ class ComplaintIntake:
             normalize_reporter(reporter), fingerprint=content,
             message_id=view.message_id if view is not None else None)
 
-    async def _store_original(self, kind: Kind, reporter: str, original: Original
+    async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
+        """The configured feedback loop this report proves it comes from (see
+        :mod:`~spamwarden.reputation.feedback_loops`), or ``None``."""
+        loop = loop_for_sender(self.feedback_loops, reporter)
+        if loop is None:
+            return None
+        received = [v for k, v in header_fields(raw) if k.lower() == "received"]
+        if arrived_from(loop, received, self.trusted):
+            return loop
+        report = Original("bare", raw, intact=True)
+        verified = await self._verify_dkim(report, message_view(report, max_urls=1,
+                                                                 limits=self.limits))
+        if signed_by(loop, verified):
+            return loop
+        event(log, "feedback loop not verified", logging.WARNING, reporter=reporter,
+              loop=loop.domain)
+        return None
+
+    async def _store_original(self, kind: Kind, reporter: str, original: Original, *,
+                              loop: FeedbackLoop | None = None, report_id: str = "",
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
         status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
@@ -615,9 +649,14 @@ class ComplaintIntake:
             _count(kind, "unusable")
             return "unusable", NOTHING_ACTIONABLE, ""
         fp = fingerprint(original, limits=self.limits, view=view)
-        cid = complaint_id(kind, reporter, fp)
         match, delivery_id = "", ""
-        if kind == "spam":
+        if kind == "spam" and loop is not None and original.source == "arf":
+            # a verified feedback loop vouches for its own view of the message
+            match = "fbl"
+            ind = feedback_indicators(ind, original.arf)
+            reporter = feedback_reporter(loop, original.arf, report_id or fp)
+        cid = complaint_id(kind, reporter, fp)
+        if kind == "spam" and not match:
             try:
                 found = await self._match(reporter, original, view, fp)
             except StoreError as exc:
@@ -631,7 +670,7 @@ class ComplaintIntake:
                 # what the delivery proved replaces what the report's copy claims
                 ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
                 delivery_id = found.delivery.id
-        unmatched = kind == "spam" and self.require_delivered and match != "matched"
+        unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,

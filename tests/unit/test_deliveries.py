@@ -221,3 +221,76 @@ def test_without_require_delivered_the_report_headers_count() -> None:
     assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
     loose = ListingPolicy(require_delivered=False)
     assert "198.51.100.23" in [t.key for t in loose.targets(c)]
+
+
+# -- feedback loops -------------------------------------------------------------------------
+
+ARF = (REPORTS / "arf-forged-source-ip.eml").read_bytes()
+
+
+def fbl_report(*, sign: bool) -> bytes:
+    import dkim
+
+    raw = ARF.replace(b"mallory@example.vn", b"fbl@promo-shop.example")
+    if not sign:
+        return raw
+    key = (REPORTS / "dkim-private.pem").read_bytes()
+    return bytes(dkim.sign(raw, b"sel1", b"promo-shop.example", key,
+                           include_headers=[b"from", b"to", b"subject", b"date",
+                                            b"message-id"])) + raw
+
+
+def fbl_intake(loops: list[str]) -> tuple[ComplaintIntake, Store]:
+    from spamwarden.milter.auth import verify_dkim
+    from spamwarden.resolver import StaticResolver
+
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"],
+                                          "feedback_loops": loops}})
+    store = Store()
+    dns = StaticResolver({("sel1._domainkey.promo-shop.example", "TXT"):
+                          [(REPORTS / "dkim-sel1.txt").read_bytes().strip()]})
+    return ComplaintIntake(cfg, store, deliveries=MemoryDeliveryLedger(), dkim_verifier=verify_dkim,
+                           resolver=dns, clock=lambda: 1_700_000_500.0), store
+
+
+def test_a_signed_report_from_a_configured_feedback_loop_counts() -> None:
+    handler, store = fbl_intake(["promo-shop.example"])
+    reply = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                              fbl_report(sign=True)))
+    [(c, _, unmatched)] = store.added
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
+    assert (c.match, c.proven) == ("fbl", True)
+    assert c.reporter == "fbl:promo-shop.example:<alice@example.vn>"
+    ind = c.indicators
+    assert ind.source_ip == "8.8.8.8"  # the loop vouches for its own MTA's view
+    # the copy is not signed: neither its From nor its MAIL FROM is proven
+    assert (ind.from_domain, ind.mail_from_domain) == (None, None)
+    assert [t.key for t in ListingPolicy().targets(c)] == ["8.8.8.8", "innocent-shop.example"]
+
+
+@pytest.mark.parametrize("loops", [[], ["other-provider.example"], ["promo-shop.example"]])
+def test_an_unverified_or_unconfigured_feedback_loop_counts_for_nothing(loops: list[str]) -> None:
+    handler, store = fbl_intake(loops)
+    asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example", fbl_report(sign=False)))
+    [(c, _, unmatched)] = store.added
+    assert unmatched and c.match == "no-delivery" and ListingPolicy().targets(c) == []
+
+
+def test_a_feedback_loop_may_be_known_by_its_network() -> None:
+    handler, store = fbl_intake(["promo-shop.example 192.0.2.0/24"])
+    hop = (b"Received: from fbl-out.promo-shop.example (fbl-out.promo-shop.example "
+           b"[192.0.2.44])\r\n\tby mx1.example.vn (Postfix) with ESMTP id 4XyZ1Q9999\r\n"
+           b"\tfor <report@example.vn>; Sun, 03 Nov 2024 15:00:01 +0700 (+07)\r\n")
+    asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                      hop + fbl_report(sign=False)))
+    [(c, _, unmatched)] = store.added
+    assert not unmatched and c.match == "fbl"
+
+
+def test_feedback_loop_entries_are_checked() -> None:
+    from spamwarden.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        config_from_mapping({"intake": {"feedback_loops": ["fbl.example 300.0.0.0/8"]}})
+    with pytest.raises(ConfigError):
+        config_from_mapping({"intake": {"feedback_loops": [""]}})
