@@ -41,12 +41,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-sys.path.insert(0, str(ROOT / "tests"))
 
 from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from support.dnszone import DnsZone, UnboundServer  # noqa: E402
+from tests.support.dnszone import DnsZone, UnboundServer  # noqa: E402
 
 TEMPLATE = ROOT / "tests" / "data" / "reports" / "gmail-attached.eml"
 KEY = ROOT / "tests" / "data" / "reports" / "dkim-sel1.txt"

@@ -36,7 +36,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
 # RFC 8601 pvalue may also be [local-part "@"] domain-name.
 _ADDR = re.compile(r"^(?:[!#$%&'*+\-/=?^_`{|}~0-9A-Za-z.]*@)?[0-9A-Za-z](?:[0-9A-Za-z.-]*[0-9A-Za-z])?$")
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
-_COMMENT = re.compile(r"^\s*\((?:[^()\\]|\\.)*\)\s*")
 
 
 def header_safe(text: str, *, limit: int = 900) -> str:
@@ -205,19 +204,49 @@ def spam_headers(
     return out
 
 
+def _skip_cfws(text: str, i: int) -> int:
+    """The index past the white space and comments (nested, RFC 5322 §3.2.2) at ``i``;
+    ``len(text) + 1`` when a comment never closes.  One pass: linear in ``len(text)``."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c == "(":
+            depth = 0
+            while i < n:
+                c = text[i]
+                if c == "\\":
+                    i += 2
+                    continue
+                if c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                i += 1
+                if depth == 0:
+                    break
+            if depth:
+                return n + 1
+        else:
+            break
+    return i
+
+
+_AUTHSERV = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s;()]+')
+
+
 def authserv_id_of(value: str) -> str:
     """The authserv-id an ``Authentication-Results`` value claims (lower case),
-    comments and an optional version skipped (RFC 8601 §2.2)."""
-    text = value
-    for _ in range(10):
-        m = _COMMENT.match(text)
-        if not m:
-            break
-        text = text[m.end():]
-    m2 = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^\s;()]+)', text)
+    comments (nested too) and an optional version skipped (RFC 8601 §2.2).
+
+    :returns: ``""`` when there is none to read (empty, or a comment that never closes).
+    """
+    start = _skip_cfws(value, 0)
+    m2 = _AUTHSERV.match(value, start) if start <= len(value) else None
     if not m2:
         return ""
-    token = m2.group(1)
+    token = m2.group()
     if token.startswith('"'):
         token = token[1:-1]
     return token.strip().lower().rstrip(".")
@@ -229,7 +258,9 @@ def forged_header_removals(
     """Incoming headers to remove before ours are added.
 
     :param headers: every incoming header ``(name, value)`` in message order.
-    :param authserv_id: ours; ``Authentication-Results`` claiming it are forged.
+    :param authserv_id: ours; ``Authentication-Results`` claiming it are forged, and
+        so are those whose authserv-id cannot be read (a lenient reader downstream
+        might still take them for ours).
     :returns: ``(name, index)`` with the 1-based index among headers of that
         name (``smfi_chgheader`` semantics), highest index first per name.
     """
@@ -239,7 +270,9 @@ def forged_header_removals(
     for name, value in headers:
         lname = name.lower()
         counts[lname] = counts.get(lname, 0) + 1
-        if lname.startswith("x-spam-") or lname == "x-spam" or lname == "authentication-results" and authserv_id_of(value) == ours:
+        if lname.startswith("x-spam-") or lname == "x-spam" or (
+            lname == "authentication-results" and authserv_id_of(value) in (ours, "")
+        ):
             removals.append((name, counts[lname]))
     removals.sort(key=lambda r: (r[0].lower(), -r[1]))
     return removals

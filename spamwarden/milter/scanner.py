@@ -96,6 +96,13 @@ class _Listings(Protocol):
     def record_volume(self, keys: Sequence[str]) -> None: ...
 
 
+class _Deliveries(Protocol):
+    """Records accepted messages for later complaints (the delivery ledger)."""
+
+    def record_delivered(self, items: Sequence[tuple[Verdict, Envelope]], *,
+                         skip_recipients: frozenset[str]) -> int: ...
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the pipeline decided about one message.
@@ -258,10 +265,10 @@ class Scanner:
         unavailable: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         lookup_threads: int = 32,
-        deliveries: Any = None,
+        deliveries: _Deliveries | None = None,
     ) -> None:
         self.cfg = cfg
-        # the delivery ledger (reputation.deliveries.DeliveryLedger): what a report must match
+        # the delivery ledger (reputation.deliveries.LedgerRecorder): what a report must match
         self.deliveries = deliveries
         self.resolver = resolver
         self.authenticate = _default_authenticator() if authenticate is _AUTO else authenticate
@@ -591,9 +598,7 @@ class Scanner:
         if volume and record_many is not None:
             record_many(volume)
         if self.deliveries is not None:
-            from ..reputation.deliveries import record_deliveries
-
-            record_deliveries(self.deliveries, items, skip_recipients=self._intake_addresses)
+            self.deliveries.record_delivered(items, skip_recipients=self._intake_addresses)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``.

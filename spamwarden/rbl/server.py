@@ -43,6 +43,10 @@ class ServerLimits:
         client holding every slot with rare queries cannot keep TCP closed to others.
     :param tcp_read: seconds to receive one whole message once its length arrived.
     :param tcp_queries: queries per connection before the server closes it.
+    :param tcp_per_client: concurrent TCP connections from one client (an IPv4 address, an
+        IPv6 /56); more are closed at once, so one client cannot take every slot.
+    :param tcp_write: seconds one write may wait for the client to read (an answer, or a
+        batch of transfer messages); a client that never reads is closed after it.
     """
 
     udp_batch: int = 256
@@ -51,6 +55,8 @@ class ServerLimits:
     tcp_idle_busy: float = 1.0
     tcp_read: float = 5.0
     tcp_queries: int = 10000
+    tcp_per_client: int = 10
+    tcp_write: float = 10.0
 
 
 def parse_listen(items: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
@@ -67,12 +73,37 @@ def parse_listen(items: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
     return out
 
 
+def client_bucket(address: str) -> bytes:
+    """The unit that per-client limits count: an IPv4 address, or an IPv6 /56.
+
+    One IPv6 subscriber usually gets a /56 (or a /64 inside it), so counting single IPv6
+    addresses would let one client open a connection from each of 2**72 addresses.
+    IPv4-mapped IPv6 addresses count as their IPv4 address.
+
+    :param address: the peer's IP address as text (a scope ``%if`` is ignored).
+    :returns: a key: 4 bytes (IPv4) or 7 bytes (IPv6 prefix); the text itself if unparsable.
+    """
+    host = address.split("%", 1)[0]
+    try:
+        return socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        pass
+    try:
+        raw = socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        return address.encode("utf-8", "replace")
+    if raw[:12] == b"\x00" * 10 + b"\xff\xff":
+        return raw[12:]
+    return raw[:7]
+
+
 @dataclass
 class _Stats:
     udp: list[int] = field(default_factory=lambda: [0] * 16)
     tcp: list[int] = field(default_factory=lambda: [0] * 16)
     dropped: int = 0
     tcp_refused: int = 0
+    tcp_write_timeouts: int = 0
 
 
 class RblServer:
@@ -93,6 +124,7 @@ class RblServer:
         self._udp: list[socket.socket] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._tcp_active = 0
+        self._tcp_by_client: dict[bytes, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -194,14 +226,34 @@ class RblServer:
 
     # -- TCP -------------------------------------------------------------------------------
 
+    @property
+    def tcp_active(self) -> int:
+        """TCP connections being served now."""
+        return self._tcp_active
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """``writer.drain()`` within ``tcp_write`` seconds.
+
+        :raises TimeoutError: the client did not read in time (the caller closes).
+        """
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.tcp_write)
+        except (asyncio.TimeoutError, TimeoutError):
+            self.stats.tcp_write_timeouts += 1
+            raise TimeoutError("client does not read") from None
+
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._tcp_active >= self.limits.tcp_connections:
-            self.stats.tcp_refused += 1
-            writer.close()
-            return
-        self._tcp_active += 1
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
+        bucket = client_bucket(client)
+        by_client = self._tcp_by_client
+        held = by_client.get(bucket, 0)
+        if self._tcp_active >= self.limits.tcp_connections or held >= self.limits.tcp_per_client:
+            self.stats.tcp_refused += 1
+            writer.transport.abort()  # no FIN handshake to wait for: the slot is free now
+            return
+        by_client[bucket] = held + 1
+        self._tcp_active += 1
         limits = self.limits
         counts = self.stats.tcp
         try:
@@ -225,19 +277,26 @@ class RblServer:
                         writer.write(struct.pack("!H", len(message)) + message)
                         n += 1
                         if n % 8 == 0:
-                            await writer.drain()
-                    await writer.drain()
+                            await self._drain(writer)
+                    await self._drain(writer)
                     counts[0] += 1
                     event(log, "rbl_transfer", client=client, zone=out.section or "apex",
                           messages=n, seconds=round(time.monotonic() - started, 3))
                     continue
                 writer.write(struct.pack("!H", len(out)) + out)
-                await writer.drain()
+                await self._drain(writer)
                 counts[out[3] & 0xF] += 1
+        except TimeoutError:
+            writer.transport.abort()  # buffered answers the client will not read: discard
         except (ConnectionError, OSError):
             pass
         finally:
             self._tcp_active -= 1
+            left = by_client.get(bucket, 1) - 1
+            if left > 0:
+                by_client[bucket] = left
+            else:
+                by_client.pop(bucket, None)
             try:
                 writer.close()
             except (ConnectionError, OSError, RuntimeError):
@@ -246,11 +305,18 @@ class RblServer:
     # -- metrics ---------------------------------------------------------------------------
 
     def flush_metrics(self, previous: dict[str, list[int]]) -> None:
-        """Add the counts since the last flush to ``spamwarden_dns_queries_total``."""
+        """Add the counts since the last flush to ``spamwarden_dns_queries_total`` and
+        ``spamwarden_dns_tcp_closed_total``."""
         try:
-            from ..metrics import DNS_QUERIES
+            from ..metrics import DNS_QUERIES, DNS_TCP_CLOSED
         except Exception:  # noqa: BLE001 - metrics never stop the server
             return
+        closed = previous.setdefault("tcp_closed", [0, 0])
+        for i, (reason, n) in enumerate((("cap", self.stats.tcp_refused),
+                                         ("write_timeout", self.stats.tcp_write_timeouts))):
+            if n != closed[i]:
+                DNS_TCP_CLOSED.labels(reason).inc(n - closed[i])
+                closed[i] = n
         for transport, counts in (("udp", self.stats.udp), ("tcp", self.stats.tcp)):
             before = previous.setdefault(transport, [0] * 16)
             for rcode, n in enumerate(counts):
@@ -286,6 +352,11 @@ def build_settings(cfg: Any) -> Any:
     )
 
 
+def build_limits(cfg: Any) -> ServerLimits:
+    """The :class:`ServerLimits` of a configuration (``[rbl]`` tcp_* settings)."""
+    return ServerLimits(tcp_per_client=cfg.rbl.tcp_per_client, tcp_write=cfg.rbl.tcp_write_timeout)
+
+
 def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
     """``cfg`` with a Redis timeout fit for the follower.
 
@@ -303,9 +374,9 @@ async def _serve(cfg: Any) -> int:
     from .follower import ListingFollower
     from .zone import DnsblZone
 
-    responder = DnsblResponder(DnsblZone(), build_settings(cfg))
+    responder = DnsblResponder(DnsblZone(), build_settings(cfg), journal_size=cfg.rbl.ixfr_journal)
     responder.ready = False  # SERVFAIL for listing names until the first load
-    server = RblServer(responder, parse_listen(cfg.rbl.listen))
+    server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg))
     await server.start()
     client = async_client(follower_config(cfg))
     block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
@@ -316,6 +387,12 @@ async def _serve(cfg: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
+    notify_task: asyncio.Task[None] | None = None
+    if cfg.rbl.notify:
+        from .notify import NotifySender
+
+        sender = NotifySender(responder, parse_listen(cfg.rbl.notify), interval=cfg.rbl.notify_interval)
+        notify_task = asyncio.create_task(sender.run())
     flushed: dict[str, list[int]] = {}
     last_log = time.monotonic()
     try:
@@ -331,11 +408,14 @@ async def _serve(cfg: Any) -> int:
                       dropped=server.stats.dropped, listings=len(responder.zone),
                       serial=responder.zone.serial, redis_up=follower.redis_up)
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        for running in (task, notify_task):
+            if running is None:
+                continue
+            running.cancel()
+            try:
+                await running
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
         await server.stop()
         await client.aclose()
     event(log, "rbl_stopped")

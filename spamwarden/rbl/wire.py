@@ -73,6 +73,8 @@ class Query:
     edns_payload: int | None = None
     edns_version: int = 0
     edns_do: bool = False
+    #: the client's SOA serial of an IXFR query (RFC 1995 §3), from its authority section
+    ixfr_serial: int | None = None
 
 
 class QueryFormatError(DnsFormatError):
@@ -163,10 +165,25 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = struct.unpack_from("!HH", data, pos)
     question = data[12:pos + 4]
     pos += 4
+    ixfr_serial: int | None = None
     if ancount or nscount:
-        # No query we answer (QUERY opcode) carries answer or authority records.
-        raise QueryFormatError("records in the answer or authority section", id=qid,
-                               flags=flags, question=question)
+        # No query we answer carries answer records; only IXFR carries one authority
+        # record, the client's SOA (RFC 1995 §3).
+        if ancount or nscount != 1 or qtype != T_IXFR:
+            raise QueryFormatError("records in the answer or authority section", id=qid,
+                                   flags=flags, question=question)
+        try:
+            pos = _skip_name(data, pos)
+            if pos + 10 > len(data):
+                raise QueryFormatError("authority record runs past the end")
+            rtype, _rclass, _ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+            pos += 10 + rdlen
+            if rtype != T_SOA or rdlen < 22 or pos > len(data):
+                raise QueryFormatError("IXFR authority is not an SOA record")
+            # the serial is the first of the five numbers that end the RDATA
+            ixfr_serial = struct.unpack_from("!I", data, pos - 20)[0]
+        except QueryFormatError as exc:
+            raise QueryFormatError(str(exc), id=qid, flags=flags, question=question) from None
     payload: int | None = None
     version = 0
     do = False
@@ -199,6 +216,7 @@ def parse_query(data: bytes) -> Query:
         edns_payload=payload,
         edns_version=version,
         edns_do=do,
+        ixfr_serial=ixfr_serial,
     )
 
 

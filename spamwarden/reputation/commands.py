@@ -9,7 +9,6 @@ and keeps its field names.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -28,8 +27,6 @@ __all__ = [
     "cmd_list_import",
     "cmd_delist",
     "cmd_complaints",
-    "cmd_worker",
-    "cmd_api",
     "listing_json",
 ]
 
@@ -225,17 +222,3 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
     print(f"{len(out)} {'unmatched report' if unmatched else 'complaint'}(s)"
           + (" (they list nothing)" if unmatched else ""), file=sys.stderr)
     return 0
-
-
-def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden worker``: the listing engine."""
-    from .engine import run_worker
-
-    return asyncio.run(run_worker(cfg, consumer=args.consumer))
-
-
-def cmd_api(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden api``: the HTTP API on ``api.listen``."""
-    from .api import run_api
-
-    return asyncio.run(run_api(cfg, listen=args.listen))

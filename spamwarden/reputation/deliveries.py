@@ -75,6 +75,7 @@ __all__ = [
     "RedisDeliveryLookup",
     "delivery_of",
     "record_deliveries",
+    "LedgerRecorder",
     "decide_match",
     "message_id_hash",
     "normalize_reporter",
@@ -477,3 +478,19 @@ def record_deliveries(
     if out:
         ledger.record_many(out)
     return len(out)
+
+
+class LedgerRecorder:
+    """What the milter's scanner is given: records its after-reply batches
+    (:func:`record_deliveries`) in a :class:`DeliveryLedger`.
+
+    :param ledger: where deliveries go (:class:`RedisDeliveryLedger`).
+    """
+
+    def __init__(self, ledger: DeliveryLedger) -> None:
+        self.ledger = ledger
+
+    def record_delivered(self, items: Sequence[tuple[Any, Any]], *,
+                         skip_recipients: frozenset[str] = frozenset()) -> int:
+        """:func:`record_deliveries` of one batch; never raises for store trouble."""
+        return record_deliveries(self.ledger, items, skip_recipients=skip_recipients)

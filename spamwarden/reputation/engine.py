@@ -433,18 +433,17 @@ class ListingEngine:
                 backoff = min(backoff * 2, 5.0)
 
 
-async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
-    """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
+async def run_worker(cfg: Any, *, consumer: str | None = None,
+                     hooks: Sequence[ComplaintHook] = ()) -> int:
+    """``spamwarden worker``: run the engine until SIGTERM or SIGINT.
+
+    :param hooks: run for every complaint (``spamwarden.wiring.complaint_hooks``).
+    """
     from ..redisconn import with_min_timeout
 
     # XREADGROUP blocks for a second at a time: the socket must wait longer than that.
     store = AsyncListingStore.from_config(with_min_timeout(cfg, 5.0))
-    hooks: list[ComplaintHook] = []
-    if getattr(cfg, "consent", None) is not None and cfg.consent.enabled:
-        from .consent import AdComplaintRefusals
-
-        hooks.append(AdComplaintRefusals.from_config(cfg))
-    engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=hooks)
+    engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=list(hooks))
     stop = asyncio.Event()
     stop_on_signals(stop, log=log)
     try:

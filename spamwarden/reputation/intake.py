@@ -17,6 +17,11 @@ Replies, in the order checks run:
 * connect: more than ``intake.max_sessions`` sessions at once ``421 4.3.2``.
 * RCPT: unknown address ``550 5.1.1``; reporter (envelope sender) not in
   ``intake.local_domains`` ``550 5.7.1``; more than 10 recipients ``452 4.5.3``.
+* DATA when ``intake.max_data_in_flight`` bytes are already being received or
+  handled by other sessions: waits up to 30 s for room, then ``451 4.3.2`` (the MTA
+  retries).  A session reserves the ``SIZE=`` its client declared (RFC 1870) when the
+  client is one of ``intake.trusted_relays`` (our Postfix), else
+  ``intake.max_message_bytes``.
 * DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
 * ``intake.require_auth`` and the report did not arrive authenticated:
   ``550 5.7.1``.  Authentication is shown by our own MTA's ``Received`` field:
@@ -75,12 +80,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
+import re
 import signal
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -134,6 +141,7 @@ __all__ = [
     "example_key",
     "example_index_key",
     "REPLIES",
+    "DataBudget",
 ]
 
 log = logging.getLogger("spamwarden.intake")
@@ -148,6 +156,10 @@ KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign
 KEY_CACHE_SIZE = 10_000
 MAX_ORIGINALS = 10  # reported messages taken from one report (several attached at once)
 UNMATCHED_MAXLEN = 10_000  # entries kept in the stream of unmatched reports (about)
+# An original is parsed (MIME tree, text, URLs) only in its first bytes: what identifies a
+# campaign is in its header and first parts, and the email package costs ~8x what it parses.
+PARSE_BYTES = 1_048_576
+DATA_BUDGET_WAIT = 30.0  # seconds a DATA waits for room under intake.max_data_in_flight
 
 #: every reply intake gives, in one place (tests compare against these)
 REPLIES = {
@@ -169,6 +181,7 @@ REPLIES = {
     ),
     "store_failed": "451 4.3.0 Temporary problem storing your report; please try again later",
     "internal": "451 4.3.0 Temporary internal problem; please try again later",
+    "data_busy": "451 4.3.2 Too much mail being received at once; please try again later",
     "accepted": "250 2.0.0 Report accepted as {id}",
     "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
     "duplicate": "250 2.0.0 Report already received as {id}; counted once",
@@ -401,6 +414,7 @@ class ComplaintIntake:
         self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
+        self.view_limits = ReportLimits(max_bytes=min(PARSE_BYTES, ic.max_message_bytes))
         self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
         self.hooks: dict[str, AddressHook] = {}
         self.deliveries = deliveries
@@ -466,6 +480,7 @@ class ComplaintIntake:
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # decode_data servers
             raw = raw.encode("utf-8", "surrogateescape")
+        envelope.content = envelope.original_content = None  # one reference: ours
         reporter = _lower_address(envelope.mail_from or "")
         replies: dict[str, str] = {}
         for rcpt in envelope.rcpt_tos:
@@ -636,7 +651,7 @@ class ComplaintIntake:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
         status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
         ic = self.cfg.intake
-        view = message_view(original, max_urls=ic.max_urls, limits=self.limits)
+        view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
         verified = await self._verify_dkim(original, view)
         ind = extract_indicators(
             original, trusted_relays=self.trusted, max_urls=ic.max_urls,
@@ -735,12 +750,97 @@ def _worst(replies: Sequence[str]) -> str:
 # -- hosting ------------------------------------------------------------------------------------
 
 
-class _Counted:
-    """Calls ``on_close`` once when the session's connection ends."""
+class DataBudget:
+    """Bytes of DATA in flight across every session (``intake.max_data_in_flight``).
 
-    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+    A session reserves before its ``354`` and releases when its reply is sent, so the
+    memory that receiving and parsing reports takes grows with this budget, not with
+    the number of sessions.
+
+    :param capacity: bytes that may be reserved at once.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, size: int, *, timeout: float) -> int:
+        """Reserve ``size`` bytes (at most the capacity, so one message always fits alone).
+
+        :returns: the bytes reserved (give them to :meth:`release`), or 0 when there was
+            no room within ``timeout`` seconds.
+        """
+        size = max(1, min(size, self.capacity))
+        async with self._cond:
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self.used + size <= self.capacity), timeout
+                )
+            except TimeoutError:
+                return 0
+            self.used += size
+            return size
+
+    async def release(self, size: int) -> None:
+        """Give back what :meth:`acquire` reserved."""
+        async with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+
+def _in_networks(ip: str, networks: Sequence[Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+_SIZE_PARAM = re.compile(r"^SIZE=(\d{1,12})$", re.I)
+
+
+class _Counted:
+    """Calls ``on_close`` once when the session's connection ends; reserves DATA bytes
+    in a :class:`DataBudget` around each DATA."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None],
+                 budget: DataBudget | None = None,
+                 size_trusted: Sequence[Network] = (), **kwargs: Any) -> None:
         self._on_close: Callable[[], None] | None = on_close
+        self._budget = budget
+        self._size_trusted = tuple(size_trusted)
         super().__init__(*args, **kwargs)
+
+    def _reservation(self, envelope: Envelope, limit: int) -> int:
+        """Bytes to reserve: a trusted client's declared ``SIZE`` (RFC 1870), else ``limit``."""
+        peer = getattr(getattr(self, "session", None), "peer", None)
+        ip = peer[0] if isinstance(peer, tuple) and peer else ""
+        if ip and _in_networks(ip, self._size_trusted):
+            for option in envelope.mail_options:
+                m = _SIZE_PARAM.match(str(option))
+                if m:
+                    return min(int(m.group(1)) + 1024, limit)
+        return limit
+
+    async def smtp_DATA(self, arg: str) -> None:
+        smtp = cast(SMTP, self)
+        envelope = smtp.envelope
+        if self._budget is None or envelope is None or not envelope.rcpt_tos or arg:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+            return
+        limit = int(smtp.data_size_limit or self._budget.capacity)
+        held = await self._budget.acquire(self._reservation(envelope, limit),
+                                          timeout=DATA_BUDGET_WAIT)
+        if not held:
+            event(log, "data deferred", logging.WARNING, why="intake.max_data_in_flight",
+                  in_flight=self._budget.used)
+            await smtp.push(REPLIES["data_busy"])
+            return
+        try:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+        finally:
+            await self._budget.release(held)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -780,6 +880,9 @@ class IntakeServer:
     :param timeout: idle seconds before a session is closed.
     :param max_sessions: sessions at once; one more is answered ``421 4.3.2`` and
         closed (the client retries later).
+    :param max_data_in_flight: DATA bytes reserved at once across sessions (see
+        :class:`DataBudget`); ``None``: no budget.
+    :param size_trusted: clients whose declared ``SIZE=`` is what they reserve.
     """
 
     def __init__(
@@ -793,9 +896,13 @@ class IntakeServer:
         hostname: str | None = None,
         timeout: float = 300.0,
         max_sessions: int = 100,
+        max_data_in_flight: int | None = None,
+        size_trusted: Sequence[Network] = (),
     ) -> None:
         self.handler = handler
         self.max_sessions = max_sessions
+        self.budget = DataBudget(max_data_in_flight) if max_data_in_flight else None
+        self.size_trusted = tuple(size_trusted)
         self.sessions = 0
         self.host = host
         self.port = port
@@ -813,6 +920,8 @@ class IntakeServer:
         return cls(
             self.handler,
             on_close=self._session_closed,
+            budget=self.budget,
+            size_trusted=self.size_trusted,
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=True,
             hostname=self.hostname,
@@ -872,7 +981,9 @@ async def run_intake(
         event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
     server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
                           data_size_limit=cfg.intake.max_message_bytes,
-                          max_sessions=cfg.intake.max_sessions)
+                          max_sessions=cfg.intake.max_sessions,
+                          max_data_in_flight=cfg.intake.max_data_in_flight,
+                          size_trusted=handler.trusted)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers: dict[signal.Signals, Callable[[], None]] = {

@@ -56,7 +56,7 @@ import ipaddress
 import quopri
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Protocol, Sequence
+from typing import Iterable, Literal, Protocol, Sequence, TypeVar
 
 from ..errors import ReportError
 from ..mail import (
@@ -221,9 +221,11 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 
 @dataclass(frozen=True, slots=True)
 class _Entity:
+    """One MIME entity.  A multipart that was split keeps no body (its parts are the
+    entities after it): a large report is then not held twice more in memory."""
+
     headers: tuple[tuple[str, str], ...]
     body: bytes
-    raw: bytes
     depth: int
     ctype: str = "text/plain"
     params: dict[str, str] = field(default_factory=dict)
@@ -240,12 +242,16 @@ class _Entity:
         return [v for k, v in self.headers if k.lower() == lname]
 
 
-def _split_head(raw: bytes) -> tuple[bytes, bytes]:
-    if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
-        return b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+_Bytes = TypeVar("_Bytes", bytes, memoryview)
+
+
+def _split_head(raw: _Bytes) -> tuple[_Bytes, _Bytes]:
+    """Header section and body; slices of a ``memoryview`` share its bytes."""
+    if raw[:2] == b"\r\n" or raw[:1] == b"\n":
+        return raw[:0], raw[2:] if raw[:2] == b"\r\n" else raw[1:]
     m = _HEAD_END.search(raw)
     if m is None:
-        return raw, b""
+        return raw, raw[:0]
     return raw[: m.start()], raw[m.end():]
 
 
@@ -280,12 +286,13 @@ def header_fields(raw: bytes, *, max_headers: int = 500) -> list[tuple[str, str]
     return _parse_headers(head, max_headers)
 
 
-def _entity(raw: bytes, depth: int, limits: ReportLimits) -> _Entity:
-    head, body = _split_head(raw)
-    headers = tuple(_parse_headers(head, limits.max_headers))
+def _entity_head(data: memoryview, limits: ReportLimits
+                 ) -> tuple[tuple[tuple[str, str], ...], memoryview, str, dict[str, str]]:
+    head, body = _split_head(data)
+    headers = tuple(_parse_headers(bytes(head), limits.max_headers))
     ctype, params = _parse_content_type(next(
         (v for k, v in headers if k.lower() == "content-type"), ""))
-    return _Entity(headers, body, raw, depth, ctype, params)
+    return headers, body, ctype, params
 
 
 _CTYPE = re.compile(r"^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;|$)")
@@ -340,11 +347,11 @@ def _filename(ent: _Entity) -> str:
     return decode_header_value(name or ent.params.get("name", ""))
 
 
-def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
+def _split_multipart(body: memoryview, boundary: str, max_parts: int) -> list[memoryview]:
     """The parts of a multipart body, byte-exact (RFC 2046 §5.1.1)."""
     b = re.escape(boundary.encode("utf-8", "replace"))
     delim = re.compile(rb"(?:\A|\r?\n)--" + b + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     start: int | None = None
     for m in delim.finditer(body):
         if start is not None:
@@ -360,18 +367,23 @@ def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
 
 
 def _walk(raw: bytes, limits: ReportLimits) -> list[_Entity]:
-    """Every entity in document order, the root first; ``message/*`` parts are leaves."""
+    """Every entity in document order, the root first; ``message/*`` parts are leaves.
+
+    Parts are cut as views of ``raw``; only leaves are copied out, so the report is
+    held about twice at most, whatever its nesting.
+    """
     out: list[_Entity] = []
-    stack: list[tuple[bytes, int]] = [(raw, 0)]
+    stack: list[tuple[memoryview, int]] = [(memoryview(raw), 0)]
     while stack and len(out) < limits.max_parts:
         data, depth = stack.pop()
-        ent = _entity(data, depth, limits)
-        out.append(ent)
-        ctype, params = _content_type(ent)
+        headers, body, ctype, params = _entity_head(data, limits)
         if ctype.startswith("multipart/") and params.get("boundary") and depth < limits.max_depth:
-            children = _split_multipart(ent.body, params["boundary"], limits.max_parts)
+            out.append(_Entity(headers, b"", depth, ctype, params))
+            children = _split_multipart(body, params["boundary"], limits.max_parts)
             for child in reversed(children):
                 stack.append((child, depth + 1))
+        else:
+            out.append(_Entity(headers, bytes(body), depth, ctype, params))
     return out
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from support.net import free_port
+from tests.support.net import free_port
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.intake import complaint_id

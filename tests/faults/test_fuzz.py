@@ -1,8 +1,9 @@
 """Fuzzing the three parsers that read what strangers send: the mail parser, the complaint
 report parser and the DNS query handler.
 
-Seeds are the real files in ../shared (corpus messages, ARF reports, DKIM vectors, names and
-addresses from the SPF suites) and the sample reports in tests/data; hypothesis draws mutation
+Seeds are real files: corpus messages (../shared, else the SpamAssassin corpus `make test`
+fetches), and from tests/data the ARF reports, DKIM vectors, names and addresses from the SPF
+suites and the sample reports; hypothesis draws mutation
 plans over them (tests/faults/mutators.py), so a failure is replayed and shrunk to a short plan.
 
 For every input: no exception escapes (except the documented ReportError), the call returns

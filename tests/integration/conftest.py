@@ -16,7 +16,6 @@ Every other name is NXDOMAIN, answered at once.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,14 +25,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-# tests/support is shared with bench/, which puts tests/ on sys.path the same way.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.dnszone import DkimKey, DnsZone, UnboundServer
-from support.milterproc import MilterProcess
-from support.milterproc import spamwarden_milter as _spamwarden_milter
-from support.postfix import PostfixInstance
-from support.smtpclient import SwaksResult, swaks
+from tests.support.dnszone import DkimKey, DnsZone, UnboundServer
+from tests.support.milterproc import MilterProcess
+from tests.support.milterproc import spamwarden_milter as _spamwarden_milter
+from tests.support.postfix import PostfixInstance
+from tests.support.smtpclient import SwaksResult, swaks
 
 from tests.integration.redis_cluster import LocalCluster
 

@@ -26,7 +26,7 @@ from tests.support.net import wait_until
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "cli-test-token"
+TOKEN = "cli-test-token-0123456789"
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import pytest
 import redis
 from aiohttp import web
 
+from spamwarden.api.consent import ConsentApi
 from spamwarden.config import ApiConfig, Config, ConsentConfig
-from spamwarden.reputation.api_consent import ConsentApi
-from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
-from spamwarden.reputation.unsubscribe import TokenSigner
+from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
+from spamwarden.consent.unsubscribe import TokenSigner
 
 pytestmark = pytest.mark.integration
 
@@ -285,9 +285,10 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
     one of them is in the OpenAPI document, token-protected ones with security."""
     from aiohttp import test_utils
 
+    from spamwarden.api.app import build_app
     from spamwarden.config import config_from_mapping
-    from spamwarden.reputation.api import build_app, load_modules
     from spamwarden.reputation.store import AsyncListingStore
+    from spamwarden.wiring import api_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({
@@ -299,7 +300,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
         import redis.asyncio
 
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app))
         await client.start_server()
         try:
@@ -318,7 +319,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
                                                            "domains": ["shop.test"]},
                                   headers={"Authorization": f"Bearer {OPERATOR}"})
             assert r.status == 201
-            from spamwarden.reputation.unsubscribe import signer_from_config
+            from spamwarden.consent.unsubscribe import signer_from_config
 
             tok = signer_from_config(cfg).make("shop", A)
             r = await client.post(f"/u/{tok}", data={"List-Unsubscribe": "One-Click"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import email.policy
+import io
 import json
 from typing import Any, Iterator
 
@@ -15,10 +15,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from spamwarden.errors import StoreUnavailable
-from spamwarden.redisconn import EmbeddedRedis
-from spamwarden.reputation.complaints import Complaint, Indicators
-from spamwarden.reputation.consent import (
+from spamwarden.consent.optout import OptoutHandler
+from spamwarden.consent.records import export_records, iso
+from spamwarden.consent.registry import (
     GLOBAL,
     LOG_KEY,
     AdComplaintRefusals,
@@ -29,10 +28,11 @@ from spamwarden.reputation.consent import (
     UnknownAdvertiser,
     sent_key,
 )
-from spamwarden.reputation.consent_cli import export_records, iso
+from spamwarden.consent.unsubscribe import TokenSigner
+from spamwarden.errors import StoreUnavailable
+from spamwarden.redisconn import EmbeddedRedis
+from spamwarden.reputation.complaints import Complaint, Indicators
 from spamwarden.reputation.intake import IntakeRequest
-from spamwarden.reputation.optout import OptoutHandler
-from spamwarden.reputation.unsubscribe import TokenSigner
 from tests.integration.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -325,7 +325,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
-    from support.net import free_port
+    from tests.support.net import free_port
 
     sink = Sink()
     port = free_port()
@@ -345,7 +345,7 @@ def test_refusal_by_mail_and_complaint_confirmed_once(
     import functools
 
     from spamwarden.config import Config, ConsentConfig
-    from spamwarden.reputation.confirmations import SmtpConfirmationSender, confirm_once
+    from spamwarden.consent.confirmations import SmtpConfirmationSender, confirm_once
 
     sink, port = smtp_sink
     cfg = Config(consent=dataclasses.replace(ConsentConfig(), language="vi"))

@@ -14,6 +14,7 @@ from spamwarden.redisconn import EmbeddedRedis
 from tests.integration.test_intake import REPORTS, RunningIntake
 from tests.integration.test_intake import start_intake as start_intake  # noqa: F401 - fixture
 from tests.support.net import wait_until
+from tests.support.replies import REPORT_STORE_FAILED
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def test_report_via_postfix_transport(
     second = raw.replace(b"Mua ngay", b"Mua ngay 2")
     with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
         s.sendmail("alice@test.local", ["report@test.local"], second)
-    log = _wait(lambda: "451 4.3.0" in pf.maillog() and pf.maillog(), timeout=20,
+    log = _wait(lambda: REPORT_STORE_FAILED.line in pf.maillog() and pf.maillog(), timeout=20,
                 what="the deferral in the maillog")
     assert "status=deferred" in log
     assert len(pf.queue()) == 1

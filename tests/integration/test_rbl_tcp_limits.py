@@ -115,3 +115,93 @@ def test_a_quiet_server_keeps_the_full_idle_time() -> None:
             await server.stop()
 
     asyncio.run(main())
+
+
+async def _open_from(source: str, host: str, port: int,
+                     rcvbuf: int = 0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection from a chosen loopback source address (another "client")."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind((source, 0))
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    return await asyncio.open_connection(sock=sock)
+
+
+def test_one_client_holding_every_connection_cannot_lock_others_out() -> None:
+    """200 connections from one address (quiet ones: idle deadlines far away) leave room for
+    another address: each client gets at most tcp_per_client connections."""
+    async def main() -> None:
+        server = await _serve(ServerLimits(tcp_idle=30.0, tcp_idle_busy=30.0))
+        host, port = server.addresses[0]
+        hog: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            for _ in range(200):
+                hog.append(await _open_from("127.0.0.2", host, port))
+            await asyncio.sleep(0.2)
+            r, w = await _open_from("127.0.0.3", host, port)
+            assert (await _ask(r, w))[3] & 0xF == 0
+            w.close()
+            # the hog kept only its share: the rest were closed at once
+            open_hog = 0
+            for hr, _hw in hog:
+                try:
+                    data = await asyncio.wait_for(hr.read(1), 0.05)
+                except (asyncio.TimeoutError, TimeoutError):
+                    open_hog += 1  # still open, waiting for a query
+                    continue
+                except ConnectionResetError:
+                    continue  # closed at once
+                assert data == b""
+            assert open_hog == ServerLimits().tcp_per_client
+            assert server.stats.tcp_refused >= 200 - open_hog
+        finally:
+            for _hr, hw in hog:
+                hw.close()
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def test_per_client_cap_groups_ipv6_by_prefix() -> None:
+    from spamwarden.rbl.server import client_bucket
+
+    assert client_bucket("192.0.2.1") == client_bucket("192.0.2.1")
+    assert client_bucket("192.0.2.1") != client_bucket("192.0.2.2")
+    assert client_bucket("::ffff:192.0.2.1") == client_bucket("192.0.2.1")
+    assert client_bucket("2001:db8:0:ff::1") == client_bucket("2001:db8:0:1::2")  # same /56
+    assert client_bucket("2001:db8:0:100::1") != client_bucket("2001:db8:0:1::2")
+
+
+def test_a_client_that_never_reads_does_not_pin_a_connection() -> None:
+    """Answers the client never reads fill the socket buffers; the write deadline closes it."""
+    async def main() -> None:
+        zone = DnsblZone()
+        zone.bulk_load((f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", "ip", "spam-trap", 4e9)
+                       for i in range(60000))
+        responder = DnsblResponder(zone, ZoneSettings(apex="bl.example.net", lookup_url="u/",
+                                                      transfer_allow=("127.0.0.0/8",)))
+        server = RblServer(responder, [("127.0.0.1", 0)],
+                           limits=ServerLimits(tcp_write=0.5, tcp_idle=30.0))
+        await server.start()
+        host, port = server.addresses[0]
+        try:
+            r, w = await _open_from("127.0.0.4", host, port, rcvbuf=4096)
+            axfr = dns.message.make_query("ip.bl.example.net", "AXFR").to_wire()
+            w.write(struct.pack("!H", len(axfr)) + axfr)
+            await w.drain()
+            # never read; the server must give up on its own (the 10 s are the test's bound)
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if server.tcp_active == 0:
+                    break
+            assert server.tcp_active == 0
+            assert server.stats.tcp_write_timeouts == 1
+            w.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

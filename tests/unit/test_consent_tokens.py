@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from spamwarden.config import Config, ConsentConfig, ServiceConfig
-from spamwarden.reputation.consent import normalize_advertiser_id, normalize_recipient
-from spamwarden.reputation.texts import TEXTS, page, smtp_text, text
-from spamwarden.reputation.unsubscribe import (
+from spamwarden.consent.registry import normalize_advertiser_id, normalize_recipient
+from spamwarden.consent.texts import TEXTS, page, smtp_text, text
+from spamwarden.consent.unsubscribe import (
     KEY_FILE,
     InvalidToken,
     TokenSigner,

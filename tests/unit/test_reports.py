@@ -28,7 +28,7 @@ from spamwarden.reputation.reports import (
     submission_authenticated,
     verified_domains,
 )
-from tests.conftest import DATA, shared_path
+from tests.conftest import DATA, data_path
 
 TRUSTED = parse_networks(["127.0.0.0/8", "::1/128"])
 REPORTS = DATA / "reports"
@@ -45,7 +45,7 @@ def _ws(text: str | None) -> str | None:
 
 @pytest.mark.parametrize("name", ["001", "002", "003", "004", "005"])
 def test_arf_fields_match_stalwart(name: str) -> None:
-    folder = shared_path("arf", "stalwart_mail-auth")
+    folder = data_path("arf", "stalwart_mail-auth")
     expected = json.loads((folder / f"{name}.json").read_text())
     original = find_original((folder / f"{name}.eml").read_bytes())
     arf = original.arf

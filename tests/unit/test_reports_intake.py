@@ -24,6 +24,7 @@ from spamwarden.reputation.deliveries import delivery_of
 from spamwarden.reputation.reports import delivered_fingerprint, find_originals
 from tests.conftest import DATA
 from tests.support.ledger import MemoryDeliveryLedger
+from tests.support.replies import REPORT_RATE_LIMITED
 
 RAW = (DATA / "reports" / "gmail-attached.eml").read_bytes()
 
@@ -83,7 +84,7 @@ def test_store_outcomes_map_to_replies() -> None:
     assert dup == REPLIES["duplicate"].format(id=c.id)
     limited = _run(_intake(FakeStore(("rate_limited", ""))).accept_report("spam", "a@example.vn",
                                                                           RAW))
-    assert limited.startswith("450 4.7.1 ")
+    assert limited.startswith(REPORT_RATE_LIMITED.line + " ")
 
 
 @pytest.mark.parametrize("error", [StoreUnavailable("down"), StoreError("NOSCRIPT")])

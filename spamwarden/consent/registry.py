@@ -902,6 +902,8 @@ class AdComplaintRefusals:
 
     :param registry: the consent registry.
     :param confirm: called with each new refusal (sends the single confirmation).
+
+    Built from configuration by :func:`spamwarden.consent.optout.ad_complaint_hook_from_config`.
     """
 
     def __init__(
@@ -912,21 +914,6 @@ class AdComplaintRefusals:
     ) -> None:
         self.registry = registry
         self.confirm = confirm
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> "AdComplaintRefusals":
-        """The hook over the configured Redis, confirming by ``consent.confirmation_relay``."""
-        import functools
-
-        from .confirmations import confirm_once, sender_from_config
-
-        registry = registry_from_config(cfg)
-        sender, frm = sender_from_config(cfg)
-        confirm = None
-        if sender is not None:
-            confirm = functools.partial(confirm_once, cfg, registry, sender=sender,
-                                        from_addr=frm)
-        return cls(registry, confirm=confirm)
 
     def advertiser_of(self, complaint: Any) -> str | None:
         """The advertiser a complaint is about, or ``None`` (not an ad, not ours).

@@ -1,7 +1,7 @@
 """HTTP routes of the consent registry, mounted by the API application.
 
 The API application loads :func:`consent_module` (named in
-``spamwarden.reputation.api.MODULE_FACTORIES``); the OpenAPI description of every
+``spamwarden.wiring.api_modules``); the OpenAPI description of every
 route is :data:`CONSENT_PATHS`. Standalone:
 ``app.add_routes(ConsentApi.from_config(cfg).routes())``.
 
@@ -31,29 +31,30 @@ Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and adverti
 * ``GET /v1/recipients/{rcpt}`` (operator) - every record of one recipient;
 * ``POST /v1/refusals`` (operator) - ``{recipient, advertiser?}``.
 
-Errors are JSON ``{"error": "..."}`` with 400 (bad input), 401 (no or bad
-token), 403 (another advertiser's data), 404, 409 (domain taken), 503 (store
-unreachable). Registry calls run in worker threads (``asyncio.to_thread``):
+Errors are JSON ``{"error": "...", "status": N}`` (the API's shared
+:func:`~spamwarden.api._http.json_error`) with 400 (bad input), 401 (no or bad
+token, with ``WWW-Authenticate: Bearer``), 403 (another advertiser's data; operator
+endpoints when ``api.operator_tokens`` is empty), 404, 409 (domain taken), 413, 503
+(store unreachable). Operator tokens are checked by the shared
+:func:`~spamwarden.api._http.operator_denied` / :func:`~spamwarden.api._http.token_ok`. Registry calls run in worker threads (``asyncio.to_thread``):
 one implementation of every rule, shared with the threaded milter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html as _h
 import io
 import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
 from ..config import Config
-from ..errors import StoreError, StoreUnavailable
-from ..logs import event
-from .consent import (
+from ..consent.records import advertiser_json, export_records, iso, parse_time
+from ..consent.registry import (
     GLOBAL,
     METHODS,
     ConsentRecord,
@@ -65,14 +66,24 @@ from .consent import (
     normalize_recipient,
     registry_from_config,
 )
-from .consent_cli import advertiser_json, export_records, iso
-from .texts import page, text
-from .unsubscribe import (
+from ..consent.texts import page, text
+from ..consent.unsubscribe import (
     InvalidToken,
     TokenSigner,
     list_unsubscribe_headers,
     signer_from_config,
     unsubscribe_url,
+)
+from ..errors import StoreError, StoreUnavailable
+from ..logs import event
+from ._http import (
+    ApiContext,
+    ApiModule,
+    Handler,
+    bearer_token,
+    json_error,
+    operator_denied,
+    token_ok,
 )
 
 __all__ = ["ConsentApi", "MAX_BULK", "consent_module", "CONSENT_PATHS"]
@@ -82,15 +93,8 @@ log = logging.getLogger("spamwarden.api.consent")
 #: consent records accepted in one bulk request
 MAX_BULK = 10_000
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
-
-
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message}, status)
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -138,7 +142,7 @@ class ConsentApi:
         self.registry = registry
         self.signer = signer
         self.lang = cfg.consent.language
-        self._operator_tokens = tuple(t.encode() for t in cfg.api.operator_tokens if t)
+        self._operator_tokens = tuple(t for t in cfg.api.operator_tokens if t)
 
     @classmethod
     def from_config(cls, cfg: Config, *, client: Any | None = None) -> "ConsentApi":
@@ -179,16 +183,17 @@ class ConsentApi:
                 return await handler(request)
             except StoreUnavailable as exc:
                 event(log, "consent_api_store_unavailable", path=request.path, error=str(exc))
-                return _error(503, "the consent registry is unavailable, try again later")
+                return json_error(503, "the consent registry is unavailable, try again later",
+                                  headers={"Retry-After": "5"})
             except UnknownAdvertiser as exc:
-                return _error(404, str(exc))
+                return json_error(404, str(exc))
             except DomainTaken as exc:
-                return _error(409, str(exc))
+                return json_error(409, str(exc))
             except StoreError as exc:
                 event(log, "consent_api_store_error", path=request.path, error=str(exc))
-                return _error(503, "the consent registry failed, try again later")
+                return json_error(503, "the consent registry failed, try again later")
             except ValueError as exc:  # a bad id or address found deeper down
-                return _error(400, str(exc))
+                return json_error(400, str(exc))
 
         wrapped.__name__ = handler.__name__
         if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page"):
@@ -198,48 +203,32 @@ class ConsentApi:
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    @staticmethod
-    def _bearer(request: web.Request) -> str | None:
-        auth = request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return token.strip()
-
-    def _is_operator(self, token: str) -> bool:
-        given = token.encode("utf-8", "replace")
-        ok = False
-        for t in self._operator_tokens:
-            ok |= hmac.compare_digest(given, t)
-        return ok
-
-    async def _who(self, request: web.Request, adv: str | None) -> str | web.Response:
-        """``"operator"``, ``"advertiser"``, or the error response."""
-        token = self._bearer(request)
+    async def _who(self, request: web.Request, adv: str) -> str | web.Response:
+        """``"operator"``, ``"advertiser"`` (a valid token of ``adv``), or the error response."""
+        token = bearer_token(request)
         if token is None:
-            return _error(401, "missing bearer token")
-        if self._is_operator(token):
+            return json_error(401, "missing bearer token",
+                              headers={"WWW-Authenticate": 'Bearer realm="spamwarden"'})
+        if token_ok(token, self._operator_tokens):
             return "operator"
-        if adv is not None and await self._run(self.registry.check_advertiser_token, adv, token):
+        if await self._run(self.registry.check_advertiser_token, adv, token):
             return "advertiser"
-        if adv is None:
-            return _error(401, "operator token required")
-        return _error(403, "token not valid for this advertiser")
+        return json_error(403, "token not valid for this advertiser")
 
     async def _operator(self, request: web.Request) -> web.Response | None:
-        who = await self._who(request, None)
-        return who if isinstance(who, web.Response) else None
+        """``None`` for an operator token, else the shared operator error (401 / 403)."""
+        return operator_denied(request, self._operator_tokens)
 
     async def _advertiser(self, request: web.Request) -> tuple[str, web.Response | None]:
         try:
             adv = normalize_advertiser_id(request.match_info["adv"])
         except ValueError as exc:
-            return "", _error(400, str(exc))
+            return "", json_error(400, str(exc))
         who = await self._who(request, adv)
         if isinstance(who, web.Response):
             return adv, who
         if await self._run(self.registry.advertiser, adv) is None:
-            return adv, _error(404, f"no advertiser {adv!r}")
+            return adv, json_error(404, f"no advertiser {adv!r}")
         return adv, None
 
     @staticmethod
@@ -247,11 +236,11 @@ class ConsentApi:
         try:
             data = await request.json()
         except (ValueError, UnicodeDecodeError):
-            return _error(400, "the body must be a JSON object")
+            return json_error(400, "the body must be a JSON object")
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "request body too large")
+            return json_error(413, "request body too large")
         if not isinstance(data, dict):
-            return _error(400, "the body must be a JSON object")
+            return json_error(400, "the body must be a JSON object")
         return data
 
     # -- recipients ----------------------------------------------------------------------------
@@ -356,7 +345,7 @@ class ConsentApi:
             return body
         domains = body.get("domains", [])
         if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-            return _error(400, "domains must be a list of domain names")
+            return json_error(400, "domains must be a list of domain names")
         try:
             existing = await self._run(self.registry.advertiser, str(body.get("id", "")))
             adv, token = await self._run(
@@ -365,7 +354,7 @@ class ConsentApi:
                 domains=domains[:100], new_token=existing is None or bool(body.get("new_token")),
             )
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         out = {"id": adv.id, "name": adv.name, "contact": adv.contact,
                "domains": list(adv.domains), "created_at": iso(adv.created_at)}
         if token:
@@ -394,20 +383,20 @@ class ConsentApi:
         if denied is not None:
             return denied
         if (denied := await self._operator(request)) is not None:
-            return _error(403, "only the operator adds sending domains")
+            return json_error(403, "only the operator adds sending domains")
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
         domains = body.get("domains")
         if not isinstance(domains, list) or not domains or not all(
                 isinstance(d, str) for d in domains):
-            return _error(400, "domains must be a non-empty list of domain names")
+            return json_error(400, "domains must be a non-empty list of domain names")
         a = await self._run(self.registry.advertiser, adv)
         try:
             a, _ = await self._run(self.registry.register_advertiser, adv, name=a.name,
                                    contact=a.contact, domains=domains[:100])
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return _json({"id": a.id, "domains": list(a.domains)})
 
     async def consents_submit(self, request: web.Request) -> web.StreamResponse:
@@ -420,9 +409,9 @@ class ConsentApi:
             return body
         items = body.get("consents")
         if not isinstance(items, list) or not items:
-            return _error(400, "consents must be a non-empty list")
+            return json_error(400, "consents must be a non-empty list")
         if len(items) > MAX_BULK:
-            return _error(413, f"at most {MAX_BULK} consent records per request")
+            return json_error(413, f"at most {MAX_BULK} consent records per request")
         now = time.time()
         records: list[ConsentRecord] = []
         for i, item in enumerate(items):
@@ -441,11 +430,11 @@ class ConsentApi:
                     max_per_day=int(item.get("max_per_day") or 0),
                 ))
             except (ValueError, TypeError) as exc:
-                return _error(400, f"consents[{i}]: {exc}")
+                return json_error(400, f"consents[{i}]: {exc}")
         try:
             n = await self._run(self.registry.add_consents, records)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return _json({"stored": n})
 
     async def consents_export(self, request: web.Request) -> web.StreamResponse:
@@ -455,7 +444,7 @@ class ConsentApi:
             return denied
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
-            return _error(400, "format must be json or csv")
+            return json_error(400, "format must be json or csv")
         buf = io.StringIO()
         await self._run(export_records, self.registry, adv, fmt, buf)
         return web.Response(
@@ -471,7 +460,7 @@ class ConsentApi:
         try:
             since = float(request.query.get("since", "0"))
         except ValueError:
-            return _error(400, "since must be a Unix time")
+            return json_error(400, "since must be a Unix time")
         recs = await self._run(lambda: [r for r in self.registry.refusals(adv) if r.at >= since])
         return _json({"refusals": [_refusal_json(r) for r in recs]})
 
@@ -492,7 +481,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.match_info["rcpt"])
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         state = await self._run(
             self.registry.recipient_state, adv, rcpt, now=self.registry.clock(),
             default_cap=self.cfg.consent.max_ads_per_day,
@@ -516,7 +505,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.query.get("recipient", ""))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         url = unsubscribe_url(self.cfg, self.signer, adv, rcpt)
         return _json({"url": url, "headers": dict(list_unsubscribe_headers(url))})
 
@@ -527,7 +516,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.match_info["rcpt"])
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         rr = await self._run(self.registry.recipient_records, rcpt)
         return _json(_records_json(rr))
 
@@ -541,13 +530,13 @@ class ConsentApi:
         adv = body.get("advertiser") or GLOBAL
         try:
             if adv != GLOBAL and await self._run(self.registry.advertiser, str(adv)) is None:
-                return _error(404, f"no advertiser {adv!r}")
+                return json_error(404, f"no advertiser {adv!r}")
             rec, created = await self._run(
                 self.registry.refuse, str(body.get("recipient", "")), adv=str(adv),
                 channel=str(body.get("channel") or "api")[:32],
             )
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return _json({"refusal": _refusal_json(rec), "new": created}, 201 if created else 200)
 
 
@@ -559,8 +548,6 @@ def _time(value: Any, default: float) -> float:
         raise ValueError("a time, not a boolean")
     if isinstance(value, (int, float)):
         return float(value)
-    from .consent_cli import parse_time
-
     return parse_time(str(value), now=default or time.time())
 
 
@@ -674,16 +661,14 @@ CONSENT_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
-def consent_module(ctx: Any) -> Any:
-    """The API application's module (``spamwarden.reputation.api.ApiModule``) with
+def consent_module(ctx: ApiContext) -> ApiModule:
+    """The API application's module (:class:`~spamwarden.api._http.ApiModule`) with
     the consent routes and their OpenAPI description.
 
     :param ctx: the API's ``ApiContext`` (its ``cfg`` is used; the consent
         registry opens its own Redis client, closed with the application).
     :raises ConfigError: the token key is unusable.
     """
-    from .api import ApiModule
-
     api = ConsentApi.from_config(ctx.cfg)
 
     async def close(app: web.Application) -> None:

@@ -20,6 +20,7 @@ Nothing found: ``550 5.6.0`` saying how to name the advertiser. Store trouble:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from typing import Any, Callable
@@ -27,8 +28,10 @@ from typing import Any, Callable
 from ..errors import ReportError, StoreError
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
-from .consent import (
+from .confirmations import confirm_once, sender_from_config
+from .registry import (
     GLOBAL,
+    AdComplaintRefusals,
     RedisConsentRegistry,
     RefusalRecord,
     normalize_recipient,
@@ -36,7 +39,7 @@ from .consent import (
 )
 from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
-__all__ = ["OptoutHandler", "optout_hook_from_config", "REPLIES"]
+__all__ = ["OptoutHandler", "optout_hook_from_config", "ad_complaint_hook_from_config", "REPLIES"]
 
 log = logging.getLogger("spamwarden.intake.optout")
 
@@ -124,7 +127,7 @@ class OptoutHandler:
                 continue
         domains = self.registry.domain_map()
         try:
-            from .reports import find_original
+            from ..reputation.reports import find_original
 
             original = find_original(raw, local_domains=self.local_domains)
         except (ReportError, ValueError):
@@ -170,10 +173,6 @@ def optout_hook_from_config(cfg: Any) -> OptoutHandler:
 
     :raises ConfigError: the token key is unusable.
     """
-    import functools
-
-    from .confirmations import confirm_once, sender_from_config
-
     registry = registry_from_config(cfg)
     sender, frm = sender_from_config(cfg)
     confirm = None
@@ -186,3 +185,19 @@ def optout_hook_from_config(cfg: Any) -> OptoutHandler:
         require_auth=cfg.intake.require_auth,
         confirm=confirm,
     )
+
+
+def ad_complaint_hook_from_config(cfg: Any) -> AdComplaintRefusals:
+    """The worker's complaint hook turning complaints about ads into refusals
+    (:class:`~spamwarden.consent.registry.AdComplaintRefusals`) over the configured
+    Redis, confirming each new refusal by ``consent.confirmation_relay``.
+
+    :param cfg: the configuration.
+    :returns: the hook.
+    """
+    registry = registry_from_config(cfg)
+    sender, frm = sender_from_config(cfg)
+    confirm = None
+    if sender is not None:
+        confirm = functools.partial(confirm_once, cfg, registry, sender=sender, from_addr=frm)
+    return AdComplaintRefusals(registry, confirm=confirm)

@@ -44,19 +44,21 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Config
-from ..errors import StoreError, StoreUnavailable
+from ..errors import ConfigError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, ad_label, domain_of_address, registrable_domain
-from ..reputation.consent import (
+from ..milter.interfaces import Envelope, RcptDecision, Symbol
+from ..redisconn import sync_client
+from .registry import (
     ConsentStore,
     RecipientState,
+    RedisConsentRegistry,
     aligned_authenticated_domains,
     attribute_advertiser,
     normalize_recipient,
 )
-from ..reputation.texts import smtp_text
-from ..reputation.unsubscribe import InvalidToken, TokenSigner
-from .interfaces import Envelope, RcptDecision, Symbol
+from .texts import smtp_text
+from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
 __all__ = [
     "ConsentPolicy",
@@ -139,7 +141,7 @@ def unsubscribe_signed(auth: object) -> bool:
 
 
 class ConsentPolicy:
-    """The consent rules over a :class:`~spamwarden.reputation.consent.ConsentStore`.
+    """The consent rules over a :class:`~spamwarden.consent.registry.ConsentStore`.
 
     Thread-safe and without per-message state: one instance serves every
     milter thread.
@@ -459,12 +461,6 @@ class ConsentPolicy:
 def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:
     """The consent policy over Redis for this configuration (``client``: a
     ``redis.Redis``; default :func:`~spamwarden.redisconn.sync_client`)."""
-    from ..redisconn import sync_client
-    from ..reputation.consent import RedisConsentRegistry
-
-    from ..errors import ConfigError
-    from ..reputation.unsubscribe import signer_from_config
-
     store = RedisConsentRegistry(
         client if client is not None else sync_client(cfg), retention=cfg.consent.retention
     )

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from ..config import Config, parse_hostport
 from ..logs import event
-from .consent import GLOBAL, RedisConsentRegistry, RefusalRecord
-from .consent_cli import iso
+from .records import iso
+from .registry import GLOBAL, RedisConsentRegistry, RefusalRecord
 from .texts import text
 
 __all__ = ["ConfirmationSender", "SmtpConfirmationSender", "confirm_once",
