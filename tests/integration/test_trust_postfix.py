@@ -35,10 +35,10 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from support.messages import make_message
-from support.milterproc import MilterProcess, spamwarden_command, write_toml
-from support.net import free_port, wait_until
-from support.rblserver import ZONE, RblProcess, ip_name
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
+from tests.support.net import free_port, wait_until
+from tests.support.rblserver import ZONE, RblProcess, ip_name
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
 from tests.conftest import DATA
