@@ -40,6 +40,21 @@ Replies, in the order checks run:
   up to 10; the reply lists their ids); a report the same reporter
   already made about the same message (same fingerprint, within
   ``reputation.window``) also gets ``250`` but is not written again.
+* stored but counting for nothing (``reputation.require_delivered``, the default):
+  ``250 2.0.0 Report kept as <id>, but it lists nothing: <why>`` when the reported
+  message matches no delivery here to the reporter (see below).
+
+Which reports count (:mod:`~spamwarden.reputation.deliveries`): a spam report is
+looked up in the delivery ledger the milter writes, by the original's content
+fingerprint and Message-ID together with the reporter.  A match replaces the
+indicators read from the report's copy (its ``Received``, ``From``, ARF
+``Source-IP``) with what the delivery proved: the client address the milter saw,
+the SPF/DKIM/DMARC-authenticated names, the link domains; the complaint is marked
+``match=matched``.  An ARF report from a configured, verified feedback loop
+(:mod:`~spamwarden.reputation.feedback_loops`) is marked ``match=fbl`` and counts
+with what the loop vouches for.  Any other spam report goes to the unmatched stream,
+is never a training example, and lists nothing.  With ``require_delivered = false``
+every report counts with what its copy claims (dangerous: anyone can list anyone).
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
@@ -59,6 +74,11 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); entries older
     than twice ``reputation.window`` (at least two days) are trimmed as new ones
     are added (``XADD MINID ~``): they no longer count in any window.
+``sw:{sw}:complaints:unmatched``
+    stream, the same fields, one entry per spam report that matched no delivery
+    here (kept for ``spamwarden complaints --unmatched``; the worker never reads
+    it); trimmed like the complaint stream and to about :data:`UNMATCHED_MAXLEN`
+    entries.
 ``sw:{sw}:intake:seen:<complaint id>``
     string (the stream entry id), TTL ``reputation.window``: reporter x kind x
     fingerprint already stored.
