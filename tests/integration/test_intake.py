@@ -18,7 +18,8 @@ import pytest
 from spamwarden.config import Config, config_from_mapping
 from spamwarden.mail import registrable_domain, url_domain
 from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
-from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from spamwarden.reputation.deliveries import RedisDeliveryLookup
 from spamwarden.reputation.intake import (
     REPLIES,
     ComplaintIntake,
@@ -106,27 +107,35 @@ class _LoopThread:
 def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
     """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides.
 
-    require_auth is off unless a test turns it on: most tests here are about report
-    formats, and many sample reports carry no login (identity has its own tests).
+    ``reputation`` overrides ``[reputation]``.  By default these tests run with
+    ``require_delivered = false``: they are about finding the original in each
+    report form, the replies and the store, and read what the report claims.
+    Matching reports to deliveries is tested with ``require_delivered`` on
+    (test_deliveries_redis.py, test_trust_postfix.py).  require_auth is off unless a
+    test turns it on: many sample reports carry no login (identity has its own tests).
     """
     lt = _LoopThread()
     started: list[tuple[IntakeServer, Any]] = []
 
-    def start(*, hooks: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
+    def start(*, hooks: dict[str, Any] | None = None,
+              reputation: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
         section = {"local_domains": LOCAL, "max_message_bytes": 300_000,
                    "require_auth": False, **intake}
-        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5}})
+        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5},
+                                   "reputation": reputation or {"require_delivered": False}})
 
         async def up() -> tuple[IntakeServer, Any, ComplaintIntake]:
             client = async_client(cfg, redis_url)
             store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                         training_ttl=cfg.reputation.training_ttl)
             handler = ComplaintIntake(cfg, store, dkim_verifier=_verifier(), resolver=DKIM_DNS,
-                                      hooks=hooks)
+                                      hooks=hooks, deliveries=RedisDeliveryLookup(client))
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
-                                  max_sessions=cfg.intake.max_sessions)
+                                  max_sessions=cfg.intake.max_sessions,
+                                  max_data_in_flight=cfg.intake.max_data_in_flight,
+                                  size_trusted=handler.trusted)
             await server.start()
             return server, client, handler
 
@@ -572,7 +581,10 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
     cfg = config_from_mapping({})
     r = sync_client(cfg, redis_url)
     try:
-        assert r.xlen(COMPLAINTS_KEY) == 1
+        # shipped defaults (reputation.require_delivered): nothing was delivered here, so
+        # the report is kept for the operator and counts for nothing
+        assert r.xlen(COMPLAINTS_KEY) == 0
+        assert r.xlen(UNMATCHED_KEY) == 1
     finally:
         r.close()
 
@@ -679,3 +691,47 @@ def test_outcomes_are_counted_in_metrics(start_intake: Callable[..., RunningInta
     after = {o: value(o) for o in before}
     assert {o: after[o] - before[o] for o in before} == {
         "accepted": 1, "duplicate": 1, "refused": 1, "unusable": 1}
+
+
+def test_data_in_flight_budget_defers_with_451_and_trusts_only_a_relays_size(
+    start_intake: Callable[..., RunningIntake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intake.max_data_in_flight bounds the DATA received and handled at once: a session
+    reserves the SIZE= a trusted relay declared (127.0.0.1 is one by default), else
+    max_message_bytes; one that finds no room within the wait gets 451 4.3.2."""
+    import spamwarden.reputation.intake as intake_module
+
+    monkeypatch.setattr(intake_module, "DATA_BUDGET_WAIT", 0.5)
+    intake = start_intake(max_data_in_flight=100_000)
+    raw = _smtp_lines((REPORTS / "gmail-attached.eml").read_bytes())
+
+    sessions: list[smtplib.SMTP] = []
+
+    def open_data(size: int | None) -> tuple[smtplib.SMTP, int, bytes]:
+        s = intake.client()
+        sessions.append(s)
+        s.ehlo("relay.example.vn")
+        assert s.mail("alice@example.vn", [f"SIZE={size}"] if size else [])[0] == 250
+        assert s.rcpt("report@example.vn")[0] == 250
+        s.putcmd("data")
+        code, text = s.getreply()
+        return s, code, text
+
+    try:
+        big, code, _ = open_data(90_000)
+        assert code == 354  # holds 91,024 of 100,000 bytes while its DATA arrives
+        small, code, _ = open_data(len(raw))
+        assert code == 354  # a declared small message still fits beside it
+        small.send(raw + b"\r\n.\r\n")
+        assert small.getreply()[0] == 250
+        unsized, code, text = open_data(None)  # no SIZE: reserves max_message_bytes: no room
+        assert (code, text[:5]) == (451, b"4.3.2"), text
+        big.send(raw + b"\r\n.\r\n")
+        assert big.getreply()[0] == 250
+        again, code, _ = open_data(None)  # room again once the big one was answered
+        assert code == 354
+        again.send(_variant(raw, 9) + b"\r\n.\r\n")
+        assert again.getreply()[0] == 250
+    finally:
+        for s in sessions:
+            s.close()
