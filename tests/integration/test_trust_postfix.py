@@ -150,7 +150,7 @@ def mailbox_copy(site: Site, user: str, msgid: str, *, timeout: float = 30) -> b
     while time.monotonic() < deadline:
         for sub in ("new", "cur"):
             for path in (maildir / sub).glob("*") if (maildir / sub).exists() else ():
-                data = path.read_bytes()
+                data: bytes = path.read_bytes()
                 msg = email.message_from_bytes(data, policy=email.policy.compat32)
                 if (msg.get("Message-ID") or "").strip() == msgid:
                     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -166,7 +166,8 @@ def report(site: Site, reporter: str, raw: bytes) -> None:
 
 
 def stream(site: Site, key: str) -> list[Complaint]:
-    return [Complaint.from_fields(f) for _, f in site.client.xrange(key)]
+    entries: Any = site.client.xrange(key)
+    return [Complaint.from_fields(f) for _, f in entries]
 
 
 def about(complaints: list[Complaint], fp: str) -> list[Complaint]:
@@ -176,13 +177,12 @@ def about(complaints: list[Complaint], fp: str) -> list[Complaint]:
 def wait_stored(site: Site, count: int, *, subject: str) -> dict[str, list[Complaint]]:
     """The reports of ``subject`` once ``count`` are stored, by stream (counted or not)."""
 
-    def found() -> dict[str, list[Complaint]] | None:
+    def found() -> dict[str, list[Complaint]]:
         got = {key: [c for c in stream(site, key) if c.indicators.subject == subject]
                for key in (COMPLAINTS_KEY, UNMATCHED_KEY)}
-        return got if sum(len(v) for v in got.values()) >= count else None
+        return got if sum(len(v) for v in got.values()) >= count else {}
 
-    return wait_until(found, timeout=60,  # type: ignore[no-any-return]
-                      what=f"{count} reports of {subject!r} stored")
+    return wait_until(found, timeout=60, what=f"{count} reports of {subject!r} stored")
 
 
 def match_of(c: Complaint) -> str | None:
@@ -205,7 +205,8 @@ def dbl(domain: str) -> str:
 
 def attach(reporter: str, original: bytes) -> bytes:
     """A Gmail "Forward as attachment" of ``original`` by ``reporter``."""
-    return SAMPLES.gmail_attached(original).replace(b"alice@example.vn", reporter.encode())
+    forward: bytes = SAMPLES.gmail_attached(original)
+    return forward.replace(b"alice@example.vn", reporter.encode())
 
 
 # -- the attacks --------------------------------------------------------------------------------
