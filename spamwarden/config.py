@@ -391,6 +391,12 @@ class RblConfig:
     notify_interval: float = _opt(1.0, duration=True, check=_positive,
                                   doc="at most one NOTIFY per zone per interval")
     ixfr_journal: int = _opt(10000, check=_positive, doc="changes kept per zone for IXFR (RFC 1995)")
+    rate_limit: float = _opt(0.0, check=lambda v: None if v >= 0 else "0 (off) or answers per second",
+                             doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
+    rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
+                                doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    workers: int = _opt(1, check=_positive,
+                        doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
 
 @dataclass(frozen=True)

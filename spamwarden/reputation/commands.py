@@ -16,7 +16,7 @@ from typing import Any, Iterator, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain
-from .listings import REASONS, Kind, listing_json, normalize_key, operator_reason
+from .listings import REASONS, KeyKind, listing_json, normalize_key, operator_reason
 from .listings import utc_iso as _iso
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
@@ -43,7 +43,7 @@ def _ttl(args: argparse.Namespace) -> float | None:
     return ttl
 
 
-def _reason(text: str | None, kind: Kind, *, imported: bool = False) -> tuple[str, str]:
+def _reason(text: str | None, kind: KeyKind, *, imported: bool = False) -> tuple[str, str]:
     """(reason code, note) for an operator's ``--reason TEXT``: a known code is used
     as is; any other text becomes the note of the operator's reason for the kind."""
     if text and text in REASONS:
@@ -51,7 +51,7 @@ def _reason(text: str | None, kind: Kind, *, imported: bool = False) -> tuple[st
     return operator_reason(kind, imported=imported), text or ""
 
 
-def _key(text: str) -> tuple[str, Kind]:
+def _key(text: str) -> tuple[str, KeyKind]:
     try:
         return normalize_key(text)
     except ValueError as exc:
@@ -131,7 +131,7 @@ def cmd_list_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _read_keys(fh: TextIO, bad: list[str]) -> Iterator[tuple[str, Kind]]:
+def _read_keys(fh: TextIO, bad: list[str]) -> Iterator[tuple[str, KeyKind]]:
     for text in iter_lines(fh):
         try:
             yield normalize_key(text)

@@ -38,12 +38,13 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import redis
 import redis.asyncio
 
+from ..config import Config
 from ..errors import StoreError
 from ..logs import event
 from ..mail import normalize_domain, registrable_domain
 from ._service import stop_on_signals
 from .complaints import COMPLAINTS_KEY, Complaint
-from .listings import Kind, normalize_address
+from .listings import KeyKind, normalize_address
 from .store import AsyncListingStore, Clock, SystemClock, store_error
 
 __all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHook", "GROUP"]
@@ -67,7 +68,7 @@ class Target:
     """One thing a complaint may get listed."""
 
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: str
 
 
@@ -121,7 +122,7 @@ class ListingPolicy:
         self.shared = [d for d in (normalize_domain(x) for x in shared_domains) if d]
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ListingPolicy":
+    def from_config(cls, cfg: Config) -> "ListingPolicy":
         """The policy of ``reputation.allow``, ``intake.local_domains`` and
         ``reputation.shared_domains``.
         """
@@ -178,7 +179,7 @@ class ListingPolicy:
         ind = complaint.indicators
         out: dict[str, Target] = {}
 
-        def put(key: str, kind: Kind, reason: str) -> None:
+        def put(key: str, kind: KeyKind, reason: str) -> None:
             out.setdefault(key, Target(key, kind, reason))
 
         if ind.source_ip:
@@ -262,7 +263,7 @@ class ListingEngine:
         self.processed = 0
 
     @classmethod
-    def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
+    def from_config(cls, cfg: Config, store: AsyncListingStore, *, consumer: str | None = None,
                     clock: Clock | None = None,
                     hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
         """An engine with the ``[reputation]`` thresholds of ``cfg``.
@@ -433,7 +434,7 @@ class ListingEngine:
                 backoff = min(backoff * 2, 5.0)
 
 
-async def run_worker(cfg: Any, *, consumer: str | None = None,
+async def run_worker(cfg: Config, *, consumer: str | None = None,
                      hooks: Sequence[ComplaintHook] = ()) -> int:
     """``spamwarden worker``: run the engine until SIGTERM or SIGINT.
 

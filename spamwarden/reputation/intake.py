@@ -115,7 +115,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
+from ..mail import (
+    MessageView,
+    install_boundary_matcher,
+    normalize_domain,
+    parse_tag_list,
+    registrable_domain,
+)
 from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
 from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
@@ -166,7 +172,8 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.intake")
 
-Kind = Literal["spam", "ham"]
+#: What a reporter says a forwarded message is.
+ReportKind = Literal["spam", "ham"]
 MAX_RECIPIENTS = 10
 RATE_WINDOW = 3600
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
@@ -592,7 +599,7 @@ class ComplaintIntake:
             return ()
         return verified_domains(results)
 
-    async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
+    async def accept_report(self, kind: ReportKind, reporter: str, raw: bytes) -> str:
         """Turn one report into stored complaints (one per reported message); the
         SMTP reply.
 
@@ -665,7 +672,7 @@ class ComplaintIntake:
               loop=loop.domain)
         return None
 
-    async def _store_original(self, kind: Kind, reporter: str, original: Original, *,
+    async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
                               loop: FeedbackLoop | None = None, report_id: str = "",
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
@@ -1018,6 +1025,7 @@ async def run_intake(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     registrable_domain("example.com")  # load the Public Suffix List before the first report
+    install_boundary_matcher()  # MIME boundaries without a regex compiled per message
     await server.start()
     try:
         await stop.wait()
