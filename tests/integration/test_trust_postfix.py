@@ -4,7 +4,9 @@ worker` and `spamwarden rbl` as processes.  Reports reach intake through Postfix
 transport_maps, as in production; the sender's client address is set with Postfix's XCLIENT
 (the milter sees it as the SMTP client).
 
-Local users a@, b@, c@test.local.  Attacks (each by three reporters, the listing threshold):
+Local users a@, b@, c@test.local, each reporting logged in (SASL), as intake.require_auth
+demands.  Attacks (each by three real reporters, the listing threshold: what compromised
+accounts or a few users fooled into forwarding a fabricated message can do):
 
 1. reports attaching a fabricated message (``Received: ... [198.51.100.23]``, From
    news@innocent-shop.example, a link to innocent-shop.example) that was never delivered
@@ -46,6 +48,7 @@ from tests.conftest import DATA
 pytestmark = pytest.mark.integration
 
 USERS = ("a@test.local", "b@test.local", "c@test.local")
+LOGINS = {u: f"{u.split('@')[0]}-secret" for u in USERS}
 REPORT = "report@test.local"
 LEGIT_IP, PHISH_IP = "203.0.113.5", "203.0.113.99"
 
@@ -98,7 +101,7 @@ def site(dns_server: Any, auth_zone: Any, module_redis_url: str,
         overrides={"intake": {"local_domains": ["test.local"]}, "consent": {"enabled": False}})
     mailboxes = ", ".join(f"{u}={u.split('@')[0]}/" for u in (*USERS, REPORT))
     postfix = postfix_instance_module(
-        listeners={"smtp": milter.postfix_socket}, mailbox=USERS[0],
+        listeners={"smtp": milter.postfix_socket}, mailbox=USERS[0], sasl_users=LOGINS,
         main_cf={"virtual_mailbox_maps": f"inline:{{ {mailboxes} }}",
                  "transport_maps": f"inline:{{ {REPORT}=smtp:[127.0.0.1]:{intake_port} }}",
                  "smtpd_authorized_xclient_hosts": "127.0.0.0/8"})
@@ -159,9 +162,11 @@ def mailbox_copy(site: Site, user: str, msgid: str, *, timeout: float = 30) -> b
 
 
 def report(site: Site, reporter: str, raw: bytes) -> None:
-    """A user's report to report@, through Postfix (which hands it to intake)."""
+    """A user's report to report@, logged in (SMTP AUTH), through Postfix (which records
+    the login and hands the report to intake)."""
     with smtplib.SMTP("127.0.0.1", site.postfix.port, local_hostname="laptop.test.local",
                       timeout=60) as smtp:
+        smtp.login(reporter, LOGINS[reporter])
         assert smtp.sendmail(reporter, [REPORT], raw) == {}
 
 
