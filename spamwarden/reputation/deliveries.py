@@ -57,8 +57,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from ..errors import StoreError, StoreUnavailable
 from ..logs import event
@@ -67,24 +68,24 @@ from .complaints import Indicators
 from .listings import normalize_address
 
 __all__ = [
-    "Delivery",
-    "Match",
-    "DeliveryLedger",
-    "DeliveryLookup",
-    "RedisDeliveryLedger",
-    "RedisDeliveryLookup",
-    "delivery_of",
-    "record_deliveries",
-    "LedgerRecorder",
-    "decide_match",
-    "message_id_hash",
-    "normalize_reporter",
-    "record_key",
-    "content_key",
-    "message_key",
+    "MAX_DKIM_DOMAINS",
     "MAX_RECIPIENTS",
     "MAX_URL_DOMAINS",
-    "MAX_DKIM_DOMAINS",
+    "Delivery",
+    "DeliveryLedger",
+    "DeliveryLookup",
+    "LedgerRecorder",
+    "Match",
+    "RedisDeliveryLedger",
+    "RedisDeliveryLookup",
+    "content_key",
+    "decide_match",
+    "delivery_of",
+    "message_id_hash",
+    "message_key",
+    "normalize_reporter",
+    "record_deliveries",
+    "record_key",
 ]
 
 log = logging.getLogger("spamwarden.deliveries")
@@ -189,7 +190,7 @@ class Delivery:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Delivery":
+    def from_json(cls, text: str | bytes) -> Delivery:
         """:raises ValueError: not a delivery record."""
         try:
             d = json.loads(text)

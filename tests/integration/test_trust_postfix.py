@@ -31,19 +31,19 @@ import json
 import smtplib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from tests.conftest import DATA
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 from tests.support.net import free_port, wait_until
 from tests.support.rblserver import ZONE, RblProcess, ip_name
-
-from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
-from tests.conftest import DATA
 
 pytestmark = pytest.mark.integration
 
@@ -297,7 +297,7 @@ def test_genuine_reports_of_a_delivered_message_list_its_sender(site: Site) -> N
                                                b"message-id"))
     deliver(site, signed, client_ip=LEGIT_IP, helo="mail.legit.test",
             mail_from="news@legit.test")
-    a, b, c = (mailbox_copy(site, u, msgid) for u in USERS)
+    a, b, _ = (mailbox_copy(site, u, msgid) for u in USERS)  # c reports inline, below
     assert b"dkim=pass" in a and b"dmarc=pass" in a, a[:2000]
     report(site, USERS[0], attach(USERS[0], a))
     report(site, USERS[1], SAMPLES.outlook_attached(b))

@@ -211,8 +211,8 @@ def test_a_reporter_who_was_not_a_recipient_matches_nothing() -> None:
 
 
 def test_arf_source_ip_is_not_believed() -> None:
-    reply, c, _, unmatched = report("arf-forged-source-ip.eml", "mallory@example.vn",
-                                    MemoryDeliveryLedger([delivered("mallory@example.vn")]))
+    _, c, _, unmatched = report("arf-forged-source-ip.eml", "mallory@example.vn",
+                                MemoryDeliveryLedger([delivered("mallory@example.vn")]))
     assert unmatched and c.match == "no-delivery"
     assert ListingPolicy().targets(c) == []
 
