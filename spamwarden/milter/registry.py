@@ -402,8 +402,8 @@ def symbols_markdown(checks: Iterable[CheckDecl] | None = None) -> str:
             note = f" Never refused or held: {s.never_refuse}." if s.never_refuse else ""
             lines.append(f"| `{s.name}` | {s.points:g} | {s.description}{note} |")
         if decl.configured_symbols is not None:
-            lines += ["", "Further symbols come from its configuration "
-                      "(`spamwarden symbols` lists them)."]
+            lines += ["", ("Further symbols come from its configuration "
+                           "(`spamwarden symbols` lists them).")]
         lines.append("")
     return "\n".join(lines)
 
