@@ -309,6 +309,8 @@ def _add_reputation(sub: Any) -> None:
                  help="recent complaints with their indicators")
     p.add_argument("--json", action="store_true", help="print one JSON array, newest first")
     p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
+    p.add_argument("--unmatched", action="store_true",
+                   help="reports that matched no delivery here (kept, never counted)")
 
 
 def _add_rbl(sub: Any) -> None:

@@ -122,6 +122,10 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
 
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number 0 or greater"
+
+
 def _workers(v: Any) -> str | None:
     return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
 
@@ -159,6 +163,12 @@ _nameservers = _every(
 )
 _networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
                    'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
+
+
+def _feedback_loop(item: str) -> object:
+    from .reputation.feedback_loops import parse_feedback_loop
+
+    return parse_feedback_loop(item)
 
 
 def _milter_socket(v: Any) -> str | None:
@@ -297,7 +307,9 @@ class IntakeConfig:
     report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")
     ham_address: str = _opt("ham")
     optout_address: str = _opt("optout")
-    require_auth: bool = _opt(False)
+    require_auth: bool = _opt(
+        True, doc="refuse reports whose sender is not identified (SASL login or trusted_networks)"
+    )
     trusted_relays: tuple[str, ...] = _opt(("127.0.0.0/8", "::1/128"), check=_networks)
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     reporter_rate: int = _opt(200, check=_positive, doc="reports per reporter per hour")
@@ -306,10 +318,26 @@ class IntakeConfig:
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
+    feedback_loops: tuple[str, ...] = _opt(
+        (), check=_every(lambda item: _feedback_loop(item), '"domain" or "domain network ..." '
+                         'entries such as "fbl.provider.example 192.0.2.0/24"'),
+        doc="ARF senders believed about mail not delivered here (reputation/feedback_loops.py)",
+    )
     max_data_in_flight: int = _opt(
         20_480_000, check=_positive,
         doc="DATA bytes received and being handled at once, across sessions; a DATA past "
         "it waits up to 30 s for room, then gets 451 4.3.2",
+    )
+    trusted_networks: tuple[str, ...] = _opt(
+        (), check=_networks,
+        doc="webmail/IMAP hosts whose submissions identify the reporter by envelope sender",
+    )
+    recipient_delimiter: str = _opt(
+        "+", doc="address-extension delimiters folded away in reporter identities"
+    )
+    reinjection_hops: int = _opt(
+        0, check=_not_negative,
+        doc="Received fields our own after-queue content filter adds above the submission hop",
     )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
@@ -354,6 +382,10 @@ class ReputationConfig:
         doc="freemail and shared platforms: never listed whole",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+    require_delivered: bool = _opt(
+        True, doc="a spam report counts only when it matches a message delivered here to the "
+        "reporter; false trusts the report's own headers (dangerous: anyone can list anyone)"
+    )
 
 
 @dataclass(frozen=True)
@@ -437,6 +469,10 @@ class TrainingConfig:
     )
     corpus: tuple[str, ...] = _opt(
         (), doc="labelled corpora (ham/ + spam/ folders) that train --feedback starts from"
+    )
+    max_examples_per_reporter: int = _opt(
+        5, check=_positive,
+        doc="training examples one reporter may add per day (one per reported message)",
     )
 
 

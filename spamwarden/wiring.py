@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .milter.scanner import Scanner
     from .reputation.engine import ComplaintHook
     from .reputation.intake import AddressHook
+    from .reputation.deliveries import LedgerRecorder
     from .reputation.lookup import ListingLookup
     from .resolver import Resolver
     from .training.classifier import ContentClassifier
@@ -122,6 +123,7 @@ def build_scanner(
         notes["classifier"] = "not configured"
     listings: ListingLookup | None = None
     policies: list[MessagePolicy] = []
+    deliveries: LedgerRecorder | None = None
     try:
         from .redisconn import sync_client
 
@@ -143,6 +145,9 @@ def build_scanner(
             listings = RedisListingLookup(ListingStore.from_config(cfg, client))
         except (ImportError, SpamwardenError) as exc:
             notes["listings"] = _header_safe(str(exc))
+        from .reputation.deliveries import LedgerRecorder, RedisDeliveryLedger
+
+        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window))
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config
@@ -157,6 +162,7 @@ def build_scanner(
         listings=listings,
         policies=policies,
         unavailable=notes,
+        deliveries=deliveries,
     )
 
 

@@ -92,6 +92,13 @@ class Authenticator(Protocol):
         ...
 
 
+class _Deliveries(Protocol):
+    """Records accepted messages for later complaints (the delivery ledger)."""
+
+    def record_delivered(self, items: Sequence[tuple[Verdict, Envelope]], *,
+                         skip_recipients: frozenset[str]) -> int: ...
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the pipeline decided about one message.
@@ -267,8 +274,11 @@ class Scanner:
         clock: Callable[[], float] = time.monotonic,
         lookup_threads: int = 32,
         checks: Sequence[CheckDecl] | None = None,
+        deliveries: _Deliveries | None = None,
     ) -> None:
         self.cfg = cfg
+        # the delivery ledger (reputation.deliveries.LedgerRecorder): what a report must match
+        self.deliveries = deliveries
         self.resolver = resolver
         ours, check_spf = _default_authenticator()
         self.authenticate: Authenticator | None = ours if authenticate is _AUTO else authenticate
@@ -324,6 +334,7 @@ class Scanner:
         from .checks.trust import TrustCheck
 
         self._trust = TrustCheck(cfg)  # for trusted_reason and only_intake_recipients
+        self._intake_addresses = cfg.intake.addresses()  # never in the delivery ledger
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -475,6 +486,9 @@ class Scanner:
             return
         for delivered in self._delivered:
             delivered(batch)
+        if self.deliveries is not None:
+            # the delivery ledger: what a later complaint must match (reputation.deliveries)
+            self.deliveries.record_delivered(items, skip_recipients=self._intake_addresses)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``

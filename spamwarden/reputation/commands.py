@@ -181,12 +181,15 @@ def cmd_delist(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden complaints [--json] [--count N]``: the newest complaints, newest first."""
+    """``spamwarden complaints [--json] [--count N] [--unmatched]``: the newest complaints,
+    newest first; with ``--unmatched`` the reports that matched no delivery here (they
+    list nothing; their indicators are what the report claimed)."""
     from .complaints import Complaint
 
     store = ListingStore.from_config(cfg)
     out: list[dict[str, object]] = []
-    for entry_id, fields in store.recent_complaints(args.count):
+    unmatched = bool(getattr(args, "unmatched", False))
+    for entry_id, fields in store.recent_complaints(args.count, unmatched=unmatched):
         try:
             c = Complaint.from_fields(fields)
         except ValueError:
@@ -195,6 +198,7 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
         out.append({
             "entry": entry_id, "id": c.id, "kind": c.kind, "reporter": c.reporter,
             "received_at": c.received_at, "source": c.source, "fingerprint": c.fingerprint,
+            "match": c.match, "delivery": c.delivery,
             "indicators": {
                 "source_ip": i.source_ip, "mail_from_domain": i.mail_from_domain,
                 "from_domain": i.from_domain, "from_address": i.from_address,
@@ -211,7 +215,10 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
                  f"from={ind['from_address'] or ind['from_domain'] or ''}",
                  f"dkim={','.join(ind['dkim_verified'])}" if ind["dkim_verified"] else "",
                  f"urls={','.join(ind['url_domains'][:5])}" if ind["url_domains"] else ""]
+        if row["match"]:
+            parts.insert(0, f"match={row['match']}")
         print(f"{_iso(float(str(row['received_at'])))} {row['kind']:<4} {row['reporter']!s:<30} "
               + " ".join(p for p in parts if p))
-    print(f"{len(out)} complaint(s)", file=sys.stderr)
+    print(f"{len(out)} {'unmatched report' if unmatched else 'complaint'}(s)"
+          + (" (they list nothing)" if unmatched else ""), file=sys.stderr)
     return 0

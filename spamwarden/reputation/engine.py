@@ -94,6 +94,9 @@ class ListingPolicy:
         networks never listed.
     :param local_domains: ``intake.local_domains``: the operator's own, never listed.
     :param shared_domains: platforms never listed whole (the From address is).
+    :param require_delivered: ``reputation.require_delivered``: only complaints
+        whose indicators a delivery here (or a configured feedback loop) proved give
+        targets; any other gives none.
     """
 
     def __init__(
@@ -102,7 +105,9 @@ class ListingPolicy:
         allow: Sequence[str] = (),
         local_domains: Sequence[str] = (),
         shared_domains: Sequence[str] = (),
+        require_delivered: bool = True,
     ) -> None:
+        self.require_delivered = require_delivered
         self.never: list[str] = []
         self.never_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for item in (*allow, *local_domains):
@@ -122,7 +127,8 @@ class ListingPolicy:
         ``reputation.shared_domains``.
         """
         return cls(allow=cfg.reputation.allow, local_domains=cfg.intake.local_domains,
-                   shared_domains=cfg.reputation.shared_domains)
+                   shared_domains=cfg.reputation.shared_domains,
+                   require_delivered=cfg.reputation.require_delivered)
 
     def allowed_ip(self, ip: str) -> bool:
         """True when ``ip`` must never be listed."""
@@ -145,6 +151,15 @@ class ListingPolicy:
     def targets(self, complaint: Complaint) -> list[Target]:
         """The listing keys a complaint counts toward, most telling first, no duplicates.
 
+        With ``require_delivered`` (the default) only a *proven* complaint
+        (:attr:`~spamwarden.reputation.complaints.Complaint.proven`: matched to a
+        delivery here, or vouched for by a configured feedback loop) gives targets,
+        and its indicators are what that delivery proved: the client IP the milter
+        saw, the MAIL FROM domain only when SPF passed, the From domain only when
+        DMARC passed (so a From naming a brand the message could not authenticate
+        never becomes a target), the ``d=`` of signatures that verified, and the
+        link domains.  Of those:
+
         - source IP (``complaints``), unless allow-listed, loopback or link-local;
         - the registrable domain (PSL with private suffixes: a customer's
           ``shop.blogspot.com``, never ``blogspot.com``) of MAIL FROM, From and each
@@ -158,6 +173,8 @@ class ListingPolicy:
         ``ham`` reports give no targets.
         """
         if complaint.kind != "spam":
+            return []
+        if self.require_delivered and not complaint.proven:
             return []
         ind = complaint.indicators
         out: dict[str, Target] = {}

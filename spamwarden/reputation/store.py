@@ -949,12 +949,18 @@ class ListingStore(_StoreBase):
             raise store_error(exc) from exc
         return self._volume_sums(keys, plan, vals)
 
-    def recent_complaints(self, count: int = 50) -> list[tuple[str, dict[str, str]]]:
-        """The newest complaint stream entries, newest first: (entry id, fields)."""
-        from .complaints import COMPLAINTS_KEY
+    def recent_complaints(self, count: int = 50, *, unmatched: bool = False
+                          ) -> list[tuple[str, dict[str, str]]]:
+        """The newest complaint stream entries, newest first: (entry id, fields).
+
+        :param unmatched: read the stream of reports that matched no delivery here
+            (kept for the operator, never counted) instead.
+        """
+        from .complaints import COMPLAINTS_KEY, UNMATCHED_KEY
 
         try:
-            raw: Any = self.redis.xrevrange(COMPLAINTS_KEY, count=count)
+            raw: Any = self.redis.xrevrange(UNMATCHED_KEY if unmatched else COMPLAINTS_KEY,
+                                            count=count)
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]

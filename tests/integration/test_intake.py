@@ -18,7 +18,8 @@ import pytest
 from spamwarden.config import Config, config_from_mapping
 from spamwarden.mail import registrable_domain, url_domain
 from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
-from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from spamwarden.reputation.deliveries import RedisDeliveryLookup
 from spamwarden.reputation.intake import (
     REPLIES,
     ComplaintIntake,
@@ -104,20 +105,31 @@ class _LoopThread:
 
 @pytest.fixture
 def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
-    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides."""
+    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides.
+
+    ``reputation`` overrides ``[reputation]``.  By default these tests run with
+    ``require_delivered = false``: they are about finding the original in each
+    report form, the replies and the store, and read what the report claims.
+    Matching reports to deliveries is tested with ``require_delivered`` on
+    (test_deliveries_redis.py, test_trust_postfix.py).  require_auth is off unless a
+    test turns it on: many sample reports carry no login (identity has its own tests).
+    """
     lt = _LoopThread()
     started: list[tuple[IntakeServer, Any]] = []
 
-    def start(*, hooks: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
-        section = {"local_domains": LOCAL, "max_message_bytes": 300_000, **intake}
-        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5}})
+    def start(*, hooks: dict[str, Any] | None = None,
+              reputation: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
+        section = {"local_domains": LOCAL, "max_message_bytes": 300_000,
+                   "require_auth": False, **intake}
+        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5},
+                                   "reputation": reputation or {"require_delivered": False}})
 
         async def up() -> tuple[IntakeServer, Any, ComplaintIntake]:
             client = async_client(cfg, redis_url)
             store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                         training_ttl=cfg.reputation.training_ttl)
             handler = ComplaintIntake(cfg, store, dkim_verifier=_verifier(), resolver=DKIM_DNS,
-                                      hooks=hooks)
+                                      hooks=hooks, deliveries=RedisDeliveryLookup(client))
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
@@ -136,6 +148,14 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
             lt.run(server.stop())
             lt.run(client.aclose())
         lt.close()
+
+
+def _as_login(raw: bytes, login: str | None) -> bytes:
+    """The sample report as submitted by ``login`` (None: with no login recorded)."""
+    line = b"\t(Authenticated sender: alice@example.vn)\r\n"
+    assert line in raw
+    return raw.replace(line, b"" if login is None else
+                       f"\t(Authenticated sender: {login})\r\n".encode())
 
 
 def _variant(raw: bytes, n: int) -> bytes:
@@ -247,12 +267,17 @@ SPAM_URLS = ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
 def test_client_forwards(
     start_intake: Callable[..., RunningIntake], name: str, source: str
 ) -> None:
-    intake = start_intake()
-    code, text = intake.send((REPORTS / f"{name}.eml").read_bytes())
+    intake = start_intake(require_auth=True)
+    raw = (REPORTS / f"{name}.eml").read_bytes()
+    if name.startswith("outlook"):  # sent with ESMTPSA, but no login recorded: add one
+        raw = raw.replace(b"\tby mail.example.vn (Postfix) with ESMTPSA", b"\t(Authenticated "
+                          b"sender: alice@example.vn)\r\n\tby mail.example.vn (Postfix) with ESMTPSA")
+    code, text = intake.send(raw)
     assert code == 250, text
     [c] = intake.complaints()
     assert text == REPLIES["accepted"].format(id=c.id)[4:]
-    assert (c.kind, c.reporter, c.source) == ("spam", "alice@example.vn", source)
+    login = "alice" if name == "gmail-inline" else "alice@example.vn"
+    assert (c.kind, c.reporter, c.source) == ("spam", login, source)
     ind = c.indicators
     assert ind.from_domain == "promo-shop.example"
     assert ind.from_address == "deals@promo-shop.example"
@@ -336,7 +361,8 @@ def test_rate_limit_per_reporter(start_intake: Callable[..., RunningIntake]) -> 
     assert replies[3][1] == REPLIES["rate_limited"].format(reporter="alice@example.vn")[4:]
     # a duplicate of an accepted report is still acknowledged while over the limit
     assert intake.send(_variant(raw, 0))[0] == 250
-    assert intake.send(_variant(raw, 9), sender="bob@example.vn")[0] == 250
+    assert intake.send(_as_login(_variant(raw, 9), "bob@example.vn"), sender="bob@example.vn"
+                       )[0] == 250
     reporters = [c.reporter for c in intake.complaints()]
     assert reporters == ["alice@example.vn"] * 3 + ["bob@example.vn"]
     r = sync_client(intake.cfg, intake.redis_url)
@@ -553,7 +579,10 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
     cfg = config_from_mapping({})
     r = sync_client(cfg, redis_url)
     try:
-        assert r.xlen(COMPLAINTS_KEY) == 1
+        # shipped defaults (reputation.require_delivered): nothing was delivered here, so
+        # the report is kept for the operator and counts for nothing
+        assert r.xlen(COMPLAINTS_KEY) == 0
+        assert r.xlen(UNMATCHED_KEY) == 1
     finally:
         r.close()
 
