@@ -388,6 +388,16 @@ def _add_training(sub: Any) -> None:
                    help="tag threshold on the probability (default 0.5)")
     p.add_argument("--reject-threshold", type=float, default=0.99, metavar="P",
                    help="reject threshold on the probability (default 0.99)")
+    p.add_argument("--dedup", action="store_true",
+                   help="drop exact and near duplicates before scoring (default: score every "
+                        "message given and report how many are duplicates)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="score with the whole offline pipeline (the scanner `check` uses: "
+                        "classifier, header checks, rules; no DNS, no Redis, no listings) and "
+                        "measure the total score; adds fpr_at_tag and fnr_at_tag at "
+                        "policy.tag_threshold")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="processes for --pipeline (default 2)")
 
     corpus_sub = _group(sub, "corpus", help="fetch public training corpora", dest="corpus_command")
     p = _command(
