@@ -364,6 +364,9 @@ def _add_training(sub: Any) -> None:
                         "paths, the base corpus is training.corpus")
     p.add_argument("--feedback-limit", type=int, default=100_000, metavar="N",
                    help="at most N feedback examples (default 100000)")
+    p.add_argument("--site", action="store_true",
+                   help="the given mail is this site's own: count it towards "
+                        "training.min_site_ham / min_site_spam (full classifier points)")
     p.add_argument("--random-cv", action="store_true",
                    help="stratified random folds even when there are several sources")
 

@@ -122,6 +122,10 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
 
+def _site_count(v: Any) -> str | None:
+    return None if 0 <= v <= 10_000_000 else "a number of messages from 0 to 10000000"
+
+
 def _workers(v: Any) -> str | None:
     return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
 
@@ -431,6 +435,14 @@ class TrainingConfig:
     )
     corpus: tuple[str, ...] = _opt(
         (), doc="labelled corpora (ham/ + spam/ folders) that train --feedback starts from"
+    )
+    min_site_ham: int = _opt(
+        200, check=_site_count, doc="ham of this site the classifier must have learned before its points count "
+        "in full (like SpamAssassin's bayes_min_ham_num); below, it cannot tag by itself"
+    )
+    min_site_spam: int = _opt(
+        200, check=_site_count, doc="spam of this site the classifier must have learned before its points count "
+        "in full (like bayes_min_spam_num)"
     )
 
 

@@ -19,10 +19,13 @@ import math
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import MilterConfig, PolicyConfig
 from .interfaces import Symbol
+
+if TYPE_CHECKING:
+    from ..training.classifier import SiteCounts
 
 __all__ = [
     "ACTIONS",
@@ -204,11 +207,24 @@ class SymbolPoints:
         return dict(sorted(self._points.items()))
 
 
-def bayes_symbols(probability: float, points: SymbolPoints) -> list[Symbol]:
+def bayes_symbols(
+    probability: float,
+    points: SymbolPoints,
+    *,
+    site: SiteCounts | None = None,
+    tag_threshold: float = 5.0,
+) -> list[Symbol]:
     """Classifier probability → ``BAYES_xx`` symbols (plus ``BAYES_999`` over 0.999).
 
     :param probability: spam probability in [0, 1]; values outside are clamped,
         NaN counts as 0.5 (no opinion).
+    :param site: how much of the site's own mail the classifier has learned; until
+        ``site.established`` the classifier alone cannot reach ``tag_threshold``:
+        ``BAYES_999`` is not awarded and the positive points together are scaled
+        down to at most ``tag_threshold × (0.5 + 0.48 × site.progress)`` (and
+        0.1 under the threshold), so they grow with the counts.  ``None``: full
+        points.
+    :param tag_threshold: ``policy.tag_threshold``.
     """
     p = 0.5 if math.isnan(probability) else probability
     p = min(max(p, 0.0), 1.0)
@@ -218,8 +234,18 @@ def bayes_symbols(probability: float, points: SymbolPoints) -> list[Symbol]:
         if p >= bound:
             out.append(points.make(name, detail))
             break
-    if p >= 0.999:
+    cold = site is not None and not site.established
+    if p >= 0.999 and not cold:
         out.append(points.make("BAYES_999", detail))
+    if site is not None and cold:
+        cap = max(0.0, min(tag_threshold * (0.5 + 0.48 * site.progress), tag_threshold - 0.1))
+        positive = sum(s.points for s in out if s.points > 0)
+        if positive > cap:
+            f = cap / positive
+            note = (f"{detail}; points x{f:.2f}: learned {site.ham}/{site.min_ham} ham, "
+                    f"{site.spam}/{site.min_spam} spam of this site")
+            out = [dataclasses.replace(s, points=round(s.points * f, 3), detail=note)
+                   if s.points > 0 else s for s in out]
     return out
 
 

@@ -303,6 +303,13 @@ class Scanner:
             notes.setdefault("listings", "not configured")
         self._static_unavailable = tuple(f"{k} ({v})" for k, v in sorted(notes.items()))
 
+    def _site_counts(self) -> Any:
+        """What the classifier learned of this site's mail (``None``: it does not say)."""
+        from ..training.classifier import site_counts
+
+        t = self.cfg.training
+        return site_counts(self.classifier, t.min_site_ham, t.min_site_spam)
+
     @property
     def unavailable_checks(self) -> tuple[str, ...]:
         """Checks missing for every message, with why: ``("classifier (no model)",)``."""
@@ -518,7 +525,9 @@ class Scanner:
                       error=f"{type(exc).__name__}: {exc}")
                 unavailable.append(f"classifier (error: {type(exc).__name__})")
             else:
-                symbols.extend(bayes_symbols(probability, self.points))
+                symbols.extend(bayes_symbols(
+                    probability, self.points, site=self._site_counts(),
+                    tag_threshold=self.cfg.policy.tag_threshold))
 
         if listing_keys is not None:
             outcomes = self._lookup_result(listing_job)

@@ -167,9 +167,15 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     if args.feedback:
         # the milter's incremental learner continues after what this model already holds
         model.metadata["feedback_cursor"] = fb[-1].id if fb else "0"
+    # the site's own mail the model has learned: kept reports, or everything with --site
+    own = [ex for g, ex in zip(kept_groups, kept)
+           if getattr(args, "site", False) or g == "feedback"]
+    n_own_spam = sum(ex.y for ex in own)
+    model.metadata["site"] = {"ham": len(own) - n_own_spam, "spam": n_own_spam}
     model.metadata["command"] = "spamwarden train " + " ".join(
         [f"--corpus {c}" for c in corpus] + [f"--ham {h}" for h in ham]
         + [f"--spam {s}" for s in spam] + (["--feedback"] if args.feedback else [])
+        + (["--site"] if getattr(args, "site", False) else [])
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_model(model, out)
@@ -189,6 +195,9 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
     w("\n")
     for name, counts in sorted(c["sources"].items()):
         w(f"  {name}: {counts['ham']} ham, {counts['spam']} spam\n")
+    site = md.get("site") or {}
+    w(f"this site's own mail: {site.get('ham', 0)} ham, {site.get('spam', 0)} spam "
+      "(compared with training.min_site_ham / min_site_spam)\n")
     w(f"chosen: naive Bayes alpha {p['nb_alpha']:g}, linear alpha {p['sgd_alpha']:g}, "
       f"naive Bayes weight {p['weight_bayes']:g}\n")
     w(f"cross-validation ({m['cv_scheme']}, {m['cv_messages']} messages):\n")
@@ -198,6 +207,11 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
       f"{_fmt_pct(m['cv_fnr_at_0_5'])}\n")
     w(f"  false negatives at FPR 0.1 %: {_fmt_pct(m['cv_fnr_at_fpr_0_1pct'])}, at FPR 1 %: "
       f"{_fmt_pct(m['cv_fnr_at_fpr_1pct'])}\n")
+    if m.get("calibration"):
+        w(f"calibrated on {m['calibration']} held-out scores ({m['calibration_messages']} "
+          f"messages): held-out ham at p >= 0.99 {_fmt_pct(m['calibration_ham_at_0_99'])} "
+          f"({_fmt_pct(m['calibration_ham_at_0_99_stratified'])} if calibrated on "
+          "stratified folds)\n")
     if m.get("by_source"):
         w("cross-source (trained on the other sources, scored on this one):\n")
         for name, r in sorted(m["by_source"].items()):
