@@ -165,6 +165,12 @@ _networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
                    'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
 
 
+def _feedback_loop(item: str) -> object:
+    from .reputation.feedback_loops import parse_feedback_loop
+
+    return parse_feedback_loop(item)
+
+
 def _milter_socket(v: Any) -> str | None:
     if re.match(r"^(inet:[^:]+:\d+|inet6:.+:\d+|unix:/.+|local:/.+)$", v):
         return None
@@ -310,6 +316,11 @@ class IntakeConfig:
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
+    feedback_loops: tuple[str, ...] = _opt(
+        (), check=_every(lambda item: _feedback_loop(item), '"domain" or "domain network ..." '
+                         'entries such as "fbl.provider.example 192.0.2.0/24"'),
+        doc="ARF senders believed about mail not delivered here (reputation/feedback_loops.py)",
+    )
     max_data_in_flight: int = _opt(
         20_480_000, check=_positive,
         doc="DATA bytes received and being handled at once, across sessions; a DATA past "
@@ -358,6 +369,10 @@ class ReputationConfig:
         doc="freemail and shared platforms: never listed whole",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+    require_delivered: bool = _opt(
+        True, doc="a spam report counts only when it matches a message delivered here to the "
+        "reporter; false trusts the report's own headers (dangerous: anyone can list anyone)"
+    )
 
 
 @dataclass(frozen=True)
@@ -380,6 +395,12 @@ class RblConfig:
     notify_interval: float = _opt(1.0, duration=True, check=_positive,
                                   doc="at most one NOTIFY per zone per interval")
     ixfr_journal: int = _opt(10000, check=_positive, doc="changes kept per zone for IXFR (RFC 1995)")
+    rate_limit: float = _opt(0.0, check=lambda v: None if v >= 0 else "0 (off) or answers per second",
+                             doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
+    rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
+                                doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    workers: int = _opt(1, check=_positive,
+                        doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
 
 @dataclass(frozen=True)

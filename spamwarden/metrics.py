@@ -40,6 +40,7 @@ __all__ = [
     "DNS_SECONDS",
     "DNS_TCP_CLOSED",
     "DNS_NOTIFY",
+    "DNS_RRL",
     "CHECKS_UNAVAILABLE",
     "CONTENT_TYPE_LATEST",
     "exposition",
@@ -96,6 +97,11 @@ DNS_TCP_CLOSED = Counter(
     "spamwarden_dns_tcp_closed_total",
     "TCP connections the DNS server closed early: over a cap (cap) or an unread answer (write_timeout)",
     ["reason"],
+)
+DNS_RRL = Counter(
+    "spamwarden_dns_rate_limited_total",
+    "UDP answers held back by response rate limiting: dropped (drop) or sent truncated (slip)",
+    ["action"],
 )
 DNS_NOTIFY = Counter(
     "spamwarden_dns_notify_total",

@@ -183,9 +183,13 @@ class Supervisor:
                 argv = [sys.executable, "-m", "spamwarden", *svc.argv]
                 if self.config_path:
                     argv += ["--config", str(self.config_path)]
-                child = _Child(svc.name, argv, env=env)
-                self.children.append(child)
-                self._spawn(child)
+                copies = self.cfg.rbl.workers if svc.name == "rbl" else 1
+                for i in range(1, copies + 1):
+                    # rbl.workers: copies sharing the listen addresses (SO_REUSEPORT)
+                    child = _Child(svc.name, argv, env=dict(env, SPAMWARDEN_RBL_WORKER=str(i))
+                                   if copies > 1 else env)
+                    self.children.append(child)
+                    self._spawn(child)
             self._loop()
             return 0
         finally:

@@ -52,6 +52,7 @@ from spamwarden.training.features import header_stripper
 from spamwarden.training.metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from spamwarden.training.model import TrainingParams, save_model, train_model
 from spamwarden.training.pipeline_eval import evaluate_pipeline
+from spamwarden.wiring import offline_scanner
 
 SEED = 20020101
 
@@ -266,6 +267,7 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
     cfg = Config()
     pl_metrics, pl_scores = evaluate_pipeline(cfg, str(model_path),
                                               [p.read_bytes() for p in eval_files], y_eval,
+                                              scanner_factory=offline_scanner,
                                               jobs=args.jobs)
     pl = figures(y_eval, pl_scores)
     pl.update({k: pl_metrics[k] for k in ("fpr_at_tag", "fnr_at_tag", "messages_per_s")})

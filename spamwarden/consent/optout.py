@@ -25,6 +25,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ..config import Config
 from ..errors import ReportError, StoreError
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
@@ -168,7 +169,7 @@ class OptoutHandler:
         return REPLIES["done"].format(adv=adv, rcpt=rcpt)
 
 
-def optout_hook_from_config(cfg: Any) -> OptoutHandler:
+def optout_hook_from_config(cfg: Config) -> OptoutHandler:
     """The ``optout`` hook for ``run_intake(cfg, hooks={"optout": ...})``.
 
     :raises ConfigError: the token key is unusable.
@@ -187,7 +188,7 @@ def optout_hook_from_config(cfg: Any) -> OptoutHandler:
     )
 
 
-def ad_complaint_hook_from_config(cfg: Any) -> AdComplaintRefusals:
+def ad_complaint_hook_from_config(cfg: Config) -> AdComplaintRefusals:
     """The worker's complaint hook turning complaints about ads into refusals
     (:class:`~spamwarden.consent.registry.AdComplaintRefusals`) over the configured
     Redis, confirming each new refusal by ``consent.confirmation_relay``.

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .interfaces import Envelope, Symbol
+
+if TYPE_CHECKING:
+    from .auth import AuthResults
 
 __all__ = [
     "AUTH_RESULTS",
@@ -81,7 +84,7 @@ def _join(parts: Iterable[str]) -> str:
 
 def render_authentication_results(
     authserv_id: str,
-    auth: Any,
+    auth: AuthResults | None,
     env: Envelope,
     *,
     unavailable: str = "",
@@ -89,8 +92,8 @@ def render_authentication_results(
     """The value of our one ``Authentication-Results`` header (RFC 8601 §2.2).
 
     :param authserv_id: ``milter.authserv_id`` (or the host's FQDN).
-    :param auth: ``AuthResults`` with ``spf``, ``dkim`` (one result per
-        signature) and ``dmarc``; ``None`` when authentication did not run.
+    :param auth: SPF, DKIM (one result per signature) and DMARC; ``None`` when
+        authentication did not run.
     :param env: the envelope, for ``smtp.mailfrom`` / ``smtp.helo``.
     :param unavailable: why authentication did not run, said in a comment
         next to the ``none`` result (RFC 8601 §2.2: no method was applied).
@@ -101,41 +104,37 @@ def render_authentication_results(
     """
     methods: list[str] = []
     if auth is not None:
-        spf = getattr(auth, "spf", None)
+        spf = auth.spf
         if spf is not None:
-            expl = getattr(spf, "explanation", "") or ""
-            mail_from = (getattr(spf, "mail_from", "") or env.mail_from or "").strip("<>")
+            mail_from = (spf.mail_from or env.mail_from or "").strip("<>")
             props = []
             if mail_from:
                 props.append("smtp.mailfrom=" + pvalue(mail_from))
             if env.helo:
                 props.append("smtp.helo=" + pvalue(env.helo))
-            methods.append(_join([f"spf={_word(spf.result)}", _comment(expl), *props]))
-        for sig in tuple(getattr(auth, "dkim", ()) or ()):
+            methods.append(_join([f"spf={_word(spf.result)}", _comment(spf.explanation or ""),
+                                  *props]))
+        for sig in auth.dkim:
             props = []
-            for ptype, attr in (("header.d", "domain"), ("header.s", "selector"),
-                                ("header.a", "algorithm")):
-                v = getattr(sig, attr, "") or ""
+            for ptype, v in (("header.d", sig.domain), ("header.s", sig.selector),
+                             ("header.a", sig.algorithm)):
                 if v:
                     props.append(f"{ptype}={pvalue(str(v))}")
-            b = (getattr(sig, "header_b", "") or "")[:8]
+            b = (sig.header_b or "")[:8]
             if b:
                 props.append("header.b=" + pvalue(b))  # RFC 6008 §4: a prefix suffices
-            reason = getattr(sig, "reason", "") or ""
-            methods.append(_join([f"dkim={_word(sig.result)}", _comment(reason), *props]))
-        dmarc = getattr(auth, "dmarc", None)
+            methods.append(_join([f"dkim={_word(sig.result)}", _comment(sig.reason or ""),
+                                  *props]))
+        dmarc = auth.dmarc
         if dmarc is not None:
-            policy = getattr(dmarc, "policy", None)
-            applied = getattr(dmarc, "applied_policy", None)
             note = []
-            if policy:
-                note.append(f"p={policy}")
-            if applied and str(getattr(dmarc, "result", "")).lower() == "fail":
-                note.append(f"dis={applied}")
-            reason = getattr(dmarc, "reason", "") or ""
-            if reason:
-                note.append(reason)
-            from_domain = getattr(dmarc, "from_domain", "") or ""
+            if dmarc.policy:
+                note.append(f"p={dmarc.policy}")
+            if dmarc.applied_policy and str(dmarc.result).lower() == "fail":
+                note.append(f"dis={dmarc.applied_policy}")
+            if dmarc.reason:
+                note.append(dmarc.reason)
+            from_domain = dmarc.from_domain or ""
             props = ["header.from=" + pvalue(from_domain)] if from_domain else []
             methods.append(
                 _join([f"dmarc={_word(dmarc.result)}", _comment(" ".join(note)), *props])

@@ -40,6 +40,21 @@ Replies, in the order checks run:
   up to 10; the reply lists their ids); a report the same reporter
   already made about the same message (same fingerprint, within
   ``reputation.window``) also gets ``250`` but is not written again.
+* stored but counting for nothing (``reputation.require_delivered``, the default):
+  ``250 2.0.0 Report kept as <id>, but it lists nothing: <why>`` when the reported
+  message matches no delivery here to the reporter (see below).
+
+Which reports count (:mod:`~spamwarden.reputation.deliveries`): a spam report is
+looked up in the delivery ledger the milter writes, by the original's content
+fingerprint and Message-ID together with the reporter.  A match replaces the
+indicators read from the report's copy (its ``Received``, ``From``, ARF
+``Source-IP``) with what the delivery proved: the client address the milter saw,
+the SPF/DKIM/DMARC-authenticated names, the link domains; the complaint is marked
+``match=matched``.  An ARF report from a configured, verified feedback loop
+(:mod:`~spamwarden.reputation.feedback_loops`) is marked ``match=fbl`` and counts
+with what the loop vouches for.  Any other spam report goes to the unmatched stream,
+is never a training example, and lists nothing.  With ``require_delivered = false``
+every report counts with what its copy claims (dangerous: anyone can list anyone).
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
@@ -59,6 +74,11 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); entries older
     than twice ``reputation.window`` (at least two days) are trimmed as new ones
     are added (``XADD MINID ~``): they no longer count in any window.
+``sw:{sw}:complaints:unmatched``
+    stream, the same fields, one entry per spam report that matched no delivery
+    here (kept for ``spamwarden complaints --unmatched``; the worker never reads
+    it); trimmed like the complaint stream and to about :data:`UNMATCHED_MAXLEN`
+    entries.
 ``sw:{sw}:intake:seen:<complaint id>``
     string (the stream entry id), TTL ``reputation.window``: reporter x kind x
     fingerprint already stored.
@@ -95,9 +115,25 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
+from ..mail import (
+    MessageView,
+    install_boundary_matcher,
+    normalize_domain,
+    parse_tag_list,
+    registrable_domain,
+)
 from ..resolver import DnsAnswer, Resolver, question_key
-from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
+from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
+from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
+from .feedback_loops import (
+    FeedbackLoop,
+    arrived_from,
+    feedback_indicators,
+    feedback_reporter,
+    loop_for_sender,
+    parse_feedback_loops,
+    signed_by,
+)
 from .reports import (
     NOTHING_ACTIONABLE,
     DkimVerifier,
@@ -136,7 +172,8 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.intake")
 
-Kind = Literal["spam", "ham"]
+#: What a reporter says a forwarded message is.
+ReportKind = Literal["spam", "ham"]
 MAX_RECIPIENTS = 10
 RATE_WINDOW = 3600
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
@@ -145,6 +182,7 @@ INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
 KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign's reports)
 KEY_CACHE_SIZE = 10_000
 MAX_ORIGINALS = 10  # reported messages taken from one report (several attached at once)
+UNMATCHED_MAXLEN = 10_000  # entries kept in the stream of unmatched reports (about)
 # An original is parsed (MIME tree, text, URLs) only in its first bytes: what identifies a
 # campaign is in its header and first parts, and the email package costs ~8x what it parses.
 PARSE_BYTES = 1_048_576
@@ -174,6 +212,16 @@ REPLIES = {
     "accepted": "250 2.0.0 Report accepted as {id}",
     "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
     "duplicate": "250 2.0.0 Report already received as {id}; counted once",
+    "unmatched": (
+        "250 2.0.0 Report kept as {id}, but it lists nothing: {why}"
+    ),
+}
+
+#: why an unmatched report lists nothing (after REPLIES["unmatched"])
+UNMATCHED_WHY = {
+    "no-delivery": "no such message was delivered here recently",
+    "not-a-recipient": "that message was not delivered here to you",
+    "disagree": "its Message-ID and its content match different messages delivered here",
 }
 
 
@@ -210,12 +258,13 @@ StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 _STORE_LUA = """
 -- KEYS: stream, seen, rate, example, example index
 -- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
---       fields...
+--       max_len (0: none), fields...
 local seen = redis.call('GET', KEYS[2])
 if seen then return {'duplicate', seen} end
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 9))
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 10))
+if ARGV[9] ~= '0' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[9]) end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
@@ -235,10 +284,14 @@ class ComplaintStore(Protocol):
     """Where accepted complaints go (Redis in production)."""
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
     ) -> StoreOutcome:
         """Store a complaint once, atomically with its de-duplication mark, the
         reporter's rate counter and the training example.
+
+        :param unmatched: the report matched no delivery here: it goes to the bounded
+            stream of unmatched reports, which nothing counts.
 
         :returns: ``("added", stream id)``, ``("duplicate", stream id of the
             first)`` or ``("rate_limited", "")``.
@@ -264,7 +317,8 @@ class RedisComplaintStore:
         self._script = client.register_script(_STORE_LUA)
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
     ) -> StoreOutcome:
         """See :meth:`ComplaintStore.add` (one Lua script, so the four writes are atomic)."""
 
@@ -275,7 +329,7 @@ class RedisComplaintStore:
         for k, v in complaint.to_fields().items():
             fields += [k, v]
         keys = [
-            COMPLAINTS_KEY,
+            UNMATCHED_KEY if unmatched else COMPLAINTS_KEY,
             seen_key(complaint.id),
             rate_key(complaint.reporter),
             example_key(label, complaint.fingerprint),
@@ -284,7 +338,8 @@ class RedisComplaintStore:
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
-            f"{int((complaint.received_at - self.keep) * 1000)}-0", *fields,
+            f"{int((complaint.received_at - self.keep) * 1000)}-0",
+            UNMATCHED_MAXLEN if unmatched else 0, *fields,
         ]
         try:
             status, ident = await self._script(keys=keys, args=args)
@@ -357,6 +412,9 @@ class ComplaintIntake:
         ``d=`` is ever counted as verified.
     :param resolver: where DKIM key records are looked up (``None``: nowhere, so
         nothing verifies).
+    :param deliveries: the delivery ledger a spam report must match
+        (``reputation.require_delivered``); ``None``: nothing matches, so with
+        ``require_delivered`` every spam report is kept as unmatched.
     :param hooks: handlers for further addresses, keyed ``"optout"`` (meaning
         ``intake.optout_address``) or a full address / local part.
     :param clock: Unix time source (tests inject one).
@@ -370,6 +428,7 @@ class ComplaintIntake:
         dkim_verifier: DkimVerifier | None = None,
         resolver: Resolver | None = None,
         hooks: Mapping[str, AddressHook] | None = None,
+        deliveries: DeliveryLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
@@ -385,6 +444,9 @@ class ComplaintIntake:
         self.view_limits = ReportLimits(max_bytes=min(PARSE_BYTES, ic.max_message_bytes))
         self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
         self.hooks: dict[str, AddressHook] = {}
+        self.deliveries = deliveries
+        self.require_delivered = cfg.reputation.require_delivered
+        self.feedback_loops = parse_feedback_loops(ic.feedback_loops)
         self._route(ic.report_address, "spam")
         self._route(ic.ham_address, "ham")
         for name, hook in (hooks or {}).items():
@@ -424,7 +486,9 @@ class ComplaintIntake:
             return REPLIES["no_such_address"].format(address=_lower_address(address))
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return REPLIES["too_many_rcpts"]
-        if kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or ""):
+        if (kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or "")
+                and (kind != "spam"
+                     or loop_for_sender(self.feedback_loops, envelope.mail_from or "") is None)):
             _count(kind, "refused")
             return REPLIES["reporter_not_local"].format(
                 domains=", ".join(self.local_domains) or "(none configured)",
@@ -535,7 +599,7 @@ class ComplaintIntake:
             return ()
         return verified_domains(results)
 
-    async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
+    async def accept_report(self, kind: ReportKind, reporter: str, raw: bytes) -> str:
         """Turn one report into stored complaints (one per reported message); the
         SMTP reply.
 
@@ -543,7 +607,8 @@ class ComplaintIntake:
         :param reporter: the envelope sender, lower-cased.
         :param raw: the report as received.
         """
-        if self.cfg.intake.require_auth and not self._authenticated(raw):
+        loop = await self._verified_loop(reporter, raw) if kind == "spam" else None
+        if self.cfg.intake.require_auth and not self._authenticated(raw) and loop is None:
             event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
             _count(kind, "refused")
             return REPLIES["auth_required"]
@@ -554,25 +619,64 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
-        outcomes = [await self._store_original(kind, reporter, o) for o in originals]
+        report_id = next((v for k, v in header_fields(raw) if k.lower() == "message-id"), "")
+        results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id)
+                   for o in originals]
+        outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
             return REPLIES["store_failed"]
         if "rate_limited" in statuses:
             return REPLIES["rate_limited"].format(reporter=reporter)
-        stored = [(status, cid) for status, cid in outcomes if status in ("added", "duplicate")]
+        stored = [(status, cid) for status, cid in outcomes
+                  if status in ("added", "duplicate", "unmatched")]
         if not stored:
             return REPLIES["unusable"].format(sentence=outcomes[0][1])
         if len(outcomes) == 1:
             status, cid = stored[0]
+            if status == "unmatched":
+                return REPLIES["unmatched"].format(id=cid, why=UNMATCHED_WHY.get(results[0][2], ""))
             return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
         return REPLIES["accepted_many"].format(count=len(stored),
                                                ids=", ".join(cid for _, cid in stored))
 
-    async def _store_original(self, kind: Kind, reporter: str, original: Original
-                              ) -> tuple[str, str]:
-        """Store one reported message: ``(status, complaint id or sentence)``, status
-        one of added, duplicate, rate_limited, store_failed, unusable."""
+    async def _match(self, reporter: str, original: Original, view: MessageView | None,
+                     fp: str) -> Match:
+        """The delivery here the reported original is (see
+        :mod:`~spamwarden.reputation.deliveries`).
+
+        :raises StoreError: the ledger failed.
+        """
+        if self.deliveries is None:
+            return Match("no-delivery")
+        content = fp if view is not None and not original.headers_only else None
+        return await self.deliveries.match(
+            normalize_reporter(reporter), fingerprint=content,
+            message_id=view.message_id if view is not None else None)
+
+    async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
+        """The configured feedback loop this report proves it comes from (see
+        :mod:`~spamwarden.reputation.feedback_loops`), or ``None``."""
+        loop = loop_for_sender(self.feedback_loops, reporter)
+        if loop is None:
+            return None
+        received = [v for k, v in header_fields(raw) if k.lower() == "received"]
+        if arrived_from(loop, received, self.trusted):
+            return loop
+        report = Original("bare", raw, intact=True)
+        verified = await self._verify_dkim(report, message_view(report, max_urls=1,
+                                                                 limits=self.limits))
+        if signed_by(loop, verified):
+            return loop
+        event(log, "feedback loop not verified", logging.WARNING, reporter=reporter,
+              loop=loop.domain)
+        return None
+
+    async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
+                              loop: FeedbackLoop | None = None, report_id: str = "",
+                              ) -> tuple[str, str, str]:
+        """Store one reported message: ``(status, complaint id or sentence, match)``,
+        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
         ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
         verified = await self._verify_dkim(original, view)
@@ -585,27 +689,54 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
             _count(kind, "unusable")
-            return "unusable", NOTHING_ACTIONABLE
+            return "unusable", NOTHING_ACTIONABLE, ""
         fp = fingerprint(original, limits=self.limits, view=view)
+        match, delivery_id = "", ""
+        if kind == "spam" and loop is not None and original.source == "arf":
+            # a verified feedback loop vouches for its own view of the message
+            match = "fbl"
+            ind = feedback_indicators(ind, original.arf)
+            reporter = feedback_reporter(loop, original.arf, report_id or fp)
         cid = complaint_id(kind, reporter, fp)
+        if kind == "spam" and not match:
+            try:
+                found = await self._match(reporter, original, view, fp)
+            except StoreError as exc:
+                event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
+                      error=str(exc))
+                _count(kind, "tempfail")
+                _count_redis_error()
+                return "store_failed", "", ""
+            match = found.status
+            if found.delivery is not None:
+                # what the delivery proved replaces what the report's copy claims
+                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
+                delivery_id = found.delivery.id
+        unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
-            indicators=ind, source=original.source,
+            indicators=ind, source=original.source, match=match, delivery=delivery_id,
         )
-        example = original.message[: ic.max_example_bytes] if original.message else b""
+        # a message never delivered here is no evidence of what arrives here: not learned
+        example = (original.message[: ic.max_example_bytes]
+                   if original.message and not unmatched else b"")
         try:
             status, entry = await self.store.add(
-                complaint, example=example, reporter_limit=ic.reporter_rate
+                complaint, example=example, reporter_limit=ic.reporter_rate,
+                unmatched=unmatched,
             )
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                   error=str(exc))
             _count(kind, "tempfail")
             _count_redis_error()
-            return "store_failed", ""
+            return "store_failed", "", match
         _log_outcome(status, complaint, entry)
-        _count(kind, _OUTCOMES.get(status, status))
-        return status, cid
+        _count(kind, "unmatched" if unmatched and status == "added"
+               else _OUTCOMES.get(status, status))
+        if unmatched and status in ("added", "duplicate"):
+            return "unmatched", cid, match
+        return status, cid, match
 
 
 _OUTCOMES = {"added": "accepted", "duplicate": "duplicate", "rate_limited": "rate_limited"}
@@ -629,7 +760,7 @@ def _log_outcome(status: str, c: Complaint, entry: str) -> None:
     name = {"added": "complaint accepted", "duplicate": "complaint duplicate",
             "rate_limited": "complaint rate-limited"}.get(status, f"complaint {status}")
     event(log, name, complaint_id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
-          entry=entry or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
+          entry=entry or None, match=c.match or None, delivery=c.delivery or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
           mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
 
 
@@ -872,7 +1003,7 @@ async def run_intake(
     store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                 training_ttl=cfg.reputation.training_ttl)
     handler = ComplaintIntake(cfg, store, dkim_verifier=dkim_verifier, resolver=resolver,
-                              hooks=hooks)
+                              hooks=hooks, deliveries=RedisDeliveryLookup(client))
     if not handler.local_domains:
         event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
     server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
@@ -894,6 +1025,7 @@ async def run_intake(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     registrable_domain("example.com")  # load the Public Suffix List before the first report
+    install_boundary_matcher()  # MIME boundaries without a regex compiled per message
     await server.start()
     try:
         await stop.wait()

@@ -89,6 +89,7 @@ __all__ = [
     "parse_arf_fields",
     "extract_indicators",
     "fingerprint",
+    "delivered_fingerprint",
     "is_actionable",
     "received_client_ip",
     "first_untrusted_hop",
@@ -1066,3 +1067,9 @@ def fingerprint(
             a.original_envelope_id or "", ",".join(a.reported_domains),
         ]).encode("utf-8", "replace"))
     return h.hexdigest()[:32]
+
+
+def delivered_fingerprint(view: MessageView) -> str:
+    """:func:`fingerprint` of a whole message as the milter parsed it at delivery: the
+    value a later report of the same message gives, whatever way it was forwarded."""
+    return fingerprint(Original("bare", b"", intact=True), view=view)

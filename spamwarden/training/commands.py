@@ -277,7 +277,8 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
 
             metrics, probs = evaluate_pipeline(
                 cfg, args.model or cfg.training.model or "", [ex.raw for ex in examples], y,
-                jobs=args.jobs, progress=lambda d, t: progress("pipeline", d, t))
+                scanner_factory=args.scanner_factory, jobs=args.jobs,
+                progress=lambda d, t: progress("pipeline", d, t))
         else:
             metrics, probs = evaluate(model, [ex.raw for ex in examples], y,
                                       threshold=args.threshold,

@@ -1,13 +1,13 @@
 """``spamwarden eval --pipeline``: measure the whole offline pipeline, not the model alone.
 
 Every message goes through the scanner ``spamwarden check`` builds
-(:func:`spamwarden.wiring.build_scanner`): the classifier with its site-count
-scaling, the header checks, SPF/DKIM/DMARC and whatever else the scanner runs
-without the network.  Nothing leaves the machine: DNS lookups fail at once
-(:class:`OfflineResolver`, so authentication gives ``temperror``, worth 0
-points), Redis is replaced by a client that is never reachable (listings and
-the consent registry are left out, as ``check`` leaves them out when Redis is
-down) and third-party DNSBLs are switched off.  The figures are those of
+(:func:`spamwarden.wiring.offline_scanner` over ``build_scanner``): the
+classifier with its site-count scaling, the header checks, SPF/DKIM/DMARC and
+whatever else the scanner runs without the network.  Nothing leaves the
+machine: DNS lookups fail at once (:class:`OfflineResolver`, so authentication
+gives ``temperror``, worth 0 points), Redis is a client that is never reachable
+(listings and the consent registry are left out, as ``check`` leaves them out
+when Redis is down) and third-party DNSBLs are switched off.  The figures are those of
 :func:`~spamwarden.training.evaluate.summary_metrics` computed on the total
 score, plus the false-positive and false-negative rates at
 ``policy.tag_threshold``: what a site would see before its own mail is learned.
@@ -19,7 +19,6 @@ in chunks.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from ..resolver import DnsAnswer
 from .evaluate import summary_metrics
 from .metrics import rates_at_threshold
 
-__all__ = ["OfflineResolver", "evaluate_pipeline", "offline_scanner"]
+__all__ = ["OfflineResolver", "ScannerFactory", "evaluate_pipeline"]
 
 #: messages per task sent to a worker process
 CHUNK = 64
@@ -47,35 +46,17 @@ class OfflineResolver:
         return DnsAnswer("error", reason="offline evaluation: no DNS")
 
 
-class _NoRedis:
-    """A Redis client that is never reachable (``build_scanner(probe_redis=True)`` then
-    leaves the Redis-backed checks out)."""
-
-    def ping(self) -> bool:
-        raise ConnectionError("offline evaluation: no Redis")
-
-
-def offline_scanner(cfg: Config, model_path: str = "") -> Any:
-    """The ``check`` scanner with no DNS, no Redis and no third-party DNSBLs.
-
-    :param model_path: a model file; ``""``: ``training.model`` or the shipped model.
-    :raises ModelError: the model does not load.
-    """
-    from ..wiring import build_scanner
-    from .classifier import load_classifier
-
-    cfg = dataclasses.replace(cfg, rbl=dataclasses.replace(cfg.rbl, third_party_zones=()))
-    classifier = load_classifier(model_path or cfg.training.model or None, reload=False)
-    return build_scanner(cfg, resolver=OfflineResolver(), redis_client=_NoRedis(),
-                         classifier=classifier, probe_redis=True)
+#: builds the scanner of one worker: ``(cfg, model path) -> Scanner``; the composition
+#: root provides it (:func:`spamwarden.wiring.offline_scanner`)
+ScannerFactory = Callable[[Config, str], Any]
 
 
 _SCANNER: Any = None
 
 
-def _init_worker(cfg: Config, model_path: str) -> None:
+def _init_worker(factory: ScannerFactory, cfg: Config, model_path: str) -> None:
     global _SCANNER
-    _SCANNER = offline_scanner(cfg, model_path)
+    _SCANNER = factory(cfg, model_path)
 
 
 def _score_chunk(raws: Sequence[bytes]) -> list[tuple[float, float]]:
@@ -95,12 +76,15 @@ def evaluate_pipeline(
     messages: Sequence[bytes],
     labels: Sequence[int] | np.ndarray,
     *,
+    scanner_factory: ScannerFactory,
     jobs: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score raw messages with the whole offline pipeline and measure the total score.
 
     :param model_path: the model file (``""``: ``training.model`` or the shipped one).
+    :param scanner_factory: builds each worker's offline scanner
+        (:func:`spamwarden.wiring.offline_scanner`).
     :param jobs: worker processes (1: in this process).
     :raises ModelError: the model does not load.
     :raises SpamwardenError: a worker process failed.
@@ -115,7 +99,7 @@ def evaluate_pipeline(
     t0 = time.perf_counter()
     done = 0
     if jobs <= 1:
-        _init_worker(cfg, model_path)
+        _init_worker(scanner_factory, cfg, model_path)
         for chunk in chunks:
             results.append(_score_chunk(chunk))
             done += len(chunk)
@@ -126,7 +110,7 @@ def evaluate_pipeline(
         try:
             with concurrent.futures.ProcessPoolExecutor(
                 max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                initargs=(cfg, model_path),
+                initargs=(scanner_factory, cfg, model_path),
             ) as pool:
                 for part in pool.map(_score_chunk, chunks):
                     results.append(part)

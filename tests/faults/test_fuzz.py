@@ -238,7 +238,9 @@ def dns_seeds(spf_names: tuple[list[str], list[str]]) -> list[bytes]:
     import ipaddress
 
     names, ips = spf_names
-    qnames = [f"{n}.dbl.{APEX}" for n in names[:150]]
+    # the suites' ip6.arpa names are too long to go under dbl.<apex> (RFC 1035 §2.3.4: 255
+    # octets): no resolver sends those
+    qnames = [q for q in (f"{n}.dbl.{APEX}" for n in names) if len(q) <= 253][:150]
     for ip in ips[:120]:
         try:
             addr = ipaddress.ip_address(ip)

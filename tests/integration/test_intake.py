@@ -18,7 +18,8 @@ import pytest
 from spamwarden.config import Config, config_from_mapping
 from spamwarden.mail import registrable_domain, url_domain
 from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
-from spamwarden.reputation.complaints import COMPLAINTS_KEY, Complaint
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from spamwarden.reputation.deliveries import RedisDeliveryLookup
 from spamwarden.reputation.intake import (
     REPLIES,
     ComplaintIntake,
@@ -104,20 +105,28 @@ class _LoopThread:
 
 @pytest.fixture
 def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
-    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides."""
+    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides.
+
+    ``reputation`` overrides ``[reputation]``.  By default these tests run with
+    ``require_delivered = false``: they are about finding the original in each
+    report form, the replies and the store, and read what the report claims.
+    Matching reports to deliveries is tested with ``require_delivered`` on
+    (test_deliveries_redis.py, test_trust_postfix.py)."""
     lt = _LoopThread()
     started: list[tuple[IntakeServer, Any]] = []
 
-    def start(*, hooks: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
+    def start(*, hooks: dict[str, Any] | None = None,
+              reputation: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
         section = {"local_domains": LOCAL, "max_message_bytes": 300_000, **intake}
-        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5}})
+        cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5},
+                                   "reputation": reputation or {"require_delivered": False}})
 
         async def up() -> tuple[IntakeServer, Any, ComplaintIntake]:
             client = async_client(cfg, redis_url)
             store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                         training_ttl=cfg.reputation.training_ttl)
             handler = ComplaintIntake(cfg, store, dkim_verifier=_verifier(), resolver=DKIM_DNS,
-                                      hooks=hooks)
+                                      hooks=hooks, deliveries=RedisDeliveryLookup(client))
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
@@ -553,7 +562,10 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
     cfg = config_from_mapping({})
     r = sync_client(cfg, redis_url)
     try:
-        assert r.xlen(COMPLAINTS_KEY) == 1
+        # shipped defaults (reputation.require_delivered): nothing was delivered here, so
+        # the report is kept for the operator and counts for nothing
+        assert r.xlen(COMPLAINTS_KEY) == 0
+        assert r.xlen(UNMATCHED_KEY) == 1
     finally:
         r.close()
 

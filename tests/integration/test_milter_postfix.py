@@ -244,3 +244,27 @@ def test_milter_stopped_postfix_tempfails_and_the_retry_is_delivered(mx) -> None
     mx.spare.wait_port_closed()
     later, later_id = make_message(from_addr="alice@good.test", subject="After the stop")
     send_expecting_tempfail(mx, listener, later, later_id)
+
+
+def test_forged_headers_hidden_by_nesting_or_padding_never_reach_the_mailbox(
+        mx, auth_zone) -> None:
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Nested comment")
+    signed = auth_zone.good_ed25519.sign(raw)
+    forged = (f"Authentication-Results: (a (b) c) {AUTHSERV_ID}; dmarc=pass"
+              " header.from=bank.test\r\n").encode()
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT, data=forged + signed,
+                   helo="client.test")
+    assert result.returncode == 0, result.transcript
+    msg = wait_delivered(mx.postfix, msgid)
+    all_results = [unfold(v) for v in msg.get_all("Authentication-Results", [])]
+    assert not any("bank.test" in v for v in all_results), all_results
+
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Padded")
+    padding = b"".join(b"X-Spam-Pad: %d\r\n" % i for i in range(1000))
+    forged = (f"X-Spam-Flag: NO\r\nAuthentication-Results: {AUTHSERV_ID}; dmarc=pass"
+              " header.from=bank.test\r\n").encode()
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT,
+                   data=padding + forged + raw, helo="client.test")
+    assert result.returncode != 0, result.transcript
+    assert any(e.startswith("550 5.7.1") for e in result.errors), result.transcript
+    assert find_delivered(mx.postfix, msgid) == []

@@ -138,3 +138,10 @@ def test_ixfr_is_refused_to_strangers_and_dbl_changes_only_move_the_ip_serial(wo
     lines = flat(ixfr(rbl, before, zone=f"dbl.{ZONE}"))
     names = sorted({ln.split(" ")[0] for ln in lines if " SOA " not in ln})
     assert names == [f"*.spam.example.dbl.{ZONE}.", f"spam.example.dbl.{ZONE}."]
+    # only rbl.transfer_allow (127.0.0.1 here) may transfer, over TCP and UDP
+    q = dns.message.make_query(f"ip.{ZONE}", "IXFR")
+    q.authority.append(dns.rrset.from_text(f"ip.{ZONE}.", 0, "IN", "SOA",
+                                           f"ns1.{ZONE}. hostmaster.{ZONE}. {before} 1 1 1 1"))
+    for send in (dns.query.tcp, dns.query.udp):
+        r = send(q, LOOPBACK, port=rbl.port, timeout=3, source="127.0.0.2")
+        assert r.rcode() == dns.rcode.REFUSED and not r.answer

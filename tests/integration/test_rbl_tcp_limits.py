@@ -205,3 +205,70 @@ def test_a_client_that_never_reads_does_not_pin_a_connection() -> None:
             await server.stop()
 
     asyncio.run(main())
+
+
+def _udp_burst(source: str, host: str, port: int, count: int) -> tuple[int, int]:
+    """``count`` UDP queries from ``source``; returns (full answers, truncated answers)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    sock.settimeout(0.5)
+    try:
+        for i in range(count):
+            q = dns.message.make_query("2.0.0.127.ip.bl.example.net", "A", id=i)
+            sock.sendto(q.to_wire(), (host, port))
+        full = tc = 0
+        while True:
+            try:
+                data = sock.recv(4096)
+            except (TimeoutError, OSError):
+                break
+            if data[2] & 0x02:
+                tc += 1
+            else:
+                full += 1
+        return full, tc
+    finally:
+        sock.close()
+
+
+def test_response_rate_limit_slips_and_drops_per_client_prefix() -> None:
+    """Over rate_limit answers/s, a /24 gets every slip-th answer truncated (TC=1, retry
+    over TCP) and the rest dropped; another /24 is not affected."""
+    from spamwarden.rbl.server import RateLimit
+
+    async def main() -> None:
+        server = await _serve(ServerLimits(rate_limit=RateLimit(rate=10, slip=2)))
+        host, port = server.addresses[0]
+        loop = asyncio.get_running_loop()
+        try:
+            full, tc = await loop.run_in_executor(None, _udp_burst, "127.0.0.5", host, port, 100)
+            assert 10 <= full <= 15  # the burst allowance, and what refilled meanwhile
+            assert 35 <= tc <= 50  # every second limited answer
+            assert server.stats.rrl_dropped >= 35 and server.stats.rrl_slipped == tc
+            # another client /24 still gets full answers
+            full2, tc2 = await loop.run_in_executor(None, _udp_burst, "127.0.1.5", host, port, 5)
+            assert (full2, tc2) == (5, 0)
+            # TCP is never limited (the address is proven)
+            r, w = await _open_from("127.0.0.5", host, port)
+            assert (await _ask(r, w))[3] & 0xF == 0
+            w.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def test_response_rate_limit_is_off_by_default() -> None:
+    async def main() -> None:
+        server = await _serve(ServerLimits())
+        host, port = server.addresses[0]
+        loop = asyncio.get_running_loop()
+        try:
+            full, tc = await loop.run_in_executor(None, _udp_burst, "127.0.0.6", host, port, 100)
+            assert (full, tc) == (100, 0)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

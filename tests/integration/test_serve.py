@@ -16,6 +16,8 @@ from tests.support.net import free_port, tcp_accepts, wait_until
 
 pytestmark = pytest.mark.integration
 
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
+
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
     cfg = tmp_path / "sw.toml"
@@ -115,7 +117,7 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
         f'[milter]\nlisten = "inet:127.0.0.1:{ports["milter"]}"\n'
         f'[intake]\nlisten = "127.0.0.1:{ports["intake"]}"\nlocal_domains = ["example.test"]\n'
         f'[rbl]\nzone = "bl.test"\nlisten = ["127.0.0.1:{ports["rbl"]}"]\n'
-        f'[api]\nlisten = "127.0.0.1:{ports["api"]}"\n'
+        f'[api]\nlisten = "127.0.0.1:{ports["api"]}"\noperator_tokens = ["{METRICS_TOKEN}"]\n'
         '[dns]\nnameservers = ["127.0.0.1:9"]\ntimeout = "0.5s"\n',
     )
     env = {k: v for k, v in os.environ.items() if k not in ("SPAMWARDEN_REDIS_URL",
@@ -133,7 +135,8 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
 
     def api_metrics() -> bytes:
         url = f"http://127.0.0.1:{ports['api']}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return bytes(resp.read())
 
     try:

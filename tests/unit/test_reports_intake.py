@@ -19,7 +19,11 @@ from spamwarden.reputation.intake import (
     StoreOutcome,
     complaint_id,
 )
+from spamwarden.mail import parse_message
+from spamwarden.reputation.deliveries import delivery_of
+from spamwarden.reputation.reports import delivered_fingerprint, find_originals
 from tests.conftest import DATA
+from tests.support.ledger import MemoryDeliveryLedger
 from tests.support.replies import REPORT_RATE_LIMITED
 
 RAW = (DATA / "reports" / "gmail-attached.eml").read_bytes()
@@ -31,19 +35,36 @@ class FakeStore:
     def __init__(self, outcome: StoreOutcome | Exception = ("added", "1-0")) -> None:
         self.outcome = outcome
         self.added: list[tuple[Complaint, bytes, int]] = []
+        self.unmatched = []
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
     ) -> StoreOutcome:
         if isinstance(self.outcome, Exception):
             raise self.outcome
         self.added.append((complaint, example, reporter_limit))
+        self.unmatched.append(unmatched)
         return self.outcome
+
+    unmatched: list[bool]
+
+
+def delivered_to(*rcpts: str, raw: bytes = RAW) -> MemoryDeliveryLedger:
+    """A ledger in which the message reported in ``raw`` was delivered to ``rcpts``."""
+    [original] = find_originals(raw, local_domains=["example.vn"])
+    view = parse_message(original.message)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@mailer.promo-shop.example", rcpts=rcpts, auth=None,
+                    at=1_699_999_000.0)
+    assert d is not None
+    return MemoryDeliveryLedger([d])
 
 
 def _intake(store: FakeStore, **intake: Any) -> ComplaintIntake:
     cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"], **intake}})
-    return ComplaintIntake(cfg, store, clock=lambda: 1_700_000_000.0)
+    return ComplaintIntake(cfg, store, clock=lambda: 1_700_000_000.0,
+                           deliveries=delivered_to("alice@example.vn", "a@example.vn"))
 
 
 def _run(coro: Any) -> Any:
@@ -96,7 +117,8 @@ def test_one_smtp_reply_for_several_recipients_prefers_temporary_failure() -> No
         raise RuntimeError("consent store exploded")
 
     cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"]}})
-    intake = ComplaintIntake(cfg, store, hooks={"optout": broken_hook})
+    intake = ComplaintIntake(cfg, store, hooks={"optout": broken_hook},
+                             deliveries=delivered_to("alice@example.vn"))
     env = Envelope()
     env.mail_from = "alice@example.vn"
     env.rcpt_tos = ["report@example.vn", "optout@example.vn"]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from spamwarden.config import Config, PolicyConfig, TrainingConfig, load_config
-from spamwarden.milter.policy import SymbolPoints, bayes_symbols
-from spamwarden.training.classifier import SiteCounts, site_counts
+from spamwarden.milter.checks.classifier import bayes_symbols
+from spamwarden.milter.registry import SymbolPoints
+from spamwarden.milter.interfaces import SiteCounts
+from spamwarden.training.classifier import site_counts
 from spamwarden.training.model import load_model, untrained_model
 from tests.unit.test_training import HAM, SPAM, tiny_corpus  # noqa: F401 - fixture
 
@@ -70,7 +72,7 @@ def test_learning_counts_the_site_mail_per_class() -> None:
 
 def test_the_scanner_scales_the_shipped_model_until_the_site_counts_are_reached() -> None:
     from spamwarden.training.classifier import load_classifier
-    from spamwarden.training.pipeline_eval import offline_scanner
+    from spamwarden.wiring import offline_scanner
     from spamwarden.milter.check import scan_file
 
     model = load_classifier(None)
