@@ -187,3 +187,10 @@ def test_doctor_shows_the_site_counts(tmp_path: Path) -> None:
     cfg_file.write_text(f'[training]\nmodel = "{path}"\nmin_site_ham = 3\nmin_site_spam = 1\n')
     findings = run_checks(load_config(cfg_file), ["model"])
     assert any(f.level == "ok" and "count in full" in f.text for f in findings)
+
+
+def test_cold_scaling_keeps_the_buckets_in_order() -> None:
+    cold = SiteCounts(20, 5, 200, 200)
+    totals = [_total(p, cold) for p in (0.5, 0.7, 0.9, 0.97, 0.995)]
+    assert totals == sorted(totals) and len(set(totals)) == len(totals)
+    assert totals[-1] == pytest.approx(TAG * (0.5 + 0.48 * 5 / 200))

@@ -58,9 +58,11 @@ def bayes_symbols(
         NaN counts as 0.5 (no opinion).
     :param site: how much of the site's own mail the classifier has learned; until
         ``site.established`` the classifier alone cannot reach ``tag_threshold``:
-        ``BAYES_999`` is not awarded and the positive points together are scaled
-        down to at most ``tag_threshold × (0.5 + 0.48 × site.progress)`` (and 0.1
-        under the threshold), so they grow with the counts; negative points stay.
+        ``BAYES_999`` is not awarded and every positive bucket is scaled by one
+        factor that brings the highest (``BAYES_99``) to ``tag_threshold × (0.5 +
+        0.48 × site.progress)`` (at most 0.1 under the threshold): half weight at
+        first, growing with the counts; the buckets keep their order and negative
+        points stay.
         ``None``: full points.
     :param tag_threshold: ``policy.tag_threshold``.
     """
@@ -76,10 +78,13 @@ def bayes_symbols(
     if p >= 0.999 and not cold:
         out.append(points.make("BAYES_999", detail))
     if site is not None and cold:
+        # one factor for every bucket, so the buckets keep their order (and the total
+        # score its ranking): the highest bucket lands on the cap
         cap = max(0.0, min(tag_threshold * (0.5 + 0.48 * site.progress), tag_threshold - 0.1))
+        top = max(points.points(name) for _, name in _BAYES_BUCKETS)
         positive = sum(s.points for s in out if s.points > 0)
-        if positive > cap:
-            f = cap / positive
+        if positive > 0 and top > cap:
+            f = cap / top
             note = (f"{detail}; points x{f:.2f}: learned {site.ham}/{site.min_ham} ham, "
                     f"{site.spam}/{site.min_spam} spam of this site")
             out = [dataclasses.replace(s, points=round(s.points * f, 3), detail=note)
