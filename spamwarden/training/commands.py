@@ -208,10 +208,18 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
     w(f"  false negatives at FPR 0.1 %: {_fmt_pct(m['cv_fnr_at_fpr_0_1pct'])}, at FPR 1 %: "
       f"{_fmt_pct(m['cv_fnr_at_fpr_1pct'])}\n")
     if m.get("calibration"):
-        w(f"calibrated on {m['calibration']} held-out scores ({m['calibration_messages']} "
-          f"messages): held-out ham at p >= 0.99 {_fmt_pct(m['calibration_ham_at_0_99'])} "
-          f"({_fmt_pct(m['calibration_ham_at_0_99_stratified'])} if calibrated on "
-          "stratified folds)\n")
+        w(f"calibration: {m['calibration']}")
+        if "calibration_temperature" in m:
+            w(f" (temperature {m['calibration_temperature']:.2f}, unseen ham budget "
+              f"{_fmt_pct(m['unseen_ham_budget'])})")
+        w("\n")
+        for name, u in sorted((m.get("unseen") or {}).items()):
+            w(f"  {name} unseen: ham at p >= 0.99 {_fmt_pct(u['ham_at_0_99'])} (untempered "
+              f"{_fmt_pct(u['ham_at_0_99_untempered'])}, pooled Platt "
+              f"{_fmt_pct(u['ham_at_0_99_pooled_platt'])}); spam at p < 0.5 "
+              f"{_fmt_pct(u['spam_under_0_5'])} (untempered "
+              f"{_fmt_pct(u['spam_under_0_5_untempered'])}, pooled Platt "
+              f"{_fmt_pct(u['spam_under_0_5_pooled_platt'])})\n")
     if m.get("by_source"):
         w("cross-source (trained on the other sources, scored on this one):\n")
         for name, r in sorted(m["by_source"].items()):
