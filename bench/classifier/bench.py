@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import math
 import os
 import random
 import shutil
@@ -301,7 +302,7 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
 
 def _ratio(a: float, b: float) -> str:
     """``a / b`` for the ratio lines; ``-`` when undefined."""
-    if not (a == a and b == b) or b == 0:
+    if math.isnan(a) or math.isnan(b) or b == 0:
         return "-" if a != 0 or b != 0 else "1.00"
     return f"{a / b:.2f}"
 

@@ -20,9 +20,8 @@ if TYPE_CHECKING:
     from .auth import AuthResults
 
 __all__ = [
-    "SiteCounts",
     "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
-    "RcptDecision", "StartsLookups", "Symbol",
+    "RcptDecision", "SiteCounts", "StartsLookups", "Symbol",
 ]
 
 #: What the milter does with a message, from mildest to hardest.

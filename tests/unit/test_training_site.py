@@ -4,6 +4,7 @@ whole offline scanner; ``doctor`` shows the counts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,11 +13,19 @@ import pytest
 
 from spamwarden.config import Config, PolicyConfig, TrainingConfig, load_config
 from spamwarden.milter.checks.classifier import bayes_symbols
-from spamwarden.milter.registry import SymbolPoints
 from spamwarden.milter.interfaces import SiteCounts
+from spamwarden.milter.registry import SymbolPoints
 from spamwarden.training.classifier import site_counts
-from spamwarden.training.model import load_model, untrained_model
-from tests.unit.test_training import HAM, SPAM, tiny_corpus  # noqa: F401 - fixture
+from spamwarden.training.corpus import Example
+from spamwarden.training.model import SpamModel, load_model, train_model, untrained_model
+from tests.unit.test_training import (  # noqa: F401 - fixtures
+    HAM,
+    SMALL,
+    SPAM,
+    corpus_slice,
+    small_model,
+    tiny_corpus,
+)
 
 TAG = PolicyConfig().tag_threshold
 
@@ -71,9 +80,9 @@ def test_learning_counts_the_site_mail_per_class() -> None:
 
 
 def test_the_scanner_scales_the_shipped_model_until_the_site_counts_are_reached() -> None:
+    from spamwarden.milter.check import scan_file
     from spamwarden.training.classifier import load_classifier
     from spamwarden.wiring import offline_scanner
-    from spamwarden.milter.check import scan_file
 
     model = load_classifier(None)
     learned = model.site_counts()  # type: ignore[attr-defined]
@@ -194,3 +203,25 @@ def test_cold_scaling_keeps_the_buckets_in_order() -> None:
     totals = [_total(p, cold) for p in (0.5, 0.7, 0.9, 0.97, 0.995)]
     assert totals == sorted(totals) and len(set(totals)) == len(totals)
     assert totals[-1] == pytest.approx(TAG * (0.5 + 0.48 * 5 / 200))
+
+
+def test_two_sources_temper_the_calibration_to_the_unseen_ham_budget(
+    small_model: SpamModel, corpus_slice: tuple[list[Example], list[object], list[str]],  # noqa: F811
+) -> None:
+    m = small_model.metadata["metrics"]
+    assert m["calibration"] == "stratified, tempered on cross-source scores"
+    assert m["unseen_ham_budget"] == 0.01 and m["calibration_temperature"] >= 1.0
+    assert len(m["unseen"]) == 2
+    for u in m["unseen"].values():
+        assert u["ham_at_0_99"] <= 0.01
+        assert u["ham_at_0_99"] <= u["ham_at_0_99_untempered"]
+        # tempering keeps the side of 0.5 of every message
+        assert u["spam_under_0_5"] == u["spam_under_0_5_untempered"]
+    kept, views, groups = corpus_slice
+    strict = train_model(views, [e.y for e in kept], groups=groups,  # type: ignore[arg-type]
+                         params=dataclasses.replace(SMALL, unseen_ham_budget=0.0))
+    sm = strict.metadata["metrics"]
+    assert all(u["ham_at_0_99"] == 0.0 for u in sm["unseen"].values())
+    assert sm["calibration_temperature"] >= m["calibration_temperature"]
+    one = train_model(views, [e.y for e in kept], params=SMALL)  # type: ignore[arg-type]
+    assert one.metadata["metrics"]["calibration"] == "stratified"
