@@ -122,6 +122,10 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
 
 
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number 0 or greater"
+
+
 def _site_count(v: Any) -> str | None:
     return None if 0 <= v <= 10_000_000 else "a number of messages from 0 to 10000000"
 
@@ -307,7 +311,9 @@ class IntakeConfig:
     report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")
     ham_address: str = _opt("ham")
     optout_address: str = _opt("optout")
-    require_auth: bool = _opt(False)
+    require_auth: bool = _opt(
+        True, doc="refuse reports whose sender is not identified (SASL login or trusted_networks)"
+    )
     trusted_relays: tuple[str, ...] = _opt(("127.0.0.0/8", "::1/128"), check=_networks)
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     reporter_rate: int = _opt(200, check=_positive, doc="reports per reporter per hour")
@@ -325,6 +331,17 @@ class IntakeConfig:
         20_480_000, check=_positive,
         doc="DATA bytes received and being handled at once, across sessions; a DATA past "
         "it waits up to 30 s for room, then gets 451 4.3.2",
+    )
+    trusted_networks: tuple[str, ...] = _opt(
+        (), check=_networks,
+        doc="webmail/IMAP hosts whose submissions identify the reporter by envelope sender",
+    )
+    recipient_delimiter: str = _opt(
+        "+", doc="address-extension delimiters folded away in reporter identities"
+    )
+    reinjection_hops: int = _opt(
+        0, check=_not_negative,
+        doc="Received fields our own after-queue content filter adds above the submission hop",
     )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
@@ -457,13 +474,19 @@ class TrainingConfig:
     corpus: tuple[str, ...] = _opt(
         (), doc="labelled corpora (ham/ + spam/ folders) that train --feedback starts from"
     )
+    max_examples_per_reporter: int = _opt(
+        5, check=_positive,
+        doc="training examples one reporter may add per day (one per reported message)",
+    )
     min_site_ham: int = _opt(
-        200, check=_site_count, doc="ham of this site the classifier must have learned before its points count "
-        "in full (like SpamAssassin's bayes_min_ham_num); below, it cannot tag by itself"
+        200, check=_site_count,
+        doc="ham of this site the classifier must have learned before its points count "
+        "in full (like SpamAssassin's bayes_min_ham_num); below, it cannot tag by itself",
     )
     min_site_spam: int = _opt(
-        200, check=_site_count, doc="spam of this site the classifier must have learned before its points count "
-        "in full (like bayes_min_spam_num)"
+        200, check=_site_count,
+        doc="spam of this site the classifier must have learned before its points count "
+        "in full (like bayes_min_spam_num)",
     )
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from tests.support.bigreport import RunningIntake, big_report  # noqa: E402
+from spamwarden.redisconn import EmbeddedRedis
+from tests.support.bigreport import RunningIntake, big_report
 
 
 def main() -> int:

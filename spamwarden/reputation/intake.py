@@ -23,13 +23,8 @@ Replies, in the order checks run:
   client is one of ``intake.trusted_relays`` (our Postfix), else
   ``intake.max_message_bytes``.
 * DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
-* ``intake.require_auth`` and the report did not arrive authenticated:
-  ``550 5.7.1``.  Authentication is shown by our own MTA's ``Received`` field:
-  Postfix records an authenticated submission as ``with ESMTPSA``/``ESMTPA``
-  (RFC 3848) and, with ``smtpd_sasl_authenticated_header = yes``, as
-  ``(Authenticated sender: ...)``; see
-  :func:`~spamwarden.reputation.reports.submission_authenticated`.  Intake itself
-  offers no AUTH: it listens on loopback behind Postfix.
+* ``intake.require_auth`` (the default) and the reporter is not identified:
+  ``550 5.7.1`` (see *Reporter identity*).
 * no usable original, or nothing in it to act on: ``550 5.6.0`` and a sentence
   for the reporter.
 * over ``intake.reporter_rate`` reports in the reporter's current hour:
@@ -55,6 +50,32 @@ the SPF/DKIM/DMARC-authenticated names, the link domains; the complaint is marke
 with what the loop vouches for.  Any other spam report goes to the unmatched stream,
 is never a training example, and lists nothing.  With ``require_delivered = false``
 every report counts with what its copy claims (dangerous: anyone can list anyone).
+
+Reporter identity (what de-duplication, the rate limit, the complaint's
+``reporter`` and so the worker's distinct-reporter count use) is the person, not
+the envelope string, taken from the topmost ``Received`` field, the one our own
+MTA prepends (:func:`~spamwarden.reputation.reports.submission`; with an
+after-queue content filter, past ``intake.reinjection_hops`` fields):
+
+1. the SASL login Postfix recorded there as ``(Authenticated sender: LOGIN)``
+   (``smtpd_sasl_authenticated_header = yes``);
+2. else, when that hop's client is in ``intake.trusted_networks`` (a webmail or
+   IMAP host that submits for its logged-in users and sets the envelope sender
+   itself), the envelope sender;
+3. else nobody: with ``intake.require_auth`` the report is refused ``550 5.7.1``;
+   without it the envelope sender is taken as is (anyone can write it).
+
+Case and address extensions (``+tag``, any of ``intake.recipient_delimiter``)
+fold into one reporter (:func:`reporter_identity`).  ``Received`` fields below
+the topmost one came with the message and are never believed.  Intake itself
+offers no AUTH: it listens on loopback behind Postfix, and whoever can connect to
+it directly can write any header, so only the MTA may reach it.
+
+Training examples (``ham@``/``report@`` originals the milter learns from) are kept
+only for identified reporters (:func:`may_train`), at most
+``training.max_examples_per_reporter`` a day per reporter, and one per message
+per reporter (the de-duplication above), so a flood by one person teaches the
+model no more than a few reports do.
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
@@ -84,6 +105,10 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     fingerprint already stored.
 ``sw:{sw}:intake:rate:<reporter>``
     counter, TTL one hour from the reporter's first report in the window.
+``sw:{sw}:training:quota:<reporter>``
+    counter of training examples the reporter added, TTL one day from the first;
+    at ``training.max_examples_per_reporter`` further reports are stored as
+    complaints without an example.
 ``sw:{sw}:training:<label>:<fingerprint>``
     string, the reported original (first ``intake.max_example_bytes`` bytes),
     TTL ``reputation.training_ttl``; ``label`` is ``spam`` (report@) or ``ham``
@@ -99,6 +124,7 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -147,7 +173,7 @@ from .reports import (
     is_actionable,
     message_view,
     parse_networks,
-    submission_authenticated,
+    submission,
     verified_domains,
 )
 
@@ -162,6 +188,10 @@ __all__ = [
     "IntakeServer",
     "run_intake",
     "complaint_id",
+    "reporter_identity",
+    "ReporterIdentity",
+    "may_train",
+    "example_quota_key",
     "seen_key",
     "rate_key",
     "example_key",
@@ -176,6 +206,7 @@ log = logging.getLogger("spamwarden.intake")
 ReportKind = Literal["spam", "ham"]
 MAX_RECIPIENTS = 10
 RATE_WINDOW = 3600
+EXAMPLE_QUOTA_WINDOW = 86400  # training.max_examples_per_reporter counts per day
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
 MAX_DKIM_KEYS = 5  # key records fetched per original
 INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
@@ -198,8 +229,12 @@ REPLIES = {
     ),
     "too_many_rcpts": "452 4.5.3 Too many recipients; send the rest in another message",
     "auth_required": (
-        "550 5.7.1 Reports must be sent through an authenticated (logged-in) connection "
-        "to our mail server"
+        "550 5.7.1 Reports are accepted only from users logged in to this mail system: "
+        "send it again from your mail program with SMTP authentication (login) or from webmail"
+    ),
+    "login_unknown": (
+        "550 5.7.1 This mail system did not record who logged in, so the report cannot "
+        "be counted; please tell the postmaster (smtpd_sasl_authenticated_header)"
     ),
     "unusable": "550 5.6.0 {sentence}",
     "rate_limited": (
@@ -241,6 +276,63 @@ def rate_key(reporter: str) -> str:
     return f"sw:{{sw}}:intake:rate:{reporter}"
 
 
+def example_quota_key(reporter: str) -> str:
+    """The counter (TTL one day) of training examples ``reporter`` added."""
+    return f"{TRAINING_KEY}:quota:{reporter}"
+
+
+def reporter_identity(address: str, *, delimiters: str = "+") -> str:
+    """One reporter however the address (or login) is written: lower-cased, and the
+    local part cut at the first address-extension delimiter (Postfix
+    ``recipient_delimiter``: ``alice+1@x``, ``Alice@x`` are ``alice@x``).
+
+    :param address: an envelope sender or a SASL login (with or without ``@domain``).
+    :param delimiters: the delimiter characters (``intake.recipient_delimiter``);
+        empty: extensions are kept.
+    :returns: the folded form ("" for an empty address).
+    """
+    a = _lower_address(address)
+    local, at, domain = a.rpartition("@")
+    if not at:
+        local, domain = a, ""
+    cuts = [i for i in (local.find(c) for c in delimiters) if i > 0]
+    if cuts:  # a local part that starts with the delimiter is not split (as in Postfix)
+        local = local[: min(cuts)]
+    return f"{local}@{domain}" if at else local
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterIdentity:
+    """Who sent a report, as far as our own MTA's ``Received`` field tells.
+
+    :ivar id: the reporter as counted (:func:`reporter_identity` form); "" when unknown.
+    :ivar how: ``login`` (SASL login), ``trusted_network`` (envelope sender of a
+        submission from ``intake.trusted_networks``), ``envelope`` (the envelope
+        sender, unverified) or ``unnamed`` (authenticated, but no login recorded).
+    """
+
+    id: str
+    how: Literal["login", "trusted_network", "envelope", "unnamed"]
+
+    @property
+    def verified(self) -> bool:
+        """The identity comes from a login or a trusted submission path, not from
+        what the sender wrote."""
+        return self.how in ("login", "trusted_network")
+
+
+def may_train(*, authenticated: bool, matched_delivery: bool | None = None) -> bool:
+    """May a report's original become a training example the milter learns from?
+
+    :param authenticated: the reporter is identified (:attr:`ReporterIdentity.verified`).
+    :param matched_delivery: the reported message matched a delivery of ours:
+        ``False`` (known not to) refuses; ``None`` (not known) leaves it to
+        ``authenticated``.
+    :returns: whether to keep the example.
+    """
+    return authenticated and matched_delivery is not False
+
+
 def example_key(label: str, fp: str) -> str:
     """A reported original kept for training (``label`` ``spam`` or ``ham``, fingerprint ``fp``)."""
     return f"{TRAINING_KEY}:{label}:{fp}"
@@ -256,27 +348,33 @@ def example_index_key(label: str) -> str:
 StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 
 _STORE_LUA = """
--- KEYS: stream, seen, rate, example, example index
+-- KEYS: stream, seen, rate, example, example index, reporter's example quota
 -- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
---       max_len (0: none), fields...
+--       max_len (0: none), example_limit, quota_window, fields...
+-- returns {status, stream id, 1 when the example was kept else 0}
 local seen = redis.call('GET', KEYS[2])
 if seen then return {'duplicate', seen} end
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 10))
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 12))
 if ARGV[9] ~= '0' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[9]) end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
-if ARGV[6] ~= '' then
+local kept = 0
+if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[10]) then
+  if redis.call('INCR', KEYS[6]) == 1 or redis.call('TTL', KEYS[6]) < 0 then
+    redis.call('EXPIRE', KEYS[6], ARGV[11])
+  end
+  kept = 1
   local ttl = tonumber(ARGV[4])
   redis.call('SET', KEYS[4], ARGV[6], 'EX', ttl)
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[5]) - ttl)
   redis.call('EXPIRE', KEYS[5], ttl)
 end
-return {'added', id}
+return {'added', id, kept}
 """
 
 
@@ -286,9 +384,11 @@ class ComplaintStore(Protocol):
     async def add(
         self, complaint: Complaint, *, example: bytes, reporter_limit: int,
         unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
         """Store a complaint once, atomically with its de-duplication mark, the
-        reporter's rate counter and the training example.
+        reporter's rate counter and the training example (``example``, b"" for none;
+        kept only while the reporter added fewer than ``example_limit`` today).
 
         :param unmatched: the report matched no delivery here: it goes to the bounded
             stream of unmatched reports, which nothing counts.
@@ -319,8 +419,9 @@ class RedisComplaintStore:
     async def add(
         self, complaint: Complaint, *, example: bytes, reporter_limit: int,
         unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
-        """See :meth:`ComplaintStore.add` (one Lua script, so the four writes are atomic)."""
+        """See :meth:`ComplaintStore.add` (one Lua script, so the writes are atomic)."""
 
         import redis.exceptions
 
@@ -334,15 +435,17 @@ class RedisComplaintStore:
             rate_key(complaint.reporter),
             example_key(label, complaint.fingerprint),
             example_index_key(label),
+            example_quota_key(complaint.reporter),
         ]
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
             f"{int((complaint.received_at - self.keep) * 1000)}-0",
-            UNMATCHED_MAXLEN if unmatched else 0, *fields,
+            UNMATCHED_MAXLEN if unmatched else 0, example_limit,
+            EXAMPLE_QUOTA_WINDOW, *fields,
         ]
         try:
-            status, ident = await self._script(keys=keys, args=args)
+            status, ident, *_ = await self._script(keys=keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
@@ -364,8 +467,11 @@ class IntakeRequest:
     :ivar reporter: the envelope sender, lower-cased ("" for ``<>``).
     :ivar recipient: the address it was sent to.
     :ivar raw: the message as received.
-    :ivar authenticated: our MTA received it from an authenticated client.
+    :ivar authenticated: the sender is identified: our MTA recorded a SASL login,
+        or the submission came from ``intake.trusted_networks``
+        (:attr:`ReporterIdentity.verified`).
     :ivar local_reporter: the reporter's domain is one of ``intake.local_domains``.
+    :ivar identity: the sender as one person (:class:`ReporterIdentity` ``id``).
     """
 
     reporter: str
@@ -373,6 +479,7 @@ class IntakeRequest:
     raw: bytes
     authenticated: bool
     local_reporter: bool
+    identity: str = ""
 
 
 class AddressHook(Protocol):
@@ -440,6 +547,7 @@ class ComplaintIntake:
         self.clock = clock
         self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
+        self.submitters: tuple[Network, ...] = parse_networks(ic.trusted_networks)
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
         self.view_limits = ReportLimits(max_bytes=min(PARSE_BYTES, ic.max_message_bytes))
         self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
@@ -533,14 +641,30 @@ class ComplaintIntake:
 
     # -- the work ---------------------------------------------------------------------------
 
-    def _authenticated(self, raw: bytes) -> bool:
-        return submission_authenticated(header_fields(raw), self.trusted)
+    def identify(self, sender: str, raw: bytes) -> ReporterIdentity:
+        """Who sent ``raw`` (see *Reporter identity* in the module docstring).
+
+        :param sender: the envelope sender.
+        :param raw: the message; only its topmost ``Received`` field is read.
+        """
+        ic = self.cfg.intake
+        sub = submission(header_fields(raw), own_hops=ic.reinjection_hops)
+        fold = functools.partial(reporter_identity, delimiters=ic.recipient_delimiter)
+        if sub.login:
+            return ReporterIdentity(fold(sub.login), "login")
+        if sub.client_ip is not None and _in_networks(sub.client_ip, self.submitters):
+            return ReporterIdentity(fold(sender), "trusted_network")
+        if sub.authenticated:
+            return ReporterIdentity(fold(sender), "unnamed")
+        return ReporterIdentity(fold(sender), "envelope")
 
     async def _call_hook(self, kind: str, reporter: str, rcpt: str, raw: bytes) -> str:
         hook = self.hooks[kind]
+        who = self.identify(reporter, raw)
         request = IntakeRequest(
             reporter=reporter, recipient=_lower_address(rcpt), raw=raw,
-            authenticated=self._authenticated(raw), local_reporter=self.reporter_is_local(reporter),
+            authenticated=who.verified, local_reporter=self.reporter_is_local(reporter),
+            identity=who.id,
         )
         return await hook(request)
 
@@ -607,11 +731,19 @@ class ComplaintIntake:
         :param reporter: the envelope sender, lower-cased.
         :param raw: the report as received.
         """
+        who = self.identify(reporter, raw)
         loop = await self._verified_loop(reporter, raw) if kind == "spam" else None
-        if self.cfg.intake.require_auth and not self._authenticated(raw) and loop is None:
-            event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
+        if self.cfg.intake.require_auth and not who.verified and loop is None:
+            why = "no login recorded" if who.how == "unnamed" else "not authenticated"
+            event(log, "report refused", logging.WARNING if who.how == "unnamed" else logging.INFO,
+                  reporter=reporter, kind=kind, why=why)
             _count(kind, "refused")
-            return REPLIES["auth_required"]
+            return REPLIES["login_unknown" if who.how == "unnamed" else "auth_required"]
+        # The person is counted by their login; the delivery must have gone to the address
+        # they report from (Postfix's reject_sender_login_mismatch ties that address to the
+        # login, conf/postfix/main.cf), so a login without a domain still matches its mailbox.
+        mailbox = reporter_identity(reporter, delimiters=self.cfg.intake.recipient_delimiter)
+        reporter = who.id
         try:
             originals = find_originals(raw, local_domains=self.local_domains,
                                        limits=self.limits, max_originals=MAX_ORIGINALS)
@@ -620,7 +752,10 @@ class ComplaintIntake:
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
         report_id = next((v for k, v in header_fields(raw) if k.lower() == "message-id"), "")
-        results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id)
+        # examples only from identified reporters; _store_original also drops unmatched ones
+        train = may_train(authenticated=who.verified)
+        results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id,
+                                              train=train, mailbox=mailbox)
                    for o in originals]
         outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
@@ -650,9 +785,19 @@ class ComplaintIntake:
         if self.deliveries is None:
             return Match("no-delivery")
         content = fp if view is not None and not original.headers_only else None
-        return await self.deliveries.match(
-            normalize_reporter(reporter), fingerprint=content,
-            message_id=view.message_id if view is not None else None)
+        mid = view.message_id if view is not None else None
+        delims = self.cfg.intake.recipient_delimiter
+        # a SASL login without a domain is the user at one of our domains
+        who = [reporter] if "@" in reporter else [f"{reporter}@{d}" for d in self.local_domains]
+        found = Match("no-delivery")
+        for candidate in who[:10]:
+            m = await self.deliveries.match(normalize_reporter(candidate, delimiters=delims),
+                                            fingerprint=content, message_id=mid)
+            if m.status == "matched":
+                return m
+            if found.status == "no-delivery" or m.status == "disagree":
+                found = m
+        return found
 
     async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
         """The configured feedback loop this report proves it comes from (see
@@ -674,9 +819,15 @@ class ComplaintIntake:
 
     async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
                               loop: FeedbackLoop | None = None, report_id: str = "",
+                              train: bool = False, mailbox: str = "",
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
-        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
+        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable.
+
+        :param reporter: the reporter as counted (:class:`ReporterIdentity` ``id``).
+        :param mailbox: the address the report came from, folded: what a delivery's
+            recipients must include (default: ``reporter``).
+        """
         ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
         verified = await self._verify_dkim(original, view)
@@ -700,7 +851,7 @@ class ComplaintIntake:
         cid = complaint_id(kind, reporter, fp)
         if kind == "spam" and not match:
             try:
-                found = await self._match(reporter, original, view, fp)
+                found = await self._match(mailbox or reporter, original, view, fp)
             except StoreError as exc:
                 event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                       error=str(exc))
@@ -717,13 +868,15 @@ class ComplaintIntake:
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,
         )
-        # a message never delivered here is no evidence of what arrives here: not learned
+        # a message never delivered here is no evidence of what arrives here: not learned;
+        # nor is anything from a reporter nobody identified (may_train)
         example = (original.message[: ic.max_example_bytes]
-                   if original.message and not unmatched else b"")
+                   if original.message and train and not unmatched else b"")
         try:
             status, entry = await self.store.add(
                 complaint, example=example, reporter_limit=ic.reporter_rate,
                 unmatched=unmatched,
+                example_limit=self.cfg.training.max_examples_per_reporter,
             )
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,

@@ -94,6 +94,8 @@ __all__ = [
     "received_client_ip",
     "first_untrusted_hop",
     "submission_authenticated",
+    "submission",
+    "Submission",
     "verified_domains",
     "parse_networks",
     "NO_ORIGINAL",
@@ -788,8 +790,6 @@ _BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")  # "[192.0.2.1:25]" t
 _PARENTHESISED = re.compile(r"\((?:[^()]*?\s)?\[?(\d{1,3}(?:\.\d{1,3}){3})\]?\)")
 _BARE_FROM = re.compile(r"^\s*from\s+\[?([0-9A-Fa-f:.]+)\]?(?:\s|$)", re.I)
 _BY = re.compile(r"\sby\s", re.I)
-_AUTH_PROTO = re.compile(r"\bwith\s+(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)\b|\(Authenticated sender:",
-                         re.I)
 
 
 def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
@@ -856,34 +856,70 @@ def first_untrusted_hop(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """How our own MTA received a report: what its topmost ``Received`` field says.
+
+    :ivar login: the SASL login Postfix recorded as ``(Authenticated sender: LOGIN)``
+        (``smtpd_sasl_authenticated_header = yes``), or ``None``.
+    :ivar authenticated: the hop was an authenticated submission: a login was
+        recorded, or the protocol is an authenticated one (RFC 3848 ``ESMTPA``,
+        ``ESMTPSA``, ``LMTPA``...).
+    :ivar client_ip: the client address of that hop, or ``None`` (local pickup).
+    """
+
+    login: str | None = None
+    authenticated: bool = False
+    client_ip: str | None = None
+
+
+_AUTH_LOGIN = re.compile(r"\(Authenticated sender:\s*([^()\s]{1,320})\s*\)", re.I)
+_BY_WITH = re.compile(r"\sby\s+\S+(?:\s+\([^()]*\))?\s+with\s+(\S+)", re.I)
+_AUTH_PROTOCOL = re.compile(r"^(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)$", re.I)
+
+
+def submission(headers: Sequence[tuple[str, str]], *, own_hops: int = 0) -> Submission:
+    """What our own MTA recorded about the client that submitted a message.
+
+    Only the topmost ``Received`` field is read (past ``own_hops`` fields that our
+    own after-queue content filter adds when it re-injects mail, e.g. 2 for amavis):
+    our MTA prepends it, so it is the one field a sender cannot write.  Every field
+    below it came with the message and is never believed, whatever it says.  In
+    that field the login is looked for before ``by`` (where Postfix puts it: the
+    ``for <...>`` clause after it may quote a sender-chosen address) and the
+    protocol right after ``by HOST``.
+
+    :param headers: the report's header fields, in order (:func:`header_fields`).
+    :param own_hops: topmost ``Received`` fields to pass over (``intake.reinjection_hops``).
+    :returns: the submission; an empty one when there is no such field.
+    """
+    received = [value for name, value in headers if name.lower() == "received"]
+    if len(received) <= own_hops:
+        return Submission()
+    value = " ".join(received[own_hops].split())
+    by = _BY.search(value)
+    head = value[: by.start()] if by else value
+    login_match = _AUTH_LOGIN.search(head)
+    login = login_match.group(1) if login_match else None
+    proto = _BY_WITH.search(value)
+    authenticated = login is not None or bool(proto and _AUTH_PROTOCOL.match(proto.group(1)))
+    return Submission(login=login, authenticated=authenticated,
+                      client_ip=received_client_ip(value))
+
+
 def submission_authenticated(
-    headers: Sequence[tuple[str, str]], trusted: Sequence[Network], *, max_hops: int = 10
+    headers: Sequence[tuple[str, str]], trusted: Sequence[Network] = (), *, own_hops: int = 0
 ) -> bool:
     """Did our MTA receive this message from an authenticated client?
 
-    Walks the Received fields from the top: a hop recorded with an
-    authenticated protocol (RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``...) or
-    Postfix's ``(Authenticated sender: ...)`` (``smtpd_sasl_authenticated_header``)
-    answers yes; a hop from a trusted relay (a content filter re-injecting)
-    is passed over; any other hop answers no.  Fields below the first
-    untrusted hop were written by others and are never believed.
+    :func:`submission` of the topmost ``Received`` field (past ``own_hops``):
+    RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``... or Postfix's ``(Authenticated
+    sender: ...)``.  Fields further down were written by others and are never
+    believed, not even below a hop from a trusted relay (``trusted`` is accepted
+    for compatibility and not used: a relay on 127.0.0.1 is also every local user).
     """
-    count = 0
-    for name, value in headers:
-        if name.lower() != "received":
-            continue
-        count += 1
-        if count > max_hops:
-            return False
-        if _AUTH_PROTO.search(value):
-            return True
-        ip = received_client_ip(value)
-        if ip is None:
-            continue  # "by host (Postfix, from userid N)": local pickup, next hop tells
-        addr = ipaddress.ip_address(ip)
-        if not any(addr in n for n in trusted):
-            return False
-    return False
+    del trusted
+    return submission(headers, own_hops=own_hops).authenticated
 
 
 # -- indicators -------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ class PostfixFactory(_StartedServers):
 
     def __call__(self, *, listeners: Mapping[str, str] | None = None,
                  main_cf: Mapping[str, str] | None = None,
-                 mailbox: str = "user@test.local") -> PostfixInstance:
+                 mailbox: str = "user@test.local",
+                 sasl_users: Mapping[str, str] | None = None) -> PostfixInstance:
         """Start a Postfix.
 
         Args:
@@ -89,14 +90,19 @@ class PostfixFactory(_StartedServers):
                 listener "smtp" without milter. `instance.smtp[name].port` is its port.
             main_cf: main.cf overrides (e.g. {"milter_default_action": "accept"}).
             mailbox: the one deliverable address; `instance.maildir` is its Maildir.
+            sasl_users: SMTP AUTH logins -> passwords (Cyrus SASL, private sasldb; needs
+                saslpasswd2 from sasl2-bin); none: no AUTH offered.
 
         Returns:
             The running instance (with `wait_for_delivery`, `maillog`, `queue`, `flush`).
         """
         need_binary("postfix")
+        if sasl_users:
+            need_binary("saslpasswd2")
         instance = PostfixInstance(_tempdir("sw-postfix-"),
                                    listeners=dict(listeners or {"smtp": ""}),
-                                   mailbox=mailbox, main_cf=dict(main_cf or {}))
+                                   mailbox=mailbox, main_cf=dict(main_cf or {}),
+                                   sasl_users=dict(sasl_users or {}))
         self.started.append(instance)
         self.dirs.append(instance.base_dir)
         instance.start()

@@ -111,13 +111,16 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
     ``require_delivered = false``: they are about finding the original in each
     report form, the replies and the store, and read what the report claims.
     Matching reports to deliveries is tested with ``require_delivered`` on
-    (test_deliveries_redis.py, test_trust_postfix.py)."""
+    (test_deliveries_redis.py, test_trust_postfix.py).  require_auth is off unless a
+    test turns it on: many sample reports carry no login (identity has its own tests).
+    """
     lt = _LoopThread()
     started: list[tuple[IntakeServer, Any]] = []
 
     def start(*, hooks: dict[str, Any] | None = None,
               reputation: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
-        section = {"local_domains": LOCAL, "max_message_bytes": 300_000, **intake}
+        section = {"local_domains": LOCAL, "max_message_bytes": 300_000,
+                   "require_auth": False, **intake}
         cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5},
                                    "reputation": reputation or {"require_delivered": False}})
 
@@ -130,7 +133,9 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
-                                  max_sessions=cfg.intake.max_sessions)
+                                  max_sessions=cfg.intake.max_sessions,
+                                  max_data_in_flight=cfg.intake.max_data_in_flight,
+                                  size_trusted=handler.trusted)
             await server.start()
             return server, client, handler
 
@@ -145,6 +150,14 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
             lt.run(server.stop())
             lt.run(client.aclose())
         lt.close()
+
+
+def _as_login(raw: bytes, login: str | None) -> bytes:
+    """The sample report as submitted by ``login`` (None: with no login recorded)."""
+    line = b"\t(Authenticated sender: alice@example.vn)\r\n"
+    assert line in raw
+    return raw.replace(line, b"" if login is None else
+                       f"\t(Authenticated sender: {login})\r\n".encode())
 
 
 def _variant(raw: bytes, n: int) -> bytes:
@@ -256,12 +269,17 @@ SPAM_URLS = ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
 def test_client_forwards(
     start_intake: Callable[..., RunningIntake], name: str, source: str
 ) -> None:
-    intake = start_intake()
-    code, text = intake.send((REPORTS / f"{name}.eml").read_bytes())
+    intake = start_intake(require_auth=True)
+    raw = (REPORTS / f"{name}.eml").read_bytes()
+    if name.startswith("outlook"):  # sent with ESMTPSA, but no login recorded: add one
+        raw = raw.replace(b"\tby mail.example.vn (Postfix) with ESMTPSA", b"\t(Authenticated "
+                          b"sender: alice@example.vn)\r\n\tby mail.example.vn (Postfix) with ESMTPSA")
+    code, text = intake.send(raw)
     assert code == 250, text
     [c] = intake.complaints()
     assert text == REPLIES["accepted"].format(id=c.id)[4:]
-    assert (c.kind, c.reporter, c.source) == ("spam", "alice@example.vn", source)
+    login = "alice" if name == "gmail-inline" else "alice@example.vn"
+    assert (c.kind, c.reporter, c.source) == ("spam", login, source)
     ind = c.indicators
     assert ind.from_domain == "promo-shop.example"
     assert ind.from_address == "deals@promo-shop.example"
@@ -345,7 +363,8 @@ def test_rate_limit_per_reporter(start_intake: Callable[..., RunningIntake]) -> 
     assert replies[3][1] == REPLIES["rate_limited"].format(reporter="alice@example.vn")[4:]
     # a duplicate of an accepted report is still acknowledged while over the limit
     assert intake.send(_variant(raw, 0))[0] == 250
-    assert intake.send(_variant(raw, 9), sender="bob@example.vn")[0] == 250
+    assert intake.send(_as_login(_variant(raw, 9), "bob@example.vn"), sender="bob@example.vn"
+                       )[0] == 250
     reporters = [c.reporter for c in intake.complaints()]
     assert reporters == ["alice@example.vn"] * 3 + ["bob@example.vn"]
     r = sync_client(intake.cfg, intake.redis_url)
@@ -672,3 +691,47 @@ def test_outcomes_are_counted_in_metrics(start_intake: Callable[..., RunningInta
     after = {o: value(o) for o in before}
     assert {o: after[o] - before[o] for o in before} == {
         "accepted": 1, "duplicate": 1, "refused": 1, "unusable": 1}
+
+
+def test_data_in_flight_budget_defers_with_451_and_trusts_only_a_relays_size(
+    start_intake: Callable[..., RunningIntake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intake.max_data_in_flight bounds the DATA received and handled at once: a session
+    reserves the SIZE= a trusted relay declared (127.0.0.1 is one by default), else
+    max_message_bytes; one that finds no room within the wait gets 451 4.3.2."""
+    import spamwarden.reputation.intake as intake_module
+
+    monkeypatch.setattr(intake_module, "DATA_BUDGET_WAIT", 0.5)
+    intake = start_intake(max_data_in_flight=100_000)
+    raw = _smtp_lines((REPORTS / "gmail-attached.eml").read_bytes())
+
+    sessions: list[smtplib.SMTP] = []
+
+    def open_data(size: int | None) -> tuple[smtplib.SMTP, int, bytes]:
+        s = intake.client()
+        sessions.append(s)
+        s.ehlo("relay.example.vn")
+        assert s.mail("alice@example.vn", [f"SIZE={size}"] if size else [])[0] == 250
+        assert s.rcpt("report@example.vn")[0] == 250
+        s.putcmd("data")
+        code, text = s.getreply()
+        return s, code, text
+
+    try:
+        big, code, _ = open_data(90_000)
+        assert code == 354  # holds 91,024 of 100,000 bytes while its DATA arrives
+        small, code, _ = open_data(len(raw))
+        assert code == 354  # a declared small message still fits beside it
+        small.send(raw + b"\r\n.\r\n")
+        assert small.getreply()[0] == 250
+        unsized, code, text = open_data(None)  # no SIZE: reserves max_message_bytes: no room
+        assert (code, text[:5]) == (451, b"4.3.2"), text
+        big.send(raw + b"\r\n.\r\n")
+        assert big.getreply()[0] == 250
+        again, code, _ = open_data(None)  # room again once the big one was answered
+        assert code == 354
+        again.send(_variant(raw, 9) + b"\r\n.\r\n")
+        assert again.getreply()[0] == 250
+    finally:
+        for s in sessions:
+            s.close()

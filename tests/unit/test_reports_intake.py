@@ -18,6 +18,7 @@ from spamwarden.reputation.intake import (
     IntakeRequest,
     StoreOutcome,
     complaint_id,
+    may_train,
 )
 from spamwarden.mail import parse_message
 from spamwarden.reputation.deliveries import delivery_of
@@ -40,6 +41,7 @@ class FakeStore:
     async def add(
         self, complaint: Complaint, *, example: bytes, reporter_limit: int,
         unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
         if isinstance(self.outcome, Exception):
             raise self.outcome
@@ -98,6 +100,28 @@ def test_example_is_bounded() -> None:
     _run(_intake(store, max_example_bytes=100).accept_report("ham", "alice@example.vn", RAW))
     [(c, example, _)] = store.added
     assert c.kind == "ham" and len(example) == 100
+
+
+def test_unidentified_reporter_gives_no_training_example() -> None:
+    store = FakeStore()
+    unauthenticated = RAW.replace(b"\t(Authenticated sender: alice@example.vn)\r\n", b"").replace(
+        b"with ESMTPSA", b"with ESMTPS")
+    assert unauthenticated != RAW
+    reply = _run(_intake(store, require_auth=False).accept_report("ham", "Alice+x@example.vn",
+                                                                  unauthenticated))
+    [(c, example, _)] = store.added
+    assert reply == REPLIES["accepted"].format(id=c.id)
+    assert (c.reporter, example) == ("alice@example.vn", b"")
+    assert _run(_intake(FakeStore()).accept_report("ham", "alice@example.vn",
+                                                   unauthenticated)) == REPLIES["auth_required"]
+
+
+def test_may_train() -> None:
+    assert may_train(authenticated=True)
+    assert may_train(authenticated=True, matched_delivery=True)
+    assert not may_train(authenticated=True, matched_delivery=False)
+    assert not may_train(authenticated=False)
+    assert not may_train(authenticated=False, matched_delivery=True)
 
 
 def test_routes() -> None:
