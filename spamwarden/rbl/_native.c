@@ -38,6 +38,12 @@ typedef struct {
     const unsigned char *opt, *opt_do;
     Py_ssize_t nopt, nopt_do;
     unsigned long long now_ms;
+    PyObject *txt_prefixes; /* list of bytes: "reason text; lookup url" per reason */
+    unsigned ttl;
+    const unsigned char *dbl_suffix;
+    Py_ssize_t ndbl_suffix;
+    PyObject *domains;  /* dict bytes -> packed int */
+    PyObject *suffixes; /* dict bytes -> count: names with listed names below */
 } Ctx;
 
 static void ctx_release(Ctx *c) {
@@ -47,14 +53,25 @@ static void ctx_release(Ctx *c) {
 }
 
 /* ctx = (keys array('I'), vals array('Q'), hint array('I'), drift, units bytearray|None,
- *        ip_suffix bytes, a_records list[bytes], soa_neg_tail bytes, opt bytes, opt_do bytes) */
+ *        ip_suffix bytes, a_records list[bytes], soa_neg_tail bytes, opt bytes, opt_do bytes,
+ *        txt_prefixes list[bytes], ttl, dbl_suffix bytes, domains dict, suffixes dict) */
 static int ctx_load(Ctx *c, PyObject *t, unsigned long long now_ms) {
     memset(c, 0, sizeof(*c));
     PyObject *keys, *vals, *hint, *units, *suffix, *a_records, *neg, *opt, *opt_do;
+    PyObject *txt_prefixes, *dbl_suffix, *domains, *suffixes;
     long long drift;
-    if (!PyArg_ParseTuple(t, "OOOLOSO!SSS", &keys, &vals, &hint, &drift, &units, &suffix,
-                          &PyList_Type, &a_records, &neg, &opt, &opt_do))
+    unsigned int ttl;
+    if (!PyArg_ParseTuple(t, "OOOLOSO!SSSO!ISO!O!", &keys, &vals, &hint, &drift, &units, &suffix,
+                          &PyList_Type, &a_records, &neg, &opt, &opt_do, &PyList_Type,
+                          &txt_prefixes, &ttl, &dbl_suffix, &PyDict_Type, &domains, &PyDict_Type,
+                          &suffixes))
         return -1;
+    c->txt_prefixes = txt_prefixes;
+    c->ttl = ttl;
+    c->dbl_suffix = (const unsigned char *)PyBytes_AS_STRING(dbl_suffix);
+    c->ndbl_suffix = PyBytes_GET_SIZE(dbl_suffix);
+    c->domains = domains;
+    c->suffixes = suffixes;
     if (PyObject_GetBuffer(keys, &c->keys, PyBUF_SIMPLE | PyBUF_FORMAT) < 0) goto fail;
     if (PyObject_GetBuffer(vals, &c->vals, PyBUF_SIMPLE | PyBUF_FORMAT) < 0) goto fail;
     if (PyObject_GetBuffer(hint, &c->hint, PyBUF_SIMPLE | PyBUF_FORMAT) < 0) goto fail;
@@ -106,8 +123,54 @@ static inline int octet(const unsigned char *p, Py_ssize_t len, unsigned *out) {
     return 0;
 }
 
+/* The record of a TXT answer: pointer to the question, the tail, one string of the reason
+ * prefix and the key.  Its length, or 0 when it does not fit one string (Python). */
+static Py_ssize_t txt_record(const Ctx *c, int reason, const char *key, Py_ssize_t nkey,
+                             unsigned char *w, Py_ssize_t room) {
+    if (reason >= PyList_GET_SIZE(c->txt_prefixes)) return 0;
+    PyObject *pre = PyList_GET_ITEM(c->txt_prefixes, reason);
+    if (!PyBytes_Check(pre)) return 0;
+    Py_ssize_t np = PyBytes_GET_SIZE(pre), n = np + nkey;
+    if (n > 255 || 2 + 10 + 1 + n > room) return 0;
+    w[0] = 0xC0; w[1] = 0x0C;
+    w[2] = 0; w[3] = 16; w[4] = 0; w[5] = 1;
+    w[6] = c->ttl >> 24; w[7] = c->ttl >> 16; w[8] = c->ttl >> 8; w[9] = c->ttl;
+    w[10] = (n + 1) >> 8; w[11] = (n + 1) & 0xFF;
+    w[12] = (unsigned char)n;
+    memcpy(w + 13, PyBytes_AS_STRING(pre), np);
+    memcpy(w + 13 + np, key, nkey);
+    return 13 + n;
+}
+
+/* (reason, listed suffix) of a lower-case domain: itself or its longest listed suffix
+ * (DnsblZone.lookup_domain); -1 when not listed, -2 on an error (Python answers). */
+static int lookup_domain(const Ctx *c, const char *name, Py_ssize_t n, Py_ssize_t *suffix_at) {
+    if (n == 7 && memcmp(name, "invalid", 7) == 0) return -1; /* RFC 5782 §5 test point */
+    Py_ssize_t pos = 0;
+    for (;;) {
+        PyObject *key = PyBytes_FromStringAndSize(name + pos, n - pos);
+        if (!key) { PyErr_Clear(); return -2; }
+        PyObject *packed = PyDict_GetItemWithError(c->domains, key);
+        Py_DECREF(key);
+        if (packed) {
+            unsigned long long v = PyLong_AsUnsignedLongLong(packed);
+            if (v == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return -2; }
+            if ((v >> 8) > c->now_ms) { *suffix_at = pos; return (int)(v & 0xFF); }
+        } else if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return -2;
+        }
+        const char *dot = memchr(name + pos, '.', n - pos);
+        if (!dot) return -1;
+        pos = dot - name + 1;
+    }
+}
+
 /* The answer to one datagram in out (its length), or 0: Python answers it.
  * *rcode_out gets the rcode of an answer. */
+static Py_ssize_t answer_domain(const Ctx *c, const unsigned char *d, Py_ssize_t n,
+                                unsigned char *out, int *rcode_out);
+
 static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, unsigned char *out,
                          int *rcode_out) {
     if (n < 12 + 8 + 5 || d[2] > 0x07 || d[4] || d[5] != 1 || d[6] || d[7] || d[8] || d[9] || d[10]
@@ -118,7 +181,8 @@ static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, uns
     unsigned o[4];
     for (int i = 0; i < 4; i++) {
         Py_ssize_t len = d[p];
-        if (p + 1 + len > n || octet(d + p + 1, len, &o[i]) < 0) return 0;
+        if (p + 1 + len > n || octet(d + p + 1, len, &o[i]) < 0)
+            return answer_domain(c, d, n, out, rcode_out);
         p += 1 + len;
     }
     Py_ssize_t start = p;
@@ -126,7 +190,7 @@ static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, uns
     for (Py_ssize_t i = 0; i < c->nsuffix; i++) {
         unsigned char ch = d[p + i];
         if (ch >= 'A' && ch <= 'Z') ch += 32;
-        if (ch != c->suffix[i]) return 0;
+        if (ch != c->suffix[i]) return answer_domain(c, d, n, out, rcode_out);
     }
     p += c->nsuffix;
     int txt;
@@ -172,9 +236,18 @@ static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, uns
     const unsigned char *rec;
     Py_ssize_t nrec;
     unsigned char negbuf[2] = {0, 0};
+    unsigned char txtbuf[300];
     int an, rcode;
-    if (hit >= 0) {
-        if (txt || hit >= PyList_GET_SIZE(c->a_records)) return 0;
+    if (hit >= 0 && txt) {
+        char key[16];
+        int nkey = snprintf(key, sizeof key, "%u.%u.%u.%u", o[3], o[2], o[1], o[0]);
+        nrec = txt_record(c, hit, key, nkey, txtbuf, sizeof txtbuf);
+        if (!nrec) return 0;
+        rec = txtbuf;
+        an = 1;
+        rcode = 0;
+    } else if (hit >= 0) {
+        if (hit >= PyList_GET_SIZE(c->a_records)) return 0;
         PyObject *r = PyList_GET_ITEM(c->a_records, hit);
         if (!PyBytes_Check(r)) return 0;
         rec = (const unsigned char *)PyBytes_AS_STRING(r);
@@ -220,6 +293,100 @@ static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, uns
     }
     *rcode_out = rcode;
     return w;
+}
+
+/* DnsblResponder.udp_fast_path's dbl.<apex> case. */
+static Py_ssize_t answer_domain(const Ctx *c, const unsigned char *d, Py_ssize_t n,
+                                unsigned char *out, int *rcode_out) {
+    int ar = d[11];
+    const unsigned char *z = memchr(d + 12, 0, n - 12);
+    if (!z) return 0;
+    Py_ssize_t end = z - d;
+    if (end + 5 > n || end - 11 > 255) return 0;
+    int txt;
+    if (d[end + 1] == 0 && d[end + 2] == 1) txt = 0;
+    else if (d[end + 1] == 0 && d[end + 2] == 16) txt = 1;
+    else return 0;
+    if (d[end + 3] != 0 || d[end + 4] != 1) return 0;
+    Py_ssize_t qend = end + 5;
+    const unsigned char *opt = NULL;
+    Py_ssize_t nopt = 0;
+    if (!ar) {
+        if (qend != n) return 0;
+    } else {
+        if (n < qend + 11 || d[qend] || d[qend + 1] || d[qend + 2] != 0x29 || d[qend + 5] || d[qend + 6])
+            return 0;
+        if (qend + 11 + ((Py_ssize_t)d[qend + 9] << 8 | d[qend + 10]) != n) return 0;
+        if (d[qend + 7] & 0x80) { opt = c->opt_do; nopt = c->nopt_do; }
+        else { opt = c->opt; nopt = c->nopt; }
+    }
+    Py_ssize_t start = end + 1 - c->ndbl_suffix;
+    if (start <= 12) return 0;
+    for (Py_ssize_t i = 0; i < c->ndbl_suffix; i++) {
+        unsigned char ch = d[start + i];
+        if (ch >= 'A' && ch <= 'Z') ch += 32;
+        if (ch != c->dbl_suffix[i]) return 0;
+    }
+    char name[256];
+    Py_ssize_t nn = 0, p = 12;
+    while (p < start) {
+        Py_ssize_t len = d[p];
+        if (len == 0 || len > 63 || p + 1 + len > start) return 0;
+        if (nn) name[nn++] = '.';
+        for (Py_ssize_t i = 0; i < len; i++) {
+            unsigned char ch = d[p + 1 + i];
+            if (ch == '.' || ch == '/' || ch >= 0x80) return 0; /* Python's corner cases */
+            if (ch >= 'A' && ch <= 'Z') ch += 32;
+            name[nn++] = (char)ch;
+        }
+        p += 1 + len;
+    }
+    if (p != start || nn == 0) return 0;
+    Py_ssize_t at = 0;
+    int hit = lookup_domain(c, name, nn, &at);
+    if (hit == -2) return 0;
+    unsigned char recbuf[300];
+    Py_ssize_t nrec;
+    int an, rcode;
+    if (hit >= 0) {
+        if (txt) {
+            nrec = txt_record(c, hit, name + at, nn - at, recbuf, sizeof recbuf);
+            if (!nrec) return 0;
+        } else {
+            if (hit >= PyList_GET_SIZE(c->a_records)) return 0;
+            PyObject *r = PyList_GET_ITEM(c->a_records, hit);
+            if (!PyBytes_Check(r) || PyBytes_GET_SIZE(r) > (Py_ssize_t)sizeof recbuf) return 0;
+            nrec = PyBytes_GET_SIZE(r);
+            memcpy(recbuf, PyBytes_AS_STRING(r), nrec);
+        }
+        an = 1;
+        rcode = 0;
+    } else {
+        PyObject *key = PyBytes_FromStringAndSize(name, nn);
+        if (!key) { PyErr_Clear(); return 0; }
+        int children = PyDict_Contains(c->suffixes, key);
+        Py_DECREF(key);
+        if (children < 0) { PyErr_Clear(); return 0; }
+        if (2 + c->nneg > (Py_ssize_t)sizeof recbuf) return 0;
+        recbuf[0] = 0xC0 | (unsigned char)(start >> 8);
+        recbuf[1] = (unsigned char)start;
+        memcpy(recbuf + 2, c->neg, c->nneg);
+        nrec = 2 + c->nneg;
+        an = 0;
+        rcode = children ? 0 : 3;
+    }
+    Py_ssize_t total = qend + nrec + nopt;
+    if (total > 512) return 0;
+    unsigned flags = 0x8000 | 0x0400 | (d[2] & 0x01) << 8 | (d[3] & 0x10) | rcode;
+    out[0] = d[0]; out[1] = d[1];
+    out[2] = flags >> 8; out[3] = flags & 0xFF;
+    out[4] = 0; out[5] = 1; out[6] = 0; out[7] = an; out[8] = 0; out[9] = 1 - an;
+    out[10] = 0; out[11] = ar;
+    memcpy(out + 12, d + 12, qend - 12);
+    memcpy(out + qend, recbuf, nrec);
+    if (nopt) memcpy(out + qend + nrec, opt, nopt);
+    *rcode_out = rcode;
+    return total;
 }
 
 static PyObject *addr_tuple(const struct sockaddr_storage *ss) {

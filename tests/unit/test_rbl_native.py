@@ -23,6 +23,11 @@ def _responder(with_block: bool) -> DnsblResponder:
     entries += [(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}", "ip",
                  rng.choice(["manual", "imported", "complaints"]), 2e9) for _ in range(2000)]
     entries += [("198.51.100.7", "ip", "complaints", 1.0)]  # expired
+    entries += [(f"d{i}.example", "domain", rng.choice(["domain-complaints", "url-complaints"]), 2e9)
+                for i in range(300)]
+    entries += [("a.b.parent.example", "domain", "domain-manual", 2e9),
+                ("old.example", "domain", "domain-manual", 1.0),
+                ("x" * 60 + "." + "y" * 60 + ".example", "domain", "domain-manual", 2e9)]
     if with_block:
         entries.append(("203.0.113.0/24", "cidr", "manual", 2e9))
     zone.bulk_load(entries)
@@ -41,6 +46,14 @@ def _queries() -> list[bytes]:
               "1.2.3.4.IP.BL.Example.NET", "01.2.0.192.ip.bl.example.net",
               "256.2.0.192.ip.bl.example.net", "2.0.192.ip.bl.example.net",
               "3.2.0.192.dbl.bl.example.net", "x.2.0.192.ip.bl.example.net", "1.2.3.4.ip.other.net"]
+    names += [f"d{i}.example.dbl.bl.example.net" for i in range(0, 320, 3)]
+    names += [f"www.D{i}.Example.dbl.BL.example.net" for i in range(0, 320, 11)]
+    names += ["parent.example.dbl.bl.example.net", "b.parent.example.dbl.bl.example.net",
+              "c.a.b.parent.example.dbl.bl.example.net", "example.dbl.bl.example.net",
+              "old.example.dbl.bl.example.net", "test.dbl.bl.example.net",
+              "invalid.dbl.bl.example.net", "www.test.dbl.bl.example.net",
+              "x" * 60 + "." + "y" * 60 + ".example.dbl.bl.example.net", "dbl.bl.example.net",
+              "a/b.example.dbl.bl.example.net"]
     out = []
     for name in names:
         for rdtype in ("A", "TXT", "AAAA"):
@@ -55,14 +68,15 @@ def _queries() -> list[bytes]:
 @pytest.mark.parametrize("with_block", [False, True])
 def test_native_answers_equal_the_python_answers_or_defer(with_block: bool) -> None:
     responder = _responder(with_block)
-    answered = 0
+    answered = domains = 0
     for data in _queries():
         ours = native.answer(data, NOW_MS, responder.native_context())
         if ours is None:
             continue
         answered += 1
+        domains += b"\x03dbl" in data.lower()
         assert ours == responder.answer(data, tcp=False, client="192.0.2.1"), data
-    assert answered > 2000  # the common queries do go through C
+    assert answered > 5000 and domains > 1000  # the common queries do go through C
 
 
 def test_listing_changes_are_seen_at_once() -> None:
