@@ -335,8 +335,13 @@ class RblServer:
         """A batch through the C path; what it leaves goes through the Python answers."""
         responder = self.responder
         now_ms = int(responder.clock() * 1000)
-        rest, answered, failed = native.serve(sock.fileno(), self.limits.udp_batch, now_ms,
-                                              responder.native_context())
+        try:
+            rest, answered, failed = native.serve(sock.fileno(), self.limits.udp_batch, now_ms,
+                                                  responder.native_context())
+        except Exception as exc:  # noqa: BLE001 - a bug there must not stop the answers
+            self.native = None
+            event(log, "rbl_native_disabled", level=logging.ERROR, error=repr(exc))
+            return  # the socket is still readable: the Python loop takes the next turn
         counts = self.stats.udp
         for rcode, n in enumerate(answered):
             if n:

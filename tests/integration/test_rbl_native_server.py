@@ -58,3 +58,26 @@ def test_native_and_python_loops_answer_alike() -> None:
     assert c_server.native is not None and py_server.native is None
     assert c_answers == py_answers
     assert c_server.stats.udp == py_server.stats.udp
+
+
+def test_a_failing_native_path_falls_back_to_python() -> None:
+    class Broken:
+        @staticmethod
+        def serve(*_args: object) -> None:
+            raise TypeError("arrays of another layout")
+
+    async def main() -> None:
+        zone = DnsblZone()
+        responder = DnsblResponder(zone, ZoneSettings(apex="bl.example.net", lookup_url="u/"))
+        server = RblServer(responder, [("127.0.0.1", 0)])
+        server.native = Broken()
+        await server.start()
+        try:
+            q = dns.message.make_query("2.0.0.127.ip.bl.example.net", "A", id=7).to_wire()
+            [answer] = await asyncio.get_running_loop().run_in_executor(
+                None, _ask_all, server.addresses[0][1], [q])
+            assert answer[3] & 0xF == 0 and server.native is None
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
