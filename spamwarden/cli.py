@@ -193,15 +193,20 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_symbols(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
+    from .milter.registry import symbols_markdown
     from .wiring import symbol_table
 
+    if args.markdown:
+        print(symbols_markdown(), end="")
+        return 0
     rows = symbol_table(cfg)
     if args.json:
         print(json.dumps(rows))
         return 0
     for row in rows:
         mark = "" if row["default"] is None or row["points"] == row["default"] else " (config)"
-        print(f"{row['name']:<30} {row['points']:7.2f}{mark:9} {row['description']}")
+        text = row["description"] or "unknown: no check declares it (the milter refuses it)"
+        print(f"{row['name']:<30} {row['points']:7.2f}{mark:9} {text}")
     return 0
 
 
@@ -238,6 +243,8 @@ def _add_milter(sub: Any) -> None:
         help="list the scoring symbols and their points ([policy.symbols] applied)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON array")
+    p.add_argument("--markdown", action="store_true",
+                   help="print docs/symbols.md (every declared symbol by check)")
 
 
 _listing_command = functools.partial(_lazy_handler, "reputation.commands")
@@ -302,6 +309,8 @@ def _add_reputation(sub: Any) -> None:
                  help="recent complaints with their indicators")
     p.add_argument("--json", action="store_true", help="print one JSON array, newest first")
     p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
+    p.add_argument("--unmatched", action="store_true",
+                   help="reports that matched no delivery here (kept, never counted)")
 
 
 def _add_rbl(sub: Any) -> None:

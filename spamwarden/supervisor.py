@@ -26,7 +26,7 @@ from .config import Config, parse_hostport
 from .errors import ServiceError
 from .logs import event
 from .metrics import prepare_multiprocess_dir
-from .redisconn import EmbeddedRedis, embedded_socket
+from .redisconn import EmbeddedRedis, embedded_socket, redact_url
 
 __all__ = ["Supervisor", "Service", "SERVICES", "service_addresses"]
 
@@ -161,7 +161,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
         state = Path(self.cfg.service.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # Consent evidence, reporters, originals and the token key live here: owner only.
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
         pidfile = state / "serve.pid"
         pidfile.write_text(f"{os.getpid()}\n")
         try:
@@ -199,7 +201,7 @@ class Supervisor:
 
     def _banner(self, redis_url: str) -> None:
         addrs = service_addresses(self.cfg)
-        lines = ["spamwarden is starting:", f"  redis    {redis_url}"]
+        lines = ["spamwarden is starting:", f"  redis    {redact_url(redis_url)}"]
         for name in self.services:
             lines.append(f"  {name:<8} {addrs[name]}")
         if "intake" in self.services:

@@ -26,10 +26,17 @@ from .errors import SpamwardenError
 from .logs import event
 
 if TYPE_CHECKING:
+    import redis
+
     from .api import ApiContext, ApiModule
+    from .milter.interfaces import MessagePolicy
     from .milter.scanner import Scanner
     from .reputation.engine import ComplaintHook
     from .reputation.intake import AddressHook
+    from .reputation.deliveries import LedgerRecorder
+    from .reputation.lookup import ListingLookup
+    from .resolver import Resolver
+    from .training.classifier import ContentClassifier
 
 __all__ = [
     "Stoppable",
@@ -66,7 +73,7 @@ def _header_safe(text: str) -> str:
     return header_safe(text, limit=160)
 
 
-def _load_classifier(cfg: Config) -> tuple[Any, str]:
+def _load_classifier(cfg: Config) -> tuple[ContentClassifier | None, str]:
     try:
         from .training.classifier import load_classifier
     except ImportError as exc:
@@ -80,9 +87,9 @@ def _load_classifier(cfg: Config) -> tuple[Any, str]:
 def build_scanner(
     cfg: Config,
     *,
-    resolver: Any = None,
-    redis_client: Any = None,
-    classifier: Any = _UNSET,
+    resolver: Resolver | None = None,
+    redis_client: redis.Redis | None = None,
+    classifier: ContentClassifier | None = _UNSET,
     probe_redis: bool = False,
 ) -> Scanner:
     """The milter's scanner for ``cfg`` with every component that is installed and loads.
@@ -114,8 +121,9 @@ def build_scanner(
             notes["classifier"] = note
     elif classifier is None:
         notes["classifier"] = "not configured"
-    listings: Any = None
-    policies: list[Any] = []
+    listings: ListingLookup | None = None
+    policies: list[MessagePolicy] = []
+    deliveries: LedgerRecorder | None = None
     try:
         from .redisconn import sync_client
 
@@ -137,6 +145,9 @@ def build_scanner(
             listings = RedisListingLookup(ListingStore.from_config(cfg, client))
         except (ImportError, SpamwardenError) as exc:
             notes["listings"] = _header_safe(str(exc))
+        from .reputation.deliveries import LedgerRecorder, RedisDeliveryLedger
+
+        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window))
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config
@@ -151,22 +162,26 @@ def build_scanner(
         listings=listings,
         policies=policies,
         unavailable=notes,
+        deliveries=deliveries,
     )
 
 
 def _start_feedback(cfg: Config, scanner: Scanner) -> Stoppable | None:
     """Keep the classifier learning from reported spam and ``ham@`` mail between
     training runs (``training.feedback.FeedbackFollower``), when the model can learn."""
-    if scanner.classifier is None or not hasattr(scanner.classifier, "learn"):
-        return None
     try:
         from .redisconn import sync_client
-        from .training.feedback import FeedbackFollower, RedisFeedbackSource
-
+        from .training.feedback import FeedbackFollower, Learner, RedisFeedbackSource
+    except ImportError as exc:
+        event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
+        return None
+    if not isinstance(scanner.classifier, Learner):  # checked once: can this model learn?
+        return None
+    try:
         follower = FeedbackFollower(scanner.classifier, RedisFeedbackSource(sync_client(cfg)))
         started: Stoppable = follower.start()
         return started
-    except (ImportError, SpamwardenError, ValueError) as exc:
+    except (SpamwardenError, ValueError) as exc:
         event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
         return None
 
@@ -207,52 +222,32 @@ def milter_companions(cfg: Config, scanner: Scanner) -> list[Stoppable]:
 
 
 def symbol_table(cfg: Config) -> list[dict[str, Any]]:
-    """Every built-in symbol: name, points in effect, default points, description.
-
-    Built-in scoring symbols (:mod:`spamwarden.milter.policy`) and the consent rules'
-    symbols (:mod:`spamwarden.consent.policy`), with ``[policy.symbols]`` applied;
-    names only the configuration knows are listed too.
+    """Every symbol the milter's checks declare (:mod:`spamwarden.milter.checks`, the
+    consent rules' included) with ``[policy.symbols]`` applied; names only the
+    configuration knows are listed too
+    (:func:`spamwarden.milter.registry.symbol_table`).
 
     :param cfg: the configuration.
     :returns: one dict per symbol: ``name``, ``points``, ``default`` (``None`` for a
-        name only the configuration knows), ``description``; sorted by name.
+        name only the configuration knows), ``description``, ``group``; sorted by name.
     """
-    from .milter.policy import DEFAULT_POINTS, SYMBOL_DESCRIPTIONS
+    from .milter.registry import symbol_table as table
 
-    defaults: dict[str, float] = dict(DEFAULT_POINTS)
-    descriptions: dict[str, str] = dict(SYMBOL_DESCRIPTIONS)
-    try:
-        from .consent import policy as consent_policy
-
-        defaults.update(consent_policy.DEFAULT_POINTS)
-        descriptions.update(consent_policy.SYMBOL_DESCRIPTIONS)
-    except ImportError:
-        pass
-    overrides = {k.upper(): v for k, v in cfg.policy.symbols.items()}
-    rows = []
-    for name in sorted(set(defaults) | set(overrides)):
-        default = defaults.get(name)
-        rows.append({
-            "name": name,
-            "points": overrides.get(name, default if default is not None else 0.0),
-            "default": default,
-            "description": descriptions.get(name, ""),
-        })
-    return rows
+    return table(cfg.policy.symbols)
 
 
 def run_milter(cfg: Config) -> int:
     """``spamwarden milter``: serve Postfix with a scanner from :func:`build_scanner`
     (one per worker process, built after the fork) and :func:`milter_companions`.
 
-    :returns: see :func:`spamwarden.milter.app.run_milter`.
+    :returns: see :func:`spamwarden.milter.runtime.run_milter`.
     :raises ConfigError: ``milter.listen`` is not a milter address.
     :raises ServiceError: the socket cannot be opened.
     """
-    from .milter import app
+    from .milter import runtime
 
-    return app.run_milter(cfg, build=functools.partial(build_scanner, cfg),
-                          companions=functools.partial(milter_companions, cfg))
+    return runtime.run_milter(cfg, build=functools.partial(build_scanner, cfg),
+                              companions=functools.partial(milter_companions, cfg))
 
 
 # -- worker -----------------------------------------------------------------------------------

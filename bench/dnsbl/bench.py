@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
 from spamwarden.reputation.store import ListingStore  # noqa: E402

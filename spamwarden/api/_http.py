@@ -123,6 +123,8 @@ def client_ip(request: web.Request) -> str:
 def token_ok(given: str, tokens: Sequence[str]) -> bool:
     """Whether ``given`` is one of ``tokens``; every token is compared, each in constant
     time (:func:`hmac.compare_digest`), so the answer's timing tells nothing."""
+    if not given:  # an empty credential is never one of ours, whatever the list holds
+        return False
     ok = False
     g = given.encode("utf-8", "replace")
     for t in tokens:  # every token compared, in constant time each
@@ -148,7 +150,7 @@ def operator_denied(request: web.Request, tokens: Sequence[str]) -> web.Response
         ``tokens`` is empty (operator endpoints disabled), 401 with ``WWW-Authenticate``
         (RFC 6750 §3) for a missing or wrong token.
     """
-    if not tokens:
+    if not any(tokens):
         return json_error(403, "operator endpoints are disabled: api.operator_tokens is empty")
     token = bearer_token(request)
     if token is None or not token_ok(token, tokens):

@@ -9,10 +9,15 @@ Recipients (no bearer token; the signed token in the path is the credential):
 
 * ``GET /u/{token}`` - a small page asking to confirm (a GET never unsubscribes:
   link scanners fetch links);
-* ``POST /u/{token}`` - RFC 8058 one-click: records the refusal with no further
-  interaction; the form field ``scope=all`` refuses all advertising;
-* ``GET /r/{token}`` - the recipient's consents and refusals (HTML, or JSON with
-  ``Accept: application/json``).
+* ``POST /u/{token}`` - RFC 8058 one-click: records the refusal of that advertiser
+  with no further interaction.  With the form field ``scope=all`` it also mails the
+  recipient a link (``/a/``) to refuse all advertising: an unsubscribe token is
+  issued to an advertiser, so it proves no more than a refusal of that advertiser;
+* ``GET /a/{token}`` - asks; ``POST /a/{token}`` - records the refusal of all
+  advertising (the token was mailed to the recipient only);
+* ``GET /r/{token}`` - the records of one advertiser about the recipient and the
+  recipient's refusal of all advertising (HTML, or JSON with ``Accept:
+  application/json``); never another advertiser's.
 
 Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and advertisers
 (``Bearer`` the token printed at registration, for their own id only):
@@ -27,14 +32,16 @@ Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and adverti
 * ``GET /v1/advertisers/{adv}/refusals?since=<unix time>`` - refusals;
 * ``GET /v1/advertisers/{adv}/counts`` - consents, refusals, ads delivered;
 * ``GET /v1/advertisers/{adv}/recipients/{rcpt}`` - may one more ad go now, and why;
-* ``GET /v1/advertisers/{adv}/unsubscribe-url?recipient=`` - URL and the two headers;
+* ``GET /v1/advertisers/{adv}/unsubscribe-url?recipient=`` - URL and the two headers,
+  only for a recipient the advertiser holds consent for (else 409);
 * ``GET /v1/recipients/{rcpt}`` (operator) - every record of one recipient;
 * ``POST /v1/refusals`` (operator) - ``{recipient, advertiser?}``.
 
 Errors are JSON ``{"error": "...", "status": N}`` (the API's shared
 :func:`~spamwarden.api._http.json_error`) with 400 (bad input), 401 (no or bad
 token, with ``WWW-Authenticate: Bearer``), 403 (another advertiser's data; operator
-endpoints when ``api.operator_tokens`` is empty), 404, 409 (domain taken), 413, 503
+endpoints when ``api.operator_tokens`` is empty), 404, 409 (domain taken; no consent
+for an unsubscribe URL), 413, 503
 (store unreachable). Operator tokens are checked by the shared
 :func:`~spamwarden.api._http.operator_denied` / :func:`~spamwarden.api._http.token_ok`. Registry calls run in worker threads (``asyncio.to_thread``):
 one implementation of every rule, shared with the threaded milter.
@@ -53,6 +60,11 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..config import Config
+from ..consent.confirmations import (
+    ConfirmationSender,
+    all_advertising_request,
+    sender_from_config,
+)
 from ..consent.records import advertiser_json, export_records, iso, parse_time
 from ..consent.registry import (
     GLOBAL,
@@ -71,6 +83,7 @@ from ..consent.unsubscribe import (
     InvalidToken,
     TokenSigner,
     list_unsubscribe_headers,
+    sibling_url,
     signer_from_config,
     unsubscribe_url,
 )
@@ -135,12 +148,19 @@ class ConsentApi:
     :param cfg: the configuration (``[consent]``, ``api.operator_tokens``).
     :param registry: the consent registry.
     :param signer: one-click / lookup token signer.
+    :param sender: delivers the request to confirm a refusal of all advertising
+        (``consent.confirmation_relay``); ``None``: the page tells the recipient to
+        mail ``ALL`` to the opt-out address instead.
+    :param from_addr: the sender address of that request.
     """
 
-    def __init__(self, cfg: Config, registry: RedisConsentRegistry, signer: TokenSigner) -> None:
+    def __init__(self, cfg: Config, registry: RedisConsentRegistry, signer: TokenSigner, *,
+                 sender: ConfirmationSender | None = None, from_addr: str = "") -> None:
         self.cfg = cfg
         self.registry = registry
         self.signer = signer
+        self.sender = sender
+        self.from_addr = from_addr or "postmaster@localhost"
         self.lang = cfg.consent.language
         self._operator_tokens = tuple(t for t in cfg.api.operator_tokens if t)
 
@@ -150,7 +170,9 @@ class ConsentApi:
 
         :raises ConfigError: the token key is unusable.
         """
-        return cls(cfg, registry_from_config(cfg, client), signer_from_config(cfg))
+        sender, from_addr = sender_from_config(cfg)
+        return cls(cfg, registry_from_config(cfg, client), signer_from_config(cfg),
+                   sender=sender, from_addr=from_addr)
 
     def routes(self) -> list[web.RouteDef]:
         """The route table to ``app.add_routes(...)``."""
@@ -158,6 +180,8 @@ class ConsentApi:
         return [
             web.get("/u/{token}", g(self.unsubscribe_page)),
             web.post("/u/{token}", g(self.unsubscribe_post)),
+            web.get("/a/{token}", g(self.refuse_all_page)),
+            web.post("/a/{token}", g(self.refuse_all_post)),
             web.get("/r/{token}", g(self.recipient_page)),
             web.post("/v1/advertisers", g(self.advertiser_create)),
             web.get("/v1/advertisers", g(self.advertiser_list)),
@@ -196,7 +220,8 @@ class ConsentApi:
                 return json_error(400, str(exc))
 
         wrapped.__name__ = handler.__name__
-        if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page"):
+        if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page",
+                                    "refuse_all_page", "refuse_all_post"):
             wrapped.operator_only = True  # type: ignore[attr-defined]  # needs a bearer token
         return wrapped
 
@@ -290,32 +315,94 @@ class ConsentApi:
                 scope = str(form.get("scope", ""))
             except ValueError:
                 scope = ""
-        adv = GLOBAL if scope == "all" else claims.advertiser
+        # The token proves a refusal of its advertiser, nothing more: it was issued to that
+        # advertiser. Refusing all advertising takes the recipient's own confirmation.
+        adv = claims.advertiser
         rec, created = await self._run(
             self.registry.refuse, claims.recipient, adv=adv, channel="one-click"
         )
         first = await self._run(self.registry.claim_confirmation, claims.recipient, adv=adv)
         event(log, "unsubscribed", advertiser=adv, rcpt=claims.recipient, new=created,
-              confirmed=first)
+              confirmed=first, all_requested=scope == "all")
         when = iso(rec.at).replace("T", " ").rstrip("Z")[:19]
-        if adv == GLOBAL:
-            body = text(self.lang, "page.done_all.body", rcpt=claims.recipient, when=when)
+        name = await self._advertiser_name(adv)
+        if scope == "all":
+            body = await self._request_all(claims.recipient, advertiser_name=name)
         else:
-            name = await self._advertiser_name(adv)
             body = text(self.lang, "page.done.body", advertiser=name, rcpt=claims.recipient,
                         when=when)
         link = (
-            f'<p><a href="../r/{self.signer.lookup_token(claims.recipient)}">'
+            f'<p><a href="../r/{self.signer.lookup_token(adv, claims.recipient)}">'
             f'{_h.escape(text(self.lang, "page.lookup.link", rcpt=claims.recipient))}</a></p>\n'
         )
         return _html(page(self.lang, "page.done.title", body, extra_html=link))
 
+    async def _request_all(self, rcpt: str, *, advertiser_name: str) -> str:
+        """Mail ``rcpt`` the link refusing all advertising (at most once a day); the page
+        text saying so, or how to refuse all advertising by mail when nothing is sent."""
+        if self.sender is None:
+            return text(self.lang, "page.all_by_mail.body", advertiser=advertiser_name,
+                        rcpt=rcpt, optout=self._optout_address())
+        if await self._run(self.registry.claim_all_request, rcpt):
+            url = sibling_url(self.cfg, "a", self.signer.all_advertising_token(rcpt))
+            msg = all_advertising_request(self.cfg, rcpt, url, sender=self.from_addr)
+            try:
+                await self._run(self.sender.send, msg)
+                event(log, "refuse_all_requested", rcpt=rcpt)
+            except OSError as exc:  # smtplib.SMTPException is an OSError
+                event(log, "refuse_all_request_failed", logging.WARNING, rcpt=rcpt,
+                      error=str(exc))
+        return text(self.lang, "page.all_mailed.body", advertiser=advertiser_name, rcpt=rcpt)
+
+    def _optout_address(self) -> str:
+        address = self.cfg.intake.optout_address
+        if "@" in address:
+            return address
+        domains = self.cfg.intake.local_domains
+        return f"{address}@{domains[0]}" if domains else address
+
+    async def refuse_all_page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /a/{token}``: ask the recipient to confirm; only the POST records it."""
+        claims = self._claims(request, "a")
+        if claims is None:
+            return self._invalid_page()
+        body = text(self.lang, "page.confirm_all.body", rcpt=claims.recipient)
+        form = (
+            '<form method="post"><p><button type="submit">'
+            f'{_h.escape(text(self.lang, "page.confirm_all.button"))}</button></p></form>\n'
+        )
+        return _html(page(self.lang, "page.confirm_all.title", body, extra_html=form))
+
+    async def refuse_all_post(self, request: web.Request) -> web.StreamResponse:
+        """``POST /a/{token}``: record the recipient's refusal of all advertising (the
+        token was mailed to the recipient only); the page is its confirmation."""
+        claims = self._claims(request, "a")
+        if claims is None:
+            event(log, "refuse_all_token_invalid", peer=request.remote)
+            return self._invalid_page()
+        rec, created = await self._run(
+            self.registry.refuse, claims.recipient, adv=GLOBAL, channel="mail-link"
+        )
+        first = await self._run(self.registry.claim_confirmation, claims.recipient, adv=GLOBAL)
+        event(log, "unsubscribed", advertiser=GLOBAL, rcpt=claims.recipient, new=created,
+              confirmed=first)
+        when = iso(rec.at).replace("T", " ").rstrip("Z")[:19]
+        body = text(self.lang, "page.done_all.body", rcpt=claims.recipient, when=when)
+        return _html(page(self.lang, "page.done.title", body))
+
     async def recipient_page(self, request: web.Request) -> web.StreamResponse:
-        """``GET /r/{token}``: the recipient's own consent and refusal records, as HTML."""
+        """``GET /r/{token}``: the token's advertiser's records about the recipient and the
+        recipient's refusal of all advertising (HTML, or JSON); never another advertiser's."""
         claims = self._claims(request, "r")
         if claims is None:
             return self._invalid_page()
         rr = await self._run(self.registry.recipient_records, claims.recipient)
+        seen = (claims.advertiser, GLOBAL)
+        rr = RecipientRecords(
+            rr.recipient,
+            tuple(c for c in rr.consents if c.advertiser == claims.advertiser),
+            tuple(r for r in rr.refusals if r.advertiser in seen),
+        )
         data = _records_json(rr)
         if "application/json" in request.headers.get("Accept", ""):
             return _json(data)
@@ -506,6 +593,11 @@ class ConsentApi:
             rcpt = normalize_recipient(request.query.get("recipient", ""))
         except ValueError as exc:
             return json_error(400, str(exc))
+        # A token refuses on the recipient's behalf: issue one only where the advertiser
+        # may mail the recipient at all, never for any address it names.
+        if await self._run(self.registry.consent, adv, rcpt) is None:
+            return json_error(409, f"no consent of {rcpt} to advertising from {adv} on record: "
+                              "an unsubscribe URL is issued only for a recipient who consented")
         url = unsubscribe_url(self.cfg, self.signer, adv, rcpt)
         return _json({"url": url, "headers": dict(list_unsubscribe_headers(url))})
 
@@ -605,8 +697,17 @@ CONSENT_PATHS: dict[str, dict[str, Any]] = {
         "post": _op("unsubscribeOneClick", "RFC 8058 one-click unsubscribe: records the refusal",
                     token=False, params=[_TOKEN], html=True, errors=("403",)),
     },
+    "/a/{token}": {
+        "get": _op("refuseAllPage", "Ask the recipient to confirm refusing all advertising",
+                   token=False, params=[_param("token", desc="a token mailed to the recipient")],
+                   html=True, errors=("403",)),
+        "post": _op("refuseAllConfirmed", "Record the recipient's refusal of all advertising",
+                    token=False, params=[_param("token", desc="a token mailed to the recipient")],
+                    html=True, errors=("403",)),
+    },
     "/r/{token}": {
-        "get": _op("recipientRecordsPage", "A recipient's own consents and refusals",
+        "get": _op("recipientRecordsPage", "One advertiser's records about a recipient and "
+                   "the recipient's refusal of all advertising",
                    token=False, params=[_param("token", desc="a lookup token")], html=True,
                    errors=("403",)),
     },
@@ -647,7 +748,7 @@ CONSENT_PATHS: dict[str, dict[str, Any]] = {
     "/v1/advertisers/{adv}/unsubscribe-url": {
         "get": _op("unsubscribeUrl", "The one-click URL and headers for a recipient" + _BOTH,
                    token=True, params=[_ADV, _param("recipient", "query")],
-                   errors=("400", "404")),
+                   errors=("400", "404", "409")),
     },
     "/v1/recipients/{rcpt}": {
         "get": _op("recipientRecords", "Every consent and refusal of a recipient (operator)",

@@ -22,7 +22,7 @@ from .registry import GLOBAL, RedisConsentRegistry, RefusalRecord
 from .texts import text
 
 __all__ = ["ConfirmationSender", "SmtpConfirmationSender", "confirm_once",
-           "sender_from_config", "confirmation_message"]
+           "sender_from_config", "confirmation_message", "all_advertising_request"]
 
 log = logging.getLogger("spamwarden.consent.confirm")
 
@@ -51,6 +51,23 @@ def confirmation_message(cfg: Config, rec: RefusalRecord, *, advertiser_name: st
     msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
     msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: no auto-replies to this
     msg.set_content(text(lang, "confirm.body" + suffix, **values))
+    return msg
+
+
+def all_advertising_request(cfg: Config, rcpt: str, url: str, *, sender: str) -> EmailMessage:
+    """The message asking ``rcpt`` to confirm that they refuse all advertising: ``url``
+    (an ``a`` token) records it.  Mailed to the recipient because only the mailbox's
+    owner may refuse all advertising for it; an unsubscribe link an advertiser was
+    given proves nothing more than a refusal of that advertiser."""
+    lang = cfg.consent.language
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = rcpt
+    msg["Subject"] = text(lang, "request_all.subject", rcpt=rcpt)
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834
+    msg.set_content(text(lang, "request_all.body", rcpt=rcpt, url=url))
     return msg
 
 

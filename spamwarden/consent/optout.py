@@ -2,7 +2,10 @@
 
 Attached to the intake as its ``optout`` address hook
 (:class:`~spamwarden.reputation.intake.AddressHook`). The sender of the message
-(envelope sender, a local recipient) is the one who refuses. Which advertiser:
+(envelope sender, a local recipient) is the one who refuses; only a sender intake
+identified (a SASL login recorded by our MTA, or a submission from
+``intake.trusted_networks``) is heard: anyone else gets ``550 5.7.1`` pointing to
+the one-click unsubscribe link, and nothing is recorded. Which advertiser:
 
 1. "all" — the subject (or the first line of the text) says so: ``all``,
    ``all advertising``, ``tất cả``/``tat ca``, ``*`` → the global do-not-email list;
@@ -25,6 +28,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ..config import Config
 from ..errors import ReportError, StoreError
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
@@ -52,7 +56,11 @@ REPLIES = {
         "advertiser's name or domain (or ALL for all advertising) in the subject"
     ),
     "not_local": "550 5.7.1 Only recipients of this mail system can opt out here",
-    "not_authenticated": "550 5.7.1 Send your opt-out from your authenticated mailbox",
+    "not_authenticated": (
+        "550 5.7.1 Opt-out by mail is accepted only from users logged in to this mail system; "
+        "send it from your mail program with SMTP authentication (login) or from webmail, "
+        "or use the unsubscribe link in the ad"
+    ),
     "bad_sender": "550 5.1.7 The sender address cannot be used as a recipient address",
     "store": "451 4.3.0 Opt-out cannot be recorded right now, try again later",
 }
@@ -74,7 +82,11 @@ class OptoutHandler:
     :param registry: the consent registry (sync; called in a worker thread).
     :param signer: checks one-click tokens found in the message.
     :param local_domains: ``intake.local_domains``; only their users may opt out.
-    :param require_auth: ``intake.require_auth``.
+    :param require_auth: refuse a sender intake did not identify (no SASL login, not
+        from ``intake.trusted_networks``).  On by default and in
+        :func:`optout_hook_from_config` whatever ``intake.require_auth`` says: a
+        refusal recorded for a forged envelope sender would silence that
+        person's mail.
     :param confirm: called with each new refusal (sends the single confirmation).
     """
 
@@ -84,7 +96,7 @@ class OptoutHandler:
         signer: TokenSigner,
         *,
         local_domains: tuple[str, ...] = (),
-        require_auth: bool = False,
+        require_auth: bool = True,
         confirm: Callable[[RefusalRecord], object] | None = None,
     ) -> None:
         self.registry = registry
@@ -168,7 +180,7 @@ class OptoutHandler:
         return REPLIES["done"].format(adv=adv, rcpt=rcpt)
 
 
-def optout_hook_from_config(cfg: Any) -> OptoutHandler:
+def optout_hook_from_config(cfg: Config) -> OptoutHandler:
     """The ``optout`` hook for ``run_intake(cfg, hooks={"optout": ...})``.
 
     :raises ConfigError: the token key is unusable.
@@ -182,12 +194,12 @@ def optout_hook_from_config(cfg: Any) -> OptoutHandler:
         registry,
         signer_from_config(cfg),
         local_domains=tuple(cfg.intake.local_domains),
-        require_auth=cfg.intake.require_auth,
+        require_auth=True,  # never on a forged sender's say-so, even with intake.require_auth off
         confirm=confirm,
     )
 
 
-def ad_complaint_hook_from_config(cfg: Any) -> AdComplaintRefusals:
+def ad_complaint_hook_from_config(cfg: Config) -> AdComplaintRefusals:
     """The worker's complaint hook turning complaints about ads into refusals
     (:class:`~spamwarden.consent.registry.AdComplaintRefusals`) over the configured
     Redis, confirming each new refusal by ``consent.confirmation_relay``.

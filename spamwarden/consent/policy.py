@@ -8,7 +8,7 @@ rcpt_requires_consent``) or the rolling 24 h cap reached rejects just that
 recipient with ``550 5.7.1`` naming the rule and where to check it.
 
 At end of message the ad rules give symbols (points from ``[policy.symbols]``,
-defaults in :data:`DEFAULT_POINTS`):
+defaults declared in :mod:`spamwarden.milter.checks.consent`):
 
 =========================  =================================================================
 symbol                     when
@@ -41,13 +41,15 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+import types
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from ..config import Config
 from ..errors import ConfigError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import MessageView, ad_label, domain_of_address, registrable_domain
-from ..milter.interfaces import Envelope, RcptDecision, Symbol
+from ..milter.checks.consent import SYMBOLS as CONSENT_SYMBOLS
+from ..milter.interfaces import Action, Envelope, RcptDecision, Symbol
 from ..redisconn import sync_client
 from .registry import (
     ConsentStore,
@@ -60,6 +62,9 @@ from .registry import (
 from .texts import smtp_text
 from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
+if TYPE_CHECKING:
+    from ..milter.auth import AuthResults
+
 __all__ = [
     "ConsentPolicy",
     "DEFAULT_POINTS",
@@ -71,32 +76,15 @@ __all__ = [
 
 log = logging.getLogger("spamwarden.milter.consent")
 
-#: Default points. The decree's hard rules get 20: over the default reject threshold
-#: (15) even after the negative points a well-authenticated sender earns (DMARC_PASS,
-#: DKIM_VALID, SPF_PASS, BAYES_00 together -2.6).
-DEFAULT_POINTS: Mapping[str, float] = {
-    "AD_LABELLED": 0.0,
-    "AD_UNLABELLED": 20.0,
-    "AD_NO_UNSUBSCRIBE": 20.0,
-    "AD_UNSIGNED_UNSUBSCRIBE": 3.0,
-    "AD_NO_CONSENT": 20.0,
-    "AD_REFUSED": 20.0,
-    "AD_OVER_CAP": 20.0,
-    "AD_UNKNOWN_ADVERTISER": 5.0,
-    "AD_REGISTRY_FAIL": 0.0,
-}
-
-SYMBOL_DESCRIPTIONS: Mapping[str, str] = {
-    "AD_LABELLED": "advertising label at the start of the subject",
-    "AD_UNLABELLED": "advertiser's mail without the advertising label",
-    "AD_NO_UNSUBSCRIBE": "advertising without an RFC 8058 one-click unsubscribe",
-    "AD_UNSIGNED_UNSUBSCRIBE": "List-Unsubscribe not covered by a valid DKIM signature",
-    "AD_NO_CONSENT": "advertising without the recipient's prior consent",
-    "AD_REFUSED": "advertising to a recipient who refused it",
-    "AD_OVER_CAP": "more ads than the daily cap to one recipient",
-    "AD_UNKNOWN_ADVERTISER": "labelled advertising from no registered advertiser",
-    "AD_REGISTRY_FAIL": "consent registry unreachable",
-}
+# The rules' symbols are declared with every other milter check's, in
+# spamwarden/milter/checks/consent.py (names, default points, descriptions); these
+# views of the declarations are what the policy and its callers read.
+#: Default points of the AD_* symbols.
+DEFAULT_POINTS: Mapping[str, float] = types.MappingProxyType(
+    {spec.name: spec.points for spec in CONSENT_SYMBOLS})
+#: One line per AD_* symbol.
+SYMBOL_DESCRIPTIONS: Mapping[str, str] = types.MappingProxyType(
+    {spec.name: spec.description for spec in CONSENT_SYMBOLS})
 
 _RCPT_REJECTS = ("refused", "refused_all", "no_consent", "consent_expired", "over_cap")
 _MAX_PENDING = 10_000
@@ -128,13 +116,15 @@ def one_click_unsubscribe(view: MessageView, *, own_base_url: str = "") -> str |
     return None
 
 
-def unsubscribe_signed(auth: object) -> bool:
+def unsubscribe_signed(auth: AuthResults | None) -> bool:
     """True when a passing DKIM signature covers both ``List-Unsubscribe`` and
     ``List-Unsubscribe-Post`` (RFC 8058 §4)."""
-    for sig in getattr(auth, "dkim", ()) or ():
-        if str(getattr(sig, "result", "")).lower() != "pass":
+    if auth is None:
+        return False
+    for sig in auth.dkim:
+        if str(sig.result).lower() != "pass":
             continue
-        covered = {h.strip().lower() for h in getattr(sig, "covered_headers", ()) or ()}
+        covered = {h.strip().lower() for h in sig.covered_headers}
         if "list-unsubscribe" in covered and "list-unsubscribe-post" in covered:
             return True
     return False
@@ -193,7 +183,7 @@ class ConsentPolicy:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _symbol(self, name: str, detail: str, *, action: str = "") -> Symbol:
+    def _symbol(self, name: str, detail: str, *, action: Action | Literal[""] = "") -> Symbol:
         return Symbol(name, self.points.get(name, 0.0), detail, action)
 
     def _text(self, key: str, **values: object) -> str:
@@ -242,7 +232,7 @@ class ConsentPolicy:
         domains, ok = self.domain_map()
         return (domains.get(org) if org else None), ok
 
-    def message_advertiser(self, view: MessageView, auth: object) -> tuple[str | None, bool]:
+    def message_advertiser(self, view: MessageView, auth: AuthResults | None) -> tuple[str | None, bool]:
         """The advertiser the message is authenticated as (SPF or DKIM aligned
         with From), and whether the registry answered."""
         aligned = aligned_authenticated_domains(auth, view.from_domain)
@@ -322,7 +312,7 @@ class ConsentPolicy:
             symbol,
         )
 
-    def check_message(self, view: MessageView, env: Envelope, auth: object) -> Sequence[Symbol]:
+    def check_message(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> Sequence[Symbol]:
         """The ad rules for the whole message (see the module table). Never raises
         for registry trouble: it adds ``AD_REGISTRY_FAIL`` and no consent symbols."""
         if not self.consent.enabled:
@@ -388,7 +378,8 @@ class ConsentPolicy:
         return adv is None or claims.advertiser == adv
 
     def _registry_fail_symbol(self, *, is_ad: bool) -> Symbol:
-        action = "tempfail" if is_ad and self.consent.on_registry_error == "tempfail" else ""
+        action: Literal["tempfail", ""] = (
+            "tempfail" if is_ad and self.consent.on_registry_error == "tempfail" else "")
         return self._symbol(
             "AD_REGISTRY_FAIL", smtp_text(self.consent.language, "sym.AD_REGISTRY_FAIL"),
             action=action,
@@ -432,7 +423,7 @@ class ConsentPolicy:
             ))
         return out
 
-    def delivered(self, view: MessageView, env: Envelope, auth: object) -> None:
+    def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """Count one ad for each recipient the message was accepted for. Never
         raises: a count the registry could not take is kept and written later."""
         if not self.consent.enabled or not env.rcpts:

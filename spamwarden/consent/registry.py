@@ -40,6 +40,9 @@ key                                 what
                                     members older than the window are dropped on every write;
                                     TTL = the window (ephemeral)
 ``sw:{sw}:adv-stats:<adv>``         hash: ``sent`` (ads delivered, all time)
+``sw:{sw}:all-request:<rcpt>``      string: a request to refuse all advertising was mailed to
+                                    the recipient; TTL one day (ephemeral: at most one such
+                                    mail per recipient per day)
 ``sw:{sw}:consent-log``             stream: one entry per consent, refusal and confirmation
                                     (``op``, ``advertiser``, ``recipient``, ``at``, ``detail``);
                                     entries are trimmed only when older than the retention
@@ -59,10 +62,23 @@ import secrets
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterable,
+    Literal,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
 
+from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..mail import normalize_domain, registrable_domain
+
+if TYPE_CHECKING:
+    from ..milter.auth import AuthResults
 
 __all__ = [
     "METHODS",
@@ -92,6 +108,7 @@ __all__ = [
     "recipient_index_key",
     "sent_key",
     "stats_key",
+    "all_request_key",
     "registry_from_config",
     "AdComplaintRefusals",
 ]
@@ -132,6 +149,11 @@ def recipient_index_key(rcpt: str) -> str:
 def sent_key(adv: str, rcpt: str) -> str:
     """The sorted set of ads delivered from ``adv`` to ``rcpt`` inside the window (TTL)."""
     return f"sw:{{sw}}:sent:{adv}:{rcpt}"
+
+
+def all_request_key(rcpt: str) -> str:
+    """Set (one day) when a request to refuse all advertising was mailed to ``rcpt``."""
+    return f"sw:{{sw}}:all-request:{rcpt}"
 
 
 def stats_key(adv: str) -> str:
@@ -362,30 +384,29 @@ Clock = Callable[[], float]
 # -- attribution ----------------------------------------------------------------------------
 
 
-def aligned_authenticated_domains(auth: object, from_domain: str | None) -> list[str]:
+def aligned_authenticated_domains(auth: AuthResults | None,
+                                  from_domain: str | None) -> list[str]:
     """Registrable domains that SPF (``pass``) or DKIM (``pass``) authenticated and
     that align with the ``From`` domain (DMARC relaxed alignment, RFC 7489 §3.1).
 
-    :param auth: the milter's ``AuthResults`` (``spf.result``/``spf.domain``,
-        ``dkim`` a sequence of results with ``result``/``domain``); read by
-        attribute so any object of that shape works.
+    :param auth: the milter's SPF/DKIM/DMARC results, or ``None`` (nothing aligned).
     :param from_domain: the RFC 5322 ``From`` domain.
     :returns: the aligned registrable domains, DKIM first, no duplicates.
     """
-    if not from_domain:
+    if not from_domain or auth is None:
         return []
     org = registrable_domain(from_domain)
     if org is None:
         return []
     out: list[str] = []
-    for sig in getattr(auth, "dkim", ()) or ():
-        if str(getattr(sig, "result", "")).lower() == "pass":
-            d = registrable_domain(str(getattr(sig, "domain", "") or ""))
+    for sig in auth.dkim:
+        if str(sig.result).lower() == "pass":
+            d = registrable_domain(str(sig.domain or ""))
             if d == org and d not in out:
                 out.append(d)
-    spf = getattr(auth, "spf", None)
-    if spf is not None and str(getattr(spf, "result", "")).lower() == "pass":
-        d = registrable_domain(str(getattr(spf, "domain", "") or ""))
+    spf = auth.spf
+    if spf is not None and str(spf.result).lower() == "pass":
+        d = registrable_domain(str(spf.domain or ""))
         if d == org and d not in out:
             out.append(d)
     return out
@@ -776,6 +797,17 @@ class RedisConsentRegistry:
         for k, v in self._scan(refusal_key(adv), limit):
             yield RefusalRecord.from_json(adv, k, v)
 
+    def claim_all_request(self, rcpt: str, *, ttl: float = DAY) -> bool:
+        """``True`` at most once per ``ttl`` seconds per recipient: the caller may then
+        mail ``rcpt`` the request to confirm a refusal of all advertising (a link
+        anyone holding an unsubscribe token can press must not flood the mailbox).
+
+        :raises StoreError: store trouble.
+        """
+        rcpt = normalize_recipient(rcpt)
+        return bool(self._call(self.client.set, all_request_key(rcpt), repr(self.clock()),
+                               nx=True, ex=max(1, int(ttl))))
+
     def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
         """Mark the refusal as confirmed to the recipient; ``True`` exactly once per
         refusal (the caller then sends or shows the single confirmation)."""
@@ -878,7 +910,7 @@ def _s(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def registry_from_config(cfg: Any, client: Any | None = None) -> RedisConsentRegistry:
+def registry_from_config(cfg: Config, client: Any | None = None) -> RedisConsentRegistry:
     """The Redis registry of this configuration (``client``: a ``redis.Redis``;
     default :func:`~spamwarden.redisconn.sync_client`)."""
     from ..redisconn import sync_client

@@ -90,6 +90,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "page.invalid.body": (
             "This unsubscribe link is not valid. Use the link in the email you received."
         ),
+        "page.all_mailed.body": (
+            "{advertiser} may no longer send advertising email to {rcpt}. To refuse all "
+            "advertising email, follow the link in the message we have sent to {rcpt}: only "
+            "the owner of that mailbox can refuse all advertising for it."
+        ),
+        "page.all_by_mail.body": (
+            "{advertiser} may no longer send advertising email to {rcpt}. To refuse all "
+            "advertising email, send a message with the word ALL from {rcpt} to {optout}."
+        ),
+        "page.confirm_all.title": "Refuse all advertising",
+        "page.confirm_all.body": "Stop all advertising email to {rcpt}?",
+        "page.confirm_all.button": "Refuse all advertising",
+        "request_all.subject": "Confirm: refuse all advertising email to {rcpt}",
+        "request_all.body": (
+            "Someone asked, from an unsubscribe link, to stop all advertising email to "
+            "{rcpt}.\n\nTo confirm, open this link and press the button:\n\n{url}\n\n"
+            "If it was not you, ignore this message: nothing changes.\n"
+        ),
         "page.lookup.title": "Your advertising consents",
         "page.lookup.link": "See every consent and refusal recorded for {rcpt}",
         "page.lookup.consents": "Consents",
@@ -176,6 +194,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "page.invalid.title": "Liên kết không hợp lệ",
         "page.invalid.body": (
             "Liên kết hủy đăng ký này không hợp lệ. Hãy dùng liên kết trong thư bạn đã nhận."
+        ),
+        "page.all_mailed.body": (
+            "{advertiser} không được gửi thư điện tử quảng cáo đến {rcpt} nữa. Để từ chối "
+            "mọi thư điện tử quảng cáo, hãy mở liên kết trong thư chúng tôi đã gửi đến "
+            "{rcpt}: chỉ chủ hộp thư đó mới có thể từ chối mọi quảng cáo cho hộp thư này."
+        ),
+        "page.all_by_mail.body": (
+            "{advertiser} không được gửi thư điện tử quảng cáo đến {rcpt} nữa. Để từ chối "
+            "mọi thư điện tử quảng cáo, hãy gửi thư có chữ ALL từ {rcpt} đến {optout}."
+        ),
+        "page.confirm_all.title": "Từ chối mọi quảng cáo",
+        "page.confirm_all.body": "Ngừng nhận mọi thư điện tử quảng cáo gửi đến {rcpt}?",
+        "page.confirm_all.button": "Từ chối mọi quảng cáo",
+        "request_all.subject": "Xác nhận: từ chối mọi thư điện tử quảng cáo gửi đến {rcpt}",
+        "request_all.body": (
+            "Có người đã yêu cầu, từ một liên kết hủy đăng ký, ngừng mọi thư điện tử quảng "
+            "cáo gửi đến {rcpt}.\n\nĐể xác nhận, hãy mở liên kết này và bấm nút:\n\n{url}\n\n"
+            "Nếu không phải bạn, hãy bỏ qua thư này: không có gì thay đổi.\n"
         ),
         "page.lookup.title": "Các sự đồng ý nhận quảng cáo của bạn",
         "page.lookup.link": "Xem mọi sự đồng ý và từ chối đã ghi nhận cho {rcpt}",

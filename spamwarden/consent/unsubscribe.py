@@ -7,9 +7,17 @@ A token is ``<payload>.<mac>`` in base64url without padding::
 
 so the API can record a refusal from the token alone (RFC 8058 §3.1: the POST
 must need no further interaction) while nobody without the key can make a token
-for somebody else's address.  ``purpose`` separates unsubscribe tokens
-(``u``) from recipient-lookup tokens (``r``) so one is never accepted as the
-other.  Verification is constant-time (:func:`hmac.compare_digest`).
+for somebody else's address.  ``purpose`` separates the kinds so one is never
+accepted as another:
+
+``u``  unsubscribe (advertiser, recipient): refuses that advertiser only.  The
+       API issues one to an advertiser only for a recipient it holds consent for.
+``r``  lookup (advertiser, recipient): the records of that pair and the
+       recipient's refusal of all advertising - never another advertiser's.
+``a``  refusal of all advertising (no advertiser, recipient): mailed to the
+       recipient only, so only the mailbox's owner refuses all advertising.
+
+Verification is constant-time (:func:`hmac.compare_digest`).
 
 The key is ``consent.token_key``; when that is empty, :func:`load_token_key`
 generates 32 random bytes once under ``service.state_dir`` (file mode 0600) and
@@ -37,6 +45,7 @@ __all__ = [
     "load_token_key",
     "signer_from_config",
     "unsubscribe_url",
+    "sibling_url",
     "list_unsubscribe_headers",
     "KEY_FILE",
     "MAX_TOKEN_CHARS",
@@ -47,7 +56,7 @@ KEY_FILE = "consent-token.key"
 MAX_TOKEN_CHARS = 1024
 _VERSION = b"v1"
 
-Purpose = Literal["u", "r"]
+Purpose = Literal["u", "r", "a"]
 
 
 class InvalidToken(ValueError):
@@ -56,7 +65,7 @@ class InvalidToken(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token is bound to (``advertiser`` is empty for lookups)."""
+    """What a verified token is bound to (``advertiser`` is empty for ``a`` tokens)."""
 
     purpose: Purpose
     advertiser: str
@@ -98,9 +107,14 @@ class TokenSigner:
         )
         return f"{payload}.{_b64e(self._mac(payload))}"
 
-    def lookup_token(self, recipient: str) -> str:
-        """A token letting the recipient see their own consents and refusals."""
-        return self.make("", recipient, purpose="r")
+    def lookup_token(self, advertiser: str, recipient: str) -> str:
+        """A token letting the recipient see the records of ``advertiser`` about them
+        (and their own refusal of all advertising); no other advertiser's."""
+        return self.make(advertiser, recipient, purpose="r")
+
+    def all_advertising_token(self, recipient: str) -> str:
+        """A token refusing all advertising to ``recipient``: send it to that mailbox only."""
+        return self.make("", recipient, purpose="a")
 
     def verify(self, token: str, *, purpose: Purpose = "u") -> TokenClaims:
         """Check a token and return what it is bound to.
@@ -133,7 +147,7 @@ class TokenSigner:
             raise InvalidToken("malformed token") from exc
         if version != _VERSION or claims.purpose != purpose or not claims.recipient:
             raise InvalidToken("token is not valid here")
-        if purpose == "u" and not claims.advertiser:
+        if (purpose in ("u", "r")) != bool(claims.advertiser):
             raise InvalidToken("token is not valid here")
         return claims
 
@@ -195,6 +209,14 @@ def unsubscribe_url(cfg: Config, signer: TokenSigner, advertiser: str, recipient
     if not base.endswith("/"):
         base += "/"
     return base + signer.make(advertiser, recipient)
+
+
+def sibling_url(cfg: Config, kind: str, token: str) -> str:
+    """The URL of another token route beside the unsubscribe one: ``kind`` ``a`` gives
+    ``https://host/a/TOKEN`` for ``consent.unsubscribe_base_url = "https://host/u/"``."""
+    base = cfg.consent.unsubscribe_base_url.rstrip("/")
+    parent = base.rsplit("/", 1)[0] if "/" in base.split("://", 1)[-1] else base
+    return f"{parent}/{kind}/{token}"
 
 
 def list_unsubscribe_headers(url: str) -> list[tuple[str, str]]:

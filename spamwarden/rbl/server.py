@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import Config
 from ..logs import event
 from .responder import DnsblResponder, Transfer
 
@@ -473,7 +474,7 @@ class RblServer:
                     before[rcode] = n
 
 
-def run_rbl(cfg: Any) -> int:
+def run_rbl(cfg: Config) -> int:
     """``spamwarden rbl``: serve the blocklist until SIGTERM or SIGINT; SIGHUP reloads the index.
 
     :returns: exit status (0 after a clean stop).
@@ -487,7 +488,7 @@ def run_rbl(cfg: Any) -> int:
         raise ServiceError(f"rbl: cannot listen on {', '.join(cfg.rbl.listen)}: {exc}") from exc
 
 
-def build_settings(cfg: Any) -> Any:
+def build_settings(cfg: Config) -> Any:
     """The :class:`ZoneSettings` of a configuration."""
     from .responder import ZoneSettings
 
@@ -500,7 +501,7 @@ def build_settings(cfg: Any) -> Any:
     )
 
 
-def build_limits(cfg: Any) -> ServerLimits:
+def build_limits(cfg: Config) -> ServerLimits:
     """The :class:`ServerLimits` of a configuration (``[rbl]`` tcp_* settings)."""
     rbl = cfg.rbl
     rate = RateLimit(rate=rbl.rate_limit, slip=rbl.rate_limit_slip) if rbl.rate_limit > 0 else None
@@ -508,7 +509,7 @@ def build_limits(cfg: Any) -> ServerLimits:
                         rate_limit=rate)
 
 
-def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
+def follower_config(cfg: Config, *, timeout: float = 5.0) -> Config:
     """``cfg`` with a Redis timeout fit for the follower.
 
     The follower's reads are big (HSCAN batches of a million-entry hash) or long
@@ -520,7 +521,7 @@ def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
     return with_min_timeout(cfg, timeout)
 
 
-async def _serve(cfg: Any) -> int:
+async def _serve(cfg: Config) -> int:
     from ..redisconn import async_client
     from .follower import ListingFollower
     from .zone import DnsblZone

@@ -15,6 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from spamwarden.consent.optout import REPLIES as OPTOUT_REPLIES
 from spamwarden.consent.optout import OptoutHandler
 from spamwarden.consent.records import export_records, iso
 from spamwarden.consent.registry import (
@@ -235,11 +236,20 @@ def test_complaint_about_an_ad_is_a_refusal(reg: RedisConsentRegistry) -> None:
     assert hook.record(complaint(dkim_verified=())) is not None
 
 
-def _optout(reg: RedisConsentRegistry, raw: bytes, *, local: bool = True) -> str:
+def _optout(reg: RedisConsentRegistry, raw: bytes, *, local: bool = True,
+            authenticated: bool = True) -> str:
     handler = OptoutHandler(reg, TokenSigner(b"k" * 32), local_domains=("example.test",))
     req = IntakeRequest(reporter=B, recipient="optout@example.test", raw=raw,
-                        authenticated=False, local_reporter=local)
+                        authenticated=authenticated, local_reporter=local)
     return asyncio.run(handler(req))
+
+
+def test_optout_from_an_unidentified_sender_records_nothing(reg: RedisConsentRegistry) -> None:
+    reply = _optout(reg, b"From: b@example.test\r\nSubject: ALL\r\n\r\nstop\r\n",
+                    authenticated=False)
+    assert reply == OPTOUT_REPLIES["not_authenticated"]
+    assert reply.startswith("550 5.7.1 ") and "unsubscribe link" in reply
+    assert reg.refusal(B) is None
 
 
 def test_optout_all(reg: RedisConsentRegistry) -> None:
@@ -325,7 +335,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
-    from support.net import free_port
+    from tests.support.net import free_port
 
     sink = Sink()
     port = free_port()
@@ -352,7 +362,7 @@ def test_refusal_by_mail_and_complaint_confirmed_once(
     confirm = functools.partial(confirm_once, cfg, reg, sender=SmtpConfirmationSender(
         f"127.0.0.1:{port}"), from_addr="postmaster@example.test")
     handler = OptoutHandler(reg, TokenSigner(b"k" * 32), confirm=confirm)
-    req = IntakeRequest(reporter=B, recipient="optout@example.test", authenticated=False,
+    req = IntakeRequest(reporter=B, recipient="optout@example.test", authenticated=True,
                         raw=b"From: b@example.test\r\nSubject: shop\r\n\r\n.\r\n",
                         local_reporter=True)
     assert asyncio.run(handler(req)).startswith("250 ")
