@@ -34,6 +34,8 @@ __all__ = ["RblServer", "ServerLimits", "RateLimit", "run_rbl", "parse_listen", 
 
 #: which of the ``rbl.workers`` copies a process is (1..N), set by the supervisor
 WORKER_ENV = "SPAMWARDEN_RBL_WORKER"
+#: seconds one of several workers waits for its first load before it binds anyway
+_LOAD_WAIT = 30.0
 
 log = logging.getLogger("spamwarden.rbl")
 
@@ -533,7 +535,8 @@ async def _serve(cfg: Config) -> int:
     worker = int(os.environ.get(WORKER_ENV, "1") or 1)
     server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg),
                        reuse_port=cfg.rbl.workers > 1, native=cfg.rbl.native)
-    await server.start()
+    if cfg.rbl.workers == 1:
+        await server.start()  # answers SERVFAIL for listing names until the first load
     client = async_client(follower_config(cfg))
     block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
     follower = ListingFollower(responder, client, block_ms=block_ms)
@@ -543,6 +546,14 @@ async def _serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
+    if cfg.rbl.workers > 1:
+        # One of several: the kernel would send this process its share of the queries as
+        # soon as it binds, so it binds once loaded (SERVFAIL meanwhile helps no one while
+        # loaded copies could answer), or after _LOAD_WAIT seconds when Redis is away.
+        deadline = time.monotonic() + _LOAD_WAIT
+        while not responder.ready and not stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await server.start()
     notify_task: asyncio.Task[None] | None = None
     if cfg.rbl.notify and worker == 1:
         from .notify import NotifySender
