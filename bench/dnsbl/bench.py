@@ -277,7 +277,7 @@ class Stub:  # answers every query with a fixed NXDOMAIN: the cost of the I/O pa
     def answer(self, data, tcp, client):
         return None
 async def main():
-    srv = RblServer(Stub(), [("127.0.0.1", int(sys.argv[1]))])
+    srv = RblServer(Stub(), [("127.0.0.1", int(sys.argv[1]))], native=False)
     await srv.start()
     print("ready", flush=True)
     await asyncio.sleep(3600)
