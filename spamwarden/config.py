@@ -428,6 +428,7 @@ class RblConfig:
                              doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
     rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
                                 doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    native: bool = _opt(True, doc="answer the common IPv4 query in C when the extension is built")
     workers: int = _opt(1, check=_positive,
                         doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
