@@ -126,6 +126,10 @@ def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else "a number 0 or greater"
 
 
+def _site_count(v: Any) -> str | None:
+    return None if 0 <= v <= 10_000_000 else "a number of messages from 0 to 10000000"
+
+
 def _workers(v: Any) -> str | None:
     return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
 
@@ -424,6 +428,7 @@ class RblConfig:
                              doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
     rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
                                 doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    native: bool = _opt(True, doc="answer the common IPv4 query in C when the extension is built")
     workers: int = _opt(1, check=_positive,
                         doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
@@ -485,6 +490,16 @@ class TrainingConfig:
     max_examples_per_reporter: int = _opt(
         5, check=_positive,
         doc="training examples one reporter may add per day (one per reported message)",
+    )
+    min_site_ham: int = _opt(
+        200, check=_site_count,
+        doc="ham of this site the classifier must have learned before its points count "
+        "in full (like SpamAssassin's bayes_min_ham_num); below, it cannot tag by itself",
+    )
+    min_site_spam: int = _opt(
+        200, check=_site_count,
+        doc="spam of this site the classifier must have learned before its points count "
+        "in full (like bayes_min_spam_num)",
     )
 
 

@@ -70,13 +70,31 @@ def check_model(cfg: Config) -> Iterable[Finding]:
     from .errors import ModelError
     from .training.classifier import load_classifier
 
-
     try:
-        load_classifier(cfg.training.model or None)
+        classifier = load_classifier(cfg.training.model or None)
     except ModelError as exc:
         yield Finding("fail", "model", str(exc))
         return
     yield Finding("ok", "model", f"model {cfg.training.model or '(shipped default)'} loads")
+    yield from _site_finding(cfg, classifier)
+
+
+def _site_finding(cfg: Config, classifier: object) -> Iterable[Finding]:
+    """How much of this site's mail the classifier has learned (training.min_site_*)."""
+    from .training.classifier import site_counts
+
+    t = cfg.training
+    site = site_counts(classifier, t.min_site_ham, t.min_site_spam)
+    if site is None:
+        return
+    counts = (f"learned {site.ham} ham (training.min_site_ham {site.min_ham}) and "
+              f"{site.spam} spam (training.min_site_spam {site.min_spam}) of this site's mail")
+    if site.established:
+        yield Finding("ok", "model", f"{counts}: classifier points count in full")
+    else:
+        yield Finding("warn", "model", f"{counts}: classifier points scaled down (it cannot "
+                      "tag by itself) until both are reached; send ham to ham@ and spam to "
+                      "report@, or `spamwarden train --feedback`")
 
 
 def check_postfix(cfg: Config) -> Iterable[Finding]:
