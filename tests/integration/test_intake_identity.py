@@ -5,7 +5,7 @@ the rate limit and the worker's distinct-reporter count."""
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import redis
