@@ -205,6 +205,46 @@ def _token_key(v: Any) -> str | None:
             "(e.g. `openssl rand -hex 32`)")
 
 
+def _url_parts(v: str) -> tuple[str, str] | None:
+    """``(scheme, path)`` of an absolute http(s) URL with a host and neither query nor
+    fragment; ``None`` otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or v.endswith(("?", "#")):
+        return None
+    return parts.scheme, parts.path
+
+
+def _api_root_url(v: Any) -> str | None:
+    # The API's own address as the world reaches it: links are built by appending
+    # /v1/... to it; a proxy may put the API under a path prefix.
+    parts = _url_parts(v)
+    if parts is None or parts[1].rstrip("/").endswith("/v1"):
+        return ('the API\'s public root, an http(s) URL without query, such as '
+                '"https://mail.example.net" or "https://mail.example.net/spamwarden" '
+                '(links append /v1/... to it)')
+    return None
+
+
+def _unsubscribe_base(v: Any) -> str | None:
+    # The API serves the one-click routes at /u/<token> (and /a/, /r/ beside it): a
+    # base URL whose path does not end in /u/ prints links that answer 404, and the
+    # recipient's refusal is never recorded.  A proxy may add a prefix before /u/.
+    parts = _url_parts(v)
+    if parts is None or parts[1].rstrip("/").rsplit("/", 1)[-1] != "u" \
+            or not parts[1].rstrip("/").startswith("/"):
+        return ('an http(s) URL ending in /u/, where the API serves GET/POST /u/<token>: '
+                '"https://mail.example.net/u/" (behind a proxy that strips a prefix: '
+                '"https://example.net/spamwarden/u/")')
+    return None
+
+
 # -- sections -------------------------------------------------------------------------------
 
 
@@ -421,7 +461,7 @@ class ApiConfig:
     """``[api]``: the HTTP API."""
 
     listen: str = _opt("127.0.0.1:8891", check=_hostport)
-    public_url: str = _opt("http://127.0.0.1:8891")
+    public_url: str = _opt("http://127.0.0.1:8891", check=_api_root_url)
     operator_tokens: tuple[str, ...] = _opt(
         (), check=_operator_tokens, secret=True, doc="bearer tokens for operator endpoints"
     )
@@ -436,7 +476,7 @@ class ConsentConfig:
     enabled: bool = _opt(True)
     max_ads_per_day: int = _opt(3, check=_positive)
     labels: tuple[str, ...] = _opt(("QC", "ADV"))
-    unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/")
+    unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/", check=_unsubscribe_base)
     token_key: str = _opt(
         "", check=_token_key, secret=True,
         doc="HMAC key for one-click tokens; empty: generated under state_dir",
