@@ -54,7 +54,7 @@ from .registry import (
     Phase,
     SymbolPoints,
     builtin_checks,
-    declared_symbols,
+    known_symbols,
 )
 from .symbols import check_overrides
 
@@ -289,7 +289,7 @@ class Scanner:
         self.listings = listings
         self.policies = tuple(policies)
         decls = tuple(builtin_checks() if checks is None else checks)
-        specs = declared_symbols(decls)
+        specs = known_symbols(cfg, decls)
         check_overrides(cfg.policy.symbols, (s.name for s in specs))
         self.points = SymbolPoints(cfg.policy.symbols,
                                    defaults={s.name: s.points for s in specs})
