@@ -589,7 +589,9 @@ def test_third_party_dnsbl_refusal_is_not_a_listing(
         for _ in range(3):
             ctx = install(scanner)
             assert feed(ctx, HAM, ip="203.0.113.9")[0] == Milter.ACCEPT
-            assert "RBL_THIRD_PARTY" not in (ctx.header_value("X-Spam-Status") or "")
+            reasons = ctx.header_value("X-Spam-Reasons") or ""
+            assert "RBL_THIRD_PARTY=" not in reasons  # not listed: the lookup failed
+            assert "RBL_THIRD_PARTY_LOOKUP_FAILED=0 [zen.example,dbl.example]" in reasons
     refused = [r.fields["zone"] for r in caplog.records  # type: ignore[attr-defined]
                if r.getMessage() == "dnsbl_refused"]
     assert sorted(refused) == ["dbl.example", "zen.example"]  # once per zone, not per message
