@@ -26,7 +26,11 @@ class Finding:
 
 
 def check_config(cfg: Config) -> Iterable[Finding]:
+    from .config import config_warnings
+
     yield Finding("ok", "config", f"{cfg.source} is valid")
+    for warning in config_warnings(cfg):
+        yield Finding("warn", "config", warning)
     if not cfg.api.operator_tokens:
         yield Finding("warn", "config", "api.operator_tokens is empty: operator API endpoints "
                       "are disabled (list/delist over HTTP)")

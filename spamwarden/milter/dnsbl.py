@@ -63,7 +63,7 @@ REFUSAL_NETWORK = ipaddress.ip_network("127.255.255.0/24")
 #: seconds between two log lines about one zone's unscored answers
 REFUSAL_LOG_INTERVAL = 60.0
 
-#: distinct ``code`` label values per zone; further codes are counted as ``other``
+#: distinct ``code`` label values per zone (besides ``other``); further codes count as ``other``
 MAX_CODE_LABELS = 32
 
 _LOOPBACK_NET = ipaddress.ip_network("127.0.0.0/8")
