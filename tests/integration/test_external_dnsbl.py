@@ -6,6 +6,7 @@ the milter's pipeline through `spamwarden check`, and `spamwarden doctor`'s test
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,51 @@ def test_doctor_test_points(capsys: Any, tmp_path: Path, lists: Any) -> None:
                     "e.toml")
     assert main(["doctor", "--check", "external", "--config", empty]) == 1
     assert "2.0.0.127 is not listed" in capsys.readouterr().out
+
+
+SCRIPT = Path(__file__).resolve().parent.parent / "data" / "miltertest" / "dnsbl.lua"
+
+
+def test_through_a_real_milter(spamwarden_milter: Any, lists: UnboundServer,
+                               tmp_path: Path) -> None:
+    """`spamwarden milter` with the lists, driven by miltertest: the ip lookups start at
+    MAIL FROM, sender and url ones at end of message; the symbols reach the headers."""
+    miltertest = "/usr/bin/miltertest"
+    if not Path(miltertest).exists():
+        pytest.fail("miltertest is not installed; run `make test`, which installs it")
+    external = [
+        {"name": "TEST_ZEN", "zone": "zen.test", "kind": "ip",
+         "codes": {"127.0.0.2": 4.0, "127.0.0.4": 3.0}},
+        {"name": "TEST_DBL", "zone": "dbl.test", "kind": "sender",
+         "codes": {"127.0.1.2": 3.0}},
+        {"name": "TEST_URIBL", "zone": "uribl.test", "kind": "url",
+         "codes": {"127.0.1.4": 2.5}},
+        {"name": "TEST_SILENT", "zone": "silent.test", "kind": "ip",
+         "codes": {"127.0.0.2": 5.0}},
+    ]
+    milter = spamwarden_milter(nameservers=[lists.address], redis_url=None,
+                               overrides={"redis": {"url": "redis://127.0.0.1:1/0"},
+                                          "consent": {"enabled": False},
+                                          "dns": {"timeout": "0.5s"},
+                                          "rbl": {"external": external}})
+
+    def reasons(ip: str) -> str:
+        args = [miltertest, "-s", str(SCRIPT), "-D", f"socket={milter.libmilter_socket}",
+                "-D", f"client_ip={ip}", "-D", "mail_from=news@mail.listed-sender.test",
+                "-D", "hdr_from=Shop <news@mail.listed-sender.test>",
+                "-D", "link=https://www.listed-url.test/offer"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        out = done.stdout + done.stderr
+        assert done.returncode == 0 and "miltertest: ok" in out, (
+            f"{out}\nmilter log:\n{milter.log()[-3000:]}")
+        return out.split("X-Spam-Reasons: ", 1)[1].split("\n", 1)[0]
+
+    listed = reasons(LISTED_IP)
+    zen = listed.split("TEST_ZEN=4 [zen.test 203.0.113.2 ", 1)[1].split("]", 1)[0]
+    assert sorted(zen.split(",")) == ["127.0.0.2", "127.0.0.4"]  # the highest points win
+    assert "TEST_DBL=3 [dbl.test listed-sender.test 127.0.1.2]" in listed
+    assert "TEST_URIBL=2.5 [uribl.test listed-url.test 127.0.1.4]" in listed
+    assert "TEST_SILENT_LOOKUP_FAILED=0" in listed and "TEST_SILENT=" not in listed
+    refused = reasons(REFUSED_IP)
+    assert "TEST_ZEN=" not in refused and "TEST_ZEN_LOOKUP_FAILED=0" in refused
+    assert "dnsbl_refused" in milter.log()

@@ -116,3 +116,31 @@ def test_names_are_unique_and_failure_symbols_reserved() -> None:
     with pytest.raises(ConfigError, match="another entry's failure symbol"):
         config_from_mapping({"rbl": {"external": [
             ENTRY, {**ENTRY, "name": "SPAMHAUS_ZEN_LOOKUP_FAILED"}]}})
+
+
+def test_ip_lists_are_asked_at_mail_from_and_domain_lists_at_end_of_message() -> None:
+    from spamwarden.milter.interfaces import Envelope
+    from spamwarden.milter.scanner import Scanner
+
+    cfg = config_from_mapping({"dns": {"timeout": 0.5}, "rbl": {"external": [
+        {"name": "ZEN_X", "zone": "zen.example", "codes": {"127.0.0.2": 4.0}},
+        {"name": "DBL_X", "zone": "dbl.example", "kind": "sender",
+         "codes": {"127.0.1.2": 3.0}},
+    ]}})
+    resolver = StaticResolver({("7.2.0.192.zen.example", "A"): ["127.0.0.2"],
+                               ("shop.example.dbl.example", "A"): ["127.0.1.2"]})
+    scanner = Scanner(cfg, resolver=resolver, authenticate=None)
+    env = Envelope(client_ip="192.0.2.7", helo="h.example", mail_from="a@mail.shop.example",
+                   rcpts=["b@test.example"])
+    early = scanner.start_envelope_checks(env)
+    assert early is not None and early.jobs.get("dnsbl") is not None
+    jobs = early.jobs["dnsbl"].result()
+    for job in jobs.values():
+        job.result(timeout=5)
+    assert ("7.2.0.192.zen.example", "A") in resolver.queries
+    assert not any(q[0].endswith("dbl.example") for q in resolver.queries)
+    verdict = scanner.scan(b"From: a@shop.example\nSubject: x\n\nhi\n", env, early=early)
+    points = {s.name: s.points for s in verdict.symbols}
+    assert points["ZEN_X"] == 4.0 and points["DBL_X"] == 3.0
+    assert resolver.queries.count(("7.2.0.192.zen.example", "A")) == 1  # not asked twice
+    scanner.close()
