@@ -237,6 +237,21 @@ def _api_root_url(v: Any) -> str | None:
     return None
 
 
+def _listing_lookup_url(v: Any) -> str | None:
+    # The listed IP or domain is appended to it (TXT answers, reject texts).
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.fragment or not v.endswith(("/", "=")):
+        return ('an http(s) URL the listed IP or domain is appended to, ending in "/" or '
+                '"=": "https://bl.example.net/lookup/" or "https://example.net/bl?key="')
+    return None
+
+
 def _unsubscribe_base(v: Any) -> str | None:
     # The API serves the one-click routes at /u/<token> (and /a/, /r/ beside it): a
     # base URL whose path does not end in /u/ prints links that answer 404, and the
@@ -533,7 +548,7 @@ class RblConfig:
     zone: str = _opt("bl.example.net")
     listen: tuple[str, ...] = _opt(("127.0.0.1:5353",), check=_hostport_list)
     transfer_allow: tuple[str, ...] = _opt(("127.0.0.1", "::1"), check=_networks)
-    lookup_url: str = _opt("https://bl.example.net/lookup/")
+    lookup_url: str = _opt("https://bl.example.net/lookup/", check=_listing_lookup_url)
     soa_mname: str = _opt("", doc="empty: ns1.<zone>")
     soa_rname: str = _opt("", doc="empty: hostmaster.<zone>")
     ttl: int = _opt(300, check=_positive)

@@ -186,3 +186,12 @@ def test_unsubscribe_base_urls_the_api_serves(url: str) -> None:
 def test_api_public_url_is_the_api_root(url: str) -> None:
     with pytest.raises(ConfigError, match=r"api\.public_url .*the API's public root"):
         config_from_mapping({"api": {"public_url": url}})
+
+
+@pytest.mark.parametrize("url", ["https://bl.example.net/lookup", "bl.example.net/lookup/",
+                                 "https://bl.example.net/lookup/#x"])
+def test_rbl_lookup_url_takes_the_key_at_its_end(url: str) -> None:
+    # "https://bl.example.net/lookup" + "192.0.2.7" would name a page nobody serves
+    with pytest.raises(ConfigError, match=r"rbl\.lookup_url .*appended to"):
+        config_from_mapping({"rbl": {"lookup_url": url}})
+    assert config_from_mapping({"rbl": {"lookup_url": "https://example.net/bl?key="}})
