@@ -167,7 +167,9 @@ def check_external(cfg: Config, *, resolver: Resolver | None = None) -> Iterable
             codes = [str(c) for c in ans.records]
             point = name[: -len(zone) - 1]
             if ans.failed:
-                problems.append(f"{point} did not answer ({ans.reason})")
+                reason = (ans.reason.replace(entry.dqs_key, "<dqs_key>") if entry.dqs_key
+                          else ans.reason)
+                problems.append(f"{point} did not answer ({reason})")
             elif any(is_refusal(c) for c in codes):
                 refused = ",".join(codes)
             elif ans.found != must:

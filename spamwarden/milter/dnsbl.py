@@ -260,6 +260,11 @@ class ExternalDnsbl:
             answer = self.resolver.query(name, "A", timeout=self.timeout)
         outcome, unscored = score_answer(answer, self.entry.codes)
         self.unscored.record(self.entry.zone, unscored)
+        key_ = self.entry.dqs_key
+        if key_ and key_ in outcome.reason:
+            # The reason lands in X-Spam-Reasons of delivered mail: never the DQS key.
+            outcome = ExternalOutcome(outcome.status, outcome.points, outcome.codes,
+                                      outcome.reason.replace(key_, "<dqs_key>"))
         return outcome
 
 

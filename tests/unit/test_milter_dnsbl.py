@@ -144,3 +144,14 @@ def test_ip_lists_are_asked_at_mail_from_and_domain_lists_at_end_of_message() ->
     assert points["ZEN_X"] == 4.0 and points["DBL_X"] == 3.0
     assert resolver.queries.count(("7.2.0.192.zen.example", "A")) == 1  # not asked twice
     scanner.close()
+
+
+def test_a_failure_reason_never_shows_the_dqs_key() -> None:
+    class Failing:
+        def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
+            return DnsAnswer("error", reason=f"no server answered: {name} IN A: REFUSED")
+
+    entry = ExternalList("X", "zen.dq.example", "ip", CODES, "s3cr3tkey0123456")
+    outcome = ExternalDnsbl(Failing(), entry, timeout=1.0).lookup("192.0.2.7")
+    assert outcome.status == "failed"
+    assert "s3cr3tkey" not in outcome.reason and "<dqs_key>.zen.dq.example" in outcome.reason
