@@ -147,7 +147,8 @@ def build_scanner(
             notes["listings"] = _header_safe(str(exc))
         from .reputation.deliveries import LedgerRecorder, RedisDeliveryLedger
 
-        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window))
+        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window),
+                                    delimiters=cfg.intake.recipient_delimiter)
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config

@@ -40,7 +40,7 @@ from ..errors import SpamwardenError
 from ..logs import event
 from ..mail import MessageView
 from ..resolver import Resolver
-from .interfaces import Action, Envelope, MessagePolicy, Symbol
+from .interfaces import Action, Envelope, MessagePolicy, RecordsDeliveries, Symbol
 from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class Components:
     :ivar classifier: the content classifier, or ``None`` (unavailable).
     :ivar listings: the own-listing lookup, or ``None`` (unavailable).
     :ivar policies: extra rules (advertising consent), consulted in order.
+    :ivar deliveries: the delivery ledger, or ``None`` (not recorded).
     :ivar points: ``[policy.symbols]`` over the declared defaults.
     :ivar lookups: the shared lookup threads.
     """
@@ -154,6 +155,7 @@ class Components:
     classifier: ContentClassifier | None
     listings: ListingLookup | None
     policies: tuple[MessagePolicy, ...]
+    deliveries: RecordsDeliveries | None
     points: SymbolPoints
     lookups: LookupPool
 
