@@ -128,6 +128,18 @@ def _add_serve(sub: Any) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
+    from .config import config_warnings
+    from .errors import SpamwardenError
+    from .milter.registry import known_symbols
+    from .milter.symbols import check_overrides
+
+    try:  # names only the configuration makes ([[rbl.external]]) against the built-in ones
+        check_overrides(cfg.policy.symbols, (s.name for s in known_symbols(cfg)))
+    except SpamwardenError as exc:
+        print(f"spamwarden: {exc}", file=sys.stderr)
+        return 2
+    for warning in config_warnings(cfg):
+        print(f"{cfg.source}: warning: {warning}", file=sys.stderr)
     print(f"{cfg.source}: OK")
     return 0
 
