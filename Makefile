@@ -7,8 +7,8 @@ CONFIG ?= conf/spamwarden.toml
 
 # Debian packages: what the service needs to run, and what the tests drive for real.
 DEBS_RUN := redis-server libmilter-dev
-DEBS_TEST := $(DEBS_RUN) postfix swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound
-DEBS_BENCH := $(DEBS_TEST) spamassassin spamc spamass-milter rspamd
+DEBS_TEST := $(DEBS_RUN) postfix swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound spamassassin
+DEBS_BENCH := $(DEBS_TEST) spamassassin spamd spamc spamass-milter rspamd
 
 .PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test
 
