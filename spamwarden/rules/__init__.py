@@ -62,14 +62,16 @@ def configured_paths(cfg: Config) -> list[Path]:
     return paths
 
 
-def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine:
+def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None:
     """Parse the configured rule files and build the engine (cached databases reused).
 
     :param cfg: the configuration (``[rules]`` and ``service.state_dir``).
     :param use_hyperscan: ``False`` runs every pattern through Python ``re``.
-    :returns: the engine.
+    :returns: the engine, or ``None`` when ``rules.enabled`` is false.
     :raises RulesError: Hyperscan could not build a database.
     """
+    if not cfg.rules.enabled:
+        return None
     ruleset = parse_rule_files(configured_paths(cfg))
     cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
     return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir)

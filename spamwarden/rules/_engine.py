@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._evals import run_eval
-from ._expr import compile_expr
+from ._expr import compile_metas
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
@@ -193,7 +193,7 @@ class RuleEngine:
         self._compiled: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._metas: list[tuple[Rule, Any]] = []
+        self._metas: list[Rule] = []
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
         self._exists = [r for r in sorted(rules.values(), key=lambda r: r.name)
                         if r.header is not None and r.header.exists]
@@ -227,7 +227,8 @@ class RuleEngine:
 
         for name in sorted(rules):
             visit(name)
-        self._metas = [(r, compile_expr(r.meta)) for r in order if r.meta is not None]
+        self._metas = [r for r in order if r.meta is not None]
+        self._run_metas = compile_metas([(r.name, r.meta) for r in order if r.meta is not None])
 
     def _all_groups(self) -> list[tuple[str, _Group]]:
         out = [(k, g) for k, g in sorted(self._groups.items())]
@@ -410,10 +411,9 @@ class RuleEngine:
             if run_eval(rule.eval_name, msg, data, rule.eval_args):
                 counts[rule.name] = 1
         fcounts: dict[str, float] = {k: float(v) for k, v in counts.items()}
-        for rule, fn in self._metas:
-            v = fn(fcounts)
-            if v:
-                fcounts[rule.name] = 1.0
+        self._run_metas(fcounts)
+        for rule in self._metas:
+            if rule.name in fcounts:
                 counts[rule.name] = 1
         return counts
 

@@ -182,3 +182,66 @@ def compile_expr(tree: Expr) -> Evaluator:
     if op == "!=":
         return lambda c: 1.0 if a(c) != b(c) else 0.0
     raise ExprError(f"operator {op}")  # pragma: no cover - the parser makes no others
+
+
+def _source(tree: Expr) -> str:
+    """Python source computing ``tree`` over a dict ``c`` (names checked by the tokenizer)."""
+    op = tree.op
+    if op == "num":
+        return repr(tree.value)
+    if op == "name":
+        return f"g({tree.name!r}, 0.0)"
+    assert tree.left is not None
+    a = _source(tree.left)
+    if op == "!":
+        return f"(0.0 if {a} else 1.0)"
+    if op == "neg":
+        return f"(-{a})"
+    assert tree.right is not None
+    b = _source(tree.right)
+    if op == "&&":  # Python's and/or return an operand, as Perl's do
+        return f"({a} and {b})"
+    if op == "||":
+        return f"({a} or {b})"
+    if op in ("+", "-", "*"):
+        return f"({a} {op} {b})"
+    if op == "/":
+        return f"_div({a}, {b})"
+    return f"(1.0 if {a} {op} {b} else 0.0)"
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def compile_metas(order: list[tuple[str, Expr]]) -> Callable[[dict[str, float]], None]:
+    """One function evaluating every meta rule in ``order`` (dependencies first).
+
+    The function sets ``counts[name] = 1.0`` for each meta that hits.  Generated from
+    parsed trees only (names are ``[A-Za-z_][A-Za-z0-9_]*``, numbers are floats), so no
+    rule text reaches the compiler; it is several times faster than the closures of
+    :func:`compile_expr`, which remain the fallback.
+
+    :param order: (rule name, tree) pairs in evaluation order.
+    :returns: ``f(counts)``, updating ``counts`` in place.
+    """
+    lines = ["def _metas(c):", "    g = c.get"]
+    for name, tree in order:
+        lines.append(f"    if {_source(tree)}:")
+        lines.append(f"        c[{name!r}] = 1.0")
+    lines.append("    return None")
+    namespace: dict[str, object] = {"_div": _div, "__builtins__": {}}
+    try:
+        exec(compile("\n".join(lines), "<spamassassin meta rules>", "exec"), namespace)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        fns = [(name, compile_expr(tree)) for name, tree in order]
+
+        def closures(c: dict[str, float]) -> None:
+            for name, fn in fns:
+                if fn(c):
+                    c[name] = 1.0
+
+        return closures
+    fn = namespace["_metas"]
+    assert callable(fn)
+    return fn

@@ -27,8 +27,7 @@ BODY_PART_SCAN_SIZE = 50_000
 RAWBODY_PART_SCAN_SIZE = 500_000
 FULL_SCAN_SIZE = 1_000_000
 _MAX_PARTS = 100
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-_WHITESPACE = re.compile(r"[ \t\n\r\x0b]+")
+_PARAGRAPH_BREAK = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,23 +131,31 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     return value
 
 
-def _paragraphs(text: str) -> list[str]:
-    out: list[str] = []
+def _paragraphs(text: bytes) -> list[bytes]:
+    """Paragraphs (split at blank lines) with whitespace runs collapsed to one space."""
+    out: list[bytes] = []
     for para in _PARAGRAPH_BREAK.split(text):
-        para = _WHITESPACE.sub(" ", para).strip(" ")
+        para = b" ".join(para.split())
         if not para:
             continue
         # SpamAssassin splits long paragraphs near 1 KB at whitespace
         while len(para) > 2048:
-            cut = para.rfind(" ", 1024, 2048)
+            cut = para.rfind(b" ", 1024, 2048)
             cut = cut if cut > 0 else 2048
             out.append(para[:cut])
-            para = para[cut:].lstrip(" ")
+            para = para[cut:].lstrip(b" ")
         out.append(para)
     return out
 
 
-def _walk_parts(raw: bytes) -> tuple[list[MimePart], bool]:
+_MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
+
+
+def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list[MimePart], bool]:
+    """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
+    are given to the email package again (most of its cost is header parsing)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() in _MIME_HEADERS)
+    raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
@@ -168,7 +175,7 @@ def _walk_parts(raw: bytes) -> tuple[list[MimePart], bool]:
             encoded = payload.encode("utf-8", "surrogateescape")
             disp = str(part.get("Content-Disposition", "")).lower()
             parts.append(MimePart(
-                headers=tuple((k, str(v)) for k, v in part.items()),
+                headers=headers if part is msg else tuple((k, str(v)) for k, v in part.items()),
                 content_type=part.get_content_type().lower(),
                 encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
                 encoded=encoded,
@@ -211,8 +218,8 @@ def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
     raw_body = raw[sep.end():] if sep else b""
     body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
     body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
-    body.extend(p.encode("utf-8", "surrogateescape") for p in _paragraphs(body_text))
-    parts, _ = _walk_parts(raw[:FULL_SCAN_SIZE * 10])
+    body.extend(_paragraphs(body_text.encode("utf-8", "surrogateescape")))
+    parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10])
     rawbody: list[bytes] = []
     for part in parts:
         if not part.content_type.startswith("text/") or part.is_attachment:

@@ -17,7 +17,7 @@ from spamwarden.rules import (
     parse_rule_text,
     prepare_message,
 )
-from spamwarden.rules._expr import ExprError, compile_expr, parse_expr
+from spamwarden.rules._expr import ExprError, compile_expr, compile_metas, parse_expr
 from spamwarden.rules._regex import UntranslatableRegex, split_perl_regex, translate
 
 MESSAGE = (
@@ -101,6 +101,10 @@ def test_untranslatable(perl: str) -> None:
 )
 def test_meta_arithmetic(expr: str, counts: dict[str, float], value: float) -> None:
     assert compile_expr(parse_expr(expr))(counts) == value
+    # the generated function (what the engine runs) agrees with the closures
+    c = dict(counts)
+    compile_metas([("RESULT", parse_expr(expr))])(c)
+    assert ("RESULT" in c) is bool(value)
 
 
 @pytest.mark.parametrize("expr", ["A &&", "(A", "A B", "A & B", ""])
@@ -283,9 +287,12 @@ def test_local_cf_rule_from_configuration_hits(tmp_path: Path) -> None:
     cfg = Config(service=ServiceConfig(state_dir=str(tmp_path / "state")),
                  rules=RulesConfig(system_rules=False, paths=(str(local),)))
     engine = load_engine(cfg)
+    assert engine is not None
     got = engine.check(parse_message(MESSAGE), MESSAGE)
     assert [(h.name, h.score, h.description) for h in got] == [
         ("LOCAL_DEAL", 4.2, "A site's own rule")]
+    off = Config(rules=RulesConfig(enabled=False, system_rules=False, paths=(str(local),)))
+    assert load_engine(off) is None
 
 
 def test_prepared_body_starts_with_subject_and_collapses_whitespace() -> None:
