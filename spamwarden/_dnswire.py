@@ -26,6 +26,10 @@ from typing import Any
 
 import dns.ipv6
 
+from ._dnscodec import HEADER as _HEADER
+from ._dnscodec import RR_TAIL as _RR
+from ._dnscodec import BadName, encode_name, read_name
+
 __all__ = ["QTYPES", "udp_query"]
 
 #: record types this path reads, by code
@@ -36,8 +40,6 @@ _IN = 1
 _MAX_CHAIN = 16
 _NEGATIVE_TTL_WITHOUT_SOA = 300  # dnspython's, for no-data answers without an SOA
 _PLAIN_LABEL = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*")
-_HEADER = struct.Struct("!HHHHHH")
-_RR = struct.Struct("!HHIH")
 # EDNS0 OPT record: root name, type 41, UDP payload 1232, no extended rcode/flags, no data
 _OPT = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
 
@@ -53,49 +55,27 @@ _RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED"}
 
 
 def _encode_name(name: str) -> bytes | None:
-    labels = name.rstrip(".").split(".")
-    out = bytearray()
-    for label in labels:
-        raw = label.encode("ascii", "strict") if label.isascii() else None
-        if raw is None or not 0 < len(raw) < 64 or not _PLAIN_LABEL.issuperset(raw):
+    """The wire form of a name dnspython would write unescaped, else None."""
+    for label in name.rstrip(".").split("."):
+        if not label.isascii() or not _PLAIN_LABEL.issuperset(label.encode("ascii")):
             return None
-        out.append(len(raw))
-        out += raw
-    out.append(0)
-    return bytes(out) if len(out) <= 255 else None
+    try:
+        return encode_name(name) if name.rstrip(".") else None
+    except ValueError:
+        return None
 
 
 def _read_name(msg: bytes, pos: int) -> tuple[bytes, int]:
     """The name at ``pos`` (compression followed) as dotted bytes, case kept, and the
     position after it in the message."""
-    labels: list[bytes] = []
-    end = -1
-    jumps = 0
-    while True:
-        if pos >= len(msg):
-            raise _Unusable("name past the end")
-        n = msg[pos]
-        if n == 0:
-            pos += 1
-            break
-        if n & 0xC0 == 0xC0:
-            if pos + 1 >= len(msg):
-                raise _Unusable("bad pointer")
-            if end < 0:
-                end = pos + 2
-            pos = ((n & 0x3F) << 8) | msg[pos + 1]
-            jumps += 1
-            if jumps > 64:
-                raise _Unusable("pointer loop")
-            continue
-        if n & 0xC0:
-            raise _Unusable("unknown label type")
-        label = msg[pos + 1:pos + 1 + n]
-        if len(label) != n or not _PLAIN_LABEL.issuperset(label):
+    try:
+        labels, after = read_name(msg, pos)
+    except BadName as exc:
+        raise _Unusable(str(exc)) from None
+    for label in labels:
+        if not _PLAIN_LABEL.issuperset(label):
             raise _Unusable("label dnspython would escape")
-        labels.append(label)
-        pos += 1 + n
-    return b".".join(labels), (end if end >= 0 else pos)
+    return b".".join(labels), after
 
 
 def _name_text(msg: bytes, pos: int) -> str:

@@ -167,14 +167,14 @@ def _add_doctor(sub: Any) -> None:
 
 
 def _cmd_milter(args: argparse.Namespace, cfg: Config) -> int:
-    from .milter.app import run_milter
+    from .wiring import run_milter
 
     return run_milter(cfg)
 
 
 def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
-    from .milter.app import build_scanner
     from .milter.check import format_verdict, scan_file
+    from .wiring import build_scanner
 
     try:
         with open(args.file, "rb") as fh:
@@ -193,15 +193,20 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_symbols(args: argparse.Namespace, cfg: Config) -> int:
     import json
 
-    from .milter.app import symbol_table
+    from .milter.registry import symbols_markdown
+    from .wiring import symbol_table
 
+    if args.markdown:
+        print(symbols_markdown(), end="")
+        return 0
     rows = symbol_table(cfg)
     if args.json:
         print(json.dumps(rows))
         return 0
     for row in rows:
         mark = "" if row["default"] is None or row["points"] == row["default"] else " (config)"
-        print(f"{row['name']:<30} {row['points']:7.2f}{mark:9} {row['description']}")
+        text = row["description"] or "unknown: no check declares it (the milter refuses it)"
+        print(f"{row['name']:<30} {row['points']:7.2f}{mark:9} {text}")
     return 0
 
 
@@ -238,42 +243,29 @@ def _add_milter(sub: Any) -> None:
         help="list the scoring symbols and their points ([policy.symbols] applied)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON array")
+    p.add_argument("--markdown", action="store_true",
+                   help="print docs/symbols.md (every declared symbol by check)")
 
 
 _listing_command = functools.partial(_lazy_handler, "reputation.commands")
 
 
 def _cmd_intake(args: argparse.Namespace, cfg: Config) -> int:
-    import asyncio
-    import dataclasses
-    import functools
+    from .wiring import run_intake
 
-    from .reputation.intake import run_intake
+    return run_intake(cfg, listen=args.listen)
 
-    if args.listen:
-        cfg = dataclasses.replace(cfg, intake=dataclasses.replace(cfg.intake, listen=args.listen))
-    from .resolver import resolver_from_config
 
-    verifier = None
-    try:
-        from .milter.auth import verify_dkim
+def _cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
+    from .wiring import run_worker
 
-        verifier = functools.partial(
-            verify_dkim, max_signatures=cfg.milter.max_dkim_signatures,
-            timeout=cfg.dns.timeout * 2,
-        )
-    except ImportError:
-        logging.getLogger("spamwarden.intake").warning(
-            "DKIM re-verification unavailable: no d= of a report counts as verified")
-    # Address hooks (e.g. the consent registry's "optout") are attached here.
-    hooks: dict[str, Any] = {}
-    if cfg.consent.enabled:
-        from .reputation.optout import optout_hook_from_config
+    return run_worker(cfg, consumer=args.consumer)
 
-        hooks["optout"] = optout_hook_from_config(cfg)
-    asyncio.run(run_intake(cfg, dkim_verifier=verifier, resolver=resolver_from_config(cfg.dns),
-                           hooks=hooks))
-    return 0
+
+def _cmd_api(args: argparse.Namespace, cfg: Config) -> int:
+    from .wiring import run_api
+
+    return run_api(cfg, listen=args.listen)
 
 
 def _add_reputation(sub: Any) -> None:
@@ -281,12 +273,12 @@ def _add_reputation(sub: Any) -> None:
     p = _command(sub, "intake", _cmd_intake,
                  help="run the complaint server (SMTP/LMTP for report@, ham@)")
     p.add_argument("--listen", metavar="HOST:PORT", help="override intake.listen (port 0: any)")
-    p = _command(sub, "worker", _listing_command("cmd_worker"),
+    p = _command(sub, "worker", _cmd_worker,
                  help="run the listing engine (complaints in, listings out)")
     p.add_argument("--consumer", metavar="NAME",
                    help="name in the consumer group (default: the host name); a restarted "
                    "worker with the same name first replays what it had not acknowledged")
-    p = _command(sub, "api", _listing_command("cmd_api"), help="run the HTTP API")
+    p = _command(sub, "api", _cmd_api, help="run the HTTP API")
     p.add_argument("--listen", metavar="HOST:PORT", help="override api.listen (port 0: any)")
     p = _command(sub, "listings", _listing_command("cmd_listings"), help="show active listings")
     p.add_argument("--json", action="store_true", help="a JSON array of listing objects")
@@ -317,6 +309,8 @@ def _add_reputation(sub: Any) -> None:
                  help="recent complaints with their indicators")
     p.add_argument("--json", action="store_true", help="print one JSON array, newest first")
     p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
+    p.add_argument("--unmatched", action="store_true",
+                   help="reports that matched no delivery here (kept, never counted)")
 
 
 def _add_rbl(sub: Any) -> None:
@@ -416,7 +410,7 @@ def _add_training(sub: Any) -> None:
                    help="give up on npm after this long (default 600)")
 
 
-_consent_command = functools.partial(_lazy_handler, "reputation.consent_cli")
+_consent_command = functools.partial(_lazy_handler, "consent.cli")
 
 
 _ADVERTISER_ID = "advertiser id: 1-64 letters, digits, '.', '_' or '-'"

@@ -104,8 +104,12 @@ def parse_hostport(value: str, *, default_port: int | None = None) -> tuple[str,
 Check = Callable[[Any], str | None]  # returns what was expected, or None when fine
 
 
-def _opt(default: Any, *, check: Check | None = None, duration: bool = False, doc: str = "") -> Any:
-    meta = {"check": check, "duration": duration, "doc": doc}
+def _opt(
+    default: Any, *, check: Check | None = None, duration: bool = False, doc: str = "",
+    secret: bool = False,
+) -> Any:
+    """A setting; ``secret`` ones are never echoed in an error message."""
+    meta = {"check": check, "duration": duration, "doc": doc, "secret": secret}
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples / MappingProxy for defaults")
     if isinstance(default, types.MappingProxyType):
@@ -116,6 +120,10 @@ def _opt(default: Any, *, check: Check | None = None, duration: bool = False, do
 
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "a number greater than 0"
+
+
+def _not_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number 0 or greater"
 
 
 def _workers(v: Any) -> str | None:
@@ -157,6 +165,12 @@ _networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
                    'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
 
 
+def _feedback_loop(item: str) -> object:
+    from .reputation.feedback_loops import parse_feedback_loop
+
+    return parse_feedback_loop(item)
+
+
 def _milter_socket(v: Any) -> str | None:
     if re.match(r"^(inet:[^:]+:\d+|inet6:.+:\d+|unix:/.+|local:/.+)$", v):
         return None
@@ -165,6 +179,30 @@ def _milter_socket(v: Any) -> str | None:
 
 def _hostport(v: Any) -> str | None:
     return _hostport_list([v])
+
+
+# RFC 6750 §2.1 b64token: what an ``Authorization: Bearer`` credential may hold.
+_BEARER = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+MIN_SECRET_CHARS = 16
+
+
+def _operator_tokens(v: Any) -> str | None:
+    for token in v:
+        if len(token) < MIN_SECRET_CHARS or not _BEARER.match(token):
+            return (f"tokens of at least {MIN_SECRET_CHARS} characters from A-Z a-z 0-9 "
+                    "- . _ ~ + / (e.g. `openssl rand -hex 32`); an empty one would let "
+                    "anyone in")
+    return None
+
+
+def _token_key(v: Any) -> str | None:
+    # The unsubscribe signer needs 16 bytes; 8 different characters refuses a key
+    # such as "aaaa..." that has the length but none of the entropy.
+    if v == "" or (len(v.encode("utf-8")) >= MIN_SECRET_CHARS and len(set(v)) >= 8):
+        return None
+    return (f'"" (a key generated once under service.state_dir) or at least '
+            f"{MIN_SECRET_CHARS} bytes with 8 or more different characters "
+            "(e.g. `openssl rand -hex 32`)")
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -269,7 +307,9 @@ class IntakeConfig:
     report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")
     ham_address: str = _opt("ham")
     optout_address: str = _opt("optout")
-    require_auth: bool = _opt(False)
+    require_auth: bool = _opt(
+        True, doc="refuse reports whose sender is not identified (SASL login or trusted_networks)"
+    )
     trusted_relays: tuple[str, ...] = _opt(("127.0.0.0/8", "::1/128"), check=_networks)
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     reporter_rate: int = _opt(200, check=_positive, doc="reports per reporter per hour")
@@ -278,6 +318,27 @@ class IntakeConfig:
         1_048_576, check=_positive, doc="reported originals kept as training examples: first N bytes"
     )
     max_sessions: int = _opt(100, check=_positive, doc="SMTP/LMTP sessions at once; more get 421")
+    feedback_loops: tuple[str, ...] = _opt(
+        (), check=_every(lambda item: _feedback_loop(item), '"domain" or "domain network ..." '
+                         'entries such as "fbl.provider.example 192.0.2.0/24"'),
+        doc="ARF senders believed about mail not delivered here (reputation/feedback_loops.py)",
+    )
+    max_data_in_flight: int = _opt(
+        20_480_000, check=_positive,
+        doc="DATA bytes received and being handled at once, across sessions; a DATA past "
+        "it waits up to 30 s for room, then gets 451 4.3.2",
+    )
+    trusted_networks: tuple[str, ...] = _opt(
+        (), check=_networks,
+        doc="webmail/IMAP hosts whose submissions identify the reporter by envelope sender",
+    )
+    recipient_delimiter: str = _opt(
+        "+", doc="address-extension delimiters folded away in reporter identities"
+    )
+    reinjection_hops: int = _opt(
+        0, check=_not_negative,
+        doc="Received fields our own after-queue content filter adds above the submission hop",
+    )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
         """The recipient addresses one intake address setting stands for, lowercased.
@@ -321,6 +382,10 @@ class ReputationConfig:
         doc="freemail and shared platforms: never listed whole",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
+    require_delivered: bool = _opt(
+        True, doc="a spam report counts only when it matches a message delivered here to the "
+        "reporter; false trusts the report's own headers (dangerous: anyone can list anyone)"
+    )
 
 
 @dataclass(frozen=True)
@@ -336,6 +401,19 @@ class RblConfig:
     ttl: int = _opt(300, check=_positive)
     negative_ttl: int = _opt(60, check=_positive)
     third_party_zones: tuple[str, ...] = _opt((), doc="extra DNSBLs the milter also queries")
+    tcp_per_client: int = _opt(10, check=_positive, doc="concurrent TCP connections per IPv4 address / IPv6 /56")
+    tcp_write_timeout: float = _opt(10.0, duration=True, check=_positive,
+                                    doc="how long one answer may wait for a TCP client to read it")
+    notify: tuple[str, ...] = _opt((), check=_hostport_list, doc="secondaries sent NOTIFY (RFC 1996)")
+    notify_interval: float = _opt(1.0, duration=True, check=_positive,
+                                  doc="at most one NOTIFY per zone per interval")
+    ixfr_journal: int = _opt(10000, check=_positive, doc="changes kept per zone for IXFR (RFC 1995)")
+    rate_limit: float = _opt(0.0, check=lambda v: None if v >= 0 else "0 (off) or answers per second",
+                             doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
+    rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
+                                doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    workers: int = _opt(1, check=_positive,
+                        doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
 
 @dataclass(frozen=True)
@@ -344,7 +422,9 @@ class ApiConfig:
 
     listen: str = _opt("127.0.0.1:8891", check=_hostport)
     public_url: str = _opt("http://127.0.0.1:8891")
-    operator_tokens: tuple[str, ...] = _opt((), doc="bearer tokens for operator endpoints")
+    operator_tokens: tuple[str, ...] = _opt(
+        (), check=_operator_tokens, secret=True, doc="bearer tokens for operator endpoints"
+    )
     delist_requests_per_hour: int = _opt(5, check=_positive, doc="public delisting requests per client IP")
     trusted_proxies: tuple[str, ...] = _opt((), check=_networks, doc="whose X-Forwarded-For is believed")
 
@@ -357,7 +437,10 @@ class ConsentConfig:
     max_ads_per_day: int = _opt(3, check=_positive)
     labels: tuple[str, ...] = _opt(("QC", "ADV"))
     unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/")
-    token_key: str = _opt("", doc="HMAC key for one-click tokens; empty: generated under state_dir")
+    token_key: str = _opt(
+        "", check=_token_key, secret=True,
+        doc="HMAC key for one-click tokens; empty: generated under state_dir",
+    )
     language: str = _opt("en", check=_one_of("en", "vi"))
     retention: float = _opt(31536000.0, duration=True, check=_positive)
     on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
@@ -386,6 +469,10 @@ class TrainingConfig:
     )
     corpus: tuple[str, ...] = _opt(
         (), doc="labelled corpora (ham/ + spam/ folders) that train --feedback starts from"
+    )
+    max_examples_per_reporter: int = _opt(
+        5, check=_positive,
+        doc="training examples one reporter may add per day (one per reported message)",
     )
 
 
@@ -501,17 +588,18 @@ def _build_section(cls: type, data: Mapping[str, Any], where: str, source: str) 
         if f is None:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"{source}: unknown key {where}.{key} (known keys: {known})")
+        shown = "(secret, not shown)" if f.metadata.get("secret") else repr(value)
         try:
             converted = _convert(value, hints[key], f.metadata)
         except ValueError as exc:
             raise ConfigError(
-                f"{source}: {where}.{key} = {value!r}: expected {exc}"
+                f"{source}: {where}.{key} = {shown}: expected {exc}"
             ) from exc
         check = f.metadata.get("check")
         if check is not None and converted is not None:
             problem = check(converted)
             if problem:
-                raise ConfigError(f"{source}: {where}.{key} = {value!r}: expected {problem}")
+                raise ConfigError(f"{source}: {where}.{key} = {shown}: expected {problem}")
         kwargs[key] = converted
     return cls(**kwargs)
 

@@ -38,9 +38,9 @@ def check_config(cfg: Config) -> Iterable[Finding]:
 def check_redis(cfg: Config) -> Iterable[Finding]:
     import redis
 
-    from .redisconn import redis_url, sync_client
+    from .redisconn import redact_url, redis_url, sync_client
 
-    url = redis_url(cfg)
+    url = redact_url(redis_url(cfg))
     try:
         client = sync_client(cfg)
         info = client.info()

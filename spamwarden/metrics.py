@@ -38,6 +38,9 @@ __all__ = [
     "LISTING_CHANGES",
     "DNS_QUERIES",
     "DNS_SECONDS",
+    "DNS_TCP_CLOSED",
+    "DNS_NOTIFY",
+    "DNS_RRL",
     "CHECKS_UNAVAILABLE",
     "CONTENT_TYPE_LATEST",
     "exposition",
@@ -89,6 +92,21 @@ DNS_QUERIES = Counter(
 )
 DNS_SECONDS = Histogram(
     "spamwarden_dns_answer_seconds", "Time to answer one DNS query", buckets=_LATENCY
+)
+DNS_TCP_CLOSED = Counter(
+    "spamwarden_dns_tcp_closed_total",
+    "TCP connections the DNS server closed early: over a cap (cap) or an unread answer (write_timeout)",
+    ["reason"],
+)
+DNS_RRL = Counter(
+    "spamwarden_dns_rate_limited_total",
+    "UDP answers held back by response rate limiting: dropped (drop) or sent truncated (slip)",
+    ["action"],
+)
+DNS_NOTIFY = Counter(
+    "spamwarden_dns_notify_total",
+    "NOTIFY messages (RFC 1996) to secondaries, by outcome (acknowledged, retried, failed)",
+    ["outcome"],
 )
 
 

@@ -10,6 +10,7 @@ needs to be told where Redis is.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ __all__ = [
     "EmbeddedRedis",
     "RedisTarget",
     "parse_redis_url",
+    "redact_url",
     "with_min_timeout",
     "sync_client",
     "async_client",
@@ -52,6 +54,25 @@ def redis_url(cfg: Config) -> str:
     if cfg.redis.url:
         return cfg.redis.url
     return f"unix://{embedded_socket(cfg)}"
+
+
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd)=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print or log: a password in the userinfo or the query becomes ``***``.
+
+    ``redis://:pw@host:6379/0`` → ``redis://:***@host:6379/0``,
+    ``redis://user:pw@host`` → ``redis://user:***@host``,
+    ``redis://host?password=pw`` → ``redis://host?password=***``.
+    """
+    scheme, sep, rest = url.partition("://")
+    base, q, query = rest.partition("?")
+    if sep and "@" in base:
+        cred, at, tail = base.rpartition("@")
+        user, colon, _ = cred.partition(":")
+        base = (f"{user}:***" if colon else "***") + at + tail
+    return scheme + sep + base + q + _QUERY_SECRET.sub(r"\1***", q + query)[len(q):]
 
 
 @dataclass(frozen=True)
@@ -82,12 +103,12 @@ def parse_redis_url(url: str) -> RedisTarget:
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"redis.url {url!r}: expected scheme://…")
+        raise ConfigError(f"redis.url {redact_url(url)!r}: expected scheme://…")
     if scheme in ("redis", "rediss", "unix"):
         return RedisTarget("single", url)
     if scheme not in ("redis+sentinel", "redis+cluster"):
         raise ConfigError(
-            f"redis.url {url!r}: unknown scheme {scheme!r} (redis, rediss, unix, "
+            f"redis.url {redact_url(url)!r}: unknown scheme {scheme!r} (redis, rediss, unix, "
             "redis+sentinel, redis+cluster)"
         )
     password = None
@@ -100,11 +121,11 @@ def parse_redis_url(url: str) -> RedisTarget:
         try:
             nodes.append(parse_hostport(item, default_port=26379 if "sentinel" in scheme else 6379))
         except ValueError as exc:
-            raise ConfigError(f"redis.url {url!r}: {exc}") from exc
+            raise ConfigError(f"redis.url {redact_url(url)!r}: {exc}") from exc
     parts = [p for p in path.split("/") if p]
     if scheme == "redis+sentinel":
         if not parts:
-            raise ConfigError(f"redis.url {url!r}: name the Sentinel service: …/SERVICE")
+            raise ConfigError(f"redis.url {redact_url(url)!r}: name the Sentinel service: …/SERVICE")
         db = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         return RedisTarget("sentinel", url, tuple(nodes), parts[0], db, password)
     return RedisTarget("cluster", url, tuple(nodes), password=password)
@@ -217,7 +238,11 @@ class EmbeddedRedis:
                 "(apt-get install redis-server) or set redis.url in the configuration "
                 "to use an existing Redis."
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # The AOF holds consent evidence, reporters and reported originals: the directory
+        # is 0700 even when an older one was created world-readable, and the server runs
+        # under umask 077 so every file it writes (AOF, rewrites, log, pidfile) is 0600.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
         self._stop_stale()
         args = [
             exe,
@@ -234,7 +259,9 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.directory / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077
+        )
         deadline = time.monotonic() + timeout
         import redis
 

@@ -35,6 +35,8 @@ from .config import DnsConfig, parse_hostport
 __all__ = [
     "DnsAnswer",
     "Resolver",
+    "KeptAnswers",
+    "CachingResolver",
     "DnsPythonResolver",
     "StaticResolver",
     "resolver_from_config",
@@ -68,6 +70,26 @@ class Resolver(Protocol):
 
     def query(self, name: str, rdtype: str, *, timeout: float | None = None) -> DnsAnswer:
         """Look up ``rdtype`` records of ``name``; never raises for DNS trouble."""
+        ...
+
+
+@runtime_checkable
+class KeptAnswers(Protocol):
+    """A resolver that can answer from its memory alone (no network)."""
+
+    def kept(self, name: str, rdtype: str) -> tuple[DnsAnswer, float] | None:
+        """The kept answer and until when (``time.monotonic``) it is kept, or ``None``."""
+        ...
+
+
+@runtime_checkable
+class CachingResolver(Protocol):
+    """A resolver that may keep answers for their TTL (:attr:`caches` says if it does):
+    fetching a record early pays off only with one."""
+
+    @property
+    def caches(self) -> bool:
+        """Answers are kept for their TTL."""
         ...
 
 
@@ -125,6 +147,11 @@ class DnsPythonResolver:
         if fast_udp and isinstance(first, str):
             ports = getattr(self._resolver, "nameserver_ports", {}) or {}
             self._fast_server = (first, int(ports.get(first, self._resolver.port)))
+
+    @property
+    def caches(self) -> bool:
+        """Answers are kept for their TTL (``cache=True``)."""
+        return self._answers is not None
 
     #: questions whose answers are kept at most (the memory starts over when full)
     MAX_ANSWERS = 20000

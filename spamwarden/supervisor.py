@@ -26,14 +26,36 @@ from .config import Config, parse_hostport
 from .errors import ServiceError
 from .logs import event
 from .metrics import prepare_multiprocess_dir
-from .redisconn import EmbeddedRedis, embedded_socket
+from .redisconn import EmbeddedRedis, embedded_socket, redact_url
 
-__all__ = ["Supervisor", "SERVICES", "service_addresses"]
+__all__ = ["Supervisor", "Service", "SERVICES", "service_addresses"]
 
 log = logging.getLogger("spamwarden.serve")
 
-#: start order; stop order is the reverse
-SERVICES: tuple[str, ...] = ("worker", "rbl", "api", "intake", "milter")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One supervised service.
+
+    :param name: its name (``--only``, the banner, the logs).
+    :param argv: the ``spamwarden`` arguments that run it in the foreground
+        (``--config`` is appended); the child is ``python -m spamwarden ARGV...``.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+
+
+#: the services of one host, in start order (stop order is the reverse); a test checks
+#: that each ``argv`` is a command of ``spamwarden``
+SERVICES: tuple[Service, ...] = (
+    Service("worker", ("worker",)),
+    Service("rbl", ("rbl",)),
+    Service("api", ("api",)),
+    Service("intake", ("intake",)),
+    Service("milter", ("milter",)),
+)
 _STOP_GRACE = 15.0
 _BACKOFF_MAX = 60.0
 _HEALTHY_AFTER = 60.0
@@ -48,19 +70,6 @@ def service_addresses(cfg: Config) -> dict[str, str]:
         "api": f"http://{cfg.api.listen}",
         "worker": "(no socket)",
     }
-
-
-def available_services() -> list[str]:
-    """The services whose subcommand exists in this build."""
-    from .cli import build_parser
-
-    parser = build_parser()
-    names: set[str] = set()
-    for action in parser._actions:  # argparse keeps subparsers here
-        choices = getattr(action, "choices", None)
-        if isinstance(choices, dict):
-            names.update(choices)
-    return [s for s in SERVICES if s in names]
 
 
 @dataclass
@@ -89,27 +98,28 @@ class Supervisor:
 
     :param cfg: the loaded configuration.
     :param config_path: the file the children load (the same one).
-    :param only: run just these services (default: every available one).
+    :param only: run just these services (default: every one of ``services``).
+    :param services: the services, in start order (default :data:`SERVICES`).
+    :raises ServiceError: ``only`` names a service not in ``services``.
     """
 
     def __init__(
-        self, cfg: Config, *, config_path: str | None = None, only: Sequence[str] | None = None
+        self, cfg: Config, *, config_path: str | None = None, only: Sequence[str] | None = None,
+        services: Sequence[Service] = SERVICES,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path or (cfg.source if cfg.source != "<defaults>" else None)
-        avail = available_services()
+        known = [s.name for s in services]
         if only:
-            unknown = [s for s in only if s not in SERVICES]
+            unknown = [s for s in only if s not in known]
             if unknown:
                 raise ServiceError(
-                    f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}"
+                    f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known)}"
                 )
-            missing = [s for s in only if s not in avail]
-            if missing:
-                raise ServiceError(f"service(s) not available in this build: {', '.join(missing)}")
-            self.services = [s for s in avail if s in only]
+            self._specs = [s for s in services if s.name in only]
         else:
-            self.services = avail
+            self._specs = list(services)
+        self.services = [s.name for s in self._specs]
         self.redis: EmbeddedRedis | None = None
         self.children: list[_Child] = []
         self._stopping = False
@@ -151,7 +161,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
         state = Path(self.cfg.service.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # Consent evidence, reporters, originals and the token key live here: owner only.
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
         pidfile = state / "serve.pid"
         pidfile.write_text(f"{os.getpid()}\n")
         try:
@@ -167,13 +179,17 @@ class Supervisor:
                       aof=str(self.redis.directory / "appendonlydir"))
             self._banner(url)
             env = self._child_env(url)
-            for name in self.services:
-                argv = [sys.executable, "-m", "spamwarden", name]
+            for svc in self._specs:
+                argv = [sys.executable, "-m", "spamwarden", *svc.argv]
                 if self.config_path:
                     argv += ["--config", str(self.config_path)]
-                child = _Child(name, argv, env=env)
-                self.children.append(child)
-                self._spawn(child)
+                copies = self.cfg.rbl.workers if svc.name == "rbl" else 1
+                for i in range(1, copies + 1):
+                    # rbl.workers: copies sharing the listen addresses (SO_REUSEPORT)
+                    child = _Child(svc.name, argv, env=dict(env, SPAMWARDEN_RBL_WORKER=str(i))
+                                   if copies > 1 else env)
+                    self.children.append(child)
+                    self._spawn(child)
             self._loop()
             return 0
         finally:
@@ -185,7 +201,7 @@ class Supervisor:
 
     def _banner(self, redis_url: str) -> None:
         addrs = service_addresses(self.cfg)
-        lines = ["spamwarden is starting:", f"  redis    {redis_url}"]
+        lines = ["spamwarden is starting:", f"  redis    {redact_url(redis_url)}"]
         for name in self.services:
             lines.append(f"  {name:<8} {addrs[name]}")
         if "intake" in self.services:

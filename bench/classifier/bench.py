@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from spamwarden.config import TrainingConfig
 from spamwarden.mail import parse_message, strip_mbox_from

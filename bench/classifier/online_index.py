@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from spamwarden.mail import parse_message
 from spamwarden.training.corpus import read_labelled

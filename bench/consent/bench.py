@@ -28,19 +28,18 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
 from spamwarden.config import Config  # noqa: E402
-from spamwarden.milter.consent_policy import ConsentPolicy  # noqa: E402
-from spamwarden.milter.interfaces import Envelope  # noqa: E402
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from spamwarden.reputation.consent import (  # noqa: E402
+from spamwarden.consent.policy import ConsentPolicy  # noqa: E402
+from spamwarden.consent.registry import (  # noqa: E402
     ConsentRecord,
     RedisConsentRegistry,
     consent_key,
 )
+from spamwarden.milter.interfaces import Envelope  # noqa: E402
+from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
 
 NOW = time.time()
 

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
 from spamwarden.reputation.store import ListingStore  # noqa: E402
@@ -186,9 +185,14 @@ def dig_ok(port: int, name: str, timeout: float) -> bool:
     return False
 
 
+#: dnsperf clients (sockets): one, unless --workers spreads queries over processes by
+#: source port (SO_REUSEPORT hashes each socket to one process)
+CLIENTS = 1
+
+
 def dnsperf(port: int, qfile: Path, seconds: float, *, rate: int | None = None,
             verbose: bool = False, runs: int | None = None) -> tuple[dict[str, float], list[str]]:
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-c", "1",
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile), "-c", str(CLIENTS),
            "-q", "100", "-t", "2"]
     if runs:
         cmd += ["-n", str(runs)]
@@ -328,7 +332,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, help="alternating rounds (default 3; quick 1)")
     ap.add_argument("--latency-rate", type=int, default=20000,
                     help="queries/s of the latency run (default 20000)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="spamwarden rbl processes on the port (rbl.workers, SO_REUSEPORT); "
+                         "dnsperf then uses 4 sockets per worker against both servers")
+    ap.add_argument("--rate-limit", type=float, default=0.0,
+                    help="rbl.rate_limit for spamwarden (answers/s per /24; default 0: off). A rate "
+                         "above the load shows the cost of the check; a lower one, limiting at work")
     args = ap.parse_args()
+    global CLIENTS
+    CLIENTS = 4 * args.workers if args.workers > 1 else 1
     n = args.listings or (100_000 if args.quick else 1_000_000)
     seconds = args.seconds or (4.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -341,6 +353,7 @@ def main() -> int:
     os.chmod(work, 0o755)  # rbldnsd reads its files as user rbldns
     redis_srv = EmbeddedRedis(work / "redis")
     sw_proc: subprocess.Popen | None = None
+    sw_extra: list[subprocess.Popen] = []
     rbl_pid: int | None = None
     started = time.monotonic()
     try:
@@ -361,25 +374,33 @@ def main() -> int:
         sw_port, rbl_port = free_port(), free_port()
         conf = work / "spamwarden.toml"
         conf.write_text(f'[service]\nstate_dir = "{work}/state"\n[rbl]\nzone = "{APEX}"\n'
-                        f'listen = ["127.0.0.1:{sw_port}"]\ntransfer_allow = ["127.0.0.1"]\n')
+                        f'listen = ["127.0.0.1:{sw_port}"]\ntransfer_allow = ["127.0.0.1"]\n'
+                        f'workers = {args.workers}\nrate_limit = {args.rate_limit}\n')
         env = dict(os.environ, SPAMWARDEN_REDIS_URL=redis_srv.url)
         sw = [str(ROOT / ".venv/bin/spamwarden")]
         t = time.monotonic()
         log = open(work / "rbl.log", "w")
         sw_proc = subprocess.Popen(sw + ["rbl", "--config", str(conf)], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
+        for i in range(2, args.workers + 1):
+            sw_extra.append(subprocess.Popen(
+                sw + ["rbl", "--config", str(conf)], env=dict(env, SPAMWARDEN_RBL_WORKER=str(i)),
+                stdout=open(work / f"rbl-{i}.log", "w"), stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 300
-        while "rbl_index_loaded" not in (work / "rbl.log").read_text():
-            if sw_proc.poll() is not None or time.monotonic() > deadline:
-                print((work / "rbl.log").read_text())
+        logs = [work / "rbl.log"] + [work / f"rbl-{i}.log" for i in range(2, args.workers + 1)]
+        while not all("rbl_index_loaded" in f.read_text() for f in logs):
+            if any(p.poll() is not None for p in [sw_proc, *sw_extra]) or time.monotonic() > deadline:
+                print("".join(f.read_text() for f in logs))
                 return 1
             time.sleep(0.2)
         sw_load = time.monotonic() - t
         if not dig_ok(sw_port, f"2.0.0.127.ip.{APEX}", 10):
             print("spamwarden rbl does not answer")
             return 1
-        sw_rss_loaded = rss_kib(sw_proc.pid)
-        print(f"spamwarden rbl: index loaded in {sw_load:.1f}s, RSS {sw_rss_loaded / 1024:.1f} MiB")
+        sw_pids = [sw_proc.pid] + [p.pid for p in sw_extra]
+        sw_rss_loaded = sum(rss_kib(pid) for pid in sw_pids)
+        print(f"spamwarden rbl ({args.workers} process(es), rate_limit {args.rate_limit:g}): index loaded in {sw_load:.1f}s, "
+              f"RSS {sw_rss_loaded / 1024:.1f} MiB (all processes); dnsperf clients {CLIENTS}")
 
         t = time.monotonic()
         datadir = work / "rbldnsd"
@@ -418,13 +439,14 @@ def main() -> int:
               f"{sum(diff.values())} differ between the servers")
 
         results: dict[str, list[dict[str, float]]] = {"rbldnsd": [], "spamwarden": []}
-        pids = {"rbldnsd": rbl_pid, "spamwarden": sw_proc.pid}
+        pids = {"rbldnsd": [rbl_pid], "spamwarden": sw_pids}
         ports = {"rbldnsd": rbl_port, "spamwarden": sw_port}
         for rnd in range(rounds):
             for who in ("rbldnsd", "spamwarden"):
-                cpu0 = cpu_seconds(pids[who])
+                cpu0 = sum(cpu_seconds(pid) for pid in pids[who])
                 stats, _ = dnsperf(ports[who], qfile, seconds)
-                stats["cpu_us_per_query"] = (cpu_seconds(pids[who]) - cpu0) / max(stats["completed"], 1) * 1e6
+                cpu1 = sum(cpu_seconds(pid) for pid in pids[who])
+                stats["cpu_us_per_query"] = (cpu1 - cpu0) / max(stats["completed"], 1) * 1e6
                 results[who].append(stats)
                 print(f"round {rnd + 1} {who:>10}: {stats['qps']:>9,.0f} q/s  lost {int(stats['lost'])}"
                       f"/{int(stats['sent'])}  avg {stats['avg_latency'] * 1000:.3f} ms  "
@@ -433,7 +455,7 @@ def main() -> int:
         for who in ("rbldnsd", "spamwarden"):
             _, lines = dnsperf(ports[who], qfile, 3, rate=args.latency_rate, verbose=True)
             lat[who] = percentiles(lines)
-        sw_rss = rss_kib(sw_proc.pid)
+        sw_rss = sum(rss_kib(pid) for pid in sw_pids)
         rbl_rss = max(rbl_rss, rss_kib(rbl_pid))
         handler_us = handler_cost(redis_srv.url, qfile)
         floor_qps, floor_us = io_floor(qfile, seconds)
@@ -464,6 +486,8 @@ def main() -> int:
         return 0
     finally:
         stop(sw_proc)
+        for extra in sw_extra:
+            stop(extra)
         if rbl_pid:
             stop(None, rbl_pid)
         redis_srv.stop()

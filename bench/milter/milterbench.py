@@ -48,17 +48,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
-from support.dnszone import DnsZone, UnboundServer
-from support.milterproc import (
+from tests.support.dnszone import DnsZone, UnboundServer
+from tests.support.milterproc import (
     MilterProcess,
     process_cpu_seconds,
     spamwarden_milter,
     tree_cpu_seconds,
 )
-from support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
-from support.postfix import PostfixInstance
+from tests.support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
+from tests.support.postfix import PostfixInstance
 
 RCPT = "user@test.local"
 PEERS = ("postfix", "pymilter", "spamwarden", "rspamd")

@@ -21,10 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, TypeVar
 
-from . import _boundary
 from ._domains import domain_of_address, normalize_domain, registrable_domain
-
-_boundary.install()  # MIME boundaries without a regex compiled per message
 
 __all__ = [
     "ParseLimits",

@@ -27,30 +27,24 @@ next callback that replies (RCPT or end of message) answers with it.
 from __future__ import annotations
 
 import functools
-import gc
 import logging
-import os
-import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import Milter
 
-from ..config import Config
-from ..errors import ConfigError, SpamwardenError
+from ..errors import ConfigError
 from ..logs import event
+from .delivery import DeliveryRecorder
 from .headers import AUTH_RESULTS, header_safe
 from .interfaces import Envelope
-from .prefork import WorkerPool, listening_socket
 from .quickack import ConnectionAcker
-from .scanner import DeliveryRecorder, EnvelopeChecks, Scanner, Verdict
+from .scanner import EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
-    "SpamwardenMilter", "build_scanner", "libmilter_socket", "run_milter",
+    "SpamwardenMilter", "libmilter_socket",
 ]
 
 log = logging.getLogger("spamwarden.milter")
@@ -64,7 +58,10 @@ TEMPFAIL: int = int(Milter.TEMPFAIL)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _INTERESTING = ("authentication-results",)
-_UNSET: Any = object()
+# Incoming X-Spam-* / Authentication-Results fields kept for forged-header removal. A
+# message with more is refused: removing them all would cost one milter round trip each,
+# and keeping any would let a forged verdict through (RFC 8601 §5).
+MAX_WATCHED_HEADERS = 1000
 
 
 def libmilter_socket(listen: str) -> str:
@@ -201,6 +198,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._size = 0
         self._oversize = ""
         self._watched: list[tuple[str, str]] = []
+        self._watched_overflow = False
         self._started = self._clock()
         self._error = None
         self._queue_id = ""
@@ -329,8 +327,11 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._head_bytes += len(line)
         self._size += len(line)
         lname = name.lower()
-        if (lname.startswith("x-spam") or lname in _INTERESTING) and len(self._watched) < 1000:
-            self._watched.append((name, value.decode("utf-8", "replace")))
+        if lname.startswith("x-spam") or lname in _INTERESTING:
+            if len(self._watched) < MAX_WATCHED_HEADERS:
+                self._watched.append((name, value.decode("utf-8", "replace")))
+            else:
+                self._watched_overflow = True
         if self._oversize:
             return CONTINUE
         if self._head_bytes > self.cfg.max_header_bytes:
@@ -367,6 +368,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         qid = self._qid()
         env = self._env
         env.queue_id = qid
+        if self._watched_overflow:
+            return self._refuse_overflow()
         if self._oversize:
             verdict = self.scanner.not_scored(env, self._watched, self._oversize)
         else:
@@ -398,9 +401,24 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self._early.cancel()
             self._early = None
 
+    def _refuse_overflow(self) -> int:
+        """``550 5.7.1`` for a message with more than :data:`MAX_WATCHED_HEADERS`
+        X-Spam-* / Authentication-Results fields: never delivered with forged ones kept."""
+        event(
+            log, "verdict", queue_id=self._queue_id or None, action="reject",
+            reason=f"more than {MAX_WATCHED_HEADERS} X-Spam-*/Authentication-Results fields",
+            client_ip=self._client_ip,
+        )
+        self._reset_after_message()
+        self.setreply("550", "5.7.1", _reply_text(
+            f"message has more than {MAX_WATCHED_HEADERS} X-Spam-* or "
+            "Authentication-Results header fields"))
+        return REJECT
+
     def _reset_after_message(self) -> None:
         self._drop_early()
         self._error = None
+        self._watched_overflow = False
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""
         self._size = self._head_bytes = 0
@@ -464,11 +482,12 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
             MESSAGES.labels(verdict.action).inc()
             SCAN_SECONDS.observe(verdict.elapsed_ms / 1000.0)
+            failures = self.scanner.lookup_failures
             for s in verdict.symbols:
                 SYMBOL_HITS.labels(s.name).inc()
-                if s.name.endswith("_LOOKUP_FAILED"):
-                    LOOKUP_FAILURES.labels(
-                        "dnsbl" if s.name.startswith("RBL_THIRD") else "listing").inc()
+                kind = failures.get(s.name)
+                if kind:
+                    LOOKUP_FAILURES.labels(kind).inc()
             for u in verdict.unavailable:
                 CHECKS_UNAVAILABLE.labels(u.split(" ", 1)[0]).inc()
         except Exception:  # noqa: BLE001, S110 - metrics never fail a message
@@ -490,143 +509,6 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             ms=verdict.elapsed_ms,
             total_ms=round((self._clock() - self._started) * 1000, 1),
         )
-
-
-# -- wiring -------------------------------------------------------------------------------
-
-
-def _load_classifier(cfg: Config) -> tuple[Any, str]:
-    try:
-        from ..training.classifier import load_classifier
-    except ImportError as exc:
-        return None, f"not installed: {exc}"
-    try:
-        return load_classifier(cfg), ""
-    except (SpamwardenError, OSError) as exc:
-        return None, header_safe(str(exc), limit=160)
-
-
-def build_scanner(
-    cfg: Config,
-    *,
-    resolver: Any = None,
-    redis_client: Any = None,
-    classifier: Any = _UNSET,
-    probe_redis: bool = False,
-) -> Scanner:
-    """The scanner for ``cfg`` with every component that is installed and loads.
-
-    * resolver: from ``[dns]`` (every SPF, DKIM, DMARC and DNSBL lookup);
-    * classifier: ``training.model`` or the shipped model; a model that does
-      not load is reported unavailable (``X-Spam-Unavailable``), never guessed;
-    * listing lookups and the consent policy: over one Redis client from
-      ``[redis]``; the client connects lazily, so Redis being down at start
-      gives ``*_LOOKUP_FAILED`` / ``AD_REGISTRY_FAIL`` symbols per message and
-      recovers by itself when Redis is back.
-
-    :param redis_client: a ``redis.Redis`` to use instead of one from ``[redis]``.
-    :param classifier: a ``ContentClassifier`` (or ``None``) instead of loading one.
-    :param probe_redis: ping Redis once and leave the Redis-backed checks out
-        (reported unavailable) when it does not answer: right for a one-off
-        ``check``, wrong for the long-running milter, which waits for Redis to return.
-    """
-    from ..resolver import resolver_from_config
-
-    notes: dict[str, str] = {}
-    if classifier is _UNSET:
-        classifier, note = _load_classifier(cfg)
-        if classifier is None:
-            notes["classifier"] = note
-    elif classifier is None:
-        notes["classifier"] = "not configured"
-    listings: Any = None
-    policies: list[Any] = []
-    try:
-        from ..redisconn import sync_client
-
-        client = redis_client if redis_client is not None else sync_client(cfg)
-    except (ImportError, SpamwardenError, ValueError) as exc:
-        client = None
-        notes["listings"] = notes["consent"] = header_safe(f"redis: {exc}", limit=160)
-    if client is not None and probe_redis:
-        try:
-            client.ping()
-        except Exception as exc:  # noqa: BLE001 - any client error means "not reachable"
-            client = None
-            notes["listings"] = notes["consent"] = header_safe(
-                f"redis not reachable: {exc}", limit=160)
-    if client is not None:
-        try:
-            from ..reputation.lookup import RedisListingLookup
-            from ..reputation.store import ListingStore
-
-            listings = RedisListingLookup(ListingStore.from_config(cfg, client))
-        except (ImportError, SpamwardenError) as exc:
-            notes["listings"] = header_safe(str(exc), limit=160)
-        if cfg.consent.enabled:
-            try:
-                from .consent_policy import policy_from_config
-
-                policies.append(policy_from_config(cfg, client))
-            except (ImportError, SpamwardenError) as exc:
-                notes["consent"] = header_safe(str(exc), limit=160)
-    return Scanner(
-        cfg,
-        resolver=resolver if resolver is not None else resolver_from_config(cfg.dns),
-        classifier=classifier,
-        listings=listings,
-        policies=policies,
-        unavailable=notes,
-    )
-
-
-def symbol_table(cfg: Config) -> list[dict[str, Any]]:
-    """Every built-in symbol: name, points in effect, default points, description.
-
-    Built-in scoring symbols and the consent rules' symbols, with
-    ``[policy.symbols]`` applied; names only the configuration knows are listed too.
-    """
-    from .policy import DEFAULT_POINTS, SYMBOL_DESCRIPTIONS
-
-    defaults: dict[str, float] = dict(DEFAULT_POINTS)
-    descriptions: dict[str, str] = dict(SYMBOL_DESCRIPTIONS)
-    try:
-        from . import consent_policy
-
-        defaults.update(getattr(consent_policy, "DEFAULT_POINTS", {}))
-        descriptions.update(getattr(consent_policy, "SYMBOL_DESCRIPTIONS", {}))
-    except ImportError:
-        pass
-    overrides = {k.upper(): v for k, v in cfg.policy.symbols.items()}
-    rows = []
-    for name in sorted(set(defaults) | set(overrides)):
-        default = defaults.get(name)
-        rows.append({
-            "name": name,
-            "points": overrides.get(name, default if default is not None else 0.0),
-            "default": default,
-            "description": descriptions.get(name, ""),
-        })
-    return rows
-
-
-def _start_feedback(cfg: Config, scanner: Scanner) -> Any:
-    """Keep the classifier learning from reported spam and ``ham@`` mail between
-    training runs (``training.feedback.FeedbackFollower``), when the model can learn.
-
-    :returns: the running follower, or ``None`` (no classifier, no Redis client).
-    """
-    if scanner.classifier is None or not hasattr(scanner.classifier, "learn"):
-        return None
-    try:
-        from ..redisconn import sync_client
-        from ..training.feedback import FeedbackFollower, RedisFeedbackSource
-
-        follower = FeedbackFollower(scanner.classifier, RedisFeedbackSource(sync_client(cfg)))
-        return follower.start()
-    except (ImportError, SpamwardenError, ValueError) as exc:
-        event(log, "feedback_unavailable", logging.WARNING, error=str(exc))
-        return None
 
 
 _NR_HDR: int = int(Milter.P_NR_HDR)
@@ -671,139 +553,3 @@ def _register(conn: str, timeout: int) -> None:
         unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
         negotiate=Milter.negotiate_callback,
     )
-
-
-def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
-    """Open libmilter's listening socket now (a stale unix socket is removed first).
-
-    :param shared: the socket is about to be shared by several worker processes:
-        make it non-blocking (see :mod:`.prefork`).
-    :raises ServiceError: the socket cannot be opened.
-    """
-    from ..errors import ServiceError
-
-    try:
-        Milter.milter.opensocket(True)
-    except Milter.milter.error as exc:
-        raise ServiceError(
-            f"milter on {cfg.milter.listen}: {exc} (is another milter listening there, or "
-            "is the socket's directory not writable?)"
-        ) from exc
-    sock = listening_socket(conn)
-    if sock is None:
-        raise ServiceError(f"milter on {cfg.milter.listen}: libmilter opened no listening socket")
-    with sock:
-        if cfg.milter.tcp_nodelay and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # libmilter leaves Nagle's algorithm on, and its replies are several small
-            # packets (one per header change, then the verdict): each after the first
-            # would wait for Postfix's delayed ACK.  Linux gives accepted connections
-            # the listener's TCP_NODELAY, so once here covers them all.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            event(log, "milter_tcp_nodelay", listen=cfg.milter.listen)
-        if shared:
-            sock.setblocking(False)  # the file status flag is libmilter's socket's too
-
-
-def _serve(cfg: Config, scanner: Scanner, *, worker: int | None = None) -> int:
-    """Run libmilter's listener (opened by :func:`_open_socket`) in this process until
-    it stops (SIGTERM / SIGINT, caught by libmilter's own signal thread)."""
-    from ..errors import ServiceError
-
-    # Everything loaded so far (the model, the public suffix list, the modules) lives as
-    # long as the process: keep the collector from walking it again on every full
-    # collection, and let young objects pile up longer between collections (each message
-    # allocates thousands and frees nearly all of them by reference counting).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-    recorder = DeliveryRecorder(scanner)
-    follower = _start_feedback(cfg, scanner)
-    watcher = _start_change_watcher(cfg, scanner)
-    conn = libmilter_socket(cfg.milter.listen)
-    SpamwardenMilter.acker = (
-        ConnectionAcker(int(conn.split(":", 1)[1].split("@", 1)[0]),
-                        timeout=int(cfg.milter.timeout))
-        if cfg.milter.tcp_quickack and conn.startswith("inet") else None)
-    Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
-    event(
-        log, "milter_start", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
-        authserv_id=scanner.authserv_id,
-        unavailable="; ".join(scanner.unavailable_checks) or None,
-    )
-    sys.stdout.flush()
-    try:
-        Milter.milter.main()
-    except Milter.milter.error as exc:
-        raise ServiceError(f"milter on {cfg.milter.listen}: {exc}") from exc
-    finally:
-        if follower is not None:
-            follower.stop()
-        if watcher is not None:
-            watcher.stop()
-        recorder.close()
-        scanner.close()
-    event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
-          counts_dropped=recorder.dropped or None)
-    return 0
-
-
-def _start_change_watcher(cfg: Config, scanner: Scanner) -> Any:
-    """Follow the listing change stream so that the listing lookup can keep answers
-    until a listing changes (``reputation.lookup.ChangeWatcher``).
-
-    :returns: the running watcher, or ``None`` (no Redis-backed listing lookup).
-    """
-    try:
-        from ..redisconn import sync_client, with_min_timeout
-        from ..reputation.lookup import ChangeWatcher, RedisListingLookup
-        from ..reputation.store import ListingStore
-    except ImportError:
-        return None
-    if not isinstance(scanner.listings, RedisListingLookup):
-        return None
-    try:
-        client = sync_client(with_min_timeout(cfg, 3.0))
-        return ChangeWatcher(scanner.listings, ListingStore.from_config(cfg, client)).start()
-    except (SpamwardenError, ValueError) as exc:
-        event(log, "listing_changes_unavailable", logging.WARNING, error=str(exc))
-        return None
-
-
-def run_milter(cfg: Config, *, scanner: Scanner | None = None) -> int:
-    """Serve Postfix on ``milter.listen`` until SIGTERM / SIGINT (libmilter's threads).
-
-    With ``milter.workers`` above 1 (0: one per CPU core) the socket is opened here and
-    shared by that many worker processes (:class:`~.prefork.WorkerPool`), each building
-    its own scanner after the fork.  A ``scanner`` given here runs in this process alone.
-
-    :returns: 0 after a clean stop; 1 when the worker pool gave up (its socket was removed).
-    :raises ConfigError: ``milter.listen`` is not a milter address.
-    :raises ServiceError: the socket cannot be opened.
-    """
-    conn = libmilter_socket(cfg.milter.listen)
-    unix_path = None
-    if conn.startswith(("unix:", "local:")):
-        unix_path = conn.split(":", 1)[1]
-        Path(unix_path).parent.mkdir(parents=True, exist_ok=True)
-    # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
-    # only works when no other thread can take the signal first.  Block them before any
-    # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads
-    # inherit the mask.  Otherwise the default action kills the process mid-message.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    # libmilter stops on SIGHUP, and systemd counts that as a clean exit (no restart):
-    # one habitual "reload" would leave Postfix tempfailing all mail.  Ignore it; the
-    # model file is re-read when it changes, and a configuration change needs a restart.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    workers = 1 if scanner is not None else cfg.milter.effective_workers()
-    _register(conn, int(cfg.milter.timeout))
-    _open_socket(cfg, conn, shared=workers > 1)
-    if workers == 1:
-        return _serve(cfg, scanner if scanner is not None else build_scanner(cfg))
-    # Nothing before the fork may start a thread: the workers build everything themselves.
-    event(log, "milter_workers", listen=cfg.milter.listen, pid=os.getpid(), workers=workers)
-    pool = WorkerPool(workers, lambda index: _serve(cfg, build_scanner(cfg), worker=index),
-                      unix_path=unix_path)
-    status = pool.run()
-    event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), workers=workers,
-          status=status)
-    return status

@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from ..mail import MessageView, strip_mbox_from
 from .interfaces import Envelope
 from .scanner import Scanner, Verdict
+
+if TYPE_CHECKING:
+    from .auth import AuthResults
 
 __all__ = ["envelope_for_file", "format_verdict", "scan_file", "to_crlf"]
 
@@ -97,29 +100,27 @@ def scan_file(
     return verdict, env, notes
 
 
-def _auth_lines(auth: Any) -> list[str]:
+def _auth_lines(auth: AuthResults | None) -> list[str]:
     if auth is None:
         return ["  (authentication did not run)"]
     lines = []
-    spf = getattr(auth, "spf", None)
+    spf = auth.spf
     if spf is not None:
         lines.append(
-            f"  spf={spf.result} scope={getattr(spf, 'scope', '')} "
-            f"domain={getattr(spf, 'domain', '')}"
-            + (f" ({spf.explanation})" if getattr(spf, "explanation", "") else "")
+            f"  spf={spf.result} scope={spf.scope} domain={spf.domain}"
+            + (f" ({spf.explanation})" if spf.explanation else "")
         )
-    for d in getattr(auth, "dkim", ()) or ():
+    for d in auth.dkim:
         lines.append(
-            f"  dkim={d.result} d={getattr(d, 'domain', '')} s={getattr(d, 'selector', '')} "
-            f"a={getattr(d, 'algorithm', '')}"
-            + (f" ({d.reason})" if getattr(d, "reason", "") else "")
+            f"  dkim={d.result} d={d.domain} s={d.selector} a={d.algorithm}"
+            + (f" ({d.reason})" if d.reason else "")
         )
-    dmarc = getattr(auth, "dmarc", None)
+    dmarc = auth.dmarc
     if dmarc is not None:
         lines.append(
-            f"  dmarc={dmarc.result} from={getattr(dmarc, 'from_domain', '')} "
-            f"p={getattr(dmarc, 'policy', '')} applied={getattr(dmarc, 'applied_policy', '')}"
-            + (f" ({dmarc.reason})" if getattr(dmarc, "reason", "") else "")
+            f"  dmarc={dmarc.result} from={dmarc.from_domain} "
+            f"p={dmarc.policy} applied={dmarc.applied_policy}"
+            + (f" ({dmarc.reason})" if dmarc.reason else "")
         )
     return lines or ["  (no results)"]
 

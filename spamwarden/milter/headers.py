@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .interfaces import Envelope, Symbol
+
+if TYPE_CHECKING:
+    from .auth import AuthResults
 
 __all__ = [
     "AUTH_RESULTS",
@@ -36,7 +39,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
 # RFC 8601 pvalue may also be [local-part "@"] domain-name.
 _ADDR = re.compile(r"^(?:[!#$%&'*+\-/=?^_`{|}~0-9A-Za-z.]*@)?[0-9A-Za-z](?:[0-9A-Za-z.-]*[0-9A-Za-z])?$")
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
-_COMMENT = re.compile(r"^\s*\((?:[^()\\]|\\.)*\)\s*")
 
 
 def header_safe(text: str, *, limit: int = 900) -> str:
@@ -82,7 +84,7 @@ def _join(parts: Iterable[str]) -> str:
 
 def render_authentication_results(
     authserv_id: str,
-    auth: Any,
+    auth: AuthResults | None,
     env: Envelope,
     *,
     unavailable: str = "",
@@ -90,8 +92,8 @@ def render_authentication_results(
     """The value of our one ``Authentication-Results`` header (RFC 8601 §2.2).
 
     :param authserv_id: ``milter.authserv_id`` (or the host's FQDN).
-    :param auth: ``AuthResults`` with ``spf``, ``dkim`` (one result per
-        signature) and ``dmarc``; ``None`` when authentication did not run.
+    :param auth: SPF, DKIM (one result per signature) and DMARC; ``None`` when
+        authentication did not run.
     :param env: the envelope, for ``smtp.mailfrom`` / ``smtp.helo``.
     :param unavailable: why authentication did not run, said in a comment
         next to the ``none`` result (RFC 8601 §2.2: no method was applied).
@@ -102,41 +104,37 @@ def render_authentication_results(
     """
     methods: list[str] = []
     if auth is not None:
-        spf = getattr(auth, "spf", None)
+        spf = auth.spf
         if spf is not None:
-            expl = getattr(spf, "explanation", "") or ""
-            mail_from = (getattr(spf, "mail_from", "") or env.mail_from or "").strip("<>")
+            mail_from = (spf.mail_from or env.mail_from or "").strip("<>")
             props = []
             if mail_from:
                 props.append("smtp.mailfrom=" + pvalue(mail_from))
             if env.helo:
                 props.append("smtp.helo=" + pvalue(env.helo))
-            methods.append(_join([f"spf={_word(spf.result)}", _comment(expl), *props]))
-        for sig in tuple(getattr(auth, "dkim", ()) or ()):
+            methods.append(_join([f"spf={_word(spf.result)}", _comment(spf.explanation or ""),
+                                  *props]))
+        for sig in auth.dkim:
             props = []
-            for ptype, attr in (("header.d", "domain"), ("header.s", "selector"),
-                                ("header.a", "algorithm")):
-                v = getattr(sig, attr, "") or ""
+            for ptype, v in (("header.d", sig.domain), ("header.s", sig.selector),
+                             ("header.a", sig.algorithm)):
                 if v:
                     props.append(f"{ptype}={pvalue(str(v))}")
-            b = (getattr(sig, "header_b", "") or "")[:8]
+            b = (sig.header_b or "")[:8]
             if b:
                 props.append("header.b=" + pvalue(b))  # RFC 6008 §4: a prefix suffices
-            reason = getattr(sig, "reason", "") or ""
-            methods.append(_join([f"dkim={_word(sig.result)}", _comment(reason), *props]))
-        dmarc = getattr(auth, "dmarc", None)
+            methods.append(_join([f"dkim={_word(sig.result)}", _comment(sig.reason or ""),
+                                  *props]))
+        dmarc = auth.dmarc
         if dmarc is not None:
-            policy = getattr(dmarc, "policy", None)
-            applied = getattr(dmarc, "applied_policy", None)
             note = []
-            if policy:
-                note.append(f"p={policy}")
-            if applied and str(getattr(dmarc, "result", "")).lower() == "fail":
-                note.append(f"dis={applied}")
-            reason = getattr(dmarc, "reason", "") or ""
-            if reason:
-                note.append(reason)
-            from_domain = getattr(dmarc, "from_domain", "") or ""
+            if dmarc.policy:
+                note.append(f"p={dmarc.policy}")
+            if dmarc.applied_policy and str(dmarc.result).lower() == "fail":
+                note.append(f"dis={dmarc.applied_policy}")
+            if dmarc.reason:
+                note.append(dmarc.reason)
+            from_domain = dmarc.from_domain or ""
             props = ["header.from=" + pvalue(from_domain)] if from_domain else []
             methods.append(
                 _join([f"dmarc={_word(dmarc.result)}", _comment(" ".join(note)), *props])
@@ -205,19 +203,49 @@ def spam_headers(
     return out
 
 
+def _skip_cfws(text: str, i: int) -> int:
+    """The index past the white space and comments (nested, RFC 5322 §3.2.2) at ``i``;
+    ``len(text) + 1`` when a comment never closes.  One pass: linear in ``len(text)``."""
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c == "(":
+            depth = 0
+            while i < n:
+                c = text[i]
+                if c == "\\":
+                    i += 2
+                    continue
+                if c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                i += 1
+                if depth == 0:
+                    break
+            if depth:
+                return n + 1
+        else:
+            break
+    return i
+
+
+_AUTHSERV = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s;()]+')
+
+
 def authserv_id_of(value: str) -> str:
     """The authserv-id an ``Authentication-Results`` value claims (lower case),
-    comments and an optional version skipped (RFC 8601 §2.2)."""
-    text = value
-    for _ in range(10):
-        m = _COMMENT.match(text)
-        if not m:
-            break
-        text = text[m.end():]
-    m2 = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^\s;()]+)', text)
+    comments (nested too) and an optional version skipped (RFC 8601 §2.2).
+
+    :returns: ``""`` when there is none to read (empty, or a comment that never closes).
+    """
+    start = _skip_cfws(value, 0)
+    m2 = _AUTHSERV.match(value, start) if start <= len(value) else None
     if not m2:
         return ""
-    token = m2.group(1)
+    token = m2.group()
     if token.startswith('"'):
         token = token[1:-1]
     return token.strip().lower().rstrip(".")
@@ -229,7 +257,9 @@ def forged_header_removals(
     """Incoming headers to remove before ours are added.
 
     :param headers: every incoming header ``(name, value)`` in message order.
-    :param authserv_id: ours; ``Authentication-Results`` claiming it are forged.
+    :param authserv_id: ours; ``Authentication-Results`` claiming it are forged, and
+        so are those whose authserv-id cannot be read (a lenient reader downstream
+        might still take them for ours).
     :returns: ``(name, index)`` with the 1-based index among headers of that
         name (``smfi_chgheader`` semantics), highest index first per name.
     """
@@ -239,7 +269,9 @@ def forged_header_removals(
     for name, value in headers:
         lname = name.lower()
         counts[lname] = counts.get(lname, 0) + 1
-        if lname.startswith("x-spam-") or lname == "x-spam" or lname == "authentication-results" and authserv_id_of(value) == ours:
+        if lname.startswith("x-spam-") or lname == "x-spam" or (
+            lname == "authentication-results" and authserv_id_of(value) in (ours, "")
+        ):
             removals.append((name, counts[lname]))
     removals.sort(key=lambda r: (r[0].lower(), -r[1]))
     return removals

@@ -9,12 +9,23 @@ testable with a fake implementing the same Protocol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence, runtime_checkable
 
 from ..mail import MessageView
 
-__all__ = ["Symbol", "Envelope", "RcptDecision", "MessagePolicy"]
+if TYPE_CHECKING:
+    from ..reputation.lookup import ListingOutcome
+    from .auth import AuthResults
+
+__all__ = [
+    "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
+    "RcptDecision", "StartsLookups", "Symbol",
+]
+
+#: What the milter does with a message, from mildest to hardest.
+Action = Literal["accept", "tag", "quarantine", "tempfail", "reject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +41,10 @@ class Symbol:
     detail: str = ""
     #: The least action this signal demands whatever the score: "" (none),
     #: "quarantine", "tempfail" or "reject" (e.g. DMARC p=reject failing).
-    action: str = ""
+    action: Action | Literal[""] = ""
+    #: The listed IP or domain behind a listing symbol (``RBL_OWN``, ``DBL_OWN``,
+    #: ``URIBL_OWN``): what a rejected sender looks up or asks delisting for; "" otherwise.
+    key: str = ""
 
 
 @dataclass(slots=True)
@@ -69,11 +83,47 @@ class MessagePolicy(Protocol):
         ...
 
     def check_message(
-        self, view: MessageView, env: Envelope, auth: object
+        self, view: MessageView, env: Envelope, auth: AuthResults | None
     ) -> Sequence[Symbol]:
         """Symbols for the whole message at end of message."""
         ...
 
-    def delivered(self, view: MessageView, env: Envelope, auth: object) -> None:
+    def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """The message was accepted for ``env.rcpts``: count it."""
         ...
+
+
+# -- optional capabilities, each checked once when the scanner is wired ------------------------
+
+
+@runtime_checkable
+class PendingListing(Protocol):
+    """A listing lookup already sent, its answer not yet read."""
+
+    def result(self) -> Mapping[str, ListingOutcome]:
+        """The outcome of each key (reads the answer).  Never raises."""
+        ...
+
+    def discard(self) -> None:
+        """Give the connection back without reading the answer."""
+        ...
+
+
+@runtime_checkable
+class StartsLookups(Protocol):
+    """A listing lookup that can send its question now and read the answer later
+    (``RedisListingLookup.begin_lookup``), so the store works while the milter does."""
+
+    def begin_lookup(self, keys: Sequence[str]) -> PendingListing:
+        """Send the lookup of ``keys``.  Never raises."""
+        ...
+
+
+@runtime_checkable
+class BatchedVolume(Protocol):
+    """A listing lookup that counts several messages' volume in one round trip."""
+
+    def record_volume_many(self, messages: Sequence[Sequence[str]]) -> None:
+        """Count each message (its source keys).  Best effort, never raises."""
+        ...
+

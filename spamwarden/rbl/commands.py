@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
 from ..errors import ServiceError, StoreUnavailable
 
 __all__ = ["cmd_rbl", "cmd_export_rbldnsd", "cmd_export_rpz", "load_responder"]
 
 
-def cmd_rbl(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_rbl(args: argparse.Namespace, cfg: Config) -> int:
     """Serve the blocklist zones (foreground)."""
     import dataclasses
 
@@ -24,7 +25,7 @@ def cmd_rbl(args: argparse.Namespace, cfg: Any) -> int:
     return run_rbl(cfg)
 
 
-def load_responder(cfg: Any) -> Any:
+def load_responder(cfg: Config) -> Any:
     """A responder whose index holds every listing in Redis right now.
 
     :raises StoreUnavailable: Redis cannot be reached.
@@ -52,7 +53,7 @@ def load_responder(cfg: Any) -> Any:
         raise StoreUnavailable(f"cannot read the listings from Redis: {exc}") from exc
 
 
-def cmd_export_rbldnsd(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_export_rbldnsd(args: argparse.Namespace, cfg: Config) -> int:
     """Write rbldnsd data files and print how to serve them."""
     from .export import export_rbldnsd
 
@@ -70,7 +71,7 @@ def cmd_export_rbldnsd(args: argparse.Namespace, cfg: Any) -> int:
     return 0
 
 
-def cmd_export_rpz(args: argparse.Namespace, cfg: Any) -> int:
+def cmd_export_rpz(args: argparse.Namespace, cfg: Config) -> int:
     """Write a Response Policy Zone of the listed domains."""
     from .export import export_rpz
 

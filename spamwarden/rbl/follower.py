@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 from ..logs import event
 from ..reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
 from .responder import DnsblResponder
+from .transfer import listing_records, section_of
 from .zone import DnsblZone
 
 __all__ = ["ListingFollower"]
@@ -147,6 +148,12 @@ class ListingFollower:
         if serial and serial > zone.serial + 1 and self.loaded:
             return False
         op, key, kind = f.get("op", ""), f.get("key", ""), f.get("kind", "")
+        # IXFR journal: only a change that moves the serial by one is a new version
+        journaled = bool(serial) and serial == zone.serial + 1
+        if journaled:
+            now_ms = int(self.clock() * 1000)
+            before = listing_records(zone, self.responder.settings, self.responder, key=key,
+                                     kind=kind, now_ms=now_ms)
         try:
             if op in ("listed", "extended"):
                 zone.put(key, kind, f.get("reason", ""), float(f.get("expires_at", "0")))  # type: ignore[arg-type]
@@ -155,6 +162,12 @@ class ListingFollower:
         except (ValueError, UnicodeError, OverflowError) as exc:
             event(log, "rbl_change_skipped", level=logging.WARNING, stream_id=_s(stream_id),
                   key=key, error=str(exc))
+        if journaled:
+            after = listing_records(zone, self.responder.settings, self.responder, key=key,
+                                    kind=kind, now_ms=now_ms)
+            self.responder.journal.record(section_of(key, kind), serial, before, after)
+        elif serial > zone.serial or not serial:
+            self.responder.journal.reset(max(serial, zone.serial))
         if serial > zone.serial:
             zone.serial = serial
         self.last_id = stream_id

@@ -17,11 +17,41 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+from .transfer import IxfrJournal, Record, transfer_records
 from .wire import (
-    C_ANY, C_IN, F_AA, F_CD, F_QR, F_RD, F_TC, FORMERR, HEADER, NOERROR, NOTIMP, NXDOMAIN,
-    REFUSED, SERVFAIL, T_A, T_AAAA, T_ANY, T_AXFR, T_IXFR, T_NS, T_SOA, T_TXT, Query,
-    QueryFormatError, a_rdata, aaaa_rdata, encode_name, error_response, opt_rr, parse_query,
-    rr, soa_rdata, txt_rdata,
+    C_ANY,
+    C_IN,
+    F_AA,
+    F_CD,
+    F_QR,
+    F_RD,
+    F_TC,
+    FORMERR,
+    HEADER,
+    NOERROR,
+    NOTIMP,
+    NXDOMAIN,
+    REFUSED,
+    SERVFAIL,
+    T_A,
+    T_AAAA,
+    T_ANY,
+    T_AXFR,
+    T_IXFR,
+    T_NS,
+    T_SOA,
+    T_TXT,
+    Query,
+    QueryFormatError,
+    a_rdata,
+    aaaa_rdata,
+    encode_name,
+    error_response,
+    opt_rr,
+    parse_query,
+    rr,
+    soa_rdata,
+    txt_rdata,
 )
 from .zone import DnsblZone, v4_key_text
 
@@ -109,10 +139,13 @@ class DnsblResponder:
     """
 
     def __init__(self, zone: DnsblZone, settings: ZoneSettings, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, journal_size: int = 10000) -> None:
         self.settings = settings
         self.clock = clock
         self.zone = zone
+        #: the differences IXFR answers with; the follower records each change in it
+        self.journal = IxfrJournal(journal_size)
+        self.journal.reset(zone.serial)
         #: False until the first load: listing names are answered SERVFAIL meanwhile.
         self.ready = True
         s = settings
@@ -161,6 +194,7 @@ class DnsblResponder:
         """Answer from another index from now on (after a full reload)."""
         self.zone = zone
         self._reason_count = -1
+        self.journal.reset(zone.serial)
 
     def _refresh(self) -> None:
         zone = self.zone
@@ -579,12 +613,13 @@ class DnsblResponder:
     # -- zone transfers --------------------------------------------------------------------
 
     def transfer_messages(self, transfer: Transfer) -> Iterator[bytes]:
-        """The AXFR response messages (RFC 5936 §2.2): SOA, every record, SOA.
+        """The transfer response messages.
 
-        An IXFR is answered the same way (RFC 1995 §4 allows a full transfer).
+        AXFR (RFC 5936 §2.2): SOA, every record, SOA.  IXFR (RFC 1995 §4): the SOA
+        alone when the client's serial is current; else the differences since its
+        serial (SOA new, SOA old, deleted records, SOA new, added records, SOA new)
+        when the journal reaches back that far; else the whole zone as in AXFR.
         """
-        from .export import transfer_records
-
         self._refresh()
         q = transfer.query
         s = self.settings
@@ -592,20 +627,26 @@ class DnsblResponder:
         origin = f"{section}.{s.apex}" if section else s.apex
         apex = encode_name(origin)
         soa = rr(apex, T_SOA, s.ttl, self._soa_rdata)
+        serial = self.zone.serial
+        records: Iterator[bytes]
+        if q.qtype == T_IXFR and q.ixfr_serial is not None:
+            if q.ixfr_serial >= serial & 0xFFFFFFFF:
+                records = iter([soa])  # RFC 1995 §2: up to date
+            else:
+                diff = self.journal.since(section, q.ixfr_serial, serial) if section else None
+                if diff is not None:
+                    old = rr(apex, T_SOA, s.ttl, soa_rdata(
+                        s.mname, s.rname, serial=q.ixfr_serial, refresh=s.refresh, retry=s.retry,
+                        expire=s.expire, minimum=s.negative_ttl))
+                    deleted, added = diff
+                    records = _chain([soa, old], (rr(*r) for r in sorted(deleted)), [soa],
+                                     (rr(*r) for r in sorted(added)), [soa])
+                else:
+                    records = self._full_records(section, apex, soa)
+        else:
+            records = self._full_records(section, apex, soa)
         flags = F_QR | F_AA | (q.flags & (F_RD | F_CD))
         opt = self._opt if q.edns_payload is not None else b""
-        body: Iterator[tuple[bytes, int, int, bytes]]
-        if section:
-            body = transfer_records(self.zone, s, self, section=section,
-                                    now_ms=int(self.clock() * 1000))
-        else:
-            # the apex zone: delegations of the two sub-zones to this server, and glue
-            body = iter([(encode_name(f"{child}.{s.apex}"), T_NS, s.ttl, self._ns_rdata)
-                         for child in ("dbl", "ip")] + self._ns_host_records())
-        records: Iterator[bytes] = _chain(
-            [soa, rr(apex, T_NS, s.ttl, self._ns_rdata)],
-            (rr(owner, rtype, ttl, rdata) for owner, rtype, ttl, rdata in body),
-            [soa])
         chunk: list[bytes] = []
         size = 0
         limit = MAX_TRANSFER_MESSAGE - 12 - len(q.question) - len(opt)
@@ -617,6 +658,21 @@ class DnsblResponder:
             size += len(record)
         if chunk:
             yield HEADER.pack(q.id, flags, 1, len(chunk), 0, 1 if opt else 0) + q.question + b"".join(chunk) + opt
+
+    def _full_records(self, section: str, apex: bytes, soa: bytes) -> Iterator[bytes]:
+        s = self.settings
+        body: Iterator[Record]
+        if section:
+            body = transfer_records(self.zone, s, self, section=section,
+                                    now_ms=int(self.clock() * 1000))
+        else:
+            # the apex zone: delegations of the two sub-zones to this server, and glue
+            body = iter([(encode_name(f"{child}.{s.apex}"), T_NS, s.ttl, self._ns_rdata)
+                         for child in ("dbl", "ip")] + self._ns_host_records())
+        return _chain(
+            [soa, rr(apex, T_NS, s.ttl, self._ns_rdata)],
+            (rr(owner, rtype, ttl, rdata) for owner, rtype, ttl, rdata in body),
+            [soa])
 
     def _ns_host_records(self) -> list[tuple[bytes, int, int, bytes]]:
         if self._ns_host is None:

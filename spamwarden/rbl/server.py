@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import struct
@@ -20,15 +21,88 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import Config
 from ..logs import event
 from .responder import DnsblResponder, Transfer
 
-__all__ = ["RblServer", "ServerLimits", "run_rbl", "parse_listen"]
+__all__ = ["RblServer", "ServerLimits", "RateLimit", "run_rbl", "parse_listen", "client_bucket", "WORKER_ENV"]
+
+#: which of the ``rbl.workers`` copies a process is (1..N), set by the supervisor
+WORKER_ENV = "SPAMWARDEN_RBL_WORKER"
 
 log = logging.getLogger("spamwarden.rbl")
 
 _RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
            9: "NOTAUTH"}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Response rate limiting over UDP, like BIND's RRL: answers per second per client
+    network (an IPv4 /24, an IPv6 /56), so the server cannot be used to flood a spoofed
+    victim with answers.
+
+    :param rate: answers per second per network (and the burst allowed at once).
+    :param slip: over the rate, every ``slip``-th answer goes out truncated (TC=1, so a
+        real client retries over TCP, which is not limited) and the others are dropped;
+        0 drops them all.
+    :param networks: networks tracked at once; past it the oldest state is forgotten.
+    """
+
+    rate: float
+    slip: int = 2
+    networks: int = 100000
+
+
+class _RateLimiter:
+    """Token buckets by client network (see :class:`RateLimit`)."""
+
+    __slots__ = ("rate", "slip", "networks", "_buckets", "_limited")
+
+    def __init__(self, config: RateLimit) -> None:
+        self.rate = float(config.rate)
+        self.slip = config.slip
+        self.networks = config.networks
+        self._buckets: dict[bytes, list[float]] = {}
+        self._limited = 0
+
+    def check(self, address: str, now: float) -> int:
+        """0: answer; 1: send a truncated answer (slip); 2: drop."""
+        key = rrl_network(address)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.networks:
+                self._buckets.clear()  # a flood of networks: start over rather than grow
+            self._buckets[key] = [self.rate - 1.0, now]
+            return 0
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        bucket[1] = now
+        if tokens > self.rate:
+            tokens = self.rate
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return 0
+        bucket[0] = tokens
+        self._limited += 1
+        if self.slip and self._limited % self.slip == 0:
+            return 1
+        return 2
+
+
+def rrl_network(address: str) -> bytes:
+    """The network response rate limiting counts: an IPv4 /24 or an IPv6 /56."""
+    key = client_bucket(address)
+    return key[:3] if len(key) == 4 else key
+
+
+def truncated(query: bytes, answer: bytes) -> bytes | None:
+    """``answer`` cut to its header and question with TC=1 (RFC 2181 §9), or None when the
+    query's question cannot be found (no name compression in questions)."""
+    end = query.find(b"\x00", 12)
+    if end < 0 or end + 5 > len(query):
+        return None
+    return (answer[:2] + bytes((answer[2] | 0x02, answer[3])) + b"\x00\x01\x00\x00\x00\x00\x00\x00"
+            + query[12:end + 5])
 
 
 @dataclass(frozen=True)
@@ -43,6 +117,11 @@ class ServerLimits:
         client holding every slot with rare queries cannot keep TCP closed to others.
     :param tcp_read: seconds to receive one whole message once its length arrived.
     :param tcp_queries: queries per connection before the server closes it.
+    :param tcp_per_client: concurrent TCP connections from one client (an IPv4 address, an
+        IPv6 /56); more are closed at once, so one client cannot take every slot.
+    :param tcp_write: seconds one write may wait for the client to read (an answer, or a
+        batch of transfer messages); a client that never reads is closed after it.
+    :param rate_limit: response rate limiting over UDP; None: off.
     """
 
     udp_batch: int = 256
@@ -51,6 +130,9 @@ class ServerLimits:
     tcp_idle_busy: float = 1.0
     tcp_read: float = 5.0
     tcp_queries: int = 10000
+    tcp_per_client: int = 10
+    tcp_write: float = 10.0
+    rate_limit: RateLimit | None = None
 
 
 def parse_listen(items: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
@@ -67,12 +149,39 @@ def parse_listen(items: tuple[str, ...] | list[str]) -> list[tuple[str, int]]:
     return out
 
 
+def client_bucket(address: str) -> bytes:
+    """The unit that per-client limits count: an IPv4 address, or an IPv6 /56.
+
+    One IPv6 subscriber usually gets a /56 (or a /64 inside it), so counting single IPv6
+    addresses would let one client open a connection from each of 2**72 addresses.
+    IPv4-mapped IPv6 addresses count as their IPv4 address.
+
+    :param address: the peer's IP address as text (a scope ``%if`` is ignored).
+    :returns: a key: 4 bytes (IPv4) or 7 bytes (IPv6 prefix); the text itself if unparsable.
+    """
+    host = address.split("%", 1)[0]
+    try:
+        return socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        pass
+    try:
+        raw = socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        return address.encode("utf-8", "replace")
+    if raw[:12] == b"\x00" * 10 + b"\xff\xff":
+        return raw[12:]
+    return raw[:7]
+
+
 @dataclass
 class _Stats:
     udp: list[int] = field(default_factory=lambda: [0] * 16)
     tcp: list[int] = field(default_factory=lambda: [0] * 16)
     dropped: int = 0
     tcp_refused: int = 0
+    tcp_write_timeouts: int = 0
+    rrl_dropped: int = 0
+    rrl_slipped: int = 0
 
 
 class RblServer:
@@ -81,18 +190,23 @@ class RblServer:
     :param responder: answers queries.
     :param listen: (address, port) pairs; port 0 picks a free port (see :attr:`addresses`).
     :param limits: bounds.
+    :param reuse_port: bind with ``SO_REUSEPORT`` (UDP and TCP), so several processes
+        serve the same address and the kernel spreads queries and connections over them.
     """
 
     def __init__(self, responder: DnsblResponder, listen: list[tuple[str, int]], *,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None, reuse_port: bool = False) -> None:
         self.responder = responder
         self.listen = listen
         self.limits = limits or ServerLimits()
+        self.reuse_port = reuse_port
         self.stats = _Stats()
         self.addresses: list[tuple[str, int]] = []
         self._udp: list[socket.socket] = []
         self._tcp_servers: list[asyncio.base_events.Server] = []
         self._tcp_active = 0
+        self._tcp_by_client: dict[bytes, int] = {}
+        self._rrl = _RateLimiter(self.limits.rate_limit) if self.limits.rate_limit else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -106,11 +220,12 @@ class RblServer:
             # Port 0: the kernel picks a UDP port, and TCP must get the same number; when
             # that number is taken for TCP, try another.
             for attempt in range(20):
-                udp = self._udp_socket(host, wanted)
+                udp = self._udp_socket(host, wanted, reuse_port=self.reuse_port)
                 port = udp.getsockname()[1]
                 try:
                     server = await asyncio.start_server(self._tcp_client, host, port,
-                                                        reuse_address=True, backlog=256)
+                                                        reuse_address=True, backlog=256,
+                                                        reuse_port=self.reuse_port or None)
                 except OSError:
                     udp.close()
                     if wanted or attempt == 19:
@@ -121,14 +236,16 @@ class RblServer:
             self._tcp_servers.append(server)
             loop.add_reader(udp.fileno(), self._udp_ready, udp)
             self.addresses.append((host, port))
-            event(log, "rbl_listening", address=host, port=port)
+            event(log, "rbl_listening", address=host, port=port, reuse_port=self.reuse_port or None)
 
     @staticmethod
-    def _udp_socket(host: str, port: int) -> socket.socket:
+    def _udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         udp = socket.socket(family, socket.SOCK_DGRAM)
         try:
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -166,6 +283,7 @@ class RblServer:
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         counts = self.stats.udp
+        rrl = self._rrl
         # one clock read per wake-up: expiry is checked to the batch (a few ms at most)
         now_ms = int(responder.clock() * 1000)
         for _ in range(self.limits.udp_batch):
@@ -185,6 +303,15 @@ class RblServer:
                     self.stats.dropped += 1
                     continue
                 out = general
+            if rrl is not None:
+                verdict = rrl.check(addr[0], now_ms / 1000.0)
+                if verdict:
+                    short = truncated(data, out) if verdict == 1 else None
+                    if short is None:
+                        self.stats.rrl_dropped += 1
+                        continue
+                    self.stats.rrl_slipped += 1
+                    out = short
             try:
                 sendto(out, addr)
             except OSError:
@@ -194,14 +321,34 @@ class RblServer:
 
     # -- TCP -------------------------------------------------------------------------------
 
+    @property
+    def tcp_active(self) -> int:
+        """TCP connections being served now."""
+        return self._tcp_active
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """``writer.drain()`` within ``tcp_write`` seconds.
+
+        :raises TimeoutError: the client did not read in time (the caller closes).
+        """
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.tcp_write)
+        except (asyncio.TimeoutError, TimeoutError):
+            self.stats.tcp_write_timeouts += 1
+            raise TimeoutError("client does not read") from None
+
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._tcp_active >= self.limits.tcp_connections:
-            self.stats.tcp_refused += 1
-            writer.close()
-            return
-        self._tcp_active += 1
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
+        bucket = client_bucket(client)
+        by_client = self._tcp_by_client
+        held = by_client.get(bucket, 0)
+        if self._tcp_active >= self.limits.tcp_connections or held >= self.limits.tcp_per_client:
+            self.stats.tcp_refused += 1
+            writer.transport.abort()  # no FIN handshake to wait for: the slot is free now
+            return
+        by_client[bucket] = held + 1
+        self._tcp_active += 1
         limits = self.limits
         counts = self.stats.tcp
         try:
@@ -225,19 +372,26 @@ class RblServer:
                         writer.write(struct.pack("!H", len(message)) + message)
                         n += 1
                         if n % 8 == 0:
-                            await writer.drain()
-                    await writer.drain()
+                            await self._drain(writer)
+                    await self._drain(writer)
                     counts[0] += 1
                     event(log, "rbl_transfer", client=client, zone=out.section or "apex",
                           messages=n, seconds=round(time.monotonic() - started, 3))
                     continue
                 writer.write(struct.pack("!H", len(out)) + out)
-                await writer.drain()
+                await self._drain(writer)
                 counts[out[3] & 0xF] += 1
+        except TimeoutError:
+            writer.transport.abort()  # buffered answers the client will not read: discard
         except (ConnectionError, OSError):
             pass
         finally:
             self._tcp_active -= 1
+            left = by_client.get(bucket, 1) - 1
+            if left > 0:
+                by_client[bucket] = left
+            else:
+                by_client.pop(bucket, None)
             try:
                 writer.close()
             except (ConnectionError, OSError, RuntimeError):
@@ -246,11 +400,24 @@ class RblServer:
     # -- metrics ---------------------------------------------------------------------------
 
     def flush_metrics(self, previous: dict[str, list[int]]) -> None:
-        """Add the counts since the last flush to ``spamwarden_dns_queries_total``."""
+        """Add the counts since the last flush to ``spamwarden_dns_queries_total`` and
+        ``spamwarden_dns_tcp_closed_total``."""
         try:
-            from ..metrics import DNS_QUERIES
+            from ..metrics import DNS_QUERIES, DNS_RRL, DNS_TCP_CLOSED
         except Exception:  # noqa: BLE001 - metrics never stop the server
             return
+        closed = previous.setdefault("tcp_closed", [0, 0])
+        for i, (reason, n) in enumerate((("cap", self.stats.tcp_refused),
+                                         ("write_timeout", self.stats.tcp_write_timeouts))):
+            if n != closed[i]:
+                DNS_TCP_CLOSED.labels(reason).inc(n - closed[i])
+                closed[i] = n
+        limited = previous.setdefault("rrl", [0, 0])
+        for i, (action, n) in enumerate((("drop", self.stats.rrl_dropped),
+                                         ("slip", self.stats.rrl_slipped))):
+            if n != limited[i]:
+                DNS_RRL.labels(action).inc(n - limited[i])
+                limited[i] = n
         for transport, counts in (("udp", self.stats.udp), ("tcp", self.stats.tcp)):
             before = previous.setdefault(transport, [0] * 16)
             for rcode, n in enumerate(counts):
@@ -259,7 +426,7 @@ class RblServer:
                     before[rcode] = n
 
 
-def run_rbl(cfg: Any) -> int:
+def run_rbl(cfg: Config) -> int:
     """``spamwarden rbl``: serve the blocklist until SIGTERM or SIGINT; SIGHUP reloads the index.
 
     :returns: exit status (0 after a clean stop).
@@ -273,7 +440,7 @@ def run_rbl(cfg: Any) -> int:
         raise ServiceError(f"rbl: cannot listen on {', '.join(cfg.rbl.listen)}: {exc}") from exc
 
 
-def build_settings(cfg: Any) -> Any:
+def build_settings(cfg: Config) -> Any:
     """The :class:`ZoneSettings` of a configuration."""
     from .responder import ZoneSettings
 
@@ -286,7 +453,15 @@ def build_settings(cfg: Any) -> Any:
     )
 
 
-def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
+def build_limits(cfg: Config) -> ServerLimits:
+    """The :class:`ServerLimits` of a configuration (``[rbl]`` tcp_* settings)."""
+    rbl = cfg.rbl
+    rate = RateLimit(rate=rbl.rate_limit, slip=rbl.rate_limit_slip) if rbl.rate_limit > 0 else None
+    return ServerLimits(tcp_per_client=rbl.tcp_per_client, tcp_write=rbl.tcp_write_timeout,
+                        rate_limit=rate)
+
+
+def follower_config(cfg: Config, *, timeout: float = 5.0) -> Config:
     """``cfg`` with a Redis timeout fit for the follower.
 
     The follower's reads are big (HSCAN batches of a million-entry hash) or long
@@ -298,14 +473,18 @@ def follower_config(cfg: Any, *, timeout: float = 5.0) -> Any:
     return with_min_timeout(cfg, timeout)
 
 
-async def _serve(cfg: Any) -> int:
+async def _serve(cfg: Config) -> int:
     from ..redisconn import async_client
     from .follower import ListingFollower
     from .zone import DnsblZone
 
-    responder = DnsblResponder(DnsblZone(), build_settings(cfg))
+    responder = DnsblResponder(DnsblZone(), build_settings(cfg), journal_size=cfg.rbl.ixfr_journal)
     responder.ready = False  # SERVFAIL for listing names until the first load
-    server = RblServer(responder, parse_listen(cfg.rbl.listen))
+    # rbl.workers > 1: the supervisor runs that many copies of this process on the same
+    # addresses; worker 1 alone sends NOTIFY (the others would repeat it)
+    worker = int(os.environ.get(WORKER_ENV, "1") or 1)
+    server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg),
+                       reuse_port=cfg.rbl.workers > 1)
     await server.start()
     client = async_client(follower_config(cfg))
     block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
@@ -316,6 +495,12 @@ async def _serve(cfg: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
+    notify_task: asyncio.Task[None] | None = None
+    if cfg.rbl.notify and worker == 1:
+        from .notify import NotifySender
+
+        sender = NotifySender(responder, parse_listen(cfg.rbl.notify), interval=cfg.rbl.notify_interval)
+        notify_task = asyncio.create_task(sender.run())
     flushed: dict[str, list[int]] = {}
     last_log = time.monotonic()
     try:
@@ -331,11 +516,14 @@ async def _serve(cfg: Any) -> int:
                       dropped=server.stats.dropped, listings=len(responder.zone),
                       serial=responder.zone.serial, redis_up=follower.redis_up)
     finally:
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        for running in (task, notify_task):
+            if running is None:
+                continue
+            running.cancel()
+            try:
+                await running
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
         await server.stop()
         await client.aclose()
     event(log, "rbl_stopped")

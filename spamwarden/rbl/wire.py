@@ -12,6 +12,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from .._dnscodec import HEADER, BadName, encode_name, read_name
 from ..errors import DnsFormatError
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "F_QR", "F_AA", "F_TC", "F_RD", "F_CD",
 ]
 
-HEADER = struct.Struct("!HHHHHH")
 
 T_A, T_NS, T_SOA, T_TXT, T_AAAA, T_OPT = 1, 2, 6, 16, 28, 41
 T_IXFR, T_AXFR, T_ANY = 251, 252, 255
@@ -49,7 +49,6 @@ F_RD = 0x0100
 F_CD = 0x0010
 _OPCODE_MASK = 0x7800
 
-MAX_NAME = 255  # RFC 1035 §2.3.4, wire length including the root label
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +72,8 @@ class Query:
     edns_payload: int | None = None
     edns_version: int = 0
     edns_do: bool = False
+    #: the client's SOA serial of an IXFR query (RFC 1995 §3), from its authority section
+    ixfr_serial: int | None = None
 
 
 class QueryFormatError(DnsFormatError):
@@ -89,53 +90,28 @@ class QueryFormatError(DnsFormatError):
 def _parse_name(data: bytes, pos: int) -> tuple[list[bytes], list[int], int]:
     """Labels (lower-cased), their offsets and the offset after an uncompressed name.
 
+    Compression in a question is useless and only opens loops; RFC 1035 §4.1.4 allows
+    it, but no resolver sends it for a one-question query.
+
     :raises QueryFormatError: a pointer, a bad label type, or a name past the end or over 255 bytes.
     """
-    labels: list[bytes] = []
-    offsets: list[int] = []
-    n = len(data)
-    start = pos
-    while True:
-        if pos >= n:
-            raise QueryFormatError("name runs past the end of the packet")
-        length = data[pos]
-        if length == 0:
-            pos += 1
-            break
-        if length > 63:
-            # Compression in a question is useless and only opens loops; RFC 1035 §4.1.4
-            # allows it, but no resolver sends it for a one-question query.
-            raise QueryFormatError("compressed or extended label in the question")
+    try:
+        labels, after = read_name(data, pos, compressed=False)
+    except BadName as exc:
+        raise QueryFormatError(str(exc)) from None
+    offsets = []
+    for label in labels:
         offsets.append(pos)
-        end = pos + 1 + length
-        if end > n:
-            raise QueryFormatError("label runs past the end of the packet")
-        labels.append(data[pos + 1:end].lower())
-        pos = end
-        if pos - start > MAX_NAME:
-            raise QueryFormatError("name longer than 255 bytes")
-    if pos - start > MAX_NAME:
-        raise QueryFormatError("name longer than 255 bytes")
-    return labels, offsets, pos
+        pos += 1 + len(label)
+    return [label.lower() for label in labels], offsets, after
 
 
 def _skip_name(data: bytes, pos: int) -> int:
     """Offset after a possibly compressed name (RFC 1035 §4.1.4), bounded."""
-    n = len(data)
-    for _ in range(128):
-        if pos >= n:
-            raise QueryFormatError("name runs past the end of the packet")
-        length = data[pos]
-        if length == 0:
-            return pos + 1
-        if length & 0xC0 == 0xC0:
-            if pos + 2 > n:
-                raise QueryFormatError("pointer runs past the end of the packet")
-            return pos + 2
-        if length > 63:
-            raise QueryFormatError("bad label type")
-        pos += 1 + length
-    raise QueryFormatError("too many labels")
+    try:
+        return read_name(data, pos)[1]
+    except BadName as exc:
+        raise QueryFormatError(str(exc)) from None
 
 
 def parse_query(data: bytes) -> Query:
@@ -163,10 +139,25 @@ def parse_query(data: bytes) -> Query:
     qtype, qclass = struct.unpack_from("!HH", data, pos)
     question = data[12:pos + 4]
     pos += 4
+    ixfr_serial: int | None = None
     if ancount or nscount:
-        # No query we answer (QUERY opcode) carries answer or authority records.
-        raise QueryFormatError("records in the answer or authority section", id=qid,
-                               flags=flags, question=question)
+        # No query we answer carries answer records; only IXFR carries one authority
+        # record, the client's SOA (RFC 1995 §3).
+        if ancount or nscount != 1 or qtype != T_IXFR:
+            raise QueryFormatError("records in the answer or authority section", id=qid,
+                                   flags=flags, question=question)
+        try:
+            pos = _skip_name(data, pos)
+            if pos + 10 > len(data):
+                raise QueryFormatError("authority record runs past the end")
+            rtype, _rclass, _ttl, rdlen = struct.unpack_from("!HHIH", data, pos)
+            pos += 10 + rdlen
+            if rtype != T_SOA or rdlen < 22 or pos > len(data):
+                raise QueryFormatError("IXFR authority is not an SOA record")
+            # the serial is the first of the five numbers that end the RDATA
+            ixfr_serial = struct.unpack_from("!I", data, pos - 20)[0]
+        except QueryFormatError as exc:
+            raise QueryFormatError(str(exc), id=qid, flags=flags, question=question) from None
     payload: int | None = None
     version = 0
     do = False
@@ -199,27 +190,8 @@ def parse_query(data: bytes) -> Query:
         edns_payload=payload,
         edns_version=version,
         edns_do=do,
+        ixfr_serial=ixfr_serial,
     )
-
-
-def encode_name(name: str) -> bytes:
-    """Uncompressed wire form of a domain name (RFC 1035 §3.1).
-
-    :raises ValueError: a label is empty or over 63 bytes, or the name over 255 bytes.
-    """
-    out = bytearray()
-    name = name.rstrip(".")
-    if name:
-        for label in name.split("."):
-            raw = label.encode("ascii")
-            if not 0 < len(raw) <= 63:
-                raise ValueError(f"bad label {label!r} in {name!r}")
-            out.append(len(raw))
-            out += raw
-    out.append(0)
-    if len(out) > MAX_NAME:
-        raise ValueError(f"name {name!r} longer than 255 bytes")
-    return bytes(out)
 
 
 def rr(owner: bytes, rtype: int, ttl: int, rdata: bytes, *, rclass: int = C_IN) -> bytes:

@@ -37,7 +37,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..reputation.listings import REASONS, Kind, reason_code
+from ..reputation.listings import REASONS, KeyKind, reason_code
 
 __all__ = ["DnsblZone", "ReasonEntry", "IndexEntry", "TEST_REASON", "FOREVER_MS", "V4_HINT_DRIFT"]
 
@@ -71,7 +71,7 @@ class IndexEntry:
     """One entry of the index, for exports and zone transfers."""
 
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: ReasonEntry
     expires_ms: int
 
@@ -218,7 +218,7 @@ class DnsblZone:
             self._reason_index[k] = idx
         return idx
 
-    def reason_index(self, reason: str, kind: Kind) -> int:
+    def reason_index(self, reason: str, kind: KeyKind) -> int:
         """Index of a reason, registering a reason that is not in the table."""
         code = reason_code(reason, kind)
         text = self._reason_defaults.get(reason, (code, reason))[1]
@@ -232,7 +232,7 @@ class DnsblZone:
         self._v6_insert(_V6_TEST_LISTED, packed)
         self._domain_insert(_DOMAIN_TEST_LISTED, packed)
 
-    def put(self, key: str, kind: Kind, reason: str, expires_at: float) -> None:
+    def put(self, key: str, kind: KeyKind, reason: str, expires_at: float) -> None:
         """List (or re-list) a normalized key.
 
         :param key: as produced by ``normalize_key``.
@@ -260,7 +260,7 @@ class DnsblZone:
             else:
                 self._v6_nets.put(value, plen, packed, str(net))
 
-    def remove(self, key: str, kind: Kind) -> None:
+    def remove(self, key: str, kind: KeyKind) -> None:
         """Delist a key; unknown keys are ignored.  Test points cannot be removed.
 
         :raises ValueError: the key does not parse as its kind.
@@ -360,7 +360,7 @@ class DnsblZone:
                 self._suffixes.pop(suffix, None)
             pos = name.find(b".", pos + 1)
 
-    def bulk_load(self, entries: Iterable[tuple[str, Kind, str, float]]) -> None:
+    def bulk_load(self, entries: Iterable[tuple[str, KeyKind, str, float]]) -> None:
         """Replace the whole index (start-up or a full reload); test points stay.
 
         Same as :meth:`begin_load`, :meth:`load_batch`, :meth:`finish_load`.
@@ -385,7 +385,7 @@ class DnsblZone:
         self._pending_keys = array("I")
         self._pending_vals = array("Q")
 
-    def load_batch(self, entries: Iterable[tuple[str, Kind, str, float]]) -> int:
+    def load_batch(self, entries: Iterable[tuple[str, KeyKind, str, float]]) -> int:
         """Add entries during a bulk load; entries that do not parse are skipped.
 
         :returns: how many were skipped.

@@ -9,7 +9,6 @@ and keeps its field names.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any, Iterator, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain
-from .listings import REASONS, Kind, listing_json, normalize_key, operator_reason
+from .listings import REASONS, KeyKind, listing_json, normalize_key, operator_reason
 from .listings import utc_iso as _iso
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
@@ -28,8 +27,6 @@ __all__ = [
     "cmd_list_import",
     "cmd_delist",
     "cmd_complaints",
-    "cmd_worker",
-    "cmd_api",
     "listing_json",
 ]
 
@@ -46,7 +43,7 @@ def _ttl(args: argparse.Namespace) -> float | None:
     return ttl
 
 
-def _reason(text: str | None, kind: Kind, *, imported: bool = False) -> tuple[str, str]:
+def _reason(text: str | None, kind: KeyKind, *, imported: bool = False) -> tuple[str, str]:
     """(reason code, note) for an operator's ``--reason TEXT``: a known code is used
     as is; any other text becomes the note of the operator's reason for the kind."""
     if text and text in REASONS:
@@ -54,7 +51,7 @@ def _reason(text: str | None, kind: Kind, *, imported: bool = False) -> tuple[st
     return operator_reason(kind, imported=imported), text or ""
 
 
-def _key(text: str) -> tuple[str, Kind]:
+def _key(text: str) -> tuple[str, KeyKind]:
     try:
         return normalize_key(text)
     except ValueError as exc:
@@ -134,7 +131,7 @@ def cmd_list_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _read_keys(fh: TextIO, bad: list[str]) -> Iterator[tuple[str, Kind]]:
+def _read_keys(fh: TextIO, bad: list[str]) -> Iterator[tuple[str, KeyKind]]:
     for text in iter_lines(fh):
         try:
             yield normalize_key(text)
@@ -184,12 +181,15 @@ def cmd_delist(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden complaints [--json] [--count N]``: the newest complaints, newest first."""
+    """``spamwarden complaints [--json] [--count N] [--unmatched]``: the newest complaints,
+    newest first; with ``--unmatched`` the reports that matched no delivery here (they
+    list nothing; their indicators are what the report claimed)."""
     from .complaints import Complaint
 
     store = ListingStore.from_config(cfg)
     out: list[dict[str, object]] = []
-    for entry_id, fields in store.recent_complaints(args.count):
+    unmatched = bool(getattr(args, "unmatched", False))
+    for entry_id, fields in store.recent_complaints(args.count, unmatched=unmatched):
         try:
             c = Complaint.from_fields(fields)
         except ValueError:
@@ -198,6 +198,7 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
         out.append({
             "entry": entry_id, "id": c.id, "kind": c.kind, "reporter": c.reporter,
             "received_at": c.received_at, "source": c.source, "fingerprint": c.fingerprint,
+            "match": c.match, "delivery": c.delivery,
             "indicators": {
                 "source_ip": i.source_ip, "mail_from_domain": i.mail_from_domain,
                 "from_domain": i.from_domain, "from_address": i.from_address,
@@ -214,21 +215,10 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
                  f"from={ind['from_address'] or ind['from_domain'] or ''}",
                  f"dkim={','.join(ind['dkim_verified'])}" if ind["dkim_verified"] else "",
                  f"urls={','.join(ind['url_domains'][:5])}" if ind["url_domains"] else ""]
+        if row["match"]:
+            parts.insert(0, f"match={row['match']}")
         print(f"{_iso(float(str(row['received_at'])))} {row['kind']:<4} {row['reporter']!s:<30} "
               + " ".join(p for p in parts if p))
-    print(f"{len(out)} complaint(s)", file=sys.stderr)
+    print(f"{len(out)} {'unmatched report' if unmatched else 'complaint'}(s)"
+          + (" (they list nothing)" if unmatched else ""), file=sys.stderr)
     return 0
-
-
-def cmd_worker(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden worker``: the listing engine."""
-    from .engine import run_worker
-
-    return asyncio.run(run_worker(cfg, consumer=args.consumer))
-
-
-def cmd_api(args: argparse.Namespace, cfg: Config) -> int:
-    """``spamwarden api``: the HTTP API on ``api.listen``."""
-    from .api import run_api
-
-    return asyncio.run(run_api(cfg, listen=args.listen))

@@ -1,7 +1,10 @@
 """A complaint as written to the complaint stream by intake and read by the worker.
 
 Stream ``sw:{sw}:complaints`` (hash tag ``{sw}``), one entry per accepted report,
-fields are :meth:`Complaint.to_fields`. The complaint id is derived from the
+fields are :meth:`Complaint.to_fields`.  Reports that match no delivery here go to
+``sw:{sw}:complaints:unmatched`` instead (same fields; at most
+:data:`~spamwarden.reputation.intake.UNMATCHED_MAXLEN` entries, and none older than
+the complaint stream keeps); the worker never reads it. The complaint id is derived from the
 reporter and the reported message's fingerprint, so a replayed or duplicated
 entry is recognised (the worker is idempotent by id).
 """
@@ -12,9 +15,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-__all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "TRAINING_KEY"]
+__all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY"]
 
 COMPLAINTS_KEY = "sw:{sw}:complaints"
+#: reports that matched no delivery here: kept for the operator, never counted
+UNMATCHED_KEY = "sw:{sw}:complaints:unmatched"
 #: where reported originals are kept (bounded, with expiry) as training examples
 TRAINING_KEY = "sw:{sw}:training"
 
@@ -45,6 +50,18 @@ class Complaint:
     fingerprint: str
     indicators: Indicators = field(default_factory=Indicators)
     source: str = ""  # "arf", "attached", "inline", "bare"
+    #: how the reported message matched a delivery here (reputation.deliveries):
+    #: "matched", "fbl" (a configured feedback loop vouched for it), "no-delivery",
+    #: "not-a-recipient", "disagree", or "" (not looked up: ham, or an old entry)
+    match: str = ""
+    #: the matched delivery's id ("" unless matched)
+    delivery: str = ""
+
+    @property
+    def proven(self) -> bool:
+        """The indicators are what a delivery here (or a feedback loop) proved, not
+        what the report's own headers claim."""
+        return self.match in ("matched", "fbl")
 
     def to_fields(self) -> dict[str, str]:
         """The stream entry fields of this complaint (all strings; indicators as one JSON field)."""
@@ -74,6 +91,8 @@ class Complaint:
                 fingerprint=f["fingerprint"],
                 indicators=Indicators(**ind),
                 source=f.get("source", ""),
+                match=f.get("match", ""),
+                delivery=f.get("delivery", ""),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a complaint entry: {exc}") from exc

@@ -38,12 +38,13 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 import redis
 import redis.asyncio
 
+from ..config import Config
 from ..errors import StoreError
 from ..logs import event
 from ..mail import normalize_domain, registrable_domain
 from ._service import stop_on_signals
 from .complaints import COMPLAINTS_KEY, Complaint
-from .listings import Kind, normalize_address
+from .listings import KeyKind, normalize_address
 from .store import AsyncListingStore, Clock, SystemClock, store_error
 
 __all__ = ["ListingEngine", "ListingPolicy", "Target", "Decision", "ComplaintHook", "GROUP"]
@@ -67,7 +68,7 @@ class Target:
     """One thing a complaint may get listed."""
 
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: str
 
 
@@ -93,6 +94,9 @@ class ListingPolicy:
         networks never listed.
     :param local_domains: ``intake.local_domains``: the operator's own, never listed.
     :param shared_domains: platforms never listed whole (the From address is).
+    :param require_delivered: ``reputation.require_delivered``: only complaints
+        whose indicators a delivery here (or a configured feedback loop) proved give
+        targets; any other gives none.
     """
 
     def __init__(
@@ -101,7 +105,9 @@ class ListingPolicy:
         allow: Sequence[str] = (),
         local_domains: Sequence[str] = (),
         shared_domains: Sequence[str] = (),
+        require_delivered: bool = True,
     ) -> None:
+        self.require_delivered = require_delivered
         self.never: list[str] = []
         self.never_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for item in (*allow, *local_domains):
@@ -116,12 +122,13 @@ class ListingPolicy:
         self.shared = [d for d in (normalize_domain(x) for x in shared_domains) if d]
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ListingPolicy":
+    def from_config(cls, cfg: Config) -> "ListingPolicy":
         """The policy of ``reputation.allow``, ``intake.local_domains`` and
         ``reputation.shared_domains``.
         """
         return cls(allow=cfg.reputation.allow, local_domains=cfg.intake.local_domains,
-                   shared_domains=cfg.reputation.shared_domains)
+                   shared_domains=cfg.reputation.shared_domains,
+                   require_delivered=cfg.reputation.require_delivered)
 
     def allowed_ip(self, ip: str) -> bool:
         """True when ``ip`` must never be listed."""
@@ -144,6 +151,15 @@ class ListingPolicy:
     def targets(self, complaint: Complaint) -> list[Target]:
         """The listing keys a complaint counts toward, most telling first, no duplicates.
 
+        With ``require_delivered`` (the default) only a *proven* complaint
+        (:attr:`~spamwarden.reputation.complaints.Complaint.proven`: matched to a
+        delivery here, or vouched for by a configured feedback loop) gives targets,
+        and its indicators are what that delivery proved: the client IP the milter
+        saw, the MAIL FROM domain only when SPF passed, the From domain only when
+        DMARC passed (so a From naming a brand the message could not authenticate
+        never becomes a target), the ``d=`` of signatures that verified, and the
+        link domains.  Of those:
+
         - source IP (``complaints``), unless allow-listed, loopback or link-local;
         - the registrable domain (PSL with private suffixes: a customer's
           ``shop.blogspot.com``, never ``blogspot.com``) of MAIL FROM, From and each
@@ -158,10 +174,12 @@ class ListingPolicy:
         """
         if complaint.kind != "spam":
             return []
+        if self.require_delivered and not complaint.proven:
+            return []
         ind = complaint.indicators
         out: dict[str, Target] = {}
 
-        def put(key: str, kind: Kind, reason: str) -> None:
+        def put(key: str, kind: KeyKind, reason: str) -> None:
             out.setdefault(key, Target(key, kind, reason))
 
         if ind.source_ip:
@@ -245,7 +263,7 @@ class ListingEngine:
         self.processed = 0
 
     @classmethod
-    def from_config(cls, cfg: Any, store: AsyncListingStore, *, consumer: str | None = None,
+    def from_config(cls, cfg: Config, store: AsyncListingStore, *, consumer: str | None = None,
                     clock: Clock | None = None,
                     hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
         """An engine with the ``[reputation]`` thresholds of ``cfg``.
@@ -416,18 +434,17 @@ class ListingEngine:
                 backoff = min(backoff * 2, 5.0)
 
 
-async def run_worker(cfg: Any, *, consumer: str | None = None) -> int:
-    """``spamwarden worker``: run the engine until SIGTERM or SIGINT."""
+async def run_worker(cfg: Config, *, consumer: str | None = None,
+                     hooks: Sequence[ComplaintHook] = ()) -> int:
+    """``spamwarden worker``: run the engine until SIGTERM or SIGINT.
+
+    :param hooks: run for every complaint (``spamwarden.wiring.complaint_hooks``).
+    """
     from ..redisconn import with_min_timeout
 
     # XREADGROUP blocks for a second at a time: the socket must wait longer than that.
     store = AsyncListingStore.from_config(with_min_timeout(cfg, 5.0))
-    hooks: list[ComplaintHook] = []
-    if getattr(cfg, "consent", None) is not None and cfg.consent.enabled:
-        from .consent import AdComplaintRefusals
-
-        hooks.append(AdComplaintRefusals.from_config(cfg))
-    engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=hooks)
+    engine = ListingEngine.from_config(cfg, store, consumer=consumer, hooks=list(hooks))
     stop = asyncio.Event()
     stop_on_signals(stop, log=log)
     try:

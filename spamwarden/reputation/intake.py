@@ -17,14 +17,14 @@ Replies, in the order checks run:
 * connect: more than ``intake.max_sessions`` sessions at once ``421 4.3.2``.
 * RCPT: unknown address ``550 5.1.1``; reporter (envelope sender) not in
   ``intake.local_domains`` ``550 5.7.1``; more than 10 recipients ``452 4.5.3``.
+* DATA when ``intake.max_data_in_flight`` bytes are already being received or
+  handled by other sessions: waits up to 30 s for room, then ``451 4.3.2`` (the MTA
+  retries).  A session reserves the ``SIZE=`` its client declared (RFC 1870) when the
+  client is one of ``intake.trusted_relays`` (our Postfix), else
+  ``intake.max_message_bytes``.
 * DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
-* ``intake.require_auth`` and the report did not arrive authenticated:
-  ``550 5.7.1``.  Authentication is shown by our own MTA's ``Received`` field:
-  Postfix records an authenticated submission as ``with ESMTPSA``/``ESMTPA``
-  (RFC 3848) and, with ``smtpd_sasl_authenticated_header = yes``, as
-  ``(Authenticated sender: ...)``; see
-  :func:`~spamwarden.reputation.reports.submission_authenticated`.  Intake itself
-  offers no AUTH: it listens on loopback behind Postfix.
+* ``intake.require_auth`` (the default) and the reporter is not identified:
+  ``550 5.7.1`` (see *Reporter identity*).
 * no usable original, or nothing in it to act on: ``550 5.6.0`` and a sentence
   for the reporter.
 * over ``intake.reporter_rate`` reports in the reporter's current hour:
@@ -35,6 +35,47 @@ Replies, in the order checks run:
   up to 10; the reply lists their ids); a report the same reporter
   already made about the same message (same fingerprint, within
   ``reputation.window``) also gets ``250`` but is not written again.
+* stored but counting for nothing (``reputation.require_delivered``, the default):
+  ``250 2.0.0 Report kept as <id>, but it lists nothing: <why>`` when the reported
+  message matches no delivery here to the reporter (see below).
+
+Which reports count (:mod:`~spamwarden.reputation.deliveries`): a spam report is
+looked up in the delivery ledger the milter writes, by the original's content
+fingerprint and Message-ID together with the reporter.  A match replaces the
+indicators read from the report's copy (its ``Received``, ``From``, ARF
+``Source-IP``) with what the delivery proved: the client address the milter saw,
+the SPF/DKIM/DMARC-authenticated names, the link domains; the complaint is marked
+``match=matched``.  An ARF report from a configured, verified feedback loop
+(:mod:`~spamwarden.reputation.feedback_loops`) is marked ``match=fbl`` and counts
+with what the loop vouches for.  Any other spam report goes to the unmatched stream,
+is never a training example, and lists nothing.  With ``require_delivered = false``
+every report counts with what its copy claims (dangerous: anyone can list anyone).
+
+Reporter identity (what de-duplication, the rate limit, the complaint's
+``reporter`` and so the worker's distinct-reporter count use) is the person, not
+the envelope string, taken from the topmost ``Received`` field, the one our own
+MTA prepends (:func:`~spamwarden.reputation.reports.submission`; with an
+after-queue content filter, past ``intake.reinjection_hops`` fields):
+
+1. the SASL login Postfix recorded there as ``(Authenticated sender: LOGIN)``
+   (``smtpd_sasl_authenticated_header = yes``);
+2. else, when that hop's client is in ``intake.trusted_networks`` (a webmail or
+   IMAP host that submits for its logged-in users and sets the envelope sender
+   itself), the envelope sender;
+3. else nobody: with ``intake.require_auth`` the report is refused ``550 5.7.1``;
+   without it the envelope sender is taken as is (anyone can write it).
+
+Case and address extensions (``+tag``, any of ``intake.recipient_delimiter``)
+fold into one reporter (:func:`reporter_identity`).  ``Received`` fields below
+the topmost one came with the message and are never believed.  Intake itself
+offers no AUTH: it listens on loopback behind Postfix, and whoever can connect to
+it directly can write any header, so only the MTA may reach it.
+
+Training examples (``ham@``/``report@`` originals the milter learns from) are kept
+only for identified reporters (:func:`may_train`), at most
+``training.max_examples_per_reporter`` a day per reporter, and one per message
+per reporter (the de-duplication above), so a flood by one person teaches the
+model no more than a few reports do.
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
@@ -54,11 +95,20 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     (:meth:`~spamwarden.reputation.complaints.Complaint.to_fields`); entries older
     than twice ``reputation.window`` (at least two days) are trimmed as new ones
     are added (``XADD MINID ~``): they no longer count in any window.
+``sw:{sw}:complaints:unmatched``
+    stream, the same fields, one entry per spam report that matched no delivery
+    here (kept for ``spamwarden complaints --unmatched``; the worker never reads
+    it); trimmed like the complaint stream and to about :data:`UNMATCHED_MAXLEN`
+    entries.
 ``sw:{sw}:intake:seen:<complaint id>``
     string (the stream entry id), TTL ``reputation.window``: reporter x kind x
     fingerprint already stored.
 ``sw:{sw}:intake:rate:<reporter>``
     counter, TTL one hour from the reporter's first report in the window.
+``sw:{sw}:training:quota:<reporter>``
+    counter of training examples the reporter added, TTL one day from the first;
+    at ``training.max_examples_per_reporter`` further reports are stored as
+    complaints without an example.
 ``sw:{sw}:training:<label>:<fingerprint>``
     string, the reported original (first ``intake.max_example_bytes`` bytes),
     TTL ``reputation.training_ttl``; ``label`` is ``spam`` (report@) or ``ham``
@@ -74,13 +124,16 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import ipaddress
 import logging
+import re
 import signal
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -88,9 +141,25 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, normalize_domain, parse_tag_list, registrable_domain
+from ..mail import (
+    MessageView,
+    install_boundary_matcher,
+    normalize_domain,
+    parse_tag_list,
+    registrable_domain,
+)
 from ..resolver import DnsAnswer, Resolver, question_key
-from .complaints import COMPLAINTS_KEY, TRAINING_KEY, Complaint, Indicators
+from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
+from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
+from .feedback_loops import (
+    FeedbackLoop,
+    arrived_from,
+    feedback_indicators,
+    feedback_reporter,
+    loop_for_sender,
+    parse_feedback_loops,
+    signed_by,
+)
 from .reports import (
     NOTHING_ACTIONABLE,
     DkimVerifier,
@@ -104,7 +173,7 @@ from .reports import (
     is_actionable,
     message_view,
     parse_networks,
-    submission_authenticated,
+    submission,
     verified_domains,
 )
 
@@ -119,24 +188,36 @@ __all__ = [
     "IntakeServer",
     "run_intake",
     "complaint_id",
+    "reporter_identity",
+    "ReporterIdentity",
+    "may_train",
+    "example_quota_key",
     "seen_key",
     "rate_key",
     "example_key",
     "example_index_key",
     "REPLIES",
+    "DataBudget",
 ]
 
 log = logging.getLogger("spamwarden.intake")
 
-Kind = Literal["spam", "ham"]
+#: What a reporter says a forwarded message is.
+ReportKind = Literal["spam", "ham"]
 MAX_RECIPIENTS = 10
 RATE_WINDOW = 3600
+EXAMPLE_QUOTA_WINDOW = 86400  # training.max_examples_per_reporter counts per day
 DKIM_BUDGET = 10.0  # seconds for re-verifying one original, DNS included
 MAX_DKIM_KEYS = 5  # key records fetched per original
 INLINE_DKIM_BYTES = 262_144  # larger originals are verified in a thread
 KEY_CACHE_TTL = 300.0  # seconds a fetched DKIM key record is reused (a campaign's reports)
 KEY_CACHE_SIZE = 10_000
 MAX_ORIGINALS = 10  # reported messages taken from one report (several attached at once)
+UNMATCHED_MAXLEN = 10_000  # entries kept in the stream of unmatched reports (about)
+# An original is parsed (MIME tree, text, URLs) only in its first bytes: what identifies a
+# campaign is in its header and first parts, and the email package costs ~8x what it parses.
+PARSE_BYTES = 1_048_576
+DATA_BUDGET_WAIT = 30.0  # seconds a DATA waits for room under intake.max_data_in_flight
 
 #: every reply intake gives, in one place (tests compare against these)
 REPLIES = {
@@ -148,8 +229,12 @@ REPLIES = {
     ),
     "too_many_rcpts": "452 4.5.3 Too many recipients; send the rest in another message",
     "auth_required": (
-        "550 5.7.1 Reports must be sent through an authenticated (logged-in) connection "
-        "to our mail server"
+        "550 5.7.1 Reports are accepted only from users logged in to this mail system: "
+        "send it again from your mail program with SMTP authentication (login) or from webmail"
+    ),
+    "login_unknown": (
+        "550 5.7.1 This mail system did not record who logged in, so the report cannot "
+        "be counted; please tell the postmaster (smtpd_sasl_authenticated_header)"
     ),
     "unusable": "550 5.6.0 {sentence}",
     "rate_limited": (
@@ -158,9 +243,20 @@ REPLIES = {
     ),
     "store_failed": "451 4.3.0 Temporary problem storing your report; please try again later",
     "internal": "451 4.3.0 Temporary internal problem; please try again later",
+    "data_busy": "451 4.3.2 Too much mail being received at once; please try again later",
     "accepted": "250 2.0.0 Report accepted as {id}",
     "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
     "duplicate": "250 2.0.0 Report already received as {id}; counted once",
+    "unmatched": (
+        "250 2.0.0 Report kept as {id}, but it lists nothing: {why}"
+    ),
+}
+
+#: why an unmatched report lists nothing (after REPLIES["unmatched"])
+UNMATCHED_WHY = {
+    "no-delivery": "no such message was delivered here recently",
+    "not-a-recipient": "that message was not delivered here to you",
+    "disagree": "its Message-ID and its content match different messages delivered here",
 }
 
 
@@ -180,6 +276,63 @@ def rate_key(reporter: str) -> str:
     return f"sw:{{sw}}:intake:rate:{reporter}"
 
 
+def example_quota_key(reporter: str) -> str:
+    """The counter (TTL one day) of training examples ``reporter`` added."""
+    return f"{TRAINING_KEY}:quota:{reporter}"
+
+
+def reporter_identity(address: str, *, delimiters: str = "+") -> str:
+    """One reporter however the address (or login) is written: lower-cased, and the
+    local part cut at the first address-extension delimiter (Postfix
+    ``recipient_delimiter``: ``alice+1@x``, ``Alice@x`` are ``alice@x``).
+
+    :param address: an envelope sender or a SASL login (with or without ``@domain``).
+    :param delimiters: the delimiter characters (``intake.recipient_delimiter``);
+        empty: extensions are kept.
+    :returns: the folded form ("" for an empty address).
+    """
+    a = _lower_address(address)
+    local, at, domain = a.rpartition("@")
+    if not at:
+        local, domain = a, ""
+    cuts = [i for i in (local.find(c) for c in delimiters) if i > 0]
+    if cuts:  # a local part that starts with the delimiter is not split (as in Postfix)
+        local = local[: min(cuts)]
+    return f"{local}@{domain}" if at else local
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterIdentity:
+    """Who sent a report, as far as our own MTA's ``Received`` field tells.
+
+    :ivar id: the reporter as counted (:func:`reporter_identity` form); "" when unknown.
+    :ivar how: ``login`` (SASL login), ``trusted_network`` (envelope sender of a
+        submission from ``intake.trusted_networks``), ``envelope`` (the envelope
+        sender, unverified) or ``unnamed`` (authenticated, but no login recorded).
+    """
+
+    id: str
+    how: Literal["login", "trusted_network", "envelope", "unnamed"]
+
+    @property
+    def verified(self) -> bool:
+        """The identity comes from a login or a trusted submission path, not from
+        what the sender wrote."""
+        return self.how in ("login", "trusted_network")
+
+
+def may_train(*, authenticated: bool, matched_delivery: bool | None = None) -> bool:
+    """May a report's original become a training example the milter learns from?
+
+    :param authenticated: the reporter is identified (:attr:`ReporterIdentity.verified`).
+    :param matched_delivery: the reported message matched a delivery of ours:
+        ``False`` (known not to) refuses; ``None`` (not known) leaves it to
+        ``authenticated``.
+    :returns: whether to keep the example.
+    """
+    return authenticated and matched_delivery is not False
+
+
 def example_key(label: str, fp: str) -> str:
     """A reported original kept for training (``label`` ``spam`` or ``ham``, fingerprint ``fp``)."""
     return f"{TRAINING_KEY}:{label}:{fp}"
@@ -195,26 +348,33 @@ def example_index_key(label: str) -> str:
 StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 
 _STORE_LUA = """
--- KEYS: stream, seen, rate, example, example index
+-- KEYS: stream, seen, rate, example, example index, reporter's example quota
 -- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
---       fields...
+--       max_len (0: none), example_limit, quota_window, fields...
+-- returns {status, stream id, 1 when the example was kept else 0}
 local seen = redis.call('GET', KEYS[2])
 if seen then return {'duplicate', seen} end
 local n = tonumber(redis.call('GET', KEYS[3]) or '0')
 if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 9))
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 12))
+if ARGV[9] ~= '0' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[9]) end
 redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
 if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
 end
-if ARGV[6] ~= '' then
+local kept = 0
+if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[10]) then
+  if redis.call('INCR', KEYS[6]) == 1 or redis.call('TTL', KEYS[6]) < 0 then
+    redis.call('EXPIRE', KEYS[6], ARGV[11])
+  end
+  kept = 1
   local ttl = tonumber(ARGV[4])
   redis.call('SET', KEYS[4], ARGV[6], 'EX', ttl)
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[7])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[5]) - ttl)
   redis.call('EXPIRE', KEYS[5], ttl)
 end
-return {'added', id}
+return {'added', id, kept}
 """
 
 
@@ -222,10 +382,16 @@ class ComplaintStore(Protocol):
     """Where accepted complaints go (Redis in production)."""
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
         """Store a complaint once, atomically with its de-duplication mark, the
-        reporter's rate counter and the training example.
+        reporter's rate counter and the training example (``example``, b"" for none;
+        kept only while the reporter added fewer than ``example_limit`` today).
+
+        :param unmatched: the report matched no delivery here: it goes to the bounded
+            stream of unmatched reports, which nothing counts.
 
         :returns: ``("added", stream id)``, ``("duplicate", stream id of the
             first)`` or ``("rate_limited", "")``.
@@ -251,9 +417,11 @@ class RedisComplaintStore:
         self._script = client.register_script(_STORE_LUA)
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
-        """See :meth:`ComplaintStore.add` (one Lua script, so the four writes are atomic)."""
+        """See :meth:`ComplaintStore.add` (one Lua script, so the writes are atomic)."""
 
         import redis.exceptions
 
@@ -262,19 +430,22 @@ class RedisComplaintStore:
         for k, v in complaint.to_fields().items():
             fields += [k, v]
         keys = [
-            COMPLAINTS_KEY,
+            UNMATCHED_KEY if unmatched else COMPLAINTS_KEY,
             seen_key(complaint.id),
             rate_key(complaint.reporter),
             example_key(label, complaint.fingerprint),
             example_index_key(label),
+            example_quota_key(complaint.reporter),
         ]
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
-            f"{int((complaint.received_at - self.keep) * 1000)}-0", *fields,
+            f"{int((complaint.received_at - self.keep) * 1000)}-0",
+            UNMATCHED_MAXLEN if unmatched else 0, example_limit,
+            EXAMPLE_QUOTA_WINDOW, *fields,
         ]
         try:
-            status, ident = await self._script(keys=keys, args=args)
+            status, ident, *_ = await self._script(keys=keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
@@ -296,8 +467,11 @@ class IntakeRequest:
     :ivar reporter: the envelope sender, lower-cased ("" for ``<>``).
     :ivar recipient: the address it was sent to.
     :ivar raw: the message as received.
-    :ivar authenticated: our MTA received it from an authenticated client.
+    :ivar authenticated: the sender is identified: our MTA recorded a SASL login,
+        or the submission came from ``intake.trusted_networks``
+        (:attr:`ReporterIdentity.verified`).
     :ivar local_reporter: the reporter's domain is one of ``intake.local_domains``.
+    :ivar identity: the sender as one person (:class:`ReporterIdentity` ``id``).
     """
 
     reporter: str
@@ -305,6 +479,7 @@ class IntakeRequest:
     raw: bytes
     authenticated: bool
     local_reporter: bool
+    identity: str = ""
 
 
 class AddressHook(Protocol):
@@ -344,6 +519,9 @@ class ComplaintIntake:
         ``d=`` is ever counted as verified.
     :param resolver: where DKIM key records are looked up (``None``: nowhere, so
         nothing verifies).
+    :param deliveries: the delivery ledger a spam report must match
+        (``reputation.require_delivered``); ``None``: nothing matches, so with
+        ``require_delivered`` every spam report is kept as unmatched.
     :param hooks: handlers for further addresses, keyed ``"optout"`` (meaning
         ``intake.optout_address``) or a full address / local part.
     :param clock: Unix time source (tests inject one).
@@ -357,6 +535,7 @@ class ComplaintIntake:
         dkim_verifier: DkimVerifier | None = None,
         resolver: Resolver | None = None,
         hooks: Mapping[str, AddressHook] | None = None,
+        deliveries: DeliveryLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
@@ -368,9 +547,14 @@ class ComplaintIntake:
         self.clock = clock
         self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
+        self.submitters: tuple[Network, ...] = parse_networks(ic.trusted_networks)
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
+        self.view_limits = ReportLimits(max_bytes=min(PARSE_BYTES, ic.max_message_bytes))
         self.routes: dict[str, str] = {}  # address -> "spam" | "ham" | hook name
         self.hooks: dict[str, AddressHook] = {}
+        self.deliveries = deliveries
+        self.require_delivered = cfg.reputation.require_delivered
+        self.feedback_loops = parse_feedback_loops(ic.feedback_loops)
         self._route(ic.report_address, "spam")
         self._route(ic.ham_address, "ham")
         for name, hook in (hooks or {}).items():
@@ -410,7 +594,9 @@ class ComplaintIntake:
             return REPLIES["no_such_address"].format(address=_lower_address(address))
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return REPLIES["too_many_rcpts"]
-        if kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or ""):
+        if (kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or "")
+                and (kind != "spam"
+                     or loop_for_sender(self.feedback_loops, envelope.mail_from or "") is None)):
             _count(kind, "refused")
             return REPLIES["reporter_not_local"].format(
                 domains=", ".join(self.local_domains) or "(none configured)",
@@ -429,6 +615,7 @@ class ComplaintIntake:
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # decode_data servers
             raw = raw.encode("utf-8", "surrogateescape")
+        envelope.content = envelope.original_content = None  # one reference: ours
         reporter = _lower_address(envelope.mail_from or "")
         replies: dict[str, str] = {}
         for rcpt in envelope.rcpt_tos:
@@ -454,14 +641,30 @@ class ComplaintIntake:
 
     # -- the work ---------------------------------------------------------------------------
 
-    def _authenticated(self, raw: bytes) -> bool:
-        return submission_authenticated(header_fields(raw), self.trusted)
+    def identify(self, sender: str, raw: bytes) -> ReporterIdentity:
+        """Who sent ``raw`` (see *Reporter identity* in the module docstring).
+
+        :param sender: the envelope sender.
+        :param raw: the message; only its topmost ``Received`` field is read.
+        """
+        ic = self.cfg.intake
+        sub = submission(header_fields(raw), own_hops=ic.reinjection_hops)
+        fold = functools.partial(reporter_identity, delimiters=ic.recipient_delimiter)
+        if sub.login:
+            return ReporterIdentity(fold(sub.login), "login")
+        if sub.client_ip is not None and _in_networks(sub.client_ip, self.submitters):
+            return ReporterIdentity(fold(sender), "trusted_network")
+        if sub.authenticated:
+            return ReporterIdentity(fold(sender), "unnamed")
+        return ReporterIdentity(fold(sender), "envelope")
 
     async def _call_hook(self, kind: str, reporter: str, rcpt: str, raw: bytes) -> str:
         hook = self.hooks[kind]
+        who = self.identify(reporter, raw)
         request = IntakeRequest(
             reporter=reporter, recipient=_lower_address(rcpt), raw=raw,
-            authenticated=self._authenticated(raw), local_reporter=self.reporter_is_local(reporter),
+            authenticated=who.verified, local_reporter=self.reporter_is_local(reporter),
+            identity=who.id,
         )
         return await hook(request)
 
@@ -520,7 +723,7 @@ class ComplaintIntake:
             return ()
         return verified_domains(results)
 
-    async def accept_report(self, kind: Kind, reporter: str, raw: bytes) -> str:
+    async def accept_report(self, kind: ReportKind, reporter: str, raw: bytes) -> str:
         """Turn one report into stored complaints (one per reported message); the
         SMTP reply.
 
@@ -528,10 +731,19 @@ class ComplaintIntake:
         :param reporter: the envelope sender, lower-cased.
         :param raw: the report as received.
         """
-        if self.cfg.intake.require_auth and not self._authenticated(raw):
-            event(log, "report refused", reporter=reporter, kind=kind, why="not authenticated")
+        who = self.identify(reporter, raw)
+        loop = await self._verified_loop(reporter, raw) if kind == "spam" else None
+        if self.cfg.intake.require_auth and not who.verified and loop is None:
+            why = "no login recorded" if who.how == "unnamed" else "not authenticated"
+            event(log, "report refused", logging.WARNING if who.how == "unnamed" else logging.INFO,
+                  reporter=reporter, kind=kind, why=why)
             _count(kind, "refused")
-            return REPLIES["auth_required"]
+            return REPLIES["login_unknown" if who.how == "unnamed" else "auth_required"]
+        # The person is counted by their login; the delivery must have gone to the address
+        # they report from (Postfix's reject_sender_login_mismatch ties that address to the
+        # login, conf/postfix/main.cf), so a login without a domain still matches its mailbox.
+        mailbox = reporter_identity(reporter, delimiters=self.cfg.intake.recipient_delimiter)
+        reporter = who.id
         try:
             originals = find_originals(raw, local_domains=self.local_domains,
                                        limits=self.limits, max_originals=MAX_ORIGINALS)
@@ -539,27 +751,75 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             _count(kind, "unusable")
             return REPLIES["unusable"].format(sentence=str(exc))
-        outcomes = [await self._store_original(kind, reporter, o) for o in originals]
+        report_id = next((v for k, v in header_fields(raw) if k.lower() == "message-id"), "")
+        # examples only from identified reporters; _store_original also drops unmatched ones
+        train = may_train(authenticated=who.verified)
+        results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id,
+                                              train=train, mailbox=mailbox)
+                   for o in originals]
+        outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
             return REPLIES["store_failed"]
         if "rate_limited" in statuses:
             return REPLIES["rate_limited"].format(reporter=reporter)
-        stored = [(status, cid) for status, cid in outcomes if status in ("added", "duplicate")]
+        stored = [(status, cid) for status, cid in outcomes
+                  if status in ("added", "duplicate", "unmatched")]
         if not stored:
             return REPLIES["unusable"].format(sentence=outcomes[0][1])
         if len(outcomes) == 1:
             status, cid = stored[0]
+            if status == "unmatched":
+                return REPLIES["unmatched"].format(id=cid, why=UNMATCHED_WHY.get(results[0][2], ""))
             return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
         return REPLIES["accepted_many"].format(count=len(stored),
                                                ids=", ".join(cid for _, cid in stored))
 
-    async def _store_original(self, kind: Kind, reporter: str, original: Original
-                              ) -> tuple[str, str]:
-        """Store one reported message: ``(status, complaint id or sentence)``, status
-        one of added, duplicate, rate_limited, store_failed, unusable."""
+    async def _match(self, reporter: str, original: Original, view: MessageView | None,
+                     fp: str) -> Match:
+        """The delivery here the reported original is (see
+        :mod:`~spamwarden.reputation.deliveries`).
+
+        :raises StoreError: the ledger failed.
+        """
+        if self.deliveries is None:
+            return Match("no-delivery")
+        content = fp if view is not None and not original.headers_only else None
+        return await self.deliveries.match(
+            normalize_reporter(reporter), fingerprint=content,
+            message_id=view.message_id if view is not None else None)
+
+    async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
+        """The configured feedback loop this report proves it comes from (see
+        :mod:`~spamwarden.reputation.feedback_loops`), or ``None``."""
+        loop = loop_for_sender(self.feedback_loops, reporter)
+        if loop is None:
+            return None
+        received = [v for k, v in header_fields(raw) if k.lower() == "received"]
+        if arrived_from(loop, received, self.trusted):
+            return loop
+        report = Original("bare", raw, intact=True)
+        verified = await self._verify_dkim(report, message_view(report, max_urls=1,
+                                                                 limits=self.limits))
+        if signed_by(loop, verified):
+            return loop
+        event(log, "feedback loop not verified", logging.WARNING, reporter=reporter,
+              loop=loop.domain)
+        return None
+
+    async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
+                              loop: FeedbackLoop | None = None, report_id: str = "",
+                              train: bool = False, mailbox: str = "",
+                              ) -> tuple[str, str, str]:
+        """Store one reported message: ``(status, complaint id or sentence, match)``,
+        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable.
+
+        :param reporter: the reporter as counted (:class:`ReporterIdentity` ``id``).
+        :param mailbox: the address the report came from, folded: what a delivery's
+            recipients must include (default: ``reporter``).
+        """
         ic = self.cfg.intake
-        view = message_view(original, max_urls=ic.max_urls, limits=self.limits)
+        view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
         verified = await self._verify_dkim(original, view)
         ind = extract_indicators(
             original, trusted_relays=self.trusted, max_urls=ic.max_urls,
@@ -570,27 +830,56 @@ class ComplaintIntake:
             event(log, "report refused", reporter=reporter, kind=kind, why="nothing actionable",
                   source=original.source)
             _count(kind, "unusable")
-            return "unusable", NOTHING_ACTIONABLE
+            return "unusable", NOTHING_ACTIONABLE, ""
         fp = fingerprint(original, limits=self.limits, view=view)
+        match, delivery_id = "", ""
+        if kind == "spam" and loop is not None and original.source == "arf":
+            # a verified feedback loop vouches for its own view of the message
+            match = "fbl"
+            ind = feedback_indicators(ind, original.arf)
+            reporter = feedback_reporter(loop, original.arf, report_id or fp)
         cid = complaint_id(kind, reporter, fp)
+        if kind == "spam" and not match:
+            try:
+                found = await self._match(mailbox or reporter, original, view, fp)
+            except StoreError as exc:
+                event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
+                      error=str(exc))
+                _count(kind, "tempfail")
+                _count_redis_error()
+                return "store_failed", "", ""
+            match = found.status
+            if found.delivery is not None:
+                # what the delivery proved replaces what the report's copy claims
+                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
+                delivery_id = found.delivery.id
+        unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
-            indicators=ind, source=original.source,
+            indicators=ind, source=original.source, match=match, delivery=delivery_id,
         )
-        example = original.message[: ic.max_example_bytes] if original.message else b""
+        # a message never delivered here is no evidence of what arrives here: not learned;
+        # nor is anything from a reporter nobody identified (may_train)
+        example = (original.message[: ic.max_example_bytes]
+                   if original.message and train and not unmatched else b"")
         try:
             status, entry = await self.store.add(
-                complaint, example=example, reporter_limit=ic.reporter_rate
+                complaint, example=example, reporter_limit=ic.reporter_rate,
+                unmatched=unmatched,
+                example_limit=self.cfg.training.max_examples_per_reporter,
             )
         except StoreError as exc:
             event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                   error=str(exc))
             _count(kind, "tempfail")
             _count_redis_error()
-            return "store_failed", ""
+            return "store_failed", "", match
         _log_outcome(status, complaint, entry)
-        _count(kind, _OUTCOMES.get(status, status))
-        return status, cid
+        _count(kind, "unmatched" if unmatched and status == "added"
+               else _OUTCOMES.get(status, status))
+        if unmatched and status in ("added", "duplicate"):
+            return "unmatched", cid, match
+        return status, cid, match
 
 
 _OUTCOMES = {"added": "accepted", "duplicate": "duplicate", "rate_limited": "rate_limited"}
@@ -614,7 +903,7 @@ def _log_outcome(status: str, c: Complaint, entry: str) -> None:
     name = {"added": "complaint accepted", "duplicate": "complaint duplicate",
             "rate_limited": "complaint rate-limited"}.get(status, f"complaint {status}")
     event(log, name, complaint_id=c.id, kind=c.kind, reporter=c.reporter, source=c.source,
-          entry=entry or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
+          entry=entry or None, match=c.match or None, delivery=c.delivery or None, source_ip=ind.source_ip, from_domain=ind.from_domain,
           mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
 
 
@@ -631,12 +920,97 @@ def _worst(replies: Sequence[str]) -> str:
 # -- hosting ------------------------------------------------------------------------------------
 
 
-class _Counted:
-    """Calls ``on_close`` once when the session's connection ends."""
+class DataBudget:
+    """Bytes of DATA in flight across every session (``intake.max_data_in_flight``).
 
-    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+    A session reserves before its ``354`` and releases when its reply is sent, so the
+    memory that receiving and parsing reports takes grows with this budget, not with
+    the number of sessions.
+
+    :param capacity: bytes that may be reserved at once.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.used = 0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, size: int, *, timeout: float) -> int:
+        """Reserve ``size`` bytes (at most the capacity, so one message always fits alone).
+
+        :returns: the bytes reserved (give them to :meth:`release`), or 0 when there was
+            no room within ``timeout`` seconds.
+        """
+        size = max(1, min(size, self.capacity))
+        async with self._cond:
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self.used + size <= self.capacity), timeout
+                )
+            except TimeoutError:
+                return 0
+            self.used += size
+            return size
+
+    async def release(self, size: int) -> None:
+        """Give back what :meth:`acquire` reserved."""
+        async with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+
+def _in_networks(ip: str, networks: Sequence[Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
+
+
+_SIZE_PARAM = re.compile(r"^SIZE=(\d{1,12})$", re.I)
+
+
+class _Counted:
+    """Calls ``on_close`` once when the session's connection ends; reserves DATA bytes
+    in a :class:`DataBudget` around each DATA."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None],
+                 budget: DataBudget | None = None,
+                 size_trusted: Sequence[Network] = (), **kwargs: Any) -> None:
         self._on_close: Callable[[], None] | None = on_close
+        self._budget = budget
+        self._size_trusted = tuple(size_trusted)
         super().__init__(*args, **kwargs)
+
+    def _reservation(self, envelope: Envelope, limit: int) -> int:
+        """Bytes to reserve: a trusted client's declared ``SIZE`` (RFC 1870), else ``limit``."""
+        peer = getattr(getattr(self, "session", None), "peer", None)
+        ip = peer[0] if isinstance(peer, tuple) and peer else ""
+        if ip and _in_networks(ip, self._size_trusted):
+            for option in envelope.mail_options:
+                m = _SIZE_PARAM.match(str(option))
+                if m:
+                    return min(int(m.group(1)) + 1024, limit)
+        return limit
+
+    async def smtp_DATA(self, arg: str) -> None:
+        smtp = cast(SMTP, self)
+        envelope = smtp.envelope
+        if self._budget is None or envelope is None or not envelope.rcpt_tos or arg:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+            return
+        limit = int(smtp.data_size_limit or self._budget.capacity)
+        held = await self._budget.acquire(self._reservation(envelope, limit),
+                                          timeout=DATA_BUDGET_WAIT)
+        if not held:
+            event(log, "data deferred", logging.WARNING, why="intake.max_data_in_flight",
+                  in_flight=self._budget.used)
+            await smtp.push(REPLIES["data_busy"])
+            return
+        try:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+        finally:
+            await self._budget.release(held)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -676,6 +1050,9 @@ class IntakeServer:
     :param timeout: idle seconds before a session is closed.
     :param max_sessions: sessions at once; one more is answered ``421 4.3.2`` and
         closed (the client retries later).
+    :param max_data_in_flight: DATA bytes reserved at once across sessions (see
+        :class:`DataBudget`); ``None``: no budget.
+    :param size_trusted: clients whose declared ``SIZE=`` is what they reserve.
     """
 
     def __init__(
@@ -689,9 +1066,13 @@ class IntakeServer:
         hostname: str | None = None,
         timeout: float = 300.0,
         max_sessions: int = 100,
+        max_data_in_flight: int | None = None,
+        size_trusted: Sequence[Network] = (),
     ) -> None:
         self.handler = handler
         self.max_sessions = max_sessions
+        self.budget = DataBudget(max_data_in_flight) if max_data_in_flight else None
+        self.size_trusted = tuple(size_trusted)
         self.sessions = 0
         self.host = host
         self.port = port
@@ -709,6 +1090,8 @@ class IntakeServer:
         return cls(
             self.handler,
             on_close=self._session_closed,
+            budget=self.budget,
+            size_trusted=self.size_trusted,
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=True,
             hostname=self.hostname,
@@ -763,12 +1146,14 @@ async def run_intake(
     store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
                                 training_ttl=cfg.reputation.training_ttl)
     handler = ComplaintIntake(cfg, store, dkim_verifier=dkim_verifier, resolver=resolver,
-                              hooks=hooks)
+                              hooks=hooks, deliveries=RedisDeliveryLookup(client))
     if not handler.local_domains:
         event(log, "intake.local_domains is empty: every report will be refused", logging.WARNING)
     server = IntakeServer(handler, host=host, port=port, lmtp=cfg.intake.lmtp,
                           data_size_limit=cfg.intake.max_message_bytes,
-                          max_sessions=cfg.intake.max_sessions)
+                          max_sessions=cfg.intake.max_sessions,
+                          max_data_in_flight=cfg.intake.max_data_in_flight,
+                          size_trusted=handler.trusted)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers: dict[signal.Signals, Callable[[], None]] = {
@@ -783,6 +1168,7 @@ async def run_intake(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     registrable_domain("example.com")  # load the Public Suffix List before the first report
+    install_boundary_matcher()  # MIME boundaries without a regex compiled per message
     await server.start()
     try:
         await stop.wait()

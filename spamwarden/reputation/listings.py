@@ -47,7 +47,7 @@ from ..mail import normalize_domain
 __all__ = [
     "Listing",
     "ListingChange",
-    "Kind",
+    "KeyKind",
     "REASONS",
     "LISTINGS_KEY",
     "CHANGES_KEY",
@@ -60,7 +60,8 @@ __all__ = [
     "listing_json",
 ]
 
-Kind = Literal["ip", "cidr", "domain", "address"]
+#: What a listing key is: an IP address, a CIDR range, a domain or an e-mail address.
+KeyKind = Literal["ip", "cidr", "domain", "address"]
 
 LISTINGS_KEY = "sw:{sw}:listings"
 CHANGES_KEY = "sw:{sw}:listing-changes"
@@ -83,7 +84,7 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
-def reason_code(reason: str, kind: Kind) -> str:
+def reason_code(reason: str, kind: KeyKind) -> str:
     """The A record for a reason; unknown reasons get the generic code of the kind."""
     if reason in REASONS:
         return REASONS[reason][0]
@@ -94,7 +95,7 @@ def reason_code(reason: str, kind: Kind) -> str:
     return "127.0.0.3"
 
 
-def operator_reason(kind: Kind, *, imported: bool = False) -> str:
+def operator_reason(kind: KeyKind, *, imported: bool = False) -> str:
     """The reason code of a listing made by the operator (CLI, API, import)."""
     if kind == "address":
         return "address-manual"
@@ -121,7 +122,7 @@ def normalize_address(text: str) -> str | None:
     return f"{local.lower()}@{d}"
 
 
-def normalize_key(text: str) -> tuple[str, Kind]:
+def normalize_key(text: str) -> tuple[str, KeyKind]:
     """Canonical listing key and kind for an IP, a CIDR, a domain or an address.
 
     IPv6 is compressed, networks are made strict (host bits cleared), domains
@@ -156,7 +157,7 @@ class Listing:
     """One listed source.  Times are Unix seconds (floats)."""
 
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: str
     listed_at: float
     expires_at: float
@@ -234,7 +235,7 @@ class ListingChange:
 
     op: Literal["listed", "extended", "delisted", "expired"]
     key: str
-    kind: Kind
+    kind: KeyKind
     reason: str
     code: str
     listed_at: float

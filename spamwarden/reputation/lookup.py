@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
 
+from ..config import Config
 from .listings import LISTINGS_KEY
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class RedisListingLookup:
         self._last_error_log = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Any, **kwargs: Any) -> "RedisListingLookup":
+    def from_config(cls, cfg: Config, **kwargs: Any) -> "RedisListingLookup":
 
         from .store import ListingStore
 

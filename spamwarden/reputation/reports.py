@@ -56,7 +56,7 @@ import ipaddress
 import quopri
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Protocol, Sequence
+from typing import Iterable, Literal, Protocol, Sequence, TypeVar
 
 from ..errors import ReportError
 from ..mail import (
@@ -89,10 +89,13 @@ __all__ = [
     "parse_arf_fields",
     "extract_indicators",
     "fingerprint",
+    "delivered_fingerprint",
     "is_actionable",
     "received_client_ip",
     "first_untrusted_hop",
     "submission_authenticated",
+    "submission",
+    "Submission",
     "verified_domains",
     "parse_networks",
     "NO_ORIGINAL",
@@ -220,9 +223,11 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
 
 @dataclass(frozen=True, slots=True)
 class _Entity:
+    """One MIME entity.  A multipart that was split keeps no body (its parts are the
+    entities after it): a large report is then not held twice more in memory."""
+
     headers: tuple[tuple[str, str], ...]
     body: bytes
-    raw: bytes
     depth: int
     ctype: str = "text/plain"
     params: dict[str, str] = field(default_factory=dict)
@@ -239,12 +244,16 @@ class _Entity:
         return [v for k, v in self.headers if k.lower() == lname]
 
 
-def _split_head(raw: bytes) -> tuple[bytes, bytes]:
-    if raw.startswith(b"\r\n") or raw.startswith(b"\n"):
-        return b"", raw[2:] if raw.startswith(b"\r\n") else raw[1:]
+_Bytes = TypeVar("_Bytes", bytes, memoryview)
+
+
+def _split_head(raw: _Bytes) -> tuple[_Bytes, _Bytes]:
+    """Header section and body; slices of a ``memoryview`` share its bytes."""
+    if raw[:2] == b"\r\n" or raw[:1] == b"\n":
+        return raw[:0], raw[2:] if raw[:2] == b"\r\n" else raw[1:]
     m = _HEAD_END.search(raw)
     if m is None:
-        return raw, b""
+        return raw, raw[:0]
     return raw[: m.start()], raw[m.end():]
 
 
@@ -279,12 +288,13 @@ def header_fields(raw: bytes, *, max_headers: int = 500) -> list[tuple[str, str]
     return _parse_headers(head, max_headers)
 
 
-def _entity(raw: bytes, depth: int, limits: ReportLimits) -> _Entity:
-    head, body = _split_head(raw)
-    headers = tuple(_parse_headers(head, limits.max_headers))
+def _entity_head(data: memoryview, limits: ReportLimits
+                 ) -> tuple[tuple[tuple[str, str], ...], memoryview, str, dict[str, str]]:
+    head, body = _split_head(data)
+    headers = tuple(_parse_headers(bytes(head), limits.max_headers))
     ctype, params = _parse_content_type(next(
         (v for k, v in headers if k.lower() == "content-type"), ""))
-    return _Entity(headers, body, raw, depth, ctype, params)
+    return headers, body, ctype, params
 
 
 _CTYPE = re.compile(r"^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;|$)")
@@ -339,11 +349,11 @@ def _filename(ent: _Entity) -> str:
     return decode_header_value(name or ent.params.get("name", ""))
 
 
-def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
+def _split_multipart(body: memoryview, boundary: str, max_parts: int) -> list[memoryview]:
     """The parts of a multipart body, byte-exact (RFC 2046 §5.1.1)."""
     b = re.escape(boundary.encode("utf-8", "replace"))
     delim = re.compile(rb"(?:\A|\r?\n)--" + b + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     start: int | None = None
     for m in delim.finditer(body):
         if start is not None:
@@ -359,18 +369,23 @@ def _split_multipart(body: bytes, boundary: str, max_parts: int) -> list[bytes]:
 
 
 def _walk(raw: bytes, limits: ReportLimits) -> list[_Entity]:
-    """Every entity in document order, the root first; ``message/*`` parts are leaves."""
+    """Every entity in document order, the root first; ``message/*`` parts are leaves.
+
+    Parts are cut as views of ``raw``; only leaves are copied out, so the report is
+    held about twice at most, whatever its nesting.
+    """
     out: list[_Entity] = []
-    stack: list[tuple[bytes, int]] = [(raw, 0)]
+    stack: list[tuple[memoryview, int]] = [(memoryview(raw), 0)]
     while stack and len(out) < limits.max_parts:
         data, depth = stack.pop()
-        ent = _entity(data, depth, limits)
-        out.append(ent)
-        ctype, params = _content_type(ent)
+        headers, body, ctype, params = _entity_head(data, limits)
         if ctype.startswith("multipart/") and params.get("boundary") and depth < limits.max_depth:
-            children = _split_multipart(ent.body, params["boundary"], limits.max_parts)
+            out.append(_Entity(headers, b"", depth, ctype, params))
+            children = _split_multipart(body, params["boundary"], limits.max_parts)
             for child in reversed(children):
                 stack.append((child, depth + 1))
+        else:
+            out.append(_Entity(headers, bytes(body), depth, ctype, params))
     return out
 
 
@@ -775,8 +790,6 @@ _BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")  # "[192.0.2.1:25]" t
 _PARENTHESISED = re.compile(r"\((?:[^()]*?\s)?\[?(\d{1,3}(?:\.\d{1,3}){3})\]?\)")
 _BARE_FROM = re.compile(r"^\s*from\s+\[?([0-9A-Fa-f:.]+)\]?(?:\s|$)", re.I)
 _BY = re.compile(r"\sby\s", re.I)
-_AUTH_PROTO = re.compile(r"\bwith\s+(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)\b|\(Authenticated sender:",
-                         re.I)
 
 
 def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
@@ -843,34 +856,70 @@ def first_untrusted_hop(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """How our own MTA received a report: what its topmost ``Received`` field says.
+
+    :ivar login: the SASL login Postfix recorded as ``(Authenticated sender: LOGIN)``
+        (``smtpd_sasl_authenticated_header = yes``), or ``None``.
+    :ivar authenticated: the hop was an authenticated submission: a login was
+        recorded, or the protocol is an authenticated one (RFC 3848 ``ESMTPA``,
+        ``ESMTPSA``, ``LMTPA``...).
+    :ivar client_ip: the client address of that hop, or ``None`` (local pickup).
+    """
+
+    login: str | None = None
+    authenticated: bool = False
+    client_ip: str | None = None
+
+
+_AUTH_LOGIN = re.compile(r"\(Authenticated sender:\s*([^()\s]{1,320})\s*\)", re.I)
+_BY_WITH = re.compile(r"\sby\s+\S+(?:\s+\([^()]*\))?\s+with\s+(\S+)", re.I)
+_AUTH_PROTOCOL = re.compile(r"^(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)$", re.I)
+
+
+def submission(headers: Sequence[tuple[str, str]], *, own_hops: int = 0) -> Submission:
+    """What our own MTA recorded about the client that submitted a message.
+
+    Only the topmost ``Received`` field is read (past ``own_hops`` fields that our
+    own after-queue content filter adds when it re-injects mail, e.g. 2 for amavis):
+    our MTA prepends it, so it is the one field a sender cannot write.  Every field
+    below it came with the message and is never believed, whatever it says.  In
+    that field the login is looked for before ``by`` (where Postfix puts it: the
+    ``for <...>`` clause after it may quote a sender-chosen address) and the
+    protocol right after ``by HOST``.
+
+    :param headers: the report's header fields, in order (:func:`header_fields`).
+    :param own_hops: topmost ``Received`` fields to pass over (``intake.reinjection_hops``).
+    :returns: the submission; an empty one when there is no such field.
+    """
+    received = [value for name, value in headers if name.lower() == "received"]
+    if len(received) <= own_hops:
+        return Submission()
+    value = " ".join(received[own_hops].split())
+    by = _BY.search(value)
+    head = value[: by.start()] if by else value
+    login_match = _AUTH_LOGIN.search(head)
+    login = login_match.group(1) if login_match else None
+    proto = _BY_WITH.search(value)
+    authenticated = login is not None or bool(proto and _AUTH_PROTOCOL.match(proto.group(1)))
+    return Submission(login=login, authenticated=authenticated,
+                      client_ip=received_client_ip(value))
+
+
 def submission_authenticated(
-    headers: Sequence[tuple[str, str]], trusted: Sequence[Network], *, max_hops: int = 10
+    headers: Sequence[tuple[str, str]], trusted: Sequence[Network] = (), *, own_hops: int = 0
 ) -> bool:
     """Did our MTA receive this message from an authenticated client?
 
-    Walks the Received fields from the top: a hop recorded with an
-    authenticated protocol (RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``...) or
-    Postfix's ``(Authenticated sender: ...)`` (``smtpd_sasl_authenticated_header``)
-    answers yes; a hop from a trusted relay (a content filter re-injecting)
-    is passed over; any other hop answers no.  Fields below the first
-    untrusted hop were written by others and are never believed.
+    :func:`submission` of the topmost ``Received`` field (past ``own_hops``):
+    RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``... or Postfix's ``(Authenticated
+    sender: ...)``.  Fields further down were written by others and are never
+    believed, not even below a hop from a trusted relay (``trusted`` is accepted
+    for compatibility and not used: a relay on 127.0.0.1 is also every local user).
     """
-    count = 0
-    for name, value in headers:
-        if name.lower() != "received":
-            continue
-        count += 1
-        if count > max_hops:
-            return False
-        if _AUTH_PROTO.search(value):
-            return True
-        ip = received_client_ip(value)
-        if ip is None:
-            continue  # "by host (Postfix, from userid N)": local pickup, next hop tells
-        addr = ipaddress.ip_address(ip)
-        if not any(addr in n for n in trusted):
-            return False
-    return False
+    del trusted
+    return submission(headers, own_hops=own_hops).authenticated
 
 
 # -- indicators -------------------------------------------------------------------------------
@@ -1054,3 +1103,9 @@ def fingerprint(
             a.original_envelope_id or "", ",".join(a.reported_domains),
         ]).encode("utf-8", "replace"))
     return h.hexdigest()[:32]
+
+
+def delivered_fingerprint(view: MessageView) -> str:
+    """:func:`fingerprint` of a whole message as the milter parsed it at delivery: the
+    value a later report of the same message gives, whatever way it was forwarded."""
+    return fingerprint(Original("bare", b"", intact=True), view=view)

@@ -56,12 +56,13 @@ import redis
 import redis.asyncio
 import redis.cluster
 
+from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from .listings import (
     CHANGES_KEY,
     LISTINGS_KEY,
     SERIAL_KEY,
-    Kind,
+    KeyKind,
     Listing,
     ListingChange,
     normalize_key,
@@ -471,8 +472,8 @@ def _writes(raw: Sequence[Any], keys: Sequence[str]) -> list[ListingWrite]:
     return out
 
 
-def _normalized(items: Iterable[tuple[str, Kind] | str]) -> list[tuple[str, Kind]]:
-    out: list[tuple[str, Kind]] = []
+def _normalized(items: Iterable[tuple[str, KeyKind] | str]) -> list[tuple[str, KeyKind]]:
+    out: list[tuple[str, KeyKind]] = []
     for it in items:
         out.append(normalize_key(it) if isinstance(it, str) else it)
     return out
@@ -501,7 +502,7 @@ class _StoreBase:
 
     def _put_args(
         self,
-        items: Sequence[tuple[str, Kind]],
+        items: Sequence[tuple[str, KeyKind]],
         *,
         reason: str,
         note: str,
@@ -623,7 +624,7 @@ class ListingStore(_StoreBase):
         self._rate = client.register_script(_RATE_LUA)
 
     @classmethod
-    def from_config(cls, cfg: Any, client: redis.Redis | None = None) -> "ListingStore":
+    def from_config(cls, cfg: Config, client: redis.Redis | None = None) -> "ListingStore":
         """A store with the settings of ``cfg.reputation`` and a client from ``cfg.redis``."""
         from ..redisconn import sync_client
 
@@ -654,7 +655,7 @@ class ListingStore(_StoreBase):
         now: float,
         ttl: float | None = None,
         note: str = "",
-        kind: Kind | None = None,
+        kind: KeyKind | None = None,
         only_if_unlisted: bool = False,
     ) -> ListingWrite:
         """List ``key`` (an IP, CIDR, domain or address), or extend its listing.
@@ -672,7 +673,7 @@ class ListingStore(_StoreBase):
 
     def add_many(
         self,
-        keys: Iterable[str | tuple[str, Kind]],
+        keys: Iterable[str | tuple[str, KeyKind]],
         *,
         reason: str,
         now: float,
@@ -701,7 +702,7 @@ class ListingStore(_StoreBase):
             raise store_error(exc) from exc
         return out
 
-    def list_offender(self, key: str, *, kind: Kind, reason: str, note: str,
+    def list_offender(self, key: str, *, kind: KeyKind, reason: str, note: str,
                       now: float) -> ListingWrite:
         """The engine's listing: list ``key`` (normalised) unless it is listed already,
         with the escalating TTL, and clear its complaint window in the same script."""
@@ -715,7 +716,7 @@ class ListingStore(_StoreBase):
 
     def import_many(
         self,
-        items: Iterable[tuple[str, Kind]],
+        items: Iterable[tuple[str, KeyKind]],
         *,
         reason: str | None = None,
         now: float,
@@ -742,7 +743,7 @@ class ListingStore(_StoreBase):
                     ops[o] = ops.get(o, 0) + 1
             calls.clear()
 
-        groups: dict[str, list[tuple[str, Kind]]] = {}
+        groups: dict[str, list[tuple[str, KeyKind]]] = {}
         try:
             for key, kind in items:
                 r = reason or operator_reason(kind, imported=True)
@@ -948,12 +949,18 @@ class ListingStore(_StoreBase):
             raise store_error(exc) from exc
         return self._volume_sums(keys, plan, vals)
 
-    def recent_complaints(self, count: int = 50) -> list[tuple[str, dict[str, str]]]:
-        """The newest complaint stream entries, newest first: (entry id, fields)."""
-        from .complaints import COMPLAINTS_KEY
+    def recent_complaints(self, count: int = 50, *, unmatched: bool = False
+                          ) -> list[tuple[str, dict[str, str]]]:
+        """The newest complaint stream entries, newest first: (entry id, fields).
+
+        :param unmatched: read the stream of reports that matched no delivery here
+            (kept for the operator, never counted) instead.
+        """
+        from .complaints import COMPLAINTS_KEY, UNMATCHED_KEY
 
         try:
-            raw: Any = self.redis.xrevrange(COMPLAINTS_KEY, count=count)
+            raw: Any = self.redis.xrevrange(UNMATCHED_KEY if unmatched else COMPLAINTS_KEY,
+                                            count=count)
         except redis.RedisError as exc:
             raise store_error(exc) from exc
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
@@ -1044,7 +1051,7 @@ class AsyncListingStore(_StoreBase):
         self._rate = client.register_script(_RATE_LUA)
 
     @classmethod
-    def from_config(cls, cfg: Any, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
+    def from_config(cls, cfg: Config, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
         """See :meth:`ListingStore.from_config`."""
 
         from ..redisconn import async_client
@@ -1056,13 +1063,13 @@ class AsyncListingStore(_StoreBase):
         )
 
     async def add(self, key: str, *, reason: str, now: float, ttl: float | None = None,
-                  note: str = "", kind: Kind | None = None,
+                  note: str = "", kind: KeyKind | None = None,
                   only_if_unlisted: bool = False) -> ListingWrite:
         """See :meth:`ListingStore.add`."""
         return (await self.add_many([(key, kind) if kind else key], reason=reason, now=now,
                                     ttl=ttl, note=note, only_if_unlisted=only_if_unlisted))[0]
 
-    async def add_many(self, keys: Iterable[str | tuple[str, Kind]], *, reason: str, now: float,
+    async def add_many(self, keys: Iterable[str | tuple[str, KeyKind]], *, reason: str, now: float,
                        ttl: float | None = None, note: str = "",
                        only_if_unlisted: bool = False) -> list[ListingWrite]:
         """See :meth:`ListingStore.add_many`."""
@@ -1079,7 +1086,7 @@ class AsyncListingStore(_StoreBase):
             raise store_error(exc) from exc
         return out
 
-    async def list_offender(self, key: str, *, kind: Kind, reason: str, note: str,
+    async def list_offender(self, key: str, *, kind: KeyKind, reason: str, note: str,
                             now: float) -> ListingWrite:
         """See :meth:`ListingStore.list_offender`."""
         args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..errors import StoreError
 from ..logs import event
@@ -70,6 +70,7 @@ class FeedbackSource(Protocol):
         ...
 
 
+@runtime_checkable
 class Learner(Protocol):
     """Anything that learns labelled messages incrementally (a model, a reloading one)."""
 

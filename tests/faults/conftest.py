@@ -12,7 +12,6 @@ import os
 import random
 import shutil
 import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from spamwarden.redisconn import EmbeddedRedis
-from tests.conftest import DATA, shared_path
+from tests.conftest import DATA, corpus_message_files, corpus_paths, data_path
 from tests.integration.conftest import (  # noqa: F401 - fixtures shared with integration/
     auth_zone,
     dns_server,
@@ -77,7 +74,7 @@ def time_bound(seconds: float, what: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-# ---- seeds from ../shared ----------------------------------------------------------------
+# ---- seeds: real mail and the shipped suites -------------------------------------------------------------
 
 
 def _sample(paths: list[Path], n: int, seed: int) -> list[Path]:
@@ -91,14 +88,12 @@ def _sample(paths: list[Path], n: int, seed: int) -> list[Path]:
 def mail_seeds() -> list[bytes]:
     """Real messages: a fixed sample of both corpora (ham and spam), the DKIM vectors, the
     ARF reports and the intake sample reports."""
-    corpus = shared_path("corpus")
-    files = [p for p in corpus.rglob("*") if p.is_file() and p.name not in (
-        "MANIFEST.tsv", "README.md") and "_meta" not in p.parts]
+    files = [p for root in corpus_paths().values() for p in corpus_message_files(root)]
     picked = _sample(files, scaled(120, 1500), seed=7)
-    dkim = shared_path("suites", "dkim")
+    dkim = data_path("suites", "dkim")
     picked += sorted(p for p in dkim.rglob("*") if p.is_file() and p.suffix in (
         ".msg", ".message", ".mbox", ".baddomain", ".eml"))
-    picked += sorted(shared_path("arf").rglob("*.eml"))
+    picked += sorted(data_path("arf").rglob("*.eml"))
     picked += sorted((DATA / "reports").glob("*.eml"))
     return read_seed_files(picked)
 
@@ -107,7 +102,7 @@ def mail_seeds() -> list[bytes]:
 def report_seeds(mail_seeds: list[bytes]) -> list[bytes]:
     """Complaint-shaped seeds: the ARF reports and sample forwards first, then messages
     wrapped as the three forms intake accepts (attached, inline, bare re-sent)."""
-    reports = read_seed_files(sorted(shared_path("arf").rglob("*.eml"))
+    reports = read_seed_files(sorted(data_path("arf").rglob("*.eml"))
                               + sorted((DATA / "reports").glob("*.eml")))
     wrapped = []
     for i, msg in enumerate(mail_seeds[:60]):
@@ -129,11 +124,11 @@ def report_seeds(mail_seeds: list[bytes]) -> list[bytes]:
 
 @pytest.fixture(scope="session")
 def spf_names() -> tuple[list[str], list[str]]:
-    """Domain names and IPv4/IPv6 addresses taken from the SPF test suites (../shared)."""
+    """Domain names and IPv4/IPv6 addresses taken from the SPF test suites (tests/data)."""
     import re
 
     text = ""
-    for p in sorted(shared_path("suites", "spf").glob("*.yml")):
+    for p in sorted(data_path("suites", "spf").glob("*.yml")):
         text += p.read_text(errors="replace")
     names = sorted(set(re.findall(r"\b((?:[a-z0-9-]{1,63}\.)+[a-z]{2,12})\b", text.lower())))
     ips = sorted(set(re.findall(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b", text)))
@@ -210,7 +205,7 @@ class ServiceFactory:
         self.dirs: list[Path] = []
 
     def __call__(self, command: str, sections: dict, *, port: int):  # type: ignore[no-untyped-def,type-arg]
-        from support.milterproc import MilterProcess, spamwarden_command, write_toml
+        from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 
         work = Path(tempfile.mkdtemp(prefix=f"sw-faults-{command}-"))
         self.dirs.append(work)

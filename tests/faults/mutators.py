@@ -7,7 +7,7 @@ numerous header fields, deep MIME nesting, bogus charsets and transfer encodings
 words with unknown charsets, CR-only or bare-LF line ends, thousands of URLs; and for DNS,
 label and count corruption and compression-pointer loops.
 
-Nothing here imports pytest; `tests/faults/conftest.py` loads the seeds with `shared_path`.
+Nothing here imports pytest; `tests/faults/conftest.py` loads the seeds (tests/data and the mail corpus).
 """
 
 from __future__ import annotations

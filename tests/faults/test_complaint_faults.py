@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from support.net import free_port
+from tests.support.net import free_port
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.intake import complaint_id
@@ -53,7 +53,9 @@ def make_report(i: int, reporter: str) -> bytes:
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
         f"Unique offer number {i} zq{i}x. Buy now at http://shop{i % 7}.example/o/{i}\r\n"
     ).encode()
-    return (
+    return (  # submitted by the reporter's login, as our Postfix records it
+        f"Received: from [127.0.0.1] (unknown [127.0.0.1])\r\n\t(Authenticated sender: "
+        f"{reporter})\r\n\tby mx.{LOCAL} (Postfix) with ESMTPA id S{i}\r\n"
         f"From: {reporter}\r\nTo: {REPORT_TO}\r\nSubject: Fwd: Offer {i}\r\n"
         f"Message-ID: <fwd-{i}@{LOCAL}>\r\nMIME-Version: 1.0\r\n"
         "Content-Type: multipart/mixed; boundary=\"fwd\"\r\n\r\n"

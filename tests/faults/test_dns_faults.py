@@ -20,7 +20,7 @@ import dns.query
 import dns.rcode
 import pytest
 import redis
-from support.net import free_port
+from tests.support.net import free_port
 
 from spamwarden.rbl.server import ServerLimits
 from spamwarden.reputation.store import ListingStore

@@ -1,8 +1,9 @@
 """Fuzzing the three parsers that read what strangers send: the mail parser, the complaint
 report parser and the DNS query handler.
 
-Seeds are the real files in ../shared (corpus messages, ARF reports, DKIM vectors, names and
-addresses from the SPF suites) and the sample reports in tests/data; hypothesis draws mutation
+Seeds are real files: corpus messages (../shared, else the SpamAssassin corpus `make test`
+fetches), and from tests/data the ARF reports, DKIM vectors, names and addresses from the SPF
+suites and the sample reports; hypothesis draws mutation
 plans over them (tests/faults/mutators.py), so a failure is replayed and shrunk to a short plan.
 
 For every input: no exception escapes (except the documented ReportError), the call returns
@@ -237,7 +238,9 @@ def dns_seeds(spf_names: tuple[list[str], list[str]]) -> list[bytes]:
     import ipaddress
 
     names, ips = spf_names
-    qnames = [f"{n}.dbl.{APEX}" for n in names[:150]]
+    # the suites' ip6.arpa names are too long to go under dbl.<apex> (RFC 1035 §2.3.4: 255
+    # octets): no resolver sends those
+    qnames = [q for q in (f"{n}.dbl.{APEX}" for n in names) if len(q) <= 253][:150]
     for ip in ips[:120]:
         try:
             addr = ipaddress.ip_address(ip)

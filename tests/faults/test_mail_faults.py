@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from support.messages import make_message
+from tests.support.messages import make_message
+from tests.support.replies import MILTER_REJECT
 
 from spamwarden.reputation.lookup import RedisListingLookup
 
@@ -195,7 +196,7 @@ def test_every_message_is_delivered_or_refused_exactly_once_through_faults(
              if m.final.startswith("250") == m.forged]
     assert not wrong, f"unexpected final replies: {wrong[:5]}\n{milter.log()[-3000:]}"
     refused = [m for m in messages if not m.final.startswith("250")]
-    assert all(m.final.startswith("550 5.7.1") for m in refused), refused[0].final
+    assert all(m.final.startswith(MILTER_REJECT.line) for m in refused), refused[0].final
 
     # Postfix delivers everything it took; nothing stays queued.
     accepted = [m for m in messages if m.final.startswith("250")]

@@ -16,7 +16,6 @@ Every other name is NXDOMAIN, answered at once.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,14 +25,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-# tests/support is shared with bench/, which puts tests/ on sys.path the same way.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from support.dnszone import DkimKey, DnsZone, UnboundServer
-from support.milterproc import MilterProcess
-from support.milterproc import spamwarden_milter as _spamwarden_milter
-from support.postfix import PostfixInstance
-from support.smtpclient import SwaksResult, swaks
+from tests.support.dnszone import DkimKey, DnsZone, UnboundServer
+from tests.support.milterproc import MilterProcess
+from tests.support.milterproc import spamwarden_milter as _spamwarden_milter
+from tests.support.postfix import PostfixInstance
+from tests.support.smtpclient import SwaksResult, swaks
 
 from tests.integration.redis_cluster import LocalCluster
 
@@ -85,7 +81,8 @@ class PostfixFactory(_StartedServers):
 
     def __call__(self, *, listeners: Mapping[str, str] | None = None,
                  main_cf: Mapping[str, str] | None = None,
-                 mailbox: str = "user@test.local") -> PostfixInstance:
+                 mailbox: str = "user@test.local",
+                 sasl_users: Mapping[str, str] | None = None) -> PostfixInstance:
         """Start a Postfix.
 
         Args:
@@ -93,14 +90,19 @@ class PostfixFactory(_StartedServers):
                 listener "smtp" without milter. `instance.smtp[name].port` is its port.
             main_cf: main.cf overrides (e.g. {"milter_default_action": "accept"}).
             mailbox: the one deliverable address; `instance.maildir` is its Maildir.
+            sasl_users: SMTP AUTH logins -> passwords (Cyrus SASL, private sasldb; needs
+                saslpasswd2 from sasl2-bin); none: no AUTH offered.
 
         Returns:
             The running instance (with `wait_for_delivery`, `maillog`, `queue`, `flush`).
         """
         need_binary("postfix")
+        if sasl_users:
+            need_binary("saslpasswd2")
         instance = PostfixInstance(_tempdir("sw-postfix-"),
                                    listeners=dict(listeners or {"smtp": ""}),
-                                   mailbox=mailbox, main_cf=dict(main_cf or {}))
+                                   mailbox=mailbox, main_cf=dict(main_cf or {}),
+                                   sasl_users=dict(sasl_users or {}))
         self.started.append(instance)
         self.dirs.append(instance.base_dir)
         instance.start()

@@ -10,14 +10,15 @@ import pytest
 import redis.asyncio
 from aiohttp import test_utils, web
 
+from spamwarden.api import ApiModule, operator_only
+from spamwarden.api.app import build_app
 from spamwarden.config import config_from_mapping
-from spamwarden.reputation.api import ApiModule, build_app, operator_only
 from spamwarden.reputation.store import AsyncListingStore
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0
-TOKEN = "op-token-1"
+TOKEN = "op-token-1-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -172,7 +173,7 @@ def test_every_route_is_in_the_openapi_document(redis_url: str) -> None:
                                       "responses": {"200": {"description": "ok"}}}}})
 
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
-        from spamwarden.reputation.api import listings_module
+        from spamwarden.api.listings import listings_module
 
         doc = await (await c.get("/v1/openapi.json")).json()
         assert doc["openapi"].startswith("3.")
@@ -201,7 +202,7 @@ def test_every_route_is_in_the_openapi_document(redis_url: str) -> None:
         assert listings_module  # the default module is in use too
         assert (await c.get("/v1/health")).status == 200
 
-    from spamwarden.reputation.api import listings_module
+    from spamwarden.api.listings import listings_module
 
     run_api(redis_url, scenario, modules=[listings_module, module])
 
@@ -229,9 +230,9 @@ def test_store_down_gives_503_not_an_answer(redis_url: str, redis_server: Any) -
 
 def test_served_application_documents_every_route(redis_url: str, monkeypatch: Any,
                                                   tmp_path: Any) -> None:
-    """What `spamwarden api` serves (every module of MODULE_FACTORIES): each route, method
+    """What `spamwarden api` serves (every module of wiring.api_modules): each route, method
     included, is in /v1/openapi.json and every documented operation is served."""
-    from spamwarden.reputation.api import load_modules
+    from spamwarden.wiring import api_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({"service": {"state_dir": str(tmp_path)},
@@ -239,7 +240,7 @@ def test_served_application_documents_every_route(redis_url: str, monkeypatch: A
 
     async def main() -> None:
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app))
         await client.start_server()
         try:
@@ -271,8 +272,55 @@ def test_metrics_count_listing_changes(redis_url: str) -> None:
                              headers=AUTH)).status == 201
         assert (await c.delete("/v1/listings/192.0.2.1?reason=y", headers=AUTH)).status == 200
         assert (changes("listed"), changes("delisted")) == (before[0] + 1, before[1] + 1)
+        # the API faces the internet (delisting, unsubscribe): metrics need the operator token
         r = await c.get("/metrics")
+        assert r.status == 401 and "spamwarden_" not in await r.text()
+        assert (await c.get("/metrics", headers={"Authorization": "Bearer wrong-token-0123456789"})
+                ).status == 401
+        r = await c.get("/metrics", headers=AUTH)
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
         assert "spamwarden_listing_changes_total" in await r.text()
 
     run_api(redis_url, scenario)
+
+
+def test_metrics_are_disabled_without_operator_tokens(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        r = await c.get("/metrics")
+        assert r.status == 403 and "spamwarden_" not in await r.text()
+
+    run_api(redis_url, scenario, tokens=())
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer  ", "bearer \t", ""])
+def test_an_empty_bearer_is_never_an_operator(redis_url: str, header: str) -> None:
+    """Even with an empty string among the tokens (config-check refuses it; a Config built in
+    code need not go through it), an empty credential authorises nothing."""
+    import dataclasses
+
+    async def main() -> None:
+        cfg = config_from_mapping({})
+        cfg = dataclasses.replace(cfg, api=dataclasses.replace(cfg.api, operator_tokens=("",)))
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        app = build_app(cfg, store)
+        client = test_utils.TestClient(test_utils.TestServer(app))
+        await client.start_server()
+        try:
+            headers = {"Authorization": header} if header else {}
+            r = await client.get("/v1/listings", headers=headers)
+            assert r.status in (401, 403), await r.text()
+            r = await client.get("/metrics", headers=headers)
+            assert r.status in (401, 403)
+        finally:
+            await client.close()
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_token_ok_refuses_empty_credentials() -> None:
+    from spamwarden.api._http import token_ok
+
+    assert not token_ok("", ("",))
+    assert not token_ok("", ("a-real-token-0123456789",))
+    assert token_ok("a-real-token-0123456789", ("", "a-real-token-0123456789"))

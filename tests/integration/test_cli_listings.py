@@ -26,7 +26,7 @@ from tests.support.net import wait_until
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "cli-test-token"
+TOKEN = "cli-test-token-0123456789"
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_list_import_100k_lines(config: Path, tmp_path: Path, r: redis.Redis) ->
 
 def _complaint(n: int, reporter: str) -> Complaint:
     return Complaint(id=f"k{n}", kind="spam", reporter=reporter, received_at=time.time(),
-                     fingerprint=f"f{n}", source="arf",
+                     fingerprint=f"f{n}", source="arf", match="matched",
                      indicators=Indicators(source_ip="198.18.0.9", from_domain="flood.example",
                                            from_address="x@flood.example",
                                            url_domains=("landing.example",), subject=f"s{n}"))

@@ -54,7 +54,11 @@ def _listed(port: int, name: str) -> bool:
 def _complain(port: int, spammer: str, ip: str) -> None:
     for who in ("ann", "bob", "cat"):
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
-            s.sendmail(f"{who}@example.test", ["report@example.test"], _report(spammer, ip))
+            login = (b"Received: from [127.0.0.1] (unknown [127.0.0.1])\r\n\t(Authenticated "
+                     b"sender: " + who.encode() + b")\r\n\tby mx.example.test (Postfix) with "
+                     b"ESMTPA id 1\r\n")  # submitted by a logged-in user
+            s.sendmail(f"{who}@example.test", ["report@example.test"],
+                       login + _report(spammer, ip))
 
 
 def test_complaints_list_a_domain_visible_in_dns_through_a_node_restart(

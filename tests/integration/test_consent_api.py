@@ -15,10 +15,10 @@ import pytest
 import redis
 from aiohttp import web
 
+from spamwarden.api.consent import ConsentApi
 from spamwarden.config import ApiConfig, Config, ConsentConfig
-from spamwarden.reputation.api_consent import ConsentApi
-from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
-from spamwarden.reputation.unsubscribe import TokenSigner
+from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
+from spamwarden.consent.unsubscribe import TokenSigner
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,10 @@ def test_one_click_with_an_empty_body_and_scope_all(setup: Any) -> None:
     assert status == 200 and reg.refusal(B, adv="shop") is not None
     status, page, _ = request(f"{server.base}/u/{signer.make('shop', A)}", method="POST",
                               form={"List-Unsubscribe": "One-Click", "scope": "all"})
-    assert status == 200 and reg.refusal(A) is not None
+    # scope=all refuses this advertiser now; all advertising only on the recipient's own
+    # confirmation (test_scope_all_from_an_advertisers_link_needs_the_recipients_own_confirmation)
+    assert status == 200 and reg.refusal(A, adv="shop") is not None
+    assert reg.refusal(A) is None
 
 
 def test_forged_token_is_refused(setup: Any) -> None:
@@ -159,7 +162,7 @@ def test_forged_token_is_refused(setup: Any) -> None:
         assert status == 403, tok
     assert reg.refusal(A, adv="shop") is None and reg.refusal(B, adv="shop") is None
     # a lookup token is not an unsubscribe token
-    status, _, _ = request(f"{server.base}/u/{signer.lookup_token(A)}", method="POST")
+    status, _, _ = request(f"{server.base}/u/{signer.lookup_token('shop', A)}", method="POST")
     assert status == 403
 
 
@@ -185,7 +188,7 @@ def test_recipient_lookup_page(setup: Any) -> None:
     server, reg, signer, _ = setup
     reg.add_consents([ConsentRecord("shop", A, "form", 1_700_000_000.0, "form #1")])
     reg.refuse(A, channel="optout-mail")
-    status, body, _ = request(f"{server.base}/r/{signer.lookup_token(A)}",
+    status, body, _ = request(f"{server.base}/r/{signer.lookup_token('shop', A)}",
                               accept="application/json")
     data = json.loads(body)
     assert status == 200 and data["recipient"] == A
@@ -285,9 +288,10 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
     one of them is in the OpenAPI document, token-protected ones with security."""
     from aiohttp import test_utils
 
+    from spamwarden.api.app import build_app
     from spamwarden.config import config_from_mapping
-    from spamwarden.reputation.api import build_app, load_modules
     from spamwarden.reputation.store import AsyncListingStore
+    from spamwarden.wiring import api_modules
 
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
     cfg = config_from_mapping({
@@ -299,7 +303,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
         import redis.asyncio
 
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
-        app = build_app(cfg, store, modules=load_modules())
+        app = build_app(cfg, store, modules=api_modules())
         client = test_utils.TestClient(test_utils.TestServer(app))
         await client.start_server()
         try:
@@ -308,7 +312,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
                 if route.method == "HEAD" or route.resource is None:
                     continue
                 path, method = route.resource.canonical, route.method.lower()
-                if not path.startswith(("/u/", "/r/", "/v1/advertisers", "/v1/recipients",
+                if not path.startswith(("/u/", "/a/", "/r/", "/v1/advertisers", "/v1/recipients",
                                         "/v1/refusals")):
                     continue
                 op = doc["paths"][path][method]
@@ -318,7 +322,7 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
                                                            "domains": ["shop.test"]},
                                   headers={"Authorization": f"Bearer {OPERATOR}"})
             assert r.status == 201
-            from spamwarden.reputation.unsubscribe import signer_from_config
+            from spamwarden.consent.unsubscribe import signer_from_config
 
             tok = signer_from_config(cfg).make("shop", A)
             r = await client.post(f"/u/{tok}", data={"List-Unsubscribe": "One-Click"})
@@ -331,3 +335,172 @@ def test_consent_module_in_the_api_application(redis_url: str, monkeypatch: Any,
             await store.aclose()
 
     asyncio.run(main())
+
+
+# -- nobody reaches another advertiser's data, nobody unsubscribes someone else ---------------
+
+
+class MailSink:
+    """An aiosmtpd handler keeping what it receives (the confirmation relay)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def mail_setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry, TokenSigner,
+                                                 str, MailSink]]:
+    """Like ``setup``, with ``consent.confirmation_relay`` a real SMTP server on 127.0.0.1."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.net import free_port
+
+    sink = MailSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    client = redis.Redis.from_url(redis_url)
+    cfg = Config(
+        api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
+        consent=dataclasses.replace(
+            ConsentConfig(), token_key="0123456789abcdef0123",
+            unsubscribe_base_url="https://mx.example.test/u/",
+            confirmation_relay=f"127.0.0.1:{port}", confirmation_from="postmaster@example.test"),
+    )
+    reg = RedisConsentRegistry(client)
+    api = ConsentApi.from_config(cfg, client=client)
+    app = web.Application()
+    app.add_routes(api.routes())
+    server = ApiServer(app)
+    server.start()
+    _, adv_token = reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"],
+                                           new_token=True)
+    try:
+        yield server, reg, api.signer, str(adv_token), sink
+    finally:
+        server.stop()
+        client.close()
+        controller.stop()
+
+
+def test_an_advertiser_token_reaches_only_its_own_advertiser(setup: Any) -> None:
+    server, reg, _, shop_token = setup
+    reg.register_advertiser("rival", name="Rival", domains=["rival.test"])
+    reg.add_consents([ConsentRecord("rival", A, "form", 1_700_000_000.0, "rival evidence")])
+    url = f"{server.base}/v1/advertisers/rival"
+    attempts = [
+        ("GET", url, None), ("GET", f"{url}/consents", None),
+        ("GET", f"{url}/consents?format=csv", None), ("GET", f"{url}/refusals", None),
+        ("GET", f"{url}/counts", None), ("GET", f"{url}/recipients/{A}", None),
+        ("GET", f"{url}/unsubscribe-url?recipient={A}", None),
+        ("POST", f"{url}/consents", {"consents": [{"recipient": B, "method": "form"}]}),
+        ("POST", f"{url}/domains", {"domains": ["more.test"]}),
+    ]
+    for method, u, body in attempts:
+        status, text, _ = request(u, method=method, body=body, token=shop_token)
+        assert status == 403, (method, u, status)
+        assert "rival evidence" not in text
+    assert reg.consent("rival", B) is None and reg.advertiser("rival").domains == ("rival.test",)
+    for method, u, body in attempts[:7]:  # the operator reaches every advertiser
+        assert request(u, method=method, body=body, token=OPERATOR)[0] == 200, u
+
+
+def test_unsubscribe_url_only_for_a_recipient_the_advertiser_holds_consent_for(
+    setup: Any,
+) -> None:
+    server, reg, signer, shop_token = setup
+    url = f"{server.base}/v1/advertisers/shop/unsubscribe-url"
+    for token in (shop_token, OPERATOR):
+        status, text, headers = request(f"{url}?recipient={A}", token=token)
+        assert status == 409, text
+        assert headers["Content-Type"].startswith("application/json")
+        assert "consent" in json.loads(text)["error"] and "url" not in json.loads(text)
+    reg.add_consents([ConsentRecord("shop", A, "form", 1_700_000_000.0, "form #1")])
+    status, text, _ = request(f"{url}?recipient={A}", token=shop_token)
+    assert status == 200
+    tok = json.loads(text)["url"].rsplit("/", 1)[1]
+    # the genuine path: the recipient's one-click POST records the refusal of that advertiser
+    status, _, _ = request(f"{server.base}/u/{tok}", method="POST",
+                           form={"List-Unsubscribe": "One-Click"})
+    assert status == 200 and reg.refusal(A, adv="shop") is not None
+    assert reg.refusal(A) is None
+
+
+def test_unsubscribe_and_lookup_tokens_never_read_another_advertisers_evidence(
+    setup: Any,
+) -> None:
+    server, reg, signer, shop_token = setup
+    reg.register_advertiser("rival", name="Rival", domains=["rival.test"])
+    reg.add_consents([ConsentRecord("rival", A, "form", 1_700_000_000.0, "rival evidence"),
+                      ConsentRecord("shop", A, "app", 1_700_000_000.0, "shop evidence")])
+    status, text, _ = request(
+        f"{server.base}/v1/advertisers/shop/unsubscribe-url?recipient={A}", token=shop_token)
+    tok = json.loads(text)["url"].rsplit("/", 1)[1]
+    status, done, _ = request(f"{server.base}/u/{tok}", method="POST")
+    assert status == 200
+    link = done.split('href="../r/', 1)[1].split('"', 1)[0]
+    for accept, own in (("application/json", "shop evidence"), (None, "shop: app")):
+        status, body, _ = request(f"{server.base}/r/{link}", accept=accept)
+        assert status == 200
+        assert "rival" not in body.lower() and own in body
+    data = json.loads(request(f"{server.base}/r/{link}", accept="application/json")[1])
+    assert [c["advertiser"] for c in data["consents"]] == ["shop"]
+    assert [r["advertiser"] for r in data["refusals"]] == ["shop"]
+    # a lookup token bound to no advertiser (as earlier versions made them) reads nothing
+    status, body, _ = request(f"{server.base}/r/{signer.make('', A, purpose='r')}",
+                              accept="application/json")
+    assert status == 403 and "rival" not in body
+    # a lookup token is bound to its recipient as well
+    status, body, _ = request(f"{server.base}/r/{signer.make('shop', B, purpose='r')}",
+                              accept="application/json")
+    assert status == 200 and "evidence" not in body
+
+
+def test_scope_all_from_an_advertisers_link_needs_the_recipients_own_confirmation(
+    mail_setup: Any,
+) -> None:
+    import email
+    import email.policy
+
+    server, reg, signer, shop_token, sink = mail_setup
+    reg.add_consents([ConsentRecord("shop", A, "form", 1_700_000_000.0, "form #1")])
+    tok = signer.make("shop", A)
+    status, page, _ = request(f"{server.base}/u/{tok}", method="POST",
+                              form={"List-Unsubscribe": "One-Click", "scope": "all"})
+    assert status == 200
+    assert reg.refusal(A) is None  # an advertiser-issued token never refuses all advertising
+    assert reg.refusal(A, adv="shop") is not None  # what the link itself proves
+    assert A in page and "message" in page
+    assert len(sink.messages) == 1
+    rcpts, raw = sink.messages[0]
+    assert rcpts == [A]
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    body = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    url = next(w for w in body.split() if w.startswith("https://mx.example.test/a/"))
+    confirm = url.rsplit("/", 1)[1]
+    # the same POST again does not mail the recipient again (at most one request a day)
+    request(f"{server.base}/u/{tok}", method="POST", form={"scope": "all"})
+    assert len(sink.messages) == 1
+    # the confirmation link: GET only asks, POST records the refusal of all advertising
+    status, page, _ = request(f"{server.base}/a/{confirm}")
+    assert status == 200 and "<form" in page and reg.refusal(A) is None
+    status, page, _ = request(f"{server.base}/a/{confirm}", method="POST")
+    assert status == 200
+    rec = reg.refusal(A)
+    assert rec is not None and rec.channel == "mail-link"
+    # neither an unsubscribe token nor a lookup token is a confirmation token
+    for other in (tok, signer.make("shop", A, purpose="r"), signer.make("", B, purpose="u")):
+        assert request(f"{server.base}/a/{other}", method="POST")[0] == 403
+    assert reg.refusal(B) is None
+
+
+def test_scope_all_without_a_confirmation_relay_says_how_to_refuse_all(setup: Any) -> None:
+    server, reg, signer, _ = setup
+    status, page, _ = request(f"{server.base}/u/{signer.make('shop', A)}", method="POST",
+                              form={"List-Unsubscribe": "One-Click", "scope": "all"})
+    assert status == 200 and "ALL" in page and "optout" in page
+    assert reg.refusal(A) is None and reg.refusal(A, adv="shop") is not None

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from spamwarden.cli import main
-from spamwarden.reputation.consent_cli import parse_time
-from spamwarden.reputation.unsubscribe import TokenSigner
+from spamwarden.consent.records import parse_time
+from spamwarden.consent.unsubscribe import TokenSigner
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from spamwarden.config import config_from_mapping
+from spamwarden.consent.policy import ConsentPolicy
+from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
 from spamwarden.mail import MessageView
 from spamwarden.milter.app import SpamwardenMilter
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
-from spamwarden.milter.consent_policy import ConsentPolicy
 from spamwarden.milter.scanner import Scanner
 from spamwarden.redisconn import EmbeddedRedis
-from spamwarden.reputation.consent import ConsentRecord, RedisConsentRegistry
 from spamwarden.resolver import StaticResolver
+from tests.support.replies import CONSENT_REFUSED
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ def test_rcpt_refusals_cap_and_the_next_day(world: Any) -> None:
     ctx = ctx_cls()
     rc, codes = feed(ctx, ad(), [A])
     assert codes == [Milter.REJECT]
-    assert ctx._reply is not None and ctx._reply[0] == "550" and ctx._reply[1] == "5.7.1"
+    assert ctx._reply is not None and ctx._reply[:2] == CONSENT_REFUSED.milter
     assert "limit is 3" in ctx._reply[2]
     assert registry.sent_in_window("shop", A, now=clock.now) == 3  # refused: not counted
     clock.now = T0 + DAY + 1  # the first send has left the window

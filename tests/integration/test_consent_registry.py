@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import email.policy
+import io
 import json
 from typing import Any, Iterator
 
@@ -15,10 +15,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from spamwarden.errors import StoreUnavailable
-from spamwarden.redisconn import EmbeddedRedis
-from spamwarden.reputation.complaints import Complaint, Indicators
-from spamwarden.reputation.consent import (
+from spamwarden.consent.optout import REPLIES as OPTOUT_REPLIES
+from spamwarden.consent.optout import OptoutHandler
+from spamwarden.consent.records import export_records, iso
+from spamwarden.consent.registry import (
     GLOBAL,
     LOG_KEY,
     AdComplaintRefusals,
@@ -29,10 +29,11 @@ from spamwarden.reputation.consent import (
     UnknownAdvertiser,
     sent_key,
 )
-from spamwarden.reputation.consent_cli import export_records, iso
+from spamwarden.consent.unsubscribe import TokenSigner
+from spamwarden.errors import StoreUnavailable
+from spamwarden.redisconn import EmbeddedRedis
+from spamwarden.reputation.complaints import Complaint, Indicators
 from spamwarden.reputation.intake import IntakeRequest
-from spamwarden.reputation.optout import OptoutHandler
-from spamwarden.reputation.unsubscribe import TokenSigner
 from tests.integration.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -235,11 +236,20 @@ def test_complaint_about_an_ad_is_a_refusal(reg: RedisConsentRegistry) -> None:
     assert hook.record(complaint(dkim_verified=())) is not None
 
 
-def _optout(reg: RedisConsentRegistry, raw: bytes, *, local: bool = True) -> str:
+def _optout(reg: RedisConsentRegistry, raw: bytes, *, local: bool = True,
+            authenticated: bool = True) -> str:
     handler = OptoutHandler(reg, TokenSigner(b"k" * 32), local_domains=("example.test",))
     req = IntakeRequest(reporter=B, recipient="optout@example.test", raw=raw,
-                        authenticated=False, local_reporter=local)
+                        authenticated=authenticated, local_reporter=local)
     return asyncio.run(handler(req))
+
+
+def test_optout_from_an_unidentified_sender_records_nothing(reg: RedisConsentRegistry) -> None:
+    reply = _optout(reg, b"From: b@example.test\r\nSubject: ALL\r\n\r\nstop\r\n",
+                    authenticated=False)
+    assert reply == OPTOUT_REPLIES["not_authenticated"]
+    assert reply.startswith("550 5.7.1 ") and "unsubscribe link" in reply
+    assert reg.refusal(B) is None
 
 
 def test_optout_all(reg: RedisConsentRegistry) -> None:
@@ -325,7 +335,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
-    from support.net import free_port
+    from tests.support.net import free_port
 
     sink = Sink()
     port = free_port()
@@ -345,14 +355,14 @@ def test_refusal_by_mail_and_complaint_confirmed_once(
     import functools
 
     from spamwarden.config import Config, ConsentConfig
-    from spamwarden.reputation.confirmations import SmtpConfirmationSender, confirm_once
+    from spamwarden.consent.confirmations import SmtpConfirmationSender, confirm_once
 
     sink, port = smtp_sink
     cfg = Config(consent=dataclasses.replace(ConsentConfig(), language="vi"))
     confirm = functools.partial(confirm_once, cfg, reg, sender=SmtpConfirmationSender(
         f"127.0.0.1:{port}"), from_addr="postmaster@example.test")
     handler = OptoutHandler(reg, TokenSigner(b"k" * 32), confirm=confirm)
-    req = IntakeRequest(reporter=B, recipient="optout@example.test", authenticated=False,
+    req = IntakeRequest(reporter=B, recipient="optout@example.test", authenticated=True,
                         raw=b"From: b@example.test\r\nSubject: shop\r\n\r\n.\r\n",
                         local_reporter=True)
     assert asyncio.run(handler(req)).startswith("250 ")

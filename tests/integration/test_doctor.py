@@ -56,3 +56,27 @@ def test_model_check_loads_the_shipped_model_and_refuses_a_corrupt_one(tmp_path:
     bad.write_bytes(b"not a model")
     (f,) = run_checks(config_from_mapping({"training": {"model": str(bad)}}), ["model"])
     assert f.level == "fail" and str(bad) in f.text
+
+
+SECRET = "s3cret-Passw0rd"
+
+
+@pytest.mark.parametrize("url", [
+    f"redis://:{SECRET}@127.0.0.1:9/0",
+    f"redis://default:{SECRET}@127.0.0.1:9/0",
+    f"redis+sentinel://:{SECRET}@127.0.0.1:9/mymaster",
+    f"redis://127.0.0.1:9/0?password={SECRET}",
+])
+def test_doctor_never_prints_the_redis_password(tmp_path: Path, url: str) -> None:
+    cfg = tmp_path / "sw.toml"
+    cfg.write_text(f'[service]\nstate_dir = "{tmp_path}"\n[redis]\nurl = "{url}"\n'
+                   'timeout = "0.5s"\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "spamwarden", "doctor", "--config", str(cfg), "--check", "redis"],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "SPAMWARDEN_REDIS_URL"},
+    )
+    out = res.stdout + res.stderr
+    assert "FAIL  redis" in out and "127.0.0.1:9" in out, out
+    assert SECRET not in out
+    assert "***" in out

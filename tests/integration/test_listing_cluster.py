@@ -49,7 +49,8 @@ def test_engine_on_a_cluster(redis_cluster: LocalCluster) -> None:
     sync.flushall()
     for i in range(3):
         c = Complaint(id=f"c{i}", kind="spam", reporter=f"u{i}@isp.example", received_at=T0,
-                      fingerprint=f"f{i}", indicators=Indicators(from_domain="spam.example"))
+                      fingerprint=f"f{i}", indicators=Indicators(from_domain="spam.example"),
+                      match="matched")
         sync.xadd(COMPLAINTS_KEY, c.to_fields())
 
     class Clock:

@@ -37,7 +37,8 @@ def complaint(n: int, reporter: str, *, kind: str = "spam", at: float = T0, **in
         if k in ind:
             ind[k] = tuple(ind[k])
     return Complaint(id=f"c{n}", kind=kind, reporter=reporter, received_at=at,  # type: ignore[arg-type]
-                     fingerprint=f"fp{n}", indicators=Indicators(**ind), source="attached")
+                     fingerprint=f"fp{n}", indicators=Indicators(**ind), source="attached",
+                     match="matched")
 
 
 def push(url: str, complaints: list[Complaint]) -> None:

@@ -105,7 +105,7 @@ def test_volume_of_many_messages_is_counted_per_message_in_one_call(store: Listi
 
 
 def _watched(store: ListingStore, redis_url: str, **kwargs: Any) -> tuple[Any, Any]:
-    from support.net import wait_until
+    from tests.support.net import wait_until
 
     from spamwarden.reputation.lookup import ChangeWatcher
 
@@ -119,7 +119,7 @@ def _watched(store: ListingStore, redis_url: str, **kwargs: Any) -> tuple[Any, A
 
 def test_followed_changes_keep_answers_until_a_listing_changes(store: ListingStore,
                                                                redis_url: str) -> None:
-    from support.net import wait_until
+    from tests.support.net import wait_until
 
     clock = ManualClock()
     lookup, watcher = _watched(store, redis_url, clock=clock, cache_ttl=0.5, followed_ttl=60)
@@ -155,7 +155,7 @@ def test_an_answer_read_before_a_change_is_not_kept(store: ListingStore, redis_u
 
 def test_losing_the_change_stream_falls_back_to_the_short_cache(
         store: ListingStore, redis_url: str, redis_server: Any) -> None:
-    from support.net import wait_until
+    from tests.support.net import wait_until
 
     clock = ManualClock()
     lookup, watcher = _watched(store, redis_url, clock=clock, cache_ttl=0.5, followed_ttl=60)

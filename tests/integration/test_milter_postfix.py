@@ -20,12 +20,13 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from support.dnszone import UnboundServer
-from support.messages import make_message
-from support.milterproc import MilterProcess
-from support.net import wait_until
-from support.postfix import PostfixInstance
-from support.smtpclient import swaks
+from tests.support.dnszone import UnboundServer
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess
+from tests.support.net import wait_until
+from tests.support.postfix import PostfixInstance
+from tests.support.replies import MILTER_REJECT, POSTFIX_MILTER_UNAVAILABLE
+from tests.support.smtpclient import swaks
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +165,7 @@ def test_forged_message_from_reject_domain_is_refused_at_smtp_time(mx) -> None:
                    helo="client.test")
     assert result.returncode != 0, result.transcript
     assert result.queue_id is None
-    assert any(e.startswith("550 5.7.1") for e in result.errors), result.transcript
+    assert any(e.startswith(MILTER_REJECT.line) for e in result.errors), result.transcript
     # Refused at the end of DATA: Postfix logs the milter's reject with the same text.
     log = mx.postfix.wait_for_log("milter-reject: END-OF-MESSAGE")
     rejects = [line for line in log.splitlines()
@@ -213,13 +214,13 @@ def send_expecting_tempfail(mx: MailExchanger, listener: int, raw: bytes, msgid:
                    helo="client.test")
     assert result.returncode != 0, result.transcript
     assert result.queue_id is None
-    assert any(e.startswith("451 4.7.1") for e in result.errors), result.transcript
+    assert any(e.startswith(POSTFIX_MILTER_UNAVAILABLE.line) for e in result.errors), result.transcript
     assert " -> DATA" not in result.transcript
     assert_queue_drains(mx.postfix)
     wait_until(lambda: mx.postfix.maillog().count(marker) > rejects_before, timeout=10,
                what="Postfix logging the milter tempfail")
     line = [x for x in mx.postfix.maillog().splitlines() if marker in x][-1]
-    assert "451 4.7.1 Service unavailable" in line and "from=<alice@good.test>" in line, line
+    assert f"{POSTFIX_MILTER_UNAVAILABLE.line} Service unavailable" in line and "from=<alice@good.test>" in line, line
     assert mx.postfix.delivered_count() == before
     assert find_delivered(mx.postfix, msgid) == []
 
@@ -243,3 +244,27 @@ def test_milter_stopped_postfix_tempfails_and_the_retry_is_delivered(mx) -> None
     mx.spare.wait_port_closed()
     later, later_id = make_message(from_addr="alice@good.test", subject="After the stop")
     send_expecting_tempfail(mx, listener, later, later_id)
+
+
+def test_forged_headers_hidden_by_nesting_or_padding_never_reach_the_mailbox(
+        mx, auth_zone) -> None:
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Nested comment")
+    signed = auth_zone.good_ed25519.sign(raw)
+    forged = (f"Authentication-Results: (a (b) c) {AUTHSERV_ID}; dmarc=pass"
+              " header.from=bank.test\r\n").encode()
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT, data=forged + signed,
+                   helo="client.test")
+    assert result.returncode == 0, result.transcript
+    msg = wait_delivered(mx.postfix, msgid)
+    all_results = [unfold(v) for v in msg.get_all("Authentication-Results", [])]
+    assert not any("bank.test" in v for v in all_results), all_results
+
+    raw, msgid = make_message(from_addr="alice@good.test", subject="Padded")
+    padding = b"".join(b"X-Spam-Pad: %d\r\n" % i for i in range(1000))
+    forged = (f"X-Spam-Flag: NO\r\nAuthentication-Results: {AUTHSERV_ID}; dmarc=pass"
+              " header.from=bank.test\r\n").encode()
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT,
+                   data=padding + forged + raw, helo="client.test")
+    assert result.returncode != 0, result.transcript
+    assert any(e.startswith("550 5.7.1") for e in result.errors), result.transcript
+    assert find_delivered(mx.postfix, msgid) == []

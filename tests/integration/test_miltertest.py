@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.messages import make_message, split_message
-from support.milterproc import MilterProcess, spamwarden_command
+from tests.support.messages import make_message, split_message
+from tests.support.milterproc import MilterProcess, spamwarden_command
 
 pytestmark = pytest.mark.integration
 

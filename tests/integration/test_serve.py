@@ -16,6 +16,8 @@ from tests.support.net import free_port, tcp_accepts, wait_until
 
 pytestmark = pytest.mark.integration
 
+METRICS_TOKEN = "metrics-scrape-token-0123456789"
+
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
     cfg = tmp_path / "sw.toml"
@@ -115,7 +117,7 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
         f'[milter]\nlisten = "inet:127.0.0.1:{ports["milter"]}"\n'
         f'[intake]\nlisten = "127.0.0.1:{ports["intake"]}"\nlocal_domains = ["example.test"]\n'
         f'[rbl]\nzone = "bl.test"\nlisten = ["127.0.0.1:{ports["rbl"]}"]\n'
-        f'[api]\nlisten = "127.0.0.1:{ports["api"]}"\n'
+        f'[api]\nlisten = "127.0.0.1:{ports["api"]}"\noperator_tokens = ["{METRICS_TOKEN}"]\n'
         '[dns]\nnameservers = ["127.0.0.1:9"]\ntimeout = "0.5s"\n',
     )
     env = {k: v for k, v in os.environ.items() if k not in ("SPAMWARDEN_REDIS_URL",
@@ -133,7 +135,8 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
 
     def api_metrics() -> bytes:
         url = f"http://127.0.0.1:{ports['api']}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return bytes(resp.read())
 
     try:
@@ -161,3 +164,91 @@ def test_serve_runs_every_service_restarts_a_killed_one_and_stops_all(tmp_path: 
     assert b"service exited" in err and b"service=rbl" in err
     for name, pid in kids.items():
         assert not Path(f"/proc/{pid}").exists(), f"{name} still running"
+
+
+def _modes(root: Path) -> dict[str, str]:
+    """Every path under ``root`` (itself included) → its permission bits in octal."""
+    out = {".": oct(root.stat().st_mode & 0o777)}
+    for p in sorted(root.rglob("*")):
+        out[str(p.relative_to(root))] = oct(p.lstat().st_mode & 0o777)
+    return out
+
+
+def test_state_dir_and_redis_files_are_private_under_umask_022(tmp_path: Path) -> None:
+    """Consent evidence, reporters and originals live in the AOF: nobody but the service
+    user may read the state directory or what the embedded redis-server writes there."""
+    need_binary("redis-server")
+    cfg = _config(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg), "--only", "worker"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, umask=0o022,
+        env={**os.environ, "SPAMWARDEN_REDIS_URL": ""},
+    )
+    sock = tmp_path / "state" / "redis" / "redis.sock"
+    try:
+        wait_until(lambda: _ping(sock), timeout=15, what="the embedded redis")
+        r = redis.Redis(unix_socket_path=str(sock))
+        r.set("consent:evidence", "alice@example.org agreed")
+        r.bgrewriteaof()  # a rewritten AOF is a new file: it must be private too
+        wait_until(lambda: r.info("persistence")["aof_rewrite_in_progress"] == 0,
+                   timeout=15, what="the AOF rewrite")
+        modes = _modes(tmp_path / "state")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    # The state directory shuts everyone else out of all it holds (metrics, pidfile too);
+    # what redis-server writes is private by itself as well.
+    assert modes["."] == "0o700"
+    redis_files = {k: v for k, v in modes.items() if k.startswith("redis") and k != "redis/redis.sock"}
+    open_to_others = {k: v for k, v in redis_files.items() if int(v, 8) & 0o077}
+    assert open_to_others == {}, modes
+    assert any(k.startswith("redis/appendonlydir/") for k in modes)
+
+
+def test_embedded_redis_tightens_an_existing_world_readable_directory(tmp_path: Path) -> None:
+    need_binary("redis-server")
+    from spamwarden.redisconn import EmbeddedRedis
+
+    d = tmp_path / "redis"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    old = os.umask(0o022)
+    try:
+        srv = EmbeddedRedis(d)
+        srv.start()
+    finally:
+        os.umask(old)
+    try:
+        redis.Redis(unix_socket_path=str(srv.socket)).set("k", "v")
+        modes = _modes(d)
+    finally:
+        srv.stop()
+    assert modes["."] == "0o700"
+    assert {k: v for k, v in modes.items() if int(v, 8) & 0o077 and k != "redis.sock"} == {}
+
+
+def test_serve_never_prints_the_redis_password(tmp_path: Path) -> None:
+    secret = "s3cret-Passw0rd"
+    port = free_port()
+    cfg = _config(tmp_path, f'[redis]\nurl = "redis://:{secret}@127.0.0.1:{port}/0"\n'
+                            'timeout = "0.5s"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamwarden", "serve", "--config", str(cfg), "--only", "worker"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "SPAMWARDEN_REDIS_URL"},
+    )
+    seen = b""
+    try:
+        assert proc.stderr is not None
+        while b"redis" not in seen:  # the banner's redis line
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    text = (seen + err + out).decode(errors="replace")
+    assert f"redis://:***@127.0.0.1:{port}/0" in text, text
+    assert secret not in text

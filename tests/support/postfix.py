@@ -95,6 +95,11 @@ class PostfixInstance:
         mailbox: the one deliverable address; the Maildir is mail/<local part>/.
         hostname: myhostname (appears in Received headers and the banner).
         main_cf: extra main.cf settings that override the defaults written here.
+        sasl_users: SMTP AUTH logins ("user@realm" -> password). When given, smtpd offers
+            AUTH PLAIN/LOGIN through Cyrus SASL with a private sasldb (etc/sasl/: Debian's
+            Postfix reads $config_directory/sasl/smtpd.conf, not cyrus_sasl_config_path),
+            and records the login in its Received field (smtpd_sasl_authenticated_header).
+            Needs saslpasswd2 (Debian sasl2-bin) and libsasl2-modules; no daemon runs.
     """
 
     base_dir: Path
@@ -102,6 +107,7 @@ class PostfixInstance:
     mailbox: str = "user@test.local"
     hostname: str = "mx.test.local"
     main_cf: Mapping[str, str] = field(default_factory=dict)
+    sasl_users: Mapping[str, str] = field(default_factory=dict)
     smtp: dict[str, SmtpListener] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -174,8 +180,37 @@ class PostfixInstance:
             "smtpd_client_connection_count_limit": "0",
             "default_process_limit": "100",
         }
+        if self.sasl_users:
+            settings.update({
+                "smtpd_sasl_auth_enable": "yes",
+                "smtpd_sasl_type": "cyrus",
+                "smtpd_sasl_path": "smtpd",
+                "smtpd_sasl_security_options": "noanonymous",
+                "smtpd_sasl_authenticated_header": "yes",
+                "broken_sasl_auth_clients": "no",
+            })
         settings.update(self.main_cf)
         return settings
+
+    def write_sasl(self) -> None:
+        """The private sasldb with `sasl_users` and the smtpd.conf that points Cyrus at it."""
+        sasl_dir = self.config_dir / "sasl"
+        sasl_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(sasl_dir, 0o755)
+        db = sasl_dir / "sasldb2"
+        for login, password in self.sasl_users.items():
+            user, _, realm = login.partition("@")
+            tool = shutil.which("saslpasswd2", path="/usr/sbin:/usr/bin:/sbin") or "saslpasswd2"
+            args = [tool, "-f", str(db), "-c", "-p"] + (["-u", realm] if realm else [])
+            done = subprocess.run([*args, user], input=password.encode(), capture_output=True,
+                                  timeout=30, check=False)
+            if done.returncode != 0:
+                raise PostfixError(f"saslpasswd2 failed for {login}: {done.stderr!r}")
+        shutil.chown(db, user="postfix")
+        os.chmod(db, 0o640)
+        (sasl_dir / "smtpd.conf").write_text(
+            f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {db}\n"
+            "mech_list: PLAIN LOGIN\n")
 
     def write_config(self) -> None:
         """Create the directories and write main.cf and master.cf."""
@@ -188,6 +223,8 @@ class PostfixInstance:
         os.chown(self.mail_base, NOBODY_UID, NOBODY_UID)
         main = "".join(f"{k} = {v}\n" for k, v in self.main_cf_settings().items())
         (self.config_dir / "main.cf").write_text(main)
+        if self.sasl_users:
+            self.write_sasl()
         lines = []
         for listener in self.smtp.values():
             line = (f"{LOOPBACK}:{listener.port} inet n - n - - smtpd\n"
@@ -316,10 +353,12 @@ def _greets(port: int) -> bool:
 
 def start_postfix(base_dir: Path, *, listeners: Mapping[str, str] | None = None,
                   main_cf: Mapping[str, str] | None = None,
-                  mailbox: str = "user@test.local") -> PostfixInstance:
+                  mailbox: str = "user@test.local",
+                  sasl_users: Mapping[str, str] | None = None) -> PostfixInstance:
     """Build and start a PostfixInstance (see its docs); the caller must `stop()` it."""
     instance = PostfixInstance(base_dir, listeners=dict(listeners or {"smtp": ""}),
-                               mailbox=mailbox, main_cf=dict(main_cf or {}))
+                               mailbox=mailbox, main_cf=dict(main_cf or {}),
+                               sasl_users=dict(sasl_users or {}))
     instance.start()
     return instance
 

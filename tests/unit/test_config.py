@@ -130,3 +130,31 @@ def test_hostport() -> None:
         parse_hostport("127.0.0.1:99999")
     with pytest.raises(ValueError):
         parse_hostport("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"api": {"operator_tokens": [""]}}, "api.operator_tokens"),
+        ({"api": {"operator_tokens": ["a" * 40, "short"]}}, "api.operator_tokens"),
+        ({"api": {"operator_tokens": ["has a space in it 0123456789"]}}, "api.operator_tokens"),
+        ({"consent": {"token_key": "short"}}, "consent.token_key"),
+        ({"consent": {"token_key": "a" * 32}}, "consent.token_key"),
+    ],
+)
+def test_secrets_too_weak_are_refused_without_echoing_them(data: dict, needle: str) -> None:
+    """An empty operator token authorised an empty bearer; a short token key passed
+    config-check and then stopped the service at start. Both are refused here, and the
+    message names the key but never prints the secret."""
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping(data, source="/etc/x.toml")
+    text = str(err.value)
+    assert text.startswith(f"/etc/x.toml: {needle} ") and "expected" in text
+    assert "short" not in text and "a" * 32 not in text and "space in it" not in text
+
+
+def test_strong_secrets_and_an_empty_key_are_accepted() -> None:
+    cfg = config_from_mapping({"api": {"operator_tokens": ["0123456789abcdef0123"]},
+                               "consent": {"token_key": "0123456789abcdef"}})
+    assert cfg.api.operator_tokens == ("0123456789abcdef0123",)
+    assert config_from_mapping({"consent": {"token_key": ""}}).consent.token_key == ""

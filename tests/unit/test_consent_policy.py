@@ -9,21 +9,21 @@ from typing import Sequence
 import pytest
 
 from spamwarden.config import Config, ConsentConfig
-from spamwarden.errors import StoreUnavailable
-from spamwarden.mail import parse_message
-from spamwarden.milter.consent_policy import (
+from spamwarden.consent.policy import (
     ConsentPolicy,
     one_click_unsubscribe,
     unsubscribe_signed,
 )
-from spamwarden.milter.interfaces import Envelope, MessagePolicy
-from spamwarden.reputation.consent import (
+from spamwarden.consent.registry import (
     GLOBAL,
     ConsentStore,
     RecipientState,
     RefusalRecord,
     aligned_authenticated_domains,
 )
+from spamwarden.errors import StoreUnavailable
+from spamwarden.mail import parse_message
+from spamwarden.milter.interfaces import Envelope, MessagePolicy
 
 NOW = 1_800_000_000.0
 
@@ -386,7 +386,7 @@ def test_unreachable_registry_is_not_asked_again_at_once(store: FakeStore, clock
 def test_own_one_click_link_must_be_signed_for_the_advertiser(
     store: FakeStore, clock: Clock
 ) -> None:
-    from spamwarden.reputation.unsubscribe import TokenSigner
+    from spamwarden.consent.unsubscribe import TokenSigner
 
     signer = TokenSigner(b"k" * 32)
     c = cfg(unsubscribe_base_url="https://api.test/u/")

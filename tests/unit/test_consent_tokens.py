@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from spamwarden.config import Config, ConsentConfig, ServiceConfig
-from spamwarden.reputation.consent import normalize_advertiser_id, normalize_recipient
-from spamwarden.reputation.texts import TEXTS, page, smtp_text, text
-from spamwarden.reputation.unsubscribe import (
+from spamwarden.consent.registry import normalize_advertiser_id, normalize_recipient
+from spamwarden.consent.texts import TEXTS, page, smtp_text, text
+from spamwarden.consent.unsubscribe import (
     KEY_FILE,
     InvalidToken,
     TokenSigner,
@@ -58,12 +58,30 @@ def test_forged_and_altered_tokens_are_refused() -> None:
 
 def test_lookup_tokens_are_not_unsubscribe_tokens() -> None:
     s = TokenSigner(KEY)
-    look = s.lookup_token("a@example.test")
-    assert s.verify(look, purpose="r").recipient == "a@example.test"
+    look = s.lookup_token("shop", "a@example.test")
+    claims = s.verify(look, purpose="r")
+    assert (claims.advertiser, claims.recipient) == ("shop", "a@example.test")
     with pytest.raises(InvalidToken):
         s.verify(look)
     with pytest.raises(InvalidToken):
         s.verify(s.make("shop", "a@example.test"), purpose="r")
+
+
+def test_each_purpose_is_bound_as_it_must_be() -> None:
+    """Lookup tokens name an advertiser (they read only its records); refuse-all tokens name
+    none (they are mailed to the recipient); neither is accepted for another purpose."""
+    s = TokenSigner(KEY)
+    with pytest.raises(InvalidToken):
+        s.verify(s.make("", "a@example.test", purpose="r"), purpose="r")
+    every = s.all_advertising_token("a@example.test")
+    assert s.verify(every, purpose="a").recipient == "a@example.test"
+    for purpose in ("u", "r"):
+        with pytest.raises(InvalidToken):
+            s.verify(every, purpose=purpose)  # type: ignore[arg-type]
+    with pytest.raises(InvalidToken):
+        s.verify(s.make("shop", "a@example.test", purpose="a"), purpose="a")
+    with pytest.raises(InvalidToken):
+        s.verify(s.make("shop", "a@example.test"), purpose="a")
 
 
 def test_short_key_refused() -> None:

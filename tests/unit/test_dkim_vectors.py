@@ -1,7 +1,7 @@
 """DKIM vectors (RFC 6376, RFC 8463 Ed25519) through ``verify_dkim``.
 
 Signed messages and keys come from the dkimpy 1.1.8 test data in
-../shared/suites/dkim/, plus the RFC 8463 Appendix A.3 message itself
+tests/data/suites/dkim/, plus the RFC 8463 Appendix A.3 message itself
 (tests/data/auth/rfc8463-a3.eml); key records are served by a StaticResolver.
 """
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from spamwarden.milter.auth import DKIM_RESULTS, DkimResult, verify_dkim
 from spamwarden.resolver import StaticResolver
-from tests.conftest import DATA, shared_path
+from tests.conftest import DATA, data_path
 
 # RFC 8463 Appendix A.2 (the Ed25519 key is RFC 8032 §7.1 TEST 1).
 BRISBANE = b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
@@ -26,7 +26,7 @@ ED25519TEST_PUB = b"v=DKIM1; k=ed25519; p=yi50DjK5O9pqbFpNHklsv9lqaS0ArSYu02qp1S
 
 @pytest.fixture(scope="module")
 def vectors() -> Path:
-    return shared_path("suites", "dkim", "dkimpy-1.1.8", "data")
+    return data_path("suites", "dkim", "dkimpy-1.1.8", "data")
 
 
 def _read(vectors: Path, name: str) -> bytes:
@@ -67,15 +67,15 @@ def _tamper_from(msg: bytes) -> bytes:
 
 VECTORS = [
     # (source, file, expected results in header order)
-    ("shared", "rfc6376.signed.msg", ["pass", "pass"]),          # Ed25519 + RSA, simple/simple
-    ("shared", "rfc6376.signed.rsa.msg", ["pass"]),
-    ("shared", "ed25519test2.msg", ["pass"]),                    # Exim's RFC 8463 prototype
+    ("dkimpy", "rfc6376.signed.msg", ["pass", "pass"]),          # Ed25519 + RSA, simple/simple
+    ("dkimpy", "rfc6376.signed.rsa.msg", ["pass"]),
+    ("dkimpy", "ed25519test2.msg", ["pass"]),                    # Exim's RFC 8463 prototype
     ("local", "rfc8463-a3.eml", ["pass", "pass"]),              # RFC 8463 Appendix A.3
 ]
 
 
 def _load_vector(vectors: Path, source: str, name: str) -> bytes:
-    return _read(vectors, name) if source == "shared" else (DATA / "auth" / name).read_bytes()
+    return _read(vectors, name) if source == "dkimpy" else (DATA / "auth" / name).read_bytes()
 
 
 @pytest.mark.parametrize(("source", "name", "expected"), VECTORS)

@@ -85,5 +85,5 @@ def test_change_fields_round_trip() -> None:
 def test_targets_are_bounded() -> None:
     urls = tuple(f"d{i}.example" for i in range(1000))
     c = Complaint(id="c", kind="spam", reporter="u@x.example", received_at=1.0, fingerprint="f",
-                  indicators=Indicators(url_domains=urls))
+                  indicators=Indicators(url_domains=urls), match="matched")
     assert len(ListingPolicy().targets(c)) == MAX_URL_DOMAINS

@@ -9,10 +9,25 @@ POLICY = ListingPolicy(allow=["partner.example", "192.0.2.0/24"], local_domains=
                        shared_domains=["gmail.com", "yahoo.com.vn"])
 
 
-def targets(kind: str = "spam", **ind: object) -> list[Target]:
+def targets(kind: str = "spam", match: str = "matched", **ind: object) -> list[Target]:
     c = Complaint(id="c", kind=kind, reporter="u@isp.example", received_at=1.0,  # type: ignore[arg-type]
-                  fingerprint="f", indicators=Indicators(**ind))  # type: ignore[arg-type]
+                  fingerprint="f", indicators=Indicators(**ind),  # type: ignore[arg-type]
+                  match=match)
     return POLICY.targets(c)
+
+
+def test_only_proven_complaints_list_anything() -> None:
+    """A complaint whose indicators no delivery here proved (unmatched, or an entry
+    written before matching existed) lists nothing, whatever it names."""
+    ind = dict(source_ip="203.0.113.9", from_domain="innocent-shop.example",
+               url_domains=("innocent-shop.example",))
+    for match in ("", "no-delivery", "not-a-recipient", "disagree"):
+        assert targets(match=match, **ind) == []  # type: ignore[arg-type]
+    assert len(targets(match="fbl", **ind)) == 2  # type: ignore[arg-type]
+    loose = ListingPolicy(require_delivered=False)
+    c = Complaint(id="c", kind="spam", reporter="u@isp.example", received_at=1.0,
+                  fingerprint="f", indicators=Indicators(source_ip="203.0.113.9"))
+    assert loose.targets(c) == [Target("203.0.113.9", "ip", "complaints")]
 
 
 def test_ordinary_spam_lists_ip_and_registrable_domains() -> None:

@@ -288,9 +288,10 @@ def test_boundary_matcher_answers_like_feedparsers_compiled_pattern() -> None:
 
     import email.feedparser
 
-    from spamwarden.mail import _boundary
+    from spamwarden.mail import _boundary, install_boundary_matcher
 
-    assert isinstance(email.feedparser.re, _boundary._FeedparserRe)  # installed on import
+    assert install_boundary_matcher()  # what the milter and intake do at start-up
+    assert isinstance(email.feedparser.re, _boundary._FeedparserRe)
     fake_re = _boundary._FeedparserRe()
     rnd = random.Random(7)
     tails = ["", "--", " ", "\t", "\r\n", "\r", "\n", "--\r\n", "-- \r\n", "x", "\n\n",
@@ -307,3 +308,15 @@ def test_boundary_matcher_answers_like_feedparsers_compiled_pattern() -> None:
             if a and b:
                 assert all(a.group(g) == b.group(g) for g in ("sep", "end", "ws", "linesep"))
     assert isinstance(fake_re.compile(r"(?P<sep>x)y"), re.Pattern)  # anything else: re's own
+
+
+def test_importing_the_parser_leaves_the_standard_library_alone() -> None:
+    """The boundary matcher is a server's start-up choice, not a side effect of an import."""
+    import subprocess
+    import sys
+
+    code = ("import email.feedparser, re, spamwarden.mail, spamwarden.milter.scanner, "
+            "spamwarden.reputation.intake; assert email.feedparser.re is re, email.feedparser.re")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

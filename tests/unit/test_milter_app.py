@@ -22,6 +22,13 @@ from spamwarden.milter.interfaces import Envelope, RcptDecision, Symbol
 from spamwarden.milter.scanner import Scanner
 from spamwarden.reputation.lookup import ListingOutcome
 from spamwarden.resolver import StaticResolver
+from tests.support.replies import (
+    CONSENT_REFUSED,
+    CONSENT_UNAVAILABLE,
+    MILTER_ERROR_REJECT,
+    MILTER_ERROR_TEMPFAIL,
+    MILTER_REJECT,
+)
 
 AUTHSERV = "mx.test.example"
 
@@ -185,7 +192,7 @@ def test_real_auth_through_static_resolver_rejects_forged_p_reject(install: Any)
     rc, _ = feed(ctx, HAM, ip="203.0.113.9", helo="forger.example.com")
     assert rc == Milter.REJECT
     code, xcode, text = ctx._reply
-    assert (code, xcode) == ("550", "5.7.1")
+    assert (code, xcode) == MILTER_REJECT.milter
     assert "DMARC policy of example.org is reject" in text
     assert "DMARC_REJECT" in text
     assert text.endswith("see https://bl.example.net/lookup/")
@@ -226,7 +233,7 @@ def test_spf_fail_rejects_only_when_configured(install: Any) -> None:
         ctx = install(scanner)
         assert feed(ctx, HAM)[0] == expected
         if reject:
-            assert ctx._reply[:2] == ("550", "5.7.1") and "SPF_FAIL" in ctx._reply[2]
+            assert ctx._reply[:2] == MILTER_REJECT.milter and "SPF_FAIL" in ctx._reply[2]
 
 
 def test_exception_in_scan_tempfails_and_logs_queue_id(
@@ -240,7 +247,7 @@ def test_exception_in_scan_tempfails_and_logs_queue_id(
     with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
         rc, _ = feed(ctx, HAM, queue_id="4XQID")
     assert rc == Milter.TEMPFAIL
-    assert ctx._reply[:2] == ("451", "4.3.0")
+    assert ctx._reply[:2] == MILTER_ERROR_TEMPFAIL.milter
     lines = [r for r in caplog.records if r.getMessage() == "milter_error"]
     assert len(lines) == 1
     fields = lines[0].fields  # type: ignore[attr-defined]
@@ -273,9 +280,9 @@ def test_exception_in_noreply_callback_answers_at_end_of_message(
     assert rc == expected
     assert scanned == []  # nothing scored after an internal error
     if on_error == "tempfail":
-        assert ctx._reply[:2] == ("451", "4.3.0")
+        assert ctx._reply[:2] == MILTER_ERROR_TEMPFAIL.milter
     if on_error == "reject":
-        assert ctx._reply[:2] == ("550", "5.3.0")
+        assert ctx._reply[:2] == MILTER_ERROR_REJECT.milter
 
 
 def test_oversize_accepted_with_note_not_scored(install: Any) -> None:
@@ -347,8 +354,8 @@ def test_policy_refuses_one_recipient_and_scores_the_rest(install: Any) -> None:
     rc, rcpt_codes = feed(ctx, HAM, rcpts=("ok@test.example", "refused@test.example",
                                             "later@test.example"))
     assert rcpt_codes == [Milter.CONTINUE, Milter.REJECT, Milter.TEMPFAIL]
-    assert replies[0] == ("550", "5.7.1", "recipient refused advertising from this sender")
-    assert replies[1] == ("450", "4.7.1", "consent registry unavailable")
+    assert replies[0] == (*CONSENT_REFUSED.milter, "recipient refused advertising from this sender")
+    assert replies[1] == (*CONSENT_UNAVAILABLE.milter, "consent registry unavailable")
     assert rc == Milter.ACCEPT
     assert policy.delivered_to == [["ok@test.example"]]
     status = ctx.header_value("X-Spam-Status") or ""
@@ -578,7 +585,7 @@ def test_exception_at_rcpt_answers_on_error_there(
     with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
         rc, codes = feed(ctx, HAM, queue_id="4RCPTQ")
     assert rc == Milter.TEMPFAIL and codes == [Milter.TEMPFAIL]
-    assert ctx._reply[:2] == ("451", "4.3.0")
+    assert ctx._reply[:2] == MILTER_ERROR_TEMPFAIL.milter
     fields = [r.fields for r in caplog.records  # type: ignore[attr-defined]
               if r.getMessage() == "milter_error"]
     assert fields and fields[0]["stage"] == "envrcpt" and fields[0]["queue_id"] == "4RCPTQ"
@@ -853,3 +860,36 @@ def test_libmilter_header_callback_buffers_and_defers_errors_like_the_method() -
     assert _header_callback(ctx, "To", b"x") == Milter.NOREPLY
     assert milter._error is not None and milter._error[0] == "header"
     assert milter.eom() == Milter.TEMPFAIL  # the next callback that replies answers on_error
+
+
+def test_forged_headers_past_a_thousand_watched_ones_never_get_through(install: Any) -> None:
+    """Padding the header with 1,000 harmless X-Spam-* fields must not let the forged
+    ones after them reach the mailbox: the message is refused, never delivered with them."""
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    ctx = install(scanner)
+    padding = b"".join(b"X-Spam-Pad: %d\n" % i for i in range(1000))
+    raw = (
+        b"From: Alice <alice@example.org>\nTo: bob@test.example\nSubject: hi\n"
+        + padding
+        + b"X-Spam-Flag: NO\nX-Spam-Status: No, score=-100.0\n"
+        + b"Authentication-Results: mx.test.example; dmarc=pass header.from=bank.example\n"
+        + b"\nbody\n"
+    )
+    rc, _ = feed(ctx, raw)
+    assert rc == Milter.REJECT
+    assert ctx._reply is not None and ctx._reply[0] == "550"
+    assert ctx.added == []
+
+
+def test_nested_comment_does_not_hide_a_forged_authentication_results(install: Any) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    ctx = install(scanner)
+    raw = (
+        b"From: Alice <alice@example.org>\nTo: bob@test.example\nSubject: hi\n"
+        b"Authentication-Results: (a (b) c) mx.test.example; dmarc=pass header.from=bank.example\n"
+        b"Authentication-Results: other.example; spf=pass\n"
+        b"\nbody\n"
+    )
+    rc, _ = feed(ctx, raw)
+    assert rc == Milter.ACCEPT
+    assert ctx.changed == [("Authentication-Results", 1, "")]

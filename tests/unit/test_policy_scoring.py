@@ -259,6 +259,11 @@ def test_header_safe_never_breaks_a_header() -> None:
     ('"mx.example.net"; none', "mx.example.net"),
     ("mx.example.net.;none", "mx.example.net"),
     ("", ""),
+    ("(a (b) c) mx.example.net; spf=pass", "mx.example.net"),
+    ("(a \\) (b) c)(d) mx.example.net; spf=pass", "mx.example.net"),
+    ("(x)" * 11 + " mx.example.net; spf=pass", "mx.example.net"),
+    ("(((deep))) (more) MX.example.net.; none", "mx.example.net"),
+    ("(unterminated mx.example.net; spf=pass", ""),
 ])
 def test_authserv_id_of(value: str, aid: str) -> None:
     assert authserv_id_of(value) == aid
@@ -293,3 +298,17 @@ def test_header_safe_property(text: str, limit: int) -> None:
     assert len(out) <= limit
     assert all(32 <= ord(c) < 127 for c in out)
     assert "  " not in out and out == out.strip()
+
+
+def test_forged_removals_nested_comment_and_unreadable_claims_go() -> None:
+    """A comment nested before the authserv-id, or a value with no readable authserv-id,
+    must not keep a field a lenient reader downstream could take for ours."""
+    headers = [
+        ("Authentication-Results", "(a (b) c) mx.example.net; spf=pass"),
+        ("Authentication-Results", "other.example; spf=pass"),
+        ("Authentication-Results", "(never closed mx.example.net; spf=pass"),
+    ]
+    assert forged_header_removals(headers, "mx.example.net") == [
+        ("Authentication-Results", 3),
+        ("Authentication-Results", 1),
+    ]

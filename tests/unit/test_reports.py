@@ -26,9 +26,11 @@ from spamwarden.reputation.reports import (
     parse_networks,
     received_client_ip,
     submission_authenticated,
+    Submission,
+    submission,
     verified_domains,
 )
-from tests.conftest import DATA, shared_path
+from tests.conftest import DATA, data_path
 
 TRUSTED = parse_networks(["127.0.0.0/8", "::1/128"])
 REPORTS = DATA / "reports"
@@ -45,7 +47,7 @@ def _ws(text: str | None) -> str | None:
 
 @pytest.mark.parametrize("name", ["001", "002", "003", "004", "005"])
 def test_arf_fields_match_stalwart(name: str) -> None:
-    folder = shared_path("arf", "stalwart_mail-auth")
+    folder = data_path("arf", "stalwart_mail-auth")
     expected = json.loads((folder / f"{name}.json").read_text())
     original = find_original((folder / f"{name}.eml").read_bytes())
     arf = original.arf
@@ -122,14 +124,40 @@ def test_submission_authenticated() -> None:
                "with ESMTPSA")
     assert submission_authenticated(hops(postfix), TRUSTED)
     assert submission_authenticated(hops("from x (x [203.0.113.7]) by m with ESMTPA id 1"), TRUSTED)
-    # re-injected by a content filter on 127.0.0.1 after an authenticated submission
-    assert submission_authenticated(
-        hops("from localhost (localhost [127.0.0.1]) by m with ESMTP", postfix), TRUSTED)
+    # re-injected by our own content filter: the submission hop is one further down, and
+    # only when the operator says how many hops the filter adds
+    reinjected = hops("from localhost (localhost [127.0.0.1]) by m with ESMTP", postfix)
+    assert submission_authenticated(reinjected, own_hops=1)
+    assert not submission_authenticated(reinjected, TRUSTED)
     assert not submission_authenticated(hops("from x (x [203.0.113.7]) by m with ESMTPS"), TRUSTED)
     # an authenticated-looking field below a hop from the internet was written by others
     assert not submission_authenticated(
         hops("from evil (evil [203.0.113.66]) by m with ESMTP", postfix), TRUSTED)
+    # ... and so is one below a local pickup or a hop from a "trusted" relay (any local user)
+    assert not submission_authenticated(
+        hops("by mail.example.vn (Postfix, from userid 1000)", postfix), TRUSTED)
     assert not submission_authenticated(hops(), TRUSTED)
+
+
+def test_submission_reads_the_login_of_the_topmost_hop_only() -> None:
+    def hops(*values: str) -> list[tuple[str, str]]:
+        return [("Received", v) for v in values]
+
+    ours = ("from [127.0.0.1] (unknown [127.0.0.1])\r\n\t(Authenticated sender: alice@test.local)"
+            "\r\n\tby mx.test.local (Postfix) with ESMTPA id A0C11212FDE\r\n\tfor "
+            "<report@test.local>; Sat,  5 Dec 2026 02:15:58 +0000 (UTC)")
+    assert submission(hops(ours)) == Submission("alice@test.local", True, "127.0.0.1")
+    # a quoted recipient in the for clause is written by the sender: not a login
+    sneaky = ('from x (x [203.0.113.7]) by mx (Postfix) with ESMTP id 1 for '
+              '<"(Authenticated sender: bob)"@test.local>')
+    assert submission(hops(sneaky)) == Submission(None, False, "203.0.113.7")
+    # authenticated, but Postfix was not told to record the login
+    assert submission(hops("from x (x [203.0.113.7]) by m with ESMTPSA id 1")) == Submission(
+        None, True, "203.0.113.7")
+    assert submission(hops("from x (x [203.0.113.7]) by m with ESMTP", ours)).login is None
+    assert submission(hops("from x (x [10.0.0.1]) by m with ESMTP", ours), own_hops=1).login == (
+        "alice@test.local")
+    assert submission(hops(ours), own_hops=1) == Submission()
 
 
 # -- inline forwards -------------------------------------------------------------------------------

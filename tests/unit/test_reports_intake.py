@@ -18,8 +18,14 @@ from spamwarden.reputation.intake import (
     IntakeRequest,
     StoreOutcome,
     complaint_id,
+    may_train,
 )
+from spamwarden.mail import parse_message
+from spamwarden.reputation.deliveries import delivery_of
+from spamwarden.reputation.reports import delivered_fingerprint, find_originals
 from tests.conftest import DATA
+from tests.support.ledger import MemoryDeliveryLedger
+from tests.support.replies import REPORT_RATE_LIMITED
 
 RAW = (DATA / "reports" / "gmail-attached.eml").read_bytes()
 
@@ -30,19 +36,37 @@ class FakeStore:
     def __init__(self, outcome: StoreOutcome | Exception = ("added", "1-0")) -> None:
         self.outcome = outcome
         self.added: list[tuple[Complaint, bytes, int]] = []
+        self.unmatched = []
 
     async def add(
-        self, complaint: Complaint, *, example: bytes, reporter_limit: int
+        self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+        unmatched: bool = False,
+        example_limit: int = 1,
     ) -> StoreOutcome:
         if isinstance(self.outcome, Exception):
             raise self.outcome
         self.added.append((complaint, example, reporter_limit))
+        self.unmatched.append(unmatched)
         return self.outcome
+
+    unmatched: list[bool]
+
+
+def delivered_to(*rcpts: str, raw: bytes = RAW) -> MemoryDeliveryLedger:
+    """A ledger in which the message reported in ``raw`` was delivered to ``rcpts``."""
+    [original] = find_originals(raw, local_domains=["example.vn"])
+    view = parse_message(original.message)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@mailer.promo-shop.example", rcpts=rcpts, auth=None,
+                    at=1_699_999_000.0)
+    assert d is not None
+    return MemoryDeliveryLedger([d])
 
 
 def _intake(store: FakeStore, **intake: Any) -> ComplaintIntake:
     cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"], **intake}})
-    return ComplaintIntake(cfg, store, clock=lambda: 1_700_000_000.0)
+    return ComplaintIntake(cfg, store, clock=lambda: 1_700_000_000.0,
+                           deliveries=delivered_to("alice@example.vn", "a@example.vn"))
 
 
 def _run(coro: Any) -> Any:
@@ -62,7 +86,7 @@ def test_store_outcomes_map_to_replies() -> None:
     assert dup == REPLIES["duplicate"].format(id=c.id)
     limited = _run(_intake(FakeStore(("rate_limited", ""))).accept_report("spam", "a@example.vn",
                                                                           RAW))
-    assert limited.startswith("450 4.7.1 ")
+    assert limited.startswith(REPORT_RATE_LIMITED.line + " ")
 
 
 @pytest.mark.parametrize("error", [StoreUnavailable("down"), StoreError("NOSCRIPT")])
@@ -76,6 +100,28 @@ def test_example_is_bounded() -> None:
     _run(_intake(store, max_example_bytes=100).accept_report("ham", "alice@example.vn", RAW))
     [(c, example, _)] = store.added
     assert c.kind == "ham" and len(example) == 100
+
+
+def test_unidentified_reporter_gives_no_training_example() -> None:
+    store = FakeStore()
+    unauthenticated = RAW.replace(b"\t(Authenticated sender: alice@example.vn)\r\n", b"").replace(
+        b"with ESMTPSA", b"with ESMTPS")
+    assert unauthenticated != RAW
+    reply = _run(_intake(store, require_auth=False).accept_report("ham", "Alice+x@example.vn",
+                                                                  unauthenticated))
+    [(c, example, _)] = store.added
+    assert reply == REPLIES["accepted"].format(id=c.id)
+    assert (c.reporter, example) == ("alice@example.vn", b"")
+    assert _run(_intake(FakeStore()).accept_report("ham", "alice@example.vn",
+                                                   unauthenticated)) == REPLIES["auth_required"]
+
+
+def test_may_train() -> None:
+    assert may_train(authenticated=True)
+    assert may_train(authenticated=True, matched_delivery=True)
+    assert not may_train(authenticated=True, matched_delivery=False)
+    assert not may_train(authenticated=False)
+    assert not may_train(authenticated=False, matched_delivery=True)
 
 
 def test_routes() -> None:
@@ -95,7 +141,8 @@ def test_one_smtp_reply_for_several_recipients_prefers_temporary_failure() -> No
         raise RuntimeError("consent store exploded")
 
     cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"]}})
-    intake = ComplaintIntake(cfg, store, hooks={"optout": broken_hook})
+    intake = ComplaintIntake(cfg, store, hooks={"optout": broken_hook},
+                             deliveries=delivered_to("alice@example.vn"))
     env = Envelope()
     env.mail_from = "alice@example.vn"
     env.rcpt_tos = ["report@example.vn", "optout@example.vn"]

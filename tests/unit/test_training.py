@@ -29,7 +29,7 @@ from spamwarden.training.model import (
     train_model,
     untrained_model,
 )
-from tests.conftest import shared_path
+from tests.conftest import corpus_paths
 
 HAM = (b"From: Alice <alice@lists.example.org>\nTo: dev@lists.example.org\n"
        b"Subject: Re: patch for the build script\n\nThanks, the patch works; I merged it into "
@@ -42,22 +42,34 @@ SPAM = (b"From: Best Deals <promo88@cheap-pills.example>\nTo: undisclosed-recipi
 SMALL = TrainingParams(nb_alphas=(0.01,), sgd_alphas=(1e-5,), folds=3)
 
 
-def _slice(source: str, n_ham: int, n_spam: int) -> list[Example]:
-    root = shared_path("corpus", source)
+def _slice(ham: Path, spam: Path, n_ham: int, n_spam: int) -> list[Example]:
     out: list[Example] = []
-    for label, n in (("ham", n_ham), ("spam", n_spam)):
-        for i, ex in enumerate(read_path(root / label, label)):  # type: ignore[arg-type]
+    for folder, label, n in ((ham, "ham", n_ham), (spam, "spam", n_spam)):
+        for i, ex in enumerate(read_path(folder, label)):  # type: ignore[arg-type]
             if i >= n:
                 break
             out.append(ex)
     return out
 
 
+def _collections() -> list[tuple[str, Path, Path]]:
+    """Two collections (group name, ham folder, spam folder) for grouped cross-validation:
+    SpamAssassin and CSDMC2010 from ../shared, or without it the 2002 and 2003 halves of the
+    SpamAssassin corpus from its npm package (CSDMC2010 is not on npm)."""
+    corpora = corpus_paths()
+    if "csdmc2010" in corpora:
+        sa, csdmc = corpora["spamassassin"], corpora["csdmc2010"]
+        return [("sa", sa / "ham", sa / "spam"), ("csdmc", csdmc / "ham", csdmc / "spam")]
+    data = corpora["spamassassin"] / "package" / "data"
+    return [("sa", data / "easy-ham-1", data / "spam-1"), ("sa2", data / "easy-ham-2", data / "spam-2")]
+
+
 @pytest.fixture(scope="module")
 def corpus_slice() -> tuple[list[Example], list[object], list[str]]:
-    examples = _slice("spamassassin", 150, 90) + _slice("csdmc2010", 90, 60)
-    groups = ["sa" if "spamassassin" in e.source else "csdmc" for e in examples]
-    index = {id(e): g for e, g in zip(examples, groups)}
+    (g1, ham1, spam1), (g2, ham2, spam2) = _collections()
+    first, second = _slice(ham1, spam1, 150, 90), _slice(ham2, spam2, 90, 60)
+    examples = first + second
+    index = {id(e): g1 for e in first} | {id(e): g2 for e in second}
     kept, views, _ = deduplicate(examples)
     return kept, views, [index[id(e)] for e in kept]
 
@@ -78,7 +90,7 @@ def test_training_is_deterministic(
     assert small_model.metadata["metrics"] == again.metadata["metrics"]
     m = small_model.metadata["metrics"]
     assert m["cv_auc"] > 0.95
-    assert set(m["by_source"]) == {"sa", "csdmc"}
+    assert set(m["by_source"]) == set(groups) and len(set(groups)) == 2
     assert small_model.metadata["params"]["random_state"] == 0
 
 

@@ -1,0 +1,214 @@
+"""What every route module of the API shares: the application keys, :class:`ApiModule`
+and :class:`ApiContext`, JSON errors, operator bearer-token auth, the client's address
+and request-body parsing.
+
+Route modules (:mod:`.listings`, :mod:`.consent`) import this; :mod:`.app` assembles
+them. Errors are JSON objects ``{"error": "...", "status": N}`` (:func:`json_error`);
+operator endpoints use :func:`operator_only` (or :func:`operator_denied` where a
+route also accepts another credential).
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+from aiohttp import web
+
+from ..config import Config
+from ..reputation.store import AsyncListingStore, Clock
+
+__all__ = [
+    "ApiModule",
+    "ApiContext",
+    "BadRequest",
+    "CONFIG_KEY",
+    "STORE_KEY",
+    "CLOCK_KEY",
+    "MAX_BODY",
+    "ERROR_RESPONSE",
+    "ERROR_SCHEMA",
+    "Handler",
+    "json_error",
+    "client_ip",
+    "token_ok",
+    "bearer_token",
+    "operator_denied",
+    "operator_only",
+    "json_body",
+    "text_field",
+]
+
+CONFIG_KEY = web.AppKey("spamwarden_config", Config)
+STORE_KEY = web.AppKey("spamwarden_listing_store", AsyncListingStore)
+CLOCK_KEY = web.AppKey("spamwarden_clock", object)
+
+#: the largest request body accepted (bytes)
+MAX_BODY = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: OpenAPI: the error object every route answers with
+ERROR_SCHEMA: dict[str, Any] = {"type": "object", "required": ["error", "status"], "properties": {
+    "error": {"type": "string"}, "status": {"type": "integer"}}}
+#: OpenAPI: a response carrying :data:`ERROR_SCHEMA` (add a ``description``)
+ERROR_RESPONSE: dict[str, Any] = {"description": "error", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What a module factory gets: configuration, clock and the listing store."""
+
+    cfg: Config
+    clock: Clock
+    store: AsyncListingStore
+
+
+@dataclass(frozen=True)
+class ApiModule:
+    """A set of routes and their OpenAPI description.
+
+    :param routes: aiohttp route definitions (``web.RouteTableDef`` or a list of
+        ``web.get(...)`` etc.).
+    :param paths: OpenAPI ``paths`` entries for exactly these routes.
+    :param schemas: OpenAPI ``components.schemas`` the paths refer to.
+    :param on_startup: / ``on_cleanup``: app signal handlers (open / close clients).
+    """
+
+    name: str
+    routes: Sequence[web.AbstractRouteDef]
+    paths: Mapping[str, Mapping[str, Any]]
+    schemas: Mapping[str, Any] = field(default_factory=dict)
+    tags: Sequence[Mapping[str, str]] = ()
+    on_startup: Sequence[Callable[[web.Application], Awaitable[None]]] = ()
+    on_cleanup: Sequence[Callable[[web.Application], Awaitable[None]]] = ()
+
+
+
+# -- shared helpers --------------------------------------------------------------------------
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    """A JSON error response ``{"error": message, "status": status, ...}``."""
+    headers = extra.pop("headers", None)
+    return web.json_response({"error": message, "status": status, **extra}, status=status,
+                             headers=headers)
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's IP: the TCP peer, or the last ``X-Forwarded-For`` entry when the
+    peer is one of ``api.trusted_proxies``."""
+    peer = request.remote or "unknown"
+    cfg = request.app[CONFIG_KEY]
+    if cfg.api.trusted_proxies and peer != "unknown":
+        try:
+            addr = ipaddress.ip_address(peer)
+            trusted = any(addr in ipaddress.ip_network(n, strict=False)
+                          for n in cfg.api.trusted_proxies)
+        except ValueError:
+            trusted = False
+        fwd = request.headers.get("X-Forwarded-For", "")
+        if trusted and fwd:
+            last = fwd.split(",")[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                return peer
+    return peer
+
+
+def token_ok(given: str, tokens: Sequence[str]) -> bool:
+    """Whether ``given`` is one of ``tokens``; every token is compared, each in constant
+    time (:func:`hmac.compare_digest`), so the answer's timing tells nothing."""
+    if not given:  # an empty credential is never one of ours, whatever the list holds
+        return False
+    ok = False
+    g = given.encode("utf-8", "replace")
+    for t in tokens:  # every token compared, in constant time each
+        if t:
+            ok |= hmac.compare_digest(g, t.encode())
+    return ok
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (RFC 6750 §2.1), or ``None``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def operator_denied(request: web.Request, tokens: Sequence[str]) -> web.Response | None:
+    """Why the request may not use an operator endpoint, or ``None`` when it may.
+
+    :param request: the request (its ``Authorization: Bearer`` header is read).
+    :param tokens: the accepted operator tokens (``api.operator_tokens``).
+    :returns: ``None`` for a valid operator token; else the JSON error to send: 403 when
+        ``tokens`` is empty (operator endpoints disabled), 401 with ``WWW-Authenticate``
+        (RFC 6750 §3) for a missing or wrong token.
+    """
+    if not any(tokens):
+        return json_error(403, "operator endpoints are disabled: api.operator_tokens is empty")
+    token = bearer_token(request)
+    if token is None or not token_ok(token, tokens):
+        return json_error(401, "an operator bearer token is required",
+                          headers={"WWW-Authenticate": 'Bearer realm="spamwarden"'})
+    return None
+
+
+def operator_only(handler: Handler) -> Handler:
+    """Decorator: the request must carry ``Authorization: Bearer <operator token>``
+    (one of the application's ``api.operator_tokens``); see :func:`operator_denied`.
+    """
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        denied = operator_denied(request, request.app[CONFIG_KEY].api.operator_tokens)
+        if denied is not None:
+            return denied
+        return await handler(request)
+
+    setattr(wrapped, "operator_only", True)
+    return wrapped
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body (at most :data:`MAX_BODY` bytes).
+
+    :raises BadRequest: not a JSON object.
+    :raises web.HTTPRequestEntityTooLarge: too long.
+    """
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+class BadRequest(Exception):
+    """Turned into a 400 JSON error by the application's middleware."""
+
+
+def text_field(body: Mapping[str, Any], name: str, *, required: bool, limit: int) -> str:
+    """The stripped string field ``name`` of a JSON body (absent or null: empty).
+
+    :raises BadRequest: not a string, missing while ``required``, longer than ``limit``.
+    """
+    v = body.get(name, "")
+    if v is None:
+        v = ""
+    if not isinstance(v, str):
+        raise BadRequest(f"{name} must be a string")
+    v = v.strip()
+    if required and not v:
+        raise BadRequest(f"{name} is required")
+    if len(v) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return v

@@ -1,0 +1,992 @@
+"""The advertising-consent registry (Decree 91/2020/ND-CP): advertisers, consent
+records, refusals and the rolling daily send counters, in Redis.
+
+Rules it holds (the numbers are settings in ``[consent]``):
+
+* an advertiser owns *sending domains*; a message is attributed to it only when
+  SPF or DKIM authenticates one of them aligned with ``From``
+  (:func:`attribute_advertiser`, DMARC relaxed alignment, RFC 7489 §3.1);
+* a consent record (advertiser × recipient) has a method (``form``, ``reply``,
+  ``call``, ``app`` — the decree's four), a time, evidence, an optional expiry
+  and an optional higher daily limit the recipient agreed to;
+* a refusal (advertiser × recipient) or a global do-not-email entry (recipient
+  refuses all advertising) always wins over consent, is recorded with its time
+  and channel, and can be confirmed to the recipient exactly once;
+* at most ``consent.max_ads_per_day`` ads per advertiser × recipient in any
+  rolling 24 h window, counted only for delivered mail.
+
+Nothing here deletes a consent or refusal record: they outlive
+``consent.retention`` by construction; the audit stream is trimmed only past it.
+
+Redis key scheme (every key carries the hash tag ``{sw}``, so the Lua scripts
+that touch several keys run on Redis Cluster too; ``<adv>`` is an advertiser id,
+``<rcpt>`` a normalised address, see :func:`normalize_recipient`):
+
+==================================  ============================================================
+key                                 what
+==================================  ============================================================
+``sw:{sw}:advertisers``             set of advertiser ids
+``sw:{sw}:adv:<adv>``               hash: ``name``, ``contact``, ``domains`` (JSON list),
+                                    ``created_at``, ``token_sha256`` (of the advertiser's API
+                                    bearer token; the token itself is never stored)
+``sw:{sw}:adv-domains``             hash: registrable sending domain -> advertiser id
+``sw:{sw}:consent:<adv>``           hash: recipient -> JSON :class:`ConsentRecord` fields
+``sw:{sw}:refusal:<adv>``           hash: recipient -> JSON :class:`RefusalRecord` fields
+``sw:{sw}:dne``                     hash: recipient -> JSON :class:`RefusalRecord` (global
+                                    do-not-email list: refuses all advertising)
+``sw:{sw}:rcpt-adv:<rcpt>``         set: advertiser ids holding a consent or refusal of the
+                                    recipient (the recipient's own lookup)
+``sw:{sw}:sent:<adv>:<rcpt>``       sorted set: one member per delivered ad, score = time;
+                                    members older than the window are dropped on every write;
+                                    TTL = the window (ephemeral)
+``sw:{sw}:adv-stats:<adv>``         hash: ``sent`` (ads delivered, all time)
+``sw:{sw}:all-request:<rcpt>``      string: a request to refuse all advertising was mailed to
+                                    the recipient; TTL one day (ephemeral: at most one such
+                                    mail per recipient per day)
+``sw:{sw}:consent-log``             stream: one entry per consent, refusal and confirmation
+                                    (``op``, ``advertiser``, ``recipient``, ``at``, ``detail``);
+                                    entries are trimmed only when older than the retention
+==================================  ============================================================
+
+Every read-modify-write is one Lua script (atomic on the server), so several
+milters and the API can act on the same recipient at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterable,
+    Literal,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
+
+from ..config import Config
+from ..errors import StoreError, StoreUnavailable
+from ..mail import normalize_domain, registrable_domain
+
+if TYPE_CHECKING:
+    from ..milter.auth import AuthResults
+
+__all__ = [
+    "METHODS",
+    "GLOBAL",
+    "Advertiser",
+    "ConsentRecord",
+    "RefusalRecord",
+    "RecipientState",
+    "RecipientRecords",
+    "AdvertiserCounts",
+    "ConsentStore",
+    "RedisConsentRegistry",
+    "ConsentError",
+    "DomainTaken",
+    "UnknownAdvertiser",
+    "normalize_recipient",
+    "normalize_advertiser_id",
+    "attribute_advertiser",
+    "aligned_authenticated_domains",
+    "ADVERTISERS_KEY",
+    "DOMAINS_KEY",
+    "DNE_KEY",
+    "LOG_KEY",
+    "advertiser_key",
+    "consent_key",
+    "refusal_key",
+    "recipient_index_key",
+    "sent_key",
+    "stats_key",
+    "all_request_key",
+    "registry_from_config",
+    "AdComplaintRefusals",
+]
+
+#: the decree's four ways of obtaining consent
+METHODS: tuple[str, ...] = ("form", "reply", "call", "app")
+#: the advertiser id used in refusal records of the global do-not-email list
+GLOBAL = "*"
+#: the rolling window of the daily cap
+DAY = 86400.0
+
+ADVERTISERS_KEY = "sw:{sw}:advertisers"
+DOMAINS_KEY = "sw:{sw}:adv-domains"
+DNE_KEY = "sw:{sw}:dne"
+LOG_KEY = "sw:{sw}:consent-log"
+
+
+def advertiser_key(adv: str) -> str:
+    """The hash holding advertiser ``adv``'s record (name, contact, domains, token hash)."""
+    return f"sw:{{sw}}:adv:{adv}"
+
+
+def consent_key(adv: str) -> str:
+    """The hash of advertiser ``adv``'s consent records: recipient -> JSON."""
+    return f"sw:{{sw}}:consent:{adv}"
+
+
+def refusal_key(adv: str) -> str:
+    """The refusal hash of ``adv``; :data:`GLOBAL` gives the do-not-email list."""
+    return DNE_KEY if adv == GLOBAL else f"sw:{{sw}}:refusal:{adv}"
+
+
+def recipient_index_key(rcpt: str) -> str:
+    """The set of advertiser ids holding a consent or refusal of recipient ``rcpt``."""
+    return f"sw:{{sw}}:rcpt-adv:{rcpt}"
+
+
+def sent_key(adv: str, rcpt: str) -> str:
+    """The sorted set of ads delivered from ``adv`` to ``rcpt`` inside the window (TTL)."""
+    return f"sw:{{sw}}:sent:{adv}:{rcpt}"
+
+
+def all_request_key(rcpt: str) -> str:
+    """Set (one day) when a request to refuse all advertising was mailed to ``rcpt``."""
+    return f"sw:{{sw}}:all-request:{rcpt}"
+
+
+def stats_key(adv: str) -> str:
+    """The hash of advertiser ``adv``'s all-time totals (``sent``)."""
+    return f"sw:{{sw}}:adv-stats:{adv}"
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class ConsentError(StoreError):
+    """The consent registry refused the request."""
+
+
+class DomainTaken(ConsentError):
+    """The sending domain belongs to another advertiser."""
+
+
+class UnknownAdvertiser(ConsentError):
+    """No advertiser is registered with this id."""
+
+
+# -- values ---------------------------------------------------------------------------------
+
+_ADV_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_LOCAL_RE = re.compile(r"^[^\s@<>\"(),;:\\\[\]]{1,64}$")
+
+
+def normalize_advertiser_id(text: str) -> str:
+    """Lower-case advertiser id: letters, digits, ``.``, ``_``, ``-``; up to 64.
+
+    :raises ValueError: the id is empty or has other characters.
+    """
+    adv = text.strip().lower()
+    if not _ADV_ID_RE.match(adv):
+        raise ValueError(
+            f"advertiser id {text!r}: use 1-64 letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit)"
+        )
+    return adv
+
+
+def normalize_recipient(addr: str) -> str:
+    """The form a recipient address is stored under: ``local@domain``, lower-case,
+    angle brackets dropped, domain in IDNA.
+
+    Local parts are compared case-insensitively, as every large mailbox provider
+    does; a consent given as ``An@Example.vn`` holds for ``an@example.vn``.
+
+    :raises ValueError: not a plain address (quoted local parts are refused).
+    """
+    a = addr.strip().strip("<>").strip()
+    if a.count("@") != 1:
+        raise ValueError(f"not an email address: {addr!r}")
+    local, _, dom = a.rpartition("@")
+    domain = normalize_domain(dom)
+    if domain is None or not _LOCAL_RE.match(local):
+        raise ValueError(f"not an email address: {addr!r}")
+    return f"{local.lower()}@{domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Advertiser:
+    """A registered advertiser and its verified sending domains (registrable)."""
+
+    id: str
+    name: str
+    contact: str = ""
+    domains: tuple[str, ...] = ()
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """Prior consent of one recipient to one advertiser's ads.
+
+    ``at`` is when the recipient consented (as filed), ``recorded_at`` when the
+    registry learnt of it; ``expires_at`` 0 means no expiry; ``max_per_day`` 0
+    means the configured cap, more when the recipient agreed to more.
+    """
+
+    advertiser: str
+    recipient: str
+    method: str
+    at: float
+    evidence: str = ""
+    expires_at: float = 0.0
+    max_per_day: int = 0
+    recorded_at: float = 0.0
+
+    def to_json(self) -> str:
+        """The hash value stored under the recipient in ``consent:<adv>`` (without the two keys)."""
+        d = asdict(self)
+        del d["advertiser"], d["recipient"]
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "ConsentRecord":
+        """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
+
+        :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.
+        """
+        d = json.loads(text)
+        return cls(
+            advertiser=advertiser,
+            recipient=recipient,
+            method=str(d.get("method", "")),
+            at=float(d.get("at", 0.0)),
+            evidence=str(d.get("evidence", "")),
+            expires_at=float(d.get("expires_at", 0.0)),
+            max_per_day=int(d.get("max_per_day", 0)),
+            recorded_at=float(d.get("recorded_at", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalRecord:
+    """A recipient's refusal of one advertiser (``advertiser == GLOBAL``: of all).
+
+    ``channel`` says how it came: ``one-click``, ``optout-mail``, ``complaint``,
+    ``cli``, ``api``. ``confirmed_at`` is when the single confirmation went to
+    the recipient (0: not yet).
+    """
+
+    advertiser: str
+    recipient: str
+    at: float
+    channel: str
+    confirmed_at: float = 0.0
+
+    def to_json(self) -> str:
+        """The hash value stored under the recipient in ``refusal:<adv>`` or ``dne``."""
+        return json.dumps(
+            {"at": self.at, "channel": self.channel, "confirmed_at": self.confirmed_at},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "RefusalRecord":
+        """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
+
+        :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.
+        """
+        d = json.loads(text)
+        return cls(
+            advertiser=advertiser,
+            recipient=recipient,
+            at=float(d.get("at", 0.0)),
+            channel=str(d.get("channel", "")),
+            confirmed_at=float(d.get("confirmed_at", 0.0)),
+        )
+
+
+Status = Literal["ok", "no_consent", "consent_expired", "refused", "refused_all", "over_cap"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    """What the registry says about sending one more ad to one recipient.
+
+    ``sent`` is the number of ads delivered in the last 24 h, ``cap`` the limit
+    that applies (the recipient's own when it agreed to more).
+    """
+
+    status: Status
+    sent: int = 0
+    cap: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        """Whether an ad may be delivered (``status == "ok"``)."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRecords:
+    """Everything the registry holds about one recipient (their own lookup)."""
+
+    recipient: str
+    consents: tuple[ConsentRecord, ...]
+    refusals: tuple[RefusalRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AdvertiserCounts:
+    """Totals for one advertiser."""
+
+    advertiser: str
+    consents: int
+    refusals: int
+    sent: int
+
+
+@runtime_checkable
+class ConsentStore(Protocol):
+    """What the milter policy, the API, intake and the worker need of the registry.
+
+    Every method raises :class:`~spamwarden.errors.StoreUnavailable` when the store
+    cannot be reached and :class:`~spamwarden.errors.StoreError` for other store
+    trouble; callers decide what that means (the milter: no consent rejections).
+    """
+
+    def domain_map(self) -> dict[str, str]:
+        """Registrable sending domain -> advertiser id, for every advertiser."""
+        ...
+
+    def recipient_state(
+        self, adv: str, rcpt: str, *, now: float, default_cap: int
+    ) -> RecipientState:
+        """Refusal, consent and the rolling 24 h count for one recipient."""
+        ...
+
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
+        """Count one delivered ad per recipient (rolling window)."""
+        ...
+
+    def refuse(
+        self, rcpt: str, *, adv: str = GLOBAL, channel: str, now: float
+    ) -> tuple[RefusalRecord, bool]:
+        """Record a refusal; returns the record in force and whether it is new."""
+        ...
+
+
+Clock = Callable[[], float]
+
+
+# -- attribution ----------------------------------------------------------------------------
+
+
+def aligned_authenticated_domains(auth: AuthResults | None,
+                                  from_domain: str | None) -> list[str]:
+    """Registrable domains that SPF (``pass``) or DKIM (``pass``) authenticated and
+    that align with the ``From`` domain (DMARC relaxed alignment, RFC 7489 §3.1).
+
+    :param auth: the milter's SPF/DKIM/DMARC results, or ``None`` (nothing aligned).
+    :param from_domain: the RFC 5322 ``From`` domain.
+    :returns: the aligned registrable domains, DKIM first, no duplicates.
+    """
+    if not from_domain or auth is None:
+        return []
+    org = registrable_domain(from_domain)
+    if org is None:
+        return []
+    out: list[str] = []
+    for sig in auth.dkim:
+        if str(sig.result).lower() == "pass":
+            d = registrable_domain(str(sig.domain or ""))
+            if d == org and d not in out:
+                out.append(d)
+    spf = auth.spf
+    if spf is not None and str(spf.result).lower() == "pass":
+        d = registrable_domain(str(spf.domain or ""))
+        if d == org and d not in out:
+            out.append(d)
+    return out
+
+
+def attribute_advertiser(
+    domains: Iterable[str], domain_map: dict[str, str]
+) -> tuple[str, str] | None:
+    """The first ``(advertiser id, domain)`` owning one of the authenticated
+    aligned ``domains`` (see :func:`aligned_authenticated_domains`), or ``None``."""
+    for d in domains:
+        adv = domain_map.get(d)
+        if adv:
+            return adv, d
+    return None
+
+
+def advertiser_domain(domain: str) -> str:
+    """The registrable form a sending domain is registered under.
+
+    :raises ValueError: not a domain, or a public suffix.
+    """
+    norm = normalize_domain(domain)
+    reg = registrable_domain(norm) if norm else None
+    if reg is None:
+        raise ValueError(f"not a registrable domain: {domain!r}")
+    return reg
+
+
+# -- Lua ------------------------------------------------------------------------------------
+
+# KEYS: dne, refusal:<adv>, consent:<adv>, sent:<adv>:<rcpt>
+# ARGV: rcpt, now, window, default cap
+_STATE_LUA = """
+local rcpt = ARGV[1]
+local now = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+if redis.call('HEXISTS', KEYS[1], rcpt) == 1 then return {'refused_all', '0', tostring(cap)} end
+if redis.call('HEXISTS', KEYS[2], rcpt) == 1 then return {'refused', '0', tostring(cap)} end
+local raw = redis.call('HGET', KEYS[3], rcpt)
+if not raw then return {'no_consent', '0', tostring(cap)} end
+local c = cjson.decode(raw)
+if c.max_per_day and tonumber(c.max_per_day) > 0 then cap = tonumber(c.max_per_day) end
+local exp = tonumber(c.expires_at or 0)
+if exp > 0 and exp <= now then return {'consent_expired', '0', tostring(cap)} end
+local n = redis.call('ZCOUNT', KEYS[4], '(' .. tostring(now - window), '+inf')
+if n >= cap then return {'over_cap', tostring(n), tostring(cap)} end
+return {'ok', tostring(n), tostring(cap)}
+"""
+
+# KEYS: sent:<adv>:<rcpt>..., then adv-stats:<adv> last
+# ARGV: now, window, member
+_SEND_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local ttl = math.ceil(window * 1000) + 60000
+local n = #KEYS - 1
+for i = 1, n do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. tostring(now - window))
+  redis.call('ZADD', KEYS[i], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+redis.call('HINCRBY', KEYS[n + 1], 'sent', n)
+return n
+"""
+
+# KEYS: refusal hash, rcpt index, log; ARGV: rcpt, record json, adv, now, log min id, op
+_REFUSE_LUA = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {0, existing} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'op', ARGV[6], 'advertiser', ARGV[3],
+           'recipient', ARGV[1], 'at', ARGV[4], 'detail', ARGV[2])
+return {1, ARGV[2]}
+"""
+
+# KEYS: refusal hash, log; ARGV: rcpt, now, log min id, adv
+_CONFIRM_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local r = cjson.decode(raw)
+if r.confirmed_at and tonumber(r.confirmed_at) > 0 then return 0 end
+r.confirmed_at = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
+redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'op', 'confirmed', 'advertiser', ARGV[4],
+           'recipient', ARGV[1], 'at', ARGV[2], 'detail', '')
+return 1
+"""
+
+# KEYS: consent hash, log, then one rcpt index key per record
+# ARGV: adv, now, log min id, then (rcpt, json) pairs
+_CONSENT_LUA = """
+local n = 0
+for i = 4, #ARGV, 2 do
+  local rcpt = ARGV[i]
+  redis.call('HSET', KEYS[1], rcpt, ARGV[i + 1])
+  redis.call('SADD', KEYS[3 + n], ARGV[1])
+  redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'op', 'consent', 'advertiser', ARGV[1],
+             'recipient', rcpt, 'at', ARGV[2], 'detail', ARGV[i + 1])
+  n = n + 1
+end
+return n
+"""
+
+# KEYS: adv hash, advertisers set, domains hash
+# ARGV: id, name, contact, created_at, token_sha256 ('' keeps), replace (0/1), domains...
+_REGISTER_LUA = """
+for i = 7, #ARGV do
+  local owner = redis.call('HGET', KEYS[3], ARGV[i])
+  if owner and owner ~= ARGV[1] then return {'taken', ARGV[i], owner} end
+end
+local domains = {}
+local seen = {}
+local old = redis.call('HGET', KEYS[1], 'domains')
+if old and ARGV[6] == '0' then
+  for _, d in ipairs(cjson.decode(old)) do
+    if not seen[d] then table.insert(domains, d); seen[d] = true end
+  end
+end
+for i = 7, #ARGV do
+  if not seen[ARGV[i]] then table.insert(domains, ARGV[i]); seen[ARGV[i]] = true end
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[1])
+end
+local created = redis.call('HGET', KEYS[1], 'created_at') or ARGV[4]
+local fields = {'name', ARGV[2], 'contact', ARGV[3], 'created_at', created,
+                'domains', cjson.encode(domains)}
+if #domains == 0 then fields[8] = '[]' end
+if ARGV[5] ~= '' then table.insert(fields, 'token_sha256'); table.insert(fields, ARGV[5]) end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('SADD', KEYS[2], ARGV[1])
+return {'ok', created, ''}
+"""
+
+
+# -- the Redis registry ---------------------------------------------------------------------
+
+
+class RedisConsentRegistry:
+    """The registry over a synchronous ``redis.Redis`` client (thread-safe).
+
+    The asyncio services (API, intake, worker) call it through
+    ``asyncio.to_thread`` so there is one implementation of every rule.
+
+    :param client: a ``redis.Redis`` (``decode_responses`` off or on).
+    :param retention: seconds the audit stream keeps entries (``consent.retention``).
+    :param window: the rolling window of the daily cap, seconds.
+    :param clock: wall-clock time source (injected in tests).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retention: float = 365 * DAY,
+        window: float = DAY,
+        clock: Clock = time.time,
+    ) -> None:
+        self.client = client
+        self.retention = retention
+        self.window = window
+        self.clock = clock
+        self._state = client.register_script(_STATE_LUA)
+        self._send = client.register_script(_SEND_LUA)
+        self._refuse = client.register_script(_REFUSE_LUA)
+        self._confirm = client.register_script(_CONFIRM_LUA)
+        self._consent = client.register_script(_CONSENT_LUA)
+        self._register = client.register_script(_REGISTER_LUA)
+
+    # -- plumbing
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"consent registry unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"consent registry failed: {exc}") from exc
+
+    def _scan(self, key: str, limit: int) -> Iterable[tuple[str, bytes]]:
+        """HSCAN a hash, at most ``limit`` fields; store errors wrapped."""
+        import redis
+
+        n = 0
+        try:
+            for k, v in self.client.hscan_iter(key, count=500):
+                if n >= limit:
+                    return
+                n += 1
+                yield _s(k), v
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"consent registry unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"consent registry failed: {exc}") from exc
+
+    def _log_min_id(self) -> str:
+        """Oldest audit-stream id to keep: wall time minus the retention (the
+        stream ids are the server's clock, not the injected one)."""
+        return str(max(0, int((time.time() - self.retention) * 1000)))
+
+    # -- advertisers
+
+    def register_advertiser(
+        self,
+        adv_id: str,
+        *,
+        name: str,
+        contact: str = "",
+        domains: Sequence[str] = (),
+        replace_domains: bool = False,
+        new_token: bool = False,
+    ) -> tuple[Advertiser, str | None]:
+        """Create or update an advertiser and add sending domains.
+
+        :param adv_id: see :func:`normalize_advertiser_id`.
+        :param domains: sending domains; stored in registrable form.
+        :param replace_domains: the domain list replaces the current one
+            (domains dropped from it stay owned until re-registered elsewhere).
+        :param new_token: issue a new API bearer token (printed once, stored hashed).
+        :returns: the advertiser and the new token (``None`` unless issued).
+        :raises ValueError: bad id or domain.
+        :raises DomainTaken: a domain belongs to another advertiser.
+        :raises StoreError: store trouble.
+        """
+        adv = normalize_advertiser_id(adv_id)
+        doms = [advertiser_domain(d) for d in domains]
+        token = secrets.token_urlsafe(32) if new_token else None
+        token_hash = hashlib.sha256(token.encode()).hexdigest() if token else ""
+        res = self._call(
+            self._register,
+            keys=[advertiser_key(adv), ADVERTISERS_KEY, DOMAINS_KEY],
+            args=[adv, name, contact, repr(self.clock()), token_hash,
+                  "1" if replace_domains else "0", *doms],
+        )
+        status = _s(res[0])
+        if status == "taken":
+            raise DomainTaken(f"{_s(res[1])} is registered to advertiser {_s(res[2])}")
+        got = self.advertiser(adv)
+        assert got is not None
+        return got, token
+
+    def advertiser(self, adv_id: str) -> Advertiser | None:
+        """The advertiser, or ``None`` when not registered.
+
+        :raises StoreError: store trouble.
+        """
+        try:
+            adv = normalize_advertiser_id(adv_id)
+        except ValueError:
+            return None
+        h = self._call(self.client.hgetall, advertiser_key(adv))
+        if not h:
+            return None
+        d = {_s(k): _s(v) for k, v in h.items()}
+        return Advertiser(
+            id=adv,
+            name=d.get("name", ""),
+            contact=d.get("contact", ""),
+            domains=tuple(json.loads(d.get("domains", "[]") or "[]")),
+            created_at=float(d.get("created_at", "0") or 0),
+        )
+
+    def advertisers(self) -> list[str]:
+        """Every registered advertiser id, sorted."""
+        return sorted(_s(x) for x in self._call(self.client.smembers, ADVERTISERS_KEY))
+
+    def check_advertiser_token(self, adv_id: str, token: str) -> bool:
+        """Constant-time check of an advertiser's API bearer token."""
+        try:
+            adv = normalize_advertiser_id(adv_id)
+        except ValueError:
+            return False
+        stored = self._call(self.client.hget, advertiser_key(adv), "token_sha256")
+        if not stored:
+            return False
+        given = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        return hmac.compare_digest(given, _s(stored))
+
+    def domain_map(self) -> dict[str, str]:
+        """Registrable sending domain -> advertiser id."""
+        h = self._call(self.client.hgetall, DOMAINS_KEY)
+        return {_s(k): _s(v) for k, v in h.items()}
+
+    # -- consent
+
+    def add_consents(self, records: Sequence[ConsentRecord]) -> int:
+        """Store consent records (replacing an earlier record of the same pair).
+
+        A refusal in force is not lifted by a consent record: refusals always win.
+
+        :raises ValueError: a record has a bad method, recipient or time.
+        :raises UnknownAdvertiser: the advertiser is not registered.
+        :raises StoreError: store trouble.
+        :returns: how many records were stored.
+        """
+        by_adv: dict[str, list[ConsentRecord]] = {}
+        now = self.clock()
+        for r in records:
+            if r.method not in METHODS:
+                raise ValueError(f"consent method {r.method!r}: one of {', '.join(METHODS)}")
+            if r.at <= 0 or r.at > now + 86400:
+                raise ValueError(f"consent time {r.at!r} is not a plausible past time")
+            if r.expires_at and r.expires_at <= r.at:
+                raise ValueError("consent expiry must be after the consent time")
+            if r.max_per_day < 0:
+                raise ValueError("max_per_day must be 0 (the configured cap) or more")
+            rec = ConsentRecord(
+                advertiser=normalize_advertiser_id(r.advertiser),
+                recipient=normalize_recipient(r.recipient),
+                method=r.method,
+                at=r.at,
+                evidence=r.evidence[:4000],
+                expires_at=r.expires_at,
+                max_per_day=r.max_per_day,
+                recorded_at=now,
+            )
+            by_adv.setdefault(rec.advertiser, []).append(rec)
+        total = 0
+        for adv, recs in by_adv.items():
+            if not self._call(self.client.sismember, ADVERTISERS_KEY, adv):
+                raise UnknownAdvertiser(f"no advertiser {adv!r}")
+            for start in range(0, len(recs), 500):
+                chunk = recs[start : start + 500]
+                args: list[str] = [adv, repr(now), self._log_min_id()]
+                for rec in chunk:
+                    args += [rec.recipient, rec.to_json()]
+                keys = [consent_key(adv), LOG_KEY] + [
+                    recipient_index_key(rec.recipient) for rec in chunk
+                ]
+                total += int(self._call(self._consent, keys=keys, args=args))
+        return total
+
+    def consent(self, adv: str, rcpt: str) -> ConsentRecord | None:
+        """The consent record of one pair, or ``None``."""
+        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt)
+        raw = self._call(self.client.hget, consent_key(adv), rcpt)
+        return ConsentRecord.from_json(adv, rcpt, raw) if raw else None
+
+    def consents(self, adv: str, *, limit: int = 1_000_000) -> Iterable[ConsentRecord]:
+        """Every consent record of an advertiser (for export), streamed with HSCAN."""
+        adv = normalize_advertiser_id(adv)
+        for k, v in self._scan(consent_key(adv), limit):
+            yield ConsentRecord.from_json(adv, k, v)
+
+    # -- refusals
+
+    def refuse(
+        self, rcpt: str, *, adv: str = GLOBAL, channel: str, now: float | None = None
+    ) -> tuple[RefusalRecord, bool]:
+        """Record that ``rcpt`` refuses ``adv``'s ads (:data:`GLOBAL`: all ads).
+
+        Takes effect for every milter at once (the milter reads it per recipient).
+        A second refusal keeps the first record (its time and channel).
+
+        :returns: the record in force and whether this call created it.
+        :raises ValueError: bad recipient or advertiser id.
+        :raises StoreError: store trouble.
+        """
+        rcpt = normalize_recipient(rcpt)
+        if adv != GLOBAL:
+            adv = normalize_advertiser_id(adv)
+        at = self.clock() if now is None else now
+        rec = RefusalRecord(advertiser=adv, recipient=rcpt, at=at, channel=channel)
+        res = self._call(
+            self._refuse,
+            keys=[refusal_key(adv), recipient_index_key(rcpt), LOG_KEY],
+            args=[rcpt, rec.to_json(), adv, repr(at), self._log_min_id(),
+                  "refusal" if adv != GLOBAL else "refusal-all"],
+        )
+        created = int(res[0]) == 1
+        return RefusalRecord.from_json(adv, rcpt, res[1]), created
+
+    def refusal(self, rcpt: str, *, adv: str = GLOBAL) -> RefusalRecord | None:
+        """The refusal record of one pair (or the global one), or ``None``."""
+        rcpt = normalize_recipient(rcpt)
+        if adv != GLOBAL:
+            adv = normalize_advertiser_id(adv)
+        raw = self._call(self.client.hget, refusal_key(adv), rcpt)
+        return RefusalRecord.from_json(adv, rcpt, raw) if raw else None
+
+    def refusals(self, adv: str, *, limit: int = 1_000_000) -> Iterable[RefusalRecord]:
+        """Every refusal of an advertiser (advertisers learn of refusals this way)."""
+        if adv != GLOBAL:
+            adv = normalize_advertiser_id(adv)
+        for k, v in self._scan(refusal_key(adv), limit):
+            yield RefusalRecord.from_json(adv, k, v)
+
+    def claim_all_request(self, rcpt: str, *, ttl: float = DAY) -> bool:
+        """``True`` at most once per ``ttl`` seconds per recipient: the caller may then
+        mail ``rcpt`` the request to confirm a refusal of all advertising (a link
+        anyone holding an unsubscribe token can press must not flood the mailbox).
+
+        :raises StoreError: store trouble.
+        """
+        rcpt = normalize_recipient(rcpt)
+        return bool(self._call(self.client.set, all_request_key(rcpt), repr(self.clock()),
+                               nx=True, ex=max(1, int(ttl))))
+
+    def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
+        """Mark the refusal as confirmed to the recipient; ``True`` exactly once per
+        refusal (the caller then sends or shows the single confirmation)."""
+        rcpt = normalize_recipient(rcpt)
+        if adv != GLOBAL:
+            adv = normalize_advertiser_id(adv)
+        res = self._call(
+            self._confirm,
+            keys=[refusal_key(adv), LOG_KEY],
+            args=[rcpt, repr(self.clock()), self._log_min_id(), adv],
+        )
+        return int(res) == 1
+
+    # -- the milter's questions
+
+    def recipient_state(
+        self, adv: str, rcpt: str, *, now: float, default_cap: int
+    ) -> RecipientState:
+        """Refusal, consent and the rolling 24 h count for one recipient, in one
+        atomic script. Order: global refusal, refusal of ``adv``, no consent,
+        expired consent, over the cap.
+
+        :raises ValueError: bad recipient.
+        :raises StoreError: store trouble.
+        """
+        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt)
+        res = self._call(
+            self._state,
+            keys=[DNE_KEY, refusal_key(adv), consent_key(adv), sent_key(adv, rcpt)],
+            args=[rcpt, repr(now), repr(self.window), str(default_cap)],
+        )
+        return RecipientState(
+            status=_s(res[0]),  # type: ignore[arg-type]
+            sent=int(_s(res[1])),
+            cap=int(float(_s(res[2]))),
+        )
+
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
+        """Count one delivered ad for each recipient (atomic, rolling window).
+
+        :param ref: identifies the message (queue id); members are unique anyway.
+        :raises StoreError: store trouble.
+        """
+        adv = normalize_advertiser_id(adv)
+        keys: list[str] = []
+        for r in rcpts:
+            try:
+                keys.append(sent_key(adv, normalize_recipient(r)))
+            except ValueError:
+                continue
+        if not keys:
+            return
+        member = f"{now!r}:{ref}:{uuid.uuid4().hex[:12]}"
+        self._call(
+            self._send, keys=[*keys, stats_key(adv)], args=[repr(now), repr(self.window), member]
+        )
+
+    def sent_in_window(self, adv: str, rcpt: str, *, now: float) -> int:
+        """Ads delivered to ``rcpt`` by ``adv`` in the window ending at ``now``."""
+        key = sent_key(normalize_advertiser_id(adv), normalize_recipient(rcpt))
+        return int(self._call(self.client.zcount, key, f"({now - self.window!r}", "+inf"))
+
+    # -- lookups
+
+    def recipient_records(self, rcpt: str) -> RecipientRecords:
+        """Every consent and refusal of one recipient (the decree's lookup)."""
+        rcpt = normalize_recipient(rcpt)
+        advs = sorted(_s(a) for a in self._call(self.client.smembers, recipient_index_key(rcpt)))
+        advs = [a for a in advs if a != GLOBAL][:10_000]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(DNE_KEY, rcpt)
+        for a in advs:
+            pipe.hget(consent_key(a), rcpt)
+            pipe.hget(refusal_key(a), rcpt)
+        res = self._call(pipe.execute)
+        refusals: list[RefusalRecord] = []
+        consents: list[ConsentRecord] = []
+        if res[0]:
+            refusals.append(RefusalRecord.from_json(GLOBAL, rcpt, res[0]))
+        for i, a in enumerate(advs):
+            c, r = res[1 + 2 * i], res[2 + 2 * i]
+            if c:
+                consents.append(ConsentRecord.from_json(a, rcpt, c))
+            if r:
+                refusals.append(RefusalRecord.from_json(a, rcpt, r))
+        return RecipientRecords(rcpt, tuple(consents), tuple(refusals))
+
+    def counts(self, adv: str) -> AdvertiserCounts:
+        """Consents, refusals and ads delivered (all time) for one advertiser."""
+        adv = normalize_advertiser_id(adv)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hlen(consent_key(adv))
+        pipe.hlen(refusal_key(adv))
+        pipe.hget(stats_key(adv), "sent")
+        c, r, s = self._call(pipe.execute)
+        return AdvertiserCounts(adv, int(c), int(r), int(_s(s)) if s else 0)
+
+
+def _s(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def registry_from_config(cfg: Config, client: Any | None = None) -> RedisConsentRegistry:
+    """The Redis registry of this configuration (``client``: a ``redis.Redis``;
+    default :func:`~spamwarden.redisconn.sync_client`)."""
+    from ..redisconn import sync_client
+
+    return RedisConsentRegistry(
+        client if client is not None else sync_client(cfg), retention=cfg.consent.retention
+    )
+
+
+# -- complaints about ads -------------------------------------------------------------------
+
+
+class AdComplaintRefusals:
+    """Turns a complaint about an ad into the reporter's refusal of the advertiser
+    (Decree 91/2020/ND-CP: a recipient who reports an ad no longer wants it).
+
+    The worker calls it for every complaint; it acts only on ``spam`` complaints
+    whose reported message carried an ad label and is attributable to a
+    registered advertiser: a DKIM-verified domain aligned with ``From`` first,
+    else the ``From`` domain itself (the advertiser the recipient saw).
+
+    :param registry: the consent registry.
+    :param confirm: called with each new refusal (sends the single confirmation).
+
+    Built from configuration by :func:`spamwarden.consent.optout.ad_complaint_hook_from_config`.
+    """
+
+    def __init__(
+        self,
+        registry: RedisConsentRegistry,
+        *,
+        confirm: Callable[[RefusalRecord], object] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.confirm = confirm
+
+    def advertiser_of(self, complaint: Any) -> str | None:
+        """The advertiser a complaint is about, or ``None`` (not an ad, not ours).
+
+        :raises StoreError: store trouble.
+        """
+        ind = getattr(complaint, "indicators", None)
+        if getattr(complaint, "kind", "") != "spam" or ind is None or not ind.ad_label:
+            return None
+        from_org = registrable_domain(ind.from_domain) if ind.from_domain else None
+        if from_org is None:
+            return None
+        domains = self.registry.domain_map()
+        for d in ind.dkim_verified:
+            org = registrable_domain(d)
+            if org == from_org and org in domains:
+                return domains[org]
+        return domains.get(from_org)
+
+    def record(self, complaint: Any) -> RefusalRecord | None:
+        """Record the refusal for one complaint; idempotent (a replayed complaint
+        keeps the first record). Returns the refusal in force, or ``None``.
+
+        :raises StoreError: store trouble (the worker retries the entry).
+        """
+        adv = self.advertiser_of(complaint)
+        if adv is None:
+            return None
+        try:
+            rcpt = normalize_recipient(complaint.reporter)
+        except ValueError:
+            return None
+        rec, created = self.registry.refuse(
+            rcpt, adv=adv, channel="complaint", now=float(complaint.received_at) or None
+        )
+        if created and self.confirm is not None:
+            self.confirm(rec)
+        return rec
+
+    async def __call__(self, complaint: Any) -> RefusalRecord | None:
+        """:meth:`record` from asyncio code (runs in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.record, complaint)

@@ -1,0 +1,496 @@
+"""The delivery ledger: what this site delivered, so a later complaint can be matched to it.
+
+A complaint is evidence about *a message this site delivered*, from *a person it
+delivered it to*, and it counts only against *names that message proved*.  The
+milter knows all three at delivery time and nobody can forge them afterwards:
+the client address its MTA saw, the names SPF, DKIM and DMARC authenticated, and
+the envelope recipients.  A report only carries a copy of the message, whose
+``Received`` fields, ``From`` and ARF ``Source-IP`` anyone can write.  So the
+milter records a :class:`Delivery` for each accepted message (after the reply,
+in :class:`~spamwarden.milter.scanner.DeliveryRecorder`'s batch: one pipeline per
+batch, no round trip on the SMTP path), and intake looks the reported original
+up here (:meth:`DeliveryLookup.match`) instead of believing its headers.
+
+What a delivery proves (:func:`delivery_of`):
+
+* ``client_ip``: the SMTP client the milter saw (none for SMTP AUTH submissions:
+  a local user's own address is not a spam source);
+* ``mail_from_domain``: the MAIL FROM domain, only when SPF passed for it
+  (RFC 7208 §2.6.3);
+* ``dkim_domains``: the ``d=`` of every signature that verified (RFC 6376 §6.1);
+* ``from_domain`` / ``from_address``: the RFC 5322.From, only when DMARC passed,
+  i.e. SPF or DKIM passed for an aligned domain (RFC 7489 §3.1, §4.2);
+* ``url_domains``: the registrable domains of the links in the body (they are in
+  the message as delivered; who put them there is not proven, see docs/operations.md);
+* ``recipients``: the envelope recipients, normalised, intake addresses left out.
+
+Matching (:func:`decide_match`): the reported original is found by its content
+fingerprint (:func:`~spamwarden.reputation.reports.fingerprint`, which gives the
+same value for the delivered message and for the copy recovered from a Gmail,
+Outlook or Thunderbird forward, attached or inline, a bounce or an ARF report)
+and by its Message-ID, each together with the reporter; where both are known
+they must point at the same delivery.  A reporter who was not a recipient of the
+delivery matches nothing.
+
+Redis keys (hash tag ``{sw}``; every one expires ``reputation.window`` after the
+delivery; a newer delivery of the same content to the same recipient overwrites
+the index entries):
+
+``sw:{sw}:dlv:<id>``
+    string, the delivery as JSON (:meth:`Delivery.to_json`).
+``sw:{sw}:dlv:f:<fingerprint>:<recipient>``
+    string, the id of the latest delivery of that content to that recipient.
+``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
+    string, the id of the latest delivery of that Message-ID to that recipient
+    (hash: first 32 hex digits of SHA-256 of the Message-ID without ``<>``).
+``sw:{sw}:dlv:f:<fingerprint>`` / ``sw:{sw}:dlv:m:<message-id hash>``
+    string, the id of the latest delivery of that content / Message-ID to anyone
+    (only to tell a reporter "delivered here, but not to you").
+
+Bounds per delivery: :data:`MAX_RECIPIENTS` recipients indexed (further
+recipients cannot report the message), :data:`MAX_URL_DOMAINS` URL domains and
+:data:`MAX_DKIM_DOMAINS` signing domains kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Literal, Protocol, Sequence
+
+from ..errors import StoreError, StoreUnavailable
+from ..logs import event
+from ..mail import MessageView, domain_of_address, normalize_domain, registrable_domain
+from .complaints import Indicators
+from .listings import normalize_address
+
+__all__ = [
+    "Delivery",
+    "Match",
+    "DeliveryLedger",
+    "DeliveryLookup",
+    "RedisDeliveryLedger",
+    "RedisDeliveryLookup",
+    "delivery_of",
+    "record_deliveries",
+    "LedgerRecorder",
+    "decide_match",
+    "message_id_hash",
+    "normalize_reporter",
+    "record_key",
+    "content_key",
+    "message_key",
+    "MAX_RECIPIENTS",
+    "MAX_URL_DOMAINS",
+    "MAX_DKIM_DOMAINS",
+]
+
+log = logging.getLogger("spamwarden.deliveries")
+
+MAX_RECIPIENTS = 100
+MAX_URL_DOMAINS = 50
+MAX_DKIM_DOMAINS = 10
+MAX_ID_CHARS = 998  # RFC 5322 §2.1.1 line length: a longer Message-ID is not one
+
+PREFIX = "sw:{sw}:dlv"
+
+
+def record_key(delivery_id: str) -> str:
+    """The key of one delivery record."""
+    return f"{PREFIX}:{delivery_id}"
+
+
+def content_key(fp: str, recipient: str | None = None) -> str:
+    """The index of deliveries by content fingerprint (and recipient)."""
+    return f"{PREFIX}:f:{fp}" + (f":{recipient}" if recipient else "")
+
+
+def message_key(mid_hash: str, recipient: str | None = None) -> str:
+    """The index of deliveries by Message-ID hash (and recipient)."""
+    return f"{PREFIX}:m:{mid_hash}" + (f":{recipient}" if recipient else "")
+
+
+def clean_message_id(message_id: str | None) -> str:
+    """A Message-ID without angle brackets and surrounding space; ``""`` when unusable."""
+    mid = (message_id or "").strip().strip("<>").strip()
+    return mid if 0 < len(mid) <= MAX_ID_CHARS and not any(c.isspace() for c in mid) else ""
+
+
+def message_id_hash(message_id: str | None) -> str:
+    """32 hex digits identifying a Message-ID (``""`` for none)."""
+    mid = clean_message_id(message_id)
+    return hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()[:32] if mid else ""
+
+
+def normalize_reporter(address: str) -> str:
+    """A recipient or reporter address as the ledger compares them: lower case, IDNA
+    domain, no angle brackets; a string that is no address is lower-cased and cut to
+    320 characters (it then matches nothing a recipient was)."""
+    return normalize_address(address) or address.strip().strip("<>").strip().lower()[:320]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One accepted message, as the milter saw it (see the module docstring)."""
+
+    id: str
+    at: float
+    fingerprint: str
+    queue_id: str = ""
+    message_id: str = ""
+    client_ip: str | None = None
+    mail_from_domain: str | None = None
+    dkim_domains: tuple[str, ...] = ()
+    from_domain: str | None = None
+    from_address: str | None = None
+    url_domains: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """The authenticated domain names, registrable, no duplicates, in order."""
+        out: dict[str, None] = {}
+        for d in (self.mail_from_domain, self.from_domain, *self.dkim_domains):
+            reg = registrable_domain(d) if d else None
+            if reg:
+                out[reg] = None
+        return tuple(out)
+
+    def indicators(self, *, ad_label: str | None = None, subject: str = "") -> Indicators:
+        """The complaint indicators this delivery proves (what a matched complaint
+        carries instead of what the report's copy claims).
+
+        :param ad_label: the advertising label of the reported copy's subject.
+        :param subject: the reported copy's subject (for display).
+        """
+        reg = registrable_domain
+        return Indicators(
+            source_ip=self.client_ip,
+            mail_from_domain=reg(self.mail_from_domain) if self.mail_from_domain else None,
+            from_domain=reg(self.from_domain) if self.from_domain else None,
+            from_address=self.from_address,
+            dkim_domains=self.dkim_domains,
+            dkim_verified=self.dkim_domains,
+            url_domains=self.url_domains,
+            ad_label=ad_label,
+            subject=subject,
+        )
+
+    def to_json(self) -> str:
+        """The record as stored."""
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Delivery":
+        """:raises ValueError: not a delivery record."""
+        try:
+            d = json.loads(text)
+            for key in ("dkim_domains", "url_domains", "recipients"):
+                d[key] = tuple(str(x) for x in d.get(key, ()))
+            d["at"] = float(d["at"])
+            return cls(**d)
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a delivery record: {exc}") from exc
+
+
+def _passed(value: Any) -> bool:
+    return str(getattr(value, "result", "")).lower() == "pass"
+
+
+def delivery_of(
+    view: MessageView,
+    *,
+    fingerprint: str,
+    client_ip: str | None,
+    mail_from: str,
+    rcpts: Iterable[str],
+    auth: Any,
+    at: float,
+    queue_id: str = "",
+    authenticated_client: bool = False,
+    skip_recipients: frozenset[str] = frozenset(),
+) -> Delivery | None:
+    """The ledger record of one accepted message (pure).
+
+    :param view: the milter's parse of the message.
+    :param fingerprint: :func:`~spamwarden.reputation.reports.fingerprint` of it.
+    :param client_ip: the SMTP client address the milter saw.
+    :param mail_from: the envelope sender.
+    :param rcpts: the envelope recipients.
+    :param auth: an ``AuthResults`` (``spf``, ``dkim``, ``dmarc``) or ``None``.
+    :param at: Unix time of delivery.
+    :param queue_id: the MTA's queue id.
+    :param authenticated_client: the client used SMTP AUTH: its address is not recorded.
+    :param skip_recipients: addresses never recorded (the intake addresses).
+    :returns: the record, or ``None`` when no recipient is left to report it.
+    """
+    rcpt: dict[str, None] = {}
+    for r in rcpts:
+        n = normalize_reporter(r)
+        if n and n not in skip_recipients:
+            rcpt[n] = None
+        if len(rcpt) >= MAX_RECIPIENTS:
+            break
+    if not rcpt:
+        return None
+    spf = getattr(auth, "spf", None) if auth is not None else None
+    mail_from_domain = None
+    if _passed(spf) and getattr(spf, "scope", "mailfrom") == "mailfrom":
+        mail_from_domain = normalize_domain(getattr(spf, "domain", "") or "") or (
+            normalize_domain(domain_of_address(mail_from) or "") if mail_from else None)
+    dkim: dict[str, None] = {}
+    for sig in tuple(getattr(auth, "dkim", ()) or ()) if auth is not None else ():
+        d = normalize_domain(getattr(sig, "domain", "") or "") if _passed(sig) else None
+        if d and len(dkim) < MAX_DKIM_DOMAINS:
+            dkim[d] = None
+    dmarc = getattr(auth, "dmarc", None) if auth is not None else None
+    from_domain = from_address = None
+    if _passed(dmarc):
+        from_domain = normalize_domain(getattr(dmarc, "from_domain", "") or "")
+        addr = view.from_address
+        norm = normalize_address(addr) if addr else None
+        if from_domain and norm and norm.endswith("@" + from_domain):
+            from_address = norm
+    ip = None if authenticated_client else (client_ip or None)
+    mid = clean_message_id(view.message_id)
+    ident = hashlib.sha256(
+        f"{queue_id}\0{mid}\0{fingerprint}\0{at!r}\0{','.join(rcpt)}".encode("utf-8", "replace")
+    ).hexdigest()[:24]
+    return Delivery(
+        id=ident, at=at, fingerprint=fingerprint, queue_id=queue_id[:64], message_id=mid,
+        client_ip=ip, mail_from_domain=mail_from_domain, dkim_domains=tuple(dkim),
+        from_domain=from_domain, from_address=from_address,
+        url_domains=tuple(view.url_domains[:MAX_URL_DOMAINS]), recipients=tuple(rcpt),
+    )
+
+
+MatchStatus = Literal["matched", "no-delivery", "not-a-recipient", "disagree"]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The outcome of looking a reported message up.
+
+    :ivar status: ``matched``; ``no-delivery`` (nothing like it was delivered here
+        within the window); ``not-a-recipient`` (delivered here, not to the reporter);
+        ``disagree`` (the Message-ID and the content point at different deliveries).
+    :ivar delivery: the matched delivery (``matched`` only).
+    """
+
+    status: MatchStatus
+    delivery: Delivery | None = None
+
+
+class DeliveryLedger(Protocol):
+    """Where the milter records deliveries (threaded code: synchronous)."""
+
+    def record_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Record deliveries, best effort: store trouble is logged, never raised."""
+        ...
+
+
+class DeliveryLookup(Protocol):
+    """Where intake looks reported messages up (asyncio code)."""
+
+    async def match(self, reporter: str, *, fingerprint: str | None,
+                    message_id: str | None) -> Match:
+        """The delivery a report is about (see :func:`decide_match`).
+
+        :param reporter: the reporter, normalised (:func:`normalize_reporter`).
+        :param fingerprint: the original's content fingerprint; ``None`` when it has
+            no content to compare (an ARF report with headers only).
+        :param message_id: the original's Message-ID, when it has one.
+        :raises StoreError: the store failed.
+        """
+        ...
+
+
+def decide_match(
+    *,
+    fingerprint: str | None,
+    message_id: str | None,
+    by_content: Delivery | None,
+    by_message_id: Delivery | None,
+    any_recipient: bool,
+) -> Match:
+    """Which delivery a reported message is (pure).
+
+    :param fingerprint: the original's fingerprint (``None``: no content to compare).
+    :param message_id: the original's Message-ID (cleaned; ``""``/``None``: none).
+    :param by_content: the delivery of that content to the reporter, if any.
+    :param by_message_id: the delivery of that Message-ID to the reporter, if any.
+    :param any_recipient: a delivery of that content or Message-ID to anyone exists.
+    """
+    mid = clean_message_id(message_id)
+    if by_content is not None and by_message_id is not None:
+        if by_content.id == by_message_id.id or by_message_id.fingerprint == fingerprint:
+            return Match("matched", by_message_id)
+        return Match("disagree")
+    if by_message_id is not None:
+        if fingerprint is not None and by_message_id.fingerprint != fingerprint:
+            return Match("disagree")
+        return Match("matched", by_message_id)
+    if by_content is not None:
+        if mid and by_content.message_id and by_content.message_id != mid:
+            return Match("disagree")
+        return Match("matched", by_content)
+    return Match("not-a-recipient" if any_recipient else "no-delivery")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _record(value: Any) -> Delivery | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return Delivery.from_json(text)
+    except ValueError:
+        return None
+
+
+class RedisDeliveryLedger:
+    """:class:`DeliveryLedger` over a synchronous ``redis.Redis`` (the milter's client).
+
+    :param client: the ``redis.Redis``.
+    :param ttl: seconds a delivery is kept (``reputation.window``).
+    """
+
+    def __init__(self, client: Any, *, ttl: float) -> None:
+        self.client = client
+        self.ttl = max(1, int(ttl))
+        self.failed = 0
+
+    def record_many(self, deliveries: Sequence[Delivery]) -> None:
+        """See :meth:`DeliveryLedger.record_many` (one pipeline, no transaction)."""
+        if not deliveries:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for d in deliveries:
+            pipe.set(record_key(d.id), d.to_json(), ex=self.ttl)
+            mh = message_id_hash(d.message_id)
+            pipe.set(content_key(d.fingerprint), d.id, ex=self.ttl)
+            if mh:
+                pipe.set(message_key(mh), d.id, ex=self.ttl)
+            for r in d.recipients:
+                pipe.set(content_key(d.fingerprint, r), d.id, ex=self.ttl)
+                if mh:
+                    pipe.set(message_key(mh, r), d.id, ex=self.ttl)
+        try:
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - a lost record never fails the mail
+            self.failed += len(deliveries)
+            event(log, "delivery_record_failed", logging.WARNING, messages=len(deliveries),
+                  error=f"{type(exc).__name__}: {exc}")
+
+
+class RedisDeliveryLookup:
+    """:class:`DeliveryLookup` over ``redis.asyncio`` (intake): two ``MGET`` round trips.
+
+    :param client: a ``redis.asyncio.Redis``.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def match(self, reporter: str, *, fingerprint: str | None,
+                    message_id: str | None) -> Match:
+        """See :meth:`DeliveryLookup.match`."""
+        import redis.exceptions
+
+        mh = message_id_hash(message_id)
+        keys: list[str] = []
+        if fingerprint:
+            keys += [content_key(fingerprint, reporter), content_key(fingerprint)]
+        if mh:
+            keys += [message_key(mh, reporter), message_key(mh)]
+        if not keys:
+            return Match("no-delivery")
+        try:
+            ids = [_text(v) for v in await self.client.mget(keys)]
+            found = dict(zip(keys, ids))
+            mine = [i for i in (found.get(content_key(fingerprint, reporter)) if fingerprint
+                                else None,
+                                found.get(message_key(mh, reporter)) if mh else None) if i]
+            records: dict[str, Delivery | None] = {}
+            if mine:
+                wanted = list(dict.fromkeys(mine))
+                values = await self.client.mget([record_key(i) for i in wanted])
+                records = {i: _record(v) for i, v in zip(wanted, values)}
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            raise StoreError(f"Redis failed: {exc}") from exc
+        by_content = records.get(found.get(content_key(fingerprint, reporter)) or "") \
+            if fingerprint else None
+        by_mid = records.get(found.get(message_key(mh, reporter)) or "") if mh else None
+        anyone = bool((fingerprint and found.get(content_key(fingerprint)))
+                      or (mh and found.get(message_key(mh))))
+        return decide_match(fingerprint=fingerprint, message_id=message_id,
+                            by_content=by_content, by_message_id=by_mid, any_recipient=anyone)
+
+
+def record_deliveries(
+    ledger: DeliveryLedger,
+    items: Sequence[tuple[Any, Any]],
+    *,
+    skip_recipients: frozenset[str] = frozenset(),
+    now: float | None = None,
+) -> int:
+    """Record the accepted messages of one milter batch with one
+    :meth:`DeliveryLedger.record_many` (the milter's after-reply stage).
+
+    :param ledger: where to record.
+    :param items: ``(Verdict, Envelope)`` pairs; a verdict without a parsed view
+        (not scored: over the size limits) is skipped.
+    :param skip_recipients: the intake addresses, never recorded as recipients.
+    :param now: Unix time of delivery (default: now).
+    :returns: deliveries recorded.  Never raises for one bad message.
+    """
+    import time
+
+    from .reports import delivered_fingerprint
+
+    at = time.time() if now is None else now
+    out: list[Delivery] = []
+    for verdict, env in items:
+        view = getattr(verdict, "view", None)
+        if view is None:
+            continue
+        try:
+            d = delivery_of(
+                view, fingerprint=delivered_fingerprint(view), client_ip=env.client_ip,
+                mail_from=env.mail_from, rcpts=env.rcpts, auth=getattr(verdict, "auth", None),
+                at=at, queue_id=env.queue_id or "", authenticated_client=bool(env.authenticated),
+                skip_recipients=skip_recipients,
+            )
+        except Exception as exc:  # noqa: BLE001 - one odd message must not lose the batch
+            event(log, "delivery_record_failed", logging.ERROR, queue_id=env.queue_id or None,
+                  error=f"{type(exc).__name__}: {exc}")
+            continue
+        if d is not None:
+            out.append(d)
+    if out:
+        ledger.record_many(out)
+    return len(out)
+
+
+class LedgerRecorder:
+    """What the milter's scanner is given: records its after-reply batches
+    (:func:`record_deliveries`) in a :class:`DeliveryLedger`.
+
+    :param ledger: where deliveries go (:class:`RedisDeliveryLedger`).
+    """
+
+    def __init__(self, ledger: DeliveryLedger) -> None:
+        self.ledger = ledger
+
+    def record_delivered(self, items: Sequence[tuple[Any, Any]], *,
+                         skip_recipients: frozenset[str] = frozenset()) -> int:
+        """:func:`record_deliveries` of one batch; never raises for store trouble."""
+        return record_deliveries(self.ledger, items, skip_recipients=skip_recipients)

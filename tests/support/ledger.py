@@ -1,0 +1,43 @@
+"""An in-memory delivery ledger for unit tests: both Protocols of
+:mod:`spamwarden.reputation.deliveries` (the milter's DeliveryLedger, intake's
+DeliveryLookup), answering with the same pure :func:`decide_match` as Redis."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from spamwarden.reputation.deliveries import (
+    Delivery,
+    Match,
+    clean_message_id,
+    decide_match,
+)
+
+
+class MemoryDeliveryLedger:
+    """Keeps deliveries in a list; the newest delivery of a content / Message-ID to a
+    recipient wins, as with the Redis index keys."""
+
+    def __init__(self, deliveries: Sequence[Delivery] = ()) -> None:
+        self.deliveries: list[Delivery] = list(deliveries)
+        self.batches: list[int] = []
+
+    def record_many(self, deliveries: Sequence[Delivery]) -> None:
+        self.batches.append(len(deliveries))
+        self.deliveries.extend(deliveries)
+
+    async def match(self, reporter: str, *, fingerprint: str | None,
+                    message_id: str | None) -> Match:
+        mid = clean_message_id(message_id)
+
+        def newest(pred: object) -> Delivery | None:
+            found = [d for d in self.deliveries if pred(d)]  # type: ignore[operator]
+            return found[-1] if found else None
+
+        by_content = newest(lambda d: fingerprint and d.fingerprint == fingerprint
+                            and reporter in d.recipients)
+        by_mid = newest(lambda d: mid and d.message_id == mid and reporter in d.recipients)
+        anyone = any((fingerprint and d.fingerprint == fingerprint) or (mid and d.message_id == mid)
+                     for d in self.deliveries)
+        return decide_match(fingerprint=fingerprint, message_id=message_id,
+                            by_content=by_content, by_message_id=by_mid, any_recipient=anyone)

@@ -1,0 +1,306 @@
+"""The delivery ledger (spamwarden.reputation.deliveries) and matching reports to it in
+intake: a report counts only for a message delivered here to the reporter, and carries
+what that delivery proved instead of what the report's copy claims."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from spamwarden.config import config_from_mapping
+from spamwarden.mail import parse_message
+from spamwarden.milter.interfaces import Envelope
+from spamwarden.reputation.complaints import Complaint
+from spamwarden.reputation.deliveries import (
+    MAX_RECIPIENTS,
+    MAX_URL_DOMAINS,
+    Delivery,
+    Match,
+    decide_match,
+    delivery_of,
+    record_deliveries,
+)
+from spamwarden.reputation.engine import ListingPolicy
+from spamwarden.reputation.intake import REPLIES, UNMATCHED_WHY, ComplaintIntake, StoreOutcome
+from spamwarden.reputation.reports import delivered_fingerprint, find_originals, fingerprint
+from tests.conftest import DATA
+from tests.support.ledger import MemoryDeliveryLedger
+
+REPORTS = DATA / "reports"
+ORIGINAL = (REPORTS / "original-signed.eml").read_bytes()
+VIEW = parse_message(ORIGINAL)
+FP = delivered_fingerprint(VIEW)
+MID = "20241103140107.4f2a9c@mail.promo-shop.example"
+
+
+def auth(*, spf: str = "none", dkim: tuple[tuple[str, str], ...] = (), dmarc: str = "none",
+         from_domain: str = "promo-shop.example") -> Any:
+    return SimpleNamespace(
+        spf=SimpleNamespace(result=spf, scope="mailfrom", domain="mailer.promo-shop.example"),
+        dkim=tuple(SimpleNamespace(result=r, domain=d) for d, r in dkim),
+        dmarc=SimpleNamespace(result=dmarc, from_domain=from_domain),
+    )
+
+
+def delivered(*rcpts: str, a: Any = None, ip: str = "192.0.2.77", **kw: Any) -> Delivery:
+    d = delivery_of(VIEW, fingerprint=FP, client_ip=ip,
+                    mail_from="bounce-8812@mailer.promo-shop.example", rcpts=rcpts, auth=a,
+                    at=1_700_000_000.0, queue_id="4XyZ1Q2w3e", **kw)
+    assert d is not None
+    return d
+
+
+# -- what a delivery proves ---------------------------------------------------------------
+
+
+def test_a_delivery_proves_only_names_that_authenticated() -> None:
+    d = delivered("<Alice@Example.VN>", a=auth())
+    assert (d.client_ip, d.mail_from_domain, d.from_domain, d.dkim_domains) == (
+        "192.0.2.77", None, None, ())
+    assert d.recipients == ("alice@example.vn",) and d.message_id == MID
+    assert d.names() == ()
+    assert "promo-shop.example" in d.url_domains  # links are in the message as delivered
+
+    d = delivered("alice@example.vn", a=auth(spf="pass", dkim=(("promo-shop.example", "pass"),
+                                                               ("forged.example", "fail")),
+                                             dmarc="pass"))
+    assert d.mail_from_domain == "mailer.promo-shop.example"
+    assert d.dkim_domains == ("promo-shop.example",)
+    assert d.from_domain == "promo-shop.example"
+    assert d.from_address == "deals@promo-shop.example"
+    assert d.names() == ("promo-shop.example",)
+
+
+def test_spf_softfail_and_dmarc_fail_prove_nothing() -> None:
+    d = delivered("alice@example.vn", a=auth(spf="softfail", dmarc="fail",
+                                             dkim=(("promo-shop.example", "neutral"),)))
+    assert d.names() == () and d.from_address is None
+
+
+def test_recipients_are_bounded_and_intake_addresses_left_out() -> None:
+    many = [f"u{i}@example.vn" for i in range(MAX_RECIPIENTS + 50)]
+    assert len(delivered(*many).recipients) == MAX_RECIPIENTS
+    assert delivery_of(VIEW, fingerprint=FP, client_ip="192.0.2.77", mail_from="", auth=None,
+                       rcpts=["report@example.vn"], at=1.0,
+                       skip_recipients=frozenset({"report@example.vn"})) is None
+    assert len(delivered("a@example.vn").url_domains) <= MAX_URL_DOMAINS
+
+
+def test_a_submission_records_no_client_address() -> None:
+    assert delivered("a@example.vn", authenticated_client=True).client_ip is None
+
+
+def test_the_record_survives_storage() -> None:
+    d = delivered("a@example.vn", "b@example.vn", a=auth(spf="pass", dmarc="pass"))
+    assert Delivery.from_json(d.to_json()) == d
+    with pytest.raises(ValueError):
+        Delivery.from_json("{}")
+
+
+def test_one_batch_is_one_ledger_call() -> None:
+    ledger = MemoryDeliveryLedger()
+    verdict = SimpleNamespace(view=VIEW, auth=None)
+    items = [(verdict, Envelope(client_ip="192.0.2.77", rcpts=[f"<u{i}@example.vn>"],
+                                queue_id=f"Q{i}")) for i in range(5)]
+    items.append((SimpleNamespace(view=None, auth=None), Envelope(rcpts=["x@example.vn"])))
+    assert record_deliveries(ledger, items) == 5
+    assert ledger.batches == [5]
+    assert len({d.id for d in ledger.deliveries}) == 5
+
+
+# -- the same fingerprint for the delivered message and every forward of it ----------------
+
+
+@pytest.mark.parametrize("name", [
+    "gmail-attached.eml", "gmail-inline.eml", "outlook-attached.eml", "outlook-inline.eml",
+    "thunderbird-attached.eml", "thunderbird-inline.eml", "mutt-bounced.eml",
+])
+def test_forwarded_copies_have_the_delivered_fingerprint(name: str) -> None:
+    [original] = find_originals((REPORTS / name).read_bytes(), local_domains=["example.vn"])
+    assert fingerprint(original) == FP
+
+
+# -- matching -----------------------------------------------------------------------------
+
+
+def test_decide_match() -> None:
+    d = delivered("a@example.vn")
+    other = Delivery(id="other", at=1.0, fingerprint="0" * 32, message_id="x@y")
+    m = decide_match(fingerprint=FP, message_id=f"<{MID}>", by_content=d, by_message_id=d,
+                     any_recipient=True)
+    assert m == Match("matched", d)
+    # inline forwards have no Message-ID; headers-only ARF copies have no content
+    assert decide_match(fingerprint=FP, message_id=None, by_content=d, by_message_id=None,
+                        any_recipient=True).status == "matched"
+    assert decide_match(fingerprint=None, message_id=MID, by_content=None, by_message_id=d,
+                        any_recipient=True).status == "matched"
+    # a real Message-ID on fabricated content, or the other way round
+    assert decide_match(fingerprint="f" * 32, message_id=MID, by_content=None,
+                        by_message_id=d, any_recipient=True).status == "disagree"
+    assert decide_match(fingerprint=FP, message_id="fabricated@x", by_content=d,
+                        by_message_id=None, any_recipient=True).status == "disagree"
+    assert decide_match(fingerprint=FP, message_id=MID, by_content=d, by_message_id=other,
+                        any_recipient=True).status == "disagree"
+    assert decide_match(fingerprint=FP, message_id=MID, by_content=None, by_message_id=None,
+                        any_recipient=True).status == "not-a-recipient"
+    assert decide_match(fingerprint=FP, message_id=MID, by_content=None, by_message_id=None,
+                        any_recipient=False).status == "no-delivery"
+
+
+class Store:
+    def __init__(self) -> None:
+        self.added: list[tuple[Complaint, bytes, bool]] = []
+
+    async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int,
+                  unmatched: bool = False, example_limit: int = 1) -> StoreOutcome:
+        self.added.append((complaint, example, unmatched))
+        return ("added", f"{len(self.added)}-0")
+
+
+def intake(ledger: MemoryDeliveryLedger | None, **reputation: Any) -> tuple[ComplaintIntake, Store]:
+    # reports without a login: identity is tested in test_reports_intake/test_intake
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"], "require_auth": False},
+                               "reputation": reputation})
+    store = Store()
+    return ComplaintIntake(cfg, store, deliveries=ledger, clock=lambda: 1_700_000_500.0), store
+
+
+def report(name: str, reporter: str, ledger: MemoryDeliveryLedger | None,
+           **reputation: Any) -> tuple[str, Complaint, bytes, bool]:
+    handler, store = intake(ledger, **reputation)
+    reply = asyncio.run(handler.accept_report("spam", reporter, (REPORTS / name).read_bytes()))
+    [(c, example, unmatched)] = store.added
+    return reply, c, example, unmatched
+
+
+@pytest.mark.parametrize("name", ["gmail-attached.eml", "gmail-inline.eml",
+                                  "outlook-inline.eml", "thunderbird-attached.eml"])
+def test_a_matched_report_carries_what_the_delivery_proved(name: str) -> None:
+    ledger = MemoryDeliveryLedger([delivered("alice@example.vn", ip="192.0.2.77",
+                                             a=auth(spf="pass"))])
+    reply, c, example, unmatched = report(name, "alice@example.vn", ledger)
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
+    assert (c.match, c.delivery, c.proven) == ("matched", ledger.deliveries[0].id, True)
+    ind = c.indicators
+    # the milter's client address, not the report's Received 198.51.100.23
+    assert ind.source_ip == "192.0.2.77"
+    assert ind.mail_from_domain == "promo-shop.example"
+    assert ind.from_domain is None and ind.from_address is None  # DMARC did not pass
+    # a training example only from an identified reporter (outlook-inline.eml has no login)
+    assert bool(example) == (name != "outlook-inline.eml")
+
+
+def test_a_report_of_a_message_never_delivered_here_is_kept_but_lists_nothing() -> None:
+    reply, c, example, unmatched = report("gmail-attached.eml", "alice@example.vn",
+                                          MemoryDeliveryLedger())
+    assert reply == REPLIES["unmatched"].format(id=c.id, why=UNMATCHED_WHY["no-delivery"])
+    assert unmatched and c.match == "no-delivery" and not c.proven
+    assert example == b""  # never learned from either
+    assert c.indicators.source_ip == "198.51.100.23"  # what it claims, for the operator
+    assert ListingPolicy().targets(c) == []
+
+
+def test_a_reporter_who_was_not_a_recipient_matches_nothing() -> None:
+    ledger = MemoryDeliveryLedger([delivered("bob@example.vn")])
+    reply, c, _, unmatched = report("gmail-attached.eml", "alice@example.vn", ledger)
+    assert unmatched and c.match == "not-a-recipient"
+    assert UNMATCHED_WHY["not-a-recipient"] in reply
+
+
+def test_arf_source_ip_is_not_believed() -> None:
+    reply, c, _, unmatched = report("arf-forged-source-ip.eml", "mallory@example.vn",
+                                    MemoryDeliveryLedger([delivered("mallory@example.vn")]))
+    assert unmatched and c.match == "no-delivery"
+    assert ListingPolicy().targets(c) == []
+
+
+def test_without_require_delivered_the_report_headers_count() -> None:
+    reply, c, _, unmatched = report("gmail-attached.eml", "alice@example.vn",
+                                    MemoryDeliveryLedger(), require_delivered=False)
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
+    loose = ListingPolicy(require_delivered=False)
+    assert "198.51.100.23" in [t.key for t in loose.targets(c)]
+
+
+# -- feedback loops -------------------------------------------------------------------------
+
+ARF = (REPORTS / "arf-forged-source-ip.eml").read_bytes()
+
+
+def fbl_report(*, sign: bool) -> bytes:
+    import dkim
+
+    raw = ARF.replace(b"mallory@example.vn", b"fbl@promo-shop.example")
+    if not sign:
+        return raw
+    key = (REPORTS / "dkim-private.pem").read_bytes()
+    return bytes(dkim.sign(raw, b"sel1", b"promo-shop.example", key,
+                           include_headers=[b"from", b"to", b"subject", b"date",
+                                            b"message-id"])) + raw
+
+
+def fbl_intake(loops: list[str], *, require_auth: bool = True
+               ) -> tuple[ComplaintIntake, Store]:
+    from spamwarden.milter.auth import verify_dkim
+    from spamwarden.resolver import StaticResolver
+
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"],
+                                          "feedback_loops": loops,
+                                          "require_auth": require_auth}})
+    store = Store()
+    dns = StaticResolver({("sel1._domainkey.promo-shop.example", "TXT"):
+                          [(REPORTS / "dkim-sel1.txt").read_bytes().strip()]})
+    return ComplaintIntake(cfg, store, deliveries=MemoryDeliveryLedger(), dkim_verifier=verify_dkim,
+                           resolver=dns, clock=lambda: 1_700_000_500.0), store
+
+
+def test_a_signed_report_from_a_configured_feedback_loop_counts() -> None:
+    handler, store = fbl_intake(["promo-shop.example"])
+    reply = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                              fbl_report(sign=True)))
+    [(c, _, unmatched)] = store.added
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
+    assert (c.match, c.proven) == ("fbl", True)
+    assert c.reporter == "fbl:promo-shop.example:<alice@example.vn>"
+    ind = c.indicators
+    assert ind.source_ip == "8.8.8.8"  # the loop vouches for its own MTA's view
+    # the copy is not signed: neither its From nor its MAIL FROM is proven
+    assert (ind.from_domain, ind.mail_from_domain) == (None, None)
+    assert [t.key for t in ListingPolicy().targets(c)] == ["8.8.8.8", "innocent-shop.example"]
+
+
+@pytest.mark.parametrize("loops", [[], ["other-provider.example"], ["promo-shop.example"]])
+def test_an_unverified_or_unconfigured_feedback_loop_counts_for_nothing(loops: list[str]) -> None:
+    # with the default require_auth, an outsider's ARF that proves no loop is refused at once
+    handler, store = fbl_intake(loops)
+    reply = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                              fbl_report(sign=False)))
+    assert reply == REPLIES["auth_required"] and store.added == []
+    # and where require_auth is off it is kept, but counts for nothing
+    handler, store = fbl_intake(loops, require_auth=False)
+    asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example", fbl_report(sign=False)))
+    [(c, _, unmatched)] = store.added
+    assert unmatched and c.match == "no-delivery" and ListingPolicy().targets(c) == []
+
+
+def test_a_feedback_loop_may_be_known_by_its_network() -> None:
+    handler, store = fbl_intake(["promo-shop.example 192.0.2.0/24"])
+    hop = (b"Received: from fbl-out.promo-shop.example (fbl-out.promo-shop.example "
+           b"[192.0.2.44])\r\n\tby mx1.example.vn (Postfix) with ESMTP id 4XyZ1Q9999\r\n"
+           b"\tfor <report@example.vn>; Sun, 03 Nov 2024 15:00:01 +0700 (+07)\r\n")
+    asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                      hop + fbl_report(sign=False)))
+    [(c, _, unmatched)] = store.added
+    assert not unmatched and c.match == "fbl"
+
+
+def test_feedback_loop_entries_are_checked() -> None:
+    from spamwarden.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        config_from_mapping({"intake": {"feedback_loops": ["fbl.example 300.0.0.0/8"]}})
+    with pytest.raises(ConfigError):
+        config_from_mapping({"intake": {"feedback_loops": [""]}})
