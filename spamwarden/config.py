@@ -480,7 +480,7 @@ class TrainingConfig:
 class RulesConfig:
     """``[rules]``: SpamAssassin rule files run natively (spamwarden.rules)."""
 
-    enabled: bool = _opt(True)
+    enabled: bool = _opt(False, doc="score SpamAssassin's rules in the milter")
     system_rules: bool = _opt(
         True, doc="load sa-update's rules, else /usr/share/spamassassin/*.cf"
     )
