@@ -7,8 +7,9 @@ references, look-arounds) run through Python ``re``; so do ``tflags multiple`` c
 after Hyperscan has said the pattern matches at all.  ``use_hyperscan=False`` runs
 everything through ``re`` and must give identical hits (a test holds the two together).
 
-Compiled databases and the parsed rules are cached on disk, keyed by the rule files'
-digest and the engine version, so a restart reads them instead of recompiling.
+Compiled databases are cached on disk, keyed by a digest of every pattern (so of the
+rule files' content) and the engine version, so a restart reads them instead of
+recompiling.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ __all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "Hit", "RuleEngine", "RulesError"
 log = logging.getLogger("spamwarden.rules")
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
@@ -242,7 +243,7 @@ class RuleEngine:
             for _, g in groups:
                 g.re_rules = list(g.rules)
             return
-        cache = _Cache(Path(cache_dir), self.ruleset.digest) if cache_dir else None
+        cache = _Cache(Path(cache_dir), _patterns_digest(groups)) if cache_dir else None
         stored = cache.load() if cache else None
         if stored is not None:
             self.cache_used = True
@@ -252,8 +253,11 @@ class RuleEngine:
                 if entry is None:
                     stored = None
                     break
-                g.hs_rules = [by_name[n] for n in entry["hs"] if n in by_name]
-                g.re_rules = [by_name[n] for n in entry["re"] if n in by_name]
+                if not all(n in by_name for n in entry["hs"] + entry["re"]):
+                    stored = None
+                    break
+                g.hs_rules = [by_name[n] for n in entry["hs"]]
+                g.re_rules = [by_name[n] for n in entry["re"]]
                 g.prefilter = set(entry["prefilter"])
                 if entry["db"]:
                     g.db = hyperscan.loadb(base64.b64decode(entry["db"]),
@@ -426,10 +430,25 @@ class RuleEngine:
         return hits
 
 
+def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:
+    """A digest of every pattern and where it runs: the cache key.  A change to any rule
+    file that changes a pattern (or to the translation) changes it."""
+    h = hashlib.sha256()
+    for key, g in groups:
+        h.update(key.encode() + b"\0")
+        for r in g.rules:
+            rx = r.regex
+            assert rx is not None
+            h.update(f"{r.name}\0{rx.ignorecase:d}{rx.multiline:d}{rx.dotall:d}\0".encode())
+            h.update(rx.source + b"\0")
+    return h.hexdigest()
+
+
 class _Cache:
     """Compiled databases on disk: one JSON file per (rule digest, engine, library)."""
 
     def __init__(self, directory: Path, digest: str) -> None:
+        """:param digest: :func:`_patterns_digest` of the rules to cache."""
         hs_version = getattr(hyperscan, "__version__", "?")
         key = hashlib.sha256(
             f"{digest}|{ENGINE_VERSION}|{hs_version}|{sys.version_info[:2]}".encode()

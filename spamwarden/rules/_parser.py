@@ -61,6 +61,12 @@ _MAX_INCLUDE_DEPTH = 10
 # Longer patterns (a few of SpamAssassin's, expanded from ReplaceTags) exceed Hyperscan's
 # expression limit and cost milliseconds per message in ``re``.
 _MAX_REGEX = 16_000
+# Six or more bounded repeats of groups in a long pattern (SpamAssassin's
+# __FILL_THIS_FORM_* family): Hyperscan refuses them exactly, and where its prefilter
+# matches, Python ``re`` backtracks for milliseconds per message.  The obfuscated-word
+# patterns (FUZZY_*, written with ReplaceTags' ``<post ...>``) repeat groups as much but
+# are cheap to confirm, so they are kept.
+_GROUP_REPEAT = re.compile(r"\)(?:\{\d+,\d+\}|\{\d+,\})")
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
@@ -406,7 +412,8 @@ def _finish(st: _State) -> None:
                     pass
         try:
             rule = _build(name, d.kind, text, res, score=score,
-                          description=st.describe.get(name, ""), maxhits=maxhits)
+                          description=st.describe.get(name, ""), maxhits=maxhits,
+                          written=d.text)
         except _Skip as exc:
             res.skipped[name] = str(exc)
             continue
@@ -419,7 +426,7 @@ class _Skip(Exception):
 
 
 def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, description: str,
-           maxhits: int) -> Rule:
+           maxhits: int, written: str = "") -> Rule:
     common = {"score": score, "description": description, "maxhits": maxhits}
     if kind == "meta":
         try:
@@ -478,6 +485,8 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
             raise _Skip(f"regex: {exc}") from exc
     if len(pat) > _MAX_REGEX:
         raise _Skip("regex: too long")
+    if len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6:
+        raise _Skip("regex: too costly (many bounded repeats of groups)")
     try:
         rx = translate(pat, flags)
         rx.compile()

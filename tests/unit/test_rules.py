@@ -285,7 +285,7 @@ def test_local_cf_rule_from_configuration_hits(tmp_path: Path) -> None:
     local.write_text("body LOCAL_DEAL /visit http:\\/\\/shop/\nscore LOCAL_DEAL 4.2\n"
                      "describe LOCAL_DEAL A site's own rule\n")
     cfg = Config(service=ServiceConfig(state_dir=str(tmp_path / "state")),
-                 rules=RulesConfig(system_rules=False, paths=(str(local),)))
+                 rules=RulesConfig(enabled=True, system_rules=False, paths=(str(local),)))
     engine = load_engine(cfg)
     assert engine is not None
     got = engine.check(parse_message(MESSAGE), MESSAGE)
