@@ -91,7 +91,7 @@ def _header_count_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) ->
 
 _ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
 _ALL_SKIP = re.compile(rb"^(?:X-.*|Subject|From|To|Cc|Received|Content-Type|Date):.*\n?",
-                       re.I | re.M)
+                       re.IGNORECASE | re.MULTILINE)
 
 
 def _illegal_chars(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -127,7 +127,7 @@ def _subject_all_caps(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> 
 
 
 _TEMPLATE_OK = re.compile(r"^(?:x-vms-to|x-uidl|x-face|to|cc|from|subject|references|in-reply-to|"
-                          r"(?:x-|resent-|x-original-)?message-id):", re.I)
+                          r"(?:x-|resent-|x-original-)?message-id):", re.IGNORECASE)
 
 
 def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -197,7 +197,7 @@ def _host_listed(host: str, listed: Sequence[str]) -> bool:
     return bool(candidates & set(listed))
 
 
-_URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.I)
+_URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
 
 
 def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:

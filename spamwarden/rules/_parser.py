@@ -22,7 +22,12 @@ from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
 
 __all__ = [
-    "LOADED_PLUGINS", "HeaderSpec", "Rule", "RuleSet", "SA_VERSION", "parse_rule_files",
+    "LOADED_PLUGINS",
+    "SA_VERSION",
+    "HeaderSpec",
+    "Rule",
+    "RuleSet",
+    "parse_rule_files",
     "rule_files",
 ]
 
@@ -458,7 +463,7 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
                 raise _Skip(f"pseudo-header {hname}")
             return Rule(name, "header", header=HeaderSpec(hname, exists=True),
                         **common)  # type: ignore[arg-type]
-        m = re.match(r"(\S+?)\s*(=~|!~)\s*(.*)$", text, re.S)
+        m = re.match(r"(\S+?)\s*(=~|!~)\s*(.*)$", text, re.DOTALL)
         if m is None:
             raise _Skip("header syntax")
         target, op, retext = m.groups()

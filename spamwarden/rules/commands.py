@@ -68,10 +68,7 @@ def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
     engine: RuleEngine | None = None
     if args.check or not args.no_compile:
         cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
-        try:
-            engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=cache_dir)
-        except SpamwardenError:
-            raise
+        engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=cache_dir)
     if args.stats or not args.check:
         print(format_stats(ruleset, engine))
     for name in args.check or []:

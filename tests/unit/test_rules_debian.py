@@ -20,7 +20,6 @@ from spamwarden.rules import (
     prepare_message,
     rule_files,
 )
-
 from tests.conftest import shared_path
 
 # Measured on SpamAssassin 4.0.1's rules (Debian 12): 2,455 rules read, 2,286 parsed.
