@@ -209,6 +209,7 @@ class RuleEngine:
                 self._header_groups.setdefault(_target(r), _Group([])).rules.append(r)
         self._order_metas()
         self._build_databases(cache_dir)
+        self._compile_re_patterns()
 
     # -- building ---------------------------------------------------------------------
 
@@ -283,6 +284,16 @@ class RuleEngine:
                             "db": base64.b64encode(blob).decode("ascii")}
             if cache:
                 cache.store(out)
+
+    def _compile_re_patterns(self) -> None:
+        """Compile now every pattern ``re`` may run (so no message pays for it): those left
+        to ``re``, prefilters to confirm, ``multiple`` counts and ``[if-unset:]`` values."""
+        for _, g in self._all_groups():
+            for r in g.rules:
+                h = r.header
+                if (r in g.re_rules or r.name in g.prefilter or r.maxhits > 1
+                        or (h is not None and h.if_unset is not None)):
+                    self._pattern(r)
 
     def _pattern(self, rule: Rule) -> Any:
         pat = self._compiled.get(rule.name)
