@@ -147,7 +147,8 @@ def build_scanner(
             notes["listings"] = _header_safe(str(exc))
         from .reputation.deliveries import LedgerRecorder, RedisDeliveryLedger
 
-        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window))
+        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window),
+                                    delimiters=cfg.intake.recipient_delimiter)
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config
@@ -231,9 +232,10 @@ def symbol_table(cfg: Config) -> list[dict[str, Any]]:
     :returns: one dict per symbol: ``name``, ``points``, ``default`` (``None`` for a
         name only the configuration knows), ``description``, ``group``; sorted by name.
     """
+    from .milter.registry import known_symbols
     from .milter.registry import symbol_table as table
 
-    return table(cfg.policy.symbols)
+    return table(cfg.policy.symbols, known_symbols(cfg))
 
 
 def run_milter(cfg: Config) -> int:
