@@ -239,17 +239,30 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
 # -- BodyEval and MIMEEval ------------------------------------------------------------------
 
 
-def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    lines = [x for x in msg.body if re.search(rb"\S\s+\S", x)]
-    text = b" ".join(lines)
-    text = re.sub(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)", b"", text)
-    if len(text) < 200:
-        ratio = 0.0
-    else:
-        upper = len(re.findall(rb"[A-Z]", text))
-        lower = len(re.findall(rb"[a-z]", text))
+_UPPER = bytes(range(65, 91))
+_LOWER = bytes(range(97, 123))
+_SPACED = re.compile(rb"\S\s+\S")
+_BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
+
+
+def _uppercase_ratio(msg: PreparedMessage) -> float:
+    """Percentage of capitals among the letters of the body lines with words (BodyEval)."""
+    cached = msg.memo.get("uppercase")
+    if cached is not None:
+        return cached
+    text = b" ".join(x for x in msg.body if _SPACED.search(x))
+    text = _BASE64_LINE.sub(b"", text)
+    ratio = 0.0
+    if len(text) >= 200:
+        upper = len(text) - len(text.translate(None, _UPPER))
+        lower = len(text) - len(text.translate(None, _LOWER))
         ratio = upper / (upper + lower) * 100 if upper + lower else 0.0
-    return float(a[0]) < ratio <= float(a[1])
+    msg.memo["uppercase"] = ratio
+    return ratio
+
+
+def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    return float(a[0]) < _uppercase_ratio(msg) <= float(a[1])
 
 
 def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:

@@ -56,6 +56,8 @@ class PreparedMessage:
     has_separator: bool
     raw_body_length: int
     _cache: dict[tuple[str, bool], str | None] = field(default_factory=dict)
+    #: values evals compute once per message (several rules read them)
+    memo: dict[str, float] = field(default_factory=dict)
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
