@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,10 +71,13 @@ def _num(s: str) -> bool:
 
 
 def _addresses(msg: PreparedMessage, header: str) -> list[str]:
-    value = msg.header_text(header)
-    if not value:
-        return []
-    return [a.lower() for _, a in email.utils.getaddresses([value.replace("\n", " ")]) if "@" in a]
+    found = msg.addresses.get(header)
+    if found is None:
+        value = msg.header_text(header)
+        found = [a.lower() for _, a in email.utils.getaddresses([value.replace("\n", " ")])
+                 if "@" in a] if value else []
+        msg.addresses[header] = found
+    return found
 
 
 def _domain(addr: str) -> str:
@@ -164,7 +168,9 @@ def _date_diff(msg: PreparedMessage) -> float:
 
 
 def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    diff = _date_diff(msg)
+    diff = msg.memo.get("date_diff")
+    if diff is None:
+        diff = msg.memo["date_diff"] = _date_diff(msg)
     lo, hi = a[0], a[1]
     return (lo == "undef" or diff >= 3600 * float(lo)) and (hi == "undef" or diff < 3600 * float(hi))
 
@@ -172,8 +178,17 @@ def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a list of shell globs (SpamAssassin's address lists)."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
 def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(addr, p) for p in patterns)
+    rx = _glob_regex(tuple(patterns))
+    return rx is not None and rx.match(addr) is not None
 
 
 def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -187,14 +202,21 @@ def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> boo
     return any(_glob_hit(x, pats) for x in _addresses(msg, "Reply-To"))
 
 
+@functools.lru_cache(maxsize=64)
+def _host_sets(listed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """(listed hosts, hosts excluded with ``!``) of one ``enlist_uri_host`` list."""
+    return (frozenset(x for x in listed if not x.startswith("!")),
+            frozenset(x[1:] for x in listed if x.startswith("!")))
+
+
 def _host_listed(host: str, listed: Sequence[str]) -> bool:
     host = host.lower().rstrip(".")
     labels = host.split(".")
     candidates = {".".join(labels[i:]) for i in range(len(labels))}
-    negated = {x[1:] for x in listed if x.startswith("!")}
+    hosts, negated = _host_sets(tuple(listed))
     if candidates & negated:
         return False
-    return bool(candidates & set(listed))
+    return bool(candidates & hosts)
 
 
 _URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
@@ -213,7 +235,24 @@ def _is_freemail(addr: str, domains: set[str]) -> bool:
     dom = _domain(addr)
     if dom in domains:
         return True
-    return any(fnmatch.fnmatchcase(dom, p) for p in domains if "*" in p or "?" in p)
+    wild = _freemail_wildcards(domains)
+    return wild is not None and wild.match(dom) is not None
+
+
+# id of a rule set's freemail_domains -> (that set, its wildcard entries as one regex);
+# the set is kept so an id is never reused for another one while cached.
+_WILDCARDS: dict[int, tuple[set[str], int, re.Pattern[str] | None]] = {}
+
+
+def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
+    cached = _WILDCARDS.get(id(domains))
+    if cached is not None and cached[0] is domains and cached[1] == len(domains):
+        return cached[2]
+    rx = _glob_regex(tuple(sorted(p for p in domains if "*" in p or "?" in p)))
+    if len(_WILDCARDS) > 16:
+        _WILDCARDS.clear()
+    _WILDCARDS[id(domains)] = (domains, len(domains), rx)
+    return rx
 
 
 def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:

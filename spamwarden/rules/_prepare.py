@@ -58,6 +58,8 @@ class PreparedMessage:
     _cache: dict[tuple[str, bool], str | None] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
     memo: dict[str, float] = field(default_factory=dict)
+    #: header name -> the addresses in it, lower case (evals read From many times)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
