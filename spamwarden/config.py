@@ -664,6 +664,20 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    """``[rules]``: SpamAssassin rule files run natively (spamwarden.rules)."""
+
+    enabled: bool = _opt(False, doc="score SpamAssassin's rules in the milter")
+    system_rules: bool = _opt(
+        True, doc="load sa-update's rules, else /usr/share/spamassassin/*.cf"
+    )
+    paths: tuple[str, ...] = _opt(
+        ("/etc/spamassassin/local.cf",), doc="more rule files or folders, read after the system rules"
+    )
+    cache_dir: str = _opt("", doc="compiled rule databases; empty: <state_dir>/rules-cache")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` names the file it came from."""
 
@@ -678,6 +692,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "<defaults>"
 
     def state_path(self, *parts: str) -> Path:
