@@ -128,6 +128,10 @@ def _add_serve(sub: Any) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
+    if cfg.arc.sign:  # the milter would refuse to start without a usable sealing key
+        from .milter.auth import load_signing_key
+
+        load_signing_key(cfg.arc.key)
     print(f"{cfg.source}: OK")
     return 0
 
