@@ -19,13 +19,13 @@ from typing import Any
 
 import dkim
 import pytest
+
+from spamwarden.resolver import DnsPythonResolver
 from tests.support.dnszone import DnsZone
 from tests.support.messages import make_message
 from tests.support.postfix import PostfixInstance
 from tests.support.replies import MILTER_REJECT
 from tests.support.smtpclient import swaks
-
-from spamwarden.resolver import DnsPythonResolver
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_list_mail_sealed_by_a_trusted_sealer_is_delivered_and_resealed(world: A
     port = postfix.smtp["milter"].port
     raw, msgid = make_message(from_addr="Alice <alice@author.test>", subject="minutes",
                               rcpt=f"team@{LIST}")
-    modified, sealed = list_hop(author.sign(raw), list_key)
+    _modified, sealed = list_hop(author.sign(raw), list_key)
 
     result = swaks(port, mail_from=f"team-bounces@{LIST}", rcpt_to=RCPT, data=sealed,
                    helo="client.test")
@@ -108,7 +108,7 @@ def test_list_mail_sealed_by_a_trusted_sealer_is_delivered_and_resealed(world: A
     assert "DMARC_ARC_OVERRIDE" in status and "DMARC_REJECT" not in status, status
 
     # Our ARC set went on top, above our Authentication-Results, and verifies.
-    names = [k.lower() for k in msg.keys()
+    names = [k.lower() for k in msg
              if k.lower() not in ("return-path", "x-original-to", "delivered-to")]  # local
     assert names[:5] == ["arc-seal", "arc-message-signature", "arc-authentication-results",
                          "authentication-results", "received"], names[:8]
@@ -127,7 +127,7 @@ def test_list_mail_sealed_by_a_trusted_sealer_is_delivered_and_resealed(world: A
     assert results[0]["as-domain"] == b"relay.test"
 
     # The same modified message without the list's seal is refused.
-    raw2, msgid2 = make_message(from_addr="Alice <alice@author.test>", subject="minutes",
+    raw2, _msgid2 = make_message(from_addr="Alice <alice@author.test>", subject="minutes",
                                 rcpt=f"team@{LIST}")
     unsealed, _ = list_hop(author.sign(raw2), list_key)
     result = swaks(port, mail_from=f"team-bounces@{LIST}", rcpt_to=RCPT, data=unsealed,
