@@ -38,7 +38,7 @@ import Milter
 from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
-from .headers import AUTH_RESULTS, ON_TOP, header_safe
+from .headers import ON_TOP, header_safe
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
 from .scanner import EnvelopeChecks, Scanner, Verdict

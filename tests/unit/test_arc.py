@@ -332,14 +332,25 @@ def _dmarc_fail(applied: str, arc: ArcResult | None = None) -> AuthResults:
         "fail", "example.com", "example.com", applied, applied, False, False))
 
 
-@pytest.mark.parametrize(("setting", "action", "points"), [
-    ("reject", "reject", 15.0), ("quarantine", "quarantine", 15.0), ("score", "", 15.0),
+@pytest.mark.parametrize(("setting", "symbol", "demand", "verdict"), [
+    ("reject", "DMARC_REJECT", "reject", "reject"),
+    ("quarantine", "DMARC_QUARANTINE", "quarantine", "quarantine"),
+    ("score", "DMARC_REJECT", "", "reject"),  # 15 points reach the reject threshold
 ])
-def test_dmarc_reject_action(setting: str, action: str, points: float) -> None:
+def test_dmarc_reject_action(setting: str, symbol: str, demand: str, verdict: str) -> None:
+    from spamwarden.milter.policy import decide
+
     syms = auth_symbols(_dmarc_fail("reject"), SymbolPoints(), reject_spf_fail=False,
                         dmarc_reject_action=setting)
-    dmarc = [s for s in syms if s.name == "DMARC_REJECT"]
-    assert [(s.action, s.points) for s in dmarc] == [(action, points)]
+    assert [(s.name, s.action) for s in syms if s.name.startswith("DMARC")] == [
+        (symbol, demand)]
+    config = cfg(dmarc_reject_action=setting)
+    assert decide(syms, config.policy, config.milter).action == verdict
+    lowered = SymbolPoints({"DMARC_REJECT": 4.0})
+    syms = auth_symbols(_dmarc_fail("reject"), lowered, reject_spf_fail=False,
+                        dmarc_reject_action=setting)
+    assert decide(syms, config.policy, config.milter).action == (
+        "accept" if setting == "score" else verdict)
 
 
 def test_dmarc_reject_action_is_checked_by_the_configuration() -> None:

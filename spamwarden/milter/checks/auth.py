@@ -105,8 +105,9 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
     :param auth: the results, or ``None`` when authentication did not run.
     :param reject_spf_fail: SPF ``fail`` demands ``reject`` (``milter.reject_spf_fail``).
     :param dmarc_reject_action: what a DMARC failure under ``p=reject`` demands
-        (``milter.dmarc_reject_action``): ``reject``, ``quarantine``, or ``score``
-        (only ``DMARC_REJECT``'s points).
+        (``milter.dmarc_reject_action``): ``reject`` (``DMARC_REJECT``),
+        ``quarantine`` (``DMARC_QUARANTINE``, as a ``p=quarantine`` failure), or
+        ``score`` (only ``DMARC_REJECT``'s points).
     :param trusted_sealers: ARC sealer domains, lower case (``milter.arc_trusted_sealers``).
     :returns: symbols in SPF, DKIM, DMARC, ARC order.  DMARC ``fail`` with the
         applied policy ``reject`` demands ``dmarc_reject_action`` (RFC 7489 §6.6.4,
@@ -154,14 +155,20 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
                     f"DMARC policy of {domain} is {applied} and the message fails it; "
                     f"trusted ARC sealer {sealer} recorded dmarc=pass",
                 ))
+            elif applied == "reject" and dmarc_reject_action == "quarantine":
+                # Held as a p=quarantine failure is: DMARC_REJECT's points alone would
+                # reach the reject threshold and refuse it anyway.
+                out.append(points.make(
+                    "DMARC_QUARANTINE",
+                    f"DMARC policy of {domain} is reject and the message fails it "
+                    "(held: milter.dmarc_reject_action)",
+                    action="quarantine",
+                ))
             elif applied == "reject":
-                demand: Literal["reject", "quarantine", ""] = (
-                    "quarantine" if dmarc_reject_action == "quarantine"
-                    else "" if dmarc_reject_action == "score" else "reject")
                 out.append(points.make(
                     "DMARC_REJECT",
                     f"DMARC policy of {domain} is reject and the message fails it",
-                    action=demand,
+                    action="" if dmarc_reject_action == "score" else "reject",
                 ))
             elif applied == "quarantine":
                 out.append(points.make(
