@@ -302,6 +302,10 @@ class ArcSealer:
         except (dkim.DKIMException, ValueError, IndexError, TypeError, KeyError) as exc:
             log.warning("ARC sealing failed: %s", _short(exc))
             return ()
+        if not out:
+            # dkimpy seals nothing when it cannot read our Authentication-Results.
+            log.warning("ARC sealing skipped: no ARC set made for the message")
+            return ()
         found: dict[str, str] = {}
         for field in out:
             name, _, val = field.partition(b":")
