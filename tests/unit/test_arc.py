@@ -224,14 +224,14 @@ def test_a_chain_longer_than_the_bound_fails_without_lookups(author_key: Key,
     b"ARC-Seal: garbage\r\n",
     b"ARC-Seal: i=abc; cv=none\r\n",
     b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=x.example; s=s; b=AAAA\r\n",
-    b"ARC-Seal: i=0; cv=none\r\nARC-Message-Signature: i=0\r\n"
-    b"ARC-Authentication-Results: i=0; x\r\n",
+    (b"ARC-Seal: i=0; cv=none\r\nARC-Message-Signature: i=0\r\n"
+     b"ARC-Authentication-Results: i=0; x\r\n"),
     b"ARC-Seal: i=1; cv=none; d=x.example; s=s; a=rsa-sha256; b=AAAA\r\n" * 2
     + b"ARC-Message-Signature: i=1; a=rsa-sha256; d=x.example; s=s; h=from; bh=AA; b=AA\r\n"
     + b"ARC-Authentication-Results: i=1; x.example; dmarc=pass\r\n",
-    b"ARC-Seal: i=1; cv=none; d=x.example; s=s; a=rsa-sha256; b=AAAA\r\n"
-    b"ARC-Message-Signature: i=1 ; a=rsa-sha256; d=x.example; s=s; h=from; bh=AA; b=AA\r\n"
-    b"ARC-Authentication-Results: i=1; x.example; dmarc=pass\r\n",
+    (b"ARC-Seal: i=1; cv=none; d=x.example; s=s; a=rsa-sha256; b=AAAA\r\n"
+     b"ARC-Message-Signature: i=1 ; a=rsa-sha256; d=x.example; s=s; h=from; bh=AA; b=AA\r\n"
+     b"ARC-Authentication-Results: i=1; x.example; dmarc=pass\r\n"),
     b"ARC-Seal: i=2; cv=pass; d=x.example; s=s; a=rsa-sha256; b=AAAA\r\n",
 ])
 def test_malformed_chains_fail_and_never_raise(fields: bytes, author_key: Key,
