@@ -72,6 +72,10 @@ SYMBOLS: tuple[SymbolSpec, ...] = (
                "DMARC: fails and the domain asks to reject or quarantine, but a valid ARC "
                "chain from a trusted sealer (milter.arc_trusted_sealers) recorded a DMARC "
                "pass before the message was modified: not refused", _G),
+    SymbolSpec("DMARC_ARC_TEMPFAIL", 0.0,
+               "DMARC: fails and the domain asks to reject or quarantine; the ARC chain "
+               "sealed by a trusted sealer could not be verified now (DNS): try again later",
+               _G),
     # ARC, RFC 8617 chain validation (only for messages carrying an ARC-Seal)
     SymbolSpec("ARC_PASS", -0.1, "ARC: the chain of custody verifies", _G),
     SymbolSpec("ARC_FAIL", 0.5, "ARC: the chain is broken, incomplete or says it failed", _G),
@@ -112,7 +116,9 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
     :returns: symbols in SPF, DKIM, DMARC, ARC order.  DMARC ``fail`` with the
         applied policy ``reject`` demands ``dmarc_reject_action`` (RFC 7489 §6.6.4,
         §10.3); ``quarantine`` demands ``quarantine``; either becomes
-        ``DMARC_ARC_OVERRIDE`` (no action) when :func:`arc_override` vouches.
+        ``DMARC_ARC_OVERRIDE`` (no action) when :func:`arc_override` vouches, or
+        ``DMARC_ARC_TEMPFAIL`` (``tempfail``) when a trusted sealer's chain could
+        not be verified for a DNS error (the override might apply on a retry).
     """
     out: list[Symbol] = []
     if auth is None:
@@ -149,11 +155,22 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
         elif result == "fail":
             sealer = (arc_override(auth, trusted_sealers)
                       if applied in ("reject", "quarantine") else "")
+            arc = auth.arc
             if sealer:
                 out.append(points.make(
                     "DMARC_ARC_OVERRIDE",
                     f"DMARC policy of {domain} is {applied} and the message fails it; "
                     f"trusted ARC sealer {sealer} recorded dmarc=pass",
+                ))
+            elif (applied in ("reject", "quarantine") and arc is not None
+                  and _result_word(arc.result) == "temperror" and arc.sealer
+                  and arc.sealer in trusted_sealers):
+                # The override might apply once DNS answers: never refuse for our DNS.
+                out.append(points.make(
+                    "DMARC_ARC_TEMPFAIL",
+                    f"DMARC policy of {domain} is {applied} and the message fails it; the "
+                    f"ARC chain of trusted sealer {arc.sealer} could not be verified now",
+                    action="tempfail",
                 ))
             elif applied == "reject" and dmarc_reject_action == "quarantine":
                 # Held as a p=quarantine failure is: DMARC_REJECT's points alone would
