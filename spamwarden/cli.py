@@ -135,6 +135,10 @@ def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
 
     try:  # names only the configuration makes ([[rbl.external]]) against the built-in ones
         check_overrides(cfg.policy.symbols, (s.name for s in known_symbols(cfg)))
+        if cfg.arc.sign:  # the milter would refuse to start without a usable sealing key
+            from .milter.auth import load_signing_key
+
+            load_signing_key(cfg.arc.key)
     except SpamwardenError as exc:
         print(f"spamwarden: {exc}", file=sys.stderr)
         return 2
