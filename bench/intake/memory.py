@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from tests.support.bigreport import RunningIntake, big_report  # noqa: E402
+from spamwarden.redisconn import EmbeddedRedis
+from tests.support.bigreport import RunningIntake, big_report
 
 
 def main() -> int:

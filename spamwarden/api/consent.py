@@ -60,6 +60,11 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..config import Config
+from ..consent.confirmations import (
+    ConfirmationSender,
+    all_advertising_request,
+    sender_from_config,
+)
 from ..consent.records import advertiser_json, export_records, iso, parse_time
 from ..consent.registry import (
     GLOBAL,
@@ -72,11 +77,6 @@ from ..consent.registry import (
     normalize_advertiser_id,
     normalize_recipient,
     registry_from_config,
-)
-from ..consent.confirmations import (
-    ConfirmationSender,
-    all_advertising_request,
-    sender_from_config,
 )
 from ..consent.texts import page, text
 from ..consent.unsubscribe import (

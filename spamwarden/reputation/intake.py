@@ -739,6 +739,10 @@ class ComplaintIntake:
                   reporter=reporter, kind=kind, why=why)
             _count(kind, "refused")
             return REPLIES["login_unknown" if who.how == "unnamed" else "auth_required"]
+        # The person is counted by their login; the delivery must have gone to the address
+        # they report from (Postfix's reject_sender_login_mismatch ties that address to the
+        # login, conf/postfix/main.cf), so a login without a domain still matches its mailbox.
+        mailbox = reporter_identity(reporter, delimiters=self.cfg.intake.recipient_delimiter)
         reporter = who.id
         try:
             originals = find_originals(raw, local_domains=self.local_domains,
@@ -751,7 +755,7 @@ class ComplaintIntake:
         # examples only from identified reporters; _store_original also drops unmatched ones
         train = may_train(authenticated=who.verified)
         results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id,
-                                              train=train)
+                                              train=train, mailbox=mailbox)
                    for o in originals]
         outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
@@ -805,10 +809,15 @@ class ComplaintIntake:
 
     async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
                               loop: FeedbackLoop | None = None, report_id: str = "",
-                              train: bool = False,
+                              train: bool = False, mailbox: str = "",
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
-        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable."""
+        status one of added, duplicate, unmatched, rate_limited, store_failed, unusable.
+
+        :param reporter: the reporter as counted (:class:`ReporterIdentity` ``id``).
+        :param mailbox: the address the report came from, folded: what a delivery's
+            recipients must include (default: ``reporter``).
+        """
         ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
         verified = await self._verify_dkim(original, view)
@@ -832,7 +841,7 @@ class ComplaintIntake:
         cid = complaint_id(kind, reporter, fp)
         if kind == "spam" and not match:
             try:
-                found = await self._match(reporter, original, view, fp)
+                found = await self._match(mailbox or reporter, original, view, fp)
             except StoreError as exc:
                 event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                       error=str(exc))

@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 TOKEN = "operator-token-0123456789abcdef"
 #: routes anyone may call with a body, by design: filing a delisting request (rate-limited
 #: per client IP) and the one-click unsubscribe POST (RFC 8058; the path carries a signed token)
-PUBLIC_WRITES = {("POST", "/v1/delist-requests"), ("POST", "/u/{token}")}
+PUBLIC_WRITES = {("POST", "/v1/delist-requests"), ("POST", "/u/{token}"), ("POST", "/a/{token}")}
 _WRITE = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -133,7 +133,9 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
             server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
-                                  max_sessions=cfg.intake.max_sessions)
+                                  max_sessions=cfg.intake.max_sessions,
+                                  max_data_in_flight=cfg.intake.max_data_in_flight,
+                                  size_trusted=handler.trusted)
             await server.start()
             return server, client, handler
 
@@ -689,3 +691,47 @@ def test_outcomes_are_counted_in_metrics(start_intake: Callable[..., RunningInta
     after = {o: value(o) for o in before}
     assert {o: after[o] - before[o] for o in before} == {
         "accepted": 1, "duplicate": 1, "refused": 1, "unusable": 1}
+
+
+def test_data_in_flight_budget_defers_with_451_and_trusts_only_a_relays_size(
+    start_intake: Callable[..., RunningIntake], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intake.max_data_in_flight bounds the DATA received and handled at once: a session
+    reserves the SIZE= a trusted relay declared (127.0.0.1 is one by default), else
+    max_message_bytes; one that finds no room within the wait gets 451 4.3.2."""
+    import spamwarden.reputation.intake as intake_module
+
+    monkeypatch.setattr(intake_module, "DATA_BUDGET_WAIT", 0.5)
+    intake = start_intake(max_data_in_flight=100_000)
+    raw = _smtp_lines((REPORTS / "gmail-attached.eml").read_bytes())
+
+    sessions: list[smtplib.SMTP] = []
+
+    def open_data(size: int | None) -> tuple[smtplib.SMTP, int, bytes]:
+        s = intake.client()
+        sessions.append(s)
+        s.ehlo("relay.example.vn")
+        assert s.mail("alice@example.vn", [f"SIZE={size}"] if size else [])[0] == 250
+        assert s.rcpt("report@example.vn")[0] == 250
+        s.putcmd("data")
+        code, text = s.getreply()
+        return s, code, text
+
+    try:
+        big, code, _ = open_data(90_000)
+        assert code == 354  # holds 91,024 of 100,000 bytes while its DATA arrives
+        small, code, _ = open_data(len(raw))
+        assert code == 354  # a declared small message still fits beside it
+        small.send(raw + b"\r\n.\r\n")
+        assert small.getreply()[0] == 250
+        unsized, code, text = open_data(None)  # no SIZE: reserves max_message_bytes: no room
+        assert (code, text[:5]) == (451, b"4.3.2"), text
+        big.send(raw + b"\r\n.\r\n")
+        assert big.getreply()[0] == 250
+        again, code, _ = open_data(None)  # room again once the big one was answered
+        assert code == 354
+        again.send(_variant(raw, 9) + b"\r\n.\r\n")
+        assert again.getreply()[0] == 250
+    finally:
+        for s in sessions:
+            s.close()

@@ -155,13 +155,14 @@ class Store:
         self.added: list[tuple[Complaint, bytes, bool]] = []
 
     async def add(self, complaint: Complaint, *, example: bytes, reporter_limit: int,
-                  unmatched: bool = False) -> StoreOutcome:
+                  unmatched: bool = False, example_limit: int = 1) -> StoreOutcome:
         self.added.append((complaint, example, unmatched))
         return ("added", f"{len(self.added)}-0")
 
 
 def intake(ledger: MemoryDeliveryLedger | None, **reputation: Any) -> tuple[ComplaintIntake, Store]:
-    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"]},
+    # reports without a login: identity is tested in test_reports_intake/test_intake
+    cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"], "require_auth": False},
                                "reputation": reputation})
     store = Store()
     return ComplaintIntake(cfg, store, deliveries=ledger, clock=lambda: 1_700_000_500.0), store
@@ -188,7 +189,8 @@ def test_a_matched_report_carries_what_the_delivery_proved(name: str) -> None:
     assert ind.source_ip == "192.0.2.77"
     assert ind.mail_from_domain == "promo-shop.example"
     assert ind.from_domain is None and ind.from_address is None  # DMARC did not pass
-    assert example
+    # a training example only from an identified reporter (outlook-inline.eml has no login)
+    assert bool(example) == (name != "outlook-inline.eml")
 
 
 def test_a_report_of_a_message_never_delivered_here_is_kept_but_lists_nothing() -> None:
@@ -240,12 +242,14 @@ def fbl_report(*, sign: bool) -> bytes:
                                             b"message-id"])) + raw
 
 
-def fbl_intake(loops: list[str]) -> tuple[ComplaintIntake, Store]:
+def fbl_intake(loops: list[str], *, require_auth: bool = True
+               ) -> tuple[ComplaintIntake, Store]:
     from spamwarden.milter.auth import verify_dkim
     from spamwarden.resolver import StaticResolver
 
     cfg = config_from_mapping({"intake": {"local_domains": ["example.vn"],
-                                          "feedback_loops": loops}})
+                                          "feedback_loops": loops,
+                                          "require_auth": require_auth}})
     store = Store()
     dns = StaticResolver({("sel1._domainkey.promo-shop.example", "TXT"):
                           [(REPORTS / "dkim-sel1.txt").read_bytes().strip()]})
@@ -270,7 +274,13 @@ def test_a_signed_report_from_a_configured_feedback_loop_counts() -> None:
 
 @pytest.mark.parametrize("loops", [[], ["other-provider.example"], ["promo-shop.example"]])
 def test_an_unverified_or_unconfigured_feedback_loop_counts_for_nothing(loops: list[str]) -> None:
+    # with the default require_auth, an outsider's ARF that proves no loop is refused at once
     handler, store = fbl_intake(loops)
+    reply = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                              fbl_report(sign=False)))
+    assert reply == REPLIES["auth_required"] and store.added == []
+    # and where require_auth is off it is kept, but counts for nothing
+    handler, store = fbl_intake(loops, require_auth=False)
     asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example", fbl_report(sign=False)))
     [(c, _, unmatched)] = store.added
     assert unmatched and c.match == "no-delivery" and ListingPolicy().targets(c) == []
