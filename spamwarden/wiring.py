@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, cast
 
 from .config import Config
 from .errors import SpamwardenError
@@ -147,7 +147,8 @@ def build_scanner(
             notes["listings"] = _header_safe(str(exc))
         from .reputation.deliveries import LedgerRecorder, RedisDeliveryLedger
 
-        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window))
+        deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window),
+                                    delimiters=cfg.intake.recipient_delimiter)
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config
@@ -231,9 +232,10 @@ def symbol_table(cfg: Config) -> list[dict[str, Any]]:
     :returns: one dict per symbol: ``name``, ``points``, ``default`` (``None`` for a
         name only the configuration knows), ``description``, ``group``; sorted by name.
     """
+    from .milter.registry import known_symbols
     from .milter.registry import symbol_table as table
 
-    return table(cfg.policy.symbols)
+    return table(cfg.policy.symbols, known_symbols(cfg))
 
 
 def run_milter(cfg: Config) -> int:
@@ -364,3 +366,30 @@ def run_api(cfg: Config, *, listen: str | None = None,
 
     return asyncio.run(run(cfg, modules=modules if modules is not None else api_modules(),
                            listen=listen))
+
+
+class _NoRedis:
+    """A Redis client that is never reachable: ``build_scanner(probe_redis=True)`` then
+    leaves the Redis-backed checks out."""
+
+    def ping(self) -> bool:
+        raise ConnectionError("offline evaluation: no Redis")
+
+
+def offline_scanner(cfg: Config, model_path: str = "") -> Scanner:
+    """The ``check`` scanner with no DNS (every lookup fails at once), no Redis and no
+    third-party DNSBLs: what ``spamwarden eval --pipeline`` scores with.
+
+    :param model_path: a model file; ``""``: ``training.model`` or the shipped model.
+    :raises ModelError: the model does not load.
+    """
+
+    from .training.classifier import load_classifier
+    from .training.pipeline_eval import OfflineResolver
+
+    cfg = dataclasses.replace(cfg, rbl=dataclasses.replace(cfg.rbl, third_party_zones=()))
+    classifier = load_classifier(model_path or cfg.training.model or None, reload=False)
+    no_redis = cast("redis.Redis", _NoRedis())  # only ping() is called, and it fails
+    return build_scanner(cfg, resolver=OfflineResolver(), redis_client=no_redis,
+                         classifier=classifier, probe_redis=True)
+

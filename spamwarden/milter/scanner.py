@@ -41,7 +41,7 @@ from .headers import (
     render_authentication_results,
     spam_headers,
 )
-from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, Symbol
+from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, RecordsDeliveries, Symbol
 from .policy import decide
 from .registry import (
     Check,
@@ -54,7 +54,7 @@ from .registry import (
     Phase,
     SymbolPoints,
     builtin_checks,
-    declared_symbols,
+    known_symbols,
 )
 from .symbols import check_overrides
 
@@ -90,13 +90,6 @@ class Authenticator(Protocol):
     ) -> AuthResults:
         """SPF, DKIM and DMARC; ``spf_result``: SPF already evaluated (at MAIL FROM)."""
         ...
-
-
-class _Deliveries(Protocol):
-    """Records accepted messages for later complaints (the delivery ledger)."""
-
-    def record_delivered(self, items: Sequence[tuple[Verdict, Envelope]], *,
-                         skip_recipients: frozenset[str]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -250,6 +243,8 @@ class Scanner:
     :param classifier: a ``ContentClassifier`` or ``None`` (unavailable).
     :param listings: a ``ListingLookup`` or ``None`` (unavailable).
     :param policies: ``MessagePolicy`` implementations, consulted in order.
+    :param deliveries: the delivery ledger (``reputation.deliveries.LedgerRecorder``):
+        what a later complaint must match; recorded by the ``ledger`` check.
     :param unavailable: why a component is ``None``, e.g. ``{"classifier": "no model"}``.
     :param clock: monotonic seconds, injectable for tests.
     :param lookup_threads: threads running listing and DNSBL lookups alongside
@@ -274,10 +269,9 @@ class Scanner:
         clock: Callable[[], float] = time.monotonic,
         lookup_threads: int = 32,
         checks: Sequence[CheckDecl] | None = None,
-        deliveries: _Deliveries | None = None,
+        deliveries: RecordsDeliveries | None = None,
     ) -> None:
         self.cfg = cfg
-        # the delivery ledger (reputation.deliveries.LedgerRecorder): what a report must match
         self.deliveries = deliveries
         self.resolver = resolver
         ours, check_spf = _default_authenticator()
@@ -289,7 +283,7 @@ class Scanner:
         self.listings = listings
         self.policies = tuple(policies)
         decls = tuple(builtin_checks() if checks is None else checks)
-        specs = declared_symbols(decls)
+        specs = known_symbols(cfg, decls)
         check_overrides(cfg.policy.symbols, (s.name for s in specs))
         self.points = SymbolPoints(cfg.policy.symbols,
                                    defaults={s.name: s.points for s in specs})
@@ -305,7 +299,7 @@ class Scanner:
         parts = Components(
             cfg=cfg, resolver=resolver, authenticate=self.authenticate, spf=check_spf,
             classifier=classifier, listings=listings, policies=self.policies,
-            points=self.points, lookups=self.lookups,
+            deliveries=deliveries, points=self.points, lookups=self.lookups,
         )
         built: list[tuple[CheckDecl, Check]] = []
         for decl in decls:
@@ -334,7 +328,6 @@ class Scanner:
         from .checks.trust import TrustCheck
 
         self._trust = TrustCheck(cfg)  # for trusted_reason and only_intake_recipients
-        self._intake_addresses = cfg.intake.addresses()  # never in the delivery ledger
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -486,9 +479,6 @@ class Scanner:
             return
         for delivered in self._delivered:
             delivered(batch)
-        if self.deliveries is not None:
-            # the delivery ledger: what a later complaint must match (reputation.deliveries)
-            self.deliveries.record_delivered(items, skip_recipients=self._intake_addresses)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``

@@ -57,8 +57,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 from ..errors import StoreError, StoreUnavailable
 from ..logs import event
@@ -67,24 +68,24 @@ from .complaints import Indicators
 from .listings import normalize_address
 
 __all__ = [
-    "Delivery",
-    "Match",
-    "DeliveryLedger",
-    "DeliveryLookup",
-    "RedisDeliveryLedger",
-    "RedisDeliveryLookup",
-    "delivery_of",
-    "record_deliveries",
-    "LedgerRecorder",
-    "decide_match",
-    "message_id_hash",
-    "normalize_reporter",
-    "record_key",
-    "content_key",
-    "message_key",
+    "MAX_DKIM_DOMAINS",
     "MAX_RECIPIENTS",
     "MAX_URL_DOMAINS",
-    "MAX_DKIM_DOMAINS",
+    "Delivery",
+    "DeliveryLedger",
+    "DeliveryLookup",
+    "LedgerRecorder",
+    "Match",
+    "RedisDeliveryLedger",
+    "RedisDeliveryLookup",
+    "content_key",
+    "decide_match",
+    "delivery_of",
+    "message_id_hash",
+    "message_key",
+    "normalize_reporter",
+    "record_deliveries",
+    "record_key",
 ]
 
 log = logging.getLogger("spamwarden.deliveries")
@@ -124,11 +125,18 @@ def message_id_hash(message_id: str | None) -> str:
     return hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()[:32] if mid else ""
 
 
-def normalize_reporter(address: str) -> str:
+def normalize_reporter(address: str, *, delimiters: str = "+") -> str:
     """A recipient or reporter address as the ledger compares them: lower case, IDNA
-    domain, no angle brackets; a string that is no address is lower-cased and cut to
-    320 characters (it then matches nothing a recipient was)."""
-    return normalize_address(address) or address.strip().strip("<>").strip().lower()[:320]
+    domain, no angle brackets, the local part cut at the first address-extension
+    delimiter (``intake.recipient_delimiter``, as intake folds reporters:
+    ``Alice+news@x`` is ``alice@x``); a string that is no address is lower-cased and
+    cut to 320 characters (it then matches nothing a recipient was)."""
+    norm = normalize_address(address)
+    if norm is None:
+        return address.strip().strip("<>").strip().lower()[:320]
+    local, _, domain = norm.rpartition("@")
+    cuts = [i for i in (local.find(c) for c in delimiters) if i > 0]
+    return f"{local[:min(cuts)]}@{domain}" if cuts else norm
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +165,15 @@ class Delivery:
                 out[reg] = None
         return tuple(out)
 
-    def indicators(self, *, ad_label: str | None = None, subject: str = "") -> Indicators:
+    def indicators(self, *, ad_label: str | None = None, subject: str = "",
+                   seen_from_domain: str | None = None) -> Indicators:
         """The complaint indicators this delivery proves (what a matched complaint
         carries instead of what the report's copy claims).
 
         :param ad_label: the advertising label of the reported copy's subject.
         :param subject: the reported copy's subject (for display).
+        :param seen_from_domain: the reported copy's From domain: what the reporter saw,
+            kept apart from the proven names (see :class:`Indicators`).
         """
         reg = registrable_domain
         return Indicators(
@@ -175,6 +186,7 @@ class Delivery:
             url_domains=self.url_domains,
             ad_label=ad_label,
             subject=subject,
+            seen_from_domain=seen_from_domain,
         )
 
     def to_json(self) -> str:
@@ -182,7 +194,7 @@ class Delivery:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Delivery":
+    def from_json(cls, text: str | bytes) -> Delivery:
         """:raises ValueError: not a delivery record."""
         try:
             d = json.loads(text)
@@ -210,6 +222,7 @@ def delivery_of(
     queue_id: str = "",
     authenticated_client: bool = False,
     skip_recipients: frozenset[str] = frozenset(),
+    delimiters: str = "+",
 ) -> Delivery | None:
     """The ledger record of one accepted message (pure).
 
@@ -223,11 +236,14 @@ def delivery_of(
     :param queue_id: the MTA's queue id.
     :param authenticated_client: the client used SMTP AUTH: its address is not recorded.
     :param skip_recipients: addresses never recorded (the intake addresses).
+    :param delimiters: address-extension delimiters folded away (``intake.recipient_delimiter``).
     :returns: the record, or ``None`` when no recipient is left to report it.
     """
     rcpt: dict[str, None] = {}
     for r in rcpts:
-        n = normalize_reporter(r)
+        if normalize_reporter(r, delimiters="") in skip_recipients:
+            continue
+        n = normalize_reporter(r, delimiters=delimiters)
         if n and n not in skip_recipients:
             rcpt[n] = None
         if len(rcpt) >= MAX_RECIPIENTS:
@@ -441,6 +457,7 @@ def record_deliveries(
     *,
     skip_recipients: frozenset[str] = frozenset(),
     now: float | None = None,
+    delimiters: str = "+",
 ) -> int:
     """Record the accepted messages of one milter batch with one
     :meth:`DeliveryLedger.record_many` (the milter's after-reply stage).
@@ -450,6 +467,7 @@ def record_deliveries(
         (not scored: over the size limits) is skipped.
     :param skip_recipients: the intake addresses, never recorded as recipients.
     :param now: Unix time of delivery (default: now).
+    :param delimiters: address-extension delimiters folded away (``intake.recipient_delimiter``).
     :returns: deliveries recorded.  Never raises for one bad message.
     """
     import time
@@ -467,7 +485,7 @@ def record_deliveries(
                 view, fingerprint=delivered_fingerprint(view), client_ip=env.client_ip,
                 mail_from=env.mail_from, rcpts=env.rcpts, auth=getattr(verdict, "auth", None),
                 at=at, queue_id=env.queue_id or "", authenticated_client=bool(env.authenticated),
-                skip_recipients=skip_recipients,
+                skip_recipients=skip_recipients, delimiters=delimiters,
             )
         except Exception as exc:  # noqa: BLE001 - one odd message must not lose the batch
             event(log, "delivery_record_failed", logging.ERROR, queue_id=env.queue_id or None,
@@ -485,12 +503,16 @@ class LedgerRecorder:
     (:func:`record_deliveries`) in a :class:`DeliveryLedger`.
 
     :param ledger: where deliveries go (:class:`RedisDeliveryLedger`).
+    :param delimiters: ``intake.recipient_delimiter``: recipients are folded as intake
+        folds reporters, so ``alice+news@`` can report as ``alice@``.
     """
 
-    def __init__(self, ledger: DeliveryLedger) -> None:
+    def __init__(self, ledger: DeliveryLedger, *, delimiters: str = "+") -> None:
         self.ledger = ledger
+        self.delimiters = delimiters
 
     def record_delivered(self, items: Sequence[tuple[Any, Any]], *,
                          skip_recipients: frozenset[str] = frozenset()) -> int:
         """:func:`record_deliveries` of one batch; never raises for store trouble."""
-        return record_deliveries(self.ledger, items, skip_recipients=skip_recipients)
+        return record_deliveries(self.ledger, items, skip_recipients=skip_recipients,
+                                 delimiters=self.delimiters)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from ..mail import domain_of_address, normalize_domain, registrable_domain
 from .complaints import Indicators
@@ -37,13 +37,13 @@ from .reports import ArfFields, Network, first_untrusted_hop
 
 __all__ = [
     "FeedbackLoop",
-    "parse_feedback_loop",
-    "parse_feedback_loops",
-    "loop_for_sender",
     "arrived_from",
-    "signed_by",
     "feedback_indicators",
     "feedback_reporter",
+    "loop_for_sender",
+    "parse_feedback_loop",
+    "parse_feedback_loops",
+    "signed_by",
 ]
 
 

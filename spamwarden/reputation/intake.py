@@ -785,9 +785,19 @@ class ComplaintIntake:
         if self.deliveries is None:
             return Match("no-delivery")
         content = fp if view is not None and not original.headers_only else None
-        return await self.deliveries.match(
-            normalize_reporter(reporter), fingerprint=content,
-            message_id=view.message_id if view is not None else None)
+        mid = view.message_id if view is not None else None
+        delims = self.cfg.intake.recipient_delimiter
+        # a SASL login without a domain is the user at one of our domains
+        who = [reporter] if "@" in reporter else [f"{reporter}@{d}" for d in self.local_domains]
+        found = Match("no-delivery")
+        for candidate in who[:10]:
+            m = await self.deliveries.match(normalize_reporter(candidate, delimiters=delims),
+                                            fingerprint=content, message_id=mid)
+            if m.status == "matched":
+                return m
+            if found.status == "no-delivery" or m.status == "disagree":
+                found = m
+        return found
 
     async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
         """The configured feedback loop this report proves it comes from (see
@@ -851,7 +861,8 @@ class ComplaintIntake:
             match = found.status
             if found.delivery is not None:
                 # what the delivery proved replaces what the report's copy claims
-                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
+                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,
+                                                seen_from_domain=ind.from_domain)
                 delivery_id = found.delivery.id
         unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
         complaint = Complaint(

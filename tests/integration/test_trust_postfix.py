@@ -4,7 +4,9 @@ worker` and `spamwarden rbl` as processes.  Reports reach intake through Postfix
 transport_maps, as in production; the sender's client address is set with Postfix's XCLIENT
 (the milter sees it as the SMTP client).
 
-Local users a@, b@, c@test.local.  Attacks (each by three reporters, the listing threshold):
+Local users a@, b@, c@test.local, each reporting logged in (SASL), as intake.require_auth
+demands.  Attacks (each by three real reporters, the listing threshold: what compromised
+accounts or a few users fooled into forwarding a fabricated message can do):
 
 1. reports attaching a fabricated message (``Received: ... [198.51.100.23]``, From
    news@innocent-shop.example, a link to innocent-shop.example) that was never delivered
@@ -29,23 +31,24 @@ import json
 import smtplib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from tests.conftest import DATA
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 from tests.support.net import free_port, wait_until
 from tests.support.rblserver import ZONE, RblProcess, ip_name
 
-from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
-from tests.conftest import DATA
-
 pytestmark = pytest.mark.integration
 
 USERS = ("a@test.local", "b@test.local", "c@test.local")
+LOGINS = {u: f"{u.split('@')[0]}-secret" for u in USERS}
 REPORT = "report@test.local"
 LEGIT_IP, PHISH_IP = "203.0.113.5", "203.0.113.99"
 
@@ -98,7 +101,7 @@ def site(dns_server: Any, auth_zone: Any, module_redis_url: str,
         overrides={"intake": {"local_domains": ["test.local"]}, "consent": {"enabled": False}})
     mailboxes = ", ".join(f"{u}={u.split('@')[0]}/" for u in (*USERS, REPORT))
     postfix = postfix_instance_module(
-        listeners={"smtp": milter.postfix_socket}, mailbox=USERS[0],
+        listeners={"smtp": milter.postfix_socket}, mailbox=USERS[0], sasl_users=LOGINS,
         main_cf={"virtual_mailbox_maps": f"inline:{{ {mailboxes} }}",
                  "transport_maps": f"inline:{{ {REPORT}=smtp:[127.0.0.1]:{intake_port} }}",
                  "smtpd_authorized_xclient_hosts": "127.0.0.0/8"})
@@ -150,7 +153,7 @@ def mailbox_copy(site: Site, user: str, msgid: str, *, timeout: float = 30) -> b
     while time.monotonic() < deadline:
         for sub in ("new", "cur"):
             for path in (maildir / sub).glob("*") if (maildir / sub).exists() else ():
-                data = path.read_bytes()
+                data: bytes = path.read_bytes()
                 msg = email.message_from_bytes(data, policy=email.policy.compat32)
                 if (msg.get("Message-ID") or "").strip() == msgid:
                     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -159,14 +162,17 @@ def mailbox_copy(site: Site, user: str, msgid: str, *, timeout: float = 30) -> b
 
 
 def report(site: Site, reporter: str, raw: bytes) -> None:
-    """A user's report to report@, through Postfix (which hands it to intake)."""
+    """A user's report to report@, logged in (SMTP AUTH), through Postfix (which records
+    the login and hands the report to intake)."""
     with smtplib.SMTP("127.0.0.1", site.postfix.port, local_hostname="laptop.test.local",
                       timeout=60) as smtp:
+        smtp.login(reporter, LOGINS[reporter])
         assert smtp.sendmail(reporter, [REPORT], raw) == {}
 
 
 def stream(site: Site, key: str) -> list[Complaint]:
-    return [Complaint.from_fields(f) for _, f in site.client.xrange(key)]
+    entries: Any = site.client.xrange(key)
+    return [Complaint.from_fields(f) for _, f in entries]
 
 
 def about(complaints: list[Complaint], fp: str) -> list[Complaint]:
@@ -176,13 +182,12 @@ def about(complaints: list[Complaint], fp: str) -> list[Complaint]:
 def wait_stored(site: Site, count: int, *, subject: str) -> dict[str, list[Complaint]]:
     """The reports of ``subject`` once ``count`` are stored, by stream (counted or not)."""
 
-    def found() -> dict[str, list[Complaint]] | None:
+    def found() -> dict[str, list[Complaint]]:
         got = {key: [c for c in stream(site, key) if c.indicators.subject == subject]
                for key in (COMPLAINTS_KEY, UNMATCHED_KEY)}
-        return got if sum(len(v) for v in got.values()) >= count else None
+        return got if sum(len(v) for v in got.values()) >= count else {}
 
-    return wait_until(found, timeout=60,  # type: ignore[no-any-return]
-                      what=f"{count} reports of {subject!r} stored")
+    return wait_until(found, timeout=60, what=f"{count} reports of {subject!r} stored")
 
 
 def match_of(c: Complaint) -> str | None:
@@ -205,7 +210,8 @@ def dbl(domain: str) -> str:
 
 def attach(reporter: str, original: bytes) -> bytes:
     """A Gmail "Forward as attachment" of ``original`` by ``reporter``."""
-    return SAMPLES.gmail_attached(original).replace(b"alice@example.vn", reporter.encode())
+    forward: bytes = SAMPLES.gmail_attached(original)
+    return forward.replace(b"alice@example.vn", reporter.encode())
 
 
 # -- the attacks --------------------------------------------------------------------------------
@@ -291,7 +297,7 @@ def test_genuine_reports_of_a_delivered_message_list_its_sender(site: Site) -> N
                                                b"message-id"))
     deliver(site, signed, client_ip=LEGIT_IP, helo="mail.legit.test",
             mail_from="news@legit.test")
-    a, b, c = (mailbox_copy(site, u, msgid) for u in USERS)
+    a, b, _ = (mailbox_copy(site, u, msgid) for u in USERS)  # c reports inline, below
     assert b"dkim=pass" in a and b"dmarc=pass" in a, a[:2000]
     report(site, USERS[0], attach(USERS[0], a))
     report(site, USERS[1], SAMPLES.outlook_attached(b))

@@ -4,7 +4,7 @@ DeliveryLookup), answering with the same pure :func:`decide_match` as Redis."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from spamwarden.reputation.deliveries import (
     Delivery,

@@ -211,8 +211,8 @@ def test_a_reporter_who_was_not_a_recipient_matches_nothing() -> None:
 
 
 def test_arf_source_ip_is_not_believed() -> None:
-    reply, c, _, unmatched = report("arf-forged-source-ip.eml", "mallory@example.vn",
-                                    MemoryDeliveryLedger([delivered("mallory@example.vn")]))
+    _, c, _, unmatched = report("arf-forged-source-ip.eml", "mallory@example.vn",
+                                MemoryDeliveryLedger([delivered("mallory@example.vn")]))
     assert unmatched and c.match == "no-delivery"
     assert ListingPolicy().targets(c) == []
 
@@ -304,3 +304,25 @@ def test_feedback_loop_entries_are_checked() -> None:
         config_from_mapping({"intake": {"feedback_loops": ["fbl.example 300.0.0.0/8"]}})
     with pytest.raises(ConfigError):
         config_from_mapping({"intake": {"feedback_loops": [""]}})
+
+
+def test_with_require_auth_only_a_verified_feedback_loop_needs_no_login() -> None:
+    handler, store = fbl_intake(["promo-shop.example"], require_auth=True)
+    unsigned = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                                 fbl_report(sign=False)))
+    assert unsigned == REPLIES["auth_required"] and not store.added
+    signed = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                               fbl_report(sign=True)))
+    [(c, _, _)] = store.added
+    assert signed == REPLIES["accepted"].format(id=c.id) and c.match == "fbl"
+
+
+def test_recipients_fold_like_reporters() -> None:
+    """Intake folds a reporter's address extension and case (Alice+1@ is alice@), and a
+    SASL login without a domain is the user at one of the local domains."""
+    d = delivered("<Alice+News@Example.VN>", "report@example.vn",
+                  skip_recipients=frozenset({"report@example.vn"}))
+    assert d.recipients == ("alice@example.vn",)
+    for reporter in ("alice@example.vn", "alice"):
+        _, c, _, unmatched = report("gmail-attached.eml", reporter, MemoryDeliveryLedger([d]))
+        assert c.match == "matched" and not unmatched, reporter

@@ -1,0 +1,99 @@
+"""The delivery ledger on a real Redis (and a three-node Redis Cluster): what the milter
+records is what intake finds, every key expires, and store trouble never fails the mail."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spamwarden.config import config_from_mapping
+from spamwarden.errors import StoreError
+from spamwarden.mail import parse_message
+from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
+from spamwarden.reputation.deliveries import (
+    Delivery,
+    RedisDeliveryLedger,
+    RedisDeliveryLookup,
+    delivery_of,
+)
+from spamwarden.reputation.reports import delivered_fingerprint
+from tests.conftest import DATA
+from tests.integration.redis_cluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+VIEW = parse_message((DATA / "reports" / "original-signed.eml").read_bytes())
+FP = delivered_fingerprint(VIEW)
+MID = "<20241103140107.4f2a9c@mail.promo-shop.example>"
+
+
+def delivery(*rcpts: str) -> Delivery:
+    d = delivery_of(VIEW, fingerprint=FP, client_ip="192.0.2.77", mail_from="", rcpts=rcpts,
+                    auth=None, at=1_800_000_000.0, queue_id="4XyZ")
+    assert d is not None
+    return d
+
+
+def scenario(url: str) -> None:
+    cfg = config_from_mapping({"redis": {"url": url}})
+    client = sync_client(cfg)
+    client.flushall()
+    ledger = RedisDeliveryLedger(client, ttl=600)
+    d = delivery("alice@example.vn", "bob@example.vn")
+    ledger.record_many([d])
+    assert ledger.failed == 0
+    keys = [k.decode() for k in client.keys("sw:{sw}:dlv:*")]
+    assert len(keys) == 1 + 2 + 2 * 2  # record, content+mid indexes, per recipient
+    assert all(0 < client.ttl(k) <= 600 for k in keys)
+
+    async def lookups() -> list[str]:
+        aclient = async_client(cfg)
+        try:
+            lookup = RedisDeliveryLookup(aclient)
+            got = [
+                await lookup.match("alice@example.vn", fingerprint=FP, message_id=MID),
+                await lookup.match("bob@example.vn", fingerprint=FP, message_id=None),
+                await lookup.match("bob@example.vn", fingerprint=None, message_id=MID),
+                await lookup.match("carol@example.vn", fingerprint=FP, message_id=MID),
+                await lookup.match("alice@example.vn", fingerprint="0" * 32, message_id=MID),
+                await lookup.match("alice@example.vn", fingerprint="0" * 32, message_id=None),
+            ]
+            assert got[0].delivery == d
+            return [m.status for m in got]
+        finally:
+            await aclient.aclose()
+
+    assert asyncio.run(lookups()) == ["matched", "matched", "matched", "not-a-recipient",
+                                      "disagree", "no-delivery"]
+    client.close()
+
+
+def test_ledger_on_redis(redis_url: str) -> None:
+    scenario(redis_url)
+
+
+def test_ledger_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    scenario(redis_cluster.url)
+
+
+def test_store_trouble(redis_server: EmbeddedRedis) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_server.url, "timeout": 0.5}})
+    client = sync_client(cfg)
+    redis_server.stop()
+    ledger = RedisDeliveryLedger(client, ttl=600)
+    ledger.record_many([delivery("alice@example.vn")])  # logged and counted, never raised
+    assert ledger.failed == 1
+
+    async def lookup() -> None:
+        aclient = async_client(cfg)
+        try:
+            await RedisDeliveryLookup(aclient).match("alice@example.vn", fingerprint=FP,
+                                                     message_id=MID)
+        finally:
+            await aclient.aclose()
+
+    with pytest.raises(StoreError):
+        asyncio.run(lookup())
+    client.close()
+    redis_server.start()
