@@ -18,9 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
 import redis  # noqa: E402
 
 from spamwarden.redisconn import EmbeddedRedis  # noqa: E402

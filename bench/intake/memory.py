@@ -5,7 +5,7 @@ Starts a private Redis and the real ``spamwarden intake`` command, sends N repor
 base64 attachment), and prints the intake process's peak resident set (``VmHWM`` from
 ``/proc/PID/status``) before and after, with every SMTP reply.
 
-Usage: .venv/bin/python bench/intake/memory.py [--reports N] [--mb 9.5]
+Usage: PYTHONPATH=. .venv/bin/python bench/intake/memory.py [--reports N] [--mb 9.5]
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from spamwarden.redisconn import EmbeddedRedis
 from tests.support.bigreport import RunningIntake, big_report

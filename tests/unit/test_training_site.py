@@ -18,7 +18,7 @@ from spamwarden.milter.registry import SymbolPoints
 from spamwarden.training.classifier import site_counts
 from spamwarden.training.corpus import Example
 from spamwarden.training.model import SpamModel, load_model, train_model, untrained_model
-from tests.unit.test_training import (  # noqa: F401 - fixtures
+from tests.unit.test_training_model import (  # noqa: F401 - fixtures
     HAM,
     SMALL,
     SPAM,
