@@ -338,7 +338,7 @@ def run_intake(cfg: Config, *, listen: str | None = None) -> int:
 
 
 def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
-    """The route modules ``spamwarden api`` serves: listings, consent, metrics.
+    """The route modules ``spamwarden api`` serves: listings, lookup pages, consent, metrics.
 
     To add routes, write a factory ``factory(ctx: ApiContext) -> ApiModule`` in
     :mod:`spamwarden.api` and name it here (``docs/architecture.md``).
@@ -347,9 +347,10 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     """
     from .api.consent import consent_module
     from .api.listings import listings_module
+    from .api.lookup import lookup_module
     from .api.metrics import metrics_module
 
-    return [listings_module, consent_module, metrics_module]
+    return [listings_module, lookup_module, consent_module, metrics_module]
 
 
 def run_api(cfg: Config, *, listen: str | None = None,
