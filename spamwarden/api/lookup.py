@@ -51,7 +51,7 @@ from ._http import (
 from .listings import request_object
 from .lookup_texts import Language, negotiate, reason_text, text
 
-__all__ = ["lookup_module", "LOOKUP_PATHS", "MAX_REASON", "MAX_CONTACT", "REQUEST_ID_PATTERN"]
+__all__ = ["LOOKUP_PATHS", "MAX_CONTACT", "MAX_REASON", "REQUEST_ID_PATTERN", "lookup_module"]
 
 log = logging.getLogger("spamwarden.api")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["Language", "LANGUAGES", "TEXTS", "REASON_TEXTS", "text", "reason_text", "negotiate"]
+__all__ = ["LANGUAGES", "REASON_TEXTS", "TEXTS", "Language", "negotiate", "reason_text", "text"]
 
 Language = Literal["en", "vi"]
 LANGUAGES: tuple[Language, ...] = ("en", "vi")

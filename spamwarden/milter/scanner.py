@@ -99,6 +99,12 @@ class _Deliveries(Protocol):
                          skip_recipients: frozenset[str]) -> int: ...
 
 
+class _History(Protocol):
+    """Records every verdict (the message history, ``reputation.history.HistoryRecorder``)."""
+
+    def record(self, items: Sequence[tuple[Verdict, Envelope]]) -> int: ...
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the pipeline decided about one message.
@@ -258,6 +264,8 @@ class Scanner:
         starts nothing at MAIL FROM.  Threads start on first use.
     :param checks: the check declarations; default every module of
         :mod:`spamwarden.milter.checks`.
+    :param deliveries: the delivery ledger's recorder (accepted mail, for complaints).
+    :param history: the message history's recorder (every verdict, for operators).
     :raises ConfigError: ``[policy.symbols]`` names a symbol no check declares.
     """
 
@@ -275,10 +283,13 @@ class Scanner:
         lookup_threads: int = 32,
         checks: Sequence[CheckDecl] | None = None,
         deliveries: _Deliveries | None = None,
+        history: _History | None = None,
     ) -> None:
         self.cfg = cfg
         # the delivery ledger (reputation.deliveries.LedgerRecorder): what a report must match
         self.deliveries = deliveries
+        # the message history (reputation.history.HistoryRecorder): every verdict, for operators
+        self.history = history
         self.resolver = resolver
         ours, check_spf = _default_authenticator()
         self.authenticate: Authenticator | None = ours if authenticate is _AUTO else authenticate
@@ -489,6 +500,12 @@ class Scanner:
         if self.deliveries is not None:
             # the delivery ledger: what a later complaint must match (reputation.deliveries)
             self.deliveries.record_delivered(items, skip_recipients=self._intake_addresses)
+
+    def record_history(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
+        """Record the verdicts of messages already answered (accepted or not) in the
+        message history, when one is configured; best effort, off the SMTP path."""
+        if self.history is not None and items:
+            self.history.record(items)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``

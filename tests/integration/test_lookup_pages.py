@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -114,10 +115,10 @@ def test_pages_escape_what_they_echo(redis_url: str, tmp_path: Path, monkeypatch
             assert r.status in (200, 400), page
             assert "<script" not in page.lower(), page
             assert r.headers["Content-Security-Policy"].startswith("default-src 'none'")
-        page = await (await c.get(f"/lookup/x%22onmouseover=%22alert(1)")).text()
+        page = await (await c.get("/lookup/x%22onmouseover=%22alert(1)")).text()
         assert 'value="x"onmouseover' not in page and "&quot;onmouseover=&quot;" in page
         now = time.time()
-        await store.add("evil.example", reason=f"domain-manual", note=f"note {SCRIPT}", now=now,
+        await store.add("evil.example", reason="domain-manual", note=f"note {SCRIPT}", now=now,
                         ttl=3600)
         page = await (await c.get("/lookup/evil.example")).text()
         assert "evil.example is listed" in page and "<script" not in page
