@@ -165,10 +165,22 @@ _networks = _every(lambda item: ipaddress.ip_network(item, strict=False),
                    'IP addresses or networks such as "127.0.0.1" or "10.0.0.0/8"')
 
 
-def _feedback_loop(item: str) -> object:
-    from .reputation.feedback_loops import parse_feedback_loop
+_DOMAIN = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+"
+                     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$", re.IGNORECASE)
 
-    return parse_feedback_loop(item)
+
+def _feedback_loop(item: str) -> object:
+    """The shape of one ``intake.feedback_loops`` entry: a domain, then networks.
+
+    The entry is parsed for use by ``reputation.feedback_loops.parse_feedback_loop``;
+    this check lives here so the configuration imports nothing above it.
+    """
+    words = item.split()
+    if not words or "." not in words[0] or not _DOMAIN.match(words[0]):
+        raise ValueError(f"not a domain: {item!r}")
+    for w in words[1:]:
+        ipaddress.ip_network(w, strict=False)
+    return words
 
 
 def _milter_socket(v: Any) -> str | None:

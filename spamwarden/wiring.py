@@ -239,9 +239,10 @@ def symbol_table(cfg: Config) -> list[dict[str, Any]]:
     :returns: one dict per symbol: ``name``, ``points``, ``default`` (``None`` for a
         name only the configuration knows), ``description``, ``group``; sorted by name.
     """
+    from .milter.registry import known_symbols
     from .milter.registry import symbol_table as table
 
-    return table(cfg.policy.symbols)
+    return table(cfg.policy.symbols, known_symbols(cfg))
 
 
 def run_milter(cfg: Config) -> int:

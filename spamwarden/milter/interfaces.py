@@ -9,9 +9,9 @@ testable with a fake implementing the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..mail import MessageView
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
-    "RcptDecision", "StartsLookups", "Symbol",
+    "RcptDecision", "RecordsDeliveries", "StartsLookups", "Symbol",
 ]
 
 #: What the milter does with a message, from mildest to hardest.
@@ -127,3 +127,16 @@ class BatchedVolume(Protocol):
         """Count each message (its source keys).  Best effort, never raises."""
         ...
 
+
+
+class RecordsDeliveries(Protocol):
+    """The delivery ledger: accepted messages recorded so that a later complaint can be
+    matched to what this server really delivered (``reputation.deliveries``)."""
+
+    def record_delivered(self, items: Sequence[tuple[Any, Envelope]], *,
+                         skip_recipients: frozenset[str]) -> int:
+        """Record ``(Verdict, Envelope)`` pairs; ``skip_recipients`` are never recorded
+        as recipients.  Never raises for store trouble.
+
+        :returns: deliveries recorded."""
+        ...

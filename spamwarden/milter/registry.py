@@ -40,7 +40,7 @@ from ..errors import SpamwardenError
 from ..logs import event
 from ..mail import MessageView
 from ..resolver import Resolver
-from .interfaces import Action, Envelope, MessagePolicy, Symbol
+from .interfaces import Action, Envelope, MessagePolicy, RecordsDeliveries, Symbol
 from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ __all__ = [
     "declared_symbols",
     "default_points",
     "discover",
+    "known_symbols",
     "symbol_table",
     "symbols_markdown",
 ]
@@ -142,6 +143,7 @@ class Components:
     :ivar classifier: the content classifier, or ``None`` (unavailable).
     :ivar listings: the own-listing lookup, or ``None`` (unavailable).
     :ivar policies: extra rules (advertising consent), consulted in order.
+    :ivar deliveries: the delivery ledger, or ``None`` (not recorded).
     :ivar points: ``[policy.symbols]`` over the declared defaults.
     :ivar lookups: the shared lookup threads.
     """
@@ -153,6 +155,7 @@ class Components:
     classifier: ContentClassifier | None
     listings: ListingLookup | None
     policies: tuple[MessagePolicy, ...]
+    deliveries: RecordsDeliveries | None
     points: SymbolPoints
     lookups: LookupPool
 
@@ -250,6 +253,9 @@ class CheckDecl:
     :ivar phases: the phases whose methods the scanner calls.
     :ivar build: makes the check from the scanner's components; ``None`` when the
         check has nothing to do with them (its component is missing or not configured).
+    :ivar configured_symbols: symbols only the configuration knows (e.g. rules read
+        from operator files), declared the same way; they join :attr:`symbols` wherever
+        a configuration is at hand (:func:`known_symbols`).
     """
 
     name: str
@@ -257,6 +263,7 @@ class CheckDecl:
     symbols: tuple[SymbolSpec, ...]
     phases: frozenset[Phase] = field(default_factory=lambda: frozenset({Phase.MESSAGE}))
     build: Callable[[Components], Check | None] | None = None
+    configured_symbols: Callable[[Config], Sequence[SymbolSpec]] | None = None
 
 
 def discover(package: str | ModuleType = "spamwarden.milter.checks") -> tuple[CheckDecl, ...]:
@@ -301,6 +308,26 @@ def builtin_checks() -> tuple[CheckDecl, ...]:
 def declared_symbols(checks: Iterable[CheckDecl] | None = None) -> tuple[SymbolSpec, ...]:
     """Every symbol the checks declare, in pipeline order."""
     return tuple(s for d in (builtin_checks() if checks is None else checks) for s in d.symbols)
+
+
+def known_symbols(cfg: Config, checks: Iterable[CheckDecl] | None = None
+                  ) -> tuple[SymbolSpec, ...]:
+    """:func:`declared_symbols` plus each check's ``configured_symbols`` for ``cfg``.
+
+    :raises SpamwardenError: a configured symbol repeats a declared one.
+    """
+    decls = tuple(builtin_checks() if checks is None else checks)
+    specs = list(declared_symbols(decls))
+    seen = {s.name for s in specs}
+    for decl in decls:
+        if decl.configured_symbols is None:
+            continue
+        for spec in decl.configured_symbols(cfg):
+            if spec.name in seen:
+                raise SpamwardenError(f"symbol {spec.name} is declared twice")
+            seen.add(spec.name)
+            specs.append(spec)
+    return tuple(specs)
 
 
 def default_points(checks: Iterable[CheckDecl] | None = None) -> Mapping[str, float]:
@@ -366,7 +393,7 @@ def symbols_markdown(checks: Iterable[CheckDecl] | None = None) -> str:
         "",
     ]
     for decl in builtin_checks() if checks is None else checks:
-        if not decl.symbols:
+        if not decl.symbols and decl.configured_symbols is None:
             continue
         phases = ", ".join(p.value for p in Phase if p in decl.phases)
         runs = (f"Runs at: {phases}." if phases else
@@ -376,23 +403,26 @@ def symbols_markdown(checks: Iterable[CheckDecl] | None = None) -> str:
         for s in decl.symbols:
             note = f" Never refused or held: {s.never_refuse}." if s.never_refuse else ""
             lines.append(f"| `{s.name}` | {s.points:g} | {s.description}{note} |")
+        if decl.configured_symbols is not None:
+            lines += ["", ("Further symbols come from its configuration "
+                           "(`spamwarden symbols` lists them).")]
         lines.append("")
     return "\n".join(lines)
 
 
 def symbol_table(overrides: Mapping[str, float],
-                 checks: Iterable[CheckDecl] | None = None) -> list[dict[str, Any]]:
+                 specs: Iterable[SymbolSpec] | None = None) -> list[dict[str, Any]]:
     """Every declared symbol: name, points in effect, default points, description,
     group (``spamwarden symbols``), with ``overrides`` (``[policy.symbols]``) applied.
 
     A name only ``overrides`` knows is listed too (``default`` ``None``), said to be
     unknown: the milter refuses such a configuration.
     """
-    specs = {s.name: s for s in declared_symbols(checks)}
+    known = {s.name: s for s in (declared_symbols() if specs is None else specs)}
     given = {k.upper(): float(v) for k, v in overrides.items()}
     rows: list[dict[str, Any]] = []
-    for name in sorted(set(specs) | set(given)):
-        spec = specs.get(name)
+    for name in sorted(set(known) | set(given)):
+        spec = known.get(name)
         rows.append({
             "name": name,
             "points": given.get(name, spec.points if spec is not None else 0.0),

@@ -35,7 +35,7 @@ from .app import SpamwardenMilter, _register, libmilter_socket
 from .delivery import DeliveryRecorder
 from .prefork import WorkerPool, listening_socket
 from .quickack import ConnectionAcker
-from .registry import declared_symbols
+from .registry import known_symbols
 from .scanner import Scanner
 from .symbols import check_overrides
 
@@ -165,7 +165,7 @@ def run_milter(
     # The MIME boundary matcher (spamwarden.mail): installed once, before any worker forks.
     install_boundary_matcher()
     # A configuration error is said once, here, not by every worker after the fork.
-    check_overrides(cfg.policy.symbols, (spec.name for spec in declared_symbols()))
+    check_overrides(cfg.policy.symbols, (spec.name for spec in known_symbols(cfg)))
     if scanner is None and build is None:
         raise ValueError("run_milter needs a scanner or a way to build one")
     helpers: Companions = companions if companions is not None else (lambda s: ())

@@ -41,7 +41,7 @@ from .headers import (
     render_authentication_results,
     spam_headers,
 )
-from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, Symbol
+from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, RecordsDeliveries, Symbol
 from .policy import decide
 from .registry import (
     Check,
@@ -54,7 +54,7 @@ from .registry import (
     Phase,
     SymbolPoints,
     builtin_checks,
-    declared_symbols,
+    known_symbols,
 )
 from .symbols import check_overrides
 
@@ -90,13 +90,6 @@ class Authenticator(Protocol):
     ) -> AuthResults:
         """SPF, DKIM and DMARC; ``spf_result``: SPF already evaluated (at MAIL FROM)."""
         ...
-
-
-class _Deliveries(Protocol):
-    """Records accepted messages for later complaints (the delivery ledger)."""
-
-    def record_delivered(self, items: Sequence[tuple[Verdict, Envelope]], *,
-                         skip_recipients: frozenset[str]) -> int: ...
 
 
 class _History(Protocol):
@@ -256,6 +249,8 @@ class Scanner:
     :param classifier: a ``ContentClassifier`` or ``None`` (unavailable).
     :param listings: a ``ListingLookup`` or ``None`` (unavailable).
     :param policies: ``MessagePolicy`` implementations, consulted in order.
+    :param deliveries: the delivery ledger (``reputation.deliveries.LedgerRecorder``):
+        what a later complaint must match; recorded by the ``ledger`` check.
     :param unavailable: why a component is ``None``, e.g. ``{"classifier": "no model"}``.
     :param clock: monotonic seconds, injectable for tests.
     :param lookup_threads: threads running listing and DNSBL lookups alongside
@@ -264,8 +259,8 @@ class Scanner:
         starts nothing at MAIL FROM.  Threads start on first use.
     :param checks: the check declarations; default every module of
         :mod:`spamwarden.milter.checks`.
-    :param deliveries: the delivery ledger's recorder (accepted mail, for complaints).
-    :param history: the message history's recorder (every verdict, for operators).
+    :param history: the message history (``reputation.history.HistoryRecorder``): every
+        verdict, refused ones included, recorded after the reply (:meth:`record_history`).
     :raises ConfigError: ``[policy.symbols]`` names a symbol no check declares.
     """
 
@@ -282,11 +277,10 @@ class Scanner:
         clock: Callable[[], float] = time.monotonic,
         lookup_threads: int = 32,
         checks: Sequence[CheckDecl] | None = None,
-        deliveries: _Deliveries | None = None,
+        deliveries: RecordsDeliveries | None = None,
         history: _History | None = None,
     ) -> None:
         self.cfg = cfg
-        # the delivery ledger (reputation.deliveries.LedgerRecorder): what a report must match
         self.deliveries = deliveries
         # the message history (reputation.history.HistoryRecorder): every verdict, for operators
         self.history = history
@@ -300,7 +294,7 @@ class Scanner:
         self.listings = listings
         self.policies = tuple(policies)
         decls = tuple(builtin_checks() if checks is None else checks)
-        specs = declared_symbols(decls)
+        specs = known_symbols(cfg, decls)
         check_overrides(cfg.policy.symbols, (s.name for s in specs))
         self.points = SymbolPoints(cfg.policy.symbols,
                                    defaults={s.name: s.points for s in specs})
@@ -316,7 +310,7 @@ class Scanner:
         parts = Components(
             cfg=cfg, resolver=resolver, authenticate=self.authenticate, spf=check_spf,
             classifier=classifier, listings=listings, policies=self.policies,
-            points=self.points, lookups=self.lookups,
+            deliveries=deliveries, points=self.points, lookups=self.lookups,
         )
         built: list[tuple[CheckDecl, Check]] = []
         for decl in decls:
@@ -345,7 +339,6 @@ class Scanner:
         from .checks.trust import TrustCheck
 
         self._trust = TrustCheck(cfg)  # for trusted_reason and only_intake_recipients
-        self._intake_addresses = cfg.intake.addresses()  # never in the delivery ledger
         notes = dict(unavailable or {})
         if self.authenticate is None:
             notes.setdefault("auth", "not installed")
@@ -497,9 +490,6 @@ class Scanner:
             return
         for delivered in self._delivered:
             delivered(batch)
-        if self.deliveries is not None:
-            # the delivery ledger: what a later complaint must match (reputation.deliveries)
-            self.deliveries.record_delivered(items, skip_recipients=self._intake_addresses)
 
     def record_history(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
         """Record the verdicts of messages already answered (accepted or not) in the

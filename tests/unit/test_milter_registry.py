@@ -118,7 +118,7 @@ def test_an_unknown_symbol_override_is_a_config_error_naming_it() -> None:
 
 def test_checks_run_in_a_fixed_order() -> None:
     assert [d.name for d in registry.builtin_checks()] == [
-        "auth", "classifier", "listings", "dnsbl", "policies", "consent", "trust"]
+        "auth", "classifier", "listings", "dnsbl", "policies", "consent", "trust", "ledger"]
 
 
 def test_a_symbol_declared_twice_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -149,3 +149,35 @@ def test_symbol_names_are_spelled_out_in_their_module() -> None:
 def test_docs_symbols_md_is_up_to_date() -> None:
     assert DOCS.read_text() == registry.symbols_markdown(), (
         "docs/symbols.md is out of date: spamwarden symbols --markdown > docs/symbols.md")
+
+
+def test_symbols_only_the_configuration_knows_are_declared_through_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A check whose symbols come from configured files (rules) declares them from the
+    configuration: [policy.symbols] may then name them, and `spamwarden symbols` lists them."""
+    (tmp_path / "local_rules.py").write_text(textwrap.dedent('''
+        from spamwarden.milter.registry import CheckDecl
+        from spamwarden.milter.symbols import SymbolSpec
+
+        def rules(cfg):
+            return (SymbolSpec("LOCAL_RULE_" + str(int(cfg.policy.tag_threshold)), 1.0,
+                               "a rule from the operator's files", "rules"),)
+
+        CHECK = CheckDecl(name="local_rules", order=70, symbols=(), phases=frozenset(),
+                          configured_symbols=rules)
+    '''))
+    monkeypatch.setattr(checks_package, "__path__", [*checks_package.__path__, str(tmp_path)])
+    scanner = Scanner(cfg(tag_threshold=5.0, symbols={"LOCAL_RULE_5": 2.0}),
+                      resolver=StaticResolver(), lookup_threads=0)
+    assert scanner.points.points("LOCAL_RULE_5") == 2.0
+    scanner.close()
+    with pytest.raises(ConfigError, match="LOCAL_RULE_5"):
+        Scanner(cfg(tag_threshold=6.0, symbols={"LOCAL_RULE_5": 2.0}),
+                resolver=StaticResolver(), lookup_threads=0)
+    conf = tmp_path / "sw.toml"
+    conf.write_text("[policy]\ntag_threshold = 5.0\n")
+    assert main(["symbols", "--json", "--config", str(conf)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["LOCAL_RULE_5"]["default"] == 1.0 and rows["LOCAL_RULE_5"]["group"] == "rules"
+    assert "Further symbols come from its configuration" in registry.symbols_markdown()
