@@ -347,7 +347,7 @@ def run_intake(cfg: Config, *, listen: str | None = None) -> int:
 
 def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     """The route modules ``spamwarden api`` serves: listings, lookup pages, consent, history,
-    metrics.
+    the operator console, metrics.
 
     To add routes, write a factory ``factory(ctx: ApiContext) -> ApiModule`` in
     :mod:`spamwarden.api` and name it here (``docs/architecture.md``).
@@ -355,12 +355,14 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     :returns: module factories, in the order their routes are added.
     """
     from .api.consent import consent_module
+    from .api.console import console_module
     from .api.history import history_module
     from .api.listings import listings_module
     from .api.lookup import lookup_module
     from .api.metrics import metrics_module
 
-    return [listings_module, lookup_module, consent_module, history_module, metrics_module]
+    return [listings_module, lookup_module, consent_module, history_module, console_module,
+            metrics_module]
 
 
 def run_api(cfg: Config, *, listen: str | None = None,

@@ -98,6 +98,11 @@ def _page(lang: Language, title: str, body_html: str, *, status: int = 200,
                         headers={**_HEADERS, **(headers or {})})
 
 
+#: for the other HTML pages of the API (the operator console): the same escaping and page
+escape = _e
+html_page = _page
+
+
 def _lookup_form(lang: Language, base: str, value: str = "") -> str:
     return (
         f'<form method="get" action="{_e(base)}"><p><label>{_e(text(lang, "form.key"))}<br>'
