@@ -100,3 +100,23 @@ def test_store_trouble_loses_history_never_raises(redis_server: EmbeddedRedis) -
     assert rec.record([(verdict(), env("X"))]) == 0
     with pytest.raises(StoreError):
         read_history(client)
+
+
+def test_history_command_prints_one_line_per_message(redis_url: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from spamwarden.config import config_from_mapping
+    from spamwarden.reputation.commands import cmd_history
+
+    client = redis.Redis.from_url(redis_url)
+    HistoryRecorder(client, max_entries=100, ttl=60).record(
+        [(verdict("reject", 9.0), env("QTEXT", *[f"r{i}@x.test" for i in range(52)]))])
+    cfg = config_from_mapping({"redis": {"url": redis_url}})
+    args = argparse.Namespace(queue_id="QTEXT", rcpt=None, action=None, limit=5, json=False)
+    assert cmd_history(args, cfg) == 0
+    out = capsys.readouterr().out
+    assert "QTEXT" in out and "reject" in out and "BAYES_50(1.5)" in out
+    assert ",+2" in out and 'subject="secret plans"' in out
+    args.queue_id = "NONE"
+    assert cmd_history(args, cfg) == 1
