@@ -23,7 +23,7 @@ DEBS_BENCH := $(DEBS_TEST) spamassassin spamc spamass-milter rspamd
 
 .PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test corpus
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml setup.py spamwarden/rbl/_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 	$(VENV)/bin/pip install -q -e '.[test]'

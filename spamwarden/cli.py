@@ -128,6 +128,18 @@ def _add_serve(sub: Any) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
+    from .config import config_warnings
+    from .errors import SpamwardenError
+    from .milter.registry import known_symbols
+    from .milter.symbols import check_overrides
+
+    try:  # names only the configuration makes ([[rbl.external]]) against the built-in ones
+        check_overrides(cfg.policy.symbols, (s.name for s in known_symbols(cfg)))
+    except SpamwardenError as exc:
+        print(f"spamwarden: {exc}", file=sys.stderr)
+        return 2
+    for warning in config_warnings(cfg):
+        print(f"{cfg.source}: warning: {warning}", file=sys.stderr)
     print(f"{cfg.source}: OK")
     return 0
 
@@ -350,6 +362,13 @@ def _add_rbl(sub: Any) -> None:
     p.add_argument("--origin", metavar="NAME", help="the RPZ zone name (default rpz.<rbl.zone>)")
 
 
+def _offline_scanner(cfg: Config, model_path: str) -> Any:
+    """``eval --pipeline``'s scanner: :func:`spamwarden.wiring.offline_scanner`."""
+    from .wiring import offline_scanner
+
+    return offline_scanner(cfg, model_path)
+
+
 def _add_training(sub: Any) -> None:
     """train, eval, corpus."""
     lazy = functools.partial(_lazy_handler, "training.commands")
@@ -383,6 +402,9 @@ def _add_training(sub: Any) -> None:
                         "paths, the base corpus is training.corpus")
     p.add_argument("--feedback-limit", type=int, default=100_000, metavar="N",
                    help="at most N feedback examples (default 100000)")
+    p.add_argument("--site", action="store_true",
+                   help="the given mail is this site's own: count it towards "
+                        "training.min_site_ham / min_site_spam (full classifier points)")
     p.add_argument("--random-cv", action="store_true",
                    help="stratified random folds even when there are several sources")
 
@@ -407,6 +429,17 @@ def _add_training(sub: Any) -> None:
                    help="tag threshold on the probability (default 0.5)")
     p.add_argument("--reject-threshold", type=float, default=0.99, metavar="P",
                    help="reject threshold on the probability (default 0.99)")
+    p.add_argument("--dedup", action="store_true",
+                   help="drop exact and near duplicates before scoring (default: score every "
+                        "message given and report how many are duplicates)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="score with the whole offline pipeline (the scanner `check` uses: "
+                        "classifier, header checks, rules; no DNS, no Redis, no listings) and "
+                        "measure the total score; adds fpr_at_tag and fnr_at_tag at "
+                        "policy.tag_threshold")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="processes for --pipeline (default 2)")
+    p.set_defaults(scanner_factory=_offline_scanner)
 
     corpus_sub = _group(sub, "corpus", help="fetch public training corpora", dest="corpus_command")
     p = _command(

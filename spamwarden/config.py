@@ -48,6 +48,8 @@ __all__ = [
     "default_config_path",
     "parse_duration",
     "parse_hostport",
+    "ExternalList",
+    "config_warnings",
 ]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -106,10 +108,13 @@ Check = Callable[[Any], str | None]  # returns what was expected, or None when f
 
 def _opt(
     default: Any, *, check: Check | None = None, duration: bool = False, doc: str = "",
-    secret: bool = False,
+    secret: bool = False, parse: Callable[[Any], Any] | None = None,
 ) -> Any:
-    """A setting; ``secret`` ones are never echoed in an error message."""
-    meta = {"check": check, "duration": duration, "doc": doc, "secret": secret}
+    """A setting; ``secret`` ones are never echoed in an error message.  ``parse``
+    converts a structured value (an array of tables) and raises ValueError saying
+    what was expected."""
+    meta = {"check": check, "duration": duration, "doc": doc, "secret": secret,
+            "parse": parse}
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples / MappingProxy for defaults")
     if isinstance(default, types.MappingProxyType):
@@ -124,6 +129,10 @@ def _positive(v: Any) -> str | None:
 
 def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else "a number 0 or greater"
+
+
+def _site_count(v: Any) -> str | None:
+    return None if 0 <= v <= 10_000_000 else "a number of messages from 0 to 10000000"
 
 
 def _workers(v: Any) -> str | None:
@@ -215,6 +224,154 @@ def _token_key(v: Any) -> str | None:
     return (f'"" (a key generated once under service.state_dir) or at least '
             f"{MIN_SECRET_CHARS} bytes with 8 or more different characters "
             "(e.g. `openssl rand -hex 32`)")
+
+
+def _url_parts(v: str) -> tuple[str, str] | None:
+    """``(scheme, path)`` of an absolute http(s) URL with a host and neither query nor
+    fragment; ``None`` otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or v.endswith(("?", "#")):
+        return None
+    return parts.scheme, parts.path
+
+
+def _api_root_url(v: Any) -> str | None:
+    # The API's own address as the world reaches it: links are built by appending
+    # /v1/... to it; a proxy may put the API under a path prefix.
+    parts = _url_parts(v)
+    if parts is None or parts[1].rstrip("/").endswith("/v1"):
+        return ('the API\'s public root, an http(s) URL without query, such as '
+                '"https://mail.example.net" or "https://mail.example.net/spamwarden" '
+                '(links append /v1/... to it)')
+    return None
+
+
+def _listing_lookup_url(v: Any) -> str | None:
+    # The listed IP or domain is appended to it (TXT answers, reject texts).
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(v)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.fragment or not v.endswith(("/", "=")):
+        return ('an http(s) URL the listed IP or domain is appended to, ending in "/" or '
+                '"=": "https://bl.example.net/lookup/" or "https://example.net/bl?key="')
+    return None
+
+
+def _unsubscribe_base(v: Any) -> str | None:
+    # The API serves the one-click routes at /u/<token> (and /a/, /r/ beside it): a
+    # base URL whose path does not end in /u/ prints links that answer 404, and the
+    # recipient's refusal is never recorded.  A proxy may add a prefix before /u/.
+    parts = _url_parts(v)
+    if parts is None or parts[1].rstrip("/").rsplit("/", 1)[-1] != "u" \
+            or not parts[1].rstrip("/").startswith("/"):
+        return ('an http(s) URL ending in /u/, where the API serves GET/POST /u/<token>: '
+                '"https://mail.example.net/u/" (behind a proxy that strips a prefix: '
+                '"https://example.net/spamwarden/u/")')
+    return None
+
+
+#: external DNSBLs (``[[rbl.external]]``) at most
+MAX_EXTERNAL_LISTS = 20
+_SYMBOL_NAME = re.compile(r"^[A-Z0-9_]{1,40}$")
+_ZONE_NAME = re.compile(r"^(?=.{1,200}$)([A-Za-z0-9_]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ExternalList:
+    """One ``[[rbl.external]]`` entry: a third-party DNSBL and what its answers score.
+
+    :ivar name: the symbol it adds (``SPAMHAUS_ZEN``); ``<name>_LOOKUP_FAILED`` is the
+        failed-lookup symbol.
+    :ivar zone: the list's zone (``zen.spamhaus.org``).
+    :ivar kind: ``ip`` (the client IP, RFC 5782 §2.1), ``sender`` (envelope and From
+        registrable domains, §2.2) or ``url`` (registrable domains of linked URLs, §2.2).
+    :ivar codes: answer (``127.0.0.2``, or a network ``127.0.1.0/24``) → points; the
+        highest matching answer wins, other answers score nothing.
+    :ivar dqs_key: Spamhaus DQS style key, asked as ``<name>.<dqs_key>.<zone>``; empty: none.
+    """
+
+    name: str
+    zone: str
+    kind: str = "ip"
+    codes: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({}))
+    dqs_key: str = ""
+
+    def query_zone(self) -> str:
+        """The zone names are asked under: ``<dqs_key>.<zone>`` or ``<zone>``."""
+        zone = self.zone.strip(".").lower()
+        return f"{self.dqs_key}.{zone}" if self.dqs_key else zone
+
+
+def _external_entry(i: int, item: Any) -> ExternalList:
+    where = f"entry {i + 1}"
+    if not isinstance(item, dict):
+        raise ValueError(f"[[rbl.external]] tables ({where} is not one)")
+    known = {"name", "zone", "kind", "codes", "dqs_key"}
+    unknown = sorted(set(item) - known)
+    if unknown:
+        raise ValueError(f"only the keys {', '.join(sorted(known))} ({where} has "
+                         f"{', '.join(unknown)})")
+    name = item.get("name")
+    if not isinstance(name, str) or not _SYMBOL_NAME.match(name):
+        raise ValueError(f"a name of A-Z 0-9 _ (at most 40) in {where}, the symbol it adds "
+                         '(e.g. name = "SPAMHAUS_ZEN")')
+    where = f"{where} ({name})"
+    zone = item.get("zone")
+    if not isinstance(zone, str) or not _ZONE_NAME.match(zone.strip(".")):
+        raise ValueError(f'a DNS zone in {where} (e.g. zone = "zen.spamhaus.org")')
+    kind = item.get("kind", "ip")
+    if kind not in ("ip", "sender", "url"):
+        raise ValueError(f"kind = \"ip\", \"sender\" or \"url\" in {where}")
+    codes = item.get("codes")
+    if not isinstance(codes, dict) or not codes:
+        raise ValueError(f'codes = {{ "127.0.0.2" = 4.0 }} (answer = points) in {where}')
+    parsed: dict[str, float] = {}
+    for code, points in codes.items():
+        try:
+            net = ipaddress.ip_network(code, strict=True)
+        except ValueError:
+            net = None
+        if net is None or net.version != 4 or not net.subnet_of(
+                ipaddress.IPv4Network("127.0.0.0/8")) or net.overlaps(
+                ipaddress.IPv4Network("127.255.255.0/24")):
+            raise ValueError(f"codes keys that are 127.0.0.0/8 addresses or networks outside "
+                             f"127.255.255.0/24 (the lists' refusals) in {where}, not {code!r}")
+        if isinstance(points, bool) or not isinstance(points, (int, float)):
+            raise ValueError(f"a number of points for code {code} in {where}")
+        parsed[code] = float(points)
+    dqs_key = item.get("dqs_key", "")
+    if not isinstance(dqs_key, str) or (dqs_key and not re.match(r"^[A-Za-z0-9]{8,64}$",
+                                                                  dqs_key)):
+        raise ValueError(f"a DQS key of 8 to 64 letters and digits in {where}")
+    return ExternalList(name, zone.strip(".").lower(), kind,
+                        types.MappingProxyType(parsed), dqs_key)
+
+
+def _external_lists(value: Any) -> tuple[ExternalList, ...]:
+    """``[[rbl.external]]``: the entries, validated; ValueError says what was expected."""
+    if not isinstance(value, list):
+        raise ValueError("[[rbl.external]] tables")
+    if len(value) > MAX_EXTERNAL_LISTS:
+        raise ValueError(f"at most {MAX_EXTERNAL_LISTS} [[rbl.external]] lists")
+    entries = tuple(_external_entry(i, item) for i, item in enumerate(value))
+    names = [e.name for e in entries]
+    for e in entries:
+        if names.count(e.name) > 1 or f"{e.name}_LOOKUP_FAILED" in names:
+            raise ValueError(f"names used once each ({e.name} is repeated or is another "
+                             "entry's failure symbol)")
+    return entries
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -407,12 +564,20 @@ class RblConfig:
     zone: str = _opt("bl.example.net")
     listen: tuple[str, ...] = _opt(("127.0.0.1:5353",), check=_hostport_list)
     transfer_allow: tuple[str, ...] = _opt(("127.0.0.1", "::1"), check=_networks)
-    lookup_url: str = _opt("", doc="named in TXT answers; empty: api.public_url + /lookup/")
+    lookup_url: str = _opt("", check=lambda v: _listing_lookup_url(v) if v else None,
+                           doc="named in TXT answers; empty: api.public_url + /lookup/")
     soa_mname: str = _opt("", doc="empty: ns1.<zone>")
     soa_rname: str = _opt("", doc="empty: hostmaster.<zone>")
     ttl: int = _opt(300, check=_positive)
     negative_ttl: int = _opt(60, check=_positive)
-    third_party_zones: tuple[str, ...] = _opt((), doc="extra DNSBLs the milter also queries")
+    third_party_zones: tuple[str, ...] = _opt(
+        (), doc="deprecated: extra DNSBLs, any 127.0.0.0/8 answer scores RBL_THIRD_PARTY; "
+        "use [[rbl.external]]")
+    external: tuple[ExternalList, ...] = _opt(
+        (), parse=_external_lists, secret=True,
+        doc="third-party DNSBLs as [[rbl.external]] tables: name, zone, kind, codes, dqs_key")
+    external_max_names: int = _opt(
+        5, check=_positive, doc="sender or URL domains one external list is asked per message")
     tcp_per_client: int = _opt(10, check=_positive, doc="concurrent TCP connections per IPv4 address / IPv6 /56")
     tcp_write_timeout: float = _opt(10.0, duration=True, check=_positive,
                                     doc="how long one answer may wait for a TCP client to read it")
@@ -424,6 +589,7 @@ class RblConfig:
                              doc="UDP answers/s per client /24 (IPv6 /56); 0: off")
     rate_limit_slip: int = _opt(2, check=lambda v: None if v >= 0 else "0 or more",
                                 doc="over the rate: every Nth answer truncated (TC), the rest dropped")
+    native: bool = _opt(True, doc="answer the common IPv4 query in C when the extension is built")
     workers: int = _opt(1, check=_positive,
                         doc="processes serving rbl.listen together (SO_REUSEPORT), under `serve`")
 
@@ -433,7 +599,7 @@ class ApiConfig:
     """``[api]``: the HTTP API."""
 
     listen: str = _opt("127.0.0.1:8891", check=_hostport)
-    public_url: str = _opt("http://127.0.0.1:8891")
+    public_url: str = _opt("http://127.0.0.1:8891", check=_api_root_url)
     operator_tokens: tuple[str, ...] = _opt(
         (), check=_operator_tokens, secret=True, doc="bearer tokens for operator endpoints"
     )
@@ -448,7 +614,7 @@ class ConsentConfig:
     enabled: bool = _opt(True)
     max_ads_per_day: int = _opt(3, check=_positive)
     labels: tuple[str, ...] = _opt(("QC", "ADV"))
-    unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/")
+    unsubscribe_base_url: str = _opt("http://127.0.0.1:8891/u/", check=_unsubscribe_base)
     token_key: str = _opt(
         "", check=_token_key, secret=True,
         doc="HMAC key for one-click tokens; empty: generated under state_dir",
@@ -485,6 +651,16 @@ class TrainingConfig:
     max_examples_per_reporter: int = _opt(
         5, check=_positive,
         doc="training examples one reporter may add per day (one per reported message)",
+    )
+    min_site_ham: int = _opt(
+        200, check=_site_count,
+        doc="ham of this site the classifier must have learned before its points count "
+        "in full (like SpamAssassin's bayes_min_ham_num); below, it cannot tag by itself",
+    )
+    min_site_spam: int = _opt(
+        200, check=_site_count,
+        doc="spam of this site the classifier must have learned before its points count "
+        "in full (like bayes_min_spam_num)",
     )
 
 
@@ -575,6 +751,8 @@ def _convert(value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         return _convert(value, args[0], meta)
     if meta.get("duration"):
         return parse_duration(value)
+    if meta.get("parse") is not None:
+        return meta["parse"](value)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -656,6 +834,20 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"{cfg.source}: reputation.max_listing_ttl must be >= reputation.listing_ttl"
         )
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What works but should change (deprecated settings), one sentence each, for
+    ``config-check`` and the services' start-up log."""
+    out: list[str] = []
+    if cfg.rbl.third_party_zones:
+        out.append(
+            "rbl.third_party_zones is deprecated: each zone still scores RBL_THIRD_PARTY for "
+            "any 127.0.0.0/8 answer outside 127.255.255.0/24; replace it with one "
+            "[[rbl.external]] table per zone (name, zone, kind = \"ip\", codes = "
+            "{ \"127.0.0.2\" = 3.0, ... }) so that only the codes you list score "
+            "(docs/operations.md, \"External blocklists\")")
+    return out
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Literal
 
 from .config import Config, parse_hostport
-from .resolver import DnsPythonResolver, resolver_from_config
+from .resolver import DnsPythonResolver, Resolver, resolver_from_config
 
 __all__ = ["Finding", "run_checks", "CHECKS"]
 
@@ -26,7 +26,11 @@ class Finding:
 
 
 def check_config(cfg: Config) -> Iterable[Finding]:
+    from .config import config_warnings
+
     yield Finding("ok", "config", f"{cfg.source} is valid")
+    for warning in config_warnings(cfg):
+        yield Finding("warn", "config", warning)
     if not cfg.api.operator_tokens:
         yield Finding("warn", "config", "api.operator_tokens is empty: operator API endpoints "
                       "are disabled (list/delist over HTTP)")
@@ -70,13 +74,31 @@ def check_model(cfg: Config) -> Iterable[Finding]:
     from .errors import ModelError
     from .training.classifier import load_classifier
 
-
     try:
-        load_classifier(cfg.training.model or None)
+        classifier = load_classifier(cfg.training.model or None)
     except ModelError as exc:
         yield Finding("fail", "model", str(exc))
         return
     yield Finding("ok", "model", f"model {cfg.training.model or '(shipped default)'} loads")
+    yield from _site_finding(cfg, classifier)
+
+
+def _site_finding(cfg: Config, classifier: object) -> Iterable[Finding]:
+    """How much of this site's mail the classifier has learned (training.min_site_*)."""
+    from .training.classifier import site_counts
+
+    t = cfg.training
+    site = site_counts(classifier, t.min_site_ham, t.min_site_spam)
+    if site is None:
+        return
+    counts = (f"learned {site.ham} ham (training.min_site_ham {site.min_ham}) and "
+              f"{site.spam} spam (training.min_site_spam {site.min_spam}) of this site's mail")
+    if site.established:
+        yield Finding("ok", "model", f"{counts}: classifier points count in full")
+    else:
+        yield Finding("warn", "model", f"{counts}: classifier points scaled down (it cannot "
+                      "tag by itself) until both are reached; send ham to ham@ and spam to "
+                      "report@, or `spamwarden train --feedback`")
 
 
 def check_postfix(cfg: Config) -> Iterable[Finding]:
@@ -155,6 +177,60 @@ def check_lookup(cfg: Config) -> Iterable[Finding]:
             yield Finding("ok", "lookup", f"the lookup page {url} answers")
 
 
+def _test_points(kind: str, zone: str) -> list[tuple[str, bool]]:
+    """RFC 5782 §5 test points of a list: (name, must be listed)."""
+    if kind == "ip":
+        return [(f"2.0.0.127.{zone}", True), (f"1.0.0.127.{zone}", False)]
+    return [(f"test.{zone}", True), (f"invalid.{zone}", False)]
+
+
+def check_external(cfg: Config, *, resolver: Resolver | None = None) -> Iterable[Finding]:
+    """Ask each ``[[rbl.external]]`` list its RFC 5782 §5 test points through the
+    configured resolver: 127.0.0.2 (``test``) must be listed, 127.0.0.1 (``invalid``)
+    must not.  A 127.255.255.x answer means the list refuses this resolver.
+
+    :param resolver: the resolver to ask (default: ``[dns]``'s).
+    """
+    if not cfg.rbl.external:
+        return
+    from .milter.dnsbl import is_refusal
+
+    r = resolver if resolver is not None else resolver_from_config(cfg.dns)
+    servers = ", ".join(cfg.dns.nameservers) or "the servers in /etc/resolv.conf"
+    for entry in cfg.rbl.external:
+        zone = entry.query_zone()
+        shown = entry.zone + (" (DQS)" if entry.dqs_key else "")
+        problems: list[str] = []
+        refused = ""
+        for name, must in _test_points(entry.kind, zone):
+            ans = r.query(name, "A")
+            codes = [str(c) for c in ans.records]
+            point = name[: -len(zone) - 1]
+            if ans.failed:
+                reason = (ans.reason.replace(entry.dqs_key, "<dqs_key>") if entry.dqs_key
+                          else ans.reason)
+                problems.append(f"{point} did not answer ({reason})")
+            elif any(is_refusal(c) for c in codes):
+                refused = ",".join(codes)
+            elif ans.found != must:
+                problems.append(f"{point} is {'not ' if must else ''}listed "
+                                f"({','.join(codes) or ans.status}), it must "
+                                f"{'' if must else 'not '}be")
+        if refused:
+            yield Finding("fail", "external", f"{entry.name} ({shown}): your resolver is "
+                          f"refused by this list (answer {refused}, 127.255.255.x): use a "
+                          f"recursive resolver of your own, not a public one ({servers}), "
+                          "or the list's paid access (Spamhaus DQS: dqs_key); until then "
+                          f"every lookup counts as {entry.name}_LOOKUP_FAILED")
+        elif problems:
+            yield Finding("fail", "external", f"{entry.name} ({shown}) does not answer its "
+                          "RFC 5782 test points sanely through " + servers + ": "
+                          + "; ".join(problems))
+        else:
+            yield Finding("ok", "external", f"{entry.name} ({shown}) answers its RFC 5782 "
+                          "test points correctly")
+
+
 CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "config": check_config,
     "redis": check_redis,
@@ -162,6 +238,7 @@ CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "model": check_model,
     "postfix": check_postfix,
     "blocklist": check_blocklist,
+    "external": check_external,
     "lookup": check_lookup,
 }
 

@@ -42,6 +42,7 @@ __all__ = [
     "DNS_NOTIFY",
     "DNS_RRL",
     "CHECKS_UNAVAILABLE",
+    "DNSBL_UNSCORED",
     "CONTENT_TYPE_LATEST",
     "exposition",
     "prepare_multiprocess_dir",
@@ -107,6 +108,14 @@ DNS_NOTIFY = Counter(
     "spamwarden_dns_notify_total",
     "NOTIFY messages (RFC 1996) to secondaries, by outcome (acknowledged, retried, failed)",
     ["outcome"],
+)
+
+DNSBL_UNSCORED = Counter(
+    "spamwarden_dnsbl_unscored_answers_total",
+    "Third-party DNSBL answers that scored nothing, by zone and code: 127.255.255.x "
+    "(the list refuses our resolver or rate-limits us), codes the configuration does not "
+    "score, and answers outside 127.0.0.0/8 (code \"other\")",
+    ["zone", "code"],
 )
 
 

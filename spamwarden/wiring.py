@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, cast
 
 from .config import Config
 from .errors import SpamwardenError
@@ -378,3 +378,30 @@ def run_api(cfg: Config, *, listen: str | None = None,
 
     return asyncio.run(run(cfg, modules=modules if modules is not None else api_modules(),
                            listen=listen))
+
+
+class _NoRedis:
+    """A Redis client that is never reachable: ``build_scanner(probe_redis=True)`` then
+    leaves the Redis-backed checks out."""
+
+    def ping(self) -> bool:
+        raise ConnectionError("offline evaluation: no Redis")
+
+
+def offline_scanner(cfg: Config, model_path: str = "") -> Scanner:
+    """The ``check`` scanner with no DNS (every lookup fails at once), no Redis and no
+    third-party DNSBLs: what ``spamwarden eval --pipeline`` scores with.
+
+    :param model_path: a model file; ``""``: ``training.model`` or the shipped model.
+    :raises ModelError: the model does not load.
+    """
+
+    from .training.classifier import load_classifier
+    from .training.pipeline_eval import OfflineResolver
+
+    cfg = dataclasses.replace(cfg, rbl=dataclasses.replace(cfg.rbl, third_party_zones=()))
+    classifier = load_classifier(model_path or cfg.training.model or None, reload=False)
+    no_redis = cast("redis.Redis", _NoRedis())  # only ping() is called, and it fails
+    return build_scanner(cfg, resolver=OfflineResolver(), redis_client=no_redis,
+                         classifier=classifier, probe_redis=True)
+

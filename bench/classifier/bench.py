@@ -8,13 +8,17 @@ For each direction (train on one collection, score the other):
 2. write the sample as files with the collection-leaking headers
    (``training.strip_headers``) removed: both systems get the same bytes;
 3. spamwarden: train (in process, one core) and score every evaluation file,
-   parsing included;
+   parsing included: the model alone, then the whole offline pipeline
+   (``spamwarden eval --pipeline``: classifier, header checks, rules when
+   installed; no DNS, no Redis) on the total score, the training files counting
+   as the site's own mail as they do for SpamAssassin's Bayes;
 4. SpamAssassin: ``sa-learn`` the same training files into a private Bayes
    database (``HOME`` in a temp dir, own ``bayes_path``, ``bayes_auto_learn 0``),
    then a private ``spamd`` (``-L``: no network tests) scores every evaluation
    file through ``spamc``;
-5. print both systems' ROC AUC, false-negative rate at false-positive rates of
-   0.1 % and 1 %, and messages/s.
+5. print each system's ROC AUC, false-negative rate at false-positive rates of
+   0.1 % and 1 %, false-positive and false-negative rates at the tag threshold
+   (5 points for both), messages/s, and the pipeline / SpamAssassin ratios.
 
 Everything runs on 127.0.0.1 and in a temp dir that is removed at the end;
 spamd is stopped by its pid.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import math
 import os
 import random
 import shutil
@@ -40,13 +45,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from spamwarden.config import TrainingConfig
+from spamwarden.config import Config, TrainingConfig
 from spamwarden.mail import parse_message, strip_mbox_from
 from spamwarden.training.corpus import Example, deduplicate, read_labelled
 from spamwarden.training.evaluate import evaluate
 from spamwarden.training.features import header_stripper
-from spamwarden.training.metrics import fnr_at_fpr, roc_auc
-from spamwarden.training.model import TrainingParams, train_model
+from spamwarden.training.metrics import fnr_at_fpr, rates_at_threshold, roc_auc
+from spamwarden.training.model import TrainingParams, save_model, train_model
+from spamwarden.training.pipeline_eval import evaluate_pipeline
+from spamwarden.wiring import offline_scanner
 
 SEED = 20020101
 
@@ -252,10 +259,26 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
     sw["messages_per_cpu_s"] = sw_metrics["messages_per_cpu_s"]
     sw["train_s"] = sw_train_s
     log(f"spamwarden: AUC {sw['auc']:.4f}, {sw['messages_per_s']:.0f} msg/s")
+    # the whole offline pipeline (classifier + header checks + rules when installed, no DNS,
+    # no Redis) on the total score; the training files count as this site's own mail, as
+    # sa-learn's do for SpamAssassin's bayes_min_ham_num / bayes_min_spam_num
+    model.metadata["site"] = {"ham": int((y_train == 0).sum()), "spam": int(y_train.sum())}
+    model_path = d / "model.skops"
+    save_model(model, model_path)
+    cfg = Config()
+    pl_metrics, pl_scores = evaluate_pipeline(cfg, str(model_path),
+                                              [p.read_bytes() for p in eval_files], y_eval,
+                                              scanner_factory=offline_scanner,
+                                              jobs=args.jobs)
+    pl = figures(y_eval, pl_scores)
+    pl.update({k: pl_metrics[k] for k in ("fpr_at_tag", "fnr_at_tag", "messages_per_s")})
+    pl["messages_per_cpu_s"] = float("nan")
+    sw["fpr_at_tag"], sw["fnr_at_tag"] = float("nan"), float("nan")
+    log(f"spamwarden pipeline: AUC {pl['auc']:.4f}, {pl['messages_per_s']:.0f} msg/s")
 
     result: dict[str, object] = {"train": train_name, "eval": eval_name,
                                  "n_train": len(train), "n_eval": len(evalset),
-                                 "spamwarden": sw}
+                                 "spamwarden": sw, "pipeline": pl}
     if not args.no_spamassassin:
         sa_dir = d / "sa"
         sa_dir.mkdir()
@@ -271,9 +294,17 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
         sa["concurrency"] = args.sa_children
         sa["train_s"] = learn_s
         sa["failed"] = int((~ok).sum())
+        sa["fpr_at_tag"], sa["fnr_at_tag"] = rates_at_threshold(y_eval[ok], scores[ok], 5.0)
         result["spamassassin"] = sa
         log(f"SpamAssassin: AUC {sa['auc']:.4f}, {sa['messages_per_s']:.1f} msg/s")
     return result
+
+
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` for the ratio lines; ``-`` when undefined."""
+    if math.isnan(a) or math.isnan(b) or b == 0:
+        return "-" if a != 0 or b != 0 else "1.00"
+    return f"{a / b:.2f}"
 
 
 def main() -> int:
@@ -292,6 +323,7 @@ def main() -> int:
     ap.add_argument("--no-spamassassin", action="store_true", help="spamwarden only")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per external step")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the spamwarden pipeline")
     args = ap.parse_args()
     if args.quick:
         args.max_train, args.max_eval = min(args.max_train, 300), min(args.max_eval, 100)
@@ -317,18 +349,28 @@ def main() -> int:
         for train_name, eval_name in pairs:
             results.append(run_direction(train_name, eval_name, corpora, args, Path(tmp)))
     print()
-    print(f"{'train -> eval':34} {'system':13} {'AUC':>7} {'FNR@0.1%':>9} {'FNR@1%':>7} "
-          f"{'msg/s':>8} {'msg/CPU-s':>10}")
+    print(f"{'train -> eval':34} {'system':21} {'AUC':>7} {'FNR@0.1%':>9} {'FNR@1%':>7} "
+          f"{'FPR@tag':>8} {'FNR@tag':>8} {'msg/s':>8} {'msg/CPU-s':>10}")
+    names = {"spamwarden": "spamwarden model", "pipeline": "spamwarden pipeline",
+             "spamassassin": "SA rules + Bayes"}
     for r in results:
-        for system in ("spamwarden", "spamassassin"):
+        for system in ("spamwarden", "pipeline", "spamassassin"):
             f = r.get(system)
             if not isinstance(f, dict):
                 continue
-            name = "SpamAssassin" if system == "spamassassin" else "spamwarden"
-            note = f" ({f['concurrency']} clients)" if "concurrency" in f else " (1 core)"
-            print(f"{r['train'] + ' -> ' + r['eval']:34} {name:13} {f['auc']:7.4f} "
+            note = {"spamwarden": " (1 core)", "pipeline": f" ({args.jobs} processes)"}.get(
+                system, f" ({f.get('concurrency')} clients)")
+            print(f"{r['train'] + ' -> ' + r['eval']:34} {names[system]:21} {f['auc']:7.4f} "
                   f"{f['fnr_at_fpr_0_1pct'] * 100:8.1f}% {f['fnr_at_fpr_1pct'] * 100:6.1f}% "
+                  f"{f['fpr_at_tag'] * 100:7.2f}% {f['fnr_at_tag'] * 100:7.1f}% "
                   f"{f['messages_per_s']:8.1f} {f['messages_per_cpu_s']:10.1f}{note}")
+        pl, sa = r.get("pipeline"), r.get("spamassassin")
+        if isinstance(pl, dict) and isinstance(sa, dict):
+            print(f"{'':34} pipeline / SpamAssassin: (1-AUC) x{_ratio(1 - pl['auc'], 1 - sa['auc'])}, "
+                  f"FNR@0.1% x{_ratio(pl['fnr_at_fpr_0_1pct'], sa['fnr_at_fpr_0_1pct'])}, "
+                  f"FPR@tag x{_ratio(pl['fpr_at_tag'], sa['fpr_at_tag'])}, "
+                  f"FNR@tag x{_ratio(pl['fnr_at_tag'], sa['fnr_at_tag'])}, "
+                  f"msg/s x{_ratio(pl['messages_per_s'], sa['messages_per_s'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
     return 0

@@ -277,7 +277,7 @@ class Stub:  # answers every query with a fixed NXDOMAIN: the cost of the I/O pa
     def answer(self, data, tcp, client):
         return None
 async def main():
-    srv = RblServer(Stub(), [("127.0.0.1", int(sys.argv[1]))])
+    srv = RblServer(Stub(), [("127.0.0.1", int(sys.argv[1]))], native=False)
     await srv.start()
     print("ready", flush=True)
     await asyncio.sleep(3600)
@@ -338,6 +338,9 @@ def main() -> int:
     ap.add_argument("--rate-limit", type=float, default=0.0,
                     help="rbl.rate_limit for spamwarden (answers/s per /24; default 0: off). A rate "
                          "above the load shows the cost of the check; a lower one, limiting at work")
+    ap.add_argument("--python", action="store_true",
+                    help="rbl.native = false: the pure-Python answer path even where the C "
+                         "extension is built")
     args = ap.parse_args()
     global CLIENTS
     CLIENTS = 4 * args.workers if args.workers > 1 else 1
@@ -375,7 +378,8 @@ def main() -> int:
         conf = work / "spamwarden.toml"
         conf.write_text(f'[service]\nstate_dir = "{work}/state"\n[rbl]\nzone = "{APEX}"\n'
                         f'listen = ["127.0.0.1:{sw_port}"]\ntransfer_allow = ["127.0.0.1"]\n'
-                        f'workers = {args.workers}\nrate_limit = {args.rate_limit}\n')
+                        f'workers = {args.workers}\nrate_limit = {args.rate_limit}\n'
+                        f'native = {"false" if args.python else "true"}\n')
         env = dict(os.environ, SPAMWARDEN_REDIS_URL=redis_srv.url)
         sw = [str(ROOT / ".venv/bin/spamwarden")]
         t = time.monotonic()
@@ -399,7 +403,13 @@ def main() -> int:
             return 1
         sw_pids = [sw_proc.pid] + [p.pid for p in sw_extra]
         sw_rss_loaded = sum(rss_kib(pid) for pid in sw_pids)
-        print(f"spamwarden rbl ({args.workers} process(es), rate_limit {args.rate_limit:g}): index loaded in {sw_load:.1f}s, "
+        try:
+            from spamwarden.rbl import _native  # noqa: F401
+            path = "Python" if args.python or args.rate_limit else "C + Python"
+        except ImportError:
+            path = "Python (C extension not built)"
+        print(f"spamwarden rbl ({args.workers} process(es), rate_limit {args.rate_limit:g}, "
+              f"answer path {path}): index loaded in {sw_load:.1f}s, "
               f"RSS {sw_rss_loaded / 1024:.1f} MiB (all processes); dnsperf clients {CLIENTS}")
 
         t = time.monotonic()

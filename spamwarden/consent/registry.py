@@ -930,7 +930,9 @@ class AdComplaintRefusals:
     The worker calls it for every complaint; it acts only on ``spam`` complaints
     whose reported message carried an ad label and is attributable to a
     registered advertiser: a DKIM-verified domain aligned with ``From`` first,
-    else the ``From`` domain itself (the advertiser the recipient saw).
+    else the ``From`` domain itself (the advertiser the recipient saw: for a complaint
+    matched to a delivery, the proven From when DMARC passed, else the From of the
+    reported copy, ``Indicators.seen_from_domain``).
 
     :param registry: the consent registry.
     :param confirm: called with each new refusal (sends the single confirmation).
@@ -955,7 +957,10 @@ class AdComplaintRefusals:
         ind = getattr(complaint, "indicators", None)
         if getattr(complaint, "kind", "") != "spam" or ind is None or not ind.ad_label:
             return None
-        from_org = registrable_domain(ind.from_domain) if ind.from_domain else None
+        # the From the reporter saw: their refusal of that advertiser binds only them, so
+        # it need not be the authenticated From a listing would need
+        seen = ind.from_domain or getattr(ind, "seen_from_domain", None)
+        from_org = registrable_domain(seen) if seen else None
         if from_org is None:
             return None
         domains = self.registry.domain_map()

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
-    "RcptDecision", "RecordsDeliveries", "StartsLookups", "Symbol",
+    "RcptDecision", "RecordsDeliveries", "SiteCounts", "StartsLookups", "Symbol",
 ]
 
 #: What the milter does with a message, from mildest to hardest.
@@ -140,3 +140,49 @@ class RecordsDeliveries(Protocol):
 
         :returns: deliveries recorded."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCounts:
+    """How much of a site's own mail the classifier has learned, and how much it needs.
+
+    Like SpamAssassin's ``bayes_min_ham_num`` / ``bayes_min_spam_num``: until both
+    counts reach their minimum the classifier is not trusted with the site's mail and
+    its points are scaled down
+    (:func:`spamwarden.milter.checks.classifier.bayes_symbols`).
+
+    :ivar ham: ham learned from this site (``ham@`` reports, ``train --feedback``/``--site``).
+    :ivar spam: spam learned from this site.
+    :ivar min_ham: ``training.min_site_ham``.
+    :ivar min_spam: ``training.min_site_spam``.
+    """
+
+    ham: int
+    spam: int
+    min_ham: int = 200
+    min_spam: int = 200
+
+    @property
+    def established(self) -> bool:
+        """Both counts reached their minimum: full points."""
+        return self.ham >= self.min_ham and self.spam >= self.min_spam
+
+    @property
+    def progress(self) -> float:
+        """0 (nothing learned) … 1 (established): the lesser of the two shares."""
+        h = 1.0 if self.min_ham <= 0 else min(1.0, self.ham / self.min_ham)
+        s = 1.0 if self.min_spam <= 0 else min(1.0, self.spam / self.min_spam)
+        return min(h, s)
+
+    @classmethod
+    def of(cls, classifier: object, min_ham: int, min_spam: int) -> SiteCounts | None:
+        """The counts a classifier reports (its ``site_counts() -> (ham, spam)``).
+
+        :returns: ``None`` when the classifier does not count what it learned (a
+            custom ``ContentClassifier``): its points are then used as they are.
+        """
+        fn = getattr(classifier, "site_counts", None)
+        if fn is None:
+            return None
+        ham, spam = fn()
+        return cls(int(ham), int(spam), min_ham, min_spam)

@@ -424,6 +424,21 @@ class DnsblResponder:
             return None  # the general path truncates
         return out
 
+    def native_context(self) -> tuple[object, ...]:
+        """What the C answer path (``_native.serve``/``answer``) reads: the exact IPv4
+        arrays and their /16 table, the CIDR /20 filter, the domain tables, and the
+        pre-built record pieces.
+
+        Built per batch of datagrams (the arrays may be replaced or resized between them).
+        """
+        zone = self.zone
+        if zone.serial != self._soa_serial or len(zone._reasons) != self._reason_count:
+            self._refresh()
+        return (zone._v4_keys, zone._v4_vals, zone._v4_hint, zone._v4_drift, zone._v4_units,
+                self._ip_suffix, self._a_records, self._soa_neg_tail, self._opt, self._opt_do,
+                self._txt_prefixes, self.settings.ttl, self._dbl_suffix, zone._domains,
+                zone._suffixes)
+
     # -- answering -------------------------------------------------------------------------
 
     def answer(self, data: bytes, *, tcp: bool, client: str) -> bytes | Transfer | None:

@@ -25,10 +25,17 @@ from ..config import Config
 from ..logs import event
 from .responder import DnsblResponder, Transfer
 
+try:  # the optional C answer path (spamwarden/rbl/_native.c); pure Python without it
+    from . import _native  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
 __all__ = ["RblServer", "ServerLimits", "RateLimit", "run_rbl", "parse_listen", "client_bucket", "WORKER_ENV"]
 
 #: which of the ``rbl.workers`` copies a process is (1..N), set by the supervisor
 WORKER_ENV = "SPAMWARDEN_RBL_WORKER"
+#: seconds one of several workers waits for its first load before it binds anyway
+_LOAD_WAIT = 30.0
 
 log = logging.getLogger("spamwarden.rbl")
 
@@ -192,10 +199,13 @@ class RblServer:
     :param limits: bounds.
     :param reuse_port: bind with ``SO_REUSEPORT`` (UDP and TCP), so several processes
         serve the same address and the kernel spreads queries and connections over them.
+    :param native: answer the common IPv4 query in C when the extension is built (off
+        while response rate limiting is on: that check lives in the Python loop).
     """
 
     def __init__(self, responder: DnsblResponder, listen: list[tuple[str, int]], *,
-                 limits: ServerLimits | None = None, reuse_port: bool = False) -> None:
+                 limits: ServerLimits | None = None, reuse_port: bool = False,
+                 native: bool = True) -> None:
         self.responder = responder
         self.listen = listen
         self.limits = limits or ServerLimits()
@@ -207,6 +217,7 @@ class RblServer:
         self._tcp_active = 0
         self._tcp_by_client: dict[bytes, int] = {}
         self._rrl = _RateLimiter(self.limits.rate_limit) if self.limits.rate_limit else None
+        self.native = _native if native and self._rrl is None else None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -277,6 +288,10 @@ class RblServer:
     # -- UDP -------------------------------------------------------------------------------
 
     def _udp_ready(self, sock: socket.socket) -> None:
+        native = self.native
+        if native is not None and self.responder.ready:
+            self._udp_ready_native(native, sock)
+            return
         responder = self.responder
         answer = responder.answer
         fast = responder.udp_fast_path
@@ -316,6 +331,41 @@ class RblServer:
                 sendto(out, addr)
             except OSError:
                 self.stats.dropped += 1  # full socket buffer or unreachable client: UDP may drop
+                continue
+            counts[out[3] & 0xF] += 1
+
+    def _udp_ready_native(self, native: Any, sock: socket.socket) -> None:
+        """A batch through the C path; what it leaves goes through the Python answers."""
+        responder = self.responder
+        now_ms = int(responder.clock() * 1000)
+        try:
+            rest, answered, failed = native.serve(sock.fileno(), self.limits.udp_batch, now_ms,
+                                                  responder.native_context())
+        except Exception as exc:  # noqa: BLE001 - a bug there must not stop the answers
+            self.native = None
+            event(log, "rbl_native_disabled", level=logging.ERROR, error=repr(exc))
+            return  # the socket is still readable: the Python loop takes the next turn
+        counts = self.stats.udp
+        for rcode, n in enumerate(answered):
+            if n:
+                counts[rcode] += n
+        self.stats.dropped += failed
+        fast = responder.udp_fast_path
+        for data, addr in rest:
+            try:
+                out = fast(data, now_ms)
+            except Exception:  # noqa: BLE001 - garbage: the general path says FORMERR or drops it
+                out = None
+            if out is None:
+                general = responder.answer(data, tcp=False, client=addr[0])
+                if not isinstance(general, bytes):
+                    self.stats.dropped += 1
+                    continue
+                out = general
+            try:
+                sock.sendto(out, addr)
+            except OSError:
+                self.stats.dropped += 1
                 continue
             counts[out[3] & 0xF] += 1
 
@@ -484,8 +534,9 @@ async def _serve(cfg: Config) -> int:
     # addresses; worker 1 alone sends NOTIFY (the others would repeat it)
     worker = int(os.environ.get(WORKER_ENV, "1") or 1)
     server = RblServer(responder, parse_listen(cfg.rbl.listen), limits=build_limits(cfg),
-                       reuse_port=cfg.rbl.workers > 1)
-    await server.start()
+                       reuse_port=cfg.rbl.workers > 1, native=cfg.rbl.native)
+    if cfg.rbl.workers == 1:
+        await server.start()  # answers SERVFAIL for listing names until the first load
     client = async_client(follower_config(cfg))
     block_ms = 1000  # XREAD BLOCK returns well before the follower's socket timeout
     follower = ListingFollower(responder, client, block_ms=block_ms)
@@ -495,6 +546,14 @@ async def _serve(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, follower.request_reload)
     task = asyncio.create_task(follower.run())
+    if cfg.rbl.workers > 1:
+        # One of several: the kernel would send this process its share of the queries as
+        # soon as it binds, so it binds once loaded (SERVFAIL meanwhile helps no one while
+        # loaded copies could answer), or after _LOAD_WAIT seconds when Redis is away.
+        deadline = time.monotonic() + _LOAD_WAIT
+        while not responder.ready and not stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await server.start()
     notify_task: asyncio.Task[None] | None = None
     if cfg.rbl.notify and worker == 1:
         from .notify import NotifySender

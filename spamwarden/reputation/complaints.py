@@ -37,6 +37,10 @@ class Indicators:
     url_domains: tuple[str, ...] = ()
     ad_label: str | None = None
     subject: str = ""
+    #: the From domain the reporter saw, authenticated or not.  Only the reporter's own
+    #: refusal of an advertiser reads it (a refusal binds nobody else); it is never a
+    #: listing target (``reputation.engine.ListingPolicy.targets`` does not read it).
+    seen_from_domain: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

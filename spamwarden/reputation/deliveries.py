@@ -165,12 +165,15 @@ class Delivery:
                 out[reg] = None
         return tuple(out)
 
-    def indicators(self, *, ad_label: str | None = None, subject: str = "") -> Indicators:
+    def indicators(self, *, ad_label: str | None = None, subject: str = "",
+                   seen_from_domain: str | None = None) -> Indicators:
         """The complaint indicators this delivery proves (what a matched complaint
         carries instead of what the report's copy claims).
 
         :param ad_label: the advertising label of the reported copy's subject.
         :param subject: the reported copy's subject (for display).
+        :param seen_from_domain: the reported copy's From domain: what the reporter saw,
+            kept apart from the proven names (see :class:`Indicators`).
         """
         reg = registrable_domain
         return Indicators(
@@ -183,6 +186,7 @@ class Delivery:
             url_domains=self.url_domains,
             ad_label=ad_label,
             subject=subject,
+            seen_from_domain=seen_from_domain,
         )
 
     def to_json(self) -> str:

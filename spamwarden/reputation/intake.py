@@ -861,7 +861,8 @@ class ComplaintIntake:
             match = found.status
             if found.delivery is not None:
                 # what the delivery proved replaces what the report's copy claims
-                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject)
+                ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,
+                                                seen_from_domain=ind.from_domain)
                 delivery_id = found.delivery.id
         unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
         complaint = Complaint(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..errors import ModelError
 from ..logs import event
 from ..mail import MessageView
+from ..milter.interfaces import SiteCounts
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -31,8 +32,10 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "ContentClassifier",
     "ReloadingClassifier",
+    "SiteCounts",
     "default_model_path",
     "load_classifier",
+    "site_counts",
 ]
 
 log = logging.getLogger("spamwarden.training")
@@ -188,3 +191,13 @@ class ReloadingClassifier:
         """Learn feedback incrementally into the current model (lost at the next reload,
         which brings a model retrained on the same feedback)."""
         self.model.learn(messages, labels)
+
+    def site_counts(self) -> tuple[int, int]:
+        """``(ham, spam)`` of the site's own mail the current model has learned."""
+        return self.model.site_counts()
+
+
+def site_counts(classifier: object, min_ham: int, min_spam: int) -> SiteCounts | None:
+    """The site counts of ``classifier`` with the configured minimums
+    (:meth:`SiteCounts.of`); ``None`` when the classifier does not count them."""
+    return SiteCounts.of(classifier, min_ham, min_spam)

@@ -167,9 +167,15 @@ def cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     if args.feedback:
         # the milter's incremental learner continues after what this model already holds
         model.metadata["feedback_cursor"] = fb[-1].id if fb else "0"
+    # the site's own mail the model has learned: kept reports, or everything with --site
+    own = [ex for g, ex in zip(kept_groups, kept)
+           if getattr(args, "site", False) or g == "feedback"]
+    n_own_spam = sum(ex.y for ex in own)
+    model.metadata["site"] = {"ham": len(own) - n_own_spam, "spam": n_own_spam}
     model.metadata["command"] = "spamwarden train " + " ".join(
         [f"--corpus {c}" for c in corpus] + [f"--ham {h}" for h in ham]
         + [f"--spam {s}" for s in spam] + (["--feedback"] if args.feedback else [])
+        + (["--site"] if getattr(args, "site", False) else [])
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_model(model, out)
@@ -189,6 +195,9 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
     w("\n")
     for name, counts in sorted(c["sources"].items()):
         w(f"  {name}: {counts['ham']} ham, {counts['spam']} spam\n")
+    site = md.get("site") or {}
+    w(f"this site's own mail: {site.get('ham', 0)} ham, {site.get('spam', 0)} spam "
+      "(compared with training.min_site_ham / min_site_spam)\n")
     w(f"chosen: naive Bayes alpha {p['nb_alpha']:g}, linear alpha {p['sgd_alpha']:g}, "
       f"naive Bayes weight {p['weight_bayes']:g}\n")
     w(f"cross-validation ({m['cv_scheme']}, {m['cv_messages']} messages):\n")
@@ -198,6 +207,19 @@ def _print_train_summary(md: dict[str, Any], out: str, stream: TextIO) -> None:
       f"{_fmt_pct(m['cv_fnr_at_0_5'])}\n")
     w(f"  false negatives at FPR 0.1 %: {_fmt_pct(m['cv_fnr_at_fpr_0_1pct'])}, at FPR 1 %: "
       f"{_fmt_pct(m['cv_fnr_at_fpr_1pct'])}\n")
+    if m.get("calibration"):
+        w(f"calibration: {m['calibration']}")
+        if "calibration_temperature" in m:
+            w(f" (temperature {m['calibration_temperature']:.2f}, unseen ham budget "
+              f"{_fmt_pct(m['unseen_ham_budget'])})")
+        w("\n")
+        for name, u in sorted((m.get("unseen") or {}).items()):
+            w(f"  {name} unseen: ham at p >= 0.99 {_fmt_pct(u['ham_at_0_99'])} (untempered "
+              f"{_fmt_pct(u['ham_at_0_99_untempered'])}, pooled Platt "
+              f"{_fmt_pct(u['ham_at_0_99_pooled_platt'])}); spam at p < 0.5 "
+              f"{_fmt_pct(u['spam_under_0_5'])} (untempered "
+              f"{_fmt_pct(u['spam_under_0_5_untempered'])}, pooled Platt "
+              f"{_fmt_pct(u['spam_under_0_5_pooled_platt'])})\n")
     if m.get("by_source"):
         w("cross-source (trained on the other sources, scored on this one):\n")
         for name, r in sorted(m["by_source"].items()):
@@ -248,11 +270,31 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
         model, model_name = _load_for_eval(args, cfg)
         examples, _ = collect_examples(ham=args.ham or [], spam=args.spam or [],
                                        corpus=args.corpus or [])
-        kept, _, report = deduplicate(examples, _parse_all(examples, progress))
-        y = np.array([ex.y for ex in kept])
-        metrics, probs = evaluate(model, [ex.raw for ex in kept], y, threshold=args.threshold,
-                                  reject_threshold=args.reject_threshold)
-        metrics["duplicates_removed"] = report.exact + report.near
+        if not examples:
+            raise CorpusError("no messages found in the given paths")
+        views = _parse_all(examples, progress)
+        # every message given is scored: duplicates are counted and reported, and dropped
+        # only with --dedup (a site's real mail has duplicates; dropping them silently
+        # measures another stream than the one the filter sees)
+        kept, kept_views, report = deduplicate(examples, views)
+        if args.dedup:
+            examples, views = kept, kept_views
+        y = np.array([ex.y for ex in examples])
+        if args.pipeline:
+            from .pipeline_eval import evaluate_pipeline
+
+            metrics, probs = evaluate_pipeline(
+                cfg, args.model or cfg.training.model or "", [ex.raw for ex in examples], y,
+                scanner_factory=args.scanner_factory, jobs=args.jobs,
+                progress=lambda d, t: progress("pipeline", d, t))
+        else:
+            metrics, probs = evaluate(model, [ex.raw for ex in examples], y,
+                                      threshold=args.threshold,
+                                      reject_threshold=args.reject_threshold)
+        metrics["duplicates"] = report.exact + report.near
+        metrics["duplicates_exact"] = report.exact
+        metrics["duplicates_near"] = report.near
+        metrics["duplicates_removed"] = report.exact + report.near if args.dedup else 0
     metrics["model"] = model_name
     if args.plot:
         plot_roc_det(y, probs, args.plot, title=f"{Path(model_name).name}: "
@@ -270,17 +312,30 @@ def _print_eval(m: dict[str, Any], stream: TextIO) -> None:
     w(f"model: {m['model']}\n")
     if "protocol" in m:
         w(f"protocol: {m['protocol']}\n")
-    w(f"messages: {m['n_ham']} ham, {m['n_spam']} spam\n")
+    w(f"messages: {m['n_ham']} ham, {m['n_spam']} spam")
+    if "duplicates" in m:
+        w(f" ({m['duplicates']} duplicates, "
+          + (f"{m['duplicates_removed']} removed by --dedup)" if m["duplicates_removed"]
+             else "all scored)"))
+    w("\n")
+    if "fpr_at_tag" in m:
+        w(f"whole pipeline, total score >= {m['tag_threshold']:g} (policy.tag_threshold): "
+          f"false positives {_fmt_pct(m['fpr_at_tag'])}, false negatives "
+          f"{_fmt_pct(m['fnr_at_tag'])}\n")
     w(f"ROC AUC {m['auc']:.5f}   (1-AUC) {m['one_minus_auc_pct']:.3f} %\n")
-    w(f"at p >= {m['threshold']:g} (tag):    false positives {_fmt_pct(m['fpr_at_threshold'])}, "
+    unit = "score" if "fpr_at_tag" in m else "p"
+    w(f"at {unit} >= {m['threshold']:g} (tag):    false positives {_fmt_pct(m['fpr_at_threshold'])}, "
       f"false negatives {_fmt_pct(m['fnr_at_threshold'])}\n")
-    w(f"at p >= {m['reject_threshold']:g} (reject): false positives "
+    w(f"at {unit} >= {m['reject_threshold']:g} (reject): false positives "
       f"{_fmt_pct(m['fpr_at_reject_threshold'])}, false negatives "
       f"{_fmt_pct(m['fnr_at_reject_threshold'])}\n")
     w(f"false negatives at FPR 0.1 %: {_fmt_pct(m['fnr_at_fpr_0_1pct'])}, at FPR 1 %: "
       f"{_fmt_pct(m['fnr_at_fpr_1pct'])}\n")
-    w(f"speed: {m['messages_per_s']:.0f} messages/s, {m['messages_per_cpu_s']:.0f} per CPU "
-      f"second (parse + score{' + learn' if 'protocol' in m else ''}, one process)\n")
+    if "fpr_at_tag" in m:
+        w(f"speed: {m['messages_per_s']:.0f} messages/s (whole pipeline)\n")
+    else:
+        w(f"speed: {m['messages_per_s']:.0f} messages/s, {m['messages_per_cpu_s']:.0f} per CPU "
+          f"second (parse + score{' + learn' if 'protocol' in m else ''}, one process)\n")
     if "plot" in m:
         w(f"plot: {m['plot']}\n")
 

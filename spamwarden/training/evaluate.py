@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpamwardenError
-from ..mail import parse_message
+from ..mail import MessageView, parse_message
 from .corpus import CorpusError, Label
 from .metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from .model import SpamModel, untrained_model
@@ -61,9 +61,11 @@ def evaluate(
     threshold: float = 0.5,
     reject_threshold: float = 0.99,
     batch: int = 256,
+    views: Sequence[MessageView] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score labelled raw messages (parsing included) and measure.
 
+    :param views: the messages already parsed (then the speed is scoring only).
     :returns: the metrics (plus ``messages_per_s`` for parsing and scoring, by the wall
         clock, and ``messages_per_cpu_s`` by this process's CPU time: per core)
         and the probabilities in input order.
@@ -72,8 +74,9 @@ def evaluate(
     probs = np.zeros(len(y))
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(messages), batch):
-        views = [parse_message(raw) for raw in messages[i : i + batch]]
-        probs[i : i + len(views)] = model.predict_proba(views)
+        chunk = (views[i : i + batch] if views is not None
+                 else [parse_message(raw) for raw in messages[i : i + batch]])
+        probs[i : i + len(chunk)] = model.predict_proba(chunk)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     metrics = summary_metrics(y, probs, threshold=threshold, reject_threshold=reject_threshold)
     metrics["messages_per_s"] = len(y) / elapsed if elapsed > 0 else float("inf")

@@ -85,3 +85,54 @@ def test_parse_time() -> None:
     assert parse_time("2d", now=100.0) == 100.0 + 172800
     with pytest.raises(ValueError):
         parse_time("next tuesday", now=0)
+
+
+def test_the_printed_unsubscribe_url_is_served_by_the_api(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The link `unsubscribe-url` prints, opened on the real API application: the page
+    answers and the one-click POST records the refusal (a link the API does not serve
+    would silently break the recipient's refusal)."""
+    import asyncio
+
+    import redis.asyncio
+
+    from spamwarden.api.app import build_app
+    from spamwarden.config import load_config
+    from spamwarden.reputation.store import AsyncListingStore
+    from spamwarden.wiring import api_modules
+
+    from .test_consent_api import ApiServer, request
+
+    monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
+    path = tmp_path / "sw.toml"
+    base = (f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
+            '[api]\noperator_tokens = ["operator-secret-token"]\n'
+            '[consent]\ntoken_key = "cli-test-key-0123456789"\n')
+    path.write_text(base)
+    store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+    server = ApiServer(build_app(load_config(path), store, modules=api_modules()))
+    server.start()
+    try:
+        path.write_text(base + f'unsubscribe_base_url = "{server.base}/u/"\n')
+        assert run(capsys, str(path), "advertiser", "add", "shop", "--name", "Shop",
+                   "--domain", "shop.test")[0] == 0
+        code, out, _ = run(capsys, str(path), "unsubscribe-url", "shop", "a@example.test")
+        url = out.strip()
+        assert code == 0 and url.startswith(f"{server.base}/u/")
+        status, page, _ = request(url)
+        assert status == 200 and "<form" in page
+        status, _, _ = request(url, method="POST", form={"List-Unsubscribe": "One-Click"})
+        assert status == 200
+        status, body, _ = request(f"{server.base}/v1/advertisers/shop/recipients/a@example.test",
+                                  token="operator-secret-token")
+        assert status == 200 and json.loads(body)["status"] == "refused"
+    finally:
+        server.stop()
+        asyncio.run(store.aclose())
+
+    # the mistake this guards against is refused before any link is printed
+    path.write_text(base + f'unsubscribe_base_url = "{server.base}"\n')
+    code, _, err = run(capsys, str(path), "config-check")
+    assert code != 0 and "consent.unsubscribe_base_url" in err and "/u/" in err

@@ -50,8 +50,11 @@ def test_blocklist_down_and_exit_status(tmp_path: Path, redis_url: str) -> None:
 
 
 def test_model_check_loads_the_shipped_model_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
-    (f,) = run_checks(config_from_mapping({}), ["model"])
+    f, site = run_checks(config_from_mapping({}), ["model"])
     assert (f.level, f.text) == ("ok", "model (shipped default) loads")
+    # the shipped model has learned none of this site's mail: its points are scaled down
+    assert site.level == "warn" and site.text.startswith(
+        "learned 0 ham (training.min_site_ham 200) and 0 spam (training.min_site_spam 200)")
     bad = tmp_path / "model.skops"
     bad.write_bytes(b"not a model")
     (f,) = run_checks(config_from_mapping({"training": {"model": str(bad)}}), ["model"])

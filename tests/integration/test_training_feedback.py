@@ -57,6 +57,7 @@ def test_follower_teaches_new_reports_to_the_model(redis_url: str) -> None:
     assert follower.poll_once() == 3
     assert follower.poll_once() == 0
     assert model.metadata["learned_online"] == 3
+    assert model.site_counts() == (0, 3)  # the site's own mail, per class
 
 
 def test_train_feedback_adds_reports_to_the_base_corpus(
@@ -84,5 +85,6 @@ def test_train_feedback_adds_reports_to_the_base_corpus(
     assert md["corpus"]["feedback"] == 4
     assert md["corpus"]["n_spam"] == 10 and md["corpus"]["n_ham"] == 6
     assert md["feedback_cursor"].endswith("/spam/fp3")
+    assert md["site"] == {"ham": 0, "spam": 4}  # reports count as this site's mail, the corpus not
     assert "--feedback" in md["command"]
     json.dumps(md)

@@ -43,6 +43,11 @@ def big_report(n: int, size: int) -> bytes:
     b64 = base64.encodebytes(blob).replace(b"\n", b"\r\n")
     original = head + b64 + b"\r\n--inner--\r\n"
     outer = (
+        # our MTA's submission hop: the reporter logged in (intake.require_auth)
+        "Received: from [127.0.0.1] (localhost [127.0.0.1])\r\n"
+        f"\t(Authenticated sender: user{n}@example.vn)\r\n"
+        "\tby mx1.example.vn (Postfix) with ESMTPSA id 4XmZ9k2r7Lz3wR\r\n"
+        "\tfor <report@example.vn>; Sun, 03 Nov 2024 21:05:00 +0700 (+07)\r\n"
         f"From: Reporter {n} <user{n}@example.vn>\r\n"
         "To: report@example.vn\r\n"
         "Subject: Fwd: [QC] big catalogue\r\n"

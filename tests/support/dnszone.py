@@ -117,6 +117,9 @@ class DnsZone:
 
     records: list[tuple[str, str, str]] = field(default_factory=list)
     dkim_keys: dict[tuple[str, str], DkimKey] = field(default_factory=dict)
+    #: (zone, unbound local-zone type): "always_refuse" answers REFUSED, "deny" drops
+    #: every query (the client times out)
+    local_zones: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, rtype: str, rdata: str) -> None:
         """Add one record; `rdata` is in zone-file syntax (TXT already quoted)."""
@@ -148,9 +151,15 @@ class DnsZone:
         self.dkim_keys[(domain, selector)] = key
         return key
 
+    def add_local_zone(self, zone: str, kind: str) -> None:
+        """Answer every name under ``zone`` by unbound's local-zone ``kind``
+        (``always_refuse``: REFUSED; ``deny``: no answer at all)."""
+        self.local_zones.append((zone.rstrip(".").lower() + ".", kind))
+
     def unbound_lines(self) -> list[str]:
-        return [f'    local-data: \'{name} 60 IN {rtype} {rdata}\'\n'
-                for name, rtype, rdata in self.records]
+        return [f'    local-zone: "{zone}" {kind}\n' for zone, kind in self.local_zones] + [
+            f'    local-data: \'{name} 60 IN {rtype} {rdata}\'\n'
+            for name, rtype, rdata in self.records]
 
 
 @dataclass

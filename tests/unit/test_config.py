@@ -158,3 +158,40 @@ def test_strong_secrets_and_an_empty_key_are_accepted() -> None:
                                "consent": {"token_key": "0123456789abcdef"}})
     assert cfg.api.operator_tokens == ("0123456789abcdef0123",)
     assert config_from_mapping({"consent": {"token_key": ""}}).consent.token_key == ""
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8891",             # no /u/: the printed links would answer 404
+    "https://mail.example.net/unsubscribe/",
+    "mail.example.net/u/",
+    "https://mail.example.net/u/?lang=vi",
+    "ftp://mail.example.net/u/",
+])
+def test_unsubscribe_base_url_must_end_where_the_api_serves_tokens(url: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        config_from_mapping({"consent": {"unsubscribe_base_url": url}})
+    assert "consent.unsubscribe_base_url" in str(exc.value)
+    assert "ending in /u/" in str(exc.value)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8891/u/", "https://mail.example.net/u", "https://example.net/sw/u/",
+])
+def test_unsubscribe_base_urls_the_api_serves(url: str) -> None:
+    assert config_from_mapping({"consent": {"unsubscribe_base_url": url}})
+
+
+@pytest.mark.parametrize("url", ["https://mail.example.net/v1", "mail.example.net",
+                                 "https://mail.example.net/?x=1"])
+def test_api_public_url_is_the_api_root(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"api\.public_url .*the API's public root"):
+        config_from_mapping({"api": {"public_url": url}})
+
+
+@pytest.mark.parametrize("url", ["https://bl.example.net/lookup", "bl.example.net/lookup/",
+                                 "https://bl.example.net/lookup/#x"])
+def test_rbl_lookup_url_takes_the_key_at_its_end(url: str) -> None:
+    # "https://bl.example.net/lookup" + "192.0.2.7" would name a page nobody serves
+    with pytest.raises(ConfigError, match=r"rbl\.lookup_url .*appended to"):
+        config_from_mapping({"rbl": {"lookup_url": url}})
+    assert config_from_mapping({"rbl": {"lookup_url": "https://example.net/bl?key="}})

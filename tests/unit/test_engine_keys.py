@@ -87,3 +87,15 @@ def test_targets_are_bounded() -> None:
     c = Complaint(id="c", kind="spam", reporter="u@x.example", received_at=1.0, fingerprint="f",
                   indicators=Indicators(url_domains=urls), match="matched")
     assert len(ListingPolicy().targets(c)) == MAX_URL_DOMAINS
+
+
+def test_the_from_a_reporter_saw_is_never_a_listing_target() -> None:
+    """A phish claiming a brand: the delivery proved only its client address; the From
+    the reporter saw rides along for their own refusal of an advertiser, and lists nothing."""
+    seen = Indicators(source_ip="203.0.113.99", seen_from_domain="brand.test",
+                      ad_label="[QC]")
+    c = Complaint(id="c1", kind="spam", reporter="alice@example.vn", received_at=1.0,
+                  fingerprint="f", indicators=seen, match="matched", delivery="d1")
+    assert [t.key for t in ListingPolicy().targets(c)] == ["203.0.113.99"]
+    back = Complaint.from_fields(c.to_fields())
+    assert back.indicators.seen_from_domain == "brand.test"

@@ -571,6 +571,32 @@ def test_third_party_dnsbl(install: Any) -> None:
     assert zone.queries == []
 
 
+def test_third_party_dnsbl_refusal_is_not_a_listing(
+    install: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 127.255.255.254 (query through a public resolver) and .255 (excessive queries)
+    # are the list refusing to answer: behind such a resolver every client looked listed.
+    cfg = config_from_mapping({
+        "milter": {"authserv_id": AUTHSERV},
+        "rbl": {"third_party_zones": ["zen.example", "dbl.example"]},
+    })
+    zone = StaticResolver({
+        ("9.113.0.203.zen.example", "A"): ["127.255.255.254"],
+        ("9.113.0.203.dbl.example", "A"): ["127.255.255.255"],
+    })
+    scanner = Scanner(cfg, resolver=zone, authenticate=fake_auth())
+    with caplog.at_level(logging.WARNING, logger="spamwarden.milter"):
+        for _ in range(3):
+            ctx = install(scanner)
+            assert feed(ctx, HAM, ip="203.0.113.9")[0] == Milter.ACCEPT
+            reasons = ctx.header_value("X-Spam-Reasons") or ""
+            assert "RBL_THIRD_PARTY=" not in reasons  # not listed: the lookup failed
+            assert "RBL_THIRD_PARTY_LOOKUP_FAILED=0 [zen.example,dbl.example]" in reasons
+    refused = [r.fields["zone"] for r in caplog.records  # type: ignore[attr-defined]
+               if r.getMessage() == "dnsbl_refused"]
+    assert sorted(refused) == ["dbl.example", "zen.example"]  # once per zone, not per message
+
+
 class ExplodingPolicy(RefusingPolicy):
     def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
         raise RuntimeError("registry bug")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
 
 from ...errors import SpamwardenError
 from ...logs import event
-from ..interfaces import Symbol
+from ..interfaces import SiteCounts, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, SymbolPoints
 from ..symbols import SymbolSpec
 
@@ -44,11 +45,26 @@ _BAYES_BUCKETS: tuple[tuple[float, str], ...] = (
 )
 
 
-def bayes_symbols(probability: float, points: SymbolPoints) -> list[Symbol]:
+def bayes_symbols(
+    probability: float,
+    points: SymbolPoints,
+    *,
+    site: SiteCounts | None = None,
+    tag_threshold: float = 5.0,
+) -> list[Symbol]:
     """Classifier probability → ``BAYES_xx`` symbols (plus ``BAYES_999`` over 0.999).
 
     :param probability: spam probability in [0, 1]; values outside are clamped,
         NaN counts as 0.5 (no opinion).
+    :param site: how much of the site's own mail the classifier has learned; until
+        ``site.established`` the classifier alone cannot reach ``tag_threshold``:
+        ``BAYES_999`` is not awarded and every positive bucket is scaled by one
+        factor that brings the highest (``BAYES_99``) to ``tag_threshold × (0.5 +
+        0.48 × site.progress)`` (at most 0.1 under the threshold): half weight at
+        first, growing with the counts; the buckets keep their order and negative
+        points stay.
+        ``None``: full points.
+    :param tag_threshold: ``policy.tag_threshold``.
     """
     p = 0.5 if math.isnan(probability) else probability
     p = min(max(p, 0.0), 1.0)
@@ -58,8 +74,21 @@ def bayes_symbols(probability: float, points: SymbolPoints) -> list[Symbol]:
         if p >= bound:
             out.append(points.make(name, detail))
             break
-    if p >= 0.999:
+    cold = site is not None and not site.established
+    if p >= 0.999 and not cold:
         out.append(points.make("BAYES_999", detail))
+    if site is not None and cold:
+        # one factor for every bucket, so the buckets keep their order (and the total
+        # score its ranking): the highest bucket lands on the cap
+        cap = max(0.0, min(tag_threshold * (0.5 + 0.48 * site.progress), tag_threshold - 0.1))
+        top = max(points.points(name) for _, name in _BAYES_BUCKETS)
+        positive = sum(s.points for s in out if s.points > 0)
+        if positive > 0 and top > cap:
+            f = cap / top
+            note = (f"{detail}; points x{f:.2f}: learned {site.ham}/{site.min_ham} ham, "
+                    f"{site.spam}/{site.min_spam} spam of this site")
+            out = [dataclasses.replace(s, points=round(s.points * f, 3), detail=note)
+                   if s.points > 0 else s for s in out]
     return out
 
 
@@ -71,6 +100,8 @@ class ClassifierCheck(CheckBase):
         assert parts.classifier is not None
         self.classifier = parts.classifier
         self.points = parts.points
+        self.training = parts.cfg.training
+        self.tag_threshold = parts.cfg.policy.tag_threshold
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         try:
@@ -84,7 +115,10 @@ class ClassifierCheck(CheckBase):
                   error=f"{type(exc).__name__}: {exc}")
             msg.unavailable.append(f"classifier (error: {type(exc).__name__})")
         else:
-            return bayes_symbols(probability, self.points)
+            site = SiteCounts.of(self.classifier, self.training.min_site_ham,
+                                 self.training.min_site_spam)
+            return bayes_symbols(probability, self.points, site=site,
+                                 tag_threshold=self.tag_threshold)
         return ()
 
 
