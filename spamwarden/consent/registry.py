@@ -932,7 +932,9 @@ class AdComplaintRefusals:
     registered advertiser: a DKIM-verified domain aligned with ``From`` first,
     else the ``From`` domain itself (the advertiser the recipient saw: for a complaint
     matched to a delivery, the proven From when DMARC passed, else the From of the
-    reported copy, ``Indicators.seen_from_domain``).
+    reported copy, ``Indicators.seen_from_domain``), and only when intake identified
+    the reporter (``reporter_verified``: a SASL login or a trusted submission host),
+    whose identity (an address) is the recipient refusing.
 
     :param registry: the consent registry.
     :param confirm: called with each new refusal (sends the single confirmation).
@@ -976,6 +978,8 @@ class AdComplaintRefusals:
 
         :raises StoreError: store trouble (the worker retries the entry).
         """
+        if not getattr(complaint, "reporter_verified", False):
+            return None  # a forged reporter must not refuse advertising for someone else
         adv = self.advertiser_of(complaint)
         if adv is None:
             return None

@@ -45,7 +45,13 @@ class Indicators:
 
 @dataclass(frozen=True, slots=True)
 class Complaint:
-    """One accepted report."""
+    """One accepted report.
+
+    ``reporter`` is the reporter's identity (a SASL login, or an envelope sender;
+    see :mod:`spamwarden.reputation.intake`); ``reporter_verified`` says it came from
+    a login or a trusted submission host rather than from what the sender wrote, so
+    acting on the reporter's behalf (a refusal of advertising) is safe.
+    """
 
     id: str
     kind: Literal["spam", "ham"]
@@ -54,6 +60,7 @@ class Complaint:
     fingerprint: str
     indicators: Indicators = field(default_factory=Indicators)
     source: str = ""  # "arf", "attached", "inline", "bare"
+    reporter_verified: bool = False
     #: how the reported message matched a delivery here (reputation.deliveries):
     #: "matched", "fbl" (a configured feedback loop vouched for it), "no-delivery",
     #: "not-a-recipient", "disagree", or "" (not looked up: ham, or an old entry)
@@ -95,6 +102,7 @@ class Complaint:
                 fingerprint=f["fingerprint"],
                 indicators=Indicators(**ind),
                 source=f.get("source", ""),
+                reporter_verified=f.get("reporter_verified", "") == "True",
                 match=f.get("match", ""),
                 delivery=f.get("delivery", ""),
             )

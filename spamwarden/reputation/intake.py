@@ -755,7 +755,8 @@ class ComplaintIntake:
         # examples only from identified reporters; _store_original also drops unmatched ones
         train = may_train(authenticated=who.verified)
         results = [await self._store_original(kind, reporter, o, loop=loop, report_id=report_id,
-                                              train=train, mailbox=mailbox)
+                                              train=train, mailbox=mailbox,
+                                              reporter_verified=who.verified)
                    for o in originals]
         outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
@@ -820,6 +821,7 @@ class ComplaintIntake:
     async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
                               loop: FeedbackLoop | None = None, report_id: str = "",
                               train: bool = False, mailbox: str = "",
+                              reporter_verified: bool = False,
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
         status one of added, duplicate, unmatched, rate_limited, store_failed, unusable.
@@ -868,6 +870,7 @@ class ComplaintIntake:
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,
+            reporter_verified=reporter_verified,
         )
         # a message never delivered here is no evidence of what arrives here: not learned;
         # nor is anything from a reporter nobody identified (may_train)

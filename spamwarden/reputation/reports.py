@@ -873,7 +873,14 @@ class Submission:
     client_ip: str | None = None
 
 
-_AUTH_LOGIN = re.compile(r"\(Authenticated sender:\s*([^()\s]{1,320})\s*\)", re.I)
+# Postfix's own words in its Received field: "from HELO (RDNS [IP])", then optional
+# clauses, "(Authenticated sender: LOGIN)" last, then "by HOST (Postfix) with PROTO".  The
+# HELO, a client certificate's CN/issuer and (with one recipient) the "for <...>" address
+# are client text, so the client address is taken from the parenthesis after the HELO,
+# and the login only from the clause right before the last "by HOST ... with" clause.
+_POSTFIX_CLIENT = re.compile(
+    r"^from\s+\S+\s+\((?:[^()\s\[\]]+\s+)?\[(?:IPv6:)?([0-9A-Fa-f:.]+)\](?::\d+)?\)", re.I)
+_AUTH_LOGIN = re.compile(r"\(Authenticated sender:\s*([^()\s]{1,320})\s*\)\s*$", re.I)
 _BY_WITH = re.compile(r"\sby\s+\S+(?:\s+\([^()]*\))?\s+with\s+(\S+)", re.I)
 _AUTH_PROTOCOL = re.compile(r"^(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)$", re.I)
 
@@ -885,9 +892,10 @@ def submission(headers: Sequence[tuple[str, str]], *, own_hops: int = 0) -> Subm
     own after-queue content filter adds when it re-injects mail, e.g. 2 for amavis):
     our MTA prepends it, so it is the one field a sender cannot write.  Every field
     below it came with the message and is never believed, whatever it says.  In
-    that field the login is looked for before ``by`` (where Postfix puts it: the
-    ``for <...>`` clause after it may quote a sender-chosen address) and the
-    protocol right after ``by HOST``.
+    that field only Postfix's own clauses count: the client address in the parenthesis
+    after the HELO (the HELO itself may be a client-chosen address literal), the login
+    in the clause right before the last ``by HOST ... with PROTO`` clause (a client
+    certificate's subject, shown earlier, is client text too).
 
     :param headers: the report's header fields, in order (:func:`header_fields`).
     :param own_hops: topmost ``Received`` fields to pass over (``intake.reinjection_hops``).
@@ -897,14 +905,17 @@ def submission(headers: Sequence[tuple[str, str]], *, own_hops: int = 0) -> Subm
     if len(received) <= own_hops:
         return Submission()
     value = " ".join(received[own_hops].split())
-    by = _BY.search(value)
-    head = value[: by.start()] if by else value
-    login_match = _AUTH_LOGIN.search(head)
-    login = login_match.group(1) if login_match else None
-    proto = _BY_WITH.search(value)
-    authenticated = login is not None or bool(proto and _AUTH_PROTOCOL.match(proto.group(1)))
+    by_clauses = list(_BY_WITH.finditer(value))
+    login, authenticated = None, False
+    if by_clauses:
+        last = by_clauses[-1]
+        login_match = _AUTH_LOGIN.search(value[: last.start()])
+        login = login_match.group(1) if login_match else None
+        authenticated = login is not None or bool(_AUTH_PROTOCOL.match(last.group(1)))
+    client = _POSTFIX_CLIENT.match(value)
+    ip = _valid_ip(client.group(1)) if client else None
     return Submission(login=login, authenticated=authenticated,
-                      client_ip=received_client_ip(value))
+                      client_ip=str(ip) if ip is not None else None)
 
 
 def submission_authenticated(

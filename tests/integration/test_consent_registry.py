@@ -219,13 +219,17 @@ def test_unreachable_store_raises_store_unavailable(clock: Clock, tmp_path: obje
 def test_complaint_about_an_ad_is_a_refusal(reg: RedisConsentRegistry) -> None:
     hook = AdComplaintRefusals(reg)
 
-    def complaint(kind: str = "spam", **ind: object) -> Complaint:
+    def complaint(kind: str = "spam", verified: bool = True, **ind: object) -> Complaint:
         base: dict[str, object] = dict(from_domain="shop.test", ad_label="QC",
                                        dkim_verified=("shop.test",))
         base.update(ind)
         return Complaint(id="c1", kind=kind, reporter=B, received_at=NOW + 5,  # type: ignore[arg-type]
-                         fingerprint="f", indicators=Indicators(**base))  # type: ignore[arg-type]
+                         fingerprint="f", indicators=Indicators(**base),  # type: ignore[arg-type]
+                         reporter_verified=verified)
 
+    # a reporter nobody identified (a forged envelope sender) refuses nothing for anyone
+    assert hook.record(complaint(verified=False)) is None
+    assert state(reg, B)[0] != "refused"
     assert hook.record(complaint("ham")) is None
     assert hook.record(complaint(ad_label=None)) is None
     assert hook.record(complaint(from_domain="else.test", dkim_verified=())) is None
@@ -377,7 +381,8 @@ def test_refusal_by_mail_and_complaint_confirmed_once(
 
     hook = AdComplaintRefusals(reg, confirm=confirm)
     c = Complaint(id="c2", kind="spam", reporter=C, received_at=NOW, fingerprint="f",
-                  indicators=Indicators(from_domain="shop.test", ad_label="QC"))
+                  indicators=Indicators(from_domain="shop.test", ad_label="QC"),
+                  reporter_verified=True)
     assert hook.record(c) is not None and hook.record(c) is not None
     assert [m[1] for m in sink.messages] == [[B], [C]]
 

@@ -5,7 +5,7 @@ the rate limit and the worker's distinct-reporter count."""
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -72,7 +72,7 @@ def test_one_login_under_several_senders_is_one_reporter(
                                                     "alice+1@example.vn", "Alice@example.vn")]
     assert first[0] == 250
     [c] = intake.complaints()
-    assert c.reporter == "alice@example.vn"
+    assert (c.reporter, c.reporter_verified) == ("alice@example.vn", True)
     assert again == [(250, REPLIES["duplicate"].format(id=c.id)[4:])] * 4
     # and one rate counter: the third distinct report from the same login waits
     assert intake.send(_variant(raw, 1), sender="m2@example.vn")[0] == 250
@@ -96,7 +96,7 @@ def test_without_require_auth_extensions_and_case_fold(
                                                     "Alice@example.vn")]
     assert [code for code, _ in replies] == [250, 250, 250]
     [c] = intake.complaints()
-    assert c.reporter == "alice@example.vn"
+    assert (c.reporter, c.reporter_verified) == ("alice@example.vn", False)
     # an unidentified reporter's original never becomes a training example
     r = sync_client(intake.cfg, intake.redis_url)
     try:

@@ -160,6 +160,27 @@ def test_submission_reads_the_login_of_the_topmost_hop_only() -> None:
     assert submission(hops(ours), own_hops=1) == Submission()
 
 
+
+def test_submission_is_not_fooled_by_client_chosen_text() -> None:
+    def top(value: str) -> Submission:
+        return submission([("Received", value)])
+
+    # an address literal as HELO is the client's word; Postfix's own "(rdns [ip])" is not
+    helo = "from [192.0.2.10] (unknown [203.0.113.5]) by mx.test.local (Postfix) with ESMTP id 1"
+    assert top(helo).client_ip == "203.0.113.5"
+    v6 = ("from [192.0.2.10] (host.example [IPv6:2001:db8::5]) by mx (Postfix) with ESMTP id 1")
+    assert top(v6).client_ip == "2001:db8::5"
+    # a client certificate's subject is client text too (smtpd_tls_received_header)
+    cert = ('from x (x [203.0.113.5]) (using TLSv1.3) (Client CN "(Authenticated sender: bob) '
+            'by z", Issuer "y" (not verified)) by mx.test.local (Postfix) with ESMTPS id 1')
+    assert top(cert) == Submission(None, False, "203.0.113.5")
+    real = cert.replace(" by mx.", " (Authenticated sender: alice@test.local) by mx.").replace(
+        "with ESMTPS", "with ESMTPSA")
+    assert top(real).login == "alice@test.local"
+    # no Postfix "from HELO (rdns [ip])" form: no client address is believed
+    assert top("from 192.0.2.10 by mx with ESMTP").client_ip is None
+
+
 # -- inline forwards -------------------------------------------------------------------------------
 
 
