@@ -285,7 +285,7 @@ def _cmd_api(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _add_reputation(sub: Any) -> None:
-    """intake, worker, api, listings, list, delist, complaints."""
+    """intake, worker, api, listings, list, delist, complaints, history."""
     p = _command(sub, "intake", _cmd_intake,
                  help="run the complaint server (SMTP/LMTP for report@, ham@)")
     p.add_argument("--listen", metavar="HOST:PORT", help="override intake.listen (port 0: any)")
@@ -327,6 +327,16 @@ def _add_reputation(sub: Any) -> None:
     p.add_argument("--count", type=int, default=50, metavar="N", help="how many (default 50)")
     p.add_argument("--unmatched", action="store_true",
                    help="reports that matched no delivery here (kept, never counted)")
+    p = _command(sub, "history", _listing_command("cmd_history"),
+                 help="the milter's verdicts, newest first (why was a message rejected?)")
+    p.add_argument("--queue-id", metavar="ID", help="Postfix queue id")
+    p.add_argument("--rcpt", metavar="ADDR", help="an envelope recipient")
+    p.add_argument("--action", metavar="A",
+                   choices=["accept", "tag", "quarantine", "reject", "tempfail"],
+                   help="accept, tag, quarantine, reject or tempfail")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="how many (default 50, "
+                   "at most 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON array, newest first")
 
 
 def _add_rbl(sub: Any) -> None:

@@ -424,7 +424,7 @@ class MilterConfig:
     on_error: str = _opt("tempfail", check=_one_of("tempfail", "accept", "reject"))
     timeout: float = _opt(600.0, duration=True, check=_positive)
     reject_spf_fail: bool = _opt(False)
-    lookup_url: str = _opt("", doc="printed in reject texts; empty: none")
+    lookup_url: str = _opt("", doc="printed in reject texts; empty: api.public_url + /lookup/")
     quarantine: str = _opt("hold", check=_one_of("hold", "tag"))
     tcp_nodelay: bool = _opt(
         True, doc="TCP_NODELAY on the inet listener: Postfix no longer waits for delayed "
@@ -583,7 +583,8 @@ class RblConfig:
     zone: str = _opt("bl.example.net")
     listen: tuple[str, ...] = _opt(("127.0.0.1:5353",), check=_hostport_list)
     transfer_allow: tuple[str, ...] = _opt(("127.0.0.1", "::1"), check=_networks)
-    lookup_url: str = _opt("https://bl.example.net/lookup/", check=_listing_lookup_url)
+    lookup_url: str = _opt("", check=lambda v: _listing_lookup_url(v) if v else None,
+                           doc="named in TXT answers; empty: api.public_url + /lookup/")
     soa_mname: str = _opt("", doc="empty: ns1.<zone>")
     soa_rname: str = _opt("", doc="empty: hostmaster.<zone>")
     ttl: int = _opt(300, check=_positive)
@@ -708,6 +709,16 @@ class ArcConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """``[history]``: the milter's record of every verdict (``spamwarden history``)."""
+
+    max_entries: int = _opt(100_000, check=_positive, doc="verdicts kept (newest; capped stream)")
+    ttl: float = _opt(7 * 86400.0, duration=True, check=_positive,
+                      doc="verdicts older than this are dropped")
+    subjects: bool = _opt(True, doc="keep the Subject of each message; false for privacy")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` names the file it came from."""
 
@@ -724,7 +735,21 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     source: str = "<defaults>"
+
+    def __post_init__(self) -> None:
+        # An empty rbl.lookup_url / milter.lookup_url means the API's own lookup page
+        # (spamwarden.api.lookup), so a listed sender never gets a dead link.
+        page = self.lookup_page_url()
+        if not self.rbl.lookup_url:
+            object.__setattr__(self, "rbl", dataclasses.replace(self.rbl, lookup_url=page))
+        if not self.milter.lookup_url:
+            object.__setattr__(self, "milter", dataclasses.replace(self.milter, lookup_url=page))
+
+    def lookup_page_url(self) -> str:
+        """The API's public lookup page: ``api.public_url`` + ``/lookup/``."""
+        return self.api.public_url.rstrip("/") + "/lookup/"
 
     def state_path(self, *parts: str) -> Path:
         """A path under ``service.state_dir``."""

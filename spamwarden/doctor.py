@@ -155,6 +155,28 @@ def check_blocklist(cfg: Config) -> Iterable[Finding]:
         yield Finding("ok", "blocklist", f"RFC 5782 test points answer correctly at {host}:{port}")
 
 
+def check_lookup(cfg: Config) -> Iterable[Finding]:
+    """The lookup page that TXT answers and 550 texts link to (``rbl.lookup_url``,
+    ``milter.lookup_url``) answers: a listed sender must not land on a dead link."""
+    import urllib.error
+    import urllib.request
+
+    for url in dict.fromkeys((cfg.rbl.lookup_url, cfg.milter.lookup_url)):
+        try:
+            with urllib.request.urlopen(url, timeout=max(cfg.dns.timeout, 2.0)) as resp:  # noqa: S310
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (OSError, ValueError) as exc:
+            yield Finding("fail", "lookup", f"the lookup page {url} does not answer: {exc} "
+                          "(is `spamwarden api` running, and api.public_url right?)")
+            continue
+        if status >= 400:
+            yield Finding("fail", "lookup", f"the lookup page {url} answers HTTP {status}")
+        else:
+            yield Finding("ok", "lookup", f"the lookup page {url} answers")
+
+
 def _test_points(kind: str, zone: str) -> list[tuple[str, bool]]:
     """RFC 5782 §5 test points of a list: (name, must be listed)."""
     if kind == "ip":
@@ -217,6 +239,7 @@ CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "postfix": check_postfix,
     "blocklist": check_blocklist,
     "external": check_external,
+    "lookup": check_lookup,
 }
 
 

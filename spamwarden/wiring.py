@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .reputation.engine import ComplaintHook
     from .reputation.intake import AddressHook
     from .reputation.deliveries import LedgerRecorder
+    from .reputation.history import HistoryRecorder
     from .reputation.lookup import ListingLookup
     from .resolver import Resolver
     from .training.classifier import ContentClassifier
@@ -124,6 +125,7 @@ def build_scanner(
     listings: ListingLookup | None = None
     policies: list[MessagePolicy] = []
     deliveries: LedgerRecorder | None = None
+    history: HistoryRecorder | None = None
     try:
         from .redisconn import sync_client
 
@@ -149,6 +151,10 @@ def build_scanner(
 
         deliveries = LedgerRecorder(RedisDeliveryLedger(client, ttl=cfg.reputation.window),
                                     delimiters=cfg.intake.recipient_delimiter)
+        from .reputation.history import HistoryRecorder
+
+        history = HistoryRecorder(client, max_entries=cfg.history.max_entries,
+                                  ttl=cfg.history.ttl, subjects=cfg.history.subjects)
         if cfg.consent.enabled:
             try:
                 from .consent.policy import policy_from_config
@@ -164,6 +170,7 @@ def build_scanner(
         policies=policies,
         unavailable=notes,
         deliveries=deliveries,
+        history=history,
     )
 
 
@@ -339,7 +346,8 @@ def run_intake(cfg: Config, *, listen: str | None = None) -> int:
 
 
 def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
-    """The route modules ``spamwarden api`` serves: listings, consent, metrics.
+    """The route modules ``spamwarden api`` serves: listings, lookup pages, consent, history,
+    the operator console, metrics.
 
     To add routes, write a factory ``factory(ctx: ApiContext) -> ApiModule`` in
     :mod:`spamwarden.api` and name it here (``docs/architecture.md``).
@@ -347,10 +355,14 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     :returns: module factories, in the order their routes are added.
     """
     from .api.consent import consent_module
+    from .api.console import console_module
+    from .api.history import history_module
     from .api.listings import listings_module
+    from .api.lookup import lookup_module
     from .api.metrics import metrics_module
 
-    return [listings_module, consent_module, metrics_module]
+    return [listings_module, lookup_module, consent_module, history_module, console_module,
+            metrics_module]
 
 
 def run_api(cfg: Config, *, listen: str | None = None,

@@ -26,7 +26,8 @@ from ._http import (
     text_field,
 )
 
-__all__ = ["listings_module", "listing_object", "LISTINGS_PATHS", "LISTINGS_SCHEMAS"]
+__all__ = ["listings_module", "listing_object", "request_object", "LISTINGS_PATHS",
+           "LISTINGS_SCHEMAS"]
 
 log = logging.getLogger("spamwarden.api")
 
@@ -106,7 +107,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         if status not in (None, "pending", "approved", "rejected"):
             raise BadRequest("status must be pending, approved or rejected")
         reqs = await store.delist_requests(now=clock.now(), status=status)
-        return web.json_response([_request_object(r) for r in reqs])
+        return web.json_response([request_object(r) for r in reqs])
 
     async def decide(request: web.Request, approve: bool) -> web.StreamResponse:
         rid = request.match_info["id"]
@@ -121,7 +122,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         assert res is not None
         new, write = res
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
-        return web.json_response({"request": _request_object(new),
+        return web.json_response({"request": request_object(new),
                                   "delisting": write.op if write else None})
 
     @routes.post("/v1/delist-requests/{id}/approve")
@@ -187,7 +188,8 @@ def listings_module(ctx: ApiContext) -> ApiModule:
                                                        "description": "blocklist lookups and delisting"}])
 
 
-def _request_object(r: Any) -> dict[str, Any]:
+def request_object(r: Any) -> dict[str, Any]:
+    """The JSON form of a :class:`~spamwarden.reputation.store.DelistRequest` in API answers."""
     return {"id": r.id, "key": r.key, "reason": r.reason, "contact": r.contact,
             "client": r.client, "filed_at": r.filed_at, "status": r.status,
             "decided_at": r.decided_at or None, "decided_note": r.decided_note}

@@ -438,9 +438,11 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         action = verdict.action
         if action == "reject":
             self.setreply("550", "5.7.1", _reply_text(self._reject_text(verdict)))
+            self._record_refused(verdict)
             return REJECT
         if action == "tempfail":
             self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
+            self._record_refused(verdict)
             return TEMPFAIL
         ConnectionAcker.cork(self._ack_sock, True)
         try:
@@ -453,7 +455,16 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self.recorder.submit(verdict, self._env)
         else:
             self.scanner.delivered(verdict, self._env)
+            self.scanner.record_history([(verdict, self._env)])
         return ACCEPT
+
+    def _record_refused(self, verdict: Verdict) -> None:
+        """A refused or deferred message goes to the message history only (after the
+        reply, with the recorder's batch)."""
+        if self.recorder is not None:
+            self.recorder.submit(verdict, self._env, delivered=False)
+        else:
+            self.scanner.record_history([(verdict, self._env)])
 
     def _reject_text(self, verdict: Verdict) -> str:
         """``message rejected as spam: <main reason>; see <lookup URL>``.

@@ -3,6 +3,8 @@
 The milter answers Postfix first and counts afterwards: volume per source (the
 denominator of the complaint rate) and the consent policy's ad counters are the
 "after delivery" phase of the checks (:attr:`~spamwarden.milter.registry.Phase.DELIVERED`).
+The same batch records every verdict, refused messages included, in the message
+history when the sink keeps one (:class:`HistorySink`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..logs import event
 from .interfaces import Envelope
@@ -21,7 +23,7 @@ from .interfaces import Envelope
 if TYPE_CHECKING:
     from .scanner import Verdict
 
-__all__ = ["DeliveredSink", "DeliveryRecorder"]
+__all__ = ["DeliveredSink", "DeliveryRecorder", "HistorySink"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -31,6 +33,16 @@ class DeliveredSink(Protocol):
 
     def delivered_many(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
         """Count each accepted message; best effort."""
+        ...
+
+
+@runtime_checkable
+class HistorySink(Protocol):
+    """What records every verdict, accepted or not
+    (:meth:`~spamwarden.milter.scanner.Scanner.record_history`)."""
+
+    def record_history(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
+        """Record each verdict; best effort."""
         ...
 
 
@@ -57,16 +69,22 @@ class DeliveryRecorder:
         self.batch_window = batch_window
         self.max_batch = max_batch
         self.dropped = 0
-        self._queue: queue.Queue[tuple[Verdict, Envelope] | None] = queue.Queue(max_pending)
+        # checked once: a sink without a history records none
+        self._history = scanner if isinstance(scanner, HistorySink) else None
+        self._queue: queue.Queue[tuple[Verdict, Envelope, bool] | None] = queue.Queue(max_pending)
         self._last_drop_log = 0.0
         self._thread = threading.Thread(
             target=self._run, name="spamwarden-delivered", daemon=True
         )
         self._thread.start()
 
-    def submit(self, verdict: Verdict, env: Envelope) -> bool:
-        """Queue one accepted message; ``False`` when the queue is full (dropped)."""
-        item = (verdict, dataclasses.replace(env, rcpts=list(env.rcpts)))
+    def submit(self, verdict: Verdict, env: Envelope, *, delivered: bool = True) -> bool:
+        """Queue one answered message; ``False`` when the queue is full (dropped).
+
+        :param delivered: it was accepted (counted, and recorded); ``False``: refused or
+            deferred, only recorded in the message history.
+        """
+        item = (verdict, dataclasses.replace(env, rcpts=list(env.rcpts)), delivered)
         try:
             self._queue.put_nowait(item)
             return True
@@ -83,10 +101,17 @@ class DeliveryRecorder:
         while True:
             batch, stop = self._take()
             try:
-                if batch:
-                    self.scanner.delivered_many(batch)
+                accepted = [(v, e) for v, e, d in batch if d]
+                if accepted:
+                    self.scanner.delivered_many(accepted)
             except Exception as exc:  # noqa: BLE001 - a count must not kill the thread
                 event(log, "delivery_count_failed", logging.ERROR, messages=len(batch),
+                      error=f"{type(exc).__name__}: {exc}")
+            try:
+                if batch and self._history is not None:
+                    self._history.record_history([(v, e) for v, e, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - history must not kill the thread
+                event(log, "history_record_failed", logging.ERROR, messages=len(batch),
                       error=f"{type(exc).__name__}: {exc}")
             finally:
                 for _ in range(len(batch) + stop):
@@ -94,7 +119,7 @@ class DeliveryRecorder:
             if stop:
                 return
 
-    def _take(self) -> tuple[list[tuple[Verdict, Envelope]], bool]:
+    def _take(self) -> tuple[list[tuple[Verdict, Envelope, bool]], bool]:
         """The next batch, and whether the stop mark came with it."""
         first = self._queue.get()
         if first is None:

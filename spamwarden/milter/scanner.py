@@ -92,6 +92,12 @@ class Authenticator(Protocol):
         ...
 
 
+class _History(Protocol):
+    """Records every verdict (the message history, ``reputation.history.HistoryRecorder``)."""
+
+    def record(self, items: Sequence[tuple[Verdict, Envelope]]) -> int: ...
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the pipeline decided about one message.
@@ -271,6 +277,8 @@ class Scanner:
         starts nothing at MAIL FROM.  Threads start on first use.
     :param checks: the check declarations; default every module of
         :mod:`spamwarden.milter.checks`.
+    :param history: the message history (``reputation.history.HistoryRecorder``): every
+        verdict, refused ones included, recorded after the reply (:meth:`record_history`).
     :raises ConfigError: ``[policy.symbols]`` names a symbol no check declares.
     """
 
@@ -288,9 +296,12 @@ class Scanner:
         lookup_threads: int = 32,
         checks: Sequence[CheckDecl] | None = None,
         deliveries: RecordsDeliveries | None = None,
+        history: _History | None = None,
     ) -> None:
         self.cfg = cfg
         self.deliveries = deliveries
+        # the message history (reputation.history.HistoryRecorder): every verdict, for operators
+        self.history = history
         self.resolver = resolver
         ours, check_spf = _default_authenticator()
         self.authenticate: Authenticator | None = ours if authenticate is _AUTO else authenticate
@@ -499,6 +510,12 @@ class Scanner:
             return
         for delivered in self._delivered:
             delivered(batch)
+
+    def record_history(self, items: Sequence[tuple[Verdict, Envelope]]) -> None:
+        """Record the verdicts of messages already answered (accepted or not) in the
+        message history, when one is configured; best effort, off the SMTP path."""
+        if self.history is not None and items:
+            self.history.record(items)
 
     def trusted_reason(self, env: Envelope) -> str:
         """Why the sender is trusted (SMTP AUTH, ``milter.trusted_networks``), or ``""``

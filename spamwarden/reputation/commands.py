@@ -27,6 +27,7 @@ __all__ = [
     "cmd_list_import",
     "cmd_delist",
     "cmd_complaints",
+    "cmd_history",
     "listing_json",
 ]
 
@@ -222,3 +223,32 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
     print(f"{len(out)} {'unmatched report' if unmatched else 'complaint'}(s)"
           + (" (they list nothing)" if unmatched else ""), file=sys.stderr)
     return 0
+
+
+def cmd_history(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden history [--queue-id ID] [--rcpt ADDR] [--action A] [--limit N] [--json]``:
+    the milter's verdicts, newest first (:mod:`spamwarden.reputation.history`).
+
+    :returns: 0 with entries, 1 when none matched.
+    """
+    from ..redisconn import sync_client
+    from .history import HistoryFilter, read_history
+
+    want = HistoryFilter(queue_id=args.queue_id or "", rcpt=args.rcpt or "",
+                         action=args.action or "")
+    rows = read_history(sync_client(cfg), limit=args.limit, want=want)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0 if rows else 1
+    for e in rows:
+        syms = ",".join(f"{s['name']}({s['points']:g})" for s in e.get("symbols", ())) or "none"
+        rcpt = ",".join(e.get("rcpt", ()))
+        if e.get("rcpt_count", 0) > len(e.get("rcpt", ())):
+            rcpt += f",+{e['rcpt_count'] - len(e['rcpt'])}"
+        line = (f"{_iso(float(e['time']))} {e.get('queue_id') or '-':<12} {e['action']:<10} "
+                f"{e['score']:>6.1f} {e.get('client_ip') or '-'} <{e.get('from', '')}> -> {rcpt}")
+        if e.get("subject"):
+            line += f" subject={json.dumps(e['subject'], ensure_ascii=False)}"
+        print(line + f" symbols={syms}")
+    print(f"{len(rows)} message(s)", file=sys.stderr)
+    return 0 if rows else 1

@@ -558,7 +558,8 @@ class _StoreBase:
     @staticmethod
     def _new_request(key: str, *, reason: str, contact: str, client: str, now: float) -> DelistRequest:
         return DelistRequest(
-            id=secrets.token_hex(8), key=key, reason=reason, contact=contact, client=client,
+            # 128 random bits: the id is also the requester's status page address
+            id=secrets.token_hex(16), key=key, reason=reason, contact=contact, client=client,
             filed_at=_ms(now),
         )
 

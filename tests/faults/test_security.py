@@ -52,7 +52,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 TOKEN = "operator-token-0123456789abcdef"
 #: routes anyone may call with a body, by design: filing a delisting request (rate-limited
 #: per client IP) and the one-click unsubscribe POST (RFC 8058; the path carries a signed token)
-PUBLIC_WRITES = {("POST", "/v1/delist-requests"), ("POST", "/u/{token}"), ("POST", "/a/{token}")}
+PUBLIC_WRITES = {("POST", "/v1/delist-requests"), ("POST", "/u/{token}"), ("POST", "/a/{token}"),
+                 ("POST", "/lookup/{key}"), ("POST", "/ui/login"),
+                 # the operator console's forms: a session cookie and its CSRF token guard them
+                 ("POST", "/ui/logout"), ("POST", "/ui/requests/{id}")}
 _WRITE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -103,6 +106,11 @@ def test_api_refuses_writes_without_a_valid_token(redis_url: str) -> None:
             open_writes = {(m, p) for m, p, op in routes if m in _WRITE and not op}
             assert open_writes == PUBLIC_WRITES, (
                 f"write routes open to anyone: {sorted(open_writes - PUBLIC_WRITES)}")
+            # without a console session, the console's forms only send the browser to sign in
+            for path in ("/ui/requests/" + "0" * 32, "/ui/logout"):
+                r = await client.post(path, data={"decision": "approve"}, allow_redirects=False)
+                if r.status != 303 or r.headers.get("Location") != "/ui/login":
+                    problems.append(f"POST {path} without a session: {r.status}")
             guarded = [(m, p) for m, p, op in routes if op]
             assert len(guarded) >= 10, guarded
             for method, path in guarded:

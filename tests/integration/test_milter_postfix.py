@@ -268,3 +268,110 @@ def test_forged_headers_hidden_by_nesting_or_padding_never_reach_the_mailbox(
     assert result.returncode != 0, result.transcript
     assert any(e.startswith("550 5.7.1") for e in result.errors), result.transcript
     assert find_delivered(mx.postfix, msgid) == []
+
+
+# ---- message history: every verdict, found by its queue id ----------------------------------
+
+
+def _history_cli(tmp_path: Path, redis_url: str, *args: str) -> list[dict[str, object]]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "history.toml"
+    cfg.write_text(f'[service]\nstate_dir = "{tmp_path}"\n[redis]\nurl = "{redis_url}"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("SPAMWARDEN_REDIS_URL",
+                                                            "SPAMWARDEN_CONFIG")}
+    res = subprocess.run([sys.executable, "-m", "spamwarden", "history", *args, "--json",
+                          "--config", str(cfg)], capture_output=True, text=True, timeout=60,
+                         env=env, check=False)
+    assert res.returncode in (0, 1), res.stderr
+    rows: list[dict[str, object]] = json.loads(res.stdout)
+    return rows
+
+
+def _history_api(redis_url: str, query: str, headers: dict[str, str]) -> tuple[int, object]:
+    import asyncio
+
+    import redis.asyncio
+    from aiohttp import test_utils
+
+    from spamwarden.api.app import build_app
+    from spamwarden.api.history import history_module
+    from spamwarden.config import config_from_mapping
+    from spamwarden.reputation.store import AsyncListingStore
+
+    cfg = config_from_mapping({"api": {"operator_tokens": ["history-token-0123456789"]}})
+
+    async def main() -> tuple[int, object]:
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        client = test_utils.TestClient(test_utils.TestServer(
+            build_app(cfg, store, modules=[history_module])))
+        await client.start_server()
+        try:
+            r = await client.get(f"/v1/history?{query}", headers=headers)
+            return r.status, await r.json()
+        finally:
+            await client.close()
+            await store.aclose()
+
+    return asyncio.run(main())
+
+
+def test_history_finds_delivered_and_rejected_messages_by_queue_id(
+        mx, auth_zone, module_redis_url, tmp_path) -> None:
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="History please")
+    result = swaks(mx.port, mail_from="alice@good.test", rcpt_to=RCPT,
+                   data=auth_zone.good_rsa.sign(raw), helo="client.test")
+    assert result.returncode == 0, result.transcript
+    qid = result.queue_id
+    assert qid
+    wait_delivered(mx.postfix, msgid)
+    rows: list[dict[str, object]] = []
+
+    def found() -> bool:
+        rows[:] = _history_cli(tmp_path, module_redis_url, "--queue-id", qid)
+        return bool(rows)
+
+    wait_until(found, timeout=15, what="the verdict in the message history")
+    [e] = rows
+    assert e["queue_id"] == qid and e["action"] == "accept"
+    assert e["from"] == "alice@good.test" and e["rcpt"] == [RCPT]
+    assert e["header_from"] == "alice@good.test" and e["subject"] == "History please"
+    assert e["client_ip"] == "127.0.0.1" and isinstance(e["score"], float)
+    assert isinstance(e["symbols"], list)
+    auth = e["auth"]
+    assert isinstance(auth, dict) and auth["dmarc"]["result"] == "pass"  # type: ignore[index]
+
+    # refused at SMTP time: recorded too, with the queue id Postfix logged for it
+    forged, _ = make_message(from_addr="Bank <security@bank.test>", subject="Verify now")
+    before = mx.postfix.maillog().count("milter-reject: END-OF-MESSAGE")
+    result = swaks(mx.port, mail_from="security@bank.test", rcpt_to=RCPT, data=forged,
+                   helo="client.test")
+    assert result.returncode != 0
+    wait_until(lambda: mx.postfix.maillog().count("milter-reject: END-OF-MESSAGE") > before,
+               timeout=10, what="the reject in the maillog")
+    line = [x for x in mx.postfix.maillog().splitlines()
+            if "milter-reject: END-OF-MESSAGE" in x and "security@bank.test" in x][-1]
+    import re
+
+    rqid = re.search(r" ([0-9A-F]{6,}): milter-reject", line)
+    assert rqid, line
+    wait_until(lambda: bool(_history_cli(tmp_path, module_redis_url, "--queue-id",
+                                         rqid.group(1))), timeout=15, what="the reject recorded")
+    status, body = _history_api(module_redis_url, f"queue_id={rqid.group(1)}",
+                                {"Authorization": "Bearer history-token-0123456789"})
+    assert status == 200, body
+    [r] = body["messages"]  # type: ignore[index]
+    assert r["action"] == "reject" and r["from"] == "security@bank.test"
+    assert any(s["name"].startswith("DMARC") for s in r["symbols"]), r["symbols"]
+    # newest first, filtered by action and recipient
+    status, body = _history_api(module_redis_url, f"rcpt={RCPT.upper()}&limit=2",
+                                {"Authorization": "Bearer history-token-0123456789"})
+    assert [m["queue_id"] for m in body["messages"]][:2] == [rqid.group(1), qid]  # type: ignore[index]
+    newest_reject = _history_cli(tmp_path, module_redis_url, "--action", "reject", "--limit", "1")
+    assert [x["queue_id"] for x in newest_reject] == [rqid.group(1)]
+    # operators only
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}):
+        assert _history_api(module_redis_url, "", headers)[0] == 401

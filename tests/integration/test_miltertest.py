@@ -35,8 +35,12 @@ def offline_reject_text(milter: MilterProcess, raw: bytes, tmp: Path) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     verdict = json.loads(done.stdout)
     assert verdict["action"] == "reject", verdict
-    # The milter's reject reply: "550 5.7.1 message rejected as spam: <reason>".
-    return f"message rejected as spam: {verdict['reason']}"
+    # The milter's reject reply: "550 5.7.1 message rejected as spam: <reason>; see <URL>",
+    # the URL being milter.lookup_url (default: the API's lookup page).
+    from spamwarden.config import load_config
+
+    return (f"message rejected as spam: {verdict['reason']}; "
+            f"see {load_config(config).milter.lookup_url}")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

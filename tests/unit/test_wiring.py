@@ -133,8 +133,11 @@ def test_consent_hooks_only_when_enabled() -> None:
     assert wiring.address_hooks(off) == {}
 
 
-def test_api_serves_listings_consent_and_metrics() -> None:
+def test_api_serves_listings_lookup_consent_and_metrics() -> None:
     names = [f.__module__ + ":" + f.__name__ for f in wiring.api_modules()]
     assert names == ["spamwarden.api.listings:listings_module",
+                     "spamwarden.api.lookup:lookup_module",
                      "spamwarden.api.consent:consent_module",
+                     "spamwarden.api.history:history_module",
+                     "spamwarden.api.console:console_module",
                      "spamwarden.api.metrics:metrics_module"]
