@@ -56,6 +56,7 @@ import redis
 import redis.asyncio
 import redis.cluster
 
+from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from .listings import (
@@ -268,175 +269,13 @@ class Snapshot:
     stream_id: str = field(default="0-0")
 
 
-# -- Lua ---------------------------------------------------------------------------------------
+# -- Lua: files in lua/, each opening with its KEYS, ARGV and result ----------------------------
 
-_PUT_LUA = """
--- KEYS: listings, changes, serial, expiry, offences[, window keys to clear: one-key calls]
--- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
---       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
-local now = tonumber(ARGV[1])
-local mode = ARGV[2]
-local base_ttl = tonumber(ARGV[3])
-local max_ttl = tonumber(ARGV[4])
-local explicit = tonumber(ARGV[5])
-local maxlen = ARGV[6]
-local reason = ARGV[7]
-local note = ARGV[8]
-local quiet = ARGV[9] == '1'
-local out = {}
-for i = 10, #ARGV, 3 do
-  local key, kind, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local cur = redis.call('HGET', KEYS[1], key)
-  local rec = nil
-  local active = false
-  if cur then
-    rec = cjson.decode(cur)
-    active = tonumber(rec['expires_at']) > now
-  end
-  if active and mode == 'auto' then
-    if #KEYS > 5 then redis.call('DEL', unpack(KEYS, 6)) end
-    out[#out + 1] = 'unchanged'
-    if not quiet then out[#out + 1] = cur end
-  else
-    local op
-    local ttl
-    if active then
-      op = 'extended'
-      ttl = explicit or math.min(base_ttl * 2 ^ (tonumber(rec['offences']) - 1), max_ttl)
-    else
-      local off = redis.call('HINCRBY', KEYS[5], key, 1)
-      op = 'listed'
-      ttl = explicit or math.min(base_ttl * 2 ^ (off - 1), max_ttl)
-      rec = {key = key, listed_at = now, offences = off}
-    end
-    rec['kind'] = kind
-    rec['reason'] = reason
-    rec['note'] = note
-    rec['code'] = code
-    rec['expires_at'] = now + ttl
-    local enc = cjson.encode(rec)
-    redis.call('HSET', KEYS[1], key, enc)
-    if #KEYS > 5 then
-      -- the engine's single-key listing: the complaints that led to it are used up
-      redis.call('DEL', unpack(KEYS, 6))
-    end
-    redis.call('ZADD', KEYS[4], rec['expires_at'], key)
-    local serial = redis.call('INCR', KEYS[3])
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'op', op, 'key', key, 'kind', kind, 'reason', reason, 'code', code,
-      'listed_at', tostring(rec['listed_at']), 'expires_at', tostring(rec['expires_at']),
-      'serial', tostring(serial), 'note', note)
-    out[#out + 1] = op
-    if not quiet then out[#out + 1] = enc end
-  end
-end
-return out
-"""
-
-_REMOVE_LUA = """
--- KEYS: listings, changes, serial, expiry
--- ARGV: now, maxlen, note, then listing keys
-local now = tonumber(ARGV[1])
-local maxlen = ARGV[2]
-local note = ARGV[3]
-local out = {}
-for i = 4, #ARGV do
-  local key = ARGV[i]
-  local cur = redis.call('HGET', KEYS[1], key)
-  if not cur then
-    redis.call('ZREM', KEYS[4], key)
-    out[#out + 1] = 'absent'
-    out[#out + 1] = ''
-  else
-    local rec = cjson.decode(cur)
-    local op = 'delisted'
-    if tonumber(rec['expires_at']) <= now then op = 'expired' end
-    redis.call('HDEL', KEYS[1], key)
-    redis.call('ZREM', KEYS[4], key)
-    local serial = redis.call('INCR', KEYS[3])
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'op', op, 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
-      'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
-      'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', note)
-    out[#out + 1] = op
-    out[#out + 1] = cur
-  end
-end
-return out
-"""
-
-_EXPIRE_LUA = """
--- KEYS: listings, changes, serial, expiry
--- ARGV: now, limit, maxlen
-local now = tonumber(ARGV[1])
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, key in ipairs(due) do
-  local cur = redis.call('HGET', KEYS[1], key)
-  redis.call('ZREM', KEYS[4], key)
-  if cur then
-    local rec = cjson.decode(cur)
-    if tonumber(rec['expires_at']) <= now then
-      redis.call('HDEL', KEYS[1], key)
-      local serial = redis.call('INCR', KEYS[3])
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-        'op', 'expired', 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
-        'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
-        'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', '')
-      out[#out + 1] = cur
-    else
-      redis.call('ZADD', KEYS[4], rec['expires_at'], key)
-    end
-  end
-end
-return out
-"""
-
-_COUNT_LUA = """
--- KEYS: done key, listings, then (complaints zset, reporters zset) per indicator
--- ARGV: complaint id, time, cutoff, window ttl, reporter, done ttl, cap, now,
---       then the indicators' listing keys
--- Counting and the processed mark happen together: a replayed complaint
--- changes nothing and only reads the counts.  A complaint about an indicator
--- that is listed right now is not counted for it: the listing already answers
--- it, and a repeat offence needs complaints after the listing.
-local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6])
-local out = {fresh and 1 or 0}
-local cap = tonumber(ARGV[7])
-local now = tonumber(ARGV[8])
-for i = 3, #KEYS, 2 do
-  local c, r = KEYS[i], KEYS[i + 1]
-  local name = ARGV[8 + (i - 1) / 2]
-  local listed = 0
-  local cur = redis.call('HGET', KEYS[2], name)
-  if cur and tonumber(cjson.decode(cur)['expires_at']) > now then listed = 1 end
-  if fresh and listed == 0 and tonumber(ARGV[2]) > tonumber(ARGV[3]) then
-    redis.call('ZADD', c, ARGV[2], ARGV[1])
-    redis.call('ZADD', r, 'GT', ARGV[2], ARGV[5])
-    redis.call('EXPIRE', c, ARGV[4])
-    redis.call('EXPIRE', r, ARGV[4])
-  end
-  redis.call('ZREMRANGEBYSCORE', c, '-inf', ARGV[3])
-  redis.call('ZREMRANGEBYSCORE', r, '-inf', ARGV[3])
-  local n = redis.call('ZCARD', c)
-  if n > cap then
-    redis.call('ZREMRANGEBYRANK', c, 0, n - cap - 1)
-    n = cap
-  end
-  out[#out + 1] = n
-  out[#out + 1] = redis.call('ZCARD', r)
-  out[#out + 1] = listed
-end
-return out
-"""
-
-_RATE_LUA = """
--- KEYS: counter; ARGV: limit, ttl.  Returns the count after this request, or -1 over the limit.
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return -1 end
-return n
-"""
+_PUT_LUA = lua_script("spamwarden.reputation", "listing_put")
+_REMOVE_LUA = lua_script("spamwarden.reputation", "listing_remove")
+_EXPIRE_LUA = lua_script("spamwarden.reputation", "listing_expire")
+_COUNT_LUA = lua_script("spamwarden.reputation", "complaint_count")
+_RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
 
 
 # -- shared argument building and parsing -------------------------------------------------------
