@@ -49,7 +49,8 @@ key                                 what
 ==================================  ============================================================
 
 Every read-modify-write is one Lua script (atomic on the server), so several
-milters and the API can act on the same recipient at once.
+milters and the API can act on the same recipient at once.  The scripts are
+files in ``spamwarden/consent/lua/``, each opening with its KEYS, ARGV and result.
 """
 
 from __future__ import annotations

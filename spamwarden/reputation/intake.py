@@ -79,7 +79,8 @@ model no more than a few reports do.
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
-by one Lua script, so a failure leaves nothing half done and a retry after
+by one Lua script (``reputation/lua/complaint_store.lua``), so a failure
+leaves nothing half done and a retry after
 ``451`` is never mistaken for a duplicate.  In LMTP mode (``intake.lmtp``) each
 accepted recipient gets its own reply after DATA (RFC 2033 §4.2).
 
