@@ -49,7 +49,8 @@ key                                 what
 ==================================  ============================================================
 
 Every read-modify-write is one Lua script (atomic on the server), so several
-milters and the API can act on the same recipient at once.
+milters and the API can act on the same recipient at once.  The scripts are
+files in ``spamwarden/consent/lua/``, each opening with its KEYS, ARGV and result.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from typing import (
     runtime_checkable,
 )
 
+from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..mail import normalize_domain, registrable_domain
@@ -436,111 +438,14 @@ def advertiser_domain(domain: str) -> str:
     return reg
 
 
-# -- Lua ------------------------------------------------------------------------------------
+# -- Lua: files in lua/, each opening with its KEYS, ARGV and result ----------------------------
 
-# KEYS: dne, refusal:<adv>, consent:<adv>, sent:<adv>:<rcpt>
-# ARGV: rcpt, now, window, default cap
-_STATE_LUA = """
-local rcpt = ARGV[1]
-local now = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local cap = tonumber(ARGV[4])
-if redis.call('HEXISTS', KEYS[1], rcpt) == 1 then return {'refused_all', '0', tostring(cap)} end
-if redis.call('HEXISTS', KEYS[2], rcpt) == 1 then return {'refused', '0', tostring(cap)} end
-local raw = redis.call('HGET', KEYS[3], rcpt)
-if not raw then return {'no_consent', '0', tostring(cap)} end
-local c = cjson.decode(raw)
-if c.max_per_day and tonumber(c.max_per_day) > 0 then cap = tonumber(c.max_per_day) end
-local exp = tonumber(c.expires_at or 0)
-if exp > 0 and exp <= now then return {'consent_expired', '0', tostring(cap)} end
-local n = redis.call('ZCOUNT', KEYS[4], '(' .. tostring(now - window), '+inf')
-if n >= cap then return {'over_cap', tostring(n), tostring(cap)} end
-return {'ok', tostring(n), tostring(cap)}
-"""
-
-# KEYS: sent:<adv>:<rcpt>..., then adv-stats:<adv> last
-# ARGV: now, window, member
-_SEND_LUA = """
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local ttl = math.ceil(window * 1000) + 60000
-local n = #KEYS - 1
-for i = 1, n do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. tostring(now - window))
-  redis.call('ZADD', KEYS[i], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[i], ttl)
-end
-redis.call('HINCRBY', KEYS[n + 1], 'sent', n)
-return n
-"""
-
-# KEYS: refusal hash, rcpt index, log; ARGV: rcpt, record json, adv, now, log min id, op
-_REFUSE_LUA = """
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then return {0, existing} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'op', ARGV[6], 'advertiser', ARGV[3],
-           'recipient', ARGV[1], 'at', ARGV[4], 'detail', ARGV[2])
-return {1, ARGV[2]}
-"""
-
-# KEYS: refusal hash, log; ARGV: rcpt, now, log min id, adv
-_CONFIRM_LUA = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local r = cjson.decode(raw)
-if r.confirmed_at and tonumber(r.confirmed_at) > 0 then return 0 end
-r.confirmed_at = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(r))
-redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'op', 'confirmed', 'advertiser', ARGV[4],
-           'recipient', ARGV[1], 'at', ARGV[2], 'detail', '')
-return 1
-"""
-
-# KEYS: consent hash, log, then one rcpt index key per record
-# ARGV: adv, now, log min id, then (rcpt, json) pairs
-_CONSENT_LUA = """
-local n = 0
-for i = 4, #ARGV, 2 do
-  local rcpt = ARGV[i]
-  redis.call('HSET', KEYS[1], rcpt, ARGV[i + 1])
-  redis.call('SADD', KEYS[3 + n], ARGV[1])
-  redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[3], '*', 'op', 'consent', 'advertiser', ARGV[1],
-             'recipient', rcpt, 'at', ARGV[2], 'detail', ARGV[i + 1])
-  n = n + 1
-end
-return n
-"""
-
-# KEYS: adv hash, advertisers set, domains hash
-# ARGV: id, name, contact, created_at, token_sha256 ('' keeps), replace (0/1), domains...
-_REGISTER_LUA = """
-for i = 7, #ARGV do
-  local owner = redis.call('HGET', KEYS[3], ARGV[i])
-  if owner and owner ~= ARGV[1] then return {'taken', ARGV[i], owner} end
-end
-local domains = {}
-local seen = {}
-local old = redis.call('HGET', KEYS[1], 'domains')
-if old and ARGV[6] == '0' then
-  for _, d in ipairs(cjson.decode(old)) do
-    if not seen[d] then table.insert(domains, d); seen[d] = true end
-  end
-end
-for i = 7, #ARGV do
-  if not seen[ARGV[i]] then table.insert(domains, ARGV[i]); seen[ARGV[i]] = true end
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[1])
-end
-local created = redis.call('HGET', KEYS[1], 'created_at') or ARGV[4]
-local fields = {'name', ARGV[2], 'contact', ARGV[3], 'created_at', created,
-                'domains', cjson.encode(domains)}
-if #domains == 0 then fields[8] = '[]' end
-if ARGV[5] ~= '' then table.insert(fields, 'token_sha256'); table.insert(fields, ARGV[5]) end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('SADD', KEYS[2], ARGV[1])
-return {'ok', created, ''}
-"""
+_STATE_LUA = lua_script("spamwarden.consent", "consent_state")
+_SEND_LUA = lua_script("spamwarden.consent", "consent_send")
+_REFUSE_LUA = lua_script("spamwarden.consent", "consent_refuse")
+_CONFIRM_LUA = lua_script("spamwarden.consent", "consent_confirm")
+_CONSENT_LUA = lua_script("spamwarden.consent", "consent_grant")
+_REGISTER_LUA = lua_script("spamwarden.consent", "advertiser_register")
 
 
 # -- the Redis registry ---------------------------------------------------------------------

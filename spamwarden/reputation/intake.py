@@ -79,7 +79,8 @@ model no more than a few reports do.
 
 ``250`` is sent only after the stream write succeeded: the de-duplication
 mark, the rate counter, the stream entry and the training example are written
-by one Lua script, so a failure leaves nothing half done and a retry after
+by one Lua script (``reputation/lua/complaint_store.lua``), so a failure
+leaves nothing half done and a retry after
 ``451`` is never mistaken for a duplicate.  In LMTP mode (``intake.lmtp``) each
 accepted recipient gets its own reply after DATA (RFC 2033 §4.2).
 
@@ -138,6 +139,7 @@ from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, cast
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .._lua import lua_script
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
@@ -347,35 +349,7 @@ def example_index_key(label: str) -> str:
 
 StoreOutcome = tuple[Literal["added", "duplicate", "rate_limited"], str]
 
-_STORE_LUA = """
--- KEYS: stream, seen, rate, example, example index, reporter's example quota
--- ARGV: seen_ttl, rate_limit, rate_window, training_ttl, now, example, fingerprint, min_id,
---       max_len (0: none), example_limit, quota_window, fields...
--- returns {status, stream id, 1 when the example was kept else 0}
-local seen = redis.call('GET', KEYS[2])
-if seen then return {'duplicate', seen} end
-local n = tonumber(redis.call('GET', KEYS[3]) or '0')
-if n >= tonumber(ARGV[2]) then return {'rate_limited', ''} end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[8], '*', unpack(ARGV, 12))
-if ARGV[9] ~= '0' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[9]) end
-redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
-if redis.call('INCR', KEYS[3]) == 1 or redis.call('TTL', KEYS[3]) < 0 then
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-end
-local kept = 0
-if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[6]) or '0') < tonumber(ARGV[10]) then
-  if redis.call('INCR', KEYS[6]) == 1 or redis.call('TTL', KEYS[6]) < 0 then
-    redis.call('EXPIRE', KEYS[6], ARGV[11])
-  end
-  kept = 1
-  local ttl = tonumber(ARGV[4])
-  redis.call('SET', KEYS[4], ARGV[6], 'EX', ttl)
-  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[5]) - ttl)
-  redis.call('EXPIRE', KEYS[5], ttl)
-end
-return {'added', id, kept}
-"""
+_STORE_LUA = lua_script("spamwarden.reputation", "complaint_store")
 
 
 class ComplaintStore(Protocol):

@@ -4,7 +4,9 @@ Every read-modify-write runs as one server-side Lua script, so concurrent
 workers, the CLI and the API never lose an update, and a listing and its change
 entry are written together or not at all.  Every key carries the hash tag
 ``{sw}``, so the scripts (which name all their keys in ``KEYS``) run on Redis
-Cluster too.
+Cluster too.  The scripts are files in ``spamwarden/reputation/lua/``
+(``listing_put``, ``listing_remove``, ``listing_expire``, ``complaint_count``,
+``rate_count``), each opening with its KEYS, ARGV and result.
 
 Redis key scheme
 ================
@@ -37,8 +39,11 @@ Times are Unix seconds from an injected :class:`Clock` and are rounded to
 milliseconds, so the JSON numbers Lua writes (14 significant digits) are exact.
 
 Use :class:`ListingStore` (redis-py sync client: the CLI, the milter's lookup)
-or :class:`AsyncListingStore` (``redis.asyncio``: worker, API, DNS follower);
-they share the scripts and have the same methods.
+or :class:`AsyncListingStore` (``redis.asyncio``: worker, API, DNS follower).
+They have the same methods, and each method of both runs one operation written
+once in :class:`_StoreBase` as a generator that yields its Redis steps (commands,
+script calls, pipelines) and receives their results: the sync store runs the
+steps, the async store awaits them, and both map Redis errors the same way.
 """
 
 from __future__ import annotations
@@ -50,12 +55,13 @@ import math
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 import redis
 import redis.asyncio
 import redis.cluster
 
+from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from .listings import (
@@ -268,175 +274,13 @@ class Snapshot:
     stream_id: str = field(default="0-0")
 
 
-# -- Lua ---------------------------------------------------------------------------------------
+# -- Lua: files in lua/, each opening with its KEYS, ARGV and result ----------------------------
 
-_PUT_LUA = """
--- KEYS: listings, changes, serial, expiry, offences[, window keys to clear: one-key calls]
--- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
---       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
-local now = tonumber(ARGV[1])
-local mode = ARGV[2]
-local base_ttl = tonumber(ARGV[3])
-local max_ttl = tonumber(ARGV[4])
-local explicit = tonumber(ARGV[5])
-local maxlen = ARGV[6]
-local reason = ARGV[7]
-local note = ARGV[8]
-local quiet = ARGV[9] == '1'
-local out = {}
-for i = 10, #ARGV, 3 do
-  local key, kind, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local cur = redis.call('HGET', KEYS[1], key)
-  local rec = nil
-  local active = false
-  if cur then
-    rec = cjson.decode(cur)
-    active = tonumber(rec['expires_at']) > now
-  end
-  if active and mode == 'auto' then
-    if #KEYS > 5 then redis.call('DEL', unpack(KEYS, 6)) end
-    out[#out + 1] = 'unchanged'
-    if not quiet then out[#out + 1] = cur end
-  else
-    local op
-    local ttl
-    if active then
-      op = 'extended'
-      ttl = explicit or math.min(base_ttl * 2 ^ (tonumber(rec['offences']) - 1), max_ttl)
-    else
-      local off = redis.call('HINCRBY', KEYS[5], key, 1)
-      op = 'listed'
-      ttl = explicit or math.min(base_ttl * 2 ^ (off - 1), max_ttl)
-      rec = {key = key, listed_at = now, offences = off}
-    end
-    rec['kind'] = kind
-    rec['reason'] = reason
-    rec['note'] = note
-    rec['code'] = code
-    rec['expires_at'] = now + ttl
-    local enc = cjson.encode(rec)
-    redis.call('HSET', KEYS[1], key, enc)
-    if #KEYS > 5 then
-      -- the engine's single-key listing: the complaints that led to it are used up
-      redis.call('DEL', unpack(KEYS, 6))
-    end
-    redis.call('ZADD', KEYS[4], rec['expires_at'], key)
-    local serial = redis.call('INCR', KEYS[3])
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'op', op, 'key', key, 'kind', kind, 'reason', reason, 'code', code,
-      'listed_at', tostring(rec['listed_at']), 'expires_at', tostring(rec['expires_at']),
-      'serial', tostring(serial), 'note', note)
-    out[#out + 1] = op
-    if not quiet then out[#out + 1] = enc end
-  end
-end
-return out
-"""
-
-_REMOVE_LUA = """
--- KEYS: listings, changes, serial, expiry
--- ARGV: now, maxlen, note, then listing keys
-local now = tonumber(ARGV[1])
-local maxlen = ARGV[2]
-local note = ARGV[3]
-local out = {}
-for i = 4, #ARGV do
-  local key = ARGV[i]
-  local cur = redis.call('HGET', KEYS[1], key)
-  if not cur then
-    redis.call('ZREM', KEYS[4], key)
-    out[#out + 1] = 'absent'
-    out[#out + 1] = ''
-  else
-    local rec = cjson.decode(cur)
-    local op = 'delisted'
-    if tonumber(rec['expires_at']) <= now then op = 'expired' end
-    redis.call('HDEL', KEYS[1], key)
-    redis.call('ZREM', KEYS[4], key)
-    local serial = redis.call('INCR', KEYS[3])
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
-      'op', op, 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
-      'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
-      'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', note)
-    out[#out + 1] = op
-    out[#out + 1] = cur
-  end
-end
-return out
-"""
-
-_EXPIRE_LUA = """
--- KEYS: listings, changes, serial, expiry
--- ARGV: now, limit, maxlen
-local now = tonumber(ARGV[1])
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, key in ipairs(due) do
-  local cur = redis.call('HGET', KEYS[1], key)
-  redis.call('ZREM', KEYS[4], key)
-  if cur then
-    local rec = cjson.decode(cur)
-    if tonumber(rec['expires_at']) <= now then
-      redis.call('HDEL', KEYS[1], key)
-      local serial = redis.call('INCR', KEYS[3])
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-        'op', 'expired', 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
-        'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
-        'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', '')
-      out[#out + 1] = cur
-    else
-      redis.call('ZADD', KEYS[4], rec['expires_at'], key)
-    end
-  end
-end
-return out
-"""
-
-_COUNT_LUA = """
--- KEYS: done key, listings, then (complaints zset, reporters zset) per indicator
--- ARGV: complaint id, time, cutoff, window ttl, reporter, done ttl, cap, now,
---       then the indicators' listing keys
--- Counting and the processed mark happen together: a replayed complaint
--- changes nothing and only reads the counts.  A complaint about an indicator
--- that is listed right now is not counted for it: the listing already answers
--- it, and a repeat offence needs complaints after the listing.
-local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6])
-local out = {fresh and 1 or 0}
-local cap = tonumber(ARGV[7])
-local now = tonumber(ARGV[8])
-for i = 3, #KEYS, 2 do
-  local c, r = KEYS[i], KEYS[i + 1]
-  local name = ARGV[8 + (i - 1) / 2]
-  local listed = 0
-  local cur = redis.call('HGET', KEYS[2], name)
-  if cur and tonumber(cjson.decode(cur)['expires_at']) > now then listed = 1 end
-  if fresh and listed == 0 and tonumber(ARGV[2]) > tonumber(ARGV[3]) then
-    redis.call('ZADD', c, ARGV[2], ARGV[1])
-    redis.call('ZADD', r, 'GT', ARGV[2], ARGV[5])
-    redis.call('EXPIRE', c, ARGV[4])
-    redis.call('EXPIRE', r, ARGV[4])
-  end
-  redis.call('ZREMRANGEBYSCORE', c, '-inf', ARGV[3])
-  redis.call('ZREMRANGEBYSCORE', r, '-inf', ARGV[3])
-  local n = redis.call('ZCARD', c)
-  if n > cap then
-    redis.call('ZREMRANGEBYRANK', c, 0, n - cap - 1)
-    n = cap
-  end
-  out[#out + 1] = n
-  out[#out + 1] = redis.call('ZCARD', r)
-  out[#out + 1] = listed
-end
-return out
-"""
-
-_RATE_LUA = """
--- KEYS: counter; ARGV: limit, ttl.  Returns the count after this request, or -1 over the limit.
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return -1 end
-return n
-"""
+_PUT_LUA = lua_script("spamwarden.reputation", "listing_put")
+_REMOVE_LUA = lua_script("spamwarden.reputation", "listing_remove")
+_EXPIRE_LUA = lua_script("spamwarden.reputation", "listing_expire")
+_COUNT_LUA = lua_script("spamwarden.reputation", "complaint_count")
+_RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
 
 
 # -- shared argument building and parsing -------------------------------------------------------
@@ -485,6 +329,76 @@ class _Settings:
     max_listing_ttl: float
     window: float
     changes_maxlen: int
+
+
+# -- one logic, two drivers ---------------------------------------------------------------------
+#
+# Each store operation is written once, as a generator method of _StoreBase (``_op_*``)
+# that yields the Redis work it needs as a step below and is sent the step's result.
+# ListingStore runs it with the sync client, AsyncListingStore awaits each step (the way
+# dnspython's sync and async resolvers drive one _Resolution).  The drivers map Redis
+# errors to StoreError / StoreUnavailable; nothing else is caught.
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Cmd:
+    """One Redis command: the client method ``name`` called with ``args`` and ``kwargs``."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+
+def _cmd(name: str, *args: Any, **kwargs: Any) -> _Cmd:
+    return _Cmd(name, args, kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """One call of a store script (a name of :data:`_SCRIPTS`)."""
+
+    script: str
+    keys: Sequence[str]
+    args: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    """Script calls sent together where the client allows it: pipelined in one round trip
+    by the sync store, one after another on Redis Cluster (its pipelines refuse scripts)
+    and by the async store.  The result is the list of their results."""
+
+    calls: tuple[_Script, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    """Commands that ``fill`` queues on a non-transactional pipeline, sent in one round
+    trip; the result is the list of their results."""
+
+    fill: Callable[[Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _HashScan:
+    """Every field of the hash ``key`` (read with HSCAN), as a dict."""
+
+    key: str
+
+
+_Step = _Cmd | _Script | _Scripts | _Pipeline | _HashScan
+#: an operation: yields steps, is sent their results, returns the method's result
+_Op = Generator[_Step, Any, _T]
+
+_SCRIPTS = {
+    "put": _PUT_LUA,
+    "remove": _REMOVE_LUA,
+    "expire": _EXPIRE_LUA,
+    "count": _COUNT_LUA,
+    "rate": _RATE_LUA,
+}
 
 
 class _StoreBase:
@@ -589,6 +503,167 @@ class _StoreBase:
             pipe.expire(vk, ttl)
 
 
+    # the operations (see "one logic, two drivers")
+
+    def _op_add(self, key: str, *, reason: str, now: float, ttl: float | None, note: str,
+                kind: KeyKind | None, only_if_unlisted: bool) -> _Op[ListingWrite]:
+        writes = yield from self._op_add_many([(key, kind) if kind else key], reason=reason,
+                                              now=now, ttl=ttl, note=note,
+                                              only_if_unlisted=only_if_unlisted)
+        return writes[0]
+
+    def _op_add_many(self, keys: Iterable[str | tuple[str, KeyKind]], *, reason: str,
+                     now: float, ttl: float | None, note: str,
+                     only_if_unlisted: bool) -> _Op[list[ListingWrite]]:
+        items = _normalized(keys)
+        mode = "auto" if only_if_unlisted else "manual"
+        out: list[ListingWrite] = []
+        for start in range(0, len(items), BATCH * 20):
+            chunk = items[start : start + BATCH * 20]
+            parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
+            results = yield _Scripts(tuple(
+                _Script("put", _LISTING_KEYS, self._put_args(
+                    part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
+                for part in parts))
+            for part, raw in zip(parts, results):
+                out += _writes(raw, [k for k, _ in part])
+        return out
+
+    def _op_list_offender(self, key: str, *, kind: KeyKind, reason: str, note: str,
+                          now: float) -> _Op[ListingWrite]:
+        args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
+                              mode="auto")
+        raw = yield _Script("put", [*_LISTING_KEYS, *window_keys(key)], args)
+        return _writes(raw, [key])[0]
+
+    def _op_delist(self, key: str, *, note: str, now: float) -> _Op[ListingWrite]:
+        k, _ = normalize_key(key)
+        raw = yield _Script("remove", _LISTING_KEYS[:4],
+                            [repr(_ms(now)), self.settings.changes_maxlen, note, k])
+        return _writes(raw, [k])[0]
+
+    def _op_expire_due(self, now: float, *, limit: int) -> _Op[list[Listing]]:
+        raw = yield _Script("expire", _LISTING_KEYS[:4],
+                            [repr(_ms(now)), limit, self.settings.changes_maxlen])
+        _counted("expired" for _ in raw)
+        return [Listing.from_json(t) for t in raw]
+
+    def _op_get(self, key: str, *, now: float | None) -> _Op[Listing | None]:
+        k, _ = normalize_key(key)
+        raw = yield _cmd("hget", LISTINGS_KEY, k)
+        if raw is None:
+            return None
+        listing = Listing.from_json(raw)
+        return listing if now is None or listing.active(now) else None
+
+    def _op_find(self, key: str, *, now: float) -> _Op[Listing | None]:
+        cands = candidate_keys(key)
+        if not cands:
+            return None
+        raw = yield _cmd("hmget", LISTINGS_KEY, cands)
+        for text in raw:
+            if text is not None:
+                listing = Listing.from_json(text)
+                if listing.active(now):
+                    return listing
+        return None
+
+    def _op_all(self, *, now: float | None) -> _Op[list[Listing]]:
+        raw = yield _HashScan(LISTINGS_KEY)
+        ls = _listings_from_hash(raw).values()
+        return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+
+    def _op_offences(self, key: str) -> _Op[int]:
+        v = yield _cmd("hget", OFFENCES_KEY, normalize_key(key)[0])
+        return int(v or 0)
+
+    def _op_serial(self) -> _Op[int]:
+        v = yield _cmd("get", SERIAL_KEY)
+        return int(v or 0)
+
+    def _op_latest_change_id(self) -> _Op[str]:
+        last = yield _cmd("xrevrange", CHANGES_KEY, count=1)
+        return _s(last[0][0]) if last else "0-0"
+
+    def _op_snapshot(self) -> _Op[Snapshot]:
+        sid = yield from self._op_latest_change_id()
+        serial = yield from self._op_serial()
+        raw = yield _HashScan(LISTINGS_KEY)
+        return Snapshot(_listings_from_hash(raw), serial, sid)
+
+    def _op_changes(self, after: str, *, count: int,
+                    block_ms: int | None) -> _Op[list[ListingChange]]:
+        if block_ms is None:
+            raw = yield _cmd("xrange", CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
+                             count=count)
+        else:
+            res = yield _cmd("xread", {CHANGES_KEY: after}, count=count, block=block_ms)
+            raw = res[0][1] if res else []
+        return [ListingChange.from_fields(sid, f) for sid, f in raw]
+
+    def _op_count_complaint(self, complaint_id: str, *, reporter: str, at: float,
+                            keys: Sequence[str], now: float) -> _Op[WindowCounts]:
+        ks, args = self._count_call(complaint_id, reporter, at, keys, now)
+        raw = yield _Script("count", ks, args)
+        return self._counts(raw, keys)
+
+    def _op_clear_windows(self, keys: Sequence[str]) -> _Op[None]:
+        if keys:
+            yield _cmd("delete", *[k for key in keys for k in window_keys(key)])
+
+    def _op_record_volume(self, keys: Sequence[str], *, now: float, count: int) -> _Op[None]:
+        yield _Pipeline(lambda pipe: self._queue_volume(pipe, keys, now=now, count=count))
+
+    def _op_volumes(self, keys: Sequence[str], *, now: float) -> _Op[dict[str, int]]:
+        plan = self._volume_plan(keys, now)
+        flat = [k for vks in plan for k in vks]
+        vals = (yield _cmd("mget", flat)) if flat else []
+        return self._volume_sums(keys, plan, vals)
+
+    def _op_rate_allow(self, what: str, client: str, *, limit: int, now: float) -> _Op[bool]:
+        n = yield _Script("rate", [self._rate_key(what, client, now)], [limit, 3600])
+        return int(n) >= 0
+
+    def _op_file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
+                                now: float) -> _Op[DelistRequest]:
+        req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
+                                client=client, now=now)
+        if (yield _cmd("zcard", DELIST_REQUESTS_INDEX_KEY)) >= MAX_DELIST_REQUESTS:
+            raise StoreError("too many delisting requests are waiting; try again later")
+        # the record first: an index entry never points at nothing (works on Cluster)
+        yield _cmd("hset", DELIST_REQUESTS_KEY, req.id, req.to_json())
+        yield _cmd("zadd", DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
+        return req
+
+    def _op_delist_requests(self, *, now: float, status: str | None,
+                            limit: int) -> _Op[list[DelistRequest]]:
+        old = yield _cmd("zrangebyscore", DELIST_REQUESTS_INDEX_KEY, "-inf",
+                         now - DELIST_REQUEST_RETENTION)
+        if old:
+            yield _cmd("hdel", DELIST_REQUESTS_KEY, *old)
+            yield _cmd("zrem", DELIST_REQUESTS_INDEX_KEY, *old)
+        ids = yield _cmd("zrange", DELIST_REQUESTS_INDEX_KEY, 0, -1)
+        raw = (yield _cmd("hmget", DELIST_REQUESTS_KEY, ids)) if ids else []
+        return self._requests(raw, status=status, limit=limit)
+
+    def _op_get_delist_request(self, request_id: str) -> _Op[DelistRequest | None]:
+        raw = yield _cmd("hget", DELIST_REQUESTS_KEY, request_id)
+        return DelistRequest.from_json(raw) if raw else None
+
+    def _op_decide_delist_request(
+        self, request_id: str, *, approve: bool, note: str, now: float
+    ) -> _Op[tuple[DelistRequest, ListingWrite | None] | None]:
+        req = yield from self._op_get_delist_request(request_id)
+        if req is None:
+            return None
+        write = ((yield from self._op_delist(req.key, note=note or f"delist request {req.id}",
+                                             now=now))
+                 if approve else None)
+        new = self._decided(req, approve=approve, note=note, now=now)
+        yield _cmd("hset", DELIST_REQUESTS_KEY, req.id, new.to_json())
+        return new, write
+
+
 def _listings_from_hash(raw: dict[bytes, bytes]) -> dict[str, Listing]:
     out = {}
     for k, v in raw.items():
@@ -618,11 +693,8 @@ class ListingStore(_StoreBase):
         super().__init__(**settings)
         self.redis = client
         self._cluster = isinstance(client, redis.cluster.RedisCluster)
-        self._put = client.register_script(_PUT_LUA)
-        self._remove = client.register_script(_REMOVE_LUA)
-        self._expire = client.register_script(_EXPIRE_LUA)
-        self._count = client.register_script(_COUNT_LUA)
-        self._rate = client.register_script(_RATE_LUA)
+        self._scripts: dict[str, Any] = {
+            name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     @classmethod
     def from_config(cls, cfg: Config, client: redis.Redis | None = None) -> "ListingStore":
@@ -635,15 +707,52 @@ class ListingStore(_StoreBase):
             listing_ttl=r.listing_ttl, max_listing_ttl=r.max_listing_ttl, window=r.window,
         )
 
+    # the driver
+
+    def _run(self, op: _Op[_T]) -> _T:
+        """Run an operation to its end with the sync client.
+
+        :raises StoreUnavailable: Redis cannot be reached.
+        :raises StoreError: another Redis error.
+        """
+        try:
+            step = next(op)
+            while True:
+                try:
+                    result = self._step(step)
+                except BaseException:
+                    op.close()
+                    raise
+                step = op.send(result)
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+
+    def _step(self, step: _Step) -> Any:
+        """Do one step of an operation (raises redis-py's errors)."""
+        if isinstance(step, _Cmd):
+            return getattr(self.redis, step.name)(*step.args, **step.kwargs)
+        if isinstance(step, _Script):
+            return self._scripts[step.script](keys=step.keys, args=step.args)
+        if isinstance(step, _Scripts):
+            if self._cluster:
+                return [self._scripts[c.script](keys=c.keys, args=c.args) for c in step.calls]
+            pipe = self.redis.pipeline(transaction=False)
+            for c in step.calls:
+                self._scripts[c.script](keys=c.keys, args=c.args, client=pipe)
+            return pipe.execute()
+        if isinstance(step, _Pipeline):
+            pipe = self.redis.pipeline(transaction=False)
+            step.fill(pipe)
+            return pipe.execute()
+        return dict(self.redis.hscan_iter(step.key, count=1000))
+
     def _put_calls(self, calls: Sequence[list[Any]]) -> list[Any]:
-        """Run the listing script once per argument list: pipelined in one round trip,
-        or one call after another on Redis Cluster (its pipelines refuse scripts)."""
-        if self._cluster:
-            return [self._put(keys=_LISTING_KEYS, args=args) for args in calls]
-        pipe = self.redis.pipeline(transaction=False)
-        for args in calls:
-            self._put(keys=_LISTING_KEYS, args=args, client=pipe)
-        result: list[Any] = pipe.execute()
+        """Run the listing script once per argument list (see :class:`_Scripts`)."""
+        result: list[Any] = self._step(
+            _Scripts(tuple(_Script("put", _LISTING_KEYS, args) for args in calls)))
         return result
 
     # listings
@@ -669,8 +778,8 @@ class ListingStore(_StoreBase):
             (``op == "unchanged"``).
         :raises ValueError: ``key`` is not listable.
         """
-        return self.add_many([(key, kind) if kind else key], reason=reason, now=now, ttl=ttl,
-                             note=note, only_if_unlisted=only_if_unlisted)[0]
+        return self._run(self._op_add(key, reason=reason, now=now, ttl=ttl, note=note,
+                                      kind=kind, only_if_unlisted=only_if_unlisted))
 
     def add_many(
         self,
@@ -687,33 +796,15 @@ class ListingStore(_StoreBase):
         Keys given as ``(key, kind)`` must already be normalised.
         :raises ValueError: a key is not listable (nothing is written then).
         """
-        items = _normalized(keys)
-        mode = "auto" if only_if_unlisted else "manual"
-        out: list[ListingWrite] = []
-        try:
-            for start in range(0, len(items), BATCH * 20):
-                chunk = items[start : start + BATCH * 20]
-                parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
-                results = self._put_calls([
-                    self._put_args(part, reason=reason, note=note, ttl=ttl, now=now, mode=mode)
-                    for part in parts])
-                for part, raw in zip(parts, results):
-                    out += _writes(raw, [k for k, _ in part])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return out
+        return self._run(self._op_add_many(keys, reason=reason, now=now, ttl=ttl, note=note,
+                                           only_if_unlisted=only_if_unlisted))
 
     def list_offender(self, key: str, *, kind: KeyKind, reason: str, note: str,
                       now: float) -> ListingWrite:
         """The engine's listing: list ``key`` (normalised) unless it is listed already,
         with the escalating TTL, and clear its complaint window in the same script."""
-        args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
-                              mode="auto")
-        try:
-            raw = self._put(keys=[*_LISTING_KEYS, *window_keys(key)], args=args)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return _writes(raw, [key])[0]
+        return self._run(self._op_list_offender(key, kind=kind, reason=reason, note=note,
+                                                now=now))
 
     def import_many(
         self,
@@ -778,116 +869,53 @@ class ListingStore(_StoreBase):
         :returns: ``op == "absent"`` when nothing was listed under that key.
         :raises ValueError: ``key`` is not a listing key.
         """
-        k, _ = normalize_key(key)
-        try:
-            raw = self._remove(keys=_LISTING_KEYS[:4], args=[repr(_ms(now)), self.settings.changes_maxlen,
-                                                             note, k])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return _writes(raw, [k])[0]
+        return self._run(self._op_delist(key, note=note, now=now))
 
     def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
         """Remove listings whose time has come, writing an ``expired`` change for each.
 
         :returns: the expired listings (at most ``limit``; call again for more).
         """
-        try:
-            raw = self._expire(keys=_LISTING_KEYS[:4],
-                               args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        _counted("expired" for _ in raw)
-        return [Listing.from_json(t) for t in raw]
+        return self._run(self._op_expire_due(now, limit=limit))
 
     def get(self, key: str, *, now: float | None = None) -> Listing | None:
         """The listing stored under exactly ``key``; with ``now``, ``None`` when expired.
 
         :raises ValueError: ``key`` is not a listing key.
         """
-        k, _ = normalize_key(key)
-        try:
-            raw = self.redis.hget(LISTINGS_KEY, k)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        if raw is None:
-            return None
-        listing = Listing.from_json(raw)
-        return listing if now is None or listing.active(now) else None
+        return self._run(self._op_get(key, now=now))
 
     def find(self, key: str, *, now: float) -> Listing | None:
         """The active listing covering ``key`` (IPs by networks, names by parents)."""
-        cands = candidate_keys(key)
-        if not cands:
-            return None
-        try:
-            raw = self.redis.hmget(LISTINGS_KEY, cands)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        for text in raw:
-            if text is not None:
-                listing = Listing.from_json(text)
-                if listing.active(now):
-                    return listing
-        return None
+        return self._run(self._op_find(key, now=now))
 
     def all(self, *, now: float | None = None) -> list[Listing]:
         """Every listing (with ``now``: only active ones), by key; read with HSCAN."""
-        try:
-            raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        ls = _listings_from_hash(raw).values()
-        return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+        return self._run(self._op_all(now=now))
 
     def offences(self, key: str) -> int:
         """How many times ``key`` has been listed."""
-        try:
-            v = self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return int(v or 0)
+        return self._run(self._op_offences(key))
 
     def serial(self) -> int:
         """The current SOA serial (0 before the first change).
 
         :raises StoreError: Redis failed.
         """
-        try:
-            return int(self.redis.get(SERIAL_KEY) or 0)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        return self._run(self._op_serial())
 
     def snapshot(self) -> Snapshot:
         """All listings and the change stream id to follow from (see :class:`Snapshot`)."""
-        sid = self.latest_change_id()
-        try:
-            serial = int(self.redis.get(SERIAL_KEY) or 0)
-            raw = dict(self.redis.hscan_iter(LISTINGS_KEY, count=1000))
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return Snapshot(_listings_from_hash(raw), serial, sid)
+        return self._run(self._op_snapshot())
 
     def latest_change_id(self) -> str:
         """The id of the newest change stream entry (``"0-0"`` when there is none): where
         to follow the changes from."""
-        try:
-            last: Any = self.redis.xrevrange(CHANGES_KEY, count=1)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return _s(last[0][0]) if last else "0-0"
+        return self._run(self._op_latest_change_id())
 
     def changes(self, after: str = "0-0", *, count: int = 1000, block_ms: int | None = None) -> list[ListingChange]:
         """Change stream entries after the stream id ``after`` (bounded by ``count``)."""
-        try:
-            if block_ms is None:
-                raw: Any = self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
-                                        count=count)
-            else:
-                res: Any = self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
-                raw = res[0][1] if res else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return [ListingChange.from_fields(sid, f) for sid, f in raw]
+        return self._run(self._op_changes(after, count=count, block_ms=block_ms))
 
     # complaint windows and volume
 
@@ -899,33 +927,24 @@ class ListingStore(_StoreBase):
         A complaint already counted (a replay) changes nothing; the current counts
         are returned with ``fresh=False``.
         """
-        ks, args = self._count_call(complaint_id, reporter, at, keys, now)
-        try:
-            raw = self._count(keys=ks, args=args)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._counts(raw, keys)
+        return self._run(self._op_count_complaint(complaint_id, reporter=reporter, at=at,
+                                                  keys=keys, now=now))
 
     def clear_windows(self, keys: Sequence[str]) -> None:
         """Forget the complaints and reporters counted for ``keys`` (a listing used them up)."""
-        try:
-            if keys:
-                self.redis.delete(*[k for key in keys for k in window_keys(key)])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        self._run(self._op_clear_windows(keys))
 
     def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """Add ``count`` accepted messages to each source key's current bucket (pipelined)."""
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            self._queue_volume(pipe, keys, now=now, count=count)
-            pipe.execute()
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        self._run(self._op_record_volume(keys, now=now, count=count))
 
     def record_volume_counts(self, counts: Mapping[str, int], *, now: float) -> None:
         """Add ``counts[key]`` accepted messages to each key's current bucket, in one
-        pipeline (the milter counts many messages at once this way)."""
+        pipeline (the milter counts many messages at once this way).
+
+        Written directly against the sync client, not as an operation: the milter
+        calls it for every batch of messages and there is no async twin to share with.
+        """
         by_count: dict[int, list[str]] = {}
         for key, n in counts.items():
             if n > 0:
@@ -942,13 +961,7 @@ class ListingStore(_StoreBase):
 
     def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """Messages accepted from each source inside the window."""
-        plan = self._volume_plan(keys, now)
-        flat = [k for vks in plan for k in vks]
-        try:
-            vals = self.redis.mget(flat) if flat else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._volume_sums(keys, plan, vals)
+        return self._run(self._op_volumes(keys, now=now))
 
     def recent_complaints(self, count: int = 50, *, unmatched: bool = False
                           ) -> list[tuple[str, dict[str, str]]]:
@@ -970,52 +983,25 @@ class ListingStore(_StoreBase):
 
     def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
         """Count one request of ``client`` this hour; False once over ``limit``."""
-        try:
-            n = self._rate(keys=[self._rate_key(what, client, now)], args=[limit, 3600])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return int(n) >= 0
+        return self._run(self._op_rate_allow(what, client, limit=limit, now=now))
 
     def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
                             now: float) -> DelistRequest:
         """Store a public delisting request for an operator to decide."""
-        req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
-                                client=client, now=now)
-        try:
-            if self.redis.zcard(DELIST_REQUESTS_INDEX_KEY) >= MAX_DELIST_REQUESTS:
-                raise StoreError("too many delisting requests are waiting; try again later")
-            # the record first: an index entry never points at nothing (works on Cluster)
-            self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
-            self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return req
+        return self._run(self._op_file_delist_request(key, reason=reason, contact=contact,
+                                                      client=client, now=now))
 
     def delist_requests(self, *, now: float, status: str | None = None,
                         limit: int = 1000) -> list[DelistRequest]:
         """Requests, oldest first (``status`` filters); requests older than 90 days are dropped."""
-        try:
-            old = self.redis.zrangebyscore(DELIST_REQUESTS_INDEX_KEY, "-inf",
-                                           now - DELIST_REQUEST_RETENTION)
-            if old:
-                self.redis.hdel(DELIST_REQUESTS_KEY, *old)
-                self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
-            ids: Any = self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
-            raw = self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._requests(raw, status=status, limit=limit)
+        return self._run(self._op_delist_requests(now=now, status=status, limit=limit))
 
     def get_delist_request(self, request_id: str) -> DelistRequest | None:
         """The request with ``request_id``, or ``None``.
 
         :raises StoreError: Redis failed.
         """
-        try:
-            raw = self.redis.hget(DELIST_REQUESTS_KEY, request_id)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return DelistRequest.from_json(raw) if raw else None
+        return self._run(self._op_get_delist_request(request_id))
 
     def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
                               now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
@@ -1024,32 +1010,25 @@ class ListingStore(_StoreBase):
         :returns: the updated request and the delisting (``None`` when rejected),
             or ``None`` when there is no such request.
         """
-        req = self.get_delist_request(request_id)
-        if req is None:
-            return None
-        write = self.delist(req.key, note=note or f"delist request {req.id}", now=now) if approve else None
-        new = self._decided(req, approve=approve, note=note, now=now)
-        try:
-            self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return new, write
+        return self._run(self._op_decide_delist_request(request_id, approve=approve, note=note,
+                                                        now=now))
 
 
 # -- the async store ----------------------------------------------------------------------------
 
 
 class AsyncListingStore(_StoreBase):
-    """:class:`ListingStore` over ``redis.asyncio.Redis``: the same methods, awaitable."""
+    """:class:`ListingStore` over ``redis.asyncio.Redis``: the same methods, awaitable.
+
+    Each method runs the same operation as its :class:`ListingStore` twin, awaiting
+    each Redis step; see that class for what the methods do and raise.
+    """
 
     def __init__(self, client: redis.asyncio.Redis, **settings: Any) -> None:
         super().__init__(**settings)
         self.redis = client
-        self._put = client.register_script(_PUT_LUA)
-        self._remove = client.register_script(_REMOVE_LUA)
-        self._expire = client.register_script(_EXPIRE_LUA)
-        self._count = client.register_script(_COUNT_LUA)
-        self._rate = client.register_script(_RATE_LUA)
+        self._scripts: dict[str, Any] = {
+            name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     @classmethod
     def from_config(cls, cfg: Config, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
@@ -1063,234 +1042,139 @@ class AsyncListingStore(_StoreBase):
             listing_ttl=r.listing_ttl, max_listing_ttl=r.max_listing_ttl, window=r.window,
         )
 
+    # the driver
+
+    async def _run(self, op: _Op[_T]) -> _T:
+        """Run an operation to its end, awaiting each step (see :meth:`ListingStore._run`)."""
+        try:
+            step = next(op)
+            while True:
+                try:
+                    result = await self._step(step)
+                except BaseException:
+                    op.close()
+                    raise
+                step = op.send(result)
+        except StopIteration as stop:
+            value: _T = stop.value
+            return value
+        except redis.RedisError as exc:
+            raise store_error(exc) from exc
+
+    async def _step(self, step: _Step) -> Any:
+        """Do one step of an operation (raises redis-py's errors).  Script calls go one
+        after another (the asyncio pipeline is not used for scripts)."""
+        if isinstance(step, _Cmd):
+            return await getattr(self.redis, step.name)(*step.args, **step.kwargs)
+        if isinstance(step, _Script):
+            return await self._scripts[step.script](keys=step.keys, args=step.args)
+        if isinstance(step, _Scripts):
+            return [await self._scripts[c.script](keys=c.keys, args=c.args) for c in step.calls]
+        if isinstance(step, _Pipeline):
+            pipe = self.redis.pipeline(transaction=False)
+            step.fill(pipe)
+            return await pipe.execute()
+        return {k: v async for k, v in self.redis.hscan_iter(step.key, count=1000)}
+
     async def add(self, key: str, *, reason: str, now: float, ttl: float | None = None,
                   note: str = "", kind: KeyKind | None = None,
                   only_if_unlisted: bool = False) -> ListingWrite:
         """See :meth:`ListingStore.add`."""
-        return (await self.add_many([(key, kind) if kind else key], reason=reason, now=now,
-                                    ttl=ttl, note=note, only_if_unlisted=only_if_unlisted))[0]
+        return await self._run(self._op_add(key, reason=reason, now=now, ttl=ttl, note=note,
+                                            kind=kind, only_if_unlisted=only_if_unlisted))
 
     async def add_many(self, keys: Iterable[str | tuple[str, KeyKind]], *, reason: str, now: float,
                        ttl: float | None = None, note: str = "",
                        only_if_unlisted: bool = False) -> list[ListingWrite]:
         """See :meth:`ListingStore.add_many`."""
-        items = _normalized(keys)
-        mode = "auto" if only_if_unlisted else "manual"
-        out: list[ListingWrite] = []
-        try:
-            for start in range(0, len(items), BATCH):
-                part = items[start : start + BATCH]
-                raw = await self._put(keys=_LISTING_KEYS, args=self._put_args(
-                    part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
-                out += _writes(raw, [k for k, _ in part])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return out
+        return await self._run(self._op_add_many(keys, reason=reason, now=now, ttl=ttl,
+                                                 note=note, only_if_unlisted=only_if_unlisted))
 
     async def list_offender(self, key: str, *, kind: KeyKind, reason: str, note: str,
                             now: float) -> ListingWrite:
         """See :meth:`ListingStore.list_offender`."""
-        args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
-                              mode="auto")
-        try:
-            raw = await self._put(keys=[*_LISTING_KEYS, *window_keys(key)], args=args)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return _writes(raw, [key])[0]
+        return await self._run(self._op_list_offender(key, kind=kind, reason=reason, note=note,
+                                                      now=now))
 
     async def delist(self, key: str, *, note: str = "", now: float) -> ListingWrite:
         """See :meth:`ListingStore.delist`."""
-        k, _ = normalize_key(key)
-        try:
-            raw = await self._remove(keys=_LISTING_KEYS[:4],
-                                     args=[repr(_ms(now)), self.settings.changes_maxlen, note, k])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return _writes(raw, [k])[0]
+        return await self._run(self._op_delist(key, note=note, now=now))
 
     async def expire_due(self, now: float, *, limit: int = 1000) -> list[Listing]:
         """See :meth:`ListingStore.expire_due`."""
-        try:
-            raw = await self._expire(keys=_LISTING_KEYS[:4],
-                                     args=[repr(_ms(now)), limit, self.settings.changes_maxlen])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        _counted("expired" for _ in raw)
-        return [Listing.from_json(t) for t in raw]
+        return await self._run(self._op_expire_due(now, limit=limit))
 
     async def get(self, key: str, *, now: float | None = None) -> Listing | None:
         """See :meth:`ListingStore.get`."""
-        k, _ = normalize_key(key)
-        try:
-            raw = await self.redis.hget(LISTINGS_KEY, k)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        if raw is None:
-            return None
-        listing = Listing.from_json(raw)
-        return listing if now is None or listing.active(now) else None
+        return await self._run(self._op_get(key, now=now))
 
     async def find(self, key: str, *, now: float) -> Listing | None:
         """See :meth:`ListingStore.find`."""
-        cands = candidate_keys(key)
-        if not cands:
-            return None
-        try:
-            raw = await self.redis.hmget(LISTINGS_KEY, cands)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        for text in raw:
-            if text is not None:
-                listing = Listing.from_json(text)
-                if listing.active(now):
-                    return listing
-        return None
+        return await self._run(self._op_find(key, now=now))
 
     async def all(self, *, now: float | None = None) -> list[Listing]:
         """See :meth:`ListingStore.all`."""
-        try:
-            raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        ls = _listings_from_hash(raw).values()
-        return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+        return await self._run(self._op_all(now=now))
 
     async def offences(self, key: str) -> int:
         """See :meth:`ListingStore.offences`."""
-        try:
-            v = await self.redis.hget(OFFENCES_KEY, normalize_key(key)[0])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return int(v or 0)
+        return await self._run(self._op_offences(key))
 
     async def serial(self) -> int:
         """See :meth:`ListingStore.serial`."""
-        try:
-            return int(await self.redis.get(SERIAL_KEY) or 0)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        return await self._run(self._op_serial())
 
     async def snapshot(self) -> Snapshot:
         """See :meth:`ListingStore.snapshot`."""
-        try:
-            last: Any = await self.redis.xrevrange(CHANGES_KEY, count=1)
-            serial = int(await self.redis.get(SERIAL_KEY) or 0)
-            raw = {k: v async for k, v in self.redis.hscan_iter(LISTINGS_KEY, count=1000)}
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        sid = _s(last[0][0]) if last else "0-0"
-        return Snapshot(_listings_from_hash(raw), serial, sid)
+        return await self._run(self._op_snapshot())
 
     async def changes(self, after: str = "0-0", *, count: int = 1000,
                       block_ms: int | None = None) -> list[ListingChange]:
         """See :meth:`ListingStore.changes`."""
-        try:
-            if block_ms is None:
-                raw: Any = await self.redis.xrange(CHANGES_KEY, min=f"({after}" if after != "0-0" else "-",
-                                              count=count)
-            else:
-                res: Any = await self.redis.xread({CHANGES_KEY: after}, count=count, block=block_ms)
-                raw = res[0][1] if res else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return [ListingChange.from_fields(sid, f) for sid, f in raw]
+        return await self._run(self._op_changes(after, count=count, block_ms=block_ms))
 
     async def count_complaint(self, complaint_id: str, *, reporter: str, at: float,
                               keys: Sequence[str], now: float) -> WindowCounts:
         """See :meth:`ListingStore.count_complaint`."""
-        ks, args = self._count_call(complaint_id, reporter, at, keys, now)
-        try:
-            raw = await self._count(keys=ks, args=args)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._counts(raw, keys)
+        return await self._run(self._op_count_complaint(complaint_id, reporter=reporter, at=at,
+                                                        keys=keys, now=now))
 
     async def clear_windows(self, keys: Sequence[str]) -> None:
         """See :meth:`ListingStore.clear_windows`."""
-        try:
-            if keys:
-                await self.redis.delete(*[k for key in keys for k in window_keys(key)])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        await self._run(self._op_clear_windows(keys))
 
     async def record_volume(self, keys: Sequence[str], *, now: float, count: int = 1) -> None:
         """See :meth:`ListingStore.record_volume`."""
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            self._queue_volume(pipe, keys, now=now, count=count)
-            await pipe.execute()
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
+        await self._run(self._op_record_volume(keys, now=now, count=count))
 
     async def volumes(self, keys: Sequence[str], *, now: float) -> dict[str, int]:
         """See :meth:`ListingStore.volumes`."""
-        plan = self._volume_plan(keys, now)
-        flat = [k for vks in plan for k in vks]
-        try:
-            vals = await self.redis.mget(flat) if flat else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._volume_sums(keys, plan, vals)
+        return await self._run(self._op_volumes(keys, now=now))
 
     async def rate_allow(self, what: str, client: str, *, limit: int, now: float) -> bool:
         """See :meth:`ListingStore.rate_allow`."""
-        try:
-            n = await self._rate(keys=[self._rate_key(what, client, now)], args=[limit, 3600])
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return int(n) >= 0
+        return await self._run(self._op_rate_allow(what, client, limit=limit, now=now))
 
     async def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
                                   now: float) -> DelistRequest:
         """See :meth:`ListingStore.file_delist_request`."""
-        req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
-                                client=client, now=now)
-        try:
-            if await self.redis.zcard(DELIST_REQUESTS_INDEX_KEY) >= MAX_DELIST_REQUESTS:
-                raise StoreError("too many delisting requests are waiting; try again later")
-            await self.redis.hset(DELIST_REQUESTS_KEY, req.id, req.to_json())
-            await self.redis.zadd(DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return req
+        return await self._run(self._op_file_delist_request(
+            key, reason=reason, contact=contact, client=client, now=now))
 
     async def delist_requests(self, *, now: float, status: str | None = None,
                               limit: int = 1000) -> list[DelistRequest]:
         """See :meth:`ListingStore.delist_requests`."""
-        try:
-            old = await self.redis.zrangebyscore(DELIST_REQUESTS_INDEX_KEY, "-inf",
-                                                 now - DELIST_REQUEST_RETENTION)
-            if old:
-                await self.redis.hdel(DELIST_REQUESTS_KEY, *old)
-                await self.redis.zrem(DELIST_REQUESTS_INDEX_KEY, *old)
-            ids: Any = await self.redis.zrange(DELIST_REQUESTS_INDEX_KEY, 0, -1)
-            raw = await self.redis.hmget(DELIST_REQUESTS_KEY, ids) if ids else []
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return self._requests(raw, status=status, limit=limit)
+        return await self._run(self._op_delist_requests(now=now, status=status, limit=limit))
 
     async def get_delist_request(self, request_id: str) -> DelistRequest | None:
         """See :meth:`ListingStore.get_delist_request`."""
-        try:
-            raw = await self.redis.hget(DELIST_REQUESTS_KEY, request_id)
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return DelistRequest.from_json(raw) if raw else None
+        return await self._run(self._op_get_delist_request(request_id))
 
     async def decide_delist_request(self, request_id: str, *, approve: bool, note: str,
                                     now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
         """See :meth:`ListingStore.decide_delist_request`."""
-        req = await self.get_delist_request(request_id)
-        if req is None:
-            return None
-        write = (await self.delist(req.key, note=note or f"delist request {req.id}", now=now)
-                 if approve else None)
-        new = self._decided(req, approve=approve, note=note, now=now)
-        try:
-            await self.redis.hset(DELIST_REQUESTS_KEY, req.id, new.to_json())
-        except redis.RedisError as exc:
-            raise store_error(exc) from exc
-        return new, write
+        return await self._run(self._op_decide_delist_request(
+            request_id, approve=approve, note=note, now=now))
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
