@@ -135,6 +135,10 @@ def _cmd_config_check(args: argparse.Namespace, cfg: Config) -> int:
 
     try:  # names only the configuration makes ([[rbl.external]]) against the built-in ones
         check_overrides(cfg.policy.symbols, (s.name for s in known_symbols(cfg)))
+        if cfg.arc.sign:  # the milter would refuse to start without a usable sealing key
+            from .milter.auth import load_signing_key
+
+            load_signing_key(cfg.arc.key)
     except SpamwardenError as exc:
         print(f"spamwarden: {exc}", file=sys.stderr)
         return 2
@@ -524,7 +528,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rbl(sub)
     _add_training(sub)
     _add_consent(sub)
+    _add_rules(sub)
     return parser
+
+
+def _add_rules(sub: Any) -> None:
+    """rules: the SpamAssassin rule engine."""
+    p = _command(
+        sub, "rules", _lazy_handler("rules.commands", "cmd_rules"),
+        help="read SpamAssassin rule files: statistics, or the rules a message hits",
+        description=(
+            "Parse the SpamAssassin rule files of [rules] (or --rules PATH), compile them and "
+            "print what was read: rules by type, skipped rules by reason, eval tests run and "
+            "skipped. With --check, print the rules each message hits and their scores.\n\n"
+            "example: spamwarden rules --check message.eml"
+        ),
+    )
+    p.add_argument("--stats", action="store_true", help="print the statistics (the default)")
+    p.add_argument("--check", metavar="FILE", nargs="+", help="messages to check")
+    p.add_argument("--rules", metavar="PATH", nargs="+", help="rule files or folders instead "
+                   "of [rules]")
+    p.add_argument("--no-hyperscan", action="store_true", help="run every pattern with re")
+    p.add_argument("--no-compile", action="store_true",
+                   help="with --stats only: parse, do not build the pattern databases")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

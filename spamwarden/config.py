@@ -42,6 +42,7 @@ __all__ = [
     "ReputationConfig",
     "RblConfig",
     "ApiConfig",
+    "ArcConfig",
     "ConsentConfig",
     "TrainingConfig",
     "load_config",
@@ -190,6 +191,13 @@ def _feedback_loop(item: str) -> object:
     for w in words[1:]:
         ipaddress.ip_network(w, strict=False)
     return words
+
+
+def _domain_name(item: str) -> object:
+    """A domain name (``lists.example.org``); raises ValueError otherwise."""
+    if "." not in item or not _DOMAIN.match(item):
+        raise ValueError(f"not a domain: {item!r}")
+    return item
 
 
 def _milter_socket(v: Any) -> str | None:
@@ -437,6 +445,17 @@ class MilterConfig:
         doc="processes sharing the listening socket, each with libmilter's threads; "
             "0: one per CPU core",
     )
+    dmarc_reject_action: str = _opt(
+        "reject", check=_one_of("reject", "quarantine", "score"),
+        doc="what a DMARC failure under p=reject does here: refuse (550 5.7.1), hold, "
+            "or only add DMARC_REJECT's points",
+    )
+    arc_trusted_sealers: tuple[str, ...] = _opt(
+        (), check=_every(lambda item: _domain_name(item), "domain names such as "
+                         '"lists.example.org"'),
+        doc="ARC sealers (d= of the newest ARC-Seal) whose recorded dmarc=pass overrides a "
+            "DMARC p=reject/quarantine failure of a message that reached us through them",
+    )
 
     def effective_workers(self) -> int:
         """The number of milter processes: ``workers``, or one per usable CPU core (at most 8)
@@ -664,6 +683,31 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class RulesConfig:
+    """``[rules]``: SpamAssassin rule files run natively (spamwarden.rules)."""
+
+    enabled: bool = _opt(False, doc="score SpamAssassin's rules in the milter")
+    system_rules: bool = _opt(
+        True, doc="load sa-update's rules, else /usr/share/spamassassin/*.cf"
+    )
+    paths: tuple[str, ...] = _opt(
+        ("/etc/spamassassin/local.cf",), doc="more rule files or folders, read after the system rules"
+    )
+    cache_dir: str = _opt("", doc="compiled rule databases; empty: <state_dir>/rules-cache")
+
+
+@dataclass(frozen=True)
+class ArcConfig:
+    """``[arc]``: ARC sealing (RFC 8617 §5.1) of the mail this host passes on."""
+
+    sign: bool = _opt(False, doc="seal every message the milter lets through")
+    selector: str = _opt("", doc="s= of the seal: the key is published at <selector>._domainkey.<domain>")
+    domain: str = _opt("", check=lambda v: None if v == "" or _DOMAIN.match(v) else "a domain name",
+                       doc="d= of the seal: the sealer name receivers may trust")
+    key: str = _opt("", doc="path of the PEM RSA private key (readable by the milter)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` names the file it came from."""
 
@@ -678,6 +722,8 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    arc: ArcConfig = field(default_factory=ArcConfig)
     source: str = "<defaults>"
 
     def state_path(self, *parts: str) -> Path:
@@ -804,6 +850,10 @@ def _cross_checks(cfg: Config) -> None:
             f"{cfg.source}: policy thresholds must satisfy tag_threshold <= "
             f"quarantine_threshold <= reject_threshold (got {p.tag_threshold}, "
             f"{p.quarantine_threshold}, {p.reject_threshold})"
+        )
+    if cfg.arc.sign and not (cfg.arc.selector and cfg.arc.domain and cfg.arc.key):
+        raise ConfigError(
+            f"{cfg.source}: arc.sign = true needs arc.selector, arc.domain and arc.key"
         )
     if cfg.reputation.max_listing_ttl < cfg.reputation.listing_ttl:
         raise ConfigError(

@@ -38,7 +38,7 @@ import Milter
 from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
-from .headers import AUTH_RESULTS, header_safe
+from .headers import ON_TOP, header_safe
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
 from .scanner import EnvelopeChecks, Scanner, Verdict
@@ -427,8 +427,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         for name, index in verdict.remove_headers:
             self.chgheader(name, index, "")
         for name, value in verdict.add_headers:
-            if name == AUTH_RESULTS:
-                self.addheader(name, value, 0)  # RFC 8601 §5: on top, like a trace field
+            if name in ON_TOP:
+                # RFC 8601 §5, RFC 8617 §4.1: on top, like trace fields; the ARC set
+                # follows our Authentication-Results, so the ARC-Seal ends up topmost.
+                self.addheader(name, value, 0)
             else:
                 self.addheader(name, value)
 

@@ -1,11 +1,12 @@
-"""Sender authentication for the milter: SPF, DKIM and DMARC.
+"""Sender authentication for the milter: SPF, DKIM, DMARC and ARC.
 
 Public API (other components import from here):
 
 * :func:`check_spf` -> :class:`SpfResult` (RFC 7208, pyspf)
 * :func:`verify_dkim` -> tuple of :class:`DkimResult` (RFC 6376, RFC 8463, dkimpy)
 * :func:`check_dmarc` -> :class:`DmarcResult` (RFC 7489)
-* :func:`authenticate` -> :class:`AuthResults`, all three for one message
+* :func:`verify_arc` -> :class:`ArcResult` (RFC 8617, dkimpy)
+* :func:`authenticate` -> :class:`AuthResults`, all of them for one message
 
 Every DNS lookup goes through the injected :class:`~spamwarden.resolver.Resolver`;
 a temporary DNS failure gives ``temperror``, never ``pass`` and never ``fail``.
@@ -20,6 +21,15 @@ from dataclasses import dataclass
 
 from ..mail import MessageView, domain_of_address, parse_tag_list
 from ..resolver import Resolver
+from ._arc import (
+    ARC_RESULTS,
+    NO_ARC,
+    ArcResult,
+    ArcSealer,
+    aar_dmarc_pass,
+    load_signing_key,
+    verify_arc,
+)
 from ._dkim import DKIM_RESULTS, DkimResult, verify_dkim
 from ._dmarc import (
     DMARC_RESULTS,
@@ -32,20 +42,26 @@ from ._dmarc import (
 from ._spf import SPF_RESULTS, SpfResult, check_spf
 
 __all__ = [
+    "ARC_RESULTS",
     "DKIM_RESULTS",
     "DMARC_RESULTS",
     "SPF_RESULTS",
+    "ArcResult",
+    "ArcSealer",
     "AuthResults",
     "DkimResult",
     "DmarcRecord",
     "DmarcResult",
     "SpfResult",
+    "aar_dmarc_pass",
     "authenticate",
     "check_dmarc",
     "check_spf",
     "identifiers_aligned",
+    "load_signing_key",
     "message_key",
     "parse_dmarc_record",
+    "verify_arc",
     "verify_dkim",
 ]
 
@@ -58,11 +74,13 @@ class AuthResults:
     :ivar dkim: one result per DKIM-Signature (up to ``max_signatures``), ``()``
         for an unsigned message.
     :ivar dmarc: ``None`` only when it was not evaluated at all.
+    :ivar arc: the ARC chain (RFC 8617); ``None`` when it was not evaluated.
     """
 
     spf: SpfResult | None
     dkim: tuple[DkimResult, ...]
     dmarc: DmarcResult | None
+    arc: ArcResult | None = None
 
 
 def _unverified_signatures(view: MessageView, *, max_signatures: int,
@@ -103,8 +121,9 @@ def authenticate(
     spf_result: SpfResult | None = None,
     spf_timeout: float | None = None,
     min_rsa_bits: int = 1024,
+    max_arc_sets: int = 10,
 ) -> AuthResults:
-    """Run SPF, DKIM and DMARC for one message.
+    """Run SPF, DKIM, DMARC and ARC for one message.
 
     :param raw: the whole message as received.
     :param view: ``parse_message(raw)``; supplies the From domain(s), the
@@ -123,6 +142,9 @@ def authenticate(
         when given, SPF is not evaluated again.
     :param spf_timeout: SPF's DNS budget when it runs here (default ``timeout``).
     :param min_rsa_bits: see :func:`verify_dkim`.
+    :param max_arc_sets: see :func:`verify_arc`; the ARC chain is verified only
+        when the header section holds ``ARC-Seal`` (else ``none`` at once), with
+        its own DNS budget of ``timeout``.
     :returns: :class:`AuthResults`.
     :raises: nothing for DNS trouble or malformed input.
     """
@@ -133,9 +155,13 @@ def authenticate(
     if view.truncated:
         dkim = _unverified_signatures(view, max_signatures=max_signatures,
                                       reason="message over the size limit, not verified")
+        arc = ArcResult("none", reason="message over the size limit, not verified")
     else:
         dkim = verify_dkim(raw, resolver, max_signatures=max_signatures, timeout=timeout,
                            min_rsa_bits=min_rsa_bits)
+        arc = (verify_arc(raw, resolver, max_sets=max_arc_sets, timeout=timeout,
+                          min_rsa_bits=min_rsa_bits)
+               if view.header_all("ARC-Seal") else NO_ARC)
     from_domains = {d for d in (domain_of_address(_addr(v)) for v in view.header_all("From"))
                     if d}
     if len(from_domains) > 1:
@@ -145,7 +171,7 @@ def authenticate(
     else:
         dmarc = check_dmarc(resolver, from_domain=view.from_domain, spf=spf, dkim=dkim,
                             message_key=message_key(raw, view), timeout=timeout)
-    return AuthResults(spf=spf, dkim=dkim, dmarc=dmarc)
+    return AuthResults(spf=spf, dkim=dkim, dmarc=dmarc, arc=arc)
 
 
 def _addr(value: str) -> str:

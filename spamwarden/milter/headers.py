@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_RESULTS",
+    "ON_TOP",
     "authserv_id_of",
     "forged_header_removals",
     "header_safe",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 AUTH_RESULTS = "Authentication-Results"
+#: Fields that go on top of the message (trace fields, RFC 8601 §5, RFC 8617 §4.1),
+#: each inserted at index 0 in the order given: the last one ends up topmost.
+ON_TOP = frozenset({AUTH_RESULTS, "ARC-Authentication-Results", "ARC-Message-Signature",
+                    "ARC-Seal"})
 
 # RFC 2045 token: any CHAR except SPACE, CTLs and tspecials.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
@@ -92,8 +97,8 @@ def render_authentication_results(
     """The value of our one ``Authentication-Results`` header (RFC 8601 §2.2).
 
     :param authserv_id: ``milter.authserv_id`` (or the host's FQDN).
-    :param auth: SPF, DKIM (one result per signature) and DMARC; ``None`` when
-        authentication did not run.
+    :param auth: SPF, DKIM (one result per signature), DMARC and ARC (RFC 8617
+        §10); ``None`` when authentication did not run.
     :param env: the envelope, for ``smtp.mailfrom`` / ``smtp.helo``.
     :param unavailable: why authentication did not run, said in a comment
         next to the ``none`` result (RFC 8601 §2.2: no method was applied).
@@ -139,6 +144,15 @@ def render_authentication_results(
             methods.append(
                 _join([f"dmarc={_word(dmarc.result)}", _comment(" ".join(note)), *props])
             )
+        arc = getattr(auth, "arc", None)
+        if arc is not None:
+            # RFC 8617 §10.2: the arc method with the client's address (smtp.remote-ip).
+            if str(arc.result).lower() == "pass":
+                note_text = f"{arc.sets} set{'s' if arc.sets != 1 else ''}, sealer {arc.sealer}"
+            else:
+                note_text = arc.reason if str(arc.result).lower() != "none" else ""
+            props = ["smtp.remote-ip=" + pvalue(env.client_ip)] if env.client_ip else []
+            methods.append(_join([f"arc={_word(arc.result)}", _comment(note_text), *props]))
     aid = header_safe(authserv_id, limit=255) or "localhost"
     if not methods:
         return _join([f"{aid};", "none", _comment(unavailable)])

@@ -61,7 +61,7 @@ from .symbols import check_overrides
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
     from ..training.classifier import ContentClassifier
-    from .auth import AuthResults, SpfResult
+    from .auth import ArcSealer, AuthResults, SpfResult
 
 __all__ = [
     "VERSION_TAG", "Authenticator", "DeliveryRecorder", "EnvelopeChecks", "Scanner", "Verdict",
@@ -101,7 +101,10 @@ class Verdict:
     :ivar required: the tag threshold (SpamAssassin's ``required=``).
     :ivar reason: the main reason in one line (reject text, quarantine reason, log).
     :ivar add_headers: headers to add, ``(name, value)`` in order; the
-        ``Authentication-Results`` header comes first and goes on top.
+        ``Authentication-Results`` header comes first and goes on top, then our
+        ARC set when sealing (``arc.sign``: ARC-Authentication-Results,
+        ARC-Message-Signature, ARC-Seal), each put on top in turn
+        (:data:`~spamwarden.milter.headers.ON_TOP`).
     :ivar remove_headers: incoming headers to remove, ``(name, 1-based index)``.
     :ivar unavailable: checks that could not be made, e.g. ``classifier (no model)``.
     :ivar scored: ``False`` when the message was not scored (over the size limit).
@@ -170,6 +173,7 @@ def _auth_dict(auth: AuthResults | None) -> dict[str, Any] | None:
         "spf": obj(auth.spf),
         "dkim": [obj(d) for d in auth.dkim],
         "dmarc": obj(auth.dmarc),
+        "arc": obj(getattr(auth, "arc", None)),
     }
 
 
@@ -223,6 +227,20 @@ def _default_authenticator() -> tuple[Authenticator | None, Callable[..., Any] |
     except ImportError:
         return None, None
     return auth_module.authenticate, auth_module.check_spf
+
+
+def _sealer(cfg: Config, authserv_id: str) -> ArcSealer | None:
+    """The :class:`~spamwarden.milter.auth.ArcSealer` of ``[arc]``, or ``None`` when
+    sealing is off.
+
+    :raises ConfigError: ``arc.key`` cannot be read or parsed.
+    """
+    if not cfg.arc.sign:
+        return None
+    from .auth import ArcSealer, load_signing_key
+
+    return ArcSealer(selector=cfg.arc.selector, domain=cfg.arc.domain,
+                     key=load_signing_key(cfg.arc.key), authserv_id=authserv_id)
 
 
 def _overrides(cls: type, name: str) -> bool:
@@ -288,6 +306,8 @@ class Scanner:
         self.points = SymbolPoints(cfg.policy.symbols,
                                    defaults={s.name: s.points for s in specs})
         self.authserv_id = cfg.milter.effective_authserv_id()
+        #: seals what we let through (``[arc] sign``), or ``None``
+        self.sealer = _sealer(cfg, self.authserv_id)
         self.limits = ParseLimits(
             max_bytes=cfg.milter.max_message_bytes,
             max_header_bytes=cfg.milter.max_header_bytes,
@@ -439,7 +459,7 @@ class Scanner:
             for step in self._at_message:
                 symbols.extend(step(msg))
             return self._verdict(symbols, msg.auth, env, headers, msg.unavailable,
-                                 view=view, started=started)
+                                 view=view, started=started, raw=raw)
         finally:
             for finish in self._finish:
                 finish(msg)
@@ -492,6 +512,20 @@ class Scanner:
 
     # -- pieces ------------------------------------------------------------------------------
 
+    def _seal(self, raw: bytes, auth: AuthResults | None,
+              auth_results: str) -> list[tuple[str, str]]:
+        """Our ARC set for a message we let through (RFC 8617 §5.1), in the order
+        the milter puts them on top (ARC-Seal last, so topmost); none when
+        authentication did not run or the chain's state is unknown (``temperror``
+        is no chain validation status)."""
+        arc = auth.arc if auth is not None else None
+        if arc is None or str(arc.result).lower() not in ("pass", "fail", "none"):
+            return []
+        sealer = self.sealer
+        if sealer is None:
+            return []
+        return list(reversed(sealer.seal(raw, auth_results)))
+
     def _verdict(
         self,
         symbols: list[Symbol],
@@ -502,6 +536,7 @@ class Scanner:
         *,
         view: MessageView,
         started: float,
+        raw: bytes = b"",
     ) -> Verdict:
         decision = decide(symbols, self.cfg.policy, self.cfg.milter)
         why = ""
@@ -523,6 +558,8 @@ class Scanner:
                 unavailable=("authentication unavailable: " + auth_note) if auth_note else "",
             ))
         ]
+        if self.sealer is not None and raw and decision.action in ("accept", "tag", "quarantine"):
+            add.extend(self._seal(raw, auth, add[0][1]))
         add.extend(spam_headers(
             score=decision.score,
             required=required,

@@ -1,4 +1,4 @@
-"""Sender authentication: SPF (RFC 7208), DKIM (RFC 6376) and DMARC (RFC 7489).
+"""Sender authentication: SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), ARC (RFC 8617).
 
 SPF needs only the envelope, so it starts at MAIL FROM on a lookup thread (or
 at once from the resolver's memory, :mod:`spamwarden.milter.spf_memory`), with
@@ -9,7 +9,7 @@ end of message takes that result and adds DKIM and DMARC.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +23,7 @@ from ..symbols import SymbolSpec
 if TYPE_CHECKING:
     from ..auth import AuthResults
 
-__all__ = ["CHECK", "SYMBOLS", "AuthCheck", "auth_symbols"]
+__all__ = ["CHECK", "SYMBOLS", "AuthCheck", "arc_override", "auth_symbols"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -68,6 +68,18 @@ SYMBOLS: tuple[SymbolSpec, ...] = (
     SymbolSpec("DMARC_NA", 0.0, "DMARC: the From domain publishes no policy", _G),
     SymbolSpec("DMARC_TEMPERROR", 0.0, "DMARC: temporary DNS error", _G),
     SymbolSpec("DMARC_PERMERROR", 0.5, "DMARC: the policy record is broken", _G),
+    SymbolSpec("DMARC_ARC_OVERRIDE", 0.5,
+               "DMARC: fails and the domain asks to reject or quarantine, but a valid ARC "
+               "chain from a trusted sealer (milter.arc_trusted_sealers) recorded a DMARC "
+               "pass before the message was modified: not refused", _G),
+    SymbolSpec("DMARC_ARC_TEMPFAIL", 0.0,
+               "DMARC: fails and the domain asks to reject or quarantine; the ARC chain "
+               "sealed by a trusted sealer could not be verified now (DNS): try again later",
+               _G),
+    # ARC, RFC 8617 chain validation (only for messages carrying an ARC-Seal)
+    SymbolSpec("ARC_PASS", -0.1, "ARC: the chain of custody verifies", _G),
+    SymbolSpec("ARC_FAIL", 0.5, "ARC: the chain is broken, incomplete or says it failed", _G),
+    SymbolSpec("ARC_TEMPERROR", 0.0, "ARC: temporary DNS error fetching a sealer's key", _G),
 )
 
 # RFC 8601 result word → symbol, per identity; any other word is not a result.
@@ -77,6 +89,9 @@ _SPF = {"pass": "SPF_PASS", "fail": "SPF_FAIL", "softfail": "SPF_SOFTFAIL",
 _SPF_HELO = {"pass": "SPF_HELO_PASS", "fail": "SPF_HELO_FAIL", "softfail": "SPF_HELO_SOFTFAIL",
              "neutral": "SPF_HELO_NEUTRAL", "none": "SPF_HELO_NONE",
              "temperror": "SPF_HELO_TEMPERROR", "permerror": "SPF_HELO_PERMERROR"}
+# No symbol for a message without ARC (most mail): ``arc=none`` is said in the
+# Authentication-Results only.
+_ARC = {"pass": "ARC_PASS", "fail": "ARC_FAIL", "temperror": "ARC_TEMPERROR"}
 _DKIM = {"pass": "DKIM_VALID", "fail": "DKIM_INVALID", "none": "DKIM_NONE",
          "neutral": "DKIM_NEUTRAL", "policy": "DKIM_POLICY", "temperror": "DKIM_TEMPERROR",
          "permerror": "DKIM_PERMERROR"}
@@ -87,14 +102,23 @@ def _result_word(value: Any) -> str:
 
 
 def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
-                 reject_spf_fail: bool) -> list[Symbol]:
-    """SPF, DKIM and DMARC results → symbols.
+                 reject_spf_fail: bool, dmarc_reject_action: str = "reject",
+                 trusted_sealers: Collection[str] = ()) -> list[Symbol]:
+    """SPF, DKIM, DMARC and ARC results → symbols.
 
     :param auth: the results, or ``None`` when authentication did not run.
     :param reject_spf_fail: SPF ``fail`` demands ``reject`` (``milter.reject_spf_fail``).
-    :returns: symbols in SPF, DKIM, DMARC order.  DMARC ``fail`` with the
-        applied policy ``reject`` demands ``reject`` (RFC 7489 §6.6.4, §10.3);
-        ``quarantine`` demands ``quarantine``.
+    :param dmarc_reject_action: what a DMARC failure under ``p=reject`` demands
+        (``milter.dmarc_reject_action``): ``reject`` (``DMARC_REJECT``),
+        ``quarantine`` (``DMARC_QUARANTINE``, as a ``p=quarantine`` failure), or
+        ``score`` (only ``DMARC_REJECT``'s points).
+    :param trusted_sealers: ARC sealer domains, lower case (``milter.arc_trusted_sealers``).
+    :returns: symbols in SPF, DKIM, DMARC, ARC order.  DMARC ``fail`` with the
+        applied policy ``reject`` demands ``dmarc_reject_action`` (RFC 7489 §6.6.4,
+        §10.3); ``quarantine`` demands ``quarantine``; either becomes
+        ``DMARC_ARC_OVERRIDE`` (no action) when :func:`arc_override` vouches, or
+        ``DMARC_ARC_TEMPFAIL`` (``tempfail``) when a trusted sealer's chain could
+        not be verified for a DNS error (the override might apply on a retry).
     """
     out: list[Symbol] = []
     if auth is None:
@@ -129,11 +153,39 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
         if result == "pass":
             out.append(points.make("DMARC_PASS", f"aligned pass for {domain}"))
         elif result == "fail":
-            if applied == "reject":
+            sealer = (arc_override(auth, trusted_sealers)
+                      if applied in ("reject", "quarantine") else "")
+            arc = auth.arc
+            if sealer:
+                out.append(points.make(
+                    "DMARC_ARC_OVERRIDE",
+                    f"DMARC policy of {domain} is {applied} and the message fails it; "
+                    f"trusted ARC sealer {sealer} recorded dmarc=pass",
+                ))
+            elif (applied in ("reject", "quarantine") and arc is not None
+                  and _result_word(arc.result) == "temperror" and arc.sealer
+                  and arc.sealer in trusted_sealers):
+                # The override might apply once DNS answers: never refuse for our DNS.
+                out.append(points.make(
+                    "DMARC_ARC_TEMPFAIL",
+                    f"DMARC policy of {domain} is {applied} and the message fails it; the "
+                    f"ARC chain of trusted sealer {arc.sealer} could not be verified now",
+                    action="tempfail",
+                ))
+            elif applied == "reject" and dmarc_reject_action == "quarantine":
+                # Held as a p=quarantine failure is: DMARC_REJECT's points alone would
+                # reach the reject threshold and refuse it anyway.
+                out.append(points.make(
+                    "DMARC_QUARANTINE",
+                    f"DMARC policy of {domain} is reject and the message fails it "
+                    "(held: milter.dmarc_reject_action)",
+                    action="quarantine",
+                ))
+            elif applied == "reject":
                 out.append(points.make(
                     "DMARC_REJECT",
                     f"DMARC policy of {domain} is reject and the message fails it",
-                    action="reject",
+                    action="" if dmarc_reject_action == "score" else "reject",
                 ))
             elif applied == "quarantine":
                 out.append(points.make(
@@ -151,7 +203,41 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
             out.append(points.make("DMARC_PERMERROR", f"{domain}"))
         else:
             out.append(points.make("DMARC_NA", f"no DMARC policy for {domain or 'From'}"))
+    arc = auth.arc
+    if arc is not None and _result_word(arc.result) != "none":
+        result = _result_word(arc.result)
+        name = _ARC.get(result, "ARC_FAIL")
+        if result == "pass":
+            detail = f"{arc.sets} set{'s' if arc.sets != 1 else ''}, sealer {arc.sealer}"
+        else:
+            detail = arc.reason
+        out.append(points.make(name, detail))
     return out
+
+
+def arc_override(auth: AuthResults, trusted_sealers: Collection[str]) -> str:
+    """The trusted sealer vouching for a message that fails DMARC, or ``""``.
+
+    It vouches when the ARC chain passes (``cv=pass`` throughout, RFC 8617 §5.2),
+    the newest ARC-Seal's ``d=`` is one of ``trusted_sealers`` (exactly: a
+    subdomain is not trusted by its parent's entry), and that hop's
+    ARC-Authentication-Results recorded ``dmarc=pass`` for the message's From
+    domain (RFC 8617 §7.2).  A broken chain, an untrusted sealer, or a sealer
+    that recorded no DMARC pass never vouches.
+    """
+    from ..auth import aar_dmarc_pass
+
+    arc = auth.arc
+    dmarc = auth.dmarc
+    if arc is None or dmarc is None or not trusted_sealers:
+        return ""
+    if _result_word(arc.result) != "pass" or not arc.sealer:
+        return ""
+    if arc.sealer not in trusted_sealers:
+        return ""
+    if not aar_dmarc_pass(arc.aar, dmarc.from_domain or ""):
+        return ""
+    return arc.sealer
 
 
 class AuthCheck(CheckBase):
@@ -171,6 +257,9 @@ class AuthCheck(CheckBase):
         self._timeout = cfg.dns.timeout
         self._max_signatures = cfg.milter.max_dkim_signatures
         self._reject_spf_fail = cfg.milter.reject_spf_fail
+        self._dmarc_reject_action = cfg.milter.dmarc_reject_action
+        self._trusted_sealers = frozenset(
+            d.strip().lower().rstrip(".") for d in cfg.milter.arc_trusted_sealers if d.strip())
         resolver = parts.resolver
         # Checked once here: SPF from memory needs a resolver that keeps answers, and
         # only a caching resolver gains from fetching the DMARC record early.
@@ -255,7 +344,9 @@ class AuthCheck(CheckBase):
                 mail_from=env.mail_from, max_signatures=self._max_signatures,
                 timeout=self._timeout)
         msg.auth = auth
-        return auth_symbols(auth, self.points, reject_spf_fail=self._reject_spf_fail)
+        return auth_symbols(auth, self.points, reject_spf_fail=self._reject_spf_fail,
+                            dmarc_reject_action=self._dmarc_reject_action,
+                            trusted_sealers=self._trusted_sealers)
 
 
 def _build(parts: Components) -> AuthCheck | None:

@@ -1,0 +1,82 @@
+"""SpamAssassin's rules (``spamwarden.rules``): each rule a message hits is a symbol.
+
+Unlike the other checks, this one declares no symbols: its names, scores and
+descriptions are data, read from SpamAssassin's rule files (``score`` and
+``describe`` lines, a site's ``local.cf`` included) when the milter starts, so
+``grep`` finds a name in those files rather than in this module, and a site
+changes a score with a ``score`` line in its ``local.cf`` (``[policy.symbols]``
+only knows declared symbols).  Hits go into the same ``X-Spam-*`` headers as
+every other symbol, as ``NAME=score``, with the rule's description as detail.
+
+Enabled by ``[rules] enabled``; the engine is built once per process at wiring
+time (compiled databases come from the on-disk cache).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
+
+from ...logs import event
+from ..interfaces import Symbol
+from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, declared_symbols
+
+if TYPE_CHECKING:
+    from ...rules import RuleEngine
+
+__all__ = ["CHECK", "SpamAssassinRulesCheck"]
+
+log = logging.getLogger("spamwarden.milter")
+
+#: At most this many hits become symbols (highest scores first), so a message built to
+#: hit hundreds of rules cannot bloat the headers.
+MAX_SYMBOLS = 40
+
+
+class SpamAssassinRulesCheck(CheckBase):
+    """Runs a :class:`~spamwarden.rules.RuleEngine` at end of message.
+
+    :param engine: the built engine.
+    :param reserved: symbol names other checks declare; a SpamAssassin rule of the same
+        name (none of the shipped ones runs here) is left out rather than scored twice.
+    """
+
+    def __init__(self, engine: RuleEngine, *, reserved: Collection[str] = ()) -> None:
+        self.engine = engine
+        self.reserved = frozenset(reserved)
+
+    def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
+        try:
+            hits = self.engine.check(msg.view, msg.raw)
+        except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
+            event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
+                  error=f"{type(exc).__name__}: {exc}")
+            msg.unavailable.append(f"sarules (error: {type(exc).__name__})")
+            return ()
+        hits = [h for h in hits if h.name not in self.reserved]
+        hits = sorted(hits, key=lambda h: (-abs(h.score), h.name))[:MAX_SYMBOLS]
+        hits.sort(key=lambda h: h.name)
+        return [Symbol(h.name, h.score, h.description) for h in hits]
+
+
+def _build(parts: Components) -> SpamAssassinRulesCheck | None:
+    if not parts.cfg.rules.enabled:
+        return None
+    from ...rules import load_engine
+
+    engine = load_engine(parts.cfg)
+    if engine is None:  # pragma: no cover - enabled was checked above
+        return None
+    event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
+          skipped=len(engine.ruleset.skipped), cached=engine.cache_used)
+    return SpamAssassinRulesCheck(engine, reserved={s.name for s in declared_symbols()})
+
+
+CHECK = CheckDecl(
+    name="sarules",
+    order=25,
+    symbols=(),
+    phases=frozenset({Phase.MESSAGE}),
+    build=_build,
+)

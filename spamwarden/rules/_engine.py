@@ -1,0 +1,494 @@
+"""Running a :class:`~spamwarden.rules.RuleSet` over messages.
+
+Each rule kind's patterns are compiled into one Hyperscan database (header rules: one
+per header with many rules), scanned once per text unit as SpamAssassin does (each body
+paragraph, rawbody chunk, URI, header value).  Patterns Hyperscan cannot compile (back-
+references, look-arounds) run through Python ``re``; so do ``tflags multiple`` counts,
+after Hyperscan has said the pattern matches at all.  ``use_hyperscan=False`` runs
+everything through ``re`` and must give identical hits (a test holds the two together).
+
+Compiled databases are cached on disk, keyed by a digest of every pattern (so of the
+rule files' content) and the engine version, so a restart reads them instead of
+recompiling.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpamwardenError
+from ..mail import MessageView, decode_header_value
+from ._evals import run_eval
+from ._expr import compile_metas
+from ._parser import Rule, RuleSet
+from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
+from ._regex import PerlRegex
+
+try:  # pragma: no cover - exercised whenever the wheel is installed
+    import hyperscan
+
+    HAVE_HYPERSCAN = True
+except ImportError:  # pragma: no cover
+    hyperscan = None  # type: ignore[assignment]
+    HAVE_HYPERSCAN = False
+
+__all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "Hit", "RuleEngine", "RulesError"]
+
+log = logging.getLogger("spamwarden.rules")
+
+#: Bumped whenever translation, preparation or the cache format changes meaning.
+ENGINE_VERSION = "2"
+# A header target with at least this many rules gets its own Hyperscan database; fewer
+# run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
+_HEADER_DB_MIN_RULES = 6
+_SCAN_KINDS = ("body", "rawbody", "uri", "full")
+
+
+class RulesError(SpamwardenError):
+    """The rule engine could not be built (unreadable cache, Hyperscan failure)."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Hit:
+    """One rule that hit: SpamAssassin's name, its score and description."""
+
+    name: str
+    score: float
+    description: str
+
+
+_Target = tuple[str, str, bool, bool, bool]  # scope, header name (lower), raw, addr, name
+
+
+def _target(rule: Rule) -> _Target:
+    h = rule.header
+    assert h is not None
+    return (rule.kind, h.name.lower(), h.raw, h.addr, h.display)
+
+
+@dataclass
+class _Group:
+    """Rules scanned together over the same units: one Hyperscan database, or none."""
+
+    rules: list[Rule]
+    hs_rules: list[Rule] = field(default_factory=list)  # index = Hyperscan id
+    re_rules: list[Rule] = field(default_factory=list)
+    # rules in the database compiled as a superset (HS_FLAG_PREFILTER): a Hyperscan
+    # match only says ``re`` must confirm on that unit
+    prefilter: set[str] = field(default_factory=set)
+    db: Any = None
+
+
+def _hs_flags(rx: PerlRegex, *, prefilter: bool = False) -> int:
+    flags = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+    if prefilter:
+        flags |= hyperscan.HS_FLAG_PREFILTER
+    if rx.ignorecase:
+        flags |= hyperscan.HS_FLAG_CASELESS
+    if rx.multiline:
+        flags |= hyperscan.HS_FLAG_MULTILINE
+    if rx.dotall:
+        flags |= hyperscan.HS_FLAG_DOTALL
+    return flags
+
+
+def _hs_compiles(rx: PerlRegex, *, prefilter: bool = False) -> bool:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=[rx.source], ids=[0], elements=1,
+                   flags=[_hs_flags(rx, prefilter=prefilter)])
+    except hyperscan.error:
+        return False
+    return True
+
+
+def _hs_compile(rules: Sequence[Rule], prefilter: set[str]) -> Any:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    exprs, flags = [], []
+    for r in rules:
+        assert r.regex is not None
+        exprs.append(r.regex.source)
+        flags.append(_hs_flags(r.regex, prefilter=r.name in prefilter))
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    return db
+
+
+# What Hyperscan cannot run exactly (it then compiles a superset, HS_FLAG_PREFILTER):
+# back-references, look-arounds, atomic groups, possessive quantifiers, conditionals.
+_NEEDS_PREFILTER = re.compile(
+    rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\("
+)
+
+
+def _compiles_together(rules: Sequence[Rule], prefilter: set[str]) -> bool:
+    try:
+        _hs_compile(rules, prefilter)
+    except hyperscan.error:
+        return False
+    return True
+
+
+# Long patterns repeating groups a bounded number of times: Hyperscan refuses them exactly
+# ("Pattern is too large", after long work) and Python ``re`` backtracks badly on them;
+# as a prefilter Hyperscan takes them, and ``re`` then runs only where they may match.
+_GROUP_REPEAT = re.compile(rb"\)(?:\{\d+,\d+\}|\{\d+,\})")
+
+
+def _wants_prefilter(rx: PerlRegex) -> bool:
+    src = rx.source
+    if _NEEDS_PREFILTER.search(src):
+        return True
+    return len(src) > 600 and len(_GROUP_REPEAT.findall(src)) >= 2
+
+
+def _split_for_hyperscan(rules: Sequence[Rule]) -> tuple[list[Rule], set[str], list[Rule]]:
+    """Rules for one database: (in Hyperscan, of those the prefiltered, left to ``re``).
+
+    One compile of the whole set when it succeeds (the usual case); otherwise each
+    pattern is tried alone, exactly and then as a prefilter.
+    """
+    candidates = [r for r in rules if r.regex is not None]
+    prefilter = {r.name for r in candidates if r.regex and _wants_prefilter(r.regex)}
+    if not _compiles_together(candidates, prefilter):
+        kept: list[Rule] = []
+        for r in candidates:
+            assert r.regex is not None
+            if r.name not in prefilter and _hs_compiles(r.regex):
+                kept.append(r)
+            elif _hs_compiles(r.regex, prefilter=True):
+                prefilter.add(r.name)
+                kept.append(r)
+        candidates = kept
+        prefilter &= {r.name for r in kept}
+    taken = {r.name for r in candidates}
+    return candidates, prefilter, [r for r in rules if r.name not in taken]
+
+
+class RuleEngine:
+    """SpamAssassin rules compiled for scanning; thread-safe once built.
+
+    :param ruleset: from :func:`~spamwarden.rules.parse_rule_files`.
+    :param use_hyperscan: ``False`` runs every pattern through Python ``re``.
+    :param cache_dir: where compiled databases are kept between runs; ``None``: no cache.
+    :raises RulesError: Hyperscan failed on a database it had accepted pattern by pattern.
+    """
+
+    def __init__(self, ruleset: RuleSet, *, use_hyperscan: bool = True,
+                 cache_dir: str | Path | None = None) -> None:
+        self.ruleset = ruleset
+        self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
+        self.cache_used = False
+        rules = ruleset.rules
+        self._compiled: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._metas: list[Rule] = []
+        self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
+        self._exists = [r for r in sorted(rules.values(), key=lambda r: r.name)
+                        if r.header is not None and r.header.exists]
+        self._groups: dict[str, _Group] = {}
+        self._header_groups: dict[_Target, _Group] = {}
+        for r in sorted(rules.values(), key=lambda r: r.name):
+            if r.regex is None:
+                continue
+            if r.kind in _SCAN_KINDS:
+                self._groups.setdefault(r.kind, _Group([])).rules.append(r)
+            else:
+                self._header_groups.setdefault(_target(r), _Group([])).rules.append(r)
+        self._order_metas()
+        self._build_databases(cache_dir)
+        self._compile_re_patterns()
+
+    # -- building ---------------------------------------------------------------------
+
+    def _order_metas(self) -> None:
+        rules = self.ruleset.rules
+        done: set[str] = set()
+        order: list[Rule] = []
+
+        def visit(name: str) -> None:
+            rule = rules.get(name)
+            if name in done or rule is None or rule.meta is None:
+                return
+            done.add(name)
+            for dep in sorted(rule.meta.names()):
+                visit(dep)
+            order.append(rule)
+
+        for name in sorted(rules):
+            visit(name)
+        self._metas = [r for r in order if r.meta is not None]
+        self._run_metas = compile_metas([(r.name, r.meta) for r in order if r.meta is not None])
+
+    def _all_groups(self) -> list[tuple[str, _Group]]:
+        out = [(k, g) for k, g in sorted(self._groups.items())]
+        out.extend(("header:" + ":".join(map(str, t)), g)
+                   for t, g in sorted(self._header_groups.items()))
+        return out
+
+    def _build_databases(self, cache_dir: str | Path | None) -> None:
+        groups = self._all_groups()
+        if not self.use_hyperscan:
+            for _, g in groups:
+                g.re_rules = list(g.rules)
+            return
+        cache = _Cache(Path(cache_dir), _patterns_digest(groups)) if cache_dir else None
+        stored = cache.load() if cache else None
+        if stored is not None:
+            self.cache_used = True
+            by_name = self.ruleset.rules
+            for key, g in groups:
+                entry = stored.get(key)
+                if entry is None:
+                    stored = None
+                    break
+                if not all(n in by_name for n in entry["hs"] + entry["re"]):
+                    stored = None
+                    break
+                g.hs_rules = [by_name[n] for n in entry["hs"]]
+                g.re_rules = [by_name[n] for n in entry["re"]]
+                g.prefilter = set(entry["prefilter"])
+                if entry["db"]:
+                    g.db = hyperscan.loadb(base64.b64decode(entry["db"]),
+                                           hyperscan.HS_MODE_BLOCK)
+        if stored is None:
+            self.cache_used = False
+            out: dict[str, Any] = {}
+            for key, g in groups:
+                if key.startswith("header:") and len(g.rules) < _HEADER_DB_MIN_RULES:
+                    g.hs_rules, g.re_rules = [], list(g.rules)
+                else:
+                    g.hs_rules, g.prefilter, g.re_rules = _split_for_hyperscan(g.rules)
+                blob = b""
+                if g.hs_rules:
+                    try:
+                        g.db = _hs_compile(g.hs_rules, g.prefilter)
+                    except hyperscan.error as exc:
+                        raise RulesError(f"hyperscan: {key}: {exc}") from exc
+                    blob = hyperscan.dumpb(g.db)
+                out[key] = {"hs": [r.name for r in g.hs_rules],
+                            "re": [r.name for r in g.re_rules],
+                            "prefilter": sorted(g.prefilter),
+                            "db": base64.b64encode(blob).decode("ascii")}
+            if cache:
+                cache.store(out)
+
+    def _compile_re_patterns(self) -> None:
+        """Compile now every pattern ``re`` may run (so no message pays for it): those left
+        to ``re``, prefilters to confirm, ``multiple`` counts and ``[if-unset:]`` values."""
+        for _, g in self._all_groups():
+            for r in g.rules:
+                h = r.header
+                if (r in g.re_rules or r.name in g.prefilter or r.maxhits > 1
+                        or (h is not None and h.if_unset is not None)):
+                    self._pattern(r)
+
+    def _pattern(self, rule: Rule) -> Any:
+        pat = self._compiled.get(rule.name)
+        if pat is None:
+            assert rule.regex is not None
+            pat = rule.regex.compile()
+            with self._lock:
+                self._compiled[rule.name] = pat
+        return pat
+
+    def _scratch(self, db: Any) -> Any:
+        scratches: dict[int, Any] | None = getattr(self._local, "scratch", None)
+        if scratches is None:
+            scratches = self._local.scratch = {}
+        s = scratches.get(id(db))
+        if s is None:
+            s = scratches[id(db)] = hyperscan.Scratch(db)
+        return s
+
+    # -- statistics -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """How many patterns run in Hyperscan and how many in ``re``."""
+        groups = self._all_groups()
+        return {
+            "hyperscan_patterns": sum(len(g.hs_rules) for _, g in groups),
+            "re_patterns": sum(len(g.re_rules) for _, g in groups),
+            "hyperscan_databases": sum(1 for _, g in groups if g.db is not None),
+        }
+
+    # -- scanning ---------------------------------------------------------------------
+
+    def _scan(self, g: _Group, units: Iterable[bytes]) -> dict[str, int]:
+        """Match counts (capped by ``maxhits``) of the group's rules over ``units``."""
+        counts: dict[str, int] = {}
+        units = [u for u in units]
+        if g.db is not None:
+            found: dict[int, list[int]] = {}  # rule id -> the units it matched in
+            db, scratch = g.db, self._scratch(g.db)
+            unit = 0
+
+            def on_match(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
+                found.setdefault(rid, []).append(unit)
+
+            for unit, u in enumerate(units):
+                db.scan(u, match_event_handler=on_match, scratch=scratch)
+            prefilter = g.prefilter
+            for rid in sorted(found):
+                rule = g.hs_rules[rid]
+                where = [units[i] for i in found[rid]]
+                if rule.maxhits > 1:
+                    n = self._count(rule, where)
+                elif rule.name in prefilter:
+                    search = self._pattern(rule).search
+                    n = 1 if any(search(u) for u in where) else 0
+                else:
+                    n = 1
+                if n:
+                    counts[rule.name] = n
+        for rule in g.re_rules:
+            if rule.maxhits > 1:
+                n = self._count(rule, units)
+                if n:
+                    counts[rule.name] = n
+            else:
+                search = self._pattern(rule).search
+                if any(search(u) for u in units):
+                    counts[rule.name] = 1
+        return counts
+
+    def _count(self, rule: Rule, units: Sequence[bytes]) -> int:
+        pat = self._pattern(rule)
+        n = 0
+        for u in units:
+            for _ in pat.finditer(u):
+                n += 1
+                if n >= rule.maxhits:
+                    return n
+        return n
+
+    def _header_values(self, msg: PreparedMessage, target: _Target) -> list[bytes] | None:
+        scope, name, raw, addr, display = target
+        if scope == "header":
+            v = header_with_modifiers(msg, name, raw=raw, addr=addr, display=display)
+            return None if v is None else [v.encode("utf-8", "surrogateescape")]
+        vals: list[bytes] = []
+        for part in msg.parts:
+            for k, v in part.headers:
+                if k.lower() == name:
+                    text = v if raw else decode_header_value(v[:8192])
+                    vals.append((text + "\n").encode("utf-8", "surrogateescape"))
+        return vals or None
+
+    def check(self, view: MessageView, raw: bytes) -> list[Hit]:
+        """The rules a message hits.
+
+        :param view: ``spamwarden.mail.parse_message(raw)``.
+        :param raw: the message bytes as received.
+        :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
+        """
+        return self.check_prepared(prepare_message(view, raw))
+
+    def counts(self, msg: PreparedMessage) -> dict[str, int]:
+        """Every rule's hit count for a prepared message, ``__`` sub-rules included."""
+        counts: dict[str, int] = {}
+        units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
+        for kind, g in self._groups.items():
+            counts.update(self._scan(g, units[kind]))
+        for target, g in self._header_groups.items():
+            values = self._header_values(msg, target)
+            if values is None:
+                for rule in g.rules:
+                    h = rule.header
+                    if h is not None and h.if_unset is not None:
+                        hit = bool(self._pattern(rule).search(h.if_unset.encode("utf-8")))
+                        if hit != rule.negate:
+                            counts[rule.name] = 1
+                continue
+            matched = self._scan(g, values)
+            for rule in g.rules:
+                if (rule.name in matched) != rule.negate:
+                    counts[rule.name] = matched.get(rule.name, 1)
+        for rule in self._exists:
+            h = rule.header
+            assert h is not None
+            if msg.header_exists(h.name):
+                counts[rule.name] = 1
+        data = self.ruleset
+        for rule in self._evals:
+            if run_eval(rule.eval_name, msg, data, rule.eval_args):
+                counts[rule.name] = 1
+        fcounts: dict[str, float] = {k: float(v) for k, v in counts.items()}
+        self._run_metas(fcounts)
+        for rule in self._metas:
+            if rule.name in fcounts:
+                counts[rule.name] = 1
+        return counts
+
+    def check_prepared(self, msg: PreparedMessage) -> list[Hit]:
+        """:meth:`check` for a message already prepared with ``prepare_message``."""
+        rules = self.ruleset.rules
+        hits = [Hit(n, rules[n].score, rules[n].description)
+                for n in self.counts(msg) if rules[n].reported]
+        hits.sort()
+        return hits
+
+
+def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:
+    """A digest of every pattern and where it runs: the cache key.  A change to any rule
+    file that changes a pattern (or to the translation) changes it."""
+    h = hashlib.sha256()
+    for key, g in groups:
+        h.update(key.encode() + b"\0")
+        for r in g.rules:
+            rx = r.regex
+            assert rx is not None
+            h.update(f"{r.name}\0{rx.ignorecase:d}{rx.multiline:d}{rx.dotall:d}\0".encode())
+            h.update(rx.source + b"\0")
+    return h.hexdigest()
+
+
+class _Cache:
+    """Compiled databases on disk: one JSON file per (rule digest, engine, library)."""
+
+    def __init__(self, directory: Path, digest: str) -> None:
+        """:param digest: :func:`_patterns_digest` of the rules to cache."""
+        hs_version = getattr(hyperscan, "__version__", "?")
+        key = hashlib.sha256(
+            f"{digest}|{ENGINE_VERSION}|{hs_version}|{sys.version_info[:2]}".encode()
+        ).hexdigest()[:32]
+        self.directory = directory
+        self.path = directory / f"sa-rules-{key}.json"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        return data
+
+    def store(self, groups: dict[str, Any]) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".sa-rules-")
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                json.dump(groups, f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("rules cache not written path=%s error=%s", self.path, exc)
+        for old in self.directory.glob("sa-rules-*.json"):
+            if old != self.path:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
+

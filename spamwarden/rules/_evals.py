@@ -1,0 +1,403 @@
+"""SpamAssassin ``eval:`` tests that need no network, reimplemented from their plugins.
+
+The most frequent pure evals in SpamAssassin's shipped rules (HeaderEval, BodyEval,
+MIMEEval, WLBLEval lists, FreeMail).  Each entry names the rule kinds it may appear in
+and checks its arguments when rules are read, so an unsupported argument skips the rule
+with a reason instead of failing at scan time.  Every other eval is skipped.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import fnmatch
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._prepare import PreparedMessage
+
+__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "parse_eval_args", "run_eval"]
+
+
+class EvalData(Protocol):
+    """The settings evals read: freemail domains and the ``enlist_*`` lists."""
+
+    freemail_domains: set[str]
+    addrlists: dict[str, list[str]]
+    uri_hosts: dict[str, list[str]]
+
+
+EvalFn = Callable[["PreparedMessage", EvalData, Sequence[str]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSpec:
+    """An implemented eval: rule kinds, a check of its arguments, the function."""
+
+    kinds: frozenset[str]
+    check: Callable[[Sequence[str]], bool]
+    fn: EvalFn
+
+
+_ARG = re.compile(r"""\s*(?:'([^']*)'|"([^"]*)"|([^,'"\s]+))\s*(?:,|$)""")
+
+
+def parse_eval_args(text: str) -> tuple[str, ...]:
+    """The arguments of ``eval:fn(...)`` as strings (quotes removed, ``undef`` kept).
+
+    :raises ValueError: text that is not a comma-separated list of simple values.
+    """
+    out: list[str] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _ARG.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"cannot read {text[pos:pos + 20]!r}")
+        out.append(next(g for g in m.groups() if g is not None))
+        pos = m.end()
+    return tuple(out)
+
+
+def _num(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _addresses(msg: PreparedMessage, header: str) -> list[str]:
+    found = msg.addresses.get(header)
+    if found is None:
+        value = msg.header_text(header)
+        found = [a.lower() for _, a in email.utils.getaddresses([value.replace("\n", " ")])
+                 if "@" in a] if value else []
+        msg.addresses[header] = found
+    return found
+
+
+def _domain(addr: str) -> str:
+    return addr.rsplit("@", 1)[-1].strip(".>").lower()
+
+
+# -- HeaderEval ------------------------------------------------------------------------------
+
+
+def _header_count_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    lname = a[0].lower()
+    n = sum(1 for k, _ in msg.headers if k.lower() == lname)
+    return float(a[1]) <= n <= float(a[2])
+
+
+_ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
+_ALL_SKIP = re.compile(rb"^(?:X-.*|Subject|From|To|Cc|Received|Content-Type|Date):.*\n?",
+                       re.IGNORECASE | re.MULTILINE)
+
+
+def _illegal_chars(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    hdr = a[0]
+    text = msg.header_text(hdr, raw=True)
+    if not text:
+        return False
+    data = text.encode("utf-8", "surrogateescape")
+    if hdr.lower() == "all":
+        data = _ALL_SKIP.sub(b"", data)
+    if not data:
+        return False
+    illegal = len(_ILLEGAL.findall(data))
+    return illegal / len(data) >= float(a[1]) and illegal >= float(a[2])
+
+
+def _missing_to(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    return not (msg.header_exists("To") or msg.header_exists("Apparently-To"))
+
+
+def _parse_flags(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    if a[0] == "missing_head_body_separator":
+        return not msg.has_separator
+    return any(d in ("header section over limit", "too many headers") for d in msg.view.defects)
+
+
+def _subject_all_caps(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    subject = (msg.header_text("Subject") or "").strip()
+    if not re.search(r"\s", subject) or len(subject) < 10:
+        return False
+    letters = re.sub(r"[^a-zA-Z]", "", subject)
+    return bool(letters) and letters == letters.upper()
+
+
+_TEMPLATE_OK = re.compile(r"^(?:x-vms-to|x-uidl|x-face|to|cc|from|subject|references|in-reply-to|"
+                          r"(?:x-|resent-|x-original-)?message-id):", re.IGNORECASE)
+
+
+def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    for k, v in msg.headers:
+        line = f"{k}: {v}"
+        if re.search(r"%[A-Z][A-Z_-]", line) and not _TEMPLATE_OK.match(line):
+            return True
+    return False
+
+
+def _date_diff(msg: PreparedMessage) -> float:
+    """Date header time minus the newest Received header's time, in seconds (0 unknown)."""
+    date = msg.header_text("Date")
+    when = None
+    if date:
+        try:
+            parsed = email.utils.parsedate_tz(date.split("\n", 1)[0])
+            when = email.utils.mktime_tz(parsed) if parsed else None
+        except (ValueError, OverflowError, TypeError):
+            when = None
+    if when is None:
+        return 0.0
+    for k, v in msg.headers:
+        if k.lower() != "received" or ";" not in v:
+            continue
+        try:
+            parsed = email.utils.parsedate_tz(v.rsplit(";", 1)[1].strip())
+            if parsed:
+                return float(when - email.utils.mktime_tz(parsed))
+        except (ValueError, OverflowError, TypeError):
+            continue
+        break
+    return 0.0
+
+
+def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    diff = msg.memo.get("date_diff")
+    if diff is None:
+        diff = msg.memo["date_diff"] = _date_diff(msg)
+    lo, hi = a[0], a[1]
+    return (lo == "undef" or diff >= 3600 * float(lo)) and (hi == "undef" or diff < 3600 * float(hi))
+
+
+# -- WLBLEval lists and FreeMail ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a list of shell globs (SpamAssassin's address lists)."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
+    rx = _glob_regex(tuple(patterns))
+    return rx is not None and rx.match(addr) is not None
+
+
+def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    pats = d.addrlists.get(a[0].upper(), [])
+    return any(_glob_hit(x, pats) for h in ("From", "Resent-From", "Sender")
+               for x in _addresses(msg, h))
+
+
+def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    pats = d.addrlists.get(a[0].upper(), [])
+    return any(_glob_hit(x, pats) for x in _addresses(msg, "Reply-To"))
+
+
+@functools.lru_cache(maxsize=64)
+def _host_sets(listed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """(listed hosts, hosts excluded with ``!``) of one ``enlist_uri_host`` list."""
+    return (frozenset(x for x in listed if not x.startswith("!")),
+            frozenset(x[1:] for x in listed if x.startswith("!")))
+
+
+def _host_listed(host: str, listed: Sequence[str]) -> bool:
+    host = host.lower().rstrip(".")
+    labels = host.split(".")
+    candidates = {".".join(labels[i:]) for i in range(len(labels))}
+    hosts, negated = _host_sets(tuple(listed))
+    if candidates & negated:
+        return False
+    return bool(candidates & hosts)
+
+
+_URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
+
+
+def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    listed = d.uri_hosts.get(a[0].upper(), [])
+    for u in msg.uris:
+        m = _URI_HOST.match(u)
+        if m and _host_listed(m.group(1).decode("latin-1"), listed):
+            return True
+    return False
+
+
+def _is_freemail(addr: str, domains: set[str]) -> bool:
+    dom = _domain(addr)
+    if dom in domains:
+        return True
+    wild = _freemail_wildcards(domains)
+    return wild is not None and wild.match(dom) is not None
+
+
+# id of a rule set's freemail_domains -> (that set, its wildcard entries as one regex);
+# the set is kept so an id is never reused for another one while cached.
+_WILDCARDS: dict[int, tuple[set[str], int, re.Pattern[str] | None]] = {}
+
+
+def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
+    cached = _WILDCARDS.get(id(domains))
+    if cached is not None and cached[0] is domains and cached[1] == len(domains):
+        return cached[2]
+    rx = _glob_regex(tuple(sorted(p for p in domains if "*" in p or "?" in p)))
+    if len(_WILDCARDS) > 16:
+        _WILDCARDS.clear()
+    _WILDCARDS[id(domains)] = (domains, len(domains), rx)
+    return rx
+
+
+def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    return any(_is_freemail(x, d.freemail_domains) for x in _addresses(msg, "From"))
+
+
+def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    name = a[0]
+    addrs = _addresses(msg, name.split(":")[0])
+    return any(_is_freemail(x, d.freemail_domains) for x in addrs)
+
+
+def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    froms, replies = _addresses(msg, "From"), _addresses(msg, "Reply-To")
+    if not replies or not froms:
+        return False
+    free = d.freemail_domains
+    if not (any(_is_freemail(x, free) for x in froms) or any(_is_freemail(x, free) for x in replies)):
+        return False
+    return replies[0] != froms[0]
+
+
+# -- BodyEval and MIMEEval ------------------------------------------------------------------
+
+
+_UPPER = bytes(range(65, 91))
+_LOWER = bytes(range(97, 123))
+_SPACED = re.compile(rb"\S\s+\S")
+_BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
+
+
+def _uppercase_ratio(msg: PreparedMessage) -> float:
+    """Percentage of capitals among the letters of the body lines with words (BodyEval)."""
+    cached = msg.memo.get("uppercase")
+    if cached is not None:
+        return cached
+    text = b" ".join(x for x in msg.body if _SPACED.search(x))
+    text = _BASE64_LINE.sub(b"", text)
+    ratio = 0.0
+    if len(text) >= 200:
+        upper = len(text) - len(text.translate(None, _UPPER))
+        lower = len(text) - len(text.translate(None, _LOWER))
+        ratio = upper / (upper + lower) * 100 if upper + lower else 0.0
+    msg.memo["uppercase"] = ratio
+    return ratio
+
+
+def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    return float(a[0]) < _uppercase_ratio(msg) <= float(a[1])
+
+
+def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    return msg.raw_body_length < float(a[0])
+
+
+def _base64_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    longest = 0
+    for p in msg.parts:
+        if p.encoding == "base64":
+            for line in p.encoded.splitlines():
+                longest = max(longest, len(line.rstrip()))
+    lo = float(a[0])
+    hi = float(a[1]) if len(a) > 1 else float("inf")
+    return longest >= lo and longest <= hi
+
+
+_MIME_FLAGS = ("mime_base64_count", "mime_qp_count", "mime_attachment",
+               "mime_base64_encoded_text", "mime_qp_long_line")
+
+
+def _for_mime(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    flag = a[0]
+    parts = msg.parts
+    if flag == "mime_base64_count":
+        return any(p.encoding == "base64" for p in parts)
+    if flag == "mime_qp_count":
+        return any(p.encoding == "quoted-printable" for p in parts)
+    if flag == "mime_attachment":
+        return any(p.is_attachment for p in parts)
+    if flag == "mime_base64_encoded_text":
+        return any(p.encoding == "base64" and p.content_type.startswith("text/")
+                   and not p.is_attachment for p in parts)
+    # mime_qp_long_line
+    return any(p.encoding == "quoted-printable" and
+               any(len(x) > 77 for x in p.encoded.splitlines()) for p in parts)
+
+
+def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    return msg.view.has_html
+
+
+def _mime_html_only(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    return msg.view.has_html and not msg.view.has_text_plain
+
+
+def _any(_a: Sequence[str]) -> bool:
+    return True
+
+
+def _nargs(n: int, *, numeric: bool = False) -> Callable[[Sequence[str]], bool]:
+    def check(a: Sequence[str]) -> bool:
+        return len(a) == n and (not numeric or all(_num(x) or x == "undef" for x in a))
+    return check
+
+
+_H = frozenset({"header"})
+_B = frozenset({"body"})
+_R = frozenset({"rawbody", "body"})
+EVALS: Mapping[str, EvalSpec] = {
+    "check_header_count_range": EvalSpec(
+        _H, lambda a: len(a) == 3 and _num(a[1]) and _num(a[2]), _header_count_range),
+    "check_illegal_chars": EvalSpec(
+        _H, lambda a: len(a) == 3 and _num(a[1]) and _num(a[2]), _illegal_chars),
+    "check_for_missing_to_header": EvalSpec(_H, _nargs(0), _missing_to),
+    "check_msg_parse_flags": EvalSpec(
+        _H, lambda a: len(a) == 1 and a[0] in ("missing_head_body_separator", "truncated_header"),
+        _parse_flags),
+    "subject_is_all_caps": EvalSpec(_H, _nargs(0), _subject_all_caps),
+    "check_unresolved_template": EvalSpec(_H, _nargs(0), _unresolved_template),
+    "check_for_shifted_date": EvalSpec(_H, _nargs(2, numeric=True), _shifted_date),
+    "check_from_in_list": EvalSpec(_H, _nargs(1), _from_in_list),
+    "check_replyto_in_list": EvalSpec(_H, _nargs(1), _replyto_in_list),
+    "check_freemail_from": EvalSpec(_H, _nargs(0), _freemail_from),
+    "check_freemail_header": EvalSpec(_H, _nargs(1), _freemail_header),
+    "check_freemail_replyto": EvalSpec(_H | _B, lambda a: a == ("replyto",), _freemail_replyto),
+    "check_uri_host_listed": EvalSpec(frozenset({"header", "body", "uri"}), _nargs(1), _uri_host_listed),
+    "check_for_uppercase": EvalSpec(_B, _nargs(2, numeric=True), _uppercase),
+    "check_body_length": EvalSpec(_B, _nargs(1, numeric=True), _body_length),
+    "check_base64_length": EvalSpec(
+        _B, lambda a: len(a) in (1, 2) and all(_num(x) for x in a), _base64_length),
+    "check_for_mime": EvalSpec(_R, lambda a: len(a) == 1 and a[0] in _MIME_FLAGS, _for_mime),
+    "check_for_mime_html": EvalSpec(_B, _nargs(0), _mime_html),
+    "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
+}
+#: (rule kind, eval function) pairs that can run.
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str]) -> bool:
+    """Run one implemented eval.
+
+    :returns: whether the rule hits; a failure inside the eval counts as no hit.
+    """
+    try:
+        return bool(EVALS[name].fn(msg, data, args))
+    except (ValueError, TypeError, IndexError, OverflowError, UnicodeError, re.error):
+        return False
+

@@ -1,0 +1,531 @@
+"""Reading SpamAssassin rule files (``*.cf``) into a :class:`RuleSet`.
+
+Follows ``Mail::SpamAssassin::Conf``: comments from an unescaped ``#``, ``include``,
+``if``/``ifplugin``/``else``/``endif``, later definitions replacing earlier ones,
+``score`` taking the third of four values (Bayes on, network tests off), default scores
+(1.0, 0.01 for ``T_`` rules, negative with ``tflags nice``, none for ``__`` rules), and the
+ReplaceTags plugin's ``replace_*`` settings.  Every rule seen ends up either in
+``RuleSet.rules`` or in ``RuleSet.skipped`` with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
+from ._expr import Expr, ExprError, compile_expr, parse_expr
+from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
+
+__all__ = [
+    "LOADED_PLUGINS",
+    "SA_VERSION",
+    "HeaderSpec",
+    "Rule",
+    "RuleSet",
+    "parse_rule_files",
+    "rule_files",
+]
+
+#: The SpamAssassin version ``if (version >= ...)`` compares with.
+SA_VERSION = 4.000001
+#: Plugins this engine implements (their settings or their rule kinds); ``ifplugin`` of any
+#: other plugin is false, so the rules it guards are not read at all.
+LOADED_PLUGINS = frozenset({
+    "Mail::SpamAssassin::Plugin::ReplaceTags",
+    "Mail::SpamAssassin::Plugin::MIMEHeader",
+    "Mail::SpamAssassin::Plugin::HeaderEval",
+    "Mail::SpamAssassin::Plugin::BodyEval",
+    "Mail::SpamAssassin::Plugin::MIMEEval",
+    "Mail::SpamAssassin::Plugin::WLBLEval",
+    "Mail::SpamAssassin::Plugin::FreeMail",
+    "Mail::SpamAssassin::Plugin::Check",
+})
+#: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
+#: the welcome-list spelling, and check_body_length.
+_CAN = frozenset({
+    "Mail::SpamAssassin::Conf::feature_bug6558_free",
+    "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
+    "Mail::SpamAssassin::Conf::perl_min_version_5010000",
+    "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+})
+# Headers SpamAssassin makes up from its Received parser and the MTA's envelope; this
+# engine does not, so rules on them are skipped rather than never hitting silently.
+_PSEUDO_HEADERS = frozenset({
+    "x-spam-relays-external", "x-spam-relays-internal", "x-spam-relays-trusted",
+    "x-spam-relays-untrusted", "x-spam-dkim-signing-domain", "x-spam-pre-check",
+    "envelopefrom", "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
+})
+_REGEX_KINDS = ("header", "body", "rawbody", "uri", "full", "mimeheader")
+_RULE_NAME = re.compile(r"[A-Za-z0-9_]+$")
+_MAX_INCLUDE_DEPTH = 10
+# Longer patterns (a few of SpamAssassin's, expanded from ReplaceTags) exceed Hyperscan's
+# expression limit and cost milliseconds per message in ``re``.
+_MAX_REGEX = 16_000
+# Six or more bounded repeats of groups in a long pattern (SpamAssassin's
+# __FILL_THIS_FORM_* family): Hyperscan refuses them exactly, and where its prefilter
+# matches, Python ``re`` backtracks for milliseconds per message.  The obfuscated-word
+# patterns (FUZZY_*, written with ReplaceTags' ``<post ...>``) repeat groups as much but
+# are cheap to confirm, so they are kept.
+_GROUP_REPEAT = re.compile(r"\)(?:\{\d+,\d+\}|\{\d+,\})")
+_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSpec:
+    """What a ``header`` rule reads: a name (``ALL``, ``ToCc``, ``MESSAGEID`` included)
+    and the ``:raw``/``:addr``/``:name`` modifiers, or ``exists:`` alone."""
+
+    name: str
+    raw: bool = False
+    addr: bool = False
+    display: bool = False
+    exists: bool = False
+    if_unset: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule ready to run.
+
+    ``kind`` is ``header``, ``body``, ``rawbody``, ``uri``, ``full``, ``mimeheader`` (a
+    regex in ``regex``), ``meta`` (``meta``) or ``eval`` (``eval_name``/``eval_args``, run
+    on the part ``eval_kind`` names).  ``maxhits`` is 1 unless ``tflags multiple``.
+    """
+
+    name: str
+    kind: str
+    score: float
+    description: str
+    regex: PerlRegex | None = None
+    negate: bool = False
+    header: HeaderSpec | None = None
+    meta: Expr | None = None
+    eval_name: str = ""
+    eval_kind: str = ""
+    eval_args: tuple[str, ...] = ()
+    maxhits: int = 1
+
+    @property
+    def reported(self) -> bool:
+        """Whether a hit is shown: named without ``__`` and scored other than 0."""
+        return not self.name.startswith("__") and self.score != 0
+
+
+@dataclass
+class RuleSet:
+    """The result of parsing: runnable rules, skipped ones, settings the evals read."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+    kinds_seen: Counter[str] = field(default_factory=Counter)
+    inactive: Counter[str] = field(default_factory=Counter)  # rule lines in false if blocks
+    files: list[str] = field(default_factory=list)
+    digest: str = ""
+    missing_files: list[str] = field(default_factory=list)
+    freemail_domains: set[str] = field(default_factory=set)
+    addrlists: dict[str, list[str]] = field(default_factory=dict)
+    uri_hosts: dict[str, list[str]] = field(default_factory=dict)
+
+    def skipped_reasons(self) -> Counter[str]:
+        """How many rules were skipped for each reason (eval reasons grouped by function)."""
+        return Counter(self.skipped.values())
+
+
+@dataclass
+class _Definition:
+    kind: str
+    text: str
+    origin: str
+
+
+@dataclass
+class _State:
+    defs: dict[str, _Definition] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    describe: dict[str, str] = field(default_factory=dict)
+    tflags: dict[str, str] = field(default_factory=dict)
+    replace_tag: dict[str, str] = field(default_factory=dict)
+    replace_pre: dict[str, str] = field(default_factory=dict)
+    replace_inter: dict[str, str] = field(default_factory=dict)
+    replace_post: dict[str, str] = field(default_factory=dict)
+    replace_rules: set[str] = field(default_factory=set)
+    replace_start: str = "<"
+    replace_end: str = ">"
+    result: RuleSet = field(default_factory=RuleSet)
+    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+
+def rule_files(
+    system_dirs: Sequence[str | Path] = ("/var/lib/spamassassin", "/usr/share/spamassassin"),
+) -> list[Path]:
+    """SpamAssassin's own rule files, as ``spamassassin`` would load them.
+
+    sa-update's ``/var/lib/spamassassin/<version>/<channel>/*.cf`` replaces the packaged
+    ``/usr/share/spamassassin/*.cf`` when it holds any rules, as in SpamAssassin.
+
+    :param system_dirs: the sa-update folder, then the packaged folder.
+    :returns: the ``.cf`` files in load order (sorted by name); empty when none exist.
+    """
+    dirs = [Path(d) for d in system_dirs]
+    if len(dirs) >= 2:
+        update, packaged = dirs[0], dirs[1:]
+        found: list[Path] = []
+        if update.is_dir():
+            versions = sorted((p for p in update.iterdir() if p.is_dir()
+                               and re.fullmatch(r"\d+\.\d+", p.name)), key=lambda p: float(p.name))
+            if versions:
+                chans = sorted(p for p in versions[-1].iterdir() if p.is_dir())
+                found = sorted((f for c in chans for f in c.glob("*.cf")), key=lambda f: f.name)
+        if found:
+            return found
+        dirs = packaged
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir():
+            out.extend(sorted(d.glob("*.cf"), key=lambda f: f.name))
+    return out
+
+
+def parse_rule_files(paths: Iterable[str | Path]) -> RuleSet:
+    """Parse rule files (or folders of ``*.cf``) in order, later ones overriding.
+
+    :param paths: files or folders; a missing one is listed in ``missing_files``.
+    :returns: the :class:`RuleSet`; ``digest`` hashes every file read, in order.
+    :raises: nothing for bad rule text: bad rules are skipped with a reason.
+    """
+    st = _State()
+    for path in paths:
+        p = Path(path)
+        files = sorted(p.glob("*.cf"), key=lambda f: f.name) if p.is_dir() else [p]
+        for f in files:
+            _read_file(st, f, depth=0)
+    _finish(st)
+    st.result.digest = st.hasher.hexdigest()
+    return st.result
+
+
+def parse_rule_text(text: str, origin: str = "<text>") -> RuleSet:
+    """Parse rule text given as a string (tests, one-off checks); see :func:`parse_rule_files`."""
+    st = _State()
+    _read_lines(st, text, origin, Path("."), depth=0)
+    _finish(st)
+    st.result.digest = hashlib.sha256(text.encode()).hexdigest()
+    return st.result
+
+
+def _read_file(st: _State, f: Path, *, depth: int) -> None:
+    try:
+        data = f.read_bytes()[:_MAX_FILE_BYTES]
+    except OSError:
+        st.result.missing_files.append(str(f))
+        return
+    st.result.files.append(str(f))
+    st.hasher.update(str(f).encode() + b"\0" + data + b"\0")
+    _read_lines(st, data.decode("latin-1"), str(f), f.parent, depth=depth)
+
+
+def _strip_comment(line: str) -> str:
+    i = 0
+    while True:
+        j = line.find("#", i)
+        if j < 0:
+            break
+        if j > 0 and line[j - 1] == "\\":
+            i = j + 1
+            continue
+        line = line[:j]
+        break
+    return line.replace("\\#", "#").strip()
+
+
+def _cond_value(expr: str) -> bool:
+    """An ``if`` line's condition: plugins and features not listed here are absent."""
+    def plugin(m: re.Match[str]) -> str:
+        return "1" if m.group(1).strip() in LOADED_PLUGINS else "0"
+
+    def can(m: re.Match[str]) -> str:
+        return "1" if m.group(1).strip() in _CAN else "0"
+
+    text = re.sub(r"plugin\s*\(\s*([^)]*)\)", plugin, expr)
+    text = re.sub(r"can\s*\(\s*([^)]*)\)", can, text)
+    text = re.sub(r"\bperl_version\b", "5.036", text)
+    text = re.sub(r"\bversion\b", f"{SA_VERSION:.6f}", text)
+    try:
+        return bool(compile_expr(parse_expr(text))({}))
+    except ExprError:
+        return False
+
+
+def _read_lines(st: _State, text: str, origin: str, base: Path, *, depth: int) -> None:
+    stack: list[tuple[bool, str]] = []  # per open if: (outer active, outer reason)
+    active = True
+    reason = ""  # the condition that made the current branch inactive
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        parts = line.split(None, 1)
+        key = parts[0].lower()
+        rest = parts[1] if len(parts) > 1 else ""
+        if key in ("if", "ifplugin"):
+            cond = (rest.strip() in LOADED_PLUGINS) if key == "ifplugin" else _cond_value(rest)
+            stack.append((active, reason))
+            if active and not cond:
+                reason = f"{key} {rest.strip()}"
+            active = active and cond
+            continue
+        if key == "else":
+            if stack:
+                outer, outer_reason = stack[-1]
+                if outer and active:
+                    reason = "else"
+                elif outer:
+                    reason = outer_reason
+                active = outer and not active
+            continue
+        if key == "endif":
+            if stack:
+                active, reason = stack.pop()
+            continue
+        if not active:
+            if key in _REGEX_KINDS or key == "meta":
+                st.result.inactive[reason] += 1
+            continue
+        if key == "include":
+            if depth < _MAX_INCLUDE_DEPTH:
+                target = Path(rest.strip())
+                _read_file(st, target if target.is_absolute() else base / target, depth=depth + 1)
+            continue
+        _directive(st, key, rest, f"{origin}:{lineno}")
+
+
+def _directive(st: _State, key: str, rest: str, origin: str) -> None:
+    if key in _REGEX_KINDS or key == "meta":
+        bits = rest.split(None, 1)
+        if len(bits) < 2 or not _RULE_NAME.match(bits[0]):
+            return
+        name = bits[0]
+        st.defs[name] = _Definition(key, bits[1].strip(), origin)
+        return
+    bits = rest.split(None, 1)
+    if not bits:
+        return
+    if key == "score":
+        vals = bits[1].split() if len(bits) > 1 else []
+        nums: list[float] = []
+        for v in vals[:4]:
+            try:
+                nums.append(float(v))
+            except ValueError:
+                break
+        if nums:
+            st.scores[bits[0]] = nums[2] if len(nums) == 4 else nums[0]
+    elif key == "describe" and len(bits) > 1:
+        st.describe[bits[0]] = bits[1].strip()
+    elif key == "tflags":
+        st.tflags[bits[0]] = bits[1] if len(bits) > 1 else ""
+    elif key == "replace_tag" and len(bits) > 1:
+        st.replace_tag[bits[0]] = bits[1].strip()
+    elif key == "replace_pre" and len(bits) > 1:
+        st.replace_pre[bits[0]] = bits[1].strip()
+    elif key == "replace_inter" and len(bits) > 1:
+        st.replace_inter[bits[0]] = bits[1].strip()
+    elif key == "replace_post" and len(bits) > 1:
+        st.replace_post[bits[0]] = bits[1].strip()
+    elif key == "replace_rules":
+        st.replace_rules.update(rest.split())
+    elif key == "replace_start":
+        st.replace_start = bits[0]
+    elif key == "replace_end":
+        st.replace_end = bits[0]
+    elif key == "freemail_domains":
+        st.result.freemail_domains.update(d.lower() for d in rest.split())
+    elif key == "enlist_addrlist" and len(bits) > 1:
+        m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
+        if m:
+            tail = (bits[0] + " " + bits[1])[m.end():].split()
+            st.result.addrlists.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
+    elif key == "enlist_uri_host" and len(bits) > 1:
+        m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
+        if m:
+            tail = (bits[0] + " " + bits[1])[m.end():].split()
+            st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
+
+
+def _replace_tags(st: _State, text: str) -> str:
+    """Expand ReplaceTags ``<TAG>`` runs as ``Mail::SpamAssassin::Plugin::ReplaceTags`` does."""
+    s, e = re.escape(st.replace_start), re.escape(st.replace_end)
+    pre = inter = post = ""
+
+    def setting(kind: str, table: dict[str, str]) -> str:
+        nonlocal text
+        m = re.search(f"{s}{kind}\\s+(\\w+){e}", text)
+        if not m:
+            return ""
+        text = re.sub(f"{s}{kind}\\s+\\w+{e}", "", text)
+        return table.get(m.group(1), "")
+
+    pre = setting("pre", st.replace_pre)
+    inter = setting("inter", st.replace_inter)
+    post = setting("post", st.replace_post)
+
+    def value(name: str, depth: int = 0) -> str:
+        v = st.replace_tag[name]
+        if depth < 5:
+            v = re.sub(f"{s}(\\w+){e}", lambda m: value(m.group(1), depth + 1)
+                       if m.group(1) in st.replace_tag else m.group(0), v)
+        return v
+
+    run = re.compile(f"(?:{s}\\w+{e})+")
+
+    def one_run(m: re.Match[str]) -> str:
+        names = re.findall(f"{s}(\\w+){e}", m.group(0))
+        if not all(n in st.replace_tag for n in names):
+            return m.group(0)
+        return inter.join(pre + value(n) + post for n in names)
+
+    return run.sub(one_run, text)
+
+
+def _finish(st: _State) -> None:
+    res = st.result
+    for name, d in st.defs.items():
+        res.kinds_seen[d.kind] += 1
+        text = _replace_tags(st, d.text) if name in st.replace_rules else d.text
+        flags = st.tflags.get(name, "").split()
+        nice = "nice" in flags
+        if name in st.scores:
+            score = st.scores[name]
+        elif name.startswith("__"):
+            score = 0.0
+        else:
+            score = 0.01 if name.startswith("T_") else 1.0
+            score = -score if nice else score
+        maxhits = 1
+        for f in flags:
+            if f == "multiple":
+                maxhits = max(maxhits, 1_000)
+            elif f.startswith("maxhits="):
+                try:
+                    maxhits = max(1, int(f.split("=", 1)[1]))
+                except ValueError:
+                    pass
+        try:
+            rule = _build(name, d.kind, text, res, score=score,
+                          description=st.describe.get(name, ""), maxhits=maxhits,
+                          written=d.text)
+        except _Skip as exc:
+            res.skipped[name] = str(exc)
+            continue
+        res.rules[name] = rule
+    _drop_meta_cycles(res)
+
+
+class _Skip(Exception):
+    pass
+
+
+def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, description: str,
+           maxhits: int, written: str = "") -> Rule:
+    common = {"score": score, "description": description, "maxhits": maxhits}
+    if kind == "meta":
+        try:
+            tree = parse_expr(text)
+        except ExprError as exc:
+            raise _Skip(f"meta syntax: {exc}") from exc
+        return Rule(name, "meta", meta=tree, **common)  # type: ignore[arg-type]
+    if text.startswith("eval:"):
+        m = re.match(r"eval:\s*(\w+)\s*\((.*)\)\s*$", text)
+        if m is None:
+            raise _Skip("eval syntax")
+        fn = m.group(1)
+        if (kind, fn) not in IMPLEMENTED_EVALS:
+            raise _Skip(f"eval not implemented: {fn}")
+        try:
+            args = parse_eval_args(m.group(2))
+        except ValueError as exc:
+            raise _Skip(f"eval arguments: {fn}") from exc
+        if not EVALS[fn].check(args):
+            raise _Skip(f"eval arguments: {fn}")
+        return Rule(name, "eval", eval_name=fn, eval_kind=kind, eval_args=args,
+                    **common)  # type: ignore[arg-type]
+    header = None
+    negate = False
+    if kind in ("header", "mimeheader"):
+        if text.startswith("exists:"):
+            hname = text[len("exists:"):].strip()
+            if hname.lower() in _PSEUDO_HEADERS:
+                raise _Skip(f"pseudo-header {hname}")
+            return Rule(name, "header", header=HeaderSpec(hname, exists=True),
+                        **common)  # type: ignore[arg-type]
+        m = re.match(r"(\S+?)\s*(=~|!~)\s*(.*)$", text, re.DOTALL)
+        if m is None:
+            raise _Skip("header syntax")
+        target, op, retext = m.groups()
+        negate = op == "!~"
+        hparts = target.split(":")
+        hname, mods = hparts[0], [x.lower() for x in hparts[1:]]
+        if hname.lower() in _PSEUDO_HEADERS:
+            raise _Skip(f"pseudo-header {hname}")
+        unknown = set(mods) - {"raw", "addr", "name", "first", "last", "host", "domain", "ip",
+                                "revip"}
+        if unknown or set(mods) & {"first", "last", "host", "domain", "ip", "revip"}:
+            raise _Skip(f"header modifier {':'.join(sorted(set(mods)))}")
+        try:
+            pat, flags, tail = split_perl_regex(retext)
+        except UntranslatableRegex as exc:
+            raise _Skip(f"regex: {exc}") from exc
+        unset = re.match(r"\s*\[if-unset:\s?(.*)\]\s*$", tail)
+        header = HeaderSpec(hname, raw="raw" in mods, addr="addr" in mods,
+                            display="name" in mods, if_unset=unset.group(1) if unset else None)
+    else:
+        try:
+            pat, flags, _ = split_perl_regex(text)
+        except UntranslatableRegex as exc:
+            raise _Skip(f"regex: {exc}") from exc
+    if len(pat) > _MAX_REGEX:
+        raise _Skip("regex: too long")
+    if len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6:
+        raise _Skip("regex: too costly (many bounded repeats of groups)")
+    try:
+        rx = translate(pat, flags)
+        rx.compile()
+    except UntranslatableRegex as exc:
+        raise _Skip(f"regex: {exc.args[0].split(':')[0]}") from exc
+    return Rule(name, kind, regex=rx, negate=negate, header=header,
+                **common)  # type: ignore[arg-type]
+
+
+def _drop_meta_cycles(res: RuleSet) -> None:
+    """Skip meta rules on a dependency cycle (a meta that depends on itself)."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 finished
+    path: list[str] = []
+    on_cycle: set[str] = set()
+
+    def visit(name: str) -> None:
+        rule = res.rules.get(name)
+        if rule is None or rule.meta is None or state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            on_cycle.update(path[path.index(name):])
+            return
+        if len(path) > 500:
+            on_cycle.add(name)
+            return
+        state[name] = 1
+        path.append(name)
+        for dep in sorted(rule.meta.names()):
+            visit(dep)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(res.rules):
+        visit(name)
+    for name in on_cycle:
+        res.skipped[name] = "meta: dependency cycle"
+        res.rules.pop(name, None)

@@ -1,0 +1,245 @@
+"""A message as SpamAssassin's rules see it: header values, body, rawbody, URIs, full text.
+
+Mirrors ``Mail::SpamAssassin::PerMsgStatus``: the body is the decoded, rendered text
+with the Subject as its first line, split into paragraphs whose whitespace is collapsed;
+rawbody is the decoded but unrendered text parts, line by line; ``full`` is the raw
+message.  Everything is octets (UTF-8 for decoded text), as SpamAssassin matches octets.
+The parsing work already done for a :class:`~spamwarden.mail.MessageView` is reused; the
+raw MIME parts are walked once more here for rawbody and MIME part headers.
+"""
+
+from __future__ import annotations
+
+import email
+import email.errors
+import email.message
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass, field
+
+from ..mail import MessageView, decode_header_value
+
+__all__ = ["MimePart", "PreparedMessage", "prepare_message"]
+
+#: SpamAssassin 4's body_part_scan_size and rawbody_part_scan_size (octets per part).
+BODY_PART_SCAN_SIZE = 50_000
+RAWBODY_PART_SCAN_SIZE = 500_000
+FULL_SCAN_SIZE = 1_000_000
+_MAX_PARTS = 100
+_PARAGRAPH_BREAK = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class MimePart:
+    """One MIME leaf: its headers (raw), content type, transfer encoding, encoded body."""
+
+    headers: tuple[tuple[str, str], ...]
+    content_type: str
+    encoding: str
+    encoded: bytes
+    is_attachment: bool
+
+
+@dataclass
+class PreparedMessage:
+    """The parts of one message each rule kind reads (all octets)."""
+
+    view: MessageView
+    raw: bytes
+    headers: tuple[tuple[str, str], ...]
+    body: list[bytes]
+    rawbody: list[bytes]
+    uris: list[bytes]
+    full: bytes
+    parts: list[MimePart]
+    has_separator: bool
+    raw_body_length: int
+    _cache: dict[tuple[str, bool], str | None] = field(default_factory=dict)
+    #: values evals compute once per message (several rules read them)
+    memo: dict[str, float] = field(default_factory=dict)
+    #: header name -> the addresses in it, lower case (evals read From many times)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+
+    def header_text(self, name: str, *, raw: bool = False) -> str | None:
+        """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
+
+        Several headers of one name are joined, each ending in a newline; ``ALL`` is
+        every header as ``Name: value``; ``ToCc`` is To, ``", "``, Cc; ``MESSAGEID`` joins
+        the message-id headers.
+
+        :param name: a header name or one of SpamAssassin's pseudo-headers above.
+        :param raw: undecoded (``:raw``); otherwise RFC 2047 encoded-words are decoded.
+        """
+        key = (name.lower(), raw)
+        if key in self._cache:
+            return self._cache[key]
+        lname = key[0]
+
+        def values(n: str) -> list[str]:
+            ln = n.lower()
+            vals = [v for k, v in self.headers if k.lower() == ln]
+            return vals if raw else [decode_header_value(v[:8192]) for v in vals]
+
+        result: str | None
+        if lname == "all":
+            result = "".join(f"{k}: {v if raw else decode_header_value(v[:8192])}\n"
+                             for k, v in self.headers)
+        elif lname == "tocc":
+            to, cc = values("To"), values("Cc")
+            if not to and not cc:
+                result = None
+            else:
+                result = "".join(v + "\n" for v in to).rstrip("\n")
+                if result.strip() and cc:
+                    result += ", "
+                result += "".join(v + "\n" for v in cc)
+        elif lname == "messageid":
+            ids = [v for n in ("Message-Id", "Resent-Message-Id", "X-Message-Id")
+                   for v in values(n)]
+            result = "".join(v + "\n" for v in ids) if ids else None
+        else:
+            vals = values(name)
+            result = "".join(v + "\n" for v in vals) if vals else None
+        self._cache[key] = result
+        return result
+
+    def header_exists(self, name: str) -> bool:
+        """Whether a header of that name is present (``exists:``)."""
+        lname = name.lower()
+        return any(k.lower() == lname for k, _ in self.headers)
+
+
+def _address(value: str, *, display: bool) -> str:
+    """The first address (``:addr``) or its display name (``:name``) in a header value."""
+    pairs = email.utils.getaddresses([value.replace("\n", " ")])
+    for name, addr in pairs:
+        if display:
+            return name
+        if addr:
+            return addr
+    return ""
+
+
+def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: bool,
+                          display: bool) -> str | None:
+    """A header value with SpamAssassin's ``:raw``, ``:addr`` and ``:name`` applied.
+
+    :returns: the value, or ``None`` when the header is absent.
+    """
+    value = msg.header_text(name, raw=raw)
+    if value is None:
+        return None
+    if addr or display:
+        return _address(value, display=display)
+    return value
+
+
+def _paragraphs(text: bytes) -> list[bytes]:
+    """Paragraphs (split at blank lines) with whitespace runs collapsed to one space."""
+    out: list[bytes] = []
+    for para in _PARAGRAPH_BREAK.split(text):
+        para = b" ".join(para.split())
+        if not para:
+            continue
+        # SpamAssassin splits long paragraphs near 1 KB at whitespace
+        while len(para) > 2048:
+            cut = para.rfind(b" ", 1024, 2048)
+            cut = cut if cut > 0 else 2048
+            out.append(para[:cut])
+            para = para[cut:].lstrip(b" ")
+        out.append(para)
+    return out
+
+
+_MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
+
+
+def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list[MimePart], bool]:
+    """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
+    are given to the email package again (most of its cost is header parsing)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() in _MIME_HEADERS)
+    raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
+            RecursionError) as exc:  # pragma: no cover - compat32 is lenient
+        del exc
+        return [], False
+    parts: list[MimePart] = []
+    try:
+        for part in msg.walk():
+            if len(parts) >= _MAX_PARTS:
+                break
+            if part.is_multipart():
+                continue
+            payload = part.get_payload(decode=False)
+            if not isinstance(payload, str):
+                continue
+            encoded = payload.encode("utf-8", "surrogateescape")
+            disp = str(part.get("Content-Disposition", "")).lower()
+            parts.append(MimePart(
+                headers=headers if part is msg else tuple((k, str(v)) for k, v in part.items()),
+                content_type=part.get_content_type().lower(),
+                encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
+                encoded=encoded,
+                is_attachment=disp.startswith("attachment") or part.get_filename() is not None,
+            ))
+    except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
+            RecursionError, AttributeError):
+        pass
+    return parts, True
+
+
+def _decode_part(part: MimePart) -> bytes:
+    import base64
+    import binascii
+    import quopri
+
+    data = part.encoded
+    if part.encoding == "base64":
+        try:
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data) + b"==")
+        except (binascii.Error, ValueError):
+            return b""
+    if part.encoding == "quoted-printable":
+        return quopri.decodestring(data)
+    return data
+
+
+def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
+    """Build what the rules read from a parsed message and its raw bytes.
+
+    :param view: ``spamwarden.mail.parse_message(raw)``.
+    :param raw: the message as received (a leading mbox ``From`` line is tolerated).
+    :returns: the prepared message; never raises for malformed mail.
+    """
+    if raw.startswith(b"From "):
+        nl = raw.find(b"\n")
+        raw = raw[nl + 1:] if nl >= 0 else b""
+    sep = re.search(rb"\r?\n\r?\n", raw)
+    has_separator = sep is not None
+    raw_body = raw[sep.end():] if sep else b""
+    body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
+    body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
+    body.extend(_paragraphs(body_text.encode("utf-8", "surrogateescape")))
+    parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10])
+    rawbody: list[bytes] = []
+    for part in parts:
+        if not part.content_type.startswith("text/") or part.is_attachment:
+            continue
+        data = _decode_part(part)[:RAWBODY_PART_SCAN_SIZE]
+        rawbody.extend(data.splitlines(keepends=True))
+    uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
+    return PreparedMessage(
+        view=view,
+        raw=raw,
+        headers=view.headers,
+        body=body,
+        rawbody=rawbody,
+        uris=uris,
+        full=raw[:FULL_SCAN_SIZE],
+        parts=parts,
+        has_separator=has_separator,
+        raw_body_length=len(raw_body),
+    )

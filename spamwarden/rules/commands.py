@@ -1,0 +1,86 @@
+"""``spamwarden rules``: what was read from the SpamAssassin rule files, and a message check.
+
+The CLI (:mod:`spamwarden.cli`) only declares arguments; the work is here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ..config import Config
+from ..errors import SpamwardenError
+from ..mail import parse_message
+from . import RuleEngine, configured_paths, parse_rule_files
+from ._parser import RuleSet
+
+__all__ = ["cmd_rules", "format_stats"]
+
+_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
+    """A text report: files, rules by kind, skipped by reason, evals run and skipped.
+
+    :param ruleset: the parse result.
+    :param engine: when given, how many patterns run in Hyperscan and in ``re``.
+    :returns: the report, one item per line.
+    """
+    lines = [f"files read: {len(ruleset.files)}"]
+    lines += [f"  missing: {m}" for m in ruleset.missing_files]
+    total = sum(ruleset.kinds_seen.values())
+    lines.append(f"rules seen: {total}  parsed: {len(ruleset.rules)}  "
+                 f"skipped: {len(ruleset.skipped)}")
+    lines.append("seen by type: " + ", ".join(
+        f"{k} {n}" for k, n in sorted(ruleset.kinds_seen.items())))
+    parsed = Counter(r.kind for r in ruleset.rules.values())
+    lines.append("parsed by type: " + ", ".join(f"{k} {n}" for k, n in sorted(parsed.items())))
+    evals = Counter(r.eval_name for r in ruleset.rules.values() if r.kind == "eval")
+    lines.append(f"eval rules run: {sum(evals.values())} ({len(evals)} functions)")
+    for name, n in sorted(evals.items(), key=lambda x: (-x[1], x[0])):
+        lines.append(f"  {n:5d}  {name}")
+    reasons = ruleset.skipped_reasons()
+    lines.append("skipped by reason:")
+    for reason, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0])):
+        lines.append(f"  {n:5d}  {reason}")
+    if ruleset.inactive:
+        lines.append("not read (inside if/ifplugin that is false here):")
+        for cond, n in sorted(ruleset.inactive.items(), key=lambda x: (-x[1], x[0])):
+            lines.append(f"  {n:5d}  {cond}")
+    if engine is not None:
+        st = engine.stats()
+        lines.append(f"patterns: hyperscan {st['hyperscan_patterns']} in "
+                     f"{st['hyperscan_databases']} databases, re {st['re_patterns']}"
+                     f"{' (cached)' if engine.cache_used else ''}")
+    return "\n".join(lines)
+
+
+def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
+    """``spamwarden rules [--stats] [--check FILE.eml] [--rules PATH ...]``."""
+    paths = [Path(p) for p in args.rules] if args.rules else configured_paths(cfg)
+    ruleset = parse_rule_files(paths)
+    if not ruleset.files:
+        print("spamwarden rules: no rule files found (install spamassassin or set rules.paths)",
+              file=sys.stderr)
+        return 1
+    engine: RuleEngine | None = None
+    if args.check or not args.no_compile:
+        cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
+        engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=cache_dir)
+    if args.stats or not args.check:
+        print(format_stats(ruleset, engine))
+    for name in args.check or []:
+        try:
+            with open(name, "rb") as f:
+                raw = f.read(_MAX_MESSAGE_BYTES)
+        except OSError as exc:
+            raise SpamwardenError(f"cannot read {name}: {exc.strerror}") from exc
+        assert engine is not None
+        hits = engine.check(parse_message(raw), raw)
+        total = sum(h.score for h in hits)
+        print(f"{name}: score {total:.2f}, {len(hits)} rules")
+        for h in hits:
+            print(f"  {h.score:6.2f}  {h.name:<28} {h.description}")
+    return 0
