@@ -2,7 +2,15 @@
 
 Bounded parsing of raw RFC 5322 bytes, decoded subject and text, URLs, sender
 domains, registrable domains (Public Suffix List) and the advertising label.
-No I/O and no exceptions for bad input.
+No I/O and no exceptions for bad input.  This package imports nothing else from
+spamwarden: it is the bottom of the dependency graph.
+
+Two parses of a message, for two jobs: :func:`parse_message` gives the
+:class:`MessageView` the milter scores (tuned for speed on the stdlib's MIME
+parser), and the structural MIME layer (:func:`walk_entities` and its pieces)
+takes a message apart byte-exactly, for finding a reported message inside a
+complaint.  ``Received`` fields are read by :func:`received_client_ip`,
+:func:`first_untrusted_hop` and :func:`submission`.
 
 :func:`install_boundary_matcher` makes the standard library's MIME parser match
 boundary lines without compiling a regular expression per message; servers call
@@ -31,24 +39,70 @@ from ._message import (
     strip_mbox_from,
     url_domain,
 )
+from ._mime import (
+    Entity,
+    content_parameters,
+    decoded_body,
+    entity_filename,
+    entity_text,
+    header_fields,
+    parse_content_type,
+    parse_header_fields,
+    split_head,
+    split_multipart,
+    walk_entities,
+)
+from ._received import (
+    Network,
+    Submission,
+    first_untrusted_hop,
+    is_routable,
+    parse_networks,
+    received_client_ip,
+    received_helo_and_ip,
+    submission,
+    submission_authenticated,
+    valid_ip,
+)
 
 __all__ = [
     "DEFAULT_AD_LABELS",
+    "Entity",
     "MessageView",
+    "Network",
     "ParseLimits",
     "Part",
+    "Submission",
     "ad_label",
+    "content_parameters",
     "decode_header_value",
+    "decoded_body",
     "domain_of_address",
+    "entity_filename",
+    "entity_text",
     "extract_urls",
+    "first_untrusted_hop",
+    "header_fields",
     "html_to_text",
     "install_boundary_matcher",
     "is_ip_literal",
     "is_private_suffix_domain",
+    "is_routable",
     "normalize_domain",
+    "parse_content_type",
+    "parse_header_fields",
     "parse_message",
+    "parse_networks",
     "parse_tag_list",
+    "received_client_ip",
+    "received_helo_and_ip",
     "registrable_domain",
+    "split_head",
+    "split_multipart",
     "strip_mbox_from",
+    "submission",
+    "submission_authenticated",
     "url_domain",
+    "valid_ip",
+    "walk_entities",
 ]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from ..mail import MessageView, strip_mbox_from
+from ..mail import MessageView, received_helo_and_ip, strip_mbox_from
 from .interfaces import Envelope
 from .scanner import Scanner, Verdict
 
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
     from .auth import AuthResults
 
 __all__ = ["envelope_for_file", "format_verdict", "scan_file", "to_crlf"]
-
-_RECEIVED_FROM = re.compile(
-    r"\bfrom\s+(?P<helo>[^\s(]+)\s*\((?:[^()\[\]]*?)\[(?:ipv6:)?(?P<ip>[0-9a-f:.]+)\]", re.IGNORECASE
-)
-
 
 def to_crlf(raw: bytes) -> bytes:
     """Every line ending as CRLF, the form Postfix hands to a milter (and DKIM signs)."""
@@ -49,13 +44,13 @@ def envelope_for_file(
     notes: list[str] = []
     if client_ip is None or helo is None:
         for received in view.received[:5]:
-            m = _RECEIVED_FROM.search(received)
-            if m:
+            found = received_helo_and_ip(received)
+            if found:
                 if client_ip is None:
-                    client_ip = m.group("ip")
+                    client_ip = found[1]
                     notes.append(f"client IP {client_ip} from the top Received header")
                 if helo is None:
-                    helo = m.group("helo")
+                    helo = found[0]
                     notes.append(f"HELO {helo} from the top Received header")
                 break
     if mail_from is None:

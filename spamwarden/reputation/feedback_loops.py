@@ -31,9 +31,15 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..mail import domain_of_address, normalize_domain, registrable_domain
+from ..mail import (
+    Network,
+    domain_of_address,
+    first_untrusted_hop,
+    normalize_domain,
+    registrable_domain,
+)
 from .complaints import Indicators
-from .reports import ArfFields, Network, first_untrusted_hop
+from .reports import ArfFields
 
 __all__ = [
     "FeedbackLoop",

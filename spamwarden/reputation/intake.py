@@ -54,7 +54,7 @@ every report counts with what its copy claims (dangerous: anyone can list anyone
 Reporter identity (what de-duplication, the rate limit, the complaint's
 ``reporter`` and so the worker's distinct-reporter count use) is the person, not
 the envelope string, taken from the topmost ``Received`` field, the one our own
-MTA prepends (:func:`~spamwarden.reputation.reports.submission`; with an
+MTA prepends (:func:`~spamwarden.mail.submission`; with an
 after-queue content filter, past ``intake.reinjection_hops`` fields):
 
 1. the SASL login Postfix recorded there as ``(Authenticated sender: LOGIN)``
@@ -145,10 +145,14 @@ from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import (
     MessageView,
+    Network,
+    header_fields,
     install_boundary_matcher,
     normalize_domain,
+    parse_networks,
     parse_tag_list,
     registrable_domain,
+    submission,
 )
 from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
@@ -165,17 +169,13 @@ from .feedback_loops import (
 from .reports import (
     NOTHING_ACTIONABLE,
     DkimVerifier,
-    Network,
     Original,
     ReportLimits,
     extract_indicators,
     find_originals,
     fingerprint,
-    header_fields,
     is_actionable,
     message_view,
-    parse_networks,
-    submission,
     verified_domains,
 )
 

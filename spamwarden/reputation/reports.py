@@ -34,10 +34,12 @@ a reporter understands (intake sends it back in a ``550 5.6.0`` reply).
     request.
 
 :func:`extract_indicators` then turns the original (and ARF fields) into
-:class:`~spamwarden.reputation.complaints.Indicators`, :func:`fingerprint`
-identifies the reported message for de-duplication, and
-:func:`submission_authenticated` tells whether our own MTA received the report
-from an authenticated client.
+:class:`~spamwarden.reputation.complaints.Indicators`, and :func:`fingerprint`
+identifies the reported message for de-duplication.  The MIME structure comes from
+:mod:`spamwarden.mail` (:func:`~spamwarden.mail.walk_entities`), and so does the
+reading of ``Received`` fields (:func:`~spamwarden.mail.first_untrusted_hop`,
+:func:`~spamwarden.mail.submission`: whether our own MTA received the report from
+an authenticated client).
 
 Source IP (``Indicators.source_ip``): the ARF ``Source-IP`` when present and
 routable, else the client address of the first ``Received`` hop (topmost
@@ -48,30 +50,38 @@ routable so test reports work).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import hashlib
 import ipaddress
-import quopri
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Protocol, Sequence, TypeVar
+from typing import Iterable, Literal, Protocol, Sequence
 
 from ..errors import ReportError
 from ..mail import (
     DEFAULT_AD_LABELS,
+    Entity,
     MessageView,
+    Network,
     ParseLimits,
     ad_label,
     decode_header_value,
+    decoded_body,
     domain_of_address,
+    entity_filename,
+    entity_text,
     extract_urls,
+    first_untrusted_hop,
     html_to_text,
+    is_routable,
     normalize_domain,
+    parse_header_fields,
     parse_message,
     registrable_domain,
+    split_head,
+    strip_mbox_from,
     url_domain,
+    walk_entities,
 )
 from ..resolver import Resolver
 from .complaints import Indicators
@@ -85,25 +95,16 @@ __all__ = [
     "find_original",
     "find_originals",
     "message_view",
-    "header_fields",
     "parse_arf_fields",
     "extract_indicators",
     "fingerprint",
     "delivered_fingerprint",
     "is_actionable",
-    "received_client_ip",
-    "first_untrusted_hop",
-    "submission_authenticated",
-    "submission",
-    "Submission",
     "verified_domains",
-    "parse_networks",
     "NO_ORIGINAL",
     "NOTHING_ACTIONABLE",
     "AUTOMATIC_MESSAGE",
 ]
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: the sentences reporters get back (after ``550 5.6.0``)
 NO_ORIGINAL = (
@@ -215,203 +216,6 @@ class DkimVerifier(Protocol):
     def __call__(self, raw: bytes, resolver: Resolver) -> Sequence[DkimSignatureResult]: ...
 
 
-# -- MIME entities over raw bytes -----------------------------------------------------------
-
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
-
-
-@dataclass(frozen=True, slots=True)
-class _Entity:
-    """One MIME entity.  A multipart that was split keeps no body (its parts are the
-    entities after it): a large report is then not held twice more in memory."""
-
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    depth: int
-    ctype: str = "text/plain"
-    params: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
-
-    def get_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers if k.lower() == lname]
-
-
-_Bytes = TypeVar("_Bytes", bytes, memoryview)
-
-
-def _split_head(raw: _Bytes) -> tuple[_Bytes, _Bytes]:
-    """Header section and body; slices of a ``memoryview`` share its bytes."""
-    if raw[:2] == b"\r\n" or raw[:1] == b"\n":
-        return raw[:0], raw[2:] if raw[:2] == b"\r\n" else raw[1:]
-    m = _HEAD_END.search(raw)
-    if m is None:
-        return raw, raw[:0]
-    return raw[: m.start()], raw[m.end():]
-
-
-def _parse_headers(head: bytes, max_headers: int) -> list[tuple[str, str]]:
-    """Unfolded ``(name, value)`` pairs; lines that are not headers end the section."""
-    out: list[tuple[str, str]] = []
-    name: str | None = None
-    value: list[str] = []
-    for line in head.split(b"\n"):
-        text = line.rstrip(b"\r").decode("utf-8", "replace")
-        if text[:1] in (" ", "\t"):
-            if name is not None:
-                value.append(text.strip())
-            continue
-        if name is not None:
-            out.append((name, " ".join(v for v in value if v)))
-            name = None
-            if len(out) >= max_headers:
-                break
-        n, sep, v = text.partition(":")
-        n = n.strip()
-        if sep and _HEADER_NAME.match(n):
-            name, value = n, [v.strip()]
-    if name is not None and len(out) < max_headers:
-        out.append((name, " ".join(v for v in value if v)))
-    return out
-
-
-def header_fields(raw: bytes, *, max_headers: int = 500) -> list[tuple[str, str]]:
-    """The unfolded header fields of a message (the first 256 KiB are read)."""
-    head, _ = _split_head(raw[:262144])
-    return _parse_headers(head, max_headers)
-
-
-def _entity_head(data: memoryview, limits: ReportLimits
-                 ) -> tuple[tuple[tuple[str, str], ...], memoryview, str, dict[str, str]]:
-    head, body = _split_head(data)
-    headers = tuple(_parse_headers(bytes(head), limits.max_headers))
-    ctype, params = _parse_content_type(next(
-        (v for k, v in headers if k.lower() == "content-type"), ""))
-    return headers, body, ctype, params
-
-
-_CTYPE = re.compile(r"^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:;|$)")
-_PARAM = re.compile(
-    r";\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+?)(\*\d*\*?)?\s*=\s*(\"(?:[^\"\\]|\\.)*\"?|[^;\s]*)"
-)
-
-
-def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
-    """Media type and parameters of a Content-Type value (RFC 2045 §5.1; RFC 2231
-    continuations joined); an unparsable value is ``text/plain`` (RFC 2045 §5.2)."""
-    value = value[:4096]
-    m = _CTYPE.match(value)
-    if not m:
-        return "text/plain", {}
-    start = m.end() - 1 if value[m.end() - 1:m.end()] == ";" else m.end()
-    return m.group(1).lower(), _parameters(value, start)
-
-
-def _parameters(value: str, start: int) -> dict[str, str]:
-    """``; name=value`` parameters from ``start`` (RFC 2045 §5.1, RFC 2231 §3-4)."""
-    params: dict[str, str] = {}
-    for pm in _PARAM.finditer(value[:4096], start):
-        key = pm.group(1).lower()
-        raw = pm.group(3)
-        if raw.startswith('"'):
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1] if raw.endswith('"') and len(raw) > 1
-                         else raw[1:])
-        if pm.group(2):  # name*0*=utf-8''%5B... pieces
-            if pm.group(2).endswith("*"):
-                raw = re.sub(r"^[\w-]*'[\w-]*'", "", raw)
-                raw = _percent_decode(raw)
-            params[key] = params.get(key, "") + raw
-        else:
-            params.setdefault(key, raw)
-    return params
-
-
-def _percent_decode(text: str) -> str:
-    data = re.sub(rb"%([0-9A-Fa-f]{2})", lambda mm: bytes([int(mm.group(1), 16)]),
-                  text.encode("utf-8", "replace"))
-    return data.decode("utf-8", "replace")
-
-
-def _content_type(ent: _Entity) -> tuple[str, dict[str, str]]:
-    return ent.ctype, ent.params
-
-
-def _filename(ent: _Entity) -> str:
-    disp = ent.get("Content-Disposition") or ""
-    name = _parameters(disp, disp.find(";")).get("filename") if ";" in disp else None
-    return decode_header_value(name or ent.params.get("name", ""))
-
-
-def _split_multipart(body: memoryview, boundary: str, max_parts: int) -> list[memoryview]:
-    """The parts of a multipart body, byte-exact (RFC 2046 §5.1.1)."""
-    b = re.escape(boundary.encode("utf-8", "replace"))
-    delim = re.compile(rb"(?:\A|\r?\n)--" + b + rb"(--)?[ \t]*(?:\r?\n|\Z)")
-    parts: list[memoryview] = []
-    start: int | None = None
-    for m in delim.finditer(body):
-        if start is not None:
-            parts.append(body[start:m.start()])
-            if len(parts) >= max_parts:
-                return parts
-        if m.group(1):
-            return parts
-        start = m.end()
-    if start is not None:  # no closing delimiter: keep what came
-        parts.append(body[start:])
-    return parts
-
-
-def _walk(raw: bytes, limits: ReportLimits) -> list[_Entity]:
-    """Every entity in document order, the root first; ``message/*`` parts are leaves.
-
-    Parts are cut as views of ``raw``; only leaves are copied out, so the report is
-    held about twice at most, whatever its nesting.
-    """
-    out: list[_Entity] = []
-    stack: list[tuple[memoryview, int]] = [(memoryview(raw), 0)]
-    while stack and len(out) < limits.max_parts:
-        data, depth = stack.pop()
-        headers, body, ctype, params = _entity_head(data, limits)
-        if ctype.startswith("multipart/") and params.get("boundary") and depth < limits.max_depth:
-            out.append(_Entity(headers, b"", depth, ctype, params))
-            children = _split_multipart(body, params["boundary"], limits.max_parts)
-            for child in reversed(children):
-                stack.append((child, depth + 1))
-        else:
-            out.append(_Entity(headers, bytes(body), depth, ctype, params))
-    return out
-
-
-def _decoded_body(ent: _Entity) -> bytes:
-    cte = (ent.get("Content-Transfer-Encoding") or "").strip().lower()
-    if cte == "base64":
-        try:
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", ent.body) + b"==")
-        except (binascii.Error, ValueError):
-            return b""
-    if cte == "quoted-printable":
-        return quopri.decodestring(ent.body)
-    return ent.body
-
-
-def _text_of(ent: _Entity) -> str:
-    _, params = _content_type(ent)
-    charset = (params.get("charset") or "utf-8").strip().lower()
-    data = _decoded_body(ent)
-    try:
-        return data.decode(charset, "replace")
-    # ValueError: a charset name with a NUL in it, or a codec (idna) that refuses "replace"
-    except (LookupError, ValueError):
-        return data.decode("utf-8", "replace")
-
-
 _MESSAGE_HEADERS = {
     "from", "received", "subject", "return-path", "message-id", "date", "dkim-signature",
     "to", "reply-to", "sender",
@@ -419,8 +223,8 @@ _MESSAGE_HEADERS = {
 
 
 def _looks_like_message(data: bytes, limits: ReportLimits) -> bool:
-    head, _ = _split_head(data.lstrip(b"\r\n")[:262144])
-    headers = _parse_headers(head, limits.max_headers)
+    head, _ = split_head(data.lstrip(b"\r\n")[:262144])
+    headers = parse_header_fields(head, limits.max_headers)
     return any(k.lower() in _MESSAGE_HEADERS for k, _ in headers)
 
 
@@ -453,7 +257,7 @@ def _date(text: str | None) -> float | None:
 
 def parse_arf_fields(text: str, *, max_headers: int = 500) -> ArfFields:
     """The fields of a ``message/feedback-report`` body (RFC 5965 §3.1-3.3)."""
-    fields = _parse_headers(text.encode("utf-8", "replace"), max_headers)
+    fields = parse_header_fields(text.encode("utf-8", "replace"), max_headers)
 
     def one(name: str) -> str | None:
         lname = name.lower()
@@ -503,20 +307,20 @@ def _arf_useful(arf: ArfFields) -> bool:
                 or arf.reported_uris or arf.dkim_domain)
 
 
-def _from_arf(entities: list[_Entity], idx: int, limits: ReportLimits) -> Original:
-    arf = parse_arf_fields(_text_of(entities[idx]), max_headers=limits.max_headers)
+def _from_arf(entities: list[Entity], idx: int, limits: ReportLimits) -> Original:
+    arf = parse_arf_fields(entity_text(entities[idx]), max_headers=limits.max_headers)
     notes: list[str] = []
     for ent in entities[idx + 1:] + entities[:idx]:
-        ctype, _ = _content_type(ent)
+        ctype = ent.ctype
         if ctype == "message/rfc822":
-            data = _decoded_body(ent)
+            data = decoded_body(ent)
             if _looks_like_message(data, limits):
                 return Original("arf", data, intact=True, arf=arf)
             notes.append("message/rfc822 part holds no message (redacted?)")
         elif ctype in ("text/rfc822-headers", "text/rfc822-header"):
-            data = _decoded_body(ent)
-            head, _ = _split_head(data.lstrip(b"\r\n"))
-            if _parse_headers(head, limits.max_headers):
+            data = decoded_body(ent)
+            head, _ = split_head(data.lstrip(b"\r\n"))
+            if parse_header_fields(head, limits.max_headers):
                 return Original("arf", head + b"\r\n\r\n", headers_only=True, arf=arf)
     if not _arf_useful(arf):
         raise ReportError(NO_ORIGINAL)
@@ -629,17 +433,17 @@ def _clean_header_value(value: str) -> str:
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:998]
 
 
-def _from_inline(entities: list[_Entity], limits: ReportLimits) -> Original | None:
+def _from_inline(entities: list[Entity], limits: ReportLimits) -> Original | None:
     plain: str | None = None
     markup: str | None = None
     for ent in entities:
-        ctype, _ = _content_type(ent)
-        if _filename(ent) or (ent.get("Content-Disposition") or "").lower().startswith("attach"):
+        ctype = ent.ctype
+        if entity_filename(ent) or (ent.get("Content-Disposition") or "").lower().startswith("attach"):
             continue
         if ctype == "text/plain" and plain is None:
-            plain = _text_of(ent)[: limits.max_text_chars * 2]
+            plain = entity_text(ent)[: limits.max_text_chars * 2]
         elif ctype == "text/html" and markup is None:
-            markup = _text_of(ent)[: limits.max_text_chars * 4]
+            markup = entity_text(ent)[: limits.max_text_chars * 4]
     text = plain
     if text is None and markup is not None:
         text = html_to_text(markup, limit=limits.max_text_chars)
@@ -673,19 +477,19 @@ _HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.M)
 
 def _cut_above_resent(raw: bytes) -> bytes:
     """Drop the header lines above the topmost ``Resent-*`` field (the re-sender's hops)."""
-    head, _ = _split_head(raw)
+    head, _ = split_head(raw)
     for m in _HEADER_LINE.finditer(head):
         if m.group(1).lower().startswith(b"resent-"):
             return raw[m.start():]
     return raw
 
 
-def _is_automatic(root: _Entity) -> bool:
+def _is_automatic(root: Entity) -> bool:
     auto = (root.get("Auto-Submitted") or "no").strip().lower()
     return not auto.startswith("no") or root.get("X-Apple-Unsubscribe") is not None
 
 
-def _from_domain_is_local(root: _Entity, local_domains: Sequence[str]) -> bool:
+def _from_domain_is_local(root: Entity, local_domains: Sequence[str]) -> bool:
     addr = _from_address(root.get("From"))
     dom = domain_of_address(addr) if addr else None
     if dom is None:
@@ -737,11 +541,9 @@ def find_originals(
     :returns: one or more :class:`Original`, in the order of the report.
     :raises ReportError: no usable original; the text is for the reporter.
     """
-    raw = raw[: limits.max_bytes]
-    if raw.startswith(b"From "):  # an mbox separator line
-        nl = raw.find(b"\n")
-        raw = raw[nl + 1:] if nl >= 0 else b""
-    entities = _walk(raw, limits)
+    raw = strip_mbox_from(raw[: limits.max_bytes])
+    entities = walk_entities(raw, max_parts=limits.max_parts, max_depth=limits.max_depth,
+                             max_headers=limits.max_headers)
     root = entities[0]
     if not root.headers:
         raise ReportError(NO_ORIGINAL)
@@ -750,16 +552,16 @@ def find_originals(
             raise ReportError(AUTOMATIC_MESSAGE)
         return [Original("bare", _cut_above_resent(raw), intact=True)]
     for i, ent in enumerate(entities):
-        if _content_type(ent)[0] == "message/feedback-report":
+        if ent.ctype == "message/feedback-report":
             return [_from_arf(entities, i, limits)]
     attached: list[Original] = []
     for ent in entities[1:]:
-        ctype, _ = _content_type(ent)
-        name = _filename(ent).lower()
+        ctype = ent.ctype
+        name = entity_filename(ent).lower()
         if ctype == "message/rfc822" or (
             name.endswith(".eml") and not ctype.startswith("multipart")
         ):
-            data = _decoded_body(ent)
+            data = decoded_body(ent)
             if _looks_like_message(data, limits):
                 attached.append(Original("attached", data, intact=True))
                 if len(attached) >= max(1, max_originals):
@@ -774,163 +576,6 @@ def find_originals(
             raise ReportError(AUTOMATIC_MESSAGE)
         return [Original("bare", raw, intact=True, notes=("no Resent-* fields",))]
     raise ReportError(NO_ORIGINAL)
-
-
-# -- Received hops ---------------------------------------------------------------------------
-
-_NON_ROUTABLE = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-        "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
-        "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
-    )
-)
-_BRACKETED = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")  # "[192.0.2.1:25]" too
-_PARENTHESISED = re.compile(r"\((?:[^()]*?\s)?\[?(\d{1,3}(?:\.\d{1,3}){3})\]?\)")
-_BARE_FROM = re.compile(r"^\s*from\s+\[?([0-9A-Fa-f:.]+)\]?(?:\s|$)", re.I)
-_BY = re.compile(r"\sby\s", re.I)
-
-
-def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
-    """Networks from config text (``intake.trusted_relays``); bad items are skipped."""
-    out: list[Network] = []
-    for item in items:
-        try:
-            out.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            continue
-    return tuple(out)
-
-
-def _valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    t = text.strip()
-    if t.count(":") == 1 and "." in t:  # "192.0.2.1:25"
-        t = t.split(":", 1)[0]
-    try:
-        ip = ipaddress.ip_address(t)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def received_client_ip(value: str) -> str | None:
-    """The client address in the ``from`` clause of one Received field (RFC 5321 §4.4).
-
-    Understands the bracketed forms of Postfix, Exim, sendmail and Microsoft
-    (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``, ``[192.0.2.1:25]``) and qmail /
-    Yahoo's ``(192.0.2.1)``.  ``None`` for a hop without a client address
-    (local submission, ``by ... from userid``).
-    """
-    text = value.strip()
-    if not text[:5].lower().startswith("from"):
-        return None
-    by = _BY.search(text)
-    clause = text[: by.start()] if by else text
-    for pattern in (_BRACKETED, _PARENTHESISED, _BARE_FROM):
-        for m in pattern.finditer(clause):
-            ip = _valid_ip(m.group(1))
-            if ip is not None:
-                return str(ip)
-    return None
-
-
-def _routable(ip: str, trusted: Sequence[Network]) -> bool:
-    addr = ipaddress.ip_address(ip)
-    return not any(addr in n for n in trusted) and not any(
-        addr.version == n.version and addr in n for n in _NON_ROUTABLE
-    )
-
-
-def first_untrusted_hop(
-    received: Sequence[str], trusted: Sequence[Network], *, max_hops: int = 50
-) -> str | None:
-    """The client address of the first Received hop (topmost first) outside
-    ``trusted`` and not a non-routable address, or ``None``."""
-    for value in received[:max_hops]:
-        ip = received_client_ip(value)
-        if ip is not None and _routable(ip, trusted):
-            return ip
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """How our own MTA received a report: what its topmost ``Received`` field says.
-
-    :ivar login: the SASL login Postfix recorded as ``(Authenticated sender: LOGIN)``
-        (``smtpd_sasl_authenticated_header = yes``), or ``None``.
-    :ivar authenticated: the hop was an authenticated submission: a login was
-        recorded, or the protocol is an authenticated one (RFC 3848 ``ESMTPA``,
-        ``ESMTPSA``, ``LMTPA``...).
-    :ivar client_ip: the client address of that hop, or ``None`` (local pickup).
-    """
-
-    login: str | None = None
-    authenticated: bool = False
-    client_ip: str | None = None
-
-
-# Postfix's own words in its Received field: "from HELO (RDNS [IP])", then optional
-# clauses, "(Authenticated sender: LOGIN)" last, then "by HOST (Postfix) with PROTO".  The
-# HELO, a client certificate's CN/issuer and (with one recipient) the "for <...>" address
-# are client text, so the client address is taken from the parenthesis after the HELO,
-# and the login only from the clause right before the last "by HOST ... with" clause.
-_POSTFIX_CLIENT = re.compile(
-    r"^from\s+\S+\s+\((?:[^()\s\[\]]+\s+)?\[(?:IPv6:)?([0-9A-Fa-f:.]+)\](?::\d+)?\)", re.I)
-_AUTH_LOGIN = re.compile(r"\(Authenticated sender:\s*([^()\s]{1,320})\s*\)\s*$", re.I)
-_BY_WITH = re.compile(r"\sby\s+\S+(?:\s+\([^()]*\))?\s+with\s+(\S+)", re.I)
-_AUTH_PROTOCOL = re.compile(r"^(?:UTF8)?(?:E?SMTPS?A|LMTPS?A)$", re.I)
-
-
-def submission(headers: Sequence[tuple[str, str]], *, own_hops: int = 0) -> Submission:
-    """What our own MTA recorded about the client that submitted a message.
-
-    Only the topmost ``Received`` field is read (past ``own_hops`` fields that our
-    own after-queue content filter adds when it re-injects mail, e.g. 2 for amavis):
-    our MTA prepends it, so it is the one field a sender cannot write.  Every field
-    below it came with the message and is never believed, whatever it says.  In
-    that field only Postfix's own clauses count: the client address in the parenthesis
-    after the HELO (the HELO itself may be a client-chosen address literal), the login
-    in the clause right before the last ``by HOST ... with PROTO`` clause (a client
-    certificate's subject, shown earlier, is client text too).
-
-    :param headers: the report's header fields, in order (:func:`header_fields`).
-    :param own_hops: topmost ``Received`` fields to pass over (``intake.reinjection_hops``).
-    :returns: the submission; an empty one when there is no such field.
-    """
-    received = [value for name, value in headers if name.lower() == "received"]
-    if len(received) <= own_hops:
-        return Submission()
-    value = " ".join(received[own_hops].split())
-    by_clauses = list(_BY_WITH.finditer(value))
-    login, authenticated = None, False
-    if by_clauses:
-        last = by_clauses[-1]
-        login_match = _AUTH_LOGIN.search(value[: last.start()])
-        login = login_match.group(1) if login_match else None
-        authenticated = login is not None or bool(_AUTH_PROTOCOL.match(last.group(1)))
-    client = _POSTFIX_CLIENT.match(value)
-    ip = _valid_ip(client.group(1)) if client else None
-    return Submission(login=login, authenticated=authenticated,
-                      client_ip=str(ip) if ip is not None else None)
-
-
-def submission_authenticated(
-    headers: Sequence[tuple[str, str]], trusted: Sequence[Network] = (), *, own_hops: int = 0
-) -> bool:
-    """Did our MTA receive this message from an authenticated client?
-
-    :func:`submission` of the topmost ``Received`` field (past ``own_hops``):
-    RFC 3848 ``ESMTPA``/``ESMTPSA``/``LMTPA``... or Postfix's ``(Authenticated
-    sender: ...)``.  Fields further down were written by others and are never
-    believed, not even below a hop from a trusted relay (``trusted`` is accepted
-    for compatibility and not used: a relay on 127.0.0.1 is also every local user).
-    """
-    del trusted
-    return submission(headers, own_hops=own_hops).authenticated
 
 
 # -- indicators -------------------------------------------------------------------------------
@@ -1021,7 +666,7 @@ def extract_indicators(
         view = message_view(original, max_urls=max_urls, limits=limits)
     arf = original.arf
     source_ip: str | None = None
-    if arf is not None and arf.source_ip and _routable(arf.source_ip, ()):
+    if arf is not None and arf.source_ip and is_routable(arf.source_ip, ()):
         source_ip = arf.source_ip
     if source_ip is None and view is not None:
         source_ip = first_untrusted_hop(view.received, trusted_relays,

@@ -13,6 +13,15 @@ from hypothesis import strategies as st
 
 from spamwarden.errors import ReportError
 from spamwarden.reputation.complaints import Indicators
+from spamwarden.mail import (
+    Submission,
+    first_untrusted_hop,
+    header_fields,
+    parse_networks,
+    received_client_ip,
+    submission,
+    submission_authenticated,
+)
 from spamwarden.reputation.reports import (
     NO_ORIGINAL,
     Original,
@@ -20,14 +29,7 @@ from spamwarden.reputation.reports import (
     extract_indicators,
     find_original,
     fingerprint,
-    first_untrusted_hop,
-    header_fields,
     is_actionable,
-    parse_networks,
-    received_client_ip,
-    submission_authenticated,
-    Submission,
-    submission,
     verified_domains,
 )
 from tests.conftest import DATA, data_path
