@@ -17,7 +17,8 @@ import importlib
 import logging
 import sys
 import textwrap
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import __version__
 from .config import Config, load_config

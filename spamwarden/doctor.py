@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 from .config import Config, parse_hostport
 from .resolver import DnsPythonResolver, Resolver, resolver_from_config

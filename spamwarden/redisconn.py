@@ -15,10 +15,9 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 from .config import Config, parse_hostport

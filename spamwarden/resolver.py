@@ -21,8 +21,9 @@ exchange)``; PTR, CNAME, NS -> target name without the trailing dot.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Protocol, cast, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import dns.exception
 import dns.name

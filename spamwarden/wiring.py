@@ -19,7 +19,8 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .config import Config
 from .errors import SpamwardenError
@@ -31,10 +32,10 @@ if TYPE_CHECKING:
     from .api import ApiContext, ApiModule
     from .milter.interfaces import MessagePolicy
     from .milter.scanner import Scanner
-    from .reputation.engine import ComplaintHook
-    from .reputation.intake import AddressHook
     from .reputation.deliveries import LedgerRecorder
+    from .reputation.engine import ComplaintHook
     from .reputation.history import HistoryRecorder
+    from .reputation.intake import AddressHook
     from .reputation.lookup import ListingLookup
     from .resolver import Resolver
     from .training.classifier import ContentClassifier

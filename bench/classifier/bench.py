@@ -43,8 +43,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from spamwarden.config import Config, TrainingConfig
 from spamwarden.mail import parse_message, strip_mbox_from
 from spamwarden.training.corpus import Example, deduplicate, read_labelled
@@ -54,6 +52,8 @@ from spamwarden.training.metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from spamwarden.training.model import TrainingParams, save_model, train_model
 from spamwarden.training.pipeline_eval import evaluate_pipeline
 from spamwarden.wiring import offline_scanner
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SEED = 20020101
 
@@ -176,9 +176,9 @@ def sa_score(
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
-            except OSError:
+            except OSError as exc:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"spamd exited ({proc.returncode}); see {d}/spamd.log")
+                    raise RuntimeError(f"spamd exited ({proc.returncode}); see {d}/spamd.log") from exc
                 time.sleep(0.3)
         else:
             raise RuntimeError("spamd did not start within 60 s")

@@ -14,10 +14,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from spamwarden.mail import parse_message
 from spamwarden.training.corpus import read_labelled
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str]) -> int:

@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis  # noqa: E402
+import redis
 
-from spamwarden.redisconn import EmbeddedRedis  # noqa: E402
-from spamwarden.reputation.store import ListingStore  # noqa: E402
-from tests.support.rblserver import ZONE, RblProcess, ip_name  # noqa: E402
-from tests.support.secondaries import SECONDARIES  # noqa: E402
+from spamwarden.redisconn import EmbeddedRedis
+from spamwarden.reputation.store import ListingStore
+from tests.support.rblserver import ZONE, RblProcess, ip_name
+from tests.support.secondaries import SECONDARIES
 
 
 def pct(values: list[float], q: float) -> float:

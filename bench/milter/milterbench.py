@@ -46,9 +46,6 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-
 from tests.support.dnszone import DnsZone, UnboundServer
 from tests.support.milterproc import (
     MilterProcess,
@@ -58,6 +55,9 @@ from tests.support.milterproc import (
 )
 from tests.support.net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
 from tests.support.postfix import PostfixInstance
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 
 RCPT = "user@test.local"
 PEERS = ("postfix", "pymilter", "spamwarden", "rspamd")

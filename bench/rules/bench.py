@@ -109,9 +109,10 @@ def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, f
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
-            except OSError:
+            except OSError as exc:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"spamd exited ({proc.returncode}); see {work}/spamd.log")
+                    raise RuntimeError(
+                        f"spamd exited ({proc.returncode}); see {work}/spamd.log") from exc
                 if time.monotonic() > deadline:
                     raise RuntimeError("spamd did not start within 120 s") from None
                 time.sleep(0.3)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -171,7 +172,7 @@ def operator_only(handler: Handler) -> Handler:
             return denied
         return await handler(request)
 
-    setattr(wrapped, "operator_only", True)
+    setattr(wrapped, "operator_only", True)  # noqa: B010 - not in the wrapper's static type
     return wrapped
 
 

@@ -55,7 +55,8 @@ import io
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -165,7 +166,7 @@ class ConsentApi:
         self._operator_tokens = tuple(t for t in cfg.api.operator_tokens if t)
 
     @classmethod
-    def from_config(cls, cfg: Config, *, client: Any | None = None) -> "ConsentApi":
+    def from_config(cls, cfg: Config, *, client: Any | None = None) -> ConsentApi:
         """Routes over the configured Redis (``client``: a sync ``redis.Redis``).
 
         :raises ConfigError: the token key is unusable.

@@ -26,7 +26,8 @@ import asyncio
 import functools
 import logging
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..config import Config
 from ..errors import ReportError, StoreError

@@ -42,7 +42,8 @@ import logging
 import threading
 import time
 import types
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Config
 from ..errors import ConfigError, StoreError, StoreUnavailable

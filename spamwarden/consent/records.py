@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from typing import IO, Any, Iterable
+from collections.abc import Iterable
+from typing import IO, Any
 
 from ..config import parse_duration
 from .registry import GLOBAL, Advertiser, AdvertiserCounts, ConsentRecord, RefusalRecord
@@ -30,7 +31,7 @@ def iso(ts: float) -> str:
     """ISO 8601 UTC of a timestamp; empty for 0 (not set)."""
     if not ts:
         return ""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str, *, now: float) -> float:
@@ -51,7 +52,7 @@ def parse_time(text: str, *, now: float) -> float:
     except ValueError as exc:
         raise ValueError(f"{text!r}: use ISO 8601, Unix seconds or a duration like 365d") from exc
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
 
 

@@ -62,15 +62,13 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
-    Iterable,
     Literal,
     Protocol,
-    Sequence,
     runtime_checkable,
 )
 
@@ -253,7 +251,7 @@ class ConsentRecord:
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "ConsentRecord":
+    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> ConsentRecord:
         """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
 
         :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.
@@ -295,7 +293,7 @@ class RefusalRecord:
         )
 
     @classmethod
-    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> "RefusalRecord":
+    def from_json(cls, advertiser: str, recipient: str, text: str | bytes) -> RefusalRecord:
         """Read back :meth:`to_json` for ``advertiser`` and ``recipient``.
 
         :raises ValueError: ``text`` is not JSON (``json.JSONDecodeError``) or a field has the wrong type.

@@ -18,8 +18,9 @@ import email.policy
 import email.utils
 import html
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from ._domains import domain_of_address, normalize_domain, registrable_domain
 

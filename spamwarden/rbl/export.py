@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .transfer import transfer_records
 from .zone import TEST_REASON, DnsblZone, IndexEntry
@@ -32,7 +33,7 @@ __all__ = ["transfer_records", "export_rbldnsd", "export_rpz", "RBLDNSD_FILES"]
 
 RBLDNSD_FILES = {"ip4": "ip4trie", "ip6": "ip6trie", "dbl": "dnset"}
 
-def _rbldnsd_value(responder: "DnsblResponder", zone: DnsblZone, entry: IndexEntry) -> str:
+def _rbldnsd_value(responder: DnsblResponder, zone: DnsblZone, entry: IndexEntry) -> str:
     ri = zone.reasons.index(entry.reason)
     text = responder.txt_text(ri, entry.key).replace("\n", " ")
     # rbldnsd expands "$" in TXT templates to the queried address.
@@ -54,13 +55,13 @@ def _write_atomic(path: Path, lines: Iterable[str]) -> None:
         raise
 
 
-def _soa_line(settings: "ZoneSettings", serial: int) -> str:
+def _soa_line(settings: ZoneSettings, serial: int) -> str:
     s = settings
     return (f"$SOA {s.ttl} {s.mname}. {s.rname}. {serial & 0xFFFFFFFF or 1} {s.refresh} "
             f"{s.retry} {s.expire} {s.negative_ttl}")
 
 
-def export_rbldnsd(zone: DnsblZone, responder: "DnsblResponder", directory: Path) -> dict[str, Path]:
+def export_rbldnsd(zone: DnsblZone, responder: DnsblResponder, directory: Path) -> dict[str, Path]:
     """Write rbldnsd data files ``ip4``, ``ip6`` and ``dbl`` into ``directory``.
 
     Serve them with ``rbldnsd ... ip.<zone>:ip4trie:DIR/ip4 ip.<zone>:ip6trie:DIR/ip6
@@ -93,7 +94,7 @@ def export_rbldnsd(zone: DnsblZone, responder: "DnsblResponder", directory: Path
     return paths
 
 
-def export_rpz(zone: DnsblZone, responder: "DnsblResponder", path: Path, *,
+def export_rpz(zone: DnsblZone, responder: DnsblResponder, path: Path, *,
                origin: str | None = None) -> int:
     """Write a Response Policy Zone: every listed domain and its subdomains answer NXDOMAIN.
 

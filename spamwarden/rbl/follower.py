@@ -22,7 +22,8 @@ import gc
 import json
 import logging
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..logs import event
 from ..reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
@@ -128,7 +129,7 @@ class ListingFollower:
                 result: tuple[int, dict[Any, Any]] = await self.redis.hscan(
                     LISTINGS_KEY, cursor, count=self.batch)
                 return result
-            except (redis.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, redis.TimeoutError):
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.2)
@@ -228,7 +229,7 @@ class ListingFollower:
                         break
             except asyncio.CancelledError:
                 raise
-            except (redis.RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, redis.RedisError, OSError) as exc:
                 if self.redis_up or not reconnected:
                     event(log, "rbl_redis_unavailable",
                           level=logging.WARNING, error=str(exc) or type(exc).__name__,

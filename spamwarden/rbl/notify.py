@@ -18,8 +18,9 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..logs import event
 from .responder import DnsblResponder
@@ -168,7 +169,7 @@ class NotifySender:
                 transport.sendto(notify_message(qid, origin, soa), target)
                 self.stats.sent += 1
                 reply = await asyncio.wait_for(fut, timeout)
-            except (asyncio.TimeoutError, TimeoutError, OSError):
+            except (TimeoutError, OSError):
                 if attempt + 1 < self.tries:
                     self.stats.retried += 1
                     _count("retried")

@@ -14,8 +14,8 @@ import re
 import struct
 import time
 from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from .transfer import IxfrJournal, Record, transfer_records
 from .wire import (
@@ -214,7 +214,7 @@ class DnsblResponder:
             self._a_tails = [_TAIL.pack(T_A, C_IN, ttl, 4) + a_rdata(r.code) for r in zone.reasons]
             self._a_records = [b"\xc0\x0c" + tail for tail in self._a_tails]
             url = self.settings.lookup_url
-            self._txt_prefixes = [f"{r.text}; {url}".encode("utf-8") for r in zone.reasons]
+            self._txt_prefixes = [f"{r.text}; {url}".encode() for r in zone.reasons]
             self._reason_count = len(zone.reasons)
 
     def txt_text(self, reason_index: int, key: str) -> str:

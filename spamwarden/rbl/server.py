@@ -281,7 +281,7 @@ class RblServer:
         for server in self._tcp_servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 2.0)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
         self._tcp_servers.clear()
 
@@ -383,7 +383,7 @@ class RblServer:
         """
         try:
             await asyncio.wait_for(writer.drain(), self.limits.tcp_write)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             self.stats.tcp_write_timeouts += 1
             raise TimeoutError("client does not read") from None
 
@@ -409,8 +409,7 @@ class RblServer:
                     head = await asyncio.wait_for(reader.readexactly(2), idle)
                     size = struct.unpack("!H", head)[0]
                     data = await asyncio.wait_for(reader.readexactly(size), limits.tcp_read)
-                except (asyncio.IncompleteReadError, asyncio.TimeoutError, TimeoutError,
-                        ConnectionError, OSError):
+                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
                     break
                 out = self.responder.answer(data, tcp=True, client=client)
                 if out is None:
@@ -566,7 +565,7 @@ async def _serve(cfg: Config) -> int:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), 1.0)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 pass
             server.flush_metrics(flushed)
             if time.monotonic() - last_log >= 300:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .wire import T_A, T_TXT, a_rdata, encode_name, txt_rdata
 from .zone import DnsblZone
@@ -66,7 +67,7 @@ _V4 = _Family(32, 8)
 _V6 = _Family(128, 4)
 
 
-def transfer_records(zone: DnsblZone, settings: "ZoneSettings", responder: TxtSource, *,
+def transfer_records(zone: DnsblZone, settings: ZoneSettings, responder: TxtSource, *,
                      section: str, now_ms: int) -> Iterator[Record]:
     """Every record of ``ip.<apex>`` or ``dbl.<apex>`` but SOA and NS, as (owner wire, type, TTL, RDATA).
 
@@ -165,7 +166,7 @@ def section_of(key: str, kind: str) -> str:
     return "dbl" if kind == "domain" else "ip"
 
 
-def listing_records(zone: DnsblZone, settings: "ZoneSettings", txt: TxtSource, *, key: str,
+def listing_records(zone: DnsblZone, settings: ZoneSettings, txt: TxtSource, *, key: str,
                     kind: str, now_ms: int) -> frozenset[Record] | None:
     """The records a full transfer holds for one listing's names, or None when unknown.
 

@@ -34,8 +34,8 @@ import ipaddress
 import socket
 from array import array
 from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from ..reputation.listings import REASONS, KeyKind, reason_code
 

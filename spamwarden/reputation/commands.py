@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain

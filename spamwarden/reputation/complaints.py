@@ -83,7 +83,7 @@ class Complaint:
         return {k: str(v) for k, v in d.items()}
 
     @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes] | dict[str, str]) -> "Complaint":
+    def from_fields(cls, fields: dict[bytes, bytes] | dict[str, str]) -> Complaint:
         """:raises ValueError: the entry is not a complaint."""
         f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
              for k, v in fields.items()}

@@ -32,8 +32,9 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -122,7 +123,7 @@ class ListingPolicy:
         self.shared = [d for d in (normalize_domain(x) for x in shared_domains) if d]
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "ListingPolicy":
+    def from_config(cls, cfg: Config) -> ListingPolicy:
         """The policy of ``reputation.allow``, ``intake.local_domains`` and
         ``reputation.shared_domains``.
         """
@@ -265,7 +266,7 @@ class ListingEngine:
     @classmethod
     def from_config(cls, cfg: Config, store: AsyncListingStore, *, consumer: str | None = None,
                     clock: Clock | None = None,
-                    hooks: Sequence[ComplaintHook] = ()) -> "ListingEngine":
+                    hooks: Sequence[ComplaintHook] = ()) -> ListingEngine:
         """An engine with the ``[reputation]`` thresholds of ``cfg``.
 
         :param store: where listings and counters live.
@@ -308,7 +309,7 @@ class ListingEngine:
                 await hook(complaint)
             except StoreError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a faulty hook must not stall the stream
+            except Exception as exc:
                 log.exception("complaint hook failed")
                 event(log, "hook_failed", entry=entry_id, hook=repr(hook), error=str(exc))
         now = self.clock.now()
@@ -429,7 +430,7 @@ class ListingEngine:
                 ready = False  # a Redis restarted without its data lost the group too
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 backoff = min(backoff * 2, 5.0)
 

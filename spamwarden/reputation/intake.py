@@ -133,8 +133,9 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, cast
+from typing import Any, Literal, Protocol, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -601,7 +602,7 @@ class ComplaintIntake:
                     replies[kind] = await self.accept_report(kind, reporter, raw)  # type: ignore[arg-type]
                 else:
                     replies[kind] = await self._call_hook(kind, reporter, rcpt, raw)
-            except Exception:  # noqa: BLE001 - never crash a session; the MTA retries
+            except Exception:
                 log.exception("intake failed")
                 replies[kind] = REPLIES["internal"]
         if isinstance(server, LMTP):  # RFC 2033 §4.2: one reply per recipient

@@ -178,7 +178,7 @@ class Listing:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Listing":
+    def from_json(cls, text: str | bytes) -> Listing:
         """:raises ValueError: not a listing record."""
         try:
             d = json.loads(text)
@@ -261,7 +261,7 @@ class ListingChange:
     @classmethod
     def from_fields(
         cls, stream_id: str | bytes, fields: dict[bytes, bytes] | dict[str, str]
-    ) -> "ListingChange":
+    ) -> ListingChange:
         """Parse one change stream entry.
 
         :raises ValueError: the entry is not a listing change.

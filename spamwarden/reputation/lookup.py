@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..config import Config
 from .listings import LISTINGS_KEY
@@ -76,9 +77,9 @@ class RedisListingLookup:
 
     def __init__(
         self,
-        store: "ListingStore",
+        store: ListingStore,
         *,
-        clock: "Clock | None" = None,
+        clock: Clock | None = None,
         cache_size: int = 10_000,
         cache_ttl: float = 0.5,
         max_keys: int = 64,
@@ -101,7 +102,7 @@ class RedisListingLookup:
         self._last_error_log = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Config, **kwargs: Any) -> "RedisListingLookup":
+    def from_config(cls, cfg: Config, **kwargs: Any) -> RedisListingLookup:
 
         from .store import ListingStore
 
@@ -325,7 +326,7 @@ class ChangeWatcher:
     :param block_ms: how long one XREAD waits for changes.
     """
 
-    def __init__(self, lookup: RedisListingLookup, store: "ListingStore", *,
+    def __init__(self, lookup: RedisListingLookup, store: ListingStore, *,
                  block_ms: int = 1000) -> None:
         self.lookup = lookup
         self.store = store

@@ -54,8 +54,9 @@ import email.utils
 import hashlib
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from ..errors import ReportError
 from ..mail import (

@@ -54,8 +54,13 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Generator, Iterable, Iterator, Mapping, Protocol, Sequence, TypeVar
+from typing import (
+    Any,
+    Protocol,
+    TypeVar,
+)
 
 import redis
 import redis.asyncio
@@ -252,7 +257,7 @@ class DelistRequest:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "DelistRequest":
+    def from_json(cls, text: str | bytes) -> DelistRequest:
         """:raises ValueError: not a request record."""
         try:
             d = json.loads(text)
@@ -697,7 +702,7 @@ class ListingStore(_StoreBase):
             name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     @classmethod
-    def from_config(cls, cfg: Config, client: redis.Redis | None = None) -> "ListingStore":
+    def from_config(cls, cfg: Config, client: redis.Redis | None = None) -> ListingStore:
         """A store with the settings of ``cfg.reputation`` and a client from ``cfg.redis``."""
         from ..redisconn import sync_client
 
@@ -1031,7 +1036,7 @@ class AsyncListingStore(_StoreBase):
             name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     @classmethod
-    def from_config(cls, cfg: Config, client: redis.asyncio.Redis | None = None) -> "AsyncListingStore":
+    def from_config(cls, cfg: Config, client: redis.asyncio.Redis | None = None) -> AsyncListingStore:
         """See :meth:`ListingStore.from_config`."""
 
         from ..redisconn import async_client

@@ -338,7 +338,7 @@ class RuleEngine:
             def on_match(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
                 found.setdefault(rid, []).append(unit)
 
-            for unit, u in enumerate(units):
+            for unit, u in enumerate(units):  # noqa: B007 - on_match reads unit (closure)
                 db.scan(u, match_event_handler=on_match, scratch=scratch)
             prefilter = g.prefilter
             for rid in sorted(found):

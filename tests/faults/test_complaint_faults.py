@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from tests.support.net import free_port
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.intake import complaint_id
 from spamwarden.reputation.reports import find_original, fingerprint
+from tests.support.net import free_port
 
 from .conftest import SOAK, scaled
 from .mta import Delivery, deliver_like_an_mta

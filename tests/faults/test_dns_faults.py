@@ -20,10 +20,10 @@ import dns.query
 import dns.rcode
 import pytest
 import redis
-from tests.support.net import free_port
 
 from spamwarden.rbl.server import ServerLimits
 from spamwarden.reputation.store import ListingStore
+from tests.support.net import free_port
 
 from .conftest import scaled
 from .mutators import DNS_MUTATIONS, mutate
@@ -180,7 +180,7 @@ def test_valid_queries_are_answered_correctly_through_a_garbage_flood(rbl: RblUn
             (qname, rtype), expected = questions[i % len(questions)]
             tcp = i % 10 == 9
             got = None
-            for attempt in range(5):  # a resolver retries a lost UDP datagram
+            for attempt in range(5):  # noqa: B007 - read after the loop; a resolver retries a lost UDP datagram
                 try:
                     got = answer_text(rbl.ask(qname, rtype, tcp=tcp, timeout=1.0))
                     break

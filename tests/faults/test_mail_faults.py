@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from tests.support.messages import make_message
-from tests.support.replies import MILTER_REJECT
 
 from spamwarden.reputation.lookup import RedisListingLookup
+from tests.support.messages import make_message
+from tests.support.replies import MILTER_REJECT
 
 from .conftest import SOAK, scaled, wait_for
 from .mta import Delivery, deliver_like_an_mta

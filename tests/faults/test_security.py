@@ -31,9 +31,6 @@ import pytest
 import redis
 import redis.asyncio
 from aiohttp import test_utils
-from tests.support.messages import make_message
-from tests.support.net import free_port
-from tests.support.replies import REPORT_TOO_BIG, REPORTER_REFUSED
 
 from spamwarden.api import _http as api_http
 from spamwarden.api.app import build_app
@@ -43,6 +40,9 @@ from spamwarden.reputation.complaints import COMPLAINTS_KEY
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import AsyncListingStore
 from spamwarden.wiring import api_modules
+from tests.support.messages import make_message
+from tests.support.net import free_port
+from tests.support.replies import REPORT_TOO_BIG, REPORTER_REFUSED
 
 from .test_complaint_faults import LOCAL, REPORT_TO, make_report
 from .test_dns_faults import APEX, answer_text, start_rbl
@@ -238,7 +238,7 @@ def test_intake_refuses_outside_reporters_and_oversized_reports(
     }, port=port)
     outsiders = ["spammer@evil.example", f"user@sub.{LOCAL}", f"user@{LOCAL}.evil.example",
                  "", f"{LOCAL}@evil.example", f"user@{LOCAL.upper()}x"]
-    for i, reporter in enumerate(outsiders):
+    for reporter in outsiders:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
             s.ehlo("client.test")
             assert s.mail(reporter)[0] == 250

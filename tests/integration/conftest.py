@@ -25,15 +25,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.conftest import need_binary, private_redis
+from tests.integration.redis_cluster import LocalCluster
 from tests.support.dnszone import DkimKey, DnsZone, UnboundServer
 from tests.support.milterproc import MilterProcess
 from tests.support.milterproc import spamwarden_milter as _spamwarden_milter
 from tests.support.postfix import PostfixInstance
 from tests.support.smtpclient import SwaksResult, swaks
-
-from tests.integration.redis_cluster import LocalCluster
-
-from tests.conftest import need_binary, private_redis
 
 __all__ = ["AuthTestZone", "SwaksResult", "swaks", "need_binary"]
 

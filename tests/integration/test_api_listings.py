@@ -4,7 +4,8 @@ requests with a rate limit, operator endpoints with and without a token, the Ope
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import functools
 import io
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import Milter
-import Milter.test  # noqa: F401  - makes @noreply callbacks answer CONTINUE under TestCtx
+import Milter.test
 import mime
 import pytest
 import redis

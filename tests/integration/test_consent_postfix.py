@@ -25,19 +25,19 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 
+from spamwarden.consent.registry import RedisConsentRegistry, sent_key
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 from tests.support.net import free_port, wait_until
 from tests.support.replies import CONSENT_REFUSED
-
-from spamwarden.consent.registry import RedisConsentRegistry, sent_key
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import email.policy
 import io
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -339,6 +339,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
+
     from tests.support.net import free_port
 
     sink = Sink()

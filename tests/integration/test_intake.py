@@ -9,9 +9,10 @@ import re
 import smtplib
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -590,9 +591,9 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
 
 
 def test_stream_is_trimmed_only_past_twice_the_window(redis_url: str) -> None:
-    from spamwarden.reputation.intake import complaint_id
-
     import time
+
+    from spamwarden.reputation.intake import complaint_id
 
     cfg = config_from_mapping({})
     now = time.time()

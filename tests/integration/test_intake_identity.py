@@ -22,7 +22,7 @@ from spamwarden.reputation.intake import (
 )
 from spamwarden.reputation.store import AsyncListingStore, ListingStore, window_keys
 from tests.integration.test_intake import REPORTS, RunningIntake, _as_login, _variant
-from tests.integration.test_intake import start_intake as start_intake  # noqa: F401 - fixture
+from tests.integration.test_intake import start_intake as start_intake
 
 pytestmark = pytest.mark.integration
 

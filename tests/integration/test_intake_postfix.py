@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 import smtplib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from spamwarden.redisconn import EmbeddedRedis
 from tests.integration.test_intake import REPORTS, RunningIntake, _variant
-from tests.integration.test_intake import start_intake as start_intake  # noqa: F401 - fixture
+from tests.integration.test_intake import start_intake as start_intake
 from tests.support.net import wait_until
 from tests.support.replies import REPORT_STORE_FAILED
 

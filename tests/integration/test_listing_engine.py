@@ -4,7 +4,8 @@ escalation, volume, and replay after a crash between counting and acknowledging.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis

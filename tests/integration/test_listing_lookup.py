@@ -4,7 +4,8 @@ and volume counted under the keys the engine reads."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -105,9 +106,8 @@ def test_volume_of_many_messages_is_counted_per_message_in_one_call(store: Listi
 
 
 def _watched(store: ListingStore, redis_url: str, **kwargs: Any) -> tuple[Any, Any]:
-    from tests.support.net import wait_until
-
     from spamwarden.reputation.lookup import ChangeWatcher
+    from tests.support.net import wait_until
 
     lookup = RedisListingLookup(store, **kwargs)
     blocking = ListingStore(redis.Redis.from_url(redis_url, socket_timeout=3,

@@ -20,6 +20,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+
 from tests.support.dnszone import UnboundServer
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess

@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 import pytest
+
 from tests.support.milterproc import MilterProcess, _descendants
 from tests.support.net import wait_until
 

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.support.messages import make_message, split_message
 from tests.support.milterproc import MilterProcess, spamwarden_command
 

@@ -9,8 +9,8 @@ import socket
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import dns.flags
 import dns.message

@@ -95,10 +95,10 @@ class RunningIntake:
                 with smtplib.SMTP("127.0.0.1", self.port, timeout=5) as s:
                     s.noop()
                 return
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("intake did not start")
+                    raise RuntimeError("intake did not start") from exc
                 time.sleep(0.1)
 
     def send_at_once(self, reports: list[bytes]) -> list[str]:

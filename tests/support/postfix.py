@@ -22,8 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .net import (LOOPBACK, free_port, live_pid, pid_alive, read_pidfile, tcp_accepts,
-                  wait_exit_or_kill, wait_until)
+from .net import (
+    LOOPBACK,
+    free_port,
+    live_pid,
+    pid_alive,
+    read_pidfile,
+    tcp_accepts,
+    wait_exit_or_kill,
+    wait_until,
+)
 
 __all__ = [
     "NOBODY_UID",

@@ -283,10 +283,9 @@ def test_common_from_forms_read_like_the_stdlib_parser(value: str) -> None:
 
 
 def test_boundary_matcher_answers_like_feedparsers_compiled_pattern() -> None:
+    import email.feedparser
     import random
     import re
-
-    import email.feedparser
 
     from spamwarden.mail import _boundary, install_boundary_matcher
 

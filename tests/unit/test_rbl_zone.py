@@ -111,7 +111,7 @@ def test_empty_non_terminals() -> None:
 def test_bulk_load_equals_one_by_one() -> None:
     rng = random.Random(5)
     entries = []
-    for i in range(3000):
+    for _ in range(3000):
         entries.append((str(ipaddress.IPv4Address(rng.getrandbits(32))), "ip",
                         rng.choice(["complaints", "manual"]), LATER))
     entries.append(("203.0.113.0/24", "cidr", "manual", LATER))

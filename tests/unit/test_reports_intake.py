@@ -11,7 +11,9 @@ from aiosmtpd.smtp import Envelope, Session
 
 from spamwarden.config import config_from_mapping
 from spamwarden.errors import StoreError, StoreUnavailable
+from spamwarden.mail import parse_message
 from spamwarden.reputation.complaints import Complaint
+from spamwarden.reputation.deliveries import delivery_of
 from spamwarden.reputation.intake import (
     REPLIES,
     ComplaintIntake,
@@ -20,8 +22,6 @@ from spamwarden.reputation.intake import (
     complaint_id,
     may_train,
 )
-from spamwarden.mail import parse_message
-from spamwarden.reputation.deliveries import delivery_of
 from spamwarden.reputation.reports import delivered_fingerprint, find_originals
 from tests.conftest import DATA
 from tests.support.ledger import MemoryDeliveryLedger

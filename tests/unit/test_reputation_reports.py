@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamwarden.errors import ReportError
-from spamwarden.reputation.complaints import Indicators
 from spamwarden.mail import (
     Submission,
     first_untrusted_hop,
@@ -22,6 +21,7 @@ from spamwarden.mail import (
     submission,
     submission_authenticated,
 )
+from spamwarden.reputation.complaints import Indicators
 from spamwarden.reputation.reports import (
     NO_ORIGINAL,
     Original,

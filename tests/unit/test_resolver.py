@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -32,7 +33,7 @@ def udp_server() -> Iterator[Callable[[Responder], str]]:
             while not stop.is_set():
                 try:
                     data, addr = s.recvfrom(4096)
-                except (socket.timeout, OSError):
+                except (TimeoutError, OSError):
                     continue
                 reply = responder(dns.message.from_wire(data))
                 if reply is not None:
