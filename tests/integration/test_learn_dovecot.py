@@ -41,6 +41,9 @@ RAW = (DATA / "reports" / "original-signed.eml").read_bytes()
 USER, PASSWORD = "alice@example.vn", "s3cret-alice"
 MAIL_UID = 65534  # nobody
 
+if os.geteuid() != 0:
+    pytest.skip("Dovecot's master and the mail user's home need root here",
+                allow_module_level=True)
 for tool in ("dovecot", "sievec"):
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed (apt-get install dovecot-imapd dovecot-sieve)",
