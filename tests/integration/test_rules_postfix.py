@@ -14,6 +14,7 @@ under a new key, a changed `score` line alone reuses the pattern databases.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,27 @@ def test_local_cf_rule_changes_the_verdict_and_the_cache_follows_the_patterns(
     assert any(e.startswith(MILTER_REJECT.line) for e in result.errors), result.transcript
     assert find_delivered(postfix, msgid) == []
     assert postfix.delivered_count() == before
+
+
+def test_concurrent_messages_are_scanned_without_crashing_the_milter(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    """Many SMTP sessions at once: the engine runs on libmilter's concurrent connections
+    (Hyperscan called from them directly crashed the process with SIGSEGV)."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(UNRELATED + local_test_word(8.0))
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    port = postfix.smtp["milter"].port
+    started(milter, 1)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        sent = list(pool.map(lambda _: send(port, auth_zone), range(36)))
+    assert milter.running(), milter.log()[-3000:]
+    assert [r.returncode for r, _ in sent] == [0] * len(sent), sent[0][0].transcript
+    for _, msgid in sent:
+        status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+        assert "LOCAL_TEST_WORD" in status, status
