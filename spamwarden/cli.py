@@ -518,6 +518,45 @@ def _add_consent(sub: Any) -> None:
                    help="print the List-Unsubscribe and List-Unsubscribe-Post headers instead")
 
 
+def _cmd_learn(args: argparse.Namespace, cfg: Config) -> int:
+    from .reputation.learn_cmd import cmd_learn
+    from .wiring import learner
+
+    return cmd_learn(args, cfg, make_intake=learner)
+
+
+def _add_learn(sub: Any) -> None:
+    """learn: a user filed a message as spam or not spam (IMAP mailbox moves)."""
+    p = _command(
+        sub, "learn", _cmd_learn,
+        help="store a message a user filed as spam or ham (a report@ / ham@ report by them)",
+        description=(
+            "Read one message (FILE, or standard input; at most intake.max_message_bytes) "
+            "that USER moved into or out of their Junk folder, and store it exactly as the "
+            "complaint intake stores a report of it to report@ (--spam) or ham@ (--ham) by "
+            "USER: a complaint, and a training example (at most "
+            "training.max_examples_per_reporter a day per user). A spam learn lists "
+            "something only when the message matches a delivery here to USER; otherwise it "
+            "is kept unmatched and teaches nothing.\n\n"
+            "The command is trusted like a submission host in intake.trusted_networks: "
+            "--user is believed, so only programs that know who the user is (the IMAP "
+            "server's sieve pipe, docs/dovecot.md) may run it. USER must be an address at "
+            "intake.local_domains.\n\n"
+            "Exit status: 0 stored (prints the complaint id and whether it matched a "
+            "delivery), 65 unusable input or user, 75 Redis trouble or intake.reporter_rate "
+            "reached (try again later).\n\n"
+            "example: spamwarden learn --spam --user alice@example.org < message.eml"
+        ),
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--spam", action="store_true", help="the user says it is spam")
+    which.add_argument("--ham", action="store_true", help="the user says it is not spam")
+    p.add_argument("--user", metavar="ADDR", required=True,
+                   help="the mailbox owner (an address at intake.local_domains)")
+    p.add_argument("file", metavar="FILE", nargs="?", default="-",
+                   help="the message; '-' or nothing reads standard input")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -540,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(sub)
     _add_consent(sub)
     _add_rules(sub)
+    _add_learn(sub)
     return parser
 
 

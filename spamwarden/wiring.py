@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .reputation.deliveries import LedgerRecorder
     from .reputation.engine import ComplaintHook
     from .reputation.history import HistoryRecorder
-    from .reputation.intake import AddressHook
+    from .reputation.intake import AddressHook, ComplaintIntake
     from .reputation.lookup import ListingLookup
     from .resolver import Resolver
     from .training.classifier import ContentClassifier
@@ -50,6 +50,7 @@ __all__ = [
     "run_worker",
     "address_hooks",
     "run_intake",
+    "learner",
     "api_modules",
     "run_api",
 ]
@@ -343,12 +344,33 @@ def run_intake(cfg: Config, *, listen: str | None = None) -> int:
     return 0
 
 
+def learner(cfg: Config, client: Any) -> ComplaintIntake:
+    """The complaint intake's policy over Redis ``client`` without its SMTP server: what
+    ``spamwarden learn`` and ``POST /v1/learn`` store a mailbox move through
+    (:meth:`~spamwarden.reputation.intake.ComplaintIntake.learn`), with the milter's DKIM
+    verifier and the ``[dns]`` resolver, as :func:`run_intake` has.
+
+    :param cfg: the configuration.
+    :param client: a ``redis.asyncio`` client (``redisconn.async_client``).
+    :returns: the policy object; close ``client`` when done.
+    """
+    from .reputation.deliveries import RedisDeliveryLookup
+    from .reputation.intake import ComplaintIntake, RedisComplaintStore
+    from .resolver import resolver_from_config
+
+    store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
+                                training_ttl=cfg.reputation.training_ttl)
+    return ComplaintIntake(cfg, store, dkim_verifier=_dkim_verifier(cfg),
+                           resolver=resolver_from_config(cfg.dns),
+                           deliveries=RedisDeliveryLookup(client))
+
+
 # -- API --------------------------------------------------------------------------------------
 
 
 def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     """The route modules ``spamwarden api`` serves: listings, lookup pages, consent, history,
-    the operator console, metrics.
+    the operator console, metrics, learn (mailbox moves).
 
     To add routes, write a factory ``factory(ctx: ApiContext) -> ApiModule`` in
     :mod:`spamwarden.api` and name it here (``docs/architecture.md``).
@@ -358,12 +380,16 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     from .api.consent import consent_module
     from .api.console import console_module
     from .api.history import history_module
+    from .api.learn import learn_module
     from .api.listings import listings_module
     from .api.lookup import lookup_module
     from .api.metrics import metrics_module
 
     return [listings_module, lookup_module, consent_module, history_module, console_module,
-            metrics_module]
+            metrics_module,
+            # learn stores through the intake policy (DKIM verifier, resolver) built here
+            functools.update_wrapper(functools.partial(learn_module, make_intake=learner),
+                                     learn_module)]
 
 
 def run_api(cfg: Config, *, listen: str | None = None,

@@ -153,6 +153,7 @@ from ..mail import (
     parse_networks,
     parse_tag_list,
     registrable_domain,
+    strip_mbox_from,
     submission,
 )
 from ..resolver import DnsAnswer, Resolver, question_key
@@ -187,6 +188,7 @@ __all__ = [
     "RedisComplaintStore",
     "StoreOutcome",
     "ComplaintIntake",
+    "LearnOutcome",
     "PrefetchedResolver",
     "IntakeServer",
     "run_intake",
@@ -430,6 +432,33 @@ class RedisComplaintStore:
         if status_s not in ("added", "duplicate", "rate_limited"):
             raise StoreError(f"unexpected answer from the store script: {status_s!r}")
         return status_s, ident_s  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnOutcome:
+    """What :meth:`ComplaintIntake.learn` did.
+
+    :ivar status: ``added``, ``duplicate``, ``unmatched`` (stored, lists nothing),
+        ``rate_limited``, ``store_failed`` (Redis trouble: nothing stored), ``unusable``
+        (no message) or ``refused`` (not a local user).
+    :ivar complaint_id: the complaint's id ("" when nothing was stored).
+    :ivar match: the delivery-ledger match (``matched``, ``no-delivery``,
+        ``not-a-recipient``, ``disagree``; "" for ham).
+    :ivar message: one sentence for the user or operator.
+    :ivar reporter: the reporter as counted.
+    """
+
+    status: Literal["added", "duplicate", "unmatched", "rate_limited", "store_failed",
+                    "unusable", "refused"]
+    complaint_id: str = ""
+    match: str = ""
+    message: str = ""
+    reporter: str = ""
+
+    @property
+    def stored(self) -> bool:
+        """A complaint for this message is in the store (now or from before)."""
+        return self.status in ("added", "duplicate", "unmatched")
 
 
 # -- hooks for other addresses ----------------------------------------------------------------
@@ -750,6 +779,55 @@ class ComplaintIntake:
             return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
         return REPLIES["accepted_many"].format(count=len(stored),
                                                ids=", ".join(cid for _, cid in stored))
+
+    async def learn(self, kind: ReportKind, user: str, raw: bytes) -> LearnOutcome:
+        """Store a message a local user filed as spam or not spam (``spamwarden learn``,
+        ``POST /v1/learn``: a mailbox move in an IMAP server), exactly as a report of
+        that message to ``report@`` / ``ham@`` by that user is stored.
+
+        The caller is operator-local (the command line, the operator API), so ``user`` is
+        an identified reporter, as for a submission from ``intake.trusted_networks``; the
+        message itself is the original (it was moved, not forwarded).  The same rules as
+        for mailed reports apply: a spam learn lists something only when it matches a
+        delivery here to ``user`` (``reputation.require_delivered``), else it is kept
+        unmatched and teaches nothing; examples are capped per reporter and day
+        (``training.max_examples_per_reporter``); ``intake.reporter_rate`` a hour.
+
+        :param kind: ``spam`` or ``ham``.
+        :param user: the mailbox owner, an address at one of ``intake.local_domains``.
+        :param raw: the message (at most ``intake.max_message_bytes``).
+        :returns: the outcome; ``status`` ``refused`` (user not local) and ``unusable``
+            (no message) store nothing, ``store_failed`` means try again later.
+        """
+        ic = self.cfg.intake
+        mailbox = reporter_identity(user, delimiters=ic.recipient_delimiter)
+        if not mailbox or "@" not in mailbox or not self.reporter_is_local(mailbox):
+            _count(kind, "refused")
+            return LearnOutcome("refused", message=(
+                f"{user.strip()!r} is not an address at {', '.join(self.local_domains) or '(none)'}"
+                " (intake.local_domains)"))
+        if len(raw) > ic.max_message_bytes:
+            _count(kind, "unusable")
+            return LearnOutcome("unusable", message=(
+                f"the message is larger than intake.max_message_bytes ({ic.max_message_bytes})"))
+        message = strip_mbox_from(raw)
+        if not header_fields(message):
+            _count(kind, "unusable")
+            return LearnOutcome("unusable", message="no message header section was found")
+        status, cid, match = await self._store_original(
+            kind, mailbox, Original("bare", message, intact=True),
+            train=may_train(authenticated=True), mailbox=mailbox, reporter_verified=True)
+        text = {
+            "added": "stored", "duplicate": "already stored; counted once",
+            "unmatched": "kept, but it lists nothing: "
+                         + UNMATCHED_WHY.get(match, "it matched no delivery here"),
+            "rate_limited": f"too many reports from {mailbox} in the last hour; try later",
+            "store_failed": "the store is unavailable; try again later",
+        }.get(status, cid)
+        if status == "unusable":
+            return LearnOutcome("unusable", message=text)
+        return LearnOutcome(status, complaint_id=cid, match=match, message=text,  # type: ignore[arg-type]
+                            reporter=mailbox)
 
     async def _match(self, reporter: str, original: Original, view: MessageView | None,
                      fp: str) -> Match:

@@ -150,3 +150,43 @@ def test_one_smtp_reply_for_several_recipients_prefers_temporary_failure() -> No
     reply = _run(intake.handle_DATA(object(), Session(loop=None), env))  # type: ignore[arg-type]
     assert reply == REPLIES["internal"]  # the MTA retries; the report is deduplicated then
     assert len(store.added) == 1
+
+
+def _original() -> bytes:
+    [original] = find_originals(RAW, local_domains=["example.vn"])
+    return original.message
+
+
+def test_learn_is_the_report_of_the_same_message_by_the_same_user() -> None:
+    """A mailbox move and a report@ forward of one message by one user are one complaint
+    (same id, so either after the other is a duplicate), both matched and learned."""
+    reported, learned = FakeStore(), FakeStore()
+    _run(_intake(reported).accept_report("spam", "alice@example.vn", RAW))
+    out = _run(_intake(learned).learn("spam", "Alice+junk@example.vn",
+                                      b"From alice Mon Nov  4 00:00:00 2024\n" + _original()))
+    [(r, r_example, _)], [(c, example, _)] = reported.added, learned.added
+    assert (out.status, out.complaint_id, out.match) == ("added", r.id, "matched")
+    assert out.reporter == c.reporter == "alice@example.vn" and c.reporter_verified
+    assert c.source == "bare" and learned.unmatched == [False]
+    assert (c.fingerprint, c.indicators) == (r.fingerprint, r.indicators)
+    assert example == r_example == _original()  # the mbox From_ line is not part of it
+
+
+def test_learn_rules() -> None:
+    store = FakeStore()
+    out = _run(_intake(store).learn("spam", "bob@example.vn", _original()))
+    assert (out.status, out.match, store.unmatched) == ("unmatched", "not-a-recipient", [True])
+    assert store.added[0][1] == b""  # never delivered to bob: no training example
+    for user in ("", "bob@elsewhere.example", "bob"):
+        assert _run(_intake(store).learn("ham", user, _original())).status == "refused"
+    assert _run(_intake(store).learn("ham", "bob@example.vn", b"no header here")).status \
+        == "unusable"
+    big = _run(_intake(store, max_message_bytes=1000).learn("ham", "bob@example.vn", _original()))
+    assert big.status == "unusable" and "max_message_bytes" in big.message
+    assert len(store.added) == 1
+    down = _run(_intake(FakeStore(StoreUnavailable("down"))).learn("ham", "bob@example.vn",
+                                                                   _original()))
+    assert down.status == "store_failed" and not down.stored
+    limited = _run(_intake(FakeStore(("rate_limited", ""))).learn("ham", "bob@example.vn",
+                                                                  _original()))
+    assert limited.status == "rate_limited"

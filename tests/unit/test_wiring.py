@@ -140,4 +140,5 @@ def test_api_serves_listings_lookup_consent_and_metrics() -> None:
                      "spamwarden.api.consent:consent_module",
                      "spamwarden.api.history:history_module",
                      "spamwarden.api.console:console_module",
-                     "spamwarden.api.metrics:metrics_module"]
+                     "spamwarden.api.metrics:metrics_module",
+                     "spamwarden.api.learn:learn_module"]
