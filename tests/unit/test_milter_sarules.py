@@ -64,3 +64,29 @@ def test_a_rule_named_like_a_declared_symbol_is_left_out(tmp_path: Path) -> None
         assert not any(x.name == "BAYES_99" and x.points == 9 for x in s.scan(MESSAGE, ENV).symbols)
     finally:
         s.close()
+
+
+def test_the_engine_runs_on_the_checks_own_threads(tmp_path: Path) -> None:
+    """Never on the caller's (libmilter's) thread: Hyperscan crashed there under load."""
+    import threading
+
+    from spamwarden.milter.checks.sarules import SpamAssassinRulesCheck
+
+    s = scanner(tmp_path, enabled=True, rules="body CHEAP_WATCHES /cheap watches/i\n")
+    try:
+        check = next(c for d, c in s.checks if d.name == "sarules")
+        assert isinstance(check, SpamAssassinRulesCheck)
+        threads: list[str] = []
+        real = check.engine.check
+
+        def recording(*args: object) -> object:
+            threads.append(threading.current_thread().name)
+            return real(*args)  # type: ignore[arg-type]
+
+        check.engine.check = recording  # type: ignore[method-assign]
+        verdict = s.scan(MESSAGE, ENV)
+    finally:
+        s.close()
+    assert any(x.name == "CHEAP_WATCHES" for x in verdict.symbols)
+    assert len(threads) == 1 and threads[0].startswith("spamwarden-rules"), threads
+    assert threads[0] != threading.current_thread().name

@@ -15,7 +15,9 @@ time (compiled databases come from the on-disk cache).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ...logs import event
@@ -28,6 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["CHECK", "SpamAssassinRulesCheck"]
 
 log = logging.getLogger("spamwarden.milter")
+
+#: Threads that run the engine.  Hyperscan is only ever called from these Python-made
+#: threads, never from libmilter's: pymilter runs callbacks under a Python thread state
+#: of the connection rather than of the OS thread, and Hyperscan's match callbacks
+#: re-entering Python from concurrent libmilter threads crashed the process (SIGSEGV).
+SCAN_THREADS = max(1, os.cpu_count() or 1)
 
 #: At most this many hits become symbols (highest scores first), so a message built to
 #: hit hundreds of rules cannot bloat the headers.
@@ -42,13 +50,17 @@ class SpamAssassinRulesCheck(CheckBase):
         name (none of the shipped ones runs here) is left out rather than scored twice.
     """
 
-    def __init__(self, engine: RuleEngine, *, reserved: Collection[str] = ()) -> None:
+    def __init__(self, engine: RuleEngine, *, reserved: Collection[str] = (),
+                 threads: int = SCAN_THREADS) -> None:
         self.engine = engine
         self.reserved = frozenset(reserved)
+        # Threads start on first use (after the milter's workers fork).
+        self._pool = ThreadPoolExecutor(max_workers=threads,
+                                        thread_name_prefix="spamwarden-rules")
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         try:
-            hits = self.engine.check(msg.view, msg.raw)
+            hits = self._pool.submit(self.engine.check, msg.view, msg.raw).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,162 @@
+"""SpamAssassin rules from a site's local.cf, through a real Postfix and `spamwarden milter`.
+
+`[rules] enabled = true` with `system_rules = false`: only the test's own small local.cf is
+read, so the milter compiles in a moment instead of minutes. The same message is sent while
+local.cf changes between milter starts: without the rule it is delivered untagged; with the
+rule at a tagging score it is delivered with the rule's name in X-Spam-Status; with a
+`score` line raising it past the reject threshold it is refused with 550 5.7.1.
+
+Between starts the compiled-database cache (`rules.cache_dir`) is checked: an unchanged
+local.cf reuses its file (same name, same mtime), a new pattern replaces it with a file
+under a new key, a changed `score` line alone reuses the pattern databases.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_milter_postfix import RCPT, find_delivered, unfold, wait_delivered
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess
+from tests.support.net import wait_until
+from tests.support.postfix import PostfixInstance
+from tests.support.replies import MILTER_REJECT
+from tests.support.smtpclient import swaks
+
+pytestmark = pytest.mark.integration
+
+AUTHSERV_ID = "mx.test"
+BODY = "Hello,\r\n\r\nthe zqxwv-promo offer ends tonight.\r\n"
+
+#: A rule the test message never hits: local.cf is never empty, so the engine always has
+#: a database to build and cache.
+UNRELATED = ("body     LOCAL_OTHER_WORD /qqjjx-unrelated/\n"
+             "score    LOCAL_OTHER_WORD 1.0\n"
+             "describe LOCAL_OTHER_WORD A word no test message carries\n")
+
+
+def local_test_word(score: float) -> str:
+    return ("body     LOCAL_TEST_WORD /zqxwv-promo/\n"
+            f"score    LOCAL_TEST_WORD {score}\n"
+            "describe LOCAL_TEST_WORD Mentions the zqxwv promotion\n")
+
+
+def cache_files(cache: Path) -> dict[str, int]:
+    """The cache's files: name -> mtime in ns."""
+    return {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} if cache.is_dir() else {}
+
+
+def loads(milter: MilterProcess) -> list[str]:
+    """`cached` of every sarules_loaded line of the milter's log, in order."""
+    return re.findall(r"sarules_loaded\b.*?\bcached[=:]\s*\"?(\w+)", milter.log())
+
+
+def started(milter: MilterProcess, times: int) -> None:
+    """Wait for the milter's `times`-th milter_start line: its checks are built by then."""
+    wait_until(lambda: milter.log().count("event=milter_start ") >= times, timeout=60,
+               what=f"milter start number {times}")
+
+
+def restart(milter: MilterProcess, times: int) -> None:
+    milter.stop()
+    milter.wait_port_closed()
+    milter.start(timeout=60)
+    started(milter, times)
+
+
+def send(port: int, auth_zone) -> tuple[object, str]:
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Tonight only",
+                              body=BODY)
+    result = swaks(port, mail_from="alice@good.test", rcpt_to=RCPT,
+                   data=auth_zone.good_rsa.sign(raw), helo="client.test")
+    return result, msgid
+
+
+def test_local_cf_rule_changes_the_verdict_and_the_cache_follows_the_patterns(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    local_cf = tmp_path / "local.cf"
+    cache = tmp_path / "rules-cache"
+    local_cf.write_text(UNRELATED)
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(cache)},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    port = postfix.smtp["milter"].port
+
+    # 1. No rule for the word: delivered, not tagged; the first start compiled and stored.
+    started(milter, 1)
+    assert loads(milter) == ["False"], milter.log()[-2000:]
+    first = cache_files(cache)
+    assert len(first) == 1, first
+    result, msgid = send(port, auth_zone)
+    assert result.returncode == 0, result.transcript
+    status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+    assert status.startswith("No, "), status
+    assert "LOCAL_TEST_WORD" not in status and "LOCAL_OTHER_WORD" not in status
+
+    # 2. The same local.cf again: the stored databases are loaded, the file is not rewritten.
+    restart(milter, 2)
+    assert loads(milter) == ["False", "True"], milter.log()[-2000:]
+    assert cache_files(cache) == first
+
+    # 3. A new pattern at a tagging score: new databases are compiled and stored under a
+    #    new key (the old file is removed); the message is delivered tagged with the rule.
+    local_cf.write_text(UNRELATED + local_test_word(8.0))
+    restart(milter, 3)
+    assert loads(milter) == ["False", "True", "False"], milter.log()[-2000:]
+    second = cache_files(cache)
+    assert len(second) == 1 and set(second) != set(first), (first, second)
+    result, msgid = send(port, auth_zone)
+    assert result.returncode == 0, result.transcript
+    delivered = wait_delivered(postfix, msgid)
+    status = unfold(delivered["X-Spam-Status"] or "")
+    assert status.startswith("Yes, "), status
+    assert "LOCAL_TEST_WORD" in status.split("tests=", 1)[1].split()[0].split(","), status
+    reasons = unfold(delivered["X-Spam-Reasons"] or "")
+    assert "LOCAL_TEST_WORD=8 [Mentions the zqxwv promotion]" in reasons, reasons
+    assert delivered["X-Spam-Flag"] == "YES", delivered.items()
+
+    # 4. Only the score changes, past the reject threshold: no pattern changed, so the
+    #    databases are reused; the same message is refused at the end of DATA.
+    local_cf.write_text(UNRELATED + local_test_word(20.0))
+    restart(milter, 4)
+    assert loads(milter) == ["False", "True", "False", "True"], milter.log()[-2000:]
+    assert cache_files(cache) == second
+    before = postfix.delivered_count()
+    result, msgid = send(port, auth_zone)
+    assert result.returncode != 0, result.transcript
+    assert result.queue_id is None
+    assert any(e.startswith(MILTER_REJECT.line) for e in result.errors), result.transcript
+    assert find_delivered(postfix, msgid) == []
+    assert postfix.delivered_count() == before
+
+
+def test_concurrent_messages_are_scanned_without_crashing_the_milter(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    """Many SMTP sessions at once: the engine runs on libmilter's concurrent connections
+    (Hyperscan called from them directly crashed the process with SIGSEGV)."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(UNRELATED + local_test_word(8.0))
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    port = postfix.smtp["milter"].port
+    started(milter, 1)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        sent = list(pool.map(lambda _: send(port, auth_zone), range(36)))
+    assert milter.running(), milter.log()[-3000:]
+    assert [r.returncode for r, _ in sent] == [0] * len(sent), sent[0][0].transcript
+    for _, msgid in sent:
+        status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+        assert "LOCAL_TEST_WORD" in status, status
