@@ -342,6 +342,11 @@ def decide_match(
     if by_content is not None and by_message_id is not None:
         if by_content.id == by_message_id.id or by_message_id.fingerprint == fingerprint:
             return Match("matched", by_message_id)
+        if mid and by_content.message_id == mid:
+            # One Message-ID on several deliveries to this reporter (a sender reusing it):
+            # the index holds the newest, but the delivery of the reported content carries
+            # the same Message-ID, so content and Message-ID agree on that one.
+            return Match("matched", by_content)
         return Match("disagree")
     if by_message_id is not None:
         if fingerprint is not None and by_message_id.fingerprint != fingerprint:

@@ -5,6 +5,7 @@ what that delivery proved instead of what the report's copy claims."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -142,8 +143,15 @@ def test_decide_match() -> None:
                         by_message_id=d, any_recipient=True).status == "disagree"
     assert decide_match(fingerprint=FP, message_id="fabricated@x", by_content=d,
                         by_message_id=None, any_recipient=True).status == "disagree"
+    # the content's own delivery has another Message-ID than the copy claims: disagree
+    elsewhere = dataclasses.replace(d, message_id="elsewhere@x")
+    assert decide_match(fingerprint=FP, message_id=MID, by_content=elsewhere,
+                        by_message_id=other, any_recipient=True).status == "disagree"
+    # a sender that reuses one Message-ID: the index points at its newest delivery, but the
+    # delivery whose content was reported carries that Message-ID too, and is the one reported
+    # (else reusing a Message-ID would make every earlier message unreportable)
     assert decide_match(fingerprint=FP, message_id=MID, by_content=d, by_message_id=other,
-                        any_recipient=True).status == "disagree"
+                        any_recipient=True) == Match("matched", d)
     assert decide_match(fingerprint=FP, message_id=MID, by_content=None, by_message_id=None,
                         any_recipient=True).status == "not-a-recipient"
     assert decide_match(fingerprint=FP, message_id=MID, by_content=None, by_message_id=None,
