@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from ..logs import event
@@ -224,6 +224,26 @@ def _before(entry_id: str) -> str:
     return f"({entry_id}"
 
 
+def _pages(want: HistoryFilter | None, limit: int, max_scan: int
+           ) -> Generator[str, list[Any], list[dict[str, Any]]]:
+    """The paging of :func:`read_history`, written once for both drivers: yields the
+    upper bound of the next XREVRANGE page, is sent that page's rows, returns the entries."""
+    want = want or HistoryFilter()
+    limit = max(1, min(limit, MAX_LIMIT))
+    out: list[dict[str, Any]] = []
+    top, scanned = "+", 0
+    while len(out) < limit and scanned < max_scan:
+        rows = yield top
+        if not rows:
+            break
+        scanned += len(rows)
+        last = _decode(rows, want, out, limit)
+        if last is None or len(rows) < _PAGE:
+            break
+        top = _before(last)
+    return out
+
+
 def read_history(client: Any, *, limit: int = 50, want: HistoryFilter | None = None,
                  max_scan: int = MAX_SCAN) -> list[dict[str, Any]]:
     """The newest entries that match ``want``, newest first.
@@ -235,23 +255,16 @@ def read_history(client: Any, *, limit: int = 50, want: HistoryFilter | None = N
     """
     import redis
 
-    want = want or HistoryFilter()
-    limit = max(1, min(limit, MAX_LIMIT))
-    out: list[dict[str, Any]] = []
-    top, scanned = "+", 0
+    pages = _pages(want, limit, max_scan)
     try:
-        while len(out) < limit and scanned < max_scan:
-            rows = client.xrevrange(HISTORY_KEY, max=top, min="-", count=_PAGE)
-            if not rows:
-                break
-            scanned += len(rows)
-            last = _decode(rows, want, out, limit)
-            if last is None or len(rows) < _PAGE:
-                break
-            top = _before(last)
+        top = next(pages)
+        while True:
+            top = pages.send(client.xrevrange(HISTORY_KEY, max=top, min="-", count=_PAGE))
+    except StopIteration as done:
+        found: list[dict[str, Any]] = done.value
+        return found
     except redis.RedisError as exc:
         raise store_error(exc) from exc
-    return out
 
 
 async def aread_history(client: Any, *, limit: int = 50, want: HistoryFilter | None = None,
@@ -262,20 +275,14 @@ async def aread_history(client: Any, *, limit: int = 50, want: HistoryFilter | N
     """
     import redis
 
-    want = want or HistoryFilter()
-    limit = max(1, min(limit, MAX_LIMIT))
-    out: list[dict[str, Any]] = []
-    top, scanned = "+", 0
+    pages = _pages(want, limit, max_scan)
     try:
-        while len(out) < limit and scanned < max_scan:
+        top = next(pages)
+        while True:
             rows = await client.xrevrange(HISTORY_KEY, max=top, min="-", count=_PAGE)
-            if not rows:
-                break
-            scanned += len(rows)
-            last = _decode(rows, want, out, limit)
-            if last is None or len(rows) < _PAGE:
-                break
-            top = _before(last)
+            top = pages.send(rows)
+    except StopIteration as done:
+        found: list[dict[str, Any]] = done.value
+        return found
     except redis.RedisError as exc:
         raise store_error(exc) from exc
-    return out
