@@ -52,6 +52,8 @@ from spamwarden.training.metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from spamwarden.training.model import TrainingParams, save_model, train_model
 from spamwarden.training.pipeline_eval import evaluate_pipeline
 from spamwarden.wiring import offline_scanner
+from tests.support.net import free_port
+from tests.support.spamd import spamd_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,12 +116,6 @@ def figures(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
 
 
 # -- SpamAssassin -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sa_site_config(d: Path) -> Path:
@@ -211,25 +207,6 @@ def sa_score(
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     return np.array(scores), elapsed, cpu
-
-
-def spamd_cpu(pidfile: Path) -> float:
-    """CPU seconds used so far by the spamd parent and its children (from /proc)."""
-    try:
-        parent = int(pidfile.read_text())
-    except (OSError, ValueError):
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        if pid == parent or int(fields[1]) == parent:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 # -- one direction -----------------------------------------------------------------------------

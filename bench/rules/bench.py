@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_files, prepare_message, rule_files
+from tests.support.net import free_port
+from tests.support.spamd import spamd_cpu
 
 SHARED = Path(os.environ.get("SPAMWARDEN_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 SITE_CF = """\
@@ -56,32 +56,6 @@ def messages(n: int) -> list[Path]:
     step_s = max(1, len(spam) // (n // 2))
     step_h = max(1, len(ham) // (n - n // 2))
     return spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def spamd_cpu(pidfile: Path) -> float:
-    """CPU seconds used so far by the spamd parent and its children (from /proc)."""
-    try:
-        parent = int(pidfile.read_text())
-    except (OSError, ValueError):
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        if pid == parent or int(fields[1]) == parent:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, float, list[float]]:
