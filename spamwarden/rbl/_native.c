@@ -166,6 +166,32 @@ static int lookup_domain(const Ctx *c, const char *name, Py_ssize_t n, Py_ssize_
     }
 }
 
+/* The rest of a question whose QTYPE starts at d[t] (the caller checked that 4 bytes are
+ * there): QTYPE A or TXT (*txt 0 or 1), QCLASS IN, then the packet's end or one EDNS0 OPT
+ * record (RFC 6891) that ends it, whose DO bit picks the OPT to echo (*opt, *nopt; none
+ * without one).  Returns the question's end, or 0 for anything the fast path does not take. */
+static inline Py_ssize_t question_tail(const Ctx *c, const unsigned char *d, Py_ssize_t n,
+                                       Py_ssize_t t, int ar, int *txt,
+                                       const unsigned char **opt, Py_ssize_t *nopt) {
+    if (d[t] == 0 && d[t + 1] == 1) *txt = 0;
+    else if (d[t] == 0 && d[t + 1] == 16) *txt = 1;
+    else return 0;
+    if (d[t + 2] != 0 || d[t + 3] != 1) return 0;
+    Py_ssize_t qend = t + 4;
+    *opt = NULL;
+    *nopt = 0;
+    if (!ar) {
+        if (qend != n) return 0;
+    } else {
+        if (n < qend + 11 || d[qend] || d[qend + 1] || d[qend + 2] != 0x29 || d[qend + 5] || d[qend + 6])
+            return 0;
+        if (qend + 11 + ((Py_ssize_t)d[qend + 9] << 8 | d[qend + 10]) != n) return 0;
+        if (d[qend + 7] & 0x80) { *opt = c->opt_do; *nopt = c->nopt_do; }
+        else { *opt = c->opt; *nopt = c->nopt; }
+    }
+    return qend;
+}
+
 /* The answer to one datagram in out (its length), or 0: Python answers it.
  * *rcode_out gets the rcode of an answer. */
 static Py_ssize_t answer_domain(const Ctx *c, const unsigned char *d, Py_ssize_t n,
@@ -194,22 +220,10 @@ static Py_ssize_t answer(const Ctx *c, const unsigned char *d, Py_ssize_t n, uns
     }
     p += c->nsuffix;
     int txt;
-    if (d[p] == 0 && d[p + 1] == 1) txt = 0;
-    else if (d[p] == 0 && d[p + 1] == 16) txt = 1;
-    else return 0;
-    if (d[p + 2] != 0 || d[p + 3] != 1) return 0;
-    Py_ssize_t qend = p + 4;
-    const unsigned char *opt = NULL;
-    Py_ssize_t nopt = 0;
-    if (!ar) {
-        if (qend != n) return 0;
-    } else {
-        if (n < qend + 11 || d[qend] || d[qend + 1] || d[qend + 2] != 0x29 || d[qend + 5] || d[qend + 6])
-            return 0;
-        if (qend + 11 + ((Py_ssize_t)d[qend + 9] << 8 | d[qend + 10]) != n) return 0;
-        if (d[qend + 7] & 0x80) { opt = c->opt_do; nopt = c->nopt_do; }
-        else { opt = c->opt; nopt = c->nopt; }
-    }
+    const unsigned char *opt;
+    Py_ssize_t nopt;
+    Py_ssize_t qend = question_tail(c, d, n, p, ar, &txt, &opt, &nopt);
+    if (!qend) return 0;
     unsigned address = o[3] << 24 | o[2] << 16 | o[1] << 8 | o[0];
     int hit = -1;
     if (address != 0x7F000001u) {
@@ -304,22 +318,10 @@ static Py_ssize_t answer_domain(const Ctx *c, const unsigned char *d, Py_ssize_t
     Py_ssize_t end = z - d;
     if (end + 5 > n || end - 11 > 255) return 0;
     int txt;
-    if (d[end + 1] == 0 && d[end + 2] == 1) txt = 0;
-    else if (d[end + 1] == 0 && d[end + 2] == 16) txt = 1;
-    else return 0;
-    if (d[end + 3] != 0 || d[end + 4] != 1) return 0;
-    Py_ssize_t qend = end + 5;
-    const unsigned char *opt = NULL;
-    Py_ssize_t nopt = 0;
-    if (!ar) {
-        if (qend != n) return 0;
-    } else {
-        if (n < qend + 11 || d[qend] || d[qend + 1] || d[qend + 2] != 0x29 || d[qend + 5] || d[qend + 6])
-            return 0;
-        if (qend + 11 + ((Py_ssize_t)d[qend + 9] << 8 | d[qend + 10]) != n) return 0;
-        if (d[qend + 7] & 0x80) { opt = c->opt_do; nopt = c->nopt_do; }
-        else { opt = c->opt; nopt = c->nopt; }
-    }
+    const unsigned char *opt;
+    Py_ssize_t nopt;
+    Py_ssize_t qend = question_tail(c, d, n, end + 1, ar, &txt, &opt, &nopt);
+    if (!qend) return 0;
     Py_ssize_t start = end + 1 - c->ndbl_suffix;
     if (start <= 12) return 0;
     for (Py_ssize_t i = 0; i < c->ndbl_suffix; i++) {
