@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .net import LOOPBACK, free_port, pid_alive, tcp_accepts, unix_accepts, wait_until
+from .net import (
+    LOOPBACK,
+    free_port,
+    pid_alive,
+    tcp_accepts,
+    terminate,
+    unix_accepts,
+    wait_until,
+)
 
 __all__ = [
     "MilterProcessError",
@@ -177,17 +184,7 @@ class MilterProcess:
 
     def stop(self, *, timeout: float = 10) -> int | None:
         """SIGTERM, wait up to `timeout` s, then SIGKILL; returns the exit code. Idempotent."""
-        proc = self.process
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        return proc.returncode
+        return terminate(self.process, timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL at once (a crash, as far as Postfix can tell)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "pid_alive",
     "live_pid",
     "wait_exit_or_kill",
+    "terminate",
     "read_pidfile",
 ]
 
@@ -131,6 +133,24 @@ def wait_exit_or_kill(pid: int, *, timeout: float, what: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, *, timeout: float = 10) -> int | None:
+    """Stop a child: SIGTERM, wait up to `timeout` s, then SIGKILL. Idempotent.
+
+    Returns:
+        Its exit code, or None when there was no process.
+    """
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
 
 
 def read_pidfile(path: Path) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from .net import LOOPBACK, free_port
+from .net import LOOPBACK, free_port, terminate
 
 __all__ = ["ZONE", "RblProcess", "ip_name"]
 
@@ -76,14 +75,7 @@ class RblProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        terminate(self.proc)
 
     def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, timeout: float = 2.0,
               **make: Any) -> dns.message.Message:

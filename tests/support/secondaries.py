@@ -7,7 +7,6 @@ accepts NOTIFY from 127.0.0.1.  The configurations are the ones docs/dnsbl.md sh
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from .net import LOOPBACK, free_port
+from .net import LOOPBACK, free_port, terminate
 
 __all__ = ["Secondary", "BindSecondary", "NsdSecondary", "KnotSecondary", "SECONDARIES"]
 
@@ -68,14 +67,7 @@ class Secondary:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        terminate(self.proc)
 
     def query(self, name: str, rdtype: str = "A", *, timeout: float = 1.0) -> dns.message.Message:
         """One UDP query to this secondary."""
