@@ -34,6 +34,7 @@ import pytest
 import redis
 
 from spamwarden.consent.registry import RedisConsentRegistry, sent_key
+from spamwarden.reputation.deliveries import message_id_hash, message_key
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 from tests.support.net import free_port, wait_until
@@ -288,6 +289,11 @@ def test_complaint_about_an_ad_is_a_refusal(setup: Setup) -> None:
     raw, msgid = ad(setup, C)
     assert send(setup, raw, [C]) == {}
     original = delivered(setup, C, msgid).as_bytes()
+    # The milter writes its delivery record in a batch after its reply, which can land
+    # after the Maildir file; a person reports later than that, and so does this test.
+    ledger = message_key(message_id_hash(msgid), C)
+    wait_until(lambda: setup.client.exists(ledger), timeout=20,
+               what="the milter's delivery record of the ad")
     report = _submitted_by(C) + (
         b"From: c@test.local\r\nTo: report@test.local\r\nSubject: spam\r\n"
         b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=RB\r\n\r\n"
