@@ -60,6 +60,20 @@ class PreparedMessage:
     memo: dict[str, float] = field(default_factory=dict)
     #: header name -> the addresses in it, lower case (evals read From many times)
     addresses: dict[str, list[str]] = field(default_factory=dict)
+    #: lower-cased header name -> its values in order, built on first use
+    _by_name: dict[str, list[str]] | None = None
+    #: (header name, raw, display) -> ``:addr`` / ``:name`` result
+    _addr_cache: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
+
+    def _values(self, lname: str) -> list[str]:
+        """The raw values of the headers named ``lname`` (lower case), in order."""
+        index = self._by_name
+        if index is None:
+            index = {}
+            for k, v in self.headers:
+                index.setdefault(k.lower(), []).append(v)
+            self._by_name = index
+        return index.get(lname, [])
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -77,8 +91,7 @@ class PreparedMessage:
         lname = key[0]
 
         def values(n: str) -> list[str]:
-            ln = n.lower()
-            vals = [v for k, v in self.headers if k.lower() == ln]
+            vals = self._values(n.lower())
             return vals if raw else [decode_header_value(v[:8192]) for v in vals]
 
         result: str | None
@@ -106,8 +119,7 @@ class PreparedMessage:
 
     def header_exists(self, name: str) -> bool:
         """Whether a header of that name is present (``exists:``)."""
-        lname = name.lower()
-        return any(k.lower() == lname for k, _ in self.headers)
+        return bool(self._values(name.lower()))
 
 
 def _address(value: str, *, display: bool) -> str:
@@ -127,12 +139,16 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
 
     :returns: the value, or ``None`` when the header is absent.
     """
+    if not (addr or display):
+        return msg.header_text(name, raw=raw)
+    key = (name.lower(), raw, display)
+    cache = msg._addr_cache  # the message's own memo, per header and modifier
+    if key in cache:
+        return cache[key]
     value = msg.header_text(name, raw=raw)
-    if value is None:
-        return None
-    if addr or display:
-        return _address(value, display=display)
-    return value
+    result = None if value is None else _address(value, display=display)
+    cache[key] = result
+    return result
 
 
 def _paragraphs(text: bytes) -> list[bytes]:
