@@ -208,6 +208,9 @@ class RuleEngine:
             else:
                 self._header_groups.setdefault(_target(r), _Group([])).rules.append(r)
         self._order_metas()
+        self._unused = frozenset(rules) - _needed(rules)
+        self._unused_targets = frozenset(t for t, g in self._header_groups.items()
+                                         if all(r.name in self._unused for r in g.rules))
         self._build_databases(cache_dir)
         self._compile_re_patterns()
 
@@ -326,8 +329,10 @@ class RuleEngine:
 
     # -- scanning ---------------------------------------------------------------------
 
-    def _scan(self, g: _Group, units: Iterable[bytes]) -> dict[str, int]:
-        """Match counts (capped by ``maxhits``) of the group's rules over ``units``."""
+    def _scan(self, g: _Group, units: Iterable[bytes],
+              skip: frozenset[str] = frozenset()) -> dict[str, int]:
+        """Match counts (capped by ``maxhits``) of the group's rules over ``units``,
+        except those named in ``skip`` (which may or may not be counted)."""
         counts: dict[str, int] = {}
         units = [u for u in units]
         if g.db is not None:
@@ -343,6 +348,8 @@ class RuleEngine:
             prefilter = g.prefilter
             for rid in sorted(found):
                 rule = g.hs_rules[rid]
+                if rule.name in skip:
+                    continue
                 where = [units[i] for i in found[rid]]
                 if rule.maxhits > 1:
                     n = self._count(rule, where)
@@ -354,6 +361,8 @@ class RuleEngine:
                 if n:
                     counts[rule.name] = n
         for rule in g.re_rules:
+            if rule.name in skip:
+                continue
             if rule.maxhits > 1:
                 n = self._count(rule, units)
                 if n:
@@ -398,11 +407,18 @@ class RuleEngine:
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""
+        return self._counts(msg, frozenset())
+
+    def _counts(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
+        """:meth:`counts`, leaving out work for the rules in ``skip``: rules no reported
+        rule depends on may be missing from the result (their own value is not used)."""
         counts: dict[str, int] = {}
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
-            counts.update(self._scan(g, units[kind]))
+            counts.update(self._scan(g, units[kind], skip))
         for target, g in self._header_groups.items():
+            if skip and target in self._unused_targets:
+                continue
             values = self._header_values(msg, target)
             if values is None:
                 for rule in g.rules:
@@ -412,33 +428,54 @@ class RuleEngine:
                         if hit != rule.negate:
                             counts[rule.name] = 1
                 continue
-            matched = self._scan(g, values)
+            matched = self._scan(g, values, skip)
             for rule in g.rules:
                 if (rule.name in matched) != rule.negate:
                     counts[rule.name] = matched.get(rule.name, 1)
         for rule in self._exists:
+            if rule.name in skip:
+                continue
             h = rule.header
             assert h is not None
             if msg.header_exists(h.name):
                 counts[rule.name] = 1
         data = self.ruleset
         for rule in self._evals:
+            if rule.name in skip:
+                continue
             if run_eval(rule.eval_name, msg, data, rule.eval_args):
                 counts[rule.name] = 1
         fcounts: dict[str, float] = {k: float(v) for k, v in counts.items()}
         self._run_metas(fcounts)
-        for rule in self._metas:
-            if rule.name in fcounts:
-                counts[rule.name] = 1
+        if len(fcounts) > len(counts):  # the metas that hit: the names added
+            for name in fcounts:
+                if name not in counts:
+                    counts[name] = 1
         return counts
 
     def check_prepared(self, msg: PreparedMessage) -> list[Hit]:
         """:meth:`check` for a message already prepared with ``prepare_message``."""
         rules = self.ruleset.rules
         hits = [Hit(n, rules[n].score, rules[n].description)
-                for n in self.counts(msg) if rules[n].reported]
+                for n in self._counts(msg, self._unused) if rules[n].reported]
         hits.sort()
         return hits
+
+
+def _needed(rules: dict[str, Rule]) -> set[str]:
+    """The rules a reported hit can depend on: the reported ones and, through meta
+    expressions, every rule they read (a rule with score 0 that no meta reads is not)."""
+    needed: set[str] = set()
+    stack = [name for name, r in rules.items() if r.reported]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        rule = rules.get(name)
+        if rule is not None and rule.meta is not None:
+            stack.extend(n for n in rule.meta.names() if n in rules and n not in needed)
+    return needed
 
 
 def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:

@@ -14,6 +14,7 @@ import pytest
 from spamwarden.mail import parse_message
 from spamwarden.rules import (
     HAVE_HYPERSCAN,
+    Hit,
     RuleEngine,
     RuleSet,
     parse_rule_files,
@@ -87,3 +88,26 @@ def test_hyperscan_and_re_give_identical_hits(
         assert a == b
         total_hits += len(a)
     assert total_hits > SAMPLE  # the sample does hit rules: the comparison is not vacuous
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_check_gives_the_hits_of_every_rule_counted(
+    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``check`` leaves out the work for rules no reported rule depends on; its hits must
+    be exactly the reported rules among all counts (the straightforward path)."""
+    cache = getattr(request.config, "cache", None)
+    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
+                 else tmp_path_factory.mktemp("sa-rules"))
+    engine = RuleEngine(debian_rules, cache_dir=cache_dir)
+    rules = debian_rules.rules
+    total_hits = 0
+    for raw in sample:
+        msg = prepare_message(parse_message(raw), raw)
+        every = engine.counts(msg)
+        expected = sorted(Hit(n, rules[n].score, rules[n].description)
+                          for n in every if rules[n].reported)
+        assert engine.check_prepared(prepare_message(parse_message(raw), raw)) == expected
+        total_hits += len(expected)
+    assert total_hits > SAMPLE  # not vacuous
