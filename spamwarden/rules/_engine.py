@@ -89,6 +89,10 @@ class _Group:
     # match only says ``re`` must confirm on that unit
     prefilter: set[str] = field(default_factory=set)
     db: Any = None
+    # header rules: the ``!~`` ones, and those that hit when the header is absent (an
+    # ``[if-unset: ...]`` value matching, or not matching a ``!~``); both fixed at load
+    negated: list[str] = field(default_factory=list)
+    when_absent: list[str] = field(default_factory=list)
 
 
 def _hs_flags(rx: PerlRegex, *, prefilter: bool = False) -> int:
@@ -213,6 +217,9 @@ class RuleEngine:
                                          if all(r.name in self._unused for r in g.rules))
         self._build_databases(cache_dir)
         self._compile_re_patterns()
+        for g in self._header_groups.values():
+            g.negated = [r.name for r in g.rules if r.negate]
+            g.when_absent = [r.name for r in g.rules if self._hits_when_absent(r)]
 
     # -- building ---------------------------------------------------------------------
 
@@ -298,6 +305,12 @@ class RuleEngine:
                         or (h is not None and h.if_unset is not None)):
                     self._pattern(r)
 
+    def _hits_when_absent(self, rule: Rule) -> bool:
+        h = rule.header
+        if h is None or h.if_unset is None:
+            return False
+        return bool(self._pattern(rule).search(h.if_unset.encode("utf-8"))) != rule.negate
+
     def _pattern(self, rule: Rule) -> Any:
         pat = self._compiled.get(rule.name)
         if pat is None:
@@ -334,24 +347,30 @@ class RuleEngine:
         """Match counts (capped by ``maxhits``) of the group's rules over ``units``,
         except those named in ``skip`` (which may or may not be counted)."""
         counts: dict[str, int] = {}
-        units = [u for u in units]
+        units = list(units)
+        # a unit's matches do not depend on the other units: identical units (blank and
+        # repeated lines) are scanned and confirmed once
+        distinct = list(dict.fromkeys(units)) if len(units) > 1 else units
         if g.db is not None:
-            found: dict[int, list[int]] = {}  # rule id -> the units it matched in
+            found: dict[int, list[int]] = {}  # rule id -> the distinct units it matched in
             db, scratch = g.db, self._scratch(g.db)
             unit = 0
 
             def on_match(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
                 found.setdefault(rid, []).append(unit)
 
-            for unit, u in enumerate(units):  # noqa: B007 - on_match reads unit (closure)
+            for unit, u in enumerate(distinct):  # noqa: B007 - on_match reads unit (closure)
                 db.scan(u, match_event_handler=on_match, scratch=scratch)
             prefilter = g.prefilter
             for rid in sorted(found):
                 rule = g.hs_rules[rid]
                 if rule.name in skip:
                     continue
-                where = [units[i] for i in found[rid]]
+                where = [distinct[i] for i in found[rid]]
                 if rule.maxhits > 1:
+                    if len(distinct) != len(units):  # every copy counts
+                        matched = set(where)
+                        where = [u for u in units if u in matched]
                     n = self._count(rule, where)
                 elif rule.name in prefilter:
                     search = self._pattern(rule).search
@@ -369,7 +388,7 @@ class RuleEngine:
                     counts[rule.name] = n
             else:
                 search = self._pattern(rule).search
-                if any(search(u) for u in units):
+                if any(search(u) for u in distinct):
                     counts[rule.name] = 1
         return counts
 
@@ -421,17 +440,16 @@ class RuleEngine:
                 continue
             values = self._header_values(msg, target)
             if values is None:
-                for rule in g.rules:
-                    h = rule.header
-                    if h is not None and h.if_unset is not None:
-                        hit = bool(self._pattern(rule).search(h.if_unset.encode("utf-8")))
-                        if hit != rule.negate:
-                            counts[rule.name] = 1
+                for name in g.when_absent:
+                    counts[name] = 1
                 continue
             matched = self._scan(g, values, skip)
-            for rule in g.rules:
-                if (rule.name in matched) != rule.negate:
-                    counts[rule.name] = matched.get(rule.name, 1)
+            for name in g.negated:
+                if name in matched:
+                    del matched[name]
+                elif name not in skip:
+                    counts[name] = 1
+            counts.update(matched)
         for rule in self._exists:
             if rule.name in skip:
                 continue
