@@ -74,8 +74,7 @@ def _addresses(msg: PreparedMessage, header: str) -> list[str]:
     found = msg.addresses.get(header)
     if found is None:
         value = msg.header_text(header)
-        found = [a.lower() for _, a in email.utils.getaddresses([value.replace("\n", " ")])
-                 if "@" in a] if value else []
+        found = [a.lower() for _, a in msg.address_pairs(value) if "@" in a] if value else []
         msg.addresses[header] = found
     return found
 

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
+from ..mail._message import _simple_from
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -64,6 +65,22 @@ class PreparedMessage:
     _by_name: dict[str, list[str]] | None = None
     #: (header name, raw, display) -> ``:addr`` / ``:name`` result
     _addr_cache: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
+    #: header text -> its (display name, address) pairs
+    _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def address_pairs(self, value: str) -> list[tuple[str, str]]:
+        """``email.utils.getaddresses`` of a header text (newlines read as spaces).
+
+        The common single-address forms are read by ``spamwarden.mail``'s regexes,
+        which give what ``getaddresses`` gives; anything else goes to ``getaddresses``.
+        """
+        pairs = self._pairs.get(value)
+        if pairs is None:
+            flat = value.replace("\n", " ")
+            simple = _simple_from(flat) if len(flat) <= 998 else None
+            pairs = [simple] if simple is not None else email.utils.getaddresses([flat])
+            self._pairs[value] = pairs
+        return pairs
 
     def _values(self, lname: str) -> list[str]:
         """The raw values of the headers named ``lname`` (lower case), in order."""
@@ -122,10 +139,9 @@ class PreparedMessage:
         return bool(self._values(name.lower()))
 
 
-def _address(value: str, *, display: bool) -> str:
+def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
     """The first address (``:addr``) or its display name (``:name``) in a header value."""
-    pairs = email.utils.getaddresses([value.replace("\n", " ")])
-    for name, addr in pairs:
+    for name, addr in msg.address_pairs(value):
         if display:
             return name
         if addr:
@@ -146,7 +162,7 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     if key in cache:
         return cache[key]
     value = msg.header_text(name, raw=raw)
-    result = None if value is None else _address(value, display=display)
+    result = None if value is None else _address(msg, value, display=display)
     cache[key] = result
     return result
 

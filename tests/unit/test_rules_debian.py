@@ -111,3 +111,26 @@ def test_check_gives_the_hits_of_every_rule_counted(
         assert engine.check_prepared(prepare_message(parse_message(raw), raw)) == expected
         total_hits += len(expected)
     assert total_hits > SAMPLE  # not vacuous
+
+
+ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To", "Return-Path", "Sender", "Resent-From",
+                   "Errors-To", "ToCc")
+
+
+def test_address_pairs_are_those_of_getaddresses(sample: list[bytes]) -> None:
+    """``:addr``, ``:name`` and the address evals read the common forms without the
+    stdlib parser; the pairs must be exactly ``getaddresses``'s."""
+    import email.utils
+
+    seen = 0
+    odd = ['"Last, First" <a@b.example>', "a@b.example (comment)", "<>", "x, y@z.example",
+           "=?utf-8?q?Z?= <z@y.example>", "Name <a@b.example>, c@d.example", "A  B <a@b.c>\n"]
+    for raw in sample:
+        msg = prepare_message(parse_message(raw), raw)
+        values = [v for h in ADDRESS_HEADERS for raw_ in (False, True)
+                  if (v := msg.header_text(h, raw=raw_)) is not None] + odd
+        for value in values:
+            assert msg.address_pairs(value) == email.utils.getaddresses(
+                [value.replace("\n", " ")]), value
+            seen += 1
+    assert seen > SAMPLE
