@@ -289,7 +289,9 @@ def _uppercase_ratio(msg: PreparedMessage) -> float:
     if cached is not None:
         return cached
     text = b" ".join(x for x in msg.body if _SPACED.search(x))
-    text = _BASE64_LINE.sub(b"", text)
+    # a base64 run is 60+ non-space octets: without so long a word there is none to drop
+    if max(map(len, text.split()), default=0) >= 60:
+        text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
     if len(text) >= 200:
         upper = len(text) - len(text.translate(None, _UPPER))

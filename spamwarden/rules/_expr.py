@@ -246,3 +246,70 @@ def compile_metas(order: list[tuple[str, Expr]]) -> Callable[[dict[str, float]],
     fn = namespace["_metas"]
     assert callable(fn)
     return fn
+
+
+def _source_indexed(tree: Expr) -> str:
+    """:func:`_source` reading ``c[name]`` from a dict holding every name (0.0 when unset)."""
+    op = tree.op
+    if op == "num":
+        return repr(tree.value)
+    if op == "name":
+        return f"c[{tree.name!r}]"
+    assert tree.left is not None
+    a = _source_indexed(tree.left)
+    if op == "!":
+        return f"(0.0 if {a} else 1.0)"
+    if op == "neg":
+        return f"(-{a})"
+    assert tree.right is not None
+    b = _source_indexed(tree.right)
+    if op == "&&":
+        return f"({a} and {b})"
+    if op == "||":
+        return f"({a} or {b})"
+    if op in ("+", "-", "*"):
+        return f"({a} {op} {b})"
+    if op == "/":
+        return f"_div({a}, {b})"
+    return f"(1.0 if {a} {op} {b} else 0.0)"
+
+
+def compile_meta_hits(order: list[tuple[str, Expr]]) -> Callable[[Mapping[str, float]], list[str]]:
+    """What :func:`compile_metas` computes, as the list of metas that hit, faster.
+
+    Every name the metas read starts at 0.0 in a copy of one prepared dict, so the
+    generated code reads ``c[name]`` instead of calling ``c.get(name, 0.0)`` for each of
+    the few thousand names read per message.
+
+    :param order: (rule name, tree) pairs in evaluation order.
+    :returns: ``f(counts) -> names`` of the metas that hit, in evaluation order;
+        ``counts`` (rule name -> hit count) is not changed.
+    """
+    names: set[str] = set()
+    for name, tree in order:
+        names.add(name)
+        names |= tree.names()
+    zeros = dict.fromkeys(sorted(names), 0.0)
+    lines = ["def _metas(counts):", "    c = _zeros.copy()", "    c.update(counts)",
+             "    hits = []", "    h = hits.append"]
+    for name, tree in order:
+        lines.append(f"    if {_source_indexed(tree)}:")
+        lines.append(f"        c[{name!r}] = 1.0")
+        lines.append(f"        h({name!r})")
+    lines.append("    return hits")
+    namespace: dict[str, object] = {"_div": _div, "_zeros": zeros, "__builtins__": {}}
+    try:
+        # the source is generated from parsed trees, never from rule text
+        exec(compile("\n".join(lines), "<spamassassin meta rules>", "exec"), namespace)  # noqa: S102
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        slow = compile_metas(order)
+
+        def fallback(counts: Mapping[str, float]) -> list[str]:
+            c = dict(counts)
+            slow(c)
+            return [name for name, _ in order if name in c and name not in counts]
+
+        return fallback
+    fn = namespace["_metas"]
+    assert callable(fn)
+    return fn
