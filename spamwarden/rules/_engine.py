@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._evals import run_eval
-from ._expr import compile_meta_hits
+from ._expr import compile_metas
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
@@ -240,8 +240,7 @@ class RuleEngine:
         for name in sorted(rules):
             visit(name)
         self._metas = [r for r in order if r.meta is not None]
-        self._meta_hits = compile_meta_hits([(r.name, r.meta) for r in order
-                                             if r.meta is not None])
+        self._run_metas = compile_metas([(r.name, r.meta) for r in order if r.meta is not None])
 
     def _all_groups(self) -> list[tuple[str, _Group]]:
         out = [(k, g) for k, g in sorted(self._groups.items())]
@@ -464,8 +463,12 @@ class RuleEngine:
                 continue
             if run_eval(rule.eval_name, msg, data, rule.eval_args):
                 counts[rule.name] = 1
-        for name in self._meta_hits(counts):
-            counts[name] = 1
+        fcounts: dict[str, float] = {k: float(v) for k, v in counts.items()}
+        self._run_metas(fcounts)
+        if len(fcounts) > len(counts):  # the metas that hit: the names added
+            for name in fcounts:
+                if name not in counts:
+                    counts[name] = 1
         return counts
 
     def check_prepared(self, msg: PreparedMessage) -> list[Hit]:

@@ -21,7 +21,6 @@ from spamwarden.rules import (
     prepare_message,
     rule_files,
 )
-from spamwarden.rules._expr import compile_meta_hits, compile_metas
 from tests.conftest import shared_path
 
 # Measured on SpamAssassin 4.0.1's rules (Debian 12): 2,455 rules read, 2,286 parsed.
@@ -135,29 +134,3 @@ def test_address_pairs_are_those_of_getaddresses(sample: list[bytes]) -> None:
                 [value.replace("\n", " ")]), value
             seen += 1
     assert seen > SAMPLE
-
-
-@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
-def test_meta_hits_are_those_of_the_plain_meta_function(
-    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """The engine's meta function (every name prefilled with 0) against the plain one
-    (``counts.get`` per name) on the real rules and the sample's rule hits."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
-                 else tmp_path_factory.mktemp("sa-rules"))
-    engine = RuleEngine(debian_rules, cache_dir=cache_dir)
-    rules = debian_rules.rules
-    order = [(r.name, r.meta) for r in engine._metas if r.meta is not None]
-    plain, fast = compile_metas(order), compile_meta_hits(order)
-    total = 0
-    for raw in sample:
-        every = engine.counts(prepare_message(parse_message(raw), raw))
-        base = {n: v for n, v in every.items() if rules[n].meta is None}
-        c = {n: float(v) for n, v in base.items()}
-        plain(c)
-        expected = [n for n, _ in order if n in c and n not in base]
-        assert fast(base) == expected
-        total += len(expected)
-    assert total > SAMPLE
