@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
-from ..mail._message import _simple_from
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -57,40 +56,16 @@ class PreparedMessage:
     has_separator: bool
     raw_body_length: int
     _cache: dict[tuple[str, bool], str | None] = field(default_factory=dict)
-    #: values evals compute once per message (several rules read them)
-    memo: dict[str, float] = field(default_factory=dict)
-    #: header name -> the addresses in it, lower case (evals read From many times)
-    addresses: dict[str, list[str]] = field(default_factory=dict)
     #: lower-cased header name -> its values in order, built on first use
     _by_name: dict[str, list[str]] | None = None
     #: (header name, raw, display) -> ``:addr`` / ``:name`` result
     _addr_cache: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
     #: header text -> its (display name, address) pairs
     _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-
-    def address_pairs(self, value: str) -> list[tuple[str, str]]:
-        """``email.utils.getaddresses`` of a header text (newlines read as spaces).
-
-        The common single-address forms are read by ``spamwarden.mail``'s regexes,
-        which give what ``getaddresses`` gives; anything else goes to ``getaddresses``.
-        """
-        pairs = self._pairs.get(value)
-        if pairs is None:
-            flat = value.replace("\n", " ")
-            simple = _simple_from(flat) if len(flat) <= 998 else None
-            pairs = [simple] if simple is not None else email.utils.getaddresses([flat])
-            self._pairs[value] = pairs
-        return pairs
-
-    def _values(self, lname: str) -> list[str]:
-        """The raw values of the headers named ``lname`` (lower case), in order."""
-        index = self._by_name
-        if index is None:
-            index = {}
-            for k, v in self.headers:
-                index.setdefault(k.lower(), []).append(v)
-            self._by_name = index
-        return index.get(lname, [])
+    #: values evals compute once per message (several rules read them)
+    memo: dict[str, float] = field(default_factory=dict)
+    #: header name -> the addresses in it, lower case (evals read From many times)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -136,7 +111,33 @@ class PreparedMessage:
 
     def header_exists(self, name: str) -> bool:
         """Whether a header of that name is present (``exists:``)."""
-        return bool(self._values(name.lower()))
+        lname = name.lower()
+        return bool(self._values(lname))
+
+    def address_pairs(self, value: str) -> list[tuple[str, str]]:
+        """``email.utils.getaddresses`` of a header text (newlines read as spaces).
+
+        The common single-address forms are read by ``spamwarden.mail``'s regexes,
+        which give what ``getaddresses`` gives; anything else goes to ``getaddresses``.
+        """
+        pairs = self._pairs.get(value)
+        if pairs is None:
+            from ..mail._message import _simple_from
+            flat = value.replace("\n", " ")
+            simple = _simple_from(flat) if len(flat) <= 998 else None
+            pairs = [simple] if simple is not None else email.utils.getaddresses([flat])
+            self._pairs[value] = pairs
+        return pairs
+
+    def _values(self, lname: str) -> list[str]:
+        """The raw values of the headers named ``lname`` (lower case), in order."""
+        index = self._by_name
+        if index is None:
+            index = {}
+            for k, v in self.headers:
+                index.setdefault(k.lower(), []).append(v)
+            self._by_name = index
+        return index.get(lname, [])
 
 
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
