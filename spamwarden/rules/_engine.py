@@ -54,6 +54,8 @@ ENGINE_VERSION = "2"
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
 _SCAN_KINDS = ("body", "rawbody", "uri", "full")
+# units up to this long are counted with ``findall`` (its list is at most this many items)
+_FINDALL_MAX = 16_384
 
 
 class RulesError(SpamwardenError):
@@ -393,12 +395,19 @@ class RuleEngine:
         return counts
 
     def _count(self, rule: Rule, units: Sequence[bytes]) -> int:
+        """Matches of the rule over ``units`` (``re``'s non-overlapping ones), at most
+        ``maxhits``: ``findall`` counts a short unit without a Python step per match."""
         pat = self._pattern(rule)
-        n = 0
+        n, cap = 0, rule.maxhits
         for u in units:
-            for _ in pat.finditer(u):
+            if len(u) <= _FINDALL_MAX:
+                n += len(pat.findall(u))
+                if n >= cap:
+                    return cap
+                continue
+            for _ in pat.finditer(u):  # a long unit: stop at the cap, keep no list
                 n += 1
-                if n >= rule.maxhits:
+                if n >= cap:
                     return n
         return n
 

@@ -237,6 +237,22 @@ def test_tflags_multiple_and_maxhits(use_hyperscan: bool) -> None:
 
 
 @pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_tflags_multiple_counts_long_units(use_hyperscan: bool) -> None:
+    # one rawbody line and the full text longer than the units counted with findall
+    raw = MESSAGE + b"xy" * 20_000 + b"\r\n"
+    rules = (
+        "rawbody __RAW_XY /xy/\ntflags __RAW_XY multiple maxhits=100000\n"
+        "full __FULL_XY /xy/\ntflags __FULL_XY multiple maxhits=3\n"
+        "body __BODY_XY /xy/\ntflags __BODY_XY multiple maxhits=100000\n"
+        "meta RAW_ALL __RAW_XY == 20000\n"
+        "meta FULL_CAPPED __FULL_XY == 3\n"
+        "meta BODY_SOME __BODY_XY > 0\n"
+    )
+    assert set(hits(rules, raw, use_hyperscan=use_hyperscan)) == {
+        "RAW_ALL", "FULL_CAPPED", "BODY_SOME"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
 def test_evals(use_hyperscan: bool) -> None:
     got = hits(
         "header MISSING_TO eval:check_for_missing_to_header()\n"
