@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .._lua import lua_script
 from ..config import Config
@@ -63,6 +63,7 @@ __all__ = [
     "ListEntry",
     "SettingsCache",
     "SettingsStore",
+    "SnapshotSource",
     "list_key",
     "settings_json",
 ]
@@ -356,6 +357,20 @@ class AsyncSettingsStore:
         return await self._run(self._ops.entries(which))
 
 
+class SnapshotSource(Protocol):
+    """What :class:`SettingsCache` reads: :class:`SettingsStore`, or a fake in tests."""
+
+    def version(self) -> int:
+        """The change counter.  :raises StoreError: the store failed."""
+        ...
+
+    def snapshot(self, *, static_allow: Iterable[str] = (),
+                 static_deny: Iterable[str] = ()) -> tuple[SettingsSnapshot, int]:
+        """Everything, and how many stored items were invalid.
+        :raises StoreError: the store failed."""
+        ...
+
+
 class SettingsCache:
     """The milter's settings: a snapshot, reloaded when the store's version changes.
 
@@ -368,7 +383,7 @@ class SettingsCache:
     :param clock: monotonic seconds.
     """
 
-    def __init__(self, store: SettingsStore | None, *, refresh: float,
+    def __init__(self, store: SnapshotSource | None, *, refresh: float,
                  static_allow: Iterable[str] = (), static_deny: Iterable[str] = (),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
@@ -405,7 +420,7 @@ class SettingsCache:
             self._lock.release()
         return self._snap
 
-    def _poll(self, store: SettingsStore) -> None:
+    def _poll(self, store: SnapshotSource) -> None:
         try:
             if store.version() != self._snap.version:
                 snap, bad = store.snapshot(static_allow=self._static[0],
