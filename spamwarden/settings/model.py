@@ -130,8 +130,9 @@ def parse_target(text: str) -> str:
 def parse_entry(text: str) -> tuple[Kind, str]:
     """An allow/deny entry: ``kind:value``, or a bare value whose kind is guessed.
 
-    A bare IP address or network is ``cidr``, a value with ``@`` an ``address``,
-    anything else a ``domain``; ``dkim:`` must be written out.
+    A bare value with ``@`` is an ``address``; one with ``/`` or ``:``, or only
+    digits and dots, is a ``cidr``; anything else a ``domain``; ``dkim:`` must be
+    written out.
 
     :param text: e.g. ``dkim:partner.example``, ``192.0.2.0/24``, ``cidr:2001:db8::/32``,
         ``news@shop.example``, ``domain:shop.example``.
@@ -155,7 +156,11 @@ def parse_entry(text: str) -> tuple[Kind, str]:
         raise SettingsError(f"unknown entry kind {head!r}: expected one of "
                             + ", ".join(KINDS))
     if not kind:
-        kind = "cidr" if _is_ip(value) else "address" if "@" in value else "domain"
+        # something shaped like an address or network is one, so a typo in it is
+        # reported as a bad network rather than as a bad domain
+        kind = ("address" if "@" in value else
+                "cidr" if "/" in value or ":" in value or _is_ip(value)
+                or value.replace(".", "").isdigit() else "domain")
     if kind == "cidr":
         try:
             net = ipaddress.ip_network(value, strict=False)

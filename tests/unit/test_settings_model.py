@@ -46,6 +46,8 @@ def test_entries_are_normalised(text: str, parsed: tuple[str, str]) -> None:
     ("cidr:300.1.2.3/8", "not an IP address or network"),
     ("cidr:10.0.0.0/33", "not an IP address or network"),
     ("cidr:partner.example", "not an IP address or network"),
+    ("2001:db8::/129", "not an IP address or network"),
+    ("300.1.2.3", "not an IP address or network"),
     ("dkim:not a domain", "not a domain name"),
     ("dkim:localhost", "not a domain name"),
     ("foo:bar", "unknown entry kind 'foo'"),
