@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import Milter
-import Milter.test  # noqa: F401 - before the adapter reads Milter.NOREPLY (STYLE.md)
+import Milter.test  # before the adapter reads Milter.NOREPLY (STYLE.md)
 import pytest
 
 from spamwarden.milter.app import SpamwardenMilter
