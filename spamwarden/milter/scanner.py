@@ -415,8 +415,10 @@ class Scanner:
         """``452 4.5.3`` for a recipient whose thresholds differ from those of the
         transaction's first accepted recipient (RFC 5321 §4.5.3.1.10: the client sends
         it again in another transaction), so one verdict fits every recipient of a
-        message.  ``None`` when they are the same or there are no settings."""
-        if self.settings is None or not env.rcpts:
+        message.  ``None`` when they are the same or there are no settings, and for a
+        trusted sender (SMTP AUTH, ``milter.trusted_networks``): a mail client submitting
+        rarely retries a 452, and trusted mail is never refused or held anyway."""
+        if self.settings is None or not env.rcpts or self.trusted_reason(env):
             return None
         snap = self.settings.current()
         if not snap.policies:

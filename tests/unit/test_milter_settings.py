@@ -150,3 +150,11 @@ def test_same_thresholds_share_a_transaction(install: Any) -> None:
     ctx = install(scanner(FixedSettings(same)))
     _, rcpt_codes = feed(ctx, HAM, rcpts=("x@a.example", "y@b.example"))
     assert rcpt_codes == [Milter.CONTINUE, Milter.CONTINUE]
+
+
+def test_trusted_senders_are_never_split(install: Any) -> None:
+    sc = Scanner(make_cfg(trusted_networks=["192.0.2.0/24"]), resolver=StaticResolver(),
+                 authenticate=fake_auth(), settings=FixedSettings(STRICT), lookup_threads=0)
+    ctx = install(sc)
+    _, rcpt_codes = feed(ctx, HAM, rcpts=("carol@elsewhere.example", "bob@test.example"))
+    assert rcpt_codes == [Milter.CONTINUE, Milter.CONTINUE]
