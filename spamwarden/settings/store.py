@@ -75,8 +75,8 @@ ALLOW_KEY = "sw:{sw}:settings:allow"
 DENY_KEY = "sw:{sw}:settings:deny"
 VERSION_KEY = "sw:{sw}:settings:version"
 
-_SCRIPTS = {name: lua_script("spamwarden.settings", f"settings_{name}")
-            for name in ("put", "remove")}
+_SCRIPTS = {"put": lua_script("spamwarden.settings", "settings_put"),
+            "remove": lua_script("spamwarden.settings", "settings_remove")}
 
 T = TypeVar("T")
 
