@@ -424,6 +424,9 @@ class SettingsSnapshot:
             return base
         address = rcpt.strip().strip("<>").strip().lower()[:MAX_ADDRESS]
         local, _, dom = address.rpartition("@")
+        if not dom.isascii():  # SMTPUTF8: targets are stored as A-labels
+            dom = normalize_domain(dom) or dom
+            address = f"{local}@{dom}"
         result = base
         if dom:
             labels = dom.rstrip(".").split(".")[-_MAX_LABELS:]

@@ -105,6 +105,12 @@ def test_thresholds_cascade_from_policy_to_domain_to_address() -> None:
     assert snap.thresholds("x@notsales.example.org", BASE).tag_threshold == 5.0
 
 
+def test_an_idn_recipient_finds_its_a_label_target() -> None:
+    snap = SettingsSnapshot({parse_target("bücher.example"): Overrides(tag_threshold=1.0),
+                             parse_target("anna@bücher.example"): Overrides(reject_threshold=9.0)})
+    assert snap.thresholds("anna@Bücher.example", BASE) == Thresholds(1.0, 10.0, 9.0)
+
+
 def test_equal_thresholds_from_different_entries_compare_equal() -> None:
     snap = SettingsSnapshot({"a.example": Overrides(tag_threshold=3.0),
                              "b.example": Overrides(tag_threshold=3.0)})
