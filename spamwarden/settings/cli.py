@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 from ..config import Config
-from ..errors import SpamwardenError
 from .model import (
     THRESHOLDS,
     SettingsError,
@@ -144,10 +143,7 @@ def cmd_entry_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_entry_list(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden allow|deny list [--json]``: stored entries, then the static ones."""
-    try:
-        found = _store(cfg).entries(args.list_name)
-    except SpamwardenError:
-        raise
+    found = _store(cfg).entries(args.list_name)
     static = cfg.settings.allow if args.list_name == "allow" else cfg.settings.deny
     if args.json:
         _print({"list": args.list_name, "entries": [e.to_json() for e in found],
