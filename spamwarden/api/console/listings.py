@@ -1,36 +1,286 @@
-"""``/ui/listings``: the active listings."""
+"""``/ui/listings``: the active listings, searched and paged; list a key, delist one or
+extend its listing.
+
+The forms write through the same store operations as ``POST /v1/listings``,
+``DELETE /v1/listings/{key}`` and ``spamwarden list add`` / ``spamwarden delist``
+(:meth:`~spamwarden.reputation.store.AsyncListingStore.add` and ``delist``), so each
+write lands in the change stream the DNS server follows, exactly as an API write does.
+Keys and durations are checked by the API's own functions
+(:func:`~spamwarden.reputation.listings.normalize_key`,
+:func:`~spamwarden.api.listings.parse_ttl`); a refused form shows the page again with
+the error (status 400) and changes nothing.
+
+Who did it: a delisting's note in the change stream reads ``console: <reason>``; a
+listing's note is shown to the public on the lookup page, so it is kept as typed. Every
+write is also logged (``operator_listed`` / ``operator_delisted`` with ``via=console``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from ...reputation.listings import utc_iso
+from ...logs import event
+from ...reputation.listings import REASONS, Listing, normalize_key, operator_reason, utc_iso
+from ..listings import parse_ttl
 from ..lookup import escape
-from ._base import Console, Page, html_get
+from ._base import Console, Page, html_get, html_post, see_other
 
-__all__ = ["NAV", "build"]
+__all__ = ["KINDS", "MAX_PAGE_SIZE", "MAX_TTL", "NAV", "ListingQuery", "build", "form_ttl"]
+
+log = logging.getLogger("spamwarden.api")
 
 NAV = Page("/ui/listings", "Listings")
+KINDS = ("ip", "cidr", "domain", "address")
+#: rows per page at most (the search itself runs over every active listing)
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 100
+#: the longest listing the console makes or extends (seconds): a year
+MAX_TTL = 365 * 86400.0
+#: offered in the duration fields (any duration text up to :data:`MAX_TTL` is accepted)
+DURATIONS = ("1d", "7d", "30d", "90d")
+_DONE = ("listed", "extended", "delisted", "expired")
+_MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class ListingQuery:
+    """A search of the listings: key substring, kind, reason code, page (from 1), size."""
+
+    q: str = ""
+    kind: str = ""
+    reason: str = ""
+    page: int = 1
+    size: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ListingQuery:
+        """Read and bound the URL's query; unknown kinds, reasons and numbers fall back
+        to "any" / the defaults."""
+        kind = query.get("kind", "")
+        reason = query.get("reason", "")
+
+        def number(name: str, default: int, top: int) -> int:
+            try:
+                return max(1, min(int(query.get(name, "")), top))
+            except ValueError:
+                return default
+
+        return cls(q=query.get("q", "").strip()[:300].lower(),
+                   kind=kind if kind in KINDS else "",
+                   reason=reason if reason in REASONS else "",
+                   page=number("page", 1, 1_000_000),
+                   size=number("size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+
+    def matches(self, x: Listing) -> bool:
+        """Whether listing ``x`` is one this search asks for."""
+        return ((not self.q or self.q in x.key) and (not self.kind or x.kind == self.kind)
+                and (not self.reason or x.reason == self.reason))
+
+    def url(self, **change: Any) -> str:
+        """This search's page URL, with ``change`` applied (empty values left out)."""
+        fields = {"q": self.q, "kind": self.kind, "reason": self.reason,
+                  "page": self.page, "size": self.size, **change}
+        if fields["page"] == 1:
+            del fields["page"]
+        if fields["size"] == DEFAULT_PAGE_SIZE:
+            del fields["size"]
+        return "/ui/listings?" + urlencode({k: v for k, v in fields.items() if v})
+
+
+def form_ttl(text: str, *, required: bool) -> float | None:
+    """The duration typed into a console form, checked like the API's ``ttl`` and
+    bounded by :data:`MAX_TTL`.
+
+    :param text: ``"7d"``, ``"36h"``, seconds; empty means the escalating default.
+    :param required: an empty field is an error (extending needs a duration).
+    :returns: seconds, or ``None`` for the default.
+    :raises ValueError: a message for the operator.
+    """
+    text = text.strip()
+    if not text:
+        if required:
+            raise ValueError("a duration is required, e.g. 7d")
+        return None
+    ttl = parse_ttl(text)
+    if ttl is not None and ttl > MAX_TTL:
+        raise ValueError("ttl: at most 365 days")
+    return ttl
+
+
+def _options(values: Sequence[str], selected: str, *, blank: str) -> str:
+    return (f'<option value="">{escape(blank)}</option>' + "".join(
+        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(v)}</option>'
+        for v in values))
+
+
+def lookup_href(key: str) -> str:
+    """The public lookup page of ``key`` (a CIDR's slash escaped in the path)."""
+    return "/lookup/" + quote(key, safe="")
 
 
 def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
-    """Add the listings route; return its OpenAPI path."""
+    """Add the listings routes; return their OpenAPI paths."""
+    store, clock = ui.store, ui.clock
+    durations = ('<datalist id="durations">'
+                 + "".join(f'<option value="{d}">' for d in DURATIONS) + "</datalist>\n")
+
+    def add_form(sess: dict[str, Any], values: Mapping[str, str]) -> str:
+        return (
+            '<h2>List a key</h2>\n<form method="post" action="/ui/listings">'
+            + ui.csrf_field(sess) +
+            '<p><label>Key (IP, CIDR, domain or address) <input name="key" required '
+            f'maxlength="300" value="{escape(values.get("key", ""))}"></label></p>'
+            '<p><label>Reason <select name="reason">'
+            + _options(list(REASONS), values.get("reason", ""),
+                       blank="the operator's reason for the kind") + '</select></label></p>'
+            '<p><label>Duration (e.g. 7d; empty: the escalating default) <input name="ttl" '
+            f'list="durations" maxlength="20" value="{escape(values.get("ttl", ""))}"></label></p>'
+            '<p><label>Note (shown on the public lookup page) <input name="note" '
+            f'maxlength="{_MAX_TEXT}" value="{escape(values.get("note", ""))}"></label></p>'
+            '<p><button type="submit">List</button></p></form>\n')
+
+    def row(x: Listing, csrf: str) -> str:
+        key = escape(x.key)
+        return (
+            f'<tr><td><a href="{escape(lookup_href(x.key))}">{key}</a></td>'
+            f"<td>{escape(x.kind)}</td><td>{escape(x.reason)}</td>"
+            f"<td>{escape(utc_iso(x.listed_at))}</td><td>{escape(utc_iso(x.expires_at))}</td>"
+            f"<td>{x.offences}</td><td>{escape(x.note)}</td>"
+            f'<td><form method="post" action="/ui/listings/delist">{csrf}'
+            f'<input type="hidden" name="key" value="{key}">'
+            f'<input name="reason" required maxlength="{_MAX_TEXT}" placeholder="why">'
+            '<button type="submit">Delist</button></form></td>'
+            f'<td><form method="post" action="/ui/listings/extend">{csrf}'
+            f'<input type="hidden" name="key" value="{key}">'
+            '<input name="ttl" required list="durations" maxlength="20" placeholder="7d">'
+            '<button type="submit">Extend</button></form></td></tr>')
+
+    async def render(request: web.Request, sess: dict[str, Any], *, error: str = "",
+                     values: Mapping[str, str] | None = None,
+                     status: int = 200) -> web.Response:
+        want = ListingQuery.from_query(request.query)
+        items = [x for x in await store.all(now=clock.now()) if want.matches(x)]
+        pages = max(1, -(-len(items) // want.size))
+        page = min(want.page, pages)
+        shown = items[(page - 1) * want.size: page * want.size]
+        csrf = ui.csrf_field(sess)
+        done = request.query.get("done", "")
+        parts = []
+        if error:
+            parts.append(f'<p class="err" role="alert">{escape(error)}</p>\n')
+        elif done in _DONE and want.q:
+            parts.append(f'<p class="ok">{escape(want.q)}: {escape(done)}.</p>\n')
+        parts.append(
+            '<form method="get" action="/ui/listings"><p>'
+            f'<label>Key contains <input name="q" maxlength="300" value="{escape(want.q)}">'
+            '</label> <label>Kind <select name="kind">'
+            + _options(KINDS, want.kind, blank="any") + '</select></label> '
+            '<label>Reason <select name="reason">'
+            + _options(list(REASONS), want.reason, blank="any") + '</select></label> '
+            f'<label>Per page <input name="size" type="number" min="1" max="{MAX_PAGE_SIZE}" '
+            f'value="{want.size}"></label> <button type="submit">Search</button></p></form>\n')
+        first = (page - 1) * want.size + 1 if shown else 0
+        nav = []
+        if page > 1:
+            nav.append(f'<a href="{escape(want.url(page=page - 1))}" rel="prev">previous</a>')
+        if page < pages:
+            nav.append(f'<a href="{escape(want.url(page=page + 1))}" rel="next">next</a>')
+        parts.append(
+            durations + "<table><tr><th>key</th><th>kind</th><th>reason</th><th>since</th>"
+            "<th>until</th><th>times</th><th>note</th><th>delist</th><th>extend</th></tr>"
+            + "".join(row(x, csrf) for x in shown) + "</table>\n"
+            f"<p>{first}–{first + len(shown) - 1 if shown else 0} of {len(items)} matching "
+            f"listing(s); page {page} of {pages}. {' · '.join(nav)}</p>\n")
+        parts.append(add_form(sess, values or {}))
+        return ui.page("Listings", "".join(parts), sess=sess, status=status)
+
+    async def refused(request: web.Request, sess: dict[str, Any], message: str,
+                      values: Mapping[str, str] | None = None, *,
+                      status: int = 400) -> web.Response:
+        return await render(request, sess, error=message, values=values, status=status)
+
+    def done(key: str, op: str) -> web.Response:
+        return see_other("/ui/listings?" + urlencode({"q": key, "done": op}))
 
     @routes.get("/ui/listings")
     async def listings(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
-        items = await ui.store.all(now=ui.clock.now())
-        rows = "".join(
-            f'<tr><td><a href="/lookup/{escape(x.key.replace("/", "%2F"))}">{escape(x.key)}</a>'
-            f"</td><td>{escape(x.reason)}</td><td>{escape(utc_iso(x.listed_at))}</td>"
-            f"<td>{escape(utc_iso(x.expires_at))}</td><td>{x.offences}</td>"
-            f"<td>{escape(x.note)}</td></tr>" for x in items[:1000])
-        body = ("<table><tr><th>key</th><th>reason</th><th>since</th><th>until</th>"
-                f"<th>times</th><th>note</th></tr>{rows}</table>\n"
-                f"<p>{len(items)} active listing(s)"
-                f"{'; the first 1000 shown' if len(items) > 1000 else ''}.</p>\n")
-        return ui.page("Listings", body, sess=sess)
+        return await render(request, sess)
 
-    return {"/ui/listings": html_get("Active listings", "consoleListings")}
+    @routes.post("/ui/listings")
+    async def add(request: web.Request) -> web.StreamResponse:
+        sess = await ui.require(request)
+        data = await ui.form(request, sess)
+        values = {k: str(data.get(k, ""))[:_MAX_TEXT] for k in ("key", "reason", "ttl", "note")}
+        try:
+            key, kind = normalize_key(values["key"][:300])
+        except ValueError as exc:
+            return await refused(request, sess, str(exc), values)
+        code = values["reason"]
+        if code and code not in REASONS:
+            return await refused(request, sess, f"unknown reason {code!r}", values)
+        try:
+            ttl = form_ttl(values["ttl"], required=False)
+        except ValueError as exc:
+            return await refused(request, sess, str(exc), values)
+        reason = code or operator_reason(kind)
+        w = await store.add(key, kind=kind, reason=reason, note=values["note"], ttl=ttl,
+                            now=clock.now())
+        event(log, "operator_listed", key=key, op=w.op, reason=reason, via="console")
+        return done(key, w.op)
+
+    @routes.post("/ui/listings/delist")
+    async def delist(request: web.Request) -> web.StreamResponse:
+        sess = await ui.require(request)
+        data = await ui.form(request, sess)
+        reason = str(data.get("reason", "")).strip()[:_MAX_TEXT]
+        try:
+            key, _ = normalize_key(str(data.get("key", ""))[:300])
+        except ValueError as exc:
+            return await refused(request, sess, str(exc))
+        if not reason:
+            return await refused(request, sess, f"{key}: say why it is delisted (the reason "
+                                 "is kept in the change stream)")
+        w = await store.delist(key, note=f"console: {reason}", now=clock.now())
+        if w.op == "absent":
+            return await refused(request, sess, f"{key} is not listed", status=404)
+        event(log, "operator_delisted", key=key, op=w.op, via="console")
+        return done(key, w.op)
+
+    @routes.post("/ui/listings/extend")
+    async def extend(request: web.Request) -> web.StreamResponse:
+        sess = await ui.require(request)
+        data = await ui.form(request, sess)
+        try:
+            key, _ = normalize_key(str(data.get("key", ""))[:300])
+            ttl = form_ttl(str(data.get("ttl", ""))[:_MAX_TEXT], required=True)
+        except ValueError as exc:
+            return await refused(request, sess, str(exc))
+        now = clock.now()
+        current = await store.get(key, now=now)
+        if current is None:
+            return await refused(request, sess, f"{key} is not listed", status=404)
+        # the listing keeps its reason and note; only its end moves (to now + ttl)
+        w = await store.add(key, kind=current.kind, reason=current.reason, note=current.note,
+                            ttl=ttl, now=now)
+        event(log, "operator_listed", key=key, op=w.op, reason=current.reason, via="console")
+        return done(key, w.op)
+
+    return {
+        "/ui/listings": {
+            **html_get("Active listings: search by key substring, kind and reason, paged",
+                       "consoleListings", query=("q", "kind", "reason", "page", "size")),
+            **html_post("List a key (form fields csrf, key, reason, ttl, note); 400: the "
+                        "page again with the error", "consoleListingAdd"),
+        },
+        "/ui/listings/delist": html_post("Delist a key now (form fields csrf, key, reason)",
+                                         "consoleListingDelist"),
+        "/ui/listings/extend": html_post(
+            "Extend a listing to now + ttl (form fields csrf, key, ttl)", "consoleListingExtend"),
+    }
