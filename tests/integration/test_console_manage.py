@@ -19,7 +19,7 @@ from spamwarden.config import Config
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import AsyncListingStore
 from tests.integration.test_console import _csrf, _login
-from tests.integration.test_lookup_pages import AUTH, SCRIPT, _file, run_pages  # noqa: F401
+from tests.integration.test_lookup_pages import AUTH, SCRIPT, _file, run_pages
 from tests.support.net import wait_until
 from tests.support.rblserver import RblProcess, ip_name
 
@@ -283,3 +283,42 @@ def test_a_console_delisting_reaches_the_dns_server(redis_url: str, tmp_path: Pa
 
     run_pages(redis_url, api_dir, monkeypatch, scenario, public_url=HTTP)
 
+
+
+def test_decided_requests_are_shown_with_their_notes_and_linked_keys(
+        redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        now = time.time()
+        for key in ("192.0.2.9", "bad.example", "2001:db8::/32"):
+            await store.add(key, reason="manual", now=now, ttl=3600)
+        ids = {}
+        for key in ("192.0.2.9", "bad.example", "2001:db8::/32"):
+            r = await _file(c, key, reason=f"fixed {key} {SCRIPT}")
+            assert r.status == 303, await r.text()
+            ids[key] = r.headers["Location"].rsplit("/", 1)[1]
+        csrf = await _signed_in(c)
+        for key, decision, note in (("192.0.2.9", "approve", f"ok {SCRIPT}"),
+                                    ("bad.example", "reject", "still spamming")):
+            r = await _post(c, f"/ui/requests/{ids[key]}", csrf=csrf, decision=decision,
+                            note=note)
+            assert r.status == 303
+        page = await (await c.get("/ui/requests")).text()
+        pending, decided = page.split("<h2>Recently decided</h2>")
+        assert "2001:db8::/32" in pending and "bad.example" not in pending
+        assert "1 pending request(s)" in pending
+        rows = re.findall(r"<tr><td>[^<]+</td><td>(approved|rejected)</td><td>(.*?)</td>"
+                          r"<td>(.*?)</td>", decided)
+        assert [(s, n) for s, _, n in rows] == [("rejected", "still spamming"),
+                                                ("approved", "ok &lt;script&gt;alert(1)&lt;/script&gt;")]
+        assert '<a href="/ui/listings?q=192.0.2.9">192.0.2.9</a>' in rows[1][1]
+        assert '<a href="/lookup/192.0.2.9">lookup</a>' in rows[1][1]
+        assert '<a href="/ui/listings?q=2001%3Adb8%3A%3A%2F32">' in pending
+        assert '<a href="/lookup/2001%3Adb8%3A%3A%2F32">lookup</a>' in pending
+        assert "<script" not in page and "The 2 most recent decision(s)" in decided
+        # the links lead somewhere: the listing in the console, the lookup page
+        assert _rows(await (await c.get("/ui/listings?q=bad.example")).text()) == ["bad.example"]
+        assert "192.0.2.9" in await (await c.get("/lookup/192.0.2.9")).text()
+        page = await (await c.get("/lookup/2001%3Adb8%3A%3A%2F32")).text()
+        assert "2001:db8::/32 is listed" in page
+
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
