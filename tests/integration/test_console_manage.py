@@ -13,9 +13,12 @@ from typing import Any
 
 import dns.rcode
 import pytest
+import redis
 from aiohttp import test_utils
 
 from spamwarden.config import Config
+from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
+from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint, Indicators
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import AsyncListingStore
 from tests.integration.test_console import _csrf, _login
@@ -322,3 +325,90 @@ def test_decided_requests_are_shown_with_their_notes_and_linked_keys(
         assert "2001:db8::/32 is listed" in page
 
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
+
+
+def _report(n: int, *, match: str, reporter: str, subject: str, message_id: str,
+            sender: str = "promo@shop.example") -> Complaint:
+    return Complaint(id=f"{n:032x}", kind="spam", reporter=reporter,
+                     received_at=1_800_000_000.0 + n * 60, fingerprint=f"fp{n}",
+                     indicators=Indicators(source_ip="198.51.100.7", from_address=sender,
+                                           from_domain=sender.rsplit("@", 1)[-1],
+                                           subject=subject),
+                     source="attached", match=match, message_id=message_id)
+
+
+def test_unmatched_reports_newest_first_escaped_and_bounded(
+        redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    reports = [
+        _report(1, match="no-delivery", reporter="alice@example.vn", subject="Sale today",
+                message_id="<1@shop.example>"),
+        _report(2, match="not-a-recipient", reporter=f"bob{SCRIPT}@example.vn",
+                subject=f"Hi {SCRIPT}", message_id=f"<{SCRIPT}@shop.example>",
+                sender=f"x{SCRIPT}@shop.example"),
+        _report(3, match="disagree", reporter="carol@example.vn", subject="Third",
+                message_id="<3@shop.example>"),
+    ]
+    for c in reports:
+        raw.xadd(UNMATCHED_KEY, c.to_fields())
+    raw.xadd(UNMATCHED_KEY, {"junk": "not a report"})
+    raw.xadd(COMPLAINTS_KEY, _report(9, match="matched", reporter="dave@example.vn",
+                                     subject="Counted", message_id="<9@x>").to_fields())
+
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        await _signed_in(c)
+        page = await (await c.get("/ui/unmatched")).text()
+        assert "<script" not in page
+        whys = re.findall(r"<tr><td>[^<]+</td><td>[^<]*</td><td>([^<]*)</td>", page)
+        assert whys == [
+            "its Message-ID and its content match different messages delivered here",
+            "that message was not delivered here to you",
+            "no such message was delivered here recently",
+        ]
+        assert "&lt;3@shop.example&gt;" in page and "Sale today" in page
+        assert f"Hi {SCRIPT}".replace("<", "&lt;").replace(">", "&gt;") in page
+        assert "alice@example.vn (unverified)" in page and "198.51.100.7" in page
+        assert "Counted" not in page and "1 unreadable entry skipped" in page
+        assert "3 report(s), newest first" in page
+        # bounded, with a link to the older ones
+        page = await (await c.get("/ui/unmatched?limit=2")).text()
+        assert page.count("<tr><td>") == 1 and 'rel="next"' in page  # the junk entry is one
+        older = re.search(r'href="(/ui/unmatched\?[^"]+)" rel="next"', page)
+        assert older
+        page = await (await c.get(older.group(1).replace("&amp;", "&"))).text()
+        assert "Sale today" in page and "Third" not in page and "Hi " in page
+        page = await (await c.get("/ui/unmatched?limit=100000&before=junk")).text()
+        assert "3 report(s)" in page
+
+    try:
+        run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
+    finally:
+        raw.close()
+
+
+def test_consent_counts_per_advertiser(redis_url: str, tmp_path: Path,
+                                       monkeypatch: Any) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    reg = RedisConsentRegistry(raw)
+    now = time.time()
+    reg.register_advertiser("shop", name="Shop", domains=["shop.example"])
+    reg.register_advertiser("mall", name="Mall", domains=["mall.example"])
+    reg.add_consents([ConsentRecord("shop", f"r{i}@example.vn", "form", now - 10)
+                      for i in range(5)])
+    reg.refuse("r0@example.vn", adv="shop", channel="reply", now=now)
+    reg.refuse("r1@example.vn", adv="mall", channel="reply", now=now)
+    reg.record_sends("shop", ["r1@example.vn", "r2@example.vn"], now=now - 3 * 86400, ref="a")
+    reg.record_sends("shop", ["r3@example.vn"], now=now - 60, ref="b")
+
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        await _signed_in(c)
+        page = await (await c.get("/ui/consent")).text()
+        rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>"
+                          r"<td>(\d+)</td></tr>", page)
+        assert rows == [("mall", "0", "1", "0", "0"), ("shop", "5", "1", "1", "3")]
+        assert "2 advertiser(s)." in page
+
+    try:
+        run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
+    finally:
+        raw.close()
