@@ -178,6 +178,11 @@ def test_bad_input_gives_the_page_again_with_the_error(redis_url: str, tmp_path:
             ("/ui/listings/extend", {"key": "192.0.2.1", "ttl": "-1d"}, "ttl: expected"),
             ("/ui/listings/delist", {"key": "192.0.2.1", "reason": " "}, "say why"),
             ("/ui/listings/delist", {"key": "", "reason": "x"}, "is not"),
+            # too long is refused, never cut down to some other key or note
+            ("/ui/listings", {"key": "a" * 300 + ".example"}, "key is longer than 300"),
+            ("/ui/listings", {"key": "192.0.2.2", "note": "n" * 2001}, "note is longer than"),
+            ("/ui/listings/delist", {"key": "192.0.2.1", "reason": "r" * 2001},
+             "reason is longer than"),
         )
         for path, data, message in cases:
             r = await _post(c, path, csrf=csrf, **data)

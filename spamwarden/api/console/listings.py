@@ -27,11 +27,13 @@ from aiohttp import web
 
 from ...logs import event
 from ...reputation.listings import REASONS, Listing, normalize_key, operator_reason, utc_iso
+from .._http import BadRequest, text_field
 from ..listings import parse_ttl
 from ..lookup import escape
 from ._base import Console, Page, html_get, html_post, see_other
 
-__all__ = ["KINDS", "MAX_PAGE_SIZE", "MAX_TTL", "NAV", "ListingQuery", "build", "form_ttl"]
+__all__ = ["KINDS", "MAX_PAGE_SIZE", "MAX_TTL", "NAV", "ListingQuery", "build", "form_fields",
+           "form_ttl", "lookup_href"]
 
 log = logging.getLogger("spamwarden.api")
 
@@ -46,6 +48,8 @@ MAX_TTL = 365 * 86400.0
 DURATIONS = ("1d", "7d", "30d", "90d")
 _DONE = ("listed", "extended", "delisted", "expired")
 _MAX_TEXT = 2000
+#: the longest text each form field takes (as the API's fields: longer is refused, not cut)
+_LIMITS = {"key": 300, "reason": _MAX_TEXT, "ttl": 100, "note": _MAX_TEXT}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,21 @@ def form_ttl(text: str, *, required: bool) -> float | None:
     if ttl is not None and ttl > MAX_TTL:
         raise ValueError("ttl: at most 365 days")
     return ttl
+
+
+def form_fields(data: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
+    """The stripped text fields ``names`` of a posted form, checked as the API checks
+    its JSON fields (:func:`~spamwarden.api._http.text_field`; empty when absent).
+
+    :raises ValueError: a field is not text or is longer than its limit.
+    """
+    out = {}
+    for name in names:
+        try:
+            out[name] = text_field(data, name, required=False, limit=_LIMITS[name])
+        except BadRequest as exc:
+            raise ValueError(str(exc)) from exc
+    return out
 
 
 def _options(values: Sequence[str], selected: str, *, blank: str) -> str:
@@ -217,18 +236,20 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     async def add(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
         data = await ui.form(request, sess)
-        values = {k: str(data.get(k, ""))[:_MAX_TEXT] for k in ("key", "reason", "ttl", "note")}
+        names = ("key", "reason", "ttl", "note")
+        echo = {k: str(data.get(k, ""))[:_LIMITS[k]] for k in names}
         try:
-            key, kind = normalize_key(values["key"][:300])
+            values = form_fields(data, names)
+            key, kind = normalize_key(values["key"])
         except ValueError as exc:
-            return await refused(request, sess, str(exc), values)
+            return await refused(request, sess, str(exc), echo)
         code = values["reason"]
         if code and code not in REASONS:
-            return await refused(request, sess, f"unknown reason {code!r}", values)
+            return await refused(request, sess, f"unknown reason {code!r}", echo)
         try:
             ttl = form_ttl(values["ttl"], required=False)
         except ValueError as exc:
-            return await refused(request, sess, str(exc), values)
+            return await refused(request, sess, str(exc), echo)
         reason = code or operator_reason(kind)
         w = await store.add(key, kind=kind, reason=reason, note=values["note"], ttl=ttl,
                             now=clock.now())
@@ -239,11 +260,12 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     async def delist(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
         data = await ui.form(request, sess)
-        reason = str(data.get("reason", "")).strip()[:_MAX_TEXT]
         try:
-            key, _ = normalize_key(str(data.get("key", ""))[:300])
+            values = form_fields(data, ("key", "reason"))
+            key, _ = normalize_key(values["key"])
         except ValueError as exc:
             return await refused(request, sess, str(exc))
+        reason = values["reason"]
         if not reason:
             return await refused(request, sess, f"{key}: say why it is delisted (the reason "
                                  "is kept in the change stream)")
@@ -258,8 +280,9 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
         sess = await ui.require(request)
         data = await ui.form(request, sess)
         try:
-            key, _ = normalize_key(str(data.get("key", ""))[:300])
-            ttl = form_ttl(str(data.get("ttl", ""))[:_MAX_TEXT], required=True)
+            values = form_fields(data, ("key", "ttl"))
+            key, _ = normalize_key(values["key"])
+            ttl = form_ttl(values["ttl"], required=True)
         except ValueError as exc:
             return await refused(request, sess, str(exc))
         now = clock.now()
