@@ -194,7 +194,9 @@ def test_bad_input_gives_the_page_again_with_the_error(redis_url: str, tmp_path:
         # the refused listing form keeps what was typed
         r = await _post(c, "/ui/listings", csrf=csrf, key="192.0.2.2", ttl="forever",
                         note="keep me")
-        assert 'value="keep me"' in await r.text()
+        page = await r.text()
+        assert 'value="keep me"' in page
+        assert "ttl: expected" in page.split('<h2 id="add">')[1]  # the error beside the form
 
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
 

@@ -132,10 +132,11 @@ def form_fields(data: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]
     return out
 
 
-def _options(values: Sequence[str], selected: str, *, blank: str) -> str:
+def _options(values: Sequence[str], selected: str, *, blank: str,
+             labels: Mapping[str, str] | None = None) -> str:
     return (f'<option value="">{escape(blank)}</option>' + "".join(
-        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(v)}</option>'
-        for v in values))
+        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>'
+        f'{escape((labels or {}).get(v, v))}</option>' for v in values))
 
 
 def lookup_href(key: str) -> str:
@@ -149,14 +150,17 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     durations = ('<datalist id="durations">'
                  + "".join(f'<option value="{d}">' for d in DURATIONS) + "</datalist>\n")
 
-    def add_form(sess: dict[str, Any], values: Mapping[str, str]) -> str:
+    reason_labels = {code: f"{code}: {text}" for code, (_, text) in REASONS.items()}
+
+    def add_form(sess: dict[str, Any], values: Mapping[str, str], error: str) -> str:
         return (
-            '<h2>List a key</h2>\n<form method="post" action="/ui/listings">'
-            + ui.csrf_field(sess) +
+            '<h2 id="add">List a key</h2>\n'
+            + (f'<p class="err">{escape(error)}</p>\n' if error else "")
+            + '<form method="post" action="/ui/listings">' + ui.csrf_field(sess) +
             '<p><label>Key (IP, CIDR, domain or address) <input name="key" required '
             f'maxlength="300" value="{escape(values.get("key", ""))}"></label></p>'
             '<p><label>Reason <select name="reason">'
-            + _options(list(REASONS), values.get("reason", ""),
+            + _options(list(REASONS), values.get("reason", ""), labels=reason_labels,
                        blank="the operator's reason for the kind") + '</select></label></p>'
             '<p><label>Duration (e.g. 7d; empty: the escalating default) <input name="ttl" '
             f'list="durations" maxlength="20" value="{escape(values.get("ttl", ""))}"></label></p>'
@@ -173,11 +177,13 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
             f"<td>{x.offences}</td><td>{escape(x.note)}</td>"
             f'<td><form method="post" action="/ui/listings/delist">{csrf}'
             f'<input type="hidden" name="key" value="{key}">'
-            f'<input name="reason" required maxlength="{_MAX_TEXT}" placeholder="why">'
+            f'<input name="reason" required maxlength="{_MAX_TEXT}" placeholder="why" '
+            f'aria-label="why delist {key}">'
             '<button type="submit">Delist</button></form></td>'
             f'<td><form method="post" action="/ui/listings/extend">{csrf}'
             f'<input type="hidden" name="key" value="{key}">'
-            '<input name="ttl" required list="durations" maxlength="20" placeholder="7d">'
+            '<input name="ttl" required list="durations" maxlength="20" placeholder="7d" '
+            f'aria-label="keep {key} listed for">'
             '<button type="submit">Extend</button></form></td></tr>')
 
     async def render(request: web.Request, sess: dict[str, Any], *, error: str = "",
@@ -216,7 +222,8 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
             + "".join(row(x, csrf) for x in shown) + "</table>\n"
             f"<p>{first}–{first + len(shown) - 1 if shown else 0} of {len(items)} matching "
             f"listing(s); page {page} of {pages}. {' · '.join(nav)}</p>\n")
-        parts.append(add_form(sess, values or {}))
+        # a refused listing form shows its error beside the form too
+        parts.append(add_form(sess, values or {}, error if values is not None else ""))
         return ui.page("Listings", "".join(parts), sess=sess, status=status)
 
     async def refused(request: web.Request, sess: dict[str, Any], message: str,
