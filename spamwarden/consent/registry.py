@@ -822,6 +822,13 @@ class RedisConsentRegistry:
         c, r, s = self._call(pipe.execute)
         return AdvertiserCounts(adv, int(c), int(r), int(_s(s)) if s else 0)
 
+    def refusing_all(self) -> int:
+        """How many recipients refuse all advertising (the do-not-email list).
+
+        :raises StoreError: store trouble.
+        """
+        return int(self._call(self.client.hlen, DNE_KEY))
+
     def counts_many(self, advs: Sequence[str], *, now: float | None = None
                     ) -> list[AdvertiserCounts]:
         """:meth:`counts` of several advertisers in one round trip, with the ads

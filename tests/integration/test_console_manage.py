@@ -404,6 +404,8 @@ def test_consent_counts_per_advertiser(redis_url: str, tmp_path: Path,
                       for i in range(5)])
     reg.refuse("r0@example.vn", adv="shop", channel="reply", now=now)
     reg.refuse("r1@example.vn", adv="mall", channel="reply", now=now)
+    reg.refuse("r4@example.vn", channel="mail-link", now=now)
+    reg.refuse("r9@example.vn", channel="reply", now=now)
     reg.record_sends("shop", ["r1@example.vn", "r2@example.vn"], now=now - 3 * 86400, ref="a")
     reg.record_sends("shop", ["r3@example.vn"], now=now - 60, ref="b")
 
@@ -414,6 +416,7 @@ def test_consent_counts_per_advertiser(redis_url: str, tmp_path: Path,
                           r"<td>(\d+)</td></tr>", page)
         assert rows == [("mall", "0", "1", "0", "0"), ("shop", "5", "1", "1", "3")]
         assert "2 advertiser(s)." in page
+        assert "2 recipient(s) refuse all advertising" in page
 
     try:
         run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)

@@ -27,8 +27,9 @@ NAV = Page("/ui/consent", "Consent")
 MAX_SHOWN = 1000
 
 
-def read_counts(cfg: Config, now: float) -> tuple[int, list[AdvertiserCounts]]:
-    """Every advertiser's count and the counts of the first :data:`MAX_SHOWN` by id.
+def read_counts(cfg: Config, now: float) -> tuple[int, list[AdvertiserCounts], int]:
+    """How many advertisers there are, the counts of the first :data:`MAX_SHOWN` by id,
+    and how many recipients refuse all advertising.
 
     Opens a Redis client for the call and closes it (run it in a worker thread).
 
@@ -38,7 +39,7 @@ def read_counts(cfg: Config, now: float) -> tuple[int, list[AdvertiserCounts]]:
     try:
         reg = registry_from_config(cfg, client)
         advs = reg.advertisers()
-        return len(advs), reg.counts_many(advs[:MAX_SHOWN], now=now)
+        return len(advs), reg.counts_many(advs[:MAX_SHOWN], now=now), reg.refusing_all()
     finally:
         client.close()
 
@@ -49,7 +50,8 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     @routes.get("/ui/consent")
     async def consent(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
-        total, counts = await asyncio.to_thread(read_counts, ui.cfg, ui.clock.now())
+        total, counts, refusing_all = await asyncio.to_thread(read_counts, ui.cfg,
+                                                              ui.clock.now())
         rows = "".join(
             f"<tr><td>{escape(c.advertiser)}</td><td>{c.consents}</td><td>{c.refusals}</td>"
             f"<td>{c.sent_24h}</td><td>{c.sent}</td></tr>" for c in counts)
@@ -59,7 +61,9 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
                 "<table><tr><th>advertiser</th><th>consents</th><th>refusals</th>"
                 f"<th>ads, last 24 h</th><th>ads, all time</th></tr>{rows}</table>\n"
                 f"<p>{total} advertiser(s)"
-                f"{f'; the first {MAX_SHOWN} shown' if total > MAX_SHOWN else ''}.</p>\n")
+                f"{f'; the first {MAX_SHOWN} shown' if total > MAX_SHOWN else ''}.</p>\n"
+                f"<p>{refusing_all} recipient(s) refuse all advertising (the do-not-email "
+                "list).</p>\n")
         return ui.page("Consent", body, sess=sess)
 
     return {"/ui/consent": html_get("Consent, refusal and ad counts per advertiser",
