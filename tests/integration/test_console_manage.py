@@ -237,6 +237,8 @@ def test_search_and_paging_reach_past_the_first_thousand(redis_url: str, tmp_pat
         await store.add_many(ips, reason="imported", now=now, ttl=3600)
         await store.add_many(["shop.example", "spam.example"], reason="domain-manual", now=now,
                              ttl=3600)
+        # run out, though not yet removed: not shown
+        await store.add("gone.example", reason="domain-manual", now=now - 7200, ttl=3600)
         await _signed_in(c)
         everything = sorted(ips + ["shop.example", "spam.example"])
         page = await (await c.get("/ui/listings")).text()
@@ -257,6 +259,10 @@ def test_search_and_paging_reach_past_the_first_thousand(redis_url: str, tmp_pat
         assert _rows(page) == [] and "0–0 of 0 matching" in page
         page = await (await c.get("/ui/listings?reason=domain-manual&q=SHOP")).text()
         assert _rows(page) == ["shop.example"]
+        page = await (await c.get("/ui/listings?reason=imported&kind=ip&size=500&page=3")).text()
+        assert _rows(page) == sorted(ips)[1000:] and "1001–1203 of 1203" in page
+        page = await (await c.get("/ui/listings?q=.example&reason=domain-manual")).text()
+        assert _rows(page) == ["shop.example", "spam.example"]
 
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url=HTTP)
 

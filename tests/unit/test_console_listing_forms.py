@@ -39,3 +39,15 @@ def test_search_matches_key_substring_kind_and_reason() -> None:
     assert not ListingQuery(q="shop", reason="manual").matches(shop)
     assert ListingQuery().url(page=3) == "/ui/listings?page=3"
     assert ListingQuery(q="a b", kind="ip", size=50).url() == "/ui/listings?q=a+b&kind=ip&size=50"
+
+
+@pytest.mark.parametrize("text", ["192.0.2.1", "2001:DB8::1", "::ffff:192.0.2.1", "2001:db8::/32",
+                                  "10.0.0.0/8", "192.0.2.7/32", "shop.example", "1.2.3.4.5",
+                                  "1.2.3.example", "0x7f.1.example", "user@shop.example",
+                                  "Bücher.example", "999.1.1.1"])
+def test_key_kind_reads_the_kind_normalize_key_gives(text: str) -> None:
+    from spamwarden.api.console.listings import key_kind
+    from spamwarden.reputation.listings import normalize_key
+
+    key, kind = normalize_key(text)
+    assert key_kind(key) == kind

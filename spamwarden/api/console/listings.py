@@ -10,6 +10,11 @@ Keys and durations are checked by the API's own functions
 :func:`~spamwarden.api.listings.parse_ttl`); a refused form shows the page again with
 the error (status 400) and changes nothing.
 
+The search reads the active keys from the expiry index
+(:meth:`~spamwarden.reputation.store.AsyncListingStore.active_keys`, ZSCAN) and decodes
+only the listings shown; a search by reason code decodes every listing whose key
+matches, since only the listing holds its reason.
+
 Who did it: a delisting's note in the change stream reads ``console: <reason>``; a
 listing's note is shown to the public on the lookup page, so it is kept as typed. Every
 write is also logged (``operator_listed`` / ``operator_delisted`` with ``via=console``).
@@ -17,6 +22,7 @@ write is also logged (``operator_listed`` / ``operator_delisted`` with ``via=con
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +39,7 @@ from ..lookup import escape
 from ._base import Console, Page, html_get, html_post, see_other
 
 __all__ = ["KINDS", "MAX_PAGE_SIZE", "MAX_TTL", "NAV", "ListingQuery", "build", "form_fields",
-           "form_ttl", "lookup_href"]
+           "form_ttl", "key_kind", "lookup_href"]
 
 log = logging.getLogger("spamwarden.api")
 
@@ -81,6 +87,11 @@ class ListingQuery:
                    page=number("page", 1, 1_000_000),
                    size=number("size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
 
+    def matches_key(self, key: str) -> bool:
+        """Whether a listing under ``key`` may be one this search asks for (the key
+        substring and the kind; the reason needs the listing itself)."""
+        return (not self.q or self.q in key) and (not self.kind or key_kind(key) == self.kind)
+
     def matches(self, x: Listing) -> bool:
         """Whether listing ``x`` is one this search asks for."""
         return ((not self.q or self.q in x.key) and (not self.kind or x.kind == self.kind)
@@ -115,6 +126,28 @@ def form_ttl(text: str, *, required: bool) -> float | None:
     if ttl is not None and ttl > MAX_TTL:
         raise ValueError("ttl: at most 365 days")
     return ttl
+
+
+def key_kind(key: str) -> str:
+    """The kind of a listing key as :func:`~spamwarden.reputation.listings.normalize_key`
+    writes it (``ip``, ``cidr``, ``domain`` or ``address``), read from its shape.
+
+    Domains never contain ``:`` or ``/`` nor are an IPv4 address, so only keys made of
+    digits and dots need parsing.
+    """
+    if "@" in key:
+        return "address"
+    if "/" in key:
+        return "cidr"
+    if ":" in key:
+        return "ip"
+    if key.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(key)
+            return "ip"
+        except ValueError:
+            pass
+    return "domain"
 
 
 def form_fields(data: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
@@ -190,10 +223,18 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
                      values: Mapping[str, str] | None = None,
                      status: int = 200) -> web.Response:
         want = ListingQuery.from_query(request.query)
-        items = [x for x in await store.all(now=clock.now()) if want.matches(x)]
-        pages = max(1, -(-len(items) // want.size))
+        now = clock.now()
+        # keys first (the expiry index); only the listings shown are read and decoded,
+        # unless the reason, which only the listing holds, is searched for
+        keys = [k for k in await store.active_keys(now=now) if want.matches_key(k)]
+        found = ([x for x in await store.get_many(keys, now=now) if want.matches(x)]
+                 if want.reason else None)
+        total = len(found) if found is not None else len(keys)
+        pages = max(1, -(-total // want.size))
         page = min(want.page, pages)
-        shown = items[(page - 1) * want.size: page * want.size]
+        window = slice((page - 1) * want.size, page * want.size)
+        shown = (found[window] if found is not None
+                 else await store.get_many(keys[window], now=now))
         csrf = ui.csrf_field(sess)
         done = request.query.get("done", "")
         parts = []
@@ -220,7 +261,7 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
             durations + "<table><tr><th>key</th><th>kind</th><th>reason</th><th>since</th>"
             "<th>until</th><th>times</th><th>note</th><th>delist</th><th>extend</th></tr>"
             + "".join(row(x, csrf) for x in shown) + "</table>\n"
-            f"<p>{first}–{first + len(shown) - 1 if shown else 0} of {len(items)} matching "
+            f"<p>{first}–{first + len(shown) - 1 if shown else 0} of {total} matching "
             f"listing(s); page {page} of {pages}. {' · '.join(nav)}</p>\n")
         # a refused listing form shows its error beside the form too
         parts.append(add_form(sess, values or {}, error if values is not None else ""))
