@@ -66,11 +66,10 @@ def settings_module(ctx: ApiContext) -> ApiModule:
         target = target_of(request)
         every = await store.settings()
         snap = SettingsSnapshot(every)
-        probe = target if "@" in target else f"postmaster@{target}"
         own = every.get(target)
         return web.json_response({
             "target": target, "own": own.to_json() if own is not None else None,
-            "effective": snap.thresholds(probe, base,
+            "effective": snap.thresholds(target, base,
                                          delimiters=cfg.intake.recipient_delimiter).to_json()})
 
     @routes.put("/v1/settings/{target}")
@@ -84,9 +83,8 @@ def settings_module(ctx: ApiContext) -> ApiModule:
             raise BadRequest(str(exc)) from exc
         every = await store.settings()
         every[target] = over
-        probe = target if "@" in target else f"postmaster@{target}"
         limits = SettingsSnapshot(every).thresholds(
-            probe, base, delimiters=cfg.intake.recipient_delimiter)
+            target, base, delimiters=cfg.intake.recipient_delimiter)
         if not limits.ordered():
             raise BadRequest("the thresholds in effect would not satisfy tag_threshold <= "
                              f"quarantine_threshold <= reject_threshold: {limits.to_json()}")

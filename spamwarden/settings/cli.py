@@ -37,11 +37,6 @@ def _base(cfg: Config) -> Thresholds:
     return Thresholds(p.tag_threshold, p.quarantine_threshold, p.reject_threshold)
 
 
-def _probe(target: str) -> str:
-    """A recipient standing for ``target`` (a domain's settings apply to its addresses)."""
-    return target if "@" in target else f"postmaster@{target}"
-
-
 def _bad(exc: SettingsError) -> int:
     print(f"spamwarden: {exc}", file=sys.stderr)
     return 2
@@ -60,7 +55,7 @@ def cmd_settings_set(args: argparse.Namespace, cfg: Config) -> int:
         every = store.settings()
         every[target] = over
         limits = SettingsSnapshot(every).thresholds(
-            _probe(target), _base(cfg), delimiters=cfg.intake.recipient_delimiter)
+            target, _base(cfg), delimiters=cfg.intake.recipient_delimiter)
         if not limits.ordered():
             raise SettingsError(
                 "the thresholds in effect would not satisfy tag_threshold <= "
@@ -108,7 +103,7 @@ def cmd_settings_show(args: argparse.Namespace, cfg: Config) -> int:
     except SettingsError as exc:
         return _bad(exc)
     limits = SettingsSnapshot(_store(cfg).settings()).thresholds(
-        _probe(target), _base(cfg), delimiters=cfg.intake.recipient_delimiter)
+        target, _base(cfg), delimiters=cfg.intake.recipient_delimiter)
     if args.json:
         _print({"target": target, **limits.to_json()})
         return 0

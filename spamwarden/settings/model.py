@@ -415,7 +415,8 @@ class SettingsSnapshot:
     def thresholds(self, rcpt: str, base: Thresholds, *, delimiters: str = "+") -> Thresholds:
         """The thresholds for recipient ``rcpt`` (see the module documentation).
 
-        :param rcpt: the RCPT TO address, with or without ``<>``.
+        :param rcpt: the RCPT TO address, with or without ``<>``; a bare domain gives
+            what every address there gets unless it has settings of its own.
         :param base: ``[policy]``'s thresholds.
         :param delimiters: address-extension delimiters (``intake.recipient_delimiter``).
         :returns: ``base`` when no target matches.

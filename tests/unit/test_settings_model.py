@@ -103,6 +103,10 @@ def test_thresholds_cascade_from_policy_to_domain_to_address() -> None:
     # a subdomain below a setting inherits it; a sibling does not
     assert snap.thresholds("x@deep.sales.example.org", BASE).tag_threshold == 4.0
     assert snap.thresholds("x@notsales.example.org", BASE).tag_threshold == 5.0
+    # a bare domain: what its addresses get, an address's own settings left out
+    assert snap.thresholds("sales.example.org", BASE) == Thresholds(4.0, 10.0, 12.0)
+    postmaster = SettingsSnapshot({"postmaster@example.org": Overrides(tag_threshold=1.0)})
+    assert postmaster.thresholds("example.org", BASE) == BASE
 
 
 def test_an_idn_recipient_finds_its_a_label_target() -> None:
