@@ -340,8 +340,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "since phải là một thời điểm Unix",
     },
     "api.no_consent": {
-        "en": "no consent of {rcpt} to advertising from {advertiser} on record: {detail}",
-        "vi": "Không có bản ghi sự đồng ý của {rcpt} nhận quảng cáo từ {advertiser}: {detail}",
+        "en": "no consent of {rcpt} to advertising from {advertiser} on record: an "
+              "unsubscribe URL is issued only for a recipient who consented",
+        "vi": "Không có bản ghi sự đồng ý của {rcpt} nhận quảng cáo từ {advertiser}: chỉ "
+              "cấp URL hủy đăng ký cho người nhận đã đồng ý",
     },
     "api.limit_number": {
         "en": "limit must be a whole number",
