@@ -13,13 +13,11 @@ import pytest
 
 from spamwarden.consent.optout import OptoutHandler
 from spamwarden.reputation.intake import REPLY_CODES
-from tests.integration.test_intake import (  # noqa: F401 - the fixture
-    REPORTS,
-    RunningIntake,
-    _smtp_lines,
-    start_intake,
-)
+from tests.integration import test_intake as _base
+from tests.integration.test_intake import REPORTS, RunningIntake, _smtp_lines
 from tests.support.replies import REPORTER_REFUSED
+
+start_intake = _base.start_intake  # the fixture, shared with test_intake.py
 
 pytestmark = pytest.mark.integration
 
