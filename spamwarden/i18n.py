@@ -75,6 +75,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "message has more than {limit} X-Spam-* or Authentication-Results header fields",
         "vi": "Thư có hơn {limit} trường tiêu đề X-Spam-* hoặc Authentication-Results",
     },
+    # 452 4.5.3 at RCPT (RFC 5321 §4.5.3.1.10): this recipient's settings differ from
+    # those of the transaction's first recipient; the client sends it in another one
+    "milter.rcpt_split": {
+        "en": "Too many recipients for one policy; send this recipient in another transaction",
+        "vi": "Người nhận này có chính sách lọc khác với người nhận đầu tiên; vui lòng gửi "
+              "cho người nhận này trong một phiên gửi khác",
+    },
     # the reason inside milter.reject / milter.tempfail
     "milter.reason.score": {
         "en": "spam score {score} >= {threshold} ({symbols})",
@@ -94,6 +101,10 @@ MESSAGES: dict[str, dict[str, str]] = {
               "could not be verified now (DMARC_ARC_TEMPFAIL)",
         "vi": "thư không đạt DMARC của {domain} và tạm thời chưa xác minh được chuỗi ARC "
               "của bên niêm phong tin cậy (DMARC_ARC_TEMPFAIL)",
+    },
+    "milter.reason.DENYLIST": {
+        "en": "the sender is on this site's deny list (DENYLIST)",
+        "vi": "người gửi nằm trong danh sách chặn của hệ thống này (DENYLIST)",
     },
     # -- complaint intake (report@, ham@; SMTP/LMTP, folded to ASCII) ----------------------
     "intake.rcpt_ok": {"en": "OK", "vi": "Địa chỉ nhận hợp lệ"},
