@@ -166,3 +166,9 @@ def test_a_forcing_symbol_without_its_own_sentence_is_named() -> None:
     assert reject_text("vi", v, cfg) == (
         "Thu cua ban bi tu choi vi bi xac dinh la thu rac: thu khong dat kiem tra "
         f"SETTINGS_DENY; xem chi tiet tai {LOOKUP}")
+
+
+def test_deny_list_rejection_has_its_own_sentence() -> None:
+    v = _verdict("reject", Symbol("DENYLIST", 20.0, "deny-listed from:x@spam.example", "reject"))
+    assert reason_text("vi", v, cfg_for("vi")) == (
+        "nguoi gui nam trong danh sach chan cua he thong nay (DENYLIST)")
