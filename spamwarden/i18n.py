@@ -405,10 +405,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "request {id} was already {status}",
         "vi": "Yêu cầu {id} đã được xử lý trước đó ({status})",
     },
-    "api.ttl_positive": {
-        "en": "ttl must be more than 0",
-        "vi": "ttl phải lớn hơn 0",
-    },
     "api.reason_required": {
         "en": "reason is required (JSON body or ?reason=)",
         "vi": "Thiếu lý do reason (trong nội dung JSON hoặc ?reason=)",
