@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import Milter
+import milter as libmilter
 
 from ..errors import ConfigError
 from ..logs import event
@@ -514,7 +515,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
 
 _NR_HDR: int = int(Milter.P_NR_HDR)
-_NOREPLY: int = int(Milter.NOREPLY)
+# libmilter's own constant: Milter.NOREPLY is a Python name that pymilter's test helper
+# (Milter.test) rebinds to CONTINUE for the whole process
+_NOREPLY: int = int(libmilter.NOREPLY)
 
 
 def _header_callback(ctx: Any, name: str, value: bytes) -> int:
