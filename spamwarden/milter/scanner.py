@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
 from ..config import Config
+from ..i18n import smtp_text
 from ..mail import MessageView, ParseLimits, parse_message
 from ..resolver import Resolver
 from ..settings.model import Thresholds
-from ..settings.texts import text as settings_text
 from .delivery import DeliveryRecorder
 from .headers import (
     AUTH_RESULTS,
@@ -141,6 +141,9 @@ class Verdict:
     main_symbol: str = ""
     #: for a listing symbol: the listed IP or domain, to look up or ask delisting for
     listed_key: str = ""
+    #: the thresholds the score was compared with (``[policy]`` or the recipient's
+    #: settings); ``None`` for a message not scored
+    thresholds: Thresholds | None = None
     view: MessageView | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -427,7 +430,7 @@ class Scanner:
         this = snap.thresholds(rcpt, self._base_thresholds, delimiters=self._delimiters)
         if first == this:
             return None
-        return RcptDecision(settings_text("split"), temporary=True,
+        return RcptDecision(smtp_text(self.cfg.i18n.language, "milter.rcpt_split"), temporary=True,
                             code="452", status="4.5.3")
 
     def thresholds_for(self, env: Envelope) -> Thresholds:
@@ -655,5 +658,6 @@ class Scanner:
             elapsed_ms=round((self._clock() - started) * 1000, 2),
             main_symbol=decision.main.name if decision.main else "",
             listed_key=decision.main.key if decision.main else "",
+            thresholds=limits,
             view=view,
         )

@@ -4,7 +4,6 @@
   effect for one recipient, which allow and deny entries a message matches;
 * :mod:`.store` - the Redis keys (``sw:{sw}:settings:*``), the store used by the
   CLI and the API, and the milter's cached snapshot;
-* :mod:`.texts` - the SMTP reply and symbol texts, in one place for translation;
 * :mod:`.cli` - ``spamwarden settings``, ``allow`` and ``deny``.
 
 The milter reads a :class:`~.model.SettingsSnapshot` (through

@@ -11,11 +11,12 @@ import Milter
 import Milter.test  # before the adapter reads Milter.NOREPLY (STYLE.md)
 import pytest
 
+from spamwarden.config import config_from_mapping
+from spamwarden.i18n import smtp_text, text
 from spamwarden.milter.app import SpamwardenMilter
 from spamwarden.milter.scanner import Scanner
 from spamwarden.resolver import StaticResolver
 from spamwarden.settings.model import Overrides, SettingsSnapshot, parse_entry
-from spamwarden.settings.texts import TEXTS
 from tests.support.replies import MILTER_REJECT, SETTINGS_SPLIT
 from tests.unit.test_milter_app import HAM, RecordingCtx, fake_auth, feed, make_cfg
 
@@ -142,7 +143,7 @@ def test_split_reply_code_and_text(install: Any) -> None:
     assert ctx._reply[2] == TEMPFAIL_TEXT
 
 
-TEMPFAIL_TEXT = TEXTS["split"]
+TEMPFAIL_TEXT = text("en", "milter.rcpt_split")
 
 
 def test_same_thresholds_share_a_transaction(install: Any) -> None:
@@ -158,3 +159,27 @@ def test_trusted_senders_are_never_split(install: Any) -> None:
     ctx = install(sc)
     _, rcpt_codes = feed(ctx, HAM, rcpts=("carol@elsewhere.example", "bob@test.example"))
     assert rcpt_codes == [Milter.CONTINUE, Milter.CONTINUE]
+
+
+def vi_scanner(settings: FixedSettings, **auth: Any) -> Scanner:
+    cfg = config_from_mapping({"milter": {"authserv_id": "mx.test.example"},
+                               "i18n": {"language": "vi"}})
+    return Scanner(cfg, resolver=StaticResolver(), authenticate=fake_auth(**auth),
+                   settings=settings, lookup_threads=0)
+
+
+def test_split_reply_follows_the_reply_language(install: Any) -> None:
+    ctx = install(vi_scanner(FixedSettings(STRICT)))
+    feed(ctx, HAM, rcpts=("carol@elsewhere.example", "bob@test.example"))
+    assert ctx._reply[:2] == SETTINGS_SPLIT.milter
+    assert ctx._reply[2] == smtp_text("vi", "milter.rcpt_split")
+    assert ctx._reply[2].isascii() and ctx._reply[2] != TEMPFAIL_TEXT
+
+
+def test_translated_reject_names_the_recipients_threshold(install: Any) -> None:
+    block = {"test.example": Overrides(tag_threshold=-100.0, quarantine_threshold=-100.0,
+                                       reject_threshold=-100.0)}
+    ctx = install(vi_scanner(FixedSettings(block), dkim=["pass"]))
+    rc, _ = feed(ctx, HAM, rcpts=("bob@test.example",))
+    assert rc == Milter.REJECT
+    assert ">= -100.0" in ctx._reply[2], ctx._reply

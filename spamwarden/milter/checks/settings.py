@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...settings.model import Identity
-from ...settings.texts import text
 from .._dmarc import identifiers_aligned
 from ..interfaces import SettingsSource, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase
@@ -76,10 +75,10 @@ class SenderListsCheck(CheckBase):
         out: list[Symbol] = []
         allowed = snap.allowed(who)
         if allowed:
-            out.append(self.make("ALLOWLIST", text("allowed", entry=allowed)))
+            out.append(self.make("ALLOWLIST", f"allow-listed {allowed}"))
         denied = snap.denied(who)
         if denied:
-            out.append(self.make("DENYLIST", text("denied", entry=denied), action="reject"))
+            out.append(self.make("DENYLIST", f"deny-listed {denied}", action="reject"))
         return out
 
 
