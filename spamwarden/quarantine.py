@@ -10,8 +10,8 @@ long (``enable_long_queue_ids``: the 52-character alphabet without vowels, with 
 ``z`` separator), so that nothing else — ``ALL``, an option, a path — ever reaches
 a command line.
 
-:class:`PostfixQueue` is the adapter: it runs ``postqueue -j``, ``postsuper -H``,
-``postsuper -d`` and ``postcat -bh -q`` as argv lists (never through a shell) with
+:class:`PostfixQueue` is the adapter: it runs ``postqueue -j``, ``postsuper -H`` (then
+``postqueue -i``), ``postsuper -d`` and ``postcat -bh -q`` as argv lists (never through a shell) with
 ``-c [quarantine] postfix_config_dir``, a timeout and bounded output, optionally
 through ``sudo -n`` (postsuper and postcat need root: docs/operations.md,
 "Quarantine").  Its failures are :class:`QuarantineError`;
@@ -271,8 +271,15 @@ class PostfixQueue:
             raise QuarantineError(f"{qid} is not in the hold queue (nothing {what})")
 
     async def release(self, queue_id: str) -> None:
-        """See :meth:`HoldQueue.release` (``postsuper -H ID``)."""
+        """See :meth:`HoldQueue.release`: ``postsuper -H ID`` moves it to the deferred
+        queue, then ``postqueue -i ID`` has it delivered now rather than at the next
+        queue run (if that fails, the next queue run delivers it)."""
         await self._postsuper("-H", queue_id, "released")
+        try:
+            await self._run(self._argv(self.cfg.postqueue, ["-i", queue_id],
+                                       privileged=False))
+        except QuarantineError:
+            pass  # released all the same; the queue manager picks it up later
 
     async def delete(self, queue_id: str) -> None:
         """See :meth:`HoldQueue.delete` (``postsuper -d ID hold``: only from the hold queue)."""

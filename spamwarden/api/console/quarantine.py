@@ -5,7 +5,7 @@ Forms (each carries ``csrf`` and ``queue_id``; the queue id is checked against
 Postfix's queue id alphabet before anything runs, :func:`~spamwarden.quarantine.check_queue_id`):
 
 ``POST /ui/quarantine/release``
-    ``postsuper -H ID``: Postfix delivers it.
+    ``postsuper -H ID``, then ``postqueue -i ID``: Postfix delivers it now.
 ``POST /ui/quarantine/release-ham``
     reads the message (``postcat -bh -q ID``, at most ``intake.max_message_bytes``),
     files it as not spam as ``spamwarden learn --ham --user`` does (``quarantine.learn_user``),
