@@ -91,3 +91,10 @@ def test_rebin_sums_hours_into_aligned_bins_and_the_page_body_has_four_charts() 
         assert f'id="{ident}"' in body
     assert body.count('class="bar"') == 24 + len(rebin(hours, 6))
     assert stats_key("actions", h0 + 59) == f"sw:{{sw}}:stats:actions:{h0}"
+
+
+def test_the_y_axis_ends_at_a_round_number_just_above_the_tallest_bar() -> None:
+    for top, axis in ((0, "1"), (1, "1"), (7, "8"), (20, "20"), (2600, "3000"), (4100, "5000")):
+        svg = _chart([Bar("a", {"accept": top})])
+        ticks = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+        assert ticks[-1] == axis, (top, ticks)

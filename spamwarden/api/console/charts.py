@@ -61,11 +61,12 @@ def _count(v: object) -> int:
 
 
 def _nice_max(top: int) -> int:
-    """The y-axis maximum: ``top`` rounded up to 1, 2 or 5 times a power of ten (at least 1)."""
+    """The y-axis maximum: ``top`` rounded up to 1, 2, 3, 4, 5, 6 or 8 times a power of
+    ten (at least 1), so the tallest bar fills most of the height."""
     if top <= 1:
         return 1
     p: int = 10 ** int(math.floor(math.log10(top)))
-    for m in (1, 2, 5, 10):
+    for m in (1, 2, 3, 4, 5, 6, 8, 10):
         if top <= m * p:
             return int(m * p)
     return int(10 * p)  # pragma: no cover - the loop always returns

@@ -82,7 +82,8 @@ def _row(ui: Console, sess: dict[str, Any], m: HeldMessage) -> str:
     more = f" (+{m.rcpt_count - len(m.recipients)})" if m.rcpt_count > len(m.recipients) else ""
 
     def button(action: str, label: str) -> str:
-        return (f'<form method="post" action="/ui/quarantine/{action}" class="{action}">'
+        return (f'<form method="post" action="/ui/quarantine/{action}" class="{action}" '
+                'style="display:inline-block;margin:0 .2rem .2rem 0">'
                 f'{ui.csrf_field(sess)}<input type="hidden" name="queue_id" value="{qid}">'
                 f'<button type="submit">{label}</button></form>')
 
@@ -91,7 +92,7 @@ def _row(ui: Console, sess: dict[str, Any], m: HeldMessage) -> str:
             f"<td>{escape(utc_iso(m.arrival_time))}</td>"
             f"<td>{escape(m.sender or '<>')}</td>"
             f"<td>{escape(', '.join(m.recipients) + more)}</td><td>{m.size}</td><td>"
-            + button("release", "Release") + button("release-ham", "Release and learn as not spam")
+            + button("release", "Release") + button("release-ham", "Learn as not spam, release")
             + button("delete", "Delete") + "</td></tr>")
 
 
