@@ -29,7 +29,7 @@ from aiohttp import web
 from ...config import Config
 from ...errors import QuarantineError, QuarantineUnavailable
 from ...quarantine import HeldMessage, HoldQueue, PostfixQueue, check_queue_id, is_queue_id
-from ...reputation.intake import LearnOutcome
+from ...reputation.intake import ComplaintIntake, LearnOutcome
 from ...reputation.listings import utc_iso
 from ..lookup import escape
 from ._base import Console, Page, html_get, html_post, see_other
@@ -57,16 +57,27 @@ def learn_user(cfg: Config) -> str:
     return f"postmaster@{domains[0]}" if domains else ""
 
 
+def _plain_intake(cfg: Config, client: Any) -> ComplaintIntake:
+    """The intake policy without DKIM re-verification (when the console is built
+    without ``make_intake``, as in tests)."""
+    from ...reputation.deliveries import RedisDeliveryLookup
+    from ...reputation.intake import RedisComplaintStore
+
+    store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
+                                training_ttl=cfg.reputation.training_ttl)
+    return ComplaintIntake(cfg, store, deliveries=RedisDeliveryLookup(client))
+
+
 def _default_learn(ui: Console) -> LearnHam:
-    """The learning path of ``spamwarden learn --ham`` and ``POST /v1/learn``, built
-    on first use over the console's Redis client."""
+    """The learning path of ``spamwarden learn --ham`` and ``POST /v1/learn``
+    (:meth:`~spamwarden.reputation.intake.ComplaintIntake.learn` through the intake
+    policy the API gives the console, ``wiring.learner``), built on first use over the
+    console's Redis client."""
     made: list[Any] = []
 
     async def learn(raw: bytes) -> LearnOutcome:
         if not made:
-            from ...wiring import learner
-
-            made.append(learner(ui.cfg, ui.store.redis))
+            made.append((ui.make_intake or _plain_intake)(ui.cfg, ui.store.redis))
         user = learn_user(ui.cfg)
         if not user:
             return LearnOutcome("refused", message="set quarantine.learn_user (or "
