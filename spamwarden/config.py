@@ -639,7 +639,10 @@ class ConsentConfig:
         "", check=_token_key, secret=True,
         doc="HMAC key for one-click tokens; empty: generated under state_dir",
     )
-    language: str = _opt("en", check=_one_of("en", "vi"))
+    language: str = _opt(
+        "", check=_one_of("", "en", "vi"),
+        doc="language of the consent texts; empty: i18n.language",
+    )
     retention: float = _opt(31536000.0, duration=True, check=_positive)
     on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
     rcpt_requires_consent: bool = _opt(
@@ -745,6 +748,16 @@ class QuarantineConfig:
 
 
 @dataclass(frozen=True)
+class I18nConfig:
+    """``[i18n]``: the language of human-facing texts (SMTP replies, API errors)."""
+
+    language: str = _opt(
+        "en", check=_one_of("en", "vi"),
+        doc="SMTP reply texts of the milter and intake, API error messages",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` names the file it came from."""
 
@@ -762,6 +775,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    i18n: I18nConfig = field(default_factory=I18nConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     source: str = "<defaults>"
 
@@ -773,6 +787,10 @@ class Config:
             object.__setattr__(self, "rbl", dataclasses.replace(self.rbl, lookup_url=page))
         if not self.milter.lookup_url:
             object.__setattr__(self, "milter", dataclasses.replace(self.milter, lookup_url=page))
+        # An empty consent.language follows i18n.language: one setting for a site.
+        if not self.consent.language:
+            object.__setattr__(self, "consent", dataclasses.replace(
+                self.consent, language=self.i18n.language))
 
     def lookup_page_url(self) -> str:
         """The API's public lookup page: ``api.public_url`` + ``/lookup/``."""

@@ -25,7 +25,7 @@ from aiohttp import web
 from ...config import Config
 from ...reputation.intake import ComplaintIntake
 from .._http import ApiContext, ApiModule
-from . import auth, charts, history, listings, quarantine, requests
+from . import auth, charts, consent, history, listings, quarantine, requests, unmatched
 from ._base import COOKIE, SESSION_TTL, Console, Page, session_key
 from .auth import LOGIN_ATTEMPTS_PER_HOUR
 
@@ -44,6 +44,8 @@ PAGES = (
     history,
     listings,
     requests,
+    unmatched,
+    consent,
     charts,
     quarantine,
 )
