@@ -69,6 +69,9 @@ def test_listing_changes_count_per_hour(redis_url: str) -> None:
     assert len(store.expire_due(t + 10 * 86400)) == 2
     assert _counts(client, "listings", t) == {"listed": 3, "extended": 1, "delisted": 1}
     assert _counts(client, "listings", t + 10 * 86400) == {"expired": 2}
+    # the scripts' own TTL is reputation.stats.STATS_TTL
+    for when in (t, t + 10 * 86400):
+        assert STATS_TTL - 60 < client.ttl(stats_key("listings", hour_of(when))) <= STATS_TTL
 
 
 def test_charts_page_shows_verdicts_complaints_and_listings(
@@ -116,6 +119,8 @@ def test_charts_page_shows_verdicts_complaints_and_listings(
             comp = page.split('id="chart-complaints"')[1].split("</section>")[0]
             assert 'data-series="unmatched" data-count="1"' in comp
             assert 'data-series="ham" data-count="1"' in comp
+            hour = hour_of(float(raw.xrange("sw:{sw}:complaints")[0][1][b"received_at"]))
+            assert STATS_TTL - 60 < raw.ttl(stats_key("complaints", hour)) <= STATS_TTL
             lst = page.split('id="chart-listings"')[1].split("</section>")[0]
             assert 'data-series="listed" data-count="1"' in lst
         finally:
