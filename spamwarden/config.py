@@ -723,6 +723,31 @@ class HistoryConfig:
     subjects: bool = _opt(True, doc="keep the Subject of each message; false for privacy")
 
 
+def _abs_path_or_empty(v: Any) -> str | None:
+    return None if v == "" or str(v).startswith("/") else "an absolute path, or empty"
+
+
+def _abs_path(v: Any) -> str | None:
+    return None if str(v).startswith("/") else "an absolute path"
+
+
+@dataclass(frozen=True)
+class QuarantineConfig:
+    """``[quarantine]``: the console's view of Postfix's hold queue (``/ui/quarantine``)."""
+
+    postfix_config_dir: str = _opt("", check=_abs_path_or_empty,
+                                   doc="passed as -c DIR; empty: Postfix's default")
+    postqueue: str = _opt("/usr/sbin/postqueue", check=_abs_path)
+    postsuper: str = _opt("/usr/sbin/postsuper", check=_abs_path)
+    postcat: str = _opt("/usr/sbin/postcat", check=_abs_path)
+    sudo: str = _opt("", check=_abs_path_or_empty,
+                     doc="run postsuper and postcat as sudo -n PROGRAM; empty: directly")
+    timeout: float = _opt(10.0, duration=True, check=_positive, doc="per Postfix command")
+    max_messages: int = _opt(500, check=_positive, doc="held messages listed at most")
+    learn_user: str = _opt("", doc="who a release-and-learn files the message as; "
+                           "empty: postmaster@ the first intake.local_domains")
+
+
 def _settings_entry(item: str) -> object:
     """An allow/deny entry (``kind:value`` or a bare IP, network, address or domain);
     the real parser is ``settings.model.parse_entry``, imported late so the
@@ -785,6 +810,7 @@ class Config:
     arc: ArcConfig = field(default_factory=ArcConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     i18n: I18nConfig = field(default_factory=I18nConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     settings: SettingsConfig = field(default_factory=SettingsConfig)
     source: str = "<defaults>"
 

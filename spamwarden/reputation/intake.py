@@ -120,6 +120,9 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     set itself expires ``training_ttl`` after the last one.  ``spamwarden
     train`` lists examples here and fetches the strings (a missing string has
     expired).
+``sw:{sw}:stats:complaints:<hour>``
+    hash, new reports per hour by the same script: ``matched``, ``unmatched``,
+    ``ham`` (:mod:`~spamwarden.reputation.stats`, TTL 8 days): the console's charts.
 """
 
 from __future__ import annotations
@@ -190,6 +193,7 @@ from .reports import (
     message_view,
     verified_domains,
 )
+from .stats import STATS_TTL, hour_of, stats_key
 
 __all__ = [
     "AddressHook",
@@ -441,13 +445,16 @@ class RedisComplaintStore:
             example_key(label, complaint.fingerprint),
             example_index_key(label),
             example_quota_key(complaint.reporter),
+            stats_key("complaints", hour_of(complaint.received_at)),
         ]
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
             f"{int((complaint.received_at - self.keep) * 1000)}-0",
             UNMATCHED_MAXLEN if unmatched else 0, example_limit,
-            EXAMPLE_QUOTA_WINDOW, *fields,
+            EXAMPLE_QUOTA_WINDOW,
+            "unmatched" if unmatched else ("ham" if label == "ham" else "matched"), STATS_TTL,
+            *fields,
         ]
         try:
             status, ident, *_ = await self._script(keys=keys, args=args)
