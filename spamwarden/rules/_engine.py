@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from ._expr import compile_metas
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
+from ._rewrite import possessive_line_runs
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
     import hyperscan
@@ -316,8 +317,10 @@ class RuleEngine:
     def _pattern(self, rule: Rule) -> Any:
         pat = self._compiled.get(rule.name)
         if pat is None:
-            assert rule.regex is not None
-            pat = rule.regex.compile()
+            rx = rule.regex
+            assert rx is not None
+            # the same matches with less backtracking (Hyperscan keeps rx.source)
+            pat = replace(rx, source=possessive_line_runs(rx.source)).compile()
             with self._lock:
                 self._compiled[rule.name] = pat
         return pat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from spamwarden.rules import (
 )
 from spamwarden.rules._expr import ExprError, compile_expr, compile_metas, parse_expr
 from spamwarden.rules._regex import UntranslatableRegex, split_perl_regex, translate
+from spamwarden.rules._rewrite import possessive_line_runs
 
 MESSAGE = (
     b"From: \"Alice Example\" <alice@example.org>\r\n"
@@ -347,3 +349,41 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 
+
+
+@pytest.mark.parametrize(
+    ("source", "rewritten"),
+    [
+        (rb"(?:[^\n]+\n+)*Subject: ", rb"(?:[^\n]++\n+)*Subject: "),
+        (rb"a[^\n]*\nb[^\n]{1,100}\n", rb"a[^\n]*+\nb[^\n]{1,100}+\n"),
+        (rb"x[^\n]{,5}\n", rb"x[^\n]{,5}+\n"),
+        # no newline required after the run, or the run is not greedy: unchanged
+        (rb"[^\n]+\n?x", rb"[^\n]+\n?x"),
+        (rb"[^\n]+\n*x", rb"[^\n]+\n*x"),
+        (rb"[^\n]+\n{0,2}x", rb"[^\n]+\n{0,2}x"),
+        (rb"[^\n]+?\n", rb"[^\n]+?\n"),
+        (rb"[^\n]+ \n", rb"[^\n]+ \n"),
+        (rb"[^\n]{}\n", rb"[^\n]{}\n"),
+        (rb"[^\n]+\\n", rb"[^\n]+\\n"),  # an escaped backslash, then "n"
+        # not a class [^\n]: escaped "[", or inside another class
+        (rb"\[^\n]+\n", rb"\[^\n]+\n"),
+        (rb"[a[^\n]+\n", rb"[a[^\n]+\n"),
+        (rb"[]a[^\n]+\n", rb"[]a[^\n]+\n"),
+        (rb"[\]][^\n]+\n", rb"[\]][^\n]++\n"),
+    ],
+)
+def test_possessive_line_runs(source: bytes, rewritten: bytes) -> None:
+    assert possessive_line_runs(source) == rewritten
+
+
+def test_possessive_line_runs_find_the_same_matches() -> None:
+    text = (b"\nReceived: by a for <u@d.example>; 1 Jan\nX: 1\n\nTo: u@d.example\n"
+            b"Subject: hi u@d.example!\nY: a much longer line\n")
+    for source in (rb"\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*"
+                   rb"Subject: [^\n]{0,100}\1[^a-z0-9]",
+                   rb"([^\n]{1,3}\n)", rb"[^\n]*\n", rb"(?:[^\n]{2,4}\n)+"):
+        a, b = re.compile(source), re.compile(possessive_line_runs(source))
+        assert b.pattern != a.pattern
+        assert [m.span() for m in a.finditer(text)] == [m.span() for m in b.finditer(text)]
+        assert a.search(text)
+        assert [m.groups() for m in a.finditer(text)] == [m.groups() for m in b.finditer(text)]
