@@ -1,0 +1,314 @@
+"""The operator console and the public lookup pages in a real browser (headless Chromium
+through chromedriver), against real services: mail through a private Postfix and the
+spamwarden milter, `spamwarden api`, `spamwarden rbl`, one Redis.
+
+One browser serves the whole module. Every page visited is saved as a PNG under the test's
+tmp_path and checked not to be blank; with SPAMWARDEN_SCREENSHOTS_DIR set (e.g.
+``docs/console``) a scaled copy of each named shot is written there for the documentation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dns.rcode
+import pytest
+import redis
+
+from spamwarden.reputation.history import HistoryFilter, read_history
+from spamwarden.reputation.store import ListingStore
+from tests.support.apiserver import ApiProcess
+from tests.support.browser import find_binaries, start_chromium
+from tests.support.messages import make_message
+from tests.support.milterproc import MilterProcess
+from tests.support.net import wait_until
+from tests.support.png import blankness
+from tests.support.postfix import PostfixInstance
+from tests.support.rblserver import RblProcess, ip_name
+from tests.support.smtpclient import swaks
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "browser-op-token-0123456789"
+RCPT = "user@test.local"
+AUTHSERV_ID = "mx.test"
+#: where a scaled copy of every named screenshot goes, for docs/console.md
+DOCS_DIR = os.environ.get("SPAMWARDEN_SCREENSHOTS_DIR", "")
+DOCS_WIDTH = 960
+
+
+@dataclass
+class Stack:
+    """The running services a browser test talks to."""
+
+    redis_url: str
+    postfix: PostfixInstance
+    milter: MilterProcess
+    rbl: RblProcess
+    api: ApiProcess
+
+    @property
+    def smtp_port(self) -> int:
+        return self.postfix.smtp["milter"].port
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for the module (skipped, saying why, where it is not installed)."""
+    found = find_binaries()
+    if isinstance(found, str):
+        pytest.skip(f"no browser for the console tests: {found}")
+    browser = start_chromium(*found, log=tmp_path_factory.mktemp("chromedriver") / "log")
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str, dns_server: Any,
+          spamwarden_milter_module: Any, postfix_instance_module: Any) -> Iterator[Stack]:
+    milter = spamwarden_milter_module(nameservers=[dns_server.address],
+                                      redis_url=module_redis_url, authserv_id=AUTHSERV_ID)
+    postfix = postfix_instance_module(listeners={"milter": milter.postfix_socket})
+    rbl = RblProcess(tmp_path_factory.mktemp("rbl"), module_redis_url)
+    api = ApiProcess(tmp_path_factory.mktemp("api"), module_redis_url,
+                     {"api": {"operator_tokens": [TOKEN]}})
+    rbl.start()
+    try:
+        api.start()
+        try:
+            yield Stack(module_redis_url, postfix, milter, rbl, api)
+        finally:
+            api.stop()
+    finally:
+        rbl.stop()
+
+
+class Shots:
+    """Screenshots of one test: saved under its tmp_path, each checked not to be blank."""
+
+    def __init__(self, browser: Any, directory: Path) -> None:
+        self.browser = browser
+        self.directory = directory
+        self.taken: list[Path] = []
+
+    def __call__(self, name: str) -> Path:
+        path = self.directory / f"{name}.png"
+        data = full_page_png(self.browser)
+        path.write_bytes(data)
+        self.taken.append(path)
+        seen = blankness(data)
+        assert seen.shows_something(), f"{name}: blank screenshot ({seen}) of {self.browser.current_url}"
+        if DOCS_DIR:
+            _docs_copy(data, Path(DOCS_DIR) / f"{name}.png")
+        return path
+
+
+def full_page_png(browser: Any, *, max_height: int = 1600) -> bytes:
+    """The whole page (up to ``max_height`` pixels tall), not only the window, as PNG."""
+    import base64
+
+    width, height = browser.execute_script(
+        "return [document.documentElement.clientWidth,"
+        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]")
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, max_height), "scale": 1}})
+    return base64.b64decode(shot["data"])
+
+
+def _docs_copy(data: bytes, target: Path) -> None:
+    """A smaller copy for the documentation (scaled, 64 colours) when Pillow is at hand."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:
+        target.write_bytes(data)
+        return
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    img = img.resize((DOCS_WIDTH, round(img.height * DOCS_WIDTH / img.width)),
+                     Image.Resampling.LANCZOS)
+    img.quantize(colors=64).save(target, optimize=True)
+
+
+@pytest.fixture
+def shots(chrome: Any, tmp_path: Path) -> Shots:
+    return Shots(chrome, tmp_path)
+
+
+def _by(kind: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return getattr(By, kind)
+
+
+def wait_page(browser: Any, text: str, *, timeout: float = 10) -> str:
+    """Wait until the page's visible text contains ``text``; that text."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    body: list[str] = []
+
+    def has(_: Any) -> bool:
+        body[:] = [browser.find_element(_by("TAG_NAME"), "body").text]
+        return text in body[0]
+
+    try:
+        WebDriverWait(browser, timeout, poll_frequency=0.05, ignored_exceptions=(
+            NoSuchElementException, StaleElementReferenceException)).until(has)
+    except TimeoutException as exc:  # say what the page showed
+        pytest.fail(f"{text!r} not on {browser.current_url} in {timeout}s; it shows:\n"
+                    f"{body[0] if body else '?'}\n({exc!r})")
+    return body[0]
+
+
+def sign_in(browser: Any, stack: Stack, shots: Shots | None = None) -> None:
+    """Sign in through the form, as an operator does."""
+    browser.delete_all_cookies()
+    browser.get(stack.api.url + "/ui/login")
+    wait_page(browser, "Operator token")
+    if shots is not None:
+        shots("login")
+    field = browser.find_element(_by("NAME"), "token")
+    field.send_keys(TOKEN)
+    field.submit()
+    wait_page(browser, "delisting request(s) waiting")
+    assert browser.current_url == stack.api.url + "/ui/"
+    cookie = browser.get_cookie("sw_ui")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    assert cookie["path"] == "/ui/"
+    # HttpOnly: the page's scripts cannot read the session
+    assert "sw_ui" not in (browser.execute_script("return document.cookie") or "")
+
+
+def _history(stack: Stack, queue_id: str) -> list[dict[str, Any]]:
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        return read_history(client, limit=5, want=HistoryFilter(queue_id=queue_id))
+    finally:
+        client.close()
+
+
+def test_sign_in_and_find_a_message_from_postfix_by_its_queue_id(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    # a message from a domain failing SPF with DMARC p=reject: refused, with its symbols
+    forged, _ = make_message(from_addr="Bank <security@bank.test>", subject="Verify now")
+    before = stack.postfix.maillog().count("milter-reject: END-OF-MESSAGE")
+    result = swaks(stack.smtp_port, mail_from="security@bank.test", rcpt_to=RCPT, data=forged,
+                   helo="client.test")
+    assert result.returncode != 0, result.transcript
+    wait_until(lambda: stack.postfix.maillog().count("milter-reject: END-OF-MESSAGE") > before,
+               timeout=15, what="the reject in the maillog")
+    line = [x for x in stack.postfix.maillog().splitlines()
+            if "milter-reject: END-OF-MESSAGE" in x and "security@bank.test" in x][-1]
+    m = re.search(r" ([0-9A-F]{6,}): milter-reject", line)
+    assert m, line
+    qid = m.group(1)
+    [entry] = wait_until(lambda: _history(stack, qid), timeout=15,
+                         what="the verdict in the message history")
+    symbols = [s["name"] for s in entry["symbols"]]
+    assert symbols, entry
+
+    sign_in(chrome, stack, shots)
+    shots("home")
+    box = chrome.find_element(_by("NAME"), "queue_id")
+    box.send_keys(qid)
+    box.submit()
+    page = wait_page(chrome, f"Message {qid}")
+    for name in symbols:
+        assert name in page, (name, page)
+    assert "reject" in page and "security@bank.test" in page
+    shots("message")
+
+    # the history list, searched by recipient, links to the same detail
+    chrome.get(stack.api.url + "/ui/history")
+    wait_page(chrome, "message(s).")
+    rcpt = chrome.find_element(_by("NAME"), "rcpt")
+    rcpt.send_keys(RCPT)
+    rcpt.submit()
+    wait_page(chrome, qid)
+    shots("history")
+    chrome.find_element(_by("LINK_TEXT"), qid).click()
+    page = wait_page(chrome, f"Message {qid}")
+    assert all(name in page for name in symbols)
+
+
+def _listed(stack: Stack, key: str) -> None:
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        ListingStore(client).add(key, reason="complaints", now=time.time(), ttl=3600)
+    finally:
+        client.close()
+
+
+def _nxdomain_within(stack: Stack, name: str, *, since: float, limit: float) -> float:
+    """Seconds from ``since`` until the rbl answers NXDOMAIN for ``name``; fail past ``limit``."""
+    while True:
+        answer = stack.rbl.query(name, timeout=0.5)
+        took = time.monotonic() - since
+        if answer.rcode() == dns.rcode.NXDOMAIN:
+            return took
+        assert took <= limit, f"{name} still answered {answer.answer} {took:.2f}s after delisting"
+        time.sleep(0.02)
+
+
+def test_delisting_request_filed_on_the_public_page_and_approved_in_the_console(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    _listed(stack, "203.0.113.0/24")
+    name = ip_name("203.0.113.7")
+    wait_until(lambda: stack.rbl.dig_short(name) == ["127.0.0.2"], timeout=10,
+               what="the rbl answering for the new listing")
+
+    chrome.delete_all_cookies()
+    chrome.get(stack.api.url + "/lookup/203.0.113.7")
+    wait_page(chrome, "203.0.113.7")
+    page = wait_page(chrome, "203.0.113.0/24")
+    assert "listed" in page
+    shots("lookup")
+    chrome.find_element(_by("NAME"), "reason").send_keys("We closed the open relay.")
+    chrome.find_element(_by("NAME"), "contact").send_keys("postmaster@example.org")
+    chrome.find_element(_by("CSS_SELECTOR"), 'form[method="post"] button').click()
+    wait_page(chrome, "pending")
+    status_url = chrome.current_url
+    assert re.fullmatch(re.escape(stack.api.url) + r"/lookup/request/[0-9a-f]{32,}", status_url)
+    shots("request-status")
+
+    sign_in(chrome, stack)
+    chrome.get(stack.api.url + "/ui/requests")
+    wait_page(chrome, "We closed the open relay.")
+    shots("requests")
+    row = chrome.find_element(
+        _by("XPATH"), "//tr[td[normalize-space()='203.0.113.0/24']]")
+    assert "postmaster@example.org" in row.text
+    approve = row.find_element(_by("CSS_SELECTOR"), 'button[value="approve"]')
+    clicked = time.monotonic()
+    approve.click()
+    took = _nxdomain_within(stack, name, since=clicked, limit=1.0)
+    assert took <= 1.0
+    wait_page(chrome, "0 pending request(s).")
+
+    chrome.delete_all_cookies()
+    chrome.get(status_url)
+    wait_page(chrome, "approved")
+    shots("request-approved")
+
+
+def test_the_screenshot_check_refuses_a_blank_page_of_the_browser(chrome: Any) -> None:
+    """The check every shot above passed tells an empty page apart (see also the unit tests
+    on synthetic PNGs in tests/unit/test_screenshot_png.py)."""
+    chrome.get("about:blank")
+    seen = blankness(full_page_png(chrome))
+    assert seen.colours == 1 and not seen.shows_something(), seen
