@@ -287,6 +287,9 @@ def test_delisting_request_filed_on_the_public_page_and_approved_in_the_console(
     shots("request-status")
 
     sign_in(chrome, stack)
+    chrome.get(stack.api.url + "/ui/listings")
+    wait_page(chrome, "203.0.113.0/24")
+    shots("listings")
     chrome.get(stack.api.url + "/ui/requests")
     wait_page(chrome, "We closed the open relay.")
     shots("requests")

@@ -81,3 +81,17 @@ def test_what_is_not_a_png_is_refused() -> None:
         decode_png(b"GIF89a...")
     with pytest.raises(PngError):
         encode_png(2, 2, b"\x00" * 5)
+
+
+def test_every_picture_of_the_console_guide_is_there_and_not_blank() -> None:
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    names = re.findall(r"!\[[^\]]*\]\((console/[\w.-]+\.png)\)", (docs / "console.md").read_text())
+    assert len(names) >= 8, names
+    for name in names:
+        path = docs / name
+        assert path.is_file(), f"{path} missing: SPAMWARDEN_SCREENSHOTS_DIR=docs/console pytest tests/integration/test_console_browser.py"
+        assert path.stat().st_size < 100_000, f"{path} is large; scale it"
+        assert blankness(path.read_bytes()).shows_something(), path
