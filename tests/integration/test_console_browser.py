@@ -21,6 +21,7 @@ import dns.rcode
 import pytest
 import redis
 
+from spamwarden.config import Config
 from spamwarden.reputation.history import HistoryFilter, read_history
 from spamwarden.reputation.store import ListingStore
 from tests.support.apiserver import ApiProcess
@@ -41,6 +42,12 @@ AUTHSERV_ID = "mx.test"
 #: where a scaled copy of every named screenshot goes, for docs/console.md
 DOCS_DIR = os.environ.get("SPAMWARDEN_SCREENSHOTS_DIR", "")
 DOCS_WIDTH = 960
+#: this build has the console's quarantine (its [quarantine] settings)
+QUARANTINE = "quarantine" in Config.__dataclass_fields__
+#: a milter that holds every message it does not refuse (Postfix's hold queue)
+HOLD_ALL = {"policy": {"tag_threshold": -50.0, "quarantine_threshold": -40.0,
+                       "reject_threshold": 50.0},
+            "milter": {"quarantine": "hold"}}
 
 
 @dataclass
@@ -56,6 +63,22 @@ class Stack:
     @property
     def smtp_port(self) -> int:
         return self.postfix.smtp["milter"].port
+
+    @property
+    def hold_port(self) -> int:
+        """The listener whose milter holds every message it accepts."""
+        return self.postfix.smtp["hold"].port
+
+    def has_route(self, method: str, path: str) -> bool:
+        """Whether the API serves ``path`` (without a session a console route answers 303)."""
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.api.port, timeout=10)
+        try:
+            conn.request(method, path)
+            return conn.getresponse().status not in (404, 405)
+        finally:
+            conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +99,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str, dns_s
           spamwarden_milter_module: Any, postfix_instance_module: Any) -> Iterator[Stack]:
     milter = spamwarden_milter_module(nameservers=[dns_server.address],
                                       redis_url=module_redis_url, authserv_id=AUTHSERV_ID)
-    postfix = postfix_instance_module(listeners={"milter": milter.postfix_socket})
+    listeners = {"milter": milter.postfix_socket}
+    if QUARANTINE:
+        holder = spamwarden_milter_module(nameservers=[dns_server.address],
+                                          redis_url=module_redis_url,
+                                          authserv_id=AUTHSERV_ID, overrides=HOLD_ALL)
+        listeners["hold"] = holder.postfix_socket
+    postfix = postfix_instance_module(listeners=listeners)
     rbl = RblProcess(tmp_path_factory.mktemp("rbl"), module_redis_url)
-    api = ApiProcess(tmp_path_factory.mktemp("api"), module_redis_url,
-                     {"api": {"operator_tokens": [TOKEN]}})
+    settings: dict[str, dict[str, object]] = {"api": {"operator_tokens": [TOKEN]}}
+    if QUARANTINE:  # the console runs postqueue/postsuper on this Postfix (as root here)
+        settings["quarantine"] = {"postfix_config_dir": str(postfix.config_dir)}
+    api = ApiProcess(tmp_path_factory.mktemp("api"), module_redis_url, settings)
     rbl.start()
     try:
         api.start()
@@ -307,6 +338,74 @@ def test_delisting_request_filed_on_the_public_page_and_approved_in_the_console(
     chrome.get(status_url)
     wait_page(chrome, "approved")
     shots("request-approved")
+
+
+def test_delist_a_key_in_the_console_and_the_rbl_answers_nxdomain_within_a_second(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    if not stack.has_route("POST", "/ui/listings/delist"):
+        pytest.skip("this build's console has no delist form (/ui/listings/delist)")
+    _listed(stack, "198.51.100.0/24")
+    name = ip_name("198.51.100.20")
+    wait_until(lambda: stack.rbl.dig_short(name) == ["127.0.0.2"], timeout=10,
+               what="the rbl answering for the new listing")
+    sign_in(chrome, stack)
+    chrome.get(stack.api.url + "/ui/listings?q=198.51.100")
+    wait_page(chrome, "198.51.100.0/24")
+    shots("listings-search")
+    form = chrome.find_element(
+        _by("XPATH"), "//form[@action='/ui/listings/delist'][input[@name='key' and "
+        "@value='198.51.100.0/24']]")
+    form.find_element(_by("NAME"), "reason").send_keys("customer fixed the relay")
+    button = form.find_element(_by("TAG_NAME"), "button")
+    clicked = time.monotonic()
+    button.click()
+    took = _nxdomain_within(stack, name, since=clicked, limit=1.0)
+    assert took <= 1.0
+    wait_page(chrome, "delisted")
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        assert ListingStore(client).find("198.51.100.20", now=time.time()) is None
+    finally:
+        client.close()
+
+
+def _delivered(stack: Stack, msgid: str) -> list[Path]:
+    import email
+
+    return [p for p in stack.postfix.delivered()
+            if (email.message_from_bytes(p.read_bytes()).get("Message-ID") or "").strip() == msgid]
+
+
+def _held(stack: Stack) -> set[str]:
+    return {str(e.get("queue_id")) for e in stack.postfix.queue() if e.get("queue_name") == "hold"}
+
+
+def test_release_a_held_message_from_the_quarantine_and_find_it_delivered(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    if not QUARANTINE or not stack.has_route("GET", "/ui/quarantine"):
+        pytest.skip("this build's console has no quarantine page (/ui/quarantine)")
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Held for review")
+    result = swaks(stack.hold_port, mail_from="alice@good.test", rcpt_to=RCPT, data=raw,
+                   helo="client.test")
+    assert result.returncode == 0, result.transcript
+    qid = result.queue_id
+    assert qid
+    wait_until(lambda: qid in _held(stack), timeout=15, what=f"{qid} in the hold queue")
+    assert _delivered(stack, msgid) == []
+
+    sign_in(chrome, stack)
+    chrome.get(stack.api.url + "/ui/quarantine")
+    wait_page(chrome, qid)
+    shots("quarantine")
+    row = chrome.find_element(_by("CSS_SELECTOR"), f'tr[data-queue-id="{qid}"]')
+    assert "alice@good.test" in row.text and RCPT in row.text
+    row.find_element(_by("CSS_SELECTOR"), 'form[action="/ui/quarantine/release"] button').click()
+    wait_page(chrome, f"{qid}: Released")
+    # delivered by Postfix itself after the release (no flush by the test)
+    [path] = wait_until(lambda: _delivered(stack, msgid), timeout=20,
+                        what=f"{qid} delivered to the Maildir after its release")
+    assert b"Subject: Held for review" in path.read_bytes()
+    assert qid not in _held(stack)
 
 
 def test_the_screenshot_check_refuses_a_blank_page_of_the_browser(chrome: Any) -> None:
