@@ -408,6 +408,24 @@ def test_release_a_held_message_from_the_quarantine_and_find_it_delivered(
     assert qid not in _held(stack)
 
 
+def test_every_page_of_the_navigation_opens_and_shows_something(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    """Each entry of the navigation bar, followed by clicking it (pages added later too)."""
+    sign_in(chrome, stack)
+    links = [(a.get_attribute("href"), a.text)
+             for a in chrome.find_elements(_by("CSS_SELECTOR"), "nav a")]
+    assert len(links) >= 4, links
+    for href, label in links:
+        chrome.get(stack.api.url + "/ui/")
+        wait_page(chrome, "Sign out")
+        chrome.find_element(_by("LINK_TEXT"), label).click()
+        page = wait_page(chrome, "Sign out")  # still signed in, the page frame drawn
+        assert chrome.current_url == href, (label, chrome.current_url)
+        assert "Internal Server Error" not in page and "Traceback" not in page, page
+        slug = href.rstrip("/").rsplit("/", 1)[-1]
+        shots(f"tour-{slug if slug != 'ui' else 'home'}")
+
+
 def test_the_screenshot_check_refuses_a_blank_page_of_the_browser(chrome: Any) -> None:
     """The check every shot above passed tells an empty page apart (see also the unit tests
     on synthetic PNGs in tests/unit/test_screenshot_png.py)."""
