@@ -65,7 +65,17 @@ def start_chromium(browser: str, driver: str, *, log: Path) -> Any:
                 "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--metrics-recording-only"):
         opts.add_argument(arg)
-    chrome = webdriver.Chrome(service=Service(executable_path=driver, log_output=str(log)),
-                              options=opts)
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    def no_manager(self: Any, args: list[str]) -> dict[str, str]:
+        raise RuntimeError(f"Selenium Manager must not run (it downloads): {args}")
+
+    saved = SeleniumManager.binary_paths
+    SeleniumManager.binary_paths = no_manager  # type: ignore[method-assign]
+    try:
+        chrome = webdriver.Chrome(service=Service(executable_path=driver, log_output=str(log)),
+                                  options=opts)
+    finally:
+        SeleniumManager.binary_paths = saved  # type: ignore[method-assign]
     chrome.set_page_load_timeout(30)
     return chrome
