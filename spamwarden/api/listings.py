@@ -26,8 +26,8 @@ from ._http import (
     text_field,
 )
 
-__all__ = ["listings_module", "listing_object", "request_object", "LISTINGS_PATHS",
-           "LISTINGS_SCHEMAS"]
+__all__ = ["listings_module", "listing_object", "request_object", "parse_ttl",
+           "LISTINGS_PATHS", "LISTINGS_SCHEMAS"]
 
 log = logging.getLogger("spamwarden.api")
 
@@ -39,6 +39,27 @@ def listing_object(x: Listing) -> dict[str, Any]:
     :returns: see :func:`~spamwarden.reputation.listings.listing_json`.
     """
     return listing_json(x, with_times=True)
+
+
+def parse_ttl(raw: object) -> float | None:
+    """The duration of an operator's listing: seconds, or ``"7d"`` and the like.
+
+    Shared by ``POST /v1/listings`` and the console's listing forms, so both accept
+    and refuse the same values.
+
+    :param raw: a number, a duration text, or ``None`` (the escalating default).
+    :returns: seconds, or ``None`` for the escalating ``reputation.listing_ttl``.
+    :raises ValueError: not a duration, or not more than 0 (the message says which).
+    """
+    if raw is None:
+        return None
+    try:
+        ttl = parse_duration(raw)
+    except ValueError as exc:
+        raise ValueError(f"ttl: expected {exc}") from exc
+    if ttl <= 0:
+        raise ValueError("ttl must be more than 0")
+    return ttl
 
 
 def _key_or_400(text: str) -> tuple[str, Any]:
@@ -154,15 +175,10 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         key, kind = _key_or_400(text_field(body, "key", required=True, limit=300))
         text = text_field(body, "reason", required=True, limit=2000)
         reason, note = (text, "") if text in REASONS else (operator_reason(kind), text)
-        ttl_raw = body.get("ttl")
-        ttl: float | None = None
-        if ttl_raw is not None:
-            try:
-                ttl = parse_duration(ttl_raw)
-            except ValueError as exc:
-                raise BadRequest(f"ttl: expected {exc}") from exc
-            if ttl <= 0:
-                raise BadRequest("ttl must be more than 0")
+        try:
+            ttl = parse_ttl(body.get("ttl"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         w = await store.add(key, kind=kind, reason=reason, note=note, ttl=ttl, now=clock.now())
         assert w.listing is not None
         event(log, "operator_listed", key=key, op=w.op, reason=reason)

@@ -157,7 +157,14 @@ from ..mail import (
     submission,
 )
 from ..resolver import DnsAnswer, Resolver, question_key
-from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
+from .complaints import (
+    COMPLAINTS_KEY,
+    MAX_MESSAGE_ID,
+    TRAINING_KEY,
+    UNMATCHED_KEY,
+    Complaint,
+    Indicators,
+)
 from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
 from .feedback_loops import (
     FeedbackLoop,
@@ -924,6 +931,7 @@ class ComplaintIntake:
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,
             reporter_verified=reporter_verified,
+            message_id=(view.message_id or "")[:MAX_MESSAGE_ID] if view is not None else "",
         )
         # a message never delivered here is no evidence of what arrives here: not learned;
         # nor is anything from a reporter nobody identified (may_train)

@@ -578,6 +578,25 @@ class _StoreBase:
         ls = _listings_from_hash(raw).values()
         return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
 
+    def _op_active_keys(self, *, now: float) -> _Op[list[str]]:
+        # ZSCAN of the expiry index: many short commands instead of one long one that
+        # would stall the lookups, and no listing decoded
+        cursor: Any = 0
+        keys: set[str] = set()  # ZSCAN may return a member twice
+        while True:
+            cursor, page = yield _cmd("zscan", EXPIRY_KEY, cursor, count=BATCH)
+            keys.update(_s(k) for k, expires_at in page if float(expires_at) > now)
+            if not int(cursor):
+                return sorted(keys)
+
+    def _op_get_many(self, keys: Sequence[str], *, now: float) -> _Op[list[Listing]]:
+        out: list[Listing] = []
+        for i in range(0, len(keys), BATCH):
+            raw = yield _cmd("hmget", LISTINGS_KEY, list(keys[i : i + BATCH]))
+            out += [x for x in (Listing.from_json(t) for t in raw if t is not None)
+                    if x.active(now)]
+        return out
+
     def _op_offences(self, key: str) -> _Op[int]:
         v = yield _cmd("hget", OFFENCES_KEY, normalize_key(key)[0])
         return int(v or 0)
@@ -898,6 +917,22 @@ class ListingStore(_StoreBase):
         """Every listing (with ``now``: only active ones), by key; read with HSCAN."""
         return self._run(self._op_all(now=now))
 
+    def active_keys(self, *, now: float) -> list[str]:
+        """The keys of every listing active at ``now``, sorted, read from the expiry
+        index with ZSCAN (no listing is decoded: cheaper than :meth:`all` for a search).
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_active_keys(now=now))
+
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[Listing]:
+        """The listings stored under exactly ``keys`` and active at ``now``, in the order
+        of ``keys`` (HMGET, :data:`BATCH` keys at a time); missing ones are left out.
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_get_many(keys, now=now))
+
     def offences(self, key: str) -> int:
         """How many times ``key`` has been listed."""
         return self._run(self._op_offences(key))
@@ -1120,6 +1155,14 @@ class AsyncListingStore(_StoreBase):
     async def all(self, *, now: float | None = None) -> list[Listing]:
         """See :meth:`ListingStore.all`."""
         return await self._run(self._op_all(now=now))
+
+    async def active_keys(self, *, now: float) -> list[str]:
+        """See :meth:`ListingStore.active_keys`."""
+        return await self._run(self._op_active_keys(now=now))
+
+    async def get_many(self, keys: Sequence[str], *, now: float) -> list[Listing]:
+        """See :meth:`ListingStore.get_many`."""
+        return await self._run(self._op_get_many(keys, now=now))
 
     async def offences(self, key: str) -> int:
         """See :meth:`ListingStore.offences`."""

@@ -586,6 +586,11 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
         # the report is kept for the operator and counts for nothing
         assert r.xlen(COMPLAINTS_KEY) == 0
         assert r.xlen(UNMATCHED_KEY) == 1
+        # what the operator sees of it: why it matched nothing, and the original's Message-ID
+        [(_, fields)] = r.xrange(UNMATCHED_KEY)
+        kept = Complaint.from_fields(fields)
+        assert kept.match == "no-delivery"
+        assert kept.message_id == "<20241103140107.4f2a9c@mail.promo-shop.example>"
     finally:
         r.close()
 

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from .._http import ApiContext, ApiModule
-from . import auth, history, listings, requests
+from . import auth, consent, history, listings, requests, unmatched
 from ._base import COOKIE, SESSION_TTL, Console, Page, session_key
 from .auth import LOGIN_ATTEMPTS_PER_HOUR
 
@@ -41,6 +41,8 @@ PAGES = (
     history,
     listings,
     requests,
+    unmatched,
+    consent,
 )
 
 
