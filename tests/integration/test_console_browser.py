@@ -324,8 +324,8 @@ def test_delisting_request_filed_on_the_public_page_and_approved_in_the_console(
     chrome.get(stack.api.url + "/ui/requests")
     wait_page(chrome, "We closed the open relay.")
     shots("requests")
-    row = chrome.find_element(
-        _by("XPATH"), "//tr[td[normalize-space()='203.0.113.0/24']]")
+    row = chrome.find_element(  # the pending row of that key (the one with the buttons)
+        _by("XPATH"), "//tr[td/a[normalize-space()='203.0.113.0/24']][.//button[@value='approve']]")
     assert "postmaster@example.org" in row.text
     approve = row.find_element(_by("CSS_SELECTOR"), 'button[value="approve"]')
     clicked = time.monotonic()
