@@ -385,7 +385,10 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     from .api.lookup import lookup_module
     from .api.metrics import metrics_module
 
-    return [listings_module, lookup_module, consent_module, history_module, console_module,
+    return [listings_module, lookup_module, consent_module, history_module,
+            # the quarantine's release-and-learn stores as learn does
+            functools.update_wrapper(functools.partial(console_module, make_intake=learner),
+                                     console_module),
             metrics_module,
             # learn stores through the intake policy (DKIM verifier, resolver) built here
             functools.update_wrapper(functools.partial(learn_module, make_intake=learner),

@@ -30,6 +30,8 @@ key                                            what
 ``sw:{sw}:delist-requests``                    hash: request id -> JSON of a public delisting request
 ``sw:{sw}:delist-requests-by-time``            zset: request id -> time filed (pruned after 90 days)
 ``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
+``sw:{sw}:stats:listings:<hour>``              hash: listing changes (listed, extended, delisted,
+                                               expired) in one hour (stats.py; TTL 8 days)
 =============================================  ======================================================
 
 ``<key>`` is a listing key as :func:`~spamwarden.reputation.listings.normalize_key`
@@ -79,6 +81,7 @@ from .listings import (
     normalize_key,
     reason_code,
 )
+from .stats import hour_of, stats_key
 
 __all__ = [
     "Clock",
@@ -121,6 +124,17 @@ WINDOW_CAP = 100_000
 BATCH = 1000
 #: the keys every listing script touches, in the order the scripts expect
 _LISTING_KEYS = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY, EXPIRY_KEY, OFFENCES_KEY]
+
+
+def _put_keys(args: Sequence[Any]) -> list[str]:
+    """The listing script's keys for one argument list: the fixed ones and the counters
+    of the hour of its ``now`` (``args[0]``)."""
+    return [*_LISTING_KEYS, stats_key("listings", hour_of(float(args[0])))]
+
+
+def _remove_keys(now: float) -> list[str]:
+    """The remove and expire scripts' keys: the first four and the hour's counters."""
+    return [*_LISTING_KEYS[:4], stats_key("listings", hour_of(now))]
 
 
 class Clock(Protocol):
@@ -527,9 +541,9 @@ class _StoreBase:
             chunk = items[start : start + BATCH * 20]
             parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
             results = yield _Scripts(tuple(
-                _Script("put", _LISTING_KEYS, self._put_args(
-                    part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
-                for part in parts))
+                _Script("put", _put_keys(args), args)
+                for args in (self._put_args(part, reason=reason, note=note, ttl=ttl, now=now,
+                                            mode=mode) for part in parts)))
             for part, raw in zip(parts, results):
                 out += _writes(raw, [k for k, _ in part])
         return out
@@ -538,17 +552,17 @@ class _StoreBase:
                           now: float) -> _Op[ListingWrite]:
         args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
                               mode="auto")
-        raw = yield _Script("put", [*_LISTING_KEYS, *window_keys(key)], args)
+        raw = yield _Script("put", [*_put_keys(args), *window_keys(key)], args)
         return _writes(raw, [key])[0]
 
     def _op_delist(self, key: str, *, note: str, now: float) -> _Op[ListingWrite]:
         k, _ = normalize_key(key)
-        raw = yield _Script("remove", _LISTING_KEYS[:4],
+        raw = yield _Script("remove", _remove_keys(now),
                             [repr(_ms(now)), self.settings.changes_maxlen, note, k])
         return _writes(raw, [k])[0]
 
     def _op_expire_due(self, now: float, *, limit: int) -> _Op[list[Listing]]:
-        raw = yield _Script("expire", _LISTING_KEYS[:4],
+        raw = yield _Script("expire", _remove_keys(now),
                             [repr(_ms(now)), limit, self.settings.changes_maxlen])
         _counted("expired" for _ in raw)
         return [Listing.from_json(t) for t in raw]
@@ -776,7 +790,7 @@ class ListingStore(_StoreBase):
     def _put_calls(self, calls: Sequence[list[Any]]) -> list[Any]:
         """Run the listing script once per argument list (see :class:`_Scripts`)."""
         result: list[Any] = self._step(
-            _Scripts(tuple(_Script("put", _LISTING_KEYS, args) for args in calls)))
+            _Scripts(tuple(_Script("put", _put_keys(args), args) for args in calls)))
         return result
 
     # listings
