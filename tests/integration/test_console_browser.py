@@ -391,6 +391,34 @@ def test_release_a_held_message_from_the_quarantine_and_find_it_delivered(
     assert qid not in _held(stack)
 
 
+def test_a_form_posted_from_another_site_changes_nothing(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    """Cross-site request forgery in a real browser: a page elsewhere posts the delist form
+    to the console of a signed-in operator. The browser does not send the SameSite=Strict
+    cookie with it, and the page cannot know the CSRF token: nothing is delisted."""
+    from urllib.parse import quote
+
+    _listed(stack, "192.0.2.0/24")
+    sign_in(chrome, stack)
+    target = stack.api.url + "/ui/listings/delist"
+    attack = ("<!doctype html><title>win a prize</title><form id=f method=post "
+              f'action="{target}"><input name=key value="192.0.2.0/24">'
+              "<input name=reason value=forged><input name=csrf value=guessed></form>"
+              "<script>document.getElementById('f').submit()</script>")
+    chrome.get("data:text/html;charset=utf-8," + quote(attack))
+    wait_page(chrome, "Operator token")  # sent to sign in: the cookie did not come along
+    assert chrome.current_url == stack.api.url + "/ui/login"
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        assert ListingStore(client).find("192.0.2.7", now=time.time()) is not None
+    finally:
+        client.close()
+    # the operator's own session is untouched
+    chrome.get(stack.api.url + "/ui/listings?q=192.0.2.0")
+    wait_page(chrome, "192.0.2.0/24")
+    assert "Sign out" in chrome.find_element(_by("TAG_NAME"), "body").text
+
+
 def _api_json(stack: Stack, method: str, path: str, token: str, body: Any = None) -> Any:
     import json
     import urllib.request
