@@ -254,6 +254,7 @@ def test_sign_in_and_find_a_message_from_postfix_by_its_queue_id(
     # the history list, searched by recipient, links to the same detail
     chrome.get(stack.api.url + "/ui/history")
     wait_page(chrome, "message(s).")
+    shots("history-all")
     rcpt = chrome.find_element(_by("NAME"), "rcpt")
     rcpt.send_keys(RCPT)
     rcpt.submit()
@@ -262,6 +263,7 @@ def test_sign_in_and_find_a_message_from_postfix_by_its_queue_id(
     chrome.find_element(_by("LINK_TEXT"), qid).click()
     page = wait_page(chrome, f"Message {qid}")
     assert all(name in page for name in symbols)
+    shots("message-from-history")
 
 
 def _listed(stack: Stack, key: str) -> None:
@@ -320,6 +322,7 @@ def test_delisting_request_filed_on_the_public_page_and_approved_in_the_console(
     took = _nxdomain_within(stack, name, since=clicked, limit=1.0)
     assert took <= 1.0
     wait_page(chrome, "0 pending request(s).")
+    shots("requests-decided")
 
     chrome.delete_all_cookies()
     chrome.get(status_url)
@@ -347,6 +350,7 @@ def test_delist_a_key_in_the_console_and_the_rbl_answers_nxdomain_within_a_secon
     took = _nxdomain_within(stack, name, since=clicked, limit=1.0)
     assert took <= 1.0
     wait_page(chrome, "delisted")
+    shots("listings-delisted")
     client = redis.Redis.from_url(stack.redis_url)
     try:
         assert ListingStore(client).find("198.51.100.20", now=time.time()) is None
@@ -384,6 +388,7 @@ def test_release_a_held_message_from_the_quarantine_and_find_it_delivered(
     assert "alice@good.test" in row.text and RCPT in row.text
     row.find_element(_by("CSS_SELECTOR"), 'form[action="/ui/quarantine/release"] button').click()
     wait_page(chrome, f"{qid}: Released")
+    shots("quarantine-released")
     # delivered by Postfix itself after the release (no flush by the test)
     [path] = wait_until(lambda: _delivered(stack, msgid), timeout=20,
                         what=f"{qid} delivered to the Maildir after its release")
@@ -408,6 +413,7 @@ def test_a_form_posted_from_another_site_changes_nothing(
     chrome.get("data:text/html;charset=utf-8," + quote(attack))
     wait_page(chrome, "Operator token")  # sent to sign in: the cookie did not come along
     assert chrome.current_url == stack.api.url + "/ui/login"
+    shots("cross-site-post")
     client = redis.Redis.from_url(stack.redis_url)
     try:
         assert ListingStore(client).find("192.0.2.7", now=time.time()) is not None
@@ -417,6 +423,7 @@ def test_a_form_posted_from_another_site_changes_nothing(
     chrome.get(stack.api.url + "/ui/listings?q=192.0.2.0")
     wait_page(chrome, "192.0.2.0/24")
     assert "Sign out" in chrome.find_element(_by("TAG_NAME"), "body").text
+    shots("cross-site-after")
 
 
 def _api_json(stack: Stack, method: str, path: str, token: str, body: Any = None) -> Any:
