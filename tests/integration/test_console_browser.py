@@ -4,7 +4,7 @@ spamwarden milter, `spamwarden api`, `spamwarden rbl`, one Redis.
 
 One browser serves the whole module. Every page visited is saved as a PNG under the test's
 tmp_path and checked not to be blank; with SPAMWARDEN_SCREENSHOTS_DIR set (e.g.
-``docs/console``) a scaled copy of each named shot is written there for the documentation.
+``docs/console``) a scaled copy of each shot docs/console.md shows is written there.
 """
 
 from __future__ import annotations
