@@ -51,6 +51,7 @@ __all__ = [
     "parse_duration",
     "parse_hostport",
     "ExternalList",
+    "SettingsConfig",
     "config_warnings",
 ]
 
@@ -747,6 +748,39 @@ class QuarantineConfig:
                            "empty: postmaster@ the first intake.local_domains")
 
 
+def _settings_entry(item: str) -> object:
+    """An allow/deny entry (``kind:value`` or a bare IP, network, address or domain);
+    the real parser is ``settings.model.parse_entry``, imported late so the
+    configuration imports nothing above it."""
+    from .settings.model import SettingsError, parse_entry
+
+    try:
+        return parse_entry(item)
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+_settings_entries = _every(_settings_entry, 'entries such as "dkim:partner.example", '
+                           '"192.0.2.0/24", "domain:partner.example" or "alice@partner.example"')
+
+
+@dataclass(frozen=True)
+class SettingsConfig:
+    """``[settings]``: per-recipient thresholds and the allow/deny lists (Redis, plus
+    the static entries here)."""
+
+    enabled: bool = _opt(True, doc="read recipient settings and allow/deny entries; split "
+                         "recipients of differing settings with 452 4.5.3 at RCPT")
+    refresh: float = _opt(5.0, duration=True, check=_positive,
+                          doc="how often a milter checks Redis for changed settings")
+    max_targets: int = _opt(10_000, check=_positive, doc="most recipient settings stored")
+    max_entries: int = _opt(10_000, check=_positive, doc="most entries per list stored")
+    allow: tuple[str, ...] = _opt((), check=_settings_entries,
+                                  doc="static allow entries, added to those in Redis")
+    deny: tuple[str, ...] = _opt((), check=_settings_entries,
+                                 doc="static deny entries, added to those in Redis")
+
+
 @dataclass(frozen=True)
 class I18nConfig:
     """``[i18n]``: the language of human-facing texts (SMTP replies, API errors)."""
@@ -777,6 +811,7 @@ class Config:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     i18n: I18nConfig = field(default_factory=I18nConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    settings: SettingsConfig = field(default_factory=SettingsConfig)
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:

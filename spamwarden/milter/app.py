@@ -10,7 +10,8 @@ connect   remember the client IP and name (no reply awaited)
 hello     remember the HELO name (no reply awaited)
 envfrom   start a transaction: MAIL FROM, ``{auth_authen}``; start SPF (and the
           third-party DNSBLs) on the lookup threads, to run during DATA (no reply awaited)
-envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one
+envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one;
+          ``452 4.5.3`` when its settings differ from the first recipient's
 data      acknowledge the packet at once (``milter.tcp_quickack``; no reply awaited)
 header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
 body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
@@ -306,11 +307,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             log, "rcpt_refused", queue_id=self._queue_id or None, rcpt=address,
             symbol=decision.symbol or None, temporary=decision.temporary, text=decision.text,
         )
-        if decision.temporary:
-            self.setreply("450", "4.7.1", _reply_text(decision.text))
-            return TEMPFAIL
-        self.setreply("550", "5.7.1", _reply_text(decision.text))
-        return REJECT
+        code = decision.code or ("450" if decision.temporary else "550")
+        status = decision.status or ("4.7.1" if decision.temporary else "5.7.1")
+        self.setreply(code, status, _reply_text(decision.text))
+        return TEMPFAIL if code.startswith("4") else REJECT
 
     @_noreply
     @_raw_bytes

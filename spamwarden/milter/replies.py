@@ -27,7 +27,7 @@ def reason_text(language: str, verdict: Verdict, cfg: Config) -> str:
     :param language: ``en`` gives ``verdict.reason`` unchanged; another language
         rebuilds it (see the module docstring).
     :param verdict: a ``reject`` or ``tempfail`` verdict.
-    :param cfg: the thresholds (``policy``).
+    :param cfg: ``[policy]``'s thresholds, for a verdict that does not carry its own.
     :returns: one line (the caller's reply sanitising makes the English one ASCII).
     """
     if language == "en":
@@ -39,9 +39,11 @@ def reason_text(language: str, verdict: Verdict, cfg: Config) -> str:
             domain = verdict.view.from_domain if verdict.view is not None else ""
             return smtp_text(language, msg_id, domain=domain or "?")
         return smtp_text(language, "milter.reason.rule", symbol=main.name)
-    threshold = {"reject": cfg.policy.reject_threshold,
-                 "quarantine": cfg.policy.quarantine_threshold}.get(verdict.action,
-                                                                   cfg.policy.tag_threshold)
+    # the recipient's settings when they applied, else [policy]
+    limits = verdict.thresholds or cfg.policy
+    threshold = {"reject": limits.reject_threshold,
+                 "quarantine": limits.quarantine_threshold}.get(verdict.action,
+                                                               limits.tag_threshold)
     top = sorted((s for s in verdict.symbols if s.points > 0), key=lambda s: (-s.points, s.name))
     return smtp_text(language, "milter.reason.score", score=f"{verdict.score:.1f}",
                      threshold=f"{threshold:.1f}",

@@ -96,7 +96,7 @@ async def aread_hours(client: Any, series: str, *, end: float, hours: int
     """
     import redis
 
-    from .store import store_error  # store.py imports this module
+    from ..redisconn import store_error
 
     hours = max(1, min(hours, MAX_HOURS))
     last = hour_of(end)

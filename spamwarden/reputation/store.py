@@ -70,7 +70,8 @@ import redis.cluster
 
 from .._lua import lua_script
 from ..config import Config
-from ..errors import StoreError, StoreUnavailable
+from ..errors import StoreError
+from ..redisconn import store_error
 from .listings import (
     CHANGES_KEY,
     LISTINGS_KEY,
@@ -303,13 +304,6 @@ _RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
 
 
 # -- shared argument building and parsing -------------------------------------------------------
-
-
-def store_error(exc: Exception) -> StoreError:
-    """The exception of our tree for a redis-py error (unreachable: StoreUnavailable)."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
-        return StoreUnavailable(f"Redis cannot be reached: {exc}")
-    return StoreError(f"Redis failed: {exc}")
 
 
 def _counted(ops: Iterable[str]) -> None:
