@@ -81,7 +81,8 @@ def _routes(app) -> list[tuple[str, str, bool]]:  # type: ignore[no-untyped-def]
 
 def _concrete(path: str) -> str:
     return (path.replace("{key}", "192.0.2.1").replace("{id}", "r1").replace("{adv}", "adv1")
-            .replace("{rcpt}", "user%40test.local").replace("{token}", "x" * 40))
+            .replace("{rcpt}", "user%40test.local").replace("{token}", "x" * 40)
+            .replace("{target}", "example.test"))
 
 
 def test_api_refuses_writes_without_a_valid_token(redis_url: str) -> None:
