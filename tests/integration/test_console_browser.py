@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,13 +118,15 @@ class Shots:
         self.directory = directory
         self.taken: list[Path] = []
 
-    def __call__(self, name: str) -> Path:
+    def __call__(self, name: str, *, drawn: bool = True) -> Path:
+        """Save the page as ``name``.png; unless ``drawn`` is False (a page meant to stay
+        empty), fail when it is blank."""
         path = self.directory / f"{name}.png"
         data = full_page_png(self.browser)
         path.write_bytes(data)
         self.taken.append(path)
         seen = blankness(data)
-        assert seen.shows_something(), f"{name}: blank screenshot ({seen}) of {self.browser.current_url}"
+        assert seen.shows_something() or not drawn, f"{name}: blank screenshot ({seen}) of {self.browser.current_url}"
         if DOCS_DIR and name in DOCS_SHOTS:
             _docs_copy(data, Path(DOCS_DIR) / f"{name}.png")
         return path
@@ -424,6 +427,57 @@ def test_a_form_posted_from_another_site_changes_nothing(
     wait_page(chrome, "192.0.2.0/24")
     assert "Sign out" in chrome.find_element(_by("TAG_NAME"), "body").text
     shots("cross-site-after")
+
+
+@contextmanager
+def other_site(html: str) -> Iterator[str]:
+    """Serve ``html`` from another site (127.0.0.2: a different host is a different site);
+    its URL. Loopback, so the browser's private-network rules do not get in the way."""
+    import http.server
+    import threading
+
+    body = html.encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.2:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_another_site_cannot_show_the_console_in_a_frame(
+        chrome: Any, stack: Stack, shots: Shots) -> None:
+    """Clickjacking: a page elsewhere framing the console (or its sign-in form) gets an
+    empty frame, the browser refusing to draw it (X-Frame-Options, frame-ancestors)."""
+    sign_in(chrome, stack)
+    for path in ("/ui/", "/ui/login", "/ui/listings"):
+        html = (f'<!doctype html><title>framed</title><iframe id=f src="{stack.api.url}{path}" '
+                'width=900 height=500 onload="document.title=\'loaded\'"></iframe>')
+        with other_site(html) as url:
+            chrome.get(url)
+            wait_until(lambda: chrome.title == "loaded", timeout=10, what=f"the frame of {path}")
+            chrome.switch_to.frame(chrome.find_element(_by("ID"), "f"))
+            try:
+                shown = chrome.find_element(_by("TAG_NAME"), "body").text
+            finally:
+                chrome.switch_to.default_content()
+            assert "Operator token" not in shown and "Sign out" not in shown, (path, shown)
+    shots("framed", drawn=False)  # the refused frame is empty
 
 
 def _api_json(stack: Stack, method: str, path: str, token: str, body: Any = None) -> Any:
