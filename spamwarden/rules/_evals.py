@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ._prepare import PreparedMessage
+    from ._prepare import MimePart, PreparedMessage
 
 __all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "parse_eval_args", "run_eval"]
 
@@ -142,29 +142,59 @@ def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
     return False
 
 
+def _parse_date(text: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_tz(text)
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+_RCVD_DATE = re.compile(r"(\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+)")
+_RCVD_LOCAL = re.compile(r"\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)"
+                         r"|qmail \d+ invoked by uid \d+")
+_RCVD_FETCHMAIL = re.compile(r"\bby localhost with \w+ \(fetchmail-[\d.]+")
+
+
 def _date_diff(msg: PreparedMessage) -> float:
-    """Date header time minus the newest Received header's time, in seconds (0 unknown)."""
-    date = msg.header_text("Date")
+    """Date header time minus the Received header time nearest to it, in seconds (0:
+    unknown): HeaderEval's ``_check_date_diff``.  Resent-Date wins over Date; every
+    Received header with a date counts except a leading local or fetchmail hop; the
+    oldest one is left out when it equals the Date; the smallest absolute difference is
+    kept."""
     when = None
-    if date:
-        try:
-            parsed = email.utils.parsedate_tz(date.split("\n", 1)[0])
-            when = email.utils.mktime_tz(parsed) if parsed else None
-        except (ValueError, OverflowError, TypeError):
-            when = None
+    for name in ("Resent-Date", "Date"):
+        for k, v in msg.headers:
+            if k.lower() == name.lower() and v.strip():
+                when = _parse_date(v.strip())
+                if when is not None:
+                    break
+        if when is not None:
+            break
     if when is None:
         return 0.0
-    for k, v in msg.headers:
-        if k.lower() != "received" or ";" not in v:
-            continue
-        try:
-            parsed = email.utils.parsedate_tz(v.rsplit(";", 1)[1].strip())
-            if parsed:
-                return float(when - email.utils.mktime_tz(parsed))
-        except (ValueError, OverflowError, TypeError):
-            continue
-        break
-    return 0.0
+    received = [v for k, v in msg.headers if k.lower() == "received" and v.strip()]
+    if not received:
+        return 0.0
+    local = []
+    if _RCVD_LOCAL.search(received[0]):
+        local.append(received.pop(0))
+    if received and _RCVD_FETCHMAIL.search(received[0]):
+        received.pop(0)
+    elif local:
+        received.insert(0, local.pop())
+    times = []
+    for r in received[:100]:
+        m = _RCVD_DATE.search(r)
+        t = _parse_date(m.group(1)) if m else None
+        if t is not None:
+            times.append(t)
+    if not times:
+        return 0.0
+    diffs = [when - t for t in times]
+    if len(diffs) > 1 and diffs[-1] == 0:
+        diffs.pop()
+    return min(diffs, key=abs)
 
 
 def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -323,21 +353,65 @@ _MIME_FLAGS = ("mime_base64_count", "mime_qp_count", "mime_attachment",
                "mime_base64_encoded_text", "mime_qp_long_line")
 
 
+def _part_header(part: MimePart, name: str) -> str:
+    """A MIME part's header, lower case and stripped, as MIMEEval reads it ('' absent)."""
+    lname = name.lower()
+    for k, v in part.headers:
+        if k.lower() == lname:
+            return v.strip().lower()
+    return ""
+
+
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
+_ASCII_CHARSET = re.compile(r"us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|"
+                            r"iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii")
+# QP escapes of characters that need no escaping (MIMEEval's "excessive QP")
+_QP_NEEDLESS = re.compile(rb"=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])")
+_QP_TRAILING = re.compile(rb"((?:=09|=20)+)\s*$")
+
+
+def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
+    """MIMEEval's ``_check_attachments`` flags over the MIME leaves."""
+    flags = dict.fromkeys(_MIME_FLAGS, 0.0)
+    qp_bytes = qp_count = 0
+    for p in msg.parts:
+        cte = _part_header(p, "Content-Transfer-Encoding")
+        cd = _part_header(p, "Content-Disposition")
+        m = _CHARSET.search(_part_header(p, "Content-Type"))
+        charset = m.group(1) if m else ""
+        if "base64" in cte:
+            flags["mime_base64_count"] += 1
+        elif "quoted-printable" in cte:
+            flags["mime_qp_count"] += 1
+        if "attachment" in cd:
+            flags["mime_attachment"] += 1
+        if (p.content_type.startswith("text") and "base64" in cte
+                and (not charset or _ASCII_CHARSET.search(charset))
+                and not re.match(r"attachment|inline", cd)):
+            flags["mime_base64_encoded_text"] = 1
+        if cte != "quoted-printable":
+            continue
+        for line in p.encoded.splitlines(keepends=True):
+            if line.startswith(b"SPAM: "):
+                continue
+            if len(line.rstrip(b"\r\n")) + 1 > 79:
+                flags["mime_qp_long_line"] = 1
+            qp_bytes += len(line)
+            if b"=" in line:
+                n = len(_QP_NEEDLESS.findall(line))
+                if n:
+                    t = _QP_TRAILING.search(line)
+                    qp_count += n - (len(t.group(1)) // 3 if t else 0)
+    if qp_bytes:
+        flags["mime_qp_count"] = float(qp_count)
+    return flags
+
+
 def _for_mime(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    flag = a[0]
-    parts = msg.parts
-    if flag == "mime_base64_count":
-        return any(p.encoding == "base64" for p in parts)
-    if flag == "mime_qp_count":
-        return any(p.encoding == "quoted-printable" for p in parts)
-    if flag == "mime_attachment":
-        return any(p.is_attachment for p in parts)
-    if flag == "mime_base64_encoded_text":
-        return any(p.encoding == "base64" and p.content_type.startswith("text/")
-                   and not p.is_attachment for p in parts)
-    # mime_qp_long_line
-    return any(p.encoding == "quoted-printable" and
-               any(len(x) > 77 for x in p.encoded.splitlines()) for p in parts)
+    key = "mime:" + a[0]
+    if key not in msg.memo:
+        msg.memo.update({"mime:" + k: v for k, v in _mime_flags(msg).items()})
+    return msg.memo[key] > 0
 
 
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:

@@ -105,7 +105,12 @@ class PreparedMessage:
         return result
 
     def header_exists(self, name: str) -> bool:
-        """Whether a header of that name is present (``exists:``)."""
+        """Whether a header of that name is present (``exists:``); for the pseudo-headers
+        (``ToCc``, ``ALL``, ``MESSAGEID``) whether they have a value, as SpamAssassin's
+        ``exists:`` asks ``get`` for a defined value.  ``ALL`` and ``MESSAGEID`` are
+        upper case there (``exists:MessageID`` asks for a header of that name)."""
+        if name in ("ALL", "MESSAGEID") or name.lower() == "tocc":
+            return self.header_text(name, raw=True) is not None
         lname = name.lower()
         return any(k.lower() == lname for k, _ in self.headers)
 
@@ -150,6 +155,18 @@ def _paragraphs(text: bytes) -> list[bytes]:
             para = para[cut:].lstrip(b" ")
         out.append(para)
     return out
+
+
+def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
+    """A decoded part cut after ``limit`` octets as ``get_decoded_body_text_array`` cuts
+    it: at the next newline, else ``>``, else space within 1 KB, else at ``limit``."""
+    if len(data) <= limit:
+        return data
+    for sep in (b"\n", b">", b" "):
+        i = data.find(sep, limit)
+        if 0 <= i and i - limit <= 1024:
+            return data[:i + 1]
+    return data[:limit]
 
 
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
@@ -207,6 +224,46 @@ def _decode_part(part: MimePart) -> bytes:
     return data
 
 
+_MAX_MAIL_URIS = 100
+# SpamAssassin's _tbirdurire, the e-mail branch: "mailto:..." or "local@domain", between
+# Thunderbird's delimiters (PerMsgStatus.pm); the domain must end in a letter TLD
+_END_MAIL = r"""><"`}\]{[|\s\x1b\xa0,('\x80-\xff"""
+_TEXT_MAIL = re.compile(
+    rb"(?:^|(?<=[><\"'`,{\[(|\s\x1b\xa0]))"
+    rb"(mailto:[^" + _END_MAIL.encode() + rb"]{1,2048}"
+    rb"|[^" + _END_MAIL.encode() + rb"@]{1,251}@[^" + _END_MAIL.encode() + rb"]{1,251})",
+    re.IGNORECASE)
+_HTML_MAILTO = re.compile(rb"""\bhref\s*=\s*["']?\s*(mailto:[^"'>\s]{1,2048})""", re.IGNORECASE)
+_MAIL_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
+_MAIL_DOMAIN = re.compile(rb"@[^?&>@]*\.[a-z]{2,63}(?:[?&>]|$)", re.IGNORECASE)
+
+
+def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
+    """The ``mailto:`` URIs SpamAssassin adds to its URI list: each e-mail address or
+    ``mailto:`` in the rendered text (as ``mailto:ADDRESS``) and each ``mailto:`` link of
+    the HTML parts, de-duplicated, at most ``limit``."""
+    seen: dict[bytes, None] = {}
+    data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
+    for m in _TEXT_MAIL.finditer(data):
+        raw = _MAIL_TRAILING.sub(b"", re.sub(rb"(^[^(]*)\).*$", rb"\1", m.group(1)))
+        if b"@" not in raw or not re.search(rb"@.+?\.", raw) or b"&nbsp;" in raw:
+            continue
+        if not raw.lower().startswith(b"mailto:"):
+            raw = b"mailto:" + re.sub(rb"^(?:skype|e?-?mail)?:+", b"", raw, flags=re.I)
+        if _MAIL_DOMAIN.search(raw):
+            seen[raw] = None
+        if len(seen) >= limit:
+            return list(seen)
+    for part in parts:
+        if part.content_type != "text/html":
+            continue
+        for m in _HTML_MAILTO.finditer(_decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
+            seen[m.group(1)] = None
+            if len(seen) >= limit:
+                return list(seen)
+    return list(seen)
+
+
 def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
@@ -226,11 +283,17 @@ def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10])
     rawbody: list[bytes] = []
     for part in parts:
-        if not part.content_type.startswith("text/") or part.is_attachment:
+        # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
+        # attachments included, but not text/calendar
+        if (not part.content_type.startswith(("text/", "message/"))
+                or part.content_type == "text/calendar"):
             continue
-        data = _decode_part(part)[:RAWBODY_PART_SCAN_SIZE]
-        rawbody.extend(data.splitlines(keepends=True))
+        # (SpamAssassin scans 2-4 KB pieces, split_into_array_of_short_paragraphs; lines
+        # are scanned here: Hyperscan's multi-pattern database and ``re`` disagree on a
+        # few multi-line patterns over longer units)
+        rawbody.extend(_truncate(_decode_part(part)).splitlines(keepends=True))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
+    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
     return PreparedMessage(
         view=view,
         raw=raw,

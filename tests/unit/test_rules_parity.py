@@ -1,0 +1,124 @@
+"""spamwarden.rules: message preparation and evals that SpamAssassin 4.0 does differently
+from a naive reading (found by bench/rules/parity against Debian's spamassassin)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spamwarden.mail import parse_message
+from spamwarden.rules import HAVE_HYPERSCAN, RuleEngine, parse_rule_text, prepare_message
+
+BOTH = [False, True] if HAVE_HYPERSCAN else [False]
+
+
+def names(rules: str, raw: bytes, *, use_hyperscan: bool = False) -> set[str]:
+    engine = RuleEngine(parse_rule_text(rules), use_hyperscan=use_hyperscan)
+    return set(engine.counts(prepare_message(parse_message(raw), raw)))
+
+
+HEAD = (b"From: alice@example.org\n"
+        b"Subject: hello\n"
+        b"Date: Thu, 22 Aug 2002 18:26:25 +0700\n"
+        b"Message-Id: <1@example.org>\n")
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_exists_tocc_is_the_pseudo_header(use_hyperscan: bool) -> None:
+    """``exists:ToCc`` asks whether To or Cc is there (REPLYTO_WITHOUT_TO_CC relies on
+    it); ``exists:MessageID`` is a header of that name, not the MESSAGEID pseudo-header."""
+    rules = ("header __TOCC exists:ToCc\nheader __MID exists:MessageID\n"
+             "header __MID2 exists:MESSAGEID\n")
+    with_to = HEAD + b"To: bob@example.net\n\nhi\n"
+    with_cc = HEAD + b"Cc: bob@example.net\n\nhi\n"
+    without = HEAD + b"\nhi\n"
+    assert names(rules, with_to, use_hyperscan=use_hyperscan) == {"__TOCC", "__MID2"}
+    assert names(rules, with_cc, use_hyperscan=use_hyperscan) == {"__TOCC", "__MID2"}
+    assert names(rules, without, use_hyperscan=use_hyperscan) == {"__MID2"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_rawbody_reads_text_attachments(use_hyperscan: bool) -> None:
+    """SpamAssassin's rawbody is every text/* or message/* leaf, attachments included."""
+    raw = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=XX\n\n--XX\n"
+           b"Content-Type: text/plain\n\nhello\n--XX\n"
+           b"Content-Type: text/plain; name=a.txt\nContent-Disposition: attachment\n\n"
+           b"secret words\n--XX--\n")
+    assert names("rawbody __ATT /secret words/\n", raw, use_hyperscan=use_hyperscan) == {"__ATT"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_uri_list_has_mailto_for_addresses_in_the_text(use_hyperscan: bool) -> None:
+    """SpamAssassin's URI list has ``mailto:`` for each address in the text and each
+    mailto link: __UNSUB_LINK sees list footers, so KHOP_UNSUB_EMAIL does not hit."""
+    rules = (
+        "body __UNSUB_EMAIL /\\bunsubscribe\\b[-a-z_0-9.+=]{0,60}\\@[a-z0-9][-a-z_0-9.]{4,20}/i\n"
+        "uri __UNSUB_LINK /\\bunsubscribe\\b/i\n"
+        "uri __URI_MAILTO /^mailto:/i\n"
+        "meta KHOP_UNSUB_EMAIL !__UNSUB_LINK && __UNSUB_EMAIL\n"
+    )
+    raw = (HEAD + b"To: b@example.net\n\nhello\n\nTo leave, write to "
+           b"list-unsubscribe@lists.example.com.\n")
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {
+        "__UNSUB_EMAIL", "__UNSUB_LINK", "__URI_MAILTO"}
+    html = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n"
+            b"<p><a href=\"mailto:news@example.com?subject=unsubscribe\">leave</a></p>\n")
+    assert names(rules, html, use_hyperscan=use_hyperscan) == {"__UNSUB_LINK", "__URI_MAILTO"}
+    assert names(rules, HEAD + b"To: b@example.net\n\nVi@gra now\n",
+                 use_hyperscan=use_hyperscan) == set()
+
+
+DATE_RULES = ("header DATE_IN_PAST_12_24 eval:check_for_shifted_date('-24', '-12')\n"
+              "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+              "header DATE_OK eval:check_for_shifted_date('-3', '3')\n")
+
+
+def test_shifted_date_takes_the_nearest_received_date() -> None:
+    """HeaderEval compares Date with every Received date and keeps the smallest
+    difference: a relay with a wrong clock on top does not make the Date look old."""
+    raw = (b"Received: from a by mx.example.net; Fri, 23 Aug 2002 14:30:00 +0000\n"
+           b"Received: from b by relay.example.org; Thu, 22 Aug 2002 11:27:00 +0000\n"
+           + HEAD + b"To: b@example.net\n\nhi\n")
+    assert names(DATE_RULES, raw) == {"DATE_OK"}
+
+
+def test_shifted_date_prefers_resent_date_and_skips_local_hop() -> None:
+    raw = (b"Received: from localhost (localhost [127.0.0.1]) by h; "
+           b"Sat, 24 Aug 2002 09:00:00 +0000\n"
+           b"Received: from b by relay.example.org; Thu, 22 Aug 2002 16:27:00 +0000\n"
+           b"Resent-Date: Thu, 22 Aug 2002 11:27:00 +0000\n"
+           + HEAD + b"To: b@example.net\n\nhi\n")
+    assert names(DATE_RULES, raw) == {"DATE_IN_PAST_03_06"}
+
+
+MIME_RULES = ("rawbody __MIME_QP eval:check_for_mime('mime_qp_count')\n"
+              "rawbody __MIME_ATT eval:check_for_mime('mime_attachment')\n"
+              "rawbody MIME_BASE64_TEXT eval:check_for_mime('mime_base64_encoded_text')\n"
+              "rawbody __QP_LONG eval:check_for_mime('mime_qp_long_line')\n")
+
+
+def test_mime_qp_count_counts_needless_escapes_only() -> None:
+    """MIMEEval's mime_qp_count ends up as the number of needlessly QP-encoded characters
+    (``=41`` for ``A``), not the number of QP parts; ``=3D`` and trailing ``=20`` are fine."""
+    qp = HEAD + b"To: b@example.net\nContent-Transfer-Encoding: quoted-printable\n\n"
+    assert names(MIME_RULES, qp + b"a=3Db caf=E9 x=20\n") == set()
+    assert names(MIME_RULES, qp + b"=46ree offer\n") == {"__MIME_QP"}
+    assert names(MIME_RULES, qp + b"x" * 78 + b"\n") == set()
+    assert names(MIME_RULES, qp + b"x" * 79 + b"\n") == {"__QP_LONG"}
+
+
+def test_mime_attachment_and_base64_text_follow_the_disposition() -> None:
+    """A file name alone is no attachment; base64 text in an ``inline`` part or with a
+    non-ASCII charset is not MIME_BASE64_TEXT."""
+    head = HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+    named = head + b"Content-Type: text/plain; name=a.txt\n\nhello\n"
+    assert names(MIME_RULES, named) == set()
+    att = head + b"Content-Type: text/plain\nContent-Disposition: attachment\n\nhello\n"
+    assert names(MIME_RULES, att) == {"__MIME_ATT"}
+    b64 = head + b"Content-Transfer-Encoding: base64\n"
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain\n\naGVsbG8K\n") == {
+        "MIME_BASE64_TEXT"}
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain; charset=utf-8\n\naGVsbG8K\n"
+                 ) == set()
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain\nContent-Disposition: inline\n\n"
+                 b"aGVsbG8K\n") == set()
