@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ._prepare import decode_part
+
 if TYPE_CHECKING:
     from ._prepare import MimePart, PreparedMessage
 
@@ -93,6 +95,8 @@ def _header_count_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) ->
     return float(a[1]) <= n <= float(a[2])
 
 
+#: octets of text FreeMail reads for addresses
+RAWBODY_SCAN = 500_000
 _ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
 _ALL_SKIP = re.compile(rb"^(?:X-.*|Subject|From|To|Cc|Received|Content-Type|Date):.*\n?",
                        re.IGNORECASE | re.MULTILINE)
@@ -221,10 +225,24 @@ def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
     return rx is not None and rx.match(addr) is not None
 
 
+def _all_from_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
+    one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
+    and the envelope sender."""
+    resent = _addresses(msg, "Resent-From")
+    if resent:
+        return resent[:1]
+    found = [x for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
+             for x in _addresses(msg, h)]
+    env = _envelope_from(msg)
+    if env:
+        found.append(env)
+    return list(dict.fromkeys(re.sub(r"\.+", ".", x) for x in found))
+
+
 def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for h in ("From", "Resent-From", "Sender")
-               for x in _addresses(msg, h))
+    return any(_glob_hit(x, pats) for x in _all_from_addrs(msg))
 
 
 def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -261,7 +279,32 @@ def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> boo
     return False
 
 
+# FreeMail's default welcomelist: role and machine addresses that are never "freemail"
+_FREEMAIL_WELCOME = re.compile(
+    r"^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master"
+    r"|undisclosed.*|request-[a-f0-9]{16}|bounced?-"
+    r"|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})"
+    r"|.+=.+=.+)@", re.IGNORECASE)
+# FreeMail's $skip_replyto_envfrom: bulk envelope senders (mailing lists, bounces)
+_BULK_ENVFROM = re.compile(
+    r"(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+"
+    r"|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@",
+    re.IGNORECASE)
+# FreeMail's email_regex (a letter TLD in place of the list of valid TLDs)
+_EMAIL = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
+          r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+          r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}[a-z]{2,63})(?![a-z0-9-])")
+_EMAIL_RE = re.compile(_EMAIL, re.IGNORECASE)
+_URL_WITH_AT = re.compile(r"<?https?://\S{0,255}(?:@|%40)\S{0,255}", re.IGNORECASE)
+_EMAIL_QUOTED = re.compile(
+    r"<?(?<!mailto:)" + _EMAIL
+    + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)", re.IGNORECASE)
+_HREF_MAILTO = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + _EMAIL, re.IGNORECASE)
+
+
 def _is_freemail(addr: str, domains: set[str]) -> bool:
+    if not addr or _FREEMAIL_WELCOME.match(addr):
+        return False
     dom = _domain(addr)
     if dom in domains:
         return True
@@ -278,7 +321,11 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
     cached = _WILDCARDS.get(id(domains))
     if cached is not None and cached[0] is domains and cached[1] == len(domains):
         return cached[2]
-    rx = _glob_regex(tuple(sorted(p for p in domains if "*" in p or "?" in p)))
+    # FreeMail: "*" stands for one label's characters ([^.]*), "?" for any one character
+    wild = sorted(p for p in domains if "*" in p or "?" in p)
+    rx = re.compile("(?:" + "|".join(
+        re.escape(p).replace(r"\*", "[^.]*").replace(r"\?", ".") for p in wild) + r")\Z"
+    ) if wild else None
     if len(_WILDCARDS) > 16:
         _WILDCARDS.clear()
     _WILDCARDS[id(domains)] = (domains, len(domains), rx)
@@ -286,7 +333,7 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
 
 
 def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
-    return any(_is_freemail(x, d.freemail_domains) for x in _addresses(msg, "From"))
+    return any(_is_freemail(x, d.freemail_domains) for x in _all_from_addrs(msg))
 
 
 def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -295,14 +342,66 @@ def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> boo
     return any(_is_freemail(x, d.freemail_domains) for x in addrs)
 
 
+def _envelope_from(msg: PreparedMessage) -> str | None:
+    """SpamAssassin's EnvelopeFrom without its Received parser: X-Envelope-From or
+    Envelope-Sender unless a Received header comes before it, else Return-Path."""
+    names = [k.lower() for k, _ in msg.headers]
+    for name in ("x-envelope-from", "envelope-sender"):
+        if name in names:
+            first = names.index(name)
+            if "received" in names[:first]:
+                return None
+            found = _addresses(msg, name)
+            return found[0] if found else None
+    found = _addresses(msg, "Return-Path")
+    return found[0] if found else None
+
+
+def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
+    """FreeMail's ``_parse_body``: freemail addresses of mailto links and of the text
+    (not those in ``<>``, in URLs or before ``wrote:``); ``None`` past its limits
+    (5 addresses, 3 freemails)."""
+    emails: dict[str, None] = {}
+    for part in msg.parts:
+        if part.content_type == "text/html":
+            html = decode_part(part)[:RAWBODY_SCAN].decode("utf-8", "replace")
+            for m in _HREF_MAILTO.finditer(html):
+                emails[m.group(1).lower()] = None
+    text = msg.view.text[:RAWBODY_SCAN]
+    text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
+    for m in _EMAIL_RE.finditer(text):
+        emails[m.group(1).lower()] = None
+        if len(emails) >= 40:
+            break
+    free: list[str] = []
+    for n, addr in enumerate(emails, 1):
+        if n == 5:
+            return None
+        if _is_freemail(addr, d.freemail_domains):
+            free.append(addr)
+            if len(free) == 3:
+                return None
+    return free
+
+
 def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    froms, replies = _addresses(msg, "From"), _addresses(msg, "Reply-To")
-    if not replies or not froms:
+    """FreeMail's check_freemail_replyto('replyto'): From and Reply-To different
+    freemail addresses, or a freemail Reply-To and another freemail in the body."""
+    envfrom = _envelope_from(msg)
+    if envfrom is not None and _BULK_ENVFROM.search(envfrom):
         return False
+    froms, replies = _addresses(msg, "From")[:1], _addresses(msg, "Reply-To")[:1]
     free = d.freemail_domains
-    if not (any(_is_freemail(x, free) for x in froms) or any(_is_freemail(x, free) for x in replies)):
+    reply_free = any(_is_freemail(x, free) for x in replies)
+    if (any(_is_freemail(x, free) for x in froms) and reply_free
+            and not any(f in replies for f in froms)):
+        return True
+    if not reply_free:
         return False
-    return replies[0] != froms[0]
+    body = _body_freemails(msg, d)
+    if not body:
+        return False
+    return any(b != r for b in body for r in replies)
 
 
 # -- BodyEval and MIMEEval ------------------------------------------------------------------

@@ -208,7 +208,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list
     return parts, True
 
 
-def _decode_part(part: MimePart) -> bytes:
+def decode_part(part: MimePart) -> bytes:
+    """A MIME leaf's body with its transfer encoding undone (bad base64: empty)."""
     import base64
     import binascii
     import quopri
@@ -257,7 +258,7 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     for part in parts:
         if part.content_type != "text/html":
             continue
-        for m in _HTML_MAILTO.finditer(_decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
+        for m in _HTML_MAILTO.finditer(decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
             seen[m.group(1)] = None
             if len(seen) >= limit:
                 return list(seen)
@@ -291,7 +292,7 @@ def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
         # (SpamAssassin scans 2-4 KB pieces, split_into_array_of_short_paragraphs; lines
         # are scanned here: Hyperscan's multi-pattern database and ``re`` disagree on a
         # few multi-line patterns over longer units)
-        rawbody.extend(_truncate(_decode_part(part)).splitlines(keepends=True))
+        rawbody.extend(_truncate(decode_part(part)).splitlines(keepends=True))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
     uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
     return PreparedMessage(

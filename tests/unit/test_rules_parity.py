@@ -122,3 +122,35 @@ def test_mime_attachment_and_base64_text_follow_the_disposition() -> None:
                  ) == set()
     assert names(MIME_RULES, b64 + b"Content-Type: text/plain\nContent-Disposition: inline\n\n"
                  b"aGVsbG8K\n") == set()
+
+
+FREEMAIL_RULES = ("freemail_domains gmail.com yahoo.* hotmail.com\n"
+                  "header FREEMAIL_FROM eval:check_freemail_from()\n"
+                  "header __freemail_replyto eval:check_freemail_replyto('replyto')\n")
+
+
+def test_freemail_from_reads_resent_from_first_and_skips_role_addresses() -> None:
+    """all_from_addrs: a list's Resent-From replaces From; support@ and the like are
+    never freemail (FreeMail's default welcomelist); ``yahoo.*`` is one label."""
+    base = b"To: b@example.net\nSubject: x\n"
+    assert names(FREEMAIL_RULES, b"From: a@yahoo.co\n" + base + b"\nhi\n") == {"FREEMAIL_FROM"}
+    assert names(FREEMAIL_RULES, b"From: a@yahoo.co.uk\n" + base + b"\nhi\n") == set()
+    resent = (b"From: a@gmail.com\nResent-From: list@lists.example.org\n" + base + b"\nhi\n")
+    assert names(FREEMAIL_RULES, resent) == set()
+    assert names(FREEMAIL_RULES, b"From: support@gmail.com\n" + base + b"\nhi\n") == set()
+
+
+def test_freemail_replyto_follows_freemail_plugin() -> None:
+    """A freemail Reply-To differing from a freemail From hits; a company From with a
+    freemail Reply-To only hits when the body names another freemail address; a bulk
+    envelope sender (a list's -bounces@) skips the test."""
+    base = b"To: b@example.net\nSubject: x\n"
+    two_free = b"From: a@gmail.com\nReply-To: b@hotmail.com\n" + base + b"\nhi\n"
+    assert names(FREEMAIL_RULES, two_free) == {"FREEMAIL_FROM", "__freemail_replyto"}
+    company = b"From: a@example.com\nReply-To: b@hotmail.com\n" + base
+    assert names(FREEMAIL_RULES, company + b"\nhi\n") == set()
+    assert names(FREEMAIL_RULES, company + b"\nwrite to c@gmail.com now\n") == {
+        "__freemail_replyto"}
+    assert names(FREEMAIL_RULES, company + b"\n<c@gmail.com> wrote:\n") == set()
+    bulk = b"Return-Path: <list-bounces@lists.example.org>\n" + two_free
+    assert names(FREEMAIL_RULES, bulk) == {"FREEMAIL_FROM"}
