@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
+from ._relays import Relays, parse_relays
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -60,6 +61,8 @@ class PreparedMessage:
     memo: dict[str, float] = field(default_factory=dict)
     #: header name -> the addresses in it, lower case (evals read From many times)
     addresses: dict[str, list[str]] = field(default_factory=dict)
+    #: the X-Spam-Relays-* values, built when a rule first reads one
+    relays: Relays | None = None
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -82,7 +85,20 @@ class PreparedMessage:
             return vals if raw else [decode_header_value(v[:8192]) for v in vals]
 
         result: str | None
-        if lname == "all":
+        if lname.startswith("x-spam-relays-"):
+            result = self._relays().get(lname)
+        elif lname in ("all-external", "all-untrusted"):
+            # the header fields from the first untrusted Received header down
+            skip = self._relays().trusted_received
+            out: list[str] = []
+            seen = 0
+            for k, v in self.headers:
+                if k.lower() == "received":
+                    seen += 1
+                if seen > skip:
+                    out.append(f"{k}: {v if raw else decode_header_value(v[:8192])}\n")
+            result = "".join(out) or None
+        elif lname == "all":
             result = "".join(f"{k}: {v if raw else decode_header_value(v[:8192])}\n"
                              for k, v in self.headers)
         elif lname == "tocc":
@@ -103,6 +119,11 @@ class PreparedMessage:
             result = "".join(v + "\n" for v in vals) if vals else None
         self._cache[key] = result
         return result
+
+    def _relays(self) -> Relays:
+        if self.relays is None:
+            self.relays = parse_relays(self.headers)
+        return self.relays
 
     def header_exists(self, name: str) -> bool:
         """Whether a header of that name is present (``exists:``); for the pseudo-headers

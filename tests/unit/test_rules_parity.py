@@ -154,3 +154,76 @@ def test_freemail_replyto_follows_freemail_plugin() -> None:
     assert names(FREEMAIL_RULES, company + b"\n<c@gmail.com> wrote:\n") == set()
     bulk = b"Return-Path: <list-bounces@lists.example.org>\n" + two_free
     assert names(FREEMAIL_RULES, bulk) == {"FREEMAIL_FROM"}
+
+
+RELAY_RULES = (
+    "header __LAST_EXTERNAL_RELAY_NO_AUTH X-Spam-Relays-External =~ /^[^\\]]+ auth= /\n"
+    "header __RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n"
+    "header __TRUSTED_LOCAL X-Spam-Relays-Trusted =~ /ip=127\\.0\\.0\\.1 /\n"
+    "meta __NOT_SPOOFED !__LAST_EXTERNAL_RELAY_NO_AUTH\n"
+)
+
+
+def test_relay_pseudo_headers_from_received() -> None:
+    """The X-Spam-Relays-* pseudo-headers: relays are trusted from the top while their
+    address is private (trusted_networks unset), the first public one is external;
+    __NOT_SPOOFED (which reads them) is then false for unauthenticated mail."""
+    received = (
+        b"Received: from localhost (localhost [127.0.0.1])\n\tby mx.example.net (Postfix) "
+        b"with ESMTP id 3F6E343F99; Mon, 26 Aug 2002 15:31:36 -0400 (EDT)\n"
+        b"Received: from relay.example.org ([192.0.2.7])\n\tby mx.example.net (8.11.6/8.11.6) "
+        b"with ESMTP id g7QJTgZ11927; Mon, 26 Aug 2002 20:29:42 +0100\n")
+    raw = received + HEAD + b"To: b@example.net\n\nhi\n"
+    assert names(RELAY_RULES, raw) == {"__LAST_EXTERNAL_RELAY_NO_AUTH", "__RDNS_NONE",
+                                       "__TRUSTED_LOCAL"}
+    named = received.replace(b"([192.0.2.7])", b"(relay.example.org [192.0.2.7])")
+    assert names(RELAY_RULES, named + HEAD + b"\nhi\n") == {
+        "__LAST_EXTERNAL_RELAY_NO_AUTH", "__TRUSTED_LOCAL"}
+    authed = received.replace(b"with ESMTP id g7", b"with ESMTPSA id g7")
+    assert names(RELAY_RULES, authed + HEAD + b"\nhi\n") == {"__TRUSTED_LOCAL", "__NOT_SPOOFED"}
+
+
+def test_relay_forms() -> None:
+    from spamwarden.rules._relays import parse_received
+
+    def rendered(line: str) -> str | None:
+        relay = parse_received(line)
+        return relay.render(False) if relay else None
+
+    assert rendered("from mail.example.org (unknown[192.0.2.1]) by mx.example.net "
+                    "(Postfix) with ESMTP id ABC") == (
+        "[ ip=192.0.2.1 rdns= helo=mail.example.org by=mx.example.net ident= envfrom= "
+        "intl=0 id=ABC auth= msa=0 ]")
+    assert rendered("from unknown (HELO mail.example.org) (192.0.2.2) by x.example.net "
+                    "with SMTP") == (
+        "[ ip=192.0.2.2 rdns= helo=mail.example.org by=x.example.net ident= envfrom= "
+        "intl=0 id= auth= msa=0 ]")
+    assert rendered("from [192.0.2.3] (helo=pc1) by mx.example.net with esmtp (Exim 4.0) "
+                    "id 18abc-000") == (
+        "[ ip=192.0.2.3 rdns= helo=pc1 by=mx.example.net ident= envfrom= intl=0 "
+        "id=18abc-000 auth= msa=0 ]")
+    assert rendered("by 10.220.12.1 with SMTP id abc; Wed, 19 May 2010 10:00:00 -0700") is None
+    assert rendered("from mx.example.net by mx.example.net; Wed, 19 May 2010") is None
+
+
+def test_relays_restart_below_a_mail_fetcher() -> None:
+    """A fetchmail/getmail handover (``with IMAP``, ``with POP3``) below trusted relays
+    restarts the parse: the local relays above it are not the message's."""
+    raw = (
+        b"Received: from localhost (localhost [127.0.0.1]) by box.example.net (Postfix) "
+        b"with ESMTP id 1; Fri, 19 Jul 2002 18:22:58 -0400\n"
+        b"Received: from mail.example.net [192.0.2.9] by localhost with IMAP "
+        b"(fetchmail-5.9.0) for jm@localhost (single-drop); Fri, 19 Jul 2002 23:22:58 +0100\n"
+        b"Received: from relay.example.org (relay.example.org [192.0.2.7]) by "
+        b"mail.example.net (8.11.6/8.11.6) with ESMTP id g6; Fri, 19 Jul 2002 23:22:13 +0100\n"
+        + HEAD + b"\nhi\n")
+    assert names(RELAY_RULES, raw) == {"__LAST_EXTERNAL_RELAY_NO_AUTH"}
+
+
+def test_gmail_submission_counts_as_authenticated() -> None:
+    from spamwarden.rules._relays import parse_received
+
+    relay = parse_received(
+        "from think.homelan ([92.86.142.199]) by mx.google.com with ESMTPS id "
+        "22sm4914127fkr.29.2010.05.15.08.07.08 (version=TLSv1/SSLv3 cipher=RC4-MD5)")
+    assert relay and relay.auth == "GMail - transport=TLSv1/SSLv3 cipher=RC4-MD5"
