@@ -70,6 +70,22 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         (r"^(" + _IP4 + r")(?:\s|$)", ("ip",), False),
     )
 )
+# qmail: "rdns (HELO helo) (ident@ip) by host with SMTP"; without HELO the name is both
+_QMAIL = re.compile(
+    r"^\S+(?: \((?:HELO|EHLO) \S*\))? \((?:\S+@)?\[?" + _IP + r"\]?\)"
+    r"(?: \(envelope-sender <\S+>\))? by \S+(?: \(.+\))* with (?:.* )?(?:SMTP|QMQP)(?! id )")
+_ENV = r"(?: \(envelope-sender <\S+>\))? by "
+_QMAIL_FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (re.compile(p), g) for p, g in (
+        (r"^(\S+) \((?:HELO|EHLO) ([^ ()]*)\) \((\S*)@\[?(" + _IP + r")\]?\)" + _ENV,
+         ("rdns", "helo", "ident", "ip")),
+        (r"^(\S+) \((?:HELO|EHLO) ([^ ()]*)\) \(\[?(" + _IP + r")\]?\)" + _ENV,
+         ("rdns", "helo", "ip")),
+        (r"^(\S+) \((\S*)@\[?(" + _IP + r")\]?\)" + _ENV, ("rdns", "ident", "ip")),
+        (r"^(\S+) \(\[?(" + _IP + r")\]?\)" + _ENV, ("rdns", "ip")),
+    )
+)
+_SENDMAIL_BY = re.compile(r"^\S+ \(\S+ \[[^\]]+\](?:.*\) by \S+ \(|\) by \S+ with \S+ \()")
 _ANY_IP = re.compile(r"\[(" + _IP + r")\]")
 
 
@@ -153,10 +169,22 @@ def parse_received(line: str) -> _Relay | Literal[False] | None:
     envfrom = m.group(1) if m else ""
     client = text.split(" by ", 1)[0] + " by"
     found: dict[str, str] = {}
-    for pattern, groups, _looked_up in _FORMS:
+    if _QMAIL.match(text):
+        for pattern, groups in _QMAIL_FORMS:
+            m = pattern.match(text)
+            if m:
+                found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
+                if "helo" not in found:
+                    found["helo"] = found["rdns"]
+                break
+    for pattern, groups, _looked_up in () if found else _FORMS:
         m = pattern.match(client)
         if m:
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
+            if "(may be forged)" in m.group(0) and not _SENDMAIL_BY.match(text):
+                # a name that did not resolve back: SpamAssassin keeps it only in
+                # Sendmail's own form ("by host (version)")
+                found["rdns"] = ""
             break
     if "ip" not in found:
         m = _ANY_IP.search(client)

@@ -202,6 +202,16 @@ def test_relay_forms() -> None:
                     "id 18abc-000") == (
         "[ ip=192.0.2.3 rdns= helo=pc1 by=mx.example.net ident= envfrom= intl=0 "
         "id=18abc-000 auth= msa=0 ]")
+    # qmail without HELO: the name is the reverse DNS name and the HELO
+    assert rendered("from relay.example.org (192.0.2.4) by mx.example.net with SMTP; "
+                    "7 May 2002 14:36:59 -0000") == (
+        "[ ip=192.0.2.4 rdns=relay.example.org helo=relay.example.org by=mx.example.net "
+        "ident= envfrom= intl=0 id= auth= msa=0 ]")
+    # a name that did not resolve back, outside Sendmail's own form: no reverse DNS
+    assert rendered("from h.example.org (h.example.org [192.0.2.5] (may be forged)) by "
+                    "mx.example.net  with SMTP id n9Q") == (
+        "[ ip=192.0.2.5 rdns= helo=h.example.org by=mx.example.net ident= envfrom= "
+        "intl=0 id=n9Q auth= msa=0 ]")
     assert rendered("by 10.220.12.1 with SMTP id abc; Wed, 19 May 2010 10:00:00 -0700") is None
     assert rendered("from mx.example.net by mx.example.net; Wed, 19 May 2010") is None
 
