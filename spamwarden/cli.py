@@ -580,7 +580,64 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consent(sub)
     _add_rules(sub)
     _add_learn(sub)
+    _add_settings(sub)
     return parser
+
+
+def _add_settings(sub: Any) -> None:
+    """settings, allow, deny: per-recipient thresholds and sender lists (Redis)."""
+    lazy = functools.partial(_lazy_handler, "settings.cli")
+    set_sub = _group(sub, "settings", help="per-recipient thresholds (address or domain)",
+                     dest="settings_command")
+    p = _command(
+        set_sub, "set", lazy("cmd_settings_set"),
+        help="set the thresholds of a recipient address or domain",
+        description=(
+            "Override [policy] thresholds for mail to TARGET (an address, or a domain and "
+            "its subdomains). An address's settings go on top of its domain's. Recipients "
+            "of one message whose thresholds differ are split at RCPT with 452 4.5.3, so "
+            "each gets its own verdict. Milters see the change within settings.refresh.\n\n"
+            "example: spamwarden settings set ceo@example.org --tag-threshold 3 "
+            "--reject-threshold 8"),
+    )
+    p.add_argument("target", metavar="TARGET", help="recipient address or domain")
+    for name in ("tag_threshold", "quarantine_threshold", "reject_threshold"):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar="POINTS",
+                       help=f"{name} for this target")
+    p = _command(set_sub, "remove", lazy("cmd_settings_remove"),
+                 help="remove a target's settings")
+    p.add_argument("target", metavar="TARGET", help="recipient address or domain")
+    p = _command(set_sub, "list", lazy("cmd_settings_list"), help="every target's settings")
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+    p = _command(set_sub, "show", lazy("cmd_settings_show"),
+                 help="the thresholds in effect for a recipient, and where they come from")
+    p.add_argument("target", metavar="RECIPIENT", help="recipient address or domain")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    for name, what in (("allow", "allow (scored ALLOWLIST, when the sender is "
+                        "authenticated as the entry)"),
+                       ("deny", "deny (scored DENYLIST and rejected, on any match)")):
+        lst = _group(sub, name, help=f"sender {what}", dest=f"{name}_command")
+        p = _command(
+            lst, "add", lazy("cmd_entry_add"), help=f"add an entry to the {name} list",
+            description=(
+                "ENTRY is kind:value: cidr:192.0.2.0/24 (client network; a bare IP or "
+                "network works too), dkim:partner.example (a verified DKIM d=), "
+                "domain:partner.example or partner.example (From domain), "
+                "alice@partner.example (From address). Allow entries by domain or address "
+                "count only when From is authenticated (SPF or DKIM aligned with it); deny "
+                "entries apply on any match, MAIL FROM included.\n\n"
+                f"example: spamwarden {name} add dkim:partner.example --note 'invoices'"),
+        )
+        p.add_argument("entry", metavar="ENTRY", help="kind:value, or a bare value")
+        p.add_argument("--note", metavar="TEXT", help="why (at most 200 characters)")
+        p.set_defaults(list_name=name)
+        p = _command(lst, "remove", lazy("cmd_entry_remove"),
+                     help=f"remove an entry from the {name} list")
+        p.add_argument("entry", metavar="ENTRY", help="kind:value, or a bare value")
+        p.set_defaults(list_name=name)
+        p = _command(lst, "list", lazy("cmd_entry_list"), help=f"the {name} list")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(list_name=name)
 
 
 def _add_rules(sub: Any) -> None:

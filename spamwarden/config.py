@@ -51,6 +51,7 @@ __all__ = [
     "parse_duration",
     "parse_hostport",
     "ExternalList",
+    "SettingsConfig",
     "config_warnings",
 ]
 
@@ -639,7 +640,10 @@ class ConsentConfig:
         "", check=_token_key, secret=True,
         doc="HMAC key for one-click tokens; empty: generated under state_dir",
     )
-    language: str = _opt("en", check=_one_of("en", "vi"))
+    language: str = _opt(
+        "", check=_one_of("", "en", "vi"),
+        doc="language of the consent texts; empty: i18n.language",
+    )
     retention: float = _opt(31536000.0, duration=True, check=_positive)
     on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
     rcpt_requires_consent: bool = _opt(
@@ -719,6 +723,74 @@ class HistoryConfig:
     subjects: bool = _opt(True, doc="keep the Subject of each message; false for privacy")
 
 
+def _abs_path_or_empty(v: Any) -> str | None:
+    return None if v == "" or str(v).startswith("/") else "an absolute path, or empty"
+
+
+def _abs_path(v: Any) -> str | None:
+    return None if str(v).startswith("/") else "an absolute path"
+
+
+@dataclass(frozen=True)
+class QuarantineConfig:
+    """``[quarantine]``: the console's view of Postfix's hold queue (``/ui/quarantine``)."""
+
+    postfix_config_dir: str = _opt("", check=_abs_path_or_empty,
+                                   doc="passed as -c DIR; empty: Postfix's default")
+    postqueue: str = _opt("/usr/sbin/postqueue", check=_abs_path)
+    postsuper: str = _opt("/usr/sbin/postsuper", check=_abs_path)
+    postcat: str = _opt("/usr/sbin/postcat", check=_abs_path)
+    sudo: str = _opt("", check=_abs_path_or_empty,
+                     doc="run postsuper and postcat as sudo -n PROGRAM; empty: directly")
+    timeout: float = _opt(10.0, duration=True, check=_positive, doc="per Postfix command")
+    max_messages: int = _opt(500, check=_positive, doc="held messages listed at most")
+    learn_user: str = _opt("", doc="who a release-and-learn files the message as; "
+                           "empty: postmaster@ the first intake.local_domains")
+
+
+def _settings_entry(item: str) -> object:
+    """An allow/deny entry (``kind:value`` or a bare IP, network, address or domain);
+    the real parser is ``settings.model.parse_entry``, imported late so the
+    configuration imports nothing above it."""
+    from .settings.model import SettingsError, parse_entry
+
+    try:
+        return parse_entry(item)
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+_settings_entries = _every(_settings_entry, 'entries such as "dkim:partner.example", '
+                           '"192.0.2.0/24", "domain:partner.example" or "alice@partner.example"')
+
+
+@dataclass(frozen=True)
+class SettingsConfig:
+    """``[settings]``: per-recipient thresholds and the allow/deny lists (Redis, plus
+    the static entries here)."""
+
+    enabled: bool = _opt(True, doc="read recipient settings and allow/deny entries; split "
+                         "recipients of differing settings with 452 4.5.3 at RCPT")
+    refresh: float = _opt(5.0, duration=True, check=_positive,
+                          doc="how often a milter checks Redis for changed settings")
+    max_targets: int = _opt(10_000, check=_positive, doc="most recipient settings stored")
+    max_entries: int = _opt(10_000, check=_positive, doc="most entries per list stored")
+    allow: tuple[str, ...] = _opt((), check=_settings_entries,
+                                  doc="static allow entries, added to those in Redis")
+    deny: tuple[str, ...] = _opt((), check=_settings_entries,
+                                 doc="static deny entries, added to those in Redis")
+
+
+@dataclass(frozen=True)
+class I18nConfig:
+    """``[i18n]``: the language of human-facing texts (SMTP replies, API errors)."""
+
+    language: str = _opt(
+        "en", check=_one_of("en", "vi"),
+        doc="SMTP reply texts of the milter and intake, API error messages",
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` names the file it came from."""
@@ -737,6 +809,9 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    i18n: I18nConfig = field(default_factory=I18nConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    settings: SettingsConfig = field(default_factory=SettingsConfig)
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
@@ -747,6 +822,10 @@ class Config:
             object.__setattr__(self, "rbl", dataclasses.replace(self.rbl, lookup_url=page))
         if not self.milter.lookup_url:
             object.__setattr__(self, "milter", dataclasses.replace(self.milter, lookup_url=page))
+        # An empty consent.language follows i18n.language: one setting for a site.
+        if not self.consent.language:
+            object.__setattr__(self, "consent", dataclasses.replace(
+                self.consent, language=self.i18n.language))
 
     def lookup_page_url(self) -> str:
         """The API's public lookup page: ``api.public_url`` + ``/lookup/``."""

@@ -14,7 +14,9 @@ third-party errors are caught at the boundary and re-raised as one of these with
     ├── ModelError               a model file is missing, corrupt or incompatible
     ├── ReportError              a complaint report has no usable original
     ├── DnsFormatError           a DNS packet is malformed (answered FORMERR)
-    └── ServiceError             a daemon could not start or stopped badly
+    ├── ServiceError             a daemon could not start or stopped badly
+    └── QuarantineError          a Postfix hold-queue command failed
+        └── QuarantineUnavailable ... because Postfix is not there or not configured
 
 A class's docstring is its message when no other text is given.
 """
@@ -33,6 +35,8 @@ __all__ = [
     "ReportError",
     "DnsFormatError",
     "ServiceError",
+    "QuarantineError",
+    "QuarantineUnavailable",
 ]
 
 
@@ -81,3 +85,11 @@ class DnsFormatError(SpamwardenError):
 
 class ServiceError(SpamwardenError):
     """A service could not start or stopped unexpectedly."""
+
+
+class QuarantineError(SpamwardenError):
+    """A Postfix hold-queue command failed, or the message is not on hold."""
+
+
+class QuarantineUnavailable(QuarantineError):
+    """The quarantine is not configured: Postfix's commands or configuration are missing."""

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .config import Config, parse_hostport
-from .errors import ConfigError, ServiceError
+from .errors import ConfigError, ServiceError, StoreError, StoreUnavailable
 
 __all__ = [
     "redis_url",
@@ -33,6 +33,7 @@ __all__ = [
     "with_min_timeout",
     "sync_client",
     "async_client",
+    "store_error",
 ]
 
 
@@ -305,3 +306,17 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def store_error(exc: Exception) -> StoreError:
+    """The exception of our tree for a redis-py error.
+
+    :param exc: what redis-py (or the socket under it) raised.
+    :returns: :class:`StoreUnavailable` when Redis cannot be reached, else
+        :class:`StoreError`; the caller raises it ``from exc``.
+    """
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
+        return StoreUnavailable(f"Redis cannot be reached: {exc}")
+    return StoreError(f"Redis failed: {exc}")

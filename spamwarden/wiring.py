@@ -100,6 +100,8 @@ def build_scanner(
     * resolver: from ``[dns]`` (every SPF, DKIM, DMARC and DNSBL lookup);
     * classifier: ``training.model`` or the shipped model; a model that does
       not load is reported unavailable (``X-Spam-Unavailable``), never guessed;
+    * recipient settings and sender lists (:mod:`spamwarden.settings.store`, ``[settings]``),
+      polled from Redis every ``settings.refresh``;
     * listing lookups (:mod:`spamwarden.reputation.lookup`) and the consent policy
       (:mod:`spamwarden.consent.policy`): over one Redis client from ``[redis]``; the
       client connects lazily, so Redis being down at start gives ``*_LOOKUP_FAILED`` /
@@ -164,6 +166,12 @@ def build_scanner(
                 policies.append(policy_from_config(cfg, client))
             except (ImportError, SpamwardenError) as exc:
                 notes["consent"] = _header_safe(str(exc))
+    settings = None
+    if cfg.settings.enabled:
+        from .settings.store import SettingsCache
+
+        # Without Redis the static settings.allow / settings.deny entries still apply.
+        settings = SettingsCache.from_config(cfg, client)
     return Scanner(
         cfg,
         resolver=resolver if resolver is not None else resolver_from_config(cfg.dns),
@@ -173,6 +181,7 @@ def build_scanner(
         unavailable=notes,
         deliveries=deliveries,
         history=history,
+        settings=settings,
     )
 
 
@@ -370,7 +379,7 @@ def learner(cfg: Config, client: Any) -> ComplaintIntake:
 
 def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     """The route modules ``spamwarden api`` serves: listings, lookup pages, consent, history,
-    the operator console, metrics, learn (mailbox moves).
+    the operator console, metrics, learn (mailbox moves), recipient settings and sender lists.
 
     To add routes, write a factory ``factory(ctx: ApiContext) -> ApiModule`` in
     :mod:`spamwarden.api` and name it here (``docs/architecture.md``).
@@ -384,12 +393,17 @@ def api_modules() -> list[Callable[[ApiContext], ApiModule]]:
     from .api.listings import listings_module
     from .api.lookup import lookup_module
     from .api.metrics import metrics_module
+    from .api.settings import settings_module
 
-    return [listings_module, lookup_module, consent_module, history_module, console_module,
+    return [listings_module, lookup_module, consent_module, history_module,
+            # the quarantine's release-and-learn stores as learn does
+            functools.update_wrapper(functools.partial(console_module, make_intake=learner),
+                                     console_module),
             metrics_module,
             # learn stores through the intake policy (DKIM verifier, resolver) built here
             functools.update_wrapper(functools.partial(learn_module, make_intake=learner),
-                                     learn_module)]
+                                     learn_module),
+            settings_module]
 
 
 def run_api(cfg: Config, *, listen: str | None = None,

@@ -3,8 +3,16 @@ and :class:`ApiContext`, JSON errors, operator bearer-token auth, the client's a
 and request-body parsing.
 
 Route modules (:mod:`.listings`, :mod:`.consent`) import this; :mod:`.app` assembles
-them. Errors are JSON objects ``{"error": "...", "status": N}`` (:func:`json_error`);
-operator endpoints use :func:`operator_only` (or :func:`operator_denied` where a
+them. Errors are JSON objects (:func:`json_error`)::
+
+    {"error": "<English text>", "code": "<machine code>", "message": "<text>", "status": N}
+
+``code`` is stable and never changes with the language (an id of
+:mod:`spamwarden.i18n` without its ``api.`` group); ``error`` is the English text, as
+it always was, for clients that read it; ``message`` is in the request's language
+(:func:`request_language`: ``Accept-Language`` when it names one of ours, else
+``i18n.language``), chosen by the application's middleware (:func:`localize_error`).
+Operator endpoints use :func:`operator_only` (or :func:`operator_denied` where a
 route also accepts another credential).
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Config
+from ..i18n import Message, negotiate
 from ..reputation.store import AsyncListingStore, Clock
 
 __all__ = [
@@ -32,8 +42,12 @@ __all__ = [
     "MAX_BODY",
     "ERROR_RESPONSE",
     "ERROR_SCHEMA",
+    "ErrorResponse",
     "Handler",
+    "Message",
     "json_error",
+    "localize_error",
+    "request_language",
     "client_ip",
     "token_ok",
     "bearer_token",
@@ -52,8 +66,13 @@ MAX_BODY = 64 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: OpenAPI: the error object every route answers with
-ERROR_SCHEMA: dict[str, Any] = {"type": "object", "required": ["error", "status"], "properties": {
-    "error": {"type": "string"}, "status": {"type": "integer"}}}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error", "code", "message", "status"], "properties": {
+        "error": {"type": "string", "description": "the English text (never localised)"},
+        "code": {"type": "string", "description": "machine code, the same in every language"},
+        "message": {"type": "string",
+                    "description": "the text in Accept-Language if en or vi, else i18n.language"},
+        "status": {"type": "integer"}}}
 #: OpenAPI: a response carrying :data:`ERROR_SCHEMA` (add a ``description``)
 ERROR_RESPONSE: dict[str, Any] = {"description": "error", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -92,11 +111,79 @@ class ApiModule:
 # -- shared helpers --------------------------------------------------------------------------
 
 
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    """A JSON error response ``{"error": message, "status": status, ...}``."""
+#: the generic message of a status whose error text comes from a lower layer
+_GENERIC = {400: "api.bad_request", 401: "api.unauthorized", 403: "api.forbidden",
+            404: "api.not_found", 409: "api.conflict", 413: "api.too_large",
+            422: "api.unprocessable", 429: "api.rate_limited", 503: "api.unavailable"}
+
+
+def as_message(status: int, message: str | Message) -> Message:
+    """``message`` as a catalogue :class:`Message`: a plain text (a detail from a lower
+    layer, in English) is the generic message of ``status`` around it."""
+    if isinstance(message, Message):
+        return message
+    return Message(_GENERIC.get(status, "api.error"), {"detail": message})
+
+
+class ErrorResponse(web.Response):
+    """A JSON error (see the module docstring), rendered in English until
+    :meth:`localize` picks the request's language.
+
+    :param status: the HTTP status.
+    :param message: what went wrong.
+    :param extra: further members of the object.
+    """
+
+    def __init__(self, status: int, message: Message, *, extra: Mapping[str, Any],
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.error_message = message
+        self._code = status
+        self._extra = dict(extra)
+        super().__init__(status=status, headers=headers, content_type="application/json",
+                         text=self._render("en"))
+
+    def _render(self, language: str) -> str:
+        m = self.error_message
+        return json.dumps({"error": m.render("en"), "code": m.code,
+                           "message": m.render(language), "status": self._code,
+                           **self._extra})
+
+    def localize(self, language: str) -> None:
+        """Render ``message`` in ``language`` and say so (``Content-Language``,
+        RFC 9110 §8.5)."""
+        self.text = self._render(language)
+        self.headers["Content-Language"] = language
+
+
+def json_error(status: int, message: str | Message, **extra: Any) -> web.Response:
+    """A JSON error response (see the module docstring).
+
+    :param status: the HTTP status.
+    :param message: a catalogue :class:`Message`, or a plain English detail (wrapped in
+        the generic message of ``status``, :func:`as_message`).
+    :param extra: further members; ``headers=`` is the response's headers instead.
+    :returns: an :class:`ErrorResponse` (English until the middleware localises it).
+    """
     headers = extra.pop("headers", None)
-    return web.json_response({"error": message, "status": status, **extra}, status=status,
-                             headers=headers)
+    return ErrorResponse(status, as_message(status, message), extra=extra, headers=headers)
+
+
+def request_language(request: web.Request) -> str:
+    """The language of the request's error messages: its ``Accept-Language``
+    (RFC 9110 §12.5.4) when that names one of :data:`spamwarden.i18n.LANGUAGES`, else
+    ``i18n.language``."""
+    return negotiate(request.headers.get("Accept-Language", ""),
+                     default=request.app[CONFIG_KEY].i18n.language)
+
+
+@web.middleware
+async def localize_error(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Middleware (outermost): an :class:`ErrorResponse` gets its ``message`` in
+    :func:`request_language`."""
+    response = await handler(request)
+    if isinstance(response, ErrorResponse):
+        response.localize(request_language(request))
+    return response
 
 
 def client_ip(request: web.Request) -> str:
@@ -152,10 +239,10 @@ def operator_denied(request: web.Request, tokens: Sequence[str]) -> web.Response
         (RFC 6750 §3) for a missing or wrong token.
     """
     if not any(tokens):
-        return json_error(403, "operator endpoints are disabled: api.operator_tokens is empty")
+        return json_error(403, Message("api.operator_disabled"))
     token = bearer_token(request)
     if token is None or not token_ok(token, tokens):
-        return json_error(401, "an operator bearer token is required",
+        return json_error(401, Message("api.operator_token_required"),
                           headers={"WWW-Authenticate": 'Bearer realm="spamwarden"'})
     return None
 
@@ -187,14 +274,21 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError as exc:
-        raise BadRequest("the body must be a JSON object") from exc
+        raise BadRequest(Message("api.body_not_object")) from exc
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequest(Message("api.body_not_object"))
     return body
 
 
 class BadRequest(Exception):
-    """Turned into a 400 JSON error by the application's middleware."""
+    """Turned into a 400 JSON error by the application's middleware.
+
+    :param message: a catalogue :class:`Message`, or a plain English detail.
+    """
+
+    def __init__(self, message: str | Message) -> None:
+        self.message = as_message(400, message)
+        super().__init__(self.message.render("en"))
 
 
 def text_field(body: Mapping[str, Any], name: str, *, required: bool, limit: int) -> str:
@@ -206,10 +300,10 @@ def text_field(body: Mapping[str, Any], name: str, *, required: bool, limit: int
     if v is None:
         v = ""
     if not isinstance(v, str):
-        raise BadRequest(f"{name} must be a string")
+        raise BadRequest(Message("api.field_not_string", {"name": name}))
     v = v.strip()
     if required and not v:
-        raise BadRequest(f"{name} is required")
+        raise BadRequest(Message("api.field_required", {"name": name}))
     if len(v) > limit:
-        raise BadRequest(f"{name} is longer than {limit} characters")
+        raise BadRequest(Message("api.field_too_long", {"name": name, "limit": limit}))
     return v

@@ -12,7 +12,9 @@ and naming it in ``spamwarden.wiring.api_modules`` (which ``spamwarden api`` pas
 Public endpoints need nothing; operator endpoints need ``Authorization: Bearer
 <token>`` with one of ``api.operator_tokens`` (compared in constant time).  With no
 tokens configured, operator endpoints answer 403.  Errors are JSON objects
-``{"error": "...", "status": N}``; a store failure is 503, never a wrong answer.
+``{"error": "...", "code": "...", "message": "...", "status": N}`` (:mod:`._http`:
+``message`` in the client's Accept-Language or ``i18n.language``); a store failure
+is 503, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from ._http import (
     ApiModule,
     BadRequest,
     Handler,
+    Message,
     json_error,
+    localize_error,
 )
 from .listings import listings_module
 from .metrics import metrics_module
@@ -65,16 +69,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except BadRequest as exc:
-        return json_error(400, str(exc))
+        return json_error(400, exc.message)
     except StoreUnavailable as exc:
         _redis_error()
         event(log, "store_unavailable", path=request.path, error=str(exc))
-        return json_error(503, "the listing store is unavailable; try again shortly",
+        return json_error(503, Message("api.store_unavailable"),
                           headers={"Retry-After": "5"})
     except StoreError as exc:
         _redis_error()
         event(log, "store_error", path=request.path, error=str(exc))
-        return json_error(503, "the listing store failed; try again shortly")
+        return json_error(503, Message("api.store_failed"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -140,7 +144,7 @@ def build_app(
     ctx = ApiContext(cfg=cfg, clock=clock or SystemClock(), store=store)
     built = [m if isinstance(m, ApiModule) else m(ctx)
              for m in (modules if modules is not None else [listings_module, metrics_module])]
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[localize_error, _errors], client_max_size=MAX_BODY)
     app[CONFIG_KEY] = cfg
     app[STORE_KEY] = store
     app[CLOCK_KEY] = ctx.clock

@@ -37,8 +37,8 @@ Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and adverti
 * ``GET /v1/recipients/{rcpt}`` (operator) - every record of one recipient;
 * ``POST /v1/refusals`` (operator) - ``{recipient, advertiser?}``.
 
-Errors are JSON ``{"error": "...", "status": N}`` (the API's shared
-:func:`~spamwarden.api._http.json_error`) with 400 (bad input), 401 (no or bad
+Errors are JSON ``{"error": "...", "code": "...", "message": "...", "status": N}`` (the
+API's shared :func:`~spamwarden.api._http.json_error`) with 400 (bad input), 401 (no or bad
 token, with ``WWW-Authenticate: Bearer``), 403 (another advertiser's data; operator
 endpoints when ``api.operator_tokens`` is empty), 404, 409 (domain taken; no consent
 for an unsubscribe URL), 413, 503
@@ -94,6 +94,7 @@ from ._http import (
     ApiContext,
     ApiModule,
     Handler,
+    Message,
     bearer_token,
     json_error,
     operator_denied,
@@ -208,7 +209,7 @@ class ConsentApi:
                 return await handler(request)
             except StoreUnavailable as exc:
                 event(log, "consent_api_store_unavailable", path=request.path, error=str(exc))
-                return json_error(503, "the consent registry is unavailable, try again later",
+                return json_error(503, Message("api.registry_unavailable"),
                                   headers={"Retry-After": "5"})
             except UnknownAdvertiser as exc:
                 return json_error(404, str(exc))
@@ -216,7 +217,7 @@ class ConsentApi:
                 return json_error(409, str(exc))
             except StoreError as exc:
                 event(log, "consent_api_store_error", path=request.path, error=str(exc))
-                return json_error(503, "the consent registry failed, try again later")
+                return json_error(503, Message("api.registry_failed"))
             except ValueError as exc:  # a bad id or address found deeper down
                 return json_error(400, str(exc))
 
@@ -233,13 +234,13 @@ class ConsentApi:
         """``"operator"``, ``"advertiser"`` (a valid token of ``adv``), or the error response."""
         token = bearer_token(request)
         if token is None:
-            return json_error(401, "missing bearer token",
+            return json_error(401, Message("api.token_missing"),
                               headers={"WWW-Authenticate": 'Bearer realm="spamwarden"'})
         if token_ok(token, self._operator_tokens):
             return "operator"
         if await self._run(self.registry.check_advertiser_token, adv, token):
             return "advertiser"
-        return json_error(403, "token not valid for this advertiser")
+        return json_error(403, Message("api.token_wrong_advertiser"))
 
     async def _operator(self, request: web.Request) -> web.Response | None:
         """``None`` for an operator token, else the shared operator error (401 / 403)."""
@@ -254,7 +255,7 @@ class ConsentApi:
         if isinstance(who, web.Response):
             return adv, who
         if await self._run(self.registry.advertiser, adv) is None:
-            return adv, json_error(404, f"no advertiser {adv!r}")
+            return adv, json_error(404, Message("api.no_advertiser", {"advertiser": repr(adv)}))
         return adv, None
 
     @staticmethod
@@ -262,11 +263,11 @@ class ConsentApi:
         try:
             data = await request.json()
         except (ValueError, UnicodeDecodeError):
-            return json_error(400, "the body must be a JSON object")
+            return json_error(400, Message("api.body_not_object"))
         except web.HTTPRequestEntityTooLarge:
-            return json_error(413, "request body too large")
+            return json_error(413, Message("api.body_too_large"))
         if not isinstance(data, dict):
-            return json_error(400, "the body must be a JSON object")
+            return json_error(400, Message("api.body_not_object"))
         return data
 
     # -- recipients ----------------------------------------------------------------------------
@@ -433,7 +434,7 @@ class ConsentApi:
             return body
         domains = body.get("domains", [])
         if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-            return json_error(400, "domains must be a list of domain names")
+            return json_error(400, Message("api.domains_list"))
         try:
             existing = await self._run(self.registry.advertiser, str(body.get("id", "")))
             adv, token = await self._run(
@@ -471,14 +472,14 @@ class ConsentApi:
         if denied is not None:
             return denied
         if (denied := await self._operator(request)) is not None:
-            return json_error(403, "only the operator adds sending domains")
+            return json_error(403, Message("api.operator_adds_domains"))
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
         domains = body.get("domains")
         if not isinstance(domains, list) or not domains or not all(
                 isinstance(d, str) for d in domains):
-            return json_error(400, "domains must be a non-empty list of domain names")
+            return json_error(400, Message("api.domains_nonempty"))
         a = await self._run(self.registry.advertiser, adv)
         try:
             a, _ = await self._run(self.registry.register_advertiser, adv, name=a.name,
@@ -497,9 +498,9 @@ class ConsentApi:
             return body
         items = body.get("consents")
         if not isinstance(items, list) or not items:
-            return json_error(400, "consents must be a non-empty list")
+            return json_error(400, Message("api.consents_nonempty"))
         if len(items) > MAX_BULK:
-            return json_error(413, f"at most {MAX_BULK} consent records per request")
+            return json_error(413, Message("api.consents_limit", {"limit": MAX_BULK}))
         now = time.time()
         records: list[ConsentRecord] = []
         for i, item in enumerate(items):
@@ -518,7 +519,7 @@ class ConsentApi:
                     max_per_day=int(item.get("max_per_day") or 0),
                 ))
             except (ValueError, TypeError) as exc:
-                return json_error(400, f"consents[{i}]: {exc}")
+                return json_error(400, Message("api.consent_item", {"index": i, "detail": str(exc)}))
         try:
             n = await self._run(self.registry.add_consents, records)
         except ValueError as exc:
@@ -532,7 +533,7 @@ class ConsentApi:
             return denied
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
-            return json_error(400, "format must be json or csv")
+            return json_error(400, Message("api.export_format"))
         buf = io.StringIO()
         await self._run(export_records, self.registry, adv, fmt, buf)
         return web.Response(
@@ -548,7 +549,7 @@ class ConsentApi:
         try:
             since = float(request.query.get("since", "0"))
         except ValueError:
-            return json_error(400, "since must be a Unix time")
+            return json_error(400, Message("api.since"))
         recs = await self._run(lambda: [r for r in self.registry.refusals(adv) if r.at >= since])
         return _json({"refusals": [_refusal_json(r) for r in recs]})
 
@@ -597,8 +598,8 @@ class ConsentApi:
         # A token refuses on the recipient's behalf: issue one only where the advertiser
         # may mail the recipient at all, never for any address it names.
         if await self._run(self.registry.consent, adv, rcpt) is None:
-            return json_error(409, f"no consent of {rcpt} to advertising from {adv} on record: "
-                              "an unsubscribe URL is issued only for a recipient who consented")
+            return json_error(409, Message("api.no_consent",
+                                               {"rcpt": rcpt, "advertiser": adv}))
         url = unsubscribe_url(self.cfg, self.signer, adv, rcpt)
         return _json({"url": url, "headers": dict(list_unsubscribe_headers(url))})
 
@@ -623,7 +624,7 @@ class ConsentApi:
         adv = body.get("advertiser") or GLOBAL
         try:
             if adv != GLOBAL and await self._run(self.registry.advertiser, str(adv)) is None:
-                return json_error(404, f"no advertiser {adv!r}")
+                return json_error(404, Message("api.no_advertiser", {"advertiser": repr(adv)}))
             rec, created = await self._run(
                 self.registry.refuse, str(body.get("recipient", "")), adv=str(adv),
                 channel=str(body.get("channel") or "api")[:32],

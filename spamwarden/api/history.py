@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..reputation.history import MAX_LIMIT, HistoryFilter, aread_history
-from ._http import ERROR_RESPONSE, ApiContext, ApiModule, BadRequest, operator_only
+from ._http import ERROR_RESPONSE, ApiContext, ApiModule, BadRequest, Message, operator_only
 
 __all__ = ["HISTORY_PATHS", "history_module"]
 
@@ -27,13 +27,13 @@ def history_module(ctx: ApiContext) -> ApiModule:
         try:
             limit = int(q.get("limit", "50"))
         except ValueError as exc:
-            raise BadRequest("limit must be a whole number") from exc
+            raise BadRequest(Message("api.limit_number")) from exc
         action = q.get("action", "")
         if action and action not in _ACTIONS:
-            raise BadRequest("action must be one of " + ", ".join(_ACTIONS))
+            raise BadRequest(Message("api.history_action", {"actions": ", ".join(_ACTIONS)}))
         queue_id, rcpt = q.get("queue_id", ""), q.get("rcpt", "")
         if len(queue_id) > 64 or len(rcpt) > 320:
-            raise BadRequest("queue_id or rcpt is too long")
+            raise BadRequest(Message("api.history_key_too_long"))
         want = HistoryFilter(queue_id=queue_id, rcpt=rcpt, action=action)
         rows = await aread_history(store.redis, limit=max(1, min(limit, MAX_LIMIT)), want=want)
         return web.json_response({"messages": rows})

@@ -20,7 +20,15 @@ from aiohttp import web
 
 from ..config import Config
 from ..reputation.intake import ComplaintIntake
-from ._http import ERROR_RESPONSE, ApiContext, ApiModule, BadRequest, json_error, operator_only
+from ._http import (
+    ERROR_RESPONSE,
+    ApiContext,
+    ApiModule,
+    BadRequest,
+    Message,
+    json_error,
+    operator_only,
+)
 
 __all__ = ["LEARN_PATHS", "learn_module"]
 
@@ -74,12 +82,12 @@ def learn_module(
         user = request.query.get("user") or request.headers.get("X-Learn-User") or ""
         kind = kind.strip().lower()
         if kind not in _KINDS:
-            raise BadRequest("kind must be spam or ham")
+            raise BadRequest(Message("api.learn_kind"))
         if not user.strip() or len(user) > 320:
-            raise BadRequest("user (the mailbox owner's address) is required")
+            raise BadRequest(Message("api.learn_user"))
         raw = await _read_body(request, limit)
         if not raw:
-            raise BadRequest("the body must be the message")
+            raise BadRequest(Message("api.learn_body"))
         out = await intake.learn(kind, user, raw)  # type: ignore[arg-type]
         if out.status == "refused":
             return json_error(403, out.message)

@@ -19,6 +19,7 @@ from ._http import (
     ApiContext,
     ApiModule,
     BadRequest,
+    Message,
     client_ip,
     json_body,
     json_error,
@@ -26,8 +27,8 @@ from ._http import (
     text_field,
 )
 
-__all__ = ["listings_module", "listing_object", "request_object", "LISTINGS_PATHS",
-           "LISTINGS_SCHEMAS"]
+__all__ = ["listings_module", "listing_object", "request_object", "parse_ttl",
+           "LISTINGS_PATHS", "LISTINGS_SCHEMAS"]
 
 log = logging.getLogger("spamwarden.api")
 
@@ -39,6 +40,27 @@ def listing_object(x: Listing) -> dict[str, Any]:
     :returns: see :func:`~spamwarden.reputation.listings.listing_json`.
     """
     return listing_json(x, with_times=True)
+
+
+def parse_ttl(raw: object) -> float | None:
+    """The duration of an operator's listing: seconds, or ``"7d"`` and the like.
+
+    Shared by ``POST /v1/listings`` and the console's listing forms, so both accept
+    and refuse the same values.
+
+    :param raw: a number, a duration text, or ``None`` (the escalating default).
+    :returns: seconds, or ``None`` for the escalating ``reputation.listing_ttl``.
+    :raises ValueError: not a duration, or not more than 0 (the message says which).
+    """
+    if raw is None:
+        return None
+    try:
+        ttl = parse_duration(raw)
+    except ValueError as exc:
+        raise ValueError(f"ttl: expected {exc}") from exc
+    if ttl <= 0:
+        raise ValueError("ttl must be more than 0")
+    return ttl
 
 
 def _key_or_400(text: str) -> tuple[str, Any]:
@@ -85,7 +107,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         now = clock.now()
         if not await store.rate_allow("delist", ip, limit=cfg.api.delist_requests_per_hour,
                                       now=now):
-            return json_error(429, "too many delisting requests from your address; try later",
+            return json_error(429, Message("api.delist_rate"),
                               headers={"Retry-After": str(3600 - int(now) % 3600)})
         body = await json_body(request)
         key, _ = _key_or_400(text_field(body, "key", required=True, limit=300))
@@ -93,7 +115,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         contact = text_field(body, "contact", required=False, limit=254)
         found = await store.find(key, now=now)
         if found is None:
-            return json_error(404, f"{key} is not listed")
+            return json_error(404, Message("api.not_listed", {"key": key}))
         req = await store.file_delist_request(found.key, reason=reason, contact=contact,
                                               client=ip, now=now)
         event(log, "delist_requested", id=req.id, key=req.key, client=ip)
@@ -105,7 +127,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
     async def list_requests(request: web.Request) -> web.StreamResponse:
         status = request.query.get("status") or None
         if status not in (None, "pending", "approved", "rejected"):
-            raise BadRequest("status must be pending, approved or rejected")
+            raise BadRequest(Message("api.request_status"))
         reqs = await store.delist_requests(now=clock.now(), status=status)
         return web.json_response([request_object(r) for r in reqs])
 
@@ -115,9 +137,9 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         note = text_field(body, "note", required=False, limit=2000)
         current = await store.get_delist_request(rid)
         if current is None:
-            return json_error(404, f"no delisting request {rid}")
+            return json_error(404, Message("api.no_request", {"id": rid}))
         if current.status != "pending":
-            return json_error(409, f"request {rid} was already {current.status}")
+            return json_error(409, Message("api.request_decided", {"id": rid, "status": current.status}))
         res = await store.decide_delist_request(rid, approve=approve, note=note, now=clock.now())
         assert res is not None
         new, write = res
@@ -142,7 +164,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
             limit = min(int(request.query.get("limit", "1000")), 100_000)
             offset = max(int(request.query.get("offset", "0")), 0)
         except ValueError as exc:
-            raise BadRequest("limit and offset must be whole numbers") from exc
+            raise BadRequest(Message("api.limit_offset_numbers")) from exc
         items = await store.all(now=clock.now())
         return web.json_response({"total": len(items),
                                   "listings": [listing_object(x) for x in items[offset:offset + limit]]})
@@ -154,15 +176,10 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         key, kind = _key_or_400(text_field(body, "key", required=True, limit=300))
         text = text_field(body, "reason", required=True, limit=2000)
         reason, note = (text, "") if text in REASONS else (operator_reason(kind), text)
-        ttl_raw = body.get("ttl")
-        ttl: float | None = None
-        if ttl_raw is not None:
-            try:
-                ttl = parse_duration(ttl_raw)
-            except ValueError as exc:
-                raise BadRequest(f"ttl: expected {exc}") from exc
-            if ttl <= 0:
-                raise BadRequest("ttl must be more than 0")
+        try:
+            ttl = parse_ttl(body.get("ttl"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
         w = await store.add(key, kind=kind, reason=reason, note=note, ttl=ttl, now=clock.now())
         assert w.listing is not None
         event(log, "operator_listed", key=key, op=w.op, reason=reason)
@@ -176,10 +193,10 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         body = await json_body(request) if request.can_read_body else {}
         reason = text_field(body, "reason", required=False, limit=2000) or request.query.get("reason", "")
         if not reason:
-            raise BadRequest("reason is required (JSON body or ?reason=)")
+            raise BadRequest(Message("api.reason_required"))
         w = await store.delist(key, note=reason, now=clock.now())
         if w.op == "absent":
-            return json_error(404, f"{key} is not listed")
+            return json_error(404, Message("api.not_listed", {"key": key}))
         event(log, "operator_delisted", key=key, op=w.op)
         return web.json_response({"op": w.op, "key": key})
 

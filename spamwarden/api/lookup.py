@@ -42,6 +42,7 @@ from ._http import (
     ApiContext,
     ApiModule,
     BadRequest,
+    Message,
     client_ip,
     json_body,
     json_error,
@@ -259,11 +260,11 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
     async def queue(request: web.Request) -> web.StreamResponse:
         status = request.query.get("status") or None
         if status not in (None, "pending", "approved", "rejected"):
-            raise BadRequest("status must be pending, approved or rejected")
+            raise BadRequest(Message("api.request_status"))
         try:
             limit = max(1, min(int(request.query.get("limit", "1000")), 1000))
         except ValueError as exc:
-            raise BadRequest("limit must be a whole number") from exc
+            raise BadRequest(Message("api.limit_number")) from exc
         reqs = await store.delist_requests(now=clock.now(), status=status, limit=limit)
         return web.json_response({"requests": [
             {**request_object(r), "status_url": f"{base}request/{r.id}"} for r in reqs]})
@@ -275,17 +276,17 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         body = await json_body(request)
         decision = text_field(body, "decision", required=True, limit=10)
         if decision not in ("approve", "reject"):
-            raise BadRequest("decision must be approve or reject")
+            raise BadRequest(Message("api.decision"))
         note = text_field(body, "note", required=False, limit=2000)
         current = await store.get_delist_request(rid) if len(rid) <= 64 else None
         if current is None:
-            return json_error(404, "no such delisting request")
+            return json_error(404, Message("api.no_such_request"))
         if current.status != "pending":
-            return json_error(409, f"the request was already {current.status}")
+            return json_error(409, Message("api.already_decided", {"status": current.status}))
         res = await store.decide_delist_request(rid, approve=decision == "approve", note=note,
                                                 now=clock.now())
         if res is None:
-            return json_error(404, "no such delisting request")
+            return json_error(404, Message("api.no_such_request"))
         new, write = res
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
         return web.json_response({"request": request_object(new),

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ReportError, StoreError
+from ..i18n import MESSAGES, smtp_text
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
 from .confirmations import confirm_once, sender_from_config
@@ -44,27 +45,38 @@ from .registry import (
 )
 from .unsubscribe import InvalidToken, TokenSigner, signer_from_config
 
-__all__ = ["OptoutHandler", "optout_hook_from_config", "ad_complaint_hook_from_config", "REPLIES"]
+__all__ = [
+    "OptoutHandler", "optout_hook_from_config", "ad_complaint_hook_from_config", "REPLIES",
+    "REPLY_CODES", "reply",
+]
 
 log = logging.getLogger("spamwarden.intake.optout")
 
-REPLIES = {
-    "done": "250 2.0.0 Refusal of advertising from {adv} recorded for {rcpt}",
-    "done_all": "250 2.0.0 Refusal of all advertising recorded for {rcpt}",
-    "already": "250 2.0.0 Refusal already recorded for {rcpt}",
-    "unknown": (
-        "550 5.6.0 No advertiser found: forward the ad as an attachment, or put the "
-        "advertiser's name or domain (or ALL for all advertising) in the subject"
-    ),
-    "not_local": "550 5.7.1 Only recipients of this mail system can opt out here",
-    "not_authenticated": (
-        "550 5.7.1 Opt-out by mail is accepted only from users logged in to this mail system; "
-        "send it from your mail program with SMTP authentication (login) or from webmail, "
-        "or use the unsubscribe link in the ad"
-    ),
-    "bad_sender": "550 5.1.7 The sender address cannot be used as a recipient address",
-    "store": "451 4.3.0 Opt-out cannot be recorded right now, try again later",
+#: the code and enhanced status code (RFC 3463) of every reply; the text is the catalogue's
+#: ``optout.<name>`` (:mod:`spamwarden.i18n`) in ``i18n.language``
+REPLY_CODES = {
+    "done": "250 2.0.0",
+    "done_all": "250 2.0.0",
+    "already": "250 2.0.0",
+    "unknown": "550 5.6.0",
+    "not_local": "550 5.7.1",
+    "not_authenticated": "550 5.7.1",
+    "bad_sender": "550 5.1.7",
+    "store": "451 4.3.0",
 }
+#: every reply in English (tests compare against these)
+REPLIES = {name: f"{code} {MESSAGES['optout.' + name]['en']}"
+           for name, code in REPLY_CODES.items()}
+
+
+def reply(language: str, name: str, **values: object) -> str:
+    """The SMTP reply ``name`` (a key of :data:`REPLY_CODES`) with its text in
+    ``language``, ASCII (:func:`spamwarden.i18n.smtp_text`).
+
+    :raises KeyError: no such reply, or a value missing.
+    """
+    return f"{REPLY_CODES[name]} {smtp_text(language, 'optout.' + name, **values)}"
+
 
 _ALL_RE = re.compile(
     r"^\s*(?:(?:re|fw|fwd)\s*:\s*)*(?:all(?:\s+advertising|\s+ads)?|\*|t[ấa]t\s+c[ảa]"
@@ -89,6 +101,7 @@ class OptoutHandler:
         refusal recorded for a forged envelope sender would silence that
         person's mail.
     :param confirm: called with each new refusal (sends the single confirmation).
+    :param language: the language of the reply texts (``i18n.language``).
     """
 
     def __init__(
@@ -99,7 +112,9 @@ class OptoutHandler:
         local_domains: tuple[str, ...] = (),
         require_auth: bool = True,
         confirm: Callable[[RefusalRecord], object] | None = None,
+        language: str = "en",
     ) -> None:
+        self.language = language
         self.registry = registry
         self.signer = signer
         self.local_domains = local_domains
@@ -109,18 +124,18 @@ class OptoutHandler:
     async def __call__(self, request: Any) -> str:
         """Handle one message (an ``IntakeRequest``); returns the SMTP reply."""
         if not request.local_reporter:
-            return REPLIES["not_local"]
+            return reply(self.language, "not_local")
         if self.require_auth and not request.authenticated:
-            return REPLIES["not_authenticated"]
+            return reply(self.language, "not_authenticated")
         try:
             rcpt = normalize_recipient(request.reporter)
         except ValueError:
-            return REPLIES["bad_sender"]
+            return reply(self.language, "bad_sender")
         try:
             return await asyncio.to_thread(self.handle, rcpt, request.raw)
         except StoreError as exc:
             event(log, "optout_store_error", rcpt=rcpt, error=str(exc))
-            return REPLIES["store"]
+            return reply(self.language, "store")
 
     def advertiser_named(self, raw: bytes) -> str | None:
         """The advertiser the message refuses: :data:`GLOBAL` for all advertising,
@@ -169,16 +184,16 @@ class OptoutHandler:
         adv = self.advertiser_named(raw)
         if adv is None:
             event(log, "optout_unknown_advertiser", rcpt=rcpt)
-            return REPLIES["unknown"]
+            return reply(self.language, "unknown")
         rec, created = self.registry.refuse(rcpt, adv=adv, channel="optout-mail")
         event(log, "optout_recorded", rcpt=rcpt, advertiser=adv, new=created)
         if not created:
-            return REPLIES["already"].format(rcpt=rcpt)
+            return reply(self.language, "already", rcpt=rcpt)
         if self.confirm is not None:
             self.confirm(rec)
         if adv == GLOBAL:
-            return REPLIES["done_all"].format(rcpt=rcpt)
-        return REPLIES["done"].format(adv=adv, rcpt=rcpt)
+            return reply(self.language, "done_all", rcpt=rcpt)
+        return reply(self.language, "done", adv=adv, rcpt=rcpt)
 
 
 def optout_hook_from_config(cfg: Config) -> OptoutHandler:
@@ -197,6 +212,7 @@ def optout_hook_from_config(cfg: Config) -> OptoutHandler:
         local_domains=tuple(cfg.intake.local_domains),
         require_auth=True,  # never on a forged sender's say-so, even with intake.require_auth off
         confirm=confirm,
+        language=cfg.i18n.language,
     )
 
 

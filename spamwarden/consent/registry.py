@@ -40,6 +40,9 @@ key                                 what
                                     members older than the window are dropped on every write;
                                     TTL = the window (ephemeral)
 ``sw:{sw}:adv-stats:<adv>``         hash: ``sent`` (ads delivered, all time)
+``sw:{sw}:adv-sent:<adv>:<hour>``   integer: ads delivered in one clock hour (``<hour>`` = Unix
+                                    time // 3600); TTL the window + 1 h (ephemeral: the
+                                    last-24-hours count, :meth:`RedisConsentRegistry.counts`)
 ``sw:{sw}:all-request:<rcpt>``      string: a request to refuse all advertising was mailed to
                                     the recipient; TTL one day (ephemeral: at most one such
                                     mail per recipient per day)
@@ -58,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import time
@@ -108,6 +112,7 @@ __all__ = [
     "recipient_index_key",
     "sent_key",
     "stats_key",
+    "sent_hour_key",
     "all_request_key",
     "registry_from_config",
     "AdComplaintRefusals",
@@ -149,6 +154,11 @@ def recipient_index_key(rcpt: str) -> str:
 def sent_key(adv: str, rcpt: str) -> str:
     """The sorted set of ads delivered from ``adv`` to ``rcpt`` inside the window (TTL)."""
     return f"sw:{{sw}}:sent:{adv}:{rcpt}"
+
+
+def sent_hour_key(adv: str, hour: int) -> str:
+    """The count of ads ``adv`` delivered in clock hour ``hour`` (Unix time // 3600; TTL)."""
+    return f"sw:{{sw}}:adv-sent:{adv}:{hour}"
 
 
 def all_request_key(rcpt: str) -> str:
@@ -340,12 +350,15 @@ class RecipientRecords:
 
 @dataclass(frozen=True, slots=True)
 class AdvertiserCounts:
-    """Totals for one advertiser."""
+    """Totals for one advertiser: recipients with a consent, with a refusal, ads
+    delivered all time and in the last 24 hours (the current clock hour and the 23
+    before it; 0 when not asked for)."""
 
     advertiser: str
     consents: int
     refusals: int
     sent: int
+    sent_24h: int = 0
 
 
 @runtime_checkable
@@ -765,7 +778,8 @@ class RedisConsentRegistry:
             return
         member = f"{now!r}:{ref}:{uuid.uuid4().hex[:12]}"
         self._call(
-            self._send, keys=[*keys, stats_key(adv)], args=[repr(now), repr(self.window), member]
+            self._send, keys=[*keys, stats_key(adv), sent_hour_key(adv, int(now // 3600))],
+            args=[repr(now), repr(self.window), member, math.ceil(self.window) + 3600],
         )
 
     def sent_in_window(self, adv: str, rcpt: str, *, now: float) -> int:
@@ -807,6 +821,40 @@ class RedisConsentRegistry:
         pipe.hget(stats_key(adv), "sent")
         c, r, s = self._call(pipe.execute)
         return AdvertiserCounts(adv, int(c), int(r), int(_s(s)) if s else 0)
+
+    def refusing_all(self) -> int:
+        """How many recipients refuse all advertising (the do-not-email list).
+
+        :raises StoreError: store trouble.
+        """
+        return int(self._call(self.client.hlen, DNE_KEY))
+
+    def counts_many(self, advs: Sequence[str], *, now: float | None = None
+                    ) -> list[AdvertiserCounts]:
+        """:meth:`counts` of several advertisers in one round trip, with the ads
+        delivered in the last 24 hours (hourly counters, so the current clock hour and
+        the 23 before it).
+
+        :param advs: advertiser ids (at most 10,000 are read).
+        :param now: the time the last 24 hours end at (default: the registry's clock).
+        :returns: one :class:`AdvertiserCounts` per id, in order.
+        :raises StoreError: store trouble.
+        """
+        ids = [normalize_advertiser_id(a) for a in advs[:10_000]]
+        hour = int((self.clock() if now is None else now) // 3600)
+        pipe = self.client.pipeline(transaction=False)
+        for adv in ids:
+            pipe.hlen(consent_key(adv))
+            pipe.hlen(refusal_key(adv))
+            pipe.hget(stats_key(adv), "sent")
+            pipe.mget([sent_hour_key(adv, h) for h in range(hour - 23, hour + 1)])
+        res = self._call(pipe.execute) if ids else []
+        out = []
+        for i, adv in enumerate(ids):
+            c, r, s, hours = res[4 * i: 4 * i + 4]
+            out.append(AdvertiserCounts(adv, int(c), int(r), int(_s(s)) if s else 0,
+                                        sum(int(_s(v)) for v in hours if v is not None)))
+        return out
 
 
 def _s(v: Any) -> str:

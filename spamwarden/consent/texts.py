@@ -14,6 +14,8 @@ from __future__ import annotations
 import html
 from typing import Literal
 
+from ..i18n import fold_ascii
+
 __all__ = ["Language", "TEXTS", "text", "smtp_text", "page", "LANGUAGES"]
 
 Language = Literal["en", "vi"]
@@ -246,10 +248,9 @@ def text(language: str, key: str, **values: object) -> str:
 
 def smtp_text(language: str, key: str, **values: object) -> str:
     """Like :func:`text` but safe for an SMTP reply line (RFC 5321 §4.2): ASCII,
-    one line (anything else becomes ``?``, whitespace runs become one space)."""
-    s = text(language, key, **values)
-    s = s.encode("ascii", "replace").decode("ascii")
-    return " ".join(s.split())
+    one line (:func:`spamwarden.i18n.fold_ascii`: diacritics dropped, anything else
+    outside printable ASCII becomes ``?``, whitespace runs become one space)."""
+    return fold_ascii(text(language, key, **values))
 
 
 def page(language: str, title_key: str, body: str, *, extra_html: str = "") -> str:

@@ -10,7 +10,8 @@ connect   remember the client IP and name (no reply awaited)
 hello     remember the HELO name (no reply awaited)
 envfrom   start a transaction: MAIL FROM, ``{auth_authen}``; start SPF (and the
           third-party DNSBLs) on the lookup threads, to run during DATA (no reply awaited)
-envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one
+envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one;
+          ``452 4.5.3`` when its settings differ from the first recipient's
 data      acknowledge the packet at once (``milter.tcp_quickack``; no reply awaited)
 header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
 body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import Milter
+import milter as libmilter
 
 from ..errors import ConfigError
 from ..logs import event
@@ -41,6 +43,7 @@ from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
+from .replies import error_text, overflow_text, reject_text, tempfail_text
 from .scanner import EnvelopeChecks, Scanner, Verdict
 
 __all__ = [
@@ -174,6 +177,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self.scanner = scanner
         self.recorder = recorder
         self.cfg = scanner.cfg.milter
+        #: the language of reply texts (``i18n.language``); codes never change with it
+        self.language = scanner.cfg.i18n.language
         self._clock = clock
         self._client_ip: str | None = None
         self._client_name = ""
@@ -241,11 +246,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             if action == "accept":
                 return ACCEPT
             if action == "reject":
-                self.setreply("550", "5.3.0", _reply_text("message could not be checked"))
+                self.setreply("550", "5.3.0", _reply_text(error_text(self.language, "reject")))
                 return REJECT
-            self.setreply(
-                "451", "4.3.0", _reply_text("spam filter temporarily unavailable, try again later")
-            )
+            self.setreply("451", "4.3.0", _reply_text(error_text(self.language, "tempfail")))
         except Exception:  # noqa: BLE001, S110 - the reply text is a courtesy; the code matters
             pass
         return REJECT if action == "reject" else TEMPFAIL
@@ -304,11 +307,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             log, "rcpt_refused", queue_id=self._queue_id or None, rcpt=address,
             symbol=decision.symbol or None, temporary=decision.temporary, text=decision.text,
         )
-        if decision.temporary:
-            self.setreply("450", "4.7.1", _reply_text(decision.text))
-            return TEMPFAIL
-        self.setreply("550", "5.7.1", _reply_text(decision.text))
-        return REJECT
+        code = decision.code or ("450" if decision.temporary else "550")
+        status = decision.status or ("4.7.1" if decision.temporary else "5.7.1")
+        self.setreply(code, status, _reply_text(decision.text))
+        return TEMPFAIL if code.startswith("4") else REJECT
 
     @_noreply
     @_raw_bytes
@@ -411,8 +413,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         )
         self._reset_after_message()
         self.setreply("550", "5.7.1", _reply_text(
-            f"message has more than {MAX_WATCHED_HEADERS} X-Spam-* or "
-            "Authentication-Results header fields"))
+            overflow_text(self.language, MAX_WATCHED_HEADERS)))
         return REJECT
 
     def _reset_after_message(self) -> None:
@@ -441,7 +442,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self._record_refused(verdict)
             return REJECT
         if action == "tempfail":
-            self.setreply("451", "4.7.1", _reply_text(f"try again later: {verdict.reason}"))
+            self.setreply("451", "4.7.1", _reply_text(
+                tempfail_text(self.language, verdict, self.scanner.cfg)))
             self._record_refused(verdict)
             return TEMPFAIL
         ConnectionAcker.cork(self._ack_sock, True)
@@ -467,21 +469,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             self.scanner.record_history([(verdict, self._env)])
 
     def _reject_text(self, verdict: Verdict) -> str:
-        """``message rejected as spam: <main reason>; see <lookup URL>``.
-
-        The URL is ``milter.lookup_url``; for a listing it names the listed key
-        (``https://bl.example.net/lookup/192.0.2.7``), falling back to
-        ``rbl.lookup_url`` so a listed sender always learns where to ask for delisting.
-        """
-        text = f"message rejected as spam: {verdict.reason}"
-        url = self.cfg.lookup_url
-        if verdict.listed_key:
-            url = url or self.scanner.cfg.rbl.lookup_url
-            if url.endswith(("/", "=")):
-                url += verdict.listed_key
-        if url:
-            text += f"; see {url}"
-        return text
+        """``message rejected as spam: <main reason>; see <lookup URL>`` in
+        ``i18n.language`` (:func:`~spamwarden.milter.replies.reject_text`)."""
+        return reject_text(self.language, verdict, self.scanner.cfg)
 
     def _log_verdict(self, verdict: Verdict) -> None:
         try:
@@ -525,7 +515,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
 
 _NR_HDR: int = int(Milter.P_NR_HDR)
-_NOREPLY: int = int(Milter.NOREPLY)
+# libmilter's own constant: Milter.NOREPLY is a Python name that pymilter's test helper
+# (Milter.test) rebinds to CONTINUE for the whole process
+_NOREPLY: int = int(libmilter.NOREPLY)
 
 
 def _header_callback(ctx: Any, name: str, value: bytes) -> int:

@@ -17,11 +17,13 @@ from ..mail import MessageView
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingOutcome
+    from ..settings.model import SettingsSnapshot
     from .auth import AuthResults
 
 __all__ = [
     "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
-    "RcptDecision", "RecordsDeliveries", "SiteCounts", "StartsLookups", "Symbol",
+    "RcptDecision", "RecordsDeliveries", "SettingsSource", "SiteCounts", "StartsLookups",
+    "Symbol",
 ]
 
 #: What the milter does with a message, from mildest to hardest.
@@ -62,11 +64,18 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class RcptDecision:
-    """Reject one recipient: ``550 5.7.1 <text>`` (or 450 when ``temporary``)."""
+    """Reject one recipient: ``550 5.7.1 <text>`` (or 450 4.7.1 when ``temporary``).
+
+    :ivar code: / ``status``: another reply code and enhanced status (RFC 3463), e.g.
+        ``452`` / ``4.5.3`` for a recipient to send in another transaction; "" for the
+        defaults above.
+    """
 
     text: str
     symbol: str = ""
     temporary: bool = False
+    code: str = ""
+    status: str = ""
 
 
 @runtime_checkable
@@ -127,6 +136,16 @@ class BatchedVolume(Protocol):
         """Count each message (its source keys).  Best effort, never raises."""
         ...
 
+
+
+@runtime_checkable
+class SettingsSource(Protocol):
+    """The operator's recipient settings and sender lists
+    (``settings.store.SettingsCache``): a snapshot that may change between messages."""
+
+    def current(self) -> SettingsSnapshot:
+        """The settings to use now.  Never raises for store trouble."""
+        ...
 
 
 class RecordsDeliveries(Protocol):

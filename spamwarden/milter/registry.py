@@ -40,7 +40,14 @@ from ..errors import SpamwardenError
 from ..logs import event
 from ..mail import MessageView
 from ..resolver import Resolver
-from .interfaces import Action, Envelope, MessagePolicy, RecordsDeliveries, Symbol
+from .interfaces import (
+    Action,
+    Envelope,
+    MessagePolicy,
+    RecordsDeliveries,
+    SettingsSource,
+    Symbol,
+)
 from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
@@ -146,6 +153,7 @@ class Components:
     :ivar deliveries: the delivery ledger, or ``None`` (not recorded).
     :ivar points: ``[policy.symbols]`` over the declared defaults.
     :ivar lookups: the shared lookup threads.
+    :ivar settings: recipient settings and sender lists, or ``None`` (not configured).
     """
 
     cfg: Config
@@ -158,6 +166,7 @@ class Components:
     deliveries: RecordsDeliveries | None
     points: SymbolPoints
     lookups: LookupPool
+    settings: SettingsSource | None = None
 
 
 class MessageContext:

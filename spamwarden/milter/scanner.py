@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
 from ..config import Config
+from ..i18n import smtp_text
 from ..mail import MessageView, ParseLimits, parse_message
 from ..resolver import Resolver
+from ..settings.model import Thresholds
 from .delivery import DeliveryRecorder
 from .headers import (
     AUTH_RESULTS,
@@ -41,7 +43,15 @@ from .headers import (
     render_authentication_results,
     spam_headers,
 )
-from .interfaces import Action, Envelope, MessagePolicy, RcptDecision, RecordsDeliveries, Symbol
+from .interfaces import (
+    Action,
+    Envelope,
+    MessagePolicy,
+    RcptDecision,
+    RecordsDeliveries,
+    SettingsSource,
+    Symbol,
+)
 from .policy import decide
 from .registry import (
     Check,
@@ -131,6 +141,9 @@ class Verdict:
     main_symbol: str = ""
     #: for a listing symbol: the listed IP or domain, to look up or ask delisting for
     listed_key: str = ""
+    #: the thresholds the score was compared with (``[policy]`` or the recipient's
+    #: settings); ``None`` for a message not scored
+    thresholds: Thresholds | None = None
     view: MessageView | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -279,6 +292,8 @@ class Scanner:
         :mod:`spamwarden.milter.checks`.
     :param history: the message history (``reputation.history.HistoryRecorder``): every
         verdict, refused ones included, recorded after the reply (:meth:`record_history`).
+    :param settings: the operator's recipient settings and sender lists
+        (``settings.store.SettingsCache``), or ``None``: ``[policy]`` for everyone.
     :raises ConfigError: ``[policy.symbols]`` names a symbol no check declares.
     """
 
@@ -297,8 +312,15 @@ class Scanner:
         checks: Sequence[CheckDecl] | None = None,
         deliveries: RecordsDeliveries | None = None,
         history: _History | None = None,
+        settings: SettingsSource | None = None,
     ) -> None:
         self.cfg = cfg
+        #: per-recipient thresholds and sender lists, or ``None``
+        self.settings = settings
+        p = cfg.policy
+        self._base_thresholds = Thresholds(p.tag_threshold, p.quarantine_threshold,
+                                           p.reject_threshold)
+        self._delimiters = cfg.intake.recipient_delimiter
         self.deliveries = deliveries
         # the message history (reputation.history.HistoryRecorder): every verdict, for operators
         self.history = history
@@ -331,6 +353,7 @@ class Scanner:
             cfg=cfg, resolver=resolver, authenticate=self.authenticate, spf=check_spf,
             classifier=classifier, listings=listings, policies=self.policies,
             deliveries=deliveries, points=self.points, lookups=self.lookups,
+            settings=settings,
         )
         built: list[tuple[CheckDecl, Check]] = []
         for decl in decls:
@@ -389,7 +412,35 @@ class Scanner:
             decision = policy.check_rcpt(env, rcpt)
             if decision is not None:
                 return decision
-        return None
+        return self._split(env, rcpt)
+
+    def _split(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+        """``452 4.5.3`` for a recipient whose thresholds differ from those of the
+        transaction's first accepted recipient (RFC 5321 §4.5.3.1.10: the client sends
+        it again in another transaction), so one verdict fits every recipient of a
+        message.  ``None`` when they are the same or there are no settings, and for a
+        trusted sender (SMTP AUTH, ``milter.trusted_networks``): a mail client submitting
+        rarely retries a 452, and trusted mail is never refused or held anyway."""
+        if self.settings is None or not env.rcpts or self.trusted_reason(env):
+            return None
+        snap = self.settings.current()
+        if not snap.policies:
+            return None
+        first = snap.thresholds(env.rcpts[0], self._base_thresholds, delimiters=self._delimiters)
+        this = snap.thresholds(rcpt, self._base_thresholds, delimiters=self._delimiters)
+        if first == this:
+            return None
+        return RcptDecision(smtp_text(self.cfg.i18n.language, "milter.rcpt_split"), temporary=True,
+                            code="452", status="4.5.3")
+
+    def thresholds_for(self, env: Envelope) -> Thresholds:
+        """The thresholds of this message: those of its first recipient (every recipient
+        shares them, :meth:`check_rcpt` made sure), ``[policy]``'s without recipients or
+        settings."""
+        if self.settings is None or not env.rcpts:
+            return self._base_thresholds
+        return self.settings.current().thresholds(env.rcpts[0], self._base_thresholds,
+                                                  delimiters=self._delimiters)
 
     # -- MAIL FROM time ---------------------------------------------------------------------
 
@@ -485,7 +536,7 @@ class Scanner:
         return Verdict(
             action="accept",
             score=0.0,
-            required=self.cfg.policy.tag_threshold,
+            required=self.thresholds_for(env).tag_threshold,
             symbols=(),
             reason=note,
             add_headers=(("X-Spam-Note", header_safe(f"not scored: {note}")),),
@@ -555,7 +606,14 @@ class Scanner:
         started: float,
         raw: bytes = b"",
     ) -> Verdict:
-        decision = decide(symbols, self.cfg.policy, self.cfg.milter)
+        limits = self.thresholds_for(env)
+        policy = self.cfg.policy
+        if limits != self._base_thresholds:
+            policy = dataclasses.replace(
+                policy, tag_threshold=limits.tag_threshold,
+                quarantine_threshold=limits.quarantine_threshold,
+                reject_threshold=limits.reject_threshold)
+        decision = decide(symbols, policy, self.cfg.milter)
         why = ""
         shield = self.never_refuse
         for s in symbols:
@@ -566,7 +624,7 @@ class Scanner:
             decision = dataclasses.replace(
                 decision, action="tag",
                 reason=f"{why}, tagged instead of {decision.action}: {decision.reason}")
-        required = self.cfg.policy.tag_threshold
+        required = policy.tag_threshold
         flagged = decision.score >= required or decision.action in ("tag", "quarantine", "reject")
         auth_note = next((u for u in unavailable if u.startswith("auth ")), "")
         add: list[tuple[str, str]] = [
@@ -600,5 +658,6 @@ class Scanner:
             elapsed_ms=round((self._clock() - started) * 1000, 2),
             main_symbol=decision.main.name if decision.main else "",
             listed_key=decision.main.key if decision.main else "",
+            thresholds=limits,
             view=view,
         )

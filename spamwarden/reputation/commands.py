@@ -200,7 +200,7 @@ def cmd_complaints(args: argparse.Namespace, cfg: Config) -> int:
         out.append({
             "entry": entry_id, "id": c.id, "kind": c.kind, "reporter": c.reporter,
             "received_at": c.received_at, "source": c.source, "fingerprint": c.fingerprint,
-            "match": c.match, "delivery": c.delivery,
+            "match": c.match, "delivery": c.delivery, "message_id": c.message_id,
             "indicators": {
                 "source_ip": i.source_ip, "mail_from_domain": i.mail_from_domain,
                 "from_domain": i.from_domain, "from_address": i.from_address,

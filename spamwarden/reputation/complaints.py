@@ -15,13 +15,16 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-__all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY"]
+__all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY",
+           "MAX_MESSAGE_ID"]
 
 COMPLAINTS_KEY = "sw:{sw}:complaints"
 #: reports that matched no delivery here: kept for the operator, never counted
 UNMATCHED_KEY = "sw:{sw}:complaints:unmatched"
 #: where reported originals are kept (bounded, with expiry) as training examples
 TRAINING_KEY = "sw:{sw}:training"
+#: a Message-ID kept with a complaint is cut to this (RFC 5322 §2.1.1 line limit)
+MAX_MESSAGE_ID = 998
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,10 @@ class Complaint:
     match: str = ""
     #: the matched delivery's id ("" unless matched)
     delivery: str = ""
+    #: the reported message's Message-ID as the report carried it (at most
+    #: :data:`MAX_MESSAGE_ID` characters; "" when it had none, or an older entry):
+    #: shown to the operator beside an unmatched report
+    message_id: str = ""
 
     @property
     def proven(self) -> bool:
@@ -105,6 +112,7 @@ class Complaint:
                 reporter_verified=f.get("reporter_verified", "") == "True",
                 match=f.get("match", ""),
                 delivery=f.get("delivery", ""),
+                message_id=f.get("message_id", "")[:MAX_MESSAGE_ID],
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a complaint entry: {exc}") from exc

@@ -24,6 +24,9 @@ Redis keys (hash tag ``{sw}``):
     ``history.max_entries`` (``XADD MAXLEN ~``) and to ``history.ttl`` of age (``XTRIM
     MINID``, on each batch); the key itself expires ``history.ttl`` after the last
     write, so a stopped milter leaves nothing behind.
+``sw:{sw}:stats:actions:<hour>``
+    hash, verdicts per action in that hour, counted by the same script
+    (:mod:`~spamwarden.reputation.stats`, TTL 8 days): the console's charts.
 
 The stream holds personal data (addresses, subjects): see docs/operations.md,
 "Message history".
@@ -38,6 +41,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from ..logs import event
+from .stats import STATS_TTL, hour_of, stats_key
 from .store import store_error
 
 __all__ = [
@@ -142,7 +146,8 @@ class HistoryRecorder:
 
     def record(self, items: Sequence[tuple[Any, Any]]) -> int:
         """Write one batch in one round trip (:data:`_RECORD_LUA`: ``XADD`` each entry,
-        trim by age on Redis' own clock, refresh the key's TTL).
+        trim by age on Redis' own clock, refresh the key's TTL, count each action in
+        the hour's ``stats:actions`` hash).
 
         :param items: ``(verdict, envelope)`` pairs.
         :returns: entries written; 0 when Redis failed (logged, never raised).
@@ -150,14 +155,17 @@ class HistoryRecorder:
         if not items:
             return 0
         now = self.clock()
-        entries = [json.dumps(history_entry(v, e, now=now, subjects=self.subjects),
-                              separators=(",", ":")) for v, e in items]
+        pairs: list[str] = []
+        for v, e in items:
+            pairs += [str(v.action), json.dumps(history_entry(v, e, now=now,
+                                                              subjects=self.subjects),
+                                                separators=(",", ":"))]
         try:
             if self._script is None:
                 self._script = self.client.register_script(_RECORD_LUA)
-            self._script(keys=[HISTORY_KEY],
+            self._script(keys=[HISTORY_KEY, stats_key("actions", hour_of(now))],
                          args=[self.max_entries, int(self.ttl * 1000), max(1, int(self.ttl)),
-                               *entries])
+                               STATS_TTL, *pairs])
         except Exception as exc:  # noqa: BLE001 - history is best effort, never the mail's fate
             event(log, "history_write_failed", logging.WARNING, entries=len(items),
                   error=f"{type(exc).__name__}: {exc}")
@@ -165,17 +173,20 @@ class HistoryRecorder:
         return len(items)
 
 
-#: KEYS[1] the stream; ARGV: max entries, ttl in ms, ttl in s, then one JSON entry each.
+#: KEYS[1] the stream, KEYS[2] the hour's action counters; ARGV: max entries, ttl in ms,
+#: ttl in s, the counters' ttl in s, then (action, JSON entry) pairs.
 #: Stream ids are Redis' clock, so the age cut uses Redis' TIME, not the milter's.
 _RECORD_LUA = """
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 4, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[i])
+for i = 5, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
 end
 redis.call('XTRIM', KEYS[1], 'MINID', tostring(now_ms - tonumber(ARGV[2])))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return #ARGV - 3
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return (#ARGV - 4) / 2
 """
 
 

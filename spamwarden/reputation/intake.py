@@ -120,6 +120,9 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
     set itself expires ``training_ttl`` after the last one.  ``spamwarden
     train`` lists examples here and fetches the strings (a missing string has
     expired).
+``sw:{sw}:stats:complaints:<hour>``
+    hash, new reports per hour by the same script: ``matched``, ``unmatched``,
+    ``ham`` (:mod:`~spamwarden.reputation.stats`, TTL 8 days): the console's charts.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from .._lua import lua_script
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
+from ..i18n import MESSAGES, smtp_text, text
 from ..logs import event
 from ..mail import (
     MessageView,
@@ -157,7 +161,14 @@ from ..mail import (
     submission,
 )
 from ..resolver import DnsAnswer, Resolver, question_key
-from .complaints import COMPLAINTS_KEY, TRAINING_KEY, UNMATCHED_KEY, Complaint, Indicators
+from .complaints import (
+    COMPLAINTS_KEY,
+    MAX_MESSAGE_ID,
+    TRAINING_KEY,
+    UNMATCHED_KEY,
+    Complaint,
+    Indicators,
+)
 from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
 from .feedback_loops import (
     FeedbackLoop,
@@ -169,6 +180,8 @@ from .feedback_loops import (
     signed_by,
 )
 from .reports import (
+    AUTOMATIC_MESSAGE,
+    NO_ORIGINAL,
     NOTHING_ACTIONABLE,
     DkimVerifier,
     Original,
@@ -180,6 +193,7 @@ from .reports import (
     message_view,
     verified_domains,
 )
+from .stats import STATS_TTL, hour_of, stats_key
 
 __all__ = [
     "AddressHook",
@@ -202,6 +216,8 @@ __all__ = [
     "example_key",
     "example_index_key",
     "REPLIES",
+    "REPLY_CODES",
+    "reply",
     "DataBudget",
 ]
 
@@ -224,45 +240,61 @@ UNMATCHED_MAXLEN = 10_000  # entries kept in the stream of unmatched reports (ab
 PARSE_BYTES = 1_048_576
 DATA_BUDGET_WAIT = 30.0  # seconds a DATA waits for room under intake.max_data_in_flight
 
-#: every reply intake gives, in one place (tests compare against these)
-REPLIES = {
-    "rcpt_ok": "250 2.1.5 OK",
-    "no_such_address": "550 5.1.1 <{address}>: no such report address here",
-    "reporter_not_local": (
-        "550 5.7.1 Reports are accepted only from addresses at {domains}; "
-        "<{reporter}> is not one of them"
-    ),
-    "too_many_rcpts": "452 4.5.3 Too many recipients; send the rest in another message",
-    "auth_required": (
-        "550 5.7.1 Reports are accepted only from users logged in to this mail system: "
-        "send it again from your mail program with SMTP authentication (login) or from webmail"
-    ),
-    "login_unknown": (
-        "550 5.7.1 This mail system did not record who logged in, so the report cannot "
-        "be counted; please tell the postmaster (smtpd_sasl_authenticated_header)"
-    ),
-    "unusable": "550 5.6.0 {sentence}",
-    "rate_limited": (
-        "450 4.7.1 Too many reports from <{reporter}> in the last hour; "
-        "it will be accepted later"
-    ),
-    "store_failed": "451 4.3.0 Temporary problem storing your report; please try again later",
-    "internal": "451 4.3.0 Temporary internal problem; please try again later",
-    "data_busy": "451 4.3.2 Too much mail being received at once; please try again later",
-    "accepted": "250 2.0.0 Report accepted as {id}",
-    "accepted_many": "250 2.0.0 {count} reported messages accepted as {ids}",
-    "duplicate": "250 2.0.0 Report already received as {id}; counted once",
-    "unmatched": (
-        "250 2.0.0 Report kept as {id}, but it lists nothing: {why}"
-    ),
+#: the code and enhanced status code (RFC 3463) of every reply intake gives; the text is
+#: the catalogue's ``intake.<name>`` (:mod:`spamwarden.i18n`) in ``i18n.language``
+REPLY_CODES = {
+    "rcpt_ok": "250 2.1.5",
+    "no_such_address": "550 5.1.1",
+    "reporter_not_local": "550 5.7.1",
+    "too_many_rcpts": "452 4.5.3",
+    "auth_required": "550 5.7.1",
+    "login_unknown": "550 5.7.1",
+    "unusable": "550 5.6.0",
+    "rate_limited": "450 4.7.1",
+    "store_failed": "451 4.3.0",
+    "internal": "451 4.3.0",
+    "data_busy": "451 4.3.2",
+    "sessions_busy": "421 4.3.2",
+    "accepted": "250 2.0.0",
+    "accepted_many": "250 2.0.0",
+    "duplicate": "250 2.0.0",
+    "unmatched": "250 2.0.0",
 }
 
-#: why an unmatched report lists nothing (after REPLIES["unmatched"])
+#: every reply intake gives, in English, in one place (tests compare against these)
+REPLIES = {name: f"{code} {MESSAGES['intake.' + name]['en']}"
+           for name, code in REPLY_CODES.items()}
+
+#: why an unmatched report lists nothing (after REPLIES["unmatched"]); in another
+#: language the catalogue's ``intake.why.<match>``
 UNMATCHED_WHY = {
-    "no-delivery": "no such message was delivered here recently",
-    "not-a-recipient": "that message was not delivered here to you",
-    "disagree": "its Message-ID and its content match different messages delivered here",
+    match: MESSAGES[f"intake.why.{match}"]["en"]
+    for match in ("no-delivery", "not-a-recipient", "disagree")
 }
+
+#: the catalogue ids of the sentences a report is refused with (after ``550 5.6.0``)
+_SENTENCES = {
+    NO_ORIGINAL: "intake.no_original",
+    NOTHING_ACTIONABLE: "intake.nothing_actionable",
+    AUTOMATIC_MESSAGE: "intake.automatic_message",
+}
+
+
+def reply(language: str, name: str, **values: object) -> str:
+    """The SMTP reply ``name`` (a key of :data:`REPLY_CODES`) with its text in
+    ``language``, ASCII (:func:`spamwarden.i18n.smtp_text`; RFC 5321 §4.2, RFC 6531).
+
+    :raises KeyError: no such reply, or a value missing.
+    """
+    if name == "unmatched":
+        match = str(values.get("why", ""))
+        values = {**values, "why": text(language, f"intake.why.{match}")
+                  if match in UNMATCHED_WHY else ""}
+    elif name == "unusable":
+        sentence = str(values.get("sentence", ""))
+        msg_id = _SENTENCES.get(sentence)
+        values = {"sentence": text(language, msg_id) if msg_id else sentence}
+    return f"{REPLY_CODES[name]} {smtp_text(language, 'intake.' + name, **values)}"
 
 
 def complaint_id(kind: str, reporter: str, fp: str) -> str:
@@ -413,13 +445,16 @@ class RedisComplaintStore:
             example_key(label, complaint.fingerprint),
             example_index_key(label),
             example_quota_key(complaint.reporter),
+            stats_key("complaints", hour_of(complaint.received_at)),
         ]
         args: list[str | bytes | int | float] = [
             self.seen_ttl, reporter_limit, RATE_WINDOW, self.training_ttl,
             repr(complaint.received_at), example, complaint.fingerprint,
             f"{int((complaint.received_at - self.keep) * 1000)}-0",
             UNMATCHED_MAXLEN if unmatched else 0, example_limit,
-            EXAMPLE_QUOTA_WINDOW, *fields,
+            EXAMPLE_QUOTA_WINDOW,
+            "unmatched" if unmatched else ("ham" if label == "ham" else "matched"), STATS_TTL,
+            *fields,
         ]
         try:
             status, ident, *_ = await self._script(keys=keys, args=args)
@@ -544,6 +579,8 @@ class ComplaintIntake:
     ) -> None:
         self.cfg = cfg
         ic = cfg.intake
+        #: the language of reply texts (``i18n.language``); codes never change with it
+        self.language = cfg.i18n.language
         self.store = store
         self.dkim_verifier = dkim_verifier
         self.resolver = resolver
@@ -582,6 +619,10 @@ class ComplaintIntake:
             return False
         return addr.rsplit("@", 1)[1].rstrip(".") in self.local_domains
 
+    def _reply(self, name: str, **values: object) -> str:
+        """The reply ``name`` in ``i18n.language`` (see :func:`reply`)."""
+        return reply(self.language, name, **values)
+
     # -- aiosmtpd hooks ---------------------------------------------------------------------
 
     async def handle_RCPT(
@@ -595,20 +636,21 @@ class ComplaintIntake:
         """
         kind = self.kind_of(address)
         if kind is None:
-            return REPLIES["no_such_address"].format(address=_lower_address(address))
+            return self._reply("no_such_address", address=_lower_address(address))
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return REPLIES["too_many_rcpts"]
+            return self._reply("too_many_rcpts")
         if (kind in ("spam", "ham") and not self.reporter_is_local(envelope.mail_from or "")
                 and (kind != "spam"
                      or loop_for_sender(self.feedback_loops, envelope.mail_from or "") is None)):
             _count(kind, "refused")
-            return REPLIES["reporter_not_local"].format(
+            return self._reply(
+                "reporter_not_local",
                 domains=", ".join(self.local_domains) or "(none configured)",
                 reporter=_lower_address(envelope.mail_from or ""),
             )
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        return REPLIES["rcpt_ok"]
+        return self._reply("rcpt_ok")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """aiosmtpd DATA hook: handle the message once per kind of recipient.
@@ -633,15 +675,15 @@ class ComplaintIntake:
                     replies[kind] = await self._call_hook(kind, reporter, rcpt, raw)
             except Exception:
                 log.exception("intake failed")
-                replies[kind] = REPLIES["internal"]
+                replies[kind] = self._reply("internal")
         if isinstance(server, LMTP):  # RFC 2033 §4.2: one reply per recipient
             return "\r\n".join(replies[self.kind_of(r) or ""] for r in envelope.rcpt_tos)
-        return _worst(list(replies.values()))
+        return _worst(list(replies.values()), self.language)
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd hook for an error outside the other hooks: log it, answer 451."""
         log.error("intake session error: %r", error, exc_info=error)
-        return REPLIES["internal"]
+        return self._reply("internal")
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -742,7 +784,7 @@ class ComplaintIntake:
             event(log, "report refused", logging.WARNING if who.how == "unnamed" else logging.INFO,
                   reporter=reporter, kind=kind, why=why)
             _count(kind, "refused")
-            return REPLIES["login_unknown" if who.how == "unnamed" else "auth_required"]
+            return self._reply("login_unknown" if who.how == "unnamed" else "auth_required")
         # The person is counted by their login; the delivery must have gone to the address
         # they report from (Postfix's reject_sender_login_mismatch ties that address to the
         # login, conf/postfix/main.cf), so a login without a domain still matches its mailbox.
@@ -754,7 +796,7 @@ class ComplaintIntake:
         except ReportError as exc:
             event(log, "report refused", reporter=reporter, kind=kind, why=str(exc))
             _count(kind, "unusable")
-            return REPLIES["unusable"].format(sentence=str(exc))
+            return self._reply("unusable", sentence=str(exc))
         report_id = next((v for k, v in header_fields(raw) if k.lower() == "message-id"), "")
         # examples only from identified reporters; _store_original also drops unmatched ones
         train = may_train(authenticated=who.verified)
@@ -765,20 +807,20 @@ class ComplaintIntake:
         outcomes = [(status, cid) for status, cid, _ in results]
         statuses = [status for status, _ in outcomes]
         if "store_failed" in statuses:  # the MTA retries; what was stored is a duplicate then
-            return REPLIES["store_failed"]
+            return self._reply("store_failed")
         if "rate_limited" in statuses:
-            return REPLIES["rate_limited"].format(reporter=reporter)
+            return self._reply("rate_limited", reporter=reporter)
         stored = [(status, cid) for status, cid in outcomes
                   if status in ("added", "duplicate", "unmatched")]
         if not stored:
-            return REPLIES["unusable"].format(sentence=outcomes[0][1])
+            return self._reply("unusable", sentence=outcomes[0][1])
         if len(outcomes) == 1:
             status, cid = stored[0]
             if status == "unmatched":
-                return REPLIES["unmatched"].format(id=cid, why=UNMATCHED_WHY.get(results[0][2], ""))
-            return REPLIES["accepted" if status == "added" else "duplicate"].format(id=cid)
-        return REPLIES["accepted_many"].format(count=len(stored),
-                                               ids=", ".join(cid for _, cid in stored))
+                return self._reply("unmatched", id=cid, why=results[0][2])
+            return self._reply("accepted" if status == "added" else "duplicate", id=cid)
+        return self._reply("accepted_many", count=len(stored),
+                           ids=", ".join(cid for _, cid in stored))
 
     async def learn(self, kind: ReportKind, user: str, raw: bytes) -> LearnOutcome:
         """Store a message a local user filed as spam or not spam (``spamwarden learn``,
@@ -924,6 +966,7 @@ class ComplaintIntake:
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,
             reporter_verified=reporter_verified,
+            message_id=(view.message_id or "")[:MAX_MESSAGE_ID] if view is not None else "",
         )
         # a message never delivered here is no evidence of what arrives here: not learned;
         # nor is anything from a reporter nobody identified (may_train)
@@ -974,14 +1017,14 @@ def _log_outcome(status: str, c: Complaint, entry: str) -> None:
           mail_from_domain=ind.mail_from_domain, urls=len(ind.url_domains))
 
 
-def _worst(replies: Sequence[str]) -> str:
+def _worst(replies: Sequence[str], language: str = "en") -> str:
     """One SMTP reply for several recipients: a temporary failure wins (the MTA
     retries and de-duplication absorbs what was stored), then a permanent one."""
     for prefix in ("4", "5"):
         for r in replies:
             if r.startswith(prefix):
                 return r
-    return replies[0] if replies else REPLIES["internal"]
+    return replies[0] if replies else reply(language, "internal")
 
 
 # -- hosting ------------------------------------------------------------------------------------
@@ -1043,8 +1086,10 @@ class _Counted:
 
     def __init__(self, *args: Any, on_close: Callable[[], None],
                  budget: DataBudget | None = None,
-                 size_trusted: Sequence[Network] = (), **kwargs: Any) -> None:
+                 size_trusted: Sequence[Network] = (), language: str = "en",
+                 **kwargs: Any) -> None:
         self._on_close: Callable[[], None] | None = on_close
+        self._language = language
         self._budget = budget
         self._size_trusted = tuple(size_trusted)
         super().__init__(*args, **kwargs)
@@ -1072,7 +1117,7 @@ class _Counted:
         if not held:
             event(log, "data deferred", logging.WARNING, why="intake.max_data_in_flight",
                   in_flight=self._budget.used)
-            await smtp.push(REPLIES["data_busy"])
+            await smtp.push(reply(self._language, "data_busy"))
             return
         try:
             await super().smtp_DATA(arg)  # type: ignore[misc]
@@ -1097,11 +1142,17 @@ class _CountedLMTP(_Counted, LMTP):
 
 
 class _Busy(asyncio.Protocol):
-    """What a connection over ``max_sessions`` gets (RFC 5321 §3.8: 421 and close)."""
+    """What a connection over ``max_sessions`` gets (RFC 5321 §3.8: 421 and close).
+
+    :param language: the language of the reply text (``i18n.language``).
+    """
+
+    def __init__(self, language: str = "en") -> None:
+        self._line = (reply(language, "sessions_busy") + "\r\n").encode("ascii")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.3.2 Too many sessions at once; try again later\r\n")
+        transport.write(self._line)
         transport.close()
 
 
@@ -1120,6 +1171,8 @@ class IntakeServer:
     :param max_data_in_flight: DATA bytes reserved at once across sessions (see
         :class:`DataBudget`); ``None``: no budget.
     :param size_trusted: clients whose declared ``SIZE=`` is what they reserve.
+    :param language: the language of the replies the server gives itself (421 over
+        ``max_sessions``, 451 over the DATA budget): ``i18n.language``.
     """
 
     def __init__(
@@ -1135,8 +1188,10 @@ class IntakeServer:
         max_sessions: int = 100,
         max_data_in_flight: int | None = None,
         size_trusted: Sequence[Network] = (),
+        language: str = "en",
     ) -> None:
         self.handler = handler
+        self.language = language
         self.max_sessions = max_sessions
         self.budget = DataBudget(max_data_in_flight) if max_data_in_flight else None
         self.size_trusted = tuple(size_trusted)
@@ -1151,7 +1206,7 @@ class IntakeServer:
 
     def _protocol(self) -> asyncio.Protocol:
         if self.sessions >= self.max_sessions:
-            return _Busy()
+            return _Busy(self.language)
         self.sessions += 1
         cls = _CountedLMTP if self.lmtp else _CountedSMTP
         return cls(
@@ -1159,6 +1214,7 @@ class IntakeServer:
             on_close=self._session_closed,
             budget=self.budget,
             size_trusted=self.size_trusted,
+            language=self.language,
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=True,
             hostname=self.hostname,
@@ -1220,7 +1276,7 @@ async def run_intake(
                           data_size_limit=cfg.intake.max_message_bytes,
                           max_sessions=cfg.intake.max_sessions,
                           max_data_in_flight=cfg.intake.max_data_in_flight,
-                          size_trusted=handler.trusted)
+                          size_trusted=handler.trusted, language=cfg.i18n.language)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers: dict[signal.Signals, Callable[[], None]] = {

@@ -30,6 +30,8 @@ key                                            what
 ``sw:{sw}:delist-requests``                    hash: request id -> JSON of a public delisting request
 ``sw:{sw}:delist-requests-by-time``            zset: request id -> time filed (pruned after 90 days)
 ``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
+``sw:{sw}:stats:listings:<hour>``              hash: listing changes (listed, extended, delisted,
+                                               expired) in one hour (stats.py; TTL 8 days)
 =============================================  ======================================================
 
 ``<key>`` is a listing key as :func:`~spamwarden.reputation.listings.normalize_key`
@@ -68,7 +70,8 @@ import redis.cluster
 
 from .._lua import lua_script
 from ..config import Config
-from ..errors import StoreError, StoreUnavailable
+from ..errors import StoreError
+from ..redisconn import store_error
 from .listings import (
     CHANGES_KEY,
     LISTINGS_KEY,
@@ -79,6 +82,7 @@ from .listings import (
     normalize_key,
     reason_code,
 )
+from .stats import hour_of, stats_key
 
 __all__ = [
     "Clock",
@@ -121,6 +125,17 @@ WINDOW_CAP = 100_000
 BATCH = 1000
 #: the keys every listing script touches, in the order the scripts expect
 _LISTING_KEYS = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY, EXPIRY_KEY, OFFENCES_KEY]
+
+
+def _put_keys(args: Sequence[Any]) -> list[str]:
+    """The listing script's keys for one argument list: the fixed ones and the counters
+    of the hour of its ``now`` (``args[0]``)."""
+    return [*_LISTING_KEYS, stats_key("listings", hour_of(float(args[0])))]
+
+
+def _remove_keys(now: float) -> list[str]:
+    """The remove and expire scripts' keys: the first four and the hour's counters."""
+    return [*_LISTING_KEYS[:4], stats_key("listings", hour_of(now))]
 
 
 class Clock(Protocol):
@@ -289,13 +304,6 @@ _RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
 
 
 # -- shared argument building and parsing -------------------------------------------------------
-
-
-def store_error(exc: Exception) -> StoreError:
-    """The exception of our tree for a redis-py error (unreachable: StoreUnavailable)."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
-        return StoreUnavailable(f"Redis cannot be reached: {exc}")
-    return StoreError(f"Redis failed: {exc}")
 
 
 def _counted(ops: Iterable[str]) -> None:
@@ -527,9 +535,9 @@ class _StoreBase:
             chunk = items[start : start + BATCH * 20]
             parts = [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
             results = yield _Scripts(tuple(
-                _Script("put", _LISTING_KEYS, self._put_args(
-                    part, reason=reason, note=note, ttl=ttl, now=now, mode=mode))
-                for part in parts))
+                _Script("put", _put_keys(args), args)
+                for args in (self._put_args(part, reason=reason, note=note, ttl=ttl, now=now,
+                                            mode=mode) for part in parts)))
             for part, raw in zip(parts, results):
                 out += _writes(raw, [k for k, _ in part])
         return out
@@ -538,17 +546,17 @@ class _StoreBase:
                           now: float) -> _Op[ListingWrite]:
         args = self._put_args([(key, kind)], reason=reason, note=note, ttl=None, now=now,
                               mode="auto")
-        raw = yield _Script("put", [*_LISTING_KEYS, *window_keys(key)], args)
+        raw = yield _Script("put", [*_put_keys(args), *window_keys(key)], args)
         return _writes(raw, [key])[0]
 
     def _op_delist(self, key: str, *, note: str, now: float) -> _Op[ListingWrite]:
         k, _ = normalize_key(key)
-        raw = yield _Script("remove", _LISTING_KEYS[:4],
+        raw = yield _Script("remove", _remove_keys(now),
                             [repr(_ms(now)), self.settings.changes_maxlen, note, k])
         return _writes(raw, [k])[0]
 
     def _op_expire_due(self, now: float, *, limit: int) -> _Op[list[Listing]]:
-        raw = yield _Script("expire", _LISTING_KEYS[:4],
+        raw = yield _Script("expire", _remove_keys(now),
                             [repr(_ms(now)), limit, self.settings.changes_maxlen])
         _counted("expired" for _ in raw)
         return [Listing.from_json(t) for t in raw]
@@ -577,6 +585,25 @@ class _StoreBase:
         raw = yield _HashScan(LISTINGS_KEY)
         ls = _listings_from_hash(raw).values()
         return sorted((x for x in ls if now is None or x.active(now)), key=lambda x: x.key)
+
+    def _op_active_keys(self, *, now: float) -> _Op[list[str]]:
+        # ZSCAN of the expiry index: many short commands instead of one long one that
+        # would stall the lookups, and no listing decoded
+        cursor: Any = 0
+        keys: set[str] = set()  # ZSCAN may return a member twice
+        while True:
+            cursor, page = yield _cmd("zscan", EXPIRY_KEY, cursor, count=BATCH)
+            keys.update(_s(k) for k, expires_at in page if float(expires_at) > now)
+            if not int(cursor):
+                return sorted(keys)
+
+    def _op_get_many(self, keys: Sequence[str], *, now: float) -> _Op[list[Listing]]:
+        out: list[Listing] = []
+        for i in range(0, len(keys), BATCH):
+            raw = yield _cmd("hmget", LISTINGS_KEY, list(keys[i : i + BATCH]))
+            out += [x for x in (Listing.from_json(t) for t in raw if t is not None)
+                    if x.active(now)]
+        return out
 
     def _op_offences(self, key: str) -> _Op[int]:
         v = yield _cmd("hget", OFFENCES_KEY, normalize_key(key)[0])
@@ -757,7 +784,7 @@ class ListingStore(_StoreBase):
     def _put_calls(self, calls: Sequence[list[Any]]) -> list[Any]:
         """Run the listing script once per argument list (see :class:`_Scripts`)."""
         result: list[Any] = self._step(
-            _Scripts(tuple(_Script("put", _LISTING_KEYS, args) for args in calls)))
+            _Scripts(tuple(_Script("put", _put_keys(args), args) for args in calls)))
         return result
 
     # listings
@@ -897,6 +924,22 @@ class ListingStore(_StoreBase):
     def all(self, *, now: float | None = None) -> list[Listing]:
         """Every listing (with ``now``: only active ones), by key; read with HSCAN."""
         return self._run(self._op_all(now=now))
+
+    def active_keys(self, *, now: float) -> list[str]:
+        """The keys of every listing active at ``now``, sorted, read from the expiry
+        index with ZSCAN (no listing is decoded: cheaper than :meth:`all` for a search).
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_active_keys(now=now))
+
+    def get_many(self, keys: Sequence[str], *, now: float) -> list[Listing]:
+        """The listings stored under exactly ``keys`` and active at ``now``, in the order
+        of ``keys`` (HMGET, :data:`BATCH` keys at a time); missing ones are left out.
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_get_many(keys, now=now))
 
     def offences(self, key: str) -> int:
         """How many times ``key`` has been listed."""
@@ -1120,6 +1163,14 @@ class AsyncListingStore(_StoreBase):
     async def all(self, *, now: float | None = None) -> list[Listing]:
         """See :meth:`ListingStore.all`."""
         return await self._run(self._op_all(now=now))
+
+    async def active_keys(self, *, now: float) -> list[str]:
+        """See :meth:`ListingStore.active_keys`."""
+        return await self._run(self._op_active_keys(now=now))
+
+    async def get_many(self, keys: Sequence[str], *, now: float) -> list[Listing]:
+        """See :meth:`ListingStore.get_many`."""
+        return await self._run(self._op_get_many(keys, now=now))
 
     async def offences(self, key: str) -> int:
         """See :meth:`ListingStore.offences`."""

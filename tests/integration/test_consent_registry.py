@@ -87,13 +87,14 @@ def test_protocol_and_key_scheme(reg: RedisConsentRegistry, client: redis.Redis)
         "sw:{sw}:consent:shop", "sw:{sw}:refusal:shop", "sw:{sw}:dne",
         "sw:{sw}:rcpt-adv:a@example.test", "sw:{sw}:rcpt-adv:b@example.test",
         "sw:{sw}:rcpt-adv:c@example.test", "sw:{sw}:sent:shop:a@example.test",
-        "sw:{sw}:adv-stats:shop", "sw:{sw}:consent-log",
+        "sw:{sw}:adv-stats:shop", "sw:{sw}:consent-log", "sw:{sw}:adv-sent:shop:500000",
     }
-    # only the send counter is ephemeral; consent and refusal records are kept
+    # only the send counters are ephemeral; consent and refusal records are kept
     ttl = client.pttl(sent_key("shop", A))
     assert 86_400_000 < ttl <= 86_460_000
+    assert 86_400 < client.ttl("sw:{sw}:adv-sent:shop:500000") <= 90_000
     for k in keys:
-        if k != sent_key("shop", A):
+        if k not in (sent_key("shop", A), "sw:{sw}:adv-sent:shop:500000"):
             assert client.ttl(k) == -1, k
 
 
@@ -145,6 +146,28 @@ def test_rolling_window_cap(reg: RedisConsentRegistry) -> None:
     assert state(reg, A, NOW + 86400) == ("ok", 2, 3)
     assert reg.sent_in_window("shop", A, now=NOW + 86400 + 2 * 3600) == 0
     assert reg.counts("shop").sent == 6
+
+
+def test_counts_of_many_advertisers_with_the_last_24_hours(reg: RedisConsentRegistry,
+                                                           client: redis.Redis) -> None:
+    reg.register_advertiser("mall", name="Mall", domains=["mall.example"])
+    reg.add_consents([ConsentRecord("shop", A, "form", NOW - 10),
+                      ConsentRecord("shop", B, "app", NOW - 10)])
+    reg.refuse(A, adv="mall", channel="reply", now=NOW)
+    hour = int(NOW // 3600) * 3600.0
+    reg.record_sends("shop", [A, B], now=hour - 23 * 3600, ref="old-but-counted")
+    reg.record_sends("shop", [A], now=hour - 24 * 3600, ref="too-old")
+    reg.record_sends("shop", [B], now=hour + 10, ref="now")
+    reg.record_sends("mall", [A, B, "c@example.net"], now=hour - 3600, ref="m")
+    shop, mall = reg.counts_many(["shop", "mall"], now=hour + 3599)
+    assert (shop.consents, shop.refusals, shop.sent, shop.sent_24h) == (2, 0, 4, 3)
+    assert (mall.consents, mall.refusals, mall.sent, mall.sent_24h) == (0, 1, 3, 3)
+    # an hour later the oldest hour has left the last 24 hours
+    assert [c.sent_24h for c in reg.counts_many(["shop", "mall"], now=hour + 3600)] == [1, 3]
+    assert reg.counts_many([]) == []
+    # the hourly counters are ephemeral: kept for the window and one hour
+    ttl = client.ttl(f"sw:{{sw}}:adv-sent:shop:{int(hour // 3600)}")
+    assert 86400 < ttl <= 86400 + 3600
 
 
 def test_recipient_may_agree_to_more(reg: RedisConsentRegistry) -> None:

@@ -6,7 +6,10 @@ the milter's pipeline through `spamwarden check`, and `spamwarden doctor`'s test
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from spamwarden.cli import main
+from tests.conftest import need_binary
 from tests.support.dnszone import DnsZone, UnboundServer
+from tests.support.net import LOOPBACK, free_port, pid_alive, read_pidfile
 
 from .conftest import DnsServerFactory, _stopped_at_exit
 
@@ -234,3 +239,88 @@ def test_through_a_real_milter(spamwarden_milter: Any, lists: UnboundServer,
     refused = reasons(REFUSED_IP)
     assert "TEST_ZEN=" not in refused and "TEST_ZEN_LOOKUP_FAILED=0" in refused
     assert "dnsbl_refused" in milter.log()
+
+
+@pytest.fixture(scope="module")
+def file_list(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """rbldnsd serving a list from its data files, as a small ISP or a partner publishes
+    one: an ip4set with its 127.0.0.2 test point, a listing, a refusal code and an
+    unscored code, and a dnset of domains. Yields "127.0.0.1:PORT"."""
+    rbldnsd = need_binary("rbldnsd")
+    d = tmp_path_factory.mktemp("rbldnsd-list")
+    os.chmod(d, 0o755)  # rbldnsd reads its files as user rbldns
+    (d / "ips").write_text(
+        ":127.0.0.2:Listed, see http://lists.test/$\n"
+        "127.0.0.2\n"
+        f"{LISTED_IP}\n"
+        f"{REFUSED_IP} :127.255.255.254:query refused\n"
+        f"{ODD_IP} :127.0.0.9:a code nobody scores\n")
+    (d / "names").write_text(":127.0.1.2:Listed domain $\n.listed-sender.test\ntest\n")
+    for f in ("ips", "names"):
+        os.chmod(d / f, 0o644)
+    port = free_port(udp_too=True)
+    pidfile = d / "rbldnsd.pid"
+    subprocess.run([rbldnsd, "-q", "-b", f"{LOOPBACK}/{port}", "-w", str(d), "-p", str(pidfile),
+                    "lists.test:ip4set:ips", "names.lists.test:dnset:names"],
+                   check=True, timeout=30)
+    pid = None
+    deadline = time.monotonic() + 10
+    while pid is None and time.monotonic() < deadline:
+        pid = read_pidfile(pidfile)
+        time.sleep(0.05)
+    assert pid is not None, "rbldnsd wrote no pidfile"
+    try:
+        yield f"{LOOPBACK}:{port}"
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+
+FILE_ENTRIES = '''
+[[rbl.external]]
+name = "FILE_IPS"
+zone = "lists.test"
+kind = "ip"
+codes = { "127.0.0.2" = 3.5 }
+
+[[rbl.external]]
+name = "FILE_NAMES"
+zone = "names.lists.test"
+kind = "sender"
+codes = { "127.0.1.2" = 2.0 }
+'''
+
+
+def _file_config(tmp_path: Path, address: str, entries: str, name: str) -> str:
+    path = tmp_path / name
+    path.write_text(
+        f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[redis]\nurl = "redis://127.0.0.1:1/0"\ntimeout = 0.2\n'
+        f'[dns]\nnameservers = ["{address}"]\ntimeout = 0.5\n'
+        '[consent]\nenabled = false\n'
+        '[rbl]\n' + entries
+    )
+    return str(path)
+
+
+def test_a_list_rbldnsd_serves_from_files(capsys: Any, tmp_path: Path, file_list: str) -> None:
+    """The same rules hold against rbldnsd's answers as against any resolver's: a listed
+    code scores, the refusal code and an unscored code score nothing and are counted,
+    and a dnset domain list matches the sender's parent domain."""
+    config = _file_config(tmp_path, file_list, FILE_ENTRIES, "file.toml")
+    symbols = check(capsys, config, LISTED_IP)
+    assert symbols["FILE_IPS"] == 3.5
+    assert symbols["FILE_NAMES"] == 2.0        # mail.listed-sender.test under .listed-sender.test
+    refused_before = unscored("lists.test", "127.255.255.254")
+    odd_before = unscored("lists.test", "127.0.0.9")
+    symbols = check(capsys, config, REFUSED_IP)
+    assert "FILE_IPS" not in symbols and symbols["FILE_IPS_LOOKUP_FAILED"] == 0.0
+    assert unscored("lists.test", "127.255.255.254") == refused_before + 1
+    symbols = check(capsys, config, ODD_IP)
+    assert "FILE_IPS" not in symbols and "FILE_IPS_LOOKUP_FAILED" not in symbols
+    assert unscored("lists.test", "127.0.0.9") == odd_before + 1
+    assert "FILE_IPS" not in check(capsys, config, CLEAN_IP)
+    # doctor asks the test points: 127.0.0.2 listed, 127.0.0.1 not
+    assert main(["doctor", "--check", "external", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "FILE_IPS (lists.test) answers its RFC 5782 test points" in out

@@ -106,7 +106,8 @@ class _LoopThread:
 
 @pytest.fixture
 def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
-    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides.
+    """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides
+    (``language``: ``i18n.language``).
 
     ``reputation`` overrides ``[reputation]``.  By default these tests run with
     ``require_delivered = false``: they are about finding the original in each
@@ -119,11 +120,13 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
     started: list[tuple[IntakeServer, Any]] = []
 
     def start(*, hooks: dict[str, Any] | None = None,
-              reputation: dict[str, Any] | None = None, **intake: Any) -> RunningIntake:
+              reputation: dict[str, Any] | None = None, language: str = "en",
+              **intake: Any) -> RunningIntake:
         section = {"local_domains": LOCAL, "max_message_bytes": 300_000,
                    "require_auth": False, **intake}
         cfg = config_from_mapping({"intake": section, "redis": {"timeout": 0.5},
-                                   "reputation": reputation or {"require_delivered": False}})
+                                   "reputation": reputation or {"require_delivered": False},
+                                   "i18n": {"language": language}})
 
         async def up() -> tuple[IntakeServer, Any, ComplaintIntake]:
             client = async_client(cfg, redis_url)
@@ -136,7 +139,8 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
                                   hostname="intake.example.vn",
                                   max_sessions=cfg.intake.max_sessions,
                                   max_data_in_flight=cfg.intake.max_data_in_flight,
-                                  size_trusted=handler.trusted)
+                                  size_trusted=handler.trusted,
+                                  language=cfg.i18n.language)
             await server.start()
             return server, client, handler
 
@@ -586,6 +590,11 @@ def test_intake_command_serves_and_stops_on_sigterm(redis_url: str, tmp_path: Pa
         # the report is kept for the operator and counts for nothing
         assert r.xlen(COMPLAINTS_KEY) == 0
         assert r.xlen(UNMATCHED_KEY) == 1
+        # what the operator sees of it: why it matched nothing, and the original's Message-ID
+        [(_, fields)] = r.xrange(UNMATCHED_KEY)
+        kept = Complaint.from_fields(fields)
+        assert kept.match == "no-delivery"
+        assert kept.message_id == "<20241103140107.4f2a9c@mail.promo-shop.example>"
     finally:
         r.close()
 

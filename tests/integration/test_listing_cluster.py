@@ -37,6 +37,8 @@ def test_store_operations_on_a_cluster(redis_cluster: LocalCluster) -> None:
     store.record_volume(["spam.example"], now=T0)
     assert store.volumes(["spam.example"], now=T0) == {"spam.example": 1}
     store.clear_windows(["spam.example"])
+    assert "b.example" in store.active_keys(now=T0) and len(store.active_keys(now=T0)) == 2501
+    assert [x.key for x in store.get_many(["b.example"], now=T0)] == ["b.example"]
     snap = store.snapshot()
     assert len(snap.listings) == 2501 and snap.serial == 2505
     assert [c.op for c in store.changes(count=10_000)][-2:] == ["expired", "delisted"]

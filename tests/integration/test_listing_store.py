@@ -95,6 +95,23 @@ def test_delist_writes_change_and_absent_is_reported(store: ListingStore) -> Non
                                                          "false positive", "127.0.1.5")
 
 
+def test_active_keys_and_get_many_read_only_active_listings(store: ListingStore) -> None:
+    store.import_many([(f"10.0.{i // 256}.{i % 256}", "ip") for i in range(2345)], ttl=600,
+                      now=T0)
+    store.add("old.example", reason="domain-manual", ttl=60, now=T0)  # expired, not reaped
+    store.add("b.example", reason="domain-manual", ttl=600, now=T0)
+    store.delist("10.0.0.7", now=T0)
+    keys = store.active_keys(now=T0 + 61)
+    assert keys == sorted(x.key for x in store.all(now=T0 + 61))
+    assert len(keys) == 2345 and "old.example" not in keys and "10.0.0.7" not in keys
+    assert "old.example" in store.active_keys(now=T0 + 59)
+    got = store.get_many(["b.example", "old.example", "nope.example", *keys[:1500]],
+                         now=T0 + 61)
+    assert [x.key for x in got] == ["b.example", *keys[:1500]]
+    assert got[0] == store.get("b.example")
+    assert store.get_many([], now=T0) == [] and store.active_keys(now=T0 + 601) == []
+
+
 def test_candidate_keys_cover_networks_and_parents() -> None:
     c = candidate_keys("10.1.2.3")
     assert c[0] == "10.1.2.3" and "10.1.2.0/24" in c and "10.0.0.0/8" in c and len(c) == 25
@@ -155,6 +172,8 @@ def test_async_store_same_behaviour(redis_url: str) -> None:
             found = await s.find("192.0.2.55", now=T0)
             assert found is not None and found.key == "192.0.2.0/24"
             assert [x.key for x in await s.all(now=T0)] == ["192.0.2.0/24"]
+            assert await s.active_keys(now=T0) == ["192.0.2.0/24"]
+            assert [x.key for x in await s.get_many(["192.0.2.0/24"], now=T0)] == ["192.0.2.0/24"]
             assert (await s.delist("192.0.2.0/24", now=T0)).op == "delisted"
             assert [c.op for c in await s.changes()] == ["listed", "delisted"]
         finally:

@@ -34,6 +34,7 @@ __all__ = [
     "REPORT_TOO_BIG",
     "REPORT_UNUSABLE",
     "Reply",
+    "SETTINGS_SPLIT",
 ]
 
 
@@ -77,6 +78,9 @@ MILTER_ERROR_REJECT = Reply(550, "5.3.0")
 CONSENT_REFUSED = Reply(550, "5.7.1")
 #: the consent registry cannot be read at RCPT
 CONSENT_UNAVAILABLE = Reply(450, "4.7.1")
+#: a recipient whose settings differ from the transaction's first recipient's: the
+#: client sends it again in another transaction (spamwarden/i18n.py "milter.rcpt_split")
+SETTINGS_SPLIT = Reply(452, "4.5.3")
 #: Postfix itself with the milter gone and milter_default_action = tempfail
 #: ("451 4.7.1 Service unavailable - try again later")
 POSTFIX_MILTER_UNAVAILABLE = Reply(451, "4.7.1")

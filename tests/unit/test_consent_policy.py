@@ -350,6 +350,18 @@ def test_vietnamese_smtp_texts_are_ascii(store: FakeStore, clock: Clock) -> None
     assert d is not None and "Nghi dinh 91/2020/ND-CP" in d.text and d.text.isascii()
 
 
+def test_refusal_follows_i18n_language_when_consent_language_is_unset(
+        store: FakeStore, clock: Clock) -> None:
+    from spamwarden.config import I18nConfig
+
+    site = Config(i18n=I18nConfig(language="vi"))
+    p = ConsentPolicy(site, store, clock=clock)
+    d = p.check_rcpt(env(), "b@example.test")
+    assert d is not None and "Nghi dinh 91/2020/ND-CP" in d.text
+    english = ConsentPolicy(cfg(), store, clock=clock).check_rcpt(env(), "b@example.test")
+    assert english is not None and "Decree 91/2020/ND-CP" in english.text
+
+
 def test_one_click_and_signed_helpers() -> None:
     view = parse_message(AD)
     assert one_click_unsubscribe(view) == "https://api.test/u/TOKEN"

@@ -83,6 +83,8 @@ def test_only_cli_knows_the_composition_root() -> None:
     ("mail", ("spamwarden.milter", "spamwarden.reputation", "spamwarden.consent",
               "spamwarden.api", "spamwarden.rbl", "spamwarden.training")),
     ("supervisor", ("spamwarden.cli", "spamwarden.wiring")),
+    ("settings", ("spamwarden.api", "spamwarden.milter", "spamwarden.reputation",
+                  "spamwarden.consent", "spamwarden.rbl", "spamwarden.training")),
 ])
 def test_arrows_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
     assert _offenders(package, forbidden) == []
@@ -141,4 +143,5 @@ def test_api_serves_listings_lookup_consent_and_metrics() -> None:
                      "spamwarden.api.history:history_module",
                      "spamwarden.api.console:console_module",
                      "spamwarden.api.metrics:metrics_module",
-                     "spamwarden.api.learn:learn_module"]
+                     "spamwarden.api.learn:learn_module",
+                     "spamwarden.api.settings:settings_module"]

@@ -17,12 +17,15 @@ script, style sheet or font is fetched from anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from ...config import Config
+from ...reputation.intake import ComplaintIntake
 from .._http import ApiContext, ApiModule
-from . import auth, history, listings, requests
+from . import auth, charts, consent, history, listings, quarantine, requests, unmatched
 from ._base import COOKIE, SESSION_TTL, Console, Page, session_key
 from .auth import LOGIN_ATTEMPTS_PER_HOUR
 
@@ -41,17 +44,25 @@ PAGES = (
     history,
     listings,
     requests,
+    unmatched,
+    consent,
+    charts,
+    quarantine,
 )
 
 
-def console_module(ctx: ApiContext) -> ApiModule:
+def console_module(ctx: ApiContext, *,
+                   make_intake: Callable[[Config, Any], ComplaintIntake] | None = None
+                   ) -> ApiModule:
     """The ``/ui/`` pages.
 
     :param ctx: the API's configuration, clock and listing store.
+    :param make_intake: the intake policy ``POST /v1/learn`` uses (``wiring.learner``),
+        for the quarantine's release-and-learn.
     :returns: the console's routes and their OpenAPI description.
     """
     nav = [Page("/ui/", "Home")] + [p.NAV for p in PAGES if p.NAV is not None]
-    ui = Console(ctx, nav)
+    ui = Console(ctx, nav, make_intake=make_intake)
     routes = web.RouteTableDef()
     paths: dict[str, Any] = {}
     for module in PAGES:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from aiohttp import web
 
+from ...config import Config
+from ...reputation.intake import ComplaintIntake
 from ...reputation.store import store_error
 from .._http import ApiContext
 from ..lookup import escape, html_page
@@ -69,10 +71,14 @@ class Console:
 
     :param ctx: the API's configuration, clock and listing store.
     :param nav: the navigation bar, in order.
+    :param make_intake: builds the intake policy over a Redis client, as ``POST
+        /v1/learn`` has it (``wiring.learner``); None: pages build a plain one.
     """
 
-    def __init__(self, ctx: ApiContext, nav: Sequence[Page]) -> None:
+    def __init__(self, ctx: ApiContext, nav: Sequence[Page], *,
+                 make_intake: Callable[[Config, Any], ComplaintIntake] | None = None) -> None:
         self.ctx = ctx
+        self.make_intake = make_intake
         self.cfg = ctx.cfg
         self.store = ctx.store
         self.clock = ctx.clock

@@ -1,18 +1,39 @@
-"""``/ui/requests``: the delisting requests waiting for a decision, approve or reject."""
+"""``/ui/requests``: the delisting requests waiting for a decision, approve or reject,
+and the recently decided ones with their decision notes. Each key links to its
+listing in the console and to its public lookup page."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from ...reputation.listings import utc_iso
+from ...reputation.store import MAX_DELIST_REQUESTS, DelistRequest
 from ..lookup import REQUEST_ID_PATTERN, escape
 from ._base import Console, Page, html_get, html_post
+from .listings import lookup_href
 
-__all__ = ["NAV", "build"]
+__all__ = ["DECIDED_SHOWN", "NAV", "build"]
 
 NAV = Page("/ui/requests", "Delisting requests")
+#: the most recently decided requests shown under the queue
+DECIDED_SHOWN = 100
+
+
+def _key_links(key: str) -> str:
+    """The key, linked to its console listing, and its public lookup page."""
+    return (f'<a href="/ui/listings?{escape(urlencode({"q": key}))}">{escape(key)}</a> '
+            f'(<a href="{escape(lookup_href(key))}">lookup</a>)')
+
+
+def _decided_rows(reqs: list[DelistRequest]) -> str:
+    return "".join(
+        f"<tr><td>{escape(utc_iso(r.decided_at))}</td><td>{escape(r.status)}</td>"
+        f"<td>{_key_links(r.key)}</td><td>{escape(r.decided_note)}</td>"
+        f"<td>{escape(r.reason)}</td><td>{escape(utc_iso(r.filed_at))}</td></tr>"
+        for r in reqs)
 
 
 def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
@@ -22,10 +43,13 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     @routes.get("/ui/requests")
     async def requests_page(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
-        reqs = await store.delist_requests(now=clock.now(), status="pending", limit=1000)
+        every = await store.delist_requests(now=clock.now(), limit=MAX_DELIST_REQUESTS)
+        reqs = [r for r in every if r.status == "pending"][:1000]
+        decided = sorted((r for r in every if r.status != "pending"),
+                         key=lambda r: r.decided_at, reverse=True)[:DECIDED_SHOWN]
         csrf = ui.csrf_field(sess)
         rows = "".join(
-            f"<tr><td>{escape(utc_iso(r.filed_at))}</td><td>{escape(r.key)}</td>"
+            f"<tr><td>{escape(utc_iso(r.filed_at))}</td><td>{_key_links(r.key)}</td>"
             f"<td>{escape(r.reason)}</td><td>{escape(r.contact)}</td><td>{escape(r.client)}</td>"
             f'<td><form method="post" action="/ui/requests/{escape(r.id)}">{csrf}'
             '<input name="note" placeholder="note" maxlength="2000"> '
@@ -34,7 +58,11 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
             for r in reqs)
         body = ("<table><tr><th>filed</th><th>key</th><th>what they fixed</th><th>contact</th>"
                 f"<th>client</th><th>decide</th></tr>{rows}</table>\n"
-                f"<p>{len(reqs)} pending request(s).</p>\n")
+                f"<p>{len(reqs)} pending request(s).</p>\n"
+                "<h2>Recently decided</h2>\n<table><tr><th>decided</th><th>status</th>"
+                "<th>key</th><th>decision note</th><th>what they fixed</th><th>filed</th></tr>"
+                f"{_decided_rows(decided)}</table>\n"
+                f"<p>The {len(decided)} most recent decision(s); requests are kept 90 days.</p>\n")
         return ui.page("Delisting requests", body, sess=sess)
 
     @routes.post("/ui/requests/{id:" + REQUEST_ID_PATTERN + "}")
@@ -53,7 +81,7 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
         raise web.HTTPSeeOther("/ui/requests")
 
     return {
-        "/ui/requests": html_get("Pending delisting requests with approve / reject",
+        "/ui/requests": html_get("Pending delisting requests with approve / reject; recent decisions",
                                  "consoleRequests"),
         "/ui/requests/{id}": html_post("Decide a request (form fields csrf, decision, note)",
                                        "consoleDecide", path_params=("id",)),

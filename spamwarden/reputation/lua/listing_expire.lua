@@ -1,6 +1,7 @@
 -- Removes listings whose expiry has come, writing an 'expired' change entry for each.
 -- KEYS[1] sw:{sw}:listings, KEYS[2] sw:{sw}:listing-changes, KEYS[3] sw:{sw}:listing-serial,
--- KEYS[4] sw:{sw}:listing-expiry
+-- KEYS[4] sw:{sw}:listing-expiry, KEYS[5] the hour's counters
+--   (sw:{sw}:stats:listings:<hour>, TTL 8 days: reputation.stats.STATS_TTL)
 -- ARGV: now, limit (due entries looked at), maxlen
 -- Returns: the JSON of each expired listing.
 local now = tonumber(ARGV[1])
@@ -18,6 +19,8 @@ for _, key in ipairs(due) do
         'op', 'expired', 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
         'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
         'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', '')
+      redis.call('HINCRBY', KEYS[5], 'expired', 1)
+      redis.call('EXPIRE', KEYS[5], 691200)
       out[#out + 1] = cur
     else
       redis.call('ZADD', KEYS[4], rec['expires_at'], key)

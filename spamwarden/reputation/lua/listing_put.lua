@@ -2,7 +2,8 @@
 -- Used by ListingStore/AsyncListingStore add, add_many, import_many, list_offender.
 -- KEYS[1] sw:{sw}:listings (hash), KEYS[2] sw:{sw}:listing-changes (stream),
 -- KEYS[3] sw:{sw}:listing-serial, KEYS[4] sw:{sw}:listing-expiry (zset),
--- KEYS[5] sw:{sw}:offences (hash), then optionally the window keys to clear
+-- KEYS[5] sw:{sw}:offences (hash), KEYS[6] the hour's counters
+--   (sw:{sw}:stats:listings:<hour>, TTL 8 days), then optionally the window keys to clear
 --   (sw:{sw}:win:c:<key>, sw:{sw}:win:r:<key>; one-key calls only)
 -- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
 --       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
@@ -17,6 +18,7 @@ local maxlen = ARGV[6]
 local reason = ARGV[7]
 local note = ARGV[8]
 local quiet = ARGV[9] == '1'
+local stats_ttl = 691200  -- 8 days: reputation.stats.STATS_TTL
 local out = {}
 for i = 10, #ARGV, 3 do
   local key, kind, code = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -28,7 +30,7 @@ for i = 10, #ARGV, 3 do
     active = tonumber(rec['expires_at']) > now
   end
   if active and mode == 'auto' then
-    if #KEYS > 5 then redis.call('DEL', unpack(KEYS, 6)) end
+    if #KEYS > 6 then redis.call('DEL', unpack(KEYS, 7)) end
     out[#out + 1] = 'unchanged'
     if not quiet then out[#out + 1] = cur end
   else
@@ -50,9 +52,9 @@ for i = 10, #ARGV, 3 do
     rec['expires_at'] = now + ttl
     local enc = cjson.encode(rec)
     redis.call('HSET', KEYS[1], key, enc)
-    if #KEYS > 5 then
+    if #KEYS > 6 then
       -- the engine's single-key listing: the complaints that led to it are used up
-      redis.call('DEL', unpack(KEYS, 6))
+      redis.call('DEL', unpack(KEYS, 7))
     end
     redis.call('ZADD', KEYS[4], rec['expires_at'], key)
     local serial = redis.call('INCR', KEYS[3])
@@ -60,6 +62,8 @@ for i = 10, #ARGV, 3 do
       'op', op, 'key', key, 'kind', kind, 'reason', reason, 'code', code,
       'listed_at', tostring(rec['listed_at']), 'expires_at', tostring(rec['expires_at']),
       'serial', tostring(serial), 'note', note)
+    redis.call('HINCRBY', KEYS[6], op, 1)
+    redis.call('EXPIRE', KEYS[6], stats_ttl)
     out[#out + 1] = op
     if not quiet then out[#out + 1] = enc end
   end

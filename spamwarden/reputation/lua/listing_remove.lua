@@ -1,6 +1,7 @@
 -- Removes listings, writing a 'delisted' (or 'expired') change entry for each.
 -- KEYS[1] sw:{sw}:listings, KEYS[2] sw:{sw}:listing-changes, KEYS[3] sw:{sw}:listing-serial,
--- KEYS[4] sw:{sw}:listing-expiry
+-- KEYS[4] sw:{sw}:listing-expiry, KEYS[5] the hour's counters
+--   (sw:{sw}:stats:listings:<hour>, TTL 8 days: reputation.stats.STATS_TTL)
 -- ARGV: now, maxlen, note, then listing keys
 -- Returns: per key, op ('delisted' | 'expired' | 'absent') and the removed listing JSON
 --   ('' when absent).
@@ -26,6 +27,8 @@ for i = 4, #ARGV do
       'op', op, 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
       'code', rec['code'] or '', 'listed_at', tostring(rec['listed_at']),
       'expires_at', tostring(rec['expires_at']), 'serial', tostring(serial), 'note', note)
+    redis.call('HINCRBY', KEYS[5], op, 1)
+    redis.call('EXPIRE', KEYS[5], 691200)
     out[#out + 1] = op
     out[#out + 1] = cur
   end
