@@ -3,7 +3,8 @@
 Both read the same rule files (SpamAssassin's installed rules).  SpamAssassin runs through
 its Perl API in one process with network tests off (``local_tests_only``), Bayes, the
 auto-welcomelist and TxRep off, a private site and home folder (nothing under /etc or ~ is
-read or written).  spamwarden runs ``RuleEngine.counts`` on the same files.  Rule names
+read or written), in score set 2 (Bayes on, network off) as spamwarden: a rule scored 0
+in that set is not run by either.  spamwarden runs ``RuleEngine.counts`` on the same files.  Rule names
 are compared per message, ``__`` sub-rules included.
 
 Rules SpamAssassin hits that spamwarden does not read (network, Bayes, plugins not
@@ -55,6 +56,10 @@ my $sa = Mail::SpamAssassin->new({
   dont_copy_prefs => 1, local_tests_only => 1, home_dir_for_helpers => $home,
   LOCAL_RULES_DIR => $site, userstate_dir => $home,
 });
+# score set 2 (Bayes on, network off), the one spamwarden reads: rules scored 0 there
+# are not run (with use_bayes 0 SpamAssassin would take set 0; no Bayes rule can hit)
+$sa->init(1);
+$sa->{conf}->set_score_set(2);
 $sa->compile_now(0, 1);
 $| = 1;
 while (my $file = <STDIN>) {

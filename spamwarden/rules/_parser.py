@@ -405,6 +405,11 @@ def _finish(st: _State) -> None:
         nice = "nice" in flags
         if name in st.scores:
             score = st.scores[name]
+            if score == 0:
+                # SpamAssassin does not run a rule scored 0 (Check plugin: "skip if score
+                # zeroed"); metas naming it see it as not hit
+                res.skipped[name] = "score 0: disabled"
+                continue
         elif name.startswith("__"):
             score = 0.0
         else:

@@ -237,3 +237,15 @@ def test_gmail_submission_counts_as_authenticated() -> None:
         "from think.homelan ([92.86.142.199]) by mx.google.com with ESMTPS id "
         "22sm4914127fkr.29.2010.05.15.08.07.08 (version=TLSv1/SSLv3 cipher=RC4-MD5)")
     assert relay and relay.auth == "GMail - transport=TLSv1/SSLv3 cipher=RC4-MD5"
+
+
+def test_a_rule_scored_zero_is_not_run() -> None:
+    """SpamAssassin does not run a rule whose score is 0 (score X 0 disables it); a meta
+    naming it sees it as not hit."""
+    rules = ("body ZERO /hello/\nscore ZERO 0\n"
+             "body ONE /hello/\n"
+             "meta USES_ZERO ZERO || !ONE\n"
+             "body __SUB /hello/\n")
+    rs = parse_rule_text(rules)
+    assert rs.skipped["ZERO"] == "score 0: disabled"
+    assert names(rules, HEAD + b"\nhello\n") == {"ONE", "__SUB"}
