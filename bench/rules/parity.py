@@ -34,7 +34,8 @@ from pathlib import Path
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_files, prepare_message, rule_files
 
-SHARED = Path(os.environ.get("SPAMWARDEN_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+SHARED = (Path(os.environ["SPAMWARDEN_SHARED"]) if os.environ.get("SPAMWARDEN_SHARED")
+          else Path(__file__).resolve().parents[3] / "shared")
 SITE_CF = """\
 use_bayes 0
 use_auto_whitelist 0
