@@ -513,6 +513,21 @@ def _for_mime(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return msg.memo[key] > 0
 
 
+def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """HTMLEval's html_tag_exists(TAG): the tag opens or closes in a text/html part."""
+    if msg.html_tags is None:
+        tags: set[str] = set()
+        for part in msg.parts:
+            if part.content_type == "text/html":
+                html = decode_part(part)[:RAWBODY_SCAN]
+                tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
+        msg.html_tags = frozenset(tags)
+    return a[0].lower() in msg.html_tags
+
+
+_HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
+
+
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     return msg.view.has_html
 
@@ -557,6 +572,7 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_base64_length": EvalSpec(
         _B, lambda a: len(a) in (1, 2) and all(_num(x) for x in a), _base64_length),
     "check_for_mime": EvalSpec(_R, lambda a: len(a) == 1 and a[0] in _MIME_FLAGS, _for_mime),
+    "html_tag_exists": EvalSpec(_B, lambda a: len(a) == 1 and a[0].isalnum(), _html_tag_exists),
     "check_for_mime_html": EvalSpec(_B, _nargs(0), _mime_html),
     "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
 }

@@ -48,6 +48,8 @@ LOADED_PLUGINS = frozenset({
     # has one for "DKIM loaded"); its evals are skipped and count as not hit, as they
     # do in SpamAssassin with network tests off (even DKIM_SIGNED)
     "Mail::SpamAssassin::Plugin::DKIM",
+    # only html_tag_exists runs; its other evals are skipped
+    "Mail::SpamAssassin::Plugin::HTMLEval",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling, and check_body_length.

@@ -63,6 +63,8 @@ class PreparedMessage:
     addresses: dict[str, list[str]] = field(default_factory=dict)
     #: the X-Spam-Relays-* values, built when a rule first reads one
     relays: Relays | None = None
+    #: the tags seen in the text/html parts (html_tag_exists), found once
+    html_tags: frozenset[str] | None = None
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.

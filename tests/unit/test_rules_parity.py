@@ -249,3 +249,17 @@ def test_a_rule_scored_zero_is_not_run() -> None:
     rs = parse_rule_text(rules)
     assert rs.skipped["ZERO"] == "score 0: disabled"
     assert names(rules, HEAD + b"\nhello\n") == {"ONE", "__SUB"}
+
+
+def test_html_tag_exists() -> None:
+    """HTMLEval's html_tag_exists: HTML_MIME_NO_HTML_TAG (HTML-only mail without an
+    <html> tag) no longer hits every HTML-only message."""
+    rules = ("body __TAG_EXISTS_HTML eval:html_tag_exists('html')\n"
+             "body __TAG_EXISTS_CENTER eval:html_tag_exists('center')\n"
+             "body MIME_HTML_ONLY eval:check_for_mime_html_only()\n"
+             "meta HTML_MIME_NO_HTML_TAG MIME_HTML_ONLY && !__TAG_EXISTS_HTML\n")
+    head = HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+    assert names(rules, head + b"<HTML><body><Center>hi</center></body></html>\n") == {
+        "__TAG_EXISTS_HTML", "__TAG_EXISTS_CENTER", "MIME_HTML_ONLY"}
+    assert names(rules, head + b"<p>hi <centerx>\n") == {"MIME_HTML_ONLY",
+                                                          "HTML_MIME_NO_HTML_TAG"}
