@@ -18,7 +18,7 @@ pytest = $(PY) -m pytest $(1) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -ne 5 ] || \
 
 # Debian packages: what the service needs to run, and what the tests drive for real.
 DEBS_RUN := redis-server libmilter-dev
-DEBS_TEST := $(DEBS_RUN) postfix sasl2-bin libsasl2-modules swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound bind9 nsd knot spamassassin dovecot-imapd dovecot-sieve
+DEBS_TEST := $(DEBS_RUN) postfix sasl2-bin libsasl2-modules swaks miltertest rbldnsd dnsperf bind9-dnsutils bind9utils unbound bind9 nsd knot spamassassin dovecot-imapd dovecot-sieve chromium chromium-driver
 DEBS_BENCH := $(DEBS_TEST) spamassassin spamd spamc spamass-milter rspamd
 
 .PHONY: run test test-unit test-integration bench soak lint typecheck clean debs-run debs-test corpus

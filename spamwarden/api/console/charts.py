@@ -32,11 +32,11 @@ LISTING_SERIES = ("listed", "extended", "delisted", "expired")
 
 #: colours by series name; any other series takes one of _SPARE in order
 _COLOURS = {
-    "accept": "#3a7d2c", "tag": "#d4a017", "quarantine": "#e07b00", "reject": "#b3261e",
+    "accept": "#3a7d2c", "tag": "#d4a017", "quarantine": "#7c3aed", "reject": "#b3261e",
     "tempfail": "#6b7280", "matched": "#b3261e", "unmatched": "#9ca3af", "ham": "#3a7d2c",
     "listed": "#b3261e", "extended": "#e07b00", "delisted": "#2563eb", "expired": "#9ca3af",
 }
-_SPARE = ("#7c3aed", "#0891b2", "#be185d", "#4d7c0f", "#a16207", "#1e40af")
+_SPARE = ("#0891b2", "#be185d", "#4d7c0f", "#a16207", "#1e40af")
 #: x-axis labels drawn at most (the others are in the table)
 MAX_X_LABELS = 12
 
