@@ -53,6 +53,7 @@ def envelope_for_file(
                     helo = found[0]
                     notes.append(f"HELO {helo} from the top Received header")
                 break
+    known = mail_from is not None
     if mail_from is None:
         rp = view.header("Return-Path")
         if rp is not None:
@@ -63,6 +64,7 @@ def envelope_for_file(
         helo=helo or "",
         mail_from=mail_from or "",
         rcpts=list(rcpts),
+        mail_from_known=known,
     )
     return env, notes
 

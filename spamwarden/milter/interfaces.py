@@ -60,6 +60,9 @@ class Envelope:
     rcpts: list[str] = field(default_factory=list)
     queue_id: str = ""
     authenticated: bool = False
+    #: False when ``mail_from`` was guessed from the headers (an offline check), not
+    #: given by the MTA
+    mail_from_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

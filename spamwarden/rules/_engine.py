@@ -427,14 +427,18 @@ class RuleEngine:
                     vals.append((text + "\n").encode("utf-8", "surrogateescape"))
         return vals or None
 
-    def check(self, view: MessageView, raw: bytes) -> list[Hit]:
+    def check(self, view: MessageView, raw: bytes, *,
+              envelope_from: str | None = None) -> list[Hit]:
         """The rules a message hits.
 
         :param view: ``spamwarden.mail.parse_message(raw)``.
         :param raw: the message bytes as received.
+        :param envelope_from: the SMTP MAIL FROM (without ``<>``, "" for the null
+            sender) when known: SpamAssassin's EnvelopeFrom; ``None``: guessed from the
+            headers as SpamAssassin guesses it.
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
-        return self.check_prepared(prepare_message(view, raw))
+        return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ._prepare import decode_part
+from ._html import HtmlResults, parse_html
+from ._prepare import decode_part, header_with_modifiers
 
 if TYPE_CHECKING:
     from ._prepare import MimePart, PreparedMessage
@@ -62,6 +63,14 @@ def parse_eval_args(text: str) -> tuple[str, ...]:
         out.append(next(g for g in m.groups() if g is not None))
         pos = m.end()
     return tuple(out)
+
+
+def _valid_re(text: str) -> bool:
+    try:
+        _perl_re(text)
+    except re.error:
+        return False
+    return True
 
 
 def _num(s: str) -> bool:
@@ -335,25 +344,75 @@ def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool
     return any(_is_freemail(x, d.freemail_domains) for x in _all_from_addrs(msg))
 
 
+@functools.lru_cache(maxsize=64)
+def _perl_re(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
 def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """FreeMail's check_freemail_header(HEADER[, REGEX]): a freemail address in the
+    header (EnvelopeFrom: the envelope sender) that matches REGEX when given."""
     name = a[0]
-    addrs = _addresses(msg, name.split(":")[0])
-    return any(_is_freemail(x, d.freemail_domains) for x in addrs)
+    if name.lower() == "envelopefrom":
+        env = _envelope_from(msg)
+        addrs = [env] if env else []
+    else:
+        addrs = _addresses(msg, name.split(":")[0])
+    rx = _perl_re(a[1]) if len(a) > 1 else None
+    return any(_is_freemail(x, d.freemail_domains) and (rx is None or rx.search(x))
+               for x in addrs)
 
 
 def _envelope_from(msg: PreparedMessage) -> str | None:
-    """SpamAssassin's EnvelopeFrom without its Received parser: X-Envelope-From or
-    Envelope-Sender unless a Received header comes before it, else Return-Path."""
-    names = [k.lower() for k, _ in msg.headers]
-    for name in ("x-envelope-from", "envelope-sender"):
-        if name in names:
-            first = names.index(name)
-            if "received" in names[:first]:
-                return None
-            found = _addresses(msg, name)
-            return found[0] if found else None
-    found = _addresses(msg, "Return-Path")
+    """SpamAssassin's EnvelopeFrom address, lower case (``None``: unknown or empty)."""
+    found = _addresses(msg, "EnvelopeFrom")
     return found[0] if found else None
+
+
+def _header_addr(msg: PreparedMessage, name: str) -> str:
+    """``get('NAME:addr')``: the first address of a header, '' when there is none."""
+    return header_with_modifiers(msg, name, raw=False, addr=True, display=False) or ""
+
+
+def _env_and_hdr_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_for_matching_env_and_hdr_from: EnvelopeFrom and From have the
+    same address (two absent ones match too)."""
+    return _header_addr(msg, "EnvelopeFrom").lower() == _header_addr(msg, "From").lower()
+
+
+_SECOND_LEVEL = re.compile(r"^.+\.([^.]+\.[^.]+)$", re.DOTALL)
+
+
+def _second_level(addr: str) -> str:
+    m = re.search(r"@([^@]*)\Z", addr)
+    return _SECOND_LEVEL.sub(r"\1", m.group(1)) if m else ""
+
+
+def _equal_from_domains(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_equal_from_domains (HEADER_FROM_DIFFERENT_DOMAINS): the last
+    two labels of the From and EnvelopeFrom domains differ (both known)."""
+    ours = _second_level(_header_addr(msg, "From"))
+    env = _second_level(_header_addr(msg, "EnvelopeFrom"))
+    return bool(ours) and bool(env) and ours.lower() != env.lower()
+
+
+# -- RelayEval ---------------------------------------------------------------------------
+
+
+def _all_trusted(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """ALL_TRUSTED: trusted relays only, none untrusted or unparseable."""
+    r = msg.relay_info()
+    return bool(r.n_trusted) and not r.n_untrusted and not r.n_unparseable
+
+
+def _no_relays(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """NO_RELAYS: no relay at all (nor an unparseable Received line)."""
+    r = msg.relay_info()
+    return not (r.n_trusted or r.n_untrusted or r.n_unparseable)
+
+
+def _relays_unparseable(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    return bool(msg.relay_info().n_unparseable)
 
 
 def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
@@ -529,6 +588,79 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
 _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 
 
+def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:
+    """HTMLEval's ``html_all``: the values of each text/html part, parsed once."""
+    if msg.html is None:
+        msg.html = [parse_html(decode_part(p)) for p in msg.parts
+                    if p.content_type == "text/html"]
+    return msg.html
+
+
+_HTML_FLAGS = {"html": None, "embeds": "embeds", "form_action_mailto": "form_action_mailto",
+               "font_face_bad": "font_face_bad"}
+
+
+def _html_test(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_test(NAME): HTML_MESSAGE ('html': any text/html part), embeds, a mailto
+    form, a bad font face."""
+    attr = _HTML_FLAGS[a[0]]
+    return any(attr is None or getattr(h, attr) for h in _html_parts(msg))
+
+
+def _in_range(value: float | None, lo: str, hi: str) -> bool:
+    if value is None:
+        return False
+    return value > float(lo) and (hi == "inf" or value <= float(hi))
+
+
+_HTML_RANGES = frozenset({"length", "closed_extra_ratio", "bad_tag_ratio", "non_element_ratio"})
+
+
+def _html_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_range(NAME, MIN, MAX): MIN < value <= MAX in some text/html part."""
+    return any(_in_range(h.value(a[0]), a[1], a[2]) for h in _html_parts(msg))
+
+
+_COMPARE = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "==": float.__eq__, "!=": float.__ne__, "<": float.__lt__, "<=": float.__le__,
+    ">": float.__gt__, ">=": float.__ge__}
+
+
+def _compare(value: float, expr: str) -> bool:
+    m = _COMPARE.match(expr)
+    return m is not None and _OPS[m.group(1)](value, float(m.group(2)))
+
+
+def _html_eval(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_eval('length', EXPR): a text/html part's length compared as EXPR says."""
+    return any(_compare(float(h.length), a[1]) for h in _html_parts(msg))
+
+
+def _html_tag_balance(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_tag_balance(TAG, EXPR): opened minus closed TAGs compared as EXPR says."""
+    tag = a[0].lower()
+    return any(tag in h.inside and _compare(float(h.inside[tag]), a[1])
+               for h in _html_parts(msg))
+
+
+def _html_image_only(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_image_only(MIN, MAX): a part with an <img> whose length is in (MIN, MAX]."""
+    return any("img" in h.inside and _in_range(float(h.length), a[0], a[1])
+               for h in _html_parts(msg))
+
+
+def _html_image_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_image_ratio(MIN, MAX): non-space text characters per image pixel."""
+    return any(h.image_area > 0 and _in_range(h.non_space_len / h.image_area, a[0], a[1])
+               for h in _html_parts(msg))
+
+
+def _html_link_image(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """html_text_match('anchor', '<img>'): an image inside a link."""
+    return any(h.link_image for h in _html_parts(msg))
+
+
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     return msg.view.has_html
 
@@ -565,7 +697,8 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_from_in_list": EvalSpec(_H, _nargs(1), _from_in_list),
     "check_replyto_in_list": EvalSpec(_H, _nargs(1), _replyto_in_list),
     "check_freemail_from": EvalSpec(_H, _nargs(0), _freemail_from),
-    "check_freemail_header": EvalSpec(_H, _nargs(1), _freemail_header),
+    "check_freemail_header": EvalSpec(
+        _H, lambda a: len(a) == 1 or (len(a) == 2 and _valid_re(a[1])), _freemail_header),
     "check_freemail_replyto": EvalSpec(_H | _B, lambda a: a == ("replyto",), _freemail_replyto),
     "check_uri_host_listed": EvalSpec(frozenset({"header", "body", "uri"}), _nargs(1), _uri_host_listed),
     "check_for_uppercase": EvalSpec(_B, _nargs(2, numeric=True), _uppercase),
@@ -575,6 +708,24 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_for_mime": EvalSpec(_R, lambda a: len(a) == 1 and a[0] in _MIME_FLAGS, _for_mime),
     "html_tag_exists": EvalSpec(_B, lambda a: len(a) == 1 and a[0].isalnum(), _html_tag_exists),
     "check_for_mime_html": EvalSpec(_B, _nargs(0), _mime_html),
+    "html_test": EvalSpec(_B, lambda a: len(a) == 1 and a[0] in _HTML_FLAGS, _html_test),
+    "html_range": EvalSpec(
+        _B, lambda a: len(a) == 3 and a[0] in _HTML_RANGES and _num(a[1])
+        and (_num(a[2]) or a[2] == "inf"), _html_range),
+    "html_eval": EvalSpec(
+        _B, lambda a: len(a) == 2 and a[0] == "length" and bool(_COMPARE.match(a[1])),
+        _html_eval),
+    "html_tag_balance": EvalSpec(
+        _B, lambda a: len(a) == 2 and a[0].isalnum() and bool(_COMPARE.match(a[1])),
+        _html_tag_balance),
+    "html_image_only": EvalSpec(_B, _nargs(2, numeric=True), _html_image_only),
+    "html_image_ratio": EvalSpec(_B, _nargs(2, numeric=True), _html_image_ratio),
+    "html_text_match": EvalSpec(_B, lambda a: a == ("anchor", "<img>"), _html_link_image),
+    "check_for_matching_env_and_hdr_from": EvalSpec(_H, _nargs(0), _env_and_hdr_from),
+    "check_equal_from_domains": EvalSpec(_H, _nargs(0), _equal_from_domains),
+    "check_all_trusted": EvalSpec(_H, _nargs(0), _all_trusted),
+    "check_no_relays": EvalSpec(_H, _nargs(0), _no_relays),
+    "check_relays_unparseable": EvalSpec(_H, _nargs(0), _relays_unparseable),
     "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
 }
 #: (rule kind, eval function) pairs that can run.

@@ -48,8 +48,14 @@ LOADED_PLUGINS = frozenset({
     # has one for "DKIM loaded"); its evals are skipped and count as not hit, as they
     # do in SpamAssassin with network tests off (even DKIM_SIGNED)
     "Mail::SpamAssassin::Plugin::DKIM",
-    # only html_tag_exists runs; its other evals are skipped
+    # the tests on tags, lengths, images and links run; those on fonts, colours and
+    # obfuscation are skipped
     "Mail::SpamAssassin::Plugin::HTMLEval",
+    # ALL_TRUSTED, NO_RELAYS and the unparseable count run; the forgery tests are skipped
+    "Mail::SpamAssassin::Plugin::RelayEval",
+    # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
+    # image tests) are read; its evals on image attachments are skipped
+    "Mail::SpamAssassin::Plugin::ImageInfo",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling, and check_body_length.

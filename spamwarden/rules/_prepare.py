@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
+from ._html import HtmlResults
 from ._relays import Relays, parse_relays
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
@@ -71,6 +72,11 @@ class PreparedMessage:
     relays: Relays | None = None
     #: the tags seen in the text/html parts (html_tag_exists), found once
     html_tags: frozenset[str] | None = None
+    #: the SMTP MAIL FROM address when the caller knows it (the milter): EnvelopeFrom
+    #: is then that address, as with SpamAssassin's ``envelope_sender_header``
+    envelope_from: str | None = None
+    #: HTMLEval's results for the text/html parts, built when a rule first asks
+    html: list[HtmlResults] | None = None
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -92,7 +98,9 @@ class PreparedMessage:
             return vals if raw else [decode_header_value(v[:8192]) for v in vals]
 
         result: str | None
-        if lname.startswith("x-spam-relays-"):
+        if lname == "envelopefrom":
+            result = self.envelope_sender()
+        elif lname.startswith("x-spam-relays-"):
             result = self._relays().get(lname)
         elif lname in ("all-external", "all-untrusted"):
             # the header fields from the first untrusted Received header down
@@ -126,6 +134,48 @@ class PreparedMessage:
             result = "".join(v + "\n" for v in vals) if vals else None
         self._cache[key] = result
         return result
+
+    def envelope_sender(self) -> str | None:
+        """SpamAssassin's EnvelopeFrom (PerMsgStatus ``get_envelope_from``), ``None``
+        when unknown: the MAIL FROM given to :func:`prepare_message`; else the envelope
+        sender the last untrusted relay recorded in its Received line; else
+        X-Envelope-From, Envelope-Sender or Return-Path, each only when no Received
+        header comes before it (a list may have resent the message with another one).
+        """
+        key = ("\0envelopefrom", True)
+        if key in self._cache:
+            return self._cache[key]
+        found = self._envelope_sender()
+        self._cache[key] = found
+        return found
+
+    def _envelope_sender(self) -> str | None:
+        if self.envelope_from is not None:
+            env = self.envelope_from
+            return env if env == "" or env.find("@") > 0 else None
+        relayed = self._relays().envfrom
+        if relayed is not None:
+            return relayed
+        x_sender = self._values("x-sender")
+        if x_sender and "@" in _address(self, x_sender[0], display=False) and any(
+                "(fetchmail" in v for v in self._values("received")):
+            return None
+        names = [k.lower() for k, _ in self.headers]
+        for name, final in (("x-envelope-from", True), ("envelope-sender", False),
+                            ("return-path", False)):
+            vals = self._values(name)
+            if not vals:
+                continue
+            if "received" in names[:names.index(name)]:
+                if final:
+                    return None
+                continue
+            return _address(self, decode_header_value(vals[0][:8192]), display=False)
+        return None
+
+    def relay_info(self) -> Relays:
+        """The relays parsed from the Received headers (parsed once)."""
+        return self._relays()
 
     def _relays(self) -> Relays:
         if self.relays is None:
@@ -321,11 +371,15 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     return list(seen)
 
 
-def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
+def prepare_message(view: MessageView, raw: bytes, *,
+                    envelope_from: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
     :param raw: the message as received (a leading mbox ``From`` line is tolerated).
+    :param envelope_from: the SMTP MAIL FROM address without ``<>`` ("" for the null
+        sender) when known; ``None``: EnvelopeFrom is read from the headers as
+        SpamAssassin reads it.
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
@@ -362,4 +416,5 @@ def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
         parts=parts,
         has_separator=has_separator,
         raw_body_length=len(raw_body),
+        envelope_from=envelope_from,
     )

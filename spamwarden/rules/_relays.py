@@ -87,6 +87,15 @@ _QMAIL_FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
 )
 _SENDMAIL_BY = re.compile(r"^\S+ \(\S+ \[[^\]]+\](?:.*\) by \S+ \(|\) by \S+ with \S+ \()")
 _ANY_IP = re.compile(r"\[(" + _IP + r")\]")
+# "from" lines with no address that SpamAssassin skips rather than counting unparseable:
+# local submissions and handovers (Received.pm's "return 0" forms, the common ones)
+_LOCAL_FORM = re.compile(
+    r"^(?:\S+@localhost\) by |[^\s@]+@[^)]+\) by \S+\(jqueuemail\)"
+    r"|\S+ \([^\s@]+@(?:localhost|127\.0\.0\.1)\) by \S+ \(|\S+ \S+ by \S+ with local-e?smtp "
+    r"|\S+@\S+ by |Unknown/Local \(|localhost \((?:\S+@)?localhost[)\[]"
+    r"|\S+ \((?:\S+@)?(?:localhost|127\.0\.0\.1)\) |\(AUTH: \S+\) by \S+ with "
+    r"|\S+ by \S+ with local|\S+ by \S+ (?:with|via|for|\()|\S+ (?:(?:with|via|for) \S+"
+    r"|\(unverified\)) by\b|\S+ id \S+$|mail pickup service by |.*\(LSMTP for )")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,14 @@ class Relays:
     #: how many Received headers from the top are trusted (SpamAssassin's
     #: last_trusted_relay_index + 1): ALL-EXTERNAL starts at the next one
     trusted_received: int = 0
+    #: relays on each side, and ``from`` lines no relay could be read from
+    #: (RelayEval's ALL_TRUSTED, NO_RELAYS)
+    n_trusted: int = 0
+    n_untrusted: int = 0
+    n_unparseable: int = 0
+    #: the envelope sender the last untrusted relay (else the first trusted one)
+    #: recorded, ``None`` when it recorded none (EnvelopeFrom's first source)
+    envfrom: str | None = None
 
     def get(self, name: str) -> str | None:
         """The value for a pseudo-header name (lower case), ``None`` for another name."""
@@ -119,6 +136,8 @@ class _Relay:
     envfrom: str
     id: str
     auth: str
+    #: whether the line named an envelope sender at all (``envfrom`` may be "")
+    envfrom_found: bool = False
 
     def render(self, internal: bool) -> str:
         return (f"[ ip={self.ip} rdns={self.rdns} helo={self.helo} by={self.by} "
@@ -130,10 +149,11 @@ def _clean(text: str) -> str:
     return _STRIP.sub("!", text)
 
 
-def parse_received(line: str) -> _Relay | Literal[False] | None:
+def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     """One relay from a ``Received`` value; ``False`` for a mail fetcher's handover
     (fetchmail, getmail: ``with POP3`` / ``with IMAP``); ``None`` when it is not one
-    SpamAssassin would use (local handovers, lines without an IP address)."""
+    SpamAssassin would use (local handovers); ``"unparseable"`` for a ``from`` line
+    with no IP address that is not a known local form."""
     text = " ".join(line.split())
     text = re.sub(r"(?:\s?;)+$", "", text)
     if not re.match(r"^\(?from ", text, re.IGNORECASE) or re.search(r"\bwith local for\b", text):
@@ -165,8 +185,9 @@ def parse_received(line: str) -> _Relay | Literal[False] | None:
     text = re.sub(r"^\(?from ", "", text, flags=re.IGNORECASE)
     if _FETCHER.search(text):
         return False
-    m = re.search(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", text, re.IGNORECASE)
-    envfrom = m.group(1) if m else ""
+    env_m = re.search(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", text,
+                      re.IGNORECASE)
+    envfrom = env_m.group(1) if env_m else ""
     client = text.split(" by ", 1)[0] + " by"
     found: dict[str, str] = {}
     if _QMAIL.match(text):
@@ -189,7 +210,11 @@ def parse_received(line: str) -> _Relay | Literal[False] | None:
     if "ip" not in found:
         m = _ANY_IP.search(client)
         if m is None:
-            return None
+            # SpamAssassin reads an address in many more forms than these: only a line
+            # with none at all, in no local form, is one it cannot parse
+            if _LOCAL_FORM.search(text) or re.search(_IP4, text):
+                return None
+            return "unparseable"
         found = {"ip": m.group(1)}
     ip = re.sub(r"^ipv6:", "", found["ip"], flags=re.IGNORECASE)
     rdns = found.get("rdns", "").rstrip(".")
@@ -200,7 +225,7 @@ def parse_received(line: str) -> _Relay | Literal[False] | None:
     envfrom = re.sub(r">*\s*$", "", re.sub(r"^\s*<*", "", envfrom))
     return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
                   ident=_clean(found.get("ident", "")), envfrom=_clean(envfrom), id=rid,
-                  auth=auth)
+                  auth=auth, envfrom_found=bool(env_m))
 
 
 #: SpamAssassin's default originating_ip_headers: webmail client addresses, read as one
@@ -228,18 +253,37 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
     in_trusted = True
     last_trusted = False  # SpamAssassin's allow_mailfetch_markers
     index = 0  # Received lines counted as trusted
+    unparseable = 0
+    first_untrusted: _Relay | None = None
+    last_trusted_relay: _Relay | None = None
     for line in lines:
         relay = parse_received(line)
-        if not relay:
+        if relay == "unparseable":
+            unparseable += 1
+            relay = None
+        if not isinstance(relay, _Relay):
             if relay is False and last_trusted:
                 # a mail fetcher below trusted relays: the parse starts again from here
                 trusted = []
+                last_trusted_relay = None
             index += in_trusted
             continue
         if in_trusted and not (_PRIVATE.match(relay.ip) or relay.auth):
             in_trusted = False
         (trusted if in_trusted else untrusted).append(relay.render(in_trusted))
+        if in_trusted:
+            last_trusted_relay = relay
+        elif first_untrusted is None:
+            first_untrusted = relay
         last_trusted = in_trusted
         index += in_trusted
     t, u = " ".join(trusted), " ".join(untrusted)
-    return Relays(trusted=t, untrusted=u, internal=t, external=u, trusted_received=index)
+    # PerMsgStatus's get_envelope_from: the last untrusted relay's, else the first
+    # trusted one's (the originating one), when it has "@" or is empty
+    hop = first_untrusted or last_trusted_relay
+    envfrom = hop.envfrom if hop is not None and hop.envfrom_found else None
+    if envfrom is not None and envfrom and envfrom.find("@") <= 0:
+        envfrom = None
+    return Relays(trusted=t, untrusted=u, internal=t, external=u, trusted_received=index,
+                  n_trusted=len(trusted), n_untrusted=len(untrusted),
+                  n_unparseable=unparseable, envfrom=envfrom)

@@ -79,9 +79,9 @@ def test_the_engine_runs_on_the_checks_own_threads(tmp_path: Path) -> None:
         threads: list[str] = []
         real = check.engine.check
 
-        def recording(*args: object) -> object:
+        def recording(*args: object, **kwargs: object) -> object:
             threads.append(threading.current_thread().name)
-            return real(*args)  # type: ignore[arg-type]
+            return real(*args, **kwargs)  # type: ignore[arg-type]
 
         check.engine.check = recording  # type: ignore[method-assign]
         verdict = s.scan(MESSAGE, ENV)
@@ -90,3 +90,21 @@ def test_the_engine_runs_on_the_checks_own_threads(tmp_path: Path) -> None:
     assert any(x.name == "CHEAP_WATCHES" for x in verdict.symbols)
     assert len(threads) == 1 and threads[0].startswith("spamwarden-rules"), threads
     assert threads[0] != threading.current_thread().name
+
+
+def test_the_mail_from_is_spamassassins_envelope_from(tmp_path: Path) -> None:
+    """The MTA's MAIL FROM, not a header, is EnvelopeFrom: a Return-Path matching From
+    does not hide a different envelope sender (HEADER_FROM_DIFFERENT_DOMAINS)."""
+    rules = ("header HEADER_FROM_DIFFERENT_DOMAINS eval:check_equal_from_domains()\n"
+             "score HEADER_FROM_DIFFERENT_DOMAINS 1\n")
+    raw = b"Return-Path: <alice@example.org>\r\n" + MESSAGE
+    env = Envelope(client_ip="192.0.2.7", helo="mail.example.org",
+                   mail_from="bounces@lists.example.net", rcpts=["bob@test.example"])
+    s = scanner(tmp_path, enabled=True, rules=rules)
+    try:
+        differs = s.scan(raw, env).symbols
+        same = s.scan(raw, ENV).symbols
+    finally:
+        s.close()
+    assert any(x.name == "HEADER_FROM_DIFFERENT_DOMAINS" for x in differs)
+    assert not any(x.name == "HEADER_FROM_DIFFERENT_DOMAINS" for x in same)

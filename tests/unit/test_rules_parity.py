@@ -263,3 +263,105 @@ def test_html_tag_exists() -> None:
         "__TAG_EXISTS_HTML", "__TAG_EXISTS_CENTER", "MIME_HTML_ONLY"}
     assert names(rules, head + b"<p>hi <centerx>\n") == {"MIME_HTML_ONLY",
                                                           "HTML_MIME_NO_HTML_TAG"}
+
+
+# -- EnvelopeFrom, RelayEval, HTMLEval ----------------------------------------------------
+
+ENV_RULES = (
+    "header __ENV_AND_HDR_FROM_MATCH eval:check_for_matching_env_and_hdr_from()\n"
+    "header HEADER_FROM_DIFFERENT_DOMAINS eval:check_equal_from_domains()\n"
+    "header FREEMAIL_FROM eval:check_freemail_from()\n"
+    "header FREEMAIL_ENVFROM_END_DIGIT eval:check_freemail_header('EnvelopeFrom', '\\d@')\n"
+    "meta FREEMAIL_FORGED_FROMDOMAIN FREEMAIL_FROM && HEADER_FROM_DIFFERENT_DOMAINS\n"
+    "freemail_domains gmail.com\n"
+)
+PUBLIC_HOP = (b"Received: from mx.example.net (mx.example.net [203.0.113.9]) by mail.example.org"
+              b" (Postfix) with ESMTP id 1; Thu, 22 Aug 2002 18:26:25 +0700\n")
+
+
+def env_names(raw: bytes, envelope_from: str | None = None) -> set[str]:
+    engine = RuleEngine(parse_rule_text(ENV_RULES), use_hyperscan=False)
+    return set(engine.counts(prepare_message(parse_message(raw), raw,
+                                             envelope_from=envelope_from)))
+
+
+def test_envelope_from_is_read_as_spamassassin_reads_it() -> None:
+    """EnvelopeFrom: Return-Path (no Received above it) gives HEADER_FROM_DIFFERENT_DOMAINS
+    and, with a freemail From, FREEMAIL_FORGED_FROMDOMAIN; the same Return-Path below a
+    Received header is not trusted; a Received line's envelope-from wins over both."""
+    head = (b"From: Alice <alice@gmail.com>\nTo: b@example.net\nSubject: hi\n"
+            b"Message-Id: <1@example.org>\n")
+    forged = b"Return-Path: <bounce7@lists.example.com>\n" + PUBLIC_HOP + head + b"\nhi\n"
+    assert env_names(forged) == {"FREEMAIL_FROM", "HEADER_FROM_DIFFERENT_DOMAINS",
+                                 "FREEMAIL_FORGED_FROMDOMAIN"}
+    same = b"Return-Path: <alice@gmail.com>\n" + PUBLIC_HOP + head + b"\nhi\n"
+    assert env_names(same) == {"FREEMAIL_FROM", "__ENV_AND_HDR_FROM_MATCH"}
+    below = PUBLIC_HOP + b"Return-Path: <bounce7@lists.example.com>\n" + head + b"\nhi\n"
+    assert env_names(below) == {"FREEMAIL_FROM"}
+    relayed = (b"Return-Path: <alice@gmail.com>\n"
+               + PUBLIC_HOP.replace(b"(Postfix)", b"(envelope-from <a7@gmail.com>)")
+               + head + b"\nhi\n")
+    assert env_names(relayed) == {"FREEMAIL_FROM", "FREEMAIL_ENVFROM_END_DIGIT"}
+
+
+def test_envelope_from_given_by_the_milter_wins() -> None:
+    """The milter's MAIL FROM is EnvelopeFrom, whatever the headers say."""
+    raw = (b"Return-Path: <alice@gmail.com>\nFrom: alice@gmail.com\nTo: b@example.net\n"
+           b"Subject: hi\n\nhi\n")
+    assert env_names(raw) == {"FREEMAIL_FROM", "__ENV_AND_HDR_FROM_MATCH"}
+    assert env_names(raw, "news@shop.example.com") == {
+        "FREEMAIL_FROM", "HEADER_FROM_DIFFERENT_DOMAINS", "FREEMAIL_FORGED_FROMDOMAIN"}
+    assert env_names(raw, "") == {"FREEMAIL_FROM"}
+
+
+RELAYEVAL_RULES = ("header ALL_TRUSTED eval:check_all_trusted()\n"
+               "header NO_RELAYS eval:check_no_relays()\n"
+               "header __UNPARSEABLE eval:check_relays_unparseable()\n")
+
+
+def test_relay_eval_all_trusted_and_no_relays() -> None:
+    """ALL_TRUSTED: only relays inferred trusted (private addresses, authenticated);
+    NO_RELAYS: none; a ``from`` line without an address counts as unparseable."""
+    private = (b"Received: from pc.lan (pc.lan [192.168.1.5]) by mail.example.org (Postfix)"
+               b" with ESMTP id 2; Thu, 22 Aug 2002 18:26:25 +0700\n")
+    body = HEAD + b"To: b@example.net\n\nhi\n"
+    assert names(RELAYEVAL_RULES, private + body) == {"ALL_TRUSTED"}
+    assert names(RELAYEVAL_RULES, PUBLIC_HOP + private + body) == set()
+    assert names(RELAYEVAL_RULES, body) == {"NO_RELAYS"}
+    odd = b"Received: from somewhere by mail.example.org over carrier pigeon\n"
+    assert names(RELAYEVAL_RULES, odd + private + body) == {"__UNPARSEABLE"}
+
+
+HTML_RULES = (
+    "body HTML_MESSAGE eval:html_test('html')\n"
+    "body __HTML_LINK_IMAGE eval:html_text_match('anchor', '<img>')\n"
+    "body __HTML_LENGTH_0000_1024 eval:html_range('length', '0', '1024')\n"
+    "body __HTML_LENGTH_512 eval:html_eval('length', '< 512')\n"
+    "body __HTML_TAG_BALANCE_CENTER eval:html_tag_balance('center', '!= 0')\n"
+    "body HTML_IMAGE_ONLY_04 eval:html_image_only('0000','0400')\n"
+    "body HTML_IMAGE_RATIO_02 eval:html_image_ratio('0.000','0.002')\n"
+    "body HTML_EXTRA_CLOSE eval:html_range('closed_extra_ratio', '0.09', 'inf')\n"
+    "meta HTML_SHORT_LINK_IMG_1 __HTML_LENGTH_0000_1024 && __HTML_LINK_IMAGE\n"
+    "body HTML_FONT_FACE_BAD eval:html_test('font_face_bad')\n"
+)
+
+
+def test_html_eval_tests() -> None:
+    """HTMLEval's values per text/html part: HTML_MESSAGE, a linked image in a short
+    part (HTML_SHORT_LINK_IMG_1), image-only parts, text per image area, tag balance,
+    closing tags with nothing open."""
+    html = (b'<html><body><center><a href="http://x.example/"><img src="a.gif" width=400 '
+            b'height=300>Buy</a></body></html>')
+    raw = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+           + html + b"\n")
+    assert names(HTML_RULES, raw) == {
+        "HTML_MESSAGE", "__HTML_LINK_IMAGE", "__HTML_LENGTH_0000_1024", "__HTML_LENGTH_512",
+        "__HTML_TAG_BALANCE_CENTER", "HTML_IMAGE_ONLY_04", "HTML_IMAGE_RATIO_02",
+        "HTML_SHORT_LINK_IMG_1"}
+    text = (b'<p><font face="Arial, sans-serif">' + b"plain words here " * 40
+            + b'</font><font face="3D">x</font></p></b></i>')
+    raw2 = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+            + text + b"\n")
+    assert names(HTML_RULES, raw2) == {"HTML_MESSAGE", "__HTML_LENGTH_0000_1024",
+                                       "HTML_EXTRA_CLOSE", "HTML_FONT_FACE_BAD"}
+    assert names(HTML_RULES, HEAD + b"To: b@example.net\n\n<p>hi</p>\n") == set()

@@ -60,7 +60,11 @@ class SpamAssassinRulesCheck(CheckBase):
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         try:
-            hits = self._pool.submit(self.engine.check, msg.view, msg.raw).result()
+            # the MTA's MAIL FROM is SpamAssassin's EnvelopeFrom (HEADER_FROM_DIFFERENT_
+            # DOMAINS, FREEMAIL_FORGED_FROMDOMAIN); offline, it is guessed from headers
+            env = msg.env.mail_from if msg.env.mail_from_known else None
+            hits = self._pool.submit(self.engine.check, msg.view, msg.raw,
+                                     envelope_from=env).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")
