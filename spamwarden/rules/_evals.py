@@ -597,7 +597,8 @@ def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:
 
 
 _HTML_FLAGS = {"html": None, "embeds": "embeds", "form_action_mailto": "form_action_mailto",
-               "font_face_bad": "font_face_bad"}
+               "font_face_bad": "font_face_bad", "font_low_contrast": "font_low_contrast",
+               "font_invalid_color": "font_invalid_color"}
 
 
 def _html_test(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -613,7 +614,8 @@ def _in_range(value: float | None, lo: str, hi: str) -> bool:
     return value > float(lo) and (hi == "inf" or value <= float(hi))
 
 
-_HTML_RANGES = frozenset({"length", "closed_extra_ratio", "bad_tag_ratio", "non_element_ratio"})
+_HTML_RANGES = frozenset({"length", "closed_extra_ratio", "bad_tag_ratio", "non_element_ratio",
+                          "max_size"})
 
 
 def _html_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:

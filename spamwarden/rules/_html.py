@@ -11,8 +11,10 @@ outside ``<script>``/``<style>``, an entity counting one), whether an ``<img>`` 
 inside a link (the ``anchor`` texts holding ``<img>``), closing tags with nothing open
 (``closed_extra_ratio``), tags that are not HTML elements (``bad_tag_ratio``,
 ``non_element_ratio``), ``<object>``/``<embed>``, a ``mailto:`` form action and font
-faces no reader has (``font_face_bad``).  Text colours and sizes (the style stack behind
-``font_low_contrast``, ``max_size``) are not followed.
+faces no reader has (``font_face_bad``), and HTML.pm's text style stack (colours and
+sizes set by ``<font>``, ``<body>``, table cells and ``style`` attributes) for text hard
+to see (``font_low_contrast``), colours no browser reads (``font_invalid_color``) and
+the largest font size (``max_size``).
 
 The work is bounded: at most ``MAX_HTML`` octets of a part are read (SpamAssassin reads
 all of it) and at most ``MAX_TAGS`` tags.
@@ -56,6 +58,247 @@ ELEMENTS = frozenset((
 _NAMESPACE = re.compile(r"^(?:o|st\d):[\w-]+/?$")
 
 
+# HTML.pm's %html_color: the colour names browsers know
+_COLOR_NAMES = (
+    "aqua=00ffff black=000000 blue=0000ff fuchsia=ff00ff gray=808080 green=008000 "
+    "lime=00ff00 maroon=800000 navy=000080 olive=808000 purple=800080 red=ff0000 "
+    "silver=c0c0c0 teal=008080 white=ffffff yellow=ffff00 aliceblue=f0f8ff "
+    "antiquewhite=faebd7 aqua=00ffff aquamarine=7fffd4 azure=f0ffff beige=f5f5dc "
+    "bisque=ffe4c4 black=000000 blanchedalmond=ffebcd blue=0000ff blueviolet=8a2be2 "
+    "brown=a52a2a burlywood=deb887 cadetblue=5f9ea0 chartreuse=7fff00 chocolate=d2691e "
+    "coral=ff7f50 cornflowerblue=6495ed cornsilk=fff8dc crimson=dc143c cyan=00ffff "
+    "darkblue=00008b darkcyan=008b8b darkgoldenrod=b8860b darkgray=a9a9a9 "
+    "darkgreen=006400 darkgrey=a9a9a9 darkkhaki=bdb76b darkmagenta=8b008b "
+    "darkolivegreen=556b2f darkorange=ff8c00 darkorchid=9932cc darkred=8b0000 "
+    "darksalmon=e9967a darkseagreen=8fbc8f darkslateblue=483d8b darkslategray=2f4f4f "
+    "darkslategrey=2f4f4f darkturquoise=00ced1 darkviolet=9400d3 deeppink=ff1493 "
+    "deepskyblue=00bfff dimgray=696969 dimgrey=696969 dodgerblue=1e90ff firebrick=b22222 "
+    "floralwhite=fffaf0 forestgreen=228b22 fuchsia=ff00ff gainsboro=dcdcdc "
+    "ghostwhite=f8f8ff gold=ffd700 goldenrod=daa520 gray=808080 green=008000 "
+    "greenyellow=adff2f grey=808080 honeydew=f0fff0 hotpink=ff69b4 indianred=cd5c5c "
+    "indigo=4b0082 ivory=fffff0 khaki=f0e68c lavender=e6e6fa lavenderblush=fff0f5 "
+    "lawngreen=7cfc00 lemonchiffon=fffacd lightblue=add8e6 lightcoral=f08080 "
+    "lightcyan=e0ffff lightgoldenrodyellow=fafad2 lightgray=d3d3d3 lightgreen=90ee90 "
+    "lightgrey=d3d3d3 lightpink=ffb6c1 lightsalmon=ffa07a lightseagreen=20b2aa "
+    "lightskyblue=87cefa lightslategray=778899 lightslategrey=778899 "
+    "lightsteelblue=b0c4de lightyellow=ffffe0 lime=00ff00 limegreen=32cd32 linen=faf0e6 "
+    "magenta=ff00ff maroon=800000 mediumaquamarine=66cdaa mediumblue=0000cd "
+    "mediumorchid=ba55d3 mediumpurple=9370db mediumseagreen=3cb371 mediumslateblue=7b68ee "
+    "mediumspringgreen=00fa9a mediumturquoise=48d1cc mediumvioletred=c71585 "
+    "midnightblue=191970 mintcream=f5fffa mistyrose=ffe4e1 moccasin=ffe4b5 "
+    "navajowhite=ffdead navy=000080 oldlace=fdf5e6 olive=808000 olivedrab=6b8e23 "
+    "orange=ffa500 orangered=ff4500 orchid=da70d6 palegoldenrod=eee8aa palegreen=98fb98 "
+    "paleturquoise=afeeee palevioletred=db7093 papayawhip=ffefd5 peachpuff=ffdab9 "
+    "peru=cd853f pink=ffc0cb plum=dda0dd powderblue=b0e0e6 purple=800080 red=ff0000 "
+    "rosybrown=bc8f8f royalblue=4169e1 saddlebrown=8b4513 salmon=fa8072 sandybrown=f4a460 "
+    "seagreen=2e8b57 seashell=fff5ee sienna=a0522d silver=c0c0c0 skyblue=87ceeb "
+    "slateblue=6a5acd slategray=708090 slategrey=708090 snow=fffafa springgreen=00ff7f "
+    "steelblue=4682b4 tan=d2b48c teal=008080 thistle=d8bfd8 tomato=ff6347 "
+    "turquoise=40e0d0 violet=ee82ee wheat=f5deb3 white=ffffff whitesmoke=f5f5f5 "
+    "yellow=ffff00 yellowgreen=9acd32"
+)
+_COLORS = dict(pair.split("=") for pair in _COLOR_NAMES.split())
+_TEXT_STYLE = frozenset("body font table tr th td big small basefont marquee span p div a".split())
+_OK_ATTRIBUTES = {
+    "basefont": ("color", "face", "size"), "body": ("text", "bgcolor", "link", "alink", "vlink",
+                                                    "background"),
+    "font": ("color", "face", "size"), "marquee": ("bgcolor", "background"),
+    "table": ("bgcolor", "style"), "td": ("bgcolor", "style"), "th": ("bgcolor", "style"),
+    "tr": ("bgcolor", "style"), "span": ("style",), "p": ("style",), "div": ("style",),
+    "a": ("style",)}
+_HEX = re.compile(r"^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$")
+_VISIBLE = re.compile(rb"[^ \t\n\r\f\x0b]")
+_LEADING_NUMBER = re.compile(rb"^\s*(\d+)")
+
+
+def name_to_rgb(value: str) -> str:
+    """HTML.pm's name_to_rgb: ``#rrggbb`` for a colour name, ``#hex`` or ``rgb(...)``,
+    else ``invalid``."""
+    color = value.lower().strip()
+    named = _COLORS.get(color)
+    if named is not None:
+        return "#" + named
+    if not re.match(r"^[#a-f0-9]*$", color) and not re.search(r"rgb\([\d%, ]*\)", color):
+        return "invalid"
+    m = re.search(r"rgb\((\d+)%,\s*(\d+)%,\s*(\d+)%\s*\)", color)
+    if m:
+        color = "#" + "".join(f"{int(int(x) / 100 * 255):02x}" for x in m.groups())
+    m = re.search(r"rgb\((\d+),\s*(\d+),\s*(\d+)\s*\)", color)
+    if m:
+        color = "#" + "".join(f"{int(x):02x}" for x in m.groups())
+    if not color.startswith("#"):
+        return "invalid"
+    color = re.sub(r"[^a-f0-9]", "", color)
+    if len(color) > 6:
+        color = color[:6]
+    if 3 < len(color) < 6:
+        color = color[:3]
+    if len(color) % 3:
+        color += "0" * (3 - len(color) % 3)
+    if len(color) == 3:
+        color = "".join(c + c for c in color)
+    return "#" + color
+
+
+def _css_background(value: str) -> list[str]:
+    """The values of the bottom layer of a CSS ``background`` (HTML.pm's
+    parse_css_background): layers split at commas, values at spaces, outside
+    parentheses and quotes."""
+    layers: list[list[str]] = []
+    tokens: list[str] = []
+    token = ""
+    stack: list[str] = []
+    for ch in value[:1024]:
+        if stack:
+            token += ch
+            if (stack[-1] == "(" and ch == ")") or (stack[-1] in "\"'" and ch == stack[-1]):
+                stack.pop()
+                if not stack and ch == ")":
+                    tokens.append(token)
+                    token = ""
+            elif stack[-1] == "(" and ch in "\"'":
+                stack.append(ch)
+        elif ch == " ":
+            if token:
+                tokens.append(token)
+            token = ""
+        elif ch in "(\"'":
+            token += ch
+            stack.append(ch)
+        elif ch == ",":
+            if token:
+                tokens.append(token)
+            token = ""
+            layers.append(tokens)
+            tokens = []
+        else:
+            token += ch
+    if token:
+        tokens.append(token)
+    if tokens:
+        layers.append(tokens)
+    return layers[-1] if layers else []
+
+
+class _Styles:
+    """HTML.pm's text style stack: colours and sizes of the text being read."""
+
+    def __init__(self) -> None:
+        self.basefont = 3
+        self.stack: list[dict[str, str | int]] = [
+            {"tag": "default", "fgcolor": "#000000", "bgcolor": "#ffffff", "size": 3}]
+        self.max_size = 3
+        self.opened: dict[str, int] = {}  # tag -> entries of the stack with it
+        self.low_contrast = False
+        self.invalid_color = False
+
+    def tag(self, tag: str, attrs: dict[bytes, bytes], num: int) -> None:
+        if tag == "th":
+            tag = "td"
+        stack = self.stack
+        if num != 1:
+            if tag != "body" and self.opened.get(tag):
+                while len(stack) > 1:
+                    if self._pop() == tag:
+                        break
+            return
+        if tag == "basefont":
+            base = _LEADING_NUMBER.match(attrs.get(b"size", b""))
+            if b"size" in attrs and base:
+                self.basefont = int(base.group(1))
+                return
+        if tag in ("td", "tr") and self.opened.get(tag):
+            closes = ("font", "td") if tag == "td" else ("font", "td", "tr")
+            while len(stack) > 1 and stack[-1]["tag"] in closes:
+                self._pop()
+        new = dict(stack[-1])
+        new["tag"] = tag
+        if tag in ("big", "small"):
+            new["size"] = int(new["size"]) + (1 if tag == "big" else -1)
+            self._push(new)
+            return
+        for name in _OK_ATTRIBUTES.get(tag, ()):
+            raw = attrs.get(name.encode())
+            if raw is None:
+                continue
+            value = raw.decode("latin-1")
+            if name in ("text", "color"):
+                new["fgcolor"] = name_to_rgb(value)
+            elif name == "size":
+                m = re.match(r"^\s*([+-]\d+)", value)
+                if m:
+                    new["size"] = self.basefont + int(m.group(1))
+                else:
+                    m = re.match(r"^\s*(\d+)", value)
+                    if m:
+                        new["size"] = int(m.group(1))
+            elif name == "style":
+                self._style(new, value)
+            elif name != "bgcolor":  # HTML.pm converts bgcolor but never applies it
+                new[name] = value
+            self.max_size = max(self.max_size, int(new["size"]))
+        self._push(new)
+
+    def _push(self, new: dict[str, str | int]) -> None:
+        if len(self.stack) < 1000:
+            self.stack.append(new)
+            tag = str(new["tag"])
+            self.opened[tag] = self.opened.get(tag, 0) + 1
+
+    def _pop(self) -> str:
+        tag = str(self.stack.pop()["tag"])
+        self.opened[tag] -= 1
+        return tag
+
+    def _style(self, new: dict[str, str | int], style: str) -> None:
+        for part in style.split(";"):
+            m = re.match(r"^\s*(background-)?color:\s*(.+?)\s*$", part, re.I | re.S)
+            if m:
+                which = "bgcolor" if m.group(1) else "fgcolor"
+                value = re.sub(r"\s*!\s*important$", "", m.group(2).lower())
+                if "rgb" in value:
+                    rgb = (re.sub(r"[^0-9,]", "", value).split(",") + ["", "", ""])[:3]
+                    new[which] = "#" + "".join(
+                        f"{min(int(x), 255) if x else 0:02x}" for x in rgb)
+                elif value != "inherit":
+                    new[which] = value if value == "transparent" else name_to_rgb(value)
+                continue
+            m = re.match(r"^\s*background:\s*(.+?)\s*$", part, re.S)
+            if m:
+                for value in _css_background(m.group(1).lower()):
+                    color = name_to_rgb(value)
+                    if color != "invalid":
+                        new["bgcolor"] = color
+                        break
+                continue
+            m = re.match(r"^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$", part, re.I | re.S)
+            if m:
+                new["style_" + m.group(1)] = m.group(2)
+        if new["bgcolor"] == "transparent":
+            new["bgcolor"] = self.stack[-1]["bgcolor"]
+        if new["fgcolor"] == "transparent":
+            new["fgcolor"] = new["bgcolor"]
+
+    def text(self, text: bytes) -> None:
+        """HTML.pm's html_font_invisible for a run of text with something visible."""
+        if (self.low_contrast and self.invalid_color) or not _VISIBLE.search(
+                text.replace(b"\xc2\xa0", b"")):
+            return
+        top = self.stack[-1]
+        fg, bg = str(top["fgcolor"]), str(top["bgcolor"])
+        if fg[-6:] == bg[-6:]:
+            self.low_contrast = True
+            return
+        f, b = _HEX.match(fg), _HEX.match(bg)
+        if f and b:
+            r, g, bl = (int(x, 16) - int(y, 16) for x, y in zip(f.groups(), b.groups()))
+            if ((0.2126 * r) ** 2 + (0.7152 * g) ** 2 + (0.0722 * bl) ** 2) ** 0.5 < 12:
+                self.low_contrast = True
+                return
+        if fg == "invalid" or bg == "invalid":
+            self.invalid_color = True
+
+
 @dataclass
 class HtmlResults:
     """One text/html part's values (see the module text)."""
@@ -67,6 +310,9 @@ class HtmlResults:
     link_image: bool = False
     embeds: bool = False
     font_face_bad: bool = False
+    font_low_contrast: bool = False
+    font_invalid_color: bool = False
+    max_size: int = 3
     form_action_mailto: bool = False
     tags: int = 0
     elements: int = 0
@@ -82,6 +328,8 @@ class HtmlResults:
             return float(self.image_area)
         if name == "non_space_len":
             return float(self.non_space_len)
+        if name == "max_size":
+            return float(self.max_size)
         if not self.tags:
             return None
         if name == "closed_extra_ratio":
@@ -103,10 +351,10 @@ def _attrs(text: bytes) -> dict[bytes, bytes]:
 
 
 def _text_len(text: bytes) -> int:
-    """Non-space characters of a text run (an entity counts one)."""
+    """Non-space characters of the text (an entity counts one)."""
     if b"&" in text:
         text = _ENTITY.sub(b"x", text)
-    return len(text) - sum(text.count(bytes((c,))) for c in _SPACE)
+    return len(text.translate(None, _SPACE))
 
 
 def _side(value: bytes | None, percent_of: int) -> int:
@@ -128,13 +376,16 @@ def parse_html(data: bytes) -> HtmlResults:
     inside = r.inside
     pos = 0
     raw_until = b""  # inside <script>/<style>: text up to this closing tag is not text
+    text: list[bytes] = []
+    styles = _Styles()
     for m in _TOKEN.finditer(data):
         if raw_until:
             # the contents of <script>/<style> are not parsed for tags
             if m.group(2) is None or m.group(1) != b"/" or m.group(2).lower() != raw_until:
                 continue
         elif m.start() > pos:
-            r.non_space_len += _text_len(data[pos:m.start()])
+            text.append(data[pos:m.start()])
+            styles.text(text[-1])
         pos = m.end()
         if m.group(2) is None:
             continue
@@ -142,7 +393,7 @@ def parse_html(data: bytes) -> HtmlResults:
             break
         tag = m.group(2).lower().decode("latin-1")
         num = -1 if m.group(1) else 1
-        namespace = _NAMESPACE.match(tag) is not None
+        namespace = ":" in tag and _NAMESPACE.match(tag) is not None
         if tag in ELEMENTS or namespace:
             r.elements += 1
             if tag not in inside:
@@ -159,7 +410,13 @@ def parse_html(data: bytes) -> HtmlResults:
             raw_until = tag.encode()
         elif num == -1 and raw_until:
             raw_until = b""
-        if namespace or num != 1:
+        if namespace:
+            continue
+        if tag in _TEXT_STYLE:
+            rest = m.group(3)
+            styles.tag(tag, _attrs(rest) if num == 1 and b"=" in rest and tag in _OK_ATTRIBUTES
+                       else {}, num)
+        if num != 1:
             continue
         if tag == "img":
             if inside.get("a", 0) > 0:
@@ -180,5 +437,9 @@ def parse_html(data: bytes) -> HtmlResults:
             if action is not None and b"mailto:" in action.lower():
                 r.form_action_mailto = True
     if not raw_until and pos < len(data):
-        r.non_space_len += _text_len(data[pos:])
+        text.append(data[pos:])
+        styles.text(text[-1])
+    r.font_low_contrast, r.font_invalid_color = styles.low_contrast, styles.invalid_color
+    r.max_size = styles.max_size
+    r.non_space_len = _text_len(b" ".join(text))
     return r

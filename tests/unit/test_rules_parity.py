@@ -365,3 +365,25 @@ def test_html_eval_tests() -> None:
     assert names(HTML_RULES, raw2) == {"HTML_MESSAGE", "__HTML_LENGTH_0000_1024",
                                        "HTML_EXTRA_CLOSE", "HTML_FONT_FACE_BAD"}
     assert names(HTML_RULES, HEAD + b"To: b@example.net\n\n<p>hi</p>\n") == set()
+
+
+def test_html_text_style_low_contrast_invalid_colour_and_size() -> None:
+    """HTML.pm's text style stack: text in (nearly) the background colour
+    (HTML_FONT_LOW_CONTRAST), a colour browsers cannot read (``ffffff`` without ``#``),
+    the largest font size (HTML_FONT_SIZE_LARGE); a closed ``<font>`` restores colours."""
+    rules = ("body HTML_FONT_LOW_CONTRAST eval:html_test('font_low_contrast')\n"
+             "body __KAM_HTML_FONT_INVALID eval:html_test('font_invalid_color')\n"
+             "body HTML_FONT_SIZE_LARGE eval:html_range('max_size', '5', '6')\n")
+
+    def html(text: bytes) -> bytes:
+        return (HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+                + text + b"\n")
+
+    assert names(rules, html(b'<body>hi <font color="#fefefe">hidden</font></body>')) == {
+        "HTML_FONT_LOW_CONTRAST"}
+    assert names(rules, html(b'<table><tr><td style="background-color: navy">'
+                             b'<font color=#000081>x</font></td></tr></table>')) == {
+        "HTML_FONT_LOW_CONTRAST"}
+    assert names(rules, html(b"<font color=ffffff>x</font><font size=+3>big</font>")) == {
+        "__KAM_HTML_FONT_INVALID", "HTML_FONT_SIZE_LARGE"}
+    assert names(rules, html(b'<font color="#fefefe"> </font>seen <b>text</b>')) == set()
