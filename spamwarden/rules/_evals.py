@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..mail import registrable_domain
 from ._html import HtmlResults, parse_html
 from ._prepare import decode_part, header_with_modifiers
 
@@ -217,6 +218,31 @@ def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return (lo == "undef" or diff >= 3600 * float(lo)) and (hi == "undef" or diff < 3600 * float(hi))
 
 
+_OUTLOOK_MID = re.compile(r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@")
+
+
+def _outlook_message_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_outlook_message_id (MSGID_OUTLOOK_INVALID): an Outlook-style
+    Message-ID whose time part is more than 250 units (about 30 hours) away from both
+    the Date and the first dated Received header."""
+    m = _OUTLOOK_MID.match(msg.header_text("MESSAGEID") or "")
+    if m is None:
+        return False
+    token = int(m.group(1), 16)
+
+    def far(when: float | None) -> bool:
+        return abs(token - int((when or 0.0) * 0.0023283064365387 + 27111902.8329849)) >= 250
+
+    if not far(_parse_date(msg.header_text("Date") or "")):
+        return False
+    for value in msg.headers:
+        if value[0].lower() == "received":
+            d = _RCVD_DATE.search(" ".join(value[1].split()))
+            if d:
+                return far(_parse_date(d.group(1)))
+    return far(None)
+
+
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
 
 
@@ -394,6 +420,22 @@ def _equal_from_domains(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     ours = _second_level(_header_addr(msg, "From"))
     env = _second_level(_header_addr(msg, "EnvelopeFrom"))
     return bool(ours) and bool(env) and ours.lower() != env.lower()
+
+
+def _base_domain(name: str) -> str:
+    """RegistryBoundaries' split_domain: the registered domain of a host name."""
+    return registrable_domain(name, private=False) or name
+
+
+def _mailfrom_matches_rcvd(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """WLBLEval's check_mailfrom_matches_rcvd (__RP_MATCHES_RCVD): the envelope
+    sender's registered domain is that of the first untrusted relay's reverse DNS name
+    (with no untrusted relay, of any trusted one's)."""
+    m = re.search(r"@([^@]+\.[^@]+)\Z", _header_addr(msg, "EnvelopeFrom"))
+    if m is None:
+        return False
+    domain = _base_domain(m.group(1).lower())
+    return any(rdns and _base_domain(rdns) == domain for rdns in msg.relay_info().match_rdns)
 
 
 # -- RelayEval ---------------------------------------------------------------------------
@@ -725,6 +767,8 @@ EVALS: Mapping[str, EvalSpec] = {
     "html_text_match": EvalSpec(_B, lambda a: a == ("anchor", "<img>"), _html_link_image),
     "check_for_matching_env_and_hdr_from": EvalSpec(_H, _nargs(0), _env_and_hdr_from),
     "check_equal_from_domains": EvalSpec(_H, _nargs(0), _equal_from_domains),
+    "check_mailfrom_matches_rcvd": EvalSpec(_H, _nargs(0), _mailfrom_matches_rcvd),
+    "check_outlook_message_id": EvalSpec(_H, _nargs(0), _outlook_message_id),
     "check_all_trusted": EvalSpec(_H, _nargs(0), _all_trusted),
     "check_no_relays": EvalSpec(_H, _nargs(0), _no_relays),
     "check_relays_unparseable": EvalSpec(_H, _nargs(0), _relays_unparseable),

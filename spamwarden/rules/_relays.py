@@ -117,6 +117,9 @@ class Relays:
     #: the envelope sender the last untrusted relay (else the first trusted one)
     #: recorded, ``None`` when it recorded none (EnvelopeFrom's first source)
     envfrom: str | None = None
+    #: reverse DNS names WLBLEval's check_mailfrom_matches_rcvd compares the envelope
+    #: sender's domain with: the first untrusted relay's, else every trusted one's
+    match_rdns: tuple[str, ...] = ()
 
     def get(self, name: str) -> str | None:
         """The value for a pseudo-header name (lower case), ``None`` for another name."""
@@ -256,6 +259,7 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
     unparseable = 0
     first_untrusted: _Relay | None = None
     last_trusted_relay: _Relay | None = None
+    trusted_relays: list[_Relay] = []
     for line in lines:
         relay = parse_received(line)
         if relay == "unparseable":
@@ -265,6 +269,7 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
             if relay is False and last_trusted:
                 # a mail fetcher below trusted relays: the parse starts again from here
                 trusted = []
+                trusted_relays = []
                 last_trusted_relay = None
             index += in_trusted
             continue
@@ -273,6 +278,7 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
         (trusted if in_trusted else untrusted).append(relay.render(in_trusted))
         if in_trusted:
             last_trusted_relay = relay
+            trusted_relays.append(relay)
         elif first_untrusted is None:
             first_untrusted = relay
         last_trusted = in_trusted
@@ -286,4 +292,6 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
         envfrom = None
     return Relays(trusted=t, untrusted=u, internal=t, external=u, trusted_received=index,
                   n_trusted=len(trusted), n_untrusted=len(untrusted),
-                  n_unparseable=unparseable, envfrom=envfrom)
+                  n_unparseable=unparseable, envfrom=envfrom,
+                  match_rdns=tuple(r.rdns.lower() for r in (
+                      [first_untrusted] if first_untrusted else trusted_relays)))

@@ -387,3 +387,24 @@ def test_html_text_style_low_contrast_invalid_colour_and_size() -> None:
     assert names(rules, html(b"<font color=ffffff>x</font><font size=+3>big</font>")) == {
         "__KAM_HTML_FONT_INVALID", "HTML_FONT_SIZE_LARGE"}
     assert names(rules, html(b'<font color="#fefefe"> </font>seen <b>text</b>')) == set()
+
+
+def test_outlook_message_id_time_and_envelope_sender_matching_relay() -> None:
+    """MSGID_OUTLOOK_INVALID: an Outlook Message-ID's time part far from the Date and
+    the Received time; __RP_MATCHES_RCVD: the envelope sender's registered domain is the
+    first untrusted relay's (reverse DNS name)."""
+    import email.utils
+
+    rules = ("header MSGID_OUTLOOK_INVALID eval:check_outlook_message_id()\n"
+             "header __RP_MATCHES_RCVD eval:check_mailfrom_matches_rcvd()\n")
+    when = email.utils.mktime_tz(email.utils.parsedate_tz("Thu, 22 Aug 2002 18:26:25 +0700"))
+    good = int(when * 0.0023283064365387 + 27111902.8329849)
+
+    def msg(token: int, return_path: bytes) -> bytes:
+        mid = f"<0001{token:08x}$0a0b0c0d$0e0f1011@pc>".encode()
+        return (b"Return-Path: <" + return_path + b">\n" + PUBLIC_HOP
+                + b"From: a@example.org\nTo: b@example.net\nSubject: hi\n"
+                  b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: " + mid + b"\n\nhi\n")
+
+    assert names(rules, msg(good, b"list@example.net")) == {"__RP_MATCHES_RCVD"}
+    assert names(rules, msg(good + 5000, b"x@example.com")) == {"MSGID_OUTLOOK_INVALID"}
