@@ -700,9 +700,31 @@ def _html_image_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> b
                for h in _html_parts(msg))
 
 
-def _html_link_image(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """html_text_match('anchor', '<img>'): an image inside a link."""
-    return any(h.link_image for h in _html_parts(msg))
+def _html_text_match(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """html_text_match(WHAT, REGEX): ('anchor', '<img>') an image inside a link;
+    ('comment' or 'title', REGEX) a comment or title of a text/html part matching."""
+    parts = _html_parts(msg)
+    if a[0] == "anchor":
+        return any(h.link_image for h in parts)
+    rx = _perl_bytes_re(a[1])
+    return any(rx.search(t) for h in parts for t in (h.comment if a[0] == "comment" else h.title))
+
+
+@functools.lru_cache(maxsize=64)
+def _perl_bytes_re(text: str) -> re.Pattern[bytes]:
+    return re.compile(text.encode("utf-8"))
+
+
+def _text_match_args(a: Sequence[str]) -> bool:
+    if a == ("anchor", "<img>"):
+        return True
+    if len(a) != 2 or a[0] not in ("comment", "title"):
+        return False
+    try:
+        _perl_bytes_re(a[1])
+    except re.error:
+        return False
+    return True
 
 
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -764,7 +786,7 @@ EVALS: Mapping[str, EvalSpec] = {
         _html_tag_balance),
     "html_image_only": EvalSpec(_B, _nargs(2, numeric=True), _html_image_only),
     "html_image_ratio": EvalSpec(_B, _nargs(2, numeric=True), _html_image_ratio),
-    "html_text_match": EvalSpec(_B, lambda a: a == ("anchor", "<img>"), _html_link_image),
+    "html_text_match": EvalSpec(_B, _text_match_args, _html_text_match),
     "check_for_matching_env_and_hdr_from": EvalSpec(_H, _nargs(0), _env_and_hdr_from),
     "check_equal_from_domains": EvalSpec(_H, _nargs(0), _equal_from_domains),
     "check_mailfrom_matches_rcvd": EvalSpec(_H, _nargs(0), _mailfrom_matches_rcvd),

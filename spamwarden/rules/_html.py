@@ -30,6 +30,7 @@ __all__ = ["MAX_HTML", "MAX_TAGS", "HtmlResults", "parse_html"]
 #: octets of one part read, tags counted
 MAX_HTML = 500_000
 MAX_TAGS = 20_000
+MAX_COMMENTS = 100
 
 # HTML::Parser's tokens: comments, declarations / processing instructions, tags
 _TOKEN = re.compile(
@@ -41,6 +42,7 @@ _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*))
 _ENTITY = re.compile(rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
 _SPACE = b" \t\n\r\x0b"
 _SIZE = re.compile(rb"^(\d+)(%)?$")
+_DECLARATION = re.compile(rb"<!(?:doctype|\[|entity|element|attlist)", re.IGNORECASE)
 # HTML.pm's font face names a reader's fonts could have (else font_face_bad)
 _FACE_OK = re.compile(
     rb"""^\s*["'.]?[a-z ][a-z -]*[a-z]\d?["']?(?:,\s*["']?[a-z][a-z -]*[a-z]\d?["']?)*;?\Z""",
@@ -313,6 +315,9 @@ class HtmlResults:
     font_low_contrast: bool = False
     font_invalid_color: bool = False
     max_size: int = 3
+    #: the comments (``<!-- ... -->``, at most ``MAX_COMMENTS``) and titles' text
+    comment: list[bytes] = field(default_factory=list)
+    title: list[bytes] = field(default_factory=list)
     form_action_mailto: bool = False
     tags: int = 0
     elements: int = 0
@@ -386,8 +391,16 @@ def parse_html(data: bytes) -> HtmlResults:
         elif m.start() > pos:
             text.append(data[pos:m.start()])
             styles.text(text[-1])
+            if inside.get("title", 0) > 0 and r.title:
+                r.title[-1] += text[-1][:4096]
         pos = m.end()
         if m.group(2) is None:
+            # comments, and "<!...>" that is neither a declaration nor a marked section
+            # (HTML::Parser reports those as comments too)
+            tok = m.group(0)
+            if (tok.startswith(b"<!") and len(r.comment) < MAX_COMMENTS
+                    and not _DECLARATION.match(tok)):
+                r.comment.append(tok[:4096])
             continue
         if r.tags >= MAX_TAGS:
             break
@@ -418,7 +431,9 @@ def parse_html(data: bytes) -> HtmlResults:
                        else {}, num)
         if num != 1:
             continue
-        if tag == "img":
+        if tag == "title" and len(r.title) < MAX_COMMENTS:
+            r.title.append(b"")
+        elif tag == "img":
             if inside.get("a", 0) > 0:
                 r.link_image = True
             attrs = _attrs(m.group(3))

@@ -408,3 +408,22 @@ def test_outlook_message_id_time_and_envelope_sender_matching_relay() -> None:
 
     assert names(rules, msg(good, b"list@example.net")) == {"__RP_MATCHES_RCVD"}
     assert names(rules, msg(good + 5000, b"x@example.com")) == {"MSGID_OUTLOOK_INVALID"}
+
+
+def test_html_comment_and_title_matches() -> None:
+    """html_text_match on comments (__COMMENT_EXISTS, HTML_COMMENT_SAVED_URL) and titles;
+    a DOCTYPE declaration is not a comment."""
+    rules = ("body __COMMENT_EXISTS eval:html_text_match('comment', '<!.*?>')\n"
+             "body HTML_COMMENT_SAVED_URL eval:html_text_match('comment', "
+             "'<!-- saved from url=\\(\\d{4}\\)')\n"
+             "body __HTML_TITLE_120 eval:html_text_match('title', '.{120}')\n")
+
+    def html(text: bytes) -> bytes:
+        return (HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+                + text + b"\n")
+
+    assert names(rules, html(b"<!DOCTYPE html><p>hi</p>")) == set()
+    assert names(rules, html(b"<!-- saved from url=(0022)http://x.example/ --><p>hi</p>")) == {
+        "__COMMENT_EXISTS", "HTML_COMMENT_SAVED_URL"}
+    assert names(rules, html(b"<title>" + b"long title " * 12 + b"</title>")) == {
+        "__HTML_TITLE_120"}
