@@ -108,3 +108,17 @@ def test_the_mail_from_is_spamassassins_envelope_from(tmp_path: Path) -> None:
         s.close()
     assert any(x.name == "HEADER_FROM_DIFFERENT_DOMAINS" for x in differs)
     assert not any(x.name == "HEADER_FROM_DIFFERENT_DOMAINS" for x in same)
+
+
+def test_an_offline_check_lets_the_engine_guess_the_envelope_sender() -> None:
+    """A sender read from Return-Path is a guess (the engine then reads the headers as
+    SpamAssassin does); one given on the command line is the envelope."""
+    from spamwarden.mail import parse_message
+    from spamwarden.milter.check import envelope_for_file
+
+    view = parse_message(b"Return-Path: <alice@example.org>\r\n" + MESSAGE)
+    guessed, _ = envelope_for_file(view, client_ip=None, helo=None, mail_from=None)
+    given, _ = envelope_for_file(view, client_ip=None, helo=None,
+                                 mail_from="bounces@lists.example.net")
+    assert (guessed.mail_from, guessed.mail_from_known) == ("alice@example.org", False)
+    assert (given.mail_from, given.mail_from_known) == ("bounces@lists.example.net", True)

@@ -8,6 +8,11 @@ changes a score with a ``score`` line in its ``local.cf`` (``[policy.symbols]``
 only knows declared symbols).  Hits go into the same ``X-Spam-*`` headers as
 every other symbol, as ``NAME=score``, with the rule's description as detail.
 
+The MTA's MAIL FROM is given to the engine as SpamAssassin's EnvelopeFrom (what
+HEADER_FROM_DIFFERENT_DOMAINS and the FreeMail tests compare From with); an offline
+check, whose sender is guessed from the headers, lets the engine guess it as
+SpamAssassin does.
+
 Enabled by ``[rules] enabled``; the engine is built once per process at wiring
 time (compiled databases come from the on-disk cache).
 """
