@@ -214,6 +214,8 @@ class RuleEngine:
                 self._groups.setdefault(r.kind, _Group([])).rules.append(r)
             else:
                 self._header_groups.setdefault(_target(r), _Group([])).rules.append(r)
+        self._nosubject = [r for r in sorted(rules.values(), key=lambda r: r.name)
+                           if r.nosubject]
         self._order_metas()
         self._unused = frozenset(rules) - _needed(rules)
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
@@ -309,10 +311,13 @@ class RuleEngine:
                     self._pattern(r)
 
     def _hits_when_absent(self, rule: Rule) -> bool:
+        """SpamAssassin matches an absent header's ``[if-unset: ...]`` value, else undef,
+        which Perl reads as "": so a ``!~`` rule hits when its header is absent."""
         h = rule.header
-        if h is None or h.if_unset is None:
+        if h is None:
             return False
-        return bool(self._pattern(rule).search(h.if_unset.encode("utf-8"))) != rule.negate
+        value = (h.if_unset or "").encode("utf-8")
+        return bool(self._pattern(rule).search(value)) != rule.negate
 
     def _pattern(self, rule: Rule) -> Any:
         pat = self._compiled.get(rule.name)
@@ -451,6 +456,13 @@ class RuleEngine:
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
             counts.update(self._scan(g, units[kind], skip))
+        for rule in self._nosubject:  # hits again without the Subject line (body[0])
+            if rule.name in counts:
+                n = self._count(rule, msg.body[1:])
+                if n:
+                    counts[rule.name] = n
+                else:
+                    del counts[rule.name]
         for target, g in self._header_groups.items():
             if skip and target in self._unused_targets:
                 continue

@@ -485,23 +485,30 @@ def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
 
 
 def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    """FreeMail's check_freemail_replyto('replyto'): From and Reply-To different
-    freemail addresses, or a freemail Reply-To and another freemail in the body."""
+    """FreeMail's check_freemail_replyto('replyto' or 'reply'): From and Reply-To
+    different freemail addresses, or a freemail Reply-To ('reply': else a freemail From
+    and no Reply-To) and another freemail in the body."""
     envfrom = _envelope_from(msg)
     if envfrom is not None and _BULK_ENVFROM.search(envfrom):
         return False
     froms, replies = _addresses(msg, "From")[:1], _addresses(msg, "Reply-To")[:1]
     free = d.freemail_domains
     reply_free = any(_is_freemail(x, free) for x in replies)
-    if (any(_is_freemail(x, free) for x in froms) and reply_free
-            and not any(f in replies for f in froms)):
+    from_free = any(_is_freemail(x, free) for x in froms)
+    if from_free and reply_free and not any(f in replies for f in froms):
         return True
-    if not reply_free:
+    if a[0] == "replyto":
+        if not reply_free:
+            return False
+    elif replies and not reply_free:
+        return False
+    elif not from_free:
         return False
     body = _body_freemails(msg, d)
     if not body:
         return False
-    return any(b != r for b in body for r in replies)
+    compared = replies if a[0] == "replyto" or reply_free else froms
+    return any(b != r for b in body for r in compared)
 
 
 # -- BodyEval and MIMEEval ------------------------------------------------------------------
@@ -765,7 +772,8 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_freemail_from": EvalSpec(_H, _nargs(0), _freemail_from),
     "check_freemail_header": EvalSpec(
         _H, lambda a: len(a) == 1 or (len(a) == 2 and _valid_re(a[1])), _freemail_header),
-    "check_freemail_replyto": EvalSpec(_H | _B, lambda a: a == ("replyto",), _freemail_replyto),
+    "check_freemail_replyto": EvalSpec(
+        _H | _B, lambda a: a in (("replyto",), ("reply",)), _freemail_replyto),
     "check_uri_host_listed": EvalSpec(frozenset({"header", "body", "uri"}), _nargs(1), _uri_host_listed),
     "check_for_uppercase": EvalSpec(_B, _nargs(2, numeric=True), _uppercase),
     "check_body_length": EvalSpec(_B, _nargs(1, numeric=True), _body_length),

@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
@@ -121,6 +121,8 @@ class Rule:
     eval_kind: str = ""
     eval_args: tuple[str, ...] = ()
     maxhits: int = 1
+    #: ``tflags nosubject``: a body rule that does not see the Subject line
+    nosubject: bool = False
 
     @property
     def reported(self) -> bool:
@@ -436,6 +438,8 @@ def _finish(st: _State) -> None:
             rule = _build(name, d.kind, text, res, score=score,
                           description=st.describe.get(name, ""), maxhits=maxhits,
                           written=d.text)
+            if "nosubject" in flags and rule.kind == "body" and rule.regex is not None:
+                rule = replace(rule, nosubject=True)
         except _Skip as exc:
             res.skipped[name] = str(exc)
             continue

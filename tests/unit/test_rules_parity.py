@@ -427,3 +427,35 @@ def test_html_comment_and_title_matches() -> None:
         "__COMMENT_EXISTS", "HTML_COMMENT_SAVED_URL"}
     assert names(rules, html(b"<title>" + b"long title " * 12 + b"</title>")) == {
         "__HTML_TITLE_120"}
+
+
+def test_negated_header_rule_hits_when_the_header_is_absent() -> None:
+    """SpamAssassin matches an absent header as undef, which Perl reads as "": a ``!~``
+    rule hits (__TO_NO_ARROWS_R on a message without To), a ``=~`` one does not."""
+    rules = ("header __TO_NO_ARROWS_R To !~ /(?:>$|>,)/\n"
+             "header __TO_HAS_ARROW To =~ /</\n")
+    assert names(rules, HEAD + b"\nhi\n") == {"__TO_NO_ARROWS_R"}
+    assert names(rules, HEAD + b"To: Bob <b@example.net>\n\nhi\n") == {"__TO_HAS_ARROW"}
+
+
+def test_freemail_reply_compares_a_freemail_from_with_the_body() -> None:
+    """check_freemail_replyto('reply') (FREEMAIL_REPLY): no Reply-To, a freemail From and
+    another freemail address in the body."""
+    rules = ("header __freemail_reply eval:check_freemail_replyto('reply')\n"
+             "header __freemail_replyto eval:check_freemail_replyto('replyto')\n"
+             "freemail_domains gmail.com yahoo.com\n")
+    raw = (b"From: Alice <alice@gmail.com>\nTo: b@example.net\nSubject: hi\n\n"
+           b"Please write to my private address winner77@yahoo.com today.\n")
+    assert names(rules, raw) == {"__freemail_reply"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_nosubject_body_rule_does_not_see_the_subject(use_hyperscan: bool) -> None:
+    """``tflags nosubject`` (__NONEMPTY_BODY): the Subject line SpamAssassin puts first
+    in the body is not scanned, so an empty body is empty (EMPTY_MESSAGE)."""
+    rules = ("body __NONEMPTY_BODY /\\S/\ntflags __NONEMPTY_BODY nosubject\n"
+             "meta EMPTY_MESSAGE !__NONEMPTY_BODY\n")
+    assert names(rules, HEAD + b"To: b@example.net\n\n\n",
+                 use_hyperscan=use_hyperscan) == {"EMPTY_MESSAGE"}
+    assert names(rules, HEAD + b"To: b@example.net\n\nhi\n",
+                 use_hyperscan=use_hyperscan) == {"__NONEMPTY_BODY"}
