@@ -90,3 +90,76 @@ def test_the_engine_runs_on_the_checks_own_threads(tmp_path: Path) -> None:
     assert any(x.name == "CHEAP_WATCHES" for x in verdict.symbols)
     assert len(threads) == 1 and threads[0].startswith("spamwarden-rules"), threads
     assert threads[0] != threading.current_thread().name
+
+
+def _scanner_with(tmp_path: Path, probe: object, *, order: int) -> Scanner:
+    """:func:`scanner` with one more check, ``probe``, at ``order`` in the pipeline."""
+    from spamwarden.milter.registry import CheckDecl, Phase, builtin_checks
+
+    local = tmp_path / "local.cf"
+    local.write_text("body CHEAP_WATCHES /cheap watches/i\nscore CHEAP_WATCHES 2.5\n")
+    cfg = config_from_mapping({
+        "service": {"state_dir": str(tmp_path / "state")},
+        "milter": {"authserv_id": "mx.test.example"},
+        "rules": {"enabled": True, "system_rules": False, "paths": [str(local)]},
+    }, source="<test>")
+    decl = CheckDecl(name="probe", order=order, symbols=(), phases=frozenset({Phase.MESSAGE}),
+                     build=lambda parts: probe)  # type: ignore[arg-type,return-value]
+    decls = sorted([*builtin_checks(), decl], key=lambda d: d.order)
+    return Scanner(cfg, resolver=StaticResolver(), authenticate=None, lookup_threads=0,
+                   checks=decls)
+
+
+def test_the_engine_starts_before_the_checks_ahead_of_it_run(tmp_path: Path) -> None:
+    """The engine is handed its message in ``begin``, so its scans overlap the checks
+    before it (authentication, the classifier) instead of following them."""
+    import threading
+
+    from spamwarden.milter.checks.sarules import SpamAssassinRulesCheck
+    from spamwarden.milter.registry import CheckBase, MessageContext
+
+    started = threading.Event()
+    seen: list[bool] = []
+
+    class Probe(CheckBase):
+        def at_message(self, msg: MessageContext) -> tuple[()]:
+            seen.append(started.wait(30))
+            return ()
+
+    s = _scanner_with(tmp_path, Probe(), order=15)
+    try:
+        check = next(c for d, c in s.checks if d.name == "sarules")
+        assert isinstance(check, SpamAssassinRulesCheck)
+        real = check.engine.check
+
+        def recording(*args: object) -> object:
+            started.set()
+            return real(*args)  # type: ignore[arg-type]
+
+        check.engine.check = recording  # type: ignore[method-assign]
+        verdict = s.scan(MESSAGE, ENV)
+    finally:
+        s.close()
+    assert seen == [True]
+    assert any(x.name == "CHEAP_WATCHES" for x in verdict.symbols)
+
+
+def test_a_message_that_fails_before_the_rules_leaves_no_job_behind(tmp_path: Path) -> None:
+    import pytest
+
+    from spamwarden.milter.registry import CheckBase, MessageContext
+
+    contexts: list[MessageContext] = []
+
+    class Failing(CheckBase):
+        def at_message(self, msg: MessageContext) -> tuple[()]:
+            contexts.append(msg)
+            raise RuntimeError("boom")
+
+    s = _scanner_with(tmp_path, Failing(), order=15)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            s.scan(MESSAGE, ENV)
+    finally:
+        s.close()
+    assert len(contexts) == 1 and "sarules" not in contexts[0].jobs
