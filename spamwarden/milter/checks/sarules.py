@@ -58,17 +58,9 @@ class SpamAssassinRulesCheck(CheckBase):
         self._pool = ThreadPoolExecutor(max_workers=threads,
                                         thread_name_prefix="spamwarden-rules")
 
-    def begin(self, msg: MessageContext) -> None:
-        """Start the engine on its thread before the other checks run, so that its scans
-        (which let go of the GIL) overlap their work instead of following it."""
-        msg.jobs["sarules"] = self._pool.submit(self.engine.check, msg.view, msg.raw)
-
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         try:
-            job = msg.jobs.pop("sarules", None)
-            if job is None:
-                job = self._pool.submit(self.engine.check, msg.view, msg.raw)
-            hits = job.result()
+            hits = self._pool.submit(self.engine.check, msg.view, msg.raw).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")
@@ -78,12 +70,6 @@ class SpamAssassinRulesCheck(CheckBase):
         hits = sorted(hits, key=lambda h: (-abs(h.score), h.name))[:MAX_SYMBOLS]
         hits.sort(key=lambda h: h.name)
         return [Symbol(h.name, h.score, h.description) for h in hits]
-
-    def finish(self, msg: MessageContext) -> None:
-        """Drop the job of a message that ended before :meth:`at_message` read it."""
-        job = msg.jobs.pop("sarules", None)
-        if job is not None:
-            job.cancel()
 
 
 def _build(parts: Components) -> SpamAssassinRulesCheck | None:
