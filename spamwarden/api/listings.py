@@ -319,7 +319,7 @@ LISTINGS_PATHS: dict[str, dict[str, Any]] = {
                     "total": {"type": "integer"},
                     "listings": {"type": "array",
                                  "items": {"$ref": "#/components/schemas/Listing"}},
-                    "next_cursor": {"type": "string", "nullable": True}}}}}},
+                    "next_cursor": {"type": ["string", "null"]}}}}}},
                 "400": {**_ERR, "description": "limit not from 1 to 10000, or not a cursor "
                                                "of this list"},
                 **_OP_ERRORS},

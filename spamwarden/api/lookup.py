@@ -370,7 +370,7 @@ LOOKUP_PATHS: dict[str, dict[str, Any]] = {
                 "type": "array", "items": {"allOf": [
                     {"$ref": "#/components/schemas/DelistRequest"},
                     {"type": "object", "properties": {"status_url": {"type": "string"}}}]}},
-                "next_cursor": {"type": "string", "nullable": True}}}}}},
+                "next_cursor": {"type": ["string", "null"]}}}}}},
             "400": {**ERROR_RESPONSE, "description": "bad status, limit or cursor"},
             **_OP_ERRORS}}},
     "/v1/delisting-requests/{id}": {"post": {
