@@ -19,8 +19,8 @@ from spamwarden.api.paging import key_cursor, request_cursor
 from spamwarden.config import Config
 from spamwarden.reputation.store import AsyncListingStore
 from tests.integration.test_api_listings import AUTH, T0, ManualClock, run_api
-from tests.integration.test_lookup_pages import run_pages
 from tests.integration.test_lookup_pages import TOKEN as PAGES_TOKEN
+from tests.integration.test_lookup_pages import run_pages
 
 pytestmark = pytest.mark.integration
 
