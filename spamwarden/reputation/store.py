@@ -51,7 +51,7 @@ write what they index.  Data written by an older version has no index entries: t
 paged read finds the ``-built`` / ``-indexed`` marker missing and indexes what is stored,
 one HSCAN page (:data:`BATCH`) per script call, then sets the marker; that happens once.
 (All services must run the new scripts before that: an old process's writes are not
-indexed.)
+indexed.)  A store checks the marker once and then trusts the index for its lifetime.
 
 Times are Unix seconds from an injected :class:`Clock` and are rounded to
 milliseconds, so the JSON numbers Lua writes (14 significant digits) are exact.
