@@ -167,6 +167,9 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         res = await store.decide_delist_request(rid, approve=approve, note=note, now=clock.now())
         assert res is not None
         new, write = res
+        if new.status != ("approved" if approve else "rejected") or (approve and write is None):
+            # another operator decided it between the check above and this decision
+            return json_error(409, Message("api.request_decided", {"id": rid, "status": new.status}))
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
         return web.json_response({"request": request_object(new),
                                   "delisting": write.op if write else None})

@@ -289,6 +289,10 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         if res is None:
             return json_error(404, Message("api.no_such_request"))
         new, write = res
+        approve = decision == "approve"
+        if new.status != ("approved" if approve else "rejected") or (approve and write is None):
+            # another operator decided it between the check above and this decision
+            return json_error(409, Message("api.already_decided", {"status": new.status}))
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
         return web.json_response({"request": request_object(new),
                                   "delisting": write.op if write else None})

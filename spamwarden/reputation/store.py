@@ -1287,8 +1287,13 @@ class ListingStore(_StoreBase):
                               now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
         """Approve (delist the key) or reject a pending request.
 
+        The decision is written only while the request is pending, in the script that
+        moves it between the status indexes; then an approval delists the key.
+
         :returns: the updated request and the delisting (``None`` when rejected),
-            or ``None`` when there is no such request.
+            or ``None`` when there is no such request. A request that was no longer
+            pending comes back as it is stored, with ``None``: nothing was changed.
+        :raises StoreError: Redis failed.
         """
         return self._run(self._op_decide_delist_request(request_id, approve=approve, note=note,
                                                         now=now))

@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import AsyncMock
 
 import pytest
 from aiohttp import test_utils
@@ -196,3 +197,25 @@ def test_console_request_queue_pages_through_the_pending_requests(
         assert f"{PENDING_SHOWN + 3} delisting request(s) waiting" in home
 
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url="http://bl.example.net")
+
+
+def test_a_request_decided_meanwhile_is_not_decided_again(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore,
+                       clock: ManualClock) -> None:
+        await store.add("192.0.2.1", reason="manual", now=T0)
+        req = await store.file_delist_request("192.0.2.1", reason="fixed", contact="",
+                                              client="c", now=T0)
+        # both routes read the request (pending), then another operator rejects it
+        store.get_delist_request = AsyncMock(return_value=req)  # type: ignore[method-assign]
+        await store.decide_delist_request(req.id, approve=False, note="no", now=T0 + 1)
+        r = await c.post(f"/v1/delist-requests/{req.id}/approve", headers=AUTH)
+        assert r.status == 409
+        r = await c.post(f"/v1/delisting-requests/{req.id}", headers=AUTH,
+                         json={"decision": "approve"})
+        assert r.status == 409
+        assert await store.find("192.0.2.1", now=T0 + 2) is not None  # still listed
+        page, _ = await store.delist_request_page(now=T0 + 2, status="rejected", after=None,
+                                                  limit=5)
+        assert [(q.id, q.decided_note) for q in page] == [(req.id, "no")]
+
+    run_api(redis_url, scenario, modules=[listings_module, lookup_module])
