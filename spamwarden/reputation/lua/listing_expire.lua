@@ -27,6 +27,8 @@ for _, key in ipairs(due) do
     else
       redis.call('ZADD', KEYS[4], rec['expires_at'], key)
     end
+  else
+    redis.call('ZREM', KEYS[6], key)
   end
 end
 return out
