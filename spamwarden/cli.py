@@ -691,6 +691,13 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
 
+def _cmd_quarantine_release(args: argparse.Namespace, cfg: Config) -> int:
+    from .quarantine_cli import cmd_release
+    from .wiring import learner
+
+    return cmd_release(args, cfg, make_intake=learner)
+
+
 def _add_quarantine(sub: Any) -> None:
     """quarantine: held mail (Postfix's hold queue) from the mail host's shell."""
     lazy = functools.partial(_lazy_handler, "quarantine_cli")
@@ -724,7 +731,7 @@ def _add_quarantine(sub: Any) -> None:
     p.add_argument("queue_id", metavar="ID", help="a Postfix queue id")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p = _command(
-        q_sub, "release", lazy("cmd_release"),
+        q_sub, "release", _cmd_quarantine_release,
         help="take held messages off hold so Postfix delivers them now",
         description="postsuper -H ID, then postqueue -i ID, for each ID. With --learn-ham, "
         "first file each message as not spam as quarantine.learn_user (default postmaster@ "

@@ -292,16 +292,20 @@ def _each(ids: list[str], act: Callable[[str], Coroutine[Any, Any, str | None]],
 
 
 def cmd_release(args: argparse.Namespace, cfg: Config, *, queue: HoldQueue | None = None,
-                learn: LearnHam | None = None, out: TextIO | None = None,
-                err: TextIO | None = None) -> int:
+                learn: LearnHam | None = None,
+                make_intake: Callable[[Config, Any], Any] | None = None,
+                out: TextIO | None = None, err: TextIO | None = None) -> int:
     """``spamwarden quarantine release [--learn-ham] ID...``: take each message off hold
     (``postsuper -H``, then ``postqueue -i``); with ``--learn-ham`` first file it as not
     spam as ``quarantine.learn_user`` (:func:`~spamwarden.quarantine.release_as_ham`:
     nothing is released when learning did not store it).
 
     :param queue: the hold queue (default: Postfix's).
-    :param learn: files a message as not spam (default: the intake over Redis,
-        ``spamwarden.wiring.learner``).
+    :param learn: files a message as not spam (default: :func:`ham_learner` over the
+        intake policy ``make_intake`` builds over Redis).
+    :param make_intake: builds the intake policy over a Redis client
+        (:func:`spamwarden.wiring.learner`; needed with ``--learn-ham`` unless ``learn``
+        is given).
     :returns: the exit status.
     """
     out, err = out or sys.stdout, err or sys.stderr
@@ -320,10 +324,11 @@ def cmd_release(args: argparse.Namespace, cfg: Config, *, queue: HoldQueue | Non
 
     def intake() -> Any:
         from .redisconn import async_client
-        from .wiring import learner
 
+        if make_intake is None:
+            raise QuarantineError("no intake policy to learn through")
         clients.append(async_client(cfg))
-        return learner(cfg, clients[0])
+        return make_intake(cfg, clients[0])
 
     ham = learn or ham_learner(cfg, intake)
 
