@@ -18,7 +18,7 @@ from spamwarden.config import Config, config_from_mapping
 from spamwarden.doctor import check_quarantine, default_checks, run_checks
 from spamwarden.errors import QuarantineError, QuarantineUnavailable, StoreError
 from spamwarden.quarantine import HeldMessage, holds_mail
-from spamwarden.quarantine_cli import cmd_delete, cmd_list, cmd_release, cmd_show
+from spamwarden.quarantine_cli import SHOW_BYTES, cmd_delete, cmd_list, cmd_release, cmd_show
 from spamwarden.reputation.intake import LearnOutcome
 
 ARRIVED = 1796450841.0
@@ -241,6 +241,14 @@ def test_show_ignores_an_older_message_with_the_same_queue_id_and_a_history_outa
     shown = json.loads(out)
     assert shown["history"]["score"] == 11.5 and shown["message"]["queue_id"] == "C488A20CDED"
     assert shown["header"].endswith("To: user@test.local") and shown["header_cut"] is False
+
+
+def test_show_says_when_the_header_is_longer_than_it_reads() -> None:
+    q = FakeQueue()
+    q.messages["C488A20CDED"] = b"X-Long: " + b"a" * (SHOW_BYTES * 2) + b"\n\nbody\n"
+    status, out, _ = _run(cmd_show, "show", "C488A20CDED", queue=q, history=lambda qid: [])
+    assert status == 0 and out.endswith(f"a\n[header cut at {SHOW_BYTES} bytes]\n")
+    assert out.count("a" * 1000) == 65 and "body" not in out
 
 
 def test_show_of_a_message_not_held_is_exit_1() -> None:
