@@ -243,6 +243,46 @@ def _outlook_message_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return far(None)
 
 
+def _unfolded(msg: PreparedMessage, name: str) -> str | None:
+    text = msg.header_text(name)
+    return None if text is None else re.sub(r"\r?\n[ \t]+", " ", text)
+
+
+def _received_hdr_remover(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's gated_through_received_hdr_remover: an ezmlm list that drops
+    Received headers, no Received header at all, or MSN groups."""
+    rcvd = _unfolded(msg, "Received")
+    listed = _unfolded(msg, "Mailing-List")
+    if (listed is not None and rcvd is not None
+            and re.search(r"^contact \S+@\S+; run by ezmlm$", listed, re.M)
+            and re.search(r"^mailing list \S+@\S+", _unfolded(msg, "Delivered-To") or "", re.M)
+            and re.search(r"qmail \d+ invoked (?:from network|by .{3,20})\); \d+ ... \d+", rcvd)):
+        return True
+    return rcvd is None or re.search(r"from groups\.msn\.com \(\S+\.msn\.com ", rcvd) is not None
+
+
+def _ratware_name_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_ratware_name_id: a Message-ID of 28 capitals and the From
+    address, with that address quoted in From as ``"name" <address>``."""
+    m = re.search(r"<[A-Z]{28}\.([^>]+?)>", msg.header_text("MESSAGEID") or "")
+    return m is not None and re.search(
+        r'"[^"]+"\s*<' + re.escape(m.group(1)) + ">", msg.header_text("From") or "") is not None
+
+
+def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_ratware_envelope_from (RATWARE_EFROM): the envelope sender is
+    ``<to-domain>.<to-user>@...``."""
+    to, env = _header_addr(msg, "To"), _header_addr(msg, "EnvelopeFrom")
+    if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
+        return False
+    m = re.match(r"^([^@]+)@(.+)$", to)
+    if m is None or registrable_domain(m.group(2), private=False) is None:
+        return False
+    user, dom = m.group(1), m.group(2).lower().rstrip(".")
+    dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
+    return re.search(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", env, re.I) is not None
+
+
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
 
 
@@ -799,6 +839,9 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_equal_from_domains": EvalSpec(_H, _nargs(0), _equal_from_domains),
     "check_mailfrom_matches_rcvd": EvalSpec(_H, _nargs(0), _mailfrom_matches_rcvd),
     "check_outlook_message_id": EvalSpec(_H, _nargs(0), _outlook_message_id),
+    "gated_through_received_hdr_remover": EvalSpec(_H, _nargs(0), _received_hdr_remover),
+    "check_ratware_name_id": EvalSpec(_H, _nargs(0), _ratware_name_id),
+    "check_ratware_envelope_from": EvalSpec(_H, _nargs(0), _ratware_envelope_from),
     "check_all_trusted": EvalSpec(_H, _nargs(0), _all_trusted),
     "check_no_relays": EvalSpec(_H, _nargs(0), _no_relays),
     "check_relays_unparseable": EvalSpec(_H, _nargs(0), _relays_unparseable),

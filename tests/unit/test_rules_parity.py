@@ -459,3 +459,18 @@ def test_nosubject_body_rule_does_not_see_the_subject(use_hyperscan: bool) -> No
                  use_hyperscan=use_hyperscan) == {"EMPTY_MESSAGE"}
     assert names(rules, HEAD + b"To: b@example.net\n\nhi\n",
                  use_hyperscan=use_hyperscan) == {"__NONEMPTY_BODY"}
+
+
+def test_ratware_and_received_remover_evals() -> None:
+    """HeaderEval's __GATED_THROUGH_RCVD_REMOVER (no Received header at all),
+    __RATWARE_NAME_ID (28 capitals and the From address as Message-ID) and
+    RATWARE_EFROM (envelope sender built from the recipient's domain and user)."""
+    rules = ("header __GATED_THROUGH_RCVD_REMOVER eval:gated_through_received_hdr_remover()\n"
+             "header __RATWARE_NAME_ID eval:check_ratware_name_id()\n"
+             "header RATWARE_EFROM eval:check_ratware_envelope_from()\n")
+    ratware = (b'Return-Path: <example.net.bob@bulk.example.com>\nFrom: "Sales" <s@x.example>\n'
+               b"To: bob@example.net\nSubject: hi\n"
+               b"Message-Id: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.s@x.example>\n\nhi\n")
+    assert names(rules, ratware) == {"__GATED_THROUGH_RCVD_REMOVER", "__RATWARE_NAME_ID",
+                                     "RATWARE_EFROM"}
+    assert names(rules, PUBLIC_HOP + HEAD + b"To: bob@example.net\n\nhi\n") == set()
