@@ -207,6 +207,129 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Đây là thư tự động (như yêu cầu hủy đăng ký hoặc thư trả lời tự động), "
               "không phải thư không mong muốn được chuyển tiếp.",
     },
+    # -- the intake's protocol replies, written by aiosmtpd in English and mapped by
+    # spamwarden/reputation/protocol_replies.py (SMTP/LMTP, folded to ASCII); a command
+    # name or syntax in a placeholder is a protocol word and stays as it is
+    "intake.smtp.ok": {"en": "OK", "vi": "Thành công"},
+    "intake.smtp.bye": {"en": "Bye", "vi": "Tạm biệt"},
+    "intake.smtp.start_data": {
+        "en": "End data with <CR><LF>.<CR><LF>",
+        "vi": "Vui lòng gửi nội dung thư, kết thúc bằng <CR><LF>.<CR><LF>",
+    },
+    "intake.smtp.syntax": {
+        "en": "Syntax: {syntax}",
+        "vi": "Sai cú pháp, đúng là: {syntax}",
+    },
+    "intake.smtp.help_syntax": {"en": "Syntax: {syntax}", "vi": "Cú pháp: {syntax}"},
+    "intake.smtp.help": {
+        "en": "Supported commands: {commands}",
+        "vi": "Các lệnh được hỗ trợ: {commands}",
+    },
+    "intake.smtp.bad_syntax": {"en": "Error: bad syntax", "vi": "Lỗi: sai cú pháp"},
+    "intake.smtp.line_too_long": {
+        "en": "Command line too long",
+        "vi": "Dòng lệnh quá dài",
+    },
+    "intake.smtp.data_line_too_long": {
+        "en": "Line too long (see RFC5321 4.5.3.1.6)",
+        "vi": "Có dòng trong thư quá dài (xem RFC5321 4.5.3.1.6)",
+    },
+    "intake.smtp.ascii_only": {
+        "en": "Error: strict ASCII mode",
+        "vi": "Lỗi: chỉ chấp nhận ký tự ASCII",
+    },
+    "intake.smtp.unknown_command": {
+        "en": "Error: command \"{command}\" not recognized",
+        "vi": "Lỗi: không nhận dạng được lệnh \"{command}\"",
+    },
+    "intake.smtp.too_many_unknown": {
+        "en": "Too many unrecognized commands, goodbye.",
+        "vi": "Quá nhiều lệnh không nhận dạng được; kết nối sẽ được đóng.",
+    },
+    "intake.smtp.too_many_calls": {
+        "en": "{command} sent too many times",
+        "vi": "Lệnh {command} được gửi quá nhiều lần",
+    },
+    "intake.smtp.helo_first": {
+        "en": "Error: send {helo} first",
+        "vi": "Lỗi: vui lòng gửi lệnh {helo} trước",
+    },
+    "intake.smtp.mail_first": {
+        "en": "Error: need MAIL command",
+        "vi": "Lỗi: cần gửi lệnh MAIL trước",
+    },
+    "intake.smtp.rcpt_first": {
+        "en": "Error: need RCPT command",
+        "vi": "Lỗi: cần gửi lệnh RCPT trước",
+    },
+    "intake.smtp.nested_mail": {
+        "en": "Error: nested MAIL command",
+        "vi": "Lỗi: phiên gửi này đã có lệnh MAIL",
+    },
+    "intake.smtp.malformed_address": {
+        "en": "Error: malformed address",
+        "vi": "Lỗi: địa chỉ không đúng định dạng",
+    },
+    "intake.smtp.body_param": {
+        "en": "Error: BODY can only be one of 7BIT, 8BITMIME",
+        "vi": "Lỗi: BODY chỉ có thể là 7BIT hoặc 8BITMIME",
+    },
+    "intake.smtp.smtputf8_arg": {
+        "en": "Error: SMTPUTF8 takes no arguments",
+        "vi": "Lỗi: SMTPUTF8 không nhận tham số",
+    },
+    "intake.smtp.smtputf8_disabled": {
+        "en": "Error: SMTPUTF8 disabled",
+        "vi": "Lỗi: SMTPUTF8 không được bật",
+    },
+    "intake.smtp.size_exceeded": {
+        "en": "Error: message size exceeds fixed maximum message size",
+        "vi": "Lỗi: kích thước thư vượt quá giới hạn tối đa cho phép",
+    },
+    "intake.smtp.too_much_data": {
+        "en": "Error: Too much mail data",
+        "vi": "Lỗi: thư vượt quá kích thước tối đa cho phép",
+    },
+    "intake.smtp.params_unknown": {
+        "en": "{command} parameters not recognized or not implemented",
+        "vi": "Tham số của {command} không được nhận dạng hoặc không được hỗ trợ",
+    },
+    "intake.smtp.vrfy_failed": {
+        "en": "Could not VRFY {address}",
+        "vi": "Không thể kiểm tra (VRFY) {address}",
+    },
+    "intake.smtp.vrfy_unknown": {
+        "en": "Cannot VRFY user, but will accept message and attempt delivery",
+        "vi": "Không thể kiểm tra (VRFY) người dùng, nhưng thư sẽ được nhận và chuyển đi",
+    },
+    "intake.smtp.expn": {
+        "en": "EXPN not implemented",
+        "vi": "Không hỗ trợ lệnh EXPN",
+    },
+    "intake.smtp.auth_required": {
+        "en": "Authentication required",
+        "vi": "Cần xác thực trước",
+    },
+    "intake.smtp.auth_encryption": {
+        "en": "Encryption required for requested authentication mechanism",
+        "vi": "Cơ chế xác thực này chỉ dùng được trên kết nối đã mã hóa",
+    },
+    "intake.smtp.already_authenticated": {
+        "en": "Already authenticated",
+        "vi": "Đã xác thực trước đó",
+    },
+    "intake.smtp.starttls_first": {
+        "en": "Must issue a STARTTLS command first",
+        "vi": "Cần gửi lệnh STARTTLS trước",
+    },
+    "intake.smtp.tls_unavailable": {
+        "en": "TLS not available",
+        "vi": "Không hỗ trợ TLS",
+    },
+    "intake.smtp.insecure": {
+        "en": "Command refused due to lack of security",
+        "vi": "Lệnh bị từ chối vì kết nối chưa được bảo mật",
+    },
     # -- optout@ (SMTP, folded to ASCII; terms as in consent/texts.py) ---------------------
     "optout.done": {
         "en": "Refusal of advertising from {adv} recorded for {rcpt}",

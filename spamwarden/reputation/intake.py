@@ -22,7 +22,9 @@ Replies, in the order checks run:
   retries).  A session reserves the ``SIZE=`` its client declared (RFC 1870) when the
   client is one of ``intake.trusted_relays`` (our Postfix), else
   ``intake.max_message_bytes``.
-* DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
+* DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd; its own
+  replies, this one and the protocol errors, are in ``i18n.language`` too:
+  :mod:`~spamwarden.reputation.protocol_replies`).
 * ``intake.require_auth`` (the default) and the reporter is not identified:
   ``550 5.7.1`` (see *Reporter identity*).
 * no usable original, or nothing in it to act on: ``550 5.6.0`` and a sentence
@@ -179,6 +181,7 @@ from .feedback_loops import (
     parse_feedback_loops,
     signed_by,
 )
+from .protocol_replies import localize
 from .reports import (
     AUTOMATIC_MESSAGE,
     NO_ORIGINAL,
@@ -1104,6 +1107,13 @@ class _Counted:
                 if m:
                     return min(int(m.group(1)) + 1024, limit)
         return limit
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply; aiosmtpd's own English lines in ``i18n.language``
+        (:func:`~spamwarden.reputation.protocol_replies.localize`)."""
+        if isinstance(status, str):
+            status = localize(self._language, status)
+        await super().push(status)  # type: ignore[misc]
 
     async def smtp_DATA(self, arg: str) -> None:
         smtp = cast(SMTP, self)
