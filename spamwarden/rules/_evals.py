@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ._prepare import decode_part
+
 if TYPE_CHECKING:
-    from ._prepare import PreparedMessage
+    from ._prepare import MimePart, PreparedMessage
 
 __all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "parse_eval_args", "run_eval"]
 
@@ -92,6 +94,8 @@ def _header_count_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) ->
     return float(a[1]) <= n <= float(a[2])
 
 
+#: octets of text FreeMail reads for addresses
+RAWBODY_SCAN = 500_000
 _ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
 _ALL_SKIP = re.compile(rb"^(?:X-.*|Subject|From|To|Cc|Received|Content-Type|Date):.*\n?",
                        re.IGNORECASE | re.MULTILINE)
@@ -141,29 +145,59 @@ def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
     return False
 
 
+def _parse_date(text: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_tz(text)
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+_RCVD_DATE = re.compile(r"(\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+)")
+_RCVD_LOCAL = re.compile(r"\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)"
+                         r"|qmail \d+ invoked by uid \d+")
+_RCVD_FETCHMAIL = re.compile(r"\bby localhost with \w+ \(fetchmail-[\d.]+")
+
+
 def _date_diff(msg: PreparedMessage) -> float:
-    """Date header time minus the newest Received header's time, in seconds (0 unknown)."""
-    date = msg.header_text("Date")
+    """Date header time minus the Received header time nearest to it, in seconds (0:
+    unknown): HeaderEval's ``_check_date_diff``.  Resent-Date wins over Date; every
+    Received header with a date counts except a leading local or fetchmail hop; the
+    oldest one is left out when it equals the Date; the smallest absolute difference is
+    kept."""
     when = None
-    if date:
-        try:
-            parsed = email.utils.parsedate_tz(date.split("\n", 1)[0])
-            when = email.utils.mktime_tz(parsed) if parsed else None
-        except (ValueError, OverflowError, TypeError):
-            when = None
+    for name in ("Resent-Date", "Date"):
+        for k, v in msg.headers:
+            if k.lower() == name.lower() and v.strip():
+                when = _parse_date(v.strip())
+                if when is not None:
+                    break
+        if when is not None:
+            break
     if when is None:
         return 0.0
-    for k, v in msg.headers:
-        if k.lower() != "received" or ";" not in v:
-            continue
-        try:
-            parsed = email.utils.parsedate_tz(v.rsplit(";", 1)[1].strip())
-            if parsed:
-                return float(when - email.utils.mktime_tz(parsed))
-        except (ValueError, OverflowError, TypeError):
-            continue
-        break
-    return 0.0
+    received = [v for k, v in msg.headers if k.lower() == "received" and v.strip()]
+    if not received:
+        return 0.0
+    local = []
+    if _RCVD_LOCAL.search(received[0]):
+        local.append(received.pop(0))
+    if received and _RCVD_FETCHMAIL.search(received[0]):
+        received.pop(0)
+    elif local:
+        received.insert(0, local.pop())
+    times = []
+    for r in received[:100]:
+        m = _RCVD_DATE.search(r)
+        t = _parse_date(m.group(1)) if m else None
+        if t is not None:
+            times.append(t)
+    if not times:
+        return 0.0
+    diffs = [when - t for t in times]
+    if len(diffs) > 1 and diffs[-1] == 0:
+        diffs.pop()
+    return min(diffs, key=abs)
 
 
 def _shifted_date(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -190,10 +224,24 @@ def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
     return rx is not None and rx.match(addr) is not None
 
 
+def _all_from_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
+    one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
+    and the envelope sender."""
+    resent = _addresses(msg, "Resent-From")
+    if resent:
+        return resent[:1]
+    found = [x for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
+             for x in _addresses(msg, h)]
+    env = _envelope_from(msg)
+    if env:
+        found.append(env)
+    return list(dict.fromkeys(re.sub(r"\.+", ".", x) for x in found))
+
+
 def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for h in ("From", "Resent-From", "Sender")
-               for x in _addresses(msg, h))
+    return any(_glob_hit(x, pats) for x in _all_from_addrs(msg))
 
 
 def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -230,7 +278,32 @@ def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> boo
     return False
 
 
+# FreeMail's default welcomelist: role and machine addresses that are never "freemail"
+_FREEMAIL_WELCOME = re.compile(
+    r"^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master"
+    r"|undisclosed.*|request-[a-f0-9]{16}|bounced?-"
+    r"|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})"
+    r"|.+=.+=.+)@", re.IGNORECASE)
+# FreeMail's $skip_replyto_envfrom: bulk envelope senders (mailing lists, bounces)
+_BULK_ENVFROM = re.compile(
+    r"(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+"
+    r"|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@",
+    re.IGNORECASE)
+# FreeMail's email_regex (a letter TLD in place of the list of valid TLDs)
+_EMAIL = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
+          r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+          r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}[a-z]{2,63})(?![a-z0-9-])")
+_EMAIL_RE = re.compile(_EMAIL, re.IGNORECASE)
+_URL_WITH_AT = re.compile(r"<?https?://\S{0,255}(?:@|%40)\S{0,255}", re.IGNORECASE)
+_EMAIL_QUOTED = re.compile(
+    r"<?(?<!mailto:)" + _EMAIL
+    + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)", re.IGNORECASE)
+_HREF_MAILTO = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + _EMAIL, re.IGNORECASE)
+
+
 def _is_freemail(addr: str, domains: set[str]) -> bool:
+    if not addr or _FREEMAIL_WELCOME.match(addr):
+        return False
     dom = _domain(addr)
     if dom in domains:
         return True
@@ -247,7 +320,11 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
     cached = _WILDCARDS.get(id(domains))
     if cached is not None and cached[0] is domains and cached[1] == len(domains):
         return cached[2]
-    rx = _glob_regex(tuple(sorted(p for p in domains if "*" in p or "?" in p)))
+    # FreeMail: "*" stands for one label's characters ([^.]*), "?" for any one character
+    wild = sorted(p for p in domains if "*" in p or "?" in p)
+    rx = re.compile("(?:" + "|".join(
+        re.escape(p).replace(r"\*", "[^.]*").replace(r"\?", ".") for p in wild) + r")\Z"
+    ) if wild else None
     if len(_WILDCARDS) > 16:
         _WILDCARDS.clear()
     _WILDCARDS[id(domains)] = (domains, len(domains), rx)
@@ -255,7 +332,7 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
 
 
 def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
-    return any(_is_freemail(x, d.freemail_domains) for x in _addresses(msg, "From"))
+    return any(_is_freemail(x, d.freemail_domains) for x in _all_from_addrs(msg))
 
 
 def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -264,14 +341,66 @@ def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> boo
     return any(_is_freemail(x, d.freemail_domains) for x in addrs)
 
 
+def _envelope_from(msg: PreparedMessage) -> str | None:
+    """SpamAssassin's EnvelopeFrom without its Received parser: X-Envelope-From or
+    Envelope-Sender unless a Received header comes before it, else Return-Path."""
+    names = [k.lower() for k, _ in msg.headers]
+    for name in ("x-envelope-from", "envelope-sender"):
+        if name in names:
+            first = names.index(name)
+            if "received" in names[:first]:
+                return None
+            found = _addresses(msg, name)
+            return found[0] if found else None
+    found = _addresses(msg, "Return-Path")
+    return found[0] if found else None
+
+
+def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
+    """FreeMail's ``_parse_body``: freemail addresses of mailto links and of the text
+    (not those in ``<>``, in URLs or before ``wrote:``); ``None`` past its limits
+    (5 addresses, 3 freemails)."""
+    emails: dict[str, None] = {}
+    for part in msg.parts:
+        if part.content_type == "text/html":
+            html = decode_part(part)[:RAWBODY_SCAN].decode("utf-8", "replace")
+            for m in _HREF_MAILTO.finditer(html):
+                emails[m.group(1).lower()] = None
+    text = msg.view.text[:RAWBODY_SCAN]
+    text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
+    for m in _EMAIL_RE.finditer(text):
+        emails[m.group(1).lower()] = None
+        if len(emails) >= 40:
+            break
+    free: list[str] = []
+    for n, addr in enumerate(emails, 1):
+        if n == 5:
+            return None
+        if _is_freemail(addr, d.freemail_domains):
+            free.append(addr)
+            if len(free) == 3:
+                return None
+    return free
+
+
 def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    froms, replies = _addresses(msg, "From"), _addresses(msg, "Reply-To")
-    if not replies or not froms:
+    """FreeMail's check_freemail_replyto('replyto'): From and Reply-To different
+    freemail addresses, or a freemail Reply-To and another freemail in the body."""
+    envfrom = _envelope_from(msg)
+    if envfrom is not None and _BULK_ENVFROM.search(envfrom):
         return False
+    froms, replies = _addresses(msg, "From")[:1], _addresses(msg, "Reply-To")[:1]
     free = d.freemail_domains
-    if not (any(_is_freemail(x, free) for x in froms) or any(_is_freemail(x, free) for x in replies)):
+    reply_free = any(_is_freemail(x, free) for x in replies)
+    if (any(_is_freemail(x, free) for x in froms) and reply_free
+            and not any(f in replies for f in froms)):
+        return True
+    if not reply_free:
         return False
-    return replies[0] != froms[0]
+    body = _body_freemails(msg, d)
+    if not body:
+        return False
+    return any(b != r for b in body for r in replies)
 
 
 # -- BodyEval and MIMEEval ------------------------------------------------------------------
@@ -324,21 +453,80 @@ _MIME_FLAGS = ("mime_base64_count", "mime_qp_count", "mime_attachment",
                "mime_base64_encoded_text", "mime_qp_long_line")
 
 
+def _part_header(part: MimePart, name: str) -> str:
+    """A MIME part's header, lower case and stripped, as MIMEEval reads it ('' absent)."""
+    lname = name.lower()
+    for k, v in part.headers:
+        if k.lower() == lname:
+            return v.strip().lower()
+    return ""
+
+
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
+_ASCII_CHARSET = re.compile(r"us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|"
+                            r"iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii")
+# QP escapes of characters that need no escaping (MIMEEval's "excessive QP")
+_QP_NEEDLESS = re.compile(rb"=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])")
+_QP_TRAILING = re.compile(rb"((?:=09|=20)+)\s*$")
+
+
+def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
+    """MIMEEval's ``_check_attachments`` flags over the MIME leaves."""
+    flags = dict.fromkeys(_MIME_FLAGS, 0.0)
+    qp_bytes = qp_count = 0
+    for p in msg.parts:
+        cte = _part_header(p, "Content-Transfer-Encoding")
+        cd = _part_header(p, "Content-Disposition")
+        m = _CHARSET.search(_part_header(p, "Content-Type"))
+        charset = m.group(1) if m else ""
+        if "base64" in cte:
+            flags["mime_base64_count"] += 1
+        elif "quoted-printable" in cte:
+            flags["mime_qp_count"] += 1
+        if "attachment" in cd:
+            flags["mime_attachment"] += 1
+        if (p.content_type.startswith("text") and "base64" in cte
+                and (not charset or _ASCII_CHARSET.search(charset))
+                and not re.match(r"attachment|inline", cd)):
+            flags["mime_base64_encoded_text"] = 1
+        if cte != "quoted-printable":
+            continue
+        for line in p.encoded.splitlines(keepends=True):
+            if line.startswith(b"SPAM: "):
+                continue
+            if len(line.rstrip(b"\r\n")) + 1 > 79:
+                flags["mime_qp_long_line"] = 1
+            qp_bytes += len(line)
+            if b"=" in line:
+                n = len(_QP_NEEDLESS.findall(line))
+                if n:
+                    t = _QP_TRAILING.search(line)
+                    qp_count += n - (len(t.group(1)) // 3 if t else 0)
+    if qp_bytes:
+        flags["mime_qp_count"] = float(qp_count)
+    return flags
+
+
 def _for_mime(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    flag = a[0]
-    parts = msg.parts
-    if flag == "mime_base64_count":
-        return any(p.encoding == "base64" for p in parts)
-    if flag == "mime_qp_count":
-        return any(p.encoding == "quoted-printable" for p in parts)
-    if flag == "mime_attachment":
-        return any(p.is_attachment for p in parts)
-    if flag == "mime_base64_encoded_text":
-        return any(p.encoding == "base64" and p.content_type.startswith("text/")
-                   and not p.is_attachment for p in parts)
-    # mime_qp_long_line
-    return any(p.encoding == "quoted-printable" and
-               any(len(x) > 77 for x in p.encoded.splitlines()) for p in parts)
+    key = "mime:" + a[0]
+    if key not in msg.memo:
+        msg.memo.update({"mime:" + k: v for k, v in _mime_flags(msg).items()})
+    return msg.memo[key] > 0
+
+
+def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """HTMLEval's html_tag_exists(TAG): the tag opens or closes in a text/html part."""
+    if msg.html_tags is None:
+        tags: set[str] = set()
+        for part in msg.parts:
+            if part.content_type == "text/html":
+                html = decode_part(part)[:RAWBODY_SCAN]
+                tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
+        msg.html_tags = frozenset(tags)
+    return a[0].lower() in msg.html_tags
+
+
+_HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 
 
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -385,6 +573,7 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_base64_length": EvalSpec(
         _B, lambda a: len(a) in (1, 2) and all(_num(x) for x in a), _base64_length),
     "check_for_mime": EvalSpec(_R, lambda a: len(a) == 1 and a[0] in _MIME_FLAGS, _for_mime),
+    "html_tag_exists": EvalSpec(_B, lambda a: len(a) == 1 and a[0].isalnum(), _html_tag_exists),
     "check_for_mime_html": EvalSpec(_B, _nargs(0), _mime_html),
     "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
 }

@@ -44,6 +44,12 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::WLBLEval",
     "Mail::SpamAssassin::Plugin::FreeMail",
     "Mail::SpamAssassin::Plugin::Check",
+    # loaded as in SpamAssassin, so that rules choose the same variants (__NOT_SPOOFED
+    # has one for "DKIM loaded"); its evals are skipped and count as not hit, as they
+    # do in SpamAssassin with network tests off (even DKIM_SIGNED)
+    "Mail::SpamAssassin::Plugin::DKIM",
+    # only html_tag_exists runs; its other evals are skipped
+    "Mail::SpamAssassin::Plugin::HTMLEval",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling, and check_body_length.
@@ -53,11 +59,11 @@ _CAN = frozenset({
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
 })
-# Headers SpamAssassin makes up from its Received parser and the MTA's envelope; this
-# engine does not, so rules on them are skipped rather than never hitting silently.
+# Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
+# does not, so rules on them are skipped rather than never hitting silently.  (The
+# X-Spam-Relays-* ones are built from the Received headers: spamwarden.rules._relays.)
 _PSEUDO_HEADERS = frozenset({
-    "x-spam-relays-external", "x-spam-relays-internal", "x-spam-relays-trusted",
-    "x-spam-relays-untrusted", "x-spam-dkim-signing-domain", "x-spam-pre-check",
+    "x-spam-dkim-signing-domain", "x-spam-pre-check",
     "envelopefrom", "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
 })
 _REGEX_KINDS = ("header", "body", "rawbody", "uri", "full", "mimeheader")
@@ -401,6 +407,11 @@ def _finish(st: _State) -> None:
         nice = "nice" in flags
         if name in st.scores:
             score = st.scores[name]
+            if score == 0:
+                # SpamAssassin does not run a rule scored 0 (Check plugin: "skip if score
+                # zeroed"); metas naming it see it as not hit
+                res.skipped[name] = "score 0: disabled"
+                continue
         elif name.startswith("__"):
             score = 0.0
         else:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
+from ._relays import Relays, parse_relays
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -66,6 +67,10 @@ class PreparedMessage:
     memo: dict[str, float] = field(default_factory=dict)
     #: header name -> the addresses in it, lower case (evals read From many times)
     addresses: dict[str, list[str]] = field(default_factory=dict)
+    #: the X-Spam-Relays-* values, built when a rule first reads one
+    relays: Relays | None = None
+    #: the tags seen in the text/html parts (html_tag_exists), found once
+    html_tags: frozenset[str] | None = None
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -87,7 +92,20 @@ class PreparedMessage:
             return vals if raw else [decode_header_value(v[:8192]) for v in vals]
 
         result: str | None
-        if lname == "all":
+        if lname.startswith("x-spam-relays-"):
+            result = self._relays().get(lname)
+        elif lname in ("all-external", "all-untrusted"):
+            # the header fields from the first untrusted Received header down
+            skip = self._relays().trusted_received
+            out: list[str] = []
+            seen = 0
+            for k, v in self.headers:
+                if k.lower() == "received":
+                    seen += 1
+                if seen > skip:
+                    out.append(f"{k}: {v if raw else decode_header_value(v[:8192])}\n")
+            result = "".join(out) or None
+        elif lname == "all":
             result = "".join(f"{k}: {v if raw else decode_header_value(v[:8192])}\n"
                              for k, v in self.headers)
         elif lname == "tocc":
@@ -109,8 +127,18 @@ class PreparedMessage:
         self._cache[key] = result
         return result
 
+    def _relays(self) -> Relays:
+        if self.relays is None:
+            self.relays = parse_relays(self.headers)
+        return self.relays
+
     def header_exists(self, name: str) -> bool:
-        """Whether a header of that name is present (``exists:``)."""
+        """Whether a header of that name is present (``exists:``); for the pseudo-headers
+        (``ToCc``, ``ALL``, ``MESSAGEID``) whether they have a value, as SpamAssassin's
+        ``exists:`` asks ``get`` for a defined value.  ``ALL`` and ``MESSAGEID`` are
+        upper case there (``exists:MessageID`` asks for a header of that name)."""
+        if name in ("ALL", "MESSAGEID") or name.lower() == "tocc":
+            return self.header_text(name, raw=True) is not None
         lname = name.lower()
         return bool(self._values(lname))
 
@@ -185,6 +213,18 @@ def _paragraphs(text: bytes) -> list[bytes]:
     return out
 
 
+def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
+    """A decoded part cut after ``limit`` octets as ``get_decoded_body_text_array`` cuts
+    it: at the next newline, else ``>``, else space within 1 KB, else at ``limit``."""
+    if len(data) <= limit:
+        return data
+    for sep in (b"\n", b">", b" "):
+        i = data.find(sep, limit)
+        if 0 <= i and i - limit <= 1024:
+            return data[:i + 1]
+    return data[:limit]
+
+
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
@@ -224,7 +264,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list
     return parts, True
 
 
-def _decode_part(part: MimePart) -> bytes:
+def decode_part(part: MimePart) -> bytes:
+    """A MIME leaf's body with its transfer encoding undone (bad base64: empty)."""
     import base64
     import binascii
     import quopri
@@ -238,6 +279,46 @@ def _decode_part(part: MimePart) -> bytes:
     if part.encoding == "quoted-printable":
         return quopri.decodestring(data)
     return data
+
+
+_MAX_MAIL_URIS = 100
+# SpamAssassin's _tbirdurire, the e-mail branch: "mailto:..." or "local@domain", between
+# Thunderbird's delimiters (PerMsgStatus.pm); the domain must end in a letter TLD
+_END_MAIL = r"""><"`}\]{[|\s\x1b\xa0,('\x80-\xff"""
+_TEXT_MAIL = re.compile(
+    rb"(?:^|(?<=[><\"'`,{\[(|\s\x1b\xa0]))"
+    rb"(mailto:[^" + _END_MAIL.encode() + rb"]{1,2048}"
+    rb"|[^" + _END_MAIL.encode() + rb"@]{1,251}@[^" + _END_MAIL.encode() + rb"]{1,251})",
+    re.IGNORECASE)
+_HTML_MAILTO = re.compile(rb"""\bhref\s*=\s*["']?\s*(mailto:[^"'>\s]{1,2048})""", re.IGNORECASE)
+_MAIL_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
+_MAIL_DOMAIN = re.compile(rb"@[^?&>@]*\.[a-z]{2,63}(?:[?&>]|$)", re.IGNORECASE)
+
+
+def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
+    """The ``mailto:`` URIs SpamAssassin adds to its URI list: each e-mail address or
+    ``mailto:`` in the rendered text (as ``mailto:ADDRESS``) and each ``mailto:`` link of
+    the HTML parts, de-duplicated, at most ``limit``."""
+    seen: dict[bytes, None] = {}
+    data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
+    for m in _TEXT_MAIL.finditer(data):
+        raw = _MAIL_TRAILING.sub(b"", re.sub(rb"(^[^(]*)\).*$", rb"\1", m.group(1)))
+        if b"@" not in raw or not re.search(rb"@.+?\.", raw) or b"&nbsp;" in raw:
+            continue
+        if not raw.lower().startswith(b"mailto:"):
+            raw = b"mailto:" + re.sub(rb"^(?:skype|e?-?mail)?:+", b"", raw, flags=re.I)
+        if _MAIL_DOMAIN.search(raw):
+            seen[raw] = None
+        if len(seen) >= limit:
+            return list(seen)
+    for part in parts:
+        if part.content_type != "text/html":
+            continue
+        for m in _HTML_MAILTO.finditer(decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
+            seen[m.group(1)] = None
+            if len(seen) >= limit:
+                return list(seen)
+    return list(seen)
 
 
 def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
@@ -259,11 +340,17 @@ def prepare_message(view: MessageView, raw: bytes) -> PreparedMessage:
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10])
     rawbody: list[bytes] = []
     for part in parts:
-        if not part.content_type.startswith("text/") or part.is_attachment:
+        # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
+        # attachments included, but not text/calendar
+        if (not part.content_type.startswith(("text/", "message/"))
+                or part.content_type == "text/calendar"):
             continue
-        data = _decode_part(part)[:RAWBODY_PART_SCAN_SIZE]
-        rawbody.extend(data.splitlines(keepends=True))
+        # (SpamAssassin scans 2-4 KB pieces, split_into_array_of_short_paragraphs; lines
+        # are scanned here: Hyperscan's multi-pattern database and ``re`` disagree on a
+        # few multi-line patterns over longer units)
+        rawbody.extend(_truncate(decode_part(part)).splitlines(keepends=True))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
+    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
     return PreparedMessage(
         view=view,
         raw=raw,

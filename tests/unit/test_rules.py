@@ -161,14 +161,14 @@ def test_skipped_rules_have_reasons() -> None:
     rs = parse_rule_text(
         "body NET eval:check_rbl('x', 'y')\n"
         "body BAD /\\Gx/\n"
-        "header RELAY X-Spam-Relays-External =~ /x/\n"
+        "header RELAY X-Spam-DKIM-Signing-Domain =~ /x/\n"
         "meta LOOP1 LOOP2\nmeta LOOP2 LOOP1\n"
         "meta SYNTAX A &&\n"
         "header OK eval:check_for_missing_to_header()\n"
     )
     assert rs.skipped["NET"] == "eval not implemented: check_rbl"
     assert rs.skipped["BAD"].startswith("regex:")
-    assert rs.skipped["RELAY"] == "pseudo-header X-Spam-Relays-External"
+    assert rs.skipped["RELAY"] == "pseudo-header X-Spam-DKIM-Signing-Domain"
     assert rs.skipped["LOOP1"] == rs.skipped["LOOP2"] == "meta: dependency cycle"
     assert rs.skipped["SYNTAX"].startswith("meta syntax")
     assert set(rs.rules) == {"OK"}

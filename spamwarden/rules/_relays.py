@@ -1,0 +1,245 @@
+"""SpamAssassin's relay pseudo-headers (``X-Spam-Relays-Trusted``, ``-Untrusted``,
+``-Internal``, ``-External``) from the ``Received`` header fields.
+
+A reduced ``Mail::SpamAssassin::Message::Metadata::Received``: the clauses every relay
+line shares (``id``, ``helo=``/``HELO``, ``by``, the authenticated-submission markers,
+``envelope-from``) are read as SpamAssassin reads them; the client part (HELO, reverse
+DNS name, IP address) is read from the common Sendmail, Postfix, Exim, qmail and
+Microsoft forms, not from each of the dozens of formats SpamAssassin knows.  Trust is
+inferred as SpamAssassin infers it when ``trusted_networks`` is not set: relays are
+trusted from the top while their client address is private or they authenticated; the
+first other one and all below it are untrusted (and external).  Each relay is rendered
+``[ ip=... rdns=... helo=... by=... ident=... envfrom=... intl=0|1 id=... auth=... msa=0 ]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Relays", "parse_relays"]
+
+_MAX_RECEIVED = 50
+_IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_IP = r"(?:IPv6:)?(?:" + _IP4 + r"|[0-9a-fA-F]*:[0-9a-fA-F:.]+)"
+_PRIVATE = re.compile(
+    r"^(?:(?:10|127|169\.254|172\.(?:1[6-9]|2[0-9]|3[01])|192\.168"
+    r"|100\.(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7]))\..*"
+    r"|::1|fe[89ab][0-9a-f]?:.*|f[cd][0-9a-f]{2}:.*)$", re.IGNORECASE)
+_DATE_TAIL = re.compile(
+    r"[\s;]+(?:(?:Mon|T(?:ue|hu)|Wed|Fri|S(?:at|un)), )?\d+ "
+    r"(?:J(?:an|u[nl])|Feb|Ma[ry]|A(?:pr|ug)|Sep|Oct|Nov|Dec) \d+ \d+:\d+(?::\d+)? \S+$")
+_HELO_CHARS = r"[-A-Za-z0-9.^+_&:=?!@%*$\\/]"
+_HELO_EQ = re.compile(r"\bhelo=(" + _HELO_CHARS + r"+)(?:[^-A-Za-z0-9.^+_&:=?!@%*$\\/]|$)")
+_HELO_CMD = re.compile(r"\b(?:HELO|EHLO) (" + _HELO_CHARS + r"+)(?:[^-A-Za-z0-9.^+_&:=?!@%*$\\/]|$)")
+_AUTH_WITH = re.compile(r" with ((?:ES|L|UTF8S|UTF8L)MTPS?A|ASMTP|HTTP[SU]?)(?: |;|$)",
+                        re.IGNORECASE)
+_GMAIL_SUBMIT = re.compile(
+    r" by mx\.google\.com with ESMTPS id [a-z0-9]{1,4}sm[0-9]{2,9}[a-z]{3}\.[0-9]{1,3}"
+    r"\.[0-9]{4}\.(?:[0-6][0-9]\.){4}[0-6][0-9]")
+_GMAIL_TLS = re.compile(r"\(version=([^ ]+) cipher=([^)]+)\)")
+_FETCHER = re.compile(r"with (?:POP3|IMAP)")
+_STRIP = re.compile(r"[\s\x00#\[\]()<>|]")
+
+# client forms, tried in order on the text after "from " (SpamAssassin's, reduced)
+_FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
+    (re.compile(p), groups, looked_up) for p, groups, looked_up in (
+        # SpamAssassin's line for an originating_ip_headers field
+        (r"^X-Originating-IP: (" + _IP + r") by$", ("ip",), False),
+        # Sendmail: helo (ident@[ip]) - no reverse DNS name
+        (r"^(\S+) \((\S*)@\[(" + _IP + r")\][^)]*\)", ("helo", "ident", "ip"), True),
+        # Sendmail: helo (rdns [ip]) / helo (ident@rdns [ip]) / helo (rdns [ip] (may be forged))
+        (r"^(\S+) \((?:(\S*)@)?(\S+) \[(" + _IP + r")\][^)]*\)", ("helo", "ident", "rdns", "ip"),
+         True),
+        # Postfix: helo (rdns[ip]), helo (unknown[ip])
+        (r"^(\S+) \((\S+)\[(" + _IP + r")\]\)", ("helo", "rdns", "ip"), True),
+        # Exim: rdns ([ip] helo=x), [ip] (helo=x)
+        (r"^(\S+) \(\[(" + _IP + r")\](?::\d+)? helo=\S+\)", ("rdns", "ip"), True),
+        (r"^\[(" + _IP + r")\](?::\d+)? \(helo=\S+\)", ("ip",), True),
+        # qmail / qpsmtpd: rdns (HELO helo) (ip) / [ip]
+        (r"^(\S+) \((?:HELO|EHLO) \S*\) \(\[?(" + _IP + r")\]?\)", ("rdns", "ip"), False),
+        (r"^(\S+) \((?:HELO|EHLO) \S*\) \[(" + _IP + r")\]", ("rdns", "ip"), False),
+        # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip)
+        (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), True),
+        (r"^(\S+) \( ?(" + _IP + r")\)", ("helo", "ip"), False),
+        # helo [ip] / [ip] / ip
+        (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
+        (r"^\[(" + _IP + r")\]", ("ip",), False),
+        (r"^(" + _IP4 + r")(?:\s|$)", ("ip",), False),
+    )
+)
+# qmail: "rdns (HELO helo) (ident@ip) by host with SMTP"; without HELO the name is both
+_QMAIL = re.compile(
+    r"^\S+(?: \((?:HELO|EHLO) \S*\))? \((?:\S+@)?\[?" + _IP + r"\]?\)"
+    r"(?: \(envelope-sender <\S+>\))? by \S+(?: \(.+\))* with (?:.* )?(?:SMTP|QMQP)(?! id )")
+_ENV = r"(?: \(envelope-sender <\S+>\))? by "
+_QMAIL_FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (re.compile(p), g) for p, g in (
+        (r"^(\S+) \((?:HELO|EHLO) ([^ ()]*)\) \((\S*)@\[?(" + _IP + r")\]?\)" + _ENV,
+         ("rdns", "helo", "ident", "ip")),
+        (r"^(\S+) \((?:HELO|EHLO) ([^ ()]*)\) \(\[?(" + _IP + r")\]?\)" + _ENV,
+         ("rdns", "helo", "ip")),
+        (r"^(\S+) \((\S*)@\[?(" + _IP + r")\]?\)" + _ENV, ("rdns", "ident", "ip")),
+        (r"^(\S+) \(\[?(" + _IP + r")\]?\)" + _ENV, ("rdns", "ip")),
+    )
+)
+_SENDMAIL_BY = re.compile(r"^\S+ \(\S+ \[[^\]]+\](?:.*\) by \S+ \(|\) by \S+ with \S+ \()")
+_ANY_IP = re.compile(r"\[(" + _IP + r")\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Relays:
+    """The four pseudo-header values (relays joined by one space; ``""``: none)."""
+
+    trusted: str
+    untrusted: str
+    internal: str
+    external: str
+    #: how many Received headers from the top are trusted (SpamAssassin's
+    #: last_trusted_relay_index + 1): ALL-EXTERNAL starts at the next one
+    trusted_received: int = 0
+
+    def get(self, name: str) -> str | None:
+        """The value for a pseudo-header name (lower case), ``None`` for another name."""
+        return {"x-spam-relays-trusted": self.trusted,
+                "x-spam-relays-untrusted": self.untrusted,
+                "x-spam-relays-internal": self.internal,
+                "x-spam-relays-external": self.external}.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Relay:
+    ip: str
+    rdns: str
+    helo: str
+    by: str
+    ident: str
+    envfrom: str
+    id: str
+    auth: str
+
+    def render(self, internal: bool) -> str:
+        return (f"[ ip={self.ip} rdns={self.rdns} helo={self.helo} by={self.by} "
+                f"ident={self.ident} envfrom={self.envfrom} intl={int(internal)} "
+                f"id={self.id} auth={self.auth} msa=0 ]")
+
+
+def _clean(text: str) -> str:
+    return _STRIP.sub("!", text)
+
+
+def parse_received(line: str) -> _Relay | Literal[False] | None:
+    """One relay from a ``Received`` value; ``False`` for a mail fetcher's handover
+    (fetchmail, getmail: ``with POP3`` / ``with IMAP``); ``None`` when it is not one
+    SpamAssassin would use (local handovers, lines without an IP address)."""
+    text = " ".join(line.split())
+    text = re.sub(r"(?:\s?;)+$", "", text)
+    if not re.match(r"^\(?from ", text, re.IGNORECASE) or re.search(r"\bwith local for\b", text):
+        return None
+    m = re.match(r"^from (\S+) by [^\s;]+ ?;", text, re.IGNORECASE)
+    if m and not re.match(r"^\[[\d.]+\]$", m.group(1)):
+        return None
+    text = _DATE_TAIL.sub("", text).replace(")by ", ") by ")
+    m = re.search(r" id <?([^\s<>;]{3,})", text)
+    rid = m.group(1) if m else ""
+    m = _HELO_EQ.search(text) or _HELO_CMD.search(text)
+    helo = m.group(1) if m else ""
+    m = re.search(r" by (\S+)(?:[^-A-Za-z0-9;.]|$)", text)
+    by = m.group(1) if m else ""
+    auth = ""
+    m = _AUTH_WITH.search(text)
+    gmail = _GMAIL_TLS.search(text) if _GMAIL_SUBMIT.search(text) else None
+    if " by " in text and m:
+        auth = m.group(1)
+    elif gmail:
+        auth = f"GMail - transport={gmail.group(1)} cipher={gmail.group(2)}"
+    elif "authenticated" in text and re.search(
+            r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by", text):
+        auth = "Sendmail"
+    else:
+        m = re.search(r"\) \(Authenticated sender: \S+\) by \S+ \(([^)]+)\) with ", text)
+        if m:
+            auth = m.group(1) if m.group(1) == "Postfix" else f"Postfix ({m.group(1)})"
+    text = re.sub(r"^\(?from ", "", text, flags=re.IGNORECASE)
+    if _FETCHER.search(text):
+        return False
+    m = re.search(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", text, re.IGNORECASE)
+    envfrom = m.group(1) if m else ""
+    client = text.split(" by ", 1)[0] + " by"
+    found: dict[str, str] = {}
+    if _QMAIL.match(text):
+        for pattern, groups in _QMAIL_FORMS:
+            m = pattern.match(text)
+            if m:
+                found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
+                if "helo" not in found:
+                    found["helo"] = found["rdns"]
+                break
+    for pattern, groups, _looked_up in () if found else _FORMS:
+        m = pattern.match(client)
+        if m:
+            found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
+            if "(may be forged)" in m.group(0) and not _SENDMAIL_BY.match(text):
+                # a name that did not resolve back: SpamAssassin keeps it only in
+                # Sendmail's own form ("by host (version)")
+                found["rdns"] = ""
+            break
+    if "ip" not in found:
+        m = _ANY_IP.search(client)
+        if m is None:
+            return None
+        found = {"ip": m.group(1)}
+    ip = re.sub(r"^ipv6:", "", found["ip"], flags=re.IGNORECASE)
+    rdns = found.get("rdns", "").rstrip(".")
+    if rdns.lower() == "unknown" or rdns.startswith("[") or rdns == ip:
+        rdns = ""
+    if not helo:
+        helo = found.get("helo", "")
+    envfrom = re.sub(r">*\s*$", "", re.sub(r"^\s*<*", "", envfrom))
+    return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
+                  ident=_clean(found.get("ident", "")), envfrom=_clean(envfrom), id=rid,
+                  auth=auth)
+
+
+#: SpamAssassin's default originating_ip_headers: webmail client addresses, read as one
+#: more relay below the Received ones
+_ORIGINATING = ("x-yahoo-post-ip", "x-originating-ip", "x-apparently-from", "x-senderip")
+
+
+def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
+    """The relay pseudo-headers for a message's header fields.
+
+    :param headers: ``(name, value)`` in message order; the Received ones (at most 50)
+        top first, then one line per originating_ip_headers field with an address.
+    :returns: trusted, untrusted, internal and external relays, as SpamAssassin renders
+        them with ``trusted_networks`` and ``internal_networks`` unset.
+    """
+    lines = [v for k, v in headers if k.lower() == "received"][:_MAX_RECEIVED]
+    for name in _ORIGINATING:
+        for k, v in headers:
+            m = re.search(_IP4, v) if k.lower() == name else None
+            if m:
+                lines.append(f"from X-Originating-IP: {m.group(0)}")
+                break
+    trusted: list[str] = []
+    untrusted: list[str] = []
+    in_trusted = True
+    last_trusted = False  # SpamAssassin's allow_mailfetch_markers
+    index = 0  # Received lines counted as trusted
+    for line in lines:
+        relay = parse_received(line)
+        if not relay:
+            if relay is False and last_trusted:
+                # a mail fetcher below trusted relays: the parse starts again from here
+                trusted = []
+            index += in_trusted
+            continue
+        if in_trusted and not (_PRIVATE.match(relay.ip) or relay.auth):
+            in_trusted = False
+        (trusted if in_trusted else untrusted).append(relay.render(in_trusted))
+        last_trusted = in_trusted
+        index += in_trusted
+    t, u = " ".join(trusted), " ".join(untrusted)
+    return Relays(trusted=t, untrusted=u, internal=t, external=u, trusted_received=index)

@@ -1,0 +1,265 @@
+"""spamwarden.rules: message preparation and evals that SpamAssassin 4.0 does differently
+from a naive reading (found by bench/rules/parity against Debian's spamassassin)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spamwarden.mail import parse_message
+from spamwarden.rules import HAVE_HYPERSCAN, RuleEngine, parse_rule_text, prepare_message
+
+BOTH = [False, True] if HAVE_HYPERSCAN else [False]
+
+
+def names(rules: str, raw: bytes, *, use_hyperscan: bool = False) -> set[str]:
+    engine = RuleEngine(parse_rule_text(rules), use_hyperscan=use_hyperscan)
+    return set(engine.counts(prepare_message(parse_message(raw), raw)))
+
+
+HEAD = (b"From: alice@example.org\n"
+        b"Subject: hello\n"
+        b"Date: Thu, 22 Aug 2002 18:26:25 +0700\n"
+        b"Message-Id: <1@example.org>\n")
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_exists_tocc_is_the_pseudo_header(use_hyperscan: bool) -> None:
+    """``exists:ToCc`` asks whether To or Cc is there (REPLYTO_WITHOUT_TO_CC relies on
+    it); ``exists:MessageID`` is a header of that name, not the MESSAGEID pseudo-header."""
+    rules = ("header __TOCC exists:ToCc\nheader __MID exists:MessageID\n"
+             "header __MID2 exists:MESSAGEID\n")
+    with_to = HEAD + b"To: bob@example.net\n\nhi\n"
+    with_cc = HEAD + b"Cc: bob@example.net\n\nhi\n"
+    without = HEAD + b"\nhi\n"
+    assert names(rules, with_to, use_hyperscan=use_hyperscan) == {"__TOCC", "__MID2"}
+    assert names(rules, with_cc, use_hyperscan=use_hyperscan) == {"__TOCC", "__MID2"}
+    assert names(rules, without, use_hyperscan=use_hyperscan) == {"__MID2"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_rawbody_reads_text_attachments(use_hyperscan: bool) -> None:
+    """SpamAssassin's rawbody is every text/* or message/* leaf, attachments included."""
+    raw = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=XX\n\n--XX\n"
+           b"Content-Type: text/plain\n\nhello\n--XX\n"
+           b"Content-Type: text/plain; name=a.txt\nContent-Disposition: attachment\n\n"
+           b"secret words\n--XX--\n")
+    assert names("rawbody __ATT /secret words/\n", raw, use_hyperscan=use_hyperscan) == {"__ATT"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_uri_list_has_mailto_for_addresses_in_the_text(use_hyperscan: bool) -> None:
+    """SpamAssassin's URI list has ``mailto:`` for each address in the text and each
+    mailto link: __UNSUB_LINK sees list footers, so KHOP_UNSUB_EMAIL does not hit."""
+    rules = (
+        "body __UNSUB_EMAIL /\\bunsubscribe\\b[-a-z_0-9.+=]{0,60}\\@[a-z0-9][-a-z_0-9.]{4,20}/i\n"
+        "uri __UNSUB_LINK /\\bunsubscribe\\b/i\n"
+        "uri __URI_MAILTO /^mailto:/i\n"
+        "meta KHOP_UNSUB_EMAIL !__UNSUB_LINK && __UNSUB_EMAIL\n"
+    )
+    raw = (HEAD + b"To: b@example.net\n\nhello\n\nTo leave, write to "
+           b"list-unsubscribe@lists.example.com.\n")
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {
+        "__UNSUB_EMAIL", "__UNSUB_LINK", "__URI_MAILTO"}
+    html = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n"
+            b"<p><a href=\"mailto:news@example.com?subject=unsubscribe\">leave</a></p>\n")
+    assert names(rules, html, use_hyperscan=use_hyperscan) == {"__UNSUB_LINK", "__URI_MAILTO"}
+    assert names(rules, HEAD + b"To: b@example.net\n\nVi@gra now\n",
+                 use_hyperscan=use_hyperscan) == set()
+
+
+DATE_RULES = ("header DATE_IN_PAST_12_24 eval:check_for_shifted_date('-24', '-12')\n"
+              "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+              "header DATE_OK eval:check_for_shifted_date('-3', '3')\n")
+
+
+def test_shifted_date_takes_the_nearest_received_date() -> None:
+    """HeaderEval compares Date with every Received date and keeps the smallest
+    difference: a relay with a wrong clock on top does not make the Date look old."""
+    raw = (b"Received: from a by mx.example.net; Fri, 23 Aug 2002 14:30:00 +0000\n"
+           b"Received: from b by relay.example.org; Thu, 22 Aug 2002 11:27:00 +0000\n"
+           + HEAD + b"To: b@example.net\n\nhi\n")
+    assert names(DATE_RULES, raw) == {"DATE_OK"}
+
+
+def test_shifted_date_prefers_resent_date_and_skips_local_hop() -> None:
+    raw = (b"Received: from localhost (localhost [127.0.0.1]) by h; "
+           b"Sat, 24 Aug 2002 09:00:00 +0000\n"
+           b"Received: from b by relay.example.org; Thu, 22 Aug 2002 16:27:00 +0000\n"
+           b"Resent-Date: Thu, 22 Aug 2002 11:27:00 +0000\n"
+           + HEAD + b"To: b@example.net\n\nhi\n")
+    assert names(DATE_RULES, raw) == {"DATE_IN_PAST_03_06"}
+
+
+MIME_RULES = ("rawbody __MIME_QP eval:check_for_mime('mime_qp_count')\n"
+              "rawbody __MIME_ATT eval:check_for_mime('mime_attachment')\n"
+              "rawbody MIME_BASE64_TEXT eval:check_for_mime('mime_base64_encoded_text')\n"
+              "rawbody __QP_LONG eval:check_for_mime('mime_qp_long_line')\n")
+
+
+def test_mime_qp_count_counts_needless_escapes_only() -> None:
+    """MIMEEval's mime_qp_count ends up as the number of needlessly QP-encoded characters
+    (``=41`` for ``A``), not the number of QP parts; ``=3D`` and trailing ``=20`` are fine."""
+    qp = HEAD + b"To: b@example.net\nContent-Transfer-Encoding: quoted-printable\n\n"
+    assert names(MIME_RULES, qp + b"a=3Db caf=E9 x=20\n") == set()
+    assert names(MIME_RULES, qp + b"=46ree offer\n") == {"__MIME_QP"}
+    assert names(MIME_RULES, qp + b"x" * 78 + b"\n") == set()
+    assert names(MIME_RULES, qp + b"x" * 79 + b"\n") == {"__QP_LONG"}
+
+
+def test_mime_attachment_and_base64_text_follow_the_disposition() -> None:
+    """A file name alone is no attachment; base64 text in an ``inline`` part or with a
+    non-ASCII charset is not MIME_BASE64_TEXT."""
+    head = HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+    named = head + b"Content-Type: text/plain; name=a.txt\n\nhello\n"
+    assert names(MIME_RULES, named) == set()
+    att = head + b"Content-Type: text/plain\nContent-Disposition: attachment\n\nhello\n"
+    assert names(MIME_RULES, att) == {"__MIME_ATT"}
+    b64 = head + b"Content-Transfer-Encoding: base64\n"
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain\n\naGVsbG8K\n") == {
+        "MIME_BASE64_TEXT"}
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain; charset=utf-8\n\naGVsbG8K\n"
+                 ) == set()
+    assert names(MIME_RULES, b64 + b"Content-Type: text/plain\nContent-Disposition: inline\n\n"
+                 b"aGVsbG8K\n") == set()
+
+
+FREEMAIL_RULES = ("freemail_domains gmail.com yahoo.* hotmail.com\n"
+                  "header FREEMAIL_FROM eval:check_freemail_from()\n"
+                  "header __freemail_replyto eval:check_freemail_replyto('replyto')\n")
+
+
+def test_freemail_from_reads_resent_from_first_and_skips_role_addresses() -> None:
+    """all_from_addrs: a list's Resent-From replaces From; support@ and the like are
+    never freemail (FreeMail's default welcomelist); ``yahoo.*`` is one label."""
+    base = b"To: b@example.net\nSubject: x\n"
+    assert names(FREEMAIL_RULES, b"From: a@yahoo.co\n" + base + b"\nhi\n") == {"FREEMAIL_FROM"}
+    assert names(FREEMAIL_RULES, b"From: a@yahoo.co.uk\n" + base + b"\nhi\n") == set()
+    resent = (b"From: a@gmail.com\nResent-From: list@lists.example.org\n" + base + b"\nhi\n")
+    assert names(FREEMAIL_RULES, resent) == set()
+    assert names(FREEMAIL_RULES, b"From: support@gmail.com\n" + base + b"\nhi\n") == set()
+
+
+def test_freemail_replyto_follows_freemail_plugin() -> None:
+    """A freemail Reply-To differing from a freemail From hits; a company From with a
+    freemail Reply-To only hits when the body names another freemail address; a bulk
+    envelope sender (a list's -bounces@) skips the test."""
+    base = b"To: b@example.net\nSubject: x\n"
+    two_free = b"From: a@gmail.com\nReply-To: b@hotmail.com\n" + base + b"\nhi\n"
+    assert names(FREEMAIL_RULES, two_free) == {"FREEMAIL_FROM", "__freemail_replyto"}
+    company = b"From: a@example.com\nReply-To: b@hotmail.com\n" + base
+    assert names(FREEMAIL_RULES, company + b"\nhi\n") == set()
+    assert names(FREEMAIL_RULES, company + b"\nwrite to c@gmail.com now\n") == {
+        "__freemail_replyto"}
+    assert names(FREEMAIL_RULES, company + b"\n<c@gmail.com> wrote:\n") == set()
+    bulk = b"Return-Path: <list-bounces@lists.example.org>\n" + two_free
+    assert names(FREEMAIL_RULES, bulk) == {"FREEMAIL_FROM"}
+
+
+RELAY_RULES = (
+    "header __LAST_EXTERNAL_RELAY_NO_AUTH X-Spam-Relays-External =~ /^[^\\]]+ auth= /\n"
+    "header __RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n"
+    "header __TRUSTED_LOCAL X-Spam-Relays-Trusted =~ /ip=127\\.0\\.0\\.1 /\n"
+    "meta __NOT_SPOOFED !__LAST_EXTERNAL_RELAY_NO_AUTH\n"
+)
+
+
+def test_relay_pseudo_headers_from_received() -> None:
+    """The X-Spam-Relays-* pseudo-headers: relays are trusted from the top while their
+    address is private (trusted_networks unset), the first public one is external;
+    __NOT_SPOOFED (which reads them) is then false for unauthenticated mail."""
+    received = (
+        b"Received: from localhost (localhost [127.0.0.1])\n\tby mx.example.net (Postfix) "
+        b"with ESMTP id 3F6E343F99; Mon, 26 Aug 2002 15:31:36 -0400 (EDT)\n"
+        b"Received: from relay.example.org ([192.0.2.7])\n\tby mx.example.net (8.11.6/8.11.6) "
+        b"with ESMTP id g7QJTgZ11927; Mon, 26 Aug 2002 20:29:42 +0100\n")
+    raw = received + HEAD + b"To: b@example.net\n\nhi\n"
+    assert names(RELAY_RULES, raw) == {"__LAST_EXTERNAL_RELAY_NO_AUTH", "__RDNS_NONE",
+                                       "__TRUSTED_LOCAL"}
+    named = received.replace(b"([192.0.2.7])", b"(relay.example.org [192.0.2.7])")
+    assert names(RELAY_RULES, named + HEAD + b"\nhi\n") == {
+        "__LAST_EXTERNAL_RELAY_NO_AUTH", "__TRUSTED_LOCAL"}
+    authed = received.replace(b"with ESMTP id g7", b"with ESMTPSA id g7")
+    assert names(RELAY_RULES, authed + HEAD + b"\nhi\n") == {"__TRUSTED_LOCAL", "__NOT_SPOOFED"}
+
+
+def test_relay_forms() -> None:
+    from spamwarden.rules._relays import parse_received
+
+    def rendered(line: str) -> str | None:
+        relay = parse_received(line)
+        return relay.render(False) if relay else None
+
+    assert rendered("from mail.example.org (unknown[192.0.2.1]) by mx.example.net "
+                    "(Postfix) with ESMTP id ABC") == (
+        "[ ip=192.0.2.1 rdns= helo=mail.example.org by=mx.example.net ident= envfrom= "
+        "intl=0 id=ABC auth= msa=0 ]")
+    assert rendered("from unknown (HELO mail.example.org) (192.0.2.2) by x.example.net "
+                    "with SMTP") == (
+        "[ ip=192.0.2.2 rdns= helo=mail.example.org by=x.example.net ident= envfrom= "
+        "intl=0 id= auth= msa=0 ]")
+    assert rendered("from [192.0.2.3] (helo=pc1) by mx.example.net with esmtp (Exim 4.0) "
+                    "id 18abc-000") == (
+        "[ ip=192.0.2.3 rdns= helo=pc1 by=mx.example.net ident= envfrom= intl=0 "
+        "id=18abc-000 auth= msa=0 ]")
+    # qmail without HELO: the name is the reverse DNS name and the HELO
+    assert rendered("from relay.example.org (192.0.2.4) by mx.example.net with SMTP; "
+                    "7 May 2002 14:36:59 -0000") == (
+        "[ ip=192.0.2.4 rdns=relay.example.org helo=relay.example.org by=mx.example.net "
+        "ident= envfrom= intl=0 id= auth= msa=0 ]")
+    # a name that did not resolve back, outside Sendmail's own form: no reverse DNS
+    assert rendered("from h.example.org (h.example.org [192.0.2.5] (may be forged)) by "
+                    "mx.example.net  with SMTP id n9Q") == (
+        "[ ip=192.0.2.5 rdns= helo=h.example.org by=mx.example.net ident= envfrom= "
+        "intl=0 id=n9Q auth= msa=0 ]")
+    assert rendered("by 10.220.12.1 with SMTP id abc; Wed, 19 May 2010 10:00:00 -0700") is None
+    assert rendered("from mx.example.net by mx.example.net; Wed, 19 May 2010") is None
+
+
+def test_relays_restart_below_a_mail_fetcher() -> None:
+    """A fetchmail/getmail handover (``with IMAP``, ``with POP3``) below trusted relays
+    restarts the parse: the local relays above it are not the message's."""
+    raw = (
+        b"Received: from localhost (localhost [127.0.0.1]) by box.example.net (Postfix) "
+        b"with ESMTP id 1; Fri, 19 Jul 2002 18:22:58 -0400\n"
+        b"Received: from mail.example.net [192.0.2.9] by localhost with IMAP "
+        b"(fetchmail-5.9.0) for jm@localhost (single-drop); Fri, 19 Jul 2002 23:22:58 +0100\n"
+        b"Received: from relay.example.org (relay.example.org [192.0.2.7]) by "
+        b"mail.example.net (8.11.6/8.11.6) with ESMTP id g6; Fri, 19 Jul 2002 23:22:13 +0100\n"
+        + HEAD + b"\nhi\n")
+    assert names(RELAY_RULES, raw) == {"__LAST_EXTERNAL_RELAY_NO_AUTH"}
+
+
+def test_gmail_submission_counts_as_authenticated() -> None:
+    from spamwarden.rules._relays import parse_received
+
+    relay = parse_received(
+        "from think.homelan ([92.86.142.199]) by mx.google.com with ESMTPS id "
+        "22sm4914127fkr.29.2010.05.15.08.07.08 (version=TLSv1/SSLv3 cipher=RC4-MD5)")
+    assert relay and relay.auth == "GMail - transport=TLSv1/SSLv3 cipher=RC4-MD5"
+
+
+def test_a_rule_scored_zero_is_not_run() -> None:
+    """SpamAssassin does not run a rule whose score is 0 (score X 0 disables it); a meta
+    naming it sees it as not hit."""
+    rules = ("body ZERO /hello/\nscore ZERO 0\n"
+             "body ONE /hello/\n"
+             "meta USES_ZERO ZERO || !ONE\n"
+             "body __SUB /hello/\n")
+    rs = parse_rule_text(rules)
+    assert rs.skipped["ZERO"] == "score 0: disabled"
+    assert names(rules, HEAD + b"\nhello\n") == {"ONE", "__SUB"}
+
+
+def test_html_tag_exists() -> None:
+    """HTMLEval's html_tag_exists: HTML_MIME_NO_HTML_TAG (HTML-only mail without an
+    <html> tag) no longer hits every HTML-only message."""
+    rules = ("body __TAG_EXISTS_HTML eval:html_tag_exists('html')\n"
+             "body __TAG_EXISTS_CENTER eval:html_tag_exists('center')\n"
+             "body MIME_HTML_ONLY eval:check_for_mime_html_only()\n"
+             "meta HTML_MIME_NO_HTML_TAG MIME_HTML_ONLY && !__TAG_EXISTS_HTML\n")
+    head = HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+    assert names(rules, head + b"<HTML><body><Center>hi</center></body></html>\n") == {
+        "__TAG_EXISTS_HTML", "__TAG_EXISTS_CENTER", "MIME_HTML_ONLY"}
+    assert names(rules, head + b"<p>hi <centerx>\n") == {"MIME_HTML_ONLY",
+                                                          "HTML_MIME_NO_HTML_TAG"}
