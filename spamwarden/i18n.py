@@ -36,6 +36,7 @@ __all__ = [
     "SMTP_GROUPS",
     "Language",
     "Message",
+    "detail",
     "fold_ascii",
     "negotiate",
     "placeholders",
@@ -544,6 +545,150 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the request was already {status}",
         "vi": "Yêu cầu này đã được xử lý trước đó ({status})",
     },
+    # -- details from lower layers, wrapped in an api.* generic error (its code kept) ---------
+    # POST /v1/learn outcomes (also the English of `spamwarden learn`)
+    "learn.stored": {"en": "stored", "vi": "Đã lưu"},
+    "learn.duplicate": {
+        "en": "already stored; counted once",
+        "vi": "Đã được lưu trước đó; chỉ được tính một lần",
+    },
+    "learn.unmatched": {
+        "en": "kept, but it lists nothing: {why}",
+        "vi": "Đã lưu, nhưng không dẫn đến việc chặn nào: {why}",
+    },
+    "learn.why_unknown": {
+        "en": "it matched no delivery here",
+        "vi": "thư không khớp với lần chuyển thư nào tại đây",
+    },
+    "learn.rate_limited": {
+        "en": "too many reports from {mailbox} in the last hour; try later",
+        "vi": "Có quá nhiều báo cáo từ {mailbox} trong một giờ qua; vui lòng thử lại sau",
+    },
+    "learn.store_failed": {
+        "en": "the store is unavailable; try again later",
+        "vi": "Tạm thời không truy cập được kho dữ liệu; vui lòng thử lại sau",
+    },
+    "learn.not_local": {
+        "en": "{user} is not an address at {domains} (intake.local_domains)",
+        "vi": "{user} không phải là địa chỉ thuộc {domains} (intake.local_domains)",
+    },
+    "learn.too_large": {
+        "en": "the message is larger than intake.max_message_bytes ({limit})",
+        "vi": "Thư lớn hơn giới hạn intake.max_message_bytes ({limit})",
+    },
+    "learn.no_header": {
+        "en": "no message header section was found",
+        "vi": "Không tìm thấy phần tiêu đề của thư",
+    },
+    # recipient settings and allow/deny entries (spamwarden/settings/; also the English
+    # of `spamwarden settings`); {what} is one of the settings.what.* texts
+    "settings.what.target": {"en": "target", "vi": "đối tượng áp dụng"},
+    "settings.what.address_domain": {
+        "en": "the domain of the address",
+        "vi": "tên miền của địa chỉ",
+    },
+    "settings.what.entry": {"en": "{kind} entry", "vi": "mục {kind}"},
+    "settings.domain_too_long": {
+        "en": "{what} is longer than 253 characters",
+        "vi": "{what} dài hơn 253 ký tự",
+    },
+    "settings.not_domain": {
+        "en": "{what} {value} is not a domain name such as example.org",
+        "vi": "{what} {value} không phải là tên miền (ví dụ: example.org)",
+    },
+    "settings.address_too_long": {
+        "en": "address is longer than {limit} characters",
+        "vi": "địa chỉ dài hơn {limit} ký tự",
+    },
+    "settings.not_address": {
+        "en": "{value} is not a mail address such as alice@example.org",
+        "vi": "{value} không phải là địa chỉ thư (ví dụ: alice@example.org)",
+    },
+    "settings.local_too_long": {
+        "en": "the local part of {value} is longer than {limit} characters",
+        "vi": "phần trước @ của {value} dài hơn {limit} ký tự",
+    },
+    "settings.target_not_string": {
+        "en": "a target must be a string",
+        "vi": "đối tượng áp dụng phải là một chuỗi ký tự",
+    },
+    "settings.target_required": {
+        "en": "a target (recipient address or domain) is required",
+        "vi": "thiếu đối tượng áp dụng (địa chỉ hoặc tên miền người nhận)",
+    },
+    "settings.entry_not_string": {
+        "en": "an entry must be a string",
+        "vi": "mục phải là một chuỗi ký tự",
+    },
+    "settings.entry_required": {"en": "an entry is required", "vi": "thiếu mục cần thêm"},
+    "settings.entry_too_long": {
+        "en": "entry is longer than {limit} characters",
+        "vi": "mục dài hơn {limit} ký tự",
+    },
+    "settings.entry_kind": {
+        "en": "unknown entry kind {kind}: expected one of {kinds}",
+        "vi": "không có loại mục {kind}: phải là một trong các loại {kinds}",
+    },
+    "settings.not_network": {
+        "en": "{value} is not an IP address or network such as 192.0.2.0/24 or 2001:db8::/32",
+        "vi": "{value} không phải là địa chỉ IP hay dải mạng (ví dụ: 192.0.2.0/24 hoặc "
+              "2001:db8::/32)",
+    },
+    "settings.not_object": {
+        "en": "settings must be an object of name = number",
+        "vi": "các thiết lập phải là một đối tượng dạng tên = số",
+    },
+    "settings.unknown": {
+        "en": "unknown setting {name}: expected {names}",
+        "vi": "không có thiết lập {name}: chỉ có {names}",
+    },
+    "settings.not_number": {"en": "{name} must be a number", "vi": "{name} phải là một số"},
+    "settings.range": {
+        "en": "{name} must be a number from -{limit} to {limit}",
+        "vi": "{name} phải là một số từ -{limit} đến {limit}",
+    },
+    "settings.none_set": {
+        "en": "set at least one of {names}",
+        "vi": "cần đặt ít nhất một trong các giá trị {names}",
+    },
+    "settings.list_name": {
+        "en": "the list must be allow or deny",
+        "vi": "danh sách phải là allow hoặc deny",
+    },
+    "settings.no_threshold": {
+        "en": "set at least one threshold",
+        "vi": "cần đặt ít nhất một ngưỡng",
+    },
+    "settings.max_targets": {
+        "en": "there are already {limit} recipient settings (settings.max_targets); "
+              "remove some first",
+        "vi": "đã có {limit} thiết lập theo người nhận (settings.max_targets); vui lòng "
+              "xóa bớt trước",
+    },
+    "settings.note_too_long": {
+        "en": "the note is longer than {limit} characters",
+        "vi": "ghi chú dài hơn {limit} ký tự",
+    },
+    "settings.list_full": {
+        "en": "the {which} list already holds {limit} entries (settings.max_entries); "
+              "remove some first",
+        "vi": "danh sách {which} đã có {limit} mục (settings.max_entries); vui lòng xóa "
+              "bớt trước",
+    },
+    "settings.no_settings": {
+        "en": "{target} has no settings",
+        "vi": "{target} chưa có thiết lập riêng nào",
+    },
+    "settings.not_on_list": {
+        "en": "{entry} is not on the {which} list",
+        "vi": "{entry} không có trong danh sách {which}",
+    },
+    "settings.unordered": {
+        "en": "the thresholds in effect would not satisfy tag_threshold <= "
+              "quarantine_threshold <= reject_threshold: {thresholds}",
+        "vi": "các ngưỡng áp dụng sẽ không thỏa mãn tag_threshold <= quarantine_threshold "
+              "<= reject_threshold: {thresholds}",
+    },
 }
 
 
@@ -605,13 +750,29 @@ class Message:
     values: dict[str, object] = field(default_factory=dict)
 
     def render(self, language: str) -> str:
-        """The text in ``language`` (see :func:`text`)."""
-        return text(language, self.msg_id, **self.values)
+        """The text in ``language`` (see :func:`text`); a value that is itself a
+        :class:`Message` (a detail from a lower layer) is rendered in ``language`` too."""
+        values = {k: v.render(language) if isinstance(v, Message) else v
+                  for k, v in self.values.items()}
+        return text(language, self.msg_id, **values)
+
+    def __str__(self) -> str:
+        """The English text: an exception raised with a :class:`Message` reads as before
+        in logs and on the command line."""
+        return self.render("en")
 
     @property
     def code(self) -> str:
         """The machine code: the id without its group (``api.not_listed`` → ``not_listed``)."""
         return self.msg_id.split(".", 1)[-1]
+
+
+def detail(exc: BaseException) -> str | Message:
+    """What ``exc`` says: the :class:`Message` it was raised with
+    (``raise SettingsError(Message(...))``), else its English text."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], Message):
+        return exc.args[0]
+    return str(exc)
 
 
 def negotiate(accept_language: str, default: str = "en") -> Language:
