@@ -689,6 +689,58 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "các ngưỡng áp dụng sẽ không thỏa mãn tag_threshold <= quarantine_threshold "
               "<= reject_threshold: {thresholds}",
     },
+    # consent registry validation (spamwarden/consent/registry.py; the API's details)
+    "registry.advertiser_id": {
+        "en": "advertiser id {value}: use 1-64 letters, digits, '.', '_' or '-' "
+              "(starting with a letter or digit)",
+        "vi": "mã nhà quảng cáo {value} không hợp lệ: hãy dùng 1-64 chữ cái, chữ số, '.', "
+              "'_' hoặc '-' (bắt đầu bằng chữ cái hoặc chữ số)",
+    },
+    "registry.not_address": {
+        "en": "not an email address: {value}",
+        "vi": "không phải là địa chỉ thư điện tử: {value}",
+    },
+    "registry.not_registrable": {
+        "en": "not a registrable domain: {value}",
+        "vi": "không phải là tên miền có thể đăng ký: {value}",
+    },
+    "registry.domain_taken": {
+        "en": "{domain} is registered to advertiser {advertiser}",
+        "vi": "{domain} đã được đăng ký cho nhà quảng cáo {advertiser}",
+    },
+    "registry.unknown_advertiser": {
+        "en": "no advertiser {advertiser}",
+        "vi": "không có nhà quảng cáo {advertiser}",
+    },
+    "registry.method": {
+        "en": "consent method {value}: one of {methods}",
+        "vi": "phương thức đồng ý {value} không hợp lệ: phải là một trong {methods}",
+    },
+    "registry.item_method": {
+        "en": "method must be one of {methods}",
+        "vi": "method phải là một trong {methods}",
+    },
+    "registry.item_not_object": {
+        "en": "not an object",
+        "vi": "không phải là một đối tượng JSON",
+    },
+    "registry.time": {
+        "en": "consent time {value} is not a plausible past time",
+        "vi": "thời điểm đồng ý {value} không phải là một thời điểm hợp lý trong quá khứ",
+    },
+    "registry.time_format": {
+        "en": "{value}: use ISO 8601, Unix seconds or a duration like 365d",
+        "vi": "{value}: hãy dùng định dạng ISO 8601, số giây Unix hoặc một khoảng thời gian "
+              "như 365d",
+    },
+    "registry.expiry": {
+        "en": "consent expiry must be after the consent time",
+        "vi": "thời điểm hết hạn của sự đồng ý phải sau thời điểm đồng ý",
+    },
+    "registry.max_per_day": {
+        "en": "max_per_day must be 0 (the configured cap) or more",
+        "vi": "max_per_day phải từ 0 (mức giới hạn đã cấu hình) trở lên",
+    },
 }
 
 

@@ -14,6 +14,7 @@ import redis.asyncio
 from aiohttp import test_utils
 
 from spamwarden.api.app import build_app
+from spamwarden.api.consent import consent_module
 from spamwarden.api.learn import learn_module
 from spamwarden.api.settings import settings_module
 from spamwarden.config import config_from_mapping
@@ -33,6 +34,8 @@ def run_api(redis_url: str, scenario: Scenario, *, language: str,
     cfg = config_from_mapping({"api": {"operator_tokens": [TOKEN],
                                        "public_url": "https://bl.example.net"},
                                "intake": {"local_domains": ["example.vn"]},
+                               "redis": {"url": redis_url},
+                               "consent": {"token_key": "0123456789abcdef0123"},
                                "i18n": {"language": language}})
 
     async def main() -> None:
@@ -202,3 +205,34 @@ def test_learn_outcomes_in_vietnamese(redis_url: str) -> None:
         assert (await r.json())["message"] == "already stored; counted once"
 
     run_api(redis_url, scenario, language="vi", modules=[learn_module])
+
+
+def test_consent_validation_in_vietnamese(redis_url: str) -> None:
+    async def scenario(c: test_utils.TestClient) -> None:
+        r = await c.post("/v1/advertisers", json={"id": "bad id!"}, headers=OP)
+        body = await _error(r)
+        assert (r.status, body["code"]) == (400, "bad_request")
+        assert body["error"] == ("advertiser id 'bad id!': use 1-64 letters, digits, '.', '_' "
+                                 "or '-' (starting with a letter or digit)")
+        assert body["message"] == (
+            "Yêu cầu không hợp lệ: mã nhà quảng cáo 'bad id!' không hợp lệ: hãy dùng 1-64 "
+            "chữ cái, chữ số, '.', '_' hoặc '-' (bắt đầu bằng chữ cái hoặc chữ số)")
+
+        r = await c.get("/v1/recipients/nobody", headers=OP)
+        body = await _error(r)
+        assert body["error"] == "not an email address: 'nobody'"
+        assert body["message"] == ("Yêu cầu không hợp lệ: không phải là địa chỉ thư điện tử: "
+                                   "'nobody'")
+
+        r = await c.post("/v1/advertisers", json={"id": "shop-i18n", "domains": ["shop.vn"]},
+                         headers=OP)
+        assert r.status in (200, 201), await r.text()
+        r = await c.post("/v1/advertisers/shop-i18n/consents", headers=OP, json={
+            "consents": [{"recipient": "an@example.vn", "method": "fax"}]})
+        body = await _error(r)
+        assert (r.status, body["code"]) == (400, "consent_item")
+        assert body["error"] == "consents[0]: method must be one of form, reply, call, app"
+        assert body["message"] == ("Bản ghi consents[0] không hợp lệ: method phải là một "
+                                   "trong form, reply, call, app")
+
+    run_api(redis_url, scenario, language="vi", modules=[consent_module])
