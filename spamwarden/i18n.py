@@ -741,6 +741,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "max_per_day must be 0 (the configured cap) or more",
         "vi": "max_per_day phải từ 0 (mức giới hạn đã cấu hình) trở lên",
     },
+    # listing keys and operator listings (spamwarden/reputation/listings.py, /v1/listings)
+    "listings.not_address": {
+        "en": "{value} is not a mail address",
+        "vi": "{value} không phải là địa chỉ thư",
+    },
+    "listings.not_key": {
+        "en": "{value} is not an IP address, a CIDR block or a domain name",
+        "vi": "{value} không phải là địa chỉ IP, dải CIDR hay tên miền",
+    },
+    "listings.ttl_positive": {"en": "ttl must be more than 0", "vi": "ttl phải lớn hơn 0"},
 }
 
 

@@ -80,11 +80,22 @@ def test_errors_follow_the_configured_language(redis_url: str) -> None:
         assert body["message"] == "Cần mã truy cập (bearer token) của người vận hành"
         assert r.headers["WWW-Authenticate"] == 'Bearer realm="spamwarden"'
 
-        # a detail written by a lower layer: English inside a Vietnamese frame
+        # a detail written by a lower layer: the generic code, the English as before,
+        # the detail in Vietnamese inside the Vietnamese frame
         r = await c.get("/v1/listings/not a key!")
         body = await _error(r)
         assert (r.status, body["code"]) == (400, "bad_request")
+        assert body["error"] == ("'not a key!' is not an IP address, a CIDR block or a "
+                                 "domain name")
+        assert body["message"] == ("Yêu cầu không hợp lệ: 'not a key!' không phải là địa chỉ "
+                                   "IP, dải CIDR hay tên miền")
+        # one the catalogue does not hold (the ipaddress module's): English in the frame
+        r = await c.post("/v1/listings", json={"key": "300.0.0.0/8", "reason": "x"},
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+        body = await _error(r)
+        assert (r.status, body["code"]) == (400, "bad_request")
         assert body["message"] == "Yêu cầu không hợp lệ: " + body["error"]
+        assert "300.0.0.0/8" in body["error"]
 
     run_api(redis_url, scenario, language="vi")
 
