@@ -751,6 +751,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "{value} không phải là địa chỉ IP, dải CIDR hay tên miền",
     },
     "listings.ttl_positive": {"en": "ttl must be more than 0", "vi": "ttl phải lớn hơn 0"},
+    # aiohttp's reason phrases (RFC 9110 §15), the detail of an api.* generic error
+    "http.404": {"en": "Not Found", "vi": "đường dẫn này không tồn tại"},
+    "http.405": {
+        "en": "Method Not Allowed",
+        "vi": "đường dẫn này không hỗ trợ phương thức HTTP đã dùng",
+    },
+    "http.413": {"en": "Request Entity Too Large", "vi": "nội dung yêu cầu vượt quá giới hạn"},
 }
 
 

@@ -89,6 +89,15 @@ def test_errors_follow_the_configured_language(redis_url: str) -> None:
                                  "domain name")
         assert body["message"] == ("Yêu cầu không hợp lệ: 'not a key!' không phải là địa chỉ "
                                    "IP, dải CIDR hay tên miền")
+        # aiohttp's own refusals: the reason phrase stays the English error
+        r = await c.get("/v1/no-such-thing")
+        body = await _error(r)
+        assert (r.status, body["code"], body["error"]) == (404, "not_found", "Not Found")
+        assert body["message"] == "Không tìm thấy: đường dẫn này không tồn tại"
+        r = await c.delete("/v1/openapi.json")
+        body = await _error(r)
+        assert (r.status, body["code"], body["error"]) == (405, "error", "Method Not Allowed")
+        assert body["message"] == "Lỗi: đường dẫn này không hỗ trợ phương thức HTTP đã dùng"
         # one the catalogue does not hold (the ipaddress module's): English in the frame
         r = await c.post("/v1/listings", json={"key": "300.0.0.0/8", "reason": "x"},
                          headers={"Authorization": f"Bearer {TOKEN}"})
