@@ -219,7 +219,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "intake.smtp.syntax": {
         "en": "Syntax: {syntax}",
-        "vi": "Sai cú pháp, đúng là: {syntax}",
+        "vi": "Sai cú pháp; cú pháp đúng: {syntax}",
     },
     "intake.smtp.help_syntax": {"en": "Syntax: {syntax}", "vi": "Cú pháp: {syntax}"},
     "intake.smtp.help": {
@@ -257,11 +257,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "intake.smtp.mail_first": {
         "en": "Error: need MAIL command",
-        "vi": "Lỗi: cần gửi lệnh MAIL trước",
+        "vi": "Lỗi: vui lòng gửi lệnh MAIL trước",
     },
     "intake.smtp.rcpt_first": {
         "en": "Error: need RCPT command",
-        "vi": "Lỗi: cần gửi lệnh RCPT trước",
+        "vi": "Lỗi: vui lòng gửi lệnh RCPT trước",
     },
     "intake.smtp.nested_mail": {
         "en": "Error: nested MAIL command",
@@ -301,7 +301,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "intake.smtp.vrfy_unknown": {
         "en": "Cannot VRFY user, but will accept message and attempt delivery",
-        "vi": "Không thể kiểm tra (VRFY) người dùng, nhưng thư sẽ được nhận và chuyển đi",
+        "vi": "Không thể kiểm tra (VRFY) người dùng, nhưng hệ thống vẫn nhận thư và sẽ "
+              "thử chuyển đi",
     },
     "intake.smtp.expn": {
         "en": "EXPN not implemented",

@@ -115,12 +115,12 @@ def test_protocol_errors_in_vietnamese_keep_their_codes(
     with intake.client() as s:
         s.ehlo("client.example.vn")
         # out of sequence: DATA and RCPT before MAIL
-        assert s.docmd("DATA") == (503, b"Loi: can gui lenh RCPT truoc")
-        assert s.docmd("RCPT", "TO:<report@example.vn>") == (503, b"Loi: can gui lenh MAIL "
+        assert s.docmd("DATA") == (503, b"Loi: vui long gui lenh RCPT truoc")
+        assert s.docmd("RCPT", "TO:<report@example.vn>") == (503, b"Loi: vui long gui lenh MAIL "
                                                                   b"truoc")
         assert s.docmd("FROB") == (500, b'Loi: khong nhan dang duoc lenh "FROB"')
         assert s.docmd("MAIL", "TO:<alice@example.vn>") == (
-            501, b"Sai cu phap, dung la: MAIL FROM: <address> [SP <mail-parameters>]")
+            501, b"Sai cu phap; cu phap dung: MAIL FROM: <address> [SP <mail-parameters>]")
         # oversized DATA without SIZE=: drained, then 552 at the end
         assert s.mail("alice@example.vn") == (250, b"Thanh cong")
         assert s.docmd("MAIL", "FROM:<alice@example.vn>") == (503, b"Loi: phien gui nay da "
@@ -160,4 +160,4 @@ def test_lmtp_protocol_errors_in_vietnamese(start_intake: Callable[..., RunningI
         assert s.docmd("MAIL", "FROM:<alice@example.vn>") == (503, b"Loi: vui long gui lenh "
                                                                    b"HELO truoc")
         assert s.ehlo("client.example.vn")[0] == 250
-        assert s.docmd("DATA") == (503, b"Loi: can gui lenh RCPT truoc")
+        assert s.docmd("DATA") == (503, b"Loi: vui long gui lenh RCPT truoc")

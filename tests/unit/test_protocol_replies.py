@@ -93,7 +93,7 @@ def test_every_line_names_a_catalogue_text(pattern: str, msg_id: str) -> None:
 
 def test_codes_stay_and_text_is_vietnamese_ascii() -> None:
     assert localize("vi", "503 Error: need RCPT command") == (
-        "503 Loi: can gui lenh RCPT truoc")
+        "503 Loi: vui long gui lenh RCPT truoc")
     assert localize("vi", "552 Error: Too much mail data") == (
         "552 Loi: thu vuot qua kich thuoc toi da cho phep")
     assert localize("vi", "421 4.7.0 DATA sent too many times") == (
@@ -102,7 +102,7 @@ def test_codes_stay_and_text_is_vietnamese_ascii() -> None:
     # HELP's 250 and a 501 share their English words, not their meaning
     assert localize("vi", "250 Syntax: HELO hostname") == "250 Cu phap: HELO hostname"
     assert localize("vi", "501 Syntax: HELO hostname") == (
-        "501 Sai cu phap, dung la: HELO hostname")
+        "501 Sai cu phap; cu phap dung: HELO hostname")
     # a value from the client is folded to ASCII like the rest
     assert localize("vi", "502 Could not VRFY <người@ví-dụ.vn>") == (
         "502 Khong the kiem tra (VRFY) <nguoi@vi-du.vn>")
