@@ -17,6 +17,15 @@ each template ``str.format`` text with the same named placeholders in every lang
 ``api.*``
     the ``message`` of a JSON error (UTF-8, diacritics kept); the machine ``code`` is the
     id without ``api.`` and never changes with the language.
+``learn.*``, ``settings.*``, ``registry.*``, ``listings.*``, ``http.*``
+    details written by a lower layer (the learn path, settings and consent validation,
+    listing keys, aiohttp's reason phrases). The layer raises its usual exception with a
+    :class:`Message` (``raise SettingsError(Message(...))``), whose ``str`` is the
+    English, so logs and the command line read as before; the API puts it inside the
+    generic ``api.*`` error of the status (:func:`detail`), which renders it in the
+    request's language. The English of each is the text the layer always wrote.
+``intake.smtp.*``
+    aiosmtpd's own protocol replies (:mod:`spamwarden.reputation.protocol_replies`).
 
 The consent texts (:mod:`spamwarden.consent.texts`) and the lookup pages
 (:mod:`spamwarden.api.lookup_texts`) keep their own catalogues in the same shape;
