@@ -154,10 +154,9 @@ def _add_config(sub: Any) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    from .doctor import CHECKS, run_checks
+    from .doctor import run_checks
 
-    names = args.check or list(CHECKS)
-    findings = run_checks(cfg, names)
+    findings = run_checks(cfg, args.check)  # None: the default set (doctor.default_checks)
     for f in findings:
         print(f"{f.level.upper():<5} {f.check:<10} {f.text}")
     failed = sum(f.level == "fail" for f in findings)
@@ -174,7 +173,12 @@ def _add_doctor(sub: Any) -> None:
         help="check config, Redis, DNS, model, Postfix settings and the blocklist",
         description="Check the configuration, Redis, the DNS resolver, the model file, the "
         "Postfix settings visible here, and the blocklist's RFC 5782 test points; say what is "
-        "wrong in plain words. Exit status 1 when a check fails.",
+        "wrong in plain words. Exit status 1 when a check fails.\n\n"
+        "The quarantine check (Postfix's hold queue: postqueue, postsuper and postcat found, "
+        "postqueue -j runs against quarantine.postfix_config_dir, postsuper runnable as root "
+        "or through quarantine.sudo) is in the default run when the milter can hold mail "
+        '(milter.quarantine = "hold"); --check quarantine runs it anyway. Run it as the '
+        "user the API runs as.",
     )
     p.add_argument("--check", action="append", choices=list(CHECKS),
                    help="run only this check (repeatable)")
@@ -581,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(sub)
     _add_learn(sub)
     _add_settings(sub)
+    _add_quarantine(sub)
     return parser
 
 
@@ -684,3 +689,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _cmd_quarantine_release(args: argparse.Namespace, cfg: Config) -> int:
+    from .quarantine_cli import cmd_release
+    from .wiring import learner
+
+    return cmd_release(args, cfg, make_intake=learner)
+
+
+def _add_quarantine(sub: Any) -> None:
+    """quarantine: held mail (Postfix's hold queue) from the mail host's shell."""
+    lazy = functools.partial(_lazy_handler, "quarantine_cli")
+    group = sub.add_parser(
+        "quarantine", help="list, show, release or delete held mail (Postfix's hold queue)",
+        formatter_class=_LineFormatter,
+        description=(
+            "Messages the milter held (action quarantine, milter.quarantine = \"hold\") wait "
+            "in Postfix's hold queue. These commands do what the console's Quarantine page "
+            "does, with the same [quarantine] settings: postqueue -j to list, postcat -bh -q "
+            "to read, postsuper -H then postqueue -i to release, postsuper -d ID hold to "
+            "delete. postsuper and postcat need root (or quarantine.sudo).\n\n"
+            "Each ID must be a Postfix queue id (as 'list' prints it); when one is not, "
+            "nothing runs. Each release and delete is logged with its queue id.\n\n"
+            "Exit status: 0 done; 1 a command failed, a message is not on hold, or the "
+            "quarantine is not configured (the reason is printed); 2 a bad queue id.\n\n"
+            "example: spamwarden quarantine list\n"
+            "example: spamwarden quarantine show 4jhHvn5jh6zJ9cK\n"
+            "example: spamwarden quarantine release --learn-ham 4jhHvn5jh6zJ9cK"),
+    )
+    q_sub = group.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
+    p = _command(q_sub, "list", lazy("cmd_list"), help="the held messages: queue id, arrival, "
+                 "size, sender, recipients (the count on standard error)")
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+    p = _command(
+        q_sub, "show", lazy("cmd_show"),
+        help="one held message: envelope, header, and the milter's verdict from the history",
+        description="Print the envelope of held message ID, the milter's verdict on it "
+        "(action, score, reason, symbols) when the message history still has it, and the "
+        "message's header (read from its first 64 KiB; control characters shown as \\xNN).")
+    p.add_argument("queue_id", metavar="ID", help="a Postfix queue id")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = _command(
+        q_sub, "release", _cmd_quarantine_release,
+        help="take held messages off hold so Postfix delivers them now",
+        description="postsuper -H ID, then postqueue -i ID, for each ID. With --learn-ham, "
+        "first file each message as not spam as quarantine.learn_user (default postmaster@ "
+        "the first intake.local_domains), as 'spamwarden learn --ham' does; a message "
+        "learning does not store is not released.")
+    p.add_argument("queue_ids", metavar="ID", nargs="+", help="Postfix queue ids")
+    p.add_argument("--learn-ham", action="store_true",
+                   help="learn each as not spam before releasing it")
+    p = _command(q_sub, "delete", lazy("cmd_delete"),
+                 help="delete held messages (postsuper -d ID hold)")
+    p.add_argument("queue_ids", metavar="ID", nargs="+", help="Postfix queue ids")

@@ -16,7 +16,7 @@ from typing import Literal
 from .config import Config, parse_hostport
 from .resolver import DnsPythonResolver, Resolver, resolver_from_config
 
-__all__ = ["Finding", "run_checks", "CHECKS"]
+__all__ = ["Finding", "run_checks", "default_checks", "CHECKS"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,68 @@ def check_external(cfg: Config, *, resolver: Resolver | None = None) -> Iterable
                           "test points correctly")
 
 
+def check_quarantine(cfg: Config, *, euid: int | None = None) -> Iterable[Finding]:
+    """Whether the quarantine (Postfix's hold queue: the console's page, ``spamwarden
+    quarantine``) works for the user running this: its programs are there,
+    ``postqueue -j`` reads the queue of ``quarantine.postfix_config_dir``, and postsuper
+    and postcat can run (as root, or ``sudo -n -l`` allows the exact command lines when
+    ``quarantine.sudo`` is set).
+
+    :param euid: the effective user id to judge (default: this process's).
+    """
+    import asyncio
+    import os
+
+    from .errors import QuarantineError, QuarantineUnavailable
+    from .quarantine import PostfixQueue
+
+    q = cfg.quarantine
+    programs = [("postqueue", q.postqueue), ("postsuper", q.postsuper), ("postcat", q.postcat)]
+    if q.sudo:
+        programs.append(("sudo", q.sudo))
+    missing = [f"quarantine.{name} = {path}" for name, path in programs
+               if not (os.path.isfile(path) and os.access(path, os.X_OK))]
+    if missing:
+        yield Finding("fail", "quarantine", "not found or not executable: " + ", ".join(missing)
+                      + " (install Postfix, or set the paths in [quarantine])")
+        return
+    yield Finding("ok", "quarantine", "found " + ", ".join(path for _, path in programs))
+    where = q.postfix_config_dir or "Postfix's default configuration directory"
+    queue = PostfixQueue(q)
+    try:
+        held = asyncio.run(queue.held())
+    except QuarantineUnavailable as exc:
+        yield Finding("fail", "quarantine", f"the quarantine is not configured: {exc} (set "
+                      "quarantine.postfix_config_dir to the directory of Postfix's main.cf)")
+        return
+    except QuarantineError as exc:
+        yield Finding("fail", "quarantine", f"postqueue -j fails against {where}: {exc}")
+        return
+    yield Finding("ok", "quarantine", f"postqueue -j reads the queue of {where}: "
+                  f"{len(held)} message(s) on hold")
+    if q.sudo:
+        try:
+            refused = asyncio.run(queue.sudo_refusals())
+        except QuarantineError as exc:
+            yield Finding("fail", "quarantine", f"cannot ask sudo: {exc}")
+            return
+        if refused:
+            yield Finding("fail", "quarantine", "sudo -n does not allow "
+                          + "; ".join(refused) + ": add the sudoers lines of "
+                          "docs/operations.md (Quarantine) for this user")
+        else:
+            yield Finding("ok", "quarantine", "sudo -n allows postsuper -H, postsuper -d ... "
+                          "hold and postcat -bh -q")
+        return
+    uid = os.geteuid() if euid is None else euid
+    if uid == 0:
+        yield Finding("ok", "quarantine", "running as root: postsuper and postcat -q can run")
+    else:
+        yield Finding("fail", "quarantine", f"postsuper and postcat -q need root and this user "
+                      f"(uid {uid}) is not root: set quarantine.sudo and the sudoers lines of "
+                      "docs/operations.md (Quarantine)")
+
+
 CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "config": check_config,
     "redis": check_redis,
@@ -241,15 +303,35 @@ CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "blocklist": check_blocklist,
     "external": check_external,
     "lookup": check_lookup,
+    "quarantine": check_quarantine,
 }
 
 
+def default_checks(cfg: Config) -> list[str]:
+    """The checks a plain ``spamwarden doctor`` runs: all, but ``quarantine`` only when
+    the milter can hold mail (:func:`~spamwarden.quarantine.holds_mail`)."""
+    from .quarantine import holds_mail
+
+    can_hold, _ = holds_mail(cfg)
+    return [name for name in CHECKS if name != "quarantine" or can_hold]
+
+
 def run_checks(cfg: Config, names: Iterable[str] | None = None) -> list[Finding]:
-    """Run the named checks (all by default); a crashing check is itself a finding."""
+    """Run the named checks (:func:`default_checks` by default, which says so when it
+    leaves the quarantine out); a crashing check is itself a finding."""
+    from .quarantine import holds_mail
+
     findings: list[Finding] = []
-    for name in names or CHECKS:
+    skipped: list[Finding] = []
+    if not names:
+        names = default_checks(cfg)
+        can_hold, why = holds_mail(cfg)
+        if not can_hold:
+            skipped.append(Finding("ok", "quarantine", f"not checked: {why} (--check "
+                                   "quarantine checks it anyway)"))
+    for name in names:
         try:
             findings.extend(CHECKS[name](cfg))
         except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
             findings.append(Finding("fail", name, f"check crashed: {type(exc).__name__}: {exc}"))
-    return findings
+    return findings + skipped

@@ -498,6 +498,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "limit and offset must be whole numbers",
         "vi": "limit và offset phải là số nguyên",
     },
+    "api.page_limit": {
+        "en": "limit must be a whole number from 1 to {max}",
+        "vi": "limit phải là một số nguyên từ 1 đến {max}",
+    },
+    "api.page_cursor": {
+        "en": "cursor is not one this list gave (use the next_cursor of the previous page, "
+              "or leave it out to start from the first page)",
+        "vi": "cursor không phải giá trị do danh sách này trả về (hãy dùng next_cursor của "
+              "trang trước, hoặc bỏ trống để bắt đầu từ trang đầu)",
+    },
     "api.history_action": {
         "en": "action must be one of {actions}",
         "vi": "action phải là một trong các giá trị {actions}",

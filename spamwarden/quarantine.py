@@ -16,6 +16,11 @@ a command line.
 through ``sudo -n`` (postsuper and postcat need root: docs/operations.md,
 "Quarantine").  Its failures are :class:`QuarantineError`;
 :class:`QuarantineUnavailable` when Postfix is not there at all.
+
+What the console's page and ``spamwarden quarantine`` both do is here, once:
+:func:`release_as_ham` (read, learn as not spam, then release), :func:`learn_user` and
+:func:`ham_learner` (who files it, over which intake), and :func:`holds_mail` (whether
+the milter's policy can hold mail at all, for ``spamwarden doctor``).
 """
 
 from __future__ import annotations
@@ -25,22 +30,31 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import QuarantineConfig
 from .errors import QuarantineError, QuarantineUnavailable
 
+if TYPE_CHECKING:
+    from .config import Config
+    from .reputation.intake import ComplaintIntake, LearnOutcome
+
 __all__ = [
     "HeldMessage",
     "HoldQueue",
+    "LearnHam",
     "PostfixQueue",
     "QuarantineError",
     "QuarantineUnavailable",
     "check_queue_id",
+    "ham_learner",
+    "holds_mail",
     "is_queue_id",
+    "learn_user",
     "parse_postqueue_json",
+    "release_as_ham",
 ]
 
 #: a Postfix short queue id: upper-case hex (microseconds and inode number)
@@ -173,6 +187,14 @@ class HoldQueue(Protocol):
         """
         ...
 
+    async def head(self, queue_id: str, *, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` bytes of the message (header first): what is shown
+        of it; a longer message is cut, not refused.
+
+        :raises QuarantineError: a bad queue id, no such message, or the command failed.
+        """
+        ...
+
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
     """Kill the command and whatever it started (its own process group)."""
@@ -183,6 +205,18 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
 
 
 _COUNT = re.compile(rb"(Released from hold|Deleted): (\d+) message")
+#: a queue id that stands for any when asking sudo what it allows
+_EXAMPLE_ID = "ABCDEF0123"
+
+
+def _postsuper_args(flag: str, qid: str) -> list[str]:
+    """``-H ID`` (release) or ``-d ID hold`` (delete, only from the hold queue)."""
+    return [flag, qid, "hold"] if flag == "-d" else [flag, qid]
+
+
+def _postcat_args(qid: str) -> list[str]:
+    """``-bh -q ID``: header and body of a queued message, without Postfix's records."""
+    return ["-bh", "-q", qid]
 
 
 class PostfixQueue:
@@ -199,14 +233,19 @@ class PostfixQueue:
         sudo = [self.cfg.sudo, "-n"] if privileged and self.cfg.sudo else []
         return [*sudo, program, *conf, *args]
 
-    async def _run(self, argv: list[str], *, limit: int = MAX_OUTPUT) -> tuple[bytes, bytes]:
+    async def _run(self, argv: list[str], *, limit: int = MAX_OUTPUT, cut: bool = False,
+                   name: str = "") -> tuple[bytes, bytes]:
         """Run ``argv``; its standard output (at most ``limit`` bytes) and error.
 
+        :param cut: output past ``limit`` is cut there (the command is stopped) instead
+            of being an error.
+        :param name: what errors call the command (default: the Postfix program's name).
         :raises QuarantineUnavailable: the program is missing, or Postfix's configuration is.
         :raises QuarantineError: it timed out, failed or wrote more than ``limit`` bytes.
         """
-        name = os.path.basename(argv[2] if self.cfg.sudo and argv[0] == self.cfg.sudo
-                                else argv[0])
+        shown = argv[1:] if self.cfg.sudo and argv[0] == self.cfg.sudo else argv
+        name = name or os.path.basename(next((a for a in shown if not a.startswith("-")),
+                                             argv[0]))
         if self.cfg.postfix_config_dir and not os.path.isfile(
                 os.path.join(self.cfg.postfix_config_dir, "main.cf")):
             raise QuarantineUnavailable(
@@ -230,6 +269,8 @@ class PostfixQueue:
             await asyncio.gather(task, return_exceptions=True)
             raise QuarantineError(f"{name} did not finish within {self.cfg.timeout:g} s")
         out, err = task.result()
+        if len(out) > limit and cut:
+            return out[:limit], err
         if len(out) > limit:
             raise QuarantineError(f"{name} wrote more than {limit} bytes")
         if proc.returncode != 0:
@@ -263,8 +304,7 @@ class PostfixQueue:
 
     async def _postsuper(self, flag: str, queue_id: str, what: str) -> None:
         qid = check_queue_id(queue_id)
-        _, err = await self._run(self._argv(self.cfg.postsuper, [flag, qid, "hold"]
-                                            if flag == "-d" else [flag, qid],
+        _, err = await self._run(self._argv(self.cfg.postsuper, _postsuper_args(flag, qid),
                                             privileged=True))
         m = _COUNT.search(err)
         if m is None or int(m.group(2)) < 1:
@@ -288,6 +328,124 @@ class PostfixQueue:
     async def read(self, queue_id: str, *, max_bytes: int) -> bytes:
         """See :meth:`HoldQueue.read` (``postcat -bh -q ID``)."""
         qid = check_queue_id(queue_id)
-        out, _ = await self._run(self._argv(self.cfg.postcat, ["-bh", "-q", qid],
+        out, _ = await self._run(self._argv(self.cfg.postcat, _postcat_args(qid),
                                             privileged=True), limit=max_bytes)
         return out
+
+    async def head(self, queue_id: str, *, max_bytes: int) -> bytes:
+        """See :meth:`HoldQueue.head`: the same ``postcat -bh -q ID`` as :meth:`read`
+        (so the one sudoers rule covers both), stopped after ``max_bytes``."""
+        qid = check_queue_id(queue_id)
+        out, _ = await self._run(self._argv(self.cfg.postcat, _postcat_args(qid),
+                                            privileged=True), limit=max_bytes, cut=True)
+        return out
+
+    async def sudo_refusals(self) -> list[str]:
+        """The privileged command lines this queue runs that ``sudo -n -l`` does not allow
+        (as ``quarantine.sudo``'s user; an example queue id stands for the real ones).
+
+        :returns: one line per refused command (empty: sudo allows them all, or
+            ``quarantine.sudo`` is empty and nothing goes through sudo).
+        :raises QuarantineUnavailable: sudo is missing, or Postfix's configuration is.
+        """
+        if not self.cfg.sudo:
+            return []
+        refused = []
+        for program, args in ((self.cfg.postsuper, _postsuper_args("-H", _EXAMPLE_ID)),
+                              (self.cfg.postsuper, _postsuper_args("-d", _EXAMPLE_ID)),
+                              (self.cfg.postcat, _postcat_args(_EXAMPLE_ID))):
+            argv = self._argv(program, args, privileged=True)
+            try:
+                await self._run([argv[0], "-l", *argv[1:]], name="sudo -l")
+            except QuarantineUnavailable:
+                raise
+            except QuarantineError as exc:
+                refused.append(f"{' '.join(argv)} ({exc})")
+        return refused
+
+
+#: files a raw message as not spam (the ``spamwarden learn --ham`` path): raw -> outcome
+LearnHam = Callable[[bytes], Awaitable["LearnOutcome"]]
+
+
+def learn_user(cfg: Config) -> str:
+    """Who a release-and-learn files the message as: ``quarantine.learn_user``, else
+    ``postmaster@`` the first of ``intake.local_domains`` ("" when there is none)."""
+    if cfg.quarantine.learn_user.strip():
+        return cfg.quarantine.learn_user.strip()
+    domains = [d.strip().rstrip(".") for d in cfg.intake.local_domains if d.strip()]
+    return f"postmaster@{domains[0]}" if domains else ""
+
+
+def ham_learner(cfg: Config, make_intake: Callable[[], ComplaintIntake]) -> LearnHam:
+    """The learning of a held message as not spam, as :func:`learn_user`, through the
+    intake policy ``make_intake()`` builds on first use
+    (:meth:`~spamwarden.reputation.intake.ComplaintIntake.learn`, as ``spamwarden learn
+    --ham`` and ``POST /v1/learn`` store a mailbox move).
+
+    :param cfg: the configuration (``quarantine.learn_user``, ``intake.local_domains``).
+    :param make_intake: builds the intake policy (called at most once).
+    :returns: the learn function; with no user to file as, its outcome is ``refused``.
+    """
+    made: list[ComplaintIntake] = []
+
+    async def learn(raw: bytes) -> LearnOutcome:
+        from .reputation.intake import LearnOutcome
+
+        user = learn_user(cfg)
+        if not user:
+            return LearnOutcome("refused", message="set quarantine.learn_user (or "
+                                "intake.local_domains) to learn from the quarantine")
+        if not made:
+            made.append(make_intake())
+        out: LearnOutcome = await made[0].learn("ham", user, raw)
+        return out
+
+    return learn
+
+
+async def release_as_ham(queue: HoldQueue, queue_id: str, *, learn: LearnHam,
+                         max_bytes: int) -> str | None:
+    """Learn a held message as not spam, then release it; nothing is released when
+    learning did not store it.
+
+    :param queue: the hold queue.
+    :param queue_id: the message (checked by :func:`check_queue_id` first).
+    :param learn: files the raw message as not spam (:func:`ham_learner`).
+    :param max_bytes: the message is read up to this size (``intake.max_message_bytes``).
+    :returns: ``None`` when learned and released, else why learning refused it.
+    :raises QuarantineError: a bad queue id, the message is not on hold (only held
+        messages are read), or a Postfix command failed.
+    """
+    qid = check_queue_id(queue_id)
+    if qid not in {m.queue_id for m in await queue.held()}:
+        raise QuarantineError(f"{qid} is not in the hold queue")
+    raw = await queue.read(qid, max_bytes=max_bytes)
+    out = await learn(raw)
+    if not out.stored:
+        return out.message or out.status
+    await queue.release(qid)
+    return None
+
+
+def holds_mail(cfg: Config) -> tuple[bool, str]:
+    """Whether the milter can hold mail (action ``quarantine``) under this configuration,
+    and why: what decides whether ``spamwarden doctor`` checks the quarantine by default.
+
+    With ``milter.quarantine = "tag"`` nothing is ever held.  With ``"hold"`` mail is
+    held by score when ``policy.quarantine_threshold`` is below ``reject_threshold``, and
+    whatever the thresholds by a DMARC ``p=quarantine`` failure (``DMARC_QUARANTINE``
+    holds, RFC 7489 §6.3), so the answer is then always yes.
+
+    :returns: (can hold, one line saying why).
+    """
+    if cfg.milter.quarantine != "hold":
+        return False, (f'milter.quarantine is "{cfg.milter.quarantine}": the milter tags '
+                       "what it would hold, so nothing waits in the hold queue")
+    p = cfg.policy
+    if p.quarantine_threshold < p.reject_threshold:
+        return True, (f"the milter holds scores from policy.quarantine_threshold "
+                      f"{p.quarantine_threshold:g} up to reject_threshold "
+                      f"{p.reject_threshold:g}, and DMARC p=quarantine failures")
+    return True, ("the milter holds DMARC p=quarantine failures (no score alone holds: "
+                  "policy.quarantine_threshold is not below reject_threshold)")

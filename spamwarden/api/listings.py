@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -26,11 +27,22 @@ from ._http import (
     operator_only,
     text_field,
 )
+from .paging import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    key_cursor,
+    page_limit,
+    parse_key_cursor,
+    parse_request_cursor,
+    request_cursor,
+)
 
 __all__ = ["listings_module", "listing_object", "request_object", "parse_ttl",
-           "LISTINGS_PATHS", "LISTINGS_SCHEMAS"]
+           "LISTINGS_PATHS", "LISTINGS_SCHEMAS", "PAGE_PARAMS"]
 
 log = logging.getLogger("spamwarden.api")
+#: the deprecated ``offset`` of ``GET /v1/listings`` at most (Redis walks that many entries)
+MAX_OFFSET = 1_000_000
 
 
 def listing_object(x: Listing) -> dict[str, Any]:
@@ -128,8 +140,20 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         status = request.query.get("status") or None
         if status not in (None, "pending", "approved", "rejected"):
             raise BadRequest(Message("api.request_status"))
-        reqs = await store.delist_requests(now=clock.now(), status=status)
-        return web.json_response([request_object(r) for r in reqs])
+        limit = page_limit(request.query)
+        after = parse_request_cursor(request.query)
+        reqs, nxt = await store.delist_request_page(now=clock.now(), status=status,
+                                                    after=after, limit=limit)
+        # the answer stays an array (older clients read it so); the next page is named in
+        # a Link header (RFC 8288) and a Next-Cursor header
+        headers = {}
+        if nxt is not None:
+            cursor = request_cursor(nxt)
+            query = {**({"status": status} if status else {}), "limit": str(limit),
+                     "cursor": cursor}
+            headers = {"Link": f'<{request.path}?{urlencode(query)}>; rel="next"',
+                       "Next-Cursor": cursor}
+        return web.json_response([request_object(r) for r in reqs], headers=headers)
 
     async def decide(request: web.Request, approve: bool) -> web.StreamResponse:
         rid = request.match_info["id"]
@@ -143,6 +167,9 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         res = await store.decide_delist_request(rid, approve=approve, note=note, now=clock.now())
         assert res is not None
         new, write = res
+        if new.status != ("approved" if approve else "rejected") or (approve and write is None):
+            # another operator decided it between the check above and this decision
+            return json_error(409, Message("api.request_decided", {"id": rid, "status": new.status}))
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
         return web.json_response({"request": request_object(new),
                                   "delisting": write.op if write else None})
@@ -160,14 +187,19 @@ def listings_module(ctx: ApiContext) -> ApiModule:
     @routes.get("/v1/listings")
     @operator_only
     async def list_all(request: web.Request) -> web.StreamResponse:
+        limit = page_limit(request.query)
+        after = parse_key_cursor(request.query)
         try:
-            limit = min(int(request.query.get("limit", "1000")), 100_000)
-            offset = max(int(request.query.get("offset", "0")), 0)
+            # deprecated: positions shift as listings come and go; cursors do not
+            offset = max(int(request.query.get("offset", "0")), 0) if after is None else 0
         except ValueError as exc:
             raise BadRequest(Message("api.limit_offset_numbers")) from exc
-        items = await store.all(now=clock.now())
-        return web.json_response({"total": len(items),
-                                  "listings": [listing_object(x) for x in items[offset:offset + limit]]})
+        now = clock.now()
+        items, nxt = await store.listing_page(after=after, limit=limit, now=now,
+                                              offset=min(offset, MAX_OFFSET))
+        return web.json_response({"total": await store.active_count(now=now),
+                                  "listings": [listing_object(x) for x in items],
+                                  "next_cursor": key_cursor(nxt) if nxt is not None else None})
 
     @routes.post("/v1/listings")
     @operator_only
@@ -231,6 +263,14 @@ _KEY_PARAM = {"name": "key", "in": "path", "required": True,
               "description": "an IP address, a CIDR block, a domain or a mail address",
               "schema": {"type": "string"}}
 _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+#: the paging parameters of the list routes (shared with lookup.py's queue)
+_LIMIT_PARAM = {"name": "limit", "in": "query", "description": "records per page",
+                "schema": {"type": "integer", "default": DEFAULT_LIMIT, "minimum": 1,
+                           "maximum": MAX_LIMIT}}
+_CURSOR_PARAM = {"name": "cursor", "in": "query",
+                 "description": "the next_cursor of the previous page (absent: the first page)",
+                 "schema": {"type": "string", "maxLength": 600}}
+PAGE_PARAMS = [_LIMIT_PARAM, _CURSOR_PARAM]
 _DECIDE_BODY = {"required": False, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"note": {"type": "string", "maxLength": 2000}}}}}}
 
@@ -262,16 +302,29 @@ LISTINGS_PATHS: dict[str, dict[str, Any]] = {
     "/v1/listings": {
         "get": {
             "tags": ["listings"], "operationId": "listListings", "security": _SEC,
-            "summary": "All active listings (operator)",
-            "parameters": [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}},
+            "summary": "Active listings by key, one page at a time (operator)",
+            "description": (
+                "At most `limit` listings after `cursor`, ordered by key, and `next_cursor` "
+                "(null after the last page): pass it back as `cursor` for the next page. A "
+                "listing that stays listed is answered exactly once across the pages, "
+                "whatever is listed or delisted meanwhile. A page may hold fewer than "
+                "`limit` listings and still have a next one. A client that sends no cursor "
+                "gets the first page and its `next_cursor`. `total` counts every active "
+                "listing."),
+            "parameters": [_LIMIT_PARAM, _CURSOR_PARAM,
+                {"name": "offset", "in": "query", "deprecated": True,
+                 "description": "listings to skip before the first page (ignored with a "
+                                "cursor; positions shift as listings change: use cursors)",
+                 "schema": {"type": "integer", "default": 0, "minimum": 0}},
             ],
-            "responses": {"200": {"description": "listings by key", "content": {
+            "responses": {"200": {"description": "one page of listings by key", "content": {
                 "application/json": {"schema": {"type": "object", "properties": {
                     "total": {"type": "integer"},
                     "listings": {"type": "array",
-                                 "items": {"$ref": "#/components/schemas/Listing"}}}}}}},
+                                 "items": {"$ref": "#/components/schemas/Listing"}},
+                    "next_cursor": {"type": ["string", "null"]}}}}}},
+                "400": {**_ERR, "description": "limit not from 1 to 10000, or not a cursor "
+                                               "of this list"},
                 **_OP_ERRORS},
         },
         "post": {
@@ -299,11 +352,24 @@ LISTINGS_PATHS: dict[str, dict[str, Any]] = {
         },
         "get": {
             "tags": ["listings"], "operationId": "listDelistRequests", "security": _SEC,
-            "summary": "Delisting requests, oldest first (operator)",
+            "summary": "Delisting requests, oldest first, one page at a time (operator)",
+            "description": (
+                "Pending requests by time filed, decided ones by time decided, all by time "
+                "filed. The answer is an array of at most `limit` requests; when more "
+                "follow, the `Next-Cursor` header holds the cursor of the next page and "
+                "the `Link` header (rel=next) its URL."),
             "parameters": [{"name": "status", "in": "query", "schema": {
-                "type": "string", "enum": ["pending", "approved", "rejected"]}}],
-            "responses": {"200": {"description": "requests", "content": {"application/json": {
-                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/DelistRequest"}}}}},
+                "type": "string", "enum": ["pending", "approved", "rejected"]}},
+                _LIMIT_PARAM, _CURSOR_PARAM],
+            "responses": {"200": {
+                "description": "requests",
+                "headers": {"Next-Cursor": {"schema": {"type": "string"},
+                                            "description": "the next page's cursor"},
+                            "Link": {"schema": {"type": "string"},
+                                     "description": "the next page (rel=next)"}},
+                "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/DelistRequest"}}}}},
+                "400": {**_ERR, "description": "bad status, limit or cursor"},
                 **_OP_ERRORS},
         },
     },

@@ -49,8 +49,9 @@ from ._http import (
     operator_only,
     text_field,
 )
-from .listings import request_object
+from .listings import PAGE_PARAMS, request_object
 from .lookup_texts import Language, negotiate, reason_text, text
+from .paging import page_limit, parse_request_cursor, request_cursor
 
 __all__ = ["LOOKUP_PATHS", "MAX_CONTACT", "MAX_REASON", "REQUEST_ID_PATTERN", "lookup_module"]
 
@@ -261,13 +262,13 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         status = request.query.get("status") or None
         if status not in (None, "pending", "approved", "rejected"):
             raise BadRequest(Message("api.request_status"))
-        try:
-            limit = max(1, min(int(request.query.get("limit", "1000")), 1000))
-        except ValueError as exc:
-            raise BadRequest(Message("api.limit_number")) from exc
-        reqs = await store.delist_requests(now=clock.now(), status=status, limit=limit)
+        limit = page_limit(request.query)
+        after = parse_request_cursor(request.query)
+        reqs, nxt = await store.delist_request_page(now=clock.now(), status=status,
+                                                    after=after, limit=limit)
         return web.json_response({"requests": [
-            {**request_object(r), "status_url": f"{base}request/{r.id}"} for r in reqs]})
+            {**request_object(r), "status_url": f"{base}request/{r.id}"} for r in reqs],
+            "next_cursor": request_cursor(nxt) if nxt is not None else None})
 
     @routes.post("/v1/delisting-requests/{id}")
     @operator_only
@@ -288,6 +289,10 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         if res is None:
             return json_error(404, Message("api.no_such_request"))
         new, write = res
+        approve = decision == "approve"
+        if new.status != ("approved" if approve else "rejected") or (approve and write is None):
+            # another operator decided it between the check above and this decision
+            return json_error(409, Message("api.already_decided", {"status": new.status}))
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)
         return web.json_response({"request": request_object(new),
                                   "delisting": write.op if write else None})
@@ -355,17 +360,23 @@ LOOKUP_PATHS: dict[str, dict[str, Any]] = {
                       "404": {"description": "no such request", "content": _HTML}}}},
     "/v1/delisting-requests": {"get": {
         "tags": ["lookup"], "operationId": "listDelistingRequests", "security": _SEC,
-        "summary": "Delisting requests, oldest first, with their status page (operator)",
+        "summary": "Delisting requests, oldest first, with their status page, one page at a "
+                   "time (operator)",
+        "description": (
+            "Pending requests by time filed, decided ones by time decided, all by time "
+            "filed; at most `limit` and `next_cursor` (null after the last page), to pass "
+            "back as `cursor`. A request whose status does not change is answered exactly "
+            "once across the pages; a client that sends no cursor gets the first page."),
         "parameters": [{"name": "status", "in": "query", "schema": {
-            "type": "string", "enum": ["pending", "approved", "rejected"]}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000,
-                                                        "maximum": 1000}}],
+            "type": "string", "enum": ["pending", "approved", "rejected"]}}, *PAGE_PARAMS],
         "responses": {"200": {"description": "requests", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"requests": {
                 "type": "array", "items": {"allOf": [
                     {"$ref": "#/components/schemas/DelistRequest"},
-                    {"type": "object", "properties": {"status_url": {"type": "string"}}}]}}}}}}},
-            "400": {**ERROR_RESPONSE, "description": "bad status or limit"}, **_OP_ERRORS}}},
+                    {"type": "object", "properties": {"status_url": {"type": "string"}}}]}},
+                "next_cursor": {"type": ["string", "null"]}}}}}},
+            "400": {**ERROR_RESPONSE, "description": "bad status, limit or cursor"},
+            **_OP_ERRORS}}},
     "/v1/delisting-requests/{id}": {"post": {
         "tags": ["lookup"], "operationId": "decideDelistingRequest", "security": _SEC,
         "summary": "Approve (the key is delisted now, DNS follows) or reject a request (operator)",

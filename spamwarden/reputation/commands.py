@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from ..config import Config, parse_duration
 from ..mail import registrable_domain
-from .listings import REASONS, KeyKind, listing_json, normalize_key, operator_reason
+from .listings import REASONS, KeyKind, Listing, listing_json, normalize_key, operator_reason
 from .listings import utc_iso as _iso
 from .store import ListingStore, SystemClock, iter_lines, window_keys
 
@@ -64,17 +64,36 @@ def cmd_listings(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden listings [--json] [--all]``: active listings, by key."""
     store = ListingStore.from_config(cfg)
     now = SystemClock().now()
-    items = store.all(now=None if args.all else now)
+    n = 0
     if args.json:
-        json.dump([listing_json(x) for x in items], sys.stdout, indent=None)
-        sys.stdout.write("\n")
+        sys.stdout.write("[")
+    for x in _listings(store, now=now, expired_too=args.all):
+        if args.json:
+            sys.stdout.write(("," if n else "") + json.dumps(listing_json(x)))
+        else:
+            state = "" if x.active(now) else " (expired)"
+            print(f"{x.key:<40} {x.kind:<7} {x.reason:<20} {_iso(x.listed_at)} -> "
+                  f"{_iso(x.expires_at)}{state}" + (f"  {x.note}" if x.note else ""))
+        n += 1
+    if args.json:
+        sys.stdout.write("]\n")
         return 0
-    for x in items:
-        state = "" if x.active(now) else " (expired)"
-        print(f"{x.key:<40} {x.kind:<7} {x.reason:<20} {_iso(x.listed_at)} -> "
-              f"{_iso(x.expires_at)}{state}" + (f"  {x.note}" if x.note else ""))
-    print(f"{len(items)} listing(s)", file=sys.stderr)
+    print(f"{n} listing(s)", file=sys.stderr)
     return 0
+
+
+def _listings(store: ListingStore, *, now: float, expired_too: bool) -> Iterator[Listing]:
+    """The listings by key: active ones a page at a time (printed as they come, memory
+    bounded by a page), or, with expired ones too, every stored record."""
+    if expired_too:
+        yield from store.all()
+        return
+    cursor = None
+    while True:
+        page, cursor = store.listing_page(after=cursor, limit=10_000, now=now)
+        yield from page
+        if cursor is None:
+            return
 
 
 def cmd_listing_show(args: argparse.Namespace, cfg: Config) -> int:

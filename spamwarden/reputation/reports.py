@@ -725,6 +725,20 @@ def is_actionable(ind: Indicators) -> bool:
 
 _SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|tr|aw|wg|sv|vs)\s*:\s*)+", re.I)
 _WORD = re.compile(r"\w+")
+#: ASCII bytes to themselves lower-cased when ``\w`` matches them (letters, digits, ``_``),
+#: every other byte to a space: on ASCII text ``translate`` + ``split`` finds the words
+#: ``_WORD`` finds, without a string object per word.
+_ASCII_WORDS = bytes(
+    c if chr(c).isascii() and (chr(c).isalnum() or c == 0x5F) else 0x20 for c in range(256)
+).lower()
+
+
+def _words(body: str) -> bytes:
+    """The words of ``body`` (its first 200,000 characters) lower-cased, joined by one
+    space, UTF-8: ``" ".join(_WORD.findall(body.lower()[:200_000]))`` encoded."""
+    if body.isascii():  # \w on ASCII is [A-Za-z0-9_]; lower() keeps the length
+        return b" ".join(body[:200_000].encode("ascii").translate(_ASCII_WORDS).split())
+    return " ".join(_WORD.findall(body.lower()[:200_000])).encode("utf-8", "replace")
 
 
 def fingerprint(
@@ -748,9 +762,9 @@ def fingerprint(
         body = view.text or view.html_text
         if view.has_text_plain and view.html_text and body.endswith(view.html_text):
             body = body[: -len(view.html_text)]  # the plain alternative alone, as forwarded inline
-        words = " ".join(_WORD.findall(body.lower()[:200_000]))
+        words = _words(body)
         h.update(b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
-                 + b"\0" + words.encode("utf-8", "replace"))
+                 + b"\0" + words)
         if not words:
             h.update(b"\0" + (view.message_id or "").strip().encode("utf-8", "replace"))
     if original.arf is not None and (view is None or original.headers_only):

@@ -18,6 +18,10 @@ key                                            what
 ``sw:{sw}:listing-changes``                    stream of :class:`ListingChange` fields, ~1,000,000 kept
 ``sw:{sw}:listing-serial``                     integer, +1 per change (the zone's SOA serial)
 ``sw:{sw}:listing-expiry``                     zset: listing key -> expires_at (finds due expiries)
+``sw:{sw}:listing-keys``                       zset: listing key -> 0, so ordered by key (ZRANGEBYLEX
+                                               pages ``GET /v1/listings``); written with the listing
+``sw:{sw}:listing-keys-built``                 "1" once listings written before ``listing-keys``
+                                               existed are indexed (no TTL; see below)
 ``sw:{sw}:offences``                           hash: listing key -> times listed (escalating TTL);
                                                kept on purpose without a TTL: offences are remembered
 ``sw:{sw}:win:c:<key>``                        zset: complaint id -> time, complaints in the window
@@ -29,6 +33,11 @@ key                                            what
 ``sw:{sw}:done:<complaint id>``                "1" once a complaint was counted (TTL 2 x window)
 ``sw:{sw}:delist-requests``                    hash: request id -> JSON of a public delisting request
 ``sw:{sw}:delist-requests-by-time``            zset: request id -> time filed (pruned after 90 days)
+``sw:{sw}:delist-requests:<status>``           zset per status (pending, approved, rejected): request
+                                               id -> time filed (pending) or decided; moved in the
+                                               script that writes the status, pruned with the request
+``sw:{sw}:delist-requests-indexed``            "1" once requests filed before the status indexes
+                                               existed are indexed (no TTL)
 ``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
 ``sw:{sw}:stats:listings:<hour>``              hash: listing changes (listed, extended, delisted,
                                                expired) in one hour (stats.py; TTL 8 days)
@@ -36,6 +45,13 @@ key                                            what
 
 ``<key>`` is a listing key as :func:`~spamwarden.reputation.listings.normalize_key`
 gives it: an IP, a registrable domain or a ``local@domain`` address.
+
+Both indexes (``listing-keys``, ``delist-requests:<status>``) are kept by the scripts that
+write what they index.  Data written by an older version has no index entries: the first
+paged read finds the ``-built`` / ``-indexed`` marker missing and indexes what is stored,
+one HSCAN page (:data:`BATCH`) per script call, then sets the marker; that happens once.
+(All services must run the new scripts before that: an old process's writes are not
+indexed.)  A store checks the marker once and then trusts the index for its lifetime.
 
 Times are Unix seconds from an injected :class:`Clock` and are rounded to
 milliseconds, so the JSON numbers Lua writes (14 significant digits) are exact.
@@ -98,6 +114,11 @@ __all__ = [
     "OFFENCES_KEY",
     "DELIST_REQUESTS_KEY",
     "DELIST_REQUESTS_INDEX_KEY",
+    "DELIST_REQUESTS_INDEXED_KEY",
+    "LISTING_KEYS_KEY",
+    "LISTING_KEYS_BUILT_KEY",
+    "REQUEST_STATUSES",
+    "request_status_key",
     "VOLUME_BUCKETS",
     "CHANGES_MAXLEN",
     "candidate_keys",
@@ -113,6 +134,21 @@ OFFENCES_KEY = "sw:{sw}:offences"
 DELIST_REQUESTS_KEY = "sw:{sw}:delist-requests"
 DELIST_REQUESTS_INDEX_KEY = "sw:{sw}:delist-requests-by-time"
 DELIST_REQUEST_RETENTION = 90 * 86400.0
+LISTING_KEYS_KEY = "sw:{sw}:listing-keys"
+LISTING_KEYS_BUILT_KEY = "sw:{sw}:listing-keys-built"
+#: the statuses of a delisting request, each with its index
+REQUEST_STATUSES = ("pending", "approved", "rejected")
+DELIST_REQUESTS_INDEXED_KEY = "sw:{sw}:delist-requests-indexed"
+
+
+def request_status_key(status: str) -> str:
+    """The index (zset) of the delisting requests with ``status``."""
+    return f"sw:{{sw}}:delist-requests:{status}"
+
+
+#: the keys the request scripts touch, in their order
+_REQUEST_KEYS = [DELIST_REQUESTS_KEY, "sw:{sw}:delist-requests-by-time",
+                 *(request_status_key(s) for s in REQUEST_STATUSES)]
 #: stored requests at most (every client is rate-limited too; this bounds many clients)
 MAX_DELIST_REQUESTS = 100_000
 #: the volume window is kept as this many buckets
@@ -123,6 +159,8 @@ CHANGES_MAXLEN = 1_000_000
 WINDOW_CAP = 100_000
 #: keys per Lua call in bulk writes (bounds the time one script blocks Redis)
 BATCH = 1000
+#: index reads of one listing page at most (each skips expired listings not yet removed)
+PAGE_ROUNDS = 8
 #: the keys every listing script touches, in the order the scripts expect
 _LISTING_KEYS = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY, EXPIRY_KEY, OFFENCES_KEY]
 
@@ -130,12 +168,13 @@ _LISTING_KEYS = [LISTINGS_KEY, CHANGES_KEY, SERIAL_KEY, EXPIRY_KEY, OFFENCES_KEY
 def _put_keys(args: Sequence[Any]) -> list[str]:
     """The listing script's keys for one argument list: the fixed ones and the counters
     of the hour of its ``now`` (``args[0]``)."""
-    return [*_LISTING_KEYS, stats_key("listings", hour_of(float(args[0])))]
+    return [*_LISTING_KEYS, stats_key("listings", hour_of(float(args[0]))), LISTING_KEYS_KEY]
 
 
 def _remove_keys(now: float) -> list[str]:
-    """The remove and expire scripts' keys: the first four and the hour's counters."""
-    return [*_LISTING_KEYS[:4], stats_key("listings", hour_of(now))]
+    """The remove and expire scripts' keys: the first four, the hour's counters and the
+    key index."""
+    return [*_LISTING_KEYS[:4], stats_key("listings", hour_of(now)), LISTING_KEYS_KEY]
 
 
 class Clock(Protocol):
@@ -301,6 +340,10 @@ _REMOVE_LUA = lua_script("spamwarden.reputation", "listing_remove")
 _EXPIRE_LUA = lua_script("spamwarden.reputation", "listing_expire")
 _COUNT_LUA = lua_script("spamwarden.reputation", "complaint_count")
 _RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
+_KEYS_INDEX_LUA = lua_script("spamwarden.reputation", "listing_keys_index")
+_REQUEST_WRITE_LUA = lua_script("spamwarden.reputation", "delist_request_write")
+_REQUEST_PRUNE_LUA = lua_script("spamwarden.reputation", "delist_request_prune")
+_REQUEST_INDEX_LUA = lua_script("spamwarden.reputation", "delist_request_index")
 
 
 # -- shared argument building and parsing -------------------------------------------------------
@@ -411,6 +454,10 @@ _SCRIPTS = {
     "expire": _EXPIRE_LUA,
     "count": _COUNT_LUA,
     "rate": _RATE_LUA,
+    "keys_index": _KEYS_INDEX_LUA,
+    "request_write": _REQUEST_WRITE_LUA,
+    "request_prune": _REQUEST_PRUNE_LUA,
+    "request_index": _REQUEST_INDEX_LUA,
 }
 
 
@@ -426,6 +473,9 @@ class _StoreBase:
         changes_maxlen: int = CHANGES_MAXLEN,
     ) -> None:
         self.settings = _Settings(listing_ttl, max_listing_ttl, window, changes_maxlen)
+        # set once this store saw the indexes' markers (the one-time indexing is done)
+        self._keys_indexed = False
+        self._requests_indexed = False
 
     def _put_args(
         self,
@@ -662,21 +712,63 @@ class _StoreBase:
                                 client=client, now=now)
         if (yield _cmd("zcard", DELIST_REQUESTS_INDEX_KEY)) >= MAX_DELIST_REQUESTS:
             raise StoreError("too many delisting requests are waiting; try again later")
-        # the record first: an index entry never points at nothing (works on Cluster)
-        yield _cmd("hset", DELIST_REQUESTS_KEY, req.id, req.to_json())
-        yield _cmd("zadd", DELIST_REQUESTS_INDEX_KEY, {req.id: req.filed_at})
+        yield _Script("request_write", _REQUEST_KEYS, self._request_args(req, only_if=""))
         return req
+
+    @staticmethod
+    def _request_args(req: DelistRequest, *, only_if: str) -> list[Any]:
+        return [req.id, req.to_json(), repr(req.filed_at), req.status, repr(req.decided_at),
+                only_if]
+
+    def _op_prune_requests(self, *, now: float) -> _Op[None]:
+        # bounded: a backlog larger than this is dropped by the following reads
+        for _ in range(10):
+            n = yield _Script("request_prune", _REQUEST_KEYS,
+                              [repr(now - DELIST_REQUEST_RETENTION), BATCH])
+            if int(n) < BATCH:
+                return
+
+    def _op_ensure_request_index(self) -> _Op[None]:
+        if self._requests_indexed:
+            return
+        if not (yield _cmd("exists", DELIST_REQUESTS_INDEXED_KEY)):
+            keys = [DELIST_REQUESTS_KEY, *_REQUEST_KEYS[2:], DELIST_REQUESTS_INDEXED_KEY]
+            cursor = "0"
+            while True:
+                cursor = _s((yield _Script("request_index", keys, [cursor, BATCH])))
+                if cursor == "0":
+                    break
+        self._requests_indexed = True
 
     def _op_delist_requests(self, *, now: float, status: str | None,
                             limit: int) -> _Op[list[DelistRequest]]:
-        old = yield _cmd("zrangebyscore", DELIST_REQUESTS_INDEX_KEY, "-inf",
-                         now - DELIST_REQUEST_RETENTION)
-        if old:
-            yield _cmd("hdel", DELIST_REQUESTS_KEY, *old)
-            yield _cmd("zrem", DELIST_REQUESTS_INDEX_KEY, *old)
-        ids = yield _cmd("zrange", DELIST_REQUESTS_INDEX_KEY, 0, -1)
+        reqs, _ = yield from self._op_delist_request_page(now=now, status=status, after=None,
+                                                          limit=limit, newest_first=False)
+        return reqs
+
+    def _op_delist_request_page(
+        self, *, now: float, status: str | None, after: tuple[float, str] | None, limit: int,
+        newest_first: bool,
+    ) -> _Op[tuple[list[DelistRequest], tuple[float, str] | None]]:
+        if status is not None and status not in REQUEST_STATUSES:
+            raise ValueError(f"not a request status: {status!r}")
+        yield from self._op_prune_requests(now=now)
+        if status is None:
+            key = DELIST_REQUESTS_INDEX_KEY
+        else:
+            yield from self._op_ensure_request_index()
+            key = request_status_key(status)
+        entries, more = yield from _op_zpage(key, after=after, limit=limit,
+                                             newest_first=newest_first)
+        ids = [m for m, _ in entries]
         raw = (yield _cmd("hmget", DELIST_REQUESTS_KEY, ids)) if ids else []
-        return self._requests(raw, status=status, limit=limit)
+        reqs = self._requests(raw, status=status, limit=limit)
+        return reqs, ((entries[-1][1], entries[-1][0]) if more and entries else None)
+
+    def _op_count_delist_requests(self, *, status: str) -> _Op[int]:
+        yield from self._op_ensure_request_index()
+        n = yield _cmd("zcard", request_status_key(status))
+        return int(n)
 
     def _op_get_delist_request(self, request_id: str) -> _Op[DelistRequest | None]:
         raw = yield _cmd("hget", DELIST_REQUESTS_KEY, request_id)
@@ -688,12 +780,101 @@ class _StoreBase:
         req = yield from self._op_get_delist_request(request_id)
         if req is None:
             return None
+        new = self._decided(req, approve=approve, note=note, now=now)
+        # the decision first, only while the request is pending: of two operators deciding
+        # at once, one decides (and delists); the other gets the request as decided
+        done = yield _Script("request_write", _REQUEST_KEYS,
+                             self._request_args(new, only_if="pending"))
+        if not int(done):
+            current = yield from self._op_get_delist_request(request_id)
+            return (current, None) if current is not None else None
         write = ((yield from self._op_delist(req.key, note=note or f"delist request {req.id}",
                                              now=now))
                  if approve else None)
-        new = self._decided(req, approve=approve, note=note, now=now)
-        yield _cmd("hset", DELIST_REQUESTS_KEY, req.id, new.to_json())
         return new, write
+
+    # paged listings
+
+    def _op_ensure_listing_index(self) -> _Op[None]:
+        if self._keys_indexed:
+            return
+        if not (yield _cmd("exists", LISTING_KEYS_BUILT_KEY)):
+            keys = [LISTINGS_KEY, LISTING_KEYS_KEY, LISTING_KEYS_BUILT_KEY]
+            cursor = "0"
+            while True:
+                cursor = _s((yield _Script("keys_index", keys, [cursor, BATCH])))
+                if cursor == "0":
+                    break
+        self._keys_indexed = True
+
+    def _op_listing_page(self, *, after: str | None, limit: int, now: float,
+                         offset: int = 0) -> _Op[tuple[list[Listing], str | None]]:
+        yield from self._op_ensure_listing_index()
+        out: list[Listing] = []
+        last = after
+        more = False
+        # an index entry may be an expired listing the worker has not removed yet: read on,
+        # a bounded number of times (a short page still carries the cursor)
+        for _ in range(PAGE_ROUNDS):
+            want = limit - len(out)
+            found = yield _cmd("zrangebylex", LISTING_KEYS_KEY,
+                               "-" if last is None else "(" + last, "+",
+                               start=offset, num=want + 1)
+            offset = 0
+            keys = [_s(k) for k in found]
+            more = len(keys) > want
+            keys = keys[:want]
+            if not keys:
+                break
+            for i in range(0, len(keys), BATCH):
+                raw = yield _cmd("hmget", LISTINGS_KEY, keys[i : i + BATCH])
+                for text in raw:
+                    if text is not None:
+                        x = Listing.from_json(text)
+                        if x.active(now):
+                            out.append(x)
+            last = keys[-1]
+            if not more or len(out) >= limit:
+                break
+        return out, (last if more else None)
+
+    def _op_active_count(self, *, now: float) -> _Op[int]:
+        n = yield _cmd("zcount", EXPIRY_KEY, f"({now!r}", "+inf")
+        return int(n)
+
+
+def _strictly_after(score: float, member: str, after: tuple[float, str], newest_first: bool) -> bool:
+    if newest_first:
+        return (score, member) < after
+    return (score, member) > after
+
+
+def _op_zpage(key: str, *, after: tuple[float, str] | None, limit: int,
+              newest_first: bool) -> _Op[tuple[list[tuple[str, float]], bool]]:
+    """The ``limit`` members of the zset ``key`` after ``after`` (a (score, member) pair)
+    in (score, member) order, or its reverse, and whether more follow.  Members that
+    share the cursor's score are skipped up to the cursor's member, so a page boundary
+    inside a run of equal scores neither repeats nor drops a member."""
+    out: list[tuple[str, float]] = []
+    start = 0
+    bound: Any = ("+inf" if newest_first else "-inf") if after is None else repr(after[0])
+    while True:
+        n = limit + 1 - len(out)
+        if newest_first:
+            page = yield _cmd("zrevrangebyscore", key, bound, "-inf", start=start, num=n,
+                              withscores=True)
+        else:
+            page = yield _cmd("zrangebyscore", key, bound, "+inf", start=start, num=n,
+                              withscores=True)
+        start += len(page)
+        for m, s in page:
+            member, score = _s(m), float(s)
+            if after is None or _strictly_after(score, member, after, newest_first):
+                out.append((member, score))
+        if len(out) > limit:
+            return out[:limit], True
+        if len(page) < n:
+            return out, False
 
 
 def _listings_from_hash(raw: dict[bytes, bytes]) -> dict[str, Listing]:
@@ -941,6 +1122,33 @@ class ListingStore(_StoreBase):
         """
         return self._run(self._op_get_many(keys, now=now))
 
+    def listing_page(self, *, after: str | None, limit: int, now: float,
+                     offset: int = 0) -> tuple[list[Listing], str | None]:
+        """One page of the listings active at ``now``, by key: those after the key
+        ``after`` (``None``: from the first), at most ``limit``.
+
+        Reads the key index (ZRANGEBYLEX) and only the page's listings (HMGET), so the cost
+        is the page's, not the store's.  Pages never repeat a listing that stayed listed
+        and never miss one: the order is the key's, which a listing keeps.  A page can be
+        shorter than ``limit`` (expired listings not yet removed are skipped, a bounded
+        number of times) and still have a next page.  The first call may index listings
+        written before the index existed (once; see the module's notes).
+
+        :param after: the last key of the previous page (the cursor).
+        :param offset: index entries to skip first (older clients' ``offset``; O(offset)).
+        :returns: the listings and the cursor of the next page (``None``: no more).
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_listing_page(after=after, limit=limit, now=now,
+                                               offset=offset))
+
+    def active_count(self, *, now: float) -> int:
+        """How many listings are active at ``now`` (ZCOUNT of the expiry index).
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_active_count(now=now))
+
     def offences(self, key: str) -> int:
         """How many times ``key`` has been listed."""
         return self._run(self._op_offences(key))
@@ -1044,6 +1252,30 @@ class ListingStore(_StoreBase):
         """Requests, oldest first (``status`` filters); requests older than 90 days are dropped."""
         return self._run(self._op_delist_requests(now=now, status=status, limit=limit))
 
+    def delist_request_page(
+        self, *, now: float, status: str | None, after: tuple[float, str] | None, limit: int,
+        newest_first: bool = False,
+    ) -> tuple[list[DelistRequest], tuple[float, str] | None]:
+        """One page of requests from an index: ``status``'s (by time filed for pending,
+        by time decided otherwise), or every request's by time filed (``status=None``);
+        oldest first unless ``newest_first``.  Requests older than 90 days are dropped
+        first (a bounded number per call).
+
+        :param after: the (score, id) cursor the previous page returned.
+        :returns: the requests and the next page's cursor (``None``: no more).
+        :raises ValueError: ``status`` is not a request status.
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_delist_request_page(now=now, status=status, after=after,
+                                                      limit=limit, newest_first=newest_first))
+
+    def count_delist_requests(self, *, status: str) -> int:
+        """How many requests have ``status`` (ZCARD of its index).
+
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_count_delist_requests(status=status))
+
     def get_delist_request(self, request_id: str) -> DelistRequest | None:
         """The request with ``request_id``, or ``None``.
 
@@ -1055,8 +1287,13 @@ class ListingStore(_StoreBase):
                               now: float) -> tuple[DelistRequest, ListingWrite | None] | None:
         """Approve (delist the key) or reject a pending request.
 
+        The decision is written only while the request is pending, in the script that
+        moves it between the status indexes; then an approval delists the key.
+
         :returns: the updated request and the delisting (``None`` when rejected),
-            or ``None`` when there is no such request.
+            or ``None`` when there is no such request. A request that was no longer
+            pending comes back as it is stored, with ``None``: nothing was changed.
+        :raises StoreError: Redis failed.
         """
         return self._run(self._op_decide_delist_request(request_id, approve=approve, note=note,
                                                         now=now))
@@ -1172,6 +1409,16 @@ class AsyncListingStore(_StoreBase):
         """See :meth:`ListingStore.get_many`."""
         return await self._run(self._op_get_many(keys, now=now))
 
+    async def listing_page(self, *, after: str | None, limit: int, now: float,
+                           offset: int = 0) -> tuple[list[Listing], str | None]:
+        """See :meth:`ListingStore.listing_page`."""
+        return await self._run(self._op_listing_page(after=after, limit=limit, now=now,
+                                                     offset=offset))
+
+    async def active_count(self, *, now: float) -> int:
+        """See :meth:`ListingStore.active_count`."""
+        return await self._run(self._op_active_count(now=now))
+
     async def offences(self, key: str) -> int:
         """See :meth:`ListingStore.offences`."""
         return await self._run(self._op_offences(key))
@@ -1221,6 +1468,18 @@ class AsyncListingStore(_StoreBase):
                               limit: int = 1000) -> list[DelistRequest]:
         """See :meth:`ListingStore.delist_requests`."""
         return await self._run(self._op_delist_requests(now=now, status=status, limit=limit))
+
+    async def delist_request_page(
+        self, *, now: float, status: str | None, after: tuple[float, str] | None, limit: int,
+        newest_first: bool = False,
+    ) -> tuple[list[DelistRequest], tuple[float, str] | None]:
+        """See :meth:`ListingStore.delist_request_page`."""
+        return await self._run(self._op_delist_request_page(
+            now=now, status=status, after=after, limit=limit, newest_first=newest_first))
+
+    async def count_delist_requests(self, *, status: str) -> int:
+        """See :meth:`ListingStore.count_delist_requests`."""
+        return await self._run(self._op_count_delist_requests(status=status))
 
     async def get_delist_request(self, request_id: str) -> DelistRequest | None:
         """See :meth:`ListingStore.get_delist_request`."""

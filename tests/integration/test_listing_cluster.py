@@ -88,4 +88,26 @@ def test_delist_requests_and_rate_limit_on_a_cluster(redis_cluster: LocalCluster
     res = store.decide_delist_request(req.id, approve=True, note="ok", now=T0)
     assert res is not None and res[1] is not None and res[1].op == "delisted"
     assert [r.status for r in store.delist_requests(now=T0)] == ["approved"]
+    page, after = store.delist_request_page(now=T0, status="approved", after=None, limit=5)
+    assert [r.id for r in page] == [req.id] and after is None
+    assert store.count_delist_requests(status="pending") == 0
+    store.redis.close()
+
+
+def test_listing_pages_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    cfg = config_from_mapping({"redis": {"url": redis_cluster.url}})
+    store = ListingStore.from_config(cfg, sync_client(cfg))
+    store.redis.flushall()
+    keys = [f"d{n:03}.example" for n in range(25)]
+    store.add_many(keys, reason="domain-manual", now=T0)
+    store.delist(keys[3], note="x", now=T0)
+    got: list[str] = []
+    after = None
+    while True:
+        page, after = store.listing_page(after=after, limit=10, now=T0)
+        got += [x.key for x in page]
+        if after is None:
+            break
+    assert got == keys[:3] + keys[4:]
+    assert store.active_count(now=T0) == 24
     store.redis.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -368,3 +369,73 @@ def test_html_only_inline_forwards(name: str, boundary: bytes) -> None:
     assert ind.from_address == "deals@promo-shop.example"
     assert ind.subject == "[QC] Khuyến mãi lớn" and ind.ad_label == "QC"
     assert ind.url_domains == ("promo-shop.example", "tracker-net.example", "cdn-pix.example")
+
+
+# -- the fingerprint's word list: the ASCII fast path gives the regex's words ------------------
+
+
+def _regex_words(body: str) -> bytes:
+    """The word list as the fingerprint has always computed it."""
+    return " ".join(re.findall(r"\w+", body.lower()[:200_000])).encode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("body", [
+    "", " ", "...", "Hello, World!", "snake_case and CamelCase 0123 x_1",
+    "tabs\tand\r\nline\x0bends\x0c\x1c\x1d\x1e\x1fhere", "A" * 5 + "-" + "b" * 3,
+    "__init__ 99% $5.00 e-mail e_mail", "a" * 200_005, ("word " * 50_000) + "TAIL",
+])
+def test_fingerprint_words_fast_path_matches_regex(body: str) -> None:
+    from spamwarden.reputation.reports import _words
+
+    assert body.isascii()
+    assert _words(body) == _regex_words(body)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=300)
+       | st.text(max_size=300))
+def test_fingerprint_words_any_text_matches_regex(body: str) -> None:
+    from spamwarden.reputation.reports import _words
+
+    assert _words(body) == _regex_words(body)
+
+
+def test_delivered_fingerprint_unchanged_on_corpus_sample() -> None:
+    """Every corpus message (a sample) keeps the fingerprint the regex word list gives:
+    reports are matched to deliveries by this value."""
+    import hashlib
+
+    from spamwarden.mail import parse_message
+    from spamwarden.reputation.reports import (
+        _SUBJECT_PREFIX,
+        _from_address,
+        delivered_fingerprint,
+    )
+    from tests.conftest import shared_path
+
+    def reference(view: object) -> str:
+        v: Any = view
+        h = hashlib.sha256()
+        from_address = (_from_address(v.header("From")) or "").lower()
+        subject = _SUBJECT_PREFIX.sub("", v.subject).strip().lower()
+        body = v.text or v.html_text
+        if v.has_text_plain and v.html_text and body.endswith(v.html_text):
+            body = body[: -len(v.html_text)]
+        words = " ".join(re.findall(r"\w+", body.lower()[:200_000]))
+        h.update(b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
+                 + b"\0" + words.encode("utf-8", "replace"))
+        if not words:
+            h.update(b"\0" + (v.message_id or "").strip().encode("utf-8", "replace"))
+        return h.hexdigest()[:32]
+
+    root = shared_path("corpus", "spamassassin")
+    files = sorted(p for p in root.glob("*/*") if p.is_file())[::25][:400]
+    assert len(files) >= 100
+    ascii_seen = other_seen = 0
+    for path in files:
+        view = parse_message(path.read_bytes())
+        body = view.text or view.html_text
+        ascii_seen += body.isascii()
+        other_seen += not body.isascii()
+        assert delivered_fingerprint(view) == reference(view), path.name
+    assert ascii_seen and other_seen  # both paths ran

@@ -91,8 +91,8 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     @routes.get("/ui/")
     async def home(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
-        pending = await store.delist_requests(now=clock.now(), status="pending", limit=1000)
-        body = (f"<p>{len(pending)} delisting request(s) waiting.</p>\n"
+        pending = await store.count_delist_requests(status="pending")
+        body = (f"<p>{pending} delisting request(s) waiting.</p>\n"
                 '<form method="get" action="/ui/history"><p><label>Find a message by queue id '
                 '<input name="queue_id" maxlength="64"></label> '
                 '<button type="submit">Find</button></p></form>\n')

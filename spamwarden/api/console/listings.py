@@ -224,17 +224,25 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
                      status: int = 200) -> web.Response:
         want = ListingQuery.from_query(request.query)
         now = clock.now()
-        # keys first (the expiry index); only the listings shown are read and decoded,
-        # unless the reason, which only the listing holds, is searched for
-        keys = [k for k in await store.active_keys(now=now) if want.matches_key(k)]
-        found = ([x for x in await store.get_many(keys, now=now) if want.matches(x)]
-                 if want.reason else None)
-        total = len(found) if found is not None else len(keys)
-        pages = max(1, -(-total // want.size))
-        page = min(want.page, pages)
-        window = slice((page - 1) * want.size, page * want.size)
-        shown = (found[window] if found is not None
-                 else await store.get_many(keys[window], now=now))
+        if not (want.q or want.kind or want.reason):
+            # no search: the count and one page of the key index, whatever the store holds
+            total = await store.active_count(now=now)
+            pages = max(1, -(-total // want.size))
+            page = min(want.page, pages)
+            shown, _ = await store.listing_page(after=None, limit=want.size, now=now,
+                                                offset=(page - 1) * want.size)
+        else:
+            # keys first (the expiry index); only the listings shown are read and decoded,
+            # unless the reason, which only the listing holds, is searched for
+            keys = [k for k in await store.active_keys(now=now) if want.matches_key(k)]
+            found = ([x for x in await store.get_many(keys, now=now) if want.matches(x)]
+                     if want.reason else None)
+            total = len(found) if found is not None else len(keys)
+            pages = max(1, -(-total // want.size))
+            page = min(want.page, pages)
+            window = slice((page - 1) * want.size, page * want.size)
+            shown = (found[window] if found is not None
+                     else await store.get_many(keys[window], now=now))
         csrf = ui.csrf_field(sess)
         done = request.query.get("done", "")
         parts = []

@@ -28,8 +28,18 @@ from aiohttp import web
 
 from ...config import Config
 from ...errors import QuarantineError, QuarantineUnavailable
-from ...quarantine import HeldMessage, HoldQueue, PostfixQueue, check_queue_id, is_queue_id
-from ...reputation.intake import ComplaintIntake, LearnOutcome
+from ...quarantine import (
+    HeldMessage,
+    HoldQueue,
+    LearnHam,
+    PostfixQueue,
+    check_queue_id,
+    ham_learner,
+    is_queue_id,
+    learn_user,
+    release_as_ham,
+)
+from ...reputation.intake import ComplaintIntake
 from ...reputation.listings import utc_iso
 from ..lookup import escape
 from ._base import Console, Page, html_get, html_post, see_other
@@ -38,23 +48,11 @@ __all__ = ["NAV", "build", "learn_user", "quarantine_routes"]
 
 NAV = Page("/ui/quarantine", "Quarantine")
 
-#: what a learn of a message as not spam is given: the raw message -> outcome
-LearnHam = Callable[[bytes], Awaitable[LearnOutcome]]
-
 _DONE = {
     "released": "Released: Postfix delivers the message now.",
     "learned": "Learned as not spam and released: Postfix delivers the message now.",
     "deleted": "Deleted.",
 }
-
-
-def learn_user(cfg: Config) -> str:
-    """Who a release-and-learn files the message as: ``quarantine.learn_user``, else
-    ``postmaster@`` the first of ``intake.local_domains`` ("" when there is none)."""
-    if cfg.quarantine.learn_user.strip():
-        return cfg.quarantine.learn_user.strip()
-    domains = [d.strip().rstrip(".") for d in cfg.intake.local_domains if d.strip()]
-    return f"postmaster@{domains[0]}" if domains else ""
 
 
 def _plain_intake(cfg: Config, client: Any) -> ComplaintIntake:
@@ -72,20 +70,9 @@ def _default_learn(ui: Console) -> LearnHam:
     """The learning path of ``spamwarden learn --ham`` and ``POST /v1/learn``
     (:meth:`~spamwarden.reputation.intake.ComplaintIntake.learn` through the intake
     policy the API gives the console, ``wiring.learner``), built on first use over the
-    console's Redis client."""
-    made: list[Any] = []
-
-    async def learn(raw: bytes) -> LearnOutcome:
-        if not made:
-            made.append((ui.make_intake or _plain_intake)(ui.cfg, ui.store.redis))
-        user = learn_user(ui.cfg)
-        if not user:
-            return LearnOutcome("refused", message="set quarantine.learn_user (or "
-                                "intake.local_domains) to learn from the quarantine")
-        out: LearnOutcome = await made[0].learn("ham", user, raw)
-        return out
-
-    return learn
+    console's Redis client (:func:`~spamwarden.quarantine.ham_learner`)."""
+    return ham_learner(ui.cfg, lambda: (ui.make_intake or _plain_intake)(ui.cfg,
+                                                                         ui.store.redis))
 
 
 def _row(ui: Console, sess: dict[str, Any], m: HeldMessage) -> str:
@@ -187,14 +174,7 @@ def quarantine_routes(ui: Console, routes: web.RouteTableDef, *, queue: HoldQueu
         return None
 
     async def release_ham(qid: str) -> str | None:
-        if qid not in {m.queue_id for m in await queue.held()}:
-            raise QuarantineError(f"{qid} is not in the hold queue")
-        raw = await queue.read(qid, max_bytes=max_bytes)
-        out = await learn(raw)
-        if not out.stored:
-            return out.message or out.status
-        await queue.release(qid)
-        return None
+        return await release_as_ham(queue, qid, learn=learn, max_bytes=max_bytes)
 
     action("release", "released", release)
     action("release-ham", "learned", release_ham)

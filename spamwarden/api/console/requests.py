@@ -10,16 +10,20 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ...reputation.listings import utc_iso
-from ...reputation.store import MAX_DELIST_REQUESTS, DelistRequest
+from ...reputation.store import DelistRequest
+from .._http import BadRequest
 from ..lookup import REQUEST_ID_PATTERN, escape
+from ..paging import parse_request_cursor, request_cursor
 from ._base import Console, Page, html_get, html_post
 from .listings import lookup_href
 
-__all__ = ["DECIDED_SHOWN", "NAV", "build"]
+__all__ = ["DECIDED_SHOWN", "PENDING_SHOWN", "NAV", "build"]
 
 NAV = Page("/ui/requests", "Delisting requests")
 #: the most recently decided requests shown under the queue
 DECIDED_SHOWN = 100
+#: pending requests shown on one page (oldest first; a link shows the next ones)
+PENDING_SHOWN = 200
 
 
 def _key_links(key: str) -> str:
@@ -43,10 +47,21 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     @routes.get("/ui/requests")
     async def requests_page(request: web.Request) -> web.StreamResponse:
         sess = await ui.require(request)
-        every = await store.delist_requests(now=clock.now(), limit=MAX_DELIST_REQUESTS)
-        reqs = [r for r in every if r.status == "pending"][:1000]
-        decided = sorted((r for r in every if r.status != "pending"),
-                         key=lambda r: r.decided_at, reverse=True)[:DECIDED_SHOWN]
+        try:
+            after = parse_request_cursor(request.query)
+        except BadRequest:
+            after = None  # a stale or edited address: the first page
+        now = clock.now()
+        # pages of the status indexes: the cost is the page's, not the queue's
+        reqs, nxt = await store.delist_request_page(now=now, status="pending", after=after,
+                                                    limit=PENDING_SHOWN)
+        waiting = await store.count_delist_requests(status="pending")
+        decided: list[DelistRequest] = []
+        for status in ("approved", "rejected"):
+            page, _ = await store.delist_request_page(now=now, status=status, after=None,
+                                                      limit=DECIDED_SHOWN, newest_first=True)
+            decided += page
+        decided = sorted(decided, key=lambda r: r.decided_at, reverse=True)[:DECIDED_SHOWN]
         csrf = ui.csrf_field(sess)
         rows = "".join(
             f"<tr><td>{escape(utc_iso(r.filed_at))}</td><td>{_key_links(r.key)}</td>"
@@ -56,9 +71,13 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
             '<button name="decision" value="approve">Approve (delist)</button> '
             '<button name="decision" value="reject">Reject</button></form></td></tr>'
             for r in reqs)
+        links = (['<a href="/ui/requests">first page</a>'] if after is not None else []) + (
+            [f'<a href="/ui/requests?{escape(urlencode({"cursor": request_cursor(nxt)}))}" '
+             'rel="next">next</a>'] if nxt is not None else [])
+        nav = f"<p>{len(reqs)} shown, oldest first. {' · '.join(links)}</p>\n" if links else ""
         body = ("<table><tr><th>filed</th><th>key</th><th>what they fixed</th><th>contact</th>"
                 f"<th>client</th><th>decide</th></tr>{rows}</table>\n"
-                f"<p>{len(reqs)} pending request(s).</p>\n"
+                f"<p>{waiting} pending request(s).</p>\n{nav}"
                 "<h2>Recently decided</h2>\n<table><tr><th>decided</th><th>status</th>"
                 "<th>key</th><th>decision note</th><th>what they fixed</th><th>filed</th></tr>"
                 f"{_decided_rows(decided)}</table>\n"
@@ -81,8 +100,9 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
         raise web.HTTPSeeOther("/ui/requests")
 
     return {
-        "/ui/requests": html_get("Pending delisting requests with approve / reject; recent decisions",
-                                 "consoleRequests"),
+        "/ui/requests": html_get("Pending delisting requests with approve / reject, "
+                                 f"{PENDING_SHOWN} a page (cursor: the next link's); recent "
+                                 "decisions", "consoleRequests", query=("cursor",)),
         "/ui/requests/{id}": html_post("Decide a request (form fields csrf, decision, note)",
                                        "consoleDecide", path_params=("id",)),
     }

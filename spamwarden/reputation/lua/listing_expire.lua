@@ -1,7 +1,8 @@
 -- Removes listings whose expiry has come, writing an 'expired' change entry for each.
 -- KEYS[1] sw:{sw}:listings, KEYS[2] sw:{sw}:listing-changes, KEYS[3] sw:{sw}:listing-serial,
 -- KEYS[4] sw:{sw}:listing-expiry, KEYS[5] the hour's counters
---   (sw:{sw}:stats:listings:<hour>, TTL 8 days: reputation.stats.STATS_TTL)
+--   (sw:{sw}:stats:listings:<hour>, TTL 8 days: reputation.stats.STATS_TTL),
+-- KEYS[6] sw:{sw}:listing-keys (zset: the keys in order, for paged reads)
 -- ARGV: now, limit (due entries looked at), maxlen
 -- Returns: the JSON of each expired listing.
 local now = tonumber(ARGV[1])
@@ -14,6 +15,7 @@ for _, key in ipairs(due) do
     local rec = cjson.decode(cur)
     if tonumber(rec['expires_at']) <= now then
       redis.call('HDEL', KEYS[1], key)
+      redis.call('ZREM', KEYS[6], key)
       local serial = redis.call('INCR', KEYS[3])
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
         'op', 'expired', 'key', key, 'kind', rec['kind'], 'reason', rec['reason'],
@@ -25,6 +27,8 @@ for _, key in ipairs(due) do
     else
       redis.call('ZADD', KEYS[4], rec['expires_at'], key)
     end
+  else
+    redis.call('ZREM', KEYS[6], key)
   end
 end
 return out

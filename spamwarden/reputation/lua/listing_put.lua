@@ -3,8 +3,9 @@
 -- KEYS[1] sw:{sw}:listings (hash), KEYS[2] sw:{sw}:listing-changes (stream),
 -- KEYS[3] sw:{sw}:listing-serial, KEYS[4] sw:{sw}:listing-expiry (zset),
 -- KEYS[5] sw:{sw}:offences (hash), KEYS[6] the hour's counters
---   (sw:{sw}:stats:listings:<hour>, TTL 8 days), then optionally the window keys to clear
---   (sw:{sw}:win:c:<key>, sw:{sw}:win:r:<key>; one-key calls only)
+--   (sw:{sw}:stats:listings:<hour>, TTL 8 days), KEYS[7] sw:{sw}:listing-keys (zset, every
+--   member scored 0: the keys in order, for paged reads), then optionally the window keys
+--   to clear (sw:{sw}:win:c:<key>, sw:{sw}:win:r:<key>; one-key calls only)
 -- ARGV: now, mode (auto|manual), base_ttl, max_ttl, explicit_ttl ('' = escalate), maxlen,
 --       reason, note, quiet ('1': return ops only), then (key, kind, code) triples
 -- Returns: per key, op ('listed' | 'extended' | 'unchanged') followed, unless quiet,
@@ -30,7 +31,7 @@ for i = 10, #ARGV, 3 do
     active = tonumber(rec['expires_at']) > now
   end
   if active and mode == 'auto' then
-    if #KEYS > 6 then redis.call('DEL', unpack(KEYS, 7)) end
+    if #KEYS > 7 then redis.call('DEL', unpack(KEYS, 8)) end
     out[#out + 1] = 'unchanged'
     if not quiet then out[#out + 1] = cur end
   else
@@ -52,11 +53,12 @@ for i = 10, #ARGV, 3 do
     rec['expires_at'] = now + ttl
     local enc = cjson.encode(rec)
     redis.call('HSET', KEYS[1], key, enc)
-    if #KEYS > 6 then
+    if #KEYS > 7 then
       -- the engine's single-key listing: the complaints that led to it are used up
-      redis.call('DEL', unpack(KEYS, 7))
+      redis.call('DEL', unpack(KEYS, 8))
     end
     redis.call('ZADD', KEYS[4], rec['expires_at'], key)
+    redis.call('ZADD', KEYS[7], 0, key)
     local serial = redis.call('INCR', KEYS[3])
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*',
       'op', op, 'key', key, 'kind', kind, 'reason', reason, 'code', code,

@@ -1,0 +1,11 @@
+-- Drops delisting requests filed before a cutoff (the 90-day retention) from the
+-- record hash and from every index.
+-- KEYS[1] sw:{sw}:delist-requests (hash), KEYS[2] sw:{sw}:delist-requests-by-time (zset),
+-- KEYS[3..5] sw:{sw}:delist-requests:pending | :approved | :rejected (zsets)
+-- ARGV: cutoff (Unix seconds), most requests dropped by this call
+-- Returns: how many were dropped (call again while it equals ARGV[2]).
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #old == 0 then return 0 end
+redis.call('HDEL', KEYS[1], unpack(old))
+for k = 2, 5 do redis.call('ZREM', KEYS[k], unpack(old)) end
+return #old
