@@ -17,6 +17,15 @@ each template ``str.format`` text with the same named placeholders in every lang
 ``api.*``
     the ``message`` of a JSON error (UTF-8, diacritics kept); the machine ``code`` is the
     id without ``api.`` and never changes with the language.
+``learn.*``, ``settings.*``, ``registry.*``, ``listings.*``, ``http.*``
+    details written by a lower layer (the learn path, settings and consent validation,
+    listing keys, aiohttp's reason phrases). The layer raises its usual exception with a
+    :class:`Message` (``raise SettingsError(Message(...))``), whose ``str`` is the
+    English, so logs and the command line read as before; the API puts it inside the
+    generic ``api.*`` error of the status (:func:`detail`), which renders it in the
+    request's language. The English of each is the text the layer always wrote.
+``intake.smtp.*``
+    aiosmtpd's own protocol replies (:mod:`spamwarden.reputation.protocol_replies`).
 
 The consent texts (:mod:`spamwarden.consent.texts`) and the lookup pages
 (:mod:`spamwarden.api.lookup_texts`) keep their own catalogues in the same shape;
@@ -36,6 +45,7 @@ __all__ = [
     "SMTP_GROUPS",
     "Language",
     "Message",
+    "detail",
     "fold_ascii",
     "negotiate",
     "placeholders",
@@ -206,6 +216,130 @@ MESSAGES: dict[str, dict[str, str]] = {
               "auto-reply), not a forwarded unwanted message.",
         "vi": "Đây là thư tự động (như yêu cầu hủy đăng ký hoặc thư trả lời tự động), "
               "không phải thư không mong muốn được chuyển tiếp.",
+    },
+    # -- the intake's protocol replies, written by aiosmtpd in English and mapped by
+    # spamwarden/reputation/protocol_replies.py (SMTP/LMTP, folded to ASCII); a command
+    # name or syntax in a placeholder is a protocol word and stays as it is
+    "intake.smtp.ok": {"en": "OK", "vi": "Thành công"},
+    "intake.smtp.bye": {"en": "Bye", "vi": "Tạm biệt"},
+    "intake.smtp.start_data": {
+        "en": "End data with <CR><LF>.<CR><LF>",
+        "vi": "Vui lòng gửi nội dung thư, kết thúc bằng <CR><LF>.<CR><LF>",
+    },
+    "intake.smtp.syntax": {
+        "en": "Syntax: {syntax}",
+        "vi": "Sai cú pháp; cú pháp đúng: {syntax}",
+    },
+    "intake.smtp.help_syntax": {"en": "Syntax: {syntax}", "vi": "Cú pháp: {syntax}"},
+    "intake.smtp.help": {
+        "en": "Supported commands: {commands}",
+        "vi": "Các lệnh được hỗ trợ: {commands}",
+    },
+    "intake.smtp.bad_syntax": {"en": "Error: bad syntax", "vi": "Lỗi: sai cú pháp"},
+    "intake.smtp.line_too_long": {
+        "en": "Command line too long",
+        "vi": "Dòng lệnh quá dài",
+    },
+    "intake.smtp.data_line_too_long": {
+        "en": "Line too long (see RFC5321 4.5.3.1.6)",
+        "vi": "Có dòng trong thư quá dài (xem RFC5321 4.5.3.1.6)",
+    },
+    "intake.smtp.ascii_only": {
+        "en": "Error: strict ASCII mode",
+        "vi": "Lỗi: chỉ chấp nhận ký tự ASCII",
+    },
+    "intake.smtp.unknown_command": {
+        "en": "Error: command \"{command}\" not recognized",
+        "vi": "Lỗi: không nhận dạng được lệnh \"{command}\"",
+    },
+    "intake.smtp.too_many_unknown": {
+        "en": "Too many unrecognized commands, goodbye.",
+        "vi": "Quá nhiều lệnh không nhận dạng được; kết nối sẽ được đóng.",
+    },
+    "intake.smtp.too_many_calls": {
+        "en": "{command} sent too many times",
+        "vi": "Lệnh {command} được gửi quá nhiều lần",
+    },
+    "intake.smtp.helo_first": {
+        "en": "Error: send {helo} first",
+        "vi": "Lỗi: vui lòng gửi lệnh {helo} trước",
+    },
+    "intake.smtp.mail_first": {
+        "en": "Error: need MAIL command",
+        "vi": "Lỗi: vui lòng gửi lệnh MAIL trước",
+    },
+    "intake.smtp.rcpt_first": {
+        "en": "Error: need RCPT command",
+        "vi": "Lỗi: vui lòng gửi lệnh RCPT trước",
+    },
+    "intake.smtp.nested_mail": {
+        "en": "Error: nested MAIL command",
+        "vi": "Lỗi: phiên gửi này đã có lệnh MAIL",
+    },
+    "intake.smtp.malformed_address": {
+        "en": "Error: malformed address",
+        "vi": "Lỗi: địa chỉ không đúng định dạng",
+    },
+    "intake.smtp.body_param": {
+        "en": "Error: BODY can only be one of 7BIT, 8BITMIME",
+        "vi": "Lỗi: BODY chỉ có thể là 7BIT hoặc 8BITMIME",
+    },
+    "intake.smtp.smtputf8_arg": {
+        "en": "Error: SMTPUTF8 takes no arguments",
+        "vi": "Lỗi: SMTPUTF8 không nhận tham số",
+    },
+    "intake.smtp.smtputf8_disabled": {
+        "en": "Error: SMTPUTF8 disabled",
+        "vi": "Lỗi: SMTPUTF8 không được bật",
+    },
+    "intake.smtp.size_exceeded": {
+        "en": "Error: message size exceeds fixed maximum message size",
+        "vi": "Lỗi: kích thước thư vượt quá giới hạn tối đa cho phép",
+    },
+    "intake.smtp.too_much_data": {
+        "en": "Error: Too much mail data",
+        "vi": "Lỗi: thư vượt quá kích thước tối đa cho phép",
+    },
+    "intake.smtp.params_unknown": {
+        "en": "{command} parameters not recognized or not implemented",
+        "vi": "Tham số của {command} không được nhận dạng hoặc không được hỗ trợ",
+    },
+    "intake.smtp.vrfy_failed": {
+        "en": "Could not VRFY {address}",
+        "vi": "Không thể kiểm tra (VRFY) {address}",
+    },
+    "intake.smtp.vrfy_unknown": {
+        "en": "Cannot VRFY user, but will accept message and attempt delivery",
+        "vi": "Không thể kiểm tra (VRFY) người dùng, nhưng hệ thống vẫn nhận thư và sẽ "
+              "thử chuyển đi",
+    },
+    "intake.smtp.expn": {
+        "en": "EXPN not implemented",
+        "vi": "Không hỗ trợ lệnh EXPN",
+    },
+    "intake.smtp.auth_required": {
+        "en": "Authentication required",
+        "vi": "Cần xác thực trước",
+    },
+    "intake.smtp.auth_encryption": {
+        "en": "Encryption required for requested authentication mechanism",
+        "vi": "Cơ chế xác thực này chỉ dùng được trên kết nối đã mã hóa",
+    },
+    "intake.smtp.already_authenticated": {
+        "en": "Already authenticated",
+        "vi": "Đã xác thực trước đó",
+    },
+    "intake.smtp.starttls_first": {
+        "en": "Must issue a STARTTLS command first",
+        "vi": "Cần gửi lệnh STARTTLS trước",
+    },
+    "intake.smtp.tls_unavailable": {
+        "en": "TLS not available",
+        "vi": "Không hỗ trợ TLS",
+    },
+    "intake.smtp.insecure": {
+        "en": "Command refused due to lack of security",
+        "vi": "Lệnh bị từ chối vì kết nối chưa được bảo mật",
     },
     # -- optout@ (SMTP, folded to ASCII; terms as in consent/texts.py) ---------------------
     "optout.done": {
@@ -431,6 +565,219 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the request was already {status}",
         "vi": "Yêu cầu này đã được xử lý trước đó ({status})",
     },
+    # -- details from lower layers, wrapped in an api.* generic error (its code kept) ---------
+    # POST /v1/learn outcomes (also the English of `spamwarden learn`)
+    "learn.stored": {"en": "stored", "vi": "Đã lưu"},
+    "learn.duplicate": {
+        "en": "already stored; counted once",
+        "vi": "Đã được lưu trước đó; chỉ được tính một lần",
+    },
+    "learn.unmatched": {
+        "en": "kept, but it lists nothing: {why}",
+        "vi": "Đã lưu, nhưng không dẫn đến việc chặn nào: {why}",
+    },
+    "learn.why_unknown": {
+        "en": "it matched no delivery here",
+        "vi": "thư không khớp với lần chuyển thư nào tại đây",
+    },
+    "learn.rate_limited": {
+        "en": "too many reports from {mailbox} in the last hour; try later",
+        "vi": "Có quá nhiều báo cáo từ {mailbox} trong một giờ qua; vui lòng thử lại sau",
+    },
+    "learn.store_failed": {
+        "en": "the store is unavailable; try again later",
+        "vi": "Tạm thời không truy cập được kho dữ liệu; vui lòng thử lại sau",
+    },
+    "learn.not_local": {
+        "en": "{user} is not an address at {domains} (intake.local_domains)",
+        "vi": "{user} không phải là địa chỉ thuộc {domains} (intake.local_domains)",
+    },
+    "learn.too_large": {
+        "en": "the message is larger than intake.max_message_bytes ({limit})",
+        "vi": "Thư lớn hơn giới hạn intake.max_message_bytes ({limit})",
+    },
+    "learn.no_header": {
+        "en": "no message header section was found",
+        "vi": "Không tìm thấy phần tiêu đề của thư",
+    },
+    # recipient settings and allow/deny entries (spamwarden/settings/; also the English
+    # of `spamwarden settings`); {what} is one of the settings.what.* texts
+    "settings.what.target": {"en": "target", "vi": "đối tượng áp dụng"},
+    "settings.what.address_domain": {
+        "en": "the domain of the address",
+        "vi": "tên miền của địa chỉ",
+    },
+    "settings.what.entry": {"en": "{kind} entry", "vi": "mục {kind}"},
+    "settings.domain_too_long": {
+        "en": "{what} is longer than 253 characters",
+        "vi": "{what} dài hơn 253 ký tự",
+    },
+    "settings.not_domain": {
+        "en": "{what} {value} is not a domain name such as example.org",
+        "vi": "{what} {value} không phải là tên miền (ví dụ: example.org)",
+    },
+    "settings.address_too_long": {
+        "en": "address is longer than {limit} characters",
+        "vi": "địa chỉ dài hơn {limit} ký tự",
+    },
+    "settings.not_address": {
+        "en": "{value} is not a mail address such as alice@example.org",
+        "vi": "{value} không phải là địa chỉ thư (ví dụ: alice@example.org)",
+    },
+    "settings.local_too_long": {
+        "en": "the local part of {value} is longer than {limit} characters",
+        "vi": "phần trước @ của {value} dài hơn {limit} ký tự",
+    },
+    "settings.target_not_string": {
+        "en": "a target must be a string",
+        "vi": "đối tượng áp dụng phải là một chuỗi ký tự",
+    },
+    "settings.target_required": {
+        "en": "a target (recipient address or domain) is required",
+        "vi": "thiếu đối tượng áp dụng (địa chỉ hoặc tên miền người nhận)",
+    },
+    "settings.entry_not_string": {
+        "en": "an entry must be a string",
+        "vi": "mục phải là một chuỗi ký tự",
+    },
+    "settings.entry_required": {"en": "an entry is required", "vi": "thiếu mục cần thêm"},
+    "settings.entry_too_long": {
+        "en": "entry is longer than {limit} characters",
+        "vi": "mục dài hơn {limit} ký tự",
+    },
+    "settings.entry_kind": {
+        "en": "unknown entry kind {kind}: expected one of {kinds}",
+        "vi": "không có loại mục {kind}: phải là một trong các loại {kinds}",
+    },
+    "settings.not_network": {
+        "en": "{value} is not an IP address or network such as 192.0.2.0/24 or 2001:db8::/32",
+        "vi": "{value} không phải là địa chỉ IP hay dải mạng (ví dụ: 192.0.2.0/24 hoặc "
+              "2001:db8::/32)",
+    },
+    "settings.not_object": {
+        "en": "settings must be an object of name = number",
+        "vi": "các thiết lập phải là một đối tượng dạng tên = số",
+    },
+    "settings.unknown": {
+        "en": "unknown setting {name}: expected {names}",
+        "vi": "không có thiết lập {name}: chỉ có {names}",
+    },
+    "settings.not_number": {"en": "{name} must be a number", "vi": "{name} phải là một số"},
+    "settings.range": {
+        "en": "{name} must be a number from -{limit} to {limit}",
+        "vi": "{name} phải là một số từ -{limit} đến {limit}",
+    },
+    "settings.none_set": {
+        "en": "set at least one of {names}",
+        "vi": "cần đặt ít nhất một trong các giá trị {names}",
+    },
+    "settings.list_name": {
+        "en": "the list must be allow or deny",
+        "vi": "danh sách phải là allow hoặc deny",
+    },
+    "settings.no_threshold": {
+        "en": "set at least one threshold",
+        "vi": "cần đặt ít nhất một ngưỡng",
+    },
+    "settings.max_targets": {
+        "en": "there are already {limit} recipient settings (settings.max_targets); "
+              "remove some first",
+        "vi": "đã có {limit} thiết lập theo người nhận (settings.max_targets); vui lòng "
+              "xóa bớt trước",
+    },
+    "settings.note_too_long": {
+        "en": "the note is longer than {limit} characters",
+        "vi": "ghi chú dài hơn {limit} ký tự",
+    },
+    "settings.list_full": {
+        "en": "the {which} list already holds {limit} entries (settings.max_entries); "
+              "remove some first",
+        "vi": "danh sách {which} đã có {limit} mục (settings.max_entries); vui lòng xóa "
+              "bớt trước",
+    },
+    "settings.no_settings": {
+        "en": "{target} has no settings",
+        "vi": "{target} chưa có thiết lập riêng nào",
+    },
+    "settings.not_on_list": {
+        "en": "{entry} is not on the {which} list",
+        "vi": "{entry} không có trong danh sách {which}",
+    },
+    "settings.unordered": {
+        "en": "the thresholds in effect would not satisfy tag_threshold <= "
+              "quarantine_threshold <= reject_threshold: {thresholds}",
+        "vi": "các ngưỡng áp dụng sẽ không thỏa mãn tag_threshold <= quarantine_threshold "
+              "<= reject_threshold: {thresholds}",
+    },
+    # consent registry validation (spamwarden/consent/registry.py; the API's details)
+    "registry.advertiser_id": {
+        "en": "advertiser id {value}: use 1-64 letters, digits, '.', '_' or '-' "
+              "(starting with a letter or digit)",
+        "vi": "mã nhà quảng cáo {value} không hợp lệ: hãy dùng 1-64 chữ cái, chữ số, '.', "
+              "'_' hoặc '-' (bắt đầu bằng chữ cái hoặc chữ số)",
+    },
+    "registry.not_address": {
+        "en": "not an email address: {value}",
+        "vi": "không phải là địa chỉ thư điện tử: {value}",
+    },
+    "registry.not_registrable": {
+        "en": "not a registrable domain: {value}",
+        "vi": "không phải là tên miền có thể đăng ký: {value}",
+    },
+    "registry.domain_taken": {
+        "en": "{domain} is registered to advertiser {advertiser}",
+        "vi": "{domain} đã được đăng ký cho nhà quảng cáo {advertiser}",
+    },
+    "registry.unknown_advertiser": {
+        "en": "no advertiser {advertiser}",
+        "vi": "không có nhà quảng cáo {advertiser}",
+    },
+    "registry.method": {
+        "en": "consent method {value}: one of {methods}",
+        "vi": "phương thức đồng ý {value} không hợp lệ: phải là một trong {methods}",
+    },
+    "registry.item_method": {
+        "en": "method must be one of {methods}",
+        "vi": "method phải là một trong {methods}",
+    },
+    "registry.item_not_object": {
+        "en": "not an object",
+        "vi": "không phải là một đối tượng JSON",
+    },
+    "registry.time": {
+        "en": "consent time {value} is not a plausible past time",
+        "vi": "thời điểm đồng ý {value} không phải là một thời điểm hợp lý trong quá khứ",
+    },
+    "registry.time_format": {
+        "en": "{value}: use ISO 8601, Unix seconds or a duration like 365d",
+        "vi": "{value}: hãy dùng định dạng ISO 8601, số giây Unix hoặc một khoảng thời gian "
+              "như 365d",
+    },
+    "registry.expiry": {
+        "en": "consent expiry must be after the consent time",
+        "vi": "thời điểm hết hạn của sự đồng ý phải sau thời điểm đồng ý",
+    },
+    "registry.max_per_day": {
+        "en": "max_per_day must be 0 (the configured cap) or more",
+        "vi": "max_per_day phải từ 0 (mức giới hạn đã cấu hình) trở lên",
+    },
+    # listing keys and operator listings (spamwarden/reputation/listings.py, /v1/listings)
+    "listings.not_address": {
+        "en": "{value} is not a mail address",
+        "vi": "{value} không phải là địa chỉ thư",
+    },
+    "listings.not_key": {
+        "en": "{value} is not an IP address, a CIDR block or a domain name",
+        "vi": "{value} không phải là địa chỉ IP, dải CIDR hay tên miền",
+    },
+    "listings.ttl_positive": {"en": "ttl must be more than 0", "vi": "ttl phải lớn hơn 0"},
+    # aiohttp's reason phrases (RFC 9110 §15), the detail of an api.* generic error
+    "http.404": {"en": "Not Found", "vi": "đường dẫn này không tồn tại"},
+    "http.405": {
+        "en": "Method Not Allowed",
+        "vi": "đường dẫn này không hỗ trợ phương thức HTTP đã dùng",
+    },
+    "http.413": {"en": "Request Entity Too Large", "vi": "nội dung yêu cầu vượt quá giới hạn"},
 }
 
 
@@ -492,13 +839,29 @@ class Message:
     values: dict[str, object] = field(default_factory=dict)
 
     def render(self, language: str) -> str:
-        """The text in ``language`` (see :func:`text`)."""
-        return text(language, self.msg_id, **self.values)
+        """The text in ``language`` (see :func:`text`); a value that is itself a
+        :class:`Message` (a detail from a lower layer) is rendered in ``language`` too."""
+        values = {k: v.render(language) if isinstance(v, Message) else v
+                  for k, v in self.values.items()}
+        return text(language, self.msg_id, **values)
+
+    def __str__(self) -> str:
+        """The English text: an exception raised with a :class:`Message` reads as before
+        in logs and on the command line."""
+        return self.render("en")
 
     @property
     def code(self) -> str:
         """The machine code: the id without its group (``api.not_listed`` → ``not_listed``)."""
         return self.msg_id.split(".", 1)[-1]
+
+
+def detail(exc: BaseException) -> str | Message:
+    """What ``exc`` says: the :class:`Message` it was raised with
+    (``raise SettingsError(Message(...))``), else its English text."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], Message):
+        return exc.args[0]
+    return str(exc)
 
 
 def negotiate(accept_language: str, default: str = "en") -> Language:

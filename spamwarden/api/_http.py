@@ -30,6 +30,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..i18n import Message, negotiate
+from ..i18n import detail as i18n_detail
 from ..reputation.store import AsyncListingStore, Clock
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "ErrorResponse",
     "Handler",
     "Message",
+    "as_message",
+    "detail_message",
     "json_error",
     "localize_error",
     "request_language",
@@ -117,12 +120,22 @@ _GENERIC = {400: "api.bad_request", 401: "api.unauthorized", 403: "api.forbidden
             422: "api.unprocessable", 429: "api.rate_limited", 503: "api.unavailable"}
 
 
-def as_message(status: int, message: str | Message) -> Message:
-    """``message`` as a catalogue :class:`Message`: a plain text (a detail from a lower
-    layer, in English) is the generic message of ``status`` around it."""
+def detail_message(status: int, detail: str | Message | BaseException) -> Message:
+    """A detail from a lower layer (a validation's text, an exception raised with a
+    catalogue :class:`Message`, :func:`spamwarden.i18n.detail`) inside the generic
+    message of ``status``: the machine code stays the status's (``bad_request``), the
+    English is the detail alone, and another language renders the detail too."""
+    if isinstance(detail, BaseException):
+        detail = i18n_detail(detail)
+    return Message(_GENERIC.get(status, "api.error"), {"detail": detail})
+
+
+def as_message(status: int, message: str | Message | BaseException) -> Message:
+    """``message`` as a catalogue :class:`Message`: a catalogue message is the error
+    itself; a plain text or an exception is a detail (:func:`detail_message`)."""
     if isinstance(message, Message):
         return message
-    return Message(_GENERIC.get(status, "api.error"), {"detail": message})
+    return detail_message(status, message)
 
 
 class ErrorResponse(web.Response):
@@ -155,12 +168,14 @@ class ErrorResponse(web.Response):
         self.headers["Content-Language"] = language
 
 
-def json_error(status: int, message: str | Message, **extra: Any) -> web.Response:
+def json_error(status: int, message: str | Message | BaseException,
+               **extra: Any) -> web.Response:
     """A JSON error response (see the module docstring).
 
     :param status: the HTTP status.
-    :param message: a catalogue :class:`Message`, or a plain English detail (wrapped in
-        the generic message of ``status``, :func:`as_message`).
+    :param message: a catalogue :class:`Message`, or a plain English detail or a lower
+        layer's exception (wrapped in the generic message of ``status``,
+        :func:`as_message`).
     :param extra: further members; ``headers=`` is the response's headers instead.
     :returns: an :class:`ErrorResponse` (English until the middleware localises it).
     """
@@ -283,10 +298,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 class BadRequest(Exception):
     """Turned into a 400 JSON error by the application's middleware.
 
-    :param message: a catalogue :class:`Message`, or a plain English detail.
+    :param message: a catalogue :class:`Message`, or a plain English detail or a lower
+        layer's exception (:func:`as_message`).
     """
 
-    def __init__(self, message: str | Message) -> None:
+    def __init__(self, message: str | Message | BaseException) -> None:
         self.message = as_message(400, message)
         super().__init__(self.message.render("en"))
 

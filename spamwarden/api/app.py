@@ -28,6 +28,7 @@ from aiohttp import web
 
 from ..config import Config, parse_hostport
 from ..errors import StoreError, StoreUnavailable
+from ..i18n import MESSAGES
 from ..logs import event
 from ..reputation._service import stop_on_signals
 from ..reputation.store import AsyncListingStore, Clock, SystemClock
@@ -43,6 +44,7 @@ from ._http import (
     BadRequest,
     Handler,
     Message,
+    detail_message,
     json_error,
     localize_error,
 )
@@ -82,7 +84,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason, headers={
+        # aiohttp's own reason phrase (unknown path, method, body too large) has a text of
+        # ours; any other reason is a detail written in English
+        msg_id = f"http.{exc.status}"
+        reason: str | Message = (Message(msg_id) if msg_id in MESSAGES
+                                 and MESSAGES[msg_id]["en"] == exc.reason else exc.reason)
+        return json_error(exc.status, detail_message(exc.status, reason), headers={
             k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")
         } or None)
 

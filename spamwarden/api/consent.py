@@ -89,6 +89,7 @@ from ..consent.unsubscribe import (
     unsubscribe_url,
 )
 from ..errors import StoreError, StoreUnavailable
+from ..i18n import detail
 from ..logs import event
 from ._http import (
     ApiContext,
@@ -212,14 +213,14 @@ class ConsentApi:
                 return json_error(503, Message("api.registry_unavailable"),
                                   headers={"Retry-After": "5"})
             except UnknownAdvertiser as exc:
-                return json_error(404, str(exc))
+                return json_error(404, exc)
             except DomainTaken as exc:
-                return json_error(409, str(exc))
+                return json_error(409, exc)
             except StoreError as exc:
                 event(log, "consent_api_store_error", path=request.path, error=str(exc))
                 return json_error(503, Message("api.registry_failed"))
             except ValueError as exc:  # a bad id or address found deeper down
-                return json_error(400, str(exc))
+                return json_error(400, exc)
 
         wrapped.__name__ = handler.__name__
         if handler.__name__ not in ("unsubscribe_page", "unsubscribe_post", "recipient_page",
@@ -250,7 +251,7 @@ class ConsentApi:
         try:
             adv = normalize_advertiser_id(request.match_info["adv"])
         except ValueError as exc:
-            return "", json_error(400, str(exc))
+            return "", json_error(400, exc)
         who = await self._who(request, adv)
         if isinstance(who, web.Response):
             return adv, who
@@ -443,7 +444,7 @@ class ConsentApi:
                 domains=domains[:100], new_token=existing is None or bool(body.get("new_token")),
             )
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         out = {"id": adv.id, "name": adv.name, "contact": adv.contact,
                "domains": list(adv.domains), "created_at": iso(adv.created_at)}
         if token:
@@ -485,7 +486,7 @@ class ConsentApi:
             a, _ = await self._run(self.registry.register_advertiser, adv, name=a.name,
                                    contact=a.contact, domains=domains[:100])
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         return _json({"id": a.id, "domains": list(a.domains)})
 
     async def consents_submit(self, request: web.Request) -> web.StreamResponse:
@@ -506,9 +507,10 @@ class ConsentApi:
         for i, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
-                    raise ValueError("not an object")
+                    raise ValueError(Message("registry.item_not_object"))
                 if item.get("method") not in METHODS:
-                    raise ValueError(f"method must be one of {', '.join(METHODS)}")
+                    raise ValueError(Message("registry.item_method",
+                                             {"methods": ", ".join(METHODS)}))
                 records.append(ConsentRecord(
                     advertiser=adv,
                     recipient=normalize_recipient(str(item.get("recipient", ""))),
@@ -519,11 +521,12 @@ class ConsentApi:
                     max_per_day=int(item.get("max_per_day") or 0),
                 ))
             except (ValueError, TypeError) as exc:
-                return json_error(400, Message("api.consent_item", {"index": i, "detail": str(exc)}))
+                return json_error(400, Message("api.consent_item",
+                                               {"index": i, "detail": detail(exc)}))
         try:
             n = await self._run(self.registry.add_consents, records)
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         return _json({"stored": n})
 
     async def consents_export(self, request: web.Request) -> web.StreamResponse:
@@ -570,7 +573,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.match_info["rcpt"])
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         state = await self._run(
             self.registry.recipient_state, adv, rcpt, now=self.registry.clock(),
             default_cap=self.cfg.consent.max_ads_per_day,
@@ -594,7 +597,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.query.get("recipient", ""))
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         # A token refuses on the recipient's behalf: issue one only where the advertiser
         # may mail the recipient at all, never for any address it names.
         if await self._run(self.registry.consent, adv, rcpt) is None:
@@ -610,7 +613,7 @@ class ConsentApi:
         try:
             rcpt = normalize_recipient(request.match_info["rcpt"])
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         rr = await self._run(self.registry.recipient_records, rcpt)
         return _json(_records_json(rr))
 
@@ -630,7 +633,7 @@ class ConsentApi:
                 channel=str(body.get("channel") or "api")[:32],
             )
         except ValueError as exc:
-            return json_error(400, str(exc))
+            return json_error(400, exc)
         return _json({"refusal": _refusal_json(rec), "new": created}, 201 if created else 200)
 
 

@@ -26,8 +26,10 @@ from ._http import (
     ApiModule,
     BadRequest,
     Message,
+    detail_message,
     json_error,
     operator_only,
+    request_language,
 )
 
 __all__ = ["LEARN_PATHS", "learn_module"]
@@ -89,19 +91,24 @@ def learn_module(
         if not raw:
             raise BadRequest(Message("api.learn_body"))
         out = await intake.learn(kind, user, raw)  # type: ignore[arg-type]
+        said = out.text or out.message
         if out.status == "refused":
-            return json_error(403, out.message)
+            return json_error(403, detail_message(403, said))
         if out.status == "unusable":
-            return json_error(422, out.message)
+            return json_error(422, detail_message(422, said))
         if out.status == "rate_limited":
-            return json_error(429, out.message, headers={"Retry-After": "3600"})
+            return json_error(429, detail_message(429, said), headers={"Retry-After": "3600"})
         if out.status == "store_failed":
-            return json_error(503, out.message, headers={"Retry-After": "5"})
+            return json_error(503, detail_message(503, said), headers={"Retry-After": "5"})
+        # the outcome's sentence in the request's language, as an error's message is
+        language = request_language(request)
         return web.json_response({
             "id": out.complaint_id, "status": out.status, "kind": kind,
             "reporter": out.reporter, "matched": out.match in ("matched", "fbl"),
-            "match": out.match, "message": out.message,
-        }, status=201 if out.status in ("added", "unmatched") else 200)
+            "match": out.match,
+            "message": out.text.render(language) if out.text else out.message,
+        }, status=201 if out.status in ("added", "unmatched") else 200,
+           headers={"Content-Language": language})
 
     return ApiModule(name="learn", routes=routes, paths=LEARN_PATHS, schemas=LEARN_SCHEMAS,
                      tags=[{"name": "learn", "description": "users filing mail as spam or not"}])
@@ -118,7 +125,9 @@ LEARN_SCHEMAS: dict[str, Any] = {
                     "reporter": {"type": "string"},
                     "matched": {"type": "boolean",
                                 "description": "it matched a delivery to the user"},
-                    "match": {"type": "string"}, "message": {"type": "string"}}},
+                    "match": {"type": "string"},
+                    "message": {"type": "string", "description": "the outcome in "
+                                "Accept-Language if en or vi, else i18n.language"}}},
 }
 
 LEARN_PATHS: dict[str, dict[str, Any]] = {

@@ -71,7 +71,7 @@ def parse_ttl(raw: object) -> float | None:
     except ValueError as exc:
         raise ValueError(f"ttl: expected {exc}") from exc
     if ttl <= 0:
-        raise ValueError("ttl must be more than 0")
+        raise ValueError(Message("listings.ttl_positive"))
     return ttl
 
 
@@ -79,7 +79,7 @@ def _key_or_400(text: str) -> tuple[str, Any]:
     try:
         return normalize_key(text)
     except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
+        raise BadRequest(exc) from exc
 
 
 # -- the listings module ---------------------------------------------------------------------
@@ -211,7 +211,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         try:
             ttl = parse_ttl(body.get("ttl"))
         except ValueError as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadRequest(exc) from exc
         w = await store.add(key, kind=kind, reason=reason, note=note, ttl=ttl, now=clock.now())
         assert w.listing is not None
         event(log, "operator_listed", key=key, op=w.op, reason=reason)

@@ -29,6 +29,8 @@ from ._http import (
     ApiContext,
     ApiModule,
     BadRequest,
+    Message,
+    detail_message,
     json_body,
     json_error,
     operator_only,
@@ -52,7 +54,7 @@ def settings_module(ctx: ApiContext) -> ApiModule:
         try:
             return parse_target(request.match_info["target"])
         except SettingsError as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadRequest(exc) from exc
 
     @routes.get("/v1/settings")
     @operator_only
@@ -80,18 +82,18 @@ def settings_module(ctx: ApiContext) -> ApiModule:
         try:
             over = parse_overrides(body)
         except SettingsError as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadRequest(exc) from exc
         every = await store.settings()
         every[target] = over
         limits = SettingsSnapshot(every).thresholds(
             target, base, delimiters=cfg.intake.recipient_delimiter)
         if not limits.ordered():
-            raise BadRequest("the thresholds in effect would not satisfy tag_threshold <= "
-                             f"quarantine_threshold <= reject_threshold: {limits.to_json()}")
+            raise BadRequest(detail_message(400, Message(
+                "settings.unordered", {"thresholds": limits.to_json()})))
         try:
             new = await store.put_setting(target, over)
         except SettingsError as exc:
-            raise BadRequest(str(exc)) from exc
+            raise BadRequest(exc) from exc
         event(log, "settings_set", target=target, settings=json.dumps(over.to_json()))
         return web.json_response({"target": target, **over.to_json()},
                                  status=201 if new else 200)
@@ -101,7 +103,8 @@ def settings_module(ctx: ApiContext) -> ApiModule:
     async def remove(request: web.Request) -> web.StreamResponse:
         target = target_of(request)
         if not await store.remove_setting(target):
-            return json_error(404, f"{target} has no settings")
+            return json_error(404, detail_message(404, Message("settings.no_settings",
+                                                                {"target": target})))
         event(log, "settings_removed", target=target)
         return web.json_response({"target": target, "removed": True})
 
@@ -121,7 +124,7 @@ def settings_module(ctx: ApiContext) -> ApiModule:
             try:
                 stored = await store.put_entry(which, entry, note=note, now=ctx.clock.now())
             except SettingsError as exc:
-                raise BadRequest(str(exc)) from exc
+                raise BadRequest(exc) from exc
             event(log, "settings_entry_added", list=which, entry=stored)
             return web.json_response({"list": which, "entry": stored}, status=201)
 
@@ -132,9 +135,10 @@ def settings_module(ctx: ApiContext) -> ApiModule:
             try:
                 removed = await store.remove_entry(which, entry)
             except SettingsError as exc:
-                raise BadRequest(str(exc)) from exc
+                raise BadRequest(exc) from exc
             if not removed:
-                return json_error(404, f"{entry[:300]} is not on the {which} list")
+                return json_error(404, detail_message(404, Message(
+                    "settings.not_on_list", {"entry": entry[:300], "which": which})))
             event(log, "settings_entry_removed", list=which, entry=entry[:300])
             return web.json_response({"list": which, "entry": entry, "removed": True})
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from ..config import parse_duration
+from ..i18n import Message
 from .registry import GLOBAL, Advertiser, AdvertiserCounts, ConsentRecord, RefusalRecord
 
 __all__ = ["EXPORT_FIELDS", "iso", "parse_time", "advertiser_json", "export_records"]
@@ -50,7 +51,7 @@ def parse_time(text: str, *, now: float) -> float:
     try:
         when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"{text!r}: use ISO 8601, Unix seconds or a duration like 365d") from exc
+        raise ValueError(Message("registry.time_format", {"value": repr(text)})) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()

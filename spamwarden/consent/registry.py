@@ -79,6 +79,7 @@ from typing import (
 from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
+from ..i18n import Message
 from ..mail import normalize_domain, registrable_domain
 
 if TYPE_CHECKING:
@@ -199,10 +200,7 @@ def normalize_advertiser_id(text: str) -> str:
     """
     adv = text.strip().lower()
     if not _ADV_ID_RE.match(adv):
-        raise ValueError(
-            f"advertiser id {text!r}: use 1-64 letters, digits, '.', '_' or '-' "
-            "(starting with a letter or digit)"
-        )
+        raise ValueError(Message("registry.advertiser_id", {"value": repr(text)}))
     return adv
 
 
@@ -217,11 +215,11 @@ def normalize_recipient(addr: str) -> str:
     """
     a = addr.strip().strip("<>").strip()
     if a.count("@") != 1:
-        raise ValueError(f"not an email address: {addr!r}")
+        raise ValueError(Message("registry.not_address", {"value": repr(addr)}))
     local, _, dom = a.rpartition("@")
     domain = normalize_domain(dom)
     if domain is None or not _LOCAL_RE.match(local):
-        raise ValueError(f"not an email address: {addr!r}")
+        raise ValueError(Message("registry.not_address", {"value": repr(addr)}))
     return f"{local.lower()}@{domain}"
 
 
@@ -445,7 +443,7 @@ def advertiser_domain(domain: str) -> str:
     norm = normalize_domain(domain)
     reg = registrable_domain(norm) if norm else None
     if reg is None:
-        raise ValueError(f"not a registrable domain: {domain!r}")
+        raise ValueError(Message("registry.not_registrable", {"value": repr(domain)}))
     return reg
 
 
@@ -562,7 +560,8 @@ class RedisConsentRegistry:
         )
         status = _s(res[0])
         if status == "taken":
-            raise DomainTaken(f"{_s(res[1])} is registered to advertiser {_s(res[2])}")
+            raise DomainTaken(Message("registry.domain_taken",
+                                      {"domain": _s(res[1]), "advertiser": _s(res[2])}))
         got = self.advertiser(adv)
         assert got is not None
         return got, token
@@ -625,13 +624,14 @@ class RedisConsentRegistry:
         now = self.clock()
         for r in records:
             if r.method not in METHODS:
-                raise ValueError(f"consent method {r.method!r}: one of {', '.join(METHODS)}")
+                raise ValueError(Message("registry.method", {"value": repr(r.method),
+                                                             "methods": ", ".join(METHODS)}))
             if r.at <= 0 or r.at > now + 86400:
-                raise ValueError(f"consent time {r.at!r} is not a plausible past time")
+                raise ValueError(Message("registry.time", {"value": repr(r.at)}))
             if r.expires_at and r.expires_at <= r.at:
-                raise ValueError("consent expiry must be after the consent time")
+                raise ValueError(Message("registry.expiry"))
             if r.max_per_day < 0:
-                raise ValueError("max_per_day must be 0 (the configured cap) or more")
+                raise ValueError(Message("registry.max_per_day"))
             rec = ConsentRecord(
                 advertiser=normalize_advertiser_id(r.advertiser),
                 recipient=normalize_recipient(r.recipient),
@@ -646,7 +646,8 @@ class RedisConsentRegistry:
         total = 0
         for adv, recs in by_adv.items():
             if not self._call(self.client.sismember, ADVERTISERS_KEY, adv):
-                raise UnknownAdvertiser(f"no advertiser {adv!r}")
+                raise UnknownAdvertiser(Message("registry.unknown_advertiser",
+                                                {"advertiser": repr(adv)}))
             for start in range(0, len(recs), 500):
                 chunk = recs[start : start + 500]
                 args: list[str] = [adv, repr(now), self._log_min_id()]

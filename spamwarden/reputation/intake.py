@@ -22,7 +22,9 @@ Replies, in the order checks run:
   retries).  A session reserves the ``SIZE=`` its client declared (RFC 1870) when the
   client is one of ``intake.trusted_relays`` (our Postfix), else
   ``intake.max_message_bytes``.
-* DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd).
+* DATA over ``intake.max_message_bytes``: drained, then ``552`` (aiosmtpd; its own
+  replies, this one and the protocol errors, are in ``i18n.language`` too:
+  :mod:`~spamwarden.reputation.protocol_replies`).
 * ``intake.require_auth`` (the default) and the reporter is not identified:
   ``550 5.7.1`` (see *Reporter identity*).
 * no usable original, or nothing in it to act on: ``550 5.6.0`` and a sentence
@@ -146,7 +148,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from .._lua import lua_script
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
-from ..i18n import MESSAGES, smtp_text, text
+from ..i18n import MESSAGES, Message, smtp_text, text
 from ..logs import event
 from ..mail import (
     MessageView,
@@ -179,6 +181,7 @@ from .feedback_loops import (
     parse_feedback_loops,
     signed_by,
 )
+from .protocol_replies import localize
 from .reports import (
     AUTOMATIC_MESSAGE,
     NO_ORIGINAL,
@@ -479,8 +482,11 @@ class LearnOutcome:
     :ivar complaint_id: the complaint's id ("" when nothing was stored).
     :ivar match: the delivery-ledger match (``matched``, ``no-delivery``,
         ``not-a-recipient``, ``disagree``; "" for ham).
-    :ivar message: one sentence for the user or operator.
+    :ivar message: one sentence for the user or operator, in English (:attr:`text`'s
+        English when only that is given).
     :ivar reporter: the reporter as counted.
+    :ivar text: the same sentence as a catalogue message (``learn.*``;
+        :mod:`spamwarden.i18n`), which the API renders in the request's language.
     """
 
     status: Literal["added", "duplicate", "unmatched", "rate_limited", "store_failed",
@@ -489,6 +495,11 @@ class LearnOutcome:
     match: str = ""
     message: str = ""
     reporter: str = ""
+    text: Message | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is not None and not self.message:
+            object.__setattr__(self, "message", self.text.render("en"))
 
     @property
     def stored(self) -> bool:
@@ -845,30 +856,31 @@ class ComplaintIntake:
         mailbox = reporter_identity(user, delimiters=ic.recipient_delimiter)
         if not mailbox or "@" not in mailbox or not self.reporter_is_local(mailbox):
             _count(kind, "refused")
-            return LearnOutcome("refused", message=(
-                f"{user.strip()!r} is not an address at {', '.join(self.local_domains) or '(none)'}"
-                " (intake.local_domains)"))
+            return LearnOutcome("refused", text=Message("learn.not_local", {
+                "user": repr(user.strip()), "domains": ", ".join(self.local_domains) or "(none)"}))
         if len(raw) > ic.max_message_bytes:
             _count(kind, "unusable")
-            return LearnOutcome("unusable", message=(
-                f"the message is larger than intake.max_message_bytes ({ic.max_message_bytes})"))
+            return LearnOutcome("unusable", text=Message("learn.too_large",
+                                                         {"limit": ic.max_message_bytes}))
         message = strip_mbox_from(raw)
         if not header_fields(message):
             _count(kind, "unusable")
-            return LearnOutcome("unusable", message="no message header section was found")
+            return LearnOutcome("unusable", text=Message("learn.no_header"))
         status, cid, match = await self._store_original(
             kind, mailbox, Original("bare", message, intact=True),
             train=may_train(authenticated=True), mailbox=mailbox, reporter_verified=True)
-        text = {
-            "added": "stored", "duplicate": "already stored; counted once",
-            "unmatched": "kept, but it lists nothing: "
-                         + UNMATCHED_WHY.get(match, "it matched no delivery here"),
-            "rate_limited": f"too many reports from {mailbox} in the last hour; try later",
-            "store_failed": "the store is unavailable; try again later",
-        }.get(status, cid)
-        if status == "unusable":
-            return LearnOutcome("unusable", message=text)
-        return LearnOutcome(status, complaint_id=cid, match=match, message=text,  # type: ignore[arg-type]
+        if status == "unusable":  # cid is the sentence saying why
+            sentence = _SENTENCES.get(cid)
+            return LearnOutcome("unusable", text=Message(sentence) if sentence
+                                else Message("intake.unusable", {"sentence": cid}))
+        why = Message(f"intake.why.{match}" if match in UNMATCHED_WHY else "learn.why_unknown")
+        said = {
+            "added": Message("learn.stored"), "duplicate": Message("learn.duplicate"),
+            "unmatched": Message("learn.unmatched", {"why": why}),
+            "rate_limited": Message("learn.rate_limited", {"mailbox": mailbox}),
+            "store_failed": Message("learn.store_failed"),
+        }.get(status)
+        return LearnOutcome(status, complaint_id=cid, match=match, text=said,  # type: ignore[arg-type]
                             reporter=mailbox)
 
     async def _match(self, reporter: str, original: Original, view: MessageView | None,
@@ -1104,6 +1116,13 @@ class _Counted:
                 if m:
                     return min(int(m.group(1)) + 1024, limit)
         return limit
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply; aiosmtpd's own English lines in ``i18n.language``
+        (:func:`~spamwarden.reputation.protocol_replies.localize`)."""
+        if isinstance(status, str):
+            status = localize(self._language, status)
+        await super().push(status)  # type: ignore[misc]
 
     async def smtp_DATA(self, arg: str) -> None:
         smtp = cast(SMTP, self)

@@ -42,6 +42,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from ..i18n import Message
 from ..mail import normalize_domain
 
 __all__ = [
@@ -135,7 +136,7 @@ def normalize_key(text: str) -> tuple[str, KeyKind]:
     if "@" in t:
         a = normalize_address(t)
         if a is None:
-            raise ValueError(f"{text!r} is not a mail address")
+            raise ValueError(Message("listings.not_address", {"value": repr(text)}))
         return a, "address"
     if "/" in t:
         net = ipaddress.ip_network(t, strict=False)
@@ -148,7 +149,7 @@ def normalize_key(text: str) -> tuple[str, KeyKind]:
         pass
     d = normalize_domain(t)
     if d is None:
-        raise ValueError(f"{text!r} is not an IP address, a CIDR block or a domain name")
+        raise ValueError(Message("listings.not_key", {"value": repr(text)}))
     return d, "domain"
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import SpamwardenError
+from ..i18n import Message
 from ..mail import normalize_domain
 
 __all__ = [
@@ -91,25 +92,26 @@ class SettingsError(SpamwardenError):
 # -- parsing and normalising -----------------------------------------------------------------
 
 
-def _domain(text: str, what: str) -> str:
+def _domain(text: str, what: Message) -> str:
     if len(text) > 253 * 4:
-        raise SettingsError(f"{what} is longer than 253 characters")
+        raise SettingsError(Message("settings.domain_too_long", {"what": what}))
     norm = normalize_domain(text)
     if norm is None:
-        raise SettingsError(f"{what} {text[:80]!r} is not a domain name such as example.org")
+        raise SettingsError(Message("settings.not_domain", {"what": what,
+                                                            "value": repr(text[:80])}))
     return norm
 
 
 def _address(text: str) -> str:
     if len(text) > MAX_ADDRESS:
-        raise SettingsError(f"address is longer than {MAX_ADDRESS} characters")
+        raise SettingsError(Message("settings.address_too_long", {"limit": MAX_ADDRESS}))
     local, sep, dom = text.rpartition("@")
     if not sep or not local or any(c.isspace() or c in "<>,;" for c in local):
-        raise SettingsError(f"{text[:80]!r} is not a mail address such as alice@example.org")
+        raise SettingsError(Message("settings.not_address", {"value": repr(text[:80])}))
     if len(local) > _MAX_LOCAL:
-        raise SettingsError(f"the local part of {text[:80]!r} is longer than {_MAX_LOCAL} "
-                            "characters")
-    return f"{local.lower()}@{_domain(dom, 'the domain of the address')}"
+        raise SettingsError(Message("settings.local_too_long",
+                                    {"value": repr(text[:80]), "limit": _MAX_LOCAL}))
+    return f"{local.lower()}@{_domain(dom, Message('settings.what.address_domain'))}"
 
 
 def parse_target(text: str) -> str:
@@ -120,11 +122,11 @@ def parse_target(text: str) -> str:
     :raises SettingsError: neither a mail address nor a domain name, or too long.
     """
     if not isinstance(text, str):
-        raise SettingsError("a target must be a string")
+        raise SettingsError(Message("settings.target_not_string"))
     t = text.strip().strip("<>").strip()
     if not t:
-        raise SettingsError("a target (recipient address or domain) is required")
-    return _address(t) if "@" in t else _domain(t, "target")
+        raise SettingsError(Message("settings.target_required"))
+    return _address(t) if "@" in t else _domain(t, Message("settings.what.target"))
 
 
 def parse_entry(text: str) -> tuple[Kind, str]:
@@ -141,20 +143,20 @@ def parse_entry(text: str) -> tuple[Kind, str]:
     :raises SettingsError: unknown kind, or a value that is not of its kind.
     """
     if not isinstance(text, str):
-        raise SettingsError("an entry must be a string")
+        raise SettingsError(Message("settings.entry_not_string"))
     t = text.strip()
     if not t:
-        raise SettingsError("an entry is required")
+        raise SettingsError(Message("settings.entry_required"))
     if len(t) > MAX_ADDRESS + 10:
-        raise SettingsError(f"entry is longer than {MAX_ADDRESS} characters")
+        raise SettingsError(Message("settings.entry_too_long", {"limit": MAX_ADDRESS}))
     kind: str = ""
     value = t
     head, sep, rest = t.partition(":")
     if sep and head.lower() in KINDS:
         kind, value = head.lower(), rest.strip()
     elif sep and head.isalpha() and "." not in head and "@" not in t and not _is_ip(t):
-        raise SettingsError(f"unknown entry kind {head!r}: expected one of "
-                            + ", ".join(KINDS))
+        raise SettingsError(Message("settings.entry_kind",
+                                    {"kind": repr(head), "kinds": ", ".join(KINDS)}))
     if not kind:
         # something shaped like an address or network is one, so a typo in it is
         # reported as a bad network rather than as a bad domain
@@ -165,12 +167,13 @@ def parse_entry(text: str) -> tuple[Kind, str]:
         try:
             net = ipaddress.ip_network(value, strict=False)
         except ValueError as exc:
-            raise SettingsError(f"{value[:80]!r} is not an IP address or network such as "
-                                "192.0.2.0/24 or 2001:db8::/32") from exc
+            raise SettingsError(Message("settings.not_network",
+                                        {"value": repr(value[:80])})) from exc
         return "cidr", str(net)
     if kind == "address":
         return "address", _address(value.strip("<>"))
-    return ("dkim" if kind == "dkim" else "domain"), _domain(value, f"{kind} entry")
+    return ("dkim" if kind == "dkim" else "domain"), _domain(
+        value, Message("settings.what.entry", {"kind": kind}))
 
 
 def _is_ip(text: str) -> bool:
@@ -215,25 +218,25 @@ def parse_overrides(values: Mapping[str, Any]) -> Overrides:
         ±:data:`THRESHOLD_LIMIT`, or nothing set at all.
     """
     if not isinstance(values, Mapping):
-        raise SettingsError("settings must be an object of name = number")
+        raise SettingsError(Message("settings.not_object"))
     unknown = sorted(str(k) for k in values if k not in THRESHOLDS)
     if unknown:
-        raise SettingsError(f"unknown setting {unknown[0][:40]!r}: expected "
-                            + ", ".join(THRESHOLDS))
+        raise SettingsError(Message("settings.unknown", {"name": repr(unknown[0][:40]),
+                                                          "names": ", ".join(THRESHOLDS)}))
     out: dict[str, float] = {}
     for name in THRESHOLDS:
         v = values.get(name)
         if v is None:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise SettingsError(f"{name} must be a number")
+            raise SettingsError(Message("settings.not_number", {"name": name}))
         f = float(v)
         if not math.isfinite(f) or abs(f) > THRESHOLD_LIMIT:
-            raise SettingsError(f"{name} must be a number from -{THRESHOLD_LIMIT:g} to "
-                                f"{THRESHOLD_LIMIT:g}")
+            raise SettingsError(Message("settings.range",
+                                        {"name": name, "limit": f"{THRESHOLD_LIMIT:g}"}))
         out[name] = f
     if not out:
-        raise SettingsError("set at least one of " + ", ".join(THRESHOLDS))
+        raise SettingsError(Message("settings.none_set", {"names": ", ".join(THRESHOLDS)}))
     return Overrides(**out)
 
 

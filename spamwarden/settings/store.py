@@ -41,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError
+from ..i18n import Message
 from ..logs import event
 from .model import (
     LISTS,
@@ -87,7 +88,7 @@ def list_key(which: str) -> str:
     :raises SettingsError: neither.
     """
     if which not in LISTS:
-        raise SettingsError("the list must be allow or deny")
+        raise SettingsError(Message("settings.list_name"))
     return ALLOW_KEY if which == "allow" else DENY_KEY
 
 
@@ -128,12 +129,11 @@ class _Ops:
     def put_setting(self, target: str, over: Overrides) -> _Op[bool]:
         t = parse_target(target)
         if over.empty:
-            raise SettingsError("set at least one threshold")
+            raise SettingsError(Message("settings.no_threshold"))
         n = yield ("script", "put", [POLICIES_KEY, VERSION_KEY],
                    [t, json.dumps(over.to_json(), sort_keys=True), self.max_targets])
         if int(n) < 0:
-            raise SettingsError(f"there are already {self.max_targets} recipient settings "
-                                "(settings.max_targets); remove some first")
+            raise SettingsError(Message("settings.max_targets", {"limit": self.max_targets}))
         return int(n) == 1
 
     def remove_setting(self, target: str) -> _Op[bool]:
@@ -144,14 +144,14 @@ class _Ops:
         key = list_key(which)
         kind, value = parse_entry(entry)
         if len(note) > MAX_NOTE:
-            raise SettingsError(f"the note is longer than {MAX_NOTE} characters")
+            raise SettingsError(Message("settings.note_too_long", {"limit": MAX_NOTE}))
         field = entry_text(kind, value)
         n = yield ("script", "put", [key, VERSION_KEY],
                    [field, json.dumps({"note": note, "added": round(now, 3)}),
                     self.max_entries])
         if int(n) < 0:
-            raise SettingsError(f"the {which} list already holds {self.max_entries} entries "
-                                "(settings.max_entries); remove some first")
+            raise SettingsError(Message("settings.list_full",
+                                        {"which": which, "limit": self.max_entries}))
         return field
 
     def remove_entry(self, which: str, entry: str) -> _Op[bool]:

@@ -102,3 +102,62 @@ def test_sessions_over_the_limit_get_421_in_vietnamese(
                                         b"vui long thu lai sau")
     finally:
         first.quit()
+
+
+# -- aiosmtpd's own protocol replies ---------------------------------------------------------
+
+
+def test_protocol_errors_in_vietnamese_keep_their_codes(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
+    intake = start_intake(language="vi", max_message_bytes=50_000)
+    big = (REPORTS / "gmail-attached.eml").read_bytes() + (b"x" * 70 + b"\r\n") * 2000
+    with intake.client() as s:
+        s.ehlo("client.example.vn")
+        # out of sequence: DATA and RCPT before MAIL
+        assert s.docmd("DATA") == (503, b"Loi: vui long gui lenh RCPT truoc")
+        assert s.docmd("RCPT", "TO:<report@example.vn>") == (503, b"Loi: vui long gui lenh MAIL "
+                                                                  b"truoc")
+        assert s.docmd("FROB") == (500, b'Loi: khong nhan dang duoc lenh "FROB"')
+        assert s.docmd("MAIL", "TO:<alice@example.vn>") == (
+            501, b"Sai cu phap; cu phap dung: MAIL FROM: <address> [SP <mail-parameters>]")
+        # oversized DATA without SIZE=: drained, then 552 at the end
+        assert s.mail("alice@example.vn") == (250, b"Thanh cong")
+        assert s.docmd("MAIL", "FROM:<alice@example.vn>") == (503, b"Loi: phien gui nay da "
+                                                                   b"co lenh MAIL")
+        assert s.rcpt("report@example.vn") == (250, b"2.1.5 Dia chi nhan hop le")
+        assert s.data(big) == (552, b"Loi: thu vuot qua kich thuoc toi da cho phep")
+        assert s.noop() == (250, b"Thanh cong")  # the session goes on
+        # with SIZE= (smtplib adds it) the refusal comes at MAIL
+        with pytest.raises(smtplib.SMTPSenderRefused) as err:
+            s.sendmail("alice@example.vn", ["report@example.vn"], big)
+        assert (err.value.smtp_code, err.value.smtp_error) == (
+            552, b"Loi: kich thuoc thu vuot qua gioi han toi da cho phep")
+        # the greeting and the EHLO keywords are names, not texts: unchanged
+        code, ehlo = s.ehlo("client.example.vn")
+        assert code == 250 and ehlo.split(b"\n")[1:] == [
+            b"SIZE 50000", b"8BITMIME", b"SMTPUTF8", b"HELP"]
+        assert s.docmd("QUIT") == (221, b"Tam biet")
+        s.close()
+    assert intake.complaints() == []
+
+
+def test_english_protocol_errors_are_aiosmtpd_s(
+    start_intake: Callable[..., RunningIntake]
+) -> None:
+    intake = start_intake(language="en")
+    with intake.client() as s:
+        s.ehlo("client.example.vn")
+        assert s.docmd("DATA") == (503, b"Error: need RCPT command")
+        assert s.mail("alice@example.vn") == (250, b"OK")
+
+
+def test_lmtp_protocol_errors_in_vietnamese(start_intake: Callable[..., RunningIntake]) -> None:
+    intake = start_intake(language="vi", lmtp=True)
+    with smtplib.LMTP("127.0.0.1", intake.port, timeout=30) as s:
+        assert s.docmd("HELO", "client.example.vn") == (500, b'Loi: khong nhan dang duoc lenh '
+                                                             b'"HELO"')
+        assert s.docmd("MAIL", "FROM:<alice@example.vn>") == (503, b"Loi: vui long gui lenh "
+                                                                   b"HELO truoc")
+        assert s.ehlo("client.example.vn")[0] == 250
+        assert s.docmd("DATA") == (503, b"Loi: vui long gui lenh RCPT truoc")

@@ -17,6 +17,7 @@ from spamwarden.i18n import (
     MESSAGES,
     SMTP_GROUPS,
     Message,
+    detail,
     fold_ascii,
     negotiate,
     placeholders,
@@ -96,6 +97,24 @@ def test_message_code_is_the_id_without_its_group() -> None:
     assert m.code == "not_listed"
     assert m.render("en") == "192.0.2.7 is not listed"
     assert m.render("vi") == "192.0.2.7 không nằm trong danh sách chặn"
+
+
+def test_a_nested_message_is_rendered_in_the_same_language() -> None:
+    # a lower layer's detail inside an API error: its English is the detail alone
+    m = Message("api.bad_request", {"detail": Message("settings.not_number", {"name": "x"})})
+    assert m.render("en") == "x must be a number"
+    assert m.render("vi") == "Yêu cầu không hợp lệ: x phải là một số"
+    assert m.code == "bad_request"
+
+
+def test_an_exception_raised_with_a_message_reads_in_english() -> None:
+    from spamwarden.settings.model import SettingsError, parse_overrides
+
+    with pytest.raises(SettingsError, match="^tag_threshold must be a number$") as err:
+        parse_overrides({"tag_threshold": "x"})
+    said = detail(err.value)
+    assert isinstance(said, Message) and said.render("vi") == "tag_threshold phải là một số"
+    assert detail(ValueError("plain")) == "plain"
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -172,3 +172,20 @@ def test_deny_list_rejection_has_its_own_sentence() -> None:
     v = _verdict("reject", Symbol("DENYLIST", 20.0, "deny-listed from:x@spam.example", "reject"))
     assert reason_text("vi", v, cfg_for("vi")) == (
         "nguoi gui nam trong danh sach chan cua he thong nay (DENYLIST)")
+
+
+def test_x_spam_headers_do_not_change_with_the_language(install: Any) -> None:
+    # they are read by filters (Sieve, procmail) and SpamAssassin-aware tools: machine text
+    added = {}
+    for language in ("en", "vi"):
+        listings = FakeListings({"192.0.2.7": "listed"})
+        scanner = Scanner(cfg_for(language), resolver=StaticResolver(),
+                          authenticate=fake_auth(), listings=listings)
+        ctx = install(scanner)
+        feed(ctx, HAM)
+        added[language] = [(f, v) for f, v, _ in ctx.added if f.startswith("X-Spam-")]
+    names = [f for f, _ in added["en"]]
+    assert "X-Spam-Status" in names and "X-Spam-Reasons" in names
+    assert added["vi"] == added["en"]
+    reasons = dict(added["vi"])["X-Spam-Reasons"]
+    assert reasons.startswith("action=") and "RBL_OWN=" in reasons and reasons.isascii()
