@@ -700,6 +700,12 @@ class RulesConfig:
         ("/etc/spamassassin/local.cf",), doc="more rule files or folders, read after the system rules"
     )
     cache_dir: str = _opt("", doc="compiled rule databases; empty: <state_dir>/rules-cache")
+    unscored: str = _opt(
+        "suggested", check=_one_of("suggested", "spamassassin"),
+        doc="a rule no file scores: 'suggested' takes the score its file carries commented "
+        "out (rules packaged without sa-update's scores), else 1 point; 'spamassassin' "
+        "always 1 point (0.01 for T_ rules), as SpamAssassin does",
+    )
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None
     """
     if not cfg.rules.enabled:
         return None
-    ruleset = parse_rule_files(configured_paths(cfg))
+    ruleset = parse_rule_files(configured_paths(cfg),
+                               suggested_scores=cfg.rules.unscored == "suggested")
     cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
     return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir)

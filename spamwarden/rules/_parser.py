@@ -144,6 +144,8 @@ class RuleSet:
     freemail_domains: set[str] = field(default_factory=set)
     addrlists: dict[str, list[str]] = field(default_factory=dict)
     uri_hosts: dict[str, list[str]] = field(default_factory=dict)
+    #: rules scored from a commented-out score line (``parse_rule_files(suggested_scores=)``)
+    suggested_scores: int = 0
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -161,6 +163,9 @@ class _Definition:
 class _State:
     defs: dict[str, _Definition] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    #: ``# score NAME N`` lines: a score the file carries commented out
+    suggested: dict[str, float] = field(default_factory=dict)
+    use_suggested: bool = False
     describe: dict[str, str] = field(default_factory=dict)
     tflags: dict[str, str] = field(default_factory=dict)
     replace_tag: dict[str, str] = field(default_factory=dict)
@@ -205,14 +210,22 @@ def rule_files(
     return out
 
 
-def parse_rule_files(paths: Iterable[str | Path]) -> RuleSet:
+#: a score line commented out: ``#      score    NAME 0.25``
+_SUGGESTED = re.compile(r"^\s*#\s*score\s+([A-Za-z0-9_]+)\s+(-?[0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+def parse_rule_files(paths: Iterable[str | Path], *, suggested_scores: bool = False) -> RuleSet:
     """Parse rule files (or folders of ``*.cf``) in order, later ones overriding.
 
     :param paths: files or folders; a missing one is listed in ``missing_files``.
+    :param suggested_scores: a rule no file scores takes the score its file carries
+        commented out (``#  score NAME 0.25``: the rule author's, in rule files packaged
+        without sa-update's ``72_scores.cf``) instead of SpamAssassin's default of 1
+        point (``rules.unscored``). False is SpamAssassin's behaviour.
     :returns: the :class:`RuleSet`; ``digest`` hashes every file read, in order.
     :raises: nothing for bad rule text: bad rules are skipped with a reason.
     """
-    st = _State()
+    st = _State(use_suggested=suggested_scores)
     for path in paths:
         p = Path(path)
         files = sorted(p.glob("*.cf"), key=lambda f: f.name) if p.is_dir() else [p]
@@ -223,9 +236,10 @@ def parse_rule_files(paths: Iterable[str | Path]) -> RuleSet:
     return st.result
 
 
-def parse_rule_text(text: str, origin: str = "<text>") -> RuleSet:
+def parse_rule_text(text: str, origin: str = "<text>", *,
+                    suggested_scores: bool = False) -> RuleSet:
     """Parse rule text given as a string (tests, one-off checks); see :func:`parse_rule_files`."""
-    st = _State()
+    st = _State(use_suggested=suggested_scores)
     _read_lines(st, text, origin, Path("."), depth=0)
     _finish(st)
     st.result.digest = hashlib.sha256(text.encode()).hexdigest()
@@ -282,6 +296,12 @@ def _read_lines(st: _State, text: str, origin: str, base: Path, *, depth: int) -
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw)
         if not line:
+            m = _SUGGESTED.match(raw)
+            if m:
+                try:
+                    st.suggested[m.group(1)] = float(m.group(2))
+                except ValueError:
+                    pass
             continue
         parts = line.split(None, 1)
         key = parts[0].lower()
@@ -422,6 +442,12 @@ def _finish(st: _State) -> None:
                 continue
         elif name.startswith("__"):
             score = 0.0
+        elif st.use_suggested and name in st.suggested and not name.startswith("T_"):
+            score = st.suggested[name]
+            res.suggested_scores += 1
+            if score == 0:
+                res.skipped[name] = "suggested score 0: disabled"
+                continue
         else:
             score = 0.01 if name.startswith("T_") else 1.0
             score = -score if nice else score

@@ -37,6 +37,9 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
         f"{k} {n}" for k, n in sorted(ruleset.kinds_seen.items())))
     parsed = Counter(r.kind for r in ruleset.rules.values())
     lines.append("parsed by type: " + ", ".join(f"{k} {n}" for k, n in sorted(parsed.items())))
+    if ruleset.suggested_scores:
+        lines.append(f"scored from a commented-out score line (rules.unscored = \"suggested\"): "
+                     f"{ruleset.suggested_scores}")
     evals = Counter(r.eval_name for r in ruleset.rules.values() if r.kind == "eval")
     lines.append(f"eval rules run: {sum(evals.values())} ({len(evals)} functions)")
     for name, n in sorted(evals.items(), key=lambda x: (-x[1], x[0])):
@@ -60,7 +63,7 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
 def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden rules [--stats] [--check FILE.eml] [--rules PATH ...]``."""
     paths = [Path(p) for p in args.rules] if args.rules else configured_paths(cfg)
-    ruleset = parse_rule_files(paths)
+    ruleset = parse_rule_files(paths, suggested_scores=cfg.rules.unscored == "suggested")
     if not ruleset.files:
         print("spamwarden rules: no rule files found (install spamassassin or set rules.paths)",
               file=sys.stderr)

@@ -474,3 +474,32 @@ def test_ratware_and_received_remover_evals() -> None:
     assert names(rules, ratware) == {"__GATED_THROUGH_RCVD_REMOVER", "__RATWARE_NAME_ID",
                                      "RATWARE_EFROM"}
     assert names(rules, PUBLIC_HOP + HEAD + b"To: bob@example.net\n\nhi\n") == set()
+
+
+SUGGESTED = """
+header   HEADER_FROM_DIFFERENT_DOMAINS From =~ /x/
+#      score    HEADER_FROM_DIFFERENT_DOMAINS 0.25
+header   SCORED_ELSEWHERE From =~ /y/
+#      score    SCORED_ELSEWHERE 3.0
+score    SCORED_ELSEWHERE 0.5
+header   T_TESTING From =~ /z/
+#      score    T_TESTING 2.0
+header   NO_SUGGESTION From =~ /w/
+"""
+
+
+def test_unscored_rules_take_the_commented_score_only_when_asked() -> None:
+    """rules.unscored: SpamAssassin gives a rule no file scores 1 point; "suggested"
+    takes its author's commented-out score instead, never over a real score line and
+    never for a T_ test rule."""
+    from spamwarden.rules import parse_rule_text
+
+    sa = parse_rule_text(SUGGESTED)
+    assert sa.rules["HEADER_FROM_DIFFERENT_DOMAINS"].score == 1.0
+    assert sa.suggested_scores == 0
+    ours = parse_rule_text(SUGGESTED, suggested_scores=True)
+    assert ours.rules["HEADER_FROM_DIFFERENT_DOMAINS"].score == 0.25
+    assert ours.rules["SCORED_ELSEWHERE"].score == 0.5
+    assert ours.rules["T_TESTING"].score == 0.01
+    assert ours.rules["NO_SUGGESTION"].score == 1.0
+    assert ours.suggested_scores == 1
