@@ -9,12 +9,11 @@ visitor's (``Accept-Language``, RFC 9110 §12.5.4; ``?lang=`` overrides), chosen
 
 from __future__ import annotations
 
-from typing import Literal
+from .. import i18n
+from ..i18n import LANGUAGES, Language
 
 __all__ = ["LANGUAGES", "REASON_TEXTS", "TEXTS", "Language", "negotiate", "reason_text", "text"]
 
-Language = Literal["en", "vi"]
-LANGUAGES: tuple[Language, ...] = ("en", "vi")
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -154,23 +153,4 @@ def negotiate(accept_language: str, override: str = "") -> Language:
     """
     if override in LANGUAGES:
         return override
-    best: tuple[float, int, Language] | None = None
-    for pos, item in enumerate(accept_language[:1000].split(",")[:30]):
-        tag, _, params = item.strip().partition(";")
-        primary = tag.strip().lower().split("-", 1)[0]
-        if primary not in LANGUAGES:
-            continue
-        q = 1.0
-        for p in params.split(";"):
-            name, _, value = p.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q <= 0:
-            continue
-        cand = (q, -pos, primary)
-        if best is None or cand[:2] > best[:2]:
-            best = cand
-    return best[2] if best else "en"
+    return i18n.negotiate(accept_language)

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from .._lua import lua_script
 from ..config import Config
@@ -204,10 +204,10 @@ def _wrap(exc: Exception) -> StoreError:
     return StoreError(f"settings store: {type(exc).__name__}: {exc}")
 
 
-class SettingsStore:
-    """The settings in Redis, synchronously (CLI, milter).
+class _Base:
+    """What both drivers hold: the client, the operations and the registered scripts.
 
-    :param client: a ``redis.Redis`` (or cluster) client.
+    :param client: a ``redis.Redis`` or ``redis.asyncio.Redis`` (or cluster) client.
     :param max_targets: most recipient settings (``settings.max_targets``).
     :param max_entries: most entries per list (``settings.max_entries``).
     """
@@ -219,10 +219,19 @@ class SettingsStore:
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     @classmethod
-    def from_config(cls, cfg: Config, client: Any) -> SettingsStore:
+    def from_config(cls, cfg: Config, client: Any) -> Self:
         """The store with ``[settings]``'s bounds."""
         return cls(client, max_targets=cfg.settings.max_targets,
                    max_entries=cfg.settings.max_entries)
+
+
+class SettingsStore(_Base):
+    """The settings in Redis, synchronously (CLI, milter).
+
+    :param client: a ``redis.Redis`` (or cluster) client.
+    :param max_targets: most recipient settings (``settings.max_targets``).
+    :param max_entries: most entries per list (``settings.max_entries``).
+    """
 
     def _run(self, op: _Op[T]) -> T:
         try:
@@ -295,23 +304,11 @@ class SettingsStore:
                                             static_deny=static_deny))
 
 
-class AsyncSettingsStore:
+class AsyncSettingsStore(_Base):
     """:class:`SettingsStore` for asyncio (the API); the same operations and errors.
 
     :param client: a ``redis.asyncio.Redis`` (or cluster) client.
     """
-
-    def __init__(self, client: Any, *, max_targets: int = 10_000,
-                 max_entries: int = 10_000) -> None:
-        self.redis = client
-        self._ops = _Ops(max_targets=max_targets, max_entries=max_entries)
-        self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
-
-    @classmethod
-    def from_config(cls, cfg: Config, client: Any) -> AsyncSettingsStore:
-        """The store with ``[settings]``'s bounds."""
-        return cls(client, max_targets=cfg.settings.max_targets,
-                   max_entries=cfg.settings.max_entries)
 
     async def _run(self, op: _Op[T]) -> T:
         try:

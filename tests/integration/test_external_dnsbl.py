@@ -64,12 +64,15 @@ def lists() -> Iterator[UnboundServer]:
         yield factory(zone)
 
 
-def _config(tmp_path: Path, server: UnboundServer, entries: str, name: str = "sw.toml") -> str:
+def _config(tmp_path: Path, server: UnboundServer | str, entries: str,
+            name: str = "sw.toml") -> str:
+    """A config asking DNS of ``server`` (a server, or its "127.0.0.1:PORT")."""
+    address = server if isinstance(server, str) else server.address
     path = tmp_path / name
     path.write_text(
         f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
         '[redis]\nurl = "redis://127.0.0.1:1/0"\ntimeout = 0.2\n'
-        f'[dns]\nnameservers = ["{server.address}"]\ntimeout = 0.5\n'
+        f'[dns]\nnameservers = ["{address}"]\ntimeout = 0.5\n'
         '[consent]\nenabled = false\n'
         '[rbl]\n' + entries
     )
@@ -291,23 +294,11 @@ codes = { "127.0.1.2" = 2.0 }
 '''
 
 
-def _file_config(tmp_path: Path, address: str, entries: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(
-        f'[service]\nstate_dir = "{tmp_path / "state"}"\n'
-        '[redis]\nurl = "redis://127.0.0.1:1/0"\ntimeout = 0.2\n'
-        f'[dns]\nnameservers = ["{address}"]\ntimeout = 0.5\n'
-        '[consent]\nenabled = false\n'
-        '[rbl]\n' + entries
-    )
-    return str(path)
-
-
 def test_a_list_rbldnsd_serves_from_files(capsys: Any, tmp_path: Path, file_list: str) -> None:
     """The same rules hold against rbldnsd's answers as against any resolver's: a listed
     code scores, the refusal code and an unscored code score nothing and are counted,
     and a dnset domain list matches the sender's parent domain."""
-    config = _file_config(tmp_path, file_list, FILE_ENTRIES, "file.toml")
+    config = _config(tmp_path, file_list, FILE_ENTRIES, "file.toml")
     symbols = check(capsys, config, LISTED_IP)
     assert symbols["FILE_IPS"] == 3.5
     assert symbols["FILE_NAMES"] == 2.0        # mail.listed-sender.test under .listed-sender.test
