@@ -561,6 +561,41 @@ def _add_learn(sub: Any) -> None:
                    help="the message; '-' or nothing reads standard input")
 
 
+def _cmd_learn_token(args: argparse.Namespace, cfg: Config) -> int:
+    from .consent.unsubscribe import load_token_key
+    from .reputation.intake import reporter_identity
+    from .reputation.learn_tokens import learn_token
+
+    delimiters = cfg.intake.recipient_delimiter
+    user = reporter_identity(args.user, delimiters=delimiters)
+    local, at, domain = user.rpartition("@")
+    if not (local and at and domain) or len(user) > 320:
+        print(f"spamwarden learn-token: {args.user!r} is not an address", file=sys.stderr)
+        return 2
+    print(learn_token(load_token_key(cfg), user, delimiters=delimiters))
+    return 0
+
+
+def _add_learn_token(sub: Any) -> None:
+    """learn-token: the token that lets one user's own client call POST /v1/learn."""
+    p = _command(
+        sub, "learn-token", _cmd_learn_token,
+        help="print the token with which one user may call POST /v1/learn for themselves",
+        description=(
+            "Print USER's learn token: with it (Authorization: Bearer TOKEN), POST "
+            "/v1/learn files messages as spam or not spam for USER only, under the same "
+            "trust rules as the learn command; a webmail plugin or the user's own client "
+            "can hold it where the operator token must not go. Case and +extensions fold, "
+            "so alice+x@ and Alice@ have alice@'s token. The token is derived from the "
+            "site's token key (consent.token_key, else the key file under state_dir): "
+            "nothing is stored, and changing that key revokes every learn token (and every "
+            "unsubscribe link).\n\n"
+            "example: spamwarden learn-token alice@example.org"
+        ),
+    )
+    p.add_argument("user", metavar="USER", help="the mailbox owner's address")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -584,6 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consent(sub)
     _add_rules(sub)
     _add_learn(sub)
+    _add_learn_token(sub)
     _add_settings(sub)
     _add_quarantine(sub)
     return parser

@@ -403,6 +403,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "an operator bearer token is required",
         "vi": "Cần mã truy cập (bearer token) của người vận hành",
     },
+    "api.learn_token_wrong": {
+        "en": "this learn token is not the given user's",
+        "vi": "Mã học (learn token) này không thuộc về người dùng đã nêu",
+    },
     "api.body_not_object": {
         "en": "the body must be a JSON object",
         "vi": "Nội dung yêu cầu phải là một đối tượng JSON",

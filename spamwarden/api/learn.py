@@ -5,10 +5,10 @@ to ``report@`` / ``ham@`` by that user
 
 The body is the raw message (any content type, at most ``intake.max_message_bytes``);
 ``kind`` (``spam`` or ``ham``) and ``user`` (the mailbox owner's address) come from the
-query or from the ``X-Learn-Kind`` / ``X-Learn-User`` headers.  Only an operator token
-(``api.operator_tokens``) may call it: spamwarden has no per-user API tokens, and whoever
-holds the token can file messages for any local user, as the ``spamwarden learn`` command
-can.
+query or from the ``X-Learn-Kind`` / ``X-Learn-User`` headers.  An operator token
+(``api.operator_tokens``) may file messages for any local user, as the ``spamwarden
+learn`` command can; a user's own learn token (``spamwarden learn-token ADDR``,
+:mod:`spamwarden.reputation.learn_tokens`) only for that user.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from aiohttp import web
 
 from ..config import Config
 from ..reputation.intake import ComplaintIntake
+from ..reputation.learn_tokens import PREFIX as LEARN_TOKEN_PREFIX
+from ..reputation.learn_tokens import learn_token_ok
 from ._http import (
     ERROR_RESPONSE,
     ApiContext,
     ApiModule,
     BadRequest,
     Message,
+    bearer_token,
     detail_message,
     json_error,
-    operator_only,
+    operator_denied,
     request_language,
 )
 
@@ -67,7 +70,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 def learn_module(
     ctx: ApiContext, *, make_intake: Callable[[Config, Any], ComplaintIntake] | None = None,
 ) -> ApiModule:
-    """``POST /v1/learn?kind=spam|ham&user=ADDR`` with an operator token.
+    """``POST /v1/learn?kind=spam|ham&user=ADDR`` with an operator token, or the user's
+    own learn token.
 
     :param ctx: the API context (its listing store's Redis client is used).
     :param make_intake: builds the intake policy over a Redis client
@@ -77,11 +81,31 @@ def learn_module(
     intake = (make_intake or _default_intake)(ctx.cfg, ctx.store.redis)
     limit = ctx.cfg.intake.max_message_bytes
 
+    cfg = ctx.cfg
+    delimiters = cfg.intake.recipient_delimiter
+    key: bytes | None = None
+
+    def user_token_ok(token: str, user: str) -> bool:
+        nonlocal key
+        if key is None:
+            from ..consent.unsubscribe import load_token_key
+
+            key = load_token_key(cfg)
+        return learn_token_ok(key, token, user, delimiters=delimiters)
+
     @routes.post("/v1/learn")
-    @operator_only
     async def learn(request: web.Request) -> web.StreamResponse:
         kind = request.query.get("kind") or request.headers.get("X-Learn-Kind") or ""
         user = request.query.get("user") or request.headers.get("X-Learn-User") or ""
+        token = bearer_token(request) or ""
+        if token.startswith(LEARN_TOKEN_PREFIX):
+            if len(user) > 320 or not user_token_ok(token, user):
+                return json_error(401, Message("api.learn_token_wrong"),
+                                  headers={"WWW-Authenticate": 'Bearer realm="spamwarden"'})
+        else:
+            denied = operator_denied(request, cfg.api.operator_tokens)
+            if denied is not None:
+                return denied
         kind = kind.strip().lower()
         if kind not in _KINDS:
             raise BadRequest(Message("api.learn_kind"))
@@ -110,6 +134,8 @@ def learn_module(
         }, status=201 if out.status in ("added", "unmatched") else 200,
            headers={"Content-Language": language})
 
+    # a bearer token is required (an operator's, or the user's own): not a public route
+    setattr(learn, "operator_only", True)  # noqa: B010 - not in the handler's static type
     return ApiModule(name="learn", routes=routes, paths=LEARN_PATHS, schemas=LEARN_SCHEMAS,
                      tags=[{"name": "learn", "description": "users filing mail as spam or not"}])
 
@@ -133,7 +159,8 @@ LEARN_SCHEMAS: dict[str, Any] = {
 LEARN_PATHS: dict[str, dict[str, Any]] = {
     "/v1/learn": {"post": {
         "tags": ["learn"], "operationId": "learn", "security": [{"operatorToken": []}],
-        "summary": "A user filed a message as spam or not spam (operator; no per-user tokens)",
+        "summary": "A user filed a message as spam or not spam (operator token, or the "
+                   "user's own learn token from `spamwarden learn-token`)",
         "description": "Stores the message as a report of it to report@ (spam) or ham@ (ham) "
         "by the user: a spam learn counts only when it matches a delivery here to the user; "
         "training examples are capped per user and day.",

@@ -222,3 +222,58 @@ def test_api_learn(redis_url: str, tmp_path: Path, r: redis.Redis) -> None:
 
     asyncio.run(main())
     assert len(entries(r, COMPLAINTS_KEY)) == 1 and len(entries(r, UNMATCHED_KEY)) == 1
+
+
+def test_api_learn_with_a_users_own_token(config: Path, redis_url: str, tmp_path: Path,
+                                          r: redis.Redis) -> None:
+    """`spamwarden learn-token ADDR` prints the token with which that user's own client may
+    call POST /v1/learn for them, and for nobody else."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SPAMWARDEN_REDIS_URL", "SPAMWARDEN_CONFIG")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "spamwarden", "learn-token", *args,
+                               "--config", str(config)], capture_output=True, text=True,
+                              timeout=60, env=env)
+
+    made = cli("Alice+imap@Example.VN")
+    assert made.returncode == 0, made.stderr
+    alice = made.stdout.strip()
+    assert alice.startswith("lt1.") and alice == cli("alice@example.vn").stdout.strip()
+    bob = cli("bob@example.vn").stdout.strip()
+    assert bob.startswith("lt1.") and bob != alice
+    bad = cli("not-an-address")
+    assert bad.returncode == 2 and "not an address" in bad.stderr
+    cfg = config_from_mapping(_settings(redis_url, tmp_path))
+
+    async def main() -> None:
+        store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
+        app = build_app(cfg, store, modules=[learn_module])
+        client = test_utils.TestClient(test_utils.TestServer(app))
+        await client.start_server()
+        try:
+            def auth(token: str) -> dict[str, str]:
+                return {"Authorization": f"Bearer {token}"}
+
+            # alice's token files for bob: refused, nothing stored
+            resp = await client.post("/v1/learn?kind=spam&user=bob@example.vn", data=RAW,
+                                     headers=auth(alice))
+            assert resp.status == 401 and "WWW-Authenticate" in resp.headers
+            # a made-up token of the right shape, and bob's own token for alice
+            for token in ("lt1." + "A" * 43, alice[:-1] + ("B" if alice[-1] != "B" else "C"),
+                          bob):
+                resp = await client.post("/v1/learn?kind=spam&user=alice@example.vn",
+                                         data=RAW, headers=auth(token))
+                assert resp.status == 401, token
+            # alice's token, for alice however her address is written
+            resp = await client.post("/v1/learn?kind=spam&user=ALICE%2Bjunk@example.vn",
+                                     data=RAW, headers=auth(alice))
+            assert resp.status == 201, await resp.text()
+            body = await resp.json()
+            assert body["reporter"] == "alice@example.vn" and body["matched"] is True
+        finally:
+            await client.close()
+            await store.aclose()
+
+    asyncio.run(main())
+    assert len(entries(r, COMPLAINTS_KEY)) == 1
