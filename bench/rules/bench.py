@@ -32,7 +32,8 @@ from spamwarden.rules import RuleEngine, parse_rule_files, prepare_message, rule
 from tests.support.net import free_port
 from tests.support.spamd import spamd_cpu
 
-SHARED = Path(os.environ.get("SPAMWARDEN_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+SHARED = (Path(os.environ["SPAMWARDEN_SHARED"]) if os.environ.get("SPAMWARDEN_SHARED")
+          else Path(__file__).resolve().parents[3] / "shared")
 SITE_CF = """\
 use_bayes 0
 use_auto_whitelist 0

@@ -31,21 +31,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+# bench/rules/bench.py, beside this script: the same corpus folder and the same
+# SpamAssassin site configuration (no Bayes, no network) as the speed benchmark
+from bench import SHARED, SITE_CF
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_files, prepare_message, rule_files
-
-SHARED = (Path(os.environ["SPAMWARDEN_SHARED"]) if os.environ.get("SPAMWARDEN_SHARED")
-          else Path(__file__).resolve().parents[3] / "shared")
-SITE_CF = """\
-use_bayes 0
-use_auto_whitelist 0
-use_txrep 0
-bayes_auto_learn 0
-skip_rbl_checks 1
-use_razor2 0
-use_pyzor 0
-use_dcc 0
-"""
 
 # One SpamAssassin object for every file: names of the rules hit, then of the sub-rules.
 SA_SCRIPT = r"""

@@ -341,6 +341,18 @@ class _List:
                 return entry_text("cidr", _net(base, plen, version))
         return ""
 
+    def proven(self, who: Identity) -> str:
+        """The entry matching what the message proves whoever sent it, allow and deny
+        alike: the client network, then a verified DKIM ``d=``; or ""."""
+        hit = self.ip(who.client_ip)
+        if hit:
+            return hit
+        for d in who.dkim_domains:
+            hit = self.under(d, self.dkim)
+            if hit:
+                return entry_text("dkim", hit)
+        return ""
+
     @staticmethod
     def under(name: str, domains: set[str]) -> str:
         """The entry of ``domains`` that is ``name`` or a parent of it, or ""."""
@@ -458,13 +470,9 @@ class SettingsSnapshot:
         lst = self._allow
         if not lst.entries:
             return ""
-        hit = lst.ip(who.client_ip)
+        hit = lst.proven(who)
         if hit:
             return hit
-        for d in who.dkim_domains:
-            hit = lst.under(d, lst.dkim)
-            if hit:
-                return entry_text("dkim", hit)
         if who.from_authenticated:
             if who.from_address in lst.addresses:
                 return entry_text("address", who.from_address)
@@ -479,13 +487,9 @@ class SettingsSnapshot:
         lst = self._deny
         if not lst.entries:
             return ""
-        hit = lst.ip(who.client_ip)
+        hit = lst.proven(who)
         if hit:
             return hit
-        for d in who.dkim_domains:
-            hit = lst.under(d, lst.dkim)
-            if hit:
-                return entry_text("dkim", hit)
         for addr in (who.from_address, who.mail_from):
             if addr and addr in lst.addresses:
                 return entry_text("address", addr)
