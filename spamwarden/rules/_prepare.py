@@ -16,6 +16,7 @@ import email.message
 import email.policy
 import email.utils
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
@@ -343,6 +344,35 @@ _TEXT_MAIL = re.compile(
 _HTML_MAILTO = re.compile(rb"""\bhref\s*=\s*["']?\s*(mailto:[^"'>\s]{1,2048})""", re.IGNORECASE)
 _MAIL_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
 _MAIL_DOMAIN = re.compile(rb"@[^?&>@]*\.[a-z]{2,63}(?:[?&>]|$)", re.IGNORECASE)
+_END_MAIL_CHAR = re.compile(rb"[" + _END_MAIL.encode() + rb"]")
+
+
+def _mail_matches(data: bytes) -> Iterator[re.Match[bytes]]:
+    """``_TEXT_MAIL.finditer(data)``, less the matches with no ``@`` (which
+    :func:`_mail_uris` drops), without trying every position.
+
+    A match starts where a run of non-delimiters starts (its look-behind is a delimiter)
+    and stays inside that run, so each run gives at most one, at its start; only the runs
+    holding an ``@`` are tried there.
+    """
+    at = data.find(b"@")
+    while at >= 0:
+        # the run's start: after the last delimiter before the "@"
+        back = 256
+        while True:
+            window = data[max(0, at - back):at][::-1]
+            d = _END_MAIL_CHAR.search(window)
+            if d is not None or back >= at:
+                break
+            back *= 4
+        start = at - d.start() if d is not None else 0
+        m = _TEXT_MAIL.match(data, start)
+        if m is not None:
+            yield m
+        end = _END_MAIL_CHAR.search(data, at)
+        if end is None:
+            return
+        at = data.find(b"@", end.end())
 
 
 def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
@@ -351,7 +381,7 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     the HTML parts, de-duplicated, at most ``limit``."""
     seen: dict[bytes, None] = {}
     data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
-    for m in _TEXT_MAIL.finditer(data):
+    for m in _mail_matches(data):
         raw = _MAIL_TRAILING.sub(b"", re.sub(rb"(^[^(]*)\).*$", rb"\1", m.group(1)))
         if b"@" not in raw or not re.search(rb"@.+?\.", raw) or b"&nbsp;" in raw:
             continue
