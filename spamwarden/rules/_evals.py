@@ -299,10 +299,28 @@ def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
     return rx is not None and rx.match(addr) is not None
 
 
+def _any_glob_hit(addrs: Sequence[str], patterns: Sequence[str]) -> bool:
+    """Whether one of ``addrs`` matches one of the globs (their regex looked up once)."""
+    if not addrs:
+        return False
+    rx = _glob_regex(tuple(patterns))
+    return rx is not None and any(rx.match(x) is not None for x in addrs)
+
+
+_DOTS = re.compile(r"\.+")
+
+
 def _all_from_addrs(msg: PreparedMessage) -> list[str]:
     """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
     one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
-    and the envelope sender."""
+    and the envelope sender (found once per message; not to be changed)."""
+    found = msg.from_addrs
+    if found is None:
+        found = msg.from_addrs = _find_from_addrs(msg)
+    return found
+
+
+def _find_from_addrs(msg: PreparedMessage) -> list[str]:
     resent = _addresses(msg, "Resent-From")
     if resent:
         return resent[:1]
@@ -311,17 +329,15 @@ def _all_from_addrs(msg: PreparedMessage) -> list[str]:
     env = _envelope_from(msg)
     if env:
         found.append(env)
-    return list(dict.fromkeys(re.sub(r"\.+", ".", x) for x in found))
+    return list(dict.fromkeys(_DOTS.sub(".", x) for x in found))
 
 
 def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for x in _all_from_addrs(msg))
+    return _any_glob_hit(_all_from_addrs(msg), d.addrlists.get(a[0].upper(), []))
 
 
 def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for x in _addresses(msg, "Reply-To"))
+    return _any_glob_hit(_addresses(msg, "Reply-To"), d.addrlists.get(a[0].upper(), []))
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,10 +347,14 @@ def _host_sets(listed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]
             frozenset(x[1:] for x in listed if x.startswith("!")))
 
 
+def _host_candidates(host: str) -> frozenset[str]:
+    """A host name and each domain above it, lower case (``a.b.c``: itself, ``b.c``, ``c``)."""
+    labels = host.lower().rstrip(".").split(".")
+    return frozenset(".".join(labels[i:]) for i in range(len(labels)))
+
+
 def _host_listed(host: str, listed: Sequence[str]) -> bool:
-    host = host.lower().rstrip(".")
-    labels = host.split(".")
-    candidates = {".".join(labels[i:]) for i in range(len(labels))}
+    candidates = _host_candidates(host)
     hosts, negated = _host_sets(tuple(listed))
     if candidates & negated:
         return False
@@ -344,13 +364,24 @@ def _host_listed(host: str, listed: Sequence[str]) -> bool:
 _URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
 
 
+def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
+    """:func:`_host_candidates` of each distinct host of the message's URIs (found
+    once per message; not to be changed)."""
+    found = msg.uri_host_candidates
+    if found is None:
+        hosts: dict[bytes, None] = {}
+        for u in msg.uris:
+            m = _URI_HOST.match(u)
+            if m:
+                hosts[m.group(1)] = None
+        found = msg.uri_host_candidates = list(dict.fromkeys(
+            _host_candidates(h.decode("latin-1")) for h in hosts))
+    return found
+
+
 def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    listed = d.uri_hosts.get(a[0].upper(), [])
-    for u in msg.uris:
-        m = _URI_HOST.match(u)
-        if m and _host_listed(m.group(1).decode("latin-1"), listed):
-            return True
-    return False
+    hosts, negated = _host_sets(tuple(d.uri_hosts.get(a[0].upper(), [])))
+    return any(not (c & negated) and bool(c & hosts) for c in _uri_host_candidates(msg))
 
 
 # FreeMail's default welcomelist: role and machine addresses that are never "freemail"
@@ -497,24 +528,38 @@ def _relays_unparseable(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return bool(msg.relay_info().n_unparseable)
 
 
+def _body_emails(msg: PreparedMessage) -> list[str]:
+    """The addresses FreeMail's ``_parse_body`` reads, in order, lower case (found once
+    per message; not to be changed).  Every pattern needs an ``@``: text without one is
+    not searched."""
+    found = msg.body_emails
+    if found is not None:
+        return found
+    emails: dict[str, None] = {}
+    for part in msg.parts:
+        if part.content_type == "text/html":
+            data = decode_part(part)[:RAWBODY_SCAN]
+            if b"@" not in data:
+                continue
+            for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
+                emails[m.group(1).lower()] = None
+    text = msg.view.text[:RAWBODY_SCAN]
+    if "@" in text:
+        text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
+        for m in _EMAIL_RE.finditer(text):
+            emails[m.group(1).lower()] = None
+            if len(emails) >= 40:
+                break
+    found = msg.body_emails = list(emails)
+    return found
+
+
 def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
     """FreeMail's ``_parse_body``: freemail addresses of mailto links and of the text
     (not those in ``<>``, in URLs or before ``wrote:``); ``None`` past its limits
     (5 addresses, 3 freemails)."""
-    emails: dict[str, None] = {}
-    for part in msg.parts:
-        if part.content_type == "text/html":
-            html = decode_part(part)[:RAWBODY_SCAN].decode("utf-8", "replace")
-            for m in _HREF_MAILTO.finditer(html):
-                emails[m.group(1).lower()] = None
-    text = msg.view.text[:RAWBODY_SCAN]
-    text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
-    for m in _EMAIL_RE.finditer(text):
-        emails[m.group(1).lower()] = None
-        if len(emails) >= 40:
-            break
     free: list[str] = []
-    for n, addr in enumerate(emails, 1):
+    for n, addr in enumerate(_body_emails(msg), 1):
         if n == 5:
             return None
         if _is_freemail(addr, d.freemail_domains):
@@ -557,6 +602,7 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
 _UPPER = bytes(range(65, 91))
 _LOWER = bytes(range(97, 123))
 _SPACED = re.compile(rb"\S\s+\S")
+_LONG_WORD = re.compile(rb"\S{60}")
 _BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
 
 
@@ -567,7 +613,7 @@ def _uppercase_ratio(msg: PreparedMessage) -> float:
         return cached
     text = b" ".join(x for x in msg.body if _SPACED.search(x))
     # a base64 run is 60+ non-space octets: without so long a word there is none to drop
-    if max(map(len, text.split()), default=0) >= 60:
+    if _LONG_WORD.search(text):
         text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
     if len(text) >= 200:

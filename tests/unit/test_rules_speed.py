@@ -55,3 +55,36 @@ def test_html_results_of_one_part_do_not_reach_the_next() -> None:
     assert hidden.font_low_contrast and hidden.font_invalid_color and hidden.image_area
     assert not plain.font_low_contrast and not plain.font_invalid_color
     assert plain.image_area == 0 and plain.inside == {"body": 0, "p": 0, "b": 0}
+
+
+_MEMO_RULES = (
+    "header FROM_LISTED eval:check_from_in_list('BAD')\nenlist_addrlist (BAD) *@bad.example\n"
+    "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example\n"
+    "header REPLYTO_FREE eval:check_freemail_replyto('replyto')\n"
+    "freemail_domains free.example\n"
+    "body UPPER eval:check_for_uppercase('50', '100')\n"
+)
+
+
+def _message(sender: str, link: str, body: str) -> bytes:
+    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example\r\n"
+            f"Subject: hello\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n{link}\r\n").encode()
+
+
+def test_per_message_memos_do_not_reach_the_next_message() -> None:
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+
+    engine = RuleEngine(parse_rule_text(_MEMO_RULES), use_hyperscan=False)
+    spammy = _message("x@bad.example", "http://www.bad.example/x",
+                      "WRITE TO ME AT third@free.example " + "BUY NOW " * 40)
+    clean = _message("alice@good.example", "http://good.example/",
+                     "no addresses here, " + "just text " * 40)
+
+    def names(raw: bytes) -> set[str]:
+        prepared = prepare_message(parse_message(raw), raw)
+        return {h.name for h in engine.check_prepared(prepared)}
+
+    for _ in range(2):
+        assert names(spammy) == {"FROM_LISTED", "URI_LISTED", "REPLYTO_FREE", "UPPER"}
+        assert names(clean) == set()
