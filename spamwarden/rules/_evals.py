@@ -147,10 +147,15 @@ _TEMPLATE_OK = re.compile(r"^(?:x-vms-to|x-uidl|x-face|to|cc|from|subject|refere
                           r"(?:x-|resent-|x-original-)?message-id):", re.IGNORECASE)
 
 
+_TEMPLATE_TAG = re.compile(r"%[A-Z][A-Z_-]")
+
+
 def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     for k, v in msg.headers:
+        if "%" not in v and "%" not in k:  # (the tag starts with a %)
+            continue
         line = f"{k}: {v}"
-        if re.search(r"%[A-Z][A-Z_-]", line) and not _TEMPLATE_OK.match(line):
+        if _TEMPLATE_TAG.search(line) and not _TEMPLATE_OK.match(line):
             return True
     return False
 
@@ -243,9 +248,14 @@ def _outlook_message_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return far(None)
 
 
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
 def _unfolded(msg: PreparedMessage, name: str) -> str | None:
     text = msg.header_text(name)
-    return None if text is None else re.sub(r"\r?\n[ \t]+", " ", text)
+    if text is None or ("\n " not in text and "\n\t" not in text):  # nothing folded
+        return text
+    return _FOLD.sub(" ", text)
 
 
 def _received_hdr_remover(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -602,7 +612,9 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
 _UPPER = bytes(range(65, 91))
 _LOWER = bytes(range(97, 123))
 _SPACED = re.compile(rb"\S\s+\S")
-_LONG_WORD = re.compile(rb"\S{60}")
+# base64 characters as "A", all else as " ": 60 "A"s in a row are needed for a base64 run
+_B64_RUN_TABLE = bytes(65 if re.match(rb"[A-Za-z0-9+/=]", bytes([i])) else 32 for i in range(256))
+_B64_RUN = b"A" * 60
 _BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
 
 
@@ -612,8 +624,8 @@ def _uppercase_ratio(msg: PreparedMessage) -> float:
     if cached is not None:
         return cached
     text = b" ".join(x for x in msg.body if _SPACED.search(x))
-    # a base64 run is 60+ non-space octets: without so long a word there is none to drop
-    if _LONG_WORD.search(text):
+    # a base64 run is 60+ base64 octets in a row: without one there is none to drop
+    if _B64_RUN in text.translate(_B64_RUN_TABLE):
         text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
     if len(text) >= 200:

@@ -65,6 +65,10 @@ class PreparedMessage:
     _addr_cache: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
     #: header text -> its (display name, address) pairs
     _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: raw header value -> RFC 2047-decoded (the same value is read by many rules)
+    _decoded_values: dict[str, str] = field(default_factory=dict)
+    #: raw or not -> every header field as a line (ALL, ALL-EXTERNAL)
+    _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
     memo: dict[str, float] = field(default_factory=dict)
     #: header name -> the addresses in it, lower case (evals read From many times)
@@ -102,7 +106,7 @@ class PreparedMessage:
 
         def values(n: str) -> list[str]:
             vals = self._values(n.lower())
-            return vals if raw else [decode_header_value(v[:8192]) for v in vals]
+            return vals if raw else [self._decoded(v) for v in vals]
 
         result: str | None
         if lname == "envelopefrom":
@@ -114,15 +118,14 @@ class PreparedMessage:
             skip = self._relays().trusted_received
             out: list[str] = []
             seen = 0
-            for k, v in self.headers:
+            for (k, _), line in zip(self.headers, self._header_lines(raw)):
                 if k.lower() == "received":
                     seen += 1
                 if seen > skip:
-                    out.append(f"{k}: {v if raw else decode_header_value(v[:8192])}\n")
+                    out.append(line)
             result = "".join(out) or None
         elif lname == "all":
-            result = "".join(f"{k}: {v if raw else decode_header_value(v[:8192])}\n"
-                             for k, v in self.headers)
+            result = "".join(self._header_lines(raw))
         elif lname == "tocc":
             to, cc = values("To"), values("Cc")
             if not to and not cc:
@@ -141,6 +144,22 @@ class PreparedMessage:
             result = "".join(v + "\n" for v in vals) if vals else None
         self._cache[key] = result
         return result
+
+    def _decoded(self, value: str) -> str:
+        """A header value RFC 2047-decoded (each distinct value once per message)."""
+        found = self._decoded_values.get(value)
+        if found is None:
+            found = self._decoded_values[value] = decode_header_value(value[:8192])
+        return found
+
+    def _header_lines(self, raw: bool) -> list[str]:
+        """Each header field as ``Name: value\\n`` (decoded unless ``raw``), made once:
+        ALL and ALL-EXTERNAL are both built from them."""
+        lines = self._lines.get(raw)
+        if lines is None:
+            lines = self._lines[raw] = [f"{k}: {v if raw else self._decoded(v)}\n"
+                                        for k, v in self.headers]
+        return lines
 
     def envelope_sender(self) -> str | None:
         """SpamAssassin's EnvelopeFrom (PerMsgStatus ``get_envelope_from``), ``None``
@@ -177,7 +196,7 @@ class PreparedMessage:
                 if final:
                     return None
                 continue
-            return _address(self, decode_header_value(vals[0][:8192]), display=False)
+            return _address(self, self._decoded(vals[0]), display=False)
         return None
 
     def relay_info(self) -> Relays:
