@@ -88,3 +88,23 @@ def test_per_message_memos_do_not_reach_the_next_message() -> None:
     for _ in range(2):
         assert names(spammy) == {"FROM_LISTED", "URI_LISTED", "REPLYTO_FREE", "UPPER"}
         assert names(clean) == set()
+
+
+def test_metas_read_as_presence_agree_with_values() -> None:
+    from spamwarden.rules._expr import compile_expr, compile_metas, parse_expr
+
+    exprs = ["!A", "A && !B", "A || B", "!(A && B) || C", "(A + B) > 1 && !C",
+             "A && (B + C >= 2)", "!!A", "A * B", "C / A", "A - B == 0 || !C"]
+    order = [(f"M{i}", parse_expr(e)) for i, e in enumerate(exprs)]
+    order.append(("CHAIN", parse_expr("M0 || M3 && M5")))
+    run = compile_metas(order)
+    # (a 0 count is read as a value, not as presence: "!A" hits with A == 0)
+    for counts in ({}, {"A": 1.0}, {"A": 1.0, "B": 1.0}, {"B": 2.0, "C": 1.0},
+                   {"A": 3.0, "B": 1.0, "C": 1.0}, {"A": 0.0}, {"A": 0.0, "B": 1.0}):
+        expected = dict(counts)
+        for name, tree in order:
+            if compile_expr(tree)(expected):
+                expected[name] = 1.0
+        got = dict(counts)
+        run(got)
+        assert got == expected, counts
