@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import email.errors
 import email.message
+import email.parser
 import email.policy
 import email.utils
 import re
@@ -304,13 +305,28 @@ def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
+def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
+    """The message ``raw`` (MIME header fields, blank line, ``body``) when it is one part:
+    its header fields parsed alone and ``body`` set as the payload, which is what the
+    full parse ends with (the parser joins back the lines it splits), without feeding
+    the body through it line by line.  ``None`` for multipart and ``message/*`` (and
+    header fields the parser found defects in): those need the full parse."""
+    head = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        raw[:len(raw) - len(body)], headersonly=True)
+    if head.get_content_maintype() in ("multipart", "message") or head.defects:
+        return None
+    head.set_payload(body.decode("ascii", "surrogateescape"))
+    return head
+
+
 def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list[MimePart], bool]:
     """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
     are given to the email package again (most of its cost is header parsing)."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() in _MIME_HEADERS)
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = _single_part(raw, body) or email.message_from_bytes(
+            raw, policy=email.policy.compat32)
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError) as exc:  # pragma: no cover - compat32 is lenient
         del exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from spamwarden.rules import _prepare
 
 
@@ -108,3 +110,22 @@ def test_metas_read_as_presence_agree_with_values() -> None:
         got = dict(counts)
         run(got)
         assert got == expected, counts
+
+
+def test_single_part_shortcut_gives_the_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    cases: list[tuple[tuple[tuple[str, str], ...], bytes]] = [
+        ((), b"plain body\r\n"),
+        ((("Content-Type", "text/plain; charset=utf-8"),), b"a\rb\nc\r\nd\x0be\x0cf\x1cg\xc2\x85h"),
+        ((("Content-Type", "text/html"), ("Content-Transfer-Encoding", "base64"),
+          ("Content-Disposition", 'attachment; filename="x.html"')), b"PGI+eDwvYj4=\n"),
+        ((("Content-Type", 'application/pdf; name="a.pdf"'),), b"%PDF\xff\xfe\r\n"),
+        ((("Content-Type", "message/rfc822"),), b"Subject: inner\r\n\r\ninner body\r\n"),
+        ((("Content-Type", "multipart/mixed; boundary=b"),),
+         b"--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b--\r\n"),
+        ((("Content-Type", "text/plain"), ("X-Other", "ignored")), b""),
+        ((("Content-Type", "text/plain\r\n broken"),), b"body\n"),
+    ]
+    fast = [_prepare._walk_parts(h, b) for h, b in cases]
+    monkeypatch.setattr(_prepare, "_single_part", lambda raw, body: None)
+    full = [_prepare._walk_parts(h, b) for h, b in cases]
+    assert fast == full
