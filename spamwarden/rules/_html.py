@@ -206,10 +206,13 @@ class _Styles:
         if tag == "th":
             tag = "td"
         stack = self.stack
+        opened = self.opened
         if num != 1:
-            if tag != "body" and self.opened.get(tag):
-                while len(stack) > 1:
-                    if self._pop() == tag:
+            if tag != "body" and opened.get(tag):
+                while len(stack) > 1:  # (_pop, inline: most tags close)
+                    top = str(stack.pop()["tag"])
+                    opened[top] -= 1
+                    if top == tag:
                         break
             return
         if tag == "basefont":
@@ -217,7 +220,7 @@ class _Styles:
             if b"size" in attrs and base:
                 self.basefont = int(base.group(1))
                 return
-        if tag in ("td", "tr") and self.opened.get(tag):
+        if tag in ("td", "tr") and opened.get(tag):
             closes = ("font", "td") if tag == "td" else ("font", "td", "tr")
             while len(stack) > 1 and stack[-1]["tag"] in closes:
                 self._pop()
@@ -247,7 +250,9 @@ class _Styles:
             elif name != "bgcolor":  # HTML.pm converts bgcolor but never applies it
                 new[name] = value
             self.max_size = max(self.max_size, int(new["size"]))
-        self._push(new, tag)
+        if len(stack) < 1000:  # (_push, inline: most tags open)
+            stack.append(new)
+            opened[tag] = opened.get(tag, 0) + 1
 
     def _push(self, new: dict[str, str | int], tag: str) -> None:
         if len(self.stack) < 1000:
@@ -432,6 +437,8 @@ def parse_html(data: bytes) -> HtmlResults:
     raw_until = b""  # inside <script>/<style>: text up to this closing tag is not text
     text: list[bytes] = []
     styles = _Styles()
+    # (the counts are kept in locals while reading, set on r at the end)
+    tags = elements = tags_seen = elements_seen = closed_extra = 0
     for m in _TOKEN.finditer(data):
         close, name, rest = m.groups()
         if raw_until:
@@ -455,7 +462,7 @@ def parse_html(data: bytes) -> HtmlResults:
                     and not _DECLARATION.match(tok)):
                 r.comment.append(tok[:4096])
             continue
-        if r.tags >= MAX_TAGS:
+        if tags >= MAX_TAGS:
             break
         info = _TAG_INFO.get(name)
         if info is None:
@@ -463,18 +470,18 @@ def parse_html(data: bytes) -> HtmlResults:
         tag, element, namespace = info
         num = -1 if close else 1
         if element:
-            r.elements += 1
+            elements += 1
             if tag not in inside:
-                r.elements_seen += 1
-        r.tags += 1
+                elements_seen += 1
+        tags += 1
         n = inside.get(tag)
         if n is None:
-            r.tags_seen += 1
+            tags_seen += 1
             n = 0
         n += num
         if n < 0:
             n = 0
-            r.closed_extra += 1
+            closed_extra += 1
         inside[tag] = n
         if num == 1 and tag in ("script", "style"):
             raw_until = tag.encode()
@@ -510,6 +517,8 @@ def parse_html(data: bytes) -> HtmlResults:
     if not raw_until and pos < len(data):
         text.append(data[pos:])
         styles.text(text[-1])
+    r.tags, r.elements, r.tags_seen, r.elements_seen = tags, elements, tags_seen, elements_seen
+    r.closed_extra = closed_extra
     r.font_low_contrast, r.font_invalid_color = styles.low_contrast, styles.invalid_color
     r.max_size = styles.max_size
     r.non_space_len = _text_len(b" ".join(text))
