@@ -166,6 +166,24 @@ _LEADING_ANGLE = re.compile(r"^\s*<*")
 _TRAILING_ANGLE = re.compile(r">*\s*$")
 
 
+def _cut_date(text: str) -> str:
+    """``_DATE_TAIL.sub("", text)`` for text with single spaces, searching only its last
+    seven words where it can: the date and the separator run before it end within the
+    last six, and a match starting after the first octet searched cannot start earlier
+    (the octet before it is no separator).  Otherwise the whole text is searched."""
+    i = len(text)
+    for _ in range(7):
+        i = text.rfind(" ", 0, i)
+        if i < 0:
+            return _DATE_TAIL.sub("", text)
+    m = _DATE_TAIL.search(text, i)
+    if m is None:
+        return text
+    if m.start() > i:
+        return text[:m.start()]
+    return _DATE_TAIL.sub("", text)
+
+
 def _clean(text: str) -> str:
     return _STRIP.sub("!", text)
 
@@ -183,7 +201,7 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     m = _FROM_BY.match(text)
     if m and not _BRACKET_IP4.match(m.group(1)):
         return None
-    text = _DATE_TAIL.sub("", text).replace(")by ", ") by ")
+    text = _cut_date(text).replace(")by ", ") by ")
     m = _ID.search(text)
     rid = m.group(1) if m else ""
     # (each HELO pattern holds its literal text, case-sensitive: absent, no match)

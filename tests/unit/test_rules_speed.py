@@ -129,3 +129,18 @@ def test_single_part_shortcut_gives_the_full_parse(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_prepare, "_single_part", lambda raw, body: None)
     full = [_prepare._walk_parts(h, b) for h, b in cases]
     assert fast == full
+
+
+def test_received_date_cut_from_the_last_words_is_the_full_search() -> None:
+    from spamwarden.rules import _relays
+
+    words = ["from", "a.example", "by", "b", "id", "x;12", ";", ";;", "Mon,", "Tue,", "12",
+             "1", "Jan", "Feb", "2003", "10:00:00", "10:00", "+0000", "(PST)", "x;Mon,"]
+    rnd = random.Random(3)
+    samples = ["from a by b; Mon, 12 Jan 2003 10:00:00 +0000",
+               "from a by b id c ; ; ; ; ; ; ; Mon, 12 Jan 2003 10:00:00 +0000",
+               "from a by b id c ; ; ; ; ; ; ; ; 12 Jan 2003 10:00 +0000", "12 Jan 2003 1:2 x"]
+    samples += [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 14)))
+                for _ in range(20000)]
+    for text in samples:
+        assert _relays._cut_date(text) == _relays._DATE_TAIL.sub("", text), text
