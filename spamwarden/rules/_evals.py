@@ -285,12 +285,20 @@ def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]
     to, env = _header_addr(msg, "To"), _header_addr(msg, "EnvelopeFrom")
     if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
         return False
+    rx = _ratware_pattern(to)
+    return rx is not None and rx.search(env) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _ratware_pattern(to: str) -> re.Pattern[str] | None:
+    """The envelope sender pattern for a To address, ``None`` when it has no registered
+    domain (compiled once per address: the same recipients come again and again)."""
     m = re.match(r"^([^@]+)@(.+)$", to)
     if m is None or registrable_domain(m.group(2), private=False) is None:
-        return False
+        return None
     user, dom = m.group(1), m.group(2).lower().rstrip(".")
     dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
-    return re.search(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", env, re.I) is not None
+    return re.compile(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", re.I)
 
 
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
