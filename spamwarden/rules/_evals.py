@@ -684,14 +684,23 @@ _QP_NEEDLESS = re.compile(rb"=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])")
 _QP_TRAILING = re.compile(rb"((?:=09|=20)+)\s*$")
 
 
+_MIME_FIELDS = frozenset({"content-transfer-encoding", "content-disposition", "content-type"})
+
+
 def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
     """MIMEEval's ``_check_attachments`` flags over the MIME leaves."""
     flags = dict.fromkeys(_MIME_FLAGS, 0.0)
     qp_bytes = qp_count = 0
     for p in msg.parts:
-        cte = _part_header(p, "Content-Transfer-Encoding")
-        cd = _part_header(p, "Content-Disposition")
-        m = _CHARSET.search(_part_header(p, "Content-Type"))
+        # the first of each, as _part_header reads them, in one pass over the fields
+        first: dict[str, str] = {}
+        for k, v in p.headers:
+            lk = k.lower()
+            if lk in _MIME_FIELDS and lk not in first:
+                first[lk] = v.strip().lower()
+        cte = first.get("content-transfer-encoding", "")
+        cd = first.get("content-disposition", "")
+        m = _CHARSET.search(first.get("content-type", ""))
         charset = m.group(1) if m else ""
         if "base64" in cte:
             flags["mime_base64_count"] += 1

@@ -230,7 +230,7 @@ class PreparedMessage:
             from ..mail._message import _simple_from
             flat = value.replace("\n", " ")
             simple = _simple_from(flat) if len(flat) <= 998 else None
-            pairs = [simple] if simple is not None else email.utils.getaddresses([flat])
+            pairs = [simple] if simple is not None else _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
 
@@ -243,6 +243,23 @@ class PreparedMessage:
                 index.setdefault(k.lower(), []).append(v)
             self._by_name = index
         return index.get(lname, [])
+
+
+# header text -> getaddresses' pairs: address lists (To, Cc) come back message after
+# message, and the stdlib parser reads them a character at a time
+_ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _getaddresses(flat: str) -> list[tuple[str, str]]:
+    """``email.utils.getaddresses([flat])``, kept for texts seen before (bounded)."""
+    found = _ADDRESS_LISTS.get(flat)
+    if found is None:
+        found = tuple(email.utils.getaddresses([flat]))
+        if len(_ADDRESS_LISTS) >= 1024:
+            _ADDRESS_LISTS.clear()
+        if len(flat) <= 4096:
+            _ADDRESS_LISTS[flat] = found
+    return list(found)
 
 
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:

@@ -144,3 +144,21 @@ def test_received_date_cut_from_the_last_words_is_the_full_search() -> None:
                 for _ in range(20000)]
     for text in samples:
         assert _relays._cut_date(text) == _relays._DATE_TAIL.sub("", text), text
+
+
+def test_address_lists_kept_across_messages_are_not_shared() -> None:
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import prepare_message
+
+    raw = (b"From: a@example.org\r\nTo: b@example.net, \"C\" <c@example.com>\r\n"
+           b"Subject: x\r\n\r\nbody\r\n")
+    first = prepare_message(parse_message(raw), raw)
+    pairs = first.address_pairs("b@example.net, \"C\" <c@example.com>")
+    assert pairs == [("", "b@example.net"), ("C", "c@example.com")]
+    pairs.append(("X", "x@example.org"))  # a caller changing its list changes no other
+    second = prepare_message(parse_message(raw), raw)
+    assert second.address_pairs("b@example.net, \"C\" <c@example.com>") == [
+        ("", "b@example.net"), ("C", "c@example.com")]
+    other = prepare_message(parse_message(raw.replace(b"c@example.com", b"d@example.com")),
+                            raw.replace(b"c@example.com", b"d@example.com"))
+    assert other.address_pairs("b@example.net, \"C\" <d@example.com>")[1] == ("C", "d@example.com")
