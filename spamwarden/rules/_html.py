@@ -34,10 +34,13 @@ MAX_TAGS = 20_000
 MAX_COMMENTS = 100
 
 # HTML::Parser's tokens: comments, declarations / processing instructions, tags
+# (the attribute text is runs of other octets and quoted strings; possessive: a quote
+# always opens a string, so the one way to read it is the longest, and giving back never
+# finds the ">" - the same matches as the plain loop, a run at a time instead of an octet)
 _TOKEN = re.compile(
     rb"<!--.*?(?:-->|\Z)"
     rb"|<![^>]*>|<\?[^>]*>"
-    rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
     re.DOTALL)
 _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _ENTITY = re.compile(rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")

@@ -162,3 +162,23 @@ def test_address_lists_kept_across_messages_are_not_shared() -> None:
     other = prepare_message(parse_message(raw.replace(b"c@example.com", b"d@example.com")),
                             raw.replace(b"c@example.com", b"d@example.com"))
     assert other.address_pairs("b@example.net, \"C\" <d@example.com>")[1] == ("C", "d@example.com")
+
+
+def test_html_tokens_with_possessive_attributes_are_the_plain_ones() -> None:
+    import re
+
+    from spamwarden.rules import _html
+
+    plain = re.compile(
+        rb"<!--.*?(?:-->|\Z)"
+        rb"|<![^>]*>|<\?[^>]*>"
+        rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+        re.DOTALL)
+    rnd = random.Random(5)
+    samples = [b'<a href="x>y">t</a>', b"<a title='a\">b'>", b'<a x="y>', b'<ab"c>', b"<a'b'c>",
+               b'<p x="1" y=\'2\' z=3>', b"<!-- c --><!x><?p?>", b'<a x="y"', b"<b\n a=1\n>"]
+    samples += [bytes(rnd.choice(b"<>ab/ =\"'!-?\n") for _ in range(rnd.randint(0, 40)))
+                for _ in range(20000)]
+    for data in samples:
+        want = [(m.span(), m.groups()) for m in plain.finditer(data)]
+        assert [(m.span(), m.groups()) for m in _html._TOKEN.finditer(data)] == want, data
