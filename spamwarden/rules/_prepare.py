@@ -459,6 +459,18 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     return list(seen)
 
 
+def _body_start(raw: bytes) -> int | None:
+    """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
+    found with two ``find`` calls instead of the regex (tried at every header octet).
+    The first such run holds the first newline followed by a newline or CR LF; it ends
+    after that second newline."""
+    lf, crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
+    at = lf if crlf < 0 or 0 <= lf < crlf else crlf
+    if at < 0:
+        return None
+    return at + 2 if raw[at + 1:at + 2] == b"\n" else at + 3
+
+
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
@@ -473,9 +485,9 @@ def prepare_message(view: MessageView, raw: bytes, *,
     if raw.startswith(b"From "):
         nl = raw.find(b"\n")
         raw = raw[nl + 1:] if nl >= 0 else b""
-    sep = re.search(rb"\r?\n\r?\n", raw)
-    has_separator = sep is not None
-    raw_body = raw[sep.end():] if sep else b""
+    body_at = _body_start(raw)
+    has_separator = body_at is not None
+    raw_body = raw[body_at:] if body_at is not None else b""
     body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
     body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
     body.extend(_paragraphs(body_text.encode("utf-8", "surrogateescape")))

@@ -182,3 +182,14 @@ def test_html_tokens_with_possessive_attributes_are_the_plain_ones() -> None:
     for data in samples:
         want = [(m.span(), m.groups()) for m in plain.finditer(data)]
         assert [(m.span(), m.groups()) for m in _html._TOKEN.finditer(data)] == want, data
+
+
+def test_body_start_is_the_end_of_the_first_blank_line() -> None:
+    import re
+
+    rnd = random.Random(11)
+    samples = [b"", b"\n\n", b"\r\n\r\n", b"a\r\n\nb", b"a\n\r\nb", b"a\r\r\n\n", b"a\n\r\r\n\n"]
+    samples += [bytes(rnd.choice(b"a\r\n") for _ in range(rnd.randint(0, 12))) for _ in range(20000)]
+    for raw in samples:
+        m = re.search(rb"\r?\n\r?\n", raw)
+        assert _prepare._body_start(raw) == (m.end() if m else None), raw
