@@ -452,7 +452,11 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     for part in parts:
         if part.content_type != "text/html":
             continue
-        for m in _HTML_MAILTO.finditer(decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
+        html = decode_part(part)[:RAWBODY_PART_SCAN_SIZE]
+        # (the pattern has no literal start; it needs "mailto:", in any case of ASCII)
+        if b"mailto:" not in html.lower():
+            continue
+        for m in _HTML_MAILTO.finditer(html):
             seen[m.group(1)] = None
             if len(seen) >= limit:
                 return list(seen)
