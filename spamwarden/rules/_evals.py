@@ -782,6 +782,50 @@ def _mime_html_only(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bo
     return msg.view.has_html and not msg.view.has_text_plain
 
 
+_MIME_PARSE_FLAGS = frozenset({"mime_epilogue_exists", "missing_mime_headers",
+                               "missing_mime_head_body_separator"})
+_PARSE_FLAGS = _MIME_PARSE_FLAGS | {"missing_head_body_separator", "truncated_header"}
+
+
+def _msg_parse_flags(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """MIMEEval's check_msg_parse_flags(FLAG): a flag Message.pm set while parsing; the
+    MIME ones (T_TVD_MIME_EPI, T_TVD_MIME_NO_HEADERS, MISSING_MIME_HB_SEP) come from the
+    multipart parts (``PreparedMessage.mime_flags``)."""
+    if a[0] in _MIME_PARSE_FLAGS:
+        return a[0] in msg.mime_flags
+    return _parse_flags(msg, d, a)
+
+
+_SA_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
+_NOT_PLAIN_TEXT = frozenset({"text/html", "text/calendar", "text/x-vcard"})
+_ASCII_ILLEGAL = re.compile(rb"[\x00\x0d\x80-\xff]")
+
+
+def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """MIMEEval's check_for_ascii_text_illegal (PP_MIME_FAKE_ASCII_TEXT): a text/plain
+    leaf (SpamAssassin reads every text/* but HTML, calendar and vCard as text/plain)
+    whose charset is us-ascii or unset, with a NUL, a CR or an 8-bit octet in its
+    encoded lines.  A message with CRLF line ends has them made LF first, as
+    SpamAssassin does."""
+    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
+    for p in msg.parts:
+        if not p.content_type.startswith("text/") or p.content_type in _NOT_PLAIN_TEXT:
+            continue
+        # the last Content-Type, as Util.pm's parse_content_type takes it
+        ctype = next((v for k, v in reversed(p.headers) if k.lower() == "content-type"), None)
+        if ctype is None:
+            charset: str | None = "us-ascii"
+        else:
+            m = _SA_CHARSET.search(" ".join(ctype.split()))
+            charset = m.group(1).lower() if m else None
+        if charset not in (None, "us-ascii"):
+            continue
+        data = p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded
+        if _ASCII_ILLEGAL.search(data):
+            return True
+    return False
+
+
 def _any(_a: Sequence[str]) -> bool:
     return True
 
@@ -802,8 +846,7 @@ EVALS: Mapping[str, EvalSpec] = {
         _H, lambda a: len(a) == 3 and _num(a[1]) and _num(a[2]), _illegal_chars),
     "check_for_missing_to_header": EvalSpec(_H, _nargs(0), _missing_to),
     "check_msg_parse_flags": EvalSpec(
-        _H, lambda a: len(a) == 1 and a[0] in ("missing_head_body_separator", "truncated_header"),
-        _parse_flags),
+        _H | _B, lambda a: len(a) == 1 and a[0] in _PARSE_FLAGS, _msg_parse_flags),
     "subject_is_all_caps": EvalSpec(_H, _nargs(0), _subject_all_caps),
     "check_unresolved_template": EvalSpec(_H, _nargs(0), _unresolved_template),
     "check_for_shifted_date": EvalSpec(_H, _nargs(2, numeric=True), _shifted_date),
@@ -846,6 +889,7 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_no_relays": EvalSpec(_H, _nargs(0), _no_relays),
     "check_relays_unparseable": EvalSpec(_H, _nargs(0), _relays_unparseable),
     "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
+    "check_for_ascii_text_illegal": EvalSpec(_B, _nargs(0), _ascii_text_illegal),
 }
 #: (rule kind, eval function) pairs that can run.
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -58,12 +58,13 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::ImageInfo",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
-#: the welcome-list spelling, and check_body_length.
+#: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
