@@ -51,7 +51,8 @@ LOADED_PLUGINS = frozenset({
     # the tests on tags, lengths, images and links run; those on fonts, colours and
     # obfuscation are skipped
     "Mail::SpamAssassin::Plugin::HTMLEval",
-    # ALL_TRUSTED, NO_RELAYS and the unparseable count run; the forgery tests are skipped
+    # ALL_TRUSTED, NO_RELAYS, the unparseable count, helo_ip_mismatch and the forged
+    # Received trail run; the HELO tests needing the MTA's DNS lookup flag are skipped
     "Mail::SpamAssassin::Plugin::RelayEval",
     # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
     # image tests) are read; its evals on image attachments are skipped

@@ -590,3 +590,65 @@ def test_ascii_text_illegal() -> None:
     assert names(rules, crlf) == set()
     bare_cr = HEAD + b"To: b@example.net\nContent-Type: text/plain\n\nhel\rlo\n"
     assert names(rules, bare_cr) == {"PP_MIME_FAKE_ASCII_TEXT"}
+
+
+FORGED_RULES = """
+header FORGED_YAHOO_RCVD eval:check_for_forged_yahoo_received_headers()
+header __FORGED_HOTMAIL_RCVD eval:check_for_forged_hotmail_received_headers()
+header FORGED_HOTMAIL_RCVD2 eval:check_for_no_hotmail_received_headers()
+header RCVD_HELO_IP_MISMATCH eval:helo_ip_mismatch()
+header __FORGED_RCVD_TRAIL eval:check_for_forged_received_trail()
+header FORGED_GMAIL_RCVD eval:check_for_forged_gmail_received_headers()
+header __FORGED_AOL_RCVD eval:check_for_fake_aol_relay_in_rcvd()
+header __FORGED_EUDORAMAIL_RCVD eval:check_for_forged_eudoramail_received_headers()
+header __FORGED_JUNO_RCVD eval:check_for_forged_juno_received_headers()
+"""
+_REST = (b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n"
+         b"Subject: hello\nTo: bob@example.net\n")
+
+
+def _rcvd(text: bytes) -> bytes:
+    return b"Received: " + text + b"; Thu, 22 Aug 2002 11:26:25 +0000\n"
+
+
+_RELAY = _rcvd(b"from relay.example.com (relay.example.com [203.0.113.9]) "
+               b"by mx.example.net (Postfix) with ESMTP id 1A2B3C")
+
+
+@pytest.mark.parametrize(("received", "sender", "expected"), [
+    (_RELAY, b"al@yahoo.com", {"FORGED_YAHOO_RCVD"}),
+    (_RELAY + _rcvd(b"from [198.51.100.7] by web12.mail.yahoo.com via HTTP"),
+     b"al@yahoo.com", set()),
+    (_rcvd(b"from hotmail.com (spammer.example.com [203.0.113.9]) by mx.example.net "
+           b"(Postfix) with ESMTP id 1A2B3C"), b"al@example.com", {"__FORGED_HOTMAIL_RCVD"}),
+    (_RELAY, b"al@hotmail.com", {"FORGED_HOTMAIL_RCVD2"}),
+    (_RELAY, b"al@gmail.com", {"FORGED_GMAIL_RCVD"}),
+    (_RELAY + b"X-Received: by 10.1.2.3 with SMTP id abc123\n", b"al@gmail.com", set()),
+    (_RELAY, b"al@eudoramail.com", {"__FORGED_EUDORAMAIL_RCVD"}),
+    (_RELAY, b"al@juno.com", {"__FORGED_JUNO_RCVD"}),
+    (_rcvd(b"from unknown (HELO mta05.example.com) (203.0.113.9) by rly-xw01.mx.aol.com "
+           b"with QMQP"), b"al@example.com", {"__FORGED_AOL_RCVD"}),
+    (_rcvd(b"from 198.51.100.7 (host.example.com [203.0.113.9]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1"), b"al@example.com", {"RCVD_HELO_IP_MISMATCH"}),
+    (_rcvd(b"from 203.0.113.7 (host.example.com [203.0.113.9]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1"), b"al@example.com", set()),
+    # each relay's "by" against the reverse DNS domain of the relay below it: two misses
+    (_rcvd(b"from b.example.org (b.example.org [198.51.100.2]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1")
+     + _rcvd(b"from c.example.com (c.example.com [198.51.100.3]) by b.other.org "
+             b"(8.12.1/8.12.1) with ESMTP id g2")
+     + _rcvd(b"from d.example.com (d.example.com [198.51.100.4]) by c.wrong.org "
+             b"(8.12.1/8.12.1) with ESMTP id g3"), b"al@example.com", {"__FORGED_RCVD_TRAIL"}),
+    (_rcvd(b"from b.example.org (b.example.org [198.51.100.2]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1")
+     + _rcvd(b"from c.example.com (c.example.com [198.51.100.3]) by b.example.org "
+             b"(8.12.1/8.12.1) with ESMTP id g2")
+     + _rcvd(b"from d.example.com (d.example.com [198.51.100.4]) by c.example.com "
+             b"(8.12.1/8.12.1) with ESMTP id g3"), b"al@example.com", set()),
+])
+def test_forged_received_evals(received: bytes, sender: bytes, expected: set[str]) -> None:
+    """HeaderEval's forged-Received tests (a freemail From without that provider's own
+    Received lines, a HELO claiming a provider) and RelayEval's helo_ip_mismatch and
+    forged Received trail; each case checked against Debian's SpamAssassin 4.0.1."""
+    raw = received + b"From: Al <" + sender + b">\n" + _REST + b"\nhi\n"
+    assert names(FORGED_RULES, raw) == expected
