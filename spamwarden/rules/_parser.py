@@ -69,10 +69,11 @@ _CAN = frozenset({
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
-# X-Spam-Relays-* ones are built from the Received headers: spamwarden.rules._relays.)
+# X-Spam-Relays-* ones are built from the Received headers: spamwarden.rules._relays;
+# EnvelopeFrom is PreparedMessage.envelope_sender.)
 _PSEUDO_HEADERS = frozenset({
     "x-spam-dkim-signing-domain", "x-spam-pre-check",
-    "envelopefrom", "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
+    "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
 })
 _REGEX_KINDS = ("header", "body", "rawbody", "uri", "full", "mimeheader")
 _RULE_NAME = re.compile(r"[A-Za-z0-9_]+$")

@@ -652,3 +652,19 @@ def test_forged_received_evals(received: bytes, sender: bytes, expected: set[str
     forged Received trail; each case checked against Debian's SpamAssassin 4.0.1."""
     raw = received + b"From: Al <" + sender + b">\n" + _REST + b"\nhi\n"
     assert names(FORGED_RULES, raw) == expected
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_envelope_from_pattern_rules(use_hyperscan: bool) -> None:
+    """``EnvelopeFrom =~`` rules (HK_RANDOM_ENVFROM, __ENVFROM_AMAZONSES) match the
+    envelope sender as SpamAssassin guesses it, or the milter's MAIL FROM."""
+    rules = ("header __ENVFROM_AMAZONSES EnvelopeFrom =~ /\\@amazonses\\.com$/\n"
+             "header __ENVFROM_QUOTE EnvelopeFrom =~ /'/\n")
+    raw = (b"Return-Path: <0100abc@amazonses.com>\nFrom: a@shop.example\nTo: b@example.net\n"
+           b"Subject: hi\n\nhi\n")
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {"__ENVFROM_AMAZONSES"}
+    engine = RuleEngine(parse_rule_text(rules), use_hyperscan=use_hyperscan)
+    msg = prepare_message(parse_message(raw), raw, envelope_from="o'neil@example.com")
+    assert set(engine.counts(msg)) == {"__ENVFROM_QUOTE"}
+    no_sender = b"From: a@shop.example\nTo: b@example.net\nSubject: hi\n\nhi\n"
+    assert names(rules, no_sender, use_hyperscan=use_hyperscan) == set()
