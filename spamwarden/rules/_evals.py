@@ -614,6 +614,252 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
     return any(b != r for b in body for r in compared)
 
 
+# -- HeaderEval's and RelayEval's forged-Received tests ---------------------------------------
+
+
+_IPV4_OCTET = r"(?:1\d\d|2[0-4]\d|25[0-5]|[1-9]\d|\d)"
+_IPV4 = r"\b" + r"\.".join([_IPV4_OCTET] * 4) + r"\b"
+#: Constants.pm's IP_ADDRESS, reduced: an IPv4 address or an IPv6-looking run
+_IP_ADDRESS = r"(?:\b(?<!:)" + r"\.".join([_IPV4_OCTET] * 4) + r"\b" \
+    + r"|(?<![a-f0-9:])(?:[a-f0-9]{1,4}:){1,7}[a-f0-9:.]*[a-f0-9])"
+_IS_IPV4 = re.compile(r"^" + _IPV4 + r"$")
+_IP_PRIVATE = re.compile(
+    r"^(?:10|127|169\.254|172\.(?:1[6-9]|2[0-9]|3[01])|192\.168"
+    r"|100\.(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7]))\..*$")
+_RELAY_FIELDS = re.compile(r"\[ ip=(\S*) rdns=(\S*) helo=(\S*) by=(\S*) ")
+
+
+def _received_spaced(msg: PreparedMessage, name: str = "Received") -> str:
+    """``$pms->get(NAME)`` with white space runs made one space, "" when absent."""
+    return " ".join((msg.header_text(name) or "").split())
+
+
+def _from_addr(msg: PreparedMessage) -> str:
+    return header_with_modifiers(msg, "From", raw=False, addr=True, display=False) or ""
+
+
+def _fake_aol_relay(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's check_for_fake_aol_relay_in_rcvd (__FORGED_AOL_RCVD): AOL's relay
+    host name format in a Received header that is not AOL's own relay line."""
+    rcvd = _received_spaced(msg)
+    if not re.search(r" rly-[a-z][a-z]\d\d\.", rcvd, re.I):
+        return False
+    return not (re.search(r"/AOL-\d+\.\d+\.\d+\)", rcvd)
+                or re.search(r"ESMTP id (?:RELAY|MAILRELAY|MAILIN)", rcvd))
+
+
+def _msn_groups(msg: PreparedMessage) -> bool:
+    """HeaderEval's check_for_msn_groups_headers: mail an MSN group relayed."""
+    m = re.search(r"<(\S+)\@groups\.msn\.com>", msg.header_text("To") or "", re.I)
+    if m is None:
+        return False
+    listname = m.group(1)
+    srv = re.search(r"from mail pickup service by ((?:p\d\d\.)groups\.msn\.com)\b",
+                    msg.header_text("Received") or "")
+    if srv is None:
+        return False
+    mid = msg.header_text("Message-Id") or ""
+    if listname == "notifications":
+        return re.search(r"^<\S+\@" + re.escape(srv.group(1)) + ">", mid) is not None
+    env = header_with_modifiers(msg, "EnvelopeFrom", raw=False, addr=True, display=False)
+    return (re.search(r"^<" + re.escape(listname) + r"-\S+\@groups\.msn\.com>", mid) is not None
+            and re.search(re.escape(listname) + r"-bounce\@groups\.msn\.com", env or "")
+            is not None)
+
+
+def _hotmail_forgery(msg: PreparedMessage) -> tuple[bool, bool]:
+    """HeaderEval's ``_check_for_forged_hotmail_received_headers``: (a Received header
+    HELO'd as hotmail.com that is not Hotmail's, a hotmail.com From with no Hotmail
+    Received header)."""
+    cached = msg.memo.get("hotmail_forgery")
+    if cached is not None:
+        return cached == 1, cached == 2
+    result = 0.0
+    rcvd = _received_spaced(msg)
+    ip_hdr = msg.header_text("X-Originating-Ip")
+    orig_hdr = msg.header_text("X-OriginatorOrg")
+    ip = ip_hdr is not None and re.search(_IP_ADDRESS, ip_hdr, re.I) is not None
+    orig = orig_hdr is not None and re.search(r"hotmail\.com|msonline\-outlook", orig_hdr) is not None
+    if not (re.search(r"from mail pickup service by hotmail\.com with Microsoft SMTPSVC;", rcvd)
+            or _msn_groups(msg) or _received_hdr_remover(msg, _NO_DATA, ())
+            or (ip and re.search(r"from (?:\S*\.)?hotmail.com \(\S+\.hotmail(?:\.msn)?\.com[ )]",
+                                 rcvd))
+            or (orig and re.search(r"from \S*\.outbound\.protection\.outlook\.com "
+                                   r"\(\S+\.outbound\.protection\.outlook\.com[ )]", rcvd))
+            or (orig and re.search(r"from \S*\.(?:eur|nam)prd\d+\.prod\.outlook\.com \("
+                                   + _IP_ADDRESS + r"\)", rcvd, re.I))
+            or (ip and re.search(r"from \S*\.hotmail.com \(\[" + _IP_ADDRESS + r"\][ ):]",
+                                 rcvd, re.I))
+            or (ip and re.search(r"from \S+ by \S+\.hotmail(?:\.msn)?\.com with HTTP;", rcvd))
+            or (ip and re.search(r"from \[66\.218.\S+\] by \S+\.yahoo\.com", rcvd))):
+        if re.search(r"(?:from |HELO |helo=)\S*hotmail\.com\b", rcvd):
+            result = 1.0
+        elif re.search(r"\bhotmail\.com$", _from_addr(msg), re.I):
+            result = 2.0
+    msg.memo["hotmail_forgery"] = result
+    return result == 1, result == 2
+
+
+def _forged_hotmail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_forged_hotmail_received_headers (__FORGED_HOTMAIL_RCVD)."""
+    return _hotmail_forgery(msg)[0]
+
+
+def _no_hotmail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_no_hotmail_received_headers (FORGED_HOTMAIL_RCVD2)."""
+    return _hotmail_forgery(msg)[1]
+
+
+def _forged_eudoramail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_forged_eudoramail_received_headers (__FORGED_EUDORAMAIL_RCVD)."""
+    if not re.search(r"\beudoramail\.com$", _from_addr(msg), re.I):
+        return False
+    ip_hdr = msg.header_text("X-Sender-Ip")
+    ip = ip_hdr is not None and re.search(_IP_ADDRESS, ip_hdr, re.I) is not None
+    if _received_hdr_remover(msg, _NO_DATA, ()):
+        return False
+    return not (re.search(r"by \S*whowhere.com;", _received_spaced(msg)) and ip)
+
+
+def _forged_yahoo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): a yahoo.com From
+    without Yahoo's own Received lines or relay."""
+    addr = _from_addr(msg)
+    if not re.search(r"\byahoo\.com$", addr, re.I):
+        return False
+    rcvd = _received_spaced(msg)
+    if (msg.header_text("Resent-From") or "") != "" and (msg.header_text("Resent-To") or "") != "":
+        xrcvd = _received_spaced(msg, "X-Received")
+        rcvd = xrcvd or rcvd
+    if _received_hdr_remover(msg, _NO_DATA, ()):
+        return False
+    relays = msg.relay_info()
+    if (re.search(r" rdns=\S+\.yahoo\.com ", relays.trusted)
+            or re.search(r"^[^\]]+ rdns=\S+\.yahoo\.com ", relays.untrusted)):
+        return False
+    if (re.search(r"by web\S+\.mail\S*\.yahoo\.com via HTTP", rcvd)
+            or re.search(r"by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP", rcvd)
+            or re.search(r"by smtp\S+\.yahoo\.com with SMTP", rcvd)
+            or re.search(r"from \[" + _IP_ADDRESS
+                         + r"\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP", rcvd, re.I)):
+        return False
+    if (re.search(r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b", rcvd)
+            and re.search(r"\@reply\.yahoo\.com$", addr, re.I)):
+        return False
+    return not re.search(
+        r"by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+", rcvd)
+
+
+def _forged_juno(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_forged_juno_received_headers (__FORGED_JUNO_RCVD)."""
+    if not re.search(r"\bjuno\.com$", _from_addr(msg), re.I):
+        return False
+    if _received_hdr_remover(msg, _NO_DATA, ()):
+        return False
+    xorig = msg.header_text("X-Originating-IP") or ""
+    xmailer = msg.header_text("X-Mailer") or ""
+    rcvd = msg.header_text("Received") or ""
+    if xorig != "":
+        if (not re.search(r"from.*\b(?:juno|untd)\.com.*[\[(]" + _IP_ADDRESS + r"[\])].*by",
+                          rcvd, re.I)
+                and not re.search(r" cookie\.(?:juno|untd)\.com ", rcvd)):
+            return True
+        if "Juno " not in xmailer:
+            return True
+    else:
+        if re.search(r"from.*\bmail\.com.*\[" + _IP_ADDRESS + r"\].*by", rcvd, re.I):
+            if not re.search(r"\bmail\.com", xmailer):
+                return True
+        elif re.search(r"from (webmail\S+\.untd\.com) \(\1 \[" + _IP_ADDRESS + r"\]\) by",
+                       rcvd, re.I):
+            if not re.search(r"^Webmail Version \d", xmailer):
+                return True
+        else:
+            return True
+        if not re.search(_IP_ADDRESS, xorig, re.I):
+            return True
+    return False
+
+
+def _forged_gmail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """check_for_forged_gmail_received_headers (FORGED_GMAIL_RCVD): a gmail.com From
+    without Google's X-Received line or its long X-Gm-Message-State and
+    X-Google-Smtp-Source fields."""
+    if not re.search(r"\bgmail\.com$", _from_addr(msg), re.I):
+        return False
+    xreceived = msg.header_text("X-Received") or ""
+    if (re.search(r"by 10\.\S+ with SMTP id \S+", xreceived)
+            or re.search(r"by 2002:a\d\d:\w+:\S+ with SMTP id \S+", xreceived)
+            or re.search(r"by smtp\.googlemail\.com with ESMTPSA id \S+",
+                         msg.header_text("Received") or "")):
+        return False
+    return not (len(msg.header_text("X-Gm-Message-State") or "") >= 60
+                and len(msg.header_text("X-Google-Smtp-Source") or "") >= 60)
+
+
+def _untrusted_relays(msg: PreparedMessage) -> list[tuple[str, str, str, str]]:
+    """(ip, rdns, helo, by) of each untrusted relay, from X-Spam-Relays-Untrusted."""
+    return _RELAY_FIELDS.findall(msg.relay_info().untrusted)
+
+
+def _helo_ip_mismatch(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """RelayEval's helo_ip_mismatch (RCVD_HELO_IP_MISMATCH): an untrusted relay whose
+    HELO is a public IPv4 address outside the /24 of its own public address."""
+    for ip, _rdns, helo, _by in _untrusted_relays(msg):
+        if not _IS_IPV4.match(helo) or _IP_PRIVATE.match(helo):
+            continue
+        prefix = re.match(r"^(\d+\.\d+\.\d+\.)", helo)
+        if (_IS_IPV4.match(ip) and not _IP_PRIVATE.match(ip) and helo != ip
+                and prefix is not None and not ip.startswith(prefix.group(1))):
+            return True
+    return False
+
+
+def _hostname_to_domain(host: str) -> str:
+    """RelayEval's hostname_to_domain: the last two labels (three for a two-letter TLD
+    other than ie, fr, de), an address unchanged."""
+    if not re.search(r"[a-zA-Z]", host):
+        return host
+    labels = host.split(".")
+    if len(labels) > 1 and re.search(r"(?:\S{3,}|ie|fr|de)", labels[-1]):
+        return ".".join(labels[-2:])
+    if len(labels) > 2:
+        return ".".join(labels[-3:])
+    return host
+
+
+_HOSTNAME = re.compile(r"^\w+(?:[\w.-]+\.)+\w+$")
+
+
+def _forged_received_trail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """RelayEval's check_for_forged_received_trail (__FORGED_RCVD_TRAIL): more than one
+    untrusted relay whose ``by`` domain is not the reverse-DNS domain of the relay
+    below it."""
+    relays = _untrusted_relays(msg)
+    by = [_hostname_to_domain(r[3].lower()) for r in relays]
+    frm: list[str | None] = [_hostname_to_domain(r[1].lower()) for r in relays]
+    mismatch = 0
+    for i, (ip, _rdns, _helo, _by) in enumerate(relays):
+        if not _HOSTNAME.match(by[i]):
+            continue
+        if re.match(r"^localhost(?:\.localdomain)?$", frm[i] or "") and ip == "127.0.0.1":
+            frm[i] = None
+        prev = frm[i - 1] if i > 0 else None
+        if (prev is not None and _HOSTNAME.match(prev) and by[i] != prev
+                and not (by[i] == "msn.com" and prev == "hotmail.com")):
+            mismatch += 1
+    return mismatch > 1
+
+
+class _NoData:
+    freemail_domains: set[str] = set()
+    addrlists: dict[str, list[str]] = {}
+    uri_hosts: dict[str, list[str]] = {}
+
+
+_NO_DATA = _NoData()
+
+
 # -- BodyEval and MIMEEval ------------------------------------------------------------------
 
 
@@ -857,6 +1103,50 @@ def _mime_html_only(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bo
     return msg.view.has_html and not msg.view.has_text_plain
 
 
+_MIME_PARSE_FLAGS = frozenset({"mime_epilogue_exists", "missing_mime_headers",
+                               "missing_mime_head_body_separator"})
+_PARSE_FLAGS = _MIME_PARSE_FLAGS | {"missing_head_body_separator", "truncated_header"}
+
+
+def _msg_parse_flags(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """MIMEEval's check_msg_parse_flags(FLAG): a flag Message.pm set while parsing; the
+    MIME ones (T_TVD_MIME_EPI, T_TVD_MIME_NO_HEADERS, MISSING_MIME_HB_SEP) come from the
+    multipart parts (``PreparedMessage.mime_flags``)."""
+    if a[0] in _MIME_PARSE_FLAGS:
+        return a[0] in msg.mime_flags
+    return _parse_flags(msg, d, a)
+
+
+_SA_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
+_NOT_PLAIN_TEXT = frozenset({"text/html", "text/calendar", "text/x-vcard"})
+_ASCII_ILLEGAL = re.compile(rb"[\x00\x0d\x80-\xff]")
+
+
+def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """MIMEEval's check_for_ascii_text_illegal (PP_MIME_FAKE_ASCII_TEXT): a text/plain
+    leaf (SpamAssassin reads every text/* but HTML, calendar and vCard as text/plain)
+    whose charset is us-ascii or unset, with a NUL, a CR or an 8-bit octet in its
+    encoded lines.  A message with CRLF line ends has them made LF first, as
+    SpamAssassin does."""
+    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
+    for p in msg.parts:
+        if not p.content_type.startswith("text/") or p.content_type in _NOT_PLAIN_TEXT:
+            continue
+        # the last Content-Type, as Util.pm's parse_content_type takes it
+        ctype = next((v for k, v in reversed(p.headers) if k.lower() == "content-type"), None)
+        if ctype is None:
+            charset: str | None = "us-ascii"
+        else:
+            m = _SA_CHARSET.search(" ".join(ctype.split()))
+            charset = m.group(1).lower() if m else None
+        if charset not in (None, "us-ascii"):
+            continue
+        data = p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded
+        if _ASCII_ILLEGAL.search(data):
+            return True
+    return False
+
+
 def _any(_a: Sequence[str]) -> bool:
     return True
 
@@ -877,8 +1167,7 @@ EVALS: Mapping[str, EvalSpec] = {
         _H, lambda a: len(a) == 3 and _num(a[1]) and _num(a[2]), _illegal_chars),
     "check_for_missing_to_header": EvalSpec(_H, _nargs(0), _missing_to),
     "check_msg_parse_flags": EvalSpec(
-        _H, lambda a: len(a) == 1 and a[0] in ("missing_head_body_separator", "truncated_header"),
-        _parse_flags),
+        _H | _B, lambda a: len(a) == 1 and a[0] in _PARSE_FLAGS, _msg_parse_flags),
     "subject_is_all_caps": EvalSpec(_H, _nargs(0), _subject_all_caps),
     "check_unresolved_template": EvalSpec(_H, _nargs(0), _unresolved_template),
     "check_for_shifted_date": EvalSpec(_H, _nargs(2, numeric=True), _shifted_date),
@@ -921,6 +1210,16 @@ EVALS: Mapping[str, EvalSpec] = {
     "check_no_relays": EvalSpec(_H, _nargs(0), _no_relays),
     "check_relays_unparseable": EvalSpec(_H, _nargs(0), _relays_unparseable),
     "check_for_mime_html_only": EvalSpec(_B, _nargs(0), _mime_html_only),
+    "check_for_ascii_text_illegal": EvalSpec(_B, _nargs(0), _ascii_text_illegal),
+    "check_for_fake_aol_relay_in_rcvd": EvalSpec(_H, _nargs(0), _fake_aol_relay),
+    "check_for_forged_hotmail_received_headers": EvalSpec(_H, _nargs(0), _forged_hotmail),
+    "check_for_no_hotmail_received_headers": EvalSpec(_H, _nargs(0), _no_hotmail),
+    "check_for_forged_eudoramail_received_headers": EvalSpec(_H, _nargs(0), _forged_eudoramail),
+    "check_for_forged_yahoo_received_headers": EvalSpec(_H, _nargs(0), _forged_yahoo),
+    "check_for_forged_juno_received_headers": EvalSpec(_H, _nargs(0), _forged_juno),
+    "check_for_forged_gmail_received_headers": EvalSpec(_H, _nargs(0), _forged_gmail),
+    "helo_ip_mismatch": EvalSpec(_H, _nargs(0), _helo_ip_mismatch),
+    "check_for_forged_received_trail": EvalSpec(_H, _nargs(0), _forged_received_trail),
 }
 #: (rule kind, eval function) pairs that can run.
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

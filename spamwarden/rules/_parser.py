@@ -51,26 +51,29 @@ LOADED_PLUGINS = frozenset({
     # the tests on tags, lengths, images and links run; those on fonts, colours and
     # obfuscation are skipped
     "Mail::SpamAssassin::Plugin::HTMLEval",
-    # ALL_TRUSTED, NO_RELAYS and the unparseable count run; the forgery tests are skipped
+    # ALL_TRUSTED, NO_RELAYS, the unparseable count, helo_ip_mismatch and the forged
+    # Received trail run; the HELO tests needing the MTA's DNS lookup flag are skipped
     "Mail::SpamAssassin::Plugin::RelayEval",
     # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
     # image tests) are read; its evals on image attachments are skipped
     "Mail::SpamAssassin::Plugin::ImageInfo",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
-#: the welcome-list spelling, and check_body_length.
+#: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
-# X-Spam-Relays-* ones are built from the Received headers: spamwarden.rules._relays.)
+# X-Spam-Relays-* ones are built from the Received headers: spamwarden.rules._relays;
+# EnvelopeFrom is PreparedMessage.envelope_sender.)
 _PSEUDO_HEADERS = frozenset({
     "x-spam-dkim-signing-domain", "x-spam-pre-check",
-    "envelopefrom", "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
+    "x-spam-envelopefrom", "envelope-from", "x-sender-ip",
 })
 _REGEX_KINDS = ("header", "body", "rawbody", "uri", "full", "mimeheader")
 _RULE_NAME = re.compile(r"[A-Za-z0-9_]+$")

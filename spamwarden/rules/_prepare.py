@@ -89,6 +89,8 @@ class PreparedMessage:
     uri_host_candidates: list[frozenset[str]] | None = None
     #: the addresses of the text and mailto links FreeMail reads, found when first asked
     body_emails: list[str] | None = None
+    #: Message.pm's MIME parse flags (``mime_epilogue_exists``, ``missing_mime_headers``)
+    mime_flags: frozenset[str] = frozenset()
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -319,6 +321,36 @@ def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
     return data[:limit]
 
 
+#: SpamAssassin's MAX_BODY_LINE_LENGTH (Constants.pm)
+MAX_BODY_LINE_LENGTH = 2048
+
+
+def short_paragraphs(text: bytes) -> list[bytes]:
+    """A rawbody part in the pieces SpamAssassin scans (Message.pm's
+    ``split_into_array_of_short_paragraphs``): the whole part up to 2 KB, else pieces of
+    2 to 4 KB, each cut after the first newline (else ``>``, else space) past its
+    first 2 KB.  A pattern sees a piece at a time: ``^`` without ``/m`` is the start of
+    a piece, ``\\s`` crosses the newlines inside one."""
+    size = MAX_BODY_LINE_LENGTH
+    n = len(text)
+    if n <= size:
+        return [text]
+    out: list[bytes] = []
+    ofs = 0
+    while n - ofs > 2 * size:
+        for sep in (b"\n", b">", b" "):
+            j = text.find(sep, ofs + size)
+            if 0 <= j and j - ofs + 1 <= 2 * size:
+                break
+        else:
+            j = ofs + size
+        out.append(text[ofs:j + 1])
+        ofs = j + 1
+    if ofs < n:
+        out.append(text[ofs:])
+    return out
+
+
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
@@ -336,9 +368,11 @@ def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
     return head
 
 
-def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list[MimePart], bool]:
+def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
+                flags: set[str] | None = None) -> tuple[list[MimePart], bool]:
     """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
-    are given to the email package again (most of its cost is header parsing)."""
+    are given to the email package again (most of its cost is header parsing).
+    ``flags`` receives Message.pm's MIME parse flags (:func:`_mime_parse_flags`)."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() in _MIME_HEADERS)
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
@@ -354,6 +388,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list
             if len(parts) >= _MAX_PARTS:
                 break
             if part.is_multipart():
+                if flags is not None:
+                    _mime_parse_flags(part, flags)
                 continue
             payload = part.get_payload(decode=False)
             if not isinstance(payload, str):
@@ -373,21 +409,62 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes) -> tuple[list
     return parts, True
 
 
+_NOT_BLANK_OR_DOT = re.compile(r"[^\s.]")
+
+
+def _mime_parse_flags(part: email.message.Message, flags: set[str]) -> None:
+    """Message.pm's ``_parse_multipart`` flags for one multipart: ``mime_epilogue_exists``
+    (a line after the closing boundary with more than white space and dots),
+    ``missing_mime_headers`` (a part whose first line after its boundary is not a
+    header field) and ``missing_mime_head_body_separator`` (a part's header section
+    ended by a line that is neither a header field nor blank)."""
+    if part.epilogue and _NOT_BLANK_OR_DOT.search(part.epilogue):
+        flags.add("mime_epilogue_exists")
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return
+    for sub in payload:
+        if not isinstance(sub, email.message.Message):
+            continue
+        if not sub.keys():
+            flags.add("missing_mime_headers")
+        if any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect)
+               for d in sub.defects):
+            flags.add("missing_mime_head_body_separator")
+
+
 def decode_part(part: MimePart) -> bytes:
     """A MIME leaf's body with its transfer encoding undone (bad base64: empty)."""
     import base64
     import binascii
-    import quopri
 
     data = part.encoded
     if part.encoding == "base64":
         try:
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data) + b"==")
+            data = base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data) + b"==")
         except (binascii.Error, ValueError):
             return b""
+        # SpamAssassin turns CRLF into LF in decoded text (Node.pm ``decode``)
+        if part.content_type.startswith(("text/", "message/")):
+            data = data.replace(b"\r\n", b"\n")
+        return data
     if part.encoding == "quoted-printable":
-        return quopri.decodestring(data)
+        return qp_decode(data)
     return data
+
+
+_QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
+_QP_SOFT_BREAK = re.compile(rb"=\r?\n")
+_QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
+
+
+def qp_decode(data: bytes) -> bytes:
+    """Quoted-printable decoded as SpamAssassin decodes it (Util.pm ``qp_decode``, then
+    Node.pm's CRLF to LF): white space at the end of a line is deleted first (RFC 2045,
+    section 6.7, rule 3), then soft line breaks, then ``=XX`` escapes in either case."""
+    data = _QP_SOFT_BREAK.sub(b"", _QP_TRAILING_SPACE.sub(b"", data))
+    data = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+    return data.replace(b"\r\n", b"\n")
 
 
 _MAX_MAIL_URIS = 100
@@ -495,7 +572,8 @@ def prepare_message(view: MessageView, raw: bytes, *,
     body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
     body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
     body.extend(_paragraphs(body_text.encode("utf-8", "surrogateescape")))
-    parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10])
+    mime_flags: set[str] = set()
+    parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
     rawbody: list[bytes] = []
     for part in parts:
         # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
@@ -503,10 +581,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
         if (not part.content_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
-        # (SpamAssassin scans 2-4 KB pieces, split_into_array_of_short_paragraphs; lines
-        # are scanned here: Hyperscan's multi-pattern database and ``re`` disagree on a
-        # few multi-line patterns over longer units)
-        rawbody.extend(_truncate(decode_part(part)).splitlines(keepends=True))
+        rawbody.extend(short_paragraphs(_truncate(decode_part(part))))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
     uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
     return PreparedMessage(
@@ -521,4 +596,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         has_separator=has_separator,
         raw_body_length=len(raw_body),
         envelope_from=envelope_from,
+        mime_flags=frozenset(mime_flags),
     )

@@ -503,3 +503,168 @@ def test_unscored_rules_take_the_commented_score_only_when_asked() -> None:
     assert ours.rules["T_TESTING"].score == 0.01
     assert ours.rules["NO_SUGGESTION"].score == 1.0
     assert ours.suggested_scores == 1
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_rawbody_is_scanned_in_pieces_of_two_to_four_kilobytes(use_hyperscan: bool) -> None:
+    """SpamAssassin scans rawbody a piece at a time (a part up to 2 KB whole, else 2-4 KB
+    pieces cut at a newline): ``^`` without ``/m`` is the start of a piece (__HS_QUOTE
+    does not hit every quoted line) and ``\\s`` crosses the lines inside one
+    (__CONTENT_AFTER_HTML)."""
+    rules = ("rawbody __HS_QUOTE /^> /\n"
+             "rawbody __CONTENT_AFTER_HTML /<\\/html>\\s*[a-z0-9]/i\n"
+             "rawbody __QUOTE_ANY_LINE /^> /m\n")
+    quoted = HEAD + b"To: b@example.net\n\nYou wrote:\n> hello\n> there\n"
+    assert names(rules, quoted, use_hyperscan=use_hyperscan) == {"__QUOTE_ANY_LINE"}
+    first = HEAD + b"To: b@example.net\n\n> hello\nindeed\n"
+    assert names(rules, first, use_hyperscan=use_hyperscan) == {"__HS_QUOTE", "__QUOTE_ANY_LINE"}
+    # a long part: a second piece starts after the first newline past 2,048 octets
+    long = HEAD + b"To: b@example.net\n\n" + b"x" * 2100 + b"\n" + b"y" * 2100 + b"\n> hi\n"
+    assert names(rules, long, use_hyperscan=use_hyperscan) == {"__QUOTE_ANY_LINE"}
+    long2 = HEAD + b"To: b@example.net\n\n" + b"x" * 2100 + b"\n> hi\n" + b"y" * 2100 + b"\n"
+    assert names(rules, long2, use_hyperscan=use_hyperscan) == {"__HS_QUOTE", "__QUOTE_ANY_LINE"}
+    html = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n"
+            b"<html><body>hi</body></html>\n\nbuy now\n")
+    assert names(rules, html, use_hyperscan=use_hyperscan) == {"__CONTENT_AFTER_HTML"}
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_quoted_printable_drops_white_space_at_line_ends(use_hyperscan: bool) -> None:
+    """SpamAssassin's qp_decode deletes spaces and tabs before each line end (RFC 2045
+    6.7) before undoing soft breaks and escapes; an escaped ``=20`` stays.  Decoded text
+    has LF line ends (__FR_SPACING_8 needs eight white-space octets in a row)."""
+    rules = "rawbody __FR_SPACING_8 /[a-z0-9]{6}\\s{8}[a-z0-9]{5}/i\n"
+    qp = (HEAD + b"To: b@example.net\nContent-Transfer-Encoding: quoted-printable\n\n"
+          b"from our list, pl=\nease \n      click on the link\n")
+    assert names(rules, qp, use_hyperscan=use_hyperscan) == set()
+    kept = (HEAD + b"To: b@example.net\nContent-Transfer-Encoding: quoted-printable\n\n"
+            b"from our list, pl=\nease=20\n      click on the link\n")
+    assert names(rules, kept, use_hyperscan=use_hyperscan) == {"__FR_SPACING_8"}
+    crlf = (HEAD + b"To: b@example.net\nContent-Transfer-Encoding: quoted-printable\n\n"
+            b"please=20\r\n      click\r\n")
+    assert names(rules, crlf, use_hyperscan=use_hyperscan) == {"__FR_SPACING_8"}
+
+
+MIME_FLAG_RULES = (
+    "body T_TVD_MIME_EPI eval:check_msg_parse_flags('mime_epilogue_exists')\n"
+    "body T_TVD_MIME_NO_HEADERS eval:check_msg_parse_flags('missing_mime_headers')\n"
+    "body MISSING_MIME_HB_SEP eval:check_msg_parse_flags('missing_mime_head_body_separator')\n")
+
+
+def test_mime_parse_flags_of_multipart_parts() -> None:
+    """Message.pm's multipart flags: text after the closing boundary other than white
+    space and dots (T_TVD_MIME_EPI), a part whose first line is not a header field
+    (T_TVD_MIME_NO_HEADERS), a part header section ended by a non-blank line that is not
+    a header field (MISSING_MIME_HB_SEP)."""
+    head = HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
+    clean = head + b"--XX\nContent-Type: text/plain\n\nhello\n--XX--\n\n.\n"
+    assert names(MIME_FLAG_RULES, clean) == set()
+    epilogue = head + b"--XX\nContent-Type: text/plain\n\nhello\n--XX--\nbuy now\n"
+    assert names(MIME_FLAG_RULES, epilogue) == {"T_TVD_MIME_EPI"}
+    no_headers = head + b"--XX\n\nhello\n--XX--\n"
+    assert names(MIME_FLAG_RULES, no_headers) == {"T_TVD_MIME_NO_HEADERS"}
+    no_sep = head + b"--XX\nhello there\n--XX--\n"
+    assert names(MIME_FLAG_RULES, no_sep) == {"T_TVD_MIME_NO_HEADERS", "MISSING_MIME_HB_SEP"}
+    # a single-part message has no epilogue, whatever follows
+    assert names(MIME_FLAG_RULES, HEAD + b"To: b@example.net\n\n--XX--\nbuy\n") == set()
+
+
+def test_ascii_text_illegal() -> None:
+    """MIMEEval's check_for_ascii_text_illegal (PP_MIME_FAKE_ASCII_TEXT): a text/plain
+    part declared us-ascii (or with no charset) whose encoded lines carry 8-bit octets,
+    NUL or a bare CR; checked on the encoded text, so quoted-printable escapes pass."""
+    from spamwarden.rules._parser import _cond_value
+
+    rules = "body PP_MIME_FAKE_ASCII_TEXT eval:check_for_ascii_text_illegal()\n"
+    assert _cond_value("can(Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal)")
+    eight = HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=us-ascii\n\ncaf\xe9\n"
+    assert names(rules, eight) == {"PP_MIME_FAKE_ASCII_TEXT"}
+    no_ct = HEAD + b"To: b@example.net\n\ncaf\xe9\n"
+    assert names(rules, no_ct) == {"PP_MIME_FAKE_ASCII_TEXT"}
+    latin = HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9\n"
+    assert names(rules, latin) == set()
+    qp = (HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=us-ascii\n"
+          b"Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n")
+    assert names(rules, qp) == set()
+    crlf = (HEAD + b"To: b@example.net\nContent-Type: text/plain\n\nhello\n").replace(b"\n", b"\r\n")
+    assert names(rules, crlf) == set()
+    bare_cr = HEAD + b"To: b@example.net\nContent-Type: text/plain\n\nhel\rlo\n"
+    assert names(rules, bare_cr) == {"PP_MIME_FAKE_ASCII_TEXT"}
+
+
+FORGED_RULES = """
+header FORGED_YAHOO_RCVD eval:check_for_forged_yahoo_received_headers()
+header __FORGED_HOTMAIL_RCVD eval:check_for_forged_hotmail_received_headers()
+header FORGED_HOTMAIL_RCVD2 eval:check_for_no_hotmail_received_headers()
+header RCVD_HELO_IP_MISMATCH eval:helo_ip_mismatch()
+header __FORGED_RCVD_TRAIL eval:check_for_forged_received_trail()
+header FORGED_GMAIL_RCVD eval:check_for_forged_gmail_received_headers()
+header __FORGED_AOL_RCVD eval:check_for_fake_aol_relay_in_rcvd()
+header __FORGED_EUDORAMAIL_RCVD eval:check_for_forged_eudoramail_received_headers()
+header __FORGED_JUNO_RCVD eval:check_for_forged_juno_received_headers()
+"""
+_REST = (b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n"
+         b"Subject: hello\nTo: bob@example.net\n")
+
+
+def _rcvd(text: bytes) -> bytes:
+    return b"Received: " + text + b"; Thu, 22 Aug 2002 11:26:25 +0000\n"
+
+
+_RELAY = _rcvd(b"from relay.example.com (relay.example.com [203.0.113.9]) "
+               b"by mx.example.net (Postfix) with ESMTP id 1A2B3C")
+
+
+@pytest.mark.parametrize(("received", "sender", "expected"), [
+    (_RELAY, b"al@yahoo.com", {"FORGED_YAHOO_RCVD"}),
+    (_RELAY + _rcvd(b"from [198.51.100.7] by web12.mail.yahoo.com via HTTP"),
+     b"al@yahoo.com", set()),
+    (_rcvd(b"from hotmail.com (spammer.example.com [203.0.113.9]) by mx.example.net "
+           b"(Postfix) with ESMTP id 1A2B3C"), b"al@example.com", {"__FORGED_HOTMAIL_RCVD"}),
+    (_RELAY, b"al@hotmail.com", {"FORGED_HOTMAIL_RCVD2"}),
+    (_RELAY, b"al@gmail.com", {"FORGED_GMAIL_RCVD"}),
+    (_RELAY + b"X-Received: by 10.1.2.3 with SMTP id abc123\n", b"al@gmail.com", set()),
+    (_RELAY, b"al@eudoramail.com", {"__FORGED_EUDORAMAIL_RCVD"}),
+    (_RELAY, b"al@juno.com", {"__FORGED_JUNO_RCVD"}),
+    (_rcvd(b"from unknown (HELO mta05.example.com) (203.0.113.9) by rly-xw01.mx.aol.com "
+           b"with QMQP"), b"al@example.com", {"__FORGED_AOL_RCVD"}),
+    (_rcvd(b"from 198.51.100.7 (host.example.com [203.0.113.9]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1"), b"al@example.com", {"RCVD_HELO_IP_MISMATCH"}),
+    (_rcvd(b"from 203.0.113.7 (host.example.com [203.0.113.9]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1"), b"al@example.com", set()),
+    # each relay's "by" against the reverse DNS domain of the relay below it: two misses
+    (_rcvd(b"from b.example.org (b.example.org [198.51.100.2]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1")
+     + _rcvd(b"from c.example.com (c.example.com [198.51.100.3]) by b.other.org "
+             b"(8.12.1/8.12.1) with ESMTP id g2")
+     + _rcvd(b"from d.example.com (d.example.com [198.51.100.4]) by c.wrong.org "
+             b"(8.12.1/8.12.1) with ESMTP id g3"), b"al@example.com", {"__FORGED_RCVD_TRAIL"}),
+    (_rcvd(b"from b.example.org (b.example.org [198.51.100.2]) by mx.example.net "
+           b"(8.12.1/8.12.1) with ESMTP id g1")
+     + _rcvd(b"from c.example.com (c.example.com [198.51.100.3]) by b.example.org "
+             b"(8.12.1/8.12.1) with ESMTP id g2")
+     + _rcvd(b"from d.example.com (d.example.com [198.51.100.4]) by c.example.com "
+             b"(8.12.1/8.12.1) with ESMTP id g3"), b"al@example.com", set()),
+])
+def test_forged_received_evals(received: bytes, sender: bytes, expected: set[str]) -> None:
+    """HeaderEval's forged-Received tests (a freemail From without that provider's own
+    Received lines, a HELO claiming a provider) and RelayEval's helo_ip_mismatch and
+    forged Received trail; each case checked against Debian's SpamAssassin 4.0.1."""
+    raw = received + b"From: Al <" + sender + b">\n" + _REST + b"\nhi\n"
+    assert names(FORGED_RULES, raw) == expected
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_envelope_from_pattern_rules(use_hyperscan: bool) -> None:
+    """``EnvelopeFrom =~`` rules (HK_RANDOM_ENVFROM, __ENVFROM_AMAZONSES) match the
+    envelope sender as SpamAssassin guesses it, or the milter's MAIL FROM."""
+    rules = ("header __ENVFROM_AMAZONSES EnvelopeFrom =~ /\\@amazonses\\.com$/\n"
+             "header __ENVFROM_QUOTE EnvelopeFrom =~ /'/\n")
+    raw = (b"Return-Path: <0100abc@amazonses.com>\nFrom: a@shop.example\nTo: b@example.net\n"
+           b"Subject: hi\n\nhi\n")
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {"__ENVFROM_AMAZONSES"}
+    engine = RuleEngine(parse_rule_text(rules), use_hyperscan=use_hyperscan)
+    msg = prepare_message(parse_message(raw), raw, envelope_from="o'neil@example.com")
+    assert set(engine.counts(msg)) == {"__ENVFROM_QUOTE"}
+    no_sender = b"From: a@shop.example\nTo: b@example.net\nSubject: hi\n\nhi\n"
+    assert names(rules, no_sender, use_hyperscan=use_hyperscan) == set()
