@@ -33,8 +33,9 @@ __all__ = [
 
 #: The SpamAssassin version ``if (version >= ...)`` compares with.
 SA_VERSION = 4.000001
-#: Plugins this engine implements (their settings or their rule kinds); ``ifplugin`` of any
-#: other plugin is false, so the rules it guards are not read at all.
+#: Plugins counted as loaded: those this engine implements (their settings or their rule
+#: kinds) and the others Debian's SpamAssassin loads; ``ifplugin`` of any other plugin is
+#: false, so the rules it guards are not read at all.
 LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::ReplaceTags",
     "Mail::SpamAssassin::Plugin::MIMEHeader",
@@ -57,6 +58,28 @@ LOADED_PLUGINS = frozenset({
     # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
     # image tests) are read; its evals on image attachments are skipped
     "Mail::SpamAssassin::Plugin::ImageInfo",
+    # the rest of what Debian's /etc/spamassassin/*.pre load, so that rules take the
+    # variants SpamAssassin takes (XPRIO, __NOT_SPOOFED, __SPF_FULL_PASS have one for
+    # "SPF loaded") and the metas and patterns guarded by them are read (VBounce's
+    # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); their network, Bayes and
+    # welcome-list evals are skipped and count as not hit, as with network tests off
+    "Mail::SpamAssassin::Plugin::AskDNS",
+    "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
+    "Mail::SpamAssassin::Plugin::Bayes",
+    "Mail::SpamAssassin::Plugin::DMARC",
+    "Mail::SpamAssassin::Plugin::DNSEval",
+    "Mail::SpamAssassin::Plugin::HTTPSMismatch",
+    "Mail::SpamAssassin::Plugin::HashBL",
+    "Mail::SpamAssassin::Plugin::Pyzor",
+    "Mail::SpamAssassin::Plugin::Razor2",
+    "Mail::SpamAssassin::Plugin::Rule2XSBody",
+    "Mail::SpamAssassin::Plugin::SPF",
+    "Mail::SpamAssassin::Plugin::SpamCop",
+    "Mail::SpamAssassin::Plugin::URIDNSBL",
+    "Mail::SpamAssassin::Plugin::URIDetail",
+    "Mail::SpamAssassin::Plugin::URIEval",
+    "Mail::SpamAssassin::Plugin::VBounce",
+    "Mail::SpamAssassin::Plugin::WelcomeListSubject",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.

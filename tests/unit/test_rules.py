@@ -134,18 +134,18 @@ def test_scores_descriptions_and_defaults() -> None:
 
 def test_conditionals() -> None:
     rs = parse_rule_text(
-        "ifplugin Mail::SpamAssassin::Plugin::DNSEval\nbody NET /x/\nelse\nbody NONET /x/\n"
+        "ifplugin Mail::SpamAssassin::Plugin::TxRep\nbody NET /x/\nelse\nbody NONET /x/\n"
         "endif\n"
         "if (version >= 3.004000)\nbody NEW /x/\nendif\n"
         "if (version >= 9.000000)\nbody FUTURE /x/\nendif\n"
-        "if !plugin(Mail::SpamAssassin::Plugin::URIDNSBL)\nbody NOURIBL /x/\nendif\n"
+        "if !plugin(Mail::SpamAssassin::Plugin::FromNameSpoof)\nbody NOURIBL /x/\nendif\n"
         "if can(Mail::SpamAssassin::Conf::feature_unknown)\nbody UNKNOWN /x/\nendif\n"
         "ifplugin Mail::SpamAssassin::Plugin::ReplaceTags\n"
         "  if can(Mail::SpamAssassin::Conf::feature_bug6558_free)\n    body NESTED /x/\n  endif\n"
         "endif\n"
     )
     assert set(rs.rules) == {"NONET", "NEW", "NOURIBL", "NESTED"}
-    assert rs.inactive["ifplugin Mail::SpamAssassin::Plugin::DNSEval"] == 1
+    assert rs.inactive["ifplugin Mail::SpamAssassin::Plugin::TxRep"] == 1
 
 
 def test_replace_tags() -> None:

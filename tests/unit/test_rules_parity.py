@@ -668,3 +668,22 @@ def test_envelope_from_pattern_rules(use_hyperscan: bool) -> None:
     assert set(engine.counts(msg)) == {"__ENVFROM_QUOTE"}
     no_sender = b"From: a@shop.example\nTo: b@example.net\nSubject: hi\n\nhi\n"
     assert names(rules, no_sender, use_hyperscan=use_hyperscan) == set()
+
+
+
+def test_plugins_debian_loads_count_as_loaded() -> None:
+    """``ifplugin`` is true for every plugin Debian's SpamAssassin loads, so that rules
+    take its variants (XPRIO has one for "SPF loaded") and the metas and patterns those
+    plugins guard are read; their network evals stay skipped."""
+    from spamwarden.rules import parse_rule_text
+
+    rs = parse_rule_text(
+        "ifplugin Mail::SpamAssassin::Plugin::SPF\nmeta XPRIO __XPRIO_MINFP && !SPF_PASS\n"
+        "else\nmeta XPRIO __XPRIO_MINFP\nendif\n"
+        "header SPF_PASS eval:check_for_spf_pass()\n"
+        "ifplugin Mail::SpamAssassin::Plugin::VBounce\nheader __BOUNCE_RPATH_NULL "
+        "Return-Path =~ /<>/\nendif\n"
+        "ifplugin Mail::SpamAssassin::Plugin::TxRep\nbody TXREP /x/\nendif\n")
+    assert rs.rules["XPRIO"].meta is not None and "SPF_PASS" in rs.rules["XPRIO"].meta.names()
+    assert "__BOUNCE_RPATH_NULL" in rs.rules
+    assert "TXREP" not in rs.rules and "SPF_PASS" in rs.skipped
