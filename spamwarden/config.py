@@ -706,6 +706,16 @@ class RulesConfig:
         "out (rules packaged without sa-update's scores), else 1 point; 'spamassassin' "
         "always 1 point (0.01 for T_ rules), as SpamAssassin does",
     )
+    processes: int = _opt(
+        0, check=lambda v: None if 0 <= v <= 64 else "a number of processes from 0 to 64",
+        doc="engine processes per milter process (matching off the milter's GIL); "
+        "0: in the milter process",
+    )
+    timeout: float = _opt(
+        10.0, duration=True, check=_positive,
+        doc="seconds an engine process may take for one message before it is replaced "
+        "(the message is then scored without the rules)",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ first such run spends the minutes compiling.
 
 Usage: bench/milter/run [--quick] [--messages N] [--rounds N] [--concurrency 10,30]
                         [--transport inet|unix] [--peers LIST] [--time-limit SECONDS]
-                        [--rules [--rules-cache DIR]] [--json FILE]
+                        [--rules [--rules-cache DIR] [--rules-processes N]] [--json FILE]
 """
 
 from __future__ import annotations
@@ -488,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", action="store_true",
                     help="spamwarden with [rules] enabled = true (SpamAssassin's installed "
                          "rules); the databases are compiled before the runs into --rules-cache")
+    ap.add_argument("--rules-processes", type=int, default=None,
+                    help="rules.processes for --rules (engine processes per milter "
+                         "process; default: the configuration's default)")
     ap.add_argument("--rules-cache", type=Path,
                     default=Path("/var/tmp/spamwarden-bench-rules-cache"),
                     help="rules.cache_dir for --rules, kept between runs so only the first "
@@ -551,7 +554,9 @@ def main(argv: list[str] | None = None) -> int:
             cleanup.append(redis)
             (work / "spamwarden").mkdir()
             rules: dict[str, dict[str, object]] = (
-                {"rules": {"enabled": True, "cache_dir": str(args.rules_cache)}}
+                {"rules": {"enabled": True, "cache_dir": str(args.rules_cache),
+                           **({} if args.rules_processes is None
+                              else {"processes": args.rules_processes})}}
                 if args.rules else {})
             proc = spamwarden_milter(work / "spamwarden", nameservers=[dns.address],
                                      redis_url=redis.url, authserv_id="mx.bench.test",

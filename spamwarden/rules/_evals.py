@@ -147,10 +147,15 @@ _TEMPLATE_OK = re.compile(r"^(?:x-vms-to|x-uidl|x-face|to|cc|from|subject|refere
                           r"(?:x-|resent-|x-original-)?message-id):", re.IGNORECASE)
 
 
+_TEMPLATE_TAG = re.compile(r"%[A-Z][A-Z_-]")
+
+
 def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     for k, v in msg.headers:
+        if "%" not in v and "%" not in k:  # (the tag starts with a %)
+            continue
         line = f"{k}: {v}"
-        if re.search(r"%[A-Z][A-Z_-]", line) and not _TEMPLATE_OK.match(line):
+        if _TEMPLATE_TAG.search(line) and not _TEMPLATE_OK.match(line):
             return True
     return False
 
@@ -243,9 +248,14 @@ def _outlook_message_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return far(None)
 
 
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
 def _unfolded(msg: PreparedMessage, name: str) -> str | None:
     text = msg.header_text(name)
-    return None if text is None else re.sub(r"\r?\n[ \t]+", " ", text)
+    if text is None or ("\n " not in text and "\n\t" not in text):  # nothing folded
+        return text
+    return _FOLD.sub(" ", text)
 
 
 def _received_hdr_remover(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -275,12 +285,20 @@ def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]
     to, env = _header_addr(msg, "To"), _header_addr(msg, "EnvelopeFrom")
     if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
         return False
+    rx = _ratware_pattern(to)
+    return rx is not None and rx.search(env) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _ratware_pattern(to: str) -> re.Pattern[str] | None:
+    """The envelope sender pattern for a To address, ``None`` when it has no registered
+    domain (compiled once per address: the same recipients come again and again)."""
     m = re.match(r"^([^@]+)@(.+)$", to)
     if m is None or registrable_domain(m.group(2), private=False) is None:
-        return False
+        return None
     user, dom = m.group(1), m.group(2).lower().rstrip(".")
     dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
-    return re.search(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", env, re.I) is not None
+    return re.compile(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", re.I)
 
 
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
@@ -299,10 +317,28 @@ def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
     return rx is not None and rx.match(addr) is not None
 
 
+def _any_glob_hit(addrs: Sequence[str], patterns: Sequence[str]) -> bool:
+    """Whether one of ``addrs`` matches one of the globs (their regex looked up once)."""
+    if not addrs:
+        return False
+    rx = _glob_regex(tuple(patterns))
+    return rx is not None and any(rx.match(x) is not None for x in addrs)
+
+
+_DOTS = re.compile(r"\.+")
+
+
 def _all_from_addrs(msg: PreparedMessage) -> list[str]:
     """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
     one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
-    and the envelope sender."""
+    and the envelope sender (found once per message; not to be changed)."""
+    found = msg.from_addrs
+    if found is None:
+        found = msg.from_addrs = _find_from_addrs(msg)
+    return found
+
+
+def _find_from_addrs(msg: PreparedMessage) -> list[str]:
     resent = _addresses(msg, "Resent-From")
     if resent:
         return resent[:1]
@@ -311,17 +347,15 @@ def _all_from_addrs(msg: PreparedMessage) -> list[str]:
     env = _envelope_from(msg)
     if env:
         found.append(env)
-    return list(dict.fromkeys(re.sub(r"\.+", ".", x) for x in found))
+    return list(dict.fromkeys(_DOTS.sub(".", x) for x in found))
 
 
 def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for x in _all_from_addrs(msg))
+    return _any_glob_hit(_all_from_addrs(msg), d.addrlists.get(a[0].upper(), []))
 
 
 def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    pats = d.addrlists.get(a[0].upper(), [])
-    return any(_glob_hit(x, pats) for x in _addresses(msg, "Reply-To"))
+    return _any_glob_hit(_addresses(msg, "Reply-To"), d.addrlists.get(a[0].upper(), []))
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,10 +365,14 @@ def _host_sets(listed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]
             frozenset(x[1:] for x in listed if x.startswith("!")))
 
 
+def _host_candidates(host: str) -> frozenset[str]:
+    """A host name and each domain above it, lower case (``a.b.c``: itself, ``b.c``, ``c``)."""
+    labels = host.lower().rstrip(".").split(".")
+    return frozenset(".".join(labels[i:]) for i in range(len(labels)))
+
+
 def _host_listed(host: str, listed: Sequence[str]) -> bool:
-    host = host.lower().rstrip(".")
-    labels = host.split(".")
-    candidates = {".".join(labels[i:]) for i in range(len(labels))}
+    candidates = _host_candidates(host)
     hosts, negated = _host_sets(tuple(listed))
     if candidates & negated:
         return False
@@ -344,13 +382,24 @@ def _host_listed(host: str, listed: Sequence[str]) -> bool:
 _URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
 
 
+def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
+    """:func:`_host_candidates` of each distinct host of the message's URIs (found
+    once per message; not to be changed)."""
+    found = msg.uri_host_candidates
+    if found is None:
+        hosts: dict[bytes, None] = {}
+        for u in msg.uris:
+            m = _URI_HOST.match(u)
+            if m:
+                hosts[m.group(1)] = None
+        found = msg.uri_host_candidates = list(dict.fromkeys(
+            _host_candidates(h.decode("latin-1")) for h in hosts))
+    return found
+
+
 def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    listed = d.uri_hosts.get(a[0].upper(), [])
-    for u in msg.uris:
-        m = _URI_HOST.match(u)
-        if m and _host_listed(m.group(1).decode("latin-1"), listed):
-            return True
-    return False
+    hosts, negated = _host_sets(tuple(d.uri_hosts.get(a[0].upper(), [])))
+    return any(not (c & negated) and bool(c & hosts) for c in _uri_host_candidates(msg))
 
 
 # FreeMail's default welcomelist: role and machine addresses that are never "freemail"
@@ -497,24 +546,38 @@ def _relays_unparseable(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return bool(msg.relay_info().n_unparseable)
 
 
+def _body_emails(msg: PreparedMessage) -> list[str]:
+    """The addresses FreeMail's ``_parse_body`` reads, in order, lower case (found once
+    per message; not to be changed).  Every pattern needs an ``@``: text without one is
+    not searched."""
+    found = msg.body_emails
+    if found is not None:
+        return found
+    emails: dict[str, None] = {}
+    for part in msg.parts:
+        if part.content_type == "text/html":
+            data = decode_part(part)[:RAWBODY_SCAN]
+            if b"@" not in data:
+                continue
+            for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
+                emails[m.group(1).lower()] = None
+    text = msg.view.text[:RAWBODY_SCAN]
+    if "@" in text:
+        text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
+        for m in _EMAIL_RE.finditer(text):
+            emails[m.group(1).lower()] = None
+            if len(emails) >= 40:
+                break
+    found = msg.body_emails = list(emails)
+    return found
+
+
 def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
     """FreeMail's ``_parse_body``: freemail addresses of mailto links and of the text
     (not those in ``<>``, in URLs or before ``wrote:``); ``None`` past its limits
     (5 addresses, 3 freemails)."""
-    emails: dict[str, None] = {}
-    for part in msg.parts:
-        if part.content_type == "text/html":
-            html = decode_part(part)[:RAWBODY_SCAN].decode("utf-8", "replace")
-            for m in _HREF_MAILTO.finditer(html):
-                emails[m.group(1).lower()] = None
-    text = msg.view.text[:RAWBODY_SCAN]
-    text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
-    for m in _EMAIL_RE.finditer(text):
-        emails[m.group(1).lower()] = None
-        if len(emails) >= 40:
-            break
     free: list[str] = []
-    for n, addr in enumerate(emails, 1):
+    for n, addr in enumerate(_body_emails(msg), 1):
         if n == 5:
             return None
         if _is_freemail(addr, d.freemail_domains):
@@ -803,6 +866,9 @@ _NO_DATA = _NoData()
 _UPPER = bytes(range(65, 91))
 _LOWER = bytes(range(97, 123))
 _SPACED = re.compile(rb"\S\s+\S")
+# base64 characters as "A", all else as " ": 60 "A"s in a row are needed for a base64 run
+_B64_RUN_TABLE = bytes(65 if re.match(rb"[A-Za-z0-9+/=]", bytes([i])) else 32 for i in range(256))
+_B64_RUN = b"A" * 60
 _BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
 
 
@@ -812,8 +878,8 @@ def _uppercase_ratio(msg: PreparedMessage) -> float:
     if cached is not None:
         return cached
     text = b" ".join(x for x in msg.body if _SPACED.search(x))
-    # a base64 run is 60+ non-space octets: without so long a word there is none to drop
-    if max(map(len, text.split()), default=0) >= 60:
+    # a base64 run is 60+ base64 octets in a row: without one there is none to drop
+    if _B64_RUN in text.translate(_B64_RUN_TABLE):
         text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
     if len(text) >= 200:

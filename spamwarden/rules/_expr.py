@@ -189,8 +189,8 @@ def _source(tree: Expr) -> str:
     op = tree.op
     if op == "num":
         return repr(tree.value)
-    if op == "name":
-        return f"g({tree.name!r}, 0.0)"
+    if op == "name":  # c.get(name, 0.0) without a call (most names are absent)
+        return f"(c[{tree.name!r}] if {tree.name!r} in c else 0.0)"
     assert tree.left is not None
     a = _source(tree.left)
     if op == "!":
@@ -210,6 +210,23 @@ def _source(tree: Expr) -> str:
     return f"(1.0 if {a} {op} {b} else 0.0)"
 
 
+def _truth_source(tree: Expr) -> str:
+    """Python source whose truth is that of ``tree`` over a dict ``c`` holding no false
+    value (0): a name is then true when present (``in``, no call); ``!``, ``&&`` and ``||``
+    only pass truth on.  Elsewhere a value is needed: :func:`_source`."""
+    op = tree.op
+    if op == "name":
+        return f"({tree.name!r} in c)"
+    if op == "!":
+        assert tree.left is not None
+        return f"(not {_truth_source(tree.left)})"
+    if op in ("&&", "||"):
+        assert tree.left is not None and tree.right is not None
+        word = "and" if op == "&&" else "or"
+        return f"({_truth_source(tree.left)} {word} {_truth_source(tree.right)})"
+    return _source(tree)
+
+
 def _div(a: float, b: float) -> float:
     return a / b if b else 0.0
 
@@ -220,17 +237,28 @@ def compile_metas(order: list[tuple[str, Expr]]) -> Callable[[dict[str, float]],
     The function sets ``counts[name] = 1.0`` for each meta that hits.  Generated from
     parsed trees only (names are ``[A-Za-z_][A-Za-z0-9_]*``, numbers are floats), so no
     rule text reaches the compiler; it is several times faster than the closures of
-    :func:`compile_expr`, which remain the fallback.
+    :func:`compile_expr`, which remain the fallback.  Where only a name's truth counts
+    (under ``!``, ``&&``, ``||`` or as the whole expression) it is read as its presence
+    in ``counts``, which is its truth while no count is 0 (checked on each call; a 0
+    sends the call to the version reading every value).
 
     :param order: (rule name, tree) pairs in evaluation order.
     :returns: ``f(counts)``, updating ``counts`` in place.
     """
-    lines = ["def _metas(c):", "    g = c.get"]
+    lines = ["def _metas(c):"]
     for name, tree in order:
         lines.append(f"    if {_source(tree)}:")
         lines.append(f"        c[{name!r}] = 1.0")
     lines.append("    return None")
-    namespace: dict[str, object] = {"_div": _div, "__builtins__": {}}
+    # the same with the names read as presence where only their truth counts: exact
+    # while no value in c is false (a hit count is at least 1; a meta sets 1.0)
+    lines += ["def _metas_present(c):", "    if not all(c.values()):",
+              "        return _metas(c)"]
+    for name, tree in order:
+        lines.append(f"    if {_truth_source(tree)}:")
+        lines.append(f"        c[{name!r}] = 1.0")
+    lines.append("    return None")
+    namespace: dict[str, object] = {"_div": _div, "__builtins__": {"all": all}}
     try:
         # the source is generated from parsed trees, never from rule text
         exec(compile("\n".join(lines), "<spamassassin meta rules>", "exec"), namespace)  # noqa: S102
@@ -243,6 +271,6 @@ def compile_metas(order: list[tuple[str, Expr]]) -> Callable[[dict[str, float]],
                     c[name] = 1.0
 
         return closures
-    fn = namespace["_metas"]
+    fn = namespace["_metas_present"]
     assert callable(fn)
     return fn

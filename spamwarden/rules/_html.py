@@ -23,6 +23,7 @@ all of it) and at most ``MAX_TAGS`` tags.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_HTML", "MAX_TAGS", "HtmlResults", "parse_html"]
@@ -108,6 +109,11 @@ _OK_ATTRIBUTES = {
     "table": ("bgcolor", "style"), "td": ("bgcolor", "style"), "th": ("bgcolor", "style"),
     "tr": ("bgcolor", "style"), "span": ("style",), "p": ("style",), "div": ("style",),
     "a": ("style",)}
+# the attributes each tag's text style reads, with their names as octets
+_OK_ATTRIBUTE_KEYS = {tag: tuple((name, name.encode()) for name in names)
+                      for tag, names in _OK_ATTRIBUTES.items()}
+_RELATIVE_SIZE = re.compile(r"^\s*([+-]\d+)")
+_ABSOLUTE_SIZE = re.compile(r"^\s*(\d+)")
 _HEX = re.compile(r"^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$")
 _VISIBLE = re.compile(rb"[^ \t\n\r\f\x0b]")
 _LEADING_NUMBER = re.compile(rb"^\s*(\d+)")
@@ -193,15 +199,20 @@ class _Styles:
         self.opened: dict[str, int] = {}  # tag -> entries of the stack with it
         self.low_contrast = False
         self.invalid_color = False
+        #: (text colour, background) -> its _color_effect
+        self.effects: dict[tuple[str, str], int] = {}
 
-    def tag(self, tag: str, attrs: dict[bytes, bytes], num: int) -> None:
+    def tag(self, tag: str, attrs: Mapping[bytes, bytes], num: int) -> None:
         if tag == "th":
             tag = "td"
         stack = self.stack
+        opened = self.opened
         if num != 1:
-            if tag != "body" and self.opened.get(tag):
-                while len(stack) > 1:
-                    if self._pop() == tag:
+            if tag != "body" and opened.get(tag):
+                while len(stack) > 1:  # (_pop, inline: most tags close)
+                    top = str(stack.pop()["tag"])
+                    opened[top] -= 1
+                    if top == tag:
                         break
             return
         if tag == "basefont":
@@ -209,7 +220,7 @@ class _Styles:
             if b"size" in attrs and base:
                 self.basefont = int(base.group(1))
                 return
-        if tag in ("td", "tr") and self.opened.get(tag):
+        if tag in ("td", "tr") and opened.get(tag):
             closes = ("font", "td") if tag == "td" else ("font", "td", "tr")
             while len(stack) > 1 and stack[-1]["tag"] in closes:
                 self._pop()
@@ -217,21 +228,21 @@ class _Styles:
         new["tag"] = tag
         if tag in ("big", "small"):
             new["size"] = int(new["size"]) + (1 if tag == "big" else -1)
-            self._push(new)
+            self._push(new, tag)
             return
-        for name in _OK_ATTRIBUTES.get(tag, ()):
-            raw = attrs.get(name.encode())
+        for name, key in _OK_ATTRIBUTE_KEYS.get(tag, ()) if attrs else ():
+            raw = attrs.get(key)
             if raw is None:
                 continue
             value = raw.decode("latin-1")
             if name in ("text", "color"):
                 new["fgcolor"] = name_to_rgb(value)
             elif name == "size":
-                m = re.match(r"^\s*([+-]\d+)", value)
+                m = _RELATIVE_SIZE.match(value)
                 if m:
                     new["size"] = self.basefont + int(m.group(1))
                 else:
-                    m = re.match(r"^\s*(\d+)", value)
+                    m = _ABSOLUTE_SIZE.match(value)
                     if m:
                         new["size"] = int(m.group(1))
             elif name == "style":
@@ -239,12 +250,13 @@ class _Styles:
             elif name != "bgcolor":  # HTML.pm converts bgcolor but never applies it
                 new[name] = value
             self.max_size = max(self.max_size, int(new["size"]))
-        self._push(new)
+        if len(stack) < 1000:  # (_push, inline: most tags open)
+            stack.append(new)
+            opened[tag] = opened.get(tag, 0) + 1
 
-    def _push(self, new: dict[str, str | int]) -> None:
+    def _push(self, new: dict[str, str | int], tag: str) -> None:
         if len(self.stack) < 1000:
             self.stack.append(new)
-            tag = str(new["tag"])
             self.opened[tag] = self.opened.get(tag, 0) + 1
 
     def _pop(self) -> str:
@@ -283,22 +295,37 @@ class _Styles:
 
     def text(self, text: bytes) -> None:
         """HTML.pm's html_font_invisible for a run of text with something visible."""
-        if (self.low_contrast and self.invalid_color) or not _VISIBLE.search(
-                text.replace(b"\xc2\xa0", b"")):
+        if self.low_contrast and self.invalid_color:
             return
         top = self.stack[-1]
-        fg, bg = str(top["fgcolor"]), str(top["bgcolor"])
-        if fg[-6:] == bg[-6:]:
-            self.low_contrast = True
-            return
-        f, b = _HEX.match(fg), _HEX.match(bg)
-        if f and b:
-            r, g, bl = (int(x, 16) - int(y, 16) for x, y in zip(f.groups(), b.groups()))
-            if ((0.2126 * r) ** 2 + (0.7152 * g) ** 2 + (0.0722 * bl) ** 2) ** 0.5 < 12:
+        key = (str(top["fgcolor"]), str(top["bgcolor"]))
+        effect = self.effects.get(key)
+        if effect is None:
+            effect = self.effects[key] = _color_effect(*key)
+        # the visibility test only matters where the colours have an effect
+        if effect and _VISIBLE.search(text.replace(b"\xc2\xa0", b"")):
+            if effect == _LOW_CONTRAST:
                 self.low_contrast = True
-                return
-        if fg == "invalid" or bg == "invalid":
-            self.invalid_color = True
+            else:
+                self.invalid_color = True
+
+
+_LOW_CONTRAST, _INVALID_COLOR = 1, 2
+
+
+def _color_effect(fg: str, bg: str) -> int:
+    """What visible text in these colours says: hard to see (``_LOW_CONTRAST``), a
+    colour no browser reads (``_INVALID_COLOR``) or nothing (0)."""
+    if fg[-6:] == bg[-6:]:
+        return _LOW_CONTRAST
+    f, b = _HEX.match(fg), _HEX.match(bg)
+    if f and b:
+        r, g, bl = (int(x, 16) - int(y, 16) for x, y in zip(f.groups(), b.groups()))
+        if ((0.2126 * r) ** 2 + (0.7152 * g) ** 2 + (0.0722 * bl) ** 2) ** 0.5 < 12:
+            return _LOW_CONTRAST
+    if fg == "invalid" or bg == "invalid":
+        return _INVALID_COLOR
+    return 0
 
 
 @dataclass
@@ -346,12 +373,25 @@ class HtmlResults:
         return None
 
 
-def _attrs(text: bytes) -> dict[bytes, bytes]:
+# a tag's attribute text -> its attributes (tags repeat within and across messages)
+_ATTRS: dict[bytes, Mapping[bytes, bytes]] = {}
+
+
+def _attrs(text: bytes) -> Mapping[bytes, bytes]:
+    """A tag's attributes, names lower case, the first of a name kept (not to be changed:
+    the same mapping is given for the same text)."""
+    found = _ATTRS.get(text)
+    if found is not None:
+        return found
     out: dict[bytes, bytes] = {}
-    for m in _ATTR.finditer(text[:4096]):
-        key = m.group(1).lower()
+    for key, double, single, bare in _ATTR.findall(text[:4096]):
+        key = key.lower()
         if key not in out:
-            out[key] = m.group(2) or m.group(3) or m.group(4) or b""
+            out[key] = double or single or bare or b""
+    if len(_ATTRS) >= 2048:  # bounded: the texts are the sender's
+        _ATTRS.clear()
+    if len(text) <= 1024:
+        _ATTRS[text] = out
     return out
 
 
@@ -370,6 +410,20 @@ def _side(value: bytes | None, percent_of: int) -> int:
     return n * percent_of if m.group(2) else n
 
 
+# a tag's name as read -> (lower case, an HTML element (or o:p, st1:x), such a namespaced one)
+_TAG_INFO: dict[bytes, tuple[str, bool, bool]] = {}
+
+
+def _tag_info(name: bytes) -> tuple[str, bool, bool]:
+    tag = name.lower().decode("latin-1")
+    namespace = ":" in tag and _NAMESPACE.match(tag) is not None
+    info = (tag, tag in ELEMENTS or namespace, namespace)
+    if len(_TAG_INFO) >= 4096:  # bounded: names are the sender's
+        _TAG_INFO.clear()
+    _TAG_INFO[name] = info
+    return info
+
+
 def parse_html(data: bytes) -> HtmlResults:
     """HTMLEval's values for one decoded text/html part.
 
@@ -383,18 +437,24 @@ def parse_html(data: bytes) -> HtmlResults:
     raw_until = b""  # inside <script>/<style>: text up to this closing tag is not text
     text: list[bytes] = []
     styles = _Styles()
+    # (the counts are kept in locals while reading, set on r at the end)
+    tags = elements = tags_seen = elements_seen = closed_extra = 0
     for m in _TOKEN.finditer(data):
+        close, name, rest = m.groups()
         if raw_until:
             # the contents of <script>/<style> are not parsed for tags
-            if m.group(2) is None or m.group(1) != b"/" or m.group(2).lower() != raw_until:
+            if name is None or close != b"/" or name.lower() != raw_until:
                 continue
-        elif m.start() > pos:
-            text.append(data[pos:m.start()])
-            styles.text(text[-1])
-            if inside.get("title", 0) > 0 and r.title:
-                r.title[-1] += text[-1][:4096]
+        else:
+            start = m.start()
+            if start > pos:
+                chunk = data[pos:start]
+                text.append(chunk)
+                styles.text(chunk)
+                if r.title and inside.get("title", 0) > 0:
+                    r.title[-1] += chunk[:4096]
         pos = m.end()
-        if m.group(2) is None:
+        if name is None:
             # comments, and "<!...>" that is neither a declaration nor a marked section
             # (HTML::Parser reports those as comments too)
             tok = m.group(0)
@@ -402,22 +462,26 @@ def parse_html(data: bytes) -> HtmlResults:
                     and not _DECLARATION.match(tok)):
                 r.comment.append(tok[:4096])
             continue
-        if r.tags >= MAX_TAGS:
+        if tags >= MAX_TAGS:
             break
-        tag = m.group(2).lower().decode("latin-1")
-        num = -1 if m.group(1) else 1
-        namespace = ":" in tag and _NAMESPACE.match(tag) is not None
-        if tag in ELEMENTS or namespace:
-            r.elements += 1
+        info = _TAG_INFO.get(name)
+        if info is None:
+            info = _tag_info(name)
+        tag, element, namespace = info
+        num = -1 if close else 1
+        if element:
+            elements += 1
             if tag not in inside:
-                r.elements_seen += 1
-        r.tags += 1
-        if tag not in inside:
-            r.tags_seen += 1
-        n = inside.get(tag, 0) + num
+                elements_seen += 1
+        tags += 1
+        n = inside.get(tag)
+        if n is None:
+            tags_seen += 1
+            n = 0
+        n += num
         if n < 0:
             n = 0
-            r.closed_extra += 1
+            closed_extra += 1
         inside[tag] = n
         if num == 1 and tag in ("script", "style"):
             raw_until = tag.encode()
@@ -426,7 +490,6 @@ def parse_html(data: bytes) -> HtmlResults:
         if namespace:
             continue
         if tag in _TEXT_STYLE:
-            rest = m.group(3)
             styles.tag(tag, _attrs(rest) if num == 1 and b"=" in rest and tag in _OK_ATTRIBUTES
                        else {}, num)
         if num != 1:
@@ -436,24 +499,26 @@ def parse_html(data: bytes) -> HtmlResults:
         elif tag == "img":
             if inside.get("a", 0) > 0:
                 r.link_image = True
-            attrs = _attrs(m.group(3))
+            attrs = _attrs(rest)
             if b"width" in attrs and b"height" in attrs:
                 width = _side(attrs[b"width"], 8) or 200
                 height = _side(attrs[b"height"], 6) or 200
                 r.image_area += width * height
         elif tag == "font":
-            face = _attrs(m.group(3)).get(b"face")
+            face = _attrs(rest).get(b"face")
             if face is not None and not _FACE_OK.match(face):
                 r.font_face_bad = True
         elif tag in ("object", "embed"):
             r.embeds = True
         elif tag == "form":
-            action = _attrs(m.group(3)).get(b"action")
+            action = _attrs(rest).get(b"action")
             if action is not None and b"mailto:" in action.lower():
                 r.form_action_mailto = True
     if not raw_until and pos < len(data):
         text.append(data[pos:])
         styles.text(text[-1])
+    r.tags, r.elements, r.tags_seen, r.elements_seen = tags, elements, tags_seen, elements_seen
+    r.closed_extra = closed_extra
     r.font_low_contrast, r.font_invalid_color = styles.low_contrast, styles.invalid_color
     r.max_size = styles.max_size
     r.non_space_len = _text_len(b" ".join(text))

@@ -13,9 +13,11 @@ from __future__ import annotations
 import email
 import email.errors
 import email.message
+import email.parser
 import email.policy
 import email.utils
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
@@ -64,6 +66,10 @@ class PreparedMessage:
     _addr_cache: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
     #: header text -> its (display name, address) pairs
     _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: raw header value -> RFC 2047-decoded (the same value is read by many rules)
+    _decoded_values: dict[str, str] = field(default_factory=dict)
+    #: raw or not -> every header field as a line (ALL, ALL-EXTERNAL)
+    _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
     memo: dict[str, float] = field(default_factory=dict)
     #: header name -> the addresses in it, lower case (evals read From many times)
@@ -77,6 +83,12 @@ class PreparedMessage:
     envelope_from: str | None = None
     #: HTMLEval's results for the text/html parts, built when a rule first asks
     html: list[HtmlResults] | None = None
+    #: PerMsgStatus's all_from_addrs, found when an eval first asks
+    from_addrs: list[str] | None = None
+    #: each distinct URI host with the domains above it, found when an eval first asks
+    uri_host_candidates: list[frozenset[str]] | None = None
+    #: the addresses of the text and mailto links FreeMail reads, found when first asked
+    body_emails: list[str] | None = None
     #: Message.pm's MIME parse flags (``mime_epilogue_exists``, ``missing_mime_headers``)
     mime_flags: frozenset[str] = frozenset()
 
@@ -97,7 +109,7 @@ class PreparedMessage:
 
         def values(n: str) -> list[str]:
             vals = self._values(n.lower())
-            return vals if raw else [decode_header_value(v[:8192]) for v in vals]
+            return vals if raw else [self._decoded(v) for v in vals]
 
         result: str | None
         if lname == "envelopefrom":
@@ -109,15 +121,14 @@ class PreparedMessage:
             skip = self._relays().trusted_received
             out: list[str] = []
             seen = 0
-            for k, v in self.headers:
+            for (k, _), line in zip(self.headers, self._header_lines(raw)):
                 if k.lower() == "received":
                     seen += 1
                 if seen > skip:
-                    out.append(f"{k}: {v if raw else decode_header_value(v[:8192])}\n")
+                    out.append(line)
             result = "".join(out) or None
         elif lname == "all":
-            result = "".join(f"{k}: {v if raw else decode_header_value(v[:8192])}\n"
-                             for k, v in self.headers)
+            result = "".join(self._header_lines(raw))
         elif lname == "tocc":
             to, cc = values("To"), values("Cc")
             if not to and not cc:
@@ -136,6 +147,22 @@ class PreparedMessage:
             result = "".join(v + "\n" for v in vals) if vals else None
         self._cache[key] = result
         return result
+
+    def _decoded(self, value: str) -> str:
+        """A header value RFC 2047-decoded (each distinct value once per message)."""
+        found = self._decoded_values.get(value)
+        if found is None:
+            found = self._decoded_values[value] = decode_header_value(value[:8192])
+        return found
+
+    def _header_lines(self, raw: bool) -> list[str]:
+        """Each header field as ``Name: value\\n`` (decoded unless ``raw``), made once:
+        ALL and ALL-EXTERNAL are both built from them."""
+        lines = self._lines.get(raw)
+        if lines is None:
+            lines = self._lines[raw] = [f"{k}: {v if raw else self._decoded(v)}\n"
+                                        for k, v in self.headers]
+        return lines
 
     def envelope_sender(self) -> str | None:
         """SpamAssassin's EnvelopeFrom (PerMsgStatus ``get_envelope_from``), ``None``
@@ -172,7 +199,7 @@ class PreparedMessage:
                 if final:
                     return None
                 continue
-            return _address(self, decode_header_value(vals[0][:8192]), display=False)
+            return _address(self, self._decoded(vals[0]), display=False)
         return None
 
     def relay_info(self) -> Relays:
@@ -310,6 +337,20 @@ def short_paragraphs(text: bytes) -> list[bytes]:
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
+def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
+    """The message ``raw`` (MIME header fields, blank line, ``body``) when it is one part:
+    its header fields parsed alone and ``body`` set as the payload, which is what the
+    full parse ends with (the parser joins back the lines it splits), without feeding
+    the body through it line by line.  ``None`` for multipart and ``message/*`` (and
+    header fields the parser found defects in): those need the full parse."""
+    head = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        raw[:len(raw) - len(body)], headersonly=True)
+    if head.get_content_maintype() in ("multipart", "message") or head.defects:
+        return None
+    head.set_payload(body.decode("ascii", "surrogateescape"))
+    return head
+
+
 def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 flags: set[str] | None = None) -> tuple[list[MimePart], bool]:
     """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
@@ -318,7 +359,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
     head = "".join(f"{k}: {v}\r\n" for k, v in headers if k.lower() in _MIME_HEADERS)
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = _single_part(raw, body) or email.message_from_bytes(
+            raw, policy=email.policy.compat32)
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError) as exc:  # pragma: no cover - compat32 is lenient
         del exc
@@ -420,6 +462,35 @@ _TEXT_MAIL = re.compile(
 _HTML_MAILTO = re.compile(rb"""\bhref\s*=\s*["']?\s*(mailto:[^"'>\s]{1,2048})""", re.IGNORECASE)
 _MAIL_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
 _MAIL_DOMAIN = re.compile(rb"@[^?&>@]*\.[a-z]{2,63}(?:[?&>]|$)", re.IGNORECASE)
+_END_MAIL_CHAR = re.compile(rb"[" + _END_MAIL.encode() + rb"]")
+
+
+def _mail_matches(data: bytes) -> Iterator[re.Match[bytes]]:
+    """``_TEXT_MAIL.finditer(data)``, less the matches with no ``@`` (which
+    :func:`_mail_uris` drops), without trying every position.
+
+    A match starts where a run of non-delimiters starts (its look-behind is a delimiter)
+    and stays inside that run, so each run gives at most one, at its start; only the runs
+    holding an ``@`` are tried there.
+    """
+    at = data.find(b"@")
+    while at >= 0:
+        # the run's start: after the last delimiter before the "@"
+        back = 256
+        while True:
+            window = data[max(0, at - back):at][::-1]
+            d = _END_MAIL_CHAR.search(window)
+            if d is not None or back >= at:
+                break
+            back *= 4
+        start = at - d.start() if d is not None else 0
+        m = _TEXT_MAIL.match(data, start)
+        if m is not None:
+            yield m
+        end = _END_MAIL_CHAR.search(data, at)
+        if end is None:
+            return
+        at = data.find(b"@", end.end())
 
 
 def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
@@ -428,7 +499,7 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     the HTML parts, de-duplicated, at most ``limit``."""
     seen: dict[bytes, None] = {}
     data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
-    for m in _TEXT_MAIL.finditer(data):
+    for m in _mail_matches(data):
         raw = _MAIL_TRAILING.sub(b"", re.sub(rb"(^[^(]*)\).*$", rb"\1", m.group(1)))
         if b"@" not in raw or not re.search(rb"@.+?\.", raw) or b"&nbsp;" in raw:
             continue

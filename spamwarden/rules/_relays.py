@@ -150,6 +150,42 @@ class _Relay:
                 f"id={self.id} auth={self.auth} msa=0 ]")
 
 
+# the patterns parse_received applies to each line, compiled once
+_TRAILING_SEMI = re.compile(r"(?:\s?;)+$")
+_FROM = re.compile(r"^\(?from ", re.IGNORECASE)
+_LOCAL_FOR = re.compile(r"\bwith local for\b")
+_FROM_BY = re.compile(r"^from (\S+) by [^\s;]+ ?;", re.IGNORECASE)
+_BRACKET_IP4 = re.compile(r"^\[[\d.]+\]$")
+_ID = re.compile(r" id <?([^\s<>;]{3,})")
+_BY = re.compile(r" by (\S+)(?:[^-A-Za-z0-9;.]|$)")
+_SENDMAIL_AUTH = re.compile(
+    r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by")
+_POSTFIX_AUTH = re.compile(r"\) \(Authenticated sender: \S+\) by \S+ \(([^)]+)\) with ")
+_ENVFROM = re.compile(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", re.IGNORECASE)
+_IP4_RE = re.compile(_IP4)
+_IPV6_PREFIX = re.compile(r"^ipv6:", re.IGNORECASE)
+_LEADING_ANGLE = re.compile(r"^\s*<*")
+_TRAILING_ANGLE = re.compile(r">*\s*$")
+
+
+def _cut_date(text: str) -> str:
+    """``_DATE_TAIL.sub("", text)`` for text with single spaces, searching only its last
+    seven words where it can: the date and the separator run before it end within the
+    last six, and a match starting after the first octet searched cannot start earlier
+    (the octet before it is no separator).  Otherwise the whole text is searched."""
+    i = len(text)
+    for _ in range(7):
+        i = text.rfind(" ", 0, i)
+        if i < 0:
+            return _DATE_TAIL.sub("", text)
+    m = _DATE_TAIL.search(text, i)
+    if m is None:
+        return text
+    if m.start() > i:
+        return text[:m.start()]
+    return _DATE_TAIL.sub("", text)
+
+
 def _clean(text: str) -> str:
     return _STRIP.sub("!", text)
 
@@ -232,18 +268,22 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     SpamAssassin would use (local handovers); ``"unparseable"`` for a ``from`` line
     with no IP address that is not a known local form."""
     text = " ".join(line.split())
-    text = re.sub(r"(?:\s?;)+$", "", text)
-    if not re.match(r"^\(?from ", text, re.IGNORECASE) or re.search(r"\bwith local for\b", text):
+    if text.endswith(";"):  # (the pattern ends in ";" at the end: nothing else to cut)
+        text = _TRAILING_SEMI.sub("", text)
+    if not _FROM.match(text) or ("with local for" in text and _LOCAL_FOR.search(text)):
         return None
-    m = re.match(r"^from (\S+) by [^\s;]+ ?;", text, re.IGNORECASE)
-    if m and not re.match(r"^\[[\d.]+\]$", m.group(1)):
+    m = _FROM_BY.match(text)
+    if m and not _BRACKET_IP4.match(m.group(1)):
         return None
-    text = _DATE_TAIL.sub("", text).replace(")by ", ") by ")
-    m = re.search(r" id <?([^\s<>;]{3,})", text)
+    text = _cut_date(text).replace(")by ", ") by ")
+    m = _ID.search(text)
     rid = m.group(1) if m else ""
-    m = _HELO_EQ.search(text) or _HELO_CMD.search(text)
+    # (each HELO pattern holds its literal text, case-sensitive: absent, no match)
+    m = _HELO_EQ.search(text) if "helo=" in text else None
+    if m is None and ("HELO " in text or "EHLO " in text):
+        m = _HELO_CMD.search(text)
     helo = m.group(1) if m else ""
-    m = re.search(r" by (\S+)(?:[^-A-Za-z0-9;.]|$)", text)
+    m = _BY.search(text)
     by = m.group(1) if m else ""
     auth = ""
     m = _AUTH_WITH.search(text)
@@ -252,18 +292,16 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         auth = m.group(1)
     elif gmail:
         auth = f"GMail - transport={gmail.group(1)} cipher={gmail.group(2)}"
-    elif "authenticated" in text and re.search(
-            r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by", text):
+    elif "authenticated" in text and _SENDMAIL_AUTH.search(text):
         auth = "Sendmail"
-    else:
-        m = re.search(r"\) \(Authenticated sender: \S+\) by \S+ \(([^)]+)\) with ", text)
+    elif "(Authenticated sender: " in text:
+        m = _POSTFIX_AUTH.search(text)
         if m:
             auth = m.group(1) if m.group(1) == "Postfix" else f"Postfix ({m.group(1)})"
-    text = re.sub(r"^\(?from ", "", text, flags=re.IGNORECASE)
+    text = _FROM.sub("", text)
     if _FETCHER.search(text):
         return False
-    env_m = re.search(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", text,
-                      re.IGNORECASE)
+    env_m = _ENVFROM.search(text)
     envfrom = env_m.group(1) if env_m else ""
     client = text.split(" by ", 1)[0] + " by"
     branch, branch_auth = _branch_forms(text)
@@ -293,11 +331,11 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         if m is None:
             # SpamAssassin reads an address in many more forms than these: only a line
             # with none at all, in no local form, is one it cannot parse
-            if _LOCAL_FORM.search(text) or re.search(_IP4, text):
+            if _LOCAL_FORM.search(text) or _IP4_RE.search(text):
                 return None
             return "unparseable"
         found = {"ip": m.group(1)}
-    ip = re.sub(r"^ipv6:", "", found["ip"], flags=re.IGNORECASE)
+    ip = _IPV6_PREFIX.sub("", found["ip"])
     # an IPv4-mapped IPv6 address is read as the IPv4 one (Received.pm)
     ip = re.sub(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", r"\1", ip, flags=re.IGNORECASE)
     rdns = found.get("rdns", "").rstrip(".")
@@ -311,7 +349,8 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     ident = found.get("ident", "")
     if rdns:  # Sendmail's "helo (IDENT:user@rdns [ip])": the IDENT: prefix goes
         ident = re.sub(r"^IDENT:", "", ident)
-    envfrom = re.sub(r">*\s*$", "", re.sub(r"^\s*<*", "", envfrom))
+    if envfrom:
+        envfrom = _TRAILING_ANGLE.sub("", _LEADING_ANGLE.sub("", envfrom))
     return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
                   ident=_clean(ident),
                   envfrom=_clean(envfrom), id=rid,
@@ -334,7 +373,7 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
     lines = [v for k, v in headers if k.lower() == "received"][:_MAX_RECEIVED]
     for name in _ORIGINATING:
         for k, v in headers:
-            m = re.search(_IP4, v) if k.lower() == name else None
+            m = _IP4_RE.search(v) if k.lower() == name else None
             if m:
                 lines.append(f"from X-Originating-IP: {m.group(0)}")
                 break

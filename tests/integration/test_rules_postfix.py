@@ -138,17 +138,20 @@ def test_local_cf_rule_changes_the_verdict_and_the_cache_follows_the_patterns(
     assert postfix.delivered_count() == before
 
 
+@pytest.mark.parametrize("processes", [0, 2])
 def test_concurrent_messages_are_scanned_without_crashing_the_milter(
         tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
-        module_redis_url) -> None:
+        module_redis_url, processes) -> None:
     """Many SMTP sessions at once: the engine runs on libmilter's concurrent connections
-    (Hyperscan called from them directly crashed the process with SIGSEGV)."""
+    (Hyperscan called from them directly crashed the process with SIGSEGV), or in
+    `rules.processes` children of the milter, which go when the milter goes."""
     local_cf = tmp_path / "local.cf"
     local_cf.write_text(UNRELATED + local_test_word(8.0))
     milter = spamwarden_milter(
         nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
         overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(tmp_path / "rules-cache")},
+                             "cache_dir": str(tmp_path / "rules-cache"),
+                             "processes": processes},
                    "milter": {"quarantine": "tag"}})
     postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
     port = postfix.smtp["milter"].port
@@ -160,3 +163,10 @@ def test_concurrent_messages_are_scanned_without_crashing_the_milter(
     for _, msgid in sent:
         status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
         assert "LOCAL_TEST_WORD" in status, status
+    children = [int(p) for p in re.findall(r"rules_process_started\b.*?\bpid[=:]\s*(\d+)",
+                                            milter.log())]
+    assert len(children) == processes, milter.log()[-3000:]
+    assert all(Path(f"/proc/{pid}").exists() for pid in children)
+    milter.stop()
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
+               timeout=10, what="the engine processes gone with the milter")

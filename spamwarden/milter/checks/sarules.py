@@ -31,6 +31,7 @@ from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, 
 
 if TYPE_CHECKING:
     from ...rules import RuleEngine
+    from ...rules.processes import EngineProcesses
 
 __all__ = ["CHECK", "SpamAssassinRulesCheck"]
 
@@ -56,9 +57,11 @@ class SpamAssassinRulesCheck(CheckBase):
     """
 
     def __init__(self, engine: RuleEngine, *, reserved: Collection[str] = (),
-                 threads: int = SCAN_THREADS) -> None:
+                 threads: int = SCAN_THREADS,
+                 processes: EngineProcesses | None = None) -> None:
         self.engine = engine
         self.reserved = frozenset(reserved)
+        self.processes = processes
         # Threads start on first use (after the milter's workers fork).
         self._pool = ThreadPoolExecutor(max_workers=threads,
                                         thread_name_prefix="spamwarden-rules")
@@ -68,8 +71,11 @@ class SpamAssassinRulesCheck(CheckBase):
             # the MTA's MAIL FROM is SpamAssassin's EnvelopeFrom (HEADER_FROM_DIFFERENT_
             # DOMAINS, FREEMAIL_FORGED_FROMDOMAIN); offline, it is guessed from headers
             env = msg.env.mail_from if msg.env.mail_from_known else None
-            hits = self._pool.submit(self.engine.check, msg.view, msg.raw,
-                                     envelope_from=env).result()
+            if self.processes is not None:  # matched in a process of its own
+                hits = self.processes.check(msg.view, msg.raw, envelope_from=env)
+            else:
+                hits = self._pool.submit(self.engine.check, msg.view, msg.raw,
+                                         envelope_from=env).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")
@@ -90,8 +96,17 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
     if engine is None:  # pragma: no cover - enabled was checked above
         return None
     event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
-          skipped=len(engine.ruleset.skipped), cached=engine.cache_used)
-    return SpamAssassinRulesCheck(engine, reserved={s.name for s in declared_symbols()})
+          skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
+          processes=parts.cfg.rules.processes)
+    processes = None
+    if parts.cfg.rules.processes > 0:
+        from ...rules.processes import EngineProcesses
+
+        # forked now, while the checks are built and before libmilter starts threads
+        processes = EngineProcesses(engine, processes=parts.cfg.rules.processes,
+                                    timeout=parts.cfg.rules.timeout)
+    return SpamAssassinRulesCheck(engine, reserved={s.name for s in declared_symbols()},
+                                  processes=processes)
 
 
 CHECK = CheckDecl(

@@ -1,0 +1,146 @@
+"""spamwarden.rules: the shortcuts that save CPU per message give what the plain
+computation gives, and nothing computed for one message is read for another."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from spamwarden.rules import _prepare
+
+
+def _plain_mail_matches(data: bytes) -> list[tuple[tuple[int, int], bytes]]:
+    return [(m.span(), m.group(1)) for m in _prepare._TEXT_MAIL.finditer(data)
+            if b"@" in m.group(1)]
+
+
+def _fast_mail_matches(data: bytes) -> list[tuple[tuple[int, int], bytes]]:
+    return [(m.span(), m.group(1)) for m in _prepare._mail_matches(data)
+            if b"@" in m.group(1)]
+
+
+def test_mail_matches_are_those_of_a_full_scan() -> None:
+    rnd = random.Random(7)
+    samples = [
+        b"", b"@", b"a@b.cc", b"mailto:x@y.org", b"(a@b.cc)", b"}a@b.cc", b"\x80a@b.cc",
+        b"write to <joe@example.com>, or jane@example.org.", b"x" * 300 + b"@example.com",
+        b"mailto:" + b"y" * 3000 + b"@example.com", b"a@b@c.dd e@f.gg",
+    ]
+    samples += [bytes(rnd.choice(b'ab@.:mailto<>"()[]{}} \n\x80\xa0,|`') for _ in range(60))
+                for _ in range(3000)]
+    samples += [bytes(rnd.choice(b"b" * 120 + b"@. ") for _ in range(rnd.randint(200, 4000)))
+                for _ in range(100)]
+    for data in samples:
+        assert _fast_mail_matches(data) == _plain_mail_matches(data), data
+
+
+def test_html_attribute_and_tag_caches_are_keyed_by_the_whole_text() -> None:
+    from spamwarden.rules import _html
+
+    first = _html._attrs(b' face="Arial" size=2')
+    again = _html._attrs(b' face="Arial" size=2')
+    other = _html._attrs(b' face="Comic Sans" size=2')
+    assert first == again == {b"face": b"Arial", b"size": b"2"}
+    assert other[b"face"] == b"Comic Sans"
+    assert _html._tag_info(b"FONT") == ("font", True, False)
+    assert _html._tag_info(b"o:p") == ("o:p", True, True)
+    assert _html._tag_info(b"blink") == ("blink", False, False)
+
+
+def test_html_results_of_one_part_do_not_reach_the_next() -> None:
+    from spamwarden.rules._html import parse_html
+
+    hidden = parse_html(b'<body bgcolor=white><font color="#ffffff">hidden</font>'
+                        b'<font color=nocolour>odd</font><img width=10 height=10></body>')
+    plain = parse_html(b"<body><p>plain <b>text</b></p></body>")
+    assert hidden.font_low_contrast and hidden.font_invalid_color and hidden.image_area
+    assert not plain.font_low_contrast and not plain.font_invalid_color
+    assert plain.image_area == 0 and plain.inside == {"body": 0, "p": 0, "b": 0}
+
+
+_MEMO_RULES = (
+    "header FROM_LISTED eval:check_from_in_list('BAD')\nenlist_addrlist (BAD) *@bad.example\n"
+    "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example\n"
+    "header REPLYTO_FREE eval:check_freemail_replyto('replyto')\n"
+    "freemail_domains free.example\n"
+    "body UPPER eval:check_for_uppercase('50', '100')\n"
+)
+
+
+def _message(sender: str, link: str, body: str) -> bytes:
+    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example\r\n"
+            f"Subject: hello\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n{link}\r\n").encode()
+
+
+def test_per_message_memos_do_not_reach_the_next_message() -> None:
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+
+    engine = RuleEngine(parse_rule_text(_MEMO_RULES), use_hyperscan=False)
+    spammy = _message("x@bad.example", "http://www.bad.example/x",
+                      "WRITE TO ME AT third@free.example " + "BUY NOW " * 40)
+    clean = _message("alice@good.example", "http://good.example/",
+                     "no addresses here, " + "just text " * 40)
+
+    def names(raw: bytes) -> set[str]:
+        prepared = prepare_message(parse_message(raw), raw)
+        return {h.name for h in engine.check_prepared(prepared)}
+
+    for _ in range(2):
+        assert names(spammy) == {"FROM_LISTED", "URI_LISTED", "REPLYTO_FREE", "UPPER"}
+        assert names(clean) == set()
+
+
+def test_metas_read_as_presence_agree_with_values() -> None:
+    from spamwarden.rules._expr import compile_expr, compile_metas, parse_expr
+
+    exprs = ["!A", "A && !B", "A || B", "!(A && B) || C", "(A + B) > 1 && !C",
+             "A && (B + C >= 2)", "!!A", "A * B", "C / A", "A - B == 0 || !C"]
+    order = [(f"M{i}", parse_expr(e)) for i, e in enumerate(exprs)]
+    order.append(("CHAIN", parse_expr("M0 || M3 && M5")))
+    run = compile_metas(order)
+    # (a 0 count is read as a value, not as presence: "!A" hits with A == 0)
+    for counts in ({}, {"A": 1.0}, {"A": 1.0, "B": 1.0}, {"B": 2.0, "C": 1.0},
+                   {"A": 3.0, "B": 1.0, "C": 1.0}, {"A": 0.0}, {"A": 0.0, "B": 1.0}):
+        expected = dict(counts)
+        for name, tree in order:
+            if compile_expr(tree)(expected):
+                expected[name] = 1.0
+        got = dict(counts)
+        run(got)
+        assert got == expected, counts
+
+
+def test_single_part_shortcut_gives_the_full_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    cases: list[tuple[tuple[tuple[str, str], ...], bytes]] = [
+        ((), b"plain body\r\n"),
+        ((("Content-Type", "text/plain; charset=utf-8"),), b"a\rb\nc\r\nd\x0be\x0cf\x1cg\xc2\x85h"),
+        ((("Content-Type", "text/html"), ("Content-Transfer-Encoding", "base64"),
+          ("Content-Disposition", 'attachment; filename="x.html"')), b"PGI+eDwvYj4=\n"),
+        ((("Content-Type", 'application/pdf; name="a.pdf"'),), b"%PDF\xff\xfe\r\n"),
+        ((("Content-Type", "message/rfc822"),), b"Subject: inner\r\n\r\ninner body\r\n"),
+        ((("Content-Type", "multipart/mixed; boundary=b"),),
+         b"--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b--\r\n"),
+        ((("Content-Type", "text/plain"), ("X-Other", "ignored")), b""),
+        ((("Content-Type", "text/plain\r\n broken"),), b"body\n"),
+    ]
+    fast = [_prepare._walk_parts(h, b) for h, b in cases]
+    monkeypatch.setattr(_prepare, "_single_part", lambda raw, body: None)
+    full = [_prepare._walk_parts(h, b) for h, b in cases]
+    assert fast == full
+
+
+def test_received_date_cut_from_the_last_words_is_the_full_search() -> None:
+    from spamwarden.rules import _relays
+
+    words = ["from", "a.example", "by", "b", "id", "x;12", ";", ";;", "Mon,", "Tue,", "12",
+             "1", "Jan", "Feb", "2003", "10:00:00", "10:00", "+0000", "(PST)", "x;Mon,"]
+    rnd = random.Random(3)
+    samples = ["from a by b; Mon, 12 Jan 2003 10:00:00 +0000",
+               "from a by b id c ; ; ; ; ; ; ; Mon, 12 Jan 2003 10:00:00 +0000",
+               "from a by b id c ; ; ; ; ; ; ; ; 12 Jan 2003 10:00 +0000", "12 Jan 2003 1:2 x"]
+    samples += [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 14)))
+                for _ in range(20000)]
+    for text in samples:
+        assert _relays._cut_date(text) == _relays._DATE_TAIL.sub("", text), text
