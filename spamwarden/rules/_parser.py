@@ -113,6 +113,12 @@ _GROUP_REPEAT = re.compile(r"\)(?:\{\d+,\d+\}|\{\d+,\})")
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
+def _line_anchored(pat: str, flags: str) -> bool:
+    """A ``/^.../m`` pattern: ``re`` tries it only at line starts, so even a long one
+    with many bounded repeats (__FILL_THIS_FORM_PARTIAL) is cheap to run."""
+    return pat.startswith("^") and "m" in flags
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderSpec:
     """What a ``header`` rule reads: a name (``ALL``, ``ToCc``, ``MESSAGEID`` included)
@@ -563,7 +569,8 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
             raise _Skip(f"regex: {exc}") from exc
     if len(pat) > _MAX_REGEX:
         raise _Skip("regex: too long")
-    if len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6:
+    if (len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6
+            and not _line_anchored(pat, flags)):
         raise _Skip("regex: too costly (many bounded repeats of groups)")
     try:
         rx = translate(pat, flags)
