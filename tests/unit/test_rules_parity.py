@@ -733,3 +733,17 @@ def test_plugins_debian_loads_count_as_loaded() -> None:
     assert rs.rules["XPRIO"].meta is not None and "SPF_PASS" in rs.rules["XPRIO"].meta.names()
     assert "__BOUNCE_RPATH_NULL" in rs.rules
     assert "TXREP" not in rs.rules and "SPF_PASS" in rs.skipped
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_body_lines_are_spamassassins(use_hyperscan: bool) -> None:
+    """The rendered body as SpamAssassin cuts it: a paragraph break is one newline that
+    each line keeps, other white-space runs (no-break spaces included) are one space,
+    kept at the line's ends; the last line has no newline."""
+    rules = ("body __LEAD /^ bar \\n/\nbody __LAST /^last $/\nbody __NBSP /say hello/\n"
+             "body __FOO_NL /foo\\s/\n")
+    raw = HEAD + b"To: b@example.net\n\nfoo\n\n   bar  \n\nlast\n"
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {"__LEAD", "__LAST", "__FOO_NL"}
+    nbsp = (HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=utf-8\n"
+            b"Content-Transfer-Encoding: 8bit\n\nsay\xc2\xa0\xc2\xa0hello now\n")
+    assert names(rules, nbsp, use_hyperscan=use_hyperscan) == {"__NBSP"}
