@@ -50,7 +50,7 @@ __all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "Hit", "RuleEngine", "RulesError"
 log = logging.getLogger("spamwarden.rules")
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
@@ -167,14 +167,23 @@ def _wants_prefilter(rx: PerlRegex) -> bool:
 _HYPERSCAN_MISSES = re.compile(rb"^\^\[\^(?![^\]]*\\n)")
 
 
+def _re_only(rx: PerlRegex) -> bool:
+    """Patterns run in ``re`` alone: those above, and the long line-anchored ones with
+    many bounded repeats of groups (__FILL_THIS_FORM_PARTIAL): Hyperscan takes them
+    only as prefilters that match nearly every line, after minutes of compiling, and
+    ``re`` tries them at line starts only."""
+    src = rx.source
+    return rx.multiline and (_HYPERSCAN_MISSES.match(src) is not None or (
+        src.startswith(b"^") and len(src) > 1000 and len(_GROUP_REPEAT.findall(src)) >= 6))
+
+
 def _split_for_hyperscan(rules: Sequence[Rule]) -> tuple[list[Rule], set[str], list[Rule]]:
     """Rules for one database: (in Hyperscan, of those the prefiltered, left to ``re``).
 
     One compile of the whole set when it succeeds (the usual case); otherwise each
     pattern is tried alone, exactly and then as a prefilter.
     """
-    candidates = [r for r in rules if r.regex is not None and not (
-        r.regex.multiline and _HYPERSCAN_MISSES.match(r.regex.source))]
+    candidates = [r for r in rules if r.regex is not None and not _re_only(r.regex)]
     prefilter = {r.name for r in candidates if r.regex and _wants_prefilter(r.regex)}
     if not _compiles_together(candidates, prefilter):
         kept: list[Rule] = []

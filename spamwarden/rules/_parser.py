@@ -33,8 +33,9 @@ __all__ = [
 
 #: The SpamAssassin version ``if (version >= ...)`` compares with.
 SA_VERSION = 4.000001
-#: Plugins this engine implements (their settings or their rule kinds); ``ifplugin`` of any
-#: other plugin is false, so the rules it guards are not read at all.
+#: Plugins counted as loaded: those this engine implements (their settings or their rule
+#: kinds) and the others Debian's SpamAssassin loads; ``ifplugin`` of any other plugin is
+#: false, so the rules it guards are not read at all.
 LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::ReplaceTags",
     "Mail::SpamAssassin::Plugin::MIMEHeader",
@@ -57,6 +58,28 @@ LOADED_PLUGINS = frozenset({
     # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
     # image tests) are read; its evals on image attachments are skipped
     "Mail::SpamAssassin::Plugin::ImageInfo",
+    # the rest of what Debian's /etc/spamassassin/*.pre load, so that rules take the
+    # variants SpamAssassin takes (XPRIO, __NOT_SPOOFED, __SPF_FULL_PASS have one for
+    # "SPF loaded") and the metas and patterns guarded by them are read (VBounce's
+    # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); their network, Bayes and
+    # welcome-list evals are skipped and count as not hit, as with network tests off
+    "Mail::SpamAssassin::Plugin::AskDNS",
+    "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
+    "Mail::SpamAssassin::Plugin::Bayes",
+    "Mail::SpamAssassin::Plugin::DMARC",
+    "Mail::SpamAssassin::Plugin::DNSEval",
+    "Mail::SpamAssassin::Plugin::HTTPSMismatch",
+    "Mail::SpamAssassin::Plugin::HashBL",
+    "Mail::SpamAssassin::Plugin::Pyzor",
+    "Mail::SpamAssassin::Plugin::Razor2",
+    "Mail::SpamAssassin::Plugin::Rule2XSBody",
+    "Mail::SpamAssassin::Plugin::SPF",
+    "Mail::SpamAssassin::Plugin::SpamCop",
+    "Mail::SpamAssassin::Plugin::URIDNSBL",
+    "Mail::SpamAssassin::Plugin::URIDetail",
+    "Mail::SpamAssassin::Plugin::URIEval",
+    "Mail::SpamAssassin::Plugin::VBounce",
+    "Mail::SpamAssassin::Plugin::WelcomeListSubject",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.
@@ -88,6 +111,12 @@ _MAX_REGEX = 16_000
 # are cheap to confirm, so they are kept.
 _GROUP_REPEAT = re.compile(r"\)(?:\{\d+,\d+\}|\{\d+,\})")
 _MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def _line_anchored(pat: str, flags: str) -> bool:
+    """A ``/^.../m`` pattern: ``re`` tries it only at line starts, so even a long one
+    with many bounded repeats (__FILL_THIS_FORM_PARTIAL) is cheap to run."""
+    return pat.startswith("^") and "m" in flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +178,9 @@ class RuleSet:
     uri_hosts: dict[str, list[str]] = field(default_factory=dict)
     #: rules scored from a commented-out score line (``parse_rule_files(suggested_scores=)``)
     suggested_scores: int = 0
+    #: every ``score`` line read (the "Bayes on, network off" value; the last line of a
+    #: name wins), for rules defined here or not (``BAYES_*``: scores for the classifier)
+    scores: dict[str, float] = field(default_factory=dict)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -431,6 +463,7 @@ def _replace_tags(st: _State, text: str) -> str:
 
 def _finish(st: _State) -> None:
     res = st.result
+    res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1
         text = _replace_tags(st, d.text) if name in st.replace_rules else d.text
@@ -540,7 +573,8 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
             raise _Skip(f"regex: {exc}") from exc
     if len(pat) > _MAX_REGEX:
         raise _Skip("regex: too long")
-    if len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6:
+    if (len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6
+            and not _line_anchored(pat, flags)):
         raise _Skip("regex: too costly (many bounded repeats of groups)")
     try:
         rx = translate(pat, flags)

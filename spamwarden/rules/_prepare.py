@@ -1,9 +1,9 @@
 """A message as SpamAssassin's rules see it: header values, body, rawbody, URIs, full text.
 
 Mirrors ``Mail::SpamAssassin::PerMsgStatus``: the body is the decoded, rendered text
-with the Subject as its first line, split into paragraphs whose whitespace is collapsed;
-rawbody is the decoded but unrendered text parts, line by line; ``full`` is the raw
-message.  Everything is octets (UTF-8 for decoded text), as SpamAssassin matches octets.
+with the Subject as its first line, one line per paragraph with white-space runs made
+one space; rawbody is the decoded but unrendered text parts in 2-4 KB pieces; ``full``
+is the raw message.  Everything is octets (UTF-8 for decoded text), as SpamAssassin matches octets.
 The parsing work already done for a :class:`~spamwarden.mail.MessageView` is reused; the
 raw MIME parts are walked once more here for rawbody and MIME part headers.
 """
@@ -31,7 +31,6 @@ BODY_PART_SCAN_SIZE = 50_000
 RAWBODY_PART_SCAN_SIZE = 500_000
 FULL_SCAN_SIZE = 1_000_000
 _MAX_PARTS = 100
-_PARAGRAPH_BREAK = re.compile(rb"\n[ \t\r\x0b\x0c]*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,23 +291,6 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     return result
 
 
-def _paragraphs(text: bytes) -> list[bytes]:
-    """Paragraphs (split at blank lines) with whitespace runs collapsed to one space."""
-    out: list[bytes] = []
-    for para in _PARAGRAPH_BREAK.split(text):
-        para = b" ".join(para.split())
-        if not para:
-            continue
-        # SpamAssassin splits long paragraphs near 1 KB at whitespace
-        while len(para) > 2048:
-            cut = para.rfind(b" ", 1024, 2048)
-            cut = cut if cut > 0 else 2048
-            out.append(para[:cut])
-            para = para[cut:].lstrip(b" ")
-        out.append(para)
-    return out
-
-
 def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
     """A decoded part cut after ``limit`` octets as ``get_decoded_body_text_array`` cuts
     it: at the next newline, else ``>``, else space within 1 KB, else at ``limit``."""
@@ -319,6 +301,33 @@ def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
         if 0 <= i and i - limit <= 1024:
             return data[:i + 1]
     return data[:limit]
+
+
+# Perl's \s on a character string (normalize_charset is on in SpamAssassin 4)
+_PERL_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_PARAGRAPH_GAP = re.compile(f"\n+[{_PERL_SPACE}]*\n+")
+_SPACE_RUN = re.compile(f"[{_PERL_SPACE}]+")
+_LINE_END = re.compile(rb"(?<=\n)")
+
+
+def rendered_lines(text: str) -> list[bytes]:
+    """The rendered text as the lines SpamAssassin scans (Message.pm's
+    ``get_body_text_array_common``): a paragraph break (newlines with only white space
+    between) is one newline, every other white-space run one space, and each line keeps
+    its newline and any one space left at its ends; a line over 2 KB is cut after its
+    last space within the first 2 KB (``split_into_array_of_short_lines``)."""
+    # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
+    text = text.replace("\r\n", "\n")
+    text = _SPACE_RUN.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+    out: list[bytes] = []
+    for line in _LINE_END.split(text.encode("utf-8", "surrogateescape")):
+        while len(line) > MAX_BODY_LINE_LENGTH:
+            cut = line.rfind(b" ", 0, MAX_BODY_LINE_LENGTH + 1) + 1 or MAX_BODY_LINE_LENGTH
+            out.append(line[:cut])
+            line = line[cut:]
+        if line:
+            out.append(line)
+    return out
 
 
 #: SpamAssassin's MAX_BODY_LINE_LENGTH (Constants.pm)
@@ -571,7 +580,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
     raw_body = raw[body_at:] if body_at is not None else b""
     body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
     body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
-    body.extend(_paragraphs(body_text.encode("utf-8", "surrogateescape")))
+    body.extend(rendered_lines(body_text))
     mime_flags: set[str] = set()
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
     rawbody: list[bytes] = []

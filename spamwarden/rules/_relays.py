@@ -63,7 +63,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         (r"^(\S+) \((?:HELO|EHLO) \S*\) \[(" + _IP + r")\]", ("rdns", "ip"), False),
         # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip)
         (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), True),
-        (r"^(\S+) \( ?(" + _IP + r")\)", ("helo", "ip"), False),
+        # "host (ip) by": the name is both the reverse DNS name and the HELO (Received.pm,
+        # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms)
+        (r"^(\S+) \((?:\S*@)?(" + _IP + r")\)", ("rdns", "ip"), False),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
         (r"^\[(" + _IP + r")\]", ("ip",), False),
@@ -188,6 +190,78 @@ def _clean(text: str) -> str:
     return _STRIP.sub("!", text)
 
 
+_SMTPSVC = re.compile(r"^(\S*) \(\[(" + _IP + r")\][^)]{0,40}\) by (\S+) with Microsoft SMTPSVC")
+_MS_SMTP_SERVER = re.compile(r" with (?:Microsoft SMTP Server|mapi id) (?:\([^)]+\) )?"
+                             r"\d+\.\d+\.\d+\.\d+(?:$| )")
+_EXIM_FORMS = (
+    (re.compile(r"^\[(" + _IP + r")\] \((.*?)\) by (\S+) "), ("ip", "sub")),
+    (re.compile(r"^(\S+) \(\[(" + _IP + r")\](.*?)\) by (\S+) "), ("rdns", "ip", "sub")),
+    (re.compile(r"^(\S+) \[(" + _IP + r")\](?::\d+)? by (\S+) "), ("rdns", "ip")),
+)
+_MS_SMTP_SERVER_FORM = re.compile(r"^(\S+) \(\[?(" + _IP + r")(?:%[A-Z0-9._~-]*)?\]?\) by (\S+) ")
+_SCALIX = re.compile(r"^(\S+) \( ?(" + _IP + r")\) by (\S+)")
+_EXIM_LOCAL = re.compile(r"\bwith local(?:-\S+)? ")
+_COURIER_AUTH = re.compile(r"^.*?(?:\]\)|\)\]) \(AUTH: (LOGIN|PLAIN|DIGEST-MD5|CRAM-MD5) \S+"
+                           r"(?:, .*?)?\) by ")
+_GMX_AUTH = re.compile(r"^\S* \((?:HELO|EHLO) (\S*)\) \[" + _IP
+                       + r"\] by (mail\.gmx\.(?:net|com)) \([^)]+\) with (ESMTP|SMTP)")
+_YAHOO_LOGIN = re.compile(r"^(\S+) \((?:HELO|EHLO) (\S*)\) \((?:(\S+)@)?(" + _IP
+                          + r").*?\) by (\S+) with ")
+
+
+def _branch_forms(text: str) -> tuple[dict[str, str], str]:
+    """The client part of the lines Received.pm reads in a branch of its own before its
+    general forms (``text`` is what follows "from "), and the authentication marks it
+    reads that the general ones do not: Microsoft SMTPSVC and SMTP Server and Scalix
+    (the HELO only: no reverse DNS lookup), Exim (the name before the address is the
+    reverse DNS name and, without ``helo=``, the HELO), Yahoo's authenticated
+    submission; Courier's and GMX's authentication.  ({}, "") when none applies;
+    ``{"skip": "1"}`` for a line Received.pm ignores (Exim's local submissions)."""
+    auth = ""
+    m = _COURIER_AUTH.match(text)
+    if m:
+        auth = m.group(1)
+    else:
+        m = _GMX_AUTH.match(text)
+        if m:
+            auth = f"GMX ({m.group(3)} / {m.group(2)})"
+    helo_only = None
+    if " SMTPSVC" in text:
+        helo_only = _SMTPSVC.match(text)
+    elif _MS_SMTP_SERVER.search(text):
+        helo_only = _MS_SMTP_SERVER_FORM.match(text)
+    elif "Scalix SMTP Relay" in text:
+        helo_only = _SCALIX.match(text)
+    elif "Exim" in text:
+        if _EXIM_LOCAL.search(text):
+            return {"skip": "1"}, auth
+        for pattern, groups in _EXIM_FORMS:
+            m = pattern.match(text)
+            if m is None:
+                continue
+            got = dict(zip(groups, m.groups()))
+            sub = got.pop("sub", "")
+            if "rdns" in got:
+                got["helo"] = got["rdns"]
+            h = re.search(r"helo=(\S+)", sub)
+            if h:
+                got["helo"] = h.group(1)
+            i = re.search(r"ident=(\S*)", sub)
+            if i:
+                got["ident"] = i.group(1)
+            return got, auth
+        return {}, auth
+    else:
+        m = _YAHOO_LOGIN.match(text)
+        if m:
+            return {"rdns": m.group(1), "helo": m.group(2), "ip": m.group(4),
+                    "ident": m.group(3) or ""}, auth
+        return {}, auth
+    if helo_only is None:
+        return {}, auth
+    return {"helo": helo_only.group(1), "ip": helo_only.group(2)}, auth
+
+
 def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     """One relay from a ``Received`` value; ``False`` for a mail fetcher's handover
     (fetchmail, getmail: ``with POP3`` / ``with IMAP``); ``None`` when it is not one
@@ -230,8 +304,12 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     env_m = _ENVFROM.search(text)
     envfrom = env_m.group(1) if env_m else ""
     client = text.split(" by ", 1)[0] + " by"
-    found: dict[str, str] = {}
-    if _QMAIL.match(text):
+    branch, branch_auth = _branch_forms(text)
+    if branch.get("skip"):
+        return None
+    auth = auth or branch_auth
+    found = dict(branch)
+    if not found and _QMAIL.match(text):
         for pattern, groups in _QMAIL_FORMS:
             m = pattern.match(text)
             if m:
@@ -258,15 +336,24 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
             return "unparseable"
         found = {"ip": m.group(1)}
     ip = _IPV6_PREFIX.sub("", found["ip"])
+    # an IPv4-mapped IPv6 address is read as the IPv4 one (Received.pm)
+    ip = re.sub(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", r"\1", ip, flags=re.IGNORECASE)
     rdns = found.get("rdns", "").rstrip(".")
-    if rdns.lower() == "unknown" or rdns.startswith("[") or rdns == ip:
+    if rdns.lower() == "unknown" or rdns.startswith("["):
         rdns = ""
-    if not helo:
-        helo = found.get("helo", "")
+    if "helo" in branch:
+        helo = branch["helo"]  # Received.pm's branch forms set the HELO themselves
+    elif not helo:
+        # a form naming the client once ("host (ip)"): that name is the HELO too
+        helo = found.get("helo", found.get("rdns", ""))
+    ident = found.get("ident", "")
+    if rdns:  # Sendmail's "helo (IDENT:user@rdns [ip])": the IDENT: prefix goes
+        ident = re.sub(r"^IDENT:", "", ident)
     if envfrom:
         envfrom = _TRAILING_ANGLE.sub("", _LEADING_ANGLE.sub("", envfrom))
     return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
-                  ident=_clean(found.get("ident", "")), envfrom=_clean(envfrom), id=rid,
+                  ident=_clean(ident),
+                  envfrom=_clean(envfrom), id=rid,
                   auth=auth, envfrom_found=bool(env_m))
 
 

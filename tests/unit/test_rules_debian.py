@@ -169,3 +169,32 @@ def test_possessive_rewrite_finds_the_same_matches(
             assert [m.span() for m in fast.finditer(text)] == spans, plain.pattern
             found += len(spans)
     assert found > 0
+
+
+FORM = (b"From: a@example.com\nTo: b@example.net\nSubject: hello\n"
+        b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n\n"
+        b"Please fill in this form and send it back:\n\nYour full name: ________\n"
+        b"Your address: ________\nYour phone number: ________\nYour age: ____\n")
+
+
+@pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
+def test_line_anchored_fill_this_form_patterns_run(debian_rules: RuleSet,
+                                                   use_hyperscan: bool) -> None:
+    """__FILL_THIS_FORM_PARTIAL and _PARTIAL_RAW (``/^.../im``, long, many bounded
+    repeats) run in ``re``, which tries them at line starts only; the unanchored
+    members of the family stay skipped for their cost.  The hits are SpamAssassin
+    4.0.1's on this message."""
+    from spamwarden.rules import RuleSet as _RuleSet
+
+    skipped = debian_rules.skipped
+    assert "__FILL_THIS_FORM_PARTIAL" in debian_rules.rules
+    assert "__FILL_THIS_FORM_PARTIAL_RAW" in debian_rules.rules
+    assert skipped["__FILL_THIS_FORM_SHORT2"].startswith("regex: too costly")
+    family = _RuleSet(rules={n: r for n, r in debian_rules.rules.items()
+                             if "FILL_THIS_FORM" in n})
+    engine = RuleEngine(family, use_hyperscan=use_hyperscan)
+    if use_hyperscan:
+        assert {r.name for r in engine._groups["body"].re_rules} >= {"__FILL_THIS_FORM_PARTIAL"}
+    msg = prepare_message(parse_message(FORM), FORM)
+    assert set(engine.counts(msg)) == {"T_FILL_THIS_FORM_SHORT", "__FILL_THIS_FORM_PARTIAL",
+                                       "__FILL_THIS_FORM_PARTIAL_RAW", "__FILL_THIS_FORM_SHORT"}

@@ -668,3 +668,82 @@ def test_envelope_from_pattern_rules(use_hyperscan: bool) -> None:
     assert set(engine.counts(msg)) == {"__ENVFROM_QUOTE"}
     no_sender = b"From: a@shop.example\nTo: b@example.net\nSubject: hi\n\nhi\n"
     assert names(rules, no_sender, use_hyperscan=use_hyperscan) == set()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    # Exim: the name before the address is the reverse DNS name, and the HELO unless
+    # helo= says otherwise (a bracketed HELO keeps its brackets, made "!")
+    ("from med-core07.med.wayne.edu ([146.9.19.23]) by usw-sf-list1.sourceforge.net with "
+     "esmtp (Exim 3.31-VA-mm2 #1 (Debian)) id 17cuii-0003mh-00",
+     "ip=146.9.19.23 rdns=med-core07.med.wayne.edu helo=med-core07.med.wayne.edu "
+     "by=usw-sf-list1.sourceforge.net ident= envfrom= intl=0 id=17cuii-0003mh-00 auth="),
+    ("from 78-1-175-215.adsl.example.hr ([78.1.175.215] helo=[192.168.1.241]) by "
+     "host307.example.com with esmtpa (Exim 4.69) (envelope-from <g@example.com>) "
+     "id 1O9sS9-0007eI-J1",
+     "ip=78.1.175.215 rdns=78-1-175-215.adsl.example.hr helo=!192.168.1.241! "
+     "by=host307.example.com ident= envfrom=g@example.com intl=0 id=1O9sS9-0007eI-J1 "
+     "auth=esmtpa"),
+    # Microsoft SMTPSVC: the HELO only, the server looks up no reverse DNS name
+    ("from BAY107-W16 ([65.54.190.189]) by bay0-omc3-s12.bay0.hotmail.com with Microsoft "
+     "SMTPSVC(6.0.3790.3959)",
+     "ip=65.54.190.189 rdns= helo=BAY107-W16 by=bay0-omc3-s12.bay0.hotmail.com ident= "
+     "envfrom= intl=0 id= auth="),
+    # "name (ip) by": the name is the reverse DNS name and the HELO; a name that is the
+    # address itself is kept (__RDNS_NUMERIC_TLD reads it)
+    ("from prodigy.example.ie (136.206.15.10) by hawk.example.ie (6.0.040) id 3D36BB4A",
+     "ip=136.206.15.10 rdns=prodigy.example.ie helo=prodigy.example.ie by=hawk.example.ie "
+     "ident= envfrom= intl=0 id=3D36BB4A auth="),
+    ("from omzmo9541.com (210.187.4.102 [210.187.4.102]) by exchange1_bj.hnair_bj with SMTP "
+     "(Microsoft Exchange Internet Mail Service Version 5.5.2655.55) id MABCR3BX",
+     "ip=210.187.4.102 rdns=210.187.4.102 helo=omzmo9541.com by=exchange1_bj.hnair_bj "
+     "ident= envfrom= intl=0 id=MABCR3BX auth="),
+    # Sendmail's IDENT: prefix goes; an IPv4-mapped IPv6 address is the IPv4 one;
+    # Courier's AUTH: mark is an authentication
+    ("from atlas.example.ie (IDENT:root@atlas.example.ie [192.168.3.2]) by "
+     "cerberus.example.ie (8.11.6/8.11.6) with ESMTP id g7CIuO803666",
+     "ip=192.168.3.2 rdns=atlas.example.ie helo=atlas.example.ie by=cerberus.example.ie "
+     "ident=root envfrom= intl=0 id=g7CIuO803666 auth="),
+    ("from hugo.example-depot ([::ffff:89.103.89.227]) (AUTH: LOGIN a@example.cz, SSL: "
+     "TLSv1/SSLv3,256bits,AES256-SHA) by mail with esmtp",
+     "ip=89.103.89.227 rdns= helo=hugo.example-depot by=mail ident= envfrom= intl=0 id= "
+     "auth=LOGIN"),
+])
+def test_relay_forms_read_as_received_pm_reads_them(line: str, expected: str) -> None:
+    """Received.pm's own branches for Exim, Microsoft SMTPSVC and the "name (ip)" forms
+    (each line checked against Debian's SpamAssassin 4.0.1's X-Spam-Relays-Untrusted)."""
+    from spamwarden.rules._relays import parse_received
+
+    relay = parse_received(line)
+    assert relay and relay.render(False) == f"[ {expected} msa=0 ]"
+
+
+def test_plugins_debian_loads_count_as_loaded() -> None:
+    """``ifplugin`` is true for every plugin Debian's SpamAssassin loads, so that rules
+    take its variants (XPRIO has one for "SPF loaded") and the metas and patterns those
+    plugins guard are read; their network evals stay skipped."""
+    from spamwarden.rules import parse_rule_text
+
+    rs = parse_rule_text(
+        "ifplugin Mail::SpamAssassin::Plugin::SPF\nmeta XPRIO __XPRIO_MINFP && !SPF_PASS\n"
+        "else\nmeta XPRIO __XPRIO_MINFP\nendif\n"
+        "header SPF_PASS eval:check_for_spf_pass()\n"
+        "ifplugin Mail::SpamAssassin::Plugin::VBounce\nheader __BOUNCE_RPATH_NULL "
+        "Return-Path =~ /<>/\nendif\n"
+        "ifplugin Mail::SpamAssassin::Plugin::TxRep\nbody TXREP /x/\nendif\n")
+    assert rs.rules["XPRIO"].meta is not None and "SPF_PASS" in rs.rules["XPRIO"].meta.names()
+    assert "__BOUNCE_RPATH_NULL" in rs.rules
+    assert "TXREP" not in rs.rules and "SPF_PASS" in rs.skipped
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_body_lines_are_spamassassins(use_hyperscan: bool) -> None:
+    """The rendered body as SpamAssassin cuts it: a paragraph break is one newline that
+    each line keeps, other white-space runs (no-break spaces included) are one space,
+    kept at the line's ends; the last line has no newline."""
+    rules = ("body __LEAD /^ bar \\n/\nbody __LAST /^last $/\nbody __NBSP /say hello/\n"
+             "body __FOO_NL /foo\\s/\n")
+    raw = HEAD + b"To: b@example.net\n\nfoo\n\n   bar  \n\nlast\n"
+    assert names(rules, raw, use_hyperscan=use_hyperscan) == {"__LEAD", "__LAST", "__FOO_NL"}
+    nbsp = (HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=utf-8\n"
+            b"Content-Transfer-Encoding: 8bit\n\nsay\xc2\xa0\xc2\xa0hello now\n")
+    assert names(rules, nbsp, use_hyperscan=use_hyperscan) == {"__NBSP"}
