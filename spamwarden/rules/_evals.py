@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..mail import registrable_domain
 from ._html import HtmlResults, parse_html
-from ._prepare import decode_part, header_with_modifiers
+from ._prepare import header_with_modifiers
 
 if TYPE_CHECKING:
     from ._prepare import MimePart, PreparedMessage
@@ -554,9 +554,9 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
     if found is not None:
         return found
     emails: dict[str, None] = {}
-    for part in msg.parts:
+    for i, part in enumerate(msg.parts):
         if part.content_type == "text/html":
-            data = decode_part(part)[:RAWBODY_SCAN]
+            data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue
             for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
@@ -987,9 +987,9 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
     """HTMLEval's html_tag_exists(TAG): the tag opens or closes in a text/html part."""
     if msg.html_tags is None:
         tags: set[str] = set()
-        for part in msg.parts:
+        for i, part in enumerate(msg.parts):
             if part.content_type == "text/html":
-                html = decode_part(part)[:RAWBODY_SCAN]
+                html = msg.part_body(i)[:RAWBODY_SCAN]
                 tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
         msg.html_tags = frozenset(tags)
     return a[0].lower() in msg.html_tags
@@ -1001,7 +1001,7 @@ _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:
     """HTMLEval's ``html_all``: the values of each text/html part, parsed once."""
     if msg.html is None:
-        msg.html = [parse_html(decode_part(p)) for p in msg.parts
+        msg.html = [parse_html(msg.part_body(i)) for i, p in enumerate(msg.parts)
                     if p.content_type == "text/html"]
     return msg.html
 

@@ -90,6 +90,17 @@ class PreparedMessage:
     body_emails: list[str] | None = None
     #: Message.pm's MIME parse flags (``mime_epilogue_exists``, ``missing_mime_headers``)
     mime_flags: frozenset[str] = frozenset()
+    #: index in ``parts`` -> that part decoded (:func:`decode_part`): the text parts
+    #: from preparation, the others when first asked (:meth:`part_body`)
+    part_bodies: dict[int, bytes] = field(default_factory=dict)
+
+    def part_body(self, index: int) -> bytes:
+        """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
+        the tag list and FreeMail read the same text/html parts)."""
+        found = self.part_bodies.get(index)
+        if found is None:
+            found = self.part_bodies[index] = decode_part(self.parts[index])
+        return found
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -519,10 +530,12 @@ def _mail_matches(data: bytes) -> Iterator[re.Match[bytes]]:
         at = data.find(b"@", end.end())
 
 
-def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
+def _mail_uris(text: str, parts: list[MimePart], *, limit: int,
+               bodies: dict[int, bytes] | None = None) -> list[bytes]:
     """The ``mailto:`` URIs SpamAssassin adds to its URI list: each e-mail address or
     ``mailto:`` in the rendered text (as ``mailto:ADDRESS``) and each ``mailto:`` link of
-    the HTML parts, de-duplicated, at most ``limit``."""
+    the HTML parts, de-duplicated, at most ``limit``.  ``bodies``: parts already decoded,
+    by index."""
     seen: dict[bytes, None] = {}
     data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
     for m in _mail_matches(data):
@@ -535,10 +548,11 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
             seen[raw] = None
         if len(seen) >= limit:
             return list(seen)
-    for part in parts:
+    for i, part in enumerate(parts):
         if part.content_type != "text/html":
             continue
-        html = decode_part(part)[:RAWBODY_PART_SCAN_SIZE]
+        body = bodies.get(i) if bodies is not None else None
+        html = (decode_part(part) if body is None else body)[:RAWBODY_PART_SCAN_SIZE]
         # (the pattern has no literal start; it needs "mailto:", in any case of ASCII)
         if b"mailto:" not in html.lower():
             continue
@@ -584,15 +598,17 @@ def prepare_message(view: MessageView, raw: bytes, *,
     mime_flags: set[str] = set()
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
     rawbody: list[bytes] = []
-    for part in parts:
+    bodies: dict[int, bytes] = {}
+    for i, part in enumerate(parts):
         # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
         # attachments included, but not text/calendar
         if (not part.content_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
-        rawbody.extend(short_paragraphs(_truncate(decode_part(part))))
+        bodies[i] = decode_part(part)
+        rawbody.extend(short_paragraphs(_truncate(bodies[i])))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
-    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
+    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS, bodies=bodies))
     return PreparedMessage(
         view=view,
         raw=raw,
@@ -606,4 +622,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         raw_body_length=len(raw_body),
         envelope_from=envelope_from,
         mime_flags=frozenset(mime_flags),
+        part_bodies=bodies,
     )

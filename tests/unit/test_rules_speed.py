@@ -193,3 +193,28 @@ def test_body_start_is_the_end_of_the_first_blank_line() -> None:
     for raw in samples:
         m = re.search(rb"\r?\n\r?\n", raw)
         assert _prepare._body_start(raw) == (m.end() if m else None), raw
+
+
+def test_decoded_parts_are_kept_per_message() -> None:
+    import pickle
+
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+
+    def html_message(body: str) -> bytes:
+        return ("From: a@example.org\r\nTo: b@example.net\r\nSubject: s\r\n"
+                "Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+                f"\r\n{body}\r\n").encode()
+
+    engine = RuleEngine(parse_rule_text(
+        "body TAG_CENTER eval:html_tag_exists('center')\n"
+        "body LINK_IMAGE eval:html_text_match('anchor', '<img>')\n"), use_hyperscan=False)
+    with_tags = html_message("<html><center><a href=3D\"x\"><img src=3Dy></a></center></html>")
+    without = html_message("<html><p>plain</p></html>")
+    for raw, want in ((with_tags, {"TAG_CENTER", "LINK_IMAGE"}), (without, set()),
+                      (with_tags, {"TAG_CENTER", "LINK_IMAGE"})):
+        prepared = prepare_message(parse_message(raw), raw)
+        assert prepared.part_body(0) == _prepare.decode_part(prepared.parts[0])
+        again = pickle.loads(pickle.dumps(prepared))  # as rules.processes sends it
+        for msg in (prepared, again):
+            assert {h.name for h in engine.check_prepared(msg)} == want
