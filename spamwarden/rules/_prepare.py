@@ -476,14 +476,27 @@ def decode_part(part: MimePart) -> bytes:
 _QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
+# two hex digits, either case -> the octet they write
+_QP_OCTETS = {f"{a}{b}".encode(): bytes((int(a + b, 16),))
+              for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
 
 
 def qp_decode(data: bytes) -> bytes:
     """Quoted-printable decoded as SpamAssassin decodes it (Util.pm ``qp_decode``, then
     Node.pm's CRLF to LF): white space at the end of a line is deleted first (RFC 2045,
     section 6.7, rule 3), then soft line breaks, then ``=XX`` escapes in either case."""
-    data = _QP_SOFT_BREAK.sub(b"", _QP_TRAILING_SPACE.sub(b"", data))
-    data = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+    if b" \n" in data or b"\t\n" in data or b" \r\n" in data or b"\t\r\n" in data:
+        data = _QP_TRAILING_SPACE.sub(b"", data)  # (only then can it match)
+    data = _QP_SOFT_BREAK.sub(b"", data)
+    if b"=" in data:
+        # _QP_ESCAPE.sub, without a call per escape: a match never holds a second "=",
+        # so each "=" starts one exactly when the two octets after it are hex digits
+        pieces = data.split(b"=")
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            octet = _QP_OCTETS.get(piece[:2])
+            out.append(b"=" + piece if octet is None else octet + piece[2:])
+        data = b"".join(out)
     return data.replace(b"\r\n", b"\n")
 
 

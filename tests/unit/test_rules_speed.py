@@ -218,3 +218,17 @@ def test_decoded_parts_are_kept_per_message() -> None:
         again = pickle.loads(pickle.dumps(prepared))  # as rules.processes sends it
         for msg in (prepared, again):
             assert {h.name for h in engine.check_prepared(msg)} == want
+
+
+def test_qp_escapes_decoded_without_the_regex_are_the_same() -> None:
+    def plain(data: bytes) -> bytes:
+        data = _prepare._QP_SOFT_BREAK.sub(b"", _prepare._QP_TRAILING_SPACE.sub(b"", data))
+        data = _prepare._QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+        return data.replace(b"\r\n", b"\n")
+
+    rnd = random.Random(13)
+    samples = [b"", b"=", b"==", b"=3D", b"==3d", b"=3", b"=G1", b"a=\r\nb", b"=3D=3D=", b"=e9t=E9"]
+    samples += [bytes(rnd.choice(b"=3DdAfg \t\r\n") for _ in range(rnd.randint(0, 30)))
+                for _ in range(20000)]
+    for data in samples:
+        assert _prepare.qp_decode(data) == plain(data), data
