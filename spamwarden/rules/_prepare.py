@@ -318,6 +318,9 @@ def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
 _PERL_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _PARAGRAPH_GAP = re.compile(f"\n+[{_PERL_SPACE}]*\n+")
 _SPACE_RUN = re.compile(f"[{_PERL_SPACE}]+")
+# the runs _SPACE_RUN.sub(" ", ...) changes: all but a lone space (most of them), so
+# those are not replaced by themselves; a run starts with a space or another one
+_SPACE_RUN_TO_CUT = re.compile(f" [{_PERL_SPACE}]+|[{_PERL_SPACE.replace(' ', '')}][{_PERL_SPACE}]*")
 _LINE_END = re.compile(rb"(?<=\n)")
 
 
@@ -329,7 +332,7 @@ def rendered_lines(text: str) -> list[bytes]:
     last space within the first 2 KB (``split_into_array_of_short_lines``)."""
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
-    text = _SPACE_RUN.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+    text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
     out: list[bytes] = []
     for line in _LINE_END.split(text.encode("utf-8", "surrogateescape")):
         while len(line) > MAX_BODY_LINE_LENGTH:

@@ -232,3 +232,13 @@ def test_qp_escapes_decoded_without_the_regex_are_the_same() -> None:
                 for _ in range(20000)]
     for data in samples:
         assert _prepare.qp_decode(data) == plain(data), data
+
+
+def test_space_runs_cut_as_the_plain_pattern_cuts_them() -> None:
+    rnd = random.Random(17)
+    alphabet = "ab  \t\n\r\x0b\x0c\x85\xa0\u2000\u200a\u3000\u2028"
+    samples = ["", " ", "  ", " \t", "\t ", "a b", "a  b", "a\u3000 b"]
+    samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 20)))
+                for _ in range(20000)]
+    for text in samples:
+        assert _prepare._SPACE_RUN_TO_CUT.sub(" ", text) == _prepare._SPACE_RUN.sub(" ", text)
