@@ -960,6 +960,21 @@ def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
             flags["mime_base64_encoded_text"] = 1
         if cte != "quoted-printable":
             continue
+        if b"SPAM: " not in p.encoded:
+            # the loop below, over the whole part: no line is skipped, the lines'
+            # lengths add up to the part's, an escape never spans lines, and a trailing
+            # =09/=20 run is itself needless escapes (so only lines with one are read)
+            data = p.encoded
+            if max(map(len, data.splitlines()), default=0) + 1 > 79:
+                flags["mime_qp_long_line"] = 1
+            qp_bytes += len(data)
+            qp_count += len(_QP_NEEDLESS.findall(data))
+            if b"=09" in data or b"=20" in data:
+                for line in data.splitlines(keepends=True):
+                    t = _QP_TRAILING.search(line) if b"=" in line else None
+                    if t:
+                        qp_count -= len(t.group(1)) // 3
+            continue
         for line in p.encoded.splitlines(keepends=True):
             if line.startswith(b"SPAM: "):
                 continue

@@ -242,3 +242,41 @@ def test_space_runs_cut_as_the_plain_pattern_cuts_them() -> None:
                 for _ in range(20000)]
     for text in samples:
         assert _prepare._SPACE_RUN_TO_CUT.sub(" ", text) == _prepare._SPACE_RUN.sub(" ", text)
+
+
+def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
+    from spamwarden.rules import _evals
+
+    def fast(encoded: bytes) -> tuple[float, float]:
+        part = _prepare.MimePart(headers=(("Content-Transfer-Encoding", "quoted-printable"),),
+                                 content_type="text/plain", encoding="quoted-printable",
+                                 encoded=encoded, is_attachment=False)
+
+        class Msg:
+            parts = [part]
+
+        flags = _evals._mime_flags(Msg())  # type: ignore[arg-type]
+        return flags["mime_qp_long_line"], flags["mime_qp_count"]
+
+    def plain(encoded: bytes) -> tuple[float, float]:  # MIMEEval's loop, line by line
+        long_line, qp_bytes, qp_count = 0.0, 0, 0
+        for line in encoded.splitlines(keepends=True):
+            if line.startswith(b"SPAM: "):
+                continue
+            if len(line.rstrip(b"\r\n")) + 1 > 79:
+                long_line = 1.0
+            qp_bytes += len(line)
+            if b"=" in line:
+                n = len(_evals._QP_NEEDLESS.findall(line))
+                if n:
+                    t = _evals._QP_TRAILING.search(line)
+                    qp_count += n - (len(t.group(1)) // 3 if t else 0)
+        return long_line, float(qp_count) if qp_bytes else 1.0
+
+    rnd = random.Random(19)
+    samples = [b"", b"=20\n", b"a=3D=20=09 \r\n", b"x" * 79 + b"\r\n", b"x" * 78 + b"\r",
+               b"=20=20\r\r\n=41", b"SPAM: =20\n=3D\n"]
+    samples += [bytes(rnd.choice(b"=2039Ax \t\r\n") for _ in range(rnd.randint(0, 120)))
+                for _ in range(5000)]
+    for data in samples:
+        assert fast(data) == plain(data), data
