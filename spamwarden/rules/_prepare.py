@@ -324,6 +324,17 @@ _SPACE_RUN_TO_CUT = re.compile(f" [{_PERL_SPACE}]+|[{_PERL_SPACE.replace(' ', ''
 _LINE_END = re.compile(rb"(?<=\n)")
 
 
+def _lines(data: bytes) -> list[bytes]:
+    """``_LINE_END.split(data)``: the lines, each keeping its newline (the last one what
+    follows the last newline), with a plain split instead of a look-behind tried at
+    every octet."""
+    pieces = data.split(b"\n")
+    last = pieces.pop()
+    out = [piece + b"\n" for piece in pieces]
+    out.append(last)
+    return out
+
+
 def rendered_lines(text: str) -> list[bytes]:
     """The rendered text as the lines SpamAssassin scans (Message.pm's
     ``get_body_text_array_common``): a paragraph break (newlines with only white space
@@ -334,7 +345,7 @@ def rendered_lines(text: str) -> list[bytes]:
     text = text.replace("\r\n", "\n")
     text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
     out: list[bytes] = []
-    for line in _LINE_END.split(text.encode("utf-8", "surrogateescape")):
+    for line in _lines(text.encode("utf-8", "surrogateescape")):
         while len(line) > MAX_BODY_LINE_LENGTH:
             cut = line.rfind(b" ", 0, MAX_BODY_LINE_LENGTH + 1) + 1 or MAX_BODY_LINE_LENGTH
             out.append(line[:cut])

@@ -280,3 +280,12 @@ def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
                 for _ in range(5000)]
     for data in samples:
         assert fast(data) == plain(data), data
+
+
+def test_lines_split_as_the_look_behind_splits_them() -> None:
+    rnd = random.Random(23)
+    samples = [b"", b"\n", b"a", b"a\n", b"\n\na\r\nb", b"a\n\n"]
+    samples += [bytes(rnd.choice(b"ab\n\r ") for _ in range(rnd.randint(0, 20)))
+                for _ in range(20000)]
+    for data in samples:
+        assert _prepare._lines(data) == _prepare._LINE_END.split(data), data
