@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._relays import Relays, parse_relays
+from ._render import rendered_parts_text
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -291,19 +292,29 @@ _PERL_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205
 _PARAGRAPH_GAP = re.compile(f"\n+[{_PERL_SPACE}]*\n+")
 _SPACE_RUN = re.compile(f"[{_PERL_SPACE}]+")
 _LINE_END = re.compile(rb"(?<=\n)")
+_ASCII_GAP = re.compile("\n+[\t\n\x0b\x0c\r ]*\n+")
+_ASCII_RUN = re.compile("[\t\n\x0b\x0c\r ]+")
 
 
-def rendered_lines(text: str) -> list[bytes]:
+def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     """The rendered text as the lines SpamAssassin scans (Message.pm's
     ``get_body_text_array_common``): a paragraph break (newlines with only white space
     between) is one newline, every other white-space run one space, and each line keeps
     its newline and any one space left at its ends; a line over 2 KB is cut after its
-    last space within the first 2 KB (``split_into_array_of_short_lines``)."""
+    last space within the first 2 KB (``split_into_array_of_short_lines``).
+
+    :param wide: whether Perl holds the text as characters (UTF-8 octets, Unicode white
+        space); else its octets are Latin-1 and white space is ASCII's
+        (:func:`~spamwarden.rules._render.rendered_parts_text`).
+    """
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
-    text = _SPACE_RUN.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+    gap, run = (_PARAGRAPH_GAP, _SPACE_RUN) if wide else (_ASCII_GAP, _ASCII_RUN)
+    text = run.sub(" ", gap.sub("\0", text)).replace("\0", "\n")
+    data = (text.encode("utf-8", "surrogateescape") if wide
+            else text.encode("latin-1", "replace"))
     out: list[bytes] = []
-    for line in _LINE_END.split(text.encode("utf-8", "surrogateescape")):
+    for line in _LINE_END.split(data):
         while len(line) > MAX_BODY_LINE_LENGTH:
             cut = line.rfind(b" ", 0, MAX_BODY_LINE_LENGTH + 1) + 1 or MAX_BODY_LINE_LENGTH
             out.append(line[:cut])
@@ -375,6 +386,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
         del exc
         return [], False
     parts: list[MimePart] = []
+    first_end = body.find(b"\n")
+    crlf = body[first_end - 1:first_end + 1] == b"\r\n" if first_end > 0 else False
     try:
         for part in msg.walk():
             if len(parts) >= _MAX_PARTS:
@@ -386,7 +399,17 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
             payload = part.get_payload(decode=False)
             if not isinstance(payload, str):
                 continue
-            encoded = payload.encode("utf-8", "surrogateescape")
+            # get_payload decodes 8-bit octets by the part's charset (U+FFFD where it
+            # cannot); the text the parser stored holds them as received
+            stored = getattr(part, "_payload", payload)
+            encoded = (stored if isinstance(stored, str) else payload).encode(
+                "utf-8", "surrogateescape")
+            if crlf:  # Message.pm makes a CRLF message's line ends LF
+                encoded = encoded.replace(b"\r\n", b"\n")
+            if part is not msg:
+                # a part of a multipart keeps the line end before its boundary, which
+                # the email package gives to the boundary (RFC 2046, 5.1.1)
+                encoded += b"\n"
             disp = str(part.get("Content-Disposition", "")).lower()
             parts.append(MimePart(
                 headers=headers if part is msg else tuple((k, str(v)) for k, v in part.items()),
@@ -448,6 +471,8 @@ def decode_part(part: MimePart) -> bytes:
 _QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
+_QP_OCTETS = {(a + b).encode(): bytes((int(a + b, 16),))
+              for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
 
 
 def qp_decode(data: bytes) -> bytes:
@@ -455,7 +480,7 @@ def qp_decode(data: bytes) -> bytes:
     Node.pm's CRLF to LF): white space at the end of a line is deleted first (RFC 2045,
     section 6.7, rule 3), then soft line breaks, then ``=XX`` escapes in either case."""
     data = _QP_SOFT_BREAK.sub(b"", _QP_TRAILING_SPACE.sub(b"", data))
-    data = _QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+    data = _QP_ESCAPE.sub(lambda m: _QP_OCTETS[m.group(1)], data)
     return data.replace(b"\r\n", b"\n")
 
 
@@ -528,6 +553,19 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
     return list(seen)
 
 
+def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
+    """The body's first line: the last Subject as Node.pm's ``header`` gives it, folds
+    made one space and the ends stripped, the spaces inside kept (encoded words
+    decoded)."""
+    values = [v for k, v in headers if k.lower() == "subject"]
+    if not values:
+        return ""
+    value = values[-1]
+    if "=?" in value:
+        return decode_header_value(value[:8192])
+    return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
+
+
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
@@ -545,11 +583,21 @@ def prepare_message(view: MessageView, raw: bytes, *,
     sep = re.search(rb"\r?\n\r?\n", raw)
     has_separator = sep is not None
     raw_body = raw[sep.end():] if sep else b""
-    body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
-    body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
-    body.extend(rendered_lines(body_text))
     mime_flags: set[str] = set()
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
+    # the text parts as SpamAssassin renders them (HTML by HTML.pm's rules, text
+    # attachments included); the parsed view's text when the MIME walk found no part
+    decoded: dict[int, bytes] = {}
+
+    def decoded_part(part: MimePart) -> bytes:  # each text leaf decoded once
+        data = decoded.get(id(part))
+        if data is None:
+            data = decoded[id(part)] = decode_part(part)
+        return data
+
+    body_text, wide = rendered_parts_text(parts, decoded_part) if parts else (view.text, True)
+    body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]
+    body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
     rawbody: list[bytes] = []
     for part in parts:
         # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
@@ -557,7 +605,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
         if (not part.content_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
-        rawbody.extend(short_paragraphs(_truncate(decode_part(part))))
+        rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
     uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
     return PreparedMessage(

@@ -747,3 +747,32 @@ def test_body_lines_are_spamassassins(use_hyperscan: bool) -> None:
     nbsp = (HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=utf-8\n"
             b"Content-Transfer-Encoding: 8bit\n\nsay\xc2\xa0\xc2\xa0hello now\n")
     assert names(rules, nbsp, use_hyperscan=use_hyperscan) == {"__NBSP"}
+
+
+RENDER = (b"From: a@example.com\nTo: b@example.net\nSubject: hello  there\n"
+          b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n"
+          b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
+          b"--XX\nContent-Type: text/html; charset=us-ascii\n\n"
+          b"<html><head><title>My offer</title><script>var x = 1;</script></head>\n"
+          b"<body>Copy DVD Mov<b>ies</b>?<br>Yes!\nCopy and burn\ntoday.<p>Order &#149; "
+          b"now&nbsp;&amp; save</p><iframe src=\"x\"><b>framed</b></iframe></body></html>\n"
+          b"--XX\nContent-Type: text/plain; charset=iso-8859-1; name=notes.txt\n"
+          b"Content-Disposition: attachment; filename=notes.txt\n"
+          b"Content-Transfer-Encoding: 8bit\n\ncaf\xe9 notes\n--XX--\n")
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_body_is_rendered_as_spamassassin_renders_it(use_hyperscan: bool) -> None:
+    """The body lines are Node.pm's and HTML.pm's rendering (checked against SpamAssassin
+    4.0.1's get_rendered_body_text_array on this message): inline tags join words, the
+    source's line ends are spaces, <p> and <title> break paragraphs, the title is shown,
+    a script is not, an <iframe>'s content is literal text, &#149; is U+0095, a text
+    attachment is rendered too (Latin-1 decoded), the Subject keeps its inner spaces.
+    rawbody keeps the octets as received."""
+    rules = ("body __SUBJ /^hello  there\\n/\nbody __TITLE /^My offer\\n/\n"
+             "body __JOINED /^Copy DVD Movies\\? Yes! Copy and burn today\\.\\n/\n"
+             "body __BULLET /^Order \\xc2\\x95 now & save\\n/\nbody __SCRIPT /var x/\n"
+             "body __FRAMED /^<b>framed<\\/b> caf\\xc3\\xa9 notes $/\n"
+             "rawbody __RAW_LATIN1 /caf\\xe9 notes/\n")
+    assert names(rules, RENDER, use_hyperscan=use_hyperscan) == {
+        "__SUBJ", "__TITLE", "__JOINED", "__BULLET", "__FRAMED", "__RAW_LATIN1"}
