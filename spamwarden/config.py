@@ -706,6 +706,11 @@ class RulesConfig:
         "out (rules packaged without sa-update's scores), else 1 point; 'spamassassin' "
         "always 1 point (0.01 for T_ rules), as SpamAssassin does",
     )
+    bayes_scores: bool = _opt(
+        True, doc="while the rules run, the classifier's BAYES_* symbols take the scores "
+        "the rule files give them (the score set the rules were fitted with) instead of "
+        "the built-in ones; [policy.symbols] still wins",
+    )
     processes: int = _opt(
         0, check=lambda v: None if 0 <= v <= 64 else "a number of processes from 0 to 64",
         doc="engine processes per milter process (matching off the milter's GIL); "

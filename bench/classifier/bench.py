@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import math
 import os
@@ -45,6 +46,7 @@ import numpy as np
 
 from spamwarden.config import Config, TrainingConfig
 from spamwarden.mail import parse_message, strip_mbox_from
+from spamwarden.rules import rule_files
 from spamwarden.training.corpus import Example, deduplicate, read_labelled
 from spamwarden.training.evaluate import evaluate
 from spamwarden.training.features import header_stripper
@@ -212,6 +214,16 @@ def sa_score(
 # -- one direction -----------------------------------------------------------------------------
 
 
+def pipeline_config(args: argparse.Namespace) -> Config:
+    """The pipeline's configuration: defaults, with SpamAssassin's installed rules on
+    (as SpamAssassin runs them) unless ``--no-rules`` or they are not installed."""
+    cfg = Config()
+    if args.no_rules or not rule_files():
+        return cfg
+    return dataclasses.replace(cfg, rules=dataclasses.replace(
+        cfg.rules, enabled=True, cache_dir=str(args.rules_cache)))
+
+
 def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Example]],
                   args: argparse.Namespace, work: Path) -> dict[str, object]:
     rng = random.Random(SEED)
@@ -242,7 +254,7 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
     model.metadata["site"] = {"ham": int((y_train == 0).sum()), "spam": int(y_train.sum())}
     model_path = d / "model.skops"
     save_model(model, model_path)
-    cfg = Config()
+    cfg = pipeline_config(args)
     pl_metrics, pl_scores = evaluate_pipeline(cfg, str(model_path),
                                               [p.read_bytes() for p in eval_files], y_eval,
                                               scanner_factory=offline_scanner,
@@ -301,6 +313,13 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per external step")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the spamwarden pipeline")
+    ap.add_argument("--no-rules", action="store_true",
+                    help="the pipeline without SpamAssassin's rules (default: with them, "
+                         "when installed, as SpamAssassin runs them)")
+    ap.add_argument("--rules-cache", type=Path,
+                    default=Path("/var/tmp/spamwarden-bench-rules-cache"),
+                    help="rules.cache_dir for the pipeline's rules, kept between runs so "
+                         "only the first compiles (minutes)")
     args = ap.parse_args()
     if args.quick:
         args.max_train, args.max_eval = min(args.max_train, 300), min(args.max_eval, 100)
@@ -320,6 +339,18 @@ def main() -> int:
         kept, _, rep = deduplicate(read_labelled(root / name))
         corpora[name] = kept
         log(f"{name}: {rep.kept} messages after removing {rep.exact + rep.near} duplicates")
+    cfg = pipeline_config(args)
+    if cfg.rules.enabled:  # compiled (or loaded) once here, not by every worker process
+        from spamwarden.rules import load_engine
+
+        engine = load_engine(cfg)
+        assert engine is not None
+        log(f"pipeline with SpamAssassin's rules: {len(engine.ruleset.rules)} rules, "
+            f"databases {'loaded from' if engine.cache_used else 'compiled into'} "
+            f"{args.rules_cache}")
+        del engine
+    else:
+        log("pipeline without SpamAssassin's rules")
     results = []
     with tempfile.TemporaryDirectory(prefix="sw-bench-classifier-") as tmp:
         os.chmod(tmp, 0o755)

@@ -265,6 +265,8 @@ class CheckDecl:
     :ivar configured_symbols: symbols only the configuration knows (e.g. rules read
         from operator files), declared the same way; they join :attr:`symbols` wherever
         a configuration is at hand (:func:`known_symbols`).
+    :ivar configured_points: default points of some of :attr:`symbols` that depend on
+        the configuration (name → points); ``[policy.symbols]`` still overrides them.
     """
 
     name: str
@@ -273,6 +275,7 @@ class CheckDecl:
     phases: frozenset[Phase] = field(default_factory=lambda: frozenset({Phase.MESSAGE}))
     build: Callable[[Components], Check | None] | None = None
     configured_symbols: Callable[[Config], Sequence[SymbolSpec]] | None = None
+    configured_points: Callable[[Config], Mapping[str, float]] | None = None
 
 
 def discover(package: str | ModuleType = "spamwarden.milter.checks") -> tuple[CheckDecl, ...]:
@@ -321,12 +324,22 @@ def declared_symbols(checks: Iterable[CheckDecl] | None = None) -> tuple[SymbolS
 
 def known_symbols(cfg: Config, checks: Iterable[CheckDecl] | None = None
                   ) -> tuple[SymbolSpec, ...]:
-    """:func:`declared_symbols` plus each check's ``configured_symbols`` for ``cfg``.
+    """:func:`declared_symbols` plus each check's ``configured_symbols`` for ``cfg``,
+    with the default points its ``configured_points`` gives for ``cfg``.
 
     :raises SpamwardenError: a configured symbol repeats a declared one.
     """
     decls = tuple(builtin_checks() if checks is None else checks)
     specs = list(declared_symbols(decls))
+    adjusted: dict[str, float] = {}
+    for decl in decls:
+        if decl.configured_points is not None:
+            own = {s.name for s in decl.symbols}
+            adjusted.update({k: float(v) for k, v in decl.configured_points(cfg).items()
+                             if k in own})
+    if adjusted:
+        specs = [dataclasses.replace(s, points=adjusted[s.name]) if s.name in adjusted else s
+                 for s in specs]
     seen = {s.name for s in specs}
     for decl in decls:
         if decl.configured_symbols is None:

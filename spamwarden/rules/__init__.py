@@ -13,6 +13,9 @@ files (data), not from code.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import Config
@@ -31,6 +34,7 @@ from ._prepare import PreparedMessage, prepare_message
 
 __all__ = [
     "ENGINE_VERSION",
+    "classifier_scores",
     "HAVE_HYPERSCAN",
     "LOADED_PLUGINS",
     "SA_VERSION",
@@ -44,6 +48,7 @@ __all__ = [
     "configured_paths",
     "load_engine",
     "parse_rule_files",
+    "parse_configured",
     "parse_rule_text",
     "prepare_message",
     "rule_files",
@@ -62,6 +67,58 @@ def configured_paths(cfg: Config) -> list[Path]:
     return paths
 
 
+#: the last :func:`parse_configured` result: (paths, suggested), file signature, rule set
+_PARSED: tuple[tuple[tuple[str, ...], bool], tuple[tuple[str, int, int], ...], RuleSet] | None = None
+_PARSED_LOCK = threading.Lock()
+
+
+def _signature(files: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            out.append((f, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((f, -1, -1))
+    return tuple(out)
+
+
+def parse_configured(cfg: Config) -> RuleSet:
+    """The rule files ``[rules]`` names, parsed; the result is kept for this process until
+    one of the files read (or missing) changes, so the points the classifier takes from
+    them and the engine share one parse.
+
+    :param cfg: the configuration (``rules.system_rules``, ``rules.paths``,
+        ``rules.unscored``).
+    :returns: the rule set (shared: do not modify it).
+    """
+    global _PARSED
+    paths = configured_paths(cfg)
+    key = (tuple(str(p) for p in paths), cfg.rules.unscored == "suggested")
+    with _PARSED_LOCK:
+        kept = _PARSED
+    if kept is not None and kept[0] == key and _signature(s for s, _, _ in kept[1]) == kept[1]:
+        return kept[2]
+    ruleset = parse_rule_files(paths, suggested_scores=key[1])
+    sig = _signature([*ruleset.files, *ruleset.missing_files])
+    with _PARSED_LOCK:
+        _PARSED = (key, sig, ruleset)
+    return ruleset
+
+
+def classifier_scores(cfg: Config) -> dict[str, float]:
+    """The ``BAYES_*`` scores SpamAssassin's rule files give (their "Bayes on, network
+    off" score set, which the rules' own scores were fitted with), a site's ``local.cf``
+    included: the classifier's points while the rules run (``rules.bayes_scores``).
+
+    :returns: name → score; empty when the rules are off, ``rules.bayes_scores`` is
+        false, or no file scores them.
+    """
+    if not (cfg.rules.enabled and cfg.rules.bayes_scores):
+        return {}
+    return {k: v for k, v in parse_configured(cfg).scores.items() if k.startswith("BAYES_")}
+
+
 def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None:
     """Parse the configured rule files and build the engine (cached databases reused).
 
@@ -72,7 +129,6 @@ def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None
     """
     if not cfg.rules.enabled:
         return None
-    ruleset = parse_rule_files(configured_paths(cfg),
-                               suggested_scores=cfg.rules.unscored == "suggested")
+    ruleset = parse_configured(cfg)
     cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
     return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir)

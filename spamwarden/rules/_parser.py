@@ -178,6 +178,9 @@ class RuleSet:
     uri_hosts: dict[str, list[str]] = field(default_factory=dict)
     #: rules scored from a commented-out score line (``parse_rule_files(suggested_scores=)``)
     suggested_scores: int = 0
+    #: every ``score`` line read (the "Bayes on, network off" value; the last line of a
+    #: name wins), for rules defined here or not (``BAYES_*``: scores for the classifier)
+    scores: dict[str, float] = field(default_factory=dict)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -460,6 +463,7 @@ def _replace_tags(st: _State, text: str) -> str:
 
 def _finish(st: _State) -> None:
     res = st.result
+    res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1
         text = _replace_tags(st, d.text) if name in st.replace_rules else d.text

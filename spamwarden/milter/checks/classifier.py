@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from ...config import Config
 from ...errors import SpamwardenError
 from ...logs import event
 from ..interfaces import SiteCounts, Symbol
@@ -126,10 +127,21 @@ def _build(parts: Components) -> ClassifierCheck | None:
     return ClassifierCheck(parts) if parts.classifier is not None else None
 
 
+def _points(cfg: Config) -> Mapping[str, float]:
+    """With SpamAssassin's rules on (``rules.bayes_scores``), the ``BAYES_*`` scores of
+    the rule files: the rules' scores were fitted next to those, not next to ours."""
+    if not (cfg.rules.enabled and cfg.rules.bayes_scores):
+        return {}
+    from ...rules import classifier_scores
+
+    return classifier_scores(cfg)
+
+
 CHECK = CheckDecl(
     name="classifier",
     order=20,
     symbols=SYMBOLS,
     phases=frozenset({Phase.MESSAGE}),
     build=_build,
+    configured_points=_points,
 )
