@@ -776,3 +776,27 @@ def test_body_is_rendered_as_spamassassin_renders_it(use_hyperscan: bool) -> Non
              "rawbody __RAW_LATIN1 /caf\\xe9 notes/\n")
     assert names(rules, RENDER, use_hyperscan=use_hyperscan) == {
         "__SUBJ", "__TITLE", "__JOINED", "__BULLET", "__FRAMED", "__RAW_LATIN1"}
+
+
+def test_subject_all_caps_leaves_out_prefixes_and_capital_charsets() -> None:
+    """HeaderEval's subject_is_all_caps strips reply/forward prefixes ("fwd:" in lower
+    case does not save the subject) and punts on charsets whose text reads as capitals
+    (Big5, ...); checked against SpamAssassin 4.0.1."""
+    rules = "header SUBJ_ALL_CAPS eval:subject_is_all_caps()\n"
+    rest = b"From: a@example.com\nTo: b@example.net\n\nhi\n"
+    assert names(rules, b"Subject: fwd:  SYSTEMWORKS CLEARANCE SALE ONLY\n" + rest) == {
+        "SUBJ_ALL_CAPS"}
+    assert names(rules, b"Subject: =?big5?Q?=BE=A5=A4=F4_=A7X=A7=E5=B5o=B9q=A4l=B3=F8?=\n"
+                 + rest) == set()
+    assert names(rules, b"Subject: Clearance sale today\n" + rest) == set()
+
+
+def test_html_tag_exists_skips_comments_and_literal_content() -> None:
+    """HTML::Parser reports no tag inside a comment or inside the elements it reads as
+    literal text (a <script> inside an <iframe>): __TAG_EXISTS_SCRIPT and
+    __TAG_EXISTS_CENTER do not hit; checked against SpamAssassin 4.0.1."""
+    rules = "".join(f"body __TAG_{t.upper()} eval:html_tag_exists('{t}')\n"
+                    for t in ("script", "center", "iframe", "p"))
+    raw = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n<html><body><iframe src=x>"
+           b"<script src=y></script></iframe><!-- <center> --><p>hi</p></body></html>\n")
+    assert names(rules, raw) == {"__TAG_IFRAME", "__TAG_P"}
