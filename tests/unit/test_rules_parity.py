@@ -800,3 +800,24 @@ def test_html_tag_exists_skips_comments_and_literal_content() -> None:
     raw = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n<html><body><iframe src=x>"
            b"<script src=y></script></iframe><!-- <center> --><p>hi</p></body></html>\n")
     assert names(rules, raw) == {"__TAG_IFRAME", "__TAG_P"}
+
+
+def test_received_lines_received_pm_cannot_parse() -> None:
+    """A ``from`` line in none of Received.pm's forms and with no bracketed address is
+    unparseable (UNPARSEABLE_RELAY), even with an address in it; a line starting with an
+    address parses only as "ip by ...", and Obtuse smtpd's "name(ip), claiming to be"
+    form is read (each checked against SpamAssassin 4.0.1)."""
+    from spamwarden.rules._relays import parse_received
+
+    assert parse_received("from 75-39-106-129.example.net (edjabr@75.39.106.129 with plain) "
+                          "by smtp104.sbc.mail.ac4.yahoo.com with SMTP") == "unparseable"
+    assert parse_received("from 208.187.15.9 - 208.187.15.9 by mailepiser with Microsoft "
+                          "SMTPSVC(5.5.1775.675.6)") == "unparseable"
+    relay = parse_received('from ccgproperties.com(64.109.216.89), claiming to be '
+                           '"mx2.example.com" via SMTP by InterJet.example.com, id smtpdE13080')
+    assert relay and relay.render(False) == (
+        "[ ip=64.109.216.89 rdns=ccgproperties.com helo=mx2.example.com "
+        "by=InterJet.example.com ident= envfrom= intl=0 id=smtpdE13080 auth= msa=0 ]")
+    relay = parse_received("from 192.0.2.77 by mail.example.com with HTTP")
+    assert relay and (relay.ip, relay.rdns, relay.by, relay.auth) == (
+        "192.0.2.77", "", "mail.example.com", "HTTP")
