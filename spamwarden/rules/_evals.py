@@ -135,9 +135,21 @@ def _parse_flags(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return any(d in ("header section over limit", "too many headers") for d in msg.view.defects)
 
 
+# HeaderEval's reply and forward prefixes (bug 6805) and Constants.pm's
+# CHARSETS_LIKELY_TO_FP_AS_CAPS
+_SUBJECT_PREFIXES = re.compile(r"^(?:(?:Re|Fwd|Fw|Aw|Antwort|WG|SV|VB|VS|VL):\s*)+", re.I)
+_CAPS_CHARSETS = re.compile(r"=\?[-_a-z0-9]*(?:koi|jp|jis|euc|gb|big5|isoir|cp1251|"
+                            r"windows-1251|georgianps|pt154|tis)[-_a-z0-9]*\?", re.I)
+
+
 def _subject_all_caps(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    subject = (msg.header_text("Subject") or "").strip()
+    """HeaderEval's subject_is_all_caps: a Subject of two words or more and 10
+    characters, its reply/forward prefixes left out, whose letters are all capitals;
+    never for a Subject encoded in a charset whose text reads as capitals (Big5, ...)."""
+    subject = _SUBJECT_PREFIXES.sub("", (msg.header_text("Subject") or "").strip())
     if not re.search(r"\s", subject) or len(subject) < 10:
+        return False
+    if _CAPS_CHARSETS.search(msg.header_text("Subject", raw=True) or ""):
         return False
     letters = re.sub(r"[^a-zA-Z]", "", subject)
     return bool(letters) and letters == letters.upper()
@@ -1004,13 +1016,21 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
         tags: set[str] = set()
         for i, part in enumerate(msg.parts):
             if part.content_type == "text/html":
-                html = msg.part_body(i)[:RAWBODY_SCAN]
+                html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
                 tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
         msg.html_tags = frozenset(tags)
     return a[0].lower() in msg.html_tags
 
 
 _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
+# what HTML::Parser reports no tag in: comments, and the content of the elements it
+# reads as literal text up to their end tag (a <script> inside an <iframe> is text)
+_NOT_TAGS = re.compile(rb"<!--.*?(?:-->|\Z)|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
+                       rb".*?(?=</\2\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+
+
+def _opening_tag(m: re.Match[bytes]) -> bytes:
+    return m.group(1) or b""
 
 
 def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._relays import Relays, parse_relays
+from ._render import rendered_parts_text
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -322,6 +323,8 @@ _SPACE_RUN = re.compile(f"[{_PERL_SPACE}]+")
 # those are not replaced by themselves; a run starts with a space or another one
 _SPACE_RUN_TO_CUT = re.compile(f" [{_PERL_SPACE}]+|[{_PERL_SPACE.replace(' ', '')}][{_PERL_SPACE}]*")
 _LINE_END = re.compile(rb"(?<=\n)")
+_ASCII_GAP = re.compile("\n+[\t\n\x0b\x0c\r ]*\n+")
+_ASCII_RUN = re.compile("[\t\n\x0b\x0c\r ]+")
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -335,17 +338,25 @@ def _lines(data: bytes) -> list[bytes]:
     return out
 
 
-def rendered_lines(text: str) -> list[bytes]:
+def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     """The rendered text as the lines SpamAssassin scans (Message.pm's
     ``get_body_text_array_common``): a paragraph break (newlines with only white space
     between) is one newline, every other white-space run one space, and each line keeps
     its newline and any one space left at its ends; a line over 2 KB is cut after its
-    last space within the first 2 KB (``split_into_array_of_short_lines``)."""
+    last space within the first 2 KB (``split_into_array_of_short_lines``).
+
+    :param wide: whether Perl holds the text as characters (UTF-8 octets, Unicode white
+        space); else its octets are Latin-1 and white space is ASCII's
+        (:func:`~spamwarden.rules._render.rendered_parts_text`).
+    """
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
-    text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+    gap, run = (_PARAGRAPH_GAP, _SPACE_RUN_TO_CUT) if wide else (_ASCII_GAP, _ASCII_RUN)
+    text = run.sub(" ", gap.sub("\0", text)).replace("\0", "\n")
+    data = (text.encode("utf-8", "surrogateescape") if wide
+            else text.encode("latin-1", "replace"))
     out: list[bytes] = []
-    for line in _lines(text.encode("utf-8", "surrogateescape")):
+    for line in _lines(data):
         while len(line) > MAX_BODY_LINE_LENGTH:
             cut = line.rfind(b" ", 0, MAX_BODY_LINE_LENGTH + 1) + 1 or MAX_BODY_LINE_LENGTH
             out.append(line[:cut])
@@ -417,6 +428,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
         del exc
         return [], False
     parts: list[MimePart] = []
+    first_end = body.find(b"\n")
+    crlf = body[first_end - 1:first_end + 1] == b"\r\n" if first_end > 0 else False
     try:
         for part in msg.walk():
             if len(parts) >= _MAX_PARTS:
@@ -428,7 +441,17 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
             payload = part.get_payload(decode=False)
             if not isinstance(payload, str):
                 continue
-            encoded = payload.encode("utf-8", "surrogateescape")
+            # get_payload decodes 8-bit octets by the part's charset (U+FFFD where it
+            # cannot); the text the parser stored holds them as received
+            stored = getattr(part, "_payload", payload)
+            encoded = (stored if isinstance(stored, str) else payload).encode(
+                "utf-8", "surrogateescape")
+            if crlf:  # Message.pm makes a CRLF message's line ends LF
+                encoded = encoded.replace(b"\r\n", b"\n")
+            if part is not msg:
+                # a part of a multipart keeps the line end before its boundary, which
+                # the email package gives to the boundary (RFC 2046, 5.1.1)
+                encoded += b"\n"
             disp = str(part.get("Content-Disposition", "")).lower()
             parts.append(MimePart(
                 headers=headers if part is msg else tuple((k, str(v)) for k, v in part.items()),
@@ -491,7 +514,7 @@ _QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
 # two hex digits, either case -> the octet they write
-_QP_OCTETS = {f"{a}{b}".encode(): bytes((int(a + b, 16),))
+_QP_OCTETS = {(a + b).encode(): bytes((int(a + b, 16),))
               for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
 
 
@@ -602,6 +625,19 @@ def _body_start(raw: bytes) -> int | None:
     return at + 2 if raw[at + 1:at + 2] == b"\n" else at + 3
 
 
+def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
+    """The body's first line: the last Subject as Node.pm's ``header`` gives it, folds
+    made one space and the ends stripped, the spaces inside kept (encoded words
+    decoded)."""
+    values = [v for k, v in headers if k.lower() == "subject"]
+    if not values:
+        return ""
+    value = values[-1]
+    if "=?" in value:
+        return decode_header_value(value[:8192])
+    return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
+
+
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
@@ -619,11 +655,21 @@ def prepare_message(view: MessageView, raw: bytes, *,
     body_at = _body_start(raw)
     has_separator = body_at is not None
     raw_body = raw[body_at:] if body_at is not None else b""
-    body_text = view.text[:BODY_PART_SCAN_SIZE * 4]
-    body = [(view.subject + "\n").encode("utf-8", "surrogateescape")]
-    body.extend(rendered_lines(body_text))
     mime_flags: set[str] = set()
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
+    # the text parts as SpamAssassin renders them (HTML by HTML.pm's rules, text
+    # attachments included); the parsed view's text when the MIME walk found no part
+    decoded: dict[int, bytes] = {}
+
+    def decoded_part(part: MimePart) -> bytes:  # each text leaf decoded once
+        data = decoded.get(id(part))
+        if data is None:
+            data = decoded[id(part)] = decode_part(part)
+        return data
+
+    body_text, wide = rendered_parts_text(parts, decoded_part) if parts else (view.text, True)
+    body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]
+    body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
     rawbody: list[bytes] = []
     bodies: dict[int, bytes] = {}
     for i, part in enumerate(parts):
@@ -632,7 +678,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
         if (not part.content_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
-        bodies[i] = decode_part(part)
+        bodies[i] = decoded_part(part)
         rawbody.extend(short_paragraphs(_truncate(bodies[i])))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
     uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS, bodies=bodies))

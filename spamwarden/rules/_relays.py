@@ -69,7 +69,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
         (r"^\[(" + _IP + r")\]", ("ip",), False),
-        (r"^(" + _IP4 + r")(?:\s|$)", ("ip",), False),
+        # ip by / ip (HELO helo) by / ip (comment) by: Received.pm's forms with the
+        # address first
+        (r"^(" + _IP4 + r")(?: \((?:HELO|EHLO) \S*\)| \([A-Za-z][^)]+\))? by$", ("ip",), False),
     )
 )
 # qmail: "rdns (HELO helo) (ident@ip) by host with SMTP"; without HELO the name is both
@@ -200,6 +202,8 @@ _EXIM_FORMS = (
 )
 _MS_SMTP_SERVER_FORM = re.compile(r"^(\S+) \(\[?(" + _IP + r")(?:%[A-Z0-9._~-]*)?\]?\) by (\S+) ")
 _SCALIX = re.compile(r"^(\S+) \( ?(" + _IP + r")\) by (\S+)")
+# Obtuse smtpd: rdns(ip), claiming to be "helo" via SMTP by host,
+_OBTUSE = re.compile(r'^(\S+)\((' + _IP + r')\)(?:, claiming to be "(\S+)")? via \S+ by (\S+),')
 _EXIM_LOCAL = re.compile(r"\bwith local(?:-\S+)? ")
 _COURIER_AUTH = re.compile(r"^.*?(?:\]\)|\)\]) \(AUTH: (LOGIN|PLAIN|DIGEST-MD5|CRAM-MD5) \S+"
                            r"(?:, .*?)?\) by ")
@@ -215,7 +219,7 @@ def _branch_forms(text: str) -> tuple[dict[str, str], str]:
     reads that the general ones do not: Microsoft SMTPSVC and SMTP Server and Scalix
     (the HELO only: no reverse DNS lookup), Exim (the name before the address is the
     reverse DNS name and, without ``helo=``, the HELO), Yahoo's authenticated
-    submission; Courier's and GMX's authentication.  ({}, "") when none applies;
+    submission, Obtuse smtpd; Courier's and GMX's authentication.  ({}, "") when none applies;
     ``{"skip": "1"}`` for a line Received.pm ignores (Exim's local submissions)."""
     auth = ""
     m = _COURIER_AUTH.match(text)
@@ -256,6 +260,10 @@ def _branch_forms(text: str) -> tuple[dict[str, str], str]:
         if m:
             return {"rdns": m.group(1), "helo": m.group(2), "ip": m.group(4),
                     "ident": m.group(3) or ""}, auth
+        m = _OBTUSE.match(text) if " via " in text else None
+        if m:
+            return {"rdns": m.group(1), "ip": m.group(2), "helo": m.group(3) or "",
+                    "by": m.group(4)}, auth
         return {}, auth
     if helo_only is None:
         return {}, auth
@@ -329,9 +337,9 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     if "ip" not in found:
         m = _ANY_IP.search(client)
         if m is None:
-            # SpamAssassin reads an address in many more forms than these: only a line
-            # with none at all, in no local form, is one it cannot parse
-            if _LOCAL_FORM.search(text) or _IP4_RE.search(text):
+            # a line in none of the forms, with no [address] and not a known local
+            # handover, is one Received.pm cannot parse
+            if _LOCAL_FORM.search(text):
                 return None
             return "unparseable"
         found = {"ip": m.group(1)}
@@ -341,6 +349,7 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     rdns = found.get("rdns", "").rstrip(".")
     if rdns.lower() == "unknown" or rdns.startswith("["):
         rdns = ""
+    by = branch.get("by", by)
     if "helo" in branch:
         helo = branch["helo"]  # Received.pm's branch forms set the HELO themselves
     elif not helo:

@@ -747,3 +747,77 @@ def test_body_lines_are_spamassassins(use_hyperscan: bool) -> None:
     nbsp = (HEAD + b"To: b@example.net\nContent-Type: text/plain; charset=utf-8\n"
             b"Content-Transfer-Encoding: 8bit\n\nsay\xc2\xa0\xc2\xa0hello now\n")
     assert names(rules, nbsp, use_hyperscan=use_hyperscan) == {"__NBSP"}
+
+
+RENDER = (b"From: a@example.com\nTo: b@example.net\nSubject: hello  there\n"
+          b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n"
+          b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
+          b"--XX\nContent-Type: text/html; charset=us-ascii\n\n"
+          b"<html><head><title>My offer</title><script>var x = 1;</script></head>\n"
+          b"<body>Copy DVD Mov<b>ies</b>?<br>Yes!\nCopy and burn\ntoday.<p>Order &#149; "
+          b"now&nbsp;&amp; save</p><iframe src=\"x\"><b>framed</b></iframe></body></html>\n"
+          b"--XX\nContent-Type: text/plain; charset=iso-8859-1; name=notes.txt\n"
+          b"Content-Disposition: attachment; filename=notes.txt\n"
+          b"Content-Transfer-Encoding: 8bit\n\ncaf\xe9 notes\n--XX--\n")
+
+
+@pytest.mark.parametrize("use_hyperscan", BOTH)
+def test_body_is_rendered_as_spamassassin_renders_it(use_hyperscan: bool) -> None:
+    """The body lines are Node.pm's and HTML.pm's rendering (checked against SpamAssassin
+    4.0.1's get_rendered_body_text_array on this message): inline tags join words, the
+    source's line ends are spaces, <p> and <title> break paragraphs, the title is shown,
+    a script is not, an <iframe>'s content is literal text, &#149; is U+0095, a text
+    attachment is rendered too (Latin-1 decoded), the Subject keeps its inner spaces.
+    rawbody keeps the octets as received."""
+    rules = ("body __SUBJ /^hello  there\\n/\nbody __TITLE /^My offer\\n/\n"
+             "body __JOINED /^Copy DVD Movies\\? Yes! Copy and burn today\\.\\n/\n"
+             "body __BULLET /^Order \\xc2\\x95 now & save\\n/\nbody __SCRIPT /var x/\n"
+             "body __FRAMED /^<b>framed<\\/b> caf\\xc3\\xa9 notes $/\n"
+             "rawbody __RAW_LATIN1 /caf\\xe9 notes/\n")
+    assert names(rules, RENDER, use_hyperscan=use_hyperscan) == {
+        "__SUBJ", "__TITLE", "__JOINED", "__BULLET", "__FRAMED", "__RAW_LATIN1"}
+
+
+def test_subject_all_caps_leaves_out_prefixes_and_capital_charsets() -> None:
+    """HeaderEval's subject_is_all_caps strips reply/forward prefixes ("fwd:" in lower
+    case does not save the subject) and punts on charsets whose text reads as capitals
+    (Big5, ...); checked against SpamAssassin 4.0.1."""
+    rules = "header SUBJ_ALL_CAPS eval:subject_is_all_caps()\n"
+    rest = b"From: a@example.com\nTo: b@example.net\n\nhi\n"
+    assert names(rules, b"Subject: fwd:  SYSTEMWORKS CLEARANCE SALE ONLY\n" + rest) == {
+        "SUBJ_ALL_CAPS"}
+    assert names(rules, b"Subject: =?big5?Q?=BE=A5=A4=F4_=A7X=A7=E5=B5o=B9q=A4l=B3=F8?=\n"
+                 + rest) == set()
+    assert names(rules, b"Subject: Clearance sale today\n" + rest) == set()
+
+
+def test_html_tag_exists_skips_comments_and_literal_content() -> None:
+    """HTML::Parser reports no tag inside a comment or inside the elements it reads as
+    literal text (a <script> inside an <iframe>): __TAG_EXISTS_SCRIPT and
+    __TAG_EXISTS_CENTER do not hit; checked against SpamAssassin 4.0.1."""
+    rules = "".join(f"body __TAG_{t.upper()} eval:html_tag_exists('{t}')\n"
+                    for t in ("script", "center", "iframe", "p"))
+    raw = (HEAD + b"To: b@example.net\nContent-Type: text/html\n\n<html><body><iframe src=x>"
+           b"<script src=y></script></iframe><!-- <center> --><p>hi</p></body></html>\n")
+    assert names(rules, raw) == {"__TAG_IFRAME", "__TAG_P"}
+
+
+def test_received_lines_received_pm_cannot_parse() -> None:
+    """A ``from`` line in none of Received.pm's forms and with no bracketed address is
+    unparseable (UNPARSEABLE_RELAY), even with an address in it; a line starting with an
+    address parses only as "ip by ...", and Obtuse smtpd's "name(ip), claiming to be"
+    form is read (each checked against SpamAssassin 4.0.1)."""
+    from spamwarden.rules._relays import parse_received
+
+    assert parse_received("from 75-39-106-129.example.net (edjabr@75.39.106.129 with plain) "
+                          "by smtp104.sbc.mail.ac4.yahoo.com with SMTP") == "unparseable"
+    assert parse_received("from 208.187.15.9 - 208.187.15.9 by mailepiser with Microsoft "
+                          "SMTPSVC(5.5.1775.675.6)") == "unparseable"
+    relay = parse_received('from ccgproperties.com(64.109.216.89), claiming to be '
+                           '"mx2.example.com" via SMTP by InterJet.example.com, id smtpdE13080')
+    assert relay and relay.render(False) == (
+        "[ ip=64.109.216.89 rdns=ccgproperties.com helo=mx2.example.com "
+        "by=InterJet.example.com ident= envfrom= intl=0 id=smtpdE13080 auth= msa=0 ]")
+    relay = parse_received("from 192.0.2.77 by mail.example.com with HTTP")
+    assert relay and (relay.ip, relay.rdns, relay.by, relay.auth) == (
+        "192.0.2.77", "", "mail.example.com", "HTTP")

@@ -1,0 +1,184 @@
+"""The text of a message's parts as SpamAssassin renders it for its body rules.
+
+``Mail::SpamAssassin::Message::Node::rendered`` and ``Mail::SpamAssassin::HTML``: every
+text/plain and text/html leaf, attachments included (SpamAssassin reads every other
+``text/*`` type but calendar and vCard as text/plain), in message order, one newline
+between parts.  An HTML part is rendered as HTML.pm renders it: the text between tags
+with each white-space run made one space, nothing for the tags themselves but these,
+which stand for white space (``br`` and ``div`` a newline, ``p``, ``hr``, ``blockquote``,
+``pre`` and ``title`` a blank line, list items and table cells a space), the text of
+``<script>`` and ``<style>``, comments and declarations left out, entities decoded.
+It is not HTML::Parser: a tag broken across the rules of HTML can be read differently.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._prepare import MimePart
+
+__all__ = ["decode_text", "render_html", "rendered_parts_text"]
+
+#: octets of a part rendered (SpamAssassin's body_part_scan_size is 50,000, after rendering)
+MAX_PART = 500_000
+#: tokens read in one part
+MAX_TOKENS = 50_000
+
+_TOKEN = re.compile(
+    r"<!--.*?(?:--\s*>|\Z)"                                   # comment
+    r"|<![^>]*>|<\?[^>]*>"                                    # declaration, processing
+    r"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",  # tag
+    re.DOTALL)
+# HTML::Parser reads these elements' content as literal text up to their end tag;
+# SpamAssassin shows none of script's and style's
+_LITERAL = {name: re.compile(f"</{name}\\s*>", re.IGNORECASE)
+            for name in ("script", "style", "iframe", "textarea", "xmp", "title")}
+_HIDDEN = frozenset({"script", "style"})
+_NUMERIC_REF = re.compile(r"&#(?:([0-9]{1,7})|[xX]([0-9a-fA-F]{1,6}));?")
+_SELF_CLOSING = re.compile(r"<(\w+)\s*/>")
+_QUOTES = re.compile("[\u201c\u201d]")
+_SPACES = re.compile(r"[ \t\n\r\f\x0b]+")
+_NEWLINE_TAGS = frozenset({"br", "div"})
+_SPACE_TAGS = re.compile(r"^(?:li|t[hd]|d[td]|embed|h\d)$")
+_BLANK_LINE_TAGS = frozenset({"p", "hr", "blockquote", "pre", "listing", "plaintext", "xmp",
+                              "title"})
+# HTML.pm's %elements and %tricks: other tags are not read at all
+_ELEMENTS = frozenset((
+    "a abbr acronym address area b base bdo big blockquote body br button caption cite "
+    "code col colgroup dd del dfn div dl dt em fieldset form h1 h2 h3 h4 h5 h6 head hr "
+    "html i img input ins kbd label legend li link map meta noscript object ol optgroup "
+    "option p param pre q samp script select small span strong style sub sup table tbody "
+    "td textarea tfoot th thead title tr tt ul var applet basefont center dir font frame "
+    "frameset iframe isindex menu noframes s strike u nobr x-sigsep x-tab "
+    "bgsound embed listing plaintext xmp").split())
+
+
+def render_html(markup: str) -> str:
+    """HTML.pm's rendered text of one decoded text/html part (see the module text)."""
+    markup = markup[:MAX_PART].replace("&nbsp;", " ")
+    markup = _QUOTES.sub('"', _SELF_CLOSING.sub(r"<\1>", markup))
+    out: list[str] = []
+    white: list[bool] = []  # whether each piece of ``out`` stands for a tag's white space
+
+    def whitespace(piece: str) -> None:
+        if out and not white[-1] and out[-1].endswith(" "):
+            out[-1] = out[-1][:-1]
+        out.append(piece)
+        white.append(True)
+
+    def text(piece: str) -> None:
+        piece = _SPACES.sub(" ", _unescape(piece))
+        if out and white[-1] and piece.startswith(" "):
+            piece = piece[1:]
+        out.append(piece)
+        white.append(False)
+
+    pos = 0
+    for _ in range(MAX_TOKENS):
+        m = _TOKEN.search(markup, pos)
+        if m is None:
+            break
+        if m.start() > pos:
+            text(markup[pos:m.start()])
+        pos = m.end()
+        name = (m.group(2) or "").lower()
+        if not name or name not in _ELEMENTS:
+            continue  # comments, declarations, tags no browser knows
+        closing = m.group(1) == "/"
+        if name in _NEWLINE_TAGS:
+            whitespace("\n")
+        elif name in _BLANK_LINE_TAGS:
+            whitespace("\n\n")
+        elif _SPACE_TAGS.match(name):
+            whitespace(" ")
+        if not closing and name in _LITERAL:
+            end = _LITERAL[name].search(markup, pos)
+            stop = end.start() if end else len(markup)
+            if name not in _HIDDEN and stop > pos:
+                text(markup[pos:stop])
+            pos = stop
+    if pos < len(markup):
+        text(markup[pos:])
+    return "".join(out)
+
+
+def _char(m: re.Match[str]) -> str:
+    code = int(m.group(1)) if m.group(1) else int(m.group(2), 16)
+    return chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else m.group(0)
+
+
+def _unescape(text: str) -> str:
+    """Entities decoded as HTML::Parser decodes them: a numeric reference is that code
+    point (&#149; is U+0095, not the Windows-1252 bullet), named ones as HTML names."""
+    if "&" not in text:
+        return text
+    return html.unescape(_NUMERIC_REF.sub(_char, text))
+
+
+_WIDE = re.compile("[^\x00-\xff]")
+_W1252 = re.compile(r"^(?:iso-?8859-1|windows-1252|cp1252)$", re.IGNORECASE)
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """A text part's octets as characters, as Node.pm's ``_normalize`` decodes them:
+    all-ASCII as is; else valid UTF-8 whatever the declared charset; else the declared
+    charset (ISO-8859-1 read as Windows-1252), strictly; else Windows-1252."""
+    if data.isascii():
+        return data.decode("ascii")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = (charset or "us-ascii").strip()
+    codec = "cp1252" if _W1252.match(declared) else declared
+    if not re.match(r"^(?:us-)?ascii$|^utf-?8$", declared, re.IGNORECASE):
+        try:
+            return data.decode(codec)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            pass
+    return data.decode("cp1252", "replace")
+
+
+_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
+_NOT_RENDERED = frozenset({"text/calendar", "text/x-vcard"})
+
+
+def _rendered_type(part: MimePart) -> str | None:
+    ctype = part.content_type
+    if not ctype.startswith("text/") or ctype in _NOT_RENDERED:
+        return None
+    return "text/html" if ctype == "text/html" else "text/plain"
+
+
+def rendered_parts_text(parts: Sequence[MimePart],
+                        decode: Callable[[MimePart], bytes]) -> tuple[str, bool]:
+    """The text SpamAssassin's body rules read before it is cut into lines: each text
+    leaf rendered, a newline before each leaf after the first text (Message.pm's
+    ``get_body_text_array_common``).
+
+    :param parts: the message's MIME leaves, in order.
+    :param decode: the transfer decoding of a leaf (``decode_part``).
+    :returns: the text, and whether Perl holds it as characters: a part with 8-bit
+        octets was decoded, or a character above U+00FF came out of an entity.  If not,
+        SpamAssassin's lines are the text's Latin-1 octets and only ASCII white space
+        is white space.
+    """
+    text = ""
+    wide = False
+    for part in parts:
+        if text:
+            text += "\n"
+        kind = _rendered_type(part)
+        if kind is None:
+            continue
+        ctype = next((v for k, v in reversed(part.headers) if k.lower() == "content-type"), "")
+        m = _CHARSET.search(ctype)
+        data = decode(part)[:MAX_PART]
+        wide = wide or not data.isascii()
+        decoded = decode_text(data, m.group(1) if m else None)
+        text += render_html(decoded) if kind == "text/html" else decoded
+    return text, wide or _WIDE.search(text) is not None
