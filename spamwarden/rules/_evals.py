@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..mail import registrable_domain
 from ._html import HtmlResults, parse_html
-from ._prepare import decode_part, header_with_modifiers
+from ._prepare import header_with_modifiers
 
 if TYPE_CHECKING:
     from ._prepare import MimePart, PreparedMessage
@@ -566,9 +566,9 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
     if found is not None:
         return found
     emails: dict[str, None] = {}
-    for part in msg.parts:
+    for i, part in enumerate(msg.parts):
         if part.content_type == "text/html":
-            data = decode_part(part)[:RAWBODY_SCAN]
+            data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue
             for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
@@ -942,14 +942,23 @@ _QP_NEEDLESS = re.compile(rb"=(?:09|3[0-9ABCEF]|[2456][0-9A-F]|7[0-9A-E])")
 _QP_TRAILING = re.compile(rb"((?:=09|=20)+)\s*$")
 
 
+_MIME_FIELDS = frozenset({"content-transfer-encoding", "content-disposition", "content-type"})
+
+
 def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
     """MIMEEval's ``_check_attachments`` flags over the MIME leaves."""
     flags = dict.fromkeys(_MIME_FLAGS, 0.0)
     qp_bytes = qp_count = 0
     for p in msg.parts:
-        cte = _part_header(p, "Content-Transfer-Encoding")
-        cd = _part_header(p, "Content-Disposition")
-        m = _CHARSET.search(_part_header(p, "Content-Type"))
+        # the first of each, as _part_header reads them, in one pass over the fields
+        first: dict[str, str] = {}
+        for k, v in p.headers:
+            lk = k.lower()
+            if lk in _MIME_FIELDS and lk not in first:
+                first[lk] = v.strip().lower()
+        cte = first.get("content-transfer-encoding", "")
+        cd = first.get("content-disposition", "")
+        m = _CHARSET.search(first.get("content-type", ""))
         charset = m.group(1) if m else ""
         if "base64" in cte:
             flags["mime_base64_count"] += 1
@@ -962,6 +971,21 @@ def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
                 and not re.match(r"attachment|inline", cd)):
             flags["mime_base64_encoded_text"] = 1
         if cte != "quoted-printable":
+            continue
+        if b"SPAM: " not in p.encoded:
+            # the loop below, over the whole part: no line is skipped, the lines'
+            # lengths add up to the part's, an escape never spans lines, and a trailing
+            # =09/=20 run is itself needless escapes (so only lines with one are read)
+            data = p.encoded
+            if max(map(len, data.splitlines()), default=0) + 1 > 79:
+                flags["mime_qp_long_line"] = 1
+            qp_bytes += len(data)
+            qp_count += len(_QP_NEEDLESS.findall(data))
+            if b"=09" in data or b"=20" in data:
+                for line in data.splitlines(keepends=True):
+                    t = _QP_TRAILING.search(line) if b"=" in line else None
+                    if t:
+                        qp_count -= len(t.group(1)) // 3
             continue
         for line in p.encoded.splitlines(keepends=True):
             if line.startswith(b"SPAM: "):
@@ -990,9 +1014,9 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
     """HTMLEval's html_tag_exists(TAG): the tag opens or closes in a text/html part."""
     if msg.html_tags is None:
         tags: set[str] = set()
-        for part in msg.parts:
+        for i, part in enumerate(msg.parts):
             if part.content_type == "text/html":
-                html = _NOT_TAGS.sub(_opening_tag, decode_part(part)[:RAWBODY_SCAN])
+                html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
                 tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
         msg.html_tags = frozenset(tags)
     return a[0].lower() in msg.html_tags
@@ -1012,7 +1036,7 @@ def _opening_tag(m: re.Match[bytes]) -> bytes:
 def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:
     """HTMLEval's ``html_all``: the values of each text/html part, parsed once."""
     if msg.html is None:
-        msg.html = [parse_html(decode_part(p)) for p in msg.parts
+        msg.html = [parse_html(msg.part_body(i)) for i, p in enumerate(msg.parts)
                     if p.content_type == "text/html"]
     return msg.html
 

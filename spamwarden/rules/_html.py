@@ -22,6 +22,7 @@ all of it) and at most ``MAX_TAGS`` tags.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,10 +35,13 @@ MAX_TAGS = 20_000
 MAX_COMMENTS = 100
 
 # HTML::Parser's tokens: comments, declarations / processing instructions, tags
+# (the attribute text is runs of other octets and quoted strings; possessive: a quote
+# always opens a string, so the one way to read it is the longest, and giving back never
+# finds the ">" - the same matches as the plain loop, a run at a time instead of an octet)
 _TOKEN = re.compile(
     rb"<!--.*?(?:-->|\Z)"
     rb"|<![^>]*>|<\?[^>]*>"
-    rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
     re.DOTALL)
 _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _ENTITY = re.compile(rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
@@ -119,24 +123,37 @@ _VISIBLE = re.compile(rb"[^ \t\n\r\f\x0b]")
 _LEADING_NUMBER = re.compile(rb"^\s*(\d+)")
 
 
+_HEX_CHARS = re.compile(r"^[#a-f0-9]*$")
+_RGB_ANY = re.compile(r"rgb\([\d%, ]*\)")
+_RGB_PERCENT = re.compile(r"rgb\((\d+)%,\s*(\d+)%,\s*(\d+)%\s*\)")
+_RGB_NUMBERS = re.compile(r"rgb\((\d+),\s*(\d+),\s*(\d+)\s*\)")
+_NOT_HEX = re.compile(r"[^a-f0-9]")
+_CSS_COLOR = re.compile(r"^\s*(background-)?color:\s*(.+?)\s*$", re.I | re.S)
+_IMPORTANT = re.compile(r"\s*!\s*important$")
+_NOT_RGB_DIGITS = re.compile(r"[^0-9,]")
+_CSS_BACKGROUND = re.compile(r"^\s*background:\s*(.+?)\s*$", re.S)
+_CSS_OTHER = re.compile(r"^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$", re.I | re.S)
+
+
+@functools.lru_cache(maxsize=1024)
 def name_to_rgb(value: str) -> str:
     """HTML.pm's name_to_rgb: ``#rrggbb`` for a colour name, ``#hex`` or ``rgb(...)``,
-    else ``invalid``."""
+    else ``invalid`` (kept for the values seen last: pages repeat their colours)."""
     color = value.lower().strip()
     named = _COLORS.get(color)
     if named is not None:
         return "#" + named
-    if not re.match(r"^[#a-f0-9]*$", color) and not re.search(r"rgb\([\d%, ]*\)", color):
+    if not _HEX_CHARS.match(color) and not _RGB_ANY.search(color):
         return "invalid"
-    m = re.search(r"rgb\((\d+)%,\s*(\d+)%,\s*(\d+)%\s*\)", color)
+    m = _RGB_PERCENT.search(color)
     if m:
         color = "#" + "".join(f"{int(int(x) / 100 * 255):02x}" for x in m.groups())
-    m = re.search(r"rgb\((\d+),\s*(\d+),\s*(\d+)\s*\)", color)
+    m = _RGB_NUMBERS.search(color)
     if m:
         color = "#" + "".join(f"{int(x):02x}" for x in m.groups())
     if not color.startswith("#"):
         return "invalid"
-    color = re.sub(r"[^a-f0-9]", "", color)
+    color = _NOT_HEX.sub("", color)
     if len(color) > 6:
         color = color[:6]
     if 3 < len(color) < 6:
@@ -266,18 +283,18 @@ class _Styles:
 
     def _style(self, new: dict[str, str | int], style: str) -> None:
         for part in style.split(";"):
-            m = re.match(r"^\s*(background-)?color:\s*(.+?)\s*$", part, re.I | re.S)
+            m = _CSS_COLOR.match(part)
             if m:
                 which = "bgcolor" if m.group(1) else "fgcolor"
-                value = re.sub(r"\s*!\s*important$", "", m.group(2).lower())
+                value = _IMPORTANT.sub("", m.group(2).lower())
                 if "rgb" in value:
-                    rgb = (re.sub(r"[^0-9,]", "", value).split(",") + ["", "", ""])[:3]
+                    rgb = (_NOT_RGB_DIGITS.sub("", value).split(",") + ["", "", ""])[:3]
                     new[which] = "#" + "".join(
                         f"{min(int(x), 255) if x else 0:02x}" for x in rgb)
                 elif value != "inherit":
                     new[which] = value if value == "transparent" else name_to_rgb(value)
                 continue
-            m = re.match(r"^\s*background:\s*(.+?)\s*$", part, re.S)
+            m = _CSS_BACKGROUND.match(part)
             if m:
                 for value in _css_background(m.group(1).lower()):
                     color = name_to_rgb(value)
@@ -285,7 +302,7 @@ class _Styles:
                         new["bgcolor"] = color
                         break
                 continue
-            m = re.match(r"^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$", part, re.I | re.S)
+            m = _CSS_OTHER.match(part)
             if m:
                 new["style_" + m.group(1)] = m.group(2)
         if new["bgcolor"] == "transparent":

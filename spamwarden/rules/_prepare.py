@@ -91,6 +91,17 @@ class PreparedMessage:
     body_emails: list[str] | None = None
     #: Message.pm's MIME parse flags (``mime_epilogue_exists``, ``missing_mime_headers``)
     mime_flags: frozenset[str] = frozenset()
+    #: index in ``parts`` -> that part decoded (:func:`decode_part`): the text parts
+    #: from preparation, the others when first asked (:meth:`part_body`)
+    part_bodies: dict[int, bytes] = field(default_factory=dict)
+
+    def part_body(self, index: int) -> bytes:
+        """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
+        the tag list and FreeMail read the same text/html parts)."""
+        found = self.part_bodies.get(index)
+        if found is None:
+            found = self.part_bodies[index] = decode_part(self.parts[index])
+        return found
 
     def header_text(self, name: str, *, raw: bool = False) -> str | None:
         """A header's value as SpamAssassin's ``get`` gives it, ``None`` when absent.
@@ -232,7 +243,7 @@ class PreparedMessage:
             from ..mail._message import _simple_from
             flat = value.replace("\n", " ")
             simple = _simple_from(flat) if len(flat) <= 998 else None
-            pairs = [simple] if simple is not None else email.utils.getaddresses([flat])
+            pairs = [simple] if simple is not None else _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
 
@@ -245,6 +256,23 @@ class PreparedMessage:
                 index.setdefault(k.lower(), []).append(v)
             self._by_name = index
         return index.get(lname, [])
+
+
+# header text -> getaddresses' pairs: address lists (To, Cc) come back message after
+# message, and the stdlib parser reads them a character at a time
+_ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def _getaddresses(flat: str) -> list[tuple[str, str]]:
+    """``email.utils.getaddresses([flat])``, kept for texts seen before (bounded)."""
+    found = _ADDRESS_LISTS.get(flat)
+    if found is None:
+        found = tuple(email.utils.getaddresses([flat]))
+        if len(_ADDRESS_LISTS) >= 1024:
+            _ADDRESS_LISTS.clear()
+        if len(flat) <= 4096:
+            _ADDRESS_LISTS[flat] = found
+    return list(found)
 
 
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
@@ -291,6 +319,9 @@ def _truncate(data: bytes, limit: int = RAWBODY_PART_SCAN_SIZE) -> bytes:
 _PERL_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _PARAGRAPH_GAP = re.compile(f"\n+[{_PERL_SPACE}]*\n+")
 _SPACE_RUN = re.compile(f"[{_PERL_SPACE}]+")
+# the runs _SPACE_RUN.sub(" ", ...) changes: all but a lone space (most of them), so
+# those are not replaced by themselves; a run starts with a space or another one
+_SPACE_RUN_TO_CUT = re.compile(f" [{_PERL_SPACE}]+|[{_PERL_SPACE.replace(' ', '')}][{_PERL_SPACE}]*")
 _LINE_END = re.compile(rb"(?<=\n)")
 _ASCII_GAP = re.compile("\n+[\t\n\x0b\x0c\r ]*\n+")
 _ASCII_RUN = re.compile("[\t\n\x0b\x0c\r ]+")
@@ -309,10 +340,12 @@ def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     """
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
-    gap, run = (_PARAGRAPH_GAP, _SPACE_RUN) if wide else (_ASCII_GAP, _ASCII_RUN)
-    text = run.sub(" ", gap.sub("\0", text)).replace("\0", "\n")
-    data = (text.encode("utf-8", "surrogateescape") if wide
-            else text.encode("latin-1", "replace"))
+    if wide:  # (_SPACE_RUN_TO_CUT.sub is _SPACE_RUN.sub without replacing lone spaces)
+        text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+        data = text.encode("utf-8", "surrogateescape")
+    else:
+        text = _ASCII_RUN.sub(" ", _ASCII_GAP.sub("\0", text)).replace("\0", "\n")
+        data = text.encode("latin-1", "replace")
     out: list[bytes] = []
     for line in _LINE_END.split(data):
         while len(line) > MAX_BODY_LINE_LENGTH:
@@ -471,7 +504,8 @@ def decode_part(part: MimePart) -> bytes:
 _QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
-_QP_OCTETS = {(a + b).encode(): bytes((int(a + b, 16),))
+# two hex digits, either case -> the octet they write
+_QP_OCTETS = {f"{a}{b}".encode(): bytes((int(a + b, 16),))
               for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
 
 
@@ -479,8 +513,18 @@ def qp_decode(data: bytes) -> bytes:
     """Quoted-printable decoded as SpamAssassin decodes it (Util.pm ``qp_decode``, then
     Node.pm's CRLF to LF): white space at the end of a line is deleted first (RFC 2045,
     section 6.7, rule 3), then soft line breaks, then ``=XX`` escapes in either case."""
-    data = _QP_SOFT_BREAK.sub(b"", _QP_TRAILING_SPACE.sub(b"", data))
-    data = _QP_ESCAPE.sub(lambda m: _QP_OCTETS[m.group(1)], data)
+    if b" \n" in data or b"\t\n" in data or b" \r\n" in data or b"\t\r\n" in data:
+        data = _QP_TRAILING_SPACE.sub(b"", data)  # (only then can it match)
+    data = _QP_SOFT_BREAK.sub(b"", data)
+    if b"=" in data:
+        # _QP_ESCAPE.sub, without a call per escape: a match never holds a second "=",
+        # so each "=" starts one exactly when the two octets after it are hex digits
+        pieces = data.split(b"=")
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            octet = _QP_OCTETS.get(piece[:2])
+            out.append(b"=" + piece if octet is None else octet + piece[2:])
+        data = b"".join(out)
     return data.replace(b"\r\n", b"\n")
 
 
@@ -527,10 +571,12 @@ def _mail_matches(data: bytes) -> Iterator[re.Match[bytes]]:
         at = data.find(b"@", end.end())
 
 
-def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
+def _mail_uris(text: str, parts: list[MimePart], *, limit: int,
+               bodies: dict[int, bytes] | None = None) -> list[bytes]:
     """The ``mailto:`` URIs SpamAssassin adds to its URI list: each e-mail address or
     ``mailto:`` in the rendered text (as ``mailto:ADDRESS``) and each ``mailto:`` link of
-    the HTML parts, de-duplicated, at most ``limit``."""
+    the HTML parts, de-duplicated, at most ``limit``.  ``bodies``: parts already decoded,
+    by index."""
     seen: dict[bytes, None] = {}
     data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
     for m in _mail_matches(data):
@@ -543,10 +589,15 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int) -> list[bytes]:
             seen[raw] = None
         if len(seen) >= limit:
             return list(seen)
-    for part in parts:
+    for i, part in enumerate(parts):
         if part.content_type != "text/html":
             continue
-        for m in _HTML_MAILTO.finditer(decode_part(part)[:RAWBODY_PART_SCAN_SIZE]):
+        body = bodies.get(i) if bodies is not None else None
+        html = (decode_part(part) if body is None else body)[:RAWBODY_PART_SCAN_SIZE]
+        # (the pattern has no literal start; it needs "mailto:", in any case of ASCII)
+        if b"mailto:" not in html.lower():
+            continue
+        for m in _HTML_MAILTO.finditer(html):
             seen[m.group(1)] = None
             if len(seen) >= limit:
                 return list(seen)
@@ -566,6 +617,18 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
 
 
+def _body_start(raw: bytes) -> int | None:
+    """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
+    found with two ``find`` calls instead of the regex (tried at every header octet).
+    The first such run holds the first newline followed by a newline or CR LF; it ends
+    after that second newline."""
+    lf, crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
+    at = lf if crlf < 0 or 0 <= lf < crlf else crlf
+    if at < 0:
+        return None
+    return at + 2 if raw[at + 1:at + 2] == b"\n" else at + 3
+
+
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
@@ -580,19 +643,21 @@ def prepare_message(view: MessageView, raw: bytes, *,
     if raw.startswith(b"From "):
         nl = raw.find(b"\n")
         raw = raw[nl + 1:] if nl >= 0 else b""
-    sep = re.search(rb"\r?\n\r?\n", raw)
-    has_separator = sep is not None
-    raw_body = raw[sep.end():] if sep else b""
+    body_at = _body_start(raw)
+    has_separator = body_at is not None
+    raw_body = raw[body_at:] if body_at is not None else b""
     mime_flags: set[str] = set()
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
     # the text parts as SpamAssassin renders them (HTML by HTML.pm's rules, text
     # attachments included); the parsed view's text when the MIME walk found no part
-    decoded: dict[int, bytes] = {}
+    bodies: dict[int, bytes] = {}  # part index -> decoded, kept as part_bodies
+    index = {id(part): i for i, part in enumerate(parts)}
 
     def decoded_part(part: MimePart) -> bytes:  # each text leaf decoded once
-        data = decoded.get(id(part))
+        i = index[id(part)]
+        data = bodies.get(i)
         if data is None:
-            data = decoded[id(part)] = decode_part(part)
+            data = bodies[i] = decode_part(part)
         return data
 
     body_text, wide = rendered_parts_text(parts, decoded_part) if parts else (view.text, True)
@@ -607,7 +672,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
-    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS))
+    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS, bodies=bodies))
     return PreparedMessage(
         view=view,
         raw=raw,
@@ -621,4 +686,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         raw_body_length=len(raw_body),
         envelope_from=envelope_from,
         mime_flags=frozenset(mime_flags),
+        part_bodies=bodies,
     )

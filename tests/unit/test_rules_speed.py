@@ -144,3 +144,139 @@ def test_received_date_cut_from_the_last_words_is_the_full_search() -> None:
                 for _ in range(20000)]
     for text in samples:
         assert _relays._cut_date(text) == _relays._DATE_TAIL.sub("", text), text
+
+
+def test_address_lists_kept_across_messages_are_not_shared() -> None:
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import prepare_message
+
+    raw = (b"From: a@example.org\r\nTo: b@example.net, \"C\" <c@example.com>\r\n"
+           b"Subject: x\r\n\r\nbody\r\n")
+    first = prepare_message(parse_message(raw), raw)
+    pairs = first.address_pairs("b@example.net, \"C\" <c@example.com>")
+    assert pairs == [("", "b@example.net"), ("C", "c@example.com")]
+    pairs.append(("X", "x@example.org"))  # a caller changing its list changes no other
+    second = prepare_message(parse_message(raw), raw)
+    assert second.address_pairs("b@example.net, \"C\" <c@example.com>") == [
+        ("", "b@example.net"), ("C", "c@example.com")]
+    other = prepare_message(parse_message(raw.replace(b"c@example.com", b"d@example.com")),
+                            raw.replace(b"c@example.com", b"d@example.com"))
+    assert other.address_pairs("b@example.net, \"C\" <d@example.com>")[1] == ("C", "d@example.com")
+
+
+def test_html_tokens_with_possessive_attributes_are_the_plain_ones() -> None:
+    import re
+
+    from spamwarden.rules import _html
+
+    plain = re.compile(
+        rb"<!--.*?(?:-->|\Z)"
+        rb"|<![^>]*>|<\?[^>]*>"
+        rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+        re.DOTALL)
+    rnd = random.Random(5)
+    samples = [b'<a href="x>y">t</a>', b"<a title='a\">b'>", b'<a x="y>', b'<ab"c>', b"<a'b'c>",
+               b'<p x="1" y=\'2\' z=3>', b"<!-- c --><!x><?p?>", b'<a x="y"', b"<b\n a=1\n>"]
+    samples += [bytes(rnd.choice(b"<>ab/ =\"'!-?\n") for _ in range(rnd.randint(0, 40)))
+                for _ in range(20000)]
+    for data in samples:
+        want = [(m.span(), m.groups()) for m in plain.finditer(data)]
+        assert [(m.span(), m.groups()) for m in _html._TOKEN.finditer(data)] == want, data
+
+
+def test_body_start_is_the_end_of_the_first_blank_line() -> None:
+    import re
+
+    rnd = random.Random(11)
+    samples = [b"", b"\n\n", b"\r\n\r\n", b"a\r\n\nb", b"a\n\r\nb", b"a\r\r\n\n", b"a\n\r\r\n\n"]
+    samples += [bytes(rnd.choice(b"a\r\n") for _ in range(rnd.randint(0, 12))) for _ in range(20000)]
+    for raw in samples:
+        m = re.search(rb"\r?\n\r?\n", raw)
+        assert _prepare._body_start(raw) == (m.end() if m else None), raw
+
+
+def test_decoded_parts_are_kept_per_message() -> None:
+    import pickle
+
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+
+    def html_message(body: str) -> bytes:
+        return ("From: a@example.org\r\nTo: b@example.net\r\nSubject: s\r\n"
+                "Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+                f"\r\n{body}\r\n").encode()
+
+    engine = RuleEngine(parse_rule_text(
+        "body TAG_CENTER eval:html_tag_exists('center')\n"
+        "body LINK_IMAGE eval:html_text_match('anchor', '<img>')\n"), use_hyperscan=False)
+    with_tags = html_message("<html><center><a href=3D\"x\"><img src=3Dy></a></center></html>")
+    without = html_message("<html><p>plain</p></html>")
+    for raw, want in ((with_tags, {"TAG_CENTER", "LINK_IMAGE"}), (without, set()),
+                      (with_tags, {"TAG_CENTER", "LINK_IMAGE"})):
+        prepared = prepare_message(parse_message(raw), raw)
+        assert prepared.part_body(0) == _prepare.decode_part(prepared.parts[0])
+        again = pickle.loads(pickle.dumps(prepared))  # as rules.processes sends it
+        for msg in (prepared, again):
+            assert {h.name for h in engine.check_prepared(msg)} == want
+
+
+def test_qp_escapes_decoded_without_the_regex_are_the_same() -> None:
+    def plain(data: bytes) -> bytes:
+        data = _prepare._QP_SOFT_BREAK.sub(b"", _prepare._QP_TRAILING_SPACE.sub(b"", data))
+        data = _prepare._QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+        return data.replace(b"\r\n", b"\n")
+
+    rnd = random.Random(13)
+    samples = [b"", b"=", b"==", b"=3D", b"==3d", b"=3", b"=G1", b"a=\r\nb", b"=3D=3D=", b"=e9t=E9"]
+    samples += [bytes(rnd.choice(b"=3DdAfg \t\r\n") for _ in range(rnd.randint(0, 30)))
+                for _ in range(20000)]
+    for data in samples:
+        assert _prepare.qp_decode(data) == plain(data), data
+
+
+def test_space_runs_cut_as_the_plain_pattern_cuts_them() -> None:
+    rnd = random.Random(17)
+    alphabet = "ab  \t\n\r\x0b\x0c\x85\xa0\u2000\u200a\u3000\u2028"
+    samples = ["", " ", "  ", " \t", "\t ", "a b", "a  b", "a\u3000 b"]
+    samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 20)))
+                for _ in range(20000)]
+    for text in samples:
+        assert _prepare._SPACE_RUN_TO_CUT.sub(" ", text) == _prepare._SPACE_RUN.sub(" ", text)
+
+
+def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
+    from spamwarden.rules import _evals
+
+    def fast(encoded: bytes) -> tuple[float, float]:
+        part = _prepare.MimePart(headers=(("Content-Transfer-Encoding", "quoted-printable"),),
+                                 content_type="text/plain", encoding="quoted-printable",
+                                 encoded=encoded, is_attachment=False)
+
+        class Msg:
+            parts = [part]
+
+        flags = _evals._mime_flags(Msg())  # type: ignore[arg-type]
+        return flags["mime_qp_long_line"], flags["mime_qp_count"]
+
+    def plain(encoded: bytes) -> tuple[float, float]:  # MIMEEval's loop, line by line
+        long_line, qp_bytes, qp_count = 0.0, 0, 0
+        for line in encoded.splitlines(keepends=True):
+            if line.startswith(b"SPAM: "):
+                continue
+            if len(line.rstrip(b"\r\n")) + 1 > 79:
+                long_line = 1.0
+            qp_bytes += len(line)
+            if b"=" in line:
+                n = len(_evals._QP_NEEDLESS.findall(line))
+                if n:
+                    t = _evals._QP_TRAILING.search(line)
+                    qp_count += n - (len(t.group(1)) // 3 if t else 0)
+        return long_line, float(qp_count) if qp_bytes else 1.0
+
+    rnd = random.Random(19)
+    samples = [b"", b"=20\n", b"a=3D=20=09 \r\n", b"x" * 79 + b"\r\n", b"x" * 78 + b"\r",
+               b"=20=20\r\r\n=41", b"SPAM: =20\n=3D\n"]
+    samples += [bytes(rnd.choice(b"=2039Ax \t\r\n") for _ in range(rnd.randint(0, 120)))
+                for _ in range(5000)]
+    for data in samples:
+        assert fast(data) == plain(data), data
