@@ -351,10 +351,12 @@ def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     """
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
-    gap, run = (_PARAGRAPH_GAP, _SPACE_RUN_TO_CUT) if wide else (_ASCII_GAP, _ASCII_RUN)
-    text = run.sub(" ", gap.sub("\0", text)).replace("\0", "\n")
-    data = (text.encode("utf-8", "surrogateescape") if wide
-            else text.encode("latin-1", "replace"))
+    if wide:  # (_SPACE_RUN_TO_CUT.sub is _SPACE_RUN.sub without replacing lone spaces)
+        text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+        data = text.encode("utf-8", "surrogateescape")
+    else:
+        text = _ASCII_RUN.sub(" ", _ASCII_GAP.sub("\0", text)).replace("\0", "\n")
+        data = text.encode("latin-1", "replace")
     out: list[bytes] = []
     for line in _lines(data):
         while len(line) > MAX_BODY_LINE_LENGTH:
@@ -514,7 +516,7 @@ _QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
 # two hex digits, either case -> the octet they write
-_QP_OCTETS = {(a + b).encode(): bytes((int(a + b, 16),))
+_QP_OCTETS = {f"{a}{b}".encode(): bytes((int(a + b, 16),))
               for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"}
 
 
@@ -613,18 +615,6 @@ def _mail_uris(text: str, parts: list[MimePart], *, limit: int,
     return list(seen)
 
 
-def _body_start(raw: bytes) -> int | None:
-    """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
-    found with two ``find`` calls instead of the regex (tried at every header octet).
-    The first such run holds the first newline followed by a newline or CR LF; it ends
-    after that second newline."""
-    lf, crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
-    at = lf if crlf < 0 or 0 <= lf < crlf else crlf
-    if at < 0:
-        return None
-    return at + 2 if raw[at + 1:at + 2] == b"\n" else at + 3
-
-
 def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     """The body's first line: the last Subject as Node.pm's ``header`` gives it, folds
     made one space and the ends stripped, the spaces inside kept (encoded words
@@ -636,6 +626,18 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     if "=?" in value:
         return decode_header_value(value[:8192])
     return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
+
+
+def _body_start(raw: bytes) -> int | None:
+    """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
+    found with two ``find`` calls instead of the regex (tried at every header octet).
+    The first such run holds the first newline followed by a newline or CR LF; it ends
+    after that second newline."""
+    lf, crlf = raw.find(b"\n\n"), raw.find(b"\n\r\n")
+    at = lf if crlf < 0 or 0 <= lf < crlf else crlf
+    if at < 0:
+        return None
+    return at + 2 if raw[at + 1:at + 2] == b"\n" else at + 3
 
 
 def prepare_message(view: MessageView, raw: bytes, *,
@@ -659,27 +661,27 @@ def prepare_message(view: MessageView, raw: bytes, *,
     parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
     # the text parts as SpamAssassin renders them (HTML by HTML.pm's rules, text
     # attachments included); the parsed view's text when the MIME walk found no part
-    decoded: dict[int, bytes] = {}
+    bodies: dict[int, bytes] = {}  # part index -> decoded, kept as part_bodies
+    index = {id(part): i for i, part in enumerate(parts)}
 
     def decoded_part(part: MimePart) -> bytes:  # each text leaf decoded once
-        data = decoded.get(id(part))
+        i = index[id(part)]
+        data = bodies.get(i)
         if data is None:
-            data = decoded[id(part)] = decode_part(part)
+            data = bodies[i] = decode_part(part)
         return data
 
     body_text, wide = rendered_parts_text(parts, decoded_part) if parts else (view.text, True)
     body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]
     body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
     rawbody: list[bytes] = []
-    bodies: dict[int, bytes] = {}
-    for i, part in enumerate(parts):
+    for part in parts:
         # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
         # attachments included, but not text/calendar
         if (not part.content_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
-        bodies[i] = decoded_part(part)
-        rawbody.extend(short_paragraphs(_truncate(bodies[i])))
+        rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
     uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS, bodies=bodies))
     return PreparedMessage(
