@@ -32,6 +32,7 @@ from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._evals import run_eval
 from ._expr import compile_metas
+from ._literals import required_literals
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
@@ -216,6 +217,8 @@ class RuleEngine:
         self.cache_used = False
         rules = ruleset.rules
         self._compiled: dict[str, Any] = {}
+        #: rules ``re`` runs alone -> text every match holds (:mod:`._literals`)
+        self._needs: dict[str, tuple[bytes, ...]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._metas: list[Rule] = []
@@ -326,6 +329,11 @@ class RuleEngine:
                 if (r in g.re_rules or r.name in g.prefilter or r.maxhits > 1
                         or (h is not None and h.if_unset is not None)):
                     self._pattern(r)
+            for r in g.re_rules:  # a unit without the text every match holds is skipped
+                pat = self._pattern(r)
+                need = required_literals(pat.pattern, pat.flags)
+                if need is not None:
+                    self._needs[r.name] = need
 
     def _hits_when_absent(self, rule: Rule) -> bool:
         """SpamAssassin matches an absent header's ``[if-unset: ...]`` value, else undef,
@@ -406,16 +414,20 @@ class RuleEngine:
                     n = 1
                 if n:
                     counts[rule.name] = n
+        lowered: dict[bytes, bytes] = {}
         for rule in g.re_rules:
             if rule.name in skip:
                 continue
+            need = self._needs.get(rule.name)
             if rule.maxhits > 1:
-                n = self._count(rule, units)
+                where = units if need is None else _holding(units, need, lowered)
+                n = self._count(rule, where) if where else 0
                 if n:
                     counts[rule.name] = n
             else:
                 search = self._pattern(rule).search
-                if any(search(u) for u in distinct):
+                where = distinct if need is None else _holding(distinct, need, lowered)
+                if any(search(u) for u in where):
                     counts[rule.name] = 1
         return counts
 
@@ -523,6 +535,20 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if rules[n].reported]
         hits.sort()
         return hits
+
+
+def _holding(units: Sequence[bytes], need: tuple[bytes, ...],
+             lowered: dict[bytes, bytes]) -> list[bytes]:
+    """The units holding one of ``need`` (lower-cased text; each unit lower-cased once
+    per scan, in ``lowered``), in order, repeats kept."""
+    out = []
+    for u in units:
+        low = lowered.get(u)
+        if low is None:
+            low = lowered[u] = u.lower()
+        if any(n in low for n in need):
+            out.append(u)
+    return out
 
 
 def _needed(rules: dict[str, Rule]) -> set[str]:

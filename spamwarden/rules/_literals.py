@@ -1,0 +1,92 @@
+"""Text every match of a pattern must contain: a cheap test before ``re`` runs it.
+
+``re`` tries a pattern at every position of a unit; a pattern such as
+``^[^>].*?<a href=`` (``tflags multiple``, counted over every 2-4 KB rawbody piece)
+costs tens of microseconds a message even where the text has no link at all.  Every
+match of it contains ``<a href=``, so a unit without that text (``bytes.__contains__``,
+a fast search) cannot match and is not given to ``re``.
+
+:func:`required_literals` reads Python's parse tree of the translated pattern and
+returns alternatives of which every match contains at least one, lower-cased (the unit
+is lower-cased to test them: ASCII only, as ``re`` folds case on octets), or ``None``
+when it finds nothing long enough.  It is conservative: only literal runs the pattern
+cannot skip count (not inside optional repeats, look-arounds or conditionals; a branch
+counts only when each of its alternatives has one).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
+_p: Any = importlib.import_module("re._parser")
+_c: Any = importlib.import_module("re._constants")
+
+__all__ = ["MIN_LITERAL", "required_literals"]
+
+#: shorter required text is too common to be worth testing for
+MIN_LITERAL = 3
+
+_Candidate = tuple[bytes, ...]
+
+
+def required_literals(source: bytes, flags: int = 0) -> _Candidate | None:
+    """Alternatives (lower-cased octets) of which every match of ``source`` contains
+    one, or ``None``.
+
+    :param source: the pattern as ``re`` compiles it (octets).
+    :param flags: ``re`` flags it is compiled with.
+    """
+    try:
+        tree = _p.parse(source, flags)
+    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        return None
+    try:
+        return _best(_sequence(tree.data))
+    except RecursionError:  # pragma: no cover - absurdly nested pattern
+        return None
+
+
+def _best(cands: list[_Candidate]) -> _Candidate | None:
+    best: _Candidate | None = None
+    for c in cands:
+        if min(len(x) for x in c) < MIN_LITERAL:
+            continue
+        if best is None or min(len(x) for x in c) > min(len(x) for x in best):
+            best = c
+    return best
+
+
+def _sequence(items: Any) -> list[_Candidate]:
+    """Candidates from a sequence of parse items: each literal run, and what the items
+    every match must pass through require."""
+    out: list[_Candidate] = []
+    run = bytearray()
+
+    def flush() -> None:
+        if run:
+            out.append((bytes(run).lower(),))
+            run.clear()
+
+    for op, av in items:
+        if op is _c.LITERAL:
+            run.append(av)
+            continue
+        flush()
+        if op is _c.SUBPATTERN:
+            out.extend(_sequence(av[3].data))
+        elif op is getattr(_c, "ATOMIC_GROUP", None):
+            out.extend(_sequence(av.data))
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            if av[0] >= 1:
+                out.extend(_sequence(av[2].data))
+        elif op is _c.BRANCH:
+            alts = [_best(_sequence(b.data)) for b in av[1]]
+            if alts and all(a is not None for a in alts):
+                out.append(tuple(dict.fromkeys(x for a in alts if a for x in a)))
+        # anything else (classes, ANY, anchors, look-arounds, conditionals, group
+        # references) requires no particular text
+    flush()
+    return out
