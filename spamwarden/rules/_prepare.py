@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
+from ._mime import MimePart
 from ._relays import Relays, parse_relays
 from ._render import rendered_parts_text
 
@@ -32,17 +33,6 @@ BODY_PART_SCAN_SIZE = 50_000
 RAWBODY_PART_SCAN_SIZE = 500_000
 FULL_SCAN_SIZE = 1_000_000
 _MAX_PARTS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class MimePart:
-    """One MIME leaf: its headers (raw), content type, transfer encoding, encoded body."""
-
-    headers: tuple[tuple[str, str], ...]
-    content_type: str
-    encoding: str
-    encoded: bytes
-    is_attachment: bool
 
 
 @dataclass

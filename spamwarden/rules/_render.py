@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._prepare import MimePart
+    from ._mime import MimePart
 
 __all__ = ["decode_text", "render_html", "rendered_parts_text"]
 
