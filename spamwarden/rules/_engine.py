@@ -581,6 +581,10 @@ def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:
     return h.hexdigest()
 
 
+#: compiled rule sets kept in ``rules.cache_dir``: the one written last and the one before
+CACHE_KEEP = 2
+
+
 class _Cache:
     """Compiled databases on disk: one JSON file per (rule digest, engine, library)."""
 
@@ -611,10 +615,19 @@ class _Cache:
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("rules cache not written path=%s error=%s", self.path, exc)
-        for old in self.directory.glob("sa-rules-*.json"):
-            if old != self.path:
-                try:
-                    old.unlink()
-                except OSError:
-                    pass
+        # the previous set is kept too, so going back to the rules (or engine) before a
+        # change, or a restart that overlaps an upgrade, loads instead of compiling
+        def written(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        others = sorted((f for f in self.directory.glob("sa-rules-*.json") if f != self.path),
+                        key=written, reverse=True)
+        for old in others[CACHE_KEEP - 1:]:
+            try:
+                old.unlink()
+            except OSError:
+                pass
 

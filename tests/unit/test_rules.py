@@ -295,7 +295,25 @@ def test_cache_reused_and_rebuilt_when_a_rule_file_changes(tmp_path: Path) -> No
     changed = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
     assert not changed.cache_used
     assert [h.name for h in changed.check(parse_message(MESSAGE), MESSAGE)] == ["BUY", "VISIT"]
-    assert len(list(cache.glob("sa-rules-*.json"))) == 1  # the stale database is removed
+    assert len(list(cache.glob("sa-rules-*.json"))) == 2  # the previous set is kept
+    # going back to the previous rules loads them instead of compiling
+    rules.write_text("body BUY /buy now/\n")
+    assert RuleEngine(parse_rule_files([rules]), cache_dir=cache).cache_used
+    # a third set: only the newest two stay, the one written first goes
+    rules.write_text("body ONLY_THIRD /third/\n")
+    files_before = {p.name: p.stat().st_mtime_ns for p in cache.glob("sa-rules-*.json")}
+    third = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert not third.cache_used
+    files_after = sorted(p.name for p in cache.glob("sa-rules-*.json"))
+    assert len(files_after) == 2 and third_file(cache, files_before) in files_after
+    oldest = min(files_before, key=files_before.__getitem__)
+    assert oldest not in files_after
+
+
+def third_file(cache: Path, before: dict[str, int]) -> str:
+    new = [p.name for p in cache.glob("sa-rules-*.json") if p.name not in before]
+    assert len(new) == 1
+    return new[0]
 
 
 def test_local_cf_rule_from_configuration_hits(tmp_path: Path) -> None:
