@@ -178,13 +178,21 @@ def wait_page(browser: Any, text: str, *, timeout: float = 10) -> str:
         NoSuchElementException,
         StaleElementReferenceException,
         TimeoutException,
+        WebDriverException,
     )
     from selenium.webdriver.support.ui import WebDriverWait
 
     body: list[str] = []
 
     def has(_: Any) -> bool:
-        body[:] = [browser.find_element(_by("TAG_NAME"), "body").text]
+        try:
+            body[:] = [browser.find_element(_by("TAG_NAME"), "body").text]
+        except WebDriverException as exc:
+            # a body read while the next page replaces it: Chrome can say so with an
+            # inspector error rather than a stale element; read again
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
         return text in body[0]
 
     try:
