@@ -21,7 +21,7 @@ from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
 
 if TYPE_CHECKING:
-    from ._prepare import MimePart, PreparedMessage
+    from ._prepare import PreparedMessage
 
 __all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "parse_eval_args", "run_eval"]
 
@@ -324,11 +324,6 @@ def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
-def _glob_hit(addr: str, patterns: Sequence[str]) -> bool:
-    rx = _glob_regex(tuple(patterns))
-    return rx is not None and rx.match(addr) is not None
-
-
 def _any_glob_hit(addrs: Sequence[str], patterns: Sequence[str]) -> bool:
     """Whether one of ``addrs`` matches one of the globs (their regex looked up once)."""
     if not addrs:
@@ -381,14 +376,6 @@ def _host_candidates(host: str) -> frozenset[str]:
     """A host name and each domain above it, lower case (``a.b.c``: itself, ``b.c``, ``c``)."""
     labels = host.lower().rstrip(".").split(".")
     return frozenset(".".join(labels[i:]) for i in range(len(labels)))
-
-
-def _host_listed(host: str, listed: Sequence[str]) -> bool:
-    candidates = _host_candidates(host)
-    hosts, negated = _host_sets(tuple(listed))
-    if candidates & negated:
-        return False
-    return bool(candidates & hosts)
 
 
 _URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
@@ -925,15 +912,6 @@ _MIME_FLAGS = ("mime_base64_count", "mime_qp_count", "mime_attachment",
                "mime_base64_encoded_text", "mime_qp_long_line")
 
 
-def _part_header(part: MimePart, name: str) -> str:
-    """A MIME part's header, lower case and stripped, as MIMEEval reads it ('' absent)."""
-    lname = name.lower()
-    for k, v in part.headers:
-        if k.lower() == lname:
-            return v.strip().lower()
-    return ""
-
-
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
 _ASCII_CHARSET = re.compile(r"us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|"
                             r"iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii")
@@ -950,7 +928,7 @@ def _mime_flags(msg: PreparedMessage) -> dict[str, float]:
     flags = dict.fromkeys(_MIME_FLAGS, 0.0)
     qp_bytes = qp_count = 0
     for p in msg.parts:
-        # the first of each, as _part_header reads them, in one pass over the fields
+        # the first of each (lower case, stripped, as MIMEEval reads them), in one pass
         first: dict[str, str] = {}
         for k, v in p.headers:
             lk = k.lower()
