@@ -130,9 +130,9 @@ def _build(parts: Components) -> ClassifierCheck | None:
 def _points(cfg: Config) -> Mapping[str, float]:
     """With SpamAssassin's rules on (``rules.bayes_scores``), the ``BAYES_*`` scores of
     the rule files: the rules' scores were fitted next to those, not next to ours."""
-    if not (cfg.rules.enabled and cfg.rules.bayes_scores):
+    if not cfg.rules.enabled:  # (the rules package is not even imported then)
         return {}
-    from ...rules import classifier_scores
+    from ...rules import classifier_scores  # says whether rules.bayes_scores is on
 
     return classifier_scores(cfg)
 
