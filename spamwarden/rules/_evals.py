@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..mail import registrable_domain
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
+from ._uris import uri_host
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -378,21 +379,19 @@ def _host_candidates(host: str) -> frozenset[str]:
     return frozenset(".".join(labels[i:]) for i in range(len(labels)))
 
 
-_URI_HOST = re.compile(rb"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/?#]*@)?([^/:?#\s]+)", re.IGNORECASE)
-
-
 def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
     """:func:`_host_candidates` of each distinct host of the message's URIs (found
-    once per message; not to be changed)."""
+    once per message; not to be changed): the hosts WLBLEval's ``check_uri_host_listed``
+    reads, valid host names and IP addresses of the URIs that are not ``mailto:``."""
     found = msg.uri_host_candidates
     if found is None:
-        hosts: dict[bytes, None] = {}
+        hosts: dict[str, None] = {}
         for u in msg.uris:
-            m = _URI_HOST.match(u)
-            if m:
-                hosts[m.group(1)] = None
+            host = uri_host(u) if u[:7].lower() != b"mailto:" else None
+            if host is not None:
+                hosts[host] = None
         found = msg.uri_host_candidates = list(dict.fromkeys(
-            _host_candidates(h.decode("latin-1")) for h in hosts))
+            _host_candidates(h) for h in hosts))
     return found
 
 

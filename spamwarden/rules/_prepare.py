@@ -24,7 +24,8 @@ from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._mime import MimePart
 from ._relays import Relays, parse_relays
-from ._render import rendered_parts_text
+from ._render import html_parts_text, rendered_parts_text
+from ._uris import uri_list
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
 
@@ -672,8 +673,9 @@ def prepare_message(view: MessageView, raw: bytes, *,
                 or part.content_type == "text/calendar"):
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
-    uris = [u.encode("utf-8", "surrogateescape") for u in view.urls]
-    uris.extend(_mail_uris(view.text, parts, limit=_MAX_MAIL_URIS, bodies=bodies))
+    # PerMsgStatus's get_uri_list: the body text's and the HTML parts' links
+    uris = uri_list(body, [t.encode("utf-8", "surrogateescape")
+                           for t in html_parts_text(parts, decoded_part)])
     return PreparedMessage(
         view=view,
         raw=raw,

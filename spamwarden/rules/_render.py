@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._mime import MimePart
 
-__all__ = ["decode_text", "render_html", "rendered_parts_text"]
+__all__ = ["decode_text", "html_parts_text", "render_html", "rendered_parts_text"]
 
 #: octets of a part rendered (SpamAssassin's body_part_scan_size is 50,000, after rendering)
 MAX_PART = 500_000
@@ -29,15 +29,17 @@ MAX_PART = 500_000
 MAX_TOKENS = 50_000
 
 _TOKEN = re.compile(
-    r"<!--.*?(?:--\s*>|\Z)"                                   # comment
+    r"<!--"                                                   # comment: comment_end()
     r"|<![^>]*>|<\?[^>]*>"                                    # declaration, processing
-    r"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",  # tag
+    # (a quote opens a string only as an attribute's value, as in HTML::Parser)
+    r"|<(/?)([A-Za-z][^\s/>]*)((?>=\s*\"[^\"]*\"|=\s*'[^']*'|[^>])*+)>",  # tag
     re.DOTALL)
 # HTML::Parser reads these elements' content as literal text up to their end tag;
 # SpamAssassin shows none of script's and style's
 _LITERAL = {name: re.compile(f"</{name}\\s*>", re.IGNORECASE)
             for name in ("script", "style", "iframe", "textarea", "xmp", "title")}
 _HIDDEN = frozenset({"script", "style"})
+_COMMENT_CLOSE = re.compile(r"--\s*>")
 _NUMERIC_REF = re.compile(r"&#(?:([0-9]{1,7})|[xX]([0-9a-fA-F]{1,6}));?")
 _SELF_CLOSING = re.compile(r"<(\w+)\s*/>")
 _QUOTES = re.compile("[\u201c\u201d]")
@@ -55,6 +57,28 @@ _ELEMENTS = frozenset((
     "td textarea tfoot th thead title tr tt ul var applet basefont center dir font frame "
     "frameset iframe isindex menu noframes s strike u nobr x-sigsep x-tab "
     "bgsound embed listing plaintext xmp").split())
+
+
+def last_comment_close(markup: str) -> int:
+    """Where the last ``--`` + white space + ``>`` of the markup starts (-1: none), for
+    :func:`comment_end`."""
+    last = -1
+    for m in _COMMENT_CLOSE.finditer(markup):
+        last = m.start()
+    return last
+
+
+def comment_end(markup: str, start: int, last_close: int) -> int:
+    """Where the comment opened by ``<!--`` at ``start`` ends, as HTML::Parser reads it:
+    after the next ``--`` + white space + ``>``; when none follows, after the first ``>``
+    (or at the end).  ``last_close``: :func:`last_comment_close` of the markup, so that
+    comments never closed cost no scan to the end each."""
+    if last_close >= start + 4:
+        m = _COMMENT_CLOSE.search(markup, start + 4)
+        if m is not None:
+            return m.end()
+    gt = markup.find(">", start + 4)
+    return len(markup) if gt < 0 else gt + 1
 
 
 def render_html(markup: str) -> str:
@@ -78,6 +102,7 @@ def render_html(markup: str) -> str:
         white.append(False)
 
     pos = 0
+    last_close = -2  # last_comment_close(markup), found at the first comment
     for _ in range(MAX_TOKENS):
         m = _TOKEN.search(markup, pos)
         if m is None:
@@ -85,6 +110,11 @@ def render_html(markup: str) -> str:
         if m.start() > pos:
             text(markup[pos:m.start()])
         pos = m.end()
+        if m.group(0) == "<!--":
+            if last_close == -2:
+                last_close = last_comment_close(markup)
+            pos = comment_end(markup, m.start(), last_close)
+            continue
         name = (m.group(2) or "").lower()
         if not name or name not in _ELEMENTS:
             continue  # comments, declarations, tags no browser knows
@@ -182,3 +212,17 @@ def rendered_parts_text(parts: Sequence[MimePart],
         decoded = decode_text(data, m.group(1) if m else None)
         text += render_html(decoded) if kind == "text/html" else decoded
     return text, wide or _WIDE.search(text) is not None
+
+
+def html_parts_text(parts: Sequence[MimePart],
+                    decode: Callable[[MimePart], bytes]) -> list[str]:
+    """The text/html leaves :func:`rendered_parts_text` renders, as the characters
+    HTML.pm parses (transfer encoding undone, charset decoded), in order."""
+    out: list[str] = []
+    for part in parts:
+        if _rendered_type(part) != "text/html":
+            continue
+        ctype = next((v for k, v in reversed(part.headers) if k.lower() == "content-type"), "")
+        m = _CHARSET.search(ctype)
+        out.append(decode_text(decode(part)[:MAX_PART], m.group(1) if m else None))
+    return out

@@ -821,3 +821,70 @@ def test_received_lines_received_pm_cannot_parse() -> None:
     relay = parse_received("from 192.0.2.77 by mail.example.com with HTTP")
     assert relay and (relay.ip, relay.rdns, relay.by, relay.auth) == (
         "192.0.2.77", "", "mail.example.com", "HTTP")
+
+
+def uris(raw: bytes) -> set[bytes]:
+    return set(prepare_message(parse_message(raw), raw).uris)
+
+
+def test_text_uris_as_spamassassin_finds_them() -> None:
+    """PerMsgStatus's _tbirdurire on the rendered text: host names without a scheme
+    (``www.``, or ending in a valid TLD) become ``http://`` URIs, addresses ``mailto:``;
+    a name under no valid TLD, and a URI with no valid host, are not URIs."""
+    raw = (HEAD + b"To: b@example.net\n\n"
+           b"See www.example.com, or Example.org/page.html (today) and\n"
+           b"write to bob@example.net. Not a link: thereafter.zzzz or config.cf.x\n"
+           b"http://uk.example.comm\n")
+    found = uris(raw)
+    assert {b"http://www.example.com", b"http://Example.org/page.html",
+            b"mailto:bob@example.net"} <= found
+    assert not any(b"zzzz" in u or b"config" in u or b".comm" in u for u in found)
+    assert names("uri __HAS_ANY_URI /^\\w+:\\/\\//\n", raw) == {"__HAS_ANY_URI"}
+
+
+def test_uri_list_canonicalize_adds_spamassassin_forms() -> None:
+    """Util.pm's uri_list_canonicalize: %-escapes decoded, numeric hosts as dotted
+    quads, a default port dropped (with the user name), a URI inside another one."""
+    raw = (HEAD + b"To: b@example.net\n\n"
+           b"http://%77%77%77.example.com/a http://0x7f000001/b http://me@www.example.org:80/c\n"
+           b"http://r.example.net/go?u=http://target.example.info/x\n")
+    found = uris(raw)
+    assert {b"http://www.example.com/a", b"http://127.0.0.1/b", b"http://www.example.org/c",
+            b"http://target.example.info/x"} <= found
+    assert b"http://www.example.org:80/c" not in found
+
+
+def test_html_links_as_html_pm_reads_them() -> None:
+    """HTML.pm's html_uri: links resolved against <base href>; a quoted attribute value
+    may hold ">" (HTML::Parser), a quote elsewhere in a tag opens no string; an entity
+    name is read whole (``&register`` is no ``&reg``); a comment never closed ends at the
+    first ">"."""
+    html = (b"<html><base href=\"http://www.example.com/dir/index.html\">"
+            b"<img src=\"pics/a.jpg\"><a href=\"/top.htm\">x</a>"
+            b"<a href=\"http://q.example.net/?a=1&register=2&amp;b=3\">q</a>"
+            b"<!--#rotate> <a href=\"http://after.example.org/\">after</a>"
+            b"<a href=\"http://broken.example.com/>\n<font face=\" Arial\" size=\"1\">"
+            b"Subscribe</font></a></html>")
+    raw = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+           b"Content-Type: text/html\n\n" + html + b"\n")
+    found = uris(raw)
+    assert {b"http://www.example.com/dir/pics/a.jpg", b"http://www.example.com/top.htm",
+            b"http://q.example.net/?a=1&register=2&b=3", b"http://after.example.org/",
+            b"http://broken.example.com/><font face="} <= found
+    assert b"http://broken.example.com/" not in found
+    body = prepare_message(parse_message(raw), raw).body
+    assert any(b"after" in line for line in body)
+    assert not any(b"broken" in line for line in body)
+
+
+def test_uri_host_listed_reads_valid_hosts_only() -> None:
+    """WLBLEval's check_uri_host_listed reads the hosts uri_to_domain gives: not a
+    one-label name ("top" from a relative link) nor a mailto: domain."""
+    rules = ("uri __BAD_TLD eval:check_uri_host_listed('NTLD')\n"
+             "enlist_uri_host (NTLD) top\nenlist_uri_host (NTLD) icu\n")
+    html = b'<a href="top">up</a> <a href="mailto:a@b.icu">m</a>'
+    raw = (HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+           b"Content-Type: text/html\n\n" + html + b"\n")
+    assert names(rules, raw) == set()
+    raw2 = raw.replace(b'href="top"', b'href="http://shop.example.top/"')
+    assert names(rules, raw2) == {"__BAD_TLD"}

@@ -61,7 +61,7 @@ def test_html_results_of_one_part_do_not_reach_the_next() -> None:
 
 _MEMO_RULES = (
     "header FROM_LISTED eval:check_from_in_list('BAD')\nenlist_addrlist (BAD) *@bad.example\n"
-    "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example\n"
+    "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example.net\n"
     "header REPLYTO_FREE eval:check_freemail_replyto('replyto')\n"
     "freemail_domains free.example\n"
     "body UPPER eval:check_for_uppercase('50', '100')\n"
@@ -78,7 +78,7 @@ def test_per_message_memos_do_not_reach_the_next_message() -> None:
     from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
 
     engine = RuleEngine(parse_rule_text(_MEMO_RULES), use_hyperscan=False)
-    spammy = _message("x@bad.example", "http://www.bad.example/x",
+    spammy = _message("x@bad.example", "http://www.bad.example.net/x",
                       "WRITE TO ME AT third@free.example " + "BUY NOW " * 40)
     clean = _message("alice@good.example", "http://good.example/",
                      "no addresses here, " + "just text " * 40)

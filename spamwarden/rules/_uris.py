@@ -1,0 +1,743 @@
+"""The URI list SpamAssassin's ``uri`` rules read (``PerMsgStatus::get_uri_list``).
+
+Three sources, each URI then put through ``Util::uri_list_canonicalize``:
+
+- the rendered body text, Subject line first (``_process_text_uri_list``): what
+  Thunderbird or Outlook would make a link, by SpamAssassin's ``_tbirdurire``: URIs with a
+  scheme or starting ``www``/``ftp.``, e-mail addresses (made ``mailto:``) and bare host
+  names ending in a valid top-level domain (made ``http://``);
+- the links of the text/html parts, as ``Mail::SpamAssassin::HTML::html_uri`` reads them
+  (``href`` of ``a``/``area``/``link``, ``src`` of ``img``/``frame``/``iframe``/``embed``/
+  ``script``/``bgsound``, ``background``, form ``action``, ``base``, meta refresh);
+- nothing from DKIM signatures (``parse_dkim_uris`` is off by default).
+
+The valid top-level domains are the root zone's, as the Public Suffix List (shipped
+with the ``publicsuffixlist`` package) carries them; SpamAssassin's ``util_rb_tld`` lines
+list the same zone.  Not done: ``redirector_pattern`` (the generic ``http://`` found in a
+URI's path is), IDN host conversion.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Sequence
+from html.entities import name2codepoint
+
+import publicsuffixlist
+
+__all__ = ["MAX_URIS", "html_uris", "text_uris", "uri_list", "uri_list_canonicalize",
+           "valid_tlds"]
+
+#: SpamAssassin's MAX_URI_LENGTH; URIs read per message
+MAX_URI_LENGTH = 8192
+MAX_URIS = 1000
+
+
+@functools.cache
+def valid_tlds() -> frozenset[str]:
+    """The root zone's top-level domains, lower case (IDN ones in ``xn--`` form)."""
+    path = os.path.join(os.path.dirname(publicsuffixlist.__file__), "public_suffix_list.dat")
+    out: set[str] = set()
+    icann = False
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if "===BEGIN ICANN" in line:
+                icann = True
+            elif "===END ICANN" in line:
+                break
+            elif icann and line and not line.startswith("//"):
+                label = line.lstrip("*!.")
+                if "." not in label:
+                    out.add(label if label.isascii() else label.encode("idna").decode())
+    return frozenset(out)
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching exactly the given words, as a trie (Python's re tries each
+    alternative of a plain list in turn; Perl builds the trie itself)."""
+    tree: dict[str, dict] = {}  # type: ignore[type-arg]
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict]) -> str:  # type: ignore[type-arg]
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
+        if "" in node:
+            return "(?:" + "|".join(alts) + ")?" if alts else ""
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(tree)
+
+
+_END = r"><\"`}\]{\[|\s\x1b\xa0"
+_END_MAIL = _END + r",(\x27\x80-\xff"
+_END_MAIL_AT = _END_MAIL + "@"
+_START = r"><\"\x27`,{\[(|\s\x1b\xa0"
+_SC_START = r"[!\"#$&\x27()*+,/:;<=>?@\[\\\]^`{|}~\s\x1b\xa0]"
+
+
+@functools.cache
+def _tbirdurire() -> re.Pattern[bytes]:
+    """PerMsgStatus.pm's ``_tbirdurire`` (groups: scheme URI, mail, schemeless URI, its
+    host), run on a lower-cased copy of the text (the spans are the original's)."""
+    tlds = (r"(?<![a-z0-9-])" + _trie(sorted(valid_tlds()))
+            + r"(?!(?:[a-z0-9-]|\.[a-z0-9]))")
+    scheme = rf"(?:(?:https?|ftp)://|(?:www\d{{0,2}}|ftp)\.)[^{_END}]{{1,2048}}"
+    mail = (rf"(?:mailto:[^{_END_MAIL}]{{1,2048}}"
+            rf"|[^{_END_MAIL_AT}]{{1,251}}@[^{_END_MAIL}]{{1,251}})")
+    schemeless = (rf"([a-z\d][a-z\d._-]{{0,251}}\.{tlds})\.?(?::\d{{1,5}})?"
+                  rf"(?:/[^{_END}]{{1,2048}})?")
+    pattern = (rf"(?:\b|(?<=\x1b\(.)|(?<=[{_START}]))"
+               rf"(?:(?:({scheme})(?=[{_END}]|\Z))"
+               rf"|(?:({mail})(?=[{_END_MAIL}]|\Z))"
+               rf"|(?:(?:^|(?<={_SC_START}))({schemeless})(?=[{_END}]|\Z)))")
+    return re.compile(pattern.encode("latin-1"), re.DOTALL)
+
+
+_CLOSE_PAREN = re.compile(rb"^([^(]*)\).*$", re.DOTALL)
+_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
+_EMPTY = re.compile(rb"^\w+:/{0,2}$", re.ASCII)
+_LABEL = re.compile(rb"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
+_PCT = re.compile(rb"%[0-9a-fA-F]{2}")
+_PCT_SPLIT = re.compile(rb"(%[0-9a-fA-F]{2})")
+_ENCODE = re.compile(rb"[\x00-\x20\x7f-\xff\"%<>]")
+
+
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\Z")
+_SPACE = re.compile(rb"\s")
+
+
+def _fqdn_valid(host: bytes) -> bool:
+    """Util.pm's ``is_fqdn_valid`` of an ASCII host."""
+    host = host.lower().rstrip(b".")
+    if len(host) > 253:
+        return False
+    labels = host.split(b".")
+    if len(labels) < 2:
+        return False
+    for i, label in enumerate(labels):
+        if not 1 <= len(label) <= 63 or not _LABEL.match(label):
+            return False
+        if i >= len(labels) - 2 and b"_" in label:
+            return False
+    return True
+
+
+def _domain_valid(dom: bytes) -> bool:
+    """RegistryBoundaries' ``is_domain_valid``: no white space, a dot, a valid TLD."""
+    dom = dom.lower()
+    if _SPACE.search(dom):
+        return False
+    dot = dom.rfind(b".")
+    return dot >= 0 and dom[dot + 1:].decode("latin-1") in valid_tlds()
+
+
+def _url_decode(uri: bytes) -> bytes:
+    """Util.pm's ``url_encode``: ``%XX`` escapes of printable ASCII other than space
+    decoded, the others kept; control, space, 8-bit, ``"``, ``%``, ``<``, ``>`` octets
+    outside escapes encoded."""
+    out: list[bytes] = []
+    for piece in _PCT_SPLIT.split(uri):
+        if _PCT.fullmatch(piece):
+            if not re.search(rb"20|7f|[0189a-fA-F][0-9a-fA-F]", piece, re.IGNORECASE):
+                piece = bytes((int(piece[1:], 16),))
+        else:
+            piece = _ENCODE.sub(lambda m: b"%%%02x" % m.group(0)[0], piece)
+        out.append(piece)
+    return b"".join(out)
+
+
+# What each kind of text URI holds: a dot before a letter or digit (a host name,
+# "www.x"), "@" or ":" (a scheme, "mailto:").  No URI holds white space, and the
+# pattern's look-arounds read no further than one octet around a run of other octets,
+# so matching inside each run that holds one finds what matching the whole line finds.
+# (the character class first: re then finds where to try with a quick scan)
+_ANCHOR = re.compile(rb"[.@:](?:(?<=\.)[a-z0-9]|(?<=[@:]))")
+_OTHER_WHITE = re.compile(rb"[\t\r\x0b\x0c]")
+_RUN = re.compile(rb"\S+")
+
+
+def _runs(lower: bytes) -> list[tuple[int, int]]:
+    """The runs of non-white-space octets of a lower-cased text that hold an anchor."""
+    a = _ANCHOR.search(lower)
+    if a is None:
+        return []
+    if _OTHER_WHITE.search(lower):
+        return [(r.start(), r.end()) for r in _RUN.finditer(lower)
+                if _ANCHOR.search(lower, r.start(), r.end())]
+    out: list[tuple[int, int]] = []
+    size = len(lower)
+    while a is not None:
+        at = a.start()
+        stop = lower.find(b" ", at)
+        newline = lower.find(b"\n", at, stop if stop >= 0 else size)
+        if newline >= 0:
+            stop = newline
+        elif stop < 0:
+            stop = size
+        out.append((max(lower.rfind(b" ", 0, at), lower.rfind(b"\n", 0, at)) + 1, stop))
+        a = _ANCHOR.search(lower, stop)
+    return out
+
+
+_SCHEME_KNOWN = re.compile(rb"(?:https?|ftp|mailto):")
+_WWW = re.compile(rb"www\d{0,2}\.")
+_SLASH_AT = re.compile(rb"/.+@", re.DOTALL)
+_AT_DOT = re.compile(rb"@.+?\.", re.DOTALL)
+_MISPARSE = re.compile(rb"^(?:skype|e?-?mail)?:+", re.IGNORECASE)
+_MAIL_HOST = re.compile(rb"@([^?&>]*)")
+_TRAILING_SP = re.compile(rb"(?:%20)+$")
+
+
+def text_uris(lines: Sequence[bytes], *, limit: int = MAX_URIS) -> list[bytes]:
+    """The URIs ``_process_text_uri_list`` finds in the rendered body lines, with the
+    scheme it gives them, in order (before canonicalisation)."""
+    regex = _tbirdurire()
+    seen: set[bytes] = set()
+    out: list[bytes] = []
+    # The lines matched as one text, each after a "}": a character that ends every kind
+    # of match and starts none, and no word character, so that a match starts and ends
+    # at a line's ends where it would in the line alone (\b, the look-behinds, "^").
+    text = b"}" + b"}".join(lines)
+    lower = text.lower()
+    for start, end in _runs(lower):
+        for m in regex.finditer(lower, start, end):
+            uri = _text_uri(text, lower, m, seen)
+            if uri is not None:
+                out.append(uri)
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes]) -> bytes | None:
+    """One ``_tbirdurire`` match as ``_process_text_uri_list`` takes it (``None``: left
+    out); ``seen``: the raw URIs already read."""
+    k = 1 if m.start(1) >= 0 else 2 if m.start(2) >= 0 else 3
+    raw = text[m.start(k):m.end(k)]
+    if b")" in raw:
+        raw = _CLOSE_PAREN.sub(rb"\1", raw)
+    raw = _TRAILING.sub(b"", raw, count=1)
+    if raw in seen:
+        return None
+    seen.add(raw)
+    if k == 2 and b"@" not in raw:
+        return None
+    if k == 3 and not _fqdn_valid(lower[m.start(4):m.end(4)]):
+        return None
+    low = raw.lower()
+    if low.startswith((b"cid:", b"mid:")) or _EMPTY.match(raw):
+        return None
+    uri = raw
+    if not _SCHEME_KNOWN.match(low):
+        if low.startswith(b"ftp."):
+            uri = b"ftp://" + uri
+        elif _WWW.match(low):
+            uri = b"http://" + uri
+        elif _SLASH_AT.search(uri):
+            uri = b"http://" + uri
+        elif b"@" in uri:
+            if not _AT_DOT.search(uri) or b"&nbsp;" in uri:
+                return None
+            uri = b"mailto:" + _MISPARSE.sub(b"", uri, count=1)
+        else:
+            if b"." not in uri:
+                return None
+            uri = b"http://" + uri
+    if uri[:7].lower() == b"mailto:":
+        if b"%" in uri and _PCT.search(uri):
+            uri = _url_decode(uri)
+        at = _MAIL_HOST.search(uri)
+        if at is None:
+            return None
+        host = at.group(1)
+        if not _domain_valid(_TRAILING_SP.sub(b"", host, count=1) if b"%20" in host else host):
+            return None
+    return uri
+
+
+# HTML::Parser's tokens that matter here: comments, declarations, processing
+# instructions, and the start tags of elements with links or literal content (a table
+# or body tag only with a background); in a tag a quote opens a string only as an
+# attribute's value.  Other tags are not read (a "<" quoted inside one is taken as a tag).
+_TAG = re.compile(
+    rb"<!--|<![^>]*>|<\?[^>]*>"
+    rb"|<(a|area|link|img|frame|iframe|embed|script|bgsound|form|base|meta|style|textarea"
+    rb"|xmp|title|(?:body|table|tr|td)(?=[^>]*background))(?=[\s/>])"
+    rb"((?>=\s*\"[^\"]*\"|=\s*'[^']*'|[^>])*+)>", re.IGNORECASE)
+_ATTR = re.compile(rb"""([^\s=>]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_COMMENT_CLOSE = re.compile(rb"--\s*>")
+_URI_TAG_NAMES = frozenset(b"body table tr td a area link img frame iframe embed script form "
+                           b"base bgsound meta".split())
+
+
+_ENTITY = re.compile(rb"&(?:#([0-9]+)|#[xX]([0-9a-fA-F]+)|([A-Za-z][A-Za-z0-9]*));?")
+
+
+def _entity(m: re.Match[bytes]) -> bytes:
+    if m.group(3) is not None:
+        code = name2codepoint.get(m.group(3).decode("ascii"))
+    else:
+        code = int(m.group(1)) if m.group(1) is not None else int(m.group(2), 16)
+    if code is None or not 0 < code < 0x110000 or 0xD800 <= code < 0xE000:
+        return m.group(0)
+    return chr(code).encode("utf-8")
+
+
+def _tag_attrs(text: bytes) -> dict[bytes, bytes]:
+    """A start tag's attributes (names lower case, the first of a name kept), values'
+    entities decoded as HTML::Parser decodes them (a name is read whole: ``&register``
+    is no ``&reg``)."""
+    out: dict[bytes, bytes] = {}
+    for key, double, single, bare in _ATTR.findall(text[:16384]):
+        key = key.lower()
+        if key not in out:
+            value = double or single or bare
+            out[key] = _ENTITY.sub(_entity, value) if b"&" in value else value
+    return out
+
+
+def _canon(uri: bytes) -> bytes:
+    return uri.strip(b" \t\n\r\f\x0b\xa0")[:MAX_URI_LENGTH]
+
+
+_URI_PARTS = re.compile(rb"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?",
+                        re.DOTALL)
+
+
+_DOT_SEGMENT = re.compile(rb"(?:^|/)\.\.?(?:/|$)")
+_LEADING_DOTS = re.compile(rb"^\.\.?/")
+_DOT = re.compile(rb"/\.(?:/|$)")
+_DOT_DOT = re.compile(rb"/\.\.(?:/|$)")
+_SEGMENT = re.compile(rb"/?[^/]*")
+_LAST_SEGMENT = re.compile(rb"/?[^/]*$")
+
+
+def _remove_dot_segments(path: bytes) -> bytes:
+    """HTML.pm's ``_remove_dot_segments`` (RFC 3986, section 5.2.4)."""
+    out = b""
+    path = _LEADING_DOTS.sub(b"/", path, count=1)
+    while path and path != b"0":
+        m = _DOT.match(path)
+        if m is not None:
+            path = b"/" + path[m.end():]
+            continue
+        m = _DOT_DOT.match(path)
+        if m is not None:
+            path = b"/" + path[m.end():]
+            out = _LAST_SEGMENT.sub(b"", out, count=1)
+            continue
+        m = _SEGMENT.match(path)
+        assert m is not None
+        out += m.group(0)
+        path = path[m.end():]
+    return out
+
+
+def _merge_uri(base_authority: bytes | None, base_path: bytes, path: bytes) -> bytes:
+    if base_authority is not None and not base_path:
+        return b"/" + path
+    if b"/" in base_path:
+        return re.sub(rb"(?<=/)[^/]*$", b"", base_path, count=1) + path
+    return path
+
+
+def _target_uri(base: bytes, uri: bytes) -> bytes:
+    """HTML.pm's ``target_uri``: a link resolved against the ``<base href>`` (RFC 3986,
+    section 5.2.2, a scheme equal to the base's taken as relative), a scheme-relative
+    ``//www.`` or ``//ftp.`` link given ``http:`` or ``ftp:``."""
+    if (not base and b"/." not in uri and b":." not in uri and uri[:1] not in (b".", b"0")
+            and uri[:2] != b"//"):
+        # (no dot segment to remove, no scheme to add: what the steps below give back)
+        return uri
+    r = _URI_PARTS.match(uri)
+    assert r is not None
+    r_scheme, r_auth, r_path, r_query, fragment = r.groups()
+    if (not base and (r_scheme is not None or r_auth is None) and r_path != b"0"
+            and (b"." not in r_path or not _DOT_SEGMENT.search(r_path))):
+        return uri  # (what the steps below give back, as no dot segment is removed)
+    b = _URI_PARTS.match(base)
+    assert b is not None
+    b_scheme, b_auth, b_path, b_query, _ = b.groups()
+    if r_scheme is not None and b_scheme is not None and r_scheme == b_scheme:
+        r_scheme = None
+    scheme: bytes | None
+    if r_scheme is not None:
+        scheme, authority, path, query = r_scheme, r_auth, _remove_dot_segments(r_path), r_query
+    else:
+        if r_auth is not None:
+            authority, path, query = r_auth, _remove_dot_segments(r_path), r_query
+        else:
+            if r_path == b"":
+                path, query = b_path, (r_query if r_query is not None else b_query)
+            else:
+                path = _remove_dot_segments(r_path if r_path.startswith(b"/")
+                                            else _merge_uri(b_auth, b_path, r_path))
+                query = r_query
+            authority = b_auth
+        scheme = b_scheme
+    out = b""
+    if scheme:
+        out += scheme + b":"
+    elif authority is not None:
+        if re.match(rb"www\d*\.", authority, re.IGNORECASE):
+            out += b"http:"
+        elif re.match(rb"ftp\d*\.", authority, re.IGNORECASE):
+            out += b"ftp:"
+    if authority is not None:
+        out += b"//" + authority
+    out += path
+    if query is not None:
+        out += b"?" + query
+    if fragment is not None:
+        out += b"#" + fragment
+    return out
+
+
+_SLASH_HREF = re.compile(rb"\w{1,8}/href")
+_SLASH_SRC = re.compile(rb"\w{1,8}/src")
+_NO_TARGET = re.compile(rb"(?:data|mailto|file|cid|tel):", re.IGNORECASE)
+
+
+def _tag_uris(tag: bytes, attrs: dict[bytes, bytes], base: list[bytes]) -> list[bytes]:
+    """HTML.pm's ``html_uri``: the links one start tag gives; ``base``: the
+    ``<base href>`` in force (one item, set by a ``base`` tag)."""
+    found: list[bytes] = []
+    if tag in (b"body", b"table", b"tr", b"td"):
+        if b"background" in attrs:
+            found.append(attrs[b"background"])
+    elif tag in (b"a", b"area", b"link"):
+        for k in [k for k in attrs if b"/" in k and _SLASH_HREF.search(k)]:
+            attrs[b"href"] = attrs.pop(k)
+        if b"href" in attrs:
+            found.append(attrs[b"href"].replace(b"\xef\xbb\xbf", b""))
+        if b"data-saferedirecturl" in attrs:
+            found.append(attrs[b"data-saferedirecturl"])
+    elif tag in (b"img", b"frame", b"iframe", b"embed", b"script", b"bgsound"):
+        for k in [k for k in attrs if b"/" in k and _SLASH_SRC.search(k)]:
+            attrs[b"src"] = attrs.pop(k)
+        if b"src" in attrs:
+            found.append(attrs[b"src"])
+    elif tag == b"form":
+        if b"action" in attrs:
+            found.append(attrs[b"action"])
+    elif tag == b"base":
+        href = attrs.get(b"href")
+        if href and href != b"0":
+            href = _canon(href)
+            found.append(href)
+            if re.match(rb"(?:https?|ftp):/{0,2}", href, re.IGNORECASE):
+                href = re.sub(rb"^([a-z]+:/{0,2}[^/]+/.*?)[^/.]+\.[^/.]{2,4}$", rb"\1", href,
+                              count=1, flags=re.IGNORECASE)
+                base[0] = href if href.endswith(b"/") else href + b"/"
+    elif tag == b"meta":
+        content = attrs.get(b"content")
+        equiv = attrs.get(b"http-equiv")
+        if (content is not None and equiv is not None
+                and re.search(rb"refresh", equiv, re.IGNORECASE)
+                and re.search(rb"\burl\s*=", content, re.IGNORECASE)):
+            uri = re.sub(rb"^.*\burl\s*=\s*", b"", content, count=1, flags=re.IGNORECASE)
+            found.append(re.sub(rb"\s*;.*", b"", uri, count=1, flags=re.IGNORECASE))
+    out: list[bytes] = []
+    for uri in found:
+        uri = _canon(uri)
+        if not uri:
+            continue
+        if not _NO_TARGET.match(uri):
+            uri = _target_uri(base[0], uri)
+            if not uri:
+                continue
+        out.append(uri)
+    return out
+
+
+_LITERAL_END = {name: re.compile(b"</" + name + rb"\s*>", re.IGNORECASE)
+                for name in (b"script", b"style", b"iframe", b"textarea", b"xmp", b"title")}
+
+
+def html_uris(markup: bytes, *, limit: int = MAX_URIS) -> list[bytes]:
+    """The links HTML.pm's ``html_uri`` records for one decoded text/html part."""
+    out: list[bytes] = []
+    pos = 0
+    last_close = -2  # where the last "--" + white space + ">" starts, found when needed
+    base = [b""]
+    while len(out) < limit:
+        m = _TAG.search(markup, pos)
+        if m is None:
+            break
+        pos = m.end()
+        name = m.group(1)
+        if name is None:
+            if m.group(0) == b"<!--":
+                # (as spamwarden.rules._render.comment_end: to the next "--" + white
+                # space + ">", else to the first ">")
+                if last_close == -2:
+                    last_close = -1
+                    for close in _COMMENT_CLOSE.finditer(markup):
+                        last_close = close.start()
+                found = (_COMMENT_CLOSE.search(markup, m.start() + 4)
+                         if last_close >= m.start() + 4 else None)
+                if found is not None:
+                    pos = found.end()
+                else:
+                    gt = markup.find(b">", m.start() + 4)
+                    pos = len(markup) if gt < 0 else gt + 1
+            continue
+        tag = name.lower()
+        rest = m.group(2)
+        if tag in _URI_TAG_NAMES:
+            attrs = _tag_attrs(rest) if b"=" in rest else {}
+            out.extend(_tag_uris(tag, attrs, base))
+            if tag == b"a":
+                # (html_tests keys the anchor text by the link as written, "" for none)
+                out.append(_canon(attrs.get(b"href", b"")))
+        literal = _LITERAL_END.get(tag)
+        if literal is not None:  # literal content up to the end tag (HTML::Parser)
+            ended = literal.search(markup, pos)
+            pos = ended.end() if ended is not None else len(markup)
+    return out[:limit]
+
+
+_HTTP_SLASHES = re.compile(rb"^(https?:)/{0,2}", re.IGNORECASE)
+_SCHEMED = re.compile(rb"^[-_a-z0-9]+:", re.IGNORECASE)
+_QUERY_AFTER_HOST = re.compile(rb"^(https?://[^/?#]+)([?#])", re.IGNORECASE)
+_DEC_REF = re.compile(rb"&#0*(3[3-9]|[4-9]\d|1[01]\d|12[0-6]);")
+_HEX_REF = re.compile(rb"&#x0*(2[1-9]|[3-6][a-fA-F0-9]|7[0-9a-eA-E]);")
+_DOT_REF = re.compile(rb"&#(?:x2e|12290|x3002|65294|xff0e|65377|xff61);", re.IGNORECASE)
+_PARTS = re.compile(rb"^(https?://)([^@/?#]*@)?([^/?#:]+)((?::(\d*))?.*)$",
+                    re.IGNORECASE | re.DOTALL)
+_EMBEDDED = re.compile(rb"(https?:/{0,2}[^&#]+)", re.IGNORECASE)
+_IP_PARTS = re.compile(rb"^((?:0x[0-9a-f]+|\d+)\.)((?:0x[0-9a-f]+|\d+)\.)"
+                       rb"((?:0x[0-9a-f]+|\d+)\.)(0x[0-9a-f]+|\d+)$", re.IGNORECASE)
+
+
+def _octet(chunk: bytes) -> bytes:
+    chunk = re.sub(rb"^0x([0-9a-f]+)", lambda m: b"%d" % int(m.group(1), 16), chunk,
+                   flags=re.IGNORECASE)
+    chunk = re.sub(rb"^0+([1-3][0-7]{0,2}|[4-7][0-7]?)\b",
+                   lambda m: b"%d" % int(m.group(1), 8), chunk)
+    return re.sub(rb"^0+", b"", chunk)
+
+
+def _ulong_ip(n: int) -> bytes:
+    n &= 0xFFFFFFFF
+    return b".".join(b"%d" % ((n >> s) & 255) for s in (24, 16, 8, 0))
+
+
+_SKIP = re.compile(rb"[#?&]|/(?!/)")
+_MAILTO = re.compile(rb"mailto:|[^:]*@", re.IGNORECASE)
+_MAIL_QUERY = re.compile(rb"([^@]+@[^?]+)\?")
+_MAIL_AMP = re.compile(rb"([^@]+@[^?&]+)&")
+_MAIL_SPACES = re.compile(rb"(?:mailto:)?(?:%20)*([^@]+@[^?&%]+)", re.IGNORECASE)
+_MAIL_ANGLE = re.compile(rb"[^?&]*<([^@>]+@[^>]+)>")
+_PORT_80 = re.compile(rb"^:80\b")
+_PORT_443 = re.compile(rb"^:443\b")
+_CONTROL = re.compile(rb"[\x00-\x20]")
+_USER = re.compile(rb"^[^@]+@")
+_NOT_ALNUM_END = re.compile(rb"[^0-9A-Za-z]+$")
+_HEX_HOST = re.compile(rb"0x[0-9a-f]+", re.IGNORECASE)
+_ONE_LABEL = re.compile(rb"(?:www\.)?([^.]+)")
+
+
+def _canonical_forms(uri: bytes) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """One URI through ``uri_list_canonicalize``'s loop: (the URI as kept in the list,
+    then URIs found inside it to go through the loop too; the variants added)."""
+    uri = uri.replace(b"\n", b"").strip().replace(b"\r", b"")
+    if len(uri) <= 1 or _SKIP.match(uri):
+        return (uri,), ()
+    new: list[bytes] = []
+    nuri = uri
+    if _MAILTO.match(nuri):
+        if b"?" in nuri:
+            m = _MAIL_QUERY.match(nuri)
+            if m:
+                new.append(m.group(1))
+        if b"&" in nuri:
+            m = _MAIL_AMP.match(nuri)
+            if m:
+                new.append(m.group(1))
+        if b"%20" in nuri:
+            m = _MAIL_SPACES.match(nuri)
+            if m:
+                new.append(b"mailto:" + m.group(1))
+        if b"<" in nuri:
+            m = _MAIL_ANGLE.match(nuri)
+            if m:
+                new.append(b"mailto:" + m.group(1))
+        return (uri,), tuple(new)
+    if b"\\" in nuri:
+        nuri = nuri.replace(b"\\", b"/")
+    head = nuri[:8].lower()
+    if not (head.startswith(b"http://") or head.startswith(b"https://")):
+        nuri = _HTTP_SLASHES.sub(lambda m: m.group(1) + b"//", nuri, count=1)
+    if b"%" in nuri and _PCT.search(nuri):
+        nuri = _url_decode(nuri)
+    if not _SCHEMED.match(nuri):
+        nuri = (b"ftp://" if nuri.startswith(b"ftp.") else b"http://") + nuri
+    nuri = _QUERY_AFTER_HOST.sub(rb"\1/\2", nuri, count=1)
+    if b"&#" in nuri:
+        nuri = _DEC_REF.sub(lambda m: bytes((int(m.group(1)),)), nuri)
+        nuri = _HEX_REF.sub(lambda m: bytes((int(m.group(1), 16),)), nuri)
+        nuri = _DOT_REF.sub(b".", nuri)
+    if nuri != uri:
+        new.append(nuri)
+    found: list[bytes] = []
+    m = _PARTS.match(nuri)
+    if m is None:
+        return (uri,), tuple(new)
+    proto, auth, host, rest, port = m.group(1), m.group(2) or b"", m.group(3), m.group(4), m.group(5)
+    if port is None:
+        port = b"80" if proto == b"http://" else b"443"
+    else:
+        cut = (_PORT_80 if proto == b"http://" else _PORT_443).sub(b"", rest, count=1)
+        if cut != rest:
+            new.append(proto + host + cut)
+    nhost = host.lower()  # (idn_to_ascii of an ASCII host)
+    if _CONTROL.search(host):
+        host = _CONTROL.sub(b"", host)
+        new.append(proto + host + rest)
+    if b":" in rest:
+        em = _EMBEDDED.search(rest)
+        if em is not None and b"." in em.group(1):
+            found.append(em.group(1))
+    if b"@" in host:
+        host = _USER.sub(b"", host, count=1)
+        new.append(proto + host + rest)
+    if not host[-1:].isalnum():
+        cut_host = _NOT_ALNUM_END.sub(b"", host, count=1)
+        if cut_host != host:
+            host = cut_host
+            new.append(proto + host + rest)
+    if host[:1].isdigit():
+        ip = _IP_PARTS.match(host)
+        if ip is not None:
+            new.append(proto + b"".join(_octet(c[:-1]) + b"." if c.endswith(b".") else _octet(c)
+                                        for c in ip.groups()) + rest)
+        elif _HEX_HOST.fullmatch(host):
+            new.append(proto + _ulong_ip(int(host[2:][-8:], 16)) + rest)
+        elif host.isdigit():
+            new.append(proto + _ulong_ip(int(host)) + rest)
+        else:
+            return (uri, *found), tuple(new)
+        return (uri, *found), tuple(new)
+    if (proto == b"http://" and auth == b"" and nhost != b"localhost" and port == b"80"
+            and b"." not in nhost.removeprefix(b"www.")):
+        one = _ONE_LABEL.fullmatch(nhost)
+        if one is not None and not _domain_valid(nhost):
+            new.append(proto + b"www." + one.group(1) + b".com" + rest)
+    return (uri, *found), tuple(new)
+
+
+_CANONICAL: dict[bytes, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+
+
+def uri_list_canonicalize(uris: Sequence[bytes]) -> list[bytes]:
+    """Util.pm's ``uri_list_canonicalize`` (no redirector patterns, no IDN): each URI,
+    and the variants SpamAssassin adds (scheme and ``//`` added, ``%``-escapes and
+    character references of printable ASCII decoded, default port, user name and
+    trailing punctuation of the host dropped, numeric hosts as dotted quads, one level
+    of an ``http://`` URI inside another, ``mailto:`` without parameters), distinct,
+    first seen first."""
+    todo = list(uris)
+    new: list[bytes] = []
+    i = 0
+    while i < len(todo) and i < MAX_URIS:
+        uri = todo[i]
+        forms = _CANONICAL.get(uri)
+        if forms is None:
+            forms = _canonical_forms(uri)
+            if len(_CANONICAL) >= 4096:  # bounded: the URIs are the sender's
+                _CANONICAL.clear()
+            if len(uri) <= 2048:
+                _CANONICAL[uri] = forms
+        todo[i] = forms[0][0]
+        todo.extend(forms[0][1:])
+        new.extend(forms[1])
+        i += 1
+    out: dict[bytes, None] = {}
+    for u in todo + new:
+        out[u[:MAX_URI_LENGTH]] = None
+    return list(out)
+
+
+def uri_list(lines: Sequence[bytes], html_parts: Iterable[bytes]) -> list[bytes]:
+    """``get_uri_list``: the canonicalised URIs of the body text and the HTML parts,
+    distinct, at most :data:`MAX_URIS`."""
+    out: dict[bytes, None] = {}
+    for uri in text_uris(lines):
+        cleaned = uri_list_canonicalize([uri])
+        # (add_uri_detail_list with valid_domain: a text URI counts when one of its
+        # forms has a host)
+        if any(uri_host(u) is not None for u in cleaned):
+            out.update(dict.fromkeys(cleaned))
+    links: dict[bytes, None] = {}
+    for markup in html_parts:
+        links.update(dict.fromkeys(html_uris(markup)))
+    for uri in links:
+        out.update(dict.fromkeys(uri_list_canonicalize([uri])))
+        if len(out) >= MAX_URIS:
+            break
+    return list(out)[:MAX_URIS]
+
+
+_HOST_SCHEME = re.compile(rb"[a-z]+:/{0,2}")
+_HOST_PATH = re.compile(rb"[/?#]")
+_HOST_PORT = re.compile(rb":\d*$")
+_HOST_ENCODED = re.compile(rb"%(?:2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e])")
+_HOSTS: dict[bytes, str | None] = {}
+
+
+def uri_host(uri: bytes) -> str | None:
+    """RegistryBoundaries' ``uri_to_domain`` host of a canonicalised URI: lower case,
+    protocol, path, user name and port dropped (a ``mailto:`` URI's domain); ``None`` for
+    ``javascript:``/``cid:``/``file:``, printable ASCII still %-escaped, and a name that
+    is not an IP address, a valid host name or under a valid top-level domain."""
+    if uri in _HOSTS:
+        return _HOSTS[uri]
+    host = _uri_host(uri)
+    if len(_HOSTS) >= 4096:  # bounded: the URIs are the sender's
+        _HOSTS.clear()
+    if len(uri) <= 2048:
+        _HOSTS[uri] = host
+    return host
+
+
+def _uri_host(uri: bytes) -> str | None:
+    uri = uri.lower()
+    if uri.startswith((b"javascript:", b"cid:", b"file:")):
+        return None
+    if uri.startswith(b"mailto:"):
+        q = uri.find(b"?", 7)
+        uri = uri[7:] if q < 0 else uri[7:q]
+        if uri.count(b"@") != 1:  # (none, or more than one)
+            return None
+        uri = uri[uri.find(b"@") + 1:]
+    else:
+        m = _HOST_SCHEME.match(uri)
+        if m is not None:
+            uri = uri[m.end():]
+        m = _HOST_PATH.search(uri)
+        if m is not None:
+            uri = uri[:m.start()]
+        uri = uri[uri.rfind(b"@") + 1:]
+        if b":" in uri:
+            uri = _HOST_PORT.sub(b"", uri, count=1)
+    if b"%" in uri and _HOST_ENCODED.search(uri):
+        return None
+    host = uri.decode("latin-1")
+    if not host[-1:].isdigit() or not _IPV4.match(host):
+        if ":" in host:
+            try:
+                ipaddress.ip_address(host)
+                return host
+            except ValueError:
+                pass
+        if not _fqdn_valid(uri) or not _domain_valid(uri):
+            return None
+    return host
