@@ -17,7 +17,6 @@ import email.parser
 import email.policy
 import email.utils
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
@@ -528,82 +527,6 @@ def qp_decode(data: bytes) -> bytes:
             out.append(b"=" + piece if octet is None else octet + piece[2:])
         data = b"".join(out)
     return data.replace(b"\r\n", b"\n")
-
-
-_MAX_MAIL_URIS = 100
-# SpamAssassin's _tbirdurire, the e-mail branch: "mailto:..." or "local@domain", between
-# Thunderbird's delimiters (PerMsgStatus.pm); the domain must end in a letter TLD
-_END_MAIL = r"""><"`}\]{[|\s\x1b\xa0,('\x80-\xff"""
-_TEXT_MAIL = re.compile(
-    rb"(?:^|(?<=[><\"'`,{\[(|\s\x1b\xa0]))"
-    rb"(mailto:[^" + _END_MAIL.encode() + rb"]{1,2048}"
-    rb"|[^" + _END_MAIL.encode() + rb"@]{1,251}@[^" + _END_MAIL.encode() + rb"]{1,251})",
-    re.IGNORECASE)
-_HTML_MAILTO = re.compile(rb"""\bhref\s*=\s*["']?\s*(mailto:[^"'>\s]{1,2048})""", re.IGNORECASE)
-_MAIL_TRAILING = re.compile(rb"[-~!@#^&*()_+=:;'?,.]*$")
-_MAIL_DOMAIN = re.compile(rb"@[^?&>@]*\.[a-z]{2,63}(?:[?&>]|$)", re.IGNORECASE)
-_END_MAIL_CHAR = re.compile(rb"[" + _END_MAIL.encode() + rb"]")
-
-
-def _mail_matches(data: bytes) -> Iterator[re.Match[bytes]]:
-    """``_TEXT_MAIL.finditer(data)``, less the matches with no ``@`` (which
-    :func:`_mail_uris` drops), without trying every position.
-
-    A match starts where a run of non-delimiters starts (its look-behind is a delimiter)
-    and stays inside that run, so each run gives at most one, at its start; only the runs
-    holding an ``@`` are tried there.
-    """
-    at = data.find(b"@")
-    while at >= 0:
-        # the run's start: after the last delimiter before the "@"
-        back = 256
-        while True:
-            window = data[max(0, at - back):at][::-1]
-            d = _END_MAIL_CHAR.search(window)
-            if d is not None or back >= at:
-                break
-            back *= 4
-        start = at - d.start() if d is not None else 0
-        m = _TEXT_MAIL.match(data, start)
-        if m is not None:
-            yield m
-        end = _END_MAIL_CHAR.search(data, at)
-        if end is None:
-            return
-        at = data.find(b"@", end.end())
-
-
-def _mail_uris(text: str, parts: list[MimePart], *, limit: int,
-               bodies: dict[int, bytes] | None = None) -> list[bytes]:
-    """The ``mailto:`` URIs SpamAssassin adds to its URI list: each e-mail address or
-    ``mailto:`` in the rendered text (as ``mailto:ADDRESS``) and each ``mailto:`` link of
-    the HTML parts, de-duplicated, at most ``limit``.  ``bodies``: parts already decoded,
-    by index."""
-    seen: dict[bytes, None] = {}
-    data = text.encode("utf-8", "surrogateescape")[:BODY_PART_SCAN_SIZE * 4]
-    for m in _mail_matches(data):
-        raw = _MAIL_TRAILING.sub(b"", re.sub(rb"(^[^(]*)\).*$", rb"\1", m.group(1)))
-        if b"@" not in raw or not re.search(rb"@.+?\.", raw) or b"&nbsp;" in raw:
-            continue
-        if not raw.lower().startswith(b"mailto:"):
-            raw = b"mailto:" + re.sub(rb"^(?:skype|e?-?mail)?:+", b"", raw, flags=re.I)
-        if _MAIL_DOMAIN.search(raw):
-            seen[raw] = None
-        if len(seen) >= limit:
-            return list(seen)
-    for i, part in enumerate(parts):
-        if part.content_type != "text/html":
-            continue
-        body = bodies.get(i) if bodies is not None else None
-        html = (decode_part(part) if body is None else body)[:RAWBODY_PART_SCAN_SIZE]
-        # (the pattern has no literal start; it needs "mailto:", in any case of ASCII)
-        if b"mailto:" not in html.lower():
-            continue
-        for m in _HTML_MAILTO.finditer(html):
-            seen[m.group(1)] = None
-            if len(seen) >= limit:
-                return list(seen)
-    return list(seen)
 
 
 def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:

@@ -153,12 +153,14 @@ def _url_decode(uri: bytes) -> bytes:
     return b"".join(out)
 
 
-# What each kind of text URI holds: a dot before a letter or digit (a host name,
-# "www.x"), "@" or ":" (a scheme, "mailto:").  No URI holds white space, and the
-# pattern's look-arounds read no further than one octet around a run of other octets,
-# so matching inside each run that holds one finds what matching the whole line finds.
+# What each kind of text URI holds: a dot before a letter or digit (a host name),
+# "www." or "ftp.", "@" or ":" (a scheme, "mailto:").  No match holds white space, a
+# white-space octet ends every match as the end of the text does, and the look-behinds
+# read the text before a run (re reads before ``pos``): so matching inside each run of
+# other octets that holds an anchor finds what matching the whole line finds.
 # (the character class first: re then finds where to try with a quick scan)
-_ANCHOR = re.compile(rb"[.@:](?:(?<=\.)[a-z0-9]|(?<=[@:]))")
+_ANCHOR = re.compile(rb"[.@:](?:(?<=\.)[a-z0-9]|(?<=[@:])|(?<=www\.)|(?<=ftp\.)"
+                     rb"|(?<=www\d\.)|(?<=www\d\d\.))")
 _OTHER_WHITE = re.compile(rb"[\t\r\x0b\x0c]")
 _RUN = re.compile(rb"\S+")
 

@@ -7,32 +7,39 @@ import random
 
 import pytest
 
-from spamwarden.rules import _prepare
+from spamwarden.rules import _prepare, _uris
 
 
-def _plain_mail_matches(data: bytes) -> list[tuple[tuple[int, int], bytes]]:
-    return [(m.span(), m.group(1)) for m in _prepare._TEXT_MAIL.finditer(data)
-            if b"@" in m.group(1)]
+def _plain_text_uris(lines: list[bytes]) -> list[bytes]:
+    """_process_text_uri_list as written: the pattern run over each whole line."""
+    regex = _uris._tbirdurire()
+    seen: set[bytes] = set()
+    out = []
+    for text in lines:
+        lower = text.lower()
+        for m in regex.finditer(lower):
+            uri = _uris._text_uri(text, lower, m, seen)
+            if uri is not None:
+                out.append(uri)
+    return out
 
 
-def _fast_mail_matches(data: bytes) -> list[tuple[tuple[int, int], bytes]]:
-    return [(m.span(), m.group(1)) for m in _prepare._mail_matches(data)
-            if b"@" in m.group(1)]
-
-
-def test_mail_matches_are_those_of_a_full_scan() -> None:
+def test_text_uris_are_those_of_a_full_scan() -> None:
     rnd = random.Random(7)
     samples = [
-        b"", b"@", b"a@b.cc", b"mailto:x@y.org", b"(a@b.cc)", b"}a@b.cc", b"\x80a@b.cc",
-        b"write to <joe@example.com>, or jane@example.org.", b"x" * 300 + b"@example.com",
-        b"mailto:" + b"y" * 3000 + b"@example.com", b"a@b@c.dd e@f.gg",
+        [b""], [b"@"], [b"a@b.cc"], [b"mailto:x@y.org"], [b"(a@b.cc)", b"}a@b.cc\n"],
+        [b"see www.example.com, or example.org/x.html.", b"~a@b.com and http://x.y/z\n"],
+        [b"write to <joe@example.com>, or jane@example.org.\n", b"\x1b(Bwww.x.com\n"],
+        [b"x" * 300 + b"@example.com", b"tab\tsep.com\ta@b.org\r\n"],
+        [b"mailto:" + b"y" * 3000 + b"@example.com", b"a@b@c.dd e@f.gg"],
     ]
-    samples += [bytes(rnd.choice(b'ab@.:mailto<>"()[]{}} \n\x80\xa0,|`') for _ in range(60))
-                for _ in range(3000)]
-    samples += [bytes(rnd.choice(b"b" * 120 + b"@. ") for _ in range(rnd.randint(200, 4000)))
-                for _ in range(100)]
-    for data in samples:
-        assert _fast_mail_matches(data) == _plain_mail_matches(data), data
+    alphabet = b'ab@.:/wmailto<>"()[]{}}~ \t\n\x80\xa0,|`comnetx1'
+    samples += [[bytes(rnd.choice(alphabet) for _ in range(60)) for _ in range(3)]
+                for _ in range(1000)]
+    samples += [[bytes(rnd.choice(b"b" * 120 + b"@.: ") for _ in range(rnd.randint(200, 4000)))]
+                for _ in range(50)]
+    for lines in samples:
+        assert _uris.text_uris(lines) == _plain_text_uris(lines), lines
 
 
 def test_html_attribute_and_tag_caches_are_keyed_by_the_whole_text() -> None:
