@@ -167,16 +167,16 @@ _RUN = re.compile(rb"\S+")
 
 def _runs(lower: bytes) -> list[tuple[int, int]]:
     """The runs of non-white-space octets of a lower-cased text that hold an anchor."""
-    a = _ANCHOR.search(lower)
-    if a is None:
-        return []
     if _OTHER_WHITE.search(lower):
         return [(r.start(), r.end()) for r in _RUN.finditer(lower)
                 if _ANCHOR.search(lower, r.start(), r.end())]
     out: list[tuple[int, int]] = []
     size = len(lower)
-    while a is not None:
+    stop = 0
+    for a in _ANCHOR.finditer(lower):
         at = a.start()
+        if at < stop:
+            continue  # (in the run already taken)
         stop = lower.find(b" ", at)
         newline = lower.find(b"\n", at, stop if stop >= 0 else size)
         if newline >= 0:
@@ -184,7 +184,6 @@ def _runs(lower: bytes) -> list[tuple[int, int]]:
         elif stop < 0:
             stop = size
         out.append((max(lower.rfind(b" ", 0, at), lower.rfind(b"\n", 0, at)) + 1, stop))
-        a = _ANCHOR.search(lower, stop)
     return out
 
 
@@ -296,12 +295,13 @@ def _tag_attrs(text: bytes) -> dict[bytes, bytes]:
     """A start tag's attributes (names lower case, the first of a name kept), values'
     entities decoded as HTML::Parser decodes them (a name is read whole: ``&register``
     is no ``&reg``)."""
-    out: dict[bytes, bytes] = {}
-    for key, double, single, bare in _ATTR.findall(text[:16384]):
-        key = key.lower()
-        if key not in out:
-            value = double or single or bare
-            out[key] = _ENTITY.sub(_entity, value) if b"&" in value else value
+    # (reversed: the first of a name is the one left in the dict)
+    out = {key.lower(): double or single or bare
+           for key, double, single, bare in reversed(_ATTR.findall(text[:16384]))}
+    if b"&" in text:
+        for key, value in out.items():
+            if b"&" in value:
+                out[key] = _ENTITY.sub(_entity, value)
     return out
 
 
@@ -547,9 +547,19 @@ _HEX_HOST = re.compile(rb"0x[0-9a-f]+", re.IGNORECASE)
 _ONE_LABEL = re.compile(rb"(?:www\.)?([^.]+)")
 
 
+# A URI every step below leaves as it is and adds nothing for: an http(s) URI with a
+# lower-case host name of two labels or more (not www. and one) ending in a letter and
+# a path without "%", "&", ":", "@", "\" or white space; a mailto: URI without "?",
+# "&", "%", "<" or white space.
+_PLAIN = re.compile(rb"(?:https?://(?!(?:www\.)?[a-z0-9-]*(?:/|\Z))[a-z0-9.-]*[a-z]"
+                    rb"(?:/[^%&:@\\\s]*)?|mailto:[^?&%<\s]+)\Z")
+
+
 def _canonical_forms(uri: bytes) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     """One URI through ``uri_list_canonicalize``'s loop: (the URI as kept in the list,
     then URIs found inside it to go through the loop too; the variants added)."""
+    if _PLAIN.match(uri):
+        return (uri,), ()
     uri = uri.replace(b"\n", b"").strip().replace(b"\r", b"")
     if len(uri) <= 1 or _SKIP.match(uri):
         return (uri,), ()

@@ -4,6 +4,7 @@ computation gives, and nothing computed for one message is read for another."""
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -296,3 +297,17 @@ def test_lines_split_as_the_look_behind_splits_them() -> None:
                 for _ in range(20000)]
     for data in samples:
         assert _prepare._lines(data) == _prepare._LINE_END.split(data), data
+
+
+def test_plain_uri_shortcut_gives_the_full_canonicalisation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rnd = random.Random(11)
+    uris = [b"http://www.foo", b"http://foo", b"http://www.foo.com", b"http://a.b.c/x?y#z",
+            b"https://www.foo/x", b"http://localhost/", b"mailto:a@b.com", b"http://a.b.com/x%41",
+            b"http://a.b.com/x/http://c.d.org/", b"mailto:a@b.com?subject=x", b"http://1.2.3.4/"]
+    parts = [b"http://", b"https://", b"mailto:", b"www.", b"a", b"b.", b"com", b"/", b"?",
+             b"#", b"%41", b"@", b":80", b"&", b".", b"-", b"0x7f", b"1", b" ", b"\\", b"<"]
+    uris += [b"".join(rnd.choice(parts) for _ in range(rnd.randint(1, 9))) for _ in range(3000)]
+    fast = [_uris._canonical_forms(u) for u in uris]
+    monkeypatch.setattr(_uris, "_PLAIN", re.compile(rb"(?!)"))
+    assert fast == [_uris._canonical_forms(u) for u in uris]
