@@ -23,7 +23,7 @@ from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._mime import MimePart
 from ._relays import Relays, parse_relays
-from ._render import html_parts_text, rendered_parts_text
+from ._render import rendered_parts_text
 from ._uris import uri_list
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
@@ -585,7 +585,9 @@ def prepare_message(view: MessageView, raw: bytes, *,
             data = bodies[i] = decode_part(part)
         return data
 
-    body_text, wide = rendered_parts_text(parts, decoded_part) if parts else (view.text, True)
+    links: list[list[tuple[str, str]]] = []  # each text/html part's link tags
+    body_text, wide = (rendered_parts_text(parts, decoded_part, links) if parts
+                       else (view.text, True))
     body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]
     body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
     rawbody: list[bytes] = []
@@ -597,8 +599,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     # PerMsgStatus's get_uri_list: the body text's and the HTML parts' links
-    uris = uri_list(body, [t.encode("utf-8", "surrogateescape")
-                           for t in html_parts_text(parts, decoded_part)])
+    uris = uri_list(body, links)
     return PreparedMessage(
         view=view,
         raw=raw,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._mime import MimePart
 
-__all__ = ["decode_text", "html_parts_text", "render_html", "rendered_parts_text"]
+__all__ = ["LINK_TAGS", "decode_text", "render_html", "rendered_parts_text"]
 
 #: octets of a part rendered (SpamAssassin's body_part_scan_size is 50,000, after rendering)
 MAX_PART = 500_000
@@ -81,8 +81,19 @@ def comment_end(markup: str, start: int, last_close: int) -> int:
     return len(markup) if gt < 0 else gt + 1
 
 
-def render_html(markup: str) -> str:
-    """HTML.pm's rendered text of one decoded text/html part (see the module text)."""
+#: the start tags HTML.pm reads links from (``html_uri``); a table or body tag only with
+#: a background
+LINK_TAGS = frozenset("a area link img frame iframe embed script bgsound form base meta".split())
+_BACKGROUND_TAGS = frozenset(("body", "table", "tr", "td"))
+
+
+def render_html(markup: str, links: list[tuple[str, str]] | None = None) -> str:
+    """HTML.pm's rendered text of one decoded text/html part (see the module text).
+
+    :param links: when given, each start tag of :data:`LINK_TAGS` (and each ``body``,
+        ``table``, ``tr``, ``td`` with a background) is appended to it, as its lower-case
+        name and its attribute text, in order, for ``spamwarden.rules._uris``.
+    """
     markup = markup[:MAX_PART].replace("&nbsp;", " ")
     markup = _QUOTES.sub('"', _SELF_CLOSING.sub(r"<\1>", markup))
     out: list[str] = []
@@ -119,6 +130,10 @@ def render_html(markup: str) -> str:
         if not name or name not in _ELEMENTS:
             continue  # comments, declarations, tags no browser knows
         closing = m.group(1) == "/"
+        if links is not None and not closing and (
+                name in LINK_TAGS
+                or (name in _BACKGROUND_TAGS and "background" in m.group(3).lower())):
+            links.append((name, m.group(3)))
         if name in _NEWLINE_TAGS:
             whitespace("\n")
         elif name in _BLANK_LINE_TAGS:
@@ -184,14 +199,16 @@ def _rendered_type(part: MimePart) -> str | None:
     return "text/html" if ctype == "text/html" else "text/plain"
 
 
-def rendered_parts_text(parts: Sequence[MimePart],
-                        decode: Callable[[MimePart], bytes]) -> tuple[str, bool]:
+def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], bytes],
+                        links: list[list[tuple[str, str]]] | None = None) -> tuple[str, bool]:
     """The text SpamAssassin's body rules read before it is cut into lines: each text
     leaf rendered, a newline before each leaf after the first text (Message.pm's
     ``get_body_text_array_common``).
 
     :param parts: the message's MIME leaves, in order.
     :param decode: the transfer decoding of a leaf (``decode_part``).
+    :param links: when given, one list per text/html leaf is appended to it, with the
+        leaf's link tags (:func:`render_html`).
     :returns: the text, and whether Perl holds it as characters: a part with 8-bit
         octets was decoded, or a character above U+00FF came out of an entity.  If not,
         SpamAssassin's lines are the text's Latin-1 octets and only ASCII white space
@@ -210,19 +227,13 @@ def rendered_parts_text(parts: Sequence[MimePart],
         data = decode(part)[:MAX_PART]
         wide = wide or not data.isascii()
         decoded = decode_text(data, m.group(1) if m else None)
-        text += render_html(decoded) if kind == "text/html" else decoded
+        if kind == "text/html":
+            found: list[tuple[str, str]] | None = None
+            if links is not None:
+                found = []
+                links.append(found)
+            text += render_html(decoded, found)
+        else:
+            text += decoded
     return text, wide or _WIDE.search(text) is not None
 
-
-def html_parts_text(parts: Sequence[MimePart],
-                    decode: Callable[[MimePart], bytes]) -> list[str]:
-    """The text/html leaves :func:`rendered_parts_text` renders, as the characters
-    HTML.pm parses (transfer encoding undone, charset decoded), in order."""
-    out: list[str] = []
-    for part in parts:
-        if _rendered_type(part) != "text/html":
-            continue
-        ctype = next((v for k, v in reversed(part.headers) if k.lower() == "content-type"), "")
-        m = _CHARSET.search(ctype)
-        out.append(decode_text(decode(part)[:MAX_PART], m.group(1) if m else None))
-    return out

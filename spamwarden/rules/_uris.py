@@ -28,8 +28,10 @@ from html.entities import name2codepoint
 
 import publicsuffixlist
 
-__all__ = ["MAX_URIS", "html_uris", "text_uris", "uri_list", "uri_list_canonicalize",
-           "valid_tlds"]
+from ._render import render_html
+
+__all__ = ["MAX_URIS", "html_uris", "tag_links", "text_uris", "uri_host", "uri_list",
+           "uri_list_canonicalize", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
 MAX_URI_LENGTH = 8192
@@ -263,20 +265,7 @@ def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes]) -
     return uri
 
 
-# HTML::Parser's tokens that matter here: comments, declarations, processing
-# instructions, and the start tags of elements with links or literal content (a table
-# or body tag only with a background); in a tag a quote opens a string only as an
-# attribute's value.  Other tags are not read (a "<" quoted inside one is taken as a tag).
-_TAG = re.compile(
-    rb"<!--|<![^>]*>|<\?[^>]*>"
-    rb"|<(a|area|link|img|frame|iframe|embed|script|bgsound|form|base|meta|style|textarea"
-    rb"|xmp|title|(?:body|table|tr|td)(?=[^>]*background))(?=[\s/>])"
-    rb"((?>=\s*\"[^\"]*\"|=\s*'[^']*'|[^>])*+)>", re.IGNORECASE)
 _ATTR = re.compile(rb"""([^\s=>]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
-_COMMENT_CLOSE = re.compile(rb"--\s*>")
-_URI_TAG_NAMES = frozenset(b"body table tr td a area link img frame iframe embed script form "
-                           b"base bgsound meta".split())
-
 
 _ENTITY = re.compile(rb"&(?:#([0-9]+)|#[xX]([0-9a-fA-F]+)|([A-Za-z][A-Za-z0-9]*));?")
 
@@ -459,50 +448,28 @@ def _tag_uris(tag: bytes, attrs: dict[bytes, bytes], base: list[bytes]) -> list[
     return out
 
 
-_LITERAL_END = {name: re.compile(b"</" + name + rb"\s*>", re.IGNORECASE)
-                for name in (b"script", b"style", b"iframe", b"textarea", b"xmp", b"title")}
-
-
 def html_uris(markup: bytes, *, limit: int = MAX_URIS) -> list[bytes]:
     """The links HTML.pm's ``html_uri`` records for one decoded text/html part."""
+    tags: list[tuple[str, str]] = []
+    render_html(markup.decode("utf-8", "surrogateescape"), tags)
+    return tag_links(tags, limit=limit)
+
+
+def tag_links(tags: Iterable[tuple[str, str]], *, limit: int = MAX_URIS) -> list[bytes]:
+    """The links of one text/html part's link tags (:func:`~spamwarden.rules._render.
+    render_html`'s ``links``), as HTML.pm's ``html_uri`` and ``html_tests`` record them."""
     out: list[bytes] = []
-    pos = 0
-    last_close = -2  # where the last "--" + white space + ">" starts, found when needed
     base = [b""]
-    while len(out) < limit:
-        m = _TAG.search(markup, pos)
-        if m is None:
+    for name, rest in tags:
+        tag = name.encode("utf-8", "surrogateescape")
+        data = rest.encode("utf-8", "surrogateescape")
+        attrs = _tag_attrs(data) if "=" in rest else {}
+        out.extend(_tag_uris(tag, attrs, base))
+        if tag == b"a":
+            # (html_tests keys the anchor text by the link as written, "" for none)
+            out.append(_canon(attrs.get(b"href", b"")))
+        if len(out) >= limit:
             break
-        pos = m.end()
-        name = m.group(1)
-        if name is None:
-            if m.group(0) == b"<!--":
-                # (as spamwarden.rules._render.comment_end: to the next "--" + white
-                # space + ">", else to the first ">")
-                if last_close == -2:
-                    last_close = -1
-                    for close in _COMMENT_CLOSE.finditer(markup):
-                        last_close = close.start()
-                found = (_COMMENT_CLOSE.search(markup, m.start() + 4)
-                         if last_close >= m.start() + 4 else None)
-                if found is not None:
-                    pos = found.end()
-                else:
-                    gt = markup.find(b">", m.start() + 4)
-                    pos = len(markup) if gt < 0 else gt + 1
-            continue
-        tag = name.lower()
-        rest = m.group(2)
-        if tag in _URI_TAG_NAMES:
-            attrs = _tag_attrs(rest) if b"=" in rest else {}
-            out.extend(_tag_uris(tag, attrs, base))
-            if tag == b"a":
-                # (html_tests keys the anchor text by the link as written, "" for none)
-                out.append(_canon(attrs.get(b"href", b"")))
-        literal = _LITERAL_END.get(tag)
-        if literal is not None:  # literal content up to the end tag (HTML::Parser)
-            ended = literal.search(markup, pos)
-            pos = ended.end() if ended is not None else len(markup)
     return out[:limit]
 
 
@@ -678,9 +645,14 @@ def uri_list_canonicalize(uris: Sequence[bytes]) -> list[bytes]:
     return list(out)
 
 
-def uri_list(lines: Sequence[bytes], html_parts: Iterable[bytes]) -> list[bytes]:
+def uri_list(lines: Sequence[bytes],
+             html_tags: Iterable[Iterable[tuple[str, str]]]) -> list[bytes]:
     """``get_uri_list``: the canonicalised URIs of the body text and the HTML parts,
-    distinct, at most :data:`MAX_URIS`."""
+    distinct, at most :data:`MAX_URIS`.
+
+    :param lines: the rendered body lines, Subject first.
+    :param html_tags: the link tags of each text/html part (``render_html``'s ``links``).
+    """
     out: dict[bytes, None] = {}
     for uri in text_uris(lines):
         cleaned = uri_list_canonicalize([uri])
@@ -689,8 +661,8 @@ def uri_list(lines: Sequence[bytes], html_parts: Iterable[bytes]) -> list[bytes]
         if any(uri_host(u) is not None for u in cleaned):
             out.update(dict.fromkeys(cleaned))
     links: dict[bytes, None] = {}
-    for markup in html_parts:
-        links.update(dict.fromkeys(html_uris(markup)))
+    for tags in html_tags:
+        links.update(dict.fromkeys(tag_links(tags)))
     for uri in links:
         out.update(dict.fromkeys(uri_list_canonicalize([uri])))
         if len(out) >= MAX_URIS:
