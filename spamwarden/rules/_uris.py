@@ -163,29 +163,22 @@ def _url_decode(uri: bytes) -> bytes:
 # (the character class first: re then finds where to try with a quick scan)
 _ANCHOR = re.compile(rb"[.@:](?:(?<=\.)[a-z0-9]|(?<=[@:])|(?<=www\.)|(?<=ftp\.)"
                      rb"|(?<=www\d\.)|(?<=www\d\d\.))")
-_OTHER_WHITE = re.compile(rb"[\t\r\x0b\x0c]")
-_RUN = re.compile(rb"\S+")
+_WHITE_TO_SPACE = bytes.maketrans(b"\t\n\r\x0b\x0c", b"     ")
 
 
 def _runs(lower: bytes) -> list[tuple[int, int]]:
     """The runs of non-white-space octets of a lower-cased text that hold an anchor."""
-    if _OTHER_WHITE.search(lower):
-        return [(r.start(), r.end()) for r in _RUN.finditer(lower)
-                if _ANCHOR.search(lower, r.start(), r.end())]
+    spaced = lower.translate(_WHITE_TO_SPACE)
     out: list[tuple[int, int]] = []
-    size = len(lower)
     stop = 0
-    for a in _ANCHOR.finditer(lower):
+    for a in _ANCHOR.finditer(spaced):
         at = a.start()
         if at < stop:
             continue  # (in the run already taken)
-        stop = lower.find(b" ", at)
-        newline = lower.find(b"\n", at, stop if stop >= 0 else size)
-        if newline >= 0:
-            stop = newline
-        elif stop < 0:
-            stop = size
-        out.append((max(lower.rfind(b" ", 0, at), lower.rfind(b"\n", 0, at)) + 1, stop))
+        stop = spaced.find(b" ", at)
+        if stop < 0:
+            stop = len(spaced)
+        out.append((spaced.rfind(b" ", 0, at) + 1, stop))
     return out
 
 
