@@ -1247,3 +1247,112 @@ def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str
     except (ValueError, TypeError, IndexError, OverflowError, UnicodeError, re.error):
         return False
 
+
+
+# -- HeaderEval: recipients ----------------------------------------------------------------
+
+_TOCC_SORTED_COUNT = 7
+_TOCC_SIMILAR_COUNT = 5
+_TOCC_SIMILAR_LENGTH = 2
+_MAX_RECIPIENTS = 256
+
+
+def _check_recipients(msg: PreparedMessage) -> tuple[bool, float]:
+    """HeaderEval's ``_check_recipients``: (the recipients are sorted, how alike they
+    are), found once per message.
+
+    The addresses of every To then Cc header (Bcc's too when they are fewer than five),
+    as written, next-door repeats dropped (case aside), at most 256.  Sorted: seven or
+    more, in code-point order.  Alike: with five or more, the share of address pairs
+    whose first two characters agree, plus those whose domains differ but start with
+    the same two characters.
+    """
+    memo = msg.memo
+    if "tocc_similar" in memo:
+        return bool(memo["tocc_sorted"]), memo["tocc_similar"]
+    inputs: list[str] = []
+    for names in (("to", "cc"), ("bcc",)):
+        for name in names:
+            for k, v in msg.headers:
+                if k.lower() == name:
+                    inputs.extend(a for _, a in msg.address_pairs(v) if a)
+        if len(inputs) >= _TOCC_SIMILAR_COUNT:
+            break
+    address: list[str] = []
+    previous = ""
+    for current in inputs:
+        if current in ("", "0"):  # (Perl's loop ends at a false value)
+            break
+        if current.lower() != previous.lower():
+            address.append(current)
+            previous = current
+            if len(address) == _MAX_RECIPIENTS:
+                break
+    is_sorted = len(address) >= _TOCC_SORTED_COUNT and address == sorted(address)
+    similar = 0.0
+    if len(address) >= _TOCC_SIMILAR_COUNT:
+        user = [a[:_TOCC_SIMILAR_LENGTH] for a in address]
+        # (Perl's map drops an address without "@": the lists then no longer line up)
+        fqhn = [a.split("@", 1)[1] for a in address if "@" in a]
+        host = [h[:_TOCC_SIMILAR_LENGTH] for h in fqhn]
+        hits = combinations = 0
+        n = len(address)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if user[i] == user[j]:
+                    hits += 1
+                hi = host[i] if i < len(host) else ""
+                hj = host[j] if j < len(host) else ""
+                fi = fqhn[i] if i < len(fqhn) else ""
+                fj = fqhn[j] if j < len(fqhn) else ""
+                if hi == hj and fi != fj:
+                    hits += 1
+                combinations += 1
+        similar = hits / combinations
+    memo["tocc_sorted"] = float(is_sorted)
+    memo["tocc_similar"] = similar
+    return is_sorted, similar
+
+
+def _sorted_recipients(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    return _check_recipients(msg)[0]
+
+
+def _similar_recipients(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    similar = _check_recipients(msg)[1]
+    return ((a[0] == "undef" or similar >= float(a[0]))
+            and (a[1] == "undef" or similar < float(a[1])))
+
+
+# -- BodyEval: vertical words ---------------------------------------------------------------
+
+
+def _tvd_vertical_words(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """BodyEval's ``tvd_vertical_words``: the highest share of spaces among the other
+    characters of a body line over five characters long (100 when spaces are more), -1
+    without such a line; ``min <= value < max`` (a max of 100 or more reads 101)."""
+    value = msg.memo.get("tvd_vertical_words")
+    if value is None:
+        value = -1.0
+        for line in msg.body:
+            n = len(line.decode("utf-8", "surrogateescape")) if not line.isascii() else len(line)
+            if n <= 5:
+                continue
+            spaces = line.count(b" ")
+            others = n - spaces
+            pct = 100 if spaces > others or others == 0 else (100 * spaces) // others
+            value = max(value, float(pct))
+        msg.memo["tvd_vertical_words"] = value
+    low, high = float(a[0]), float(a[1])
+    if high >= 100:
+        high = 101
+    return low <= value < high
+
+
+EVALS = {
+    **EVALS,
+    "tvd_vertical_words": EvalSpec(_B, _nargs(2, numeric=True), _tvd_vertical_words),
+    "sorted_recipients": EvalSpec(_H, _nargs(0), _sorted_recipients),
+    "similar_recipients": EvalSpec(_H, _nargs(2, numeric=True), _similar_recipients),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -888,3 +888,30 @@ def test_uri_host_listed_reads_valid_hosts_only() -> None:
     assert names(rules, raw) == set()
     raw2 = raw.replace(b'href="top"', b'href="http://shop.example.top/"')
     assert names(rules, raw2) == {"__BAD_TLD"}
+
+
+def test_sorted_and_similar_recipients() -> None:
+    """HeaderEval's sorted_recipients (seven or more To/Cc addresses in order) and
+    similar_recipients (the share of address pairs alike in their first two characters,
+    or in their domains' first two characters with different domains)."""
+    rules = ("header SORTED_RECIPS eval:sorted_recipients()\n"
+             "header SUSPICIOUS_RECIPS eval:similar_recipients('0.65','undef')\n")
+    alike = b", ".join(b"jo%d@ex%d.example.com" % (i, i) for i in range(7))
+    raw = HEAD.replace(b"Subject", b"To: " + alike + b"\nSubject") + b"\nhi\n"
+    assert names(rules, raw) == {"SORTED_RECIPS", "SUSPICIOUS_RECIPS"}
+    mixed = (b"zed@example.com, amy@other.example.net, bob@example.org, "
+             b"Carl <carl@x.example.com>")
+    raw = HEAD.replace(b"Subject", b"To: " + mixed + b"\nCc: dan@y.example.info\nSubject")
+    assert names(rules, raw + b"\nhi\n") == set()
+
+
+def test_tvd_vertical_words_reads_the_space_share_of_body_lines() -> None:
+    """BodyEval's tvd_vertical_words: the highest share of spaces among a body line's
+    other characters (the Subject line included, lines of five characters or fewer
+    left out); TVD_SPACE_RATIO is a share under 10 %."""
+    rules = "body __TVD_SPACE_RATIO eval:tvd_vertical_words('0','10')\n"
+    head = HEAD.replace(b"Subject: hello", b"Subject: hi")
+    assert names(rules, head + b"\nnospaceshere\n") == {"__TVD_SPACE_RATIO"}
+    assert names(rules, head + b"\nv e r t i c a l\n") == set()
+    assert names(rules, head + b"\nhi\n") == set()
+    assert names(rules, HEAD + b"\nhi\n") == {"__TVD_SPACE_RATIO"}  # "hello\n"
