@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
     from ..training.classifier import ContentClassifier
     from .auth import AuthResults
-    from .scanner import Authenticator, EnvelopeChecks, Verdict
+    from .verdict import Authenticator, EnvelopeChecks, Verdict
 
 __all__ = [
     "Check",
