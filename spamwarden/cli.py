@@ -371,11 +371,11 @@ def _add_rbl(sub: Any) -> None:
     p.add_argument("--origin", metavar="NAME", help="the RPZ zone name (default rpz.<rbl.zone>)")
 
 
-def _offline_scanner(cfg: Config, model_path: str) -> Any:
-    """``eval --pipeline``'s scanner: :func:`spamwarden.wiring.offline_scanner`."""
-    from .wiring import offline_scanner
+def _offline_scorer(cfg: Config, model_path: str) -> Any:
+    """``eval --pipeline``'s scorer: :func:`spamwarden.wiring.offline_scorer`."""
+    from .wiring import offline_scorer
 
-    return offline_scanner(cfg, model_path)
+    return offline_scorer(cfg, model_path)
 
 
 def _add_training(sub: Any) -> None:
@@ -448,7 +448,7 @@ def _add_training(sub: Any) -> None:
                         "policy.tag_threshold")
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="processes for --pipeline (default 2)")
-    p.set_defaults(scanner_factory=_offline_scanner)
+    p.set_defaults(scorer_factory=_offline_scorer)
 
     corpus_sub = _group(sub, "corpus", help="fetch public training corpora", dest="corpus_command")
     p = _command(

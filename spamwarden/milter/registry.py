@@ -42,6 +42,7 @@ from ..mail import MessageView
 from ..resolver import Resolver
 from .interfaces import (
     Action,
+    ContentClassifier,
     Envelope,
     MessagePolicy,
     RecordsDeliveries,
@@ -52,7 +53,6 @@ from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
-    from ..training.classifier import ContentClassifier
     from .auth import AuthResults
     from .verdict import Authenticator, EnvelopeChecks, Verdict
 

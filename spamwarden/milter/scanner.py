@@ -43,6 +43,7 @@ from .headers import (
     spam_headers,
 )
 from .interfaces import (
+    ContentClassifier,
     Envelope,
     MessagePolicy,
     RcptDecision,
@@ -69,7 +70,6 @@ from .verdict import Authenticator, EnvelopeChecks, Verdict
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
-    from ..training.classifier import ContentClassifier
     from .auth import ArcSealer, AuthResults
 
 __all__ = [

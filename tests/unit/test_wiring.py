@@ -90,6 +90,14 @@ def test_arrows_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
     assert _offenders(package, forbidden) == []
 
 
+def test_training_knows_only_the_milters_protocols() -> None:
+    # The model implements the milter's ContentClassifier and reports SiteCounts; the
+    # pipeline evaluation gets its scorer from the composition root, not the scanner.
+    seen = {m for mods in _package_imports("training").values() for m in mods
+            if m.startswith("spamwarden.milter")}
+    assert seen <= {"spamwarden.milter.interfaces"}
+
+
 def test_the_arrow_check_sees_lazy_imports() -> None:
     # The checker itself: an import inside a function counts, one under TYPE_CHECKING not.
     assert "spamwarden.milter.scanner" in _imports(ROOT / "milter" / "app.py")
