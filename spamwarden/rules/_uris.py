@@ -628,6 +628,8 @@ def uri_list_canonicalize(uris: Sequence[bytes]) -> list[bytes]:
                 _CANONICAL.clear()
             if len(uri) <= 2048:
                 _CANONICAL[uri] = forms
+        if len(todo) == 1 and len(forms[0]) == 1 and not forms[1]:
+            return [forms[0][0][:MAX_URI_LENGTH]]  # (one URI, nothing added)
         todo[i] = forms[0][0]
         todo.extend(forms[0][1:])
         new.extend(forms[1])
