@@ -16,3 +16,7 @@ class MimePart:
     encoding: str
     encoded: bytes
     is_attachment: bool
+    #: the multipart/alternative parts it is in (their order in the message, outer first)
+    alternatives: tuple[int, ...] = ()
+    #: how many multiparts it is in (0: the message is this one part)
+    depth: int = 0

@@ -84,6 +84,9 @@ class PreparedMessage:
     #: index in ``parts`` -> that part decoded (:func:`decode_part`): the text parts
     #: from preparation, the others when first asked (:meth:`part_body`)
     part_bodies: dict[int, bytes] = field(default_factory=dict)
+    #: each rendered text leaf by index: (text/html or text/plain, Node.pm's rendered
+    #: text, an HTML part with an <img> tag)
+    part_texts: dict[int, tuple[str, str, bool]] = field(default_factory=dict)
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
@@ -422,6 +425,7 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
     parts: list[MimePart] = []
     first_end = body.find(b"\n")
     crlf = body[first_end - 1:first_end + 1] == b"\r\n" if first_end > 0 else False
+    places = _leaf_places(msg) if msg.is_multipart() else {}
     try:
         for part in msg.walk():
             if len(parts) >= _MAX_PARTS:
@@ -451,11 +455,37 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
                 encoded=encoded,
                 is_attachment=disp.startswith("attachment") or part.get_filename() is not None,
+                alternatives=places.get(id(part), ((), 0))[0],
+                depth=places.get(id(part), ((), 0))[1],
             ))
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError, AttributeError):
         pass
     return parts, True
+
+
+def _leaf_places(msg: email.message.Message) -> dict[int, tuple[tuple[int, ...], int]]:
+    """Each leaf's multipart/alternative ancestors (numbered in message order) and
+    multipart depth, by ``id``, as :class:`MimePart`'s ``alternatives`` and ``depth``."""
+    out: dict[int, tuple[tuple[int, ...], int]] = {}
+    count = [0]
+
+    def walk(part: email.message.Message, alternatives: tuple[int, ...], depth: int) -> None:
+        if len(out) >= _MAX_PARTS or depth > 50:
+            return
+        if not part.is_multipart():
+            out[id(part)] = (alternatives, depth)
+            return
+        if part.get_content_type() == "multipart/alternative":
+            alternatives = (*alternatives, count[0])
+            count[0] += 1
+        payload = part.get_payload()
+        for sub in payload if isinstance(payload, list) else ():
+            if isinstance(sub, email.message.Message):
+                walk(sub, alternatives, depth + 1)
+
+    walk(msg, (), 0)
+    return out
 
 
 _NOT_BLANK_OR_DOT = re.compile(r"[^\s.]")
@@ -586,7 +616,8 @@ def prepare_message(view: MessageView, raw: bytes, *,
         return data
 
     links: list[list[tuple[str, str]]] = []  # each text/html part's link tags
-    body_text, wide = (rendered_parts_text(parts, decoded_part, links) if parts
+    texts: dict[int, tuple[str, str, bool]] = {}  # each text leaf rendered, by index
+    body_text, wide = (rendered_parts_text(parts, decoded_part, links, texts) if parts
                        else (view.text, True))
     body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]
     body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
@@ -614,4 +645,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         envelope_from=envelope_from,
         mime_flags=frozenset(mime_flags),
         part_bodies=bodies,
+        part_texts=texts,
     )

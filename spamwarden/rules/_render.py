@@ -200,7 +200,9 @@ def _rendered_type(part: MimePart) -> str | None:
 
 
 def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], bytes],
-                        links: list[list[tuple[str, str]]] | None = None) -> tuple[str, bool]:
+                        links: list[list[tuple[str, str]]] | None = None,
+                        texts: dict[int, tuple[str, str, bool]] | None = None,
+                        ) -> tuple[str, bool]:
     """The text SpamAssassin's body rules read before it is cut into lines: each text
     leaf rendered, a newline before each leaf after the first text (Message.pm's
     ``get_body_text_array_common``).
@@ -209,6 +211,9 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
     :param decode: the transfer decoding of a leaf (``decode_part``).
     :param links: when given, one list per text/html leaf is appended to it, with the
         leaf's link tags (:func:`render_html`).
+    :param texts: when given, receives each rendered leaf by its index: its type
+        (text/html or text/plain), its text (Node.pm's ``rendered``) and, for HTML,
+        whether it has an ``<img>`` tag.
     :returns: the text, and whether Perl holds it as characters: a part with 8-bit
         octets was decoded, or a character above U+00FF came out of an entity.  If not,
         SpamAssassin's lines are the text's Latin-1 octets and only ASCII white space
@@ -216,7 +221,7 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
     """
     text = ""
     wide = False
-    for part in parts:
+    for index, part in enumerate(parts):
         if text:
             text += "\n"
         kind = _rendered_type(part)
@@ -229,11 +234,17 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
         decoded = decode_text(data, m.group(1) if m else None)
         if kind == "text/html":
             found: list[tuple[str, str]] | None = None
-            if links is not None:
+            if links is not None or texts is not None:
                 found = []
+            if links is not None and found is not None:
                 links.append(found)
-            text += render_html(decoded, found)
+            rendered = render_html(decoded, found)
+            text += rendered
+            if texts is not None:
+                texts[index] = (kind, rendered, any(t == "img" for t, _ in found or ()))
         else:
             text += decoded
+            if texts is not None:
+                texts[index] = (kind, decoded, False)
     return text, wide or _WIDE.search(text) is not None
 

@@ -915,3 +915,29 @@ def test_tvd_vertical_words_reads_the_space_share_of_body_lines() -> None:
     assert names(rules, head + b"\nv e r t i c a l\n") == set()
     assert names(rules, head + b"\nhi\n") == set()
     assert names(rules, HEAD + b"\nhi\n") == {"__TVD_SPACE_RATIO"}  # "hello\n"
+
+
+def _alternative(text: bytes, html: bytes) -> bytes:
+    return (HEAD + b"To: b@example.net\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/alternative; boundary=XX\n\n--XX\n"
+            b"Content-Type: text/plain\n\n" + text + b"\n--XX\n"
+            b"Content-Type: text/html\n\n" + html + b"\n--XX--\n")
+
+
+def test_multipart_alternative_difference() -> None:
+    """BodyEval's multipart_alternative_difference: the share of an alternative's HTML
+    words its text part does not hold (MPART_ALT_DIFF: over 99 %), and ..._count: text
+    words over HTML words (MPART_ALT_DIFF_COUNT: above 3 with more than one HTML word);
+    an HTML part of only an image counts one word."""
+    rules = ("body MPART_ALT_DIFF eval:multipart_alternative_difference('99', '100')\n"
+             "body MPART_ALT_DIFF_COUNT eval:multipart_alternative_difference_count('3', '1')\n")
+    same = _alternative(b"Buy cheap pills now", b"<p>Buy cheap <b>pills</b> now</p>")
+    assert names(rules, same) == set()
+    other = _alternative(b"Hello friend, see you soon", b"<p>Buy cheap pills now</p>")
+    assert names(rules, other) == {"MPART_ALT_DIFF"}
+    image = _alternative(b"one two three four five six seven eight nine ten eleven twelve",
+                         b'<img src="http://x.example.com/a.gif"> <p>x y</p>')
+    assert names(rules, image) == {"MPART_ALT_DIFF", "MPART_ALT_DIFF_COUNT"}
+    only_image = _alternative(b"see the picture", b'<img src="http://x.example.com/a.gif">')
+    assert names(rules, only_image) == {"MPART_ALT_DIFF"}
+    assert names(rules, HEAD + b"\nBuy cheap pills now\n") == set()
