@@ -1329,13 +1329,13 @@ def _similar_recipients(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) ->
 
 def _tvd_vertical_words(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     """BodyEval's ``tvd_vertical_words``: the highest share of spaces among the other
-    characters of a body line over five characters long (100 when spaces are more), -1
-    without such a line; ``min <= value < max`` (a max of 100 or more reads 101)."""
+    octets of a body line over five octets long (100 when spaces are more), -1 without
+    such a line; ``min <= value < max`` (a max of 100 or more reads 101)."""
     value = msg.memo.get("tvd_vertical_words")
     if value is None:
         value = -1.0
         for line in msg.body:
-            n = len(line.decode("utf-8", "surrogateescape")) if not line.isascii() else len(line)
+            n = len(line)  # (octets: SpamAssassin's lines are octets here)
             if n <= 5:
                 continue
             spaces = line.count(b" ")
