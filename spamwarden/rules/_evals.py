@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import fnmatch
 import functools
+import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1426,5 +1427,37 @@ EVALS = {
         _B, _nargs(2, numeric=True), _mpart_alt_difference),
     "multipart_alternative_difference_count": EvalSpec(
         _B, _nargs(2, numeric=True), _mpart_alt_difference_count),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- HTMLEval: title and Subject -----------------------------------------------------------
+
+
+def _html_title_subject_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """HTMLEval's ``html_title_subject_ratio(RATIO)``: in some text/html part, a title
+    longer than RATIO times the Subject (as ``get('Subject')`` gives it, newline
+    included); never without a Subject."""
+    subject = msg.header_text("Subject")
+    if not subject:
+        return False
+    size = len(subject)
+    ratio = float(a[0])
+    for h in _html_parts(msg):
+        longest = max((len(_title_text(t)) / size for t in h.title if t), default=0.0)
+        if longest > ratio:
+            return True
+    return False
+
+
+def _title_text(raw: bytes) -> str:
+    """A title's text as HTML::Parser reports it: decoded, entities too."""
+    text = raw.decode("utf-8", "surrogateescape")
+    return html.unescape(text) if "&" in text else text
+
+
+EVALS = {
+    **EVALS,
+    "html_title_subject_ratio": EvalSpec(_B, _nargs(1, numeric=True), _html_title_subject_ratio),
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -941,3 +941,17 @@ def test_multipart_alternative_difference() -> None:
     only_image = _alternative(b"see the picture", b'<img src="http://x.example.com/a.gif">')
     assert names(rules, only_image) == {"MPART_ALT_DIFF"}
     assert names(rules, HEAD + b"\nBuy cheap pills now\n") == set()
+
+
+def test_html_title_subject_ratio() -> None:
+    """HTMLEval's html_title_subject_ratio: a title more than RATIO times as long as the
+    Subject (newline included); none without a Subject."""
+    rules = "body __HTML_TITLE_SUBJ_DIFF eval:html_title_subject_ratio('3.5')\n"
+
+    def message(title: bytes, head: bytes = HEAD) -> bytes:
+        return (head + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+                b"<html><head><title>" + title + b"</title></head><body>x</body></html>\n")
+
+    assert names(rules, message(b"a" * 21)) == set()  # 21 / len("hello\n") = 3.5
+    assert names(rules, message(b"a" * 22)) == {"__HTML_TITLE_SUBJ_DIFF"}
+    assert names(rules, message(b"a" * 40, HEAD.replace(b"Subject: hello\n", b""))) == set()
