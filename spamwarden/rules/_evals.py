@@ -1016,6 +1016,10 @@ def _html_parts(msg: PreparedMessage) -> list[HtmlResults]:
     if msg.html is None:
         msg.html = [parse_html(msg.part_body(i)) for i, p in enumerate(msg.parts)
                     if p.content_type == "text/html"]
+        # (the renderer counted HTML.pm's obfuscation)
+        rendered = [i for i, p in enumerate(msg.parts) if p.content_type == "text/html"]
+        for h, i in zip(msg.html, rendered):
+            h.obfuscation = msg.part_texts.get(i, ("", "", False, 0))[3]
     return msg.html
 
 
@@ -1038,7 +1042,7 @@ def _in_range(value: float | None, lo: str, hi: str) -> bool:
 
 
 _HTML_RANGES = frozenset({"length", "closed_extra_ratio", "bad_tag_ratio", "non_element_ratio",
-                          "max_size"})
+                          "obfuscation_ratio", "max_size"})
 
 
 def _html_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -1391,7 +1395,7 @@ def _alternative_difference(msg: PreparedMessage) -> tuple[float, float, float]:
                 found = msg.part_texts.get(i)
                 if found is None:
                     continue
-                kind, rendered, has_img = found
+                kind, rendered, has_img, _ = found
                 counts = html if kind == "text/html" else text
                 for w in rendered.split():
                     if _WORD.search(w):

@@ -368,6 +368,8 @@ class HtmlResults:
     tags_seen: int = 0
     elements_seen: int = 0
     closed_extra: int = 0
+    #: words cut by a tag (HTML.pm's ``obfuscation``, counted by the renderer)
+    obfuscation: int = 0
 
     def value(self, name: str) -> float | None:
         """A numeric result by HTMLEval's name, ``None`` when SpamAssassin has none."""
@@ -385,6 +387,8 @@ class HtmlResults:
             return self.closed_extra / self.tags
         if name == "bad_tag_ratio":
             return (self.tags - self.elements) / self.tags
+        if name == "obfuscation_ratio" and self.obfuscation:
+            return self.obfuscation / self.tags
         if name == "non_element_ratio" and self.tags_seen:
             return (self.tags_seen - self.elements_seen) / self.tags_seen
         return None

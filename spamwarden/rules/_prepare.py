@@ -85,8 +85,8 @@ class PreparedMessage:
     #: from preparation, the others when first asked (:meth:`part_body`)
     part_bodies: dict[int, bytes] = field(default_factory=dict)
     #: each rendered text leaf by index: (text/html or text/plain, Node.pm's rendered
-    #: text, an HTML part with an <img> tag)
-    part_texts: dict[int, tuple[str, str, bool]] = field(default_factory=dict)
+    #: text, an HTML part with an <img> tag, its HTML.pm obfuscation count)
+    part_texts: dict[int, tuple[str, str, bool, int]] = field(default_factory=dict)
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
@@ -616,7 +616,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
         return data
 
     links: list[list[tuple[str, str]]] = []  # each text/html part's link tags
-    texts: dict[int, tuple[str, str, bool]] = {}  # each text leaf rendered, by index
+    texts: dict[int, tuple[str, str, bool, int]] = {}  # each text leaf rendered, by index
     body_text, wide = (rendered_parts_text(parts, decoded_part, links, texts) if parts
                        else (view.text, True))
     body = [(_subject_line(view.headers) + "\n").encode("utf-8", "surrogateescape")]

@@ -40,6 +40,9 @@ _LITERAL = {name: re.compile(f"</{name}\\s*>", re.IGNORECASE)
             for name in ("script", "style", "iframe", "textarea", "xmp", "title")}
 _HIDDEN = frozenset({"script", "style"})
 _COMMENT_CLOSE = re.compile(r"--\s*>")
+# HTML.pm's obfuscation test: a character neither white space nor ASCII punctuation
+_WORD_START = re.compile(r"[^\s\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]")
+_WORD_END = re.compile(r"[^\s\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]\Z")
 _NUMERIC_REF = re.compile(r"&#(?:([0-9]{1,7})|[xX]([0-9a-fA-F]{1,6}));?")
 _SELF_CLOSING = re.compile(r"<(\w+)\s*/>")
 _QUOTES = re.compile("[\u201c\u201d]")
@@ -87,12 +90,16 @@ LINK_TAGS = frozenset("a area link img frame iframe embed script bgsound form ba
 _BACKGROUND_TAGS = frozenset(("body", "table", "tr", "td"))
 
 
-def render_html(markup: str, links: list[tuple[str, str]] | None = None) -> str:
+def render_html(markup: str, links: list[tuple[str, str]] | None = None,
+                counts: dict[str, int] | None = None) -> str:
     """HTML.pm's rendered text of one decoded text/html part (see the module text).
 
     :param links: when given, each start tag of :data:`LINK_TAGS` (and each ``body``,
         ``table``, ``tr``, ``td`` with a background) is appended to it, as its lower-case
         name and its attribute text, in order, for ``spamwarden.rules._uris``.
+    :param counts: when given, ``counts["obfuscation"]`` is set to HTML.pm's count of
+        text pieces that start with a letter or digit right after a piece that ends
+        with one (a word cut by a tag or comment: ``obfuscation_ratio``).
     """
     markup = markup[:MAX_PART].replace("&nbsp;", " ")
     markup = _QUOTES.sub('"', _SELF_CLOSING.sub(r"<\1>", markup))
@@ -105,8 +112,14 @@ def render_html(markup: str, links: list[tuple[str, str]] | None = None) -> str:
         out.append(piece)
         white.append(True)
 
+    obfuscation = 0
+
     def text(piece: str) -> None:
-        piece = _SPACES.sub(" ", _unescape(piece))
+        nonlocal obfuscation
+        piece = _unescape(piece)
+        if out and _WORD_START.match(piece) and _WORD_END.search(out[-1]):
+            obfuscation += 1
+        piece = _SPACES.sub(" ", piece)
         if out and white[-1] and piece.startswith(" "):
             piece = piece[1:]
         out.append(piece)
@@ -148,6 +161,8 @@ def render_html(markup: str, links: list[tuple[str, str]] | None = None) -> str:
             pos = stop
     if pos < len(markup):
         text(markup[pos:])
+    if counts is not None:
+        counts["obfuscation"] = obfuscation
     return "".join(out)
 
 
@@ -201,7 +216,7 @@ def _rendered_type(part: MimePart) -> str | None:
 
 def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], bytes],
                         links: list[list[tuple[str, str]]] | None = None,
-                        texts: dict[int, tuple[str, str, bool]] | None = None,
+                        texts: dict[int, tuple[str, str, bool, int]] | None = None,
                         ) -> tuple[str, bool]:
     """The text SpamAssassin's body rules read before it is cut into lines: each text
     leaf rendered, a newline before each leaf after the first text (Message.pm's
@@ -213,7 +228,7 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
         leaf's link tags (:func:`render_html`).
     :param texts: when given, receives each rendered leaf by its index: its type
         (text/html or text/plain), its text (Node.pm's ``rendered``) and, for HTML,
-        whether it has an ``<img>`` tag.
+        whether it has an ``<img>`` tag and its ``obfuscation`` count.
     :returns: the text, and whether Perl holds it as characters: a part with 8-bit
         octets was decoded, or a character above U+00FF came out of an entity.  If not,
         SpamAssassin's lines are the text's Latin-1 octets and only ASCII white space
@@ -238,13 +253,15 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
                 found = []
             if links is not None and found is not None:
                 links.append(found)
-            rendered = render_html(decoded, found)
+            counts: dict[str, int] = {}
+            rendered = render_html(decoded, found, counts)
             text += rendered
             if texts is not None:
-                texts[index] = (kind, rendered, any(t == "img" for t, _ in found or ()))
+                texts[index] = (kind, rendered, any(t == "img" for t, _ in found or ()),
+                                counts["obfuscation"])
         else:
             text += decoded
             if texts is not None:
-                texts[index] = (kind, decoded, False)
+                texts[index] = (kind, decoded, False, 0)
     return text, wide or _WIDE.search(text) is not None
 

@@ -955,3 +955,22 @@ def test_html_title_subject_ratio() -> None:
     assert names(rules, message(b"a" * 21)) == set()  # 21 / len("hello\n") = 3.5
     assert names(rules, message(b"a" * 22)) == {"__HTML_TITLE_SUBJ_DIFF"}
     assert names(rules, message(b"a" * 40, HEAD.replace(b"Subject: hello\n", b""))) == set()
+
+
+def test_html_obfuscation_ratio() -> None:
+    """HTML.pm's obfuscation_ratio: text pieces starting with a letter or digit right
+    after a piece ending with one (a word cut by a tag or comment), per tag."""
+    rules = ("body HTML_OBFUSCATE_30_40 eval:html_range('obfuscation_ratio','.3','.4')\n"
+             "body HTML_OBFUSCATE_10_20 eval:html_range('obfuscation_ratio','.1','.2')\n")
+
+    def message(html: bytes) -> bytes:
+        return (HEAD + b"To: b@example.net\nMIME-Version: 1.0\nContent-Type: text/html\n\n"
+                + html + b"\n")
+
+    # 2 cut words, 6 tags
+    assert names(rules, message(b"<html><body>Vi<b>ag</b>ra is here</body></html>")) == {
+        "HTML_OBFUSCATE_30_40"}
+    # a line break between the pieces is no cut, a comment is: 1 of 7 tags
+    assert names(rules, message(b"<html><body>Vi<br>ag<!-- x -->ra<p>is here</p></body></html>")
+                 ) == {"HTML_OBFUSCATE_10_20"}
+    assert names(rules, message(b"<html><body>Viagra <b>is</b> here</body></html>")) == set()
