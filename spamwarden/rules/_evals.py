@@ -1275,12 +1275,16 @@ def _check_recipients(msg: PreparedMessage) -> tuple[bool, float]:
     memo = msg.memo
     if "tocc_similar" in memo:
         return bool(memo["tocc_sorted"]), memo["tocc_similar"]
+    values: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+    for k, v in msg.headers:
+        found = values.get(k.lower())
+        if found is not None:
+            found.append(v)
     inputs: list[str] = []
     for names in (("to", "cc"), ("bcc",)):
         for name in names:
-            for k, v in msg.headers:
-                if k.lower() == name:
-                    inputs.extend(a for _, a in msg.address_pairs(v) if a)
+            for v in values[name]:
+                inputs.extend(a for _, a in msg.address_pairs(v) if a)
         if len(inputs) >= _TOCC_SIMILAR_COUNT:
             break
     address: list[str] = []
