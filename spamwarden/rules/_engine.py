@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from ._literals import required_literals
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
-from ._rewrite import possessive_line_runs
+from ._rewrite import possessive_line_runs, widened
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
     import hyperscan
@@ -52,12 +53,18 @@ log = logging.getLogger("spamwarden.rules")
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
 ENGINE_VERSION = "4"
+#: Bumped whenever what the side databases (:func:`_side_database`) hold changes; a
+#: cache without them, or with another version, has them compiled and stored again.
+SIDE_VERSION = 1
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
 _SCAN_KINDS = ("body", "rawbody", "uri", "full")
 # units up to this long are counted with ``findall`` (its list is at most this many items)
 _FINDALL_MAX = 16_384
+# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre_constants: Any = importlib.import_module("re._constants")
 
 
 class RulesError(SpamwardenError):
@@ -97,6 +104,11 @@ class _Group:
     # ``[if-unset: ...]`` value matching, or not matching a ``!~``); both fixed at load
     negated: list[str] = field(default_factory=list)
     when_absent: list[str] = field(default_factory=list)
+    # rules left to ``re`` that a second database prefilters (index = its Hyperscan id):
+    # ``re`` runs them only on the units it matched (:func:`_side_database`)
+    side_rules: list[str] = field(default_factory=list)
+    side_db: Any = None
+    side_set: frozenset[str] = frozenset()
 
 
 def _hs_flags(rx: PerlRegex, *, prefilter: bool = False) -> int:
@@ -178,6 +190,40 @@ def _re_only(rx: PerlRegex) -> bool:
         src.startswith(b"^") and len(src) > 1000 and len(_GROUP_REPEAT.findall(src)) >= 6))
 
 
+_SIDE_KINDS = frozenset(_SCAN_KINDS)
+
+
+def _side_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
+    """A prefilter database for rules left to ``re``: (the rule names it holds, by
+    Hyperscan id; the database or ``None``).
+
+    Each pattern goes in widened (:func:`~._rewrite.widened`: bounded repeats made
+    unbounded, inner ``$`` dropped) and compiled as a prefilter, so it matches wherever
+    the pattern may; ``re`` then runs only on those units.  The long line-anchored
+    patterns (``__FILL_THIS_FORM_PARTIAL_RAW``) cost ``re`` microseconds at every line
+    start; widened, Hyperscan compiles them in a second and matches few units.  Patterns
+    of the shape Hyperscan's library misses matches of (:data:`_HYPERSCAN_MISSES`) and
+    any it refuses even widened stay with ``re`` alone.
+    """
+    names: list[str] = []
+    exprs: list[bytes] = []
+    flags: list[int] = []
+    for r in rules:
+        rx = r.regex
+        if rx is None or _HYPERSCAN_MISSES.match(rx.source):
+            continue
+        wide = replace(rx, source=widened(rx.source, drop_dollars=True))
+        if _hs_compiles(wide, prefilter=True):
+            names.append(r.name)
+            exprs.append(wide.source)
+            flags.append(_hs_flags(wide, prefilter=True))
+    if not names:
+        return [], None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    return names, db
+
+
 def _split_for_hyperscan(rules: Sequence[Rule]) -> tuple[list[Rule], set[str], list[Rule]]:
     """Rules for one database: (in Hyperscan, of those the prefiltered, left to ``re``).
 
@@ -219,6 +265,9 @@ class RuleEngine:
         self._compiled: dict[str, Any] = {}
         #: rules ``re`` runs alone -> text every match holds (:mod:`._literals`)
         self._needs: dict[str, tuple[bytes, ...]] = {}
+        #: rules whose matches start at line starts -> the pattern after a newline
+        #: (:func:`_after_newline`)
+        self._line_starts: dict[str, re.Pattern[bytes]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._metas: list[Rule] = []
@@ -241,6 +290,8 @@ class RuleEngine:
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
                                          if all(r.name in self._unused for r in g.rules))
         self._build_databases(cache_dir)
+        for g in self._groups.values():
+            g.side_set = frozenset(g.side_rules) if g.side_db is not None else frozenset()
         self._compile_re_patterns()
         for g in self._header_groups.values():
             g.negated = [r.name for r in g.rules if r.negate]
@@ -298,6 +349,23 @@ class RuleEngine:
                 if entry["db"]:
                     g.db = hyperscan.loadb(base64.b64decode(entry["db"]),
                                            hyperscan.HS_MODE_BLOCK)
+        if stored is not None:
+            missing = False
+            for key, g in groups:
+                if key not in _SIDE_KINDS:
+                    continue
+                entry = stored[key]
+                if entry.get("side_version") != SIDE_VERSION or not all(
+                        n in self.ruleset.rules for n in entry.get("side", ())):
+                    entry.update(self._side_entry(key, g))
+                    missing = True
+                    continue
+                g.side_rules = list(entry["side"])
+                if entry["side_db"]:
+                    g.side_db = hyperscan.loadb(base64.b64decode(entry["side_db"]),
+                                                hyperscan.HS_MODE_BLOCK)
+            if missing and cache:
+                cache.store(stored)
         if stored is None:
             self.cache_used = False
             out: dict[str, Any] = {}
@@ -317,8 +385,20 @@ class RuleEngine:
                             "re": [r.name for r in g.re_rules],
                             "prefilter": sorted(g.prefilter),
                             "db": base64.b64encode(blob).decode("ascii")}
+                if key in _SIDE_KINDS:
+                    out[key].update(self._side_entry(key, g))
             if cache:
                 cache.store(out)
+
+    def _side_entry(self, key: str, g: _Group) -> dict[str, Any]:
+        """Compile the group's side database (:func:`_side_database`); its cache entry."""
+        try:
+            g.side_rules, g.side_db = _side_database(g.re_rules)
+        except hyperscan.error as exc:
+            raise RulesError(f"hyperscan: {key} (side): {exc}") from exc
+        blob = hyperscan.dumpb(g.side_db) if g.side_db is not None else b""
+        return {"side_version": SIDE_VERSION, "side": g.side_rules,
+                "side_db": base64.b64encode(blob).decode("ascii")}
 
     def _compile_re_patterns(self) -> None:
         """Compile now every pattern ``re`` may run (so no message pays for it): those left
@@ -334,6 +414,10 @@ class RuleEngine:
                 need = required_literals(pat.pattern, pat.flags)
                 if need is not None:
                     self._needs[r.name] = need
+        for name, pat in self._compiled.items():
+            after = _after_newline(pat)
+            if after is not None:
+                self._line_starts[name] = after
 
     def _hits_when_absent(self, rule: Rule) -> bool:
         """SpamAssassin matches an absent header's ``[if-unset: ...]`` value, else undef,
@@ -386,6 +470,16 @@ class RuleEngine:
         # a unit's matches do not depend on the other units: identical units (blank and
         # repeated lines) are scanned and confirmed once
         distinct = list(dict.fromkeys(units)) if len(units) > 1 else units
+        side: dict[str, list[int]] = {}  # rule name -> the distinct units worth ``re``
+        if g.side_db is not None:
+            side_db, side_scratch, names = g.side_db, self._scratch(g.side_db), g.side_rules
+            at = 0
+
+            def on_side(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
+                side.setdefault(names[rid], []).append(at)
+
+            for at, u in enumerate(distinct):  # noqa: B007 - on_side reads at (closure)
+                side_db.scan(u, match_event_handler=on_side, scratch=side_scratch)
         if g.db is not None:
             found: dict[int, list[int]] = {}  # rule id -> the distinct units it matched in
             db, scratch = g.db, self._scratch(g.db)
@@ -408,7 +502,7 @@ class RuleEngine:
                         where = [u for u in units if u in matched]
                     n = self._count(rule, where)
                 elif rule.name in prefilter:
-                    search = self._pattern(rule).search
+                    search = self._searcher(rule)
                     n = 1 if any(search(u) for u in where) else 0
                 else:
                     n = 1
@@ -418,6 +512,22 @@ class RuleEngine:
         for rule in g.re_rules:
             if rule.name in skip:
                 continue
+            if rule.name in g.side_set:
+                found_in = side.get(rule.name)
+                if found_in is None:
+                    continue
+                where = [distinct[i] for i in found_in]
+                if rule.maxhits > 1:
+                    if len(distinct) != len(units):  # every copy counts
+                        matched = set(where)
+                        where = [u for u in units if u in matched]
+                    n = self._count(rule, where)
+                else:
+                    search = self._searcher(rule)
+                    n = 1 if any(search(u) for u in where) else 0
+                if n:
+                    counts[rule.name] = n
+                continue
             need = self._needs.get(rule.name)
             if rule.maxhits > 1:
                 where = units if need is None else _holding(units, need, lowered)
@@ -425,17 +535,30 @@ class RuleEngine:
                 if n:
                     counts[rule.name] = n
             else:
-                search = self._pattern(rule).search
+                search = self._searcher(rule)
                 where = distinct if need is None else _holding(distinct, need, lowered)
                 if any(search(u) for u in where):
                     counts[rule.name] = 1
         return counts
+
+    def _searcher(self, rule: Rule) -> Callable[[bytes], object]:
+        """A function telling whether the rule's pattern matches in a unit."""
+        pat = self._pattern(rule)
+        after = self._line_starts.get(rule.name)
+        if after is None:
+            search: Callable[[bytes], object] = pat.search
+            return search
+        match, search_after = pat.match, after.search
+        return lambda u: match(u) or search_after(u)
 
     def _count(self, rule: Rule, units: Sequence[bytes]) -> int:
         """Matches of the rule over ``units`` (``re``'s non-overlapping ones), at most
         ``maxhits``: ``findall`` counts a short unit without a Python step per match."""
         pat = self._pattern(rule)
         n, cap = 0, rule.maxhits
+        after = self._line_starts.get(rule.name)
+        if after is not None:
+            return _count_at_line_starts(pat, after, units, cap)
         for u in units:
             if len(u) <= _FINDALL_MAX:
                 n += len(pat.findall(u))
@@ -535,6 +658,53 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if rules[n].reported]
         hits.sort()
         return hits
+
+
+def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
+    """For a pattern that can only match at line starts (``^`` under ``/m`` first, outside
+    any alternative, and no empty match), the pattern with that ``^`` made a newline.
+
+    ``re`` has no quick way to a line start: it tries ``^`` at every octet, an attempt
+    that costs more than the octet test of a leading literal (``^Zzz`` over 6 KB: 41 µs,
+    ``\nZzz``: 5 µs).  A match of the original at a line start p > 0 is a match of the
+    new pattern at p - 1 whose rest is matched the same way (the string, and so every
+    look-around, is the same); p = 0 is left to ``match``.  ``None``: not such a pattern.
+    """
+    src = pat.pattern
+    if not src.startswith(b"^"):
+        return None
+    try:
+        tree = _sre_parser.parse(src, pat.flags)
+    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        return None
+    if not tree.state.flags & re.MULTILINE or not tree.data:
+        return None
+    if tree.data[0] != (_sre_constants.AT, _sre_constants.AT_BEGINNING):
+        return None
+    if tree.getwidth()[0] == 0:  # findall's rules for empty matches: not followed here
+        return None
+    try:
+        return re.compile(b"\n" + src[1:], pat.flags)
+    except (re.error, OverflowError, RecursionError):
+        return None
+
+
+def _count_at_line_starts(pat: re.Pattern[bytes], after: re.Pattern[bytes],
+                          units: Sequence[bytes], cap: int) -> int:
+    """``pat``'s non-overlapping matches over ``units``, at most ``cap``, as ``findall``
+    counts them, for a pattern :func:`_after_newline` gave ``after`` for: each match is
+    the first at a line start at or after the end of the one before."""
+    n = 0
+    match, search = pat.match, after.search
+    for u in units:
+        m = match(u) or search(u)
+        while m is not None:
+            n += 1
+            if n >= cap:
+                return n
+            end = m.end()  # > 0: the pattern matches no empty string
+            m = (match(u, end) if u[end - 1] == 0x0A else None) or search(u, end)
+    return n
 
 
 def _holding(units: Sequence[bytes], need: tuple[bytes, ...],
