@@ -55,7 +55,7 @@ log = logging.getLogger("spamwarden.rules")
 ENGINE_VERSION = "4"
 #: Bumped whenever what the side databases (:func:`_side_database`) hold changes; a
 #: cache without them, or with another version, has them compiled and stored again.
-SIDE_VERSION = 1
+SIDE_VERSION = 2
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
@@ -109,6 +109,7 @@ class _Group:
     side_rules: list[str] = field(default_factory=list)
     side_db: Any = None
     side_set: frozenset[str] = frozenset()
+    side_ids: dict[str, int] = field(default_factory=dict)  # rule name -> side id
 
 
 def _hs_flags(rx: PerlRegex, *, prefilter: bool = False) -> int:
@@ -198,7 +199,8 @@ def _side_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
     Hyperscan id; the database or ``None``).
 
     Each pattern goes in widened (:func:`~._rewrite.widened`: bounded repeats made
-    unbounded, inner ``$`` dropped) and compiled as a prefilter, so it matches wherever
+    unbounded, and where Hyperscan refuses the pattern still, inner ``$`` dropped) and
+    compiled as a prefilter, so it matches wherever
     the pattern may; ``re`` then runs only on those units.  The long line-anchored
     patterns (``__FILL_THIS_FORM_PARTIAL_RAW``) cost ``re`` microseconds at every line
     start; widened, Hyperscan compiles them in a second and matches few units.  Patterns
@@ -212,11 +214,13 @@ def _side_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
         rx = r.regex
         if rx is None or _HYPERSCAN_MISSES.match(rx.source):
             continue
-        wide = replace(rx, source=widened(rx.source, drop_dollars=True))
-        if _hs_compiles(wide, prefilter=True):
-            names.append(r.name)
-            exprs.append(wide.source)
-            flags.append(_hs_flags(wide, prefilter=True))
+        for drop in (False, True):  # an inner $ dropped only where Hyperscan refuses it
+            wide = replace(rx, source=widened(rx.source, drop_dollars=drop))
+            if _hs_compiles(wide, prefilter=True):
+                names.append(r.name)
+                exprs.append(wide.source)
+                flags.append(_hs_flags(wide, prefilter=True))
+                break
     if not names:
         return [], None
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -268,6 +272,8 @@ class RuleEngine:
         #: rules whose matches start at line starts -> the pattern after a newline
         #: (:func:`_after_newline`)
         self._line_starts: dict[str, re.Pattern[bytes]] = {}
+        #: rule name -> its :meth:`_searcher`, made on first use
+        self._searchers: dict[str, Callable[[bytes], object]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._metas: list[Rule] = []
@@ -292,6 +298,7 @@ class RuleEngine:
         self._build_databases(cache_dir)
         for g in self._groups.values():
             g.side_set = frozenset(g.side_rules) if g.side_db is not None else frozenset()
+            g.side_ids = {n: i for i, n in enumerate(g.side_rules) if n in g.side_set}
         self._compile_re_patterns()
         for g in self._header_groups.values():
             g.negated = [r.name for r in g.rules if r.negate]
@@ -466,30 +473,21 @@ class RuleEngine:
         """Match counts (capped by ``maxhits``) of the group's rules over ``units``,
         except those named in ``skip`` (which may or may not be counted)."""
         counts: dict[str, int] = {}
-        units = list(units)
+        units = units if isinstance(units, list) else list(units)
         # a unit's matches do not depend on the other units: identical units (blank and
         # repeated lines) are scanned and confirmed once
         distinct = list(dict.fromkeys(units)) if len(units) > 1 else units
-        side: dict[str, list[int]] = {}  # rule name -> the distinct units worth ``re``
+        side: dict[int, list[int]] = {}  # side id -> the distinct units worth ``re``
         if g.side_db is not None:
-            side_db, side_scratch, names = g.side_db, self._scratch(g.side_db), g.side_rules
-            at = 0
-
-            def on_side(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
-                side.setdefault(names[rid], []).append(at)
-
-            for at, u in enumerate(distinct):  # noqa: B007 - on_side reads at (closure)
-                side_db.scan(u, match_event_handler=on_side, scratch=side_scratch)
+            side_db, side_scratch = g.side_db, self._scratch(g.side_db)
+            for at, u in enumerate(distinct):
+                side_db.scan(u, match_event_handler=_on_match, scratch=side_scratch,
+                             context=(side, at))
         if g.db is not None:
             found: dict[int, list[int]] = {}  # rule id -> the distinct units it matched in
             db, scratch = g.db, self._scratch(g.db)
-            unit = 0
-
-            def on_match(rid: int, start: int, end: int, flags: int, ctx: Any) -> None:
-                found.setdefault(rid, []).append(unit)
-
-            for unit, u in enumerate(distinct):  # noqa: B007 - on_match reads unit (closure)
-                db.scan(u, match_event_handler=on_match, scratch=scratch)
+            for unit, u in enumerate(distinct):
+                db.scan(u, match_event_handler=_on_match, scratch=scratch, context=(found, unit))
             prefilter = g.prefilter
             for rid in sorted(found):
                 rule = g.hs_rules[rid]
@@ -512,8 +510,9 @@ class RuleEngine:
         for rule in g.re_rules:
             if rule.name in skip:
                 continue
-            if rule.name in g.side_set:
-                found_in = side.get(rule.name)
+            side_id = g.side_ids.get(rule.name)
+            if side_id is not None:
+                found_in = side.get(side_id)
                 if found_in is None:
                     continue
                 where = [distinct[i] for i in found_in]
@@ -543,13 +542,20 @@ class RuleEngine:
 
     def _searcher(self, rule: Rule) -> Callable[[bytes], object]:
         """A function telling whether the rule's pattern matches in a unit."""
+        search = self._searchers.get(rule.name)
+        if search is not None:
+            return search
         pat = self._pattern(rule)
         after = self._line_starts.get(rule.name)
         if after is None:
-            search: Callable[[bytes], object] = pat.search
-            return search
-        match, search_after = pat.match, after.search
-        return lambda u: match(u) or search_after(u)
+            search = pat.search
+        else:
+            match, search_after = pat.match, after.search
+
+            def search(u: bytes) -> object:
+                return match(u) or search_after(u)
+        self._searchers[rule.name] = search
+        return search
 
     def _count(self, rule: Rule, units: Sequence[bytes]) -> int:
         """Matches of the rule over ``units`` (``re``'s non-overlapping ones), at most
@@ -658,6 +664,12 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if rules[n].reported]
         hits.sort()
         return hits
+
+
+def _on_match(rid: int, start: int, end: int, flags: int,
+              ctx: tuple[dict[int, list[int]], int]) -> None:
+    """Hyperscan's match handler: ``ctx`` is (pattern id -> unit indexes, this unit)."""
+    ctx[0].setdefault(rid, []).append(ctx[1])
 
 
 def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
