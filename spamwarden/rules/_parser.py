@@ -181,6 +181,14 @@ class RuleSet:
     #: every ``score`` line read (the "Bayes on, network off" value; the last line of a
     #: name wins), for rules defined here or not (``BAYES_*``: scores for the classifier)
     scores: dict[str, float] = field(default_factory=dict)
+    #: where each rule read was defined (``file:line``; the definition that counts)
+    origins: dict[str, str] = field(default_factory=dict)
+    #: lines read but not understood: ``(file:line, what is wrong)``
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    #: ``score``/``describe``/``tflags`` lines: ``(file:line, directive, rule name)``
+    mentions: list[tuple[str, str, str]] = field(default_factory=list)
+    #: rules defined only inside an ``if``/``ifplugin`` that is false here
+    defined_inactive: set[str] = field(default_factory=set)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -364,6 +372,7 @@ def _read_lines(st: _State, text: str, origin: str, base: Path, *, depth: int) -
         if not active:
             if key in _REGEX_KINDS or key == "meta":
                 st.result.inactive[reason] += 1
+                st.result.defined_inactive.add(rest.split(None, 1)[0] if rest else "")
             continue
         if key == "include":
             if depth < _MAX_INCLUDE_DEPTH:
@@ -377,6 +386,8 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
     if key in _REGEX_KINDS or key == "meta":
         bits = rest.split(None, 1)
         if len(bits) < 2 or not _RULE_NAME.match(bits[0]):
+            st.result.notes.append((origin, f"{key}: expected a rule name (letters, digits, "
+                                            "_) and its test"))
             return
         name = bits[0]
         st.defs[name] = _Definition(key, bits[1].strip(), origin)
@@ -394,10 +405,17 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
                 break
         if nums:
             st.scores[bits[0]] = nums[2] if len(nums) == 4 else nums[0]
+            st.result.mentions.append((origin, key, bits[0]))
+        if len(vals) not in (1, 4) or len(nums) != len(vals):
+            # SpamAssassin refuses the line; the engine keeps what it could read
+            st.result.notes.append((origin, f"score {bits[0]}: expected 1 or 4 numbers, "
+                                            f"got {' '.join(vals) or 'none'}"))
     elif key == "describe" and len(bits) > 1:
         st.describe[bits[0]] = bits[1].strip()
+        st.result.mentions.append((origin, key, bits[0]))
     elif key == "tflags":
         st.tflags[bits[0]] = bits[1] if len(bits) > 1 else ""
+        st.result.mentions.append((origin, key, bits[0]))
     elif key == "replace_tag" and len(bits) > 1:
         st.replace_tag[bits[0]] = bits[1].strip()
     elif key == "replace_pre" and len(bits) > 1:
@@ -466,6 +484,7 @@ def _finish(st: _State) -> None:
     res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1
+        res.origins[name] = d.origin
         text = _replace_tags(st, d.text) if name in st.replace_rules else d.text
         flags = st.tflags.get(name, "").split()
         nice = "nice" in flags
