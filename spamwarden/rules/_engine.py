@@ -362,8 +362,9 @@ class RuleEngine:
                 if key not in _SIDE_KINDS:
                     continue
                 entry = stored[key]
-                if entry.get("side_version") != SIDE_VERSION or not all(
-                        n in self.ruleset.rules for n in entry.get("side", ())):
+                # a side rule is one of the group's re rules, else the entry is rebuilt
+                if entry.get("side_version") != SIDE_VERSION or not set(
+                        entry.get("side", ())) <= {r.name for r in g.re_rules}:
                     entry.update(self._side_entry(key, g))
                     missing = True
                     continue

@@ -141,3 +141,18 @@ def test_side_databases_are_cached_and_added_to_an_older_cache(tmp_path: Path) -
     again = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
     assert again.cache_used and again._groups["body"].side_db is not None
     assert _names(again, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_side_entry_naming_other_rules_is_rebuilt(tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    rules.write_text(RULES)
+    cache = tmp_path / "cache"
+    RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    (path,) = cache.glob("sa-rules-*.json")
+    data = json.loads(path.read_text())
+    data["body"]["side"] = ["RAW_LINE", "OPT_OUT"]  # RAW_LINE is not a body re rule
+    path.write_text(json.dumps(data))
+    engine = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert engine.cache_used and engine._groups["body"].side_set == {"OPT_OUT", "__OPT_MANY"}
+    assert _names(engine, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
