@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
@@ -280,6 +280,16 @@ class RuleEngine:
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
         self._exists = [r for r in sorted(rules.values(), key=lambda r: r.name)
                         if r.header is not None and r.header.exists]
+        #: (rule, lower-cased field name) for fields, (rule, name) for the pseudo-headers
+        self._exists_fields: list[tuple[str, str]] = []
+        self._exists_pseudo: list[tuple[str, str]] = []
+        for r in self._exists:
+            assert r.header is not None
+            h = r.header.name
+            if h in ("ALL", "MESSAGEID") or h.lower() == "tocc":  # as header_exists reads
+                self._exists_pseudo.append((r.name, h))
+            else:
+                self._exists_fields.append((r.name, h.lower()))
         self._groups: dict[str, _Group] = {}
         self._header_groups: dict[_Target, _Group] = {}
         for r in sorted(rules.values(), key=lambda r: r.name):
@@ -637,25 +647,28 @@ class RuleEngine:
                 elif name not in skip:
                     counts[name] = 1
             counts.update(matched)
-        for rule in self._exists:
-            if rule.name in skip:
-                continue
-            h = rule.header
-            assert h is not None
-            if msg.header_exists(h.name):
-                counts[rule.name] = 1
+        # ``exists:`` of a header is its name among the message's (header_exists, for
+        # every field name at once); the pseudo-headers ask header_exists itself
+        present = {k.lower() for k, _ in msg.headers}
+        for name, lname in self._exists_fields:
+            if lname in present and name not in skip:
+                counts[name] = 1
+        for name, header in self._exists_pseudo:
+            if name not in skip and msg.header_exists(header):
+                counts[name] = 1
         data = self.ruleset
         for rule in self._evals:
             if rule.name in skip:
                 continue
             if run_eval(rule.eval_name, msg, data, rule.eval_args):
                 counts[rule.name] = 1
-        fcounts: dict[str, float] = {k: float(v) for k, v in counts.items()}
-        self._run_metas(fcounts)
-        if len(fcounts) > len(counts):  # the metas that hit: the names added
-            for name in fcounts:
-                if name not in counts:
-                    counts[name] = 1
+        # the metas read the counts as they are (whole numbers add, divide and compare
+        # as the floats they stand for); each meta that hits is added, after the rest
+        before = len(counts)
+        self._run_metas(cast("dict[str, float]", counts))
+        if len(counts) > before:  # the metas that hit: the names added, 1.0 -> 1
+            for name in list(counts)[before:]:
+                counts[name] = 1
         return counts
 
     def check_prepared(self, msg: PreparedMessage) -> list[Hit]:

@@ -156,3 +156,16 @@ def test_a_side_entry_naming_other_rules_is_rebuilt(tmp_path: Path) -> None:
     engine = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
     assert engine.cache_used and engine._groups["body"].side_set == {"OPT_OUT", "__OPT_MANY"}
     assert _names(engine, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+
+
+@pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
+def test_counts_are_whole_numbers_metas_and_exists_included(use_hyperscan: bool) -> None:
+    engine = RuleEngine(parse_rule_text(
+        RULES + "header HAS_TO exists:To\nheader HAS_TOCC exists:ToCc\n"
+        "header NO_CC exists:Cc\nmeta BOTH HAS_TO && HAS_TOCC\nmeta HALF __OPT_MANY / 4\n"),
+        use_hyperscan=use_hyperscan)
+    got = engine.counts(prepare_message(parse_message(RAW_HIT), RAW_HIT))
+    assert {k: v for k, v in got.items() if not k.startswith("__")} == {
+        "OPT_OUT": 1, "OPT_TWICE": 1, "RAW_LINE": 1, "HAS_TO": 1, "HAS_TOCC": 1,
+        "BOTH": 1, "HALF": 1}
+    assert all(type(v) is int for v in got.values())
