@@ -303,6 +303,7 @@ class RuleEngine:
                            if r.nosubject]
         self._order_metas()
         self._unused = frozenset(rules) - _needed(rules)
+        self._reported = frozenset(n for n, r in rules.items() if r.reported)
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
                                          if all(r.name in self._unused for r in g.rules))
         self._build_databases(cache_dir)
@@ -673,9 +674,9 @@ class RuleEngine:
 
     def check_prepared(self, msg: PreparedMessage) -> list[Hit]:
         """:meth:`check` for a message already prepared with ``prepare_message``."""
-        rules = self.ruleset.rules
+        rules, reported = self.ruleset.rules, self._reported
         hits = [Hit(n, rules[n].score, rules[n].description)
-                for n in self._counts(msg, self._unused) if rules[n].reported]
+                for n in self._counts(msg, self._unused) if n in reported]
         hits.sort()
         return hits
 
@@ -738,11 +739,12 @@ def _holding(units: Sequence[bytes], need: tuple[bytes, ...],
     """The units holding one of ``need`` (lower-cased text; each unit lower-cased once
     per scan, in ``lowered``), in order, repeats kept."""
     out = []
+    only = need[0] if len(need) == 1 else None  # the usual case: no generator per unit
     for u in units:
         low = lowered.get(u)
         if low is None:
             low = lowered[u] = u.lower()
-        if any(n in low for n in need):
+        if (only in low) if only is not None else any(n in low for n in need):
             out.append(u)
     return out
 
