@@ -33,7 +33,7 @@ from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._evals import run_eval
 from ._expr import compile_metas
-from ._literals import required_literals
+from ._literals import literal_set, required_literals
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
@@ -272,6 +272,9 @@ class RuleEngine:
         #: rules whose matches start at line starts -> the pattern after a newline
         #: (:func:`_after_newline`)
         self._line_starts: dict[str, re.Pattern[bytes]] = {}
+        #: ``tflags multiple`` rules matching a few fixed strings -> those in ASCII
+        #: (:func:`~._literals.literal_set`): an ASCII unit's count is theirs
+        self._ascii_strings: dict[str, tuple[bytes, ...]] = {}
         #: rule name -> its :meth:`_searcher`, made on first use
         self._searchers: dict[str, Callable[[bytes], object]] = {}
         self._lock = threading.Lock()
@@ -437,6 +440,10 @@ class RuleEngine:
             after = _after_newline(pat)
             if after is not None:
                 self._line_starts[name] = after
+            strings = literal_set(pat.pattern, pat.flags) if self.ruleset.rules[
+                name].maxhits > 1 else None
+            if strings is not None:
+                self._ascii_strings[name] = tuple(s for s in strings if s.isascii())
 
     def _hits_when_absent(self, rule: Rule) -> bool:
         """SpamAssassin matches an absent header's ``[if-unset: ...]`` value, else undef,
@@ -577,7 +584,14 @@ class RuleEngine:
         after = self._line_starts.get(rule.name)
         if after is not None:
             return _count_at_line_starts(pat, after, units, cap)
+        strings = self._ascii_strings.get(rule.name)
         for u in units:
+            if strings is not None and u.isascii():  # (``__E_LIKE_LETTER``: count "e")
+                for s in strings:
+                    n += u.count(s)
+                if n >= cap:
+                    return cap
+                continue
             if len(u) <= _FINDALL_MAX:
                 n += len(pat.findall(u))
                 if n >= cap:

@@ -169,3 +169,18 @@ def test_counts_are_whole_numbers_metas_and_exists_included(use_hyperscan: bool)
         "OPT_OUT": 1, "OPT_TWICE": 1, "RAW_LINE": 1, "HAS_TO": 1, "HAS_TOCC": 1,
         "BOTH": 1, "HALF": 1}
     assert all(type(v) is int for v in got.values())
+
+
+@pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
+def test_literal_set_counts_over_ascii_and_other_units(use_hyperscan: bool) -> None:
+    raw = ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hello\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           "eee see me\r\n\r\ncaf\u00e9 e\u0301t\u00e9\r\n").encode()
+    engine = RuleEngine(parse_rule_text(
+        "body __E_MANY /(?:e|\\xc3\\xa9)/\ntflags __E_MANY multiple maxhits=1000\n"
+        "body __E_CAP /e/\ntflags __E_CAP multiple maxhits=4\n"), use_hyperscan=use_hyperscan)
+    assert "__E_MANY" in engine._ascii_strings
+    msg = prepare_message(parse_message(raw), raw)
+    plain = re.compile(rb"(?:e|\xc3\xa9)")
+    assert engine.counts(msg)["__E_MANY"] == sum(len(plain.findall(u)) for u in msg.body)
+    assert engine.counts(msg)["__E_CAP"] == 4
