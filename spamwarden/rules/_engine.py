@@ -481,6 +481,8 @@ class RuleEngine:
     def _counts(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
         """:meth:`counts`, leaving out work for the rules in ``skip``: rules no reported
         rule depends on may be missing from the result (their own value is not used)."""
+        if msg.networks is None and msg.relays is None:
+            msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():

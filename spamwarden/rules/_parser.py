@@ -20,6 +20,7 @@ from pathlib import Path
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
+from ._relays import LOOPBACK, MAX_NETS, Net, NetSet, RelayNetworks, checked_networks, parse_net
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -181,6 +182,12 @@ class RuleSet:
     #: every ``score`` line read (the "Bayes on, network off" value; the last line of a
     #: name wins), for rules defined here or not (``BAYES_*``: scores for the classifier)
     scores: dict[str, float] = field(default_factory=dict)
+    #: ``trusted_networks``, ``internal_networks``, ``msa_networks`` (the relays'
+    #: trust); unconfigured: inferred as SpamAssassin infers it
+    networks: RelayNetworks = field(default_factory=RelayNetworks)
+    #: configuration problems SpamAssassin's lint reports (an internal_networks entry
+    #: outside trusted_networks, dropped)
+    warnings: list[str] = field(default_factory=list)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -210,6 +217,10 @@ class _State:
     replace_rules: set[str] = field(default_factory=set)
     replace_start: str = "<"
     replace_end: str = ">"
+    #: trusted/internal/msa network lists as read so far, and whether each was set
+    nets: dict[str, list[Net]] = field(default_factory=lambda: {
+        "trusted": list(LOOPBACK), "internal": list(LOOPBACK), "msa": []})
+    nets_configured: dict[str, bool] = field(default_factory=dict)
     result: RuleSet = field(default_factory=RuleSet)
     hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
 
@@ -381,6 +392,10 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         name = bits[0]
         st.defs[name] = _Definition(key, bits[1].strip(), origin)
         return
+    if key.endswith("_networks") and key.startswith(("trusted", "internal", "msa",
+                                                        "clear_")):
+        _networks_line(st, key, rest)
+        return
     bits = rest.split(None, 1)
     if not bits:
         return
@@ -426,6 +441,41 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
 
+_NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
+                  "msa_networks": "msa"}
+
+
+def _networks_line(st: _State, key: str, rest: str) -> None:
+    """``trusted_networks``, ``internal_networks``, ``msa_networks`` (entries added to the
+    list; the list counts as configured) and their ``clear_*`` (back to the loopback
+    networks alone, unconfigured), as Conf.pm reads them; a line with a missing or extra
+    value is ignored."""
+    clear = key.startswith("clear_")
+    name = _NETWORK_LISTS.get(key[len("clear_"):] if clear else key)
+    if name is None or bool(rest.strip()) == clear:
+        return
+    if clear:
+        st.nets[name] = [] if name == "msa" else list(LOOPBACK)
+        st.nets_configured[name] = False
+        return
+    nets = st.nets[name]
+    for word in rest.split():
+        if len(nets) < MAX_NETS:
+            nets.extend(parse_net(word))
+    st.nets_configured[name] = True
+
+
+def _finish_networks(st: _State) -> None:
+    def netset(name: str) -> NetSet:
+        return NetSet(tuple(st.nets[name]))
+
+    networks = RelayNetworks(netset("trusted"), netset("internal"), netset("msa"),
+                             st.nets_configured.get("trusted", False),
+                             st.nets_configured.get("internal", False))
+    st.result.networks, problems = checked_networks(networks)
+    st.result.warnings.extend(problems)
+
+
 def _replace_tags(st: _State, text: str) -> str:
     """Expand ReplaceTags ``<TAG>`` runs as ``Mail::SpamAssassin::Plugin::ReplaceTags`` does."""
     s, e = re.escape(st.replace_start), re.escape(st.replace_end)
@@ -463,6 +513,7 @@ def _replace_tags(st: _State, text: str) -> str:
 
 def _finish(st: _State) -> None:
     res = st.result
+    _finish_networks(st)
     res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1

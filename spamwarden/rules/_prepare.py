@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._mime import MimePart
-from ._relays import Relays, parse_relays
+from ._relays import RelayNetworks, Relays, parse_relays
 from ._render import rendered_parts_text
 
 __all__ = ["MimePart", "PreparedMessage", "prepare_message"]
@@ -66,6 +66,9 @@ class PreparedMessage:
     addresses: dict[str, list[str]] = field(default_factory=dict)
     #: the X-Spam-Relays-* values, built when a rule first reads one
     relays: Relays | None = None
+    #: the rule files' trusted/internal/msa networks the relays are judged by (the
+    #: engine sets its own before the first rule runs); ``None``: trust is inferred
+    networks: RelayNetworks | None = None
     #: the tags seen in the text/html parts (html_tag_exists), found once
     html_tags: frozenset[str] | None = None
     #: the SMTP MAIL FROM address when the caller knows it (the milter): EnvelopeFrom
@@ -118,8 +121,10 @@ class PreparedMessage:
         elif lname.startswith("x-spam-relays-"):
             result = self._relays().get(lname)
         elif lname in ("all-external", "all-untrusted"):
-            # the header fields from the first untrusted Received header down
-            skip = self._relays().trusted_received
+            # the header fields from the first untrusted (external) Received header down
+            relays = self._relays()
+            skip = (relays.internal_received if lname == "all-external"
+                    else relays.trusted_received)
             out: list[str] = []
             seen = 0
             for (k, _), line in zip(self.headers, self._header_lines(raw)):
@@ -209,7 +214,7 @@ class PreparedMessage:
 
     def _relays(self) -> Relays:
         if self.relays is None:
-            self.relays = parse_relays(self.headers)
+            self.relays = parse_relays(self.headers, self.networks)
         return self.relays
 
     def header_exists(self, name: str) -> bool:
