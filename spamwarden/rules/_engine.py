@@ -462,7 +462,7 @@ class RuleEngine:
         return vals or None
 
     def check(self, view: MessageView, raw: bytes, *,
-              envelope_from: str | None = None) -> list[Hit]:
+              envelope_from: str | None = None, received: str | None = None) -> list[Hit]:
         """The rules a message hits.
 
         :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -470,9 +470,12 @@ class RuleEngine:
         :param envelope_from: the SMTP MAIL FROM (without ``<>``, "" for the null
             sender) when known: SpamAssassin's EnvelopeFrom; ``None``: guessed from the
             headers as SpamAssassin guesses it.
+        :param received: the receiving MTA's own Received value for this connection
+            when the message was taken before the MTA added it (``prepare_message``).
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
-        return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from))
+        return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from,
+                                                   received=received))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""

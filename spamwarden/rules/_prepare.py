@@ -623,6 +623,10 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
 
 
+#: the longest added Received value (octets): a host name and HELO are at most 255
+_MAX_RECEIVED_LINE = 1000
+
+
 def _body_start(raw: bytes) -> int | None:
     """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
     found with two ``find`` calls instead of the regex (tried at every header octet).
@@ -636,7 +640,8 @@ def _body_start(raw: bytes) -> int | None:
 
 
 def prepare_message(view: MessageView, raw: bytes, *,
-                    envelope_from: str | None = None) -> PreparedMessage:
+                    envelope_from: str | None = None,
+                    received: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -644,11 +649,21 @@ def prepare_message(view: MessageView, raw: bytes, *,
     :param envelope_from: the SMTP MAIL FROM address without ``<>`` ("" for the null
         sender) when known; ``None``: EnvelopeFrom is read from the headers as
         SpamAssassin reads it.
+    :param received: the value of the ``Received`` field the receiving MTA writes for
+        this connection, when the caller saw the message before the MTA added it (a
+        milter): the rules see it as the first header field, as SpamAssassin sees it
+        after the MTA (``view`` and the message itself are not changed).
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
         nl = raw.find(b"\n")
         raw = raw[nl + 1:] if nl >= 0 else b""
+    headers = view.headers
+    if received is not None:
+        value = " ".join(received.split())[:_MAX_RECEIVED_LINE]
+        headers = (("Received", value), *headers)
+        eol = b"\r\n" if raw[:raw.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
+        raw = b"Received: " + value.encode("utf-8", "surrogateescape") + eol + raw
     body_at = _body_start(raw)
     has_separator = body_at is not None
     raw_body = raw[body_at:] if body_at is not None else b""
@@ -682,7 +697,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
     return PreparedMessage(
         view=view,
         raw=raw,
-        headers=view.headers,
+        headers=headers,
         body=body,
         rawbody=rawbody,
         uris=uris,

@@ -123,3 +123,19 @@ def test_the_engine_judges_relays_by_its_rule_files_networks(config, expected) -
     engine = RuleEngine(parse_rule_text(RULES + config), use_hyperscan=False)
     msg = prepare_message(parse_message(FRONT_MX), FRONT_MX)
     assert {n for n, c in engine.counts(msg).items() if c and n.startswith("LOCAL_")} == expected
+
+
+def test_a_given_received_field_is_the_first_header_the_rules_read() -> None:
+    """The receiving MTA's own field for the connection (a milter does not see it)."""
+    line = ("from helo.example.net (unknown [198.51.100.7]) by mx.example.org (Postfix)"
+            " with ESMTP id 5BCDEF123; Sat, 05 Dec 2026 12:00:02 -0000")
+    body = b"From: a@example.net\r\nSubject: x\r\n\r\nHello.\r\n"
+    msg = prepare_message(parse_message(body), body, received=line)
+    assert msg.headers[0] == ("Received", line)
+    assert msg.full.startswith(b"Received: " + line.encode() + b"\r\nFrom: ")
+    assert msg.header_text("ALL", raw=True).startswith("Received: from helo.example.net")
+    assert msg.relay_info().untrusted.startswith(
+        "[ ip=198.51.100.7 rdns= helo=helo.example.net by=mx.example.org ")
+    assert msg.raw_body_length == len(b"Hello.\r\n")
+    plain = prepare_message(parse_message(body), body)
+    assert plain.headers == parse_message(body).headers and plain.full == body
