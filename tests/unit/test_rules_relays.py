@@ -139,3 +139,14 @@ def test_a_given_received_field_is_the_first_header_the_rules_read() -> None:
     assert msg.raw_body_length == len(b"Hello.\r\n")
     plain = prepare_message(parse_message(body), body)
     assert plain.headers == parse_message(body).headers and plain.full == body
+
+
+def test_the_rules_report_says_how_trust_is_decided() -> None:
+    from spamwarden.rules.commands import format_stats
+
+    assert "relay trust: inferred" in format_stats(parse_rule_text(""))
+    report = format_stats(parse_rule_text("trusted_networks 192.0.2.0/24\n"
+                                          "internal_networks 198.51.100.0/24\n"))
+    assert "relay trust: trusted_networks 3 entries, internal_networks 2 entries" in report
+    assert "warning: trusted_networks does not contain internal_networks entry " \
+           "198.51.100.0/24" in report

@@ -154,7 +154,10 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
         return None
     event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
           skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
-          processes=parts.cfg.rules.processes)
+          processes=parts.cfg.rules.processes,
+          relay_trust="configured" if engine.ruleset.networks.configured else "inferred")
+    for warning in engine.ruleset.warnings:
+        event(log, "sarules_config_warning", logging.WARNING, warning=warning)
     processes = None
     if parts.cfg.rules.processes > 0:
         from ...rules.processes import EngineProcesses
