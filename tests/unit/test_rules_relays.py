@@ -1,6 +1,6 @@
 """The relays' trust: SpamAssassin's trusted_networks, internal_networks and msa_networks.
 
-tests/data/relays/spamassassin.json holds, for three small Received chains
+tests/data/relays/spamassassin.json holds, for four small Received chains
 (tests/data/relays/*.eml) and a set of network lines, the X-Spam-Relays-* values
 SpamAssassin 4.0 itself gave (``spamassassin -L -t --cf='trusted_networks ...'`` with
 ``add_header all RT _RELAYSTRUSTED_`` and the like for the other three).
