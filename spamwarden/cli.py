@@ -371,11 +371,11 @@ def _add_rbl(sub: Any) -> None:
     p.add_argument("--origin", metavar="NAME", help="the RPZ zone name (default rpz.<rbl.zone>)")
 
 
-def _offline_scanner(cfg: Config, model_path: str) -> Any:
-    """``eval --pipeline``'s scanner: :func:`spamwarden.wiring.offline_scanner`."""
-    from .wiring import offline_scanner
+def _offline_scorer(cfg: Config, model_path: str) -> Any:
+    """``eval --pipeline``'s scorer: :func:`spamwarden.wiring.offline_scorer`."""
+    from .wiring import offline_scorer
 
-    return offline_scanner(cfg, model_path)
+    return offline_scorer(cfg, model_path)
 
 
 def _add_training(sub: Any) -> None:
@@ -448,7 +448,7 @@ def _add_training(sub: Any) -> None:
                         "policy.tag_threshold")
     p.add_argument("--jobs", type=int, default=2, metavar="N",
                    help="processes for --pipeline (default 2)")
-    p.set_defaults(scanner_factory=_offline_scanner)
+    p.set_defaults(scorer_factory=_offline_scorer)
 
     corpus_sub = _group(sub, "corpus", help="fetch public training corpora", dest="corpus_command")
     p = _command(
@@ -689,12 +689,19 @@ def _add_rules(sub: Any) -> None:
         description=(
             "Parse the SpamAssassin rule files of [rules] (or --rules PATH), compile them and "
             "print what was read: rules by type, skipped rules by reason, eval tests run and "
-            "skipped. With --check, print the rules each message hits and their scores.\n\n"
-            "example: spamwarden rules --check message.eml"
+            "skipped. With --check, print the rules each message hits and their scores. "
+            "With --lint, check the site's own rule files (rules.paths, e.g. local.cf) as "
+            "spamassassin --lint does: each problem as FILE:LINE: RULE: what is wrong; "
+            "exit status 1 when there is any.\n\n"
+            "example: spamwarden rules --check message.eml\n"
+            "example: spamwarden rules --lint"
         ),
     )
     p.add_argument("--stats", action="store_true", help="print the statistics (the default)")
     p.add_argument("--check", metavar="FILE", nargs="+", help="messages to check")
+    p.add_argument("--lint", action="store_true",
+                   help="report what will not work in the site's own rule files (with --rules: "
+                   "in the files given); exit status 1 when anything is found")
     p.add_argument("--rules", metavar="PATH", nargs="+", help="rule files or folders instead "
                    "of [rules]")
     p.add_argument("--no-hyperscan", action="store_true", help="run every pattern with re")

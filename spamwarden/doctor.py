@@ -294,11 +294,33 @@ def check_quarantine(cfg: Config, *, euid: int | None = None) -> Iterable[Findin
                       "docs/operations.md (Quarantine)")
 
 
+def check_rules(cfg: Config) -> Iterable[Finding]:
+    """SpamAssassin's rules: what was read, and the problems of the site's own files."""
+    if not cfg.rules.enabled:
+        yield Finding("ok", "rules", "rules.enabled is false: SpamAssassin's rules are not run")
+        return
+    from .rules import parse_configured, site_problems
+
+    ruleset = parse_configured(cfg)
+    if not ruleset.rules:
+        yield Finding("fail", "rules", "rules.enabled is true but no rule was read: install "
+                      "spamassassin or set rules.paths")
+        return
+    yield Finding("ok", "rules", f"{len(ruleset.rules)} rules from {len(ruleset.files)} files "
+                  f"({len(ruleset.skipped)} not run: spamwarden rules --stats says why)")
+    problems = site_problems(cfg, ruleset)
+    for p in problems[:10]:
+        yield Finding("warn", "rules", str(p))
+    if len(problems) > 10:
+        yield Finding("warn", "rules", f"and {len(problems) - 10} more: spamwarden rules --lint")
+
+
 CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "config": check_config,
     "redis": check_redis,
     "dns": check_dns,
     "model": check_model,
+    "rules": check_rules,
     "postfix": check_postfix,
     "blocklist": check_blocklist,
     "external": check_external,

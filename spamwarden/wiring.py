@@ -446,3 +446,20 @@ def offline_scanner(cfg: Config, model_path: str = "") -> Scanner:
     return build_scanner(cfg, resolver=OfflineResolver(), redis_client=no_redis,
                          classifier=classifier, probe_redis=True)
 
+
+def offline_scorer(cfg: Config, model_path: str = "") -> Callable[[bytes], tuple[float, float]]:
+    """``spamwarden eval --pipeline``'s scorer: one raw message in, ``(total points of
+    its symbols, score as decided)`` out, from :func:`offline_scanner`.
+
+    :param model_path: a model file; ``""``: ``training.model`` or the shipped model.
+    :raises ModelError: the model does not load.
+    """
+    from .milter.check import scan_file
+
+    scanner = offline_scanner(cfg, model_path)
+
+    def score(raw: bytes) -> tuple[float, float]:
+        verdict, _, _ = scan_file(scanner, raw, rcpts=("user@example.org",))
+        return float(sum(s.points for s in verdict.symbols)), float(verdict.score)
+
+    return score

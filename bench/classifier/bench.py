@@ -53,7 +53,7 @@ from spamwarden.training.features import header_stripper
 from spamwarden.training.metrics import fnr_at_fpr, rates_at_threshold, roc_auc
 from spamwarden.training.model import TrainingParams, save_model, train_model
 from spamwarden.training.pipeline_eval import evaluate_pipeline
-from spamwarden.wiring import offline_scanner
+from spamwarden.wiring import offline_scorer
 from tests.support.net import free_port
 from tests.support.spamd import spamd_cpu
 
@@ -257,7 +257,7 @@ def run_direction(train_name: str, eval_name: str, corpora: dict[str, list[Examp
     cfg = pipeline_config(args)
     pl_metrics, pl_scores = evaluate_pipeline(cfg, str(model_path),
                                               [p.read_bytes() for p in eval_files], y_eval,
-                                              scanner_factory=offline_scanner,
+                                              scorer_factory=offline_scorer,
                                               jobs=args.jobs)
     pl = figures(y_eval, pl_scores)
     pl.update({k: pl_metrics[k] for k in ("fpr_at_tag", "fnr_at_tag", "messages_per_s")})

@@ -44,7 +44,8 @@ from .headers import ON_TOP, header_safe
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
 from .replies import error_text, overflow_text, reject_text, tempfail_text
-from .scanner import EnvelopeChecks, Scanner, Verdict
+from .scanner import Scanner
+from .verdict import EnvelopeChecks, Verdict
 
 __all__ = [
     "SpamwardenMilter", "libmilter_socket",

@@ -17,7 +17,8 @@ from typing import IO, TYPE_CHECKING
 
 from ..mail import MessageView, received_helo_and_ip, strip_mbox_from
 from .interfaces import Envelope
-from .scanner import Scanner, Verdict
+from .scanner import Scanner
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     from .auth import AuthResults

@@ -21,7 +21,7 @@ from ..logs import event
 from .interfaces import Envelope
 
 if TYPE_CHECKING:
-    from .scanner import Verdict
+    from .verdict import Verdict
 
 __all__ = ["DeliveredSink", "DeliveryRecorder", "HistorySink"]
 

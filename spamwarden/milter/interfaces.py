@@ -1,7 +1,8 @@
 """Plug-in points of the milter pipeline: typed, so every check is optional and
 testable with a fake implementing the same Protocol.
 
-* :class:`~spamwarden.training.classifier.ContentClassifier` - content score.
+* :class:`ContentClassifier` - content score (the trained models of
+  :mod:`spamwarden.training` implement it).
 * :class:`~spamwarden.reputation.lookup.ListingLookup` - own listings, volume.
 * :class:`MessagePolicy` - extra rules with a say at RCPT time and at end of
   message (the advertising-consent rules implement it).
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .auth import AuthResults
 
 __all__ = [
-    "Action", "BatchedVolume", "Envelope", "MessagePolicy", "PendingListing",
+    "Action", "BatchedVolume", "ContentClassifier", "Envelope", "MessagePolicy", "PendingListing",
     "RcptDecision", "RecordsDeliveries", "SettingsSource", "SiteCounts", "StartsLookups",
     "Symbol",
 ]
@@ -165,6 +166,15 @@ class RecordsDeliveries(Protocol):
         as recipients.  Never raises for store trouble.
 
         :returns: deliveries recorded."""
+        ...
+
+
+@runtime_checkable
+class ContentClassifier(Protocol):
+    """Scores the bounded message view the milter already parsed."""
+
+    def spam_probability(self, view: MessageView) -> float:
+        """Calibrated probability in [0, 1] that the message is spam."""
         ...
 
 

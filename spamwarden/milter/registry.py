@@ -42,6 +42,7 @@ from ..mail import MessageView
 from ..resolver import Resolver
 from .interfaces import (
     Action,
+    ContentClassifier,
     Envelope,
     MessagePolicy,
     RecordsDeliveries,
@@ -52,9 +53,8 @@ from .symbols import SymbolSpec
 
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
-    from ..training.classifier import ContentClassifier
     from .auth import AuthResults
-    from .scanner import Authenticator, EnvelopeChecks, Verdict
+    from .verdict import Authenticator, EnvelopeChecks, Verdict
 
 __all__ = [
     "Check",

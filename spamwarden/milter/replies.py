@@ -1,6 +1,6 @@
 """The texts of the milter's end-of-message replies, in ``i18n.language``.
 
-Pure functions over a :class:`~spamwarden.milter.scanner.Verdict`: the adapter
+Pure functions over a :class:`~spamwarden.milter.verdict.Verdict`: the adapter
 (:mod:`spamwarden.milter.app`) picks the code and the enhanced status code (RFC 3463),
 which never change with the language, and sends the text these return.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..i18n import MESSAGES, smtp_text
-from .scanner import Verdict
+from .verdict import Verdict
 
 __all__ = ["error_text", "overflow_text", "reason_text", "reject_text", "tempfail_text"]
 

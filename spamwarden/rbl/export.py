@@ -27,7 +27,8 @@ from .transfer import transfer_records
 from .zone import TEST_REASON, DnsblZone, IndexEntry
 
 if TYPE_CHECKING:
-    from .responder import DnsblResponder, ZoneSettings
+    from .responder import DnsblResponder
+    from .zone_settings import ZoneSettings
 
 __all__ = ["transfer_records", "export_rbldnsd", "export_rpz", "RBLDNSD_FILES"]
 

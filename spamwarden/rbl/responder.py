@@ -15,7 +15,7 @@ import struct
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .transfer import IxfrJournal, Record, transfer_records
 from .wire import (
@@ -54,6 +54,7 @@ from .wire import (
     txt_rdata,
 )
 from .zone import DnsblZone, v4_key_text
+from .zone_settings import ZoneSettings
 
 __all__ = ["ZoneSettings", "DnsblResponder", "Transfer", "NOTAUTH"]
 
@@ -75,48 +76,6 @@ _FLAGS_COUNTS = {
         "!HHHHH", F_QR | F_AA | (F_RD if rd else 0) | (F_CD if cd else 0) | rcode, 1, an, 1 - an, ar)
     for rd in (0, 1) for cd in (0, 1) for an in (0, 1) for ar in (0, 1) for rcode in (0, 3)
 }
-
-
-@dataclass(frozen=True)
-class ZoneSettings:
-    """What the zone publishes besides the listings (``[rbl]`` in the configuration).
-
-    :param apex: the zone, e.g. ``bl.example.net``.
-    :param ns_addresses: A/AAAA of the name server when ``mname`` lies inside the zone.
-    """
-
-    apex: str
-    lookup_url: str
-    ttl: int = 300
-    negative_ttl: int = 60
-    mname: str = ""
-    rname: str = ""
-    transfer_allow: tuple[str, ...] = ("127.0.0.1", "::1")
-    ns_addresses: tuple[str, ...] = ()
-    udp_payload: int = 1232
-    refresh: int = 300
-    retry: int = 60
-    expire: int = 604800
-    _allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
-        default=(), init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        apex = self.apex.strip().rstrip(".").lower()
-        object.__setattr__(self, "apex", apex)
-        object.__setattr__(self, "mname", (self.mname or f"ns1.{apex}").rstrip(".").lower())
-        object.__setattr__(self, "rname", (self.rname or f"hostmaster.{apex}").rstrip(".").lower())
-        object.__setattr__(self, "_allow", tuple(
-            ipaddress.ip_network(a, strict=False) for a in self.transfer_allow))
-
-    def transfer_allowed(self, client: str) -> bool:
-        """True when ``client`` (an IP address) may transfer the zone."""
-        try:
-            ip = ipaddress.ip_address(client.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self._allow)
 
 
 @dataclass(frozen=True)

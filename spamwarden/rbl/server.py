@@ -24,6 +24,7 @@ from typing import Any
 from ..config import Config
 from ..logs import event
 from .responder import DnsblResponder, Transfer
+from .zone_settings import ZoneSettings
 
 try:  # the optional C answer path (spamwarden/rbl/_native.c); pure Python without it
     from . import _native  # type: ignore[attr-defined]
@@ -489,10 +490,8 @@ def run_rbl(cfg: Config) -> int:
         raise ServiceError(f"rbl: cannot listen on {', '.join(cfg.rbl.listen)}: {exc}") from exc
 
 
-def build_settings(cfg: Config) -> Any:
+def build_settings(cfg: Config) -> ZoneSettings:
     """The :class:`ZoneSettings` of a configuration."""
-    from .responder import ZoneSettings
-
     rbl = cfg.rbl
     hosts = [h for h, _ in parse_listen(rbl.listen) if h not in ("0.0.0.0", "::", "")]
     return ZoneSettings(

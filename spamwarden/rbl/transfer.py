@@ -24,7 +24,7 @@ from .wire import T_A, T_TXT, a_rdata, encode_name, txt_rdata
 from .zone import DnsblZone
 
 if TYPE_CHECKING:
-    from .responder import ZoneSettings
+    from .zone_settings import ZoneSettings
 
 __all__ = ["Record", "TxtSource", "transfer_records", "listing_records", "IxfrJournal",
            "section_of"]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..config import Config
 from ._engine import ENGINE_VERSION, HAVE_HYPERSCAN, Hit, RuleEngine, RulesError
+from ._lint import Problem, lint
 from ._parser import (
     LOADED_PLUGINS,
     SA_VERSION,
@@ -41,17 +42,21 @@ __all__ = [
     "HeaderSpec",
     "Hit",
     "PreparedMessage",
+    "Problem",
     "Rule",
     "RuleEngine",
     "RuleSet",
     "RulesError",
     "configured_paths",
+    "lint",
     "load_engine",
     "parse_rule_files",
     "parse_configured",
     "parse_rule_text",
     "prepare_message",
     "rule_files",
+    "site_files",
+    "site_problems",
 ]
 
 
@@ -65,6 +70,28 @@ def configured_paths(cfg: Config) -> list[Path]:
     paths: list[Path] = list(rule_files()) if cfg.rules.system_rules else []
     paths.extend(Path(p) for p in cfg.rules.paths)
     return paths
+
+
+def site_problems(cfg: Config, ruleset: RuleSet) -> list[Problem]:
+    """What will not work as written in the site's own rule files: every file read that
+    is not one of SpamAssassin's (``rules.paths`` and what they include), plus the
+    configured ones that are missing (:func:`~spamwarden.rules.lint`).
+
+    :param cfg: the configuration the rule set was parsed for.
+    :param ruleset: the parse of :func:`configured_paths`.
+    :returns: problems by file and line; empty when the site's files are clean.
+    """
+    system = {str(f) for f in rule_files()} if cfg.rules.system_rules else set()
+    missing = [Problem(m, 0, "", "not found") for m in ruleset.missing_files
+               if m not in system]
+    return sorted(missing + lint(ruleset, site_files(cfg, ruleset)))
+
+
+def site_files(cfg: Config, ruleset: RuleSet) -> list[str]:
+    """The files of ``ruleset`` that are the site's own: every one read that is not one
+    of SpamAssassin's (:func:`rule_files`, when ``rules.system_rules`` loads them)."""
+    system = {str(f) for f in rule_files()} if cfg.rules.system_rules else set()
+    return [f for f in ruleset.files if f not in system]
 
 
 #: the last :func:`parse_configured` result: (paths, suggested), file signature, rule set

@@ -20,7 +20,16 @@ from pathlib import Path
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
-from ._relays import LOOPBACK, MAX_NETS, Net, NetSet, RelayNetworks, checked_networks, parse_net
+from ._relays import (
+    LOOPBACK,
+    MAX_NETS,
+    Net,
+    NetSet,
+    RelayNetworks,
+    checked_networks,
+    net_text,
+    parse_net,
+)
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -185,9 +194,14 @@ class RuleSet:
     #: ``trusted_networks``, ``internal_networks``, ``msa_networks`` (the relays'
     #: trust); unconfigured: inferred as SpamAssassin infers it
     networks: RelayNetworks = field(default_factory=RelayNetworks)
-    #: configuration problems SpamAssassin's lint reports (an internal_networks entry
-    #: outside trusted_networks, dropped)
-    warnings: list[str] = field(default_factory=list)
+    #: where each rule read was defined (``file:line``; the definition that counts)
+    origins: dict[str, str] = field(default_factory=dict)
+    #: lines read but not understood: ``(file:line, what is wrong)``
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    #: ``score``/``describe``/``tflags`` lines: ``(file:line, directive, rule name)``
+    mentions: list[tuple[str, str, str]] = field(default_factory=list)
+    #: rules defined only inside an ``if``/``ifplugin`` that is false here
+    defined_inactive: set[str] = field(default_factory=set)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -221,6 +235,8 @@ class _State:
     nets: dict[str, list[Net]] = field(default_factory=lambda: {
         "trusted": list(LOOPBACK), "internal": list(LOOPBACK), "msa": []})
     nets_configured: dict[str, bool] = field(default_factory=dict)
+    #: (list, entry) -> the line that last added it (for the lint's notes)
+    net_origins: dict[tuple[str, Net], str] = field(default_factory=dict)
     result: RuleSet = field(default_factory=RuleSet)
     hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
 
@@ -375,6 +391,7 @@ def _read_lines(st: _State, text: str, origin: str, base: Path, *, depth: int) -
         if not active:
             if key in _REGEX_KINDS or key == "meta":
                 st.result.inactive[reason] += 1
+                st.result.defined_inactive.add(rest.split(None, 1)[0] if rest else "")
             continue
         if key == "include":
             if depth < _MAX_INCLUDE_DEPTH:
@@ -388,13 +405,15 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
     if key in _REGEX_KINDS or key == "meta":
         bits = rest.split(None, 1)
         if len(bits) < 2 or not _RULE_NAME.match(bits[0]):
+            st.result.notes.append((origin, f"{key}: expected a rule name (letters, digits, "
+                                            "_) and its test"))
             return
         name = bits[0]
         st.defs[name] = _Definition(key, bits[1].strip(), origin)
         return
     if key.endswith("_networks") and key.startswith(("trusted", "internal", "msa",
                                                         "clear_")):
-        _networks_line(st, key, rest)
+        _networks_line(st, key, rest, origin)
         return
     bits = rest.split(None, 1)
     if not bits:
@@ -409,10 +428,17 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
                 break
         if nums:
             st.scores[bits[0]] = nums[2] if len(nums) == 4 else nums[0]
+            st.result.mentions.append((origin, key, bits[0]))
+        if len(vals) not in (1, 4) or len(nums) != len(vals):
+            # SpamAssassin refuses the line; the engine keeps what it could read
+            st.result.notes.append((origin, f"score {bits[0]}: expected 1 or 4 numbers, "
+                                            f"got {' '.join(vals) or 'none'}"))
     elif key == "describe" and len(bits) > 1:
         st.describe[bits[0]] = bits[1].strip()
+        st.result.mentions.append((origin, key, bits[0]))
     elif key == "tflags":
         st.tflags[bits[0]] = bits[1] if len(bits) > 1 else ""
+        st.result.mentions.append((origin, key, bits[0]))
     elif key == "replace_tag" and len(bits) > 1:
         st.replace_tag[bits[0]] = bits[1].strip()
     elif key == "replace_pre" and len(bits) > 1:
@@ -445,7 +471,7 @@ _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal"
                   "msa_networks": "msa"}
 
 
-def _networks_line(st: _State, key: str, rest: str) -> None:
+def _networks_line(st: _State, key: str, rest: str, origin: str) -> None:
     """``trusted_networks``, ``internal_networks``, ``msa_networks`` (entries added to the
     list; the list counts as configured) and their ``clear_*`` (back to the loopback
     networks alone, unconfigured), as Conf.pm reads them; a line with a missing or extra
@@ -460,8 +486,13 @@ def _networks_line(st: _State, key: str, rest: str) -> None:
         return
     nets = st.nets[name]
     for word in rest.split():
-        if len(nets) < MAX_NETS:
-            nets.extend(parse_net(word))
+        entries = parse_net(word)
+        if not entries:
+            st.result.notes.append((origin, f"{key}: {word} is not an IP address or network"))
+        for entry in entries:
+            if len(nets) < MAX_NETS:
+                nets.append(entry)
+                st.net_origins[(name, entry)] = origin
     st.nets_configured[name] = True
 
 
@@ -472,8 +503,12 @@ def _finish_networks(st: _State) -> None:
     networks = RelayNetworks(netset("trusted"), netset("internal"), netset("msa"),
                              st.nets_configured.get("trusted", False),
                              st.nets_configured.get("internal", False))
-    st.result.networks, problems = checked_networks(networks)
-    st.result.warnings.extend(problems)
+    st.result.networks, dropped = checked_networks(networks)
+    against = "trusted_networks" if networks.trusted_configured else "internal_networks"
+    for list_name, entry in dropped:
+        origin = st.net_origins.get((list_name.split("_")[0], entry), "")
+        st.result.notes.append((origin, f"{list_name} {net_text(entry[0])} is not in {against}:"
+                                        " the entry is dropped"))
 
 
 def _replace_tags(st: _State, text: str) -> str:
@@ -517,6 +552,7 @@ def _finish(st: _State) -> None:
     res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1
+        res.origins[name] = d.origin
         text = _replace_tags(st, d.text) if name in st.replace_rules else d.text
         flags = st.tflags.get(name, "").split()
         nice = "nice" in flags

@@ -638,13 +638,14 @@ class RelayNetworks:
         return trusted, internal, self.msa
 
 
-def checked_networks(networks: RelayNetworks) -> tuple[RelayNetworks, list[str]]:
+def checked_networks(networks: RelayNetworks) -> tuple[RelayNetworks, list[tuple[str, Net]]]:
     """Conf::Parser's ``lint_trusted_networks``: every (not excluded) entry of
     ``internal_networks`` and ``msa_networks`` must lie in ``trusted_networks`` (in
     ``internal_networks`` for ``msa_networks`` when only that is configured); one that
     does not is dropped.
 
-    :returns: the lists with such entries dropped, and a message for each.
+    :returns: the lists with such entries dropped, and each dropped entry as
+        ``(list name, entry)`` (``internal_networks`` or ``msa_networks``).
     """
     if networks.trusted_configured:
         against, against_name = networks.trusted, "trusted_networks"
@@ -652,7 +653,7 @@ def checked_networks(networks: RelayNetworks) -> tuple[RelayNetworks, list[str]]
         against, against_name = networks.internal, "internal_networks"
     else:
         return networks, []
-    problems: list[str] = []
+    dropped: list[tuple[str, Net]] = []
     lists = {"internal_networks": (networks.internal, networks.internal_configured),
              "msa_networks": (networks.msa, bool(networks.msa.nets))}
     kept: dict[str, NetSet] = {}
@@ -661,12 +662,13 @@ def checked_networks(networks: RelayNetworks) -> tuple[RelayNetworks, list[str]]
         if not configured or name == against_name:
             continue
         valid = []
-        for net, exclude in nets.nets:
+        for entry in nets.nets:
+            net, exclude = entry
             if not exclude and not against.contains_net(net):
-                problems.append(f"{against_name} does not contain {name} entry {net_text(net)}")
+                dropped.append((name, entry))
             else:
-                valid.append((net, exclude))
+                valid.append(entry)
         kept[name] = NetSet(tuple(valid))
     return (RelayNetworks(networks.trusted, kept["internal_networks"], kept["msa_networks"],
                           networks.trusted_configured, networks.internal_configured),
-            problems)
+            dropped)

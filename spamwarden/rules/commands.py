@@ -13,7 +13,15 @@ from pathlib import Path
 from ..config import Config
 from ..errors import SpamwardenError
 from ..mail import parse_message
-from . import RuleEngine, configured_paths, parse_rule_files
+from . import (
+    RuleEngine,
+    configured_paths,
+    lint,
+    parse_rule_files,
+    site_files,
+    site_problems,
+)
+from ._lint import Problem
 from ._parser import RuleSet
 
 __all__ = ["cmd_rules", "format_stats"]
@@ -62,7 +70,6 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
             + f", msa_networks {len(nets.msa.nets)} entries (127/8 and ::1 counted)")
     else:
         lines.append("relay trust: inferred (no trusted_networks or internal_networks)")
-    lines += [f"  warning: {w}" for w in ruleset.warnings]
     if engine is not None:
         st = engine.stats()
         lines.append(f"patterns: hyperscan {st['hyperscan_patterns']} in "
@@ -75,6 +82,8 @@ def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden rules [--stats] [--check FILE.eml] [--rules PATH ...]``."""
     paths = [Path(p) for p in args.rules] if args.rules else configured_paths(cfg)
     ruleset = parse_rule_files(paths, suggested_scores=cfg.rules.unscored == "suggested")
+    if args.lint:
+        return _lint(args, cfg, ruleset)
     if not ruleset.files:
         print("spamwarden rules: no rule files found (install spamassassin or set rules.paths)",
               file=sys.stderr)
@@ -97,4 +106,25 @@ def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
         print(f"{name}: score {total:.2f}, {len(hits)} rules")
         for h in hits:
             print(f"  {h.score:6.2f}  {h.name:<28} {h.description}")
+    return 0
+
+
+def _lint(args: argparse.Namespace, cfg: Config, ruleset: RuleSet) -> int:
+    """``rules --lint``: the problems of the site's files (of ``--rules`` files when given)."""
+    if args.rules:
+        files = list(ruleset.files)
+        problems = lint(ruleset, files) + [Problem(m, 0, "", "not found")
+                                           for m in ruleset.missing_files]
+    else:
+        files = site_files(cfg, ruleset)
+        problems = site_problems(cfg, ruleset)
+    for p in sorted(problems):
+        print(p)
+    if problems:
+        print(f"spamwarden rules: {len(problems)} problem(s) in the site's rule files",
+              file=sys.stderr)
+        return 1
+    wanted = set(files)
+    rules = sum(1 for o in ruleset.origins.values() if o.rpartition(":")[0] in wanted)
+    print(f"rules --lint: no problems ({len(files)} file(s), {rules} rule(s) checked)")
     return 0

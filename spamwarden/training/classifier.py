@@ -1,7 +1,8 @@
 """The content classifier as its users (the milter, ``check``) see it.
 
 * :class:`ContentClassifier` - the Protocol: one calibrated probability per
-  parsed message view.
+  parsed message view (declared by the milter that calls it, in
+  :mod:`spamwarden.milter.interfaces`, and named here too).
 * :func:`load_classifier` - the shipped default model, or a model file.
 * :class:`ReloadingClassifier` - a model file that is re-read when it changes
   on disk (mtime checked at most every ``check_interval`` seconds) or when
@@ -17,12 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
 from ..logs import event
 from ..mail import MessageView
-from ..milter.interfaces import SiteCounts
+from ..milter.interfaces import ContentClassifier, SiteCounts
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -42,15 +43,6 @@ log = logging.getLogger("spamwarden.training")
 
 #: file name of the model shipped inside the package (``spamwarden/data/``)
 DEFAULT_MODEL_NAME = "content-model.skops"
-
-
-@runtime_checkable
-class ContentClassifier(Protocol):
-    """Scores the bounded message view the milter already parsed."""
-
-    def spam_probability(self, view: MessageView) -> float:
-        """Calibrated probability in [0, 1] that the message is spam."""
-        ...
 
 
 def default_model_path() -> str:

@@ -285,7 +285,7 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
 
             metrics, probs = evaluate_pipeline(
                 cfg, args.model or cfg.training.model or "", [ex.raw for ex in examples], y,
-                scanner_factory=args.scanner_factory, jobs=args.jobs,
+                scorer_factory=args.scorer_factory, jobs=args.jobs,
                 progress=lambda d, t: progress("pipeline", d, t))
         else:
             metrics, probs = evaluate(model, [ex.raw for ex in examples], y,

@@ -1,7 +1,7 @@
 """``spamwarden eval --pipeline``: measure the whole offline pipeline, not the model alone.
 
 Every message goes through the scanner ``spamwarden check`` builds
-(:func:`spamwarden.wiring.offline_scanner` over ``build_scanner``): the
+(:func:`spamwarden.wiring.offline_scorer` over ``build_scanner``): the
 classifier with its site-count scaling, the header checks, SPF/DKIM/DMARC and
 whatever else the scanner runs without the network.  Nothing leaves the
 machine: DNS lookups fail at once (:class:`OfflineResolver`, so authentication
@@ -13,7 +13,8 @@ score, plus the false-positive and false-negative rates at
 ``policy.tag_threshold``: what a site would see before its own mail is learned.
 
 Messages are scored in ``jobs`` worker processes, each with its own scanner,
-in chunks.
+in chunks.  The scorer comes from the composition root, so this module needs
+nothing of the milter.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..resolver import DnsAnswer
 from .evaluate import summary_metrics
 from .metrics import rates_at_threshold
 
-__all__ = ["OfflineResolver", "ScannerFactory", "evaluate_pipeline"]
+__all__ = ["OfflineResolver", "Scorer", "ScorerFactory", "evaluate_pipeline"]
 
 #: messages per task sent to a worker process
 CHUNK = 64
@@ -46,28 +47,26 @@ class OfflineResolver:
         return DnsAnswer("error", reason="offline evaluation: no DNS")
 
 
-#: builds the scanner of one worker: ``(cfg, model path) -> Scanner``; the composition
-#: root provides it (:func:`spamwarden.wiring.offline_scanner`)
-ScannerFactory = Callable[[Config, str], Any]
+#: scores one raw message: ``(total points of its symbols, score as decided)``
+Scorer = Callable[[bytes], tuple[float, float]]
+
+#: builds the scorer of one worker: ``(cfg, model path) -> Scorer``; the composition
+#: root provides it (:func:`spamwarden.wiring.offline_scorer`)
+ScorerFactory = Callable[[Config, str], Scorer]
 
 
-_SCANNER: Any = None
+_SCORER: Scorer | None = None
 
 
-def _init_worker(factory: ScannerFactory, cfg: Config, model_path: str) -> None:
-    global _SCANNER
-    _SCANNER = factory(cfg, model_path)
+def _init_worker(factory: ScorerFactory, cfg: Config, model_path: str) -> None:
+    global _SCORER
+    _SCORER = factory(cfg, model_path)
 
 
 def _score_chunk(raws: Sequence[bytes]) -> list[tuple[float, float]]:
     """``(total points, score as decided)`` of each message, in order."""
-    from ..milter.check import scan_file
-
-    out = []
-    for raw in raws:
-        verdict, _, _ = scan_file(_SCANNER, raw, rcpts=("user@example.org",))
-        out.append((float(sum(s.points for s in verdict.symbols)), float(verdict.score)))
-    return out
+    assert _SCORER is not None, "_init_worker runs first"
+    return [_SCORER(raw) for raw in raws]
 
 
 def evaluate_pipeline(
@@ -76,15 +75,15 @@ def evaluate_pipeline(
     messages: Sequence[bytes],
     labels: Sequence[int] | np.ndarray,
     *,
-    scanner_factory: ScannerFactory,
+    scorer_factory: ScorerFactory,
     jobs: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score raw messages with the whole offline pipeline and measure the total score.
 
     :param model_path: the model file (``""``: ``training.model`` or the shipped one).
-    :param scanner_factory: builds each worker's offline scanner
-        (:func:`spamwarden.wiring.offline_scanner`).
+    :param scorer_factory: builds each worker's offline scorer
+        (:func:`spamwarden.wiring.offline_scorer`).
     :param jobs: worker processes (1: in this process).
     :raises ModelError: the model does not load.
     :raises SpamwardenError: a worker process failed.
@@ -99,7 +98,7 @@ def evaluate_pipeline(
     t0 = time.perf_counter()
     done = 0
     if jobs <= 1:
-        _init_worker(scanner_factory, cfg, model_path)
+        _init_worker(scorer_factory, cfg, model_path)
         for chunk in chunks:
             results.append(_score_chunk(chunk))
             done += len(chunk)
@@ -110,7 +109,7 @@ def evaluate_pipeline(
         try:
             with concurrent.futures.ProcessPoolExecutor(
                 max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                initargs=(scanner_factory, cfg, model_path),
+                initargs=(scorer_factory, cfg, model_path),
             ) as pool:
                 for part in pool.map(_score_chunk, chunks):
                     results.append(part)

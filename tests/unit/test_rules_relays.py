@@ -92,12 +92,23 @@ def test_settings_default_clear_and_loopback() -> None:
     assert both.networks.trusted.contains_ip("192.0.2.200")
 
 
-def test_internal_entries_outside_trusted_are_dropped_with_a_warning() -> None:
-    rs = parse_rule_text("trusted_networks 192.0.2.0/24\n"
-                         "internal_networks 192.0.2.0/25 198.51.100.0/24\n")
+def test_internal_entries_outside_trusted_are_dropped_and_linted(tmp_path) -> None:
+    from spamwarden.rules import parse_rule_files
+    from spamwarden.rules._lint import lint
+
+    local = tmp_path / "local.cf"
+    local.write_text("trusted_networks 192.0.2.0/24\n"
+                     "internal_networks 192.0.2.0/25 198.51.100.0/24\n"
+                     "msa_networks 192.0.2.9 nonsense\n")
+    rs = parse_rule_files([local])
     assert rs.networks.internal.contains_ip("192.0.2.1")
     assert not rs.networks.internal.contains_ip("198.51.100.1")
-    assert len(rs.warnings) == 1 and "198.51.100.0" in rs.warnings[0]
+    assert rs.networks.msa.contains_ip("192.0.2.9")
+    assert [str(p) for p in lint(rs, [str(local)])] == [
+        f"{local}:2: internal_networks 198.51.100.0/24 is not in trusted_networks:"
+        " the entry is dropped",
+        f"{local}:3: msa_networks: nonsense is not an IP address or network",
+    ]
 
 
 #: a site's own Postfix behind a front MX (192.0.2.5) that received from the world
@@ -148,5 +159,3 @@ def test_the_rules_report_says_how_trust_is_decided() -> None:
     report = format_stats(parse_rule_text("trusted_networks 192.0.2.0/24\n"
                                           "internal_networks 198.51.100.0/24\n"))
     assert "relay trust: trusted_networks 3 entries, internal_networks 2 entries" in report
-    assert "warning: trusted_networks does not contain internal_networks entry " \
-           "198.51.100.0/24" in report

@@ -90,6 +90,14 @@ def test_arrows_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
     assert _offenders(package, forbidden) == []
 
 
+def test_training_knows_only_the_milters_protocols() -> None:
+    # The model implements the milter's ContentClassifier and reports SiteCounts; the
+    # pipeline evaluation gets its scorer from the composition root, not the scanner.
+    seen = {m for mods in _package_imports("training").values() for m in mods
+            if m.startswith("spamwarden.milter")}
+    assert seen <= {"spamwarden.milter.interfaces"}
+
+
 def test_the_arrow_check_sees_lazy_imports() -> None:
     # The checker itself: an import inside a function counts, one under TYPE_CHECKING not.
     assert "spamwarden.milter.scanner" in _imports(ROOT / "milter" / "app.py")
@@ -99,6 +107,79 @@ def test_the_arrow_check_sees_lazy_imports() -> None:
     assert _imports_of(src, ["spamwarden", "milter"]) == {
         "spamwarden.reputation", "spamwarden.api"}
     assert _offenders("milter", ("spamwarden.milter.scanner",)) != []
+
+
+def _module_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the package it imports, every import counted: inside
+    functions and under ``TYPE_CHECKING`` too (``from . import x`` names module ``x``)."""
+    def name(p: Path) -> str:
+        parts = list(p.relative_to(root.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {name(p): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        package = list(path.relative_to(root.parent).with_suffix("").parts[:-1])
+        out: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = (".".join(package[: len(package) - node.level + 1]
+                                 + ([node.module] if node.module else []))
+                        if node.level else node.module or "")
+                out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                           for a in node.names)
+        graph[mod] = {m for m in out if m in files and m != mod}
+    return graph
+
+
+def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    loops: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(part) > 1:
+                loops.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return loops
+
+
+def test_no_modules_import_each_other_in_a_loop() -> None:
+    # Stricter than the package arrows: a type-only import closes a loop as well, because
+    # the two files can then be read, changed and tested only together.
+    assert _loops(_module_graph(ROOT)) == []
+
+
+def test_the_loop_check_finds_a_type_only_loop(tmp_path: Path) -> None:
+    pkg = tmp_path / "spamwarden"
+    (pkg / "rbl").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "rbl" / "__init__.py").write_text("")
+    (pkg / "rbl" / "responder.py").write_text("from .transfer import Record\n")
+    (pkg / "rbl" / "transfer.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from .responder import ZoneSettings\n")
+    (pkg / "rbl" / "zone.py").write_text("from . import transfer\n")
+    assert _loops(_module_graph(pkg)) == [["spamwarden.rbl.responder",
+                                           "spamwarden.rbl.transfer"]]
 
 
 def test_every_supervised_service_is_a_command() -> None:

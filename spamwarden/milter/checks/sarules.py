@@ -144,6 +144,24 @@ class SpamAssassinRulesCheck(CheckBase):
         return [Symbol(h.name, h.score, h.description) for h in hits]
 
 
+#: at most this many problems of the site's rule files are logged at start
+MAX_LOGGED_PROBLEMS = 20
+
+
+def _log_site_problems(parts: Components, engine: RuleEngine) -> None:
+    """One warning per problem in the site's own rule files (a ``local.cf`` rule that does
+    not run, a score line for a misspelt name), so a typo shows in the log at start."""
+    from ...rules import site_problems
+
+    problems = site_problems(parts.cfg, engine.ruleset)
+    for p in problems[:MAX_LOGGED_PROBLEMS]:
+        event(log, "sarules_problem", logging.WARNING, file=p.file, line=p.line,
+              rule=p.rule or None, problem=p.message)
+    if len(problems) > MAX_LOGGED_PROBLEMS:
+        event(log, "sarules_problem", logging.WARNING,
+              more=len(problems) - MAX_LOGGED_PROBLEMS, see="spamwarden rules --lint")
+
+
 def _build(parts: Components) -> SpamAssassinRulesCheck | None:
     if not parts.cfg.rules.enabled:
         return None
@@ -156,8 +174,7 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
           skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
           processes=parts.cfg.rules.processes,
           relay_trust="configured" if engine.ruleset.networks.configured else "inferred")
-    for warning in engine.ruleset.warnings:
-        event(log, "sarules_config_warning", logging.WARNING, warning=warning)
+    _log_site_problems(parts, engine)
     processes = None
     if parts.cfg.rules.processes > 0:
         from ...rules.processes import EngineProcesses
