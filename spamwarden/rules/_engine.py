@@ -617,7 +617,7 @@ class RuleEngine:
         return vals or None
 
     def check(self, view: MessageView, raw: bytes, *,
-              envelope_from: str | None = None) -> list[Hit]:
+              envelope_from: str | None = None, received: str | None = None) -> list[Hit]:
         """The rules a message hits.
 
         :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -625,9 +625,12 @@ class RuleEngine:
         :param envelope_from: the SMTP MAIL FROM (without ``<>``, "" for the null
             sender) when known: SpamAssassin's EnvelopeFrom; ``None``: guessed from the
             headers as SpamAssassin guesses it.
+        :param received: the receiving MTA's own Received value for this connection
+            when the message was taken before the MTA added it (``prepare_message``).
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
-        return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from))
+        return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from,
+                                                   received=received))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""
@@ -636,6 +639,8 @@ class RuleEngine:
     def _counts(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
         """:meth:`counts`, leaving out work for the rules in ``skip``: rules no reported
         rule depends on may be missing from the result (their own value is not used)."""
+        if msg.networks is None and msg.relays is None:
+            msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
