@@ -184,6 +184,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._client_ip: str | None = None
         self._client_name = ""
         self._helo = ""
+        self._receiver = ""
+        self._tls = False
         self._conn_error: tuple[str, BaseException] | None = None
         self._error: tuple[str, BaseException] | None = None
         self._queue_id = ""
@@ -196,7 +198,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         """Forget the current message (a new MAIL FROM, RSET or abort)."""
         self._drop_early()
         self._env = Envelope(
-            client_ip=self._client_ip, client_name=self._client_name, helo=self._helo
+            client_ip=self._client_ip, client_name=self._client_name, helo=self._helo,
+            receiver=self._receiver, tls=self._tls,
         )
         self._head: list[bytes] = []
         self._head_bytes = 0
@@ -266,6 +269,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._client_name = str(hostname or "")
         self._env.client_ip = self._client_ip
         self._env.client_name = self._client_name
+        self._receiver = self._env.receiver = self._macro("j")[:255]
         return CONTINUE
 
     @_noreply
@@ -274,6 +278,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         ConnectionAcker.ack(self._ack_sock)
         self._helo = str(hostname or "")[:255]
         self._env.helo = self._helo
+        self._tls = self._env.tls = bool(self._macro("{tls_version}"))
         return CONTINUE
 
     @_noreply

@@ -64,6 +64,10 @@ class Envelope:
     #: False when ``mail_from`` was guessed from the headers (an offline check), not
     #: given by the MTA
     mail_from_known: bool = True
+    #: our host name as the MTA writes it in its Received lines (the ``j`` macro)
+    receiver: str = ""
+    #: whether the client talked over TLS (the ``{tls_version}`` macro at HELO)
+    tls: bool = False
 
 
 @dataclass(frozen=True, slots=True)

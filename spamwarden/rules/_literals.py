@@ -90,3 +90,72 @@ def _sequence(items: Any) -> list[_Candidate]:
         # references) requires no particular text
     flush()
     return out
+
+
+#: literal sets larger than this are not expanded
+MAX_LITERAL_SET = 256
+
+
+def literal_set(source: bytes, flags: int = 0) -> tuple[bytes, ...] | None:
+    """The strings a pattern matches, when it matches only a few fixed strings none of
+    which can overlap another occurrence of itself or of another one (no string holds
+    another, no end of one begins one): ``re``'s non-overlapping matches in a text are
+    then every occurrence of each, and their number the sum of ``bytes.count``.
+
+    :param source: the pattern as ``re`` compiles it (octets); only literals, classes of
+        literals and ranges, alternatives and groups (no case folding, no anchors).
+    :param flags: ``re`` flags it is compiled with; ``re.IGNORECASE`` gives ``None``.
+    :returns: the strings, or ``None``.
+    """
+    if flags & re.IGNORECASE:
+        return None
+    try:
+        tree = _p.parse(source, flags)
+        found = _expand(tree.data)
+    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        return None
+    if not found or b"" in found:
+        return None
+    strings = tuple(dict.fromkeys(found))
+    for a in strings:
+        for b in strings:
+            if a != b and a in b:
+                return None
+            # a proper end of a that begins b: two occurrences could overlap
+            if any(b.startswith(a[i:]) for i in range(1, len(a))):
+                return None
+    return strings
+
+
+def _expand(items: Any) -> list[bytes] | None:
+    out = [b""]
+    for op, av in items:
+        if op is _c.LITERAL:
+            alts = [bytes([av])]
+        elif op is _c.IN:
+            alts = []
+            for item_op, item in av:
+                if item_op is _c.LITERAL:
+                    alts.append(bytes([item]))
+                elif item_op is _c.RANGE:
+                    alts.extend(bytes([c]) for c in range(item[0], item[1] + 1))
+                else:  # a negated class, a category (\w, \s ...)
+                    return None
+        elif op is _c.BRANCH:
+            alts = []
+            for branch in av[1]:
+                sub = _expand(branch.data)
+                if sub is None:
+                    return None
+                alts.extend(sub)
+        elif op is _c.SUBPATTERN and not av[1] and not av[2]:  # no inline flags
+            sub = _expand(av[3].data)
+            if sub is None:
+                return None
+            alts = sub
+        else:
+            return None
+        out = [o + a for o in out for a in alts]
+        if len(out) > MAX_LITERAL_SET:
+            return None
+    return out

@@ -20,6 +20,16 @@ from pathlib import Path
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
+from ._relays import (
+    LOOPBACK,
+    MAX_NETS,
+    Net,
+    NetSet,
+    RelayNetworks,
+    checked_networks,
+    net_text,
+    parse_net,
+)
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -181,6 +191,9 @@ class RuleSet:
     #: every ``score`` line read (the "Bayes on, network off" value; the last line of a
     #: name wins), for rules defined here or not (``BAYES_*``: scores for the classifier)
     scores: dict[str, float] = field(default_factory=dict)
+    #: ``trusted_networks``, ``internal_networks``, ``msa_networks`` (the relays'
+    #: trust); unconfigured: inferred as SpamAssassin infers it
+    networks: RelayNetworks = field(default_factory=RelayNetworks)
     #: where each rule read was defined (``file:line``; the definition that counts)
     origins: dict[str, str] = field(default_factory=dict)
     #: lines read but not understood: ``(file:line, what is wrong)``
@@ -218,6 +231,12 @@ class _State:
     replace_rules: set[str] = field(default_factory=set)
     replace_start: str = "<"
     replace_end: str = ">"
+    #: trusted/internal/msa network lists as read so far, and whether each was set
+    nets: dict[str, list[Net]] = field(default_factory=lambda: {
+        "trusted": list(LOOPBACK), "internal": list(LOOPBACK), "msa": []})
+    nets_configured: dict[str, bool] = field(default_factory=dict)
+    #: (list, entry) -> the line that last added it (for the lint's notes)
+    net_origins: dict[tuple[str, Net], str] = field(default_factory=dict)
     result: RuleSet = field(default_factory=RuleSet)
     hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
 
@@ -392,6 +411,10 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         name = bits[0]
         st.defs[name] = _Definition(key, bits[1].strip(), origin)
         return
+    if key.endswith("_networks") and key.startswith(("trusted", "internal", "msa",
+                                                        "clear_")):
+        _networks_line(st, key, rest, origin)
+        return
     bits = rest.split(None, 1)
     if not bits:
         return
@@ -444,6 +467,50 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
 
+_NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
+                  "msa_networks": "msa"}
+
+
+def _networks_line(st: _State, key: str, rest: str, origin: str) -> None:
+    """``trusted_networks``, ``internal_networks``, ``msa_networks`` (entries added to the
+    list; the list counts as configured) and their ``clear_*`` (back to the loopback
+    networks alone, unconfigured), as Conf.pm reads them; a line with a missing or extra
+    value is ignored."""
+    clear = key.startswith("clear_")
+    name = _NETWORK_LISTS.get(key[len("clear_"):] if clear else key)
+    if name is None or bool(rest.strip()) == clear:
+        return
+    if clear:
+        st.nets[name] = [] if name == "msa" else list(LOOPBACK)
+        st.nets_configured[name] = False
+        return
+    nets = st.nets[name]
+    for word in rest.split():
+        entries = parse_net(word)
+        if not entries:
+            st.result.notes.append((origin, f"{key}: {word} is not an IP address or network"))
+        for entry in entries:
+            if len(nets) < MAX_NETS:
+                nets.append(entry)
+                st.net_origins[(name, entry)] = origin
+    st.nets_configured[name] = True
+
+
+def _finish_networks(st: _State) -> None:
+    def netset(name: str) -> NetSet:
+        return NetSet(tuple(st.nets[name]))
+
+    networks = RelayNetworks(netset("trusted"), netset("internal"), netset("msa"),
+                             st.nets_configured.get("trusted", False),
+                             st.nets_configured.get("internal", False))
+    st.result.networks, dropped = checked_networks(networks)
+    against = "trusted_networks" if networks.trusted_configured else "internal_networks"
+    for list_name, entry in dropped:
+        origin = st.net_origins.get((list_name.split("_")[0], entry), "")
+        st.result.notes.append((origin, f"{list_name} {net_text(entry[0])} is not in {against}:"
+                                        " the entry is dropped"))
+
+
 def _replace_tags(st: _State, text: str) -> str:
     """Expand ReplaceTags ``<TAG>`` runs as ``Mail::SpamAssassin::Plugin::ReplaceTags`` does."""
     s, e = re.escape(st.replace_start), re.escape(st.replace_end)
@@ -481,6 +548,7 @@ def _replace_tags(st: _State, text: str) -> str:
 
 def _finish(st: _State) -> None:
     res = st.result
+    _finish_networks(st)
     res.scores = dict(st.scores)
     for name, d in st.defs.items():
         res.kinds_seen[d.kind] += 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..mail import MessageView, decode_header_value
 from ._html import HtmlResults
 from ._mime import MimePart
-from ._relays import Relays, parse_relays
+from ._relays import RelayNetworks, Relays, parse_relays
 from ._render import rendered_parts_text
 from ._uris import uri_list
 
@@ -66,6 +66,9 @@ class PreparedMessage:
     addresses: dict[str, list[str]] = field(default_factory=dict)
     #: the X-Spam-Relays-* values, built when a rule first reads one
     relays: Relays | None = None
+    #: the rule files' trusted/internal/msa networks the relays are judged by (the
+    #: engine sets its own before the first rule runs); ``None``: trust is inferred
+    networks: RelayNetworks | None = None
     #: the tags seen in the text/html parts (html_tag_exists), found once
     html_tags: frozenset[str] | None = None
     #: the SMTP MAIL FROM address when the caller knows it (the milter): EnvelopeFrom
@@ -121,8 +124,10 @@ class PreparedMessage:
         elif lname.startswith("x-spam-relays-"):
             result = self._relays().get(lname)
         elif lname in ("all-external", "all-untrusted"):
-            # the header fields from the first untrusted Received header down
-            skip = self._relays().trusted_received
+            # the header fields from the first untrusted (external) Received header down
+            relays = self._relays()
+            skip = (relays.internal_received if lname == "all-external"
+                    else relays.trusted_received)
             out: list[str] = []
             seen = 0
             for (k, _), line in zip(self.headers, self._header_lines(raw)):
@@ -212,7 +217,7 @@ class PreparedMessage:
 
     def _relays(self) -> Relays:
         if self.relays is None:
-            self.relays = parse_relays(self.headers)
+            self.relays = parse_relays(self.headers, self.networks)
         return self.relays
 
     def header_exists(self, name: str) -> bool:
@@ -572,6 +577,10 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
 
 
+#: the longest added Received value (octets): a host name and HELO are at most 255
+_MAX_RECEIVED_LINE = 1000
+
+
 def _body_start(raw: bytes) -> int | None:
     """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
     found with two ``find`` calls instead of the regex (tried at every header octet).
@@ -585,7 +594,8 @@ def _body_start(raw: bytes) -> int | None:
 
 
 def prepare_message(view: MessageView, raw: bytes, *,
-                    envelope_from: str | None = None) -> PreparedMessage:
+                    envelope_from: str | None = None,
+                    received: str | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -593,11 +603,21 @@ def prepare_message(view: MessageView, raw: bytes, *,
     :param envelope_from: the SMTP MAIL FROM address without ``<>`` ("" for the null
         sender) when known; ``None``: EnvelopeFrom is read from the headers as
         SpamAssassin reads it.
+    :param received: the value of the ``Received`` field the receiving MTA writes for
+        this connection, when the caller saw the message before the MTA added it (a
+        milter): the rules see it as the first header field, as SpamAssassin sees it
+        after the MTA (``view`` and the message itself are not changed).
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
         nl = raw.find(b"\n")
         raw = raw[nl + 1:] if nl >= 0 else b""
+    headers = view.headers
+    if received is not None:
+        value = " ".join(received.split())[:_MAX_RECEIVED_LINE]
+        headers = (("Received", value), *headers)
+        eol = b"\r\n" if raw[:raw.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
+        raw = b"Received: " + value.encode("utf-8", "surrogateescape") + eol + raw
     body_at = _body_start(raw)
     has_separator = body_at is not None
     raw_body = raw[body_at:] if body_at is not None else b""
@@ -634,7 +654,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
     return PreparedMessage(
         view=view,
         raw=raw,
-        headers=view.headers,
+        headers=headers,
         body=body,
         rawbody=rawbody,
         uris=uris,

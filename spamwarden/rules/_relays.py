@@ -5,21 +5,28 @@ A reduced ``Mail::SpamAssassin::Message::Metadata::Received``: the clauses every
 line shares (``id``, ``helo=``/``HELO``, ``by``, the authenticated-submission markers,
 ``envelope-from``) are read as SpamAssassin reads them; the client part (HELO, reverse
 DNS name, IP address) is read from the common Sendmail, Postfix, Exim, qmail and
-Microsoft forms, not from each of the dozens of formats SpamAssassin knows.  Trust is
-inferred as SpamAssassin infers it when ``trusted_networks`` is not set: relays are
-trusted from the top while their client address is private or they authenticated; the
-first other one and all below it are untrusted (and external).  Each relay is rendered
-``[ ip=... rdns=... helo=... by=... ident=... envfrom=... intl=0|1 id=... auth=... msa=0 ]``.
+Microsoft forms, not from each of the dozens of formats SpamAssassin knows.
+
+Trust follows ``Received.pm``.  With neither ``trusted_networks`` nor ``internal_networks``
+in the rule files it is inferred: relays are trusted from the top while their client
+address is private or they authenticated; the first other one and all below it are
+untrusted (and external).  With either set (:class:`RelayNetworks`, read by the rule
+parser), a relay stays trusted while its address is in ``trusted_networks`` (127/8 and
+::1 always are) or it authenticated, and internal while also in ``internal_networks``;
+one list set alone stands for the other; from a relay in ``msa_networks`` down, every
+relay keeps the trust it has.  Each relay is rendered
+``[ ip=... rdns=... helo=... by=... ident=... envfrom=... intl=0|1 id=... auth=... msa=0|1 ]``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Relays", "parse_relays"]
+__all__ = ["NetSet", "RelayNetworks", "Relays", "checked_networks", "parse_net", "parse_relays"]
 
 _MAX_RECEIVED = 50
 _IP4 = r"(?:\d{1,3}\.){3}\d{1,3}"
@@ -113,6 +120,8 @@ class Relays:
     #: how many Received headers from the top are trusted (SpamAssassin's
     #: last_trusted_relay_index + 1): ALL-EXTERNAL starts at the next one
     trusted_received: int = 0
+    #: the same for internal ones (ALL-EXTERNAL starts after them)
+    internal_received: int = 0
     #: relays on each side, and ``from`` lines no relay could be read from
     #: (RelayEval's ALL_TRUSTED, NO_RELAYS)
     n_trusted: int = 0
@@ -146,10 +155,10 @@ class _Relay:
     #: whether the line named an envelope sender at all (``envfrom`` may be "")
     envfrom_found: bool = False
 
-    def render(self, internal: bool) -> str:
+    def render(self, internal: bool, msa: bool = False) -> str:
         return (f"[ ip={self.ip} rdns={self.rdns} helo={self.helo} by={self.by} "
                 f"ident={self.ident} envfrom={self.envfrom} intl={int(internal)} "
-                f"id={self.id} auth={self.auth} msa=0 ]")
+                f"id={self.id} auth={self.auth} msa={int(msa)} ]")
 
 
 # the patterns parse_received applies to each line, compiled once
@@ -371,13 +380,17 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
 _ORIGINATING = ("x-yahoo-post-ip", "x-originating-ip", "x-apparently-from", "x-senderip")
 
 
-def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
+def parse_relays(headers: Sequence[tuple[str, str]],
+                 networks: RelayNetworks | None = None) -> Relays:
     """The relay pseudo-headers for a message's header fields.
 
     :param headers: ``(name, value)`` in message order; the Received ones (at most 50)
         top first, then one line per originating_ip_headers field with an address.
-    :returns: trusted, untrusted, internal and external relays, as SpamAssassin renders
-        them with ``trusted_networks`` and ``internal_networks`` unset.
+    :param networks: the rule files' ``trusted_networks``, ``internal_networks`` and
+        ``msa_networks``; ``None`` or none configured: trust is inferred as SpamAssassin
+        infers it (trusted while the client address is private or authenticated).
+    :returns: trusted, untrusted, internal and external relays, as SpamAssassin's
+        ``Received.pm`` renders them for those settings.
     """
     lines = [v for k, v in headers if k.lower() == "received"][:_MAX_RECEIVED]
     for name in _ORIGINATING:
@@ -386,11 +399,14 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
             if m:
                 lines.append(f"from X-Originating-IP: {m.group(0)}")
                 break
+    judge = _Judge(networks)
     trusted: list[str] = []
     untrusted: list[str] = []
-    in_trusted = True
-    last_trusted = False  # SpamAssassin's allow_mailfetch_markers
+    internal: list[str] = []
+    external: list[str] = []
+    allow_fetcher = True  # SpamAssassin's allow_mailfetch_markers
     index = 0  # Received lines counted as trusted
+    internal_index = 0  # ... and as internal
     unparseable = 0
     first_untrusted: _Relay | None = None
     last_trusted_relay: _Relay | None = None
@@ -401,32 +417,258 @@ def parse_relays(headers: Sequence[tuple[str, str]]) -> Relays:
             unparseable += 1
             relay = None
         if not isinstance(relay, _Relay):
-            if relay is False and last_trusted:
+            if relay is False and allow_fetcher:
                 # a mail fetcher below trusted relays: the parse starts again from here
-                trusted = []
+                trusted, internal, external = [], [], []
                 trusted_relays = []
                 last_trusted_relay = None
-            index += in_trusted
+            index += judge.in_trusted
+            internal_index += judge.in_internal
             continue
-        if in_trusted and not (_PRIVATE.match(relay.ip) or relay.auth):
-            in_trusted = False
-        (trusted if in_trusted else untrusted).append(relay.render(in_trusted))
-        if in_trusted:
+        msa = judge.step(relay)
+        text = relay.render(judge.in_internal, msa)
+        if judge.in_trusted:
+            trusted.append(text)
             last_trusted_relay = relay
             trusted_relays.append(relay)
-        elif first_untrusted is None:
-            first_untrusted = relay
-        last_trusted = in_trusted
-        index += in_trusted
-    t, u = " ".join(trusted), " ".join(untrusted)
+            index += 1
+        else:
+            untrusted.append(text)
+            if first_untrusted is None:
+                first_untrusted = relay
+        allow_fetcher = judge.in_trusted
+        if judge.in_internal:
+            internal.append(text)
+            internal_index += 1
+        else:
+            external.append(text)
     # PerMsgStatus's get_envelope_from: the last untrusted relay's, else the first
     # trusted one's (the originating one), when it has "@" or is empty
     hop = first_untrusted or last_trusted_relay
     envfrom = hop.envfrom if hop is not None and hop.envfrom_found else None
     if envfrom is not None and envfrom and envfrom.find("@") <= 0:
         envfrom = None
-    return Relays(trusted=t, untrusted=u, internal=t, external=u, trusted_received=index,
+    return Relays(trusted=" ".join(trusted), untrusted=" ".join(untrusted),
+                  internal=" ".join(internal), external=" ".join(external),
+                  trusted_received=index, internal_received=internal_index,
                   n_trusted=len(trusted), n_untrusted=len(untrusted),
                   n_unparseable=unparseable, envfrom=envfrom,
                   match_rdns=tuple(r.rdns.lower() for r in (
                       [first_untrusted] if first_untrusted else trusted_relays)))
+
+
+class _Judge:
+    """Received.pm's walk down the relays: whether each one is still trusted and
+    internal, and whether it is an MSA (from which everything below keeps the trust
+    and internality it has)."""
+
+    def __init__(self, networks: RelayNetworks | None) -> None:
+        self.in_trusted = True
+        self.in_internal = True
+        self.found_msa = False
+        self.nets = networks.effective() if networks is not None else None
+
+    def step(self, relay: _Relay) -> bool:
+        """Judge one relay (the next one down); True when it is an MSA."""
+        if not self.in_trusted or self.found_msa:
+            return False
+        if self.nets is None:  # nothing configured: SpamAssassin's inference
+            if not (_PRIVATE.match(relay.ip) or relay.auth):
+                self.in_trusted = self.in_internal = False
+            return False
+        trusted, internal, msa = self.nets
+        if not relay.auth and not trusted.contains_ip(relay.ip):
+            self.in_trusted = self.in_internal = False  # not trusted: not internal
+            return False
+        if self.in_internal and not relay.auth and not internal.contains_ip(relay.ip):
+            self.in_internal = False
+        if msa.contains_ip(relay.ip):
+            self.found_msa = True
+            return True
+        return False
+
+
+# -- trusted_networks, internal_networks, msa_networks ---------------------------------------
+
+#: one entry of a network list: the network (an IPv4 one as its ``::ffff:0:0/96``
+#: image, as NetSet.pm compares both kinds), and whether it is an exclusion (``!``)
+Net = tuple[ipaddress.IPv6Network, bool]
+_IPV4_FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)$")
+_IPV4_PARTIAL = (
+    (re.compile(r"^(\d+)\.(\d+)\.(\d+)\.?$"), 24),
+    (re.compile(r"^(\d+)\.(\d+)\.?$"), 16),
+    (re.compile(r"^(\d+)\.?$"), 8),
+)
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+#: at most this many entries per list (a rule file is trusted input, but bounded)
+MAX_NETS = 10_000
+
+
+def _mapped(ip: ipaddress.IPv4Address) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(int(_MAPPED.network_address) | int(ip))
+
+
+def parse_net(word: str) -> list[Net]:
+    """One ``trusted_networks`` word as NetSet.pm's ``add_cidr`` reads it.
+
+    ``!`` excludes; ``a.b.c.d``, ``a.b.c.d/len`` or ``a.b.c.d/mask``; the partial forms
+    ``a.``, ``a.b``, ``a.b.c.`` (/8, /16, /24 implied); IPv6 with or without brackets,
+    ``/len`` (default /128), an interface scope ignored; ``first-last`` ranges (read by
+    SpamAssassin only with Net::CIDR::Lite installed) as the networks covering them.
+
+    :returns: the networks (several for a range); ``[]`` for a word that is none.
+    """
+    exclude = word.startswith("!")
+    cidr = word[1:].strip() if exclude else word.strip()
+    if "-" in cidr:
+        first, _, last = cidr.partition("-")
+        try:
+            lo, hi = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+            ranges = list(ipaddress.summarize_address_range(lo, hi))
+        except (ValueError, TypeError):
+            return []
+        return [n for r in ranges for n in parse_net(("!" if exclude else "") + str(r))]
+    masklen: str | None = None
+    if "/" in cidr:
+        cidr, masklen = cidr.split("/", 1)
+    if cidr.startswith("[") and cidr.endswith("]"):
+        cidr = cidr[1:-1]
+    cidr = re.sub(r"%[A-Za-z0-9._~-]*$", "", cidr)
+    try:
+        if re.match(r"^\d+(?:\.|$)", cidr):
+            m = _IPV4_FULL.match(cidr)
+            if m:
+                octets, implied = [int(x) for x in m.groups()], 32
+            else:
+                for pattern, length in _IPV4_PARTIAL:
+                    m = pattern.match(cidr)
+                    if m:
+                        octets, implied = [int(x) for x in m.groups()], length
+                        break
+                else:
+                    return []
+                octets += [0] * (4 - len(octets))
+            if any(o > 255 for o in octets):
+                return []
+            v4 = ipaddress.IPv4Network((".".join(map(str, octets)),
+                                        masklen if masklen is not None else implied),
+                                       strict=False)
+            return [(ipaddress.IPv6Network((_mapped(v4.network_address), 96 + v4.prefixlen)),
+                     exclude)]
+        v6 = ipaddress.IPv6Network((cidr, int(masklen) if masklen is not None else 128),
+                                   strict=False)
+    except ValueError:
+        return []
+    return [(v6, exclude)]
+
+
+def net_text(net: ipaddress.IPv6Network) -> str:
+    """A network as written: an IPv4 one as ``a.b.c.d/len``."""
+    if net.subnet_of(_MAPPED):
+        v4 = ipaddress.IPv4Address(int(net.network_address) & 0xFFFFFFFF)
+        return f"{v4}/{net.prefixlen - 96}"
+    return str(net)
+
+
+def _address(ip: str) -> ipaddress.IPv6Address | None:
+    text = re.sub(r"%[A-Za-z0-9:._-]+$", "", ip.strip("[]"))
+    text = _IPV6_PREFIX.sub("", text)
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return _mapped(addr) if isinstance(addr, ipaddress.IPv4Address) else addr
+
+
+@dataclass(frozen=True, slots=True)
+class NetSet:
+    """A network list (NetSet.pm without Net::Patricia: the first entry holding an
+    address decides, so more specific entries, exclusions first, go before wider ones)."""
+
+    nets: tuple[Net, ...] = ()
+
+    def contains_ip(self, ip: str) -> bool:
+        """Whether the first entry holding ``ip`` includes it (``False``: none holds it,
+        or ``ip`` is no address)."""
+        addr = _address(ip)
+        if addr is None:
+            return False
+        for net, exclude in self.nets:
+            if addr in net:
+                return not exclude
+        return False
+
+    def contains_net(self, other: ipaddress.IPv6Network) -> bool:
+        """NetSet.pm's ``contains_net``: the first entry holding all of ``other`` is an
+        inclusion."""
+        for net, exclude in self.nets:
+            if other.subnet_of(net):
+                return not exclude
+        return False
+
+
+#: 127.0.0.0/8 and ::1: always in trusted_networks and internal_networks
+LOOPBACK: tuple[Net, ...] = tuple(n for w in ("127.0.0.0/8", "::1") for n in parse_net(w))
+
+
+@dataclass(frozen=True, slots=True)
+class RelayNetworks:
+    """The rule files' ``trusted_networks``, ``internal_networks`` and ``msa_networks``
+    (Conf.pm), as read: each list starts with :data:`LOOPBACK` (not ``msa_networks``);
+    ``*_configured`` says whether a line set it since the last ``clear_*``."""
+
+    trusted: NetSet = NetSet(LOOPBACK)
+    internal: NetSet = NetSet(LOOPBACK)
+    msa: NetSet = NetSet()
+    trusted_configured: bool = False
+    internal_configured: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """Whether trust is configured rather than inferred."""
+        return self.trusted_configured or self.internal_configured
+
+    def effective(self) -> tuple[NetSet, NetSet, NetSet] | None:
+        """(trusted, internal, msa) as Received.pm uses them, ``None`` when neither list
+        is configured: one configured list stands for the other too."""
+        if not self.configured:
+            return None
+        trusted = self.trusted if self.trusted_configured else self.internal
+        internal = self.internal if self.internal_configured else self.trusted
+        return trusted, internal, self.msa
+
+
+def checked_networks(networks: RelayNetworks) -> tuple[RelayNetworks, list[tuple[str, Net]]]:
+    """Conf::Parser's ``lint_trusted_networks``: every (not excluded) entry of
+    ``internal_networks`` and ``msa_networks`` must lie in ``trusted_networks`` (in
+    ``internal_networks`` for ``msa_networks`` when only that is configured); one that
+    does not is dropped.
+
+    :returns: the lists with such entries dropped, and each dropped entry as
+        ``(list name, entry)`` (``internal_networks`` or ``msa_networks``).
+    """
+    if networks.trusted_configured:
+        against, against_name = networks.trusted, "trusted_networks"
+    elif networks.internal_configured:
+        against, against_name = networks.internal, "internal_networks"
+    else:
+        return networks, []
+    dropped: list[tuple[str, Net]] = []
+    lists = {"internal_networks": (networks.internal, networks.internal_configured),
+             "msa_networks": (networks.msa, bool(networks.msa.nets))}
+    kept: dict[str, NetSet] = {}
+    for name, (nets, configured) in lists.items():
+        kept[name] = nets
+        if not configured or name == against_name:
+            continue
+        valid = []
+        for entry in nets.nets:
+            net, exclude = entry
+            if not exclude and not against.contains_net(net):
+                dropped.append((name, entry))
+            else:
+                valid.append(entry)
+        kept[name] = NetSet(tuple(valid))
+    return (RelayNetworks(networks.trusted, kept["internal_networks"], kept["msa_networks"],
+                          networks.trusted_configured, networks.internal_configured),
+            dropped)

@@ -61,3 +61,56 @@ def possessive_line_runs(source: bytes) -> bytes:
         out.append(b)
         i += 1
     return bytes(out)
+
+
+# a bounded repeat {m,n} (or {,n}) outside a class and not escaped; group 1: m
+_BOUNDED = re.compile(rb"\{(\d*),\d+\}")
+
+
+def widened(source: bytes, *, drop_dollars: bool = False) -> bytes:
+    """``source`` matching at least what it matches: each bounded repeat ``{m,n}`` made
+    ``{m,}`` and, with ``drop_dollars``, each ``$`` before the pattern's end removed.
+
+    Not an equivalent rewrite: a superset, for a prefilter (Hyperscan refuses, or
+    compiles for minutes, long patterns with bounded repeats of groups, and refuses a
+    ``$`` inside a pattern; without them it compiles them in a second).
+
+    :param source: a Python ``re`` pattern (a translated SpamAssassin regex).
+    :param drop_dollars: also remove ``$`` anchors that are not the pattern's last octet.
+    :returns: the widened pattern.
+    """
+    out = bytearray()
+    i, n = 0, len(source)
+    in_class, class_body = False, 0
+    while i < n:
+        b = source[i]
+        if b == 0x5C:  # backslash: the escape and what it escapes
+            out += source[i:i + 2]
+            i += 2
+            continue
+        if in_class:
+            if b == 0x5D and i > class_body:  # "]" ends the class unless it comes first
+                in_class = False
+            out.append(b)
+            i += 1
+            continue
+        if b == 0x5B:  # "[" opens a class
+            j = i + 1
+            if j < n and source[j] == 0x5E:  # "^"
+                j += 1
+            in_class, class_body = True, j
+            out += source[i:j]
+            i = j
+            continue
+        if b == 0x7B:  # "{"
+            m = _BOUNDED.match(source, i)
+            if m:
+                out += b"{" + (m.group(1) or b"0") + b",}"
+                i = m.end()
+                continue
+        if b == 0x24 and drop_dollars and i < n - 1:  # "$"
+            i += 1
+            continue
+        out.append(b)
+        i += 1
+    return bytes(out)

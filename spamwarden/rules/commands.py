@@ -60,6 +60,16 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
         lines.append("not read (inside if/ifplugin that is false here):")
         for cond, n in sorted(ruleset.inactive.items(), key=lambda x: (-x[1], x[0])):
             lines.append(f"  {n:5d}  {cond}")
+    nets = ruleset.networks
+    if nets.configured:
+        lines.append(
+            "relay trust: trusted_networks "
+            + (f"{len(nets.trusted.nets)} entries" if nets.trusted_configured else "unset")
+            + ", internal_networks "
+            + (f"{len(nets.internal.nets)} entries" if nets.internal_configured else "unset")
+            + f", msa_networks {len(nets.msa.nets)} entries (127/8 and ::1 counted)")
+    else:
+        lines.append("relay trust: inferred (no trusted_networks or internal_networks)")
     if engine is not None:
         st = engine.stats()
         lines.append(f"patterns: hyperscan {st['hyperscan_patterns']} in "

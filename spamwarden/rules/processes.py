@@ -176,13 +176,13 @@ class EngineProcesses:
         raise RulesError(f"rules: no engine process free within {self.timeout:g} s")
 
     def check(self, view: MessageView, raw: bytes, *,
-              envelope_from: str | None = None) -> list[Hit]:
+              envelope_from: str | None = None, received: str | None = None) -> list[Hit]:
         """:meth:`RuleEngine.check <spamwarden.rules.RuleEngine.check>`, in a child.
 
         :raises RulesError: no child answered (died, timed out or failed on this
             message); the child is replaced for the next message.
         """
-        msg = prepare_message(view, raw, envelope_from=envelope_from)
+        msg = prepare_message(view, raw, envelope_from=envelope_from, received=received)
         payload = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         if self._closed:
             raise RulesError("rules: engine processes are stopped")

@@ -171,3 +171,64 @@ def test_concurrent_messages_are_scanned_without_crashing_the_milter(
     milter.stop()
     wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
                timeout=10, what="the engine processes gone with the milter")
+
+
+#: the hop the client recorded before it reached us (an outside relay)
+OUTSIDE_HOP = (b"Received: from outside.example (outside.example [192.0.2.99])\r\n"
+               b"\tby client.test (Postfix) with ESMTP id 4ABC123DEF;\r\n"
+               b"\tSat, 5 Dec 2026 12:00:00 +0000 (UTC)\r\n")
+
+
+def relay_rules(rdns: str) -> str:
+    """Rules showing how the engine saw the relays: the hop from the client to this
+    Postfix first (trusted: 127.0.0.1), with the reverse DNS name Postfix verified, then
+    the client's own hop (untrusted); and the Received field the rules read."""
+    first = (r"^\[ ip=127\.0\.0\.1 rdns=" + re.escape(rdns)
+             + r" helo=client\.test by=mx\.test\.local ident= envfrom= intl=1 id=[0-9A-Z]+"
+             r" auth= msa=0 \]$")
+    return ("header   LOCAL_FIRST_HOP X-Spam-Relays-Trusted =~ /" + first + "/\n"
+            "score    LOCAL_FIRST_HOP 0.01\n"
+            "header   LOCAL_OUTSIDE_HOP X-Spam-Relays-Untrusted =~ "
+            r"/^\[ ip=192\.0\.2\.99 rdns=outside\.example helo=outside\.example by=client\.test /"
+            "\nscore    LOCAL_OUTSIDE_HOP 0.01\n"
+            "header   LOCAL_OWN_RECEIVED Received =~ /^from client\\.test \\("
+            + re.escape(rdns or "unknown") + r" \[127\.0\.0\.1\]\) by mx\.test\.local \(Postfix\)"
+            r" with ESMTP id [0-9A-Z]+; /" + "\nscore    LOCAL_OWN_RECEIVED 0.01\n"
+            "header   LOCAL_NO_RELAYS eval:check_no_relays()\n"
+            "score    LOCAL_NO_RELAYS 0.01\n")
+
+
+@pytest.mark.parametrize(("lookup", "rdns"), [("no", ""), ("yes", "localhost")])
+def test_the_rules_see_the_hop_that_connected_to_postfix(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url, lookup, rdns) -> None:
+    """Postfix gives a milter no Received field for the connection (its header callbacks
+    see only the client's fields); the engine is given the one Postfix writes, so the
+    first relay is the client at 127.0.0.1, named as Postfix verified it ("unknown":
+    no rDNS), and the message is delivered with Postfix's field alone."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(UNRELATED + relay_rules(rdns))
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(
+        listeners={"milter": milter.postfix_socket},
+        main_cf={"smtpd_peername_lookup": lookup})
+    started(milter, 1)
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Relays", body=BODY)
+    result = swaks(postfix.smtp["milter"].port, mail_from="alice@good.test", rcpt_to=RCPT,
+                   data=OUTSIDE_HOP + auth_zone.good_rsa.sign(raw), helo="client.test")
+    assert result.returncode == 0, result.transcript
+    delivered = wait_delivered(postfix, msgid)
+    received = [unfold(v) for v in delivered.get_all("Received") or []]
+    # what Postfix itself wrote: the same client name the rules were given
+    assert len(received) == 2, received
+    assert received[0].startswith(
+        f"from client.test ({rdns or 'unknown'} [127.0.0.1]) by mx.test.local (Postfix)"), received
+    assert received[1].startswith("from outside.example"), received
+    status = unfold(delivered["X-Spam-Status"] or "")
+    tests = set(status.split("tests=", 1)[1].split()[0].split(","))
+    assert {"LOCAL_FIRST_HOP", "LOCAL_OUTSIDE_HOP", "LOCAL_OWN_RECEIVED"} <= tests, status
+    assert "LOCAL_NO_RELAYS" not in tests, status

@@ -922,3 +922,26 @@ def test_nested_comment_does_not_hide_a_forged_authentication_results(install: A
     rc, _ = feed(ctx, raw)
     assert rc == Milter.ACCEPT
     assert ctx.changed == [("Authentication-Results", 1, "")]
+
+
+def test_the_connection_facts_of_the_received_field_reach_the_envelope(
+        install: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our host name (``j``, at connect) and TLS (``{tls_version}``, at HELO): the rules'
+    copy of the Received field Postfix writes for the connection is made from them."""
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    seen: list[tuple[str, bool, str]] = []
+    real = scanner.scan
+
+    def scan(raw: bytes, env: Any, **kw: Any) -> Any:
+        seen.append((env.receiver, env.tls, env.helo))
+        return real(raw, env, **kw)
+
+    monkeypatch.setattr(scanner, "scan", scan)
+    ctx = install(scanner)
+    ctx._setsymval("j", "mx.test.example")
+    ctx._setsymval("{tls_version}", "TLSv1.3")
+    feed(ctx, HAM)
+    plain = install(scanner)
+    feed(plain, HAM)
+    assert seen == [("mx.test.example", True, "mail.example.org"),
+                    ("", False, "mail.example.org")]

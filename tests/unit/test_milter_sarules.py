@@ -122,3 +122,50 @@ def test_an_offline_check_lets_the_engine_guess_the_envelope_sender() -> None:
                                  mail_from="bounces@lists.example.net")
     assert (guessed.mail_from, guessed.mail_from_known) == ("alice@example.org", False)
     assert (given.mail_from, given.mail_from_known) == ("bounces@lists.example.net", True)
+
+
+def test_the_connections_received_field_is_written_as_postfix_writes_it() -> None:
+    from spamwarden.milter.checks.sarules import connection_received
+
+    env = Envelope(client_ip="192.0.2.7", client_name="mail.example.org", helo="helo.example.org",
+                   receiver="mx.test.example", queue_id="4ABC123", mail_from="a@example.org")
+    assert connection_received(env, 0.0) == (
+        "from helo.example.org (mail.example.org [192.0.2.7]) by mx.test.example (Postfix)"
+        " with ESMTP id 4ABC123; Thu, 01 Jan 1970 00:00:00 -0000")
+    # no verified name: "unknown" (Postfix gives a milter "[ip]" or nothing); TLS and
+    # authentication as Postfix marks them; IPv6 with its "IPv6:" tag; no HELO: the name
+    for name in ("", "[192.0.2.7]", "unknown"):
+        env2 = Envelope(client_ip="2001:db8::7", client_name=name, helo="",
+                        receiver="mx.test.example", tls=True, authenticated=True)
+        assert connection_received(env2, 0.0) == (
+            "from unknown (unknown [IPv6:2001:db8::7]) by mx.test.example (Postfix)"
+            " with ESMTPSA; Thu, 01 Jan 1970 00:00:00 -0000")
+    # a HELO cannot break the field out of one line
+    env3 = Envelope(client_ip="192.0.2.7", helo="evil\r\nX-Injected: 1", receiver="mx")
+    value = connection_received(env3, 0.0)
+    assert value is not None and "\n" not in value and " X-Injected" not in value
+    # an offline check (no MTA host name) or no client address: nothing is added
+    assert connection_received(Envelope(client_ip="192.0.2.7", helo="h"), 0.0) is None
+    assert connection_received(Envelope(receiver="mx"), 0.0) is None
+
+
+def test_the_rules_see_the_connecting_hop_the_message_does_not_get_it(tmp_path: Path) -> None:
+    """Postfix passes the milter no Received field for the connection; the engine is
+    given one, so the connecting client is the first relay (RDNS_NONE judges it), and
+    the message itself gains no field."""
+    rules = ("header LOCAL_RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n"
+             "header LOCAL_FIRST X-Spam-Relays-Untrusted =~ "
+             "/^\\[ ip=192\\.0\\.2\\.7 rdns= helo=mail\\.example\\.org by=mx\\.test\\.example /\n"
+             "header LOCAL_RCVD Received =~ /^from mail\\.example\\.org \\(unknown /\n")
+    env = Envelope(client_ip="192.0.2.7", client_name="[192.0.2.7]", helo="mail.example.org",
+                   receiver="mx.test.example", queue_id="4ABC", mail_from="alice@example.org",
+                   rcpts=["bob@test.example"])
+    s = scanner(tmp_path, enabled=True, rules=rules)
+    try:
+        online = {x.name for x in s.scan(MESSAGE, env).symbols}
+        verdict = s.scan(MESSAGE, ENV)  # no MTA host name: nothing added
+    finally:
+        s.close()
+    assert {"LOCAL_RDNS_NONE", "LOCAL_FIRST", "LOCAL_RCVD"} <= online
+    assert not {x.name for x in verdict.symbols} & {"LOCAL_RDNS_NONE", "LOCAL_FIRST", "LOCAL_RCVD"}
+    assert all(name.lower() != "received" for name, _ in verdict.add_headers)

@@ -9,7 +9,7 @@ import pytest
 
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
-from spamwarden.rules._literals import required_literals
+from spamwarden.rules._literals import literal_set, required_literals
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,39 @@ def test_the_engine_counts_as_without_the_shortcut(use_hyperscan: bool) -> None:
     plain = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: s\r\n\r\nno links\r\n")
     left = engine.counts(prepare_message(parse_message(plain), plain))
     assert "HAS_HREF" not in left and "HREF_ONCE" not in left
+
+
+@pytest.mark.parametrize(("source", "strings"), [
+    (rb"e", (b"e",)),
+    (rb"(?:e|\xc3[\xa8-\xab])", (b"e", b"\xc3\xa8", b"\xc3\xa9", b"\xc3\xaa", b"\xc3\xab")),
+    (rb"\n(?:from|to):", (b"\nfrom:", b"\nto:")),
+    (rb"x[ab](c)", (b"xac", b"xbc")),
+])
+def test_literal_set(source: bytes, strings: tuple[bytes, ...]) -> None:
+    assert literal_set(source) == strings
+
+
+@pytest.mark.parametrize(("source", "flags"), [
+    (rb"aa", 0),          # "aaa" holds two occurrences, re finds one
+    (rb"ab|b", 0),        # one holds the other
+    (rb"ab|bc", 0),       # "abc": the end of one begins the other
+    (rb"e", re.IGNORECASE),
+    (rb"\w", 0), (rb"[^a]", 0), (rb"a*", 0), (rb"^a", 0), (rb"a|", 0), (rb"(?i:a)", 0),
+    (rb"[\x00-\xff][\x00-\xff]", 0),  # too many strings
+])
+def test_literal_set_refuses(source: bytes, flags: int) -> None:
+    assert literal_set(source, flags) is None
+
+
+def test_literal_set_counts_are_findall_counts() -> None:
+    rnd = random.Random(3)
+    sources = [rb"e", rb"(?:e|\xc3[\xa8\xa9])", rb"ab|ba?c", rb"x(?:yz|zy)", rb"[ab]c|d"]
+    texts = [bytes(rnd.choice(b"abcdexyz\xc3\xa8\xa9") for _ in range(rnd.randint(0, 30)))
+             for _ in range(3000)]
+    for source in sources:
+        strings = literal_set(source)
+        pat = re.compile(source)
+        if strings is None:
+            continue
+        for text in texts:
+            assert sum(text.count(s) for s in strings) == len(pat.findall(text)), (source, text)

@@ -13,27 +13,41 @@ HEADER_FROM_DIFFERENT_DOMAINS and the FreeMail tests compare From with); an offl
 check, whose sender is guessed from the headers, lets the engine guess it as
 SpamAssassin does.
 
+Postfix does not pass a milter the ``Received`` field its smtpd adds for the
+connection (a message sent through Postfix reaches the header callbacks with only
+the fields the client sent), while SpamAssassin behind Postfix (spamass-milter,
+spamc from a content filter) sees it: without it the hop that connected to us is no
+relay at all, and RDNS_NONE, the HELO tests and the trust of every relay below
+judge the wrong hop.  So the engine is given that field as Postfix writes it, made
+from the connection's facts (:func:`connection_received`: the client name as Postfix
+verified it, "unknown" without one; its address; the HELO; our host name from the
+``j`` macro; the queue id), as the first header of the message it reads; the
+message delivered is not changed.
+
 Enabled by ``[rules] enabled``; the engine is built once per process at wiring
 time (compiled databases come from the on-disk cache).
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import os
-from collections.abc import Collection, Sequence
+import re
+import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ...logs import event
-from ..interfaces import Symbol
+from ..interfaces import Envelope, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, declared_symbols
 
 if TYPE_CHECKING:
     from ...rules import RuleEngine
     from ...rules.processes import EngineProcesses
 
-__all__ = ["CHECK", "SpamAssassinRulesCheck"]
+__all__ = ["CHECK", "SpamAssassinRulesCheck", "connection_received"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -48,18 +62,58 @@ SCAN_THREADS = max(1, os.cpu_count() or 1)
 MAX_SYMBOLS = 40
 
 
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def connection_received(env: Envelope, now: float) -> str | None:
+    """The ``Received`` value Postfix's smtpd writes for this connection (its
+    ``smtpd_received`` form), rebuilt from what the milter was told.
+
+    ``from HELO (NAME [IP]) by HOST (Postfix) with ESMTP[S][A] id QID; DATE``: NAME is
+    the client name Postfix verified ("unknown" when it has none: Postfix then gives a
+    milter ``[IP]`` or nothing), ``IPv6:`` marks an IPv6 address, ``A`` an
+    authenticated client and ``S`` TLS, as Postfix writes them.
+
+    :param env: the connection and transaction (``client_ip``, ``client_name``,
+        ``helo``, ``receiver``, ``queue_id``, ``authenticated``, ``tls``).
+    :param now: the time of receipt (seconds since the epoch) for the date.
+    :returns: the value (one line); ``None`` unless an MTA told the client address and
+        its own host name (an offline check reads a stored message, which holds the
+        receiving MTA's field already).
+    """
+    if not env.client_ip or not env.receiver:
+        return None
+    ip = env.client_ip
+    addr = f"IPv6:{ip}" if ":" in ip else ip
+    name = _UNSAFE.sub("?", env.client_name)[:255]
+    if not name or name.startswith("[") or name.lower() == "unknown":
+        name = "unknown"
+    helo = _UNSAFE.sub("?", env.helo)[:255] or name
+    host = _UNSAFE.sub("?", env.receiver)[:255]
+    proto = "ESMTP" + ("S" if env.tls else "") + ("A" if env.authenticated else "")
+    qid = _UNSAFE.sub("?", env.queue_id)[:64]
+    ident = f" id {qid}" if qid else ""
+    date = email.utils.formatdate(now, usegmt=False)
+    return f"from {helo} ({name} [{addr}]) by {host} (Postfix) with {proto}{ident}; {date}"
+
+
 class SpamAssassinRulesCheck(CheckBase):
     """Runs a :class:`~spamwarden.rules.RuleEngine` at end of message.
 
     :param engine: the built engine.
     :param reserved: symbol names other checks declare; a SpamAssassin rule of the same
         name (none of the shipped ones runs here) is left out rather than scored twice.
+    :param threads: threads running the engine; ``processes``: engine processes to run
+        it in instead.
+    :param clock: the time of receipt for the connection's Received field.
     """
 
     def __init__(self, engine: RuleEngine, *, reserved: Collection[str] = (),
                  threads: int = SCAN_THREADS,
-                 processes: EngineProcesses | None = None) -> None:
+                 processes: EngineProcesses | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
+        self.clock = clock
         self.reserved = frozenset(reserved)
         self.processes = processes
         # Threads start on first use (after the milter's workers fork).
@@ -71,11 +125,14 @@ class SpamAssassinRulesCheck(CheckBase):
             # the MTA's MAIL FROM is SpamAssassin's EnvelopeFrom (HEADER_FROM_DIFFERENT_
             # DOMAINS, FREEMAIL_FORGED_FROMDOMAIN); offline, it is guessed from headers
             env = msg.env.mail_from if msg.env.mail_from_known else None
+            # the hop that connected to us, which Postfix does not show a milter
+            received = connection_received(msg.env, self.clock())
             if self.processes is not None:  # matched in a process of its own
-                hits = self.processes.check(msg.view, msg.raw, envelope_from=env)
+                hits = self.processes.check(msg.view, msg.raw, envelope_from=env,
+                                            received=received)
             else:
                 hits = self._pool.submit(self.engine.check, msg.view, msg.raw,
-                                         envelope_from=env).result()
+                                         envelope_from=env, received=received).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")
@@ -115,7 +172,8 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
         return None
     event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
           skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
-          processes=parts.cfg.rules.processes)
+          processes=parts.cfg.rules.processes,
+          relay_trust="configured" if engine.ruleset.networks.configured else "inferred")
     _log_site_problems(parts, engine)
     processes = None
     if parts.cfg.rules.processes > 0:

@@ -1,0 +1,186 @@
+"""spamwarden.rules: the shortcuts of the scan (line starts, side prefilter databases)
+find what the plain ``re`` search and ``findall`` find."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from spamwarden.mail import parse_message
+from spamwarden.rules import (
+    HAVE_HYPERSCAN,
+    RuleEngine,
+    parse_rule_files,
+    parse_rule_text,
+    prepare_message,
+)
+from spamwarden.rules._engine import _after_newline, _count_at_line_starts
+from spamwarden.rules._rewrite import widened
+
+LINE_PATTERNS = [
+    rb"^a", rb"^a+b?", rb"^(?:ab|b\n)a", rb"^\s*a", rb"^a\n^b", rb"^(?<=\n)a", rb"^(?<!b)a\b",
+    rb"^[^\n]*\n", rb"^b(?=a)", rb"^(a)\s*\1", rb"^x?\n",
+]
+
+
+def _texts() -> list[bytes]:
+    rnd = random.Random(11)
+    out = [b"", b"\n", b"a", b"\na", b"a\n", b"ab\nba\n\na", b"\n\n\nab"]
+    out += [bytes(rnd.choice(b"ab\n x") for _ in range(rnd.randint(0, 40))) for _ in range(3000)]
+    return out
+
+
+@pytest.mark.parametrize("source", LINE_PATTERNS)
+@pytest.mark.parametrize("flags", [re.M, re.M | re.I])
+def test_line_start_search_and_count_are_those_of_re(source: bytes, flags: int) -> None:
+    pat = re.compile(source, flags)
+    after = _after_newline(pat)
+    assert after is not None
+    texts = _texts()
+    for text in texts:
+        assert bool(pat.match(text) or after.search(text)) == bool(pat.search(text)), text
+        for cap in (1, 2, 100):
+            assert _count_at_line_starts(pat, after, [text], cap) == min(
+                len(pat.findall(text)), cap), (text, cap)
+    for cap in (1, 7, 100_000):  # over several units, as one rule's units
+        assert _count_at_line_starts(pat, after, texts, cap) == min(
+            sum(len(pat.findall(t)) for t in texts), cap)
+
+
+@pytest.mark.parametrize(("source", "flags"), [
+    (rb"^a", 0),            # no /m: ^ is the string's start only
+    (rb"^a|b", re.M),       # ^ in one alternative only
+    (rb"(?:^a)", re.M),     # not first at the top level
+    (rb"^a*", re.M),        # may match the empty string
+    (rb"a^", re.M),
+])
+def test_line_start_shortcut_declines_other_patterns(source: bytes, flags: int) -> None:
+    assert _after_newline(re.compile(source, flags)) is None
+
+
+@pytest.mark.parametrize(("source", "wide"), [
+    (rb"a{1,3}b{,4}c{2}d{2,}", rb"a{1,}b{0,}c{2}d{2,}"),
+    (rb"(?:x|yz){0,50}$", rb"(?:x|yz){0,}$"),
+    (rb"[{1,2}]\{1,2}\\{1,2}", rb"[{1,2}]\{1,2}\\{1,}"),  # in a class, escaped: unchanged
+    (rb"[]{1,2}]x", rb"[]{1,2}]x"),
+])
+def test_widened_bounds(source: bytes, wide: bytes) -> None:
+    assert widened(source) == wide
+
+
+def test_widened_drops_inner_dollars_only() -> None:
+    assert widened(rb"(?:$|\W)opt$", drop_dollars=True) == rb"(?:|\W)opt$"
+    assert widened(rb"a\$[$]b$", drop_dollars=True) == rb"a\$[$]b$"
+    assert widened(rb"(?:$|\W)opt$") == rb"(?:$|\W)opt$"
+
+
+def test_widened_matches_wherever_the_pattern_matches() -> None:
+    rnd = random.Random(5)
+    sources = [rb"^(?:ab?){1,2}\s{0,3}(?:$|b)", rb"(?:a|b\n){2,3}$", rb"\b(?:ba){1,2}b?\b",
+               rb"^(?>\s{0,2})a{1,2}$"]
+    texts = [bytes(rnd.choice(b"ab \n") for _ in range(rnd.randint(0, 20))) for _ in range(4000)]
+    for source in sources:
+        pat = re.compile(source, re.M)
+        wide = re.compile(widened(source, drop_dollars=True), re.M)
+        for text in texts:
+            if pat.search(text):
+                assert wide.search(text), (source, text)
+
+
+RULES = (
+    "body OPT_OUT /(?:$|\\W)opt[ -]?out\\b/i\n"
+    "body __OPT_MANY /(?:$|\\W)opt[ -]?out\\b/i\ntflags __OPT_MANY multiple maxhits=9\n"
+    "meta OPT_TWICE __OPT_MANY == 2\n"
+    "rawbody RAW_LINE /^(?:opt|out){1,2}\\s{0,3}(?:$|now)/im\n"
+)
+RAW_HIT = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n"
+           b"To opt-out, reply.\r\n\r\nOptout\r\n\r\nTo opt-out, reply.\r\n")
+RAW_MISS = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n"
+            b"Nothing optional here.\r\n")
+
+
+def _names(engine: RuleEngine, raw: bytes) -> list[str]:
+    return [h.name for h in engine.check(parse_message(raw), raw)]
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_side_database_prefilters_re_rules_with_the_same_hits() -> None:
+    fast = RuleEngine(parse_rule_text(RULES))
+    plain = RuleEngine(parse_rule_text(RULES), use_hyperscan=False)
+    assert {"OPT_OUT", "__OPT_MANY"} <= fast._groups["body"].side_set
+    for raw in (RAW_HIT, RAW_MISS):
+        assert _names(fast, raw) == _names(plain, raw)
+    assert _names(fast, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+    assert _names(fast, RAW_MISS) == []
+    msg = prepare_message(parse_message(RAW_HIT), RAW_HIT)
+    assert fast.counts(msg) == plain.counts(msg)
+    assert fast.counts(msg)["__OPT_MANY"] == 2  # "Optout" starts its paragraph: no \W before
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_side_databases_are_cached_and_added_to_an_older_cache(tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    rules.write_text(RULES)
+    cache = tmp_path / "cache"
+    RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    (path,) = cache.glob("sa-rules-*.json")
+    data = json.loads(path.read_text())
+    assert data["body"]["side"] == ["OPT_OUT", "__OPT_MANY"] and data["body"]["side_db"]
+    for entry in data.values():  # a cache written before side databases existed
+        for key in ("side", "side_db", "side_version"):
+            entry.pop(key, None)
+    path.write_text(json.dumps(data))
+    older = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert older.cache_used and older._groups["body"].side_set == {"OPT_OUT", "__OPT_MANY"}
+    assert _names(older, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+    assert json.loads(path.read_text())["body"]["side"] == ["OPT_OUT", "__OPT_MANY"]
+    again = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert again.cache_used and again._groups["body"].side_db is not None
+    assert _names(again, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_side_entry_naming_other_rules_is_rebuilt(tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    rules.write_text(RULES)
+    cache = tmp_path / "cache"
+    RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    (path,) = cache.glob("sa-rules-*.json")
+    data = json.loads(path.read_text())
+    data["body"]["side"] = ["RAW_LINE", "OPT_OUT"]  # RAW_LINE is not a body re rule
+    path.write_text(json.dumps(data))
+    engine = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert engine.cache_used and engine._groups["body"].side_set == {"OPT_OUT", "__OPT_MANY"}
+    assert _names(engine, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+
+
+@pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
+def test_counts_are_whole_numbers_metas_and_exists_included(use_hyperscan: bool) -> None:
+    engine = RuleEngine(parse_rule_text(
+        RULES + "header HAS_TO exists:To\nheader HAS_TOCC exists:ToCc\n"
+        "header NO_CC exists:Cc\nmeta BOTH HAS_TO && HAS_TOCC\nmeta HALF __OPT_MANY / 4\n"),
+        use_hyperscan=use_hyperscan)
+    got = engine.counts(prepare_message(parse_message(RAW_HIT), RAW_HIT))
+    assert {k: v for k, v in got.items() if not k.startswith("__")} == {
+        "OPT_OUT": 1, "OPT_TWICE": 1, "RAW_LINE": 1, "HAS_TO": 1, "HAS_TOCC": 1,
+        "BOTH": 1, "HALF": 1}
+    assert all(type(v) is int for v in got.values())
+
+
+@pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
+def test_literal_set_counts_over_ascii_and_other_units(use_hyperscan: bool) -> None:
+    raw = ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hello\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+           "eee see me\r\n\r\ncaf\u00e9 e\u0301t\u00e9\r\n").encode()
+    engine = RuleEngine(parse_rule_text(
+        "body __E_MANY /(?:e|\\xc3\\xa9)/\ntflags __E_MANY multiple maxhits=1000\n"
+        "body __E_CAP /e/\ntflags __E_CAP multiple maxhits=4\n"), use_hyperscan=use_hyperscan)
+    assert "__E_MANY" in engine._ascii_strings
+    msg = prepare_message(parse_message(raw), raw)
+    plain = re.compile(rb"(?:e|\xc3\xa9)")
+    assert engine.counts(msg)["__E_MANY"] == sum(len(plain.findall(u)) for u in msg.body)
+    assert engine.counts(msg)["__E_CAP"] == 4
