@@ -41,8 +41,7 @@ _LITERAL = {name: re.compile(f"</{name}\\s*>", re.IGNORECASE)
 _HIDDEN = frozenset({"script", "style"})
 _COMMENT_CLOSE = re.compile(r"--\s*>")
 # HTML.pm's obfuscation test: a character neither white space nor ASCII punctuation
-_WORD_START = re.compile(r"[^\s\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]")
-_WORD_END = re.compile(r"[^\s\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]\Z")
+_ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _NUMERIC_REF = re.compile(r"&#(?:([0-9]{1,7})|[xX]([0-9a-fA-F]{1,6}));?")
 _SELF_CLOSING = re.compile(r"<(\w+)\s*/>")
 _QUOTES = re.compile("[\u201c\u201d]")
@@ -117,8 +116,11 @@ def render_html(markup: str, links: list[tuple[str, str]] | None = None,
     def text(piece: str) -> None:
         nonlocal obfuscation
         piece = _unescape(piece)
-        if out and _WORD_START.match(piece) and _WORD_END.search(out[-1]):
-            obfuscation += 1
+        if out:
+            first, last = piece[:1], out[-1][-1:]
+            if (first and last and not first.isspace() and not last.isspace()
+                    and first not in _ASCII_PUNCT and last not in _ASCII_PUNCT):
+                obfuscation += 1
         piece = _SPACES.sub(" ", piece)
         if out and white[-1] and piece.startswith(" "):
             piece = piece[1:]
