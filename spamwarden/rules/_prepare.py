@@ -241,6 +241,13 @@ class PreparedMessage:
             from ..mail._message import _simple_from
             flat = value.replace("\n", " ")
             simple = _simple_from(flat) if len(flat) <= 998 else None
+            if simple is None and "@" in flat and len(flat) <= 998:
+                # an unquoted display name holding "@" ("a@home <b@x.example>"): one
+                # address, as Util.pm's parse_header_addresses reads it (getaddresses
+                # makes it two)
+                m = _AT_PHRASE.match(flat)
+                if m is not None:
+                    simple = (m.group(1), m.group(2))
             pairs = [simple] if simple is not None else _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
@@ -259,6 +266,9 @@ class PreparedMessage:
 # header text -> getaddresses' pairs: address lists (To, Cc) come back message after
 # message, and the stdlib parser reads them a character at a time
 _ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+_AT_PHRASE = re.compile(r"^\s*([^<>\"(),;:]*@[^<>\"(),;:]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*$")
 
 
 def _getaddresses(flat: str) -> list[tuple[str, str]]:
@@ -297,6 +307,12 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
         return cache[key]
     value = msg.header_text(name, raw=raw)
     result = None if value is None else _address(msg, value, display=display)
+    if display and not raw and result and not result.isspace():
+        # PerMsgStatus's :name: white space runs made one space, the ends stripped,
+        # single quotes around the whole removed
+        result = " ".join(result.split())
+        if len(result) >= 2 and result[0] == "'" and "'" in result[1:] and result.endswith("'"):
+            result = result[1:-1]
     cache[key] = result
     return result
 

@@ -974,3 +974,18 @@ def test_html_obfuscation_ratio() -> None:
     assert names(rules, message(b"<html><body>Vi<br>ag<!-- x -->ra<p>is here</p></body></html>")
                  ) == {"HTML_OBFUSCATE_10_20"}
     assert names(rules, message(b"<html><body>Viagra <b>is</b> here</body></html>")) == set()
+
+
+def test_from_name_and_address_as_spamassassin_reads_them() -> None:
+    """PerMsgStatus's ``:name``: white space runs made one space and the ends stripped;
+    Util.pm's address parser takes an unquoted display name holding "@" for a name
+    (``Blueberry@Home <a@b.example>`` is one address, a@b.example)."""
+    rules = ("header __FROM_FULL_NAME From:name =~ /^[^a-z[:punct:][:cntrl:]\\d\\s]"
+             "[^[:punct:][:cntrl:]\\d\\s]*[[:punct:]\\s]+[^a-z[:punct:][:cntrl:]\\d\\s]/\n"
+             "header __FROM_ADDR From:addr =~ /^scribes\\@/\n")
+    quoted = HEAD.replace(b"From: alice@example.org",
+                          b'From: "" Angles " Puglisi" <angles@example.com>')
+    assert names(rules, quoted + b"\nhi\n") == {"__FROM_FULL_NAME"}
+    at_name = HEAD.replace(b"From: alice@example.org",
+                           b"From: Blueberry@Home <scribes@mta.example.com>")
+    assert names(rules, at_name + b"\nhi\n") == {"__FROM_FULL_NAME", "__FROM_ADDR"}
