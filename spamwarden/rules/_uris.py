@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import re
 from collections.abc import Iterable, Sequence
 from html.entities import name2codepoint
@@ -41,7 +40,7 @@ MAX_URIS = 1000
 @functools.cache
 def valid_tlds() -> frozenset[str]:
     """The root zone's top-level domains, lower case (IDN ones in ``xn--`` form)."""
-    path = os.path.join(os.path.dirname(publicsuffixlist.__file__), "public_suffix_list.dat")
+    path = publicsuffixlist.PSLFILE  # (the list the package ships)
     out: set[str] = set()
     icann = False
     with open(path, encoding="utf-8") as fh:
