@@ -38,6 +38,7 @@ from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
 from ._rewrite import possessive_line_runs, widened
+from ._uris import compile_patterns as _compile_uri_patterns
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
     import hyperscan
@@ -265,6 +266,9 @@ class RuleEngine:
         self.ruleset = ruleset
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
+        # the text-URI pattern (a quarter of a second) compiles now, before a milter
+        # forks its workers, not in the first message of each
+        _compile_uri_patterns()
         rules = ruleset.rules
         self._compiled: dict[str, Any] = {}
         #: rules ``re`` runs alone -> text every match holds (:mod:`._literals`)
