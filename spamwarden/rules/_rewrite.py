@@ -13,9 +13,15 @@ line on every backtrack (``__SUBJ_HAS_TO_2``: about 0.1 ms per message, 15 µs a
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import Any
 
-__all__ = ["possessive_line_runs"]
+__all__ = ["possessive_line_runs", "repeated_group", "widened"]
+
+# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre_constants: Any = importlib.import_module("re._constants")
 
 # [^\n] with a greedy quantifier, then a newline that must be there (not ? * or {m,n})
 _LINE_RUN = re.compile(rb"\[\^\\n\](?:\+|\*|\{\d+(?:,\d*)?\}|\{,\d+\})(?=\\n(?![?*{]))")
@@ -65,9 +71,11 @@ def possessive_line_runs(source: bytes) -> bytes:
 
 # a bounded repeat {m,n} (or {,n}) outside a class and not escaped; group 1: m
 _BOUNDED = re.compile(rb"\{(\d*),\d+\}")
+# any counted repeat, {m}, {m,}, {m,n} or {,n}; group 1: m
+_COUNTED = re.compile(rb"\{(\d*)(?:,\d*)?\}")
 
 
-def widened(source: bytes, *, drop_dollars: bool = False) -> bytes:
+def widened(source: bytes, *, drop_dollars: bool = False, drop_minimums: bool = False) -> bytes:
     """``source`` matching at least what it matches: each bounded repeat ``{m,n}`` made
     ``{m,}`` and, with ``drop_dollars``, each ``$`` before the pattern's end removed.
 
@@ -77,6 +85,9 @@ def widened(source: bytes, *, drop_dollars: bool = False) -> bytes:
 
     :param source: a Python ``re`` pattern (a translated SpamAssassin regex).
     :param drop_dollars: also remove ``$`` anchors that are not the pattern's last octet.
+    :param drop_minimums: every counted repeat (``{m}``, ``{m,}``, ``{m,n}``) made ``+``,
+        or ``*`` when m is 0: looser still, and smaller for Hyperscan (each copy a
+        minimum asks for is a copy of the repeated group in its automaton).
     :returns: the widened pattern.
     """
     out = bytearray()
@@ -102,6 +113,12 @@ def widened(source: bytes, *, drop_dollars: bool = False) -> bytes:
             out += source[i:j]
             i = j
             continue
+        if b == 0x7B and drop_minimums:  # "{"
+            m = _COUNTED.match(source, i)
+            if m:
+                out += b"*" if int(m.group(1) or b"0") == 0 else b"+"
+                i = m.end()
+                continue
         if b == 0x7B:  # "{"
             m = _BOUNDED.match(source, i)
             if m:
@@ -114,3 +131,60 @@ def widened(source: bytes, *, drop_dollars: bool = False) -> bytes:
         out.append(b)
         i += 1
     return bytes(out)
+
+
+def repeated_group(source: bytes, flags: int = 0) -> tuple[bytes, int] | None:
+    """For a pattern that is one group repeated a fixed number of times, ``(?:X){m}``
+    with m >= 2 and X matching no empty string: (``(?:X)``, m); else ``None``.
+
+    SpamAssassin's ``__FILL_THIS_FORM_SHORT1``/``LONG1`` ... are such (three or five form
+    fields in a row): too large for Hyperscan whole, while one field is not, and every
+    match is a field match followed by the rest, ``(?:X){m-1}``, where that field ends.
+
+    :param source: a Python ``re`` pattern.
+    :param flags: the ``re`` flags it is compiled with.
+    """
+    m = re.fullmatch(rb"(\(\?:.*\))\{(\d+)\}", source, re.DOTALL)
+    if m is None or int(m.group(2)) < 2 or _group_end(source) != m.end(1):
+        return None
+    item, count = m.group(1), int(m.group(2))
+    try:
+        width = _sre_parser.parse(item, flags).getwidth()
+    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        return None
+    if width[0] == 0:
+        return None
+    return item, count
+
+
+def _group_end(source: bytes) -> int:
+    """Where the group opening ``source`` closes (the offset after its ``)``), reading
+    escapes and character classes as ``re`` does; -1 if it does not close."""
+    depth = 0
+    i, n = 0, len(source)
+    in_class, class_body = False, 0
+    while i < n:
+        b = source[i]
+        if b == 0x5C:  # backslash: the escape and what it escapes
+            i += 2
+            continue
+        if in_class:
+            if b == 0x5D and i > class_body:  # "]" ends the class unless it comes first
+                in_class = False
+            i += 1
+            continue
+        if b == 0x5B:  # "[" opens a class
+            j = i + 1
+            if j < n and source[j] == 0x5E:  # "^"
+                j += 1
+            in_class, class_body = True, j
+            i = j
+            continue
+        if b == 0x28:  # "("
+            depth += 1
+        elif b == 0x29:  # ")"
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
