@@ -37,7 +37,7 @@ from ._literals import literal_set, required_literals
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
-from ._rewrite import possessive_line_runs, widened
+from ._rewrite import possessive_line_runs, repeated_group, widened
 from ._uris import compile_patterns as _compile_uri_patterns
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
@@ -54,9 +54,10 @@ log = logging.getLogger("spamwarden.rules")
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
 ENGINE_VERSION = "4"
-#: Bumped whenever what the side databases (:func:`_side_database`) hold changes; a
-#: cache without them, or with another version, has them compiled and stored again.
-SIDE_VERSION = 2
+#: Bumped whenever what the side databases (:func:`_side_database`, and the repeat
+#: databases of :func:`_repeat_database`) hold changes; a cache without them, or with
+#: another version, has them compiled and stored again.
+SIDE_VERSION = 3
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
@@ -111,6 +112,13 @@ class _Group:
     side_db: Any = None
     side_set: frozenset[str] = frozenset()
     side_ids: dict[str, int] = field(default_factory=dict)  # rule name -> side id
+    # rules left to ``re`` that repeat one group (``(?:X){m}``), by id in a database of
+    # their groups X, loosened, reporting every end (:func:`_repeat_database`); ``re``
+    # tries the rest of the pattern only where a group ends
+    repeat_rules: list[str] = field(default_factory=list)
+    repeat_db: Any = None
+    repeat_ids: dict[str, int] = field(default_factory=dict)  # rule name -> repeat id
+    repeat_rest: dict[str, Any] = field(default_factory=dict)  # rule name -> (?:X){m-1}
 
 
 def _hs_flags(rx: PerlRegex, *, prefilter: bool = False) -> int:
@@ -229,13 +237,71 @@ def _side_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
     return names, db
 
 
+def _repeated(rule: Rule) -> tuple[bytes, int] | None:
+    """(``(?:X)``, m) for a rule counted once whose pattern is ``(?:X){m}``
+    (:func:`~._rewrite.repeated_group`), else ``None``."""
+    rx = rule.regex
+    if rx is None or rule.maxhits != 1:
+        return None
+    return repeated_group(rx.source, rx.compile().flags)
+
+
+def _repeat_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
+    """A database of the repeated groups of the rules left to ``re`` that are one group
+    repeated (``(?:X){m}``, :func:`_repeated`): (the rule names, by Hyperscan id; the
+    database or ``None``).
+
+    Each group X goes in widened (:func:`~._rewrite.widened`; where Hyperscan refuses it
+    still, with every minimum dropped too) and compiled exactly, not as a prefilter, so
+    it reports every offset at which a match of X ends, and more.  A match of the rule
+    starts with a match of X; the rest, ``(?:X){m-1}``, then matches from where that X
+    ends: ``re`` tries the rest (anchored) at the ends the database reports, and the
+    whole pattern only on a unit where the rest matched somewhere.  The whole pattern is
+    too large for Hyperscan even loosened (``__FILL_THIS_FORM_SHORT2``: three form
+    fields in a row), and as a prefilter matches nearly every paragraph.
+    """
+    found: list[tuple[str, PerlRegex, bytes]] = []
+    for r in rules:
+        rx = r.regex
+        rep = _repeated(r)
+        if rx is not None and rep is not None:
+            found.append((r.name, rx, rep[0]))
+    # the tighter widening for each group Hyperscan takes alone, then all of them in one
+    # database; where that is too large, the looser one for all
+    for loose in (False, True):
+        names: list[str] = []
+        exprs: list[bytes] = []
+        flags: list[int] = []
+        for name, rx, item in found:
+            for drop in (loose,) if loose else (False, True):
+                wide = replace(rx, source=widened(item, drop_minimums=drop))
+                if _hs_compiles(wide):
+                    names.append(name)
+                    exprs.append(wide.source)
+                    flags.append(_hs_flags(wide) & ~hyperscan.HS_FLAG_SINGLEMATCH)
+                    break
+        if not names:
+            return [], None
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        try:
+            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                       flags=flags)
+        except hyperscan.error:
+            if loose:
+                raise
+            continue
+        return names, db
+    return [], None  # pragma: no cover - the loop returns or raises
+
+
 def _split_for_hyperscan(rules: Sequence[Rule]) -> tuple[list[Rule], set[str], list[Rule]]:
     """Rules for one database: (in Hyperscan, of those the prefiltered, left to ``re``).
 
     One compile of the whole set when it succeeds (the usual case); otherwise each
     pattern is tried alone, exactly and then as a prefilter.
     """
-    candidates = [r for r in rules if r.regex is not None and not _re_only(r.regex)]
+    candidates = [r for r in rules
+                  if r.regex is not None and not r.costly and not _re_only(r.regex)]
     prefilter = {r.name for r in candidates if r.regex and _wants_prefilter(r.regex)}
     if not _compiles_together(candidates, prefilter):
         kept: list[Rule] = []
@@ -317,6 +383,8 @@ class RuleEngine:
         for g in self._groups.values():
             g.side_set = frozenset(g.side_rules) if g.side_db is not None else frozenset()
             g.side_ids = {n: i for i, n in enumerate(g.side_rules) if n in g.side_set}
+            if g.repeat_db is not None:
+                g.repeat_ids = {n: i for i, n in enumerate(g.repeat_rules)}
         self._compile_re_patterns()
         for g in self._header_groups.values():
             g.negated = [r.name for r in g.rules if r.negate]
@@ -381,8 +449,10 @@ class RuleEngine:
                     continue
                 entry = stored[key]
                 # a side rule is one of the group's re rules, else the entry is rebuilt
-                if entry.get("side_version") != SIDE_VERSION or not set(
-                        entry.get("side", ())) <= {r.name for r in g.re_rules}:
+                re_names = {r.name for r in g.re_rules}
+                if (entry.get("side_version") != SIDE_VERSION
+                        or not set(entry.get("side", ())) <= re_names
+                        or not set(entry.get("repeat", ())) <= re_names):
                     entry.update(self._side_entry(key, g))
                     missing = True
                     continue
@@ -390,6 +460,10 @@ class RuleEngine:
                 if entry["side_db"]:
                     g.side_db = hyperscan.loadb(base64.b64decode(entry["side_db"]),
                                                 hyperscan.HS_MODE_BLOCK)
+                g.repeat_rules = list(entry["repeat"])
+                if entry["repeat_db"]:
+                    g.repeat_db = hyperscan.loadb(base64.b64decode(entry["repeat_db"]),
+                                                  hyperscan.HS_MODE_BLOCK)
             if missing and cache:
                 cache.store(stored)
         if stored is None:
@@ -417,14 +491,23 @@ class RuleEngine:
                 cache.store(out)
 
     def _side_entry(self, key: str, g: _Group) -> dict[str, Any]:
-        """Compile the group's side database (:func:`_side_database`); its cache entry."""
+        """Compile the group's repeat and side databases (:func:`_repeat_database`, then
+        :func:`_side_database` for the rest); their cache entry."""
         try:
-            g.side_rules, g.side_db = _side_database(g.re_rules)
+            g.repeat_rules, g.repeat_db = _repeat_database(g.re_rules)
+        except hyperscan.error as exc:
+            raise RulesError(f"hyperscan: {key} (repeat): {exc}") from exc
+        repeated = set(g.repeat_rules)
+        try:
+            g.side_rules, g.side_db = _side_database(
+                [r for r in g.re_rules if r.name not in repeated])
         except hyperscan.error as exc:
             raise RulesError(f"hyperscan: {key} (side): {exc}") from exc
         blob = hyperscan.dumpb(g.side_db) if g.side_db is not None else b""
+        rblob = hyperscan.dumpb(g.repeat_db) if g.repeat_db is not None else b""
         return {"side_version": SIDE_VERSION, "side": g.side_rules,
-                "side_db": base64.b64encode(blob).decode("ascii")}
+                "side_db": base64.b64encode(blob).decode("ascii"),
+                "repeat": g.repeat_rules, "repeat_db": base64.b64encode(rblob).decode("ascii")}
 
     def _compile_re_patterns(self) -> None:
         """Compile now every pattern ``re`` may run (so no message pays for it): those left
@@ -440,6 +523,14 @@ class RuleEngine:
                 need = required_literals(pat.pattern, pat.flags)
                 if need is not None:
                     self._needs[r.name] = need
+        for _, g in self._all_groups():
+            for name in g.repeat_ids:
+                rule = self.ruleset.rules[name]
+                rep = _repeated(rule)
+                assert rule.regex is not None and rep is not None
+                item, m = rep
+                g.repeat_rest[name] = replace(rule.regex,
+                                              source=item + b"{%d}" % (m - 1)).compile()
         for name, pat in self._compiled.items():
             after = _after_newline(pat)
             if after is not None:
@@ -506,6 +597,12 @@ class RuleEngine:
             for at, u in enumerate(distinct):
                 side_db.scan(u, match_event_handler=_on_match, scratch=side_scratch,
                              context=(side, at))
+        ends: dict[int, list[tuple[int, int]]] = {}  # repeat id -> (unit, end) pairs
+        if g.repeat_db is not None:
+            repeat_db, repeat_scratch = g.repeat_db, self._scratch(g.repeat_db)
+            for at, u in enumerate(distinct):
+                repeat_db.scan(u, match_event_handler=_on_end, scratch=repeat_scratch,
+                               context=(ends, at))
         if g.db is not None:
             found: dict[int, list[int]] = {}  # rule id -> the distinct units it matched in
             db, scratch = g.db, self._scratch(g.db)
@@ -532,6 +629,12 @@ class RuleEngine:
         lowered: dict[bytes, bytes] = {}
         for rule in g.re_rules:
             if rule.name in skip:
+                continue
+            repeat_id = g.repeat_ids.get(rule.name)
+            if repeat_id is not None:
+                if self._repeat_hits(rule, g.repeat_rest[rule.name], distinct,
+                                     ends.get(repeat_id)):
+                    counts[rule.name] = 1
                 continue
             side_id = g.side_ids.get(rule.name)
             if side_id is not None:
@@ -562,6 +665,24 @@ class RuleEngine:
                 if any(search(u) for u in where):
                     counts[rule.name] = 1
         return counts
+
+    def _repeat_hits(self, rule: Rule, rest: re.Pattern[bytes], units: Sequence[bytes],
+                     ends: list[tuple[int, int]] | None) -> bool:
+        """Whether a rule ``(?:X){m}`` of a repeat database matches in one of ``units``,
+        given (unit index, offset) of every end of X its database reported there: the
+        units where the rest ``(?:X){m-1}`` matches at one of those ends are searched."""
+        if not ends:
+            return False
+        at: dict[int, list[int]] = {}
+        for unit, end in ends:
+            at.setdefault(unit, []).append(end)
+        search = self._searcher(rule)
+        for unit, offsets in at.items():
+            u = units[unit]
+            match = rest.match
+            if any(match(u, p) for p in dict.fromkeys(offsets)) and search(u):
+                return True
+        return False
 
     def _searcher(self, rule: Rule) -> Callable[[bytes], object]:
         """A function telling whether the rule's pattern matches in a unit."""
@@ -708,6 +829,13 @@ def _on_match(rid: int, start: int, end: int, flags: int,
               ctx: tuple[dict[int, list[int]], int]) -> None:
     """Hyperscan's match handler: ``ctx`` is (pattern id -> unit indexes, this unit)."""
     ctx[0].setdefault(rid, []).append(ctx[1])
+
+
+def _on_end(rid: int, start: int, end: int, flags: int,
+            ctx: tuple[dict[int, list[tuple[int, int]]], int]) -> None:
+    """The repeat databases' match handler: ``ctx`` is (pattern id -> (unit, end)
+    pairs, this unit)."""
+    ctx[0].setdefault(rid, []).append((ctx[1], end))
 
 
 def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:

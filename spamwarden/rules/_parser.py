@@ -116,9 +116,11 @@ _MAX_INCLUDE_DEPTH = 10
 _MAX_REGEX = 16_000
 # Six or more bounded repeats of groups in a long pattern (SpamAssassin's
 # __FILL_THIS_FORM_* family): Hyperscan refuses them exactly, and where its prefilter
-# matches, Python ``re`` backtracks for milliseconds per message.  The obfuscated-word
-# patterns (FUZZY_*, written with ReplaceTags' ``<post ...>``) repeat groups as much but
-# are cheap to confirm, so they are kept.
+# matches, Python ``re`` backtracks for milliseconds per message; such rules are marked
+# ``costly`` and the engine runs them behind its own prefilters (the side and repeat
+# databases of spamwarden.rules._engine).  The obfuscated-word patterns (FUZZY_*,
+# written with ReplaceTags' ``<post ...>``) repeat groups as much but are cheap to
+# confirm, so they are not marked.
 _GROUP_REPEAT = re.compile(r"\)(?:\{\d+,\d+\}|\{\d+,\})")
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -165,6 +167,9 @@ class Rule:
     maxhits: int = 1
     #: ``tflags nosubject``: a body rule that does not see the Subject line
     nosubject: bool = False
+    #: a pattern ``re`` takes milliseconds a message over and Hyperscan refuses exactly
+    #: (:data:`_GROUP_REPEAT`): the engine runs it in ``re`` behind a prefilter only
+    costly: bool = False
 
     @property
     def reported(self) -> bool:
@@ -660,15 +665,14 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
             raise _Skip(f"regex: {exc}") from exc
     if len(pat) > _MAX_REGEX:
         raise _Skip("regex: too long")
-    if (len(pat) > 1000 and "<post " not in written and len(_GROUP_REPEAT.findall(pat)) >= 6
-            and not _line_anchored(pat, flags)):
-        raise _Skip("regex: too costly (many bounded repeats of groups)")
+    costly = (len(pat) > 1000 and "<post " not in written
+              and len(_GROUP_REPEAT.findall(pat)) >= 6 and not _line_anchored(pat, flags))
     try:
         rx = translate(pat, flags)
         rx.compile()
     except UntranslatableRegex as exc:
         raise _Skip(f"regex: {exc.args[0].split(':')[0]}") from exc
-    return Rule(name, kind, regex=rx, negate=negate, header=header,
+    return Rule(name, kind, regex=rx, negate=negate, header=header, costly=costly,
                 **common)  # type: ignore[arg-type]
 
 

@@ -187,23 +187,29 @@ FORM = (b"From: a@example.com\nTo: b@example.net\nSubject: hello\n"
 
 
 @pytest.mark.parametrize("use_hyperscan", [False, True] if HAVE_HYPERSCAN else [False])
-def test_line_anchored_fill_this_form_patterns_run(debian_rules: RuleSet,
-                                                   use_hyperscan: bool) -> None:
+def test_fill_this_form_patterns_run(debian_rules: RuleSet, use_hyperscan: bool) -> None:
     """__FILL_THIS_FORM_PARTIAL and _PARTIAL_RAW (``/^.../im``, long, many bounded
-    repeats) run in ``re``, which tries them at line starts only; the unanchored
-    members of the family stay skipped for their cost.  The hits are SpamAssassin
-    4.0.1's on this message."""
+    repeats) run in ``re``, which tries them at line starts only; the unanchored members
+    of the family, marked costly, run in ``re`` behind the repeat and side databases.
+    The hits are SpamAssassin 4.0.1's on this message (``spamassassin -L -t
+    --debug=rules``: __FILL_THIS_FORM_PARTIAL and __FILL_THIS_FORM_SHORT2 among them)."""
     from spamwarden.rules import RuleSet as _RuleSet
 
-    skipped = debian_rules.skipped
-    assert "__FILL_THIS_FORM_PARTIAL" in debian_rules.rules
-    assert "__FILL_THIS_FORM_PARTIAL_RAW" in debian_rules.rules
-    assert skipped["__FILL_THIS_FORM_SHORT2"].startswith("regex: too costly")
-    family = _RuleSet(rules={n: r for n, r in debian_rules.rules.items()
-                             if "FILL_THIS_FORM" in n})
+    rules = debian_rules.rules
+    assert "__FILL_THIS_FORM_PARTIAL" in rules
+    assert "__FILL_THIS_FORM_PARTIAL_RAW" in rules
+    costly = {n for n, r in rules.items() if r.costly}
+    assert costly == {"__FILL_THIS_FORM_LONG1", "__FILL_THIS_FORM_LONG2",
+                      "__FILL_THIS_FORM_SHORT1", "__FILL_THIS_FORM_SHORT2",
+                      "__FILL_THIS_FORM_FRAUD_PHISH1"}
+    family = _RuleSet(rules={n: r for n, r in rules.items() if "FILL_THIS_FORM" in n})
     engine = RuleEngine(family, use_hyperscan=use_hyperscan)
     if use_hyperscan:
-        assert {r.name for r in engine._groups["body"].re_rules} >= {"__FILL_THIS_FORM_PARTIAL"}
+        g = engine._groups["body"]
+        assert {r.name for r in g.re_rules} >= {"__FILL_THIS_FORM_PARTIAL"} | costly
+        assert set(g.repeat_ids) == costly - {"__FILL_THIS_FORM_FRAUD_PHISH1"}
+        assert "__FILL_THIS_FORM_FRAUD_PHISH1" in g.side_set
     msg = prepare_message(parse_message(FORM), FORM)
     assert set(engine.counts(msg)) == {"T_FILL_THIS_FORM_SHORT", "__FILL_THIS_FORM_PARTIAL",
-                                       "__FILL_THIS_FORM_PARTIAL_RAW", "__FILL_THIS_FORM_SHORT"}
+                                       "__FILL_THIS_FORM_PARTIAL_RAW", "__FILL_THIS_FORM_SHORT",
+                                       "__FILL_THIS_FORM_SHORT2"}

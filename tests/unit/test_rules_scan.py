@@ -3,6 +3,7 @@ find what the plain ``re`` search and ``findall`` find."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -14,12 +15,13 @@ from spamwarden.mail import parse_message
 from spamwarden.rules import (
     HAVE_HYPERSCAN,
     RuleEngine,
+    RuleSet,
     parse_rule_files,
     parse_rule_text,
     prepare_message,
 )
 from spamwarden.rules._engine import _after_newline, _count_at_line_starts
-from spamwarden.rules._rewrite import widened
+from spamwarden.rules._rewrite import repeated_group, widened
 
 LINE_PATTERNS = [
     rb"^a", rb"^a+b?", rb"^(?:ab|b\n)a", rb"^\s*a", rb"^a\n^b", rb"^(?<=\n)a", rb"^(?<!b)a\b",
@@ -72,6 +74,25 @@ def test_widened_bounds(source: bytes, wide: bytes) -> None:
     assert widened(source) == wide
 
 
+def test_widened_drops_minimums_when_asked() -> None:
+    assert widened(rb"a{2}b{0,3}c{1,}d{,4}(?:e|f){3,9}", drop_minimums=True) == rb"a+b*c+d*(?:e|f)+"
+    assert widened(rb"[{2}]\{2}\\{2}", drop_minimums=True) == rb"[{2}]\{2}\\+"
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    (rb"(?:ab|c){3}", (rb"(?:ab|c)", 3)),
+    (rb"(?:[)]\)|x){2}", (rb"(?:[)]\)|x)", 2)),
+    (rb"(?:a)(?:b){3}", None),      # more than the one group
+    (rb"(?:a)|(?:b){3}", None),
+    (rb"(?:a?){3}", None),          # the group matches the empty string
+    (rb"(?:a){1}", None),
+    (rb"(?:a){2,3}", None),         # not a fixed count
+    (rb"(a){3}", None),             # a capturing group
+])
+def test_repeated_group_shapes(source: bytes, found: tuple[bytes, int] | None) -> None:
+    assert repeated_group(source) == found
+
+
 def test_widened_drops_inner_dollars_only() -> None:
     assert widened(rb"(?:$|\W)opt$", drop_dollars=True) == rb"(?:|\W)opt$"
     assert widened(rb"a\$[$]b$", drop_dollars=True) == rb"a\$[$]b$"
@@ -81,14 +102,16 @@ def test_widened_drops_inner_dollars_only() -> None:
 def test_widened_matches_wherever_the_pattern_matches() -> None:
     rnd = random.Random(5)
     sources = [rb"^(?:ab?){1,2}\s{0,3}(?:$|b)", rb"(?:a|b\n){2,3}$", rb"\b(?:ba){1,2}b?\b",
-               rb"^(?>\s{0,2})a{1,2}$"]
+               rb"^(?>\s{0,2})a{1,2}$", rb"(?:a{2}|b{1,2}\s){3}"]
     texts = [bytes(rnd.choice(b"ab \n") for _ in range(rnd.randint(0, 20))) for _ in range(4000)]
     for source in sources:
         pat = re.compile(source, re.M)
         wide = re.compile(widened(source, drop_dollars=True), re.M)
+        loose = re.compile(widened(source, drop_dollars=True, drop_minimums=True), re.M)
         for text in texts:
             if pat.search(text):
                 assert wide.search(text), (source, text)
+                assert loose.search(text), (source, text)
 
 
 RULES = (
@@ -184,3 +207,77 @@ def test_literal_set_counts_over_ascii_and_other_units(use_hyperscan: bool) -> N
     plain = re.compile(rb"(?:e|\xc3\xa9)")
     assert engine.counts(msg)["__E_MANY"] == sum(len(plain.findall(u)) for u in msg.body)
     assert engine.counts(msg)["__E_CAP"] == 4
+
+
+# one group repeated (``(?:X){m}``), as SpamAssassin's __FILL_THIS_FORM_SHORT2 is: a field
+# name, then a blank or "and"; marked costly, as the parser marks the long ones
+REPEAT_RULES = (
+    "body __FIELDS /(?:(?:your\\s)?(?:name|age|city|e-?mail)(?:[\\s:]{1,3}_{0,20}|\\sand\\s)){3}/i\n"
+    "body __FIELDS_WORD /(?:\\b(?:name|age)\\b[\\s:]{1,3}){2}/i\n"
+    "meta FIELDS __FIELDS\nmeta FIELDS_WORD __FIELDS_WORD\n"
+)
+
+
+def _costly(rs: RuleSet) -> RuleSet:
+    """``rs`` with each pattern rule marked costly (run in ``re`` behind a prefilter)."""
+    for name, rule in list(rs.rules.items()):
+        if rule.regex is not None:
+            rs.rules[name] = dataclasses.replace(rule, costly=True)
+    return rs
+
+
+def _form(body: str) -> bytes:
+    return ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n"
+            + body).encode()
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_repeat_database_finds_what_re_finds() -> None:
+    """Rules of one repeated group run in ``re`` only where the database of their group
+    reports an end and the rest of the pattern matches there: the hits of ``re`` alone,
+    on texts made to match, nearly match and not match."""
+    fast = RuleEngine(_costly(parse_rule_text(REPEAT_RULES)))
+    plain = RuleEngine(_costly(parse_rule_text(REPEAT_RULES)), use_hyperscan=False)
+    g = fast._groups["body"]
+    assert set(g.repeat_ids) == {"__FIELDS", "__FIELDS_WORD"}
+    assert not g.hs_rules and not g.side_set & set(g.repeat_ids)
+    rnd = random.Random(3)
+    words = ["your ", "name", "age", "city", "email", "e-mail", " and ", ": ", "__", " ",
+             "\r\n", "message", "x", "Name:", "AGE "]
+    bodies = ["Your name: ____ your age: __ city: ___\r\n", "Your name: your age: city: _\r\n",
+              "name and age and email and\r\n", "name: age\r\n", "message page stage\r\n",
+              "Name: Age: \r\n\r\nname age\r\n"]
+    bodies += ["".join(rnd.choice(words) for _ in range(rnd.randint(1, 14)))
+               for _ in range(1500)]
+    seen = {"__FIELDS": 0, "__FIELDS_WORD": 0}
+    for body in bodies:
+        raw = _form(body)
+        msg = prepare_message(parse_message(raw), raw)
+        got, want = fast.counts(msg), plain.counts(msg)
+        assert got == want, body
+        for name in seen:
+            seen[name] += name in want
+    assert all(n > 20 for n in seen.values()) and all(n < len(bodies) - 20 for n in seen.values())
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_repeat_databases_are_cached_and_rebuilt_when_they_name_other_rules(
+        tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    rules.write_text(REPEAT_RULES)
+    cache = tmp_path / "cache"
+    hit = _form("Your name: your age: city: ____\r\n")
+    RuleEngine(_costly(parse_rule_files([rules])), cache_dir=cache)
+    (path,) = cache.glob("sa-rules-*.json")
+    data = json.loads(path.read_text())
+    assert data["body"]["repeat"] == ["__FIELDS", "__FIELDS_WORD"] and data["body"]["repeat_db"]
+    again = RuleEngine(_costly(parse_rule_files([rules])), cache_dir=cache)
+    assert again.cache_used and set(again._groups["body"].repeat_ids) == {
+        "__FIELDS", "__FIELDS_WORD"}
+    assert _names(again, hit) == ["FIELDS"]
+    data["body"]["repeat"] = ["FIELDS"]  # a meta, not one of the body re rules
+    path.write_text(json.dumps(data))
+    rebuilt = RuleEngine(_costly(parse_rule_files([rules])), cache_dir=cache)
+    assert rebuilt.cache_used and set(rebuilt._groups["body"].repeat_ids) == {
+        "__FIELDS", "__FIELDS_WORD"}
+    assert _names(rebuilt, hit) == ["FIELDS"]
