@@ -118,12 +118,14 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=3, help="message names shown per rule")
     ap.add_argument("--rule", action="append", default=[], help="show only these rules")
     ap.add_argument("--json", help="write per-message sets here")
+    ap.add_argument("--costly-patterns", action="store_true",
+                    help="run the patterns rules.costly_patterns runs (__FILL_THIS_FORM_*)")
     args = ap.parse_args()
     files = sample(args.ham, args.spam) + [Path(f) for f in args.files]
     if args.files_from:
         files += [Path(x) for x in Path(args.files_from).read_text().split() if x]
     files = list(dict.fromkeys(files))
-    ruleset = parse_rule_files(rule_files())
+    ruleset = parse_rule_files(rule_files(), costly=args.costly_patterns)
     engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=args.cache_dir)
     print(f"{len(files)} messages; running SpamAssassin ...", file=sys.stderr, flush=True)
     theirs = sa_hits(files)

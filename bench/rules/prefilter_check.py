@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--cache-dir", default=None, help="compiled rule databases")
     ap.add_argument("--limit", type=int, default=0, help="at most this many messages")
     args = ap.parse_args()
-    engine = RuleEngine(parse_rule_files(rule_files()), cache_dir=args.cache_dir)
+    engine = RuleEngine(parse_rule_files(rule_files(), costly=True), cache_dir=args.cache_dir)
     g = engine._groups["body"]
     costly = sorted(n for n, r in engine.ruleset.rules.items() if r.costly and r.kind == "body")
     plain = {n: engine._pattern(engine.ruleset.rules[n]) for n in costly}

@@ -95,7 +95,8 @@ def site_files(cfg: Config, ruleset: RuleSet) -> list[str]:
 
 
 #: the last :func:`parse_configured` result: (paths, suggested), file signature, rule set
-_PARSED: tuple[tuple[tuple[str, ...], bool], tuple[tuple[str, int, int], ...], RuleSet] | None = None
+_PARSED: tuple[tuple[tuple[str, ...], bool, bool], tuple[tuple[str, int, int], ...],
+               RuleSet] | None = None
 _PARSED_LOCK = threading.Lock()
 
 
@@ -116,17 +117,18 @@ def parse_configured(cfg: Config) -> RuleSet:
     them and the engine share one parse.
 
     :param cfg: the configuration (``rules.system_rules``, ``rules.paths``,
-        ``rules.unscored``).
+        ``rules.unscored``, ``rules.costly_patterns``).
     :returns: the rule set (shared: do not modify it).
     """
     global _PARSED
     paths = configured_paths(cfg)
-    key = (tuple(str(p) for p in paths), cfg.rules.unscored == "suggested")
+    key = (tuple(str(p) for p in paths), cfg.rules.unscored == "suggested",
+           cfg.rules.costly_patterns)
     with _PARSED_LOCK:
         kept = _PARSED
     if kept is not None and kept[0] == key and _signature(s for s, _, _ in kept[1]) == kept[1]:
         return kept[2]
-    ruleset = parse_rule_files(paths, suggested_scores=key[1])
+    ruleset = parse_rule_files(paths, suggested_scores=key[1], costly=key[2])
     sig = _signature([*ruleset.files, *ruleset.missing_files])
     with _PARSED_LOCK:
         _PARSED = (key, sig, ruleset)

@@ -227,6 +227,8 @@ class _State:
     #: ``# score NAME N`` lines: a score the file carries commented out
     suggested: dict[str, float] = field(default_factory=dict)
     use_suggested: bool = False
+    #: run the rules marked costly (``rules.costly_patterns``), else skip them
+    run_costly: bool = False
     describe: dict[str, str] = field(default_factory=dict)
     tflags: dict[str, str] = field(default_factory=dict)
     replace_tag: dict[str, str] = field(default_factory=dict)
@@ -281,7 +283,8 @@ def rule_files(
 _SUGGESTED = re.compile(r"^\s*#\s*score\s+([A-Za-z0-9_]+)\s+(-?[0-9]+(?:\.[0-9]+)?)\s*$")
 
 
-def parse_rule_files(paths: Iterable[str | Path], *, suggested_scores: bool = False) -> RuleSet:
+def parse_rule_files(paths: Iterable[str | Path], *, suggested_scores: bool = False,
+                     costly: bool = False) -> RuleSet:
     """Parse rule files (or folders of ``*.cf``) in order, later ones overriding.
 
     :param paths: files or folders; a missing one is listed in ``missing_files``.
@@ -289,10 +292,13 @@ def parse_rule_files(paths: Iterable[str | Path], *, suggested_scores: bool = Fa
         commented out (``#  score NAME 0.25``: the rule author's, in rule files packaged
         without sa-update's ``72_scores.cf``) instead of SpamAssassin's default of 1
         point (``rules.unscored``). False is SpamAssassin's behaviour.
+    :param costly: keep the patterns marked costly (:attr:`Rule.costly`, SpamAssassin's
+        unanchored ``__FILL_THIS_FORM_*``: about 0.2 ms a message behind the engine's
+        prefilters) instead of skipping them (``rules.costly_patterns``).
     :returns: the :class:`RuleSet`; ``digest`` hashes every file read, in order.
     :raises: nothing for bad rule text: bad rules are skipped with a reason.
     """
-    st = _State(use_suggested=suggested_scores)
+    st = _State(use_suggested=suggested_scores, run_costly=costly)
     for path in paths:
         p = Path(path)
         files = sorted(p.glob("*.cf"), key=lambda f: f.name) if p.is_dir() else [p]
@@ -304,9 +310,9 @@ def parse_rule_files(paths: Iterable[str | Path], *, suggested_scores: bool = Fa
 
 
 def parse_rule_text(text: str, origin: str = "<text>", *,
-                    suggested_scores: bool = False) -> RuleSet:
+                    suggested_scores: bool = False, costly: bool = False) -> RuleSet:
     """Parse rule text given as a string (tests, one-off checks); see :func:`parse_rule_files`."""
-    st = _State(use_suggested=suggested_scores)
+    st = _State(use_suggested=suggested_scores, run_costly=costly)
     _read_lines(st, text, origin, Path("."), depth=0)
     _finish(st)
     st.result.digest = hashlib.sha256(text.encode()).hexdigest()
@@ -591,7 +597,7 @@ def _finish(st: _State) -> None:
         try:
             rule = _build(name, d.kind, text, res, score=score,
                           description=st.describe.get(name, ""), maxhits=maxhits,
-                          written=d.text)
+                          written=d.text, run_costly=st.run_costly)
             if "nosubject" in flags and rule.kind == "body" and rule.regex is not None:
                 rule = replace(rule, nosubject=True)
         except _Skip as exc:
@@ -606,7 +612,7 @@ class _Skip(Exception):
 
 
 def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, description: str,
-           maxhits: int, written: str = "") -> Rule:
+           maxhits: int, written: str = "", run_costly: bool = False) -> Rule:
     common = {"score": score, "description": description, "maxhits": maxhits}
     if kind == "meta":
         try:
@@ -667,6 +673,9 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
         raise _Skip("regex: too long")
     costly = (len(pat) > 1000 and "<post " not in written
               and len(_GROUP_REPEAT.findall(pat)) >= 6 and not _line_anchored(pat, flags))
+    if costly and not run_costly:
+        raise _Skip("regex: too costly (many bounded repeats of groups; "
+                    "rules.costly_patterns runs them)")
     try:
         rx = translate(pat, flags)
         rx.compile()

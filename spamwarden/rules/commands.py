@@ -81,7 +81,8 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
 def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
     """``spamwarden rules [--stats] [--check FILE.eml] [--rules PATH ...]``."""
     paths = [Path(p) for p in args.rules] if args.rules else configured_paths(cfg)
-    ruleset = parse_rule_files(paths, suggested_scores=cfg.rules.unscored == "suggested")
+    ruleset = parse_rule_files(paths, suggested_scores=cfg.rules.unscored == "suggested",
+                               costly=cfg.rules.costly_patterns)
     if args.lint:
         return _lint(args, cfg, ruleset)
     if not ruleset.files:
