@@ -17,6 +17,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
@@ -248,7 +249,10 @@ class PreparedMessage:
                 m = _AT_PHRASE.match(flat)
                 if m is not None:
                     simple = (m.group(1), m.group(2))
-            pairs = [simple] if simple is not None else _getaddresses(flat)
+            if simple is not None:
+                pairs = [simple]
+            else:
+                pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
 
@@ -269,6 +273,28 @@ _ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 _AT_PHRASE = re.compile(r"^\s*([^<>\"(),;:]*@[^<>\"(),;:]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*$")
+
+
+# with none of these, a comma can only separate addresses or sit inside <...> (which
+# then does not read as one of the simple forms): quoted strings, comments, escapes,
+# groups, domain literals
+_LIST_SPECIALS = re.compile(r'["()\\:;\[]')
+
+
+def _simple_list(flat: str, simple_from: Callable[[str], tuple[str, str] | None],
+                 ) -> list[tuple[str, str]] | None:
+    """``getaddresses`` of an address list whose every member is one of the simple forms
+    ``simple_from`` reads (To and Cc lists mostly are), ``None`` for any other text:
+    the stdlib parser reads the list a character at a time."""
+    if "," not in flat or _LIST_SPECIALS.search(flat) is not None:
+        return None
+    out: list[tuple[str, str]] = []
+    for piece in flat.split(","):
+        pair = simple_from(piece) if len(piece) <= 998 else None
+        if pair is None:
+            return None
+        out.append(pair)
+    return out
 
 
 def _getaddresses(flat: str) -> list[tuple[str, str]]:
