@@ -1035,16 +1035,21 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
         for i, part in enumerate(msg.parts):
             if part.content_type == "text/html":
                 html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
-                tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
+                # (each distinct spelling lower-cased once: tags repeat many times)
+                tags.update(t.lower().decode("ascii") for t in set(_HTML_TAG.findall(html)))
         msg.html_tags = frozenset(tags)
     return a[0].lower() in msg.html_tags
 
 
 _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 # what HTML::Parser reports no tag in: comments, and the content of the elements it
-# reads as literal text up to their end tag (a <script> inside an <iframe> is text)
-_NOT_TAGS = re.compile(rb"<!--.*?(?:-->|\Z)|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
-                       rb".*?(?=</\2\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+# reads as literal text up to their end tag (a <script> inside an <iframe> is text).
+# ``<!--.*?(?:-->|\Z)|(<(iframe|...)\b[^>]*>).*?(?=</\2\s*>|\Z)`` written to be
+# tried only at a "<" and to take runs of octets that cannot end it at a time (the
+# same matches: the lazy scans stop at the first "-->" or "</name>", or the end)
+_NOT_TAGS = re.compile(rb"(?=<)(?:<!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->|\Z)"
+                       rb"|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
+                       rb"[^<]*+(?:<(?!/\2\s*>)[^<]*+)*+)", re.IGNORECASE | re.DOTALL)
 
 
 def _opening_tag(m: re.Match[bytes]) -> bytes:
