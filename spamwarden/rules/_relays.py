@@ -408,10 +408,11 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     :returns: trusted, untrusted, internal and external relays, as SpamAssassin's
         ``Received.pm`` renders them for those settings.
     """
-    lines = [v for k, v in headers if k.lower() == "received"][:_MAX_RECEIVED]
+    named = [(k.lower(), v) for k, v in headers]  # (each name lower-cased once)
+    lines = [v for k, v in named if k == "received"][:_MAX_RECEIVED]
     for name in _ORIGINATING:
-        for k, v in headers:
-            m = _IP4_RE.search(v) if k.lower() == name else None
+        for k, v in named:
+            m = _IP4_RE.search(v) if k == name else None
             if m:
                 lines.append(f"from X-Originating-IP: {m.group(0)}")
                 break
