@@ -299,20 +299,52 @@ def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]
     to, env = _header_addr(msg, "To"), _header_addr(msg, "EnvelopeFrom")
     if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
         return False
-    rx = _ratware_pattern(to)
-    return rx is not None and rx.search(env) is not None
+    parts = _ratware_parts(to)
+    if parts is None:
+        return False
+    dom, user = parts
+    if env.isascii() and dom.isascii() and user.isascii():
+        return _ratware_found(env, dom, user)
+    return _ratware_pattern(dom, user).search(env) is not None
 
 
 @functools.lru_cache(maxsize=1024)
-def _ratware_pattern(to: str) -> re.Pattern[str] | None:
-    """The envelope sender pattern for a To address, ``None`` when it has no registered
-    domain (compiled once per address: the same recipients come again and again)."""
+def _ratware_parts(to: str) -> tuple[str, str] | None:
+    """The (domain, user) of a To address for RATWARE_EFROM, ``None`` when it has no
+    registered domain (found once per address: the same recipients come again)."""
     m = re.match(r"^([^@]+)@(.+)$", to)
     if m is None or registrable_domain(m.group(2), private=False) is None:
         return None
     user, dom = m.group(1), m.group(2).lower().rstrip(".")
     dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
+    return dom, user
+
+
+@functools.lru_cache(maxsize=64)
+def _ratware_pattern(dom: str, user: str) -> re.Pattern[str]:
+    """HeaderEval's pattern, ``\b<domain>.<user>@`` without regard to case."""
     return re.compile(r"\b" + re.escape(dom) + "." + re.escape(user) + "@", re.I)
+
+
+def _ascii_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _ratware_found(env: str, dom: str, user: str) -> bool:
+    """Whether :func:`_ratware_pattern` finds a match in ``env``, all three ASCII (where
+    ignoring case is comparing lower case), without compiling a pattern per recipient:
+    each ``<user>@`` found is checked for the domain, any one character but a newline,
+    and a word boundary before it."""
+    low, dom, tail = env.lower(), dom.lower(), user.lower() + "@"
+    j = low.find(tail)
+    while j >= 0:
+        i = j - 1 - len(dom)
+        if (i >= 0 and low[j - 1] != "\n" and low.startswith(dom, i)
+                and (i > 0 and _ascii_word(low[i - 1])) != (i < len(low)
+                                                             and _ascii_word(low[i]))):
+            return True
+        j = low.find(tail, j + 1)
+    return False
 
 
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
@@ -374,10 +406,18 @@ def _host_sets(listed: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]
             frozenset(x[1:] for x in listed if x.startswith("!")))
 
 
+@functools.lru_cache(maxsize=2048)
 def _host_candidates(host: str) -> frozenset[str]:
-    """A host name and each domain above it, lower case (``a.b.c``: itself, ``b.c``, ``c``)."""
-    labels = host.lower().rstrip(".").split(".")
-    return frozenset(".".join(labels[i:]) for i in range(len(labels)))
+    """A host name and each domain above it, lower case (``a.b.c``: itself, ``b.c``, ``c``):
+    the text after each dot, sliced rather than joined again label by label.  Kept for
+    hosts seen before (bounded): the same hosts come back message after message."""
+    name = host.lower().rstrip(".")
+    found = [name]
+    dot = name.find(".")
+    while dot >= 0:
+        found.append(name[dot + 1:])
+        dot = name.find(".", dot + 1)
+    return frozenset(found)
 
 
 def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
@@ -995,16 +1035,21 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
         for i, part in enumerate(msg.parts):
             if part.content_type == "text/html":
                 html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
-                tags.update(t.lower().decode("ascii") for t in _HTML_TAG.findall(html))
+                # (each distinct spelling lower-cased once: tags repeat many times)
+                tags.update(t.lower().decode("ascii") for t in set(_HTML_TAG.findall(html)))
         msg.html_tags = frozenset(tags)
     return a[0].lower() in msg.html_tags
 
 
 _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 # what HTML::Parser reports no tag in: comments, and the content of the elements it
-# reads as literal text up to their end tag (a <script> inside an <iframe> is text)
-_NOT_TAGS = re.compile(rb"<!--.*?(?:-->|\Z)|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
-                       rb".*?(?=</\2\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+# reads as literal text up to their end tag (a <script> inside an <iframe> is text).
+# ``<!--.*?(?:-->|\Z)|(<(iframe|...)\b[^>]*>).*?(?=</\2\s*>|\Z)`` written to be
+# tried only at a "<" and to take runs of octets that cannot end it at a time (the
+# same matches: the lazy scans stop at the first "-->" or "</name>", or the end)
+_NOT_TAGS = re.compile(rb"(?=<)(?:<!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->|\Z)"
+                       rb"|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
+                       rb"[^<]*+(?:<(?!/\2\s*>)[^<]*+)*+)", re.IGNORECASE | re.DOTALL)
 
 
 def _opening_tag(m: re.Match[bytes]) -> bytes:

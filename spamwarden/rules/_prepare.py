@@ -17,6 +17,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
@@ -248,7 +249,10 @@ class PreparedMessage:
                 m = _AT_PHRASE.match(flat)
                 if m is not None:
                     simple = (m.group(1), m.group(2))
-            pairs = [simple] if simple is not None else _getaddresses(flat)
+            if simple is not None:
+                pairs = [simple]
+            else:
+                pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
 
@@ -269,6 +273,28 @@ _ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 _AT_PHRASE = re.compile(r"^\s*([^<>\"(),;:]*@[^<>\"(),;:]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*$")
+
+
+# with none of these, a comma can only separate addresses or sit inside <...> (which
+# then does not read as one of the simple forms): quoted strings, comments, escapes,
+# groups, domain literals
+_LIST_SPECIALS = re.compile(r'["()\\:;\[]')
+
+
+def _simple_list(flat: str, simple_from: Callable[[str], tuple[str, str] | None],
+                 ) -> list[tuple[str, str]] | None:
+    """``getaddresses`` of an address list whose every member is one of the simple forms
+    ``simple_from`` reads (To and Cc lists mostly are), ``None`` for any other text:
+    the stdlib parser reads the list a character at a time."""
+    if "," not in flat or _LIST_SPECIALS.search(flat) is not None:
+        return None
+    out: list[tuple[str, str]] = []
+    for piece in flat.split(","):
+        pair = simple_from(piece) if len(piece) <= 998 else None
+        if pair is None:
+            return None
+        out.append(pair)
+    return out
 
 
 def _getaddresses(flat: str) -> list[tuple[str, str]]:
@@ -352,6 +378,30 @@ def _lines(data: bytes) -> list[bytes]:
     return out
 
 
+# the characters str.split() takes for white space that Perl's \s does not (of Unicode
+# text), and that ASCII's does not either (of Latin-1 text; any above U+00FF too, which
+# such text does not have)
+_SPLIT_ONLY_WIDE = re.compile("[\x1c-\x1f]")
+_SPLIT_ONLY_LATIN1 = re.compile("[\x1c-\x1f\x85\xa0\u0100-\U0010ffff]")
+
+
+def _space_runs_made_one(text: str) -> str:
+    """Each white-space run of ``text`` made one space, as ``_SPACE_RUN.sub(" ", text)``
+    (``_ASCII_RUN`` for Latin-1 text) makes it, by ``str.split``: the caller checks
+    that the text has none of the characters only ``str.split`` takes for white space
+    (``_SPLIT_ONLY_*``).  A regex substitution replaces each lone space between
+    words with itself; the split and join costs a third of that."""
+    words = text.split()
+    if not words:
+        return " " if text else ""
+    out = " ".join(words)
+    if text[0].isspace():
+        out = " " + out
+    if text[-1].isspace():
+        out += " "
+    return out
+
+
 def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     """The rendered text as the lines SpamAssassin scans (Message.pm's
     ``get_body_text_array_common``): a paragraph break (newlines with only white space
@@ -366,10 +416,14 @@ def rendered_lines(text: str, *, wide: bool = True) -> list[bytes]:
     # (a message with CRLF line ends has them made LF when SpamAssassin reads it)
     text = text.replace("\r\n", "\n")
     if wide:  # (_SPACE_RUN_TO_CUT.sub is _SPACE_RUN.sub without replacing lone spaces)
-        text = _SPACE_RUN_TO_CUT.sub(" ", _PARAGRAPH_GAP.sub("\0", text)).replace("\0", "\n")
+        text = _PARAGRAPH_GAP.sub("\0", text)
+        text = (_space_runs_made_one(text) if _SPLIT_ONLY_WIDE.search(text) is None
+                else _SPACE_RUN_TO_CUT.sub(" ", text)).replace("\0", "\n")
         data = text.encode("utf-8", "surrogateescape")
     else:
-        text = _ASCII_RUN.sub(" ", _ASCII_GAP.sub("\0", text)).replace("\0", "\n")
+        text = _ASCII_GAP.sub("\0", text)
+        text = (_space_runs_made_one(text) if _SPLIT_ONLY_LATIN1.search(text) is None
+                else _ASCII_RUN.sub(" ", text)).replace("\0", "\n")
         data = text.encode("latin-1", "replace")
     out: list[bytes] = []
     for line in _lines(data):

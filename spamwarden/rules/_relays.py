@@ -179,6 +179,19 @@ _LEADING_ANGLE = re.compile(r"^\s*<*")
 _TRAILING_ANGLE = re.compile(r">*\s*$")
 
 
+_IPV4_MAPPED = re.compile(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", re.IGNORECASE)
+
+
+def _may_name_envfrom(text: str) -> bool:
+    """Whether ``_ENVFROM`` can match: an ASCII text holds one of its keywords in some
+    case (a case-insensitive Unicode match can also take U+017F for "s", U+212A for
+    "k": other text is always searched)."""
+    if not text.isascii():
+        return True
+    low = text.lower()
+    return "return-path" in low or "envelope-" in low
+
+
 def _cut_date(text: str) -> str:
     """``_DATE_TAIL.sub("", text)`` for text with single spaces, searching only its last
     seven words where it can: the date and the separator run before it end within the
@@ -231,7 +244,8 @@ def _branch_forms(text: str) -> tuple[dict[str, str], str]:
     submission, Obtuse smtpd; Courier's and GMX's authentication.  ({}, "") when none applies;
     ``{"skip": "1"}`` for a line Received.pm ignores (Exim's local submissions)."""
     auth = ""
-    m = _COURIER_AUTH.match(text)
+    # (the Courier pattern holds "(AUTH: ", case-sensitive: without it, no match)
+    m = _COURIER_AUTH.match(text) if "(AUTH: " in text else None
     if m:
         auth = m.group(1)
     else:
@@ -318,7 +332,7 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     text = _FROM.sub("", text)
     if _FETCHER.search(text):
         return False
-    env_m = _ENVFROM.search(text)
+    env_m = _ENVFROM.search(text) if _may_name_envfrom(text) else None
     envfrom = env_m.group(1) if env_m else ""
     client = text.split(" by ", 1)[0] + " by"
     branch, branch_auth = _branch_forms(text)
@@ -354,7 +368,8 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         found = {"ip": m.group(1)}
     ip = _IPV6_PREFIX.sub("", found["ip"])
     # an IPv4-mapped IPv6 address is read as the IPv4 one (Received.pm)
-    ip = re.sub(r"^0*:0*:(?:0*:)*ffff:(\d+\.\d+\.\d+\.\d+)$", r"\1", ip, flags=re.IGNORECASE)
+    if ":" in ip:
+        ip = _IPV4_MAPPED.sub(r"\1", ip)
     rdns = found.get("rdns", "").rstrip(".")
     if rdns.lower() == "unknown" or rdns.startswith("["):
         rdns = ""
@@ -365,8 +380,9 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         # a form naming the client once ("host (ip)"): that name is the HELO too
         helo = found.get("helo", found.get("rdns", ""))
     ident = found.get("ident", "")
-    if rdns:  # Sendmail's "helo (IDENT:user@rdns [ip])": the IDENT: prefix goes
-        ident = re.sub(r"^IDENT:", "", ident)
+    if rdns and ident.startswith("IDENT:"):
+        # Sendmail's "helo (IDENT:user@rdns [ip])": the IDENT: prefix goes
+        ident = ident[6:]
     if envfrom:
         envfrom = _TRAILING_ANGLE.sub("", _LEADING_ANGLE.sub("", envfrom))
     return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
@@ -392,10 +408,11 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     :returns: trusted, untrusted, internal and external relays, as SpamAssassin's
         ``Received.pm`` renders them for those settings.
     """
-    lines = [v for k, v in headers if k.lower() == "received"][:_MAX_RECEIVED]
+    named = [(k.lower(), v) for k, v in headers]  # (each name lower-cased once)
+    lines = [v for k, v in named if k == "received"][:_MAX_RECEIVED]
     for name in _ORIGINATING:
-        for k, v in headers:
-            m = _IP4_RE.search(v) if k.lower() == name else None
+        for k, v in named:
+            m = _IP4_RE.search(v) if k == name else None
             if m:
                 lines.append(f"from X-Originating-IP: {m.group(0)}")
                 break

@@ -44,10 +44,11 @@ _COMMENT_CLOSE = re.compile(r"--\s*>")
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _NUMERIC_REF = re.compile(r"&#(?:([0-9]{1,7})|[xX]([0-9a-fA-F]{1,6}));?")
 _SELF_CLOSING = re.compile(r"<(\w+)\s*/>")
-_QUOTES = re.compile("[\u201c\u201d]")
 _SPACES = re.compile(r"[ \t\n\r\f\x0b]+")
 _NEWLINE_TAGS = frozenset({"br", "div"})
-_SPACE_TAGS = re.compile(r"^(?:li|t[hd]|d[td]|embed|h\d)$")
+# ``^(?:li|t[hd]|d[td]|embed|h\d)$`` of the names in _ELEMENTS (the only ones asked)
+_SPACE_TAGS = frozenset(("li", "th", "td", "dd", "dt", "embed", "h1", "h2", "h3", "h4", "h5",
+                         "h6"))
 _BLANK_LINE_TAGS = frozenset({"p", "hr", "blockquote", "pre", "listing", "plaintext", "xmp",
                               "title"})
 # HTML.pm's %elements and %tricks: other tags are not read at all
@@ -101,7 +102,9 @@ def render_html(markup: str, links: list[tuple[str, str]] | None = None,
         with one (a word cut by a tag or comment: ``obfuscation_ratio``).
     """
     markup = markup[:MAX_PART].replace("&nbsp;", " ")
-    markup = _QUOTES.sub('"', _SELF_CLOSING.sub(r"<\1>", markup))
+    if "/>" in markup:  # (the pattern ends in it)
+        markup = _SELF_CLOSING.sub(r"<\1>", markup)
+    markup = markup.replace("\u201c", '"').replace("\u201d", '"')
     out: list[str] = []
     white: list[bool] = []  # whether each piece of ``out`` stands for a tag's white space
 
@@ -136,24 +139,26 @@ def render_html(markup: str, links: list[tuple[str, str]] | None = None,
         if m.start() > pos:
             text(markup[pos:m.start()])
         pos = m.end()
-        if m.group(0) == "<!--":
-            if last_close == -2:
-                last_close = last_comment_close(markup)
-            pos = comment_end(markup, m.start(), last_close)
-            continue
-        name = (m.group(2) or "").lower()
-        if not name or name not in _ELEMENTS:
-            continue  # comments, declarations, tags no browser knows
-        closing = m.group(1) == "/"
+        slash, name, attrs = m.groups()
+        if name is None:
+            if m.group(0) == "<!--":
+                if last_close == -2:
+                    last_close = last_comment_close(markup)
+                pos = comment_end(markup, m.start(), last_close)
+            continue  # comments, declarations
+        name = name.lower()
+        if name not in _ELEMENTS:
+            continue  # tags no browser knows
+        closing = slash == "/"
         if links is not None and not closing and (
                 name in LINK_TAGS
-                or (name in _BACKGROUND_TAGS and "background" in m.group(3).lower())):
-            links.append((name, m.group(3)))
+                or (name in _BACKGROUND_TAGS and "background" in attrs.lower())):
+            links.append((name, attrs))
         if name in _NEWLINE_TAGS:
             whitespace("\n")
         elif name in _BLANK_LINE_TAGS:
             whitespace("\n\n")
-        elif _SPACE_TAGS.match(name):
+        elif name in _SPACE_TAGS:
             whitespace(" ")
         if not closing and name in _LITERAL:
             end = _LITERAL[name].search(markup, pos)
