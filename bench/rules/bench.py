@@ -154,8 +154,9 @@ def main() -> int:
     ap.add_argument("--sa-children", type=int, default=2, help="spamd children and spamc clients")
     ap.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "spamwarden-bench-rules"))
     ap.add_argument("--no-spamd", action="store_true", help="only the spamwarden engine")
-    ap.add_argument("--costly-patterns", action="store_true",
-                    help="run the patterns rules.costly_patterns runs (__FILL_THIS_FORM_*)")
+    ap.add_argument("--costly-patterns", action=argparse.BooleanOptionalAction, default=True,
+                    help="run the patterns rules.costly_patterns runs (__FILL_THIS_FORM_*), "
+                    "as the milter does by default")
     args = ap.parse_args()
     n = 60 if args.quick else args.messages
     if not rule_files():

@@ -118,8 +118,9 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=3, help="message names shown per rule")
     ap.add_argument("--rule", action="append", default=[], help="show only these rules")
     ap.add_argument("--json", help="write per-message sets here")
-    ap.add_argument("--costly-patterns", action="store_true",
-                    help="run the patterns rules.costly_patterns runs (__FILL_THIS_FORM_*)")
+    ap.add_argument("--costly-patterns", action=argparse.BooleanOptionalAction, default=True,
+                    help="run the patterns rules.costly_patterns runs (__FILL_THIS_FORM_*), "
+                    "as the milter does by default")
     args = ap.parse_args()
     files = sample(args.ham, args.spam) + [Path(f) for f in args.files]
     if args.files_from:

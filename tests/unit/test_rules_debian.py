@@ -199,7 +199,7 @@ def test_fill_this_form_patterns_run(debian_rules: RuleSet, use_hyperscan: bool)
     family_names = {"__FILL_THIS_FORM_LONG1", "__FILL_THIS_FORM_LONG2",
                     "__FILL_THIS_FORM_SHORT1", "__FILL_THIS_FORM_SHORT2",
                     "__FILL_THIS_FORM_FRAUD_PHISH1"}
-    # by default (rules.costly_patterns false) they are skipped, with a reason
+    # parse_rule_files(costly=False) (rules.costly_patterns = false) skips them, with a reason
     assert {n for n, why in debian_rules.skipped.items()
             if why.startswith("regex: too costly")} == family_names
     rules = parse_rule_files(rule_files(), costly=True).rules
