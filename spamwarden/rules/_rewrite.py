@@ -38,34 +38,16 @@ def possessive_line_runs(source: bytes) -> bytes:
         return source
     out = bytearray()
     i, n = 0, len(source)
-    in_class, class_body = False, 0
     while i < n:
-        b = source[i]
-        if b == 0x5C:  # backslash: the escape and what it escapes
-            out += source[i:i + 2]
-            i += 2
-            continue
-        if in_class:
-            if b == 0x5D and i > class_body:  # "]" ends the class unless it comes first
-                in_class = False
-            out.append(b)
-            i += 1
-            continue
-        if b == 0x5B:  # "[" opens a class
+        if source[i] == 0x5B:  # "[": a line run, or a class
             m = _LINE_RUN.match(source, i)
             if m:
                 out += m.group(0) + b"+"
                 i = m.end()
                 continue
-            j = i + 1
-            if j < n and source[j] == 0x5E:  # "^"
-                j += 1
-            in_class, class_body = True, j
-            out += source[i:j]
-            i = j
-            continue
-        out.append(b)
-        i += 1
+        j = _piece_end(source, i)
+        out += source[i:j]
+        i = j
     return bytes(out)
 
 
@@ -92,27 +74,8 @@ def widened(source: bytes, *, drop_dollars: bool = False, drop_minimums: bool = 
     """
     out = bytearray()
     i, n = 0, len(source)
-    in_class, class_body = False, 0
     while i < n:
         b = source[i]
-        if b == 0x5C:  # backslash: the escape and what it escapes
-            out += source[i:i + 2]
-            i += 2
-            continue
-        if in_class:
-            if b == 0x5D and i > class_body:  # "]" ends the class unless it comes first
-                in_class = False
-            out.append(b)
-            i += 1
-            continue
-        if b == 0x5B:  # "[" opens a class
-            j = i + 1
-            if j < n and source[j] == 0x5E:  # "^"
-                j += 1
-            in_class, class_body = True, j
-            out += source[i:j]
-            i = j
-            continue
         if b == 0x7B and drop_minimums:  # "{"
             m = _COUNTED.match(source, i)
             if m:
@@ -128,8 +91,9 @@ def widened(source: bytes, *, drop_dollars: bool = False, drop_minimums: bool = 
         if b == 0x24 and drop_dollars and i < n - 1:  # "$"
             i += 1
             continue
-        out.append(b)
-        i += 1
+        j = _piece_end(source, i)
+        out += source[i:j]
+        i = j
     return bytes(out)
 
 
@@ -162,29 +126,39 @@ def _group_end(source: bytes) -> int:
     escapes and character classes as ``re`` does; -1 if it does not close."""
     depth = 0
     i, n = 0, len(source)
-    in_class, class_body = False, 0
     while i < n:
         b = source[i]
-        if b == 0x5C:  # backslash: the escape and what it escapes
-            i += 2
-            continue
-        if in_class:
-            if b == 0x5D and i > class_body:  # "]" ends the class unless it comes first
-                in_class = False
-            i += 1
-            continue
-        if b == 0x5B:  # "[" opens a class
-            j = i + 1
-            if j < n and source[j] == 0x5E:  # "^"
-                j += 1
-            in_class, class_body = True, j
-            i = j
-            continue
         if b == 0x28:  # "("
             depth += 1
         elif b == 0x29:  # ")"
             depth -= 1
             if depth == 0:
                 return i + 1
-        i += 1
+        i = _piece_end(source, i)
     return -1
+
+
+def _piece_end(source: bytes, i: int) -> int:
+    """Where the lexical piece of a pattern at ``i`` ends, as ``re`` reads it: an escape
+    (the backslash and what it escapes), a whole character class (``]`` right after
+    ``[`` or ``[^`` is a member, escapes inside are skipped), or one octet.  The
+    rewrites step through a pattern by pieces, so only octets outside classes and
+    escapes are ever taken for syntax."""
+    n = len(source)
+    b = source[i]
+    if b == 0x5C:  # backslash
+        return i + 2
+    if b != 0x5B:  # not "["
+        return i + 1
+    j = i + 1
+    if j < n and source[j] == 0x5E:  # "^"
+        j += 1
+    body = j
+    while j < n:
+        if source[j] == 0x5C:
+            j += 2
+            continue
+        if source[j] == 0x5D and j > body:  # "]" ends the class unless it comes first
+            return j + 1
+        j += 1
+    return n
