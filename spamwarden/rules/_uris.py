@@ -27,9 +27,7 @@ from html.entities import name2codepoint
 
 import publicsuffixlist
 
-from ._render import render_html
-
-__all__ = ["MAX_URIS", "compile_patterns", "html_uris", "tag_links", "text_uris", "uri_host", "uri_list",
+__all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
            "uri_list_canonicalize", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
@@ -444,13 +442,6 @@ def _tag_uris(tag: bytes, attrs: dict[bytes, bytes], base: list[bytes]) -> list[
                 continue
         out.append(uri)
     return out
-
-
-def html_uris(markup: bytes, *, limit: int = MAX_URIS) -> list[bytes]:
-    """The links HTML.pm's ``html_uri`` records for one decoded text/html part."""
-    tags: list[tuple[str, str]] = []
-    render_html(markup.decode("utf-8", "surrogateescape"), tags)
-    return tag_links(tags, limit=limit)
 
 
 def tag_links(tags: Iterable[tuple[str, str]], *, limit: int = MAX_URIS) -> list[bytes]:
