@@ -81,17 +81,23 @@ def site_problems(cfg: Config, ruleset: RuleSet) -> list[Problem]:
     :param ruleset: the parse of :func:`configured_paths`.
     :returns: problems by file and line; empty when the site's files are clean.
     """
-    system = {str(f) for f in rule_files()} if cfg.rules.system_rules else set()
-    missing = [Problem(m, 0, "", "not found") for m in ruleset.missing_files
-               if m not in system]
-    return sorted(missing + lint(ruleset, site_files(cfg, ruleset)))
+    system = _system_files(cfg)
+    return lint(ruleset, site_files(cfg, ruleset, system),
+                [m for m in ruleset.missing_files if m not in system])
 
 
-def site_files(cfg: Config, ruleset: RuleSet) -> list[str]:
+def site_files(cfg: Config, ruleset: RuleSet,
+               system: frozenset[str] | None = None) -> list[str]:
     """The files of ``ruleset`` that are the site's own: every one read that is not one
-    of SpamAssassin's (:func:`rule_files`, when ``rules.system_rules`` loads them)."""
-    system = {str(f) for f in rule_files()} if cfg.rules.system_rules else set()
+    of SpamAssassin's (:func:`rule_files`, when ``rules.system_rules`` loads them;
+    ``system``: those names, when the caller has them already)."""
+    if system is None:
+        system = _system_files(cfg)
     return [f for f in ruleset.files if f not in system]
+
+
+def _system_files(cfg: Config) -> frozenset[str]:
+    return frozenset(str(f) for f in rule_files()) if cfg.rules.system_rules else frozenset()
 
 
 #: the last :func:`parse_configured` result: (paths, suggested), file signature, rule set

@@ -55,16 +55,17 @@ def _split(origin: str) -> tuple[str, int]:
     return (file, int(line)) if line.isdigit() else (origin, 0)
 
 
-def lint(ruleset: RuleSet, files: Collection[str]) -> list[Problem]:
+def lint(ruleset: RuleSet, files: Collection[str], missing: Collection[str] = ()) -> list[Problem]:
     """The problems of the rules and lines read from ``files``.
 
     :param ruleset: the parse of every rule file (the distribution's too, so names
         they define count as defined).
     :param files: the files to report on, as ``ruleset.files`` names them.
+    :param missing: files asked for that were not found (each one problem).
     :returns: problems sorted by file and line.
     """
     wanted = set(files)
-    out: list[Problem] = []
+    out: list[Problem] = [Problem(m, 0, "", "not found") for m in missing]
 
     def add(origin: str, rule: str, message: str) -> None:
         file, line = _split(origin)

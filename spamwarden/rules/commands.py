@@ -21,7 +21,6 @@ from . import (
     site_files,
     site_problems,
 )
-from ._lint import Problem
 from ._parser import RuleSet
 
 __all__ = ["cmd_rules", "format_stats"]
@@ -114,12 +113,11 @@ def _lint(args: argparse.Namespace, cfg: Config, ruleset: RuleSet) -> int:
     """``rules --lint``: the problems of the site's files (of ``--rules`` files when given)."""
     if args.rules:
         files = list(ruleset.files)
-        problems = lint(ruleset, files) + [Problem(m, 0, "", "not found")
-                                           for m in ruleset.missing_files]
+        problems = lint(ruleset, files, ruleset.missing_files)
     else:
         files = site_files(cfg, ruleset)
         problems = site_problems(cfg, ruleset)
-    for p in sorted(problems):
+    for p in problems:
         print(p)
     if problems:
         print(f"spamwarden rules: {len(problems)} problem(s) in the site's rule files",
