@@ -613,15 +613,8 @@ class RuleEngine:
                 rule = g.hs_rules[rid]
                 if rule.name in skip:
                     continue
-                where = [distinct[i] for i in found[rid]]
-                if rule.maxhits > 1:
-                    if len(distinct) != len(units):  # every copy counts
-                        matched = set(where)
-                        where = [u for u in units if u in matched]
-                    n = self._count(rule, where)
-                elif rule.name in prefilter:
-                    search = self._searcher(rule)
-                    n = 1 if any(search(u) for u in where) else 0
+                if rule.maxhits > 1 or rule.name in prefilter:
+                    n = self._confirm(rule, found[rid], distinct, units)
                 else:
                     n = 1
                 if n:
@@ -639,17 +632,7 @@ class RuleEngine:
             side_id = g.side_ids.get(rule.name)
             if side_id is not None:
                 found_in = side.get(side_id)
-                if found_in is None:
-                    continue
-                where = [distinct[i] for i in found_in]
-                if rule.maxhits > 1:
-                    if len(distinct) != len(units):  # every copy counts
-                        matched = set(where)
-                        where = [u for u in units if u in matched]
-                    n = self._count(rule, where)
-                else:
-                    search = self._searcher(rule)
-                    n = 1 if any(search(u) for u in where) else 0
+                n = self._confirm(rule, found_in, distinct, units) if found_in else 0
                 if n:
                     counts[rule.name] = n
                 continue
@@ -665,6 +648,20 @@ class RuleEngine:
                 if any(search(u) for u in where):
                     counts[rule.name] = 1
         return counts
+
+    def _confirm(self, rule: Rule, found_in: list[int], distinct: Sequence[bytes],
+                 units: Sequence[bytes]) -> int:
+        """The count of a rule a database only prefilters, by ``re`` over the distinct
+        units it flagged (indexes ``found_in``); a ``multiple`` rule counts every copy of
+        those units."""
+        where = [distinct[i] for i in found_in]
+        if rule.maxhits > 1:
+            if len(distinct) != len(units):  # every copy counts
+                matched = set(where)
+                where = [u for u in units if u in matched]
+            return self._count(rule, where)
+        search = self._searcher(rule)
+        return 1 if any(search(u) for u in where) else 0
 
     def _repeat_hits(self, rule: Rule, rest: re.Pattern[bytes], units: Sequence[bytes],
                      ends: list[tuple[int, int]] | None) -> bool:
