@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._evals import run_eval
 from ._expr import compile_metas
-from ._literals import literal_set, required_literals
+from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
@@ -64,9 +63,6 @@ _HEADER_DB_MIN_RULES = 6
 _SCAN_KINDS = ("body", "rawbody", "uri", "full")
 # units up to this long are counted with ``findall`` (its list is at most this many items)
 _FINDALL_MAX = 16_384
-# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
-_sre_parser: Any = importlib.import_module("re._parser")
-_sre_constants: Any = importlib.import_module("re._constants")
 
 
 class RulesError(SpamwardenError):
@@ -848,13 +844,10 @@ def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
     src = pat.pattern
     if not src.startswith(b"^"):
         return None
-    try:
-        tree = _sre_parser.parse(src, pat.flags)
-    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+    tree = parse_tree(src, pat.flags)
+    if tree is None or not tree.state.flags & re.MULTILINE or not tree.data:
         return None
-    if not tree.state.flags & re.MULTILINE or not tree.data:
-        return None
-    if tree.data[0] != (_sre_constants.AT, _sre_constants.AT_BEGINNING):
+    if tree.data[0] != (sre_constants.AT, sre_constants.AT_BEGINNING):
         return None
     if tree.getwidth()[0] == 0:  # findall's rules for empty matches: not followed here
         return None

@@ -20,11 +20,27 @@ import importlib
 import re
 from typing import Any
 
-# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
+# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+;
+# the rule modules that read a pattern's structure all read it through this module
 _p: Any = importlib.import_module("re._parser")
 _c: Any = importlib.import_module("re._constants")
+#: the parser's opcodes (``LITERAL``, ``AT``, ``AT_BEGINNING`` ...)
+sre_constants: Any = _c
 
-__all__ = ["MIN_LITERAL", "required_literals"]
+__all__ = ["MIN_LITERAL", "literal_set", "parse_tree", "required_literals", "sre_constants"]
+
+#: what Python's parser raises for a pattern it cannot read (or nests too deep)
+_PARSE_ERRORS = (re.error, RecursionError, OverflowError, ValueError, TypeError)
+
+
+def parse_tree(source: bytes, flags: int = 0) -> Any | None:
+    """Python's parse tree of a pattern (``re._parser.parse``: ``.data`` its items,
+    ``.getwidth()`` its shortest and longest match, ``.state.flags``), or ``None`` when
+    the parser cannot read it."""
+    try:
+        return _p.parse(source, flags)
+    except _PARSE_ERRORS:
+        return None
 
 #: shorter required text is too common to be worth testing for
 MIN_LITERAL = 3
@@ -39,9 +55,8 @@ def required_literals(source: bytes, flags: int = 0) -> _Candidate | None:
     :param source: the pattern as ``re`` compiles it (octets).
     :param flags: ``re`` flags it is compiled with.
     """
-    try:
-        tree = _p.parse(source, flags)
-    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+    tree = parse_tree(source, flags)
+    if tree is None:
         return None
     try:
         return _best(_sequence(tree.data))
@@ -109,10 +124,10 @@ def literal_set(source: bytes, flags: int = 0) -> tuple[bytes, ...] | None:
     """
     if flags & re.IGNORECASE:
         return None
+    tree = parse_tree(source, flags)
     try:
-        tree = _p.parse(source, flags)
-        found = _expand(tree.data)
-    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
+        found = _expand(tree.data) if tree is not None else None
+    except _PARSE_ERRORS:
         return None
     if not found or b"" in found:
         return None

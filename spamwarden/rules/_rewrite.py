@@ -13,15 +13,12 @@ line on every backtrack (``__SUBJ_HAS_TO_2``: about 0.1 ms per message, 15 µs a
 
 from __future__ import annotations
 
-import importlib
 import re
-from typing import Any
+
+from ._literals import parse_tree
 
 __all__ = ["possessive_line_runs", "repeated_group", "widened"]
 
-# Python's own regex parser (the one ``re.compile`` uses), private but stable in 3.11+
-_sre_parser: Any = importlib.import_module("re._parser")
-_sre_constants: Any = importlib.import_module("re._constants")
 
 # [^\n] with a greedy quantifier, then a newline that must be there (not ? * or {m,n})
 _LINE_RUN = re.compile(rb"\[\^\\n\](?:\+|\*|\{\d+(?:,\d*)?\}|\{,\d+\})(?=\\n(?![?*{]))")
@@ -112,11 +109,8 @@ def repeated_group(source: bytes, flags: int = 0) -> tuple[bytes, int] | None:
     if m is None or int(m.group(2)) < 2 or _group_end(source) != m.end(1):
         return None
     item, count = m.group(1), int(m.group(2))
-    try:
-        width = _sre_parser.parse(item, flags).getwidth()
-    except (re.error, RecursionError, OverflowError, ValueError, TypeError):
-        return None
-    if width[0] == 0:
+    tree = parse_tree(item, flags)
+    if tree is None or tree.getwidth()[0] == 0:
         return None
     return item, count
 
