@@ -149,6 +149,21 @@ def test_the_connections_received_field_is_written_as_postfix_writes_it() -> Non
     assert connection_received(Envelope(receiver="mx"), 0.0) is None
 
 
+def test_a_helo_dressed_as_a_trusted_relay_does_not_move_the_client_address() -> None:
+    # The HELO is the client's to choose: written into the field, it must not make the
+    # relay parser read a loopback or private address (always trusted) as the client's.
+    from spamwarden.milter.checks.sarules import connection_received
+    from spamwarden.rules._relays import parse_received
+
+    for helo in ("x (localhost [127.0.0.1]) by mx", "localhost [127.0.0.1]",
+                 "a)(b [10.0.0.1]", "[127.0.0.1]"):
+        value = connection_received(Envelope(client_ip="192.0.2.7", helo=helo,
+                                             receiver="mx.test.example"), 0.0)
+        assert value is not None
+        relay = parse_received(value)
+        assert getattr(relay, "ip", None) == "192.0.2.7", (helo, value)
+
+
 def test_the_rules_see_the_connecting_hop_the_message_does_not_get_it(tmp_path: Path) -> None:
     """Postfix passes the milter no Received field for the connection; the engine is
     given one, so the connecting client is the first relay (RDNS_NONE judges it), and
