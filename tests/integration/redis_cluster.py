@@ -16,12 +16,21 @@ from tests.support.net import free_port
 __all__ = ["LocalCluster", "LocalRedis", "free_port", "free_cluster_port", "wait_ping"]
 
 
-def free_cluster_port() -> int:
-    """A free port P below 55536 whose cluster bus port P+10000 is free too."""
+def free_cluster_port(taken: tuple[int, ...] = ()) -> int:
+    """A free port P below 55536 whose cluster bus port P+10000 is free too.
+
+    Args:
+        taken: ports already chosen for other nodes of the same cluster (not started yet, so
+            a bind test cannot see them): P is none of them, and neither P nor P+10000 is
+            one of their bus ports or them.
+    """
     import random
 
+    busy = {q for t in taken for q in (t, t + 10000)}
     for _ in range(200):
         port = random.randint(20000, 45000)
+        if port in busy or port + 10000 in busy:
+            continue
         try:
             with socket.socket() as a, socket.socket() as b:
                 a.bind(("127.0.0.1", port))
@@ -46,7 +55,11 @@ class LocalRedis:
         )
         try:
             wait_ping(port)
-        except RuntimeError:
+            # Another server already on the port answers the ping while ours fails to bind.
+            pid = redis.Redis(port=port, socket_timeout=2).info("server")["process_id"]
+            if pid != self.proc.pid:
+                raise RuntimeError(f"port {port} is another server's (pid {pid})")
+        except BaseException:
             self.stop()
             raise
 
@@ -76,7 +89,9 @@ class LocalCluster:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="sw-cluster-"))
-        self.ports = [free_cluster_port() for _ in range(3)]
+        self.ports: list[int] = []
+        for _ in range(3):
+            self.ports.append(free_cluster_port(tuple(self.ports)))
         self.nodes: dict[int, LocalRedis] = {}
         try:
             for port in self.ports:
@@ -96,6 +111,9 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def start_node(self, port: int) -> None:
+        old = self.nodes.pop(port, None)
+        if old is not None:
+            old.stop()  # never drop a running server unwaited
         self.nodes[port] = LocalRedis(
             self.tmp / str(port), port, "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",

@@ -15,7 +15,7 @@ from spamwarden.errors import ConfigError
 from spamwarden.redisconn import async_client, parse_redis_url, sync_client
 from spamwarden.reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
 from tests.conftest import need_binary
-from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_port
+from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_cluster_port, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,30 @@ def test_async_client_on_cluster(redis_cluster: LocalCluster) -> None:
     import asyncio
 
     assert asyncio.run(_async_roundtrip(redis_cluster.url)) == b"ok"
+
+
+def test_cluster_nodes_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three ports are picked before any node starts, so the picker itself must keep
+    them apart: a repeated port once left a running node unreferenced (and unwaited)."""
+    import random
+
+    picks = iter([30000, 30000, 40000, 20000, 31000])
+    monkeypatch.setattr(random, "randint", lambda a, b: next(picks))
+    first = free_cluster_port()
+    # 30000 again, 40000 (= 30000's bus port) and 20000 (whose bus port is 30000) are refused.
+    assert (first, free_cluster_port((first,))) == (30000, 31000)
+
+
+def test_a_node_that_cannot_bind_its_port_is_an_error(tmp_path: Path) -> None:
+    need_binary("redis-server")
+    port = free_port()
+    first = LocalRedis(tmp_path / "a", port)
+    try:
+        # The ping reaches the first server; the second must notice its own exit.
+        with pytest.raises(RuntimeError, match="another server"):
+            LocalRedis(tmp_path / "b", port)
+    finally:
+        first.stop()
 
 
 def test_sentinel_names_the_master_and_follows_it() -> None:
