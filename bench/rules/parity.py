@@ -139,7 +139,7 @@ def main() -> int:
     not_run: Counter[str] = Counter()
     same = 0
     for f in map(str, files):
-        t = theirs.get(f, set())
+        t = set(theirs.get(f, set()))
         o = ours.get(f, set())
         for r in t - known:
             not_run[r] += 1

@@ -798,7 +798,7 @@ class RuleEngine:
         for rule in self._evals:
             if rule.name in skip:
                 continue
-            if run_eval(rule.eval_name, msg, data, rule.eval_args):
+            if run_eval(rule.eval_name, msg, data, rule.eval_args, kind=rule.eval_kind):
                 counts[rule.name] = 1
         # the metas read the counts as they are (whole numbers add, divide and compare
         # as the floats they stand for); each meta that hits is added, after the rest

@@ -34,6 +34,8 @@ class EvalData(Protocol):
     freemail_domains: set[str]
     addrlists: dict[str, list[str]]
     uri_hosts: dict[str, list[str]]
+    #: Conf.pm's ``ok_locales`` ("all": every charset is fine)
+    ok_locales: str
 
 
 EvalFn = Callable[["PreparedMessage", EvalData, Sequence[str]], bool]
@@ -894,6 +896,7 @@ class _NoData:
     freemail_domains: set[str] = set()
     addrlists: dict[str, list[str]] = {}
     uri_hosts: dict[str, list[str]] = {}
+    ok_locales: str = "all"
 
 
 _NO_DATA = _NoData()
@@ -1287,12 +1290,17 @@ EVALS: Mapping[str, EvalSpec] = {
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
 
 
-def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str]) -> bool:
+def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str], *,
+             kind: str = "") -> bool:
     """Run one implemented eval.
 
+    :param kind: the rule's kind (``body``, ``rawbody``, ...): image_to_text_ratio reads
+        the text that kind is given.
     :returns: whether the rule hits; a failure inside the eval counts as no hit.
     """
     try:
+        if name == "image_to_text_ratio":
+            return image_to_text_ratio(msg, kind, args)
         return bool(EVALS[name].fn(msg, data, args))
     except (ValueError, TypeError, IndexError, OverflowError, UnicodeError, re.error):
         return False
@@ -1512,5 +1520,410 @@ def _title_text(raw: bytes) -> str:
 EVALS = {
     **EVALS,
     "html_title_subject_ratio": EvalSpec(_B, _nargs(1, numeric=True), _html_title_subject_ratio),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- MIMEEval, HeaderEval, HTTPSMismatch, URIEval, RelayEval, Locales, ImageInfo ------------
+
+
+def _mime_multipart_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """MIMEEval's ``check_mime_multipart_ratio(MIN, MAX)`` (MIME_HTML_MOSTLY): in a
+    message holding a multipart/alternative, the encoded size of the last text/plain
+    leaf over that of the last text/html leaf (leaves that are not attachments, from
+    the first multipart/alternative on) is in [MIN, MAX); 1.0 when either is missing
+    or the HTML one is empty."""
+    ratio = msg.memo.get("mime_multipart_ratio")
+    if ratio is None:
+        ratio = msg.memo["mime_multipart_ratio"] = _multipart_ratio(msg)
+    return float(a[0]) <= ratio < float(a[1])
+
+
+def _first_header(part_headers: Sequence[tuple[str, str]], name: str) -> str:
+    for k, v in part_headers:
+        if k.lower() == name:
+            return v
+    return ""
+
+
+def _multipart_ratio(msg: PreparedMessage) -> float:
+    # _check_attachments counts a leaf's raw lines once it has met a
+    # multipart/alternative (walking the tree in order): the leaves from the first one
+    # inside an alternative on (an empty multipart/alternative is not seen)
+    start = next((i for i, p in enumerate(msg.parts) if p.alternatives), None)
+    if start is None:
+        return 1.0
+    text: int | None = None
+    html: int | None = None
+    for p in reversed(msg.parts[start:]):
+        if "attachment" in _first_header(p.headers, "content-disposition").strip().lower():
+            continue  # (its size is never defined)
+        if p.content_type not in ("text/plain", "text/html"):
+            continue
+        # Message.pm keeps a leaf's lines without the line end before the boundary
+        size = max(len(p.encoded) - (1 if p.depth else 0), 0)
+        if html is None and p.content_type == "text/html":
+            html = size
+        elif text is None and p.content_type == "text/plain":
+            text = size
+        if html is not None and text is not None:
+            break
+    if text is not None and html:
+        return text / html
+    return 1.0
+
+
+def _to_in_subject(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """HeaderEval's ``check_for_to_in_subject('user'|'address')`` (LOCALPART_IN_SUBJECT):
+    the Subject (as ``get`` gives it, newline included) is the To address's local part
+    alone, "Re:"/"Fw:" and at most one word then it, it followed by punctuation (the
+    local part in its own case), or ", " it and punctuation at the end; 'address':
+    the whole address as a word anywhere in the Subject."""
+    full_to = header_with_modifiers(msg, "To", raw=False, addr=True, display=False)
+    if not full_to:
+        return False
+    subject = msg.header_text("Subject") or ""
+    if a[0] == "address":
+        return re.search(r"\b" + re.escape(full_to) + r"\b", subject, re.IGNORECASE) is not None
+    q = re.escape(full_to.split("@", 1)[0])
+    end = r"(?=\n?\Z)"  # Perl's $ without /m
+    rx = (rf"^(?:(?:re|fw):\s*(?:\w+\s+)?{q}{end}|(?-i:{q})\s*[,:;!?-](?:{end}|\s)"
+          rf"|{q}{end}|,\s*{q}[,:;!?-]{end})")
+    return re.match(rx, subject, re.IGNORECASE) is not None
+
+
+_IS_IP = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F:.]+)$")
+_HTTP_HOST = re.compile(rb"^https?://([^/:?#]+)", re.IGNORECASE)
+_HTTPS_IN_TEXT = re.compile(r"https://([^\s/:?#]+)", re.IGNORECASE)
+
+
+def _valid_domain(name: str) -> bool:
+    from ._uris import _domain_valid
+    return _domain_valid(name.encode("utf-8", "surrogateescape"))
+
+
+def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """HTTPSMismatch's ``check_https_http_mismatch(MIN, MAX)`` (HTTPS_HTTP_MISMATCH): in
+    some text/html part, a link to an http(s) host (not an address) whose anchor text
+    names an ``https://`` host of another registered domain, with MIN (1 when 0) to
+    below MAX links holding anchor text."""
+    lo = float(a[0]) if len(a) > 0 and float(a[0]) else 1.0
+    hi = float(a[1]) if len(a) > 1 and a[1] != "undef" else None
+    for h in _html_parts(msg):
+        hit = False
+        anchors = 0
+        for uri, texts in h.anchors.items():
+            m = _HTTP_HOST.match(uri)
+            if m is None:
+                continue
+            host = m.group(1).decode("utf-8", "surrogateescape")
+            if _IS_IP.match(host):
+                continue
+            domain = _base_domain(host.lower())
+            if not _valid_domain(domain):
+                continue
+            anchors += 1
+            for pieces in texts:
+                found = _HTTPS_IN_TEXT.search(_title_text(b"".join(pieces)))
+                if found is None:
+                    continue
+                https = found.group(1)
+                if not _IS_IP.match(https):
+                    https = _base_domain(https.lower())
+                    if not _valid_domain(https):
+                        continue
+                if https != domain:
+                    hit = True
+                    break
+        if hit and anchors >= lo and (hi is None or anchors < hi):
+            return True
+    return False
+
+
+def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """URIEval's ``check_uri_truncated`` (URI_TRUNCATED): a URI of the HTML parts, or a
+    form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
+    first 8192).  Only a URI kept at exactly 8192 octets can be one: then the links
+    are read again to tell."""
+    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs
+    if not any(len(u) == MAX_URI_LENGTH for u in msg.uris):
+        return False
+    for tags in msg.html_links:
+        for _name, rest in tags:
+            if len(rest) < MAX_URI_LENGTH - 16:
+                continue
+            for value in _tag_attrs(rest.encode("utf-8", "surrogateescape")).values():
+                value = value.strip(b" \t\n\r\f\x0b\xa0")
+                if len(value) > MAX_URI_LENGTH:
+                    return True
+                if len(value) > MAX_URI_LENGTH - 64 and any(
+                        len(u) > MAX_URI_LENGTH for forms in _canonical_forms(value)
+                        for u in forms):
+                    return True
+    return False
+
+
+_DOTCOM_HELO = re.compile(r"(?:\.|^)(?:lycos\.com|lycos\.co\.uk|hotmail\.com|localhost\.com"
+                          r"|excite\.com|caramail\.com|cs\.com|aol\.com|msn\.com|yahoo\.com"
+                          r"|drizzle\.com)\Z", re.IGNORECASE)
+
+
+def _no_rdns_dotcom_helo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """RelayEval's ``check_for_no_rdns_dotcom_helo`` (NO_RDNS_DOTCOM_HELO): the last
+    untrusted relay on a public address has a big-dotcom HELO (hotmail.com, aol.com,
+    yahoo.com, ...) and no reverse DNS name though its MTA looks names up.  (RelayEval
+    sets the flag afresh for each such relay, so only the last one counts.)"""
+    relays = msg.relay_info()
+    result = False
+    for (ip, rdns, helo, _by), looked_up in zip(_untrusted_relays(msg),
+                                                relays.untrusted_looked_up):
+        if _IP_PRIVATE.match(ip):
+            continue
+        result = bool(_DOTCOM_HELO.search(helo)) and not rdns and looked_up
+    return result
+
+
+# -- ok_locales (Locales.pm) ---------------------------------------------------------------
+
+_CHARSETS_FOR_LOCALE = {
+    "ja": "EUCJP JISX020119760 JISX020819830 JISX020819900 JISX020819970 JISX021219900 "
+          "JISX021320001 JISX021320002 SHIFT_JIS SHIFTJIS ISO2022JP SJIS JIS7 JISX0201 "
+          "JISX0208 JISX0212",
+    "ko": "EUCKR KSC56011987",
+    **dict.fromkeys(("ru", "ka", "tg", "be", "uk", "bg"),
+                    "KOI8R KOI8U KOI8T ISOIR111 CP1251 GEORGIANPS CP1251 PT154 CP866"),
+    "th": "TIS620",
+    "zh": "GB1988 GB2312 GB231219800 GB18030 GBK BIG5HKSCS BIG5 EUCTW ISO2022CN",
+}
+_ALWAYS_OK_CHARSET = re.compile(r"USASCII\Z|ASCII\Z|ISO8859|ISO10646|UTF|UCS|CP125|WINDOWS"
+                                r"|IBM852\Z|UNICODE11UTF[78]|XUNKNOWN\Z|ISO\Z")
+
+
+def _locales(d: EvalData) -> list[str] | None:
+    """``ok_locales`` as a list, ``None`` for "all" (every charset is then fine).  The
+    process's LANG/LC_* that SpamAssassin adds are not: a daemon's environment must
+    not change scores."""
+    locales = d.ok_locales.split()
+    return None if "all" in locales else locales
+
+
+def charset_ok_for_locales(charset: str, locales: Sequence[str]) -> bool:
+    """Locales.pm's ``is_charset_ok_for_locales``: Latin, Unicode and Windows charsets
+    always; else one the locales' scripts use (ja, ko, zh, th, Cyrillic)."""
+    cs = re.sub(r"[^A-Z0-9]", "", charset.upper())
+    cs = cs[2:] if cs.startswith("3D") else cs  # (broken by quoted-printable)
+    if _ALWAYS_OK_CHARSET.match(cs):
+        return True
+    for locale in locales:
+        if locale == "C":
+            locale = "en"
+        locale = re.sub(r"^([a-z][a-z]).*\Z", r"\1", locale, flags=re.DOTALL)
+        ok = _CHARSETS_FOR_LOCALE.get(locale)
+        if ok is not None and cs in ok.split(" "):
+            return True
+    return False
+
+
+_HIGH_OCTETS = bytes(range(0x80, 0x100))
+_CT_CHARSET = (re.compile(r'charset="([^"]+)"', re.IGNORECASE),
+               re.compile(r"charset='([^']+)'", re.IGNORECASE),
+               re.compile(r"charset=(\S+)", re.IGNORECASE))
+
+
+def _faraway_charset(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    """MIMEEval's ``check_for_faraway_charset`` (CHARSET_FARAWAY): the message's
+    Content-Type names a charset not fine for ``ok_locales`` and the body text has
+    more octets above 127 (over three) than below."""
+    locales = _locales(d)
+    ctype = msg.header_text("Content-Type")
+    if locales is None or ctype is None:
+        return False
+    charset = next((m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m), None)
+    if charset is None or charset_ok_for_locales(charset, locales):
+        return False
+    high = sum(len(line) - len(line.translate(None, _HIGH_OCTETS)) for line in msg.body)
+    total = sum(len(line) for line in msg.body) + max(len(msg.body) - 1, 0)
+    return total - high <= high and high > 3
+
+
+_ENCODED_WORD = re.compile(r"=\?(.+?)\?.\?.*?\?=")
+
+
+def _faraway_in_headers(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    """HeaderEval's ``check_for_faraway_charset_in_headers`` (CHARSET_FARAWAY_HEADER): an
+    encoded word of a From or Subject field names a charset not fine for
+    ``ok_locales``."""
+    locales = _locales(d)
+    if locales is None:
+        return False
+    for name in ("from", "subject"):
+        for value in msg._values(name):
+            for m in _ENCODED_WORD.finditer(value):
+                if not charset_ok_for_locales(m.group(1), locales):
+                    return True
+    return False
+
+
+_PART_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
+
+
+def _mime_faraway(msg: PreparedMessage, d: EvalData) -> bool:
+    """MIMEEval's ``mime_faraway_charset``: some MIME part's charset (with a letter in
+    it) is not fine for ``ok_locales``."""
+    locales = _locales(d)
+    if locales is None:
+        return False
+    for p in msg.parts:
+        ctype = " ".join(_first_header(p.headers, "content-type").split())
+        m = _PART_CHARSET.search(ctype)
+        charset = m.group(1).lower() if m else ""
+        if re.search(r"[a-z]", charset) and not charset_ok_for_locales(charset, locales):
+            return True
+    return False
+
+
+def _for_mime_more(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """check_for_mime's other flags: ``mime_faraway_charset``; ``mimepart_limit_exceeded``
+    is never true, as in SpamAssassin 4.0 (Message.pm sets it on the message, the eval
+    reads the per-message status, where it never is)."""
+    if a[0] == "mime_faraway_charset":
+        return _mime_faraway(msg, d)
+    if a[0] == "mimepart_limit_exceeded":
+        return False
+    return _for_mime(msg, d, a)
+
+
+def _html_charset_faraway(_m: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+    """HTMLEval's ``html_charset_faraway`` (__HTML_CHARSET_FARAWAY): never true in
+    SpamAssassin 4.0, whatever ``ok_locales`` says: HTML.pm notes the ``<meta>``
+    charsets on the parser but does not put them in the results HTMLEval reads."""
+    return False
+
+
+# -- ImageInfo --------------------------------------------------------------------------
+
+_IMAGE_TYPES = {"image/gif": "gif", "image/png": "png", "image/jpeg": "jpeg",
+                "image/jpg": "jpeg"}
+
+
+@dataclass
+class _Images:
+    count: dict[str, int]
+    pixels: dict[str, float]
+    dims: dict[str, set[tuple[int, int]]]
+
+
+def _images(msg: PreparedMessage) -> _Images:
+    """ImageInfo's ``_get_images``: per type (gif, png, jpeg, all) the base64 image
+    leaves counted, their pixels added up and their (height, width) sizes."""
+    found = msg.image_info
+    if isinstance(found, _Images):
+        return found
+    from ._imageinfo import gif_size, jpeg_size, png_size
+    images = _Images(count=dict.fromkeys(("all", "gif", "png", "jpeg"), 0),
+                     pixels=dict.fromkeys(("all", "gif", "png", "jpeg"), 0.0),
+                     dims={"all": set(), "gif": set(), "png": set(), "jpeg": set()})
+    for i, p in enumerate(msg.parts):
+        kind = _IMAGE_TYPES.get(p.content_type)
+        if kind is None or p.encoding != "base64":
+            continue
+        data = msg.part_body(i)
+        size = (gif_size(data[:13]) if kind == "gif" else
+                png_size(data) if kind == "png" else jpeg_size(data))
+        images.count[kind] += 1
+        images.count["all"] += 1
+        if size is not None:
+            images.pixels[kind] += size[0] * size[1]
+            images.pixels["all"] += size[0] * size[1]
+            images.dims[kind].add(size)
+            images.dims["all"].add(size)
+    msg.image_info = images
+    return images
+
+
+def _result_check(lo: str, hi: str | None, value: float, *, no_max_equal: bool = False) -> bool:
+    """ImageInfo's ``result_check``: MIN <= value <= MAX (MAX itself excluded when asked)."""
+    if value < float(lo):
+        return False
+    if hi is not None and value > float(hi):
+        return False
+    return not (no_max_equal and hi is not None and value == float(hi))
+
+
+def _image_count(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_count(TYPE, MIN[, MAX])``: how many TYPE images (gif, png, jpeg, all)."""
+    return _result_check(a[1], a[2] if len(a) > 2 else None, _images(msg).count[a[0]])
+
+
+def _pixel_coverage(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``pixel_coverage(TYPE, MIN[, MAX])``: the TYPE images' pixels added up."""
+    return _result_check(a[1], a[2] if len(a) > 2 else None, _images(msg).pixels[a[0]])
+
+
+def _image_size_exact(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_size_exact(TYPE, HEIGHT, WIDTH)``: a TYPE image of that size."""
+    return (int(a[1]), int(a[2])) in _images(msg).dims[a[0]]
+
+
+def _image_size_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_size_range(TYPE, MINH, MINW[, MAXH, MAXW])``: a TYPE image within."""
+    for h, w in _images(msg).dims[a[0]]:
+        if h < float(a[1]) or w < float(a[2]):
+            continue
+        if len(a) > 3 and h > float(a[3]):
+            continue
+        if len(a) > 4 and w > float(a[4]):
+            continue
+        return True
+    return False
+
+
+def image_to_text_ratio(msg: PreparedMessage, kind: str, a: Sequence[str]) -> bool:
+    """``image_to_text_ratio(TYPE, MIN, MAX)``: the text's length (the rendered body for
+    a body rule, the decoded text parts for a rawbody one) over the TYPE images'
+    pixels, MIN <= ratio < MAX; never without text or pixels."""
+    lines = msg.rawbody if kind == "rawbody" else msg.body
+    textlen = sum(len(line) for line in lines)
+    pixels = _images(msg).pixels[a[0]]
+    if textlen <= 0 or pixels <= 0:
+        return False
+    return _result_check(a[1], a[2], textlen / pixels, no_max_equal=True)
+
+
+def _image_to_text_ratio_body(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    return image_to_text_ratio(msg, "body", a)
+
+
+_IMAGE_TYPE_ARG = ("all", "gif", "png", "jpeg")
+
+
+def _image_args(low: int, high: int) -> Callable[[Sequence[str]], bool]:
+    def check(a: Sequence[str]) -> bool:
+        return (low <= len(a) <= high and a[0] in _IMAGE_TYPE_ARG
+                and all(_num(x) for x in a[1:]))
+    return check
+
+
+EVALS = {
+    **EVALS,
+    "check_mime_multipart_ratio": EvalSpec(_B, _nargs(2, numeric=True), _mime_multipart_ratio),
+    "check_for_to_in_subject": EvalSpec(
+        _H, lambda a: a in (("user",), ("address",)), _to_in_subject),
+    "check_https_http_mismatch": EvalSpec(
+        _B, lambda a: len(a) <= 2 and all(_num(x) or x == "undef" for x in a),
+        _https_http_mismatch),
+    "check_uri_truncated": EvalSpec(_B | _H | frozenset({"uri"}), _nargs(0), _uri_truncated),
+    "check_for_no_rdns_dotcom_helo": EvalSpec(_H, _nargs(0), _no_rdns_dotcom_helo),
+    "check_for_faraway_charset": EvalSpec(_B, _nargs(0), _faraway_charset),
+    "check_for_faraway_charset_in_headers": EvalSpec(_H, _nargs(0), _faraway_in_headers),
+    "html_charset_faraway": EvalSpec(_B, _nargs(0), _html_charset_faraway),
+    "check_for_mime": EvalSpec(
+        _R, lambda a: len(a) == 1 and (a[0] in _MIME_FLAGS or a[0] in (
+            "mime_faraway_charset", "mimepart_limit_exceeded")), _for_mime_more),
+    "image_count": EvalSpec(_R, _image_args(2, 3), _image_count),
+    "pixel_coverage": EvalSpec(_R, _image_args(2, 3), _pixel_coverage),
+    "image_size_exact": EvalSpec(_R, _image_args(3, 3), _image_size_exact),
+    "image_size_range": EvalSpec(_R, _image_args(3, 5), _image_size_range),
+    "image_to_text_ratio": EvalSpec(_R, _image_args(3, 3), _image_to_text_ratio_body),
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -14,7 +14,8 @@ inside a link (the ``anchor`` texts holding ``<img>``), closing tags with nothin
 faces no reader has (``font_face_bad``), and HTML.pm's text style stack (colours and
 sizes set by ``<font>``, ``<body>``, table cells and ``style`` attributes) for text hard
 to see (``font_low_contrast``), colours no browser reads (``font_invalid_color``) and
-the largest font size (``max_size``).
+the largest font size (``max_size``), and each link's anchor texts (``uri_detail``'s
+``anchor_text``: the text inside each ``<a>``, ``<img>\n`` for an image).
 
 The work is bounded: at most ``MAX_HTML`` octets of a part are read (SpamAssassin reads
 all of it) and at most ``MAX_TAGS`` tags.
@@ -370,6 +371,10 @@ class HtmlResults:
     closed_extra: int = 0
     #: words cut by a tag (HTML.pm's ``obfuscation``, counted by the renderer)
     obfuscation: int = 0
+    #: each ``<a>``'s link (href, entities decoded, white space stripped, at most 8192
+    #: octets; "" without one) -> one list of text pieces per ``<a>`` with it (HTML.pm's
+    #: ``uri_detail`` ``anchor_text``, its entities not yet decoded)
+    anchors: dict[bytes, list[list[bytes]]] = field(default_factory=dict)
 
     def value(self, name: str) -> float | None:
         """A numeric result by HTMLEval's name, ``None`` when SpamAssassin has none."""
@@ -445,6 +450,16 @@ def _tag_info(name: bytes) -> tuple[str, bool, bool]:
     return info
 
 
+_MAX_URI_LENGTH = 8192  # SpamAssassin's MAX_URI_LENGTH (HTML.pm's canon_uri)
+_URI_SPACE = b" \t\n\r\f\x0b\xa0"
+
+
+def _link_attrs(text: bytes) -> dict[bytes, bytes]:
+    """A tag's attributes with their entities decoded, as HTML::Parser gives them."""
+    from ._uris import _tag_attrs
+    return _tag_attrs(text)
+
+
 def parse_html(data: bytes) -> HtmlResults:
     """HTMLEval's values for one decoded text/html part.
 
@@ -458,6 +473,7 @@ def parse_html(data: bytes) -> HtmlResults:
     raw_until = b""  # inside <script>/<style>: text up to this closing tag is not text
     text: list[bytes] = []
     styles = _Styles()
+    anchor: list[bytes] | None = None  # the text pieces of the last <a> (anchor_last)
     # (the counts are kept in locals while reading, set on r at the end)
     tags = elements = tags_seen = elements_seen = closed_extra = 0
     for m in _TOKEN.finditer(data):
@@ -474,6 +490,8 @@ def parse_html(data: bytes) -> HtmlResults:
                 styles.text(chunk)
                 if r.title and inside.get("title", 0) > 0:
                     r.title[-1] += chunk[:4096]
+                if anchor is not None and inside.get("a", 0) > 0:
+                    anchor.append(chunk)
         pos = m.end()
         if name is None:
             # comments, and "<!...>" that is neither a declaration nor a marked section
@@ -520,6 +538,8 @@ def parse_html(data: bytes) -> HtmlResults:
         elif tag == "img":
             if inside.get("a", 0) > 0:
                 r.link_image = True
+                if anchor is not None:
+                    anchor.append(b"<img>\n")
             attrs = _attrs(rest)
             if b"width" in attrs and b"height" in attrs:
                 width = _side(attrs[b"width"], 8) or 200
@@ -531,6 +551,11 @@ def parse_html(data: bytes) -> HtmlResults:
                 r.font_face_bad = True
         elif tag in ("object", "embed"):
             r.embeds = True
+        elif tag == "a":
+            href = _link_attrs(rest).get(b"href")
+            key = b"" if href is None else href.strip(_URI_SPACE)[:_MAX_URI_LENGTH]
+            anchor = []
+            r.anchors.setdefault(key, []).append(anchor)
         elif tag == "form":
             action = _attrs(rest).get(b"action")
             if action is not None and b"mailto:" in action.lower():
@@ -538,6 +563,8 @@ def parse_html(data: bytes) -> HtmlResults:
     if not raw_until and pos < len(data):
         text.append(data[pos:])
         styles.text(text[-1])
+        if anchor is not None and inside.get("a", 0) > 0:
+            anchor.append(data[pos:])
     r.tags, r.elements, r.tags_seen, r.elements_seen = tags, elements, tags_seen, elements_seen
     r.closed_extra = closed_extra
     r.font_low_contrast, r.font_invalid_color = styles.low_contrast, styles.invalid_color

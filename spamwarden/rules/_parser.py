@@ -207,6 +207,9 @@ class RuleSet:
     mentions: list[tuple[str, str, str]] = field(default_factory=list)
     #: rules defined only inside an ``if``/``ifplugin`` that is false here
     defined_inactive: set[str] = field(default_factory=set)
+    #: ``ok_locales`` (the last line read wins; "all": every charset is fine): the
+    #: faraway-charset evals read it
+    ok_locales: str = "all"
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -466,6 +469,8 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         st.replace_end = bits[0]
     elif key == "freemail_domains":
         st.result.freemail_domains.update(d.lower() for d in rest.split())
+    elif key == "ok_locales":
+        st.result.ok_locales = rest.strip()
     elif key == "enlist_addrlist" and len(bits) > 1:
         m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
         if m:

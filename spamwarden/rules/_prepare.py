@@ -91,6 +91,11 @@ class PreparedMessage:
     #: each rendered text leaf by index: (text/html or text/plain, Node.pm's rendered
     #: text, an HTML part with an <img> tag, its HTML.pm obfuscation count)
     part_texts: dict[int, tuple[str, str, bool, int]] = field(default_factory=dict)
+    #: each text/html leaf's link tags (``render_html``'s ``links``), as the URI list
+    #: read them (URIEval's check_uri_truncated reads them again)
+    html_links: list[list[tuple[str, str]]] = field(default_factory=list)
+    #: ImageInfo's image counts, pixels and sizes, found when an eval first asks
+    image_info: object = None
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
@@ -736,4 +741,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         mime_flags=frozenset(mime_flags),
         part_bodies=bodies,
         part_texts=texts,
+        html_links=links,
     )

@@ -133,6 +133,9 @@ class Relays:
     #: reverse DNS names WLBLEval's check_mailfrom_matches_rcvd compares the envelope
     #: sender's domain with: the first untrusted relay's, else every trusted one's
     match_rdns: tuple[str, ...] = ()
+    #: for each untrusted relay in order: whether its MTA looked the client's name up
+    #: (Received.pm's ``no_reverse_dns`` is an empty rdns with this set)
+    untrusted_looked_up: tuple[bool, ...] = ()
 
     def get(self, name: str) -> str | None:
         """The value for a pseudo-header name (lower case), ``None`` for another name."""
@@ -154,6 +157,9 @@ class _Relay:
     auth: str
     #: whether the line named an envelope sender at all (``envfrom`` may be "")
     envfrom_found: bool = False
+    #: whether the line's form is one whose MTA looks the client's name up (Received.pm's
+    #: ``mta_looked_up_dns``): no name then means the client has none
+    looked_up: bool = False
 
     def render(self, internal: bool, msa: bool = False) -> str:
         return (f"[ ip={self.ip} rdns={self.rdns} helo={self.helo} by={self.by} "
@@ -348,9 +354,16 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
                 if "helo" not in found:
                     found["helo"] = found["rdns"]
                 break
-    for pattern, groups, _looked_up in () if found else _FORMS:
+    # of the branch forms, Yahoo's authenticated submission and Obtuse smtpd name a
+    # looked-up client (qmail's forms: only when the name is not "unknown", and then
+    # there is one)
+    looked_up = bool(branch) and not (
+        " SMTPSVC" in text or "Scalix SMTP Relay" in text or "Exim" in text
+        or _MS_SMTP_SERVER.search(text) is not None)
+    for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)
         if m:
+            looked_up = looked_up or form_looked_up
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
             if "(may be forged)" in m.group(0) and not _SENDMAIL_BY.match(text):
                 # a name that did not resolve back: SpamAssassin keeps it only in
@@ -388,7 +401,7 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
                   ident=_clean(ident),
                   envfrom=_clean(envfrom), id=rid,
-                  auth=auth, envfrom_found=bool(env_m))
+                  auth=auth, envfrom_found=bool(env_m), looked_up=bool(looked_up))
 
 
 #: SpamAssassin's default originating_ip_headers: webmail client addresses, read as one
@@ -426,6 +439,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     internal_index = 0  # ... and as internal
     unparseable = 0
     first_untrusted: _Relay | None = None
+    looked_up: list[bool] = []
     last_trusted_relay: _Relay | None = None
     trusted_relays: list[_Relay] = []
     for line in lines:
@@ -451,6 +465,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
             index += 1
         else:
             untrusted.append(text)
+            looked_up.append(relay.looked_up)
             if first_untrusted is None:
                 first_untrusted = relay
         allow_fetcher = judge.in_trusted
@@ -471,7 +486,8 @@ def parse_relays(headers: Sequence[tuple[str, str]],
                   n_trusted=len(trusted), n_untrusted=len(untrusted),
                   n_unparseable=unparseable, envfrom=envfrom,
                   match_rdns=tuple(r.rdns.lower() for r in (
-                      [first_untrusted] if first_untrusted else trusted_relays)))
+                      [first_untrusted] if first_untrusted else trusted_relays)),
+                  untrusted_looked_up=tuple(looked_up))
 
 
 class _Judge:
