@@ -1585,7 +1585,10 @@ def _to_in_subject(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool
     subject = msg.header_text("Subject") or ""
     if a[0] == "address":
         return re.search(r"\b" + re.escape(full_to) + r"\b", subject, re.IGNORECASE) is not None
-    q = re.escape(full_to.split("@", 1)[0])
+    local = full_to.split("@", 1)[0]
+    if local.lower() not in subject.lower():
+        return False  # (each form holds it: no pattern to build)
+    q = re.escape(local)
     end = r"(?=\n?\Z)"  # Perl's $ without /m
     rx = (rf"^(?:(?:re|fw):\s*(?:\w+\s+)?{q}{end}|(?-i:{q})\s*[,:;!?-](?:{end}|\s)"
           rf"|{q}{end}|,\s*{q}[,:;!?-]{end})")
@@ -1609,25 +1612,27 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
     below MAX links holding anchor text."""
     lo = float(a[0]) if len(a) > 0 and float(a[0]) else 1.0
     hi = float(a[1]) if len(a) > 1 and a[1] != "undef" else None
-    for h in _html_parts(msg):
+    for h in _html_parts(msg) if msg.uris else ():
+        # the anchor texts naming an https host, first: most parts have none
+        named: dict[bytes, list[str]] = {}
+        for uri, texts in h.anchors.items():
+            for pieces in texts:
+                text = b"".join(pieces)
+                if b"&" not in text and b"ttps" not in text.lower():
+                    continue
+                found = _HTTPS_IN_TEXT.search(_title_text(text))
+                if found is not None:
+                    named.setdefault(uri, []).append(found.group(1))
+        if not named:
+            continue
         hit = False
         anchors = 0
-        for uri, texts in h.anchors.items():
-            m = _HTTP_HOST.match(uri)
-            if m is None:
-                continue
-            host = m.group(1).decode("utf-8", "surrogateescape")
-            if _IS_IP.match(host):
-                continue
-            domain = _base_domain(host.lower())
-            if not _valid_domain(domain):
+        for uri in h.anchors:
+            domain = _link_domain(uri)
+            if domain is None:
                 continue
             anchors += 1
-            for pieces in texts:
-                found = _HTTPS_IN_TEXT.search(_title_text(b"".join(pieces)))
-                if found is None:
-                    continue
-                https = found.group(1)
+            for https in named.get(uri, ()):
                 if not _IS_IP.match(https):
                     https = _base_domain(https.lower())
                     if not _valid_domain(https):
@@ -1640,13 +1645,26 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
     return False
 
 
+def _link_domain(uri: bytes) -> str | None:
+    """The registered domain of an http(s) link's host, ``None`` for another link, an
+    address or a domain under no valid top-level domain (HTTPSMismatch's ``$uri``)."""
+    m = _HTTP_HOST.match(uri)
+    if m is None:
+        return None
+    host = m.group(1).decode("utf-8", "surrogateescape")
+    if _IS_IP.match(host):
+        return None
+    domain = _base_domain(host.lower())
+    return domain if _valid_domain(domain) else None
+
+
 def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """URIEval's ``check_uri_truncated`` (URI_TRUNCATED): a URI of the HTML parts, or a
     form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
     first 8192).  Only a URI kept at exactly 8192 octets can be one: then the links
     are read again to tell."""
     from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs
-    if not any(len(u) == MAX_URI_LENGTH for u in msg.uris):
+    if not msg.html_links or max(map(len, msg.uris), default=0) < MAX_URI_LENGTH:
         return False
     for tags in msg.html_links:
         for _name, rest in tags:
@@ -1673,14 +1691,12 @@ def _no_rdns_dotcom_helo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
     untrusted relay on a public address has a big-dotcom HELO (hotmail.com, aol.com,
     yahoo.com, ...) and no reverse DNS name though its MTA looks names up.  (RelayEval
     sets the flag afresh for each such relay, so only the last one counts.)"""
-    relays = msg.relay_info()
-    result = False
-    for (ip, rdns, helo, _by), looked_up in zip(_untrusted_relays(msg),
-                                                relays.untrusted_looked_up):
-        if _IP_PRIVATE.match(ip):
+    for relay in reversed(msg.relay_info().untrusted_relays):
+        if _IP_PRIVATE.match(relay.ip):
             continue
-        result = bool(_DOTCOM_HELO.search(helo)) and not rdns and looked_up
-    return result
+        return (relay.looked_up and not relay.rdns
+                and _DOTCOM_HELO.search(relay.helo) is not None)
+    return False
 
 
 # -- ok_locales (Locales.pm) ---------------------------------------------------------------
@@ -1703,7 +1719,12 @@ def _locales(d: EvalData) -> list[str] | None:
     """``ok_locales`` as a list, ``None`` for "all" (every charset is then fine).  The
     process's LANG/LC_* that SpamAssassin adds are not: a daemon's environment must
     not change scores."""
-    locales = d.ok_locales.split()
+    return _split_locales(d.ok_locales)
+
+
+@functools.lru_cache(maxsize=16)
+def _split_locales(text: str) -> list[str] | None:
+    locales = text.split()
     return None if "all" in locales else locales
 
 
@@ -1813,12 +1834,20 @@ class _Images:
     dims: dict[str, set[tuple[int, int]]]
 
 
+_NO_IMAGES = _Images(count=dict.fromkeys(("all", "gif", "png", "jpeg"), 0),
+                     pixels=dict.fromkeys(("all", "gif", "png", "jpeg"), 0.0),
+                     dims={"all": set(), "gif": set(), "png": set(), "jpeg": set()})
+
+
 def _images(msg: PreparedMessage) -> _Images:
     """ImageInfo's ``_get_images``: per type (gif, png, jpeg, all) the base64 image
     leaves counted, their pixels added up and their (height, width) sizes."""
     found = msg.image_info
     if isinstance(found, _Images):
         return found
+    if not any(p.content_type in _IMAGE_TYPES for p in msg.parts):
+        msg.image_info = _NO_IMAGES
+        return _NO_IMAGES
     from ._imageinfo import gif_size, jpeg_size, png_size
     images = _Images(count=dict.fromkeys(("all", "gif", "png", "jpeg"), 0),
                      pixels=dict.fromkeys(("all", "gif", "png", "jpeg"), 0.0),
@@ -1882,10 +1911,11 @@ def image_to_text_ratio(msg: PreparedMessage, kind: str, a: Sequence[str]) -> bo
     """``image_to_text_ratio(TYPE, MIN, MAX)``: the text's length (the rendered body for
     a body rule, the decoded text parts for a rawbody one) over the TYPE images'
     pixels, MIN <= ratio < MAX; never without text or pixels."""
-    lines = msg.rawbody if kind == "rawbody" else msg.body
-    textlen = sum(len(line) for line in lines)
     pixels = _images(msg).pixels[a[0]]
-    if textlen <= 0 or pixels <= 0:
+    if pixels <= 0:
+        return False
+    textlen = sum(map(len, msg.rawbody if kind == "rawbody" else msg.body))
+    if textlen <= 0:
         return False
     return _result_check(a[1], a[2], textlen / pixels, no_max_equal=True)
 

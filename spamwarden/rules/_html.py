@@ -552,7 +552,9 @@ def parse_html(data: bytes) -> HtmlResults:
         elif tag in ("object", "embed"):
             r.embeds = True
         elif tag == "a":
-            href = _link_attrs(rest).get(b"href")
+            href = (_attrs(rest) if len(rest) < 4000 else _link_attrs(rest)).get(b"href")
+            if href is not None and b"&" in href:
+                href = _link_attrs(rest).get(b"href")
             key = b"" if href is None else href.strip(_URI_SPACE)[:_MAX_URI_LENGTH]
             anchor = []
             r.anchors.setdefault(key, []).append(anchor)

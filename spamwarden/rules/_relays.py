@@ -133,9 +133,9 @@ class Relays:
     #: reverse DNS names WLBLEval's check_mailfrom_matches_rcvd compares the envelope
     #: sender's domain with: the first untrusted relay's, else every trusted one's
     match_rdns: tuple[str, ...] = ()
-    #: for each untrusted relay in order: whether its MTA looked the client's name up
-    #: (Received.pm's ``no_reverse_dns`` is an empty rdns with this set)
-    untrusted_looked_up: tuple[bool, ...] = ()
+    #: the untrusted relays in order (RelayEval's ``relays_untrusted``; ``looked_up``
+    #: with an empty ``rdns`` is Received.pm's ``no_reverse_dns``)
+    untrusted_relays: tuple[_Relay, ...] = ()
 
     def get(self, name: str) -> str | None:
         """The value for a pseudo-header name (lower case), ``None`` for another name."""
@@ -439,7 +439,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     internal_index = 0  # ... and as internal
     unparseable = 0
     first_untrusted: _Relay | None = None
-    looked_up: list[bool] = []
+    untrusted_relays: list[_Relay] = []
     last_trusted_relay: _Relay | None = None
     trusted_relays: list[_Relay] = []
     for line in lines:
@@ -465,7 +465,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
             index += 1
         else:
             untrusted.append(text)
-            looked_up.append(relay.looked_up)
+            untrusted_relays.append(relay)
             if first_untrusted is None:
                 first_untrusted = relay
         allow_fetcher = judge.in_trusted
@@ -487,7 +487,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
                   n_unparseable=unparseable, envfrom=envfrom,
                   match_rdns=tuple(r.rdns.lower() for r in (
                       [first_untrusted] if first_untrusted else trusted_relays)),
-                  untrusted_looked_up=tuple(looked_up))
+                  untrusted_relays=tuple(untrusted_relays))
 
 
 class _Judge:
