@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..mail import registrable_domain
+from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
 from ._uris import uri_host
@@ -34,6 +35,7 @@ class EvalData(Protocol):
     freemail_domains: set[str]
     addrlists: dict[str, list[str]]
     uri_hosts: dict[str, list[str]]
+    auth_lists: AuthLists
 
 
 EvalFn = Callable[["PreparedMessage", EvalData, Sequence[str]], bool]
@@ -894,6 +896,7 @@ class _NoData:
     freemail_domains: set[str] = set()
     addrlists: dict[str, list[str]] = {}
     uri_hosts: dict[str, list[str]] = {}
+    auth_lists: AuthLists = AuthLists()
 
 
 _NO_DATA = _NoData()
@@ -1512,5 +1515,14 @@ def _title_text(raw: bytes) -> str:
 EVALS = {
     **EVALS,
     "html_title_subject_ratio": EvalSpec(_B, _nargs(1, numeric=True), _html_title_subject_ratio),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- SPF and DKIM: SpamAssassin's SPF.pm and DKIM.pm evals over the caller's results --------
+
+EVALS = {
+    **EVALS,
+    **{name: EvalSpec(kinds, check, fn) for name, (kinds, check, fn) in AUTH_EVALS.items()},
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ._auth import AUTH_LIST_DIRECTIVES, AuthLists, auth_list_line
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
@@ -56,8 +57,10 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::FreeMail",
     "Mail::SpamAssassin::Plugin::Check",
     # loaded as in SpamAssassin, so that rules choose the same variants (__NOT_SPOOFED
-    # has one for "DKIM loaded"); its evals are skipped and count as not hit, as they
-    # do in SpamAssassin with network tests off (even DKIM_SIGNED)
+    # has one for "DKIM loaded"); its evals and SPF's run over the caller's SPF and
+    # DKIM results (spamwarden.rules._auth) and hit nothing without them, as in
+    # SpamAssassin with network tests off (not even DKIM_SIGNED); ADSP and ARC are not
+    # read or skipped
     "Mail::SpamAssassin::Plugin::DKIM",
     # the tests on tags, lengths, images and links run; those on fonts, colours and
     # obfuscation are skipped
@@ -92,13 +95,20 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::WelcomeListSubject",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
-#: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.
+#: the welcome-list spelling (and Debian's compatibility flag for it), check_body_length,
+#: check_for_ascii_text_illegal and the SPF error evals.
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
+    # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
+    "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
+    # Debian's /etc/spamassassin/init.pre says "enable_compat welcomelist_blocklist": the
+    # deprecated USER_IN_*_WHITELIST/BLACKLIST metas are not defined, and the
+    # USER_IN_*_WELCOMELIST rules keep their own scores (-100, not -0.01)
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
@@ -207,6 +217,9 @@ class RuleSet:
     mentions: list[tuple[str, str, str]] = field(default_factory=list)
     #: rules defined only inside an ``if``/``ifplugin`` that is false here
     defined_inactive: set[str] = field(default_factory=set)
+    #: ``welcomelist_auth``, ``*_from_spf``, ``*_from_dkim`` and their ``def_``/``un``
+    #: forms: the SPF and DKIM welcome-lists (spamwarden.rules._auth)
+    auth_lists: AuthLists = field(default_factory=AuthLists)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -425,6 +438,11 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
     if key.endswith("_networks") and key.startswith(("trusted", "internal", "msa",
                                                         "clear_")):
         _networks_line(st, key, rest, origin)
+        return
+    if key in AUTH_LIST_DIRECTIVES:
+        problem = auth_list_line(st.result.auth_lists, key, rest)
+        if problem is not None:
+            st.result.notes.append((origin, problem))
         return
     bits = rest.split(None, 1)
     if not bits:
