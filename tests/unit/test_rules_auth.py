@@ -431,15 +431,31 @@ def test_a_null_senders_spf_is_the_helos() -> None:
 
 @pytest.mark.parametrize("result", ["policy", "neutral", "temperror", "permerror", "fail"])
 def test_only_a_pass_is_a_valid_signature(result: str) -> None:
-    facts = auth_facts(results(None, dkim_result(result)), ENV)
+    facts = auth_facts(results(None, dkim_result(result), dkim_result("fail", "x.example")),
+                       ENV)
     assert facts is not None and facts.dkim[0].valid is False
     assert not hits(facts) & {"DKIM_VALID", "DKIM_VALID_AU", "USER_IN_DEF_DKIM_WL"}
+
+
+def test_no_dns_answer_at_all_is_no_result() -> None:
+    """Every lookup failed (a DNS outage, or eval --pipeline's resolver): SpamAssassin's
+    is_dns_available() then turns DKIM and SPF off, so no DKIM_SIGNED, no DKIM_INVALID,
+    no __DKIM_DEPENDABLE; one answer is enough for the results to count."""
+    temp = SpfResult("temperror", "mailfrom", "bank.example", "bounce@bank.example")
+    assert auth_facts(results(temp, dkim_result("temperror")), ENV) is None
+    assert auth_facts(results(None), ENV) is None
+    partial = auth_facts(results(SpfResult("pass", "mailfrom", "bank.example",
+                                           "bounce@bank.example"), dkim_result("temperror")),
+                         ENV)
+    assert partial is not None
+    assert {"DKIM_SIGNED", "DKIM_INVALID", "__DKIM_DEPENDABLE", "SPF_PASS"} <= hits(partial)
 
 
 def test_a_truncated_message_is_not_dependable() -> None:
     facts = auth_facts(results(None, dkim_result("neutral")), ENV, truncated=True)
     assert facts is not None and facts.dkim_dependable is False
-    unsigned = auth_facts(results(None), ENV, truncated=True)
+    none = SpfResult("none", "mailfrom", "bank.example", "bounce@bank.example")
+    unsigned = auth_facts(results(none), ENV, truncated=True)
     assert unsigned is not None and unsigned.dkim_dependable is True
 
 

@@ -114,7 +114,8 @@ def auth_facts(auth: AuthResults | None, env: Envelope, *,
     :param env: the connection: the client address SPF was evaluated for, the HELO.
     :param truncated: the message was cut at the size limit (its DKIM signatures were
         not verified, ``neutral``): SpamAssassin's ``__DKIM_DEPENDABLE`` is then false.
-    :returns: the facts, ``None`` without results.  SPF of MAIL FROM (RFC 7208 §2.4) is
+    :returns: the facts, ``None`` without results (also when every lookup failed:
+        SPF ``temperror`` or not run, every DKIM signature ``temperror``).  SPF of MAIL FROM (RFC 7208 §2.4) is
         the MAIL FROM identity's result; for a null sender the milter evaluates the HELO
         identity (RFC 7208 §2.3), which is the HELO result and leaves MAIL FROM's
         unknown.  A signature counts as valid only on ``pass`` (RFC 6376 §6.1): the
@@ -126,6 +127,12 @@ def auth_facts(auth: AuthResults | None, env: Envelope, *,
     if auth is None:
         return None
     spf = auth.spf
+    if ((spf is None or spf.result == "temperror")
+            and all(d.result == "temperror" for d in auth.dkim)):
+        # no DNS answer at all (an outage, or ``eval --pipeline``'s resolver that
+        # answers nothing): no results, as in SpamAssassin when is_dns_available()
+        # finds no DNS (it then verifies nothing, not even DKIM_SIGNED)
+        return None
     mailfrom = helo = None
     if spf is not None:
         if spf.scope == "helo":
