@@ -33,7 +33,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from ._authfacts import SPF_RESULTS, AuthFacts, DkimSignature
 from ._prepare import header_with_modifiers
@@ -81,6 +81,49 @@ def address_pattern(addr: str) -> str:
     return f"^{text}$"
 
 
+_Payload = TypeVar("_Payload")
+#: a domain part read as a literal by the index (no glob character, nothing replaced)
+_LITERAL_DOMAIN = re.compile(r"[^*?\x00\\(@]+")
+
+
+class _Entries(Generic[_Payload]):
+    """A list's entries indexed by the domain they can match, so an address is tried
+    against a few patterns instead of every one (Debian's def_welcomelist_auth has
+    about 900): ``x@d`` entries under d, ``x@*.d`` ones under ``*.d``, the rest (other
+    globs in the domain, no ``@``) tried always.  An address can only match an entry
+    ending in ``@d`` when its domain (after its last ``@``) is d, and one ending in
+    ``@*.d`` (or ``.d``) when its domain ends in ``.d``: the index drops no match."""
+
+    def __init__(self, entries: Mapping[str, _Payload]) -> None:
+        self.by_domain: dict[str, list[tuple[re.Pattern[str], _Payload]]] = {}
+        self.anywhere: list[tuple[re.Pattern[str], _Payload]] = []
+        for addr, payload in entries.items():
+            item = (re.compile(address_pattern(addr)), payload)
+            local, at, domain = addr.rpartition("@")
+            key = domain[2:] if domain.startswith("*.") else domain
+            if at and _LITERAL_DOMAIN.fullmatch(key):
+                self.by_domain.setdefault(("*." if key != domain else "") + key,
+                                          []).append(item)
+            else:
+                self.anywhere.append(item)
+
+    def matching(self, addr: str) -> list[_Payload]:
+        """The payloads of every entry a lower-case address matches, in list order
+        within each index slot."""
+        out: list[_Payload] = []
+        if "@" in addr:
+            domain = addr.rpartition("@")[2]
+            slots = [self.by_domain.get(domain, ())]
+            dot = domain.find(".")
+            while dot >= 0:
+                slots.append(self.by_domain.get("*." + domain[dot + 1:], ()))
+                dot = domain.find(".", dot + 1)
+            for slot in slots:
+                out.extend(payload for rx, payload in slot if rx.match(addr))
+        out.extend(payload for rx, payload in self.anywhere if rx.match(addr))
+        return out
+
+
 @dataclass
 class AuthLists:
     """The ``welcomelist_auth``, ``*_from_spf`` and ``*_from_dkim`` lists as read.
@@ -95,10 +138,11 @@ class AuthLists:
         default_factory=lambda: {name: {} for name in ADDRESS_LISTS})
     dkim: dict[str, dict[str, list[str]]] = field(
         default_factory=lambda: {name: {} for name in DKIM_LISTS})
-    #: list name -> one compiled pattern of all its addresses (``None``: empty list),
-    #: made on first use (:meth:`compile`)
-    _matchers: dict[str, re.Pattern[str] | None] = field(
-        default_factory=dict, repr=False, compare=False)
+    #: list name -> its entries indexed (:class:`_Entries`), made on first use
+    _index: dict[str, _Entries[str]] = field(default_factory=dict, repr=False,
+                                             compare=False)
+    _dkim_index: dict[str, _Entries[list[str]]] = field(default_factory=dict, repr=False,
+                                                        compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                   compare=False)
 
@@ -106,26 +150,29 @@ class AuthLists:
         """Compile every list's patterns now (the engine does before the milter forks),
         so no message pays for it."""
         for name in ADDRESS_LISTS:
-            self._matcher(name)
+            self._entries(name)
         for name in DKIM_LISTS:
-            for addr in self.dkim[name]:
-                _compiled(address_pattern(addr))
+            self._dkim_entries(name)
 
-    def _matcher(self, name: str) -> re.Pattern[str] | None:
-        if name in self._matchers:
-            return self._matchers[name]
-        patterns = self.addresses[name].values()
-        rx = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
-        with self._lock:
-            self._matchers[name] = rx
-        return rx
+    def _entries(self, name: str) -> _Entries[str]:
+        found = self._index.get(name)
+        if found is None:
+            found = _Entries(self.addresses[name])
+            with self._lock:
+                self._index[name] = found
+        return found
+
+    def _dkim_entries(self, name: str) -> _Entries[list[str]]:
+        found = self._dkim_index.get(name)
+        if found is None:
+            found = _Entries(self.dkim[name])
+            with self._lock:
+                self._dkim_index[name] = found
+        return found
 
     def listed(self, name: str, addr: str) -> bool:
         """Whether a lower-case address matches an entry of an address list."""
-        if not addr:
-            return False
-        rx = self._matcher(name)
-        return rx is not None and rx.match(addr) is not None
+        return bool(addr) and bool(self._entries(name).matching(addr))
 
     def has(self, name: str, addr: str) -> bool:
         """SPF.pm ``_wlcheck``: the address is an entry itself, or matches one."""
@@ -133,26 +180,13 @@ class AuthLists:
 
     def signing_domains(self, name: str, addr: str) -> list[str]:
         """The signing domains a DKIM list accepts for a lower-case author address
-        (every matching entry's, in order; ``""`` for the author's own domain)."""
-        out: list[str] = []
-        for entry, domains in self.dkim[name].items():
-            if _compiled(address_pattern(entry)).match(addr):
-                out.extend(domains)
-        return out
+        (every matching entry's; ``""`` for the author's own domain)."""
+        return [d for domains in self._dkim_entries(name).matching(addr) for d in domains]
 
     def _changed(self, name: str) -> None:
         with self._lock:
-            self._matchers.pop(name, None)
-
-
-_PATTERNS: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    found = _PATTERNS.get(pattern)
-    if found is None:
-        found = _PATTERNS[pattern] = re.compile(pattern)
-    return found
+            self._index.pop(name, None)
+            self._dkim_index.pop(name, None)
 
 
 _DKIM_VALUE = re.compile(r"^(\S+)(?:\s+(\S+))?$")
@@ -188,6 +222,7 @@ def auth_list_line(lists: AuthLists, key: str, rest: str) -> str | None:
                     entries[addr] = kept
                 else:
                     del entries[addr]
+            lists._changed(name)
         return None
     for name in names:
         entries2 = lists.addresses[name]
@@ -249,7 +284,14 @@ _NO_SPF = _Spf(None, None, "")
 
 def _spf(msg: PreparedMessage) -> _Spf:
     """The SPF results SpamAssassin would have reached for this message, from the
-    caller's (SPF.pm ``_get_sender`` and ``_check_spf``)."""
+    caller's (SPF.pm ``_get_sender`` and ``_check_spf``); found once per message."""
+    found = msg.auth_spf
+    if found is None:
+        found = msg.auth_spf = _find_spf(msg)
+    return _Spf(*found)
+
+
+def _find_spf(msg: PreparedMessage) -> _Spf:
     facts = msg.auth
     if facts is None:
         return _NO_SPF
@@ -459,7 +501,10 @@ def _dkim_welcomelist(names: tuple[str, str]) -> AuthEvalFn:
     def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
         if msg.auth is None:
             return False
-        return not _dkim_welcomelisted(msg, d.auth_lists).isdisjoint(names)
+        found = msg.auth_welcomelisted
+        if found is None:  # once per message: both rules read it
+            found = msg.auth_welcomelisted = _dkim_welcomelisted(msg, d.auth_lists)
+        return not found.isdisjoint(names)
     return check
 
 

@@ -95,6 +95,11 @@ class PreparedMessage:
     #: the receiving MTA's SPF and DKIM results when the caller has them (the milter):
     #: the SPF_*, DKIM_* and auth welcome-list evals read them; ``None``: none hit
     auth: AuthFacts | None = None
+    #: the SPF results as SpamAssassin would have reached them (MAIL FROM's, HELO's, the
+    #: envelope sender), and the DKIM welcome-lists satisfied: found once, when a rule
+    #: first asks (spamwarden.rules._auth)
+    auth_spf: tuple[str | None, str | None, str] | None = None
+    auth_welcomelisted: frozenset[str] | None = None
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,

@@ -381,6 +381,27 @@ def test_address_patterns_are_spamassassins(entry: str, addr: str, matches: bool
     assert (re.match(address_pattern(entry), addr) is not None) is matches
 
 
+def test_the_domain_index_finds_what_trying_every_entry_finds() -> None:
+    """AuthLists tries an address against the entries of its domain (and of the domains
+    above it, for "*.d" entries) only: the same matches as every pattern in turn."""
+    import re
+
+    from spamwarden.rules._auth import _Entries
+
+    entries = ["*@bank.example", "*@*.bank.example", "us?r@x.example", "*@*", "*bank.example",
+               "a@*.b?.example", "*@.dot.example", "x@y(z.example", "*@*.*.example",
+               "news@paper.example", "*@example"]
+    addrs = ["alice@bank.example", "a@news.bank.example", "a@b@x.bank.example", "a@.bank.example",
+             "a@bank.example.evil", "user@x.example", "usr@x.example", "nobody", "a@bq.example",
+             "a@c.bq.example", "q@.dot.example", "q@a.dot.example", "x@y(z.example",
+             "x@y_z.example", "news@paper.example", "a@b.c.example", "a@example", "@bank.example",
+             "a@bank..example", "a@x..bank.example"]
+    index = _Entries({e: e for e in entries})
+    for addr in addrs:
+        every = [e for e in entries if re.match(address_pattern(e), addr)]
+        assert sorted(index.matching(addr)) == sorted(every), addr
+
+
 def test_debians_default_lists_are_read() -> None:
     files = [Path(f"/usr/share/spamassassin/60_welcomelist_{n}.cf")
              for n in ("auth", "spf", "dkim")]
