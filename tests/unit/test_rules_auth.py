@@ -150,6 +150,12 @@ def test_spf_of_another_client_than_the_first_external_relay_is_not_used() -> No
     assert "SPF_PASS" not in hits(spf("pass"), received=None)  # no relay at all
 
 
+def test_spf_of_an_ipv6_client() -> None:
+    received = CONNECTION.replace("[192.0.2.10]", "[IPv6:2001:db8::10]")
+    assert "SPF_PASS" in hits(spf("pass", client="2001:0db8:0::10"), received=received)
+    assert "SPF_PASS" not in hits(spf("pass", client="2001:db8::11"), received=received)
+
+
 def test_spf_of_a_trusted_client_is_not_used() -> None:
     """A client on a private address is trusted (and internal): SpamAssassin checks SPF
     for the external hop below it, which the milter did not evaluate."""
