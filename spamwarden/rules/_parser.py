@@ -30,6 +30,7 @@ from ._relays import (
     net_text,
     parse_net,
 )
+from ._wlbl import WlblLists, wlbl_directive
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -96,6 +97,10 @@ LOADED_PLUGINS = frozenset({
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
+    # Debian's init.pre has "enable_compat welcomelist_blocklist": 60_welcomelist*.cf
+    # then score USER_IN_WELCOMELIST and the rest themselves, without the
+    # USER_IN_WHITELIST-style metas
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
@@ -207,6 +212,8 @@ class RuleSet:
     mentions: list[tuple[str, str, str]] = field(default_factory=list)
     #: rules defined only inside an ``if``/``ifplugin`` that is false here
     defined_inactive: set[str] = field(default_factory=set)
+    #: the welcome and block list lines (``welcomelist_from``, ``blocklist_to``, ...)
+    wlbl: WlblLists = field(default_factory=WlblLists)
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -425,6 +432,9 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
     if key.endswith("_networks") and key.startswith(("trusted", "internal", "msa",
                                                         "clear_")):
         _networks_line(st, key, rest, origin)
+        return
+    if wlbl_directive(st.result.wlbl, st.result.uri_hosts, key, rest, origin,
+                      st.result.notes):
         return
     bits = rest.split(None, 1)
     if not bits:

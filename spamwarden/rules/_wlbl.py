@@ -1,0 +1,622 @@
+"""A site's welcome and block lists: SpamAssassin 4.0's WLBLEval and WelcomeListSubject.
+
+The list lines of a ``local.cf`` (``Mail::SpamAssassin::Conf`` and the
+WelcomeListSubject plugin: ``welcomelist_from``, ``blocklist_to``,
+``welcomelist_from_rcvd``, ``blocklist_subject``, ``welcomelist_uri_host`` and the rest,
+old ``whitelist``/``blacklist`` names included) are read into :class:`WlblLists`;
+the evals of ``60_welcomelist.cf`` and ``60_welcomelist_subject.cf``
+(USER_IN_WELCOMELIST, USER_IN_BLOCKLIST_TO, SUBJECT_IN_BLOCKLIST, URI_HOST_IN_WELCOMELIST,
+...) read them as ``Plugin/WLBLEval.pm`` and ``Plugin/WelcomeListSubject.pm`` do.
+
+An address entry is a glob over the whole address, case-insensitive (ASCII): ``*`` any
+run of characters, ``?`` one character, everything else itself (Parser.pm's
+``add_to_addrlist``: ``\\``, ``(`` and NUL stand for ``_``).  A Subject entry is the
+same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
+an address or Subject in the message is text, so ``*@example.com`` in a From field is
+the address of that name, not a wildcard.  The globs are matched without regular
+expressions (one pass with a single backtracking point), so no entry costs more than
+its length times the text's, and the text is bounded (:data:`MAX_TEXT`,
+:data:`MAX_ADDRESSES`).
+
+``*_from_rcvd`` entries also need the relay that handed the message to the site's
+trusted relays (the first untrusted relay; with none, any trusted one) to have the
+reverse DNS name (the domain or a host under it) or the address the entry names, as
+``_check_welcomelist_rcvd`` does: the Received lines below that relay are written by
+the sender and are never read.
+
+Deliberate difference: an empty ``welcomelist_subject``/``blocklist_subject`` line,
+which SpamAssassin keeps as an empty pattern matching every Subject, adds nothing here
+and is reported by ``spamwarden rules --lint``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ._uris import uri_host
+
+if TYPE_CHECKING:
+    from ._evals import EvalData
+    from ._prepare import PreparedMessage
+
+__all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
+           "glob_match", "wlbl_directive"]
+
+#: entries kept per list (a larger list is cut, with a lint note)
+MAX_ENTRIES = 100_000
+#: addresses of a message compared (the first ones of all_from_addrs / all_to_addrs)
+MAX_ADDRESSES = 256
+#: characters of an address or Subject compared; a longer address (no valid one is)
+#: is not compared, a longer Subject is cut
+MAX_TEXT = 4096
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lc(text: str) -> str:
+    """Perl's ``lc`` on octets: ASCII letters only."""
+    return text.translate(_ASCII_LOWER)
+
+
+# -- the settings -----------------------------------------------------------------------------
+
+#: address lists (Conf.pm's CONF_TYPE_ADDRLIST), old names included
+_ADDR_SETTINGS = {
+    "welcomelist_from": "welcomelist_from", "whitelist_from": "welcomelist_from",
+    "blocklist_from": "blocklist_from", "blacklist_from": "blocklist_from",
+    "welcomelist_to": "welcomelist_to", "whitelist_to": "welcomelist_to",
+    "more_spam_to": "more_spam_to", "all_spam_to": "all_spam_to",
+    "blocklist_to": "blocklist_to", "blacklist_to": "blocklist_to",
+    "welcomelist_allows_relays": "welcomelist_allows_relays",
+    "whitelist_allows_relays": "welcomelist_allows_relays",
+}
+_REMOVE_SETTINGS = {
+    "unwelcomelist_from": "welcomelist_from", "unwhitelist_from": "welcomelist_from",
+    "unblocklist_from": "blocklist_from", "unblacklist_from": "blocklist_from",
+}
+_RCVD_SETTINGS = {
+    "welcomelist_from_rcvd": "welcomelist_from_rcvd",
+    "whitelist_from_rcvd": "welcomelist_from_rcvd",
+    "def_welcomelist_from_rcvd": "def_welcomelist_from_rcvd",
+    "def_whitelist_from_rcvd": "def_welcomelist_from_rcvd",
+}
+_RCVD_REMOVE = frozenset({"unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"})
+_SUBJECT_SETTINGS = {
+    "welcomelist_subject": "welcomelist_subject", "whitelist_subject": "welcomelist_subject",
+    "blocklist_subject": "blocklist_subject", "blacklist_subject": "blocklist_subject",
+}
+_URI_SETTINGS = {
+    "welcomelist_uri_host": "WELCOME", "whitelist_uri_host": "WELCOME",
+    "blocklist_uri_host": "BLOCK", "blacklist_uri_host": "BLOCK",
+}
+_ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
+_BRACKETED = re.compile(r"^\[(.*)\](/\d{1,3})?\Z", re.DOTALL)
+
+
+@dataclass
+class WlblLists:
+    """The list lines read, as Conf.pm keeps them.
+
+    :ivar addr: address list name -> its entries, lower case, in the order added.
+    :ivar rcvd: ``welcomelist_from_rcvd`` / ``def_welcomelist_from_rcvd`` -> address
+        entry -> the relay names and ``[IP]`` entries it was listed with.
+    :ivar subject: ``welcomelist_subject`` / ``blocklist_subject`` -> entries.
+    """
+
+    addr: dict[str, dict[str, None]] = field(default_factory=dict)
+    rcvd: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    subject: dict[str, dict[str, None]] = field(default_factory=dict)
+    _matchers: dict[str, _GlobSet] = field(default_factory=dict, repr=False, compare=False)
+
+    def matcher(self, name: str) -> _GlobSet | None:
+        """The entries of address or subject list ``name`` ready to match, ``None``
+        when the list is empty (built on first use; the lists do not change after
+        the rule files are read)."""
+        found = self._matchers.get(name)
+        if found is None:
+            entries = self.addr.get(name) or self.subject.get(name)
+            if not entries:
+                return None
+            found = self._matchers[name] = _GlobSet(entries)
+        return found
+
+
+def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, rest: str,
+                   origin: str, notes: list[tuple[str, str]]) -> bool:
+    """Read one list line into ``lists`` (and ``uri_hosts`` for the URI host lists).
+
+    :param lists: the lists read so far.
+    :param uri_hosts: ``enlist_uri_host``'s lists (``WELCOME`` and ``BLOCK`` are
+        ``welcomelist_uri_host``'s and ``blocklist_uri_host``'s, as in Conf.pm).
+    :param key: the directive, lower case; ``rest`` the rest of the line.
+    :param origin: ``file:line`` for the notes.
+    :param notes: where a line that is not understood is reported (``rules --lint``).
+    :returns: whether the line was a list line (read, or reported as malformed).
+    """
+    words = rest.split()
+
+    def note(text: str) -> None:
+        notes.append((origin, f"{key}: {text}"))
+
+    if key == "enlist_addrlist":
+        # enlisting to a list named like a setting is that setting (Conf.pm)
+        m = _ENLIST.match(rest.strip())
+        if m is None or m.group(1) not in _ADDR_SETTINGS.values():
+            return False
+        key, words = m.group(1), m.group(2).split()
+    if key in _ADDR_SETTINGS:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        entries = lists.addr.setdefault(_ADDR_SETTINGS[key], {})
+        for word in words:
+            if len(entries) >= MAX_ENTRIES:
+                note(f"more than {MAX_ENTRIES} entries: the rest is ignored")
+                break
+            entries[_lc(word)] = None
+        return True
+    if key in _REMOVE_SETTINGS:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
+        for word in words:
+            entries.pop(_lc(word), None)
+        return True
+    if key in _RCVD_SETTINGS:
+        if len(words) != 2:
+            note("expected an address and a relay's host or domain name or [IP address], "
+                 f"got {len(words)} value(s): the line is ignored")
+            return True
+        addr, domain = _lc(words[0]), _lc(words[1])
+        m = _BRACKETED.match(domain)
+        if m is not None and _relay_ip_entry(m.group(1) + (m.group(2) or "")) is None:
+            note(f"{words[1]} is not an IP address or network: it matches no relay")
+        listed = lists.rcvd.setdefault(_RCVD_SETTINGS[key], {})
+        if len(listed) < MAX_ENTRIES:
+            listed.setdefault(addr, []).append(domain)
+        return True
+    if key in _RCVD_REMOVE:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
+            for word in words:
+                lists.rcvd.get(name, {}).pop(_lc(word), None)
+        return True
+    if key in _SUBJECT_SETTINGS:
+        value = _lc(rest.strip())
+        if not value:
+            # SpamAssassin keeps an empty pattern, which matches every Subject
+            note("expected a text to find in the Subject: the line is ignored (SpamAssassin"
+                 " would match every Subject)")
+            return True
+        entries = lists.subject.setdefault(_SUBJECT_SETTINGS[key], {})
+        if len(entries) < MAX_ENTRIES:
+            entries[value] = None
+        return True
+    if key in _URI_SETTINGS:
+        if not words:
+            note("expected one or more host or domain names")
+            return True
+        hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
+        hosts.extend(_lc(w) for w in words[:MAX_ENTRIES - len(hosts)])
+        return True
+    if key == "delist_uri_host":
+        m = re.match(r"^(?:\(\s*(\S+?)\s*\)\s+)?(.+)$", rest.strip(), re.DOTALL)
+        if m is None:
+            note("expected host or domain names")
+            return True
+        gone = {w[1:] if w.startswith("!") else w for w in _lc(m.group(2)).split()}
+        for name in [m.group(1)] if m.group(1) else list(uri_hosts):
+            if name in uri_hosts:
+                uri_hosts[name] = [h for h in uri_hosts[name]
+                                   if (h[1:] if h.startswith("!") else h) not in gone]
+        return True
+    return False
+
+
+# -- globs ------------------------------------------------------------------------------------
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` is matched by the glob ``pattern`` as a whole.
+
+    Parser.pm's ``^...$`` regex of an entry: ``*`` any run of characters but a newline,
+    ``?`` one character but a newline; ``$`` also matches before a final newline.  One
+    pass remembering the last ``*`` only, which is enough for globs: at most
+    ``len(pattern) * len(text)`` steps, whatever the entry and the text.
+
+    :param pattern: the entry, already lower case.
+    :param text: the address or line, already lower case.
+    """
+    if text.endswith("\n"):
+        text = text[:-1]
+    if "\n" in text:
+        return False
+    p = t = 0
+    star = -1
+    mark = 0
+    n, m = len(text), len(pattern)
+    while t < n:
+        if p < m and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif p < m and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif star >= 0:
+            mark += 1
+            t, p = mark, star + 1
+        else:
+            return False
+    while p < m and pattern[p] == "*":
+        p += 1
+    return p == m
+
+
+def _address_glob(entry: str) -> str:
+    """Parser.pm's "paranoia": NUL, backslash and ``(`` of an entry match ``_``."""
+    return re.sub(r"[\x00\\(]", "_", entry)
+
+
+class _GlobSet:
+    """A list's entries ready to match: exact ones in a set, ``*TEXT`` ones by their
+    tail, the rest one by one."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.entries = frozenset(entries)
+        globs = [_address_glob(e) for e in self.entries]
+        self.exact = frozenset(g for g in globs if "*" not in g and "?" not in g)
+        tails: dict[int, set[str]] = {}
+        self.other: list[str] = []
+        for g in globs:
+            if g in self.exact:
+                continue
+            tail = g.lstrip("*")
+            if g.startswith("*") and "*" not in tail and "?" not in tail:
+                tails.setdefault(len(tail), set()).add(tail)
+            else:
+                self.other.append(re.sub(r"\*+", "*", g))
+        self.tails = {k: frozenset(v) for k, v in tails.items()}
+        #: the subject entries, each searched for anywhere in a line
+        self.anywhere = [f"*{re.sub(r'[*]+', '*', e)}*" for e in self.entries]
+
+    def matches(self, addr: str) -> bool:
+        """Whether an address (lower case) is listed: Parser.pm's key lookup, then
+        each entry's ``^glob$``."""
+        if addr in self.entries:
+            return True
+        bare = addr[:-1] if addr.endswith("\n") else addr
+        if bare in self.exact:
+            return True
+        if "\n" in bare:
+            return False
+        for size, tails in self.tails.items():
+            if size <= len(bare) and bare[len(bare) - size:] in tails:
+                return True
+        return any(glob_match(g, bare) for g in self.other)
+
+    def found_in(self, text: str) -> bool:
+        """Whether an entry is found anywhere in ``text`` (lower case; WelcomeListSubject's
+        unanchored regex, which cannot match across a newline)."""
+        lines = text.split("\n")
+        return any(glob_match(g, line) for line in lines for g in self.anywhere)
+
+
+# -- the message's addresses ------------------------------------------------------------------
+
+
+def _unfolded(value: str) -> str:
+    return re.sub(r"\r?\n", "", re.sub(r"\r?\n[ \t]", "\n ", value))
+
+
+def _header_addrs(msg: PreparedMessage, name: str, *, first: bool = False) -> list[str]:
+    """``get('NAME:addr')`` in list context (``:first:addr`` with ``first``): the
+    addresses of every header of that name (of the first), read from the raw value."""
+    lname = name.lower()
+    values = [v for k, v in msg.headers if k.lower() == lname]
+    if first:
+        values = values[:1]
+    out: list[str] = []
+    for v in values:
+        out.extend(a for _, a in msg.address_pairs(_unfolded(v)) if a)
+        if len(out) >= MAX_ADDRESSES:
+            break
+    return out
+
+
+def all_from_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_from_addrs``: the addresses of the first Resent-From
+    field when it has any (a list resending), else those of From, Envelope-Sender,
+    Resent-Sender and X-Envelope-From and the envelope sender, runs of dots made
+    one, each once (at most :data:`MAX_ADDRESSES`)."""
+    resent = _header_addrs(msg, "Resent-From", first=True)
+    if resent:
+        found = resent
+    else:
+        found = [a for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
+                 for a in _header_addrs(msg, h)]
+        env = msg.envelope_sender()
+        if env:
+            found.extend(a for _, a in msg.address_pairs(env) if a)
+        found = [re.sub(r"\.+", ".", a) for a in found]
+    return list(dict.fromkeys(found))[:MAX_ADDRESSES]
+
+
+_RCVD_FOR = re.compile(r" for <?(\S+@(\S+?))>?;")
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
+_TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
+               "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
+               "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
+
+
+def _fqdn_valid(host: str) -> bool:
+    """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
+    label (``_`` only below the second level), 253 characters at most."""
+    host = _lc(host).rstrip(".")
+    if len(host) > 253:
+        return False
+    labels = host.split(".")
+    if len(labels) < 2:
+        return False
+    for i, label in enumerate(labels):
+        if not 1 <= len(label) <= 63 or not _LABEL.match(label):
+            return False
+        if i >= len(labels) - 2 and "_" in label:
+            return False
+    return True
+
+
+def all_to_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_to_addrs``: the addresses of the first Resent-To and
+    Resent-Cc fields when there are any, else the ``for <address>`` of the top three
+    Received fields (with a valid domain) and the addresses of To, Apparently-To,
+    Delivered-To, ... X-Real-To and Cc, each once (at most :data:`MAX_ADDRESSES`)."""
+    resent = _header_addrs(msg, "Resent-To", first=True) + _header_addrs(
+        msg, "Resent-Cc", first=True)
+    if resent:
+        return list(dict.fromkeys(resent))[:MAX_ADDRESSES]
+    found: list[str] = []
+    received = [v for k, v in msg.headers if k.lower() == "received"][:3]
+    for line in received:
+        m = _RCVD_FOR.search(_unfolded(line)[:MAX_TEXT])
+        if m is not None and _fqdn_valid(m.group(2)):
+            found.append(m.group(1))
+    for name in _TO_HEADERS:
+        found.extend(_header_addrs(msg, name))
+    return list(dict.fromkeys(found))[:MAX_ADDRESSES]
+
+
+def _listed(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
+    """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
+    glob = d.wlbl.matcher(name)
+    return glob is not None and any(
+        glob.matches(_lc(a)) for a in addrs if len(a) <= MAX_TEXT)
+
+
+# -- the relays --------------------------------------------------------------------------------
+
+
+def _relay_ip_entry(text: str) -> str | ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A ``[...]`` entry of a ``*_from_rcvd`` line as ``_check_welcomelist_rcvd``
+    compares it: a dotted quad (compared as text), a classful prefix (``"10.1."``),
+    or a network (a prefix length or IPv6); ``None`` when it is none of these."""
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text):
+        return text
+    if re.fullmatch(r"[\d.]+", text):
+        return re.sub(r"\.*\Z", ".", text, count=1)
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
+    """Whether one relay (its address and lower-case reverse DNS name, as the trusted
+    relay below it recorded them) is the one a ``*_from_rcvd`` entry names."""
+    m = _BRACKETED.match(domain)
+    if m is None:
+        return rdns == domain or rdns.endswith("." + domain)
+    if not ip:
+        return False
+    entry = _relay_ip_entry(m.group(1) + (m.group(2) or ""))
+    if entry is None:
+        return False
+    if isinstance(entry, str):
+        if entry.endswith("."):
+            return ip.startswith(entry)
+        return ip == entry
+    try:
+        addr = ipaddress.ip_address(ip[5:] if ip.lower().startswith("ipv6:") else ip)
+    except ValueError:
+        return False
+    return addr.version == entry.version and addr in entry
+
+
+def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int:
+    """WLBLEval's ``_check_welcomelist_rcvd``: 1 when an entry of list ``name`` matches
+    the address and the relay, -1 when entries match the address only (a forgery,
+    unless ``welcomelist_allows_relays`` lists the address), else 0."""
+    listed = d.wlbl.rcvd.get(name)
+    if not listed:
+        return 0
+    hops = msg.relay_info().match_hops
+    if not hops:
+        return 0
+    addr = _lc(addr)
+    if len(addr) > MAX_TEXT:
+        return 0
+    forged = 0
+    for entry, domains in listed.items():
+        if not glob_match(_address_glob(entry), addr):
+            continue
+        for domain in domains:
+            if any(_relay_matches(domain, ip, rdns) for ip, rdns in hops):
+                return 1
+        forged = -1
+    if forged:
+        allows = d.wlbl.matcher("welcomelist_allows_relays")
+        if allows is not None and any(glob_match(g, addr) for g in
+                                      [_address_glob(e) for e in allows.entries]):
+            forged = 0
+    return forged
+
+
+def _from_welcomed(msg: PreparedMessage, d: EvalData, *, default: bool) -> int:
+    """``_check_from_in_welcomelist`` (``welcomelist_from`` or ``welcomelist_from_rcvd``)
+    or ``_check_from_in_default_welcomelist`` (``def_welcomelist_from_rcvd``) over
+    all_from_addrs: 1 listed, -1 listed for other relays only, 0 not listed."""
+    key = "wlbl_default" if default else "wlbl_from"
+    if key in msg.memo:
+        return int(msg.memo[key])
+    name = "def_welcomelist_from_rcvd" if default else "welcomelist_from_rcvd"
+    result = 0
+    if d.wlbl.rcvd.get(name) or (not default and d.wlbl.matcher("welcomelist_from")):
+        for addr in all_from_addrs(msg):
+            if not default and _listed(d, "welcomelist_from", [addr]):
+                result = 1
+                break
+            found = _rcvd_listed(msg, d, name, addr)
+            if found == 1:
+                result = 1
+                break
+            if found == -1:
+                result = -1
+    msg.memo[key] = float(result)
+    return result
+
+
+# -- the evals ---------------------------------------------------------------------------------
+
+
+def _from_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    return _from_welcomed(msg, d, default=False) > 0
+
+
+def _from_in_default_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    return _from_welcomed(msg, d, default=True) > 0
+
+
+def _forged_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+    return (_from_welcomed(msg, d, default=False) < 0
+            and _from_welcomed(msg, d, default=True) == 0)
+
+
+def _forged_in_default_welcomelist(msg: PreparedMessage, d: EvalData,
+                                   _a: Sequence[str]) -> bool:
+    return (_from_welcomed(msg, d, default=True) < 0
+            and _from_welcomed(msg, d, default=False) == 0)
+
+
+def _from_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+        return d.wlbl.matcher(name) is not None and _listed(d, name, all_from_addrs(msg))
+    return check
+
+
+def _to_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+        return d.wlbl.matcher(name) is not None and _listed(d, name, all_to_addrs(msg))
+    return check
+
+
+def _subject_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+        glob = d.wlbl.matcher(name)
+        if glob is None:
+            return False
+        subject = msg.header_text("Subject") or ""
+        return subject != "" and glob.found_in(_lc(subject[:MAX_TEXT]))
+    return check
+
+
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+\Z")
+
+
+def _query_keys(host: str) -> list[str]:
+    """The names ``_check_uri_host_listed`` looks a URI host up by: an address literal
+    or IPv4 address itself, else the name and each domain above it, the last 11."""
+    m = re.match(r"^\[(.*)\]\Z", host, re.DOTALL)
+    if m is not None:
+        return [m.group(1)]
+    if _IPV4.match(host):
+        return [host]
+    keys: list[str] = []
+    h = host
+    while True:
+        if len(keys) > 10:
+            keys.pop(0)
+        keys.append(h)
+        dot = h.find(".")
+        if dot < 0:
+            break
+        h = h[dot + 1:]
+    return keys
+
+
+def _uri_host_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+        entries = d.uri_hosts.get(name)
+        if not entries:
+            return False
+        verdicts: dict[str, bool] = {}
+        for e in entries:  # (a later line for the same host wins, as in the hash)
+            verdicts[e[1:] if e.startswith("!") else e] = not e.startswith("!")
+        hosts: dict[str, None] = {}
+        for u in msg.uris:
+            if u[:7].lower() != b"mailto:":
+                host = uri_host(u)
+                if host:
+                    hosts[host] = None
+        for host in hosts:
+            for key in _query_keys(host):
+                verdict = verdicts.get(key)
+                if verdict is not None:
+                    if verdict:
+                        return True
+                    break
+        return False
+    return check
+
+
+def _none(a: Sequence[str]) -> bool:
+    return len(a) == 0
+
+
+_Fn = Callable[["PreparedMessage", "EvalData", Sequence[str]], bool]
+_HEADER = frozenset({"header"})
+_ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
+#: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
+#: 4.0 registers both)
+WLBL_EVALS: dict[str, tuple[frozenset[str], Callable[[Sequence[str]], bool], _Fn]] = {}
+for _names, _kinds, _fn in [
+    (("check_from_in_welcomelist", "check_from_in_whitelist"), _HEADER, _from_in_welcomelist),
+    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), _HEADER,
+     _from_in_default_welcomelist),
+    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), _HEADER,
+     _forged_in_welcomelist),
+    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), _HEADER,
+     _forged_in_default_welcomelist),
+    (("check_from_in_blocklist", "check_from_in_blacklist"), _HEADER,
+     _from_list("blocklist_from")),
+    (("check_to_in_welcomelist", "check_to_in_whitelist"), _HEADER, _to_list("welcomelist_to")),
+    (("check_to_in_blocklist", "check_to_in_blacklist"), _HEADER, _to_list("blocklist_to")),
+    (("check_to_in_more_spam",), _HEADER, _to_list("more_spam_to")),
+    (("check_to_in_all_spam",), _HEADER, _to_list("all_spam_to")),
+    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), _HEADER,
+     _subject_list("welcomelist_subject")),
+    (("check_subject_in_blocklist", "check_subject_in_blacklist"), _HEADER,
+     _subject_list("blocklist_subject")),
+    # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
+    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), _ANY,
+     _uri_host_list("WELCOME")),
+    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), _ANY,
+     _uri_host_list("BLOCK")),
+]:
+    for _name in _names:
+        WLBL_EVALS[_name] = (_kinds, _none, _fn)
