@@ -14,8 +14,8 @@ run of characters, ``?`` one character, everything else itself (Parser.pm's
 same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
 an address or Subject in the message is text, so ``*@example.com`` in a From field is
 the address of that name, not a wildcard.  The globs are matched without regular
-expressions (one pass with a single backtracking point), so no entry costs more than
-its length times the text's, and the text is bounded (:data:`MAX_TEXT`,
+expressions (the text between stars found leftmost, piece after piece), so no entry
+costs more than its length times the text's, and the text is bounded (:data:`MAX_TEXT`,
 :data:`MAX_ADDRESSES`).
 
 ``*_from_rcvd`` entries also need the relay that handed the message to the site's
@@ -31,6 +31,7 @@ and is reported by ``spamwarden rules --lint``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -43,16 +44,17 @@ if TYPE_CHECKING:
     from ._evals import EvalData
     from ._prepare import PreparedMessage
 
-__all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
+__all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
            "glob_match", "wlbl_directive"]
 
 #: entries kept per list (a larger list is cut, with a lint note)
 MAX_ENTRIES = 100_000
 #: addresses of a message compared (the first ones of all_from_addrs / all_to_addrs)
 MAX_ADDRESSES = 256
-#: characters of an address or Subject compared; a longer address (no valid one is)
-#: is not compared, a longer Subject is cut
+#: characters of an address compared: a longer one (no valid address is) is not
 MAX_TEXT = 4096
+#: characters of the Subject searched (the rest is not)
+MAX_SUBJECT = 65_536
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -174,7 +176,7 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             return True
         addr, domain = _lc(words[0]), _lc(words[1])
         m = _BRACKETED.match(domain)
-        if m is not None and _relay_ip_entry(m.group(1) + (m.group(2) or "")) is None:
+        if m is not None and not _valid_ip_entry(m.group(1) + (m.group(2) or "")):
             note(f"{words[1]} is not an IP address or network: it matches no relay")
         listed = lists.rcvd.setdefault(_RCVD_SETTINGS[key], {})
         if len(listed) < MAX_ENTRIES:
@@ -227,9 +229,10 @@ def glob_match(pattern: str, text: str) -> bool:
     """Whether ``text`` is matched by the glob ``pattern`` as a whole.
 
     Parser.pm's ``^...$`` regex of an entry: ``*`` any run of characters but a newline,
-    ``?`` one character but a newline; ``$`` also matches before a final newline.  One
-    pass remembering the last ``*`` only, which is enough for globs: at most
-    ``len(pattern) * len(text)`` steps, whatever the entry and the text.
+    ``?`` one character but a newline; ``$`` also matches before a final newline.  The
+    text between the stars is found leftmost, piece after piece (enough for globs), by
+    ``str.find`` or a fixed-length pattern: no backtracking over the stars, so no entry
+    costs more than its length times the text's.
 
     :param pattern: the entry, already lower case.
     :param text: the address or line, already lower case.
@@ -238,25 +241,42 @@ def glob_match(pattern: str, text: str) -> bool:
         text = text[:-1]
     if "\n" in text:
         return False
-    p = t = 0
-    star = -1
-    mark = 0
-    n, m = len(text), len(pattern)
-    while t < n:
-        if p < m and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif p < m and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif star >= 0:
-            mark += 1
-            t, p = mark, star + 1
-        else:
-            return False
-    while p < m and pattern[p] == "*":
-        p += 1
-    return p == m
+    pieces = pattern.split("*")
+    first, last = pieces[0], pieces[-1]
+    if len(pieces) == 1:
+        return len(text) == len(first) and _piece_at(first, text, 0)
+    end = len(text) - len(last)
+    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
+        return False
+    pos = len(first)
+    for piece in pieces[1:-1]:
+        if piece:
+            found = _piece_find(piece, text, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+    return True
+
+
+def _piece_at(piece: str, text: str, at: int) -> bool:
+    """Whether ``piece`` (``?`` any character) is ``text`` at ``at``."""
+    if "?" not in piece:
+        return text.startswith(piece, at)
+    return at + len(piece) <= len(text) and all(
+        c == "?" or c == text[at + i] for i, c in enumerate(piece))
+
+
+def _piece_find(piece: str, text: str, start: int, end: int) -> int:
+    """Where ``piece`` (``?`` any character) first is in ``text[start:end]``, -1 if not."""
+    if "?" not in piece:
+        return text.find(piece, start, end)
+    m = _piece_regex(piece).search(text, start, end)
+    return -1 if m is None else m.start()
+
+
+@functools.lru_cache(maxsize=1024)
+def _piece_regex(piece: str) -> re.Pattern[str]:
+    return re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL)
 
 
 def _address_glob(entry: str) -> str:
@@ -416,6 +436,18 @@ def _relay_ip_entry(text: str) -> str | ipaddress.IPv4Network | ipaddress.IPv6Ne
         return None
 
 
+def _valid_ip_entry(text: str) -> bool:
+    """Whether a ``[...]`` entry can match a relay (a dotted quad of octets, a classful
+    prefix, or a network)."""
+    entry = _relay_ip_entry(text)
+    if isinstance(entry, str) and not entry.endswith("."):
+        try:
+            ipaddress.IPv4Address(entry)
+        except ValueError:
+            return False
+    return entry is not None
+
+
 def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
     """Whether one relay (its address and lower-case reverse DNS name, as the trusted
     relay below it recorded them) is the one a ``*_from_rcvd`` entry names."""
@@ -530,9 +562,22 @@ def _subject_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[st
         glob = d.wlbl.matcher(name)
         if glob is None:
             return False
-        subject = msg.header_text("Subject") or ""
-        return subject != "" and glob.found_in(_lc(subject[:MAX_TEXT]))
+        subject = _subject(msg)
+        return subject != "" and glob.found_in(_lc(subject[:MAX_SUBJECT]))
     return check
+
+
+def _subject(msg: PreparedMessage) -> str:
+    """``get('Subject')``: each Subject field unfolded, its white space kept (the
+    engine's decoded header text makes runs of it one space, which SpamAssassin does not:
+    ``cheap?pills`` is not in "cheap  pills"); a field with encoded-words decoded."""
+    out: list[str] = []
+    for k, v in msg.headers:
+        if k.lower() == "subject":
+            if "=?" in v:
+                return msg.header_text("Subject") or ""
+            out.append(_unfolded(v).strip(" \t") + "\n")
+    return "".join(out)
 
 
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+\Z")
