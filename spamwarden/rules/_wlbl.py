@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
-           "glob_match", "wlbl_directive"]
+           "glob_match", "glob_regex", "wlbl_directive"]
 
 #: entries kept per list (a larger list is cut, with a lint note)
 MAX_ENTRIES = 100_000
@@ -115,15 +115,16 @@ class WlblLists:
     _matchers: dict[str, _GlobSet] = field(default_factory=dict, repr=False, compare=False)
 
     def matcher(self, name: str) -> _GlobSet | None:
-        """The entries of address or subject list ``name`` ready to match, ``None``
-        when the list is empty (built on first use; the lists do not change after
+        """The entries of address, ``*_from_rcvd`` or Subject list ``name`` ready to
+        match, ``None`` when the list is empty (built on first use; the lists do not change after
         the rule files are read)."""
         found = self._matchers.get(name)
         if found is None:
-            entries = self.addr.get(name) or self.subject.get(name)
+            entries: Iterable[str] | None = (self.addr.get(name) or self.subject.get(name)
+                                             or self.rcvd.get(name))
             if not entries:
                 return None
-            found = self._matchers[name] = _GlobSet(entries)
+            found = self._matchers[name] = _GlobSet(entries, anywhere=name in self.subject)
         return found
 
 
@@ -284,27 +285,63 @@ def _address_glob(entry: str) -> str:
     return re.sub(r"[\x00\\(]", "_", entry)
 
 
+#: globs joined into one regular expression
+_GLOBS_PER_REGEX = 500
+
+
+def _piece_pattern(piece: str) -> str:
+    return "".join("." if c == "?" else re.escape(c) for c in piece)
+
+
+def glob_regex(glob: str, *, anywhere: bool = False) -> str:
+    """:func:`glob_match` of ``glob`` as a regular expression for ``re.match`` on a
+    text without newlines: each piece after a star is taken where it first occurs, in
+    an atomic group (``(?>.*?PIECE)``), so the expression never backtracks into a star
+    and costs at most the glob's length times the text's.
+
+    :param glob: the entry (lower case).
+    :param anywhere: found anywhere in the text (a Subject entry) rather than matching
+        all of it.
+    """
+    pieces = glob.split("*")
+    if anywhere:
+        return "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces if p)
+    if len(pieces) == 1:
+        return _piece_pattern(pieces[0]) + r"\Z"
+    middle = "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces[1:-1] if p)
+    return f"{_piece_pattern(pieces[0])}{middle}.*{_piece_pattern(pieces[-1])}\\Z"
+
+
 class _GlobSet:
     """A list's entries ready to match: exact ones in a set, ``*TEXT`` ones by their
-    tail, the rest one by one."""
+    tail, the rest in regular expressions of :func:`glob_regex` (a few hundred each).
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    :param entries: the list's entries (lower case).
+    :param anywhere: Subject entries (found anywhere in a line, as written) rather than
+        address entries (the whole address, Parser.pm's "paranoia" applied).
+    """
+
+    def __init__(self, entries: Iterable[str], *, anywhere: bool = False) -> None:
         self.entries = frozenset(entries)
-        globs = [_address_glob(e) for e in self.entries]
-        self.exact = frozenset(g for g in globs if "*" not in g and "?" not in g)
         tails: dict[int, set[str]] = {}
-        self.other: list[str] = []
-        for g in globs:
-            if g in self.exact:
+        others: list[str] = []
+        exact: set[str] = set()
+        for entry in sorted(self.entries):
+            if anywhere:
+                others.append(glob_regex(entry, anywhere=True))
                 continue
+            g = _address_glob(entry)
             tail = g.lstrip("*")
-            if g.startswith("*") and "*" not in tail and "?" not in tail:
+            if "*" not in g and "?" not in g:
+                exact.add(g)
+            elif g.startswith("*") and "*" not in tail and "?" not in tail:
                 tails.setdefault(len(tail), set()).add(tail)
             else:
-                self.other.append(re.sub(r"\*+", "*", g))
+                others.append(glob_regex(g))
+        self.exact = frozenset(exact)
         self.tails = {k: frozenset(v) for k, v in tails.items()}
-        #: the subject entries, each searched for anywhere in a line
-        self.anywhere = [f"*{re.sub(r'[*]+', '*', e)}*" for e in self.entries]
+        self.regexes = [re.compile("(?:" + "|".join(others[i:i + _GLOBS_PER_REGEX]) + ")")
+                        for i in range(0, len(others), _GLOBS_PER_REGEX)]
 
     def matches(self, addr: str) -> bool:
         """Whether an address (lower case) is listed: Parser.pm's key lookup, then
@@ -319,27 +356,49 @@ class _GlobSet:
         for size, tails in self.tails.items():
             if size <= len(bare) and bare[len(bare) - size:] in tails:
                 return True
-        return any(glob_match(g, bare) for g in self.other)
+        return any(rx.match(bare) is not None for rx in self.regexes)
 
     def found_in(self, text: str) -> bool:
         """Whether an entry is found anywhere in ``text`` (lower case; WelcomeListSubject's
         unanchored regex, which cannot match across a newline)."""
-        lines = text.split("\n")
-        return any(glob_match(g, line) for line in lines for g in self.anywhere)
+        return any(rx.match(line) is not None for line in text.split("\n")
+                   for rx in self.regexes)
 
 
 # -- the message's addresses ------------------------------------------------------------------
 
 
 def _unfolded(value: str) -> str:
+    if "\n" not in value:
+        return value
     return re.sub(r"\r?\n", "", re.sub(r"\r?\n[ \t]", "\n ", value))
 
 
-def _header_addrs(msg: PreparedMessage, name: str, *, first: bool = False) -> list[str]:
+#: PreparedMessage.addresses keys of all_from_addrs and all_to_addrs (not header names)
+_FROM_KEY, _TO_KEY = "\0all_from_addrs", "\0all_to_addrs"
+_TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
+               "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
+               "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
+_ADDRESS_FIELDS = frozenset(h.lower() for h in (
+    *_TO_HEADERS, "Resent-To", "Resent-Cc", "Resent-From", "From", "Envelope-Sender",
+    "Resent-Sender", "X-Envelope-From", "Received"))
+
+
+def _fields(msg: PreparedMessage) -> dict[str, list[str]]:
+    """The raw values of the header fields the lists read, by lower-case name."""
+    out: dict[str, list[str]] = {}
+    for k, v in msg.headers:
+        lname = k.lower()
+        if lname in _ADDRESS_FIELDS:
+            out.setdefault(lname, []).append(v)
+    return out
+
+
+def _header_addrs(fields: dict[str, list[str]], msg: PreparedMessage, name: str, *,
+                  first: bool = False) -> list[str]:
     """``get('NAME:addr')`` in list context (``:first:addr`` with ``first``): the
     addresses of every header of that name (of the first), read from the raw value."""
-    lname = name.lower()
-    values = [v for k, v in msg.headers if k.lower() == lname]
+    values = fields.get(name.lower(), [])
     if first:
         values = values[:1]
     out: list[str] = []
@@ -354,27 +413,25 @@ def all_from_addrs(msg: PreparedMessage) -> list[str]:
     """PerMsgStatus's ``all_from_addrs``: the addresses of the first Resent-From
     field when it has any (a list resending), else those of From, Envelope-Sender,
     Resent-Sender and X-Envelope-From and the envelope sender, runs of dots made
-    one, each once (at most :data:`MAX_ADDRESSES`)."""
-    resent = _header_addrs(msg, "Resent-From", first=True)
-    if resent:
-        found = resent
-    else:
+    one, each once (at most :data:`MAX_ADDRESSES`; found once per message)."""
+    found = msg.addresses.get(_FROM_KEY)
+    if found is not None:
+        return found
+    fields = _fields(msg)
+    found = _header_addrs(fields, msg, "Resent-From", first=True)
+    if not found:
         found = [a for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
-                 for a in _header_addrs(msg, h)]
+                 for a in _header_addrs(fields, msg, h)]
         env = msg.envelope_sender()
         if env:
             found.extend(a for _, a in msg.address_pairs(env) if a)
         found = [re.sub(r"\.+", ".", a) for a in found]
-    return list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    found = msg.addresses[_FROM_KEY] = list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    return found
 
 
 _RCVD_FOR = re.compile(r" for <?(\S+@(\S+?))>?;")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
-_TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
-               "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
-               "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
-
-
 def _fqdn_valid(host: str) -> bool:
     """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
     label (``_`` only below the second level), 253 characters at most."""
@@ -397,19 +454,21 @@ def all_to_addrs(msg: PreparedMessage) -> list[str]:
     Resent-Cc fields when there are any, else the ``for <address>`` of the top three
     Received fields (with a valid domain) and the addresses of To, Apparently-To,
     Delivered-To, ... X-Real-To and Cc, each once (at most :data:`MAX_ADDRESSES`)."""
-    resent = _header_addrs(msg, "Resent-To", first=True) + _header_addrs(
-        msg, "Resent-Cc", first=True)
-    if resent:
-        return list(dict.fromkeys(resent))[:MAX_ADDRESSES]
-    found: list[str] = []
-    received = [v for k, v in msg.headers if k.lower() == "received"][:3]
-    for line in received:
-        m = _RCVD_FOR.search(_unfolded(line)[:MAX_TEXT])
-        if m is not None and _fqdn_valid(m.group(2)):
-            found.append(m.group(1))
-    for name in _TO_HEADERS:
-        found.extend(_header_addrs(msg, name))
-    return list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    done = msg.addresses.get(_TO_KEY)
+    if done is not None:
+        return done
+    fields = _fields(msg)
+    found = _header_addrs(fields, msg, "Resent-To", first=True) + _header_addrs(
+        fields, msg, "Resent-Cc", first=True)
+    if not found:
+        for line in fields.get("received", [])[:3]:
+            m = _RCVD_FOR.search(_unfolded(line[:MAX_TEXT]))
+            if m is not None and _fqdn_valid(m.group(2)):
+                found.append(m.group(1))
+        for name in _TO_HEADERS:
+            found.extend(_header_addrs(fields, msg, name))
+    found = msg.addresses[_TO_KEY] = list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    return found
 
 
 def _listed(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
@@ -483,6 +542,9 @@ def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int
     addr = _lc(addr)
     if len(addr) > MAX_TEXT:
         return 0
+    glob = d.wlbl.matcher(name)
+    if glob is None or not glob.matches(addr):  # (no entry holds the address)
+        return 0
     forged = 0
     for entry, domains in listed.items():
         if not glob_match(_address_glob(entry), addr):
@@ -493,8 +555,7 @@ def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int
         forged = -1
     if forged:
         allows = d.wlbl.matcher("welcomelist_allows_relays")
-        if allows is not None and any(glob_match(g, addr) for g in
-                                      [_address_glob(e) for e in allows.entries]):
+        if allows is not None and allows.matches(addr):
             forged = 0
     return forged
 
@@ -604,14 +665,19 @@ def _query_keys(host: str) -> list[str]:
     return keys
 
 
+@functools.lru_cache(maxsize=64)
+def _verdicts(entries: tuple[str, ...]) -> dict[str, bool]:
+    """An ``enlist_uri_host`` list as Conf.pm's hash: host -> listed (``!host``: not);
+    a later line for the same host wins."""
+    return {e[1:] if e.startswith("!") else e: not e.startswith("!") for e in entries}
+
+
 def _uri_host_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
     def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         entries = d.uri_hosts.get(name)
         if not entries:
             return False
-        verdicts: dict[str, bool] = {}
-        for e in entries:  # (a later line for the same host wins, as in the hash)
-            verdicts[e[1:] if e.startswith("!") else e] = not e.startswith("!")
+        verdicts = _verdicts(tuple(entries))
         hosts: dict[str, None] = {}
         for u in msg.uris:
             if u[:7].lower() != b"mailto:":
