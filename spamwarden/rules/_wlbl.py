@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
-           "glob_match", "glob_regex", "wlbl_directive"]
+           "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
 
 #: entries kept per list (a larger list is cut, with a lint note)
 MAX_ENTRIES = 100_000
@@ -95,6 +95,9 @@ _URI_SETTINGS = {
     "welcomelist_uri_host": "WELCOME", "whitelist_uri_host": "WELCOME",
     "blocklist_uri_host": "BLOCK", "blacklist_uri_host": "BLOCK",
 }
+_DIRECTIVES = frozenset({*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_SETTINGS, *_RCVD_REMOVE,
+                         *_SUBJECT_SETTINGS, *_URI_SETTINGS, "delist_uri_host",
+                         "enlist_addrlist"})
 _ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
 _BRACKETED = re.compile(r"^\[(.*)\](/\d{1,3})?\Z", re.DOTALL)
 
@@ -140,6 +143,8 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
     :param notes: where a line that is not understood is reported (``rules --lint``).
     :returns: whether the line was a list line (read, or reported as malformed).
     """
+    if key not in _DIRECTIVES:
+        return False
     words = rest.split()
 
     def note(text: str) -> None:
