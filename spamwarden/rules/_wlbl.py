@@ -64,6 +64,13 @@ def _lc(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
+def _octets(text: str) -> str:
+    """A message's text as the rule files are read (one character per octet, Latin-1):
+    SpamAssassin compares the message's UTF-8 octets with the octets of the line."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode(
+        "latin-1")
+
+
 # -- the settings -----------------------------------------------------------------------------
 
 #: address lists (Conf.pm's CONF_TYPE_ADDRLIST), old names included
@@ -480,7 +487,7 @@ def _listed(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
     """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
     glob = d.wlbl.matcher(name)
     return glob is not None and any(
-        glob.matches(_lc(a)) for a in addrs if len(a) <= MAX_TEXT)
+        glob.matches(_lc(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
 
 
 # -- the relays --------------------------------------------------------------------------------
@@ -544,7 +551,7 @@ def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int
     hops = msg.relay_info().match_hops
     if not hops:
         return 0
-    addr = _lc(addr)
+    addr = _lc(_octets(addr))
     if len(addr) > MAX_TEXT:
         return 0
     glob = d.wlbl.matcher(name)
@@ -628,8 +635,8 @@ def _subject_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[st
         glob = d.wlbl.matcher(name)
         if glob is None:
             return False
-        subject = _subject(msg)
-        return subject != "" and glob.found_in(_lc(subject[:MAX_SUBJECT]))
+        subject = _subject(msg)[:MAX_SUBJECT]
+        return subject != "" and glob.found_in(_lc(_octets(subject)))
     return check
 
 

@@ -397,3 +397,14 @@ def test_the_compiled_globs_agree_with_glob_match() -> None:
                 glob, text)
     # and they do not backtrack either
     assert re.compile(glob_regex("*a" * 12 + "*b")).match("a" * 4000) is None
+
+
+def test_non_ascii_entries_compare_octets_and_fold_ascii_case_only(tmp_path) -> None:
+    """SpamAssassin reads local.cf and the message as octets and lower-cases ASCII
+    letters only (``lc``): "café" matches "Café" but not "CAFÉ"."""
+    config = "blocklist_from josé@example.com\nblocklist_subject café\n"
+    assert hits(config, message(GOOD, head="From: <José@example.com>\n"), tmp_path) == {
+        "USER_IN_BLOCKLIST"}
+    assert hits(config, message(GOOD, head="From: <JOSÉ@example.com>\n"), tmp_path) == set()
+    assert hits(config, message(GOOD, subject="Café"), tmp_path) == {"SUBJECT_IN_BLOCKLIST"}
+    assert hits(config, message(GOOD, subject="CAFÉ"), tmp_path) == set()

@@ -49,6 +49,7 @@ CONFIGS: list[list[str]] = [
      "welcomelist_from ?@example.com", "blocklist_from *@*.example.com",
      "welcomelist_to *@example.org", "unwelcomelist_from *@example.org",
      "enlist_addrlist (blocklist_to) dave@example.org"],
+    ["blocklist_subject café", "welcomelist_subject big?ca*deal fold*", "blocklist_subject offer  today"],
 ]
 RULE = re.compile(r"^(?:USER_IN_|SUBJECT_IN_|URI_HOST_IN_)")
 
