@@ -630,6 +630,22 @@ def _to_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], 
     return check
 
 
+@functools.lru_cache(maxsize=64)
+def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
+    """An ``enlist_addrlist`` list ready to match (kept for the lists seen last)."""
+    return _GlobSet(entries)
+
+
+def _to_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on the
+    ``enlist_addrlist`` list LIST."""
+    entries = d.addrlists.get(a[0].upper())
+    if not entries:
+        return False
+    glob = _enlisted(tuple(entries))
+    return any(glob.matches(_lc(_octets(x))) for x in all_to_addrs(msg) if len(x) <= MAX_TEXT)
+
+
 def _subject_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
     def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         glob = d.wlbl.matcher(name)
@@ -711,6 +727,10 @@ def _none(a: Sequence[str]) -> bool:
     return len(a) == 0
 
 
+def _one(a: Sequence[str]) -> bool:
+    return len(a) == 1
+
+
 _Fn = Callable[["PreparedMessage", "EvalData", Sequence[str]], bool]
 _HEADER = frozenset({"header"})
 _ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
@@ -735,6 +755,7 @@ for _names, _kinds, _fn in [
      _subject_list("welcomelist_subject")),
     (("check_subject_in_blocklist", "check_subject_in_blacklist"), _HEADER,
      _subject_list("blocklist_subject")),
+    (("check_to_in_list",), _HEADER, _to_in_list),
     # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
     (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), _ANY,
      _uri_host_list("WELCOME")),
@@ -742,4 +763,4 @@ for _names, _kinds, _fn in [
      _uri_host_list("BLOCK")),
 ]:
     for _name in _names:
-        WLBL_EVALS[_name] = (_kinds, _none, _fn)
+        WLBL_EVALS[_name] = (_kinds, _one if _name == "check_to_in_list" else _none, _fn)

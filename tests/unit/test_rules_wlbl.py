@@ -408,3 +408,15 @@ def test_non_ascii_entries_compare_octets_and_fold_ascii_case_only(tmp_path) -> 
     assert hits(config, message(GOOD, head="From: <JOSÉ@example.com>\n"), tmp_path) == set()
     assert hits(config, message(GOOD, subject="Café"), tmp_path) == {"SUBJECT_IN_BLOCKLIST"}
     assert hits(config, message(GOOD, subject="CAFÉ"), tmp_path) == set()
+
+
+def test_check_to_in_list_reads_an_enlisted_list(tmp_path) -> None:
+    config = ("enlist_addrlist (STAFF) *@example.org\n"
+              "header LOCAL_TO_STAFF eval:check_to_in_list('STAFF')\nscore LOCAL_TO_STAFF 1\n"
+              "header LOCAL_TO_NONE eval:check_to_in_list('NONE')\nscore LOCAL_TO_NONE 1\n")
+    engine = RuleEngine(parse_rule_text(config), use_hyperscan=False)
+    raw = message(GOOD)
+    counts = engine.counts(prepare_message(parse_message(raw), raw))
+    assert counts.get("LOCAL_TO_STAFF") == 1 and not counts.get("LOCAL_TO_NONE")
+    other = raw.replace(b"bob@example.org", b"bob@example.net")
+    assert not engine.counts(prepare_message(parse_message(other), other)).get("LOCAL_TO_STAFF")
