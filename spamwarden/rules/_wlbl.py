@@ -126,8 +126,8 @@ class WlblLists:
 
     def matcher(self, name: str) -> _GlobSet | None:
         """The entries of address, ``*_from_rcvd`` or Subject list ``name`` ready to
-        match, ``None`` when the list is empty (built on first use; the lists do not change after
-        the rule files are read)."""
+        match, ``None`` when the list is empty (built on first use: the lists do not
+        change once the rule files are read)."""
         found = self._matchers.get(name)
         if found is None:
             entries: Iterable[str] | None = (self.addr.get(name) or self.subject.get(name)
