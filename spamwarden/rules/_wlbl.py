@@ -36,16 +36,26 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._uris import uri_host
 
 if TYPE_CHECKING:
-    from ._evals import EvalData
     from ._prepare import PreparedMessage
 
 __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
            "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
+
+
+
+class ListData(Protocol):
+    """What the list evals read of the rule set (``_evals.EvalData`` has it, among more):
+    the lists of this module, ``enlist_addrlist``'s lists and ``enlist_uri_host``'s."""
+
+    wlbl: WlblLists
+    addrlists: dict[str, list[str]]
+    uri_hosts: dict[str, list[str]]
+
 
 #: entries kept per list (a larger list is cut, with a lint note)
 MAX_ENTRIES = 100_000
@@ -483,7 +493,7 @@ def all_to_addrs(msg: PreparedMessage) -> list[str]:
     return found
 
 
-def _listed(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
+def _listed(d: ListData, name: str, addrs: Sequence[str]) -> bool:
     """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
     glob = d.wlbl.matcher(name)
     return glob is not None and any(
@@ -541,7 +551,7 @@ def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
     return addr.version == entry.version and addr in entry
 
 
-def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int:
+def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int:
     """WLBLEval's ``_check_welcomelist_rcvd``: 1 when an entry of list ``name`` matches
     the address and the relay, -1 when entries match the address only (a forgery,
     unless ``welcomelist_allows_relays`` lists the address), else 0."""
@@ -572,7 +582,7 @@ def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int
     return forged
 
 
-def _from_welcomed(msg: PreparedMessage, d: EvalData, *, default: bool) -> int:
+def _from_welcomed(msg: PreparedMessage, d: ListData, *, default: bool) -> int:
     """``_check_from_in_welcomelist`` (``welcomelist_from`` or ``welcomelist_from_rcvd``)
     or ``_check_from_in_default_welcomelist`` (``def_welcomelist_from_rcvd``) over
     all_from_addrs: 1 listed, -1 listed for other relays only, 0 not listed."""
@@ -599,33 +609,33 @@ def _from_welcomed(msg: PreparedMessage, d: EvalData, *, default: bool) -> int:
 # -- the evals ---------------------------------------------------------------------------------
 
 
-def _from_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _from_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
     return _from_welcomed(msg, d, default=False) > 0
 
 
-def _from_in_default_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _from_in_default_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
     return _from_welcomed(msg, d, default=True) > 0
 
 
-def _forged_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _forged_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
     return (_from_welcomed(msg, d, default=False) < 0
             and _from_welcomed(msg, d, default=True) == 0)
 
 
-def _forged_in_default_welcomelist(msg: PreparedMessage, d: EvalData,
+def _forged_in_default_welcomelist(msg: PreparedMessage, d: ListData,
                                    _a: Sequence[str]) -> bool:
     return (_from_welcomed(msg, d, default=True) < 0
             and _from_welcomed(msg, d, default=False) == 0)
 
 
-def _from_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _from_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
         return d.wlbl.matcher(name) is not None and _listed(d, name, all_from_addrs(msg))
     return check
 
 
-def _to_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _to_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
         return d.wlbl.matcher(name) is not None and _listed(d, name, all_to_addrs(msg))
     return check
 
@@ -636,7 +646,7 @@ def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
     return _GlobSet(entries)
 
 
-def _to_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+def _to_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
     """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on the
     ``enlist_addrlist`` list LIST."""
     entries = d.addrlists.get(a[0].upper())
@@ -646,8 +656,8 @@ def _to_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     return any(glob.matches(_lc(_octets(x))) for x in all_to_addrs(msg) if len(x) <= MAX_TEXT)
 
 
-def _subject_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _subject_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
         glob = d.wlbl.matcher(name)
         if glob is None:
             return False
@@ -700,8 +710,8 @@ def _verdicts(entries: tuple[str, ...]) -> dict[str, bool]:
     return {e[1:] if e.startswith("!") else e: not e.startswith("!") for e in entries}
 
 
-def _uri_host_list(name: str) -> Callable[[PreparedMessage, EvalData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
+def _uri_host_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
         entries = d.uri_hosts.get(name)
         if not entries:
             return False
@@ -731,7 +741,7 @@ def _one(a: Sequence[str]) -> bool:
     return len(a) == 1
 
 
-_Fn = Callable[["PreparedMessage", "EvalData", Sequence[str]], bool]
+_Fn = Callable[["PreparedMessage", ListData, Sequence[str]], bool]
 _HEADER = frozenset({"header"})
 _ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
 #: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
