@@ -30,6 +30,7 @@ from ._relays import (
     net_text,
     parse_net,
 )
+from ._settings import unread_setting
 from ._wlbl import WlblLists, wlbl_directive
 
 __all__ = [
@@ -437,6 +438,11 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
                       st.result.notes):
         return
     bits = rest.split(None, 1)
+    if key not in _READ:
+        why = unread_setting(key)
+        if why is not None:
+            st.result.notes.append((origin, why))
+        return
     if not bits:
         return
     if key == "score":
@@ -487,6 +493,11 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             tail = (bits[0] + " " + bits[1])[m.end():].split()
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
+
+#: the other settings ``_directive`` reads (the rest: ``_settings.unread_setting``)
+_READ = frozenset({"score", "describe", "tflags", "replace_tag", "replace_pre",
+                   "replace_inter", "replace_post", "replace_rules", "replace_start",
+                   "replace_end", "freemail_domains", "enlist_addrlist", "enlist_uri_host"})
 
 _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
                   "msa_networks": "msa"}
