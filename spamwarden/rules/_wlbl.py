@@ -13,10 +13,10 @@ run of characters, ``?`` one character, everything else itself (Parser.pm's
 ``add_to_addrlist``: ``\\``, ``(`` and NUL stand for ``_``).  A Subject entry is the
 same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
 an address or Subject in the message is text, so ``*@example.com`` in a From field is
-the address of that name, not a wildcard.  The globs are matched without regular
-expressions (the text between stars found leftmost, piece after piece), so no entry
-costs more than its length times the text's, and the text is bounded (:data:`MAX_TEXT`,
-:data:`MAX_ADDRESSES`).
+the address of that name, not a wildcard.  The globs are matched without backtracking
+into a star (the text between stars taken where it first occurs: ``str.find`` in
+:func:`glob_match`, atomic groups in :func:`glob_regex`), so no entry costs more than its
+length times the text's, and the text is bounded (:data:`MAX_TEXT`, :data:`MAX_ADDRESSES`).
 
 ``*_from_rcvd`` entries also need the relay that handed the message to the site's
 trusted relays (the first untrusted relay; with none, any trusted one) to have the
