@@ -22,6 +22,7 @@ from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
 from ._uris import uri_host
+from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -35,6 +36,7 @@ class EvalData(Protocol):
     freemail_domains: set[str]
     addrlists: dict[str, list[str]]
     uri_hosts: dict[str, list[str]]
+    wlbl: WlblLists
     auth_lists: AuthLists
 
 
@@ -896,6 +898,7 @@ class _NoData:
     freemail_domains: set[str] = set()
     addrlists: dict[str, list[str]] = {}
     uri_hosts: dict[str, list[str]] = {}
+    wlbl: WlblLists = WlblLists()
     auth_lists: AuthLists = AuthLists()
 
 
@@ -1515,6 +1518,15 @@ def _title_text(raw: bytes) -> str:
 EVALS = {
     **EVALS,
     "html_title_subject_ratio": EvalSpec(_B, _nargs(1, numeric=True), _html_title_subject_ratio),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- WLBLEval and WelcomeListSubject: a site's welcome and block lists (_wlbl) --------------
+
+EVALS = {
+    **EVALS,
+    **{name: EvalSpec(kinds, check, fn) for name, (kinds, check, fn) in WLBL_EVALS.items()},
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
 

@@ -31,6 +31,8 @@ from ._relays import (
     net_text,
     parse_net,
 )
+from ._settings import unread_setting
+from ._wlbl import WlblLists, wlbl_directive
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -100,15 +102,15 @@ LOADED_PLUGINS = frozenset({
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
+    # Debian's init.pre has "enable_compat welcomelist_blocklist": 60_welcomelist*.cf
+    # then score USER_IN_WELCOMELIST and the rest themselves, without the
+    # USER_IN_WHITELIST-style metas
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
     # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
     "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
-    # Debian's /etc/spamassassin/init.pre says "enable_compat welcomelist_blocklist": the
-    # deprecated USER_IN_*_WHITELIST/BLACKLIST metas are not defined, and the
-    # USER_IN_*_WELCOMELIST rules keep their own scores (-100, not -0.01)
-    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
@@ -217,6 +219,8 @@ class RuleSet:
     mentions: list[tuple[str, str, str]] = field(default_factory=list)
     #: rules defined only inside an ``if``/``ifplugin`` that is false here
     defined_inactive: set[str] = field(default_factory=set)
+    #: the welcome and block list lines (``welcomelist_from``, ``blocklist_to``, ...)
+    wlbl: WlblLists = field(default_factory=WlblLists)
     #: ``welcomelist_auth``, ``*_from_spf``, ``*_from_dkim`` and their ``def_``/``un``
     #: forms: the SPF and DKIM welcome-lists (spamwarden.rules._auth)
     auth_lists: AuthLists = field(default_factory=AuthLists)
@@ -439,12 +443,20 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
                                                         "clear_")):
         _networks_line(st, key, rest, origin)
         return
+    if wlbl_directive(st.result.wlbl, st.result.uri_hosts, key, rest, origin,
+                      st.result.notes):
+        return
     if key in AUTH_LIST_DIRECTIVES:
         problem = auth_list_line(st.result.auth_lists, key, rest)
         if problem is not None:
             st.result.notes.append((origin, problem))
         return
     bits = rest.split(None, 1)
+    if key not in _READ:
+        why = unread_setting(key)
+        if why is not None:
+            st.result.notes.append((origin, why))
+        return
     if not bits:
         return
     if key == "score":
@@ -495,6 +507,11 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             tail = (bits[0] + " " + bits[1])[m.end():].split()
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
+
+#: the other settings ``_directive`` reads (the rest: ``_settings.unread_setting``)
+_READ = frozenset({"score", "describe", "tflags", "replace_tag", "replace_pre",
+                   "replace_inter", "replace_post", "replace_rules", "replace_start",
+                   "replace_end", "freemail_domains", "enlist_addrlist", "enlist_uri_host"})
 
 _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
                   "msa_networks": "msa"}

@@ -234,6 +234,50 @@ def test_the_rules_see_the_hop_that_connected_to_postfix(
     assert "LOCAL_NO_RELAYS" not in tests, status
 
 
+def test_a_local_cf_welcomelist_from_rcvd_reads_the_relay_postfix_was_handed_by(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    """``welcomelist_from_rcvd`` in the site's local.cf, through Postfix and the milter:
+    the client at 127.0.0.1 is trusted, so the relay judged is the one it recorded
+    (outside.example, 192.0.2.99); an entry naming the trusted client itself does not
+    welcome the message, and a Received line the sender wrote below that relay claiming
+    the listed host does not either."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(
+        UNRELATED
+        + "welcomelist_from_rcvd *@good.test outside.example\n"
+        "welcomelist_from_rcvd *@forged.test good.test\n"
+        "def_welcomelist_from_rcvd *@good.test [127.0.0.1]\n"
+        "header LOCAL_WL eval:check_from_in_welcomelist()\nscore LOCAL_WL 0.01\n"
+        "header LOCAL_DEF_WL eval:check_from_in_default_welcomelist()\n"
+        "score LOCAL_DEF_WL 0.01\n")
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    started(milter, 1)
+
+    def tests_hit(from_addr: str, extra: bytes) -> set[str]:
+        raw, msgid = make_message(from_addr=from_addr, subject="Lists", body=BODY)
+        sender = from_addr.split("<")[1].rstrip(">")  # (EnvelopeFrom is read too)
+        result = swaks(postfix.smtp["milter"].port, mail_from=sender,
+                       rcpt_to=RCPT, data=OUTSIDE_HOP + extra + auth_zone.good_rsa.sign(raw),
+                       helo="client.test")
+        assert result.returncode == 0, result.transcript
+        status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+        return set(status.split("tests=", 1)[1].split()[0].split(","))
+
+    tests = tests_hit("Alice <alice@good.test>", b"")
+    assert "LOCAL_WL" in tests and "LOCAL_DEF_WL" not in tests, tests
+    forged = (b"Received: from mail.good.test (mail.good.test [198.51.100.1])\r\n"
+              b"\tby outside.example (Postfix) with ESMTP id 5BCD234EF0;\r\n"
+              b"\tSat, 5 Dec 2026 11:59:00 +0000 (UTC)\r\n")
+    tests = tests_hit("Mallory <mallory@forged.test>", forged)
+    assert "LOCAL_WL" not in tests, tests
+
+
 #: SpamAssassin's DKIM rules and welcome-lists as 25_dkim.cf and 60_welcomelist_*.cf write
 #: them (DKIM_VALID and SPF_PASS are also the milter's own symbols, so local names stand
 #: in for those two here)
