@@ -362,6 +362,15 @@ def test_unwelcomelist_lines_remove_entries() -> None:
                                              message("S <offers@shop.example>"), rules=rules)
 
 
+def test_every_auth_list_line_is_read_without_a_note() -> None:
+    """None of them is reported as a setting this engine does not act on."""
+    from spamwarden.rules._auth import AUTH_LIST_DIRECTIVES
+
+    text = "".join(f"{d} a@b.example{' c.example' if 'dkim' in d else ''}\n"
+                   for d in sorted(AUTH_LIST_DIRECTIVES))
+    assert parse_rule_text(text).notes == []
+
+
 def test_a_dkim_list_line_with_too_many_words_is_a_note() -> None:
     ruleset = parse_rule_text("welcomelist_from_dkim a@b.example c.example d.example\n"
                               "def_welcomelist_auth\n")
