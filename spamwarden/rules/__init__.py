@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import Config
+from ._authfacts import AuthFacts, DkimSignature
 from ._engine import ENGINE_VERSION, HAVE_HYPERSCAN, Hit, RuleEngine, RulesError
 from ._lint import Problem, lint
 from ._parser import (
@@ -34,6 +35,8 @@ from ._parser import (
 from ._prepare import PreparedMessage, prepare_message
 
 __all__ = [
+    "AuthFacts",
+    "DkimSignature",
     "ENGINE_VERSION",
     "classifier_scores",
     "HAVE_HYPERSCAN",

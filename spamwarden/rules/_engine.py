@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
+from ._authfacts import AuthFacts
 from ._evals import run_eval
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
@@ -331,6 +332,7 @@ class RuleEngine:
         # the text-URI pattern (a quarter of a second) compiles now, before a milter
         # forks its workers, not in the first message of each
         _compile_uri_patterns()
+        ruleset.auth_lists.compile()  # the welcome-lists' patterns, likewise
         rules = ruleset.rules
         self._compiled: dict[str, Any] = {}
         #: rules ``re`` runs alone -> text every match holds (:mod:`._literals`)
@@ -735,7 +737,8 @@ class RuleEngine:
         return vals or None
 
     def check(self, view: MessageView, raw: bytes, *,
-              envelope_from: str | None = None, received: str | None = None) -> list[Hit]:
+              envelope_from: str | None = None, received: str | None = None,
+              auth: AuthFacts | None = None) -> list[Hit]:
         """The rules a message hits.
 
         :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -745,10 +748,12 @@ class RuleEngine:
             headers as SpamAssassin guesses it.
         :param received: the receiving MTA's own Received value for this connection
             when the message was taken before the MTA added it (``prepare_message``).
+        :param auth: the MTA's SPF and DKIM results (``prepare_message``); ``None``: the
+            SPF and DKIM rules hit nothing.
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
         return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from,
-                                                   received=received))
+                                                   received=received, auth=auth))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""

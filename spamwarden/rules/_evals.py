@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..mail import registrable_domain
+from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
 from ._uris import uri_host
+from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -34,6 +36,8 @@ class EvalData(Protocol):
     freemail_domains: set[str]
     addrlists: dict[str, list[str]]
     uri_hosts: dict[str, list[str]]
+    wlbl: WlblLists
+    auth_lists: AuthLists
     #: Conf.pm's ``ok_locales`` ("all": every charset is fine)
     ok_locales: str
 
@@ -896,6 +900,8 @@ class _NoData:
     freemail_domains: set[str] = set()
     addrlists: dict[str, list[str]] = {}
     uri_hosts: dict[str, list[str]] = {}
+    wlbl: WlblLists = WlblLists()
+    auth_lists: AuthLists = AuthLists()
     ok_locales: str = "all"
 
 
@@ -1520,6 +1526,24 @@ def _title_text(raw: bytes) -> str:
 EVALS = {
     **EVALS,
     "html_title_subject_ratio": EvalSpec(_B, _nargs(1, numeric=True), _html_title_subject_ratio),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- WLBLEval and WelcomeListSubject: a site's welcome and block lists (_wlbl) --------------
+
+EVALS = {
+    **EVALS,
+    **{name: EvalSpec(kinds, check, fn) for name, (kinds, check, fn) in WLBL_EVALS.items()},
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- SPF and DKIM: SpamAssassin's SPF.pm and DKIM.pm evals over the caller's results --------
+
+EVALS = {
+    **EVALS,
+    **{name: EvalSpec(kinds, check, fn) for name, (kinds, check, fn) in AUTH_EVALS.items()},
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ._auth import AUTH_LIST_DIRECTIVES, AuthLists, auth_list_line
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
@@ -30,6 +31,8 @@ from ._relays import (
     net_text,
     parse_net,
 )
+from ._settings import unread_setting
+from ._wlbl import WlblLists, wlbl_directive
 
 __all__ = [
     "LOADED_PLUGINS",
@@ -56,8 +59,10 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::FreeMail",
     "Mail::SpamAssassin::Plugin::Check",
     # loaded as in SpamAssassin, so that rules choose the same variants (__NOT_SPOOFED
-    # has one for "DKIM loaded"); its evals are skipped and count as not hit, as they
-    # do in SpamAssassin with network tests off (even DKIM_SIGNED)
+    # has one for "DKIM loaded"); its evals and SPF's run over the caller's SPF and
+    # DKIM results (spamwarden.rules._auth) and hit nothing without them, as in
+    # SpamAssassin with network tests off (not even DKIM_SIGNED); ADSP and ARC are not
+    # read or skipped
     "Mail::SpamAssassin::Plugin::DKIM",
     # the tests on tags, lengths, images and links run; those on fonts, colours and
     # obfuscation are skipped
@@ -92,13 +97,20 @@ LOADED_PLUGINS = frozenset({
     "Mail::SpamAssassin::Plugin::WelcomeListSubject",
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
-#: the welcome-list spelling, check_body_length and check_for_ascii_text_illegal.
+#: the welcome-list spelling (and Debian's compatibility flag for it), check_body_length,
+#: check_for_ascii_text_illegal and the SPF error evals.
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
+    # Debian's init.pre has "enable_compat welcomelist_blocklist": 60_welcomelist*.cf
+    # then score USER_IN_WELCOMELIST and the rest themselves, without the
+    # USER_IN_WHITELIST-style metas
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
+    # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
+    "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
@@ -211,6 +223,11 @@ class RuleSet:
     mentions: list[tuple[str, str, str]] = field(default_factory=list)
     #: rules defined only inside an ``if``/``ifplugin`` that is false here
     defined_inactive: set[str] = field(default_factory=set)
+    #: the welcome and block list lines (``welcomelist_from``, ``blocklist_to``, ...)
+    wlbl: WlblLists = field(default_factory=WlblLists)
+    #: ``welcomelist_auth``, ``*_from_spf``, ``*_from_dkim`` and their ``def_``/``un``
+    #: forms: the SPF and DKIM welcome-lists (spamwarden.rules._auth)
+    auth_lists: AuthLists = field(default_factory=AuthLists)
     #: ``ok_locales`` (the last line read wins; "all": every charset is fine): the
     #: faraway-charset evals read it
     ok_locales: str = "all"
@@ -433,7 +450,20 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
                                                         "clear_")):
         _networks_line(st, key, rest, origin)
         return
+    if wlbl_directive(st.result.wlbl, st.result.uri_hosts, key, rest, origin,
+                      st.result.notes):
+        return
+    if key in AUTH_LIST_DIRECTIVES:
+        problem = auth_list_line(st.result.auth_lists, key, rest)
+        if problem is not None:
+            st.result.notes.append((origin, problem))
+        return
     bits = rest.split(None, 1)
+    if key not in _READ:
+        why = unread_setting(key)
+        if why is not None:
+            st.result.notes.append((origin, why))
+        return
     if not bits:
         return
     if key == "score":
@@ -486,6 +516,12 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             tail = (bits[0] + " " + bits[1])[m.end():].split()
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
+
+#: the other settings ``_directive`` reads (the rest: ``_settings.unread_setting``)
+_READ = frozenset({"score", "describe", "tflags", "replace_tag", "replace_pre",
+                   "replace_inter", "replace_post", "replace_rules", "replace_start",
+                   "replace_end", "freemail_domains", "enlist_addrlist", "enlist_uri_host",
+                   "ok_locales"})
 
 _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
                   "msa_networks": "msa"}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..mail import MessageView, decode_header_value
+from ._authfacts import AuthFacts
 from ._html import HtmlResults
 from ._mime import MimePart
 from ._relays import RelayNetworks, Relays, parse_relays
@@ -91,6 +92,14 @@ class PreparedMessage:
     #: each rendered text leaf by index: (text/html or text/plain, Node.pm's rendered
     #: text, an HTML part with an <img> tag, its HTML.pm obfuscation count)
     part_texts: dict[int, tuple[str, str, bool, int]] = field(default_factory=dict)
+    #: the receiving MTA's SPF and DKIM results when the caller has them (the milter):
+    #: the SPF_*, DKIM_* and auth welcome-list evals read them; ``None``: none hit
+    auth: AuthFacts | None = None
+    #: the SPF results as SpamAssassin would have reached them (MAIL FROM's, HELO's, the
+    #: envelope sender), and the DKIM welcome-lists satisfied: found once, when a rule
+    #: first asks (spamwarden.rules._auth)
+    auth_spf: tuple[str | None, str | None, str] | None = None
+    auth_welcomelisted: frozenset[str] | None = None
     #: each text/html leaf's link tags (``render_html``'s ``links``), as the URI list
     #: read them (URIEval's check_uri_truncated reads them again)
     html_links: list[list[tuple[str, str]]] = field(default_factory=list)
@@ -670,7 +679,8 @@ def _body_start(raw: bytes) -> int | None:
 
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None,
-                    received: str | None = None) -> PreparedMessage:
+                    received: str | None = None,
+                    auth: AuthFacts | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -682,6 +692,9 @@ def prepare_message(view: MessageView, raw: bytes, *,
         this connection, when the caller saw the message before the MTA added it (a
         milter): the rules see it as the first header field, as SpamAssassin sees it
         after the MTA (``view`` and the message itself are not changed).
+    :param auth: SPF and DKIM results for the message (:class:`AuthFacts`) when the
+        caller verified them; ``None`` (an offline check): the SPF and DKIM evals hit
+        nothing, as in SpamAssassin with network tests off.
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
@@ -741,5 +754,6 @@ def prepare_message(view: MessageView, raw: bytes, *,
         mime_flags=frozenset(mime_flags),
         part_bodies=bodies,
         part_texts=texts,
+        auth=auth,
         html_links=links,
     )

@@ -133,6 +133,10 @@ class Relays:
     #: reverse DNS names WLBLEval's check_mailfrom_matches_rcvd compares the envelope
     #: sender's domain with: the first untrusted relay's, else every trusted one's
     match_rdns: tuple[str, ...] = ()
+    #: (address, lower-case reverse DNS name) of the relays WLBLEval's ``*_from_rcvd``
+    #: entries are compared with: those of ``match_rdns`` that a Received line records
+    #: (an X-Originating-IP field, which the sender writes, is never one)
+    match_hops: tuple[tuple[str, str], ...] = ()
     #: the untrusted relays in order (RelayEval's ``relays_untrusted``; ``looked_up``
     #: with an empty ``rdns`` is Received.pm's ``no_reverse_dns``)
     untrusted_relays: tuple[_Relay, ...] = ()
@@ -423,6 +427,7 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     """
     named = [(k.lower(), v) for k, v in headers]  # (each name lower-cased once)
     lines = [v for k, v in named if k == "received"][:_MAX_RECEIVED]
+    n_received = len(lines)
     for name in _ORIGINATING:
         for k, v in named:
             m = _IP4_RE.search(v) if k == name else None
@@ -442,7 +447,9 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     untrusted_relays: list[_Relay] = []
     last_trusted_relay: _Relay | None = None
     trusted_relays: list[_Relay] = []
-    for line in lines:
+    # the relays of the originating_ip_headers lines, which the sender writes
+    originating: set[int] = set()
+    for number, line in enumerate(lines):
         relay = parse_received(line)
         if relay == "unparseable":
             unparseable += 1
@@ -456,6 +463,8 @@ def parse_relays(headers: Sequence[tuple[str, str]],
             index += judge.in_trusted
             internal_index += judge.in_internal
             continue
+        if number >= n_received:
+            originating.add(id(relay))
         msa = judge.step(relay)
         text = relay.render(judge.in_internal, msa)
         if judge.in_trusted:
@@ -480,13 +489,15 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     envfrom = hop.envfrom if hop is not None and hop.envfrom_found else None
     if envfrom is not None and envfrom and envfrom.find("@") <= 0:
         envfrom = None
+    hops = [first_untrusted] if first_untrusted else trusted_relays
     return Relays(trusted=" ".join(trusted), untrusted=" ".join(untrusted),
                   internal=" ".join(internal), external=" ".join(external),
                   trusted_received=index, internal_received=internal_index,
                   n_trusted=len(trusted), n_untrusted=len(untrusted),
                   n_unparseable=unparseable, envfrom=envfrom,
-                  match_rdns=tuple(r.rdns.lower() for r in (
-                      [first_untrusted] if first_untrusted else trusted_relays)),
+                  match_rdns=tuple(r.rdns.lower() for r in hops),
+                  match_hops=tuple((r.ip, r.rdns.lower()) for r in hops
+                                   if id(r) not in originating),
                   untrusted_relays=tuple(untrusted_relays))
 
 

@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection, Pipe
 
 from ..logs import event
 from ..mail import MessageView
+from ._authfacts import AuthFacts
 from ._engine import Hit, RuleEngine, RulesError
 from ._prepare import prepare_message
 
@@ -176,13 +177,15 @@ class EngineProcesses:
         raise RulesError(f"rules: no engine process free within {self.timeout:g} s")
 
     def check(self, view: MessageView, raw: bytes, *,
-              envelope_from: str | None = None, received: str | None = None) -> list[Hit]:
+              envelope_from: str | None = None, received: str | None = None,
+              auth: AuthFacts | None = None) -> list[Hit]:
         """:meth:`RuleEngine.check <spamwarden.rules.RuleEngine.check>`, in a child.
 
         :raises RulesError: no child answered (died, timed out or failed on this
             message); the child is replaced for the next message.
         """
-        msg = prepare_message(view, raw, envelope_from=envelope_from, received=received)
+        msg = prepare_message(view, raw, envelope_from=envelope_from, received=received,
+                              auth=auth)
         payload = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         if self._closed:
             raise RulesError("rules: engine processes are stopped")

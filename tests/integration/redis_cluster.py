@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.net import free_port
+from tests.support.net import free_port, terminate
 
 __all__ = ["LocalCluster", "LocalRedis", "free_port", "free_cluster_port", "wait_ping"]
 
@@ -64,13 +64,7 @@ class LocalRedis:
             raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 def wait_ping(port: int, timeout: float = 10.0) -> None:

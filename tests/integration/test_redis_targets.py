@@ -16,6 +16,7 @@ from spamwarden.redisconn import async_client, parse_redis_url, sync_client
 from spamwarden.reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
 from tests.conftest import need_binary
 from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_cluster_port, free_port
+from tests.support.net import terminate
 
 pytestmark = pytest.mark.integration
 
@@ -121,8 +122,7 @@ def test_sentinel_names_the_master_and_follows_it() -> None:
         client.set("k", "v")
         assert redis.Redis(port=master_port).get("k") == b"v"
     finally:
-        sentinel.terminate()
-        sentinel.wait(10)
+        terminate(sentinel)
         master.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -232,3 +232,107 @@ def test_the_rules_see_the_hop_that_connected_to_postfix(
     tests = set(status.split("tests=", 1)[1].split()[0].split(","))
     assert {"LOCAL_FIRST_HOP", "LOCAL_OUTSIDE_HOP", "LOCAL_OWN_RECEIVED"} <= tests, status
     assert "LOCAL_NO_RELAYS" not in tests, status
+
+
+def test_a_local_cf_welcomelist_from_rcvd_reads_the_relay_postfix_was_handed_by(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    """``welcomelist_from_rcvd`` in the site's local.cf, through Postfix and the milter:
+    the client at 127.0.0.1 is trusted, so the relay judged is the one it recorded
+    (outside.example, 192.0.2.99); an entry naming the trusted client itself does not
+    welcome the message, and a Received line the sender wrote below that relay claiming
+    the listed host does not either."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(
+        UNRELATED
+        + "welcomelist_from_rcvd *@good.test outside.example\n"
+        "welcomelist_from_rcvd *@forged.test good.test\n"
+        "def_welcomelist_from_rcvd *@good.test [127.0.0.1]\n"
+        "header LOCAL_WL eval:check_from_in_welcomelist()\nscore LOCAL_WL 0.01\n"
+        "header LOCAL_DEF_WL eval:check_from_in_default_welcomelist()\n"
+        "score LOCAL_DEF_WL 0.01\n")
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    started(milter, 1)
+
+    def tests_hit(from_addr: str, extra: bytes) -> set[str]:
+        raw, msgid = make_message(from_addr=from_addr, subject="Lists", body=BODY)
+        sender = from_addr.split("<")[1].rstrip(">")  # (EnvelopeFrom is read too)
+        result = swaks(postfix.smtp["milter"].port, mail_from=sender,
+                       rcpt_to=RCPT, data=OUTSIDE_HOP + extra + auth_zone.good_rsa.sign(raw),
+                       helo="client.test")
+        assert result.returncode == 0, result.transcript
+        status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+        return set(status.split("tests=", 1)[1].split()[0].split(","))
+
+    tests = tests_hit("Alice <alice@good.test>", b"")
+    assert "LOCAL_WL" in tests and "LOCAL_DEF_WL" not in tests, tests
+    forged = (b"Received: from mail.good.test (mail.good.test [198.51.100.1])\r\n"
+              b"\tby outside.example (Postfix) with ESMTP id 5BCD234EF0;\r\n"
+              b"\tSat, 5 Dec 2026 11:59:00 +0000 (UTC)\r\n")
+    tests = tests_hit("Mallory <mallory@forged.test>", forged)
+    assert "LOCAL_WL" not in tests, tests
+
+
+#: SpamAssassin's DKIM rules and welcome-lists as 25_dkim.cf and 60_welcomelist_*.cf write
+#: them (DKIM_VALID and SPF_PASS are also the milter's own symbols, so local names stand
+#: in for those two here)
+AUTH_RULES = (
+    "full     DKIM_SIGNED          eval:check_dkim_signed()\n"
+    "score    DKIM_SIGNED          0.1\n"
+    "full     LOCAL_DKIM_VALID     eval:check_dkim_valid()\n"
+    "score    LOCAL_DKIM_VALID     -0.01\n"
+    "full     DKIM_VALID_AU        eval:check_dkim_valid_author_sig()\n"
+    "score    DKIM_VALID_AU        -0.1\n"
+    "full     DKIM_VALID_EF        eval:check_dkim_valid_envelopefrom()\n"
+    "score    DKIM_VALID_EF        -0.1\n"
+    "full     __DKIM_DEPENDABLE    eval:check_dkim_dependable()\n"
+    "meta     LOCAL_INVALID_DEPENDABLE  DKIM_SIGNED && !LOCAL_DKIM_VALID && __DKIM_DEPENDABLE\n"
+    "score    LOCAL_INVALID_DEPENDABLE  0.01\n"
+    "header   USER_IN_DEF_DKIM_WL  eval:check_for_def_dkim_welcomelist_from()\n"
+    "score    USER_IN_DEF_DKIM_WL  -0.5\n"
+    "def_welcomelist_auth *@good.test\n"
+)
+
+
+def test_a_message_signed_with_a_key_in_dns_gets_spamassassins_dkim_rules(
+        tmp_path, postfix_instance, spamwarden_milter, dns_server, auth_zone,
+        module_redis_url) -> None:
+    """The milter's own DKIM verification reaches the rules: a message signed with the
+    zone's key hits DKIM_VALID_AU and the default welcome-list of its domain; the same
+    message altered in transit is signed but neither valid nor welcome-listed."""
+    local_cf = tmp_path / "local.cf"
+    local_cf.write_text(UNRELATED + AUTH_RULES)
+    milter = spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(tmp_path / "rules-cache")},
+                   "milter": {"quarantine": "tag"}})
+    postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
+    port = postfix.smtp["milter"].port
+    started(milter, 1)
+
+    def tests_of(data: bytes, msgid: str) -> set[str]:
+        result = swaks(port, mail_from="alice@good.test", rcpt_to=RCPT, data=data,
+                       helo="client.test")
+        assert result.returncode == 0, result.transcript
+        status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
+        return set(status.split("tests=", 1)[1].split()[0].split(","))
+
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Signed", body=BODY)
+    signed = auth_zone.good_rsa.sign(raw)
+    got = tests_of(signed, msgid)
+    assert {"DKIM_SIGNED", "LOCAL_DKIM_VALID", "DKIM_VALID_AU", "DKIM_VALID_EF",
+            "USER_IN_DEF_DKIM_WL"} <= got, got
+    assert "LOCAL_INVALID_DEPENDABLE" not in got, got
+
+    raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Altered", body=BODY)
+    altered = auth_zone.good_rsa.sign(raw).replace(b"offer ends tonight", b"offer ends today")
+    got = tests_of(altered, msgid)
+    assert {"DKIM_SIGNED", "LOCAL_INVALID_DEPENDABLE"} <= got, got
+    assert not got & {"LOCAL_DKIM_VALID", "DKIM_VALID_AU", "DKIM_VALID_EF",
+                      "USER_IN_DEF_DKIM_WL"}, got

@@ -150,3 +150,55 @@ def test_the_milter_logs_each_problem_at_start(tmp_path: Path,
     logged = [r.__dict__["fields"] for r in caplog.records if r.getMessage() == "sarules_problem"]
     assert logged == [{"file": str(local), "line": 2, "rule": "LOCAL_B",
                        "problem": "not run: regex: unbalanced ("}]
+
+
+def test_settings_that_do_nothing_here_are_named() -> None:
+    """A SpamAssassin site's local.cf sets its threshold and headers; here those lines do
+    nothing, and a silently ignored ``required_score 6`` would change the threshold on
+    migration without a word.  Translations and plugin loading need no word."""
+    assert problems(
+        "required_score 6.0\nrewrite_header Subject *****SPAM*****\nwelcomelist_form *@x.org\n"
+        "lang fr describe LOCAL_A Un a\nloadplugin Mail::SpamAssassin::Plugin::Foo\n"
+    ) == [
+        "local.cf:1: required_score: a SpamAssassin setting this engine does not act on "
+        "(spamwarden tags at [policy] tag_threshold (5.0 by default) and per recipient with "
+        "`spamwarden settings`)",
+        "local.cf:2: rewrite_header: a SpamAssassin setting this engine does not act on "
+        "(spamwarden writes its own X-Spam-* headers and never rewrites the message)",
+        "local.cf:3: welcomelist_form: not a setting SpamAssassin or this engine knows "
+        "(a misspelt name?)",
+    ]
+
+
+READ_HERE = """\
+score LOCAL_A 1
+describe LOCAL_A An a
+tflags LOCAL_A nice
+body LOCAL_A /a/
+replace_tag A a
+replace_rules LOCAL_A
+freemail_domains example.net
+enlist_addrlist (LOCAL) *@example.org
+enlist_uri_host (LOCAL) example.org
+trusted_networks 192.0.2.0/24
+internal_networks 192.0.2.0/24
+clear_trusted_networks
+welcomelist_from *@example.org
+blocklist_to *@example.org
+"""
+
+
+def test_the_settings_the_engine_reads_are_not_called_unread() -> None:
+    """Each directive the engine acts on must reach its reader, not the unread-setting
+    note (a new reader added below the fall-through would be shadowed by it)."""
+    assert not [p for p in problems(READ_HERE) if "setting" in p]
+
+
+def test_every_line_of_the_distributions_files_is_a_known_setting() -> None:
+    from spamwarden.rules import rule_files
+
+    if not rule_files():
+        pytest.skip("SpamAssassin's rules are not installed (apt-get install spamassassin)")
+    rs = parse_rule_files(rule_files())
+    unknown = [(o, m) for o, m in rs.notes if "not a setting SpamAssassin" in m]
+    assert unknown == []

@@ -720,19 +720,21 @@ def test_relay_forms_read_as_received_pm_reads_them(line: str, expected: str) ->
 def test_plugins_debian_loads_count_as_loaded() -> None:
     """``ifplugin`` is true for every plugin Debian's SpamAssassin loads, so that rules
     take its variants (XPRIO has one for "SPF loaded") and the metas and patterns those
-    plugins guard are read; their network evals stay skipped."""
+    plugins guard are read; their network evals stay skipped (SPF's run over the MTA's
+    results, spamwarden.rules._auth)."""
     from spamwarden.rules import parse_rule_text
 
     rs = parse_rule_text(
         "ifplugin Mail::SpamAssassin::Plugin::SPF\nmeta XPRIO __XPRIO_MINFP && !SPF_PASS\n"
         "else\nmeta XPRIO __XPRIO_MINFP\nendif\n"
         "header SPF_PASS eval:check_for_spf_pass()\n"
+        "header RCVD_IN_SBL eval:check_rbl_sub('zen-lastexternal', '127.0.0.2')\n"
         "ifplugin Mail::SpamAssassin::Plugin::VBounce\nheader __BOUNCE_RPATH_NULL "
         "Return-Path =~ /<>/\nendif\n"
         "ifplugin Mail::SpamAssassin::Plugin::TxRep\nbody TXREP /x/\nendif\n")
     assert rs.rules["XPRIO"].meta is not None and "SPF_PASS" in rs.rules["XPRIO"].meta.names()
     assert "__BOUNCE_RPATH_NULL" in rs.rules
-    assert "TXREP" not in rs.rules and "SPF_PASS" in rs.skipped
+    assert "TXREP" not in rs.rules and "RCVD_IN_SBL" in rs.skipped and "SPF_PASS" in rs.rules
 
 
 @pytest.mark.parametrize("use_hyperscan", BOTH)

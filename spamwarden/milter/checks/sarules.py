@@ -24,6 +24,14 @@ verified it, "unknown" without one; its address; the HELO; our host name from th
 ``j`` macro; the queue id), as the first header of the message it reads; the
 message delivered is not changed.
 
+The milter's own SPF and DKIM results (``msg.auth``, set by the ``auth`` check, which
+runs first) are given to the engine as :class:`~spamwarden.rules.AuthFacts`
+(:func:`auth_facts`), so SpamAssassin's SPF_*, DKIM_* and auth welcome-list rules, and
+the metas that spare authenticated mail (``!DKIM_VALID_AU``, ``__DKIM_DEPENDABLE``),
+judge live mail as SpamAssassin with network tests would.  The rules of the same name
+as the ``auth`` check's own symbols (SPF_PASS, DKIM_VALID, ...) still count in the
+metas but are not scored twice.
+
 Enabled by ``[rules] enabled``; the engine is built once per process at wiring
 time (compiled databases come from the on-disk cache).
 """
@@ -44,10 +52,11 @@ from ..interfaces import Envelope, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, declared_symbols
 
 if TYPE_CHECKING:
-    from ...rules import RuleEngine
+    from ...rules import AuthFacts, RuleEngine
     from ...rules.processes import EngineProcesses
+    from ..auth import AuthResults
 
-__all__ = ["CHECK", "SpamAssassinRulesCheck", "connection_received"]
+__all__ = ["CHECK", "SpamAssassinRulesCheck", "auth_facts", "connection_received"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -97,12 +106,59 @@ def connection_received(env: Envelope, now: float) -> str | None:
     return f"from {helo} ({name} [{addr}]) by {host} (Postfix) with {proto}{ident}; {date}"
 
 
+def auth_facts(auth: AuthResults | None, env: Envelope, *,
+               truncated: bool = False) -> AuthFacts | None:
+    """The milter's SPF and DKIM results as the rules read them.
+
+    :param auth: what the ``auth`` check found (``msg.auth``); ``None``: it did not run.
+    :param env: the connection: the client address SPF was evaluated for, the HELO.
+    :param truncated: the message was cut at the size limit (its DKIM signatures were
+        not verified, ``neutral``): SpamAssassin's ``__DKIM_DEPENDABLE`` is then false.
+    :returns: the facts, ``None`` without results (also when every lookup failed:
+        SPF ``temperror`` or not run, every DKIM signature ``temperror``).  SPF of MAIL FROM (RFC 7208 §2.4) is
+        the MAIL FROM identity's result; for a null sender the milter evaluates the HELO
+        identity (RFC 7208 §2.3), which is the HELO result and leaves MAIL FROM's
+        unknown.  A signature counts as valid only on ``pass`` (RFC 6376 §6.1): the
+        milter's ``policy`` results (expired, RSA key under ``min_rsa_bits``,
+        ``rsa-sha1``) do not.
+    """
+    from ...rules import AuthFacts, DkimSignature
+
+    if auth is None:
+        return None
+    spf = auth.spf
+    if ((spf is None or spf.result == "temperror")
+            and all(d.result == "temperror" for d in auth.dkim)):
+        # no DNS answer at all (an outage, or ``eval --pipeline``'s resolver that
+        # answers nothing): no results, as in SpamAssassin when is_dns_available()
+        # finds no DNS (it then verifies nothing, not even DKIM_SIGNED)
+        return None
+    mailfrom = helo = None
+    if spf is not None:
+        if spf.scope == "helo":
+            helo = spf.result
+        else:
+            mailfrom = spf.result
+    sigs = tuple(DkimSignature(d.domain, d.identity, d.selector, d.result == "pass")
+                 for d in auth.dkim)
+    return AuthFacts(
+        client_ip=env.client_ip or "",
+        spf_mailfrom=mailfrom,
+        mail_from=spf.mail_from if spf is not None and mailfrom is not None else "",
+        spf_helo=helo,
+        helo=spf.domain if spf is not None and helo is not None else "",
+        dkim=sigs,
+        dkim_dependable=not (truncated and sigs),
+    )
+
+
 class SpamAssassinRulesCheck(CheckBase):
     """Runs a :class:`~spamwarden.rules.RuleEngine` at end of message.
 
     :param engine: the built engine.
     :param reserved: symbol names other checks declare; a SpamAssassin rule of the same
-        name (none of the shipped ones runs here) is left out rather than scored twice.
+        name (SPF_PASS, DKIM_VALID, ... of the ``auth`` check) is left out rather than
+        scored twice (the metas still read it).
     :param threads: threads running the engine; ``processes``: engine processes to run
         it in instead.
     :param clock: the time of receipt for the connection's Received field.
@@ -127,12 +183,15 @@ class SpamAssassinRulesCheck(CheckBase):
             env = msg.env.mail_from if msg.env.mail_from_known else None
             # the hop that connected to us, which Postfix does not show a milter
             received = connection_received(msg.env, self.clock())
+            # our SPF and DKIM results: the rules' SPF_*, DKIM_* and auth welcome-lists
+            auth = auth_facts(msg.auth, msg.env, truncated=msg.view.truncated)
             if self.processes is not None:  # matched in a process of its own
                 hits = self.processes.check(msg.view, msg.raw, envelope_from=env,
-                                            received=received)
+                                            received=received, auth=auth)
             else:
                 hits = self._pool.submit(self.engine.check, msg.view, msg.raw,
-                                         envelope_from=env, received=received).result()
+                                         envelope_from=env, received=received,
+                                         auth=auth).result()
         except Exception as exc:  # noqa: BLE001 - an optional signal must not stop mail
             event(log, "sarules_error", logging.ERROR, queue_id=msg.env.queue_id or None,
                   error=f"{type(exc).__name__}: {exc}")

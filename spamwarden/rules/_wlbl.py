@@ -1,0 +1,776 @@
+"""A site's welcome and block lists: SpamAssassin 4.0's WLBLEval and WelcomeListSubject.
+
+The list lines of a ``local.cf`` (``Mail::SpamAssassin::Conf`` and the
+WelcomeListSubject plugin: ``welcomelist_from``, ``blocklist_to``,
+``welcomelist_from_rcvd``, ``blocklist_subject``, ``welcomelist_uri_host`` and the rest,
+old ``whitelist``/``blacklist`` names included) are read into :class:`WlblLists`;
+the evals of ``60_welcomelist.cf`` and ``60_welcomelist_subject.cf``
+(USER_IN_WELCOMELIST, USER_IN_BLOCKLIST_TO, SUBJECT_IN_BLOCKLIST, URI_HOST_IN_WELCOMELIST,
+...) read them as ``Plugin/WLBLEval.pm`` and ``Plugin/WelcomeListSubject.pm`` do.
+
+An address entry is a glob over the whole address, case-insensitive (ASCII): ``*`` any
+run of characters, ``?`` one character, everything else itself (Parser.pm's
+``add_to_addrlist``: ``\\``, ``(`` and NUL stand for ``_``).  A Subject entry is the
+same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
+an address or Subject in the message is text, so ``*@example.com`` in a From field is
+the address of that name, not a wildcard.  The globs are matched without backtracking
+into a star (the text between stars taken where it first occurs: ``str.find`` in
+:func:`glob_match`, atomic groups in :func:`glob_regex`), so no entry costs more than its
+length times the text's, and the text is bounded (:data:`MAX_TEXT`, :data:`MAX_ADDRESSES`).
+
+``*_from_rcvd`` entries also need the relay that handed the message to the site's
+trusted relays (the first untrusted relay; with none, any trusted one) to have the
+reverse DNS name (the domain or a host under it) or the address the entry names, as
+``_check_welcomelist_rcvd`` does: the Received lines below that relay are written by
+the sender and are never read.
+
+Deliberate difference: an empty ``welcomelist_subject``/``blocklist_subject`` line,
+which SpamAssassin keeps as an empty pattern matching every Subject, adds nothing here
+and is reported by ``spamwarden rules --lint``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ._uris import uri_host
+
+if TYPE_CHECKING:
+    from ._prepare import PreparedMessage
+
+__all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
+           "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
+
+
+
+class ListData(Protocol):
+    """What the list evals read of the rule set (``_evals.EvalData`` has it, among more):
+    the lists of this module, ``enlist_addrlist``'s lists and ``enlist_uri_host``'s."""
+
+    wlbl: WlblLists
+    addrlists: dict[str, list[str]]
+    uri_hosts: dict[str, list[str]]
+
+
+#: entries kept per list (a larger list is cut, with a lint note)
+MAX_ENTRIES = 100_000
+#: addresses of a message compared (the first ones of all_from_addrs / all_to_addrs)
+MAX_ADDRESSES = 256
+#: characters of an address compared: a longer one (no valid address is) is not
+MAX_TEXT = 4096
+#: characters of the Subject searched (the rest is not)
+MAX_SUBJECT = 65_536
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lc(text: str) -> str:
+    """Perl's ``lc`` on octets: ASCII letters only."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _octets(text: str) -> str:
+    """A message's text as the rule files are read (one character per octet, Latin-1):
+    SpamAssassin compares the message's UTF-8 octets with the octets of the line."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode(
+        "latin-1")
+
+
+# -- the settings -----------------------------------------------------------------------------
+
+#: address lists (Conf.pm's CONF_TYPE_ADDRLIST), old names included
+_ADDR_SETTINGS = {
+    "welcomelist_from": "welcomelist_from", "whitelist_from": "welcomelist_from",
+    "blocklist_from": "blocklist_from", "blacklist_from": "blocklist_from",
+    "welcomelist_to": "welcomelist_to", "whitelist_to": "welcomelist_to",
+    "more_spam_to": "more_spam_to", "all_spam_to": "all_spam_to",
+    "blocklist_to": "blocklist_to", "blacklist_to": "blocklist_to",
+    "welcomelist_allows_relays": "welcomelist_allows_relays",
+    "whitelist_allows_relays": "welcomelist_allows_relays",
+}
+_REMOVE_SETTINGS = {
+    "unwelcomelist_from": "welcomelist_from", "unwhitelist_from": "welcomelist_from",
+    "unblocklist_from": "blocklist_from", "unblacklist_from": "blocklist_from",
+}
+_RCVD_SETTINGS = {
+    "welcomelist_from_rcvd": "welcomelist_from_rcvd",
+    "whitelist_from_rcvd": "welcomelist_from_rcvd",
+    "def_welcomelist_from_rcvd": "def_welcomelist_from_rcvd",
+    "def_whitelist_from_rcvd": "def_welcomelist_from_rcvd",
+}
+_RCVD_REMOVE = frozenset({"unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"})
+_SUBJECT_SETTINGS = {
+    "welcomelist_subject": "welcomelist_subject", "whitelist_subject": "welcomelist_subject",
+    "blocklist_subject": "blocklist_subject", "blacklist_subject": "blocklist_subject",
+}
+_URI_SETTINGS = {
+    "welcomelist_uri_host": "WELCOME", "whitelist_uri_host": "WELCOME",
+    "blocklist_uri_host": "BLOCK", "blacklist_uri_host": "BLOCK",
+}
+_DIRECTIVES = frozenset({*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_SETTINGS, *_RCVD_REMOVE,
+                         *_SUBJECT_SETTINGS, *_URI_SETTINGS, "delist_uri_host",
+                         "enlist_addrlist"})
+_ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
+_BRACKETED = re.compile(r"^\[(.*)\](/\d{1,3})?\Z", re.DOTALL)
+
+
+@dataclass
+class WlblLists:
+    """The list lines read, as Conf.pm keeps them.
+
+    :ivar addr: address list name -> its entries, lower case, in the order added.
+    :ivar rcvd: ``welcomelist_from_rcvd`` / ``def_welcomelist_from_rcvd`` -> address
+        entry -> the relay names and ``[IP]`` entries it was listed with.
+    :ivar subject: ``welcomelist_subject`` / ``blocklist_subject`` -> entries.
+    """
+
+    addr: dict[str, dict[str, None]] = field(default_factory=dict)
+    rcvd: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    subject: dict[str, dict[str, None]] = field(default_factory=dict)
+    _matchers: dict[str, _GlobSet] = field(default_factory=dict, repr=False, compare=False)
+
+    def matcher(self, name: str) -> _GlobSet | None:
+        """The entries of address, ``*_from_rcvd`` or Subject list ``name`` ready to
+        match, ``None`` when the list is empty (built on first use: the lists do not
+        change once the rule files are read)."""
+        found = self._matchers.get(name)
+        if found is None:
+            entries: Iterable[str] | None = (self.addr.get(name) or self.subject.get(name)
+                                             or self.rcvd.get(name))
+            if not entries:
+                return None
+            found = self._matchers[name] = _GlobSet(entries, anywhere=name in self.subject)
+        return found
+
+
+def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, rest: str,
+                   origin: str, notes: list[tuple[str, str]]) -> bool:
+    """Read one list line into ``lists`` (and ``uri_hosts`` for the URI host lists).
+
+    :param lists: the lists read so far.
+    :param uri_hosts: ``enlist_uri_host``'s lists (``WELCOME`` and ``BLOCK`` are
+        ``welcomelist_uri_host``'s and ``blocklist_uri_host``'s, as in Conf.pm).
+    :param key: the directive, lower case; ``rest`` the rest of the line.
+    :param origin: ``file:line`` for the notes.
+    :param notes: where a line that is not understood is reported (``rules --lint``).
+    :returns: whether the line was a list line (read, or reported as malformed).
+    """
+    if key not in _DIRECTIVES:
+        return False
+    words = rest.split()
+
+    def note(text: str) -> None:
+        notes.append((origin, f"{key}: {text}"))
+
+    if key == "enlist_addrlist":
+        # enlisting to a list named like a setting is that setting (Conf.pm)
+        m = _ENLIST.match(rest.strip())
+        if m is None or m.group(1) not in _ADDR_SETTINGS.values():
+            return False
+        key, words = m.group(1), m.group(2).split()
+    if key in _ADDR_SETTINGS:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        entries = lists.addr.setdefault(_ADDR_SETTINGS[key], {})
+        for word in words:
+            if len(entries) >= MAX_ENTRIES:
+                note(f"more than {MAX_ENTRIES} entries: the rest is ignored")
+                break
+            entries[_lc(word)] = None
+        return True
+    if key in _REMOVE_SETTINGS:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
+        for word in words:
+            entries.pop(_lc(word), None)
+        return True
+    if key in _RCVD_SETTINGS:
+        if len(words) != 2:
+            note("expected an address and a relay's host or domain name or [IP address], "
+                 f"got {len(words)} value(s): the line is ignored")
+            return True
+        addr, domain = _lc(words[0]), _lc(words[1])
+        m = _BRACKETED.match(domain)
+        if m is not None and not _valid_ip_entry(m.group(1) + (m.group(2) or "")):
+            note(f"{words[1]} is not an IP address or network: it matches no relay")
+        listed = lists.rcvd.setdefault(_RCVD_SETTINGS[key], {})
+        if len(listed) < MAX_ENTRIES:
+            listed.setdefault(addr, []).append(domain)
+        return True
+    if key in _RCVD_REMOVE:
+        if not words:
+            note("expected one or more addresses")
+            return True
+        for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
+            for word in words:
+                lists.rcvd.get(name, {}).pop(_lc(word), None)
+        return True
+    if key in _SUBJECT_SETTINGS:
+        value = _lc(rest.strip())
+        if not value:
+            # SpamAssassin keeps an empty pattern, which matches every Subject
+            note("expected a text to find in the Subject: the line is ignored (SpamAssassin"
+                 " would match every Subject)")
+            return True
+        entries = lists.subject.setdefault(_SUBJECT_SETTINGS[key], {})
+        if len(entries) < MAX_ENTRIES:
+            entries[value] = None
+        return True
+    if key in _URI_SETTINGS:
+        if not words:
+            note("expected one or more host or domain names")
+            return True
+        hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
+        hosts.extend(_lc(w) for w in words[:MAX_ENTRIES - len(hosts)])
+        return True
+    if key == "delist_uri_host":
+        m = re.match(r"^(?:\(\s*(\S+?)\s*\)\s+)?(.+)$", rest.strip(), re.DOTALL)
+        if m is None:
+            note("expected host or domain names")
+            return True
+        gone = {w[1:] if w.startswith("!") else w for w in _lc(m.group(2)).split()}
+        for name in [m.group(1)] if m.group(1) else list(uri_hosts):
+            if name in uri_hosts:
+                uri_hosts[name] = [h for h in uri_hosts[name]
+                                   if (h[1:] if h.startswith("!") else h) not in gone]
+        return True
+    return False
+
+
+# -- globs ------------------------------------------------------------------------------------
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` is matched by the glob ``pattern`` as a whole.
+
+    Parser.pm's ``^...$`` regex of an entry: ``*`` any run of characters but a newline,
+    ``?`` one character but a newline; ``$`` also matches before a final newline.  The
+    text between the stars is found leftmost, piece after piece (enough for globs), by
+    ``str.find`` or a fixed-length pattern: no backtracking over the stars, so no entry
+    costs more than its length times the text's.
+
+    :param pattern: the entry, already lower case.
+    :param text: the address or line, already lower case.
+    """
+    if text.endswith("\n"):
+        text = text[:-1]
+    if "\n" in text:
+        return False
+    pieces = pattern.split("*")
+    first, last = pieces[0], pieces[-1]
+    if len(pieces) == 1:
+        return len(text) == len(first) and _piece_at(first, text, 0)
+    end = len(text) - len(last)
+    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
+        return False
+    pos = len(first)
+    for piece in pieces[1:-1]:
+        if piece:
+            found = _piece_find(piece, text, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+    return True
+
+
+def _piece_at(piece: str, text: str, at: int) -> bool:
+    """Whether ``piece`` (``?`` any character) is ``text`` at ``at``."""
+    if "?" not in piece:
+        return text.startswith(piece, at)
+    return at + len(piece) <= len(text) and all(
+        c == "?" or c == text[at + i] for i, c in enumerate(piece))
+
+
+def _piece_find(piece: str, text: str, start: int, end: int) -> int:
+    """Where ``piece`` (``?`` any character) first is in ``text[start:end]``, -1 if not."""
+    if "?" not in piece:
+        return text.find(piece, start, end)
+    m = _piece_regex(piece).search(text, start, end)
+    return -1 if m is None else m.start()
+
+
+@functools.lru_cache(maxsize=1024)
+def _piece_regex(piece: str) -> re.Pattern[str]:
+    return re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL)
+
+
+def _address_glob(entry: str) -> str:
+    """Parser.pm's "paranoia": NUL, backslash and ``(`` of an entry match ``_``."""
+    return re.sub(r"[\x00\\(]", "_", entry)
+
+
+#: globs joined into one regular expression
+_GLOBS_PER_REGEX = 500
+
+
+def _piece_pattern(piece: str) -> str:
+    return "".join("." if c == "?" else re.escape(c) for c in piece)
+
+
+def glob_regex(glob: str, *, anywhere: bool = False) -> str:
+    """:func:`glob_match` of ``glob`` as a regular expression for ``re.match`` on a
+    text without newlines: each piece after a star is taken where it first occurs, in
+    an atomic group (``(?>.*?PIECE)``), so the expression never backtracks into a star
+    and costs at most the glob's length times the text's.
+
+    :param glob: the entry (lower case).
+    :param anywhere: found anywhere in the text (a Subject entry) rather than matching
+        all of it.
+    """
+    pieces = glob.split("*")
+    if anywhere:
+        return "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces if p)
+    if len(pieces) == 1:
+        return _piece_pattern(pieces[0]) + r"\Z"
+    middle = "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces[1:-1] if p)
+    return f"{_piece_pattern(pieces[0])}{middle}.*{_piece_pattern(pieces[-1])}\\Z"
+
+
+class _GlobSet:
+    """A list's entries ready to match: exact ones in a set, ``*TEXT`` ones by their
+    tail, the rest in regular expressions of :func:`glob_regex` (a few hundred each).
+
+    :param entries: the list's entries (lower case).
+    :param anywhere: Subject entries (found anywhere in a line, as written) rather than
+        address entries (the whole address, Parser.pm's "paranoia" applied).
+    """
+
+    def __init__(self, entries: Iterable[str], *, anywhere: bool = False) -> None:
+        self.entries = frozenset(entries)
+        tails: dict[int, set[str]] = {}
+        others: list[str] = []
+        exact: set[str] = set()
+        for entry in sorted(self.entries):
+            if anywhere:
+                others.append(glob_regex(entry, anywhere=True))
+                continue
+            g = _address_glob(entry)
+            tail = g.lstrip("*")
+            if "*" not in g and "?" not in g:
+                exact.add(g)
+            elif g.startswith("*") and "*" not in tail and "?" not in tail:
+                tails.setdefault(len(tail), set()).add(tail)
+            else:
+                others.append(glob_regex(g))
+        self.exact = frozenset(exact)
+        self.tails = {k: frozenset(v) for k, v in tails.items()}
+        self.regexes = [re.compile("(?:" + "|".join(others[i:i + _GLOBS_PER_REGEX]) + ")")
+                        for i in range(0, len(others), _GLOBS_PER_REGEX)]
+
+    def matches(self, addr: str) -> bool:
+        """Whether an address (lower case) is listed: Parser.pm's key lookup, then
+        each entry's ``^glob$``."""
+        if addr in self.entries:
+            return True
+        bare = addr[:-1] if addr.endswith("\n") else addr
+        if bare in self.exact:
+            return True
+        if "\n" in bare:
+            return False
+        for size, tails in self.tails.items():
+            if size <= len(bare) and bare[len(bare) - size:] in tails:
+                return True
+        return any(rx.match(bare) is not None for rx in self.regexes)
+
+    def found_in(self, text: str) -> bool:
+        """Whether an entry is found anywhere in ``text`` (lower case; WelcomeListSubject's
+        unanchored regex, which cannot match across a newline)."""
+        return any(rx.match(line) is not None for line in text.split("\n")
+                   for rx in self.regexes)
+
+
+# -- the message's addresses ------------------------------------------------------------------
+
+
+def _unfolded(value: str) -> str:
+    if "\n" not in value:
+        return value
+    return re.sub(r"\r?\n", "", re.sub(r"\r?\n[ \t]", "\n ", value))
+
+
+#: PreparedMessage.addresses keys of all_from_addrs and all_to_addrs (not header names)
+_FROM_KEY, _TO_KEY = "\0all_from_addrs", "\0all_to_addrs"
+_TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
+               "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
+               "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
+_ADDRESS_FIELDS = frozenset(h.lower() for h in (
+    *_TO_HEADERS, "Resent-To", "Resent-Cc", "Resent-From", "From", "Envelope-Sender",
+    "Resent-Sender", "X-Envelope-From", "Received"))
+
+
+def _fields(msg: PreparedMessage) -> dict[str, list[str]]:
+    """The raw values of the header fields the lists read, by lower-case name."""
+    out: dict[str, list[str]] = {}
+    for k, v in msg.headers:
+        lname = k.lower()
+        if lname in _ADDRESS_FIELDS:
+            out.setdefault(lname, []).append(v)
+    return out
+
+
+def _header_addrs(fields: dict[str, list[str]], msg: PreparedMessage, name: str, *,
+                  first: bool = False) -> list[str]:
+    """``get('NAME:addr')`` in list context (``:first:addr`` with ``first``): the
+    addresses of every header of that name (of the first), read from the raw value."""
+    values = fields.get(name.lower(), [])
+    if first:
+        values = values[:1]
+    out: list[str] = []
+    for v in values:
+        out.extend(a for _, a in msg.address_pairs(_unfolded(v)) if a)
+        if len(out) >= MAX_ADDRESSES:
+            break
+    return out
+
+
+def all_from_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_from_addrs``: the addresses of the first Resent-From
+    field when it has any (a list resending), else those of From, Envelope-Sender,
+    Resent-Sender and X-Envelope-From and the envelope sender, runs of dots made
+    one, each once (at most :data:`MAX_ADDRESSES`; found once per message)."""
+    found = msg.addresses.get(_FROM_KEY)
+    if found is not None:
+        return found
+    fields = _fields(msg)
+    found = _header_addrs(fields, msg, "Resent-From", first=True)
+    if not found:
+        found = [a for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
+                 for a in _header_addrs(fields, msg, h)]
+        env = msg.envelope_sender()
+        if env:
+            found.extend(a for _, a in msg.address_pairs(env) if a)
+        found = [re.sub(r"\.+", ".", a) for a in found]
+    found = msg.addresses[_FROM_KEY] = list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    return found
+
+
+_RCVD_FOR = re.compile(r" for <?(\S+@(\S+?))>?;")
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
+def _fqdn_valid(host: str) -> bool:
+    """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
+    label (``_`` only below the second level), 253 characters at most."""
+    host = _lc(host).rstrip(".")
+    if len(host) > 253:
+        return False
+    labels = host.split(".")
+    if len(labels) < 2:
+        return False
+    for i, label in enumerate(labels):
+        if not 1 <= len(label) <= 63 or not _LABEL.match(label):
+            return False
+        if i >= len(labels) - 2 and "_" in label:
+            return False
+    return True
+
+
+def all_to_addrs(msg: PreparedMessage) -> list[str]:
+    """PerMsgStatus's ``all_to_addrs``: the addresses of the first Resent-To and
+    Resent-Cc fields when there are any, else the ``for <address>`` of the top three
+    Received fields (with a valid domain) and the addresses of To, Apparently-To,
+    Delivered-To, ... X-Real-To and Cc, each once (at most :data:`MAX_ADDRESSES`)."""
+    done = msg.addresses.get(_TO_KEY)
+    if done is not None:
+        return done
+    fields = _fields(msg)
+    found = _header_addrs(fields, msg, "Resent-To", first=True) + _header_addrs(
+        fields, msg, "Resent-Cc", first=True)
+    if not found:
+        for line in fields.get("received", [])[:3]:
+            m = _RCVD_FOR.search(_unfolded(line[:MAX_TEXT]))
+            if m is not None and _fqdn_valid(m.group(2)):
+                found.append(m.group(1))
+        for name in _TO_HEADERS:
+            found.extend(_header_addrs(fields, msg, name))
+    found = msg.addresses[_TO_KEY] = list(dict.fromkeys(found))[:MAX_ADDRESSES]
+    return found
+
+
+def _listed(d: ListData, name: str, addrs: Sequence[str]) -> bool:
+    """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
+    glob = d.wlbl.matcher(name)
+    return glob is not None and any(
+        glob.matches(_lc(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
+
+
+# -- the relays --------------------------------------------------------------------------------
+
+
+def _relay_ip_entry(text: str) -> str | ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A ``[...]`` entry of a ``*_from_rcvd`` line as ``_check_welcomelist_rcvd``
+    compares it: a dotted quad (compared as text), a classful prefix (``"10.1."``),
+    or a network (a prefix length or IPv6); ``None`` when it is none of these."""
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text):
+        return text
+    if re.fullmatch(r"[\d.]+", text):
+        return re.sub(r"\.*\Z", ".", text, count=1)
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _valid_ip_entry(text: str) -> bool:
+    """Whether a ``[...]`` entry can match a relay (a dotted quad of octets, a classful
+    prefix, or a network)."""
+    entry = _relay_ip_entry(text)
+    if isinstance(entry, str) and not entry.endswith("."):
+        try:
+            ipaddress.IPv4Address(entry)
+        except ValueError:
+            return False
+    return entry is not None
+
+
+def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
+    """Whether one relay (its address and lower-case reverse DNS name, as the trusted
+    relay below it recorded them) is the one a ``*_from_rcvd`` entry names."""
+    m = _BRACKETED.match(domain)
+    if m is None:
+        return rdns == domain or rdns.endswith("." + domain)
+    if not ip:
+        return False
+    entry = _relay_ip_entry(m.group(1) + (m.group(2) or ""))
+    if entry is None:
+        return False
+    if isinstance(entry, str):
+        if entry.endswith("."):
+            return ip.startswith(entry)
+        return ip == entry
+    try:
+        addr = ipaddress.ip_address(ip[5:] if ip.lower().startswith("ipv6:") else ip)
+    except ValueError:
+        return False
+    return addr.version == entry.version and addr in entry
+
+
+def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int:
+    """WLBLEval's ``_check_welcomelist_rcvd``: 1 when an entry of list ``name`` matches
+    the address and the relay, -1 when entries match the address only (a forgery,
+    unless ``welcomelist_allows_relays`` lists the address), else 0."""
+    listed = d.wlbl.rcvd.get(name)
+    if not listed:
+        return 0
+    hops = msg.relay_info().match_hops
+    if not hops:
+        return 0
+    addr = _lc(_octets(addr))
+    if len(addr) > MAX_TEXT:
+        return 0
+    glob = d.wlbl.matcher(name)
+    if glob is None or not glob.matches(addr):  # (no entry holds the address)
+        return 0
+    forged = 0
+    for entry, domains in listed.items():
+        if not glob_match(_address_glob(entry), addr):
+            continue
+        for domain in domains:
+            if any(_relay_matches(domain, ip, rdns) for ip, rdns in hops):
+                return 1
+        forged = -1
+    if forged:
+        allows = d.wlbl.matcher("welcomelist_allows_relays")
+        if allows is not None and allows.matches(addr):
+            forged = 0
+    return forged
+
+
+def _from_welcomed(msg: PreparedMessage, d: ListData, *, default: bool) -> int:
+    """``_check_from_in_welcomelist`` (``welcomelist_from`` or ``welcomelist_from_rcvd``)
+    or ``_check_from_in_default_welcomelist`` (``def_welcomelist_from_rcvd``) over
+    all_from_addrs: 1 listed, -1 listed for other relays only, 0 not listed."""
+    key = "wlbl_default" if default else "wlbl_from"
+    if key in msg.memo:
+        return int(msg.memo[key])
+    name = "def_welcomelist_from_rcvd" if default else "welcomelist_from_rcvd"
+    result = 0
+    if d.wlbl.rcvd.get(name) or (not default and d.wlbl.matcher("welcomelist_from")):
+        for addr in all_from_addrs(msg):
+            if not default and _listed(d, "welcomelist_from", [addr]):
+                result = 1
+                break
+            found = _rcvd_listed(msg, d, name, addr)
+            if found == 1:
+                result = 1
+                break
+            if found == -1:
+                result = -1
+    msg.memo[key] = float(result)
+    return result
+
+
+# -- the evals ---------------------------------------------------------------------------------
+
+
+def _from_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+    return _from_welcomed(msg, d, default=False) > 0
+
+
+def _from_in_default_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+    return _from_welcomed(msg, d, default=True) > 0
+
+
+def _forged_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+    return (_from_welcomed(msg, d, default=False) < 0
+            and _from_welcomed(msg, d, default=True) == 0)
+
+
+def _forged_in_default_welcomelist(msg: PreparedMessage, d: ListData,
+                                   _a: Sequence[str]) -> bool:
+    return (_from_welcomed(msg, d, default=True) < 0
+            and _from_welcomed(msg, d, default=False) == 0)
+
+
+def _from_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+        return d.wlbl.matcher(name) is not None and _listed(d, name, all_from_addrs(msg))
+    return check
+
+
+def _to_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+        return d.wlbl.matcher(name) is not None and _listed(d, name, all_to_addrs(msg))
+    return check
+
+
+@functools.lru_cache(maxsize=64)
+def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
+    """An ``enlist_addrlist`` list ready to match (kept for the lists seen last)."""
+    return _GlobSet(entries)
+
+
+def _to_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+    """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on the
+    ``enlist_addrlist`` list LIST."""
+    entries = d.addrlists.get(a[0].upper())
+    if not entries:
+        return False
+    glob = _enlisted(tuple(entries))
+    return any(glob.matches(_lc(_octets(x))) for x in all_to_addrs(msg) if len(x) <= MAX_TEXT)
+
+
+def _subject_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+        glob = d.wlbl.matcher(name)
+        if glob is None:
+            return False
+        subject = _subject(msg)[:MAX_SUBJECT]
+        return subject != "" and glob.found_in(_lc(_octets(subject)))
+    return check
+
+
+def _subject(msg: PreparedMessage) -> str:
+    """``get('Subject')``: each Subject field unfolded, its white space kept (the
+    engine's decoded header text makes runs of it one space, which SpamAssassin does not:
+    ``cheap?pills`` is not in "cheap  pills"); a field with encoded-words decoded."""
+    out: list[str] = []
+    for k, v in msg.headers:
+        if k.lower() == "subject":
+            if "=?" in v:
+                return msg.header_text("Subject") or ""
+            out.append(_unfolded(v).strip(" \t") + "\n")
+    return "".join(out)
+
+
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+\Z")
+
+
+def _query_keys(host: str) -> list[str]:
+    """The names ``_check_uri_host_listed`` looks a URI host up by: an address literal
+    or IPv4 address itself, else the name and each domain above it, the last 11."""
+    m = re.match(r"^\[(.*)\]\Z", host, re.DOTALL)
+    if m is not None:
+        return [m.group(1)]
+    if _IPV4.match(host):
+        return [host]
+    keys: list[str] = []
+    h = host
+    while True:
+        if len(keys) > 10:
+            keys.pop(0)
+        keys.append(h)
+        dot = h.find(".")
+        if dot < 0:
+            break
+        h = h[dot + 1:]
+    return keys
+
+
+@functools.lru_cache(maxsize=64)
+def _verdicts(entries: tuple[str, ...]) -> dict[str, bool]:
+    """An ``enlist_uri_host`` list as Conf.pm's hash: host -> listed (``!host``: not);
+    a later line for the same host wins."""
+    return {e[1:] if e.startswith("!") else e: not e.startswith("!") for e in entries}
+
+
+def _uri_host_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
+    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+        entries = d.uri_hosts.get(name)
+        if not entries:
+            return False
+        verdicts = _verdicts(tuple(entries))
+        hosts: dict[str, None] = {}
+        for u in msg.uris:
+            if u[:7].lower() != b"mailto:":
+                host = uri_host(u)
+                if host:
+                    hosts[host] = None
+        for host in hosts:
+            for key in _query_keys(host):
+                verdict = verdicts.get(key)
+                if verdict is not None:
+                    if verdict:
+                        return True
+                    break
+        return False
+    return check
+
+
+def _none(a: Sequence[str]) -> bool:
+    return len(a) == 0
+
+
+def _one(a: Sequence[str]) -> bool:
+    return len(a) == 1
+
+
+_Fn = Callable[["PreparedMessage", ListData, Sequence[str]], bool]
+_HEADER = frozenset({"header"})
+_ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
+#: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
+#: 4.0 registers both)
+WLBL_EVALS: dict[str, tuple[frozenset[str], Callable[[Sequence[str]], bool], _Fn]] = {}
+for _names, _kinds, _fn in [
+    (("check_from_in_welcomelist", "check_from_in_whitelist"), _HEADER, _from_in_welcomelist),
+    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), _HEADER,
+     _from_in_default_welcomelist),
+    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), _HEADER,
+     _forged_in_welcomelist),
+    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), _HEADER,
+     _forged_in_default_welcomelist),
+    (("check_from_in_blocklist", "check_from_in_blacklist"), _HEADER,
+     _from_list("blocklist_from")),
+    (("check_to_in_welcomelist", "check_to_in_whitelist"), _HEADER, _to_list("welcomelist_to")),
+    (("check_to_in_blocklist", "check_to_in_blacklist"), _HEADER, _to_list("blocklist_to")),
+    (("check_to_in_more_spam",), _HEADER, _to_list("more_spam_to")),
+    (("check_to_in_all_spam",), _HEADER, _to_list("all_spam_to")),
+    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), _HEADER,
+     _subject_list("welcomelist_subject")),
+    (("check_subject_in_blocklist", "check_subject_in_blacklist"), _HEADER,
+     _subject_list("blocklist_subject")),
+    (("check_to_in_list",), _HEADER, _to_in_list),
+    # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
+    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), _ANY,
+     _uri_host_list("WELCOME")),
+    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), _ANY,
+     _uri_host_list("BLOCK")),
+]:
+    for _name in _names:
+        WLBL_EVALS[_name] = (_kinds, _one if _name == "check_to_in_list" else _none, _fn)
