@@ -67,17 +67,17 @@ LOADED_PLUGINS = frozenset({
     # the tests on tags, lengths, images and links run; those on fonts, colours and
     # obfuscation are skipped
     "Mail::SpamAssassin::Plugin::HTMLEval",
-    # ALL_TRUSTED, NO_RELAYS, the unparseable count, helo_ip_mismatch and the forged
-    # Received trail run; the HELO tests needing the MTA's DNS lookup flag are skipped
+    # ALL_TRUSTED, NO_RELAYS, the unparseable count, helo_ip_mismatch, the forged
+    # Received trail and NO_RDNS_DOTCOM_HELO (over the relays' "looked up DNS" flag) run
     "Mail::SpamAssassin::Plugin::RelayEval",
-    # loaded as in SpamAssassin so that its metas (__HTML_IMG_ONLY over HTMLEval's
-    # image tests) are read; its evals on image attachments are skipped
+    # its image evals run over the image parts' dimensions (spamwarden.rules._imageinfo)
     "Mail::SpamAssassin::Plugin::ImageInfo",
     # the rest of what Debian's /etc/spamassassin/*.pre load, so that rules take the
     # variants SpamAssassin takes (XPRIO, __NOT_SPOOFED, __SPF_FULL_PASS have one for
     # "SPF loaded") and the metas and patterns guarded by them are read (VBounce's
-    # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); their network, Bayes and
-    # welcome-list evals are skipped and count as not hit, as with network tests off
+    # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); HTTPSMismatch, SPF's and the
+    # welcome-list evals run (_evals, _auth, _wlbl), the network and Bayes ones are
+    # skipped and count as not hit, as with network tests off
     "Mail::SpamAssassin::Plugin::AskDNS",
     "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
     "Mail::SpamAssassin::Plugin::Bayes",
