@@ -31,6 +31,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView, decode_header_value
 from ._authfacts import AuthFacts
+from ._capture import CaptureRunner
 from ._evals import run_eval
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
@@ -373,7 +374,9 @@ class RuleEngine:
         self._nosubject = [r for r in sorted(rules.values(), key=lambda r: r.name)
                            if r.nosubject]
         self._order_metas()
-        self._unused = frozenset(rules) - _needed(rules)
+        #: the capture rules' tags and the %{TAG} template rules (run in ``re``)
+        self._capture = CaptureRunner(rules)
+        self._unused = frozenset(rules) - _needed(rules) - self._capture.capture_rules
         self._reported = frozenset(n for n, r in rules.items() if r.reported)
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
                                          if all(r.name in self._unused for r in g.rules))
@@ -736,6 +739,16 @@ class RuleEngine:
                     vals.append((text + "\n").encode("utf-8", "surrogateescape"))
         return vals or None
 
+    def _rule_units(self, msg: PreparedMessage, units: dict[str, list[bytes]],
+                    name: str) -> list[bytes]:
+        """The units a rule runs over; an absent header's is its ``[if-unset:]`` text or
+        "" (Perl's undef)."""
+        rule = self.ruleset.rules[name]
+        if rule.header is None:
+            return units[rule.kind]
+        values = self._header_values(msg, _target(rule))
+        return values if values is not None else [(rule.header.if_unset or "").encode("utf-8")]
+
     def check(self, view: MessageView, raw: bytes, *,
               envelope_from: str | None = None, received: str | None = None,
               auth: AuthFacts | None = None) -> list[Hit]:
@@ -790,6 +803,8 @@ class RuleEngine:
                 elif name not in skip:
                     counts[name] = 1
             counts.update(matched)
+        if self._capture.templates:
+            self._capture.run(counts, lambda name: self._rule_units(msg, units, name), skip)
         # ``exists:`` of a header is its name among the message's (header_exists, for
         # every field name at once); the pseudo-headers ask header_exists itself
         present = {k.lower() for k, _ in msg.headers}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._auth import AUTH_LIST_DIRECTIVES, AuthLists, auth_list_line
+from ._capture import TemplateRegex, capture_names, split_templates, template_regex
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
@@ -111,6 +112,8 @@ _CAN = frozenset({
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
     # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
     "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
+    # named captures setting tags and %{TAG} templates: spamwarden.rules._capture
+    "Mail::SpamAssassin::Conf::feature_capture_rules",
 })
 # Headers SpamAssassin makes up from the MTA's envelope and its plugins; this engine
 # does not, so rules on them are skipped rather than never hitting silently.  (The
@@ -186,6 +189,10 @@ class Rule:
     #: a pattern ``re`` takes milliseconds a message over and Hyperscan refuses exactly
     #: (:data:`_GROUP_REPEAT`): the engine runs it in ``re`` behind a prefilter only
     costly: bool = False
+    #: the tags the pattern's named groups set (:mod:`._capture`)
+    captures: tuple[str, ...] = ()
+    #: a pattern with ``%{TAG}`` templates, run per message (then ``regex`` is None)
+    template: TemplateRegex | None = None
 
     @property
     def reported(self) -> bool:
@@ -649,6 +656,7 @@ def _finish(st: _State) -> None:
             res.skipped[name] = str(exc)
             continue
         res.rules[name] = rule
+    _drop_uncaptured_templates(res)
     _drop_meta_cycles(res)
 
 
@@ -722,13 +730,30 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
     if costly and not run_costly:
         raise _Skip("regex: too costly (many bounded repeats of groups; "
                     "rules.costly_patterns runs them)")
+    slotted, tags = split_templates(pat) if kind != "mimeheader" else (pat, ())
     try:
-        rx = translate(pat, flags)
+        rx = translate(slotted, flags)
         rx.compile()
     except UntranslatableRegex as exc:
         raise _Skip(f"regex: {exc.args[0].split(':')[0]}") from exc
+    captures = capture_names(pat, rx) if kind != "mimeheader" else ()
+    if tags:
+        return Rule(name, kind, negate=negate, header=header, captures=captures,
+                    template=template_regex(rx, tags), **common)  # type: ignore[arg-type]
     return Rule(name, kind, regex=rx, negate=negate, header=header, costly=costly,
-                **common)  # type: ignore[arg-type]
+                captures=captures, **common)  # type: ignore[arg-type]
+
+
+def _drop_uncaptured_templates(res: RuleSet) -> None:
+    """Skip template rules using a tag no rule captures: SpamAssassin's own template tags
+    (``%{SUBJECT}``, ...) are not set here, and a tag nothing sets never runs the rule."""
+    captured = {t for r in res.rules.values() for t in r.captures}
+    for name, rule in list(res.rules.items()):
+        if rule.template is not None:
+            missing = sorted(set(rule.template.tags) - captured)
+            if missing:
+                res.skipped[name] = f"template: no rule captures {missing[0]}"
+                del res.rules[name]
 
 
 def _drop_meta_cycles(res: RuleSet) -> None:
