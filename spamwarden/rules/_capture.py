@@ -234,27 +234,29 @@ class CaptureRunner:
         return frozenset(r.name for r in self.capturers)
 
     def run(self, counts: dict[str, int], units_of: Callable[[str], list[bytes]],
-            skip: frozenset[str] = frozenset()) -> None:
+            skip: frozenset[str] = frozenset()) -> int:
         """Set the tags the hit capture rules capture, then run the template rules.
 
         :param counts: the engine's counts so far; template rules that hit are added.
         :param units_of: the units of the rule so named (header values: the value, or its
             ``[if-unset:]`` text or "" when absent).
         :param skip: rules whose result nobody reads.
+        :returns: how many units template patterns ran on (at most
+            :data:`MAX_TEMPLATE_RUNS`).
         :raises: nothing.
         """
         if not self.templates:
-            return
+            return 0
         tags: dict[str, tuple[bytes, ...]] = {}
         for rule in self.capturers:
             if rule.name in counts:
                 self._capture(self._patterns[rule.name], rule, units_of(rule.name), tags)
         if not tags:
-            return
-        budget = MAX_TEMPLATE_RUNS
+            return 0
+        runs = 0
         lowered: dict[str, bytes] = {}
         for rule in self.templates:
-            if budget <= 0:
+            if runs >= MAX_TEMPLATE_RUNS:
                 break
             t = rule.template
             assert t is not None
@@ -277,8 +279,8 @@ class CaptureRunner:
                 units = [u for u in units
                          if all(any(x in u.lower() for x in v) for v in need)]
             pat = _filled(t.regex, tuple(_alternation(v) for v in vals))
-            units = units[:budget]
-            budget -= max(1, len(units))
+            units = units[:MAX_TEMPLATE_RUNS - runs]
+            runs += len(units)
             n = self._count(pat, rule, units)
             if rule.negate:
                 n = 0 if n else 1
@@ -286,6 +288,7 @@ class CaptureRunner:
                 counts[rule.name] = n
                 if rule.captures and not rule.negate:
                     self._capture(pat, rule, units, tags)
+        return runs
 
     @staticmethod
     def _count(pat: re.Pattern[bytes], rule: CapturingRule, units: Sequence[bytes]) -> int:
