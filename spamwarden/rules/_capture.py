@@ -182,6 +182,44 @@ def _slots_required(source: bytes) -> bool:
     return True
 
 
+def _head(t: TemplateRegex) -> re.Pattern[bytes] | None:
+    """The pattern before a template's one slot, when the slot ends the pattern and
+    nothing before it looks past it (look-ahead, ``\\b``, ``$``) or changes flags."""
+    src = t.regex.source
+    if len(t.tags) != 1 or not t.required or not src.endswith(b"\x000\x00"):
+        return None
+    head = src[:-3]
+    if (b"$" in head or b"\\Z" in head or b"\\z" in head or head.endswith((b"\\b", b"\\B"))
+            or re.search(rb"\(\?(?!:|<!|<=|P<)", head)):
+        return None
+    rx = PerlRegex(b"(?:" + head + b")\\Z", t.regex.ignorecase, t.regex.multiline,
+                   t.regex.dotall)
+    try:
+        return rx.compile()
+    except ValueError:
+        return None
+
+
+def _head_hit(head: re.Pattern[bytes], ignorecase: bool, values: Sequence[bytes],
+              units: Sequence[tuple[bytes, bytes]], budget: int) -> tuple[bool, int]:
+    """Whether ``head`` ends just before one of ``values`` in a unit (the rule's match),
+    and how many searches that took (at most ``budget``); ``units``: (unit, the unit
+    lower-cased when the rule ignores case)."""
+    used = 0
+    wanted = [v.lower() for v in values] if ignorecase else list(values)
+    for u, hay in units:
+        for v in wanted:
+            at = hay.find(v)
+            while at >= 0:
+                if used >= budget:
+                    return False, used
+                used += 1
+                if head.search(u, 0, at) is not None:
+                    return True, used
+                at = hay.find(v, at + 1)
+    return False, used
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _filled(rx: PerlRegex, fills: tuple[bytes, ...]) -> re.Pattern[bytes]:
     """``rx`` with slot N replaced by ``fills[N]`` (already quoted)."""
@@ -222,9 +260,28 @@ class CaptureRunner:
                                  if r.captures and r.template is None and r.regex is not None
                                  and not r.negate), key=order)
         self._patterns: dict[str, re.Pattern[bytes]] = {}
+        #: (kind, tag) -> the rules over those units needing that tag's value as a part of
+        #: every match: one search of the units tells whether any of them can hit (unless
+        #: a template rule captures too, so that tags may change during the run)
+        self._by_tag: dict[tuple[str, str], list[CapturingRule]] = {}
+        if not any(r.captures for r in self.templates):
+            for r in self.templates:
+                t = r.template
+                assert t is not None
+                if r.kind in ("body", "rawbody", "uri", "full") and t.required and len(
+                        set(t.tags)) == 1:
+                    self._by_tag.setdefault((r.kind, t.tags[0]), []).append(r)
         for r in self.capturers:
             assert r.regex is not None
             self._patterns[r.name] = r.regex.compile()
+        #: template rules ending in their one slot -> the pattern before it, ending at
+        #: the end (``\Z``): the rule hits where that pattern ends just before a value
+        self._heads: dict[str, re.Pattern[bytes]] = {}
+        for r in self.templates:
+            assert r.template is not None
+            head = _head(r.template)
+            if head is not None and r.maxhits <= 1 and not r.captures:
+                self._heads[r.name] = head
 
     @property
     def capture_rules(self) -> frozenset[str]:
@@ -254,10 +311,34 @@ class CaptureRunner:
         if not tags:
             return 0
         runs = 0
-        lowered: dict[str, bytes] = {}
+        # id(units) -> (units, their text lower-cased); the units are kept so that no id
+        # is reused during the loop
+        lowered: dict[int, tuple[list[bytes], bytes]] = {}
+        present: dict[tuple[int, tuple[tuple[bytes, ...], ...]], bool] = {}
+        # (id(units), values, ignore case) -> the units holding a value, with their
+        # lower-cased text when the case is ignored
+        low_units: dict[tuple[int, tuple[bytes, ...], bool], list[tuple[bytes, bytes]]] = {}
+        done: set[str] = set()  # rules settled by the search of their units
+        for (_, tag), group in self._by_tag.items():
+            values = tags.get(tag)
+            if values is not None:
+                units = units_of(group[0].name)
+                kept = lowered.get(id(units))
+                if kept is None:
+                    kept = lowered[id(units)] = (units, b"\n".join(units).lower())
+                if any(x.lower() in kept[1] for x in values):
+                    continue  # run them one by one
+                for rule in group:
+                    if rule.negate:
+                        counts[rule.name] = 1
+            done.update(rule.name for rule in group)
+        if len(done) == len(self.templates):
+            return 0
         for rule in self.templates:
             if runs >= MAX_TEMPLATE_RUNS:
                 break
+            if rule.name in done:
+                continue
             t = rule.template
             assert t is not None
             if rule.name in skip and not rule.captures:
@@ -268,12 +349,37 @@ class CaptureRunner:
             units = units_of(rule.name)
             if t.required:
                 # a unit that holds none of a slot's values cannot match
-                blob = lowered.get(rule.kind)
-                if blob is None:
-                    blob = lowered[rule.kind] = b"\n".join(units).lower()
-                need = [tuple(x.lower() for x in v) for v in vals]
-                if not all(any(x in blob for x in v) for v in need):
+                # (the rules of one tag and kind share the answer: searched once)
+                key = (id(units), tuple(vals))
+                held = present.get(key)
+                if held is None:
+                    kept = lowered.get(id(units))
+                    if kept is None:
+                        kept = lowered[id(units)] = (units, b"\n".join(units).lower())
+                    held = present[key] = all(any(x.lower() in kept[1] for x in v)
+                                              for v in vals)
+                if not held:
                     if rule.negate:
+                        counts[rule.name] = 1
+                    continue
+                need = [tuple(x.lower() for x in v) for v in vals]
+                head = self._heads.get(rule.name)
+                if head is not None:
+                    # the units holding a value (as the rule's case sees it), found
+                    # once for the rules of one tag
+                    ic = t.regex.ignorecase
+                    hkey = (id(units), vals[0], ic)
+                    holding = low_units.get(hkey)
+                    if holding is None:
+                        wanted = [v.lower() for v in vals[0]] if ic else list(vals[0])
+                        holding = low_units[hkey] = [
+                            (u, h) for u in units
+                            for h in (u.lower() if ic else u,)
+                            if any(v in h for v in wanted)]
+                    hit, used = _head_hit(head, ic, vals[0], holding,
+                                          MAX_TEMPLATE_RUNS - runs)
+                    runs += used
+                    if hit != rule.negate:
                         counts[rule.name] = 1
                     continue
                 units = [u for u in units

@@ -21,6 +21,9 @@ from spamwarden.rules._capture import (
     MAX_TAG_VALUES,
     MAX_TEMPLATE_RUNS,
     CaptureRunner,
+    _alternation,
+    _filled,
+    _head_hit,
     split_templates,
 )
 
@@ -150,3 +153,38 @@ def test_value_absent_from_every_link_runs_no_pattern() -> None:
     uris = [f"http://x.example.com/{i}?t=other".encode() for i in range(1000)]
     counts = {"__TOK": 1}
     assert runner.run(counts, {"__TOK": [b"token=abc"], "TOK_URI": uris}.__getitem__) == 0
+
+
+def test_the_short_way_for_a_trailing_template_gives_the_patterns_answer() -> None:
+    """A rule ending in its template is run as "the pattern before it ends where a value
+    starts"; over varied links that must be exactly what the filled pattern says."""
+    ruleset = parse_rule_text(RULES)
+    runner = CaptureRunner(ruleset.rules)
+    assert set(runner._heads) >= {"__GB_CUSTOM_HTM_URI0", "__GB_CUSTOM_HTM_URI2",
+                                  "T_GB_YOUTUBE_EMAIL", "__GB_DRUPAL_URI"}
+    values = (b"Victim@Example.org", b"a.b+c@x.org")
+    hosts = [b"https://evil.example.com", b"http://h.co", b"https://storage.cloud.google.com",
+             b"https://www.youtube.com/attribution_link?", b"ftp://evil.example.com"]
+    middles = [b"/p.html#", b"/x/y.php?&e=", b"/#", b"/?blockeremail=", b"/?email=", b"/audit#",
+               b"/" + b"z" * 130 + b"#", b"/sites/default/files/@#", b"/default/files/#",
+               b"/a=https://b.example.com/ok#", b"/" + b"q" * 20 + b"/", b"#"]
+    links = [h + m + v + t for h in hosts for m in middles
+             for v in (b"victim@example.org", b"VICTIM@EXAMPLE.ORG", b"aXb+c@x.org",
+                       b"a.b+c@x.org", b"someone@example.org")
+             for t in (b"", b"&more")]
+    answers: set[tuple[str, bool]] = set()
+    for name, head in runner._heads.items():
+        rule = ruleset.rules[name]
+        if rule.kind != "uri":
+            continue
+        assert rule.template is not None
+        ic = rule.template.regex.ignorecase
+        filled = _filled(rule.template.regex, (_alternation(values),))
+        for link in links:
+            hay = link.lower() if ic else link
+            short, _ = _head_hit(head, ic, values, [(link, hay)], 1000)
+            assert short == bool(filled.search(link)), (name, link)
+            answers.add((name, short))
+    # not vacuous: each rule both hits and misses some of the links
+    assert {n for n, hit in answers if hit} == {n for n, hit in answers if not hit}
+    assert len({n for n, hit in answers if hit}) == 6
