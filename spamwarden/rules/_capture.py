@@ -200,6 +200,19 @@ def _head(t: TemplateRegex) -> re.Pattern[bytes] | None:
         return None
 
 
+def _holding(units: Sequence[bytes], values: Sequence[bytes], *,
+             ignorecase: bool) -> list[tuple[bytes, bytes]]:
+    """The units holding one of ``values`` (ignoring ASCII case if asked), each with its
+    text as compared (lower-cased when the case is ignored)."""
+    wanted = [v.lower() for v in values] if ignorecase else list(values)
+    out = []
+    for u in units:
+        h = u.lower() if ignorecase else u
+        if any(v in h for v in wanted):
+            out.append((u, h))
+    return out
+
+
 def _head_hit(head: re.Pattern[bytes], ignorecase: bool, values: Sequence[bytes],
               units: Sequence[tuple[bytes, bytes]], budget: int) -> tuple[bool, int]:
     """Whether ``head`` ends just before one of ``values`` in a unit (the rule's match),
@@ -327,7 +340,24 @@ class CaptureRunner:
                 if kept is None:
                     kept = lowered[id(units)] = (units, b"\n".join(units).lower())
                 if any(x.lower() in kept[1] for x in values):
-                    continue  # run them one by one
+                    # the rules ending in the tag: at the units that hold a value
+                    holding: dict[bool, list[tuple[bytes, bytes]]] = {}
+                    for rule in group:
+                        head = self._heads.get(rule.name)
+                        if head is None or runs >= MAX_TEMPLATE_RUNS:
+                            continue  # run one by one below
+                        t = rule.template
+                        assert t is not None
+                        ic = t.regex.ignorecase
+                        at = holding.get(ic)
+                        if at is None:
+                            at = holding[ic] = _holding(units, values, ignorecase=ic)
+                        hit, used = _head_hit(head, ic, values, at, MAX_TEMPLATE_RUNS - runs)
+                        runs += used
+                        if hit != rule.negate:
+                            counts[rule.name] = 1
+                        done.add(rule.name)
+                    continue
                 for rule in group:
                     if rule.negate:
                         counts[rule.name] = 1
@@ -369,15 +399,10 @@ class CaptureRunner:
                     # once for the rules of one tag
                     ic = t.regex.ignorecase
                     hkey = (id(units), vals[0], ic)
-                    holding = low_units.get(hkey)
-                    if holding is None:
-                        wanted = [v.lower() for v in vals[0]] if ic else list(vals[0])
-                        holding = low_units[hkey] = [
-                            (u, h) for u in units
-                            for h in (u.lower() if ic else u,)
-                            if any(v in h for v in wanted)]
-                    hit, used = _head_hit(head, ic, vals[0], holding,
-                                          MAX_TEMPLATE_RUNS - runs)
+                    found = low_units.get(hkey)
+                    if found is None:
+                        found = low_units[hkey] = _holding(units, vals[0], ignorecase=ic)
+                    hit, used = _head_hit(head, ic, vals[0], found, MAX_TEMPLATE_RUNS - runs)
                     runs += used
                     if hit != rule.negate:
                         counts[rule.name] = 1
