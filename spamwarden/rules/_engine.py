@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import SpamwardenError
-from ..mail import MessageView, decode_header_value
+from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._evals import run_eval
+from ._evals import freemail_edits_body, freemail_stripped_lines, run_eval
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
-from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
+from ._prepare import PreparedMessage, decoded_header, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
 from ._rewrite import possessive_line_runs, repeated_group, widened
 from ._uris import compile_patterns as _compile_uri_patterns
@@ -349,6 +349,10 @@ class RuleEngine:
         self._local = threading.local()
         self._metas: list[Rule] = []
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
+        # FreeMail's check_freemail_replyto forms run (they may edit the body lines)
+        self._freemail_whats = tuple(sorted({r.eval_args[0] for r in self._evals
+                                             if r.eval_name == "check_freemail_replyto"
+                                             and r.eval_args}))
         self._exists = [r for r in sorted(rules.values(), key=lambda r: r.name)
                         if r.header is not None and r.header.exists]
         #: (rule, lower-cased field name) for fields, (rule, name) for the pseudo-headers
@@ -732,7 +736,7 @@ class RuleEngine:
         for part in msg.parts:
             for k, v in part.headers:
                 if k.lower() == name:
-                    text = v if raw else decode_header_value(v[:8192])
+                    text = v if raw else decoded_header(v)
                     vals.append((text + "\n").encode("utf-8", "surrogateescape"))
         return vals or None
 
@@ -765,6 +769,12 @@ class RuleEngine:
         if msg.networks is None and msg.relays is None:
             msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
+        if (self._freemail_whats and "freemail_body" not in msg.memo
+                and freemail_edits_body(msg, self.ruleset, self._freemail_whats)):
+            # SpamAssassin's head evals run before its body rules, and FreeMail's
+            # _parse_body edits the body lines those rules (and the body evals) read
+            msg.memo["freemail_body"] = True
+            msg.body = freemail_stripped_lines(msg.body)
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
             counts.update(self._scan(g, units[kind], skip))

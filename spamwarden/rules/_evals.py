@@ -8,7 +8,7 @@ with a reason instead of failing at scan time.  Every other eval is skipped.
 
 from __future__ import annotations
 
-import email.utils
+import calendar
 import fnmatch
 import functools
 import html
@@ -180,12 +180,73 @@ def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
     return False
 
 
+# Util.pm's %TZ: the zone names parse_rfc822_date knows (any other counts as -0000)
+_TZ_NAMES = {
+    "UT": 0, "UTC": 0, "NDT": -230, "AST": -400, "ADT": -300, "NST": -330, "EST": -500,
+    "EDT": -400, "CST": -600, "CDT": -500, "MST": -700, "MDT": -600, "PST": -800,
+    "PDT": -700, "HST": -1000, "AKST": -900, "AKDT": -800, "HADT": -900, "HAST": -1000,
+    "GMT": 0, "BST": 100, "IST": 100, "WET": 0, "WEST": 100, "CET": 100, "CEST": 200,
+    "EET": 200, "EEST": 300, "MSK": 300, "MSD": 400, "MET": 100, "MEZ": 100, "MEST": 200,
+    "MESZ": 200, "BRST": -200, "BRT": -300, "AEST": 1000, "AEDT": 1100, "ACST": 930,
+    "ACDT": 1030, "AWST": 800, "NZST": 1200, "NZDT": 1300, "JST": 900, "KST": 900,
+    "HKT": 800, "SGT": 800, "PHT": 800, "IDT": 300}
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+_MON = "(?P<m>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_DATE_FORMS = (  # tried in this order, the first match wins
+    re.compile(rf" (?P<d>\d+) {_MON} (?P<y>\d{{4}}) ", re.I | re.A),
+    re.compile(rf" {_MON} +(?P<d>\d+) \d+:\d+:\d+ (?P<y>\d{{4}}) ", re.I | re.A),
+    re.compile(rf" (?P<d>\d+) {_MON} (?P<y>\d{{2,3}}) ", re.I | re.A))
+_DATE_HMS = re.compile(r" (\d?\d):(\d\d)(:(\d\d))? ", re.A)
+_DATE_NUMZONE = re.compile(r" ([-+])(\d\d)(\d\d) ", re.A)
+_DATE_NAMEZONE = re.compile(r"\b([A-Z]{2,4}(?:-DST)?)\b", re.A)
+
+
 def _parse_date(text: str) -> float | None:
-    try:
-        parsed = email.utils.parsedate_tz(text)
-        return float(email.utils.mktime_tz(parsed)) if parsed else None
-    except (ValueError, OverflowError, TypeError):
+    """Seconds since the epoch of an RFC 5322 date as Util.pm's ``parse_rfc822_date``
+    reads it (None: no day, month and year found), quirks included: a numeric zone
+    needs its sign (``0530`` and ``-400`` count as -0000), a name outside its table
+    too; a two-digit year under 50 is 20xx; an hour over 23 is 23, a day past the
+    month's end the 1st of the next; years outside 1970-2037 are clamped."""
+    s = re.sub(r"\s+", " ", re.sub(r", *", " ", f" {text} "))
+    for pattern in _DATE_FORMS:
+        m = pattern.search(s)
+        if m:
+            break
+    else:
         return None
+    s = s[:m.start()] + " " + s[m.end():]
+    day, month = int(m.group("d")), _MONTHS.index(m.group("m").lower()) + 1
+    year_text = m.group("y")
+    year = int(year_text)
+    if len(year_text) == 2 and year < 50:
+        year += 2000
+    elif len(year_text) != 4:
+        year += 1900
+    hour = minute = second = 0
+    m = _DATE_HMS.search(s)
+    if m:
+        s = s[:m.start()] + " " + s[m.end():]
+        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(4) or 0)
+    zone = 0
+    m = _DATE_NUMZONE.search(s)
+    if m:
+        zone = (int(m.group(2)) * 60 + int(m.group(3))) * 60 * (-1 if m.group(1) == "-" else 1)
+    else:
+        m = _DATE_NAMEZONE.search(s)
+        if m and m.group(1) in _TZ_NAMES:
+            hhmm = _TZ_NAMES[m.group(1)]
+            zone = (abs(hhmm) // 100 * 60 + abs(hhmm) % 100) * 60 * (-1 if hhmm < 0 else 1)
+    second, minute, hour = min(second, 59), min(minute, 59), min(hour, 23)
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > (30 if month in (4, 6, 9, 11) else (29 if leap else 28) if month == 2 else 31):
+        day, month = 1, month + 1
+        if month > 12:
+            month, year = 1, year + 1
+    year = min(max(year, 1970), 2037)
+    if day < 1:  # Time::Local croaks
+        return None
+    when = calendar.timegm((year, month, day, hour, minute, second))
+    return float(max(when - zone, 0) if zone > 0 else when - zone)
 
 
 _RCVD_DATE = re.compile(r"(\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+)")
@@ -632,10 +693,9 @@ def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
     return free
 
 
-def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    """FreeMail's check_freemail_replyto('replyto' or 'reply'): From and Reply-To
-    different freemail addresses, or a freemail Reply-To ('reply': else a freemail From
-    and no Reply-To) and another freemail in the body."""
+def _replyto_verdict(msg: PreparedMessage, d: EvalData, what: str) -> bool | None:
+    """check_freemail_replyto's answer from the headers alone; ``None``: it goes on to
+    read the body (``_parse_body``)."""
     envfrom = _envelope_from(msg)
     if envfrom is not None and _BULK_ENVFROM.search(envfrom):
         return False
@@ -645,18 +705,57 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
     from_free = any(_is_freemail(x, free) for x in froms)
     if from_free and reply_free and not any(f in replies for f in froms):
         return True
-    if a[0] == "replyto":
+    if what == "replyto":
         if not reply_free:
             return False
     elif replies and not reply_free:
         return False
     elif not from_free:
         return False
+    return None
+
+
+def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """FreeMail's check_freemail_replyto('replyto' or 'reply'): From and Reply-To
+    different freemail addresses, or a freemail Reply-To ('reply': else a freemail From
+    and no Reply-To) and another freemail in the body."""
+    verdict = _replyto_verdict(msg, d, a[0])
+    if verdict is not None:
+        return verdict
     body = _body_freemails(msg, d)
     if not body:
         return False
-    compared = replies if a[0] == "replyto" or reply_free else froms
+    replies = _addresses(msg, "Reply-To")[:1]
+    reply_free = any(_is_freemail(x, d.freemail_domains) for x in replies)
+    compared = replies if a[0] == "replyto" or reply_free else _addresses(msg, "From")[:1]
     return any(b != r for b in body for r in compared)
+
+
+_URL_WITH_AT_B = re.compile(_URL_WITH_AT.pattern.encode(), re.IGNORECASE)
+_EMAIL_QUOTED_B = re.compile(_EMAIL_QUOTED.pattern.encode(), re.IGNORECASE)
+
+
+def freemail_edits_body(msg: PreparedMessage, d: EvalData, whats: Sequence[str]) -> bool:
+    """Whether FreeMail's ``_parse_body`` runs for this message (one of the
+    check_freemail_replyto forms ``whats`` a rule set runs gets past the headers).
+
+    ``_parse_body`` strips, in place, the URLs holding an ``@`` and the addresses in
+    ``<>`` or before a ``word:`` from the very body lines the body rules then match
+    (its ``foreach (@$body) { s{...}{ }gi }`` aliases them), as the head evals run
+    before the body rules: see :func:`freemail_stripped_lines`."""
+    return any(_replyto_verdict(msg, d, w) is None for w in whats)
+
+
+def freemail_stripped_lines(lines: Sequence[bytes]) -> list[bytes]:
+    """The body lines as FreeMail's ``_parse_body`` leaves them: each URL holding an
+    ``@`` (or ``%40``) and each address in ``<>`` or followed by ``wrote:``-like text
+    replaced by a space (octets, ASCII classes, as Perl matches them)."""
+    out = []
+    for line in lines:
+        if b"@" in line or b"%40" in line:
+            line = _EMAIL_QUOTED_B.sub(b" ", _URL_WITH_AT_B.sub(b" ", line))
+        out.append(line)
+    return out
 
 
 # -- HeaderEval's and RelayEval's forged-Received tests ---------------------------------------
@@ -912,28 +1011,53 @@ _NO_DATA = _NoData()
 
 
 _UPPER = bytes(range(65, 91))
-_LOWER = bytes(range(97, 123))
+_LOWER_OR_DIGIT = bytes(range(97, 123)) + b"0123456789"
 _SPACED = re.compile(rb"\S\s+\S")
-# base64 characters as "A", all else as " ": 60 "A"s in a row are needed for a base64 run
-_B64_RUN_TABLE = bytes(65 if re.match(rb"[A-Za-z0-9+/=]", bytes([i])) else 32 for i in range(256))
-_B64_RUN = b"A" * 60
-_BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
+_BASE64_START = re.compile(rb"(?:[A-Za-z0-9+/=]{60,76} ){2}")
+_SHIFT_JIS = re.compile(rb"\x1b\$B.*\x1b\(B", re.DOTALL)
+# Constants.pm's CHARSETS_LIKELY_TO_FP_AS_CAPS, matched whole
+_CAPS_FP_CHARSET = re.compile(r"[-_a-z0-9]*(?:koi|jp|jis|euc|gb|big5|isoir|cp1251|"
+                              r"windows-1251|georgianps|pt154|tis)[-_a-z0-9]*\n?\Z",
+                              re.IGNORECASE)
+
+
+def _charset_fp_as_caps(msg: PreparedMessage) -> bool:
+    """MIMEEval's ``body_charset_is_likely_to_fp``: the message's Content-Type or a MIME
+    part names a charset whose text reads as capitals (KOI8, the Japanese, Chinese and
+    Cyrillic ones, TIS-620...)."""
+    charsets = []
+    ctype = msg.header_text("Content-Type")
+    if ctype is not None:
+        charsets.extend(m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m)
+        del charsets[1:]  # get_charset_from_ct_line: the first form found
+    for p in msg.parts:
+        m = _PART_CHARSET.search(" ".join(_first_header(p.headers, "content-type").split()))
+        if m and re.search(r"[a-z]", m.group(1), re.IGNORECASE):
+            charsets.append(m.group(1).lower())
+    return any(_CAPS_FP_CHARSET.match(c) for c in charsets)
 
 
 def _uppercase_ratio(msg: PreparedMessage) -> float:
-    """Percentage of capitals among the letters of the body lines with words (BodyEval)."""
+    """MIMEEval's check_for_uppercase value: the percentage of capitals among the
+    letters and digits (digits count as lower case) of the body lines with a space
+    between words, lines opening with two base64-looking words and Shift-JIS escapes
+    left out; 0 under 200 octets or for a charset likely to read as capitals."""
     cached = msg.memo.get("uppercase")
     if cached is not None:
         return cached
-    text = b" ".join(x for x in msg.body if _SPACED.search(x))
-    # a base64 run is 60+ base64 octets in a row: without one there is none to drop
-    if _B64_RUN in text.translate(_B64_RUN_TABLE):
-        text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
-    if len(text) >= 200:
-        upper = len(text) - len(text.translate(None, _UPPER))
-        lower = len(text) - len(text.translate(None, _LOWER))
-        ratio = upper / (upper + lower) * 100 if upper + lower else 0.0
+    if not _charset_fp_as_caps(msg):
+        length = upper = lower = 0
+        for line in msg.body:
+            if not _SPACED.search(line) or _BASE64_START.match(line):
+                continue
+            if b"\x1b$B" in line:
+                line = _SHIFT_JIS.sub(b"", line)
+            length += len(line)
+            lower += len(line) - len(line.translate(None, _LOWER_OR_DIGIT))
+            upper += len(line) - len(line.translate(None, _UPPER))
+        if length >= 200 and upper + lower:
+            ratio = upper / (upper + lower) * 100
     msg.memo["uppercase"] = ratio
     return ratio
 
@@ -943,7 +1067,9 @@ def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
 
 
 def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    return msg.raw_body_length < float(a[0])
+    """BodyEval's check_body_length(MAX): the body's octets as received, at most MAX
+    (``<=``: a 128-octet body is __KAM_BODY_LENGTH_LT_128, whatever the name says)."""
+    return msg.raw_body_length <= float(a[0])
 
 
 def _base64_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:

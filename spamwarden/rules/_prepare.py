@@ -173,10 +173,14 @@ class PreparedMessage:
         return result
 
     def _decoded(self, value: str) -> str:
-        """A header value RFC 2047-decoded (each distinct value once per message)."""
+        """A header value RFC 2047-decoded (each distinct value once per message).
+
+        Without an encoded-word, white space stays as it is: Node.pm's
+        ``_decode_header`` only unfolds and trims (``Subject: Call me     93910``
+        keeps its run of spaces, which ``/^.{16}/`` and ``/from: \\S{5}/`` see)."""
         found = self._decoded_values.get(value)
         if found is None:
-            found = self._decoded_values[value] = decode_header_value(value[:8192])
+            found = self._decoded_values[value] = decoded_header(value)
         return found
 
     def _header_lines(self, raw: bool) -> list[str]:
@@ -646,6 +650,20 @@ def qp_decode(data: bytes) -> bytes:
             out.append(b"=" + piece if octet is None else octet + piece[2:])
         data = b"".join(out)
     return data.replace(b"\r\n", b"\n")
+
+
+def decoded_header(value: str) -> str:
+    """A header value as Node.pm's ``header`` gives it, at most 8,192 characters:
+    encoded words decoded; without one, the white space inside kept as it is (the
+    value comes unfolded and trimmed) and invalid UTF-8 replaced."""
+    if "=?" in value:
+        return decode_header_value(value[:8192])
+    if "\n" in value:  # a MIME part's field as the email package keeps it, folded
+        value = _FOLD.sub(" ", value).strip()
+    return value[:8192].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
 
 
 def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
