@@ -1025,7 +1025,7 @@ def _charset_fp_as_caps(msg: PreparedMessage) -> bool:
     """MIMEEval's ``body_charset_is_likely_to_fp``: the message's Content-Type or a MIME
     part names a charset whose text reads as capitals (KOI8, the Japanese, Chinese and
     Cyrillic ones, TIS-620...)."""
-    charsets = []
+    charsets: list[str] = []
     ctype = msg.header_text("Content-Type")
     if ctype is not None:
         charsets.extend(m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m)
