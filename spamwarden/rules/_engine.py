@@ -39,6 +39,7 @@ from ._prepare import PreparedMessage, decoded_header, header_with_modifiers, pr
 from ._regex import PerlRegex
 from ._rewrite import possessive_line_runs, repeated_group, widened
 from ._uris import compile_patterns as _compile_uri_patterns
+from ._uris import uri_list
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
     import hyperscan
@@ -329,9 +330,12 @@ class RuleEngine:
         self.ruleset = ruleset
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
+        #: the rule files' valid top-level domains (``util_rb_tld``); ``None``: the
+        #: Public Suffix List's
+        self.tlds = frozenset(ruleset.valid_tlds) if ruleset.valid_tlds else None
         # the text-URI pattern (a quarter of a second) compiles now, before a milter
         # forks its workers, not in the first message of each
-        _compile_uri_patterns()
+        _compile_uri_patterns(self.tlds)
         ruleset.auth_lists.compile()  # the welcome-lists' patterns, likewise
         rules = ruleset.rules
         self._compiled: dict[str, Any] = {}
@@ -757,7 +761,8 @@ class RuleEngine:
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
         return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from,
-                                                   received=received, auth=auth))
+                                                   received=received, auth=auth,
+                                                   tlds=self.tlds))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""
@@ -769,6 +774,10 @@ class RuleEngine:
         if msg.networks is None and msg.relays is None:
             msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
+        if msg.tlds is not self.tlds and msg.tlds != self.tlds:
+            # prepared without this rule set's top-level domains: the URI list again
+            msg.uris = uri_list(msg.body, msg.html_links, tlds=self.tlds)
+            msg.tlds = self.tlds
         if (self._freemail_whats and "freemail_body" not in msg.memo
                 and freemail_edits_body(msg, self.ruleset, self._freemail_whats)):
             # SpamAssassin's head evals run before its body rules, and FreeMail's

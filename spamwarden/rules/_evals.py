@@ -495,7 +495,7 @@ def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
     if found is None:
         hosts: dict[str, None] = {}
         for u in msg.uris:
-            host = uri_host(u) if u[:7].lower() != b"mailto:" else None
+            host = uri_host(u, tlds=msg.tlds) if u[:7].lower() != b"mailto:" else None
             if host is not None:
                 hosts[host] = None
         found = msg.uri_host_candidates = list(dict.fromkeys(
@@ -1750,9 +1750,9 @@ _HTTP_HOST = re.compile(rb"^https?://([^/:?#]+)", re.IGNORECASE)
 _HTTPS_IN_TEXT = re.compile(r"https://([^\s/:?#]+)", re.IGNORECASE)
 
 
-def _valid_domain(name: str) -> bool:
+def _valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
     from ._uris import _domain_valid
-    return _domain_valid(name.encode("utf-8", "surrogateescape"))
+    return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
 
 
 def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -1778,14 +1778,14 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
         hit = False
         anchors = 0
         for uri in h.anchors:
-            domain = _link_domain(uri)
+            domain = _link_domain(uri, msg.tlds)
             if domain is None:
                 continue
             anchors += 1
             for https in named.get(uri, ()):
                 if not _IS_IP.match(https):
                     https = _base_domain(https.lower())
-                    if not _valid_domain(https):
+                    if not _valid_domain(https, msg.tlds):
                         continue
                 if https != domain:
                     hit = True
@@ -1795,7 +1795,7 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
     return False
 
 
-def _link_domain(uri: bytes) -> str | None:
+def _link_domain(uri: bytes, tlds: frozenset[str] | None) -> str | None:
     """The registered domain of an http(s) link's host, ``None`` for another link, an
     address or a domain under no valid top-level domain (HTTPSMismatch's ``$uri``)."""
     m = _HTTP_HOST.match(uri)
@@ -1805,7 +1805,7 @@ def _link_domain(uri: bytes) -> str | None:
     if _IS_IP.match(host):
         return None
     domain = _base_domain(host.lower())
-    return domain if _valid_domain(domain) else None
+    return domain if _valid_domain(domain, tlds) else None
 
 
 def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -1813,7 +1813,7 @@ def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> boo
     form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
     first 8192).  Only a URI kept at exactly 8192 octets can be one: then the links
     are read again to tell."""
-    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs
+    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs, valid_tlds
     if not msg.html_links or max(map(len, msg.uris), default=0) < MAX_URI_LENGTH:
         return False
     for tags in msg.html_links:
@@ -1825,7 +1825,8 @@ def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> boo
                 if len(value) > MAX_URI_LENGTH:
                     return True
                 if len(value) > MAX_URI_LENGTH - 64 and any(
-                        len(u) > MAX_URI_LENGTH for forms in _canonical_forms(value)
+                        len(u) > MAX_URI_LENGTH
+                        for forms in _canonical_forms(value, msg.tlds or valid_tlds())
                         for u in forms):
                     return True
     return False

@@ -107,6 +107,8 @@ _CAN = frozenset({
     # USER_IN_WHITELIST-style metas
     "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
+    # 20_aux_tlds.cf's util_rb_tld lines (RegistryBoundaries, read into valid_tlds)
+    "Mail::SpamAssassin::Conf::feature_registryboundaries",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
     # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
@@ -231,6 +233,10 @@ class RuleSet:
     #: ``ok_locales`` (the last line read wins; "all": every charset is fine): the
     #: faraway-charset evals read it
     ok_locales: str = "all"
+    #: ``util_rb_tld`` (after the last ``clear_util_rb``): RegistryBoundaries' valid
+    #: top-level domains, lower case, IDN ones in ``xn--`` form, for the URI list;
+    #: ``None``: no line (the Public Suffix List's are used)
+    valid_tlds: set[str] | None = None
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -458,6 +464,9 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         if problem is not None:
             st.result.notes.append((origin, problem))
         return
+    if key == "clear_util_rb":  # (takes no value: read before the gate below)
+        st.result.valid_tlds = None
+        return
     bits = rest.split(None, 1)
     if key not in _READ:
         why = unread_setting(key)
@@ -505,6 +514,8 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         st.result.freemail_domains.update(d.lower() for d in rest.split())
     elif key == "ok_locales":
         st.result.ok_locales = rest.strip()
+    elif key == "util_rb_tld":
+        _tld_line(st, rest, origin)
     elif key == "enlist_addrlist" and len(bits) > 1:
         m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
         if m:
@@ -517,11 +528,29 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
 
+def _tld_line(st: _State, rest: str, origin: str) -> None:
+    """``util_rb_tld TLD...`` (Conf.pm): each label, without a dot, added to the valid
+    top-level domains, lower case, an IDN label in its ``xn--`` form."""
+    labels = rest.split()
+    if not labels or any("." in t for t in labels):
+        st.result.notes.append((origin, "util_rb_tld: expected top-level domains "
+                                        "without dots"))
+        return
+    tlds = st.result.valid_tlds
+    if tlds is None:
+        tlds = st.result.valid_tlds = set()
+    for label in labels:
+        try:
+            tlds.add(label.lower() if label.isascii() else label.encode("idna").decode())
+        except UnicodeError:
+            st.result.notes.append((origin, f"util_rb_tld: {label!r} is no IDN label"))
+
+
 #: the other settings ``_directive`` reads (the rest: ``_settings.unread_setting``)
 _READ = frozenset({"score", "describe", "tflags", "replace_tag", "replace_pre",
                    "replace_inter", "replace_post", "replace_rules", "replace_start",
                    "replace_end", "freemail_domains", "enlist_addrlist", "enlist_uri_host",
-                   "ok_locales"})
+                   "ok_locales", "util_rb_tld"})
 
 _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
                   "msa_networks": "msa"}

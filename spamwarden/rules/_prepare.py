@@ -105,6 +105,9 @@ class PreparedMessage:
     html_links: list[list[tuple[str, str]]] = field(default_factory=list)
     #: ImageInfo's image counts, pixels and sizes, found when an eval first asks
     image_info: object = None
+    #: the valid top-level domains ``uris`` were read with (the rule files'
+    #: ``util_rb_tld`` lines); ``None``: the Public Suffix List's
+    tlds: frozenset[str] | None = None
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
@@ -698,7 +701,8 @@ def _body_start(raw: bytes) -> int | None:
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None,
                     received: str | None = None,
-                    auth: AuthFacts | None = None) -> PreparedMessage:
+                    auth: AuthFacts | None = None,
+                    tlds: frozenset[str] | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -713,6 +717,8 @@ def prepare_message(view: MessageView, raw: bytes, *,
     :param auth: SPF and DKIM results for the message (:class:`AuthFacts`) when the
         caller verified them; ``None`` (an offline check): the SPF and DKIM evals hit
         nothing, as in SpamAssassin with network tests off.
+    :param tlds: the valid top-level domains of the URI list (the rule set's
+        ``valid_tlds``); ``None``: the Public Suffix List's.
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
@@ -756,7 +762,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     # PerMsgStatus's get_uri_list: the body text's and the HTML parts' links
-    uris = uri_list(body, links)
+    uris = uri_list(body, links, tlds=tlds)
     return PreparedMessage(
         view=view,
         raw=raw,
@@ -774,4 +780,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         part_texts=texts,
         auth=auth,
         html_links=links,
+        tlds=tlds,
     )

@@ -13,13 +13,14 @@ from spamwarden.rules import _prepare, _uris
 
 def _plain_text_uris(lines: list[bytes]) -> list[bytes]:
     """_process_text_uri_list as written: the pattern run over each whole line."""
-    regex = _uris._tbirdurire()
+    tlds = _uris.valid_tlds()
+    regex = _uris._tbirdurire(tlds)
     seen: set[bytes] = set()
     out = []
     for text in lines:
         lower = text.lower()
         for m in regex.finditer(lower):
-            uri = _uris._text_uri(text, lower, m, seen)
+            uri = _uris._text_uri(text, lower, m, seen, tlds)
             if uri is not None:
                 out.append(uri)
     return out
@@ -308,6 +309,6 @@ def test_plain_uri_shortcut_gives_the_full_canonicalisation(
     parts = [b"http://", b"https://", b"mailto:", b"www.", b"a", b"b.", b"com", b"/", b"?",
              b"#", b"%41", b"@", b":80", b"&", b".", b"-", b"0x7f", b"1", b" ", b"\\", b"<"]
     uris += [b"".join(rnd.choice(parts) for _ in range(rnd.randint(1, 9))) for _ in range(3000)]
-    fast = [_uris._canonical_forms(u) for u in uris]
+    fast = [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
     monkeypatch.setattr(_uris, "_PLAIN", re.compile(rb"(?!)"))
-    assert fast == [_uris._canonical_forms(u) for u in uris]
+    assert fast == [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
