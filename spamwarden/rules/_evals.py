@@ -1047,15 +1047,13 @@ def _uppercase_ratio(msg: PreparedMessage) -> float:
         return cached
     ratio = 0.0
     if not _charset_fp_as_caps(msg):
-        length = upper = lower = 0
-        for line in msg.body:
-            if not _SPACED.search(line) or _BASE64_START.match(line):
-                continue
-            if b"\x1b$B" in line:
-                line = _SHIFT_JIS.sub(b"", line)
-            length += len(line)
-            lower += len(line) - len(line.translate(None, _LOWER_OR_DIGIT))
-            upper += len(line) - len(line.translate(None, _UPPER))
+        # (the lines kept, joined: their lengths and counts add up)
+        text = b"".join(_SHIFT_JIS.sub(b"", line) if b"\x1b$B" in line else line
+                        for line in msg.body
+                        if _SPACED.search(line) and not _BASE64_START.match(line))
+        length = len(text)
+        lower = length - len(text.translate(None, _LOWER_OR_DIGIT))
+        upper = length - len(text.translate(None, _UPPER))
         if length >= 200 and upper + lower:
             ratio = upper / (upper + lower) * 100
     msg.memo["uppercase"] = ratio
