@@ -783,7 +783,7 @@ class RuleEngine:
             # SpamAssassin's head evals run before its body rules, and FreeMail's
             # _parse_body edits the body lines those rules (and the body evals) read
             msg.memo["freemail_body"] = True
-            msg.body = freemail_stripped_lines(msg.body)
+            msg.body = freemail_stripped_lines(msg.body, self.tlds)
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
             counts.update(self._scan(g, units[kind], skip))

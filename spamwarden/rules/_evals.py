@@ -21,7 +21,7 @@ from ..mail import registrable_domain
 from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
-from ._uris import uri_host
+from ._uris import uri_host, uri_tld_alternation, valid_tlds
 from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
@@ -519,16 +519,34 @@ _BULK_ENVFROM = re.compile(
     r"(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+"
     r"|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@",
     re.IGNORECASE)
-# FreeMail's email_regex (a letter TLD in place of the list of valid TLDs)
-_EMAIL = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
-          r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-          r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}[a-z]{2,63})(?![a-z0-9-])")
-_EMAIL_RE = re.compile(_EMAIL, re.IGNORECASE)
 _URL_WITH_AT = re.compile(r"<?https?://\S{0,255}(?:@|%40)\S{0,255}", re.IGNORECASE)
-_EMAIL_QUOTED = re.compile(
-    r"<?(?<!mailto:)" + _EMAIL
-    + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)", re.IGNORECASE)
-_HREF_MAILTO = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + _EMAIL, re.IGNORECASE)
+_URL_WITH_AT_B = re.compile(_URL_WITH_AT.pattern.encode(), re.IGNORECASE)
+
+
+class _EmailPatterns:
+    """FreeMail's ``email_regex`` for one set of valid top-level domains (it ends with
+    RegistryBoundaries' ``valid_tlds_re``), and the patterns built on it."""
+
+    def __init__(self, tlds: frozenset[str]) -> None:
+        email = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
+                 r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                 r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}"
+                 r"(?<![a-z0-9-])" + uri_tld_alternation(tlds)
+                 + r"(?!(?:[a-z0-9-]|\.[a-z0-9])))")
+        quoted = (r"<?(?<!mailto:)" + email
+                  + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)")
+        self.email = re.compile(email, re.IGNORECASE)
+        self.quoted = re.compile(quoted, re.IGNORECASE)
+        self.quoted_octets = re.compile(quoted.encode(), re.IGNORECASE)
+        self.href_mailto = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + email,
+                                      re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4)
+def _email_patterns(tlds: frozenset[str] | None) -> _EmailPatterns:
+    """The :class:`_EmailPatterns` of ``tlds`` (``None``: the Public Suffix List's),
+    compiled once per set."""
+    return _EmailPatterns(tlds or valid_tlds())
 
 
 def _is_freemail(addr: str, domains: set[str]) -> bool:
@@ -660,17 +678,18 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
     if found is not None:
         return found
     emails: dict[str, None] = {}
+    pats = _email_patterns(msg.tlds)
     for i, part in enumerate(msg.parts):
         if part.content_type == "text/html":
             data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue
-            for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
+            for m in pats.href_mailto.finditer(data.decode("utf-8", "replace")):
                 emails[m.group(1).lower()] = None
     text = msg.view.text[:RAWBODY_SCAN]
     if "@" in text:
-        text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
-        for m in _EMAIL_RE.finditer(text):
+        text = pats.quoted.sub(" ", _URL_WITH_AT.sub(" ", text))
+        for m in pats.email.finditer(text):
             emails[m.group(1).lower()] = None
             if len(emails) >= 40:
                 break
@@ -731,10 +750,6 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
     return any(b != r for b in body for r in compared)
 
 
-_URL_WITH_AT_B = re.compile(_URL_WITH_AT.pattern.encode(), re.IGNORECASE)
-_EMAIL_QUOTED_B = re.compile(_EMAIL_QUOTED.pattern.encode(), re.IGNORECASE)
-
-
 def freemail_edits_body(msg: PreparedMessage, d: EvalData, whats: Sequence[str]) -> bool:
     """Whether FreeMail's ``_parse_body`` runs for this message (one of the
     check_freemail_replyto forms ``whats`` a rule set runs gets past the headers).
@@ -746,14 +761,17 @@ def freemail_edits_body(msg: PreparedMessage, d: EvalData, whats: Sequence[str])
     return any(_replyto_verdict(msg, d, w) is None for w in whats)
 
 
-def freemail_stripped_lines(lines: Sequence[bytes]) -> list[bytes]:
+def freemail_stripped_lines(lines: Sequence[bytes],
+                            tlds: frozenset[str] | None = None) -> list[bytes]:
     """The body lines as FreeMail's ``_parse_body`` leaves them: each URL holding an
     ``@`` (or ``%40``) and each address in ``<>`` or followed by ``wrote:``-like text
-    replaced by a space (octets, ASCII classes, as Perl matches them)."""
+    replaced by a space (octets, ASCII classes, as Perl matches them); an address
+    ends in a top-level domain of ``tlds`` (``None``: the Public Suffix List's)."""
+    quoted = _email_patterns(tlds).quoted_octets
     out = []
     for line in lines:
         if b"@" in line or b"%40" in line:
-            line = _EMAIL_QUOTED_B.sub(b" ", _URL_WITH_AT_B.sub(b" ", line))
+            line = quoted.sub(b" ", _URL_WITH_AT_B.sub(b" ", line))
         out.append(line)
     return out
 

@@ -30,7 +30,7 @@ from html.entities import name2codepoint
 import publicsuffixlist
 
 __all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
-           "uri_list_canonicalize", "valid_tlds"]
+           "uri_list_canonicalize", "uri_tld_alternation", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
 MAX_URI_LENGTH = 8192
@@ -74,6 +74,12 @@ def _trie(words: Iterable[str]) -> str:
         return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
     return emit(tree)
+
+
+def uri_tld_alternation(tlds: Iterable[str]) -> str:
+    """A regex matching exactly one of the top-level domains ``tlds`` (lower case; the
+    caller adds its boundaries and flags): RegistryBoundaries' ``valid_tlds_re`` core."""
+    return _trie(sorted(tlds))
 
 
 _END = r"><\"`}\]{\[|\s\x1b\xa0"

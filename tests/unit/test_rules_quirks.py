@@ -54,7 +54,7 @@ NAMES = frozenset(line.split()[1] for line in RULES.splitlines()
                   and not line.split()[1].startswith("__freemail"))
 # SpamAssassin's valid top-level domains (RegistryBoundaries' util_rb_tld lines)
 AUX_TLDS = Path("/usr/share/spamassassin/20_aux_tlds.cf")
-NEEDS_AUX = {"top_level_domains.eml"}
+NEEDS_AUX = {"top_level_domains.eml", "freemail_from_quoted_web.eml", "freemail_from_quoted_za.eml"}
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
 
 

@@ -72,13 +72,13 @@ _MEMO_RULES = (
     "header FROM_LISTED eval:check_from_in_list('BAD')\nenlist_addrlist (BAD) *@bad.example\n"
     "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example.net\n"
     "header REPLYTO_FREE eval:check_freemail_replyto('replyto')\n"
-    "freemail_domains free.example\n"
+    "freemail_domains free.example.org\n"
     "body UPPER eval:check_for_uppercase('50', '100')\n"
 )
 
 
 def _message(sender: str, link: str, body: str) -> bytes:
-    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example\r\n"
+    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example.org\r\n"
             f"Subject: hello\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n{link}\r\n").encode()
 
 
@@ -88,7 +88,7 @@ def test_per_message_memos_do_not_reach_the_next_message() -> None:
 
     engine = RuleEngine(parse_rule_text(_MEMO_RULES), use_hyperscan=False)
     spammy = _message("x@bad.example", "http://www.bad.example.net/x",
-                      "WRITE TO ME AT third@free.example " + "BUY NOW " * 40)
+                      "WRITE TO ME AT third@free.example.org " + "BUY NOW " * 40)
     clean = _message("alice@good.example", "http://good.example/",
                      "no addresses here, " + "just text " * 40)
 
