@@ -21,7 +21,7 @@ from ..mail import registrable_domain
 from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
-from ._uris import uri_host, uri_tld_alternation, valid_tlds
+from ._uris import trim_domain, uri_host, uri_tld_alternation, valid_tlds
 from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ class EvalData(Protocol):
     auth_lists: AuthLists
     #: Conf.pm's ``ok_locales`` ("all": every charset is fine)
     ok_locales: str
+    #: ``util_rb_2tld`` / ``util_rb_3tld`` (``None``: no line; the Public Suffix List)
+    two_level_domains: set[str] | None
+    three_level_domains: set[str] | None
 
 
 EvalFn = Callable[["PreparedMessage", EvalData, Sequence[str]], bool]
@@ -635,20 +638,24 @@ def _equal_from_domains(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return bool(ours) and bool(env) and ours.lower() != env.lower()
 
 
-def _base_domain(name: str) -> str:
-    """RegistryBoundaries' split_domain: the registered domain of a host name."""
+def _base_domain(name: str, d: EvalData) -> str:
+    """RegistryBoundaries' split_domain: the registered domain of a host name, by the
+    rule files' ``util_rb_2tld``/``util_rb_3tld`` lines (without any: by the Public
+    Suffix List)."""
+    if d.two_level_domains is not None or d.three_level_domains is not None:
+        return trim_domain(name, d.two_level_domains or set(), d.three_level_domains or set())
     return registrable_domain(name, private=False) or name
 
 
-def _mailfrom_matches_rcvd(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+def _mailfrom_matches_rcvd(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     """WLBLEval's check_mailfrom_matches_rcvd (__RP_MATCHES_RCVD): the envelope
     sender's registered domain is that of the first untrusted relay's reverse DNS name
     (with no untrusted relay, of any trusted one's)."""
     m = re.search(r"@([^@]+\.[^@]+)\Z", _header_addr(msg, "EnvelopeFrom"))
     if m is None:
         return False
-    domain = _base_domain(m.group(1).lower())
-    return any(rdns and _base_domain(rdns) == domain for rdns in msg.relay_info().match_rdns)
+    domain = _base_domain(m.group(1).lower(), d)
+    return any(rdns and _base_domain(rdns, d) == domain for rdns in msg.relay_info().match_rdns)
 
 
 # -- RelayEval ---------------------------------------------------------------------------
@@ -1020,6 +1027,8 @@ class _NoData:
     wlbl: WlblLists = WlblLists()
     auth_lists: AuthLists = AuthLists()
     ok_locales: str = "all"
+    two_level_domains: set[str] | None = None
+    three_level_domains: set[str] | None = None
 
 
 _NO_DATA = _NoData()
@@ -1771,7 +1780,7 @@ def _valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
     return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
 
 
-def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+def _https_http_mismatch(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     """HTTPSMismatch's ``check_https_http_mismatch(MIN, MAX)`` (HTTPS_HTTP_MISMATCH): in
     some text/html part, a link to an http(s) host (not an address) whose anchor text
     names an ``https://`` host of another registered domain, with MIN (1 when 0) to
@@ -1794,13 +1803,13 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
         hit = False
         anchors = 0
         for uri in h.anchors:
-            domain = _link_domain(uri, msg.tlds)
+            domain = _link_domain(uri, msg.tlds, d)
             if domain is None:
                 continue
             anchors += 1
             for https in named.get(uri, ()):
                 if not _IS_IP.match(https):
-                    https = _base_domain(https.lower())
+                    https = _base_domain(https.lower(), d)
                     if not _valid_domain(https, msg.tlds):
                         continue
                 if https != domain:
@@ -1811,7 +1820,7 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
     return False
 
 
-def _link_domain(uri: bytes, tlds: frozenset[str] | None) -> str | None:
+def _link_domain(uri: bytes, tlds: frozenset[str] | None, d: EvalData) -> str | None:
     """The registered domain of an http(s) link's host, ``None`` for another link, an
     address or a domain under no valid top-level domain (HTTPSMismatch's ``$uri``)."""
     m = _HTTP_HOST.match(uri)
@@ -1820,7 +1829,7 @@ def _link_domain(uri: bytes, tlds: frozenset[str] | None) -> str | None:
     host = m.group(1).decode("utf-8", "surrogateescape")
     if _IS_IP.match(host):
         return None
-    domain = _base_domain(host.lower())
+    domain = _base_domain(host.lower(), d)
     return domain if _valid_domain(domain, tlds) else None
 
 

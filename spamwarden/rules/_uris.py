@@ -24,13 +24,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from html.entities import name2codepoint
 
 import publicsuffixlist
 
 __all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
-           "uri_list_canonicalize", "uri_tld_alternation", "valid_tlds"]
+           "uri_list_canonicalize", "uri_tld_alternation", "trim_domain", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
 MAX_URI_LENGTH = 8192
@@ -74,6 +74,36 @@ def _trie(words: Iterable[str]) -> str:
         return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
     return emit(tree)
+
+
+#: RegistryBoundaries' %US_STATES (RFC 1480 names under .us)
+_US_STATES = frozenset(
+    "ak al ar az ca co ct dc de fl ga gu hi ia id il in ks ky la ma md me mi mn mo ms mt nc "
+    "nd ne nh nj nm nv ny oh ok or pa pr ri sc sd tn tx ut va vi vt wa wi wv wy".split())
+
+
+def trim_domain(name: str, two_level: Set[str], three_level: Set[str]) -> str:
+    """RegistryBoundaries' ``trim_domain`` (``split_domain``'s domain) of an ASCII host
+    name: its last two labels, three under a name of ``two_level`` (``co.uk``) or an
+    RFC 1480 state of ``.us``, four under a name of ``three_level`` or the ``.us``
+    city and school names; dots collapsed and trimmed first."""
+    labels = [x for x in name.lower().split(".") if x]
+    n = len(labels)
+    keep = n
+    while keep > 1:  # labels from the end kept as the domain, as split_domain counts
+        parts = labels[n - keep:]
+        if keep == 2 and ".".join(parts) in two_level:
+            break
+        if keep == 3 and (parts[1] in _US_STATES if parts[2] == "us"
+                          else ".".join(parts) in three_level):
+            break
+        if (keep == 4 and parts[3] == "us" and parts[2] in _US_STATES
+                and ((parts[0] == "pvt" and parts[1] == "k12") or parts[0] in ("ci", "co"))):
+            break
+        keep -= 1
+    if keep < n:  # the label before the public part is the domain's own
+        keep += 1
+    return ".".join(labels[n - keep:])
 
 
 def uri_tld_alternation(tlds: Iterable[str]) -> str:

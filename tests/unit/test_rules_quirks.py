@@ -11,7 +11,8 @@ holding "from:", a body of exactly 128 octets, a list footer's address after a
 freemail From (FreeMail's ``_parse_body`` strips it from the body lines before the body
 rules run), digits among capitals, capitals in KOI8-R, host names and addresses under
 ``.za`` (in SpamAssassin's ``util_rb_tld`` list, not in the Public Suffix List) and
-``.web`` (the other way round).
+``.web`` (the other way round), an envelope sender and a relay under
+``blogspot.com`` (a ``util_rb_2tld`` name, private in the Public Suffix List).
 """
 
 from __future__ import annotations
@@ -48,13 +49,15 @@ uri LOCAL_URI_ZA /^http:\\/\\/shop\\.example\\.za/
 uri LOCAL_URI_WEB /^http:\\/\\/shop\\.example\\.web/
 uri LOCAL_MAILTO_ZA /^mailto:sales\\@example\\.za/
 uri LOCAL_MAILTO_WEB /^mailto:sales\\@example\\.web/
+header __RP_MATCHES_RCVD eval:check_mailfrom_matches_rcvd()
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines()
                   if line.strip() and not line.startswith("freemail_domains")
                   and not line.split()[1].startswith("__freemail"))
 # SpamAssassin's valid top-level domains (RegistryBoundaries' util_rb_tld lines)
 AUX_TLDS = Path("/usr/share/spamassassin/20_aux_tlds.cf")
-NEEDS_AUX = {"top_level_domains.eml", "freemail_from_quoted_web.eml", "freemail_from_quoted_za.eml"}
+NEEDS_AUX = {"top_level_domains.eml", "freemail_from_quoted_web.eml",
+             "freemail_from_quoted_za.eml", "relay_domain_other.eml", "relay_domain_same.eml"}
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
 
 
@@ -79,7 +82,7 @@ def test_the_expected_hits_cover_each_rule_that_differed() -> None:
     hit = {r for rules in EXPECTED.values() for r in rules}
     assert {"DATE_IN_PAST_06_12", "__KAM_BODY_LENGTH_LT_128", "__HAS_ANY_EMAIL",
             "__UPPERCASE_75_100", "__SUBJ_NOT_SHORT", "LOCAL_URI_ZA",
-            "LOCAL_MAILTO_ZA"} <= hit
+            "LOCAL_MAILTO_ZA", "__RP_MATCHES_RCVD"} <= hit
 
 
 @pytest.mark.parametrize(("text", "when"), [
@@ -121,3 +124,25 @@ def test_clear_util_rb_forgets_the_lines_before_it() -> None:
     assert parse_rule_text("util_rb_tld za\nclear_util_rb\n").valid_tlds is None
     assert parse_rule_text("util_rb_tld za\nclear_util_rb\nutil_rb_tld web\n").valid_tlds == {
         "web"}
+
+
+def test_util_rb_2tld_and_3tld_lines_cut_registered_domains() -> None:
+    ruleset = parse_rule_text("util_rb_2tld blogspot.com co.uk\nutil_rb_3tld demon.co.uk\n")
+    assert ruleset.two_level_domains == {"blogspot.com", "co.uk"}
+    assert ruleset.three_level_domains == {"demon.co.uk"}
+    assert parse_rule_text("util_rb_2tld co.uk com\n").two_level_domains is None  # refused
+    assert parse_rule_text("util_rb_2tld co.uk\nclear_util_rb\n").two_level_domains is None
+
+
+@pytest.mark.parametrize(("name", "domain"), [
+    # each checked with RegistryBoundaries' trim_domain (SpamAssassin 4.0.1, Debian's lists)
+    ("www.foo.co.uk", "foo.co.uk"), ("co.uk", "co.uk"), ("a.b.demon.co.uk", "b.demon.co.uk"),
+    ("x.blogspot.com", "x.blogspot.com"), ("www..foo.com.", "foo.com"), ("com", "com"),
+    ("a.b.ny.us", "a.b.ny.us"), ("x.ci.la.ca.us", "x.ci.la.ca.us"),
+    ("y.pvt.k12.ca.us", "y.pvt.k12.ca.us"), ("z.b.c.d.ca.us", "c.d.ca.us"),
+    ("a.b.foo.invalidtld", "foo.invalidtld"),
+])
+def test_trim_domain_as_registryboundaries(name: str, domain: str) -> None:
+    from spamwarden.rules._uris import trim_domain
+
+    assert trim_domain(name, {"co.uk", "blogspot.com"}, {"demon.co.uk"}) == domain
