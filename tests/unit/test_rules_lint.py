@@ -187,6 +187,8 @@ welcomelist_from *@example.org
 blocklist_to *@example.org
 clear_util_rb
 util_rb_tld example
+util_rb_2tld co.example
+util_rb_3tld a.co.example
 """
 
 
