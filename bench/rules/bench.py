@@ -135,7 +135,7 @@ def run_engine(files: list[Path], cache_dir: Path, *, costly: bool = False) -> d
     c0, w0 = time.process_time(), time.perf_counter()
     views = [parse_message(raw) for raw in raws]
     c1 = time.process_time()
-    prepared = [prepare_message(v, raw) for v, raw in zip(views, raws)]
+    prepared = [prepare_message(v, raw, tlds=engine.tlds) for v, raw in zip(views, raws)]
     c2 = time.process_time()
     total_hits = 0
     for p in prepared:

@@ -155,19 +155,19 @@ class AuthLists:
             self._dkim_entries(name)
 
     def _entries(self, name: str) -> _Entries[str]:
-        found = self._index.get(name)
-        if found is None:
-            found = _Entries(self.addresses[name])
-            with self._lock:
-                self._index[name] = found
-        return found
+        return self._indexed(self._index, self.addresses, name)
 
     def _dkim_entries(self, name: str) -> _Entries[list[str]]:
-        found = self._dkim_index.get(name)
+        return self._indexed(self._dkim_index, self.dkim, name)
+
+    def _indexed(self, index: dict[str, _Entries[_Payload]],
+                 lists: Mapping[str, Mapping[str, _Payload]], name: str) -> _Entries[_Payload]:
+        """List ``name`` of ``lists`` indexed, from ``index`` or made and kept there."""
+        found = index.get(name)
         if found is None:
-            found = _Entries(self.dkim[name])
+            found = _Entries(lists[name])
             with self._lock:
-                self._dkim_index[name] = found
+                index[name] = found
         return found
 
     def listed(self, name: str, addr: str) -> bool:

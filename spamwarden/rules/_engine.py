@@ -29,17 +29,18 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import SpamwardenError
-from ..mail import MessageView, decode_header_value
+from ..mail import MessageView
 from ._authfacts import AuthFacts
 from ._capture import CaptureRunner
-from ._evals import run_eval
+from ._evals import freemail_edits_body, freemail_stripped_lines, run_eval
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
-from ._prepare import PreparedMessage, header_with_modifiers, prepare_message
+from ._prepare import PreparedMessage, decoded_header, header_with_modifiers, prepare_message
 from ._regex import PerlRegex
 from ._rewrite import possessive_line_runs, repeated_group, widened
 from ._uris import compile_patterns as _compile_uri_patterns
+from ._uris import uri_list
 
 try:  # pragma: no cover - exercised whenever the wheel is installed
     import hyperscan
@@ -330,9 +331,12 @@ class RuleEngine:
         self.ruleset = ruleset
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
+        #: the rule files' valid top-level domains (``util_rb_tld``); ``None``: the
+        #: Public Suffix List's
+        self.tlds = frozenset(ruleset.valid_tlds) if ruleset.valid_tlds else None
         # the text-URI pattern (a quarter of a second) compiles now, before a milter
         # forks its workers, not in the first message of each
-        _compile_uri_patterns()
+        _compile_uri_patterns(self.tlds)
         ruleset.auth_lists.compile()  # the welcome-lists' patterns, likewise
         rules = ruleset.rules
         self._compiled: dict[str, Any] = {}
@@ -350,6 +354,10 @@ class RuleEngine:
         self._local = threading.local()
         self._metas: list[Rule] = []
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
+        # FreeMail's check_freemail_replyto forms run (they may edit the body lines)
+        self._freemail_whats = tuple(sorted({r.eval_args[0] for r in self._evals
+                                             if r.eval_name == "check_freemail_replyto"
+                                             and r.eval_args}))
         self._exists = [r for r in sorted(rules.values(), key=lambda r: r.name)
                         if r.header is not None and r.header.exists]
         #: (rule, lower-cased field name) for fields, (rule, name) for the pseudo-headers
@@ -735,7 +743,7 @@ class RuleEngine:
         for part in msg.parts:
             for k, v in part.headers:
                 if k.lower() == name:
-                    text = v if raw else decode_header_value(v[:8192])
+                    text = v if raw else decoded_header(v)
                     vals.append((text + "\n").encode("utf-8", "surrogateescape"))
         return vals or None
 
@@ -766,7 +774,8 @@ class RuleEngine:
         :returns: reported hits (not ``__`` rules, score not 0), sorted by name.
         """
         return self.check_prepared(prepare_message(view, raw, envelope_from=envelope_from,
-                                                   received=received, auth=auth))
+                                                   received=received, auth=auth,
+                                                   tlds=self.tlds))
 
     def counts(self, msg: PreparedMessage) -> dict[str, int]:
         """Every rule's hit count for a prepared message, ``__`` sub-rules included."""
@@ -778,6 +787,16 @@ class RuleEngine:
         if msg.networks is None and msg.relays is None:
             msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
+        if msg.tlds is not self.tlds and msg.tlds != self.tlds:
+            # prepared without this rule set's top-level domains: the URI list again
+            msg.uris = uri_list(msg.body, msg.html_links, tlds=self.tlds)
+            msg.tlds = self.tlds
+        if (self._freemail_whats and "freemail_body" not in msg.memo
+                and freemail_edits_body(msg, self.ruleset, self._freemail_whats)):
+            # SpamAssassin's head evals run before its body rules, and FreeMail's
+            # _parse_body edits the body lines those rules (and the body evals) read
+            msg.memo["freemail_body"] = True
+            msg.body = freemail_stripped_lines(msg.body, self.tlds)
         units = {"body": msg.body, "rawbody": msg.rawbody, "uri": msg.uris, "full": [msg.full]}
         for kind, g in self._groups.items():
             counts.update(self._scan(g, units[kind], skip))

@@ -8,7 +8,7 @@ with a reason instead of failing at scan time.  Every other eval is skipped.
 
 from __future__ import annotations
 
-import email.utils
+import calendar
 import fnmatch
 import functools
 import html
@@ -21,7 +21,7 @@ from ..mail import registrable_domain
 from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
-from ._uris import uri_host
+from ._uris import trim_domain, uri_host, uri_tld_alternation, valid_tlds
 from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ class EvalData(Protocol):
     auth_lists: AuthLists
     #: Conf.pm's ``ok_locales`` ("all": every charset is fine)
     ok_locales: str
+    #: ``util_rb_2tld`` / ``util_rb_3tld`` (``None``: no line; the Public Suffix List)
+    two_level_domains: set[str] | None
+    three_level_domains: set[str] | None
 
 
 EvalFn = Callable[["PreparedMessage", EvalData, Sequence[str]], bool]
@@ -180,12 +183,73 @@ def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
     return False
 
 
+# Util.pm's %TZ: the zone names parse_rfc822_date knows (any other counts as -0000)
+_TZ_NAMES = {
+    "UT": 0, "UTC": 0, "NDT": -230, "AST": -400, "ADT": -300, "NST": -330, "EST": -500,
+    "EDT": -400, "CST": -600, "CDT": -500, "MST": -700, "MDT": -600, "PST": -800,
+    "PDT": -700, "HST": -1000, "AKST": -900, "AKDT": -800, "HADT": -900, "HAST": -1000,
+    "GMT": 0, "BST": 100, "IST": 100, "WET": 0, "WEST": 100, "CET": 100, "CEST": 200,
+    "EET": 200, "EEST": 300, "MSK": 300, "MSD": 400, "MET": 100, "MEZ": 100, "MEST": 200,
+    "MESZ": 200, "BRST": -200, "BRT": -300, "AEST": 1000, "AEDT": 1100, "ACST": 930,
+    "ACDT": 1030, "AWST": 800, "NZST": 1200, "NZDT": 1300, "JST": 900, "KST": 900,
+    "HKT": 800, "SGT": 800, "PHT": 800, "IDT": 300}
+_MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+_MON = "(?P<m>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_DATE_FORMS = (  # tried in this order, the first match wins
+    re.compile(rf" (?P<d>\d+) {_MON} (?P<y>\d{{4}}) ", re.I | re.A),
+    re.compile(rf" {_MON} +(?P<d>\d+) \d+:\d+:\d+ (?P<y>\d{{4}}) ", re.I | re.A),
+    re.compile(rf" (?P<d>\d+) {_MON} (?P<y>\d{{2,3}}) ", re.I | re.A))
+_DATE_HMS = re.compile(r" (\d?\d):(\d\d)(:(\d\d))? ", re.A)
+_DATE_NUMZONE = re.compile(r" ([-+])(\d\d)(\d\d) ", re.A)
+_DATE_NAMEZONE = re.compile(r"\b([A-Z]{2,4}(?:-DST)?)\b", re.A)
+
+
 def _parse_date(text: str) -> float | None:
-    try:
-        parsed = email.utils.parsedate_tz(text)
-        return float(email.utils.mktime_tz(parsed)) if parsed else None
-    except (ValueError, OverflowError, TypeError):
+    """Seconds since the epoch of an RFC 5322 date as Util.pm's ``parse_rfc822_date``
+    reads it (None: no day, month and year found), quirks included: a numeric zone
+    needs its sign (``0530`` and ``-400`` count as -0000), a name outside its table
+    too; a two-digit year under 50 is 20xx; an hour over 23 is 23, a day past the
+    month's end the 1st of the next; years outside 1970-2037 are clamped."""
+    s = re.sub(r"\s+", " ", re.sub(r", *", " ", f" {text} "))
+    for pattern in _DATE_FORMS:
+        m = pattern.search(s)
+        if m:
+            break
+    else:
         return None
+    s = s[:m.start()] + " " + s[m.end():]
+    day, month = int(m.group("d")), _MONTHS.index(m.group("m").lower()) + 1
+    year_text = m.group("y")
+    year = int(year_text)
+    if len(year_text) == 2 and year < 50:
+        year += 2000
+    elif len(year_text) != 4:
+        year += 1900
+    hour = minute = second = 0
+    m = _DATE_HMS.search(s)
+    if m:
+        s = s[:m.start()] + " " + s[m.end():]
+        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(4) or 0)
+    zone = 0
+    m = _DATE_NUMZONE.search(s)
+    if m:
+        zone = (int(m.group(2)) * 60 + int(m.group(3))) * 60 * (-1 if m.group(1) == "-" else 1)
+    else:
+        m = _DATE_NAMEZONE.search(s)
+        if m and m.group(1) in _TZ_NAMES:
+            hhmm = _TZ_NAMES[m.group(1)]
+            zone = (abs(hhmm) // 100 * 60 + abs(hhmm) % 100) * 60 * (-1 if hhmm < 0 else 1)
+    second, minute, hour = min(second, 59), min(minute, 59), min(hour, 23)
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if day > (30 if month in (4, 6, 9, 11) else (29 if leap else 28) if month == 2 else 31):
+        day, month = 1, month + 1
+        if month > 12:
+            month, year = 1, year + 1
+    year = min(max(year, 1970), 2037)
+    if day < 1:  # Time::Local croaks
+        return None
+    when = calendar.timegm((year, month, day, hour, minute, second))
+    return float(max(when - zone, 0) if zone > 0 else when - zone)
 
 
 _RCVD_DATE = re.compile(r"(\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+)")
@@ -434,7 +498,7 @@ def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
     if found is None:
         hosts: dict[str, None] = {}
         for u in msg.uris:
-            host = uri_host(u) if u[:7].lower() != b"mailto:" else None
+            host = uri_host(u, tlds=msg.tlds) if u[:7].lower() != b"mailto:" else None
             if host is not None:
                 hosts[host] = None
         found = msg.uri_host_candidates = list(dict.fromkeys(
@@ -458,16 +522,34 @@ _BULK_ENVFROM = re.compile(
     r"(?:^(?:post|host|domain)master|^double-bounce|^(?:sentto|owner|return|(?:gr)?bounced?)-.+"
     r"|-(?:request|bounces?|admin|owner)|\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)@",
     re.IGNORECASE)
-# FreeMail's email_regex (a letter TLD in place of the list of valid TLDs)
-_EMAIL = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
-          r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-          r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}[a-z]{2,63})(?![a-z0-9-])")
-_EMAIL_RE = re.compile(_EMAIL, re.IGNORECASE)
 _URL_WITH_AT = re.compile(r"<?https?://\S{0,255}(?:@|%40)\S{0,255}", re.IGNORECASE)
-_EMAIL_QUOTED = re.compile(
-    r"<?(?<!mailto:)" + _EMAIL
-    + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)", re.IGNORECASE)
-_HREF_MAILTO = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + _EMAIL, re.IGNORECASE)
+_URL_WITH_AT_B = re.compile(_URL_WITH_AT.pattern.encode(), re.IGNORECASE)
+
+
+class _EmailPatterns:
+    """FreeMail's ``email_regex`` for one set of valid top-level domains (it ends with
+    RegistryBoundaries' ``valid_tlds_re``), and the patterns built on it."""
+
+    def __init__(self, tlds: frozenset[str]) -> None:
+        email = (r"(?=.{0,64}@)(?<![a-z0-9!#$%&'*+/=?^_`{|}~-])"
+                 r"([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                 r"@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\.){1,4}"
+                 r"(?<![a-z0-9-])" + uri_tld_alternation(tlds)
+                 + r"(?!(?:[a-z0-9-]|\.[a-z0-9])))")
+        quoted = (r"<?(?<!mailto:)" + email
+                  + r"(?:>|\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)")
+        self.email = re.compile(email, re.IGNORECASE)
+        self.quoted = re.compile(quoted, re.IGNORECASE)
+        self.quoted_octets = re.compile(quoted.encode(), re.IGNORECASE)
+        self.href_mailto = re.compile(r"""<a\s[^>]*?href\s*=\s*["']?\s*mailto:""" + email,
+                                      re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4)
+def _email_patterns(tlds: frozenset[str] | None) -> _EmailPatterns:
+    """The :class:`_EmailPatterns` of ``tlds`` (``None``: the Public Suffix List's),
+    compiled once per set."""
+    return _EmailPatterns(tlds or valid_tlds())
 
 
 def _is_freemail(addr: str, domains: set[str]) -> bool:
@@ -556,20 +638,24 @@ def _equal_from_domains(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     return bool(ours) and bool(env) and ours.lower() != env.lower()
 
 
-def _base_domain(name: str) -> str:
-    """RegistryBoundaries' split_domain: the registered domain of a host name."""
+def _base_domain(name: str, d: EvalData) -> str:
+    """RegistryBoundaries' split_domain: the registered domain of a host name, by the
+    rule files' ``util_rb_2tld``/``util_rb_3tld`` lines (without any: by the Public
+    Suffix List)."""
+    if d.two_level_domains is not None or d.three_level_domains is not None:
+        return trim_domain(name, d.two_level_domains or set(), d.three_level_domains or set())
     return registrable_domain(name, private=False) or name
 
 
-def _mailfrom_matches_rcvd(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+def _mailfrom_matches_rcvd(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     """WLBLEval's check_mailfrom_matches_rcvd (__RP_MATCHES_RCVD): the envelope
     sender's registered domain is that of the first untrusted relay's reverse DNS name
     (with no untrusted relay, of any trusted one's)."""
     m = re.search(r"@([^@]+\.[^@]+)\Z", _header_addr(msg, "EnvelopeFrom"))
     if m is None:
         return False
-    domain = _base_domain(m.group(1).lower())
-    return any(rdns and _base_domain(rdns) == domain for rdns in msg.relay_info().match_rdns)
+    domain = _base_domain(m.group(1).lower(), d)
+    return any(rdns and _base_domain(rdns, d) == domain for rdns in msg.relay_info().match_rdns)
 
 
 # -- RelayEval ---------------------------------------------------------------------------
@@ -599,17 +685,18 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
     if found is not None:
         return found
     emails: dict[str, None] = {}
+    pats = _email_patterns(msg.tlds)
     for i, part in enumerate(msg.parts):
         if part.content_type == "text/html":
             data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue
-            for m in _HREF_MAILTO.finditer(data.decode("utf-8", "replace")):
+            for m in pats.href_mailto.finditer(data.decode("utf-8", "replace")):
                 emails[m.group(1).lower()] = None
     text = msg.view.text[:RAWBODY_SCAN]
     if "@" in text:
-        text = _EMAIL_QUOTED.sub(" ", _URL_WITH_AT.sub(" ", text))
-        for m in _EMAIL_RE.finditer(text):
+        text = pats.quoted.sub(" ", _URL_WITH_AT.sub(" ", text))
+        for m in pats.email.finditer(text):
             emails[m.group(1).lower()] = None
             if len(emails) >= 40:
                 break
@@ -632,10 +719,9 @@ def _body_freemails(msg: PreparedMessage, d: EvalData) -> list[str] | None:
     return free
 
 
-def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    """FreeMail's check_freemail_replyto('replyto' or 'reply'): From and Reply-To
-    different freemail addresses, or a freemail Reply-To ('reply': else a freemail From
-    and no Reply-To) and another freemail in the body."""
+def _replyto_verdict(msg: PreparedMessage, d: EvalData, what: str) -> bool | None:
+    """check_freemail_replyto's answer from the headers alone; ``None``: it goes on to
+    read the body (``_parse_body``)."""
     envfrom = _envelope_from(msg)
     if envfrom is not None and _BULK_ENVFROM.search(envfrom):
         return False
@@ -645,18 +731,56 @@ def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bo
     from_free = any(_is_freemail(x, free) for x in froms)
     if from_free and reply_free and not any(f in replies for f in froms):
         return True
-    if a[0] == "replyto":
+    if what == "replyto":
         if not reply_free:
             return False
     elif replies and not reply_free:
         return False
     elif not from_free:
         return False
+    return None
+
+
+def _freemail_replyto(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
+    """FreeMail's check_freemail_replyto('replyto' or 'reply'): From and Reply-To
+    different freemail addresses, or a freemail Reply-To ('reply': else a freemail From
+    and no Reply-To) and another freemail in the body."""
+    verdict = _replyto_verdict(msg, d, a[0])
+    if verdict is not None:
+        return verdict
     body = _body_freemails(msg, d)
     if not body:
         return False
-    compared = replies if a[0] == "replyto" or reply_free else froms
+    replies = _addresses(msg, "Reply-To")[:1]
+    reply_free = any(_is_freemail(x, d.freemail_domains) for x in replies)
+    compared = replies if a[0] == "replyto" or reply_free else _addresses(msg, "From")[:1]
     return any(b != r for b in body for r in compared)
+
+
+def freemail_edits_body(msg: PreparedMessage, d: EvalData, whats: Sequence[str]) -> bool:
+    """Whether FreeMail's ``_parse_body`` runs for this message (one of the
+    check_freemail_replyto forms ``whats`` a rule set runs gets past the headers).
+
+    ``_parse_body`` strips, in place, the URLs holding an ``@`` and the addresses in
+    ``<>`` or before a ``word:`` from the very body lines the body rules then match
+    (its ``foreach (@$body) { s{...}{ }gi }`` aliases them), as the head evals run
+    before the body rules: see :func:`freemail_stripped_lines`."""
+    return any(_replyto_verdict(msg, d, w) is None for w in whats)
+
+
+def freemail_stripped_lines(lines: Sequence[bytes],
+                            tlds: frozenset[str] | None = None) -> list[bytes]:
+    """The body lines as FreeMail's ``_parse_body`` leaves them: each URL holding an
+    ``@`` (or ``%40``) and each address in ``<>`` or followed by ``wrote:``-like text
+    replaced by a space (octets, ASCII classes, as Perl matches them); an address
+    ends in a top-level domain of ``tlds`` (``None``: the Public Suffix List's)."""
+    quoted = _email_patterns(tlds).quoted_octets
+    out = []
+    for line in lines:
+        if b"@" in line or b"%40" in line:
+            line = quoted.sub(b" ", _URL_WITH_AT_B.sub(b" ", line))
+        out.append(line)
+    return out
 
 
 # -- HeaderEval's and RelayEval's forged-Received tests ---------------------------------------
@@ -903,6 +1027,8 @@ class _NoData:
     wlbl: WlblLists = WlblLists()
     auth_lists: AuthLists = AuthLists()
     ok_locales: str = "all"
+    two_level_domains: set[str] | None = None
+    three_level_domains: set[str] | None = None
 
 
 _NO_DATA = _NoData()
@@ -912,28 +1038,51 @@ _NO_DATA = _NoData()
 
 
 _UPPER = bytes(range(65, 91))
-_LOWER = bytes(range(97, 123))
+_LOWER_OR_DIGIT = bytes(range(97, 123)) + b"0123456789"
 _SPACED = re.compile(rb"\S\s+\S")
-# base64 characters as "A", all else as " ": 60 "A"s in a row are needed for a base64 run
-_B64_RUN_TABLE = bytes(65 if re.match(rb"[A-Za-z0-9+/=]", bytes([i])) else 32 for i in range(256))
-_B64_RUN = b"A" * 60
-_BASE64_LINE = re.compile(rb"(?:^|\s)[A-Za-z0-9+/=]{60,76}(?:\s|$)")
+_BASE64_START = re.compile(rb"(?:[A-Za-z0-9+/=]{60,76} ){2}")
+_SHIFT_JIS = re.compile(rb"\x1b\$B.*\x1b\(B", re.DOTALL)
+# Constants.pm's CHARSETS_LIKELY_TO_FP_AS_CAPS, matched whole
+_CAPS_FP_CHARSET = re.compile(r"[-_a-z0-9]*(?:koi|jp|jis|euc|gb|big5|isoir|cp1251|"
+                              r"windows-1251|georgianps|pt154|tis)[-_a-z0-9]*\n?\Z",
+                              re.IGNORECASE)
+
+
+def _charset_fp_as_caps(msg: PreparedMessage) -> bool:
+    """MIMEEval's ``body_charset_is_likely_to_fp``: the message's Content-Type or a MIME
+    part names a charset whose text reads as capitals (KOI8, the Japanese, Chinese and
+    Cyrillic ones, TIS-620...)."""
+    charsets: list[str] = []
+    ctype = msg.header_text("Content-Type")
+    if ctype is not None:
+        charsets.extend(m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m)
+        del charsets[1:]  # get_charset_from_ct_line: the first form found
+    for p in msg.parts:
+        m = _PART_CHARSET.search(" ".join(_first_header(p.headers, "content-type").split()))
+        if m and re.search(r"[a-z]", m.group(1), re.IGNORECASE):
+            charsets.append(m.group(1).lower())
+    return any(_CAPS_FP_CHARSET.match(c) for c in charsets)
 
 
 def _uppercase_ratio(msg: PreparedMessage) -> float:
-    """Percentage of capitals among the letters of the body lines with words (BodyEval)."""
+    """MIMEEval's check_for_uppercase value: the percentage of capitals among the
+    letters and digits (digits count as lower case) of the body lines with a space
+    between words, lines opening with two base64-looking words and Shift-JIS escapes
+    left out; 0 under 200 octets or for a charset likely to read as capitals."""
     cached = msg.memo.get("uppercase")
     if cached is not None:
         return cached
-    text = b" ".join(x for x in msg.body if _SPACED.search(x))
-    # a base64 run is 60+ base64 octets in a row: without one there is none to drop
-    if _B64_RUN in text.translate(_B64_RUN_TABLE):
-        text = _BASE64_LINE.sub(b"", text)
     ratio = 0.0
-    if len(text) >= 200:
-        upper = len(text) - len(text.translate(None, _UPPER))
-        lower = len(text) - len(text.translate(None, _LOWER))
-        ratio = upper / (upper + lower) * 100 if upper + lower else 0.0
+    if not _charset_fp_as_caps(msg):
+        # (the lines kept, joined: their lengths and counts add up)
+        text = b"".join(_SHIFT_JIS.sub(b"", line) if b"\x1b$B" in line else line
+                        for line in msg.body
+                        if _SPACED.search(line) and not _BASE64_START.match(line))
+        length = len(text)
+        lower = length - len(text.translate(None, _LOWER_OR_DIGIT))
+        upper = length - len(text.translate(None, _UPPER))
+        if length >= 200 and upper + lower:
+            ratio = upper / (upper + lower) * 100
     msg.memo["uppercase"] = ratio
     return ratio
 
@@ -943,7 +1092,9 @@ def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
 
 
 def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    return msg.raw_body_length < float(a[0])
+    """BodyEval's check_body_length(MAX): the body's octets as received, at most MAX
+    (``<=``: a 128-octet body is __KAM_BODY_LENGTH_LT_128, whatever the name says)."""
+    return msg.raw_body_length <= float(a[0])
 
 
 def _base64_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -1624,12 +1775,12 @@ _HTTP_HOST = re.compile(rb"^https?://([^/:?#]+)", re.IGNORECASE)
 _HTTPS_IN_TEXT = re.compile(r"https://([^\s/:?#]+)", re.IGNORECASE)
 
 
-def _valid_domain(name: str) -> bool:
+def _valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
     from ._uris import _domain_valid
-    return _domain_valid(name.encode("utf-8", "surrogateescape"))
+    return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
 
 
-def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+def _https_http_mismatch(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     """HTTPSMismatch's ``check_https_http_mismatch(MIN, MAX)`` (HTTPS_HTTP_MISMATCH): in
     some text/html part, a link to an http(s) host (not an address) whose anchor text
     names an ``https://`` host of another registered domain, with MIN (1 when 0) to
@@ -1652,14 +1803,14 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
         hit = False
         anchors = 0
         for uri in h.anchors:
-            domain = _link_domain(uri)
+            domain = _link_domain(uri, msg.tlds, d)
             if domain is None:
                 continue
             anchors += 1
             for https in named.get(uri, ()):
                 if not _IS_IP.match(https):
-                    https = _base_domain(https.lower())
-                    if not _valid_domain(https):
+                    https = _base_domain(https.lower(), d)
+                    if not _valid_domain(https, msg.tlds):
                         continue
                 if https != domain:
                     hit = True
@@ -1669,7 +1820,7 @@ def _https_http_mismatch(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -
     return False
 
 
-def _link_domain(uri: bytes) -> str | None:
+def _link_domain(uri: bytes, tlds: frozenset[str] | None, d: EvalData) -> str | None:
     """The registered domain of an http(s) link's host, ``None`` for another link, an
     address or a domain under no valid top-level domain (HTTPSMismatch's ``$uri``)."""
     m = _HTTP_HOST.match(uri)
@@ -1678,8 +1829,8 @@ def _link_domain(uri: bytes) -> str | None:
     host = m.group(1).decode("utf-8", "surrogateescape")
     if _IS_IP.match(host):
         return None
-    domain = _base_domain(host.lower())
-    return domain if _valid_domain(domain) else None
+    domain = _base_domain(host.lower(), d)
+    return domain if _valid_domain(domain, tlds) else None
 
 
 def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
@@ -1687,7 +1838,7 @@ def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> boo
     form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
     first 8192).  Only a URI kept at exactly 8192 octets can be one: then the links
     are read again to tell."""
-    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs
+    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs, valid_tlds
     if not msg.html_links or max(map(len, msg.uris), default=0) < MAX_URI_LENGTH:
         return False
     for tags in msg.html_links:
@@ -1699,7 +1850,8 @@ def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> boo
                 if len(value) > MAX_URI_LENGTH:
                     return True
                 if len(value) > MAX_URI_LENGTH - 64 and any(
-                        len(u) > MAX_URI_LENGTH for forms in _canonical_forms(value)
+                        len(u) > MAX_URI_LENGTH
+                        for forms in _canonical_forms(value, msg.tlds or valid_tlds())
                         for u in forms):
                     return True
     return False

@@ -108,6 +108,8 @@ _CAN = frozenset({
     # USER_IN_WHITELIST-style metas
     "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
+    # 20_aux_tlds.cf's util_rb_tld lines (RegistryBoundaries, read into valid_tlds)
+    "Mail::SpamAssassin::Conf::feature_registryboundaries",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
     # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
@@ -238,6 +240,16 @@ class RuleSet:
     #: ``ok_locales`` (the last line read wins; "all": every charset is fine): the
     #: faraway-charset evals read it
     ok_locales: str = "all"
+    #: ``util_rb_tld`` (after the last ``clear_util_rb``): RegistryBoundaries' valid
+    #: top-level domains, lower case, IDN ones in ``xn--`` form, for the URI list;
+    #: ``None``: no line (the Public Suffix List's are used)
+    valid_tlds: set[str] | None = None
+    #: ``util_rb_2tld`` and ``util_rb_3tld`` (likewise): the names under which
+    #: RegistryBoundaries' ``split_domain`` keeps one more label (``co.uk``,
+    #: ``blogspot.com``); ``None``: no line (registered domains are the Public Suffix
+    #: List's)
+    two_level_domains: set[str] | None = None
+    three_level_domains: set[str] | None = None
 
     def skipped_reasons(self) -> Counter[str]:
         """How many rules were skipped for each reason (eval reasons grouped by function)."""
@@ -465,6 +477,10 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         if problem is not None:
             st.result.notes.append((origin, problem))
         return
+    if key == "clear_util_rb":  # (takes no value: read before the gate below)
+        st.result.valid_tlds = None
+        st.result.two_level_domains = st.result.three_level_domains = None
+        return
     bits = rest.split(None, 1)
     if key not in _READ:
         why = unread_setting(key)
@@ -512,6 +528,8 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         st.result.freemail_domains.update(d.lower() for d in rest.split())
     elif key == "ok_locales":
         st.result.ok_locales = rest.strip()
+    elif key in ("util_rb_tld", "util_rb_2tld", "util_rb_3tld"):
+        _tld_line(st, key, rest, origin)
     elif key == "enlist_addrlist" and len(bits) > 1:
         m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
         if m:
@@ -524,11 +542,37 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
             st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
 
 
+def _tld_line(st: _State, key: str, rest: str, origin: str) -> None:
+    """``util_rb_tld TLD...``, ``util_rb_2tld NAME.TLD...``, ``util_rb_3tld
+    NAME.NAME.TLD...`` (Conf.pm): each name, of one, two or three labels, added to its
+    list, lower case, IDN labels in their ``xn--`` form; a line with a name of another
+    length is refused whole, as Conf.pm refuses it."""
+    dots = {"util_rb_tld": 0, "util_rb_2tld": 1, "util_rb_3tld": 2}[key]
+    names = rest.split()
+    if not names or any(n.count(".") != dots or "" in n.split(".") for n in names):
+        st.result.notes.append((origin, f"{key}: expected names of {dots + 1} label(s)"))
+        return
+    r = st.result
+    if key == "util_rb_tld":
+        found = r.valid_tlds = r.valid_tlds if r.valid_tlds is not None else set()
+    elif key == "util_rb_2tld":
+        found = r.two_level_domains = (r.two_level_domains if r.two_level_domains is not None
+                                       else set())
+    else:
+        found = r.three_level_domains = (r.three_level_domains
+                                         if r.three_level_domains is not None else set())
+    for name in names:
+        try:
+            found.add(name.lower() if name.isascii() else name.encode("idna").decode())
+        except UnicodeError:
+            r.notes.append((origin, f"{key}: {name!r} is no IDN name"))
+
+
 #: the other settings ``_directive`` reads (the rest: ``_settings.unread_setting``)
 _READ = frozenset({"score", "describe", "tflags", "replace_tag", "replace_pre",
                    "replace_inter", "replace_post", "replace_rules", "replace_start",
                    "replace_end", "freemail_domains", "enlist_addrlist", "enlist_uri_host",
-                   "ok_locales"})
+                   "ok_locales", "util_rb_tld", "util_rb_2tld", "util_rb_3tld"})
 
 _NETWORK_LISTS = {"trusted_networks": "trusted", "internal_networks": "internal",
                   "msa_networks": "msa"}

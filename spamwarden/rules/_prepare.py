@@ -105,6 +105,9 @@ class PreparedMessage:
     html_links: list[list[tuple[str, str]]] = field(default_factory=list)
     #: ImageInfo's image counts, pixels and sizes, found when an eval first asks
     image_info: object = None
+    #: the valid top-level domains ``uris`` were read with (the rule files'
+    #: ``util_rb_tld`` lines); ``None``: the Public Suffix List's
+    tlds: frozenset[str] | None = None
 
     def part_body(self, index: int) -> bytes:
         """``decode_part(self.parts[index])``, decoded once per message (the HTML parse,
@@ -173,10 +176,14 @@ class PreparedMessage:
         return result
 
     def _decoded(self, value: str) -> str:
-        """A header value RFC 2047-decoded (each distinct value once per message)."""
+        """A header value RFC 2047-decoded (each distinct value once per message).
+
+        Without an encoded-word, white space stays as it is: Node.pm's
+        ``_decode_header`` only unfolds and trims (``Subject: Call me     93910``
+        keeps its run of spaces, which ``/^.{16}/`` and ``/from: \\S{5}/`` see)."""
         found = self._decoded_values.get(value)
         if found is None:
-            found = self._decoded_values[value] = decode_header_value(value[:8192])
+            found = self._decoded_values[value] = decoded_header(value)
         return found
 
     def _header_lines(self, raw: bool) -> list[str]:
@@ -648,6 +655,20 @@ def qp_decode(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
+def decoded_header(value: str) -> str:
+    """A header value as Node.pm's ``header`` gives it, at most 8,192 characters:
+    encoded words decoded; without one, the white space inside kept as it is (the
+    value comes unfolded and trimmed) and invalid UTF-8 replaced."""
+    if "=?" in value:
+        return decode_header_value(value[:8192])
+    if "\n" in value:  # a MIME part's field as the email package keeps it, folded
+        value = _FOLD.sub(" ", value).strip()
+    return value[:8192].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
 def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     """The body's first line: the last Subject as Node.pm's ``header`` gives it, folds
     made one space and the ends stripped, the spaces inside kept (encoded words
@@ -680,7 +701,8 @@ def _body_start(raw: bytes) -> int | None:
 def prepare_message(view: MessageView, raw: bytes, *,
                     envelope_from: str | None = None,
                     received: str | None = None,
-                    auth: AuthFacts | None = None) -> PreparedMessage:
+                    auth: AuthFacts | None = None,
+                    tlds: frozenset[str] | None = None) -> PreparedMessage:
     """Build what the rules read from a parsed message and its raw bytes.
 
     :param view: ``spamwarden.mail.parse_message(raw)``.
@@ -695,6 +717,8 @@ def prepare_message(view: MessageView, raw: bytes, *,
     :param auth: SPF and DKIM results for the message (:class:`AuthFacts`) when the
         caller verified them; ``None`` (an offline check): the SPF and DKIM evals hit
         nothing, as in SpamAssassin with network tests off.
+    :param tlds: the valid top-level domains of the URI list (the rule set's
+        ``valid_tlds``); ``None``: the Public Suffix List's.
     :returns: the prepared message; never raises for malformed mail.
     """
     if raw.startswith(b"From "):
@@ -738,7 +762,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))
     # PerMsgStatus's get_uri_list: the body text's and the HTML parts' links
-    uris = uri_list(body, links)
+    uris = uri_list(body, links, tlds=tlds)
     return PreparedMessage(
         view=view,
         raw=raw,
@@ -756,4 +780,5 @@ def prepare_message(view: MessageView, raw: bytes, *,
         part_texts=texts,
         auth=auth,
         html_links=links,
+        tlds=tlds,
     )

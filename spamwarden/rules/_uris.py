@@ -11,9 +11,11 @@ Three sources, each URI then put through ``Util::uri_list_canonicalize``:
   ``script``/``bgsound``, ``background``, form ``action``, ``base``, meta refresh);
 - nothing from DKIM signatures (``parse_dkim_uris`` is off by default).
 
-The valid top-level domains are the root zone's, as the Public Suffix List (shipped
-with the ``publicsuffixlist`` package) carries them; SpamAssassin's ``util_rb_tld`` lines
-list the same zone.  Not done: ``redirector_pattern`` (the generic ``http://`` found in a
+The valid top-level domains are those of the rule files' ``util_rb_tld`` lines
+(``20_aux_tlds.cf``: RegistryBoundaries' ``valid_tlds``) when the rule set has them
+(``tlds`` below, from :attr:`RuleSet.valid_tlds <spamwarden.rules.RuleSet>`); without
+any, the root zone's as the Public Suffix List (shipped with the ``publicsuffixlist``
+package) carries them.  Not done: ``redirector_pattern`` (the generic ``http://`` found in a
 URI's path is), IDN host conversion.
 """
 
@@ -22,13 +24,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from html.entities import name2codepoint
 
 import publicsuffixlist
 
 __all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
-           "uri_list_canonicalize", "valid_tlds"]
+           "uri_list_canonicalize", "uri_tld_alternation", "trim_domain", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
 MAX_URI_LENGTH = 8192
@@ -74,6 +76,42 @@ def _trie(words: Iterable[str]) -> str:
     return emit(tree)
 
 
+#: RegistryBoundaries' %US_STATES (RFC 1480 names under .us)
+_US_STATES = frozenset(
+    "ak al ar az ca co ct dc de fl ga gu hi ia id il in ks ky la ma md me mi mn mo ms mt nc "
+    "nd ne nh nj nm nv ny oh ok or pa pr ri sc sd tn tx ut va vi vt wa wi wv wy".split())
+
+
+def trim_domain(name: str, two_level: Set[str], three_level: Set[str]) -> str:
+    """RegistryBoundaries' ``trim_domain`` (``split_domain``'s domain) of an ASCII host
+    name: its last two labels, three under a name of ``two_level`` (``co.uk``) or an
+    RFC 1480 state of ``.us``, four under a name of ``three_level`` or the ``.us``
+    city and school names; dots collapsed and trimmed first."""
+    labels = [x for x in name.lower().split(".") if x]
+    n = len(labels)
+    keep = n
+    while keep > 1:  # labels from the end kept as the domain, as split_domain counts
+        parts = labels[n - keep:]
+        if keep == 2 and ".".join(parts) in two_level:
+            break
+        if keep == 3 and (parts[1] in _US_STATES if parts[2] == "us"
+                          else ".".join(parts) in three_level):
+            break
+        if (keep == 4 and parts[3] == "us" and parts[2] in _US_STATES
+                and ((parts[0] == "pvt" and parts[1] == "k12") or parts[0] in ("ci", "co"))):
+            break
+        keep -= 1
+    if keep < n:  # the label before the public part is the domain's own
+        keep += 1
+    return ".".join(labels[n - keep:])
+
+
+def uri_tld_alternation(tlds: Iterable[str]) -> str:
+    """A regex matching exactly one of the top-level domains ``tlds`` (lower case; the
+    caller adds its boundaries and flags): RegistryBoundaries' ``valid_tlds_re`` core."""
+    return _trie(sorted(tlds))
+
+
 _END = r"><\"`}\]{\[|\s\x1b\xa0"
 _END_MAIL = _END + r",(\x27\x80-\xff"
 _END_MAIL_AT = _END_MAIL + "@"
@@ -81,11 +119,12 @@ _START = r"><\"\x27`,{\[(|\s\x1b\xa0"
 _SC_START = r"[!\"#$&\x27()*+,/:;<=>?@\[\\\]^`{|}~\s\x1b\xa0]"
 
 
-@functools.cache
-def _tbirdurire() -> re.Pattern[bytes]:
+@functools.lru_cache(maxsize=4)
+def _tbirdurire(valid: frozenset[str]) -> re.Pattern[bytes]:
     """PerMsgStatus.pm's ``_tbirdurire`` (groups: scheme URI, mail, schemeless URI, its
-    host), run on a lower-cased copy of the text (the spans are the original's)."""
-    tlds = (r"(?<![a-z0-9-])" + _trie(sorted(valid_tlds()))
+    host) for the valid top-level domains ``valid``, run on a lower-cased copy of the
+    text (the spans are the original's)."""
+    tlds = (r"(?<![a-z0-9-])" + _trie(sorted(valid))
             + r"(?!(?:[a-z0-9-]|\.[a-z0-9]))")
     scheme = rf"(?:(?:https?|ftp)://|(?:www\d{{0,2}}|ftp)\.)[^{_END}]{{1,2048}}"
     mail = (rf"(?:mailto:[^{_END_MAIL}]{{1,2048}}"
@@ -99,10 +138,12 @@ def _tbirdurire() -> re.Pattern[bytes]:
     return re.compile(pattern.encode("latin-1"), re.DOTALL)
 
 
-def compile_patterns() -> None:
-    """Compile the text-URI pattern now (about 0.25 s, once per process) rather than in
-    the first message that needs it."""
-    _tbirdurire()
+def compile_patterns(tlds: frozenset[str] | None = None) -> None:
+    """Compile the text-URI pattern now (about 0.25 s, once per process and set of
+    top-level domains) rather than in the first message that needs it.
+
+    :param tlds: the valid top-level domains (``None``: :func:`valid_tlds`)."""
+    _tbirdurire(tlds or valid_tlds())
 
 
 _CLOSE_PAREN = re.compile(rb"^([^(]*)\).*$", re.DOTALL)
@@ -134,13 +175,14 @@ def _fqdn_valid(host: bytes) -> bool:
     return True
 
 
-def _domain_valid(dom: bytes) -> bool:
-    """RegistryBoundaries' ``is_domain_valid``: no white space, a dot, a valid TLD."""
+def _domain_valid(dom: bytes, tlds: frozenset[str] | None = None) -> bool:
+    """RegistryBoundaries' ``is_domain_valid``: no white space, a dot, a valid TLD (of
+    ``tlds``; ``None``: :func:`valid_tlds`)."""
     dom = dom.lower()
     if _SPACE.search(dom):
         return False
     dot = dom.rfind(b".")
-    return dot >= 0 and dom[dot + 1:].decode("latin-1") in valid_tlds()
+    return dot >= 0 and dom[dot + 1:].decode("latin-1") in (tlds or valid_tlds())
 
 
 def _url_decode(uri: bytes) -> bytes:
@@ -194,10 +236,13 @@ _MAIL_HOST = re.compile(rb"@([^?&>]*)")
 _TRAILING_SP = re.compile(rb"(?:%20)+$")
 
 
-def text_uris(lines: Sequence[bytes], *, limit: int = MAX_URIS) -> list[bytes]:
+def text_uris(lines: Sequence[bytes], *, limit: int = MAX_URIS,
+              tlds: frozenset[str] | None = None) -> list[bytes]:
     """The URIs ``_process_text_uri_list`` finds in the rendered body lines, with the
-    scheme it gives them, in order (before canonicalisation)."""
-    regex = _tbirdurire()
+    scheme it gives them, in order (before canonicalisation); ``tlds``: the valid
+    top-level domains (``None``: :func:`valid_tlds`)."""
+    tlds = tlds or valid_tlds()
+    regex = _tbirdurire(tlds)
     seen: set[bytes] = set()
     out: list[bytes] = []
     # The lines matched as one text, each after a "}": a character that ends every kind
@@ -207,7 +252,7 @@ def text_uris(lines: Sequence[bytes], *, limit: int = MAX_URIS) -> list[bytes]:
     lower = text.lower()
     for start, end in _runs(lower):
         for m in regex.finditer(lower, start, end):
-            uri = _text_uri(text, lower, m, seen)
+            uri = _text_uri(text, lower, m, seen, tlds)
             if uri is not None:
                 out.append(uri)
                 if len(out) >= limit:
@@ -215,7 +260,8 @@ def text_uris(lines: Sequence[bytes], *, limit: int = MAX_URIS) -> list[bytes]:
     return out
 
 
-def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes]) -> bytes | None:
+def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes],
+              tlds: frozenset[str]) -> bytes | None:
     """One ``_tbirdurire`` match as ``_process_text_uri_list`` takes it (``None``: left
     out); ``seen``: the raw URIs already read."""
     k = 1 if m.start(1) >= 0 else 2 if m.start(2) >= 0 else 3
@@ -256,7 +302,8 @@ def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes]) -
         if at is None:
             return None
         host = at.group(1)
-        if not _domain_valid(_TRAILING_SP.sub(b"", host, count=1) if b"%20" in host else host):
+        if not _domain_valid(_TRAILING_SP.sub(b"", host, count=1) if b"%20" in host else host,
+                             tlds):
             return None
     return uri
 
@@ -511,7 +558,8 @@ _PLAIN = re.compile(rb"(?:https?://(?!(?:www\.)?[a-z0-9-]*(?:/|\Z))[a-z0-9.-]*[a
                     rb"(?:/[^%&:@\\\s]*)?|mailto:[^?&%<\s]+)\Z")
 
 
-def _canonical_forms(uri: bytes) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+def _canonical_forms(uri: bytes,
+                     tlds: frozenset[str]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     """One URI through ``uri_list_canonicalize``'s loop: (the URI as kept in the list,
     then URIs found inside it to go through the loop too; the variants added)."""
     if _PLAIN.match(uri):
@@ -597,33 +645,37 @@ def _canonical_forms(uri: bytes) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     if (proto == b"http://" and auth == b"" and nhost != b"localhost" and port == b"80"
             and b"." not in nhost.removeprefix(b"www.")):
         one = _ONE_LABEL.fullmatch(nhost)
-        if one is not None and not _domain_valid(nhost):
+        if one is not None and not _domain_valid(nhost, tlds):
             new.append(proto + b"www." + one.group(1) + b".com" + rest)
     return (uri, *found), tuple(new)
 
 
-_CANONICAL: dict[bytes, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+_CANONICAL: dict[tuple[frozenset[str], bytes], tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
 
 
-def uri_list_canonicalize(uris: Sequence[bytes]) -> list[bytes]:
+def uri_list_canonicalize(uris: Sequence[bytes], *,
+                          tlds: frozenset[str] | None = None) -> list[bytes]:
     """Util.pm's ``uri_list_canonicalize`` (no redirector patterns, no IDN): each URI,
     and the variants SpamAssassin adds (scheme and ``//`` added, ``%``-escapes and
     character references of printable ASCII decoded, default port, user name and
     trailing punctuation of the host dropped, numeric hosts as dotted quads, one level
     of an ``http://`` URI inside another, ``mailto:`` without parameters), distinct,
-    first seen first."""
+    first seen first.  ``tlds``: the valid top-level domains (``None``:
+    :func:`valid_tlds`)."""
+    tlds = tlds or valid_tlds()
     todo = list(uris)
     new: list[bytes] = []
     i = 0
     while i < len(todo) and i < MAX_URIS:
         uri = todo[i]
-        forms = _CANONICAL.get(uri)
+        key = (tlds, uri)
+        forms = _CANONICAL.get(key)
         if forms is None:
-            forms = _canonical_forms(uri)
+            forms = _canonical_forms(uri, tlds)
             if len(_CANONICAL) >= 4096:  # bounded: the URIs are the sender's
                 _CANONICAL.clear()
             if len(uri) <= 2048:
-                _CANONICAL[uri] = forms
+                _CANONICAL[key] = forms
         if len(todo) == 1 and len(forms[0]) == 1 and not forms[1]:
             return [forms[0][0][:MAX_URI_LENGTH]]  # (one URI, nothing added)
         todo[i] = forms[0][0]
@@ -636,26 +688,28 @@ def uri_list_canonicalize(uris: Sequence[bytes]) -> list[bytes]:
     return list(out)
 
 
-def uri_list(lines: Sequence[bytes],
-             html_tags: Iterable[Iterable[tuple[str, str]]]) -> list[bytes]:
+def uri_list(lines: Sequence[bytes], html_tags: Iterable[Iterable[tuple[str, str]]], *,
+             tlds: frozenset[str] | None = None) -> list[bytes]:
     """``get_uri_list``: the canonicalised URIs of the body text and the HTML parts,
     distinct, at most :data:`MAX_URIS`.
 
     :param lines: the rendered body lines, Subject first.
     :param html_tags: the link tags of each text/html part (``render_html``'s ``links``).
+    :param tlds: the valid top-level domains (``None``: :func:`valid_tlds`).
     """
+    tlds = tlds or valid_tlds()
     out: dict[bytes, None] = {}
-    for uri in text_uris(lines):
-        cleaned = uri_list_canonicalize([uri])
+    for uri in text_uris(lines, tlds=tlds):
+        cleaned = uri_list_canonicalize([uri], tlds=tlds)
         # (add_uri_detail_list with valid_domain: a text URI counts when one of its
         # forms has a host)
-        if any(uri_host(u) is not None for u in cleaned):
+        if any(uri_host(u, tlds=tlds) is not None for u in cleaned):
             out.update(dict.fromkeys(cleaned))
     links: dict[bytes, None] = {}
     for tags in html_tags:
         links.update(dict.fromkeys(tag_links(tags)))
     for uri in links:
-        out.update(dict.fromkeys(uri_list_canonicalize([uri])))
+        out.update(dict.fromkeys(uri_list_canonicalize([uri], tlds=tlds)))
         if len(out) >= MAX_URIS:
             break
     return list(out)[:MAX_URIS]
@@ -665,25 +719,27 @@ _HOST_SCHEME = re.compile(rb"[a-z]+:/{0,2}")
 _HOST_PATH = re.compile(rb"[/?#]")
 _HOST_PORT = re.compile(rb":\d*$")
 _HOST_ENCODED = re.compile(rb"%(?:2[1-9a-f]|[3-6][0-9a-f]|7[0-9a-e])")
-_HOSTS: dict[bytes, str | None] = {}
+_HOSTS: dict[tuple[frozenset[str], bytes], str | None] = {}
 
 
-def uri_host(uri: bytes) -> str | None:
+def uri_host(uri: bytes, *, tlds: frozenset[str] | None = None) -> str | None:
     """RegistryBoundaries' ``uri_to_domain`` host of a canonicalised URI: lower case,
     protocol, path, user name and port dropped (a ``mailto:`` URI's domain); ``None`` for
     ``javascript:``/``cid:``/``file:``, printable ASCII still %-escaped, and a name that
-    is not an IP address, a valid host name or under a valid top-level domain."""
-    if uri in _HOSTS:
-        return _HOSTS[uri]
-    host = _uri_host(uri)
+    is not an IP address, a valid host name or under a valid top-level domain (of
+    ``tlds``; ``None``: :func:`valid_tlds`)."""
+    key = (tlds or valid_tlds(), uri)
+    if key in _HOSTS:
+        return _HOSTS[key]
+    host = _uri_host(uri, key[0])
     if len(_HOSTS) >= 4096:  # bounded: the URIs are the sender's
         _HOSTS.clear()
     if len(uri) <= 2048:
-        _HOSTS[uri] = host
+        _HOSTS[key] = host
     return host
 
 
-def _uri_host(uri: bytes) -> str | None:
+def _uri_host(uri: bytes, tlds: frozenset[str]) -> str | None:
     uri = uri.lower()
     if uri.startswith((b"javascript:", b"cid:", b"file:")):
         return None
@@ -713,6 +769,6 @@ def _uri_host(uri: bytes) -> str | None:
                 return host
             except ValueError:
                 pass
-        if not _fqdn_valid(uri) or not _domain_valid(uri):
+        if not _fqdn_valid(uri) or not _domain_valid(uri, tlds):
             return None
     return host

@@ -719,7 +719,7 @@ def _uri_host_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[s
         hosts: dict[str, None] = {}
         for u in msg.uris:
             if u[:7].lower() != b"mailto:":
-                host = uri_host(u)
+                host = uri_host(u, tlds=msg.tlds)
                 if host:
                     hosts[host] = None
         for host in hosts:

@@ -68,6 +68,16 @@ def restart(milter: MilterProcess, times: int) -> None:
     started(milter, times)
 
 
+def rules_milter(spamwarden_milter, dns_server, redis_url: str, local_cf: Path, cache: Path,
+                 **rules: object) -> MilterProcess:
+    """A milter running only ``local_cf``'s rules (no SpamAssassin files), tagging."""
+    return spamwarden_milter(
+        nameservers=[dns_server.address], redis_url=redis_url, authserv_id=AUTHSERV_ID,
+        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
+                             "cache_dir": str(cache), **rules},
+                   "milter": {"quarantine": "tag"}})
+
+
 def send(port: int, auth_zone) -> tuple[object, str]:
     raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Tonight only",
                               body=BODY)
@@ -82,11 +92,8 @@ def test_local_cf_rule_changes_the_verdict_and_the_cache_follows_the_patterns(
     local_cf = tmp_path / "local.cf"
     cache = tmp_path / "rules-cache"
     local_cf.write_text(UNRELATED)
-    milter = spamwarden_milter(
-        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
-        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(cache)},
-                   "milter": {"quarantine": "tag"}})
+    milter = rules_milter(spamwarden_milter, dns_server, module_redis_url, local_cf,
+                          cache)
     postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
     port = postfix.smtp["milter"].port
 
@@ -148,12 +155,8 @@ def test_concurrent_messages_are_scanned_without_crashing_the_milter(
     `rules.processes` children of the milter, which go when the milter goes."""
     local_cf = tmp_path / "local.cf"
     local_cf.write_text(UNRELATED + local_test_word(8.0))
-    milter = spamwarden_milter(
-        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
-        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(tmp_path / "rules-cache"),
-                             "processes": processes},
-                   "milter": {"quarantine": "tag"}})
+    milter = rules_milter(spamwarden_milter, dns_server, module_redis_url, local_cf,
+                          tmp_path / "rules-cache", processes=processes)
     postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
     port = postfix.smtp["milter"].port
     started(milter, 1)
@@ -208,11 +211,8 @@ def test_the_rules_see_the_hop_that_connected_to_postfix(
     no rDNS), and the message is delivered with Postfix's field alone."""
     local_cf = tmp_path / "local.cf"
     local_cf.write_text(UNRELATED + relay_rules(rdns))
-    milter = spamwarden_milter(
-        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
-        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(tmp_path / "rules-cache")},
-                   "milter": {"quarantine": "tag"}})
+    milter = rules_milter(spamwarden_milter, dns_server, module_redis_url, local_cf,
+                          tmp_path / "rules-cache")
     postfix: PostfixInstance = postfix_instance(
         listeners={"milter": milter.postfix_socket},
         main_cf={"smtpd_peername_lookup": lookup})
@@ -251,11 +251,8 @@ def test_a_local_cf_welcomelist_from_rcvd_reads_the_relay_postfix_was_handed_by(
         "header LOCAL_WL eval:check_from_in_welcomelist()\nscore LOCAL_WL 0.01\n"
         "header LOCAL_DEF_WL eval:check_from_in_default_welcomelist()\n"
         "score LOCAL_DEF_WL 0.01\n")
-    milter = spamwarden_milter(
-        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
-        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(tmp_path / "rules-cache")},
-                   "milter": {"quarantine": "tag"}})
+    milter = rules_milter(spamwarden_milter, dns_server, module_redis_url, local_cf,
+                          tmp_path / "rules-cache")
     postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
     started(milter, 1)
 
@@ -307,11 +304,8 @@ def test_a_message_signed_with_a_key_in_dns_gets_spamassassins_dkim_rules(
     message altered in transit is signed but neither valid nor welcome-listed."""
     local_cf = tmp_path / "local.cf"
     local_cf.write_text(UNRELATED + AUTH_RULES)
-    milter = spamwarden_milter(
-        nameservers=[dns_server.address], redis_url=module_redis_url, authserv_id=AUTHSERV_ID,
-        overrides={"rules": {"enabled": True, "system_rules": False, "paths": [str(local_cf)],
-                             "cache_dir": str(tmp_path / "rules-cache")},
-                   "milter": {"quarantine": "tag"}})
+    milter = rules_milter(spamwarden_milter, dns_server, module_redis_url, local_cf,
+                          tmp_path / "rules-cache")
     postfix: PostfixInstance = postfix_instance(listeners={"milter": milter.postfix_socket})
     port = postfix.smtp["milter"].port
     started(milter, 1)

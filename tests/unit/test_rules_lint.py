@@ -185,6 +185,10 @@ internal_networks 192.0.2.0/24
 clear_trusted_networks
 welcomelist_from *@example.org
 blocklist_to *@example.org
+clear_util_rb
+util_rb_tld example
+util_rb_2tld co.example
+util_rb_3tld a.co.example
 """
 
 

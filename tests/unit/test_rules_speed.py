@@ -13,13 +13,14 @@ from spamwarden.rules import _prepare, _uris
 
 def _plain_text_uris(lines: list[bytes]) -> list[bytes]:
     """_process_text_uri_list as written: the pattern run over each whole line."""
-    regex = _uris._tbirdurire()
+    tlds = _uris.valid_tlds()
+    regex = _uris._tbirdurire(tlds)
     seen: set[bytes] = set()
     out = []
     for text in lines:
         lower = text.lower()
         for m in regex.finditer(lower):
-            uri = _uris._text_uri(text, lower, m, seen)
+            uri = _uris._text_uri(text, lower, m, seen, tlds)
             if uri is not None:
                 out.append(uri)
     return out
@@ -71,13 +72,13 @@ _MEMO_RULES = (
     "header FROM_LISTED eval:check_from_in_list('BAD')\nenlist_addrlist (BAD) *@bad.example\n"
     "uri URI_LISTED eval:check_uri_host_listed('HOSTS')\nenlist_uri_host (HOSTS) bad.example.net\n"
     "header REPLYTO_FREE eval:check_freemail_replyto('replyto')\n"
-    "freemail_domains free.example\n"
+    "freemail_domains free.example.org\n"
     "body UPPER eval:check_for_uppercase('50', '100')\n"
 )
 
 
 def _message(sender: str, link: str, body: str) -> bytes:
-    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example\r\n"
+    return (f"From: {sender}\r\nTo: bob@example.net\r\nReply-To: other@free.example.org\r\n"
             f"Subject: hello\r\nMessage-ID: <1@x>\r\n\r\n{body}\r\n{link}\r\n").encode()
 
 
@@ -87,7 +88,7 @@ def test_per_message_memos_do_not_reach_the_next_message() -> None:
 
     engine = RuleEngine(parse_rule_text(_MEMO_RULES), use_hyperscan=False)
     spammy = _message("x@bad.example", "http://www.bad.example.net/x",
-                      "WRITE TO ME AT third@free.example " + "BUY NOW " * 40)
+                      "WRITE TO ME AT third@free.example.org " + "BUY NOW " * 40)
     clean = _message("alice@good.example", "http://good.example/",
                      "no addresses here, " + "just text " * 40)
 
@@ -308,6 +309,6 @@ def test_plain_uri_shortcut_gives_the_full_canonicalisation(
     parts = [b"http://", b"https://", b"mailto:", b"www.", b"a", b"b.", b"com", b"/", b"?",
              b"#", b"%41", b"@", b":80", b"&", b".", b"-", b"0x7f", b"1", b" ", b"\\", b"<"]
     uris += [b"".join(rnd.choice(parts) for _ in range(rnd.randint(1, 9))) for _ in range(3000)]
-    fast = [_uris._canonical_forms(u) for u in uris]
+    fast = [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
     monkeypatch.setattr(_uris, "_PLAIN", re.compile(rb"(?!)"))
-    assert fast == [_uris._canonical_forms(u) for u in uris]
+    assert fast == [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
