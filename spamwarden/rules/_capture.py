@@ -352,9 +352,11 @@ class CaptureRunner:
                         at = holding.get(ic)
                         if at is None:
                             at = holding[ic] = _holding(units, values, ignorecase=ic)
-                        hit, used = _head_hit(head, ic, values, at, MAX_TEMPLATE_RUNS - runs)
+                        budget = MAX_TEMPLATE_RUNS - runs
+                        hit, used = _head_hit(head, ic, values, at, budget)
                         runs += used
-                        if hit != rule.negate:
+                        # (a search cut short by the bound counts as not run)
+                        if hit != rule.negate and (hit or used < budget):
                             counts[rule.name] = 1
                         done.add(rule.name)
                     continue
@@ -363,7 +365,7 @@ class CaptureRunner:
                         counts[rule.name] = 1
             done.update(rule.name for rule in group)
         if len(done) == len(self.templates):
-            return 0
+            return runs
         for rule in self.templates:
             if runs >= MAX_TEMPLATE_RUNS:
                 break
@@ -402,9 +404,10 @@ class CaptureRunner:
                     found = low_units.get(hkey)
                     if found is None:
                         found = low_units[hkey] = _holding(units, vals[0], ignorecase=ic)
-                    hit, used = _head_hit(head, ic, vals[0], found, MAX_TEMPLATE_RUNS - runs)
+                    budget = MAX_TEMPLATE_RUNS - runs
+                    hit, used = _head_hit(head, ic, vals[0], found, budget)
                     runs += used
-                    if hit != rule.negate:
+                    if hit != rule.negate and (hit or used < budget):
                         counts[rule.name] = 1
                     continue
                 units = [u for u in units

@@ -143,7 +143,7 @@ def test_many_links_holding_the_value_run_a_bounded_number_of_patterns() -> None
     units = {"__TOK": [b"token=abc"], "TOK_URI": uris, "TOK_URI2": uris}
     counts = {"__TOK": 1}
     runs = runner.run(counts, units.__getitem__)
-    assert runs <= MAX_TEMPLATE_RUNS
+    assert runs == MAX_TEMPLATE_RUNS  # 2,000 places to try, cut at the bound
     assert "TOK_URI" not in counts
 
 
