@@ -115,10 +115,10 @@ def auth_facts(auth: AuthResults | None, env: Envelope, *,
     :param truncated: the message was cut at the size limit (its DKIM signatures were
         not verified, ``neutral``): SpamAssassin's ``__DKIM_DEPENDABLE`` is then false.
     :returns: the facts, ``None`` without results (also when every lookup failed:
-        SPF ``temperror`` or not run, every DKIM signature ``temperror``).  SPF of MAIL FROM (RFC 7208 §2.4) is
-        the MAIL FROM identity's result; for a null sender the milter evaluates the HELO
-        identity (RFC 7208 §2.3), which is the HELO result and leaves MAIL FROM's
-        unknown.  A signature counts as valid only on ``pass`` (RFC 6376 §6.1): the
+        SPF ``temperror`` or not run, every DKIM signature ``temperror``).  SPF of MAIL
+        FROM (RFC 7208 §2.4) is the MAIL FROM identity's result; for a null sender the
+        milter evaluates the HELO identity (RFC 7208 §2.3), which is the HELO result and
+        leaves MAIL FROM's unknown.  A signature counts as valid only on ``pass`` (RFC 6376 §6.1): the
         milter's ``policy`` results (expired, RSA key under ``min_rsa_bits``,
         ``rsa-sha1``) do not.
     """
