@@ -92,6 +92,8 @@ _ADDR_SETTINGS = {
     "blocklist_to": "blocklist_to", "blacklist_to": "blocklist_to",
     "welcomelist_allows_relays": "welcomelist_allows_relays",
     "whitelist_allows_relays": "welcomelist_allows_relays",
+    "welcomelist_bounce_relays": "welcomelist_bounce_relays",
+    "whitelist_bounce_relays": "welcomelist_bounce_relays",
 }
 _REMOVE_SETTINGS = {
     "unwelcomelist_from": "welcomelist_from", "unwhitelist_from": "welcomelist_from",
@@ -741,6 +743,69 @@ def _one(a: Sequence[str]) -> bool:
     return len(a) == 1
 
 
+# -- VBounce: the site's own relays quoted in a bounce ----------------------------------------
+
+#: a relay name in a quoted Received line: a dotted word between white space (VBounce.pm)
+_BOUNCE_BODY_RELAY = re.compile(r" (\S+\.\S+) ")
+_BOUNCE_RELAY = re.compile(rb"\s(\S+\.\S+)\s")
+_QUOTED_RECEIVED = re.compile(rb"^[> ]*Received:", re.IGNORECASE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _have_bounce_relays(_msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+    """VBounce's ``have_any_bounce_relays``: the site set ``welcomelist_bounce_relays``."""
+    return bool(d.wlbl.addr.get("welcomelist_bounce_relays"))
+
+
+def _bounce_relays_quoted(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+    """VBounce's ``check_welcomelist_bounce_relays``: a bounce quotes a Received line
+    written by one of the site's own relays (``welcomelist_bounce_relays``), so it answers
+    mail the site really sent (BOUNCE_MESSAGE and the rest then do not hit).
+
+    As VBounce.pm: each rendered body paragraph opening with ``Received:`` (after ``>``
+    quoting), then the undecoded body from its first such line, continuation lines
+    joined; every dotted word between white space is a relay name, compared (ASCII lower
+    case) with the list's globs.  A relay is found by its own text only, so the cost is
+    linear in the body: a folded line is read on from where the last name was found,
+    which finds the names a whole re-read would.
+    """
+    listed = d.wlbl.matcher("welcomelist_bounce_relays")
+    if listed is None:
+        return False
+
+    def is_ours(name: bytes) -> bool:
+        return listed.matches(_lc(name.decode("utf-8", "surrogateescape")))
+
+    for para in msg.body:
+        if _QUOTED_RECEIVED.match(para):
+            text = para.decode("utf-8", "surrogateescape")
+            if any(listed.matches(_lc(m.group(1))) for m in _BOUNCE_BODY_RELAY.finditer(text)):
+                return True
+    end = _HEADER_END.search(msg.raw)
+    pristine = msg.raw[end.end():] if end is not None else b""
+    if b"received:" not in pristine.lower():
+        return False
+    found_received = False
+    fullhdr = b""
+    resume = 0  # where the last name found in ``fullhdr`` ended
+    for line in pristine.split(b"\n"):
+        if not found_received:
+            if not _QUOTED_RECEIVED.match(line):
+                continue
+            found_received = True
+        if line[:1].isspace():
+            fullhdr += line
+        else:
+            fullhdr, resume = line, 0
+        if not _QUOTED_RECEIVED.match(fullhdr):
+            continue
+        for m in _BOUNCE_RELAY.finditer(fullhdr, resume):
+            if is_ours(m.group(1)):
+                return True
+            resume = m.end()
+    return False
+
+
 _Fn = Callable[["PreparedMessage", ListData, Sequence[str]], bool]
 _HEADER = frozenset({"header"})
 _ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
@@ -771,6 +836,10 @@ for _names, _kinds, _fn in [
      _uri_host_list("WELCOME")),
     (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), _ANY,
      _uri_host_list("BLOCK")),
+    # VBounce.pm's, "type does not matter" either: 20_vbounce.cf has them as body rules
+    (("check_welcomelist_bounce_relays", "check_whitelist_bounce_relays"), _ANY,
+     _bounce_relays_quoted),
+    (("have_any_bounce_relays",), _ANY, _have_bounce_relays),
 ]:
     for _name in _names:
         WLBL_EVALS[_name] = (_kinds, _one if _name == "check_to_in_list" else _none, _fn)

@@ -420,3 +420,74 @@ def test_check_to_in_list_reads_an_enlisted_list(tmp_path) -> None:
     assert counts.get("LOCAL_TO_STAFF") == 1 and not counts.get("LOCAL_TO_NONE")
     other = raw.replace(b"bob@example.org", b"bob@example.net")
     assert not engine.counts(prepare_message(parse_message(other), other)).get("LOCAL_TO_STAFF")
+
+
+# -- VBounce: welcomelist_bounce_relays ------------------------------------------------------
+
+BOUNCE_RULES = """\
+body __MY_SERVERS_FOUND eval:check_welcomelist_bounce_relays()
+body __HAVE_BOUNCE_RELAYS eval:have_any_bounce_relays()
+meta LOCAL_MSF __MY_SERVERS_FOUND
+score LOCAL_MSF 0.01
+meta LOCAL_HBR __HAVE_BOUNCE_RELAYS
+score LOCAL_HBR 0.01
+"""
+BOUNCE_LIST = "welcomelist_bounce_relays mx?.example.org *.relay.example.net\n"
+#: what SpamAssassin 4.0.1 hit on tests/data/wlbl/bounce/*.eml (``spamassassin -L -t``,
+#: Debian's *.pre, a local.cf of BOUNCE_LIST and LOCAL_MSF / LOCAL_HBR as above): a name
+#: one character off the glob, another domain, and a listed name that VBounce's
+#: ``/ (\S+\.\S+) /g`` steps over (the previous name took the space before it) miss
+BOUNCE_EXPECTED = {
+    "quoted_plain": {"LOCAL_HBR", "LOCAL_MSF"},
+    "quoted_folded": {"LOCAL_HBR", "LOCAL_MSF"},
+    "not_ours": {"LOCAL_HBR"},
+    "glob_one_char": {"LOCAL_HBR"},
+    "every_other": {"LOCAL_HBR"},
+}
+
+
+def bounce_hits(config: str, raw: bytes) -> set[str]:
+    engine = RuleEngine(parse_rule_text(BOUNCE_RULES + config), use_hyperscan=False)
+    return {h.name for h in engine.check(parse_message(raw), raw)}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNCE_EXPECTED))
+def test_bounce_relays_as_spamassassin_finds_them(name: str) -> None:
+    raw = (DATA / "bounce" / f"{name}.eml").read_bytes()
+    assert bounce_hits(BOUNCE_LIST, raw) == BOUNCE_EXPECTED[name]
+    assert bounce_hits("", raw) == set()  # no list: neither rule
+
+
+def _perl_like(fullhdrs: list[bytes], listed: set[bytes]) -> bool:
+    """VBounce's loop as written: every folded line re-reads the whole joined field."""
+    import re
+
+    rx = re.compile(rb"\s(\S+\.\S+)\s")
+    return any(m.group(1).lower() in listed for f in fullhdrs for m in rx.finditer(f))
+
+
+def test_a_long_folded_received_line_is_read_once_and_finds_what_a_reread_finds() -> None:
+    """A bounce whose quoted Received field is folded over thousands of lines must not
+    cost the square of its length; reading on from the last name found must still find
+    exactly the names VBounce's re-read of the whole field finds."""
+    import random
+
+    rnd = random.Random(5)
+    words = [b"a.example.org", b"mx1.example.org", b"x", b"b.c", b""]
+    for _ in range(200):
+        lines: list[bytes] = []
+        joined: list[bytes] = []
+        for _field in range(rnd.randint(1, 3)):  # the field restarts at each unfolded line
+            lines.append(b"Received: from " + b" ".join(rnd.choices(words, k=3)))
+            joined.append(lines[-1])
+            for _ in range(rnd.randint(0, 6)):
+                lines.append(b"\t" + b" ".join(rnd.choices(words, k=rnd.randint(0, 4))))
+                joined.append(joined[-1] + lines[-1])
+        # "intro" opens the paragraph, so only the undecoded-body reading can find a name
+        raw = b"From: a@b.example\nSubject: bounce\n\nintro\n" + b"\n".join(lines) + b"\n"
+        expected = _perl_like(joined, {b"mx1.example.org"})
+        got = "LOCAL_MSF" in bounce_hits("welcomelist_bounce_relays mx1.example.org\n", raw)
+        assert got == expected, raw
+    many = b"Received: from x\n" + b"\tby y.z\n" * 50_000 + b"\tby mx1.example.org id 1\n"
+    raw = b"From: a@b.example\nSubject: bounce\n\n" + many
+    assert "LOCAL_MSF" in bounce_hits("welcomelist_bounce_relays mx1.example.org\n", raw)
