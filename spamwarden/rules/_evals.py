@@ -2133,3 +2133,52 @@ EVALS = {
     "image_to_text_ratio": EvalSpec(_R, _image_args(3, 3), _image_to_text_ratio_body),
 }
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
+
+
+# -- MIMEEval: Unicode entities in plain text ----------------------------------------------
+
+_UNICODE_ENTITY = re.compile(rb"&#x[0-9A-F]{4};")
+_SA_RATIO = re.compile(r"\d{0,3}\.\d{1,3}")
+
+
+def _unicode_ratio(msg: PreparedMessage) -> float | None:
+    """MIMEEval's ``mime_text_unicode_ratio``: over the encoded lines of every text/plain
+    leaf sent as 7bit, 8bit or without a transfer encoding, the ``&#xHHHH;`` entities
+    (upper-case hex, as its pattern is written) per octet left once they are taken
+    out; ``None`` when there are no such octets."""
+    if "unicode_ratio" in msg.memo:  # -1: no such octets
+        known = msg.memo["unicode_ratio"]
+        return None if known < 0 else known
+    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
+    normal = entities = 0
+    for p in msg.parts:
+        if not p.content_type.startswith("text/") or p.content_type in _NOT_PLAIN_TEXT:
+            continue
+        cte = next((v for k, v in reversed(p.headers)
+                    if k.lower() == "content-transfer-encoding"), "")
+        if cte.strip().lower() not in ("", "7bit", "8bit"):
+            continue
+        data = p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded
+        found = len(_UNICODE_ENTITY.findall(data))
+        entities += found
+        normal += len(data) - 8 * found  # an entity is 8 octets
+    ratio = entities / normal if normal else None
+    msg.memo["unicode_ratio"] = -1.0 if ratio is None else ratio
+    return ratio
+
+
+def _abundant_unicode_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """MIMEEval's ``check_abundant_unicode_ratio(RATIO)`` (PP_TOO_MUCH_UNICODE02/05): a
+    plain-text part written in HTML's ``&#xHHHH;`` entities instead of an encoding a
+    mail reader decodes, at a ratio of at least RATIO."""
+    ratio = _unicode_ratio(msg)
+    return ratio is not None and ratio >= float(a[0])
+
+
+EVALS = {
+    **EVALS,
+    "check_abundant_unicode_ratio": EvalSpec(
+        _B, lambda a: len(a) == 1 and _SA_RATIO.fullmatch(a[0]) is not None,
+        _abundant_unicode_ratio),
+}
+IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)

@@ -99,7 +99,7 @@ LOADED_PLUGINS = frozenset({
 })
 #: ``can(...)`` features that hold here: meta rules may name missing rules (they count 0),
 #: the welcome-list spelling (and Debian's compatibility flag for it), check_body_length,
-#: check_for_ascii_text_illegal and the SPF error evals.
+#: check_for_ascii_text_illegal, check_abundant_unicode_ratio and the SPF error evals.
 _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
@@ -112,6 +112,7 @@ _CAN = frozenset({
     "Mail::SpamAssassin::Conf::feature_registryboundaries",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_abundant_unicode_ratio",
     # SPF.pm 4.0's permerror/temperror evals (T_SPF_PERMERROR, ...): spamwarden.rules._auth
     "Mail::SpamAssassin::Plugin::SPF::has_check_for_spf_errors",
     # named captures setting tags and %{TAG} templates: spamwarden.rules._capture
