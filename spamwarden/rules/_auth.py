@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from ._authfacts import SPF_RESULTS, AuthFacts, DkimSignature
 from ._prepare import header_with_modifiers
+from ._wlbl import address_glob, glob_regex
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -98,7 +99,10 @@ class _Entries(Generic[_Payload]):
         self.by_domain: dict[str, list[tuple[re.Pattern[str], _Payload]]] = {}
         self.anywhere: list[tuple[re.Pattern[str], _Payload]] = []
         for addr, payload in entries.items():
-            item = (re.compile(address_pattern(addr)), payload)
+            # the lists' own glob matcher: :func:`address_pattern`'s matches, without
+            # backtracking into a star (an entry such as ``*a*a*a*b@d`` against a long
+            # From address written by a sender)
+            item = (re.compile(glob_regex(address_glob(addr))), payload)
             local, at, domain = addr.rpartition("@")
             key = domain[2:] if domain.startswith("*.") else domain
             if at and _LITERAL_DOMAIN.fullmatch(key):
@@ -111,6 +115,7 @@ class _Entries(Generic[_Payload]):
         """The payloads of every entry a lower-case address matches, in list order
         within each index slot."""
         out: list[_Payload] = []
+        bare = addr[:-1] if addr.endswith("\n") else addr  # as ``$`` ends before one
         if "@" in addr:
             domain = addr.rpartition("@")[2]
             slots = [self.by_domain.get(domain, ())]
@@ -119,8 +124,8 @@ class _Entries(Generic[_Payload]):
                 slots.append(self.by_domain.get("*." + domain[dot + 1:], ()))
                 dot = domain.find(".", dot + 1)
             for slot in slots:
-                out.extend(payload for rx, payload in slot if rx.match(addr))
-        out.extend(payload for rx, payload in self.anywhere if rx.match(addr))
+                out.extend(payload for rx, payload in slot if rx.match(bare))
+        out.extend(payload for rx, payload in self.anywhere if rx.match(bare))
         return out
 
 

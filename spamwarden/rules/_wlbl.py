@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
+           "address_glob",
            "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
 
 
@@ -304,7 +305,7 @@ def _piece_regex(piece: str) -> re.Pattern[str]:
     return re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL)
 
 
-def _address_glob(entry: str) -> str:
+def address_glob(entry: str) -> str:
     """Parser.pm's "paranoia": NUL, backslash and ``(`` of an entry match ``_``."""
     return re.sub(r"[\x00\\(]", "_", entry)
 
@@ -354,7 +355,7 @@ class _GlobSet:
             if anywhere:
                 others.append(glob_regex(entry, anywhere=True))
                 continue
-            g = _address_glob(entry)
+            g = address_glob(entry)
             tail = g.lstrip("*")
             if "*" not in g and "?" not in g:
                 exact.add(g)
@@ -571,7 +572,7 @@ def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int
         return 0
     forged = 0
     for entry, domains in listed.items():
-        if not glob_match(_address_glob(entry), addr):
+        if not glob_match(address_glob(entry), addr):
             continue
         for domain in domains:
             if any(_relay_matches(domain, ip, rdns) for ip, rdns in hops):

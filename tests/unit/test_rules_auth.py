@@ -518,3 +518,15 @@ def test_the_engine_processes_are_given_the_facts() -> None:
     finally:
         procs.close()
     assert {"DKIM_VALID", "DKIM_VALID_AU", "USER_IN_DEF_DKIM_WL"} <= names
+
+
+def test_a_star_heavy_entry_does_not_backtrack_over_a_long_sender_address() -> None:
+    """SpamAssassin's own pattern for ``*a*a...*b@d`` backtracks exponentially over a long
+    From address, which the sender writes; the index matches each entry without going
+    back into a star (SpamAssassin's pattern, run here, would not return)."""
+    from spamwarden.rules._auth import _Entries
+
+    entry = "*a" * 12 + "*b@x.example"
+    index = _Entries({entry: entry})
+    assert index.matching("a" * 4000 + "@x.example") == []
+    assert index.matching("a" * 4000 + "b@x.example") == [entry]
