@@ -13,7 +13,7 @@ import fnmatch
 import functools
 import html
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +25,7 @@ from ._uris import trim_domain, uri_host, uri_tld_alternation, valid_tlds
 from ._wlbl import WLBL_EVALS, WlblLists
 
 if TYPE_CHECKING:
+    from ._mime import MimePart
     from ._prepare import PreparedMessage
 
 __all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "parse_eval_args", "run_eval"]
@@ -1350,12 +1351,9 @@ def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
     whose charset is us-ascii or unset, with a NUL, a CR or an 8-bit octet in its
     encoded lines.  A message with CRLF line ends has them made LF first, as
     SpamAssassin does."""
-    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
-    for p in msg.parts:
-        if not p.content_type.startswith("text/") or p.content_type in _NOT_PLAIN_TEXT:
-            continue
+    for p, data in _plain_text_leaves(msg):
         # the last Content-Type, as Util.pm's parse_content_type takes it
-        ctype = next((v for k, v in reversed(p.headers) if k.lower() == "content-type"), None)
+        ctype = _last_field(p, "content-type")
         if ctype is None:
             charset: str | None = "us-ascii"
         else:
@@ -1363,10 +1361,24 @@ def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
             charset = m.group(1).lower() if m else None
         if charset not in (None, "us-ascii"):
             continue
-        data = p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded
         if _ASCII_ILLEGAL.search(data):
             return True
     return False
+
+
+def _plain_text_leaves(msg: PreparedMessage) -> Iterator[tuple[MimePart, bytes]]:
+    """The leaves MIMEEval's ``_check_attachments`` reads as text/plain (every text/*
+    but HTML, calendar and vCard), each with its encoded lines; a message with CRLF line
+    ends has them made LF first, as SpamAssassin does."""
+    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
+    for p in msg.parts:
+        if p.content_type.startswith("text/") and p.content_type not in _NOT_PLAIN_TEXT:
+            yield p, (p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded)
+
+
+def _last_field(part: MimePart, name: str) -> str | None:
+    """A part's last field ``name`` (lower case), as ``get_header`` answers for one."""
+    return next((v for k, v in reversed(part.headers) if k.lower() == name), None)
 
 
 def _any(_a: Sequence[str]) -> bool:
@@ -2149,16 +2161,11 @@ def _unicode_ratio(msg: PreparedMessage) -> float | None:
     if "unicode_ratio" in msg.memo:  # -1: no such octets
         known = msg.memo["unicode_ratio"]
         return None if known < 0 else known
-    crlf = msg.raw[:msg.raw.find(b"\n") + 1].endswith(b"\r\n")
     normal = entities = 0
-    for p in msg.parts:
-        if not p.content_type.startswith("text/") or p.content_type in _NOT_PLAIN_TEXT:
-            continue
-        cte = next((v for k, v in reversed(p.headers)
-                    if k.lower() == "content-transfer-encoding"), "")
+    for p, data in _plain_text_leaves(msg):
+        cte = _last_field(p, "content-transfer-encoding") or ""
         if cte.strip().lower() not in ("", "7bit", "8bit"):
             continue
-        data = p.encoded.replace(b"\r\n", b"\n") if crlf else p.encoded
         found = len(_UNICODE_ENTITY.findall(data))
         entities += found
         normal += len(data) - 8 * found  # an entity is 8 octets
