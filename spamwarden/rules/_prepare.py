@@ -28,7 +28,7 @@ from ._relays import RelayNetworks, Relays, parse_relays
 from ._render import rendered_parts_text
 from ._uris import uri_list
 
-__all__ = ["MimePart", "PreparedMessage", "prepare_message"]
+__all__ = ["MimePart", "PreparedMessage", "body_start", "prepare_message"]
 
 #: SpamAssassin 4's body_part_scan_size and rawbody_part_scan_size (octets per part).
 BODY_PART_SCAN_SIZE = 50_000
@@ -686,7 +686,7 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
 _MAX_RECEIVED_LINE = 1000
 
 
-def _body_start(raw: bytes) -> int | None:
+def body_start(raw: bytes) -> int | None:
     """Where the body starts: the end of the first ``\\r?\\n\\r?\\n`` (``None``: none),
     found with two ``find`` calls instead of the regex (tried at every header octet).
     The first such run holds the first newline followed by a newline or CR LF; it ends
@@ -730,7 +730,7 @@ def prepare_message(view: MessageView, raw: bytes, *,
         headers = (("Received", value), *headers)
         eol = b"\r\n" if raw[:raw.find(b"\n") + 1].endswith(b"\r\n") else b"\n"
         raw = b"Received: " + value.encode("utf-8", "surrogateescape") + eol + raw
-    body_at = _body_start(raw)
+    body_at = body_start(raw)
     has_separator = body_at is not None
     raw_body = raw[body_at:] if body_at is not None else b""
     mime_flags: set[str] = set()

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ._prepare import body_start
 from ._uris import uri_host
 
 if TYPE_CHECKING:
@@ -750,7 +751,6 @@ def _one(a: Sequence[str]) -> bool:
 _BOUNCE_BODY_RELAY = re.compile(r" (\S+\.\S+) ")
 _BOUNCE_RELAY = re.compile(rb"\s(\S+\.\S+)\s")
 _QUOTED_RECEIVED = re.compile(rb"^[> ]*Received:", re.IGNORECASE)
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def _have_bounce_relays(_msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
@@ -782,8 +782,8 @@ def _bounce_relays_quoted(msg: PreparedMessage, d: ListData, _a: Sequence[str]) 
             text = para.decode("utf-8", "surrogateescape")
             if any(listed.matches(_lc(m.group(1))) for m in _BOUNCE_BODY_RELAY.finditer(text)):
                 return True
-    end = _HEADER_END.search(msg.raw)
-    pristine = msg.raw[end.end():] if end is not None else b""
+    start = body_start(msg.raw)
+    pristine = msg.raw[start:] if start is not None else b""
     if b"received:" not in pristine.lower():
         return False
     found_received = False

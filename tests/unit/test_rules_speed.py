@@ -201,7 +201,7 @@ def test_body_start_is_the_end_of_the_first_blank_line() -> None:
     samples += [bytes(rnd.choice(b"a\r\n") for _ in range(rnd.randint(0, 12))) for _ in range(20000)]
     for raw in samples:
         m = re.search(rb"\r?\n\r?\n", raw)
-        assert _prepare._body_start(raw) == (m.end() if m else None), raw
+        assert _prepare.body_start(raw) == (m.end() if m else None), raw
 
 
 def test_decoded_parts_are_kept_per_message() -> None:
