@@ -1,8 +1,8 @@
 """SpamAssassin ``eval:`` tests that need no network, reimplemented from their plugins.
 
-The registry of the implemented evals, and the evals of HTMLEval, HTTPSMismatch,
-FreeMail, WLBLEval's ``enlist_*`` lists, RelayEval, URIEval, BodyEval and ImageInfo.
-Those of HeaderEval and MIMEEval are each in a module named for their plugin, which
+The registry of the implemented evals, and the evals of FreeMail, WLBLEval's
+``enlist_*`` lists, RelayEval, URIEval, BodyEval and ImageInfo.  Those of HeaderEval,
+MIMEEval, HTMLEval and HTTPSMismatch are each in a module named for their plugin, which
 lists them; what the eval modules share is in ``_evalbase``.  Each entry names the rule
 kinds it may appear in and checks its arguments when rules are read, so an unsupported
 argument skips the rule with a reason instead of failing at scan time.  Every other eval
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import html
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,8 @@ from ._evalbase import (
     valid_re,
 )
 from ._headereval import HEADER_EVALS
-from ._html import HtmlResults, parse_html
+from ._htmleval import HTML_EVALS
+from ._httpsmismatch import HTTPS_MISMATCH_EVALS
 from ._mimeeval import MIME_EVALS
 from ._uris import uri_host, uri_tld_alternation, valid_tlds
 from ._wlbl import WLBL_EVALS
@@ -436,135 +436,6 @@ def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return msg.raw_body_length <= float(a[0])
 
 
-def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """HTMLEval's html_tag_exists(TAG): the tag opens or closes in a text/html part."""
-    if msg.html_tags is None:
-        tags: set[str] = set()
-        for i, part in enumerate(msg.parts):
-            if part.content_type == "text/html":
-                html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
-                # (each distinct spelling lower-cased once: tags repeat many times)
-                tags.update(t.lower().decode("ascii") for t in set(_HTML_TAG.findall(html)))
-        msg.html_tags = frozenset(tags)
-    return a[0].lower() in msg.html_tags
-
-
-_HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
-# what HTML::Parser reports no tag in: comments, and the content of the elements it
-# reads as literal text up to their end tag (a <script> inside an <iframe> is text).
-# ``<!--.*?(?:-->|\Z)|(<(iframe|...)\b[^>]*>).*?(?=</\2\s*>|\Z)`` written to be
-# tried only at a "<" and to take runs of octets that cannot end it at a time (the
-# same matches: the lazy scans stop at the first "-->" or "</name>", or the end)
-_NOT_TAGS = re.compile(rb"(?=<)(?:<!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->|\Z)"
-                       rb"|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
-                       rb"[^<]*+(?:<(?!/\2\s*>)[^<]*+)*+)", re.IGNORECASE | re.DOTALL)
-
-
-def _opening_tag(m: re.Match[bytes]) -> bytes:
-    return m.group(1) or b""
-
-
-def html_parts(msg: PreparedMessage) -> list[HtmlResults]:
-    """HTMLEval's ``html_all``: the values of each text/html part, parsed once."""
-    if msg.html is None:
-        msg.html = [parse_html(msg.part_body(i)) for i, p in enumerate(msg.parts)
-                    if p.content_type == "text/html"]
-        # (the renderer counted HTML.pm's obfuscation)
-        rendered = [i for i, p in enumerate(msg.parts) if p.content_type == "text/html"]
-        for h, i in zip(msg.html, rendered):
-            h.obfuscation = msg.part_texts.get(i, ("", "", False, 0))[3]
-    return msg.html
-
-
-_HTML_FLAGS = {"html": None, "embeds": "embeds", "form_action_mailto": "form_action_mailto",
-               "font_face_bad": "font_face_bad", "font_low_contrast": "font_low_contrast",
-               "font_invalid_color": "font_invalid_color"}
-
-
-def _html_test(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_test(NAME): HTML_MESSAGE ('html': any text/html part), embeds, a mailto
-    form, a bad font face."""
-    attr = _HTML_FLAGS[a[0]]
-    return any(attr is None or getattr(h, attr) for h in html_parts(msg))
-
-
-def _in_range(value: float | None, lo: str, hi: str) -> bool:
-    if value is None:
-        return False
-    return value > float(lo) and (hi == "inf" or value <= float(hi))
-
-
-_HTML_RANGES = frozenset({"length", "closed_extra_ratio", "bad_tag_ratio", "non_element_ratio",
-                          "obfuscation_ratio", "max_size"})
-
-
-def _html_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_range(NAME, MIN, MAX): MIN < value <= MAX in some text/html part."""
-    return any(_in_range(h.value(a[0]), a[1], a[2]) for h in html_parts(msg))
-
-
-_COMPARE = re.compile(r"^\s*(==|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "==": float.__eq__, "!=": float.__ne__, "<": float.__lt__, "<=": float.__le__,
-    ">": float.__gt__, ">=": float.__ge__}
-
-
-def _compare(value: float, expr: str) -> bool:
-    m = _COMPARE.match(expr)
-    return m is not None and _OPS[m.group(1)](value, float(m.group(2)))
-
-
-def _html_eval(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_eval('length', EXPR): a text/html part's length compared as EXPR says."""
-    return any(_compare(float(h.length), a[1]) for h in html_parts(msg))
-
-
-def _html_tag_balance(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_tag_balance(TAG, EXPR): opened minus closed TAGs compared as EXPR says."""
-    tag = a[0].lower()
-    return any(tag in h.inside and _compare(float(h.inside[tag]), a[1])
-               for h in html_parts(msg))
-
-
-def _html_image_only(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_image_only(MIN, MAX): a part with an <img> whose length is in (MIN, MAX]."""
-    return any("img" in h.inside and _in_range(float(h.length), a[0], a[1])
-               for h in html_parts(msg))
-
-
-def _html_image_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_image_ratio(MIN, MAX): non-space text characters per image pixel."""
-    return any(h.image_area > 0 and _in_range(h.non_space_len / h.image_area, a[0], a[1])
-               for h in html_parts(msg))
-
-
-def _html_text_match(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """html_text_match(WHAT, REGEX): ('anchor', '<img>') an image inside a link;
-    ('comment' or 'title', REGEX) a comment or title of a text/html part matching."""
-    parts = html_parts(msg)
-    if a[0] == "anchor":
-        return any(h.link_image for h in parts)
-    rx = _perl_bytes_re(a[1])
-    return any(rx.search(t) for h in parts for t in (h.comment if a[0] == "comment" else h.title))
-
-
-@functools.lru_cache(maxsize=64)
-def _perl_bytes_re(text: str) -> re.Pattern[bytes]:
-    return re.compile(text.encode("utf-8"))
-
-
-def _text_match_args(a: Sequence[str]) -> bool:
-    if a == ("anchor", "<img>"):
-        return True
-    if len(a) != 2 or a[0] not in ("comment", "title"):
-        return False
-    try:
-        _perl_bytes_re(a[1])
-    except re.error:
-        return False
-    return True
-
-
 def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str], *,
              kind: str = "") -> bool:
     """Run one implemented eval.
@@ -663,91 +534,6 @@ def _mpart_alt_difference_count(msg: PreparedMessage, _d: EvalData, a: Sequence[
     return text / html > float(a[0])
 
 
-def _html_title_subject_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    """HTMLEval's ``html_title_subject_ratio(RATIO)``: in some text/html part, a title
-    longer than RATIO times the Subject (as ``get('Subject')`` gives it, newline
-    included); never without a Subject."""
-    subject = msg.header_text("Subject")
-    if not subject:
-        return False
-    size = len(subject)
-    ratio = float(a[0])
-    for h in html_parts(msg):
-        longest = max((len(title_text(t)) / size for t in h.title if t), default=0.0)
-        if longest > ratio:
-            return True
-    return False
-
-
-def title_text(raw: bytes) -> str:
-    """A title's text as HTML::Parser reports it: decoded, entities too."""
-    text = raw.decode("utf-8", "surrogateescape")
-    return html.unescape(text) if "&" in text else text
-
-
-_IS_IP = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F:.]+)$")
-_HTTP_HOST = re.compile(rb"^https?://([^/:?#]+)", re.IGNORECASE)
-_HTTPS_IN_TEXT = re.compile(r"https://([^\s/:?#]+)", re.IGNORECASE)
-
-
-def _valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
-    from ._uris import _domain_valid
-    return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
-
-
-def _https_http_mismatch(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    """HTTPSMismatch's ``check_https_http_mismatch(MIN, MAX)`` (HTTPS_HTTP_MISMATCH): in
-    some text/html part, a link to an http(s) host (not an address) whose anchor text
-    names an ``https://`` host of another registered domain, with MIN (1 when 0) to
-    below MAX links holding anchor text."""
-    lo = float(a[0]) if len(a) > 0 and float(a[0]) else 1.0
-    hi = float(a[1]) if len(a) > 1 and a[1] != "undef" else None
-    for h in html_parts(msg) if msg.uris else ():
-        # the anchor texts naming an https host, first: most parts have none
-        named: dict[bytes, list[str]] = {}
-        for uri, texts in h.anchors.items():
-            for pieces in texts:
-                text = b"".join(pieces)
-                if b"&" not in text and b"ttps" not in text.lower():
-                    continue
-                found = _HTTPS_IN_TEXT.search(title_text(text))
-                if found is not None:
-                    named.setdefault(uri, []).append(found.group(1))
-        if not named:
-            continue
-        hit = False
-        anchors = 0
-        for uri in h.anchors:
-            domain = _link_domain(uri, msg.tlds, d)
-            if domain is None:
-                continue
-            anchors += 1
-            for https in named.get(uri, ()):
-                if not _IS_IP.match(https):
-                    https = base_domain(https.lower(), d)
-                    if not _valid_domain(https, msg.tlds):
-                        continue
-                if https != domain:
-                    hit = True
-                    break
-        if hit and anchors >= lo and (hi is None or anchors < hi):
-            return True
-    return False
-
-
-def _link_domain(uri: bytes, tlds: frozenset[str] | None, d: EvalData) -> str | None:
-    """The registered domain of an http(s) link's host, ``None`` for another link, an
-    address or a domain under no valid top-level domain (HTTPSMismatch's ``$uri``)."""
-    m = _HTTP_HOST.match(uri)
-    if m is None:
-        return None
-    host = m.group(1).decode("utf-8", "surrogateescape")
-    if _IS_IP.match(host):
-        return None
-    domain = base_domain(host.lower(), d)
-    return domain if _valid_domain(domain, tlds) else None
-
-
 def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """URIEval's ``check_uri_truncated`` (URI_TRUNCATED): a URI of the HTML parts, or a
     form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
@@ -787,13 +573,6 @@ def _no_rdns_dotcom_helo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) 
             continue
         return (relay.looked_up and not relay.rdns
                 and _DOTCOM_HELO.search(relay.helo) is not None)
-    return False
-
-
-def _html_charset_faraway(_m: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """HTMLEval's ``html_charset_faraway`` (__HTML_CHARSET_FARAWAY): never true in
-    SpamAssassin 4.0, whatever ``ok_locales`` says: HTML.pm notes the ``<meta>``
-    charsets on the parser but does not put them in the results HTMLEval reads."""
     return False
 
 
@@ -921,20 +700,6 @@ _OWN_EVALS: Mapping[str, EvalEntry] = {
         _freemail_replyto),
     "check_uri_host_listed": (frozenset({"header", "body", "uri"}), nargs(1), _uri_host_listed),
     "check_body_length": (BODY, nargs(1, numeric=True), _body_length),
-    "html_tag_exists": (BODY, lambda a: len(a) == 1 and a[0].isalnum(), _html_tag_exists),
-    "html_test": (BODY, lambda a: len(a) == 1 and a[0] in _HTML_FLAGS, _html_test),
-    "html_range": (
-        BODY, lambda a: len(a) == 3 and a[0] in _HTML_RANGES and num(a[1])
-        and (num(a[2]) or a[2] == "inf"), _html_range),
-    "html_eval": (
-        BODY, lambda a: len(a) == 2 and a[0] == "length" and bool(_COMPARE.match(a[1])),
-        _html_eval),
-    "html_tag_balance": (
-        BODY, lambda a: len(a) == 2 and a[0].isalnum() and bool(_COMPARE.match(a[1])),
-        _html_tag_balance),
-    "html_image_only": (BODY, nargs(2, numeric=True), _html_image_only),
-    "html_image_ratio": (BODY, nargs(2, numeric=True), _html_image_ratio),
-    "html_text_match": (BODY, _text_match_args, _html_text_match),
     "check_mailfrom_matches_rcvd": (HEADER, nargs(0), _mailfrom_matches_rcvd),
     "check_all_trusted": (HEADER, nargs(0), _all_trusted),
     "check_no_relays": (HEADER, nargs(0), _no_relays),
@@ -946,13 +711,8 @@ _OWN_EVALS: Mapping[str, EvalEntry] = {
     "multipart_alternative_difference_count": (
         BODY, nargs(2, numeric=True),
         _mpart_alt_difference_count),
-    "html_title_subject_ratio": (BODY, nargs(1, numeric=True), _html_title_subject_ratio),
-    "check_https_http_mismatch": (
-        BODY, lambda a: len(a) <= 2 and all(num(x) or x == "undef" for x in a),
-        _https_http_mismatch),
     "check_uri_truncated": (BODY | HEADER | frozenset({"uri"}), nargs(0), _uri_truncated),
     "check_for_no_rdns_dotcom_helo": (HEADER, nargs(0), _no_rdns_dotcom_helo),
-    "html_charset_faraway": (BODY, nargs(0), _html_charset_faraway),
     "image_count": (RAWBODY_OR_BODY, _image_args(2, 3), _image_count),
     "pixel_coverage": (RAWBODY_OR_BODY, _image_args(2, 3), _pixel_coverage),
     "image_size_exact": (RAWBODY_OR_BODY, _image_args(3, 3), _image_size_exact),
@@ -963,7 +723,8 @@ _OWN_EVALS: Mapping[str, EvalEntry] = {
 
 #: each plugin module's evals; an eval name is listed by one of them only
 _TABLES: tuple[Mapping[str, EvalEntry], ...] = (
-    _OWN_EVALS, HEADER_EVALS, MIME_EVALS, WLBL_EVALS, AUTH_EVALS)
+    _OWN_EVALS, HEADER_EVALS, MIME_EVALS, HTML_EVALS, HTTPS_MISMATCH_EVALS, WLBL_EVALS,
+    AUTH_EVALS)
 EVALS: Mapping[str, EvalSpec] = {
     name: EvalSpec(kinds, check, fn)
     for table in _TABLES for name, (kinds, check, fn) in table.items()}
