@@ -1,8 +1,8 @@
 """SpamAssassin ``eval:`` tests that need no network, reimplemented from their plugins.
 
-The registry of the implemented evals, and the evals of RelayEval, URIEval, BodyEval and
-ImageInfo.  Those of HeaderEval, MIMEEval, HTMLEval, HTTPSMismatch, FreeMail and
-WLBLEval's ``enlist_*`` lists are each in a module named for their plugin, which lists
+The registry of the implemented evals, and the evals of BodyEval and ImageInfo.  Those
+of HeaderEval, MIMEEval, HTMLEval, HTTPSMismatch, FreeMail, WLBLEval's ``enlist_*``
+lists, RelayEval and URIEval are each in a module named for their plugin, which lists
 them; what the eval modules share is in ``_evalbase``.  Each entry names the rule kinds
 it may appear in and checks its arguments when rules are read, so an unsupported
 argument skips the rule with a reason instead of failing at scan time.  Every other eval
@@ -17,24 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._auth import AUTH_EVALS
-from ._evalbase import (
-    BODY,
-    HEADER,
-    IP_PRIVATE,
-    IS_IPV4,
-    RAWBODY_OR_BODY,
-    EvalData,
-    EvalEntry,
-    EvalFn,
-    nargs,
-    num,
-)
+from ._evalbase import BODY, RAWBODY_OR_BODY, EvalData, EvalEntry, EvalFn, nargs, num
 from ._freemail import FREEMAIL_EVALS, freemail_edits_body, freemail_stripped_lines
 from ._headereval import HEADER_EVALS
 from ._htmleval import HTML_EVALS
 from ._httpsmismatch import HTTPS_MISMATCH_EVALS
 from ._mimeeval import MIME_EVALS
-from ._uris import valid_tlds
+from ._relayeval import RELAY_EVALS
+from ._urieval import URI_EVALS
 from ._wlbl import WLBL_EVALS
 from ._wlbleval import WLBLEVAL_EVALS
 
@@ -72,79 +62,6 @@ def parse_eval_args(text: str) -> tuple[str, ...]:
         out.append(next(g for g in m.groups() if g is not None))
         pos = m.end()
     return tuple(out)
-
-
-def _all_trusted(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """ALL_TRUSTED: trusted relays only, none untrusted or unparseable."""
-    r = msg.relay_info()
-    return bool(r.n_trusted) and not r.n_untrusted and not r.n_unparseable
-
-
-def _no_relays(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """NO_RELAYS: no relay at all (nor an unparseable Received line)."""
-    r = msg.relay_info()
-    return not (r.n_trusted or r.n_untrusted or r.n_unparseable)
-
-
-def _relays_unparseable(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    return bool(msg.relay_info().n_unparseable)
-
-
-_RELAY_FIELDS = re.compile(r"\[ ip=(\S*) rdns=(\S*) helo=(\S*) by=(\S*) ")
-
-
-def _untrusted_relays(msg: PreparedMessage) -> list[tuple[str, str, str, str]]:
-    """(ip, rdns, helo, by) of each untrusted relay, from X-Spam-Relays-Untrusted."""
-    return _RELAY_FIELDS.findall(msg.relay_info().untrusted)
-
-
-def _helo_ip_mismatch(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """RelayEval's helo_ip_mismatch (RCVD_HELO_IP_MISMATCH): an untrusted relay whose
-    HELO is a public IPv4 address outside the /24 of its own public address."""
-    for ip, _rdns, helo, _by in _untrusted_relays(msg):
-        if not IS_IPV4.match(helo) or IP_PRIVATE.match(helo):
-            continue
-        prefix = re.match(r"^(\d+\.\d+\.\d+\.)", helo)
-        if (IS_IPV4.match(ip) and not IP_PRIVATE.match(ip) and helo != ip
-                and prefix is not None and not ip.startswith(prefix.group(1))):
-            return True
-    return False
-
-
-def _hostname_to_domain(host: str) -> str:
-    """RelayEval's hostname_to_domain: the last two labels (three for a two-letter TLD
-    other than ie, fr, de), an address unchanged."""
-    if not re.search(r"[a-zA-Z]", host):
-        return host
-    labels = host.split(".")
-    if len(labels) > 1 and re.search(r"(?:\S{3,}|ie|fr|de)", labels[-1]):
-        return ".".join(labels[-2:])
-    if len(labels) > 2:
-        return ".".join(labels[-3:])
-    return host
-
-
-_HOSTNAME = re.compile(r"^\w+(?:[\w.-]+\.)+\w+$")
-
-
-def _forged_received_trail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """RelayEval's check_for_forged_received_trail (__FORGED_RCVD_TRAIL): more than one
-    untrusted relay whose ``by`` domain is not the reverse-DNS domain of the relay
-    below it."""
-    relays = _untrusted_relays(msg)
-    by = [_hostname_to_domain(r[3].lower()) for r in relays]
-    frm: list[str | None] = [_hostname_to_domain(r[1].lower()) for r in relays]
-    mismatch = 0
-    for i, (ip, _rdns, _helo, _by) in enumerate(relays):
-        if not _HOSTNAME.match(by[i]):
-            continue
-        if re.match(r"^localhost(?:\.localdomain)?$", frm[i] or "") and ip == "127.0.0.1":
-            frm[i] = None
-        prev = frm[i - 1] if i > 0 else None
-        if (prev is not None and _HOSTNAME.match(prev) and by[i] != prev
-                and not (by[i] == "msn.com" and prev == "hotmail.com")):
-            mismatch += 1
-    return mismatch > 1
 
 
 def _body_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
@@ -249,48 +166,6 @@ def _mpart_alt_difference_count(msg: PreparedMessage, _d: EvalData, a: Sequence[
     if not html > float(a[1]):
         return False
     return text / html > float(a[0])
-
-
-def _uri_truncated(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """URIEval's ``check_uri_truncated`` (URI_TRUNCATED): a URI of the HTML parts, or a
-    form of one the URI list adds, was longer than 8192 octets (SpamAssassin keeps its
-    first 8192).  Only a URI kept at exactly 8192 octets can be one: then the links
-    are read again to tell."""
-    from ._uris import MAX_URI_LENGTH, _canonical_forms, _tag_attrs
-    if not msg.html_links or max(map(len, msg.uris), default=0) < MAX_URI_LENGTH:
-        return False
-    for tags in msg.html_links:
-        for _name, rest in tags:
-            if len(rest) < MAX_URI_LENGTH - 16:
-                continue
-            for value in _tag_attrs(rest.encode("utf-8", "surrogateescape")).values():
-                value = value.strip(b" \t\n\r\f\x0b\xa0")
-                if len(value) > MAX_URI_LENGTH:
-                    return True
-                if len(value) > MAX_URI_LENGTH - 64 and any(
-                        len(u) > MAX_URI_LENGTH
-                        for forms in _canonical_forms(value, msg.tlds or valid_tlds())
-                        for u in forms):
-                    return True
-    return False
-
-
-_DOTCOM_HELO = re.compile(r"(?:\.|^)(?:lycos\.com|lycos\.co\.uk|hotmail\.com|localhost\.com"
-                          r"|excite\.com|caramail\.com|cs\.com|aol\.com|msn\.com|yahoo\.com"
-                          r"|drizzle\.com)\Z", re.IGNORECASE)
-
-
-def _no_rdns_dotcom_helo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    """RelayEval's ``check_for_no_rdns_dotcom_helo`` (NO_RDNS_DOTCOM_HELO): the last
-    untrusted relay on a public address has a big-dotcom HELO (hotmail.com, aol.com,
-    yahoo.com, ...) and no reverse DNS name though its MTA looks names up.  (RelayEval
-    sets the flag afresh for each such relay, so only the last one counts.)"""
-    for relay in reversed(msg.relay_info().untrusted_relays):
-        if IP_PRIVATE.match(relay.ip):
-            continue
-        return (relay.looked_up and not relay.rdns
-                and _DOTCOM_HELO.search(relay.helo) is not None)
-    return False
 
 
 _IMAGE_TYPES = {"image/gif": "gif", "image/png": "png", "image/jpeg": "jpeg",
@@ -407,18 +282,11 @@ def _image_args(low: int, high: int) -> Callable[[Sequence[str]], bool]:
 #: the evals of this module
 _OWN_EVALS: Mapping[str, EvalEntry] = {
     "check_body_length": (BODY, nargs(1, numeric=True), _body_length),
-    "check_all_trusted": (HEADER, nargs(0), _all_trusted),
-    "check_no_relays": (HEADER, nargs(0), _no_relays),
-    "check_relays_unparseable": (HEADER, nargs(0), _relays_unparseable),
-    "helo_ip_mismatch": (HEADER, nargs(0), _helo_ip_mismatch),
-    "check_for_forged_received_trail": (HEADER, nargs(0), _forged_received_trail),
     "tvd_vertical_words": (BODY, nargs(2, numeric=True), _tvd_vertical_words),
     "multipart_alternative_difference": (BODY, nargs(2, numeric=True), _mpart_alt_difference),
     "multipart_alternative_difference_count": (
         BODY, nargs(2, numeric=True),
         _mpart_alt_difference_count),
-    "check_uri_truncated": (BODY | HEADER | frozenset({"uri"}), nargs(0), _uri_truncated),
-    "check_for_no_rdns_dotcom_helo": (HEADER, nargs(0), _no_rdns_dotcom_helo),
     "image_count": (RAWBODY_OR_BODY, _image_args(2, 3), _image_count),
     "pixel_coverage": (RAWBODY_OR_BODY, _image_args(2, 3), _pixel_coverage),
     "image_size_exact": (RAWBODY_OR_BODY, _image_args(3, 3), _image_size_exact),
@@ -430,7 +298,7 @@ _OWN_EVALS: Mapping[str, EvalEntry] = {
 #: each plugin module's evals; an eval name is listed by one of them only
 _TABLES: tuple[Mapping[str, EvalEntry], ...] = (
     _OWN_EVALS, HEADER_EVALS, MIME_EVALS, HTML_EVALS, HTTPS_MISMATCH_EVALS, FREEMAIL_EVALS,
-    WLBLEVAL_EVALS, WLBL_EVALS, AUTH_EVALS)
+    WLBLEVAL_EVALS, RELAY_EVALS, URI_EVALS, WLBL_EVALS, AUTH_EVALS)
 EVALS: Mapping[str, EvalSpec] = {
     name: EvalSpec(kinds, check, fn)
     for table in _TABLES for name, (kinds, check, fn) in table.items()}
