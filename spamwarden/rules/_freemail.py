@@ -137,7 +137,7 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
     emails: dict[str, None] = {}
     pats = _email_patterns(msg.tlds)
     for i, part in enumerate(msg.parts):
-        if part.content_type == "text/html":
+        if part.effective_type == "text/html":
             data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue

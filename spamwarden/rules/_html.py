@@ -4,7 +4,8 @@ text/html part, as HTMLEval's tests read them.
 A single regex pass over the decoded part, not a DOM: tags (open ``+1``, close ``-1``,
 with the few attributes the tests read), comments and declarations are found in order,
 the text between them is counted.  The values are SpamAssassin's: ``length`` (octets
-given to the parser), ``inside`` (open minus close per tag, never below 0),
+given to the parser; HTMLEval's ``html_parts`` sets the characters of the decoded
+text, as HTML.pm counts them), ``inside`` (open minus close per tag, never below 0),
 ``image_area`` (width x height of each ``<img>`` with both, 200 for an unreadable side,
 percentages of an 800x600 screen), ``non_space_len`` (non-space characters of the text
 outside ``<script>``/``<style>``, an entity counting one), whether an ``<img>`` appears

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ._evalbase import BODY, RAWBODY_SCAN, EvalData, EvalEntry, nargs, num
 from ._html import HtmlResults, parse_html
+from ._render import decoded_length
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -28,7 +29,7 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
     if msg.html_tags is None:
         tags: set[str] = set()
         for i, part in enumerate(msg.parts):
-            if part.content_type == "text/html":
+            if part.effective_type == "text/html":
                 html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
                 # (each distinct spelling lower-cased once: tags repeat many times)
                 tags.update(t.lower().decode("ascii") for t in set(_HTML_TAG.findall(html)))
@@ -55,11 +56,12 @@ def html_parts(msg: PreparedMessage) -> list[HtmlResults]:
     """HTMLEval's ``html_all``: the values of each text/html part, parsed once."""
     if msg.html is None:
         msg.html = [parse_html(msg.part_body(i)) for i, p in enumerate(msg.parts)
-                    if p.content_type == "text/html"]
+                    if p.effective_type == "text/html"]
         # (the renderer counted HTML.pm's obfuscation)
-        rendered = [i for i, p in enumerate(msg.parts) if p.content_type == "text/html"]
+        rendered = [i for i, p in enumerate(msg.parts) if p.effective_type == "text/html"]
         for h, i in zip(msg.html, rendered):
             h.obfuscation = msg.part_texts.get(i, ("", "", False, 0))[3]
+            h.length = decoded_length(msg.parts[i], msg.part_body(i))
     return msg.html
 
 

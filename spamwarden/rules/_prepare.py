@@ -545,19 +545,61 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 # the email package gives to the boundary (RFC 2046, 5.1.1)
                 encoded += b"\n"
             disp = str(part.get("Content-Disposition", "")).lower()
+            fields = headers if part is msg else tuple((k, str(v)) for k, v in part.items())
             parts.append(MimePart(
-                headers=headers if part is msg else tuple((k, str(v)) for k, v in part.items()),
+                headers=fields,
                 content_type=part.get_content_type().lower(),
                 encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
                 encoded=encoded,
                 is_attachment=disp.startswith("attachment") or part.get_filename() is not None,
                 alternatives=places.get(id(part), ((), 0))[0],
                 depth=places.get(id(part), ((), 0))[1],
+                name=part_name(fields),
             ))
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError, AttributeError):
         pass
     return parts, True
+
+
+# Message.pm's _parse_normal reads a part's name from Content-Disposition first (any
+# "name=", "filename=" included), then Util.pm's parse_content_type from Content-Type
+_DISPOSITION_NAME = re.compile(r'name=\s*"?([^";]+)"?', re.IGNORECASE)
+_TYPE_NAME = re.compile(r"""\b(?:file)?name\s*=\s*["']?(.*?)["']?(?:;|$)""",
+                        re.IGNORECASE | re.ASCII)
+_TYPE_NAME_CONTINUED = re.compile(r"\b(?:file)?name\*0\s*=", re.IGNORECASE | re.ASCII)
+_TYPE_NAME_PIECE = re.compile(r"""\b(?:file)?name\*(\d{1,9})\s*=\s*["']?(.*?)["']?(?:;|$)""",
+                              re.IGNORECASE | re.ASCII)
+
+
+def part_name(fields: tuple[tuple[str, str], ...]) -> str:
+    """A MIME leaf's name as Message.pm's ``_parse_normal`` reads it, "" for none.
+
+    The last Content-Disposition's first ``name=`` (``filename=`` too), up to a quote
+    or ``;``; else the last Content-Type's ``name=`` or ``filename=`` parameter as
+    Util.pm's ``parse_content_type`` reads it, its RFC 2231 continuations
+    (``name*0=``, ``name*1=`` ...) joined in order when there is no plain one.  Both
+    values are read as Node.pm's ``header`` gives them: unfolded, trimmed, encoded
+    words decoded (at most 8,192 characters, :func:`decoded_header`).
+
+    :param fields: the part's header fields (raw values), in order.
+    :returns: the name, as in the field (Node.pm's ``effective_type`` reads it).
+    """
+    disp = next((v for k, v in reversed(fields) if k.lower() == "content-disposition"), "")
+    m = _DISPOSITION_NAME.search(decoded_header(disp)) if "=" in disp else None
+    if m is not None:
+        return m.group(1)
+    ctype = next((v for k, v in reversed(fields) if k.lower() == "content-type"), "")
+    if "name" not in ctype.lower():
+        return ""
+    ctype = decoded_header(ctype)
+    m = _TYPE_NAME.search(ctype)
+    name = m.group(1) if m is not None else ""
+    if (not name or name == "0") and _TYPE_NAME_CONTINUED.search(ctype):
+        pieces = {int(p.group(1)): p.group(2) for p in _TYPE_NAME_PIECE.finditer(ctype)}
+        name = "".join(pieces[i] for i in sorted(pieces))
+    # (Perl's "0" is false: _parse_normal then keeps no name)
+    return "" if name == "0" else name
 
 
 def _leaf_places(msg: email.message.Message) -> dict[int, tuple[tuple[int, ...], int]]:
@@ -755,9 +797,10 @@ def prepare_message(view: MessageView, raw: bytes, *,
     body.extend(rendered_lines(body_text[:BODY_PART_SCAN_SIZE * 4], wide=wide))
     rawbody: list[bytes] = []
     for part in parts:
-        # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf,
-        # attachments included, but not text/calendar
-        if (not part.content_type.startswith(("text/", "message/"))
+        # SpamAssassin's get_decoded_body_text_array: every text/* or message/* leaf
+        # by its effective type (a part named page.htm too), attachments included,
+        # but not text/calendar
+        if (not part.effective_type.startswith(("text/", "message/"))
                 or part.content_type == "text/calendar"):
             continue
         rawbody.extend(short_paragraphs(_truncate(decoded_part(part))))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._mime import MimePart
 
-__all__ = ["LINK_TAGS", "decode_text", "render_html", "rendered_parts_text"]
+__all__ = ["LINK_TAGS", "decode_text", "decoded_length", "render_html", "rendered_parts_text"]
 
 #: octets of a part rendered (SpamAssassin's body_part_scan_size is 50,000, after rendering)
 MAX_PART = 500_000
@@ -214,8 +214,32 @@ _CHARSET = re.compile(r"""\bcharset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
 _NOT_RENDERED = frozenset({"text/calendar", "text/x-vcard"})
 
 
+def _part_charset(part: MimePart) -> str | None:
+    """The charset of the part's last Content-Type, ``None`` when it names none."""
+    ctype = next((v for k, v in reversed(part.headers) if k.lower() == "content-type"), "")
+    m = _CHARSET.search(ctype)
+    return m.group(1) if m else None
+
+
+def decoded_length(part: MimePart, data: bytes) -> int:
+    """HTML.pm's ``length`` of a text/html part: the characters of its decoded text,
+    as Node.pm's ``rendered`` gives HTML::Parser the text ``_normalize`` decoded from
+    the part's charset (``normalize_charset``, on by default), not its octets: a
+    page in Big5 or UTF-8 is shorter than its octets.
+
+    :param part: the MIME leaf (its Content-Type names the charset).
+    :param data: the leaf's octets, transfer encoding undone.
+    :returns: the length in characters (octets past :data:`MAX_PART` count one each).
+    """
+    if data.isascii():
+        return len(data)
+    head = data[:MAX_PART]
+    return len(decode_text(head, _part_charset(part))) + len(data) - len(head)
+
+
 def _rendered_type(part: MimePart) -> str | None:
-    ctype = part.content_type
+    # Node.pm's rendered reads the effective type: a part named page.html is HTML
+    ctype = part.effective_type
     if not ctype.startswith("text/") or ctype in _NOT_RENDERED:
         return None
     return "text/html" if ctype == "text/html" else "text/plain"
@@ -249,11 +273,9 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
         kind = _rendered_type(part)
         if kind is None:
             continue
-        ctype = next((v for k, v in reversed(part.headers) if k.lower() == "content-type"), "")
-        m = _CHARSET.search(ctype)
         data = decode(part)[:MAX_PART]
         wide = wide or not data.isascii()
-        decoded = decode_text(data, m.group(1) if m else None)
+        decoded = decode_text(data, _part_charset(part))
         if kind == "text/html":
             found: list[tuple[str, str]] | None = None
             if links is not None or texts is not None:

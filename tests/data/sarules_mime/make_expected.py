@@ -1,0 +1,43 @@
+"""Write expected.json: the rules SpamAssassin hits on each message here.
+
+Run from the repository root (Debian's ``spamassassin`` installed):
+
+    PYTHONPATH=$PWD:$PWD/bench/rules SPAMWARDEN_SHARED=/work/shared \
+        python tests/data/sarules_mime/make_expected.py
+
+Each message is checked by SpamAssassin's Perl API, offline, with the site
+configuration bench/rules/parity uses (no Bayes, no network), plus the body, rawbody
+and uri rules of ``LOCAL_CF`` (what text and links the parts give).  Only the rules of
+``RULES`` (those whose computation these messages test) are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import parity  # bench/rules/parity.py
+
+HERE = Path(__file__).parent
+RULES = frozenset({
+    "HTML_MESSAGE", "HTML_EXTRA_CLOSE", "HTML_FONT_SIZE_HUGE", "HTML_FONT_LOW_CONTRAST",
+    "HTML_TAG_BALANCE_BODY", "__HTML_TAG_BALANCE_CENTER", "__HTML_LENGTH_0000_1024",
+    "__HTML_LENGTH_1024_1536", "__TAG_EXISTS_HTML", "__NONEMPTY_BODY",
+    "T_TVD_MIME_NO_HEADERS", "LOCAL_BODY_OFFER", "LOCAL_RAW_OFFER", "LOCAL_URI_SHOP"})
+LOCAL_CF = """
+body LOCAL_BODY_OFFER /Premium offer/
+rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
+uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
+"""
+
+
+def main() -> None:
+    files = sorted(HERE.glob("*.eml"))
+    parity.SITE_CF += LOCAL_CF
+    found = parity.sa_hits(files)
+    out = {f.name: sorted(found.get(str(f), set()) & RULES) for f in files}
+    (HERE / "expected.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
