@@ -36,14 +36,22 @@ MAX_HTML = 500_000
 MAX_TAGS = 20_000
 MAX_COMMENTS = 100
 
-# HTML::Parser's tokens: comments, declarations / processing instructions, tags
-# (the attribute text is runs of other octets and quoted strings; possessive: a quote
-# always opens a string, so the one way to read it is the longest, and giving back never
-# finds the ">" - the same matches as the plain loop, a run at a time instead of an octet)
+# HTML::Parser's tokens: comments, declarations / processing instructions, tags.  A
+# start tag's attributes are read as hparser.c's parse_start reads them: a name (any
+# octets but white space, "=" and ">", its first one may be "="), then perhaps "=" and
+# a value; a quote opens a string only where a value starts (``color=#66FF66"`` is a
+# value with a quote in it, not the start of a string running into the next tags).
+# Possessive and atomic: each attribute is read one way only, as the C loop reads it.
 _TOKEN = re.compile(
     rb"<!--.*?(?:-->|\Z)"
     rb"|<![^>]*>|<\?[^>]*>"
-    rb"|<(/?)([A-Za-z][^\s/>]*)((?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+)>",
+    rb"|<(/?)([A-Za-z][^\s/>]*)"
+    rb"([^\s>]*+\s*+"  # the rest of the tag name (hparser.c's names hold "/"), white space
+    rb"(?>[^\s>][^\s=>]*+\s*+"
+    rb"(?:=\s*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\s>]*+)\s*+|(?!=)))*+)>"
+    # a tag never finished (no ">", or a value's quote never closed): HTML::Parser's
+    # eof reports the rest of the part as one comment
+    rb"|<(?=/?[A-Za-z]).*\Z",
     re.DOTALL)
 _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _ENTITY = re.compile(rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
@@ -500,7 +508,7 @@ def parse_html(data: bytes) -> HtmlResults:
             # comments, and "<!...>" that is neither a declaration nor a marked section
             # (HTML::Parser reports those as comments too)
             tok = m.group(0)
-            if (tok.startswith(b"<!") and len(r.comment) < MAX_COMMENTS
+            if (not tok.startswith(b"<?") and len(r.comment) < MAX_COMMENTS
                     and not _DECLARATION.match(tok)):
                 r.comment.append(tok[:4096])
             continue

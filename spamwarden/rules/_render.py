@@ -31,8 +31,15 @@ MAX_TOKENS = 50_000
 _TOKEN = re.compile(
     r"<!--"                                                   # comment: comment_end()
     r"|<![^>]*>|<\?[^>]*>"                                    # declaration, processing
-    # (a quote opens a string only as an attribute's value, as in HTML::Parser)
-    r"|<(/?)([A-Za-z][^\s/>]*)((?>=\s*\"[^\"]*\"|=\s*'[^']*'|[^>])*+)>",  # tag
+    # a tag, its attributes read as hparser.c's parse_start reads them (see
+    # spamwarden.rules._html): a quote opens a string only where a value starts
+    r"|<(/?)([A-Za-z][^\s/>]*)"
+    r"([^\s>]*+\s*+"
+    r"(?>[^\s>][^\s=>]*+\s*+"
+    r"(?:=\s*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\s>]*+)\s*+|(?!=)))*+)>"
+    # a tag never finished (no ">", or a value's quote never closed): HTML::Parser's
+    # eof reports the rest of the part as one comment
+    r"|<(?=/?[A-Za-z]).*\Z",
     re.DOTALL)
 # HTML::Parser reads these elements' content as literal text up to their end tag;
 # SpamAssassin shows none of script's and style's
