@@ -527,7 +527,10 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
             if len(parts) >= _MAX_PARTS:
                 break
             if part.is_multipart():
-                if flags is not None:
+                # Message.pm sets its flags in _parse_multipart, for multipart/* only:
+                # the email package also gives message/rfc822 (the message inside) and
+                # message/delivery-status (its blocks of fields) a list of parts
+                if flags is not None and part.get_content_maintype() == "multipart":
                     _mime_parse_flags(part, flags)
                 continue
             payload = part.get_payload(decode=False)
