@@ -44,8 +44,9 @@ MAX_COMMENTS = 100
 # Possessive and atomic: each attribute is read one way only, as the C loop reads it.
 _TOKEN = re.compile(
     rb"<!--.*?(?:-->|\Z)"
-    rb"|<![^>]*>|<\?[^>]*>"
-    rb"|<(/?)([A-Za-z][^\s/>]*)"
+    # (a declaration or processing instruction with no ">" is the rest of the part)
+    rb"|<![^>]*+(?:>|\Z)|<\?[^>]*+(?:>|\Z)"
+    rb"|<(/?)([A-Za-z][^\s/>]*+)"
     rb"([^\s>]*+\s*+"  # the rest of the tag name (hparser.c's names hold "/"), white space
     rb"(?>[^\s>][^\s=>]*+\s*+"
     rb"(?:=\s*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\s>]*+)\s*+|(?!=)))*+)>"

@@ -30,10 +30,10 @@ MAX_TOKENS = 50_000
 
 _TOKEN = re.compile(
     r"<!--"                                                   # comment: comment_end()
-    r"|<![^>]*>|<\?[^>]*>"                                    # declaration, processing
+    r"|<![^>]*+(?:>|\Z)|<\?[^>]*+(?:>|\Z)"                    # declaration, processing
     # a tag, its attributes read as hparser.c's parse_start reads them (see
     # spamwarden.rules._html): a quote opens a string only where a value starts
-    r"|<(/?)([A-Za-z][^\s/>]*)"
+    r"|<(/?)([A-Za-z][^\s/>]*+)"
     r"([^\s>]*+\s*+"
     r"(?>[^\s>][^\s=>]*+\s*+"
     r"(?:=\s*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\s>]*+)\s*+|(?!=)))*+)>"
