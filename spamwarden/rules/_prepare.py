@@ -490,13 +490,39 @@ def short_paragraphs(text: bytes) -> list[bytes]:
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
+class _SaMessage(email.message.Message):
+    """A MIME part that makes the email package read only what Message.pm reads as a
+    message: multipart/* has parts, message/rfc822 and message/global hold a message;
+    any other message/* part (delivery-status, disposition-notification,
+    feedback-report, partial, external-body) is a leaf (Message.pm's ``parse_body``,
+    bug 7125), where the email package would read header blocks or a message from
+    it.  While parsing, such a part answers application/octet-stream; its declared
+    type is :func:`declared_type`'s."""
+
+    def get_content_type(self) -> str:
+        ctype = super().get_content_type()
+        if ctype.startswith("message/") and ctype not in _MESSAGE_TYPES:
+            return "application/octet-stream"
+        return ctype
+
+
+_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+
+
+def declared_type(part: email.message.Message) -> str:
+    """The part's content type as the email package reads its Content-Type (lower
+    case; text/plain or message/rfc822 by default), whatever :class:`_SaMessage`
+    answered while parsing."""
+    return email.message.Message.get_content_type(part)
+
+
 def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
     """The message ``raw`` (MIME header fields, blank line, ``body``) when it is one part:
     its header fields parsed alone and ``body`` set as the payload, which is what the
     full parse ends with (the parser joins back the lines it splits), without feeding
     the body through it line by line.  ``None`` for multipart and ``message/*`` (and
     header fields the parser found defects in): those need the full parse."""
-    head = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+    head = email.parser.BytesParser(_SaMessage, policy=email.policy.compat32).parsebytes(
         raw[:len(raw) - len(body)], headersonly=True)
     if head.get_content_maintype() in ("multipart", "message") or head.defects:
         return None
@@ -513,7 +539,7 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
         msg = _single_part(raw, body) or email.message_from_bytes(
-            raw, policy=email.policy.compat32)
+            raw, _SaMessage, policy=email.policy.compat32)
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError) as exc:  # pragma: no cover - compat32 is lenient
         del exc
@@ -551,7 +577,7 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
             fields = headers if part is msg else tuple((k, str(v)) for k, v in part.items())
             parts.append(MimePart(
                 headers=fields,
-                content_type=part.get_content_type().lower(),
+                content_type=declared_type(part),
                 encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
                 encoded=encoded,
                 is_attachment=disp.startswith("attachment") or part.get_filename() is not None,

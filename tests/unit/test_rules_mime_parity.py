@@ -45,6 +45,7 @@ body T_TVD_MIME_NO_HEADERS eval:check_msg_parse_flags('missing_mime_headers')
 body LOCAL_BODY_OFFER /Premium offer/
 rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
 uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
+rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
