@@ -139,11 +139,13 @@ _RGB_ANY = re.compile(r"rgb\([\d%, ]*\)")
 _RGB_PERCENT = re.compile(r"rgb\((\d+)%,\s*(\d+)%,\s*(\d+)%\s*\)")
 _RGB_NUMBERS = re.compile(r"rgb\((\d+),\s*(\d+),\s*(\d+)\s*\)")
 _NOT_HEX = re.compile(r"[^a-f0-9]")
-_CSS_COLOR = re.compile(r"^\s*(background-)?color:\s*(.+?)\s*$", re.I | re.S)
+# HTML.pm's style patterns, without /s: "." stops at a newline, so a declaration whose
+# value runs over a line (``color: red\n blue``) sets nothing
+_CSS_COLOR = re.compile(r"^\s*(background-)?color:\s*(.+?)\s*$", re.I)
 _IMPORTANT = re.compile(r"\s*!\s*important$")
 _NOT_RGB_DIGITS = re.compile(r"[^0-9,]")
-_CSS_BACKGROUND = re.compile(r"^\s*background:\s*(.+?)\s*$", re.S)
-_CSS_OTHER = re.compile(r"^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$", re.I | re.S)
+_CSS_BACKGROUND = re.compile(r"^\s*background:\s*(.+?)\s*$")
+_CSS_OTHER = re.compile(r"^\s*([a-z_-]+)\s*:\s*(\S.*?)\s*$", re.I)
 
 
 @functools.lru_cache(maxsize=1024)

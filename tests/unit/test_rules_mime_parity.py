@@ -12,7 +12,9 @@ with a space after it is not); an attribute value with a stray quote
 (``color=#66FF66"``: hparser.c opens a string only where a value starts) and a quote
 never closed (the rest of the part is one comment); a Big5 and a UTF-8 page longer
 than 1,024 octets but not characters (HTML.pm counts the decoded text); the field
-blocks of a message/delivery-status part (not MIME parts: no missing MIME headers).
+blocks of a message/delivery-status part (not MIME parts: no missing MIME headers)
+and of a message/feedback-report part (one leaf each, scanned as rawbody); style
+values running over a line (HTML.pm's patterns have no ``/s``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ body LOCAL_BODY_OFFER /Premium offer/
 rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
 uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
 rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
+body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())

@@ -24,12 +24,13 @@ RULES = frozenset({
     "HTML_TAG_BALANCE_BODY", "__HTML_TAG_BALANCE_CENTER", "__HTML_LENGTH_0000_1024",
     "__HTML_LENGTH_1024_1536", "__TAG_EXISTS_HTML", "__NONEMPTY_BODY",
     "T_TVD_MIME_NO_HEADERS", "LOCAL_BODY_OFFER", "LOCAL_RAW_OFFER", "LOCAL_URI_SHOP",
-    "LOCAL_RAW_REPORT"})
+    "LOCAL_RAW_REPORT", "LOCAL_FONT_INVALID"})
 LOCAL_CF = """
 body LOCAL_BODY_OFFER /Premium offer/
 rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
 uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
 rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
+body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 """
 
 
