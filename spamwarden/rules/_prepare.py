@@ -78,8 +78,6 @@ class PreparedMessage:
     envelope_from: str | None = None
     #: HTMLEval's results for the text/html parts, built when a rule first asks
     html: list[HtmlResults] | None = None
-    #: PerMsgStatus's all_from_addrs, found when an eval first asks
-    from_addrs: list[str] | None = None
     #: each distinct URI host with the domains above it, found when an eval first asks
     uri_host_candidates: list[frozenset[str]] | None = None
     #: the addresses of the text and mailto links FreeMail reads, found when first asked
