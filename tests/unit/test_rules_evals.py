@@ -47,6 +47,7 @@ body __GIF_AREA_180K eval:pixel_coverage('gif','180000','475000')
 body __PNG_AREA_180K eval:pixel_coverage('png','180000','475000')
 body __IMG_LE_300K eval:pixel_coverage('all',62500,300000)
 body __ONE_IMG eval:image_count('all',1,1)
+body HTML_FONT_LOW_CONTRAST eval:html_test('font_low_contrast')
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, dict[str, list[str]]] = json.loads((DATA / "expected.json").read_text())
