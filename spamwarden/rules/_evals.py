@@ -39,7 +39,7 @@ from ._wlbleval import WLBLEVAL_EVALS
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "freemail_edits_body",
+__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "freemail_edits_body",
            "freemail_stripped_lines", "parse_eval_args", "run_eval"]
 
 
