@@ -79,7 +79,7 @@ LOADED_PLUGINS = frozenset({
     # variants SpamAssassin takes (XPRIO, __NOT_SPOOFED, __SPF_FULL_PASS have one for
     # "SPF loaded") and the metas and patterns guarded by them are read (VBounce's
     # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); HTTPSMismatch, SPF's and the
-    # welcome-list evals run (_evals, _auth, _wlbl), the network and Bayes ones are
+    # welcome-list evals run (_httpsmismatch, _auth, _wlbl), the network and Bayes ones are
     # skipped and count as not hit, as with network tests off
     "Mail::SpamAssassin::Plugin::AskDNS",
     "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
