@@ -197,12 +197,36 @@ _WIDE = re.compile("[^\x00-\xff]")
 _W1252 = re.compile(r"^(?:iso-?8859-1|windows-1252|cp1252)$", re.IGNORECASE)
 
 
+# the 7-bit charsets whose octets are not their ASCII text (ISO-2022's escapes, UTF-7's
+# and HZ's shifts), by the names Perl's Encode::find_encoding knows them by -> the
+# Python codec ("hz-gb-2312" is EUC-CN there, "iso-2022-jp-2" unknown: kept as octets)
+_SEVEN_BIT_CODECS = {"iso-2022-jp": "iso2022_jp", "iso-2022-jp-1": "iso2022_jp_1",
+                     "iso-2022-kr": "iso2022_kr", "utf-7": "utf-7", "utf7": "utf-7",
+                     "hz": "hz"}
+
+
+def _decode_seven_bit(data: bytes, charset: str | None) -> str:
+    """All-ASCII octets as ``_normalize`` gives them: decoded by a declared 7-bit
+    charset (ISO-2022-JP, UTF-7, HZ), strictly; else as they are (US-ASCII or a
+    charset ASCII is a subset of; one Encode cannot read them by; UTF-16, which
+    Node.pm guesses the byte order of, is left as octets)."""
+    text = data.decode("ascii")
+    codec = _SEVEN_BIT_CODECS.get((charset or "").strip().lower())
+    if codec is None:
+        return text
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, ValueError):
+        return text
+
+
 def decode_text(data: bytes, charset: str | None) -> str:
     """A text part's octets as characters, as Node.pm's ``_normalize`` decodes them:
-    all-ASCII as is; else valid UTF-8 whatever the declared charset; else the declared
-    charset (ISO-8859-1 read as Windows-1252), strictly; else Windows-1252."""
+    all-ASCII as is, but for a 7-bit charset such as ISO-2022-JP, decoded; else valid
+    UTF-8 whatever the declared charset; else the declared charset (ISO-8859-1 read as
+    Windows-1252), strictly; else Windows-1252."""
     if data.isascii():
-        return data.decode("ascii")
+        return _decode_seven_bit(data, charset)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

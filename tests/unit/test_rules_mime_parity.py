@@ -14,7 +14,9 @@ never closed (the rest of the part is one comment); a Big5 and a UTF-8 page long
 than 1,024 octets but not characters (HTML.pm counts the decoded text); the field
 blocks of a message/delivery-status part (not MIME parts: no missing MIME headers)
 and of a message/feedback-report part (one leaf each, scanned as rawbody); style
-values running over a line (HTML.pm's patterns have no ``/s``).
+values running over a line (HTML.pm's patterns have no ``/s``); text in ISO-2022-JP and
+UTF-7, all ASCII octets that Node.pm's ``_normalize`` still decodes (ISO-2022-JP-2,
+which Perl's Encode does not know, stays octets).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
 uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
 rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
 body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
+body __ISO_2022_JP_DELIM /\\e\\$B/
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
