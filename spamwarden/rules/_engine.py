@@ -15,6 +15,7 @@ recompiling.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import logging
@@ -350,6 +351,9 @@ class RuleEngine:
         self._ascii_strings: dict[str, tuple[bytes, ...]] = {}
         #: rule name -> its :meth:`_searcher`, made on first use
         self._searchers: dict[str, Callable[[bytes], object]] = {}
+        #: repeat rules ``(?:X){m}`` -> (m - 1, the fewest octets X matches): the chain of
+        #: ends the rest ``(?:X){m-1}`` needs after an end (:func:`_chain_starts`)
+        self._repeat_chain: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._metas: list[Rule] = []
@@ -538,8 +542,10 @@ class RuleEngine:
                 rep = _repeated(rule)
                 assert rule.regex is not None and rep is not None
                 item, m = rep
-                g.repeat_rest[name] = replace(rule.regex,
-                                              source=item + b"{%d}" % (m - 1)).compile()
+                g.repeat_rest[name] = rest = replace(rule.regex,
+                                                     source=item + b"{%d}" % (m - 1)).compile()
+                tree = parse_tree(item, rest.flags)
+                self._repeat_chain[name] = (m - 1, tree.getwidth()[0] if tree is not None else 1)
         for name, pat in self._compiled.items():
             after = _after_newline(pat)
             if after is not None:
@@ -682,11 +688,14 @@ class RuleEngine:
         at: dict[int, list[int]] = {}
         for unit, end in ends:
             at.setdefault(unit, []).append(end)
+        more, width = self._repeat_chain[rule.name]
         search = self._searcher(rule)
+        match = rest.match
         for unit, offsets in at.items():
+            if len(offsets) <= more:  # (the usual case: too few ends for the rest)
+                continue
             u = units[unit]
-            match = rest.match
-            if any(match(u, p) for p in dict.fromkeys(offsets)) and search(u):
+            if any(match(u, p) for p in _chain_starts(offsets, more, width)) and search(u):
                 return True
         return False
 
@@ -868,6 +877,25 @@ def _on_end(rid: int, start: int, end: int, flags: int,
     """The repeat databases' match handler: ``ctx`` is (pattern id -> (unit, end)
     pairs, this unit)."""
     ctx[0].setdefault(rid, []).append((ctx[1], end))
+
+
+def _chain_starts(ends: list[int], more: int, width: int) -> list[int]:
+    """The distinct ``ends`` (of one unit) that ``more`` others follow, each at least
+    ``width`` octets after the one before: where the rest ``(?:X){more}`` of a repeat
+    rule may match.
+
+    Each X of the rest matches at least ``width`` octets and ends where a match of X
+    ends, which the repeat database reports (it reports every end of a match of X); so
+    the rest matches at an end only if such a chain of reported ends follows it.  The
+    earliest end far enough is always the one to take (any later one leaves fewer), so
+    the longest chain from each end is counted from the last end back."""
+    offsets = sorted(set(ends))
+    n = len(offsets)
+    links = [0] * (n + 1)  # links[k]: the longest chain after offsets[k]; links[n] unused
+    for k in range(n - 1, -1, -1):
+        j = bisect.bisect_left(offsets, offsets[k] + width, k + 1)
+        links[k] = links[j] + 1 if j < n else 0
+    return [p for p, c in zip(offsets, links) if c >= more]
 
 
 def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:

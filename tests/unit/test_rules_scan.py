@@ -20,7 +20,11 @@ from spamwarden.rules import (
     parse_rule_text,
     prepare_message,
 )
-from spamwarden.rules._engine import _after_newline, _count_at_line_starts
+from spamwarden.rules._engine import (
+    _after_newline,
+    _chain_starts,
+    _count_at_line_starts,
+)
 from spamwarden.rules._rewrite import repeated_group, widened
 
 LINE_PATTERNS = [
@@ -229,6 +233,26 @@ def _costly(rs: RuleSet) -> RuleSet:
 def _form(body: str) -> bytes:
     return ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n"
             + body).encode()
+
+
+def _chain_from(ends: list[int], start: int, more: int, width: int) -> bool:
+    """Whether ``more`` of ``ends`` follow ``start``, each ``width`` or more after the
+    one before: every choice tried."""
+    if more == 0:
+        return True
+    return any(_chain_from(ends, e, more - 1, width) for e in set(ends) if e >= start + width)
+
+
+def test_chain_starts_are_the_ends_a_chain_follows() -> None:
+    """The ends a repeat rule's rest is tried at: those that ``more`` reported ends
+    follow, ``width`` apart at least (the earliest end taken each time, checked here
+    against every choice)."""
+    rnd = random.Random(5)
+    for _ in range(3000):
+        ends = [rnd.randint(0, 40) for _ in range(rnd.randint(0, 9))]
+        more, width = rnd.randint(1, 4), rnd.randint(1, 6)
+        want = sorted({e for e in ends if _chain_from(ends, e, more, width)})
+        assert _chain_starts(ends, more, width) == want, (ends, more, width)
 
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
