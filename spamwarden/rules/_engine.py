@@ -351,6 +351,9 @@ class RuleEngine:
         self._ascii_strings: dict[str, tuple[bytes, ...]] = {}
         #: rule name -> its :meth:`_searcher`, made on first use
         self._searchers: dict[str, Callable[[bytes], object]] = {}
+        #: rules ``^[^>].*?N`` (``/m``) -> (folded, the strings N stands for): counted by
+        #: finding N (:func:`_count_unquoted`)
+        self._unquoted: dict[str, tuple[bool, tuple[bytes, ...]]] = {}
         #: repeat rules ``(?:X){m}`` -> (m - 1, the fewest octets X matches): the chain of
         #: ends the rest ``(?:X){m-1}`` needs after an end (:func:`_chain_starts`)
         self._repeat_chain: dict[str, tuple[int, int]] = {}
@@ -547,6 +550,9 @@ class RuleEngine:
                 tree = parse_tree(item, rest.flags)
                 self._repeat_chain[name] = (m - 1, tree.getwidth()[0] if tree is not None else 1)
         for name, pat in self._compiled.items():
+            needles = _unquoted_needles(pat)
+            if needles is not None:
+                self._unquoted[name] = needles
             after = _after_newline(pat)
             if after is not None:
                 self._line_starts[name] = after
@@ -706,7 +712,13 @@ class RuleEngine:
             return search
         pat = self._pattern(rule)
         after = self._line_starts.get(rule.name)
-        if after is None:
+        unquoted = self._unquoted.get(rule.name)
+        if unquoted is not None:
+            fold, needles = unquoted
+
+            def search(u: bytes) -> object:
+                return _count_unquoted((u,), needles, fold, 1)
+        elif after is None:
             search = pat.search
         else:
             match, search_after = pat.match, after.search
@@ -721,6 +733,9 @@ class RuleEngine:
         ``maxhits``: ``findall`` counts a short unit without a Python step per match."""
         pat = self._pattern(rule)
         n, cap = 0, rule.maxhits
+        unquoted = self._unquoted.get(rule.name)
+        if unquoted is not None:
+            return _count_unquoted(units, unquoted[1], unquoted[0], cap)
         after = self._line_starts.get(rule.name)
         if after is not None:
             return _count_at_line_starts(pat, after, units, cap)
@@ -939,6 +954,66 @@ def _count_at_line_starts(pat: re.Pattern[bytes], after: re.Pattern[bytes],
                 return n
             end = m.end()  # > 0: the pattern matches no empty string
             m = (match(u, end) if u[end - 1] == 0x0A else None) or search(u, end)
+    return n
+
+
+#: SpamAssassin's "a line that is not a quoted reply, then N": ``^[^>].*?N`` under ``/m``
+_UNQUOTED = b"^[^>].*?"
+
+
+def _unquoted_needles(pat: re.Pattern[bytes]) -> tuple[bool, tuple[bytes, ...]] | None:
+    """For a pattern ``^[^>].*?N`` (``/m``, not ``/s``) whose N matches only a few fixed
+    strings without a newline (:func:`~._literals.literal_set`): (whether it folds case,
+    those strings, lower-cased when it does); else ``None``.  ``__HAS_HREF``,
+    ``__HAS_IMG_SRC`` and their siblings are such."""
+    src, flags = pat.pattern, pat.flags
+    if (not src.startswith(_UNQUOTED) or not flags & re.MULTILINE or flags & re.DOTALL):
+        return None
+    fold = bool(flags & re.IGNORECASE)
+    strings = literal_set(src[len(_UNQUOTED):], flags & ~re.IGNORECASE)
+    if not strings or any(b"\n" in s for s in strings):
+        return None
+    if fold:
+        strings = tuple(dict.fromkeys(s.lower() for s in strings))
+    return fold, strings
+
+
+def _first_of(text: bytes, needles: tuple[bytes, ...], start: int) -> int:
+    """Where the first of ``needles`` occurs in ``text`` at or after ``start`` (-1: none)."""
+    if len(needles) == 1:
+        return text.find(needles[0], start)
+    found = [at for at in (text.find(n, start) for n in needles) if at >= 0]
+    return min(found) if found else -1
+
+
+def _count_unquoted(units: Sequence[bytes], needles: tuple[bytes, ...], fold: bool,
+                    cap: int) -> int:
+    """``findall``'s count (at most ``cap``) of ``^[^>].*?N`` (``/m``; N one of
+    ``needles``, no newline in any; ``fold``: ``/i``, the needles lower case) over
+    ``units``, found from where N occurs instead of trying every line.
+
+    A match starts at a line start p whose octet is not ``>`` and runs to the first N
+    in the rest of the line after p.  That octet may be the newline of an empty line:
+    the match then reads the next line from its start.  So only a line holding an N
+    (start s, end e) has matches in it: from s - 1 when that is an empty line (any N
+    of the line), else from s when its first octet is not ``>`` and an N starts after
+    it.  One match at most per line, and the next is searched from the line's end.
+    """
+    n = 0
+    for u in units:
+        text = u.lower() if fold else u
+        at = _first_of(text, needles, 0)
+        while at >= 0:
+            s = text.rfind(b"\n", 0, at) + 1
+            e = text.find(b"\n", at)
+            if e < 0:
+                e = len(text)
+            if (s == 1 or (s > 1 and text[s - 2] == 0x0A)  # the line before is empty
+                    or (text[s] != 0x3E and (at > s or 0 <= _first_of(text, needles, s + 1) < e))):
+                n += 1
+                if n >= cap:
+                    return n
+            at = _first_of(text, needles, e + 1) if e < len(text) else -1
     return n
 
 
