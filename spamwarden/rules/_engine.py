@@ -354,6 +354,9 @@ class RuleEngine:
         #: rules ``^[^>].*?N`` (``/m``) -> (folded, the strings N stands for): counted by
         #: finding N (:func:`_count_unquoted`)
         self._unquoted: dict[str, tuple[bool, tuple[bytes, ...]]] = {}
+        #: id of a group -> its ``re`` rules as :meth:`_re_plan` gives them
+        self._plans: dict[int, list[tuple[str, Rule, Callable[[bytes], object] | None,
+                                          tuple[bytes, ...] | None]]] = {}
         #: repeat rules ``(?:X){m}`` -> (m - 1, the fewest octets X matches): the chain of
         #: ends the rest ``(?:X){m-1}`` needs after an end (:func:`_chain_starts`)
         self._repeat_chain: dict[str, tuple[int, int]] = {}
@@ -641,8 +644,16 @@ class RuleEngine:
                 if n:
                     counts[rule.name] = n
         lowered: dict[bytes, bytes] = {}
-        for rule in g.re_rules:
-            if rule.name in skip:
+        plan = self._plans.get(id(g))
+        if plan is None:
+            plan = self._re_plan(g)
+        for name, rule, search, need in plan:
+            if name in skip:
+                continue
+            if search is not None:  # (most: one search per distinct unit, any match)
+                where = distinct if need is None else _holding(distinct, need, lowered)
+                if where and (search(where[0]) if len(where) == 1 else any(map(search, where))):
+                    counts[name] = 1
                 continue
             repeat_id = g.repeat_ids.get(rule.name)
             if repeat_id is not None:
@@ -663,12 +674,23 @@ class RuleEngine:
                 n = self._count(rule, where) if where else 0
                 if n:
                     counts[rule.name] = n
-            else:
-                search = self._searcher(rule)
-                where = distinct if need is None else _holding(distinct, need, lowered)
-                if any(search(u) for u in where):
-                    counts[rule.name] = 1
         return counts
+
+    def _re_plan(self, g: _Group) -> list[tuple[str, Rule, Callable[[bytes], object] | None,
+                                                tuple[bytes, ...] | None]]:
+        """The group's ``re`` rules for :meth:`_scan`, made once: (name, rule, its
+        searcher and the text every match holds for a rule counted once without a
+        database's help, else ``None`` and ``None``)."""
+        plan: list[tuple[str, Rule, Callable[[bytes], object] | None,
+                         tuple[bytes, ...] | None]] = []
+        for rule in g.re_rules:
+            name = rule.name
+            if name in g.repeat_ids or name in g.side_ids or rule.maxhits > 1:
+                plan.append((name, rule, None, None))
+            else:
+                plan.append((name, rule, self._searcher(rule), self._needs.get(name)))
+        self._plans[id(g)] = plan
+        return plan
 
     def _confirm(self, rule: Rule, found_in: list[int], distinct: Sequence[bytes],
                  units: Sequence[bytes]) -> int:
