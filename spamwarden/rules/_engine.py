@@ -33,7 +33,14 @@ from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
 from ._capture import CaptureRunner
-from ._evals import freemail_edits_body, freemail_stripped_lines, run_eval
+from ._evals import (
+    EVAL_ERRORS,
+    EVALS,
+    EvalFn,
+    freemail_edits_body,
+    freemail_stripped_lines,
+    run_eval,
+)
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
@@ -364,6 +371,9 @@ class RuleEngine:
         self._local = threading.local()
         self._metas: list[Rule] = []
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
+        #: (rule name, the eval's function, its arguments) of each eval rule, looked up
+        #: once instead of by ``run_eval`` on every message
+        self._eval_calls = [(r.name, _eval_function(r), r.eval_args) for r in self._evals]
         # FreeMail's check_freemail_replyto forms run (they may edit the body lines)
         self._freemail_whats = tuple(sorted({r.eval_args[0] for r in self._evals
                                              if r.eval_name == "check_freemail_replyto"
@@ -395,6 +405,7 @@ class RuleEngine:
         #: the capture rules' tags and the %{TAG} template rules (run in ``re``)
         self._capture = CaptureRunner(rules)
         self._unused = frozenset(rules) - _needed(rules) - self._capture.capture_rules
+        self._used_eval_calls = [c for c in self._eval_calls if c[0] not in self._unused]
         self._reported = frozenset(n for n, r in rules.items() if r.reported)
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
                                          if all(r.name in self._unused for r in g.rules))
@@ -880,11 +891,15 @@ class RuleEngine:
             if name not in skip and msg.header_exists(header):
                 counts[name] = 1
         data = self.ruleset
-        for rule in self._evals:
-            if rule.name in skip:
-                continue
-            if run_eval(rule.eval_name, msg, data, rule.eval_args, kind=rule.eval_kind):
-                counts[rule.name] = 1
+        calls = (self._used_eval_calls if skip is self._unused
+                 else [c for c in self._eval_calls if c[0] not in skip])
+        for name, fn, args in calls:
+            try:
+                hit = fn(msg, data, args)
+            except EVAL_ERRORS:  # (as run_eval: a failing eval does not hit)
+                hit = False
+            if hit:
+                counts[name] = 1
         # the metas read the counts as they are (whole numbers add, divide and compare
         # as the floats they stand for); each meta that hits is added, after the rest
         before = len(counts)
@@ -901,6 +916,20 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if n in reported]
         hits.sort()
         return hits
+
+
+def _eval_function(rule: Rule) -> EvalFn:
+    """What ``run_eval`` calls for the rule's eval: its registered function, or for the
+    one reading the rule's kind (image_to_text_ratio), ``run_eval`` itself."""
+    name, kind = rule.eval_name, rule.eval_kind
+    spec = EVALS.get(name)
+    if spec is not None and name != "image_to_text_ratio":
+        return spec.fn
+
+    def call(msg: PreparedMessage, data: Any, args: Sequence[str]) -> bool:
+        return run_eval(name, msg, data, args, kind=kind)
+
+    return call
 
 
 def _on_match(rid: int, start: int, end: int, flags: int,
