@@ -67,7 +67,7 @@ ENGINE_VERSION = "4"
 #: Bumped whenever what the side databases (:func:`_side_database`, and the repeat
 #: databases of :func:`_repeat_database`) hold changes; a cache without them, or with
 #: another version, has them compiled and stored again.
-SIDE_VERSION = 3
+SIDE_VERSION = 4
 # A header target with at least this many rules gets its own Hyperscan database; fewer
 # run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
 _HEADER_DB_MIN_RULES = 6
@@ -221,13 +221,16 @@ def _side_database(rules: Sequence[Rule]) -> tuple[list[str], Any]:
     patterns (``__FILL_THIS_FORM_PARTIAL_RAW``) cost ``re`` microseconds at every line
     start; widened, Hyperscan compiles them in a second and matches few units.  Patterns
     of the shape Hyperscan's library misses matches of (:data:`_HYPERSCAN_MISSES`) and
-    any it refuses even widened stay with ``re`` alone.
+    any it refuses even widened stay with ``re`` alone.  A rule with a
+    :attr:`~._parser.Rule.prefilter` (a ReplaceTags sentence too long for Hyperscan) goes
+    in as that shorter superset.
     """
     names: list[str] = []
     exprs: list[bytes] = []
     flags: list[int] = []
     for r in rules:
-        rx = r.regex
+        # a rule too long for Hyperscan has a shorter superset of its own (ReplaceTags)
+        rx = r.prefilter or r.regex
         if rx is None or _HYPERSCAN_MISSES.match(rx.source):
             continue
         for drop in (False, True):  # an inner $ dropped only where Hyperscan refuses it
@@ -307,8 +310,8 @@ def _split_for_hyperscan(rules: Sequence[Rule]) -> tuple[list[Rule], set[str], l
     One compile of the whole set when it succeeds (the usual case); otherwise each
     pattern is tried alone, exactly and then as a prefilter.
     """
-    candidates = [r for r in rules
-                  if r.regex is not None and not r.costly and not _re_only(r.regex)]
+    candidates = [r for r in rules if r.regex is not None and not r.costly
+                  and r.prefilter is None and not _re_only(r.regex)]
     prefilter = {r.name for r in candidates if r.regex and _wants_prefilter(r.regex)}
     if not _compiles_together(candidates, prefilter):
         kept: list[Rule] = []
@@ -1110,6 +1113,8 @@ def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:
             assert rx is not None
             h.update(f"{r.name}\0{rx.ignorecase:d}{rx.multiline:d}{rx.dotall:d}\0".encode())
             h.update(rx.source + b"\0")
+            if r.prefilter is not None:
+                h.update(b"prefilter\0" + r.prefilter.source + b"\0")
     return h.hexdigest()
 
 

@@ -9,7 +9,6 @@ with a reason instead of failing at scan time.  Every other eval is skipped.
 from __future__ import annotations
 
 import calendar
-import fnmatch
 import functools
 import html
 import re
@@ -22,7 +21,7 @@ from ._auth import AUTH_EVALS, AuthLists
 from ._html import HtmlResults, parse_html
 from ._prepare import header_with_modifiers
 from ._uris import trim_domain, uri_host, uri_tld_alternation, valid_tlds
-from ._wlbl import WLBL_EVALS, WlblLists
+from ._wlbl import WLBL_EVALS, WlblLists, all_from_addrs
 
 if TYPE_CHECKING:
     from ._mime import MimePart
@@ -364,31 +363,36 @@ def _ratware_name_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> b
         r'"[^"]+"\s*<' + re.escape(m.group(1)) + ">", msg.header_text("From") or "") is not None
 
 
-def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+def _ratware_envelope_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     """HeaderEval's check_ratware_envelope_from (RATWARE_EFROM): the envelope sender is
-    ``<to-domain>.<to-user>@...``."""
+    ``<to-domain>.<to-user>@...``, the domain the registered domain of the first To
+    address (RegistryBoundaries' ``trim_domain``), under a valid top-level domain."""
     to, env = _header_addr(msg, "To"), _header_addr(msg, "EnvelopeFrom")
     if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
         return False
-    parts = _ratware_parts(to)
-    if parts is None:
+    m = re.match(r"^([^@]+)@(.+)$", to)
+    if m is None:
         return False
-    dom, user = parts
-    if env.isascii() and dom.isascii() and user.isascii():
+    user = m.group(1)
+    dom = _ratware_domain(m.group(2), d, msg.tlds)
+    if dom is None:
+        return False
+    if env.isascii() and user.isascii():
         return _ratware_found(env, dom, user)
     return _ratware_pattern(dom, user).search(env) is not None
 
 
-@functools.lru_cache(maxsize=1024)
-def _ratware_parts(to: str) -> tuple[str, str] | None:
-    """The (domain, user) of a To address for RATWARE_EFROM, ``None`` when it has no
-    registered domain (found once per address: the same recipients come again)."""
-    m = re.match(r"^([^@]+)@(.+)$", to)
-    if m is None or registrable_domain(m.group(2), private=False) is None:
-        return None
-    user, dom = m.group(1), m.group(2).lower().rstrip(".")
-    dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
-    return dom, user
+def _ratware_domain(name: str, d: EvalData, tlds: frozenset[str] | None) -> str | None:
+    """``trim_domain`` of a To address's domain as check_ratware_envelope_from takes it
+    (IDN labels in their ``xn--`` form first), ``None`` when ``is_domain_valid`` refuses
+    it (no dot, white space, a top-level domain not in ``tlds``) or it is no IDN name."""
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    dom = _base_domain(name.lower(), d)
+    return dom if _valid_domain(dom, tlds) else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -419,55 +423,6 @@ def _ratware_found(env: str, dom: str, user: str) -> bool:
 
 
 # -- WLBLEval lists and FreeMail ------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One regex for a list of shell globs (SpamAssassin's address lists)."""
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-
-def _any_glob_hit(addrs: Sequence[str], patterns: Sequence[str]) -> bool:
-    """Whether one of ``addrs`` matches one of the globs (their regex looked up once)."""
-    if not addrs:
-        return False
-    rx = _glob_regex(tuple(patterns))
-    return rx is not None and any(rx.match(x) is not None for x in addrs)
-
-
-_DOTS = re.compile(r"\.+")
-
-
-def _all_from_addrs(msg: PreparedMessage) -> list[str]:
-    """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
-    one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
-    and the envelope sender (found once per message; not to be changed)."""
-    found = msg.from_addrs
-    if found is None:
-        found = msg.from_addrs = _find_from_addrs(msg)
-    return found
-
-
-def _find_from_addrs(msg: PreparedMessage) -> list[str]:
-    resent = _addresses(msg, "Resent-From")
-    if resent:
-        return resent[:1]
-    found = [x for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
-             for x in _addresses(msg, h)]
-    env = _envelope_from(msg)
-    if env:
-        found.append(env)
-    return list(dict.fromkeys(_DOTS.sub(".", x) for x in found))
-
-
-def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    return _any_glob_hit(_all_from_addrs(msg), d.addrlists.get(a[0].upper(), []))
-
-
-def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    return _any_glob_hit(_addresses(msg, "Reply-To"), d.addrlists.get(a[0].upper(), []))
 
 
 @functools.lru_cache(maxsize=64)
@@ -584,7 +539,7 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
 
 
 def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
-    return any(_is_freemail(x, d.freemail_domains) for x in _all_from_addrs(msg))
+    return any(_is_freemail(x.lower(), d.freemail_domains) for x in all_from_addrs(msg))
 
 
 @functools.lru_cache(maxsize=64)
@@ -1405,8 +1360,6 @@ EVALS: Mapping[str, EvalSpec] = {
     "subject_is_all_caps": EvalSpec(_H, _nargs(0), _subject_all_caps),
     "check_unresolved_template": EvalSpec(_H, _nargs(0), _unresolved_template),
     "check_for_shifted_date": EvalSpec(_H, _nargs(2, numeric=True), _shifted_date),
-    "check_from_in_list": EvalSpec(_H, _nargs(1), _from_in_list),
-    "check_replyto_in_list": EvalSpec(_H, _nargs(1), _replyto_in_list),
     "check_freemail_from": EvalSpec(_H, _nargs(0), _freemail_from),
     "check_freemail_header": EvalSpec(
         _H, lambda a: len(a) == 1 or (len(a) == 2 and _valid_re(a[1])), _freemail_header),

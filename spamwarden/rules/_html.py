@@ -467,7 +467,9 @@ def parse_html(data: bytes) -> HtmlResults:
     :returns: the values; never raises.
     """
     r = HtmlResults(length=len(data))
-    data = data[:MAX_HTML]
+    # HTML.pm's parse turns each "&nbsp;" into a space before HTML::Parser reads the
+    # text (after counting the length): white-on-white &nbsp; is no visible text
+    data = data[:MAX_HTML].replace(b"&nbsp;", b" ")
     inside = r.inside
     pos = 0
     raw_until = b""  # inside <script>/<style>: text up to this closing tag is not text

@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from ._auth import AUTH_LIST_DIRECTIVES, AuthLists, auth_list_line
 from ._capture import TemplateRegex, capture_names, split_templates, template_regex
 from ._evals import EVALS, IMPLEMENTED_EVALS, parse_eval_args
 from ._expr import Expr, ExprError, compile_expr, parse_expr
+from ._lookalike import looser_tag
 from ._regex import PerlRegex, UntranslatableRegex, split_perl_regex, translate
 from ._relays import (
     LOOPBACK,
@@ -196,6 +198,10 @@ class Rule:
     captures: tuple[str, ...] = ()
     #: a pattern with ``%{TAG}`` templates, run per message (then ``regex`` is None)
     template: TemplateRegex | None = None
+    #: a shorter pattern matching wherever ``regex`` may, for a ReplaceTags rule too long
+    #: for Hyperscan (:mod:`._lookalike`): the engine runs ``regex`` in ``re`` only on the
+    #: units this prefilter matches
+    prefilter: PerlRegex | None = None
 
     @property
     def reported(self) -> bool:
@@ -282,6 +288,8 @@ class _State:
     replace_rules: set[str] = field(default_factory=set)
     replace_start: str = "<"
     replace_end: str = ">"
+    #: tag -> its :func:`~._lookalike.looser_tag` form, computed when first needed
+    looser_tags: dict[str, str] = field(default_factory=dict)
     #: trusted/internal/msa network lists as read so far, and whether each was set
     nets: dict[str, list[Net]] = field(default_factory=lambda: {
         "trusted": list(LOOPBACK), "internal": list(LOOPBACK), "msa": []})
@@ -619,8 +627,10 @@ def _finish_networks(st: _State) -> None:
                                         " the entry is dropped"))
 
 
-def _replace_tags(st: _State, text: str) -> str:
-    """Expand ReplaceTags ``<TAG>`` runs as ``Mail::SpamAssassin::Plugin::ReplaceTags`` does."""
+def _replace_tags(st: _State, text: str, *, looser: bool = False) -> str:
+    """Expand ReplaceTags ``<TAG>`` runs as ``Mail::SpamAssassin::Plugin::ReplaceTags`` does;
+    with ``looser``, each tag as :func:`~._lookalike.looser_tag` loosens it (a prefilter's
+    pattern, matching at least what the expansion matches)."""
     s, e = re.escape(st.replace_start), re.escape(st.replace_end)
     pre = inter = post = ""
 
@@ -638,6 +648,8 @@ def _replace_tags(st: _State, text: str) -> str:
 
     def value(name: str, depth: int = 0) -> str:
         v = st.replace_tag[name]
+        if looser:
+            v = st.looser_tags.setdefault(name, looser_tag(v))
         if depth < 5:
             v = re.sub(f"{s}(\\w+){e}", lambda m: value(m.group(1), depth + 1)
                        if m.group(1) in st.replace_tag else m.group(0), v)
@@ -694,7 +706,9 @@ def _finish(st: _State) -> None:
         try:
             rule = _build(name, d.kind, text, res, score=score,
                           description=st.describe.get(name, ""), maxhits=maxhits,
-                          written=d.text, run_costly=st.run_costly)
+                          written=d.text, run_costly=st.run_costly,
+                          looser=partial(_replace_tags, st, d.text, looser=True)
+                          if name in st.replace_rules else None)
             if "nosubject" in flags and rule.kind == "body" and rule.regex is not None:
                 rule = replace(rule, nosubject=True)
         except _Skip as exc:
@@ -710,7 +724,8 @@ class _Skip(Exception):
 
 
 def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, description: str,
-           maxhits: int, written: str = "", run_costly: bool = False) -> Rule:
+           maxhits: int, written: str = "", run_costly: bool = False,
+           looser: Callable[[], str] | None = None) -> Rule:
     common = {"score": score, "description": description, "maxhits": maxhits}
     if kind == "meta":
         try:
@@ -767,9 +782,12 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
             pat, flags, _ = split_perl_regex(text)
         except UntranslatableRegex as exc:
             raise _Skip(f"regex: {exc}") from exc
+    prefilter = None
     if len(pat) > _MAX_REGEX:
-        raise _Skip("regex: too long (over 16,000 characters: Hyperscan refuses it, even "
-                    "as a prefilter; re would take 50-190 µs a message)")
+        prefilter = _looser_regex(looser() if looser else None, flags)
+        if prefilter is None:
+            raise _Skip("regex: too long (over 16,000 characters: Hyperscan refuses it, even "
+                        "as a prefilter; re would take 50-190 µs a message)")
     costly = (len(pat) > 1000 and "<post " not in written
               and len(_GROUP_REPEAT.findall(pat)) >= 6 and not _line_anchored(pat, flags))
     if costly and not run_costly:
@@ -786,7 +804,23 @@ def _build(name: str, kind: str, text: str, res: RuleSet, *, score: float, descr
         return Rule(name, kind, negate=negate, header=header, captures=captures,
                     template=template_regex(rx, tags), **common)  # type: ignore[arg-type]
     return Rule(name, kind, regex=rx, negate=negate, header=header, costly=costly,
-                captures=captures, **common)  # type: ignore[arg-type]
+                captures=captures, prefilter=prefilter, **common)  # type: ignore[arg-type]
+
+
+def _looser_regex(text: str | None, flags: str) -> PerlRegex | None:
+    """The prefilter of a ReplaceTags rule too long for Hyperscan (its tags loosened,
+    :mod:`._lookalike`), or ``None`` when there is none or it is still too long."""
+    if text is None:
+        return None
+    try:
+        pat, _, _ = split_perl_regex(text)
+        if len(pat) > _MAX_REGEX:
+            return None
+        rx = translate(pat, flags)
+        rx.compile()
+    except UntranslatableRegex:
+        return None
+    return rx
 
 
 def _drop_uncaptured_templates(res: RuleSet) -> None:
