@@ -7,13 +7,25 @@ octets, not by their lengths), and each is bounded: a GIF reads 13 octets, a PNG
 regex pass in C over the decoded image, a JPEG at most :data:`MAX_JPEG_SEGMENTS`
 segments before its frame header (ImageInfo walks them all; real images have a few
 dozen).  Truncated or garbage data gives no dimensions, never an exception.
+
+ImageInfo's evals read them: ``image_count``, ``pixel_coverage``, ``image_size_exact``,
+``image_size_range`` and ``image_to_text_ratio`` (the text's length over the pixels).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["MAX_JPEG_SEGMENTS", "gif_size", "jpeg_size", "png_size"]
+from ._evalbase import RAWBODY_OR_BODY, EvalData, EvalEntry, num
+
+if TYPE_CHECKING:
+    from ._prepare import PreparedMessage
+
+__all__ = ["IMAGE_EVALS", "MAX_JPEG_SEGMENTS", "gif_size", "image_to_text_ratio", "jpeg_size",
+           "png_size"]
 
 #: JPEG segments read before giving up on finding the frame header
 MAX_JPEG_SEGMENTS = 4096
@@ -84,3 +96,122 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             return (height, width) if height and width else None
         pos += len(block)
     return None
+
+
+_IMAGE_TYPES = {"image/gif": "gif", "image/png": "png", "image/jpeg": "jpeg",
+                "image/jpg": "jpeg"}
+
+
+@dataclass
+class _Images:
+    count: dict[str, int]
+    pixels: dict[str, float]
+    dims: dict[str, set[tuple[int, int]]]
+
+
+_NO_IMAGES = _Images(count=dict.fromkeys(("all", "gif", "png", "jpeg"), 0),
+                     pixels=dict.fromkeys(("all", "gif", "png", "jpeg"), 0.0),
+                     dims={"all": set(), "gif": set(), "png": set(), "jpeg": set()})
+
+
+def _images(msg: PreparedMessage) -> _Images:
+    """ImageInfo's ``_get_images``: per type (gif, png, jpeg, all) the base64 image
+    leaves counted, their pixels added up and their (height, width) sizes."""
+    found = msg.image_info
+    if isinstance(found, _Images):
+        return found
+    if not any(p.content_type in _IMAGE_TYPES for p in msg.parts):
+        msg.image_info = _NO_IMAGES
+        return _NO_IMAGES
+    images = _Images(count=dict.fromkeys(("all", "gif", "png", "jpeg"), 0),
+                     pixels=dict.fromkeys(("all", "gif", "png", "jpeg"), 0.0),
+                     dims={"all": set(), "gif": set(), "png": set(), "jpeg": set()})
+    for i, p in enumerate(msg.parts):
+        kind = _IMAGE_TYPES.get(p.content_type)
+        if kind is None or p.encoding != "base64":
+            continue
+        data = msg.part_body(i)
+        size = (gif_size(data[:13]) if kind == "gif" else
+                png_size(data) if kind == "png" else jpeg_size(data))
+        images.count[kind] += 1
+        images.count["all"] += 1
+        if size is not None:
+            images.pixels[kind] += size[0] * size[1]
+            images.pixels["all"] += size[0] * size[1]
+            images.dims[kind].add(size)
+            images.dims["all"].add(size)
+    msg.image_info = images
+    return images
+
+
+def _result_check(lo: str, hi: str | None, value: float, *, no_max_equal: bool = False) -> bool:
+    """ImageInfo's ``result_check``: MIN <= value <= MAX (MAX itself excluded when asked)."""
+    if value < float(lo):
+        return False
+    if hi is not None and value > float(hi):
+        return False
+    return not (no_max_equal and hi is not None and value == float(hi))
+
+
+def _image_count(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_count(TYPE, MIN[, MAX])``: how many TYPE images (gif, png, jpeg, all)."""
+    return _result_check(a[1], a[2] if len(a) > 2 else None, _images(msg).count[a[0]])
+
+
+def _pixel_coverage(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``pixel_coverage(TYPE, MIN[, MAX])``: the TYPE images' pixels added up."""
+    return _result_check(a[1], a[2] if len(a) > 2 else None, _images(msg).pixels[a[0]])
+
+
+def _image_size_exact(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_size_exact(TYPE, HEIGHT, WIDTH)``: a TYPE image of that size."""
+    return (int(a[1]), int(a[2])) in _images(msg).dims[a[0]]
+
+
+def _image_size_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """``image_size_range(TYPE, MINH, MINW[, MAXH, MAXW])``: a TYPE image within."""
+    for h, w in _images(msg).dims[a[0]]:
+        if h < float(a[1]) or w < float(a[2]):
+            continue
+        if len(a) > 3 and h > float(a[3]):
+            continue
+        if len(a) > 4 and w > float(a[4]):
+            continue
+        return True
+    return False
+
+
+def image_to_text_ratio(msg: PreparedMessage, kind: str, a: Sequence[str]) -> bool:
+    """``image_to_text_ratio(TYPE, MIN, MAX)``: the text's length (the rendered body for
+    a body rule, the decoded text parts for a rawbody one) over the TYPE images'
+    pixels, MIN <= ratio < MAX; never without text or pixels."""
+    pixels = _images(msg).pixels[a[0]]
+    if pixels <= 0:
+        return False
+    textlen = sum(map(len, msg.rawbody if kind == "rawbody" else msg.body))
+    if textlen <= 0:
+        return False
+    return _result_check(a[1], a[2], textlen / pixels, no_max_equal=True)
+
+
+def _image_to_text_ratio_body(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    return image_to_text_ratio(msg, "body", a)
+
+
+_IMAGE_TYPE_ARG = ("all", "gif", "png", "jpeg")
+
+
+def _image_args(low: int, high: int) -> Callable[[Sequence[str]], bool]:
+    def check(a: Sequence[str]) -> bool:
+        return (low <= len(a) <= high and a[0] in _IMAGE_TYPE_ARG
+                and all(num(x) for x in a[1:]))
+    return check
+
+
+IMAGE_EVALS: Mapping[str, EvalEntry] = {
+    "image_count": (RAWBODY_OR_BODY, _image_args(2, 3), _image_count),
+    "pixel_coverage": (RAWBODY_OR_BODY, _image_args(2, 3), _pixel_coverage),
+    "image_size_exact": (RAWBODY_OR_BODY, _image_args(3, 3), _image_size_exact),
+    "image_size_range": (RAWBODY_OR_BODY, _image_args(3, 5), _image_size_range),
+    "image_to_text_ratio": (RAWBODY_OR_BODY, _image_args(3, 3), _image_to_text_ratio_body),
+}

@@ -51,7 +51,7 @@ __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVAL
 
 
 class ListData(Protocol):
-    """What the list evals read of the rule set (``_evals.EvalData`` has it, among more):
+    """What the list evals read of the rule set (``_evalbase.EvalData`` has it, among more):
     the lists of this module, ``enlist_addrlist``'s lists and ``enlist_uri_host``'s."""
 
     wlbl: WlblLists
@@ -658,7 +658,7 @@ def _named_list(d: ListData, name: str) -> _GlobSet | None:
     the ``enlist_addrlist`` list NAME; ``None`` when it has no entries."""
     if name in _ADDR_SETTINGS.values():
         return d.wlbl.matcher(name)
-    entries = d.addrlists.get(name.upper())
+    entries = d.addrlists.get(name)
     return _enlisted(tuple(entries)) if entries else None
 
 

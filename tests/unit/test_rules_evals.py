@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from spamwarden.mail import parse_message
-from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+from spamwarden.rules import RuleEngine, _evals, parse_rule_text, prepare_message
 from spamwarden.rules._imageinfo import MAX_JPEG_SEGMENTS, gif_size, jpeg_size, png_size
 
 DATA = Path(__file__).parent.parent / "data" / "sarules_evals"
@@ -79,11 +79,18 @@ def test_same_hits_as_spamassassin(name: str, setting: str) -> None:
     assert _hits(_engine(setting), raw) == expected
 
 
+def test_each_eval_is_listed_by_one_plugin_module() -> None:
+    # the registry merges the plugin modules' tables: a name listed twice would keep
+    # only the last table's entry, silently
+    names = [name for table in _evals._TABLES for name in table]
+    assert sorted(names) == sorted(set(names)) == sorted(_evals.EVALS)
+
+
 def test_the_expected_hits_cover_each_rule() -> None:
     """The crafted messages make SpamAssassin hit each rule that can hit, so that the
     comparison above can fail for each."""
     hit = {r for sets in EXPECTED.values() for rules in sets.values() for r in rules}
-    # never true in SpamAssassin 4.0 (see _evals); and no PNG made 180,000 pixels
+    # never true in SpamAssassin 4.0 (see _mimeeval, _htmleval); and no PNG made 180,000 pixels
     assert NAMES - hit == {"MIMEPART_LIMIT_EXCEEDED", "__HTML_CHARSET_FARAWAY",
                            "__PNG_AREA_180K", "__PNG_ATTACH_2P", "__JPEG_ATTACH_2P"}
 

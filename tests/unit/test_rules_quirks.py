@@ -27,7 +27,7 @@ import pytest
 
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
-from spamwarden.rules._evals import _parse_date
+from spamwarden.rules._headereval import _parse_date
 
 DATA = Path(__file__).parent.parent / "data" / "sarules_quirks"
 

@@ -256,7 +256,7 @@ def test_space_runs_cut_as_the_plain_pattern_cuts_them() -> None:
 
 
 def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
-    from spamwarden.rules import _evals
+    from spamwarden.rules import _mimeeval
 
     def fast(encoded: bytes) -> tuple[float, float]:
         part = _prepare.MimePart(headers=(("Content-Transfer-Encoding", "quoted-printable"),),
@@ -266,7 +266,7 @@ def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
         class Msg:
             parts = [part]
 
-        flags = _evals._mime_flags(Msg())  # type: ignore[arg-type]
+        flags = _mimeeval._mime_flags(Msg())  # type: ignore[arg-type]
         return flags["mime_qp_long_line"], flags["mime_qp_count"]
 
     def plain(encoded: bytes) -> tuple[float, float]:  # MIMEEval's loop, line by line
@@ -278,9 +278,9 @@ def test_qp_flags_read_over_whole_parts_are_those_of_the_line_loop() -> None:
                 long_line = 1.0
             qp_bytes += len(line)
             if b"=" in line:
-                n = len(_evals._QP_NEEDLESS.findall(line))
+                n = len(_mimeeval._QP_NEEDLESS.findall(line))
                 if n:
-                    t = _evals._QP_TRAILING.search(line)
+                    t = _mimeeval._QP_TRAILING.search(line)
                     qp_count += n - (len(t.group(1)) // 3 if t else 0)
         return long_line, float(qp_count) if qp_bytes else 1.0
 
