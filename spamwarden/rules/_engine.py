@@ -15,6 +15,7 @@ recompiling.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import logging
@@ -32,7 +33,14 @@ from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
 from ._capture import CaptureRunner
-from ._evals import freemail_edits_body, freemail_stripped_lines, run_eval
+from ._evals import (
+    EVAL_ERRORS,
+    EVALS,
+    EvalFn,
+    freemail_edits_body,
+    freemail_stripped_lines,
+    run_eval,
+)
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
@@ -353,10 +361,22 @@ class RuleEngine:
         self._ascii_strings: dict[str, tuple[bytes, ...]] = {}
         #: rule name -> its :meth:`_searcher`, made on first use
         self._searchers: dict[str, Callable[[bytes], object]] = {}
+        #: rules ``^[^>].*?N`` (``/m``) -> (folded, the strings N stands for): counted by
+        #: finding N (:func:`_count_unquoted`)
+        self._unquoted: dict[str, tuple[bool, tuple[bytes, ...]]] = {}
+        #: id of a group -> its ``re`` rules as :meth:`_re_plan` gives them
+        self._plans: dict[int, list[tuple[str, Rule, Callable[[bytes], object] | None,
+                                          tuple[bytes, ...] | None]]] = {}
+        #: repeat rules ``(?:X){m}`` -> (m - 1, the fewest octets X matches): the chain of
+        #: ends the rest ``(?:X){m-1}`` needs after an end (:func:`_chain_starts`)
+        self._repeat_chain: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._metas: list[Rule] = []
         self._evals = [r for r in sorted(rules.values(), key=lambda r: r.name) if r.kind == "eval"]
+        #: (rule name, the eval's function, its arguments) of each eval rule, looked up
+        #: once instead of by ``run_eval`` on every message
+        self._eval_calls = [(r.name, _eval_function(r), r.eval_args) for r in self._evals]
         # FreeMail's check_freemail_replyto forms run (they may edit the body lines)
         self._freemail_whats = tuple(sorted({r.eval_args[0] for r in self._evals
                                              if r.eval_name == "check_freemail_replyto"
@@ -388,6 +408,7 @@ class RuleEngine:
         #: the capture rules' tags and the %{TAG} template rules (run in ``re``)
         self._capture = CaptureRunner(rules)
         self._unused = frozenset(rules) - _needed(rules) - self._capture.capture_rules
+        self._used_eval_calls = [c for c in self._eval_calls if c[0] not in self._unused]
         self._reported = frozenset(n for n, r in rules.items() if r.reported)
         self._unused_targets = frozenset(t for t, g in self._header_groups.items()
                                          if all(r.name in self._unused for r in g.rules))
@@ -541,9 +562,14 @@ class RuleEngine:
                 rep = _repeated(rule)
                 assert rule.regex is not None and rep is not None
                 item, m = rep
-                g.repeat_rest[name] = replace(rule.regex,
-                                              source=item + b"{%d}" % (m - 1)).compile()
+                g.repeat_rest[name] = rest = replace(rule.regex,
+                                                     source=item + b"{%d}" % (m - 1)).compile()
+                tree = parse_tree(item, rest.flags)
+                self._repeat_chain[name] = (m - 1, tree.getwidth()[0] if tree is not None else 1)
         for name, pat in self._compiled.items():
+            needles = _unquoted_needles(pat)
+            if needles is not None:
+                self._unquoted[name] = needles
             after = _after_newline(pat)
             if after is not None:
                 self._line_starts[name] = after
@@ -632,8 +658,16 @@ class RuleEngine:
                 if n:
                     counts[rule.name] = n
         lowered: dict[bytes, bytes] = {}
-        for rule in g.re_rules:
-            if rule.name in skip:
+        plan = self._plans.get(id(g))
+        if plan is None:
+            plan = self._re_plan(g)
+        for name, rule, search, need in plan:
+            if name in skip:
+                continue
+            if search is not None:  # (most: one search per distinct unit, any match)
+                where = distinct if need is None else _holding(distinct, need, lowered)
+                if where and (search(where[0]) if len(where) == 1 else any(map(search, where))):
+                    counts[name] = 1
                 continue
             repeat_id = g.repeat_ids.get(rule.name)
             if repeat_id is not None:
@@ -654,12 +688,23 @@ class RuleEngine:
                 n = self._count(rule, where) if where else 0
                 if n:
                     counts[rule.name] = n
-            else:
-                search = self._searcher(rule)
-                where = distinct if need is None else _holding(distinct, need, lowered)
-                if any(search(u) for u in where):
-                    counts[rule.name] = 1
         return counts
+
+    def _re_plan(self, g: _Group) -> list[tuple[str, Rule, Callable[[bytes], object] | None,
+                                                tuple[bytes, ...] | None]]:
+        """The group's ``re`` rules for :meth:`_scan`, made once: (name, rule, its
+        searcher and the text every match holds for a rule counted once without a
+        database's help, else ``None`` and ``None``)."""
+        plan: list[tuple[str, Rule, Callable[[bytes], object] | None,
+                         tuple[bytes, ...] | None]] = []
+        for rule in g.re_rules:
+            name = rule.name
+            if name in g.repeat_ids or name in g.side_ids or rule.maxhits > 1:
+                plan.append((name, rule, None, None))
+            else:
+                plan.append((name, rule, self._searcher(rule), self._needs.get(name)))
+        self._plans[id(g)] = plan
+        return plan
 
     def _confirm(self, rule: Rule, found_in: list[int], distinct: Sequence[bytes],
                  units: Sequence[bytes]) -> int:
@@ -685,11 +730,14 @@ class RuleEngine:
         at: dict[int, list[int]] = {}
         for unit, end in ends:
             at.setdefault(unit, []).append(end)
+        more, width = self._repeat_chain[rule.name]
         search = self._searcher(rule)
+        match = rest.match
         for unit, offsets in at.items():
+            if len(offsets) <= more:  # (the usual case: too few ends for the rest)
+                continue
             u = units[unit]
-            match = rest.match
-            if any(match(u, p) for p in dict.fromkeys(offsets)) and search(u):
+            if any(match(u, p) for p in _chain_starts(offsets, more, width)) and search(u):
                 return True
         return False
 
@@ -700,7 +748,13 @@ class RuleEngine:
             return search
         pat = self._pattern(rule)
         after = self._line_starts.get(rule.name)
-        if after is None:
+        unquoted = self._unquoted.get(rule.name)
+        if unquoted is not None:
+            fold, needles = unquoted
+
+            def search(u: bytes) -> object:
+                return _count_unquoted((u,), needles, fold, 1)
+        elif after is None:
             search = pat.search
         else:
             match, search_after = pat.match, after.search
@@ -715,6 +769,9 @@ class RuleEngine:
         ``maxhits``: ``findall`` counts a short unit without a Python step per match."""
         pat = self._pattern(rule)
         n, cap = 0, rule.maxhits
+        unquoted = self._unquoted.get(rule.name)
+        if unquoted is not None:
+            return _count_unquoted(units, unquoted[1], unquoted[0], cap)
         after = self._line_starts.get(rule.name)
         if after is not None:
             return _count_at_line_starts(pat, after, units, cap)
@@ -837,11 +894,15 @@ class RuleEngine:
             if name not in skip and msg.header_exists(header):
                 counts[name] = 1
         data = self.ruleset
-        for rule in self._evals:
-            if rule.name in skip:
-                continue
-            if run_eval(rule.eval_name, msg, data, rule.eval_args, kind=rule.eval_kind):
-                counts[rule.name] = 1
+        calls = (self._used_eval_calls if skip is self._unused
+                 else [c for c in self._eval_calls if c[0] not in skip])
+        for name, fn, args in calls:
+            try:
+                hit = fn(msg, data, args)
+            except EVAL_ERRORS:  # (as run_eval: a failing eval does not hit)
+                hit = False
+            if hit:
+                counts[name] = 1
         # the metas read the counts as they are (whole numbers add, divide and compare
         # as the floats they stand for); each meta that hits is added, after the rest
         before = len(counts)
@@ -860,6 +921,20 @@ class RuleEngine:
         return hits
 
 
+def _eval_function(rule: Rule) -> EvalFn:
+    """What ``run_eval`` calls for the rule's eval: its registered function, or for the
+    one reading the rule's kind (image_to_text_ratio), ``run_eval`` itself."""
+    name, kind = rule.eval_name, rule.eval_kind
+    spec = EVALS.get(name)
+    if spec is not None and name != "image_to_text_ratio":
+        return spec.fn
+
+    def call(msg: PreparedMessage, data: Any, args: Sequence[str]) -> bool:
+        return run_eval(name, msg, data, args, kind=kind)
+
+    return call
+
+
 def _on_match(rid: int, start: int, end: int, flags: int,
               ctx: tuple[dict[int, list[int]], int]) -> None:
     """Hyperscan's match handler: ``ctx`` is (pattern id -> unit indexes, this unit)."""
@@ -871,6 +946,25 @@ def _on_end(rid: int, start: int, end: int, flags: int,
     """The repeat databases' match handler: ``ctx`` is (pattern id -> (unit, end)
     pairs, this unit)."""
     ctx[0].setdefault(rid, []).append((ctx[1], end))
+
+
+def _chain_starts(ends: list[int], more: int, width: int) -> list[int]:
+    """The distinct ``ends`` (of one unit) that ``more`` others follow, each at least
+    ``width`` octets after the one before: where the rest ``(?:X){more}`` of a repeat
+    rule may match.
+
+    Each X of the rest matches at least ``width`` octets and ends where a match of X
+    ends, which the repeat database reports (it reports every end of a match of X); so
+    the rest matches at an end only if such a chain of reported ends follows it.  The
+    earliest end far enough is always the one to take (any later one leaves fewer), so
+    the longest chain from each end is counted from the last end back."""
+    offsets = sorted(set(ends))
+    n = len(offsets)
+    links = [0] * (n + 1)  # links[k]: the longest chain after offsets[k]; links[n] unused
+    for k in range(n - 1, -1, -1):
+        j = bisect.bisect_left(offsets, offsets[k] + width, k + 1)
+        links[k] = links[j] + 1 if j < n else 0
+    return [p for p, c in zip(offsets, links) if c >= more]
 
 
 def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
@@ -914,6 +1008,66 @@ def _count_at_line_starts(pat: re.Pattern[bytes], after: re.Pattern[bytes],
                 return n
             end = m.end()  # > 0: the pattern matches no empty string
             m = (match(u, end) if u[end - 1] == 0x0A else None) or search(u, end)
+    return n
+
+
+#: SpamAssassin's "a line that is not a quoted reply, then N": ``^[^>].*?N`` under ``/m``
+_UNQUOTED = b"^[^>].*?"
+
+
+def _unquoted_needles(pat: re.Pattern[bytes]) -> tuple[bool, tuple[bytes, ...]] | None:
+    """For a pattern ``^[^>].*?N`` (``/m``, not ``/s``) whose N matches only a few fixed
+    strings without a newline (:func:`~._literals.literal_set`): (whether it folds case,
+    those strings, lower-cased when it does); else ``None``.  ``__HAS_HREF``,
+    ``__HAS_IMG_SRC`` and their siblings are such."""
+    src, flags = pat.pattern, pat.flags
+    if (not src.startswith(_UNQUOTED) or not flags & re.MULTILINE or flags & re.DOTALL):
+        return None
+    fold = bool(flags & re.IGNORECASE)
+    strings = literal_set(src[len(_UNQUOTED):], flags & ~re.IGNORECASE)
+    if not strings or any(b"\n" in s for s in strings):
+        return None
+    if fold:
+        strings = tuple(dict.fromkeys(s.lower() for s in strings))
+    return fold, strings
+
+
+def _first_of(text: bytes, needles: tuple[bytes, ...], start: int) -> int:
+    """Where the first of ``needles`` occurs in ``text`` at or after ``start`` (-1: none)."""
+    if len(needles) == 1:
+        return text.find(needles[0], start)
+    found = [at for at in (text.find(n, start) for n in needles) if at >= 0]
+    return min(found) if found else -1
+
+
+def _count_unquoted(units: Sequence[bytes], needles: tuple[bytes, ...], fold: bool,
+                    cap: int) -> int:
+    """``findall``'s count (at most ``cap``) of ``^[^>].*?N`` (``/m``; N one of
+    ``needles``, no newline in any; ``fold``: ``/i``, the needles lower case) over
+    ``units``, found from where N occurs instead of trying every line.
+
+    A match starts at a line start p whose octet is not ``>`` and runs to the first N
+    in the rest of the line after p.  That octet may be the newline of an empty line:
+    the match then reads the next line from its start.  So only a line holding an N
+    (start s, end e) has matches in it: from s - 1 when that is an empty line (any N
+    of the line), else from s when its first octet is not ``>`` and an N starts after
+    it.  One match at most per line, and the next is searched from the line's end.
+    """
+    n = 0
+    for u in units:
+        text = u.lower() if fold else u
+        at = _first_of(text, needles, 0)
+        while at >= 0:
+            s = text.rfind(b"\n", 0, at) + 1
+            e = text.find(b"\n", at)
+            if e < 0:
+                e = len(text)
+            if (s == 1 or (s > 1 and text[s - 2] == 0x0A)  # the line before is empty
+                    or (text[s] != 0x3E and (at > s or 0 <= _first_of(text, needles, s + 1) < e))):
+                n += 1
+                if n >= cap:
+                    return n
+            at = _first_of(text, needles, e + 1) if e < len(text) else -1
     return n
 
 

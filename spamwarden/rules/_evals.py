@@ -83,6 +83,10 @@ EVALS: Mapping[str, EvalSpec] = {
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
 
 
+#: what an eval that fails raises: no hit (:func:`run_eval`, and the engine's own calls)
+EVAL_ERRORS = (ValueError, TypeError, IndexError, OverflowError, UnicodeError, re.error)
+
+
 def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str], *,
              kind: str = "") -> bool:
     """Run one implemented eval.
@@ -95,5 +99,5 @@ def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str
         if name == "image_to_text_ratio":
             return image_to_text_ratio(msg, kind, args)
         return bool(EVALS[name].fn(msg, data, args))
-    except (ValueError, TypeError, IndexError, OverflowError, UnicodeError, re.error):
+    except EVAL_ERRORS:
         return False

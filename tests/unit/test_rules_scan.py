@@ -20,7 +20,13 @@ from spamwarden.rules import (
     parse_rule_text,
     prepare_message,
 )
-from spamwarden.rules._engine import _after_newline, _count_at_line_starts
+from spamwarden.rules._engine import (
+    _after_newline,
+    _chain_starts,
+    _count_at_line_starts,
+    _count_unquoted,
+    _unquoted_needles,
+)
 from spamwarden.rules._rewrite import repeated_group, widened
 
 LINE_PATTERNS = [
@@ -229,6 +235,60 @@ def _costly(rs: RuleSet) -> RuleSet:
 def _form(body: str) -> bytes:
     return ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n"
             + body).encode()
+
+
+UNQUOTED_PATTERNS = [
+    (rb"^[^>].*?<a", re.M), (rb"^[^>].*?<a", re.M | re.I), (rb"^[^>].*?<(?:a|B)", re.M),
+    (rb"^[^>].*?a['\"]b", re.M | re.I),
+]
+
+
+@pytest.mark.parametrize(("source", "flags"), UNQUOTED_PATTERNS)
+def test_unquoted_lines_counted_from_their_needles_as_findall_counts(
+        source: bytes, flags: int) -> None:
+    """``^[^>].*?N`` (``__HAS_HREF`` and its siblings) counted from where N occurs gives
+    ``findall``'s count at every cap: quoted lines, empty lines before a line, N at a
+    line's first octet, several per line, CR, case."""
+    pat = re.compile(source, flags)
+    found = _unquoted_needles(pat)
+    assert found is not None
+    fold, needles = found
+    rnd = random.Random(7)
+    texts = [b"", b"<a", b"x<a", b"\n<a", b"\n\n<a", b">x<a\n\n<a", b"\r\n<a<a", b"x<A"]
+    texts += [bytes(rnd.choice(b"<aAbB>\n\n \r'\"") for _ in range(rnd.randint(0, 30)))
+              for _ in range(5000)]
+    for text in texts:
+        for cap in (1, 3, 100):
+            assert _count_unquoted([text], needles, fold, cap) == min(len(pat.findall(text)), cap)
+    assert _count_unquoted(texts[:200], needles, fold, 10_000) == sum(
+        len(pat.findall(t)) for t in texts[:200])
+
+
+@pytest.mark.parametrize(("source", "flags"), [
+    (rb"^[^>].*?aa", re.M), (rb"^[^>].*?<a", re.M | re.S), (rb"^[^>].*?<a\n", re.M),
+    (rb"^[^>]+?<a", re.M), (rb"^[^>].*?<a", 0)])
+def test_other_patterns_are_not_counted_from_needles(source: bytes, flags: int) -> None:
+    assert _unquoted_needles(re.compile(source, flags)) is None
+
+
+def _chain_from(ends: list[int], start: int, more: int, width: int) -> bool:
+    """Whether ``more`` of ``ends`` follow ``start``, each ``width`` or more after the
+    one before: every choice tried."""
+    if more == 0:
+        return True
+    return any(_chain_from(ends, e, more - 1, width) for e in set(ends) if e >= start + width)
+
+
+def test_chain_starts_are_the_ends_a_chain_follows() -> None:
+    """The ends a repeat rule's rest is tried at: those that ``more`` reported ends
+    follow, ``width`` apart at least (the earliest end taken each time, checked here
+    against every choice)."""
+    rnd = random.Random(5)
+    for _ in range(3000):
+        ends = [rnd.randint(0, 40) for _ in range(rnd.randint(0, 9))]
+        more, width = rnd.randint(1, 4), rnd.randint(1, 6)
+        want = sorted({e for e in ends if _chain_from(ends, e, more, width)})
+        assert _chain_starts(ends, more, width) == want, (ends, more, width)
 
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")

@@ -3,8 +3,10 @@ computation gives, and nothing computed for one message is read for another."""
 
 from __future__ import annotations
 
+import base64
 import random
 import re
+import struct
 
 import pytest
 
@@ -376,3 +378,48 @@ def test_plain_uri_shortcut_gives_the_full_canonicalisation(
     fast = [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
     monkeypatch.setattr(_uris, "_PLAIN", re.compile(rb"(?!)"))
     assert fast == [_uris._canonical_forms(u, _uris.valid_tlds()) for u in uris]
+
+
+def test_evals_called_directly_give_what_run_eval_gives() -> None:
+    """The engine calls each eval's function itself, looked up once: every eval rule hits
+    where ``run_eval`` says it does, image_to_text_ratio (which reads the rule's kind)
+    included, on the messages of the eval tests."""
+    from pathlib import Path
+
+    from spamwarden.mail import parse_message
+    from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+    from spamwarden.rules._evals import run_eval
+
+    rules = "\n".join((
+        "rawbody __DC_IMG_HTML_RATIO eval:image_to_text_ratio('all', '0.000', '0.015')",
+        "body __DC_IMG_TEXT_RATIO eval:image_to_text_ratio('all', '0.000', '0.008')",
+        "body __ONE_IMG eval:image_count('all',1,1)",
+        "body MIMEPART_LIMIT_EXCEEDED eval:check_for_mime('mimepart_limit_exceeded')",
+        "header LOCALPART_IN_SUBJECT eval:check_for_to_in_subject('user')",
+        "body HTML_MESSAGE eval:html_test('html')",
+        "header MISSING_TO eval:check_for_missing_to_header()", ""))
+    ruleset = parse_rule_text(rules)
+    engine = RuleEngine(ruleset, use_hyperscan=False)
+    evals = [r for r in ruleset.rules.values() if r.kind == "eval"]
+    assert len(evals) == 7
+    data = Path(__file__).parent.parent / "data" / "sarules_evals"
+    # a 1000 x 1000 GIF next to HTML of much markup and little text: the rawbody ratio
+    # is over 0.015, the body one under it
+    gif = base64.b64encode(b"GIF89a" + struct.pack("<HH", 1000, 1000) + bytes(20)).decode()
+    html = "<html><body>" + '<div class="x"></div>' * 1000 + "hello there</body></html>"
+    made = ("From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            "--b\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n"
+            "--b\r\nContent-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + gif + "\r\n--b--\r\n").encode()
+    seen = 0
+    for raw in [made] + [path.read_bytes() for path in sorted(data.glob("*.eml"))]:
+        counts = engine.counts(prepare_message(parse_message(raw), raw))
+        msg = prepare_message(parse_message(raw), raw)
+        want = {r.name for r in evals
+                if run_eval(r.eval_name, msg, ruleset, r.eval_args, kind=r.eval_kind)}
+        assert set(counts) & {r.name for r in evals} == want, raw[:200]
+        seen += len(want)
+        if raw is made:
+            assert "__DC_IMG_TEXT_RATIO" in want and "__DC_IMG_HTML_RATIO" not in want
+    assert seen > 5
