@@ -200,7 +200,8 @@ class PreparedMessage:
         when unknown: the MAIL FROM given to :func:`prepare_message`; else the envelope
         sender the last untrusted relay recorded in its Received line; else
         X-Envelope-From, Envelope-Sender or Return-Path, each only when no Received
-        header comes before it (a list may have resent the message with another one).
+        header comes before any header of that name (a list may have resent the
+        message with another one).
         """
         key = ("\0envelopefrom", True)
         if key in self._cache:
@@ -226,11 +227,15 @@ class PreparedMessage:
             vals = self._values(name)
             if not vals:
                 continue
-            if "received" in names[:names.index(name)]:
+            # (Perl's /^Received:.*?^Return-Path:/smi on ALL: a Received header before
+            # any header of the name, the last one included, not only the first)
+            last = len(names) - 1 - names[::-1].index(name)
+            if "received" in names[:last]:
                 if final:
                     return None
                 continue
-            return _address(self, self._decoded(vals[0]), display=False)
+            # (the first header's address, undecoded: get("Return-Path:first:addr"))
+            return _address(self, vals[0], display=False)
         return None
 
     def relay_info(self) -> Relays:
@@ -340,9 +345,30 @@ def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
     return ""
 
 
+def _modifier_lines(msg: PreparedMessage, lname: str, *, raw: bool) -> list[str] | None:
+    """The lines PerMsgStatus's ``_get`` reads addresses or names from: one per header
+    of the name, undecoded (``:addr`` and ``:name`` ask Message.pm's ``raw_header``);
+    the pseudo-headers' values as ``get`` builds them (ToCc: each To, then each Cc,
+    decoded unless ``:raw``).  ``None`` when there is none."""
+    if lname == "tocc":
+        lines = [v if raw else msg._decoded(v)
+                 for n in ("to", "cc") for v in msg._values(n)]
+        return lines or None
+    if (lname in ("envelopefrom", "messageid", "all") or lname.startswith("x-spam-relays-")
+            or lname.startswith("all-")):
+        value = msg.header_text(lname, raw=raw)
+        return None if value is None else [value]
+    return msg._values(lname) or None
+
+
 def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: bool,
                           display: bool) -> str | None:
     """A header value with SpamAssassin's ``:raw``, ``:addr`` and ``:name`` applied.
+
+    ``:addr`` and ``:name`` read each header of the name on its own, undecoded, as
+    PerMsgStatus's ``_get`` does (two Return-Path headers are two addresses, the first
+    one counts; an encoded-word in an address stays encoded); a ``:name`` is then
+    decoded unless ``:raw``.
 
     :returns: the value, or ``None`` when the header is absent.
     """
@@ -352,8 +378,18 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     cache = msg._addr_cache  # the message's own memo, per header and modifier
     if key in cache:
         return cache[key]
-    value = msg.header_text(name, raw=raw)
-    result = None if value is None else _address(msg, value, display=display)
+    lines = _modifier_lines(msg, key[0], raw=raw)
+    result = None
+    if lines is not None:
+        result = ""
+        for line in lines:
+            pairs = msg.address_pairs(line)
+            if pairs:
+                result = _address(msg, line, display=display)
+                if display or result:
+                    break
+    if display and not raw and result:
+        result = msg._decoded(result)
     if display and not raw and result and not result.isspace():
         # PerMsgStatus's :name: white space runs made one space, the ends stripped,
         # single quotes around the whole removed
