@@ -60,6 +60,9 @@ class PreparedMessage:
     _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     #: raw header value -> RFC 2047-decoded (the same value is read by many rules)
     _decoded_values: dict[str, str] = field(default_factory=dict)
+    #: lower-cased header name -> its values as Message.pm keeps them (:raw), built on
+    #: first use from ``raw``
+    _raw_by_name: dict[str, list[str]] | None = None
     #: raw or not -> every header field as a line (ALL, ALL-EXTERNAL)
     _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
@@ -133,8 +136,9 @@ class PreparedMessage:
         lname = key[0]
 
         def values(n: str) -> list[str]:
-            vals = self._values(n.lower())
-            return vals if raw else [self._decoded(v) for v in vals]
+            if raw:
+                return self._raw_values(n.lower())
+            return [self._decoded(v) for v in self._values(n.lower())]
 
         result: str | None
         if lname == "envelopefrom":
@@ -281,6 +285,23 @@ class PreparedMessage:
                 pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
+
+    def _raw_values(self, lname: str) -> list[str]:
+        """The values of the headers named ``lname`` as ``get("NAME:raw")`` gives them
+        (Node.pm's ``get_header`` with ``raw``): the text after the colon as sent, its
+        leading and trailing white space kept, each fold made one space.  Where the
+        header section does not read the same way here and in Message.pm (another
+        count of fields of that name), the unfolded values."""
+        ours = self._values(lname)
+        if not ours:
+            return ours
+        index = self._raw_by_name
+        if index is None:
+            index = self._raw_by_name = sa_raw_headers(self.raw)
+        found = index.get(lname)
+        if found is None or len(found) != len(ours):
+            return ours
+        return [_RAW_FOLD.sub(" ", v).removesuffix("\n") for v in found]
 
     def _values(self, lname: str) -> list[str]:
         """The raw values of the headers named ``lname`` (lower case), in order."""
@@ -720,6 +741,75 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
 
 #: the longest added Received value (octets): a host name and HELO are at most 255
 _MAX_RECEIVED_LINE = 1000
+
+
+# Node.pm's get_header with raw: each line end followed by white space is one space
+_RAW_FOLD = re.compile(r"\r?\n[ \t\n\r\f\x0b]+")
+# Message.pm's valid field name (printable US-ASCII but the colon, WSP before the colon)
+_SA_FIELD = re.compile(r"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+#: Constants.pm's MAX_HEADER_KEY_LENGTH, MAX_HEADER_VALUE_LENGTH
+_MAX_HEADER_KEY = 256
+_MAX_HEADER_VALUE = 8192
+#: octets of a header section read for its raw values (ParseLimits.max_header_bytes)
+_MAX_RAW_HEAD = 262_144
+
+
+def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
+    """Message.pm's ``raw_headers``: each header field's value as sent, by lower-case
+    name, in order.
+
+    As Message.pm's header loop: a line starting with a space or tab continues the
+    field; a field's name is what comes before its first colon (trailing WSP cut, at
+    most 256 characters), its value all after it, line ends included (CR LF made LF
+    when the message's first or last line ends in CR LF), at most 8,192 characters; a
+    line without a colon is no field; the section ends at an empty line, a line
+    starting with ``--``, or the fourth line that is not a valid field.  At most the
+    first 256 KB are read.
+
+    :param raw: the message (no mbox ``From`` line).
+    :returns: lower-case name -> values.
+    """
+    nl = raw.find(b"\n")
+    first = raw[:nl + 1] if nl >= 0 else raw
+    last_line = raw[raw.rfind(b"\n", 0, len(raw) - 1) + 1:]
+    crlf = b"\r\n" in first or b"\r\n" in last_line
+    ending = "\r\n" if crlf else "\n"
+    text = raw[:_MAX_RAW_HEAD].decode("utf-8", "surrogateescape")
+    out: dict[str, list[str]] = {}
+
+    def add(field_text: str) -> None:
+        key, colon, value = field_text.partition(":")
+        if not colon:
+            return
+        if crlf:
+            value = value.replace("\r\n", "\n")
+        key = key.rstrip(" \t")[:_MAX_HEADER_KEY]
+        out.setdefault(key.lower(), []).append(value[:_MAX_HEADER_VALUE])
+
+    current: str | None = None
+    errors = 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i < len(lines) - 1:
+            line += "\n"
+        elif not line:
+            break
+        if line[:1] in (" ", "\t"):
+            current = (current or "") + line
+            continue
+        if current is not None:
+            add(current)
+            current = None
+        if line == ending or line.startswith("--"):
+            break
+        if _SA_FIELD.match(line) is None:
+            errors += 1
+            if errors > 3:
+                break
+        current = line
+    if current is not None:
+        add(current)
+    return out
 
 
 def body_start(raw: bytes) -> int | None:
