@@ -356,11 +356,31 @@ def _getaddresses(flat: str) -> list[tuple[str, str]]:
     return list(found)
 
 
+# Util.pm's $header_address_mailre, whole: a quoted or plain local part, "@", a domain
+# or an address literal (white space, brackets, commas, colons nowhere else)
+_SA_MAILRE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^@\s<>()\[\],:;]+)'
+                        r'@(?:[^"\s<>()\[\],:;]+|\[[\d:.]+\])', re.IGNORECASE | re.DOTALL)
+_SA_FIRST_AT = re.compile(r"^([^@]*@[^@]*).*", re.DOTALL)
+
+
+def sa_address(addr: str) -> str:
+    """An address as Util.pm's ``_parse_header_addresses`` keeps it: one its
+    ``$header_address_mailre`` reads whole and ``_valid_parsed_address`` accepts (no
+    lone double quote, no ``""@`` start), cut before any second ``@``; "" for any other
+    (``<Penny Stocks Team@example.com>``: no address)."""
+    if (not addr or _SA_MAILRE.fullmatch(addr) is None or addr.startswith('""@')
+            or addr.count('"') == 1):
+        return ""
+    return _SA_FIRST_AT.sub(r"\1", addr)
+
+
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
-    """The first address (``:addr``) or its display name (``:name``) in a header value."""
+    """The first address (``:addr``) or its display name (``:name``) in a header value;
+    only addresses SpamAssassin's parser keeps count (:func:`sa_address`)."""
     for name, addr in msg.address_pairs(value):
         if display:
             return name
+        addr = sa_address(addr)
         if addr:
             return addr
     return ""
