@@ -229,7 +229,10 @@ class PreparedMessage:
         for name, final in (("x-envelope-from", True), ("envelope-sender", False),
                             ("return-path", False)):
             vals = self._values(name)
-            if not vals:
+            # the first header's address, undecoded (get("Return-Path:first:addr")); a
+            # header without one ("Return-Path: <>", "yyyy") is no source at all
+            found = _address(self, vals[0], display=False) if vals else ""
+            if not found:
                 continue
             # (Perl's /^Received:.*?^Return-Path:/smi on ALL: a Received header before
             # any header of the name, the last one included, not only the first)
@@ -238,8 +241,7 @@ class PreparedMessage:
                 if final:
                     return None
                 continue
-            # (the first header's address, undecoded: get("Return-Path:first:addr"))
-            return _address(self, vals[0], display=False)
+            return found
         return None
 
     def relay_info(self) -> Relays:
