@@ -62,7 +62,7 @@ class PreparedMessage:
     _decoded_values: dict[str, str] = field(default_factory=dict)
     #: lower-cased header name -> its values as Message.pm keeps them (:raw), built on
     #: first use from ``raw``
-    _raw_by_name: dict[str, list[str]] | None = None
+    _raw_by_name: tuple[dict[str, list[str]], str] | None = None
     #: raw or not -> every header field as a line (ALL, ALL-EXTERNAL)
     _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
@@ -159,7 +159,8 @@ class PreparedMessage:
                     out.append(line)
             result = "".join(out) or None
         elif lname == "all":
-            result = "".join(self._header_lines(raw))
+            # (ALL:raw is the header section as sent: Message.pm's pristine fields)
+            result = self._raw_section()[1] if raw else "".join(self._header_lines(raw))
         elif lname == "tocc":
             to, cc = values("To"), values("Cc")
             if not to and not cc:
@@ -297,13 +298,17 @@ class PreparedMessage:
         ours = self._values(lname)
         if not ours:
             return ours
-        index = self._raw_by_name
-        if index is None:
-            index = self._raw_by_name = sa_raw_headers(self.raw)
-        found = index.get(lname)
+        found = self._raw_section()[0].get(lname)
         if found is None or len(found) != len(ours):
             return ours
         return [_RAW_FOLD.sub(" ", v).removesuffix("\n") for v in found]
+
+    def _raw_section(self) -> tuple[dict[str, list[str]], str]:
+        """:func:`sa_raw_headers` of the message, read once."""
+        found = self._raw_by_name
+        if found is None:
+            found = self._raw_by_name = sa_raw_headers(self.raw)
+        return found
 
     def _values(self, lname: str) -> list[str]:
         """The raw values of the headers named ``lname`` (lower case), in order."""
@@ -776,9 +781,10 @@ _MAX_HEADER_VALUE = 8192
 _MAX_RAW_HEAD = 262_144
 
 
-def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
+def sa_raw_headers(raw: bytes) -> tuple[dict[str, list[str]], str]:
     """Message.pm's ``raw_headers``: each header field's value as sent, by lower-case
-    name, in order.
+    name, in order; and ``get("ALL:raw")``: the fields as sent (``pristine_headers``
+    without lines of folding before the first field or the empty line that ends them).
 
     As Message.pm's header loop: a line starting with a space or tab continues the
     field; a field's name is what comes before its first colon (trailing WSP cut, at
@@ -789,7 +795,7 @@ def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
     first 256 KB are read.
 
     :param raw: the message (no mbox ``From`` line).
-    :returns: lower-case name -> values.
+    :returns: lower-case name -> values, and the fields' text.
     """
     nl = raw.find(b"\n")
     first = raw[:nl + 1] if nl >= 0 else raw
@@ -810,6 +816,7 @@ def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
 
     current: str | None = None
     errors = 0
+    fields: list[str] = []  # the pristine text of each field (ALL:raw)
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if i < len(lines) - 1:
@@ -818,6 +825,8 @@ def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
             break
         if line[:1] in (" ", "\t"):
             current = (current or "") + line
+            if fields:
+                fields.append(line)
             continue
         if current is not None:
             add(current)
@@ -829,9 +838,10 @@ def sa_raw_headers(raw: bytes) -> dict[str, list[str]]:
             if errors > 3:
                 break
         current = line
+        fields.append(line)
     if current is not None:
         add(current)
-    return out
+    return out, "".join(fields)
 
 
 def body_start(raw: bytes) -> int | None:
