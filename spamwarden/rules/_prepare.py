@@ -801,8 +801,14 @@ def sa_raw_headers(raw: bytes) -> tuple[dict[str, list[str]], str]:
     first = raw[:nl + 1] if nl >= 0 else raw
     last_line = raw[raw.rfind(b"\n", 0, len(raw) - 1) + 1:]
     crlf = b"\r\n" in first or b"\r\n" in last_line
-    ending = "\r\n" if crlf else "\n"
-    text = raw[:_MAX_RAW_HEAD].decode("utf-8", "surrogateescape")
+    # the empty line that ends the section: LF; with CR LF line ends, CR LF or LF (the
+    # lone LF is made CR LF first); only the text before it is decoded
+    endings = ("\r\n", "\n") if crlf else ("\n",)
+    end = raw.find(b"\n\n", 0, _MAX_RAW_HEAD)
+    if crlf:
+        at = raw.find(b"\n\r\n", 0, _MAX_RAW_HEAD)
+        end = at if end < 0 or 0 <= at < end else end
+    text = raw[:end + 1 if end >= 0 else _MAX_RAW_HEAD].decode("utf-8", "surrogateescape")
     out: dict[str, list[str]] = {}
 
     def add(field_text: str) -> None:
@@ -831,7 +837,7 @@ def sa_raw_headers(raw: bytes) -> tuple[dict[str, list[str]], str]:
         if current is not None:
             add(current)
             current = None
-        if line == ending or line.startswith("--"):
+        if line in endings or line.startswith("--"):
             break
         if _SA_FIELD.match(line) is None:
             errors += 1
