@@ -3,9 +3,9 @@
 Each SpamAssassin plugin's evals live in a module of their own (``_headereval``,
 ``_mimeeval``, ...), each with a table of its evals (name -> rule kinds, a check of the
 arguments, the function) that ``_evals`` makes into its registry.  What several of them
-read the same way is here: PerMsgStatus's addresses (``get('NAME:addr')``, EnvelopeFrom,
-``all_from_addrs``), RegistryBoundaries' registered domain, Constants.pm's IP address
-patterns, and the argument checks.
+read the same way is here: PerMsgStatus's addresses (``get('NAME:addr')``, EnvelopeFrom),
+RegistryBoundaries' registered domain and Util.pm's valid domain, Constants.pm's IP
+address patterns, and the argument checks.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Protocol
 from ..mail import registrable_domain
 from ._auth import AuthLists
 from ._prepare import header_with_modifiers
-from ._uris import trim_domain
+from ._uris import _domain_valid, trim_domain
 from ._wlbl import WlblLists
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["BODY", "HEADER", "IP_ADDRESS", "IP_PRIVATE", "IS_IPV4", "RAWBODY_OR_BODY",
-           "RAWBODY_SCAN", "EvalData", "EvalEntry", "EvalFn", "addresses", "all_from_addrs",
-           "base_domain", "envelope_from", "header_addr", "nargs", "num", "perl_re", "valid_re"]
+           "RAWBODY_SCAN", "EvalData", "EvalEntry", "EvalFn", "addresses", "base_domain",
+           "envelope_from", "header_addr", "nargs", "num", "perl_re", "valid_domain", "valid_re"]
 
 
 class EvalData(Protocol):
@@ -81,31 +81,6 @@ def addresses(msg: PreparedMessage, header: str) -> list[str]:
 RAWBODY_SCAN = 500_000
 
 
-_DOTS = re.compile(r"\.+")
-
-
-def all_from_addrs(msg: PreparedMessage) -> list[str]:
-    """PerMsgStatus's ``all_from_addrs``: the first Resent-From address when there is
-    one (a list resending), else From, Envelope-Sender, Resent-Sender, X-Envelope-From
-    and the envelope sender (found once per message; not to be changed)."""
-    found = msg.from_addrs
-    if found is None:
-        found = msg.from_addrs = _find_from_addrs(msg)
-    return found
-
-
-def _find_from_addrs(msg: PreparedMessage) -> list[str]:
-    resent = addresses(msg, "Resent-From")
-    if resent:
-        return resent[:1]
-    found = [x for h in ("From", "Envelope-Sender", "Resent-Sender", "X-Envelope-From")
-             for x in addresses(msg, h)]
-    env = envelope_from(msg)
-    if env:
-        found.append(env)
-    return list(dict.fromkeys(_DOTS.sub(".", x) for x in found))
-
-
 @functools.lru_cache(maxsize=64)
 def perl_re(text: str) -> re.Pattern[str]:
     """An eval argument's pattern, compiled once."""
@@ -121,6 +96,12 @@ def envelope_from(msg: PreparedMessage) -> str | None:
 def header_addr(msg: PreparedMessage, name: str) -> str:
     """``get('NAME:addr')``: the first address of a header, '' when there is none."""
     return header_with_modifiers(msg, name, raw=False, addr=True, display=False) or ""
+
+
+def valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
+    """Util.pm's ``is_domain_valid``: a name with a dot, no white space, under one of
+    ``tlds`` (``None``: the Public Suffix List's)."""
+    return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
 
 
 def base_domain(name: str, d: EvalData) -> str:

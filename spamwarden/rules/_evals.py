@@ -4,9 +4,9 @@ Each SpamAssassin plugin's evals are reimplemented in a module of their own, whi
 them (name -> rule kinds, a check of the arguments, the function): ``_headereval``
 (HeaderEval), ``_bodyeval`` (BodyEval), ``_mimeeval`` (MIMEEval), ``_htmleval``
 (HTMLEval), ``_httpsmismatch`` (HTTPSMismatch), ``_urieval`` (URIEval), ``_relayeval``
-(RelayEval), ``_freemail`` (FreeMail), ``_wlbleval`` (WLBLEval's ``enlist_*`` lists),
-``_wlbl`` (WLBLEval's and WelcomeListSubject's welcome and block lists), ``_auth`` (SPF
-and DKIM, over the caller's results) and ``_imageinfo`` (ImageInfo).
+(RelayEval), ``_freemail`` (FreeMail), ``_wlbleval`` (WLBLEval's URI host lists and
+sender domain), ``_wlbl`` (WLBLEval's and WelcomeListSubject's address lists), ``_auth``
+(SPF and DKIM, over the caller's results) and ``_imageinfo`` (ImageInfo).
 
 What they share (the settings evals read, PerMsgStatus's addresses, the argument
 checks) is in ``_evalbase``, ``Locales.pm``'s charsets in ``_locales``.  Each entry
@@ -39,7 +39,7 @@ from ._wlbleval import WLBLEVAL_EVALS
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "freemail_edits_body",
+__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "freemail_edits_body",
            "freemail_stripped_lines", "parse_eval_args", "run_eval"]
 
 

@@ -20,13 +20,13 @@ from ._evalbase import (
     EvalData,
     EvalEntry,
     addresses,
-    all_from_addrs,
     envelope_from,
     nargs,
     perl_re,
     valid_re,
 )
 from ._uris import uri_tld_alternation, valid_tlds
+from ._wlbl import all_from_addrs
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -110,7 +110,7 @@ def _freemail_wildcards(domains: set[str]) -> re.Pattern[str] | None:
 
 
 def _freemail_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
-    return any(_is_freemail(x, d.freemail_domains) for x in all_from_addrs(msg))
+    return any(_is_freemail(x.lower(), d.freemail_domains) for x in all_from_addrs(msg))
 
 
 def _freemail_header(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:

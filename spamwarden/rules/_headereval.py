@@ -16,8 +16,17 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..mail import registrable_domain
-from ._evalbase import HEADER, IP_ADDRESS, EvalData, EvalEntry, header_addr, nargs, num
+from ._evalbase import (
+    HEADER,
+    IP_ADDRESS,
+    EvalData,
+    EvalEntry,
+    base_domain,
+    header_addr,
+    nargs,
+    num,
+    valid_domain,
+)
 from ._locales import charset_ok_for_locales, ok_locales
 from ._prepare import header_with_modifiers
 
@@ -289,31 +298,36 @@ def _ratware_name_id(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> b
         r'"[^"]+"\s*<' + re.escape(m.group(1)) + ">", msg.header_text("From") or "") is not None
 
 
-def _ratware_envelope_from(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
+def _ratware_envelope_from(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     """HeaderEval's check_ratware_envelope_from (RATWARE_EFROM): the envelope sender is
-    ``<to-domain>.<to-user>@...``."""
+    ``<to-domain>.<to-user>@...``, the domain the registered domain of the first To
+    address (RegistryBoundaries' ``trim_domain``), under a valid top-level domain."""
     to, env = header_addr(msg, "To"), header_addr(msg, "EnvelopeFrom")
     if not to or not env or re.match(r"SRS\d[=+-]", env, re.I):
         return False
-    parts = _ratware_parts(to)
-    if parts is None:
+    m = re.match(r"^([^@]+)@(.+)$", to)
+    if m is None:
         return False
-    dom, user = parts
-    if env.isascii() and dom.isascii() and user.isascii():
+    user = m.group(1)
+    dom = _ratware_domain(m.group(2), d, msg.tlds)
+    if dom is None:
+        return False
+    if env.isascii() and user.isascii():
         return _ratware_found(env, dom, user)
     return _ratware_pattern(dom, user).search(env) is not None
 
 
-@functools.lru_cache(maxsize=1024)
-def _ratware_parts(to: str) -> tuple[str, str] | None:
-    """The (domain, user) of a To address for RATWARE_EFROM, ``None`` when it has no
-    registered domain (found once per address: the same recipients come again)."""
-    m = re.match(r"^([^@]+)@(.+)$", to)
-    if m is None or registrable_domain(m.group(2), private=False) is None:
-        return None
-    user, dom = m.group(1), m.group(2).lower().rstrip(".")
-    dom = re.sub(r"^(?:www|ftp|mailto)\.", "", dom)  # RegistryBoundaries' trim_domain
-    return dom, user
+def _ratware_domain(name: str, d: EvalData, tlds: frozenset[str] | None) -> str | None:
+    """``trim_domain`` of a To address's domain as check_ratware_envelope_from takes it
+    (IDN labels in their ``xn--`` form first), ``None`` when ``is_domain_valid`` refuses
+    it (no dot, white space, a top-level domain not in ``tlds``) or it is no IDN name."""
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    dom = base_domain(name.lower(), d)
+    return dom if valid_domain(dom, tlds) else None
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ._evalbase import BODY, EvalData, EvalEntry, base_domain, num
+from ._evalbase import BODY, EvalData, EvalEntry, base_domain, num, valid_domain
 from ._htmleval import html_parts, title_text
 
 if TYPE_CHECKING:
@@ -22,11 +22,6 @@ __all__ = ["HTTPS_MISMATCH_EVALS"]
 _IS_IP = re.compile(r"^(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]*:[0-9a-fA-F:.]+)$")
 _HTTP_HOST = re.compile(rb"^https?://([^/:?#]+)", re.IGNORECASE)
 _HTTPS_IN_TEXT = re.compile(r"https://([^\s/:?#]+)", re.IGNORECASE)
-
-
-def _valid_domain(name: str, tlds: frozenset[str] | None) -> bool:
-    from ._uris import _domain_valid
-    return _domain_valid(name.encode("utf-8", "surrogateescape"), tlds)
 
 
 def _https_http_mismatch(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
@@ -59,7 +54,7 @@ def _https_http_mismatch(msg: PreparedMessage, d: EvalData, a: Sequence[str]) ->
             for https in named.get(uri, ()):
                 if not _IS_IP.match(https):
                     https = base_domain(https.lower(), d)
-                    if not _valid_domain(https, msg.tlds):
+                    if not valid_domain(https, msg.tlds):
                         continue
                 if https != domain:
                     hit = True
@@ -79,7 +74,7 @@ def _link_domain(uri: bytes, tlds: frozenset[str] | None, d: EvalData) -> str | 
     if _IS_IP.match(host):
         return None
     domain = base_domain(host.lower(), d)
-    return domain if _valid_domain(domain, tlds) else None
+    return domain if valid_domain(domain, tlds) else None
 
 
 HTTPS_MISMATCH_EVALS: Mapping[str, EvalEntry] = {

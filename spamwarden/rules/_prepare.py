@@ -34,7 +34,11 @@ __all__ = ["MimePart", "PreparedMessage", "body_start", "prepare_message"]
 BODY_PART_SCAN_SIZE = 50_000
 RAWBODY_PART_SCAN_SIZE = 500_000
 FULL_SCAN_SIZE = 1_000_000
-_MAX_PARTS = 100
+#: MIME leaves read: Message.pm's limit of 1,000 parts (its ``_parse_multipart`` stops
+#: at a multipart's 1,000th part, without MIMEPART_LIMIT_EXCEEDED, which never hits in
+#: 4.0), here for the whole message, since a limit per multipart would not bound a
+#: nested one; docs/rules.md has the cost of a message at the limit
+_MAX_PARTS = 1000
 
 
 @dataclass
@@ -81,8 +85,6 @@ class PreparedMessage:
     envelope_from: str | None = None
     #: HTMLEval's results for the text/html parts, built when a rule first asks
     html: list[HtmlResults] | None = None
-    #: PerMsgStatus's all_from_addrs, found when an eval first asks
-    from_addrs: list[str] | None = None
     #: each distinct URI host with the domains above it, found when an eval first asks
     uri_host_candidates: list[frozenset[str]] | None = None
     #: the addresses of the text and mailto links FreeMail reads, found when first asked

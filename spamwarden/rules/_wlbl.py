@@ -407,7 +407,7 @@ _TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
                "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
 _ADDRESS_FIELDS = frozenset(h.lower() for h in (
     *_TO_HEADERS, "Resent-To", "Resent-Cc", "Resent-From", "From", "Envelope-Sender",
-    "Resent-Sender", "X-Envelope-From", "Received"))
+    "Resent-Sender", "X-Envelope-From", "Received", "Reply-To"))
 
 
 def _fields(msg: PreparedMessage) -> dict[str, list[str]]:
@@ -423,13 +423,15 @@ def _fields(msg: PreparedMessage) -> dict[str, list[str]]:
 def _header_addrs(fields: dict[str, list[str]], msg: PreparedMessage, name: str, *,
                   first: bool = False) -> list[str]:
     """``get('NAME:addr')`` in list context (``:first:addr`` with ``first``): the
-    addresses of every header of that name (of the first), read from the raw value."""
+    addresses of every header of that name (of the first), read from the raw value;
+    a word without ``@`` is a display name, no address (Util.pm's
+    ``parse_header_addresses``: ``Reply-To: undisclosed`` has none)."""
     values = fields.get(name.lower(), [])
     if first:
         values = values[:1]
     out: list[str] = []
     for v in values:
-        out.extend(a for _, a in msg.address_pairs(_unfolded(v)) if a)
+        out.extend(a for _, a in msg.address_pairs(_unfolded(v)) if "@" in a)
         if len(out) >= MAX_ADDRESSES:
             break
     return out
@@ -650,14 +652,43 @@ def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
     return _GlobSet(entries)
 
 
+def _named_list(d: ListData, name: str) -> _GlobSet | None:
+    """The list ``check_*_in_list(NAME)`` reads (Conf.pm's ``$conf->{NAME}``): a list
+    setting's own (``enlist_addrlist (blocklist_to) ...`` adds to ``blocklist_to``), else
+    the ``enlist_addrlist`` list NAME; ``None`` when it has no entries."""
+    if name in _ADDR_SETTINGS.values():
+        return d.wlbl.matcher(name)
+    entries = d.addrlists.get(name.upper())
+    return _enlisted(tuple(entries)) if entries else None
+
+
+def _in_named_list(d: ListData, name: str, addrs: Sequence[str]) -> bool:
+    """WLBLEval's ``_check_welcomelist`` of each address against list ``name``: the
+    address (ASCII lower case) is an entry, or matches an entry's glob (Parser.pm's
+    ``add_to_addrlist``: ``*`` and ``?`` the only wildcards, ``[...]`` and the rest
+    themselves)."""
+    glob = _named_list(d, name)
+    return glob is not None and any(
+        glob.matches(_lc(_octets(x))) for x in addrs if len(x) <= MAX_TEXT)
+
+
 def _to_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
-    """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on the
-    ``enlist_addrlist`` list LIST."""
-    entries = d.addrlists.get(a[0].upper())
-    if not entries:
-        return False
-    glob = _enlisted(tuple(entries))
-    return any(glob.matches(_lc(_octets(x))) for x in all_to_addrs(msg) if len(x) <= MAX_TEXT)
+    """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on LIST."""
+    return _in_named_list(d, a[0], all_to_addrs(msg))
+
+
+def _from_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+    """WLBLEval's ``check_from_in_list(LIST)``: an address of all_from_addrs (every
+    address of the first Resent-From field when it has any, else those of From,
+    Envelope-Sender, Resent-Sender, X-Envelope-From and the envelope sender) is on LIST."""
+    return _in_named_list(d, a[0], all_from_addrs(msg))
+
+
+def _replyto_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+    """WLBLEval's ``check_replyto_in_list(LIST)``: ``get('Reply-To:addr')`` in scalar
+    context, the first address of the Reply-To fields, is on LIST."""
+    first = _header_addrs(_fields(msg), msg, "Reply-To")[:1]
+    return _in_named_list(d, a[0], first)
 
 
 def _subject_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
@@ -832,6 +863,8 @@ for _names, _kinds, _fn in [
     (("check_subject_in_blocklist", "check_subject_in_blacklist"), _HEADER,
      _subject_list("blocklist_subject")),
     (("check_to_in_list",), _HEADER, _to_in_list),
+    (("check_from_in_list",), _HEADER, _from_in_list),
+    (("check_replyto_in_list",), _HEADER, _replyto_in_list),
     # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
     (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), _ANY,
      _uri_host_list("WELCOME")),
@@ -843,4 +876,4 @@ for _names, _kinds, _fn in [
     (("have_any_bounce_relays",), _ANY, _have_bounce_relays),
 ]:
     for _name in _names:
-        WLBL_EVALS[_name] = (_kinds, _one if _name == "check_to_in_list" else _none, _fn)
+        WLBL_EVALS[_name] = (_kinds, _one if _name.endswith("_in_list") else _none, _fn)

@@ -1,14 +1,12 @@
-"""SpamAssassin's WLBLEval evals over the rule files' own lists, from ``Plugin/WLBLEval.pm``.
+"""SpamAssassin's WLBLEval evals that read no address list, from ``Plugin/WLBLEval.pm``.
 
-``check_from_in_list`` and ``check_replyto_in_list`` (``enlist_addrlist``),
-``check_uri_host_listed`` (``enlist_uri_host``) and ``check_mailfrom_matches_rcvd``
-(__RP_MATCHES_RCVD).  The welcome and block lists of a site's ``local.cf``, and
-``check_to_in_list``, are read by ``_wlbl``.
+``check_uri_host_listed`` (the rule files' ``enlist_uri_host`` lists) and
+``check_mailfrom_matches_rcvd`` (__RP_MATCHES_RCVD).  The address lists (a site's
+welcome and block lists, ``enlist_addrlist``'s ``check_*_in_list``) are ``_wlbl``'s.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -18,8 +16,6 @@ from ._evalbase import (
     HEADER,
     EvalData,
     EvalEntry,
-    addresses,
-    all_from_addrs,
     base_domain,
     header_addr,
     nargs,
@@ -30,30 +26,6 @@ if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["WLBLEVAL_EVALS"]
-
-
-@functools.lru_cache(maxsize=256)
-def _glob_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One regex for a list of shell globs (SpamAssassin's address lists)."""
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-
-def _any_glob_hit(addrs: Sequence[str], patterns: Sequence[str]) -> bool:
-    """Whether one of ``addrs`` matches one of the globs (their regex looked up once)."""
-    if not addrs:
-        return False
-    rx = _glob_regex(tuple(patterns))
-    return rx is not None and any(rx.match(x) is not None for x in addrs)
-
-
-def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    return _any_glob_hit(all_from_addrs(msg), d.addrlists.get(a[0].upper(), []))
-
-
-def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    return _any_glob_hit(addresses(msg, "Reply-To"), d.addrlists.get(a[0].upper(), []))
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,8 +82,6 @@ def _mailfrom_matches_rcvd(msg: PreparedMessage, d: EvalData, _a: Sequence[str])
 
 
 WLBLEVAL_EVALS: Mapping[str, EvalEntry] = {
-    "check_from_in_list": (HEADER, nargs(1), _from_in_list),
-    "check_replyto_in_list": (HEADER, nargs(1), _replyto_in_list),
     "check_uri_host_listed": (
         frozenset({"header", "body", "uri"}), nargs(1), _uri_host_listed),
     "check_mailfrom_matches_rcvd": (HEADER, nargs(0), _mailfrom_matches_rcvd),

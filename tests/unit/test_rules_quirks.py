@@ -12,7 +12,10 @@ freemail From (FreeMail's ``_parse_body`` strips it from the body lines before t
 rules run), digits among capitals, capitals in KOI8-R, host names and addresses under
 ``.za`` (in SpamAssassin's ``util_rb_tld`` list, not in the Public Suffix List) and
 ``.web`` (the other way round), an envelope sender and a relay under
-``blogspot.com`` (a ``util_rb_2tld`` name, private in the Public Suffix List).
+``blogspot.com`` (a ``util_rb_2tld`` name, private in the Public Suffix List), and
+envelope senders naming the To address's registered domain as RATWARE_EFROM reads it
+(RegistryBoundaries' ``trim_domain`` by the ``util_rb_2tld`` lines, ``is_domain_valid``
+by the ``util_rb_tld`` ones: a host under the domain, ``.co.uk``, ``.za``, ``.web``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ uri LOCAL_URI_WEB /^http:\\/\\/shop\\.example\\.web/
 uri LOCAL_MAILTO_ZA /^mailto:sales\\@example\\.za/
 uri LOCAL_MAILTO_WEB /^mailto:sales\\@example\\.web/
 header __RP_MATCHES_RCVD eval:check_mailfrom_matches_rcvd()
+header RATWARE_EFROM eval:check_ratware_envelope_from()
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines()
                   if line.strip() and not line.startswith("freemail_domains")
@@ -57,7 +61,9 @@ NAMES = frozenset(line.split()[1] for line in RULES.splitlines()
 # SpamAssassin's valid top-level domains (RegistryBoundaries' util_rb_tld lines)
 AUX_TLDS = Path("/usr/share/spamassassin/20_aux_tlds.cf")
 NEEDS_AUX = {"top_level_domains.eml", "freemail_from_quoted_web.eml",
-             "freemail_from_quoted_za.eml", "relay_domain_other.eml", "relay_domain_same.eml"}
+             "freemail_from_quoted_za.eml", "relay_domain_other.eml", "relay_domain_same.eml",
+             "ratware_dots_case.eml", "ratware_srs.eml", "ratware_subdomain.eml",
+             "ratware_tld_web.eml", "ratware_tld_za.eml", "ratware_two_level.eml"}
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
 
 
@@ -82,7 +88,7 @@ def test_the_expected_hits_cover_each_rule_that_differed() -> None:
     hit = {r for rules in EXPECTED.values() for r in rules}
     assert {"DATE_IN_PAST_06_12", "__KAM_BODY_LENGTH_LT_128", "__HAS_ANY_EMAIL",
             "__UPPERCASE_75_100", "__SUBJ_NOT_SHORT", "LOCAL_URI_ZA",
-            "LOCAL_MAILTO_ZA", "__RP_MATCHES_RCVD"} <= hit
+            "LOCAL_MAILTO_ZA", "__RP_MATCHES_RCVD", "RATWARE_EFROM"} <= hit
 
 
 @pytest.mark.parametrize(("text", "when"), [

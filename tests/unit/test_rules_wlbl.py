@@ -17,14 +17,14 @@ import pytest
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_files, parse_rule_text, prepare_message
 from spamwarden.rules._lint import lint
-from spamwarden.rules._wlbl import MAX_ADDRESSES, glob_match
+from spamwarden.rules._wlbl import MAX_ADDRESSES, MAX_TEXT, glob_match
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "wlbl"
 CASES = json.loads((DATA / "spamassassin.json").read_text())
 SA_RULES = [Path("/usr/share/spamassassin/60_welcomelist.cf"),
             Path("/usr/share/spamassassin/60_welcomelist_subject.cf"),
             Path("/usr/share/spamassassin/50_scores.cf")]
-LIST_RULE = ("USER_IN_", "SUBJECT_IN_", "URI_HOST_IN_")
+LIST_RULE = ("USER_IN_", "SUBJECT_IN_", "URI_HOST_IN_", "LOCAL_IN_LIST_")
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in SA_RULES),
                                 reason="SpamAssassin's rule files are not installed")
 
@@ -420,6 +420,64 @@ def test_check_to_in_list_reads_an_enlisted_list(tmp_path) -> None:
     assert counts.get("LOCAL_TO_STAFF") == 1 and not counts.get("LOCAL_TO_NONE")
     other = raw.replace(b"bob@example.org", b"bob@example.net")
     assert not engine.counts(prepare_message(parse_message(other), other)).get("LOCAL_TO_STAFF")
+
+
+
+LIST_EVALS = """\
+header LOCAL_IN_LIST_FROM eval:check_from_in_list('MYLIST')
+score LOCAL_IN_LIST_FROM 1
+header LOCAL_IN_LIST_REPLYTO eval:check_replyto_in_list('MYLIST')
+score LOCAL_IN_LIST_REPLYTO 1
+"""
+
+
+def list_eval_hits(entries: str, raw: bytes) -> set[str]:
+    engine = RuleEngine(parse_rule_text(f"enlist_addrlist (MYLIST) {entries}\n{LIST_EVALS}"),
+                        use_hyperscan=False)
+    counts = engine.counts(prepare_message(parse_message(raw), raw))
+    return {n for n, c in counts.items() if c and n.startswith("LOCAL_IN_LIST_")}
+
+
+def test_enlisted_entries_are_parser_globs_not_shell_globs() -> None:
+    """Parser.pm's add_to_addrlist: ``*`` and ``?`` are the only wildcards; ``[nm]`` is
+    those four characters, not a shell glob's class (checked with spamassassin:
+    tests/data/wlbl/list-case-brackets.eml)."""
+    raw = message(GOOD, head="From: Joe <JOE@Example.NET>\nReply-To: <x@example.com>\n")
+    assert list_eval_hits("joe@example.[nm]et", raw) == set()
+    assert list_eval_hits("joe@example.?et", raw) == {"LOCAL_IN_LIST_FROM"}
+    assert list_eval_hits("x?example.com", raw) == {"LOCAL_IN_LIST_REPLYTO"}
+    # an address that looks like a glob is text: "*" is one character, no wildcard
+    star = message(GOOD, head="From: <*@example.net>\n")
+    assert list_eval_hits("joe@example.net", star) == set()
+    assert list_eval_hits("?@example.net", star) == {"LOCAL_IN_LIST_FROM"}
+
+
+def test_from_in_list_reads_every_address_of_the_first_resent_from() -> None:
+    raw = message(GOOD, head="Resent-From: <joe@example.org>, <ann@bank.example>\n"
+                  "Resent-From: <zed@bank.example>\nFrom: <alice@bank.example>\n")
+    assert list_eval_hits("ann@bank.example", raw) == {"LOCAL_IN_LIST_FROM"}
+    # the second Resent-From and From are not read when the first has an address
+    assert list_eval_hits("zed@bank.example alice@bank.example", raw) == set()
+
+
+def test_replyto_in_list_reads_the_first_reply_to_address_only() -> None:
+    raw = message(GOOD, head="From: <alice@example.com>\n"
+                  "Reply-To: <first@example.net>, <second@bank.example>\n")
+    assert list_eval_hits("*@bank.example", raw) == set()
+    assert list_eval_hits("*@example.net", raw) == {"LOCAL_IN_LIST_REPLYTO"}
+
+
+def test_the_from_list_reads_a_huge_from_only_so_far() -> None:
+    """Five thousand From addresses: the first MAX_ADDRESSES are compared, not the
+    rest; an address longer than MAX_TEXT is not compared at all."""
+    others = ", ".join(f"u{i}@example.org" for i in range(5_000))
+    first = message(GOOD, head=f"From: joe@bank.example, {others}\n")
+    last = message(GOOD, head=f"From: {others}, joe@bank.example\n")
+    assert MAX_ADDRESSES < 5_000
+    assert list_eval_hits("*@bank.example", first) == {"LOCAL_IN_LIST_FROM"}
+    assert list_eval_hits("*@bank.example", last) == set()
+    long = message(GOOD, head=f"From: <{'a' * (MAX_TEXT + 1)}@bank.example>\n")
+    assert list_eval_hits("*@bank.example", long) == set()
 
 
 # -- VBounce: welcomelist_bounce_relays ------------------------------------------------------

@@ -24,7 +24,8 @@ RULES = frozenset({
     "DATE_IN_PAST_24_48", "DATE_IN_PAST_96_XX", "__FROM_LOWER", "__SUBJ_NOT_SHORT",
     "__HAS_ANY_EMAIL", "__KAM_BODY_LENGTH_LT_128", "__UPPERCASE_25_50",
     "__UPPERCASE_50_75", "__UPPERCASE_75_100",
-    "LOCAL_URI_ZA", "LOCAL_URI_WEB", "LOCAL_MAILTO_ZA", "LOCAL_MAILTO_WEB", "__RP_MATCHES_RCVD"})
+    "LOCAL_URI_ZA", "LOCAL_URI_WEB", "LOCAL_MAILTO_ZA", "LOCAL_MAILTO_WEB", "__RP_MATCHES_RCVD",
+    "RATWARE_EFROM"})
 LOCAL_CF = """
 uri LOCAL_URI_ZA /^http:\\/\\/shop\\.example\\.za/
 uri LOCAL_URI_WEB /^http:\\/\\/shop\\.example\\.web/

@@ -21,6 +21,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+#: rules of WLBLEval's check_*_in_list evals on the enlist_addrlist list MYLIST
+LIST_RULES = [
+    "header LOCAL_IN_LIST_FROM eval:check_from_in_list('MYLIST')", "score LOCAL_IN_LIST_FROM 0.01",
+    "header LOCAL_IN_LIST_REPLYTO eval:check_replyto_in_list('MYLIST')",
+    "score LOCAL_IN_LIST_REPLYTO 0.01",
+    "header LOCAL_IN_LIST_TO eval:check_to_in_list('MYLIST')", "score LOCAL_IN_LIST_TO 0.01",
+]
 #: list settings, each tried on every message
 CONFIGS: list[list[str]] = [
     ["whitelist_from *@example.com", "blacklist_to bob@example.org",
@@ -50,8 +57,12 @@ CONFIGS: list[list[str]] = [
      "welcomelist_to *@example.org", "unwelcomelist_from *@example.org",
      "enlist_addrlist (blocklist_to) dave@example.org"],
     ["blocklist_subject café", "welcomelist_subject big?ca*deal fold*", "blocklist_subject offer  today"],
+    ["enlist_addrlist (MYLIST) ann@example.com *@bank.example", *LIST_RULES],
+    ["enlist_addrlist (MYLIST) joe@example.[nm]et x?example.com ?@example.com", *LIST_RULES],
+    ["welcomelist_from *@bank.example", "enlist_addrlist (welcomelist_from) *@example.org",
+     *(r.replace("'MYLIST'", "'welcomelist_from'") for r in LIST_RULES)],
 ]
-RULE = re.compile(r"^(?:USER_IN_|SUBJECT_IN_|URI_HOST_IN_)")
+RULE = re.compile(r"^(?:USER_IN_|SUBJECT_IN_|URI_HOST_IN_|LOCAL_IN_LIST_)")
 
 
 def run(message: Path, config: list[str], site: Path, home: Path) -> list[str]:
