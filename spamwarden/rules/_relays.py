@@ -246,8 +246,9 @@ _GMX_AUTH = re.compile(r"^\S* \((?:HELO|EHLO) (\S*)\) \[" + _IP
                        + r"\] by (mail\.gmx\.(?:net|com)) \([^)]+\) with (ESMTP|SMTP)")
 # SquirrelMail's and NaSMail's webmail submission: the first address followed by
 # "by host with HTTP" is the client's (Received.pm, bugs 6549, 6783)
-_SQUIRREL = re.compile(r"(" + _IP4 + r"|[0-9a-fA-F]*:[0-9a-fA-F:.]+)\b(?![.-]).{10,80}"
-                       r"by (\S+) with HTTP")
+# (an IPv6-looking address is tried only where a run of its characters starts: linear)
+_SQUIRREL = re.compile(r"(\b(?<!:)" + _IP4 + r"|(?<![0-9a-fA-F:.])[0-9a-fA-F]*:[0-9a-fA-F:.]+)"
+                       r"\b(?![.-]).{10,80}by (\S+) with HTTP")
 _YAHOO_LOGIN = re.compile(r"^(\S+) \((?:HELO|EHLO) (\S*)\) \((?:(\S+)@)?(" + _IP
                           + r").*?\) by (\S+) with ")
 
