@@ -79,7 +79,7 @@ LOADED_PLUGINS = frozenset({
     # variants SpamAssassin takes (XPRIO, __NOT_SPOOFED, __SPF_FULL_PASS have one for
     # "SPF loaded") and the metas and patterns guarded by them are read (VBounce's
     # bounce patterns, AskDNS's __PDS_HP_HELO_NODNS); HTTPSMismatch, SPF's and the
-    # welcome-list evals run (_evals, _auth, _wlbl), the network and Bayes ones are
+    # welcome-list evals run (_httpsmismatch, _auth, _wlbl), the network and Bayes ones are
     # skipped and count as not hit, as with network tests off
     "Mail::SpamAssassin::Plugin::AskDNS",
     "Mail::SpamAssassin::Plugin::AutoLearnThreshold",
@@ -539,16 +539,16 @@ def _directive(st: _State, key: str, rest: str, origin: str) -> None:
         st.result.ok_locales = rest.strip()
     elif key in ("util_rb_tld", "util_rb_2tld", "util_rb_3tld"):
         _tld_line(st, key, rest, origin)
-    elif key == "enlist_addrlist" and len(bits) > 1:
-        m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
+    elif key in ("enlist_addrlist", "enlist_uri_host") and len(bits) > 1:
+        # Conf.pm: "(NAME) value...", NAME as written (list names are case-sensitive:
+        # check_from_in_list('BANKS') does not read "(banks)")
+        m = _LIST_LINE.match(bits[0] + " " + bits[1])
         if m:
-            tail = (bits[0] + " " + bits[1])[m.end():].split()
-            st.result.addrlists.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
-    elif key == "enlist_uri_host" and len(bits) > 1:
-        m = re.match(r"\(\s*(\S+?)\s*\)", bits[0] + " " + bits[1])
-        if m:
-            tail = (bits[0] + " " + bits[1])[m.end():].split()
-            st.result.uri_hosts.setdefault(m.group(1).upper(), []).extend(t.lower() for t in tail)
+            lists = st.result.addrlists if key == "enlist_addrlist" else st.result.uri_hosts
+            lists.setdefault(m.group(1), []).extend(t.lower() for t in m.group(2).split())
+
+
+_LIST_LINE = re.compile(r"\((.+?)\)\s+(.+)\Z", re.DOTALL)
 
 
 def _tld_line(st: _State, key: str, rest: str, origin: str) -> None:

@@ -658,7 +658,7 @@ def _named_list(d: ListData, name: str) -> _GlobSet | None:
     the ``enlist_addrlist`` list NAME; ``None`` when it has no entries."""
     if name in _ADDR_SETTINGS.values():
         return d.wlbl.matcher(name)
-    entries = d.addrlists.get(name.upper())
+    entries = d.addrlists.get(name)
     return _enlisted(tuple(entries)) if entries else None
 
 

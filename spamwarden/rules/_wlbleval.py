@@ -66,7 +66,7 @@ def _uri_host_candidates(msg: PreparedMessage) -> list[frozenset[str]]:
 
 
 def _uri_host_listed(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
-    hosts, negated = _host_sets(tuple(d.uri_hosts.get(a[0].upper(), [])))
+    hosts, negated = _host_sets(tuple(d.uri_hosts.get(a[0], [])))
     return any(not (c & negated) and bool(c & hosts) for c in _uri_host_candidates(msg))
 
 

@@ -423,6 +423,25 @@ def test_check_to_in_list_reads_an_enlisted_list(tmp_path) -> None:
 
 
 
+def test_list_names_are_case_sensitive() -> None:
+    """Conf.pm keeps ``enlist_addrlist (NAME)`` and ``enlist_uri_host (NAME)`` names as
+    written: ``check_from_in_list('BANKS')`` does not read ``(banks)`` (checked with
+    ``spamassassin -L -t --cf=...``: only the lower-case rules hit)."""
+    config = ("enlist_addrlist (banks) x@bank.example\nenlist_uri_host (susp) example.top\n"
+              + "".join(f"header LOCAL_{n} eval:{fn}('{arg}')\nscore LOCAL_{n} 1\n"
+                        for n, fn, arg in (("UPPER", "check_from_in_list", "BANKS"),
+                                           ("LOWER", "check_from_in_list", "banks"),
+                                           ("URI_UPPER", "check_uri_host_listed", "SUSP"),
+                                           ("URI_LOWER", "check_uri_host_listed", "susp"))))
+    engine = RuleEngine(parse_rule_text(config), use_hyperscan=False)
+    raw = (b"From: x@bank.example\nTo: b@example.net\nSubject: hello\n"
+           b"Date: Thu, 22 Aug 2002 18:26:25 +0700\nMessage-Id: <1@example.org>\n\n"
+           b"hello there, see http://shop.example.top/ now\n")
+    counts = engine.counts(prepare_message(parse_message(raw), raw))
+    assert {n for n, c in counts.items() if c and n.startswith("LOCAL_")} == {
+        "LOCAL_LOWER", "LOCAL_URI_LOWER"}
+
+
 LIST_EVALS = """\
 header LOCAL_IN_LIST_FROM eval:check_from_in_list('MYLIST')
 score LOCAL_IN_LIST_FROM 1
