@@ -43,21 +43,32 @@ def _header_count_range(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) ->
 
 
 _ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
-_ALL_SKIP = re.compile(rb"^(?:X-.*|Subject|From|To|Cc|Received|Content-Type|Date):.*\n?",
-                       re.IGNORECASE | re.MULTILINE)
+_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\f\x0b]")
 
 
 def _illegal_chars(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    hdr = a[0]
+    """HeaderEval's check_illegal_chars (4.0): of a header's raw value (``ALL``: the
+    header section as sent), the octets RFC 2045 does not allow (C0 controls but TAB,
+    LF, CR; DEL and above) make at least ``ratio`` of it and number ``count``; never
+    for valid UTF-8 without controls; one cent, pound or registered sign in the
+    Subject is exempt."""
+    hdr = a[0][:-4] if a[0].endswith(":raw") else a[0]
     text = msg.header_text(hdr, raw=True)
-    if not text:
+    data = (text or "").encode("utf-8", "surrogateescape")
+    if _NOT_SPACE.search(data) is None:  # (Perl's \S of octets)
         return False
-    data = text.encode("utf-8", "surrogateescape")
-    if hdr.lower() == "all":
-        data = _ALL_SKIP.sub(b"", data)
-    if not data:
-        return False
+    if not data.isascii() and _CONTROLS.search(data) is None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return False  # non-ASCII, valid UTF-8
     illegal = len(_ILLEGAL.findall(data))
+    if illegal > 0 and hdr.lower() == "subject":
+        if sum(data.count(c) for c in (b"\xa2", b"\xa3", b"\xae")) == 1:
+            illegal -= 1
     return illegal / len(data) >= float(a[1]) and illegal >= float(a[2])
 
 

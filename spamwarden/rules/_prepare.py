@@ -64,6 +64,9 @@ class PreparedMessage:
     _pairs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     #: raw header value -> RFC 2047-decoded (the same value is read by many rules)
     _decoded_values: dict[str, str] = field(default_factory=dict)
+    #: lower-cased header name -> its values as Message.pm keeps them (:raw), built on
+    #: first use from ``raw``
+    _raw_by_name: tuple[dict[str, list[str]], str] | None = None
     #: raw or not -> every header field as a line (ALL, ALL-EXTERNAL)
     _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
@@ -135,8 +138,9 @@ class PreparedMessage:
         lname = key[0]
 
         def values(n: str) -> list[str]:
-            vals = self._values(n.lower())
-            return vals if raw else [self._decoded(v) for v in vals]
+            if raw:
+                return self._raw_values(n.lower())
+            return [self._decoded(v) for v in self._values(n.lower())]
 
         result: str | None
         if lname == "envelopefrom":
@@ -157,7 +161,8 @@ class PreparedMessage:
                     out.append(line)
             result = "".join(out) or None
         elif lname == "all":
-            result = "".join(self._header_lines(raw))
+            # (ALL:raw is the header section as sent: Message.pm's pristine fields)
+            result = self._raw_section()[1] if raw else "".join(self._header_lines(raw))
         elif lname == "tocc":
             to, cc = values("To"), values("Cc")
             if not to and not cc:
@@ -202,7 +207,8 @@ class PreparedMessage:
         when unknown: the MAIL FROM given to :func:`prepare_message`; else the envelope
         sender the last untrusted relay recorded in its Received line; else
         X-Envelope-From, Envelope-Sender or Return-Path, each only when no Received
-        header comes before it (a list may have resent the message with another one).
+        header comes before any header of that name (a list may have resent the
+        message with another one).
         """
         key = ("\0envelopefrom", True)
         if key in self._cache:
@@ -226,13 +232,19 @@ class PreparedMessage:
         for name, final in (("x-envelope-from", True), ("envelope-sender", False),
                             ("return-path", False)):
             vals = self._values(name)
-            if not vals:
+            # the first header's address, undecoded (get("Return-Path:first:addr")); a
+            # header without one ("Return-Path: <>", "yyyy") is no source at all
+            found = _address(self, vals[0], display=False) if vals else ""
+            if not found:
                 continue
-            if "received" in names[:names.index(name)]:
+            # (Perl's /^Received:.*?^Return-Path:/smi on ALL: a Received header before
+            # any header of the name, the last one included, not only the first)
+            last = len(names) - 1 - names[::-1].index(name)
+            if "received" in names[:last]:
                 if final:
                     return None
                 continue
-            return _address(self, self._decoded(vals[0]), display=False)
+            return found
         return None
 
     def relay_info(self) -> Relays:
@@ -278,6 +290,27 @@ class PreparedMessage:
                 pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
             self._pairs[value] = pairs
         return pairs
+
+    def _raw_values(self, lname: str) -> list[str]:
+        """The values of the headers named ``lname`` as ``get("NAME:raw")`` gives them
+        (Node.pm's ``get_header`` with ``raw``): the text after the colon as sent, its
+        leading and trailing white space kept, each fold made one space.  Where the
+        header section does not read the same way here and in Message.pm (another
+        count of fields of that name), the unfolded values."""
+        ours = self._values(lname)
+        if not ours:
+            return ours
+        found = self._raw_section()[0].get(lname)
+        if found is None or len(found) != len(ours):
+            return ours
+        return [_RAW_FOLD.sub(" ", v).removesuffix("\n") for v in found]
+
+    def _raw_section(self) -> tuple[dict[str, list[str]], str]:
+        """:func:`sa_raw_headers` of the message, read once."""
+        found = self._raw_by_name
+        if found is None:
+            found = self._raw_by_name = sa_raw_headers(self.raw)
+        return found
 
     def _values(self, lname: str) -> list[str]:
         """The raw values of the headers named ``lname`` (lower case), in order."""
@@ -332,19 +365,60 @@ def _getaddresses(flat: str) -> list[tuple[str, str]]:
     return list(found)
 
 
+# Util.pm's $header_address_mailre, whole: a quoted or plain local part, "@", a domain
+# or an address literal (white space, brackets, commas, colons nowhere else)
+_SA_MAILRE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^@\s<>()\[\],:;]+)'
+                        r'@(?:[^"\s<>()\[\],:;]+|\[[\d:.]+\])', re.IGNORECASE | re.DOTALL)
+_SA_FIRST_AT = re.compile(r"^([^@]*@[^@]*).*", re.DOTALL)
+
+
+def sa_address(addr: str) -> str:
+    """An address as Util.pm's ``_parse_header_addresses`` keeps it: one its
+    ``$header_address_mailre`` reads whole and ``_valid_parsed_address`` accepts (no
+    lone double quote, no ``""@`` start), cut before any second ``@``; "" for any other
+    (``<Penny Stocks Team@example.com>``: no address)."""
+    if (not addr or _SA_MAILRE.fullmatch(addr) is None or addr.startswith('""@')
+            or addr.count('"') == 1):
+        return ""
+    return _SA_FIRST_AT.sub(r"\1", addr)
+
+
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
-    """The first address (``:addr``) or its display name (``:name``) in a header value."""
+    """The first address (``:addr``) or its display name (``:name``) in a header value;
+    only addresses SpamAssassin's parser keeps count (:func:`sa_address`)."""
     for name, addr in msg.address_pairs(value):
         if display:
             return name
+        addr = sa_address(addr)
         if addr:
             return addr
     return ""
 
 
+def _modifier_lines(msg: PreparedMessage, lname: str, *, raw: bool) -> list[str] | None:
+    """The lines PerMsgStatus's ``_get`` reads addresses or names from: one per header
+    of the name, undecoded (``:addr`` and ``:name`` ask Message.pm's ``raw_header``);
+    the pseudo-headers' values as ``get`` builds them (ToCc: each To, then each Cc,
+    decoded unless ``:raw``).  ``None`` when there is none."""
+    if lname == "tocc":
+        lines = [v if raw else msg._decoded(v)
+                 for n in ("to", "cc") for v in msg._values(n)]
+        return lines or None
+    if (lname in ("envelopefrom", "messageid", "all") or lname.startswith("x-spam-relays-")
+            or lname.startswith("all-")):
+        value = msg.header_text(lname, raw=raw)
+        return None if value is None else [value]
+    return msg._values(lname) or None
+
+
 def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: bool,
                           display: bool) -> str | None:
     """A header value with SpamAssassin's ``:raw``, ``:addr`` and ``:name`` applied.
+
+    ``:addr`` and ``:name`` read each header of the name on its own, undecoded, as
+    PerMsgStatus's ``_get`` does (two Return-Path headers are two addresses, the first
+    one counts; an encoded-word in an address stays encoded); a ``:name`` is then
+    decoded unless ``:raw``.
 
     :returns: the value, or ``None`` when the header is absent.
     """
@@ -354,8 +428,18 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     cache = msg._addr_cache  # the message's own memo, per header and modifier
     if key in cache:
         return cache[key]
-    value = msg.header_text(name, raw=raw)
-    result = None if value is None else _address(msg, value, display=display)
+    lines = _modifier_lines(msg, key[0], raw=raw)
+    result = None
+    if lines is not None:
+        result = ""
+        for line in lines:
+            pairs = msg.address_pairs(line)
+            if pairs:
+                result = _address(msg, line, display=display)
+                if display or result:
+                    break
+    if display and not raw and result:
+        result = msg._decoded(result)
     if display and not raw and result and not result.isspace():
         # PerMsgStatus's :name: white space runs made one space, the ends stripped,
         # single quotes around the whole removed
@@ -757,6 +841,86 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
 
 #: the longest added Received value (octets): a host name and HELO are at most 255
 _MAX_RECEIVED_LINE = 1000
+
+
+# Node.pm's get_header with raw: each line end followed by white space is one space
+_RAW_FOLD = re.compile(r"\r?\n[ \t\n\r\f\x0b]+")
+# Message.pm's valid field name (printable US-ASCII but the colon, WSP before the colon)
+_SA_FIELD = re.compile(r"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+#: Constants.pm's MAX_HEADER_KEY_LENGTH, MAX_HEADER_VALUE_LENGTH
+_MAX_HEADER_KEY = 256
+_MAX_HEADER_VALUE = 8192
+#: octets of a header section read for its raw values (ParseLimits.max_header_bytes)
+_MAX_RAW_HEAD = 262_144
+
+
+def sa_raw_headers(raw: bytes) -> tuple[dict[str, list[str]], str]:
+    """Message.pm's ``raw_headers``: each header field's value as sent, by lower-case
+    name, in order; and ``get("ALL:raw")``: the fields as sent (``pristine_headers``
+    without lines of folding before the first field or the empty line that ends them).
+
+    As Message.pm's header loop: a line starting with a space or tab continues the
+    field; a field's name is what comes before its first colon (trailing WSP cut, at
+    most 256 characters), its value all after it, line ends included (CR LF made LF
+    when the message's first or last line ends in CR LF), at most 8,192 characters; a
+    line without a colon is no field; the section ends at an empty line, a line
+    starting with ``--``, or the fourth line that is not a valid field.  At most the
+    first 256 KB are read.
+
+    :param raw: the message (no mbox ``From`` line).
+    :returns: lower-case name -> values, and the fields' text.
+    """
+    nl = raw.find(b"\n")
+    first = raw[:nl + 1] if nl >= 0 else raw
+    last_line = raw[raw.rfind(b"\n", 0, len(raw) - 1) + 1:]
+    crlf = b"\r\n" in first or b"\r\n" in last_line
+    # the empty line that ends the section: LF; with CR LF line ends, CR LF or LF (the
+    # lone LF is made CR LF first); only the text before it is decoded
+    endings = ("\r\n", "\n") if crlf else ("\n",)
+    end = raw.find(b"\n\n", 0, _MAX_RAW_HEAD)
+    if crlf:
+        at = raw.find(b"\n\r\n", 0, _MAX_RAW_HEAD)
+        end = at if end < 0 or 0 <= at < end else end
+    text = raw[:end + 1 if end >= 0 else _MAX_RAW_HEAD].decode("utf-8", "surrogateescape")
+    out: dict[str, list[str]] = {}
+
+    def add(field_text: str) -> None:
+        key, colon, value = field_text.partition(":")
+        if not colon:
+            return
+        if crlf:
+            value = value.replace("\r\n", "\n")
+        key = key.rstrip(" \t")[:_MAX_HEADER_KEY]
+        out.setdefault(key.lower(), []).append(value[:_MAX_HEADER_VALUE])
+
+    current: str | None = None
+    errors = 0
+    fields: list[str] = []  # the pristine text of each field (ALL:raw)
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i < len(lines) - 1:
+            line += "\n"
+        elif not line:
+            break
+        if line[:1] in (" ", "\t"):
+            current = (current or "") + line
+            if fields:
+                fields.append(line)
+            continue
+        if current is not None:
+            add(current)
+            current = None
+        if line in endings or line.startswith("--"):
+            break
+        if _SA_FIELD.match(line) is None:
+            errors += 1
+            if errors > 3:
+                break
+        current = line
+        fields.append(line)
+    if current is not None:
+        add(current)
+    return out, "".join(fields)
 
 
 def body_start(raw: bytes) -> int | None:

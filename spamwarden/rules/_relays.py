@@ -106,7 +106,8 @@ _LOCAL_FORM = re.compile(
     r"|\S+@\S+ by |Unknown/Local \(|localhost \((?:\S+@)?localhost[)\[]"
     r"|\S+ \((?:\S+@)?(?:localhost|127\.0\.0\.1)\) |\(AUTH: \S+\) by \S+ with "
     r"|\S+ by \S+ with local|\S+ by \S+ (?:with|via|for|\()|\S+ (?:(?:with|via|for) \S+"
-    r"|\(unverified\)) by\b|\S+ id \S+$|mail pickup service by |.*\(LSMTP for )")
+    r"|\(unverified\)) by\b|\S+ id \S+$|mail pickup service by |.*\(LSMTP for "
+    r"|localhost \(localhost \[\[UNIX: localhost\]\]\) by |\S+ \(\S+\) by \S+ \(Content Technologies )")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,8 @@ _EXIM_FORMS = (
 )
 _MS_SMTP_SERVER_FORM = re.compile(r"^(\S+) \(\[?(" + _IP + r")(?:%[A-Z0-9._~-]*)?\]?\) by (\S+) ")
 _SCALIX = re.compile(r"^(\S+) \( ?(" + _IP + r")\) by (\S+)")
+# Lotus Domino never records the client's reverse DNS name (Received.pm, bug 5926)
+_DOMINO = re.compile(r"^(\S+) \(\[(" + _IP + r")\]\) by (\S+) \(Lotus")
 # Obtuse smtpd: rdns(ip), claiming to be "helo" via SMTP by host,
 _OBTUSE = re.compile(r'^(\S+)\((' + _IP + r')\)(?:, claiming to be "(\S+)")? via \S+ by (\S+),')
 _EXIM_LOCAL = re.compile(r"\bwith local(?:-\S+)? ")
@@ -241,6 +244,11 @@ _COURIER_AUTH = re.compile(r"^.*?(?:\]\)|\)\]) \(AUTH: (LOGIN|PLAIN|DIGEST-MD5|C
                            r"(?:, .*?)?\) by ")
 _GMX_AUTH = re.compile(r"^\S* \((?:HELO|EHLO) (\S*)\) \[" + _IP
                        + r"\] by (mail\.gmx\.(?:net|com)) \([^)]+\) with (ESMTP|SMTP)")
+# SquirrelMail's and NaSMail's webmail submission: the first address followed by
+# "by host with HTTP" is the client's (Received.pm, bugs 6549, 6783)
+# (an IPv6-looking address is tried only where a run of its characters starts: linear)
+_SQUIRREL = re.compile(r"(\b(?<!:)" + _IP4 + r"|(?<![0-9a-fA-F:.])[0-9a-fA-F]*:[0-9a-fA-F:.]+)"
+                       r"\b(?![.-]).{10,80}by (\S+) with HTTP")
 _YAHOO_LOGIN = re.compile(r"^(\S+) \((?:HELO|EHLO) (\S*)\) \((?:(\S+)@)?(" + _IP
                           + r").*?\) by (\S+) with ")
 
@@ -248,10 +256,11 @@ _YAHOO_LOGIN = re.compile(r"^(\S+) \((?:HELO|EHLO) (\S*)\) \((?:(\S+)@)?(" + _IP
 def _branch_forms(text: str) -> tuple[dict[str, str], str]:
     """The client part of the lines Received.pm reads in a branch of its own before its
     general forms (``text`` is what follows "from "), and the authentication marks it
-    reads that the general ones do not: Microsoft SMTPSVC and SMTP Server and Scalix
+    reads that the general ones do not: Microsoft SMTPSVC and SMTP Server, Scalix and
+    Lotus Domino
     (the HELO only: no reverse DNS lookup), Exim (the name before the address is the
     reverse DNS name and, without ``helo=``, the HELO), Yahoo's authenticated
-    submission, Obtuse smtpd; Courier's and GMX's authentication.  ({}, "") when none applies;
+    submission, Obtuse smtpd, SquirrelMail; Courier's and GMX's authentication.  ({}, "") when none applies;
     ``{"skip": "1"}`` for a line Received.pm ignores (Exim's local submissions)."""
     auth = ""
     # (the Courier pattern holds "(AUTH: ", case-sensitive: without it, no match)
@@ -262,6 +271,11 @@ def _branch_forms(text: str) -> tuple[dict[str, str], str]:
         m = _GMX_AUTH.match(text)
         if m:
             auth = f"GMX ({m.group(3)} / {m.group(2)})"
+    if " (SquirrelMail authenticated user " in text or " (NaSMail authenticated user " in text:
+        # (Received.pm reads this form before every other; no name was looked up)
+        m = _SQUIRREL.search(text)
+        if m:
+            return {"ip": m.group(1), "by": m.group(2), "nolookup": "1"}, auth
     helo_only = None
     if " SMTPSVC" in text:
         helo_only = _SMTPSVC.match(text)
@@ -288,8 +302,13 @@ def _branch_forms(text: str) -> tuple[dict[str, str], str]:
                 got["ident"] = i.group(1)
             return got, auth
         return {}, auth
+    elif " (Lotus Domino " in text and " (Postfix) with" not in text:
+        # (Received.pm's branches are one chain: Postfix's comes before Domino's)
+        helo_only = _DOMINO.match(text)
     else:
-        m = _YAHOO_LOGIN.match(text)
+        # Received.pm tries its qmail form (rdns "unknown": no lookup) before Yahoo's
+        # submission form (a looked-up client), which a qmail line with a HELO matches too
+        m = None if _QMAIL.match(text) else _YAHOO_LOGIN.match(text)
         if m:
             return {"rdns": m.group(1), "helo": m.group(2), "ip": m.group(4),
                     "ident": m.group(3) or ""}, auth
@@ -361,8 +380,9 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     # of the branch forms, Yahoo's authenticated submission and Obtuse smtpd name a
     # looked-up client (qmail's forms: only when the name is not "unknown", and then
     # there is one)
-    looked_up = bool(branch) and not (
+    looked_up = bool(branch) and not branch.get("nolookup") and not (
         " SMTPSVC" in text or "Scalix SMTP Relay" in text or "Exim" in text
+        or " (Lotus Domino " in text
         or _MS_SMTP_SERVER.search(text) is not None)
     for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)

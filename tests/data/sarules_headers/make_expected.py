@@ -1,0 +1,42 @@
+"""Write expected.json: the rules SpamAssassin hits on each message here.
+
+Run from the repository root (Debian's ``spamassassin`` installed):
+
+    PYTHONPATH=$PWD:$PWD/bench/rules SPAMWARDEN_SHARED=/work/shared \
+        python tests/data/sarules_headers/make_expected.py
+
+Each message is checked by SpamAssassin's Perl API, offline, with the site
+configuration bench/rules/parity uses (no Bayes, no network), plus the rules of
+``LOCAL_CF`` (which show a header's ``:addr``).  Only the rules of ``RULES`` (those
+whose computation these messages test) are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import parity  # bench/rules/parity.py
+
+HERE = Path(__file__).parent
+RULES = frozenset({
+    "NO_RDNS_DOTCOM_HELO", "__UNPARSEABLE_RELAY_COUNT", "UNPARSEABLE_RELAY",
+    "HEADER_FROM_DIFFERENT_DOMAINS", "__ML5", "__TO_ALL_NUMS", "__FROM_ADDR_WS",
+    "__ENV_AND_HDR_FROM_MATCH", "HK_RANDOM_ENVFROM", "__KB_DATE_CONTAINS_TAB",
+    "__HDRS_MISSP", "__HEAD_ILLEGAL_CHARS", "LOCAL_FROM_ADDR_CUT", "LOCAL_FROM_ENCODED"})
+LOCAL_CF = """
+header LOCAL_FROM_ADDR_CUT From:addr =~ /^"Books\\@Books"$/
+header LOCAL_FROM_ENCODED From:addr =~ /^=\\?iso-2022-jp\\?B\\?/
+"""
+
+
+def main() -> None:
+    files = sorted(HERE.glob("*.eml"))
+    parity.SITE_CF += LOCAL_CF
+    found = parity.sa_hits(files)
+    out = {f.name: sorted(found.get(str(f), set()) & RULES) for f in files}
+    (HERE / "expected.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
