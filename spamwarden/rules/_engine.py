@@ -44,7 +44,7 @@ from ._evals import (
 from ._expr import compile_metas
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
-from ._prepare import PreparedMessage, decoded_header, header_with_modifiers, prepare_message
+from ._prepare import PreparedMessage, decoded_header, header_rule_value, prepare_message
 from ._regex import PerlRegex
 from ._rewrite import possessive_line_runs, repeated_group, widened
 from ._uris import compile_patterns as _compile_uri_patterns
@@ -797,7 +797,7 @@ class RuleEngine:
     def _header_values(self, msg: PreparedMessage, target: _Target) -> list[bytes] | None:
         scope, name, raw, addr, display = target
         if scope == "header":
-            v = header_with_modifiers(msg, name, raw=raw, addr=addr, display=display)
+            v = header_rule_value(msg, name, raw=raw, addr=addr, display=display)
             return None if v is None else [v.encode("utf-8", "surrogateescape")]
         vals: list[bytes] = []
         for part in msg.parts:

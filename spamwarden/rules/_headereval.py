@@ -104,13 +104,13 @@ _TEMPLATE_TAG = re.compile(r"%[A-Z][A-Z_-]")
 
 
 def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    for k, v in msg.headers:
-        if "%" not in v and "%" not in k:  # (the tag starts with a %)
-            continue
-        line = f"{k}: {v}"
-        if _TEMPLATE_TAG.search(line) and not _TEMPLATE_OK.match(line):
-            return True
-    return False
+    # HeaderEval.pm reads each line of get("ALL"): the fields decoded, so a newline an
+    # encoded word decodes to starts a line no field name exempts
+    text = msg.header_text("ALL") or ""
+    if "%" not in text:  # (the tag starts with a %)
+        return False
+    return any(_TEMPLATE_TAG.search(line) and not _TEMPLATE_OK.match(line)
+               for line in text.split("\n") if "%" in line)
 
 
 # Util.pm's %TZ: the zone names parse_rfc822_date knows (any other counts as -0000)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..mail import MessageView, decode_header_value
+from ..mail import MessageView
 from ._authfacts import AuthFacts
 from ._html import HtmlResults
 from ._mime import MimePart
@@ -284,6 +284,11 @@ class PreparedMessage:
                 m = _AT_PHRASE.match(flat)
                 if m is not None:
                     simple = (m.group(1), m.group(2))
+                elif flat.count("@") > 1 and (m := _MULTI_AT.match(flat)) is not None:
+                    # a lone address with a second "@" ("a@mail.example@pop.example"):
+                    # one address to Util.pm (cut before the second "@" later), none
+                    # to getaddresses
+                    simple = ("", m.group(1) or m.group(2))
             if simple is not None:
                 pairs = [simple]
             else:
@@ -328,6 +333,8 @@ class PreparedMessage:
 _ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
+_MULTI_AT = re.compile(r'^\s*(?:<([^\s<>()\[\],:;"]+@[^\s<>()\[\],:;"]+)>|'
+                       r'([^\s<>()\[\],:;"]+@[^\s<>()\[\],:;"]+))\s*$')
 _AT_PHRASE = re.compile(r"^\s*([^<>\"(),;:]*@[^<>\"(),;:]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*$")
 
 
@@ -440,12 +447,41 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
                     break
     if display and not raw and result:
         result = msg._decoded(result)
-    if display and not raw and result and not result.isspace():
+    if display and not raw and result and _PERL_OCTET_SPACE.fullmatch(result) is None:
         # PerMsgStatus's :name: white space runs made one space, the ends stripped,
-        # single quotes around the whole removed
-        result = " ".join(result.split())
+        # single quotes around the whole removed; its \s is ASCII's (the decoded name
+        # is UTF-8 octets there: an ideographic space between two words stays)
+        result = _PERL_OCTET_SPACE.sub(" ", result).strip("\t\n\x0b\x0c\r ")
         if len(result) >= 2 and result[0] == "'" and "'" in result[1:] and result.endswith("'"):
             result = result[1:-1]
+    cache[key] = result
+    return result
+
+
+# Perl's \s on an octet string: ASCII white space only
+_PERL_OCTET_SPACE = re.compile("[\t\n\x0b\x0c\r ]+")
+
+
+def header_rule_value(msg: PreparedMessage, name: str, *, raw: bool, addr: bool,
+                      display: bool) -> str | None:
+    """The text a ``header`` rule matches: :func:`header_with_modifiers`, except that
+    ``:addr`` gives every address of every header of the name, one a line: Check.pm
+    joins the list ``get`` returns with newlines (``From: a@x.example, b@y.example``
+    has white space there), while an eval asking for one value gets the first.
+
+    :returns: the value, or ``None`` when the header is absent.
+    """
+    first = header_with_modifiers(msg, name, raw=raw, addr=addr, display=display)
+    if not addr or display or not first:
+        return first
+    key = ("\0all " + name.lower(), raw, False)
+    cache = msg._addr_cache
+    if key in cache:
+        return cache[key]
+    lines = _modifier_lines(msg, name.lower(), raw=raw) or []
+    found = [a for line in lines for _, pair_addr in msg.address_pairs(line)
+             if (a := sa_address(pair_addr))]
+    result = "\n".join(found) if found else first
     cache[key] = result
     return result
 
@@ -814,13 +850,74 @@ def qp_decode(data: bytes) -> bytes:
 
 def decoded_header(value: str) -> str:
     """A header value as Node.pm's ``header`` gives it, at most 8,192 characters:
-    encoded words decoded; without one, the white space inside kept as it is (the
-    value comes unfolded and trimmed) and invalid UTF-8 replaced."""
-    if "=?" in value:
-        return decode_header_value(value[:8192])
+    encoded words decoded (:func:`sa_decode_words`); white space kept as it is (the
+    value comes unfolded) and invalid UTF-8 replaced."""
     if "\n" in value:  # a MIME part's field as the email package keeps it, folded
         value = _FOLD.sub(" ", value).strip()
-    return value[:8192].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    value = value[:8192].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return sa_decode_words(value) if "=?" in value else value
+
+
+_WORD = r"=\?[A-Za-z0-9*_-]+\?[bqBQ]\?[^?]*\?="
+_ENCODED_WORD = re.compile(r"=\?([A-Za-z0-9*_-]+)\?([bqBQ])\?([^?]*)\?=")
+_BETWEEN_WORDS = re.compile(rf"({_WORD})[\t\n\x0b\x0c\r ]+(?={_WORD})")
+_B64_WHOLE = re.compile(r"[A-Za-z0-9+/=]{2,}={0,2}")
+_B64_INNER_PAD = re.compile(r"=+(?!=*$)")
+
+
+def _b64_decode(text: str) -> bytes:
+    """Util.pm's ``base64_decode``: white space dropped; a text of whole quads decoded
+    with any ``=`` run before the end read as ``A``s; any other has its other
+    characters dropped, its final padding cut, an ``=`` inside read as ``/`` (the
+    uuencode table's last entry) and a lone last character dropped."""
+    import base64
+    import binascii
+    text = re.sub(r"[\t\n\x0b\x0c\r ]+", "", text)
+    if len(text) % 4 == 0 and _B64_WHOLE.fullmatch(text):
+        text = _B64_INNER_PAD.sub(lambda m: "A" * len(m.group()), text)
+    else:
+        text = re.sub(r"[^A-Za-z0-9+/=]", "", text).rstrip("=").replace("=", "/")
+        if len(text) % 4 == 1:
+            text = text[:-1]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def sa_decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded as Node.pm's ``_decode_header`` decodes them:
+    white space between two encoded words dropped, adjacent words of one charset
+    joined before their octets are decoded (a character split over two words), all
+    other text kept as it is (no white space collapsed: a decoded newline stays);
+    ``=?charset?Q?...?=`` with ``_`` read as a space.
+
+    :param value: an unfolded header value.
+    :returns: the decoded text.
+    """
+    from ..mail._message import _decode_bytes
+    value = _BETWEEN_WORDS.sub(r"\1", value)
+    out: list[str] = []
+    charset = ""  # of the encoded words read but not yet decoded
+    octets = bytearray()
+    pos = 0
+    for m in _ENCODED_WORD.finditer(value):
+        if m.start() > pos or (charset and m.group(1).lower() != charset):
+            if charset:
+                out.append(_decode_bytes(bytes(octets), charset.split("*", 1)[0]))
+                octets.clear()
+            out.append(value[pos:m.start()])
+        charset = m.group(1).lower()
+        data = m.group(3)
+        if m.group(2) in "bB":
+            octets += _b64_decode(data)
+        else:
+            octets += qp_decode(data.replace("_", "=20").encode("utf-8", "surrogateescape"))
+        pos = m.end()
+    if charset:
+        out.append(_decode_bytes(bytes(octets), charset.split("*", 1)[0]))
+    out.append(value[pos:])
+    return "".join(out)
 
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
@@ -829,13 +926,13 @@ _FOLD = re.compile(r"\r?\n[ \t]+")
 def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     """The body's first line: the last Subject as Node.pm's ``header`` gives it, folds
     made one space and the ends stripped, the spaces inside kept (encoded words
-    decoded)."""
+    decoded as :func:`sa_decode_words` decodes them: what they hold kept as it is)."""
     values = [v for k, v in headers if k.lower() == "subject"]
     if not values:
         return ""
     value = values[-1]
     if "=?" in value:
-        return decode_header_value(value[:8192])
+        return decoded_header(_FOLD.sub(" ", value[:8192]).strip())
     return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
 
 

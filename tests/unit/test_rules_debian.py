@@ -122,7 +122,8 @@ ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To", "Return-Path", "Sender", "Res
 def test_address_pairs_are_those_of_getaddresses(sample: list[bytes]) -> None:
     """``:addr``, ``:name`` and the address evals read the common forms without the
     stdlib parser; the pairs must be exactly ``getaddresses``'s, but for an unquoted
-    display name holding "@" (one address, as SpamAssassin reads it)."""
+    display name holding "@" and a lone address with a second "@" (one address, as
+    SpamAssassin reads them)."""
     import email.utils
 
     from spamwarden.rules import _prepare
@@ -132,6 +133,9 @@ def test_address_pairs_are_those_of_getaddresses(sample: list[bytes]) -> None:
         m = _prepare._AT_PHRASE.match(flat)
         if m is not None and len(flat) <= 998:
             return [(m.group(1), m.group(2))]
+        m = _prepare._MULTI_AT.match(flat)
+        if m is not None and flat.count("@") > 1 and len(flat) <= 998:
+            return [("", m.group(1) or m.group(2))]
         return email.utils.getaddresses([flat])
 
     seen = 0

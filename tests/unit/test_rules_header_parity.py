@@ -21,7 +21,14 @@ so that the engine before these fixes differed:
 - ``:raw`` keeps the white space after the colon (a Date after a tab); ``ALL:raw`` is
   the header section as sent ("Subject:" without a space);
 - check_illegal_chars reads every field of the section (From too) and lets valid
-  UTF-8 pass.
+  UTF-8 pass;
+- Node.pm decodes encoded words keeping what they hold (a decoded newline starts a line
+  of ALL that check_unresolved_template reads; no-break and ideographic spaces are no
+  white space to a Subject or ``:name`` rule) and collapses only ASCII white space in
+  a ``:name``;
+- a header rule reads every ``:addr`` of the field, one a line (two From addresses:
+  white space); Util.pm's parser reads an address with a second "@" (X-Sender
+  ``a@host@pop``, ``Return-Path: <a@host@relay>``) and cuts it there.
 """
 
 from __future__ import annotations
@@ -53,6 +60,10 @@ header __HDRS_MISSP ALL:raw =~ /^(?:Subject|From|To|Reply-To):\S/ism
 header __HEAD_ILLEGAL_CHARS eval:check_illegal_chars('ALL','0.010','2')
 header LOCAL_FROM_ADDR_CUT From:addr =~ /^"Books\@Books"$/
 header LOCAL_FROM_ENCODED From:addr =~ /^=\?iso-2022-jp\?B\?/
+header __FROM_FULL_NAME From:name =~ /^[^a-z[:punct:][:cntrl:]\d\s][^[:punct:][:cntrl:]\d\s]*[[:punct:]\s]+[^a-z[:punct:][:cntrl:]\d\s]/
+header UNRESOLVED_TEMPLATE eval:check_unresolved_template()
+header LOCAL_RP_CUT Return-Path:addr =~ /^bounce\@lists\.example\.org$/
+header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())

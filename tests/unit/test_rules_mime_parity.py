@@ -16,7 +16,8 @@ blocks of a message/delivery-status part (not MIME parts: no missing MIME header
 and of a message/feedback-report part (one leaf each, scanned as rawbody); style
 values running over a line (HTML.pm's patterns have no ``/s``); text in ISO-2022-JP and
 UTF-7, all ASCII octets that Node.pm's ``_normalize`` still decodes (ISO-2022-JP-2,
-which Perl's Encode does not know, stays octets).
+which Perl's Encode does not know, stays octets); a Subject whose encoded word holds
+no-break spaces (the body's first line, one word to Perl's octet ``\\s``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ uri LOCAL_URI_SHOP /^http:\\/\\/shop\\.example\\.com/
 rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
 body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 body __ISO_2022_JP_DELIM /\\e\\$B/
+body __SINGLE_WORD_LINE /^\\s?\\S{1,60}\\s?$/
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
