@@ -50,6 +50,11 @@ _GMAIL_TLS = re.compile(r"\(version=([^ ]+) cipher=([^)]+)\)")
 _FETCHER = re.compile(r"with (?:POP3|IMAP)")
 _STRIP = re.compile(r"[\s\x00#\[\]()<>|]")
 
+_HOST_IP = r"^(\S+) \((?:\S*@)?(" + _IP + r")\)"
+# Received.pm's forms of "host (ip) by" read something after the receiving host: with
+# the date cut, "by mx.example.net; 24 Apr 2002 ..." is in none of them (unparseable)
+_HOST_IP_BY = re.compile(r"^\S+ \((?:\S*@)?" + _IP + r"\) by \S+ ")
+
 # client forms, tried in order on the text after "from " (SpamAssassin's, reduced)
 _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
     (re.compile(p), groups, looked_up) for p, groups, looked_up in (
@@ -71,8 +76,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip)
         (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), True),
         # "host (ip) by": the name is both the reverse DNS name and the HELO (Received.pm,
-        # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms)
-        (r"^(\S+) \((?:\S*@)?(" + _IP + r")\)", ("rdns", "ip"), False),
+        # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
+        # only where _HOST_IP_BY reads the whole line
+        (_HOST_IP, ("rdns", "ip"), False),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
         (r"^\[(" + _IP + r")\]", ("ip",), False),
@@ -386,6 +392,8 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         or _MS_SMTP_SERVER.search(text) is not None)
     for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)
+        if m and pattern.pattern == _HOST_IP and not _HOST_IP_BY.match(text):
+            continue
         if m:
             looked_up = looked_up or form_looked_up
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
