@@ -73,8 +73,11 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # qmail / qpsmtpd: rdns (HELO helo) (ip) / [ip]
         (r"^(\S+) \((?:HELO|EHLO) \S*\) \(\[?(" + _IP + r")\]?\)", ("rdns", "ip"), False),
         (r"^(\S+) \((?:HELO|EHLO) \S*\) \[(" + _IP + r")\]", ("rdns", "ip"), False),
-        # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip)
-        (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), True),
+        # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip); with more
+        # after the address ("([ip] (may be forged))") in none of Received.pm's forms
+        # that record a lookup
+        (r"^(\S+) \(\[(" + _IP + r")\]\)", ("helo", "ip"), True),
+        (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), False),
         # "host (ip) by": the name is both the reverse DNS name and the HELO (Received.pm,
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
         # only where _HOST_IP_BY reads the whole line

@@ -12,7 +12,8 @@ so that the engine before these fixes differed:
   (NO_RDNS_DOTCOM_HELO hits); Lotus Domino never records the name; SquirrelMail's
   webmail line, a "[[UNIX: localhost]]" handover and a Content Technologies SMTPRS
   line are not unparseable (UNPARSEABLE_RELAY); "host (ip) by host" with only the date
-  after the receiving host is (its forms read something after it);
+  after the receiving host is (its forms read something after it); Sendmail's
+  "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
   only addresses Util.pm's parser keeps (no unquoted spaces) and cuts one before a
