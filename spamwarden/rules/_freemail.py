@@ -25,7 +25,7 @@ from ._evalbase import (
     perl_re,
     valid_re,
 )
-from ._uris import uri_tld_alternation, valid_tlds
+from ._uris import text_uris, uri_tld_alternation, valid_tlds
 from ._wlbl import all_from_addrs
 
 if TYPE_CHECKING:
@@ -136,12 +136,22 @@ def _body_emails(msg: PreparedMessage) -> list[str]:
         return found
     emails: dict[str, None] = {}
     pats = _email_patterns(msg.tlds)
+    parsed: set[bytes] | None = None  # the text's URIs, read at the first mailto link
     for i, part in enumerate(msg.parts):
         if part.effective_type == "text/html":
             data = msg.part_body(i)[:RAWBODY_SCAN]
             if b"@" not in data:
                 continue
-            for m in pats.href_mailto.finditer(data.decode("utf-8", "replace")):
+            html = data.decode("utf-8", "replace")
+            for m in pats.href_mailto.finditer(html):
+                # a link whose URI the text also gives ("mailto:" and the address the
+                # link shows) is one of get_uri_detail_list's "parsed" URIs too, which
+                # _parse_body skips: the text's scan decides on that address
+                if html[m.end():m.end() + 1] in ("\"", "'", " ", ">", ""):
+                    if parsed is None:
+                        parsed = set(text_uris(msg.body, tlds=msg.tlds))
+                    if b"mailto:" + m.group(1).encode("utf-8", "replace") in parsed:
+                        continue
                 emails[m.group(1).lower()] = None
     text = msg.view.text[:RAWBODY_SCAN]
     if "@" in text:
@@ -215,7 +225,10 @@ def freemail_edits_body(msg: PreparedMessage, d: EvalData, whats: Sequence[str])
     ``<>`` or before a ``word:`` from the very body lines the body rules then match
     (its ``foreach (@$body) { s{...}{ }gi }`` aliases them), as the head evals run
     before the body rules: see :func:`freemail_stripped_lines`."""
-    return any(_replyto_verdict(msg, d, w) is None for w in whats)
+    edits = any(_replyto_verdict(msg, d, w) is None for w in whats)
+    if edits:
+        _body_emails(msg)  # (it reads the text's URIs from the lines before the edit)
+    return edits
 
 
 def freemail_stripped_lines(lines: Sequence[bytes],

@@ -17,7 +17,9 @@ and of a message/feedback-report part (one leaf each, scanned as rawbody); style
 values running over a line (HTML.pm's patterns have no ``/s``); text in ISO-2022-JP and
 UTF-7, all ASCII octets that Node.pm's ``_normalize`` still decodes (ISO-2022-JP-2,
 which Perl's Encode does not know, stays octets); a Subject whose encoded word holds
-no-break spaces (the body's first line, one word to Perl's octet ``\\s``).
+no-break spaces (the body's first line, one word to Perl's octet ``\\s``); a mailto
+link whose address the text shows too (a "parsed" URI as well, which FreeMail's
+``_parse_body`` skips) and one whose text is other words.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
 body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 body __ISO_2022_JP_DELIM /\\e\\$B/
 body __SINGLE_WORD_LINE /^\\s?\\S{1,60}\\s?$/
+freemail_domains 163.com
+header __freemail_replyto eval:check_freemail_replyto('replyto')
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
