@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Sequence, Set
 from html.entities import name2codepoint
 
+import idna
 import publicsuffixlist
 
 __all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
@@ -558,6 +559,38 @@ _PLAIN = re.compile(rb"(?:https?://(?!(?:www\.)?[a-z0-9-]*(?:/|\Z))[a-z0-9.-]*[a
                     rb"(?:/[^%&:@\\\s]*)?|mailto:[^?&%<\s]+)\Z")
 
 
+# Util.pm's idn_to_ascii: the characters of a host it returns lower-cased as it is; the
+# dots RFC 3490 reads as full stops (in UTF-8); the ISO-8859-1 letters it converts
+_IDN_PLAIN = re.compile(rb"[a-zA-Z0-9_.:\[\]-]*")
+_ALT_FULLSTOP = re.compile("[\u3002\uff0e\uff61]")
+_LATIN1_NAME = re.compile(rb"[a-zA-Z0-9\xc0-\xd6\xd8-\xde\xe0-\xf6\xf8-\xfe_.-]*")
+
+
+def idn_to_ascii(host: bytes) -> bytes:
+    """Util.pm's ``idn_to_ascii`` (with LibIDN2: UTS #46 non-transitional mapping, then
+    IDNA 2008): an ASCII name of the usual characters lower-cased; valid UTF-8 with
+    its alternative full stops made ".", or ISO-8859-1 letters, to ASCII-compatible
+    encoding ("xn--" labels); where that fails, the UTF-8 text (dots made ".") or the
+    octets as they are; any other text lower-cased.
+
+    :param host: a URI's host, octets (at most a URI's length).
+    :returns: the host as SpamAssassin compares it.
+    """
+    if _IDN_PLAIN.fullmatch(host):
+        return host.lower()
+    try:
+        text = _ALT_FULLSTOP.sub(".", host.decode("utf-8"))
+        kept = text.encode("utf-8")
+    except UnicodeDecodeError:
+        if not _LATIN1_NAME.fullmatch(host):
+            return host.lower()
+        text, kept = host.decode("latin-1"), host
+    try:
+        return bytes(idna.encode(text, uts46=True, transitional=False))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return kept
+
+
 def _canonical_forms(uri: bytes,
                      tlds: frozenset[str]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     """One URI through ``uri_list_canonicalize``'s loop: (the URI as kept in the list,
@@ -614,7 +647,10 @@ def _canonical_forms(uri: bytes,
         cut = (_PORT_80 if proto == b"http://" else _PORT_443).sub(b"", rest, count=1)
         if cut != rest:
             new.append(proto + host + cut)
-    nhost = host.lower()  # (idn_to_ascii of an ASCII host)
+    nhost = idn_to_ascii(host)
+    if nhost != host.lower():
+        new.append(proto + nhost + rest)
+        host = nhost
     if _CONTROL.search(host):
         host = _CONTROL.sub(b"", host)
         new.append(proto + host + rest)

@@ -19,7 +19,9 @@ UTF-7, all ASCII octets that Node.pm's ``_normalize`` still decodes (ISO-2022-JP
 which Perl's Encode does not know, stays octets); a Subject whose encoded word holds
 no-break spaces (the body's first line, one word to Perl's octet ``\\s``); a mailto
 link whose address the text shows too (a "parsed" URI as well, which FreeMail's
-``_parse_body`` skips) and one whose text is other words.
+``_parse_body`` skips) and one whose text is other words; a URI whose host runs
+into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
+"xn--" name, not a cut ASCII one).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ body __ISO_2022_JP_DELIM /\\e\\$B/
 body __SINGLE_WORD_LINE /^\\s?\\S{1,60}\\s?$/
 freemail_domains 163.com
 header __freemail_replyto eval:check_freemail_replyto('replyto')
+uri __HAS_URI /./
 """
 NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
 EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
