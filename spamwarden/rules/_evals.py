@@ -5,8 +5,9 @@ them (name -> rule kinds, a check of the arguments, the function): ``_headereval
 (HeaderEval), ``_bodyeval`` (BodyEval), ``_mimeeval`` (MIMEEval), ``_htmleval``
 (HTMLEval), ``_httpsmismatch`` (HTTPSMismatch), ``_urieval`` (URIEval), ``_relayeval``
 (RelayEval), ``_freemail`` (FreeMail), ``_wlbleval`` (WLBLEval's URI host lists and
-sender domain), ``_wlbl`` (WLBLEval's and WelcomeListSubject's address lists), ``_auth``
-(SPF and DKIM, over the caller's results) and ``_imageinfo`` (ImageInfo).
+sender domain), ``_wlbl`` (WLBLEval's and WelcomeListSubject's address lists),
+``_vbounce`` (VBounce's bounce relays), ``_auth`` (SPF and DKIM, over the caller's
+results) and ``_imageinfo`` (ImageInfo).
 
 What they share (the settings evals read, PerMsgStatus's addresses, the argument
 checks) is in ``_evalbase``, ``Locales.pm``'s charsets in ``_locales``.  Each entry
@@ -33,6 +34,7 @@ from ._imageinfo import IMAGE_EVALS, image_to_text_ratio
 from ._mimeeval import MIME_EVALS
 from ._relayeval import RELAY_EVALS
 from ._urieval import URI_EVALS
+from ._vbounce import VBOUNCE_EVALS
 from ._wlbl import WLBL_EVALS
 from ._wlbleval import WLBLEVAL_EVALS
 
@@ -75,7 +77,8 @@ def parse_eval_args(text: str) -> tuple[str, ...]:
 #: each plugin module's evals; an eval name is listed by one of them only
 _TABLES: tuple[Mapping[str, EvalEntry], ...] = (
     HEADER_EVALS, BODY_EVALS, MIME_EVALS, HTML_EVALS, HTTPS_MISMATCH_EVALS, URI_EVALS,
-    RELAY_EVALS, FREEMAIL_EVALS, WLBLEVAL_EVALS, WLBL_EVALS, AUTH_EVALS, IMAGE_EVALS)
+    RELAY_EVALS, FREEMAIL_EVALS, WLBLEVAL_EVALS, WLBL_EVALS, VBOUNCE_EVALS, AUTH_EVALS,
+    IMAGE_EVALS)
 EVALS: Mapping[str, EvalSpec] = {
     name: EvalSpec(kinds, check, fn)
     for table in _TABLES for name, (kinds, check, fn) in table.items()}

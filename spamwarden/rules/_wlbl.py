@@ -8,15 +8,12 @@ the evals of ``60_welcomelist.cf`` and ``60_welcomelist_subject.cf``
 (USER_IN_WELCOMELIST, USER_IN_BLOCKLIST_TO, SUBJECT_IN_BLOCKLIST, URI_HOST_IN_WELCOMELIST,
 ...) read them as ``Plugin/WLBLEval.pm`` and ``Plugin/WelcomeListSubject.pm`` do.
 
-An address entry is a glob over the whole address, case-insensitive (ASCII): ``*`` any
-run of characters, ``?`` one character, everything else itself (Parser.pm's
-``add_to_addrlist``: ``\\``, ``(`` and NUL stand for ``_``).  A Subject entry is the
-same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
-an address or Subject in the message is text, so ``*@example.com`` in a From field is
-the address of that name, not a wildcard.  The globs are matched without backtracking
-into a star (the text between stars taken where it first occurs: ``str.find`` in
-:func:`glob_match`, atomic groups in :func:`glob_regex`), so no entry costs more than its
-length times the text's, and the text is bounded (:data:`MAX_TEXT`, :data:`MAX_ADDRESSES`).
+An address entry is a glob over the whole address, case-insensitive (ASCII), and a
+Subject entry the same kind of glob found anywhere in the Subject (``_globs``: how they
+are matched, without backtracking); only the list entries are patterns, the message's
+addresses and Subject are text.  The text compared is bounded (:data:`MAX_TEXT`,
+:data:`MAX_ADDRESSES`, :data:`MAX_SUBJECT`).  ``welcomelist_bounce_relays`` is read here
+and used by VBounce (``_vbounce``).
 
 ``*_from_rcvd`` entries also need the relay that handed the message to the site's
 trusted relays (the first untrusted relay; with none, any trusted one) to have the
@@ -38,16 +35,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ._prepare import body_start
+from ._globs import GlobSet, address_glob, ascii_lower, glob_match
 from ._uris import uri_host
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
 __all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
-           "address_glob",
-           "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
-
+           "all_from_addrs", "all_to_addrs", "wlbl_directive"]
 
 
 class ListData(Protocol):
@@ -67,13 +62,6 @@ MAX_ADDRESSES = 256
 MAX_TEXT = 4096
 #: characters of the Subject searched (the rest is not)
 MAX_SUBJECT = 65_536
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _lc(text: str) -> str:
-    """Perl's ``lc`` on octets: ASCII letters only."""
-    return text.translate(_ASCII_LOWER)
 
 
 def _octets(text: str) -> str:
@@ -136,9 +124,9 @@ class WlblLists:
     addr: dict[str, dict[str, None]] = field(default_factory=dict)
     rcvd: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     subject: dict[str, dict[str, None]] = field(default_factory=dict)
-    _matchers: dict[str, _GlobSet] = field(default_factory=dict, repr=False, compare=False)
+    _matchers: dict[str, GlobSet] = field(default_factory=dict, repr=False, compare=False)
 
-    def matcher(self, name: str) -> _GlobSet | None:
+    def matcher(self, name: str) -> GlobSet | None:
         """The entries of address, ``*_from_rcvd`` or Subject list ``name`` ready to
         match, ``None`` when the list is empty (built on first use: the lists do not
         change once the rule files are read)."""
@@ -148,7 +136,7 @@ class WlblLists:
                                              or self.rcvd.get(name))
             if not entries:
                 return None
-            found = self._matchers[name] = _GlobSet(entries, anywhere=name in self.subject)
+            found = self._matchers[name] = GlobSet(entries, anywhere=name in self.subject)
         return found
 
 
@@ -186,7 +174,7 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             if len(entries) >= MAX_ENTRIES:
                 note(f"more than {MAX_ENTRIES} entries: the rest is ignored")
                 break
-            entries[_lc(word)] = None
+            entries[ascii_lower(word)] = None
         return True
     if key in _REMOVE_SETTINGS:
         if not words:
@@ -194,14 +182,14 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             return True
         entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
         for word in words:
-            entries.pop(_lc(word), None)
+            entries.pop(ascii_lower(word), None)
         return True
     if key in _RCVD_SETTINGS:
         if len(words) != 2:
             note("expected an address and a relay's host or domain name or [IP address], "
                  f"got {len(words)} value(s): the line is ignored")
             return True
-        addr, domain = _lc(words[0]), _lc(words[1])
+        addr, domain = ascii_lower(words[0]), ascii_lower(words[1])
         m = _BRACKETED.match(domain)
         if m is not None and not _valid_ip_entry(m.group(1) + (m.group(2) or "")):
             note(f"{words[1]} is not an IP address or network: it matches no relay")
@@ -215,10 +203,10 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             return True
         for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
             for word in words:
-                lists.rcvd.get(name, {}).pop(_lc(word), None)
+                lists.rcvd.get(name, {}).pop(ascii_lower(word), None)
         return True
     if key in _SUBJECT_SETTINGS:
-        value = _lc(rest.strip())
+        value = ascii_lower(rest.strip())
         if not value:
             # SpamAssassin keeps an empty pattern, which matches every Subject
             note("expected a text to find in the Subject: the line is ignored (SpamAssassin"
@@ -233,162 +221,20 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             note("expected one or more host or domain names")
             return True
         hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
-        hosts.extend(_lc(w) for w in words[:MAX_ENTRIES - len(hosts)])
+        hosts.extend(ascii_lower(w) for w in words[:MAX_ENTRIES - len(hosts)])
         return True
     if key == "delist_uri_host":
         m = re.match(r"^(?:\(\s*(\S+?)\s*\)\s+)?(.+)$", rest.strip(), re.DOTALL)
         if m is None:
             note("expected host or domain names")
             return True
-        gone = {w[1:] if w.startswith("!") else w for w in _lc(m.group(2)).split()}
+        gone = {w[1:] if w.startswith("!") else w for w in ascii_lower(m.group(2)).split()}
         for name in [m.group(1)] if m.group(1) else list(uri_hosts):
             if name in uri_hosts:
                 uri_hosts[name] = [h for h in uri_hosts[name]
                                    if (h[1:] if h.startswith("!") else h) not in gone]
         return True
     return False
-
-
-# -- globs ------------------------------------------------------------------------------------
-
-
-def glob_match(pattern: str, text: str) -> bool:
-    """Whether ``text`` is matched by the glob ``pattern`` as a whole.
-
-    Parser.pm's ``^...$`` regex of an entry: ``*`` any run of characters but a newline,
-    ``?`` one character but a newline; ``$`` also matches before a final newline.  The
-    text between the stars is found leftmost, piece after piece (enough for globs), by
-    ``str.find`` or a fixed-length pattern: no backtracking over the stars, so no entry
-    costs more than its length times the text's.
-
-    :param pattern: the entry, already lower case.
-    :param text: the address or line, already lower case.
-    """
-    if text.endswith("\n"):
-        text = text[:-1]
-    if "\n" in text:
-        return False
-    pieces = pattern.split("*")
-    first, last = pieces[0], pieces[-1]
-    if len(pieces) == 1:
-        return len(text) == len(first) and _piece_at(first, text, 0)
-    end = len(text) - len(last)
-    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
-        return False
-    pos = len(first)
-    for piece in pieces[1:-1]:
-        if piece:
-            found = _piece_find(piece, text, pos, end)
-            if found < 0:
-                return False
-            pos = found + len(piece)
-    return True
-
-
-def _piece_at(piece: str, text: str, at: int) -> bool:
-    """Whether ``piece`` (``?`` any character) is ``text`` at ``at``."""
-    if "?" not in piece:
-        return text.startswith(piece, at)
-    return at + len(piece) <= len(text) and all(
-        c == "?" or c == text[at + i] for i, c in enumerate(piece))
-
-
-def _piece_find(piece: str, text: str, start: int, end: int) -> int:
-    """Where ``piece`` (``?`` any character) first is in ``text[start:end]``, -1 if not."""
-    if "?" not in piece:
-        return text.find(piece, start, end)
-    m = _piece_regex(piece).search(text, start, end)
-    return -1 if m is None else m.start()
-
-
-@functools.lru_cache(maxsize=1024)
-def _piece_regex(piece: str) -> re.Pattern[str]:
-    return re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL)
-
-
-def address_glob(entry: str) -> str:
-    """Parser.pm's "paranoia": NUL, backslash and ``(`` of an entry match ``_``."""
-    return re.sub(r"[\x00\\(]", "_", entry)
-
-
-#: globs joined into one regular expression
-_GLOBS_PER_REGEX = 500
-
-
-def _piece_pattern(piece: str) -> str:
-    return "".join("." if c == "?" else re.escape(c) for c in piece)
-
-
-def glob_regex(glob: str, *, anywhere: bool = False) -> str:
-    """:func:`glob_match` of ``glob`` as a regular expression for ``re.match`` on a
-    text without newlines: each piece after a star is taken where it first occurs, in
-    an atomic group (``(?>.*?PIECE)``), so the expression never backtracks into a star
-    and costs at most the glob's length times the text's.
-
-    :param glob: the entry (lower case).
-    :param anywhere: found anywhere in the text (a Subject entry) rather than matching
-        all of it.
-    """
-    pieces = glob.split("*")
-    if anywhere:
-        return "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces if p)
-    if len(pieces) == 1:
-        return _piece_pattern(pieces[0]) + r"\Z"
-    middle = "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces[1:-1] if p)
-    return f"{_piece_pattern(pieces[0])}{middle}.*{_piece_pattern(pieces[-1])}\\Z"
-
-
-class _GlobSet:
-    """A list's entries ready to match: exact ones in a set, ``*TEXT`` ones by their
-    tail, the rest in regular expressions of :func:`glob_regex` (a few hundred each).
-
-    :param entries: the list's entries (lower case).
-    :param anywhere: Subject entries (found anywhere in a line, as written) rather than
-        address entries (the whole address, Parser.pm's "paranoia" applied).
-    """
-
-    def __init__(self, entries: Iterable[str], *, anywhere: bool = False) -> None:
-        self.entries = frozenset(entries)
-        tails: dict[int, set[str]] = {}
-        others: list[str] = []
-        exact: set[str] = set()
-        for entry in sorted(self.entries):
-            if anywhere:
-                others.append(glob_regex(entry, anywhere=True))
-                continue
-            g = address_glob(entry)
-            tail = g.lstrip("*")
-            if "*" not in g and "?" not in g:
-                exact.add(g)
-            elif g.startswith("*") and "*" not in tail and "?" not in tail:
-                tails.setdefault(len(tail), set()).add(tail)
-            else:
-                others.append(glob_regex(g))
-        self.exact = frozenset(exact)
-        self.tails = {k: frozenset(v) for k, v in tails.items()}
-        self.regexes = [re.compile("(?:" + "|".join(others[i:i + _GLOBS_PER_REGEX]) + ")")
-                        for i in range(0, len(others), _GLOBS_PER_REGEX)]
-
-    def matches(self, addr: str) -> bool:
-        """Whether an address (lower case) is listed: Parser.pm's key lookup, then
-        each entry's ``^glob$``."""
-        if addr in self.entries:
-            return True
-        bare = addr[:-1] if addr.endswith("\n") else addr
-        if bare in self.exact:
-            return True
-        if "\n" in bare:
-            return False
-        for size, tails in self.tails.items():
-            if size <= len(bare) and bare[len(bare) - size:] in tails:
-                return True
-        return any(rx.match(bare) is not None for rx in self.regexes)
-
-    def found_in(self, text: str) -> bool:
-        """Whether an entry is found anywhere in ``text`` (lower case; WelcomeListSubject's
-        unanchored regex, which cannot match across a newline)."""
-        return any(rx.match(line) is not None for line in text.split("\n")
-                   for rx in self.regexes)
 
 
 # -- the message's addresses ------------------------------------------------------------------
@@ -463,7 +309,7 @@ _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 def _fqdn_valid(host: str) -> bool:
     """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
     label (``_`` only below the second level), 253 characters at most."""
-    host = _lc(host).rstrip(".")
+    host = ascii_lower(host).rstrip(".")
     if len(host) > 253:
         return False
     labels = host.split(".")
@@ -503,7 +349,7 @@ def _listed(d: ListData, name: str, addrs: Sequence[str]) -> bool:
     """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
     glob = d.wlbl.matcher(name)
     return glob is not None and any(
-        glob.matches(_lc(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
+        glob.matches(ascii_lower(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
 
 
 # -- the relays --------------------------------------------------------------------------------
@@ -567,7 +413,7 @@ def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int
     hops = msg.relay_info().match_hops
     if not hops:
         return 0
-    addr = _lc(_octets(addr))
+    addr = ascii_lower(_octets(addr))
     if len(addr) > MAX_TEXT:
         return 0
     glob = d.wlbl.matcher(name)
@@ -647,12 +493,12 @@ def _to_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], 
 
 
 @functools.lru_cache(maxsize=64)
-def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
+def _enlisted(entries: tuple[str, ...]) -> GlobSet:
     """An ``enlist_addrlist`` list ready to match (kept for the lists seen last)."""
-    return _GlobSet(entries)
+    return GlobSet(entries)
 
 
-def _named_list(d: ListData, name: str) -> _GlobSet | None:
+def _named_list(d: ListData, name: str) -> GlobSet | None:
     """The list ``check_*_in_list(NAME)`` reads (Conf.pm's ``$conf->{NAME}``): a list
     setting's own (``enlist_addrlist (blocklist_to) ...`` adds to ``blocklist_to``), else
     the ``enlist_addrlist`` list NAME; ``None`` when it has no entries."""
@@ -669,7 +515,7 @@ def _in_named_list(d: ListData, name: str, addrs: Sequence[str]) -> bool:
     themselves)."""
     glob = _named_list(d, name)
     return glob is not None and any(
-        glob.matches(_lc(_octets(x))) for x in addrs if len(x) <= MAX_TEXT)
+        glob.matches(ascii_lower(_octets(x))) for x in addrs if len(x) <= MAX_TEXT)
 
 
 def _to_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
@@ -697,7 +543,7 @@ def _subject_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[st
         if glob is None:
             return False
         subject = _subject(msg)[:MAX_SUBJECT]
-        return subject != "" and glob.found_in(_lc(_octets(subject)))
+        return subject != "" and glob.found_in(ascii_lower(_octets(subject)))
     return check
 
 
@@ -776,68 +622,6 @@ def _one(a: Sequence[str]) -> bool:
     return len(a) == 1
 
 
-# -- VBounce: the site's own relays quoted in a bounce ----------------------------------------
-
-#: a relay name in a quoted Received line: a dotted word between white space (VBounce.pm)
-_BOUNCE_BODY_RELAY = re.compile(r" (\S+\.\S+) ")
-_BOUNCE_RELAY = re.compile(rb"\s(\S+\.\S+)\s")
-_QUOTED_RECEIVED = re.compile(rb"^[> ]*Received:", re.IGNORECASE)
-
-
-def _have_bounce_relays(_msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
-    """VBounce's ``have_any_bounce_relays``: the site set ``welcomelist_bounce_relays``."""
-    return bool(d.wlbl.addr.get("welcomelist_bounce_relays"))
-
-
-def _bounce_relays_quoted(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
-    """VBounce's ``check_welcomelist_bounce_relays``: a bounce quotes a Received line
-    written by one of the site's own relays (``welcomelist_bounce_relays``), so it answers
-    mail the site really sent (BOUNCE_MESSAGE and the rest then do not hit).
-
-    As VBounce.pm: each rendered body paragraph opening with ``Received:`` (after ``>``
-    quoting), then the undecoded body from its first such line, continuation lines
-    joined; every dotted word between white space is a relay name, compared (ASCII lower
-    case) with the list's globs.  A relay is found by its own text only, so the cost is
-    linear in the body: a folded line is read on from where the last name was found,
-    which finds the names a whole re-read would.
-    """
-    listed = d.wlbl.matcher("welcomelist_bounce_relays")
-    if listed is None:
-        return False
-
-    def is_ours(name: bytes) -> bool:
-        return listed.matches(_lc(name.decode("utf-8", "surrogateescape")))
-
-    for para in msg.body:
-        if _QUOTED_RECEIVED.match(para):
-            text = para.decode("utf-8", "surrogateescape")
-            if any(listed.matches(_lc(m.group(1))) for m in _BOUNCE_BODY_RELAY.finditer(text)):
-                return True
-    start = body_start(msg.raw)
-    pristine = msg.raw[start:] if start is not None else b""
-    if b"received:" not in pristine.lower():
-        return False
-    found_received = False
-    fullhdr = b""
-    resume = 0  # where the last name found in ``fullhdr`` ended
-    for line in pristine.split(b"\n"):
-        if not found_received:
-            if not _QUOTED_RECEIVED.match(line):
-                continue
-            found_received = True
-        if line[:1].isspace():
-            fullhdr += line
-        else:
-            fullhdr, resume = line, 0
-        if not _QUOTED_RECEIVED.match(fullhdr):
-            continue
-        for m in _BOUNCE_RELAY.finditer(fullhdr, resume):
-            if is_ours(m.group(1)):
-                return True
-            resume = m.end()
-    return False
-
-
 _Fn = Callable[["PreparedMessage", ListData, Sequence[str]], bool]
 _HEADER = frozenset({"header"})
 _ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
@@ -870,10 +654,6 @@ for _names, _kinds, _fn in [
      _uri_host_list("WELCOME")),
     (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), _ANY,
      _uri_host_list("BLOCK")),
-    # VBounce.pm's, "type does not matter" either: 20_vbounce.cf has them as body rules
-    (("check_welcomelist_bounce_relays", "check_whitelist_bounce_relays"), _ANY,
-     _bounce_relays_quoted),
-    (("have_any_bounce_relays",), _ANY, _have_bounce_relays),
 ]:
     for _name in _names:
         WLBL_EVALS[_name] = (_kinds, _one if _name.endswith("_in_list") else _none, _fn)
