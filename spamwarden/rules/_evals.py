@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ._auth import AUTH_EVALS
 from ._bodyeval import BODY_EVALS
 from ._evalbase import EvalData, EvalEntry, EvalFn
-from ._freemail import FREEMAIL_EVALS, freemail_edits_body, freemail_stripped_lines
+from ._freemail import FREEMAIL_EVALS
 from ._headereval import HEADER_EVALS
 from ._htmleval import HTML_EVALS
 from ._httpsmismatch import HTTPS_MISMATCH_EVALS
@@ -41,8 +41,8 @@ from ._wlbleval import WLBLEVAL_EVALS
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "freemail_edits_body",
-           "freemail_stripped_lines", "parse_eval_args", "run_eval"]
+__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "parse_eval_args",
+           "run_eval"]
 
 
 @dataclass(frozen=True, slots=True)
