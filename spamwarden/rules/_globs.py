@@ -10,8 +10,8 @@ into a star (the text between stars taken where it first occurs: ``str.find`` in
 :func:`glob_match`, atomic groups in :func:`glob_regex`), so no entry costs more than its
 length times the text's; the callers bound the text.
 
-Used by the welcome and block lists (``_wlbl``), VBounce's bounce relays (``_vbounce``)
-and the SPF/DKIM welcome lists (``_auth``).
+Used by the welcome and block lists (``_wlbllists``, ``_wlbl``), VBounce's bounce relays
+(``_vbounce``) and the SPF/DKIM welcome lists (``_auth``).
 """
 
 from __future__ import annotations

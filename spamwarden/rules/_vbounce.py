@@ -2,7 +2,7 @@
 
 ``have_any_bounce_relays`` and ``check_welcomelist_bounce_relays`` (the rules of
 ``20_vbounce.cf``): the site lists its own outgoing relays with
-``welcomelist_bounce_relays`` (read with the other address lists, ``_wlbl``), and a
+``welcomelist_bounce_relays`` (read with the other address lists, ``_wlbllists``), and a
 bounce that quotes a Received line one of them wrote answers mail the site sent.
 """
 
@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ._evalbase import EvalData, EvalEntry, nargs
+from ._evalbase import ANY_KIND, EvalData, EvalEntry, nargs
 from ._globs import ascii_lower
 from ._prepare import body_start
 
@@ -54,7 +54,8 @@ def _bounce_relays_quoted(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) 
     for para in msg.body:
         if _QUOTED_RECEIVED.match(para):
             text = para.decode("utf-8", "surrogateescape")
-            if any(listed.matches(ascii_lower(m.group(1))) for m in _BOUNCE_BODY_RELAY.finditer(text)):
+            if any(listed.matches(ascii_lower(m.group(1)))
+                   for m in _BOUNCE_BODY_RELAY.finditer(text)):
                 return True
     start = body_start(msg.raw)
     pristine = msg.raw[start:] if start is not None else b""
@@ -81,12 +82,11 @@ def _bounce_relays_quoted(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) 
     return False
 
 
-#: "type does not matter" (VBounce.pm): 20_vbounce.cf has them as body rules
-_ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
 #: eval name -> (rule kinds, argument check, function); the old name too (SpamAssassin
-#: 4.0 registers both)
+#: 4.0 registers both).  "type does not matter" (VBounce.pm): 20_vbounce.cf has them as
+#: body rules
 VBOUNCE_EVALS: Mapping[str, EvalEntry] = {
-    "check_welcomelist_bounce_relays": (_ANY, nargs(0), _bounce_relays_quoted),
-    "check_whitelist_bounce_relays": (_ANY, nargs(0), _bounce_relays_quoted),
-    "have_any_bounce_relays": (_ANY, nargs(0), _have_bounce_relays),
+    "check_welcomelist_bounce_relays": (ANY_KIND, nargs(0), _bounce_relays_quoted),
+    "check_whitelist_bounce_relays": (ANY_KIND, nargs(0), _bounce_relays_quoted),
+    "have_any_bounce_relays": (ANY_KIND, nargs(0), _have_bounce_relays),
 }
