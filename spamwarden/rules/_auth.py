@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from ._authfacts import SPF_RESULTS, AuthFacts, DkimSignature
+from ._globs import address_glob, glob_regex
 from ._prepare import header_with_modifiers
-from ._wlbl import address_glob, glob_regex
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage

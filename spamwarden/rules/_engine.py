@@ -33,15 +33,9 @@ from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
 from ._capture import CaptureRunner
-from ._evals import (
-    EVAL_ERRORS,
-    EVALS,
-    EvalFn,
-    freemail_edits_body,
-    freemail_stripped_lines,
-    run_eval,
-)
+from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
+from ._freemail import freemail_edits_body, freemail_stripped_lines
 from ._literals import literal_set, parse_tree, required_literals, sre_constants
 from ._parser import Rule, RuleSet
 from ._prepare import PreparedMessage, decoded_header, header_rule_value, prepare_message

@@ -19,12 +19,12 @@ from ..mail import registrable_domain
 from ._auth import AuthLists
 from ._prepare import header_with_modifiers
 from ._uris import _domain_valid, trim_domain
-from ._wlbl import WlblLists
+from ._wlbllists import WlblLists
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["BODY", "HEADER", "IP_ADDRESS", "IP_PRIVATE", "IS_IPV4", "RAWBODY_OR_BODY",
+__all__ = ["ANY_KIND", "BODY", "HEADER", "IP_ADDRESS", "IP_PRIVATE", "IS_IPV4", "RAWBODY_OR_BODY",
            "RAWBODY_SCAN", "EvalData", "EvalEntry", "EvalFn", "addresses", "base_domain",
            "envelope_from", "header_addr", "nargs", "num", "perl_re", "valid_domain", "valid_re"]
 
@@ -133,5 +133,7 @@ def nargs(n: int, *, numeric: bool = False) -> Callable[[Sequence[str]], bool]:
 
 #: the rule kinds an eval may appear in
 HEADER = frozenset({"header"})
+#: every kind: an eval whose "type does not matter" (WLBLEval's and VBounce's list checks)
+ANY_KIND = frozenset({"header", "body", "rawbody", "uri", "full"})
 BODY = frozenset({"body"})
 RAWBODY_OR_BODY = frozenset({"rawbody", "body"})

@@ -5,8 +5,9 @@ them (name -> rule kinds, a check of the arguments, the function): ``_headereval
 (HeaderEval), ``_bodyeval`` (BodyEval), ``_mimeeval`` (MIMEEval), ``_htmleval``
 (HTMLEval), ``_httpsmismatch`` (HTTPSMismatch), ``_urieval`` (URIEval), ``_relayeval``
 (RelayEval), ``_freemail`` (FreeMail), ``_wlbleval`` (WLBLEval's URI host lists and
-sender domain), ``_wlbl`` (WLBLEval's and WelcomeListSubject's address lists), ``_auth``
-(SPF and DKIM, over the caller's results) and ``_imageinfo`` (ImageInfo).
+sender domain), ``_wlbl`` (WLBLEval's and WelcomeListSubject's address lists),
+``_vbounce`` (VBounce's bounce relays), ``_auth`` (SPF and DKIM, over the caller's
+results) and ``_imageinfo`` (ImageInfo).
 
 What they share (the settings evals read, PerMsgStatus's addresses, the argument
 checks) is in ``_evalbase``, ``Locales.pm``'s charsets in ``_locales``.  Each entry
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from ._auth import AUTH_EVALS
 from ._bodyeval import BODY_EVALS
 from ._evalbase import EvalData, EvalEntry, EvalFn
-from ._freemail import FREEMAIL_EVALS, freemail_edits_body, freemail_stripped_lines
+from ._freemail import FREEMAIL_EVALS
 from ._headereval import HEADER_EVALS
 from ._htmleval import HTML_EVALS
 from ._httpsmismatch import HTTPS_MISMATCH_EVALS
@@ -33,14 +34,15 @@ from ._imageinfo import IMAGE_EVALS, image_to_text_ratio
 from ._mimeeval import MIME_EVALS
 from ._relayeval import RELAY_EVALS
 from ._urieval import URI_EVALS
+from ._vbounce import VBOUNCE_EVALS
 from ._wlbl import WLBL_EVALS
 from ._wlbleval import WLBLEVAL_EVALS
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "freemail_edits_body",
-           "freemail_stripped_lines", "parse_eval_args", "run_eval"]
+__all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "parse_eval_args",
+           "run_eval"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,8 @@ def parse_eval_args(text: str) -> tuple[str, ...]:
 #: each plugin module's evals; an eval name is listed by one of them only
 _TABLES: tuple[Mapping[str, EvalEntry], ...] = (
     HEADER_EVALS, BODY_EVALS, MIME_EVALS, HTML_EVALS, HTTPS_MISMATCH_EVALS, URI_EVALS,
-    RELAY_EVALS, FREEMAIL_EVALS, WLBLEVAL_EVALS, WLBL_EVALS, AUTH_EVALS, IMAGE_EVALS)
+    RELAY_EVALS, FREEMAIL_EVALS, WLBLEVAL_EVALS, WLBL_EVALS, VBOUNCE_EVALS, AUTH_EVALS,
+    IMAGE_EVALS)
 EVALS: Mapping[str, EvalSpec] = {
     name: EvalSpec(kinds, check, fn)
     for table in _TABLES for name, (kinds, check, fn) in table.items()}

@@ -28,7 +28,6 @@ from ._evalbase import (
     valid_domain,
 )
 from ._locales import charset_ok_for_locales, ok_locales
-from ._prepare import header_with_modifiers
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -384,10 +383,6 @@ def _received_spaced(msg: PreparedMessage, name: str = "Received") -> str:
     return " ".join((msg.header_text(name) or "").split())
 
 
-def _from_addr(msg: PreparedMessage) -> str:
-    return header_with_modifiers(msg, "From", raw=False, addr=True, display=False) or ""
-
-
 def _fake_aol_relay(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """HeaderEval's check_for_fake_aol_relay_in_rcvd (__FORGED_AOL_RCVD): AOL's relay
     host name format in a Received header that is not AOL's own relay line."""
@@ -411,9 +406,9 @@ def _msn_groups(msg: PreparedMessage) -> bool:
     mid = msg.header_text("Message-Id") or ""
     if listname == "notifications":
         return re.search(r"^<\S+\@" + re.escape(srv.group(1)) + ">", mid) is not None
-    env = header_with_modifiers(msg, "EnvelopeFrom", raw=False, addr=True, display=False)
+    env = header_addr(msg, "EnvelopeFrom")
     return (re.search(r"^<" + re.escape(listname) + r"-\S+\@groups\.msn\.com>", mid) is not None
-            and re.search(re.escape(listname) + r"-bounce\@groups\.msn\.com", env or "")
+            and re.search(re.escape(listname) + r"-bounce\@groups\.msn\.com", env)
             is not None)
 
 
@@ -444,7 +439,7 @@ def _hotmail_forgery(msg: PreparedMessage) -> tuple[bool, bool]:
             or (ip and re.search(r"from \[66\.218.\S+\] by \S+\.yahoo\.com", rcvd))):
         if re.search(r"(?:from |HELO |helo=)\S*hotmail\.com\b", rcvd):
             result = 1.0
-        elif re.search(r"\bhotmail\.com$", _from_addr(msg), re.I):
+        elif re.search(r"\bhotmail\.com$", header_addr(msg, "From"), re.I):
             result = 2.0
     msg.memo["hotmail_forgery"] = result
     return result == 1, result == 2
@@ -462,7 +457,7 @@ def _no_hotmail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
 
 def _forged_eudoramail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """check_for_forged_eudoramail_received_headers (__FORGED_EUDORAMAIL_RCVD)."""
-    if not re.search(r"\beudoramail\.com$", _from_addr(msg), re.I):
+    if not re.search(r"\beudoramail\.com$", header_addr(msg, "From"), re.I):
         return False
     ip_hdr = msg.header_text("X-Sender-Ip")
     ip = ip_hdr is not None and re.search(IP_ADDRESS, ip_hdr, re.I) is not None
@@ -474,7 +469,7 @@ def _forged_eudoramail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) ->
 def _forged_yahoo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """check_for_forged_yahoo_received_headers (FORGED_YAHOO_RCVD): a yahoo.com From
     without Yahoo's own Received lines or relay."""
-    addr = _from_addr(msg)
+    addr = header_addr(msg, "From")
     if not re.search(r"\byahoo\.com$", addr, re.I):
         return False
     rcvd = _received_spaced(msg)
@@ -502,7 +497,7 @@ def _forged_yahoo(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool
 
 def _forged_juno(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     """check_for_forged_juno_received_headers (__FORGED_JUNO_RCVD)."""
-    if not re.search(r"\bjuno\.com$", _from_addr(msg), re.I):
+    if not re.search(r"\bjuno\.com$", header_addr(msg, "From"), re.I):
         return False
     if _gated_through_remover(msg):
         return False
@@ -535,7 +530,7 @@ def _forged_gmail(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool
     """check_for_forged_gmail_received_headers (FORGED_GMAIL_RCVD): a gmail.com From
     without Google's X-Received line or its long X-Gm-Message-State and
     X-Google-Smtp-Source fields."""
-    if not re.search(r"\bgmail\.com$", _from_addr(msg), re.I):
+    if not re.search(r"\bgmail\.com$", header_addr(msg, "From"), re.I):
         return False
     xreceived = msg.header_text("X-Received") or ""
     if (re.search(r"by 10\.\S+ with SMTP id \S+", xreceived)
@@ -630,7 +625,7 @@ def _to_in_subject(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool
     alone, "Re:"/"Fw:" and at most one word then it, it followed by punctuation (the
     local part in its own case), or ", " it and punctuation at the end; 'address':
     the whole address as a word anywhere in the Subject."""
-    full_to = header_with_modifiers(msg, "To", raw=False, addr=True, display=False)
+    full_to = header_addr(msg, "To")
     if not full_to:
         return False
     subject = msg.header_text("Subject") or ""

@@ -32,6 +32,9 @@ _SHIFT_JIS = re.compile(rb"\x1b\$B.*\x1b\(B", re.DOTALL)
 _CAPS_FP_CHARSET = re.compile(r"[-_a-z0-9]*(?:koi|jp|jis|euc|gb|big5|isoir|cp1251|"
                               r"windows-1251|georgianps|pt154|tis)[-_a-z0-9]*\n?\Z",
                               re.IGNORECASE)
+#: Util.pm's ``parse_content_type``: the charset of a Content-Type value (its white space
+#: runs made one space first)
+_PART_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
 
 
 def _charset_fp_as_caps(msg: PreparedMessage) -> bool:
@@ -196,7 +199,6 @@ def _parse_flags(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return any(d in ("header section over limit", "too many headers") for d in msg.view.defects)
 
 
-_SA_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
 _NOT_PLAIN_TEXT = frozenset({"text/html", "text/calendar", "text/x-vcard"})
 _ASCII_ILLEGAL = re.compile(rb"[\x00\x0d\x80-\xff]")
 
@@ -213,7 +215,7 @@ def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
         if ctype is None:
             charset: str | None = "us-ascii"
         else:
-            m = _SA_CHARSET.search(" ".join(ctype.split()))
+            m = _PART_CHARSET.search(" ".join(ctype.split()))
             charset = m.group(1).lower() if m else None
         if charset not in (None, "us-ascii"):
             continue
@@ -303,9 +305,6 @@ def _faraway_charset(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bo
     high = sum(len(line) - len(line.translate(None, _HIGH_OCTETS)) for line in msg.body)
     total = sum(len(line) for line in msg.body) + max(len(msg.body) - 1, 0)
     return total - high <= high and high > 3
-
-
-_PART_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
 
 
 def _mime_faraway(msg: PreparedMessage, d: EvalData) -> bool:

@@ -35,7 +35,7 @@ from ._relays import (
     parse_net,
 )
 from ._settings import unread_setting
-from ._wlbl import WlblLists, wlbl_directive
+from ._wlbllists import WlblLists, wlbl_directive
 
 __all__ = [
     "LOADED_PLUGINS",

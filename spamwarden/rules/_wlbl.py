@@ -1,32 +1,23 @@
-"""A site's welcome and block lists: SpamAssassin 4.0's WLBLEval and WelcomeListSubject.
+"""A site's welcome and block lists' evals: SpamAssassin 4.0's WLBLEval and WelcomeListSubject.
 
-The list lines of a ``local.cf`` (``Mail::SpamAssassin::Conf`` and the
-WelcomeListSubject plugin: ``welcomelist_from``, ``blocklist_to``,
-``welcomelist_from_rcvd``, ``blocklist_subject``, ``welcomelist_uri_host`` and the rest,
-old ``whitelist``/``blacklist`` names included) are read into :class:`WlblLists`;
-the evals of ``60_welcomelist.cf`` and ``60_welcomelist_subject.cf``
+The evals of ``60_welcomelist.cf`` and ``60_welcomelist_subject.cf``
 (USER_IN_WELCOMELIST, USER_IN_BLOCKLIST_TO, SUBJECT_IN_BLOCKLIST, URI_HOST_IN_WELCOMELIST,
-...) read them as ``Plugin/WLBLEval.pm`` and ``Plugin/WelcomeListSubject.pm`` do.
+...) read the lists of a ``local.cf`` (``_wlbllists``: ``welcomelist_from``,
+``blocklist_to``, ``welcomelist_from_rcvd``, ...) as ``Plugin/WLBLEval.pm`` and
+``Plugin/WelcomeListSubject.pm`` do, over PerMsgStatus's ``all_from_addrs`` and
+``all_to_addrs`` (found here, once per message).
 
-An address entry is a glob over the whole address, case-insensitive (ASCII): ``*`` any
-run of characters, ``?`` one character, everything else itself (Parser.pm's
-``add_to_addrlist``: ``\\``, ``(`` and NUL stand for ``_``).  A Subject entry is the
-same kind of glob found anywhere in the Subject.  Only the list entries are patterns:
-an address or Subject in the message is text, so ``*@example.com`` in a From field is
-the address of that name, not a wildcard.  The globs are matched without backtracking
-into a star (the text between stars taken where it first occurs: ``str.find`` in
-:func:`glob_match`, atomic groups in :func:`glob_regex`), so no entry costs more than its
-length times the text's, and the text is bounded (:data:`MAX_TEXT`, :data:`MAX_ADDRESSES`).
+An address entry is a glob over the whole address, case-insensitive (ASCII), and a
+Subject entry the same kind of glob found anywhere in the Subject (``_globs``: how they
+are matched, without backtracking); only the list entries are patterns, the message's
+addresses and Subject are text.  The text compared is bounded (:data:`MAX_TEXT`,
+:data:`MAX_ADDRESSES`, :data:`MAX_SUBJECT`).
 
 ``*_from_rcvd`` entries also need the relay that handed the message to the site's
 trusted relays (the first untrusted relay; with none, any trusted one) to have the
 reverse DNS name (the domain or a host under it) or the address the entry names, as
 ``_check_welcomelist_rcvd`` does: the Received lines below that relay are written by
 the sender and are never read.
-
-Deliberate difference: an empty ``welcomelist_subject``/``blocklist_subject`` line,
-which SpamAssassin keeps as an empty pattern matching every Subject, adds nothing here
-and is reported by ``spamwarden rules --lint``.
 """
 
 from __future__ import annotations
@@ -34,33 +25,20 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ._prepare import body_start
+from ._evalbase import ANY_KIND, HEADER, EvalData, EvalEntry, EvalFn, nargs
+from ._globs import GlobSet, address_glob, ascii_lower, glob_match
 from ._uris import uri_host
+from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["MAX_ADDRESSES", "MAX_ENTRIES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "WlblLists",
-           "address_glob",
-           "all_from_addrs", "all_to_addrs", "glob_match", "glob_regex", "wlbl_directive"]
+__all__ = ["MAX_ADDRESSES", "MAX_SUBJECT", "MAX_TEXT", "WLBL_EVALS", "all_from_addrs",
+           "all_to_addrs"]
 
-
-
-class ListData(Protocol):
-    """What the list evals read of the rule set (``_evalbase.EvalData`` has it, among more):
-    the lists of this module, ``enlist_addrlist``'s lists and ``enlist_uri_host``'s."""
-
-    wlbl: WlblLists
-    addrlists: dict[str, list[str]]
-    uri_hosts: dict[str, list[str]]
-
-
-#: entries kept per list (a larger list is cut, with a lint note)
-MAX_ENTRIES = 100_000
 #: addresses of a message compared (the first ones of all_from_addrs / all_to_addrs)
 MAX_ADDRESSES = 256
 #: characters of an address compared: a longer one (no valid address is) is not
@@ -68,327 +46,12 @@ MAX_TEXT = 4096
 #: characters of the Subject searched (the rest is not)
 MAX_SUBJECT = 65_536
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _lc(text: str) -> str:
-    """Perl's ``lc`` on octets: ASCII letters only."""
-    return text.translate(_ASCII_LOWER)
-
 
 def _octets(text: str) -> str:
     """A message's text as the rule files are read (one character per octet, Latin-1):
     SpamAssassin compares the message's UTF-8 octets with the octets of the line."""
     return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode(
         "latin-1")
-
-
-# -- the settings -----------------------------------------------------------------------------
-
-#: address lists (Conf.pm's CONF_TYPE_ADDRLIST), old names included
-_ADDR_SETTINGS = {
-    "welcomelist_from": "welcomelist_from", "whitelist_from": "welcomelist_from",
-    "blocklist_from": "blocklist_from", "blacklist_from": "blocklist_from",
-    "welcomelist_to": "welcomelist_to", "whitelist_to": "welcomelist_to",
-    "more_spam_to": "more_spam_to", "all_spam_to": "all_spam_to",
-    "blocklist_to": "blocklist_to", "blacklist_to": "blocklist_to",
-    "welcomelist_allows_relays": "welcomelist_allows_relays",
-    "whitelist_allows_relays": "welcomelist_allows_relays",
-    "welcomelist_bounce_relays": "welcomelist_bounce_relays",
-    "whitelist_bounce_relays": "welcomelist_bounce_relays",
-}
-_REMOVE_SETTINGS = {
-    "unwelcomelist_from": "welcomelist_from", "unwhitelist_from": "welcomelist_from",
-    "unblocklist_from": "blocklist_from", "unblacklist_from": "blocklist_from",
-}
-_RCVD_SETTINGS = {
-    "welcomelist_from_rcvd": "welcomelist_from_rcvd",
-    "whitelist_from_rcvd": "welcomelist_from_rcvd",
-    "def_welcomelist_from_rcvd": "def_welcomelist_from_rcvd",
-    "def_whitelist_from_rcvd": "def_welcomelist_from_rcvd",
-}
-_RCVD_REMOVE = frozenset({"unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"})
-_SUBJECT_SETTINGS = {
-    "welcomelist_subject": "welcomelist_subject", "whitelist_subject": "welcomelist_subject",
-    "blocklist_subject": "blocklist_subject", "blacklist_subject": "blocklist_subject",
-}
-_URI_SETTINGS = {
-    "welcomelist_uri_host": "WELCOME", "whitelist_uri_host": "WELCOME",
-    "blocklist_uri_host": "BLOCK", "blacklist_uri_host": "BLOCK",
-}
-_DIRECTIVES = frozenset({*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_SETTINGS, *_RCVD_REMOVE,
-                         *_SUBJECT_SETTINGS, *_URI_SETTINGS, "delist_uri_host",
-                         "enlist_addrlist"})
-_ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
-_BRACKETED = re.compile(r"^\[(.*)\](/\d{1,3})?\Z", re.DOTALL)
-
-
-@dataclass
-class WlblLists:
-    """The list lines read, as Conf.pm keeps them.
-
-    :ivar addr: address list name -> its entries, lower case, in the order added.
-    :ivar rcvd: ``welcomelist_from_rcvd`` / ``def_welcomelist_from_rcvd`` -> address
-        entry -> the relay names and ``[IP]`` entries it was listed with.
-    :ivar subject: ``welcomelist_subject`` / ``blocklist_subject`` -> entries.
-    """
-
-    addr: dict[str, dict[str, None]] = field(default_factory=dict)
-    rcvd: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    subject: dict[str, dict[str, None]] = field(default_factory=dict)
-    _matchers: dict[str, _GlobSet] = field(default_factory=dict, repr=False, compare=False)
-
-    def matcher(self, name: str) -> _GlobSet | None:
-        """The entries of address, ``*_from_rcvd`` or Subject list ``name`` ready to
-        match, ``None`` when the list is empty (built on first use: the lists do not
-        change once the rule files are read)."""
-        found = self._matchers.get(name)
-        if found is None:
-            entries: Iterable[str] | None = (self.addr.get(name) or self.subject.get(name)
-                                             or self.rcvd.get(name))
-            if not entries:
-                return None
-            found = self._matchers[name] = _GlobSet(entries, anywhere=name in self.subject)
-        return found
-
-
-def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, rest: str,
-                   origin: str, notes: list[tuple[str, str]]) -> bool:
-    """Read one list line into ``lists`` (and ``uri_hosts`` for the URI host lists).
-
-    :param lists: the lists read so far.
-    :param uri_hosts: ``enlist_uri_host``'s lists (``WELCOME`` and ``BLOCK`` are
-        ``welcomelist_uri_host``'s and ``blocklist_uri_host``'s, as in Conf.pm).
-    :param key: the directive, lower case; ``rest`` the rest of the line.
-    :param origin: ``file:line`` for the notes.
-    :param notes: where a line that is not understood is reported (``rules --lint``).
-    :returns: whether the line was a list line (read, or reported as malformed).
-    """
-    if key not in _DIRECTIVES:
-        return False
-    words = rest.split()
-
-    def note(text: str) -> None:
-        notes.append((origin, f"{key}: {text}"))
-
-    if key == "enlist_addrlist":
-        # enlisting to a list named like a setting is that setting (Conf.pm)
-        m = _ENLIST.match(rest.strip())
-        if m is None or m.group(1) not in _ADDR_SETTINGS.values():
-            return False
-        key, words = m.group(1), m.group(2).split()
-    if key in _ADDR_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
-        entries = lists.addr.setdefault(_ADDR_SETTINGS[key], {})
-        for word in words:
-            if len(entries) >= MAX_ENTRIES:
-                note(f"more than {MAX_ENTRIES} entries: the rest is ignored")
-                break
-            entries[_lc(word)] = None
-        return True
-    if key in _REMOVE_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
-        entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
-        for word in words:
-            entries.pop(_lc(word), None)
-        return True
-    if key in _RCVD_SETTINGS:
-        if len(words) != 2:
-            note("expected an address and a relay's host or domain name or [IP address], "
-                 f"got {len(words)} value(s): the line is ignored")
-            return True
-        addr, domain = _lc(words[0]), _lc(words[1])
-        m = _BRACKETED.match(domain)
-        if m is not None and not _valid_ip_entry(m.group(1) + (m.group(2) or "")):
-            note(f"{words[1]} is not an IP address or network: it matches no relay")
-        listed = lists.rcvd.setdefault(_RCVD_SETTINGS[key], {})
-        if len(listed) < MAX_ENTRIES:
-            listed.setdefault(addr, []).append(domain)
-        return True
-    if key in _RCVD_REMOVE:
-        if not words:
-            note("expected one or more addresses")
-            return True
-        for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
-            for word in words:
-                lists.rcvd.get(name, {}).pop(_lc(word), None)
-        return True
-    if key in _SUBJECT_SETTINGS:
-        value = _lc(rest.strip())
-        if not value:
-            # SpamAssassin keeps an empty pattern, which matches every Subject
-            note("expected a text to find in the Subject: the line is ignored (SpamAssassin"
-                 " would match every Subject)")
-            return True
-        entries = lists.subject.setdefault(_SUBJECT_SETTINGS[key], {})
-        if len(entries) < MAX_ENTRIES:
-            entries[value] = None
-        return True
-    if key in _URI_SETTINGS:
-        if not words:
-            note("expected one or more host or domain names")
-            return True
-        hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
-        hosts.extend(_lc(w) for w in words[:MAX_ENTRIES - len(hosts)])
-        return True
-    if key == "delist_uri_host":
-        m = re.match(r"^(?:\(\s*(\S+?)\s*\)\s+)?(.+)$", rest.strip(), re.DOTALL)
-        if m is None:
-            note("expected host or domain names")
-            return True
-        gone = {w[1:] if w.startswith("!") else w for w in _lc(m.group(2)).split()}
-        for name in [m.group(1)] if m.group(1) else list(uri_hosts):
-            if name in uri_hosts:
-                uri_hosts[name] = [h for h in uri_hosts[name]
-                                   if (h[1:] if h.startswith("!") else h) not in gone]
-        return True
-    return False
-
-
-# -- globs ------------------------------------------------------------------------------------
-
-
-def glob_match(pattern: str, text: str) -> bool:
-    """Whether ``text`` is matched by the glob ``pattern`` as a whole.
-
-    Parser.pm's ``^...$`` regex of an entry: ``*`` any run of characters but a newline,
-    ``?`` one character but a newline; ``$`` also matches before a final newline.  The
-    text between the stars is found leftmost, piece after piece (enough for globs), by
-    ``str.find`` or a fixed-length pattern: no backtracking over the stars, so no entry
-    costs more than its length times the text's.
-
-    :param pattern: the entry, already lower case.
-    :param text: the address or line, already lower case.
-    """
-    if text.endswith("\n"):
-        text = text[:-1]
-    if "\n" in text:
-        return False
-    pieces = pattern.split("*")
-    first, last = pieces[0], pieces[-1]
-    if len(pieces) == 1:
-        return len(text) == len(first) and _piece_at(first, text, 0)
-    end = len(text) - len(last)
-    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
-        return False
-    pos = len(first)
-    for piece in pieces[1:-1]:
-        if piece:
-            found = _piece_find(piece, text, pos, end)
-            if found < 0:
-                return False
-            pos = found + len(piece)
-    return True
-
-
-def _piece_at(piece: str, text: str, at: int) -> bool:
-    """Whether ``piece`` (``?`` any character) is ``text`` at ``at``."""
-    if "?" not in piece:
-        return text.startswith(piece, at)
-    return at + len(piece) <= len(text) and all(
-        c == "?" or c == text[at + i] for i, c in enumerate(piece))
-
-
-def _piece_find(piece: str, text: str, start: int, end: int) -> int:
-    """Where ``piece`` (``?`` any character) first is in ``text[start:end]``, -1 if not."""
-    if "?" not in piece:
-        return text.find(piece, start, end)
-    m = _piece_regex(piece).search(text, start, end)
-    return -1 if m is None else m.start()
-
-
-@functools.lru_cache(maxsize=1024)
-def _piece_regex(piece: str) -> re.Pattern[str]:
-    return re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.DOTALL)
-
-
-def address_glob(entry: str) -> str:
-    """Parser.pm's "paranoia": NUL, backslash and ``(`` of an entry match ``_``."""
-    return re.sub(r"[\x00\\(]", "_", entry)
-
-
-#: globs joined into one regular expression
-_GLOBS_PER_REGEX = 500
-
-
-def _piece_pattern(piece: str) -> str:
-    return "".join("." if c == "?" else re.escape(c) for c in piece)
-
-
-def glob_regex(glob: str, *, anywhere: bool = False) -> str:
-    """:func:`glob_match` of ``glob`` as a regular expression for ``re.match`` on a
-    text without newlines: each piece after a star is taken where it first occurs, in
-    an atomic group (``(?>.*?PIECE)``), so the expression never backtracks into a star
-    and costs at most the glob's length times the text's.
-
-    :param glob: the entry (lower case).
-    :param anywhere: found anywhere in the text (a Subject entry) rather than matching
-        all of it.
-    """
-    pieces = glob.split("*")
-    if anywhere:
-        return "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces if p)
-    if len(pieces) == 1:
-        return _piece_pattern(pieces[0]) + r"\Z"
-    middle = "".join(f"(?>.*?{_piece_pattern(p)})" for p in pieces[1:-1] if p)
-    return f"{_piece_pattern(pieces[0])}{middle}.*{_piece_pattern(pieces[-1])}\\Z"
-
-
-class _GlobSet:
-    """A list's entries ready to match: exact ones in a set, ``*TEXT`` ones by their
-    tail, the rest in regular expressions of :func:`glob_regex` (a few hundred each).
-
-    :param entries: the list's entries (lower case).
-    :param anywhere: Subject entries (found anywhere in a line, as written) rather than
-        address entries (the whole address, Parser.pm's "paranoia" applied).
-    """
-
-    def __init__(self, entries: Iterable[str], *, anywhere: bool = False) -> None:
-        self.entries = frozenset(entries)
-        tails: dict[int, set[str]] = {}
-        others: list[str] = []
-        exact: set[str] = set()
-        for entry in sorted(self.entries):
-            if anywhere:
-                others.append(glob_regex(entry, anywhere=True))
-                continue
-            g = address_glob(entry)
-            tail = g.lstrip("*")
-            if "*" not in g and "?" not in g:
-                exact.add(g)
-            elif g.startswith("*") and "*" not in tail and "?" not in tail:
-                tails.setdefault(len(tail), set()).add(tail)
-            else:
-                others.append(glob_regex(g))
-        self.exact = frozenset(exact)
-        self.tails = {k: frozenset(v) for k, v in tails.items()}
-        self.regexes = [re.compile("(?:" + "|".join(others[i:i + _GLOBS_PER_REGEX]) + ")")
-                        for i in range(0, len(others), _GLOBS_PER_REGEX)]
-
-    def matches(self, addr: str) -> bool:
-        """Whether an address (lower case) is listed: Parser.pm's key lookup, then
-        each entry's ``^glob$``."""
-        if addr in self.entries:
-            return True
-        bare = addr[:-1] if addr.endswith("\n") else addr
-        if bare in self.exact:
-            return True
-        if "\n" in bare:
-            return False
-        for size, tails in self.tails.items():
-            if size <= len(bare) and bare[len(bare) - size:] in tails:
-                return True
-        return any(rx.match(bare) is not None for rx in self.regexes)
-
-    def found_in(self, text: str) -> bool:
-        """Whether an entry is found anywhere in ``text`` (lower case; WelcomeListSubject's
-        unanchored regex, which cannot match across a newline)."""
-        return any(rx.match(line) is not None for line in text.split("\n")
-                   for rx in self.regexes)
 
 
 # -- the message's addresses ------------------------------------------------------------------
@@ -402,11 +65,11 @@ def _unfolded(value: str) -> str:
 
 #: PreparedMessage.addresses keys of all_from_addrs and all_to_addrs (not header names)
 _FROM_KEY, _TO_KEY = "\0all_from_addrs", "\0all_to_addrs"
-_TO_HEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
+_TOHEADERS = ("To", "Apparently-To", "Delivered-To", "Envelope-Recipients",
                "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
                "X-Original-To", "X-Rcpt-To", "X-Real-To", "Cc")
 _ADDRESS_FIELDS = frozenset(h.lower() for h in (
-    *_TO_HEADERS, "Resent-To", "Resent-Cc", "Resent-From", "From", "Envelope-Sender",
+    *_TOHEADERS, "Resent-To", "Resent-Cc", "Resent-From", "From", "Envelope-Sender",
     "Resent-Sender", "X-Envelope-From", "Received", "Reply-To"))
 
 
@@ -463,7 +126,7 @@ _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 def _fqdn_valid(host: str) -> bool:
     """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
     label (``_`` only below the second level), 253 characters at most."""
-    host = _lc(host).rstrip(".")
+    host = ascii_lower(host).rstrip(".")
     if len(host) > 253:
         return False
     labels = host.split(".")
@@ -493,57 +156,31 @@ def all_to_addrs(msg: PreparedMessage) -> list[str]:
             m = _RCVD_FOR.search(_unfolded(line[:MAX_TEXT]))
             if m is not None and _fqdn_valid(m.group(2)):
                 found.append(m.group(1))
-        for name in _TO_HEADERS:
+        for name in _TOHEADERS:
             found.extend(_header_addrs(fields, msg, name))
     found = msg.addresses[_TO_KEY] = list(dict.fromkeys(found))[:MAX_ADDRESSES]
     return found
 
 
-def _listed(d: ListData, name: str, addrs: Sequence[str]) -> bool:
+def _listed(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
     """WLBLEval's ``_check_welcomelist`` of each address against list ``name``."""
     glob = d.wlbl.matcher(name)
     return glob is not None and any(
-        glob.matches(_lc(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
+        glob.matches(ascii_lower(_octets(a))) for a in addrs if len(a) <= MAX_TEXT)
 
 
 # -- the relays --------------------------------------------------------------------------------
 
 
-def _relay_ip_entry(text: str) -> str | ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    """A ``[...]`` entry of a ``*_from_rcvd`` line as ``_check_welcomelist_rcvd``
-    compares it: a dotted quad (compared as text), a classful prefix (``"10.1."``),
-    or a network (a prefix length or IPv6); ``None`` when it is none of these."""
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text):
-        return text
-    if re.fullmatch(r"[\d.]+", text):
-        return re.sub(r"\.*\Z", ".", text, count=1)
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return None
-
-
-def _valid_ip_entry(text: str) -> bool:
-    """Whether a ``[...]`` entry can match a relay (a dotted quad of octets, a classful
-    prefix, or a network)."""
-    entry = _relay_ip_entry(text)
-    if isinstance(entry, str) and not entry.endswith("."):
-        try:
-            ipaddress.IPv4Address(entry)
-        except ValueError:
-            return False
-    return entry is not None
-
-
 def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
     """Whether one relay (its address and lower-case reverse DNS name, as the trusted
     relay below it recorded them) is the one a ``*_from_rcvd`` entry names."""
-    m = _BRACKETED.match(domain)
+    m = BRACKETED_RELAY.match(domain)
     if m is None:
         return rdns == domain or rdns.endswith("." + domain)
     if not ip:
         return False
-    entry = _relay_ip_entry(m.group(1) + (m.group(2) or ""))
+    entry = relay_ip_entry(m.group(1) + (m.group(2) or ""))
     if entry is None:
         return False
     if isinstance(entry, str):
@@ -557,7 +194,7 @@ def _relay_matches(domain: str, ip: str, rdns: str) -> bool:
     return addr.version == entry.version and addr in entry
 
 
-def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int:
+def _rcvd_listed(msg: PreparedMessage, d: EvalData, name: str, addr: str) -> int:
     """WLBLEval's ``_check_welcomelist_rcvd``: 1 when an entry of list ``name`` matches
     the address and the relay, -1 when entries match the address only (a forgery,
     unless ``welcomelist_allows_relays`` lists the address), else 0."""
@@ -567,7 +204,7 @@ def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int
     hops = msg.relay_info().match_hops
     if not hops:
         return 0
-    addr = _lc(_octets(addr))
+    addr = ascii_lower(_octets(addr))
     if len(addr) > MAX_TEXT:
         return 0
     glob = d.wlbl.matcher(name)
@@ -588,7 +225,7 @@ def _rcvd_listed(msg: PreparedMessage, d: ListData, name: str, addr: str) -> int
     return forged
 
 
-def _from_welcomed(msg: PreparedMessage, d: ListData, *, default: bool) -> int:
+def _from_welcomed(msg: PreparedMessage, d: EvalData, *, default: bool) -> int:
     """``_check_from_in_welcomelist`` (``welcomelist_from`` or ``welcomelist_from_rcvd``)
     or ``_check_from_in_default_welcomelist`` (``def_welcomelist_from_rcvd``) over
     all_from_addrs: 1 listed, -1 listed for other relays only, 0 not listed."""
@@ -615,89 +252,89 @@ def _from_welcomed(msg: PreparedMessage, d: ListData, *, default: bool) -> int:
 # -- the evals ---------------------------------------------------------------------------------
 
 
-def _from_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _from_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     return _from_welcomed(msg, d, default=False) > 0
 
 
-def _from_in_default_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _from_in_default_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     return _from_welcomed(msg, d, default=True) > 0
 
 
-def _forged_in_welcomelist(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _forged_in_welcomelist(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     return (_from_welcomed(msg, d, default=False) < 0
             and _from_welcomed(msg, d, default=True) == 0)
 
 
-def _forged_in_default_welcomelist(msg: PreparedMessage, d: ListData,
+def _forged_in_default_welcomelist(msg: PreparedMessage, d: EvalData,
                                    _a: Sequence[str]) -> bool:
     return (_from_welcomed(msg, d, default=True) < 0
             and _from_welcomed(msg, d, default=False) == 0)
 
 
-def _from_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _from_list(name: str) -> EvalFn:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         return d.wlbl.matcher(name) is not None and _listed(d, name, all_from_addrs(msg))
     return check
 
 
-def _to_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _to_list(name: str) -> EvalFn:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         return d.wlbl.matcher(name) is not None and _listed(d, name, all_to_addrs(msg))
     return check
 
 
 @functools.lru_cache(maxsize=64)
-def _enlisted(entries: tuple[str, ...]) -> _GlobSet:
+def _enlisted(entries: tuple[str, ...]) -> GlobSet:
     """An ``enlist_addrlist`` list ready to match (kept for the lists seen last)."""
-    return _GlobSet(entries)
+    return GlobSet(entries)
 
 
-def _named_list(d: ListData, name: str) -> _GlobSet | None:
+def _named_list(d: EvalData, name: str) -> GlobSet | None:
     """The list ``check_*_in_list(NAME)`` reads (Conf.pm's ``$conf->{NAME}``): a list
     setting's own (``enlist_addrlist (blocklist_to) ...`` adds to ``blocklist_to``), else
     the ``enlist_addrlist`` list NAME; ``None`` when it has no entries."""
-    if name in _ADDR_SETTINGS.values():
+    if name in ADDRESS_LISTS:
         return d.wlbl.matcher(name)
     entries = d.addrlists.get(name)
     return _enlisted(tuple(entries)) if entries else None
 
 
-def _in_named_list(d: ListData, name: str, addrs: Sequence[str]) -> bool:
+def _in_named_list(d: EvalData, name: str, addrs: Sequence[str]) -> bool:
     """WLBLEval's ``_check_welcomelist`` of each address against list ``name``: the
     address (ASCII lower case) is an entry, or matches an entry's glob (Parser.pm's
     ``add_to_addrlist``: ``*`` and ``?`` the only wildcards, ``[...]`` and the rest
     themselves)."""
     glob = _named_list(d, name)
     return glob is not None and any(
-        glob.matches(_lc(_octets(x))) for x in addrs if len(x) <= MAX_TEXT)
+        glob.matches(ascii_lower(_octets(x))) for x in addrs if len(x) <= MAX_TEXT)
 
 
-def _to_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+def _to_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     """WLBLEval's ``check_to_in_list(LIST)``: an address of all_to_addrs is on LIST."""
     return _in_named_list(d, a[0], all_to_addrs(msg))
 
 
-def _from_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+def _from_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     """WLBLEval's ``check_from_in_list(LIST)``: an address of all_from_addrs (every
     address of the first Resent-From field when it has any, else those of From,
     Envelope-Sender, Resent-Sender, X-Envelope-From and the envelope sender) is on LIST."""
     return _in_named_list(d, a[0], all_from_addrs(msg))
 
 
-def _replyto_in_list(msg: PreparedMessage, d: ListData, a: Sequence[str]) -> bool:
+def _replyto_in_list(msg: PreparedMessage, d: EvalData, a: Sequence[str]) -> bool:
     """WLBLEval's ``check_replyto_in_list(LIST)``: ``get('Reply-To:addr')`` in scalar
     context, the first address of the Reply-To fields, is on LIST."""
     first = _header_addrs(_fields(msg), msg, "Reply-To")[:1]
     return _in_named_list(d, a[0], first)
 
 
-def _subject_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _subject_list(name: str) -> EvalFn:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         glob = d.wlbl.matcher(name)
         if glob is None:
             return False
         subject = _subject(msg)[:MAX_SUBJECT]
-        return subject != "" and glob.found_in(_lc(_octets(subject)))
+        return subject != "" and glob.found_in(ascii_lower(_octets(subject)))
     return check
 
 
@@ -745,8 +382,8 @@ def _verdicts(entries: tuple[str, ...]) -> dict[str, bool]:
     return {e[1:] if e.startswith("!") else e: not e.startswith("!") for e in entries}
 
 
-def _uri_host_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[str]], bool]:
-    def check(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
+def _uri_host_list(name: str) -> EvalFn:
+    def check(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
         entries = d.uri_hosts.get(name)
         if not entries:
             return False
@@ -768,112 +405,35 @@ def _uri_host_list(name: str) -> Callable[[PreparedMessage, ListData, Sequence[s
     return check
 
 
-def _none(a: Sequence[str]) -> bool:
-    return len(a) == 0
-
-
-def _one(a: Sequence[str]) -> bool:
-    return len(a) == 1
-
-
-# -- VBounce: the site's own relays quoted in a bounce ----------------------------------------
-
-#: a relay name in a quoted Received line: a dotted word between white space (VBounce.pm)
-_BOUNCE_BODY_RELAY = re.compile(r" (\S+\.\S+) ")
-_BOUNCE_RELAY = re.compile(rb"\s(\S+\.\S+)\s")
-_QUOTED_RECEIVED = re.compile(rb"^[> ]*Received:", re.IGNORECASE)
-
-
-def _have_bounce_relays(_msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
-    """VBounce's ``have_any_bounce_relays``: the site set ``welcomelist_bounce_relays``."""
-    return bool(d.wlbl.addr.get("welcomelist_bounce_relays"))
-
-
-def _bounce_relays_quoted(msg: PreparedMessage, d: ListData, _a: Sequence[str]) -> bool:
-    """VBounce's ``check_welcomelist_bounce_relays``: a bounce quotes a Received line
-    written by one of the site's own relays (``welcomelist_bounce_relays``), so it answers
-    mail the site really sent (BOUNCE_MESSAGE and the rest then do not hit).
-
-    As VBounce.pm: each rendered body paragraph opening with ``Received:`` (after ``>``
-    quoting), then the undecoded body from its first such line, continuation lines
-    joined; every dotted word between white space is a relay name, compared (ASCII lower
-    case) with the list's globs.  A relay is found by its own text only, so the cost is
-    linear in the body: a folded line is read on from where the last name was found,
-    which finds the names a whole re-read would.
-    """
-    listed = d.wlbl.matcher("welcomelist_bounce_relays")
-    if listed is None:
-        return False
-
-    def is_ours(name: bytes) -> bool:
-        return listed.matches(_lc(name.decode("utf-8", "surrogateescape")))
-
-    for para in msg.body:
-        if _QUOTED_RECEIVED.match(para):
-            text = para.decode("utf-8", "surrogateescape")
-            if any(listed.matches(_lc(m.group(1))) for m in _BOUNCE_BODY_RELAY.finditer(text)):
-                return True
-    start = body_start(msg.raw)
-    pristine = msg.raw[start:] if start is not None else b""
-    if b"received:" not in pristine.lower():
-        return False
-    found_received = False
-    fullhdr = b""
-    resume = 0  # where the last name found in ``fullhdr`` ended
-    for line in pristine.split(b"\n"):
-        if not found_received:
-            if not _QUOTED_RECEIVED.match(line):
-                continue
-            found_received = True
-        if line[:1].isspace():
-            fullhdr += line
-        else:
-            fullhdr, resume = line, 0
-        if not _QUOTED_RECEIVED.match(fullhdr):
-            continue
-        for m in _BOUNCE_RELAY.finditer(fullhdr, resume):
-            if is_ours(m.group(1)):
-                return True
-            resume = m.end()
-    return False
-
-
-_Fn = Callable[["PreparedMessage", ListData, Sequence[str]], bool]
-_HEADER = frozenset({"header"})
-_ANY = frozenset({"header", "body", "rawbody", "uri", "full"})
 #: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
 #: 4.0 registers both)
-WLBL_EVALS: dict[str, tuple[frozenset[str], Callable[[Sequence[str]], bool], _Fn]] = {}
+WLBL_EVALS: dict[str, EvalEntry] = {}
 for _names, _kinds, _fn in [
-    (("check_from_in_welcomelist", "check_from_in_whitelist"), _HEADER, _from_in_welcomelist),
-    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), _HEADER,
+    (("check_from_in_welcomelist", "check_from_in_whitelist"), HEADER, _from_in_welcomelist),
+    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), HEADER,
      _from_in_default_welcomelist),
-    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), _HEADER,
+    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), HEADER,
      _forged_in_welcomelist),
-    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), _HEADER,
+    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), HEADER,
      _forged_in_default_welcomelist),
-    (("check_from_in_blocklist", "check_from_in_blacklist"), _HEADER,
+    (("check_from_in_blocklist", "check_from_in_blacklist"), HEADER,
      _from_list("blocklist_from")),
-    (("check_to_in_welcomelist", "check_to_in_whitelist"), _HEADER, _to_list("welcomelist_to")),
-    (("check_to_in_blocklist", "check_to_in_blacklist"), _HEADER, _to_list("blocklist_to")),
-    (("check_to_in_more_spam",), _HEADER, _to_list("more_spam_to")),
-    (("check_to_in_all_spam",), _HEADER, _to_list("all_spam_to")),
-    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), _HEADER,
+    (("check_to_in_welcomelist", "check_to_in_whitelist"), HEADER, _to_list("welcomelist_to")),
+    (("check_to_in_blocklist", "check_to_in_blacklist"), HEADER, _to_list("blocklist_to")),
+    (("check_to_in_more_spam",), HEADER, _to_list("more_spam_to")),
+    (("check_to_in_all_spam",), HEADER, _to_list("all_spam_to")),
+    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), HEADER,
      _subject_list("welcomelist_subject")),
-    (("check_subject_in_blocklist", "check_subject_in_blacklist"), _HEADER,
+    (("check_subject_in_blocklist", "check_subject_in_blacklist"), HEADER,
      _subject_list("blocklist_subject")),
-    (("check_to_in_list",), _HEADER, _to_in_list),
-    (("check_from_in_list",), _HEADER, _from_in_list),
-    (("check_replyto_in_list",), _HEADER, _replyto_in_list),
+    (("check_to_in_list",), HEADER, _to_in_list),
+    (("check_from_in_list",), HEADER, _from_in_list),
+    (("check_replyto_in_list",), HEADER, _replyto_in_list),
     # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
-    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), _ANY,
+    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), ANY_KIND,
      _uri_host_list("WELCOME")),
-    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), _ANY,
+    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), ANY_KIND,
      _uri_host_list("BLOCK")),
-    # VBounce.pm's, "type does not matter" either: 20_vbounce.cf has them as body rules
-    (("check_welcomelist_bounce_relays", "check_whitelist_bounce_relays"), _ANY,
-     _bounce_relays_quoted),
-    (("have_any_bounce_relays",), _ANY, _have_bounce_relays),
 ]:
     for _name in _names:
-        WLBL_EVALS[_name] = (_kinds, _one if _name.endswith("_in_list") else _none, _fn)
+        WLBL_EVALS[_name] = (_kinds, nargs(1 if _name.endswith("_in_list") else 0), _fn)

@@ -16,8 +16,9 @@ import pytest
 
 from spamwarden.mail import parse_message
 from spamwarden.rules import RuleEngine, parse_rule_files, parse_rule_text, prepare_message
+from spamwarden.rules._globs import glob_match
 from spamwarden.rules._lint import lint
-from spamwarden.rules._wlbl import MAX_ADDRESSES, MAX_TEXT, glob_match
+from spamwarden.rules._wlbl import MAX_ADDRESSES, MAX_TEXT
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "wlbl"
 CASES = json.loads((DATA / "spamassassin.json").read_text())
@@ -384,7 +385,7 @@ def test_the_compiled_globs_agree_with_glob_match() -> None:
     import itertools
     import re
 
-    from spamwarden.rules._wlbl import glob_regex
+    from spamwarden.rules._globs import glob_regex
 
     texts = ["".join(t) for n in range(5) for t in itertools.product("ab", repeat=n)]
     globs = ["".join(g) for n in range(5) for g in itertools.product("ab*?", repeat=n)]
