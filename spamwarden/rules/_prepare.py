@@ -854,8 +854,23 @@ def decoded_header(value: str) -> str:
     value comes unfolded) and invalid UTF-8 replaced."""
     if "\n" in value:  # a MIME part's field as the email package keeps it, folded
         value = _FOLD.sub(" ", value).strip()
-    value = value[:8192].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    value = sa_header_octets(value[:8192])
     return sa_decode_words(value) if "=?" in value else value
+
+
+def sa_header_octets(value: str) -> str:
+    """A header text whose octets are not all valid UTF-8 as Node.pm's ``_normalize``
+    reads it (declared UTF-8, no charset detector installed): the whole of it as
+    Windows-1252 (an octet that has no character there: U+FFFD).
+
+    :param value: text with surrogate escapes for the octets read (``surrogateescape``).
+    :returns: the text.
+    """
+    data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
 
 
 _WORD = r"=\?[A-Za-z0-9*_-]+\?[bqBQ]\?[^?]*\?="
@@ -933,7 +948,7 @@ def _subject_line(headers: tuple[tuple[str, str], ...]) -> str:
     value = values[-1]
     if "=?" in value:
         return decoded_header(_FOLD.sub(" ", value[:8192]).strip())
-    return re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip()
+    return sa_header_octets(re.sub(r"\r?\n[ \t]+", " ", value[:8192]).strip())
 
 
 #: the longest added Received value (octets): a host name and HELO are at most 255

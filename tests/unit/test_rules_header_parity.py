@@ -27,7 +27,8 @@ so that the engine before these fixes differed:
 - Node.pm decodes encoded words keeping what they hold (a decoded newline starts a line
   of ALL that check_unresolved_template reads; no-break and ideographic spaces are no
   white space to a Subject or ``:name`` rule) and collapses only ASCII white space in
-  a ``:name``;
+  a ``:name``; a header whose octets are not UTF-8 is read as Windows-1252 (Node.pm's
+  ``_normalize`` without a charset detector);
 - a header rule reads every ``:addr`` of the field, one a line (two From addresses:
   white space); Util.pm's parser reads an address with a second "@" (X-Sender
   ``a@host@pop``, ``Return-Path: <a@host@relay>``) and cuts it there.

@@ -21,7 +21,8 @@ no-break spaces (the body's first line, one word to Perl's octet ``\\s``); a mai
 link whose address the text shows too (a "parsed" URI as well, which FreeMail's
 ``_parse_body`` skips) and one whose text is other words; a URI whose host runs
 into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
-"xn--" name, not a cut ASCII one).
+"xn--" name, not a cut ASCII one); a Subject of 8-bit octets that are not UTF-8
+(Windows-1252 to Node.pm: two octets a character in the body's first line).
 """
 
 from __future__ import annotations
