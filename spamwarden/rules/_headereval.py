@@ -105,6 +105,8 @@ _TEMPLATE_TAG = re.compile(r"%[A-Z][A-Z_-]")
 def _unresolved_template(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
     # HeaderEval.pm reads each line of get("ALL"): the fields decoded, so a newline an
     # encoded word decodes to starts a line no field name exempts
+    if not any("%" in v or "=?" in v or "%" in k for k, v in msg.headers):
+        return False  # (no tag, and no encoded word to decode to one)
     text = msg.header_text("ALL") or ""
     if "%" not in text:  # (the tag starts with a %)
         return False
