@@ -112,6 +112,21 @@ def sa_hits(files: list[Path]) -> dict[str, set[str]]:
     return out
 
 
+def write_expected(folder: Path, rules: frozenset[str], site_cf: str = "") -> None:
+    """Write ``folder/expected.json``: for each ``*.eml`` there, the rules of ``rules``
+    SpamAssassin hits on it (``site_cf`` added to the site configuration), sorted; the
+    tests' crafted messages are regenerated with it (``tests/data/sarules_*``)."""
+    global SITE_CF
+    files = sorted(folder.glob("*.eml"))
+    saved, SITE_CF = SITE_CF, SITE_CF + site_cf
+    try:
+        found = sa_hits(files)
+    finally:
+        SITE_CF = saved
+    out = {f.name: sorted(found.get(str(f), set()) & rules) for f in files}
+    (folder / "expected.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+
+
 def our_hits(engine: RuleEngine, files: list[Path]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for f in files:

@@ -36,13 +36,13 @@ so that the engine before these fixes differed:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from spamwarden.mail import parse_message
-from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+from spamwarden.rules import RuleEngine, prepare_message
+from tests.support.sarules import CraftedRules
 
 DATA = Path(__file__).parent.parent / "data" / "sarules_headers"
 
@@ -68,21 +68,14 @@ header UNRESOLVED_TEMPLATE eval:check_unresolved_template()
 header LOCAL_RP_CUT Return-Path:addr =~ /^bounce\@lists\.example\.org$/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 """
-NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
-EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def engine() -> RuleEngine:
-    return RuleEngine(parse_rule_text(RULES), use_hyperscan=False)
-
-
-def _hits(engine: RuleEngine, raw: bytes) -> set[str]:
-    return set(engine.counts(prepare_message(parse_message(raw), raw))) & NAMES
+CRAFTED = CraftedRules(DATA, RULES)
+EXPECTED = CRAFTED.expected
+_hits = CRAFTED.hits
+engine = CRAFTED.engine_fixture()
 
 
 def test_every_message_has_its_expectation() -> None:
-    assert sorted(EXPECTED) == sorted(p.name for p in DATA.glob("*.eml"))
+    assert sorted(EXPECTED) == CRAFTED.messages()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

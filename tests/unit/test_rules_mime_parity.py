@@ -27,13 +27,12 @@ into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from spamwarden.mail import parse_message
-from spamwarden.rules import RuleEngine, parse_rule_text, prepare_message
+from spamwarden.rules import RuleEngine
+from tests.support.sarules import CraftedRules
 
 DATA = Path(__file__).parent.parent / "data" / "sarules_mime"
 
@@ -63,17 +62,10 @@ freemail_domains 163.com
 header __freemail_replyto eval:check_freemail_replyto('replyto')
 uri __HAS_URI /./
 """
-NAMES = frozenset(line.split()[1] for line in RULES.splitlines() if line.strip())
-EXPECTED: dict[str, list[str]] = json.loads((DATA / "expected.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def engine() -> RuleEngine:
-    return RuleEngine(parse_rule_text(RULES), use_hyperscan=False)
-
-
-def _hits(engine: RuleEngine, raw: bytes) -> set[str]:
-    return set(engine.counts(prepare_message(parse_message(raw), raw))) & NAMES
+CRAFTED = CraftedRules(DATA, RULES)
+EXPECTED = CRAFTED.expected
+_hits = CRAFTED.hits
+engine = CRAFTED.engine_fixture()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -82,4 +74,4 @@ def test_same_hits_as_spamassassin(engine: RuleEngine, name: str) -> None:
 
 
 def test_every_message_has_expectations() -> None:
-    assert sorted(EXPECTED) == sorted(p.name for p in DATA.glob("*.eml"))
+    assert sorted(EXPECTED) == CRAFTED.messages()

@@ -13,7 +13,6 @@ and uri rules of ``LOCAL_CF`` (what text and links the parts give).  Only the ru
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import parity  # bench/rules/parity.py
@@ -36,11 +35,7 @@ body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 
 
 def main() -> None:
-    files = sorted(HERE.glob("*.eml"))
-    parity.SITE_CF += LOCAL_CF
-    found = parity.sa_hits(files)
-    out = {f.name: sorted(found.get(str(f), set()) & RULES) for f in files}
-    (HERE / "expected.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    parity.write_expected(HERE, RULES, LOCAL_CF)
 
 
 if __name__ == "__main__":

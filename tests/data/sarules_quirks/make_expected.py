@@ -13,7 +13,6 @@ rules of ``RULES`` (those whose computation these messages test) are kept.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import parity  # bench/rules/parity.py
@@ -35,11 +34,7 @@ uri LOCAL_MAILTO_WEB /^mailto:sales\\@example\\.web/
 
 
 def main() -> None:
-    files = sorted(HERE.glob("*.eml"))
-    parity.SITE_CF += LOCAL_CF
-    found = parity.sa_hits(files)
-    out = {f.name: sorted(found.get(str(f), set()) & RULES) for f in files}
-    (HERE / "expected.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    parity.write_expected(HERE, RULES, LOCAL_CF)
 
 
 if __name__ == "__main__":
