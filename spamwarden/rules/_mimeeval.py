@@ -171,12 +171,35 @@ def _for_mime(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     return msg.memo[key] > 0
 
 
+def _html_and_text_leaves(msg: PreparedMessage) -> tuple[int, int]:
+    """MIMEEval's ``mime_body_html_count`` and ``mime_body_text_count``: the leaves
+    declared text/html, and those declared any other ``text*`` type, attachments and
+    file names included (``_check_mime_header`` reads the declared type alone)."""
+    html = sum(1 for p in msg.parts if p.content_type == "text/html")
+    text = sum(1 for p in msg.parts if p.content_type.startswith("text")) - html
+    return html, text
+
+
+def _top_is_html(msg: PreparedMessage) -> bool:
+    """``$pms->get('Content-Type') =~ m{^text/html}i``: the message's own Content-Type."""
+    return (msg.header_text("Content-Type") or "").lower().startswith("text/html")
+
+
 def _mime_html(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    return msg.view.has_html
+    """MIMEEval's check_for_mime_html (__MIME_HTML): the message's Content-Type is
+    text/html, or a leaf is."""
+    return _top_is_html(msg) or _html_and_text_leaves(msg)[0] > 0
 
 
 def _mime_html_only(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -> bool:
-    return msg.view.has_html and not msg.view.has_text_plain
+    """MIMEEval's check_for_mime_html_only (MIME_HTML_ONLY): the message's Content-Type
+    is text/html, or a leaf is text/html and none is another text type.  A single
+    text/html part with a file name ("filename.html") is HTML only, as SpamAssassin
+    reads it, though the mail reader may show it as an attachment."""
+    if _top_is_html(msg):
+        return True
+    html, text = _html_and_text_leaves(msg)
+    return html > 0 and text == 0
 
 
 _MIME_PARSE_FLAGS = frozenset({"mime_epilogue_exists", "missing_mime_headers",

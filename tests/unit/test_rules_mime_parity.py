@@ -61,6 +61,8 @@ body __SINGLE_WORD_LINE /^\\s?\\S{1,60}\\s?$/
 freemail_domains 163.com
 header __freemail_replyto eval:check_freemail_replyto('replyto')
 uri __HAS_URI /./
+body MIME_HTML_ONLY eval:check_for_mime_html_only()
+body __MIME_HTML eval:check_for_mime_html()
 """
 CRAFTED = CraftedRules(DATA, RULES)
 EXPECTED = CRAFTED.expected
