@@ -10,6 +10,8 @@ raw MIME parts are walked once more here for rawbody and MIME part headers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.errors
 import email.message
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..mail import MessageView
+from ..mail._message import _decode_bytes
 from ._authfacts import AuthFacts
 from ._html import HtmlResults
 from ._mime import MimePart
@@ -803,9 +806,6 @@ def _mime_parse_flags(part: email.message.Message, flags: set[str]) -> None:
 
 def decode_part(part: MimePart) -> bytes:
     """A MIME leaf's body with its transfer encoding undone (bad base64: empty)."""
-    import base64
-    import binascii
-
     data = part.encoded
     if part.encoding == "base64":
         try:
@@ -885,8 +885,6 @@ def _b64_decode(text: str) -> bytes:
     with any ``=`` run before the end read as ``A``s; any other has its other
     characters dropped, its final padding cut, an ``=`` inside read as ``/`` (the
     uuencode table's last entry) and a lone last character dropped."""
-    import base64
-    import binascii
     text = re.sub(r"[\t\n\x0b\x0c\r ]+", "", text)
     if len(text) % 4 == 0 and _B64_WHOLE.fullmatch(text):
         text = _B64_INNER_PAD.sub(lambda m: "A" * len(m.group()), text)
@@ -910,7 +908,6 @@ def sa_decode_words(value: str) -> str:
     :param value: an unfolded header value.
     :returns: the decoded text.
     """
-    from ..mail._message import _decode_bytes
     value = _BETWEEN_WORDS.sub(r"\1", value)
     out: list[str] = []
     charset = ""  # of the encoded words read but not yet decoded
