@@ -648,8 +648,10 @@ def _replace_tags(st: _State, text: str, *, looser: bool = False) -> str:
 
     def value(name: str, depth: int = 0) -> str:
         v = st.replace_tag[name]
-        if looser:
-            v = st.looser_tags.setdefault(name, looser_tag(v))
+        if looser:  # (each tag loosened once: a sentence uses a letter many times)
+            if name not in st.looser_tags:
+                st.looser_tags[name] = looser_tag(v)
+            v = st.looser_tags[name]
         if depth < 5:
             v = re.sub(f"{s}(\\w+){e}", lambda m: value(m.group(1), depth + 1)
                        if m.group(1) in st.replace_tag else m.group(0), v)
