@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ..mail import MessageView
 from ..mail._message import _decode_bytes
 from ._authfacts import AuthFacts
+from ._headeraddr import internal_finds_none, xs_addresses
 from ._html import HtmlResults
 from ._mime import MimePart
 from ._relays import RelayNetworks, Relays, parse_relays
@@ -294,6 +295,10 @@ class PreparedMessage:
                     simple = ("", m.group(1) or m.group(2))
             if simple is not None:
                 pairs = [simple]
+            elif len(flat) <= 998 and internal_finds_none(flat):
+                # Util.pm's parse_header_addresses: its own parser reads nothing
+                # ("<x@[10.0.0.1] [pi]>"), so Email::Address::XS's answer counts
+                pairs = xs_addresses(flat)
             else:
                 pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
             self._pairs[value] = pairs

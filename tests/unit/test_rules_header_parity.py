@@ -31,7 +31,8 @@ so that the engine before these fixes differed:
   ``_normalize`` without a charset detector);
 - a header rule reads every ``:addr`` of the field, one a line (two From addresses:
   white space); Util.pm's parser reads an address with a second "@" (X-Sender
-  ``a@host@pop``, ``Return-Path: <a@host@relay>``) and cuts it there.
+  ``a@host@pop``, ``Return-Path: <a@host@relay>``) and cuts it there; where it reads
+  nothing (``<x@[1086695621] [pi]>``), Email::Address::XS's reading counts.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ header LOCAL_FROM_ENCODED From:addr =~ /^=\?iso-2022-jp\?B\?/
 header __FROM_FULL_NAME From:name =~ /^[^a-z[:punct:][:cntrl:]\d\s][^[:punct:][:cntrl:]\d\s]*[[:punct:]\s]+[^a-z[:punct:][:cntrl:]\d\s]/
 header UNRESOLVED_TEMPLATE eval:check_unresolved_template()
 header LOCAL_RP_CUT Return-Path:addr =~ /^bounce\@lists\.example\.org$/
+header LOCAL_RP_LITERAL Return-Path:addr =~ /^ngdgpfwxsw\@\[1086695621\]$/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 """
 CRAFTED = CraftedRules(DATA, RULES)

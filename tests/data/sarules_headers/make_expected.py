@@ -24,11 +24,12 @@ RULES = frozenset({
     "__ENV_AND_HDR_FROM_MATCH", "HK_RANDOM_ENVFROM", "__KB_DATE_CONTAINS_TAB",
     "__HDRS_MISSP", "__HEAD_ILLEGAL_CHARS", "LOCAL_FROM_ADDR_CUT", "LOCAL_FROM_ENCODED",
     "__FROM_FULL_NAME", "UNRESOLVED_TEMPLATE", "LOCAL_RP_CUT",
-    "__SINGLE_WORD_SUBJ"})
+    "__SINGLE_WORD_SUBJ", "LOCAL_RP_LITERAL"})
 LOCAL_CF = """
 header LOCAL_FROM_ADDR_CUT From:addr =~ /^"Books\\@Books"$/
 header LOCAL_FROM_ENCODED From:addr =~ /^=\\?iso-2022-jp\\?B\\?/
 header LOCAL_RP_CUT Return-Path:addr =~ /^bounce\\@lists\\.example\\.org$/
+header LOCAL_RP_LITERAL Return-Path:addr =~ /^ngdgpfwxsw\\@\\[1086695621\\]$/
 """
 
 
