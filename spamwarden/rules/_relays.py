@@ -54,6 +54,16 @@ _HOST_IP = r"^(\S+) \((?:\S*@)?(" + _IP + r")\)"
 # Received.pm's forms of "host (ip) by" read something after the receiving host: with
 # the date cut, "by mx.example.net; 24 Apr 2002 ..." is in none of them (unparseable)
 _HOST_IP_BY = re.compile(r"^\S+ \((?:\S*@)?" + _IP + r"\) by \S+ ")
+# Received.pm's forms with the client's address first (parse_received_line) each read
+# what follows the receiving host: "ip by host with ", "ip by host (SMTPL" or
+# "(InterScan", "ip (HELO helo) by host ", "ip (comment) by host with ", and Hotmail's
+# "by host.hotmail.msn.com "; "ip by host (Centrum Mail) with HTTP" is in none of them
+# (Received.pm's "\S+ by \S+ (" handover then skips it)
+_IP_FIRST = r"^(" + _IP4 + r")(?: \((?:HELO|EHLO) \S*\)| \([A-Za-z][^)]+\))? by$"
+_IP_FIRST_BY = re.compile(
+    r"^" + _IP4 + r"(?: by \S+ (?:with |\((?:SMTPL|InterScan)\b)"
+    r"| \((?:HELO|EHLO) \S*\) by \S+ | \([A-Za-z][^)]+\) by \S+ with )")
+_HOTMAIL_BY = re.compile(r"by \S+\.hotmail\.msn\.com ")
 
 # client forms, tried in order on the text after "from " (SpamAssassin's, reduced)
 _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
@@ -87,7 +97,8 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         (r"^\[(" + _IP + r")\]", ("ip",), False),
         # ip by / ip (HELO helo) by / ip (comment) by: Received.pm's forms with the
         # address first
-        (r"^(" + _IP4 + r")(?: \((?:HELO|EHLO) \S*\)| \([A-Za-z][^)]+\))? by$", ("ip",), False),
+        # (only where _IP_FIRST_BY or _HOTMAIL_BY reads the whole line)
+        (_IP_FIRST, ("ip",), False),
     )
 )
 # qmail: "rdns (HELO helo) (ident@ip) by host with SMTP"; without HELO the name is both
@@ -396,6 +407,9 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)
         if m and pattern.pattern == _HOST_IP and not _HOST_IP_BY.match(text):
+            continue
+        if (m and pattern.pattern == _IP_FIRST and not _IP_FIRST_BY.match(text)
+                and not _HOTMAIL_BY.search(text)):
             continue
         if m:
             looked_up = looked_up or form_looked_up

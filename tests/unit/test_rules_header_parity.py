@@ -12,7 +12,9 @@ so that the engine before these fixes differed:
   (NO_RDNS_DOTCOM_HELO hits); Lotus Domino never records the name; SquirrelMail's
   webmail line, a "[[UNIX: localhost]]" handover and a Content Technologies SMTPRS
   line are not unparseable (UNPARSEABLE_RELAY); "host (ip) by host" with only the date
-  after the receiving host is (its forms read something after it); Sendmail's
+  after the receiving host is (its forms read something after it); "ip by host
+  (comment) with HTTP" is in none of the forms with the address first, and is skipped
+  as a handover (one external relay: __DOS_SINGLE_EXT_RELAY); Sendmail's
   "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
@@ -69,6 +71,7 @@ header UNRESOLVED_TEMPLATE eval:check_unresolved_template()
 header LOCAL_RP_CUT Return-Path:addr =~ /^bounce\@lists\.example\.org$/
 header LOCAL_RP_LITERAL Return-Path:addr =~ /^ngdgpfwxsw\@\[1086695621\]$/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
+header __DOS_SINGLE_EXT_RELAY X-Spam-Relays-External =~ /^\[ [^\]]+ \]$/
 """
 CRAFTED = CraftedRules(DATA, RULES)
 EXPECTED = CRAFTED.expected
