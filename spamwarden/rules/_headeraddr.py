@@ -1,100 +1,97 @@
-"""Header addresses where SpamAssassin's own parser finds none: its Email::Address::XS
-fallback.
+"""Header addresses as SpamAssassin reads them: Util.pm's ``parse_header_addresses``.
 
-``Mail::SpamAssassin::Util::parse_header_addresses`` reads a header with its internal
-parser (``_parse_header_addresses``: the ``$header_address_re`` loop, then a last look
-for ``<user@host>``); when that finds nothing it asks Email::Address::XS (Debian 12
-installs 1.05), whose parser is Dovecot's RFC 5322 address-list reader
-(``dovecot-parser.c``), and takes that answer.  Util.pm also asks it when its own
-parser finds fewer addresses than the commas suggest and keeps the longer answer:
-that case is not read here (the stdlib's reading stands for it).  ``Return-Path: <x@[10.0.0.1] [pi]>``
-is such a header: the internal parser reads nothing, Email::Address::XS reads the
-mailbox ``x`` at the domain literal and stops at the junk after it.
+PerMsgStatus's ``:addr`` and ``:name``, and every eval that asks for a header's
+addresses, read them with ``Mail::SpamAssassin::Util::parse_header_addresses``: its
+own parser first (``_parse_header_addresses``: the ``$header_address_re`` loop, then
+a last look for ``<user@host>`` in what the loop left), else Email::Address::XS (Debian
+12 installs 1.05), whose parser is Dovecot's RFC 5322 address-list reader
+(``dovecot-parser.c``), when its own finds nothing or fewer addresses than the commas
+suggest and Email::Address::XS finds more.  So ``Return-Path: <x@[10.0.0.1] [pi]>``
+is the address ``x@[10.0.0.1]`` (Email::Address::XS stops at the junk after the
+domain literal) and ``From: Pharmacy Program@example.com`` no address but a phrase.
 
-Two functions, both linear in the text (a scanner, no regex that backtracks):
-
-* :func:`internal_finds_none`: whether the internal parser gives no result at all;
+* :func:`parse_header_addresses`: the reading, (phrase, address) pairs;
+* :func:`internal_addresses`: ``_parse_header_addresses``;
 * :func:`xs_addresses`: Email::Address::XS's ``parse`` as ``_parse_header_addresses_xs``
-  turns it into a phrase and an address.
+  turns it into phrases and addresses.
+
+All read a text in time linear in its length: ``$header_address_re`` is matched by a
+scanner that finds the match Perl's backtracking finds without trying each way to
+close its ``<...>`` parts (exponential on ``<a>,(c)<b><b><b>...``).  Checked against
+the Perl functions on every address header of the corpus and on random texts of
+address punctuation: the internal parser agrees on all of them; Email::Address::XS's
+reading here follows an earlier dovecot-parser.c and differs from 1.05 on some
+malformed texts (a phrase cut at another place; never on a corpus header).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from ._uris import _fqdn_valid as fqdn_valid
 
-__all__ = ["internal_finds_none", "xs_addresses"]
+__all__ = ["internal_addresses", "parse_header_addresses", "xs_addresses"]
 
 #: Perl's \s on an undecoded header (octets): ASCII white space
 _WS = frozenset("\t\n\x0b\x0c\r ")
-# $header_address_mailre's plain local part and domain: the characters they exclude
-_LOCAL_STOP = frozenset('@<>()[],:;') | _WS
-_DOMAIN_STOP = frozenset('"<>()[],:;') | _WS
+#: what an unquoted run of a phrase stops at
 _PHRASE_STOP = frozenset('",;<')
-_DIGITS_DOTS = frozenset("0123456789:.")
 
 #: the group reduction of _parse_header_addresses: s/^[^"()<>]+:\s*(.*?)\s*(?:;.*)?/$1/s
 #: (the lazy middle matches nothing: the text after the colon and its white space is
 #: kept, unless it starts with ";", which drops the rest)
 _GROUP = re.compile(r'^[^"()<>]+:[\t\n\x0b\x0c\r ]*(?:;.*)?', re.DOTALL)
-_TRAILING_WS = re.compile(r"[\t\n\x0b\x0c\r ]+\Z")
+_GT = re.compile(">")
+_GT_AT = re.compile("[>@]")
+_QUOTED = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_COMMENT = re.compile(r"\((?:[^()\\]++|\\.)*+\)")
+_WS_RUN = re.compile("[\t\n\x0b\x0c\r ]+")
+_PHRASE_RUN = re.compile('[^",;<]+')
+# $header_address_mailre's plain local part and domain, and an address literal's inside
+_LOCAL_RUN = re.compile(r"[^@<>()\[\],:;\t\n\x0b\x0c\r ]+")
+_DOMAIN_RUN = re.compile(r'[^"<>()\[\],:;\t\n\x0b\x0c\r ]+')
+_LITERAL_RUN = re.compile(r"[0-9:.]+")
+_WS_RE = re.compile("[\t\n\x0b\x0c\r ]")
 
 
 def _skip_ws(s: str, i: int) -> int:
-    n = len(s)
-    while i < n and s[i] in _WS:
-        i += 1
-    return i
+    m = _WS_RUN.match(s, i)
+    return i if m is None else m.end()
 
 
 def _quoted_end(s: str, i: int) -> int:
     """After ``"(?:|(?:[^"\\\\]++|\\\\.)*+)"`` starting at ``s[i] == '"'``, or -1 (the
     ``.`` after a backslash is any character but a newline)."""
-    n = len(s)
-    i += 1
-    while i < n:
-        c = s[i]
-        if c == '"':
-            return i + 1
-        if c == "\\":
-            if i + 1 >= n or s[i + 1] == "\n":
-                return -1
-            i += 2
-            continue
-        i += 1
-    return -1
+    m = _QUOTED.match(s, i)
+    return -1 if m is None else m.end()
 
 
 def _comment_end(s: str, i: int) -> int:
     """After ``\\((?:|(?:[^()\\\\]++|\\\\.)*+)\\)`` starting at ``s[i] == '('``, or -1."""
+    m = _COMMENT.match(s, i)
+    return -1 if m is None else m.end()
+
+
+def _tail_end(s: str, i: int) -> tuple[int, str | None]:
+    """Where ``(?:\\s*\\((comment)\\))?\\s*(?:[,;]|\\z)`` at ``i`` ends (after the
+    comma or semicolon, else at the end), and the comment it read; (-1, None) when it
+    does not match there (the comment is tried first, as the ``?`` is greedy)."""
     n = len(s)
-    i += 1
-    while i < n:
-        c = s[i]
-        if c == ")":
-            return i + 1
-        if c == "(":
-            return -1
-        if c == "\\":
-            if i + 1 >= n or s[i + 1] == "\n":
-                return -1
-            i += 2
-            continue
-        i += 1
-    return -1
-
-
-def _tail_matches(s: str, i: int) -> bool:
-    """Whether ``(?:\\s*\\((comment)\\))?\\s*(?:[,;]|\\z)`` matches at ``i``."""
     j = _skip_ws(s, i)
-    if j < len(s) and s[j] == "(":
+    if j < n and s[j] == "(":
         k = _comment_end(s, j)
         if k >= 0:
-            k = _skip_ws(s, k)
-            if k == len(s) or s[k] in ",;":
-                return True
-    return j == len(s) or s[j] in ",;"
+            e = _skip_ws(s, k)
+            if e == n:
+                return n, s[j + 1:k - 1]
+            if s[e] in ",;":
+                return e + 1, s[j + 1:k - 1]
+    if j == n:
+        return n, None
+    if s[j] in ",;":
+        return j + 1, None
+    return -1, None
 
 
 def _domain_end(s: str, at: int) -> int:
@@ -102,31 +99,31 @@ def _domain_end(s: str, at: int) -> int:
     n = len(s)
     j = at + 1
     if j < n and s[j] == "[":
-        k = j + 1
-        while k < n and s[k] in _DIGITS_DOTS:
-            k += 1
-        return k + 1 if k > j + 1 and k < n and s[k] == "]" else -1
-    k = j
-    while k < n and s[k] not in _DOMAIN_STOP:
-        k += 1
-    return k if k > j else -1
+        m = _LITERAL_RUN.match(s, j + 1)
+        if m is None or m.end() >= n or s[m.end()] != "]":
+            return -1
+        return m.end() + 1
+    m = _DOMAIN_RUN.match(s, j)
+    return -1 if m is None else m.end()
 
 
-def _mailre_end(s: str, i: int) -> int:
-    """After the longest ``$header_address_mailre`` at ``i``, or -1 (a shorter domain
-    ends before a domain character, where nothing that may follow it matches)."""
+def _mailre_ends(s: str, i: int) -> list[int]:
+    """Where ``$header_address_mailre`` at ``i`` may end, in the order Perl tries them:
+    with a quoted local part, then with a plain one (which may start with a double
+    quote); each with the longest domain (a shorter one ends before a domain
+    character, where nothing that may follow it matches)."""
     n = len(s)
+    out: list[int] = []
     if i < n and s[i] == '"':
         j = _quoted_end(s, i)
         if 0 <= j < n and s[j] == "@" and (end := _domain_end(s, j)) >= 0:
-            return end
-    # the quoted local part failed: the plain one (which may start with a double quote)
-    j = i
-    while j < n and s[j] not in _LOCAL_STOP:
-        j += 1
-    if j == i or j >= n or s[j] != "@":
-        return -1
-    return _domain_end(s, j)
+            out.append(end)
+    m = _LOCAL_RUN.match(s, i)
+    j = i if m is None else m.end()
+    if j > i and j < n and s[j] == "@" and (end := _domain_end(s, j)) >= 0 \
+            and end not in out:
+        out.append(end)
+    return out
 
 
 def _phrase_ends(s: str, i: int) -> list[int]:
@@ -142,111 +139,172 @@ def _phrase_ends(s: str, i: int) -> list[int]:
         elif s[i] in _PHRASE_STOP:
             break
         else:
-            j = i
-            while j < n and s[j] not in _PHRASE_STOP:
-                j += 1
+            m = _PHRASE_RUN.match(s, i)
+            j = i if m is None else m.end()
         ends.append(j)
         i = j
     return ends
 
 
-class _Runs:
-    """The runs of non-spaces of a text, and from where each was read for
-    :func:`_angle_ends`: a ">" inside a run closes an enclosure whose ``\\S+`` starts
-    before it in that run, so a run read from one start need not be read again from a
-    later one (each octet read once, over all the enclosures: linear on
-    ``<a><a><a>...``)."""
+class _Matcher:
+    """``$header_address_re`` on one header text: where it matches at a position and
+    what it captures, as Perl's backtracking finds it, in linear time.
+
+    The enclosure part ``<...>`` and the repeated enclosures after it may close at many
+    a ">" (``\\S+`` may hold ">"), and Perl tries them longest first: trying each in
+    turn is exponential on ``<a>,(c)<b><b><b>...``.  Whether the rest of the pattern
+    matches after a ">" depends only on where that ">" is, so that is computed once
+    for every ">" (from the end backwards); Perl's first choice is then the
+    first closing ">" in its order after which the rest matches.
+    """
 
     def __init__(self, s: str) -> None:
-        n = len(s)
-        end = [n] * (n + 1)
-        for p in range(n - 1, -1, -1):
-            end[p] = p if s[p] in _WS else end[p + 1]
-        self.end = end
-        self.read_from: dict[int, int] = {}
+        self.s = s
+        self.n = len(s)
+        self._quotes: dict[int, int] = {}
+        self._spaces = [m.start() for m in _WS_RE.finditer(s)]
+        # the good q (q follows a ">", and the repeated enclosures, the comment and the
+        # end of the pattern match from q), found from the end backwards: _neg holds
+        # them negated (ascending) for bisect
+        self._neg: list[int] = []
+        for m in reversed([m.end() for m in _GT.finditer(s)]):
+            if _tail_end(s, m)[0] >= 0 or self._next(m) > 0:
+                self._neg.append(-m)
 
+    def run_end(self, p: int) -> int:
+        """Where the run of non-spaces at ``p`` ends."""
+        spaces = self._spaces
+        k = bisect.bisect_left(spaces, p)
+        return spaces[k] if k < len(spaces) else self.n
 
-def _angle_ends(s: str, i: int, *, first: bool, runs: _Runs) -> list[int]:
-    r"""The ends of ``<\s*([^>\@]*\S+|\s*)\s*>`` (``first``) or of a repeated
-    enclosure ``<\s*(?:(?:"quoted")?\S+|\s*)\s*>`` starting at ``s[i] == '<'``: each
-    ``>`` that may close it, but those an earlier call gave already."""
-    n = len(s)
-    ends: list[int] = []
-    j = _skip_ws(s, i + 1)
-    if j < n and s[j] == ">":
-        ends.append(j + 1)  # the empty enclosure
-    starts = [j]
-    if not first and j < n and s[j] == '"':
-        q = _quoted_end(s, j)
-        if q >= 0:
-            starts.append(q)
-    if first:
-        # [^>@]* then \S+: \S+ starts at or before the first ">" or "@" (k), in any
-        # run of non-spaces from j on
-        k = j
-        while k < n and s[k] not in ">@":
-            k += 1
-        starts = []
-        a = j
-        while a <= k and a < n:
-            if s[a] in _WS:
-                a += 1
-                continue
-            starts.append(a)
-            a = runs.end[a]
-    for start in starts:
-        if start >= n or s[start] in _WS:
-            continue
-        # \S+ from start: a ">" inside the run closes it, else white space and ">"
-        b = runs.end[start]
-        before = runs.read_from.get(b)
-        if before is not None and before <= start:
-            continue
-        runs.read_from[b] = start
-        stop = b if before is None else before + 1
-        m = s.find(">", start + 1, stop)
-        while m >= 0:
-            ends.append(m + 1)
-            m = s.find(">", m + 1, stop)
-        if before is None:
+    def _last_good(self, lo: int, hi: int) -> int:
+        """The largest good q in [lo, hi], 0 when there is none."""
+        neg = self._neg
+        k = bisect.bisect_left(neg, -hi)
+        return -neg[k] if k < len(neg) and -neg[k] >= lo else 0
+
+    def _quote(self, j: int) -> int:
+        found = self._quotes.get(j)
+        if found is None:
+            found = self._quotes[j] = _quoted_end(self.s, j)
+        return found
+
+    def _starts(self, j: int) -> list[int]:
+        """Where the ``\\S+`` of a repeated enclosure starting its content at ``j`` may
+        start: after a quoted string (tried first), then at ``j``."""
+        s, n = self.s, self.n
+        out = []
+        if j < n and s[j] == '"':
+            qe = self._quote(j)
+            if 0 <= qe < n and s[qe] not in _WS:
+                out.append(qe)
+        if j < n and s[j] not in _WS:
+            out.append(j)
+        return out
+
+    def _next(self, q: int) -> int:
+        """The first repeated enclosure after ``q`` (its end) after which the rest
+        matches, in Perl's order; 0 when there is none (the good ends past ``q`` must
+        be known)."""
+        s, n = self.s, self.n
+        r = _skip_ws(s, q)
+        if r >= n or s[r] != "<":
+            return 0
+        j = _skip_ws(s, r + 1)
+        good = self._is_good
+        for start in self._starts(j):
+            b = self.run_end(start)
+            e = _skip_ws(s, b)
+            if e < n and s[e] == ">" and good(e + 1):
+                return e + 1
+            # a ">" inside the run, the last one first: ends start + 2 .. b
+            found = self._last_good(start + 2, b)
+            if found:
+                return found
+        if j < n and s[j] == ">" and good(j + 1):
+            return j + 1
+        return 0
+
+    def _is_good(self, q: int) -> bool:
+        neg = self._neg
+        k = bisect.bisect_left(neg, -q)
+        return k < len(neg) and neg[k] == -q
+
+    def angle(self, a: int) -> tuple[int, int, str | None] | None:
+        """The first enclosure ``<\\s*([^>\\@]*\\S+|\\s*)\\s*>`` at ``a`` after which the
+        rest matches: (end of its content, end of the whole match, comment).
+
+        Perl's order: ``[^>@]*`` takes all up to the first ">" or "@" (k), ``\\S+``
+        the run of non-spaces there, longest first (white space then ">" after the
+        run, then each ">" inside it, the last first); then ``\\S+`` in the run before
+        k when k is a ">" after white space; then the empty enclosure."""
+        s, n = self.s, self.n
+        j = _skip_ws(s, a + 1)
+        m = _GT_AT.search(s, j)
+        k = n if m is None else m.start()
+        cands: list[tuple[int, int]] = []  # (close end, content end), in Perl's order
+        if k < n:
+            b = self.run_end(k)
+            run_start = k
+            while run_start > j and s[run_start - 1] not in _WS:
+                run_start -= 1
             e = _skip_ws(s, b)
             if e < n and s[e] == ">":
-                ends.append(e + 1)
-    return ends
+                cands.append((e + 1, b))
+            # of the ">" inside the run, the first in Perl's order after which the
+            # rest matches is the last such one
+            inside = self._last_good(max(k, run_start + 1) + 1, b)
+            if inside:
+                cands.append((inside, inside - 1))
+            if s[k] == ">" and run_start == k:
+                # \\S+ in an earlier run, white space, then this ">"
+                p = k
+                while p > j and s[p - 1] in _WS:
+                    p -= 1
+                if p > j:
+                    cands.append((k + 1, p))
+        if j < n and s[j] == ">":
+            cands.append((j + 1, j))
+        for close, content_end in cands:
+            if self._is_good(close):
+                q = close
+                while (nxt := self._next(q)) > 0:
+                    q = nxt
+                end, comment = _tail_end(s, q)
+                return content_end, end, comment
+        return None
 
-
-def _first_match(s: str) -> bool:
-    """Whether ``$header_address_re`` matches at the start of ``s`` (each way it may
-    match tried once: the ends of each enclosure, then of the repeated ones)."""
-    n = len(s)
-    i = _skip_ws(s, 0)
-    # name-addr: an optional phrase, "<...>", repeated enclosures, then the tail; the
-    # phrase may start with white space (\s* gives it back)
-    phrase = _phrase_ends(s, 0)
-    lt = {i}
-    if phrase:
-        lt.add(_skip_ws(s, phrase[-1]))
-    runs = _Runs(s)
-    for p in lt:
-        if p >= n or s[p] != "<":
-            continue
-        seen: set[int] = set()
-        todo = _angle_ends(s, p, first=True, runs=runs)
-        while todo:
-            q = todo.pop()
-            if q in seen:
-                continue
-            seen.add(q)
-            if _tail_matches(s, q):
-                return True
-            r = _skip_ws(s, q)
-            if r < n and s[r] == "<":
-                todo.extend(_angle_ends(s, r, first=False, runs=runs))
-    # a lone address, else a lone phrase
-    end = _mailre_end(s, i)
-    if end >= 0 and _tail_matches(s, end):
-        return True
-    return any(_tail_matches(s, e) for e in phrase)
+    def match(self, p: int) -> tuple[int, list[str | None]] | None:
+        """``$header_address_re`` at ``p`` (its ``^`` there): the end of the match and
+        the captures $1 to $5, or ``None``."""
+        s, n = self.s, self.n
+        i = _skip_ws(s, p)
+        phrase = _phrase_ends(s, i) if i < n and s[i] != "<" else []
+        a = _skip_ws(s, phrase[-1]) if phrase else i
+        if a < n and s[a] == "<":
+            found = self.angle(a)
+            if found is not None:
+                content_end, end, comment = found
+                j = _skip_ws(s, a + 1)
+                return end, [s[i:phrase[-1]] if phrase else None, s[j:content_end],
+                             None, None, comment]
+        for m in _mailre_ends(s, i):
+            end, comment = _tail_end(s, m)
+            if end >= 0:
+                return end, [None, None, s[i:m], None, comment]
+        if not phrase:
+            phrase = _phrase_ends(s, i)
+        for e in reversed(phrase):
+            end, comment = _tail_end(s, e)
+            if end >= 0:
+                return end, [None, None, None, s[i:e], comment]
+        if i > p:
+            # \s* gives back one white space: a phrase of it, before what no phrase
+            # may start with
+            end, comment = _tail_end(s, i)
+            if end >= 0 and (i == n or s[i] in _PHRASE_STOP):
+                return end, [None, None, None, s[i - 1:i], comment]
+        return None
 
 
 def _valid_parsed_address(addr: str) -> bool:
@@ -254,29 +312,118 @@ def _valid_parsed_address(addr: str) -> bool:
     return not addr.startswith('""@') and addr.count('"') != 1
 
 
-def internal_finds_none(value: str) -> bool:
-    """Whether Util.pm's ``_parse_header_addresses`` returns nothing for ``value``: its
-    first ``$header_address_re`` match fails (the loop ends with no result) and no
-    ``<user@host>`` its last look reads is a valid one.
+# _parse_header_addresses' clean-ups of a phrase and an address
+_PHRASE_PARTS = re.compile(r'"((?:[^"\\]|\\.)*)"|([^"]+)', re.DOTALL)
+_COMMENTS = re.compile(r"\((?:[^()\\]|\\.)*\)", re.DOTALL)
+_UNESCAPE_ONE = re.compile(r"\\(?!\\)")
+
+
+def _first_at(address: str) -> str:
+    """``s/^(([^\\@]*)\\@([^\\@]*)).*/$1/``: cut before a second "@"."""
+    at = address.find("@")
+    second = address.find("@", at + 1) if at >= 0 else -1
+    return address if second < 0 else address[:second]
+_MAILRE_HOST = re.compile(r"^[^@]*@([^@]*)")
+
+
+def _mailre_whole(text: str) -> bool:
+    """``$text =~ /^$header_address_mailre$/`` (``$``: also before a final newline)."""
+    body = text[:-1] if text.endswith("\n") else text
+    return len(body) > 0 and len(body) in _mailre_ends(body, 0)
+
+
+def _host_valid(host: str) -> bool:
+    """``is_fqdn_valid(idn_to_ascii($host), 1)`` for an ASCII host; a non-ASCII one is
+    taken as invalid (Util.pm would convert it with libidn2 first)."""
+    return host.isascii() and fqdn_valid(host.encode("ascii"))
+
+
+def internal_addresses(value: str) -> list[tuple[str | None, str | None]]:
+    """Util.pm's ``_parse_header_addresses``: (phrase, address) of each address its
+    ``$header_address_re`` loop reads, then of each ``<user@host>`` in what it left.
 
     :param value: the header text, unfolded.
-    :returns: ``True`` when SpamAssassin asks Email::Address::XS instead.
+    :returns: the pairs (``None``: undefined), in order.
     """
-    s = _TRAILING_WS.sub("", value).replace("\\\\", "")
-    s = _GROUP.sub("", s, count=1)
-    if all(c in _WS for c in s):
-        return True
-    if _first_match(s):
-        return False
-    if "@" not in s:
-        return True
-    i = s.find("<")
-    while i >= 0:
-        end = _mailre_end(s, i + 1)
-        if end >= 0 and end < len(s) and s[end] == ">" and _valid_parsed_address(s[i + 1:end]):
-            return False
-        i = s.find("<", i + 1)
-    return True
+    s = value.rstrip("\t\n\x0b\x0c\r ")
+    if "\\\\" in s:
+        s = s.replace("\\\\", "")
+    if ":" in s:
+        s = _GROUP.sub("", s, count=1)
+    if not s.strip("\t\n\x0b\x0c\r "):
+        return []
+    matcher = _Matcher(s)
+    out: list[tuple[str | None, str | None]] = []
+    p = 0
+    while p < len(s) or not out:
+        found = matcher.match(p)
+        if found is None:
+            break
+        end, (c1, c2, c3, c4, comment) = found
+        p = end
+        phrase = c1 if c1 is not None else c4
+        address = c2 if c2 is not None else c3
+        if c2 is not None:
+            address = _COMMENTS.sub("", c2) if "(" in c2 else c2
+            if not _mailre_whole(address):
+                address = None
+        if address is not None and not _valid_parsed_address(address):
+            address = None
+        if phrase is not None:
+            parts: list[str] = []
+            for m in _PHRASE_PARTS.finditer(phrase):
+                if m.group(1) is not None:
+                    parts.append(_UNESCAPE_ONE.sub("", m.group(1)).replace("\\\\", "\\"))
+                else:
+                    parts.append(_COMMENTS.sub("", m.group(2)))
+            phrase = "".join(parts)
+            host = _MAILRE_HOST.match(phrase)
+            if (address is None and _mailre_whole(phrase) and _valid_parsed_address(phrase)
+                    and host is not None and _host_valid(host.group(1))):
+                address, phrase = phrase, None
+            elif address is not None and phrase == address or phrase == "":
+                phrase = None
+        if phrase is None and comment is not None:
+            phrase = comment
+        if address is not None:
+            address = _first_at(address)
+        out.append((phrase, address))
+        if end >= len(s):
+            break
+    rest = s[p:]
+    if "@" in rest:
+        # the last look: <user@host> anywhere in what the loop left
+        i = rest.find("<")
+        while i >= 0:
+            nxt = i + 1
+            for m_end in _mailre_ends(rest, i + 1):
+                if m_end < len(rest) and rest[m_end] == ">":
+                    address = rest[i + 1:m_end]
+                    nxt = m_end + 1
+                    if _valid_parsed_address(address):
+                        out.append((None, _first_at(address)))
+                    break
+            i = rest.find("<", nxt)
+    return out
+
+
+def parse_header_addresses(value: str) -> list[tuple[str, str]]:
+    """Util.pm's ``parse_header_addresses`` with Email::Address::XS installed:
+    ``_parse_header_addresses``' reading, unless it finds nothing or fewer addresses
+    than the commas suggest and Email::Address::XS finds more (its ``$maybe_nested``,
+    a scalar match counted ``>= 2``, is never true).
+
+    :param value: the header text, unfolded.
+    :returns: (phrase, address) of each address, "" for an undefined one.
+    """
+    if all(c in _WS for c in value):
+        return []
+    found = internal_addresses(value)
+    if not found or len(found) < value.count(",") + 1:
+        xs = xs_addresses(value)
+        if len(xs) > len(found):
+            return xs
+    return [(phrase or "", address or "") for phrase, address in found]
 
 
 # -- Email::Address::XS (dovecot-parser.c) --------------------------------------------

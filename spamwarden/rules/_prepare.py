@@ -19,13 +19,12 @@ import email.parser
 import email.policy
 import email.utils
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..mail import MessageView
 from ..mail._message import _decode_bytes
 from ._authfacts import AuthFacts
-from ._headeraddr import internal_finds_none, xs_addresses
+from ._headeraddr import parse_header_addresses
 from ._html import HtmlResults
 from ._mime import MimePart
 from ._relays import RelayNetworks, Relays, parse_relays
@@ -271,37 +270,13 @@ class PreparedMessage:
         return bool(self._values(lname))
 
     def address_pairs(self, value: str) -> list[tuple[str, str]]:
-        """``email.utils.getaddresses`` of a header text (newlines read as spaces).
-
-        The common single-address forms are read by ``spamwarden.mail``'s regexes,
-        which give what ``getaddresses`` gives; anything else goes to ``getaddresses``.
+        """(phrase, address) of each address in a header text (newlines read as
+        spaces), as Util.pm's ``parse_header_addresses`` reads them ("" where it has
+        none); read once per text and message.
         """
         pairs = self._pairs.get(value)
         if pairs is None:
-            from ..mail._message import _simple_from
-            flat = value.replace("\n", " ")
-            simple = _simple_from(flat) if len(flat) <= 998 else None
-            if simple is None and "@" in flat and len(flat) <= 998:
-                # an unquoted display name holding "@" ("a@home <b@x.example>"): one
-                # address, as Util.pm's parse_header_addresses reads it (getaddresses
-                # makes it two)
-                m = _AT_PHRASE.match(flat)
-                if m is not None:
-                    simple = (m.group(1), m.group(2))
-                elif flat.count("@") > 1 and (m := _MULTI_AT.match(flat)) is not None:
-                    # a lone address with a second "@" ("a@mail.example@pop.example"):
-                    # one address to Util.pm (cut before the second "@" later), none
-                    # to getaddresses
-                    simple = ("", m.group(1) or m.group(2))
-            if simple is not None:
-                pairs = [simple]
-            elif len(flat) <= 998 and internal_finds_none(flat):
-                # Util.pm's parse_header_addresses: its own parser reads nothing
-                # ("<x@[10.0.0.1] [pi]>"), so Email::Address::XS's answer counts
-                pairs = xs_addresses(flat)
-            else:
-                pairs = _simple_list(flat, _simple_from) or _getaddresses(flat)
-            self._pairs[value] = pairs
+            pairs = self._pairs[value] = parse_header_addresses(value.replace("\n", " "))
         return pairs
 
     def _raw_values(self, lname: str) -> list[str]:
@@ -336,77 +311,14 @@ class PreparedMessage:
         return index.get(lname, [])
 
 
-# header text -> getaddresses' pairs: address lists (To, Cc) come back message after
-# message, and the stdlib parser reads them a character at a time
-_ADDRESS_LISTS: dict[str, tuple[tuple[str, str], ...]] = {}
-
-
-_MULTI_AT = re.compile(r'^\s*(?:<([^\s<>()\[\],:;"]+@[^\s<>()\[\],:;"]+)>|'
-                       r'([^\s<>()\[\],:;"]+@[^\s<>()\[\],:;"]+))\s*$')
-_AT_PHRASE = re.compile(r"^\s*([^<>\"(),;:]*@[^<>\"(),;:]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*$")
-
-
-# with none of these, a comma can only separate addresses or sit inside <...> (which
-# then does not read as one of the simple forms): quoted strings, comments, escapes,
-# groups, domain literals
-_LIST_SPECIALS = re.compile(r'["()\\:;\[]')
-
-
-def _simple_list(flat: str, simple_from: Callable[[str], tuple[str, str] | None],
-                 ) -> list[tuple[str, str]] | None:
-    """``getaddresses`` of an address list whose every member is one of the simple forms
-    ``simple_from`` reads (To and Cc lists mostly are), ``None`` for any other text:
-    the stdlib parser reads the list a character at a time."""
-    if "," not in flat or _LIST_SPECIALS.search(flat) is not None:
-        return None
-    out: list[tuple[str, str]] = []
-    for piece in flat.split(","):
-        pair = simple_from(piece) if len(piece) <= 998 else None
-        if pair is None:
-            return None
-        out.append(pair)
-    return out
-
-
-def _getaddresses(flat: str) -> list[tuple[str, str]]:
-    """``email.utils.getaddresses([flat])``, kept for texts seen before (bounded)."""
-    found = _ADDRESS_LISTS.get(flat)
-    if found is None:
-        found = tuple(email.utils.getaddresses([flat]))
-        if len(_ADDRESS_LISTS) >= 1024:
-            _ADDRESS_LISTS.clear()
-        if len(flat) <= 4096:
-            _ADDRESS_LISTS[flat] = found
-    return list(found)
-
-
-# Util.pm's $header_address_mailre, whole: a quoted or plain local part, "@", a domain
-# or an address literal (white space, brackets, commas, colons nowhere else)
-_SA_MAILRE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^@\s<>()\[\],:;]+)'
-                        r'@(?:[^"\s<>()\[\],:;]+|\[[\d:.]+\])', re.IGNORECASE | re.DOTALL)
-_SA_FIRST_AT = re.compile(r"^([^@]*@[^@]*).*", re.DOTALL)
-
-
-def sa_address(addr: str) -> str:
-    """An address as Util.pm's ``_parse_header_addresses`` keeps it: one its
-    ``$header_address_mailre`` reads whole and ``_valid_parsed_address`` accepts (no
-    lone double quote, no ``""@`` start), cut before any second ``@``; "" for any other
-    (``<Penny Stocks Team@example.com>``: no address)."""
-    if (not addr or _SA_MAILRE.fullmatch(addr) is None or addr.startswith('""@')
-            or addr.count('"') == 1):
-        return ""
-    return _SA_FIRST_AT.sub(r"\1", addr)
-
-
 def _address(msg: PreparedMessage, value: str, *, display: bool) -> str:
-    """The first address (``:addr``) or its display name (``:name``) in a header value;
-    only addresses SpamAssassin's parser keeps count (:func:`sa_address`)."""
+    """The first address (``:addr``) or phrase (``:name``) in a header value, as
+    PerMsgStatus's ``_get`` takes them from ``parse_header_addresses`` (an address
+    without either is skipped)."""
     for name, addr in msg.address_pairs(value):
-        if display:
-            return name
-        addr = sa_address(addr)
-        if addr:
-            return addr
+        found = name if display else addr
+        if found:
+            return found
     return ""
 
 
@@ -448,10 +360,9 @@ def header_with_modifiers(msg: PreparedMessage, name: str, *, raw: bool, addr: b
     if lines is not None:
         result = ""
         for line in lines:
-            pairs = msg.address_pairs(line)
-            if pairs:
+            if msg.address_pairs(line):
                 result = _address(msg, line, display=display)
-                if display or result:
+                if result:
                     break
     if display and not raw and result:
         result = msg._decoded(result)
@@ -487,8 +398,7 @@ def header_rule_value(msg: PreparedMessage, name: str, *, raw: bool, addr: bool,
     if key in cache:
         return cache[key]
     lines = _modifier_lines(msg, name.lower(), raw=raw) or []
-    found = [a for line in lines for _, pair_addr in msg.address_pairs(line)
-             if (a := sa_address(pair_addr))]
+    found = [a for line in lines for _, a in msg.address_pairs(line) if a]
     result = "\n".join(found) if found else first
     cache[key] = result
     return result

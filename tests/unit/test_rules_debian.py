@@ -115,42 +115,6 @@ def test_check_gives_the_hits_of_every_rule_counted(
     assert total_hits > SAMPLE  # not vacuous
 
 
-ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To", "Return-Path", "Sender", "Resent-From",
-                   "Errors-To", "ToCc")
-
-
-def test_address_pairs_are_those_of_getaddresses(sample: list[bytes]) -> None:
-    """``:addr``, ``:name`` and the address evals read the common forms without the
-    stdlib parser; the pairs must be exactly ``getaddresses``'s, but for an unquoted
-    display name holding "@" and a lone address with a second "@" (one address, as
-    SpamAssassin reads them)."""
-    import email.utils
-
-    from spamwarden.rules import _prepare
-
-    def expected(value: str) -> list[tuple[str, str]]:
-        flat = value.replace("\n", " ")
-        m = _prepare._AT_PHRASE.match(flat)
-        if m is not None and len(flat) <= 998:
-            return [(m.group(1), m.group(2))]
-        m = _prepare._MULTI_AT.match(flat)
-        if m is not None and flat.count("@") > 1 and len(flat) <= 998:
-            return [("", m.group(1) or m.group(2))]
-        return email.utils.getaddresses([flat])
-
-    seen = 0
-    odd = ['"Last, First" <a@b.example>', "a@b.example (comment)", "<>", "x, y@z.example",
-           "=?utf-8?q?Z?= <z@y.example>", "Name <a@b.example>, c@d.example", "A  B <a@b.c>\n"]
-    for raw in sample:
-        msg = prepare_message(parse_message(raw), raw)
-        values = [v for h in ADDRESS_HEADERS for raw_ in (False, True)
-                  if (v := msg.header_text(h, raw=raw_)) is not None] + odd
-        for value in values:
-            assert msg.address_pairs(value) == expected(value), value
-            seen += 1
-    assert seen > SAMPLE
-
-
 def test_possessive_rewrite_finds_the_same_matches(
     debian_rules: RuleSet, sample: list[bytes],
 ) -> None:

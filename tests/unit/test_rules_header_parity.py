@@ -34,7 +34,8 @@ so that the engine before these fixes differed:
 - a header rule reads every ``:addr`` of the field, one a line (two From addresses:
   white space); Util.pm's parser reads an address with a second "@" (X-Sender
   ``a@host@pop``, ``Return-Path: <a@host@relay>``) and cuts it there; where it reads
-  nothing (``<x@[1086695621] [pi]>``), Email::Address::XS's reading counts.
+  nothing (``<x@[1086695621] [pi]>``), Email::Address::XS's reading counts; it reads
+  ``From: Pharmacy Program@example.com`` as a phrase (``:name``), no address.
 """
 
 from __future__ import annotations
