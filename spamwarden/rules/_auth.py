@@ -243,7 +243,12 @@ def auth_list_line(lists: AuthLists, key: str, rest: str) -> str | None:
 
 
 class ListData(Protocol):
-    """What the welcome-list evals read from the rule set: its :class:`AuthLists`."""
+    """What the welcome-list evals read from the rule set: its :class:`AuthLists`.
+
+    The part of ``_evalbase.EvalData`` these evals need, declared here because
+    ``_evalbase`` imports this module (for :class:`AuthLists`): importing ``EvalData``
+    would close an import loop.  An ``EvalData`` is a ``ListData``.
+    """
 
     auth_lists: AuthLists
 
