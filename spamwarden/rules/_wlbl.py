@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._evalbase import ANY_KIND, HEADER, EvalData, EvalEntry, EvalFn, nargs
 from ._globs import GlobSet, address_glob, ascii_lower, glob_match
 from ._uris import uri_host
-from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry
+from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry, with_old_names
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -407,33 +407,22 @@ def _uri_host_list(name: str) -> EvalFn:
 
 #: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
 #: 4.0 registers both)
-WLBL_EVALS: dict[str, EvalEntry] = {}
-for _names, _kinds, _fn in [
-    (("check_from_in_welcomelist", "check_from_in_whitelist"), HEADER, _from_in_welcomelist),
-    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), HEADER,
-     _from_in_default_welcomelist),
-    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), HEADER,
-     _forged_in_welcomelist),
-    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), HEADER,
-     _forged_in_default_welcomelist),
-    (("check_from_in_blocklist", "check_from_in_blacklist"), HEADER,
-     _from_list("blocklist_from")),
-    (("check_to_in_welcomelist", "check_to_in_whitelist"), HEADER, _to_list("welcomelist_to")),
-    (("check_to_in_blocklist", "check_to_in_blacklist"), HEADER, _to_list("blocklist_to")),
-    (("check_to_in_more_spam",), HEADER, _to_list("more_spam_to")),
-    (("check_to_in_all_spam",), HEADER, _to_list("all_spam_to")),
-    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), HEADER,
-     _subject_list("welcomelist_subject")),
-    (("check_subject_in_blocklist", "check_subject_in_blacklist"), HEADER,
-     _subject_list("blocklist_subject")),
-    (("check_to_in_list",), HEADER, _to_in_list),
-    (("check_from_in_list",), HEADER, _from_in_list),
-    (("check_replyto_in_list",), HEADER, _replyto_in_list),
+WLBL_EVALS: Mapping[str, EvalEntry] = with_old_names({
+    "check_from_in_welcomelist": (HEADER, nargs(0), _from_in_welcomelist),
+    "check_from_in_default_welcomelist": (HEADER, nargs(0), _from_in_default_welcomelist),
+    "check_forged_in_welcomelist": (HEADER, nargs(0), _forged_in_welcomelist),
+    "check_forged_in_default_welcomelist": (HEADER, nargs(0), _forged_in_default_welcomelist),
+    "check_from_in_blocklist": (HEADER, nargs(0), _from_list("blocklist_from")),
+    "check_to_in_welcomelist": (HEADER, nargs(0), _to_list("welcomelist_to")),
+    "check_to_in_blocklist": (HEADER, nargs(0), _to_list("blocklist_to")),
+    "check_to_in_more_spam": (HEADER, nargs(0), _to_list("more_spam_to")),
+    "check_to_in_all_spam": (HEADER, nargs(0), _to_list("all_spam_to")),
+    "check_subject_in_welcomelist": (HEADER, nargs(0), _subject_list("welcomelist_subject")),
+    "check_subject_in_blocklist": (HEADER, nargs(0), _subject_list("blocklist_subject")),
+    "check_to_in_list": (HEADER, nargs(1), _to_in_list),
+    "check_from_in_list": (HEADER, nargs(1), _from_in_list),
+    "check_replyto_in_list": (HEADER, nargs(1), _replyto_in_list),
     # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
-    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), ANY_KIND,
-     _uri_host_list("WELCOME")),
-    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), ANY_KIND,
-     _uri_host_list("BLOCK")),
-]:
-    for _name in _names:
-        WLBL_EVALS[_name] = (_kinds, nargs(1 if _name.endswith("_in_list") else 0), _fn)
+    "check_uri_host_in_welcomelist": (ANY_KIND, nargs(0), _uri_host_list("WELCOME")),
+    "check_uri_host_in_blocklist": (ANY_KIND, nargs(0), _uri_host_list("BLOCK")),
+})
