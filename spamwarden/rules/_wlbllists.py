@@ -65,6 +65,10 @@ _URI_SETTINGS = with_old_names({"welcomelist_uri_host": "WELCOME", "blocklist_ur
 _DIRECTIVES = frozenset({*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_SETTINGS, *_RCVD_REMOVE,
                          *_SUBJECT_SETTINGS, *_URI_SETTINGS, "delist_uri_host",
                          "enlist_addrlist"})
+#: what a line of these directives must hold at least one of (a line without is reported)
+_WORDS_WANTED = {**dict.fromkeys([*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_REMOVE],
+                                 "one or more addresses"),
+                 **dict.fromkeys(_URI_SETTINGS, "one or more host or domain names")}
 #: the names of the address lists (``enlist_addrlist`` to one adds to that setting)
 ADDRESS_LISTS = frozenset(_ADDR_SETTINGS.values())
 _ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
@@ -126,10 +130,11 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
         if m is None or m.group(1) not in ADDRESS_LISTS:
             return False
         key, words = m.group(1), m.group(2).split()
+    wanted = _WORDS_WANTED.get(key)
+    if wanted is not None and not words:
+        note(f"expected {wanted}")
+        return True
     if key in _ADDR_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
         entries = lists.addr.setdefault(_ADDR_SETTINGS[key], {})
         for word in words:
             if len(entries) >= MAX_ENTRIES:
@@ -138,9 +143,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             entries[ascii_lower(word)] = None
         return True
     if key in _REMOVE_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
         entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
         for word in words:
             entries.pop(ascii_lower(word), None)
@@ -159,9 +161,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             listed.setdefault(addr, []).append(domain)
         return True
     if key in _RCVD_REMOVE:
-        if not words:
-            note("expected one or more addresses")
-            return True
         for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
             for word in words:
                 lists.rcvd.get(name, {}).pop(ascii_lower(word), None)
@@ -178,9 +177,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             entries[value] = None
         return True
     if key in _URI_SETTINGS:
-        if not words:
-            note("expected one or more host or domain names")
-            return True
         hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
         hosts.extend(ascii_lower(w) for w in words[:MAX_ENTRIES - len(hosts)])
         return True
