@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from ._evalbase import ANY_KIND, HEADER, EvalData, EvalEntry, EvalFn, nargs
 from ._globs import GlobSet, address_glob, ascii_lower, glob_match
-from ._uris import uri_host
+from ._uris import fqdn_valid, uri_host
 from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry, with_old_names
 
 if TYPE_CHECKING:
@@ -122,22 +122,6 @@ def all_from_addrs(msg: PreparedMessage) -> list[str]:
 
 
 _RCVD_FOR = re.compile(r" for <?(\S+@(\S+?))>?;")
-_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
-def _fqdn_valid(host: str) -> bool:
-    """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
-    label (``_`` only below the second level), 253 characters at most."""
-    host = ascii_lower(host).rstrip(".")
-    if len(host) > 253:
-        return False
-    labels = host.split(".")
-    if len(labels) < 2:
-        return False
-    for i, label in enumerate(labels):
-        if not 1 <= len(label) <= 63 or not _LABEL.match(label):
-            return False
-        if i >= len(labels) - 2 and "_" in label:
-            return False
-    return True
 
 
 def all_to_addrs(msg: PreparedMessage) -> list[str]:
@@ -154,7 +138,7 @@ def all_to_addrs(msg: PreparedMessage) -> list[str]:
     if not found:
         for line in fields.get("received", [])[:3]:
             m = _RCVD_FOR.search(_unfolded(line[:MAX_TEXT]))
-            if m is not None and _fqdn_valid(m.group(2)):
+            if m is not None and m.group(2).isascii() and fqdn_valid(m.group(2).encode()):
                 found.append(m.group(1))
         for name in _TOHEADERS:
             found.extend(_header_addrs(fields, msg, name))
