@@ -78,38 +78,25 @@ def split_perl_regex(text: str) -> tuple[str, str, str]:
     else:
         raise UntranslatableRegex("not a /regex/")
     closer = _OPENERS.get(opener, opener)
-    if closer != opener:
-        depth = 0
-        i = start
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            if c == opener:
-                depth += 1
-            elif c == closer:
-                if depth == 0:
-                    break
-                depth -= 1
-            i += 1
-        else:
-            raise UntranslatableRegex("unterminated regex")
-        end = i
-    else:
-        i = start
-        end = -1
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            if c == closer:
-                end = i
+    # the first closer not escaped and, for a bracket pair, not closing a nested opener
+    # (an opener that is its own closer never nests: the closer test comes first)
+    depth = 0
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == closer:
+            if depth == 0:
                 break
-            i += 1
-        if end < 0:
-            raise UntranslatableRegex("unterminated regex")
+            depth -= 1
+        elif c == opener:
+            depth += 1
+        i += 1
+    else:
+        raise UntranslatableRegex("unterminated regex")
+    end = i
     pat = text[start:end]
     m = re.match(r"[a-zA-Z]*", text[end + 1:])
     flags = m.group(0) if m else ""
