@@ -126,6 +126,23 @@ def translate(pattern: str, flags: str = "") -> PerlRegex:
     return PerlRegex(source, "i" in flags, "m" in flags, "s" in flags)
 
 
+def _inline_flags(m: re.Match[str], construct: str) -> tuple[str, str]:
+    """The flags an inline ``(?on-off)`` or ``(?on-off:`` turns on and off (a ``^`` at
+    the start dropped), ``m`` its match (group 1 on, group 2 off).
+
+    :param construct: how a message names the construct with ``x`` in it.
+    :raises UntranslatableRegex: ``x`` (it would change how the rest is read) or a flag
+        other than ``i``, ``m`` and ``s``.
+    """
+    on, off = m.group(1).lstrip("^"), m.group(2) or ""
+    if "x" in on or "x" in off:
+        raise UntranslatableRegex(f"inline {construct}")
+    bad = set(on + off) - set("ims")
+    if bad:
+        raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+    return on, off
+
+
 class _Translator:
     def __init__(self, pattern: str, extended: bool) -> None:
         self.p = pattern
@@ -204,12 +221,7 @@ class _Translator:
             return
         m = re.match(r"\(\?([a-zA-Z^]*)(?:-([a-zA-Z]*))?\)", rest)
         if m:  # inline flags (?i) / (?-i) / (?^i)
-            on, off = m.group(1).lstrip("^"), m.group(2) or ""
-            if "x" in on or "x" in off:
-                raise UntranslatableRegex("inline (?x)")
-            bad = set(on + off) - set("ims")
-            if bad:
-                raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+            on, off = _inline_flags(m, "(?x)")
             # Python only allows global flags at the very start; elsewhere scope them to
             # the rest of the enclosing group, which is what Perl means.
             spec = on + ("-" + off if off else "")
@@ -220,12 +232,7 @@ class _Translator:
             return
         m = re.match(r"\(\?([a-zA-Z^]*)(?:-([a-zA-Z]*))?:", rest)
         if m and (m.group(1) or m.group(2)):
-            on, off = m.group(1).lstrip("^"), m.group(2) or ""
-            if "x" in on or "x" in off:
-                raise UntranslatableRegex("inline (?x:)")
-            bad = set(on + off) - set("ims")
-            if bad:
-                raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+            on, off = _inline_flags(m, "(?x:)")
             self.out.append(f"(?{on}{'-' + off if off else ''}:")
             self.i += len(m.group(0))
             self.scoped.append(0)
