@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from ._uris import _fqdn_valid as fqdn_valid
+from ._uris import fqdn_valid
 
 __all__ = ["internal_addresses", "parse_header_addresses", "xs_addresses"]
 
