@@ -587,6 +587,8 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
     first_end = body.find(b"\n")
     crlf = body[first_end - 1:first_end + 1] == b"\r\n" if first_end > 0 else False
     places = _leaf_places(msg) if msg.is_multipart() else {}
+    # the number a multipart/alternative found below gets (after those of places)
+    next_group = 1 + max((g for alts, _ in places.values() for g in alts), default=-1)
     try:
         for part in msg.walk():
             if len(parts) >= _MAX_PARTS:
@@ -601,6 +603,15 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
             payload = part.get_payload(decode=False)
             if not isinstance(payload, str):
                 continue
+            place = places.get(id(part), ((), 0))
+            if part.get_content_maintype() == "multipart":
+                # no boundary found: Message.pm's _parse_multipart keeps the whole body
+                # as one part whose header fields are the lines it starts with
+                found = _boundless_part(part, place, group=next_group)
+                if found is None:
+                    continue
+                part, place = found
+                next_group += 1
             # get_payload decodes 8-bit octets by the part's charset (U+FFFD where it
             # cannot); the text the parser stored holds them as received
             stored = getattr(part, "_payload", payload)
@@ -608,7 +619,7 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 "utf-8", "surrogateescape")
             if crlf:  # Message.pm makes a CRLF message's line ends LF
                 encoded = encoded.replace(b"\r\n", b"\n")
-            if part is not msg:
+            if part is not msg and id(part) in places:
                 # a part of a multipart keeps the line end before its boundary, which
                 # the email package gives to the boundary (RFC 2046, 5.1.1)
                 encoded += b"\n"
@@ -620,14 +631,43 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 encoding=str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower(),
                 encoded=encoded,
                 is_attachment=disp.startswith("attachment") or part.get_filename() is not None,
-                alternatives=places.get(id(part), ((), 0))[0],
-                depth=places.get(id(part), ((), 0))[1],
+                alternatives=place[0],
+                depth=place[1],
                 name=part_name(fields),
             ))
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError, AttributeError):
         pass
     return parts, True
+
+
+def _boundless_part(part: email.message.Message, place: tuple[tuple[int, ...], int], *,
+                    group: int,
+                    ) -> tuple[email.message.Message, tuple[tuple[int, ...], int]] | None:
+    """The part Message.pm's ``_parse_multipart`` makes of a multipart whose opening
+    boundary is not found (or that names none): the whole body, its leading header
+    lines read as the part's fields, text/plain when they declare no type (its
+    "ignore preamble ... unless there's no boundary"); the email package leaves such a
+    multipart as one text.  ``None`` where that part would be parsed further (a
+    multipart or message type, a multipart/digest parent) or where the multipart's
+    text ends a part of its parent (the line end before the parent's boundary, which
+    Message.pm keeps, is not in it): left as they were.
+
+    :param part: the multipart, its payload one string.
+    :param place: its place (multipart/alternative ancestors, depth) as a leaf.
+    :param group: the number it gets as a multipart/alternative.
+    :returns: the part and its place: one level deeper, inside the multipart.
+    """
+    stored = getattr(part, "_payload", None)
+    if not isinstance(stored, str) or part.get_content_subtype() == "digest":
+        return None
+    sub = email.message_from_string(stored, _SaMessage, policy=email.policy.compat32)
+    if sub.get_content_maintype() in ("multipart", "message"):
+        return None
+    alternatives, depth = place
+    if part.get_content_subtype() == "alternative":
+        alternatives = (*alternatives, group)
+    return sub, (alternatives, depth + 1)
 
 
 # Message.pm's _parse_normal reads a part's name from Content-Disposition first (any

@@ -22,7 +22,10 @@ link whose address the text shows too (a "parsed" URI as well, which FreeMail's
 ``_parse_body`` skips) and one whose text is other words; a URI whose host runs
 into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
 "xn--" name, not a cut ASCII one); a Subject of 8-bit octets that are not UTF-8
-(Windows-1252 to Node.pm: two octets a character in the body's first line).
+(Windows-1252 to Node.pm: two octets a character in the body's first line); a
+multipart whose delimiter lines do not match its boundary, at the top and inside
+another (Message.pm's ``_parse_multipart`` keeps its whole body as one text/plain
+part, boundary lines included).
 """
 
 from __future__ import annotations
