@@ -311,13 +311,30 @@ def rendered_parts_text(parts: Sequence[MimePart], decode: Callable[[MimePart], 
                 links.append(found)
             counts: dict[str, int] = {}
             rendered = render_html(decoded, found, counts)
-            text += rendered
+            text += _scan_cut(rendered)
             if texts is not None:
                 texts[index] = (kind, rendered, any(t == "img" for t, _ in found or ()),
                                 counts["obfuscation"])
         else:
-            text += decoded
+            text += _scan_cut(decoded)
             if texts is not None:
                 texts[index] = (kind, decoded, False, 0)
     return text, wide or _WIDE.search(text) is not None
+
+
+#: SpamAssassin's body_part_scan_size: the characters of one rendered part body rules read
+BODY_PART_SCAN_SIZE = 50_000
+
+
+def _scan_cut(rendered: str) -> str:
+    """A rendered part cut as Message.pm's ``get_body_text_array_common`` cuts it to
+    ``body_part_scan_size``: after the first newline at or past the limit if within
+    1,024 characters, else after such a space, else at the limit."""
+    if len(rendered) <= BODY_PART_SCAN_SIZE:
+        return rendered
+    for sep in ("\n", " "):
+        i = rendered.find(sep, BODY_PART_SCAN_SIZE)
+        if 0 <= i and i - BODY_PART_SCAN_SIZE <= 1024:
+            return rendered[:i + 1]
+    return rendered[:BODY_PART_SCAN_SIZE]
 

@@ -25,7 +25,8 @@ into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
 (Windows-1252 to Node.pm: two octets a character in the body's first line); a
 multipart whose delimiter lines do not match its boundary, at the top and inside
 another (Message.pm's ``_parse_multipart`` keeps its whole body as one text/plain
-part, boundary lines included).
+part, boundary lines included); a text part longer than body_part_scan_size (body
+rules read its first 50,000 characters, up to the next newline).
 """
 
 from __future__ import annotations
