@@ -311,7 +311,7 @@ def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes],
     return uri
 
 
-_ATTR = re.compile(rb"""([^\s=>]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_ATTR = re.compile(rb"""([^\s=>]+)\s*(=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 
 _ENTITY = re.compile(rb"&(?:#([0-9]+)|#[xX]([0-9a-fA-F]+)|([A-Za-z][A-Za-z0-9]*));?")
 
@@ -329,10 +329,12 @@ def _entity(m: re.Match[bytes]) -> bytes:
 def _tag_attrs(text: bytes) -> dict[bytes, bytes]:
     """A start tag's attributes (names lower case, the first of a name kept), values'
     entities decoded as HTML::Parser decodes them (a name is read whole: ``&register``
-    is no ``&reg``)."""
+    is no ``&reg``); an attribute without "=" has its name, as written, for value
+    (HTML::Parser's default ``boolean_attribute_value``: ``<a HREF onclick=...>`` is a
+    link to "HREF")."""
     # (reversed: the first of a name is the one left in the dict)
-    out = {key.lower(): double or single or bare
-           for key, double, single, bare in reversed(_ATTR.findall(text[:16384]))}
+    out = {key.lower(): (double or single or bare) if eq else key
+           for key, eq, double, single, bare in reversed(_ATTR.findall(text[:16384]))}
     if b"&" in text:
         for key, value in out.items():
             if b"&" in value:

@@ -26,7 +26,8 @@ into Chinese text after a dot (Util.pm's ``idn_to_ascii`` makes it an invalid
 multipart whose delimiter lines do not match its boundary, at the top and inside
 another (Message.pm's ``_parse_multipart`` keeps its whole body as one text/plain
 part, boundary lines included); a text part longer than body_part_scan_size (body
-rules read its first 50,000 characters, up to the next newline).
+rules read its first 50,000 characters, up to the next newline); a link tag whose
+``href`` has no value (HTML::Parser gives the attribute's name: a URI "HREF").
 """
 
 from __future__ import annotations
