@@ -204,7 +204,6 @@ _SENDMAIL_AUTH = re.compile(
     r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by")
 _POSTFIX_AUTH = re.compile(r"\) \(Authenticated sender: \S+\) by \S+ \(([^)]+)\) with ")
 _ENVFROM = re.compile(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", re.IGNORECASE)
-_IP4_RE = re.compile(_IP4)
 _IPV6_PREFIX = re.compile(r"^ipv6:", re.IGNORECASE)
 _LEADING_ANGLE = re.compile(r"^\s*<*")
 _TRAILING_ANGLE = re.compile(r">*\s*$")
@@ -457,6 +456,23 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
 #: more relay below the Received ones
 _ORIGINATING = ("x-yahoo-post-ip", "x-originating-ip", "x-apparently-from", "x-senderip")
 
+_OCTET = r"(?:1\d\d|2[0-4]\d|25[0-5]|[1-9]\d|\d)"
+_H = r"[a-f0-9]{1,4}"
+#: Constants.pm's IP_ADDRESS, whole: an IPv4 address (no leading zero in an octet,
+#: "20.23.7.08" is none), an IPv4-mapped IPv6 one or an IPv6 one
+_SA_IP_ADDRESS = re.compile(
+    r"(?:\b(?<!:)" + r"\.".join([_OCTET] * 4) + r"\b"
+    r"|(?:IPv6:|(?<![a-f0-9:]))(?:"
+    r"(?:(?:" + _H + r":){6}|::(?:" + _H + r":){0,5}|(?:" + _H + r":){1,5}:"
+    r"|" + _H + r"::(?:" + _H + r":){1,4}|(?:" + _H + r":){2}:(?:" + _H + r":){1,3}"
+    r"|(?:" + _H + r":){3}:(?:" + _H + r":){1,2}|(?:" + _H + r":){4}:" + _H + r":)"
+    + r"\.".join([_OCTET] * 4)
+    + r"|(?:" + _H + r":){7}" + _H + r"|:(?::" + _H + r"){1,7}|(?:" + _H + r":){1,7}:"
+    r"|" + _H + r":(?::" + _H + r"){1,6}|(?:" + _H + r":){2}(?::" + _H + r"){1,5}"
+    r"|(?:" + _H + r":){3}(?::" + _H + r"){1,4}|(?:" + _H + r":){4}(?::" + _H + r"){1,3}"
+    r"|(?:" + _H + r":){5}(?::" + _H + r"){1,2}|(?:" + _H + r":){6}:" + _H + r"|::)"
+    r"(?![a-f0-9:]))", re.IGNORECASE)
+
 
 def parse_relays(headers: Sequence[tuple[str, str]],
                  networks: RelayNetworks | None = None) -> Relays:
@@ -474,11 +490,12 @@ def parse_relays(headers: Sequence[tuple[str, str]],
     lines = [v for k, v in named if k == "received"][:_MAX_RECEIVED]
     n_received = len(lines)
     for name in _ORIGINATING:
-        for k, v in named:
-            m = _IP4_RE.search(v) if k == name else None
-            if m:
-                lines.append(f"from X-Originating-IP: {m.group(0)}")
-                break
+        # Received.pm: get_header in scalar context, the last field of the name; an
+        # address in it by Constants.pm's IP_ADDRESS, else no relay
+        last = next((v for k, v in reversed(named) if k == name), None)
+        m = _SA_IP_ADDRESS.search(last) if last else None
+        if m:
+            lines.append(f"from X-Originating-IP: {m.group(0)}")
     judge = _Judge(networks)
     trusted: list[str] = []
     untrusted: list[str] = []
