@@ -64,6 +64,10 @@ _IP_FIRST_BY = re.compile(
     r"^" + _IP4 + r"(?: by \S+ (?:with |\((?:SMTPL|InterScan)\b)"
     r"| \((?:HELO|EHLO) \S*\) by \S+ | \([A-Za-z][^)]+\) by \S+ with )")
 _HOTMAIL_BY = re.compile(r"by \S+\.hotmail\.msn\.com ")
+# Received.pm's "(helo [ip]) by host " and "([ip]) by host " / "(ip) by host "
+_PAREN_HELO_IP = r"^\((\S+) \[(" + _IP + r")\]\) by$"
+_PAREN_IP = r"^\(\[?(" + _IP + r")\]?\) by$"
+_PAREN_BY = re.compile(r"^\((?:\S+ \[" + _IP + r"\]|\[?" + _IP + r"\]?)\) by \S+ ")
 
 # client forms, tried in order on the text after "from " (SpamAssassin's, reduced)
 _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
@@ -92,6 +96,10 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
         # only where _HOST_IP_BY reads the whole line
         (_HOST_IP, ("rdns", "ip"), False),
+        # (helo [ip]) by / ([ip]) by / (ip) by: Received.pm's forms with the client
+        # part in parentheses (only where _PAREN_BY reads the whole line)
+        (_PAREN_HELO_IP, ("helo", "ip"), False),
+        (_PAREN_IP, ("ip",), False),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
         (r"^\[(" + _IP + r")\]", ("ip",), False),
@@ -410,6 +418,8 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         if (m and pattern.pattern == _IP_FIRST and not _IP_FIRST_BY.match(text)
                 and not _HOTMAIL_BY.search(text)):
             continue
+        if m and pattern.pattern in (_PAREN_HELO_IP, _PAREN_IP) and not _PAREN_BY.match(text):
+            continue
         if m:
             looked_up = looked_up or form_looked_up
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
@@ -419,12 +429,14 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
                 found["rdns"] = ""
             break
     if "ip" not in found:
+        # in none of the forms: Received.pm's forms to ignore ("STUFF TO IGNORE",
+        # return 0) come before its fall-through to any [address] in the line, so
+        # "COL112-DS40([65.55.34.208]) by host with ..." is a handover it skips
+        if _LOCAL_FORM.search(text):
+            return None
         m = _ANY_IP.search(client)
         if m is None:
-            # a line in none of the forms, with no [address] and not a known local
-            # handover, is one Received.pm cannot parse
-            if _LOCAL_FORM.search(text):
-                return None
+            # with no [address] either, a line Received.pm cannot parse
             return "unparseable"
         found = {"ip": m.group(1)}
     ip = _IPV6_PREFIX.sub("", found["ip"])

@@ -14,7 +14,11 @@ so that the engine before these fixes differed:
   line are not unparseable (UNPARSEABLE_RELAY); "host (ip) by host" with only the date
   after the receiving host is (its forms read something after it); "ip by host
   (comment) with HTTP" is in none of the forms with the address first, and is skipped
-  as a handover (one external relay: __DOS_SINGLE_EXT_RELAY); Sendmail's
+  as a handover (one external relay: __DOS_SINGLE_EXT_RELAY), so is
+  "COL112-DS40([ip]) by host with Microsoft SMTPSVC" (its forms to ignore come before
+  its fall-through to any [address]), while "(ip) by host via smtp" is a relay (a form
+  of its own); X-Originating-IP is read from the last such field, by IP_ADDRESS
+  ("[20.23.7.08]" holds none); Sendmail's
   "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
