@@ -63,6 +63,13 @@ _IP_FIRST = r"^(" + _IP4 + r")(?: \((?:HELO|EHLO) \S*\)| \([A-Za-z][^)]+\))? by$
 _IP_FIRST_BY = re.compile(
     r"^" + _IP4 + r"(?: by \S+ (?:with |\((?:SMTPL|InterScan)\b)"
     r"| \((?:HELO|EHLO) \S*\) by \S+ | \([A-Za-z][^)]+\) by \S+ with )")
+_SPACE_IP = r"^\S+ \( \[(" + _IP + r")\]\)"
+_SPACE_IP_BY = re.compile(r"^\S+ \( \[" + _IP + r"\]\).*? by \S+ ")
+_BRACKET_IP = r"^\[(" + _IP + r")\]"
+_BRACKET_IP_BY = re.compile(
+    r"^\[" + _IP + r"\](?: by \S+ | by \S+ via HTTP$| \([^)]+\) by \S+ "
+    r"|\S+ \((?:HELO|EHLO) \S*\) by \S+ )")
+_HELO_GUESS = re.compile(r"(\S+)[^-A-Za-z0-9.]")
 _HOTMAIL_BY = re.compile(r"by \S+\.hotmail\.msn\.com ")
 # Received.pm's "(helo [ip]) by host " and "([ip]) by host " / "(ip) by host "
 _PAREN_HELO_IP = r"^\((\S+) \[(" + _IP + r")\]\) by$"
@@ -96,13 +103,18 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
         # only where _HOST_IP_BY reads the whole line
         (_HOST_IP, ("rdns", "ip"), False),
+        # "ip ( [ip]) as user x by host ": Received.pm's form names no HELO (only
+        # where _SPACE_IP_BY reads the whole line)
+        (_SPACE_IP, ("ip",), False),
         # (helo [ip]) by / ([ip]) by / (ip) by: Received.pm's forms with the client
         # part in parentheses (only where _PAREN_BY reads the whole line)
         (_PAREN_HELO_IP, ("helo", "ip"), False),
         (_PAREN_IP, ("ip",), False),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
-        (r"^\[(" + _IP + r")\]", ("ip",), False),
+        # [ip]: Received.pm's forms of it read past the receiving host (only where
+        # _BRACKET_IP_BY reads the whole line)
+        (_BRACKET_IP, ("ip",), False),
         # ip by / ip (HELO helo) by / ip (comment) by: Received.pm's forms with the
         # address first
         # (only where _IP_FIRST_BY or _HOTMAIL_BY reads the whole line)
@@ -420,6 +432,10 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
             continue
         if m and pattern.pattern in (_PAREN_HELO_IP, _PAREN_IP) and not _PAREN_BY.match(text):
             continue
+        if m and pattern.pattern == _SPACE_IP and not _SPACE_IP_BY.match(text):
+            continue
+        if m and pattern.pattern == _BRACKET_IP and not _BRACKET_IP_BY.match(text):
+            continue
         if m:
             looked_up = looked_up or form_looked_up
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
@@ -439,6 +455,11 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
             # with no [address] either, a line Received.pm cannot parse
             return "unparseable"
         found = {"ip": m.group(1)}
+        guess = _HELO_GUESS.match(text) if not helo else None
+        if guess is not None:
+            # Received.pm, at the end of its "from" forms: "if at this point we still
+            # haven't figured out the HELO string, see if we can't just guess"
+            helo = guess.group(1)
     ip = _IPV6_PREFIX.sub("", found["ip"])
     # an IPv4-mapped IPv6 address is read as the IPv4 one (Received.pm)
     if ":" in ip:
