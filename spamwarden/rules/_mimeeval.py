@@ -86,11 +86,21 @@ def _uppercase(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
 
 
 def _base64_length(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+    """MIMEEval's ``check_base64_length``: the longest raw line of a base64 leaf (not
+    application/ics), its newline counted as ``length $l`` counts it on Node.pm's
+    ``raw`` lines; the last line of a multipart's part has none (Message.pm chomps
+    the line end before a boundary, which the parts here keep)."""
     longest = 0
     for p in msg.parts:
-        if p.encoding == "base64":
-            for line in p.encoded.splitlines():
-                longest = max(longest, len(line.rstrip()))
+        if p.encoding == "base64" and p.content_type != "application/ics":
+            lines = p.encoded.split(b"\n")
+            last = len(lines) - 1
+            for i, line in enumerate(lines):
+                # each line but the last had a newline; the last ends the part
+                n = len(line) + (i < last)
+                if i == last - 1 and p.depth > 0 and not lines[last]:
+                    n -= 1
+                longest = max(longest, n)
     lo = float(a[0])
     hi = float(a[1]) if len(a) > 1 else float("inf")
     return longest >= lo and longest <= hi

@@ -27,7 +27,9 @@ multipart whose delimiter lines do not match its boundary, at the top and inside
 another (Message.pm's ``_parse_multipart`` keeps its whole body as one text/plain
 part, boundary lines included); a text part longer than body_part_scan_size (body
 rules read its first 50,000 characters, up to the next newline); a link tag whose
-``href`` has no value (HTML::Parser gives the attribute's name: a URI "HREF").
+``href`` has no value (HTML::Parser gives the attribute's name: a URI "HREF"); base64
+lines of 78 octets (79 with the newline MIMEEval counts) and a 77-octet last line
+before a boundary (Message.pm chomps its newline: 77).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ rawbody LOCAL_RAW_REPORT /^(?:Action: failure|Feedback-Type: abuse)$/m
 body LOCAL_FONT_INVALID eval:html_test('font_invalid_color')
 body __ISO_2022_JP_DELIM /\\e\\$B/
 body __SINGLE_WORD_LINE /^\\s?\\S{1,60}\\s?$/
+body BASE64_LENGTH_78_79 eval:check_base64_length('78','79')
+body BASE64_LENGTH_79_INF eval:check_base64_length('79')
 freemail_domains 163.com
 header __freemail_replyto eval:check_freemail_replyto('replyto')
 uri __HAS_URI /./

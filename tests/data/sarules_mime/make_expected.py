@@ -24,7 +24,8 @@ RULES = frozenset({
     "__HTML_LENGTH_1024_1536", "__TAG_EXISTS_HTML", "__NONEMPTY_BODY",
     "T_TVD_MIME_NO_HEADERS", "LOCAL_BODY_OFFER", "LOCAL_RAW_OFFER", "LOCAL_URI_SHOP",
     "LOCAL_RAW_REPORT", "LOCAL_FONT_INVALID", "__ISO_2022_JP_DELIM",
-    "__SINGLE_WORD_LINE", "__freemail_replyto", "__HAS_URI", "MIME_HTML_ONLY", "__MIME_HTML"})
+    "__SINGLE_WORD_LINE", "__freemail_replyto", "__HAS_URI", "MIME_HTML_ONLY", "__MIME_HTML",
+    "BASE64_LENGTH_78_79", "BASE64_LENGTH_79_INF"})
 LOCAL_CF = """
 body LOCAL_BODY_OFFER /Premium offer/
 rawbody LOCAL_RAW_OFFER /<b>Premium offer/i
