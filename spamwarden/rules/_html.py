@@ -42,18 +42,24 @@ MAX_COMMENTS = 100
 # a value; a quote opens a string only where a value starts (``color=#66FF66"`` is a
 # value with a quote in it, not the start of a string running into the next tags).
 # Possessive and atomic: each attribute is read one way only, as the C loop reads it.
-_TOKEN = re.compile(
-    rb"<!--.*?(?:-->|\Z)"
+_TOKEN_TAIL = (
     # (a declaration or processing instruction with no ">" is the rest of the part)
-    rb"|<![^>]*+(?:>|\Z)|<\?[^>]*+(?:>|\Z)"
+    rb"<![^>]*+(?:>|\Z)|<\?[^>]*+(?:>|\Z)"
     rb"|<(/?)([A-Za-z][^\s/>]*+)"
     rb"([^\s>]*+\s*+"  # the rest of the tag name (hparser.c's names hold "/"), white space
     rb"(?>[^\s>][^\s=>]*+\s*+"
     rb"(?:=\s*+(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^\s>]*+)\s*+|(?!=)))*+)>"
     # a tag never finished (no ">", or a value's quote never closed): HTML::Parser's
     # eof reports the rest of the part as one comment
-    rb"|<(?=/?[A-Za-z]).*\Z",
-    re.DOTALL)
+    rb"|<(?=/?[A-Za-z]).*\Z")
+# A comment ends at the next "--", white space and ">" (hparser.c); with none after it,
+# HTML::Parser ends it at the first ">" as any "<!...>" (_TOKEN's next alternative):
+# "<!--#rotate>" is one comment and the tags after it are read.  _TOKEN_NO_CLOSE is
+# used past the last "--" ">" of the part, so that each unclosed "<!--" is not
+# followed to the end of the part (quadratic on "<!--a><!--a>...")
+_TOKEN = re.compile(rb"<!--.*?--\s*>|" + _TOKEN_TAIL, re.DOTALL)
+_TOKEN_NO_CLOSE = re.compile(_TOKEN_TAIL, re.DOTALL)
+_COMMENT_CLOSE = re.compile(rb"--\s*>")
 _ATTR = re.compile(rb"""([^\s=/>"']+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
 _ENTITY = re.compile(rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
 _SPACE = b" \t\n\r\x0b"
@@ -490,7 +496,18 @@ def parse_html(data: bytes) -> HtmlResults:
     anchor: list[bytes] | None = None  # the text pieces of the last <a> (anchor_last)
     # (the counts are kept in locals while reading, set on r at the end)
     tags = elements = tags_seen = elements_seen = closed_extra = 0
-    for m in _TOKEN.finditer(data):
+    last_close = -1
+    for found in _COMMENT_CLOSE.finditer(data):
+        last_close = found.start()
+    token = _TOKEN
+    search_at = 0
+    while True:
+        if token is _TOKEN and search_at + 4 > last_close:
+            token = _TOKEN_NO_CLOSE
+        m = token.search(data, search_at)
+        if m is None:
+            break
+        search_at = m.end()
         close, name, rest = m.groups()
         if raw_until:
             # the contents of <script>/<style> are not parsed for tags

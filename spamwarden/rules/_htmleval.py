@@ -30,7 +30,7 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
         tags: set[str] = set()
         for i, part in enumerate(msg.parts):
             if part.effective_type == "text/html":
-                html = _NOT_TAGS.sub(_opening_tag, msg.part_body(i)[:RAWBODY_SCAN])
+                html = _without_not_tags(msg.part_body(i)[:RAWBODY_SCAN])
                 # (each distinct spelling lower-cased once: tags repeat many times)
                 tags.update(t.lower().decode("ascii") for t in set(_HTML_TAG.findall(html)))
         msg.html_tags = frozenset(tags)
@@ -40,16 +40,42 @@ def _html_tag_exists(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bo
 _HTML_TAG = re.compile(rb"</?([A-Za-z][A-Za-z0-9]{0,15})(?=[\s/>])")
 # what HTML::Parser reports no tag in: comments, and the content of the elements it
 # reads as literal text up to their end tag (a <script> inside an <iframe> is text).
-# ``<!--.*?(?:-->|\Z)|(<(iframe|...)\b[^>]*>).*?(?=</\2\s*>|\Z)`` written to be
+# A comment ends at the next "--", white space and ">" (hparser.c), else, with none
+# after it, at the first ">" as any "<!...>" ("<!--#rotate>" hides no tag after it).
+# ``<!--.*?--\s*>|<!--[^>]*>?|(<(iframe|...)\b[^>]*>).*?(?=</\2\s*>|\Z)`` written to be
 # tried only at a "<" and to take runs of octets that cannot end it at a time (the
-# same matches: the lazy scans stop at the first "-->" or "</name>", or the end)
-_NOT_TAGS = re.compile(rb"(?=<)(?:<!--[^-]*+(?:-(?!->)[^-]*+)*+(?:-->|\Z)"
-                       rb"|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
-                       rb"[^<]*+(?:<(?!/\2\s*>)[^<]*+)*+)", re.IGNORECASE | re.DOTALL)
+# same matches: the lazy scans stop at the first "--" ">" or "</name>", or the end);
+# past the last "--" ">" of the part the first alternative is left out
+# (_without_not_tags), so that an unclosed "<!--" is not followed to the end each time
+_NOT_TAGS_REST = (rb"<!--[^>]*+>?"
+                  rb"|(<(iframe|textarea|xmp|title|script|style)\b[^>]*>)"
+                  rb"[^<]*+(?:<(?!/\2\s*>)[^<]*+)*+")
+_NOT_TAGS = re.compile(rb"(?=<)(?:<!--(?:[^-]++|-(?!-\s*>))*+--\s*>|" + _NOT_TAGS_REST + rb")",
+                       re.IGNORECASE | re.DOTALL)
+_NOT_TAGS_NO_CLOSE = re.compile(rb"(?=<)(?:" + _NOT_TAGS_REST + rb")", re.IGNORECASE | re.DOTALL)
+_COMMENT_CLOSE = re.compile(rb"--\s*>")
 
 
-def _opening_tag(m: re.Match[bytes]) -> bytes:
-    return m.group(1) or b""
+def _without_not_tags(html: bytes) -> bytes:
+    """The part with its comments and literal elements' content taken out (each
+    literal element's opening tag kept)."""
+    last_close = -1
+    for found in _COMMENT_CLOSE.finditer(html):
+        last_close = found.start()
+    out: list[bytes] = []
+    pos = 0
+    pattern = _NOT_TAGS
+    while True:
+        if pattern is _NOT_TAGS and pos + 4 > last_close:
+            pattern = _NOT_TAGS_NO_CLOSE
+        m = pattern.search(html, pos)
+        if m is None:
+            break
+        out.append(html[pos:m.start()])
+        out.append(m.group(1) or b"")
+        pos = m.end()
+    out.append(html[pos:])
+    return b"".join(out)
 
 
 def html_parts(msg: PreparedMessage) -> list[HtmlResults]:

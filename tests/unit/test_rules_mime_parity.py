@@ -29,7 +29,8 @@ part, boundary lines included); a text part longer than body_part_scan_size (bod
 rules read its first 50,000 characters, up to the next newline); a link tag whose
 ``href`` has no value (HTML::Parser gives the attribute's name: a URI "HREF"); base64
 lines of 78 octets (79 with the newline MIMEEval counts) and a 77-octet last line
-before a boundary (Message.pm chomps its newline: 77).
+before a boundary (Message.pm chomps its newline: 77); a comment "<!--#rotate>" never
+closed by "-->" (HTML::Parser ends it at its ">": the tags after it count).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ body __HTML_TAG_BALANCE_CENTER eval:html_tag_balance('center', '!= 0')
 body __HTML_LENGTH_0000_1024 eval:html_range('length', '0', '1024')
 body __HTML_LENGTH_1024_1536 eval:html_range('length', '1024', '1536')
 body __TAG_EXISTS_HTML eval:html_tag_exists('html')
+body __TAG_EXISTS_BODY eval:html_tag_exists('body')
 body __NONEMPTY_BODY /\\S/
 tflags __NONEMPTY_BODY nosubject
 body T_TVD_MIME_NO_HEADERS eval:check_msg_parse_flags('missing_mime_headers')
