@@ -569,6 +569,46 @@ def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
     return head
 
 
+# a run of lines holding only white space (Perl's \s on octets), the last one perhaps
+# without its newline
+_BLANK_RUN = re.compile(rb"(?:^[\t\x0b\x0c\r ]*\n)+(?:[\t\x0b\x0c\r ]+\Z)?", re.MULTILINE)
+_MAX_BLANK_LINES = 20
+
+
+def squash_blank_runs(body: bytes) -> bytes:
+    """The body as Message.pm's ``new`` hands it to the MIME parser: each run of more
+    than 20 blank lines cut to 20, its first line and its last 19 kept (a run the body
+    starts with keeps its first two: the loop stops at the top line); the full
+    message (``full``, the raw body length) is read before this.
+
+    :param body: the message body as received.
+    :returns: the body, unchanged when no run is that long.
+    """
+    out: list[bytes] = []
+    pos = 0
+    for m in _BLANK_RUN.finditer(body):
+        start, end = m.span()
+        newlines = body.count(b"\n", start, end)
+        lines = newlines + (body[end - 1] != 10)
+        if lines <= _MAX_BLANK_LINES:
+            continue
+        first = 2 if start == 0 else 1  # the lines kept at the top
+        cut_from = start
+        for _ in range(first):
+            cut_from = body.index(b"\n", cut_from, end) + 1
+        # the start of the run's line number lines - 19: after its newline number
+        # lines - 19, the (newlines - (lines - 19) + 1)-th from the end
+        cut_to = end
+        for _ in range(newlines - (lines - (_MAX_BLANK_LINES - 1)) + 1):
+            cut_to = body.rindex(b"\n", start, cut_to)
+        out.append(body[pos:cut_from])
+        pos = cut_to + 1
+    if not out:
+        return body
+    out.append(body[pos:])
+    return b"".join(out)
+
+
 def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
                 flags: set[str] | None = None) -> tuple[list[MimePart], bool]:
     """The MIME leaves; the top-level headers are already parsed, so only the MIME ones
@@ -1034,7 +1074,8 @@ def prepare_message(view: MessageView, raw: bytes, *,
     has_separator = body_at is not None
     raw_body = raw[body_at:] if body_at is not None else b""
     mime_flags: set[str] = set()
-    parts, _ = _walk_parts(view.headers, raw_body[:FULL_SCAN_SIZE * 10], mime_flags)
+    parts, _ = _walk_parts(view.headers, squash_blank_runs(raw_body[:FULL_SCAN_SIZE * 10]),
+                           mime_flags)
     # the text parts as SpamAssassin renders them (HTML by HTML.pm's rules, text
     # attachments included); the parsed view's text when the MIME walk found no part
     bodies: dict[int, bytes] = {}  # part index -> decoded, kept as part_bodies

@@ -30,7 +30,8 @@ rules read its first 50,000 characters, up to the next newline); a link tag whos
 ``href`` has no value (HTML::Parser gives the attribute's name: a URI "HREF"); base64
 lines of 78 octets (79 with the newline MIMEEval counts) and a 77-octet last line
 before a boundary (Message.pm chomps its newline: 77); a comment "<!--#rotate>" never
-closed by "-->" (HTML::Parser ends it at its ">": the tags after it count).
+closed by "-->" (HTML::Parser ends it at its ">": the tags after it count); 60 lines
+of tabs in an HTML part (Message.pm keeps 20 of a run of blank lines: its length).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ body __HTML_LENGTH_0000_1024 eval:html_range('length', '0', '1024')
 body __HTML_LENGTH_1024_1536 eval:html_range('length', '1024', '1536')
 body __TAG_EXISTS_HTML eval:html_tag_exists('html')
 body __TAG_EXISTS_BODY eval:html_tag_exists('body')
+body HTML_IMAGE_ONLY_04 eval:html_image_only('0000','0400')
+body HTML_IMAGE_ONLY_08 eval:html_image_only('0400','0800')
 body __NONEMPTY_BODY /\\S/
 tflags __NONEMPTY_BODY nosubject
 body T_TVD_MIME_NO_HEADERS eval:check_msg_parse_flags('missing_mime_headers')
