@@ -173,9 +173,12 @@ class RspamdServer:
     """rspamd with a private LOCAL_CONFDIR/DBDIR/RUNDIR/LOGDIR, proxy in milter mode."""
 
     def __init__(self, base: Path, *, dns: str, unix: bool = False,
-                 proxy_count: int = 1) -> None:
+                 proxy_count: int = 1, sa_rules: str | None = None) -> None:
         self.base = base
         self.proxy_count = proxy_count
+        # a glob of SpamAssassin rule files for rspamd's spamassassin module (the same
+        # rules spamwarden's --rules runs), or None: rspamd's own rules only
+        self.sa_rules = sa_rules
         self.dns = dns
         self.unix = unix
         self.proxy_port = free_port()
@@ -218,6 +221,8 @@ class RspamdServer:
             f'dns {{\n  nameserver = ["{self.dns}"];\n  timeout = 0.3s;\n  retransmits = 1;\n}}\n'
             "local_addrs = [];\n")
         (local / "logging.inc").write_text('level = "error";\n')
+        if self.sa_rules:
+            (local / "spamassassin.conf").write_text(f'ruleset = "{self.sa_rules}";\n')
         (local / "milter_headers.conf").write_text(
             'use = ["x-spamd-result", "x-spam-status", "authentication-results"];\n'
             "skip_local = false;\nskip_authenticated = false;\n")
@@ -247,6 +252,29 @@ class RspamdServer:
             return self._proxy_accepts() and tcp_accepts(self.normal_port)
 
         wait_until(up, timeout=timeout, interval=0.2, what="rspamd proxy and normal workers")
+        if self.sa_rules:
+            self._wait_for_hyperscan()
+
+    def _wait_for_hyperscan(self, *, timeout: float = 900, quiet: float = 10) -> None:
+        """Wait until rspamd's hs_helper has compiled the SpamAssassin rules' Hyperscan
+        databases and the workers have loaded them (until then rspamd matches with PCRE,
+        far slower): every ``*.hs`` in DBDIR has its ``*.hs.unser`` and nothing there has
+        changed for ``quiet`` seconds."""
+        db = self.dirs["db"]
+        proc = self.proc
+        assert proc is not None
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"rspamd exited {proc.returncode}: {self.log_tail()}")
+            compiled = list(db.glob("*.hs"))
+            if not compiled or any(not Path(f"{p}.unser").exists() for p in compiled):
+                return False
+            newest = max(p.stat().st_mtime for p in db.iterdir())
+            return time.time() - newest >= quiet
+
+        wait_until(ready, timeout=timeout, interval=1.0,
+                   what="rspamd's Hyperscan databases of the SpamAssassin rules")
 
     def stop(self) -> None:
         proc = self.proc
@@ -488,6 +516,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", action="store_true",
                     help="spamwarden with [rules] enabled = true (SpamAssassin's installed "
                          "rules); the databases are compiled before the runs into --rules-cache")
+    ap.add_argument("--rspamd-sa-rules", nargs="?", const="/usr/share/spamassassin/*.cf",
+                    default=None, metavar="GLOB",
+                    help="rspamd also runs SpamAssassin rule files through its spamassassin "
+                         "module (default glob /usr/share/spamassassin/*.cf): the same "
+                         "rules as spamwarden's --rules; its Hyperscan databases are "
+                         "compiled before the runs (minutes)")
     ap.add_argument("--rules-processes", type=int, default=None,
                     help="rules.processes for --rules (engine processes per milter "
                          "process; default: the configuration's default)")
@@ -522,7 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     digest = hashlib.sha256(b"".join(m.data for m in messages)).hexdigest()[:12]
     print(f"{len(messages)} corpus messages ({sum(len(m.data) for m in messages) // 1024} KiB, "
           f"sha256 {digest}), sessions {concurrencies}, rounds {args.rounds}, "
-          f"milters over {args.transport}", flush=True)
+          f"milters over {args.transport}"
+          + (f"; rspamd also runs SpamAssassin's rules ({args.rspamd_sa_rules})"
+             if args.rspamd_sa_rules else ""), flush=True)
     unix = args.transport == "unix"
 
     work = Path(tempfile.mkdtemp(prefix="sw-bench-milter-"))
@@ -584,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if "rspamd" in wanted:
             rspamd = RspamdServer(work / "rspamd", dns=dns.address, unix=unix,
-                                  proxy_count=args.rspamd_proxies)
+                                  proxy_count=args.rspamd_proxies,
+                                  sa_rules=args.rspamd_sa_rules)
             try:
                 rspamd.start()
                 cleanup.append(rspamd)

@@ -1,7 +1,8 @@
 """Pure message handling shared by every part of spamwarden.
 
 Bounded parsing of raw RFC 5322 bytes, decoded subject and text, URLs, sender
-domains, registrable domains (Public Suffix List) and the advertising label.
+domains, registrable domains (Public Suffix List) and the advertising label;
+:func:`decode_with_charset` decodes octets in a MIME charset as the rest does.
 No I/O and no exceptions for bad input.  This package imports nothing else from
 spamwarden: it is the bottom of the dependency graph.
 
@@ -32,6 +33,7 @@ from ._message import (
     Part,
     ad_label,
     decode_header_value,
+    decode_with_charset,
     extract_urls,
     html_to_text,
     parse_message,
@@ -76,6 +78,7 @@ __all__ = [
     "ad_label",
     "content_parameters",
     "decode_header_value",
+    "decode_with_charset",
     "decoded_body",
     "domain_of_address",
     "entity_filename",

@@ -143,7 +143,7 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
             out: list[str] = []
             for chunk, charset in pieces:
                 if isinstance(chunk, bytes):
-                    out.append(_decode_bytes(chunk, charset))
+                    out.append(decode_with_charset(chunk, charset))
                 else:
                     out.append(chunk)
             text = "".join(out) if len(pieces) > 1 else out[0] if out else ""
@@ -153,7 +153,18 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
     return " ".join(text.split())
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> str:
+def decode_with_charset(data: bytes, charset: str | None) -> str:
+    """Text from octets in a MIME charset (RFC 2045 section 5.1's ``charset``
+    parameter, RFC 2047 section 2's encoded-word charset).  Never raises.
+
+    :param data: the octets.
+    :param charset: the charset's name, in any case, white space around it ignored;
+        ``None``, empty, ``us-ascii``, ``ascii`` and the names of no charset
+        (``unknown-8bit``, ``x-unknown``, ``default``) are read as UTF-8.
+    :returns: the text, each octet sequence the charset cannot decode replaced by
+        U+FFFD; for a charset Python does not know, UTF-8 when the octets are valid
+        UTF-8, else windows-1252.
+    """
     cs = (charset or "").strip().lower() or "utf-8"
     if cs in ("unknown-8bit", "x-unknown", "default", "us-ascii", "ascii"):
         cs = "utf-8"
@@ -495,7 +506,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
                 continue
             if ctype == "text/plain" or ctype == "text/html":
                 charset = _safe(part.get_content_charset)
-                text = _decode_bytes(payload, charset)[: budget[0] * 4]
+                text = decode_with_charset(payload, charset)[: budget[0] * 4]
                 if ctype == "text/html":
                     has_html = True
                     htmls.append(text)

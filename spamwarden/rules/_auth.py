@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 from ._authfacts import SPF_RESULTS, AuthFacts, DkimSignature
 from ._globs import address_glob, glob_regex
 from ._prepare import header_with_modifiers
+from ._wlbllists import with_old_names
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -54,17 +55,13 @@ DKIM_LISTS = ("welcomelist_from_dkim", "def_welcomelist_from_dkim")
 
 #: directive -> (what it does, the list(s) it acts on), aliases included (Conf.pm,
 #: SPF.pm and DKIM.pm ``aliases``)
-_DIRECTIVES: dict[str, tuple[str, tuple[str, ...]]] = {}
-for _name in (*ADDRESS_LISTS, *DKIM_LISTS):
-    _kind = "dkim" if _name in DKIM_LISTS else "add"
-    _DIRECTIVES[_name] = (_kind, (_name,))
-    _DIRECTIVES[_name.replace("welcomelist", "whitelist")] = (_kind, (_name,))
-for _name, _lists in (("auth", ("welcomelist_auth", "def_welcomelist_auth")),
-                      ("from_spf", ("welcomelist_from_spf", "def_welcomelist_from_spf")),
-                      ("from_dkim", DKIM_LISTS)):
-    _kind = "undkim" if _name == "from_dkim" else "remove"
-    _DIRECTIVES[f"unwelcomelist_{_name}"] = (_kind, _lists)
-    _DIRECTIVES[f"unwhitelist_{_name}"] = (_kind, _lists)
+_DIRECTIVES: dict[str, tuple[str, tuple[str, ...]]] = with_old_names({
+    **{name: ("add", (name,)) for name in ADDRESS_LISTS},
+    **{name: ("dkim", (name,)) for name in DKIM_LISTS},
+    "unwelcomelist_auth": ("remove", ("welcomelist_auth", "def_welcomelist_auth")),
+    "unwelcomelist_from_spf": ("remove", ("welcomelist_from_spf", "def_welcomelist_from_spf")),
+    "unwelcomelist_from_dkim": ("undkim", DKIM_LISTS),
+})
 #: every directive :func:`auth_list_line` reads
 AUTH_LIST_DIRECTIVES = frozenset(_DIRECTIVES)
 
@@ -243,7 +240,12 @@ def auth_list_line(lists: AuthLists, key: str, rest: str) -> str | None:
 
 
 class ListData(Protocol):
-    """What the welcome-list evals read from the rule set: its :class:`AuthLists`."""
+    """What the welcome-list evals read from the rule set: its :class:`AuthLists`.
+
+    The part of ``_evalbase.EvalData`` these evals need, declared here because
+    ``_evalbase`` imports this module (for :class:`AuthLists`): importing ``EvalData``
+    would close an import loop.  An ``EvalData`` is a ``ListData``.
+    """
 
     auth_lists: AuthLists
 
@@ -531,14 +533,14 @@ AUTH_EVALS: Mapping[str, tuple[frozenset[str], Callable[[Sequence[str]], bool],
        for r in sorted(SPF_RESULTS)},
     **{f"check_for_spf_helo_{r}": (_HEADER, _no_args, _spf_result(r, helo=True))
        for r in sorted(SPF_RESULTS)},
-    **{f"check_for_{d}spf_{w}_from": (
+    **with_old_names({f"check_for_{d}spf_welcomelist_from": (
         _HEADER, _no_args,
         _spf_welcomelist((f"{d}welcomelist_from_spf", f"{d}welcomelist_auth")))
-       for d in ("", "def_") for w in ("welcomelist", "whitelist")},
-    **{f"check_for_{d}dkim_{w}_from": (
+       for d in ("", "def_")}),
+    **with_old_names({f"check_for_{d}dkim_welcomelist_from": (
         _HEADER, _no_args,
         _dkim_welcomelist((f"{d}welcomelist_from_dkim", f"{d}welcomelist_auth")))
-       for d in ("", "def_") for w in ("welcomelist", "whitelist")},
+       for d in ("", "def_")}),
     "check_dkim_signed": (_FULL, _domains, _dkim_signed),
     "check_dkim_valid": (_FULL, _domains, _dkim_valid),
     "check_dkim_verified": (_FULL, _domains, _dkim_valid),

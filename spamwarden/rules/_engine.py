@@ -916,12 +916,12 @@ class RuleEngine:
 
 
 def _eval_function(rule: Rule) -> EvalFn:
-    """What ``run_eval`` calls for the rule's eval: its registered function, or for the
-    one reading the rule's kind (image_to_text_ratio), ``run_eval`` itself."""
+    """What ``run_eval`` calls for the rule's eval: its registered function for the
+    rule's kind (:meth:`EvalSpec.for_kind`)."""
     name, kind = rule.eval_name, rule.eval_kind
     spec = EVALS.get(name)
-    if spec is not None and name != "image_to_text_ratio":
-        return spec.fn
+    if spec is not None:
+        return spec.for_kind(kind)
 
     def call(msg: PreparedMessage, data: Any, args: Sequence[str]) -> bool:
         return run_eval(name, msg, data, args, kind=kind)

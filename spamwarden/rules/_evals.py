@@ -30,7 +30,7 @@ from ._freemail import FREEMAIL_EVALS
 from ._headereval import HEADER_EVALS
 from ._htmleval import HTML_EVALS
 from ._httpsmismatch import HTTPS_MISMATCH_EVALS
-from ._imageinfo import IMAGE_EVALS, image_to_text_ratio
+from ._imageinfo import IMAGE_EVALS, IMAGE_EVALS_BY_KIND
 from ._mimeeval import MIME_EVALS
 from ._relayeval import RELAY_EVALS
 from ._urieval import URI_EVALS
@@ -47,11 +47,22 @@ __all__ = ["EVALS", "IMPLEMENTED_EVALS", "EvalData", "EvalFn", "EvalSpec", "pars
 
 @dataclass(frozen=True, slots=True)
 class EvalSpec:
-    """An implemented eval: rule kinds, a check of its arguments, the function."""
+    """An implemented eval: rule kinds, a check of its arguments, the function.
+
+    :ivar by_kind: for an eval whose result depends on the rule's kind
+        (``image_to_text_ratio`` reads the text a rule of that kind is given): the
+        function for a rule of a kind; ``None`` for every other eval, whose ``fn`` serves
+        every kind.
+    """
 
     kinds: frozenset[str]
     check: Callable[[Sequence[str]], bool]
     fn: EvalFn
+    by_kind: Callable[[str], EvalFn] | None = None
+
+    def for_kind(self, kind: str) -> EvalFn:
+        """The function a rule of ``kind`` runs (``""``: no kind given)."""
+        return self.fn if self.by_kind is None else self.by_kind(kind)
 
 
 _ARG = re.compile(r"""\s*(?:'([^']*)'|"([^"]*)"|([^,'"\s]+))\s*(?:,|$)""")
@@ -79,8 +90,10 @@ _TABLES: tuple[Mapping[str, EvalEntry], ...] = (
     HEADER_EVALS, BODY_EVALS, MIME_EVALS, HTML_EVALS, HTTPS_MISMATCH_EVALS, URI_EVALS,
     RELAY_EVALS, FREEMAIL_EVALS, WLBLEVAL_EVALS, WLBL_EVALS, VBOUNCE_EVALS, AUTH_EVALS,
     IMAGE_EVALS)
+#: the evals whose function depends on the rule's kind (each module's own table)
+_BY_KIND: Mapping[str, Callable[[str], EvalFn]] = {**IMAGE_EVALS_BY_KIND}
 EVALS: Mapping[str, EvalSpec] = {
-    name: EvalSpec(kinds, check, fn)
+    name: EvalSpec(kinds, check, fn, _BY_KIND.get(name))
     for table in _TABLES for name, (kinds, check, fn) in table.items()}
 #: (rule kind, eval function) pairs that can run.
 IMPLEMENTED_EVALS = frozenset((k, name) for name, spec in EVALS.items() for k in spec.kinds)
@@ -94,13 +107,11 @@ def run_eval(name: str, msg: PreparedMessage, data: EvalData, args: Sequence[str
              kind: str = "") -> bool:
     """Run one implemented eval.
 
-    :param kind: the rule's kind (``body``, ``rawbody``, ...): image_to_text_ratio reads
-        the text that kind is given.
+    :param kind: the rule's kind (``body``, ``rawbody``, ...), for an eval that reads the
+        text that kind is given (:meth:`EvalSpec.for_kind`).
     :returns: whether the rule hits; a failure inside the eval counts as no hit.
     """
     try:
-        if name == "image_to_text_ratio":
-            return image_to_text_ratio(msg, kind, args)
-        return bool(EVALS[name].fn(msg, data, args))
+        return bool(EVALS[name].for_kind(kind)(msg, data, args))
     except EVAL_ERRORS:
         return False

@@ -661,13 +661,15 @@ def _faraway_in_headers(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) ->
     return False
 
 
+def _field_and_range(a: Sequence[str]) -> bool:
+    """The arguments (FIELD, MIN, MAX) of check_header_count_range and
+    check_illegal_chars."""
+    return len(a) == 3 and num(a[1]) and num(a[2])
+
+
 HEADER_EVALS: Mapping[str, EvalEntry] = {
-    "check_header_count_range": (
-        HEADER, lambda a: len(a) == 3 and num(a[1]) and num(a[2]),
-        _header_count_range),
-    "check_illegal_chars": (
-        HEADER, lambda a: len(a) == 3 and num(a[1]) and num(a[2]),
-        _illegal_chars),
+    "check_header_count_range": (HEADER, _field_and_range, _header_count_range),
+    "check_illegal_chars": (HEADER, _field_and_range, _illegal_chars),
     "check_for_missing_to_header": (HEADER, nargs(0), _missing_to),
     "subject_is_all_caps": (HEADER, nargs(0), _subject_all_caps),
     "check_unresolved_template": (HEADER, nargs(0), _unresolved_template),

@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._evalbase import RAWBODY_OR_BODY, EvalData, EvalEntry, num
+from ._evalbase import RAWBODY_OR_BODY, EvalData, EvalEntry, EvalFn, num
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
 
-__all__ = ["IMAGE_EVALS", "MAX_JPEG_SEGMENTS", "gif_size", "image_to_text_ratio", "jpeg_size",
-           "png_size"]
+__all__ = ["IMAGE_EVALS", "IMAGE_EVALS_BY_KIND", "MAX_JPEG_SEGMENTS", "gif_size",
+           "image_to_text_ratio", "jpeg_size", "png_size"]
 
 #: JPEG segments read before giving up on finding the frame header
 MAX_JPEG_SEGMENTS = 4096
@@ -194,8 +194,11 @@ def image_to_text_ratio(msg: PreparedMessage, kind: str, a: Sequence[str]) -> bo
     return _result_check(a[1], a[2], textlen / pixels, no_max_equal=True)
 
 
-def _image_to_text_ratio_body(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
-    return image_to_text_ratio(msg, "body", a)
+def _image_to_text_ratio_for(kind: str) -> EvalFn:
+    """``image_to_text_ratio`` as a rule of ``kind`` runs it (see :data:`IMAGE_EVALS_BY_KIND`)."""
+    def check(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
+        return image_to_text_ratio(msg, kind, a)
+    return check
 
 
 _IMAGE_TYPE_ARG = ("all", "gif", "png", "jpeg")
@@ -213,5 +216,11 @@ IMAGE_EVALS: Mapping[str, EvalEntry] = {
     "pixel_coverage": (RAWBODY_OR_BODY, _image_args(2, 3), _pixel_coverage),
     "image_size_exact": (RAWBODY_OR_BODY, _image_args(3, 3), _image_size_exact),
     "image_size_range": (RAWBODY_OR_BODY, _image_args(3, 5), _image_size_range),
-    "image_to_text_ratio": (RAWBODY_OR_BODY, _image_args(3, 3), _image_to_text_ratio_body),
+    "image_to_text_ratio": (RAWBODY_OR_BODY, _image_args(3, 3), _image_to_text_ratio_for("")),
+}
+#: the evals whose result depends on the rule's kind: name -> the function for a rule of
+#: a kind (``image_to_text_ratio`` reads the body of a body rule, the rawbody of a rawbody
+#: one); their :data:`IMAGE_EVALS` function is the one for no kind given
+IMAGE_EVALS_BY_KIND: Mapping[str, Callable[[str], EvalFn]] = {
+    "image_to_text_ratio": _image_to_text_ratio_for,
 }

@@ -37,19 +37,24 @@ _CAPS_FP_CHARSET = re.compile(r"[-_a-z0-9]*(?:koi|jp|jis|euc|gb|big5|isoir|cp125
 _PART_CHARSET = re.compile(r"""\bcharset\s*=\s*["']?(.*?)["']?(?:;|$)""", re.IGNORECASE)
 
 
+def _part_charset(ctype: str) -> str | None:
+    """Util.pm's ``parse_content_type``: the charset a Content-Type value names, as
+    written (its white space runs made one space first); ``None`` without one."""
+    m = _PART_CHARSET.search(" ".join(ctype.split()))
+    return m.group(1) if m else None
+
+
 def _charset_fp_as_caps(msg: PreparedMessage) -> bool:
     """MIMEEval's ``body_charset_is_likely_to_fp``: the message's Content-Type or a MIME
     part names a charset whose text reads as capitals (KOI8, the Japanese, Chinese and
     Cyrillic ones, TIS-620...)."""
-    charsets: list[str] = []
     ctype = msg.header_text("Content-Type")
-    if ctype is not None:
-        charsets.extend(m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m)
-        del charsets[1:]  # get_charset_from_ct_line: the first form found
+    first = _ct_line_charset(ctype) if ctype is not None else None
+    charsets = [first] if first is not None else []
     for p in msg.parts:
-        m = _PART_CHARSET.search(" ".join(_first_header(p.headers, "content-type").split()))
-        if m and re.search(r"[a-z]", m.group(1), re.IGNORECASE):
-            charsets.append(m.group(1).lower())
+        charset = _part_charset(_first_header(p.headers, "content-type"))
+        if charset is not None and re.search(r"[a-z]", charset, re.IGNORECASE):
+            charsets.append(charset.lower())
     return any(_CAPS_FP_CHARSET.match(c) for c in charsets)
 
 
@@ -238,8 +243,8 @@ def _ascii_text_illegal(msg: PreparedMessage, _d: EvalData, _a: Sequence[str]) -
         if ctype is None:
             charset: str | None = "us-ascii"
         else:
-            m = _PART_CHARSET.search(" ".join(ctype.split()))
-            charset = m.group(1).lower() if m else None
+            found = _part_charset(ctype)
+            charset = found.lower() if found is not None else None
         if charset not in (None, "us-ascii"):
             continue
         if _ASCII_ILLEGAL.search(data):
@@ -314,6 +319,17 @@ _CT_CHARSET = (re.compile(r'charset="([^"]+)"', re.IGNORECASE),
                re.compile(r"charset=(\S+)", re.IGNORECASE))
 
 
+def _ct_line_charset(ctype: str) -> str | None:
+    """MIMEEval's ``get_charset_from_ct_line``: the charset of the message's
+    Content-Type, in the first of its forms found (double-quoted, single-quoted,
+    bare); ``None`` without one."""
+    for rx in _CT_CHARSET:
+        m = rx.search(ctype)
+        if m:
+            return m.group(1)
+    return None
+
+
 def _faraway_charset(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bool:
     """MIMEEval's ``check_for_faraway_charset`` (CHARSET_FARAWAY): the message's
     Content-Type names a charset not fine for ``ok_locales`` and the body text has
@@ -322,7 +338,7 @@ def _faraway_charset(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) -> bo
     ctype = msg.header_text("Content-Type")
     if locales is None or ctype is None:
         return False
-    charset = next((m.group(1) for rx in _CT_CHARSET for m in [rx.search(ctype)] if m), None)
+    charset = _ct_line_charset(ctype)
     if charset is None or charset_ok_for_locales(charset, locales):
         return False
     high = sum(len(line) - len(line.translate(None, _HIGH_OCTETS)) for line in msg.body)
@@ -337,9 +353,7 @@ def _mime_faraway(msg: PreparedMessage, d: EvalData) -> bool:
     if locales is None:
         return False
     for p in msg.parts:
-        ctype = " ".join(_first_header(p.headers, "content-type").split())
-        m = _PART_CHARSET.search(ctype)
-        charset = m.group(1).lower() if m else ""
+        charset = (_part_charset(_first_header(p.headers, "content-type")) or "").lower()
         if re.search(r"[a-z]", charset) and not charset_ok_for_locales(charset, locales):
             return True
     return False

@@ -22,8 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..mail import MessageView
-from ..mail._message import _decode_bytes
+from ..mail import MessageView, decode_with_charset
 from ._authfacts import AuthFacts
 from ._html import HtmlResults
 from ._mime import MimePart
@@ -916,7 +915,7 @@ def sa_decode_words(value: str) -> str:
     for m in _ENCODED_WORD.finditer(value):
         if m.start() > pos or (charset and m.group(1).lower() != charset):
             if charset:
-                out.append(_decode_bytes(bytes(octets), charset.split("*", 1)[0]))
+                out.append(decode_with_charset(bytes(octets), charset.split("*", 1)[0]))
                 octets.clear()
             out.append(value[pos:m.start()])
         charset = m.group(1).lower()
@@ -927,7 +926,7 @@ def sa_decode_words(value: str) -> str:
             octets += qp_decode(data.replace("_", "=20").encode("utf-8", "surrogateescape"))
         pos = m.end()
     if charset:
-        out.append(_decode_bytes(bytes(octets), charset.split("*", 1)[0]))
+        out.append(decode_with_charset(bytes(octets), charset.split("*", 1)[0]))
     out.append(value[pos:])
     return "".join(out)
 

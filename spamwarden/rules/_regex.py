@@ -78,38 +78,25 @@ def split_perl_regex(text: str) -> tuple[str, str, str]:
     else:
         raise UntranslatableRegex("not a /regex/")
     closer = _OPENERS.get(opener, opener)
-    if closer != opener:
-        depth = 0
-        i = start
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            if c == opener:
-                depth += 1
-            elif c == closer:
-                if depth == 0:
-                    break
-                depth -= 1
-            i += 1
-        else:
-            raise UntranslatableRegex("unterminated regex")
-        end = i
-    else:
-        i = start
-        end = -1
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            if c == closer:
-                end = i
+    # the first closer not escaped and, for a bracket pair, not closing a nested opener
+    # (an opener that is its own closer never nests: the closer test comes first)
+    depth = 0
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == closer:
+            if depth == 0:
                 break
-            i += 1
-        if end < 0:
-            raise UntranslatableRegex("unterminated regex")
+            depth -= 1
+        elif c == opener:
+            depth += 1
+        i += 1
+    else:
+        raise UntranslatableRegex("unterminated regex")
+    end = i
     pat = text[start:end]
     m = re.match(r"[a-zA-Z]*", text[end + 1:])
     flags = m.group(0) if m else ""
@@ -137,6 +124,23 @@ def translate(pattern: str, flags: str = "") -> PerlRegex:
     except UnicodeEncodeError as exc:
         raise UntranslatableRegex("character above \\xff") from exc
     return PerlRegex(source, "i" in flags, "m" in flags, "s" in flags)
+
+
+def _inline_flags(m: re.Match[str], construct: str) -> tuple[str, str]:
+    """The flags an inline ``(?on-off)`` or ``(?on-off:`` turns on and off (a ``^`` at
+    the start dropped), ``m`` its match (group 1 on, group 2 off).
+
+    :param construct: how a message names the construct with ``x`` in it.
+    :raises UntranslatableRegex: ``x`` (it would change how the rest is read) or a flag
+        other than ``i``, ``m`` and ``s``.
+    """
+    on, off = m.group(1).lstrip("^"), m.group(2) or ""
+    if "x" in on or "x" in off:
+        raise UntranslatableRegex(f"inline {construct}")
+    bad = set(on + off) - set("ims")
+    if bad:
+        raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+    return on, off
 
 
 class _Translator:
@@ -217,12 +221,7 @@ class _Translator:
             return
         m = re.match(r"\(\?([a-zA-Z^]*)(?:-([a-zA-Z]*))?\)", rest)
         if m:  # inline flags (?i) / (?-i) / (?^i)
-            on, off = m.group(1).lstrip("^"), m.group(2) or ""
-            if "x" in on or "x" in off:
-                raise UntranslatableRegex("inline (?x)")
-            bad = set(on + off) - set("ims")
-            if bad:
-                raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+            on, off = _inline_flags(m, "(?x)")
             # Python only allows global flags at the very start; elsewhere scope them to
             # the rest of the enclosing group, which is what Perl means.
             spec = on + ("-" + off if off else "")
@@ -233,12 +232,7 @@ class _Translator:
             return
         m = re.match(r"\(\?([a-zA-Z^]*)(?:-([a-zA-Z]*))?:", rest)
         if m and (m.group(1) or m.group(2)):
-            on, off = m.group(1).lstrip("^"), m.group(2) or ""
-            if "x" in on or "x" in off:
-                raise UntranslatableRegex("inline (?x:)")
-            bad = set(on + off) - set("ims")
-            if bad:
-                raise UntranslatableRegex(f"inline flag {''.join(sorted(bad))}")
+            on, off = _inline_flags(m, "(?x:)")
             self.out.append(f"(?{on}{'-' + off if off else ''}:")
             self.i += len(m.group(0))
             self.scoped.append(0)

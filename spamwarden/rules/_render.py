@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ._html import ELEMENTS
+
 if TYPE_CHECKING:
     from ._mime import MimePart
 
@@ -58,15 +60,9 @@ _SPACE_TAGS = frozenset(("li", "th", "td", "dd", "dt", "embed", "h1", "h2", "h3"
                          "h6"))
 _BLANK_LINE_TAGS = frozenset({"p", "hr", "blockquote", "pre", "listing", "plaintext", "xmp",
                               "title"})
-# HTML.pm's %elements and %tricks: other tags are not read at all
-_ELEMENTS = frozenset((
-    "a abbr acronym address area b base bdo big blockquote body br button caption cite "
-    "code col colgroup dd del dfn div dl dt em fieldset form h1 h2 h3 h4 h5 h6 head hr "
-    "html i img input ins kbd label legend li link map meta noscript object ol optgroup "
-    "option p param pre q samp script select small span strong style sub sup table tbody "
-    "td textarea tfoot th thead title tr tt ul var applet basefont center dir font frame "
-    "frameset iframe isindex menu noframes s strike u nobr x-sigsep x-tab "
-    "bgsound embed listing plaintext xmp").split())
+# HTML.pm's %elements and %tricks (tags it renders without counting them valid): other
+# tags are not read at all
+_ELEMENTS = ELEMENTS | {"bgsound", "embed", "listing", "plaintext", "xmp"}
 
 
 def last_comment_close(markup: str) -> int:

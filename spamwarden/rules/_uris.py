@@ -30,8 +30,8 @@ from html.entities import name2codepoint
 import idna
 import publicsuffixlist
 
-__all__ = ["MAX_URIS", "compile_patterns", "tag_links", "text_uris", "uri_host", "uri_list",
-           "uri_list_canonicalize", "uri_tld_alternation", "trim_domain", "valid_tlds"]
+__all__ = ["MAX_URIS", "compile_patterns", "fqdn_valid", "tag_links", "text_uris", "uri_host",
+           "uri_list", "uri_list_canonicalize", "uri_tld_alternation", "trim_domain", "valid_tlds"]
 
 #: SpamAssassin's MAX_URI_LENGTH; URIs read per message
 MAX_URI_LENGTH = 8192
@@ -160,8 +160,10 @@ _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-
 _SPACE = re.compile(rb"\s")
 
 
-def _fqdn_valid(host: bytes) -> bool:
-    """Util.pm's ``is_fqdn_valid`` of an ASCII host."""
+def fqdn_valid(host: bytes) -> bool:
+    """Util.pm's ``is_fqdn_valid`` of an ASCII host: two labels or more, each a DNS
+    label (``_`` only below the second level), 253 octets at most, trailing dots and
+    the case of letters ignored."""
     host = host.lower().rstrip(b".")
     if len(host) > 253:
         return False
@@ -275,7 +277,7 @@ def _text_uri(text: bytes, lower: bytes, m: re.Match[bytes], seen: set[bytes],
     seen.add(raw)
     if k == 2 and b"@" not in raw:
         return None
-    if k == 3 and not _fqdn_valid(lower[m.start(4):m.end(4)]):
+    if k == 3 and not fqdn_valid(lower[m.start(4):m.end(4)]):
         return None
     low = raw.lower()
     if low.startswith((b"cid:", b"mid:")) or _EMPTY.match(raw):
@@ -805,6 +807,6 @@ def _uri_host(uri: bytes, tlds: frozenset[str]) -> str | None:
                 return host
             except ValueError:
                 pass
-        if not _fqdn_valid(uri) or not _domain_valid(uri, tlds):
+        if not fqdn_valid(uri) or not _domain_valid(uri, tlds):
             return None
     return host

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ._evalbase import ANY_KIND, EvalData, EvalEntry, nargs
 from ._globs import ascii_lower
 from ._prepare import body_start
+from ._wlbllists import with_old_names
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -85,8 +86,7 @@ def _bounce_relays_quoted(msg: PreparedMessage, d: EvalData, _a: Sequence[str]) 
 #: eval name -> (rule kinds, argument check, function); the old name too (SpamAssassin
 #: 4.0 registers both).  "type does not matter" (VBounce.pm): 20_vbounce.cf has them as
 #: body rules
-VBOUNCE_EVALS: Mapping[str, EvalEntry] = {
+VBOUNCE_EVALS: Mapping[str, EvalEntry] = with_old_names({
     "check_welcomelist_bounce_relays": (ANY_KIND, nargs(0), _bounce_relays_quoted),
-    "check_whitelist_bounce_relays": (ANY_KIND, nargs(0), _bounce_relays_quoted),
     "have_any_bounce_relays": (ANY_KIND, nargs(0), _have_bounce_relays),
-}
+})

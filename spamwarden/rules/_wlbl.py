@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._evalbase import ANY_KIND, HEADER, EvalData, EvalEntry, EvalFn, nargs
 from ._globs import GlobSet, address_glob, ascii_lower, glob_match
-from ._uris import uri_host
-from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry
+from ._uris import fqdn_valid, uri_host
+from ._wlbllists import ADDRESS_LISTS, BRACKETED_RELAY, relay_ip_entry, with_old_names
 
 if TYPE_CHECKING:
     from ._prepare import PreparedMessage
@@ -122,22 +122,6 @@ def all_from_addrs(msg: PreparedMessage) -> list[str]:
 
 
 _RCVD_FOR = re.compile(r" for <?(\S+@(\S+?))>?;")
-_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
-def _fqdn_valid(host: str) -> bool:
-    """Util.pm's ``is_fqdn_valid`` of an ASCII name: two labels or more, each a DNS
-    label (``_`` only below the second level), 253 characters at most."""
-    host = ascii_lower(host).rstrip(".")
-    if len(host) > 253:
-        return False
-    labels = host.split(".")
-    if len(labels) < 2:
-        return False
-    for i, label in enumerate(labels):
-        if not 1 <= len(label) <= 63 or not _LABEL.match(label):
-            return False
-        if i >= len(labels) - 2 and "_" in label:
-            return False
-    return True
 
 
 def all_to_addrs(msg: PreparedMessage) -> list[str]:
@@ -154,7 +138,7 @@ def all_to_addrs(msg: PreparedMessage) -> list[str]:
     if not found:
         for line in fields.get("received", [])[:3]:
             m = _RCVD_FOR.search(_unfolded(line[:MAX_TEXT]))
-            if m is not None and _fqdn_valid(m.group(2)):
+            if m is not None and m.group(2).isascii() and fqdn_valid(m.group(2).encode()):
                 found.append(m.group(1))
         for name in _TOHEADERS:
             found.extend(_header_addrs(fields, msg, name))
@@ -407,33 +391,22 @@ def _uri_host_list(name: str) -> EvalFn:
 
 #: eval name -> (rule kinds, argument check, function); old names too (SpamAssassin
 #: 4.0 registers both)
-WLBL_EVALS: dict[str, EvalEntry] = {}
-for _names, _kinds, _fn in [
-    (("check_from_in_welcomelist", "check_from_in_whitelist"), HEADER, _from_in_welcomelist),
-    (("check_from_in_default_welcomelist", "check_from_in_default_whitelist"), HEADER,
-     _from_in_default_welcomelist),
-    (("check_forged_in_welcomelist", "check_forged_in_whitelist"), HEADER,
-     _forged_in_welcomelist),
-    (("check_forged_in_default_welcomelist", "check_forged_in_default_whitelist"), HEADER,
-     _forged_in_default_welcomelist),
-    (("check_from_in_blocklist", "check_from_in_blacklist"), HEADER,
-     _from_list("blocklist_from")),
-    (("check_to_in_welcomelist", "check_to_in_whitelist"), HEADER, _to_list("welcomelist_to")),
-    (("check_to_in_blocklist", "check_to_in_blacklist"), HEADER, _to_list("blocklist_to")),
-    (("check_to_in_more_spam",), HEADER, _to_list("more_spam_to")),
-    (("check_to_in_all_spam",), HEADER, _to_list("all_spam_to")),
-    (("check_subject_in_welcomelist", "check_subject_in_whitelist"), HEADER,
-     _subject_list("welcomelist_subject")),
-    (("check_subject_in_blocklist", "check_subject_in_blacklist"), HEADER,
-     _subject_list("blocklist_subject")),
-    (("check_to_in_list",), HEADER, _to_in_list),
-    (("check_from_in_list",), HEADER, _from_in_list),
-    (("check_replyto_in_list",), HEADER, _replyto_in_list),
+WLBL_EVALS: Mapping[str, EvalEntry] = with_old_names({
+    "check_from_in_welcomelist": (HEADER, nargs(0), _from_in_welcomelist),
+    "check_from_in_default_welcomelist": (HEADER, nargs(0), _from_in_default_welcomelist),
+    "check_forged_in_welcomelist": (HEADER, nargs(0), _forged_in_welcomelist),
+    "check_forged_in_default_welcomelist": (HEADER, nargs(0), _forged_in_default_welcomelist),
+    "check_from_in_blocklist": (HEADER, nargs(0), _from_list("blocklist_from")),
+    "check_to_in_welcomelist": (HEADER, nargs(0), _to_list("welcomelist_to")),
+    "check_to_in_blocklist": (HEADER, nargs(0), _to_list("blocklist_to")),
+    "check_to_in_more_spam": (HEADER, nargs(0), _to_list("more_spam_to")),
+    "check_to_in_all_spam": (HEADER, nargs(0), _to_list("all_spam_to")),
+    "check_subject_in_welcomelist": (HEADER, nargs(0), _subject_list("welcomelist_subject")),
+    "check_subject_in_blocklist": (HEADER, nargs(0), _subject_list("blocklist_subject")),
+    "check_to_in_list": (HEADER, nargs(1), _to_in_list),
+    "check_from_in_list": (HEADER, nargs(1), _from_in_list),
+    "check_replyto_in_list": (HEADER, nargs(1), _replyto_in_list),
     # "type does not matter" (WLBLEval.pm): 60_welcomelist.cf has them as body rules
-    (("check_uri_host_in_welcomelist", "check_uri_host_in_whitelist"), ANY_KIND,
-     _uri_host_list("WELCOME")),
-    (("check_uri_host_in_blocklist", "check_uri_host_in_blacklist"), ANY_KIND,
-     _uri_host_list("BLOCK")),
-]:
-    for _name in _names:
-        WLBL_EVALS[_name] = (_kinds, nargs(1 if _name.endswith("_in_list") else 0), _fn)
+    "check_uri_host_in_welcomelist": (ANY_KIND, nargs(0), _uri_host_list("WELCOME")),
+    "check_uri_host_in_blocklist": (ANY_KIND, nargs(0), _uri_host_list("BLOCK")),
+})

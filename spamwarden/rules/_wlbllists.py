@@ -17,51 +17,58 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ._globs import GlobSet, ascii_lower
 
 __all__ = ["ADDRESS_LISTS", "BRACKETED_RELAY", "MAX_ENTRIES", "WlblLists", "relay_ip_entry",
-           "wlbl_directive"]
+           "with_old_names", "wlbl_directive"]
 
 #: entries kept per list (a larger list is cut, with a lint note)
 MAX_ENTRIES = 100_000
 
+_V = TypeVar("_V")
+
+
+def with_old_names(table: Mapping[str, _V]) -> dict[str, _V]:
+    """``table`` with each name's SpamAssassin 3 spelling added after it, for the same
+    value: ``whitelist`` for ``welcomelist``, ``blacklist`` for ``blocklist``
+    (SpamAssassin 4.0 reads both, for settings and evals alike).
+
+    :param table: name -> value, names in the new spelling.
+    :returns: a new table; a name with neither word is in it once.
+    """
+    out: dict[str, _V] = {}
+    for name, value in table.items():
+        out[name] = value
+        out[name.replace("welcomelist", "whitelist").replace("blocklist", "blacklist")] = value
+    return out
+
+
+def _settings(*names: str) -> dict[str, str]:
+    """Settings that each fill the list of their own name, old names included."""
+    return with_old_names({name: name for name in names})
+
+
 #: address lists (Conf.pm's CONF_TYPE_ADDRLIST), old names included
-_ADDR_SETTINGS = {
-    "welcomelist_from": "welcomelist_from", "whitelist_from": "welcomelist_from",
-    "blocklist_from": "blocklist_from", "blacklist_from": "blocklist_from",
-    "welcomelist_to": "welcomelist_to", "whitelist_to": "welcomelist_to",
-    "more_spam_to": "more_spam_to", "all_spam_to": "all_spam_to",
-    "blocklist_to": "blocklist_to", "blacklist_to": "blocklist_to",
-    "welcomelist_allows_relays": "welcomelist_allows_relays",
-    "whitelist_allows_relays": "welcomelist_allows_relays",
-    "welcomelist_bounce_relays": "welcomelist_bounce_relays",
-    "whitelist_bounce_relays": "welcomelist_bounce_relays",
-}
-_REMOVE_SETTINGS = {
-    "unwelcomelist_from": "welcomelist_from", "unwhitelist_from": "welcomelist_from",
-    "unblocklist_from": "blocklist_from", "unblacklist_from": "blocklist_from",
-}
-_RCVD_SETTINGS = {
-    "welcomelist_from_rcvd": "welcomelist_from_rcvd",
-    "whitelist_from_rcvd": "welcomelist_from_rcvd",
-    "def_welcomelist_from_rcvd": "def_welcomelist_from_rcvd",
-    "def_whitelist_from_rcvd": "def_welcomelist_from_rcvd",
-}
+_ADDR_SETTINGS = _settings("welcomelist_from", "blocklist_from", "welcomelist_to",
+                           "more_spam_to", "all_spam_to", "blocklist_to",
+                           "welcomelist_allows_relays", "welcomelist_bounce_relays")
+_REMOVE_SETTINGS = with_old_names({"unwelcomelist_from": "welcomelist_from",
+                                   "unblocklist_from": "blocklist_from"})
+_RCVD_SETTINGS = _settings("welcomelist_from_rcvd", "def_welcomelist_from_rcvd")
 _RCVD_REMOVE = frozenset({"unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"})
-_SUBJECT_SETTINGS = {
-    "welcomelist_subject": "welcomelist_subject", "whitelist_subject": "welcomelist_subject",
-    "blocklist_subject": "blocklist_subject", "blacklist_subject": "blocklist_subject",
-}
-_URI_SETTINGS = {
-    "welcomelist_uri_host": "WELCOME", "whitelist_uri_host": "WELCOME",
-    "blocklist_uri_host": "BLOCK", "blacklist_uri_host": "BLOCK",
-}
+_SUBJECT_SETTINGS = _settings("welcomelist_subject", "blocklist_subject")
+_URI_SETTINGS = with_old_names({"welcomelist_uri_host": "WELCOME", "blocklist_uri_host": "BLOCK"})
 _DIRECTIVES = frozenset({*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_SETTINGS, *_RCVD_REMOVE,
                          *_SUBJECT_SETTINGS, *_URI_SETTINGS, "delist_uri_host",
                          "enlist_addrlist"})
+#: what a line of these directives must hold at least one of (a line without is reported)
+_WORDS_WANTED = {**dict.fromkeys([*_ADDR_SETTINGS, *_REMOVE_SETTINGS, *_RCVD_REMOVE],
+                                 "one or more addresses"),
+                 **dict.fromkeys(_URI_SETTINGS, "one or more host or domain names")}
 #: the names of the address lists (``enlist_addrlist`` to one adds to that setting)
 ADDRESS_LISTS = frozenset(_ADDR_SETTINGS.values())
 _ENLIST = re.compile(r"^\(\s*(\S+?)\s*\)\s+(.+)$", re.DOTALL)
@@ -123,10 +130,11 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
         if m is None or m.group(1) not in ADDRESS_LISTS:
             return False
         key, words = m.group(1), m.group(2).split()
+    wanted = _WORDS_WANTED.get(key)
+    if wanted is not None and not words:
+        note(f"expected {wanted}")
+        return True
     if key in _ADDR_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
         entries = lists.addr.setdefault(_ADDR_SETTINGS[key], {})
         for word in words:
             if len(entries) >= MAX_ENTRIES:
@@ -135,9 +143,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             entries[ascii_lower(word)] = None
         return True
     if key in _REMOVE_SETTINGS:
-        if not words:
-            note("expected one or more addresses")
-            return True
         entries = lists.addr.get(_REMOVE_SETTINGS[key], {})
         for word in words:
             entries.pop(ascii_lower(word), None)
@@ -156,9 +161,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             listed.setdefault(addr, []).append(domain)
         return True
     if key in _RCVD_REMOVE:
-        if not words:
-            note("expected one or more addresses")
-            return True
         for name in ("welcomelist_from_rcvd", "def_welcomelist_from_rcvd"):
             for word in words:
                 lists.rcvd.get(name, {}).pop(ascii_lower(word), None)
@@ -175,9 +177,6 @@ def wlbl_directive(lists: WlblLists, uri_hosts: dict[str, list[str]], key: str, 
             entries[value] = None
         return True
     if key in _URI_SETTINGS:
-        if not words:
-            note("expected one or more host or domain names")
-            return True
         hosts = uri_hosts.setdefault(_URI_SETTINGS[key], [])
         hosts.extend(ascii_lower(w) for w in words[:MAX_ENTRIES - len(hosts)])
         return True

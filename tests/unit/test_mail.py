@@ -10,6 +10,7 @@ from spamwarden.mail import (
     ParseLimits,
     ad_label,
     decode_header_value,
+    decode_with_charset,
     extract_urls,
     html_to_text,
     normalize_domain,
@@ -225,6 +226,20 @@ def test_registrable_domain(name: str, registrable: str | None) -> None:
 ])
 def test_url_domain(url: str, domain: str | None) -> None:
     assert url_domain(url) == domain
+
+
+@pytest.mark.parametrize(("data", "charset", "text"), [
+    ("Tiếng Việt".encode(), None, "Tiếng Việt"),
+    ("Tiếng Việt".encode(), " UTF-8 ", "Tiếng Việt"),
+    ("é".encode(), "us-ascii", "é"),                    # us-ascii read as UTF-8
+    ("é".encode(), "unknown-8bit", "é"),
+    ("é".encode("latin-1"), "ISO-8859-1", "é"),
+    (b"\xff", "utf-8", "\ufffd"),                       # undecodable: replaced
+    ("é".encode(), "no-such-charset", "é"),             # unknown: UTF-8 if valid,
+    (b"\x93hi\x94", "no-such-charset", "\u201chi\u201d"),  # else windows-1252
+])
+def test_decode_with_charset(data: bytes, charset: str | None, text: str) -> None:
+    assert decode_with_charset(data, charset) == text
 
 
 def test_dkim_domains_and_return_path() -> None:
