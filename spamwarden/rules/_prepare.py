@@ -39,7 +39,7 @@ FULL_SCAN_SIZE = 1_000_000
 #: MIME leaves read: Message.pm's limit of 1,000 parts (its ``_parse_multipart`` stops
 #: at a multipart's 1,000th part, without MIMEPART_LIMIT_EXCEEDED, which never hits in
 #: 4.0), here for the whole message, since a limit per multipart would not bound a
-#: nested one; docs/rules.md has the cost of a message at the limit
+#: nested one; docs/rules-measurements.md has the cost of a message at the limit
 _MAX_PARTS = 1000
 
 
