@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_HTML", "MAX_TAGS", "HtmlResults", "parse_html"]
@@ -478,6 +478,24 @@ def _link_attrs(text: bytes) -> dict[bytes, bytes]:
     return _tag_attrs(text)
 
 
+def _tokens(data: bytes) -> Iterator[re.Match[bytes]]:
+    """HTML::Parser's tokens of a part in order: ``_TOKEN``'s matches, with
+    ``_TOKEN_NO_CLOSE`` past the part's last comment close."""
+    last_close = -1
+    for found in _COMMENT_CLOSE.finditer(data):
+        last_close = found.start()
+    token = _TOKEN
+    at = 0
+    while True:
+        if token is _TOKEN and at + 4 > last_close:
+            token = _TOKEN_NO_CLOSE
+        m = token.search(data, at)
+        if m is None:
+            return
+        at = m.end()
+        yield m
+
+
 def parse_html(data: bytes) -> HtmlResults:
     """HTMLEval's values for one decoded text/html part.
 
@@ -496,18 +514,7 @@ def parse_html(data: bytes) -> HtmlResults:
     anchor: list[bytes] | None = None  # the text pieces of the last <a> (anchor_last)
     # (the counts are kept in locals while reading, set on r at the end)
     tags = elements = tags_seen = elements_seen = closed_extra = 0
-    last_close = -1
-    for found in _COMMENT_CLOSE.finditer(data):
-        last_close = found.start()
-    token = _TOKEN
-    search_at = 0
-    while True:
-        if token is _TOKEN and search_at + 4 > last_close:
-            token = _TOKEN_NO_CLOSE
-        m = token.search(data, search_at)
-        if m is None:
-            break
-        search_at = m.end()
+    for m in _tokens(data):
         close, name, rest = m.groups()
         if raw_until:
             # the contents of <script>/<style> are not parsed for tags
