@@ -63,6 +63,12 @@ _IP_FIRST = r"^(" + _IP4 + r")(?: \((?:HELO|EHLO) \S*\)| \([A-Za-z][^)]+\))? by$
 _IP_FIRST_BY = re.compile(
     r"^" + _IP4 + r"(?: by \S+ (?:with |\((?:SMTPL|InterScan)\b)"
     r"| \((?:HELO|EHLO) \S*\) by \S+ | \([A-Za-z][^)]+\) by \S+ with )")
+_SMAP = r"^(\S+)\((" + _IP + r")\)() by$"
+_SMAP_BY = re.compile(r"^\S+\(" + _IP + r"\) by \S+ via smap ")
+_SMAP_HELO = r"^(\S+)\((" + _IP + r"), (?:HELO|EHLO) (\S*)\) by$"
+_SMAP_HELO_BY = re.compile(r"^\S+\(" + _IP + r", (?:HELO|EHLO) \S*\) by \S+ via smap ")
+_RDNS_IP = r"^(\S+)\((" + _IP + r")\)()"
+_RDNS_IP_BY = re.compile(r"^\S+\(" + _IP + r"\) by \S+ ")
 _SPACE_IP = r"^\S+ \( \[(" + _IP + r")\]\)"
 _SPACE_IP_BY = re.compile(r"^\S+ \( \[" + _IP + r"\]\).*? by \S+ ")
 _BRACKET_IP = r"^\[(" + _IP + r")\]"
@@ -103,6 +109,12 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
         # only where _HOST_IP_BY reads the whole line
         (_HOST_IP, ("rdns", "ip"), False),
+        # smap and csmap: "rdns(ip) by host via smap ", "rdns(ip, HELO helo) by host via
+        # smap ", "rdns(ip) by host ": no HELO but the one named (only where
+        # _SMAP_BY / _SMAP_HELO_BY / _RDNS_IP_BY reads the whole line)
+        (_SMAP, ("rdns", "ip", "helo"), True),
+        (_SMAP_HELO, ("rdns", "ip", "helo"), True),
+        (_RDNS_IP, ("rdns", "ip", "helo"), False),
         # "ip ( [ip]) as user x by host ": Received.pm's form names no HELO (only
         # where _SPACE_IP_BY reads the whole line)
         (_SPACE_IP, ("ip",), False),
@@ -435,6 +447,10 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         if m and pattern.pattern == _SPACE_IP and not _SPACE_IP_BY.match(text):
             continue
         if m and pattern.pattern == _BRACKET_IP and not _BRACKET_IP_BY.match(text):
+            continue
+        if m and ((pattern.pattern == _SMAP and not _SMAP_BY.match(text))
+                  or (pattern.pattern == _SMAP_HELO and not _SMAP_HELO_BY.match(text))
+                  or (pattern.pattern == _RDNS_IP and not _RDNS_IP_BY.match(text))):
             continue
         if m:
             looked_up = looked_up or form_looked_up
