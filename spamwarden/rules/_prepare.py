@@ -569,10 +569,13 @@ def _single_part(raw: bytes, body: bytes) -> email.message.Message | None:
     return head
 
 
-# a run of lines holding only white space (Perl's \s on octets), the last one perhaps
-# without its newline
-_BLANK_RUN = re.compile(rb"(?:^[\t\x0b\x0c\r ]*\n)+(?:[\t\x0b\x0c\r ]+\Z)?", re.MULTILINE)
+# a run of more than 20 lines holding only white space (Perl's \s on octets), the last
+# one perhaps without its newline
+_BLANK_RUN = re.compile(rb"(?:^[\t\x0b\x0c\r ]*\n){20,}[\t\x0b\x0c\r ]+\Z"
+                        rb"|(?:^[\t\x0b\x0c\r ]*\n){21,}(?:[\t\x0b\x0c\r ]+\Z)?", re.MULTILINE)
 _MAX_BLANK_LINES = 20
+# what any such run holds: a newline, then 20 blank lines
+_BLANK_HINT = re.compile(rb"\n(?:[\t\x0b\x0c\r ]*\n){20}")
 
 
 def squash_blank_runs(body: bytes) -> bytes:
@@ -584,6 +587,8 @@ def squash_blank_runs(body: bytes) -> bytes:
     :param body: the message body as received.
     :returns: the body, unchanged when no run is that long.
     """
+    if _BLANK_HINT.search(body) is None:  # (most bodies: no run that long)
+        return body
     out: list[bytes] = []
     pos = 0
     for m in _BLANK_RUN.finditer(body):
