@@ -234,6 +234,11 @@ _ID = re.compile(r" id <?([^\s<>;]{3,})")
 _BY = re.compile(r" by (\S+)(?:[^-A-Za-z0-9;.]|$)")
 _SENDMAIL_AUTH = re.compile(
     r"^from .*?(?:\](?: \([^)]*\))?\)|\)\]) .*?\(.*?authenticated.*?\).*? by")
+_CRITICAL_PATH_AUTH = re.compile(
+    r"\) by .+ \(\d{1,2}\.\d\.\d{3}(?:\.\d{1,3})?\) \(authenticated as .+\) id ")
+_COMMUNIGATE = re.compile(r"CommuniGate Pro (?:HTTP|SMTP|XIMSS|IMAP)")
+_EXCHANGE_DAV = re.compile(r" with Microsoft Exchange Server HTTP-DAV\b")
+_VIA_HTTP = re.compile(r" \(via (HTTP.?)\)(?: |;|$)", re.IGNORECASE)
 _POSTFIX_AUTH = re.compile(r"\) \(Authenticated sender: \S+\) by \S+ \(([^)]+)\) with ")
 _ENVFROM = re.compile(r"(?:return-path:? |envelope-(?:sender|from)[ =])(\S+)\b", re.IGNORECASE)
 _IPV6_PREFIX = re.compile(r"^ipv6:", re.IGNORECASE)
@@ -405,10 +410,18 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         auth = f"GMail - transport={gmail.group(1)} cipher={gmail.group(2)}"
     elif "authenticated" in text and _SENDMAIL_AUTH.search(text):
         auth = "Sendmail"
-    elif "(Authenticated sender: " in text:
-        m = _POSTFIX_AUTH.search(text)
-        if m:
-            auth = m.group(1) if m.group(1) == "Postfix" else f"Postfix ({m.group(1)})"
+    elif " (authenticated as " in text and _CRITICAL_PATH_AUTH.search(text):
+        auth = "CriticalPath"
+    elif "(Authenticated sender: " in text and (m := _POSTFIX_AUTH.search(text)):
+        auth = m.group(1) if m.group(1) == "Postfix" else f"Postfix ({m.group(1)})"
+    # Received.pm's chain goes on: CommuniGate Pro's "(account ...)", Exchange's
+    # HTTP-DAV, a "(via HTTP)" comment (bugs 6495, 7101)
+    elif " (account " in text and _COMMUNIGATE.search(text):
+        auth = "Communigate"
+    elif _EXCHANGE_DAV.search(text):
+        auth = "HTTP-DAV"
+    elif " by " in text and (m := _VIA_HTTP.search(text)):
+        auth = m.group(1)
     text = _FROM.sub("", text)
     if _FETCHER.search(text):
         return False
