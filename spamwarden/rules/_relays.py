@@ -422,6 +422,10 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         auth = "HTTP-DAV"
     elif " by " in text and (m := _VIA_HTTP.search(text)):
         auth = m.group(1)
+    if not text.startswith("from "):
+        # Received.pm's forms are read under "s/^from //" (lower case); "FROM " has
+        # simta's form, "(from " Norton AntiVirus Gateway's, any other case none
+        return _not_from_forms(text, helo=helo, by=by, rid=rid, auth=auth)
     text = _FROM.sub("", text)
     if _FETCHER.search(text):
         return False
@@ -512,6 +516,51 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
                   ident=_clean(ident),
                   envfrom=_clean(envfrom), id=rid,
                   auth=auth, envfrom_found=bool(env_m), looked_up=bool(looked_up))
+
+
+_SIMTA = re.compile(r"(\S+) \((\S+) \[(" + _IP + r")\]\) BY (\S+) "
+                    r"(?:\([^)]+\) WITH SMTP )?ID <?(\S+?)>?(?: FOR <[^>]+>)?$")
+_NAVGW = re.compile(r"(\S*) \[(" + _IP + r")\]\) by (\S+) \(NAVGW .*?\) with ")
+_PAREN_FROM_LOCAL = re.compile(r"\S+@localhost\) by \S+ "
+                               r"|[^\s@]+@[^)]+\) by \S+\(jqueuemail\) id [^\s;]+")
+
+
+def _not_from_forms(text: str, *, helo: str, by: str, rid: str, auth: str,
+                    ) -> _Relay | Literal["unparseable"] | None:
+    """A Received line that does not start with "from " in lower case, as
+    parse_received_line reads it outside its "from" forms: simta's "FROM helo (rdns
+    [ip]) BY host ID id", Norton AntiVirus Gateway's "(from helo [ip]) by host (NAVGW",
+    the "(from user@localhost) by" handovers it skips, else the fall-through: any
+    [address] in the line with the receiving host (no HELO guessed, no envelope
+    sender read)."""
+    ip = ""
+    rdns = ""
+    looked_up = False
+    if text.startswith("FROM "):
+        m = _SIMTA.match(text, 5)
+        if m is not None:
+            helo, rdns, ip, by, rid = m.groups()
+            rdns = "" if rdns == "unverified" else rdns
+            looked_up = True
+    elif text.startswith("(from "):
+        m = _NAVGW.match(text, 6)
+        if m is not None:
+            helo, ip, by = m.groups()
+        elif _PAREN_FROM_LOCAL.match(text, 6):
+            return None
+    if not ip:
+        m = _ANY_IP.search(text)
+        if m is None or not by:
+            return "unparseable"
+        ip = m.group(1)
+    ip = _IPV6_PREFIX.sub("", ip)
+    if ":" in ip:
+        ip = _IPV4_MAPPED.sub(r"\1", ip)
+    rdns = rdns.rstrip(".")
+    if rdns.lower() == "unknown" or rdns.startswith("["):
+        rdns = ""
+    return _Relay(ip=_clean(ip), rdns=_clean(rdns), helo=_clean(helo), by=_clean(by.rstrip(";")),
+                  ident="", envfrom="", id=rid, auth=auth, looked_up=looked_up)
 
 
 #: SpamAssassin's default originating_ip_headers: webmail client addresses, read as one

@@ -22,7 +22,8 @@ so that the engine before these fixes differed:
   gets the HELO its first word suggests ("[ip] by host;" is in none: its form wants
   more after the host), "ip ( [ip]) as user x by host" (a form of its own) none, nor smap's "rdns(ip) by host
   via smap" (its name is the reverse DNS one); CommuniGate Pro's "(account ...)" is an
-  authenticated submission (a trusted relay); Sendmail's
+  authenticated submission (a trusted relay); "From x ([ip]) by" and "(from x [ip]) by"
+  are read outside its "from " forms (no HELO: only any [address] and the host); Sendmail's
   "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
@@ -82,6 +83,8 @@ header LOCAL_RP_LITERAL Return-Path:addr =~ /^ngdgpfwxsw\@\[1086695621\]$/
 header LOCAL_HELO_GUESSED X-Spam-Relays-External =~ /^\[ ip=190\.21\.249\.236 rdns= helo=!190\.21\.249\.236! by=/
 header LOCAL_SMAP_RDNS X-Spam-Relays-External =~ /^\[ ip=209\.226\.175\.185 rdns=tomts23\.example\.net helo= by=z2/
 header LOCAL_AUTH_COMMUNIGATE X-Spam-Relays-Trusted =~ / auth=Communigate /
+header LOCAL_CAPITAL_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=210\.73\.97\.112 rdns= helo= by=indago/
+header LOCAL_PAREN_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=165\.68\.202\.63 rdns= helo= by=ms12/
 header LOCAL_WEBMAIL_NO_HELO X-Spam-Relays-Trusted =~ /^\[ ip=194\.125\.134\.71 rdns= helo= by=webmail/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 header __DOS_SINGLE_EXT_RELAY X-Spam-Relays-External =~ /^\[ [^\]]+ \]$/
