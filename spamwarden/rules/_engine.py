@@ -15,6 +15,7 @@ recompiling.
 from __future__ import annotations
 
 import base64
+import binascii
 import bisect
 import hashlib
 import json
@@ -336,6 +337,10 @@ class RuleEngine:
         self.ruleset = ruleset
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
+        #: the groups (database keys) this start compiled, and those it took from an
+        #: older compiled set kept in ``cache_dir`` (both empty when the set was cached)
+        self.compiled_groups: list[str] = []
+        self.reused_groups: list[str] = []
         #: the rule files' valid top-level domains (``util_rb_tld``); ``None``: the
         #: Public Suffix List's
         self.tlds = frozenset(ruleset.valid_tlds) if ruleset.valid_tlds else None
@@ -472,9 +477,12 @@ class RuleEngine:
         if stored is not None:
             missing = False
             for key, g in groups:
+                entry = stored[key]
+                if "digest" not in entry:  # (a set stored before entries had one)
+                    entry["digest"] = _group_digest(key, g)
+                    missing = True
                 if key not in _SIDE_KINDS:
                     continue
-                entry = stored[key]
                 # a side rule is one of the group's re rules, else the entry is rebuilt
                 re_names = {r.name for r in g.re_rules}
                 if (entry.get("side_version") != SIDE_VERSION
@@ -496,7 +504,18 @@ class RuleEngine:
         if stored is None:
             self.cache_used = False
             out: dict[str, Any] = {}
+            # a group whose patterns an older kept set compiled takes its databases from
+            # there: a local.cf change compiles only the databases of the groups it
+            # touches, not the whole set
+            previous = cache.previous_groups() if cache else {}
             for key, g in groups:
+                digest = _group_digest(key, g)
+                entry = previous.get(digest)
+                if entry is not None and self._reuse_entry(key, g, entry):
+                    out[key] = entry
+                    self.reused_groups.append(key)
+                    continue
+                self.compiled_groups.append(key)
                 if key.startswith("header:") and len(g.rules) < _HEADER_DB_MIN_RULES:
                     g.hs_rules, g.re_rules = [], list(g.rules)
                 else:
@@ -511,11 +530,43 @@ class RuleEngine:
                 out[key] = {"hs": [r.name for r in g.hs_rules],
                             "re": [r.name for r in g.re_rules],
                             "prefilter": sorted(g.prefilter),
-                            "db": base64.b64encode(blob).decode("ascii")}
+                            "db": base64.b64encode(blob).decode("ascii"),
+                            "digest": digest}
                 if key in _SIDE_KINDS:
                     out[key].update(self._side_entry(key, g))
             if cache:
                 cache.store(out)
+
+    def _reuse_entry(self, key: str, g: _Group, entry: dict[str, Any]) -> bool:
+        """Set the group's rules and databases from an older set's entry of the same
+        :func:`_group_digest`; ``False`` (nothing set) when the entry does not fit."""
+        by_name = self.ruleset.rules
+        try:
+            names = list(entry["hs"]) + list(entry["re"])
+            side = list(entry.get("side", ())) + list(entry.get("repeat", ()))
+            if not all(n in by_name for n in names + side) or (
+                    key in _SIDE_KINDS and entry.get("side_version") != SIDE_VERSION):
+                return False
+            db = (hyperscan.loadb(base64.b64decode(entry["db"]), hyperscan.HS_MODE_BLOCK)
+                  if entry["db"] else None)
+            side_db = repeat_db = None
+            if key in _SIDE_KINDS:
+                if entry["side_db"]:
+                    side_db = hyperscan.loadb(base64.b64decode(entry["side_db"]),
+                                              hyperscan.HS_MODE_BLOCK)
+                if entry["repeat_db"]:
+                    repeat_db = hyperscan.loadb(base64.b64decode(entry["repeat_db"]),
+                                                hyperscan.HS_MODE_BLOCK)
+        except (KeyError, TypeError, ValueError, binascii.Error, hyperscan.error):
+            return False
+        g.hs_rules = [by_name[n] for n in entry["hs"]]
+        g.re_rules = [by_name[n] for n in entry["re"]]
+        g.prefilter = set(entry["prefilter"])
+        g.db = db
+        if key in _SIDE_KINDS:
+            g.side_rules, g.side_db = list(entry["side"]), side_db
+            g.repeat_rules, g.repeat_db = list(entry["repeat"]), repeat_db
+        return True
 
     def _side_entry(self, key: str, g: _Group) -> dict[str, Any]:
         """Compile the group's repeat and side databases (:func:`_repeat_database`, then
@@ -1096,19 +1147,42 @@ def _needed(rules: dict[str, Rule]) -> set[str]:
     return needed
 
 
+def _hash_group(h: Any, key: str, g: _Group) -> None:
+    """Feed one group's patterns (name, text, flags, prefilter) and its key to ``h``."""
+    h.update(key.encode() + b"\0")
+    for r in g.rules:
+        rx = r.regex
+        assert rx is not None
+        h.update(f"{r.name}\0{rx.ignorecase:d}{rx.multiline:d}{rx.dotall:d}\0".encode())
+        h.update(rx.source + b"\0")
+        if r.prefilter is not None:
+            h.update(b"prefilter\0" + r.prefilter.source + b"\0")
+
+
 def _patterns_digest(groups: Sequence[tuple[str, _Group]]) -> str:
     """A digest of every pattern and where it runs: the cache key.  A change to any rule
     file that changes a pattern (or to the translation) changes it."""
     h = hashlib.sha256()
     for key, g in groups:
-        h.update(key.encode() + b"\0")
-        for r in g.rules:
-            rx = r.regex
-            assert rx is not None
-            h.update(f"{r.name}\0{rx.ignorecase:d}{rx.multiline:d}{rx.dotall:d}\0".encode())
-            h.update(rx.source + b"\0")
-            if r.prefilter is not None:
-                h.update(b"prefilter\0" + r.prefilter.source + b"\0")
+        _hash_group(h, key, g)
+    return h.hexdigest()
+
+
+def _library_versions() -> str:
+    """The engine's, Hyperscan's and Python's versions: what else a compiled database
+    depends on."""
+    return (f"{ENGINE_VERSION}|{getattr(hyperscan, '__version__', '?')}|"
+            f"{sys.version_info[:2]}")
+
+
+def _group_digest(key: str, g: _Group) -> str:
+    """A digest of one group's patterns, the library versions and (for a kind with side
+    and repeat databases) :data:`SIDE_VERSION`: an entry of an older compiled set with
+    the same digest holds exactly the databases this group would compile to."""
+    h = hashlib.sha256()
+    _hash_group(h, key, g)
+    extra = f"|{SIDE_VERSION}" if key in _SIDE_KINDS else ""
+    h.update(f"\0{_library_versions()}{extra}".encode())
     return h.hexdigest()
 
 
@@ -1121,10 +1195,7 @@ class _Cache:
 
     def __init__(self, directory: Path, digest: str) -> None:
         """:param digest: :func:`_patterns_digest` of the rules to cache."""
-        hs_version = getattr(hyperscan, "__version__", "?")
-        key = hashlib.sha256(
-            f"{digest}|{ENGINE_VERSION}|{hs_version}|{sys.version_info[:2]}".encode()
-        ).hexdigest()[:32]
+        key = hashlib.sha256(f"{digest}|{_library_versions()}".encode()).hexdigest()[:32]
         self.directory = directory
         self.path = directory / f"sa-rules-{key}.json"
 
@@ -1136,6 +1207,31 @@ class _Cache:
         if not isinstance(data, dict):
             return None
         return data
+
+    def previous_groups(self) -> dict[str, dict[str, Any]]:
+        """The group entries of the other compiled sets kept in the directory, by their
+        :func:`_group_digest` (the newest set's entry where two have one): what a
+        changed rule set need not compile again."""
+        def written(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        found: dict[str, dict[str, Any]] = {}
+        others = sorted((f for f in self.directory.glob("sa-rules-*.json") if f != self.path),
+                        key=written)
+        for path in others:  # oldest first: a newer set's entry replaces an older one's
+            try:
+                data = json.loads(path.read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            for entry in data.values():
+                if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                    found[entry["digest"]] = entry
+        return found
 
     def store(self, groups: dict[str, Any]) -> None:
         try:

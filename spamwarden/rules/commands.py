@@ -73,8 +73,19 @@ def format_stats(ruleset: RuleSet, engine: RuleEngine | None = None) -> str:
         st = engine.stats()
         lines.append(f"patterns: hyperscan {st['hyperscan_patterns']} in "
                      f"{st['hyperscan_databases']} databases, re {st['re_patterns']}"
-                     f"{' (cached)' if engine.cache_used else ''}")
+                     f"{_compiled_note(engine)}")
     return "\n".join(lines)
+
+
+def _compiled_note(engine: RuleEngine) -> str:
+    """Where the databases came from: the cache, an earlier set in part, or compiled."""
+    if engine.cache_used:
+        return " (cached)"
+    if engine.reused_groups:
+        total = len(engine.reused_groups) + len(engine.compiled_groups)
+        return (f" (compiled {len(engine.compiled_groups)} of {total} pattern groups; "
+                "the rest taken from an earlier compiled set)")
+    return ""
 
 
 def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:

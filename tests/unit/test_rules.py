@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -308,6 +309,69 @@ def test_cache_reused_and_rebuilt_when_a_rule_file_changes(tmp_path: Path) -> No
     assert len(files_after) == 2 and third_file(cache, files_before) in files_after
     oldest = min(files_before, key=files_before.__getitem__)
     assert oldest not in files_after
+
+
+GROUPED_RULES = (
+    "body BUY /buy now/\n"
+    "body __OPT /opt[- ]?out/i\n"  # (a side-database candidate is none here: no re rule)
+    "rawbody RAW_VISIT /visit http/\n"
+    "uri SHOP_URI /shop\\.example/\n"
+    "header SUBJ_OFFER Subject =~ /offer/i\n"
+    "header MAILER X-Mailer =~ /^TestMailer/\n"
+)
+
+
+def _names(engine: RuleEngine) -> list[str]:
+    return [h.name for h in engine.check(parse_message(MESSAGE), MESSAGE)]
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_changed_rule_compiles_only_its_group(tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    cache = tmp_path / "cache"
+    rules.write_text(GROUPED_RULES)
+    first = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    all_groups = [k for k, _ in first._all_groups()]
+    assert first.compiled_groups == all_groups and not first.reused_groups
+    # a new header rule of another field: only that field's group is compiled
+    rules.write_text(GROUPED_RULES + "header FROM_ALICE From =~ /alice/\n")
+    added = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert not added.cache_used
+    assert [k for k in added.compiled_groups] == [k for k, _ in added._all_groups()
+                                                  if k.startswith("header:header:from:")]
+    assert sorted(added.reused_groups) == sorted(all_groups)
+    expected = ["BUY", "FROM_ALICE", "MAILER", "RAW_VISIT", "SHOP_URI", "SUBJ_OFFER"]
+    assert _names(added) == expected
+    assert _names(RuleEngine(parse_rule_files([rules]))) == expected  # no cache at all
+    # an edited body pattern: the body group is compiled again, the others are taken
+    rules.write_text(GROUPED_RULES.replace("/buy now/", "/buy now buy/")
+                     + "header FROM_ALICE From =~ /alice/\n")
+    edited = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert edited.compiled_groups == ["body"]
+    assert "rawbody" in edited.reused_groups and "uri" in edited.reused_groups
+    assert _names(edited) == expected
+    # and the set it wrote is complete: loaded whole at the next start
+    again = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert again.cache_used and not again.compiled_groups and _names(again) == expected
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_damaged_earlier_entry_is_compiled_not_trusted(tmp_path: Path) -> None:
+    rules = tmp_path / "local.cf"
+    cache = tmp_path / "cache"
+    rules.write_text(GROUPED_RULES)
+    RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    (stored,) = cache.glob("sa-rules-*.json")
+    data = json.loads(stored.read_text())
+    data["body"]["db"] = "not base64 !"
+    data["uri"]["hs"] = ["NO_SUCH_RULE"]
+    stored.write_text(json.dumps(data))
+    rules.write_text(GROUPED_RULES + "header FROM_ALICE From =~ /alice/\n")
+    engine = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert {"body", "uri"} <= set(engine.compiled_groups)
+    assert "rawbody" in engine.reused_groups
+    assert _names(engine) == ["BUY", "FROM_ALICE", "MAILER", "RAW_VISIT", "SHOP_URI",
+                              "SUBJ_OFFER"]
 
 
 def third_file(cache: Path, before: dict[str, int]) -> str:

@@ -231,6 +231,7 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
         return None
     event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
           skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
+          compiled_groups=len(engine.compiled_groups), reused_groups=len(engine.reused_groups),
           processes=parts.cfg.rules.processes,
           relay_trust="configured" if engine.ruleset.networks.configured else "inferred")
     _log_site_problems(parts, engine)
