@@ -50,6 +50,13 @@ _GMAIL_TLS = re.compile(r"\(version=([^ ]+) cipher=([^)]+)\)")
 _FETCHER = re.compile(r"with (?:POP3|IMAP)")
 _STRIP = re.compile(r"[\s\x00#\[\]()<>|]")
 
+_GMX_FORM = r"^(\S+) \((?:HELO|EHLO) (\S*)\) \[(" + _IP + r")\] by$"
+_GMX_BY = re.compile(r"^\S+ \((?:HELO|EHLO) \S*\) \[" + _IP
+                     + r"\] by \S+ \([^)]+\) with (?:ESMTP|SMTP)")
+_IDENT_IP = r"^(\S+) \((\S*)@\[(" + _IP + r")\][^)]*\)"
+_IDENT_IP_BY = re.compile(r"^\S+ \(\S*@\[" + _IP + r"\].*\) by \S+ \(")
+_IDENT_HOST = r"^(\S+) \((\S*)@\[?(" + _IP + r")\]?\)"
+_IDENT_HOST_BY = re.compile(r"^\S+ \(\S*@\[?" + _IP + r"\]?\).* by \S+ ")
 _HOST_IP = r"^(\S+) \((?:\S*@)?(" + _IP + r")\)"
 # Received.pm's forms of "host (ip) by" read something after the receiving host: with
 # the date cut, "by mx.example.net; 24 Apr 2002 ..." is in none of them (unparseable)
@@ -87,8 +94,15 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
     (re.compile(p), groups, looked_up) for p, groups, looked_up in (
         # SpamAssassin's line for an originating_ip_headers field
         (r"^X-Originating-IP: (" + _IP + r") by$", ("ip",), False),
-        # Sendmail: helo (ident@[ip]) - no reverse DNS name
-        (r"^(\S+) \((\S*)@\[(" + _IP + r")\][^)]*\)", ("helo", "ident", "ip"), True),
+        # GMX: rdns (EHLO helo) [ip] by host (x) with SMTP (only where _GMX_BY reads
+        # the whole line; Received.pm reads it before the forms below would)
+        (_GMX_FORM, ("rdns", "helo", "ip"), False),
+        # Sendmail: helo (ident@[ip]) - no reverse DNS name (only where _IDENT_IP_BY
+        # reads "...) by host (")
+        (_IDENT_IP, ("helo", "ident", "ip"), True),
+        # else qmail's "rdns (ident@[ip]) ... by host ": the name is the HELO too (only
+        # where _IDENT_HOST_BY reads the whole line)
+        (_IDENT_HOST, ("rdns", "ident", "ip"), True),
         # Sendmail: helo (rdns [ip]) / helo (ident@rdns [ip]) / helo (rdns [ip] (may be forged))
         (r"^(\S+) \((?:(\S*)@)?(\S+) \[(" + _IP + r")\][^)]*\)", ("helo", "ident", "rdns", "ip"),
          True),
@@ -455,6 +469,10 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)
         if m and pattern.pattern == _HOST_IP and not _HOST_IP_BY.match(text):
+            continue
+        if m and ((pattern.pattern == _GMX_FORM and not _GMX_BY.match(text))
+                  or (pattern.pattern == _IDENT_IP and not _IDENT_IP_BY.match(text))
+                  or (pattern.pattern == _IDENT_HOST and not _IDENT_HOST_BY.match(text))):
             continue
         if (m and pattern.pattern == _IP_FIRST and not _IP_FIRST_BY.match(text)
                 and not _HOTMAIL_BY.search(text)):

@@ -23,7 +23,9 @@ so that the engine before these fixes differed:
   more after the host), "ip ( [ip]) as user x by host" (a form of its own) none, nor smap's "rdns(ip) by host
   via smap" (its name is the reverse DNS one); CommuniGate Pro's "(account ...)" is an
   authenticated submission (a trusted relay); "From x ([ip]) by" and "(from x [ip]) by"
-  are read outside its "from " forms (no HELO: only any [address] and the host); Sendmail's
+  are read outside its "from " forms (no HELO: only any [address] and the host);
+  GMX's "rdns (EHLO [helo]) [ip] by host (x) with SMTP" is the client at the second
+  address, qmail's "rdns (ident@[ip]) by host with" a looked-up name; Sendmail's
   "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
@@ -85,6 +87,8 @@ header LOCAL_SMAP_RDNS X-Spam-Relays-External =~ /^\[ ip=209\.226\.175\.185 rdns
 header LOCAL_AUTH_COMMUNIGATE X-Spam-Relays-Trusted =~ / auth=Communigate /
 header LOCAL_CAPITAL_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=210\.73\.97\.112 rdns= helo= by=indago/
 header LOCAL_PAREN_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=165\.68\.202\.63 rdns= helo= by=ms12/
+header LOCAL_GMX_CLIENT X-Spam-Relays-External =~ /\[ ip=88\.68\.131\.152 rdns=dslb\S+ helo=!192\.168\.2\.100! by=mail\.gmx\.net /
+header LOCAL_IDENT_CLIENT X-Spam-Relays-External =~ /\[ ip=217\.80\.6\.131 rdns=nebukadnezar\.example\.de helo=nebukadnezar\.example\.de by=\S+ ident=520061089980-0001 /
 header LOCAL_WEBMAIL_NO_HELO X-Spam-Relays-Trusted =~ /^\[ ip=194\.125\.134\.71 rdns= helo= by=webmail/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 header __DOS_SINGLE_EXT_RELAY X-Spam-Relays-External =~ /^\[ [^\]]+ \]$/

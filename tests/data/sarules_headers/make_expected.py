@@ -26,7 +26,8 @@ RULES = frozenset({
     "__FROM_FULL_NAME", "UNRESOLVED_TEMPLATE", "LOCAL_RP_CUT",
     "__SINGLE_WORD_SUBJ", "LOCAL_RP_LITERAL", "__DOS_SINGLE_EXT_RELAY",
     "LOCAL_HELO_GUESSED", "LOCAL_WEBMAIL_NO_HELO", "LOCAL_SMAP_RDNS",
-    "LOCAL_AUTH_COMMUNIGATE", "LOCAL_CAPITAL_FROM_NO_HELO", "LOCAL_PAREN_FROM_NO_HELO"})
+    "LOCAL_AUTH_COMMUNIGATE", "LOCAL_CAPITAL_FROM_NO_HELO", "LOCAL_PAREN_FROM_NO_HELO",
+    "LOCAL_GMX_CLIENT", "LOCAL_IDENT_CLIENT"})
 LOCAL_CF = """
 header LOCAL_FROM_ADDR_CUT From:addr =~ /^"Books\\@Books"$/
 header LOCAL_FROM_ENCODED From:addr =~ /^=\\?iso-2022-jp\\?B\\?/
@@ -37,6 +38,8 @@ header LOCAL_SMAP_RDNS X-Spam-Relays-External =~ /^\\[ ip=209\\.226\\.175\\.185 
 header LOCAL_AUTH_COMMUNIGATE X-Spam-Relays-Trusted =~ / auth=Communigate /
 header LOCAL_CAPITAL_FROM_NO_HELO X-Spam-Relays-External =~ /\\[ ip=210\\.73\\.97\\.112 rdns= helo= by=indago/
 header LOCAL_PAREN_FROM_NO_HELO X-Spam-Relays-External =~ /\\[ ip=165\\.68\\.202\\.63 rdns= helo= by=ms12/
+header LOCAL_GMX_CLIENT X-Spam-Relays-External =~ /\\[ ip=88\\.68\\.131\\.152 rdns=dslb\\S+ helo=!192\\.168\\.2\\.100! by=mail\\.gmx\\.net /
+header LOCAL_IDENT_CLIENT X-Spam-Relays-External =~ /\\[ ip=217\\.80\\.6\\.131 rdns=nebukadnezar\\.example\\.de helo=nebukadnezar\\.example\\.de by=\\S+ ident=520061089980-0001 /
 header LOCAL_WEBMAIL_NO_HELO X-Spam-Relays-Trusted =~ /^\\[ ip=194\\.125\\.134\\.71 rdns= helo= by=webmail/
 """
 
