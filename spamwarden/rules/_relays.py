@@ -50,6 +50,15 @@ _GMAIL_TLS = re.compile(r"\(version=([^ ]+) cipher=([^)]+)\)")
 _FETCHER = re.compile(r"with (?:POP3|IMAP)")
 _STRIP = re.compile(r"[\s\x00#\[\]()<>|]")
 
+_WITH_HTTP = re.compile(r"\bwith HTTP\b")
+_HTTP_IP = r"^(" + _IP + r") \(\[" + _IP + r"\]\)() by$"
+_HTTP_IP_BY = re.compile(r"^" + _IP + r" \(\[" + _IP + r"\]\) by \S+")
+_HELO_EQ_FORM = r"^(\S+) \(\[(" + _IP + r")\](?::\d+)? helo=\S+\)"
+_HELO_EQ_BY = re.compile(r"^\S+ \(\[" + _IP + r"\] helo=\S+\) by \S+ with ")
+_CGP_VERIFIED = r"^(\S+) \(\[(" + _IP + r")\] verified\)"
+_CGP_VERIFIED_BY = re.compile(r"^\S+ \(\[" + _IP + r"\] verified\) by \S+ \(")
+_CGP_ACCOUNT = r"^\[(" + _IP + r")\] \((?:account \S+ )?(?:HELO|EHLO) (\S*)\) by$"
+_CGP_ACCOUNT_BY = re.compile(r"^\[" + _IP + r"\] \((?:account \S+ )?(?:HELO|EHLO) \S*\) by \S+ \(")
 _GMX_FORM = r"^(\S+) \((?:HELO|EHLO) (\S*)\) \[(" + _IP + r")\] by$"
 _GMX_BY = re.compile(r"^\S+ \((?:HELO|EHLO) \S*\) \[" + _IP
                      + r"\] by \S+ \([^)]+\) with (?:ESMTP|SMTP)")
@@ -94,6 +103,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
     (re.compile(p), groups, looked_up) for p, groups, looked_up in (
         # SpamAssassin's line for an originating_ip_headers field
         (r"^X-Originating-IP: (" + _IP + r") by$", ("ip",), False),
+        # webmail "ip ([ip]) by host ... with HTTP": no HELO (only where
+        # _HTTP_IP_BY reads the whole line)
+        (_HTTP_IP, ("ip", "helo"), False),
         # GMX: rdns (EHLO helo) [ip] by host (x) with SMTP (only where _GMX_BY reads
         # the whole line; Received.pm reads it before the forms below would)
         (_GMX_FORM, ("rdns", "helo", "ip"), False),
@@ -108,8 +120,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
          True),
         # Postfix: helo (rdns[ip]), helo (unknown[ip])
         (r"^(\S+) \((\S+)\[(" + _IP + r")\]\)", ("helo", "rdns", "ip"), True),
-        # Exim: rdns ([ip] helo=x), [ip] (helo=x)
-        (r"^(\S+) \(\[(" + _IP + r")\](?::\d+)? helo=\S+\)", ("rdns", "ip"), True),
+        # Exim: rdns ([ip] helo=x), [ip] (helo=x) (the first only where _HELO_EQ_BY
+        # reads "...) by host with " as Received.pm's form does)
+        (_HELO_EQ_FORM, ("rdns", "ip"), True),
         (r"^\[(" + _IP + r")\](?::\d+)? \(helo=\S+\)", ("ip",), True),
         # qmail / qpsmtpd: rdns (HELO helo) (ip) / [ip]
         (r"^(\S+) \((?:HELO|EHLO) \S*\) \(\[?(" + _IP + r")\]?\)", ("rdns", "ip"), False),
@@ -118,6 +131,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # after the address ("([ip] (may be forged))") in none of Received.pm's forms
         # that record a lookup
         (r"^(\S+) \(\[(" + _IP + r")\]\)", ("helo", "ip"), True),
+        # CommuniGate Pro: "host ([ip] verified) by host (": a looked-up name that is
+        # the HELO too (only where _CGP_VERIFIED_BY reads the whole line)
+        (_CGP_VERIFIED, ("rdns", "ip"), True),
         (r"^(\S+) \(\[(" + _IP + r")\][^)]*\)", ("helo", "ip"), False),
         # "host (ip) by": the name is both the reverse DNS name and the HELO (Received.pm,
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
@@ -138,6 +154,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         (_PAREN_IP, ("ip",), False),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
+        # CommuniGate Pro: "[ip] (account x HELO helo) by host (" (only where
+        # _CGP_ACCOUNT_BY reads the whole line)
+        (_CGP_ACCOUNT, ("ip", "helo"), False),
         # [ip]: Received.pm's forms of it read past the receiving host (only where
         # _BRACKET_IP_BY reads the whole line)
         (_BRACKET_IP, ("ip",), False),
@@ -469,6 +488,13 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
     for pattern, groups, form_looked_up in () if found else _FORMS:
         m = pattern.match(client)
         if m and pattern.pattern == _HOST_IP and not _HOST_IP_BY.match(text):
+            continue
+        if m and ((pattern.pattern == _HTTP_IP
+                   and not (_HTTP_IP_BY.match(text) and _WITH_HTTP.search(text)))
+                  or (pattern.pattern == _HELO_EQ_FORM and not _HELO_EQ_BY.match(text))
+                  or (pattern.pattern == _CGP_VERIFIED
+                      and not (" (CommuniGate Pro" in text and _CGP_VERIFIED_BY.match(text)))
+                  or (pattern.pattern == _CGP_ACCOUNT and not _CGP_ACCOUNT_BY.match(text))):
             continue
         if m and ((pattern.pattern == _GMX_FORM and not _GMX_BY.match(text))
                   or (pattern.pattern == _IDENT_IP and not _IDENT_IP_BY.match(text))

@@ -25,7 +25,10 @@ so that the engine before these fixes differed:
   authenticated submission (a trusted relay); "From x ([ip]) by" and "(from x [ip]) by"
   are read outside its "from " forms (no HELO: only any [address] and the host);
   GMX's "rdns (EHLO [helo]) [ip] by host (x) with SMTP" is the client at the second
-  address, qmail's "rdns (ident@[ip]) by host with" a looked-up name; Sendmail's
+  address, qmail's "rdns (ident@[ip]) by host with" a looked-up name; webmail's "ip
+  ([ip]) by host ... with HTTP" has no HELO, "rdns ([ip] helo=x) by host (exim)"
+  no reverse DNS name (not the Exim branch: lower case), CommuniGate's "([ip]
+  verified)" a looked-up one and its "(account x HELO [ip])" that HELO; Sendmail's
   "helo ([ip] (may be forged))" records no lookup, "helo ([ip])" does;
 - ``:addr`` reads each header of the name on its own, undecoded (the first of two
   Return-Path headers counts; an encoded-word in a local part stays encoded), keeps
@@ -89,6 +92,10 @@ header LOCAL_CAPITAL_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=210\.73\.97\.
 header LOCAL_PAREN_FROM_NO_HELO X-Spam-Relays-External =~ /\[ ip=165\.68\.202\.63 rdns= helo= by=ms12/
 header LOCAL_GMX_CLIENT X-Spam-Relays-External =~ /\[ ip=88\.68\.131\.152 rdns=dslb\S+ helo=!192\.168\.2\.100! by=mail\.gmx\.net /
 header LOCAL_IDENT_CLIENT X-Spam-Relays-External =~ /\[ ip=217\.80\.6\.131 rdns=nebukadnezar\.example\.de helo=nebukadnezar\.example\.de by=\S+ ident=520061089980-0001 /
+header LOCAL_FORM_HTTP X-Spam-Relays-Trusted =~ /\[ ip=161\.148\.142\.96 rdns= helo= by=mail\.example\.com\.br /
+header LOCAL_FORM_HELO_EQ X-Spam-Relays-Trusted =~ /\[ ip=85\.178\.85\.189 rdns= helo=nb-carsten-xp\.localnet by=/
+header LOCAL_FORM_VERIFIED X-Spam-Relays-Untrusted =~ /\[ ip=198\.51\.100\.103 rdns=bilbo\.example\.loc helo=bilbo\.example\.loc by=/
+header LOCAL_FORM_ACCOUNT X-Spam-Relays-Untrusted =~ /\[ ip=68\.192\.169\.62 rdns= helo=!192\.168\.1\.88! by=/
 header LOCAL_WEBMAIL_NO_HELO X-Spam-Relays-Trusted =~ /^\[ ip=194\.125\.134\.71 rdns= helo= by=webmail/
 header __SINGLE_WORD_SUBJ Subject =~ /^\s*\S{1,60}\s*$/
 header __DOS_SINGLE_EXT_RELAY X-Spam-Relays-External =~ /^\[ [^\]]+ \]$/

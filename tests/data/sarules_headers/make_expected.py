@@ -27,7 +27,8 @@ RULES = frozenset({
     "__SINGLE_WORD_SUBJ", "LOCAL_RP_LITERAL", "__DOS_SINGLE_EXT_RELAY",
     "LOCAL_HELO_GUESSED", "LOCAL_WEBMAIL_NO_HELO", "LOCAL_SMAP_RDNS",
     "LOCAL_AUTH_COMMUNIGATE", "LOCAL_CAPITAL_FROM_NO_HELO", "LOCAL_PAREN_FROM_NO_HELO",
-    "LOCAL_GMX_CLIENT", "LOCAL_IDENT_CLIENT"})
+    "LOCAL_GMX_CLIENT", "LOCAL_IDENT_CLIENT",
+    "LOCAL_FORM_HTTP", "LOCAL_FORM_HELO_EQ", "LOCAL_FORM_VERIFIED", "LOCAL_FORM_ACCOUNT"})
 LOCAL_CF = """
 header LOCAL_FROM_ADDR_CUT From:addr =~ /^"Books\\@Books"$/
 header LOCAL_FROM_ENCODED From:addr =~ /^=\\?iso-2022-jp\\?B\\?/
@@ -40,6 +41,10 @@ header LOCAL_CAPITAL_FROM_NO_HELO X-Spam-Relays-External =~ /\\[ ip=210\\.73\\.9
 header LOCAL_PAREN_FROM_NO_HELO X-Spam-Relays-External =~ /\\[ ip=165\\.68\\.202\\.63 rdns= helo= by=ms12/
 header LOCAL_GMX_CLIENT X-Spam-Relays-External =~ /\\[ ip=88\\.68\\.131\\.152 rdns=dslb\\S+ helo=!192\\.168\\.2\\.100! by=mail\\.gmx\\.net /
 header LOCAL_IDENT_CLIENT X-Spam-Relays-External =~ /\\[ ip=217\\.80\\.6\\.131 rdns=nebukadnezar\\.example\\.de helo=nebukadnezar\\.example\\.de by=\\S+ ident=520061089980-0001 /
+header LOCAL_FORM_HTTP X-Spam-Relays-Trusted =~ /\\[ ip=161\\.148\\.142\\.96 rdns= helo= by=mail\\.example\\.com\\.br /
+header LOCAL_FORM_HELO_EQ X-Spam-Relays-Trusted =~ /\\[ ip=85\\.178\\.85\\.189 rdns= helo=nb-carsten-xp\\.localnet by=/
+header LOCAL_FORM_VERIFIED X-Spam-Relays-Untrusted =~ /\\[ ip=198\\.51\\.100\\.103 rdns=bilbo\\.example\\.loc helo=bilbo\\.example\\.loc by=/
+header LOCAL_FORM_ACCOUNT X-Spam-Relays-Untrusted =~ /\\[ ip=68\\.192\\.169\\.62 rdns= helo=!192\\.168\\.1\\.88! by=/
 header LOCAL_WEBMAIL_NO_HELO X-Spam-Relays-Trusted =~ /^\\[ ip=194\\.125\\.134\\.71 rdns= helo= by=webmail/
 """
 
