@@ -159,3 +159,24 @@ def test_the_rules_report_says_how_trust_is_decided() -> None:
     report = format_stats(parse_rule_text("trusted_networks 192.0.2.0/24\n"
                                           "internal_networks 198.51.100.0/24\n"))
     assert "relay trust: trusted_networks 3 entries, internal_networks 2 entries" in report
+
+
+RECEIVED_LINES = json.loads((DATA / "received_lines.json").read_text())
+
+
+@pytest.mark.parametrize(("value", "expected"), RECEIVED_LINES,
+                         ids=range(len(RECEIVED_LINES)))
+def test_received_lines_read_as_received_pm_reads_them(value: str, expected: str) -> None:
+    """tests/data/relays/received_lines.json (make_received_lines.py beside it): corpus
+    Received values as SpamAssassin 4.0.1's parse_received_line reads them, the relay
+    as it renders it before trust is decided; among them every line an earlier reading
+    here got wrong (the client forms of Received.pm in its order, the lines it skips)."""
+    from spamwarden.rules._relays import parse_received
+    found = parse_received(value)
+    if found is None or found is False:
+        got = "SKIP"
+    elif found == "unparseable":
+        got = "UNPARSEABLE"
+    else:
+        got = found.render(False)
+    assert got == expected
