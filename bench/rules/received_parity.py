@@ -4,7 +4,8 @@
 
 Both sides get the folded value with its folds made one space; a relay is compared as
 Received.pm renders it (``[ ip=... rdns=... helo=... by=... ... ]``, before trust is
-decided: intl=0, msa=0), a skipped line (a local handover, a mail fetcher's) as SKIP,
+decided: intl=0, msa=0), followed by ``no_reverse_dns`` when the form is one whose MTA
+looks names up and there is none (RelayEval's RDNS_NONE), a skipped line (a local handover, a mail fetcher's) as SKIP,
 a line neither can read as UNPARSEABLE.  Prints how many lines differ, by kind, and
 the first ``--examples`` of them; the exit status is 1 when any differs.
 
@@ -31,7 +32,8 @@ my $self = bless { allow_mailfetch_markers => 1 }, 'Mail::SpamAssassin::Message:
 while (my $l = <STDIN>) {
   chomp $l; $l =~ s/\x01/\n/g; $l =~ s/\n[ \t]+/ /gs;
   my $r = $self->parse_received_line($l);
-  print !defined $r ? "UNPARSEABLE\n" : !$r ? "SKIP\n" : "$r->{as_string}\n";
+  print !defined $r ? "UNPARSEABLE\n" : !$r ? "SKIP\n"
+    : "$r->{as_string}" . ($r->{no_reverse_dns} ? " no_reverse_dns" : "") . "\n";
 }
 """
 
@@ -60,7 +62,7 @@ def ours(value: str) -> str:
         return "SKIP"
     if got == "unparseable":
         return "UNPARSEABLE"
-    return got.render(False)
+    return got.render(False) + (" no_reverse_dns" if got.looked_up and not got.rdns else "")
 
 
 def main() -> int:

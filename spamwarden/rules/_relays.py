@@ -59,6 +59,13 @@ _CGP_VERIFIED = r"^(\S+) \(\[(" + _IP + r")\] verified\)"
 _CGP_VERIFIED_BY = re.compile(r"^\S+ \(\[" + _IP + r"\] verified\) by \S+ \(")
 _CGP_ACCOUNT = r"^\[(" + _IP + r")\] \((?:account \S+ )?(?:HELO|EHLO) (\S*)\) by$"
 _CGP_ACCOUNT_BY = re.compile(r"^\[" + _IP + r"\] \((?:account \S+ )?(?:HELO|EHLO) \S*\) by \S+ \(")
+_QPSMTPD = r"^(\S+) \((?:HELO|EHLO) \S*\) \(\[?(" + _IP + r")\]?\)"
+_QPSMTPD_BY = re.compile(r"^\S+ \((?:HELO|EHLO) [^)]*\) \((?:\S*@)?\[?" + _IP
+                         + r"\]?\).* by \S+ ")
+_MDAEMON = r"^(\S+) \[(" + _IP + r")\] by$"
+_MDAEMON_BY = re.compile(r"^\S+ \[" + _IP + r"\] by \S+ \[" + _IP + r"\] with ")
+_BRACKET_HELO = r"^(\S+) \(\[(" + _IP + r")\]\)"
+_BRACKET_HELO_BY = re.compile(r"^\S+ \(\[" + _IP + r"(?:[.:]\d+)?\]\).*? by \S+ ")
 _GMX_FORM = r"^(\S+) \((?:HELO|EHLO) (\S*)\) \[(" + _IP + r")\] by$"
 _GMX_BY = re.compile(r"^\S+ \((?:HELO|EHLO) \S*\) \[" + _IP
                      + r"\] by \S+ \([^)]+\) with (?:ESMTP|SMTP)")
@@ -123,14 +130,19 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # Exim: rdns ([ip] helo=x), [ip] (helo=x) (the first only where _HELO_EQ_BY
         # reads "...) by host with " as Received.pm's form does)
         (_HELO_EQ_FORM, ("rdns", "ip"), True),
-        (r"^\[(" + _IP + r")\](?::\d+)? \(helo=\S+\)", ("ip",), True),
+        # (Received.pm's "[ip] (x) by host " form records no lookup)
+        (r"^\[(" + _IP + r")\](?::\d+)? \(helo=\S+\)", ("ip",), False),
         # qmail / qpsmtpd: rdns (HELO helo) (ip) / [ip]
-        (r"^(\S+) \((?:HELO|EHLO) \S*\) \(\[?(" + _IP + r")\]?\)", ("rdns", "ip"), False),
+        # (a lookup where _QPSMTPD_BY reads "...) by host " as Received.pm's form
+        # does; its qmail forms are read before, in parse_received)
+        (_QPSMTPD, ("rdns", "ip"), True),
         (r"^(\S+) \((?:HELO|EHLO) \S*\) \[(" + _IP + r")\]", ("rdns", "ip"), False),
         # Sendmail / Microsoft without a name: helo ([ip]) / helo (ip); with more
         # after the address ("([ip] (may be forged))") in none of Received.pm's forms
         # that record a lookup
-        (r"^(\S+) \(\[(" + _IP + r")\]\)", ("helo", "ip"), True),
+        # (a lookup only where _BRACKET_HELO_BY reads "...]) ... by host " as
+        # Received.pm's Sendmail forms do; else the next form, no lookup)
+        (_BRACKET_HELO, ("helo", "ip"), True),
         # CommuniGate Pro: "host ([ip] verified) by host (": a looked-up name that is
         # the HELO too (only where _CGP_VERIFIED_BY reads the whole line)
         (_CGP_VERIFIED, ("rdns", "ip"), True),
@@ -138,7 +150,7 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # "host (ip) by": the name is both the reverse DNS name and the HELO (Received.pm,
         # bug 2744); Scalix and Microsoft SMTP Server write the HELO only (_branch_forms);
         # only where _HOST_IP_BY reads the whole line
-        (_HOST_IP, ("rdns", "ip"), False),
+        (_HOST_IP, ("rdns", "ip"), True),
         # smap and csmap: "rdns(ip) by host via smap ", "rdns(ip, HELO helo) by host via
         # smap ", "rdns(ip) by host ": no HELO but the one named (only where
         # _SMAP_BY / _SMAP_HELO_BY / _RDNS_IP_BY reads the whole line)
@@ -152,6 +164,9 @@ _FORMS: tuple[tuple[re.Pattern[str], tuple[str, ...], bool], ...] = tuple(
         # part in parentheses (only where _PAREN_BY reads the whole line)
         (_PAREN_HELO_IP, ("helo", "ip"), False),
         (_PAREN_IP, ("ip",), False),
+        # MDaemon: "helo [ip] by host [ip] with ": a lookup (only where _MDAEMON_BY
+        # reads the whole line)
+        (_MDAEMON, ("helo", "ip"), True),
         # helo [ip] / [ip] / ip
         (r"^(\S+) \[(" + _IP + r")\]", ("helo", "ip"), False),
         # CommuniGate Pro: "[ip] (account x HELO helo) by host (" (only where
@@ -489,6 +504,12 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
         m = pattern.match(client)
         if m and pattern.pattern == _HOST_IP and not _HOST_IP_BY.match(text):
             continue
+        if m and pattern.pattern == _BRACKET_HELO and not _BRACKET_HELO_BY.match(text):
+            continue
+        if m and pattern.pattern == _MDAEMON and not _MDAEMON_BY.match(text):
+            continue
+        if m and pattern.pattern == _QPSMTPD and not _QPSMTPD_BY.match(text):
+            form_looked_up = False
         if m and ((pattern.pattern == _HTTP_IP
                    and not (_HTTP_IP_BY.match(text) and _WITH_HTTP.search(text)))
                   or (pattern.pattern == _HELO_EQ_FORM and not _HELO_EQ_BY.match(text))
@@ -514,12 +535,14 @@ def parse_received(line: str) -> _Relay | Literal[False, "unparseable"] | None:
                   or (pattern.pattern == _RDNS_IP and not _RDNS_IP_BY.match(text))):
             continue
         if m:
-            looked_up = looked_up or form_looked_up
             found = {g: (m.group(i + 1) or "") for i, g in enumerate(groups)}
             if "(may be forged)" in m.group(0) and not _SENDMAIL_BY.match(text):
                 # a name that did not resolve back: SpamAssassin keeps it only in
-                # Sendmail's own form ("by host (version)")
+                # Sendmail's own form ("by host (version)"); the line is in none of
+                # its forms that record a lookup (its fall-through reads it)
                 found["rdns"] = ""
+                form_looked_up = False
+            looked_up = looked_up or form_looked_up
             break
     if "ip" not in found:
         # in none of the forms: Received.pm's forms to ignore ("STUFF TO IGNORE",

@@ -169,8 +169,10 @@ RECEIVED_LINES = json.loads((DATA / "received_lines.json").read_text())
 def test_received_lines_read_as_received_pm_reads_them(value: str, expected: str) -> None:
     """tests/data/relays/received_lines.json (make_received_lines.py beside it): corpus
     Received values as SpamAssassin 4.0.1's parse_received_line reads them, the relay
-    as it renders it before trust is decided; among them every line an earlier reading
-    here got wrong (the client forms of Received.pm in its order, the lines it skips)."""
+    as it renders it before trust is decided, and whether its MTA looked the name up
+    and found none (``no_reverse_dns``, RelayEval's NO_RDNS_DOTCOM_HELO); among them
+    every line an earlier reading here got wrong (the client forms of Received.pm in
+    its order, the lines it skips)."""
     from spamwarden.rules._relays import parse_received
     found = parse_received(value)
     if found is None or found is False:
@@ -178,5 +180,6 @@ def test_received_lines_read_as_received_pm_reads_them(value: str, expected: str
     elif found == "unparseable":
         got = "UNPARSEABLE"
     else:
-        got = found.render(False)
+        got = found.render(False) + (" no_reverse_dns" if found.looked_up and not found.rdns
+                                     else "")
     assert got == expected
