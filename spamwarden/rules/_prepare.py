@@ -804,13 +804,12 @@ def _mime_parse_flags(part: email.message.Message, flags: set[str]) -> None:
 
 
 def decode_part(part: MimePart) -> bytes:
-    """A MIME leaf's body with its transfer encoding undone (bad base64: empty)."""
+    """A MIME leaf's body with its transfer encoding undone, as Node.pm's ``decode``
+    undoes it (base64 by Util.pm's ``base64_decode``: text after the padding, a
+    mailing list's footer below a base64 part, is decoded too)."""
     data = part.encoded
     if part.encoding == "base64":
-        try:
-            data = base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", data) + b"==")
-        except (binascii.Error, ValueError):
-            return b""
+        data = _b64_decode(data.decode("latin-1"))
         # SpamAssassin turns CRLF into LF in decoded text (Node.pm ``decode``)
         if part.content_type.startswith(("text/", "message/")):
             data = data.replace(b"\r\n", b"\n")

@@ -31,7 +31,9 @@ rules read its first 50,000 characters, up to the next newline); a link tag whos
 lines of 78 octets (79 with the newline MIMEEval counts) and a 77-octet last line
 before a boundary (Message.pm chomps its newline: 77); a comment "<!--#rotate>" never
 closed by "-->" (HTML::Parser ends it at its ">": the tags after it count); 60 lines
-of tabs in an HTML part (Message.pm keeps 20 of a run of blank lines: its length).
+of tabs in an HTML part (Message.pm keeps 20 of a run of blank lines: its length); a
+base64 HTML part with a mailing list's footer below it (Util.pm's base64_decode reads
+the footer's letters as more base64: a longer part).
 """
 
 from __future__ import annotations
