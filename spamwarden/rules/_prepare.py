@@ -809,7 +809,7 @@ def decode_part(part: MimePart) -> bytes:
     mailing list's footer below a base64 part, is decoded too)."""
     data = part.encoded
     if part.encoding == "base64":
-        data = _b64_decode(data.decode("latin-1"))
+        data = _b64_decode_octets(data)
         # SpamAssassin turns CRLF into LF in decoded text (Node.pm ``decode``)
         if part.content_type.startswith(("text/", "message/")):
             data = data.replace(b"\r\n", b"\n")
@@ -874,26 +874,36 @@ def sa_header_octets(value: str) -> str:
 _WORD = r"=\?[A-Za-z0-9*_-]+\?[bqBQ]\?[^?]*\?="
 _ENCODED_WORD = re.compile(r"=\?([A-Za-z0-9*_-]+)\?([bqBQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(rf"({_WORD})[\t\n\x0b\x0c\r ]+(?={_WORD})")
-_B64_WHOLE = re.compile(r"[A-Za-z0-9+/=]{2,}={0,2}")
-_B64_INNER_PAD = re.compile(r"=+(?!=*$)")
+_B64_WHOLE = re.compile(rb"[A-Za-z0-9+/=]{2,}={0,2}")
+_B64_INNER_PAD = re.compile(rb"=+(?!=*$)")
 
 
 def _b64_decode(text: str) -> bytes:
+    """Util.pm's ``base64_decode`` of a text (:func:`_b64_decode_octets`)."""
+    return _b64_decode_octets(text.encode("latin-1", "replace"))
+
+
+def _b64_decode_octets(data: bytes) -> bytes:
     """Util.pm's ``base64_decode``: white space dropped; a text of whole quads decoded
     with any ``=`` run before the end read as ``A``s; any other has its other
     characters dropped, its final padding cut, an ``=`` inside read as ``/`` (the
     uuencode table's last entry) and a lone last character dropped."""
-    text = re.sub(r"[\t\n\x0b\x0c\r ]+", "", text)
-    if len(text) % 4 == 0 and _B64_WHOLE.fullmatch(text):
-        text = _B64_INNER_PAD.sub(lambda m: "A" * len(m.group()), text)
+    data = data.translate(None, b"\t\n\x0b\x0c\r ")
+    if len(data) % 4 == 0 and _B64_WHOLE.fullmatch(data):
+        if b"=" in data.rstrip(b"="):
+            data = _B64_INNER_PAD.sub(lambda m: b"A" * len(m.group()), data)
     else:
-        text = re.sub(r"[^A-Za-z0-9+/=]", "", text).rstrip("=").replace("=", "/")
-        if len(text) % 4 == 1:
-            text = text[:-1]
+        data = data.translate(None, _NOT_B64).rstrip(b"=").replace(b"=", b"/")
+        if len(data) % 4 == 1:
+            data = data[:-1]
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(data + b"=" * (-len(data) % 4))
     except (binascii.Error, ValueError):
         return b""
+
+
+# the octets base64_decode drops before decoding (all but the 65 of its alphabet)
+_NOT_B64 = bytes(c for c in range(256) if not (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "+/=")))
 
 
 def sa_decode_words(value: str) -> str:
