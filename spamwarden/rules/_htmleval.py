@@ -183,11 +183,12 @@ def _text_match_args(a: Sequence[str]) -> bool:
 def _html_title_subject_ratio(msg: PreparedMessage, _d: EvalData, a: Sequence[str]) -> bool:
     """HTMLEval's ``html_title_subject_ratio(RATIO)``: in some text/html part, a title
     longer than RATIO times the Subject (as ``get('Subject')`` gives it, newline
-    included); never without a Subject."""
+    included, in UTF-8 octets as Node.pm's ``_decode_header`` leaves it); never without
+    a Subject."""
     subject = msg.header_text("Subject")
     if not subject:
         return False
-    size = len(subject)
+    size = len(subject.encode("utf-8", "surrogateescape"))
     ratio = float(a[0])
     for h in html_parts(msg):
         longest = max((len(title_text(t)) / size for t in h.title if t), default=0.0)

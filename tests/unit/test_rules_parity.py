@@ -957,6 +957,15 @@ def test_html_title_subject_ratio() -> None:
     assert names(rules, message(b"a" * 21)) == set()  # 21 / len("hello\n") = 3.5
     assert names(rules, message(b"a" * 22)) == {"__HTML_TITLE_SUBJ_DIFF"}
     assert names(rules, message(b"a" * 40, HEAD.replace(b"Subject: hello\n", b""))) == set()
+    # the Subject's length is that of get('Subject'), UTF-8 octets (Node.pm's
+    # _decode_header): four CJK characters and the newline are 13 octets, and a 21-octet
+    # Big5 title is 1.6 times that, not 4.2 times the 5 characters (spamassassin spam_2
+    # 00773); a title in a charset other than UTF-8 counts its octets, as HTML::Parser
+    # is given them with normalize_charset off
+    big5 = HEAD.replace(b"Subject: hello\n", b"Subject: =?big5?Q?=B4M=A7=E4=BE=F7=B7|?=\n")
+    big5_title = bytes.fromhex("c0b0b94cb35ca668a448a45db35ca741a5bfbbdded6e")[:21]
+    assert names(rules, message(big5_title, big5)) == set()
+    assert names(rules, message(b"a" * 46, big5)) == {"__HTML_TITLE_SUBJ_DIFF"}  # > 3.5 x 13
 
 
 def test_html_obfuscation_ratio() -> None:
