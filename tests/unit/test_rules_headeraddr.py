@@ -10,6 +10,8 @@ expected values below were read from the same Perl functions.
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from spamwarden.rules._headeraddr import (
     parse_header_addresses,
     xs_addresses,
 )
+from tests.conftest import corpus_message_files, corpus_paths
 
 DATA = Path(__file__).parent.parent / "data" / "sarules_headers"
 EXPECTED = json.loads((DATA / "addresses.json").read_text())
@@ -83,3 +86,71 @@ def test_hostile_long_values_read_in_one_pass(value: str) -> None:
     reader restarted at each ">", takes minutes or longer on these)."""
     found = parse_header_addresses(value)
     assert len(found) <= value.count(",") + 1
+
+
+def _general(value: str) -> list[tuple[str, str]]:
+    """parse_header_addresses without its common-form shortcut."""
+    found = internal_addresses(value)
+    if not found or len(found) < value.count(",") + 1:
+        xs = xs_addresses(value)
+        if len(xs) > len(found):
+            return xs
+    return [(p or "", a or "") for p, a in found]
+
+
+def _random_common_form(rnd: random.Random) -> str:
+    word = "".join(rnd.choice("aZ09.'_-%+ ") for _ in range(rnd.randint(0, 6)))
+    local = "".join(rnd.choice("aZ09._%+-") for _ in range(rnd.randint(1, 6)))
+    domain = "".join(rnd.choice("aZ09._-") for _ in range(rnd.randint(1, 8)))
+    address = f"{local}@{domain}"
+    lead = rnd.choice(["", " ", "\t", "  "])
+    tail = rnd.choice(["", " ", "\t", "x", ","])
+    shape = rnd.randrange(4)
+    if shape == 0:
+        return lead + address + tail
+    if shape == 1:
+        return f"{lead}<{address}>{tail}"
+    if shape == 2:
+        return f'{lead}"{word}"{rnd.choice(["", " ", "  "])}<{address}>{tail}'
+    return f'{lead}{word}{rnd.choice(["", " ", "  "])}<{address}>{tail}'
+
+
+def test_common_forms_read_as_the_general_parser_reads_them() -> None:
+    """The shortcut for a bare address and one address in <> gives exactly what the
+    general reading gives, on random values of those forms and their near misses (dots
+    at the ends, no dot, "%", white space before "<", text after ">")."""
+    from spamwarden.rules._headeraddr import _simple_form
+
+    rnd = random.Random(7)
+    taken = 0
+    for _ in range(60_000):
+        value = _random_common_form(rnd)
+        simple = _simple_form(value)
+        if simple is not None:
+            taken += 1
+            assert simple == _general(value), value
+        assert parse_header_addresses(value) == _general(value), value
+    assert taken > 20_000  # the shortcut is really exercised
+
+
+_ADDRESS_FIELD = re.compile(
+    rb"(?im)^(?:from|to|cc|reply-to|return-path|sender|resent-from|errors-to):[ \t]*"
+    rb"(.*(?:\r?\n[ \t].*)*)")
+
+
+def test_common_forms_on_the_corpus() -> None:
+    """Every address field of the corpus the shortcut takes (most of them) reads as the
+    general parser reads it."""
+    from spamwarden.rules._headeraddr import _simple_form
+
+    values: set[str] = set()
+    for root in corpus_paths().values():
+        for path in corpus_message_files(root):
+            head = path.read_bytes().split(b"\n\n", 1)[0]
+            for m in _ADDRESS_FIELD.finditer(head):
+                text = m.group(1).decode("utf-8", "replace")
+                values.add(text.replace("\r", "").replace("\n", " "))
+    taken = [v for v in values if _simple_form(v) is not None]
+    assert len(taken) > len(values) // 2
+    for value in taken:
+        assert _simple_form(value) == _general(value), value
