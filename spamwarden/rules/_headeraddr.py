@@ -31,7 +31,8 @@ import re
 
 from ._uris import fqdn_valid
 
-__all__ = ["internal_addresses", "parse_header_addresses", "xs_addresses"]
+__all__ = ["general_addresses", "internal_addresses", "parse_header_addresses",
+           "xs_addresses"]
 
 #: Perl's \s on an undecoded header (octets): ASCII white space
 _WS = frozenset("\t\n\x0b\x0c\r ")
@@ -445,6 +446,12 @@ def parse_header_addresses(value: str) -> list[tuple[str, str]]:
     simple = _simple_form(value) if len(value) <= 998 else None
     if simple is not None:
         return simple
+    return general_addresses(value)
+
+
+def general_addresses(value: str) -> list[tuple[str, str]]:
+    """:func:`parse_header_addresses` without the common-form shortcut: its own reading,
+    else Email::Address::XS's where that finds more."""
     found = internal_addresses(value)
     if not found or len(found) < value.count(",") + 1:
         xs = xs_addresses(value)
