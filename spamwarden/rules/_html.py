@@ -478,22 +478,31 @@ def _link_attrs(text: bytes) -> dict[bytes, bytes]:
     return _tag_attrs(text)
 
 
-def _tokens(data: bytes) -> Iterator[re.Match[bytes]]:
-    """HTML::Parser's tokens of a part in order: ``_TOKEN``'s matches, with
-    ``_TOKEN_NO_CLOSE`` past the part's last comment close."""
+def matches_around_comments(data: bytes, pattern: re.Pattern[bytes],
+                            no_close: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
+    """The successive matches of ``pattern`` in a part, and of ``no_close`` (the same
+    without its branch for a comment ending at ``--``, white space and ``>``) once the
+    search starts within four octets of the part's last such close or after it: past
+    it no comment can close, and ``pattern`` would follow each unclosed ``<!--`` to the
+    end of the part (quadratic on ``<!--a><!--a>...``)."""
     last_close = -1
     for found in _COMMENT_CLOSE.finditer(data):
         last_close = found.start()
-    token = _TOKEN
     at = 0
     while True:
-        if token is _TOKEN and at + 4 > last_close:
-            token = _TOKEN_NO_CLOSE
-        m = token.search(data, at)
+        if pattern is not no_close and at + 4 > last_close:
+            pattern = no_close
+        m = pattern.search(data, at)
         if m is None:
             return
         at = m.end()
         yield m
+
+
+def _tokens(data: bytes) -> Iterator[re.Match[bytes]]:
+    """HTML::Parser's tokens of a part in order: ``_TOKEN``'s matches, with
+    ``_TOKEN_NO_CLOSE`` past the part's last comment close."""
+    return matches_around_comments(data, _TOKEN, _TOKEN_NO_CLOSE)
 
 
 def parse_html(data: bytes) -> HtmlResults:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._evalbase import BODY, RAWBODY_SCAN, EvalData, EvalEntry, nargs, num
-from ._html import HtmlResults, parse_html
+from ._html import HtmlResults, matches_around_comments, parse_html
 from ._render import decoded_length
 
 if TYPE_CHECKING:
@@ -53,24 +53,14 @@ _NOT_TAGS_REST = (rb"<!--[^>]*+>?"
 _NOT_TAGS = re.compile(rb"(?=<)(?:<!--(?:[^-]++|-(?!-\s*>))*+--\s*>|" + _NOT_TAGS_REST + rb")",
                        re.IGNORECASE | re.DOTALL)
 _NOT_TAGS_NO_CLOSE = re.compile(rb"(?=<)(?:" + _NOT_TAGS_REST + rb")", re.IGNORECASE | re.DOTALL)
-_COMMENT_CLOSE = re.compile(rb"--\s*>")
 
 
 def _without_not_tags(html: bytes) -> bytes:
     """The part with its comments and literal elements' content taken out (each
     literal element's opening tag kept)."""
-    last_close = -1
-    for found in _COMMENT_CLOSE.finditer(html):
-        last_close = found.start()
     out: list[bytes] = []
     pos = 0
-    pattern = _NOT_TAGS
-    while True:
-        if pattern is _NOT_TAGS and pos + 4 > last_close:
-            pattern = _NOT_TAGS_NO_CLOSE
-        m = pattern.search(html, pos)
-        if m is None:
-            break
+    for m in matches_around_comments(html, _NOT_TAGS, _NOT_TAGS_NO_CLOSE):
         out.append(html[pos:m.start()])
         out.append(m.group(1) or b"")
         pos = m.end()
