@@ -471,9 +471,7 @@ class RuleEngine:
                 g.hs_rules = [by_name[n] for n in entry["hs"]]
                 g.re_rules = [by_name[n] for n in entry["re"]]
                 g.prefilter = set(entry["prefilter"])
-                if entry["db"]:
-                    g.db = hyperscan.loadb(base64.b64decode(entry["db"]),
-                                           hyperscan.HS_MODE_BLOCK)
+                g.db = _load_database(entry["db"])
         if stored is not None:
             missing = False
             for key, g in groups:
@@ -492,13 +490,9 @@ class RuleEngine:
                     missing = True
                     continue
                 g.side_rules = list(entry["side"])
-                if entry["side_db"]:
-                    g.side_db = hyperscan.loadb(base64.b64decode(entry["side_db"]),
-                                                hyperscan.HS_MODE_BLOCK)
+                g.side_db = _load_database(entry["side_db"])
                 g.repeat_rules = list(entry["repeat"])
-                if entry["repeat_db"]:
-                    g.repeat_db = hyperscan.loadb(base64.b64decode(entry["repeat_db"]),
-                                                  hyperscan.HS_MODE_BLOCK)
+                g.repeat_db = _load_database(entry["repeat_db"])
             if missing and cache:
                 cache.store(stored)
         if stored is None:
@@ -547,16 +541,11 @@ class RuleEngine:
             if not all(n in by_name for n in names + side) or (
                     key in _SIDE_KINDS and entry.get("side_version") != SIDE_VERSION):
                 return False
-            db = (hyperscan.loadb(base64.b64decode(entry["db"]), hyperscan.HS_MODE_BLOCK)
-                  if entry["db"] else None)
+            db = _load_database(entry["db"])
             side_db = repeat_db = None
             if key in _SIDE_KINDS:
-                if entry["side_db"]:
-                    side_db = hyperscan.loadb(base64.b64decode(entry["side_db"]),
-                                              hyperscan.HS_MODE_BLOCK)
-                if entry["repeat_db"]:
-                    repeat_db = hyperscan.loadb(base64.b64decode(entry["repeat_db"]),
-                                                hyperscan.HS_MODE_BLOCK)
+                side_db = _load_database(entry["side_db"])
+                repeat_db = _load_database(entry["repeat_db"])
         except (KeyError, TypeError, ValueError, binascii.Error, hyperscan.error):
             return False
         g.hs_rules = [by_name[n] for n in entry["hs"]]
@@ -1190,6 +1179,21 @@ def _group_digest(key: str, g: _Group) -> str:
 CACHE_KEEP = 2
 
 
+def _read_set(path: Path) -> dict[str, Any] | None:
+    """A compiled set's entries as stored, or ``None`` when it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _load_database(text: str) -> Any:
+    """A database stored in a cache entry (base64 of ``hyperscan.dumpb``), or ``None``
+    for the empty text of a group without one."""
+    return hyperscan.loadb(base64.b64decode(text), hyperscan.HS_MODE_BLOCK) if text else None
+
+
 class _Cache:
     """Compiled databases on disk: one JSON file per (rule digest, engine, library)."""
 
@@ -1200,33 +1204,28 @@ class _Cache:
         self.path = directory / f"sa-rules-{key}.json"
 
     def load(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict):
-            return None
-        return data
+        return _read_set(self.path)
 
-    def previous_groups(self) -> dict[str, dict[str, Any]]:
-        """The group entries of the other compiled sets kept in the directory, by their
-        :func:`_group_digest` (the newest set's entry where two have one): what a
-        changed rule set need not compile again."""
+    def _others(self) -> list[Path]:
+        """The other compiled sets in the directory, newest first."""
         def written(path: Path) -> float:
             try:
                 return path.stat().st_mtime
             except OSError:
                 return 0.0
 
+        return sorted((f for f in self.directory.glob("sa-rules-*.json") if f != self.path),
+                      key=written, reverse=True)
+
+    def previous_groups(self) -> dict[str, dict[str, Any]]:
+        """The group entries of the other compiled sets kept in the directory, by their
+        :func:`_group_digest` (the newest set's entry where two have one): what a
+        changed rule set need not compile again."""
         found: dict[str, dict[str, Any]] = {}
-        others = sorted((f for f in self.directory.glob("sa-rules-*.json") if f != self.path),
-                        key=written)
-        for path in others:  # oldest first: a newer set's entry replaces an older one's
-            try:
-                data = json.loads(path.read_text(encoding="ascii"))
-            except (OSError, ValueError):
-                continue
-            if not isinstance(data, dict):
+        # oldest first: a newer set's entry replaces an older one's
+        for path in reversed(self._others()):
+            data = _read_set(path)
+            if data is None:
                 continue
             for entry in data.values():
                 if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
@@ -1244,15 +1243,7 @@ class _Cache:
             log.warning("rules cache not written path=%s error=%s", self.path, exc)
         # the previous set is kept too, so going back to the rules (or engine) before a
         # change, or a restart that overlaps an upgrade, loads instead of compiling
-        def written(path: Path) -> float:
-            try:
-                return path.stat().st_mtime
-            except OSError:
-                return 0.0
-
-        others = sorted((f for f in self.directory.glob("sa-rules-*.json") if f != self.path),
-                        key=written, reverse=True)
-        for old in others[CACHE_KEEP - 1:]:
+        for old in self._others()[CACHE_KEEP - 1:]:
             try:
                 old.unlink()
             except OSError:
