@@ -63,9 +63,15 @@ ENGINE_VERSION = "4"
 #: databases of :func:`_repeat_database`) hold changes; a cache without them, or with
 #: another version, has them compiled and stored again.
 SIDE_VERSION = 4
-# A header target with at least this many rules gets its own Hyperscan database; fewer
-# run through ``re`` (a Hyperscan scan has a fixed cost that a short value does not repay).
-_HEADER_DB_MIN_RULES = 6
+#: Bumped whenever which rules of a header target go in its Hyperscan database changes
+#: (part of the cache key and of each header group's digest, so an upgrade compiles the
+#: header groups again and takes the rest from the cache).  2: every pattern Hyperscan
+#: runs exactly is in a database, however few the target's rules: ``re`` backtracks, and
+#: on a hostile value a short pattern such as ``".*"\s*<`` (__REPTO_QUOTE) costs it time
+#: quadratic in the value's length (0.37 s for one 8 KB Reply-To, and a message may carry
+#: dozens), where Hyperscan's time is linear.  1 left targets of fewer than six rules to
+#: ``re`` for speed, which measured the same.
+HEADER_SPLIT_VERSION = 2
 _SCAN_KINDS = ("body", "rawbody", "uri", "full")
 # units up to this long are counted with ``findall`` (its list is at most this many items)
 _FINDALL_MAX = 16_384
@@ -510,10 +516,7 @@ class RuleEngine:
                     self.reused_groups.append(key)
                     continue
                 self.compiled_groups.append(key)
-                if key.startswith("header:") and len(g.rules) < _HEADER_DB_MIN_RULES:
-                    g.hs_rules, g.re_rules = [], list(g.rules)
-                else:
-                    g.hs_rules, g.prefilter, g.re_rules = _split_for_hyperscan(g.rules)
+                g.hs_rules, g.prefilter, g.re_rules = _split_for_hyperscan(g.rules)
                 blob = b""
                 if g.hs_rules:
                     try:
@@ -1166,11 +1169,12 @@ def _library_versions() -> str:
 
 def _group_digest(key: str, g: _Group) -> str:
     """A digest of one group's patterns, the library versions and (for a kind with side
-    and repeat databases) :data:`SIDE_VERSION`: an entry of an older compiled set with
-    the same digest holds exactly the databases this group would compile to."""
+    and repeat databases) :data:`SIDE_VERSION`, else :data:`HEADER_SPLIT_VERSION`: an
+    entry of an older compiled set with the same digest holds exactly the databases this
+    group would compile to."""
     h = hashlib.sha256()
     _hash_group(h, key, g)
-    extra = f"|{SIDE_VERSION}" if key in _SIDE_KINDS else ""
+    extra = f"|{SIDE_VERSION}" if key in _SIDE_KINDS else f"|h{HEADER_SPLIT_VERSION}"
     h.update(f"\0{_library_versions()}{extra}".encode())
     return h.hexdigest()
 
@@ -1199,7 +1203,8 @@ class _Cache:
 
     def __init__(self, directory: Path, digest: str) -> None:
         """:param digest: :func:`_patterns_digest` of the rules to cache."""
-        key = hashlib.sha256(f"{digest}|{_library_versions()}".encode()).hexdigest()[:32]
+        key = hashlib.sha256(f"{digest}|{_library_versions()}|h{HEADER_SPLIT_VERSION}"
+                             .encode()).hexdigest()[:32]
         self.directory = directory
         self.path = directory / f"sa-rules-{key}.json"
 

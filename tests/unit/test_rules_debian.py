@@ -22,6 +22,7 @@ from spamwarden.rules import (
     prepare_message,
     rule_files,
 )
+from spamwarden.rules._engine import _hs_compiles, _re_only, _wants_prefilter
 from spamwarden.rules._rewrite import possessive_line_runs
 from tests.conftest import shared_path
 
@@ -113,6 +114,31 @@ def test_check_gives_the_hits_of_every_rule_counted(
         assert engine.check_prepared(prepare_message(parse_message(raw), raw)) == expected
         total_hits += len(expected)
     assert total_hits > SAMPLE  # not vacuous
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_no_header_pattern_hyperscan_can_run_is_left_to_re(
+    debian_rules: RuleSet, request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``re`` backtracks, Hyperscan does not: every header pattern Hyperscan runs exactly
+    is in a database, so a hostile value costs linear time (back-references and
+    look-arounds are confirmed in ``re`` on the values their prefilter matched; the
+    few patterns of the shape Hyperscan's library misses matches of run in ``re``)."""
+    cache = getattr(request.config, "cache", None)
+    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
+                 else tmp_path_factory.mktemp("sa-rules"))
+    engine = RuleEngine(debian_rules, cache_dir=cache_dir)
+    left = {r.name for key, g in engine._all_groups() if key.startswith("header:")
+            for r in g.re_rules
+            if r.regex is not None and not r.costly and r.prefilter is None
+            and not _wants_prefilter(r.regex) and not _re_only(r.regex)
+            and _hs_compiles(r.regex)}
+    assert left == set()
+    in_db = {r.name for key, g in engine._all_groups() if key.startswith("header:")
+             for r in g.hs_rules}
+    # one-rule and few-rule targets too (Reply-To, Date, To, MIME-Version)
+    assert {"__REPTO_QUOTE", "INVALID_DATE", "__NAKED_TO", "__MALF_MIME_VER"} <= in_db
 
 
 def test_possessive_rewrite_finds_the_same_matches(

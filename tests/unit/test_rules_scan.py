@@ -341,3 +341,62 @@ def test_repeat_databases_are_cached_and_rebuilt_when_they_name_other_rules(
     assert rebuilt.cache_used and set(rebuilt._groups["body"].repeat_ids) == {
         "__FIELDS", "__FIELDS_WORD"}
     assert _names(rebuilt, hit) == ["FIELDS"]
+
+
+# A header with one rule: ``".*"\s*<`` backtracks in ``re`` for time quadratic in the value
+# (SpamAssassin's __REPTO_QUOTE: 0.37 s of CPU for an 8 KB Reply-To of quotes, and a
+# message may carry dozens of such fields); Hyperscan matches it in linear time.
+HOSTILE_RULES = (
+    'header __REPTO_QUOTE Reply-To =~ /".*"\\s*\\</\nmeta REPTO_QUOTE __REPTO_QUOTE\n'
+    "header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
+)
+
+
+def _hostile_reply_to(fields: int) -> bytes:
+    quotes = b'"' * 990 + b"\r\n\t"  # (folded: one line would be too long for Postfix)
+    head = b"".join(b"Reply-To: " + quotes * 8 + b"!\r\n" for _ in range(fields))
+    return b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n" + head + b"\r\nhi\r\n"
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_header_pattern_hyperscan_runs_exactly_is_in_a_database_however_few_its_rules(
+) -> None:
+    engine = RuleEngine(parse_rule_text(HOSTILE_RULES))
+    groups = {key: g for key, g in engine._all_groups() if key.startswith("header:")}
+    by_rule = {r.name: g for g in groups.values() for r in g.rules}
+    reply_to = by_rule["__REPTO_QUOTE"]
+    assert [r.name for r in reply_to.hs_rules] == ["__REPTO_QUOTE"] and reply_to.db is not None
+    assert not reply_to.re_rules and "__REPTO_QUOTE" not in reply_to.prefilter
+    # a back-reference Hyperscan cannot run: its database only prefilters, ``re`` confirms
+    to = by_rule["NAME_EQ_LOCAL"]
+    assert "NAME_EQ_LOCAL" in to.prefilter
+    plain = RuleEngine(parse_rule_text(HOSTILE_RULES), use_hyperscan=False)
+    hit = (b"From: a@example.org\r\nTo: \"x\" <b@example.net>\r\nReply-To: \"Bob\" <b@example.org>"
+           b"\r\nSubject: hi\r\n\r\nhi\r\n")
+    for raw in (hit, _hostile_reply_to(1), _hostile_reply_to(3)):
+        assert _names(engine, raw) == _names(plain, raw)
+    assert _names(engine, hit) == ["REPTO_QUOTE"]
+    assert _names(engine, _hostile_reply_to(3)) == []
+
+
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_a_cache_of_the_older_header_split_compiles_only_the_header_groups_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from spamwarden.rules import _engine
+
+    rules = tmp_path / "local.cf"
+    rules.write_text(RULES + HOSTILE_RULES)
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as m:
+        m.setattr(_engine, "HEADER_SPLIT_VERSION", _engine.HEADER_SPLIT_VERSION - 1)
+        older = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert not older.cache_used
+    engine = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert not engine.cache_used  # another key: the older set is not loaded as it is
+    assert engine.compiled_groups and all(k.startswith("header:") for k in engine.compiled_groups)
+    assert set(engine.reused_groups) == {"body", "rawbody"}
+    assert len(list(cache.glob("sa-rules-*.json"))) == 2
+    assert _names(engine, RAW_HIT) == ["OPT_OUT", "OPT_TWICE", "RAW_LINE"]
+    again = RuleEngine(parse_rule_files([rules]), cache_dir=cache)
+    assert again.cache_used and not again.compiled_groups
