@@ -721,6 +721,13 @@ class RulesConfig:
         doc="seconds an engine process may take for one message before it is replaced "
         "(the message is then scored without the rules)",
     )
+    time_limit: float = _opt(
+        10.0, duration=True, check=_positive,
+        doc="seconds a message's pattern matching in Python (the patterns Hyperscan "
+        "cannot run exactly, and the counted ones) may take in all, a long text with a "
+        "timeout; past it the matches left count as none and the message gets "
+        "TIME_LIMIT_EXCEEDED, as SpamAssassin's time_limit",
+    )
     costly_patterns: bool = _opt(
         True, doc="run SpamAssassin's unanchored __FILL_THIS_FORM_* patterns (about "
         "0.2 ms of CPU a message behind Hyperscan prefilters), else skip them",

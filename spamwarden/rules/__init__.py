@@ -20,7 +20,14 @@ from pathlib import Path
 
 from ..config import Config
 from ._authfacts import AuthFacts, DkimSignature
-from ._engine import ENGINE_VERSION, HAVE_HYPERSCAN, Hit, RuleEngine, RulesError
+from ._engine import (
+    ENGINE_VERSION,
+    HAVE_HYPERSCAN,
+    TIME_LIMIT_EXCEEDED,
+    Hit,
+    RuleEngine,
+    RulesError,
+)
 from ._lint import Problem, lint
 from ._parser import (
     LOADED_PLUGINS,
@@ -38,6 +45,7 @@ __all__ = [
     "AuthFacts",
     "DkimSignature",
     "ENGINE_VERSION",
+    "TIME_LIMIT_EXCEEDED",
     "classifier_scores",
     "HAVE_HYPERSCAN",
     "LOADED_PLUGINS",
@@ -169,4 +177,5 @@ def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None
         return None
     ruleset = parse_configured(cfg)
     cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
-    return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir)
+    return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir,
+                      time_limit=cfg.rules.time_limit)

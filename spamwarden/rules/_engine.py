@@ -33,6 +33,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
+from ._bounded import SHORT, BoundedPattern, limit, short_for
 from ._capture import CaptureRunner
 from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
@@ -53,9 +54,14 @@ except ImportError:  # pragma: no cover
     hyperscan = None  # type: ignore[assignment]
     HAVE_HYPERSCAN = False
 
-__all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "Hit", "RuleEngine", "RulesError"]
+__all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "TIME_LIMIT_EXCEEDED", "Hit", "RuleEngine",
+           "RulesError"]
 
 log = logging.getLogger("spamwarden.rules")
+
+#: the symbol of a message whose matching ran out of the engine's ``time_limit``
+#: (SpamAssassin's name for its own ``time_limit``)
+TIME_LIMIT_EXCEEDED = "TIME_LIMIT_EXCEEDED"
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
 ENGINE_VERSION = "4"
@@ -335,12 +341,17 @@ class RuleEngine:
     :param ruleset: from :func:`~spamwarden.rules.parse_rule_files`.
     :param use_hyperscan: ``False`` runs every pattern through Python ``re``.
     :param cache_dir: where compiled databases are kept between runs; ``None``: no cache.
+    :param time_limit: seconds a message's pattern matching in Python may take in all
+        (:mod:`._bounded`); past it the matches left count as none and the message gets
+        ``TIME_LIMIT_EXCEEDED``.  ``None``: no limit (long texts are matched by ``re``).
     :raises RulesError: Hyperscan failed on a database it had accepted pattern by pattern.
     """
 
     def __init__(self, ruleset: RuleSet, *, use_hyperscan: bool = True,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None,
+                 time_limit: float | None = None) -> None:
         self.ruleset = ruleset
+        self.time_limit = time_limit
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
         #: the groups (database keys) this start compiled, and those it took from an
@@ -360,7 +371,9 @@ class RuleEngine:
         self._needs: dict[str, tuple[bytes, ...]] = {}
         #: rules whose matches start at line starts -> the pattern after a newline
         #: (:func:`_after_newline`)
-        self._line_starts: dict[str, re.Pattern[bytes]] = {}
+        self._line_starts: dict[str, BoundedPattern] = {}
+        #: rule name -> its pattern for matching message text (:meth:`_bounded`)
+        self._matchers: dict[str, BoundedPattern] = {}
         #: ``tflags multiple`` rules matching a few fixed strings -> those in ASCII
         #: (:func:`~._literals.literal_set`): an ASCII unit's count is theirs
         self._ascii_strings: dict[str, tuple[bytes, ...]] = {}
@@ -599,8 +612,8 @@ class RuleEngine:
                 rep = _repeated(rule)
                 assert rule.regex is not None and rep is not None
                 item, m = rep
-                g.repeat_rest[name] = rest = replace(rule.regex,
-                                                     source=item + b"{%d}" % (m - 1)).compile()
+                rest = replace(rule.regex, source=item + b"{%d}" % (m - 1)).compile()
+                g.repeat_rest[name] = BoundedPattern(name, rest, short_for(rule.regex.source))
                 tree = parse_tree(item, rest.flags)
                 self._repeat_chain[name] = (m - 1, tree.getwidth()[0] if tree is not None else 1)
         for name, pat in self._compiled.items():
@@ -608,12 +621,25 @@ class RuleEngine:
             if needles is not None:
                 self._unquoted[name] = needles
             after = _after_newline(pat)
+            source = self.ruleset.rules[name].regex
+            short = short_for(source.source) if source is not None else SHORT
             if after is not None:
-                self._line_starts[name] = after
+                self._line_starts[name] = BoundedPattern(name, after, short)
             strings = literal_set(pat.pattern, pat.flags) if self.ruleset.rules[
                 name].maxhits > 1 else None
             if strings is not None:
                 self._ascii_strings[name] = tuple(s for s in strings if s.isascii())
+        if self.time_limit is not None:
+            # long texts are matched by ``regex`` (:mod:`._bounded`): compiled now, before
+            # a milter forks its workers (about 3 s of CPU for Debian's rules, most of it
+            # the look-alike sentences), not in a message
+            for name in self._compiled:
+                self._bounded(self.ruleset.rules[name]).prepare()
+            for _, g in self._all_groups():
+                for bp in g.repeat_rest.values():
+                    bp.prepare()
+            for bp in self._line_starts.values():
+                bp.prepare()
 
     def _hits_when_absent(self, rule: Rule) -> bool:
         """SpamAssassin matches an absent header's ``[if-unset: ...]`` value, else undef,
@@ -634,6 +660,18 @@ class RuleEngine:
             with self._lock:
                 self._compiled[rule.name] = pat
         return pat
+
+    def _bounded(self, rule: Rule) -> BoundedPattern:
+        """The rule's pattern for matching message text (:mod:`._bounded`: a long text
+        within the message's time limit)."""
+        bp = self._matchers.get(rule.name)
+        if bp is None:
+            rx = rule.regex
+            assert rx is not None
+            bp = BoundedPattern(rule.name, self._pattern(rule), short_for(rx.source))
+            with self._lock:
+                self._matchers[rule.name] = bp
+        return bp
 
     def _scratch(self, db: Any) -> Any:
         scratches: dict[int, Any] | None = getattr(self._local, "scratch", None)
@@ -757,7 +795,7 @@ class RuleEngine:
         search = self._searcher(rule)
         return 1 if any(search(u) for u in where) else 0
 
-    def _repeat_hits(self, rule: Rule, rest: re.Pattern[bytes], units: Sequence[bytes],
+    def _repeat_hits(self, rule: Rule, rest: BoundedPattern, units: Sequence[bytes],
                      ends: list[tuple[int, int]] | None) -> bool:
         """Whether a rule ``(?:X){m}`` of a repeat database matches in one of ``units``,
         given (unit index, offset) of every end of X its database reported there: the
@@ -783,7 +821,7 @@ class RuleEngine:
         search = self._searchers.get(rule.name)
         if search is not None:
             return search
-        pat = self._pattern(rule)
+        pat = self._bounded(rule)
         after = self._line_starts.get(rule.name)
         unquoted = self._unquoted.get(rule.name)
         if unquoted is not None:
@@ -804,7 +842,7 @@ class RuleEngine:
     def _count(self, rule: Rule, units: Sequence[bytes]) -> int:
         """Matches of the rule over ``units`` (``re``'s non-overlapping ones), at most
         ``maxhits``: ``findall`` counts a short unit without a Python step per match."""
-        pat = self._pattern(rule)
+        pat = self._bounded(rule)
         n, cap = 0, rule.maxhits
         unquoted = self._unquoted.get(rule.name)
         if unquoted is not None:
@@ -880,7 +918,16 @@ class RuleEngine:
 
     def _counts(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
         """:meth:`counts`, leaving out work for the rules in ``skip``: rules no reported
-        rule depends on may be missing from the result (their own value is not used)."""
+        rule depends on may be missing from the result (their own value is not used).
+        Within :attr:`time_limit`; the rules whose match ran out of it are noted in
+        ``msg.late_rules``."""
+        with limit(self.time_limit) as late:
+            counts = self._count_rules(msg, skip)
+        msg.late_rules = tuple(late)
+        return counts
+
+    def _count_rules(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
+        """:meth:`_counts` without the time limit."""
         if msg.networks is None and msg.relays is None:
             msg.networks = self.ruleset.networks  # the relays are judged by our files
         counts: dict[str, int] = {}
@@ -954,6 +1001,10 @@ class RuleEngine:
         rules, reported = self.ruleset.rules, self._reported
         hits = [Hit(n, rules[n].score, rules[n].description)
                 for n in self._counts(msg, self._unused) if n in reported]
+        late = msg.late_rules
+        if late:  # (SpamAssassin's Check plugin adds it at its time_limit, at 0.001)
+            hits.append(Hit(TIME_LIMIT_EXCEEDED, 0.001, "Exceeded time limit / deadline: "
+                            + ", ".join(late)))
         hits.sort()
         return hits
 
@@ -1030,7 +1081,8 @@ def _after_newline(pat: re.Pattern[bytes]) -> re.Pattern[bytes] | None:
         return None
 
 
-def _count_at_line_starts(pat: re.Pattern[bytes], after: re.Pattern[bytes],
+def _count_at_line_starts(pat: re.Pattern[bytes] | BoundedPattern,
+                          after: re.Pattern[bytes] | BoundedPattern,
                           units: Sequence[bytes], cap: int) -> int:
     """``pat``'s non-overlapping matches over ``units``, at most ``cap``, as ``findall``
     counts them, for a pattern :func:`_after_newline` gave ``after`` for: each match is

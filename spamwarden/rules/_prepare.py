@@ -73,6 +73,8 @@ class PreparedMessage:
     _lines: dict[bool, list[str]] = field(default_factory=dict)
     #: values evals compute once per message (several rules read them)
     memo: dict[str, float] = field(default_factory=dict)
+    #: the rules whose matching ran out of the engine's time limit (``TIME_LIMIT_EXCEEDED``)
+    late_rules: tuple[str, ...] = ()
     #: header name -> the addresses in it, lower case (evals read From many times)
     addresses: dict[str, list[str]] = field(default_factory=dict)
     #: the X-Spam-Relays-* values, built when a rule first reads one

@@ -102,7 +102,8 @@ def cmd_rules(args: argparse.Namespace, cfg: Config) -> int:
     engine: RuleEngine | None = None
     if args.check or not args.no_compile:
         cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
-        engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=cache_dir)
+        engine = RuleEngine(ruleset, use_hyperscan=not args.no_hyperscan, cache_dir=cache_dir,
+                            time_limit=cfg.rules.time_limit)
     if args.stats or not args.check:
         print(format_stats(ruleset, engine))
     for name in args.check or []:

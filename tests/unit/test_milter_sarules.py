@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
+
+import pytest
 
 from spamwarden.config import config_from_mapping
 from spamwarden.milter.interfaces import Envelope
@@ -184,3 +188,34 @@ def test_the_rules_see_the_connecting_hop_the_message_does_not_get_it(tmp_path: 
     assert {"LOCAL_RDNS_NONE", "LOCAL_FIRST", "LOCAL_RCVD"} <= online
     assert not {x.name for x in verdict.symbols} & {"LOCAL_RDNS_NONE", "LOCAL_FIRST", "LOCAL_RCVD"}
     assert all(name.lower() != "received" for name, _ in verdict.add_headers)
+
+
+def test_a_message_past_the_time_limit_is_scored_and_logged_with_its_queue_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """60 To fields of blanks make SpamAssassin's __PDS_TONAME_EQ_TOLOCAL cubic in ``re``
+    (hours): the rules stop at ``rules.time_limit`` and the rest of the message counts."""
+    local = tmp_path / "local.cf"
+    local.write_text("header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
+                     "body CHEAP_WATCHES /cheap watches/i\nscore CHEAP_WATCHES 2.5\n")
+    cfg = config_from_mapping({
+        "service": {"state_dir": str(tmp_path / "state")},
+        "milter": {"authserv_id": "mx.test.example"},
+        "rules": {"enabled": True, "system_rules": False, "paths": [str(local)],
+                  "time_limit": "0.3s"},
+    }, source="<test>")
+    s = Scanner(cfg, resolver=StaticResolver(), authenticate=None, lookup_threads=0)
+    hostile = b"".join(b"To:" + b" " * 990 + b"\r\n" for _ in range(60)) + b"To: b@\r\n"
+    raw = MESSAGE.replace(b"To: bob@test.example\r\n", hostile)
+    env = dataclasses.replace(ENV, queue_id="4AbC1d2")
+    try:
+        with caplog.at_level(logging.WARNING, logger="spamwarden.milter"):
+            verdict = s.scan(raw, env)
+    finally:
+        s.close()
+    names = {x.name for x in verdict.symbols}
+    assert {"CHEAP_WATCHES", "TIME_LIMIT_EXCEEDED"} <= names and "NAME_EQ_LOCAL" not in names
+    lines = [r for r in caplog.records if r.getMessage() == "sarules_time_limit"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["queue_id"] == "4AbC1d2" and "NAME_EQ_LOCAL" in fields["detail"]

@@ -141,6 +141,35 @@ def test_no_header_pattern_hyperscan_can_run_is_left_to_re(
     assert {"__REPTO_QUOTE", "INVALID_DATE", "__NAKED_TO", "__MALF_MIME_VER"} <= in_db
 
 
+@pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
+def test_regex_for_long_texts_gives_the_counts_of_re(
+    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Long texts are matched by the ``regex`` module (``_bounded``): every pattern the
+    engine runs in Python gives the same counts there as in ``re``, on the sample."""
+    from spamwarden.rules import _bounded
+
+    cache = getattr(request.config, "cache", None)
+    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
+                 else tmp_path_factory.mktemp("sa-rules"))
+    engine = RuleEngine(debian_rules, cache_dir=cache_dir, time_limit=600.0)
+
+    def counts() -> list[dict[str, int]]:
+        out = []
+        for raw in sample:
+            msg = prepare_message(parse_message(raw), raw)
+            out.append(engine.counts(msg))
+            assert msg.late_rules == ()
+        return out
+
+    monkeypatch.setattr(_bounded, "SHORT", 1 << 40)  # every text: re
+    in_re = counts()
+    monkeypatch.setattr(_bounded, "SHORT", -1)  # every text: regex
+    assert counts() == in_re
+    assert sum(len(c) for c in in_re) > SAMPLE  # not vacuous
+
+
 def test_possessive_rewrite_finds_the_same_matches(
     debian_rules: RuleSet, sample: list[bytes],
 ) -> None:

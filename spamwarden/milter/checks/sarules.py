@@ -152,6 +152,11 @@ def auth_facts(auth: AuthResults | None, env: Envelope, *,
     )
 
 
+#: :data:`spamwarden.rules.TIME_LIMIT_EXCEEDED` (the rules package is imported only when
+#: the rules are on)
+_TIME_LIMIT = "TIME_LIMIT_EXCEEDED"
+
+
 class SpamAssassinRulesCheck(CheckBase):
     """Runs a :class:`~spamwarden.rules.RuleEngine` at end of message.
 
@@ -197,6 +202,10 @@ class SpamAssassinRulesCheck(CheckBase):
                   error=f"{type(exc).__name__}: {exc}")
             msg.unavailable.append(f"sarules (error: {type(exc).__name__})")
             return ()
+        for h in hits:
+            if h.name == _TIME_LIMIT:  # (its description names the rules cut short)
+                event(log, "sarules_time_limit", logging.WARNING,
+                      queue_id=msg.env.queue_id or None, detail=h.description)
         hits = [h for h in hits if h.name not in self.reserved]
         hits = sorted(hits, key=lambda h: (-abs(h.score), h.name))[:MAX_SYMBOLS]
         hits.sort(key=lambda h: h.name)

@@ -1,0 +1,172 @@
+"""Matching a long text with a time limit per message.
+
+Python's ``re`` backtracks, and holds the interpreter lock while it does.  The rule
+patterns Hyperscan cannot run exactly (back-references, look-arounds) are confirmed in
+``re``, and so are the ``tflags multiple`` counts; on a hostile text some take time
+polynomial in its length.  SpamAssassin's ``__PDS_TONAME_EQ_TOLOCAL``,
+``^\\s*['"]?([^'"]+)['"]? <?\\1\\@`` over ``To:raw``, is cubic over white space: 0.3 s
+for 2 KB, 4.6 s for eight To fields of 1 KB of blanks, hours for a header section of
+them, and every milter thread waits meanwhile.
+
+A :class:`BoundedPattern` matches a short text with ``re`` and a longer one with the
+``regex`` module, which takes a timeout and lets other threads run while it matches.
+Short is :data:`SHORT` octets for a pattern with a back-reference or a look-around
+(where even a cubic pattern takes under a millisecond) and :data:`SHORT_PLAIN` for the
+others (a quadratic one takes at most about 0.4 s there, and ``regex`` is slower than
+``re`` on the 1-4 KB texts most rawbody pieces and paragraphs are).  :func:`limit` sets
+the time a message's matching may take (the engine's ``time_limit``); once it is spent,
+no match is tried and each counts as none, as SpamAssassin's rules stop at its
+``time_limit`` (it then adds ``TIME_LIMIT_EXCEEDED``, and so does the engine).  The
+patterns give the same matches in both modules (a test runs Debian's rule set through
+both on a corpus sample).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import regex
+
+__all__ = ["SHORT", "BoundedPattern", "limit"]
+
+#: texts up to this many octets are matched by ``re`` for a pattern with a back-reference
+#: or a look-around: a cubic one over 256 octets costs about 0.7 ms
+#: (``__PDS_TONAME_EQ_TOLOCAL``)
+SHORT = 256
+#: and for the other patterns (no back-tracking into a back-reference: at worst
+#: quadratic, about 0.4 s over 4 KB)
+SHORT_PLAIN = 4096
+
+#: what gives a pattern the shorter limit (as ``_engine._NEEDS_PREFILTER``)
+_BACKTRACKS = re.compile(rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\(")
+
+_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
+
+_local = threading.local()
+
+
+class _Budget:
+    """The time left to a message's long matches, and the rules that ran out of it."""
+
+    __slots__ = ("deadline", "exceeded")
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.exceeded: list[str] = []
+
+
+@contextmanager
+def limit(seconds: float | None) -> Iterator[list[str]]:
+    """Limit the matching done in this thread inside the block to ``seconds`` in all;
+    yields the list of the rules whose match was cut short or not tried (filled as the
+    block runs).  ``None``: no limit."""
+    outer = getattr(_local, "budget", None)
+    budget = _Budget(seconds) if seconds is not None else None
+    _local.budget = budget
+    try:
+        yield budget.exceeded if budget is not None else []
+    finally:
+        _local.budget = outer
+
+
+def short_for(source: bytes) -> int:
+    """The longest text ``re`` matches for a rule written as ``source`` (the pattern as
+    translated, before any rewrite): :data:`SHORT` or :data:`SHORT_PLAIN`."""
+    return SHORT if _BACKTRACKS.search(source) else SHORT_PLAIN
+
+
+class BoundedPattern:
+    """A rule's compiled pattern: ``re`` for a short text, ``regex`` for a long one,
+    within the message's time limit.  ``pattern`` and ``flags`` are ``re``'s.
+
+    :param name: the rule's name (reported when its match runs out of time).
+    :param pat: the pattern compiled by ``re``.
+    :param short: texts up to this many octets are matched by ``re`` (:func:`short_for`).
+    """
+
+    __slots__ = ("name", "re", "pattern", "flags", "short", "_rx")
+
+    def __init__(self, name: str, pat: re.Pattern[bytes], short: int = SHORT) -> None:
+        self.name = name
+        self.re = pat
+        self.pattern = pat.pattern
+        self.flags = pat.flags
+        self.short = short
+        self._rx: Any = None
+
+    def prepare(self) -> None:
+        """Compile the ``regex`` form now (a look-alike sentence takes ``regex`` up to
+        0.7 s), not in the first long text of a message."""
+        if self._rx is None:
+            try:
+                self._rx = regex.compile(self.pattern, (self.flags & _FLAGS) | regex.VERSION0)
+            except (regex.error, OverflowError, RecursionError):
+                self._rx = False  # (regex refuses it: re matches it, without a timeout)
+
+    def _left(self) -> float | None:
+        """Seconds left to this message's matching; ``None``: no limit is set.
+        :raises TimeoutError: nothing is left."""
+        budget: _Budget | None = getattr(_local, "budget", None)
+        if budget is None:
+            return None
+        left = budget.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    def _out_of_time(self) -> None:
+        budget: _Budget | None = getattr(_local, "budget", None)
+        if budget is not None and self.name not in budget.exceeded:
+            budget.exceeded.append(self.name)
+
+    def search(self, text: bytes, pos: int = 0) -> Any:
+        """``re.Pattern.search`` from ``pos``; no match when out of time."""
+        return self._call("search", text, pos)
+
+    def match(self, text: bytes, pos: int = 0) -> Any:
+        """``re.Pattern.match`` at ``pos``; no match when out of time."""
+        return self._call("match", text, pos)
+
+    def findall(self, text: bytes) -> list[Any]:
+        """``re.Pattern.findall``; the matches found in time."""
+        try:
+            left = self._left()
+            if left is None or len(text) <= self.short:
+                return self.re.findall(text)
+        except TimeoutError:
+            self._out_of_time()
+            return []
+        return list(self.finditer(text))
+
+    def finditer(self, text: bytes) -> Iterator[Any]:
+        """``re.Pattern.finditer``; stops when out of time."""
+        try:
+            left = self._left()
+            if left is None or len(text) <= self.short:
+                yield from self.re.finditer(text)
+                return
+            self.prepare()
+            if self._rx is False:
+                yield from self.re.finditer(text)
+                return
+            yield from self._rx.finditer(text, timeout=left)
+        except TimeoutError:
+            self._out_of_time()
+
+    def _call(self, method: str, text: bytes, pos: int) -> Any:
+        try:
+            left = self._left()
+            if left is None or len(text) - pos <= self.short:
+                return getattr(self.re, method)(text, pos)
+            self.prepare()
+            if self._rx is False:
+                return getattr(self.re, method)(text, pos)
+            return getattr(self._rx, method)(text, pos, timeout=left)
+        except TimeoutError:
+            self._out_of_time()
+            return None
