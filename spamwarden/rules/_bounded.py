@@ -124,8 +124,11 @@ class BoundedPattern:
         if budget is not None and self.name not in budget.exceeded:
             budget.exceeded.append(self.name)
 
-    def search(self, text: bytes, pos: int = 0) -> Any:
-        """``re.Pattern.search`` from ``pos``; no match when out of time."""
+    def search(self, text: bytes, pos: int = 0, endpos: int | None = None) -> Any:
+        """``re.Pattern.search`` from ``pos`` (to ``endpos``); no match when out of
+        time."""
+        if endpos is not None:
+            return self._call("search", text[:endpos], pos)  # (what endpos means)
         return self._call("search", text, pos)
 
     def match(self, text: bytes, pos: int = 0) -> Any:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._bounded import BoundedPattern
 from ._regex import PerlRegex
 
 __all__ = [
@@ -213,7 +214,8 @@ def _holding(units: Sequence[bytes], values: Sequence[bytes], *,
     return out
 
 
-def _head_hit(head: re.Pattern[bytes], ignorecase: bool, values: Sequence[bytes],
+def _head_hit(head: re.Pattern[bytes] | BoundedPattern, ignorecase: bool,
+              values: Sequence[bytes],
               units: Sequence[tuple[bytes, bytes]], budget: int) -> tuple[bool, int]:
     """Whether ``head`` ends just before one of ``values`` in a unit (the rule's match),
     and how many searches that took (at most ``budget``); ``units``: (unit, the unit
@@ -289,12 +291,12 @@ class CaptureRunner:
             self._patterns[r.name] = r.regex.compile()
         #: template rules ending in their one slot -> the pattern before it, ending at
         #: the end (``\Z``): the rule hits where that pattern ends just before a value
-        self._heads: dict[str, re.Pattern[bytes]] = {}
+        self._heads: dict[str, BoundedPattern] = {}
         for r in self.templates:
             assert r.template is not None
             head = _head(r.template)
             if head is not None and r.maxhits <= 1 and not r.captures:
-                self._heads[r.name] = head
+                self._heads[r.name] = BoundedPattern(r.name, head)
 
     @property
     def capture_rules(self) -> frozenset[str]:
@@ -426,11 +428,13 @@ class CaptureRunner:
 
     @staticmethod
     def _count(pat: re.Pattern[bytes], rule: CapturingRule, units: Sequence[bytes]) -> int:
+        # within the message's time limit, a long unit with a timeout (:mod:`._bounded`)
+        bp = BoundedPattern(rule.name, pat)
         if rule.maxhits <= 1:
-            return 1 if any(pat.search(u) for u in units) else 0
+            return 1 if any(bp.search(u) for u in units) else 0
         n = 0
         for u in units:
-            for _ in pat.finditer(u):
+            for _ in bp.finditer(u):
                 n += 1
                 if n >= rule.maxhits:
                     return n
@@ -442,8 +446,9 @@ class CaptureRunner:
         """Set the tags of the rule's first match, or of its matches up to ``maxhits``."""
         found: dict[str, list[bytes]] = {}
         n = 0
+        bp = BoundedPattern(rule.name, pat)
         for u in units:
-            for m in pat.finditer(u):
+            for m in bp.finditer(u):
                 for name in rule.captures:
                     v = m.group(name)
                     if v:

@@ -59,6 +59,9 @@ def test_bounded_matches_are_re_matches_short_and_long(source: bytes) -> None:
                     assert (a and a.span()) == (b and b.span())
                     a, b = bp.match(text, pos), pat.match(text, pos)
                     assert (a and a.span()) == (b and b.span())
+                    end = len(text) - 2
+                    a, b = bp.search(text, pos, end), pat.search(text, pos, end)
+                    assert (a and a.span()) == (b and b.span())
                 assert [m.span() for m in bp.finditer(text)] == [
                     m.span() for m in pat.finditer(text)]
                 assert len(bp.findall(text)) == len(pat.findall(text))

@@ -188,3 +188,26 @@ def test_the_short_way_for_a_trailing_template_gives_the_patterns_answer() -> No
     # not vacuous: each rule both hits and misses some of the links
     assert {n for n, hit in answers if hit} == {n for n, hit in answers if not hit}
     assert len({n for n, hit in answers if hit}) == 6
+
+
+def test_a_template_filled_with_a_value_matches_a_hostile_text_within_the_time_limit() -> None:
+    """The filled template runs in Python like the patterns Hyperscan cannot run; over
+    blank To fields this one is cubic (seconds in ``re`` for 8 KB, hours for more): it
+    stops at ``time_limit`` and the message gets ``TIME_LIMIT_EXCEEDED``."""
+    rules = (
+        "body __SWT_CODES /\\bcode:? (?<SWT_CODE>[a-z0-9]{3,12})\\b/i\n"
+        "header SWT_TO_SLOW To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1%{SWT_CODE}/\n"
+        "body SWT_BODY /\\bcode\\b/\n"
+    )
+    engine = RuleEngine(parse_rule_text(rules), use_hyperscan=False, time_limit=0.3)
+    fields = "".join("To:" + " " * 990 + "\r\n" for _ in range(8))
+    raw = ("From: s@example.com\r\n" + fields + "To: b abc\r\nSubject: Hi\r\n\r\n"
+           "Your code: abc\r\n").encode()
+    hits = engine.check(parse_message(raw), raw)
+    names = [h.name for h in hits]
+    assert "SWT_TO_SLOW" not in names and "TIME_LIMIT_EXCEEDED" in names
+    assert "SWT_TO_SLOW" in hits[names.index("TIME_LIMIT_EXCEEDED")].description
+    # the same rule still hits a legitimate long value
+    ok = ("From: s@example.com\r\nTo: bob <bobabc@example.org>" + ", x <x@example.org>" * 20
+          + "\r\nSubject: Hi\r\n\r\nYour code: abc\r\n").encode()
+    assert "SWT_TO_SLOW" in [h.name for h in engine.check(parse_message(ok), ok)]
