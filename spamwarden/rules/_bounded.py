@@ -32,7 +32,9 @@ from typing import Any
 
 import regex
 
-__all__ = ["SHORT", "BoundedPattern", "limit"]
+from ._literals import parse_tree, sre_constants
+
+__all__ = ["ALWAYS", "SHORT", "SHORT_PLAIN", "BoundedPattern", "limit", "short_for"]
 
 #: texts up to this many octets are matched by ``re`` for a pattern with a back-reference
 #: or a look-around: a cubic one over 256 octets costs about 0.7 ms
@@ -74,10 +76,51 @@ def limit(seconds: float | None) -> Iterator[list[str]]:
         _local.budget = outer
 
 
-def short_for(source: bytes) -> int:
-    """The longest text ``re`` matches for a rule written as ``source`` (the pattern as
-    translated, before any rewrite): :data:`SHORT` or :data:`SHORT_PLAIN`."""
+def short_for(source: bytes, flags: int = 0) -> int:
+    r"""The longest text ``re`` matches for a rule written as ``source`` (the pattern as
+    translated, before any rewrite): :data:`SHORT` or :data:`SHORT_PLAIN`, or
+    :data:`ALWAYS` for a pattern without an unbounded repeat (its work at each position
+    is bounded, so its time is linear in the text: ``<(?!FONT|font)[Ff][Oo][Nn][Tt]\s``)."""
+    tree = parse_tree(source, flags)
+    if tree is not None:
+        try:
+            if not _unbounded(tree.data):
+                return ALWAYS
+        except RecursionError:  # pragma: no cover - absurdly nested pattern
+            pass
     return SHORT if _BACKTRACKS.search(source) else SHORT_PLAIN
+
+
+#: :func:`short_for` of a pattern whose time is linear in the text: ``re`` always
+ALWAYS = 1 << 62
+
+_REPEATS = frozenset({sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT,
+                      getattr(sre_constants, "POSSESSIVE_REPEAT", sre_constants.MAX_REPEAT)})
+
+
+def _unbounded(items: Any) -> bool:
+    """Whether a parse tree's items repeat something without an upper bound, or refer
+    back to a group (whose text a repeat may have made long), anywhere in them."""
+    for op, av in items:
+        if op in _REPEATS:
+            lo, hi, sub = av
+            if hi == sre_constants.MAXREPEAT or _unbounded(sub):
+                return True
+        elif op == sre_constants.GROUPREF or op == sre_constants.GROUPREF_EXISTS:
+            return True
+        elif op == sre_constants.SUBPATTERN:
+            if _unbounded(av[-1]):
+                return True
+        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            if _unbounded(av[1]):
+                return True
+        elif op == sre_constants.BRANCH:
+            if any(_unbounded(b) for b in av[1]):
+                return True
+        elif op == getattr(sre_constants, "ATOMIC_GROUP", None):
+            if _unbounded(av):
+                return True
+    return False
 
 
 class BoundedPattern:

@@ -613,7 +613,8 @@ class RuleEngine:
                 assert rule.regex is not None and rep is not None
                 item, m = rep
                 rest = replace(rule.regex, source=item + b"{%d}" % (m - 1)).compile()
-                g.repeat_rest[name] = BoundedPattern(name, rest, short_for(rule.regex.source))
+                g.repeat_rest[name] = BoundedPattern(name, rest,
+                                                     short_for(rule.regex.source, rest.flags))
                 tree = parse_tree(item, rest.flags)
                 self._repeat_chain[name] = (m - 1, tree.getwidth()[0] if tree is not None else 1)
         for name, pat in self._compiled.items():
@@ -622,7 +623,7 @@ class RuleEngine:
                 self._unquoted[name] = needles
             after = _after_newline(pat)
             source = self.ruleset.rules[name].regex
-            short = short_for(source.source) if source is not None else SHORT
+            short = short_for(source.source, pat.flags) if source is not None else SHORT
             if after is not None:
                 self._line_starts[name] = BoundedPattern(name, after, short)
             strings = literal_set(pat.pattern, pat.flags) if self.ruleset.rules[
@@ -668,7 +669,8 @@ class RuleEngine:
         if bp is None:
             rx = rule.regex
             assert rx is not None
-            bp = BoundedPattern(rule.name, self._pattern(rule), short_for(rx.source))
+            pat = self._pattern(rule)
+            bp = BoundedPattern(rule.name, pat, short_for(rx.source, pat.flags))
             with self._lock:
                 self._matchers[rule.name] = bp
         return bp

@@ -22,7 +22,14 @@ from spamwarden.rules import (
     parse_rule_text,
     prepare_message,
 )
-from spamwarden.rules._bounded import SHORT, SHORT_PLAIN, BoundedPattern, limit, short_for
+from spamwarden.rules._bounded import (
+    ALWAYS,
+    SHORT,
+    SHORT_PLAIN,
+    BoundedPattern,
+    limit,
+    short_for,
+)
 
 # SpamAssassin's __PDS_TONAME_EQ_TOLOCAL (72_active.cf): cubic over white space in re
 TONAME = rb"^\s*['\"]?([^'\"]+)['\"]? <?\1@"
@@ -43,7 +50,13 @@ def _texts() -> list[bytes]:
 
 def test_a_pattern_that_can_backtrack_into_a_reference_gets_the_shorter_limit() -> None:
     assert short_for(TONAME) == SHORT and short_for(rb"(?<!\?=)<\w+") == SHORT
+    assert short_for(rb"(?=\d+\.)\d") == SHORT  # (an unbounded repeat in a look-ahead)
     assert short_for(rb'".*"\s*<') == SHORT_PLAIN and SHORT < SHORT_PLAIN
+    # no unbounded repeat: bounded work at each position, linear time, always ``re``
+    assert short_for(rb"<(?!FONT|font)[Ff][Oo][Nn][Tt]\s") == ALWAYS
+    assert short_for(rb"(a{1,3}|b)\1") == SHORT  # (a back-reference is never taken as bounded)
+    assert short_for(rb"x(?:a{2,9}b?){1,4}") == ALWAYS
+    assert short_for(rb"x(?:a{2,9}b+){1,4}") == SHORT_PLAIN
 
 
 @pytest.mark.parametrize("source", PATTERNS)
