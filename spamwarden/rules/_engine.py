@@ -630,16 +630,16 @@ class RuleEngine:
                 name].maxhits > 1 else None
             if strings is not None:
                 self._ascii_strings[name] = tuple(s for s in strings if s.isascii())
+        # each pattern's matcher made now, not in a message (:func:`._bounded.short_for`
+        # reads its parse tree); with a time limit, long texts are matched by ``regex``,
+        # compiled now too, before a milter forks its workers (about 3 s of CPU for
+        # Debian's rules, most of it the look-alike sentences)
+        matchers = [self._bounded(self.ruleset.rules[name]) for name in self._compiled]
         if self.time_limit is not None:
-            # long texts are matched by ``regex`` (:mod:`._bounded`): compiled now, before
-            # a milter forks its workers (about 3 s of CPU for Debian's rules, most of it
-            # the look-alike sentences), not in a message
-            for name in self._compiled:
-                self._bounded(self.ruleset.rules[name]).prepare()
             for _, g in self._all_groups():
-                for bp in g.repeat_rest.values():
-                    bp.prepare()
-            for bp in self._line_starts.values():
+                matchers.extend(g.repeat_rest.values())
+            matchers.extend(self._line_starts.values())
+            for bp in matchers:
                 bp.prepare()
 
     def _hits_when_absent(self, rule: Rule) -> bool:
