@@ -79,8 +79,10 @@ def limit(seconds: float | None) -> Iterator[list[str]]:
 def short_for(source: bytes, flags: int = 0) -> int:
     r"""The longest text ``re`` matches for a rule written as ``source`` (the pattern as
     translated, before any rewrite): :data:`SHORT` or :data:`SHORT_PLAIN`, or
-    :data:`ALWAYS` for a pattern without an unbounded repeat (its work at each position
-    is bounded, so its time is linear in the text: ``<(?!FONT|font)[Ff][Oo][Nn][Tt]\s``)."""
+    :data:`ALWAYS` for a pattern without an unbounded repeat, and without a repeat of
+    a choice or of a repeat (its work at each position is then bounded by the product
+    of its repeats' bounds, so its time is linear in the text:
+    ``<(?!FONT|font)[Ff][Oo][Nn][Tt]\s``)."""
     # (Python's parser takes a third of a second over a 224 KB look-alike sentence)
     tree = parse_tree(source, flags) if len(source) <= _PARSE_MAX else None
     if tree is not None:
@@ -102,27 +104,31 @@ _REPEATS = frozenset({sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT,
                       getattr(sre_constants, "POSSESSIVE_REPEAT", sre_constants.MAX_REPEAT)})
 
 
-def _unbounded(items: Any) -> bool:
-    """Whether a parse tree's items repeat something without an upper bound, or refer
-    back to a group (whose text a repeat may have made long), anywhere in them."""
+def _unbounded(items: Any, in_repeat: bool = False) -> bool:
+    """Whether a parse tree's items repeat something without an upper bound, refer back
+    to a group (whose text a repeat may have made long), or repeat a choice or another
+    repeat (``(?:a|a){1,40}``: bounded, but 2^40 ways to try at each position), anywhere
+    in them."""
     for op, av in items:
         if op in _REPEATS:
             lo, hi, sub = av
-            if hi == sre_constants.MAXREPEAT or _unbounded(sub):
+            if hi == sre_constants.MAXREPEAT or in_repeat or _unbounded(sub, True):
                 return True
+        elif in_repeat and op == sre_constants.BRANCH:
+            return True
         elif op == sre_constants.GROUPREF or op == sre_constants.GROUPREF_EXISTS:
             return True
         elif op == sre_constants.SUBPATTERN:
-            if _unbounded(av[-1]):
+            if _unbounded(av[-1], in_repeat):
                 return True
         elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            if _unbounded(av[1]):
+            if _unbounded(av[1], in_repeat):
                 return True
         elif op == sre_constants.BRANCH:
-            if any(_unbounded(b) for b in av[1]):
+            if any(_unbounded(b, in_repeat) for b in av[1]):
                 return True
         elif op == getattr(sre_constants, "ATOMIC_GROUP", None):
-            if _unbounded(av):
+            if _unbounded(av, in_repeat):
                 return True
     return False
 

@@ -55,7 +55,9 @@ def test_a_pattern_that_can_backtrack_into_a_reference_gets_the_shorter_limit() 
     # no unbounded repeat: bounded work at each position, linear time, always ``re``
     assert short_for(rb"<(?!FONT|font)[Ff][Oo][Nn][Tt]\s") == ALWAYS
     assert short_for(rb"(a{1,3}|b)\1") == SHORT  # (a back-reference is never taken as bounded)
-    assert short_for(rb"x(?:a{2,9}b?){1,4}") == ALWAYS
+    assert short_for(rb"x(?:a{2,9}b?){1,4}") == SHORT_PLAIN  # (a repeat of repeats)
+    assert short_for(rb"(?:a|a){1,40}b") == SHORT_PLAIN  # (2^40 ways at each position)
+    assert short_for(rb"x\d{1,3}(?:st|nd)[.,]{0,3}") == ALWAYS
     assert short_for(rb"x(?:a{2,9}b+){1,4}") == SHORT_PLAIN
 
 
