@@ -33,7 +33,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._bounded import SHORT, BoundedPattern, limit, short_for
+from ._bounded import BoundedPattern, limit, short_for
 from ._capture import CaptureRunner
 from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
@@ -622,9 +622,8 @@ class RuleEngine:
             if needles is not None:
                 self._unquoted[name] = needles
             after = _after_newline(pat)
-            source = self.ruleset.rules[name].regex
-            short = short_for(source.source, pat.flags) if source is not None else SHORT
-            if after is not None:
+            if after is not None:  # (as short as the pattern's own: the same rest)
+                short = self._bounded(self.ruleset.rules[name]).short
                 self._line_starts[name] = BoundedPattern(name, after, short)
             strings = literal_set(pat.pattern, pat.flags) if self.ruleset.rules[
                 name].maxhits > 1 else None
