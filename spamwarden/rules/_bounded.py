@@ -1,4 +1,4 @@
-"""Matching a long text with a time limit per message.
+"""Matching with a time limit per message, a long text in the ``regex`` module.
 
 Python's ``re`` backtracks, and holds the interpreter lock while it does.  The rule
 patterns Hyperscan cannot run exactly (back-references, look-arounds) are confirmed in
@@ -13,7 +13,9 @@ A :class:`BoundedPattern` matches a short text with ``re`` and a longer one with
 Short is :data:`SHORT` octets for a pattern with a back-reference or a look-around
 (where even a cubic pattern takes under a millisecond) and :data:`SHORT_PLAIN` for the
 others (a quadratic one takes at most about 0.4 s there, and ``regex`` is slower than
-``re`` on the 1-4 KB texts most rawbody pieces and paragraphs are).  :func:`limit` sets
+``re`` on the 1-4 KB texts most rawbody pieces and paragraphs are); a pattern whose time
+is linear in the text anyway (bounded repeats of single items, no back-reference:
+:data:`ALWAYS`) is always matched by ``re``.  :func:`limit` sets
 the time a message's matching may take (the engine's ``time_limit``); once it is spent,
 no match is tried and each counts as none, as SpamAssassin's rules stop at its
 ``time_limit`` (it then adds ``TIME_LIMIT_EXCEEDED``, and so does the engine).  The
@@ -53,7 +55,7 @@ _local = threading.local()
 
 
 class _Budget:
-    """The time left to a message's long matches, and the rules that ran out of it."""
+    """When a message's matching must end, and the rules that ran out of time."""
 
     __slots__ = ("deadline", "exceeded")
 
