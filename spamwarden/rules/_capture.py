@@ -236,6 +236,13 @@ def _head_hit(head: re.Pattern[bytes] | BoundedPattern, ignorecase: bool,
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
+def _bounded(name: str, pat: re.Pattern[bytes]) -> BoundedPattern:
+    """A filled template's matcher, kept with the pattern (its ``regex`` form is compiled
+    once, at its first long text)."""
+    return BoundedPattern(name, pat)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _filled(rx: PerlRegex, fills: tuple[bytes, ...]) -> re.Pattern[bytes]:
     """``rx`` with slot N replaced by ``fills[N]`` (already quoted)."""
     source = _SLOT.sub(lambda m: fills[int(m.group(1))], rx.source)
@@ -429,7 +436,7 @@ class CaptureRunner:
     @staticmethod
     def _count(pat: re.Pattern[bytes], rule: CapturingRule, units: Sequence[bytes]) -> int:
         # within the message's time limit, a long unit with a timeout (:mod:`._bounded`)
-        bp = BoundedPattern(rule.name, pat)
+        bp = _bounded(rule.name, pat)
         if rule.maxhits <= 1:
             return 1 if any(bp.search(u) for u in units) else 0
         n = 0
@@ -446,7 +453,7 @@ class CaptureRunner:
         """Set the tags of the rule's first match, or of its matches up to ``maxhits``."""
         found: dict[str, list[bytes]] = {}
         n = 0
-        bp = BoundedPattern(rule.name, pat)
+        bp = _bounded(rule.name, pat)
         for u in units:
             for m in bp.finditer(u):
                 for name in rule.captures:
