@@ -36,7 +36,8 @@ import regex
 
 from ._literals import parse_tree, sre_constants
 
-__all__ = ["ALWAYS", "SHORT", "SHORT_PLAIN", "BoundedPattern", "limit", "short_for"]
+__all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "limit",
+           "short_for"]
 
 #: texts up to this many octets are matched by ``re`` for a pattern with a back-reference
 #: or a look-around: a cubic one over 256 octets costs about 0.7 ms
@@ -46,8 +47,10 @@ SHORT = 256
 #: quadratic, about 0.4 s over 4 KB)
 SHORT_PLAIN = 4096
 
-#: what gives a pattern the shorter limit (as ``_engine._NEEDS_PREFILTER``)
-_BACKTRACKS = re.compile(rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\(")
+#: what Hyperscan cannot run exactly (the engine then compiles a superset,
+#: HS_FLAG_PREFILTER), and what gives a pattern the shorter limit: back-references,
+#: look-arounds, atomic groups, possessive quantifiers, conditionals
+NEEDS_PREFILTER = re.compile(rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\(")
 
 _FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
 
@@ -93,7 +96,7 @@ def short_for(source: bytes, flags: int = 0) -> int:
                 return ALWAYS
         except RecursionError:  # pragma: no cover - absurdly nested pattern
             pass
-    return SHORT if _BACKTRACKS.search(source) else SHORT_PLAIN
+    return SHORT if NEEDS_PREFILTER.search(source) else SHORT_PLAIN
 
 
 #: :func:`short_for` of a pattern whose time is linear in the text: ``re`` always
@@ -163,16 +166,21 @@ class BoundedPattern:
             except (regex.error, OverflowError, RecursionError):
                 self._rx = False  # (regex refuses it: re matches it, without a timeout)
 
-    def _left(self) -> float | None:
-        """Seconds left to this message's matching; ``None``: no limit is set.
-        :raises TimeoutError: nothing is left."""
+    def _pick(self, length: int) -> tuple[Any, float | None]:
+        """The compiled pattern to match a text of ``length`` octets with, and its
+        timeout: (``re``'s, ``None``) when no limit is set, the text is short or
+        ``regex`` refuses the pattern, else (``regex``'s, the seconds left).
+        :raises TimeoutError: nothing is left of the message's time."""
         budget: _Budget | None = getattr(_local, "budget", None)
         if budget is None:
-            return None
+            return self.re, None
         left = budget.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
-        return left
+        if length <= self.short:
+            return self.re, None
+        self.prepare()
+        return (self.re, None) if self._rx is False else (self._rx, left)
 
     def _out_of_time(self) -> None:
         budget: _Budget | None = getattr(_local, "budget", None)
@@ -191,40 +199,32 @@ class BoundedPattern:
         return self._call("match", text, pos)
 
     def findall(self, text: bytes) -> list[Any]:
-        """``re.Pattern.findall``; the matches found in time."""
+        """``re.Pattern.findall`` (of a long text, its matches); those found in time."""
+        found: list[Any] = []
         try:
-            left = self._left()
-            if left is None or len(text) <= self.short:
-                return self.re.findall(text)
+            pat, timeout = self._pick(len(text))
+            if timeout is None:
+                return pat.findall(text)  # type: ignore[no-any-return]
+            found.extend(pat.finditer(text, timeout=timeout))
         except TimeoutError:
             self._out_of_time()
-            return []
-        return list(self.finditer(text))
+        return found
 
     def finditer(self, text: bytes) -> Iterator[Any]:
         """``re.Pattern.finditer``; stops when out of time."""
         try:
-            left = self._left()
-            if left is None or len(text) <= self.short:
-                yield from self.re.finditer(text)
-                return
-            self.prepare()
-            if self._rx is False:
-                yield from self.re.finditer(text)
-                return
-            yield from self._rx.finditer(text, timeout=left)
+            pat, timeout = self._pick(len(text))
+            yield from (pat.finditer(text) if timeout is None
+                        else pat.finditer(text, timeout=timeout))
         except TimeoutError:
             self._out_of_time()
 
     def _call(self, method: str, text: bytes, pos: int) -> Any:
         try:
-            left = self._left()
-            if left is None or len(text) - pos <= self.short:
-                return getattr(self.re, method)(text, pos)
-            self.prepare()
-            if self._rx is False:
-                return getattr(self.re, method)(text, pos)
-            return getattr(self._rx, method)(text, pos, timeout=left)
+            pat, timeout = self._pick(len(text) - pos)
+            if timeout is None:
+                return getattr(pat, method)(text, pos)
+            return getattr(pat, method)(text, pos, timeout=timeout)
         except TimeoutError:
             self._out_of_time()
             return None

@@ -33,7 +33,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._bounded import BoundedPattern, limit, short_for
+from ._bounded import NEEDS_PREFILTER, BoundedPattern, limit, short_for
 from ._capture import CaptureRunner
 from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
@@ -169,13 +169,6 @@ def _hs_compile(rules: Sequence[Rule], prefilter: set[str]) -> Any:
     return db
 
 
-# What Hyperscan cannot run exactly (it then compiles a superset, HS_FLAG_PREFILTER):
-# back-references, look-arounds, atomic groups, possessive quantifiers, conditionals.
-_NEEDS_PREFILTER = re.compile(
-    rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\("
-)
-
-
 def _compiles_together(rules: Sequence[Rule], prefilter: set[str]) -> bool:
     try:
         _hs_compile(rules, prefilter)
@@ -192,7 +185,7 @@ _GROUP_REPEAT = re.compile(rb"\)(?:\{\d+,\d+\}|\{\d+,\})")
 
 def _wants_prefilter(rx: PerlRegex) -> bool:
     src = rx.source
-    if _NEEDS_PREFILTER.search(src):
+    if NEEDS_PREFILTER.search(src):
         return True
     return len(src) > 600 and len(_GROUP_REPEAT.findall(src)) >= 2
 
