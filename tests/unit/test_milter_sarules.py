@@ -20,13 +20,16 @@ ENV = Envelope(client_ip="192.0.2.7", helo="mail.example.org", mail_from="alice@
                rcpts=["bob@test.example"])
 
 
-def scanner(tmp_path: Path, *, enabled: bool, rules: str) -> Scanner:
+def scanner(tmp_path: Path, *, enabled: bool, rules: str, **settings: object) -> Scanner:
+    """A scanner running ``rules`` as the site's local.cf; ``settings``: more of
+    ``[rules]``."""
     local = tmp_path / "local.cf"
     local.write_text(rules)
     cfg = config_from_mapping({
         "service": {"state_dir": str(tmp_path / "state")},
         "milter": {"authserv_id": "mx.test.example"},
-        "rules": {"enabled": enabled, "system_rules": False, "paths": [str(local)]},
+        "rules": {"enabled": enabled, "system_rules": False, "paths": [str(local)],
+                  **settings},
     }, source="<test>")
     return Scanner(cfg, resolver=StaticResolver(), authenticate=None, lookup_threads=0)
 
@@ -195,16 +198,9 @@ def test_a_message_past_the_time_limit_is_scored_and_logged_with_its_queue_id(
 ) -> None:
     """60 To fields of blanks make SpamAssassin's __PDS_TONAME_EQ_TOLOCAL cubic in ``re``
     (hours): the rules stop at ``rules.time_limit`` and the rest of the message counts."""
-    local = tmp_path / "local.cf"
-    local.write_text("header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
-                     "body CHEAP_WATCHES /cheap watches/i\nscore CHEAP_WATCHES 2.5\n")
-    cfg = config_from_mapping({
-        "service": {"state_dir": str(tmp_path / "state")},
-        "milter": {"authserv_id": "mx.test.example"},
-        "rules": {"enabled": True, "system_rules": False, "paths": [str(local)],
-                  "time_limit": "0.3s"},
-    }, source="<test>")
-    s = Scanner(cfg, resolver=StaticResolver(), authenticate=None, lookup_threads=0)
+    s = scanner(tmp_path, enabled=True, time_limit="0.3s", rules=(
+        "header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
+        "body CHEAP_WATCHES /cheap watches/i\nscore CHEAP_WATCHES 2.5\n"))
     hostile = b"".join(b"To:" + b" " * 990 + b"\r\n" for _ in range(60)) + b"To: b@\r\n"
     raw = MESSAGE.replace(b"To: bob@test.example\r\n", hostile)
     env = dataclasses.replace(ENV, queue_id="4AbC1d2")

@@ -66,6 +66,15 @@ def test_known_rules_parse_with_score_set_2(debian_rules: RuleSet) -> None:
 
 
 @pytest.fixture(scope="module")
+def cache_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the full rule set's databases are kept: pytest's cache folder (across
+    runs), else a temporary one."""
+    cache = getattr(request.config, "cache", None)
+    return (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
+            else tmp_path_factory.mktemp("sa-rules"))
+
+
+@pytest.fixture(scope="module")
 def sample() -> list[bytes]:
     root = shared_path("corpus", "spamassassin")
     spam = sorted((root / "spam").iterdir())[: SAMPLE // 2]
@@ -75,12 +84,8 @@ def sample() -> list[bytes]:
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
 def test_hyperscan_and_re_give_identical_hits(
-    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
+    debian_rules: RuleSet, sample: list[bytes], cache_dir: Path,
 ) -> None:
-    cache = getattr(request.config, "cache", None)
-    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
-                 else tmp_path_factory.mktemp("sa-rules"))
     fast = RuleEngine(debian_rules, cache_dir=cache_dir)
     slow = RuleEngine(debian_rules, use_hyperscan=False)
     assert fast.stats()["hyperscan_patterns"] > 1000
@@ -95,14 +100,10 @@ def test_hyperscan_and_re_give_identical_hits(
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
 def test_check_gives_the_hits_of_every_rule_counted(
-    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
+    debian_rules: RuleSet, sample: list[bytes], cache_dir: Path,
 ) -> None:
     """``check`` leaves out the work for rules no reported rule depends on; its hits must
     be exactly the reported rules among all counts (the straightforward path)."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
-                 else tmp_path_factory.mktemp("sa-rules"))
     engine = RuleEngine(debian_rules, cache_dir=cache_dir)
     rules = debian_rules.rules
     total_hits = 0
@@ -118,16 +119,12 @@ def test_check_gives_the_hits_of_every_rule_counted(
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
 def test_no_header_pattern_hyperscan_can_run_is_left_to_re(
-    debian_rules: RuleSet, request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
+    debian_rules: RuleSet, cache_dir: Path,
 ) -> None:
     """``re`` backtracks, Hyperscan does not: every header pattern Hyperscan runs exactly
     is in a database, so a hostile value costs linear time (back-references and
     look-arounds are confirmed in ``re`` on the values their prefilter matched; the
     few patterns of the shape Hyperscan's library misses matches of run in ``re``)."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
-                 else tmp_path_factory.mktemp("sa-rules"))
     engine = RuleEngine(debian_rules, cache_dir=cache_dir)
     left = {r.name for key, g in engine._all_groups() if key.startswith("header:")
             for r in g.re_rules
@@ -143,16 +140,12 @@ def test_no_header_pattern_hyperscan_can_run_is_left_to_re(
 
 @pytest.mark.skipif(not HAVE_HYPERSCAN, reason="hyperscan is not installed")
 def test_regex_for_long_texts_gives_the_counts_of_re(
-    debian_rules: RuleSet, sample: list[bytes], request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    debian_rules: RuleSet, sample: list[bytes], cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Long texts are matched by the ``regex`` module (``_bounded``): every pattern the
     engine runs in Python gives the same counts there as in ``re``, on the sample."""
     from spamwarden.rules import _bounded
 
-    cache = getattr(request.config, "cache", None)
-    cache_dir = (Path(cache.mkdir("spamwarden-sa-rules")) if cache is not None
-                 else tmp_path_factory.mktemp("sa-rules"))
     engine = RuleEngine(debian_rules, cache_dir=cache_dir, time_limit=600.0)
 
     def counts() -> list[dict[str, int]]:
