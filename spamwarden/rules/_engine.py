@@ -624,8 +624,8 @@ class RuleEngine:
                 self._ascii_strings[name] = tuple(s for s in strings if s.isascii())
         # each pattern's matcher made now, not in a message (:func:`._bounded.short_for`
         # reads its parse tree); with a time limit, long texts are matched by ``regex``,
-        # compiled now too, before a milter forks its workers (about 3 s of CPU for
-        # Debian's rules, most of it the look-alike sentences)
+        # compiled now too (about 3 s of CPU for Debian's rules, most of it the
+        # look-alike sentences; engine processes forked afterwards share them)
         matchers = [self._bounded(self.ruleset.rules[name]) for name in self._compiled]
         if self.time_limit is not None:
             for _, g in self._all_groups():
