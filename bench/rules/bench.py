@@ -29,7 +29,13 @@ from pathlib import Path
 
 from spamwarden.config import Config
 from spamwarden.mail import parse_message
-from spamwarden.rules import RuleEngine, parse_rule_files, prepare_message, rule_files
+from spamwarden.rules import (
+    RuleEngine,
+    SlowLane,
+    parse_rule_files,
+    prepare_message,
+    rule_files,
+)
 from tests.support.net import free_port
 from tests.support.spamd import spamd_cpu
 
@@ -128,8 +134,11 @@ def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, f
 def run_engine(files: list[Path], cache_dir: Path, *, costly: bool = False) -> dict[str, float]:
     t0 = time.perf_counter()
     ruleset = parse_rule_files(rule_files(), costly=costly)
-    # as the milter builds it: long texts matched within rules.time_limit (``regex``)
-    engine = RuleEngine(ruleset, cache_dir=cache_dir, time_limit=Config().rules.time_limit)
+    # as the milter builds it: long texts matched within rules.time_limit (``regex``),
+    # the slow lane past rules.slow_after
+    rules = Config().rules
+    engine = RuleEngine(ruleset, cache_dir=cache_dir, time_limit=rules.time_limit,
+                        slow_lane=SlowLane(rules.slow_after, rules.slow_lanes))
     load = time.perf_counter() - t0
     raws = [f.read_bytes() for f in files]
     for raw in raws[:5]:  # warm: lazily compiled re patterns

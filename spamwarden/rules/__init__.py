@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..config import Config
 from ._authfacts import AuthFacts, DkimSignature
+from ._bounded import SlowLane
 from ._engine import (
     ENGINE_VERSION,
     HAVE_HYPERSCAN,
@@ -58,6 +59,7 @@ __all__ = [
     "RuleEngine",
     "RuleSet",
     "RulesError",
+    "SlowLane",
     "configured_paths",
     "lint",
     "load_engine",
@@ -178,4 +180,5 @@ def load_engine(cfg: Config, *, use_hyperscan: bool = True) -> RuleEngine | None
     ruleset = parse_configured(cfg)
     cache_dir = cfg.rules.cache_dir or str(cfg.state_path("rules-cache"))
     return RuleEngine(ruleset, use_hyperscan=use_hyperscan, cache_dir=cache_dir,
-                      time_limit=cfg.rules.time_limit)
+                      time_limit=cfg.rules.time_limit,
+                      slow_lane=SlowLane(cfg.rules.slow_after, cfg.rules.slow_lanes))

@@ -21,6 +21,14 @@ no match is tried and each counts as none, as SpamAssassin's rules stop at its
 ``time_limit`` (it then adds ``TIME_LIMIT_EXCEEDED``, and so does the engine).  The
 patterns give the same matches in both modules (a test runs Debian's rule set through
 both on a corpus sample).
+
+A hostile message can still take a whole ``time_limit`` of one of the engine's threads,
+and two of them every ``time_limit`` would keep every other message waiting for a
+thread.  A :class:`SlowLane` keeps them apart: once a message's matching has taken
+``after`` seconds it needs one of the lane's ``width`` places to go on, and a message
+that finds them taken stops matching there, as at its time limit.  So at most ``width``
+messages at a time take longer than ``after``, and the rest of the mail keeps the other
+threads.
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ import regex
 
 from ._literals import parse_tree, sre_constants
 
-__all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "limit",
-           "short_for"]
+__all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "Late",
+           "SlowLane", "limit", "short_for"]
 
 #: texts up to this many octets are matched by ``re`` for a pattern with a back-reference
 #: or a look-around: a cubic one over 256 octets costs about 0.7 ms
@@ -57,28 +65,108 @@ _FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
 _local = threading.local()
 
 
+class SlowLane:
+    """Where a message's matching goes on once it has taken ``after`` seconds: at most
+    ``width`` messages at a time (0: none; a message then stops at ``after``).  Shared by
+    the threads that match messages."""
+
+    def __init__(self, after: float, width: int) -> None:
+        if after <= 0 or width < 0:
+            raise ValueError(f"slow lane: after {after} must be > 0, width {width} >= 0")
+        self.after = after
+        self.width = width
+        self._lock = threading.Lock()
+        self._used = 0
+
+    @property
+    def in_use(self) -> int:
+        """How many messages are in the lane now."""
+        return self._used
+
+    def enter(self) -> bool:
+        """Take a place if one is free (never waits)."""
+        with self._lock:
+            if self._used >= self.width:
+                return False
+            self._used += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._used -= 1
+
+
+class Late(list[str]):
+    """The rules whose match ran out of time or was not tried, in the order met, and
+    ``slow_lane``: "" (the matching never took the lane's ``after``), ``"taken"`` (it
+    went on in the slow lane) or ``"busy"`` (it found no place there and stopped)."""
+
+    slow_lane: str = ""
+
+
 class _Budget:
-    """When a message's matching must end, and the rules that ran out of time."""
+    """When a message's matching must end, when it needs the slow lane, and the rules
+    that ran out of time."""
 
-    __slots__ = ("deadline", "exceeded")
+    __slots__ = ("deadline", "slow_at", "lane", "exceeded")
 
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-        self.exceeded: list[str] = []
+    def __init__(self, seconds: float, lane: SlowLane | None) -> None:
+        now = time.monotonic()
+        self.deadline = now + seconds
+        self.slow_at = now + lane.after if lane is not None else float("inf")
+        self.lane = lane
+        self.exceeded = Late()
+
+    def left(self) -> float:
+        """Seconds the next match may take: up to the slow lane's ``after`` until the
+        message is in the lane (taken here when it is due), then up to the deadline.
+        :raises TimeoutError: nothing is left (the time limit is spent, or the lane was
+            due and had no place)."""
+        now = time.monotonic()
+        if now >= self.slow_at:
+            assert self.lane is not None
+            self.slow_at = float("inf")
+            if self.lane.enter():
+                self.exceeded.slow_lane = "taken"
+            else:
+                self.exceeded.slow_lane = "busy"
+                self.deadline = now
+        left = min(self.deadline, self.slow_at) - now
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    def at_door(self) -> bool:
+        """After a match was cut short: whether it was cut at the slow lane's door (the
+        lane not yet decided, time left), so that it may be tried again.  The lane is
+        then due at once (``regex``'s timeout may end a little before ``slow_at``)."""
+        now = time.monotonic()
+        if self.slow_at == float("inf") or now >= self.deadline:
+            return False
+        self.slow_at = now
+        return True
+
+    def close(self) -> None:
+        if self.exceeded.slow_lane == "taken":
+            assert self.lane is not None
+            self.lane.leave()
 
 
 @contextmanager
-def limit(seconds: float | None) -> Iterator[list[str]]:
-    """Limit the matching done in this thread inside the block to ``seconds`` in all;
-    yields the list of the rules whose match was cut short or not tried (filled as the
-    block runs).  ``None``: no limit."""
+def limit(seconds: float | None, lane: SlowLane | None = None) -> Iterator[Late]:
+    """Limit the matching done in this thread inside the block to ``seconds`` in all,
+    and past ``lane.after`` to a place in ``lane``; yields the rules whose match was cut
+    short or not tried (:class:`Late`, filled as the block runs).  ``None``: no limit
+    (and no lane)."""
     outer = getattr(_local, "budget", None)
-    budget = _Budget(seconds) if seconds is not None else None
+    budget = _Budget(seconds, lane) if seconds is not None else None
     _local.budget = budget
     try:
-        yield budget.exceeded if budget is not None else []
+        yield budget.exceeded if budget is not None else Late()
     finally:
         _local.budget = outer
+        if budget is not None:
+            budget.close()
 
 
 def short_for(source: bytes, flags: int = 0) -> int:
@@ -169,14 +257,12 @@ class BoundedPattern:
     def _pick(self, length: int) -> tuple[Any, float | None]:
         """The compiled pattern to match a text of ``length`` octets with, and its
         timeout: (``re``'s, ``None``) when no limit is set, the text is short or
-        ``regex`` refuses the pattern, else (``regex``'s, the seconds left).
+        ``regex`` refuses the pattern, else (``regex``'s, the seconds it may take).
         :raises TimeoutError: nothing is left of the message's time."""
         budget: _Budget | None = getattr(_local, "budget", None)
         if budget is None:
             return self.re, None
-        left = budget.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
+        left = budget.left()
         if length <= self.short:
             return self.re, None
         self.prepare()
@@ -201,30 +287,57 @@ class BoundedPattern:
     def findall(self, text: bytes) -> list[Any]:
         """``re.Pattern.findall`` (of a long text, its matches); those found in time."""
         found: list[Any] = []
-        try:
-            pat, timeout = self._pick(len(text))
-            if timeout is None:
-                return pat.findall(text)  # type: ignore[no-any-return]
-            found.extend(pat.finditer(text, timeout=timeout))
-        except TimeoutError:
-            self._out_of_time()
+        for _ in _ATTEMPTS:
+            found = []
+            try:
+                pat, timeout = self._pick(len(text))
+                if timeout is None:
+                    return pat.findall(text)  # type: ignore[no-any-return]
+                found.extend(pat.finditer(text, timeout=timeout))
+                return found
+            except TimeoutError:
+                if not _at_door():
+                    break
+        self._out_of_time()
         return found
 
     def finditer(self, text: bytes) -> Iterator[Any]:
         """``re.Pattern.finditer``; stops when out of time."""
-        try:
-            pat, timeout = self._pick(len(text))
-            yield from (pat.finditer(text) if timeout is None
-                        else pat.finditer(text, timeout=timeout))
-        except TimeoutError:
-            self._out_of_time()
+        done = 0  # (matches given before a match cut at the slow lane's door is retried)
+        for _ in _ATTEMPTS:
+            try:
+                pat, timeout = self._pick(len(text))
+                found = (pat.finditer(text) if timeout is None
+                         else pat.finditer(text, timeout=timeout))
+                for i, m in enumerate(found):
+                    if i >= done:
+                        done += 1
+                        yield m
+                return
+            except TimeoutError:
+                if not _at_door():
+                    break
+        self._out_of_time()
 
     def _call(self, method: str, text: bytes, pos: int) -> Any:
-        try:
-            pat, timeout = self._pick(len(text) - pos)
-            if timeout is None:
-                return getattr(pat, method)(text, pos)
-            return getattr(pat, method)(text, pos, timeout=timeout)
-        except TimeoutError:
-            self._out_of_time()
-            return None
+        for _ in _ATTEMPTS:
+            try:
+                pat, timeout = self._pick(len(text) - pos)
+                if timeout is None:
+                    return getattr(pat, method)(text, pos)
+                return getattr(pat, method)(text, pos, timeout=timeout)
+            except TimeoutError:
+                if not _at_door():
+                    break
+        self._out_of_time()
+        return None
+
+
+#: a match cut short at the slow lane's door (the message's ``after``) is tried once
+#: more: in the lane it has the rest of its time
+_ATTEMPTS = range(2)
+
+
+def _at_door() -> bool:
+    budget: _Budget | None = getattr(_local, "budget", None)
+    return budget is not None and budget.at_door()

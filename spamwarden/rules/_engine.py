@@ -33,7 +33,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._bounded import NEEDS_PREFILTER, BoundedPattern, limit, short_for
+from ._bounded import NEEDS_PREFILTER, BoundedPattern, SlowLane, limit, short_for
 from ._capture import CaptureRunner
 from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
@@ -337,14 +337,19 @@ class RuleEngine:
     :param time_limit: seconds a message's pattern matching in Python may take in all
         (:mod:`._bounded`); past it the matches left count as none and the message gets
         ``TIME_LIMIT_EXCEEDED``.  ``None``: no limit (long texts are matched by ``re``).
+    :param slow_lane: with a ``time_limit``, where a message's matching goes on once it
+        has taken ``slow_lane.after`` (:class:`._bounded.SlowLane`); a message that finds
+        no place there stops, as at its time limit.  ``None``: no lane.
     :raises RulesError: Hyperscan failed on a database it had accepted pattern by pattern.
     """
 
     def __init__(self, ruleset: RuleSet, *, use_hyperscan: bool = True,
                  cache_dir: str | Path | None = None,
-                 time_limit: float | None = None) -> None:
+                 time_limit: float | None = None,
+                 slow_lane: SlowLane | None = None) -> None:
         self.ruleset = ruleset
         self.time_limit = time_limit
+        self.slow_lane = slow_lane
         self.use_hyperscan = use_hyperscan and HAVE_HYPERSCAN
         self.cache_used = False
         #: the groups (database keys) this start compiled, and those it took from an
@@ -914,10 +919,11 @@ class RuleEngine:
         """:meth:`counts`, leaving out work for the rules in ``skip``: rules no reported
         rule depends on may be missing from the result (their own value is not used).
         Within :attr:`time_limit`; the rules whose match ran out of it are noted in
-        ``msg.late_rules``."""
-        with limit(self.time_limit) as late:
+        ``msg.late_rules`` (and in ``msg.slow_lane`` whether it took the slow lane)."""
+        with limit(self.time_limit, self.slow_lane) as late:
             counts = self._count_rules(msg, skip)
         msg.late_rules = tuple(late)
+        msg.slow_lane = late.slow_lane
         return counts
 
     def _count_rules(self, msg: PreparedMessage, skip: frozenset[str]) -> dict[str, int]:
@@ -997,8 +1003,9 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if n in reported]
         late = msg.late_rules
         if late:  # (SpamAssassin's Check plugin adds it at its time_limit, at 0.001)
-            hits.append(Hit(TIME_LIMIT_EXCEEDED, 0.001, "Exceeded time limit / deadline: "
-                            + ", ".join(late)))
+            busy = " (slow lane busy)" if msg.slow_lane == "busy" else ""
+            hits.append(Hit(TIME_LIMIT_EXCEEDED, 0.001,
+                            f"Exceeded time limit / deadline{busy}: " + ", ".join(late)))
         hits.sort()
         return hits
 

@@ -75,6 +75,9 @@ class PreparedMessage:
     memo: dict[str, float] = field(default_factory=dict)
     #: the rules whose matching ran out of the engine's time limit (``TIME_LIMIT_EXCEEDED``)
     late_rules: tuple[str, ...] = ()
+    #: "" (matching never took ``slow_lane.after``), "taken" (it went on in the engine's
+    #: slow lane) or "busy" (no place there: it stopped)
+    slow_lane: str = ""
     #: header name -> the addresses in it, lower case (evals read From many times)
     addresses: dict[str, list[str]] = field(default_factory=dict)
     #: the X-Spam-Relays-* values, built when a rule first reads one

@@ -215,3 +215,57 @@ def test_a_message_past_the_time_limit_is_scored_and_logged_with_its_queue_id(
     assert len(lines) == 1
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["queue_id"] == "4AbC1d2" and "NAME_EQ_LOCAL" in fields["detail"]
+
+
+def test_hostile_messages_cannot_hold_every_engine_thread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As many hostile messages as the engine has threads, each seconds of matching:
+    past ``rules.slow_after`` one goes on in the slow lane, the others find it taken and
+    stop there (TIME_LIMIT_EXCEEDED, ``slow_lane=busy`` in the log), and a message that
+    comes after them is scored while the one in the lane still runs, not after it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spamwarden.milter.checks.sarules import SCAN_THREADS, SpamAssassinRulesCheck
+
+    s = scanner(tmp_path, enabled=True, time_limit="3s", slow_after="0.1s", slow_lanes=1,
+                rules=("header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
+                       "body CHEAP_WATCHES /cheap watches/i\nscore CHEAP_WATCHES 2.5\n"))
+    hostile = b"".join(b"To:" + b" " * 990 + b"\r\n" for _ in range(60)) + b"To: b@\r\n"
+    raw = MESSAGE.replace(b"To: bob@test.example\r\n", hostile)
+    n = SCAN_THREADS + 1  # (a thread for each core and one for the lane's place)
+    try:
+        check = next(c for d, c in s.checks if d.name == "sarules")
+        assert isinstance(check, SpamAssassinRulesCheck)
+        started = threading.Semaphore(0)
+        real = check.engine.check
+
+        def entering(*args: object, **kwargs: object) -> object:
+            started.release()
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        check.engine.check = entering  # type: ignore[method-assign]
+        with caplog.at_level(logging.WARNING, logger="spamwarden.milter"), \
+                ThreadPoolExecutor(n + 1) as callers:  # (libmilter's connection threads)
+            slow = [callers.submit(s.scan, raw, dataclasses.replace(ENV, queue_id=f"H{i}"))
+                    for i in range(n)]
+            for _ in range(n):
+                assert started.acquire(timeout=60)
+            ordinary = callers.submit(s.scan, MESSAGE, dataclasses.replace(ENV, queue_id="OK1"))
+            verdict = ordinary.result(timeout=60)
+            still_running = {f"H{i}" for i, f in enumerate(slow) if not f.done()}
+            hostile_verdicts = [f.result(timeout=60) for f in slow]
+    finally:
+        s.close()
+    assert "CHEAP_WATCHES" in {x.name for x in verdict.symbols}
+    assert "TIME_LIMIT_EXCEEDED" not in {x.name for x in verdict.symbols}
+    for v in hostile_verdicts:
+        assert {"CHEAP_WATCHES", "TIME_LIMIT_EXCEEDED"} <= {x.name for x in v.symbols}
+    lines = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+             if r.getMessage() == "sarules_time_limit"]
+    assert sorted(f.get("slow_lane") or "" for f in lines) == [""] + ["busy"] * (n - 1)
+    assert {f["queue_id"] for f in lines} == {f"H{i}" for i in range(n)}
+    # the one that went on in the lane was still matching when the ordinary one was done
+    in_lane = [f["queue_id"] for f in lines if not f.get("slow_lane")]
+    assert in_lane[0] in still_running

@@ -10,6 +10,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -27,6 +28,7 @@ from spamwarden.rules._bounded import (
     SHORT,
     SHORT_PLAIN,
     BoundedPattern,
+    SlowLane,
     limit,
     short_for,
 )
@@ -147,6 +149,81 @@ def test_limits_nest_and_each_thread_has_its_own() -> None:
         t.join()
     assert seen == [[]]
     assert getattr(_bounded._local, "budget", None) is None
+
+
+def _wait_for(cond: Callable[[], bool]) -> None:
+    """Until ``cond()`` (a minute at most: a test that never gets there fails, it does
+    not hang)."""
+    for _ in range(6000):
+        if cond():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition never met")
+
+
+def test_past_after_a_message_needs_a_place_in_the_slow_lane() -> None:
+    """Two hostile messages at a time: the first past ``after`` goes on in the lane's
+    one place (up to its time limit), the second finds it taken and stops there; once
+    the lane is free again the next slow message takes it.  A message that never took
+    ``after`` never needs it."""
+    lane = SlowLane(after=0.05, width=1)
+    bp = BoundedPattern("R", re.compile(TONAME))
+    hostile = b" " * 20_000 + b"b@"
+    holder: list[list[str]] = []
+
+    def slow() -> None:
+        with limit(1.0, lane) as late:
+            assert bp.search(hostile) is None
+        holder.append(late)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        _wait_for(lambda: lane.in_use == 1)
+        with limit(60.0, lane) as late:  # would take a minute without a place
+            assert bp.search(hostile) is None
+            assert bp.search(b"  bob <bob@x") is None  # (stopped: nothing more is tried)
+        assert late == ["R"] and late.slow_lane == "busy"
+        assert t.is_alive() and lane.in_use == 1  # (the first is still matching)
+    finally:
+        t.join()
+    assert holder == [["R"]] and holder[0].slow_lane == "taken"  # type: ignore[attr-defined]
+    assert lane.in_use == 0
+    with limit(0.3, lane) as late:
+        assert bp.search(hostile) is None
+        assert lane.in_use == 1
+    assert late.slow_lane == "taken" and lane.in_use == 0
+    with limit(60.0, lane) as late:
+        assert bp.search(b"  bob <bob@x").group(1) == b"bob"
+    assert late == [] and late.slow_lane == ""
+
+
+def test_a_match_stopped_at_the_lanes_door_is_tried_again_inside() -> None:
+    """A long match cut at ``after`` is not lost: in the lane it starts again with the
+    rest of the message's time, and finds what it would have found."""
+    bp = BoundedPattern("R", re.compile(TONAME, re.MULTILINE))
+    text = b" " * 1000 + b"x\n  bob <bob@x>"  # (0.2 s over the first line, then a match)
+    with limit(600.0) as free:
+        expected = bp.search(text)
+    assert expected is not None and free == []
+    lane = SlowLane(after=0.01, width=1)
+    with limit(600.0, lane) as late:
+        got = bp.search(text)
+        assert got is not None and got.span() == expected.span()
+        assert [m.span() for m in bp.finditer(text)] == [expected.span()]
+        assert len(bp.findall(text)) == 1
+    assert late == [] and late.slow_lane == "taken"
+    closed = SlowLane(after=0.01, width=0)  # (no place at all: stop at after)
+    with limit(600.0, closed) as late:
+        assert bp.search(text) is None
+    assert late == ["R"] and late.slow_lane == "busy" and closed.in_use == 0
+
+
+def test_a_slow_lane_needs_a_positive_after_and_a_width() -> None:
+    with pytest.raises(ValueError):
+        SlowLane(after=0, width=1)
+    with pytest.raises(ValueError):
+        SlowLane(after=1.0, width=-1)
 
 
 RULES = (

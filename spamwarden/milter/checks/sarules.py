@@ -164,8 +164,9 @@ class SpamAssassinRulesCheck(CheckBase):
     :param reserved: symbol names other checks declare; a SpamAssassin rule of the same
         name (SPF_PASS, DKIM_VALID, ... of the ``auth`` check) is left out rather than
         scored twice (the metas still read it).
-    :param threads: threads running the engine; ``processes``: engine processes to run
-        it in instead.
+    :param threads: threads running the engine (and one more for each place in the
+        engine's slow lane, so that the messages in it leave these to the others);
+        ``processes``: engine processes to run it in instead.
     :param clock: the time of receipt for the connection's Received field.
     """
 
@@ -178,7 +179,8 @@ class SpamAssassinRulesCheck(CheckBase):
         self.reserved = frozenset(reserved)
         self.processes = processes
         # Threads start on first use (after the milter's workers fork).
-        self._pool = ThreadPoolExecutor(max_workers=threads,
+        lane = engine.slow_lane
+        self._pool = ThreadPoolExecutor(max_workers=threads + (lane.width if lane else 0),
                                         thread_name_prefix="spamwarden-rules")
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
@@ -205,7 +207,8 @@ class SpamAssassinRulesCheck(CheckBase):
         for h in hits:
             if h.name == _TIME_LIMIT:  # (its description names the rules cut short)
                 event(log, "sarules_time_limit", logging.WARNING,
-                      queue_id=msg.env.queue_id or None, detail=h.description)
+                      queue_id=msg.env.queue_id or None, detail=h.description,
+                      slow_lane="busy" if "(slow lane busy)" in h.description else None)
         hits = [h for h in hits if h.name not in self.reserved]
         hits = sorted(hits, key=lambda h: (-abs(h.score), h.name))[:MAX_SYMBOLS]
         hits.sort(key=lambda h: h.name)
