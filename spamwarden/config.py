@@ -731,13 +731,14 @@ class RulesConfig:
     slow_after: float = _opt(
         0.5, duration=True, check=_positive,
         doc="seconds of a message's matching in Python after which it needs a place in "
-        "the slow lane to go on (processes = 0); one that finds none stops there with "
+        "the slow lane to go on; one that finds none stops there with "
         "TIME_LIMIT_EXCEEDED, so hostile messages cannot hold every engine thread",
     )
     slow_lanes: int = _opt(
         1, check=lambda v: None if 0 <= v <= 64 else "a number of messages from 0 to 64",
-        doc="messages matched past slow_after at a time (each on a thread of its own, "
-        "besides the engine's one per core); 0: none, every message stops at slow_after",
+        doc="messages matched past slow_after at a time (each on a thread, or engine "
+        "process, of its own besides the others); 0: none, every message stops at "
+        "slow_after",
     )
     costly_patterns: bool = _opt(
         True, doc="run SpamAssassin's unanchored __FILL_THIS_FORM_* patterns (about "

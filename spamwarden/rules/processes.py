@@ -18,6 +18,13 @@ killed and forked again; that message is scored without the rules (the caller's
 error path), the next one is not.  One found dead while idle is replaced before it is
 given a message.  Children die with their parent
 (``PR_SET_PDEATHSIG``) and on end of file on their pipe.
+
+The engine's slow lane (:class:`~spamwarden.rules.SlowLane`) is kept by the parent: a
+child whose message has taken the lane's ``after`` asks for a place over its pipe and
+waits for the answer, and the parent gives the place back when the message's answer
+comes or the child is replaced, so a killed child holds none.  There are as many more
+children as the lane has places, so the messages in it leave ``processes`` children to
+the rest of the mail.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from multiprocessing.connection import Connection, Pipe
 from ..logs import event
 from ..mail import MessageView
 from ._authfacts import AuthFacts
+from ._bounded import SlowLane
 from ._engine import Hit, RuleEngine, RulesError
 from ._prepare import prepare_message
 
@@ -54,8 +62,32 @@ class _Child:
     conn: Connection
 
 
+#: what a child sends instead of an answer when its message needs the slow lane; the
+#: parent answers True (a place) or False
+_LANE_REQUEST = ("slow_lane",)
+
+
+class _ParentLane(SlowLane):
+    """A child's view of the parent's slow lane: a place is asked for over the pipe;
+    the parent takes it back (:meth:`EngineProcesses.check`)."""
+
+    def __init__(self, conn: Connection, after: float, width: int) -> None:
+        super().__init__(after, width)
+        self.conn = conn
+
+    def enter(self) -> bool:
+        self.conn.send_bytes(pickle.dumps(_LANE_REQUEST, protocol=pickle.HIGHEST_PROTOCOL))
+        return bool(pickle.loads(self.conn.recv_bytes()))  # noqa: S301 - own pipe
+
+    def leave(self) -> None:
+        pass
+
+
 def _serve(engine: RuleEngine, conn: Connection) -> None:
     """The child's loop: a pickled prepared message in, its hits out, until end of file."""
+    lane = engine.slow_lane
+    if lane is not None:
+        engine.slow_lane = _ParentLane(conn, lane.after, lane.width)
     while True:
         try:
             data = conn.recv_bytes()
@@ -88,10 +120,12 @@ class EngineProcesses:
     """``processes`` forked children running ``engine``; :meth:`check` as the engine's.
 
     Thread-safe: a caller takes a free child (waiting while all are busy), so at most
-    ``processes`` messages are matched at once.
+    ``processes`` messages are matched at once, and the messages in the engine's slow
+    lane besides.
 
     :param engine: the built engine (forked into each child).
-    :param processes: children, at least 1.
+    :param processes: children, at least 1 (and one more for each place in the
+        engine's slow lane).
     :param timeout: seconds a child may take for one message before it is replaced.
     :raises RulesError: a child cannot be started.
     """
@@ -105,7 +139,9 @@ class EngineProcesses:
         self._free: queue.Queue[_Child] = queue.Queue()
         self._children: list[_Child] = []
         self._closed = False
-        for _ in range(processes):
+        #: the engine's slow lane, kept here for every child
+        self.lane = engine.slow_lane
+        for _ in range(processes + (self.lane.width if self.lane is not None else 0)):
             child = self._start()
             self._children.append(child)
             self._free.put(child)
@@ -195,15 +231,28 @@ class EngineProcesses:
         if self._closed:
             raise RulesError("rules: engine processes are stopped")
         child = self._take()
+        in_lane = False
         try:
             child.conn.send_bytes(payload)
-            if not child.conn.poll(self.timeout):
-                self._replace(child, f"no answer within {self.timeout:g} s")
-                raise RulesError(f"rules: no answer within {self.timeout:g} s")
-            reply = pickle.loads(child.conn.recv_bytes())  # noqa: S301 - own child
+            deadline = time.monotonic() + self.timeout
+            while True:
+                if not child.conn.poll(max(0.0, deadline - time.monotonic())):
+                    self._replace(child, f"no answer within {self.timeout:g} s")
+                    raise RulesError(f"rules: no answer within {self.timeout:g} s")
+                reply = pickle.loads(child.conn.recv_bytes())  # noqa: S301 - own child
+                if reply != _LANE_REQUEST:
+                    break
+                # the message has taken the lane's ``after``: a place, if one is free
+                if not in_lane and self.lane is not None:
+                    in_lane = self.lane.enter()
+                child.conn.send_bytes(pickle.dumps(in_lane, protocol=pickle.HIGHEST_PROTOCOL))
         except (EOFError, OSError) as exc:
             self._replace(child, f"{type(exc).__name__}: {exc}")
             raise RulesError(f"rules: engine process lost: {type(exc).__name__}") from exc
+        finally:
+            if in_lane:
+                assert self.lane is not None
+                self.lane.leave()
         self._free.put(child)
         if isinstance(reply, str):
             raise RulesError(f"rules: {reply}")

@@ -153,3 +153,55 @@ def test_bad_process_count() -> None:
     with pytest.raises(ValueError):
         EngineProcesses(RuleEngine(parse_rule_text(RULES), use_hyperscan=False),
                         processes=0, timeout=1.0)
+
+
+# SpamAssassin's __PDS_TONAME_EQ_TOLOCAL: cubic over white space (seconds a message here)
+TONAME_RULE = "header NAME_EQ_LOCAL To:raw =~ /^\\s*['\"]?([^'\"]+)['\"]? <?\\1\\@/\n"
+
+
+def test_the_slow_lane_is_kept_by_the_parent_for_every_child() -> None:
+    """Two hostile messages with one engine process and one place in the slow lane: a
+    second child is started for the lane; one message goes on in it, the other finds it
+    taken and stops at ``after``; an ordinary message is answered while the first still
+    runs, and the place is free again after it (also when its child is killed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spamwarden.rules import TIME_LIMIT_EXCEEDED, SlowLane
+
+    lane = SlowLane(after=0.1, width=1)
+    eng = RuleEngine(parse_rule_text(TONAME_RULE + RULES), use_hyperscan=HAVE_HYPERSCAN,
+                     time_limit=3.0, slow_lane=lane)
+    hostile = message().replace(
+        b"To: bob@example.net\r\n",
+        b"".join(b"To:" + b" " * 990 + b"\r\n" for _ in range(60)) + b"To: b@\r\n")
+    p = EngineProcesses(eng, processes=1, timeout=20.0)
+    try:
+        assert len(p.pids()) == 2
+        with ThreadPoolExecutor(3) as callers:
+            first = callers.submit(p.check, parse_message(hostile), hostile)
+            for _ in range(6000):  # (until the first message is in the lane)
+                if lane.in_use == 1:
+                    break
+                time.sleep(0.01)
+            assert lane.in_use == 1
+            second = p.check(parse_message(hostile), hostile)  # (the other child)
+            ok = message()
+            ordinary = p.check(parse_message(ok), ok)
+            assert not first.done()
+            slow = first.result(timeout=60)
+        assert lane.in_use == 0
+        late = {h.name: h.description for h in second if h.name == TIME_LIMIT_EXCEEDED}
+        assert "slow lane busy" in late[TIME_LIMIT_EXCEEDED]
+        assert "slow lane busy" not in {h.name: h.description for h in slow}[TIME_LIMIT_EXCEEDED]
+        assert {h.name for h in ordinary} >= {"BUY_NOW", "SHOP_URI"}
+        assert TIME_LIMIT_EXCEEDED not in {h.name for h in ordinary}
+        # a child killed while its message holds the place gives the place back
+        quick = EngineProcesses(eng, processes=1, timeout=1.0)  # (time_limit 3 s: killed)
+        try:
+            with pytest.raises(RulesError, match="no answer within 1 s"):
+                quick.check(parse_message(hostile), hostile)
+        finally:
+            quick.close()
+        assert lane.in_use == 0
+    finally:
+        p.close()
