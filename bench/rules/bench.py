@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from spamwarden.config import Config
@@ -66,10 +68,12 @@ def messages(n: int) -> list[Path]:
     return spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
 
 
-def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, float, list[float]]:
-    """(wall seconds, CPU seconds, scores) of spamd over ``files``."""
+@contextlib.contextmanager
+def spamd_server(work: Path, *, children: int) -> Iterator[tuple[int, Path]]:
+    """spamd with the rules only (``SITE_CF``), ``children`` children, on loopback; yields
+    (port, pidfile) once it answers, stops it afterwards."""
     site = work / "site"
-    site.mkdir()
+    site.mkdir(parents=True)
     (site / "local.cf").write_text(SITE_CF)
     for pre in Path("/etc/spamassassin").glob("*.pre"):
         shutil.copy(pre, site / pre.name)
@@ -98,25 +102,7 @@ def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, f
                 if time.monotonic() > deadline:
                     raise RuntimeError("spamd did not start within 120 s") from None
                 time.sleep(0.3)
-
-        def one(path: Path) -> float:
-            with path.open("rb") as f:
-                out = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c",
-                                      "-t", "120"], check=False, stdin=f, capture_output=True,
-                                     timeout=180).stdout.decode().strip()
-            try:
-                return float(out.split("/")[0])
-            except ValueError:
-                return float("nan")
-
-        for f in files[:children]:  # every child loads the rules before the clock starts
-            one(f)
-        cpu0 = spamd_cpu(pidfile)
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(children) as pool:
-            scores = list(pool.map(one, files))
-        wall = time.perf_counter() - t0
-        cpu = spamd_cpu(pidfile) - cpu0
+        yield port, pidfile
     finally:
         pid = int(pidfile.read_text()) if pidfile.exists() else proc.pid
         try:
@@ -128,6 +114,34 @@ def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, f
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def spamc_score(port: int, data: bytes) -> float:
+    """The score spamd gives ``data`` (``spamc -c``); NaN when it gives none."""
+    out = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c", "-t", "120"],
+                         check=False, input=data, capture_output=True,
+                         timeout=180).stdout.decode().strip()
+    try:
+        return float(out.split("/")[0])
+    except ValueError:
+        return float("nan")
+
+
+def run_spamd(files: list[Path], *, children: int, work: Path) -> tuple[float, float, list[float]]:
+    """(wall seconds, CPU seconds, scores) of spamd over ``files``."""
+    with spamd_server(work, children=children) as (port, pidfile):
+
+        def one(path: Path) -> float:
+            return spamc_score(port, path.read_bytes())
+
+        for f in files[:children]:  # every child loads the rules before the clock starts
+            one(f)
+        cpu0 = spamd_cpu(pidfile)
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(children) as pool:
+            scores = list(pool.map(one, files))
+        wall = time.perf_counter() - t0
+        cpu = spamd_cpu(pidfile) - cpu0
     return wall, cpu, scores
 
 

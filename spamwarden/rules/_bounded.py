@@ -123,6 +123,8 @@ class _Budget:
         :raises TimeoutError: nothing is left (the time limit is spent, or the lane was
             due and had no place)."""
         now = time.monotonic()
+        if now >= self.deadline:  # (spent: the lane is no longer the question)
+            raise TimeoutError
         if now >= self.slow_at:
             assert self.lane is not None
             self.slow_at = float("inf")

@@ -219,6 +219,18 @@ def test_a_match_stopped_at_the_lanes_door_is_tried_again_inside() -> None:
     assert late == ["R"] and late.slow_lane == "busy" and closed.in_use == 0
 
 
+def test_a_message_past_its_time_limit_is_not_counted_in_or_out_of_the_lane() -> None:
+    """A time limit shorter than ``after``: the message stops at its limit, and matches
+    asked for afterwards (past ``after``) neither take a place nor count as refused."""
+    lane = SlowLane(after=0.1, width=0)
+    bp = BoundedPattern("R", re.compile(TONAME))
+    with limit(0.05, lane) as late:
+        assert bp.search(b" " * 20_000 + b"b@") is None
+        time.sleep(0.1)
+        assert bp.search(b"  bob <bob@x") is None
+    assert late == ["R"] and late.slow_lane == ""
+
+
 def test_a_slow_lane_needs_a_positive_after_and_a_width() -> None:
     with pytest.raises(ValueError):
         SlowLane(after=0, width=1)
