@@ -25,7 +25,11 @@ first such run spends the minutes compiling.
 
 Usage: bench/milter/run [--quick] [--messages N] [--rounds N] [--concurrency 10,30]
                         [--transport inet|unix] [--peers LIST] [--time-limit SECONDS]
-                        [--rules [--rules-cache DIR] [--rules-processes N]] [--json FILE]
+                        [--rules [--rules-cache DIR] [--rules-processes N]] [--hostile N]
+                        [--json FILE]
+
+--hostile N also runs every peer while N more sessions send a message built to be slow in
+backtracking matchers, and prints the share of its ordinary rate each keeps.
 """
 
 from __future__ import annotations
@@ -380,21 +384,69 @@ def clear_maildir(postfix: PostfixInstance) -> None:
                 os.unlink(entry.path)
 
 
+def hostile_message(fields: int = 40) -> bytes:
+    """A message built to be slow in backtracking matchers: ``fields`` To fields of 1 KB
+    of blanks (SpamAssassin's ``__PDS_TONAME_EQ_TOLOCAL`` is cubic over them in Python's
+    ``re`` and ``regex``; spamwarden's rules stop it at ``rules.time_limit``)."""
+    to = b"".join(b"To:" + b" " * 1000 + b"x@test.local\r\n" for _ in range(fields))
+    return (b"From: Alice <alice@bench.test>\r\n" + to + b"Subject: hello\r\n"
+            b"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <h@bench.test>\r\n\r\n"
+            b"hello\r\n")
+
+
+def send_hostile(port: int, stop: threading.Event, mail_from: str, data: bytes) -> list[int]:
+    """Send ``data`` back to back, one session each, until ``stop``; returns the count of
+    accepted messages (a list of one, filled as it goes)."""
+    accepted = [0]
+    while not stop.is_set():
+        try:
+            with smtplib.SMTP(LOOPBACK, port, local_hostname="bench-client.test",
+                              timeout=300) as smtp:
+                smtp.sendmail(mail_from, [RCPT], data)
+            accepted[0] += 1
+        except (OSError, smtplib.SMTPException):
+            pass
+    return accepted
+
+
 def run_once(postfix: PostfixInstance, peer: Peer, messages: list[BenchMessage], *,
-             sessions: int, round_no: int, deadline: float) -> RunResult:
+             sessions: int, round_no: int, deadline: float, hostile: int = 0,
+             by_send: bool = False) -> RunResult:
+    """One run of ``messages`` through ``peer``; with ``hostile`` more sessions sending
+    :func:`hostile_message` back to back meanwhile.  ``by_send``: the run's time ends
+    when the last of ``messages`` has its SMTP answer (the milter's work is done; the
+    hostile messages still in flight are waited for, not counted)."""
     clear_maildir(postfix)
     port = postfix.smtp[peer.name].port
+    stop = threading.Event()
+    hostile_counts: list[list[int]] = []
+    hostile_threads = []
+    for _ in range(hostile):
+        counts: list[int] = [0]
+        hostile_counts.append(counts)
+
+        def attacker(out: list[int] = counts) -> None:
+            out[0] = send_hostile(port, stop, messages[0].mail_from, hostile_message())[0]
+
+        hostile_threads.append(threading.Thread(target=attacker, daemon=True))
     cpu0, helper0 = peer.cpu_seconds(), peer.helper_cpu_seconds()
     t0 = time.monotonic()
+    for t in hostile_threads:
+        t.start()
     outcome = send_all(port, messages, sessions=sessions, deadline=deadline)
+    sent_at = time.monotonic()
+    stop.set()
+    for t in hostile_threads:
+        t.join(max(1.0, deadline - time.monotonic()))
+    expected = outcome.accepted + sum(c[0] for c in hostile_counts)
     complete = True
     try:
-        wait_until(lambda: postfix.delivered_count() >= outcome.accepted,
+        wait_until(lambda: postfix.delivered_count() >= expected,
                    timeout=max(1.0, min(120.0, deadline - time.monotonic())), interval=0.005,
                    what="delivery of every accepted message")
     except TimeoutError:
         complete = False
-    elapsed = time.monotonic() - t0
+    elapsed = (sent_at if by_send else time.monotonic()) - t0
     cpu1, helper1 = peer.cpu_seconds(), peer.helper_cpu_seconds()
     delivered = postfix.delivered()
     if delivered and not peer.marks(delivered[0]):
@@ -478,6 +530,19 @@ def target_summary(results: list[RunResult], sessions: int) -> str:
     return "; ".join(parts) or "no spamwarden runs"
 
 
+def hostile_report(results: list[RunResult], attacked: list[RunResult], senders: int) -> str:
+    """Each peer's ordinary messages/s alone and with ``senders`` hostile senders, and
+    the share it keeps (medians over the rounds)."""
+    lines = ["", f"with {senders} hostile senders (ordinary messages/s, median over rounds):"]
+    for (name, sessions) in sorted({(r.peer, r.sessions) for r in attacked}):
+        alone = [r.rate for r in results if (r.peer, r.sessions) == (name, sessions)]
+        under = [r.rate for r in attacked if (r.peer, r.sessions) == (name, sessions)]
+        a, u = statistics.median(alone), statistics.median(under)
+        lines.append(f"  {name:<11} {sessions:>3} sessions: alone {a:7.1f}, attacked {u:7.1f}: "
+                     f"keeps {u / a if a else 0:.2f}")
+    return "\n".join(lines)
+
+
 def prebuild_rules(config: Path) -> str:
     """Run `spamwarden rules --stats` on the milter's config: compiles the rule databases
     into rules.cache_dir (minutes the first time) so the milter only loads them.
@@ -525,6 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules-processes", type=int, default=None,
                     help="rules.processes for --rules (engine processes per milter "
                          "process; default: the configuration's default)")
+    ap.add_argument("--hostile", type=int, default=0, metavar="N",
+                    help="also run every peer while N more sessions send a message built to "
+                         "be slow in backtracking matchers (40 To fields of blanks) back to "
+                         "back; prints the share of its rate each keeps (a run's time then "
+                         "ends at the last ordinary message's SMTP answer)")
     ap.add_argument("--rules-cache", type=Path,
                     default=Path("/var/tmp/spamwarden-bench-rules-cache"),
                     help="rules.cache_dir for --rules, kept between runs so only the first "
@@ -649,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up done; peers {names}", flush=True)
 
         results: list[RunResult] = []
+        attacked: list[RunResult] = []
         for round_no in range(1, args.rounds + 1):
             order = names[round_no - 1:] + names[:round_no - 1]
             for sessions in concurrencies:
@@ -656,15 +727,27 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() > hard_deadline:
                         break
                     r = run_once(postfix, peers[name], messages, sessions=sessions,
-                                 round_no=round_no, deadline=hard_deadline + 60)
+                                 round_no=round_no, deadline=hard_deadline + 60,
+                                 by_send=args.hostile > 0)
                     results.append(r)
                     cpu = f"{r.cpu_ms_per_message:.2f}" if r.cpu_ms_per_message is not None else "-"
                     print(f"  round {round_no} sessions {sessions:>2} {name:<10} "
                           f"{r.rate:7.1f} msg/s  {r.seconds:6.2f} s  cpu {cpu} ms/msg"
                           f"{'' if r.complete else '  INCOMPLETE'}", flush=True)
+                    if args.hostile > 0 and name != "postfix":
+                        h = run_once(postfix, peers[name], messages, sessions=sessions,
+                                     round_no=round_no, deadline=hard_deadline + 60,
+                                     hostile=args.hostile, by_send=True)
+                        attacked.append(h)
+                        print(f"  round {round_no} sessions {sessions:>2} {name:<10} "
+                              f"{h.rate:7.1f} msg/s  {h.seconds:6.2f} s  with {args.hostile} "
+                              f"hostile senders{'' if h.complete else '  INCOMPLETE'}",
+                              flush=True)
         if postfix.queue():
             print(f"note: {len(postfix.queue())} messages still in the Postfix queue")
         print(report(results, names, concurrencies))
+        if attacked:
+            print(hostile_report(results, attacked, args.hostile))
         print(f"\ntotal {time.monotonic() - started:.0f} s")
         if args.json:
             args.json.write_text(json.dumps([r.__dict__ for r in results], indent=1))
