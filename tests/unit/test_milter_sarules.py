@@ -269,3 +269,15 @@ def test_hostile_messages_cannot_hold_every_engine_thread(
     # the one that went on in the lane was still matching when the ordinary one was done
     in_lane = [f["queue_id"] for f in lines if not f.get("slow_lane")]
     assert in_lane[0] in still_running
+
+
+def test_the_start_line_names_the_limits(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``sarules_loaded`` says how long a message may match and where the slow lane is."""
+    with caplog.at_level(logging.INFO, logger="spamwarden.milter"):
+        s = scanner(tmp_path, enabled=True, time_limit="4s", slow_after="0.2s", slow_lanes=2,
+                    rules="body CHEAP_WATCHES /cheap watches/i\n")
+    s.close()
+    lines = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+             if r.getMessage() == "sarules_loaded"]
+    assert len(lines) == 1
+    assert (lines[0]["time_limit"], lines[0]["slow_after"], lines[0]["slow_lanes"]) == (4.0, 0.2, 2)

@@ -244,7 +244,8 @@ def _build(parts: Components) -> SpamAssassinRulesCheck | None:
     event(log, "sarules_loaded", logging.INFO, rules=len(engine.ruleset.rules),
           skipped=len(engine.ruleset.skipped), cached=engine.cache_used,
           compiled_groups=len(engine.compiled_groups), reused_groups=len(engine.reused_groups),
-          processes=parts.cfg.rules.processes,
+          processes=parts.cfg.rules.processes, time_limit=parts.cfg.rules.time_limit,
+          slow_after=parts.cfg.rules.slow_after, slow_lanes=parts.cfg.rules.slow_lanes,
           relay_trust="configured" if engine.ruleset.networks.configured else "inferred")
     _log_site_problems(parts, engine)
     processes = None
