@@ -717,9 +717,10 @@ class RulesConfig:
         "0: in the milter process",
     )
     timeout: float = _opt(
-        10.0, duration=True, check=_positive,
+        15.0, duration=True, check=_positive,
         doc="seconds an engine process may take for one message before it is replaced "
-        "(the message is then scored without the rules)",
+        "(the message is then scored without the rules); longer than time_limit, so that "
+        "a message matched up to its time limit is still answered",
     )
     time_limit: float = _opt(
         10.0, duration=True, check=_positive,
@@ -1021,6 +1022,13 @@ def config_warnings(cfg: Config) -> list[str]:
             "[[rbl.external]] table per zone (name, zone, kind = \"ip\", codes = "
             "{ \"127.0.0.2\" = 3.0, ... }) so that only the codes you list score "
             "(docs/operations.md, \"External blocklists\")")
+    r = cfg.rules
+    if r.processes > 0 and r.timeout <= r.time_limit:
+        out.append(
+            f"rules.timeout ({r.timeout:g} s) is not longer than rules.time_limit "
+            f"({r.time_limit:g} s): an engine process whose message is matched up to its "
+            "time limit is killed first and the message loses every rule point; make "
+            "rules.timeout a few seconds longer (docs/rules.md, \"Time limits\")")
     return out
 
 

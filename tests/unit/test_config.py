@@ -195,3 +195,22 @@ def test_rbl_lookup_url_takes_the_key_at_its_end(url: str) -> None:
     with pytest.raises(ConfigError, match=r"rbl\.lookup_url .*appended to"):
         config_from_mapping({"rbl": {"lookup_url": url}})
     assert config_from_mapping({"rbl": {"lookup_url": "https://example.net/bl?key="}})
+
+
+def test_engine_processes_wait_longer_than_a_messages_time_limit() -> None:
+    """A message may match until ``rules.time_limit`` and then still be answered: the
+    engine process's ``rules.timeout`` is longer by default, and a configuration where
+    it is not (the process would be killed and the message lose every rule point) is
+    warned about, with engine processes on."""
+    from spamwarden.config import config_warnings
+
+    d = Config().rules
+    assert d.timeout > d.time_limit
+    assert config_warnings(config_from_mapping(
+        {"rules": {"processes": 2}}, source="<t>")) == []
+    same = config_from_mapping(
+        {"rules": {"processes": 2, "timeout": "10s", "time_limit": "10s"}}, source="<t>")
+    (warning,) = config_warnings(same)
+    assert "rules.timeout" in warning and "rules.time_limit" in warning
+    assert config_warnings(config_from_mapping(
+        {"rules": {"timeout": "10s", "time_limit": "10s"}}, source="<t>")) == []
