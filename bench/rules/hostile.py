@@ -147,7 +147,8 @@ def spamwarden_run(args: argparse.Namespace, ordinary: list[bytes], hostile: byt
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="bench/rules/run-hostile",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="each load (default 30)")
     ap.add_argument("--callers", type=int, default=4, help="threads sending ordinary mail")
     ap.add_argument("--attackers", type=int, default=2, help="threads sending hostile mail")
