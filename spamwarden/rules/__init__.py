@@ -24,6 +24,7 @@ from ._bounded import SlowLane
 from ._engine import (
     ENGINE_VERSION,
     HAVE_HYPERSCAN,
+    SLOW_LANE_BUSY,
     TIME_LIMIT_EXCEEDED,
     Hit,
     RuleEngine,
@@ -46,6 +47,7 @@ __all__ = [
     "AuthFacts",
     "DkimSignature",
     "ENGINE_VERSION",
+    "SLOW_LANE_BUSY",
     "TIME_LIMIT_EXCEEDED",
     "classifier_scores",
     "HAVE_HYPERSCAN",

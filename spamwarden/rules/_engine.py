@@ -54,14 +54,17 @@ except ImportError:  # pragma: no cover
     hyperscan = None  # type: ignore[assignment]
     HAVE_HYPERSCAN = False
 
-__all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "TIME_LIMIT_EXCEEDED", "Hit", "RuleEngine",
-           "RulesError"]
+__all__ = ["ENGINE_VERSION", "HAVE_HYPERSCAN", "SLOW_LANE_BUSY", "TIME_LIMIT_EXCEEDED", "Hit",
+           "RuleEngine", "RulesError"]
 
 log = logging.getLogger("spamwarden.rules")
 
 #: the symbol of a message whose matching ran out of the engine's ``time_limit``
 #: (SpamAssassin's name for its own ``time_limit``)
 TIME_LIMIT_EXCEEDED = "TIME_LIMIT_EXCEEDED"
+#: what its description says when the message stopped at the slow lane's door, not at
+#: the time limit (the milter reads it back for its log line)
+SLOW_LANE_BUSY = "(slow lane busy)"
 
 #: Bumped whenever translation, preparation or the cache format changes meaning.
 ENGINE_VERSION = "4"
@@ -1003,7 +1006,7 @@ class RuleEngine:
                 for n in self._counts(msg, self._unused) if n in reported]
         late = msg.late_rules
         if late:  # (SpamAssassin's Check plugin adds it at its time_limit, at 0.001)
-            busy = " (slow lane busy)" if msg.slow_lane == "busy" else ""
+            busy = f" {SLOW_LANE_BUSY}" if msg.slow_lane == "busy" else ""
             hits.append(Hit(TIME_LIMIT_EXCEEDED, 0.001,
                             f"Exceeded time limit / deadline{busy}: " + ", ".join(late)))
         hits.sort()

@@ -206,9 +206,11 @@ class SpamAssassinRulesCheck(CheckBase):
             return ()
         for h in hits:
             if h.name == _TIME_LIMIT:  # (its description names the rules cut short)
+                from ...rules import SLOW_LANE_BUSY
+
                 event(log, "sarules_time_limit", logging.WARNING,
                       queue_id=msg.env.queue_id or None, detail=h.description,
-                      slow_lane="busy" if "(slow lane busy)" in h.description else None)
+                      slow_lane="busy" if SLOW_LANE_BUSY in h.description else None)
         hits = [h for h in hits if h.name not in self.reserved]
         hits = sorted(hits, key=lambda h: (-abs(h.score), h.name))[:MAX_SYMBOLS]
         hits.sort(key=lambda h: h.name)
