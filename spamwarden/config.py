@@ -142,6 +142,17 @@ def _workers(v: Any) -> str | None:
     return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
 
 
+def _cpu_affinity(v: Any) -> str | None:
+    if v in ("auto", "off"):
+        return None
+    from ._affinity import parse_cpus
+    try:
+        parse_cpus(str(v))
+    except ValueError as exc:
+        return f'"auto", "off" or a list of CPU numbers such as "0-3,6" ({exc})'
+    return None
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else "a fraction between 0 and 1"
 
@@ -446,6 +457,11 @@ class MilterConfig:
         1, check=_workers,
         doc="processes sharing the listening socket, each with libmilter's threads; "
             "0: one per CPU core",
+    )
+    cpu_affinity: str = _opt(
+        "auto", check=_cpu_affinity,
+        doc="each milter process's threads on one core: \"auto\" (the cores it may use, "
+            "one per process in turn), \"off\", or the cores to take in turn (\"2,3\")",
     )
     dmarc_reject_action: str = _opt(
         "reject", check=_one_of("reject", "quarantine", "score"),
@@ -1022,6 +1038,17 @@ def config_warnings(cfg: Config) -> list[str]:
             "[[rbl.external]] table per zone (name, zone, kind = \"ip\", codes = "
             "{ \"127.0.0.2\" = 3.0, ... }) so that only the codes you list score "
             "(docs/operations.md, \"External blocklists\")")
+    affinity = cfg.milter.cpu_affinity
+    if affinity not in ("auto", "off"):
+        from ._affinity import parse_cpus, usable_cpus
+        usable = usable_cpus()
+        missing = [c for c in parse_cpus(affinity) if c not in usable]
+        if missing:
+            usable_text = ",".join(str(c) for c in sorted(usable))
+            out.append(
+                f"milter.cpu_affinity names cores this process may not use here "
+                f"({','.join(str(c) for c in missing)}; usable: {usable_text}): they are "
+                "skipped, and with none left the milter's threads are not pinned")
     r = cfg.rules
     if r.processes > 0 and r.timeout <= r.time_limit:
         out.append(

@@ -25,6 +25,7 @@ first such run spends the minutes compiling.
 
 Usage: bench/milter/run [--quick] [--messages N] [--rounds N] [--concurrency 10,30]
                         [--transport inet|unix] [--peers LIST] [--time-limit SECONDS]
+                        [--workers N] [--cpu-affinity auto|off|CPUS]
                         [--rules [--rules-cache DIR] [--rules-processes N]] [--hostile N]
                         [--json FILE]
 
@@ -573,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
                          "unix sockets")
     ap.add_argument("--workers", type=int, default=1,
                     help="spamwarden's milter.workers (default 1; 0: one per CPU core)")
+    ap.add_argument("--cpu-affinity", default=None, metavar="SETTING",
+                    help="spamwarden's milter.cpu_affinity: auto, off or a CPU list "
+                         "(default: the configuration's default, auto)")
     ap.add_argument("--rspamd-proxies", type=int, default=os.cpu_count() or 1,
                     help="rspamd_proxy worker processes (default: one per core, like its "
                          "normal workers; Debian's count = 1 caps it at 30 sessions)")
@@ -672,7 +676,10 @@ def main(argv: list[str] | None = None) -> int:
                                                            # libmilter's replies without
                                                            # delayed-ACK waits over TCP
                                                            "tcp_nodelay": True,
-                                                           "workers": args.workers},
+                                                           "workers": args.workers,
+                                                           **({} if args.cpu_affinity is None
+                                                              else {"cpu_affinity":
+                                                                    args.cpu_affinity})},
                                                 "service": {"log_level": "warning"},
                                                 **rules})
             if rules:  # compile (or load) the databases now, not inside the start timeout

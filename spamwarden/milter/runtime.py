@@ -28,6 +28,7 @@ from typing import Protocol
 
 import Milter
 
+from .._affinity import choose_cpu, pin_process, usable_cpus
 from ..config import Config
 from ..logs import event
 from ..mail import install_boundary_matcher
@@ -90,6 +91,7 @@ def _serve(cfg: Config, scanner: Scanner, *, companions: Companions,
     starts the process's background helpers, stopped when it stops."""
     from ..errors import ServiceError
 
+    _pin(cfg, worker)
     # Everything loaded so far (the model, the public suffix list, the modules) lives as
     # long as the process: keep the collector from walking it again on every full
     # collection, and let young objects pile up longer between collections (each message
@@ -123,6 +125,26 @@ def _serve(cfg: Config, scanner: Scanner, *, companions: Companions,
     event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
           counts_dropped=recorder.dropped or None)
     return 0
+
+
+def _pin(cfg: Config, worker: int | None) -> None:
+    """Put this milter process's threads on one core (``milter.cpu_affinity``), before
+    libmilter and the helpers start theirs; the start line says where."""
+    usable = usable_cpus()
+    cpu, why = choose_cpu(cfg.milter.cpu_affinity, worker or 0, usable)
+    if cpu is None:
+        if why == "no listed core is usable":
+            event(log, "milter_cpu_unpinned", level=logging.WARNING, worker=worker,
+                  reason=why, cpu_affinity=cfg.milter.cpu_affinity,
+                  usable=",".join(map(str, sorted(usable))))
+        return
+    failed = pin_process(cpu)
+    if failed:
+        event(log, "milter_cpu_unpinned", level=logging.WARNING, worker=worker, reason=failed,
+              cpu_affinity=cfg.milter.cpu_affinity)
+        return
+    event(log, "milter_cpu", cpu=cpu, worker=worker, cpu_affinity=cfg.milter.cpu_affinity,
+          usable=",".join(map(str, sorted(usable))))
 
 
 def run_milter(

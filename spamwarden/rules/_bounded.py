@@ -28,7 +28,8 @@ thread.  A :class:`SlowLane` keeps them apart: once a message's matching has tak
 ``after`` seconds it needs one of the lane's ``width`` places to go on, and a message
 that finds them taken stops matching there, as at its time limit.  So at most ``width``
 messages at a time take longer than ``after``, and the rest of the mail keeps the other
-threads.
+threads.  Where the milter's threads share one core (``milter.cpu_affinity``), a thread
+may leave it while its message is in the lane (:mod:`spamwarden._affinity`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 
 import regex
 
+from .._affinity import narrow_thread, widen_thread
 from ._literals import parse_tree, sre_constants
 
 __all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "Late",
@@ -130,6 +132,7 @@ class _Budget:
             self.slow_at = float("inf")
             if self.lane.enter():
                 self.exceeded.slow_lane = "taken"
+                widen_thread()  # (off the milter's core while in the lane: _affinity)
             else:
                 self.exceeded.slow_lane = "busy"
                 self.deadline = now
@@ -151,6 +154,7 @@ class _Budget:
     def close(self) -> None:
         if self.exceeded.slow_lane == "taken":
             assert self.lane is not None
+            narrow_thread()
             self.lane.leave()
 
 

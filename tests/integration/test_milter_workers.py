@@ -76,3 +76,41 @@ def test_workers_setting_is_checked(tmp_path) -> None:
     assert done.returncode != 0
     assert "milter.workers = 100: expected a number of processes from 1 to 64" in done.stderr, \
         done.stderr
+
+
+def _cores(pid: int) -> set[tuple[int, ...]]:
+    """The core sets of every thread of ``pid``, as the kernel reports them."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.add(tuple(sorted(os.sched_getaffinity(int(tid)))))
+        except ProcessLookupError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+                    reason="needs at least two CPU cores this process may use")
+def test_each_worker_keeps_its_threads_on_a_core_of_its_own(
+        spamwarden_milter, dns_server, module_redis_url) -> None:
+    """``milter.cpu_affinity = "auto"`` (the default): worker i on the i-th usable core,
+    every thread of it (libmilter's included, after a connection), the same core again
+    for a replaced worker; the parent stays free."""
+    usable = sorted(os.sched_getaffinity(0))
+    milter = _start(spamwarden_milter, dns_server, module_redis_url, workers=2)
+    assert milter.accepting()
+    assert milter.pid is not None
+    cores = {pid: _cores(pid) for pid in _workers(milter)}
+    assert sorted(cores.values()) == [{(usable[0],)}, {(usable[1],)}], cores
+    assert _cores(milter.pid) == {tuple(usable)}
+    lines = [ln for ln in milter.log().splitlines() if "milter_cpu " in ln]
+    assert sorted(ln.split(" cpu=", 1)[1].split()[0] for ln in lines) == \
+        [str(usable[0]), str(usable[1])], lines
+    gone = next(p for p, c in cores.items() if c == {(usable[1],)})
+    os.kill(gone, signal.SIGKILL)
+    wait_until(lambda: len(_workers(milter)) == 2 and gone not in _workers(milter),
+               timeout=30, what="the killed worker replaced")
+    wait_until(lambda: milter.log().count("milter_start") >= 3, timeout=60,
+               what="the new worker serving")
+    new = next(p for p in _workers(milter) if p not in cores)
+    assert _cores(new) == {(usable[1],)}

@@ -214,3 +214,24 @@ def test_engine_processes_wait_longer_than_a_messages_time_limit() -> None:
     assert "rules.timeout" in warning and "rules.time_limit" in warning
     assert config_warnings(config_from_mapping(
         {"rules": {"timeout": "10s", "time_limit": "10s"}}, source="<t>")) == []
+
+
+def test_cpu_affinity_takes_auto_off_or_a_cpu_list() -> None:
+    """``milter.cpu_affinity``: a wrong value is refused with what it takes, and a list
+    naming cores this process may not use loads but is warned about."""
+    import os
+
+    from spamwarden.config import config_warnings
+
+    assert Config().milter.cpu_affinity == "auto"
+    for ok in ("auto", "off", "0", "0-1,3"):
+        assert config_from_mapping({"milter": {"cpu_affinity": ok}}).milter.cpu_affinity == ok
+    for bad in ("on", "1-", "3-1", ""):
+        with pytest.raises(ConfigError, match=r'milter\.cpu_affinity .*"auto", "off" or a list'):
+            config_from_mapping({"milter": {"cpu_affinity": bad}})
+    usable = sorted(os.sched_getaffinity(0))
+    assert config_warnings(config_from_mapping(
+        {"milter": {"cpu_affinity": str(usable[0])}}, source="<t>")) == []
+    (warning,) = config_warnings(config_from_mapping(
+        {"milter": {"cpu_affinity": f"{usable[0]},4000"}}, source="<t>"))
+    assert "milter.cpu_affinity" in warning and "(4000;" in warning
