@@ -29,9 +29,12 @@ import os
 import threading
 from collections.abc import Collection
 
-__all__ = ["choose_cpu", "narrow_thread", "parse_cpus", "pin_process", "pinned_cpu",
+__all__ = ["NO_USABLE_CORE", "choose_cpu", "narrow_thread", "parse_cpus", "pin_process", "pinned_cpu",
            "usable_cpus", "widen_thread"]
 
+#: :func:`choose_cpu`'s reason when a CPU list names no core the process may use (the
+#: only reason worth a warning: "off" and a one-core host are as meant)
+NO_USABLE_CORE = "no listed core is usable"
 #: the largest CPU number a list may name
 _MAX_CPU = 4095
 
@@ -86,7 +89,7 @@ def choose_cpu(setting: str, index: int, usable: Collection[int]) -> tuple[int |
         listed = parse_cpus(setting)
         cores = [c for c in listed if c in usable]
         if not cores:
-            return None, "no listed core is usable"
+            return None, NO_USABLE_CORE
     return cores[index % len(cores)], setting
 
 

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import Milter
 
-from .._affinity import choose_cpu, pin_process, usable_cpus
+from .._affinity import NO_USABLE_CORE, choose_cpu, pin_process, usable_cpus
 from ..config import Config
 from ..logs import event
 from ..mail import install_boundary_matcher
@@ -133,7 +133,7 @@ def _pin(cfg: Config, worker: int | None) -> None:
     usable = usable_cpus()
     cpu, why = choose_cpu(cfg.milter.cpu_affinity, worker or 0, usable)
     if cpu is None:
-        if why == "no listed core is usable":
+        if why == NO_USABLE_CORE:
             event(log, "milter_cpu_unpinned", level=logging.WARNING, worker=worker,
                   reason=why, cpu_affinity=cfg.milter.cpu_affinity,
                   usable=",".join(map(str, sorted(usable))))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spamwarden._affinity import choose_cpu, parse_cpus
+from spamwarden._affinity import NO_USABLE_CORE, choose_cpu, parse_cpus
 
 ROOT = Path(__file__).resolve().parents[2]
 USABLE = sorted(os.sched_getaffinity(0))
@@ -62,7 +62,7 @@ def test_each_process_takes_the_next_core() -> None:
     # a list is taken in its own order, cores the process may not use left out
     assert choose_cpu("5,9,2", 0, {2, 5}) == (5, "5,9,2")
     assert choose_cpu("5,9,2", 1, {2, 5}) == (2, "5,9,2")
-    assert choose_cpu("9", 0, {2, 5}) == (None, "no listed core is usable")
+    assert choose_cpu("9", 0, {2, 5}) == (None, NO_USABLE_CORE)
 
 
 @needs_two
