@@ -39,15 +39,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import regex
 
 from .._affinity import narrow_thread, widen_thread
 from ._literals import parse_tree, sre_constants
 
-__all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "Late",
-           "SlowLane", "limit", "short_for"]
+__all__ = ["ALWAYS", "NEEDS_PREFILTER", "SHORT", "SHORT_PLAIN", "BoundedPattern", "Lane",
+           "Late", "SlowLane", "limit", "short_for"]
 
 #: texts up to this many octets are matched by ``re`` for a pattern with a back-reference
 #: or a look-around: a cubic one over 256 octets costs about 0.7 ms
@@ -65,6 +65,24 @@ NEEDS_PREFILTER = re.compile(rb"\\[1-9]|\(\?P=|\(\?<?[=!]|\(\?>|[*+?}]\+|\(\?\("
 _FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
 
 _local = threading.local()
+
+
+class Lane(Protocol):
+    """What a message's matching needs of a slow lane: when it is due (``after``
+    seconds), how many places it has, and a place taken and given back by the thread
+    that matches the message.  :class:`SlowLane` in a process; an engine process asks
+    its parent's (``spamwarden.rules.processes``)."""
+
+    after: float
+    width: int
+
+    def enter(self) -> bool:
+        """Take a place if one is free (never waits)."""
+        ...  # pragma: no cover - a protocol
+
+    def leave(self) -> None:
+        """Give the place back."""
+        ...  # pragma: no cover - a protocol
 
 
 class SlowLane:
@@ -112,7 +130,7 @@ class _Budget:
 
     __slots__ = ("deadline", "slow_at", "lane", "exceeded")
 
-    def __init__(self, seconds: float, lane: SlowLane | None) -> None:
+    def __init__(self, seconds: float, lane: Lane | None) -> None:
         now = time.monotonic()
         self.deadline = now + seconds
         self.slow_at = now + lane.after if lane is not None else float("inf")
@@ -159,7 +177,7 @@ class _Budget:
 
 
 @contextmanager
-def limit(seconds: float | None, lane: SlowLane | None = None) -> Iterator[Late]:
+def limit(seconds: float | None, lane: Lane | None = None) -> Iterator[Late]:
     """Limit the matching done in this thread inside the block to ``seconds`` in all,
     and past ``lane.after`` to a place in ``lane``; yields the rules whose match was cut
     short or not tried (:class:`Late`, filled as the block runs).  ``None``: no limit

@@ -33,7 +33,7 @@ from typing import Any, cast
 from ..errors import SpamwardenError
 from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._bounded import NEEDS_PREFILTER, BoundedPattern, SlowLane, limit, short_for
+from ._bounded import NEEDS_PREFILTER, BoundedPattern, Lane, limit, short_for
 from ._capture import CaptureRunner
 from ._evals import EVAL_ERRORS, EVALS, EvalFn, run_eval
 from ._expr import compile_metas
@@ -349,7 +349,7 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet, *, use_hyperscan: bool = True,
                  cache_dir: str | Path | None = None,
                  time_limit: float | None = None,
-                 slow_lane: SlowLane | None = None) -> None:
+                 slow_lane: Lane | None = None) -> None:
         self.ruleset = ruleset
         self.time_limit = time_limit
         self.slow_lane = slow_lane

@@ -45,7 +45,6 @@ from multiprocessing.connection import Connection, Pipe
 from ..logs import event
 from ..mail import MessageView
 from ._authfacts import AuthFacts
-from ._bounded import SlowLane
 from ._engine import Hit, RuleEngine, RulesError
 from ._prepare import prepare_message
 
@@ -67,12 +66,13 @@ class _Child:
 _LANE_REQUEST = ("slow_lane",)
 
 
-class _ParentLane(SlowLane):
-    """A child's view of the parent's slow lane: a place is asked for over the pipe;
-    the parent takes it back (:meth:`EngineProcesses.check`)."""
+class _ParentLane:
+    """A child's view of the parent's slow lane (a :class:`~._bounded.Lane`): a place is
+    asked for over the pipe; the parent takes it back (:meth:`EngineProcesses.check`)."""
 
     def __init__(self, conn: Connection, after: float, width: int) -> None:
-        super().__init__(after, width)
+        self.after = after
+        self.width = width
         self.conn = conn
 
     def enter(self) -> bool:
