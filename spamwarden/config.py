@@ -143,13 +143,13 @@ def _workers(v: Any) -> str | None:
 
 
 def _cpu_affinity(v: Any) -> str | None:
-    if v in ("auto", "off"):
+    if v in ("auto", "on", "off"):
         return None
     from ._affinity import parse_cpus
     try:
         parse_cpus(str(v))
     except ValueError as exc:
-        return f'"auto", "off" or a list of CPU numbers such as "0-3,6" ({exc})'
+        return f'"auto", "on", "off" or a list of CPU numbers such as "0-3,6" ({exc})'
     return None
 
 
@@ -460,8 +460,9 @@ class MilterConfig:
     )
     cpu_affinity: str = _opt(
         "auto", check=_cpu_affinity,
-        doc="each milter process's threads on one core: \"auto\" (the cores it may use, "
-            "one per process in turn), \"off\", or the cores to take in turn (\"2,3\")",
+        doc="each milter process's threads on one core: \"on\" (the cores it may use, "
+            "one per process in turn), \"off\", the cores to take in turn (\"2,3\"), "
+            "or \"auto\": \"on\" with [rules] enabled, else \"off\"",
     )
     dmarc_reject_action: str = _opt(
         "reject", check=_one_of("reject", "quarantine", "score"),
@@ -1039,7 +1040,7 @@ def config_warnings(cfg: Config) -> list[str]:
             "{ \"127.0.0.2\" = 3.0, ... }) so that only the codes you list score "
             "(docs/operations.md, \"External blocklists\")")
     affinity = cfg.milter.cpu_affinity
-    if affinity not in ("auto", "off"):
+    if affinity not in ("auto", "on", "off"):
         from ._affinity import parse_cpus, usable_cpus
         usable = usable_cpus()
         missing = [c for c in parse_cpus(affinity) if c not in usable]

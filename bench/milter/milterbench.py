@@ -25,7 +25,7 @@ first such run spends the minutes compiling.
 
 Usage: bench/milter/run [--quick] [--messages N] [--rounds N] [--concurrency 10,30]
                         [--transport inet|unix] [--peers LIST] [--time-limit SECONDS]
-                        [--workers N] [--cpu-affinity auto|off|CPUS]
+                        [--workers N] [--cpu-affinity auto|on|off|CPUS]
                         [--rules [--rules-cache DIR] [--rules-processes N]] [--hostile N]
                         [--json FILE]
 
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="spamwarden's milter.workers (default 1; 0: one per CPU core)")
     ap.add_argument("--cpu-affinity", default=None, metavar="SETTING",
-                    help="spamwarden's milter.cpu_affinity: auto, off or a CPU list "
+                    help="spamwarden's milter.cpu_affinity: auto, on, off or a CPU list "
                          "(default: the configuration's default, auto)")
     ap.add_argument("--rspamd-proxies", type=int, default=os.cpu_count() or 1,
                     help="rspamd_proxy worker processes (default: one per core, like its "

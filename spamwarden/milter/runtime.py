@@ -28,7 +28,7 @@ from typing import Protocol
 
 import Milter
 
-from .._affinity import NO_USABLE_CORE, choose_cpu, pin_process, usable_cpus
+from .._affinity import NO_USABLE_CORE, choose_cpu, pin_process, resolve, usable_cpus
 from ..config import Config
 from ..logs import event
 from ..mail import install_boundary_matcher
@@ -131,7 +131,8 @@ def _pin(cfg: Config, worker: int | None) -> None:
     """Put this milter process's threads on one core (``milter.cpu_affinity``), before
     libmilter and the helpers start theirs; the start line says where."""
     usable = usable_cpus()
-    cpu, why = choose_cpu(cfg.milter.cpu_affinity, worker or 0, usable)
+    setting = resolve(cfg.milter.cpu_affinity, rules=cfg.rules.enabled)
+    cpu, why = choose_cpu(setting, worker or 0, usable)
     if cpu is None:
         if why == NO_USABLE_CORE:
             event(log, "milter_cpu_unpinned", level=logging.WARNING, worker=worker,

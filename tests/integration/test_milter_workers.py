@@ -28,9 +28,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(spamwarden_milter, dns_server, module_redis_url, workers: int) -> MilterProcess:
-    milter = spamwarden_milter(nameservers=[dns_server.address], redis_url=module_redis_url,
-                               overrides={"milter": {"workers": workers}})
+def _start(spamwarden_milter, dns_server, module_redis_url, workers: int,
+           **milter: object) -> MilterProcess:
+    process = spamwarden_milter(nameservers=[dns_server.address], redis_url=module_redis_url,
+                                overrides={"milter": {"workers": workers, **milter}})
+    return _serving(process, workers)
+
+
+def _serving(milter: MilterProcess, workers: int) -> MilterProcess:
     wait_until(lambda: len(_workers(milter)) == workers, timeout=30,
                what=f"{workers} milter workers")
     wait_until(lambda: milter.log().count("milter_start") >= workers, timeout=60,
@@ -93,11 +98,12 @@ def _cores(pid: int) -> set[tuple[int, ...]]:
                     reason="needs at least two CPU cores this process may use")
 def test_each_worker_keeps_its_threads_on_a_core_of_its_own(
         spamwarden_milter, dns_server, module_redis_url) -> None:
-    """``milter.cpu_affinity = "auto"`` (the default): worker i on the i-th usable core,
-    every thread of it (libmilter's included, after a connection), the same core again
-    for a replaced worker; the parent stays free."""
+    """``milter.cpu_affinity = "on"`` (what ``"auto"`` is with the rules on): worker i on
+    the i-th usable core, every thread of it (libmilter's included, after a connection),
+    the same core again for a replaced worker; the parent stays free."""
     usable = sorted(os.sched_getaffinity(0))
-    milter = _start(spamwarden_milter, dns_server, module_redis_url, workers=2)
+    milter = _start(spamwarden_milter, dns_server, module_redis_url, workers=2,
+                    cpu_affinity="on")
     assert milter.accepting()
     assert milter.pid is not None
     cores = {pid: _cores(pid) for pid in _workers(milter)}

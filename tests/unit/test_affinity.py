@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spamwarden._affinity import NO_USABLE_CORE, choose_cpu, parse_cpus
+from spamwarden._affinity import NO_USABLE_CORE, choose_cpu, parse_cpus, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 USABLE = sorted(os.sched_getaffinity(0))
@@ -53,12 +53,19 @@ def test_cpu_lists_are_read_as_taskset_writes_them() -> None:
             parse_cpus(bad)
 
 
+def test_auto_pins_where_the_rules_run() -> None:
+    assert resolve("auto", rules=True) == "on"
+    assert resolve("auto", rules=False) == "off"
+    for other in ("on", "off", "2,3"):
+        assert resolve(other, rules=False) == resolve(other, rules=True) == other
+
+
 def test_each_process_takes_the_next_core() -> None:
     assert choose_cpu("off", 0, {0, 1}) == (None, "off")
-    assert choose_cpu("auto", 0, {3}) == (None, "one core")
-    assert choose_cpu("auto", 0, {2, 5}) == (2, "auto")
-    assert choose_cpu("auto", 1, {2, 5}) == (5, "auto")
-    assert choose_cpu("auto", 2, {2, 5}) == (2, "auto")
+    assert choose_cpu("on", 0, {3}) == (None, "one core")
+    assert choose_cpu("on", 0, {2, 5}) == (2, "on")
+    assert choose_cpu("on", 1, {2, 5}) == (5, "on")
+    assert choose_cpu("on", 2, {2, 5}) == (2, "on")
     # a list is taken in its own order, cores the process may not use left out
     assert choose_cpu("5,9,2", 0, {2, 5}) == (5, "5,9,2")
     assert choose_cpu("5,9,2", 1, {2, 5}) == (2, "5,9,2")
@@ -114,7 +121,7 @@ print(json.dumps({"why": why, "threads": list(masks().values()),
 @needs_two
 def test_the_milter_process_pins_itself_and_says_where(tmp_path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(f'[service]\nstate_dir = "{tmp_path}"\n')
+    config.write_text(f'[service]\nstate_dir = "{tmp_path}"\n[rules]\nenabled = true\n')
     result = _run(_MASKS + f"""
 import io, logging
 from spamwarden.config import load_config
@@ -136,10 +143,14 @@ print(json.dumps({{"threads": list(masks().values()), "pinned": _affinity.pinned
 
 @needs_two
 def test_off_and_unusable_lists_leave_the_milter_unpinned(tmp_path) -> None:
-    for setting, logged in (("off", ""), ("4000", "milter_cpu_unpinned")):
+    """"off", "auto" without the rules, and a list of cores this process may not use
+    (the one that is worth a warning)."""
+    for setting, rules, logged in (("off", "true", ""), ("auto", "false", ""),
+                                   ("4000", "true", "milter_cpu_unpinned")):
         config = tmp_path / "c.toml"
         config.write_text(f'[service]\nstate_dir = "{tmp_path}"\n'
-                          f'[milter]\ncpu_affinity = "{setting}"\n')
+                          f'[milter]\ncpu_affinity = "{setting}"\n'
+                          f'[rules]\nenabled = {rules}\n')
         result = _run(_MASKS + f"""
 import io, logging
 from spamwarden.config import load_config

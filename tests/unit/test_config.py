@@ -224,10 +224,10 @@ def test_cpu_affinity_takes_auto_off_or_a_cpu_list() -> None:
     from spamwarden.config import config_warnings
 
     assert Config().milter.cpu_affinity == "auto"
-    for ok in ("auto", "off", "0", "0-1,3"):
+    for ok in ("auto", "on", "off", "0", "0-1,3"):
         assert config_from_mapping({"milter": {"cpu_affinity": ok}}).milter.cpu_affinity == ok
-    for bad in ("on", "1-", "3-1", ""):
-        with pytest.raises(ConfigError, match=r'milter\.cpu_affinity .*"auto", "off" or a list'):
+    for bad in ("yes", "1-", "3-1", ""):
+        with pytest.raises(ConfigError, match=r'milter\.cpu_affinity .*"auto", "on", "off" or a list'):
             config_from_mapping({"milter": {"cpu_affinity": bad}})
     usable = sorted(os.sched_getaffinity(0))
     assert config_warnings(config_from_mapping(
