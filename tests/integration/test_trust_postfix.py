@@ -39,6 +39,7 @@ import pytest
 import redis
 
 from spamwarden.reputation.complaints import COMPLAINTS_KEY, UNMATCHED_KEY, Complaint
+from spamwarden.reputation.deliveries import message_id_hash, message_key, normalize_reporter
 from tests.conftest import DATA
 from tests.support.messages import make_message
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
@@ -161,6 +162,17 @@ def mailbox_copy(site: Site, user: str, msgid: str, *, timeout: float = 30) -> b
     pytest.fail(f"{msgid} not delivered to {user}; maillog:\n{site.postfix.maillog()[-3000:]}")
 
 
+def recorded(site: Site, msgid: str, users: tuple[str, ...] = USERS) -> None:
+    """Wait until the milter has recorded the delivery of ``msgid`` to each of ``users``.
+    It writes the delivery ledger after its reply, on a background thread that batches
+    the writes; Postfix may put the message in the mailboxes first, and a report racing
+    that write would be stored as unmatched (no recipient reports that fast)."""
+    mid = message_id_hash(msgid)
+    wait_until(lambda: all(site.client.exists(message_key(mid, normalize_reporter(u)))
+                           for u in users),
+               timeout=30, what=f"the delivery of {msgid} recorded")
+
+
 def report(site: Site, reporter: str, raw: bytes) -> None:
     """A user's report to report@, logged in (SMTP AUTH), through Postfix (which records
     the login and hands the report to intake)."""
@@ -272,6 +284,7 @@ def test_a_phish_claiming_a_brand_lists_its_client_not_the_brand(site: Site) -> 
                               body=PHISH_BODY)
     deliver(site, raw, client_ip=PHISH_IP, helo="mx.phish-host.test",
             mail_from="bounce@phish-host.test")
+    recorded(site, msgid)
     for user in USERS:
         report(site, user, attach(user, mailbox_copy(site, user, msgid)))
     matched = wait_stored(site, 3, subject="Verify your account")[COMPLAINTS_KEY]
@@ -298,6 +311,7 @@ def test_genuine_reports_of_a_delivered_message_list_its_sender(site: Site) -> N
     deliver(site, signed, client_ip=LEGIT_IP, helo="mail.legit.test",
             mail_from="news@legit.test")
     a, b, _ = (mailbox_copy(site, u, msgid) for u in USERS)  # c reports inline, below
+    recorded(site, msgid)
     assert b"dkim=pass" in a and b"dmarc=pass" in a, a[:2000]
     report(site, USERS[0], attach(USERS[0], a))
     report(site, USERS[1], SAMPLES.outlook_attached(b))
