@@ -54,7 +54,7 @@ def parse_cpus(text: str) -> tuple[int, ...]:
 
     :raises ValueError: not such a list (with what was wrong).
     """
-    out: list[int] = []
+    out: dict[int, None] = {}  # (ordered, each once)
     for part in text.split(","):
         part = part.strip()
         lo_s, dash, hi_s = part.partition("-")
@@ -65,7 +65,7 @@ def parse_cpus(text: str) -> tuple[int, ...]:
         if hi < lo or hi > _MAX_CPU:
             raise ValueError(f"{part!r}: a range runs from a lower to a higher CPU number, "
                              f"at most {_MAX_CPU}")
-        out.extend(c for c in range(lo, hi + 1) if c not in out)
+        out.update(dict.fromkeys(range(lo, hi + 1)))
     return tuple(out)
 
 
