@@ -32,15 +32,11 @@ def _start(spamwarden_milter, dns_server, module_redis_url, workers: int,
            **milter: object) -> MilterProcess:
     process = spamwarden_milter(nameservers=[dns_server.address], redis_url=module_redis_url,
                                 overrides={"milter": {"workers": workers, **milter}})
-    return _serving(process, workers)
-
-
-def _serving(milter: MilterProcess, workers: int) -> MilterProcess:
-    wait_until(lambda: len(_workers(milter)) == workers, timeout=30,
+    wait_until(lambda: len(_workers(process)) == workers, timeout=30,
                what=f"{workers} milter workers")
-    wait_until(lambda: milter.log().count("milter_start") >= workers, timeout=60,
+    wait_until(lambda: process.log().count("milter_start") >= workers, timeout=60,
                what="every worker serving")
-    return milter
+    return process
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_them_all(
