@@ -16,6 +16,9 @@ complaint.  ``Received`` fields are read by :func:`received_client_ip`,
 :func:`install_boundary_matcher` makes the standard library's MIME parser match
 boundary lines without compiling a regular expression per message; servers call
 it once at start-up (it changes ``email.feedparser`` for the whole process).
+:class:`ParamsMessage` is the stdlib's ``Message`` with its MIME parameters read in
+linear time from the first :data:`MAX_PARAM_CHARS` characters of a field; both parses
+on the stdlib build their trees of it.
 """
 
 from ._boundary import install as install_boundary_matcher
@@ -54,6 +57,7 @@ from ._mime import (
     split_multipart,
     walk_entities,
 )
+from ._params import MAX_PARAM_CHARS, ParamsMessage
 from ._received import (
     Network,
     Submission,
@@ -70,8 +74,10 @@ from ._received import (
 __all__ = [
     "DEFAULT_AD_LABELS",
     "Entity",
+    "MAX_PARAM_CHARS",
     "MessageView",
     "Network",
+    "ParamsMessage",
     "ParseLimits",
     "Part",
     "Submission",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ._domains import domain_of_address, normalize_domain, registrable_domain
+from ._params import ParamsMessage, params_cut
 
 __all__ = [
     "ParseLimits",
@@ -388,14 +389,14 @@ def _mime_tree(mime_head: bytes, body: bytes) -> email.message.Message:
     payload, which is what the full parse ends with, without feeding the body through
     the parser line by line."""
     if mime_head:
-        head = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+        head = email.parser.BytesParser(ParamsMessage, policy=email.policy.compat32).parsebytes(
             mime_head + b"\n\n", headersonly=True)
     else:
-        head = email.message.Message(policy=email.policy.compat32)  # text/plain by default
+        head = ParamsMessage(policy=email.policy.compat32)  # text/plain by default
     if head.get_content_maintype() not in ("multipart", "message") and not head.defects:
         head.set_payload(body.decode("ascii", "surrogateescape"))
         return head
-    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+    return email.parser.BytesParser(ParamsMessage, policy=email.policy.compat32).parsebytes(
         mime_head + b"\n\n" + body)
 
 
@@ -497,6 +498,8 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
         msg = _mime_tree(mime_head, body)
         budget = [limits.max_text_chars]
         for part in _walk(msg, limits, defects):
+            if params_cut(part) and "content parameters over limit" not in defects:
+                defects.append("content parameters over limit")
             ctype = (part.get_content_type() or "text/plain").lower()
             filename = _safe(part.get_filename)
             disp = _safe(part.get_content_disposition)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ._message import decode_header_value
+from ._params import MAX_PARAM_CHARS
 
 __all__ = [
     "Entity",
@@ -166,7 +167,7 @@ def content_parameters(value: str, start: int) -> dict[str, str]:
     :returns: parameters by lower-cased name; the first plain one of a name wins.
     """
     params: dict[str, str] = {}
-    for pm in _PARAM.finditer(value[:4096], start):
+    for pm in _PARAM.finditer(value[:MAX_PARAM_CHARS], start):
         key = pm.group(1).lower()
         raw = pm.group(3)
         if raw.startswith('"'):

@@ -21,7 +21,7 @@ import email.utils
 import re
 from dataclasses import dataclass, field
 
-from ..mail import MessageView, decode_with_charset
+from ..mail import MessageView, ParamsMessage, decode_with_charset
 from ._authfacts import AuthFacts
 from ._headeraddr import parse_header_addresses
 from ._html import HtmlResults
@@ -534,7 +534,7 @@ def short_paragraphs(text: bytes) -> list[bytes]:
 _MIME_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition")
 
 
-class _SaMessage(email.message.Message):
+class _SaMessage(ParamsMessage):
     """A MIME part that makes the email package read only what Message.pm reads as a
     message: multipart/* has parts, message/rfc822 and message/global hold a message;
     any other message/* part (delivery-status, disposition-notification,
