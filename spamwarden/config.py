@@ -433,6 +433,11 @@ class MilterConfig:
     authserv_id: str = _opt("", doc="empty: this host's FQDN")
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     max_header_bytes: int = _opt(262_144, check=_positive)
+    max_scan_bytes_in_flight: int = _opt(
+        20_480_000, check=_positive,
+        doc="message bytes scored at once in one milter process; a message over 1 MiB "
+            "waits up to 60 s for room, then gets on_error",
+    )
     max_dkim_signatures: int = _opt(5, check=_positive)
     on_error: str = _opt("tempfail", check=_one_of("tempfail", "accept", "reject"))
     timeout: float = _opt(600.0, duration=True, check=_positive)

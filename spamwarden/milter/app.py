@@ -15,7 +15,8 @@ envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one
 data      acknowledge the packet at once (``milter.tcp_quickack``; no reply awaited)
 header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
 body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
-eom       scan; remove forged headers, add ours; accept / hold / reject / tempfail
+eom       scan (within ``milter.max_scan_bytes_in_flight``, :mod:`.inflight`); remove
+          forged headers, add ours; accept / hold / reject / tempfail
 ========  =========================================================================
 
 Failure rule: every callback is wrapped so that an exception gives
@@ -41,6 +42,7 @@ from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
+from .inflight import ScanBudget
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
 from .replies import error_text, overflow_text, reject_text, tempfail_text
@@ -161,6 +163,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
     :param scanner: the shared pipeline.
     :param recorder: counts accepted mail in the background; ``None``: counted
         before the reply (tests).
+    :param budget: the process's bytes being scored at once
+        (``milter.max_scan_bytes_in_flight``); ``None``: no bound (tests).
     :param clock: monotonic seconds, for the per-message timing in the log.
     """
 
@@ -172,11 +176,13 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         scanner: Scanner,
         *,
         recorder: DeliveryRecorder | None = None,
+        budget: ScanBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ack_sock: socket.socket | None = None
         self.scanner = scanner
         self.recorder = recorder
+        self.budget = budget
         self.cfg = scanner.cfg.milter
         #: the language of reply texts (``i18n.language``); codes never change with it
         self.language = scanner.cfg.i18n.language
@@ -383,8 +389,13 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         else:
             raw = b"".join(self._head) + b"\r\n" + b"".join(self._body)
             self._head, self._body = [], []
-            verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
-                                        early=self._early)
+            reserved = self.budget.acquire(len(raw)) if self.budget is not None else 0
+            try:
+                verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
+                                            early=self._early)
+            finally:
+                if self.budget is not None:
+                    self.budget.release(reserved)
         result = self._act(verdict)
         self._log_verdict(verdict)
         self._reset_after_message()

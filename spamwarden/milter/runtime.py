@@ -34,6 +34,7 @@ from ..logs import event
 from ..mail import install_boundary_matcher
 from .app import SpamwardenMilter, _register, libmilter_socket
 from .delivery import DeliveryRecorder
+from .inflight import ScanBudget
 from .prefork import WorkerPool, listening_socket
 from .quickack import ConnectionAcker
 from .registry import known_symbols
@@ -106,7 +107,9 @@ def _serve(cfg: Config, scanner: Scanner, *, companions: Companions,
         ConnectionAcker(int(conn.split(":", 1)[1].split("@", 1)[0]),
                         timeout=int(cfg.milter.timeout))
         if cfg.milter.tcp_quickack and conn.startswith("inet") else None)
-    Milter.factory = functools.partial(SpamwardenMilter, scanner, recorder=recorder)
+    Milter.factory = functools.partial(
+        SpamwardenMilter, scanner, recorder=recorder,
+        budget=ScanBudget(cfg.milter.max_scan_bytes_in_flight))
     event(
         log, "milter_start", listen=cfg.milter.listen, pid=os.getpid(), worker=worker,
         authserv_id=scanner.authserv_id,

@@ -19,6 +19,7 @@ from spamwarden.config import Config, config_from_mapping
 from spamwarden.mail import MessageView
 from spamwarden.milter.app import SpamwardenMilter, libmilter_socket
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult, authenticate
+from spamwarden.milter.inflight import FREE_BELOW, ScanBudget
 from spamwarden.milter.interfaces import Envelope, RcptDecision, Symbol
 from spamwarden.milter.scanner import Scanner
 from spamwarden.reputation.lookup import ListingOutcome
@@ -314,6 +315,55 @@ def test_header_section_over_limit_not_scored(install: Any) -> None:
     raw = b"From: a@example.org\nSubject: x\n" + b"X-Filler: " + b"z" * 400 + b"\n\nbody\n"
     assert feed(ctx, raw)[0] == Milter.ACCEPT
     assert "header section larger than 300 bytes" in (ctx.header_value("X-Spam-Note") or "")
+
+
+def _large(size: int) -> bytes:
+    return HAM + (b"y" * 76 + b"\n") * (size // 77 + 1)
+
+
+def test_a_large_message_is_scored_within_the_scan_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes of the message are reserved while it is scored and given back after,
+    also when the scan fails."""
+    budget = ScanBudget(4 * FREE_BELOW, wait=30)
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    seen: list[int] = []
+    real = scanner.scan
+
+    def scan(raw: bytes, *a: Any, **kw: Any) -> Any:
+        seen.append(budget.used)
+        if len(seen) == 2:
+            raise RuntimeError("boom")
+        return real(raw, *a, **kw)
+
+    monkeypatch.setattr(scanner, "scan", scan)
+    monkeypatch.setattr(Milter, "factory",
+                        functools.partial(SpamwardenMilter, scanner, budget=budget))
+    raw = _large(FREE_BELOW + 1000)
+    assert feed(RecordingCtx(), raw)[0] == Milter.ACCEPT
+    assert feed(RecordingCtx(), raw)[0] == Milter.TEMPFAIL
+    assert seen[0] == seen[1] > FREE_BELOW  # the message as the milter joined it
+    assert budget.used == 0
+
+
+def test_a_large_message_finding_no_room_gets_on_error_and_small_ones_go_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    budget = ScanBudget(2 * FREE_BELOW, wait=0.05)
+    held = budget.acquire(2 * FREE_BELOW)  # two large messages being scored elsewhere
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    monkeypatch.setattr(Milter, "factory",
+                        functools.partial(SpamwardenMilter, scanner, budget=budget))
+    with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
+        rc, _ = feed(RecordingCtx(), _large(FREE_BELOW + 1000), queue_id="4BIGQID")
+    assert rc == Milter.TEMPFAIL
+    lines = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+             if r.getMessage() == "milter_error"]
+    assert len(lines) == 1 and lines[0]["queue_id"] == "4BIGQID"
+    assert "ScanBusy" in lines[0]["error"] and "max_scan_bytes_in_flight" in lines[0]["error"]
+    ctx = RecordingCtx()
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT  # ordinary mail is scored meanwhile
+    assert ctx.header_value("X-Spam-Status") is not None
+    assert budget.used == held
 
 
 class RefusingPolicy:
