@@ -21,6 +21,7 @@ linear time from the first :data:`MAX_PARAM_CHARS` characters of a field; both p
 on the stdlib build their trees of it.
 """
 
+from ._boundary import MAX_DELIMITERS, cut_delimiters
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
     domain_of_address,
@@ -74,6 +75,7 @@ from ._received import (
 __all__ = [
     "DEFAULT_AD_LABELS",
     "Entity",
+    "MAX_DELIMITERS",
     "MAX_PARAM_CHARS",
     "MessageView",
     "Network",
@@ -83,6 +85,7 @@ __all__ = [
     "Submission",
     "ad_label",
     "content_parameters",
+    "cut_delimiters",
     "decode_header_value",
     "decode_with_charset",
     "decoded_body",

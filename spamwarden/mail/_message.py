@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from ._boundary import cut_delimiters
 from ._domains import domain_of_address, normalize_domain, registrable_domain
 from ._params import ParamsMessage, params_cut
 
@@ -52,8 +53,11 @@ class ParseLimits:
     max_bytes: int = 10_240_000
     max_headers: int = 1000
     max_header_bytes: int = 262_144
-    max_parts: int = 100
-    max_depth: int = 10
+    #: leaves read, as the rule engine (and SpamAssassin's Message.pm) reads them: text
+    #: after a bound is text no check sees, so the bounds are where work is, not lower
+    max_parts: int = 1000
+    #: Postfix refuses mail nested deeper (``mime_nesting_limit``, 100)
+    max_depth: int = 100
     max_text_chars: int = 200_000
     max_urls: int = 100
 
@@ -397,7 +401,7 @@ def _mime_tree(mime_head: bytes, body: bytes) -> email.message.Message:
         head.set_payload(body.decode("ascii", "surrogateescape"))
         return head
     return email.parser.BytesParser(ParamsMessage, policy=email.policy.compat32).parsebytes(
-        mime_head + b"\n\n" + body)
+        cut_delimiters(mime_head + b"\n\n" + body))
 
 
 def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:

@@ -21,7 +21,7 @@ import email.utils
 import re
 from dataclasses import dataclass, field
 
-from ..mail import MessageView, ParamsMessage, decode_with_charset
+from ..mail import MessageView, ParamsMessage, cut_delimiters, decode_with_charset
 from ._authfacts import AuthFacts
 from ._headeraddr import parse_header_addresses
 from ._html import HtmlResults
@@ -628,7 +628,7 @@ def _walk_parts(headers: tuple[tuple[str, str], ...], body: bytes,
     raw = head.encode("utf-8", "surrogateescape") + b"\r\n" + body
     try:
         msg = _single_part(raw, body) or email.message_from_bytes(
-            raw, _SaMessage, policy=email.policy.compat32)
+            cut_delimiters(raw), _SaMessage, policy=email.policy.compat32)
     except (email.errors.MessageError, ValueError, TypeError, IndexError, LookupError,
             RecursionError) as exc:  # pragma: no cover - compat32 is lenient
         del exc

@@ -334,3 +334,71 @@ def test_importing_the_parser_leaves_the_standard_library_alone() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _multipart(parts: list[bytes], boundary: bytes = b"b") -> bytes:
+    return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=" + boundary + b"\r\n\r\n"
+            + b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts)
+            + b"--" + boundary + b"--\r\n")
+
+
+SPAM_PART = b"Content-Type: text/plain\r\n\r\nCheap pills at http://pills.example.com/buy\r\n"
+
+
+def test_text_nested_as_deep_as_postfix_passes_is_read() -> None:
+    """Postfix refuses mail nested deeper than 100 (mime_nesting_limit); what it passes,
+    the view reads: text further down is no text hidden from the checks."""
+    depth = 60
+    raw = b"From: a@example.org\r\nMIME-Version: 1.0\r\n"
+    for i in range(depth):
+        raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+    raw += SPAM_PART
+    for i in reversed(range(depth)):
+        raw += b"--b%d--\r\n" % i
+    view = parse_message(raw)
+    assert "Cheap pills" in view.text and "http://pills.example.com/buy" in view.urls
+    assert not any("nesting" in d for d in view.defects)
+
+
+def test_text_after_hundreds_of_empty_parts_is_read() -> None:
+    view = parse_message(_multipart([b"\r\n"] * 500 + [SPAM_PART]))
+    assert "Cheap pills" in view.text and "http://pills.example.com/buy" in view.urls
+    assert len(view.parts) == 501 and "MIME parts over limit" not in view.defects
+
+
+def test_the_email_package_is_given_at_most_max_delimiters_parts() -> None:
+    """A message of empty parts (``--b`` lines) is cut before the stdlib builds them all;
+    the readers stop before the cut anyway."""
+    from spamwarden.mail import MAX_DELIMITERS, cut_delimiters
+
+    raw = _multipart([b""] * (3 * MAX_DELIMITERS))
+    cut = cut_delimiters(raw)
+    assert raw.startswith(cut) and cut.count(b"\n--b\r\n") == MAX_DELIMITERS
+    view = parse_message(raw)
+    assert len(view.parts) == ParseLimits().max_parts and "MIME parts over limit" in view.defects
+
+
+def test_lines_starting_with_two_dashes_are_not_delimiters() -> None:
+    """Signatures, SQL comments, rules of dashes: only a declared boundary counts."""
+    from spamwarden.mail import MAX_DELIMITERS, cut_delimiters
+
+    text = b"Content-Type: text/plain\r\n\r\n" + b"-- a comment\r\n" * (2 * MAX_DELIMITERS)
+    raw = _multipart([text, SPAM_PART])
+    assert cut_delimiters(raw) is raw
+    view = parse_message(raw)
+    assert "Cheap pills" in view.text
+
+
+def test_delimiter_lines_are_matched_as_the_email_package_matches_them() -> None:
+    from spamwarden.mail import cut_delimiters
+
+    head = b'Content-Type: multipart/mixed; boundary="a b"\r\n\r\n'
+    lines = [b"--a b", b"--a b \t", b"--a b--", b"--a b-- ", b"--a bc", b"--xa b", b" --a b"]
+    counted = []
+    for line in lines:
+        # the line, then one delimiter: cut (at the limit of 1) if the line is one too
+        data = head + line + b"\r\nx\r\n--a b\r\nx\r\n"
+        if cut_delimiters(data, 1) != data:
+            counted.append(line)
+    assert counted == [b"--a b", b"--a b \t", b"--a b--", b"--a b-- "]
