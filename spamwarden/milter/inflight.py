@@ -9,7 +9,7 @@ gigabytes at once; Python runs one of those threads at a time anyway, so scoring
 side by side is no faster than one after another.
 
 A message over :data:`FREE_BELOW` bytes waits until its size fits under the budget
-(a message larger than the whole budget waits until nothing else large runs);
+(a message larger than the whole budget waits until nothing else is being scored);
 smaller ones are counted but never wait, so a burst of large mail does not hold up
 ordinary mail. After :data:`SCAN_WAIT` seconds the wait gives up: the message gets
 ``milter.on_error`` (by default a temporary failure, which the sending MTA retries).
