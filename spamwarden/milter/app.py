@@ -13,7 +13,8 @@ envfrom   start a transaction: MAIL FROM, ``{auth_authen}``; start SPF (and the
 envrcpt   ask the policies about this recipient: ``550 5.7.1`` for just this one;
           ``452 4.5.3`` when its settings differ from the first recipient's
 data      acknowledge the packet at once (``milter.tcp_quickack``; no reply awaited)
-header    buffer, within ``milter.max_header_bytes`` (no reply awaited)
+header    buffer, within ``milter.max_header_bytes`` (the fields past it are dropped and
+          the message scored without them; no reply awaited)
 body      buffer, within ``milter.max_message_bytes`` (no reply awaited)
 eom       scan (within ``milter.max_scan_bytes_in_flight``, :mod:`.inflight`); remove
           forged headers, add ours; accept / hold / reject / tempfail
@@ -28,6 +29,7 @@ next callback that replies (RCPT or end of message) answers with it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import socket
@@ -212,6 +214,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._body: list[bytes] = []
         self._size = 0
         self._oversize = ""
+        self._headers_cut = False
         self._watched: list[tuple[str, str]] = []
         self._watched_overflow = False
         self._started = self._clock()
@@ -348,13 +351,13 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
                 self._watched_overflow = True
         if self._oversize:
             return CONTINUE
-        if self._head_bytes > self.cfg.max_header_bytes:
-            self._oversize = f"header section larger than {self.cfg.max_header_bytes} bytes"
-            self._head.clear()
-            self._body.clear()
-        elif self._size > self.cfg.max_message_bytes:
+        if self._size > self.cfg.max_message_bytes:
             self._oversize = f"message larger than {self.cfg.max_message_bytes} bytes"
             self._head.clear()
+        elif self._head_bytes > self.cfg.max_header_bytes:
+            # the rest of the header section is not kept, and the message is scored on
+            # what came before it: padding must not buy a sender an unscored message
+            self._headers_cut = True
         else:
             # Folded values arrive with bare LF between lines; DKIM wants CRLF.
             if b"\n" in line[:-2]:
@@ -396,6 +399,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             finally:
                 if self.budget is not None:
                     self.budget.release(reserved)
+            if self._headers_cut:
+                verdict = dataclasses.replace(verdict, add_headers=(*verdict.add_headers, (
+                    "X-Spam-Note", f"header section larger than {self.cfg.max_header_bytes} "
+                    "bytes: scored on the fields before that")))
         result = self._act(verdict)
         self._log_verdict(verdict)
         self._reset_after_message()
@@ -439,6 +446,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._watched_overflow = False
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""
+        self._headers_cut = False
         self._size = self._head_bytes = 0
 
     def _apply_headers(self, verdict: Verdict) -> None:
@@ -525,6 +533,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             rcpts=len(self._env.rcpts),
             size=self._size,
             scored=verdict.scored,
+            headers_cut=self._headers_cut or None,
             unavailable=",".join(u.split(" ", 1)[0] for u in verdict.unavailable) or None,
             ms=verdict.elapsed_ms,
             total_ms=round((self._clock() - self._started) * 1000, 1),

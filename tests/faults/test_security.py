@@ -9,7 +9,9 @@
 - Intake: a reporter outside intake.local_domains cannot file a complaint; a report over
   intake.max_message_bytes is refused (552) and stores nothing.
 - Mail: parse_message's limits on size, header count and URL count hold; the milter's
-  max_message_bytes holds behind a real Postfix (the message is delivered "not scored").
+  max_message_bytes holds behind a real Postfix (the message is delivered "not scored"),
+  and its max_header_bytes too, without buying an unscored message (the fields past it
+  are dropped, the rest is scored).
 """
 
 from __future__ import annotations
@@ -328,11 +330,15 @@ def test_milter_max_message_bytes_holds_behind_postfix(
             s.sendmail("alice@good.test", ["user@test.local"], raw)
         sent[msgid] = name
     postfix.wait_for_delivery(len(cases), timeout=60)
-    notes = {}
+    notes, status = {}, {}
     for path in postfix.delivered():
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
-        notes[sent[(msg.get("Message-ID") or "").strip()]] = " ".join(
-            (msg.get("X-Spam-Note") or "").split())
+        name = sent[(msg.get("Message-ID") or "").strip()]
+        notes[name] = " ".join((msg.get("X-Spam-Note") or "").split())
+        status[name] = msg.get("X-Spam-Status")
     assert f"message larger than {limit} bytes" in notes["big body"], notes
-    assert "header section larger than 8000 bytes" in notes["big header"], notes
+    assert status["big body"] is None
+    assert notes["big header"] == ("header section larger than 8000 bytes: scored on the "
+                                   "fields before that"), notes
+    assert status["big header"] is not None and status["small"] is not None
     assert notes["small"] == "", notes

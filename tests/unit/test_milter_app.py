@@ -308,13 +308,34 @@ def test_oversize_accepted_with_note_not_scored(install: Any) -> None:
     assert ("X-Spam-Flag", 1, "") in ctx.changed
 
 
-def test_header_section_over_limit_not_scored(install: Any) -> None:
+def test_header_section_over_limit_is_scored_without_the_rest(
+        install: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Padding the header section must not buy an unscored message: the fields past
+    max_header_bytes are dropped and the message is scored on the rest, body included."""
+    scanner = Scanner(make_cfg(max_header_bytes=300), resolver=StaticResolver(),
+                      authenticate=fake_auth(), classifier=FixedClassifier(0.9995))
+    ctx = install(scanner)
+    raw = (b"From: a@example.org\nSubject: x\n" + b"X-Filler: " + b"z" * 400 + b"\n"
+           + b"X-Spam-Flag: NO\n\nbody\n")
+    with caplog.at_level(logging.INFO, logger="spamwarden.milter"):
+        assert feed(ctx, raw)[0] == Milter.ACCEPT
+    status = ctx.header_value("X-Spam-Status") or ""
+    assert status.startswith("Yes, ") and "BAYES_999" in status
+    assert ctx.header_value("X-Spam-Note") == (
+        "header section larger than 300 bytes: scored on the fields before that")
+    assert ("X-Spam-Flag", 1, "") in ctx.changed  # a forged field past the limit still goes
+    verdicts = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                if r.getMessage() == "verdict"]
+    assert verdicts[-1]["headers_cut"] is True and verdicts[-1]["scored"] is True
+
+
+def test_a_message_under_the_header_limit_has_no_note(install: Any) -> None:
     scanner = Scanner(make_cfg(max_header_bytes=300), resolver=StaticResolver(),
                       authenticate=fake_auth())
     ctx = install(scanner)
-    raw = b"From: a@example.org\nSubject: x\n" + b"X-Filler: " + b"z" * 400 + b"\n\nbody\n"
-    assert feed(ctx, raw)[0] == Milter.ACCEPT
-    assert "header section larger than 300 bytes" in (ctx.header_value("X-Spam-Note") or "")
+    assert feed(ctx, b"From: a@example.org\nSubject: x\n\nbody\n")[0] == Milter.ACCEPT
+    assert ctx.header_value("X-Spam-Note") is None
+    assert ctx.header_value("X-Spam-Status") is not None
 
 
 def _large(size: int) -> bytes:
