@@ -436,7 +436,7 @@ class MilterConfig:
     max_scan_bytes_in_flight: int = _opt(
         20_480_000, check=_positive,
         doc="message bytes scored at once in one milter process; a message over 1 MiB "
-            "waits up to 60 s for room, then gets on_error",
+            "waits up to 60 s for room, then gets 451 4.3.2",
     )
     max_dkim_signatures: int = _opt(5, check=_positive)
     on_error: str = _opt("tempfail", check=_one_of("tempfail", "accept", "reject"))

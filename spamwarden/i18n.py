@@ -81,6 +81,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "spam filter temporarily unavailable, try again later",
         "vi": "Bộ lọc thư rác tạm thời không hoạt động, vui lòng gửi lại sau",
     },
+    # 451 4.3.2 at end of message: large messages fill milter.max_scan_bytes_in_flight
+    "milter.busy": {
+        "en": "spam filter busy with large messages, try again later",
+        "vi": "Bộ lọc thư rác đang bận xử lý các thư lớn, vui lòng gửi lại sau",
+    },
     "milter.too_many_fields": {
         "en": "message has more than {limit} X-Spam-* or Authentication-Results header fields",
         "vi": "Thư có hơn {limit} trường tiêu đề X-Spam-* hoặc Authentication-Results",

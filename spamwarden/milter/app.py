@@ -44,10 +44,10 @@ from ..errors import ConfigError
 from ..logs import event
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
-from .inflight import ScanBudget
+from .inflight import ScanBudget, ScanBusy
 from .interfaces import Envelope
 from .quickack import ConnectionAcker
-from .replies import error_text, overflow_text, reject_text, tempfail_text
+from .replies import busy_text, error_text, overflow_text, reject_text, tempfail_text
 from .scanner import Scanner
 from .verdict import EnvelopeChecks, Verdict
 
@@ -392,7 +392,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         else:
             raw = b"".join(self._head) + b"\r\n" + b"".join(self._body)
             self._head, self._body = [], []
-            reserved = self.budget.acquire(len(raw)) if self.budget is not None else 0
+            try:
+                reserved = self.budget.acquire(len(raw)) if self.budget is not None else 0
+            except ScanBusy as exc:
+                return self._busy(exc)
             try:
                 verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
                                             early=self._early)
@@ -439,6 +442,23 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self.setreply("550", "5.7.1", _reply_text(
             overflow_text(self.language, MAX_WATCHED_HEADERS)))
         return REJECT
+
+    def _busy(self, exc: ScanBusy) -> int:
+        """``451 4.3.2`` for a large message that found no room under
+        ``milter.max_scan_bytes_in_flight``: whatever ``milter.on_error`` says, a sender
+        who fills the budget must not get mail through unscored; the sending MTA
+        retries."""
+        event(log, "scan_deferred", logging.WARNING, queue_id=self._queue_id or None,
+              size=self._size, why=str(exc), client_ip=self._client_ip)
+        try:
+            from ..metrics import MESSAGES
+
+            MESSAGES.labels("tempfail").inc()
+        except Exception:  # noqa: BLE001, S110 - metrics never change the answer
+            pass
+        self._reset_after_message()
+        self.setreply("451", "4.3.2", _reply_text(busy_text(self.language)))
+        return TEMPFAIL
 
     def _reset_after_message(self) -> None:
         self._drop_early()

@@ -12,7 +12,8 @@ A message over :data:`FREE_BELOW` bytes waits until its size fits under the budg
 (a message larger than the whole budget waits until nothing else is being scored);
 smaller ones are counted but never wait, so a burst of large mail does not hold up
 ordinary mail. After :data:`SCAN_WAIT` seconds the wait gives up: the message gets
-``milter.on_error`` (by default a temporary failure, which the sending MTA retries).
+``451 4.3.2`` whatever ``milter.on_error`` says (the sending MTA retries), so that a
+sender who keeps the budget full cannot have mail passed unscored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __all__ = ["FREE_BELOW", "SCAN_WAIT", "ScanBudget", "ScanBusy"]
 
 #: messages up to this size are scored at once, whatever is in flight
 FREE_BELOW = 1_048_576
-#: seconds a larger message waits for room before it gets ``milter.on_error``
+#: seconds a larger message waits for room before it gets ``451 4.3.2``
 SCAN_WAIT = 60.0
 
 

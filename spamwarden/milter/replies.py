@@ -79,6 +79,11 @@ def error_text(language: str, action: str) -> str:
                      else "milter.error_tempfail")
 
 
+def busy_text(language: str) -> str:
+    """The text of ``451 4.3.2``: no room under ``milter.max_scan_bytes_in_flight``."""
+    return smtp_text(language, "milter.busy")
+
+
 def overflow_text(language: str, limit: int) -> str:
     """The text refusing a message with more than ``limit`` watched header fields."""
     return smtp_text(language, "milter.too_many_fields", limit=limit)

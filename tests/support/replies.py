@@ -23,6 +23,7 @@ from dataclasses import dataclass
 __all__ = [
     "CONSENT_REFUSED",
     "CONSENT_UNAVAILABLE",
+    "MILTER_BUSY",
     "MILTER_ERROR_REJECT",
     "MILTER_ERROR_TEMPFAIL",
     "MILTER_REJECT",
@@ -74,6 +75,8 @@ MILTER_TEMPFAIL = Reply(451, "4.7.1")
 MILTER_ERROR_TEMPFAIL = Reply(451, "4.3.0")
 #: a check raised and milter.on_error = "reject"
 MILTER_ERROR_REJECT = Reply(550, "5.3.0")
+#: a large message found no room under milter.max_scan_bytes_in_flight
+MILTER_BUSY = Reply(451, "4.3.2")
 #: a recipient refused at RCPT: no prior consent to advertising from this sender
 CONSENT_REFUSED = Reply(550, "5.7.1")
 #: the consent registry cannot be read at RCPT

@@ -27,6 +27,7 @@ from spamwarden.resolver import StaticResolver
 from tests.support.replies import (
     CONSENT_REFUSED,
     CONSENT_UNAVAILABLE,
+    MILTER_BUSY,
     MILTER_ERROR_REJECT,
     MILTER_ERROR_TEMPFAIL,
     MILTER_REJECT,
@@ -367,20 +368,25 @@ def test_a_large_message_is_scored_within_the_scan_budget(
     assert budget.used == 0
 
 
-def test_a_large_message_finding_no_room_gets_on_error_and_small_ones_go_on(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("on_error", ["tempfail", "accept", "reject"])
+def test_a_large_message_finding_no_room_is_deferred_and_small_ones_go_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, on_error: str) -> None:
+    """451 4.3.2 whatever milter.on_error says: a sender who keeps the budget full must
+    not get a message through unscored (on_error = "accept")."""
     budget = ScanBudget(2 * FREE_BELOW, wait=0.05)
     held = budget.acquire(2 * FREE_BELOW)  # two large messages being scored elsewhere
-    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    scanner = Scanner(make_cfg(on_error=on_error), resolver=StaticResolver(),
+                      authenticate=fake_auth())
     monkeypatch.setattr(Milter, "factory",
                         functools.partial(SpamwardenMilter, scanner, budget=budget))
-    with caplog.at_level(logging.ERROR, logger="spamwarden.milter"):
-        rc, _ = feed(RecordingCtx(), _large(FREE_BELOW + 1000), queue_id="4BIGQID")
-    assert rc == Milter.TEMPFAIL
+    big = RecordingCtx()
+    with caplog.at_level(logging.WARNING, logger="spamwarden.milter"):
+        rc, _ = feed(big, _large(FREE_BELOW + 1000), queue_id="4BIGQID")
+    assert rc == Milter.TEMPFAIL and big._reply[:2] == MILTER_BUSY.milter
     lines = [r.fields for r in caplog.records  # type: ignore[attr-defined]
-             if r.getMessage() == "milter_error"]
+             if r.getMessage() == "scan_deferred"]
     assert len(lines) == 1 and lines[0]["queue_id"] == "4BIGQID"
-    assert "ScanBusy" in lines[0]["error"] and "max_scan_bytes_in_flight" in lines[0]["error"]
+    assert "max_scan_bytes_in_flight" in lines[0]["why"]
     ctx = RecordingCtx()
     assert feed(ctx, HAM)[0] == Milter.ACCEPT  # ordinary mail is scored meanwhile
     assert ctx.header_value("X-Spam-Status") is not None
