@@ -29,8 +29,9 @@ __all__ = ["MAX_DELIMITERS", "BoundaryMatcher", "cut_delimiters", "install"]
 MAX_DELIMITERS = 5_000
 #: lines starting with "--" given to it at most, whatever they are
 MAX_DASH_LINES = 100_000
-# a boundary declared in a Content-Type (the RFC 2231 form is caught by MAX_DASH_LINES)
-_DECLARED = re.compile(rb"""boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))""",
+# a boundary declared in a Content-Type, as long as Postfix passes one
+# (mime_boundary_length_limit); the RFC 2231 form is caught by MAX_DASH_LINES
+_DECLARED = re.compile(rb"""boundary\s*=\s*(?:"([^"\r\n]{1,2048})"|([^\s;"]{1,2048}))""",
                        re.IGNORECASE)
 
 _HEAD = "(?P<sep>"

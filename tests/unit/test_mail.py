@@ -379,6 +379,14 @@ def test_the_email_package_is_given_at_most_max_delimiters_parts() -> None:
     assert len(view.parts) == ParseLimits().max_parts and "MIME parts over limit" in view.defects
 
 
+def test_a_long_boundary_is_counted_too() -> None:
+    from spamwarden.mail import MAX_DELIMITERS, cut_delimiters
+
+    boundary = b"=_" + b"x" * 1000
+    raw = _multipart([b""] * (MAX_DELIMITERS + 10), boundary=boundary)
+    assert cut_delimiters(raw).count(b"\n--" + boundary + b"\r\n") == MAX_DELIMITERS
+
+
 def test_lines_starting_with_two_dashes_are_not_delimiters() -> None:
     """Signatures, SQL comments, rules of dashes: only a declared boundary counts."""
     from spamwarden.mail import MAX_DELIMITERS, cut_delimiters
