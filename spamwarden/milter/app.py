@@ -554,6 +554,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             size=self._size,
             scored=verdict.scored,
             headers_cut=self._headers_cut or None,
+            # where the parse stopped short (parts, nesting, parameters past the bounds)
+            defects="; ".join(verdict.view.defects)
+            if verdict.view is not None and verdict.view.defects else None,
             unavailable=",".join(u.split(" ", 1)[0] for u in verdict.unavailable) or None,
             ms=verdict.elapsed_ms,
             total_ms=round((self._clock() - self._started) * 1000, 1),

@@ -330,6 +330,21 @@ def test_header_section_over_limit_is_scored_without_the_rest(
     assert verdicts[-1]["headers_cut"] is True and verdicts[-1]["scored"] is True
 
 
+def test_the_verdict_line_names_where_the_parse_stopped_short(
+        install: Any, caplog: pytest.LogCaptureFixture) -> None:
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    parts = b"".join(b"--b\n\n" for _ in range(1001))
+    raw = (b"From: a@example.org\nSubject: x\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=b\n\n" + parts + b"--b--\n")
+    with caplog.at_level(logging.INFO, logger="spamwarden.milter"):
+        assert feed(install(scanner), raw)[0] == Milter.ACCEPT
+        assert feed(install(scanner), HAM)[0] == Milter.ACCEPT
+    lines = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+             if r.getMessage() == "verdict"]
+    assert lines[0]["defects"] == "MIME parts over limit"
+    assert lines[1].get("defects") is None
+
+
 def test_a_message_under_the_header_limit_has_no_note(install: Any) -> None:
     scanner = Scanner(make_cfg(max_header_bytes=300), resolver=StaticResolver(),
                       authenticate=fake_auth())
