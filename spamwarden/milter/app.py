@@ -115,6 +115,17 @@ def _reply_text(text: str) -> str:
     return header_safe(text, limit=400).replace("%", "%%")
 
 
+def _count_message(action: str) -> None:
+    """One message answered ``action`` without a verdict, in ``spamwarden_messages_total``
+    (best effort: metrics never change the answer)."""
+    try:
+        from ..metrics import MESSAGES
+
+        MESSAGES.labels(action).inc()
+    except Exception:  # noqa: BLE001, S110 - metrics never change the answer
+        pass
+
+
 def _noreply(func: F) -> F:
     """``@Milter.noreply``: the MTA does not wait for this callback's answer."""
     return cast(F, Milter.noreply(func))
@@ -248,12 +259,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             error=header_safe(f"{type(exc).__name__}: {exc}", limit=300),
             client_ip=self._client_ip,
         )
-        try:
-            from ..metrics import MESSAGES
-
-            MESSAGES.labels(self.cfg.on_error).inc()
-        except Exception:  # noqa: BLE001, S110 - metrics never change the answer
-            pass
+        _count_message(self.cfg.on_error)
         action = self.cfg.on_error
         try:
             if action == "accept":
@@ -450,12 +456,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         retries."""
         event(log, "scan_deferred", logging.WARNING, queue_id=self._queue_id or None,
               size=self._size, why=str(exc), client_ip=self._client_ip)
-        try:
-            from ..metrics import MESSAGES
-
-            MESSAGES.labels("tempfail").inc()
-        except Exception:  # noqa: BLE001, S110 - metrics never change the answer
-            pass
+        _count_message("tempfail")
         self._reset_after_message()
         self.setreply("451", "4.3.2", _reply_text(busy_text(self.language)))
         return TEMPFAIL
