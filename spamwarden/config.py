@@ -142,8 +142,12 @@ def _workers(v: Any) -> str | None:
     return None if 0 <= v <= 64 else "a number of processes from 1 to 64, or 0 for one per CPU core"
 
 
+#: the words milter.cpu_affinity takes besides a CPU list
+_CPU_AFFINITY_WORDS = ("auto", "on", "off")
+
+
 def _cpu_affinity(v: Any) -> str | None:
-    if v in ("auto", "on", "off"):
+    if v in _CPU_AFFINITY_WORDS:
         return None
     from ._affinity import parse_cpus
     try:
@@ -1045,7 +1049,7 @@ def config_warnings(cfg: Config) -> list[str]:
             "{ \"127.0.0.2\" = 3.0, ... }) so that only the codes you list score "
             "(docs/operations.md, \"External blocklists\")")
     affinity = cfg.milter.cpu_affinity
-    if affinity not in ("auto", "on", "off"):
+    if affinity not in _CPU_AFFINITY_WORDS:
         from ._affinity import parse_cpus, usable_cpus
         usable = usable_cpus()
         missing = [c for c in parse_cpus(affinity) if c not in usable]
