@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._unixsock import unix_path
 from .config import Config, parse_hostport
 from .errors import ServiceError
 from .logs import event
@@ -65,11 +66,31 @@ def service_addresses(cfg: Config) -> dict[str, str]:
     """Where each service listens, for the start banner and ``doctor``."""
     return {
         "milter": cfg.milter.listen,
-        "intake": f"smtp://{cfg.intake.listen}" + (" (LMTP)" if cfg.intake.lmtp else ""),
+        "intake": (cfg.intake.listen if unix_path(cfg.intake.listen) is not None
+                   else f"smtp://{cfg.intake.listen}") + (" (LMTP)" if cfg.intake.lmtp else ""),
         "rbl": ", ".join(f"dns://{a} (udp+tcp) zone {cfg.rbl.zone}" for a in cfg.rbl.listen),
         "api": f"http://{cfg.api.listen}",
         "worker": "(no socket)",
     }
+
+
+def _report_hint(cfg: Config) -> str:
+    """How to send intake a report, for the start banner."""
+    dom = cfg.intake.local_domains[0] if cfg.intake.local_domains else "localhost"
+    rcpt = cfg.intake.report_address
+    if "@" not in rcpt:
+        rcpt = f"{rcpt}@{dom}"
+    if cfg.intake.require_auth:
+        # Intake believes only the login its own Postfix records: a report sent straight
+        # to it would be refused, so say where reports come from instead.
+        return (f"forward spam to {rcpt} through your Postfix as a logged-in user "
+                '(docs/operations.md, "Who can list whom")')
+    path = unix_path(cfg.intake.listen)
+    where = (f"--socket {path}" if path is not None
+             else "--server {}:{}".format(*parse_hostport(cfg.intake.listen)))
+    proto = " --protocol LMTP" if cfg.intake.lmtp else ""
+    return (f"swaks {where}{proto} --from user@{dom} --to {rcpt} "
+            "--attach-type message/rfc822 --attach @spam.eml")
 
 
 @dataclass
@@ -205,15 +226,7 @@ class Supervisor:
         for name in self.services:
             lines.append(f"  {name:<8} {addrs[name]}")
         if "intake" in self.services:
-            host, port = parse_hostport(self.cfg.intake.listen)
-            dom = self.cfg.intake.local_domains[0] if self.cfg.intake.local_domains else "localhost"
-            rcpt = self.cfg.intake.report_address
-            if "@" not in rcpt:
-                rcpt = f"{rcpt}@{dom}"
-            lines.append(
-                f"  try:     swaks --server {host}:{port} --from user@{dom} --to {rcpt} "
-                "--attach-type message/rfc822 --attach @spam.eml"
-            )
+            lines.append(f"  reports: {_report_hint(self.cfg)}")
         if not self.services:
             lines.append("  (no service available in this build besides Redis)")
         print("\n".join(lines), file=sys.stderr, flush=True)
