@@ -170,10 +170,12 @@ def _add_doctor(sub: Any) -> None:
 
     p = _command(
         sub, "doctor", _cmd_doctor,
-        help="check config, Redis, DNS, model, Postfix settings and the blocklist",
+        help="check config, Redis, DNS, model, Postfix settings, who can reach the sockets "
+        "and the blocklist",
         description="Check the configuration, Redis, the DNS resolver, the model file, the "
-        "Postfix settings visible here, and the blocklist's RFC 5782 test points; say what is "
-        "wrong in plain words. Exit status 1 when a check fails.\n\n"
+        "Postfix settings visible here, who can reach the milter's and intake's sockets (the "
+        "postfix user must, other users must not), and the blocklist's RFC 5782 test points; "
+        "say what is wrong in plain words. Exit status 1 when a check fails.\n\n"
         "The quarantine check (Postfix's hold queue: postqueue, postsuper and postcat found, "
         "postqueue -j runs against quarantine.postfix_config_dir, postsuper runnable as root "
         "or through quarantine.sudo) is in the default run when the milter can hold mail "
@@ -293,7 +295,8 @@ def _add_reputation(sub: Any) -> None:
     """intake, worker, api, listings, list, delist, complaints, history."""
     p = _command(sub, "intake", _cmd_intake,
                  help="run the complaint server (SMTP/LMTP for report@, ham@)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="override intake.listen (port 0: any)")
+    p.add_argument("--listen", metavar="HOST:PORT|unix:/PATH",
+                   help="override intake.listen (port 0: any)")
     p = _command(sub, "worker", _cmd_worker,
                  help="run the listing engine (complaints in, listings out)")
     p.add_argument("--consumer", metavar="NAME",

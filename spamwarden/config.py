@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._unixsock import parse_mode, resolve_group, unix_path
 from .errors import ConfigError
 
 __all__ = [
@@ -225,6 +226,34 @@ def _milter_socket(v: Any) -> str | None:
 
 def _hostport(v: Any) -> str | None:
     return _hostport_list([v])
+
+
+def _intake_listen(v: Any) -> str | None:
+    path = unix_path(v) if isinstance(v, str) else None
+    if path is None:
+        return _hostport(v)
+    if path.startswith("/"):
+        return None
+    return '"HOST:PORT" or "unix:/PATH" (an absolute path)'
+
+
+def _socket_mode(v: Any) -> str | None:
+    try:
+        parse_mode(v)
+    except ValueError:
+        return 'a file mode of three octal digits, such as "0660"'
+    return None
+
+
+def _socket_group(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return 'a group name such as "postfix", or "" for the service\'s own group'
+    try:
+        resolve_group(v)
+    except ValueError:
+        return (f'a group that exists on this host ({v!r} does not), or "" for the '
+                "service's own group")
+    return None
 
 
 # RFC 6750 §2.1 b64token: what an ``Authorization: Bearer`` credential may hold.
@@ -434,6 +463,14 @@ class MilterConfig:
     """``[milter]``: the Postfix-facing filter."""
 
     listen: str = _opt("inet:127.0.0.1:8890", check=_milter_socket)
+    socket_mode: str = _opt(
+        "0660", check=_socket_mode,
+        doc="mode of a unix:/PATH socket; connecting needs write permission",
+    )
+    socket_group: str = _opt(
+        "", check=_socket_group,
+        doc="group of a unix:/PATH socket; empty: the milter's own group",
+    )
     authserv_id: str = _opt("", doc="empty: this host's FQDN")
     max_message_bytes: int = _opt(10_240_000, check=_positive)
     max_header_bytes: int = _opt(262_144, check=_positive)
@@ -517,7 +554,18 @@ class PolicyConfig:
 class IntakeConfig:
     """``[intake]``: the complaint server."""
 
-    listen: str = _opt("127.0.0.1:8025", check=_hostport)
+    listen: str = _opt(
+        "127.0.0.1:8025", check=_intake_listen,
+        doc='"HOST:PORT", or "unix:/PATH" so that only the MTA can connect',
+    )
+    socket_mode: str = _opt(
+        "0660", check=_socket_mode,
+        doc="mode of a unix:/PATH socket; connecting needs write permission",
+    )
+    socket_group: str = _opt(
+        "", check=_socket_group,
+        doc="group of a unix:/PATH socket; empty: intake's own group",
+    )
     lmtp: bool = _opt(False)
     local_domains: tuple[str, ...] = _opt(())
     report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")

@@ -7,12 +7,17 @@ command exits 1 when any check fails.
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from ._unixsock import unix_path
 from .config import Config, parse_hostport
 from .resolver import DnsPythonResolver, Resolver, resolver_from_config
 
@@ -109,25 +114,124 @@ def check_postfix(cfg: Config) -> Iterable[Finding]:
         return
     try:
         out = subprocess.run(
-            [postconf, "-h", "smtpd_milters", "milter_default_action", "milter_protocol"],
+            [postconf, "-h", "smtpd_milters", "milter_default_action", "milter_protocol",
+             "queue_directory"],
             capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         yield Finding("warn", "postfix", f"postconf failed: {exc}")
         return
-    lines = (out.stdout.splitlines() + ["", "", ""])[:3]
-    milters, default_action, protocol = (x.strip() for x in lines)
-    want = cfg.milter.listen
-    if want not in milters.split():
-        yield Finding("warn", "postfix", f"smtpd_milters is {milters!r}; add {want} so Postfix "
-                      "uses spamwarden")
+    lines = (out.stdout.splitlines() + ["", "", "", ""])[:4]
+    milters, default_action, protocol, queue_dir = (x.strip() for x in lines)
+    # a chrooted smtpd (Debian's default) names a socket from inside the queue directory
+    names = [cfg.milter.listen]
+    path = unix_path(cfg.milter.listen)
+    queue_dir = queue_dir.rstrip("/")
+    if path is not None and queue_dir and path.startswith(queue_dir + "/"):
+        names.append("unix:" + path[len(queue_dir):])
+    listed = set(milters.replace(",", " ").split())
+    found = [name for name in names if name in listed]
+    if found:
+        yield Finding("ok", "postfix", f"smtpd_milters includes {found[0]}")
     else:
-        yield Finding("ok", "postfix", f"smtpd_milters includes {want}")
+        yield Finding("warn", "postfix", f"smtpd_milters is {milters!r}; add "
+                      f"{' or '.join(reversed(names))} so Postfix uses spamwarden")
     if default_action != "tempfail":
         yield Finding("warn", "postfix", f"milter_default_action is {default_action!r}: set "
                       "tempfail so mail waits instead of passing unfiltered when the milter is down")
     if protocol and protocol != "6":
         yield Finding("warn", "postfix", f"milter_protocol is {protocol}; 6 is expected")
+
+
+def _may_connect(path: str, uid: int, gids: set[int]) -> str | None:
+    """Why the user ``uid`` with groups ``gids`` cannot connect to the unix socket
+    ``path`` (search permission on each directory, write permission on the socket), or
+    None when it can."""
+    def allowed(st: os.stat_result, bit: int) -> bool:
+        if uid == 0:
+            return True
+        if st.st_uid == uid:
+            return bool(st.st_mode & (bit << 6))
+        if st.st_gid in gids:
+            return bool(st.st_mode & (bit << 3))
+        return bool(st.st_mode & bit)
+
+    parent = os.path.dirname(os.path.abspath(path))
+    directories = []
+    while True:
+        directories.append(parent)
+        if parent == "/":
+            break
+        parent = os.path.dirname(parent)
+    for directory in reversed(directories):
+        if not allowed(os.stat(directory), 0o1):
+            return f"cannot pass through {directory}"
+    if not allowed(os.stat(path), 0o2):
+        return "has no write permission on it"
+    return None
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _socket_findings(setting: str, listen: str, user: str,
+                     tcp_risk: str | None) -> Iterable[Finding]:
+    path = unix_path(listen)
+    if path is None:
+        if tcp_risk is not None:
+            yield Finding("warn", "sockets", f"{setting} is {listen!r}: {tcp_risk}")
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        yield Finding("warn", "sockets", f"{setting}: no socket at {path} ({exc.strerror}); "
+                      "is the service running?")
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        yield Finding("fail", "sockets", f"{setting}: {path} is not a socket")
+        return
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        yield Finding("warn", "sockets", f"{setting}: no user {user!r} here to check {path} for")
+        return
+    gids = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    try:
+        why = _may_connect(path, pw.pw_uid, gids)
+    except OSError as exc:
+        yield Finding("warn", "sockets", f"{setting}: cannot read the permissions of {path}: "
+                      f"{exc.strerror}")
+        return
+    group = _group_name(st.st_gid)
+    if why is not None:
+        yield Finding("fail", "sockets", f"{setting}: the {user} user {why} ({path}): its "
+                      f"connections are refused; with socket_mode \"0660\", add it to the "
+                      f"socket's group (adduser {user} {group}) and restart it, or make "
+                      "socket_group one of its groups; every directory above the socket "
+                      "must let it through")
+    elif st.st_mode & 0o002:
+        yield Finding("warn", "sockets", f"{setting}: {path} is writable by every local user, "
+                      "so any of them can connect; socket_mode \"0660\" lets in the "
+                      f"socket's owner and group ({group}) alone")
+    else:
+        yield Finding("ok", "sockets", f"{setting}: {user} can connect to {path}; besides "
+                      f"it, only the socket's owner and group ({group}) can")
+
+
+def check_sockets(cfg: Config) -> Iterable[Finding]:
+    """Who can reach the milter and intake: Postfix (as the ``postfix`` user) must, the
+    host's other users must not."""
+    yield from _socket_findings("milter.listen", cfg.milter.listen, "postfix", None)
+    yield from _socket_findings(
+        "intake.listen", cfg.intake.listen, "postfix",
+        "every local process can connect and report under any login (intake believes the "
+        "Received field its Postfix adds); on a host with other users or web applications "
+        "listen on a unix socket (conf/spamwarden.toml, [intake] listen)"
+        if cfg.intake.require_auth else None)
 
 
 def check_blocklist(cfg: Config) -> Iterable[Finding]:
@@ -322,6 +426,7 @@ CHECKS: dict[str, Callable[[Config], Iterable[Finding]]] = {
     "model": check_model,
     "rules": check_rules,
     "postfix": check_postfix,
+    "sockets": check_sockets,
     "blocklist": check_blocklist,
     "external": check_external,
     "lookup": check_lookup,

@@ -15,6 +15,7 @@ The pymilter callbacks themselves live in :mod:`.app` (translation only).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -23,12 +24,19 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import Milter
 
 from .._affinity import NO_USABLE_CORE, choose_cpu, pin_process, resolve, usable_cpus
+from .._unixsock import (
+    make_socket_dir,
+    owner_only_umask,
+    parse_mode,
+    resolve_group,
+    secure,
+    unix_path,
+)
 from ..config import Config
 from ..logs import event
 from ..mail import install_boundary_matcher
@@ -63,13 +71,28 @@ def _open_socket(cfg: Config, conn: str, *, shared: bool) -> None:
     """
     from ..errors import ServiceError
 
+    path = unix_path(conn)
     try:
-        Milter.milter.opensocket(True)
+        # libmilter binds and listens in one call, under the process's umask: open a
+        # unix socket for the owner only, then give it the configured mode and group.
+        with owner_only_umask() if path is not None else contextlib.nullcontext():
+            Milter.milter.opensocket(True)
     except Milter.milter.error as exc:
         raise ServiceError(
             f"milter on {cfg.milter.listen}: {exc} (is another milter listening there, or "
             "is the socket's directory not writable?)"
         ) from exc
+    if path is not None:
+        mode = parse_mode(cfg.milter.socket_mode)
+        try:
+            secure(path, mode, resolve_group(cfg.milter.socket_group))
+        except (OSError, ValueError) as exc:
+            raise ServiceError(
+                f"milter on {cfg.milter.listen}: cannot give the socket mode "
+                f"{mode:04o} and group {cfg.milter.socket_group or '(own)'}: {exc}"
+            ) from exc
+        event(log, "milter_socket", path=path, mode=f"{mode:04o}",
+              group=cfg.milter.socket_group or "(own)")
     sock = listening_socket(conn)
     if sock is None:
         raise ServiceError(f"milter on {cfg.milter.listen}: libmilter opened no listening socket")
@@ -178,7 +201,7 @@ def run_milter(
     unix_path = None
     if conn.startswith(("unix:", "local:")):
         unix_path = conn.split(":", 1)[1]
-        Path(unix_path).parent.mkdir(parents=True, exist_ok=True)
+        make_socket_dir(unix_path)
     # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
     # only works when no other thread can take the signal first.  Block them before any
     # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads

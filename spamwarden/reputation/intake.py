@@ -70,8 +70,10 @@ after-queue content filter, past ``intake.reinjection_hops`` fields):
 Case and address extensions (``+tag``, any of ``intake.recipient_delimiter``)
 fold into one reporter (:func:`reporter_identity`).  ``Received`` fields below
 the topmost one came with the message and are never believed.  Intake itself
-offers no AUTH: it listens on loopback behind Postfix, and whoever can connect to
-it directly can write any header, so only the MTA may reach it.
+offers no AUTH: it listens behind Postfix, and whoever can connect to it directly
+can write any header, so only the MTA may reach it.  On loopback TCP that is
+every local process; on a unix socket (``intake.listen = "unix:/PATH"``) the
+file's mode and group decide (``intake.socket_mode``, ``intake.socket_group``).
 
 Training examples (``ham@``/``report@`` originals the milter learns from) are kept
 only for identified reporters (:func:`may_train`), at most
@@ -130,10 +132,12 @@ Redis keys (hash tag ``{sw}``, so one script can touch them all):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
 import logging
+import os
 import re
 import signal
 import socket
@@ -146,6 +150,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from .._lua import lua_script
+from .._unixsock import bind_unix, parse_mode, resolve_group, unix_path
 from ..config import Config, parse_hostport
 from ..errors import ReportError, ServiceError, StoreError, StoreUnavailable
 from ..i18n import MESSAGES, Message, smtp_text, text
@@ -1099,8 +1104,9 @@ class _Counted:
     def __init__(self, *args: Any, on_close: Callable[[], None],
                  budget: DataBudget | None = None,
                  size_trusted: Sequence[Network] = (), language: str = "en",
-                 **kwargs: Any) -> None:
+                 local_only: bool = False, **kwargs: Any) -> None:
         self._on_close: Callable[[], None] | None = on_close
+        self._local_only = local_only
         self._language = language
         self._budget = budget
         self._size_trusted = tuple(size_trusted)
@@ -1110,7 +1116,8 @@ class _Counted:
         """Bytes to reserve: a trusted client's declared ``SIZE`` (RFC 1870), else ``limit``."""
         peer = getattr(getattr(self, "session", None), "peer", None)
         ip = peer[0] if isinstance(peer, tuple) and peer else ""
-        if ip and _in_networks(ip, self._size_trusted):
+        # On a unix socket (no address) only who the socket's mode lets in can connect.
+        if self._local_only or (ip and _in_networks(ip, self._size_trusted)):
             for option in envelope.mail_options:
                 m = _SIZE_PARAM.match(str(option))
                 if m:
@@ -1192,6 +1199,11 @@ class IntakeServer:
     :param size_trusted: clients whose declared ``SIZE=`` is what they reserve.
     :param language: the language of the replies the server gives itself (421 over
         ``max_sessions``, 451 over the DATA budget): ``i18n.language``.
+    :param path: listen on this unix socket instead of ``host``/``port``
+        (:func:`~spamwarden._unixsock.bind_unix`); its clients' ``SIZE=`` is trusted,
+        since only those its mode lets in can connect.
+    :param socket_mode: the unix socket's permission bits.
+    :param socket_group: the unix socket's group id; ``None``: the process's own.
     """
 
     def __init__(
@@ -1208,8 +1220,14 @@ class IntakeServer:
         max_data_in_flight: int | None = None,
         size_trusted: Sequence[Network] = (),
         language: str = "en",
+        path: str | None = None,
+        socket_mode: int = 0o660,
+        socket_group: int | None = None,
     ) -> None:
         self.handler = handler
+        self.path = path
+        self.socket_mode = socket_mode
+        self.socket_group = socket_group
         self.language = language
         self.max_sessions = max_sessions
         self.budget = DataBudget(max_data_in_flight) if max_data_in_flight else None
@@ -1222,6 +1240,7 @@ class IntakeServer:
         self.hostname = hostname or socket.getfqdn()
         self.timeout = timeout
         self._server: asyncio.base_events.Server | None = None
+        self._inode = 0
 
     def _protocol(self) -> asyncio.Protocol:
         if self.sessions >= self.max_sessions:
@@ -1233,6 +1252,7 @@ class IntakeServer:
             on_close=self._session_closed,
             budget=self.budget,
             size_trusted=self.size_trusted,
+            local_only=self.path is not None,
             language=self.language,
             data_size_limit=self.data_size_limit,
             enable_SMTPUTF8=True,
@@ -1250,6 +1270,17 @@ class IntakeServer:
         :raises ServiceError: the address cannot be bound.
         """
         loop = asyncio.get_running_loop()
+        if self.path is not None:
+            try:
+                sock = bind_unix(self.path, self.socket_mode, self.socket_group)
+            except OSError as exc:
+                raise ServiceError(f"intake cannot listen on unix:{self.path}: {exc}") from exc
+            self._inode = os.stat(self.path).st_ino
+            self._server = await loop.create_unix_server(self._protocol, sock=sock)
+            event(log, "intake listening", address=f"unix:{self.path}",
+                  protocol="lmtp" if self.lmtp else "smtp",
+                  mode=f"{self.socket_mode:04o}")
+            return
         try:
             self._server = await loop.create_server(self._protocol, host=self.host, port=self.port)
         except OSError as exc:
@@ -1259,11 +1290,16 @@ class IntakeServer:
               protocol="lmtp" if self.lmtp else "smtp")
 
     async def stop(self) -> None:
-        """Stop accepting and close the listening socket."""
+        """Stop accepting and close the listening socket (a unix socket's file is
+        removed, unless another process has replaced it since)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+            if self.path is not None:
+                with contextlib.suppress(OSError):
+                    if os.stat(self.path).st_ino == self._inode:
+                        os.unlink(self.path)
 
 
 async def run_intake(
@@ -1280,8 +1316,14 @@ async def run_intake(
     """
     from ..redisconn import async_client
 
+    path = unix_path(cfg.intake.listen)
+    host, port = "", 0
+    gid: int | None = None
     try:
-        host, port = parse_hostport(cfg.intake.listen)
+        if path is None:
+            host, port = parse_hostport(cfg.intake.listen)
+        else:
+            gid = resolve_group(cfg.intake.socket_group)
     except ValueError as exc:
         raise ServiceError(f"intake.listen: {exc}") from exc
     client = async_client(cfg)
@@ -1295,7 +1337,9 @@ async def run_intake(
                           data_size_limit=cfg.intake.max_message_bytes,
                           max_sessions=cfg.intake.max_sessions,
                           max_data_in_flight=cfg.intake.max_data_in_flight,
-                          size_trusted=handler.trusted, language=cfg.i18n.language)
+                          size_trusted=handler.trusted, language=cfg.i18n.language,
+                          path=path, socket_mode=parse_mode(cfg.intake.socket_mode),
+                          socket_group=gid)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers: dict[signal.Signals, Callable[[], None]] = {

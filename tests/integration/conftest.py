@@ -15,6 +15,7 @@ Every other name is NXDOMAIN, answered at once.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -222,8 +223,9 @@ class SpamwardenMilterFactory(_StartedServers):
     def __call__(self, *, nameservers: list[str], redis_url: str | None,
                  authserv_id: str = "mx.test", port: int | None = None,
                  overrides: Mapping[str, Mapping[str, object]] | None = None,
-                 start: bool = True) -> MilterProcess:
-        """A spamwarden milter on inet:127.0.0.1:<port> (free port when None).
+                 start: bool = True, unix: bool = False) -> MilterProcess:
+        """A spamwarden milter on inet:127.0.0.1:<port> (free port when None), or with
+        `unix` on a unix socket in its work directory (group postfix, mode 0660).
 
         Returns:
             The process: `.postfix_socket` for smtpd_milters, `.libmilter_socket` for
@@ -231,8 +233,13 @@ class SpamwardenMilterFactory(_StartedServers):
         """
         work = _tempdir("sw-milter-")
         self.dirs.append(work)
+        unix_path = None
+        if unix:
+            os.chmod(work, 0o755)  # Postfix's smtpd (user postfix) must reach the socket
+            unix_path = work / "run" / "milter.sock"
         proc = _spamwarden_milter(work, nameservers=nameservers, redis_url=redis_url,
-                                  authserv_id=authserv_id, port=port, overrides=overrides)
+                                  authserv_id=authserv_id, port=port, overrides=overrides,
+                                  unix_path=unix_path)
         self.started.append(proc)
         if start:
             proc.start()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from spamwarden.config import config_from_mapping
+from spamwarden._unixsock import bind_unix
+from spamwarden.config import Config, config_from_mapping
 from spamwarden.doctor import run_checks
 
 pytestmark = pytest.mark.integration
@@ -83,3 +87,79 @@ def test_doctor_never_prints_the_redis_password(tmp_path: Path, url: str) -> Non
     assert "FAIL  redis" in out and "127.0.0.1:9" in out, out
     assert SECRET not in out
     assert "***" in out
+
+
+# -- who can reach the milter and intake ---------------------------------------------------
+
+
+def _sockets(cfg: Config) -> list[tuple[str, str]]:
+    return [(f.level, f.text) for f in run_checks(cfg, ["sockets"])]
+
+
+def test_sockets_check_warns_about_a_tcp_intake() -> None:
+    [(level, text)] = _sockets(config_from_mapping({}))
+    assert level == "warn" and text.startswith("intake.listen is '127.0.0.1:8025': every "
+                                               "local process can connect and report")
+    # without require_auth intake believes envelope senders anyway: nothing more to say
+    assert _sockets(config_from_mapping({"intake": {"require_auth": False}})) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets sockets' owners")
+def test_sockets_check_reads_what_postfix_may_do(tmp_path: Path) -> None:
+    try:
+        postfix_gid = grp.getgrnam("postfix").gr_gid
+    except KeyError:
+        pytest.skip("no postfix group on this host")
+    base = Path(tempfile.mkdtemp(prefix="sw-doctor-"))  # pytest's tmp_path is 0700
+    os.chmod(base, 0o755)
+    path = base / "run" / "milter.sock"
+    cfg = config_from_mapping({"milter": {"listen": f"unix:{path}"},
+                               "intake": {"require_auth": False}})
+    try:
+        [(level, text)] = _sockets(cfg)
+        assert level == "warn" and "no socket at" in text
+        with bind_unix(str(path), 0o660, postfix_gid):
+            assert _sockets(cfg) == [("ok", f"milter.listen: postfix can connect to {path}; "
+                                            "besides it, only the socket's owner and group "
+                                            "(postfix) can")]
+            os.chown(path, -1, 0)  # root's group: postfix is neither owner nor member
+            [(level, text)] = _sockets(cfg)
+            assert level == "fail" and "the postfix user has no write permission" in text
+            assert "adduser postfix root" in text
+            os.chmod(path, 0o666)
+            [(level, text)] = _sockets(cfg)
+            assert level == "warn" and "writable by every local user" in text
+            os.chmod(base / "run", 0o700)
+            [(level, text)] = _sockets(cfg)
+            assert level == "fail" and f"cannot pass through {base / 'run'}" in text
+        path.parent.chmod(0o755)
+        path.unlink()
+        path.write_text("not a socket")
+        assert _sockets(cfg) == [("fail", f"milter.listen: {path} is not a socket")]
+    finally:
+        shutil.rmtree(base)
+
+
+def test_postfix_check_knows_the_chrooted_socket_name(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's smtpd runs chrooted in the queue directory: main.cf names the milter's
+    socket from inside it."""
+    if not shutil.which("postconf"):
+        pytest.skip("no postconf here")
+    (tmp_path / "main.cf").write_text(
+        "compatibility_level = 3.6\nqueue_directory = /var/spool/postfix\n"
+        "smtpd_milters = unix:/spamwarden/milter.sock\nmilter_default_action = tempfail\n")
+    (tmp_path / "master.cf").write_text("")
+    monkeypatch.setenv("MAIL_CONFIG", str(tmp_path))
+    listen = "unix:/var/spool/postfix/spamwarden/milter.sock"
+    cfg = config_from_mapping({"milter": {"listen": listen}})
+    assert [(f.level, f.text) for f in run_checks(cfg, ["postfix"])] == [
+        ("ok", "smtpd_milters includes unix:/spamwarden/milter.sock")]
+    cfg = config_from_mapping({"milter": {"listen": "unix:/run/spamwarden/milter.sock"}})
+    [(level, text)] = [(f.level, f.text) for f in run_checks(cfg, ["postfix"])]
+    assert level == "warn" and text.endswith("add unix:/run/spamwarden/milter.sock so Postfix "
+                                             "uses spamwarden")
+    cfg = config_from_mapping({"milter": {"listen": "unix:/var/spool/postfix/other.sock"}})
+    [(level, text)] = [(f.level, f.text) for f in run_checks(cfg, ["postfix"])]
+    assert text.endswith("add unix:/other.sock or unix:/var/spool/postfix/other.sock so "
+                         "Postfix uses spamwarden")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from spamwarden._unixsock import parse_mode, resolve_group, unix_path
 from spamwarden.config import Config, config_from_mapping
 from spamwarden.mail import registrable_domain, url_domain
 from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
@@ -59,8 +60,11 @@ class RunningIntake:
     redis_url: str
     cfg: Config
     handler: ComplaintIntake
+    path: str | None = None
 
     def client(self) -> smtplib.SMTP:
+        if self.path is not None:  # smtplib.LMTP takes a unix socket's path as its host
+            return smtplib.LMTP(self.path, timeout=30)
         return smtplib.SMTP("127.0.0.1", self.port, timeout=30)
 
     def send(self, raw: bytes, *, sender: str = "alice@example.vn",
@@ -107,7 +111,7 @@ class _LoopThread:
 @pytest.fixture
 def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
     """Start an intake server (SMTP, or LMTP with lmtp=True) with [intake] overrides
-    (``language``: ``i18n.language``).
+    (``language``: ``i18n.language``; ``listen="unix:/PATH"`` for a unix socket).
 
     ``reputation`` overrides ``[reputation]``.  By default these tests run with
     ``require_delivered = false``: they are about finding the original in each
@@ -134,7 +138,10 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
                                         training_ttl=cfg.reputation.training_ttl)
             handler = ComplaintIntake(cfg, store, dkim_verifier=_verifier(), resolver=DKIM_DNS,
                                       hooks=hooks, deliveries=RedisDeliveryLookup(client))
-            server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp,
+            path = unix_path(cfg.intake.listen)
+            server = IntakeServer(handler, port=0, lmtp=cfg.intake.lmtp, path=path,
+                                  socket_mode=parse_mode(cfg.intake.socket_mode),
+                                  socket_group=resolve_group(cfg.intake.socket_group),
                                   data_size_limit=cfg.intake.max_message_bytes,
                                   hostname="intake.example.vn",
                                   max_sessions=cfg.intake.max_sessions,
@@ -146,7 +153,7 @@ def start_intake(redis_url: str) -> Iterator[Callable[..., RunningIntake]]:
 
         server, client, handler = lt.run(up())
         started.append((server, client))
-        return RunningIntake(server.port, redis_url, cfg, handler)
+        return RunningIntake(server.port, redis_url, cfg, handler, server.path)
 
     try:
         yield start
@@ -703,16 +710,20 @@ def test_outcomes_are_counted_in_metrics(start_intake: Callable[..., RunningInta
         "accepted": 1, "duplicate": 1, "refused": 1, "unusable": 1}
 
 
+@pytest.mark.parametrize("where", ["tcp", "unix"])
 def test_data_in_flight_budget_defers_with_451_and_trusts_only_a_relays_size(
-    start_intake: Callable[..., RunningIntake], monkeypatch: pytest.MonkeyPatch
+    start_intake: Callable[..., RunningIntake], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, where: str,
 ) -> None:
     """intake.max_data_in_flight bounds the DATA received and handled at once: a session
-    reserves the SIZE= a trusted relay declared (127.0.0.1 is one by default), else
-    max_message_bytes; one that finds no room within the wait gets 451 4.3.2."""
+    reserves the SIZE= a trusted relay declared (127.0.0.1 is one by default; on a unix
+    socket whoever its mode lets in), else max_message_bytes; one that finds no room
+    within the wait gets 451 4.3.2."""
     import spamwarden.reputation.intake as intake_module
 
     monkeypatch.setattr(intake_module, "DATA_BUDGET_WAIT", 0.5)
-    intake = start_intake(max_data_in_flight=100_000)
+    unix = {"listen": f"unix:{tmp_path}/intake.sock", "lmtp": True} if where == "unix" else {}
+    intake = start_intake(max_data_in_flight=100_000, **unix)
     raw = _smtp_lines((REPORTS / "gmail-attached.eml").read_bytes())
 
     sessions: list[smtplib.SMTP] = []

@@ -101,6 +101,8 @@ def spamwarden_milter_config(path: Path, *, port: int, nameservers: Sequence[str
         "dns": {"nameservers": list(nameservers), "timeout": "1s"},
         "milter": {"listen": listen, "authserv_id": authserv_id},
     }
+    if unix_path is not None:  # Postfix's smtpd runs as postfix: its group may connect
+        sections["milter"]["socket_group"] = "postfix"
     if redis_url is not None:
         sections["redis"] = {"url": redis_url}
     for section, values in (overrides or {}).items():
@@ -117,8 +119,10 @@ class MilterProcess:
         port: the TCP port it listens on (ignored when unix_path is set).
         log_path: where its stdout and stderr go.
         env: extra environment variables.
-        unix_path: the unix socket it listens on instead of a TCP port; made connectable
-            for every user (Postfix's smtpd runs as postfix) once it appears.
+        unix_path: the unix socket it listens on instead of a TCP port.
+        widen_socket: make the unix socket connectable for every user once it appears
+            (Postfix's smtpd runs as postfix), for a milter that cannot set its socket's
+            mode itself; spamwarden's sets it (milter.socket_mode, socket_group).
     """
 
     argv: list[str]
@@ -126,6 +130,7 @@ class MilterProcess:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     unix_path: Path | None = None
+    widen_socket: bool = True
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -176,7 +181,7 @@ class MilterProcess:
         except TimeoutError as exc:
             self.stop()
             raise MilterProcessError(f"{exc}\n{self.log()[-3000:]}") from exc
-        if self.unix_path is not None:
+        if self.unix_path is not None and self.widen_socket:
             os.chmod(self.unix_path, 0o666)
 
     def running(self) -> bool:
@@ -274,4 +279,4 @@ def spamwarden_milter(work_dir: Path, *, nameservers: Sequence[str], redis_url: 
                                       state_dir=state, authserv_id=authserv_id,
                                       unix_path=unix_path, overrides=overrides)
     return MilterProcess([*spamwarden_command(), "milter", "--config", str(config)], port,
-                         work_dir / "milter.log", unix_path=unix_path)
+                         work_dir / "milter.log", unix_path=unix_path, widen_socket=False)
