@@ -121,6 +121,11 @@ def check_postfix(cfg: Config) -> Iterable[Finding]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         yield Finding("warn", "postfix", f"postconf failed: {exc}")
         return
+    if out.returncode != 0:  # e.g. no main.cf: its settings are not Postfix's
+        said = " ".join(out.stderr.split())[:300] or f"exit status {out.returncode}"
+        yield Finding("warn", "postfix", f"postconf failed ({said}): cannot check Postfix "
+                      "settings here")
+        return
     lines = (out.stdout.splitlines() + ["", "", "", ""])[:4]
     milters, default_action, protocol, queue_dir = (x.strip() for x in lines)
     # a chrooted smtpd (Debian's default) names a socket from inside the queue directory

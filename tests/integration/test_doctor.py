@@ -163,3 +163,16 @@ def test_postfix_check_knows_the_chrooted_socket_name(tmp_path: Path,
     [(level, text)] = [(f.level, f.text) for f in run_checks(cfg, ["postfix"])]
     assert text.endswith("add unix:/other.sock or unix:/var/spool/postfix/other.sock so "
                          "Postfix uses spamwarden")
+
+
+def test_postfix_check_says_when_postconf_cannot_read_main_cf(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a main.cf postconf prints nothing and fails: that is not "smtpd_milters is
+    empty"."""
+    if not shutil.which("postconf"):
+        pytest.skip("no postconf here")
+    monkeypatch.setenv("MAIL_CONFIG", str(tmp_path / "nowhere"))
+    [(level, text)] = [(f.level, f.text)
+                       for f in run_checks(config_from_mapping({}), ["postfix"])]
+    assert level == "warn" and text.startswith("postconf failed (") and "fatal: " in text
+    assert text.endswith("cannot check Postfix settings here")
