@@ -198,10 +198,9 @@ def run_milter(
     :raises ServiceError: the socket cannot be opened.
     """
     conn = libmilter_socket(cfg.milter.listen)
-    unix_path = None
-    if conn.startswith(("unix:", "local:")):
-        unix_path = conn.split(":", 1)[1]
-        make_socket_dir(unix_path)
+    socket_path = unix_path(conn)
+    if socket_path is not None:
+        make_socket_dir(socket_path)
     # libmilter stops cleanly on SIGTERM/SIGINT through its own sigwait() thread, which
     # only works when no other thread can take the signal first.  Block them before any
     # thread starts (ours, and the BLAS pool the classifier's numpy brings); threads
@@ -231,7 +230,7 @@ def run_milter(
     assert build is not None
     make = build
     pool = WorkerPool(workers, lambda index: _serve(cfg, make(), companions=helpers, worker=index),
-                      unix_path=unix_path)
+                      unix_path=socket_path)
     status = pool.run()
     event(log, "milter_stop", listen=cfg.milter.listen, pid=os.getpid(), workers=workers,
           status=status)
