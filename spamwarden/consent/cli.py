@@ -184,7 +184,7 @@ def cmd_unsubscribe_url(args: argparse.Namespace, cfg: Config) -> int:
     """
     try:
         adv = normalize_advertiser_id(args.advertiser)
-        rcpt = normalize_recipient(args.recipient)
+        rcpt = normalize_recipient(args.recipient, cfg.intake.recipient_delimiter)
     except ValueError as exc:
         return _err(str(exc))
     url = unsubscribe_url(cfg, signer_from_config(cfg), adv, rcpt)

@@ -128,7 +128,7 @@ class OptoutHandler:
         if self.require_auth and not request.authenticated:
             return reply(self.language, "not_authenticated")
         try:
-            rcpt = normalize_recipient(request.reporter)
+            rcpt = normalize_recipient(request.reporter, self.registry.delimiters)
         except ValueError:
             return reply(self.language, "bad_sender")
         try:

@@ -31,8 +31,13 @@ AD_REGISTRY_FAIL           the registry could not be reached: nothing rejected o
 A message is an advertiser's only when SPF or DKIM authenticates one of its
 registered domains aligned with ``From`` (relaxed alignment, RFC 7489 §3.1).
 Counters grow only in :meth:`ConsentPolicy.delivered`, for the recipients the
-message was accepted for; counts that could not be written while the registry
-was down are kept (bounded) and written when it is back.
+message was accepted for and against the advertiser it is authenticated as
+(:meth:`ConsentPolicy.sending_advertiser`: an unauthenticated envelope sender spends
+nobody's cap); counts that could not be written while the registry was down are
+kept (bounded) and written when it is back.  Recipients are compared as mailboxes
+(:func:`~spamwarden.consent.registry.normalize_recipient`: case, needless quotes and
+address extensions folded); an address no record can hold is refused for an
+advertiser, never passed unchecked.
 """
 
 from __future__ import annotations
@@ -175,6 +180,7 @@ class ConsentPolicy:
         self.signer = signer
         self._down_until = -1e18
         self.labels = tuple(cfg.consent.labels)
+        self.delimiters = cfg.intake.recipient_delimiter
         self._lock = threading.Lock()
         self._domains: dict[str, str] | None = None
         self._domains_at = -1e18
@@ -272,9 +278,14 @@ class ConsentPolicy:
             # whether it is an advertiser is unknown, so nothing is refused
             return None
         try:
-            addr = normalize_recipient(rcpt)
+            addr = normalize_recipient(rcpt, self.delimiters)
         except ValueError:
-            return None
+            # No record can hold this form of address, so no consent or refusal can be
+            # read for it: an advertiser's ad to it is refused, not let through unchecked.
+            event(log, "consent_rcpt_rejected", queue_id=env.queue_id, advertiser=adv,
+                  rcpt=rcpt, status="unusable_address")
+            return RcptDecision(self._text("smtp.unusable_address", rcpt=rcpt, advertiser=adv),
+                                "AD_NO_CONSENT")
         try:
             state = self._ask(
                 self.store.recipient_state,
@@ -391,8 +402,9 @@ class ConsentPolicy:
         states: dict[str, list[RecipientState]] = collections.defaultdict(list)
         for rcpt in env.rcpts[:1000]:
             try:
-                addr = normalize_recipient(rcpt)
-            except ValueError:
+                addr = normalize_recipient(rcpt, self.delimiters)
+            except ValueError:  # no consent can be on record for it (see check_rcpt)
+                states["no_consent"].append(RecipientState(status="no_consent"))
                 continue
             try:
                 state = self._ask(
@@ -424,14 +436,31 @@ class ConsentPolicy:
             ))
         return out
 
+    def sending_advertiser(self, view: MessageView, env: Envelope,
+                           auth: AuthResults | None) -> str | None:
+        """The advertiser a message counts against: the one it is authenticated as
+        (:meth:`message_advertiser`), else the envelope sender's when SPF passed for
+        that sender's domain.  An envelope sender anyone can write counts against
+        nobody: otherwise a stranger could spend an advertiser's daily cap."""
+        adv, _ = self.message_advertiser(view, auth)
+        if adv is not None:
+            return adv
+        spf = auth.spf if auth is not None else None
+        if (spf is None or str(spf.result).lower() != "pass" or spf.scope != "mailfrom"
+                or not env.mail_from):
+            return None
+        if domain_of_address(env.mail_from) != spf.domain:
+            return None
+        adv, _ = self.envelope_advertiser(env.mail_from)
+        return adv
+
     def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
-        """Count one ad for each recipient the message was accepted for. Never
-        raises: a count the registry could not take is kept and written later."""
+        """Count one ad for each recipient the message was accepted for, against
+        :meth:`sending_advertiser`. Never raises: a count the registry could not take
+        is kept and written later."""
         if not self.consent.enabled or not env.rcpts:
             return
-        adv, _ = self.message_advertiser(view, auth)
-        if adv is None:
-            adv, _ = self.envelope_advertiser(env.mail_from)
+        adv = self.sending_advertiser(view, env, auth)
         if adv is None:
             return
         item = (adv, tuple(env.rcpts[:1000]), self.clock(), env.queue_id or "-")
@@ -454,7 +483,8 @@ def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:
     """The consent policy over Redis for this configuration (``client``: a
     ``redis.Redis``; default :func:`~spamwarden.redisconn.sync_client`)."""
     store = RedisConsentRegistry(
-        client if client is not None else sync_client(cfg), retention=cfg.consent.retention
+        client if client is not None else sync_client(cfg), retention=cfg.consent.retention,
+        delimiters=cfg.intake.recipient_delimiter,
     )
     try:
         signer: TokenSigner | None = signer_from_config(cfg)

@@ -190,7 +190,10 @@ class UnknownAdvertiser(ConsentError):
 # -- values ---------------------------------------------------------------------------------
 
 _ADV_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_LOCAL_RE = re.compile(r"^[^\s@<>\"(),;:\\\[\]]{1,64}$")
+_LOCAL_RE = re.compile(r"^[^\s\x00-\x1f\x7f@<>\"(),;:\\\[\]]{1,64}$")
+#: a quoted local part (RFC 5321 §4.1.2 Quoted-string): its text, escapes undone
+_QUOTED_LOCAL = re.compile(r'^"((?:[^"\\]|\\.)*)"$', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 def normalize_advertiser_id(text: str) -> str:
@@ -204,21 +207,35 @@ def normalize_advertiser_id(text: str) -> str:
     return adv
 
 
-def normalize_recipient(addr: str) -> str:
+def normalize_recipient(addr: str, delimiters: str = "+") -> str:
     """The form a recipient address is stored under: ``local@domain``, lower-case,
-    angle brackets dropped, domain in IDNA.
+    angle brackets dropped, domain in IDNA, address extension folded away.
 
     Local parts are compared case-insensitively, as every large mailbox provider
-    does; a consent given as ``An@Example.vn`` holds for ``an@example.vn``.
+    does; a consent given as ``An@Example.vn`` holds for ``an@example.vn``.  One
+    mailbox has one record whatever form a sender writes it in: a quoted local part
+    whose text needs no quotes is the same address (``"an"@x`` is ``an@x``, RFC 5321
+    §4.1.2), and an address extension after any of ``delimiters`` (Postfix's
+    ``recipient_delimiter``, ``intake.recipient_delimiter``) is dropped, so a refusal
+    by ``an@x`` holds for ``an+news@x`` and consent for ``an+shop@x`` is consent of
+    ``an@x``.
 
-    :raises ValueError: not a plain address (quoted local parts are refused).
+    :raises ValueError: not an address a mailbox can be stored under (a local part
+        that needs quotes, control characters, over 64 octets once folded).
     """
     a = addr.strip().strip("<>").strip()
-    if a.count("@") != 1:
+    local, at, dom = a.rpartition("@")
+    if not at:
         raise ValueError(Message("registry.not_address", {"value": repr(addr)}))
-    local, _, dom = a.rpartition("@")
+    quoted = _QUOTED_LOCAL.match(local)
+    if quoted:
+        local = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
+    if delimiters:
+        cut = min((i for i in (local.find(d) for d in delimiters) if i > 0), default=-1)
+        if cut > 0:
+            local = local[:cut]
     domain = normalize_domain(dom)
-    if domain is None or not _LOCAL_RE.match(local):
+    if domain is None or not _LOCAL_RE.match(local) or local.startswith("."):
         raise ValueError(Message("registry.not_address", {"value": repr(addr)}))
     return f"{local.lower()}@{domain}"
 
@@ -470,6 +487,8 @@ class RedisConsentRegistry:
     :param retention: seconds the audit stream keeps entries (``consent.retention``).
     :param window: the rolling window of the daily cap, seconds.
     :param clock: wall-clock time source (injected in tests).
+    :param delimiters: address-extension delimiters folded out of recipients
+        (``intake.recipient_delimiter``; :func:`normalize_recipient`).
     """
 
     def __init__(
@@ -479,8 +498,10 @@ class RedisConsentRegistry:
         retention: float = 365 * DAY,
         window: float = DAY,
         clock: Clock = time.time,
+        delimiters: str = "+",
     ) -> None:
         self.client = client
+        self.delimiters = delimiters
         self.retention = retention
         self.window = window
         self.clock = clock
@@ -634,7 +655,7 @@ class RedisConsentRegistry:
                 raise ValueError(Message("registry.max_per_day"))
             rec = ConsentRecord(
                 advertiser=normalize_advertiser_id(r.advertiser),
-                recipient=normalize_recipient(r.recipient),
+                recipient=normalize_recipient(r.recipient, self.delimiters),
                 method=r.method,
                 at=r.at,
                 evidence=r.evidence[:4000],
@@ -661,7 +682,7 @@ class RedisConsentRegistry:
 
     def consent(self, adv: str, rcpt: str) -> ConsentRecord | None:
         """The consent record of one pair, or ``None``."""
-        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt)
+        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt, self.delimiters)
         raw = self._call(self.client.hget, consent_key(adv), rcpt)
         return ConsentRecord.from_json(adv, rcpt, raw) if raw else None
 
@@ -685,7 +706,7 @@ class RedisConsentRegistry:
         :raises ValueError: bad recipient or advertiser id.
         :raises StoreError: store trouble.
         """
-        rcpt = normalize_recipient(rcpt)
+        rcpt = normalize_recipient(rcpt, self.delimiters)
         if adv != GLOBAL:
             adv = normalize_advertiser_id(adv)
         at = self.clock() if now is None else now
@@ -701,7 +722,7 @@ class RedisConsentRegistry:
 
     def refusal(self, rcpt: str, *, adv: str = GLOBAL) -> RefusalRecord | None:
         """The refusal record of one pair (or the global one), or ``None``."""
-        rcpt = normalize_recipient(rcpt)
+        rcpt = normalize_recipient(rcpt, self.delimiters)
         if adv != GLOBAL:
             adv = normalize_advertiser_id(adv)
         raw = self._call(self.client.hget, refusal_key(adv), rcpt)
@@ -721,14 +742,14 @@ class RedisConsentRegistry:
 
         :raises StoreError: store trouble.
         """
-        rcpt = normalize_recipient(rcpt)
+        rcpt = normalize_recipient(rcpt, self.delimiters)
         return bool(self._call(self.client.set, all_request_key(rcpt), repr(self.clock()),
                                nx=True, ex=max(1, int(ttl))))
 
     def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
         """Mark the refusal as confirmed to the recipient; ``True`` exactly once per
         refusal (the caller then sends or shows the single confirmation)."""
-        rcpt = normalize_recipient(rcpt)
+        rcpt = normalize_recipient(rcpt, self.delimiters)
         if adv != GLOBAL:
             adv = normalize_advertiser_id(adv)
         res = self._call(
@@ -750,7 +771,7 @@ class RedisConsentRegistry:
         :raises ValueError: bad recipient.
         :raises StoreError: store trouble.
         """
-        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt)
+        adv, rcpt = normalize_advertiser_id(adv), normalize_recipient(rcpt, self.delimiters)
         res = self._call(
             self._state,
             keys=[DNE_KEY, refusal_key(adv), consent_key(adv), sent_key(adv, rcpt)],
@@ -772,7 +793,7 @@ class RedisConsentRegistry:
         keys: list[str] = []
         for r in rcpts:
             try:
-                keys.append(sent_key(adv, normalize_recipient(r)))
+                keys.append(sent_key(adv, normalize_recipient(r, self.delimiters)))
             except ValueError:
                 continue
         if not keys:
@@ -785,14 +806,14 @@ class RedisConsentRegistry:
 
     def sent_in_window(self, adv: str, rcpt: str, *, now: float) -> int:
         """Ads delivered to ``rcpt`` by ``adv`` in the window ending at ``now``."""
-        key = sent_key(normalize_advertiser_id(adv), normalize_recipient(rcpt))
+        key = sent_key(normalize_advertiser_id(adv), normalize_recipient(rcpt, self.delimiters))
         return int(self._call(self.client.zcount, key, f"({now - self.window!r}", "+inf"))
 
     # -- lookups
 
     def recipient_records(self, rcpt: str) -> RecipientRecords:
         """Every consent and refusal of one recipient (the decree's lookup)."""
-        rcpt = normalize_recipient(rcpt)
+        rcpt = normalize_recipient(rcpt, self.delimiters)
         advs = sorted(_s(a) for a in self._call(self.client.smembers, recipient_index_key(rcpt)))
         advs = [a for a in advs if a != GLOBAL][:10_000]
         pipe = self.client.pipeline(transaction=False)
@@ -868,7 +889,8 @@ def registry_from_config(cfg: Config, client: Any | None = None) -> RedisConsent
     from ..redisconn import sync_client
 
     return RedisConsentRegistry(
-        client if client is not None else sync_client(cfg), retention=cfg.consent.retention
+        client if client is not None else sync_client(cfg), retention=cfg.consent.retention,
+        delimiters=cfg.intake.recipient_delimiter,
     )
 
 

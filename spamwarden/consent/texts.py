@@ -44,6 +44,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "(Decree 91/2020/ND-CP); check: {check_url}"
         ),
         "smtp.registry_error": "advertising consent cannot be checked now, try again later",
+        "smtp.unusable_address": (
+            "{rcpt}: no consent to advertising from {advertiser} can be on record for an "
+            "address written this way (Decree 91/2020/ND-CP); send to the plain address"
+        ),
         # symbol details (headers and reject texts; ASCII) ---------------------------------
         "sym.AD_LABELLED": "subject carries the advertising label [{label}]",
         "sym.AD_UNLABELLED": (
@@ -152,6 +156,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "{cap} (Nghi dinh 91/2020/ND-CP); kiem tra: {check_url}"
         ),
         "smtp.registry_error": "tam thoi khong kiem tra duoc su dong y, vui long thu lai sau",
+        "smtp.unusable_address": (
+            "{rcpt}: khong the co su dong y nhan quang cao tu {advertiser} cho dia chi viet "
+            "theo cach nay (Nghi dinh 91/2020/ND-CP); hay gui den dia chi thong thuong"
+        ),
         "sym.AD_LABELLED": "tieu de co nhan quang cao [{label}]",
         "sym.AD_UNLABELLED": (
             "quang cao tu {advertiser} khong co nhan [{labels}] o dau tieu de "

@@ -32,6 +32,7 @@ NOW = 1_800_000_000.0
 class Spf:
     result: str
     domain: str
+    scope: str = "mailfrom"
 
 
 @dataclass
@@ -411,3 +412,58 @@ def test_own_one_click_link_must_be_signed_for_the_advertiser(
     for raw in (AD, other, forged):
         syms = p.check_message(parse_message(raw), env("a@example.test"), SIGNED)
         assert "AD_NO_UNSUBSCRIBE" in names(syms)
+
+
+# -- an advertiser's ad must not reach a recipient through another form of its address ----
+
+
+@pytest.mark.parametrize("rcpt", ['"an"@example.test', "<An+news@Example.TEST>",
+                                  "an+" + "x" * 70 + "@example.test"])
+def test_refusal_holds_for_every_form_of_the_address(
+    policy: ConsentPolicy, store: FakeStore, rcpt: str
+) -> None:
+    """A quoted local part that needs no quotes and an address extension are the same
+    mailbox: the refusal of an@ rejects them all, at RCPT and at end of message."""
+    store.refusals.add((GLOBAL, "an@example.test"))
+    d = policy.check_rcpt(env(rcpt), rcpt)
+    assert d is not None and d.symbol == "AD_REFUSED", d
+    assert "AD_REFUSED" in names(policy.check_message(parse_message(AD), env(rcpt), SIGNED))
+
+
+@pytest.mark.parametrize("rcpt", ['"a b"@example.test', '"x\\"@example.test',
+                                  "a\x08b@example.test", "a" * 65 + "@example.test"])
+def test_an_address_no_record_can_hold_is_refused_for_an_advertiser(
+    policy: ConsentPolicy, store: FakeStore, rcpt: str
+) -> None:
+    """No consent can be on record for such an address, so an advertiser's ad to it is
+    refused, never let through unchecked."""
+    d = policy.check_rcpt(env(rcpt), rcpt)
+    assert d is not None and d.symbol == "AD_NO_CONSENT" and not d.temporary, d
+    assert "send to the plain address" in d.text
+    symbols = policy.check_message(parse_message(AD), env(rcpt), SIGNED)
+    assert "AD_NO_CONSENT" in names(symbols)
+    # other senders' mail to such an address is none of the consent rules' business
+    assert policy.check_rcpt(env(rcpt, mail_from="a@friend.test"), rcpt) is None
+
+
+def test_a_forged_envelope_sender_spends_no_advertisers_cap(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    """A stranger writing MAIL FROM:<bounce@shop.test> (SPF fails) with its own From:
+    the message is not shop's, so it counts against nobody's daily cap."""
+    forged = AD.replace(b"news@shop.test", b"news@stranger.test")
+    stranger = Auth(spf=Spf("fail", "shop.test"),
+                    dkim=(Dkim("pass", "stranger.test"),))
+    for _ in range(5):
+        policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
+                         stranger)
+    assert store.sends == {}
+    assert policy.check_rcpt(env("a@example.test"), "a@example.test") is None
+    # the same envelope with SPF passing for it is shop's own mail, and counts
+    policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
+                     Auth(spf=Spf("pass", "shop.test")))
+    assert len(store.sends[("shop", "a@example.test")]) == 1
+    # SPF passing for another domain than the envelope's proves nothing about it
+    policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
+                     Auth(spf=Spf("pass", "stranger.test")))
+    assert len(store.sends[("shop", "a@example.test")]) == 1
