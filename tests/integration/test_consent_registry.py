@@ -431,3 +431,24 @@ def test_every_script_runs_on_a_redis_cluster(redis_cluster: LocalCluster) -> No
     assert reg.counts("shop").sent == 2
     assert [c.recipient for c in reg.consents("shop")] == [A]
     client.close()
+
+
+def test_one_mailbox_one_record_whatever_the_address_form(
+    client: redis.Redis, clock: Clock
+) -> None:
+    """Consent filed for several extensions of one mailbox is one consent with one
+    daily cap, and a refusal by the mailbox holds for each of its forms."""
+    reg = RedisConsentRegistry(client, clock=clock, delimiters="+")
+    reg.register_advertiser("shop", name="Shop VN", domains=["mail.shop.test"])
+    reg.add_consents([ConsentRecord("shop", f"an+{n}@example.test", "form", NOW - 100, "f")
+                      for n in range(3)])
+    assert [r.recipient for r in reg.consents("shop")] == ["an@example.test"]
+    for n, form in enumerate(("an+0@example.test", '"an"@example.test', "AN+2@example.test")):
+        reg.record_sends("shop", [form], now=NOW, ref=f"Q{n}")
+    assert state(reg, "an+9@example.test") == ("over_cap", 3, 3)
+    reg.refuse('"an"@example.test', channel="api", now=NOW)
+    assert state(reg, "an+news@example.test")[0] == "refused_all"
+    # a site without address extensions keeps "+" as part of the mailbox name
+    plain = RedisConsentRegistry(client, clock=clock, delimiters="")
+    assert plain.recipient_state("shop", "an+0@example.test", now=NOW,
+                                 default_cap=3).status == "no_consent"
