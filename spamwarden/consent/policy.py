@@ -63,6 +63,7 @@ from .registry import (
     RedisConsentRegistry,
     aligned_authenticated_domains,
     attribute_advertiser,
+    hold_member,
     normalize_recipient,
 )
 from .texts import smtp_text
@@ -184,7 +185,7 @@ class ConsentPolicy:
         self._lock = threading.Lock()
         self._domains: dict[str, str] | None = None
         self._domains_at = -1e18
-        self._pending: collections.deque[tuple[str, tuple[str, ...], float, str]] = (
+        self._pending: collections.deque[tuple[str, tuple[str, ...], float, str, str]] = (
             collections.deque(maxlen=_MAX_PENDING)
         )
 
@@ -254,10 +255,12 @@ class ConsentPolicy:
             with self._lock:
                 if not self._pending:
                     return
-                adv, rcpts, at, ref = self._pending[0]
-            self._ask(self.store.record_sends, adv, rcpts, now=at, ref=ref)  # raises: kept
+                item = self._pending[0]
+            adv, rcpts, at, ref, hold = item
+            self._ask(self.store.record_sends, adv, rcpts, now=at, ref=ref,
+                      hold=hold)  # raises: kept
             with self._lock:
-                if self._pending and self._pending[0] == (adv, rcpts, at, ref):
+                if self._pending and self._pending[0] == item:
                     self._pending.popleft()
 
     # -- MessagePolicy -------------------------------------------------------------------------
@@ -373,7 +376,11 @@ class ConsentPolicy:
                 return symbols
         target = adv or env_adv
         assert target is not None
-        symbols.extend(self._consent_symbols(target, env))
+        # the authenticated advertiser's ads take their places under the cap now (the
+        # count would come only after the answer, when parallel messages all fitted);
+        # an envelope sender anyone can write only reads the state: it spends nothing
+        hold = hold_member(env.queue_id) if adv is not None else ""
+        symbols.extend(self._consent_symbols(target, env, hold=hold))
         return symbols
 
     def _own_link_valid(self, link: str, adv: str | None) -> bool:
@@ -397,7 +404,7 @@ class ConsentPolicy:
             action=action,
         )
 
-    def _consent_symbols(self, adv: str, env: Envelope) -> list[Symbol]:
+    def _consent_symbols(self, adv: str, env: Envelope, *, hold: str = "") -> list[Symbol]:
         now = self.clock()
         states: dict[str, list[RecipientState]] = collections.defaultdict(list)
         for rcpt in env.rcpts[:1000]:
@@ -409,7 +416,7 @@ class ConsentPolicy:
             try:
                 state = self._ask(
                     self.store.recipient_state,
-                    adv, addr, now=now, default_cap=self.consent.max_ads_per_day,
+                    adv, addr, now=now, default_cap=self.consent.max_ads_per_day, hold=hold,
                 )
             except StoreError as exc:
                 event(log, "consent_message_unchecked", queue_id=env.queue_id, advertiser=adv,
@@ -454,6 +461,22 @@ class ConsentPolicy:
         adv, _ = self.envelope_advertiser(env.mail_from)
         return adv
 
+    def released(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
+        """The message was not accepted: the places its ads took under the cap
+        (:meth:`check_message`) are given back at once.  Never raises: a hold that
+        cannot be removed now ends by itself (:data:`~.registry.HOLD_SECONDS`)."""
+        hold = hold_member(env.queue_id)
+        if not self.consent.enabled or not env.rcpts or not hold:
+            return
+        adv, _ = self.message_advertiser(view, auth)
+        if adv is None:
+            return
+        try:
+            self._ask(self.store.release_holds, adv, env.rcpts[:1000], hold=hold)
+        except StoreError as exc:
+            event(log, "consent_release_deferred", queue_id=env.queue_id, advertiser=adv,
+                  error=str(exc))
+
     def delivered(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """Count one ad for each recipient the message was accepted for, against
         :meth:`sending_advertiser`. Never raises: a count the registry could not take
@@ -463,7 +486,8 @@ class ConsentPolicy:
         adv = self.sending_advertiser(view, env, auth)
         if adv is None:
             return
-        item = (adv, tuple(env.rcpts[:1000]), self.clock(), env.queue_id or "-")
+        item = (adv, tuple(env.rcpts[:1000]), self.clock(), env.queue_id or "-",
+                hold_member(env.queue_id))
         with self._lock:
             self._pending.append(item)
         try:

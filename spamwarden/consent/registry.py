@@ -100,6 +100,8 @@ __all__ = [
     "DomainTaken",
     "UnknownAdvertiser",
     "normalize_recipient",
+    "hold_member",
+    "HOLD_SECONDS",
     "normalize_advertiser_id",
     "attribute_advertiser",
     "aligned_authenticated_domains",
@@ -390,13 +392,21 @@ class ConsentStore(Protocol):
         ...
 
     def recipient_state(
-        self, adv: str, rcpt: str, *, now: float, default_cap: int
+        self, adv: str, rcpt: str, *, now: float, default_cap: int, hold: str = ""
     ) -> RecipientState:
-        """Refusal, consent and the rolling 24 h count for one recipient."""
+        """Refusal, consent and the rolling 24 h count for one recipient; with ``hold``
+        (a message's id) and room under the cap, that message takes one of the day's
+        ads at once (see :data:`HOLD_SECONDS`)."""
         ...
 
-    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
-        """Count one delivered ad per recipient (rolling window)."""
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str,
+                     hold: str = "") -> None:
+        """Count one delivered ad per recipient (rolling window), in place of the
+        message's ``hold``."""
+        ...
+
+    def release_holds(self, adv: str, rcpts: Sequence[str], *, hold: str) -> None:
+        """Give back the places a message not delivered took under the cap."""
         ...
 
     def refuse(
@@ -465,6 +475,18 @@ def advertiser_domain(domain: str) -> str:
 
 
 # -- Lua: files in lua/, each opening with its KEYS, ARGV and result ----------------------------
+
+#: Seconds a message's hold on one of a recipient's ads of the day counts while the
+#: message is not delivered.  The milter answers within the scan's own bounds
+#: (``rules.timeout``, 15 s) and counts a delivered ad right after; a message refused
+#: for another reason gives its place back when its hold ends.
+HOLD_SECONDS = 60
+
+
+def hold_member(queue_id: str) -> str:
+    """The member a message's hold is kept under (``""``: no hold without a queue id)."""
+    return f"h:{queue_id}" if queue_id and queue_id != "-" else ""
+
 
 _STATE_LUA = lua_script("spamwarden.consent", "consent_state")
 _SEND_LUA = lua_script("spamwarden.consent", "consent_send")
@@ -762,12 +784,17 @@ class RedisConsentRegistry:
     # -- the milter's questions
 
     def recipient_state(
-        self, adv: str, rcpt: str, *, now: float, default_cap: int
+        self, adv: str, rcpt: str, *, now: float, default_cap: int, hold: str = ""
     ) -> RecipientState:
         """Refusal, consent and the rolling 24 h count for one recipient, in one
         atomic script. Order: global refusal, refusal of ``adv``, no consent,
         expired consent, over the cap.
 
+        :param hold: a message's id (:func:`hold_member`): when the state is ``ok``,
+            the message takes one of the day's ads in the same script, so messages
+            checked at the same moment cannot all fit under the cap; its send
+            (:meth:`record_sends` with the same ``hold``) replaces the hold, and a
+            message never delivered stops counting after :data:`HOLD_SECONDS`.
         :raises ValueError: bad recipient.
         :raises StoreError: store trouble.
         """
@@ -775,7 +802,8 @@ class RedisConsentRegistry:
         res = self._call(
             self._state,
             keys=[DNE_KEY, refusal_key(adv), consent_key(adv), sent_key(adv, rcpt)],
-            args=[rcpt, repr(now), repr(self.window), str(default_cap)],
+            args=[rcpt, repr(now), repr(self.window), str(default_cap), hold,
+                  str(HOLD_SECONDS)],
         )
         return RecipientState(
             status=_s(res[0]),  # type: ignore[arg-type]
@@ -783,10 +811,13 @@ class RedisConsentRegistry:
             cap=int(float(_s(res[2]))),
         )
 
-    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str,
+                     hold: str = "") -> None:
         """Count one delivered ad for each recipient (atomic, rolling window).
 
         :param ref: identifies the message (queue id); members are unique anyway.
+        :param hold: the message's hold taken by :meth:`recipient_state`, replaced by
+            the send so the ad counts once.
         :raises StoreError: store trouble.
         """
         adv = normalize_advertiser_id(adv)
@@ -801,13 +832,35 @@ class RedisConsentRegistry:
         member = f"{now!r}:{ref}:{uuid.uuid4().hex[:12]}"
         self._call(
             self._send, keys=[*keys, stats_key(adv), sent_hour_key(adv, int(now // 3600))],
-            args=[repr(now), repr(self.window), member, math.ceil(self.window) + 3600],
+            args=[repr(now), repr(self.window), member, math.ceil(self.window) + 3600, hold],
         )
 
+    def release_holds(self, adv: str, rcpts: Sequence[str], *, hold: str) -> None:
+        """Remove a message's holds (:meth:`recipient_state`) for ``rcpts``: it was not
+        delivered, so its places under the cap are free again.
+
+        :raises StoreError: store trouble.
+        """
+        adv = normalize_advertiser_id(adv)
+        keys: list[str] = []
+        for r in rcpts:
+            try:
+                keys.append(sent_key(adv, normalize_recipient(r, self.delimiters)))
+            except ValueError:
+                continue
+        if not keys or not hold:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrem(key, hold)
+        self._call(pipe.execute)
+
     def sent_in_window(self, adv: str, rcpt: str, *, now: float) -> int:
-        """Ads delivered to ``rcpt`` by ``adv`` in the window ending at ``now``."""
+        """Ads delivered to ``rcpt`` by ``adv`` in the window ending at ``now`` (holds of
+        messages not yet delivered are not counted here; the cap counts them)."""
         key = sent_key(normalize_advertiser_id(adv), normalize_recipient(rcpt, self.delimiters))
-        return int(self._call(self.client.zcount, key, f"({now - self.window!r}", "+inf"))
+        members = self._call(self.client.zrangebyscore, key, f"({now - self.window!r}", "+inf")
+        return sum(1 for m in members if not _s(m).startswith("h:"))
 
     # -- lookups
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .auth import AuthResults
 
 __all__ = [
-    "Action", "BatchedVolume", "ContentClassifier", "Envelope", "MessagePolicy", "PendingListing",
+    "Action", "BatchedVolume", "ContentClassifier", "Envelope", "HoldsPlaces", "MessagePolicy",
+    "PendingListing",
     "RcptDecision", "RecordsDeliveries", "SettingsSource", "SiteCounts", "StartsLookups",
     "Symbol",
 ]
@@ -111,6 +112,18 @@ class MessagePolicy(Protocol):
 
 
 # -- optional capabilities, each checked once when the scanner is wired ------------------------
+
+
+@runtime_checkable
+class HoldsPlaces(Protocol):
+    """A message policy whose :meth:`~MessagePolicy.check_message` may take something
+    for the message (the consent policy: a place under an advertiser's daily cap) that
+    only its delivery keeps."""
+
+    def released(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
+        """The message was not accepted (refused, deferred, or its scan failed): give
+        back what :meth:`~MessagePolicy.check_message` took.  Never raises."""
+        ...
 
 
 @runtime_checkable

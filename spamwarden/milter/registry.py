@@ -180,9 +180,11 @@ class MessageContext:
         until then, or when authentication is unavailable).
     :ivar unavailable: checks that could not be made for this message, with why.
     :ivar jobs: work a check's ``begin`` started, by check name, for its ``at_message``.
+    :ivar action: the verdict's action, for the checks' ``finish``; ``None`` when no
+        verdict was reached (a check failed).
     """
 
-    __slots__ = ("auth", "early", "env", "jobs", "raw", "unavailable", "view")
+    __slots__ = ("action", "auth", "early", "env", "jobs", "raw", "unavailable", "view")
 
     def __init__(self, raw: bytes, env: Envelope, view: MessageView,
                  early: EnvelopeChecks | None, unavailable: list[str]) -> None:
@@ -193,6 +195,7 @@ class MessageContext:
         self.auth: AuthResults | None = None
         self.unavailable = unavailable
         self.jobs: dict[str, Any] = {}
+        self.action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

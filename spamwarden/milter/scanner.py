@@ -369,8 +369,10 @@ class Scanner:
             symbols: list[Symbol] = []
             for step in self._at_message:
                 symbols.extend(step(msg))
-            return self._verdict(symbols, msg.auth, env, headers, msg.unavailable,
-                                 view=view, started=started, raw=raw)
+            verdict = self._verdict(symbols, msg.auth, env, headers, msg.unavailable,
+                                    view=view, started=started, raw=raw)
+            msg.action = verdict.action
+            return verdict
         finally:
             for finish in self._finish:
                 finish(msg)

@@ -150,6 +150,8 @@ def test_unlabelled_ad_rejected_at_end_of_message(world: Any) -> None:
     assert codes == [Milter.CONTINUE] and rc == Milter.REJECT
     assert ctx._reply[0] == "550" and "AD_UNLABELLED" in ctx._reply[2]
     assert registry.sent_in_window("shop", A, now=T0) == 0
+    # the place it took under the cap at end of message was given back with the refusal
+    assert registry.recipient_state("shop", A, now=T0, default_cap=3).sent == 0
 
 
 def test_registry_down_accepts_says_so_and_counts_later(
@@ -177,3 +179,34 @@ def _added(ctx: Any, name: str) -> str:
     """The value of a header the milter added (TestCtx keeps them on the message)."""
     values = ctx._msg.get_all(name) or []
     return " ".join(" ".join(str(v).split()) for v in values)
+
+
+def test_messages_at_the_same_moment_cannot_all_fit_under_the_cap(world: Any) -> None:
+    """Ten of the advertiser's ads to one recipient reach the end of message before any
+    is answered (parallel sessions): only three fit under the cap, each takes its place
+    at once, and the sends replace the holds without counting twice. A message held but
+    never delivered gives its place back after HOLD_SECONDS."""
+    from spamwarden.consent.registry import HOLD_SECONDS
+    from spamwarden.mail import parse_message
+    from spamwarden.milter.interfaces import Envelope
+
+    _, registry, clock, policy = world
+    view = parse_message(ad())
+    envs = [Envelope(mail_from="news@shop.example", rcpts=[A], queue_id=f"Q{n}")
+            for n in range(10)]
+    auth = shop_auth(b"", view, None, mail_from="news@shop.example")
+    verdicts = [{s.name for s in policy.check_message(view, e, auth)} for e in envs]
+    fitted = [e for e, names in zip(envs, verdicts, strict=True) if "AD_OVER_CAP" not in names]
+    assert len(fitted) == 3, verdicts
+    for e in fitted:
+        policy.delivered(view, e, auth)
+    assert registry.sent_in_window("shop", A, now=clock.now) == 3
+    assert registry.counts("shop").sent == 3
+    # the next day: one message is held and never delivered (refused for another reason)
+    clock.now += DAY + 1
+    held = Envelope(mail_from="news@shop.example", rcpts=[A], queue_id="QH")
+    assert "AD_OVER_CAP" not in {s.name for s in policy.check_message(view, held, auth)}
+    assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 1
+    assert registry.sent_in_window("shop", A, now=clock.now) == 0  # held, not sent
+    clock.now += HOLD_SECONDS + 1
+    assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 0

@@ -68,7 +68,7 @@ class FakeStore:
         return dict(self.domains)
 
     def recipient_state(
-        self, adv: str, rcpt: str, *, now: float, default_cap: int
+        self, adv: str, rcpt: str, *, now: float, default_cap: int, hold: str = ""
     ) -> RecipientState:
         self._check()
         if (GLOBAL, rcpt) in self.refusals:
@@ -81,10 +81,14 @@ class FakeStore:
         n = sum(1 for t in self.sends.get((adv, rcpt), []) if t > now - 86400)
         return RecipientState("over_cap" if n >= cap else "ok", n, cap)
 
-    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str) -> None:
+    def record_sends(self, adv: str, rcpts: Sequence[str], *, now: float, ref: str,
+                     hold: str = "") -> None:
         self._check()
         for r in rcpts:
             self.sends.setdefault((adv, r.strip("<>").lower()), []).append(now)
+
+    def release_holds(self, adv: str, rcpts: Sequence[str], *, hold: str) -> None:
+        self._check()
 
     def refuse(
         self, rcpt: str, *, adv: str = GLOBAL, channel: str, now: float

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from ...logs import event
-from ..interfaces import Symbol
+from ..interfaces import HoldsPlaces, Symbol
 from ..registry import CheckBase, CheckDecl, Components, Delivered, MessageContext, Phase
 
 __all__ = ["CHECK", "PoliciesCheck"]
@@ -27,6 +27,7 @@ class PoliciesCheck(CheckBase):
     def __init__(self, parts: Components) -> None:
         self.policies = parts.policies
         self.points = parts.points
+        self._holding = tuple(p for p in parts.policies if isinstance(p, HoldsPlaces))
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         apply = self.points.apply
@@ -34,6 +35,18 @@ class PoliciesCheck(CheckBase):
         for policy in self.policies:
             out.extend(apply(s) for s in policy.check_message(msg.view, msg.env, msg.auth))
         return out
+
+    def finish(self, msg: MessageContext) -> None:
+        """A message that will not be delivered gives back what its policies took
+        (accepted and quarantined mail is delivered: its count replaces the hold)."""
+        if msg.action in ("accept", "tag", "quarantine"):
+            return
+        for policy in self._holding:
+            try:
+                policy.released(msg.view, msg.env, msg.auth)
+            except Exception as exc:  # noqa: BLE001 - a hold left behind ends by itself
+                event(log, "policy_release_failed", logging.ERROR,
+                      queue_id=msg.env.queue_id or None, error=f"{type(exc).__name__}: {exc}")
 
     def delivered(self, batch: Sequence[Delivered]) -> None:
         for item in batch:
