@@ -729,6 +729,11 @@ class ConsentConfig:
         doc="SMTP relay (host:port) for the single refusal confirmation; empty: none sent",
     )
     confirmation_from: str = _opt("", doc="sender of refusal confirmations")
+    max_all_requests_per_day: int = _opt(
+        1000, check=_positive,
+        doc="scope=all requests mailed per advertiser per UTC day; past it the page says to "
+        "send ALL to the opt-out address and nothing is mailed",
+    )
 
 
 @dataclass(frozen=True)

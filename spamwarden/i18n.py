@@ -485,6 +485,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "consents[{index}]: {detail}",
         "vi": "Bản ghi consents[{index}] không hợp lệ: {detail}",
     },
+    "api.consent_not_local": {
+        "en": "consents[{index}]: {rcpt} is not an address at this site's domains ({domains}, "
+              "intake.local_domains); consent is kept only for this site's own recipients",
+        "vi": "Bản ghi consents[{index}] không hợp lệ: {rcpt} không phải là địa chỉ thuộc các "
+              "tên miền của hệ thống này ({domains}, intake.local_domains); sự đồng ý chỉ được "
+              "lưu cho người nhận của chính hệ thống này",
+    },
     "api.export_format": {
         "en": "format must be json or csv",
         "vi": "format phải là json hoặc csv",

@@ -12,7 +12,9 @@ Recipients (no bearer token; the signed token in the path is the credential):
 * ``POST /u/{token}`` - RFC 8058 one-click: records the refusal of that advertiser
   with no further interaction.  With the form field ``scope=all`` it also mails the
   recipient a link (``/a/``) to refuse all advertising: an unsubscribe token is
-  issued to an advertiser, so it proves no more than a refusal of that advertiser;
+  issued to an advertiser, so it proves no more than a refusal of that advertiser.
+  That mail goes only to a recipient at ``intake.local_domains``, at most once a day
+  per recipient and ``consent.max_all_requests_per_day`` a day per advertiser;
 * ``GET /a/{token}`` - asks; ``POST /a/{token}`` - records the refusal of all
   advertising (the token was mailed to the recipient only);
 * ``GET /r/{token}`` - the records of one advertiser about the recipient and the
@@ -28,6 +30,8 @@ Operators (``Authorization: Bearer`` one of ``api.operator_tokens``) and adverti
 * ``POST /v1/advertisers/{adv}/domains`` (operator) - add ``{domains: [...]}``;
 * ``POST /v1/advertisers/{adv}/consents`` - bulk ``{consents: [{recipient, method,
   at, evidence, expires_at, max_per_day}]}``, at most :data:`MAX_BULK`, all or nothing;
+  only for recipients at this site's own domains (``intake.local_domains``): a consent
+  yields an unsubscribe token, and that token's ``scope=all`` mails the recipient;
 * ``GET /v1/advertisers/{adv}/consents?format=json|csv`` - export;
 * ``GET /v1/advertisers/{adv}/refusals?since=<unix time>`` - refusals;
 * ``GET /v1/advertisers/{adv}/counts`` - consents, refusals, ads delivered;
@@ -62,6 +66,7 @@ from aiohttp import web
 
 from ..config import Config
 from ..consent.confirmations import (
+    AllRequestQuota,
     ConfirmationSender,
     all_advertising_request,
     sender_from_config,
@@ -91,6 +96,7 @@ from ..consent.unsubscribe import (
 from ..errors import StoreError, StoreUnavailable
 from ..i18n import detail
 from ..logs import event
+from ..mail import normalize_domain
 from ._http import (
     ApiContext,
     ApiModule,
@@ -155,16 +161,22 @@ class ConsentApi:
         (``consent.confirmation_relay``); ``None``: the page tells the recipient to
         mail ``ALL`` to the opt-out address instead.
     :param from_addr: the sender address of that request.
+    :param quota: bounds those requests per advertiser and day; default: one over the
+        registry's Redis with ``consent.max_all_requests_per_day``.
     """
 
     def __init__(self, cfg: Config, registry: RedisConsentRegistry, signer: TokenSigner, *,
-                 sender: ConfirmationSender | None = None, from_addr: str = "") -> None:
+                 sender: ConfirmationSender | None = None, from_addr: str = "",
+                 quota: AllRequestQuota | None = None) -> None:
         self.cfg = cfg
         self.registry = registry
         self.signer = signer
         self.sender = sender
         self.from_addr = from_addr or "postmaster@localhost"
         self.lang = cfg.consent.language
+        self.quota = quota or AllRequestQuota(
+            registry.client, limit=cfg.consent.max_all_requests_per_day, clock=registry.clock)
+        self.local_domains = _site_domains(cfg)
         self._operator_tokens = tuple(t for t in cfg.api.operator_tokens if t)
 
     @classmethod
@@ -273,6 +285,10 @@ class ConsentApi:
 
     # -- recipients ----------------------------------------------------------------------------
 
+    def _is_local(self, rcpt: str) -> bool:
+        """Whether the normalised address ``rcpt`` is at one of this site's domains."""
+        return rcpt.rpartition("@")[2] in self.local_domains
+
     def _claims(self, request: web.Request, purpose: str = "u") -> Any:
         try:
             return self.signer.verify(request.match_info["token"], purpose=purpose)  # type: ignore[arg-type]
@@ -330,7 +346,7 @@ class ConsentApi:
         when = iso(rec.at).replace("T", " ").rstrip("Z")[:19]
         name = await self._advertiser_name(adv)
         if scope == "all":
-            body = await self._request_all(claims.recipient, advertiser_name=name)
+            body = await self._request_all(claims.recipient, adv=adv, advertiser_name=name)
         else:
             body = text(self.lang, "page.done.body", advertiser=name, rcpt=claims.recipient,
                         when=when)
@@ -340,21 +356,38 @@ class ConsentApi:
         )
         return _html(page(self.lang, "page.done.title", body, extra_html=link))
 
-    async def _request_all(self, rcpt: str, *, advertiser_name: str) -> str:
-        """Mail ``rcpt`` the link refusing all advertising (at most once a day); the page
-        text saying so, or how to refuse all advertising by mail when nothing is sent."""
+    async def _request_all(self, rcpt: str, *, adv: str, advertiser_name: str) -> str:
+        """Mail ``rcpt`` the link refusing all advertising; the page text saying so, or
+        why nothing is sent.
+
+        The request was made with ``adv``'s unsubscribe token, which ``adv`` holds: it is
+        mailed only to this site's own recipients, at most once a day per recipient and
+        ``consent.max_all_requests_per_day`` a day for ``adv``'s links, so that an
+        advertiser cannot have the site mail addresses of its choice.
+        """
+        if not self._is_local(rcpt):
+            event(log, "refuse_all_request_not_local", logging.WARNING, advertiser=adv,
+                  rcpt=rcpt)
+            return text(self.lang, "page.all_not_local.body", advertiser=advertiser_name,
+                        rcpt=rcpt)
+        by_mail = text(self.lang, "page.all_by_mail.body", advertiser=advertiser_name,
+                       rcpt=rcpt, optout=self._optout_address())
         if self.sender is None:
-            return text(self.lang, "page.all_by_mail.body", advertiser=advertiser_name,
-                        rcpt=rcpt, optout=self._optout_address())
+            return by_mail
+        # Not claimed: mailed already today, and the page points at that message.
         if await self._run(self.registry.claim_all_request, rcpt):
+            if not await self._run(self.quota.claim, adv):
+                event(log, "refuse_all_request_capped", logging.WARNING, advertiser=adv,
+                      rcpt=rcpt, limit=self.quota.limit)
+                return by_mail
             url = sibling_url(self.cfg, "a", self.signer.all_advertising_token(rcpt))
             msg = all_advertising_request(self.cfg, rcpt, url, sender=self.from_addr)
             try:
                 await self._run(self.sender.send, msg)
-                event(log, "refuse_all_requested", rcpt=rcpt)
+                event(log, "refuse_all_requested", advertiser=adv, rcpt=rcpt)
             except OSError as exc:  # smtplib.SMTPException is an OSError
-                event(log, "refuse_all_request_failed", logging.WARNING, rcpt=rcpt,
-                      error=str(exc))
+                event(log, "refuse_all_request_failed", logging.WARNING, advertiser=adv,
+                      rcpt=rcpt, error=str(exc))
         return text(self.lang, "page.all_mailed.body", advertiser=advertiser_name, rcpt=rcpt)
 
     def _optout_address(self) -> str:
@@ -511,9 +544,14 @@ class ConsentApi:
                 if item.get("method") not in METHODS:
                     raise ValueError(Message("registry.item_method",
                                              {"methods": ", ".join(METHODS)}))
+                rcpt = normalize_recipient(str(item.get("recipient", "")))
+                if not self._is_local(rcpt):
+                    return json_error(400, Message("api.consent_not_local", {
+                        "index": i, "rcpt": rcpt,
+                        "domains": ", ".join(self.local_domains) or "none configured"}))
                 records.append(ConsentRecord(
                     advertiser=adv,
-                    recipient=normalize_recipient(str(item.get("recipient", ""))),
+                    recipient=rcpt,
                     method=str(item.get("method", "")),
                     at=_time(item.get("at"), now),
                     evidence=str(item.get("evidence", "")),
@@ -635,6 +673,18 @@ class ConsentApi:
         except ValueError as exc:
             return json_error(400, exc)
         return _json({"refusal": _refusal_json(rec), "new": created}, 201 if created else 200)
+
+
+def _site_domains(cfg: Config) -> tuple[str, ...]:
+    """This site's own domains, ``intake.local_domains``, normalised as recipients' are
+    (:func:`~spamwarden.consent.registry.normalize_recipient`); empty: none, and then no
+    consent is kept and no request to refuse all advertising is mailed."""
+    out: list[str] = []
+    for d in cfg.intake.local_domains:
+        n = normalize_domain(d)
+        if n is not None and n not in out:
+            out.append(n)
+    return tuple(out)
 
 
 def _time(value: Any, default: float) -> float:
@@ -776,6 +826,9 @@ def consent_module(ctx: ApiContext) -> ApiModule:
     :raises ConfigError: the token key is unusable.
     """
     api = ConsentApi.from_config(ctx.cfg)
+    if not api.local_domains:
+        event(log, "intake.local_domains is empty: every consent will be refused",
+              logging.WARNING)
 
     async def close(app: web.Application) -> None:
         close_fn = getattr(api.registry.client, "close", None)

@@ -101,6 +101,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "advertising email, follow the link in the message we have sent to {rcpt}: only "
             "the owner of that mailbox can refuse all advertising for it."
         ),
+        "page.all_not_local.body": (
+            "{advertiser} may no longer send advertising email to {rcpt}. {rcpt} is not an "
+            "address of this site, so no request to refuse all advertising is mailed to it."
+        ),
         "page.all_by_mail.body": (
             "{advertiser} may no longer send advertising email to {rcpt}. To refuse all "
             "advertising email, send a message with the word ALL from {rcpt} to {optout}."
@@ -209,6 +213,11 @@ TEXTS: dict[str, dict[str, str]] = {
             "{advertiser} không được gửi thư điện tử quảng cáo đến {rcpt} nữa. Để từ chối "
             "mọi thư điện tử quảng cáo, hãy mở liên kết trong thư chúng tôi đã gửi đến "
             "{rcpt}: chỉ chủ hộp thư đó mới có thể từ chối mọi quảng cáo cho hộp thư này."
+        ),
+        "page.all_not_local.body": (
+            "{advertiser} không được gửi thư điện tử quảng cáo đến {rcpt} nữa. {rcpt} không "
+            "phải là địa chỉ của hệ thống này, nên không có thư yêu cầu từ chối mọi quảng cáo "
+            "nào được gửi đến địa chỉ này."
         ),
         "page.all_by_mail.body": (
             "{advertiser} không được gửi thư điện tử quảng cáo đến {rcpt} nữa. Để từ chối "

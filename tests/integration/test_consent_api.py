@@ -17,7 +17,7 @@ import redis
 from aiohttp import web
 
 from spamwarden.api.consent import ConsentApi
-from spamwarden.config import ApiConfig, Config, ConsentConfig
+from spamwarden.config import ApiConfig, Config, ConsentConfig, IntakeConfig
 from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
 from spamwarden.consent.unsubscribe import TokenSigner
 
@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 OPERATOR = "operator-secret-token"
 A, B = "a@example.test", "b@example.test"
+#: consent is kept only for this site's own recipients (``intake.local_domains``)
+LOCAL = dataclasses.replace(IntakeConfig(), local_domains=("example.test",))
 
 
 class ApiServer:
@@ -103,6 +105,7 @@ def setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry, Tok
     cfg = Config(
         api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
         consent=dataclasses.replace(ConsentConfig(), token_key="0123456789abcdef0123"),
+        intake=LOCAL,
     )
     reg = RedisConsentRegistry(client)
     signer = TokenSigner(cfg.consent.token_key.encode())
@@ -353,8 +356,14 @@ class MailSink:
 
 
 @pytest.fixture
-def mail_setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry, TokenSigner,
-                                                 str, MailSink]]:
+def mail_consent() -> dict[str, Any]:
+    """Further ``[consent]`` settings of ``mail_setup`` (a test parametrizes it)."""
+    return {}
+
+
+@pytest.fixture
+def mail_setup(redis_url: str, mail_consent: dict[str, Any]) -> Iterator[
+        tuple[ApiServer, RedisConsentRegistry, TokenSigner, str, MailSink]]:
     """Like ``setup``, with ``consent.confirmation_relay`` a real SMTP server on 127.0.0.1."""
     from aiosmtpd.controller import Controller
 
@@ -370,7 +379,9 @@ def mail_setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry
         consent=dataclasses.replace(
             ConsentConfig(), token_key="0123456789abcdef0123",
             unsubscribe_base_url="https://mx.example.test/u/",
-            confirmation_relay=f"127.0.0.1:{port}", confirmation_from="postmaster@example.test"),
+            confirmation_relay=f"127.0.0.1:{port}", confirmation_from="postmaster@example.test",
+            **mail_consent),
+        intake=LOCAL,
     )
     reg = RedisConsentRegistry(client)
     api = ConsentApi.from_config(cfg, client=client)
@@ -505,3 +516,103 @@ def test_scope_all_without_a_confirmation_relay_says_how_to_refuse_all(setup: An
                               form={"List-Unsubscribe": "One-Click", "scope": "all"})
     assert status == 200 and "ALL" in page and "optout" in page
     assert reg.refusal(A) is None and reg.refusal(A, adv="shop") is not None
+
+
+# -- consent and the mail it leads to are for this site's own recipients only ----------------
+
+
+def test_consent_is_refused_for_a_recipient_outside_this_sites_domains(setup: Any) -> None:
+    """An advertiser's token must not make the server mail the world: a consent (which
+    yields an unsubscribe token, whose scope=all mails the address) is kept only for
+    ``intake.local_domains``; the whole request is refused, naming the address."""
+    server, reg, _, adv_token = setup
+    url = f"{server.base}/v1/advertisers/shop/consents"
+    items = [{"recipient": A, "method": "form"},
+             {"recipient": "victim@third-party.example", "method": "form"}]
+    for token in (adv_token, OPERATOR):
+        status, text, _ = request(url, method="POST", token=token, body={"consents": items})
+        err = json.loads(text)
+        assert (status, err["code"]) == (400, "consent_not_local"), text
+        assert "consents[1]" in err["error"] and "victim@third-party.example" in err["error"]
+        assert "example.test" in err["error"] and "intake.local_domains" in err["error"]
+    assert reg.consent("shop", A) is None  # all or nothing
+    assert reg.consent("shop", "victim@third-party.example") is None
+    # a subdomain is another domain
+    status, text, _ = request(url, method="POST", token=adv_token, body={"consents": [
+        {"recipient": "x@mail.example.test", "method": "form"}]})
+    assert status == 400 and json.loads(text)["code"] == "consent_not_local"
+    # the site's own recipients, in any case of the domain
+    status, text, _ = request(url, method="POST", token=adv_token, body={"consents": [
+        {"recipient": "C@Example.TEST", "method": "form"}]})
+    assert (status, json.loads(text)) == (200, {"stored": 1})
+
+
+def test_no_local_domains_means_no_consent_is_kept(redis_url: str) -> None:
+    """Without ``intake.local_domains`` no recipient is this site's: every consent is
+    refused (never every address in the world accepted)."""
+    client = redis.Redis.from_url(redis_url)
+    cfg = Config(api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
+                 consent=dataclasses.replace(ConsentConfig(), token_key="k" * 20))
+    reg = RedisConsentRegistry(client)
+    reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"])
+    app = web.Application()
+    app.add_routes(ConsentApi(cfg, reg, TokenSigner(b"k" * 20)).routes())
+    server = ApiServer(app)
+    server.start()
+    try:
+        status, text, _ = request(f"{server.base}/v1/advertisers/shop/consents", method="POST",
+                                  token=OPERATOR,
+                                  body={"consents": [{"recipient": A, "method": "form"}]})
+        err = json.loads(text)
+        assert (status, err["code"]) == (400, "consent_not_local")
+        assert A in err["error"] and "none configured" in err["error"]
+        assert reg.consent("shop", A) is None
+    finally:
+        server.stop()
+        client.close()
+
+
+def test_scope_all_never_mails_a_recipient_outside_this_sites_domains(
+    mail_setup: Any,
+) -> None:
+    """A consent kept before the rule (or for a domain since dropped from
+    ``intake.local_domains``) still unsubscribes, but scope=all mails nobody there."""
+    server, reg, signer, _, sink = mail_setup
+    far = "victim@third-party.example"
+    reg.add_consents([ConsentRecord("shop", far, "form", 1_700_000_000.0, "old")])
+    status, page, _ = request(f"{server.base}/u/{signer.make('shop', far)}", method="POST",
+                              form={"List-Unsubscribe": "One-Click", "scope": "all"})
+    assert status == 200 and reg.refusal(far, adv="shop") is not None
+    assert far in page and "not an address of this site" in page
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize("mail_consent", [{"max_all_requests_per_day": 2}])
+def test_scope_all_mails_are_capped_per_advertiser_and_day(
+    mail_setup: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An advertiser holding consents of many local recipients cannot make the server
+    mail all of them: past ``consent.max_all_requests_per_day`` the page says how to
+    refuse all advertising by mail, nothing is sent, and the refusal is logged."""
+    server, reg, signer, _, sink = mail_setup
+    rcpts = [f"user{i}@example.test" for i in range(4)]
+    reg.add_consents([ConsentRecord("shop", r, "form", 1_700_000_000.0, "form") for r in rcpts])
+    pages = []
+    with caplog.at_level("INFO", logger="spamwarden.api.consent"):
+        for r in rcpts:
+            status, page, _ = request(f"{server.base}/u/{signer.make('shop', r)}",
+                                      method="POST", form={"scope": "all"})
+            assert status == 200 and reg.refusal(r, adv="shop") is not None
+            pages.append(page)
+    assert [m[0] for m in sink.messages] == [[rcpts[0]], [rcpts[1]]]
+    assert all("ALL" in p and "optout" in p for p in pages[2:])
+    capped = [r for r in caplog.records if r.getMessage() == "refuse_all_request_capped"]
+    assert [r.fields["rcpt"] for r in capped] == rcpts[2:]  # type: ignore[attr-defined]
+    assert all(r.fields["advertiser"] == "shop" for r in capped)  # type: ignore[attr-defined]
+    # another advertiser's count is its own
+    reg.register_advertiser("news", name="News", domains=["news.test"])
+    reg.add_consents([ConsentRecord("news", rcpts[3], "form", 1_700_000_000.0, "form")])
+    reg.client.delete(f"sw:{{sw}}:all-request:{rcpts[3]}")
+    request(f"{server.base}/u/{signer.make('news', rcpts[3])}", method="POST",
+            form={"scope": "all"})
+    assert [m[0] for m in sink.messages][-1] == [rcpts[3]]

@@ -98,6 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, module_redis_url: str, dns_s
     # the console's quarantine runs postqueue/postsuper on this Postfix (as root here)
     api = ApiProcess(tmp_path_factory.mktemp("api"), module_redis_url,
                      {"api": {"operator_tokens": [TOKEN]},
+                      "intake": {"local_domains": ["example.test"]},
                       "quarantine": {"postfix_config_dir": str(postfix.config_dir)}})
     rbl.start()
     try:
