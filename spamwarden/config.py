@@ -135,6 +135,10 @@ def _not_negative(v: Any) -> str | None:
     return None if v >= 0 else "a number 0 or greater"
 
 
+def _ipv6_prefix(v: Any) -> str | None:
+    return None if 32 <= v <= 128 else "a prefix length from 32 to 128"
+
+
 def _site_count(v: Any) -> str | None:
     return None if 0 <= v <= 10_000_000 else "a number of messages from 0 to 10000000"
 
@@ -699,7 +703,19 @@ class ApiConfig:
         (), check=_operator_tokens, secret=True, doc="bearer tokens for operator endpoints"
     )
     delist_requests_per_hour: int = _opt(5, check=_positive, doc="public delisting requests per client IP")
+    max_pending_delist_requests: int = _opt(
+        100_000, check=_positive,
+        doc="delisting requests waiting for an operator, in all; past it new ones get 429",
+    )
+    max_pending_delist_requests_per_key: int = _opt(
+        3, check=_positive,
+        doc="delisting requests waiting for an operator per listed key; past it 429",
+    )
     trusted_proxies: tuple[str, ...] = _opt((), check=_networks, doc="whose X-Forwarded-For is believed")
+    ipv6_rate_prefix: int = _opt(
+        64, check=_ipv6_prefix,
+        doc="an IPv6 client is rate-limited by its network of this prefix length",
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ third-party errors are caught at the boundary and re-raised as one of these with
     │   └── DnsTimeout           ... because no server answered in time
     ├── StoreError               the shared store (Redis) failed
     │   └── StoreUnavailable     ... because it cannot be reached
+    ├── DelistQueueFull          too many delisting requests are waiting (all, or one key's)
     ├── ModelError               a model file is missing, corrupt or incompatible
     ├── ReportError              a complaint report has no usable original
     ├── DnsFormatError           a DNS packet is malformed (answered FORMERR)
@@ -31,6 +32,7 @@ __all__ = [
     "DnsTimeout",
     "StoreError",
     "StoreUnavailable",
+    "DelistQueueFull",
     "ModelError",
     "ReportError",
     "DnsFormatError",
@@ -69,6 +71,18 @@ class StoreError(SpamwardenError):
 
 class StoreUnavailable(StoreError):
     """The store (Redis) cannot be reached."""
+
+
+class DelistQueueFull(SpamwardenError):
+    """Too many delisting requests are waiting for an operator.
+
+    :param key: the listed key whose own bound was reached; empty: the bound of all
+        pending requests was.
+    """
+
+    def __init__(self, *args: object, key: str = "") -> None:
+        super().__init__(*args)
+        self.key = key
 
 
 class ModelError(SpamwardenError):

@@ -544,6 +544,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the body must be the message",
         "vi": "Nội dung yêu cầu phải là thư cần học",
     },
+    "api.delist_queue_full": {
+        "en": "too many delisting requests are waiting for an operator; try later",
+        "vi": "Có quá nhiều yêu cầu gỡ khỏi danh sách đang chờ người vận hành; vui lòng thử "
+              "lại sau",
+    },
+    "api.delist_key_queue_full": {
+        "en": "requests to delist {key} are already waiting for an operator; try again once "
+              "they are decided",
+        "vi": "Đã có các yêu cầu gỡ {key} đang chờ người vận hành; vui lòng thử lại khi các "
+              "yêu cầu đó đã được quyết định",
+    },
     "api.delist_rate": {
         "en": "too many delisting requests from your address; try later",
         "vi": "Có quá nhiều yêu cầu gỡ khỏi danh sách chặn từ địa chỉ của bạn; vui lòng "

@@ -52,6 +52,7 @@ __all__ = [
     "localize_error",
     "request_language",
     "client_ip",
+    "rate_client",
     "token_ok",
     "bearer_token",
     "operator_denied",
@@ -202,25 +203,58 @@ async def localize_error(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def client_ip(request: web.Request) -> str:
-    """The client's IP: the TCP peer, or the last ``X-Forwarded-For`` entry when the
-    peer is one of ``api.trusted_proxies``."""
+    """The client's IP address: the TCP peer or, when the peer is one of
+    ``api.trusted_proxies``, the right-most ``X-Forwarded-For`` entry that is not.
+
+    Every ``X-Forwarded-For`` line is read, joined in order (RFC 9110 §5.3): a proxy that
+    appends a line of its own leaves the client's line in front, and whatever the client
+    wrote is to the left of what the trusted proxies added. The entries are walked from
+    the right past trusted proxies; an entry that is not an address stops the walk (the
+    last trusted address stands), and when every entry is a trusted proxy the left-most
+    is the client.
+    """
     peer = request.remote or "unknown"
     cfg = request.app[CONFIG_KEY]
-    if cfg.api.trusted_proxies and peer != "unknown":
+    if not cfg.api.trusted_proxies or peer == "unknown":
+        return peer
+    try:
+        nets = [ipaddress.ip_network(n, strict=False) for n in cfg.api.trusted_proxies]
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(addr in n for n in nets):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    for entry in reversed(forwarded.split(",")):
+        entry = entry.strip()
+        if not entry:
+            continue
         try:
-            addr = ipaddress.ip_address(peer)
-            trusted = any(addr in ipaddress.ip_network(n, strict=False)
-                          for n in cfg.api.trusted_proxies)
+            addr = ipaddress.ip_address(entry)
         except ValueError:
-            trusted = False
-        fwd = request.headers.get("X-Forwarded-For", "")
-        if trusted and fwd:
-            last = fwd.split(",")[-1].strip()
-            try:
-                return str(ipaddress.ip_address(last))
-            except ValueError:
-                return peer
-    return peer
+            break
+        if not any(addr in n for n in nets):
+            break
+    return str(addr)
+
+
+def rate_client(request: web.Request) -> str:
+    """The bucket a rate limit counts the client in: its IPv4 address, or the network of
+    ``api.ipv6_rate_prefix`` bits (default /64) around its IPv6 address, as one site
+    usually holds a whole /64 (an IPv4-mapped address counts as the IPv4 address).
+    Logs name :func:`client_ip` itself."""
+    ip = client_ip(request)
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        prefix = request.app[CONFIG_KEY].api.ipv6_rate_prefix
+        if prefix < 128:
+            return str(ipaddress.IPv6Network((addr, prefix), strict=False))
+    return str(addr)
 
 
 def token_ok(given: str, tokens: Sequence[str]) -> bool:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..config import parse_duration
+from ..errors import DelistQueueFull
 from ..logs import event
 from ..reputation.listings import REASONS, Listing, listing_json, normalize_key, operator_reason
 from ..reputation.listings import utc_iso as _iso
@@ -25,6 +26,7 @@ from ._http import (
     json_body,
     json_error,
     operator_only,
+    rate_client,
     text_field,
 )
 from .paging import (
@@ -117,8 +119,8 @@ def listings_module(ctx: ApiContext) -> ApiModule:
     async def file_request(request: web.Request) -> web.StreamResponse:
         ip = client_ip(request)
         now = clock.now()
-        if not await store.rate_allow("delist", ip, limit=cfg.api.delist_requests_per_hour,
-                                      now=now):
+        if not await store.rate_allow("delist", rate_client(request),
+                                      limit=cfg.api.delist_requests_per_hour, now=now):
             return json_error(429, Message("api.delist_rate"),
                               headers={"Retry-After": str(3600 - int(now) % 3600)})
         body = await json_body(request)
@@ -128,8 +130,16 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         found = await store.find(key, now=now)
         if found is None:
             return json_error(404, Message("api.not_listed", {"key": key}))
-        req = await store.file_delist_request(found.key, reason=reason, contact=contact,
-                                              client=ip, now=now)
+        try:
+            req = await store.file_delist_request(
+                found.key, reason=reason, contact=contact, client=ip, now=now,
+                max_pending=cfg.api.max_pending_delist_requests,
+                max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+        except DelistQueueFull as exc:
+            event(log, "delist_request_refused", logging.WARNING, key=found.key, client=ip,
+                  error=str(exc))
+            return json_error(429, Message("api.delist_key_queue_full", {"key": exc.key})
+                              if exc.key else Message("api.delist_queue_full"))
         event(log, "delist_requested", id=req.id, key=req.key, client=ip)
         return web.json_response({"id": req.id, "key": req.key, "status": req.status,
                                   "filed_at": req.filed_at}, status=202)

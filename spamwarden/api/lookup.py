@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from ..errors import DelistQueueFull
 from ..logs import event
 from ..reputation.listings import Listing, normalize_key, utc_iso
 from ..reputation.store import DelistRequest
@@ -47,6 +48,7 @@ from ._http import (
     json_body,
     json_error,
     operator_only,
+    rate_client,
     text_field,
 )
 from .listings import PAGE_PARAMS, request_object
@@ -226,8 +228,8 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         raw = request.match_info["key"][:300]
         ip = client_ip(request)
         now = clock.now()
-        if not await store.rate_allow("delist", ip, limit=cfg.api.delist_requests_per_hour,
-                                      now=now):
+        if not await store.rate_allow("delist", rate_client(request),
+                                      limit=cfg.api.delist_requests_per_hour, now=now):
             return _page(lang, text(lang, "title.rate"), f"<p>{_e(text(lang, 'rate'))}</p>\n",
                          status=429, headers={"Retry-After": str(3600 - int(now) % 3600)})
         data = await request.post()
@@ -249,8 +251,17 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
         if error or found is None:
             return await show(request, lang, raw, error=error, reason=reason[:MAX_REASON],
                               contact=contact[:MAX_CONTACT], status=400 if error else 404)
-        req = await store.file_delist_request(found.key, reason=reason, contact=contact,
-                                              client=ip, now=now)
+        try:
+            req = await store.file_delist_request(
+                found.key, reason=reason, contact=contact, client=ip, now=now,
+                max_pending=cfg.api.max_pending_delist_requests,
+                max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+        except DelistQueueFull as exc:
+            event(log, "delist_request_refused", logging.WARNING, key=found.key, client=ip,
+                  via="page", error=str(exc))
+            msg = (text(lang, "key_queue_full", key=exc.key) if exc.key
+                   else text(lang, "queue_full"))
+            return _page(lang, text(lang, "title.rate"), f"<p>{_e(msg)}</p>\n", status=429)
         event(log, "delist_requested", id=req.id, key=req.key, client=ip, via="page")
         raise web.HTTPSeeOther(f"{base}request/{req.id}")
 

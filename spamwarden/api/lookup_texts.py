@@ -49,6 +49,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "delist.missing": "Please say what you fixed.",
         "delist.too_long": "{field} is longer than {limit} characters.",
         "rate": "Too many requests came from your address; try again in an hour.",
+        "queue_full": "Too many delisting requests are waiting for an operator; try again "
+                      "later.",
+        "key_queue_full": "Requests to delist {key} are already waiting for an operator; "
+                          "yours would add nothing. Try again once they are decided.",
         "request.key": "Listed key",
         "request.filed": "Filed",
         "request.status": "State",
@@ -94,6 +98,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "delist.missing": "Vui lòng cho biết bạn đã khắc phục điều gì.",
         "delist.too_long": "{field} dài hơn {limit} ký tự.",
         "rate": "Có quá nhiều yêu cầu từ địa chỉ của bạn; vui lòng thử lại sau một giờ.",
+        "queue_full": "Có quá nhiều yêu cầu gỡ khỏi danh sách đang chờ người vận hành; vui "
+                      "lòng thử lại sau.",
+        "key_queue_full": "Đã có các yêu cầu gỡ {key} đang chờ người vận hành; yêu cầu của bạn "
+                          "không thêm được gì. Vui lòng thử lại khi các yêu cầu đó đã được "
+                          "quyết định.",
         "request.key": "Mục bị liệt kê",
         "request.filed": "Gửi lúc",
         "request.status": "Trạng thái",

@@ -38,6 +38,10 @@ key                                            what
                                                script that writes the status, pruned with the request
 ``sw:{sw}:delist-requests-indexed``            "1" once requests filed before the status indexes
                                                existed are indexed (no TTL)
+``sw:{sw}:delist-requests-pending-keys``       hash: listed key -> its pending requests; moved by
+                                               the scripts that file, decide and prune requests
+                                               (pending requests filed before it existed are not
+                                               counted; a count never goes below 0)
 ``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
 ``sw:{sw}:stats:listings:<hour>``              hash: listing changes (listed, extended, delisted,
                                                expired) in one hour (stats.py; TTL 8 days)
@@ -86,7 +90,7 @@ import redis.cluster
 
 from .._lua import lua_script
 from ..config import Config
-from ..errors import StoreError
+from ..errors import DelistQueueFull
 from ..redisconn import store_error
 from .listings import (
     CHANGES_KEY,
@@ -115,6 +119,9 @@ __all__ = [
     "DELIST_REQUESTS_KEY",
     "DELIST_REQUESTS_INDEX_KEY",
     "DELIST_REQUESTS_INDEXED_KEY",
+    "DELIST_REQUESTS_PENDING_KEYS_KEY",
+    "MAX_DELIST_REQUESTS",
+    "MAX_PENDING_PER_KEY",
     "LISTING_KEYS_KEY",
     "LISTING_KEYS_BUILT_KEY",
     "REQUEST_STATUSES",
@@ -139,6 +146,7 @@ LISTING_KEYS_BUILT_KEY = "sw:{sw}:listing-keys-built"
 #: the statuses of a delisting request, each with its index
 REQUEST_STATUSES = ("pending", "approved", "rejected")
 DELIST_REQUESTS_INDEXED_KEY = "sw:{sw}:delist-requests-indexed"
+DELIST_REQUESTS_PENDING_KEYS_KEY = "sw:{sw}:delist-requests-pending-keys"
 
 
 def request_status_key(status: str) -> str:
@@ -148,9 +156,14 @@ def request_status_key(status: str) -> str:
 
 #: the keys the request scripts touch, in their order
 _REQUEST_KEYS = [DELIST_REQUESTS_KEY, "sw:{sw}:delist-requests-by-time",
-                 *(request_status_key(s) for s in REQUEST_STATUSES)]
-#: stored requests at most (every client is rate-limited too; this bounds many clients)
+                 *(request_status_key(s) for s in REQUEST_STATUSES),
+                 DELIST_REQUESTS_PENDING_KEYS_KEY]
+#: pending requests at most, by default (``api.max_pending_delist_requests``; every client
+#: is rate-limited too, this bounds many clients)
 MAX_DELIST_REQUESTS = 100_000
+#: pending requests of one listed key at most, by default
+#: (``api.max_pending_delist_requests_per_key``)
+MAX_PENDING_PER_KEY = 3
 #: the volume window is kept as this many buckets
 VOLUME_BUCKETS = 24
 #: approximate length the change stream is trimmed to (XADD MAXLEN ~)
@@ -342,6 +355,7 @@ _COUNT_LUA = lua_script("spamwarden.reputation", "complaint_count")
 _RATE_LUA = lua_script("spamwarden.reputation", "rate_count")
 _KEYS_INDEX_LUA = lua_script("spamwarden.reputation", "listing_keys_index")
 _REQUEST_WRITE_LUA = lua_script("spamwarden.reputation", "delist_request_write")
+_REQUEST_FILE_LUA = lua_script("spamwarden.reputation", "delist_request_file")
 _REQUEST_PRUNE_LUA = lua_script("spamwarden.reputation", "delist_request_prune")
 _REQUEST_INDEX_LUA = lua_script("spamwarden.reputation", "delist_request_index")
 
@@ -456,6 +470,7 @@ _SCRIPTS = {
     "rate": _RATE_LUA,
     "keys_index": _KEYS_INDEX_LUA,
     "request_write": _REQUEST_WRITE_LUA,
+    "request_file": _REQUEST_FILE_LUA,
     "request_prune": _REQUEST_PRUNE_LUA,
     "request_index": _REQUEST_INDEX_LUA,
 }
@@ -707,12 +722,23 @@ class _StoreBase:
         return int(n) >= 0
 
     def _op_file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
-                                now: float) -> _Op[DelistRequest]:
+                                now: float, max_pending: int,
+                                max_pending_per_key: int) -> _Op[DelistRequest]:
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
                                 client=client, now=now)
-        if (yield _cmd("zcard", DELIST_REQUESTS_INDEX_KEY)) >= MAX_DELIST_REQUESTS:
-            raise StoreError("too many delisting requests are waiting; try again later")
-        yield _Script("request_write", _REQUEST_KEYS, self._request_args(req, only_if=""))
+        # requests past the retention and requests of an older version's format must not
+        # count: prune them and index them first
+        yield from self._op_prune_requests(now=now)
+        yield from self._op_ensure_request_index()
+        res = int((yield _Script("request_file", _REQUEST_KEYS,
+                                 [req.id, req.to_json(), repr(req.filed_at), req.key,
+                                  max_pending, max_pending_per_key])))
+        if res == -1:
+            raise DelistQueueFull(f"{max_pending} delisting requests are waiting for an "
+                                  "operator; try again later")
+        if res == -2:
+            raise DelistQueueFull(f"{max_pending_per_key} delisting requests of {req.key} "
+                                  "are waiting for an operator", key=req.key)
         return req
 
     @staticmethod
@@ -732,7 +758,7 @@ class _StoreBase:
         if self._requests_indexed:
             return
         if not (yield _cmd("exists", DELIST_REQUESTS_INDEXED_KEY)):
-            keys = [DELIST_REQUESTS_KEY, *_REQUEST_KEYS[2:], DELIST_REQUESTS_INDEXED_KEY]
+            keys = [DELIST_REQUESTS_KEY, *_REQUEST_KEYS[2:5], DELIST_REQUESTS_INDEXED_KEY]
             cursor = "0"
             while True:
                 cursor = _s((yield _Script("request_index", keys, [cursor, BATCH])))
@@ -1242,10 +1268,27 @@ class ListingStore(_StoreBase):
         return self._run(self._op_rate_allow(what, client, limit=limit, now=now))
 
     def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
-                            now: float) -> DelistRequest:
-        """Store a public delisting request for an operator to decide."""
-        return self._run(self._op_file_delist_request(key, reason=reason, contact=contact,
-                                                      client=client, now=now))
+                            now: float, max_pending: int = MAX_DELIST_REQUESTS,
+                            max_pending_per_key: int = MAX_PENDING_PER_KEY) -> DelistRequest:
+        """Store a public delisting request, pending, for an operator to decide.
+
+        Only pending requests count toward the bounds; requests past the 90-day retention
+        are dropped first.
+
+        :param key: the listed key (normalised here).
+        :param client: the requester's address, kept with the request.
+        :param max_pending: pending requests at most (``api.max_pending_delist_requests``).
+        :param max_pending_per_key: pending requests of ``key`` at most
+            (``api.max_pending_delist_requests_per_key``).
+        :returns: the stored request.
+        :raises DelistQueueFull: a bound is reached (``key`` set when it is ``key``'s own);
+            nothing is stored.
+        :raises ValueError: not a listing key.
+        :raises StoreError: Redis failed.
+        """
+        return self._run(self._op_file_delist_request(
+            key, reason=reason, contact=contact, client=client, now=now,
+            max_pending=max_pending, max_pending_per_key=max_pending_per_key))
 
     def delist_requests(self, *, now: float, status: str | None = None,
                         limit: int = 1000) -> list[DelistRequest]:
@@ -1458,11 +1501,14 @@ class AsyncListingStore(_StoreBase):
         """See :meth:`ListingStore.rate_allow`."""
         return await self._run(self._op_rate_allow(what, client, limit=limit, now=now))
 
-    async def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
-                                  now: float) -> DelistRequest:
+    async def file_delist_request(
+        self, key: str, *, reason: str, contact: str, client: str, now: float,
+        max_pending: int = MAX_DELIST_REQUESTS, max_pending_per_key: int = MAX_PENDING_PER_KEY,
+    ) -> DelistRequest:
         """See :meth:`ListingStore.file_delist_request`."""
         return await self._run(self._op_file_delist_request(
-            key, reason=reason, contact=contact, client=client, now=now))
+            key, reason=reason, contact=contact, client=client, now=now,
+            max_pending=max_pending, max_pending_per_key=max_pending_per_key))
 
     async def delist_requests(self, *, now: float, status: str | None = None,
                               limit: int = 1000) -> list[DelistRequest]:

@@ -35,10 +35,10 @@ Scenario = Callable[[test_utils.TestClient, AsyncListingStore, ManualClock], Awa
 
 
 def run_api(redis_url: str, scenario: Scenario, *, tokens: tuple[str, ...] = (TOKEN,),
-            modules: list[Any] | None = None) -> None:
+            modules: list[Any] | None = None, **api: Any) -> None:
     cfg = config_from_mapping({"api": {"operator_tokens": list(tokens),
                                        "public_url": "https://bl.example.net",
-                                       "delist_requests_per_hour": 3}})
+                                       "delist_requests_per_hour": 3, **api}})
 
     async def main() -> None:
         store = AsyncListingStore(redis.asyncio.Redis.from_url(redis_url))
@@ -116,6 +116,72 @@ def test_delist_request_flow_with_rate_limit_and_operator_approval(redis_url: st
         assert [(x.op, x.note) for x in changes][-1] == ("delisted", "looks fixed")
 
     run_api(redis_url, scenario)
+
+
+def test_a_full_request_queue_answers_429_and_only_pending_requests_fill_it(
+        redis_url: str) -> None:
+    """Filed from many addresses, requests for one key stop at
+    api.max_pending_delist_requests_per_key, and all of them at
+    api.max_pending_delist_requests; decided requests never count. Either answer is 429
+    saying why, not a store error."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add_many(["192.0.2.1", "192.0.2.2", "192.0.2.3"], reason="manual", now=T0)
+        ids = [(await store.file_delist_request("192.0.2.1", reason="fixed", contact="",
+                                                client=f"198.51.100.{i}", now=T0)).id
+               for i in range(2)]
+        body = {"key": "192.0.2.1", "reason": "we fixed it"}
+        r = await c.post("/v1/delist-requests", json=body)
+        err = await r.json()
+        assert (r.status, err["code"]) == (429, "delist_key_queue_full"), err
+        assert "192.0.2.1" in err["error"] and "waiting" in err["error"]
+        assert "Retry-After" not in r.headers
+        # a decided request frees its place
+        await store.decide_delist_request(ids[0], approve=False, note="no", now=T0 + 1)
+        r = await c.post("/v1/delist-requests", json=body)
+        assert r.status == 202
+        # the whole queue: three pending
+        await store.file_delist_request("192.0.2.2", reason="x", contact="", client="c",
+                                        now=T0 + 1)
+        r = await c.post("/v1/delist-requests", json={"key": "192.0.2.3", "reason": "x"})
+        err = await r.json()
+        assert (r.status, err["code"]) == (429, "delist_queue_full"), err
+        assert "waiting" in err["error"]
+        await store.decide_delist_request(ids[1], approve=True, note="ok", now=T0 + 2)
+        r = await c.post("/v1/delist-requests", json={"key": "192.0.2.3", "reason": "x"})
+        assert r.status == 202
+
+    run_api(redis_url, scenario, delist_requests_per_hour=10, max_pending_delist_requests=3,
+            max_pending_delist_requests_per_key=2)
+
+
+def test_the_delisting_rate_limit_holds_behind_a_proxy_and_per_ipv6_64(redis_url: str) -> None:
+    """A client cannot pick its rate-limit bucket: neither with an X-Forwarded-For line of
+    its own in front of the one the trusted proxy appends, nor with the many addresses of
+    its IPv6 /64."""
+    from multidict import CIMultiDict
+
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        for i in range(12):
+            await store.add(f"192.0.2.{i}", reason="manual", now=T0)
+        codes = []
+        for i in range(5):
+            headers = CIMultiDict([("X-Forwarded-For", f"10.66.{i}.1"),
+                                   ("X-Forwarded-For", "198.51.100.77")])
+            r = await c.post("/v1/delist-requests", headers=headers,
+                             json={"key": f"192.0.2.{i}", "reason": "fixed"})
+            codes.append(r.status)
+        assert codes == [202, 202, 202, 429, 429]
+        codes = []
+        for i in range(5):
+            r = await c.post("/v1/delist-requests",
+                             headers={"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"},
+                             json={"key": f"192.0.2.{5 + i}", "reason": "fixed"})
+            codes.append(r.status)
+        assert codes == [202, 202, 202, 429, 429]
+        pending = await store.delist_requests(now=T0, status="pending")
+        assert {q.client for q in pending} >= {"2001:db8:1:2::1", "198.51.100.77"}
+
+    run_api(redis_url, scenario, trusted_proxies=["127.0.0.0/8"])
 
 
 def test_operator_endpoints_need_a_valid_token(redis_url: str) -> None:

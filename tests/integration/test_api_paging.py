@@ -108,7 +108,9 @@ def test_request_lists_page_by_status_with_cursors(redis_url: str) -> None:
                        clock: ManualClock) -> None:
         await store.add("192.0.2.0/24", reason="manual", now=T0)
         ids = [(await store.file_delist_request("192.0.2.1", reason="fixed", contact="",
-                                                client="c", now=T0 + i)).id for i in range(25)]
+                                                client="c", now=T0 + i,
+                                                max_pending_per_key=100)).id
+               for i in range(25)]
         await store.decide_delist_request(ids[3], approve=False, note="", now=T0 + 100)
         pending = [i for n, i in enumerate(ids) if n != 3]
         # /v1/delisting-requests: an object with next_cursor
@@ -173,7 +175,8 @@ def test_console_request_queue_pages_through_the_pending_requests(
         now = time.time()
         await store.add("192.0.2.0/24", reason="manual", now=now, ttl=3600)
         ids = [(await store.file_delist_request("192.0.2.1", reason=f"fix {i}", contact="",
-                                                client="c", now=now - 1000 + i)).id
+                                                client="c", now=now - 1000 + i,
+                                                max_pending_per_key=1000)).id
                for i in range(PENDING_SHOWN + 5)]
         for rid in ids[:2]:
             await store.decide_delist_request(rid, approve=False, note=f"no {rid}",

@@ -152,6 +152,23 @@ def test_request_form_is_rate_limited_per_client_with_the_api_route(
         r = await _file(c, "192.0.2.1", headers={"X-Forwarded-For": "203.0.113.5"})
         assert r.status == 303
 
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, trusted_proxies=["127.0.0.1/32"],
+              max_pending_delist_requests_per_key=10)
+
+
+def test_request_form_says_when_the_keys_requests_are_already_waiting(
+        redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        await store.add("192.0.2.1", reason="manual", now=time.time(), ttl=3600)
+        for i in range(3):
+            r = await _file(c, "192.0.2.1", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            assert r.status == 303
+        r = await _file(c, "192.0.2.1", headers={"X-Forwarded-For": "203.0.113.9"})
+        page = await r.text()
+        assert r.status == 429 and "Retry-After" not in r.headers
+        assert "Requests to delist 192.0.2.1 are already waiting for an operator" in page
+        assert len(await store.delist_requests(now=time.time())) == 3
+
     run_pages(redis_url, tmp_path, monkeypatch, scenario, trusted_proxies=["127.0.0.1/32"])
 
 

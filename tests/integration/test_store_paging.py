@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from spamwarden.errors import DelistQueueFull, StoreError
 from spamwarden.reputation.listings import LISTINGS_KEY
 from spamwarden.reputation.store import (
     BATCH,
@@ -205,7 +206,8 @@ def test_request_pages_answer_each_untouched_request_once_while_others_are_decid
     store.add("192.0.2.0/24", reason="manual", now=T0)
     # many requests in the same millisecond: a page boundary falls inside runs of ties
     ids = [store.file_delist_request("192.0.2.1", reason="fixed", contact="", client="c",
-                                     now=T0 + i // 7).id for i in range(150)]
+                                     now=T0 + i // 7, max_pending_per_key=1000).id
+           for i in range(150)]
     decided: set[str] = set()
     seen: list[str] = []
     after = None
@@ -220,7 +222,8 @@ def test_request_pages_answer_each_untouched_request_once_while_others_are_decid
             store.decide_delist_request(rid, approve=False, note="", now=T0 + 60)
             decided.add(rid)
         ids.append(store.file_delist_request("192.0.2.1", reason="again", contact="",
-                                             client="c", now=T0 + 30).id)
+                                             client="c", now=T0 + 30,
+                                             max_pending_per_key=1000).id)
     assert len(seen) == len(set(seen))
     untouched = set(ids[:150]) - decided
     assert untouched <= set(seen)
@@ -259,3 +262,51 @@ def test_a_request_record_is_json_with_its_status(store: ListingStore) -> None:
     assert json.loads(store.redis.hget(DELIST_REQUESTS_KEY, q.id))["status"] == "pending"
     with pytest.raises(ValueError):
         store.delist_request_page(now=T0, status="lost", after=None, limit=1)
+
+
+def test_only_pending_requests_count_toward_the_caps(store: ListingStore) -> None:
+    """Decided requests stay on record for 90 days but never fill the queue: once full of
+    decided requests it would refuse every sender for that long."""
+    keys = [_ip(n) for n in range(4)]
+    store.add_many(keys, reason="manual", now=T0)
+    ids = [store.file_delist_request(k, reason="fixed", contact="", client="c", now=T0,
+                                     max_pending=2).id for k in keys[:2]]
+    with pytest.raises(DelistQueueFull) as full:
+        store.file_delist_request(keys[2], reason="fixed", contact="", client="c", now=T0,
+                                  max_pending=2)
+    assert full.value.key == "" and not isinstance(full.value, StoreError)
+    for rid in ids:
+        store.decide_delist_request(rid, approve=False, note="no", now=T0 + 1)
+    for k in keys[2:]:
+        store.file_delist_request(k, reason="fixed", contact="", client="c", now=T0 + 2,
+                                  max_pending=2)
+    assert store.count_delist_requests(status="pending") == 2
+    assert store.redis.hlen(DELIST_REQUESTS_KEY) == 4
+
+
+def test_pending_requests_are_bounded_per_listed_key(store: ListingStore) -> None:
+    store.add_many(["192.0.2.1", "192.0.2.2"], reason="manual", now=T0)
+    ids = [store.file_delist_request("192.0.2.1", reason=f"fix {i}", contact="", client="c",
+                                     now=T0 + i).id for i in range(3)]
+    with pytest.raises(DelistQueueFull) as full:
+        store.file_delist_request("192.0.2.1", reason="more", contact="", client="c",
+                                  now=T0 + 5)
+    assert full.value.key == "192.0.2.1"
+    # another key is not held up, and a custom bound is kept
+    store.file_delist_request("192.0.2.2", reason="fix", contact="", client="c", now=T0 + 5)
+    with pytest.raises(DelistQueueFull):
+        store.file_delist_request("192.0.2.2", reason="fix", contact="", client="c",
+                                  now=T0 + 5, max_pending_per_key=1)
+    # a decision frees a place, a second decision of the same request frees no other
+    store.decide_delist_request(ids[0], approve=False, note="no", now=T0 + 10)
+    store.decide_delist_request(ids[0], approve=True, note="late", now=T0 + 11)
+    store.file_delist_request("192.0.2.1", reason="again", contact="", client="c", now=T0 + 12)
+    with pytest.raises(DelistQueueFull):
+        store.file_delist_request("192.0.2.1", reason="more", contact="", client="c",
+                                  now=T0 + 13)
+    # requests pruned after 90 days (filing prunes too) free their places
+    later = T0 + 20 + DELIST_REQUEST_RETENTION
+    for i in range(3):
+        store.file_delist_request("192.0.2.1", reason=f"new {i}", contact="", client="c",
+                                  now=later + i)
+    assert store.count_delist_requests(status="pending") == 3

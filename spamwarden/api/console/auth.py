@@ -17,7 +17,7 @@ import redis
 from aiohttp import web
 
 from ...reputation.store import store_error
-from .._http import client_ip, token_ok
+from .._http import rate_client, token_ok
 from ..lookup import escape
 from ._base import (
     COOKIE,
@@ -54,7 +54,7 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     @routes.post("/ui/login")
     async def login(request: web.Request) -> web.StreamResponse:
         now = clock.now()
-        if not await store.rate_allow("ui-login", client_ip(request),
+        if not await store.rate_allow("ui-login", rate_client(request),
                                       limit=LOGIN_ATTEMPTS_PER_HOUR, now=now):
             return login_page("Too many sign-in attempts from your address; try later.", 429)
         if not any(cfg.api.operator_tokens):

@@ -1,16 +1,21 @@
 -- Writes a delisting request and moves it to the index of its status, atomically.
--- Used by file_delist_request and decide_delist_request.
+-- Used by decide_delist_request (file_delist_request files with delist_request_file).
 -- KEYS[1] sw:{sw}:delist-requests (hash), KEYS[2] sw:{sw}:delist-requests-by-time (zset),
 -- KEYS[3..5] sw:{sw}:delist-requests:pending | :approved | :rejected (zsets: request id ->
---   time filed for pending, time decided otherwise; entries pruned with the request)
+--   time filed for pending, time decided otherwise; entries pruned with the request),
+-- KEYS[6] sw:{sw}:delist-requests-pending-keys (hash: listed key -> pending requests; a
+--   request leaving or entering pending moves its key's count)
 -- ARGV: request id, request JSON, filed_at, status, decided_at, only_if ('' or the
 --   status the stored request must have, e.g. 'pending' for a decision)
 -- Returns: 1 written, 0 not (no such request, or its status is not ARGV[6]).
 local id, status = ARGV[1], ARGV[4]
-if ARGV[6] ~= '' then
-  local cur = redis.call('HGET', KEYS[1], id)
-  if not cur or cjson.decode(cur)['status'] ~= ARGV[6] then return 0 end
+local prev = nil
+local cur = redis.call('HGET', KEYS[1], id)
+if cur then
+  local ok, rec = pcall(cjson.decode, cur)
+  if ok and type(rec) == 'table' then prev = rec['status'] end
 end
+if ARGV[6] ~= '' and prev ~= ARGV[6] then return 0 end
 redis.call('HSET', KEYS[1], id, ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], id)
 local sets = {pending = KEYS[3], approved = KEYS[4], rejected = KEYS[5]}
@@ -21,5 +26,12 @@ if status == 'pending' then
   redis.call('ZADD', KEYS[3], ARGV[3], id)
 else
   redis.call('ZADD', sets[status], ARGV[5], id)
+end
+local listed = cjson.decode(ARGV[2])['key']
+if prev == 'pending' and status ~= 'pending' then
+  -- requests filed before the count existed were never counted: never below 0
+  if redis.call('HINCRBY', KEYS[6], listed, -1) <= 0 then redis.call('HDEL', KEYS[6], listed) end
+elseif prev ~= 'pending' and status == 'pending' then
+  redis.call('HINCRBY', KEYS[6], listed, 1)
 end
 return 1
