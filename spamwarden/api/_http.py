@@ -315,14 +315,15 @@ def operator_only(handler: Handler) -> Handler:
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body (at most :data:`MAX_BODY` bytes).
 
-    :raises BadRequest: not a JSON object.
+    :raises BadRequest: not a JSON object (also JSON nested deeper than the parser's
+        recursion limit, which a body far below :data:`MAX_BODY` can be).
     :raises web.HTTPRequestEntityTooLarge: too long.
     """
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     try:
         body = await request.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(Message("api.body_not_object")) from exc
     if not isinstance(body, dict):
         raise BadRequest(Message("api.body_not_object"))

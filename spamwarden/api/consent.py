@@ -275,7 +275,8 @@ class ConsentApi:
     async def _body(request: web.Request) -> dict[str, Any] | web.Response:
         try:
             data = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: nested deeper than the parser goes, within the body limit
             return json_error(400, Message("api.body_not_object"))
         except web.HTTPRequestEntityTooLarge:
             return json_error(413, Message("api.body_too_large"))

@@ -184,6 +184,21 @@ def test_the_delisting_rate_limit_holds_behind_a_proxy_and_per_ipv6_64(redis_url
     run_api(redis_url, scenario, trusted_proxies=["127.0.0.0/8"])
 
 
+def test_a_deeply_nested_body_is_a_bad_request_not_a_server_error(redis_url: str) -> None:
+    """JSON nested deeper than the parser's recursion limit, well within the 64 KiB body
+    limit, is answered like any malformed body."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add("192.0.2.9", reason="manual", now=T0)
+        deep = "[" * 30_000 + "]" * 30_000
+        for path, headers in (("/v1/delist-requests", {}), ("/v1/listings", AUTH)):
+            r = await c.post(path, data=deep,
+                             headers={**headers, "Content-Type": "application/json"})
+            assert r.status == 400, path
+            assert (await r.json())["code"] == "body_not_object"
+
+    run_api(redis_url, scenario)
+
+
 def test_operator_endpoints_need_a_valid_token(redis_url: str) -> None:
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
         body = {"key": "203.0.113.5", "reason": "trap hits", "ttl": "2h"}

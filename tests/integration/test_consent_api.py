@@ -279,6 +279,22 @@ def test_operator_refusal_and_bad_bodies(setup: Any) -> None:
     assert request(url, method="POST", token=OPERATOR, body=[1, 2])[0] == 400
 
 
+def test_a_deeply_nested_body_is_a_bad_request(setup: Any) -> None:
+    """Nested deeper than the parser's recursion limit, within the 64 KiB body limit:
+    answered like any malformed body."""
+    server, _, _, adv_token = setup
+    raw = "[" * 30_000 + "]" * 30_000
+    for url, token in ((f"{server.base}/v1/refusals", OPERATOR),
+                       (f"{server.base}/v1/advertisers/shop/consents", adv_token)):
+        req = urllib.request.Request(url, data=raw.encode(), method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 400, url
+        assert json.loads(err.value.read())["code"] == "body_not_object"
+        err.value.close()
+
+
 def test_store_down_is_503(setup: Any, redis_server: Any) -> None:
     server, _, _, adv_token = setup
     redis_server.stop()
