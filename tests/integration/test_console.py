@@ -3,15 +3,18 @@ session cookie, CSRF on every form that changes something, escaped pages."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from aiohttp import test_utils
 
 from spamwarden.api.console import session_key
+from spamwarden.api.console._base import token_hash
 from spamwarden.config import Config
 from spamwarden.reputation.history import HistoryRecorder
 from spamwarden.reputation.store import AsyncListingStore
@@ -97,6 +100,41 @@ def test_requests_are_decided_only_with_the_csrf_token(redis_url: str, tmp_path:
         assert r.status == 303
         assert await store.find("192.0.2.9", now=time.time()) is None
         assert (await store.get_delist_request(rid)).status == "approved"  # type: ignore[union-attr]
+
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url="http://bl.example.net")
+
+
+def test_a_console_decision_is_logged_with_the_operator(
+        redis_url: str, tmp_path: Path, monkeypatch: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every console write is logged; a decision of a delisting request (an approval
+    delists) too, as the JSON API logs it, with via=console and which operator token
+    signed in (a prefix of its hash, never the token)."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        ids = []
+        for key in ("192.0.2.9", "192.0.2.10"):
+            await store.add(key, reason="manual", now=time.time(), ttl=3600)
+            r = await _file(c, key, reason="fixed")
+            ids.append(r.headers["Location"].rsplit("/", 1)[1])
+        assert (await _login(c)).status == 303
+        csrf = _csrf(await (await c.get("/ui/requests")).text())
+        with caplog.at_level(logging.INFO, logger="spamwarden.api"):
+            for rid, decision in zip(ids, ("approve", "reject"), strict=True):
+                r = await c.post(f"/ui/requests/{rid}", allow_redirects=False,
+                                 data={"csrf": csrf, "decision": decision, "note": "ok"})
+                assert r.status == 303
+            # deciding a decided request again changes nothing and logs nothing
+            await c.post(f"/ui/requests/{ids[0]}", allow_redirects=False,
+                         data={"csrf": csrf, "decision": "reject"})
+        logged = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                  if r.getMessage() == "delist_request_decided"]
+        operator = token_hash(TOKEN)[:12]
+        assert logged == [
+            {"id": ids[0], "key": "192.0.2.9", "status": "approved", "delisting": "delisted",
+             "via": "console", "operator": operator},
+            {"id": ids[1], "key": "192.0.2.10", "status": "rejected", "delisting": None,
+             "via": "console", "operator": operator},
+        ]
 
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url="http://bl.example.net")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "see_other",
     "session_key",
     "token_hash",
+    "operator_label",
 ]
 
 COOKIE = "sw_ui"
@@ -51,6 +52,13 @@ def session_key(session_id: str) -> str:
 def token_hash(token: str) -> str:
     """The SHA-256 of an operator token, as a session records it."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def operator_label(sess: Mapping[str, Any]) -> str:
+    """Which operator token a session signed in with, for the log: the first 12 hex
+    digits of the token's SHA-256 (tokens have no names; the token itself is never
+    logged, and the prefix tells the configured tokens apart)."""
+    return str(sess.get("token_hash", ""))[:12]
 
 
 def see_other(location: str) -> web.Response:

@@ -4,17 +4,19 @@ listing in the console and to its public lookup page."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ...logs import event
 from ...reputation.listings import utc_iso
 from ...reputation.store import DelistRequest
 from .._http import BadRequest
 from ..lookup import REQUEST_ID_PATTERN, escape
 from ..paging import parse_request_cursor, request_cursor
-from ._base import Console, Page, html_get, html_post
+from ._base import Console, Page, html_get, html_post, operator_label
 from .listings import lookup_href
 
 __all__ = ["DECIDED_SHOWN", "PENDING_SHOWN", "NAV", "build"]
@@ -24,6 +26,8 @@ NAV = Page("/ui/requests", "Delisting requests")
 DECIDED_SHOWN = 100
 #: pending requests shown on one page (oldest first; a link shows the next ones)
 PENDING_SHOWN = 200
+
+log = logging.getLogger("spamwarden.api")
 
 
 def _key_links(key: str) -> str:
@@ -94,9 +98,17 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
         rid = request.match_info["id"]
         current = await store.get_delist_request(rid)
         if current is not None and current.status == "pending":
-            await store.decide_delist_request(rid, approve=decision == "approve",
-                                              note=str(data.get("note", ""))[:2000],
-                                              now=clock.now())
+            done = await store.decide_delist_request(rid, approve=decision == "approve",
+                                                     note=str(data.get("note", ""))[:2000],
+                                                     now=clock.now())
+            # logged only when this decision took effect (not another operator's meanwhile)
+            if done is not None:
+                new, write = done
+                if new.status == ("approved" if decision == "approve" else "rejected") and (
+                        decision == "reject" or write is not None):
+                    event(log, "delist_request_decided", id=rid, key=new.key,
+                          status=new.status, delisting=write.op if write else None,
+                          via="console", operator=operator_label(sess))
         raise web.HTTPSeeOther("/ui/requests")
 
     return {
