@@ -19,10 +19,33 @@ from typing import Any
 __all__ = ["configure_logging", "event", "kv"]
 
 
+#: escapes inside a quoted value other than ``\xNN`` (those JSON uses, as before)
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape(c: str) -> str:
+    """One character of a quoted value: itself when printable, else an escape, so that
+    no value can move the cursor, colour the terminal or forge a line."""
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if c == " " or c.isprintable():
+        return c
+    n = ord(c)
+    if n < 0x100:
+        return f"\\x{n:02x}"
+    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
 def _fmt_value(v: Any) -> str:
+    """A value as written after ``key=``: as it is, or in double quotes when empty or
+    holding a space, ``"``, ``=`` or a character that is not printable. Inside the
+    quotes ``"``, ``\\``, newline and tab are escaped as in JSON, and every other
+    character that is not printable (C0 and C1 controls, DEL, format characters such
+    as bidirectional overrides, line and paragraph separators) as ``\\xNN``,
+    ``\\uNNNN`` or ``\\UNNNNNNNN``."""
     s = str(v)
-    if s == "" or any(c in s for c in ' "=\n\t'):
-        return json.dumps(s, ensure_ascii=False)
+    if s == "" or any(c in ' "=' or not c.isprintable() for c in s):
+        return '"' + "".join(_escape(c) for c in s) + '"'
     return s
 
 

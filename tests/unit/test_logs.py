@@ -26,6 +26,40 @@ def test_kv_quotes_what_needs_quoting() -> None:
     )
 
 
+@pytest.mark.parametrize(("value", "text"), [
+    # what a terminal or a log viewer would act on: every control character, DEL, C1
+    # controls, and format characters such as a right-to-left override, escaped as \xNN
+    # (\uNNNN, \UNNNNNNNN past 0xff) inside a quoted value
+    ("x\b\b\x1bc\x07\x7fadmin@example.org", '"x\\x08\\x08\\x1bc\\x07\\x7fadmin@example.org"'),
+    ("a\rb", '"a\\x0db"'),
+    ("\x00", '"\\x00"'),
+    ("a\x85b\x9bc", '"a\\x85b\\x9bc"'),
+    ("evil\u202etxt.exe", '"evil\\u202etxt.exe"'),
+    ("a\u2028b", '"a\\u2028b"'),
+    ("x\U000e0041", '"x\\U000e0041"'),
+    # a backslash inside a quoted value is escaped, so no escape can be forged
+    ("a b\\x1b", '"a b\\\\x1b"'),
+])
+def test_kv_escapes_what_is_not_printable(value: str, text: str) -> None:
+    assert kv(v=value) == f"v={text}"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    # unchanged: ordinary values, and those quoted before
+    ("plain", "plain"),
+    ("tên-miền.vn", "tên-miền.vn"),
+    ("C:\\dir", "C:\\dir"),
+    ("a b", '"a b"'),
+    ('say "hi"', '"say \\"hi\\""'),
+    ("k=v", '"k=v"'),
+    ("line\nnext", '"line\\nnext"'),
+    ("tab\there", '"tab\\there"'),
+    ("Nguyễn Văn A", '"Nguyễn Văn A"'),
+])
+def test_kv_keeps_the_output_of_ordinary_values(value: str, text: str) -> None:
+    assert kv(v=value) == f"v={text}"
+
+
 def test_kv_line(monkeypatch: pytest.MonkeyPatch) -> None:
     configure_logging("kv", "info")
     buf = io.StringIO()
