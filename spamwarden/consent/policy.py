@@ -251,17 +251,24 @@ class ConsentPolicy:
         return (hit[0] if hit else None), ok
 
     def _flush_pending(self) -> None:
+        """Write the kept counts, oldest first.  Each is taken off the queue before it
+        is written, so threads flushing at once never write one twice; one the store
+        refuses goes back to the front.
+
+        :raises StoreError: the store failed (the count is kept).
+        """
         while True:
             with self._lock:
                 if not self._pending:
                     return
-                item = self._pending[0]
+                item = self._pending.popleft()
             adv, rcpts, at, ref, hold = item
-            self._ask(self.store.record_sends, adv, rcpts, now=at, ref=ref,
-                      hold=hold)  # raises: kept
-            with self._lock:
-                if self._pending and self._pending[0] == item:
-                    self._pending.popleft()
+            try:
+                self._ask(self.store.record_sends, adv, rcpts, now=at, ref=ref, hold=hold)
+            except StoreError:
+                with self._lock:
+                    self._pending.appendleft(item)
+                raise
 
     # -- MessagePolicy -------------------------------------------------------------------------
 

@@ -471,3 +471,29 @@ def test_a_forged_envelope_sender_spends_no_advertisers_cap(
     policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
                      Auth(spf=Spf("pass", "stranger.test")))
     assert len(store.sends[("shop", "a@example.test")]) == 1
+
+
+def test_counts_flushed_by_threads_at_once_are_written_once(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    """libmilter's threads deliver at the same time: each delivered ad is counted once,
+    however many threads write the kept counts together."""
+    import threading
+    import time as _time
+
+    real = store.record_sends
+
+    def slow(*a: object, **k: object) -> None:
+        _time.sleep(0.002)  # the store's round trip, during which others flush
+        real(*a, **k)  # type: ignore[arg-type]
+
+    store.record_sends = slow  # type: ignore[method-assign]
+    view = parse_message(AD)
+    threads = [threading.Thread(target=policy.delivered,
+                                args=(view, env("a@example.test"), SIGNED)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.sends[("shop", "a@example.test")]) == 6
+    assert policy.pending_counts == 0
