@@ -821,12 +821,7 @@ class RedisConsentRegistry:
         :raises StoreError: store trouble.
         """
         adv = normalize_advertiser_id(adv)
-        keys: list[str] = []
-        for r in rcpts:
-            try:
-                keys.append(sent_key(adv, normalize_recipient(r, self.delimiters)))
-            except ValueError:
-                continue
+        keys = self._sent_keys(adv, rcpts)
         if not keys:
             return
         member = f"{now!r}:{ref}:{uuid.uuid4().hex[:12]}"
@@ -835,6 +830,17 @@ class RedisConsentRegistry:
             args=[repr(now), repr(self.window), member, math.ceil(self.window) + 3600, hold],
         )
 
+    def _sent_keys(self, adv: str, rcpts: Sequence[str]) -> list[str]:
+        """The daily-count keys of ``adv``'s ads to ``rcpts`` (addresses no record can
+        hold are left out)."""
+        keys: list[str] = []
+        for r in rcpts:
+            try:
+                keys.append(sent_key(adv, normalize_recipient(r, self.delimiters)))
+            except ValueError:
+                continue
+        return keys
+
     def release_holds(self, adv: str, rcpts: Sequence[str], *, hold: str) -> None:
         """Remove a message's holds (:meth:`recipient_state`) for ``rcpts``: it was not
         delivered, so its places under the cap are free again.
@@ -842,12 +848,7 @@ class RedisConsentRegistry:
         :raises StoreError: store trouble.
         """
         adv = normalize_advertiser_id(adv)
-        keys: list[str] = []
-        for r in rcpts:
-            try:
-                keys.append(sent_key(adv, normalize_recipient(r, self.delimiters)))
-            except ValueError:
-                continue
+        keys = self._sent_keys(adv, rcpts)
         if not keys or not hold:
             return
         pipe = self.client.pipeline(transaction=False)
