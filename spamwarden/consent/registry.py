@@ -1011,8 +1011,11 @@ class AdComplaintRefusals:
         adv = self.advertiser_of(complaint)
         if adv is None:
             return None
+        # the address the ad was delivered to: a SASL login without a domain is a user
+        # at one of the local domains, which only the matched delivery says
+        address = getattr(complaint, "delivered_to", "") or complaint.reporter
         try:
-            rcpt = normalize_recipient(complaint.reporter)
+            rcpt = normalize_recipient(address, self.registry.delimiters)
         except ValueError:
             return None
         rec, created = self.registry.refuse(

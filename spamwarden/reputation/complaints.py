@@ -70,6 +70,9 @@ class Complaint:
     match: str = ""
     #: the matched delivery's id ("" unless matched)
     delivery: str = ""
+    #: the reporter's address that delivery was made to, folded ("" unless matched): for
+    #: a SASL login without a domain, which of the local domains it is the user at
+    delivered_to: str = ""
     #: the reported message's Message-ID as the report carried it (at most
     #: :data:`MAX_MESSAGE_ID` characters; "" when it had none, or an older entry):
     #: shown to the operator beside an unmatched report
@@ -112,6 +115,7 @@ class Complaint:
                 reporter_verified=f.get("reporter_verified", "") == "True",
                 match=f.get("match", ""),
                 delivery=f.get("delivery", ""),
+                delivered_to=f.get("delivered_to", ""),
                 message_id=f.get("message_id", "")[:MAX_MESSAGE_ID],
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:

@@ -889,14 +889,15 @@ class ComplaintIntake:
                             reporter=mailbox)
 
     async def _match(self, reporter: str, original: Original, view: MessageView | None,
-                     fp: str) -> Match:
+                     fp: str) -> tuple[Match, str]:
         """The delivery here the reported original is (see
-        :mod:`~spamwarden.reputation.deliveries`).
+        :mod:`~spamwarden.reputation.deliveries`), and the reporter's address it was
+        delivered to (``""`` unless matched).
 
         :raises StoreError: the ledger failed.
         """
         if self.deliveries is None:
-            return Match("no-delivery")
+            return Match("no-delivery"), ""
         content = fp if view is not None and not original.headers_only else None
         mid = view.message_id if view is not None else None
         delims = self.cfg.intake.recipient_delimiter
@@ -904,13 +905,13 @@ class ComplaintIntake:
         who = [reporter] if "@" in reporter else [f"{reporter}@{d}" for d in self.local_domains]
         found = Match("no-delivery")
         for candidate in who[:10]:
-            m = await self.deliveries.match(normalize_reporter(candidate, delimiters=delims),
-                                            fingerprint=content, message_id=mid)
+            address = normalize_reporter(candidate, delimiters=delims)
+            m = await self.deliveries.match(address, fingerprint=content, message_id=mid)
             if m.status == "matched":
-                return m
+                return m, address
             if found.status == "no-delivery" or m.status == "disagree":
                 found = m
-        return found
+        return found, ""
 
     async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:
         """The configured feedback loop this report proves it comes from (see
@@ -956,7 +957,7 @@ class ComplaintIntake:
             _count(kind, "unusable")
             return "unusable", NOTHING_ACTIONABLE, ""
         fp = fingerprint(original, limits=self.limits, view=view)
-        match, delivery_id = "", ""
+        match, delivery_id, delivered_to = "", "", ""
         if kind == "spam" and loop is not None and original.source == "arf":
             # a verified feedback loop vouches for its own view of the message
             match = "fbl"
@@ -965,7 +966,7 @@ class ComplaintIntake:
         cid = complaint_id(kind, reporter, fp)
         if kind == "spam" and not match:
             try:
-                found = await self._match(mailbox or reporter, original, view, fp)
+                found, delivered_to = await self._match(mailbox or reporter, original, view, fp)
             except StoreError as exc:
                 event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                       error=str(exc))
@@ -982,7 +983,7 @@ class ComplaintIntake:
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,
-            reporter_verified=reporter_verified,
+            delivered_to=delivered_to, reporter_verified=reporter_verified,
             message_id=(view.message_id or "")[:MAX_MESSAGE_ID] if view is not None else "",
         )
         # a message never delivered here is no evidence of what arrives here: not learned;

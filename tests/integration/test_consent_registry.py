@@ -423,6 +423,8 @@ def test_every_script_runs_on_a_redis_cluster(redis_cluster: LocalCluster) -> No
     reg.register_advertiser("shop", name="Shop", domains=["shop.test"])
     reg.add_consents([ConsentRecord("shop", A, "form", NOW - 1)])
     reg.record_sends("shop", [A, B], now=NOW, ref="q")
+    assert reg.recipient_state("shop", A, now=NOW, default_cap=3, hold="h:q2").sent == 1
+    reg.release_holds("shop", [A, B], hold="h:q2")
     reg.refuse(B, adv="shop", channel="cli")
     assert reg.claim_confirmation(B, adv="shop")
     assert state(reg, A) == ("ok", 1, 3) and state(reg, B)[0] == "refused"
@@ -452,3 +454,20 @@ def test_one_mailbox_one_record_whatever_the_address_form(
     plain = RedisConsentRegistry(client, clock=clock, delimiters="")
     assert plain.recipient_state("shop", "an+0@example.test", now=NOW,
                                  default_cap=3).status == "no_consent"
+
+
+def test_a_complaint_from_a_login_without_a_domain_refuses_for_its_mailbox(
+    reg: RedisConsentRegistry,
+) -> None:
+    """A SASL login ``carol`` reports an ad delivered to carol@example.test: the refusal
+    is recorded for the address the matched delivery was made to."""
+    hook = AdComplaintRefusals(reg)
+    c = Complaint(id="c3", kind="spam", reporter="carol", received_at=NOW, fingerprint="f",
+                  indicators=Indicators(from_domain="shop.test", ad_label="QC"),
+                  reporter_verified=True, match="matched", delivery="d1",
+                  delivered_to="carol@example.test")
+    rec = hook.record(c)
+    assert rec is not None and rec.recipient == "carol@example.test"
+    assert state(reg, "carol@example.test")[0] == "refused"
+    # the field survives the complaint stream
+    assert Complaint.from_fields(c.to_fields()).delivered_to == "carol@example.test"

@@ -334,3 +334,5 @@ def test_recipients_fold_like_reporters() -> None:
     for reporter in ("alice@example.vn", "alice"):
         _, c, _, unmatched = report("gmail-attached.eml", reporter, MemoryDeliveryLedger([d]))
         assert c.match == "matched" and not unmatched, reporter
+        # the complaint names the address the delivery was made to, for the login too
+        assert c.delivered_to == "alice@example.vn", reporter
