@@ -10,6 +10,7 @@ import functools
 import ipaddress
 import re
 
+import idna
 from publicsuffixlist import PublicSuffixList
 
 __all__ = [
@@ -37,9 +38,8 @@ def normalize_domain(name: str) -> str | None:
     if not name or len(name) > 253 * 4:
         return None
     if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
+        name = _to_ascii(name)
+        if name is None:
             return None
     if len(name) > 253:
         return None
@@ -51,6 +51,22 @@ def normalize_domain(name: str) -> str | None:
     if is_ip_literal(name):
         return None
     return name
+
+
+def _to_ascii(name: str) -> str | None:
+    """The ASCII form of an internationalised host name as browsers compute it (UTS 46,
+    non-transitional: ``faß.example`` is ``xn--fa-hia.example``, not IDNA 2003's
+    ``fass.example``, so a link is named by the host it leads to); a name UTS 46 refuses
+    but IDNA 2003 takes (some symbols) gets IDNA 2003's form; ``None`` when neither does.
+    """
+    try:
+        return idna.encode(name, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        pass
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
 
 
 def is_ip_literal(text: str) -> bool:

@@ -222,7 +222,10 @@ _HREF = re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,2048})""", re.
 _URL = re.compile(
     r"""\b((?:https?://|www\.)[^\s<>"'()\[\]{}]{1,2048})""", re.I
 )
-_HOST_IN_URL = re.compile(r"^(?:https?://)?(?:[^/@\s]*@)?([^/:?#\s]+)", re.I)
+# The host of a URL as a browser reads it (WHATWG URL, special schemes): the authority
+# ends at "/", "\\", "?" or "#", and only an "@" inside it ends a userinfo part, so
+# https://spam.example#@victim.example/ leads to spam.example; "\\" counts as "/".
+_HOST_IN_URL = re.compile(r"^(?:https?:[/\\]*)?(?:[^/\\?#@\s]*@)?([^/\\:?#@\s]+)", re.I)
 # The same searches on lower-cased ASCII text, where a case-sensitive pattern finds the
 # same spans several times faster: _HREF as it is, _URL by its start only (each start is
 # then matched in full on the original text, which also checks the word boundary).

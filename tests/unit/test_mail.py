@@ -211,6 +211,9 @@ def test_many_urls_are_capped() -> None:
     ("localhost", None),
     ("192.0.2.1", None),
     ("Bücher.Example", "xn--bcher-kva.example"),
+    # UTS 46 non-transitional, as browsers: the sharp s stays itself (IDNA 2003: "fass")
+    ("faß.example", "xn--fa-hia.example"),
+    ("☃.example", "xn--n3h.example"),  # IDNA 2008 refuses it; IDNA 2003's form is kept
     ("bad..example.com", None),
     ("a" * 64 + ".example.com", None),
 ])
@@ -223,6 +226,13 @@ def test_registrable_domain(name: str, registrable: str | None) -> None:
     ("https://192.0.2.1/login", None),
     ("www.example.org/path", "example.org"),
     ("http://[::1]/", None),
+    # the host a browser goes to: an "@" after "?" or "#" is no userinfo, "\\" is "/"
+    ("https://spammer.example#@victim-shop.example/", "spammer.example"),
+    ("https://spammer.example?next=@victim-shop.example", "spammer.example"),
+    ("https://spammer.example/@victim-shop.example", "spammer.example"),
+    ("https:\\\\spammer.example\\@victim-shop.example", "spammer.example"),
+    ("https://user@victim-shop.example#frag", "victim-shop.example"),
+    ("https://faß.example/login", "xn--fa-hia.example"),
 ])
 def test_url_domain(url: str, domain: str | None) -> None:
     assert url_domain(url) == domain
