@@ -38,9 +38,10 @@ def normalize_domain(name: str) -> str | None:
     if not name or len(name) > 253 * 4:
         return None
     if not name.isascii():
-        name = _to_ascii(name)
-        if name is None:
+        ascii_name = _to_ascii(name)
+        if ascii_name is None:
             return None
+        name = ascii_name
     if len(name) > 253:
         return None
     labels = name.split(".")
