@@ -168,8 +168,9 @@ def verify_arc(
     if lookup_timeout is None:
         hint = getattr(resolver, "timeout", None)
         lookup_timeout = float(hint) if isinstance(hint, (int, float)) and hint > 0 else None
+    refused: list[str] = []
     dnsfunc = _dnsfunc(resolver, deadline=time.monotonic() + timeout,
-                       lookup_timeout=lookup_timeout)
+                       lookup_timeout=lookup_timeout, refused=refused)
     try:
         cv, data, why = arc.verify(dnsfunc=dnsfunc)
     except _TempDns as exc:
@@ -179,14 +180,17 @@ def verify_arc(
     if cv == dkim.CV_Pass:
         aar = _text(data[0].get("aar-value", b"")) if data else ""
         return ArcResult("pass", sets=newest, sealer=sealer, aar=aar.strip()[:2048])
-    return ArcResult("fail", sets=newest, sealer=sealer, reason=_short(Exception(_text(why))))
+    reason = _text(why) + (f" ({refused[0]})" if refused else "")
+    return ArcResult("fail", sets=newest, sealer=sealer, reason=_short(Exception(reason)))
 
 
-def _dnsfunc(resolver: Resolver, *, deadline: float,
-             lookup_timeout: float | None) -> Callable[..., bytes | None]:
+def _dnsfunc(resolver: Resolver, *, deadline: float, lookup_timeout: float | None,
+             refused: list[str] | None = None) -> Callable[..., bytes | None]:
     """dkimpy's ``dnsfunc``: the vetted key record through our resolver; raises
     :class:`_TempDns` on a temporary failure (dkimpy lets it through: it only
-    catches its own exceptions), ``None`` when there is no usable key (``fail``)."""
+    catches its own exceptions), ``None`` when there is no usable key (``fail``;
+    dkimpy then does no signature arithmetic).  Why a key that was found is not
+    used (e.g. its exponent is too large) is added to ``refused``."""
     keys: dict[str, _Key] = {}
 
     def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
@@ -199,6 +203,8 @@ def _dnsfunc(resolver: Resolver, *, deadline: float,
             limit = remaining if lookup_timeout is None else min(lookup_timeout, remaining)
             key = _fetch_key(resolver, qname, timeout=limit)
             keys[qname] = key
+            if key.refused and refused is not None:
+                refused.append(f"key at {qname}: {key.reason}")
         if key.result == "temperror":
             raise _TempDns(key.reason)
         return key.record

@@ -48,6 +48,18 @@ _quiet.propagate = False
 _KEY_ALGORITHM = {"rsa-sha256": "rsa", "rsa-sha1": "rsa", "ed25519-sha256": "ed25519"}
 _WS = re.compile(r"\s+")
 
+#: The largest RSA modulus accepted (bits).  dkimpy verifies in pure Python, holding
+#: the GIL: the cost grows with the modulus, and no signer uses more than 4096 bits.
+MAX_RSA_BITS = 8192
+#: The largest RSA public exponent accepted.  Real keys use 65537 (or 3); the cost of
+#: one verification grows with the exponent's length, and a key published with a
+#: 100,000-bit exponent would take minutes of CPU, freezing every thread of the process.
+MAX_RSA_EXPONENT = 2**32 - 1
+#: The longest decoded ``p=`` an accepted RSA key can need: the DER of an 8192-bit
+#: modulus and a 32-bit exponent is about 1,060 bytes.  Longer ones are refused before
+#: dkimpy parses them (its integer parsing is quadratic in the length).
+_MAX_RSA_KEY_BYTES = 2048
+
 
 @dataclass(frozen=True, slots=True)
 class DkimResult:
@@ -86,6 +98,8 @@ class _Key:
     ktag: str = ""
     result: str = ""
     reason: str = ""
+    #: found, but refused as too costly to verify with
+    refused: bool = False
 
 
 def _text(value: bytes) -> str:
@@ -125,14 +139,38 @@ def _fetch_key(
     tags = parse_tag_list(_text(record))
     if "p" in tags and tags["p"] == "":
         return _Key(None, result="permerror", reason="key revoked (empty p=)")
+    size = len(tags.get("p", "")) * 3 // 4
+    if tags.get("k", "rsa").lower() == "rsa" and size > _MAX_RSA_KEY_BYTES:
+        return _Key(None, result="permerror", refused=True,
+                    reason=f"key too large ({size} bytes, over {_MAX_RSA_KEY_BYTES})")
     try:
-        _pk, bits, ktag, _tlsrpt = dkim.evaluate_pk(name.encode("ascii", "replace"), record)
+        pk, bits, ktag, _tlsrpt = dkim.evaluate_pk(name.encode("ascii", "replace"), record)
     except (dkim.DKIMException, binascii.Error, ValueError, TypeError, IndexError) as exc:
         return _Key(None, result="permerror", reason=f"unusable key record: {_short(exc)}")
     if ktag is None:
         return _Key(None, result="permerror", reason="key not for email (s= tag)")
+    if ktag == b"rsa":
+        too_costly = _rsa_too_costly(pk)
+        if too_costly:
+            return _Key(None, bits=int(bits or 0), result="permerror", reason=too_costly,
+                        refused=True)
     return _Key(record, bits=int(bits or 0),
                 ktag=ktag.decode() if isinstance(ktag, bytes) else str(ktag))
+
+
+def _rsa_too_costly(pk: Any) -> str:
+    """Why an RSA public key (dkimpy's ``{"modulus", "publicExponent"}``) is refused
+    before any signature arithmetic, or ``""`` when it is usable."""
+    try:
+        modulus = int(pk["modulus"])
+        exponent = int(pk["publicExponent"])
+    except (KeyError, TypeError, ValueError):
+        return "unusable key record: incomplete RSA public key"
+    if modulus.bit_length() > MAX_RSA_BITS:
+        return f"key too large ({modulus.bit_length()} bits, over {MAX_RSA_BITS})"
+    if exponent > MAX_RSA_EXPONENT:
+        return f"public exponent too large ({exponent.bit_length()} bits, over 32)"
+    return ""
 
 
 def _short(exc: BaseException) -> str:
@@ -246,7 +284,7 @@ def _verify_one(
         key = _fetch_key(resolver, name, timeout=timeout)
         keys[name] = key
     if key.record is None:
-        return outcome(key.result, key.reason)
+        return outcome(key.result, key.reason, key.bits)
     if _KEY_ALGORITHM.get(algorithm) != key.ktag:
         return outcome("permerror", f"key type {key.ktag} does not match a={algorithm}",
                       key.bits)
