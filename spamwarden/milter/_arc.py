@@ -42,7 +42,7 @@ from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 from ..errors import ConfigError
 from ..mail import parse_tag_list, strip_mbox_from
 from ..resolver import Resolver
-from ._dkim import _fetch_key, _Key
+from ._dkim import _fetch_key, _Key, too_many_signed_names
 
 __all__ = [
     "ARC_HEADERS",
@@ -165,6 +165,13 @@ def verify_arc(
     if seal_tags.get("cv", "").strip().lower() == "fail":
         return ArcResult("fail", sets=newest, sealer=sealer,
                          reason=f"ARC-Seal i={newest} says the chain failed (cv=fail)")
+    for i, (n, v) in instances:
+        # dkimpy verifies every set's message signature: each h= is bounded first.
+        if n.lower() == b"arc-message-signature":
+            too_many = too_many_signed_names(parse_tag_list(_text(v)))
+            if too_many:
+                return ArcResult("fail", sets=newest, sealer=sealer,
+                                 reason=f"ARC-Message-Signature i={i}: {too_many}")
     if lookup_timeout is None:
         hint = getattr(resolver, "timeout", None)
         lookup_timeout = float(hint) if isinstance(hint, (int, float)) and hint > 0 else None

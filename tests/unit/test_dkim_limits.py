@@ -154,3 +154,59 @@ def test_arc_refuses_a_huge_exponent_sealing_key(author_key: Key) -> None:
 @pytest.fixture(scope="module")
 def author_key() -> Key:
     return make_key()
+
+
+# -- the h= tag -----------------------------------------------------------------------------
+
+
+def forbid_header_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if dkimpy looks up h= names in the header from now on (signing
+    does too: call this once the message is signed)."""
+    def refuse(*_a: Any, **_k: Any) -> NoReturn:
+        pytest.fail("dkimpy selected headers for a signature that should have been refused")
+
+    monkeypatch.setattr(dkim, "select_headers", refuse)
+
+
+def many_names(count: int) -> list[bytes]:
+    """``from``, then names absent from the message (each a scan of the whole header)."""
+    return [b"from"] + [b"x-absent-%d" % i for i in range(count - 1)]
+
+
+def test_a_signature_listing_over_100_header_names_is_permerror(
+        pem: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolver = zone(rsa_record(2048, 65537))
+    raw = signed(pem, include_headers=many_names(101))
+    forbid_header_selection(monkeypatch)
+    (res,) = verify_dkim(raw, resolver)
+    assert res.result == "permerror"
+    assert "101 header names" in res.reason
+    assert res.covered_headers == ()   # not carried further
+    assert resolver.queries == []      # refused before the key lookup
+
+
+def test_a_signature_listing_100_header_names_is_verified(pem: bytes) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    own = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(spki)
+    (res,) = verify_dkim(signed(own, include_headers=many_names(100)), zone(record))
+    assert res.result == "pass"
+
+
+def test_arc_refuses_a_message_signature_listing_over_100_names(
+        author_key: Key, monkeypatch: pytest.MonkeyPatch) -> None:
+    lst = make_key()
+    message = signed_by_author(author_key)
+    with_ar = f"Authentication-Results: {LIST}; dmarc=pass\r\n".encode() + message
+    arc_set = dkim.arc_sign(with_ar, b"arc", LIST.encode(), lst.pem, LIST.encode(),
+                            include_headers=many_names(101), timestamp=1796000000)
+    resolver = StaticResolver({(f"arc._domainkey.{LIST}", "TXT"): [lst.record]})
+    forbid_header_selection(monkeypatch)
+    res = verify_arc(b"".join(arc_set) + with_ar, resolver)
+    assert res.result == "fail"
+    assert "101 header names" in res.reason
+    assert resolver.queries == []
