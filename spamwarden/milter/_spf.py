@@ -35,6 +35,12 @@ _OLD_RESULT_NAMES = {"unknown": "permerror", "error": "temperror"}
 # RFC 7208 §4.6.4: "at least 20 seconds" is a SHOULD for the whole evaluation.
 DEFAULT_SPF_TIMEOUT = 20.0
 
+#: The longest explanation kept in an :class:`SpfResult` (characters).  pyspf expands
+#: the sender's ``exp=`` text in full: a 64 KB TXT record of ``%{h}`` macros with a
+#: 250-character HELO name is 4 MB, and results are remembered (SpfMemory keeps up to
+#: 10,000).  Only the first 200 characters ever reach a header field.
+MAX_EXPLANATION = 512
+
 
 @dataclass(frozen=True, slots=True)
 class SpfResult:
@@ -46,7 +52,11 @@ class SpfResult:
     :ivar domain: the domain checked (lower-case): of MAIL FROM, or the HELO name.
     :ivar mail_from: the envelope address checked (``postmaster@<helo>`` for a
         null sender, RFC 7208 §2.4).
-    :ivar explanation: pyspf's explanation (the ``exp=`` text on ``fail``).
+    :ivar explanation: pyspf's explanation (the ``exp=`` text on ``fail``), at most
+        :data:`MAX_EXPLANATION` characters.
+
+    Nothing else is larger than what the SMTP client sent: ``domain`` and
+    ``mail_from`` are parts of the envelope, ``result`` and ``scope`` fixed words.
     """
 
     result: str
@@ -182,7 +192,8 @@ def check_spf(
     except spf.PermError as exc:
         # Not an IP address: nothing can be evaluated (RFC 7208 §4.1).
         scope = "mailfrom" if sender else "helo"
-        return SpfResult("permerror", scope, _domain_of(sender, helo).lower(), sender, str(exc))
+        return SpfResult("permerror", scope, _domain_of(sender, helo).lower(), sender,
+                         _bounded(str(exc)))
     if default_explanation is not None:
         q.set_default_explanation(default_explanation)
     scope = "helo" if q.ident == "helo" else "mailfrom"
@@ -199,7 +210,14 @@ def check_spf(
     if res not in SPF_RESULTS:
         event(log, "spf_unexpected_result", result=res, domain=q.o)
         res = "permerror"
-    return SpfResult(res, scope, str(q.o or "").lower(), str(q.s or ""), str(explanation or ""))
+    return SpfResult(res, scope, str(q.o or "").lower(), str(q.s or ""),
+                     _bounded(str(explanation or "")))
+
+
+def _bounded(explanation: str) -> str:
+    """The explanation cut to :data:`MAX_EXPLANATION` characters (a copy: the full
+    text is not kept alive by the slice)."""
+    return explanation if len(explanation) <= MAX_EXPLANATION else explanation[:MAX_EXPLANATION]
 
 
 def _domain_of(sender: str, helo: str) -> str:
