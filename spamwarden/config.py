@@ -459,7 +459,10 @@ class DnsConfig:
 
     nameservers: tuple[str, ...] = _opt((), check=_nameservers, doc="empty: /etc/resolv.conf")
     timeout: float = _opt(2.0, duration=True, check=_positive)
-    max_lookups_per_message: int = _opt(40, check=_positive)
+    max_lookups_per_message: int = _opt(
+        0, check=_not_negative,
+        doc="deprecated and ignored (it never limited anything); still read so that "
+        "files setting it load")
 
 
 @dataclass(frozen=True)
@@ -1110,6 +1113,11 @@ def config_warnings(cfg: Config) -> list[str]:
     """What works but should change (deprecated settings), one sentence each, for
     ``config-check`` and the services' start-up log."""
     out: list[str] = []
+    if cfg.dns.max_lookups_per_message:
+        out.append(
+            "dns.max_lookups_per_message is ignored and can be removed: no per-message "
+            "cap on DNS lookups exists; SPF keeps its own limits (RFC 7208: 10 "
+            "DNS-querying mechanisms, 2 void lookups) and each check its dns.timeout budget")
     if cfg.rbl.third_party_zones:
         out.append(
             "rbl.third_party_zones is deprecated: each zone still scores RBL_THIRD_PARTY for "

@@ -235,3 +235,18 @@ def test_cpu_affinity_takes_auto_off_or_a_cpu_list() -> None:
     (warning,) = config_warnings(config_from_mapping(
         {"milter": {"cpu_affinity": f"{usable[0]},4000"}}, source="<t>"))
     assert "milter.cpu_affinity" in warning and "(4000;" in warning
+
+
+def test_max_lookups_per_message_is_read_but_ignored_and_warned_about() -> None:
+    """``dns.max_lookups_per_message`` never limited anything: a file that sets it still
+    loads (upgrades keep working), and is told the setting does nothing."""
+    from spamwarden.config import config_warnings
+
+    assert config_warnings(Config()) == []
+    cfg = config_from_mapping({"dns": {"max_lookups_per_message": 40}}, source="<t>")
+    (warning,) = config_warnings(cfg)
+    assert "dns.max_lookups_per_message" in warning and "ignored" in warning
+    import tomllib
+
+    shipped = tomllib.loads((ROOT / "conf" / "spamwarden.toml").read_text())
+    assert "max_lookups_per_message" not in shipped["dns"]
