@@ -7,9 +7,12 @@ here, and only when it proves where it comes from:
 
 * it carries a DKIM signature of the loop's domain (or a subdomain) that verifies
   (RFC 6376 §6.1), or
-* it arrived at our MTA from one of the networks listed for the loop (the client
-  address in the topmost ``Received`` field not from ``intake.trusted_relays``,
-  which our own MTA wrote).
+* it arrived at our MTA from one of the networks listed for the loop: the client
+  address Postfix recorded in its own clause of the topmost ``Received`` field
+  (past ``intake.reinjection_hops``), read like :func:`~spamwarden.mail.submission`
+  reads it.  A HELO address literal is client text, and a field further down was
+  written by someone else: neither is ever read.  A hop without a client address
+  (local pickup) did not come from the loop.
 
 Each entry of ``intake.feedback_loops`` is the loop's sending domain, optionally
 followed by networks: ``"fbl.provider.example"`` or
@@ -34,9 +37,9 @@ from dataclasses import dataclass
 from ..mail import (
     Network,
     domain_of_address,
-    first_untrusted_hop,
     normalize_domain,
     registrable_domain,
+    submission,
 )
 from .complaints import Indicators
 from .reports import ArfFields
@@ -95,12 +98,18 @@ def loop_for_sender(loops: Sequence[FeedbackLoop], sender: str) -> FeedbackLoop 
     return next((lp for lp in loops if _under(norm, lp.domain)), None)
 
 
-def arrived_from(loop: FeedbackLoop, received: Sequence[str],
-                 trusted: Sequence[Network]) -> bool:
-    """The report reached our MTA from one of the loop's networks."""
+def arrived_from(loop: FeedbackLoop, headers: Sequence[tuple[str, str]], *,
+                 own_hops: int = 0) -> bool:
+    """The report reached our MTA from one of the loop's networks.
+
+    :param headers: the report's header fields, in order
+        (:func:`~spamwarden.mail.header_fields`).
+    :param own_hops: topmost ``Received`` fields our own content filter adds
+        (``intake.reinjection_hops``).
+    """
     if not loop.networks:
         return False
-    ip = first_untrusted_hop(received, trusted, max_hops=10)
+    ip = submission(headers, own_hops=own_hops).client_ip
     if ip is None:
         return False
     addr = ipaddress.ip_address(ip)

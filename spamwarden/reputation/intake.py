@@ -919,8 +919,7 @@ class ComplaintIntake:
         loop = loop_for_sender(self.feedback_loops, reporter)
         if loop is None:
             return None
-        received = [v for k, v in header_fields(raw) if k.lower() == "received"]
-        if arrived_from(loop, received, self.trusted):
+        if arrived_from(loop, header_fields(raw), own_hops=self.cfg.intake.reinjection_hops):
             return loop
         report = Original("bare", raw, intact=True)
         verified = await self._verify_dkim(report, message_view(report, max_urls=1,

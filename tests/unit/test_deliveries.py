@@ -305,6 +305,55 @@ def test_a_feedback_loop_may_be_known_by_its_network() -> None:
     assert not unmatched and c.match == "fbl"
 
 
+FBL_HOPS = {
+    # the client chose an address literal of the loop's network as its HELO name
+    "helo literal": b"Received: from [192.0.2.5] (unknown [198.51.100.66])\r\n"
+                    b"\tby mx1.example.vn (Postfix) with ESMTP id 4XyZ1Q9991\r\n"
+                    b"\tfor <report@example.vn>; Sun, 03 Nov 2024 15:00:01 +0700 (+07)\r\n",
+    # a client on the LAN, with a field below that claims the loop's network
+    "lan client": b"Received: from pc7.lan (pc7.lan [10.1.2.3])\r\n"
+                  b"\tby mx1.example.vn (Postfix) with ESMTP id 4XyZ1Q9992\r\n"
+                  b"\tfor <report@example.vn>; Sun, 03 Nov 2024 15:00:01 +0700 (+07)\r\n"
+                  b"Received: from fbl-out.promo-shop.example (fbl-out.promo-shop.example "
+                  b"[192.0.2.44])\r\n\tby pc7.lan with ESMTP; Sun, 03 Nov 2024 15:00:00 +0700\r\n",
+    # a local pickup (sendmail -f), with a field below that claims the loop's network
+    "local pickup": b"Received: by mx1.example.vn (Postfix, from userid 33)\r\n"
+                    b"\tid 4XyZ1Q9993; Sun, 03 Nov 2024 15:00:01 +0700 (+07)\r\n"
+                    b"Received: from fbl-out.promo-shop.example (fbl-out.promo-shop.example "
+                    b"[192.0.2.44])\r\n\tby x with ESMTP; Sun, 03 Nov 2024 15:00:00 +0700\r\n",
+}
+
+
+@pytest.mark.parametrize("hop", sorted(FBL_HOPS))
+def test_a_feedback_loop_network_is_only_the_client_our_mta_recorded(hop: str) -> None:
+    """Only the client address in Postfix's own clause of our topmost Received field says
+    where a report came from: never a HELO literal, never a field further down."""
+    handler, store = fbl_intake(["promo-shop.example 192.0.2.0/24"], require_auth=False)
+    asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                      FBL_HOPS[hop] + fbl_report(sign=False)))
+    [(c, _, unmatched)] = store.added
+    assert unmatched and c.match == "no-delivery" and ListingPolicy().targets(c) == []
+    handler, store = fbl_intake(["promo-shop.example 192.0.2.0/24"])
+    reply = asyncio.run(handler.accept_report("spam", "fbl@promo-shop.example",
+                                              FBL_HOPS[hop] + fbl_report(sign=False)))
+    assert reply == REPLIES["auth_required"] and store.added == []
+
+
+def test_a_feedback_loop_network_is_read_past_our_reinjection_hops() -> None:
+    from spamwarden.reputation.feedback_loops import arrived_from, parse_feedback_loop
+
+    loop = parse_feedback_loop("promo-shop.example 192.0.2.0/24")
+    ours = ("Received", "from fbl-out.promo-shop.example (fbl-out.promo-shop.example "
+                        "[192.0.2.44]) by mx1.example.vn (Postfix) with ESMTP id 4XyZ1Q9994")
+    filt = ("Received", "from localhost (localhost [127.0.0.1]) by mx1.example.vn "
+                        "(Postfix) with ESMTP id 4XyZ1Q9995")
+    assert arrived_from(loop, [ours], own_hops=0)
+    assert arrived_from(loop, [filt, ours], own_hops=1)
+    assert not arrived_from(loop, [filt, ours], own_hops=0)  # never the next field down
+    assert not arrived_from(loop, [], own_hops=0)
+    assert not arrived_from(parse_feedback_loop("promo-shop.example"), [ours], own_hops=0)
+
+
 def test_feedback_loop_entries_are_checked() -> None:
     from spamwarden.errors import ConfigError
 
