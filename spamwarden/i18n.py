@@ -189,6 +189,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Đã lưu báo cáo với mã {id}, nhưng báo cáo này không dẫn đến việc chặn "
               "nào: {why}",
     },
+    "intake.unmatched_ham": {
+        "en": "Report kept as {id}, but nothing is learned from it: {why}",
+        "vi": "Đã lưu báo cáo với mã {id}, nhưng hệ thống không học gì từ báo cáo "
+              "này: {why}",
+    },
     "intake.why.no-delivery": {
         "en": "no such message was delivered here recently",
         "vi": "gần đây hệ thống không chuyển thư nào như vậy",
@@ -602,6 +607,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "learn.unmatched": {
         "en": "kept, but it lists nothing: {why}",
         "vi": "Đã lưu, nhưng không dẫn đến việc chặn nào: {why}",
+    },
+    "learn.unmatched_ham": {
+        "en": "kept, but nothing is learned from it: {why}",
+        "vi": "Đã lưu, nhưng hệ thống không học gì từ thư này: {why}",
     },
     "learn.why_unknown": {
         "en": "it matched no delivery here",

@@ -398,7 +398,8 @@ def ham_learner(cfg: Config, make_intake: Callable[[], ComplaintIntake]) -> Lear
                                 "intake.local_domains) to learn from the quarantine")
         if not made:
             made.append(make_intake())
-        out: LearnOutcome = await made[0].learn("ham", user, raw)
+        # the message is in our own hold queue: it arrived here, to whoever it was for
+        out: LearnOutcome = await made[0].learn("ham", user, raw, held_here=True)
         return out
 
     return learn

@@ -145,7 +145,7 @@ LEARN_SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string", "description": "the complaint id"},
                     "status": {"type": "string", "enum": ["added", "duplicate", "unmatched"],
-                               "description": "unmatched: a spam learn that matched no "
+                               "description": "unmatched: a learn that matched no "
                                "delivery here to the user; kept, lists nothing, not learned"},
                     "kind": {"type": "string", "enum": list(_KINDS)},
                     "reporter": {"type": "string"},

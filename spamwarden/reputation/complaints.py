@@ -65,8 +65,9 @@ class Complaint:
     source: str = ""  # "arf", "attached", "inline", "bare"
     reporter_verified: bool = False
     #: how the reported message matched a delivery here (reputation.deliveries):
-    #: "matched", "fbl" (a configured feedback loop vouched for it), "no-delivery",
-    #: "not-a-recipient", "disagree", or "" (not looked up: ham, or an old entry)
+    #: "matched", "fbl" (a configured feedback loop vouched for it), "held" (ham the
+    #: operator released from our hold queue), "no-delivery", "not-a-recipient",
+    #: "disagree", or "" (not looked up: an old entry)
     match: str = ""
     #: the matched delivery's id ("" unless matched)
     delivery: str = ""

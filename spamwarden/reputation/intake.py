@@ -39,7 +39,8 @@ Replies, in the order checks run:
   ``reputation.window``) also gets ``250`` but is not written again.
 * stored but counting for nothing (``reputation.require_delivered``, the default):
   ``250 2.0.0 Report kept as <id>, but it lists nothing: <why>`` when the reported
-  message matches no delivery here to the reporter (see below).
+  message matches no delivery here to the reporter (see below); for ``ham@``
+  ``250 2.0.0 Report kept as <id>, but nothing is learned from it: <why>``.
 
 Which reports count (:mod:`~spamwarden.reputation.deliveries`): a spam report is
 looked up in the delivery ledger the milter writes, by the original's content
@@ -50,8 +51,12 @@ the SPF/DKIM/DMARC-authenticated names, the link domains; the complaint is marke
 ``match=matched``.  An ARF report from a configured, verified feedback loop
 (:mod:`~spamwarden.reputation.feedback_loops`) is marked ``match=fbl`` and counts
 with what the loop vouches for.  Any other spam report goes to the unmatched stream,
-is never a training example, and lists nothing.  With ``require_delivered = false``
-every report counts with what its copy claims (dangerous: anyone can list anyone).
+is never a training example, and lists nothing.  A ham report is matched the same way:
+a message wrongly filtered here was delivered here, so one that matches no delivery to
+the reporter (a campaign its sender would like to pass as ham) goes to the unmatched
+stream and is never a training example.  With ``require_delivered = false`` every
+report counts with what its copy claims (dangerous: anyone can list anyone, and teach
+the classifier anything as ham).
 
 Reporter identity (what de-duplication, the rate limit, the complaint's
 ``reporter`` and so the worker's distinct-reporter count use) is the person, not
@@ -267,6 +272,7 @@ REPLY_CODES = {
     "accepted_many": "250 2.0.0",
     "duplicate": "250 2.0.0",
     "unmatched": "250 2.0.0",
+    "unmatched_ham": "250 2.0.0",
 }
 
 #: every reply intake gives, in English, in one place (tests compare against these)
@@ -294,7 +300,7 @@ def reply(language: str, name: str, **values: object) -> str:
 
     :raises KeyError: no such reply, or a value missing.
     """
-    if name == "unmatched":
+    if name in ("unmatched", "unmatched_ham"):
         match = str(values.get("why", ""))
         values = {**values, "why": text(language, f"intake.why.{match}")
                   if match in UNMATCHED_WHY else ""}
@@ -486,7 +492,7 @@ class LearnOutcome:
         (no message) or ``refused`` (not a local user).
     :ivar complaint_id: the complaint's id ("" when nothing was stored).
     :ivar match: the delivery-ledger match (``matched``, ``no-delivery``,
-        ``not-a-recipient``, ``disagree``; "" for ham).
+        ``not-a-recipient``, ``disagree``).
     :ivar message: one sentence for the user or operator, in English (:attr:`text`'s
         English when only that is given).
     :ivar reporter: the reporter as counted.
@@ -574,9 +580,9 @@ class ComplaintIntake:
         ``d=`` is ever counted as verified.
     :param resolver: where DKIM key records are looked up (``None``: nowhere, so
         nothing verifies).
-    :param deliveries: the delivery ledger a spam report must match
+    :param deliveries: the delivery ledger a report must match
         (``reputation.require_delivered``); ``None``: nothing matches, so with
-        ``require_delivered`` every spam report is kept as unmatched.
+        ``require_delivered`` every report is kept as unmatched.
     :param hooks: handlers for further addresses, keyed ``"optout"`` (meaning
         ``intake.optout_address``) or a full address / local part.
     :param clock: Unix time source (tests inject one).
@@ -833,12 +839,14 @@ class ComplaintIntake:
         if len(outcomes) == 1:
             status, cid = stored[0]
             if status == "unmatched":
-                return self._reply("unmatched", id=cid, why=results[0][2])
+                return self._reply("unmatched_ham" if kind == "ham" else "unmatched", id=cid,
+                                   why=results[0][2])
             return self._reply("accepted" if status == "added" else "duplicate", id=cid)
         return self._reply("accepted_many", count=len(stored),
                            ids=", ".join(cid for _, cid in stored))
 
-    async def learn(self, kind: ReportKind, user: str, raw: bytes) -> LearnOutcome:
+    async def learn(self, kind: ReportKind, user: str, raw: bytes, *,
+                    held_here: bool = False) -> LearnOutcome:
         """Store a message a local user filed as spam or not spam (``spamwarden learn``,
         ``POST /v1/learn``: a mailbox move in an IMAP server), exactly as a report of
         that message to ``report@`` / ``ham@`` by that user is stored.
@@ -846,14 +854,17 @@ class ComplaintIntake:
         The caller is operator-local (the command line, the operator API), so ``user`` is
         an identified reporter, as for a submission from ``intake.trusted_networks``; the
         message itself is the original (it was moved, not forwarded).  The same rules as
-        for mailed reports apply: a spam learn lists something only when it matches a
-        delivery here to ``user`` (``reputation.require_delivered``), else it is kept
-        unmatched and teaches nothing; examples are capped per reporter and day
+        for mailed reports apply: a learn lists something (spam) or teaches something
+        only when it matches a delivery here to ``user``
+        (``reputation.require_delivered``), else it is kept unmatched and teaches nothing; examples are capped per reporter and day
         (``training.max_examples_per_reporter``); ``intake.reporter_rate`` a hour.
 
         :param kind: ``spam`` or ``ham``.
         :param user: the mailbox owner, an address at one of ``intake.local_domains``.
         :param raw: the message (at most ``intake.max_message_bytes``).
+        :param held_here: the operator releases ``raw`` from our own hold queue
+            (:func:`~spamwarden.quarantine.release_as_ham`): it arrived here, though no
+            delivery to ``user`` was recorded, so a ham learn needs no delivery match.
         :returns: the outcome; ``status`` ``refused`` (user not local) and ``unusable``
             (no message) store nothing, ``store_failed`` means try again later.
         """
@@ -873,7 +884,8 @@ class ComplaintIntake:
             return LearnOutcome("unusable", text=Message("learn.no_header"))
         status, cid, match = await self._store_original(
             kind, mailbox, Original("bare", message, intact=True),
-            train=may_train(authenticated=True), mailbox=mailbox, reporter_verified=True)
+            train=may_train(authenticated=True), mailbox=mailbox, reporter_verified=True,
+            held_here=held_here and kind == "ham")
         if status == "unusable":  # cid is the sentence saying why
             sentence = _SENTENCES.get(cid)
             return LearnOutcome("unusable", text=Message(sentence) if sentence
@@ -881,7 +893,8 @@ class ComplaintIntake:
         why = Message(f"intake.why.{match}" if match in UNMATCHED_WHY else "learn.why_unknown")
         said = {
             "added": Message("learn.stored"), "duplicate": Message("learn.duplicate"),
-            "unmatched": Message("learn.unmatched", {"why": why}),
+            "unmatched": Message("learn.unmatched_ham" if kind == "ham" else "learn.unmatched",
+                                 {"why": why}),
             "rate_limited": Message("learn.rate_limited", {"mailbox": mailbox}),
             "store_failed": Message("learn.store_failed"),
         }.get(status)
@@ -933,7 +946,7 @@ class ComplaintIntake:
     async def _store_original(self, kind: ReportKind, reporter: str, original: Original, *,
                               loop: FeedbackLoop | None = None, report_id: str = "",
                               train: bool = False, mailbox: str = "",
-                              reporter_verified: bool = False,
+                              reporter_verified: bool = False, held_here: bool = False,
                               ) -> tuple[str, str, str]:
         """Store one reported message: ``(status, complaint id or sentence, match)``,
         status one of added, duplicate, unmatched, rate_limited, store_failed, unusable.
@@ -941,6 +954,8 @@ class ComplaintIntake:
         :param reporter: the reporter as counted (:class:`ReporterIdentity` ``id``).
         :param mailbox: the address the report came from, folded: what a delivery's
             recipients must include (default: ``reporter``).
+        :param held_here: a ham message the operator releases from our hold queue: it
+            arrived here, so it is kept without a delivery match (``match`` ``held``).
         """
         ic = self.cfg.intake
         view = message_view(original, max_urls=ic.max_urls, limits=self.view_limits)
@@ -963,7 +978,9 @@ class ComplaintIntake:
             ind = feedback_indicators(ind, original.arf)
             reporter = feedback_reporter(loop, original.arf, report_id or fp)
         cid = complaint_id(kind, reporter, fp)
-        if kind == "spam" and not match:
+        if held_here:
+            match = "held"
+        if not match:  # a ham report too: what was wrongly filtered was delivered here
             try:
                 found, delivered_to = await self._match(mailbox or reporter, original, view, fp)
             except StoreError as exc:
@@ -978,7 +995,7 @@ class ComplaintIntake:
                 ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,
                                                 seen_from_domain=ind.from_domain)
                 delivery_id = found.delivery.id
-        unmatched = kind == "spam" and self.require_delivered and match not in ("matched", "fbl")
+        unmatched = self.require_delivered and match not in ("matched", "fbl", "held")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,
             indicators=ind, source=original.source, match=match, delivery=delivery_id,

@@ -84,8 +84,7 @@ def cmd_learn(args: argparse.Namespace, cfg: Config, *,
     if out.status in ("store_failed", "rate_limited"):
         print(f"spamwarden learn: not stored: {out.message}", file=sys.stderr)
         return EX_TEMPFAIL
-    matched = "n/a (ham)" if kind == "ham" else (
-        "yes" if out.match in ("matched", "fbl") else f"no ({out.match or 'no-delivery'})")
+    matched = "yes" if out.match in ("matched", "fbl") else f"no ({out.match or 'no-delivery'})"
     print(f"{kind} {out.status} id={out.complaint_id} reporter={out.reporter} "
           f"matched={matched}: {out.message}")
     return EX_OK

@@ -6,10 +6,12 @@ language; ``message`` follows Accept-Language when it names en or vi, else i18n.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio
 from aiohttp import test_utils
 
@@ -18,6 +20,9 @@ from spamwarden.api.consent import consent_module
 from spamwarden.api.learn import learn_module
 from spamwarden.api.settings import settings_module
 from spamwarden.config import config_from_mapping
+from spamwarden.mail import parse_message
+from spamwarden.reputation.deliveries import RedisDeliveryLedger, delivery_of
+from spamwarden.reputation.reports import delivered_fingerprint
 from spamwarden.reputation.store import AsyncListingStore
 
 pytestmark = pytest.mark.integration
@@ -50,6 +55,20 @@ def run_api(redis_url: str, scenario: Scenario, *, language: str,
             await store.aclose()
 
     asyncio.run(main())
+
+
+def _deliver(redis_url: str, raw: bytes, rcpt: str) -> None:
+    """Record ``raw`` as the milter does when it delivers it to ``rcpt``."""
+    view = parse_message(raw)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="x@shop.example", rcpts=[rcpt], auth=None, at=time.time(),
+                    queue_id="4XmS")
+    assert d is not None
+    client = redis.Redis.from_url(redis_url)
+    try:
+        RedisDeliveryLedger(client, ttl=600).record_many([d])
+    finally:
+        client.close()
 
 
 async def _error(r: Any) -> dict[str, Any]:
@@ -197,6 +216,7 @@ def test_settings_validation_in_vietnamese(redis_url: str) -> None:
 def test_learn_outcomes_in_vietnamese(redis_url: str) -> None:
     raw = (b"From: Shop <deals@shop.example>\r\nTo: alice@example.vn\r\n"
            b"Subject: hello i18n\r\nMessage-ID: <i18n-learn-1@shop.example>\r\n\r\nHi\r\n")
+    delivered = raw.replace(b"i18n-learn-1@", b"i18n-learn-2@").replace(b"Hi", b"Hello")
 
     async def scenario(c: test_utils.TestClient) -> None:
         r = await c.post("/v1/learn?kind=ham&user=eve@elsewhere.example", data=raw, headers=OP)
@@ -215,11 +235,17 @@ def test_learn_outcomes_in_vietnamese(redis_url: str) -> None:
         assert body["message"] == ("Không xử lý được yêu cầu: Không tìm thấy phần tiêu đề "
                                    "của thư")
 
-        # a stored learn says so in the request's language too
+        # a message never delivered here teaches nothing, and says so
         r = await c.post("/v1/learn?kind=ham&user=alice@example.vn", data=raw, headers=OP)
+        assert r.status == 201 and (await r.json())["message"] == (
+            "Đã lưu, nhưng hệ thống không học gì từ thư này: gần đây hệ thống không chuyển "
+            "thư nào như vậy")
+        # a stored learn says so in the request's language too
+        _deliver(redis_url, delivered, "alice@example.vn")
+        r = await c.post("/v1/learn?kind=ham&user=alice@example.vn", data=delivered, headers=OP)
         assert r.status == 201 and r.headers["Content-Language"] == "vi"
         assert (await r.json())["message"] == "Đã lưu"
-        r = await c.post("/v1/learn?kind=ham&user=alice@example.vn", data=raw,
+        r = await c.post("/v1/learn?kind=ham&user=alice@example.vn", data=delivered,
                          headers={**OP, **EN})
         assert r.status == 200 and r.headers["Content-Language"] == "en"
         assert (await r.json())["message"] == "already stored; counted once"

@@ -16,7 +16,10 @@ from aiohttp import test_utils
 
 from spamwarden.api.app import build_app
 from spamwarden.config import config_from_mapping
+from spamwarden.mail import parse_message
+from spamwarden.reputation.deliveries import RedisDeliveryLedger, delivery_of
 from spamwarden.reputation.history import HistoryRecorder
+from spamwarden.reputation.reports import delivered_fingerprint
 from spamwarden.reputation.stats import STATS_TTL, hour_of, stats_key
 from spamwarden.reputation.store import AsyncListingStore, ListingStore
 from tests.integration.test_history_redis import RAW, Clock, env, verdict
@@ -96,7 +99,15 @@ def test_charts_page_shows_verdicts_complaints_and_listings(
         await c.start_server()
         try:
             assert (await c.get("/ui/charts", allow_redirects=False)).status == 303
-            # a ham learn and an unmatched spam learn: the complaint store counts both
+            # a ham learn of a delivered message and an unmatched spam learn: the complaint
+            # store counts both
+            view = parse_message(RAW)
+            d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                            client_ip="192.0.2.77", mail_from="x@example.org",
+                            rcpts=["bob@example.net"], auth=None, at=time.time(),
+                            queue_id="4XmT")
+            assert d is not None
+            RedisDeliveryLedger(raw, ttl=600).record_many([d])
             for kind, body in (("ham", RAW), ("spam", RAW.replace(b"m1@", b"m2@"))):
                 r = await c.post(f"/v1/learn?kind={kind}&user=bob@example.net", data=body,
                                  headers=AUTH)

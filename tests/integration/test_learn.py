@@ -170,13 +170,35 @@ def test_redis_trouble_is_a_temporary_failure(tmp_path: Path) -> None:
     assert "try again later" in res.stderr
 
 
+def _deliver(r: redis.Redis, raw: bytes, rcpt: str = "alice@example.vn") -> None:
+    view = parse_message(raw)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@mailer.promo-shop.example", rcpts=[rcpt], auth=None,
+                    at=time.time(), queue_id="4XmR")
+    assert d is not None
+    RedisDeliveryLedger(r, ttl=600).record_many([d])
+
+
 def test_ham_learns_are_capped_per_reporter(config: Path, r: redis.Redis) -> None:
     for n in range(3):
+        _deliver(r, _other(n))
         res = learn(config, "--ham", "--user", "alice@example.vn", stdin=_other(n))
         assert res.returncode == 0, res.stderr
-        assert "matched=n/a (ham)" in res.stdout
+        assert "ham added" in res.stdout and "matched=yes" in res.stdout
     assert [c["kind"] for c in entries(r, COMPLAINTS_KEY)] == ["ham"] * 3
     assert r.zcard(example_index_key("ham")) == 2  # training.max_examples_per_reporter
+
+
+def test_ham_learn_of_a_message_not_delivered_to_the_user_teaches_nothing(
+        config: Path, r: redis.Redis) -> None:
+    _deliver(r, _other(1), rcpt="bob@example.vn")
+    for n in (0, 1):  # never delivered here; delivered to someone else
+        res = learn(config, "--ham", "--user", "alice@example.vn", stdin=_other(n))
+        assert res.returncode == 0, res.stderr
+        assert "ham unmatched" in res.stdout and "nothing is learned" in res.stdout
+    assert entries(r, COMPLAINTS_KEY) == []
+    assert [c["kind"] for c in entries(r, UNMATCHED_KEY)] == ["ham"] * 2
+    assert r.zcard(example_index_key("ham")) == 0
 
 
 def test_api_learn(redis_url: str, tmp_path: Path, r: redis.Redis) -> None:

@@ -25,7 +25,13 @@ from spamwarden.reputation.deliveries import (
     record_deliveries,
 )
 from spamwarden.reputation.engine import ListingPolicy
-from spamwarden.reputation.intake import REPLIES, UNMATCHED_WHY, ComplaintIntake, StoreOutcome
+from spamwarden.reputation.intake import (
+    REPLIES,
+    UNMATCHED_WHY,
+    ComplaintIntake,
+    ReportKind,
+    StoreOutcome,
+)
 from spamwarden.reputation.reports import delivered_fingerprint, find_originals, fingerprint
 from tests.conftest import DATA
 from tests.support.ledger import MemoryDeliveryLedger
@@ -176,10 +182,10 @@ def intake(ledger: MemoryDeliveryLedger | None, **reputation: Any) -> tuple[Comp
     return ComplaintIntake(cfg, store, deliveries=ledger, clock=lambda: 1_700_000_500.0), store
 
 
-def report(name: str, reporter: str, ledger: MemoryDeliveryLedger | None,
-           **reputation: Any) -> tuple[str, Complaint, bytes, bool]:
+def report(name: str, reporter: str, ledger: MemoryDeliveryLedger | None, *,
+           kind: ReportKind = "spam", **reputation: Any) -> tuple[str, Complaint, bytes, bool]:
     handler, store = intake(ledger, **reputation)
-    reply = asyncio.run(handler.accept_report("spam", reporter, (REPORTS / name).read_bytes()))
+    reply = asyncio.run(handler.accept_report(kind, reporter, (REPORTS / name).read_bytes()))
     [(c, example, unmatched)] = store.added
     return reply, c, example, unmatched
 
@@ -209,6 +215,51 @@ def test_a_report_of_a_message_never_delivered_here_is_kept_but_lists_nothing() 
     assert example == b""  # never learned from either
     assert c.indicators.source_ip == "198.51.100.23"  # what it claims, for the operator
     assert ListingPolicy().targets(c) == []
+
+
+def test_a_ham_report_teaches_only_a_message_delivered_here_to_the_reporter() -> None:
+    """A message "wrongly filtered" here was delivered here: ham@ about anything else
+    (a campaign its sender wants to pass as ham) is kept unmatched and teaches nothing."""
+    reply, c, example, unmatched = report("gmail-attached.eml", "alice@example.vn",
+                                          MemoryDeliveryLedger(), kind="ham")
+    assert reply == REPLIES["unmatched_ham"].format(id=c.id, why=UNMATCHED_WHY["no-delivery"])
+    assert unmatched and c.kind == "ham" and c.match == "no-delivery" and example == b""
+    ledger = MemoryDeliveryLedger([delivered("bob@example.vn")])
+    reply, c, example, unmatched = report("gmail-attached.eml", "alice@example.vn", ledger,
+                                          kind="ham")
+    assert unmatched and c.match == "not-a-recipient" and example == b""
+    assert UNMATCHED_WHY["not-a-recipient"] in reply
+    ledger = MemoryDeliveryLedger([delivered("alice@example.vn")])
+    reply, c, example, unmatched = report("gmail-attached.eml", "alice@example.vn", ledger,
+                                          kind="ham")
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched
+    assert (c.match, c.delivered_to) == ("matched", "alice@example.vn") and example
+    # without require_delivered ham is learned as before
+    reply, c, example, unmatched = report("gmail-attached.eml", "alice@example.vn",
+                                          MemoryDeliveryLedger(), kind="ham",
+                                          require_delivered=False)
+    assert reply == REPLIES["accepted"].format(id=c.id) and not unmatched and example
+
+
+def test_a_ham_learn_teaches_only_a_message_delivered_here_to_the_user() -> None:
+    raw = ORIGINAL
+    handler, store = intake(MemoryDeliveryLedger())
+    out = asyncio.run(handler.learn("ham", "alice@example.vn", raw))
+    [(c, example, unmatched)] = store.added
+    assert (out.status, out.match, unmatched, example) == ("unmatched", "no-delivery", True, b"")
+    assert "nothing is learned" in out.message
+    handler, store = intake(MemoryDeliveryLedger([delivered("alice@example.vn")]))
+    out = asyncio.run(handler.learn("ham", "alice@example.vn", raw))
+    [(c, example, unmatched)] = store.added
+    assert (out.status, out.match, unmatched) == ("added", "matched", False) and example
+    # a message the operator releases from our own hold queue arrived here
+    handler, store = intake(MemoryDeliveryLedger())
+    out = asyncio.run(handler.learn("ham", "postmaster@example.vn", raw, held_here=True))
+    [(c, example, unmatched)] = store.added
+    assert (out.status, c.match, unmatched) == ("added", "held", False) and example
+    handler, store = intake(MemoryDeliveryLedger())  # never for spam
+    out = asyncio.run(handler.learn("spam", "postmaster@example.vn", raw, held_here=True))
+    assert out.status == "unmatched"
 
 
 def test_a_reporter_who_was_not_a_recipient_matches_nothing() -> None:
