@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 __all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY",
-           "MAX_MESSAGE_ID"]
+           "MAX_MESSAGE_ID", "counted_reporter"]
 
 COMPLAINTS_KEY = "sw:{sw}:complaints"
 #: reports that matched no delivery here: kept for the operator, never counted
@@ -44,6 +44,21 @@ class Indicators:
     #: refusal of an advertiser reads it (a refusal binds nobody else); it is never a
     #: listing target (``reputation.engine.ListingPolicy.targets`` does not read it).
     seen_from_domain: str | None = None
+
+
+def counted_reporter(reporter: str, delivered_to: str) -> str:
+    """The one identity a person is counted by, whichever way they reported.
+
+    ``report@`` names the SASL login Postfix recorded, which may have no domain
+    (``mallory``); a mailbox move (``spamwarden learn``, ``POST /v1/learn``, learn
+    tokens) names the mailbox (``mallory@example.vn``, the login with the site's domain
+    appended).  A login without a domain is therefore counted as the user at the domain
+    of the address the matched delivery was made to (``delivered_to``); a login with a
+    domain, an address, or a report that matched nothing is counted as it is.
+    """
+    if "@" in reporter or "@" not in delivered_to or not reporter:
+        return reporter
+    return f"{reporter}@{delivered_to.rsplit('@', 1)[1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,12 @@ class Complaint:
     #: :data:`MAX_MESSAGE_ID` characters; "" when it had none, or an older entry):
     #: shown to the operator beside an unmatched report
     message_id: str = ""
+
+    @property
+    def counted_reporter(self) -> str:
+        """Who this complaint is counted as among distinct reporters
+        (:func:`counted_reporter`)."""
+        return counted_reporter(self.reporter, self.delivered_to)
 
     @property
     def proven(self) -> bool:

@@ -315,7 +315,7 @@ class ListingEngine:
         now = self.clock.now()
         targets = self.policy.targets(complaint)
         counts = await self.store.count_complaint(
-            complaint.id, reporter=complaint.reporter, at=complaint.received_at,
+            complaint.id, reporter=complaint.counted_reporter, at=complaint.received_at,
             keys=[t.key for t in targets], now=now,
         )
         decisions: list[Decision] = []

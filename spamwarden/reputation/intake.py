@@ -180,6 +180,7 @@ from .complaints import (
     UNMATCHED_KEY,
     Complaint,
     Indicators,
+    counted_reporter,
 )
 from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
 from .feedback_loops import (
@@ -977,7 +978,6 @@ class ComplaintIntake:
             match = "fbl"
             ind = feedback_indicators(ind, original.arf)
             reporter = feedback_reporter(loop, original.arf, report_id or fp)
-        cid = complaint_id(kind, reporter, fp)
         if held_here:
             match = "held"
         if not match:  # a ham report too: what was wrongly filtered was delivered here
@@ -995,6 +995,10 @@ class ComplaintIntake:
                 ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,
                                                 seen_from_domain=ind.from_domain)
                 delivery_id = found.delivery.id
+        # a login without a domain is its mailbox, as a mailbox move names it: one person
+        # for de-duplication, the rate limit, the example quota and the worker's count
+        reporter = counted_reporter(reporter, delivered_to)
+        cid = complaint_id(kind, reporter, fp)
         unmatched = self.require_delivered and match not in ("matched", "fbl", "held")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,

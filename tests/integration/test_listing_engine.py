@@ -30,7 +30,8 @@ class ManualClock:
         return self.t
 
 
-def complaint(n: int, reporter: str, *, kind: str = "spam", at: float = T0, **ind: Any) -> Complaint:
+def complaint(n: int, reporter: str, *, kind: str = "spam", at: float = T0,
+              delivered_to: str = "", **ind: Any) -> Complaint:
     ind.setdefault("source_ip", "203.0.113.9")
     ind.setdefault("from_domain", "mail.spam-shop.example")
     ind.setdefault("mail_from_domain", "bounce.spam-shop.example")
@@ -39,7 +40,7 @@ def complaint(n: int, reporter: str, *, kind: str = "spam", at: float = T0, **in
             ind[k] = tuple(ind[k])
     return Complaint(id=f"c{n}", kind=kind, reporter=reporter, received_at=at,  # type: ignore[arg-type]
                      fingerprint=f"fp{n}", indicators=Indicators(**ind), source="attached",
-                     match="matched")
+                     match="matched", delivered_to=delivered_to)
 
 
 def push(url: str, complaints: list[Complaint]) -> None:
@@ -115,6 +116,27 @@ def test_n_distinct_reporters_list_and_n_minus_one_do_not(redis_url: str, run: R
         ops = [(c.op, c.key) for c in store.changes()]
         assert sorted(ops) == [("listed", "203.0.113.9"), ("listed", "spam-shop.example")]
         assert [c.serial for c in store.changes()] == [1, 2]
+
+    run(scenario)
+
+
+def test_a_login_without_a_domain_and_its_mailbox_are_one_reporter(redis_url: str,
+                                                                    run: Run) -> None:
+    """report@ names a SASL login without a domain ("mallory"), an IMAP move names the
+    mailbox (mallory@isp.example): the same person, counted once."""
+    async def scenario(engine: ListingEngine, store: ListingStore) -> None:
+        push(redis_url, [
+            complaint(0, "mallory", delivered_to="mallory@isp.example"),
+            complaint(1, "mallory@isp.example", delivered_to="mallory@isp.example"),
+            complaint(2, "trudy", delivered_to="trudy+x@isp.example"),
+            complaint(3, "trudy@isp.example", delivered_to="trudy@isp.example"),
+        ])
+        await drain(engine)
+        assert listed_keys(store) == set()
+        assert store.redis.zcard(window_keys("spam-shop.example")[1]) == 2
+        push(redis_url, [complaint(4, "oscar", delivered_to="oscar@isp.example")])
+        await drain(engine)
+        assert "spam-shop.example" in listed_keys(store)
 
     run(scenario)
 

@@ -425,6 +425,22 @@ def test_with_require_auth_only_a_verified_feedback_loop_needs_no_login() -> Non
     assert signed == REPLIES["accepted"].format(id=c.id) and c.match == "fbl"
 
 
+def test_a_login_without_a_domain_reports_as_its_mailbox_does() -> None:
+    """report@ from the SASL login "alice" and a learn (IMAP move) by alice@example.vn of
+    one delivered message are one person: one complaint, one rate limit, one quota."""
+    ledger = MemoryDeliveryLedger([delivered("alice@example.vn")])
+    handler, store = intake(ledger)
+    raw = (REPORTS / "gmail-attached.eml").read_bytes()
+    login = raw.replace(b"(Authenticated sender: alice@example.vn)",
+                        b"(Authenticated sender: Alice)", 1)
+    assert login != raw and handler.identify("alice@example.vn", login).id == "alice"
+    asyncio.run(handler.accept_report("spam", "alice@example.vn", login))
+    asyncio.run(handler.learn("spam", "alice@example.vn", ORIGINAL))
+    [(a, _, _), (b, _, _)] = store.added
+    assert a.match == b.match == "matched"
+    assert a.reporter == b.reporter == "alice@example.vn" and a.id == b.id
+
+
 def test_recipients_fold_like_reporters() -> None:
     """Intake folds a reporter's address extension and case (Alice+1@ is alice@), and a
     SASL login without a domain is the user at one of the local domains."""
