@@ -210,6 +210,48 @@ def _passed(value: Any) -> bool:
     return str(getattr(value, "result", "")).lower() == "pass"
 
 
+def authenticated_names(mail_from: str, auth: Any) -> tuple[str | None, tuple[str, ...],
+                                                          str | None]:
+    """What a message proved at delivery: ``(MAIL FROM domain, DKIM d=, From domain)``.
+
+    The MAIL FROM domain only when SPF passed for it, the ``d=`` of signatures that
+    verified (at most :data:`MAX_DKIM_DOMAINS`), the From domain only when DMARC passed;
+    all normalised, not reduced to registrable domains.
+
+    :param mail_from: the envelope sender.
+    :param auth: an ``AuthResults`` (``spf``, ``dkim``, ``dmarc``) or ``None``.
+    """
+    if auth is None:
+        return None, (), None
+    spf = getattr(auth, "spf", None)
+    mail_from_domain = None
+    if _passed(spf) and getattr(spf, "scope", "mailfrom") == "mailfrom":
+        mail_from_domain = normalize_domain(getattr(spf, "domain", "") or "") or (
+            normalize_domain(domain_of_address(mail_from) or "") if mail_from else None)
+    dkim: dict[str, None] = {}
+    for sig in tuple(getattr(auth, "dkim", ()) or ()):
+        d = normalize_domain(getattr(sig, "domain", "") or "") if _passed(sig) else None
+        if d and len(dkim) < MAX_DKIM_DOMAINS:
+            dkim[d] = None
+    dmarc = getattr(auth, "dmarc", None)
+    from_domain = normalize_domain(getattr(dmarc, "from_domain", "") or "") if _passed(
+        dmarc) else None
+    return mail_from_domain, tuple(dkim), from_domain
+
+
+def authenticated_domains(mail_from: str, auth: Any) -> list[str]:
+    """The registrable domains a message authenticated (:func:`authenticated_names`),
+    without repeats: the names a complaint about it can count against, and so the
+    names its delivery adds volume to."""
+    mail_from_domain, dkim, from_domain = authenticated_names(mail_from, auth)
+    out: dict[str, None] = {}
+    for d in (mail_from_domain, from_domain, *dkim):
+        reg = registrable_domain(d) if d else None
+        if reg:
+            out[reg] = None
+    return list(out)
+
+
 def delivery_of(
     view: MessageView,
     *,
@@ -250,20 +292,9 @@ def delivery_of(
             break
     if not rcpt:
         return None
-    spf = getattr(auth, "spf", None) if auth is not None else None
-    mail_from_domain = None
-    if _passed(spf) and getattr(spf, "scope", "mailfrom") == "mailfrom":
-        mail_from_domain = normalize_domain(getattr(spf, "domain", "") or "") or (
-            normalize_domain(domain_of_address(mail_from) or "") if mail_from else None)
-    dkim: dict[str, None] = {}
-    for sig in tuple(getattr(auth, "dkim", ()) or ()) if auth is not None else ():
-        d = normalize_domain(getattr(sig, "domain", "") or "") if _passed(sig) else None
-        if d and len(dkim) < MAX_DKIM_DOMAINS:
-            dkim[d] = None
-    dmarc = getattr(auth, "dmarc", None) if auth is not None else None
-    from_domain = from_address = None
-    if _passed(dmarc):
-        from_domain = normalize_domain(getattr(dmarc, "from_domain", "") or "")
+    mail_from_domain, dkim, from_domain = authenticated_names(mail_from, auth)
+    from_address = None
+    if from_domain:
         addr = view.from_address
         norm = normalize_address(addr) if addr else None
         if from_domain and norm and norm.endswith("@" + from_domain):
@@ -275,7 +306,7 @@ def delivery_of(
     ).hexdigest()[:24]
     return Delivery(
         id=ident, at=at, fingerprint=fingerprint, queue_id=queue_id[:64], message_id=mid,
-        client_ip=ip, mail_from_domain=mail_from_domain, dkim_domains=tuple(dkim),
+        client_ip=ip, mail_from_domain=mail_from_domain, dkim_domains=dkim,
         from_domain=from_domain, from_address=from_address,
         url_domains=tuple(view.url_domains[:MAX_URL_DOMAINS]), recipients=tuple(rcpt),
     )

@@ -13,7 +13,9 @@ the stream.  For each complaint:
    acknowledgement, or a second delivery) counts nothing again.
 3. A target is listed when at least ``reputation.min_reporters`` distinct
    reporters complained within ``reputation.window`` and, when the milter has
-   counted volume for it, complaints / volume > ``reputation.min_complaint_rate``.
+   counted volume for it, complaints / volume > ``reputation.min_complaint_rate``
+   (volume: accepted messages from the client IP, or that authenticated the domain,
+   as complaints count only names a delivery proved).
    An active listing is left alone, and complaints about a listed target are not
    counted for it.  A listing *uses up* the complaints that led to it (the
    target's window is cleared in the listing's script), so a repeat offence needs

@@ -4,7 +4,10 @@ verified DKIM ``d=`` registrable domains → ``DBL_OWN``; URL domains → ``URIB
 A failed lookup gives ``*_LOOKUP_FAILED``: never clean and never listed.  The
 lookup (one Redis HMGET) is sent before authentication and read after it, so
 Redis works while the milter does; after delivery the sources' volume is counted
-(the complaint rate is complaints over volume).
+(the complaint rate is complaints over volume): the client IP and only the names the
+message authenticated (:func:`~spamwarden.reputation.deliveries.authenticated_domains`),
+the same names a complaint about it can count against, so forged mail naming a domain
+adds nothing to that domain's volume.
 """
 
 from __future__ import annotations
@@ -190,14 +193,16 @@ class ListingsCheck(CheckBase):
     # -- after delivery ---------------------------------------------------------------------
 
     def delivered(self, batch: Sequence[Delivered]) -> None:
-        """Count each message's sources (client IP, sender domains); in one round trip
-        when the store takes several (:class:`BatchedVolume`)."""
+        """Count each message's sources (client IP, the domains it authenticated); in
+        one round trip when the store takes several (:class:`BatchedVolume`)."""
+        from ...reputation.deliveries import authenticated_domains
+
         volume: list[list[str]] = []
         for item in batch:
             try:
                 env = item.env
                 keys = [env.client_ip] if env.client_ip else []
-                keys += sender_domains(item.view, env, item.verdict.auth)
+                keys += authenticated_domains(env.mail_from or "", item.verdict.auth)
                 if keys and self._batched is not None:
                     volume.append(keys)
                 elif keys:
