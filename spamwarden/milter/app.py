@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import logging
 import socket
 import time
@@ -107,7 +108,14 @@ def _client_ip(family: Any, hostaddr: Any) -> str | None:
         return None  # unix socket, or no address (local submission)
     if addr.lower().startswith("ipv6:"):
         addr = addr[5:]
-    return addr.strip("[]") or None
+    addr = addr.strip("[]")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr or None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)  # an IPv4 client on a dual-stack socket
+    return addr or None
 
 
 def _reply_text(text: str) -> str:

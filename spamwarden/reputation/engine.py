@@ -90,6 +90,18 @@ def _matches(domain: str, names: Iterable[str]) -> bool:
     return any(domain == n or domain.endswith("." + n) for n in names)
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` names, an IPv4-mapped IPv6 address (``::ffff:192.0.2.5``) as
+    its IPv4 address, or ``None``."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return a.ipv4_mapped
+    return a
+
+
 class ListingPolicy:
     """Which keys a complaint may list (pure; no I/O).
 
@@ -134,10 +146,10 @@ class ListingPolicy:
                    require_delivered=cfg.reputation.require_delivered)
 
     def allowed_ip(self, ip: str) -> bool:
-        """True when ``ip`` must never be listed."""
-        try:
-            a = ipaddress.ip_address(ip)
-        except ValueError:
+        """True when ``ip`` must never be listed (an IPv4-mapped IPv6 address is judged
+        as its IPv4 address)."""
+        a = _ip(ip)
+        if a is None:
             return True
         if a.is_loopback or a.is_unspecified or a.is_multicast or a.is_link_local:
             return True
@@ -186,10 +198,8 @@ class ListingPolicy:
             out.setdefault(key, Target(key, kind, reason))
 
         if ind.source_ip:
-            try:
-                ip = str(ipaddress.ip_address(ind.source_ip.strip().strip("[]")))
-            except ValueError:
-                ip = ""
+            addr = _ip(ind.source_ip.strip().strip("[]"))
+            ip = str(addr) if addr is not None else ""
             if ip and not self.allowed_ip(ip):
                 put(ip, "ip", "complaints")
 

@@ -241,9 +241,12 @@ def _ip_or_none(text: str | None) -> str | None:
     if not m:
         return None
     try:
-        return str(ipaddress.ip_address(m.group(1)))
+        ip = ipaddress.ip_address(m.group(1))
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)  # ::ffff:192.0.2.5 is 192.0.2.5
+    return str(ip)
 
 
 def _date(text: str | None) -> float | None:

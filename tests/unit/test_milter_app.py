@@ -511,6 +511,17 @@ def test_volume_counts_only_names_the_message_authenticated(
     assert listings.volume == ["192.0.2.7", *counted]
 
 
+def test_an_ipv4_mapped_client_address_is_its_ipv4_address() -> None:
+    import socket
+
+    from spamwarden.milter.app import _client_ip
+
+    assert _client_ip(socket.AF_INET6, "::ffff:192.0.2.5") == "192.0.2.5"
+    assert _client_ip(socket.AF_INET6, ("IPv6:::ffff:192.0.2.5", 25)) == "192.0.2.5"
+    assert _client_ip(socket.AF_INET6, "2001:db8::1") == "2001:db8::1"
+    assert _client_ip(socket.AF_INET, "192.0.2.5") == "192.0.2.5"
+
+
 def test_rejected_message_records_no_volume(install: Any) -> None:
     listings = FakeListings({"192.0.2.7": "listed", "example.org": "listed",
                              "example.net": "listed"})

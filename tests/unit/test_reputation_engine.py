@@ -75,3 +75,11 @@ def test_ham_reports_have_no_targets() -> None:
 def test_duplicates_collapse_to_the_first_reason() -> None:
     got = targets(from_domain="spam.example", url_domains=("spam.example", "www.spam.example"))
     assert got == [Target("spam.example", "domain", "domain-complaints")]
+
+
+def test_an_ipv4_mapped_ipv6_address_is_its_ipv4_address() -> None:
+    """::ffff:192.0.2.5 is 192.0.2.5: allow-listed like it, and listed under that name."""
+    assert POLICY.allowed_ip("::ffff:192.0.2.5")
+    assert targets(source_ip="::ffff:192.0.2.5") == []
+    assert [t.key for t in targets(source_ip="::ffff:203.0.113.9")] == ["203.0.113.9"]
+    assert POLICY.allowed_ip("::ffff:127.0.0.1")

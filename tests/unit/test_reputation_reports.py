@@ -439,3 +439,10 @@ def test_delivered_fingerprint_unchanged_on_corpus_sample() -> None:
         other_seen += not body.isascii()
         assert delivered_fingerprint(view) == reference(view), path.name
     assert ascii_seen and other_seen  # both paths ran
+
+
+def test_an_ipv4_mapped_source_ip_is_its_ipv4_address() -> None:
+    from spamwarden.reputation.reports import parse_arf_fields
+
+    arf = parse_arf_fields("Feedback-Type: abuse\r\nSource-IP: ::ffff:192.0.2.5\r\n")
+    assert arf.source_ip == "192.0.2.5"
