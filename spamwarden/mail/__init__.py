@@ -69,6 +69,7 @@ from ._received import (
     received_helo_and_ip,
     submission,
     submission_authenticated,
+    unmapped,
     valid_ip,
 )
 
@@ -115,6 +116,7 @@ __all__ = [
     "submission",
     "submission_authenticated",
     "url_domain",
+    "unmapped",
     "valid_ip",
     "walk_entities",
 ]

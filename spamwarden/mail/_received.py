@@ -54,6 +54,16 @@ def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+             ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ip``, or the IPv4 address an IPv4-mapped IPv6 address carries
+    (``::ffff:192.0.2.5`` is ``192.0.2.5``): one client, one name, whichever socket
+    family saw it."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address in ``text`` (a ``192.0.2.1:25`` port dropped, an IPv4-mapped IPv6
     address given as IPv4), or ``None`` when it is not one."""
@@ -61,12 +71,9 @@ def valid_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if t.count(":") == 1 and "." in t:  # "192.0.2.1:25"
         t = t.split(":", 1)[0]
     try:
-        ip = ipaddress.ip_address(t)
+        return unmapped(ipaddress.ip_address(t))
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def received_client_ip(value: str) -> str | None:

@@ -43,6 +43,7 @@ import milter as libmilter
 
 from ..errors import ConfigError
 from ..logs import event
+from ..mail import unmapped
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
 from .inflight import ScanBudget, ScanBusy
@@ -110,12 +111,10 @@ def _client_ip(family: Any, hostaddr: Any) -> str | None:
         addr = addr[5:]
     addr = addr.strip("[]")
     try:
-        ip = ipaddress.ip_address(addr)
+        ip = unmapped(ipaddress.ip_address(addr))  # an IPv4 client on a dual-stack socket
     except ValueError:
         return addr or None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)  # an IPv4 client on a dual-stack socket
-    return addr or None
+    return str(ip) if ip.version == 4 else addr or None
 
 
 def _reply_text(text: str) -> str:

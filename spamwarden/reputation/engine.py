@@ -44,7 +44,7 @@ import redis.asyncio
 from ..config import Config
 from ..errors import StoreError
 from ..logs import event
-from ..mail import normalize_domain, registrable_domain
+from ..mail import normalize_domain, registrable_domain, unmapped
 from ._service import stop_on_signals
 from .complaints import COMPLAINTS_KEY, Complaint
 from .listings import KeyKind, normalize_address
@@ -94,12 +94,9 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address ``text`` names, an IPv4-mapped IPv6 address (``::ffff:192.0.2.5``) as
     its IPv4 address, or ``None``."""
     try:
-        a = ipaddress.ip_address(text)
+        return unmapped(ipaddress.ip_address(text))
     except ValueError:
         return None
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        return a.ipv4_mapped
-    return a
 
 
 class ListingPolicy:

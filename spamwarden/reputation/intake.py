@@ -857,7 +857,8 @@ class ComplaintIntake:
         message itself is the original (it was moved, not forwarded).  The same rules as
         for mailed reports apply: a learn lists something (spam) or teaches something
         only when it matches a delivery here to ``user``
-        (``reputation.require_delivered``), else it is kept unmatched and teaches nothing; examples are capped per reporter and day
+        (``reputation.require_delivered``), else it is kept unmatched and teaches
+        nothing; examples are capped per reporter and day
         (``training.max_examples_per_reporter``); ``intake.reporter_rate`` a hour.
 
         :param kind: ``spam`` or ``ham``.

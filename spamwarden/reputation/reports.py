@@ -81,6 +81,7 @@ from ..mail import (
     registrable_domain,
     split_head,
     strip_mbox_from,
+    unmapped,
     url_domain,
     walk_entities,
 )
@@ -241,12 +242,9 @@ def _ip_or_none(text: str | None) -> str | None:
     if not m:
         return None
     try:
-        ip = ipaddress.ip_address(m.group(1))
+        return str(unmapped(ipaddress.ip_address(m.group(1))))  # ::ffff:192.0.2.5 is 192.0.2.5
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)  # ::ffff:192.0.2.5 is 192.0.2.5
-    return str(ip)
 
 
 def _date(text: str | None) -> float | None:
