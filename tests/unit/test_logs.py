@@ -85,3 +85,19 @@ def test_level_filters(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stderr", buf)
     event(logging.getLogger("x"), "quiet", a=1)
     assert buf.getvalue() == ""
+
+
+def test_kv_fast_paths_write_what_the_character_rule_writes() -> None:
+    """Printable values skip the per-character escaping: the result must be the one the
+    rule gives character by character, on random mixes of what needs escaping."""
+    import random
+
+    from spamwarden.logs import _escape, _fmt_value
+
+    rng = random.Random(7)
+    alphabet = ' "=\\\n\t\x1b\x7f\u202e\u2028abcé文x'
+    for _ in range(20_000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        plain = s and not any(c in ' "=' or not c.isprintable() for c in s)
+        expected = s if plain else '"' + "".join(_escape(c) for c in s) + '"'
+        assert _fmt_value(s) == expected, s
