@@ -21,6 +21,7 @@ linear time from the first :data:`MAX_PARAM_CHARS` characters of a field; both p
 on the stdlib build their trees of it.
 """
 
+from ._authnames import MAX_DKIM_DOMAINS, authenticated_domains, authenticated_names
 from ._boundary import MAX_DELIMITERS, cut_delimiters
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
@@ -74,6 +75,9 @@ from ._received import (
 )
 
 __all__ = [
+    "MAX_DKIM_DOMAINS",
+    "authenticated_domains",
+    "authenticated_names",
     "DEFAULT_AD_LABELS",
     "Entity",
     "MAX_DELIMITERS",

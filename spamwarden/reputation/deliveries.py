@@ -63,7 +63,12 @@ from typing import Any, Literal, Protocol
 
 from ..errors import StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, domain_of_address, normalize_domain, registrable_domain
+from ..mail import (
+    MAX_DKIM_DOMAINS,
+    MessageView,
+    authenticated_names,
+    registrable_domain,
+)
 from .complaints import Indicators
 from .listings import normalize_address
 
@@ -92,7 +97,6 @@ log = logging.getLogger("spamwarden.deliveries")
 
 MAX_RECIPIENTS = 100
 MAX_URL_DOMAINS = 50
-MAX_DKIM_DOMAINS = 10
 MAX_ID_CHARS = 998  # RFC 5322 §2.1.1 line length: a longer Message-ID is not one
 
 PREFIX = "sw:{sw}:dlv"
@@ -204,52 +208,6 @@ class Delivery:
             return cls(**d)
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a delivery record: {exc}") from exc
-
-
-def _passed(value: Any) -> bool:
-    return str(getattr(value, "result", "")).lower() == "pass"
-
-
-def authenticated_names(mail_from: str, auth: Any) -> tuple[str | None, tuple[str, ...],
-                                                          str | None]:
-    """What a message proved at delivery: ``(MAIL FROM domain, DKIM d=, From domain)``.
-
-    The MAIL FROM domain only when SPF passed for it, the ``d=`` of signatures that
-    verified (at most :data:`MAX_DKIM_DOMAINS`), the From domain only when DMARC passed;
-    all normalised, not reduced to registrable domains.
-
-    :param mail_from: the envelope sender.
-    :param auth: an ``AuthResults`` (``spf``, ``dkim``, ``dmarc``) or ``None``.
-    """
-    if auth is None:
-        return None, (), None
-    spf = getattr(auth, "spf", None)
-    mail_from_domain = None
-    if _passed(spf) and getattr(spf, "scope", "mailfrom") == "mailfrom":
-        mail_from_domain = normalize_domain(getattr(spf, "domain", "") or "") or (
-            normalize_domain(domain_of_address(mail_from) or "") if mail_from else None)
-    dkim: dict[str, None] = {}
-    for sig in tuple(getattr(auth, "dkim", ()) or ()):
-        d = normalize_domain(getattr(sig, "domain", "") or "") if _passed(sig) else None
-        if d and len(dkim) < MAX_DKIM_DOMAINS:
-            dkim[d] = None
-    dmarc = getattr(auth, "dmarc", None)
-    from_domain = normalize_domain(getattr(dmarc, "from_domain", "") or "") if _passed(
-        dmarc) else None
-    return mail_from_domain, tuple(dkim), from_domain
-
-
-def authenticated_domains(mail_from: str, auth: Any) -> list[str]:
-    """The registrable domains a message authenticated (:func:`authenticated_names`),
-    without repeats: the names a complaint about it can count against, and so the
-    names its delivery adds volume to."""
-    mail_from_domain, dkim, from_domain = authenticated_names(mail_from, auth)
-    out: dict[str, None] = {}
-    for d in (mail_from_domain, from_domain, *dkim):
-        reg = registrable_domain(d) if d else None
-        if reg:
-            out[reg] = None
-    return list(out)
 
 
 def delivery_of(

@@ -5,7 +5,7 @@ A failed lookup gives ``*_LOOKUP_FAILED``: never clean and never listed.  The
 lookup (one Redis HMGET) is sent before authentication and read after it, so
 Redis works while the milter does; after delivery the sources' volume is counted
 (the complaint rate is complaints over volume): the client IP and only the names the
-message authenticated (:func:`~spamwarden.reputation.deliveries.authenticated_domains`),
+message authenticated (:func:`~spamwarden.mail.authenticated_domains`),
 the same names a complaint about it can count against, so forged mail naming a domain
 adds nothing to that domain's volume.
 """
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...logs import event
-from ...mail import MessageView, domain_of_address, registrable_domain
+from ...mail import MessageView, authenticated_domains, domain_of_address, registrable_domain
 from ...metrics import timed
 from ..interfaces import BatchedVolume, Envelope, StartsLookups, Symbol
 from ..registry import CheckBase, CheckDecl, Components, Delivered, MessageContext, Phase
@@ -195,8 +195,6 @@ class ListingsCheck(CheckBase):
     def delivered(self, batch: Sequence[Delivered]) -> None:
         """Count each message's sources (client IP, the domains it authenticated); in
         one round trip when the store takes several (:class:`BatchedVolume`)."""
-        from ...reputation.deliveries import authenticated_domains
-
         volume: list[list[str]] = []
         for item in batch:
             try:
