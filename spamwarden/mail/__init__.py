@@ -25,6 +25,7 @@ from ._authnames import MAX_DKIM_DOMAINS, authenticated_domains, authenticated_n
 from ._boundary import MAX_DELIMITERS, cut_delimiters
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
+    canonical_address,
     domain_of_address,
     is_ip_literal,
     is_private_suffix_domain,
@@ -75,6 +76,7 @@ from ._received import (
 )
 
 __all__ = [
+    "canonical_address",
     "MAX_DKIM_DOMAINS",
     "authenticated_domains",
     "authenticated_names",

@@ -70,6 +70,31 @@ def _to_ascii(name: str) -> str | None:
         return None
 
 
+_QUOTED_LOCAL = re.compile(r'^"((?:[^"\\]|\\.)*)"$', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+_ATOM_TEXT = re.compile(r"^[^\s\x00-\x1f\x7f@<>\"(),;:\\\[\]]+$")
+
+
+def canonical_address(addr: str) -> str:
+    """One spelling of a mailbox address for comparing it with settings and lists: angle
+    brackets and case dropped, a quoted local part that needs no quotes unquoted
+    (``"ceo"@x``), the domain normalised (a trailing dot dropped, IDNA), and Postfix's
+    percent hack undone (``ceo%x@relay`` is ``ceo@x``, as Postfix rewrites it with
+    ``allow_percent_hack``).  An address it cannot read is returned lower-cased as
+    given, so it compares equal to nothing it should not."""
+    a = addr.strip().strip("<>").strip()
+    local, at, dom = a.rpartition("@")
+    if not at:
+        return a.lower()
+    quoted = _QUOTED_LOCAL.match(local)
+    if quoted and _ATOM_TEXT.match(_QUOTED_PAIR.sub(r"\1", quoted.group(1)) or "@"):
+        local = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
+    if "%" in local and "@" not in local:
+        local, _, dom = local.rpartition("%")
+    domain = normalize_domain(dom)
+    return f"{local}@{domain}".lower() if domain and local else a.lower()
+
+
 def is_ip_literal(text: str) -> bool:
     """True when ``text`` is an IPv4 or IPv6 address (optionally bracketed)."""
     t = text.strip()

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from ..errors import SpamwardenError
 from ..i18n import Message
-from ..mail import normalize_domain
+from ..mail import canonical_address, normalize_domain
 
 __all__ = [
     "KINDS",
@@ -438,11 +438,10 @@ class SettingsSnapshot:
         """
         if not self.policies:
             return base
-        address = rcpt.strip().strip("<>").strip().lower()[:MAX_ADDRESS]
+        # one spelling per mailbox (<ceo@x.>, "ceo"@x, ceo%x@relay are ceo@x): a sender
+        # must not pick the thresholds by how it writes the address
+        address = canonical_address(rcpt[: MAX_ADDRESS * 2])[:MAX_ADDRESS]
         local, _, dom = address.rpartition("@")
-        if not dom.isascii():  # SMTPUTF8: targets are stored as A-labels
-            dom = normalize_domain(dom) or dom
-            address = f"{local}@{dom}"
         result = base
         if dom:
             labels = dom.rstrip(".").split(".")[-_MAX_LABELS:]

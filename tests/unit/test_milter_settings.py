@@ -183,3 +183,32 @@ def test_translated_reject_names_the_recipients_threshold(install: Any) -> None:
     rc, _ = feed(ctx, HAM, rcpts=("bob@test.example",))
     assert rc == Milter.REJECT
     assert ">= -100.0" in ctx._reply[2], ctx._reply
+
+
+# -- one spelling per mailbox ---------------------------------------------------------------
+
+
+STRICT_CEO = {"ceo@test.example": Overrides(tag_threshold=-50.0, quarantine_threshold=900.0,
+                                            reject_threshold=900.0)}
+
+
+@pytest.mark.parametrize("rcpt", ["ceo@test.example", "CEO@test.example.", '"ceo"@test.example',
+                                  "ceo%test.example@test.example"])
+def test_an_address_threshold_holds_however_the_sender_writes_it(install: Any,
+                                                                  rcpt: str) -> None:
+    """Postfix delivers <ceo@test.example.>, <"ceo"@test.example> and
+    <ceo%test.example@test.example> to ceo@test.example: the sender must not pick the
+    domain's or [policy]'s thresholds by spelling the recipient another way."""
+    ctx = install(scanner(FixedSettings(STRICT_CEO), dkim=["pass"]))
+    feed(ctx, HAM, rcpts=(rcpt,))
+    assert names(ctx).startswith("Yes, score=-0.7 required=-50.0"), rcpt
+
+
+@pytest.mark.parametrize("sender", ["alice@example.org", "Alice@Example.org.",
+                                    '"alice"@example.org'])
+def test_an_address_deny_entry_holds_however_the_sender_writes_it(install: Any,
+                                                                  sender: str) -> None:
+    ctx = install(scanner(FixedSettings(deny=["alice@example.org"]), spf="fail",
+                          dmarc="fail"))
+    rc, _ = feed(ctx, HAM.replace(b"alice@example.org", sender.encode()), sender=sender)
+    assert rc == Milter.REJECT, sender

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...mail import canonical_address
 from ...settings.model import Identity
 from .._dmarc import identifiers_aligned
 from ..interfaces import SettingsSource, Symbol
@@ -51,8 +52,9 @@ def identity(msg: MessageContext, *, max_dkim: int = 5) -> Identity:
         spf_ok or any(identifiers_aligned(d, from_domain, "r") for d in dkim))
     return Identity(
         client_ip=env.client_ip,
-        mail_from=env.mail_from.strip().strip("<>").lower()[:254],
-        from_address=(view.from_address or "").lower()[:254],
+        mail_from=canonical_address(env.mail_from[:512])[:254] if env.mail_from else "",
+        from_address=canonical_address(view.from_address[:512])[:254]
+        if view.from_address else "",
         from_domain=from_domain,
         from_authenticated=authenticated,
         dkim_domains=tuple(dkim),
