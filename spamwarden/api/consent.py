@@ -66,7 +66,6 @@ from aiohttp import web
 
 from ..config import Config
 from ..consent.confirmations import (
-    AllRequestQuota,
     ConfirmationSender,
     all_advertising_request,
     sender_from_config,
@@ -161,21 +160,16 @@ class ConsentApi:
         (``consent.confirmation_relay``); ``None``: the page tells the recipient to
         mail ``ALL`` to the opt-out address instead.
     :param from_addr: the sender address of that request.
-    :param quota: bounds those requests per advertiser and day; default: one over the
-        registry's Redis with ``consent.max_all_requests_per_day``.
     """
 
     def __init__(self, cfg: Config, registry: RedisConsentRegistry, signer: TokenSigner, *,
-                 sender: ConfirmationSender | None = None, from_addr: str = "",
-                 quota: AllRequestQuota | None = None) -> None:
+                 sender: ConfirmationSender | None = None, from_addr: str = "") -> None:
         self.cfg = cfg
         self.registry = registry
         self.signer = signer
         self.sender = sender
         self.from_addr = from_addr or "postmaster@localhost"
         self.lang = cfg.consent.language
-        self.quota = quota or AllRequestQuota(
-            registry.client, limit=cfg.consent.max_all_requests_per_day, clock=registry.clock)
         self.local_domains = _site_domains(cfg)
         self._operator_tokens = tuple(t for t in cfg.api.operator_tokens if t)
 
@@ -377,9 +371,11 @@ class ConsentApi:
             return by_mail
         # Not claimed: mailed already today, and the page points at that message.
         if await self._run(self.registry.claim_all_request, rcpt):
-            if not await self._run(self.quota.claim, adv):
+            limit = self.cfg.consent.max_all_requests_per_day
+            if not await self._run(self.registry.claim_advertiser_all_request, adv,
+                                   limit=limit):
                 event(log, "refuse_all_request_capped", logging.WARNING, advertiser=adv,
-                      rcpt=rcpt, limit=self.quota.limit)
+                      rcpt=rcpt, limit=limit)
                 return by_mail
             url = sibling_url(self.cfg, "a", self.signer.all_advertising_token(rcpt))
             msg = all_advertising_request(self.cfg, rcpt, url, sender=self.from_addr)

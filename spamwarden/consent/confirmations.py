@@ -8,17 +8,9 @@ are confirmed by a short plain-text message through ``consent.confirmation_relay
 
 The request to refuse all advertising (``scope=all`` on the one-click form) goes through
 the same relay, at most once a day per recipient
-(:meth:`RedisConsentRegistry.claim_all_request`) and at most
+(:meth:`~.registry.RedisConsentRegistry.claim_all_request`) and at most
 ``consent.max_all_requests_per_day`` a day per advertiser whose link was used
-(:class:`AllRequestQuota`), counted under one ephemeral key beside the registry's:
-
-==========================================  ==================================================
-key                                         what
-==========================================  ==================================================
-``sw:{sw}:all-requests:<adv>:<day>``        integer: requests mailed for the advertiser's
-                                            links on one UTC day (``<day>`` = Unix time //
-                                            86400); TTL two days
-==========================================  ==================================================
+(:meth:`~.registry.RedisConsentRegistry.claim_advertiser_all_request`).
 """
 
 from __future__ import annotations
@@ -26,22 +18,17 @@ from __future__ import annotations
 import email.utils
 import logging
 import smtplib
-import time
-from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from .._lua import lua_script
 from ..config import Config, parse_hostport
-from ..errors import StoreError, StoreUnavailable
 from ..logs import event
 from .records import iso
-from .registry import GLOBAL, RedisConsentRegistry, RefusalRecord, normalize_advertiser_id
+from .registry import GLOBAL, RedisConsentRegistry, RefusalRecord
 from .texts import text
 
 __all__ = ["ConfirmationSender", "SmtpConfirmationSender", "confirm_once",
-           "sender_from_config", "confirmation_message", "all_advertising_request",
-           "AllRequestQuota", "all_requests_key"]
+           "sender_from_config", "confirmation_message", "all_advertising_request"]
 
 log = logging.getLogger("spamwarden.consent.confirm")
 
@@ -88,53 +75,6 @@ def all_advertising_request(cfg: Config, rcpt: str, url: str, *, sender: str) ->
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834
     msg.set_content(text(lang, "request_all.body", rcpt=rcpt, url=url))
     return msg
-
-
-def all_requests_key(adv: str, day: int) -> str:
-    """The counter of requests to refuse all advertising mailed for ``adv``'s links on
-    ``day`` (Unix time // 86400)."""
-    return f"sw:{{sw}}:all-requests:{adv}:{day}"
-
-
-_QUOTA_LUA = lua_script("spamwarden.consent", "all_request_quota")
-
-
-class AllRequestQuota:
-    """At most ``limit`` requests to refuse all advertising mailed a UTC day for the
-    one-click links of one advertiser.
-
-    An advertiser holds the unsubscribe tokens of its recipients and can post each with
-    ``scope=all``; without this bound it could have the site mail every one of them.
-
-    :param client: a sync ``redis.Redis`` (the consent registry's).
-    :param limit: requests per advertiser per day (``consent.max_all_requests_per_day``).
-    :param clock: wall-clock time source (injected in tests).
-    """
-
-    def __init__(self, client: Any, *, limit: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.limit = limit
-        self.clock = clock
-        self._claim = client.register_script(_QUOTA_LUA)
-
-    def claim(self, adv: str) -> bool:
-        """Count one request mailed for ``adv``'s link today.
-
-        :returns: ``True`` when counted (the mail may go), ``False`` when ``limit``
-            requests were already mailed today (nothing counted).
-        :raises ValueError: not an advertiser id.
-        :raises StoreUnavailable: Redis cannot be reached.
-        :raises StoreError: other store trouble.
-        """
-        import redis
-
-        key = all_requests_key(normalize_advertiser_id(adv), int(self.clock() // 86400))
-        try:
-            return int(self._claim(keys=[key], args=[self.limit, 2 * 86400])) == 1
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"consent registry unreachable: {exc}") from exc
-        except redis.RedisError as exc:
-            raise StoreError(f"consent registry failed: {exc}") from exc
 
 
 class SmtpConfirmationSender:

@@ -22,34 +22,37 @@ Redis key scheme (every key carries the hash tag ``{sw}``, so the Lua scripts
 that touch several keys run on Redis Cluster too; ``<adv>`` is an advertiser id,
 ``<rcpt>`` a normalised address, see :func:`normalize_recipient`):
 
-==================================  ============================================================
-key                                 what
-==================================  ============================================================
-``sw:{sw}:advertisers``             set of advertiser ids
-``sw:{sw}:adv:<adv>``               hash: ``name``, ``contact``, ``domains`` (JSON list),
-                                    ``created_at``, ``token_sha256`` (of the advertiser's API
-                                    bearer token; the token itself is never stored)
-``sw:{sw}:adv-domains``             hash: registrable sending domain -> advertiser id
-``sw:{sw}:consent:<adv>``           hash: recipient -> JSON :class:`ConsentRecord` fields
-``sw:{sw}:refusal:<adv>``           hash: recipient -> JSON :class:`RefusalRecord` fields
-``sw:{sw}:dne``                     hash: recipient -> JSON :class:`RefusalRecord` (global
-                                    do-not-email list: refuses all advertising)
-``sw:{sw}:rcpt-adv:<rcpt>``         set: advertiser ids holding a consent or refusal of the
-                                    recipient (the recipient's own lookup)
-``sw:{sw}:sent:<adv>:<rcpt>``       sorted set: one member per delivered ad, score = time;
-                                    members older than the window are dropped on every write;
-                                    TTL = the window (ephemeral)
-``sw:{sw}:adv-stats:<adv>``         hash: ``sent`` (ads delivered, all time)
-``sw:{sw}:adv-sent:<adv>:<hour>``   integer: ads delivered in one clock hour (``<hour>`` = Unix
-                                    time // 3600); TTL the window + 1 h (ephemeral: the
-                                    last-24-hours count, :meth:`RedisConsentRegistry.counts`)
-``sw:{sw}:all-request:<rcpt>``      string: a request to refuse all advertising was mailed to
-                                    the recipient; TTL one day (ephemeral: at most one such
-                                    mail per recipient per day)
-``sw:{sw}:consent-log``             stream: one entry per consent, refusal and confirmation
-                                    (``op``, ``advertiser``, ``recipient``, ``at``, ``detail``);
-                                    entries are trimmed only when older than the retention
-==================================  ============================================================
+=====================================  ============================================================
+key                                    what
+=====================================  ============================================================
+``sw:{sw}:advertisers``                set of advertiser ids
+``sw:{sw}:adv:<adv>``                  hash: ``name``, ``contact``, ``domains`` (JSON list),
+                                       ``created_at``, ``token_sha256`` (of the advertiser's API
+                                       bearer token; the token itself is never stored)
+``sw:{sw}:adv-domains``                hash: registrable sending domain -> advertiser id
+``sw:{sw}:consent:<adv>``              hash: recipient -> JSON :class:`ConsentRecord` fields
+``sw:{sw}:refusal:<adv>``              hash: recipient -> JSON :class:`RefusalRecord` fields
+``sw:{sw}:dne``                        hash: recipient -> JSON :class:`RefusalRecord` (global
+                                       do-not-email list: refuses all advertising)
+``sw:{sw}:rcpt-adv:<rcpt>``            set: advertiser ids holding a consent or refusal of the
+                                       recipient (the recipient's own lookup)
+``sw:{sw}:sent:<adv>:<rcpt>``          sorted set: one member per delivered ad, score = time;
+                                       members older than the window are dropped on every write;
+                                       TTL = the window (ephemeral)
+``sw:{sw}:adv-stats:<adv>``            hash: ``sent`` (ads delivered, all time)
+``sw:{sw}:adv-sent:<adv>:<hour>``      integer: ads delivered in one clock hour (``<hour>`` = Unix
+                                       time // 3600); TTL the window + 1 h (ephemeral: the
+                                       last-24-hours count, :meth:`RedisConsentRegistry.counts`)
+``sw:{sw}:all-request:<rcpt>``         string: a request to refuse all advertising was mailed to
+                                       the recipient; TTL one day (ephemeral: at most one such
+                                       mail per recipient per day)
+``sw:{sw}:all-requests:<adv>:<day>``   integer: such requests mailed for the advertiser's
+                                       one-click links on one UTC day (``<day>`` = Unix time //
+                                       86400); TTL two days (ephemeral)
+``sw:{sw}:consent-log``                stream: one entry per consent, refusal and confirmation
+                                       (``op``, ``advertiser``, ``recipient``, ``at``, ``detail``);
+                                       entries are trimmed only when older than the retention
+=====================================  ============================================================
 
 Every read-modify-write is one Lua script (atomic on the server), so several
 milters and the API can act on the same recipient at once.  The scripts are
@@ -102,6 +105,7 @@ __all__ = [
     "normalize_recipient",
     "hold_member",
     "HOLD_SECONDS",
+    "all_requests_key",
     "normalize_advertiser_id",
     "attribute_advertiser",
     "aligned_authenticated_domains",
@@ -167,6 +171,12 @@ def sent_hour_key(adv: str, hour: int) -> str:
 def all_request_key(rcpt: str) -> str:
     """Set (one day) when a request to refuse all advertising was mailed to ``rcpt``."""
     return f"sw:{{sw}}:all-request:{rcpt}"
+
+
+def all_requests_key(adv: str, day: int) -> str:
+    """The counter of requests to refuse all advertising mailed for ``adv``'s links on
+    ``day`` (Unix time // 86400)."""
+    return f"sw:{{sw}}:all-requests:{adv}:{day}"
 
 
 def stats_key(adv: str) -> str:
@@ -476,10 +486,11 @@ def advertiser_domain(domain: str) -> str:
 
 # -- Lua: files in lua/, each opening with its KEYS, ARGV and result ----------------------------
 
-#: Seconds a message's hold on one of a recipient's ads of the day counts while the
-#: message is not delivered.  The milter answers within the scan's own bounds
-#: (``rules.timeout``, 15 s) and counts a delivered ad right after; a message refused
-#: for another reason gives its place back when its hold ends.
+#: Seconds a message's hold on one of a recipient's ads of the day counts while nothing
+#: replaces or releases it.  The milter answers within the scan's own bounds
+#: (``rules.timeout``, 15 s), then counts a delivered ad (which replaces the hold) or
+#: releases the hold of a message it refused or deferred; this bounds a hold whose
+#: release was lost (Redis away at that moment, the process gone).
 HOLD_SECONDS = 60
 
 
@@ -489,6 +500,7 @@ def hold_member(queue_id: str) -> str:
 
 
 _STATE_LUA = lua_script("spamwarden.consent", "consent_state")
+_QUOTA_LUA = lua_script("spamwarden.consent", "all_request_quota")
 _SEND_LUA = lua_script("spamwarden.consent", "consent_send")
 _REFUSE_LUA = lua_script("spamwarden.consent", "consent_refuse")
 _CONFIRM_LUA = lua_script("spamwarden.consent", "consent_confirm")
@@ -528,6 +540,7 @@ class RedisConsentRegistry:
         self.window = window
         self.clock = clock
         self._state = client.register_script(_STATE_LUA)
+        self._quota = client.register_script(_QUOTA_LUA)
         self._send = client.register_script(_SEND_LUA)
         self._refuse = client.register_script(_REFUSE_LUA)
         self._confirm = client.register_script(_CONFIRM_LUA)
@@ -767,6 +780,18 @@ class RedisConsentRegistry:
         rcpt = normalize_recipient(rcpt, self.delimiters)
         return bool(self._call(self.client.set, all_request_key(rcpt), repr(self.clock()),
                                nx=True, ex=max(1, int(ttl))))
+
+    def claim_advertiser_all_request(self, adv: str, *, limit: int) -> bool:
+        """``True`` for at most ``limit`` requests to refuse all advertising mailed a UTC
+        day for ``adv``'s one-click links (``consent.max_all_requests_per_day``): an
+        advertiser holds its recipients' unsubscribe tokens and could otherwise have the
+        site mail every one of them.  ``False`` counts nothing.
+
+        :raises ValueError: not an advertiser id.
+        :raises StoreError: store trouble.
+        """
+        key = all_requests_key(normalize_advertiser_id(adv), int(self.clock() // DAY))
+        return int(self._call(self._quota, keys=[key], args=[limit, int(2 * DAY)])) == 1
 
     def claim_confirmation(self, rcpt: str, *, adv: str = GLOBAL) -> bool:
         """Mark the refusal as confirmed to the recipient; ``True`` exactly once per

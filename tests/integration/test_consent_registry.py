@@ -425,6 +425,8 @@ def test_every_script_runs_on_a_redis_cluster(redis_cluster: LocalCluster) -> No
     reg.record_sends("shop", [A, B], now=NOW, ref="q")
     assert reg.recipient_state("shop", A, now=NOW, default_cap=3, hold="h:q2").sent == 1
     reg.release_holds("shop", [A, B], hold="h:q2")
+    assert reg.claim_advertiser_all_request("shop", limit=1)
+    assert not reg.claim_advertiser_all_request("shop", limit=1)
     reg.refuse(B, adv="shop", channel="cli")
     assert reg.claim_confirmation(B, adv="shop")
     assert state(reg, A) == ("ok", 1, 3) and state(reg, B)[0] == "refused"
