@@ -83,7 +83,7 @@ from .._lua import lua_script
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..i18n import Message
-from ..mail import normalize_domain, registrable_domain
+from ..mail import fold_extension, normalize_domain, registrable_domain, unquote_local
 
 if TYPE_CHECKING:
     from ..milter.auth import AuthResults
@@ -203,9 +203,6 @@ class UnknownAdvertiser(ConsentError):
 
 _ADV_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _LOCAL_RE = re.compile(r"^[^\s\x00-\x1f\x7f@<>\"(),;:\\\[\]]{1,64}$")
-#: a quoted local part (RFC 5321 §4.1.2 Quoted-string): its text, escapes undone
-_QUOTED_LOCAL = re.compile(r'^"((?:[^"\\]|\\.)*)"$', re.DOTALL)
-_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 def normalize_advertiser_id(text: str) -> str:
@@ -239,13 +236,7 @@ def normalize_recipient(addr: str, delimiters: str = "+") -> str:
     local, at, dom = a.rpartition("@")
     if not at:
         raise ValueError(Message("registry.not_address", {"value": repr(addr)}))
-    quoted = _QUOTED_LOCAL.match(local)
-    if quoted:
-        local = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
-    if delimiters:
-        cut = min((i for i in (local.find(d) for d in delimiters) if i > 0), default=-1)
-        if cut > 0:
-            local = local[:cut]
+    local = fold_extension(unquote_local(local), delimiters)
     domain = normalize_domain(dom)
     if domain is None or not _LOCAL_RE.match(local) or local.startswith("."):
         raise ValueError(Message("registry.not_address", {"value": repr(addr)}))

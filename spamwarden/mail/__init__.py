@@ -27,10 +27,12 @@ from ._boundary import install as install_boundary_matcher
 from ._domains import (
     canonical_address,
     domain_of_address,
+    fold_extension,
     is_ip_literal,
     is_private_suffix_domain,
     normalize_domain,
     registrable_domain,
+    unquote_local,
 )
 from ._message import (
     DEFAULT_AD_LABELS,
@@ -77,6 +79,8 @@ from ._received import (
 
 __all__ = [
     "canonical_address",
+    "fold_extension",
+    "unquote_local",
     "MAX_DKIM_DOMAINS",
     "authenticated_domains",
     "authenticated_names",

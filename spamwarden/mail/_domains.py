@@ -75,6 +75,21 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _ATOM_TEXT = re.compile(r"^[^\s\x00-\x1f\x7f@<>\"(),;:\\\[\]]+$")
 
 
+def unquote_local(local: str) -> str:
+    """The text of a quoted local part (RFC 5321 §4.1.2 Quoted-string: the quotes
+    removed, quoted pairs undone); any other local part as it is."""
+    quoted = _QUOTED_LOCAL.match(local)
+    return _QUOTED_PAIR.sub(r"\1", quoted.group(1)) if quoted else local
+
+
+def fold_extension(local: str, delimiters: str) -> str:
+    """``local`` cut at the first of ``delimiters`` (Postfix's ``recipient_delimiter``,
+    ``intake.recipient_delimiter``: ``an+news`` is ``an``); a local part that starts with
+    a delimiter is kept whole, as Postfix keeps it."""
+    cuts = [i for i in (local.find(d) for d in delimiters) if i > 0]
+    return local[: min(cuts)] if cuts else local
+
+
 def canonical_address(addr: str) -> str:
     """One spelling of a mailbox address for comparing it with settings and lists: angle
     brackets and case dropped, a quoted local part that needs no quotes unquoted
@@ -86,9 +101,9 @@ def canonical_address(addr: str) -> str:
     local, at, dom = a.rpartition("@")
     if not at:
         return a.lower()
-    quoted = _QUOTED_LOCAL.match(local)
-    if quoted and _ATOM_TEXT.match(_QUOTED_PAIR.sub(r"\1", quoted.group(1)) or "@"):
-        local = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
+    text = unquote_local(local)
+    if text != local and _ATOM_TEXT.match(text):  # quotes that are not needed
+        local = text
     if "%" in local and "@" not in local:
         local, _, dom = local.rpartition("%")
     domain = normalize_domain(dom)

@@ -67,6 +67,7 @@ from ..mail import (
     MAX_DKIM_DOMAINS,
     MessageView,
     authenticated_names,
+    fold_extension,
     registrable_domain,
 )
 from .complaints import Indicators
@@ -139,8 +140,7 @@ def normalize_reporter(address: str, *, delimiters: str = "+") -> str:
     if norm is None:
         return address.strip().strip("<>").strip().lower()[:320]
     local, _, domain = norm.rpartition("@")
-    cuts = [i for i in (local.find(c) for c in delimiters) if i > 0]
-    return f"{local[:min(cuts)]}@{domain}" if cuts else norm
+    return f"{fold_extension(local, delimiters)}@{domain}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,7 @@ from ..logs import event
 from ..mail import (
     MessageView,
     Network,
+    fold_extension,
     header_fields,
     install_boundary_matcher,
     normalize_domain,
@@ -347,9 +348,7 @@ def reporter_identity(address: str, *, delimiters: str = "+") -> str:
     local, at, domain = a.rpartition("@")
     if not at:
         local, domain = a, ""
-    cuts = [i for i in (local.find(c) for c in delimiters) if i > 0]
-    if cuts:  # a local part that starts with the delimiter is not split (as in Postfix)
-        local = local[: min(cuts)]
+    local = fold_extension(local, delimiters)  # "+x" is not split, as in Postfix
     return f"{local}@{domain}" if at else local
 
 

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from ..errors import SpamwardenError
 from ..i18n import Message
-from ..mail import canonical_address, normalize_domain
+from ..mail import canonical_address, fold_extension, normalize_domain
 
 __all__ = [
     "KINDS",
@@ -451,10 +451,7 @@ class SettingsSnapshot:
                 if over is not None:
                     result = result.apply(over, candidate)
         if local:
-            bare = local
-            for d in delimiters:
-                if d and d in bare:
-                    bare = bare.split(d, 1)[0]
+            bare = fold_extension(local, delimiters)
             names = (f"{bare}@{dom}", address) if bare != local else (address,)
             for name in names:
                 over = self.policies.get(name)

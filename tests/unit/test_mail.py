@@ -420,3 +420,16 @@ def test_delimiter_lines_are_matched_as_the_email_package_matches_them() -> None
         if cut_delimiters(data, 1) != data:
             counted.append(line)
     assert counted == [b"--a b", b"--a b \t", b"--a b--", b"--a b-- "]
+
+
+def test_address_local_part_helpers() -> None:
+    from spamwarden.mail import fold_extension, unquote_local
+
+    assert fold_extension("an+news", "+") == "an"
+    assert fold_extension("a-b+c", "+-") == "a"
+    assert fold_extension("+news", "+") == "+news"  # as Postfix: no empty local part
+    assert fold_extension("an+news", "") == "an+news"
+    assert unquote_local('"an"') == "an"
+    assert unquote_local('"a\\"b c"') == 'a"b c'
+    assert unquote_local("an") == "an"
+    assert unquote_local('"unclosed') == '"unclosed'
