@@ -758,7 +758,8 @@ class _StoreBase:
         if self._requests_indexed:
             return
         if not (yield _cmd("exists", DELIST_REQUESTS_INDEXED_KEY)):
-            keys = [DELIST_REQUESTS_KEY, *_REQUEST_KEYS[2:5], DELIST_REQUESTS_INDEXED_KEY]
+            keys = [DELIST_REQUESTS_KEY, *map(request_status_key, REQUEST_STATUSES),
+                    DELIST_REQUESTS_INDEXED_KEY]
             cursor = "0"
             while True:
                 cursor = _s((yield _Script("request_index", keys, [cursor, BATCH])))
