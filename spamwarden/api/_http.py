@@ -31,6 +31,7 @@ from aiohttp import web
 from ..config import Config
 from ..i18n import Message, negotiate
 from ..i18n import detail as i18n_detail
+from ..mail import unmapped
 from ..reputation.store import AsyncListingStore, Clock
 
 __all__ = [
@@ -248,9 +249,8 @@ def rate_client(request: web.Request) -> str:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return ip
+    addr = unmapped(addr)
     if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
         prefix = request.app[CONFIG_KEY].api.ipv6_rate_prefix
         if prefix < 128:
             return str(ipaddress.IPv6Network((addr, prefix), strict=False))

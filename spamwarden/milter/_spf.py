@@ -193,7 +193,7 @@ def check_spf(
         # Not an IP address: nothing can be evaluated (RFC 7208 §4.1).
         scope = "mailfrom" if sender else "helo"
         return SpfResult("permerror", scope, _domain_of(sender, helo).lower(), sender,
-                         _bounded(str(exc)))
+                         str(exc)[:MAX_EXPLANATION])
     if default_explanation is not None:
         q.set_default_explanation(default_explanation)
     scope = "helo" if q.ident == "helo" else "mailfrom"
@@ -211,13 +211,8 @@ def check_spf(
         event(log, "spf_unexpected_result", result=res, domain=q.o)
         res = "permerror"
     return SpfResult(res, scope, str(q.o or "").lower(), str(q.s or ""),
-                     _bounded(str(explanation or "")))
+                     str(explanation or "")[:MAX_EXPLANATION])
 
-
-def _bounded(explanation: str) -> str:
-    """The explanation cut to :data:`MAX_EXPLANATION` characters (a copy: the full
-    text is not kept alive by the slice)."""
-    return explanation if len(explanation) <= MAX_EXPLANATION else explanation[:MAX_EXPLANATION]
 
 
 def _domain_of(sender: str, helo: str) -> str:
