@@ -15,6 +15,7 @@ from ..errors import DelistQueueFull
 from ..logs import event
 from ..reputation.listings import REASONS, Listing, listing_json, normalize_key, operator_reason
 from ..reputation.listings import utc_iso as _iso
+from ..reputation.store import decided_here
 from ._http import (
     ERROR_RESPONSE,
     ERROR_SCHEMA,
@@ -177,7 +178,7 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         res = await store.decide_delist_request(rid, approve=approve, note=note, now=clock.now())
         assert res is not None
         new, write = res
-        if new.status != ("approved" if approve else "rejected") or (approve and write is None):
+        if not decided_here(res, approve=approve):
             # another operator decided it between the check above and this decision
             return json_error(409, Message("api.request_decided", {"id": rid, "status": new.status}))
         event(log, "delist_request_decided", id=rid, key=new.key, status=new.status)

@@ -125,6 +125,7 @@ __all__ = [
     "LISTING_KEYS_KEY",
     "LISTING_KEYS_BUILT_KEY",
     "REQUEST_STATUSES",
+    "decided_here",
     "request_status_key",
     "VOLUME_BUCKETS",
     "CHANGES_MAXLEN",
@@ -1541,6 +1542,18 @@ class AsyncListingStore(_StoreBase):
     async def aclose(self) -> None:
         """Close the Redis connections."""
         await self.redis.aclose()
+
+
+def decided_here(result: tuple[DelistRequest, ListingWrite | None] | None, *,
+                 approve: bool) -> bool:
+    """Whether a :meth:`ListingStore.decide_delist_request` result is this call's own
+    decision, not one another operator made meanwhile: the request has the status asked
+    for and, for an approval, this call delisted the key."""
+    if result is None:
+        return False
+    new, write = result
+    return new.status == ("approved" if approve else "rejected") and (
+        not approve or write is not None)
 
 
 def iter_lines(lines: Iterable[str]) -> Iterator[str]:

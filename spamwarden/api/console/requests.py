@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ...logs import event
 from ...reputation.listings import utc_iso
-from ...reputation.store import DelistRequest
+from ...reputation.store import DelistRequest, decided_here
 from .._http import BadRequest
 from ..lookup import REQUEST_ID_PATTERN, escape
 from ..paging import parse_request_cursor, request_cursor
@@ -102,13 +102,11 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
                                                      note=str(data.get("note", ""))[:2000],
                                                      now=clock.now())
             # logged only when this decision took effect (not another operator's meanwhile)
-            if done is not None:
+            if done is not None and decided_here(done, approve=decision == "approve"):
                 new, write = done
-                if new.status == ("approved" if decision == "approve" else "rejected") and (
-                        decision == "reject" or write is not None):
-                    event(log, "delist_request_decided", id=rid, key=new.key,
-                          status=new.status, delisting=write.op if write else None,
-                          via="console", operator=operator_label(sess))
+                event(log, "delist_request_decided", id=rid, key=new.key, status=new.status,
+                      delisting=write.op if write else None, via="console",
+                      operator=operator_label(sess))
         raise web.HTTPSeeOther("/ui/requests")
 
     return {
