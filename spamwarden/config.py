@@ -739,6 +739,14 @@ class ConsentConfig:
     )
     retention: float = _opt(31536000.0, duration=True, check=_positive)
     on_registry_error: str = _opt("accept", check=_one_of("accept", "tempfail"))
+    unverified_action: str = _opt(
+        "quarantine", check=_one_of("quarantine", "reject"),
+        doc="an ad whose envelope names a registered advertiser that neither SPF nor "
+        "aligned DKIM authenticates, to a recipient who refused, has no consent or is over "
+        "the cap: \"quarantine\" holds it with the same reply as any other recipient's; "
+        "\"reject\" refuses it at RCPT and end of message, which tells whoever wrote "
+        "the advertiser's domain into MAIL FROM that recipient's choice",
+    )
     rcpt_requires_consent: bool = _opt(
         True, doc="mail whose envelope sender is an advertiser's domain is advertising: "
         "recipients without consent are rejected at RCPT"

@@ -2,10 +2,14 @@
 :class:`~spamwarden.milter.interfaces.MessagePolicy`.
 
 At RCPT time, when the envelope sender's domain belongs to a registered
-advertiser, each recipient is checked in the registry: a refusal (of that
-advertiser or of all advertising), no unexpired consent (``consent.
-rcpt_requires_consent``) or the rolling 24 h cap reached rejects just that
-recipient with ``550 5.7.1`` naming the rule and where to check it.
+advertiser and SPF passed for it, each recipient is checked in the registry: a
+refusal (of that advertiser or of all advertising), no unexpired consent
+(``consent.rcpt_requires_consent``) or the rolling 24 h cap reached rejects just
+that recipient with ``550 5.7.1`` naming the rule and where to check it.  Such a
+reply tells the client the recipient's choice, so a sender nothing authenticates
+(anyone can write the advertiser's domain into MAIL FROM) is not given it: its ad
+to such a recipient is held at end of message (``AD_UNVERIFIED_HELD``,
+``consent.unverified_action``), with the reply any recipient's mail gets.
 
 At end of message the ad rules give symbols (points from ``[policy.symbols]``,
 defaults declared in :mod:`spamwarden.milter.checks.consent`):
@@ -26,6 +30,11 @@ AD_OVER_CAP                an advertiser's ad over the daily cap
 AD_UNKNOWN_ADVERTISER      a labelled ad not authenticated as any registered advertiser
 AD_REGISTRY_FAIL           the registry could not be reached: nothing rejected on consent
                            grounds (``consent.on_registry_error``)
+AD_UNVERIFIED_HELD         an ad in a registered advertiser's name that neither SPF nor
+                           aligned DKIM authenticates, to a recipient who refused, has no
+                           consent or is over the cap: held (0 points, quarantine) in
+                           place of the three symbols above, whose points would tell the
+                           sender the recipient's state
 =========================  =================================================================
 
 A message is an advertiser's only when SPF or DKIM authenticates one of its
@@ -272,9 +281,16 @@ class ConsentPolicy:
 
     # -- MessagePolicy -------------------------------------------------------------------------
 
-    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+    def check_rcpt(self, env: Envelope, rcpt: str, *,
+                   sender_spf: Callable[[], Any] | None = None) -> RcptDecision | None:
         """Reject one recipient of a registered advertiser's mail who refused, has
         no consent (when ``consent.rcpt_requires_consent``) or is over the cap.
+
+        The reply names the recipient's state, so it is given only to a sender SPF
+        vouches for (``sender_spf``): to anyone else, who may have written the
+        advertiser's domain into MAIL FROM to read a recipient's consents, the
+        recipient is let through and the end of message decides
+        (``consent.unverified_action``).
 
         Never raises: registry trouble lets the recipient through, or tempfails
         it when ``consent.on_registry_error = "tempfail"`` and the sender is a
@@ -296,6 +312,10 @@ class ConsentPolicy:
                   rcpt=rcpt, status="unusable_address")
             return RcptDecision(self._text("smtp.unusable_address", rcpt=rcpt, advertiser=adv),
                                 "AD_NO_CONSENT")
+        if (self.consent.unverified_action != "reject"
+                and not spf_vouches(sender_spf() if sender_spf is not None else None,
+                                    env.mail_from)):
+            return None
         try:
             state = self._ask(
                 self.store.recipient_state,
@@ -383,11 +403,29 @@ class ConsentPolicy:
                 return symbols
         target = adv or env_adv
         assert target is not None
-        # the authenticated advertiser's ads take their places under the cap now (the
-        # count would come only after the answer, when parallel messages all fitted);
-        # an envelope sender anyone can write only reads the state: it spends nothing
-        hold = hold_member(env.queue_id) if adv is not None else ""
-        symbols.extend(self._consent_symbols(target, env, hold=hold))
+        verified = adv is not None or spf_vouches(auth.spf if auth is not None else None,
+                                                  env.mail_from)
+        # a verified advertiser's ads take their places under the cap now (the count
+        # would come only after the answer, when parallel messages all fitted); an
+        # envelope sender anyone can write only reads the state: it spends nothing
+        hold = hold_member(env.queue_id) if verified else ""
+        found = self._consent_symbols(target, env, hold=hold)
+        if verified or self.consent.unverified_action == "reject" or not any(
+                s.name in _STATE_SYMBOLS for s in found):
+            symbols.extend(found)
+            return symbols
+        # Not this advertiser for all we know: refusing would tell whoever wrote its
+        # domain into MAIL FROM which recipients refused or consented.  The message is
+        # held instead; the reply is the one a recipient in any state gets.
+        held = sum(1 for s in found if s.name in _STATE_SYMBOLS)
+        symbols.extend(s for s in found if s.name not in _STATE_SYMBOLS)
+        symbols.append(self._symbol(
+            "AD_UNVERIFIED_HELD",
+            smtp_text(self.consent.language, "sym.AD_UNVERIFIED_HELD", advertiser=target,
+                      reasons=",".join(s.name for s in found if s.name in _STATE_SYMBOLS)),
+            action="quarantine"))
+        event(log, "consent_unverified_held", queue_id=env.queue_id, advertiser=target,
+              symbols=held)
         return symbols
 
     def _own_link_valid(self, link: str, adv: str | None) -> bool:
@@ -459,11 +497,7 @@ class ConsentPolicy:
         adv, _ = self.message_advertiser(view, auth)
         if adv is not None:
             return adv
-        spf = auth.spf if auth is not None else None
-        if (spf is None or str(spf.result).lower() != "pass" or spf.scope != "mailfrom"
-                or not env.mail_from):
-            return None
-        if domain_of_address(env.mail_from) != spf.domain:
+        if not spf_vouches(auth.spf if auth is not None else None, env.mail_from):
             return None
         adv, _ = self.envelope_advertiser(env.mail_from)
         return adv
@@ -508,6 +542,21 @@ class ConsentPolicy:
         """Delivered ads not yet counted in the registry (it was unreachable)."""
         with self._lock:
             return len(self._pending)
+
+
+#: the symbols that say what a recipient agreed to or refused
+_STATE_SYMBOLS = frozenset({"AD_NO_CONSENT", "AD_REFUSED", "AD_OVER_CAP"})
+
+
+def spf_vouches(spf: Any, mail_from: str) -> bool:
+    """SPF passed for the envelope sender's own domain (RFC 7208 "mailfrom" scope):
+    the client is one the domain sends from.  ``spf`` is a
+    :class:`~spamwarden.milter.auth.SpfResult` or ``None``."""
+    if spf is None or not mail_from:
+        return False
+    if str(getattr(spf, "result", "")).lower() != "pass" or getattr(spf, "scope", "") != "mailfrom":
+        return False
+    return domain_of_address(mail_from) == getattr(spf, "domain", None)
 
 
 def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:

@@ -76,6 +76,11 @@ TEXTS: dict[str, dict[str, str]] = {
             "labelled advertising not authenticated as any registered advertiser"
         ),
         "sym.AD_REGISTRY_FAIL": "consent registry unreachable: consent not checked",
+        "sym.AD_UNVERIFIED_HELD": (
+            "advertising in the name of {advertiser}, not authenticated as it (no SPF pass "
+            "for the envelope sender, no aligned DKIM), to recipients it may not reach "
+            "({reasons}): held, not refused, so the sender does not learn their choice"
+        ),
         # pages (UTF-8) --------------------------------------------------------------------
         "page.confirm.title": "Unsubscribe",
         "page.confirm.body": (
@@ -192,6 +197,12 @@ TEXTS: dict[str, dict[str, str]] = {
             "thu co nhan quang cao nhung khong xac thuc la cua nha quang cao da dang ky"
         ),
         "sym.AD_REGISTRY_FAIL": "khong truy cap duoc so dang ky: chua kiem tra su dong y",
+        "sym.AD_UNVERIFIED_HELD": (
+            "quang cao mang ten {advertiser} nhung khong xac thuc la cua ho (SPF cua nguoi "
+            "gui khong dat, khong co DKIM phu hop), gui den nguoi nhan khong cho phep "
+            "({reasons}): bi giu lai, khong tu choi, de nguoi gui khong biet lua chon cua "
+            "nguoi nhan"
+        ),
         "page.confirm.title": "Hủy đăng ký",
         "page.confirm.body": "Ngừng nhận thư điện tử quảng cáo từ {advertiser} gửi đến {rcpt}?",
         "page.confirm.button": "Hủy đăng ký",

@@ -223,6 +223,8 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
     def _reset(self) -> None:
         """Forget the current message (a new MAIL FROM, RSET or abort)."""
         self._drop_early()
+        self._spf: Any = None
+        self._spf_known = False
         self._env = Envelope(
             client_ip=self._client_ip, client_name=self._client_name, helo=self._helo,
             receiver=self._receiver, tls=self._tls,
@@ -326,7 +328,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
     def envrcpt(self, rcpt: str, *params: str) -> int:
         self._qid()
         address = str(rcpt or "").strip().strip("<>")
-        decision = self.scanner.check_rcpt(self._env, address)
+        decision = self.scanner.check_rcpt(self._env, address, sender_spf=self._sender_spf)
         if decision is None:
             if len(self._env.rcpts) < 1000:
                 self._env.rcpts.append(address)
@@ -438,6 +440,15 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
     # -- end of message ----------------------------------------------------------------------
 
+    def _sender_spf(self) -> Any:
+        """SPF's answer for this transaction's envelope sender, evaluated at most once
+        (:meth:`Scanner.sender_spf`); a policy asks it at RCPT only when it needs it."""
+        if self._spf_known:
+            return self._spf
+        self._spf, self._early = self.scanner.sender_spf(self._env, self._early)
+        self._spf_known = True
+        return self._spf
+
     def _drop_early(self) -> None:
         if self._early is not None:
             self._early.cancel()
@@ -470,6 +481,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
 
     def _reset_after_message(self) -> None:
         self._drop_early()
+        self._spf, self._spf_known = None, False
         self._error = None
         self._watched_overflow = False
         self._head, self._body, self._watched = [], [], []

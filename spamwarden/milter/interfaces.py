@@ -10,7 +10,7 @@ testable with a fake implementing the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -96,8 +96,16 @@ class MessagePolicy(Protocol):
     and add a symbol saying a check could not be made.
     """
 
-    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
-        """Called for each RCPT TO; ``None`` lets the recipient through."""
+    def check_rcpt(self, env: Envelope, rcpt: str, *,
+                   sender_spf: Callable[[], Any] | None = None) -> RcptDecision | None:
+        """Called for each RCPT TO; ``None`` lets the recipient through.
+
+        :param sender_spf: SPF's answer for the envelope sender (a
+            :class:`~spamwarden.milter.auth.SpfResult` or ``None``), computed when first
+            called and then remembered for the transaction: a policy whose answer would
+            tell the client something about the recipient asks it first, so that only a
+            sender SPF vouches for hears it.  ``None``: not available (no answer).
+        """
         ...
 
     def check_message(

@@ -143,6 +143,10 @@ class Scanner:
         verdict, refused ones included, recorded after the reply (:meth:`record_history`).
     :param settings: the operator's recipient settings and sender lists
         (``settings.store.SettingsCache``), or ``None``: ``[policy]`` for everyone.
+    :param spf: SPF's evaluation (:func:`spamwarden.milter.auth.check_spf`'s
+        signature), run at MAIL FROM and when a policy asks at RCPT; its answer is given
+        to ``authenticate`` as ``spf_result``.  Default: ours with our own authenticator,
+        none with another.
     :raises ConfigError: ``[policy.symbols]`` names a symbol no check declares.
     """
 
@@ -162,6 +166,7 @@ class Scanner:
         deliveries: RecordsDeliveries | None = None,
         history: _History | None = None,
         settings: SettingsSource | None = None,
+        spf: Callable[..., Any] | None = _AUTO,
     ) -> None:
         self.cfg = cfg
         #: per-recipient thresholds and sender lists, or ``None``
@@ -179,6 +184,8 @@ class Scanner:
         # SPF can run at MAIL FROM only with our own authenticator (it takes the result back).
         if self.authenticate is None or self.authenticate is not ours:
             check_spf = None
+        if spf is not _AUTO:
+            check_spf = spf
         self.classifier = classifier
         self.listings = listings
         self.policies = tuple(policies)
@@ -251,14 +258,17 @@ class Scanner:
 
     # -- RCPT time ---------------------------------------------------------------------------
 
-    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+    def check_rcpt(self, env: Envelope, rcpt: str, *,
+                   sender_spf: Callable[[], Any] | None = None) -> RcptDecision | None:
         """Ask every policy about one recipient; the first refusal wins.
 
+        :param sender_spf: SPF's answer for the envelope sender, asked by a policy
+            only when it needs it (:meth:`sender_spf` behind a per-transaction memo).
         :returns: ``None`` to let ``rcpt`` through, or the refusal for just
             this recipient (``550 5.7.1`` or ``450 4.7.1`` when temporary).
         """
         for policy in self.policies:
-            decision = policy.check_rcpt(env, rcpt)
+            decision = policy.check_rcpt(env, rcpt, sender_spf=sender_spf)
             if decision is not None:
                 return decision
         return self._split(env, rcpt)
@@ -312,6 +322,34 @@ class Scanner:
         if not jobs:
             return None
         return EnvelopeChecks(env.client_ip, env.helo, env.mail_from, jobs)
+
+    def sender_spf(self, env: Envelope, early: EnvelopeChecks | None
+                   ) -> tuple[Any, EnvelopeChecks | None]:
+        """SPF's answer for the envelope sender at RCPT time, and the checks of the
+        envelope that now hold it.
+
+        The answer of the check started at MAIL FROM when there is one (waited for
+        within the lookup budget), else SPF evaluated here, once, and kept in the
+        returned checks so that the end of message does not evaluate it again.
+
+        :returns: ``(SpfResult or None, checks)``: ``None`` when SPF is not evaluated
+            here (another authenticator, no client IP) or gave no answer in time.
+        """
+        if early is not None and early.matches(env) and early.spf is not None:
+            return self.lookups.result(early.spf, default=None), early
+        from .checks.auth import AuthCheck
+
+        for _, check in self.checks:
+            if isinstance(check, AuthCheck):
+                result = check.spf_now(env)
+                if result is None:
+                    return None, early
+                done: Future[Any] = Future()
+                done.set_result(result)
+                jobs = dict(early.jobs) if early is not None and early.matches(env) else {}
+                jobs["auth"] = done
+                return result, EnvelopeChecks(env.client_ip, env.helo, env.mail_from, jobs)
+        return None, early
 
     def _spf_from_memory(self, ip: str, helo: str, mail_from: str) -> Future[Any] | None:
         """The ``auth`` check's SPF from the resolver's memory (tests and benchmarks):

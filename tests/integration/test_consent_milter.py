@@ -50,8 +50,24 @@ def ad(subject: str = "[QC] Autumn catalogue") -> bytes:
     ).encode()
 
 
+#: what SPF answers for the envelope sender in these tests ("pass" unless a test forges)
+SPF_ANSWER = {"result": "pass", "asked": 0}
+
+
+def shop_spf(resolver: Any, *, ip: str, mail_from: str, helo: str,
+             timeout: float) -> SpfResult:
+    """SPF for ``news@shop.example`` from 192.0.2.7 (auth.check_spf's signature)."""
+    SPF_ANSWER["asked"] = int(SPF_ANSWER["asked"]) + 1
+    return SpfResult(str(SPF_ANSWER["result"]), "mailfrom", "shop.example", mail_from)
+
+
 def shop_auth(raw: bytes, view: MessageView, resolver: Any, **kw: Any) -> AuthResults:
-    """SPF and an aligned DKIM signature covering the one-click headers both pass."""
+    """SPF and an aligned DKIM signature covering the one-click headers both pass;
+    with SPF failing (a forged envelope), no signature either."""
+    spf = kw.get("spf_result")
+    if spf is not None and spf.result != "pass":
+        return AuthResults(spf=spf, dkim=(), dmarc=DmarcResult(
+            "fail", "shop.example", "shop.example", "none", "none", False, False))
     return AuthResults(
         spf=SpfResult("pass", "mailfrom", "shop.example", kw["mail_from"]),
         dkim=(DkimResult("pass", "shop.example", "s1", "rsa-sha256", "AbCd", "",
@@ -103,7 +119,9 @@ def world(redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
     registry.add_consents([ConsentRecord("shop", A, "form", T0 - 60, "form #1")])
     cfg = config_from_mapping({"milter": {"authserv_id": "mx.test.example"}}, source="<test>")
     policy = ConsentPolicy(cfg, registry, clock=clock, domain_cache_ttl=0, retry_after=0)
-    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=shop_auth, policies=[policy])
+    SPF_ANSWER.update(result="pass", asked=0)
+    scanner = Scanner(cfg, resolver=StaticResolver(), authenticate=shop_auth, policies=[policy],
+                      spf=shop_spf)
     monkeypatch.setattr(Milter, "factory", functools.partial(SpamwardenMilter, scanner))
     try:
         yield Ctx, registry, clock, policy
@@ -210,3 +228,39 @@ def test_messages_at_the_same_moment_cannot_all_fit_under_the_cap(world: Any) ->
     assert registry.sent_in_window("shop", A, now=clock.now) == 0  # held, not sent
     clock.now += HOLD_SECONDS + 1
     assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 0
+
+
+class HoldingCtx(testctx.TestCtx):
+    """Records a Postfix hold (smfi_quarantine) instead of failing the test."""
+
+    held: list[str]
+
+    def quarantine(self, reason: str) -> None:
+        self.held = [*getattr(self, "held", []), reason]
+
+
+def test_a_forged_advertiser_envelope_reads_no_recipients_choice(world: Any) -> None:
+    """MAIL FROM:<news@shop.example> from a host SPF fails for, to a recipient who
+    refused shop, one without consent and one who consented: every RCPT and the end of
+    message answer what any recipient would get, so the sender learns nothing of their
+    choices; the refusing recipient still does not get the ad (it is held)."""
+    _, registry, clock, _ = world
+    registry.refuse(B, adv="shop", channel="one-click")
+    SPF_ANSWER["result"] = "fail"
+    answers = []
+    for rcpts in ([A], [B], ["c@test.example"]):
+        ctx = HoldingCtx()
+        rc, codes = feed(ctx, ad(), rcpts)  # type: ignore[arg-type]
+        answers.append((codes, rc))
+        if rcpts != [A]:
+            assert getattr(ctx, "held", []), rcpts  # not delivered to who may not get it
+            assert "AD_UNVERIFIED_HELD" in _added(ctx, "X-Spam-Status")
+    assert answers == [([Milter.CONTINUE], Milter.ACCEPT)] * 3
+    assert SPF_ANSWER["asked"] == 3  # once per transaction: RCPT's answer served the end
+    # nothing was counted against shop's cap by mail shop never sent
+    assert registry.sent_in_window("shop", A, now=clock.now) == 0
+    # shop itself (SPF passes) is told at RCPT, as the decree's refusal requires
+    SPF_ANSWER["result"] = "pass"
+    ctx = HoldingCtx()
+    _, codes = feed(ctx, ad(), [B])  # type: ignore[arg-type]
+    assert codes == [Milter.REJECT] and "refused advertising from shop" in ctx._reply[2]

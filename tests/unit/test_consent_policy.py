@@ -115,6 +115,11 @@ SIGNED = Auth(
 )
 
 
+def SPF_OF_ENVELOPE() -> Spf:
+    """SPF passed for the envelope domain :func:`env` uses by default."""
+    return Spf("pass", "bounce.shop.test")
+
+
 def cfg(**consent: object) -> Config:
     return Config(consent=dataclasses.replace(ConsentConfig(), **consent))  # type: ignore[arg-type]
 
@@ -159,8 +164,8 @@ def test_is_a_message_policy(policy: ConsentPolicy) -> None:
 
 def test_rcpt_with_consent_passes_and_without_is_rejected(policy: ConsentPolicy) -> None:
     e = env()
-    assert policy.check_rcpt(e, "<a@example.test>") is None
-    d = policy.check_rcpt(e, "<b@example.test>")
+    assert policy.check_rcpt(e, "<a@example.test>", sender_spf=SPF_OF_ENVELOPE) is None
+    d = policy.check_rcpt(e, "<b@example.test>", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and not d.temporary and d.symbol == "AD_NO_CONSENT"
     assert "b@example.test" in d.text and "shop" in d.text
     assert "/v1/advertisers/shop/recipients/b@example.test" in d.text
@@ -168,23 +173,23 @@ def test_rcpt_with_consent_passes_and_without_is_rejected(policy: ConsentPolicy)
 
 
 def test_rcpt_of_other_senders_is_not_checked(policy: ConsentPolicy) -> None:
-    assert policy.check_rcpt(env(mail_from="x@other.test"), "b@example.test") is None
-    assert policy.check_rcpt(env(mail_from=""), "b@example.test") is None
+    assert policy.check_rcpt(env(mail_from="x@other.test"), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
+    assert policy.check_rcpt(env(mail_from=""), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
 
 
 def test_rcpt_requires_consent_off_leaves_consent_to_end_of_message(
     store: FakeStore, clock: Clock
 ) -> None:
     p = ConsentPolicy(cfg(rcpt_requires_consent=False), store, clock=clock)
-    assert p.check_rcpt(env(), "b@example.test") is None
+    assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     store.refusals.add(("shop", "b@example.test"))
-    assert p.check_rcpt(env(), "b@example.test") is not None
+    assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is not None
 
 
 @pytest.mark.parametrize("who", ["shop", GLOBAL])
 def test_refusal_rejects_at_rcpt(policy: ConsentPolicy, store: FakeStore, who: str) -> None:
     store.refusals.add((who, "a@example.test"))
-    d = policy.check_rcpt(env(), "a@example.test")
+    d = policy.check_rcpt(env(), "a@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and d.symbol == "AD_REFUSED"
     assert "refuse" in d.text
 
@@ -195,21 +200,21 @@ def test_cap_counts_only_delivered_and_rolls_over(
     view = parse_message(AD)
     e = env("a@example.test")
     for i in range(3):
-        assert policy.check_rcpt(e, "a@example.test") is None, i
+        assert policy.check_rcpt(e, "a@example.test", sender_spf=SPF_OF_ENVELOPE) is None, i
         policy.delivered(view, e, SIGNED)
         clock.now += 60
-    d = policy.check_rcpt(e, "a@example.test")
+    d = policy.check_rcpt(e, "a@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and d.symbol == "AD_OVER_CAP" and "3" in d.text
     clock.now = NOW + 86400 + 1  # the first send left the window
-    assert policy.check_rcpt(e, "a@example.test") is None
+    assert policy.check_rcpt(e, "a@example.test", sender_spf=SPF_OF_ENVELOPE) is None
 
 
 def test_recipient_agreed_to_more(policy: ConsentPolicy, store: FakeStore) -> None:
     store.consents[("shop", "a@example.test")] = 5
     store.sends[("shop", "a@example.test")] = [NOW - 10] * 4
-    assert policy.check_rcpt(env(), "a@example.test") is None
+    assert policy.check_rcpt(env(), "a@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     store.sends[("shop", "a@example.test")].append(NOW - 5)
-    assert policy.check_rcpt(env(), "a@example.test") is not None
+    assert policy.check_rcpt(env(), "a@example.test", sender_spf=SPF_OF_ENVELOPE) is not None
 
 
 def test_labelled_signed_ad_with_consent_is_clean(policy: ConsentPolicy) -> None:
@@ -297,9 +302,9 @@ def test_ordinary_mail_gets_no_ad_symbols(policy: ConsentPolicy) -> None:
 
 def test_registry_down_never_rejects_and_says_so(store: FakeStore, clock: Clock) -> None:
     p = ConsentPolicy(cfg(), store, clock=clock, domain_cache_ttl=0, retry_after=0)
-    assert p.check_rcpt(env(), "b@example.test") is not None  # map cached once
+    assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is not None  # map cached once
     store.down = True
-    assert p.check_rcpt(env(), "b@example.test") is None
+    assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     syms = p.check_message(parse_message(AD), env("b@example.test"), SIGNED)
     assert "AD_REGISTRY_FAIL" in names(syms)
     assert not names(syms) & {"AD_NO_CONSENT", "AD_REFUSED", "AD_OVER_CAP"}
@@ -313,9 +318,9 @@ def test_registry_down_tempfails_known_advertisers_when_configured(
                       retry_after=0)
     p.domain_map()
     store.down = True
-    d = p.check_rcpt(env(), "a@example.test")
+    d = p.check_rcpt(env(), "a@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and d.temporary and d.symbol == "AD_REGISTRY_FAIL"
-    assert p.check_rcpt(env(mail_from="x@other.test"), "a@example.test") is None
+    assert p.check_rcpt(env(mail_from="x@other.test"), "a@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     syms = p.check_message(parse_message(AD), env("a@example.test"), SIGNED)
     fail = next(s for s in syms if s.name == "AD_REGISTRY_FAIL")
     assert fail.action == "tempfail"
@@ -345,13 +350,13 @@ def test_delivered_ignores_non_advertisers(policy: ConsentPolicy, store: FakeSto
 
 def test_disabled_does_nothing(store: FakeStore) -> None:
     p = ConsentPolicy(cfg(enabled=False), store)
-    assert p.check_rcpt(env(), "b@example.test") is None
+    assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     assert p.check_message(parse_message(AD), env("b@example.test"), SIGNED) == []
 
 
 def test_vietnamese_smtp_texts_are_ascii(store: FakeStore, clock: Clock) -> None:
     p = ConsentPolicy(cfg(language="vi"), store, clock=clock)
-    d = p.check_rcpt(env(), "b@example.test")
+    d = p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and "Nghi dinh 91/2020/ND-CP" in d.text and d.text.isascii()
 
 
@@ -361,9 +366,9 @@ def test_refusal_follows_i18n_language_when_consent_language_is_unset(
 
     site = Config(i18n=I18nConfig(language="vi"))
     p = ConsentPolicy(site, store, clock=clock)
-    d = p.check_rcpt(env(), "b@example.test")
+    d = p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and "Nghi dinh 91/2020/ND-CP" in d.text
-    english = ConsentPolicy(cfg(), store, clock=clock).check_rcpt(env(), "b@example.test")
+    english = ConsentPolicy(cfg(), store, clock=clock).check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE)
     assert english is not None and "Decree 91/2020/ND-CP" in english.text
 
 
@@ -396,7 +401,7 @@ def test_unreachable_registry_is_not_asked_again_at_once(store: FakeStore, clock
     p.domain_map()
     store.down = True
     for _ in range(5):
-        assert p.check_rcpt(env(), "b@example.test") is None
+        assert p.check_rcpt(env(), "b@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     assert len(calls) == 1  # the first failure opens the breaker for retry_after
 
 
@@ -429,7 +434,7 @@ def test_refusal_holds_for_every_form_of_the_address(
     """A quoted local part that needs no quotes and an address extension are the same
     mailbox: the refusal of an@ rejects them all, at RCPT and at end of message."""
     store.refusals.add((GLOBAL, "an@example.test"))
-    d = policy.check_rcpt(env(rcpt), rcpt)
+    d = policy.check_rcpt(env(rcpt), rcpt, sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and d.symbol == "AD_REFUSED", d
     assert "AD_REFUSED" in names(policy.check_message(parse_message(AD), env(rcpt), SIGNED))
 
@@ -441,13 +446,13 @@ def test_an_address_no_record_can_hold_is_refused_for_an_advertiser(
 ) -> None:
     """No consent can be on record for such an address, so an advertiser's ad to it is
     refused, never let through unchecked."""
-    d = policy.check_rcpt(env(rcpt), rcpt)
+    d = policy.check_rcpt(env(rcpt), rcpt, sender_spf=SPF_OF_ENVELOPE)
     assert d is not None and d.symbol == "AD_NO_CONSENT" and not d.temporary, d
     assert "send to the plain address" in d.text
     symbols = policy.check_message(parse_message(AD), env(rcpt), SIGNED)
     assert "AD_NO_CONSENT" in names(symbols)
     # other senders' mail to such an address is none of the consent rules' business
-    assert policy.check_rcpt(env(rcpt, mail_from="a@friend.test"), rcpt) is None
+    assert policy.check_rcpt(env(rcpt, mail_from="a@friend.test"), rcpt, sender_spf=SPF_OF_ENVELOPE) is None
 
 
 def test_a_forged_envelope_sender_spends_no_advertisers_cap(
@@ -462,7 +467,7 @@ def test_a_forged_envelope_sender_spends_no_advertisers_cap(
         policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
                          stranger)
     assert store.sends == {}
-    assert policy.check_rcpt(env("a@example.test"), "a@example.test") is None
+    assert policy.check_rcpt(env("a@example.test"), "a@example.test", sender_spf=SPF_OF_ENVELOPE) is None
     # the same envelope with SPF passing for it is shop's own mail, and counts
     policy.delivered(parse_message(forged), env("a@example.test", mail_from="b@shop.test"),
                      Auth(spf=Spf("pass", "shop.test")))
@@ -497,3 +502,114 @@ def test_counts_flushed_by_threads_at_once_are_written_once(
         t.join()
     assert len(store.sends[("shop", "a@example.test")]) == 6
     assert policy.pending_counts == 0
+
+
+# -- what a forged envelope sender learns --------------------------------------------------
+
+
+@pytest.mark.parametrize("spf", [
+    None,                                        # SPF not evaluated or no answer in time
+    Spf("fail", "bounce.shop.test"),
+    Spf("softfail", "bounce.shop.test"),
+    Spf("none", "bounce.shop.test"),
+    Spf("pass", "bounce.shop.test", scope="helo"),  # the HELO name's, not the sender's
+    Spf("pass", "stranger.test"),                # passed, for another domain
+])
+def test_rcpt_tells_an_unverified_sender_nothing_about_the_recipient(
+    policy: ConsentPolicy, store: FakeStore, spf: Spf | None
+) -> None:
+    """Anyone can write MAIL FROM:<x@shop's domain>. Were the RCPT reply to follow the
+    recipient's state, a stranger could read from it who refused shop, who consented
+    and how many ads they had today. Only a sender SPF vouches for hears it."""
+    store.refusals.add(("shop", "c@example.test"))
+    store.sends[("shop", "a@example.test")] = [NOW - 1] * 3  # a@ is over the cap
+    asked: list[int] = []
+
+    def sender_spf() -> Spf | None:
+        asked.append(1)
+        return spf
+
+    e = env()
+    for rcpt in ("a@example.test", "b@example.test", "c@example.test"):
+        assert policy.check_rcpt(e, rcpt, sender_spf=sender_spf) is None, rcpt
+    assert asked  # the answer was asked for, not assumed
+    # the sender SPF vouches for hears each state, as before
+    got = [policy.check_rcpt(e, r, sender_spf=SPF_OF_ENVELOPE)
+           for r in ("a@example.test", "b@example.test", "c@example.test")]
+    assert [d.symbol if d else None for d in got] == ["AD_OVER_CAP", "AD_NO_CONSENT",
+                                                      "AD_REFUSED"]
+
+
+def test_rcpt_of_other_senders_never_asks_for_spf(policy: ConsentPolicy) -> None:
+    """SPF is waited for at RCPT only for a registered advertiser's envelope."""
+    def boom() -> Spf:
+        raise AssertionError("SPF asked for mail of no advertiser")
+
+    assert policy.check_rcpt(env(mail_from="x@other.test"), "b@example.test",
+                             sender_spf=boom) is None
+
+
+def test_unverified_action_reject_answers_anyone_as_before(
+    store: FakeStore, clock: Clock
+) -> None:
+    p = ConsentPolicy(cfg(unverified_action="reject"), store, clock=clock)
+    store.refusals.add(("shop", "c@example.test"))
+    d = p.check_rcpt(env(), "c@example.test", sender_spf=lambda: Spf("fail", "bounce.shop.test"))
+    assert d is not None and d.symbol == "AD_REFUSED"
+    e = env("c@example.test", mail_from="bounce@shop.test")
+    syms = p.check_message(parse_message(AD), e, Auth(spf=Spf("fail", "shop.test")))
+    assert "AD_REFUSED" in names(syms) and "AD_UNVERIFIED_HELD" not in names(syms)
+
+
+def _forged_outcome(policy: ConsentPolicy, rcpt: str) -> tuple[float, str]:
+    """Points and the strongest forced action of a forged ad in shop's name to
+    ``rcpt``: SPF fails for the envelope, no DKIM, From shop's."""
+    e = env(rcpt, mail_from="bounce@shop.test")
+    syms = policy.check_message(parse_message(AD), e, Auth(spf=Spf("fail", "shop.test")))
+    actions = sorted({s.action for s in syms if s.action})
+    return sum(s.points for s in syms), ",".join(actions)
+
+
+def test_an_unverified_ad_to_a_recipient_who_refused_is_held_with_the_same_reply(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    """At end of message too, the forged sender's answer must not depend on the
+    recipient: the ad is held (a 250, like any other recipient's), never refused on
+    the recipient's account, and the refusing recipient still does not receive it."""
+    store.refusals.add(("shop", "c@example.test"))
+    store.refusals.add((GLOBAL, "d@example.test"))
+    store.sends[("shop", "a@example.test")] = [NOW - 1] * 3
+    store.consents[("shop", "e@example.test")] = 0
+    consenting = _forged_outcome(policy, "e@example.test")
+    for rcpt in ("a@example.test", "b@example.test", "c@example.test", "d@example.test"):
+        points, action = _forged_outcome(policy, rcpt)
+        assert points == consenting[0], rcpt  # the score never follows the recipient
+        assert action == "quarantine", rcpt
+    e = env("c@example.test", mail_from="bounce@shop.test")
+    syms = policy.check_message(parse_message(AD), e, Auth(spf=Spf("fail", "shop.test")))
+    held = next(s for s in syms if s.name == "AD_UNVERIFIED_HELD")
+    assert held.points == 0 and held.action == "quarantine" and "AD_REFUSED" in held.detail
+    assert not names(syms) & {"AD_REFUSED", "AD_NO_CONSENT", "AD_OVER_CAP"}
+    assert consenting[1] == ""  # the consenting recipient's copy is not held
+
+
+def test_an_envelope_advertiser_spf_vouches_for_takes_its_place_under_the_cap(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    """Mail SPF passes for the advertiser's envelope domain counts against its cap
+    (:meth:`sending_advertiser`), so it takes its place at the check as well: else
+    parallel messages would all fit under the cap."""
+    holds: list[str] = []
+    real = store.recipient_state
+
+    def recording(adv: str, rcpt: str, **kw: object) -> RecipientState:
+        holds.append(str(kw.get("hold", "")))
+        return real(adv, rcpt, **kw)  # type: ignore[arg-type]
+
+    store.recipient_state = recording  # type: ignore[method-assign]
+    other_from = parse_message(AD.replace(b"news@shop.test", b"news@esp.test"))
+    e = env("a@example.test", mail_from="bounce@shop.test")
+    policy.check_message(other_from, e, Auth(spf=Spf("pass", "shop.test")))
+    assert holds and holds[-1]
+    policy.check_message(other_from, e, Auth(spf=Spf("fail", "shop.test")))
+    assert holds[-1] == ""  # an unverified one reads the state, spending nothing

@@ -158,7 +158,8 @@ def test_smtp_texts_are_one_ascii_line(lang: str) -> None:
     for key in TEXTS[lang]:
         if key.startswith(("smtp.", "sym.")):
             s = smtp_text(lang, key, rcpt="a@example.test", advertiser="shop", sent=3, cap=3,
-                          check_url="http://x/", count=2, label="QC", labels="QC/ADV")
+                          check_url="http://x/", count=2, label="QC", labels="QC/ADV",
+                          reasons="AD_REFUSED")
             assert s.isascii() and "\n" not in s and s == s.strip(), key
 
 

@@ -414,7 +414,8 @@ class RefusingPolicy:
     def __init__(self) -> None:
         self.delivered_to: list[list[str]] = []
 
-    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+    def check_rcpt(self, env: Envelope, rcpt: str, *,
+                   sender_spf: Any = None) -> RcptDecision | None:
         if rcpt.startswith("refused@"):
             return RcptDecision("recipient refused advertising from this sender",
                                 symbol="AD_REFUSED")
@@ -722,7 +723,8 @@ def test_third_party_dnsbl_refusal_is_not_a_listing(
 
 
 class ExplodingPolicy(RefusingPolicy):
-    def check_rcpt(self, env: Envelope, rcpt: str) -> RcptDecision | None:
+    def check_rcpt(self, env: Envelope, rcpt: str, *,
+                   sender_spf: Any = None) -> RcptDecision | None:
         raise RuntimeError("registry bug")
 
 

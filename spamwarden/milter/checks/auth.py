@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...logs import event
 from ...mail import domain_of_address, normalize_domain, registrable_domain
 from ...resolver import CachingResolver, KeptAnswers
 from ..interfaces import Envelope, Symbol
@@ -298,6 +299,23 @@ class AuthCheck(CheckBase):
         done: Future[Any] = Future()
         done.set_result(result)
         return done
+
+    def spf_now(self, env: Envelope) -> Any:
+        """SPF for ``env`` evaluated in this thread (a policy needs it at RCPT and no
+        check started at MAIL FROM holds it): the result, or ``None`` when SPF is not
+        evaluated here or failed."""
+        if self._check_spf is None or not env.client_ip:
+            return None
+        done = self.spf_from_memory(env.client_ip, env.helo, env.mail_from)
+        if done is not None:
+            return done.result()
+        try:
+            return self._check_spf(self.resolver, ip=env.client_ip, mail_from=env.mail_from,
+                                   helo=env.helo, timeout=self._timeout)
+        except Exception as exc:  # noqa: BLE001 - no answer is "not verified", never a failure
+            event(log, "spf_error", logging.WARNING, queue_id=env.queue_id or None,
+                  error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def _early_spf(self, ip: str, helo: str, mail_from: str) -> Any:
         """SPF at MAIL FROM (the same call ``authenticate`` makes), then the DMARC

@@ -30,6 +30,10 @@ SYMBOLS: tuple[SymbolSpec, ...] = (
     SymbolSpec("AD_UNKNOWN_ADVERTISER", 5.0,
                "labelled advertising from no registered advertiser", _G),
     SymbolSpec("AD_REGISTRY_FAIL", 0.0, "consent registry unreachable", _G),
+    SymbolSpec("AD_UNVERIFIED_HELD", 0.0,
+               "ad in a registered advertiser's name, not authenticated as it, to a recipient "
+               "whose consent does not allow it: held, not refused (keep it at 0 points: "
+               "the reply must not depend on the recipient's choice)", _G),
 )
 
 CHECK = CheckDecl(name="consent", order=55, symbols=SYMBOLS, phases=frozenset())
