@@ -14,6 +14,9 @@ a@, b@, c@test.local; a and c consented, b did not.
    an ad whose List-Unsubscribe is not DKIM-signed is delivered with AD_UNSIGNED_UNSUBSCRIBE;
 5. c reports an ad to report@ (intake → complaint stream → worker): that is c's refusal of
    shop, and the next ad to c is refused at RCPT.
+6. "softshop" owns soft.test, whose SPF passes nobody: its ads, which anyone could have
+   sent, get the same 250 for a recipient who consented and one who did not; the first
+   is delivered, the second held in Postfix's hold queue.
 """
 
 from __future__ import annotations
@@ -115,6 +118,10 @@ def setup(dns_server: Any, auth_zone: Any, module_redis_url: str,
         assert "good.test" in out
         cli(s, "consent", "add", "shop", A, "--method", "form", "--evidence", "form #1")
         cli(s, "consent", "add", "shop", C, "--method", "app")
+        # an advertiser whose domain's SPF vouches for nobody ("?all"): its envelope is
+        # anyone's to write, as a forger's would be
+        cli(s, "advertiser", "add", "softshop", "--name", "Soft", "--domain", "soft.test")
+        cli(s, "consent", "add", "softshop", A, "--method", "form")
         yield s
     finally:
         worker.terminate()
@@ -334,3 +341,38 @@ def test_optout_mail_to_the_running_intake(setup: Setup) -> None:
     assert rec is not None and rec.channel == "optout-mail"
     raw, _ = ad(setup, B)
     assert "refuses all advertising" in refused_at_rcpt(setup, raw, B)
+
+
+def test_an_unauthenticated_advertiser_envelope_reads_no_recipients_choice(
+        setup: Setup) -> None:
+    """Through Postfix: MAIL FROM a registered advertiser's domain that SPF does not
+    pass (soft.test, "?all"), no aligned DKIM. A (consented) and B (did not) get the
+    same answers at RCPT and end of data; A's copy is delivered, B's is held."""
+    pf = setup.postfix
+    sender = "news@soft.test"
+    held_before = {e["queue_id"] for e in pf.queue() if e.get("queue_name") == "hold"}
+    results = {}
+    for rcpt in (A, B):
+        raw, msgid = make_message(
+            from_addr=f"Soft <{sender}>", subject="[QC] Soft sale", rcpt=rcpt, body=AD_BODY,
+            extra_headers=(("List-Unsubscribe", "<https://soft.test/u/1>"),
+                           ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
+        with smtplib.SMTP("127.0.0.1", pf.port, local_hostname="client.test",
+                          timeout=60) as smtp:
+            smtp.ehlo()
+            smtp.mail(sender)
+            rcpt_reply = smtp.rcpt(rcpt)
+            data_reply = smtp.data(raw)
+        results[rcpt] = (rcpt_reply[0], data_reply[0], msgid)
+    assert [r[:2] for r in results.values()] == [(250, 250), (250, 250)], results
+    delivered(setup, A, results[A][2])
+
+    def held_now() -> set[object]:
+        return {e["queue_id"] for e in pf.queue()
+                if e.get("queue_name") == "hold"} - held_before
+
+    wait_until(lambda: bool(held_now()), timeout=20, what="B's copy in the hold queue")
+    assert len(held_now()) == 1
+    maildir = setup.postfix.mail_base / "b" / "new"
+    assert not maildir.exists() or not any(
+        results[B][2].encode() in f.read_bytes() for f in maildir.iterdir())
