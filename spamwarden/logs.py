@@ -57,6 +57,42 @@ def _fmt_value(v: Any) -> str:
     return '"' + "".join(_escape(c) for c in s) + '"'
 
 
+def _plain(s: str) -> str:
+    """Text written as it is (a plain message, one line of a traceback): newline and
+    tab as ``\\n``/``\\t``, every other character that is not printable as
+    :func:`_escape` writes it, so an outside value inside cannot start a line or act
+    on a terminal."""
+    if s.isprintable():
+        return s
+    return "".join(c if c == " " or c.isprintable() or c in '"\\' else _escape(c) for c in s)
+
+
+def _traceback(text: str) -> str:
+    """A formatted exception: its lines kept, each after the first indented by two
+    spaces (so none reads as a new event), each escaped by :func:`_plain`."""
+    return "\n  ".join(_plain(line) for line in text.rstrip("\n").split("\n"))
+
+
+def _json_ascii_controls(s: str) -> str:
+    """``json.dumps`` output with what JSON does not escape itself but is not
+    printable (DEL, C1 controls, line and paragraph separators, format characters)
+    written as ``\\uNNNN`` (a surrogate pair past U+FFFF): the same value read back."""
+    if s.isprintable():
+        return s
+    out = []
+    for c in s:
+        if c == " " or c.isprintable():
+            out.append(c)
+            continue
+        n = ord(c)
+        if n > 0xFFFF:
+            n -= 0x10000
+            out.append(f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{n:04x}")
+    return "".join(out)
+
+
 def kv(**fields: Any) -> str:
     """``k=v k2="v 2"`` text of the fields, in order, ``None`` values left out."""
     return " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items() if v is not None)
@@ -68,9 +104,12 @@ class _KvFormatter(logging.Formatter):
         base = f"{ts}Z {record.levelname.lower()} {record.name}"
         fields = getattr(record, "fields", None)
         msg = record.getMessage()
-        text = f"{base} event={_fmt_value(msg)} {kv(**fields)}" if fields else f"{base} {msg}"
+        text = (f"{base} event={_fmt_value(msg)} {kv(**fields)}" if fields
+                else f"{base} {_plain(msg)}")
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n  " + _traceback(self.formatException(record.exc_info))
+        if record.stack_info:
+            text += "\n  " + _traceback(self.formatStack(record.stack_info))
         return text
 
 
@@ -89,7 +128,9 @@ class _JsonFormatter(logging.Formatter):
             obj["msg"] = record.getMessage()
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
-        return json.dumps(obj, ensure_ascii=False, default=str)
+        if record.stack_info:
+            obj["stack"] = self.formatStack(record.stack_info)
+        return _json_ascii_controls(json.dumps(obj, ensure_ascii=False, default=str))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

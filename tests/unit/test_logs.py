@@ -101,3 +101,69 @@ def test_kv_fast_paths_write_what_the_character_rule_writes() -> None:
         plain = s and not any(c in ' "=' or not c.isprintable() for c in s)
         expected = s if plain else '"' + "".join(_escape(c) for c in s) + '"'
         assert _fmt_value(s) == expected, s
+
+
+# -- lines that are not structured events -------------------------------------------------
+
+FORGED = "x\n2026-12-06T00:00:00Z info spamwarden.milter event=verdict action=accept"
+
+
+def _lines(monkeypatch: pytest.MonkeyPatch, fmt: str, emit: object) -> list[str]:
+    configure_logging(fmt, "info")
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    emit()  # type: ignore[operator]
+    return buf.getvalue().splitlines()
+
+
+def test_a_plain_message_cannot_forge_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``log.warning("... %s", value)`` with an outside value (an exception's text, a
+    library's line naming a peer's input) is one line, controls escaped."""
+    lines = _lines(monkeypatch, "kv", lambda: logging.getLogger("spamwarden.x").warning(
+        "lookup failed: %s", FORGED + "\x1b[2J\u202e"))
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(
+        "lookup failed: x\\n2026-12-06T00:00:00Z info spamwarden.milter event=verdict "
+        "action=accept\\x1b[2J\\u202e")
+    # ordinary text is written as it was
+    lines = _lines(monkeypatch, "kv", lambda: logging.getLogger("spamwarden.x").warning(
+        'rules cache not written path=/var/lib/x error="disk full" tên'))
+    assert lines[0].endswith(' warning spamwarden.x rules cache not written path=/var/lib/x '
+                             'error="disk full" tên')
+
+
+def test_a_traceback_cannot_forge_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A traceback keeps its lines, each after the first indented, so an exception's
+    text cannot start a line that reads as another event."""
+    def emit() -> None:
+        try:
+            raise ValueError(FORGED + "\x1b]0;title\x07")
+        except ValueError:
+            logging.getLogger("spamwarden.x").exception("scan failed")
+
+    lines = _lines(monkeypatch, "kv", emit)
+    assert lines[0].endswith(" error spamwarden.x scan failed")
+    assert len(lines) > 2 and all(line.startswith("  ") for line in lines[1:]), lines
+    assert any("\\x1b]0;title\\x07" in line for line in lines)
+    assert any(line.startswith("  2026-12-06T00:00:00Z info spamwarden.milter") for line in lines)
+
+
+@pytest.mark.parametrize("value", [
+    "a\x85b\x9bc", "evil\u202etxt.exe", "a\u2028b\u2029", "x\U000e0041", "del\x7f",
+])
+def test_json_escapes_what_is_not_printable(monkeypatch: pytest.MonkeyPatch,
+                                            value: str) -> None:
+    """JSON escapes only C0 controls itself; C1 controls (a terminal acts on U+009B),
+    DEL, line separators and format characters are written as \\uNNNN too, so the
+    line is ASCII there and reads back to the same value."""
+    log = logging.getLogger("spamwarden.x")
+    for emit in (lambda: event(log, "verdict", reason=value),
+                 lambda: log.warning("failed: %s", value)):
+        lines = _lines(monkeypatch, "json", emit)
+        assert len(lines) == 1
+        assert all(c.isprintable() for c in lines[0]), lines[0]
+        obj = json.loads(lines[0])
+        assert value in (obj.get("reason"), obj.get("msg", "")[len("failed: "):])
+    # printable text beyond ASCII stays as it is
+    lines = _lines(monkeypatch, "json", lambda: event(log, "verdict", reason="Nguyễn"))
+    assert "Nguyễn" in lines[0]
