@@ -706,6 +706,11 @@ class ApiConfig:
         (), check=_operator_tokens, secret=True, doc="bearer tokens for operator endpoints"
     )
     delist_requests_per_hour: int = _opt(5, check=_positive, doc="public delisting requests per client IP")
+    login_attempts_per_hour: int = _opt(
+        20, check=_positive,
+        doc="console sign-in attempts per client IP (an IPv6 client by ipv6_rate_prefix); "
+        "past it even the right token gets 429",
+    )
     max_pending_delist_requests: int = _opt(
         100_000, check=_positive,
         doc="delisting requests waiting for an operator, in all; past it new ones get 429",

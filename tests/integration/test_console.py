@@ -81,6 +81,16 @@ def test_sign_in_attempts_are_rate_limited(redis_url: str, tmp_path: Path,
     run_pages(redis_url, tmp_path, monkeypatch, scenario)
 
 
+def test_the_sign_in_limit_is_the_operators_setting(redis_url: str, tmp_path: Path,
+                                                    monkeypatch: Any) -> None:
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        assert cfg.api.login_attempts_per_hour == 3
+        statuses = [(await _login(c, "wrong-token-0123456789")).status for _ in range(4)]
+        assert statuses == [401, 401, 401, 429]
+
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, login_attempts_per_hour=3)
+
+
 def test_requests_are_decided_only_with_the_csrf_token(redis_url: str, tmp_path: Path,
                                                       monkeypatch: Any) -> None:
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:

@@ -27,11 +27,9 @@ from ...reputation.intake import ComplaintIntake
 from .._http import ApiContext, ApiModule
 from . import auth, charts, consent, history, listings, quarantine, requests, unmatched
 from ._base import COOKIE, SESSION_TTL, Console, Page, session_key
-from .auth import LOGIN_ATTEMPTS_PER_HOUR
 
 __all__ = [
     "COOKIE",
-    "LOGIN_ATTEMPTS_PER_HOUR",
     "PAGES",
     "SESSION_TTL",
     "console_module",

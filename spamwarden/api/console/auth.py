@@ -4,7 +4,7 @@ Sign-in: the operator types one of ``api.operator_tokens`` at ``/ui/login``; the
 console then keeps a server-side session and gives the browser only its random id,
 in a cookie that is ``HttpOnly``, ``SameSite=Strict``, ``Path=/ui/`` and ``Secure``
 when ``api.public_url`` is https. Sign-in attempts are rate-limited per client
-(:data:`LOGIN_ATTEMPTS_PER_HOUR`).
+(``api.login_attempts_per_hour``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from ._base import (
     token_hash,
 )
 
-__all__ = ["LOGIN_ATTEMPTS_PER_HOUR", "NAV", "build"]
+__all__ = ["NAV", "build"]
 
-LOGIN_ATTEMPTS_PER_HOUR = 20
 NAV = None
 
 
@@ -55,7 +54,7 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
     async def login(request: web.Request) -> web.StreamResponse:
         now = clock.now()
         if not await store.rate_allow("ui-login", rate_client(request),
-                                      limit=LOGIN_ATTEMPTS_PER_HOUR, now=now):
+                                      limit=cfg.api.login_attempts_per_hour, now=now):
             return login_page("Too many sign-in attempts from your address; try later.", 429)
         if not any(cfg.api.operator_tokens):
             return login_page("The console is disabled: api.operator_tokens is empty.", 403)
