@@ -509,7 +509,7 @@ class ConsentPolicy:
         hold = hold_member(env.queue_id)
         if not self.consent.enabled or not env.rcpts or not hold:
             return
-        adv, _ = self.message_advertiser(view, auth)
+        adv = self.sending_advertiser(view, env, auth)  # whose place check_message took
         if adv is None:
             return
         try:

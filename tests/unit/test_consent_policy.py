@@ -613,3 +613,9 @@ def test_an_envelope_advertiser_spf_vouches_for_takes_its_place_under_the_cap(
     assert holds and holds[-1]
     policy.check_message(other_from, e, Auth(spf=Spf("fail", "shop.test")))
     assert holds[-1] == ""  # an unverified one reads the state, spending nothing
+    # refused for another reason, the verified one gives its place back at once
+    released: list[tuple[str, str]] = []
+    store.release_holds = lambda adv, rcpts, *, hold: released.append(  # type: ignore[method-assign]
+        (adv, hold))
+    policy.released(other_from, e, Auth(spf=Spf("pass", "shop.test")))
+    assert released == [("shop", holds[-2])]
