@@ -754,7 +754,8 @@ class ConsentConfig:
     )
     rcpt_requires_consent: bool = _opt(
         True, doc="mail whose envelope sender is an advertiser's domain is advertising: "
-        "recipients without consent are rejected at RCPT"
+        "recipients without consent are rejected at RCPT (when SPF passes for that sender; "
+        "see unverified_action)"
     )
     confirmation_relay: str = _opt(
         "", check=lambda v: None if v == "" else _hostport(v),
