@@ -59,10 +59,47 @@ def check_redis(cfg: Config) -> Iterable[Finding]:
                 else "check that the server runs and redis.url is right")
         yield Finding("fail", "redis", f"cannot reach Redis at {url}: {exc}; {hint}")
         return
-    yield Finding("ok", "redis", f"Redis {info.get('redis_version')} answers at {url}")
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    policy = str(info.get("maxmemory_policy", "noeviction"))
+    memory = (f"{_mb(used)} used of maxmemory {_mb(limit)}" if limit
+              else f"{_mb(used)} used, no maxmemory")
+    yield Finding("ok", "redis", f"Redis {info.get('redis_version')} answers at {url}; {memory}")
     if str(info.get("aof_enabled", "0")) != "1":
         yield Finding("warn", "redis", "append-only persistence is off: acknowledged complaints "
                       "and registry records can be lost in a crash (set appendonly yes)")
+    yield from _redis_memory(used, limit, policy)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1048576:.1f} MB"
+
+
+#: share of maxmemory past which doctor warns that writes will soon be refused
+_NEARLY_FULL = 0.9
+
+
+def _redis_memory(used: int, limit: int, policy: str) -> Iterable[Finding]:
+    """What Redis does when it fills: evicting would drop data silently, refusing writes
+    is what every component handles (docs/operations.md, "Redis memory")."""
+    if not limit:
+        return
+    if policy != "noeviction":
+        yield Finding("warn", "redis", (
+            f"maxmemory-policy is {policy}: when Redis reaches maxmemory it deletes keys, so "
+            "listings would end early (a flood of mail could delist a spammer), complaints "
+            "and, with an allkeys policy, the consent registry (kept a year by the decree) "
+            "would be lost without a word. Set maxmemory-policy noeviction: at the limit "
+            "Redis refuses writes, reports get 451 and are sent again, nothing is lost"))
+    if used >= limit:
+        yield Finding("fail", "redis", (
+            f"Redis is full ({_mb(used)} of maxmemory {_mb(limit)}): writes are refused, so "
+            "reports get 451, deliveries are not recorded and listings do not change. Raise "
+            "maxmemory, or shorten reputation.window / history.max_entries"))
+    elif used >= _NEARLY_FULL * limit:
+        yield Finding("warn", "redis", (
+            f"Redis is nearly full ({_mb(used)} of maxmemory {_mb(limit)}): at the limit "
+            "writes are refused. Raise maxmemory, or shorten reputation.window / "
+            "history.max_entries (docs/operations.md, \"Redis memory\")"))
 
 
 def check_dns(cfg: Config) -> Iterable[Finding]:

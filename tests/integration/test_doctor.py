@@ -27,6 +27,39 @@ def test_redis_check_against_a_real_server(redis_url: str, monkeypatch: pytest.M
     assert "answers at unix://" in findings[0].text
 
 
+def test_redis_memory_limit_and_eviction_policy(redis_url: str, redis_server: object,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evicting keys at maxmemory would drop listings, complaints or consent records
+    without a word; a Redis at or near its limit refuses writes. doctor says both."""
+    import redis
+
+    monkeypatch.setenv("SPAMWARDEN_REDIS_URL", redis_url)
+    cfg = config_from_mapping({})
+    client = redis.Redis.from_url(redis_url)
+    try:
+        (f,) = run_checks(cfg, ["redis"])
+        assert f.level == "ok" and "no maxmemory" in f.text, f
+        client.config_set("maxmemory", str(1 << 30))
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        findings = run_checks(cfg, ["redis"])
+        assert [f.level for f in findings] == ["ok", "warn"], findings
+        assert "allkeys-lru" in findings[1].text and "noeviction" in findings[1].text
+        assert "of maxmemory 1024.0 MB" in findings[0].text
+        client.config_set("maxmemory-policy", "noeviction")
+        assert [f.level for f in run_checks(cfg, ["redis"])] == ["ok"]
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory", str(int(used / 0.95)))
+        findings = run_checks(cfg, ["redis"])
+        assert [f.level for f in findings] == ["ok", "warn"] and "nearly full" in findings[1].text
+        client.config_set("maxmemory", str(used // 2))
+        findings = run_checks(cfg, ["redis"])
+        assert [f.level for f in findings] == ["ok", "fail"], findings
+        assert "Redis is full" in findings[1].text and "451" in findings[1].text
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()
+
+
 def test_redis_down_is_a_failure_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPAMWARDEN_REDIS_URL", f"unix://{tmp_path}/none.sock")
     cfg = config_from_mapping({"redis": {"url": f"unix://{tmp_path}/none.sock"}})

@@ -447,6 +447,36 @@ def test_redis_down_gives_451_and_nothing_acknowledged_is_lost(
     assert len(set(acked)) == 10
 
 
+def test_redis_full_gives_451_and_nothing_acknowledged_is_lost(
+    start_intake: Callable[..., RunningIntake], redis_server: EmbeddedRedis
+) -> None:
+    """Redis at its ``maxmemory`` with ``noeviction`` (what docs/operations.md asks for)
+    refuses writes with an OOM error: intake answers 451 as for Redis down, and the
+    reports the MTA sends again once there is room are stored."""
+    import redis
+
+    intake = start_intake()
+    raw = (REPORTS / "outlook-attached.eml").read_bytes()
+    assert intake.send(_variant(raw, 0))[0] == 250
+    client = redis.Redis(unix_socket_path=str(redis_server.socket))
+    try:
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(used))  # full now: every write is refused
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set("sw:test:probe", "x" * 100_000)
+        for n in range(1, 4):
+            code, text = intake.send(_variant(raw, n))
+            assert (code, text) == (451, REPLIES["store_failed"][4:]), n
+        client.config_set("maxmemory", "0")
+        for n in range(1, 4):  # the MTA retries what got 451
+            assert intake.send(_variant(raw, n))[0] == 250, n
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()
+    assert len(intake.complaints()) == 4
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 
