@@ -452,22 +452,20 @@ class ConsentPolicy:
     def _consent_symbols(self, adv: str, env: Envelope, *, hold: str = "") -> list[Symbol]:
         now = self.clock()
         states: dict[str, list[RecipientState]] = collections.defaultdict(list)
+        unchecked = 0
         for rcpt in env.rcpts[:1000]:
             try:
                 addr = normalize_recipient(rcpt, self.delimiters)
             except ValueError:  # no consent can be on record for it (see check_rcpt)
                 states["no_consent"].append(RecipientState(status="no_consent"))
                 continue
-            try:
-                state = self._ask(
-                    self.store.recipient_state,
-                    adv, addr, now=now, default_cap=self.consent.max_ads_per_day, hold=hold,
-                )
-            except StoreError as exc:
-                event(log, "consent_message_unchecked", queue_id=env.queue_id, advertiser=adv,
-                      error=str(exc))
-                return [self._registry_fail_symbol(is_ad=True)]
+            state = self._recipient_state(adv, addr, env, now=now, hold=hold)
+            if state is None:
+                unchecked += 1
+                continue
             states[state.status].append(state)
+        # what was read for the others still counts: one recipient the registry failed
+        # for must not hide another one's refusal
         out: list[Symbol] = []
         lang = self.consent.language
         missing = len(states["no_consent"]) + len(states["consent_expired"])
@@ -486,7 +484,39 @@ class ConsentPolicy:
                 "AD_OVER_CAP",
                 smtp_text(lang, "sym.AD_OVER_CAP", count=len(states["over_cap"]), cap=cap),
             ))
+        if unchecked:
+            out.append(self._registry_fail_symbol(is_ad=True))
         return out
+
+    def _recipient_state(self, adv: str, addr: str, env: Envelope, *, now: float,
+                         hold: str) -> RecipientState | None:
+        """One recipient's state, taking its place under the cap (``hold``) when asked;
+        ``None`` when the registry cannot say.  A place that cannot be taken (a full
+        Redis refuses the write; the state script writes only for an allowed recipient)
+        still leaves the state to read: the ad is then checked, only not held."""
+        error: StoreError
+        state: RecipientState
+        try:
+            state = self._ask(self.store.recipient_state, adv, addr, now=now,
+                              default_cap=self.consent.max_ads_per_day, hold=hold)
+            return state
+        except StoreUnavailable as exc:  # down: reading again would fail the same way
+            error = exc
+        except StoreError as exc:
+            error = exc
+            if hold:
+                try:
+                    state = self._ask(self.store.recipient_state, adv, addr, now=now,
+                                      default_cap=self.consent.max_ads_per_day)
+                except StoreError:
+                    pass
+                else:
+                    event(log, "consent_place_not_held", logging.WARNING,
+                          queue_id=env.queue_id, advertiser=adv, error=str(exc))
+                    return state
+        event(log, "consent_message_unchecked", queue_id=env.queue_id, advertiser=adv,
+              error=str(error))
+        return None
 
     def sending_advertiser(self, view: MessageView, env: Envelope,
                            auth: AuthResults | None) -> str | None:

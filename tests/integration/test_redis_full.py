@@ -67,3 +67,37 @@ def test_a_full_redis_costs_records_never_mail(full: redis.Redis, tmp_path: obje
         assert full.dbsize() > keys  # recorded again once there is room
     finally:
         scanner.close()
+
+
+AD = (b"From: Shop <news@shop.example>\r\nTo: a@example.vn\r\nSubject: [QC] Autumn sale\r\n"
+      b"List-Unsubscribe: <https://shop.example/u/1>\r\n"
+      b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nOur catalogue.\r\n")
+
+
+def test_a_full_redis_still_stops_an_ad_to_a_recipient_who_refused(full: redis.Redis) -> None:
+    """The end-of-message check takes each allowed recipient's place under the cap, a
+    write a full Redis refuses. The refusal of another recipient, which is only read,
+    must still stop the ad (it was dropped with the failed write, and the ad accepted)."""
+    import time
+
+    from spamwarden.consent.policy import ConsentPolicy
+    from spamwarden.consent.registry import ConsentRecord, RedisConsentRegistry
+    from spamwarden.mail import parse_message
+    from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult
+
+    registry = RedisConsentRegistry(full)
+    registry.register_advertiser("shop", name="Shop", domains=["shop.example"])
+    registry.add_consents([ConsentRecord("shop", "a@example.vn", "form", time.time() - 60,
+                                         "form #1")])
+    registry.refuse("b@example.vn", adv="shop", channel="one-click")
+    policy = ConsentPolicy(config_from_mapping({}), registry, domain_cache_ttl=0, retry_after=0)
+    # DKIM authenticates shop (aligned with From); SPF did not pass: checked here only
+    auth = AuthResults(spf=None, dkim=(DkimResult(
+        "pass", "shop.example", "s1", "rsa-sha256", "AbCd", "",
+        covered_headers=("from", "list-unsubscribe", "list-unsubscribe-post")),),
+        dmarc=DmarcResult("pass", "shop.example", "shop.example", "none", "none", True, False))
+    env = Envelope(mail_from="bounce@esp.example", rcpts=["a@example.vn", "b@example.vn"],
+                   queue_id="4QAD")
+    full.config_set("maxmemory", str(int(full.info("memory")["used_memory"])))
+    names = {s.name for s in policy.check_message(parse_message(AD), env, auth)}
+    assert "AD_REFUSED" in names, names

@@ -619,3 +619,30 @@ def test_an_envelope_advertiser_spf_vouches_for_takes_its_place_under_the_cap(
         (adv, hold))
     policy.released(other_from, e, Auth(spf=Spf("pass", "shop.test")))
     assert released == [("shop", holds[-2])]
+
+
+def test_a_recipient_the_registry_fails_for_does_not_hide_another_ones_refusal(
+    policy: ConsentPolicy, store: FakeStore
+) -> None:
+    """One recipient's state cannot be read or its place not taken (a write refused by a
+    full Redis, a timeout in the middle): the refusals read for the others still stop
+    the ad. It was answered with AD_REGISTRY_FAIL alone, and so accepted."""
+    store.refusals.add(("shop", "c@example.test"))
+    real = store.recipient_state
+    fail = {"with_hold": True, "always": False}
+
+    def flaky(adv: str, rcpt: str, **kw: object) -> RecipientState:
+        if rcpt == "a@example.test" and (fail["always"] or (fail["with_hold"] and kw.get("hold"))):
+            from spamwarden.errors import StoreError
+            raise StoreError("command not allowed when used memory > 'maxmemory'")
+        return real(adv, rcpt, **kw)  # type: ignore[arg-type]
+
+    store.recipient_state = flaky  # type: ignore[method-assign]
+    e = env("c@example.test", "a@example.test", mail_from="b@esp.test")
+    # the place under a@'s cap could not be taken, but a@'s state reads: consent, so fine
+    syms = policy.check_message(parse_message(AD), e, SIGNED)
+    assert names(syms) == {"AD_LABELLED", "AD_REFUSED"}, syms
+    # a@'s state cannot be read at all: c@'s refusal still counts, and the failure shows
+    fail["always"] = True
+    syms = policy.check_message(parse_message(AD), e, SIGNED)
+    assert names(syms) == {"AD_LABELLED", "AD_REFUSED", "AD_REGISTRY_FAIL"}, syms
