@@ -1150,6 +1150,14 @@ def config_warnings(cfg: Config) -> list[str]:
                 f"milter.cpu_affinity names cores this process may not use here "
                 f"({','.join(str(c) for c in missing)}; usable: {usable_text}): they are "
                 "skipped, and with none left the milter's threads are not pinned")
+    c = cfg.consent
+    if c.enabled and c.unverified_action == "quarantine" and cfg.milter.quarantine == "tag":
+        out.append(
+            "consent.unverified_action = \"quarantine\" with milter.quarantine = \"tag\": an ad "
+            "in a registered advertiser's name that neither SPF nor aligned DKIM authenticates "
+            "is tagged and delivered to recipients who refused it; set milter.quarantine = "
+            "\"hold\", or consent.unverified_action = \"reject\" (which tells whoever sent it "
+            "each recipient's choice) (docs/decree.md, \"What a forged envelope sender learns\")")
     r = cfg.rules
     if r.processes > 0 and r.timeout <= r.time_limit:
         out.append(

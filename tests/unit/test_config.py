@@ -216,6 +216,20 @@ def test_engine_processes_wait_longer_than_a_messages_time_limit() -> None:
         {"rules": {"timeout": "10s", "time_limit": "10s"}}, source="<t>")) == []
 
 
+def test_held_unverified_ads_that_would_be_delivered_are_warned_about() -> None:
+    """With milter.quarantine = "tag" a held message is delivered: an unauthenticated ad
+    to a recipient who refused it would reach them."""
+    from spamwarden.config import config_warnings
+
+    assert config_warnings(Config()) == []
+    (warning,) = config_warnings(config_from_mapping(
+        {"milter": {"quarantine": "tag"}}, source="<t>"))
+    assert "consent.unverified_action" in warning and "milter.quarantine" in warning
+    for fine in ({"milter": {"quarantine": "tag"}, "consent": {"unverified_action": "reject"}},
+                 {"milter": {"quarantine": "tag"}, "consent": {"enabled": False}}):
+        assert config_warnings(config_from_mapping(fine, source="<t>")) == [], fine
+
+
 def test_cpu_affinity_takes_auto_off_or_a_cpu_list() -> None:
     """``milter.cpu_affinity``: a wrong value is refused with what it takes, and a list
     naming cores this process may not use loads but is warned about."""
