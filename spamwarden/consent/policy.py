@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import secrets
 import threading
 import time
 import types
@@ -197,6 +198,8 @@ class ConsentPolicy:
         self._pending: collections.deque[tuple[str, tuple[str, ...], float, str, str]] = (
             collections.deque(maxlen=_MAX_PENDING)
         )
+        # holds are per milter: another host sharing the registry may use the same queue id
+        self._instance = secrets.token_hex(4)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -408,7 +411,7 @@ class ConsentPolicy:
         # a verified advertiser's ads take their places under the cap now (the count
         # would come only after the answer, when parallel messages all fitted); an
         # envelope sender anyone can write only reads the state: it spends nothing
-        hold = hold_member(env.queue_id) if verified else ""
+        hold = hold_member(env.queue_id, self._instance) if verified else ""
         found = self._consent_symbols(target, env, hold=hold)
         if verified or self.consent.unverified_action == "reject" or not any(
                 s.name in _STATE_SYMBOLS for s in found):
@@ -536,7 +539,7 @@ class ConsentPolicy:
         """The message was not accepted: the places its ads took under the cap
         (:meth:`check_message`) are given back at once.  Never raises: a hold that
         cannot be removed now ends by itself (:data:`~.registry.HOLD_SECONDS`)."""
-        hold = hold_member(env.queue_id)
+        hold = hold_member(env.queue_id, self._instance)
         if not self.consent.enabled or not env.rcpts or not hold:
             return
         adv = self.sending_advertiser(view, env, auth)  # whose place check_message took
@@ -558,7 +561,7 @@ class ConsentPolicy:
         if adv is None:
             return
         item = (adv, tuple(env.rcpts[:1000]), self.clock(), env.queue_id or "-",
-                hold_member(env.queue_id))
+                hold_member(env.queue_id, self._instance))
         with self._lock:
             self._pending.append(item)
         try:

@@ -264,3 +264,26 @@ def test_a_forged_advertiser_envelope_reads_no_recipients_choice(world: Any) -> 
     ctx = HoldingCtx()
     _, codes = feed(ctx, ad(), [B])  # type: ignore[arg-type]
     assert codes == [Milter.REJECT] and "refused advertising from shop" in ctx._reply[2]
+
+
+def test_two_hosts_with_the_same_queue_id_each_take_a_place(world: Any) -> None:
+    """Several MX hosts share one registry, and Postfix's short queue ids are unique
+    only on one host: two ads checked at the same moment on two hosts under the same
+    queue id must take two places under the cap, and one's delivery must not free the
+    other's place."""
+    from spamwarden.consent.policy import ConsentPolicy
+    from spamwarden.mail import parse_message
+    from spamwarden.milter.interfaces import Envelope
+
+    _, registry, clock, policy = world
+    other_host = ConsentPolicy(policy.cfg, registry, clock=clock, domain_cache_ttl=0,
+                               retry_after=0)
+    view = parse_message(ad())
+    auth = shop_auth(b"", view, None, mail_from="news@shop.example")
+    env = Envelope(mail_from="news@shop.example", rcpts=[A], queue_id="4QSAME")
+    for p in (policy, other_host):
+        assert "AD_OVER_CAP" not in {s.name for s in p.check_message(view, env, auth)}
+    assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 2
+    policy.delivered(view, env, auth)  # the first host's send replaces only its own hold
+    assert registry.sent_in_window("shop", A, now=clock.now) == 1
+    assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 2
