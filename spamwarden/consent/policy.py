@@ -200,6 +200,9 @@ class ConsentPolicy:
         )
         # holds are per milter: another host sharing the registry may use the same queue id
         self._instance = secrets.token_hex(4)
+        from ..milter.checks.trust import TrustCheck
+
+        self._trust = TrustCheck(cfg)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -289,11 +292,11 @@ class ConsentPolicy:
         """Reject one recipient of a registered advertiser's mail who refused, has
         no consent (when ``consent.rcpt_requires_consent``) or is over the cap.
 
-        The reply names the recipient's state, so it is given only to a sender SPF
-        vouches for (``sender_spf``): to anyone else, who may have written the
-        advertiser's domain into MAIL FROM to read a recipient's consents, the
-        recipient is let through and the end of message decides
-        (``consent.unverified_action``).
+        The reply names the recipient's state, so it is given only to a sender
+        :meth:`vouched_for` (SPF passes for it, asked through ``sender_spf``, or this
+        site trusts it): to anyone else, who may have written the advertiser's domain
+        into MAIL FROM to read a recipient's consents, the recipient is let through
+        and the end of message decides (``consent.unverified_action``).
 
         Never raises: registry trouble lets the recipient through, or tempfails
         it when ``consent.on_registry_error = "tempfail"`` and the sender is a
@@ -315,9 +318,8 @@ class ConsentPolicy:
                   rcpt=rcpt, status="unusable_address")
             return RcptDecision(self._text("smtp.unusable_address", rcpt=rcpt, advertiser=adv),
                                 "AD_NO_CONSENT")
-        if (self.consent.unverified_action != "reject"
-                and not spf_vouches(sender_spf() if sender_spf is not None else None,
-                                    env.mail_from)):
+        if self.consent.unverified_action != "reject" and not self.vouched_for(
+                env, lambda: sender_spf() if sender_spf is not None else None):
             return None
         try:
             state = self._ask(
@@ -406,8 +408,8 @@ class ConsentPolicy:
                 return symbols
         target = adv or env_adv
         assert target is not None
-        verified = adv is not None or spf_vouches(auth.spf if auth is not None else None,
-                                                  env.mail_from)
+        verified = adv is not None or self.vouched_for(
+            env, lambda: auth.spf if auth is not None else None)
         # a verified advertiser's ads take their places under the cap now (the count
         # would come only after the answer, when parallel messages all fitted); an
         # envelope sender anyone can write only reads the state: it spends nothing
@@ -524,16 +526,25 @@ class ConsentPolicy:
     def sending_advertiser(self, view: MessageView, env: Envelope,
                            auth: AuthResults | None) -> str | None:
         """The advertiser a message counts against: the one it is authenticated as
-        (:meth:`message_advertiser`), else the envelope sender's when SPF passed for
-        that sender's domain.  An envelope sender anyone can write counts against
+        (:meth:`message_advertiser`), else the envelope sender's when the sender is
+        :meth:`vouched_for`.  An envelope sender anyone can write counts against
         nobody: otherwise a stranger could spend an advertiser's daily cap."""
         adv, _ = self.message_advertiser(view, auth)
         if adv is not None:
             return adv
-        if not spf_vouches(auth.spf if auth is not None else None, env.mail_from):
+        if not self.vouched_for(env, lambda: auth.spf if auth is not None else None):
             return None
         adv, _ = self.envelope_advertiser(env.mail_from)
         return adv
+
+    def vouched_for(self, env: Envelope, spf: Callable[[], Any]) -> bool:
+        """The envelope sender is the advertiser its domain names, as far as this site
+        can tell: SPF passed for that domain (``spf()``, asked only when needed), or the
+        client is one this site trusts (SMTP AUTH, whose logins Postfix's
+        ``reject_sender_login_mismatch`` keeps to their own addresses, or
+        ``milter.trusted_networks``).  A trusted sender's mail is never refused or held
+        at end of message, so its ads are stopped at RCPT and counted like any other."""
+        return bool(self._trust.trusted_reason(env)) or spf_vouches(spf(), env.mail_from)
 
     def released(self, view: MessageView, env: Envelope, auth: AuthResults | None) -> None:
         """The message was not accepted: the places its ads took under the cap

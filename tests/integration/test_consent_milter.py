@@ -287,3 +287,18 @@ def test_two_hosts_with_the_same_queue_id_each_take_a_place(world: Any) -> None:
     policy.delivered(view, env, auth)  # the first host's send replaces only its own hold
     assert registry.sent_in_window("shop", A, now=clock.now) == 1
     assert registry.recipient_state("shop", A, now=clock.now, default_cap=3).sent == 2
+
+
+def test_an_advertiser_submitting_through_this_site_is_refused_at_rcpt(world: Any) -> None:
+    """An advertiser that logs in (SMTP AUTH) to submit from an address its SPF does not
+    list: the end of message never refuses or holds a trusted sender's mail, so the RCPT
+    refusal is what stops its ad to a recipient who refused it. The site knows who it
+    is, so it is told, as an SPF-vouched sender is."""
+    ctx_cls, registry, _, _ = world
+    registry.refuse(B, adv="shop", channel="one-click")
+    SPF_ANSWER["result"] = "softfail"  # a home or office address, not in shop's record
+    ctx = HoldingCtx()
+    ctx._setsymval("{auth_authen}", "shop-sender")
+    _, codes = feed(ctx, ad(), [A, B])  # type: ignore[arg-type]
+    assert codes == [Milter.CONTINUE, Milter.REJECT]
+    assert "refused advertising from shop" in ctx._reply[2]

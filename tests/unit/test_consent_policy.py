@@ -646,3 +646,34 @@ def test_a_recipient_the_registry_fails_for_does_not_hide_another_ones_refusal(
     fail["always"] = True
     syms = policy.check_message(parse_message(AD), e, SIGNED)
     assert names(syms) == {"AD_LABELLED", "AD_REFUSED", "AD_REGISTRY_FAIL"}, syms
+
+
+@pytest.mark.parametrize("trusted", ["sasl", "network"])
+def test_a_sender_this_site_trusts_is_told_and_counted(store: FakeStore, clock: Clock,
+                                                       trusted: str) -> None:
+    """A trusted sender (SMTP AUTH, milter.trusted_networks) is never refused or held at
+    end of message: RCPT is where its ad to a refusing recipient stops, and its ads
+    count against the cap, whatever SPF says of the address it submits from."""
+    c = Config(consent=ConsentConfig(), milter=dataclasses.replace(
+        Config().milter, trusted_networks=("198.51.100.0/24",)))
+    p = ConsentPolicy(c, store, clock=clock, domain_cache_ttl=0, retry_after=0)
+    store.refusals.add(("shop", "c@example.test"))
+    e = env("a@example.test", mail_from="bounce@shop.test")
+    if trusted == "sasl":
+        e.authenticated = True
+    else:
+        e.client_ip = "198.51.100.7"
+
+    def spf_fails() -> Spf:
+        return Spf("softfail", "shop.test")
+
+    d = p.check_rcpt(e, "c@example.test", sender_spf=spf_fails)
+    assert d is not None and d.symbol == "AD_REFUSED"
+    other_from = parse_message(AD.replace(b"news@shop.test", b"news@esp.test"))
+    p.delivered(other_from, e, Auth(spf=spf_fails()))
+    assert len(store.sends[("shop", "a@example.test")]) == 1
+    # the same from a client nobody trusts: not told, not counted
+    stranger = env("a@example.test", mail_from="bounce@shop.test")
+    assert p.check_rcpt(stranger, "c@example.test", sender_spf=spf_fails) is None
+    p.delivered(other_from, stranger, Auth(spf=spf_fails()))
+    assert len(store.sends[("shop", "a@example.test")]) == 1
