@@ -2,7 +2,8 @@
 :class:`~spamwarden.milter.interfaces.MessagePolicy`.
 
 At RCPT time, when the envelope sender's domain belongs to a registered
-advertiser and SPF passed for it, each recipient is checked in the registry: a
+advertiser and SPF passed for it (or the client is one this site trusts: SMTP
+AUTH, ``milter.trusted_networks``), each recipient is checked in the registry: a
 refusal (of that advertiser or of all advertising), no unexpired consent
 (``consent.rcpt_requires_consent``) or the rolling 24 h cap reached rejects just
 that recipient with ``550 5.7.1`` naming the rule and where to check it.  Such a
