@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..config import parse_duration
+from ..config import Config, parse_duration
 from ..errors import DelistQueueFull
 from ..logs import event
 from ..reputation.listings import REASONS, Listing, listing_json, normalize_key, operator_reason
@@ -132,16 +132,11 @@ def listings_module(ctx: ApiContext) -> ApiModule:
         if found is None:
             return json_error(404, Message("api.not_listed", {"key": key}))
         try:
-            req = await store.file_delist_request(
-                found.key, reason=reason, contact=contact, client=ip, now=now,
-                max_pending=cfg.api.max_pending_delist_requests,
-                max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+            req = await file_delist_request(store, cfg, found.key, reason=reason,
+                                            contact=contact, client=ip, now=now)
         except DelistQueueFull as exc:
-            event(log, "delist_request_refused", logging.WARNING, key=found.key, client=ip,
-                  error=str(exc))
             return json_error(429, Message("api.delist_key_queue_full", {"key": exc.key})
                               if exc.key else Message("api.delist_queue_full"))
-        event(log, "delist_requested", id=req.id, key=req.key, client=ip)
         return web.json_response({"id": req.id, "key": req.key, "status": req.status,
                                   "filed_at": req.filed_at}, status=202)
 
@@ -246,6 +241,28 @@ def listings_module(ctx: ApiContext) -> ApiModule:
     return ApiModule(name="listings", routes=routes, paths=LISTINGS_PATHS,
                      schemas=LISTINGS_SCHEMAS, tags=[{"name": "listings",
                                                        "description": "blocklist lookups and delisting"}])
+
+
+async def file_delist_request(store: Any, cfg: Config, key: str, *, reason: str, contact: str,
+                              client: str, now: float, via: str | None = None) -> Any:
+    """File a public delisting request for the listed ``key`` under the queue's bounds
+    (``api.max_pending_delist_requests``, ``_per_key``), logged either way: the API's
+    ``POST /v1/delist-requests`` and the lookup page's form (``via="page"``) both.
+
+    :returns: the filed :class:`~spamwarden.reputation.store.DelistRequest`.
+    :raises DelistQueueFull: a bound is reached (logged as ``delist_request_refused``).
+    """
+    try:
+        req = await store.file_delist_request(
+            key, reason=reason, contact=contact, client=client, now=now,
+            max_pending=cfg.api.max_pending_delist_requests,
+            max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+    except DelistQueueFull as exc:
+        event(log, "delist_request_refused", logging.WARNING, key=key, client=client, via=via,
+              error=str(exc))
+        raise
+    event(log, "delist_requested", id=req.id, key=req.key, client=client, via=via)
+    return req
 
 
 def request_object(r: Any) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from ._http import (
     rate_client,
     text_field,
 )
-from .listings import PAGE_PARAMS, request_object
+from .listings import PAGE_PARAMS, file_delist_request, request_object
 from .lookup_texts import Language, negotiate, reason_text, text
 from .paging import page_limit, parse_request_cursor, request_cursor
 
@@ -252,17 +252,12 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
             return await show(request, lang, raw, error=error, reason=reason[:MAX_REASON],
                               contact=contact[:MAX_CONTACT], status=400 if error else 404)
         try:
-            req = await store.file_delist_request(
-                found.key, reason=reason, contact=contact, client=ip, now=now,
-                max_pending=cfg.api.max_pending_delist_requests,
-                max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+            req = await file_delist_request(store, cfg, found.key, reason=reason,
+                                            contact=contact, client=ip, now=now, via="page")
         except DelistQueueFull as exc:
-            event(log, "delist_request_refused", logging.WARNING, key=found.key, client=ip,
-                  via="page", error=str(exc))
             msg = (text(lang, "key_queue_full", key=exc.key) if exc.key
                    else text(lang, "queue_full"))
             return _page(lang, text(lang, "title.rate"), f"<p>{_e(msg)}</p>\n", status=429)
-        event(log, "delist_requested", id=req.id, key=req.key, client=ip, via="page")
         raise web.HTTPSeeOther(f"{base}request/{req.id}")
 
     # -- the operator's queue ---------------------------------------------------------------
