@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spamwarden.milter.auth import verify_arc, verify_dkim
 from spamwarden.resolver import StaticResolver
+from tests.support.dnszone import generate_dkim_key
 from tests.unit.test_arc import LIST, Key, list_hop, make_key, signed_by_author
 
 MESSAGE = (b"From: a@sender.example\r\nTo: b@example.net\r\nSubject: hi\r\n"
@@ -186,14 +187,9 @@ def test_a_signature_listing_over_100_header_names_is_permerror(
 
 
 def test_a_signature_listing_100_header_names_is_verified(pem: bytes) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    own = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(spki)
-    (res,) = verify_dkim(signed(own, include_headers=many_names(100)), zone(record))
+    key = generate_dkim_key("sender.example", "sel")
+    (res,) = verify_dkim(signed(key.private_key, include_headers=many_names(100)),
+                         zone(key.record.encode()))
     assert res.result == "pass"
 
 
