@@ -36,6 +36,7 @@ from spamwarden.milter.interfaces import Envelope
 from spamwarden.redisconn import EmbeddedRedis
 from spamwarden.resolver import StaticResolver
 from spamwarden.wiring import build_scanner
+from tests.support.messages import corpus_sample
 
 SHARED = (Path(os.environ["SPAMWARDEN_SHARED"]) if os.environ.get("SPAMWARDEN_SHARED")
           else Path(__file__).resolve().parents[3] / "shared")
@@ -45,12 +46,7 @@ def corpus(n: int) -> list[bytes]:
     root = SHARED / "corpus" / "spamassassin"
     if not root.is_dir():
         sys.exit(f"no corpus at {root}: set SPAMWARDEN_SHARED to the folder holding corpus/")
-    spam = sorted((root / "spam").iterdir())
-    ham = sorted((root / "ham").iterdir())
-    step_s = max(1, len(spam) // (n // 2))
-    step_h = max(1, len(ham) // (n - n // 2))
-    paths = spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
-    return [p.read_bytes() for p in paths]
+    return [p.read_bytes() for p in corpus_sample(SHARED, n)]
 
 
 def used(client: redis.Redis) -> int:

@@ -38,6 +38,7 @@ from spamwarden.rules import (
     prepare_message,
     rule_files,
 )
+from tests.support.messages import corpus_sample
 from tests.support.net import free_port
 from tests.support.spamd import spamd_cpu
 
@@ -60,12 +61,7 @@ def log(msg: str) -> None:
 
 
 def messages(n: int) -> list[Path]:
-    root = SHARED / "corpus" / "spamassassin"
-    spam = sorted((root / "spam").iterdir())
-    ham = sorted((root / "ham").iterdir())
-    step_s = max(1, len(spam) // (n // 2))
-    step_h = max(1, len(ham) // (n - n // 2))
-    return spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
+    return corpus_sample(SHARED, n)
 
 
 @contextlib.contextmanager

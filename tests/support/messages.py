@@ -1,10 +1,11 @@
-"""Test messages: plain RFC 5322 bytes with CRLF line ends."""
+"""Test messages: plain RFC 5322 bytes with CRLF line ends, and the benchmarks' corpus sample."""
 
 from __future__ import annotations
 
 import email.utils
+from pathlib import Path
 
-__all__ = ["DEFAULT_BODY", "make_message", "split_message"]
+__all__ = ["DEFAULT_BODY", "corpus_sample", "make_message", "split_message"]
 
 
 DEFAULT_BODY = ("Hello,\r\n\r\nThe minutes of Tuesday's meeting are below.\r\n\r\n"
@@ -47,3 +48,15 @@ def split_message(raw: bytes) -> tuple[dict[str, str], str]:
         name, _, value = line.partition(":")
         headers[name] = value.lstrip(" ")
     return headers, body.decode()
+
+
+def corpus_sample(shared: Path, n: int) -> list[Path]:
+    """``n`` SpamAssassin-corpus message files evenly spaced over the corpus under
+    ``shared`` (``corpus/spamassassin/{spam,ham}``), half spam and half ham, in a fixed
+    order: the benchmarks' common sample."""
+    root = shared / "corpus" / "spamassassin"
+    spam = sorted((root / "spam").iterdir())
+    ham = sorted((root / "ham").iterdir())
+    step_s = max(1, len(spam) // (n // 2))
+    step_h = max(1, len(ham) // (n - n // 2))
+    return spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
