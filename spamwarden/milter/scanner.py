@@ -71,6 +71,7 @@ from .verdict import Authenticator, EnvelopeChecks, Verdict
 if TYPE_CHECKING:
     from ..reputation.lookup import ListingLookup
     from .auth import ArcSealer, AuthResults
+    from .checks.auth import AuthCheck
 
 __all__ = [
     "VERSION_TAG", "Authenticator", "DeliveryRecorder", "EnvelopeChecks", "Scanner", "Verdict",
@@ -337,29 +338,27 @@ class Scanner:
         """
         if early is not None and early.matches(env) and early.spf is not None:
             return self.lookups.result(early.spf, default=None), early
+        check = self._auth_check()
+        result = check.spf_now(env) if check is not None else None
+        if result is None:
+            return None, early
+        done: Future[Any] = Future()
+        done.set_result(result)
+        jobs = dict(early.jobs) if early is not None and early.matches(env) else {}
+        jobs["auth"] = done
+        return result, EnvelopeChecks(env.client_ip, env.helo, env.mail_from, jobs)
+
+    def _auth_check(self) -> AuthCheck | None:
+        """The built ``auth`` check (SPF, DKIM, DMARC), or ``None``."""
         from .checks.auth import AuthCheck
 
-        for _, check in self.checks:
-            if isinstance(check, AuthCheck):
-                result = check.spf_now(env)
-                if result is None:
-                    return None, early
-                done: Future[Any] = Future()
-                done.set_result(result)
-                jobs = dict(early.jobs) if early is not None and early.matches(env) else {}
-                jobs["auth"] = done
-                return result, EnvelopeChecks(env.client_ip, env.helo, env.mail_from, jobs)
-        return None, early
+        return next((c for _, c in self.checks if isinstance(c, AuthCheck)), None)
 
     def _spf_from_memory(self, ip: str, helo: str, mail_from: str) -> Future[Any] | None:
         """The ``auth`` check's SPF from the resolver's memory (tests and benchmarks):
         a finished future, or ``None`` when an answer is not kept."""
-        from .checks.auth import AuthCheck
-
-        for _, check in self.checks:
-            if isinstance(check, AuthCheck):
-                return check.spf_from_memory(ip, helo, mail_from)
-        return None
+        check = self._auth_check()
+        return check.spf_from_memory(ip, helo, mail_from) if check is not None else None
 
     # -- end of message ---------------------------------------------------------------------
 
