@@ -485,7 +485,7 @@ def advertiser_domain(domain: str) -> str:
 HOLD_SECONDS = 60
 
 
-def hold_member(queue_id: str, instance: str = "") -> str:
+def hold_member(queue_id: str, instance: str) -> str:
     """The member a message's hold is kept under (``""``: no hold without a queue id).
 
     :param instance: what tells this milter from the others sharing the registry
@@ -493,9 +493,7 @@ def hold_member(queue_id: str, instance: str = "") -> str:
         queue ids are unique only on one host, and the hold is taken, replaced and
         released by the same milter.
     """
-    if not queue_id or queue_id == "-":
-        return ""
-    return f"h:{instance}:{queue_id}" if instance else f"h:{queue_id}"
+    return f"h:{instance}:{queue_id}" if queue_id and queue_id != "-" else ""
 
 
 _STATE_LUA = lua_script("spamwarden.consent", "consent_state")
