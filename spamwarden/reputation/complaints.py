@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY",
            "MAX_MESSAGE_ID", "counted_reporter"]
@@ -59,6 +59,19 @@ def counted_reporter(reporter: str, delivered_to: str) -> str:
     if "@" in reporter or "@" not in delivered_to or not reporter:
         return reporter
     return f"{reporter}@{delivered_to.rsplit('@', 1)[1]}"
+
+
+def _valid_text(value: Any) -> Any:
+    """``value`` with every string in it made valid Unicode: a raw 8-bit octet of a header
+    the parser kept as a lone surrogate (a Message-ID, a Subject) becomes ``?``.  Such a
+    string cannot be encoded for Redis, and the worker would write it on into listings."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_valid_text(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +121,7 @@ class Complaint:
 
     def to_fields(self) -> dict[str, str]:
         """The stream entry fields of this complaint (all strings; indicators as one JSON field)."""
-        d = asdict(self)
+        d = _valid_text(asdict(self))
         ind = d.pop("indicators")
         d["indicators"] = json.dumps(ind, separators=(",", ":"), sort_keys=True)
         d["received_at"] = repr(self.received_at)

@@ -344,11 +344,16 @@ def reporter_identity(address: str, *, delimiters: str = "+") -> str:
         empty: extensions are kept.
     :returns: the folded form ("" for an empty address).
     """
-    a = _lower_address(address)
+    # (a raw 8-bit octet kept as a lone surrogate is no text Redis can take)
+    a = _lower_address(address).encode("utf-8", "replace").decode("utf-8")
     local, at, domain = a.rpartition("@")
     if not at:
         local, domain = a, ""
     local = fold_extension(local, delimiters)  # "+x" is not split, as in Postfix
+    # the domain as the ledger writes recipients (IDNA, no trailing dot): one person
+    # whichever way a login spells it
+    if at:
+        domain = normalize_domain(domain) or domain
     return f"{local}@{domain}" if at else local
 
 

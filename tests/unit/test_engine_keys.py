@@ -99,3 +99,19 @@ def test_the_from_a_reporter_saw_is_never_a_listing_target() -> None:
     assert [t.key for t in ListingPolicy().targets(c)] == ["203.0.113.99"]
     back = Complaint.from_fields(c.to_fields())
     assert back.indicators.seen_from_domain == "brand.test"
+
+
+def test_complaint_fields_are_text_redis_can_take() -> None:
+    """A raw 8-bit octet of the reported copy's Message-ID or Subject is kept by the parser
+    as a lone surrogate: the stream entry has ``?`` there, and reads back."""
+    c = Complaint(id="c1", kind="spam", reporter="alice@example.vn", received_at=1.0,
+                  fingerprint="f", indicators=Indicators(subject="Cheap \udce9watches",
+                                                         url_domains=("shop\udcff.example",)),
+                  match="matched", message_id="\udcff1234@spammer.example")
+    fields = c.to_fields()
+    for value in fields.values():
+        value.encode("utf-8")  # (raises for a lone surrogate)
+    back = Complaint.from_fields({k.encode(): v.encode("utf-8") for k, v in fields.items()})
+    assert back.message_id == "?1234@spammer.example"
+    assert back.indicators.subject == "Cheap ?watches"
+    assert back.indicators.url_domains == ("shop?.example",)

@@ -1,0 +1,130 @@
+"""The complaint loop against people who would abuse it, end to end on a real Redis: what
+the milter records after accepting a message (delivery ledger, volume), the reports intake
+takes, and what the listing worker then lists.
+
+Each test is one attack: a report that can never be stored, one person counted as several,
+one delivery counted as several complaints, a shared platform's outbound address listed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from spamwarden.config import Config, config_from_mapping
+from spamwarden.mail import parse_message
+from spamwarden.milter.interfaces import Envelope
+from spamwarden.redisconn import async_client, sync_client
+from spamwarden.reputation.deliveries import (
+    RedisDeliveryLedger,
+    RedisDeliveryLookup,
+    record_deliveries,
+)
+from spamwarden.reputation.engine import ListingEngine
+from spamwarden.reputation.intake import ComplaintIntake, RedisComplaintStore
+from spamwarden.reputation.store import AsyncListingStore, ListingStore
+
+pytestmark = pytest.mark.integration
+
+USERS = ("alice@example.org", "bob@example.org", "carol@example.org")
+
+
+def site(url: str, *, local_domains: Sequence[str] = ("example.org",)) -> Config:
+    return config_from_mapping({
+        "redis": {"url": url},
+        "intake": {"local_domains": list(local_domains)},
+        "reputation": {"min_reporters": 3, "require_delivered": True},
+    })
+
+
+def auth(*, spf_domain: str = "", dkim: Sequence[str] = (), from_domain: str = "") -> Any:
+    """What the milter's checks proved: SPF pass for ``spf_domain``, DKIM pass for each
+    of ``dkim``, DMARC pass for ``from_domain`` (each only when given)."""
+    return SimpleNamespace(
+        spf=SimpleNamespace(result="pass" if spf_domain else "none", scope="mailfrom",
+                            domain=spf_domain),
+        dkim=tuple(SimpleNamespace(result="pass", domain=d) for d in dkim),
+        dmarc=SimpleNamespace(result="pass" if from_domain else "none",
+                              from_domain=from_domain))
+
+
+def deliver(cfg: Config, raw: bytes, *, ip: str, mail_from: str, rcpts: Sequence[str],
+            proved: Any = None, queue_id: str = "4XQ1") -> None:
+    """What the milter's after-reply stage records for an accepted message."""
+    client = sync_client(cfg)
+    try:
+        env = Envelope(client_ip=ip, mail_from=mail_from, rcpts=list(rcpts), queue_id=queue_id)
+        verdict = SimpleNamespace(view=parse_message(raw), auth=proved)
+        skip = frozenset(cfg.intake.expand_address(cfg.intake.report_address))
+        assert record_deliveries(RedisDeliveryLedger(client, ttl=7 * 86400),
+                                 [(verdict, env)], skip_recipients=skip) == 1
+    finally:
+        client.close()
+
+
+def forwarded(login: str, original: bytes) -> bytes:
+    """A report as our Postfix hands it to intake: ``login`` submitted it (SASL), the
+    original attached."""
+    return (
+        f"Received: from client.example.net (client.example.net [203.0.113.50])\r\n"
+        f"\t(Authenticated sender: {login})\r\n"
+        f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
+        f"\tfor <report@example.org>; Mon, 04 Nov 2024 08:15:02 +0700\r\n"
+        f"From: {login}\r\nTo: report@example.org\r\nSubject: Fwd: spam\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+        f"--BB\r\nContent-Type: text/plain\r\n\r\nspam\r\n"
+        f"--BB\r\nContent-Type: message/rfc822\r\n\r\n"
+    ).encode() + original + b"\r\n--BB--\r\n"
+
+
+def report(cfg: Config, reporter: str, raw: bytes) -> str:
+    """``reporter``'s report through intake: the reply."""
+    async def go() -> str:
+        client = async_client(cfg)
+        try:
+            store = RedisComplaintStore(client, seen_ttl=cfg.reputation.window,
+                                        training_ttl=cfg.reputation.training_ttl)
+            intake = ComplaintIntake(cfg, store, deliveries=RedisDeliveryLookup(client))
+            return await intake.accept_report("spam", reporter, raw)
+        finally:
+            await client.aclose()
+    return asyncio.run(go())
+
+
+def listed(cfg: Config) -> set[str]:
+    """What the listing worker lists from the complaints so far."""
+    async def drain() -> None:
+        store = AsyncListingStore.from_config(cfg)
+        try:
+            engine = ListingEngine.from_config(cfg, store, consumer="t1")
+            await engine.setup()
+            for _ in range(100):
+                if await engine.run_once(block_ms=50) == 0:
+                    break
+        finally:
+            await store.aclose()
+    asyncio.run(drain())
+    return {x.key for x in ListingStore.from_config(cfg).all(now=time.time())}
+
+
+def test_a_raw_8bit_octet_in_the_message_id_does_not_make_the_spam_unreportable(
+    redis_url: str
+) -> None:
+    """The parser keeps a raw octet as a lone surrogate, which Redis cannot take: every
+    report of such a spam was answered 451, the MTA retried it until it bounced, and the
+    sender was never listed."""
+    cfg = site(redis_url)
+    spam = (b"From: Deals <deals@spammer.example>\r\nTo: undisclosed-recipients:;\r\n"
+            b"Subject: Cheap \xe9watches\r\nMessage-ID: <\xff1234@spammer.example>\r\n"
+            b"Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            b"Buy now at https://www.spam-shop.example/shop and save big today\r\n")
+    deliver(cfg, spam, ip="203.0.113.66", mail_from="b@spammer.example", rcpts=USERS)
+    replies = [report(cfg, u, forwarded(u, spam)) for u in USERS]
+    assert all(r.startswith("250 ") for r in replies), replies
+    assert {"203.0.113.66", "spam-shop.example"} <= listed(cfg)
