@@ -650,7 +650,8 @@ class ReputationConfig:
             "live.com", "icloud.com", "aol.com", "gmx.com", "mail.ru", "yandex.ru",
             "yahoo.com.vn",
         ),
-        doc="freemail and shared platforms: never listed whole",
+        doc="freemail and shared platforms: never listed whole (the From address is), nor the "
+        "client IP when SPF passed for them (their own outbound address)",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
     require_delivered: bool = _opt(

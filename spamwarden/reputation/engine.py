@@ -160,6 +160,20 @@ class ListingPolicy:
         """True when ``domain`` belongs to a shared platform (never listed whole)."""
         return _matches(domain, self.shared)
 
+    def _platform_ip(self, complaint: Complaint) -> bool:
+        """The complaint's client address sends for a shared platform: SPF passed at
+        delivery for a MAIL FROM domain in ``shared_domains``, so the platform's own
+        record names it.  Spam from one freemail account must not list the outbound
+        address every other account of the platform sends from; the account's address
+        is what gets listed (``address-complaints``).  Only a proven complaint: an
+        unproven one's MAIL FROM domain is what the reported copy claims."""
+        name = complaint.indicators.mail_from_domain
+        if not complaint.proven or not name:
+            return False
+        norm = normalize_domain(name)
+        reg = registrable_domain(norm) if norm else None
+        return reg is not None and self.shared_domain(reg)
+
     def targets(self, complaint: Complaint) -> list[Target]:
         """The listing keys a complaint counts toward, most telling first, no duplicates.
 
@@ -172,7 +186,8 @@ class ListingPolicy:
         never becomes a target), the ``d=`` of signatures that verified, and the
         link domains.  Of those:
 
-        - source IP (``complaints``), unless allow-listed, loopback or link-local;
+        - source IP (``complaints``), unless allow-listed, loopback or link-local, or
+          a shared platform's (:meth:`_platform_ip`);
         - the registrable domain (PSL with private suffixes: a customer's
           ``shop.blogspot.com``, never ``blogspot.com``) of MAIL FROM, From and each
           *verified* DKIM ``d=`` (``domain-complaints``); unverified ``d=`` can be
@@ -194,7 +209,7 @@ class ListingPolicy:
         def put(key: str, kind: KeyKind, reason: str) -> None:
             out.setdefault(key, Target(key, kind, reason))
 
-        if ind.source_ip:
+        if ind.source_ip and not self._platform_ip(complaint):
             addr = _ip(ind.source_ip.strip().strip("[]"))
             ip = str(addr) if addr is not None else ""
             if ip and not self.allowed_ip(ip):

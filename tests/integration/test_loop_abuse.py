@@ -128,3 +128,28 @@ def test_a_raw_8bit_octet_in_the_message_id_does_not_make_the_spam_unreportable(
     replies = [report(cfg, u, forwarded(u, spam)) for u in USERS]
     assert all(r.startswith("250 ") for r in replies), replies
     assert {"203.0.113.66", "spam-shop.example"} <= listed(cfg)
+
+
+def test_spam_from_one_freemail_account_does_not_list_the_platforms_outbound_address(
+    redis_url: str
+) -> None:
+    """SPF passed for gmail.com: the client address is one Google's record names, which
+    every other account sends from too. The account is listed, not the address."""
+    cfg = site(redis_url)
+    google = "209.85.220.41"
+    ListingStore.from_config(cfg).record_volume_counts({google: 1000, "gmail.com": 1000},
+                                                       now=time.time())
+    spam = (b"From: Joe <spammer.joe@gmail.com>\r\nTo: undisclosed-recipients:;\r\n"
+            b"Subject: Investment opportunity\r\nMessage-ID: <CAF1@mail.gmail.com>\r\n"
+            b"Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            b"Double your money, reply now.\r\n")
+    deliver(cfg, spam, ip=google, mail_from="spammer.joe@gmail.com", rcpts=USERS,
+            proved=auth(spf_domain="gmail.com", dkim=["gmail.com"], from_domain="gmail.com"))
+    assert all(report(cfg, u, forwarded(u, spam)).startswith("250 ") for u in USERS)
+    assert listed(cfg) == {"spammer.joe@gmail.com"}
+    # the same spam from an address no shared platform's SPF names is listed by address
+    other = spam.replace(b"CAF1", b"CAF2").replace(b"Double", b"Triple")
+    deliver(cfg, other, ip="198.51.100.7", mail_from="spammer.joe@gmail.com", rcpts=USERS,
+            proved=auth(dkim=["gmail.com"], from_domain="gmail.com"), queue_id="4XQ2")
+    assert all(report(cfg, u, forwarded(u, other)).startswith("250 ") for u in USERS)
+    assert listed(cfg) == {"spammer.joe@gmail.com", "198.51.100.7"}

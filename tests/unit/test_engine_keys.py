@@ -3,6 +3,8 @@ volume buckets, import lines, change entries."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from spamwarden.reputation.complaints import Complaint, Indicators
@@ -115,3 +117,24 @@ def test_complaint_fields_are_text_redis_can_take() -> None:
     assert back.message_id == "?1234@spammer.example"
     assert back.indicators.subject == "Cheap ?watches"
     assert back.indicators.url_domains == ("shop?.example",)
+
+
+def test_a_shared_platforms_spf_authorised_address_is_not_a_target_only_when_proven() -> None:
+    """SPF passed at delivery for gmail.com: the address is Google's, the account is the
+    target. A copy that only claims a gmail.com envelope (unproven) keeps its address."""
+    ind = Indicators(source_ip="209.85.220.41", mail_from_domain="gmail.com",
+                     from_domain="gmail.com", from_address="joe@gmail.com")
+    proven = Complaint(id="c1", kind="spam", reporter="alice@example.vn", received_at=1.0,
+                       fingerprint="f", indicators=ind, match="matched", delivery="d1")
+    policy = ListingPolicy(shared_domains=["gmail.com"])
+    assert [t.key for t in policy.targets(proven)] == ["joe@gmail.com"]
+    sub = Indicators(source_ip="209.85.220.41", mail_from_domain="bounce.mail.gmail.com")
+    assert policy.targets(replace(proven, indicators=sub)) == []
+    claimed = replace(proven, match="no-delivery")
+    unproven = ListingPolicy(shared_domains=["gmail.com"], require_delivered=False)
+    assert [t.key for t in unproven.targets(claimed)] == [
+        "209.85.220.41", "joe@gmail.com"]
+    # any other SPF-authorised sender's address counts as before
+    own = Indicators(source_ip="192.0.2.25", mail_from_domain="bigbank.example")
+    assert [t.key for t in policy.targets(replace(proven, indicators=own))] == [
+        "192.0.2.25", "bigbank.example"]
