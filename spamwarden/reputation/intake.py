@@ -1003,7 +1003,10 @@ class ComplaintIntake:
         # a login without a domain is its mailbox, as a mailbox move names it: one person
         # for de-duplication, the rate limit, the example quota and the worker's count
         reporter = counted_reporter(reporter, delivered_to)
-        cid = complaint_id(kind, reporter, fp)
+        # one complaint per reporter and delivery, however the copy was sent: a headers-only
+        # ARF report matches by Message-ID and its fingerprint hashes fields the reporter
+        # writes (Arrival-Date, Source-IP), so one delivery gave a complaint per variant
+        cid = complaint_id(kind, reporter, f"delivery:{delivery_id}" if delivery_id else fp)
         unmatched = self.require_delivered and match not in ("matched", "fbl", "held")
         complaint = Complaint(
             id=cid, kind=kind, reporter=reporter, received_at=self.clock(), fingerprint=fp,

@@ -153,3 +153,48 @@ def test_spam_from_one_freemail_account_does_not_list_the_platforms_outbound_add
             proved=auth(dkim=["gmail.com"], from_domain="gmail.com"), queue_id="4XQ2")
     assert all(report(cfg, u, forwarded(u, other)).startswith("250 ") for u in USERS)
     assert listed(cfg) == {"spammer.joe@gmail.com", "198.51.100.7"}
+
+
+def _arf(login: str, original: bytes, arrival: int) -> bytes:
+    """``login``'s ARF report of ``original`` with its header section only, the
+    Arrival-Date (which the reporter writes) ``arrival`` seconds past 08:00."""
+    header = original.split(b"\r\n\r\n")[0].decode()
+    return (
+        f"Received: from c.example.net (c.example.net [203.0.113.50])\r\n"
+        f"\t(Authenticated sender: {login})\r\n"
+        f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
+        f"\tfor <report@example.org>; Mon, 04 Nov 2024 09:15:02 +0700\r\n"
+        f"From: {login}\r\nTo: report@example.org\r\nSubject: abuse report\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: multipart/report; report-type=feedback-report; boundary=\"R\"\r\n\r\n"
+        f"--R\r\nContent-Type: text/plain\r\n\r\nspam\r\n"
+        f"--R\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+        f"Version: 1\r\nArrival-Date: Mon, 04 Nov 2024 08:{arrival // 60:02d}:{arrival % 60:02d}"
+        f" +0000\r\n\r\n--R\r\nContent-Type: text/rfc822-headers\r\n\r\n{header}\r\n\r\n--R--\r\n"
+    ).encode()
+
+
+def test_one_reporter_counts_one_complaint_per_delivery_however_the_copy_is_sent(
+    redis_url: str
+) -> None:
+    """Three users each received one newsletter of a large sender (10,000 messages here
+    this week). Their three reports stay under the complaint rate; sending the same
+    delivery again as headers-only ARF reports with other Arrival-Dates made a complaint
+    of each variant, and twelve more listed the sender."""
+    cfg = site(redis_url)
+    ip = "192.0.2.25"
+    ListingStore.from_config(cfg).record_volume_counts({ip: 10_000, "bigbank.example": 10_000},
+                                                       now=time.time())
+    news = (b"From: BigBank <news@bigbank.example>\r\nSubject: Your November statement\r\n"
+            b"Message-ID: <nov-2024-123@bigbank.example>\r\n"
+            b"Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            b"Your statement is ready at https://www.bigbank.example/login\r\n")
+    deliver(cfg, news, ip=ip, mail_from="bounce@bigbank.example", rcpts=USERS,
+            proved=auth(spf_domain="bigbank.example", dkim=["bigbank.example"],
+                        from_domain="bigbank.example"))
+    first = [report(cfg, u, forwarded(u, news)) for u in USERS]
+    assert all(r.startswith("250 2.0.0 Report accepted as ") for r in first), first
+    assert listed(cfg) == set()
+    again = [report(cfg, u, _arf(u, news, n)) for u in USERS for n in range(4)]
+    assert all(r.startswith("250 2.0.0 Report already received as ") for r in again), again
+    assert listed(cfg) == set()

@@ -78,7 +78,9 @@ def test_store_outcomes_map_to_replies() -> None:
     reply = _run(_intake(store).accept_report("spam", "alice@example.vn", RAW))
     [(c, example, limit)] = store.added
     assert reply == REPLIES["accepted"].format(id=c.id)
-    assert c.id == complaint_id("spam", "alice@example.vn", c.fingerprint)
+    # one complaint per reporter and matched delivery, whatever copy was sent
+    assert c.delivery
+    assert c.id == complaint_id("spam", "alice@example.vn", f"delivery:{c.delivery}")
     assert (c.received_at, limit) == (1_700_000_000.0, 200)
     assert example.startswith(b"Return-Path: <bounce-8812@mailer.promo-shop.example>")
     dup = _run(_intake(FakeStore(("duplicate", "1-0"))).accept_report("spam", "alice@example.vn",
