@@ -46,17 +46,25 @@ class Indicators:
     seen_from_domain: str | None = None
 
 
-def counted_reporter(reporter: str, delivered_to: str) -> str:
+def counted_reporter(reporter: str, delivered_to: str, *, domain: str = "") -> str:
     """The one identity a person is counted by, whichever way they reported.
 
     ``report@`` names the SASL login Postfix recorded, which may have no domain
     (``mallory``); a mailbox move (``spamwarden learn``, ``POST /v1/learn``, learn
     tokens) names the mailbox (``mallory@example.vn``, the login with the site's domain
-    appended).  A login without a domain is therefore counted as the user at the domain
-    of the address the matched delivery was made to (``delivered_to``); a login with a
-    domain, an address, or a report that matched nothing is counted as it is.
+    appended).  A login without a domain is therefore counted as the user at ``domain``
+    (intake passes the first of ``intake.local_domains``, the domain
+    ``conf/dovecot/spamwarden-learn`` appends); without one (a complaint stored before
+    intake passed it), at the domain of the address the matched delivery was made to
+    (``delivered_to``).  One login is one person: counted at the delivery's domain, a
+    login owning a mailbox at several local domains counted once per domain.  A login
+    with a domain, an address, or a report that matched nothing is counted as it is.
     """
-    if "@" in reporter or "@" not in delivered_to or not reporter:
+    if "@" in reporter or not reporter:
+        return reporter
+    if domain:
+        return f"{reporter}@{domain}"
+    if "@" not in delivered_to:
         return reporter
     return f"{reporter}@{delivered_to.rsplit('@', 1)[1]}"
 

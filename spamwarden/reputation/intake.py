@@ -1000,9 +1000,11 @@ class ComplaintIntake:
                 ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,
                                                 seen_from_domain=ind.from_domain)
                 delivery_id = found.delivery.id
-        # a login without a domain is its mailbox, as a mailbox move names it: one person
-        # for de-duplication, the rate limit, the example quota and the worker's count
-        reporter = counted_reporter(reporter, delivered_to)
+        # a login without a domain is its mailbox at the first local domain, as a mailbox
+        # move names it: one person for de-duplication, the rate limit, the example quota
+        # and the worker's count, whichever local domain the copy was delivered to
+        primary = normalize_domain(ic.local_domains[0]) if ic.local_domains else None
+        reporter = counted_reporter(reporter, delivered_to, domain=primary or "")
         # one complaint per reporter and delivery, however the copy was sent: a headers-only
         # ARF report matches by Message-ID and its fingerprint hashes fields the reporter
         # writes (Arrival-Date, Source-IP), so one delivery gave a complaint per variant

@@ -198,3 +198,23 @@ def test_one_reporter_counts_one_complaint_per_delivery_however_the_copy_is_sent
     again = [report(cfg, u, _arf(u, news, n)) for u in USERS for n in range(4)]
     assert all(r.startswith("250 2.0.0 Report already received as ") for r in again), again
     assert listed(cfg) == set()
+
+
+def test_a_login_without_a_domain_is_one_reporter_at_every_local_domain(
+    redis_url: str
+) -> None:
+    """One SASL login ("mallory") owns mallory@ at three local domains. She sends herself
+    one spam linking to a competitor at all three and reports each copy: she was counted
+    once per domain, three reporters, and the competitor was listed."""
+    domains = ("example.org", "example.net", "example.com")
+    cfg = site(redis_url, local_domains=domains)
+    spam = (b"From: Deals <deals@throwaway.example>\r\nTo: mallory@example.org\r\n"
+            b"Subject: Cheap watches\r\nMessage-ID: <m1@throwaway.example>\r\n"
+            b"Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            b"Buy now at https://www.victim.example/shop and save big today\r\n")
+    mailboxes = [f"mallory@{d}" for d in domains]
+    deliver(cfg, spam, ip="198.51.100.23", mail_from="deals@throwaway.example", rcpts=mailboxes)
+    replies = [report(cfg, m, forwarded("mallory", spam)) for m in mailboxes]
+    assert replies[0].startswith("250 2.0.0 Report accepted as "), replies
+    assert all(r.startswith("250 2.0.0 Report already received as ") for r in replies[1:]), replies
+    assert listed(cfg) == set()
