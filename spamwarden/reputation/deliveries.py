@@ -32,20 +32,32 @@ and by its Message-ID, each together with the reporter; where both are known
 they must point at the same delivery.  A reporter who was not a recipient of the
 delivery matches nothing.
 
+Several deliveries to one recipient can share a fingerprint: the fingerprint leaves
+out link targets and every sending name, so that a forwarded copy still matches.  A
+spammer can therefore follow its spam with look-alikes (the same text, other links,
+another client address) to the same people.  The ledger keeps the
+:data:`MAX_CANDIDATES` newest deliveries of a content or Message-ID per recipient, and a
+report that fits several is narrowed by what the reported copy shows (our MTA's queue id
+in its ``Received`` fields, the link domains it still has; :func:`decide_among`); what is
+still ambiguous counts only against what every one of those deliveries proved.
+
 Redis keys (hash tag ``{sw}``; every one expires ``reputation.window`` after the
-delivery; a newer delivery of the same content to the same recipient overwrites
-the index entries):
+last delivery written to it):
 
 ``sw:{sw}:dlv:<id>``
     string, the delivery as JSON (:meth:`Delivery.to_json`).
-``sw:{sw}:dlv:f:<fingerprint>:<recipient>``
-    string, the id of the latest delivery of that content to that recipient.
-``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
-    string, the id of the latest delivery of that Message-ID to that recipient
-    (hash: first 32 hex digits of SHA-256 of the Message-ID without ``<>``).
+``sw:{sw}:dlv:fl:<fingerprint>:<recipient>``
+    list, the ids of the newest deliveries of that content to that recipient, oldest
+    first (at most :data:`MAX_CANDIDATES`).
+``sw:{sw}:dlv:ml:<message-id hash>:<recipient>``
+    list, the same for that Message-ID (hash: first 32 hex digits of SHA-256 of the
+    Message-ID without ``<>``).
 ``sw:{sw}:dlv:f:<fingerprint>`` / ``sw:{sw}:dlv:m:<message-id hash>``
     string, the id of the latest delivery of that content / Message-ID to anyone
     (only to tell a reporter "delivered here, but not to you").
+``sw:{sw}:dlv:f:<fingerprint>:<recipient>`` / ``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
+    string, the latest delivery to that recipient, as written before the lists; read
+    until they expire.
 
 Bounds per delivery: :data:`MAX_RECIPIENTS` recipients indexed (further
 recipients cannot report the message), :data:`MAX_URL_DOMAINS` URL domains and
@@ -80,15 +92,20 @@ __all__ = [
     "Delivery",
     "DeliveryLedger",
     "DeliveryLookup",
+    "MAX_CANDIDATES",
+    "CopyEvidence",
     "LedgerRecorder",
     "Match",
     "RedisDeliveryLedger",
     "RedisDeliveryLookup",
     "content_key",
+    "content_list_key",
+    "decide_among",
     "decide_match",
     "delivery_of",
     "message_id_hash",
     "message_key",
+    "message_list_key",
     "normalize_reporter",
     "record_deliveries",
     "record_key",
@@ -99,6 +116,8 @@ log = logging.getLogger("spamwarden.deliveries")
 MAX_RECIPIENTS = 100
 MAX_URL_DOMAINS = 50
 MAX_ID_CHARS = 998  # RFC 5322 §2.1.1 line length: a longer Message-ID is not one
+#: deliveries of one content (or Message-ID) to one recipient a report can be told apart from
+MAX_CANDIDATES = 8
 
 PREFIX = "sw:{sw}:dlv"
 
@@ -116,6 +135,16 @@ def content_key(fp: str, recipient: str | None = None) -> str:
 def message_key(mid_hash: str, recipient: str | None = None) -> str:
     """The index of deliveries by Message-ID hash (and recipient)."""
     return f"{PREFIX}:m:{mid_hash}" + (f":{recipient}" if recipient else "")
+
+
+def content_list_key(fp: str, recipient: str) -> str:
+    """The newest deliveries of a content to a recipient (a list of ids)."""
+    return f"{PREFIX}:fl:{fp}:{recipient}"
+
+
+def message_list_key(mid_hash: str, recipient: str) -> str:
+    """The newest deliveries of a Message-ID to a recipient (a list of ids)."""
+    return f"{PREFIX}:ml:{mid_hash}:{recipient}"
 
 
 def clean_message_id(message_id: str | None) -> str:
@@ -281,10 +310,13 @@ class Match:
         within the window); ``not-a-recipient`` (delivered here, not to the reporter);
         ``disagree`` (the Message-ID and the content point at different deliveries).
     :ivar delivery: the matched delivery (``matched`` only).
+    :ivar candidates: how many deliveries the copy could not be told apart from
+        (``delivery`` then stands for what they all proved, :func:`decide_among`).
     """
 
     status: MatchStatus
     delivery: Delivery | None = None
+    candidates: int = 1
 
 
 class DeliveryLedger(Protocol):
@@ -295,17 +327,32 @@ class DeliveryLedger(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CopyEvidence:
+    """What the reported copy itself shows that tells apart deliveries of one text.
+
+    :ivar url_domains: the registrable domains of the copy's links (an inline forward
+        of an HTML message may have lost them: then none).
+    :ivar header: the copy's header section as text: an attached copy keeps the
+        ``Received`` field our MTA added, which names the delivery's queue id.
+    """
+
+    url_domains: tuple[str, ...] = ()
+    header: str = ""
+
+
 class DeliveryLookup(Protocol):
     """Where intake looks reported messages up (asyncio code)."""
 
     async def match(self, reporter: str, *, fingerprint: str | None,
-                    message_id: str | None) -> Match:
-        """The delivery a report is about (see :func:`decide_match`).
+                    message_id: str | None, copy: CopyEvidence | None = None) -> Match:
+        """The delivery a report is about (see :func:`decide_among`).
 
         :param reporter: the reporter, normalised (:func:`normalize_reporter`).
         :param fingerprint: the original's content fingerprint; ``None`` when it has
             no content to compare (an ARF report with headers only).
         :param message_id: the original's Message-ID, when it has one.
+        :param copy: what the reported copy shows, to tell several deliveries apart.
         :raises StoreError: the store failed.
         """
         ...
@@ -319,33 +366,122 @@ def decide_match(
     by_message_id: Delivery | None,
     any_recipient: bool,
 ) -> Match:
+    """:func:`decide_among` with at most one delivery of each kind (pure)."""
+    return decide_among(
+        fingerprint=fingerprint, message_id=message_id,
+        by_content=() if by_content is None else (by_content,),
+        by_message_id=() if by_message_id is None else (by_message_id,),
+        any_recipient=any_recipient)
+
+
+def decide_among(
+    *,
+    fingerprint: str | None,
+    message_id: str | None,
+    by_content: Sequence[Delivery],
+    by_message_id: Sequence[Delivery],
+    any_recipient: bool,
+    copy: CopyEvidence | None = None,
+) -> Match:
     """Which delivery a reported message is (pure).
+
+    The deliveries the content and the Message-ID both point at are the candidates
+    (either alone when the copy has only one of them); the content and the Message-ID
+    pointing at different deliveries is ``disagree``.  Several candidates (a spammer
+    following its spam with look-alikes to the same people) are narrowed by the copy
+    (:func:`_narrowed`); what is left after that is matched as one delivery proving only
+    what all of them proved (:func:`_common`), so neither a look-alike's links nor its
+    client address can take the complaints of the spam that was reported.
 
     :param fingerprint: the original's fingerprint (``None``: no content to compare).
     :param message_id: the original's Message-ID (cleaned; ``""``/``None``: none).
-    :param by_content: the delivery of that content to the reporter, if any.
-    :param by_message_id: the delivery of that Message-ID to the reporter, if any.
+    :param by_content: the deliveries of that content to the reporter, oldest first.
+    :param by_message_id: the deliveries of that Message-ID to the reporter.
     :param any_recipient: a delivery of that content or Message-ID to anyone exists.
+    :param copy: what the reported copy shows.
     """
     mid = clean_message_id(message_id)
-    if by_content is not None and by_message_id is not None:
-        if by_content.id == by_message_id.id or by_message_id.fingerprint == fingerprint:
-            return Match("matched", by_message_id)
-        if mid and by_content.message_id == mid:
-            # One Message-ID on several deliveries to this reporter (a sender reusing it):
-            # the index holds the newest, but the delivery of the reported content carries
-            # the same Message-ID, so content and Message-ID agree on that one.
-            return Match("matched", by_content)
+    content = list({d.id: d for d in by_content}.values())
+    mids = list({d.id: d for d in by_message_id}.values())
+    if content and mids:
+        by_mid = {d.id for d in mids}
+        cands = ([d for d in content if d.id in by_mid]
+                 or [d for d in mids if d.fingerprint == fingerprint]
+                 # One Message-ID on several deliveries to this reporter (a sender
+                 # reusing it): the delivery of the reported content carries it too
+                 or [d for d in content if mid and d.message_id == mid])
+    elif mids:
+        cands = mids if fingerprint is None else [d for d in mids if d.fingerprint == fingerprint]
+    elif content:
+        cands = [d for d in content if not (mid and d.message_id and d.message_id != mid)]
+    else:
+        return Match("not-a-recipient" if any_recipient else "no-delivery")
+    if not cands:
         return Match("disagree")
-    if by_message_id is not None:
-        if fingerprint is not None and by_message_id.fingerprint != fingerprint:
-            return Match("disagree")
-        return Match("matched", by_message_id)
-    if by_content is not None:
-        if mid and by_content.message_id and by_content.message_id != mid:
-            return Match("disagree")
-        return Match("matched", by_content)
-    return Match("not-a-recipient" if any_recipient else "no-delivery")
+    cands = _narrowed(cands, copy)
+    if len(cands) == 1:
+        return Match("matched", cands[0])
+    return Match("matched", _common(cands), candidates=len(cands))
+
+
+def _narrowed(cands: list[Delivery], copy: CopyEvidence | None) -> list[Delivery]:
+    """The candidates the copy points at: those whose queue id its header names (our
+    MTA's ``Received`` field of an attached copy), then those holding every link domain
+    it has; a test that would leave none narrows nothing."""
+    if len(cands) < 2 or copy is None:
+        return cands
+    if copy.header:
+        named = [d for d in cands if d.queue_id and _names_queue_id(copy.header, d.queue_id)]
+        if named:
+            cands = named
+    if len(cands) > 1 and copy.url_domains:
+        links = set(copy.url_domains)
+        holding = [d for d in cands if links <= set(d.url_domains)]
+        if holding:
+            cands = holding
+    return cands
+
+
+def _names_queue_id(header: str, queue_id: str) -> bool:
+    """``queue_id`` stands as a word of ``header`` (``with ESMTP id 4XyZ...;``)."""
+    at = header.find(queue_id)
+    while at >= 0:
+        end = at + len(queue_id)
+        if (at == 0 or not header[at - 1].isalnum()) and (
+                end == len(header) or not header[end].isalnum()):
+            return True
+        at = header.find(queue_id, end)
+    return False
+
+
+def _common(cands: Sequence[Delivery]) -> Delivery:
+    """One delivery standing for several a report could be: the names and the client
+    address every one of them proved, nothing any of them lacks; its id names the set
+    (one complaint per reporter and set)."""
+    first = cands[0]
+
+    def same(values: Iterable[str | None]) -> str | None:
+        found = set(values)
+        return found.pop() if len(found) == 1 else None
+
+    def shared(lists: list[tuple[str, ...]]) -> tuple[str, ...]:
+        return tuple(x for x in lists[0] if all(x in other for other in lists[1:]))
+
+    ids = sorted(d.id for d in cands)
+    from_domain = same(d.from_domain for d in cands)
+    dkim = shared([d.dkim_domains for d in cands])
+    urls = shared([d.url_domains for d in cands])
+    rcpts = shared([d.recipients for d in cands])
+    return Delivery(
+        id=hashlib.sha256("\0".join(ids).encode()).hexdigest()[:24],
+        at=max(d.at for d in cands), fingerprint=first.fingerprint,
+        message_id=same(d.message_id for d in cands) or "",
+        client_ip=same(d.client_ip for d in cands),
+        mail_from_domain=same(d.mail_from_domain for d in cands),
+        dkim_domains=dkim, from_domain=from_domain,
+        from_address=same(d.from_address for d in cands) if from_domain else None,
+        url_domains=urls, recipients=rcpts,
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -381,6 +517,12 @@ class RedisDeliveryLedger:
         if not deliveries:
             return
         pipe = self.client.pipeline(transaction=False)
+
+        def index(key: str, ident: str) -> None:
+            pipe.rpush(key, ident)
+            pipe.ltrim(key, -MAX_CANDIDATES, -1)
+            pipe.expire(key, self.ttl)
+
         for d in deliveries:
             pipe.set(record_key(d.id), d.to_json(), ex=self.ttl)
             mh = message_id_hash(d.message_id)
@@ -388,9 +530,9 @@ class RedisDeliveryLedger:
             if mh:
                 pipe.set(message_key(mh), d.id, ex=self.ttl)
             for r in d.recipients:
-                pipe.set(content_key(d.fingerprint, r), d.id, ex=self.ttl)
+                index(content_list_key(d.fingerprint, r), d.id)
                 if mh:
-                    pipe.set(message_key(mh, r), d.id, ex=self.ttl)
+                    index(message_list_key(mh, r), d.id)
         try:
             pipe.execute()
         except Exception as exc:  # noqa: BLE001 - a lost record never fails the mail
@@ -400,7 +542,8 @@ class RedisDeliveryLedger:
 
 
 class RedisDeliveryLookup:
-    """:class:`DeliveryLookup` over ``redis.asyncio`` (intake): two ``MGET`` round trips.
+    """:class:`DeliveryLookup` over ``redis.asyncio`` (intake): two round trips (the
+    indexes in one pipeline, then the records with one ``MGET``).
 
     :param client: a ``redis.asyncio.Redis``.
     """
@@ -409,40 +552,54 @@ class RedisDeliveryLookup:
         self.client = client
 
     async def match(self, reporter: str, *, fingerprint: str | None,
-                    message_id: str | None) -> Match:
+                    message_id: str | None, copy: CopyEvidence | None = None) -> Match:
         """See :meth:`DeliveryLookup.match`."""
         import redis.exceptions
 
         mh = message_id_hash(message_id)
-        keys: list[str] = []
-        if fingerprint:
-            keys += [content_key(fingerprint, reporter), content_key(fingerprint)]
-        if mh:
-            keys += [message_key(mh, reporter), message_key(mh)]
-        if not keys:
+        if not fingerprint and not mh:
             return Match("no-delivery")
+        lists = ([content_list_key(fingerprint, reporter)] if fingerprint else []) + (
+            [message_list_key(mh, reporter)] if mh else [])
+        # the per-recipient strings written before the lists, and the anyone indexes
+        strings = ([content_key(fingerprint, reporter), content_key(fingerprint)]
+                   if fingerprint else []) + ([message_key(mh, reporter), message_key(mh)]
+                                              if mh else [])
         try:
-            ids = [_text(v) for v in await self.client.mget(keys)]
-            found = dict(zip(keys, ids))
-            mine = [i for i in (found.get(content_key(fingerprint, reporter)) if fingerprint
-                                else None,
-                                found.get(message_key(mh, reporter)) if mh else None) if i]
+            pipe = self.client.pipeline(transaction=False)  # (a cluster pipelines no MGET)
+            for key in lists:
+                pipe.lrange(key, 0, -1)
+            for key in strings:
+                pipe.get(key)
+            answers = await pipe.execute()
+            ids = dict(zip(lists, answers))
+            got = dict(zip(strings, map(_text, answers[len(lists):])))
+            content_ids = [t for t in (got.get(content_key(fingerprint, reporter)),
+                                       *map(_text, ids.get(content_list_key(fingerprint,
+                                                                            reporter), [])))
+                           if t] if fingerprint else []
+            mid_ids = [t for t in (got.get(message_key(mh, reporter)),
+                                   *map(_text, ids.get(message_list_key(mh, reporter), [])))
+                       if t] if mh else []
             records: dict[str, Delivery | None] = {}
-            if mine:
-                wanted = list(dict.fromkeys(mine))
+            wanted = list(dict.fromkeys((*content_ids, *mid_ids)))
+            if wanted:
                 values = await self.client.mget([record_key(i) for i in wanted])
                 records = {i: _record(v) for i, v in zip(wanted, values)}
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
         except redis.exceptions.RedisError as exc:
             raise StoreError(f"Redis failed: {exc}") from exc
-        by_content = records.get(found.get(content_key(fingerprint, reporter)) or "") \
-            if fingerprint else None
-        by_mid = records.get(found.get(message_key(mh, reporter)) or "") if mh else None
-        anyone = bool((fingerprint and found.get(content_key(fingerprint)))
-                      or (mh and found.get(message_key(mh))))
-        return decide_match(fingerprint=fingerprint, message_id=message_id,
-                            by_content=by_content, by_message_id=by_mid, any_recipient=anyone)
+
+        def found(ids: list[str]) -> list[Delivery]:
+            out = [records.get(i) for i in ids]
+            return sorted((d for d in out if d is not None), key=lambda d: d.at)
+
+        anyone = bool((fingerprint and got.get(content_key(fingerprint)))
+                      or (mh and got.get(message_key(mh))))
+        return decide_among(fingerprint=fingerprint, message_id=message_id,
+                            by_content=found(content_ids), by_message_id=found(mid_ids),
+                            any_recipient=anyone, copy=copy)
 
 
 def record_deliveries(

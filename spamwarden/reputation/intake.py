@@ -183,7 +183,13 @@ from .complaints import (
     Indicators,
     counted_reporter,
 )
-from .deliveries import DeliveryLookup, Match, RedisDeliveryLookup, normalize_reporter
+from .deliveries import (
+    CopyEvidence,
+    DeliveryLookup,
+    Match,
+    RedisDeliveryLookup,
+    normalize_reporter,
+)
 from .feedback_loops import (
     FeedbackLoop,
     arrived_from,
@@ -237,6 +243,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("spamwarden.intake")
+
+#: the octets of a reported copy read for its header section (the queue id our MTA wrote)
+_COPY_HEADER_MAX = 65536
 
 #: What a reporter says a forwarded message is.
 ReportKind = Literal["spam", "ham"]
@@ -908,24 +917,33 @@ class ComplaintIntake:
                             reporter=mailbox)
 
     async def _match(self, reporter: str, original: Original, view: MessageView | None,
-                     fp: str) -> tuple[Match, str]:
+                     fp: str, url_domains: tuple[str, ...] = ()) -> tuple[Match, str]:
         """The delivery here the reported original is (see
         :mod:`~spamwarden.reputation.deliveries`), and the reporter's address it was
         delivered to (``""`` unless matched).
 
+        :param url_domains: the link domains the copy still has (its indicators'), which
+            tell apart deliveries of one text with other links.
         :raises StoreError: the ledger failed.
         """
         if self.deliveries is None:
             return Match("no-delivery"), ""
         content = fp if view is not None and not original.headers_only else None
         mid = view.message_id if view is not None else None
+        # the copy's header section: an attached copy keeps our MTA's Received field,
+        # which names the delivery's queue id
+        head = original.message[:_COPY_HEADER_MAX].replace(b"\r\n", b"\n")
+        end = head.find(b"\n\n")
+        copy = CopyEvidence(url_domains=url_domains,
+                            header=head[:end if end >= 0 else None].decode("utf-8", "replace"))
         delims = self.cfg.intake.recipient_delimiter
         # a SASL login without a domain is the user at one of our domains
         who = [reporter] if "@" in reporter else [f"{reporter}@{d}" for d in self.local_domains]
         found = Match("no-delivery")
         for candidate in who[:10]:
             address = normalize_reporter(candidate, delimiters=delims)
-            m = await self.deliveries.match(address, fingerprint=content, message_id=mid)
+            m = await self.deliveries.match(address, fingerprint=content, message_id=mid,
+                                            copy=copy)
             if m.status == "matched":
                 return m, address
             if found.status == "no-delivery" or m.status == "disagree":
@@ -987,7 +1005,8 @@ class ComplaintIntake:
             match = "held"
         if not match:  # a ham report too: what was wrongly filtered was delivered here
             try:
-                found, delivered_to = await self._match(mailbox or reporter, original, view, fp)
+                found, delivered_to = await self._match(mailbox or reporter, original, view, fp,
+                                                        ind.url_domains)
             except StoreError as exc:
                 event(log, "report not stored", logging.WARNING, reporter=reporter, kind=kind,
                       error=str(exc))
@@ -995,6 +1014,10 @@ class ComplaintIntake:
                 _count_redis_error()
                 return "store_failed", "", ""
             match = found.status
+            if found.candidates > 1:
+                event(log, "report matched several deliveries", reporter=reporter, kind=kind,
+                      deliveries=found.candidates,
+                      counted="what all of them proved")
             if found.delivery is not None:
                 # what the delivery proved replaces what the report's copy claims
                 ind = found.delivery.indicators(ad_label=ind.ad_label, subject=ind.subject,

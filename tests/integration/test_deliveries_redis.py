@@ -4,6 +4,8 @@ records is what intake finds, every key expires, and store trouble never fails t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 import pytest
 
@@ -12,10 +14,15 @@ from spamwarden.errors import StoreError
 from spamwarden.mail import parse_message
 from spamwarden.redisconn import EmbeddedRedis, async_client, sync_client
 from spamwarden.reputation.deliveries import (
+    MAX_CANDIDATES,
     Delivery,
+    Match,
     RedisDeliveryLedger,
     RedisDeliveryLookup,
+    content_key,
+    content_list_key,
     delivery_of,
+    record_key,
 )
 from spamwarden.reputation.reports import delivered_fingerprint
 from tests.conftest import DATA
@@ -97,3 +104,34 @@ def test_store_trouble(redis_server: EmbeddedRedis) -> None:
         asyncio.run(lookup())
     client.close()
     redis_server.start()
+
+
+def test_the_newest_deliveries_of_one_text_to_a_recipient_are_kept(redis_url: str) -> None:
+    """Each recipient's index holds the newest MAX_CANDIDATES deliveries of a content, with
+    the window's TTL; an index entry written before the lists (one id, a string) is still
+    read until it expires."""
+    cfg = config_from_mapping({"redis": {"url": redis_url}})
+    client = sync_client(cfg)
+    ledger = RedisDeliveryLedger(client, ttl=600)
+    many = [dataclasses.replace(delivery("alice@example.vn"), id=f"d{i}", at=float(i),
+                                client_ip=f"192.0.2.{i}") for i in range(MAX_CANDIDATES + 2)]
+    ledger.record_many(many)
+    key = content_list_key(FP, "alice@example.vn")
+    assert [i.decode() for i in client.lrange(key, 0, -1)] == [d.id for d in many[2:]]
+    assert 0 < client.ttl(key) <= 600
+    older = dataclasses.replace(delivery("bob@example.vn"), id="old", client_ip="192.0.2.200")
+    client.set(record_key("old"), older.to_json(), ex=600)
+    client.set(content_key(FP, "bob@example.vn"), "old", ex=600)
+
+    async def match(who: str) -> Any:
+        aclient = async_client(cfg)
+        try:
+            return await RedisDeliveryLookup(aclient).match(who, fingerprint=FP, message_id=None)
+        finally:
+            await aclient.aclose()
+
+    found = asyncio.run(match("alice@example.vn"))
+    # eight look-alikes from eight addresses: none of the addresses is what all proved
+    assert found.status == "matched" and found.delivery.client_ip is None
+    assert asyncio.run(match("bob@example.vn")) == Match("matched", older)
+    client.close()

@@ -218,3 +218,85 @@ def test_a_login_without_a_domain_is_one_reporter_at_every_local_domain(
     assert replies[0].startswith("250 2.0.0 Report accepted as "), replies
     assert all(r.startswith("250 2.0.0 Report already received as ") for r in replies[1:]), replies
     assert listed(cfg) == set()
+
+
+def _watches(href: str, message_id: str | None) -> bytes:
+    return (
+        "From: Deals <deals@spammer.example>\r\nTo: undisclosed-recipients:;\r\n"
+        "Subject: Cheap watches today\r\n"
+        + (f"Message-ID: <{message_id}>\r\n" if message_id else "")
+        + "Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        "<html><body><p>Genuine replica watches, 90% off.</p>"
+        f"<p><a href=\"https://{href}/buy\">Click here to order</a></p></body></html>\r\n"
+    ).encode()
+
+
+def _inline(login: str) -> bytes:
+    """``login`` forwards the watches spam inline as plain text: the links are gone."""
+    return (
+        f"Received: from c.example.net (c.example.net [203.0.113.50])\r\n"
+        f"\t(Authenticated sender: {login})\r\n"
+        f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
+        f"\tfor <report@example.org>; Mon, 04 Nov 2024 09:15:02 +0700\r\n"
+        f"From: {login}\r\nTo: report@example.org\r\nSubject: Fwd: Cheap watches today\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"\r\n---------- Forwarded message ---------\r\n"
+        f"From: Deals <deals@spammer.example>\r\nDate: Mon, 4 Nov 2024 at 08:00\r\n"
+        f"Subject: Cheap watches today\r\nTo: <{login}>\r\n\r\n"
+        f"Genuine replica watches, 90% off.\r\n\r\nClick here to order\r\n"
+    ).encode()
+
+
+SPAMMER = auth(spf_domain="spammer.example", dkim=["spammer.example"],
+               from_domain="spammer.example")
+SPAMMERS_NAMES = {"203.0.113.66", "spam-shop.example", "spammer.example"}
+
+
+@pytest.mark.parametrize("how", ["attached", "attached, no Message-ID",
+                                 "look-alike reuses the Message-ID", "inline"])
+def test_a_look_alike_sent_after_the_spam_does_not_take_its_complaints(
+    redis_url: str, how: str
+) -> None:
+    """The spam S comes from the spammer's own address and domain, linking to its shop. A
+    minute later a look-alike S' reaches the same people: the same text, From and Subject
+    (so the same fingerprint), from a throwaway address, linking to a victim's site. The
+    ledger kept the newest delivery per fingerprint and recipient, so reports of S counted
+    against S': the throwaway address and the victim were listed, the spammer never."""
+    cfg = site(redis_url)
+    mid = None if how == "attached, no Message-ID" else "s-1@spammer.example"
+    spam = _watches("www.spam-shop.example", mid)
+    look_alike = _watches("www.victim.example", mid if how.startswith("look-alike") or mid is None
+                          else "s-2@spammer.example")
+    deliver(cfg, spam, ip="203.0.113.66", mail_from="b@spammer.example", rcpts=USERS,
+            proved=SPAMMER, queue_id="4XQS1")
+    deliver(cfg, look_alike, ip="198.51.100.99", mail_from="x@throwaway.example", rcpts=USERS,
+            queue_id="4XQS2")
+    replies = [report(cfg, u, _inline(u) if how == "inline" else forwarded(u, spam))
+               for u in USERS]
+    assert all(r.startswith("250 2.0.0 Report accepted as ") for r in replies), replies
+    got = listed(cfg)
+    assert not got & {"198.51.100.99", "victim.example", "throwaway.example"}
+    if how == "inline":  # nothing in the copy tells the two apart: what both proved counts
+        assert got == set()
+    else:  # the copy's link tells
+        assert got == SPAMMERS_NAMES
+
+
+def test_our_queue_id_in_an_attached_copy_tells_apart_deliveries_of_one_message(
+    redis_url: str
+) -> None:
+    """The same spam, links and all, from two addresses: the copies users attach carry
+    the Received field our MTA wrote at delivery, which names the queue id."""
+    cfg = site(redis_url)
+    spam = _watches("www.spam-shop.example", None)
+    deliver(cfg, spam, ip="203.0.113.66", mail_from="b@spammer.example", rcpts=USERS,
+            proved=SPAMMER, queue_id="4XQS1ab")
+    deliver(cfg, spam, ip="198.51.100.99", mail_from="x@throwaway.example", rcpts=USERS,
+            queue_id="4XQS2cd")
+    ours = (b"Received: from mx.spammer.example (mx.spammer.example [203.0.113.66])\r\n"
+            b"\tby mail.example.org (Postfix) with ESMTPS id 4XQS1ab\r\n"
+            b"\tfor <alice@example.org>; Mon, 04 Nov 2024 08:00:02 +0700\r\n")
+    assert all(report(cfg, u, forwarded(u, ours + spam)).startswith("250 ") for u in USERS)
+    assert listed(cfg) == SPAMMERS_NAMES

@@ -18,8 +18,10 @@ from spamwarden.reputation.complaints import Complaint
 from spamwarden.reputation.deliveries import (
     MAX_RECIPIENTS,
     MAX_URL_DOMAINS,
+    CopyEvidence,
     Delivery,
     Match,
+    decide_among,
     decide_match,
     delivery_of,
     record_deliveries,
@@ -162,6 +164,41 @@ def test_decide_match() -> None:
                         any_recipient=True).status == "not-a-recipient"
     assert decide_match(fingerprint=FP, message_id=MID, by_content=None, by_message_id=None,
                         any_recipient=False).status == "no-delivery"
+
+
+def test_several_deliveries_of_one_text_are_told_apart_by_the_copy_or_count_in_common() -> None:
+    """A spam and a look-alike (the same fingerprint) to one reporter: the copy's queue id,
+    then its links, pick the delivery; else only what both proved counts."""
+    spam = dataclasses.replace(delivered("a@example.vn"), id="s", client_ip="203.0.113.66",
+                               mail_from_domain="spammer.example", dkim_domains=(
+                                   "spammer.example", "esp.example"),
+                               url_domains=("spam-shop.example", "cdn.example"),
+                               queue_id="4XQS1", at=1.0)
+    look_alike = dataclasses.replace(spam, id="l", client_ip="198.51.100.99",
+                                     mail_from_domain=None, dkim_domains=("esp.example",),
+                                     url_domains=("victim.example", "cdn.example"),
+                                     queue_id="4XQS2", at=2.0)
+
+    def decide(copy: CopyEvidence | None) -> Match:
+        return decide_among(fingerprint=FP, message_id=None, by_content=[spam, look_alike],
+                            by_message_id=(), any_recipient=True, copy=copy)
+
+    header = "Received: from x\n\tby mail.example.vn (Postfix) with ESMTP id 4XQS1;"
+    assert decide(CopyEvidence(header=header)) == Match("matched", spam)
+    # a queue id inside a longer word names nothing
+    assert decide(CopyEvidence(header=header.replace("4XQS1", "4XQS12"))).delivery not in (
+        spam, look_alike)
+    assert decide(CopyEvidence(url_domains=("victim.example",))) == Match("matched", look_alike)
+    both = decide(CopyEvidence(url_domains=("cdn.example",))).delivery
+    assert both is not None and both.id not in ("s", "l")
+    assert (both.client_ip, both.mail_from_domain, both.dkim_domains, both.url_domains) == (
+        None, None, ("esp.example",), ("cdn.example",))
+    assert decide(None) == Match("matched", both, candidates=2)  # one id for one set
+    # a link the copy has and no candidate had (the reporter's own) narrows nothing
+    assert decide(CopyEvidence(url_domains=("reporter.example",))).delivery == both
+    # the same delivery found twice is one candidate
+    assert decide_among(fingerprint=FP, message_id=None, by_content=[spam, spam],
+                        by_message_id=[spam], any_recipient=True) == Match("matched", spam)
 
 
 class Store:
