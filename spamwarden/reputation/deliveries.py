@@ -46,18 +46,15 @@ last delivery written to it):
 
 ``sw:{sw}:dlv:<id>``
     string, the delivery as JSON (:meth:`Delivery.to_json`).
-``sw:{sw}:dlv:fl:<fingerprint>:<recipient>``
-    list, the ids of the newest deliveries of that content to that recipient, oldest
-    first (at most :data:`MAX_CANDIDATES`).
-``sw:{sw}:dlv:ml:<message-id hash>:<recipient>``
-    list, the same for that Message-ID (hash: first 32 hex digits of SHA-256 of the
+``sw:{sw}:dlv:f:<fingerprint>:<recipient>``
+    string, the ids of the newest deliveries of that content to that recipient, oldest
+    first, separated by spaces (at most :data:`MAX_CANDIDATES`; usually one).
+``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
+    string, the same for that Message-ID (hash: first 32 hex digits of SHA-256 of the
     Message-ID without ``<>``).
 ``sw:{sw}:dlv:f:<fingerprint>`` / ``sw:{sw}:dlv:m:<message-id hash>``
     string, the id of the latest delivery of that content / Message-ID to anyone
     (only to tell a reporter "delivered here, but not to you").
-``sw:{sw}:dlv:f:<fingerprint>:<recipient>`` / ``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
-    string, the latest delivery to that recipient, as written before the lists; read
-    until they expire.
 
 Bounds per delivery: :data:`MAX_RECIPIENTS` recipients indexed (further
 recipients cannot report the message), :data:`MAX_URL_DOMAINS` URL domains and
@@ -73,6 +70,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from .._lua import lua_script
 from ..errors import StoreError, StoreUnavailable
 from ..logs import event
 from ..mail import (
@@ -99,13 +97,11 @@ __all__ = [
     "RedisDeliveryLedger",
     "RedisDeliveryLookup",
     "content_key",
-    "content_list_key",
     "decide_among",
     "decide_match",
     "delivery_of",
     "message_id_hash",
     "message_key",
-    "message_list_key",
     "normalize_reporter",
     "record_deliveries",
     "record_key",
@@ -135,16 +131,6 @@ def content_key(fp: str, recipient: str | None = None) -> str:
 def message_key(mid_hash: str, recipient: str | None = None) -> str:
     """The index of deliveries by Message-ID hash (and recipient)."""
     return f"{PREFIX}:m:{mid_hash}" + (f":{recipient}" if recipient else "")
-
-
-def content_list_key(fp: str, recipient: str) -> str:
-    """The newest deliveries of a content to a recipient (a list of ids)."""
-    return f"{PREFIX}:fl:{fp}:{recipient}"
-
-
-def message_list_key(mid_hash: str, recipient: str) -> str:
-    """The newest deliveries of a Message-ID to a recipient (a list of ids)."""
-    return f"{PREFIX}:ml:{mid_hash}:{recipient}"
 
 
 def clean_message_id(message_id: str | None) -> str:
@@ -500,6 +486,11 @@ def _record(value: Any) -> Delivery | None:
         return None
 
 
+_INDEX_LUA = lua_script("spamwarden.reputation", "delivery_index")
+#: index keys per script call (a batch of a hundred recipients each stays one call)
+_INDEX_KEYS_PER_CALL = 1000
+
+
 class RedisDeliveryLedger:
     """:class:`DeliveryLedger` over a synchronous ``redis.Redis`` (the milter's client).
 
@@ -511,18 +502,15 @@ class RedisDeliveryLedger:
         self.client = client
         self.ttl = max(1, int(ttl))
         self.failed = 0
+        self._index = client.register_script(_INDEX_LUA)
 
     def record_many(self, deliveries: Sequence[Delivery]) -> None:
         """See :meth:`DeliveryLedger.record_many` (one pipeline, no transaction)."""
         if not deliveries:
             return
         pipe = self.client.pipeline(transaction=False)
-
-        def index(key: str, ident: str) -> None:
-            pipe.rpush(key, ident)
-            pipe.ltrim(key, -MAX_CANDIDATES, -1)
-            pipe.expire(key, self.ttl)
-
+        keys: list[str] = []
+        ids: list[str] = []
         for d in deliveries:
             pipe.set(record_key(d.id), d.to_json(), ex=self.ttl)
             mh = message_id_hash(d.message_id)
@@ -530,11 +518,16 @@ class RedisDeliveryLedger:
             if mh:
                 pipe.set(message_key(mh), d.id, ex=self.ttl)
             for r in d.recipients:
-                index(content_list_key(d.fingerprint, r), d.id)
+                keys.append(content_key(d.fingerprint, r))
+                ids.append(d.id)
                 if mh:
-                    index(message_list_key(mh, r), d.id)
+                    keys.append(message_key(mh, r))
+                    ids.append(d.id)
         try:
             pipe.execute()
+            for at in range(0, len(keys), _INDEX_KEYS_PER_CALL):
+                self._index(keys=keys[at:at + _INDEX_KEYS_PER_CALL],
+                            args=[self.ttl, MAX_CANDIDATES, *ids[at:at + _INDEX_KEYS_PER_CALL]])
         except Exception as exc:  # noqa: BLE001 - a lost record never fails the mail
             self.failed += len(deliveries)
             event(log, "delivery_record_failed", logging.WARNING, messages=len(deliveries),
@@ -542,8 +535,7 @@ class RedisDeliveryLedger:
 
 
 class RedisDeliveryLookup:
-    """:class:`DeliveryLookup` over ``redis.asyncio`` (intake): two round trips (the
-    indexes in one pipeline, then the records with one ``MGET``).
+    """:class:`DeliveryLookup` over ``redis.asyncio`` (intake): two ``MGET`` round trips.
 
     :param client: a ``redis.asyncio.Redis``.
     """
@@ -559,28 +551,17 @@ class RedisDeliveryLookup:
         mh = message_id_hash(message_id)
         if not fingerprint and not mh:
             return Match("no-delivery")
-        lists = ([content_list_key(fingerprint, reporter)] if fingerprint else []) + (
-            [message_list_key(mh, reporter)] if mh else [])
-        # the per-recipient strings written before the lists, and the anyone indexes
-        strings = ([content_key(fingerprint, reporter), content_key(fingerprint)]
-                   if fingerprint else []) + ([message_key(mh, reporter), message_key(mh)]
-                                              if mh else [])
+        keys: list[str] = []
+        if fingerprint:
+            keys += [content_key(fingerprint, reporter), content_key(fingerprint)]
+        if mh:
+            keys += [message_key(mh, reporter), message_key(mh)]
         try:
-            pipe = self.client.pipeline(transaction=False)  # (a cluster pipelines no MGET)
-            for key in lists:
-                pipe.lrange(key, 0, -1)
-            for key in strings:
-                pipe.get(key)
-            answers = await pipe.execute()
-            ids = dict(zip(lists, answers))
-            got = dict(zip(strings, map(_text, answers[len(lists):])))
-            content_ids = [t for t in (got.get(content_key(fingerprint, reporter)),
-                                       *map(_text, ids.get(content_list_key(fingerprint,
-                                                                            reporter), [])))
-                           if t] if fingerprint else []
-            mid_ids = [t for t in (got.get(message_key(mh, reporter)),
-                                   *map(_text, ids.get(message_list_key(mh, reporter), [])))
-                       if t] if mh else []
+            got = dict(zip(keys, map(_text, await self.client.mget(keys))))
+            content_ids = (got.get(content_key(fingerprint, reporter)) or "").split()[
+                -MAX_CANDIDATES:] if fingerprint else []
+            mid_ids = (got.get(message_key(mh, reporter)) or "").split()[
+                -MAX_CANDIDATES:] if mh else []
             records: dict[str, Delivery | None] = {}
             wanted = list(dict.fromkeys((*content_ids, *mid_ids)))
             if wanted:
