@@ -85,6 +85,20 @@ class DelistQueueFull(SpamwardenError):
         self.key = key
 
 
+class DelistRequestStale(SpamwardenError):
+    """A delisting request cannot be approved: the listing it was filed against ended,
+    and its key has been listed again since (a new offence the request never spoke of).
+
+    :param key: the listed key.
+    :param listed_at: when the listing in force began (Unix seconds).
+    """
+
+    def __init__(self, *args: object, key: str = "", listed_at: float = 0.0) -> None:
+        super().__init__(*args)
+        self.key = key
+        self.listed_at = listed_at
+
+
 class ModelError(SpamwardenError):
     """The model file cannot be used."""
 

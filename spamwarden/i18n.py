@@ -597,6 +597,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the request was already {status}",
         "vi": "Yêu cầu này đã được xử lý trước đó ({status})",
     },
+    "api.request_stale": {
+        "en": "the listing this request was filed against has ended, and {key} was listed "
+              "again on {since}: reject the request, or delist the key yourself",
+        "vi": "Danh sách chặn mà yêu cầu này nhắm tới đã kết thúc, và {key} đã bị chặn lại "
+              "từ {since}: hãy từ chối yêu cầu, hoặc tự gỡ khóa này",
+    },
     # -- details from lower layers, wrapped in an api.* generic error (its code kept) ---------
     # POST /v1/learn outcomes (also the English of `spamwarden learn`)
     "learn.stored": {"en": "stored", "vi": "Đã lưu"},

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..config import Config, parse_duration
-from ..errors import DelistQueueFull
+from ..errors import DelistQueueFull, DelistRequestStale
 from ..logs import event
 from ..reputation.listings import REASONS, Listing, listing_json, normalize_key, operator_reason
 from ..reputation.listings import utc_iso as _iso
@@ -170,7 +170,12 @@ def listings_module(ctx: ApiContext) -> ApiModule:
             return json_error(404, Message("api.no_request", {"id": rid}))
         if current.status != "pending":
             return json_error(409, Message("api.request_decided", {"id": rid, "status": current.status}))
-        res = await store.decide_delist_request(rid, approve=approve, note=note, now=clock.now())
+        try:
+            res = await store.decide_delist_request(rid, approve=approve, note=note,
+                                                    now=clock.now())
+        except DelistRequestStale as exc:
+            return json_error(409, Message("api.request_stale", {
+                "key": exc.key, "since": _iso(exc.listed_at)}))
         assert res is not None
         new, write = res
         if not decided_here(res, approve=approve):
@@ -408,7 +413,9 @@ LISTINGS_PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_ID_PARAM], "requestBody": _DECIDE_BODY,
             "responses": {"200": {"description": "decided", "content": _json_content("Decision")},
                           "404": {**_ERR, "description": "no such request"},
-                          "409": {**_ERR, "description": "already decided"}, **_OP_ERRORS},
+                          "409": {**_ERR, "description": "already decided, or filed against "
+                                  "a listing that has ended since (api.request_stale)"},
+                          **_OP_ERRORS},
         },
     },
     "/v1/delist-requests/{id}/reject": {

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import DelistQueueFull
+from ..errors import DelistQueueFull, DelistRequestStale
 from ..logs import event
 from ..reputation.listings import Listing, normalize_key, utc_iso
 from ..reputation.store import DelistRequest
@@ -290,8 +290,12 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
             return json_error(404, Message("api.no_such_request"))
         if current.status != "pending":
             return json_error(409, Message("api.already_decided", {"status": current.status}))
-        res = await store.decide_delist_request(rid, approve=decision == "approve", note=note,
-                                                now=clock.now())
+        try:
+            res = await store.decide_delist_request(rid, approve=decision == "approve",
+                                                    note=note, now=clock.now())
+        except DelistRequestStale as exc:
+            return json_error(409, Message("api.request_stale", {
+                "key": exc.key, "since": utc_iso(exc.listed_at)}))
         if res is None:
             return json_error(404, Message("api.no_such_request"))
         new, write = res
@@ -395,5 +399,6 @@ LOOKUP_PATHS: dict[str, dict[str, Any]] = {
             "schema": {"$ref": "#/components/schemas/Decision"}}}},
             "400": {**ERROR_RESPONSE, "description": "no or bad decision"},
             "404": {**ERROR_RESPONSE, "description": "no such request"},
-            "409": {**ERROR_RESPONSE, "description": "already decided"}, **_OP_ERRORS}}},
+            "409": {**ERROR_RESPONSE, "description": "already decided, or an approval of a "
+                    "request filed against a listing that has ended since"}, **_OP_ERRORS}}},
 }

@@ -90,7 +90,7 @@ import redis.cluster
 
 from .._lua import lua_script
 from ..config import Config
-from ..errors import DelistQueueFull
+from ..errors import DelistQueueFull, DelistRequestStale
 from ..redisconn import store_error
 from .listings import (
     CHANGES_KEY,
@@ -101,6 +101,7 @@ from .listings import (
     ListingChange,
     normalize_key,
     reason_code,
+    utc_iso,
 )
 from .stats import hour_of, stats_key
 
@@ -808,6 +809,16 @@ class _StoreBase:
         req = yield from self._op_get_delist_request(request_id)
         if req is None:
             return None
+        if approve and req.status == "pending":
+            listing = yield from self._op_get(req.key, now=now)
+            if listing is not None and listing.listed_at > req.filed_at:
+                # the listing it asked about ended; approving it now would end a later
+                # offence's listing on the word of a request that never spoke of it
+                raise DelistRequestStale(
+                    f"request {req.id} was filed against an earlier listing of {req.key}, "
+                    f"which ended; {req.key} is listed again since "
+                    f"{utc_iso(listing.listed_at)}: reject the request, or delist the key "
+                    "yourself", key=req.key, listed_at=listing.listed_at)
         new = self._decided(req, approve=approve, note=note, now=now)
         # the decision first, only while the request is pending: of two operators deciding
         # at once, one decides (and delists); the other gets the request as decided
@@ -1333,7 +1344,10 @@ class ListingStore(_StoreBase):
         """Approve (delist the key) or reject a pending request.
 
         The decision is written only while the request is pending, in the script that
-        moves it between the status indexes; then an approval delists the key.
+        moves it between the status indexes; then an approval delists the key.  A request
+        filed before the key's listing in force began (the listing it asked about ended
+        and the key was listed again) is not approved: :class:`DelistRequestStale`, and
+        it stays pending for the operator to reject.
 
         :returns: the updated request and the delisting (``None`` when rejected),
             or ``None`` when there is no such request. A request that was no longer

@@ -13,6 +13,8 @@ from aiohttp import test_utils, web
 
 from spamwarden.api import ApiModule, operator_only
 from spamwarden.api.app import build_app
+from spamwarden.api.listings import listings_module
+from spamwarden.api.lookup import lookup_module
 from spamwarden.config import config_from_mapping
 from spamwarden.reputation.store import AsyncListingStore
 
@@ -116,6 +118,40 @@ def test_delist_request_flow_with_rate_limit_and_operator_approval(redis_url: st
         assert [(x.op, x.note) for x in changes][-1] == ("delisted", "looks fixed")
 
     run_api(redis_url, scenario)
+
+
+def test_a_request_filed_against_an_ended_listing_cannot_end_a_later_one(
+        redis_url: str) -> None:
+    """A request filed during one listing, left pending while that listing expired and the
+    key was listed again (a new offence): approving it would have delisted the new
+    listing. It is refused with 409 saying why and stays pending, to be rejected."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add("spam-shop.example", reason="domain-complaints", now=T0, ttl=3600)
+        r = await c.post("/v1/delist-requests", json={"key": "spam-shop.example",
+                                                      "reason": "fixed", "contact": ""})
+        assert r.status == 202
+        rid = (await r.json())["id"]
+        clock.t = T0 + 7200  # the first listing has ended; a new offence lists it again
+        await store.delist("spam-shop.example", note="expired", now=clock.t)
+        await store.add("spam-shop.example", reason="domain-complaints", now=clock.t,
+                        ttl=172800)
+        for path in (f"/v1/delist-requests/{rid}/approve", f"/v1/delisting-requests/{rid}"):
+            r = await c.post(path, headers=AUTH, json={"decision": "approve"})
+            err = await r.json()
+            assert (r.status, err["code"]) == (409, "request_stale"), err
+            assert "2027-01-15T10:00:00Z" in err["error"] and "spam-shop.example" in err["error"]
+        assert (await store.find("spam-shop.example", now=clock.t)) is not None
+        assert (await store.get_delist_request(rid)).status == "pending"
+        r = await c.post(f"/v1/delist-requests/{rid}/reject", headers=AUTH, json={"note": "old"})
+        assert r.status == 200 and (await r.json())["request"]["status"] == "rejected"
+        # a request filed during the listing in force is approved as always
+        r = await c.post("/v1/delist-requests", json={"key": "spam-shop.example",
+                                                      "reason": "fixed now", "contact": ""})
+        rid = (await r.json())["id"]
+        r = await c.post(f"/v1/delist-requests/{rid}/approve", headers=AUTH)
+        assert r.status == 200 and (await r.json())["delisting"] == "delisted"
+
+    run_api(redis_url, scenario, modules=[listings_module, lookup_module])
 
 
 def test_a_full_request_queue_answers_429_and_only_pending_requests_fill_it(

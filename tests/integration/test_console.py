@@ -114,6 +114,30 @@ def test_requests_are_decided_only_with_the_csrf_token(redis_url: str, tmp_path:
     run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url="http://bl.example.net")
 
 
+def test_the_console_refuses_to_approve_a_request_of_an_ended_listing(
+        redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """Filed during a listing that expired; the key is listed again for a new offence:
+    approving the old request in the console says why it cannot, and delists nothing."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
+        now = time.time()
+        await store.add("192.0.2.9", reason="manual", now=now - 7200, ttl=3600)
+        req = await store.file_delist_request("192.0.2.9", reason="fixed", contact="",
+                                              client="c", now=now - 5000)
+        await store.delist("192.0.2.9", note="expired", now=now - 3600)
+        await store.add("192.0.2.9", reason="complaints", now=now - 60, ttl=86400)
+        assert (await _login(c)).status == 303
+        page = await (await c.get("/ui/requests")).text()
+        r = await c.post(f"/ui/requests/{req.id}", data={"decision": "approve",
+                                                         "csrf": _csrf(page)},
+                         allow_redirects=False)
+        assert r.status == 409
+        assert "earlier listing of 192.0.2.9" in await r.text()
+        assert await store.find("192.0.2.9", now=time.time()) is not None
+        assert (await store.get_delist_request(req.id)).status == "pending"  # type: ignore[union-attr]
+
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, public_url="http://bl.example.net")
+
+
 def test_a_console_decision_is_logged_with_the_operator(
         redis_url: str, tmp_path: Path, monkeypatch: Any,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ...errors import DelistRequestStale
 from ...logs import event
 from ...reputation.listings import utc_iso
 from ...reputation.store import DelistRequest, decided_here
@@ -98,9 +99,15 @@ def build(ui: Console, routes: web.RouteTableDef) -> dict[str, Any]:
         rid = request.match_info["id"]
         current = await store.get_delist_request(rid)
         if current is not None and current.status == "pending":
-            done = await store.decide_delist_request(rid, approve=decision == "approve",
-                                                     note=str(data.get("note", ""))[:2000],
-                                                     now=clock.now())
+            try:
+                done = await store.decide_delist_request(rid, approve=decision == "approve",
+                                                         note=str(data.get("note", ""))[:2000],
+                                                         now=clock.now())
+            except DelistRequestStale as exc:
+                return ui.page("Delisting requests",
+                               f'<p class="error">{escape(str(exc))}</p>\n'
+                               '<p><a href="/ui/requests">Back to the requests</a></p>\n',
+                               sess=sess, status=409)
             # logged only when this decision took effect (not another operator's meanwhile)
             if done is not None and decided_here(done, approve=decision == "approve"):
                 new, write = done
