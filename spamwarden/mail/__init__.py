@@ -36,6 +36,7 @@ from ._domains import (
 )
 from ._message import (
     DEFAULT_AD_LABELS,
+    MAX_LATE_FROM,
     MessageView,
     ParseLimits,
     Part,
@@ -78,6 +79,7 @@ from ._received import (
 )
 
 __all__ = [
+    "MAX_LATE_FROM",
     "canonical_address",
     "fold_extension",
     "unquote_local",

@@ -39,6 +39,7 @@ __all__ = [
     "parse_tag_list",
     "url_domain",
     "DEFAULT_AD_LABELS",
+    "MAX_LATE_FROM",
 ]
 
 DEFAULT_AD_LABELS: tuple[str, ...] = ("QC", "ADV", "AD")
@@ -417,8 +418,9 @@ def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:
 def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, str]], list[str]]:
     headers: list[tuple[str, str]] = []
     defects: list[str] = []
+    beyond = b""  # the header section past the byte limit: only its From fields are read
     if len(head) > limits.max_header_bytes:
-        head = head[: limits.max_header_bytes]
+        head, beyond = head[: limits.max_header_bytes], head[limits.max_header_bytes:]
         defects.append("header section over limit")
     name: str | None = None
     value: list[str] = []
@@ -427,7 +429,9 @@ def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, s
     max_headers = limits.max_headers
     # One decode for the whole section: a line feed never sits inside a UTF-8 sequence,
     # so this gives each line what decoding it alone would.
-    for text in head.decode("utf-8", "surrogateescape").split("\n"):
+    lines = head.decode("utf-8", "surrogateescape").split("\n")
+    stopped = -1  # the line the field limit stopped at
+    for at, text in enumerate(lines):
         if text.endswith("\r"):
             text = text.rstrip("\r")
         if name is not None:
@@ -437,7 +441,7 @@ def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, s
             add((name, value[0] if len(value) == 1 else " ".join(filter(None, value))))
             if len(headers) >= max_headers:
                 defects.append("too many headers")
-                name = None
+                name, stopped = None, at
                 break
         if ":" in text:
             n, v = text.split(":", 1)
@@ -450,7 +454,37 @@ def _unfold_headers(head: bytes, limits: ParseLimits) -> tuple[list[tuple[str, s
             defects.append("malformed header line")
     if name is not None:
         add((name, value[0] if len(value) == 1 else " ".join(filter(None, value))))
+    if stopped >= 0 or beyond:
+        # padding must not hide the author: the From fields past either limit are kept
+        # (DMARC, the several-domains check and every rule read them); past the byte
+        # limit, from the start of the line it cut
+        tail = ("\n".join(lines[stopped:]) if stopped >= 0 else lines[-1]) + beyond.decode(
+            "utf-8", "surrogateescape")
+        late = _late_from_fields(tail)
+        if late:
+            headers.extend(late)
+            defects.append("From field past the header limits")
     return headers, defects
+
+
+#: a From field's first line (case as it comes), and its continuation lines
+_LATE_FROM = re.compile(r"^[Ff][Rr][Oo][Mm][ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)", re.MULTILINE)
+#: From fields kept from past the header limits (one is right; more are an attack)
+MAX_LATE_FROM = 10
+#: and the characters of each
+_LATE_FROM_CHARS = 2048
+
+
+def _late_from_fields(text: str) -> list[tuple[str, str]]:
+    """The From fields of header text that no limit let the parser read: at most
+    :data:`MAX_LATE_FROM`, each unfolded and cut to :data:`_LATE_FROM_CHARS`."""
+    out: list[tuple[str, str]] = []
+    for m in _LATE_FROM.finditer(text):
+        value = " ".join(x.strip() for x in m.group(1).replace("\r", "").split("\n"))
+        out.append(("From", value.strip()[:_LATE_FROM_CHARS]))
+        if len(out) >= MAX_LATE_FROM:
+            break
+    return out
 
 
 def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> MessageView:

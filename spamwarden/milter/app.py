@@ -43,7 +43,7 @@ import milter as libmilter
 
 from ..errors import ConfigError
 from ..logs import event
-from ..mail import unmapped
+from ..mail import MAX_LATE_FROM, unmapped
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
 from .inflight import ScanBudget, ScanBusy
@@ -72,6 +72,9 @@ _INTERESTING = ("authentication-results",)
 # message with more is refused: removing them all would cost one milter round trip each,
 # and keeping any would let a forged verdict through (RFC 8601 §5).
 MAX_WATCHED_HEADERS = 1000
+#: the octets of a From field past milter.max_header_bytes kept for the parser (which
+#: reads that many characters of it)
+_LATE_FROM_LINE = 2048
 
 
 def libmilter_socket(listen: str) -> str:
@@ -235,6 +238,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._size = 0
         self._oversize = ""
         self._headers_cut = False
+        self._late_from = 0
         self._watched: list[tuple[str, str]] = []
         self._watched_overflow = False
         self._started = self._clock()
@@ -373,6 +377,12 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             # the rest of the header section is not kept, and the message is scored on
             # what came before it: padding must not buy a sender an unscored message
             self._headers_cut = True
+            if lname == "from" and self._late_from < MAX_LATE_FROM:
+                # nor hide its author from DMARC: the parser reads From fields past the
+                # limit (mail.MAX_LATE_FROM of them)
+                self._late_from += 1
+                self._head.append(line if len(line) <= _LATE_FROM_LINE
+                                  else line[:_LATE_FROM_LINE - 2] + b"\r\n")
         else:
             # Folded values arrive with bare LF between lines; DKIM wants CRLF.
             if b"\n" in line[:-2]:
@@ -487,6 +497,7 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         self._head, self._body, self._watched = [], [], []
         self._oversize = ""
         self._headers_cut = False
+        self._late_from = 0
         self._size = self._head_bytes = 0
 
     def _apply_headers(self, verdict: Verdict) -> None:

@@ -17,7 +17,7 @@ milter thread at once.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..mail import MessageView, domain_of_address, parse_tag_list
 from ..resolver import Resolver
@@ -162,16 +162,49 @@ def authenticate(
         arc = (verify_arc(raw, resolver, max_sets=max_arc_sets, timeout=timeout,
                           min_rsa_bits=min_rsa_bits)
                if view.header_all("ARC-Seal") else NO_ARC)
-    from_domains = {d for d in (domain_of_address(_addr(v)) for v in view.header_all("From"))
-                    if d}
-    if len(from_domains) > 1:
-        # RFC 7489 §6.6.1: several author domains cannot be evaluated as one.
-        dmarc = DmarcResult("permerror", view.from_domain or "", "", "", "", False, False,
-                            reason="From header fields with different domains")
+    domains = author_domains(view)
+    if len(domains) > 1:
+        # RFC 7489 §6.6.1: several author domains; each one's policy is applied and the
+        # strictest wins (a mail program may show any of them as the sender)
+        results = [check_dmarc(resolver, from_domain=d, spf=spf, dkim=dkim,
+                               message_key=message_key(raw, view), timeout=timeout)
+                   for d in domains]
+        dmarc = max(results, key=_strictness)
+        why = f"the strictest of {len(domains)} From domains"
+        dmarc = replace(dmarc, reason=f"{why}: {dmarc.reason}" if dmarc.reason else why)
     else:
-        dmarc = check_dmarc(resolver, from_domain=view.from_domain, spf=spf, dkim=dkim,
-                            message_key=message_key(raw, view), timeout=timeout)
+        dmarc = check_dmarc(resolver, from_domain=domains[0] if domains else view.from_domain,
+                            spf=spf, dkim=dkim, message_key=message_key(raw, view),
+                            timeout=timeout)
     return AuthResults(spf=spf, dkim=dkim, dmarc=dmarc, arc=arc)
+
+
+#: From domains of one message DMARC evaluates (each asks DNS for up to two records)
+MAX_AUTHOR_DOMAINS = 5
+
+
+def author_domains(view: MessageView) -> list[str]:
+    """The distinct domains of the message's From addresses, as DMARC evaluates them: in
+    field order, at most :data:`MAX_AUTHOR_DOMAINS`, the last field's always among them
+    (a mail program shows the first or the last)."""
+    found = [d for d in (domain_of_address(_addr(v)) for v in view.header_all("From")) if d]
+    out = list(dict.fromkeys(found))[:MAX_AUTHOR_DOMAINS]
+    if found and found[-1] not in out:
+        out[-1] = found[-1]
+    return out
+
+
+_FAILED = {"reject": 6, "quarantine": 5, "none": 4, "": 4}
+_OTHERS = {"temperror": 3, "permerror": 2, "none": 1, "pass": 0}
+
+
+def _strictness(r: DmarcResult) -> int:
+    """How strongly a DMARC result speaks against a message: a failure under its
+    applied policy first, then an error (which may hide one), then no policy, then a
+    pass."""
+    if r.result == "fail":
+        return _FAILED.get(r.applied_policy, 4)
+    return _OTHERS.get(r.result, 2)
 
 
 def _addr(value: str) -> str:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from Milter import testctx
 
 from spamwarden.config import Config, config_from_mapping
-from spamwarden.mail import MessageView
+from spamwarden.mail import MAX_LATE_FROM, MessageView, parse_message
 from spamwarden.milter.app import SpamwardenMilter, libmilter_socket
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult, authenticate
 from spamwarden.milter.inflight import FREE_BELOW, ScanBudget
@@ -328,6 +328,29 @@ def test_header_section_over_limit_is_scored_without_the_rest(
     verdicts = [r.fields for r in caplog.records  # type: ignore[attr-defined]
                 if r.getMessage() == "verdict"]
     assert verdicts[-1]["headers_cut"] is True and verdicts[-1]["scored"] is True
+
+
+def test_a_from_field_past_the_header_limit_is_still_scored(install: Any) -> None:
+    """Padding before the From field hid it from DMARC: the fields past max_header_bytes
+    were dropped, From with them, and a forged p=reject From went through. From fields
+    are kept (mail.MAX_LATE_FROM of them), whatever comes before."""
+    scanner = Scanner(make_cfg(max_header_bytes=300), resolver=StaticResolver(),
+                      authenticate=fake_auth())
+    seen: list[bytes] = []
+    real = scanner.scan
+
+    def scan(raw: bytes, *a: Any, **kw: Any) -> Any:
+        seen.append(raw)
+        return real(raw, *a, **kw)
+
+    scanner.scan = scan  # type: ignore[method-assign]
+    ctx = install(scanner)
+    froms = b"".join(b"From: CEO <ceo%d@bank.example>\n" % i for i in range(MAX_LATE_FROM + 5))
+    raw = b"Subject: x\nX-Filler: " + b"z" * 400 + b"\n" + froms + b"\nbody\n"
+    assert feed(ctx, raw)[0] == Milter.ACCEPT
+    view = parse_message(seen[-1])
+    assert view.from_domain == "bank.example"
+    assert len(view.header_all("From")) == MAX_LATE_FROM
 
 
 def test_the_verdict_line_names_where_the_parse_stopped_short(

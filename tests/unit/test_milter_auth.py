@@ -24,6 +24,7 @@ from spamwarden.milter.auth import (
     AuthResults,
     SpfResult,
     authenticate,
+    author_domains,
     check_spf,
 )
 from spamwarden.resolver import DnsAnswer, StaticResolver
@@ -186,10 +187,54 @@ def test_truncated_message_is_not_verified(keys: Keys) -> None:
     assert res.dmarc is not None and res.dmarc.result == "pass"  # SPF still aligns
 
 
-def test_from_fields_with_different_domains_are_permerror(keys: Keys) -> None:
+def test_from_fields_with_different_domains_each_meet_their_policy(keys: Keys) -> None:
+    """RFC 7489 §6.6.1: every author domain's policy applies and the strictest wins. It
+    was permerror (0.5 points): a forged From of a p=reject domain beside one of the
+    sender's own went through."""
     raw = signed(keys).replace(b"To: bob", b"From: ceo@evil.example\r\nTo: bob", 1)
-    res = run(raw, world(keys))
-    assert res.dmarc is not None and res.dmarc.result == "permerror"
+    res = run(raw, world(keys))  # example.com passes (SPF); evil.example has no policy
+    assert res.dmarc is not None
+    assert (res.dmarc.result, res.dmarc.from_domain) == ("none", "evil.example")
+    assert "the strictest of 2 From domains" in res.dmarc.reason
+    forged = MESSAGE.replace(b"From: Alice <alice@example.com>",
+                             b"From: deals@evil.example\r\nFrom: CEO <ceo@example.com>")
+    res = run(forged, world(keys), ip="203.0.113.5", mail_from="<x@evil.example>")
+    assert res.dmarc is not None
+    assert (res.dmarc.result, res.dmarc.applied_policy, res.dmarc.from_domain) == (
+        "fail", "reject", "example.com")
+
+
+@pytest.mark.parametrize("padding", [
+    b"".join(b"X-Pad-%d: y\r\n" % i for i in range(1000)),  # past the field limit
+    b"X-Pad: " + b"y" * 300_000 + b"\r\n",  # past the header byte limit
+])
+def test_a_from_field_after_header_padding_is_still_evaluated(keys: Keys,
+                                                              padding: bytes) -> None:
+    """1,000 fields or 256 KB before the From field hid it: DMARC found no From domain
+    (none, 0 points) and a forged p=reject From was delivered."""
+    forged = padding + MESSAGE.replace(b"From: Alice <alice@example.com>",
+                                       b"From: CEO <ceo@example.com>")
+    view = parse_message(forged)
+    assert view.from_domain == "example.com"
+    assert "From field past the header limits" in view.defects
+    res = run(forged, world(keys), ip="203.0.113.5", mail_from="<x@evil.example>")
+    assert res.dmarc is not None
+    assert (res.dmarc.result, res.dmarc.applied_policy) == ("fail", "reject")
+    # and a second, different From before the padding's end counts too
+    both = b"From: deals@evil.example\r\n" + forged
+    res = run(both, world(keys), ip="203.0.113.5", mail_from="<x@evil.example>")
+    assert res.dmarc is not None
+    assert (res.dmarc.result, res.dmarc.from_domain) == ("fail", "example.com")
+
+
+def test_at_most_five_author_domains_are_evaluated_and_the_last_always() -> None:
+    froms = "".join(f"From: a@d{i}.example\r\n" for i in range(8)) + "From: a@d0.example\r\n"
+    view = parse_message((froms + "To: b@example.net\r\n\r\nhi\r\n").encode())
+    assert author_domains(view) == ["d0.example", "d1.example", "d2.example", "d3.example",
+                                    "d4.example"]
+    view = parse_message((froms + "From: ceo@bank.example\r\n\r\nhi\r\n").encode())
+    assert author_domains(view) == ["d0.example", "d1.example", "d2.example", "d3.example",
+                                    "bank.example"]
 
 
 # -- SPF details ------------------------------------------------------------------------------
