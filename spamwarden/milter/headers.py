@@ -25,6 +25,7 @@ __all__ = [
     "AUTH_RESULTS",
     "ON_TOP",
     "authserv_id_of",
+    "plain_authserv_id",
     "forged_header_removals",
     "header_safe",
     "pvalue",
@@ -265,6 +266,33 @@ def authserv_id_of(value: str) -> str:
     return token.strip().lower().rstrip(".")
 
 
+# RFC 5322 §3.2.3 atext; a dot-atom, and a trailing dot as some servers write it
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\.?")
+_VERSION = re.compile(r"[0-9]+")
+
+
+def plain_authserv_id(value: str) -> str:
+    """The authserv-id of an ``Authentication-Results`` value written plainly (lower case,
+    no trailing dot): comments and white space, a dot-atom, an optional version, then
+    ``;`` or the end.  ``""`` for any other spelling: a quoted id, a backslash, white
+    space or a comment inside the id.  Readers differ on those (OpenDMARC's tokenizer
+    reads ``mx .example.net``, ``mx\\.example.net`` and ``"mx.example\\.net"`` as
+    ``mx.example.net``), so a field only kept when every reader reads the same id."""
+    i = _skip_cfws(value, 0)
+    m = _DOT_ATOM.match(value, i) if i <= len(value) else None
+    if m is None:
+        return ""
+    j = _skip_cfws(value, m.end())
+    if j < len(value) and value[j] != ";":
+        v = _VERSION.match(value, j)
+        if v is None:
+            return ""
+        j = _skip_cfws(value, v.end())
+    if j < len(value) and value[j] != ";":
+        return ""
+    return m.group().lower().rstrip(".")
+
+
 def forged_header_removals(
     headers: Sequence[tuple[str, str]], authserv_id: str
 ) -> list[tuple[str, int]]:
@@ -272,8 +300,8 @@ def forged_header_removals(
 
     :param headers: every incoming header ``(name, value)`` in message order.
     :param authserv_id: ours; ``Authentication-Results`` claiming it are forged, and
-        so are those whose authserv-id cannot be read (a lenient reader downstream
-        might still take them for ours).
+        so are those whose authserv-id is not written plainly (:func:`plain_authserv_id`:
+        a lenient reader downstream might still take them for ours).
     :returns: ``(name, index)`` with the 1-based index among headers of that
         name (``smfi_chgheader`` semantics), highest index first per name.
     """
@@ -284,7 +312,7 @@ def forged_header_removals(
         lname = name.lower()
         counts[lname] = counts.get(lname, 0) + 1
         if lname.startswith("x-spam-") or lname == "x-spam" or (
-            lname == "authentication-results" and authserv_id_of(value) in (ours, "")
+            lname == "authentication-results" and plain_authserv_id(value) in (ours, "")
         ):
             removals.append((name, counts[lname]))
     removals.sort(key=lambda r: (r[0].lower(), -r[1]))

@@ -14,6 +14,7 @@ from spamwarden.milter.headers import (
     authserv_id_of,
     forged_header_removals,
     header_safe,
+    plain_authserv_id,
     pvalue,
     render_authentication_results,
     render_spam_status,
@@ -267,6 +268,36 @@ def test_header_safe_never_breaks_a_header() -> None:
 ])
 def test_authserv_id_of(value: str, aid: str) -> None:
     assert authserv_id_of(value) == aid
+
+
+@pytest.mark.parametrize("value", [
+    # spellings OpenDMARC's tokenizer reads as mx.example.net: all removed as ours
+    "mx .example.net; dkim=pass header.d=bank.example",
+    "mx. example .net; dkim=pass",
+    "mx (x) .example.net; dkim=pass",
+    "mx\\.example.net; dkim=pass",
+    '"mx.example\\.net"; dkim=pass',
+    '"mx.example.net; dkim=pass',
+    '"other.example"; dkim=pass',  # quoted: not plainly written, whoever it names
+    "mx.example.net 1 x; dkim=pass",
+    "(unterminated mx.example.net; spf=pass",
+    "",
+])
+def test_authentication_results_not_written_plainly_are_removed(value: str) -> None:
+    assert plain_authserv_id(value) in ("", "mx.example.net")
+    assert forged_header_removals([("Authentication-Results", value)], "mx.example.net") == [
+        ("Authentication-Results", 1)]
+
+
+@pytest.mark.parametrize(("value", "aid"), [
+    ("other.example; dkim=pass", "other.example"),
+    ("  (c) Other.Example. 1 (v); spf=pass", "other.example"),
+    ("other.example", "other.example"),
+    ("other.example 1", "other.example"),
+])
+def test_another_servers_plain_authentication_results_are_kept(value: str, aid: str) -> None:
+    assert plain_authserv_id(value) == aid
+    assert forged_header_removals([("Authentication-Results", value)], "mx.example.net") == []
 
 
 def test_forged_removals_index_per_name_highest_first() -> None:
