@@ -47,7 +47,7 @@ from ..mail import MAX_LATE_FROM, unmapped
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
 from .inflight import ScanBudget, ScanBusy
-from .interfaces import Envelope
+from .interfaces import MAX_RCPTS, Envelope
 from .quickack import ConnectionAcker
 from .replies import busy_text, error_text, overflow_text, reject_text, tempfail_text
 from .scanner import Scanner
@@ -334,8 +334,10 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
         address = str(rcpt or "").strip().strip("<>")
         decision = self.scanner.check_rcpt(self._env, address, sender_spf=self._sender_spf)
         if decision is None:
-            if len(self._env.rcpts) < 1000:
+            if len(self._env.rcpts) < MAX_RCPTS:
                 self._env.rcpts.append(address)
+            else:
+                self._env.rcpts_cut = True
             return CONTINUE
         event(
             log, "rcpt_refused", queue_id=self._queue_id or None, rcpt=address,

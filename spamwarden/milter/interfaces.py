@@ -51,6 +51,10 @@ class Symbol:
     key: str = ""
 
 
+#: envelope recipients one message keeps (Postfix's smtpd_recipient_limit is 1,000)
+MAX_RCPTS = 1000
+
+
 @dataclass(slots=True)
 class Envelope:
     """What the SMTP dialogue told us about one message."""
@@ -60,6 +64,8 @@ class Envelope:
     helo: str = ""
     mail_from: str = ""
     rcpts: list[str] = field(default_factory=list)
+    #: more recipients were accepted than ``rcpts`` keeps (:data:`MAX_RCPTS`)
+    rcpts_cut: bool = False
     queue_id: str = ""
     authenticated: bool = False
     #: False when ``mail_from`` was guessed from the headers (an offline check), not

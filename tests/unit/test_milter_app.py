@@ -20,7 +20,7 @@ from spamwarden.mail import MAX_LATE_FROM, MessageView, parse_message
 from spamwarden.milter.app import SpamwardenMilter, libmilter_socket
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult, authenticate
 from spamwarden.milter.inflight import FREE_BELOW, ScanBudget
-from spamwarden.milter.interfaces import Envelope, RcptDecision, Symbol
+from spamwarden.milter.interfaces import MAX_RCPTS, Envelope, RcptDecision, Symbol
 from spamwarden.milter.scanner import Scanner
 from spamwarden.reputation.lookup import ListingOutcome
 from spamwarden.resolver import StaticResolver
@@ -623,6 +623,8 @@ def test_trusted_senders_are_tagged_never_refused(
     (("REPORT@test.example", "abuse-desk@intake.example"), Milter.ACCEPT),
     (("report@test.example", "bob@test.example"), Milter.REJECT),
     (("bob@test.example",), Milter.REJECT),
+    # past the recipients the envelope keeps, another recipient must not hide
+    (("report@test.example",) * MAX_RCPTS + ("bob@test.example",), Milter.REJECT),
 ])
 def test_mail_only_to_intake_addresses_is_tagged_never_refused(
     install: Any, rcpts: tuple[str, ...], expected: int

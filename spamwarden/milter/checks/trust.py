@@ -57,9 +57,11 @@ class TrustCheck(CheckBase):
         """Every recipient is a complaint-intake address (``intake.report_address``,
         ``ham_address``, ``optout_address``; :meth:`IntakeConfig.addresses`).
 
-        One other recipient and the message is treated like any other.
+        One other recipient and the message is treated like any other, and so is a
+        message with more recipients than the envelope keeps (any of the rest may be
+        another).
         """
-        if not env.rcpts or not self._intake_addresses:
+        if not env.rcpts or not self._intake_addresses or env.rcpts_cut:
             return False
         return all(r.strip().strip("<>").strip().lower() in self._intake_addresses
                    for r in env.rcpts)
