@@ -22,7 +22,7 @@ on the stdlib build their trees of it.
 """
 
 from ._authnames import MAX_DKIM_DOMAINS, authenticated_domains, authenticated_names
-from ._boundary import MAX_DELIMITERS, cut_delimiters
+from ._boundary import MAX_DELIMITERS, MAX_NESTING, NESTED_TOO_DEEP, cut_delimiters
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
     canonical_address,
@@ -99,6 +99,8 @@ __all__ = [
     "ad_label",
     "content_parameters",
     "cut_delimiters",
+    "MAX_NESTING",
+    "NESTED_TOO_DEEP",
     "decode_header_value",
     "decode_with_charset",
     "decoded_body",

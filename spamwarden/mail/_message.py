@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ._boundary import cut_delimiters
+from ._boundary import cut_why
 from ._domains import domain_of_address, normalize_domain, registrable_domain
 from ._params import ParamsMessage, params_cut
 
@@ -389,8 +389,10 @@ def _mime_head(headers: list[tuple[str, str]], names: list[str]) -> bytes:
     )
 
 
-def _mime_tree(mime_head: bytes, body: bytes) -> email.message.Message:
-    """The stdlib's MIME tree of a message (its MIME header fields, then the body).
+def _mime_tree(mime_head: bytes, body: bytes,
+               defects: list[str] | None = None) -> email.message.Message:
+    """The stdlib's MIME tree of a message (its MIME header fields, then the body);
+    ``defects`` says when :func:`cut_why` cut it (too many parts, or nested too deep).
 
     A message that is not multipart (nor ``message/*``) is one part whose payload is the
     body as it stands: its header fields are parsed alone and the body set as the
@@ -404,8 +406,10 @@ def _mime_tree(mime_head: bytes, body: bytes) -> email.message.Message:
     if head.get_content_maintype() not in ("multipart", "message") and not head.defects:
         head.set_payload(body.decode("ascii", "surrogateescape"))
         return head
-    return email.parser.BytesParser(ParamsMessage, policy=email.policy.compat32).parsebytes(
-        cut_delimiters(mime_head + b"\n\n" + body))
+    cut, why = cut_why(mime_head + b"\n\n" + body)
+    if why and defects is not None and why not in defects:
+        defects.append(why)
+    return email.parser.BytesParser(ParamsMessage, policy=email.policy.compat32).parsebytes(cut)
 
 
 def _split_head_body(raw: bytes) -> tuple[bytes, bytes]:
@@ -536,7 +540,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
     has_html = has_plain = False
     try:
         mime_head = _mime_head(headers, names)
-        msg = _mime_tree(mime_head, body)
+        msg = _mime_tree(mime_head, body, defects)
         budget = [limits.max_text_chars]
         for part in _walk(msg, limits, defects):
             if params_cut(part) and "content parameters over limit" not in defects:
@@ -631,7 +635,8 @@ def _walk(
         else:
             out.append(part)
             if len(out) >= limits.max_parts:
-                defects.append("MIME parts over limit")
+                if "MIME parts over limit" not in defects:
+                    defects.append("MIME parts over limit")
                 break
     return out
 

@@ -353,6 +353,23 @@ def test_a_from_field_past_the_header_limit_is_still_scored(install: Any) -> Non
     assert len(view.header_all("From")) == MAX_LATE_FROM
 
 
+def test_multiparts_nested_deeper_than_the_parser_reads_score(install: Any) -> None:
+    """Text hidden deeper than the parser reads (mail.MAX_NESTING) is checked by nothing:
+    such a message scores MIME_TOO_DEEP (the tag threshold's points) instead."""
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    raw = b"From: a@example.org\nSubject: x\nMIME-Version: 1.0\n"
+    for i in range(25):
+        raw += b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i)
+    raw += b"Content-Type: text/plain\n\nhidden text\n"
+    ctx = install(scanner)
+    assert feed(ctx, raw)[0] == Milter.ACCEPT
+    status = ctx.header_value("X-Spam-Status") or ""
+    assert status.startswith("Yes, ") and "MIME_TOO_DEEP" in status
+    ctx = install(scanner)
+    assert feed(ctx, HAM)[0] == Milter.ACCEPT
+    assert "MIME_TOO_DEEP" not in (ctx.header_value("X-Spam-Status") or "")
+
+
 def test_the_verdict_line_names_where_the_parse_stopped_short(
         install: Any, caplog: pytest.LogCaptureFixture) -> None:
     scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())

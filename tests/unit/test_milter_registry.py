@@ -119,7 +119,7 @@ def test_an_unknown_symbol_override_is_a_config_error_naming_it() -> None:
 def test_checks_run_in_a_fixed_order() -> None:
     assert [d.name for d in registry.builtin_checks()] == [
         "auth", "classifier", "sarules", "listings", "dnsbl", "policies", "consent", "settings",
-        "trust", "ledger"]
+        "structure", "trust", "ledger"]
 
 
 def test_a_symbol_declared_twice_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
