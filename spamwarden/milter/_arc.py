@@ -42,7 +42,7 @@ from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 from ..errors import ConfigError
 from ..mail import parse_tag_list, strip_mbox_from
 from ..resolver import Resolver
-from ._dkim import _fetch_key, _Key, too_many_signed_names
+from ._dkim import _fetch_key, _Key, share_body_hashes, too_many_signed_names
 
 __all__ = [
     "ARC_HEADERS",
@@ -142,6 +142,7 @@ def verify_arc(
         return NO_ARC
     try:
         arc = dkim.ARC(raw, logger=_quiet, minkey=min_rsa_bits)
+        share_body_hashes(arc)
         names = [n.lower() for n, _v in arc.headers]
         if not any(n in _ARC_NAMES for n in names):
             return NO_ARC  # the text was in another field's value

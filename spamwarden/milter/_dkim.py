@@ -24,6 +24,7 @@ signature gets its own :class:`DkimResult` (RFC 8601 §2.7.1 names):
 
 from __future__ import annotations
 
+import base64
 import binascii
 import logging
 import re
@@ -251,13 +252,69 @@ def verify_dkim(
     sig_headers = [(n, v) for n, v in signer.headers if n.lower() == b"dkim-signature"]
     deadline = time.monotonic() + timeout
     keys: dict[str, _Key] = {}
+    bodies = _BodyHashes(signer.body)
     results: list[DkimResult] = []
     for idx in range(min(len(sig_headers), max(0, max_signatures))):
         results.append(
             _verify_one(signer, idx, sig_headers[idx][1], resolver, keys=keys,
-                        deadline=deadline, lookup_timeout=lookup_timeout)
+                        deadline=deadline, lookup_timeout=lookup_timeout, bodies=bodies)
         )
     return tuple(results)
+
+
+def share_body_hashes(signer: Any) -> None:
+    """Make ``signer`` (a ``dkim.DKIM`` or ``dkim.ARC``) hash its body once per
+    canonicalization, algorithm and ``l=`` (:class:`_BodyHashes`): each ARC set's message
+    signature hashed the whole body again, 5 s of CPU for ten sets over 10 MB."""
+    bodies = _BodyHashes(signer.body)
+    verify_sig = signer.verify_sig
+
+    def shared(sig: dict[bytes, bytes], include_headers: Any, sig_header: Any,
+               dnsfunc: Any) -> Any:
+        if b"bh" in sig:
+            ok = bodies.matches(sig)
+            if ok is False:
+                raise dkim.ValidationError("body hash mismatch")
+            if ok:  # settled: dkimpy hashes the body only when bh= is among the tags
+                sig = {k: v for k, v in sig.items() if k != b"bh"}
+        return verify_sig(sig, include_headers, sig_header, dnsfunc)
+
+    signer.verify_sig = shared
+
+
+class _BodyHashes:
+    """A message's body hashes, each computed once: per canonicalization, hash algorithm
+    and ``l=``.  dkimpy canonicalizes and hashes the whole body again for every signature,
+    so a sender signing a 10 MB body five times (with its own key) cost five times the
+    CPU of one signature (0.7 s each)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._canonical: dict[bytes, bytes] = {}
+        self._digests: dict[tuple[bytes, bytes, int | None], bytes] = {}
+
+    def matches(self, sig: dict[bytes, bytes]) -> bool | None:
+        """Whether the body hash ``sig``'s ``bh=`` names is this body's; ``None`` when
+        the tags cannot be read here (dkimpy then decides, and says why)."""
+        try:
+            policy = dkim.CanonicalizationPolicy.from_c_value(sig.get(b"c", b"simple/simple"))
+            hasher = dkim.HASH_ALGORITHMS[sig[b"a"]]
+            length = int(sig[b"l"]) if b"l" in sig else None
+            expected = base64.b64decode(re.sub(rb"\s+", b"", sig[b"bh"]), validate=True)
+        except (dkim.DKIMException, KeyError, ValueError, TypeError, binascii.Error):
+            return None
+        if length is not None and length < 0:
+            return None
+        name = policy.body_algorithm.name
+        key = (name, sig[b"a"], length)
+        digest = self._digests.get(key)
+        if digest is None:
+            canonical = self._canonical.get(name)
+            if canonical is None:
+                canonical = self._canonical[name] = policy.canonicalize_body(self.body)
+            digest = self._digests[key] = hasher(
+                canonical if length is None else canonical[:length]).digest()
+        return digest == expected
 
 
 def _verify_one(
@@ -269,6 +326,7 @@ def _verify_one(
     keys: dict[str, _Key],
     deadline: float,
     lookup_timeout: float | None,
+    bodies: _BodyHashes | None = None,
 ) -> DkimResult:
     too_many = too_many_signed_names(parse_tag_list(_text(header_value)))
     if too_many:
@@ -314,6 +372,13 @@ def _verify_one(
     def dnsfunc(_name: bytes, timeout: float = 5) -> bytes:
         return record
 
+    body_ok = bodies.matches(sig) if bodies is not None and b"bh" in sig else None
+    if body_ok is False:
+        return outcome("fail", "body hash mismatch", key.bits)
+    if body_ok:
+        # the body hash is settled: dkimpy checks the header hash and the signature only
+        # (it hashes the body only when bh= is among the tags)
+        sig = {k: v for k, v in sig.items() if k != b"bh"}
     try:
         ok = signer.verify_sig(sig, include_headers, sig_headers[idx], dnsfunc)
     except dkim.ValidationError as exc:

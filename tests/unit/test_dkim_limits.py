@@ -206,3 +206,47 @@ def test_arc_refuses_a_message_signature_listing_over_100_names(
     assert res.result == "fail"
     assert "101 header names" in res.reason
     assert resolver.queries == []
+
+
+def test_the_body_is_hashed_once_however_many_signatures_and_seals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """dkimpy canonicalized and hashed the whole body again for each DKIM signature and
+    each ARC set's message signature: a sender signing a 10 MB body five times with its
+    own key cost five times the CPU (ten ARC sets, ten times). Results are unchanged."""
+    import dkim.canonicalization as canon
+
+    from tests.unit.test_arc import relayed, world
+
+    calls: list[int] = []
+    for cls in (canon.Simple, canon.Relaxed):
+        real = cls.canonicalize_body
+
+        def counted(body: bytes, real: Any = real) -> bytes:
+            calls.append(len(body))
+            return real(body)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(cls, "canonicalize_body", staticmethod(counted))
+    author, lst = make_key(), make_key()
+    raw = signed_by_author(author)
+    for selector in (b"s2", b"s3", b"s4", b"s5"):  # four more signatures, the same key
+        raw = dkim.sign(raw, selector, b"example.com", author.pem,
+                        include_headers=[b"from", b"subject"],
+                        canonicalize=(b"relaxed", b"simple")) + raw
+    zone = {(f"{s}._domainkey.example.com", "TXT"): [author.record]
+            for s in ("sel", "s2", "s3", "s4", "s5")}
+    calls.clear()
+    results = verify_dkim(raw, StaticResolver(zone))
+    assert [r.result for r in results] == ["pass"] * 5
+    assert len(calls) == 1  # one canonicalization (relaxed/simple's simple body)
+    calls.clear()
+    tampered = raw + b"more text\r\n"
+    assert [r.reason for r in verify_dkim(tampered, StaticResolver(zone))] == [
+        "body hash mismatch"] * 5
+    assert len(calls) == 1
+    sealed = relayed(author, lst)
+    for _ in range(3):  # three more hops seal without changing the message
+        sealed = list_hop(lst, sealed, aar="arc=pass", selector=b"arc2", modify=False)
+    calls.clear()
+    res = verify_arc(sealed, world(author, lst))
+    assert (res.result, res.sets) == ("pass", 4)
+    assert len(calls) == 1
