@@ -64,18 +64,32 @@ def _replacement(m: re.Match[str]) -> str:
     return " " if o < 32 or o == 127 else "?"
 
 
-def pvalue(value: str) -> str:
+def pvalue(value: str, limit: int = 256) -> str:
     """A property value (RFC 8601 §2.2 ``pvalue``): bare when a token or an
-    address, else a quoted-string."""
-    if _TOKEN.match(value) or _ADDR.match(value):
+    address, else a quoted-string; at most ``limit`` characters between the quotes,
+    escapes counted (a value of quotes doubles when escaped)."""
+    if (_TOKEN.match(value) or _ADDR.match(value)) and len(value) <= limit:
         return value
-    escaped = header_safe(value, limit=256).replace("\\", "\\\\").replace('"', '\\"')
+    escaped = _escaped(header_safe(value, limit=limit), '\\"', limit)
     return f'"{escaped}"'
 
 
+def _escaped(text: str, specials: str, limit: int) -> str:
+    """``text`` with a backslash before each of ``specials``, cut to ``limit``
+    characters without splitting an escape."""
+    out: list[str] = []
+    n = 0
+    for c in text:
+        w = 2 if c in specials else 1
+        if n + w > limit:
+            break
+        out.append("\\" + c if w == 2 else c)
+        n += w
+    return "".join(out)
+
+
 def _comment(text: str) -> str:
-    safe = header_safe(text, limit=200).replace("\\", "\\\\")
-    safe = safe.replace("(", "\\(").replace(")", "\\)")
+    safe = _escaped(header_safe(text, limit=200), "\\()", 200)
     return f"({safe})" if safe else ""
 
 
@@ -122,10 +136,11 @@ def render_authentication_results(
                                   *props]))
         for sig in auth.dkim:
             props = []
-            for ptype, v in (("header.d", sig.domain), ("header.s", sig.selector),
-                             ("header.a", sig.algorithm)):
+            # (as the signature wrote them when dkimpy could not read it: bounded)
+            for ptype, v, most in (("header.d", sig.domain, 255), ("header.s", sig.selector, 64),
+                                   ("header.a", sig.algorithm, 32)):
                 if v:
-                    props.append(f"{ptype}={pvalue(str(v))}")
+                    props.append(f"{ptype}={pvalue(str(v), most)}")
             b = (sig.header_b or "")[:8]
             if b:
                 props.append("header.b=" + pvalue(b))  # RFC 6008 §4: a prefix suffices

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -222,6 +223,27 @@ def test_authentication_results_full() -> None:
         "header.a=ed25519-sha256 header.b=ZZZZ;\n"
         "\tdmarc=fail (p=reject dis=reject) header.from=example.org"
     )
+
+
+def test_every_line_of_our_authentication_results_fits_in_998_octets() -> None:
+    """A signature dkimpy cannot read is reported with the d=, s= and a= it wrote; values
+    of quotes doubled when escaped, past the per-value limit, and an SPF explanation of
+    parentheses did too: lines of 1,753 octets, which a downstream MTA breaks anywhere."""
+    q, p = '"' * 600, ")" * 600
+    a = AuthResults(
+        spf=SpfResult("fail", "mailfrom", "example.org", "a" * 60 + "@" + "b" * 250, p),
+        dkim=(DkimResult("permerror", q, q, q, q, reason=p),),
+        dmarc=DmarcResult("fail", q, q, "reject", "reject", False, False, reason=p),
+    )
+    value = render_authentication_results(
+        "mx.example.net", a, Envelope(helo="h" * 255, mail_from="x" * 300))
+    lines = value.split("\n")
+    assert len(lines) == 4
+    assert all(len(line.encode()) <= 998 for line in lines), [len(x) for x in lines]
+    assert '\\"' in lines[2]  # escaped, and no escape cut in two:
+    for line in lines:
+        for quoted in re.findall(r'"((?:[^"\\]|\\.)*)"', line):
+            assert not quoted.endswith("\\") or quoted.endswith("\\\\")
 
 
 def test_authentication_results_null_sender_and_unavailable() -> None:
