@@ -10,10 +10,13 @@ Message bodies are never logged at info level.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["configure_logging", "event", "kv"]
@@ -158,7 +161,28 @@ def configure_logging(fmt: str = "kv", level: str = "info") -> None:
     root.setLevel(level.upper())
 
 
+#: the queue id of the message this thread is scoring (:func:`for_message`): every event
+#: logged meanwhile names it, also from code that never sees the envelope
+_QUEUE_ID: contextvars.ContextVar[str] = contextvars.ContextVar("queue_id", default="")
+
+
+@contextlib.contextmanager
+def for_message(queue_id: str) -> Iterator[None]:
+    """Events logged in this thread inside the block carry ``queue_id`` (unless they
+    name one themselves)."""
+    token = _QUEUE_ID.set(queue_id)
+    try:
+        yield
+    finally:
+        _QUEUE_ID.reset(token)
+
+
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one structured event ``name`` with ``fields``."""
+    """Log one structured event ``name`` with ``fields`` (and the queue id of the message
+    being scored, :func:`for_message`)."""
     if logger.isEnabledFor(level):
+        if "queue_id" not in fields:
+            qid = _QUEUE_ID.get()
+            if qid:
+                fields = {"queue_id": qid, **fields}
         logger.log(level, name, extra={"fields": fields})

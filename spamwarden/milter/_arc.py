@@ -40,6 +40,7 @@ import dkim
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from ..errors import ConfigError
+from ..logs import event
 from ..mail import parse_tag_list, strip_mbox_from
 from ..resolver import Resolver
 from ._dkim import _fetch_key, _Key, share_body_hashes, too_many_signed_names
@@ -314,11 +315,12 @@ class ArcSealer:
             out = dkim.arc_sign(message, self.selector, self.domain, self.key, self.authserv_id,
                                 timestamp=int(self._clock()), logger=_quiet)
         except (dkim.DKIMException, ValueError, IndexError, TypeError, KeyError) as exc:
-            log.warning("ARC sealing failed: %s", _short(exc))
+            event(log, "arc_seal_failed", logging.WARNING, error=_short(exc))
             return ()
         if not out:
             # dkimpy seals nothing when it cannot read our Authentication-Results.
-            log.warning("ARC sealing skipped: no ARC set made for the message")
+            event(log, "arc_seal_skipped", logging.WARNING,
+                  reason="no ARC set made for the message")
             return ()
         found: dict[str, str] = {}
         for field in out:

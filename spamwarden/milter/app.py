@@ -42,7 +42,7 @@ import Milter
 import milter as libmilter
 
 from ..errors import ConfigError
-from ..logs import event
+from ..logs import event, for_message
 from ..mail import MAX_LATE_FROM, unmapped
 from .delivery import DeliveryRecorder
 from .headers import ON_TOP, header_safe
@@ -424,8 +424,9 @@ class SpamwardenMilter(Milter.Base):  # type: ignore[misc]  # pymilter is untype
             except ScanBusy as exc:
                 return self._busy(exc)
             try:
-                verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
-                                            early=self._early)
+                with for_message(qid):
+                    verdict = self.scanner.scan(raw, env, incoming_headers=self._watched,
+                                                early=self._early)
             finally:
                 if self.budget is not None:
                     self.budget.release(reserved)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from spamwarden.logs import configure_logging, event, kv
+from spamwarden.logs import configure_logging, event, for_message, kv
 
 
 @pytest.fixture(autouse=True)
@@ -167,3 +167,17 @@ def test_json_escapes_what_is_not_printable(monkeypatch: pytest.MonkeyPatch,
     # printable text beyond ASCII stays as it is
     lines = _lines(monkeypatch, "json", lambda: event(log, "verdict", reason="Nguyễn"))
     assert "Nguyễn" in lines[0]
+
+
+def test_events_logged_while_a_message_is_scored_name_its_queue_id(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Code that never sees the envelope (a lookup that timed out, ARC sealing) logs
+    inside the milter's scan: its events carry the queue id all the same."""
+    log = logging.getLogger("spamwarden.test")
+    with caplog.at_level(logging.INFO, logger="spamwarden.test"):
+        with for_message("4XQUEUE1"):
+            event(log, "inside")
+            event(log, "named", queue_id="4OTHER")
+        event(log, "after")
+    fields = [r.fields for r in caplog.records]  # type: ignore[attr-defined]
+    assert fields == [{"queue_id": "4XQUEUE1"}, {"queue_id": "4OTHER"}, {}]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from Milter import testctx
 
 from spamwarden.config import Config, config_from_mapping
+from spamwarden.logs import event
 from spamwarden.mail import MAX_LATE_FROM, MessageView, parse_message
 from spamwarden.milter.app import SpamwardenMilter, libmilter_socket
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult, authenticate
@@ -368,6 +369,25 @@ def test_multiparts_nested_deeper_than_the_parser_reads_score(install: Any) -> N
     ctx = install(scanner)
     assert feed(ctx, HAM)[0] == Milter.ACCEPT
     assert "MIME_TOO_DEEP" not in (ctx.header_value("X-Spam-Status") or "")
+
+
+def test_events_logged_during_the_scan_name_the_queue_id(
+        install: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A check that logs without the envelope (a lookup past its budget) still names the
+    message: the milter scores it inside logs.for_message."""
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth())
+    real = scanner.scan
+
+    def scan(raw: bytes, *a: Any, **kw: Any) -> Any:
+        event(logging.getLogger("spamwarden.milter"), "lookup_timeout", logging.WARNING)
+        return real(raw, *a, **kw)
+
+    scanner.scan = scan  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="spamwarden.milter"):
+        assert feed(install(scanner), HAM, queue_id="4QID77")[0] == Milter.ACCEPT
+    [timeout] = [r.fields for r in caplog.records  # type: ignore[attr-defined]
+                 if r.getMessage() == "lookup_timeout"]
+    assert timeout == {"queue_id": "4QID77"}
 
 
 def test_the_verdict_line_names_where_the_parse_stopped_short(
