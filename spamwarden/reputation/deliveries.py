@@ -153,7 +153,10 @@ def normalize_reporter(address: str, *, delimiters: str = "+") -> str:
     cut to 320 characters (it then matches nothing a recipient was)."""
     norm = normalize_address(address)
     if norm is None:
-        return address.strip().strip("<>").strip().lower()[:320]
+        # (a raw 8-bit octet, kept as a lone surrogate, is no text Redis can take: one
+        # such recipient lost the delivery records of the milter's whole batch)
+        text = address.encode("utf-8", "replace").decode("utf-8")
+        return text.strip().strip("<>").strip().lower()[:320]
     local, _, domain = norm.rpartition("@")
     return f"{fold_extension(local, delimiters)}@{domain}"
 

@@ -138,3 +138,18 @@ def test_the_newest_deliveries_of_one_text_to_a_recipient_are_kept(redis_url: st
     assert found == Match("matched", found.delivery, candidates=MAX_CANDIDATES)
     assert found.delivery is not None and found.delivery.client_ip is None
     client.close()
+
+
+def test_a_recipient_with_a_raw_8bit_octet_loses_no_other_delivery(redis_url: str) -> None:
+    """Postfix without SMTPUTF8 passes a recipient holding a raw 8-bit octet (a lone
+    surrogate here): its index keys could not be written, and the milter's whole batch
+    of delivery records, other senders' messages included, was lost."""
+    cfg = config_from_mapping({"redis": {"url": redis_url}})
+    client = sync_client(cfg)
+    ledger = RedisDeliveryLedger(client, ttl=600)
+    odd = delivery("b\udcffob@example.vn")
+    ledger.record_many([delivery("alice@example.vn"), odd])
+    assert ledger.failed == 0
+    assert client.get(content_key(FP, "alice@example.vn")) is not None
+    assert client.get(content_key(FP, "b?ob@example.vn")) is not None
+    client.close()
