@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamwarden.errors import ReportError
-from spamwarden.mail import ParseLimits, parse_message
+from spamwarden.mail import MAX_LATE_FROM, ParseLimits, parse_message
 from spamwarden.rbl.responder import DnsblResponder, Transfer, ZoneSettings
 from spamwarden.rbl.wire import QueryFormatError
 from spamwarden.rbl.zone import DnsblZone
@@ -88,8 +88,13 @@ MAIL_LIMITS = ParseLimits(max_bytes=2_000_000, max_headers=200, max_header_bytes
 def check_message_view(data: bytes, limits: ParseLimits) -> None:
     view = _run_bounded(lambda d: parse_message(d, limits=limits), data, MAIL_BOUND,
                         "parse_message")
-    assert len(view.headers) <= limits.max_headers
-    assert sum(len(k) + len(v) for k, v in view.headers) <= limits.max_header_bytes
+    # past either limit, only From fields are read (MAX_LATE_FROM of them, each bounded)
+    late = [v for k, v in view.headers[limits.max_headers:]]
+    assert len(view.headers) <= limits.max_headers + MAX_LATE_FROM
+    assert all(k == "From" for k, _ in view.headers[limits.max_headers:])
+    assert sum(len(k) + len(v) for k, v in view.headers) <= (
+        limits.max_header_bytes + MAX_LATE_FROM * (2048 + 4))
+    assert all(len(v) <= 2048 for v in late)
     assert len(view.parts) <= limits.max_parts
     assert len(view.urls) <= limits.max_urls
     assert len(view.url_domains) <= len(view.urls)
