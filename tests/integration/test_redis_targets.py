@@ -15,6 +15,7 @@ from spamwarden.errors import ConfigError
 from spamwarden.redisconn import async_client, parse_redis_url, sync_client
 from spamwarden.reputation.listings import CHANGES_KEY, LISTINGS_KEY, SERIAL_KEY
 from tests.conftest import need_binary
+from tests.integration import redis_cluster
 from tests.integration.redis_cluster import LocalCluster, LocalRedis, free_cluster_port, free_port
 from tests.support.net import terminate
 
@@ -78,6 +79,18 @@ def test_cluster_nodes_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> No
 
     picks = iter([30000, 30000, 40000, 20000, 31000])
     monkeypatch.setattr(random, "randint", lambda a, b: next(picks))
+
+    class Bindable:  # every port is free here: what is tested is the picker's own rule
+        def __enter__(self) -> Bindable:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def bind(self, address: object) -> None:
+            return None
+
+    monkeypatch.setattr(redis_cluster.socket, "socket", Bindable)
     first = free_cluster_port()
     # 30000 again, 40000 (= 30000's bus port) and 20000 (whose bus port is 30000) are refused.
     assert (first, free_cluster_port((first,))) == (30000, 31000)
