@@ -824,7 +824,20 @@ def decode_part(part: MimePart) -> bytes:
     return data
 
 
-_QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n)")
+def _without_trailing_blanks(data: bytes) -> bytes:
+    """``re.sub(rb"[ \\t]+(?=\\r?\\n)", b"", data)`` line by line: as a pattern it tried a
+    long run of blanks not followed by a line end again from each of its blanks (11 s for
+    40 KB of them)."""
+    lines = data.split(b"\n")
+    for i in range(len(lines) - 1):  # (the last piece ends no line)
+        line = lines[i]
+        if line.endswith(b"\r"):
+            lines[i] = line[:-1].rstrip(b" \t") + b"\r"
+        else:
+            lines[i] = line.rstrip(b" \t")
+    return b"\n".join(lines)
+
+
 _QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 _QP_ESCAPE = re.compile(rb"=([0-9a-fA-F]{2})")
 # two hex digits, either case -> the octet they write
@@ -837,7 +850,7 @@ def qp_decode(data: bytes) -> bytes:
     Node.pm's CRLF to LF): white space at the end of a line is deleted first (RFC 2045,
     section 6.7, rule 3), then soft line breaks, then ``=XX`` escapes in either case."""
     if b" \n" in data or b"\t\n" in data or b" \r\n" in data or b"\t\r\n" in data:
-        data = _QP_TRAILING_SPACE.sub(b"", data)  # (only then can it match)
+        data = _without_trailing_blanks(data)  # (only then is there any)
     data = _QP_SOFT_BREAK.sub(b"", data)
     if b"=" in data:
         # _QP_ESCAPE.sub, without a call per escape: a match never holds a second "=",

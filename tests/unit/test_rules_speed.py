@@ -297,8 +297,10 @@ def test_decoded_parts_are_kept_per_message() -> None:
 
 
 def test_qp_escapes_decoded_without_the_regex_are_the_same() -> None:
+    trailing = re.compile(rb"[ \t]+(?=\r?\n)")  # (quadratic on a long run of blanks)
+
     def plain(data: bytes) -> bytes:
-        data = _prepare._QP_SOFT_BREAK.sub(b"", _prepare._QP_TRAILING_SPACE.sub(b"", data))
+        data = _prepare._QP_SOFT_BREAK.sub(b"", trailing.sub(b"", data))
         data = _prepare._QP_ESCAPE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
         return data.replace(b"\r\n", b"\n")
 
