@@ -60,7 +60,8 @@ def _without_not_tags(html: bytes) -> bytes:
     literal element's opening tag kept)."""
     out: list[bytes] = []
     pos = 0
-    for m in matches_around_comments(html, _NOT_TAGS, _NOT_TAGS_NO_CLOSE):
+    for m in matches_around_comments(html, _NOT_TAGS, _NOT_TAGS_NO_CLOSE,
+                                     past_last_gt=b"<!--"):
         out.append(html[pos:m.start()])
         out.append(m.group(1) or b"")
         pos = m.end()
