@@ -271,6 +271,16 @@ class SpamModel:
 
     def _hash_columns(self, tokens: list[str]) -> list[int]:
         """FeatureHasher's column of each token (the same MurmurHash3 and modulo)."""
+        try:
+            return self._hash_columns_of(tokens)
+        except UnicodeEncodeError:
+            # a raw 8-bit octet of a header value (X-Mailer: \xff), kept by the parser as
+            # a lone surrogate, which the hasher cannot encode: it made the classifier fail
+            # and the message was scored without it (one octet turned Bayes off)
+            return self._hash_columns_of(
+                [t.encode("utf-8", "replace").decode("utf-8") for t in tokens])
+
+    def _hash_columns_of(self, tokens: list[str]) -> list[int]:
         if _hash_tokens is not None:
             indices, _, _ = _hash_tokens(
                 iter([[(t, 1) for t in tokens]]), self.hasher.n_features, self.hasher.dtype,

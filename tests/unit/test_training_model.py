@@ -492,3 +492,19 @@ def test_single_source_is_validated_forward_in_time() -> None:
     assert _time_folds(undated, np.array([0] * 30 + [1] * 30)) == []
     model = train_model(views, labels, params=SMALL)
     assert model.metadata["metrics"]["forward_in_time"]["n"] == 23
+
+
+@pytest.mark.parametrize("header", [b"X-Mailer: \xff\r\n", b"User-Agent: Mutt\xa1\r\n",
+                                    b"Content-Type: te\xa1xt/plain\r\n"])
+def test_a_raw_8bit_octet_in_a_header_does_not_turn_the_classifier_off(header: bytes) -> None:
+    """The parser keeps the octet as a lone surrogate; the header-value tokens carried it
+    to the hasher, which raised: the milter then scored the message without the
+    classifier (X-Spam-Unavailable), a one-octet way to turn Bayes off."""
+    model = load_model(default_model_path())
+    raw = (b"From: Deals <deals@promo.example>\r\nSubject: Cheap pills, 90% off\r\n"
+           b"MIME-Version: 1.0\r\n")
+    body = b"\r\nBuy cheap pills now at http://pills.example.com/buy today only\r\n"
+    plain = model.spam_probability(parse_message(raw + b"Content-Type: text/plain\r\n" + body))
+    odd = model.spam_probability(parse_message(raw + header + body))
+    assert 0.0 <= odd <= 1.0
+    assert abs(odd - plain) < 0.5  # scored, and on the same evidence
