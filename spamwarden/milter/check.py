@@ -11,7 +11,6 @@ names an IP, MAIL FROM from ``Return-Path``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
@@ -26,8 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["envelope_for_file", "format_verdict", "scan_file", "to_crlf"]
 
 def to_crlf(raw: bytes) -> bytes:
-    """Every line ending as CRLF, the form Postfix hands to a milter (and DKIM signs)."""
-    return re.sub(rb"\r?\n", b"\r\n", raw)
+    """Every line ending as CRLF, the form Postfix hands to a milter (and DKIM signs).
+
+    Two replacements, not ``re.sub``: that built a piece for every line, about 90 times
+    the message in memory for one of short lines (891 MB for 10 MB of ``x``)."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def envelope_for_file(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,10 @@ def test_options_win_over_headers_and_spf_fail_is_seen() -> None:
 
 def test_mbox_line_dropped_and_crlf() -> None:
     assert to_crlf(b"a\nb\r\nc") == b"a\r\nb\r\nc"
+    rnd = random.Random(3)
+    for _ in range(5000):  # as re.sub(rb"\r?\n", b"\r\n", ...) gives it
+        data = bytes(rnd.choice(b"a\r\n") for _ in range(rnd.randint(0, 12)))
+        assert to_crlf(data) == re.sub(rb"\r?\n", b"\r\n", data), data
     sc = scanner()
     view = sc.parse(to_crlf(MESSAGE.split(b"\n", 1)[1]))
     env, _ = envelope_for_file(view, client_ip=None, helo=None, mail_from="")
