@@ -78,11 +78,13 @@ class DelistQueueFull(SpamwardenError):
 
     :param key: the listed key whose own bound was reached; empty: the bound of all
         pending requests was.
+    :param mine: the requester's own request of ``key`` is pending already (one each).
     """
 
-    def __init__(self, *args: object, key: str = "") -> None:
+    def __init__(self, *args: object, key: str = "", mine: bool = False) -> None:
         super().__init__(*args)
         self.key = key
+        self.mine = mine
 
 
 class DelistRequestStale(SpamwardenError):

@@ -554,6 +554,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Có quá nhiều yêu cầu gỡ khỏi danh sách đang chờ người vận hành; vui lòng thử "
               "lại sau",
     },
+    "api.delist_request_pending": {
+        "en": "your request to delist {key} is already waiting for an operator; you can file "
+              "another once it is decided",
+        "vi": "Yêu cầu gỡ {key} của bạn đang chờ người vận hành; bạn có thể gửi yêu cầu khác "
+              "khi yêu cầu này đã được quyết định",
+    },
     "api.delist_key_queue_full": {
         "en": "requests to delist {key} are already waiting for an operator; try again once "
               "they are decided",

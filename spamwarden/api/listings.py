@@ -133,8 +133,11 @@ def listings_module(ctx: ApiContext) -> ApiModule:
             return json_error(404, Message("api.not_listed", {"key": key}))
         try:
             req = await file_delist_request(store, cfg, found.key, reason=reason,
-                                            contact=contact, client=ip, now=now)
+                                            contact=contact, client=ip, now=now,
+                                            client_bucket=rate_client(request))
         except DelistQueueFull as exc:
+            if exc.mine:
+                return json_error(429, Message("api.delist_request_pending", {"key": exc.key}))
             return json_error(429, Message("api.delist_key_queue_full", {"key": exc.key})
                               if exc.key else Message("api.delist_queue_full"))
         return web.json_response({"id": req.id, "key": req.key, "status": req.status,
@@ -249,10 +252,12 @@ def listings_module(ctx: ApiContext) -> ApiModule:
 
 
 async def file_delist_request(store: Any, cfg: Config, key: str, *, reason: str, contact: str,
-                              client: str, now: float, via: str | None = None) -> Any:
+                              client: str, now: float, via: str | None = None,
+                              client_bucket: str = "") -> Any:
     """File a public delisting request for the listed ``key`` under the queue's bounds
-    (``api.max_pending_delist_requests``, ``_per_key``), logged either way: the API's
-    ``POST /v1/delist-requests`` and the lookup page's form (``via="page"``) both.
+    (``api.max_pending_delist_requests``, ``_per_key``, one pending request of a key per
+    ``client_bucket``), logged either way: the API's ``POST /v1/delist-requests`` and the
+    lookup page's form (``via="page"``) both.
 
     :returns: the filed :class:`~spamwarden.reputation.store.DelistRequest`.
     :raises DelistQueueFull: a bound is reached (logged as ``delist_request_refused``).
@@ -261,7 +266,8 @@ async def file_delist_request(store: Any, cfg: Config, key: str, *, reason: str,
         req = await store.file_delist_request(
             key, reason=reason, contact=contact, client=client, now=now,
             max_pending=cfg.api.max_pending_delist_requests,
-            max_pending_per_key=cfg.api.max_pending_delist_requests_per_key)
+            max_pending_per_key=cfg.api.max_pending_delist_requests_per_key,
+            client_bucket=client_bucket)
     except DelistQueueFull as exc:
         event(log, "delist_request_refused", logging.WARNING, key=key, client=client, via=via,
               error=str(exc))

@@ -253,9 +253,11 @@ def lookup_module(ctx: ApiContext) -> ApiModule:
                               contact=contact[:MAX_CONTACT], status=400 if error else 404)
         try:
             req = await file_delist_request(store, cfg, found.key, reason=reason,
-                                            contact=contact, client=ip, now=now, via="page")
+                                            contact=contact, client=ip, now=now, via="page",
+                                            client_bucket=rate_client(request))
         except DelistQueueFull as exc:
-            msg = (text(lang, "key_queue_full", key=exc.key) if exc.key
+            msg = (text(lang, "key_request_pending", key=exc.key) if exc.mine
+                   else text(lang, "key_queue_full", key=exc.key) if exc.key
                    else text(lang, "queue_full"))
             return _page(lang, text(lang, "title.rate"), f"<p>{_e(msg)}</p>\n", status=429)
         raise web.HTTPSeeOther(f"{base}request/{req.id}")

@@ -53,6 +53,8 @@ TEXTS: dict[str, dict[str, str]] = {
                       "later.",
         "key_queue_full": "Requests to delist {key} are already waiting for an operator; "
                           "yours would add nothing. Try again once they are decided.",
+        "key_request_pending": "Your request to delist {key} is already waiting for an "
+                               "operator; you can file another once it is decided.",
         "request.key": "Listed key",
         "request.filed": "Filed",
         "request.status": "State",
@@ -103,6 +105,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "key_queue_full": "Đã có các yêu cầu gỡ {key} đang chờ người vận hành; yêu cầu của bạn "
                           "không thêm được gì. Vui lòng thử lại khi các yêu cầu đó đã được "
                           "quyết định.",
+        "key_request_pending": "Yêu cầu gỡ {key} của bạn đang chờ người vận hành; bạn có "
+                               "thể gửi yêu cầu khác khi yêu cầu này đã được quyết định.",
         "request.key": "Mục bị liệt kê",
         "request.filed": "Gửi lúc",
         "request.status": "Trạng thái",

@@ -38,8 +38,9 @@ key                                            what
                                                script that writes the status, pruned with the request
 ``sw:{sw}:delist-requests-indexed``            "1" once requests filed before the status indexes
                                                existed are indexed (no TTL)
-``sw:{sw}:delist-requests-pending-keys``       hash: listed key -> its pending requests; moved by
-                                               the scripts that file, decide and prune requests
+``sw:{sw}:delist-requests-pending-keys``       hash: listed key (and "<key>TAB<client bucket>")
+                                               -> its pending requests; moved by the scripts
+                                               that file, decide and prune requests
                                                (pending requests filed before it existed are not
                                                counted; a count never goes below 0)
 ``sw:{sw}:rate:<what>:<client>:<slot>``        integer: requests per client per hour (TTL 1 h)
@@ -320,6 +321,9 @@ class DelistRequest:
     status: str = "pending"  # pending | approved | rejected
     decided_at: float = 0.0
     decided_note: str = ""
+    #: the requester's rate-limit bucket (its IPv4 address, or its IPv6 network): one
+    #: pending request per key each; "" for requests filed before it was kept
+    client_bucket: str = ""
 
     def to_json(self) -> str:
         """The compact JSON stored for this request (:meth:`from_json` reads it)."""
@@ -550,11 +554,12 @@ class _StoreBase:
         return out
 
     @staticmethod
-    def _new_request(key: str, *, reason: str, contact: str, client: str, now: float) -> DelistRequest:
+    def _new_request(key: str, *, reason: str, contact: str, client: str, now: float,
+                     client_bucket: str = "") -> DelistRequest:
         return DelistRequest(
             # 128 random bits: the id is also the requester's status page address
             id=secrets.token_hex(16), key=key, reason=reason, contact=contact, client=client,
-            filed_at=_ms(now),
+            filed_at=_ms(now), client_bucket=client_bucket,
         )
 
     @staticmethod
@@ -724,23 +729,26 @@ class _StoreBase:
         return int(n) >= 0
 
     def _op_file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
-                                now: float, max_pending: int,
-                                max_pending_per_key: int) -> _Op[DelistRequest]:
+                                now: float, max_pending: int, max_pending_per_key: int,
+                                client_bucket: str = "") -> _Op[DelistRequest]:
         req = self._new_request(normalize_key(key)[0], reason=reason, contact=contact,
-                                client=client, now=now)
+                                client=client, now=now, client_bucket=client_bucket)
         # requests past the retention and requests of an older version's format must not
         # count: prune them and index them first
         yield from self._op_prune_requests(now=now)
         yield from self._op_ensure_request_index()
         res = int((yield _Script("request_file", _REQUEST_KEYS,
                                  [req.id, req.to_json(), repr(req.filed_at), req.key,
-                                  max_pending, max_pending_per_key])))
+                                  max_pending, max_pending_per_key, client_bucket])))
         if res == -1:
             raise DelistQueueFull(f"{max_pending} delisting requests are waiting for an "
                                   "operator; try again later")
         if res == -2:
             raise DelistQueueFull(f"{max_pending_per_key} delisting requests of {req.key} "
                                   "are waiting for an operator", key=req.key)
+        if res == -3:
+            raise DelistQueueFull(f"a request of {req.key} from {client_bucket} is waiting "
+                                  "for an operator already", key=req.key, mine=True)
         return req
 
     @staticmethod
@@ -1282,7 +1290,8 @@ class ListingStore(_StoreBase):
 
     def file_delist_request(self, key: str, *, reason: str, contact: str, client: str,
                             now: float, max_pending: int = MAX_DELIST_REQUESTS,
-                            max_pending_per_key: int = MAX_PENDING_PER_KEY) -> DelistRequest:
+                            max_pending_per_key: int = MAX_PENDING_PER_KEY,
+                            client_bucket: str = "") -> DelistRequest:
         """Store a public delisting request, pending, for an operator to decide.
 
         Only pending requests count toward the bounds; requests past the 90-day retention
@@ -1290,6 +1299,9 @@ class ListingStore(_StoreBase):
 
         :param key: the listed key (normalised here).
         :param client: the requester's address, kept with the request.
+        :param client_bucket: the requester's rate-limit bucket: each has one pending
+            request of a key at most, so that one client cannot take all of a key's
+            places (and keep the listed party's own request out); "" for no such bound.
         :param max_pending: pending requests at most (``api.max_pending_delist_requests``).
         :param max_pending_per_key: pending requests of ``key`` at most
             (``api.max_pending_delist_requests_per_key``).
@@ -1301,7 +1313,8 @@ class ListingStore(_StoreBase):
         """
         return self._run(self._op_file_delist_request(
             key, reason=reason, contact=contact, client=client, now=now,
-            max_pending=max_pending, max_pending_per_key=max_pending_per_key))
+            max_pending=max_pending, max_pending_per_key=max_pending_per_key,
+            client_bucket=client_bucket))
 
     def delist_requests(self, *, now: float, status: str | None = None,
                         limit: int = 1000) -> list[DelistRequest]:
@@ -1520,11 +1533,13 @@ class AsyncListingStore(_StoreBase):
     async def file_delist_request(
         self, key: str, *, reason: str, contact: str, client: str, now: float,
         max_pending: int = MAX_DELIST_REQUESTS, max_pending_per_key: int = MAX_PENDING_PER_KEY,
+        client_bucket: str = "",
     ) -> DelistRequest:
         """See :meth:`ListingStore.file_delist_request`."""
         return await self._run(self._op_file_delist_request(
             key, reason=reason, contact=contact, client=client, now=now,
-            max_pending=max_pending, max_pending_per_key=max_pending_per_key))
+            max_pending=max_pending, max_pending_per_key=max_pending_per_key,
+            client_bucket=client_bucket))
 
     async def delist_requests(self, *, now: float, status: str | None = None,
                               limit: int = 1000) -> list[DelistRequest]:

@@ -154,6 +154,36 @@ def test_a_request_filed_against_an_ended_listing_cannot_end_a_later_one(
     run_api(redis_url, scenario, modules=[listings_module, lookup_module])
 
 
+def test_one_client_cannot_take_all_of_a_keys_places_in_the_queue(redis_url: str) -> None:
+    """A key has api.max_pending_delist_requests_per_key places (3). One client filed all
+    three and the listed party's own request got 429, again after each rejection: a
+    client now has one pending request of a key, and gets its place back when it is
+    decided."""
+    async def scenario(c: test_utils.TestClient, store: AsyncListingStore, clock: ManualClock) -> None:
+        await store.add("victim.example", reason="url-complaints", now=T0)
+        body = {"key": "victim.example", "reason": "we never sent that", "contact": ""}
+        attacker = {"X-Forwarded-For": "198.51.100.7"}
+        r = await c.post("/v1/delist-requests", json=body, headers=attacker)
+        assert r.status == 202
+        first = (await r.json())["id"]
+        r = await c.post("/v1/delist-requests", json=body, headers=attacker)
+        err = await r.json()
+        assert (r.status, err["code"]) == (429, "delist_request_pending"), err
+        assert "victim.example" in err["error"]
+        r = await c.post("/lookup/victim.example", data={"reason": "again"}, headers=attacker)
+        assert r.status == 429 and "already waiting" in await r.text()
+        r = await c.post("/v1/delist-requests", json=body,
+                         headers={"X-Forwarded-For": "192.0.2.80"})
+        assert r.status == 202  # the listed party's own request finds a place
+        r = await c.post(f"/v1/delist-requests/{first}/reject", headers=AUTH, json={})
+        assert r.status == 200
+        r = await c.post("/v1/delist-requests", json=body, headers=attacker)
+        assert r.status == 202  # decided: the client's place is free again
+
+    run_api(redis_url, scenario, modules=[listings_module, lookup_module],
+            trusted_proxies=["127.0.0.1/32", "::1/128"], delist_requests_per_hour=20)
+
+
 def test_a_full_request_queue_answers_429_and_only_pending_requests_fill_it(
         redis_url: str) -> None:
     """Filed from many addresses, requests for one key stop at

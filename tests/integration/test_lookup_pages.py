@@ -139,11 +139,12 @@ def test_pages_escape_what_they_echo(redis_url: str, tmp_path: Path, monkeypatch
 def test_request_form_is_rate_limited_per_client_with_the_api_route(
         redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
-        await store.add("192.0.2.1", reason="manual", now=time.time(), ttl=3600)
+        for key in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+            await store.add(key, reason="manual", now=time.time(), ttl=3600)
         r = await c.post("/v1/delist-requests", json={"key": "192.0.2.1", "reason": "x"})
         assert r.status == 202
-        for _ in range(2):  # api.delist_requests_per_hour = 3, shared with the JSON route
-            assert (await _file(c, "192.0.2.1")).status == 303
+        for key in ("192.0.2.2", "192.0.2.3"):  # api.delist_requests_per_hour = 3, shared
+            assert (await _file(c, key)).status == 303  # with the JSON route
         r = await _file(c, "192.0.2.1")
         assert r.status == 429 and int(r.headers["Retry-After"]) > 0
         assert "Too many requests" in await r.text()
@@ -177,8 +178,8 @@ def test_status_page_id_is_unguessable_and_shows_the_state(
     async def scenario(c: test_utils.TestClient, store: AsyncListingStore, cfg: Config) -> None:
         await store.add("192.0.2.2", reason="manual", now=time.time(), ttl=3600)
         ids = []
-        for _ in range(2):
-            r = await _file(c, "192.0.2.2")
+        for client in ("198.51.100.1", "198.51.100.2"):  # (one pending request each)
+            r = await _file(c, "192.0.2.2", headers={"X-Forwarded-For": client})
             assert r.status == 303
             m = re.fullmatch(r"/lookup/request/([0-9a-f]+)", r.headers["Location"])
             assert m, r.headers["Location"]
@@ -200,7 +201,7 @@ def test_status_page_id_is_unguessable_and_shows_the_state(
         page = await r.text()
         assert '<html lang="vi">' in page and "đang chờ" in page
 
-    run_pages(redis_url, tmp_path, monkeypatch, scenario)
+    run_pages(redis_url, tmp_path, monkeypatch, scenario, trusted_proxies=["127.0.0.1/32"])
 
 
 def test_pages_in_vietnamese_and_english(redis_url: str, tmp_path: Path, monkeypatch: Any) -> None:

@@ -12,8 +12,14 @@ for i, id in ipairs(old) do
   if recs[i] and redis.call('ZSCORE', KEYS[3], id) then
     local ok, rec = pcall(cjson.decode, recs[i])
     if ok and type(rec) == 'table' and type(rec['key']) == 'string' then
-      if redis.call('HINCRBY', KEYS[6], rec['key'], -1) <= 0 then
-        redis.call('HDEL', KEYS[6], rec['key'])
+      local counts = {rec['key']}
+      if type(rec['client_bucket']) == 'string' and rec['client_bucket'] ~= '' then
+        counts[2] = rec['key'] .. '\t' .. rec['client_bucket']
+      end
+      for _, field in ipairs(counts) do
+        if redis.call('HINCRBY', KEYS[6], field, -1) <= 0 then
+          redis.call('HDEL', KEYS[6], field)
+        end
       end
     end
   end

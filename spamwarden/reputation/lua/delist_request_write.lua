@@ -3,8 +3,9 @@
 -- KEYS[1] sw:{sw}:delist-requests (hash), KEYS[2] sw:{sw}:delist-requests-by-time (zset),
 -- KEYS[3..5] sw:{sw}:delist-requests:pending | :approved | :rejected (zsets: request id ->
 --   time filed for pending, time decided otherwise; entries pruned with the request),
--- KEYS[6] sw:{sw}:delist-requests-pending-keys (hash: listed key -> pending requests; a
---   request leaving or entering pending moves its key's count)
+-- KEYS[6] sw:{sw}:delist-requests-pending-keys (hash: listed key -> pending requests, and
+--   "<key>\t<client bucket>" -> the client's; a request leaving or entering pending moves
+--   both counts)
 -- ARGV: request id, request JSON, filed_at, status, decided_at, only_if ('' or the
 --   status the stored request must have, e.g. 'pending' for a decision)
 -- Returns: 1 written, 0 not (no such request, or its status is not ARGV[6]).
@@ -27,11 +28,17 @@ if status == 'pending' then
 else
   redis.call('ZADD', sets[status], ARGV[5], id)
 end
-local listed = cjson.decode(ARGV[2])['key']
-if prev == 'pending' and status ~= 'pending' then
-  -- requests filed before the count existed were never counted: never below 0
-  if redis.call('HINCRBY', KEYS[6], listed, -1) <= 0 then redis.call('HDEL', KEYS[6], listed) end
-elseif prev ~= 'pending' and status == 'pending' then
-  redis.call('HINCRBY', KEYS[6], listed, 1)
+local rec = cjson.decode(ARGV[2])
+local counts = {rec['key']}
+if type(rec['client_bucket']) == 'string' and rec['client_bucket'] ~= '' then
+  counts[2] = rec['key'] .. '\t' .. rec['client_bucket']  -- the client's own count
+end
+for _, field in ipairs(counts) do
+  if prev == 'pending' and status ~= 'pending' then
+    -- requests filed before the count existed were never counted: never below 0
+    if redis.call('HINCRBY', KEYS[6], field, -1) <= 0 then redis.call('HDEL', KEYS[6], field) end
+  elseif prev ~= 'pending' and status == 'pending' then
+    redis.call('HINCRBY', KEYS[6], field, 1)
+  end
 end
 return 1
