@@ -22,6 +22,7 @@ Phases, in the order of a message's life:
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -110,7 +111,9 @@ class LookupPool:
         return self._pool is not None
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``fn(*args)`` on a lookup thread (in this thread when there is none)."""
+        """Run ``fn(*args)`` on a lookup thread (in this thread when there is none), in
+        the caller's context: what it logs names the message being scored
+        (:func:`~spamwarden.logs.for_message`)."""
         if self._pool is None:
             done: Future[T] = Future()
             try:
@@ -118,7 +121,7 @@ class LookupPool:
             except Exception as exc:  # noqa: BLE001 - re-raised by result()
                 done.set_exception(exc)
             return done
-        return self._pool.submit(fn, *args)
+        return self._pool.submit(contextvars.copy_context().run, fn, *args)
 
     def result(self, job: Future[T] | None, *, default: T) -> T:
         """The job's result; ``default`` when it raised or outlived :attr:`budget`."""

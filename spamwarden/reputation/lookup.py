@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..config import Config
+from ..logs import event
 from .listings import LISTINGS_KEY
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class RedisListingLookup:
         err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
         if now - self._last_error_log > 10:
             self._last_error_log = now
-            log.warning("listing lookup failed: %s", err)
+            event(log, "listing_lookup_failed", logging.WARNING, error=str(err))
         for key in todo:
             out[key] = ListingOutcome("failed", key, detail=f"store unavailable: {exc}")
         return out

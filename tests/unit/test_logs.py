@@ -181,3 +181,21 @@ def test_events_logged_while_a_message_is_scored_name_its_queue_id(
         event(log, "after")
     fields = [r.fields for r in caplog.records]  # type: ignore[attr-defined]
     assert fields == [{"queue_id": "4XQUEUE1"}, {"queue_id": "4OTHER"}, {}]
+
+
+def test_lookups_run_on_other_threads_name_the_message_too(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The milter's lookups (SPF, DMARC records, listings) run on lookup threads: what they
+    log carries the queue id of the message that asked."""
+    from spamwarden.milter.registry import LookupPool
+
+    log = logging.getLogger("spamwarden.test")
+    pool = LookupPool(2, budget=5.0)
+    try:
+        with caplog.at_level(logging.INFO, logger="spamwarden.test"):
+            with for_message("4XQUEUE2"):
+                job = pool.submit(lambda: event(log, "on_a_lookup_thread"))
+            assert pool.result(job, default=None) is None
+    finally:
+        pool.close()
+    assert [r.fields for r in caplog.records] == [{"queue_id": "4XQUEUE2"}]  # type: ignore[attr-defined]
