@@ -252,12 +252,12 @@ def verify_dkim(
     sig_headers = [(n, v) for n, v in signer.headers if n.lower() == b"dkim-signature"]
     deadline = time.monotonic() + timeout
     keys: dict[str, _Key] = {}
-    bodies = _BodyHashes(signer.body)
+    share_body_hashes(signer)  # (a body hash mismatch: "fail", below)
     results: list[DkimResult] = []
     for idx in range(min(len(sig_headers), max(0, max_signatures))):
         results.append(
             _verify_one(signer, idx, sig_headers[idx][1], resolver, keys=keys,
-                        deadline=deadline, lookup_timeout=lookup_timeout, bodies=bodies)
+                        deadline=deadline, lookup_timeout=lookup_timeout)
         )
     return tuple(results)
 
@@ -326,7 +326,6 @@ def _verify_one(
     keys: dict[str, _Key],
     deadline: float,
     lookup_timeout: float | None,
-    bodies: _BodyHashes | None = None,
 ) -> DkimResult:
     too_many = too_many_signed_names(parse_tag_list(_text(header_value)))
     if too_many:
@@ -372,13 +371,6 @@ def _verify_one(
     def dnsfunc(_name: bytes, timeout: float = 5) -> bytes:
         return record
 
-    body_ok = bodies.matches(sig) if bodies is not None and b"bh" in sig else None
-    if body_ok is False:
-        return outcome("fail", "body hash mismatch", key.bits)
-    if body_ok:
-        # the body hash is settled: dkimpy checks the header hash and the signature only
-        # (it hashes the body only when bh= is among the tags)
-        sig = {k: v for k, v in sig.items() if k != b"bh"}
     try:
         ok = signer.verify_sig(sig, include_headers, sig_headers[idx], dnsfunc)
     except dkim.ValidationError as exc:
