@@ -49,6 +49,7 @@ from ._message import (
     parse_tag_list,
     strip_mbox_from,
     url_domain,
+    valid_text,
 )
 from ._mime import (
     Entity,
@@ -131,6 +132,7 @@ __all__ = [
     "submission_authenticated",
     "url_domain",
     "unmapped",
+    "valid_text",
     "valid_ip",
     "walk_entities",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "url_domain",
     "DEFAULT_AD_LABELS",
     "MAX_LATE_FROM",
+    "valid_text",
 ]
 
 DEFAULT_AD_LABELS: tuple[str, ...] = ("QC", "ADV", "AD")
@@ -158,6 +159,12 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
             pass
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return " ".join(text.split())
+
+
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate as ``?``: a raw 8-bit octet of a header the parser
+    kept that way (``surrogateescape``) is no text Redis, a hasher or a log can take."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 #: Python text codecs that are no MIME charset, and whose decoding takes time in the

@@ -15,6 +15,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..mail import valid_text
+
 __all__ = ["Complaint", "Indicators", "COMPLAINTS_KEY", "UNMATCHED_KEY", "TRAINING_KEY",
            "MAX_MESSAGE_ID", "counted_reporter"]
 
@@ -74,7 +76,7 @@ def _valid_text(value: Any) -> Any:
     the parser kept as a lone surrogate (a Message-ID, a Subject) becomes ``?``.  Such a
     string cannot be encoded for Redis, and the worker would write it on into listings."""
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return valid_text(value)
     if isinstance(value, dict):
         return {k: _valid_text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

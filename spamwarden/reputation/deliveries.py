@@ -79,6 +79,7 @@ from ..mail import (
     authenticated_names,
     fold_extension,
     registrable_domain,
+    valid_text,
 )
 from .complaints import Indicators
 from .listings import normalize_address
@@ -155,8 +156,7 @@ def normalize_reporter(address: str, *, delimiters: str = "+") -> str:
     if norm is None:
         # (a raw 8-bit octet, kept as a lone surrogate, is no text Redis can take: one
         # such recipient lost the delivery records of the milter's whole batch)
-        text = address.encode("utf-8", "replace").decode("utf-8")
-        return text.strip().strip("<>").strip().lower()[:320]
+        return valid_text(address).strip().strip("<>").strip().lower()[:320]
     local, _, domain = norm.rpartition("@")
     return f"{fold_extension(local, delimiters)}@{domain}"
 

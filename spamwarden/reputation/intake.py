@@ -172,6 +172,7 @@ from ..mail import (
     registrable_domain,
     strip_mbox_from,
     submission,
+    valid_text,
 )
 from ..resolver import DnsAnswer, Resolver, question_key
 from .complaints import (
@@ -354,7 +355,7 @@ def reporter_identity(address: str, *, delimiters: str = "+") -> str:
     :returns: the folded form ("" for an empty address).
     """
     # (a raw 8-bit octet kept as a lone surrogate is no text Redis can take)
-    a = _lower_address(address).encode("utf-8", "replace").decode("utf-8")
+    a = valid_text(_lower_address(address))
     local, at, domain = a.rpartition("@")
     if not at:
         local, domain = a, ""

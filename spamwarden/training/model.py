@@ -59,7 +59,7 @@ from sklearn.pipeline import Pipeline
 
 from .. import __version__
 from ..errors import ModelError
-from ..mail import MessageView, parse_message
+from ..mail import MessageView, parse_message, valid_text
 from .features import (
     DEFAULT_STRIP_HEADERS,
     FEATURES_VERSION,
@@ -277,8 +277,7 @@ class SpamModel:
             # a raw 8-bit octet of a header value (X-Mailer: \xff), kept by the parser as
             # a lone surrogate, which the hasher cannot encode: it made the classifier fail
             # and the message was scored without it (one octet turned Bayes off)
-            return self._hash_columns_of(
-                [t.encode("utf-8", "replace").decode("utf-8") for t in tokens])
+            return self._hash_columns_of([valid_text(t) for t in tokens])
 
     def _hash_columns_of(self, tokens: list[str]) -> list[int]:
         if _hash_tokens is not None:
