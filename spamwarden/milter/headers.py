@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_RESULTS",
     "ON_TOP",
-    "authserv_id_of",
     "plain_authserv_id",
     "forged_header_removals",
     "header_safe",
@@ -260,25 +259,6 @@ def _skip_cfws(text: str, i: int) -> int:
         else:
             break
     return i
-
-
-_AUTHSERV = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s;()]+')
-
-
-def authserv_id_of(value: str) -> str:
-    """The authserv-id an ``Authentication-Results`` value claims (lower case),
-    comments (nested too) and an optional version skipped (RFC 8601 §2.2).
-
-    :returns: ``""`` when there is none to read (empty, or a comment that never closes).
-    """
-    start = _skip_cfws(value, 0)
-    m2 = _AUTHSERV.match(value, start) if start <= len(value) else None
-    if not m2:
-        return ""
-    token = m2.group()
-    if token.startswith('"'):
-        token = token[1:-1]
-    return token.strip().lower().rstrip(".")
 
 
 # RFC 5322 §3.2.3 atext; a dot-atom, and a trailing dot as some servers write it
