@@ -24,7 +24,7 @@ What a delivery proves (:func:`delivery_of`):
   the message as delivered; who put them there is not proven, see docs/operations.md);
 * ``recipients``: the envelope recipients, normalised, intake addresses left out.
 
-Matching (:func:`decide_match`): the reported original is found by its content
+Matching (:func:`decide_among`): the reported original is found by its content
 fingerprint (:func:`~spamwarden.reputation.reports.fingerprint`, which gives the
 same value for the delivered message and for the copy recovered from a Gmail,
 Outlook or Thunderbird forward, attached or inline, a bounce or an ARF report)
@@ -99,7 +99,6 @@ __all__ = [
     "RedisDeliveryLookup",
     "content_key",
     "decide_among",
-    "decide_match",
     "delivery_of",
     "message_id_hash",
     "message_key",
@@ -345,22 +344,6 @@ class DeliveryLookup(Protocol):
         :raises StoreError: the store failed.
         """
         ...
-
-
-def decide_match(
-    *,
-    fingerprint: str | None,
-    message_id: str | None,
-    by_content: Delivery | None,
-    by_message_id: Delivery | None,
-    any_recipient: bool,
-) -> Match:
-    """:func:`decide_among` with at most one delivery of each kind (pure)."""
-    return decide_among(
-        fingerprint=fingerprint, message_id=message_id,
-        by_content=() if by_content is None else (by_content,),
-        by_message_id=() if by_message_id is None else (by_message_id,),
-        any_recipient=any_recipient)
 
 
 def decide_among(

@@ -22,7 +22,6 @@ from spamwarden.reputation.deliveries import (
     Delivery,
     Match,
     decide_among,
-    decide_match,
     delivery_of,
     record_deliveries,
 )
@@ -133,6 +132,16 @@ def test_forwarded_copies_have_the_delivered_fingerprint(name: str) -> None:
 
 
 # -- matching -----------------------------------------------------------------------------
+
+
+def decide_match(*, fingerprint: str | None, message_id: str | None,
+                 by_content: Delivery | None, by_message_id: Delivery | None,
+                 any_recipient: bool) -> Match:
+    """decide_among with at most one delivery of each kind."""
+    return decide_among(fingerprint=fingerprint, message_id=message_id,
+                        by_content=[] if by_content is None else [by_content],
+                        by_message_id=[] if by_message_id is None else [by_message_id],
+                        any_recipient=any_recipient)
 
 
 def test_decide_match() -> None:
