@@ -67,20 +67,26 @@ def deliver(cfg: Config, raw: bytes, *, ip: str, mail_from: str, rcpts: Sequence
         client.close()
 
 
-def forwarded(login: str, original: bytes) -> bytes:
-    """A report as our Postfix hands it to intake: ``login`` submitted it (SASL), the
-    original attached."""
+def submitted(login: str, subject: str, content_type: str, body: str) -> bytes:
+    """A message to report@ as our Postfix hands it to intake: ``login`` submitted it
+    (SASL), our Received field on top."""
     return (
         f"Received: from client.example.net (client.example.net [203.0.113.50])\r\n"
         f"\t(Authenticated sender: {login})\r\n"
         f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
         f"\tfor <report@example.org>; Mon, 04 Nov 2024 08:15:02 +0700\r\n"
-        f"From: {login}\r\nTo: report@example.org\r\nSubject: Fwd: spam\r\n"
+        f"From: {login}\r\nTo: report@example.org\r\nSubject: {subject}\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
-        f"Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
-        f"--BB\r\nContent-Type: text/plain\r\n\r\nspam\r\n"
-        f"--BB\r\nContent-Type: message/rfc822\r\n\r\n"
-    ).encode() + original + b"\r\n--BB--\r\n"
+        f"Content-Type: {content_type}\r\n\r\n{body}"
+    ).encode()
+
+
+def forwarded(login: str, original: bytes) -> bytes:
+    """``login``'s report with the original attached."""
+    return submitted(login, "Fwd: spam", 'multipart/mixed; boundary="BB"',
+                     "--BB\r\nContent-Type: text/plain\r\n\r\nspam\r\n"
+                     "--BB\r\nContent-Type: message/rfc822\r\n\r\n"
+                     ) + original + b"\r\n--BB--\r\n"
 
 
 def report(cfg: Config, reporter: str, raw: bytes) -> str:
@@ -159,19 +165,12 @@ def _arf(login: str, original: bytes, arrival: int) -> bytes:
     """``login``'s ARF report of ``original`` with its header section only, the
     Arrival-Date (which the reporter writes) ``arrival`` seconds past 08:00."""
     header = original.split(b"\r\n\r\n")[0].decode()
-    return (
-        f"Received: from c.example.net (c.example.net [203.0.113.50])\r\n"
-        f"\t(Authenticated sender: {login})\r\n"
-        f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
-        f"\tfor <report@example.org>; Mon, 04 Nov 2024 09:15:02 +0700\r\n"
-        f"From: {login}\r\nTo: report@example.org\r\nSubject: abuse report\r\n"
-        f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
-        f"Content-Type: multipart/report; report-type=feedback-report; boundary=\"R\"\r\n\r\n"
+    return submitted(
+        login, "abuse report", 'multipart/report; report-type=feedback-report; boundary="R"',
         f"--R\r\nContent-Type: text/plain\r\n\r\nspam\r\n"
         f"--R\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
         f"Version: 1\r\nArrival-Date: Mon, 04 Nov 2024 08:{arrival // 60:02d}:{arrival % 60:02d}"
-        f" +0000\r\n\r\n--R\r\nContent-Type: text/rfc822-headers\r\n\r\n{header}\r\n\r\n--R--\r\n"
-    ).encode()
+        f" +0000\r\n\r\n--R\r\nContent-Type: text/rfc822-headers\r\n\r\n{header}\r\n\r\n--R--\r\n")
 
 
 def test_one_reporter_counts_one_complaint_per_delivery_however_the_copy_is_sent(
@@ -234,19 +233,12 @@ def _watches(href: str, message_id: str | None) -> bytes:
 
 def _inline(login: str) -> bytes:
     """``login`` forwards the watches spam inline as plain text: the links are gone."""
-    return (
-        f"Received: from c.example.net (c.example.net [203.0.113.50])\r\n"
-        f"\t(Authenticated sender: {login})\r\n"
-        f"\tby mail.example.org (Postfix) with ESMTPSA id 4Xr{uuid.uuid4().hex[:8]}\r\n"
-        f"\tfor <report@example.org>; Mon, 04 Nov 2024 09:15:02 +0700\r\n"
-        f"From: {login}\r\nTo: report@example.org\r\nSubject: Fwd: Cheap watches today\r\n"
-        f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\nMIME-Version: 1.0\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    return submitted(
+        login, "Fwd: Cheap watches today", "text/plain; charset=utf-8",
         f"\r\n---------- Forwarded message ---------\r\n"
         f"From: Deals <deals@spammer.example>\r\nDate: Mon, 4 Nov 2024 at 08:00\r\n"
         f"Subject: Cheap watches today\r\nTo: <{login}>\r\n\r\n"
-        f"Genuine replica watches, 90% off.\r\n\r\nClick here to order\r\n"
-    ).encode()
+        f"Genuine replica watches, 90% off.\r\n\r\nClick here to order\r\n")
 
 
 SPAMMER = auth(spf_domain="spammer.example", dkim=["spammer.example"],
