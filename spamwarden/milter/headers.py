@@ -25,6 +25,7 @@ __all__ = [
     "AUTH_RESULTS",
     "ON_TOP",
     "plain_authserv_id",
+    "fold",
     "forged_header_removals",
     "header_safe",
     "pvalue",
@@ -183,10 +184,42 @@ def render_spam_status(
     version=spamwarden-0.1.0`` (tests sorted, ``none`` when empty).
     """
     names = ",".join(sorted(set(tests))) or "none"
-    return (
+    return fold(
         f"{'Yes' if flagged else 'No'}, score={score:.1f} required={required:.1f} "
-        f"tests={names} autolearn=no version={version}"
+        f"tests={names} autolearn=no version={version}",
+        first=len("X-Spam-Status: "),
     )
+
+
+#: RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (998 is the hard limit)
+FOLD_WIDTH = 78
+_FOLD_PIECES = re.compile(r"[^ ,]*(?:,|(?: +)|$)")
+
+
+def fold(value: str, *, first: int = 0, width: int = FOLD_WIDTH) -> str:
+    """``value`` folded as SpamAssassin folds its ``X-Spam-*`` fields: after a comma or
+    at a space, continuation lines starting with a tab, no line (``first`` characters
+    of field name on the first) over ``width`` when a break allows it.
+
+    A space a line breaks at is replaced by the fold; a comma stays at the end of its
+    line.  Unfolding (RFC 5322 §2.2.3: remove the line breaks) gives back ``value``
+    with a tab where a space was broken, and a tab after a broken comma; a piece with
+    no break point in it longer than ``width`` stays whole on a line of its own.
+    """
+    lines: list[str] = []
+    line = ""
+    used = first
+    for piece in _FOLD_PIECES.findall(value):
+        if not piece:
+            continue
+        word = piece.rstrip(" ")
+        if line and used + len(word) > width:
+            lines.append(line.rstrip(" "))
+            line, used = "", 1  # the tab that starts the continuation line
+        line += piece
+        used += len(piece)
+    lines.append(line.rstrip(" "))
+    return "\n\t".join(lines)
 
 
 def spam_headers(

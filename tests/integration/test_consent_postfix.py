@@ -38,7 +38,7 @@ import redis
 
 from spamwarden.consent.registry import RedisConsentRegistry, sent_key
 from spamwarden.reputation.deliveries import message_id_hash, message_key
-from tests.support.messages import make_message
+from tests.support.messages import make_message, status_tests
 from tests.support.milterproc import MilterProcess, spamwarden_command, write_toml
 from tests.support.net import free_port, wait_until
 from tests.support.replies import CONSENT_REFUSED
@@ -176,7 +176,7 @@ def delivered(setup: Setup, rcpt: str, msgid: str, *, timeout: float = 20) -> Me
 def symbols_of(msg: Message) -> set[str]:
     status = " ".join(str(msg.get("X-Spam-Status", "")).split())
     assert "tests=" in status, status
-    return set(status.split("tests=", 1)[1].split()[0].split(","))
+    return set(status_tests(status))
 
 
 def refused_at_rcpt(setup: Setup, raw: bytes, rcpt: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_milter_postfix import RCPT, find_delivered, unfold, wait_delivered
-from tests.support.messages import make_message
+from tests.support.messages import make_message, status_tests
 from tests.support.milterproc import MilterProcess
 from tests.support.net import wait_until
 from tests.support.postfix import PostfixInstance
@@ -126,7 +126,7 @@ def test_local_cf_rule_changes_the_verdict_and_the_cache_follows_the_patterns(
     delivered = wait_delivered(postfix, msgid)
     status = unfold(delivered["X-Spam-Status"] or "")
     assert status.startswith("Yes, "), status
-    assert "LOCAL_TEST_WORD" in status.split("tests=", 1)[1].split()[0].split(","), status
+    assert "LOCAL_TEST_WORD" in status_tests(status), status
     reasons = unfold(delivered["X-Spam-Reasons"] or "")
     assert "LOCAL_TEST_WORD=8 [Mentions the zqxwv promotion]" in reasons, reasons
     assert delivered["X-Spam-Flag"] == "YES", delivered.items()
@@ -230,7 +230,7 @@ def test_the_rules_see_the_hop_that_connected_to_postfix(
         f"from client.test ({rdns or 'unknown'} [127.0.0.1]) by mx.test.local (Postfix)"), received
     assert received[1].startswith("from outside.example"), received
     status = unfold(delivered["X-Spam-Status"] or "")
-    tests = set(status.split("tests=", 1)[1].split()[0].split(","))
+    tests = set(status_tests(status))
     assert {"LOCAL_FIRST_HOP", "LOCAL_OUTSIDE_HOP", "LOCAL_OWN_RECEIVED"} <= tests, status
     assert "LOCAL_NO_RELAYS" not in tests, status
 
@@ -265,7 +265,7 @@ def test_a_local_cf_welcomelist_from_rcvd_reads_the_relay_postfix_was_handed_by(
                        helo="client.test")
         assert result.returncode == 0, result.transcript
         status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
-        return set(status.split("tests=", 1)[1].split()[0].split(","))
+        return set(status_tests(status))
 
     tests = tests_hit("Alice <alice@good.test>", b"")
     assert "LOCAL_WL" in tests and "LOCAL_DEF_WL" not in tests, tests
@@ -316,7 +316,7 @@ def test_a_message_signed_with_a_key_in_dns_gets_spamassassins_dkim_rules(
                        helo="client.test")
         assert result.returncode == 0, result.transcript
         status = unfold(wait_delivered(postfix, msgid)["X-Spam-Status"] or "")
-        return set(status.split("tests=", 1)[1].split()[0].split(","))
+        return set(status_tests(status))
 
     raw, msgid = make_message(from_addr="Alice <alice@good.test>", subject="Signed", body=BODY)
     signed = auth_zone.good_rsa.sign(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 from pathlib import Path
 
-__all__ = ["DEFAULT_BODY", "corpus_sample", "make_message", "split_message"]
+__all__ = ["DEFAULT_BODY", "corpus_sample", "make_message", "split_message", "status_tests"]
 
 
 DEFAULT_BODY = ("Hello,\r\n\r\nThe minutes of Tuesday's meeting are below.\r\n\r\n"
@@ -60,3 +60,11 @@ def corpus_sample(shared: Path, n: int) -> list[Path]:
     step_s = max(1, len(spam) // (n // 2))
     step_h = max(1, len(ham) // (n - n // 2))
     return spam[::step_s][: n // 2] + ham[::step_h][: n - n // 2]
+
+
+def status_tests(status: str) -> list[str]:
+    """The rule names of an ``X-Spam-Status`` value, folded or not (the list is broken
+    after its commas, as SpamAssassin breaks it), in their order."""
+    assert "tests=" in status, status
+    listed = status.split("tests=", 1)[1].split("autolearn=", 1)[0]
+    return "".join(listed.split()).split(",")

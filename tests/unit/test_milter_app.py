@@ -25,6 +25,7 @@ from spamwarden.milter.interfaces import MAX_RCPTS, Envelope, RcptDecision, Symb
 from spamwarden.milter.scanner import Scanner
 from spamwarden.reputation.lookup import ListingOutcome
 from spamwarden.resolver import StaticResolver
+from tests.support.messages import status_tests
 from tests.support.replies import (
     CONSENT_REFUSED,
     CONSENT_UNAVAILABLE,
@@ -171,8 +172,8 @@ def test_ham_gets_headers_and_forged_ones_removed(install: Any) -> None:
         "\n\tdmarc=pass (p=none) header.from=example.org"
     )
     assert ctx.header_value("X-Spam-Status") == (
-        "No, score=-0.7 required=5.0 tests=DKIM_VALID,DMARC_PASS,SPF_PASS autolearn=no "
-        "version=spamwarden-0.1.0"
+        "No, score=-0.7 required=5.0 tests=DKIM_VALID,DMARC_PASS,\n"
+        "\tSPF_PASS autolearn=no version=spamwarden-0.1.0"
     )
     assert ctx.header_value("X-Spam-Flag") is None
     assert ctx.header_value("X-Spam-Score") == "-0.7"
@@ -543,7 +544,7 @@ def test_listing_lookups_failed_and_listed(install: Any) -> None:
     assert feed(ctx, HAM)[0] == Milter.ACCEPT
     assert listings.asked == ["192.0.2.7", "example.org", "example.net"]
     status = ctx.header_value("X-Spam-Status") or ""
-    tests = status.split("tests=")[1].split()[0].split(",")
+    tests = status_tests(status)
     assert "DBL_OWN" in tests
     assert "URIBL_LOOKUP_FAILED" in tests  # shop.example.net: failed, neither clean nor listed
     assert "URIBL_OWN" not in tests and "RBL_OWN" not in tests

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from spamwarden.config import config_from_mapping
 from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
 from spamwarden.milter.headers import (
+    fold,
     forged_header_removals,
     header_safe,
     plain_authserv_id,
@@ -174,10 +175,35 @@ def test_spam_status_is_spamassassin_form() -> None:
     assert render_spam_status(
         flagged=True, score=17.25, required=5.0, tests=["DMARC_REJECT", "BAYES_99"],
         version="spamwarden-0.1.0",
-    ) == ("Yes, score=17.2 required=5.0 tests=BAYES_99,DMARC_REJECT autolearn=no "
-          "version=spamwarden-0.1.0")
+    ) == ("Yes, score=17.2 required=5.0 tests=BAYES_99,DMARC_REJECT\n"
+          "\tautolearn=no version=spamwarden-0.1.0")
     assert render_spam_status(flagged=False, score=-0.04, required=5.0, tests=[],
                               version="v").startswith("No, score=-0.0 required=5.0 tests=none ")
+
+
+def test_spam_status_is_folded_as_spamassassin_folds_it() -> None:
+    """A spam hitting many rules: no line of the field over 78 characters (RFC 5322
+    §2.1.1; unfolded it went past the 998-octet limit), broken after commas, and
+    unfolding gives every rule name back whole."""
+    names = [f"SITE_RULE_NUMBER_{i:03d}" for i in range(60)]
+    value = render_spam_status(flagged=True, score=99.0, required=5.0, tests=names,
+                               version="spamwarden-0.1.0")
+    lines = f"X-Spam-Status: {value}".split("\n")
+    assert len(lines) > 10
+    assert max(map(len, lines)) <= 78
+    assert all(line.startswith("\t") for line in lines[1:])
+    unfolded = value.replace("\n", "")
+    listed = unfolded.split("tests=", 1)[1].split(" autolearn=")[0]
+    assert [n.strip() for n in listed.split(",")] == names
+    assert " ".join(unfolded.split()).endswith(" autolearn=no version=spamwarden-0.1.0")
+    assert " ".join(unfolded.split()).startswith("Yes, score=99.0 required=5.0 tests=")
+
+
+def test_fold_keeps_unbreakable_pieces_whole() -> None:
+    long = "X" * 120
+    assert fold(f"a {long} b", first=15) == f"a\n\t{long}\n\tb"
+    assert fold("short value", first=15) == "short value"
+    assert fold("aa,bb,cc", width=6) == "aa,bb,\n\tcc"
 
 
 def test_spam_headers_flag_level_reasons_unavailable() -> None:
