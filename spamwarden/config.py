@@ -649,9 +649,16 @@ class ReputationConfig:
             "gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com",
             "live.com", "icloud.com", "aol.com", "gmx.com", "mail.ru", "yandex.ru",
             "yahoo.com.vn",
+            # sending platforms: their signing and bounce domains are on every customer's
+            # mail, and a replayed message keeps their DKIM signature
+            "amazonses.com", "sendgrid.net", "mailgun.org", "mcsv.net", "rsgsv.net",
+            "mcdlv.net", "mandrillapp.com", "sparkpostmail.com", "mailjet.com",
+            "sendinblue.com", "mtasv.net", "exacttarget.com", "mktomail.com",
+            "onmicrosoft.com", "gappssmtp.com", "googlegroups.com",
         ),
-        doc="freemail and shared platforms: never listed whole (the From address is), nor the "
-        "client IP when SPF passed for them (their own outbound address)",
+        doc="freemail and shared sending platforms: never listed whole (the From address "
+        "is), nor the client IP when SPF passed for them (their own outbound address); "
+        "setting it replaces the whole list",
     )
     training_ttl: float = _opt(2592000.0, duration=True, check=_positive)
     require_delivered: bool = _opt(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spamwarden.config import config_from_mapping
 from spamwarden.reputation.complaints import Complaint, Indicators
 from spamwarden.reputation.engine import ListingPolicy, Target
 
@@ -83,3 +84,32 @@ def test_an_ipv4_mapped_ipv6_address_is_its_ipv4_address() -> None:
     assert targets(source_ip="::ffff:192.0.2.5") == []
     assert [t.key for t in targets(source_ip="::ffff:203.0.113.9")] == ["203.0.113.9"]
     assert POLICY.allowed_ip("::ffff:127.0.0.1")
+
+
+def test_default_policy_never_lists_an_esp_signer_or_its_outbound_address() -> None:
+    """A replayed message keeps its platform's DKIM signature (``d=amazonses.com`` is on
+    all SES mail): a spammer sends one spam through the platform, replays it from its
+    own addresses to three users, and their reports would list the platform's signing
+    domain, and with it every message of every customer of that platform at every site
+    querying the list. The defaults treat the large sending platforms as shared: their
+    domains are never listed whole, nor their outbound addresses SPF vouched for; the
+    spammer's own IP, domain and links still are."""
+    policy = ListingPolicy.from_config(config_from_mapping({}))
+    for platform, bounce in [("amazonses.com", "us-east-1.amazonses.com"),
+                             ("sendgrid.net", "em123.sendgrid.net"),
+                             ("mcsv.net", "mail123.atl61.mcsv.net"),
+                             ("mailgun.org", "mg.mailgun.org"),
+                             ("onmicrosoft.com", "contoso.onmicrosoft.com")]:
+        replay = Complaint(
+            id="c", kind="spam", reporter="u@isp.example", received_at=1.0, fingerprint="f",
+            indicators=Indicators(source_ip="203.0.113.9", dkim_verified=(bounce, "shop.example"),
+                                  mail_from_domain="shop.example",
+                                  url_domains=("shop.example",)),
+            match="matched")
+        assert [t.key for t in policy.targets(replay)] == ["203.0.113.9", "shop.example"], platform
+        sent = Complaint(
+            id="c", kind="spam", reporter="u@isp.example", received_at=1.0, fingerprint="f",
+            indicators=Indicators(source_ip="54.240.8.1", mail_from_domain=bounce,
+                                  dkim_verified=(bounce,), url_domains=("shop.example",)),
+            match="matched")
+        assert [t.key for t in policy.targets(sent)] == ["shop.example"], platform
