@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..config import Config
 from ..errors import ConfigError, StoreError, StoreUnavailable
 from ..logs import event
-from ..mail import MessageView, ad_label, domain_of_address, registrable_domain
+from ..mail import MessageView, ad_label, domain_of_address, registrable_domain, spf_vouches
 from ..milter.checks.consent import SYMBOLS as CONSENT_SYMBOLS
 from ..milter.interfaces import Action, Envelope, RcptDecision, Symbol
 from ..redisconn import sync_client
@@ -591,17 +591,6 @@ class ConsentPolicy:
 
 #: the symbols that say what a recipient agreed to or refused
 _STATE_SYMBOLS = frozenset({"AD_NO_CONSENT", "AD_REFUSED", "AD_OVER_CAP"})
-
-
-def spf_vouches(spf: Any, mail_from: str) -> bool:
-    """SPF passed for the envelope sender's own domain (RFC 7208 "mailfrom" scope):
-    the client is one the domain sends from.  ``spf`` is a
-    :class:`~spamwarden.milter.auth.SpfResult` or ``None``."""
-    if spf is None or not mail_from:
-        return False
-    if str(getattr(spf, "result", "")).lower() != "pass" or getattr(spf, "scope", "") != "mailfrom":
-        return False
-    return domain_of_address(mail_from) == getattr(spf, "domain", None)
 
 
 def policy_from_config(cfg: Config, client: Any | None = None) -> ConsentPolicy:

@@ -21,7 +21,13 @@ linear time from the first :data:`MAX_PARAM_CHARS` characters of a field; both p
 on the stdlib build their trees of it.
 """
 
-from ._authnames import MAX_DKIM_DOMAINS, authenticated_domains, authenticated_names
+from ._authnames import (
+    MAX_DKIM_DOMAINS,
+    authenticated_domains,
+    authenticated_names,
+    spf_passed_domain,
+    spf_vouches,
+)
 from ._boundary import MAX_DELIMITERS, MAX_NESTING, NESTED_TOO_DEEP, cut_delimiters
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
@@ -125,6 +131,8 @@ __all__ = [
     "received_client_ip",
     "received_helo_and_ip",
     "registrable_domain",
+    "spf_passed_domain",
+    "spf_vouches",
     "split_head",
     "split_multipart",
     "strip_mbox_from",

@@ -9,7 +9,8 @@ from typing import Any
 
 from ._domains import domain_of_address, normalize_domain, registrable_domain
 
-__all__ = ["MAX_DKIM_DOMAINS", "authenticated_domains", "authenticated_names"]
+__all__ = ["MAX_DKIM_DOMAINS", "authenticated_domains", "authenticated_names", "spf_passed_domain",
+           "spf_vouches"]
 
 #: signing domains of one message kept (a message may carry many signatures)
 MAX_DKIM_DOMAINS = 10
@@ -17,6 +18,25 @@ MAX_DKIM_DOMAINS = 10
 
 def _passed(value: Any) -> bool:
     return str(getattr(value, "result", "")).lower() == "pass"
+
+
+def spf_passed_domain(spf: Any, mail_from: str) -> str | None:
+    """The domain SPF passed for in the "mailfrom" scope (RFC 7208 §2.4), normalised
+    (lower-case ASCII: pyspf reports an internationalized name as it was written), or
+    ``None``.  ``spf`` is an ``SpfResult`` or anything with the same attributes; the
+    envelope sender's domain stands in when it carries none."""
+    if not _passed(spf) or getattr(spf, "scope", "mailfrom") != "mailfrom":
+        return None
+    return normalize_domain(getattr(spf, "domain", "") or "") or (
+        domain_of_address(mail_from) if mail_from else None)
+
+
+def spf_vouches(spf: Any, mail_from: str) -> bool:
+    """SPF passed for the envelope sender's own domain: the client is one that domain
+    sends from (a null or domainless sender, checked as ``postmaster@<helo>``, never
+    vouches for itself)."""
+    own = domain_of_address(mail_from) if mail_from else None
+    return own is not None and spf_passed_domain(spf, mail_from) == own
 
 
 def authenticated_names(mail_from: str, auth: Any) -> tuple[str | None, tuple[str, ...],
@@ -32,11 +52,7 @@ def authenticated_names(mail_from: str, auth: Any) -> tuple[str | None, tuple[st
     """
     if auth is None:
         return None, (), None
-    spf = getattr(auth, "spf", None)
-    mail_from_domain = None
-    if _passed(spf) and getattr(spf, "scope", "mailfrom") == "mailfrom":
-        mail_from_domain = normalize_domain(getattr(spf, "domain", "") or "") or (
-            normalize_domain(domain_of_address(mail_from) or "") if mail_from else None)
+    mail_from_domain = spf_passed_domain(getattr(auth, "spf", None), mail_from)
     dkim: dict[str, None] = {}
     for sig in tuple(getattr(auth, "dkim", ()) or ()):
         d = normalize_domain(getattr(sig, "domain", "") or "") if _passed(sig) else None

@@ -22,7 +22,7 @@ from spamwarden.consent.registry import (
     aligned_authenticated_domains,
 )
 from spamwarden.errors import StoreUnavailable
-from spamwarden.mail import parse_message
+from spamwarden.mail import parse_message, spf_vouches
 from spamwarden.milter.interfaces import Envelope, MessagePolicy
 
 NOW = 1_800_000_000.0
@@ -677,3 +677,24 @@ def test_a_sender_this_site_trusts_is_told_and_counted(store: FakeStore, clock: 
     assert p.check_rcpt(stranger, "c@example.test", sender_spf=spf_fails) is None
     p.delivered(other_from, stranger, Auth(spf=spf_fails()))
     assert len(store.sends[("shop", "a@example.test")]) == 1
+
+
+@pytest.mark.parametrize("mail_from", ["qc@ví-dụ.vn", "qc@xn--v-d-rma6749a.vn", "qc@VÍ-DỤ.VN"])
+def test_spf_vouches_for_an_internationalized_envelope_domain(mail_from: str) -> None:
+    """An SMTPUTF8 envelope sender under its own IDN domain: SPF passes for it (pyspf
+    reports the domain as written, ``ví-dụ.vn``), and it vouches as the same domain in
+    ASCII form does. It did not: the two spellings were compared as they were, so an
+    advertiser with a Vietnamese domain name was always "unverified"."""
+    from spamwarden.milter._spf import check_spf
+    from spamwarden.resolver import StaticResolver
+
+    record = ["v=spf1 ip4:192.0.2.1 -all"]
+    resolver = StaticResolver({("xn--v-d-rma6749a.vn", "TXT"): record,
+                               ("ví-dụ.vn", "TXT"): record})
+    res = check_spf(resolver, ip="192.0.2.1", mail_from=mail_from, helo="mail.example.com")
+    assert res.result == "pass", res
+    assert spf_vouches(res, mail_from)
+    assert spf_vouches(res, f"<{mail_from}>")
+    assert not spf_vouches(res, "qc@other.vn")
+    failed = check_spf(resolver, ip="192.0.2.9", mail_from=mail_from, helo="mail.example.com")
+    assert failed.result == "fail" and not spf_vouches(failed, mail_from)
