@@ -212,3 +212,33 @@ def test_an_address_deny_entry_holds_however_the_sender_writes_it(install: Any,
                           dmarc="fail"))
     rc, _ = feed(ctx, HAM.replace(b"alice@example.org", sender.encode()), sender=sender)
     assert rc == Milter.REJECT, sender
+
+
+def signed_by(domain: str) -> Any:
+    """Authentication where only a DKIM signature with ``d=<domain>`` (as written in the
+    signature) verified: SPF and DMARC fail."""
+    from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult, SpfResult
+
+    def authenticate(raw: bytes, view: Any, resolver: Any, **kw: Any) -> AuthResults:
+        return AuthResults(
+            spf=SpfResult("fail", "mailfrom", "example.org", kw["mail_from"]),
+            dkim=(DkimResult("pass", domain, "sel", "rsa-sha256", "AbCd/+12"),),
+            dmarc=DmarcResult("fail", "example.org", "example.org", "none", "none", False,
+                              False),
+        )
+
+    return authenticate
+
+
+@pytest.mark.parametrize("d", ["ví-dụ.vn", "VÍ-DỤ.VN", "xn--v-d-rma6749a.vn.",
+                               "mail.ví-dụ.vn"])
+def test_a_dkim_deny_entry_holds_however_the_signature_writes_d(install: Any, d: str) -> None:
+    """A signature's d= may be a U-label (RFC 8616 §4; the key is fetched at its A-label,
+    so it verifies) or end in a dot: ``dkim:ví-dụ.vn`` (kept as its A-label) must still
+    match it, or a denied signer escapes the list by how it writes its own name."""
+    sc = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=signed_by(d),
+                 settings=FixedSettings(deny=["dkim:ví-dụ.vn"]), lookup_threads=0)
+    ctx = install(sc)
+    rc, _ = feed(ctx, HAM)
+    assert rc == Milter.REJECT, d
+    assert "deny-listed dkim:xn--v-d-rma6749a.vn" in " ".join(ctx._reply[2:])

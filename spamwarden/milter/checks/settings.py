@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...mail import canonical_address
+from ...mail import canonical_address, normalize_domain
 from ...settings.model import Identity
 from .._dmarc import identifiers_aligned
 from ..interfaces import SettingsSource, Symbol
@@ -42,8 +42,9 @@ def identity(msg: MessageContext, *, max_dkim: int = 5) -> Identity:
     dkim: list[str] = []
     spf_ok = False
     if auth is not None:
-        dkim = [d.domain.lower() for d in auth.dkim[:max_dkim]
-                if str(d.result).lower() == "pass" and d.domain]
+        # d= as the signature wrote it (a U-label, a trailing dot): entries are A-labels
+        dkim = [n for n in (normalize_domain(d.domain) for d in auth.dkim[:max_dkim]
+                            if str(d.result).lower() == "pass" and d.domain) if n]
         spf = auth.spf
         spf_ok = (spf is not None and str(spf.result).lower() == "pass"
                   and spf.scope == "mailfrom" and bool(spf.domain) and bool(from_domain)
