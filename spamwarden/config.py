@@ -612,19 +612,24 @@ class IntakeConfig:
     )
 
     def expand_address(self, address: str) -> tuple[str, ...]:
-        """The recipient addresses one intake address setting stands for, lowercased.
+        """The recipient addresses one intake address setting stands for, in
+        :func:`~spamwarden.mail.canonical_address` form (lower case, the domain in
+        IDNA: ``report@ví-dụ.vn`` is ``report@xn--v-d-rma6749a.vn``), so a recipient
+        compared in that form matches however either side wrote the domain.
 
         :param address: a full address (itself), or a local part (that local part at each
             ``local_domains`` entry); empty: none.
-        :returns: the addresses, in ``local_domains`` order.
+        :returns: the addresses, in ``local_domains`` order, without repeats.
         """
-        address = address.strip().lower()
+        from .mail import canonical_address
+
+        address = address.strip()
         if not address:
             return ()
         if "@" in address:
-            return (address,)
-        domains = (d.strip().lower().rstrip(".") for d in self.local_domains if d.strip())
-        return tuple(f"{address}@{dom}" for dom in domains)
+            return (canonical_address(address),)
+        return tuple(dict.fromkeys(canonical_address(f"{address}@{d.strip()}")
+                                   for d in self.local_domains if d.strip()))
 
     def addresses(self) -> frozenset[str]:
         """Every complaint-intake recipient: ``report_address``, ``ham_address`` and

@@ -163,6 +163,7 @@ from ..logs import event
 from ..mail import (
     MessageView,
     Network,
+    canonical_address,
     fold_extension,
     header_fields,
     install_boundary_matcher,
@@ -574,6 +575,12 @@ def _lower_address(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
+def _site_domain(name: str) -> str:
+    """``name`` as :func:`~spamwarden.mail.normalize_domain` writes it, or lower-cased
+    without a trailing dot when it is no domain name it reads (``localhost``)."""
+    return normalize_domain(name) or name.strip().lower().rstrip(".")
+
+
 class PrefetchedResolver:
     """A :class:`~spamwarden.resolver.Resolver` answering from lookups made
     beforehand; any other name is a temporary failure (never a "no")."""
@@ -623,7 +630,9 @@ class ComplaintIntake:
         self.resolver = resolver
         self._keys: dict[str, tuple[DnsAnswer, float]] = {}  # DKIM key records, briefly
         self.clock = clock
-        self.local_domains = tuple(d.strip().lower().rstrip(".") for d in ic.local_domains if d)
+        # one spelling per domain (IDNA, lower case, no trailing dot), as reporters' are
+        self.local_domains = tuple(dict.fromkeys(
+            _site_domain(d) for d in ic.local_domains if d.strip()))
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
         self.submitters: tuple[Network, ...] = parse_networks(ic.trusted_networks)
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
@@ -647,14 +656,15 @@ class ComplaintIntake:
 
     def kind_of(self, address: str) -> str | None:
         """``"spam"``, ``"ham"``, ``"hook:<name>"`` or ``None`` for a recipient."""
-        return self.routes.get(_lower_address(address))
+        return self.routes.get(canonical_address(address))
 
     def reporter_is_local(self, reporter: str) -> bool:
-        """The envelope sender's domain is one of ``intake.local_domains`` (exactly)."""
+        """The envelope sender's domain is one of ``intake.local_domains`` (exactly; a
+        U-label and its A-label are one domain)."""
         addr = _lower_address(reporter)
         if "@" not in addr:
             return False
-        return addr.rsplit("@", 1)[1].rstrip(".") in self.local_domains
+        return _site_domain(addr.rsplit("@", 1)[1]) in self.local_domains
 
     def _reply(self, name: str, **values: object) -> str:
         """The reply ``name`` in ``i18n.language`` (see :func:`reply`)."""

@@ -192,3 +192,24 @@ def test_learn_rules() -> None:
     limited = _run(_intake(FakeStore(("rate_limited", ""))).learn("ham", "bob@example.vn",
                                                                   _original()))
     assert limited.status == "rate_limited"
+
+
+@pytest.mark.parametrize("configured", ["ví-dụ.vn", "xn--v-d-rma6749a.vn", "VÍ-DỤ.VN."])
+@pytest.mark.parametrize("written", ["ví-dụ.vn", "xn--v-d-rma6749a.vn", "VÍ-DỤ.VN",
+                                     "XN--V-D-RMA6749A.VN."])
+def test_an_internationalized_local_domain_is_one_domain_however_written(
+        configured: str, written: str) -> None:
+    """A Vietnamese site's domain in intake.local_domains, and its users' reports sent
+    under it: an SMTPUTF8 client writes the U-label, another the A-label, either in any
+    case. Each is this site's domain (the report address routes, the reporter is
+    local), as the ledger and the consent API already take it."""
+    cfg = config_from_mapping({"intake": {"local_domains": [configured]}})
+    intake = ComplaintIntake(cfg, FakeStore(), clock=lambda: 1_700_000_000.0)
+    assert intake.kind_of(f"<report@{written}>") == "spam"
+    assert intake.kind_of(f"Ham@{written}") == "ham"
+    assert intake.reporter_is_local(f"an@{written}")
+    assert not intake.reporter_is_local(f"an@mail.{written}")
+    # `spamwarden learn --user`: refused as "not at intake.local_domains" when the
+    # domain was configured as a U-label, however the user was written
+    learned = _run(intake.learn("ham", f"an@{written}", RAW))
+    assert learned.status != "refused" and learned.reporter == "an@xn--v-d-rma6749a.vn"
