@@ -692,6 +692,29 @@ def test_mail_only_to_intake_addresses_is_tagged_never_refused(
         assert "TO_REPORT_ADDRESS" not in status
 
 
+@pytest.mark.parametrize("configured", ["ví-dụ.vn", "xn--v-d-rma6749a.vn"])
+@pytest.mark.parametrize("rcpt", ["report@ví-dụ.vn", "report@xn--v-d-rma6749a.vn",
+                                  "Report@VÍ-DỤ.VN", "report@ví-dụ.vn.", '"report"@ví-dụ.vn'])
+def test_mail_to_an_internationalized_intake_address_is_never_refused(
+    install: Any, configured: str, rcpt: str
+) -> None:
+    """The report address at a Vietnamese local domain, written as the U-label (an
+    SMTPUTF8 client) or the A-label, in any case, with a trailing dot or needless
+    quotes: intake takes each as its report address, so the milter must pass the
+    forwarded spam to it (TO_REPORT_ADDRESS), not refuse it."""
+    cfg = config_from_mapping(
+        {"milter": {"authserv_id": AUTHSERV}, "dns": {"timeout": 0.5},
+         "intake": {"local_domains": [configured]}},
+        source="<test>",
+    )
+    scanner = Scanner(cfg, resolver=StaticResolver(),
+                      authenticate=fake_auth(spf="fail", dmarc="fail", policy="reject",
+                                             applied="reject"))
+    ctx = install(scanner)
+    assert feed(ctx, HAM, rcpts=(rcpt,))[0] == Milter.ACCEPT
+    assert "TO_REPORT_ADDRESS" in (ctx.header_value("X-Spam-Status") or "")
+
+
 def test_intake_addresses_are_expanded_like_intake_routes_them() -> None:
     ic = config_from_mapping({"intake": {"local_domains": ["A.example.", "b.example"],
                                          "report_address": "Report",

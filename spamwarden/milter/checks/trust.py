@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from ...config import Config
+from ...mail import canonical_address
 from ..interfaces import Envelope, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase
 from ..symbols import SymbolSpec
@@ -63,8 +64,8 @@ class TrustCheck(CheckBase):
         """
         if not env.rcpts or not self._intake_addresses or env.rcpts_cut:
             return False
-        return all(r.strip().strip("<>").strip().lower() in self._intake_addresses
-                   for r in env.rcpts)
+        # the form intake routes recipients in (IDNA domain, case, quotes folded)
+        return all(canonical_address(r) in self._intake_addresses for r in env.rcpts)
 
     def at_message(self, msg: MessageContext) -> Sequence[Symbol]:
         assert self._make is not None
