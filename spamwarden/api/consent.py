@@ -541,7 +541,7 @@ class ConsentApi:
                 if item.get("method") not in METHODS:
                     raise ValueError(Message("registry.item_method",
                                              {"methods": ", ".join(METHODS)}))
-                rcpt = normalize_recipient(str(item.get("recipient", "")))
+                rcpt = normalize_recipient(str(item.get("recipient", "")), self.registry.delimiters)
                 if not self._is_local(rcpt):
                     return json_error(400, Message("api.consent_not_local", {
                         "index": i, "rcpt": rcpt,
@@ -606,7 +606,7 @@ class ConsentApi:
         if denied is not None:
             return denied
         try:
-            rcpt = normalize_recipient(request.match_info["rcpt"])
+            rcpt = normalize_recipient(request.match_info["rcpt"], self.registry.delimiters)
         except ValueError as exc:
             return json_error(400, exc)
         state = await self._run(
@@ -630,7 +630,8 @@ class ConsentApi:
         if denied is not None:
             return denied
         try:
-            rcpt = normalize_recipient(request.query.get("recipient", ""))
+            rcpt = normalize_recipient(request.query.get("recipient", ""),
+                                       self.registry.delimiters)
         except ValueError as exc:
             return json_error(400, exc)
         # A token refuses on the recipient's behalf: issue one only where the advertiser
@@ -646,7 +647,7 @@ class ConsentApi:
         if (denied := await self._operator(request)) is not None:
             return denied
         try:
-            rcpt = normalize_recipient(request.match_info["rcpt"])
+            rcpt = normalize_recipient(request.match_info["rcpt"], self.registry.delimiters)
         except ValueError as exc:
             return json_error(400, exc)
         rr = await self._run(self.registry.recipient_records, rcpt)

@@ -632,3 +632,39 @@ def test_scope_all_mails_are_capped_per_advertiser_and_day(
     request(f"{server.base}/u/{signer.make('news', rcpts[3])}", method="POST",
             form={"scope": "all"})
     assert [m[0] for m in sink.messages][-1] == [rcpts[3]]
+
+
+def test_the_api_folds_recipients_at_the_sites_delimiters_only(redis_url: str) -> None:
+    """A site whose address extensions start at "-" (intake.recipient_delimiter, as its
+    Postfix's recipient_delimiter): an+shop@ is a mailbox of its own, not an@. Consent
+    an advertiser uploads for it must be an+shop@'s, not given to an@ who never
+    consented; and the state the API reports is the one the milter checks."""
+    client = redis.Redis.from_url(redis_url)
+    cfg = Config(api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
+                 consent=dataclasses.replace(ConsentConfig(), token_key="0123456789abcdef0123"),
+                 intake=dataclasses.replace(LOCAL, recipient_delimiter="-"))
+    reg = RedisConsentRegistry(client, delimiters="-")
+    app = web.Application()
+    app.add_routes(ConsentApi(cfg, reg, TokenSigner(cfg.consent.token_key.encode())).routes())
+    server = ApiServer(app)
+    server.start()
+    try:
+        _, adv_token = reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"],
+                                               new_token=True)
+        url = f"{server.base}/v1/advertisers/shop"
+        status, _, _ = request(f"{url}/consents", method="POST", token=adv_token,
+                               body={"consents": [{"recipient": "an+shop@example.test",
+                                                   "method": "form"}]})
+        assert status == 200
+        assert reg.consent("shop", "an+shop@example.test") is not None
+        assert reg.consent("shop", "an@example.test") is None
+        status, text, _ = request(f"{url}/recipients/an+shop@example.test", token=adv_token)
+        assert status == 200
+        state = json.loads(text)
+        assert state["recipient"] == "an+shop@example.test" and state["consent"] is not None
+        # and a "-" extension is folded, as the milter folds it
+        status, text, _ = request(f"{url}/recipients/an-news@example.test", token=adv_token)
+        assert json.loads(text)["recipient"] == "an@example.test"
+    finally:
+        server.stop()
+        client.close()
