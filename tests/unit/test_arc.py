@@ -274,6 +274,19 @@ def test_aar_dmarc_pass(aar: str, ok: bool) -> None:
     assert aar_dmarc_pass(aar, "example.com") is ok
 
 
+@pytest.mark.parametrize("written", ["ví-dụ.vn", "VÍ-DỤ.VN.", "xn--v-d-rma6749a.vn"])
+@pytest.mark.parametrize("from_domain", ["xn--v-d-rma6749a.vn", "ví-dụ.vn"])
+def test_aar_dmarc_pass_for_an_internationalized_from_domain(written: str,
+                                                             from_domain: str) -> None:
+    """A sealer that recorded DMARC's pass for an SMTPUTF8 message may name the From
+    domain as the U-label it was written in; it is the same domain as the A-label the
+    DMARC check here names (DmarcResult.from_domain is normalised), so the recorded
+    pass counts, as it does whatever the case."""
+    assert aar_dmarc_pass(f"i=1; {LIST}; dmarc=pass header.from={written}", from_domain)
+    assert not aar_dmarc_pass(f"i=1; {LIST}; dmarc=pass header.from=mail.{written}",
+                              from_domain)
+
+
 # -- local DMARC policy and trusted sealers ------------------------------------------------------
 
 
