@@ -41,6 +41,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from ..logs import event
+from ..mail import canonical_address
 from .stats import STATS_TTL, hour_of, stats_key
 from .store import store_error
 
@@ -194,13 +195,14 @@ class HistoryFilter:
     """Which entries a query wants: all the given fields must match.
 
     :param queue_id: the Postfix queue id, exactly.
-    :param rcpt: an envelope recipient (case-insensitive).
+    :param rcpt: an envelope recipient, compared as
+        :func:`~spamwarden.mail.canonical_address` writes it (case, an IDNA domain).
     :param action: ``accept``, ``tag``, ``quarantine``, ``reject`` or ``tempfail``.
     """
 
     def __init__(self, *, queue_id: str = "", rcpt: str = "", action: str = "") -> None:
         self.queue_id = queue_id.strip()
-        self.rcpt = rcpt.strip().strip("<>").lower()
+        self.rcpt = canonical_address(rcpt) if rcpt.strip() else ""
         self.action = action.strip().lower()
 
     def __call__(self, entry: dict[str, Any]) -> bool:
@@ -208,7 +210,7 @@ class HistoryFilter:
             return False
         if self.action and entry.get("action") != self.action:
             return False
-        return not self.rcpt or self.rcpt in (str(r).strip("<>").lower()
+        return not self.rcpt or self.rcpt in (canonical_address(str(r))
                                               for r in entry.get("rcpt", ()))
 
 

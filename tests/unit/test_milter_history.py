@@ -92,3 +92,17 @@ def test_a_failing_history_neither_stops_counting_nor_the_thread() -> None:
     finally:
         recorder.close()
     assert ledger.delivered == ["A", "B"]
+
+
+@pytest.mark.parametrize("asked", ["an@ví-dụ.vn", "AN@VÍ-DỤ.VN", "an@xn--v-d-rma6749a.vn.",
+                                   "<an@xn--v-d-rma6749a.vn>"])
+def test_history_search_finds_a_recipient_however_its_domain_is_written(asked: str) -> None:
+    """Postfix logs an SMTPUTF8 recipient as the client wrote it; an operator searching
+    the other spelling of the same mailbox (U-label or A-label, case, a trailing dot)
+    found nothing."""
+    from spamwarden.reputation.history import HistoryFilter
+
+    for stored in ("an@ví-dụ.vn", "an@xn--v-d-rma6749a.vn"):
+        entry = {"queue_id": "Q1", "action": "accept", "rcpt": [f"<{stored}>", "bo@example.org"]}
+        assert HistoryFilter(rcpt=asked)(entry), (asked, stored)
+        assert not HistoryFilter(rcpt="an@vi-du.vn")(entry)
