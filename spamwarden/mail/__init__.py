@@ -32,6 +32,7 @@ from ._boundary import MAX_DELIMITERS, MAX_NESTING, NESTED_TOO_DEEP, cut_delimit
 from ._boundary import install as install_boundary_matcher
 from ._domains import (
     canonical_address,
+    domain_key,
     domain_of_address,
     fold_extension,
     is_ip_literal,
@@ -111,6 +112,7 @@ __all__ = [
     "decode_header_value",
     "decode_with_charset",
     "decoded_body",
+    "domain_key",
     "domain_of_address",
     "entity_filename",
     "entity_text",

@@ -18,6 +18,7 @@ __all__ = [
     "registrable_domain",
     "is_private_suffix_domain",
     "domain_of_address",
+    "domain_key",
     "is_ip_literal",
 ]
 
@@ -88,6 +89,13 @@ def fold_extension(local: str, delimiters: str) -> str:
     a delimiter is kept whole, as Postfix keeps it."""
     cuts = [i for i in (local.find(d) for d in delimiters) if i > 0]
     return local[: min(cuts)] if cuts else local
+
+
+def domain_key(name: str) -> str:
+    """One spelling of a domain name for comparing it: :func:`normalize_domain`'s (a
+    U-label and its A-label are one name), or, for a name that function does not read
+    (``localhost``, one label), the name lower-cased without a trailing dot."""
+    return normalize_domain(name) or name.strip().lower().rstrip(".")
 
 
 def canonical_address(addr: str) -> str:

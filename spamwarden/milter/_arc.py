@@ -41,7 +41,7 @@ from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from ..errors import ConfigError
 from ..logs import event
-from ..mail import normalize_domain, parse_tag_list, strip_mbox_from
+from ..mail import domain_key, parse_tag_list, strip_mbox_from
 from ..resolver import Resolver
 from ._dkim import _fetch_key, _Key, share_body_hashes, too_many_signed_names
 
@@ -228,7 +228,7 @@ def aar_dmarc_pass(aar: str, from_domain: str) -> bool:
     Every ``dmarc`` result in it must be ``pass``, at least one must be, and a
     ``header.from`` property, when given, must name ``from_domain``.
     """
-    want = _same_domain(from_domain)
+    want = domain_key(from_domain)
     text = aar
     for _ in range(5):  # nested comments come out a level at a time
         stripped = _COMMENT.sub(" ", text)
@@ -248,15 +248,10 @@ def aar_dmarc_pass(aar: str, from_domain: str) -> bool:
             return False
         for word in words[1:]:
             ptype, _, value = word.partition("=")
-            if ptype.lower() == "header.from" and _same_domain(value.strip('"')) != want:
+            if ptype.lower() == "header.from" and domain_key(value.strip('"')) != want:
                 return False
         found = True
     return found
-
-
-def _same_domain(name: str) -> str:
-    """One spelling of a domain name to compare (a U-label and its A-label are one)."""
-    return normalize_domain(name) or name.strip().lower().rstrip(".")
 
 
 # -- sealing ------------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ from ..mail import (
     MessageView,
     Network,
     canonical_address,
+    domain_key,
     fold_extension,
     header_fields,
     install_boundary_matcher,
@@ -575,12 +576,6 @@ def _lower_address(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
-def _site_domain(name: str) -> str:
-    """``name`` as :func:`~spamwarden.mail.normalize_domain` writes it, or lower-cased
-    without a trailing dot when it is no domain name it reads (``localhost``)."""
-    return normalize_domain(name) or name.strip().lower().rstrip(".")
-
-
 class PrefetchedResolver:
     """A :class:`~spamwarden.resolver.Resolver` answering from lookups made
     beforehand; any other name is a temporary failure (never a "no")."""
@@ -632,7 +627,7 @@ class ComplaintIntake:
         self.clock = clock
         # one spelling per domain (IDNA, lower case, no trailing dot), as reporters' are
         self.local_domains = tuple(dict.fromkeys(
-            _site_domain(d) for d in ic.local_domains if d.strip()))
+            domain_key(d) for d in ic.local_domains if d.strip()))
         self.trusted: tuple[Network, ...] = parse_networks(ic.trusted_relays)
         self.submitters: tuple[Network, ...] = parse_networks(ic.trusted_networks)
         self.limits = ReportLimits(max_bytes=ic.max_message_bytes)
@@ -664,7 +659,7 @@ class ComplaintIntake:
         addr = _lower_address(reporter)
         if "@" not in addr:
             return False
-        return _site_domain(addr.rsplit("@", 1)[1]) in self.local_domains
+        return domain_key(addr.rsplit("@", 1)[1]) in self.local_domains
 
     def _reply(self, name: str, **values: object) -> str:
         """The reply ``name`` in ``i18n.language`` (see :func:`reply`)."""

@@ -68,6 +68,7 @@ from ..mail import (
     ad_label,
     decode_header_value,
     decoded_body,
+    domain_key,
     domain_of_address,
     entity_filename,
     entity_text,
@@ -501,7 +502,7 @@ def _from_domain_is_local(root: Entity, local_domains: Sequence[str]) -> bool:
 
 def _in_domains(domain: str, domains: Iterable[str]) -> bool:
     for d in domains:
-        nd = normalize_domain(d) or d.lower()
+        nd = domain_key(d)
         if domain == nd or domain.endswith("." + nd):
             return True
     return False
