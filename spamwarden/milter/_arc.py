@@ -79,7 +79,8 @@ class ArcResult:
 
     :ivar result: see the module docstring.
     :ivar sets: the highest ``i=`` seen (the number of ARC sets of a sound chain).
-    :ivar sealer: ``d=`` of the newest ARC-Seal, lower case (``""`` when none).
+    :ivar sealer: ``d=`` of the newest ARC-Seal, as :func:`~spamwarden.mail.domain_key`
+        writes it (``""`` when none).
     :ivar aar: the newest set's ARC-Authentication-Results value (what the
         sealer says it found), bounded; ``""`` unless the chain passed.
     :ivar reason: a few words on why, when not ``pass``.
@@ -163,7 +164,7 @@ def verify_arc(
     if seal is None:
         return ArcResult("fail", sets=newest, reason=f"no ARC-Seal for i={newest}")
     seal_tags = parse_tag_list(_text(seal))
-    sealer = seal_tags.get("d", "").strip().lower().rstrip(".")
+    sealer = domain_key(seal_tags.get("d", ""))
     if seal_tags.get("cv", "").strip().lower() == "fail":
         return ArcResult("fail", sets=newest, sealer=sealer,
                          reason=f"ARC-Seal i={newest} says the chain failed (cv=fail)")

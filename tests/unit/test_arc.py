@@ -538,3 +538,23 @@ def _fields(head: bytes) -> list[bytes]:
         else:
             out.append(line)
     return out
+
+
+@pytest.mark.parametrize("entry", ["lists.ví-dụ.vn", "Lists.VÍ-DỤ.VN.", "lists.xn--v-d-rma6749a.vn"])
+def test_a_trusted_sealer_written_as_an_idn_trusts_its_seals(entry: str) -> None:
+    """``milter.arc_trusted_sealers`` may name a sealer as its U-label; its ARC-Seal's
+    ``d=`` (compared as the A-label) is the same sealer, and it vouches as an ASCII
+    entry does. The entry was only lower-cased, so such a sealer was never trusted."""
+    from types import SimpleNamespace
+
+    from spamwarden.milter.checks.auth import arc_override, trusted_sealer_names
+
+    sealer = "lists.xn--v-d-rma6749a.vn"
+    auth = SimpleNamespace(
+        arc=SimpleNamespace(result="pass", sealer=sealer,
+                            aar=f"i=1; {sealer}; dmarc=pass header.from=ví-dụ.vn"),
+        dmarc=SimpleNamespace(from_domain="xn--v-d-rma6749a.vn"))
+    trusted = trusted_sealer_names([entry, " "])
+    assert trusted == {sealer}
+    assert arc_override(auth, trusted) == sealer  # type: ignore[arg-type]
+    assert arc_override(auth, trusted_sealer_names(["ví-dụ.vn"])) == ""  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...logs import event
-from ...mail import domain_of_address, normalize_domain, registrable_domain
+from ...mail import domain_key, domain_of_address, normalize_domain, registrable_domain
 from ...resolver import CachingResolver, KeptAnswers
 from ..interfaces import Envelope, Symbol
 from ..registry import CheckBase, CheckDecl, Components, MessageContext, Phase, SymbolPoints
@@ -24,7 +24,7 @@ from ..symbols import SymbolSpec
 if TYPE_CHECKING:
     from ..auth import AuthResults
 
-__all__ = ["CHECK", "SYMBOLS", "AuthCheck", "arc_override", "auth_symbols"]
+__all__ = ["CHECK", "SYMBOLS", "AuthCheck", "arc_override", "auth_symbols", "trusted_sealer_names"]
 
 log = logging.getLogger("spamwarden.milter")
 
@@ -113,7 +113,8 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
         (``milter.dmarc_reject_action``): ``reject`` (``DMARC_REJECT``),
         ``quarantine`` (``DMARC_QUARANTINE``, as a ``p=quarantine`` failure), or
         ``score`` (only ``DMARC_REJECT``'s points).
-    :param trusted_sealers: ARC sealer domains, lower case (``milter.arc_trusted_sealers``).
+    :param trusted_sealers: ARC sealer domains (``milter.arc_trusted_sealers``, as
+        :func:`trusted_sealer_names` writes them).
     :returns: symbols in SPF, DKIM, DMARC, ARC order.  DMARC ``fail`` with the
         applied policy ``reject`` demands ``dmarc_reject_action`` (RFC 7489 §6.6.4,
         §10.3); ``quarantine`` demands ``quarantine``; either becomes
@@ -216,6 +217,12 @@ def auth_symbols(auth: AuthResults | None, points: SymbolPoints, *,
     return out
 
 
+def trusted_sealer_names(entries: Sequence[str]) -> frozenset[str]:
+    """``milter.arc_trusted_sealers`` in the form an ARC-Seal's ``d=`` is compared in
+    (:func:`~spamwarden.mail.domain_key`: a U-label entry trusts the A-label seal)."""
+    return frozenset(domain_key(d) for d in entries if d.strip())
+
+
 def arc_override(auth: AuthResults, trusted_sealers: Collection[str]) -> str:
     """The trusted sealer vouching for a message that fails DMARC, or ``""``.
 
@@ -259,8 +266,7 @@ class AuthCheck(CheckBase):
         self._max_signatures = cfg.milter.max_dkim_signatures
         self._reject_spf_fail = cfg.milter.reject_spf_fail
         self._dmarc_reject_action = cfg.milter.dmarc_reject_action
-        self._trusted_sealers = frozenset(
-            d.strip().lower().rstrip(".") for d in cfg.milter.arc_trusted_sealers if d.strip())
+        self._trusted_sealers = trusted_sealer_names(cfg.milter.arc_trusted_sealers)
         resolver = parts.resolver
         # Checked once here: SPF from memory needs a resolver that keeps answers, and
         # only a caching resolver gains from fetching the DMARC record early.
