@@ -216,7 +216,7 @@ def normalize_advertiser_id(text: str) -> str:
     return adv
 
 
-def normalize_recipient(addr: str, delimiters: str = "+") -> str:
+def normalize_recipient(addr: str, delimiters: str) -> str:
     """The form a recipient address is stored under: ``local@domain``, lower-case,
     angle brackets dropped, domain in IDNA, address extension folded away.
 

@@ -126,23 +126,23 @@ def test_url_and_headers(tmp_path: Path) -> None:
 
 
 def test_normalisation() -> None:
-    assert normalize_recipient(" <An@Example.TEST> ") == "an@example.test"
-    assert normalize_recipient("a@bücher.test") == "a@xn--bcher-kva.test"
+    assert normalize_recipient(" <An@Example.TEST> ", "+") == "an@example.test"
+    assert normalize_recipient("a@bücher.test", "+") == "a@xn--bcher-kva.test"
     for bad in ("", "a", "a@@b.test", "a b@c.test", "@c.test", "a@", "a@localhost"):
         with pytest.raises(ValueError):
-            normalize_recipient(bad)
+            normalize_recipient(bad, "+")
     # one mailbox, one record: quotes that are not needed, extensions, case
     for form in ('"an"@x.test', '"a\\n"@x.test', "An+news@X.test", "an+a+b@x.test",
                  "an+" + "x" * 80 + "@x.test", "an-shop@x.test"):
         assert normalize_recipient(form, "+-") == "an@x.test", form
-    assert normalize_recipient("an-shop@x.test") == "an-shop@x.test"  # "+" by default
+    assert normalize_recipient("an-shop@x.test", "+") == "an-shop@x.test"  # "+" only
     assert normalize_recipient("an+shop@x.test", "") == "an+shop@x.test"  # no delimiter
-    assert normalize_recipient("+news@x.test") == "+news@x.test"  # nothing before it
+    assert normalize_recipient("+news@x.test", "+") == "+news@x.test"  # nothing before it
     # what no record can hold: quotes that are needed, control characters, long parts
     for bad in ('"a b"@x.test', '"a@b"@x.test', "a\x08b@x.test", "a\x7f@x.test",
                 "a\x1b[2J@x.test", "a" * 65 + "@x.test", ".a@x.test"):
         with pytest.raises(ValueError):
-            normalize_recipient(bad)
+            normalize_recipient(bad, "+")
     assert normalize_advertiser_id(" Shop-VN ") == "shop-vn"
     for bad in ("", "-x", "a b", "x" * 65, "a/b", "*"):
         with pytest.raises(ValueError):
