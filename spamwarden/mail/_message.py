@@ -241,8 +241,11 @@ _URL = re.compile(
 )
 # The host of a URL as a browser reads it (WHATWG URL, special schemes): the authority
 # ends at "/", "\\", "?" or "#", and only an "@" inside it ends a userinfo part, so
-# https://spam.example#@victim.example/ leads to spam.example; "\\" counts as "/".
-_HOST_IN_URL = re.compile(r"^(?:https?:[/\\]*)?(?:[^/\\?#@\s]*@)?([^/\\:?#@\s]+)", re.I)
+# https://spam.example#@victim.example/ leads to spam.example; "\\" counts as "/".  The
+# userinfo runs to the authority's last "@" (http://victim.example@x@spam.example/ leads
+# to spam.example), and a host is followed by a port, the end of the authority or nothing.
+_HOST_IN_URL = re.compile(
+    r"^(?:https?:[/\\]*)?(?:[^/\\?#]*@)?([^/\\:?#@\s]+)(?=[/\\:?#]|\Z)", re.I)
 # The same searches on lower-cased ASCII text, where a case-sensitive pattern finds the
 # same spans several times faster: _HREF as it is, _URL by its start only (each start is
 # then matched in full on the original text, which also checks the word boundary).

@@ -233,6 +233,12 @@ def test_registrable_domain(name: str, registrable: str | None) -> None:
     ("https:\\\\spammer.example\\@victim-shop.example", "spammer.example"),
     ("https://user@victim-shop.example#frag", "victim-shop.example"),
     ("https://faß.example/login", "xn--fa-hia.example"),
+    # the userinfo runs to the last "@" of the authority
+    ("http://victim-shop.example@victim-shop.example@spammer.example/", "spammer.example"),
+    ("http://victim-shop.example @spammer.example/", "spammer.example"),
+    ("http://victim-shop.example@x@spammer.example:8080/", "spammer.example"),
+    ("http://victim-shop.example\\@spammer.example/", "victim-shop.example"),
+    ("http://victim-shop.example .spammer.example/", None),  # a space ends no host
 ])
 def test_url_domain(url: str, domain: str | None) -> None:
     assert url_domain(url) == domain
