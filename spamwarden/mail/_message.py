@@ -235,7 +235,12 @@ _BLOCK_CLOSE = {name: re.compile(rf"</{name}\s*>", re.I)
                 for name in ("script", "style", "head", "title")}
 _BREAKS = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h[1-6]|p|div|tr|li|table)\b[^>]{0,2000}>", re.I)
 _TAGS = re.compile(r"<[^>]{0,2000}>", re.S)
-_HREF = re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]{1,2048})""", re.I)
+# An attribute's value as HTML reads it: a quoted one runs to its closing quote (white
+# space, ">" and the other quote included: href="http://victim.example'@spam.example/"
+# leads to spam.example), an unquoted one to white space or ">".
+_HREF = re.compile(
+    r"""(?:href|src|action)\s*=\s*"""
+    r"""(?:"([^"]{1,2048})|'([^']{1,2048})|([^"'\s>]{1,2048}))""", re.I)
 _URL = re.compile(
     r"""\b((?:https?://|www\.)[^\s<>"'()\[\]{}]{1,2048})""", re.I
 )
@@ -317,12 +322,11 @@ def _drop_blocks(markup: str) -> str:
 
 def _href_values(markup: str) -> Iterator[str]:
     """What ``_HREF.finditer(markup)`` captures, in order."""
-    if not markup.isascii():
-        for m in _HREF.finditer(markup):
-            yield m.group(1)
-        return
-    for m in _HREF_LOWER.finditer(markup.lower()):
-        yield markup[m.start(1):m.end(1)]
+    matches = (_HREF.finditer(markup) if not markup.isascii()
+               else _HREF_LOWER.finditer(markup.lower()))
+    for m in matches:
+        group = m.lastindex or 1
+        yield markup[m.start(group):m.end(group)]
 
 
 def _url_matches(text: str) -> Iterator[str]:

@@ -244,6 +244,22 @@ def test_url_domain(url: str, domain: str | None) -> None:
     assert url_domain(url) == domain
 
 
+def _link_domains(markup: str) -> set[str | None]:
+    return {url_domain(u) for u in extract_urls("", markup)}
+
+
+@pytest.mark.parametrize("markup", [
+    # a quoted attribute value runs to its closing quote: the other quote, ">" and a
+    # space are in the userinfo, and the browser opens spammer.example
+    """<a href="http://victim-shop.example'@spammer.example/">x</a>""",
+    """<a href='http://victim-shop.example"@spammer.example/'>x</a>""",
+    """<a href="http://victim-shop.example>@spammer.example/">x</a>""",
+    """<a href="http://victim-shop.example @spammer.example/">x</a>""",
+])
+def test_quoted_href_is_read_whole(markup: str) -> None:
+    assert "spammer.example" in _link_domains(markup)
+
+
 @pytest.mark.parametrize(("data", "charset", "text"), [
     ("Tiếng Việt".encode(), None, "Tiếng Việt"),
     ("Tiếng Việt".encode(), " UTF-8 ", "Tiếng Việt"),
