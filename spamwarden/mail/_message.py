@@ -320,21 +320,27 @@ def _drop_blocks(markup: str) -> str:
     return "".join(out)
 
 
-def _href_values(markup: str) -> Iterator[str]:
-    """What ``_HREF.finditer(markup)`` captures, in order."""
+def _href_values(markup: str, starts: set[int] | None = None) -> Iterator[str]:
+    """What ``_HREF.finditer(markup)`` captures, in order; where each value's first
+    character other than white space stands is added to ``starts``."""
     matches = (_HREF.finditer(markup) if not markup.isascii()
                else _HREF_LOWER.finditer(markup.lower()))
     for m in matches:
         group = m.lastindex or 1
-        yield markup[m.start(group):m.end(group)]
+        value = markup[m.start(group):m.end(group)]
+        if starts is not None:
+            starts.add(m.end(group) - len(value.lstrip()))
+        yield value
 
 
-def _url_matches(text: str) -> Iterator[str]:
-    """What ``_URL.finditer(text)`` captures, in order: on ASCII text, each place a
-    URL can start is found in the lower-cased copy and matched in full there only."""
+def _url_matches(text: str, skip: set[int] | None = None) -> Iterator[str]:
+    """What ``_URL.finditer(text)`` captures, in order, but for the matches that start
+    at a place in ``skip``: on ASCII text, each place a URL can start is found in the
+    lower-cased copy and matched in full there only."""
     if not text.isascii():
         for m in _URL.finditer(text):
-            yield m.group(1)
+            if skip is None or m.start(1) not in skip:
+                yield m.group(1)
         return
     lower = text.lower()
     pos = 0
@@ -346,16 +352,36 @@ def _url_matches(text: str) -> Iterator[str]:
         if found is None:
             pos = start.start() + 1
             continue
-        yield found.group(1)
+        if skip is None or found.start(1) not in skip:
+            yield found.group(1)
         pos = found.end()
+
+
+#: what a browser drops from a URL before parsing it (WHATWG URL parsing): the C0
+#: controls and spaces around it, and every ASCII tab and newline within it
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
+
+
+def _as_browsers_read(value: str) -> str:
+    """An attribute value (or URL) as a browser parses it: character references
+    decoded, then white space around it and tabs and newlines in it dropped, so
+    href="http://victim.example&#9;.spam.example/" is http://victim.example.spam.example/."""
+    return html.unescape(value).strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)
 
 
 def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str, ...]:
     """URLs in plain text and HTML attributes, de-duplicated in order, at most ``limit``."""
     seen: dict[str, None] = {}
-    for found in (_href_values(markup), _url_matches(text), _url_matches(markup)):
+    # Markup is searched for URLs that are no attribute (in scripts, say, or inside a
+    # redirect's query), but not again at the start of an attribute value: the value
+    # read whole is the link, and the piece a search finds, http://victim.example of
+    # href="http://victim.example<TAB>.spam.example/", is none.
+    hrefs: set[int] = set()
+    for found in (_href_values(markup, hrefs), _url_matches(text),
+                  _url_matches(markup, hrefs)):
         for value in found:
-            url = html.unescape(value).rstrip(".,;:!?'\">")
+            url = _as_browsers_read(value).rstrip(".,;:!?'\">")
             low = url.lower()
             if low.startswith(("http://", "https://", "www.")) and url not in seen:
                 seen[url] = None

@@ -257,7 +257,25 @@ def _link_domains(markup: str) -> set[str | None]:
     """<a href="http://victim-shop.example @spammer.example/">x</a>""",
 ])
 def test_quoted_href_is_read_whole(markup: str) -> None:
-    assert "spammer.example" in _link_domains(markup)
+    assert _link_domains(markup) == {"spammer.example"}
+
+
+@pytest.mark.parametrize("markup", [
+    # a browser drops tabs and newlines from a URL, raw or as character references
+    '<a href="http://victim-shop.example\t.spammer.example/">x</a>',
+    '<a href="http://victim-shop.example\r\n.spammer.example/">x</a>',
+    '<a href="http://victim-shop.example&#9;.spammer.example/">x</a>',
+    '<a href="http://victim-shop.example&NewLine;.spammer.example/">x</a>',
+    '<a href="ht\ntp://spammer.example/">x</a>',
+    '<a href=" h&#x09;ttp://spammer.example/ ">x</a>',
+])
+def test_tabs_and_newlines_in_a_link_are_dropped(markup: str) -> None:
+    assert _link_domains(markup) == {"spammer.example"}
+
+
+def test_a_link_inside_an_attribute_value_is_still_found() -> None:
+    markup = '<a href="javascript:go(\'http://spammer.example\')">y</a>'
+    assert _link_domains(markup) == {"spammer.example"}
 
 
 @pytest.mark.parametrize(("data", "charset", "text"), [
