@@ -18,6 +18,7 @@ import email.parser
 import email.policy
 import email.utils
 import html
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class ParseLimits:
     #: Postfix refuses mail nested deeper (``mime_nesting_limit``, 100)
     max_depth: int = 100
     max_text_chars: int = 200_000
+    #: URLs kept in ``urls``, and registrable domains in ``url_domains``: the first of
+    #: every link's, however many links name domains already kept
     max_urls: int = 100
 
 
@@ -367,12 +370,15 @@ def _as_browsers_read(value: str) -> str:
     """An attribute value (or URL) as a browser parses it: character references
     decoded, then white space around it and tabs and newlines in it dropped, so
     href="http://victim.example&#9;.spam.example/" is http://victim.example.spam.example/."""
-    return html.unescape(value).strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)
+    value = html.unescape(value).strip(_C0_OR_SPACE)
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = value.translate(_TAB_OR_NEWLINE)
+    return value
 
 
-def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str, ...]:
-    """URLs in plain text and HTML attributes, de-duplicated in order, at most ``limit``."""
-    seen: dict[str, None] = {}
+def _all_urls(text: str, markup: str) -> Iterator[str]:
+    """Every URL of :func:`extract_urls`, in its order."""
+    seen: set[str] = set()
     # Markup is searched for URLs that are no attribute (in scripts, say, or inside a
     # redirect's query), but not again at the start of an attribute value: the value
     # read whole is the link, and the piece a search finds, http://victim.example of
@@ -384,18 +390,63 @@ def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str,
             url = _as_browsers_read(value).rstrip(".,;:!?'\">")
             low = url.lower()
             if low.startswith(("http://", "https://", "www.")) and url not in seen:
-                seen[url] = None
-                if len(seen) >= limit:
-                    return tuple(seen)
-    return tuple(seen)
+                seen.add(url)
+                yield url
+
+
+def extract_urls(text: str, markup: str = "", *, limit: int = 100) -> tuple[str, ...]:
+    """URLs in plain text and HTML attributes, de-duplicated in order, at most ``limit``."""
+    return tuple(itertools.islice(_all_urls(text, markup), max(1, limit)))
+
+
+#: distinct link hosts, and links, read per message for its ``url_domains``, per domain
+#: kept: the bounds on the work of a message of thousands of links
+_HOSTS_PER_DOMAIN = 10
+_URLS_PER_DOMAIN = 100
+
+
+def _urls_and_domains(text: str, markup: str, limit: int,
+                      defects: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The first ``limit`` URLs of :func:`extract_urls` and the first ``limit`` distinct
+    registrable domains of every URL's host, not only of those URLs': links to domains
+    already seen (a hundred to victim.example/1, /2, ...) push no later domain out.
+    The search stops, saying so in ``defects``, after ``limit`` times
+    :data:`_HOSTS_PER_DOMAIN` distinct hosts or :data:`_URLS_PER_DOMAIN` URLs."""
+    urls: list[str] = []
+    domains: dict[str, None] = {}
+    hosts: set[str] = set()
+    for seen, url in enumerate(_all_urls(text, markup)):
+        if len(urls) < limit:
+            urls.append(url)
+        elif len(domains) >= limit:
+            break
+        if seen >= limit * _URLS_PER_DOMAIN:
+            defects.append("URLs over limit")
+            break
+        host = _url_host(url)
+        if host is None or host in hosts:
+            continue
+        if len(hosts) >= limit * _HOSTS_PER_DOMAIN:
+            defects.append("URL hosts over limit")
+            break
+        hosts.add(host)
+        norm = normalize_domain(host)
+        reg = registrable_domain(norm) if norm else None
+        if reg and len(domains) < limit:
+            domains[reg] = None
+    return tuple(urls), tuple(domains)
+
+
+def _url_host(url: str) -> str | None:
+    """The host of a URL, as it is written."""
+    m = _HOST_IN_URL.match(url)
+    return m.group(1) if m else None
 
 
 def url_domain(url: str) -> str | None:
     """Registrable domain of a URL's host (IP hosts give ``None``)."""
-    m = _HOST_IN_URL.match(url)
-    if not m:
-        return None
-    host = normalize_domain(m.group(1))
+    written = _url_host(url)
+    host = normalize_domain(written) if written else None
     return registrable_domain(host) if host else None
 
 
@@ -624,12 +675,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
 
     text = "\n".join(texts)
     html_blob = "\n".join(htmls)
-    urls = extract_urls(text, html_blob, limit=limits.max_urls)
-    domains: dict[str, None] = {}
-    for u in urls:
-        d = url_domain(u)
-        if d:
-            domains[d] = None
+    urls, url_domains = _urls_and_domains(text, html_blob, max(1, limits.max_urls), defects)
     return MessageView(
         size=size,
         truncated=truncated,
@@ -643,7 +689,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> Message
         has_text_plain=has_plain,
         parts=tuple(parts),
         urls=urls,
-        url_domains=tuple(domains),
+        url_domains=url_domains,
         from_address=from_address,
         from_display=from_display,
         from_domain=from_domain,

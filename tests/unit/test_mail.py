@@ -203,6 +203,29 @@ def test_many_urls_are_capped() -> None:
     assert len(view.urls) == 10
 
 
+def test_links_to_one_domain_push_no_later_domain_out() -> None:
+    # a hundred links to the victim's pages first: the spammer's link is still read,
+    # for the blocklist lookup and for a complaint about the message
+    links = "".join(f'<a href="http://victim-shop.example/{i}">{i}</a>' for i in range(150))
+    raw = (b"From: a@example.org\r\nContent-Type: text/html\r\n\r\n"
+           + links.encode() + b'<a href="http://spammer.example/">buy</a>')
+    view = parse_message(raw)
+    assert len(view.urls) == ParseLimits().max_urls
+    assert view.url_domains == ("victim-shop.example", "spammer.example")
+
+
+def test_url_domains_are_bounded_in_count_and_work() -> None:
+    limits = ParseLimits(max_urls=5)
+    body = " ".join(f"http://h{i}.example{i}.com/" for i in range(20))
+    view = parse_message(b"From: a@example.org\r\n\r\n" + body.encode(), limits=limits)
+    assert view.url_domains == tuple(f"example{i}.com" for i in range(5))
+    body = " ".join(f"http://h{i}.victim-shop.example/" for i in range(100))
+    view = parse_message(b"From: a@example.org\r\n\r\n" + body.encode()
+                         + b" http://spammer.example/", limits=limits)
+    assert view.url_domains == ("victim-shop.example",)
+    assert "URL hosts over limit" in view.defects
+
+
 @pytest.mark.parametrize(("name", "registrable"), [
     ("mail.example.co.uk", "example.co.uk"),
     ("a.b.example.com.vn", "example.com.vn"),
