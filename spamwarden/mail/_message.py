@@ -389,7 +389,9 @@ def _all_urls(text: str, markup: str) -> Iterator[str]:
         for value in found:
             url = _as_browsers_read(value).rstrip(".,;:!?'\">")
             low = url.lower()
-            if low.startswith(("http://", "https://", "www.")) and url not in seen:
+            # http: and https: with any slashes, or none: a browser reads the host of
+            # https:\\spam.example, http:/spam.example and http:spam.example alike
+            if low.startswith(("http:", "https:", "www.")) and url not in seen:
                 seen.add(url)
                 yield url
 

@@ -296,6 +296,14 @@ def test_tabs_and_newlines_in_a_link_are_dropped(markup: str) -> None:
     assert _link_domains(markup) == {"spammer.example"}
 
 
+@pytest.mark.parametrize("href", [
+    "https:\\\\spammer.example/", "https:/\\spammer.example/", "http:/spammer.example/",
+    "http:spammer.example/", "HTTPS:spammer.example",
+])
+def test_a_link_with_odd_slashes_is_read(href: str) -> None:
+    assert _link_domains(f'<a href="{href}">x</a>') == {"spammer.example"}
+
+
 def test_a_link_inside_an_attribute_value_is_still_found() -> None:
     markup = '<a href="javascript:go(\'http://spammer.example\')">y</a>'
     assert _link_domains(markup) == {"spammer.example"}
