@@ -20,6 +20,7 @@ import email.utils
 import html
 import itertools
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -440,9 +441,13 @@ def _urls_and_domains(text: str, markup: str, limit: int,
 
 
 def _url_host(url: str) -> str | None:
-    """The host of a URL, as it is written."""
+    """The host of a URL, percent-decoded as a browser decodes it (WHATWG host parsing:
+    http://%65vil.example/ is evil.example)."""
     m = _HOST_IN_URL.match(url)
-    return m.group(1) if m else None
+    if not m:
+        return None
+    host = m.group(1)
+    return urllib.parse.unquote(host, errors="replace") if "%" in host else host
 
 
 def url_domain(url: str) -> str | None:

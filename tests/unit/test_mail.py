@@ -262,6 +262,10 @@ def test_registrable_domain(name: str, registrable: str | None) -> None:
     ("http://victim-shop.example@x@spammer.example:8080/", "spammer.example"),
     ("http://victim-shop.example\\@spammer.example/", "victim-shop.example"),
     ("http://victim-shop.example .spammer.example/", None),  # a space ends no host
+    # a browser percent-decodes the host
+    ("http://%73pammer.example/", "spammer.example"),
+    ("http://victim-shop.example%2Espammer.example/", "spammer.example"),
+    ("http://victim-shop.example%40spammer.example/", None),  # "@" is no host character
 ])
 def test_url_domain(url: str, domain: str | None) -> None:
     assert url_domain(url) == domain
