@@ -110,7 +110,9 @@ __all__ = [
 log = logging.getLogger("spamwarden.deliveries")
 
 MAX_RECIPIENTS = 100
-MAX_URL_DOMAINS = 50
+#: every link domain a message view holds (ParseLimits.max_urls): a spammer's own link
+#: behind links to many other sites is still one a report can count against
+MAX_URL_DOMAINS = 100
 MAX_ID_CHARS = 998  # RFC 5322 §2.1.1 line length: a longer Message-ID is not one
 #: deliveries of one content (or Message-ID) to one recipient a report can be told apart from
 MAX_CANDIDATES = 8

@@ -498,3 +498,17 @@ def test_recipients_fold_like_reporters() -> None:
         assert c.match == "matched" and not unmatched, reporter
         # the complaint names the address the delivery was made to, for the login too
         assert c.delivered_to == "alice@example.vn", reporter
+
+
+def test_a_delivery_keeps_every_link_domain_the_message_view_holds() -> None:
+    """A spam whose own link comes after links to many other sites: the delivery keeps
+    every link domain of the message (up to ParseLimits.max_urls), so reports of it
+    still count against the spammer's. It kept the first 50."""
+    body = " ".join([*(f"https://site{i}.example/" for i in range(79)),
+                     "https://spam-shop.example/buy"])
+    view = parse_message(b"From: a@promo-shop.example\r\nSubject: x\r\n\r\n" + body.encode())
+    assert len(view.url_domains) == 80
+    d = delivery_of(view, fingerprint=FP, client_ip="192.0.2.77", mail_from="", auth=None,
+                    rcpts=["alice@example.vn"], at=1.0)
+    assert d is not None and d.url_domains == view.url_domains
+    assert "spam-shop.example" in d.url_domains

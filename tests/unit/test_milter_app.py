@@ -1157,3 +1157,23 @@ def test_the_connection_facts_of_the_received_field_reach_the_envelope(
     feed(plain, HAM)
     assert seen == [("mx.test.example", True, "mail.example.org"),
                     ("", False, "mail.example.org")]
+
+
+def test_a_listed_link_behind_many_innocent_ones_is_still_looked_up(install: Any) -> None:
+    """A spammer whose link domain is listed puts links to many other sites before its
+    own: every link domain the message holds (``ParseLimits.max_urls``, 100) is looked
+    up, so the 60th still scores URIBL_OWN. Only the first 20 were."""
+    innocent = [f"https://site{i}.example/" for i in range(59)]
+    body = " ".join([*innocent, "https://spam-shop.example/buy"]).encode()
+    raw = HAM.replace(b"See you at noon at https://www.shop.example.net/menu today.\n",
+                      body + b"\n")
+    answers = {"192.0.2.7": "not_listed", "example.org": "not_listed",
+               "spam-shop.example": "listed"}
+    answers.update({f"site{i}.example": "not_listed" for i in range(59)})
+    listings = FakeListings(answers)
+    scanner = Scanner(make_cfg(), resolver=StaticResolver(), authenticate=fake_auth(),
+                      listings=listings)
+    ctx = install(scanner)
+    feed(ctx, raw)
+    assert "spam-shop.example" in listings.asked
+    assert "URIBL_OWN" in status_tests(ctx.header_value("X-Spam-Status") or "")

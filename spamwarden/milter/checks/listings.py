@@ -31,8 +31,9 @@ __all__ = ["CHECK", "MAX_URL_DOMAINS", "SYMBOLS", "ListingsCheck", "sender_domai
 
 log = logging.getLogger("spamwarden.milter")
 
-# URL domains looked up per message (the view holds up to ParseLimits.max_urls).
-MAX_URL_DOMAINS = 20
+# URL domains looked up per message: every one the view holds (ParseLimits.max_urls), so
+# links to many other sites put before a listed one do not hide it (one round trip).
+MAX_URL_DOMAINS = 100
 
 _G = "listings"
 SYMBOLS: tuple[SymbolSpec, ...] = (
