@@ -412,9 +412,11 @@ def _urls_and_domains(text: str, markup: str, limit: int,
                       defects: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The first ``limit`` URLs of :func:`extract_urls` and the first ``limit`` distinct
     registrable domains of every URL's host, not only of those URLs': links to domains
-    already seen (a hundred to victim.example/1, /2, ...) push no later domain out.
-    The search stops, saying so in ``defects``, after ``limit`` times
-    :data:`_HOSTS_PER_DOMAIN` distinct hosts or :data:`_URLS_PER_DOMAIN` URLs."""
+    already seen (a hundred to victim.example/1, /2, ...) push no later domain out.  A
+    redirector's target written into a link (:func:`_url_hosts`) counts as a host of
+    its own, after the redirector's.  The search stops, saying so in ``defects``, after
+    ``limit`` times :data:`_HOSTS_PER_DOMAIN` distinct hosts or :data:`_URLS_PER_DOMAIN`
+    URLs."""
     urls: list[str] = []
     domains: dict[str, None] = {}
     hosts: set[str] = set()
@@ -426,18 +428,46 @@ def _urls_and_domains(text: str, markup: str, limit: int,
         if seen >= limit * _URLS_PER_DOMAIN:
             defects.append("URLs over limit")
             break
-        host = _url_host(url)
-        if host is None or host in hosts:
-            continue
-        if len(hosts) >= limit * _HOSTS_PER_DOMAIN:
-            defects.append("URL hosts over limit")
-            break
-        hosts.add(host)
-        norm = normalize_domain(host)
-        reg = registrable_domain(norm) if norm else None
-        if reg and len(domains) < limit:
-            domains[reg] = None
+        for host in _url_hosts(url):
+            if host in hosts:
+                continue
+            if len(hosts) >= limit * _HOSTS_PER_DOMAIN:
+                defects.append("URL hosts over limit")
+                return tuple(urls), tuple(domains)
+            hosts.add(host)
+            norm = normalize_domain(host)
+            reg = registrable_domain(norm) if norm else None
+            if reg and len(domains) < limit:
+                domains[reg] = None
     return tuple(urls), tuple(domains)
+
+
+#: where a URL written into another one starts: a scheme, as is or percent-encoded
+#: (once or twice)
+_NESTED_URL = re.compile(r"https?(?::|%3a|%253a)", re.I)
+#: redirect targets read from one link at most
+_MAX_NESTED = 3
+
+
+def _url_hosts(url: str) -> list[str]:
+    """The host of a URL, then those of the URLs written into its path or query (an
+    open redirector's target: https://www.google.com/url?q=https://spam.example/ leads
+    to spam.example, and so does its percent-encoded form, once or twice encoded)."""
+    out = []
+    host = _url_host(url)
+    if host is not None:
+        out.append(host)
+    for m in itertools.islice(_NESTED_URL.finditer(url, 1), _MAX_NESTED):
+        inner = url[m.start():]
+        for _ in range(2):
+            if "%" not in inner:
+                break
+            inner = urllib.parse.unquote(inner, errors="replace")
+        # a host never holds "&": in a query, the target ends at the next parameter
+        nested = _url_host(inner.split("&", 1)[0])
+        if nested is not None:
+            out.append(nested)
+    return out
 
 
 def _url_host(url: str) -> str | None:

@@ -546,3 +546,24 @@ def test_address_local_part_helpers() -> None:
     assert unquote_local('"a\\"b c"') == 'a"b c'
     assert unquote_local("an") == "an"
     assert unquote_local('"unclosed') == '"unclosed'
+
+
+@pytest.mark.parametrize("href", [
+    "https://www.google.com/url?q=https://spam-shop.example/buy&amp;sa=D",
+    "https://www.google.com/url?q=https%3A%2F%2Fspam-shop.example%2Fbuy&amp;sa=D",
+    "https://out.example/?u=https%253A%252F%252Fspam-shop.example%252Fbuy",
+    "https://out.example/go/http://spam-shop.example/buy",
+])
+def test_a_redirectors_target_is_a_link_domain(href: str) -> None:
+    """A spammer links through an open redirector (the link's host is a big site, its
+    target the spammer's, written into the query as is or percent-encoded): the target
+    is one of the message's link domains, after the redirector's, so it is looked up
+    and reports count against it. Only the redirector was read."""
+    raw = (b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n"
+           + f'<a href="{href}">offer</a>'.encode())
+    view = parse_message(raw)
+    assert "spam-shop.example" in view.url_domains
+    assert view.url_domains.index("spam-shop.example") == 1
+    # a parameter that only names a scheme, or a URL without one, adds nothing
+    plain = parse_message(raw.replace(href.encode(), b"https://shop.example/?ref=https&x=1"))
+    assert plain.url_domains == ("shop.example",)
