@@ -660,6 +660,13 @@ class ReputationConfig:
             "mcdlv.net", "mandrillapp.com", "sparkpostmail.com", "mailjet.com",
             "sendinblue.com", "mtasv.net", "exacttarget.com", "mktomail.com",
             "onmicrosoft.com", "gappssmtp.com", "googlegroups.com",
+            # link platforms: open redirectors, shorteners, link rewriters and sites anyone
+            # publishes on; a spammer's link through them must not list them whole
+            "google.com", "youtube.com", "facebook.com", "instagram.com", "linkedin.com",
+            "lnkd.in", "twitter.com", "x.com", "t.co", "bit.ly", "tinyurl.com", "ow.ly",
+            "is.gd", "buff.ly", "rebrand.ly", "cutt.ly", "goo.gl", "forms.gle",
+            "microsoft.com", "sharepoint.com", "dropbox.com", "urldefense.com",
+            "mimecast.com",
         ),
         doc="freemail and shared sending platforms: never listed whole (the From address "
         "is), nor the client IP when SPF passed for them (their own outbound address); "

@@ -113,3 +113,18 @@ def test_default_policy_never_lists_an_esp_signer_or_its_outbound_address() -> N
                                   dkim_verified=(bounce,), url_domains=("shop.example",)),
             match="matched")
         assert [t.key for t in policy.targets(sent)] == ["shop.example"], platform
+
+
+def test_default_policy_never_lists_a_redirector_a_spam_linked_through() -> None:
+    """Spam linking through an open redirector or a shortener (google.com/url?q=...,
+    bit.ly) is reported by three users: the redirector must not be listed, or every
+    message at every site querying the list that links to it scores URIBL_OWN. The
+    spammer's own target, which the message view reads out of the link, still is."""
+    policy = ListingPolicy.from_config(config_from_mapping({}))
+    for redirector in ("google.com", "bit.ly", "t.co", "sharepoint.com", "urldefense.com"):
+        c = Complaint(id="c", kind="spam", reporter="u@isp.example", received_at=1.0,
+                      fingerprint="f", match="matched",
+                      indicators=Indicators(source_ip="203.0.113.9",
+                                            url_domains=(redirector, "spam-shop.example")))
+        assert [t.key for t in policy.targets(c)] == ["203.0.113.9", "spam-shop.example"], \
+            redirector
