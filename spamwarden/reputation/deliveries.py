@@ -27,7 +27,10 @@ What a delivery proves (:func:`delivery_of`):
 Matching (:func:`decide_among`): the reported original is found by its content
 fingerprint (:func:`~spamwarden.reputation.reports.fingerprint`, which gives the
 same value for the delivered message and for the copy recovered from a Gmail,
-Outlook or Thunderbird forward, attached or inline, a bounce or an ARF report)
+Outlook or Thunderbird forward, attached or inline, a bounce or an ARF report;
+a message with a plain and an HTML alternative is indexed by the fingerprint of
+each, :func:`~spamwarden.reputation.reports.delivered_html_fingerprint`, since a
+client forwarding inline forwards the HTML and writes its own plain text of it)
 and by its Message-ID, each together with the reporter; where both are known
 they must point at the same delivery.  A reporter who was not a recipient of the
 delivery matches nothing.
@@ -48,7 +51,8 @@ last delivery written to it):
     string, the delivery as JSON (:meth:`Delivery.to_json`).
 ``sw:{sw}:dlv:f:<fingerprint>:<recipient>``
     string, the ids of the newest deliveries of that content to that recipient, oldest
-    first, separated by spaces (at most :data:`MAX_CANDIDATES`; usually one).
+    first, separated by spaces (at most :data:`MAX_CANDIDATES`; usually one); a
+    delivery's HTML fingerprint (when it has one) is a content of its own here.
 ``sw:{sw}:dlv:m:<message-id hash>:<recipient>``
     string, the same for that Message-ID (hash: first 32 hex digits of SHA-256 of the
     Message-ID without ``<>``).
@@ -178,6 +182,16 @@ class Delivery:
     from_address: str | None = None
     url_domains: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
+    html_fingerprint: str = ""
+
+    def fingerprints(self) -> tuple[str, ...]:
+        """The content fingerprints this delivery is indexed by."""
+        return (self.fingerprint, self.html_fingerprint) if self.html_fingerprint else (
+            self.fingerprint,)
+
+    def has_content(self, fingerprint: str | None) -> bool:
+        """``fingerprint`` is one of this delivery's content fingerprints."""
+        return bool(fingerprint) and fingerprint in self.fingerprints()
 
     def names(self) -> tuple[str, ...]:
         """The authenticated domain names, registrable, no duplicates, in order."""
@@ -218,9 +232,12 @@ class Delivery:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Delivery:
-        """:raises ValueError: not a delivery record."""
+        """:raises ValueError: not a delivery record.  Fields this version does not know
+        (written by a newer milter) are left out."""
         try:
             d = json.loads(text)
+            if isinstance(d, dict):
+                d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
             for key in ("dkim_domains", "url_domains", "recipients"):
                 d[key] = tuple(str(x) for x in d.get(key, ()))
             d["at"] = float(d["at"])
@@ -238,6 +255,7 @@ def delivery_of(
     rcpts: Iterable[str],
     auth: Any,
     at: float,
+    html_fingerprint: str = "",
     queue_id: str = "",
     authenticated_client: bool = False,
     skip_recipients: frozenset[str] = frozenset(),
@@ -247,6 +265,8 @@ def delivery_of(
 
     :param view: the milter's parse of the message.
     :param fingerprint: :func:`~spamwarden.reputation.reports.fingerprint` of it.
+    :param html_fingerprint: its
+        :func:`~spamwarden.reputation.reports.delivered_html_fingerprint` (``""``: none).
     :param client_ip: the SMTP client address the milter saw.
     :param mail_from: the envelope sender.
     :param rcpts: the envelope recipients.
@@ -286,6 +306,7 @@ def delivery_of(
         client_ip=ip, mail_from_domain=mail_from_domain, dkim_domains=dkim,
         from_domain=from_domain, from_address=from_address,
         url_domains=tuple(view.url_domains[:MAX_URL_DOMAINS]), recipients=tuple(rcpt),
+        html_fingerprint="" if html_fingerprint == fingerprint else html_fingerprint,
     )
 
 
@@ -380,12 +401,12 @@ def decide_among(
     if content and mids:
         by_mid = {d.id for d in mids}
         cands = ([d for d in content if d.id in by_mid]
-                 or [d for d in mids if d.fingerprint == fingerprint]
+                 or [d for d in mids if d.has_content(fingerprint)]
                  # One Message-ID on several deliveries to this reporter (a sender
                  # reusing it): the delivery of the reported content carries it too
                  or [d for d in content if mid and d.message_id == mid])
     elif mids:
-        cands = mids if fingerprint is None else [d for d in mids if d.fingerprint == fingerprint]
+        cands = mids if fingerprint is None else [d for d in mids if d.has_content(fingerprint)]
     elif content:
         cands = [d for d in content if not (mid and d.message_id and d.message_id != mid)]
     else:
@@ -502,12 +523,14 @@ class RedisDeliveryLedger:
         for d in deliveries:
             pipe.set(record_key(d.id), d.to_json(), ex=self.ttl)
             mh = message_id_hash(d.message_id)
-            pipe.set(content_key(d.fingerprint), d.id, ex=self.ttl)
+            for fp in d.fingerprints():
+                pipe.set(content_key(fp), d.id, ex=self.ttl)
             if mh:
                 pipe.set(message_key(mh), d.id, ex=self.ttl)
             for r in d.recipients:
-                keys.append(content_key(d.fingerprint, r))
-                ids.append(d.id)
+                for fp in d.fingerprints():
+                    keys.append(content_key(fp, r))
+                    ids.append(d.id)
                 if mh:
                     keys.append(message_key(mh, r))
                     ids.append(d.id)
@@ -592,7 +615,7 @@ def record_deliveries(
     """
     import time
 
-    from .reports import delivered_fingerprint
+    from .reports import delivered_fingerprint, delivered_html_fingerprint
 
     at = time.time() if now is None else now
     out: list[Delivery] = []
@@ -602,7 +625,8 @@ def record_deliveries(
             continue
         try:
             d = delivery_of(
-                view, fingerprint=delivered_fingerprint(view), client_ip=env.client_ip,
+                view, fingerprint=delivered_fingerprint(view),
+                html_fingerprint=delivered_html_fingerprint(view), client_ip=env.client_ip,
                 mail_from=env.mail_from, rcpts=env.rcpts, auth=getattr(verdict, "auth", None),
                 at=at, queue_id=env.queue_id or "", authenticated_client=bool(env.authenticated),
                 skip_recipients=skip_recipients, delimiters=delimiters,

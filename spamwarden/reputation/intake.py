@@ -213,6 +213,7 @@ from .reports import (
     extract_indicators,
     find_originals,
     fingerprint,
+    html_fingerprint,
     is_actionable,
     message_view,
     verified_domains,
@@ -935,6 +936,11 @@ class ComplaintIntake:
         if self.deliveries is None:
             return Match("no-delivery"), ""
         content = fp if view is not None and not original.headers_only else None
+        contents = [content]
+        # an inline forward read from its HTML part: the text the delivered HTML had
+        in_html = html_fingerprint(original, limits=self.limits) if content else ""
+        if in_html and in_html != content:
+            contents.append(in_html)
         mid = view.message_id if view is not None else None
         # the copy's header section: an attached copy keeps our MTA's Received field,
         # which names the delivery's queue id
@@ -948,12 +954,13 @@ class ComplaintIntake:
         found = Match("no-delivery")
         for candidate in who[:10]:
             address = normalize_reporter(candidate, delimiters=delims)
-            m = await self.deliveries.match(address, fingerprint=content, message_id=mid,
-                                            copy=copy)
-            if m.status == "matched":
-                return m, address
-            if found.status == "no-delivery" or m.status == "disagree":
-                found = m
+            for fp_text in contents:
+                m = await self.deliveries.match(address, fingerprint=fp_text, message_id=mid,
+                                                copy=copy)
+                if m.status == "matched":
+                    return m, address
+                if found.status == "no-delivery" or m.status == "disagree":
+                    found = m
         return found, ""
 
     async def _verified_loop(self, reporter: str, raw: bytes) -> FeedbackLoop | None:

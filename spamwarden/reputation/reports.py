@@ -102,6 +102,8 @@ __all__ = [
     "extract_indicators",
     "fingerprint",
     "delivered_fingerprint",
+    "delivered_html_fingerprint",
+    "html_fingerprint",
     "is_actionable",
     "verified_domains",
     "NO_ORIGINAL",
@@ -182,6 +184,10 @@ class Original:
         signatures can be re-verified (attached, ARF ``message/rfc822``, bare).
     :ivar arf: the ARF fields, for ``source == "arf"``.
     :ivar extra_urls: links recovered from the HTML of an inline forward.
+    :ivar html_message: an inline forward with an HTML part besides its plain one: the
+        original rebuilt with the text of that HTML instead (``b""`` otherwise).  A client
+        forwards the HTML it showed and writes the plain part from it itself, so this is
+        the text the delivered message's HTML alternative had (:func:`html_fingerprint`).
     :ivar notes: what was odd about the report (for logs).
     """
 
@@ -192,6 +198,7 @@ class Original:
     arf: ArfFields | None = None
     extra_urls: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    html_message: bytes = b""
 
 
 class DkimSignatureResult(Protocol):
@@ -432,6 +439,30 @@ def _find_inline(text: str) -> tuple[dict[str, str], str] | None:
     return None
 
 
+def _html_lines(text: str) -> str:
+    """The lines of an HTML forward's text, stripped, for :func:`_find_inline`.
+
+    Markup leaves whitespace-only lines between ``<br>``-separated header lines and
+    between a table's name and value cells: such a blank line is dropped.  One blank line
+    is kept where the header block ends (Gmail's ``To:`` line, then the original), else
+    the original's first lines would be read as a wrapped recipient list.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if line:
+            out.append(line)
+            continue
+        if not out or not out[-1]:
+            continue
+        nxt = next((x for x in lines[i + 1:i + 20] if x), "")
+        prev = _field(out[-1])
+        if (prev is not None and not prev[1]) or _field(nxt) is not None:
+            continue  # inside the header block
+        out.append("")
+    return "\n".join(out)
+
+
 def _clean_header_value(value: str) -> str:
     return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:998]
 
@@ -447,30 +478,41 @@ def _from_inline(entities: list[Entity], limits: ReportLimits) -> Original | Non
             plain = entity_text(ent)[: limits.max_text_chars * 2]
         elif ctype == "text/html" and markup is None:
             markup = entity_text(ent)[: limits.max_text_chars * 4]
-    text = plain
-    if text is None and markup is not None:
-        text = html_to_text(markup, limit=limits.max_text_chars)
-        # markup leaves whitespace-only lines between <br>-separated header lines
-        text = "\n".join(line.strip() for line in text.splitlines() if line.strip())
+    html_text = ""
+    if markup is not None:
+        html_text = _html_lines(html_to_text(markup, limit=limits.max_text_chars))
+    text = plain if plain is not None else html_text
     if not text:
         return None
     found = _find_inline(text)
     if found is None:
         return None
     headers, body = found
+    html_message = b""
+    if plain is not None and html_text:
+        # the client wrote its plain part from the HTML it forwards (links as "text <url>",
+        # its own marks): the HTML's text is what the delivered HTML alternative said
+        in_html = _find_inline(html_text)
+        if in_html is not None and in_html[1] != body:
+            html_message = _rebuilt(headers, in_html[1])
     extra: tuple[str, ...] = ()
     if markup:
         m = _HTML_FORWARD_MARKER.search(markup)
         if m is not None:
             urls = extract_urls("", markup[m.start():], limit=200)
             extra = tuple(u for u in urls if not u.lower().startswith("mailto:"))
+    return Original("inline", _rebuilt(headers, body), extra_urls=extra,
+                    html_message=html_message)
+
+
+def _rebuilt(headers: dict[str, str], body: str) -> bytes:
+    """A plain-text message of an inline forward's header block and text."""
     lines = [f"{name}: {_clean_header_value(value)}" for name, value in headers.items()]
     lines.append("MIME-Version: 1.0")
     lines.append("Content-Type: text/plain; charset=utf-8")
-    rebuilt = ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(
+    return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(
         "utf-8", "replace"
     )
-    return Original("inline", rebuilt, extra_urls=extra)
 
 
 # -- bare re-sent messages ------------------------------------------------------------------
@@ -759,16 +801,10 @@ def fingerprint(
     if view is None:
         view = message_view(original, max_urls=1, limits=limits)
     if view is not None:
-        from_address = (_from_address(view.header("From")) or "").lower()
-        subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
         body = view.text or view.html_text
         if view.has_text_plain and view.html_text and body.endswith(view.html_text):
-            body = body[: -len(view.html_text)]  # the plain alternative alone, as forwarded inline
-        words = _words(body)
-        h.update(b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
-                 + b"\0" + words)
-        if not words:
-            h.update(b"\0" + (view.message_id or "").strip().encode("utf-8", "replace"))
+            body = body[: -len(view.html_text)]  # the plain alternative alone
+        h.update(_content(view, body))
     if original.arf is not None and (view is None or original.headers_only):
         a = original.arf
         h.update("\0".join([
@@ -778,7 +814,43 @@ def fingerprint(
     return h.hexdigest()[:32]
 
 
+def _content(view: MessageView, body: str) -> bytes:
+    """What :func:`fingerprint` hashes of a message: the From address, the subject without
+    prefixes and the words of ``body`` (the Message-ID too when there are no words)."""
+    from_address = (_from_address(view.header("From")) or "").lower()
+    subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
+    words = _words(body)
+    data = (b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
+            + b"\0" + words)
+    if not words:
+        data += b"\0" + (view.message_id or "").strip().encode("utf-8", "replace")
+    return data
+
+
 def delivered_fingerprint(view: MessageView) -> str:
     """:func:`fingerprint` of a whole message as the milter parsed it at delivery: the
-    value a later report of the same message gives, whatever way it was forwarded."""
+    value a later report of the same message gives when forwarded as it was (attached,
+    bounced, ARF, or inline by a client that forwards the plain alternative)."""
     return fingerprint(Original("bare", b"", intact=True), view=view)
+
+
+def delivered_html_fingerprint(view: MessageView) -> str:
+    """The fingerprint of a message with a plain and an HTML alternative as read from its
+    HTML (:func:`fingerprint` reads the plain one), ``""`` when that is the same value or
+    there is no such pair.  Clients that forward inline forward the HTML they showed and
+    write their own plain text of it: a report of that kind matches this value
+    (:func:`html_fingerprint`), however the plain alternative differs (filler, links
+    written out, a footer)."""
+    if not (view.has_text_plain and view.html_text):
+        return ""
+    fp = hashlib.sha256(_content(view, view.html_text)).hexdigest()[:32]
+    return "" if fp == delivered_fingerprint(view) else fp
+
+
+def html_fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) -> str:
+    """The fingerprint of an inline forward read from its HTML part
+    (:attr:`Original.html_message`), ``""`` when it has none: compared with the
+    delivered :func:`fingerprint` and :func:`delivered_html_fingerprint`."""
+    if not original.html_message:
+        return ""
+    return fingerprint(Original("inline", original.html_message), limits=limits)

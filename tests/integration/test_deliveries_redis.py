@@ -24,7 +24,7 @@ from spamwarden.reputation.deliveries import (
     message_id_hash,
     message_key,
 )
-from spamwarden.reputation.reports import delivered_fingerprint
+from spamwarden.reputation.reports import delivered_fingerprint, delivered_html_fingerprint
 from tests.conftest import DATA
 from tests.integration.redis_cluster import LocalCluster
 
@@ -32,12 +32,13 @@ pytestmark = pytest.mark.integration
 
 VIEW = parse_message((DATA / "reports" / "original-signed.eml").read_bytes())
 FP = delivered_fingerprint(VIEW)
+HTML_FP = delivered_html_fingerprint(VIEW)
 MID = "<20241103140107.4f2a9c@mail.promo-shop.example>"
 
 
 def delivery(*rcpts: str) -> Delivery:
-    d = delivery_of(VIEW, fingerprint=FP, client_ip="192.0.2.77", mail_from="", rcpts=rcpts,
-                    auth=None, at=1_800_000_000.0, queue_id="4XyZ")
+    d = delivery_of(VIEW, fingerprint=FP, html_fingerprint=HTML_FP, client_ip="192.0.2.77",
+                    mail_from="", rcpts=rcpts, auth=None, at=1_800_000_000.0, queue_id="4XyZ")
     assert d is not None
     return d
 
@@ -51,7 +52,8 @@ def scenario(url: str) -> None:
     ledger.record_many([d])
     assert ledger.failed == 0
     keys = [k.decode() for k in client.keys("sw:{sw}:dlv:*")]
-    assert len(keys) == 1 + 2 + 2 * 2  # record, content+mid indexes, per recipient
+    # the record; the plain and HTML content and the Message-ID indexes, per recipient too
+    assert HTML_FP and len(keys) == 1 + 3 + 2 * 3
     assert all(0 < client.ttl(k) <= 600 for k in keys)
 
     async def lookups() -> list[str]:
@@ -65,14 +67,16 @@ def scenario(url: str) -> None:
                 await lookup.match("carol@example.vn", fingerprint=FP, message_id=MID),
                 await lookup.match("alice@example.vn", fingerprint="0" * 32, message_id=MID),
                 await lookup.match("alice@example.vn", fingerprint="0" * 32, message_id=None),
+                # an inline forward read from its HTML
+                await lookup.match("bob@example.vn", fingerprint=HTML_FP, message_id=None),
             ]
-            assert got[0].delivery == d
+            assert got[0].delivery == got[6].delivery == d
             return [m.status for m in got]
         finally:
             await aclient.aclose()
 
     assert asyncio.run(lookups()) == ["matched", "matched", "matched", "not-a-recipient",
-                                      "disagree", "no-delivery"]
+                                      "disagree", "no-delivery", "matched"]
     client.close()
 
 

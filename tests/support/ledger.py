@@ -36,10 +36,9 @@ class MemoryDeliveryLedger:
             found = [d for d in self.deliveries if pred(d)]  # type: ignore[operator]
             return found[-MAX_CANDIDATES:]
 
-        by_content = newest(lambda d: fingerprint and d.fingerprint == fingerprint
-                            and reporter in d.recipients)
+        by_content = newest(lambda d: d.has_content(fingerprint) and reporter in d.recipients)
         by_mid = newest(lambda d: mid and d.message_id == mid and reporter in d.recipients)
-        anyone = any((fingerprint and d.fingerprint == fingerprint) or (mid and d.message_id == mid)
+        anyone = any(d.has_content(fingerprint) or (mid and d.message_id == mid)
                      for d in self.deliveries)
         return decide_among(fingerprint=fingerprint, message_id=message_id,
                             by_content=by_content, by_message_id=by_mid, any_recipient=anyone,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,7 +34,13 @@ from spamwarden.reputation.intake import (
     ReportKind,
     StoreOutcome,
 )
-from spamwarden.reputation.reports import delivered_fingerprint, find_originals, fingerprint
+from spamwarden.reputation.reports import (
+    delivered_fingerprint,
+    delivered_html_fingerprint,
+    find_originals,
+    fingerprint,
+    html_fingerprint,
+)
 from tests.conftest import DATA
 from tests.support.ledger import MemoryDeliveryLedger
 
@@ -512,3 +519,114 @@ def test_a_delivery_keeps_every_link_domain_the_message_view_holds() -> None:
                     rcpts=["alice@example.vn"], at=1.0)
     assert d is not None and d.url_domains == view.url_domains
     assert "spam-shop.example" in d.url_domains
+
+
+# -- what a client forwards inline is its own text of the HTML -----------------------------
+
+
+def _samples() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_samples", REPORTS / "build_samples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: the plain text Gmail (like Outlook and Thunderbird) writes from the HTML it forwards:
+#: the HTML's text with each link's target after it, never the original's plain part
+GMAIL_PLAIN_OF_HTML = (
+    "*KHUYẾN MÃI LỚN* - giảm 50% tất cả sản phẩm!\n\n"
+    "Mua ngay <https://promo-shop.example/sale?id=1>\n"
+    "Xem thêm <http://click.tracker-net.example/c/abc123>\n"
+)
+
+
+def _alternative(plain: str | None) -> bytes:
+    samples = _samples()
+    if plain is None:
+        ctype, body = "text/html; charset=UTF-8", samples.crlf(samples.HTML)
+    else:
+        ctype = 'multipart/alternative; boundary="b"'
+        body = (b"--b\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+                + samples.crlf(plain) + b"\r\n--b\r\nContent-Type: text/html; charset=UTF-8"
+                b"\r\n\r\n" + samples.crlf(samples.HTML) + b"\r\n--b--\r\n")
+    head = samples.crlf(
+        "From: Shop Deals <deals@promo-shop.example>\nTo: alice@example.vn\n"
+        f"Subject: {samples.SUBJECT_RAW}\nMessage-ID: <alt-1@promo-shop.example>\n"
+        f"MIME-Version: 1.0\nContent-Type: {ctype}\n")
+    return head + b"\r\n" + body
+
+
+@pytest.mark.parametrize("plain", [
+    # the offer only in the HTML, filler in the plain part every client ignores
+    "Xin chào quý khách, cảm ơn bạn đã đăng ký bản tin của chúng tôi.\n",
+    # an honest plain part: the same offer, written with its links as text
+    _samples().PLAIN,
+    # no plain part at all
+    None,
+])
+def test_an_inline_forward_of_the_html_matches_the_delivery(plain: str | None) -> None:
+    """A client forwarding inline forwards the HTML it showed, and writes the forward's plain
+    part from it itself: the report matches through the forward's HTML, whatever the
+    delivered message's plain alternative said."""
+    samples = _samples()
+    view = parse_message(_alternative(plain))
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
+                    auth=None, at=1_700_000_000.0, queue_id="4XALT1")
+    assert d is not None
+    handler, store = intake(MemoryDeliveryLedger([d]))
+    raw = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML)
+    reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", raw))
+    [(c, _, unmatched)] = store.added
+    assert (c.match, c.delivery, unmatched) == ("matched", d.id, False), reply
+    assert c.indicators.source_ip == "192.0.2.77"
+
+
+@pytest.mark.parametrize("name", ["gmail-inline.eml", "outlook-inline.eml",
+                                  "thunderbird-inline.eml"])
+def test_an_inline_forward_read_from_its_html_has_the_delivered_html_fingerprint(
+        name: str) -> None:
+    """The sample's plain alternative has its links written out and a line its HTML lacks:
+    read from the forward's HTML, the copy has the delivered HTML's fingerprint."""
+    html_fp = delivered_html_fingerprint(VIEW)
+    assert html_fp and html_fp != FP
+    [original] = find_originals((REPORTS / name).read_bytes(), local_domains=["example.vn"])
+    assert html_fingerprint(original) == html_fp
+    assert fingerprint(original) == FP
+
+
+def test_a_look_alike_sharing_only_the_html_takes_no_complaint_of_the_spam() -> None:
+    """The HTML fingerprint is a content like the plain one: a later delivery with the same
+    HTML (another plain part, other client) to the reporter is a candidate too, and only
+    what both proved counts."""
+    samples = _samples()
+    spam_view = parse_message(_alternative("Xin chào.\n"))
+    look_view = parse_message(_alternative("Một bản tin khác.\n"))
+    assert delivered_html_fingerprint(spam_view) == delivered_html_fingerprint(look_view)
+
+    def dlv(view: Any, ip: str, at: float) -> Delivery:
+        d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                        html_fingerprint=delivered_html_fingerprint(view), client_ip=ip,
+                        mail_from="", rcpts=["alice@example.vn"], auth=None, at=at)
+        assert d is not None
+        return d
+
+    spam, look = dlv(spam_view, "203.0.113.66", 1.0), dlv(look_view, "198.51.100.99", 2.0)
+    handler, store = intake(MemoryDeliveryLedger([spam, look]))
+    raw = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML)
+    asyncio.run(handler.accept_report("spam", "alice@example.vn", raw))
+    [(c, _, _)] = store.added
+    assert c.match == "matched" and c.delivery not in (spam.id, look.id)
+    assert c.indicators.source_ip is None
+
+
+def test_ledger_records_of_other_versions_are_read() -> None:
+    d = delivered("a@example.vn")
+    old = {k: v for k, v in json.loads(d.to_json()).items() if k != "html_fingerprint"}
+    assert Delivery.from_json(json.dumps(old)) == d
+    newer = dict(json.loads(d.to_json()), some_later_field=1)
+    assert Delivery.from_json(json.dumps(newer)) == d
