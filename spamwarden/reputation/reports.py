@@ -814,16 +814,18 @@ def fingerprint(
     return h.hexdigest()[:32]
 
 
-def _content(view: MessageView, body: str) -> bytes:
+def _content(view: MessageView, body: str, *, message_id: bool = True) -> bytes:
     """What :func:`fingerprint` hashes of a message: the From address, the subject without
-    prefixes and the words of ``body`` (the Message-ID too when there are no words)."""
+    prefixes and the words of ``body`` (the Message-ID too when there are no words, unless
+    ``message_id`` is false: a copy without one is hashed with none)."""
     from_address = (_from_address(view.header("From")) or "").lower()
     subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
     words = _words(body)
     data = (b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
             + b"\0" + words)
     if not words:
-        data += b"\0" + (view.message_id or "").strip().encode("utf-8", "replace")
+        mid = (view.message_id or "") if message_id else ""
+        data += b"\0" + mid.strip().encode("utf-8", "replace")
     return data
 
 
@@ -835,15 +837,16 @@ def delivered_fingerprint(view: MessageView) -> str:
 
 
 def delivered_html_fingerprint(view: MessageView) -> str:
-    """The fingerprint of a message with a plain and an HTML alternative as read from its
-    HTML (:func:`fingerprint` reads the plain one), ``""`` when that is the same value or
-    there is no such pair.  Clients that forward inline forward the HTML they showed and
-    write their own plain text of it: a report of that kind matches this value
-    (:func:`html_fingerprint`), however the plain alternative differs (filler, links
-    written out, a footer)."""
-    if not (view.has_text_plain and view.html_text):
-        return ""
-    fp = hashlib.sha256(_content(view, view.html_text)).hexdigest()[:32]
+    """The fingerprint an inline forward of a message gives when read from the HTML it
+    forwarded (:func:`html_fingerprint`), ``""`` when that is :func:`fingerprint`'s value.
+
+    Clients that forward inline forward the HTML they showed and write their own plain
+    text of it: the HTML alternative's words count, however the plain alternative differs
+    (filler, links written out, a footer).  An inline forward carries no Message-ID, so a
+    message without words (an image and a link) is hashed without its Message-ID too."""
+    body = view.html_text if view.has_text_plain and view.html_text else (
+        view.text or view.html_text)
+    fp = hashlib.sha256(_content(view, body, message_id=False)).hexdigest()[:32]
     return "" if fp == delivered_fingerprint(view) else fp
 
 

@@ -630,3 +630,27 @@ def test_ledger_records_of_other_versions_are_read() -> None:
     assert Delivery.from_json(json.dumps(old)) == d
     newer = dict(json.loads(d.to_json()), some_later_field=1)
     assert Delivery.from_json(json.dumps(newer)) == d
+
+
+def test_an_inline_forward_of_a_message_without_words_matches_the_delivery() -> None:
+    """An image and a link, no text: the delivered fingerprint holds the Message-ID, which
+    an inline forward loses; read from the forward's HTML the copy still matches."""
+    samples = _samples()
+    markup = ('<html><body><a href="https://promo-shop.example/sale"><img '
+              'src="https://img.promo-shop.example/offer.png"></a></body></html>\n')
+    raw = samples.crlf(
+        "From: Shop Deals <deals@promo-shop.example>\nTo: alice@example.vn\nSubject: Offer\n"
+        "Message-ID: <img-1@promo-shop.example>\nMIME-Version: 1.0\n"
+        "Content-Type: text/html; charset=UTF-8\n\n" + markup)
+    view = parse_message(raw)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="", rcpts=["alice@example.vn"], auth=None, at=1_700_000_000.0)
+    assert d is not None
+    handler, store = intake(MemoryDeliveryLedger([d]))
+    report_raw = samples.gmail_inline(
+        plain="[image: offer.png] <https://promo-shop.example/sale>\n", html=markup,
+        subject="Offer")
+    reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", report_raw))
+    [(c, _, _)] = store.added
+    assert (c.match, c.delivery) == ("matched", d.id), reply
