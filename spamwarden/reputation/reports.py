@@ -463,8 +463,29 @@ def _html_lines(text: str) -> str:
     return "\n".join(out)
 
 
-def _clean_header_value(value: str) -> str:
-    return " ".join(value.replace("\r", " ").replace("\n", " ").split())[:998]
+#: characters of one field of an inline forward's header block kept in the rebuilt copy
+#: (the parser decodes at most 8,192 of a Subject)
+_MAX_INLINE_FIELD = 8192
+
+
+def _clean_header_value(name: str, value: str) -> str:
+    """One field of an inline forward's header block, for the rebuilt copy: white space
+    collapsed, folded into lines under 998 octets (RFC 5322 §2.1.1) instead of cut, so a
+    Subject, or a From address after a display name, of over 998 characters is read
+    whole; a From field cut at :data:`_MAX_INLINE_FIELD` keeps its address."""
+    whole = " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    text = whole[:_MAX_INLINE_FIELD]
+    if name.lower() == "from" and len(whole) > len(text):
+        address = _from_address(whole)
+        if address:
+            text = f"{text[:_MAX_INLINE_FIELD - len(address) - 3]} <{address}>"
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= 900:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\r\n ".join(lines)
 
 
 def _from_inline(entities: list[Entity], limits: ReportLimits) -> Original | None:
@@ -507,7 +528,7 @@ def _from_inline(entities: list[Entity], limits: ReportLimits) -> Original | Non
 
 def _rebuilt(headers: dict[str, str], body: str) -> bytes:
     """A plain-text message of an inline forward's header block and text."""
-    lines = [f"{name}: {_clean_header_value(value)}" for name, value in headers.items()]
+    lines = [f"{name}: {_clean_header_value(name, value)}" for name, value in headers.items()]
     lines.append("MIME-Version: 1.0")
     lines.append("Content-Type: text/plain; charset=utf-8")
     return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(
@@ -814,15 +835,21 @@ def fingerprint(
     return h.hexdigest()[:32]
 
 
+#: characters of the subject a fingerprint reads: the parser decodes the first 8,192
+#: characters of a Subject field, which hold at least about 550 characters of text
+#: however it is encoded, and an inline forward's header block holds all of it
+FINGERPRINT_SUBJECT_CHARS = 256
+
+
 def _content(view: MessageView, body: str, *, message_id: bool = True) -> bytes:
     """What :func:`fingerprint` hashes of a message: the From address, the subject without
     prefixes and the words of ``body`` (the Message-ID too when there are no words, unless
     ``message_id`` is false: a copy without one is hashed with none)."""
     from_address = (_from_address(view.header("From")) or "").lower()
-    subject = _SUBJECT_PREFIX.sub("", view.subject).strip().lower()
+    subject = " ".join(_SUBJECT_PREFIX.sub("", view.subject).lower().split())
     words = _words(body)
-    data = (b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
-            + b"\0" + words)
+    data = (b"v1\0" + from_address.encode() + b"\0"
+            + subject[:FINGERPRINT_SUBJECT_CHARS].encode() + b"\0" + words)
     if not words:
         mid = (view.message_id or "") if message_id else ""
         data += b"\0" + mid.strip().encode("utf-8", "replace")

@@ -654,3 +654,67 @@ def test_an_inline_forward_of_a_message_without_words_matches_the_delivery() -> 
     reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", report_raw))
     [(c, _, _)] = store.added
     assert (c.match, c.delivery) == ("matched", d.id), reply
+
+
+@pytest.mark.parametrize("subject_words,name_words", [(160, 2), (2, 160), (160, 160)])
+def test_an_inline_forward_of_a_long_subject_or_sender_name_matches(
+        subject_words: int, name_words: int) -> None:
+    """A spammer writes a Subject, or a From display name, of over 998 characters (folded,
+    as RFC 5322 allows): the header block of an inline forward keeps it whole, and the
+    report still matches its delivery. The copy rebuilt from the block cut each field at
+    998 characters, so the subject, or the From address after the name, differed."""
+    samples = _samples()
+    subject = " ".join(f"Khuyến mãi {i}" for i in range(subject_words))
+    name = " ".join(f"Shop{i}" for i in range(name_words))
+
+    def folded(text: str) -> str:
+        words = text.split()
+        return "\n ".join(" ".join(words[i:i + 8]) for i in range(0, len(words), 8))
+
+    raw = samples.crlf(
+        f'From: "{folded(name)}" <deals@promo-shop.example>\nTo: alice@example.vn\n'
+        f"Subject: {folded(subject)}\nMessage-ID: <long-1@promo-shop.example>\n"
+        "MIME-Version: 1.0\nContent-Type: text/html; charset=UTF-8\n\n") + samples.crlf(
+        samples.HTML)
+    view = parse_message(raw)
+    assert len(view.subject) > 998 or len(name) > 998
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
+                    auth=None, at=1_700_000_000.0, queue_id="4XLONG1")
+    assert d is not None
+    handler, store = intake(MemoryDeliveryLedger([d]))
+    forward = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML,
+                                   subject=subject, sender=name)
+    reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", forward))
+    [(c, _, unmatched)] = store.added
+    assert (c.match, c.delivery, unmatched) == ("matched", d.id, False), reply
+
+
+def test_an_inline_forward_of_a_long_encoded_subject_matches() -> None:
+    """A Subject of encoded words longer than the 8,192 characters the parser decodes: the
+    delivered view has the start of it, the forward's header block all of it, decoded.
+    The fingerprint reads the first 256 characters of a subject, which both have."""
+    import email.header
+
+    samples = _samples()
+    subject = " ".join(f"Khuyến mãi lớn số {i}" for i in range(400))
+    encoded = email.header.Header(subject, "utf-8").encode(maxlinelen=76)
+    assert len(encoded) > 8192
+    raw = samples.crlf(
+        "From: Shop Deals <deals@promo-shop.example>\nTo: alice@example.vn\n"
+        f"Subject: {encoded}\nMessage-ID: <long-2@promo-shop.example>\n"
+        "MIME-Version: 1.0\nContent-Type: text/html; charset=UTF-8\n\n") + samples.crlf(
+        samples.HTML)
+    view = parse_message(raw)
+    assert 256 < len(view.subject) < len(subject)
+    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
+                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
+                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
+                    auth=None, at=1_700_000_000.0, queue_id="4XLONG2")
+    assert d is not None
+    handler, store = intake(MemoryDeliveryLedger([d]))
+    forward = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML, subject=subject)
+    reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", forward))
+    [(c, _, unmatched)] = store.added
+    assert (c.match, c.delivery, unmatched) == ("matched", d.id, False), reply
