@@ -624,9 +624,11 @@ def record_deliveries(
         if view is None:
             continue
         try:
+            fp = delivered_fingerprint(view)
             d = delivery_of(
-                view, fingerprint=delivered_fingerprint(view),
-                html_fingerprint=delivered_html_fingerprint(view), client_ip=env.client_ip,
+                view, fingerprint=fp,
+                html_fingerprint=delivered_html_fingerprint(view, plain=fp),
+                client_ip=env.client_ip,
                 mail_from=env.mail_from, rcpts=env.rcpts, auth=getattr(verdict, "auth", None),
                 at=at, queue_id=env.queue_id or "", authenticated_client=bool(env.authenticated),
                 skip_recipients=skip_recipients, delimiters=delimiters,

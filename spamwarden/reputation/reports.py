@@ -863,18 +863,20 @@ def delivered_fingerprint(view: MessageView) -> str:
     return fingerprint(Original("bare", b"", intact=True), view=view)
 
 
-def delivered_html_fingerprint(view: MessageView) -> str:
+def delivered_html_fingerprint(view: MessageView, *, plain: str | None = None) -> str:
     """The fingerprint an inline forward of a message gives when read from the HTML it
     forwarded (:func:`html_fingerprint`), ``""`` when that is :func:`fingerprint`'s value.
 
     Clients that forward inline forward the HTML they showed and write their own plain
     text of it: the HTML alternative's words count, however the plain alternative differs
     (filler, links written out, a footer).  An inline forward carries no Message-ID, so a
-    message without words (an image and a link) is hashed without its Message-ID too."""
+    message without words (an image and a link) is hashed without its Message-ID too.
+
+    :param plain: the message's :func:`delivered_fingerprint`, when already computed."""
     body = view.html_text if view.has_text_plain and view.html_text else (
         view.text or view.html_text)
     fp = hashlib.sha256(_content(view, body, message_id=False)).hexdigest()[:32]
-    return "" if fp == delivered_fingerprint(view) else fp
+    return "" if fp == (plain if plain is not None else delivered_fingerprint(view)) else fp
 
 
 def html_fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) -> str:
