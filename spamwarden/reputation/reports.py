@@ -873,8 +873,10 @@ def delivered_html_fingerprint(view: MessageView, *, plain: str | None = None) -
     message without words (an image and a link) is hashed without its Message-ID too.
 
     :param plain: the message's :func:`delivered_fingerprint`, when already computed."""
-    body = view.html_text if view.has_text_plain and view.html_text else (
-        view.text or view.html_text)
+    both = view.has_text_plain and bool(view.html_text)
+    body = view.html_text if both else (view.text or view.html_text)
+    if not both and (not view.message_id or _WORD.search(body[:200_000]) is not None):
+        return ""  # the text :func:`fingerprint` reads, and a Message-ID it does not add
     fp = hashlib.sha256(_content(view, body, message_id=False)).hexdigest()[:32]
     return "" if fp == (plain if plain is not None else delivered_fingerprint(view)) else fp
 
