@@ -216,10 +216,35 @@ def _feedback_loop(item: str) -> object:
 
 
 def _domain_name(item: str) -> object:
-    """A domain name (``lists.example.org``); raises ValueError otherwise."""
-    if "." not in item or not _DOMAIN.match(item):
+    """A domain name (``lists.example.org``, or an internationalized one in either
+    spelling: ``ví-dụ.vn``, ``xn--v-d-rma6749a.vn``); raises ValueError otherwise."""
+    name = item.strip()
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"not a domain: {item!r}") from None
+    if "." not in name or not _DOMAIN.match(name):
         raise ValueError(f"not a domain: {item!r}")
     return item
+
+
+def _domain_or_network(item: str) -> object:
+    """A domain name (:func:`_domain_name`) or an IP address or network."""
+    try:
+        return ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        return _domain_name(item)
+
+
+_domain_names = _every(_domain_name, 'domain names such as "example.vn" or "ví-dụ.vn"')
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+
+
+def _mail_domain(item: str) -> object:
+    """A domain name (:func:`_domain_name`), or one label of a private set-up such as
+    ``localhost``."""
+    return item if _LABEL.match(item.strip()) else _domain_name(item)
 
 
 def _milter_socket(v: Any) -> str | None:
@@ -574,7 +599,9 @@ class IntakeConfig:
         doc="group of a unix:/PATH socket; empty: intake's own group",
     )
     lmtp: bool = _opt(False)
-    local_domains: tuple[str, ...] = _opt(())
+    local_domains: tuple[str, ...] = _opt(
+        (), check=_every(_mail_domain, 'domain names such as "example.vn" or "ví-dụ.vn" '
+                         '(or "localhost")'))
     report_address: str = _opt("report", doc="a local part (report@<each local domain>) or an address")
     ham_address: str = _opt("ham")
     optout_address: str = _opt("optout")
@@ -648,7 +675,10 @@ class ReputationConfig:
     window: float = _opt(604800.0, duration=True, check=_positive)
     listing_ttl: float = _opt(86400.0, duration=True, check=_positive)
     max_listing_ttl: float = _opt(2592000.0, duration=True, check=_positive)
-    allow: tuple[str, ...] = _opt(())
+    allow: tuple[str, ...] = _opt(
+        (), check=_every(_domain_or_network, 'domain names, IP addresses or networks such as '
+                         '"partner.example", "192.0.2.7" or "192.0.2.0/24"'),
+        doc="never listed: domains (and their subdomains), addresses and networks")
     shared_domains: tuple[str, ...] = _opt(
         (
             "gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com",
@@ -668,6 +698,7 @@ class ReputationConfig:
             "microsoft.com", "sharepoint.com", "dropbox.com", "urldefense.com",
             "mimecast.com",
         ),
+        check=_domain_names,
         doc="freemail and shared sending platforms: never listed whole (the From address "
         "is), nor the client IP when SPF passed for them (their own outbound address); "
         "setting it replaces the whole list",

@@ -264,3 +264,34 @@ def test_max_lookups_per_message_is_read_but_ignored_and_warned_about() -> None:
 
     shipped = tomllib.loads((ROOT / "conf" / "spamwarden.toml").read_text())
     assert "max_lookups_per_message" not in shipped["dns"]
+
+
+@pytest.mark.parametrize("section,key,bad", [
+    ("reputation", "allow", "https://partner.example/"),
+    ("reputation", "allow", "partner .example"),
+    ("reputation", "allow", "192.0.2.0/33"),
+    ("reputation", "shared_domains", "gmail .com"),
+    ("reputation", "shared_domains", "mail@gmail.com"),
+    ("intake", "local_domains", "exa mple.vn"),
+    ("intake", "local_domains", "@example.vn"),
+])
+def test_a_list_entry_no_lookup_can_use_is_refused(section: str, key: str, bad: str) -> None:
+    """An entry the listing policy or intake cannot read was dropped without a word: a
+    partner written as a URL in reputation.allow was then listable. Each is refused
+    at load, naming the option and what it takes."""
+    with pytest.raises(ConfigError) as err:
+        config_from_mapping({section: {key: ["example.org", bad]}}, source="<t>")
+    assert f"{section}.{key}" in str(err.value) and "such as" in str(err.value)
+
+
+def test_list_entries_in_every_spelling_a_lookup_reads_are_taken() -> None:
+    """Domains in either IDN spelling, upper case or with a trailing dot, and (for
+    reputation.allow) addresses and networks."""
+    cfg = config_from_mapping({
+        "reputation": {"allow": ["Partner.Example.", "ví-dụ.vn", "192.0.2.0/24", "2001:db8::1"],
+                       "shared_domains": ["xn--v-d-rma6749a.vn", "GMAIL.COM"]},
+        "intake": {"local_domains": ["ví-dụ.vn", "Example.VN."]},
+        "milter": {"arc_trusted_sealers": ["lists.ví-dụ.vn"]},
+    }, source="<t>")
+    assert cfg.reputation.allow[1] == "ví-dụ.vn"
+    assert cfg.milter.arc_trusted_sealers == ("lists.ví-dụ.vn",)
