@@ -420,6 +420,7 @@ def _urls_and_domains(text: str, markup: str, limit: int,
     urls: list[str] = []
     domains: dict[str, None] = {}
     hosts: set[str] = set()
+    budget = [_MAX_NESTED_TRIES_PER_MESSAGE]
     for seen, url in enumerate(_all_urls(text, markup)):
         if len(urls) < limit:
             urls.append(url)
@@ -428,7 +429,7 @@ def _urls_and_domains(text: str, markup: str, limit: int,
         if seen >= limit * _URLS_PER_DOMAIN:
             defects.append("URLs over limit")
             break
-        for host in _url_hosts(url):
+        for host in _url_hosts(url, budget):
             if host in hosts:
                 continue
             if len(hosts) >= limit * _HOSTS_PER_DOMAIN:
@@ -445,28 +446,40 @@ def _urls_and_domains(text: str, markup: str, limit: int,
 #: where a URL written into another one starts: a scheme, as is or percent-encoded
 #: (once or twice)
 _NESTED_URL = re.compile(r"https?(?::|%3a|%253a)", re.I)
-#: redirect targets read from one link at most
-_MAX_NESTED = 3
+#: redirect targets read from one link at most (a spammer may write others' before its own)
+_MAX_NESTED = 8
+#: places a scheme is written looked at, at most: in one link, and in one message
+_MAX_NESTED_TRIES = 16
+_MAX_NESTED_TRIES_PER_MESSAGE = 1000
 
 
-def _url_hosts(url: str) -> list[str]:
+def _url_hosts(url: str, budget: list[int] | None = None) -> list[str]:
     """The host of a URL, then those of the URLs written into its path or query (an
     open redirector's target: https://www.google.com/url?q=https://spam.example/ leads
-    to spam.example, and so does its percent-encoded form, once or twice encoded)."""
+    to spam.example, and so does its percent-encoded form, once or twice encoded).
+
+    :param budget: a one-item list, the places a scheme is written still to be looked at
+        in this message; each one looked at here is taken from it."""
     out = []
     host = _url_host(url)
     if host is not None:
         out.append(host)
-    for m in itertools.islice(_NESTED_URL.finditer(url, 1), _MAX_NESTED):
-        inner = url[m.start():]
+    nested = 0
+    for m in itertools.islice(_NESTED_URL.finditer(url, 1), _MAX_NESTED_TRIES):
+        if nested >= _MAX_NESTED or (budget is not None and budget[0] <= 0):
+            break
+        if budget is not None:
+            budget[0] -= 1
+        # a host never holds "&": in a query, the target ends at the next parameter
+        inner = url[m.start():].split("&", 1)[0]
         for _ in range(2):
             if "%" not in inner:
                 break
             inner = urllib.parse.unquote(inner, errors="replace")
-        # a host never holds "&": in a query, the target ends at the next parameter
-        nested = _url_host(inner.split("&", 1)[0])
-        if nested is not None:
-            out.append(nested)
+        target = _url_host(inner.split("&", 1)[0])  # and "%26" decoded
+        if target is not None:
+            out.append(target)
+            nested += 1
     return out
 
 

@@ -567,3 +567,20 @@ def test_a_redirectors_target_is_a_link_domain(href: str) -> None:
     # a parameter that only names a scheme, or a URL without one, adds nothing
     plain = parse_message(raw.replace(href.encode(), b"https://shop.example/?ref=https&x=1"))
     assert plain.url_domains == ("shop.example",)
+
+
+def test_a_redirectors_target_behind_other_targets_is_read() -> None:
+    """Parameters the redirector ignores, each holding a URL, written before the one it
+    follows: the target is still read (up to eight targets a link); the search is
+    bounded per link and per message, so a message of thousands of such links is cheap."""
+    decoys = "&".join(f"p{i}=https://decoy{i}.example/" for i in range(5))
+    href = f"https://www.google.com/url?{decoys}&amp;q=https://spam-shop.example/buy"
+    raw = (b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n"
+           + f'<a href="{href}">offer</a>'.encode())
+    assert "spam-shop.example" in parse_message(raw).url_domains
+    # each of 3,000 links holds 16 places a scheme is written: 1,000 are looked at in all
+    many = "".join(f'<a href="https://r{i}.example/?' + "&".join(
+        f"u{j}=https:x" for j in range(16)) + '">x</a>' for i in range(3000))
+    view = parse_message(b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n"
+                         + many.encode())
+    assert len(view.url_domains) == 100
