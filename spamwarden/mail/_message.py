@@ -500,6 +500,19 @@ def url_domain(url: str) -> str | None:
     return registrable_domain(host) if host else None
 
 
+def link_domains(url: str) -> tuple[str, ...]:
+    """Registrable domains a link leads to, as a message view reads them: its host's,
+    then those of the redirect targets written into it (:func:`_url_hosts`), without
+    repeats."""
+    out: dict[str, None] = {}
+    for host in _url_hosts(url):
+        norm = normalize_domain(host)
+        reg = registrable_domain(norm) if norm else None
+        if reg:
+            out[reg] = None
+    return tuple(out)
+
+
 # -- DKIM tag lists -------------------------------------------------------------------------
 
 

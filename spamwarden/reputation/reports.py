@@ -76,6 +76,7 @@ from ..mail import (
     first_untrusted_hop,
     html_to_text,
     is_routable,
+    link_domains,
     normalize_domain,
     parse_header_fields,
     parse_message,
@@ -83,7 +84,6 @@ from ..mail import (
     split_head,
     strip_mbox_from,
     unmapped,
-    url_domain,
     walk_entities,
 )
 from ..resolver import Resolver
@@ -757,11 +757,11 @@ def extract_indicators(
     sources: list[Iterable[str]] = []
     if view is not None:
         sources.append(view.url_domains)
-    sources.append(d for d in (url_domain(u) for u in original.extra_urls) if d)
+    sources.append(d for u in original.extra_urls for d in link_domains(u))
     if arf is not None:
         sources.append(
-            d for d in (url_domain(u) for u in arf.reported_uris
-                        if u.lower().startswith(("http://", "https://"))) if d
+            d for u in arf.reported_uris if u.lower().startswith(("http://", "https://"))
+            for d in link_domains(u)
         )
     for src in sources:
         for d in src:

@@ -446,3 +446,17 @@ def test_an_ipv4_mapped_source_ip_is_its_ipv4_address() -> None:
 
     arf = parse_arf_fields("Feedback-Type: abuse\r\nSource-IP: ::ffff:192.0.2.5\r\n")
     assert arf.source_ip == "192.0.2.5"
+
+
+def test_links_recovered_from_a_forward_count_their_redirect_targets() -> None:
+    """The links an inline forward's HTML still holds (and an ARF report's Reported-URI)
+    are read as a message view reads links: a redirector's target counts as a link domain
+    of its own, as it did at delivery."""
+    from spamwarden.reputation.reports import Original
+
+    copy = (b"From: Shop <deals@promo-shop.example>\r\nSubject: offer\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\nBuy now.\r\n")
+    original = Original("inline", copy, extra_urls=(
+        "https://www.google.com/url?q=https%3A%2F%2Fspam-shop.example%2Fbuy&sa=D",))
+    ind = extract_indicators(original)
+    assert ind.url_domains == ("google.com", "spam-shop.example")
