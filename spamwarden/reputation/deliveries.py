@@ -266,7 +266,8 @@ def delivery_of(
     :param view: the milter's parse of the message.
     :param fingerprint: :func:`~spamwarden.reputation.reports.fingerprint` of it.
     :param html_fingerprint: its
-        :func:`~spamwarden.reputation.reports.delivered_html_fingerprint` (``""``: none).
+        :func:`~spamwarden.reputation.reports.delivered_html_fingerprint` (``""``: none;
+        the same value as ``fingerprint`` is kept once).
     :param client_ip: the SMTP client address the milter saw.
     :param mail_from: the envelope sender.
     :param rcpts: the envelope recipients.
@@ -624,11 +625,9 @@ def record_deliveries(
         if view is None:
             continue
         try:
-            fp = delivered_fingerprint(view)
             d = delivery_of(
-                view, fingerprint=fp,
-                html_fingerprint=delivered_html_fingerprint(view, plain=fp),
-                client_ip=env.client_ip,
+                view, fingerprint=delivered_fingerprint(view),
+                html_fingerprint=delivered_html_fingerprint(view), client_ip=env.client_ip,
                 mail_from=env.mail_from, rcpts=env.rcpts, auth=getattr(verdict, "auth", None),
                 at=at, queue_id=env.queue_id or "", authenticated_client=bool(env.authenticated),
                 skip_recipients=skip_recipients, delimiters=delimiters,

@@ -863,22 +863,22 @@ def delivered_fingerprint(view: MessageView) -> str:
     return fingerprint(Original("bare", b"", intact=True), view=view)
 
 
-def delivered_html_fingerprint(view: MessageView, *, plain: str | None = None) -> str:
+def delivered_html_fingerprint(view: MessageView) -> str:
     """The fingerprint an inline forward of a message gives when read from the HTML it
-    forwarded (:func:`html_fingerprint`), ``""`` when that is :func:`fingerprint`'s value.
+    forwarded (:func:`html_fingerprint`); ``""`` where that is sure to be
+    :func:`fingerprint`'s value without hashing (one alternative, with words or without
+    a Message-ID).  It may still equal that value (alternatives of the same words):
+    :func:`~spamwarden.reputation.deliveries.delivery_of` keeps one of two equal values.
 
     Clients that forward inline forward the HTML they showed and write their own plain
     text of it: the HTML alternative's words count, however the plain alternative differs
     (filler, links written out, a footer).  An inline forward carries no Message-ID, so a
-    message without words (an image and a link) is hashed without its Message-ID too.
-
-    :param plain: the message's :func:`delivered_fingerprint`, when already computed."""
+    message without words (an image and a link) is hashed without its Message-ID too."""
     both = view.has_text_plain and bool(view.html_text)
     body = view.html_text if both else (view.text or view.html_text)
     if not both and (not view.message_id or _WORD.search(body[:200_000]) is not None):
         return ""  # the text :func:`fingerprint` reads, and a Message-ID it does not add
-    fp = hashlib.sha256(_content(view, body, message_id=False)).hexdigest()[:32]
-    return "" if fp == (plain if plain is not None else delivered_fingerprint(view)) else fp
+    return hashlib.sha256(_content(view, body, message_id=False)).hexdigest()[:32]
 
 
 def html_fingerprint(original: Original, *, limits: ReportLimits = ReportLimits()) -> str:
