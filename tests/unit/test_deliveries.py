@@ -521,6 +521,18 @@ def test_a_delivery_keeps_every_link_domain_the_message_view_holds() -> None:
     assert "spam-shop.example" in d.url_domains
 
 
+def recorded(view: Any, *, ip: str = "192.0.2.77", at: float = 1_700_000_000.0,
+             queue_id: str = "") -> Delivery:
+    """The delivery the milter records for ``view`` to alice@example.vn
+    (:func:`record_deliveries`: both fingerprints, as after a real reply)."""
+    ledger = MemoryDeliveryLedger()
+    env = Envelope(client_ip=ip, mail_from="bounce@promo-shop.example",
+                   rcpts=["alice@example.vn"], queue_id=queue_id)
+    assert record_deliveries(ledger, [(SimpleNamespace(view=view, auth=None), env)], now=at) == 1
+    [d] = ledger.deliveries
+    return d
+
+
 # -- what a client forwards inline is its own text of the HTML -----------------------------
 
 
@@ -573,11 +585,7 @@ def test_an_inline_forward_of_the_html_matches_the_delivery(plain: str | None) -
     delivered message's plain alternative said."""
     samples = _samples()
     view = parse_message(_alternative(plain))
-    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
-                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
-                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
-                    auth=None, at=1_700_000_000.0, queue_id="4XALT1")
-    assert d is not None
+    d = recorded(view, queue_id="4XALT1")
     handler, store = intake(MemoryDeliveryLedger([d]))
     raw = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML)
     reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", raw))
@@ -608,14 +616,8 @@ def test_a_look_alike_sharing_only_the_html_takes_no_complaint_of_the_spam() -> 
     look_view = parse_message(_alternative("Một bản tin khác.\n"))
     assert delivered_html_fingerprint(spam_view) == delivered_html_fingerprint(look_view)
 
-    def dlv(view: Any, ip: str, at: float) -> Delivery:
-        d = delivery_of(view, fingerprint=delivered_fingerprint(view),
-                        html_fingerprint=delivered_html_fingerprint(view), client_ip=ip,
-                        mail_from="", rcpts=["alice@example.vn"], auth=None, at=at)
-        assert d is not None
-        return d
-
-    spam, look = dlv(spam_view, "203.0.113.66", 1.0), dlv(look_view, "198.51.100.99", 2.0)
+    spam = recorded(spam_view, ip="203.0.113.66", at=1.0)
+    look = recorded(look_view, ip="198.51.100.99", at=2.0)
     handler, store = intake(MemoryDeliveryLedger([spam, look]))
     raw = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML)
     asyncio.run(handler.accept_report("spam", "alice@example.vn", raw))
@@ -643,10 +645,7 @@ def test_an_inline_forward_of_a_message_without_words_matches_the_delivery() -> 
         "Message-ID: <img-1@promo-shop.example>\nMIME-Version: 1.0\n"
         "Content-Type: text/html; charset=UTF-8\n\n" + markup)
     view = parse_message(raw)
-    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
-                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
-                    mail_from="", rcpts=["alice@example.vn"], auth=None, at=1_700_000_000.0)
-    assert d is not None
+    d = recorded(view)
     handler, store = intake(MemoryDeliveryLedger([d]))
     report_raw = samples.gmail_inline(
         plain="[image: offer.png] <https://promo-shop.example/sale>\n", html=markup,
@@ -678,11 +677,7 @@ def test_an_inline_forward_of_a_long_subject_or_sender_name_matches(
         samples.HTML)
     view = parse_message(raw)
     assert len(view.subject) > 998 or len(name) > 998
-    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
-                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
-                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
-                    auth=None, at=1_700_000_000.0, queue_id="4XLONG1")
-    assert d is not None
+    d = recorded(view, queue_id="4XLONG1")
     handler, store = intake(MemoryDeliveryLedger([d]))
     forward = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML,
                                    subject=subject, sender=name)
@@ -708,11 +703,7 @@ def test_an_inline_forward_of_a_long_encoded_subject_matches() -> None:
         samples.HTML)
     view = parse_message(raw)
     assert 256 < len(view.subject) < len(subject)
-    d = delivery_of(view, fingerprint=delivered_fingerprint(view),
-                    html_fingerprint=delivered_html_fingerprint(view), client_ip="192.0.2.77",
-                    mail_from="bounce@promo-shop.example", rcpts=["alice@example.vn"],
-                    auth=None, at=1_700_000_000.0, queue_id="4XLONG2")
-    assert d is not None
+    d = recorded(view, queue_id="4XLONG2")
     handler, store = intake(MemoryDeliveryLedger([d]))
     forward = samples.gmail_inline(plain=GMAIL_PLAIN_OF_HTML, html=samples.HTML, subject=subject)
     reply = asyncio.run(handler.accept_report("spam", "alice@example.vn", forward))
