@@ -436,8 +436,7 @@ def _urls_and_domains(text: str, markup: str, limit: int,
                 defects.append("URL hosts over limit")
                 return tuple(urls), tuple(domains)
             hosts.add(host)
-            norm = normalize_domain(host)
-            reg = registrable_domain(norm) if norm else None
+            reg = _host_domain(host)
             if reg and len(domains) < limit:
                 domains[reg] = None
     return tuple(urls), tuple(domains)
@@ -493,24 +492,23 @@ def _url_host(url: str) -> str | None:
     return urllib.parse.unquote(host, errors="replace") if "%" in host else host
 
 
+def _host_domain(host: str) -> str | None:
+    """Registrable domain of a link's host as written (IP hosts give ``None``)."""
+    norm = normalize_domain(host)
+    return registrable_domain(norm) if norm else None
+
+
 def url_domain(url: str) -> str | None:
     """Registrable domain of a URL's host (IP hosts give ``None``)."""
-    written = _url_host(url)
-    host = normalize_domain(written) if written else None
-    return registrable_domain(host) if host else None
+    host = _url_host(url)
+    return _host_domain(host) if host else None
 
 
 def link_domains(url: str) -> tuple[str, ...]:
     """Registrable domains a link leads to, as a message view reads them: its host's,
     then those of the redirect targets written into it (:func:`_url_hosts`), without
     repeats."""
-    out: dict[str, None] = {}
-    for host in _url_hosts(url):
-        norm = normalize_domain(host)
-        reg = registrable_domain(norm) if norm else None
-        if reg:
-            out[reg] = None
-    return tuple(out)
+    return tuple(dict.fromkeys(d for d in map(_host_domain, _url_hosts(url)) if d))
 
 
 # -- DKIM tag lists -------------------------------------------------------------------------
