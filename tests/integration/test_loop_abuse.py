@@ -34,11 +34,12 @@ pytestmark = pytest.mark.integration
 USERS = ("alice@example.org", "bob@example.org", "carol@example.org")
 
 
-def site(url: str, *, local_domains: Sequence[str] = ("example.org",)) -> Config:
+def site(url: str, *, local_domains: Sequence[str] = ("example.org",),
+         **reputation: Any) -> Config:
     return config_from_mapping({
         "redis": {"url": url},
         "intake": {"local_domains": list(local_domains)},
-        "reputation": {"min_reporters": 3, "require_delivered": True},
+        "reputation": {"min_reporters": 3, "require_delivered": True, **reputation},
     })
 
 
@@ -292,3 +293,32 @@ def test_our_queue_id_in_an_attached_copy_tells_apart_deliveries_of_one_message(
             b"\tfor <alice@example.org>; Mon, 04 Nov 2024 08:00:02 +0700\r\n")
     assert all(report(cfg, u, forwarded(u, ours + spam)).startswith("250 ") for u in USERS)
     assert listed(cfg) == SPAMMERS_NAMES
+
+
+@pytest.mark.parametrize(("rate", "names"), [
+    (0.001, {"watch-shop.example"}),
+    (0.0, {"watch-shop.example", "203.0.113.77", "padder.example"}),
+])
+def test_volume_padding_keeps_the_sender_unlisted_but_not_its_links(
+    redis_url: str, rate: float, names: set[str]
+) -> None:
+    """A sender pads its client address's and domain's volume with 10,000 harmless
+    messages this week, then sends its spam to three users, who report it. Three
+    complaints over 10,000 messages stay under ``reputation.min_complaint_rate``: the
+    address and domain are not listed (the limit docs/operations.md states). The shop the
+    spam links to has no volume (a link is not a sender), so it is listed on the three
+    reporters alone: padding the sender does not shield what the spam sells. A site that
+    sees padding sets the rate to 0, and lists on reporters alone."""
+    cfg = site(redis_url, min_complaint_rate=rate)
+    ip = "203.0.113.77"
+    ListingStore.from_config(cfg).record_volume_counts({ip: 10_000, "padder.example": 10_000},
+                                                       now=time.time())
+    spam = (b"From: Deals <deals@padder.example>\r\nTo: undisclosed-recipients:;\r\n"
+            b"Subject: Cheap watches\r\nMessage-ID: <pad1@padder.example>\r\n"
+            b"Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            b"Buy now at https://www.watch-shop.example/buy and save big today\r\n")
+    deliver(cfg, spam, ip=ip, mail_from="b@padder.example", rcpts=USERS,
+            proved=auth(spf_domain="padder.example", dkim=["padder.example"],
+                        from_domain="padder.example"))
+    assert all(report(cfg, u, forwarded(u, spam)).startswith("250 ") for u in USERS)
+    assert listed(cfg) == names
