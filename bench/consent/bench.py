@@ -81,7 +81,7 @@ def main() -> int:
     server.start()
     try:
         client = redis.Redis.from_url(server.url)
-        reg = RedisConsentRegistry(client)
+        reg = RedisConsentRegistry(client, delimiters="+")
         t0 = time.perf_counter()
         populate(reg, args.advertisers, args.records)
         load_s = time.perf_counter() - t0

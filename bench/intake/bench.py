@@ -109,7 +109,7 @@ def seed(redis_url: str, jobs: list[tuple[str, bytes]]) -> None:
         d = delivery_of(view, fingerprint=delivered_fingerprint(view),
                         client_ip=ip.group(1).decode() if ip else None,
                         mail_from=f"bounce@{view.from_domain}", rcpts=[sender], auth=auth,
-                        at=time.time())
+                        at=time.time(), delimiters="+")
         assert d is not None
         batch.append(d)
         if len(batch) >= 256:

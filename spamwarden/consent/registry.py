@@ -529,7 +529,7 @@ class RedisConsentRegistry:
         retention: float = 365 * DAY,
         window: float = DAY,
         clock: Clock = time.time,
-        delimiters: str = "+",
+        delimiters: str,
     ) -> None:
         self.client = client
         self.delimiters = delimiters

@@ -151,7 +151,7 @@ def message_id_hash(message_id: str | None) -> str:
     return hashlib.sha256(mid.encode("utf-8", "replace")).hexdigest()[:32] if mid else ""
 
 
-def normalize_reporter(address: str, *, delimiters: str = "+") -> str:
+def normalize_reporter(address: str, *, delimiters: str) -> str:
     """A recipient or reporter address as the ledger compares them: lower case, IDNA
     domain, no angle brackets, the local part cut at the first address-extension
     delimiter (``intake.recipient_delimiter``, as intake folds reporters:
@@ -259,7 +259,7 @@ def delivery_of(
     queue_id: str = "",
     authenticated_client: bool = False,
     skip_recipients: frozenset[str] = frozenset(),
-    delimiters: str = "+",
+    delimiters: str,
 ) -> Delivery | None:
     """The ledger record of one accepted message (pure).
 
@@ -601,7 +601,7 @@ def record_deliveries(
     *,
     skip_recipients: frozenset[str] = frozenset(),
     now: float | None = None,
-    delimiters: str = "+",
+    delimiters: str,
 ) -> int:
     """Record the accepted messages of one milter batch with one
     :meth:`DeliveryLedger.record_many` (the milter's after-reply stage).
@@ -652,7 +652,7 @@ class LedgerRecorder:
         folds reporters, so ``alice+news@`` can report as ``alice@``.
     """
 
-    def __init__(self, ledger: DeliveryLedger, *, delimiters: str = "+") -> None:
+    def __init__(self, ledger: DeliveryLedger, *, delimiters: str) -> None:
         self.ledger = ledger
         self.delimiters = delimiters
 

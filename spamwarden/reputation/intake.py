@@ -347,7 +347,7 @@ def example_quota_key(reporter: str) -> str:
     return f"{TRAINING_KEY}:quota:{reporter}"
 
 
-def reporter_identity(address: str, *, delimiters: str = "+") -> str:
+def reporter_identity(address: str, *, delimiters: str) -> str:
     """One reporter however the address (or login) is written: lower-cased, and the
     local part cut at the first address-extension delimiter (Postfix
     ``recipient_delimiter``: ``alice+1@x``, ``Alice@x`` are ``alice@x``).

@@ -27,7 +27,7 @@ PREFIX = "lt1."
 _CONTEXT = b"spamwarden-learn\x00"
 
 
-def learn_token(key: bytes, user: str, *, delimiters: str = "+") -> str:
+def learn_token(key: bytes, user: str, *, delimiters: str) -> str:
     """The learn token of ``user``.
 
     :param key: the site's token key (at least 16 bytes; ``config-check`` enforces it).
@@ -43,7 +43,7 @@ def learn_token(key: bytes, user: str, *, delimiters: str = "+") -> str:
     return PREFIX + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
-def learn_token_ok(key: bytes, token: str, user: str, *, delimiters: str = "+") -> bool:
+def learn_token_ok(key: bytes, token: str, user: str, *, delimiters: str) -> bool:
     """Whether ``token`` is ``user``'s learn token (compared in constant time).
 
     :returns: False for an empty user, a token of another user, or anything else.

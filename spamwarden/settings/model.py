@@ -427,7 +427,7 @@ class SettingsSnapshot:
 
     # -- recipients --------------------------------------------------------------------------
 
-    def thresholds(self, rcpt: str, base: Thresholds, *, delimiters: str = "+") -> Thresholds:
+    def thresholds(self, rcpt: str, base: Thresholds, *, delimiters: str) -> Thresholds:
         """The thresholds for recipient ``rcpt`` (see the module documentation).
 
         :param rcpt: the RCPT TO address, with or without ``<>``; a bare domain gives

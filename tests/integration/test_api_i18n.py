@@ -62,7 +62,7 @@ def _deliver(redis_url: str, raw: bytes, rcpt: str) -> None:
     view = parse_message(raw)
     d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
                     mail_from="x@shop.example", rcpts=[rcpt], auth=None, at=time.time(),
-                    queue_id="4XmS")
+                    queue_id="4XmS", delimiters="+")
     assert d is not None
     client = redis.Redis.from_url(redis_url)
     try:

@@ -107,7 +107,7 @@ def setup(redis_url: str) -> Iterator[tuple[ApiServer, RedisConsentRegistry, Tok
         consent=dataclasses.replace(ConsentConfig(), token_key="0123456789abcdef0123"),
         intake=LOCAL,
     )
-    reg = RedisConsentRegistry(client)
+    reg = RedisConsentRegistry(client, delimiters="+")
     signer = TokenSigner(cfg.consent.token_key.encode())
     api = ConsentApi(cfg, reg, signer)
     app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -173,7 +173,7 @@ def test_forged_token_is_refused(setup: Any) -> None:
 def test_vietnamese_pages(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     cfg = Config(consent=dataclasses.replace(ConsentConfig(), token_key="k" * 20, language="vi"))
-    reg = RedisConsentRegistry(client)
+    reg = RedisConsentRegistry(client, delimiters="+")
     reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"])
     signer = TokenSigner(b"k" * 20)
     app = web.Application()
@@ -399,7 +399,7 @@ def mail_setup(redis_url: str, mail_consent: dict[str, Any]) -> Iterator[
             **mail_consent),
         intake=LOCAL,
     )
-    reg = RedisConsentRegistry(client)
+    reg = RedisConsentRegistry(client, delimiters="+")
     api = ConsentApi.from_config(cfg, client=client)
     app = web.Application()
     app.add_routes(api.routes())
@@ -569,7 +569,7 @@ def test_no_local_domains_means_no_consent_is_kept(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     cfg = Config(api=dataclasses.replace(ApiConfig(), operator_tokens=(OPERATOR,)),
                  consent=dataclasses.replace(ConsentConfig(), token_key="k" * 20))
-    reg = RedisConsentRegistry(client)
+    reg = RedisConsentRegistry(client, delimiters="+")
     reg.register_advertiser("shop", name="Shop VN", domains=["shop.test"])
     app = web.Application()
     app.add_routes(ConsentApi(cfg, reg, TokenSigner(b"k" * 20)).routes())

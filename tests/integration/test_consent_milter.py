@@ -114,7 +114,7 @@ def world(redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
     client = redis.Redis.from_url(redis_server.url, socket_timeout=0.5,
                                   retry=Retry(NoBackoff(), 0))
     clock = Clock()
-    registry = RedisConsentRegistry(client, clock=clock)
+    registry = RedisConsentRegistry(client, clock=clock, delimiters="+")
     registry.register_advertiser("shop", name="Shop", domains=["shop.example"])
     registry.add_consents([ConsentRecord("shop", A, "form", T0 - 60, "form #1")])
     cfg = config_from_mapping({"milter": {"authserv_id": "mx.test.example"}}, source="<test>")

@@ -111,7 +111,7 @@ def setup(dns_server: Any, auth_zone: Any, module_redis_url: str,
                               stdin=subprocess.DEVNULL, start_new_session=True)
     client = redis.Redis.from_url(module_redis_url)
     s = Setup(postfix=postfix, config=config, api_port=api_port, intake_port=intake_port,
-              registry=RedisConsentRegistry(client), client=client,
+              registry=RedisConsentRegistry(client, delimiters="+"), client=client,
               sign=auth_zone.good_rsa.sign, base=base)
     try:
         out = cli(s, "advertiser", "add", "shop", "--name", "Shop", "--domain", "good.test")

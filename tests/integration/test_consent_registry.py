@@ -64,7 +64,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def reg(client: redis.Redis, clock: Clock) -> RedisConsentRegistry:
-    r = RedisConsentRegistry(client, clock=clock)
+    r = RedisConsentRegistry(client, clock=clock, delimiters="+")
     r.register_advertiser("shop", name="Shop VN", domains=["mail.shop.test"])
     r.add_consents([ConsentRecord("shop", A, "form", NOW - 100, "signup form #7")])
     return r
@@ -230,7 +230,7 @@ def test_bad_records_refused(reg: RedisConsentRegistry) -> None:
 def test_unreachable_store_raises_store_unavailable(clock: Clock, tmp_path: object) -> None:
     c = redis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_timeout=0.2,
                     retry=Retry(NoBackoff(), 0))
-    reg = RedisConsentRegistry(c, clock=clock)
+    reg = RedisConsentRegistry(c, clock=clock, delimiters="+")
     with pytest.raises(StoreUnavailable):
         reg.domain_map()
     with pytest.raises(StoreUnavailable):
@@ -328,14 +328,14 @@ def test_optout_refusals(reg: RedisConsentRegistry) -> None:
 def test_optout_store_down_is_a_temporary_failure(clock: Clock) -> None:
     c = redis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_timeout=0.2,
                     retry=Retry(NoBackoff(), 0))
-    reply = _optout(RedisConsentRegistry(c, clock=clock),
+    reply = _optout(RedisConsentRegistry(c, clock=clock, delimiters="+"),
                     b"From: b@example.test\r\nSubject: other\r\n\r\n.\r\n")
     assert reply.startswith("451 ")
 
 
 def test_data_survives_a_restart(redis_server: EmbeddedRedis, clock: Clock) -> None:
     c = redis.Redis.from_url(redis_server.url)
-    reg = RedisConsentRegistry(c, clock=clock)
+    reg = RedisConsentRegistry(c, clock=clock, delimiters="+")
     reg.register_advertiser("shop", name="Shop", domains=["shop.test"])
     reg.add_consents([ConsentRecord("shop", A, "form", NOW - 1)])
     reg.refuse(B, adv="shop", channel="cli")
@@ -343,7 +343,7 @@ def test_data_survives_a_restart(redis_server: EmbeddedRedis, clock: Clock) -> N
     redis_server.stop()
     redis_server.start()
     c = redis.Redis.from_url(redis_server.url)
-    reg = RedisConsentRegistry(c, clock=clock)
+    reg = RedisConsentRegistry(c, clock=clock, delimiters="+")
     assert reg.consent("shop", A) is not None and reg.refusal(B, adv="shop") is not None
     c.close()
 
@@ -419,7 +419,7 @@ def test_every_script_runs_on_a_redis_cluster(redis_cluster: LocalCluster) -> No
 
     client = sync_client(config_from_mapping({"redis": {"url": redis_cluster.url}}))
     clock = Clock()
-    reg = RedisConsentRegistry(client, clock=clock)
+    reg = RedisConsentRegistry(client, clock=clock, delimiters="+")
     reg.register_advertiser("shop", name="Shop", domains=["shop.test"])
     reg.add_consents([ConsentRecord("shop", A, "form", NOW - 1)])
     reg.record_sends("shop", [A, B], now=NOW, ref="q")

@@ -105,7 +105,7 @@ def test_charts_page_shows_verdicts_complaints_and_listings(
             d = delivery_of(view, fingerprint=delivered_fingerprint(view),
                             client_ip="192.0.2.77", mail_from="x@example.org",
                             rcpts=["bob@example.net"], auth=None, at=time.time(),
-                            queue_id="4XmT")
+                            queue_id="4XmT", delimiters="+")
             assert d is not None
             RedisDeliveryLedger(raw, ttl=600).record_many([d])
             for kind, body in (("ham", RAW), ("spam", RAW.replace(b"m1@", b"m2@"))):

@@ -402,7 +402,7 @@ def test_unmatched_reports_newest_first_escaped_and_bounded(
 def test_consent_counts_per_advertiser(redis_url: str, tmp_path: Path,
                                        monkeypatch: Any) -> None:
     raw = redis.Redis.from_url(redis_url)
-    reg = RedisConsentRegistry(raw)
+    reg = RedisConsentRegistry(raw, delimiters="+")
     now = time.time()
     reg.register_advertiser("shop", name="Shop", domains=["shop.example"])
     reg.register_advertiser("mall", name="Mall", domains=["mall.example"])

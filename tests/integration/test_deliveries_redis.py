@@ -38,7 +38,8 @@ MID = "<20241103140107.4f2a9c@mail.promo-shop.example>"
 
 def delivery(*rcpts: str) -> Delivery:
     d = delivery_of(VIEW, fingerprint=FP, html_fingerprint=HTML_FP, client_ip="192.0.2.77",
-                    mail_from="", rcpts=rcpts, auth=None, at=1_800_000_000.0, queue_id="4XyZ")
+                    mail_from="", rcpts=rcpts, auth=None, at=1_800_000_000.0, queue_id="4XyZ",
+                    delimiters="+")
     assert d is not None
     return d
 

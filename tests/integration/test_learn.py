@@ -76,7 +76,8 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
     ledger = RedisDeliveryLedger(client, ttl=600)
     d = delivery_of(parse_message(RAW), fingerprint=FP, client_ip="192.0.2.77",
                     mail_from="bounce-8812@mailer.promo-shop.example",
-                    rcpts=["alice@example.vn"], auth=None, at=time.time(), queue_id="4XmQ")
+                    rcpts=["alice@example.vn"], auth=None, at=time.time(), queue_id="4XmQ",
+                    delimiters="+")
     assert d is not None
     ledger.record_many([d])  # the milter delivered RAW to alice (not to bob)
     assert ledger.failed == 0
@@ -174,7 +175,7 @@ def _deliver(r: redis.Redis, raw: bytes, rcpt: str = "alice@example.vn") -> None
     view = parse_message(raw)
     d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
                     mail_from="bounce@mailer.promo-shop.example", rcpts=[rcpt], auth=None,
-                    at=time.time(), queue_id="4XmR")
+                    at=time.time(), queue_id="4XmR", delimiters="+")
     assert d is not None
     RedisDeliveryLedger(r, ttl=600).record_many([d])
 

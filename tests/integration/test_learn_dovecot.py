@@ -251,7 +251,7 @@ def test_moves_into_and_out_of_junk_reach_redis(mailhost: Mailhost) -> None:
     fp = delivered_fingerprint(parse_message(RAW))
     d = delivery_of(parse_message(RAW), fingerprint=fp, client_ip="192.0.2.77",
                     mail_from="bounce-8812@mailer.promo-shop.example", rcpts=[USER],
-                    auth=None, at=time.time(), queue_id="4XmQ")
+                    auth=None, at=time.time(), queue_id="4XmQ", delimiters="+")
     assert d is not None
     RedisDeliveryLedger(mailhost.r, ttl=600).record_many([d])  # the milter delivered it
     m = mailhost.imap()

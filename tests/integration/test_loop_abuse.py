@@ -63,7 +63,7 @@ def deliver(cfg: Config, raw: bytes, *, ip: str, mail_from: str, rcpts: Sequence
         verdict = SimpleNamespace(view=parse_message(raw), auth=proved)
         skip = frozenset(cfg.intake.expand_address(cfg.intake.report_address))
         assert record_deliveries(RedisDeliveryLedger(client, ttl=7 * 86400),
-                                 [(verdict, env)], skip_recipients=skip) == 1
+                                 [(verdict, env)], skip_recipients=skip, delimiters="+") == 1
     finally:
         client.close()
 

@@ -85,7 +85,7 @@ def test_a_full_redis_still_stops_an_ad_to_a_recipient_who_refused(full: redis.R
     from spamwarden.mail import parse_message
     from spamwarden.milter.auth import AuthResults, DkimResult, DmarcResult
 
-    registry = RedisConsentRegistry(full)
+    registry = RedisConsentRegistry(full, delimiters="+")
     registry.register_advertiser("shop", name="Shop", domains=["shop.example"])
     registry.add_consents([ConsentRecord("shop", "a@example.vn", "form", time.time() - 60,
                                          "form #1")])

@@ -79,13 +79,14 @@ def test_milter_cache_sees_a_change_after_refresh(r: redis.Redis) -> None:
     now = [0.0]
     store = SettingsStore(r)
     cache = SettingsCache(store, refresh=5.0, clock=lambda: now[0])
-    assert cache.current().thresholds("a@example.org", BASE) == BASE
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+") == BASE
     store.put_setting("example.org", Overrides(tag_threshold=2.0))
     store.put_entry("deny", "dkim:bulk.example")
-    assert cache.current().thresholds("a@example.org", BASE) == BASE  # not yet polled
+    # not yet polled
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+") == BASE
     now[0] = 5.0
     snap = cache.current()
-    assert snap.thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert snap.thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
     assert snap.entries("deny") == ("dkim:bulk.example",)
 
 
@@ -95,10 +96,10 @@ def test_milter_cache_survives_redis_going_away(redis_server: Any) -> None:
     store = SettingsStore(client)
     store.put_setting("example.org", Overrides(tag_threshold=2.0))
     cache = SettingsCache(store, refresh=1.0, clock=lambda: now[0])
-    assert cache.current().thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
     redis_server.stop()
     now[0] = 2.0
-    assert cache.current().thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
     client.close()
 
 

@@ -168,8 +168,9 @@ def recorded(site: Site, msgid: str, users: tuple[str, ...] = USERS) -> None:
     the writes; Postfix may put the message in the mailboxes first, and a report racing
     that write would be stored as unmatched (no recipient reports that fast)."""
     mid = message_id_hash(msgid)
-    wait_until(lambda: all(site.client.exists(message_key(mid, normalize_reporter(u)))
-                           for u in users),
+    wait_until(lambda: all(
+                   site.client.exists(message_key(mid, normalize_reporter(u, delimiters="+")))
+                   for u in users),
                timeout=30, what=f"the delivery of {msgid} recorded")
 
 

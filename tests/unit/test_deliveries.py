@@ -60,10 +60,11 @@ def auth(*, spf: str = "none", dkim: tuple[tuple[str, str], ...] = (), dmarc: st
     )
 
 
-def delivered(*rcpts: str, a: Any = None, ip: str = "192.0.2.77", **kw: Any) -> Delivery:
+def delivered(*rcpts: str, a: Any = None, ip: str = "192.0.2.77", delimiters: str = "+",
+              **kw: Any) -> Delivery:
     d = delivery_of(VIEW, fingerprint=FP, client_ip=ip,
                     mail_from="bounce-8812@mailer.promo-shop.example", rcpts=rcpts, auth=a,
-                    at=1_700_000_000.0, queue_id="4XyZ1Q2w3e", **kw)
+                    at=1_700_000_000.0, queue_id="4XyZ1Q2w3e", delimiters=delimiters, **kw)
     assert d is not None
     return d
 
@@ -100,7 +101,7 @@ def test_recipients_are_bounded_and_intake_addresses_left_out() -> None:
     assert len(delivered(*many).recipients) == MAX_RECIPIENTS
     assert delivery_of(VIEW, fingerprint=FP, client_ip="192.0.2.77", mail_from="", auth=None,
                        rcpts=["report@example.vn"], at=1.0,
-                       skip_recipients=frozenset({"report@example.vn"})) is None
+                       skip_recipients=frozenset({"report@example.vn"}), delimiters="+") is None
     assert len(delivered("a@example.vn").url_domains) <= MAX_URL_DOMAINS
 
 
@@ -121,7 +122,7 @@ def test_one_batch_is_one_ledger_call() -> None:
     items = [(verdict, Envelope(client_ip="192.0.2.77", rcpts=[f"<u{i}@example.vn>"],
                                 queue_id=f"Q{i}")) for i in range(5)]
     items.append((SimpleNamespace(view=None, auth=None), Envelope(rcpts=["x@example.vn"])))
-    assert record_deliveries(ledger, items) == 5
+    assert record_deliveries(ledger, items, delimiters="+") == 5
     assert ledger.batches == [5]
     assert len({d.id for d in ledger.deliveries}) == 5
 
@@ -516,7 +517,7 @@ def test_a_delivery_keeps_every_link_domain_the_message_view_holds() -> None:
     view = parse_message(b"From: a@promo-shop.example\r\nSubject: x\r\n\r\n" + body.encode())
     assert len(view.url_domains) == 80
     d = delivery_of(view, fingerprint=FP, client_ip="192.0.2.77", mail_from="", auth=None,
-                    rcpts=["alice@example.vn"], at=1.0)
+                    rcpts=["alice@example.vn"], at=1.0, delimiters="+")
     assert d is not None and d.url_domains == view.url_domains
     assert "spam-shop.example" in d.url_domains
 
@@ -528,7 +529,8 @@ def recorded(view: Any, *, ip: str = "192.0.2.77", at: float = 1_700_000_000.0,
     ledger = MemoryDeliveryLedger()
     env = Envelope(client_ip=ip, mail_from="bounce@promo-shop.example",
                    rcpts=["alice@example.vn"], queue_id=queue_id)
-    assert record_deliveries(ledger, [(SimpleNamespace(view=view, auth=None), env)], now=at) == 1
+    assert record_deliveries(ledger, [(SimpleNamespace(view=view, auth=None), env)], now=at,
+                             delimiters="+") == 1
     [d] = ledger.deliveries
     return d
 

@@ -58,7 +58,7 @@ def delivered_to(*rcpts: str, raw: bytes = RAW) -> MemoryDeliveryLedger:
     view = parse_message(original.message)
     d = delivery_of(view, fingerprint=delivered_fingerprint(view), client_ip="192.0.2.77",
                     mail_from="bounce@mailer.promo-shop.example", rcpts=rcpts, auth=None,
-                    at=1_699_999_000.0)
+                    at=1_699_999_000.0, delimiters="+")
     assert d is not None
     return MemoryDeliveryLedger([d])
 

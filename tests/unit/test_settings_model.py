@@ -92,34 +92,38 @@ def test_thresholds_cascade_from_policy_to_domain_to_address() -> None:
         "sales.example.org": Overrides(tag_threshold=4.0),
         "ceo@sales.example.org": Overrides(tag_threshold=2.0),
     })
-    assert snap.thresholds("someone@other.example", BASE) == BASE
-    assert snap.thresholds("a@example.org", BASE) == Thresholds(5.0, 10.0, 12.0)
-    t = snap.thresholds("a@sales.example.org", BASE)
+    assert snap.thresholds("someone@other.example", BASE, delimiters="+") == BASE
+    assert snap.thresholds("a@example.org", BASE, delimiters="+") == Thresholds(5.0, 10.0, 12.0)
+    t = snap.thresholds("a@sales.example.org", BASE, delimiters="+")
     assert t == Thresholds(4.0, 10.0, 12.0)
     assert t.sources == ("example.org", "sales.example.org")
-    ceo = snap.thresholds("<CEO+news@Sales.Example.org>", BASE)
+    ceo = snap.thresholds("<CEO+news@Sales.Example.org>", BASE, delimiters="+")
     assert ceo == Thresholds(2.0, 10.0, 12.0)
     assert ceo.sources == ("example.org", "sales.example.org", "ceo@sales.example.org")
     # a subdomain below a setting inherits it; a sibling does not
-    assert snap.thresholds("x@deep.sales.example.org", BASE).tag_threshold == 4.0
-    assert snap.thresholds("x@notsales.example.org", BASE).tag_threshold == 5.0
+    assert snap.thresholds("x@deep.sales.example.org", BASE, delimiters="+").tag_threshold == 4.0
+    assert snap.thresholds("x@notsales.example.org", BASE, delimiters="+").tag_threshold == 5.0
     # a bare domain: what its addresses get, an address's own settings left out
-    assert snap.thresholds("sales.example.org", BASE) == Thresholds(4.0, 10.0, 12.0)
+    assert snap.thresholds("sales.example.org", BASE, delimiters="+") == Thresholds(4.0, 10.0, 12.0)
     postmaster = SettingsSnapshot({"postmaster@example.org": Overrides(tag_threshold=1.0)})
-    assert postmaster.thresholds("example.org", BASE) == BASE
+    assert postmaster.thresholds("example.org", BASE, delimiters="+") == BASE
 
 
 def test_an_idn_recipient_finds_its_a_label_target() -> None:
     snap = SettingsSnapshot({parse_target("bücher.example"): Overrides(tag_threshold=1.0),
                              parse_target("anna@bücher.example"): Overrides(reject_threshold=9.0)})
-    assert snap.thresholds("anna@Bücher.example", BASE) == Thresholds(1.0, 10.0, 9.0)
+    assert (snap.thresholds("anna@Bücher.example", BASE, delimiters="+")
+            == Thresholds(1.0, 10.0, 9.0))
 
 
 def test_equal_thresholds_from_different_entries_compare_equal() -> None:
     snap = SettingsSnapshot({"a.example": Overrides(tag_threshold=3.0),
                              "b.example": Overrides(tag_threshold=3.0)})
-    assert snap.thresholds("x@a.example", BASE) == snap.thresholds("y@b.example", BASE)
-    assert snap.thresholds("x@a.example", BASE) != snap.thresholds("y@c.example", BASE)
+    def at(rcpt: str) -> Thresholds:
+        return snap.thresholds(rcpt, BASE, delimiters="+")
+
+    assert at("x@a.example") == at("y@b.example")
+    assert at("x@a.example") != at("y@c.example")
 
 
 # -- allow and deny ----------------------------------------------------------------------------
@@ -209,7 +213,7 @@ def test_cache_polls_the_version_and_reloads_only_on_change() -> None:
     cache = SettingsCache(store, refresh=5.0, static_allow=["10.0.0.0/8"],
                           clock=lambda: now[0])
     first = cache.current()
-    assert first.thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert first.thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
     assert first.entries("allow") == ("cidr:10.0.0.0/8",)
     assert (store.polls, store.reads) == (1, 1)
     now[0] += 4.9
@@ -218,7 +222,7 @@ def test_cache_polls_the_version_and_reloads_only_on_change() -> None:
     assert cache.current() is first and (store.polls, store.reads) == (2, 1)  # unchanged
     store.ver, store.policies = 2, {"example.org": '{"tag_threshold": 1}'}
     now[0] += 5.1
-    assert cache.current().thresholds("a@example.org", BASE).tag_threshold == 1.0
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 1.0
     assert store.reads == 2
 
 
@@ -229,14 +233,14 @@ def test_cache_keeps_the_last_settings_while_the_store_is_down() -> None:
     cache = SettingsCache(store, refresh=1.0, static_deny=["198.51.100.0/24"],
                           clock=lambda: now[0])
     # never read: [policy] and the static entries
-    assert cache.current().thresholds("a@example.org", BASE) == BASE
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+") == BASE
     assert cache.current().entries("deny") == ("cidr:198.51.100.0/24",)
     store.down = False
     now[0] += 1.5
-    assert cache.current().thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
     store.down = True
     now[0] += 1.5
-    assert cache.current().thresholds("a@example.org", BASE).tag_threshold == 2.0
+    assert cache.current().thresholds("a@example.org", BASE, delimiters="+").tag_threshold == 2.0
 
 
 def test_cache_refuses_invalid_static_entries() -> None:
