@@ -54,6 +54,7 @@ import email.utils
 import hashlib
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -798,12 +799,35 @@ _ASCII_WORDS = bytes(
 ).lower()
 
 
+def _composed(text: str) -> str:
+    """``text`` in Unicode's composed form (NFC).  One text has several spellings that
+    Unicode holds equivalent: windows-1258 writes a Vietnamese tone mark as a combining
+    character after its letter, where UTF-8 mail writes the composed letter, and what
+    forwards a copy (a client's editor, a webmail's HTML cleaner, a copy and paste) may
+    write either.  A word does not run across a combining mark, so the words of the two
+    spellings differed.  Text already composed (nearly all mail) is returned as it is,
+    and so keeps the fingerprint it always had."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
+#: characters of a body a fingerprint composes (:func:`_composed`) before it keeps the
+#: first 200,000: a decomposed Vietnamese letter takes up to three
+_COMPOSE_CHARS = 800_000
+
+
 def _words(body: str) -> bytes:
-    """The words of ``body`` (its first 200,000 characters) lower-cased, joined by one
-    space, UTF-8: ``" ".join(_WORD.findall(body.lower()[:200_000]))`` encoded."""
+    """The words of ``body`` (the first 200,000 characters of it composed) lower-cased,
+    joined by one space, UTF-8:
+    ``" ".join(_WORD.findall(_composed(_composed(body).lower()[:200_000])))`` encoded
+    (composing the first :data:`_COMPOSE_CHARS` only)."""
     if body.isascii():  # \w on ASCII is [A-Za-z0-9_]; lower() keeps the length
         return b" ".join(body[:200_000].encode("ascii").translate(_ASCII_WORDS).split())
-    return " ".join(_WORD.findall(body.lower()[:200_000])).encode("utf-8", "replace")
+    # lower() maps each character to one or more: the first 200,000 of the lowered text
+    # come from the first 200,000 of the text
+    text = _composed(_composed(body[:_COMPOSE_CHARS])[:200_000].lower()[:200_000])
+    return " ".join(_WORD.findall(text)).encode("utf-8", "replace")
 
 
 def fingerprint(
@@ -812,9 +836,10 @@ def fingerprint(
     """A stable identity of the reported message, for de-duplication.
 
     SHA-256 over the From address, the subject without ``Re:``/``Fwd:``
-    prefixes and the body's words (lower-cased, whitespace and markup
-    ignored), so the same message forwarded twice, as an attachment or
-    inline, gives the same value.  Header-only copies add the Message-ID; an
+    prefixes and the body's words (lower-cased, in Unicode's composed form,
+    whitespace and markup ignored), so the same message forwarded twice, as an
+    attachment or inline, gives the same value, whichever of its canonically
+    equivalent spellings the forwarding client wrote.  Header-only copies add the Message-ID; an
     ARF report without a copy uses its Source-IP, Original-Mail-From,
     Arrival-Date and Original-Envelope-Id.  32 hex digits.
     """
@@ -845,8 +870,8 @@ def _content(view: MessageView, body: str, *, message_id: bool = True) -> bytes:
     """What :func:`fingerprint` hashes of a message: the From address, the subject without
     prefixes and the words of ``body`` (the Message-ID too when there are no words, unless
     ``message_id`` is false: a copy without one is hashed with none)."""
-    from_address = (_from_address(view.header("From")) or "").lower()
-    subject = " ".join(_SUBJECT_PREFIX.sub("", view.subject).lower().split())
+    from_address = _composed((_from_address(view.header("From")) or "").lower())
+    subject = " ".join(_composed(_SUBJECT_PREFIX.sub("", _composed(view.subject)).lower()).split())
     words = _words(body)
     data = (b"v1\0" + from_address.encode() + b"\0"
             + subject[:FINGERPRINT_SUBJECT_CHARS].encode() + b"\0" + words)

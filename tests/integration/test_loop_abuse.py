@@ -322,3 +322,52 @@ def test_volume_padding_keeps_the_sender_unlisted_but_not_its_links(
                         from_domain="padder.example"))
     assert all(report(cfg, u, forwarded(u, spam)).startswith("250 ") for u in USERS)
     assert listed(cfg) == names
+
+
+def test_a_windows_1258_spam_forwarded_inline_as_composed_text_is_matched(
+    redis_url: str
+) -> None:
+    """A Vietnamese spam in windows-1258 (tone marks as combining characters after the
+    letter), forwarded inline by each user as UTF-8 with composed letters: the same
+    text, spelled the other way. The words split at every combining mark of the
+    delivered text, the fingerprints differed, and no report matched: nothing was
+    listed."""
+    import base64
+    import unicodedata
+
+    tones = "\u0300\u0301\u0303\u0309\u0323"
+
+    def cp1258(text: str) -> str:
+        out = []
+        for ch in text:
+            parts = unicodedata.normalize("NFD", ch)
+            if ch.isascii() or not any(c in tones for c in parts):
+                out.append(ch)
+                continue
+            out.append(unicodedata.normalize("NFC", "".join(c for c in parts if c not in tones))
+                       + "".join(c for c in parts if c in tones))
+        return "".join(out)
+
+    cfg = site(redis_url)
+    subject = "Khuyến mãi đặc biệt"
+    text = ("Giảm giá 90% tất cả đồng hồ. Đặt hàng ngay tại "
+            "https://www.dong-ho-re.example/mua hôm nay.\r\n")
+    spam = ("From: Deals <deals@spammer.example>\r\nTo: undisclosed-recipients:;\r\n"
+            "Subject: =?windows-1258?B?" + base64.b64encode(cp1258(subject).encode("cp1258"))
+            .decode() + "?=\r\nMessage-ID: <vn1@spammer.example>\r\n"
+            "Date: Mon, 04 Nov 2024 08:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=windows-1258\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + cp1258(text).encode("cp1258")
+    deliver(cfg, spam, ip="203.0.113.66", mail_from="b@spammer.example", rcpts=USERS,
+            proved=SPAMMER)
+
+    def inline(login: str) -> bytes:
+        return submitted(
+            login, "Fwd: spam", "text/plain; charset=utf-8",
+            f"\r\n---------- Forwarded message ---------\r\n"
+            f"From: Deals <deals@spammer.example>\r\nDate: Mon, 4 Nov 2024 at 08:00\r\n"
+            f"Subject: {subject}\r\nTo: <{login}>\r\n\r\n{text}")
+
+    replies = [report(cfg, u, inline(u)) for u in USERS]
+    assert all(r.startswith("250 2.0.0 Report accepted as ") for r in replies), replies
+    assert listed(cfg) == {"203.0.113.66", "spammer.example", "dong-ho-re.example"}

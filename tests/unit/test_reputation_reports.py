@@ -374,9 +374,17 @@ def test_html_only_inline_forwards(name: str, boundary: bytes) -> None:
 # -- the fingerprint's word list: the ASCII fast path gives the regex's words ------------------
 
 
+def _nfc(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFC", text)
+
+
 def _regex_words(body: str) -> bytes:
-    """The word list as the fingerprint has always computed it."""
-    return " ".join(re.findall(r"\w+", body.lower()[:200_000])).encode("utf-8", "replace")
+    """The word list as the fingerprint computes it: the regex over the composed text (on
+    composed text, as it has always computed it)."""
+    return " ".join(re.findall(r"\w+", _nfc(_nfc(body).lower()[:200_000]))).encode(
+        "utf-8", "replace")
 
 
 @pytest.mark.parametrize("body", [
@@ -416,12 +424,12 @@ def test_delivered_fingerprint_unchanged_on_corpus_sample() -> None:
     def reference(view: object) -> str:
         v: Any = view
         h = hashlib.sha256()
-        from_address = (_from_address(v.header("From")) or "").lower()
-        subject = _SUBJECT_PREFIX.sub("", v.subject).strip().lower()
+        from_address = _nfc((_from_address(v.header("From")) or "").lower())
+        subject = _nfc(_SUBJECT_PREFIX.sub("", _nfc(v.subject)).strip().lower())
         body = v.text or v.html_text
         if v.has_text_plain and v.html_text and body.endswith(v.html_text):
             body = body[: -len(v.html_text)]
-        words = " ".join(re.findall(r"\w+", body.lower()[:200_000]))
+        words = " ".join(re.findall(r"\w+", _nfc(_nfc(body).lower()[:200_000])))
         h.update(b"v1\0" + from_address.encode() + b"\0" + " ".join(subject.split()).encode()
                  + b"\0" + words.encode("utf-8", "replace"))
         if not words:
@@ -460,3 +468,90 @@ def test_links_recovered_from_a_forward_count_their_redirect_targets() -> None:
         "https://www.google.com/url?q=https%3A%2F%2Fspam-shop.example%2Fbuy&sa=D",))
     ind = extract_indicators(original)
     assert ind.url_domains == ("google.com", "spam-shop.example")
+
+
+# -- one text, two Unicode spellings ---------------------------------------------------------------
+
+#: Vietnamese tone marks: windows-1258 writes them as combining characters after the letter
+_TONES = "\u0300\u0301\u0303\u0309\u0323"
+
+
+def _cp1258_spelling(text: str) -> str:
+    """``text`` as windows-1258 spells it: the letter (precomposed where the code page
+    has it: â, ê, ô, ơ, ư, đ), then its tone mark as a combining character."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        try:
+            ch.encode("cp1258")
+            out.append(ch)
+            continue
+        except UnicodeEncodeError:
+            pass
+        parts = unicodedata.normalize("NFD", ch)
+        tones = "".join(c for c in parts if c in _TONES)
+        out.append(unicodedata.normalize("NFC", "".join(c for c in parts if c not in _TONES))
+                   + tones)
+    return "".join(out)
+
+
+_VIET_SUBJECT = "Khuyến mãi đặc biệt cho bạn"
+_VIET_BODY = ("Chương trình khuyến mãi lớn nhất năm: giảm giá 90% tất cả sản phẩm.\n"
+              "Đăng ký ngay hôm nay để nhận quà tặng miễn phí.\n")
+
+
+def test_a_windows_1258_message_and_its_composed_forward_share_a_fingerprint() -> None:
+    """A Vietnamese message in windows-1258 decodes to letters followed by combining
+    tone marks; a report forwards the same text inline as UTF-8 with composed letters.
+    Both spellings are the same text (canonically equivalent), and the report must find
+    the delivery: the words split at every combining mark before, so the fingerprints
+    differed."""
+    import unicodedata
+
+    from spamwarden.mail import parse_message
+    from spamwarden.reputation.reports import delivered_fingerprint
+
+    subject, body = _cp1258_spelling(_VIET_SUBJECT), _cp1258_spelling(_VIET_BODY)
+    assert not unicodedata.is_normalized("NFC", body)
+    original = ("From: Shop <deals@shop.example>\r\nTo: an@example.vn\r\n"
+                "Subject: =?windows-1258?B?"
+                + base64.b64encode(subject.encode("cp1258")).decode() + "?=\r\n"
+                "Message-ID: <vn1@shop.example>\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: text/plain; charset=windows-1258\r\n"
+                "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + body.replace(
+                    "\n", "\r\n").encode("cp1258")
+    view = parse_message(original)
+    assert not unicodedata.is_normalized("NFC", view.text)  # decoded as written
+    forward = _plain(
+        "---------- Forwarded message ---------\n"
+        "From: Shop <deals@shop.example>\nDate: Mon, 4 Nov 2024 at 08:00\n"
+        f"Subject: {_VIET_SUBJECT}\nTo: <an@example.vn>\n\n{_VIET_BODY}",
+        subject=f"Fwd: {_VIET_SUBJECT}")
+    assert unicodedata.is_normalized("NFC", forward.decode())
+    assert fingerprint(find_original(forward)) == delivered_fingerprint(view)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=200))
+def test_fingerprint_words_are_the_same_in_every_canonical_spelling(body: str) -> None:
+    import unicodedata
+
+    from spamwarden.reputation.reports import _words
+
+    assert _words(unicodedata.normalize("NFD", body)) == _words(body) == _words(
+        unicodedata.normalize("NFC", body))
+
+
+def test_fingerprint_words_of_a_long_text_are_cut_after_composing() -> None:
+    """Past 200,000 characters the word list is cut: where, must not depend on the
+    spelling (a decomposed text is longer than its composed form)."""
+    import unicodedata
+
+    from spamwarden.reputation.reports import _words
+
+    composed = ("Đặt hàng ngay hôm nay để nhận quà tặng miễn phí. " * 6000)[:250_000]
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert len(decomposed) > 300_000
+    assert _words(decomposed) == _words(composed) == _regex_words(composed)
+    assert _words(_cp1258_spelling(composed)) == _words(composed)
