@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ReportError, StoreError
-from ..i18n import MESSAGES, smtp_text
+from ..i18n import MESSAGES, fold_ascii, smtp_text
 from ..logs import event
 from ..mail import domain_of_address, parse_message, registrable_domain
 from .confirmations import confirm_once, sender_from_config
@@ -78,9 +78,12 @@ def reply(language: str, name: str, **values: object) -> str:
     return f"{REPLY_CODES[name]} {smtp_text(language, 'optout.' + name, **values)}"
 
 
+#: "all" as the subject or first line says it, read without diacritics
+#: (:func:`~spamwarden.i18n.fold_ascii`): ``tất cả`` composed, decomposed (a keyboard
+#: writing tone marks as combining characters) or typed without or with other marks
 _ALL_RE = re.compile(
-    r"^\s*(?:(?:re|fw|fwd)\s*:\s*)*(?:all(?:\s+advertising|\s+ads)?|\*|t[ấa]t\s+c[ảa]"
-    r"(?:\s+qu[ảa]ng\s+c[áa]o)?|stop\s+all)\s*[.!]?\s*$",
+    r"^\s*(?:(?:re|fw|fwd)\s*:\s*)*(?:all(?:\s+advertising|\s+ads)?|\*|tat\s+ca"
+    r"(?:\s+quang\s+cao)?|stop\s+all)\s*[.!]?\s*$",
     re.IGNORECASE,
 )
 _TOKEN_RE = re.compile(
@@ -145,7 +148,7 @@ class OptoutHandler:
         """
         view = parse_message(raw)
         first_line = next((ln for ln in view.text.splitlines() if ln.strip()), "")
-        if _ALL_RE.match(view.subject) or _ALL_RE.match(first_line):
+        if _ALL_RE.match(fold_ascii(view.subject)) or _ALL_RE.match(fold_ascii(first_line)):
             return GLOBAL
         text = raw[:2_000_000].decode("latin-1")
         for m in _TOKEN_RE.finditer(text):

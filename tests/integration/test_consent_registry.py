@@ -293,6 +293,23 @@ def test_optout_vietnamese_all(reg: RedisConsentRegistry) -> None:
     assert reg.refusal(B) is not None
 
 
+@pytest.mark.parametrize("form", ["NFD", "NFC"])
+@pytest.mark.parametrize("subject", ["Tất cả quảng cáo", "TẤT CẢ", "Re: tất cả.", "tât cả"])
+def test_optout_vietnamese_all_however_it_is_typed(reg: RedisConsentRegistry, subject: str,
+                                                  form: str) -> None:
+    """A Vietnamese keyboard set to write decomposed Unicode (letters, then combining
+    tone marks) and one that writes composed letters type the same words, as does a
+    user who puts one mark on the wrong letter: each refuses all advertising. The
+    decomposed spelling used to get 550 (no advertiser named)."""
+    import unicodedata
+
+    subject = unicodedata.normalize(form, subject)
+    raw = f"From: b@example.test\r\nSubject: {subject}\r\n\r\n-\r\n".encode()
+    reply = _optout(reg, raw)
+    assert reply.startswith("250 ") and "all advertising" in reply, reply
+    assert reg.refusal(B) is not None
+
+
 def test_optout_forwarded_ad_names_the_advertiser(reg: RedisConsentRegistry) -> None:
     raw = (
         b"From: b@example.test\r\nSubject: Fwd: [QC] Sale\r\nMIME-Version: 1.0\r\n"
