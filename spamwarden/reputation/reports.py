@@ -420,6 +420,9 @@ def _header_block(lines: list[str], start: int) -> tuple[dict[str, str], int] | 
 
 
 def _find_inline(text: str) -> tuple[dict[str, str], str] | None:
+    # the markers and field names are spelled composed (``Chủ đề``); a client may write
+    # them decomposed, and the fingerprint reads the text composed anyway
+    text = _composed(text)
     lines = text.replace("\r\n", "\n").split("\n")[:20000]
     marker = _FORWARD_MARKER.search(text.replace("\r\n", "\n"))
     candidates: list[int] = []

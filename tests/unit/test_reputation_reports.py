@@ -555,3 +555,25 @@ def test_fingerprint_words_of_a_long_text_are_cut_after_composing() -> None:
     assert len(decomposed) > 300_000
     assert _words(decomposed) == _words(composed) == _regex_words(composed)
     assert _words(_cp1258_spelling(composed)) == _words(composed)
+
+
+def test_an_inline_forward_typed_decomposed_is_read() -> None:
+    """A client writing decomposed Unicode (letters, then combining marks) forwards with
+    its Vietnamese labels spelled so: ``Chủ đề:`` is no field name the parser knew,
+    so the report found no original."""
+    import unicodedata
+
+    from spamwarden.mail import parse_message
+    from spamwarden.reputation.reports import delivered_fingerprint
+
+    delivered = ("From: Shop <deals@shop.example>\r\nTo: an@example.vn\r\n"
+                 f"Subject: {_VIET_SUBJECT}\r\nMessage-ID: <vn2@shop.example>\r\n"
+                 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                 + _VIET_BODY.replace("\n", "\r\n")).encode()
+    forward = unicodedata.normalize("NFD", (
+        "Chặn giúp tôi.\n\n---------- Thư đã chuyển tiếp ---------\n"
+        "Từ: Shop <deals@shop.example>\nNgày: Thứ Hai, 4 thg 11, 2024 lúc 08:00\n"
+        f"Chủ đề: {_VIET_SUBJECT}\nĐến: <an@example.vn>\n\n{_VIET_BODY}"))
+    original = find_original(_plain(forward, subject="Fwd: " + _VIET_SUBJECT))
+    assert original.source == "inline"
+    assert fingerprint(original) == delivered_fingerprint(parse_message(delivered))
