@@ -842,8 +842,8 @@ def fingerprint(
     prefixes and the body's words (lower-cased, in Unicode's composed form,
     whitespace and markup ignored), so the same message forwarded twice, as an
     attachment or inline, gives the same value, whichever of its canonically
-    equivalent spellings the forwarding client wrote.  Header-only copies add the Message-ID; an
-    ARF report without a copy uses its Source-IP, Original-Mail-From,
+    equivalent spellings the forwarding client wrote.  Header-only copies add the
+    Message-ID; an ARF report without a copy uses its Source-IP, Original-Mail-From,
     Arrival-Date and Original-Envelope-Id.  32 hex digits.
     """
     h = hashlib.sha256()
