@@ -39,6 +39,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ._unicode import normalized
+
 __all__ = [
     "LANGUAGES",
     "MESSAGES",
@@ -851,7 +853,7 @@ def fold_ascii(s: str) -> str:
     ``Thư của bạn bị từ chối`` becomes ``Thu cua ban bi tu choi``; any other character
     outside printable ASCII becomes ``?``, and whitespace runs become one space.
     """
-    decomposed = unicodedata.normalize("NFD", s.translate(_FOLD))
+    decomposed = normalized("NFD", s.translate(_FOLD))
     out = []
     for ch in decomposed:
         if unicodedata.combining(ch):

@@ -54,11 +54,11 @@ import email.utils
 import hashlib
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from .._unicode import normalized
 from ..errors import ReportError
 from ..mail import (
     DEFAULT_AD_LABELS,
@@ -809,10 +809,9 @@ def _composed(text: str) -> str:
     forwards a copy (a client's editor, a webmail's HTML cleaner, a copy and paste) may
     write either.  A word does not run across a combining mark, so the words of the two
     spellings differed.  Text already composed (nearly all mail) is returned as it is,
-    and so keeps the fingerprint it always had."""
-    if text.isascii() or unicodedata.is_normalized("NFC", text):
-        return text
-    return unicodedata.normalize("NFC", text)
+    and so keeps the fingerprint it always had; a run of over 30 marks on one letter is
+    cut first (:func:`~spamwarden._unicode.normalized`: a sender cannot make it slow)."""
+    return normalized("NFC", text)
 
 
 #: characters of a body a fingerprint composes (:func:`_composed`) before it keeps the

@@ -56,6 +56,7 @@ from typing import Any
 
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._unicode import normalized
 from ..mail import MessageView, parse_message
 
 __all__ = [
@@ -136,7 +137,7 @@ def tokenize(text: str, *, prefix: str = "", limit: int = 20_000) -> list[str]:
     text = text[:limit]
     ascii_only = text.isascii()
     if not ascii_only:
-        text = unicodedata.normalize("NFC", text)
+        text = normalized("NFC", text)
     text = text.lower()
     # On ASCII text [^\W_] is exactly [a-z0-9] (after lower()), which the regex engine
     # checks by range instead of by Unicode category.
