@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from spamwarden.errors import ReportError
@@ -405,7 +405,19 @@ def test_fingerprint_words_fast_path_matches_regex(body: str) -> None:
 def test_fingerprint_words_any_text_matches_regex(body: str) -> None:
     from spamwarden.reputation.reports import _words
 
+    assume(_marks_on_one_letter(body) <= 28)  # longer runs are cut: test_unicode_safe.py
     assert _words(body) == _regex_words(body)
+
+
+def _marks_on_one_letter(text: str) -> int:
+    """The longest run of combining marks in ``text`` decomposed."""
+    import unicodedata
+
+    best = run = 0
+    for ch in unicodedata.normalize("NFD", text):
+        run = run + 1 if unicodedata.combining(ch) or ch in "\u0f73\u0f75\u0f81" else 0
+        best = max(best, run)
+    return best
 
 
 def test_delivered_fingerprint_unchanged_on_corpus_sample() -> None:
@@ -539,6 +551,7 @@ def test_fingerprint_words_are_the_same_in_every_canonical_spelling(body: str) -
 
     from spamwarden.reputation.reports import _words
 
+    assume(_marks_on_one_letter(body) <= 28)  # longer runs are cut: test_unicode_safe.py
     assert _words(unicodedata.normalize("NFD", body)) == _words(body) == _words(
         unicodedata.normalize("NFC", body))
 
