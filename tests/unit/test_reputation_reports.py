@@ -34,6 +34,7 @@ from spamwarden.reputation.reports import (
     verified_domains,
 )
 from tests.conftest import DATA, data_path
+from tests.support.unicode import cp1258_spelling, longest_mark_run
 
 TRUSTED = parse_networks(["127.0.0.0/8", "::1/128"])
 REPORTS = DATA / "reports"
@@ -405,19 +406,8 @@ def test_fingerprint_words_fast_path_matches_regex(body: str) -> None:
 def test_fingerprint_words_any_text_matches_regex(body: str) -> None:
     from spamwarden.reputation.reports import _words
 
-    assume(_marks_on_one_letter(body) <= 28)  # longer runs are cut: test_unicode_safe.py
+    assume(longest_mark_run(body) <= 28)  # longer runs are cut: test_unicode_safe.py
     assert _words(body) == _regex_words(body)
-
-
-def _marks_on_one_letter(text: str) -> int:
-    """The longest run of combining marks in ``text`` decomposed."""
-    import unicodedata
-
-    best = run = 0
-    for ch in unicodedata.normalize("NFD", text):
-        run = run + 1 if unicodedata.combining(ch) or ch in "\u0f73\u0f75\u0f81" else 0
-        best = max(best, run)
-    return best
 
 
 def test_delivered_fingerprint_unchanged_on_corpus_sample() -> None:
@@ -484,30 +474,6 @@ def test_links_recovered_from_a_forward_count_their_redirect_targets() -> None:
 
 # -- one text, two Unicode spellings ---------------------------------------------------------------
 
-#: Vietnamese tone marks: windows-1258 writes them as combining characters after the letter
-_TONES = "\u0300\u0301\u0303\u0309\u0323"
-
-
-def _cp1258_spelling(text: str) -> str:
-    """``text`` as windows-1258 spells it: the letter (precomposed where the code page
-    has it: â, ê, ô, ơ, ư, đ), then its tone mark as a combining character."""
-    import unicodedata
-
-    out = []
-    for ch in text:
-        try:
-            ch.encode("cp1258")
-            out.append(ch)
-            continue
-        except UnicodeEncodeError:
-            pass
-        parts = unicodedata.normalize("NFD", ch)
-        tones = "".join(c for c in parts if c in _TONES)
-        out.append(unicodedata.normalize("NFC", "".join(c for c in parts if c not in _TONES))
-                   + tones)
-    return "".join(out)
-
-
 _VIET_SUBJECT = "Khuyến mãi đặc biệt cho bạn"
 _VIET_BODY = ("Chương trình khuyến mãi lớn nhất năm: giảm giá 90% tất cả sản phẩm.\n"
               "Đăng ký ngay hôm nay để nhận quà tặng miễn phí.\n")
@@ -524,7 +490,7 @@ def test_a_windows_1258_message_and_its_composed_forward_share_a_fingerprint() -
     from spamwarden.mail import parse_message
     from spamwarden.reputation.reports import delivered_fingerprint
 
-    subject, body = _cp1258_spelling(_VIET_SUBJECT), _cp1258_spelling(_VIET_BODY)
+    subject, body = cp1258_spelling(_VIET_SUBJECT), cp1258_spelling(_VIET_BODY)
     assert not unicodedata.is_normalized("NFC", body)
     original = ("From: Shop <deals@shop.example>\r\nTo: an@example.vn\r\n"
                 "Subject: =?windows-1258?B?"
@@ -551,7 +517,7 @@ def test_fingerprint_words_are_the_same_in_every_canonical_spelling(body: str) -
 
     from spamwarden.reputation.reports import _words
 
-    assume(_marks_on_one_letter(body) <= 28)  # longer runs are cut: test_unicode_safe.py
+    assume(longest_mark_run(body) <= 28)  # longer runs are cut: test_unicode_safe.py
     assert _words(unicodedata.normalize("NFD", body)) == _words(body) == _words(
         unicodedata.normalize("NFC", body))
 
@@ -567,7 +533,7 @@ def test_fingerprint_words_of_a_long_text_are_cut_after_composing() -> None:
     decomposed = unicodedata.normalize("NFD", composed)
     assert len(decomposed) > 300_000
     assert _words(decomposed) == _words(composed) == _regex_words(composed)
-    assert _words(_cp1258_spelling(composed)) == _words(composed)
+    assert _words(cp1258_spelling(composed)) == _words(composed)
 
 
 def test_an_inline_forward_typed_decomposed_is_read() -> None:

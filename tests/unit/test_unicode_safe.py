@@ -16,35 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spamwarden._unicode import MAX_MARKS, normalized, stream_safe
+from tests.support.unicode import longest_mark_run
 
 #: two combining marks of different classes (acute 230, dot below 220): every pair is out
 #: of canonical order, the costly case
 ALTERNATING = "\u0301\u0323"
-
-
-#: not non-starters themselves, but each decomposes to two
-_TWO_MARKS = {"\u0f73", "\u0f75", "\u0f81"}
-
-
-def longest_run(text: str) -> int:
-    """The longest run of non-starters in ``text``, each counted as it decomposes (a
-    letter with marks of its own starts a run of those marks); linear, no ``normalize``."""
-    best = run = 0
-    for ch in text:
-        if ch in _TWO_MARKS:
-            run += 2
-        elif unicodedata.combining(ch):
-            run += 1
-        else:
-            parts = unicodedata.decomposition(ch).split()
-            marks = 0
-            for p in reversed([x for x in parts if not x.startswith("<")]):
-                if not unicodedata.combining(chr(int(p, 16))):
-                    break
-                marks += 1
-            run = marks
-        best = max(best, run)
-    return best
 
 
 def test_stream_safe_cuts_long_runs_and_keeps_the_rest() -> None:
@@ -80,7 +56,7 @@ def handed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real = unicodedata.normalize
 
     def spy(form: Any, text: str) -> str:
-        runs.append(longest_run(text))
+        runs.append(longest_mark_run(text, real))
         return real(form, text)
 
     monkeypatch.setattr(unicodedata, "normalize", spy)
